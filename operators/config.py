@@ -1,0 +1,186 @@
+"""The pydantic description of one operator; every app and store is built from it."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+E164_PREFIX = re.compile(r"^\+[1-9]\d{0,13}$")
+
+
+class LegalBasis(StrEnum):
+    """Why an operator may process personal data for a purpose (GDPR art. 6)."""
+
+    CONSENT = "consent"
+    LEGITIMATE_INTEREST = "legitimate_interest"
+    CONTRACT = "contract"
+
+
+class QuotaPeriod(StrEnum):
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quota(_Strict):
+    """At most ``limit`` calls per ``period``; sliding windows smooth the period edge."""
+
+    limit: int = Field(gt=0)
+    period: QuotaPeriod = QuotaPeriod.DAY
+    window: Literal["fixed", "sliding"] = "fixed"
+
+
+class Plan(_Strict):
+    """A subscription tier: its throttling limits and its prices."""
+
+    name: str
+    rate_per_second: float = Field(gt=0, description="sustained token-bucket rate")
+    burst: int = Field(gt=0, description="token-bucket capacity")
+    quota: Quota | None = None
+    price_per_call: float = Field(default=0.0, ge=0)
+    monthly_fee: float = Field(default=0.0, ge=0)
+    currency: str = "EUR"
+
+
+class PurposePolicy(_Strict):
+    """The legal basis of one DPV purpose and which grants may carry it."""
+
+    purpose: str
+    legal_basis: LegalBasis
+    two_legged: bool = Field(
+        default=False,
+        description="whether client_credentials may be used for this purpose",
+    )
+
+    @field_validator("purpose")
+    @classmethod
+    def _dpv(cls, value: str) -> str:
+        if not value.startswith("dpv:"):
+            raise ValueError("a purpose is a scope value starting with 'dpv:'")
+        return value
+
+
+def default_plans() -> tuple[Plan, ...]:
+    return (
+        Plan(name="free", rate_per_second=2, burst=5, quota=Quota(limit=1000)),
+        Plan(
+            name="pay-as-you-go",
+            rate_per_second=50,
+            burst=100,
+            quota=Quota(limit=100_000, period=QuotaPeriod.MONTH),
+            price_per_call=0.01,
+        ),
+        Plan(name="enterprise", rate_per_second=500, burst=1000, price_per_call=0.004,
+             monthly_fee=2000.0),
+    )
+
+
+def default_purposes() -> tuple[PurposePolicy, ...]:
+    return (
+        PurposePolicy(purpose="dpv:FraudPreventionAndDetection",
+                      legal_basis=LegalBasis.LEGITIMATE_INTEREST, two_legged=True),
+        PurposePolicy(purpose="dpv:RequestedServiceProvision", legal_basis=LegalBasis.CONTRACT,
+                      two_legged=True),
+        PurposePolicy(purpose="dpv:IdentityVerification", legal_basis=LegalBasis.CONSENT),
+        PurposePolicy(purpose="dpv:ServiceProvision", legal_basis=LegalBasis.CONSENT),
+        PurposePolicy(purpose="dpv:Marketing", legal_basis=LegalBasis.CONSENT),
+    )
+
+
+class TokenLifetimes(_Strict):
+    access_token: int = Field(default=3600, gt=0)
+    authorization_code: int = Field(default=60, gt=0, le=600)
+    ciba_request: int = Field(default=120, gt=0)
+    ciba_interval: int = Field(default=2, ge=0)
+    client_assertion_max: int = Field(default=300, gt=0)
+    clock_skew: int = Field(default=10, ge=0)
+
+
+class OperatorConfig(_Strict):
+    """Everything that makes one operator distinct: identity, numbers, seed, storage, plans."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
+    display_name: str
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    mcc: str = Field(pattern=r"^\d{3}$")
+    mnc: str = Field(pattern=r"^\d{2,3}$")
+    number_ranges: tuple[str, ...] = Field(min_length=1)
+    ipv4_ranges: tuple[str, ...] = ("10.0.0.0/16",)
+    seed: int = 0
+    subscribers: int = Field(default=200, ge=0, le=1_000_000)
+    storage: str = Field(default=":memory:", description="SQLite file path or ':memory:'")
+    issuer: str | None = Field(default=None, description="issuer URL; derived from id if unset")
+    admin_secret: str = Field(default="admin-secret", min_length=8)
+    signing_alg: Literal["ES256", "RS256", "PS256"] = "ES256"
+    plans: tuple[Plan, ...] = Field(default_factory=default_plans)
+    purposes: tuple[PurposePolicy, ...] = Field(default_factory=default_purposes)
+    lifetimes: TokenLifetimes = Field(default_factory=TokenLifetimes)
+
+    @field_validator("number_ranges")
+    @classmethod
+    def _e164_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for prefix in value:
+            if not E164_PREFIX.match(prefix):
+                raise ValueError(f"number range {prefix!r} is not an E.164 prefix like '+3460'")
+        return value
+
+    @field_validator("ipv4_ranges")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            ipaddress.IPv4Network(cidr)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> OperatorConfig:
+        names = [plan.name for plan in self.plans]
+        if len(names) != len(set(names)):
+            raise ValueError("plan names must be unique")
+        purposes = [p.purpose for p in self.purposes]
+        if len(purposes) != len(set(purposes)):
+            raise ValueError("purposes must be unique")
+        return self
+
+    @property
+    def network(self) -> str:
+        """MCC+MNC, the network id used by Telco Routing rules."""
+        return self.mcc + self.mnc
+
+    @property
+    def issuer_url(self) -> str:
+        return self.issuer or f"https://{self.id}.ogsim.test/oauth"
+
+    def owns(self, number: str) -> bool:
+        return any(number.startswith(prefix) for prefix in self.number_ranges)
+
+    def purpose(self, purpose: str) -> PurposePolicy | None:
+        return next((p for p in self.purposes if p.purpose == purpose), None)
+
+    def plan(self, name: str) -> Plan | None:
+        return next((p for p in self.plans if p.name == name), None)
+
+
+def example_operator(
+    operator_id: str = "telco-es", *, seed: int = 7, storage: str = ":memory:"
+) -> OperatorConfig:
+    """The operator that ``ogsim demo`` and the tests start when given no config file."""
+    return OperatorConfig(
+        id=operator_id,
+        display_name="Telco España",
+        country="ES",
+        mcc="214",
+        mnc="07",
+        number_ranges=("+3460", "+3461"),
+        ipv4_ranges=("10.34.0.0/16",),
+        seed=seed,
+        storage=storage,
+    )

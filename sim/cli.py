@@ -1,0 +1,21 @@
+"""The ``ogsim`` command: a thin layer of typer sub-apps over the packages."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="ogsim",
+    help="A federated multi-operator simulator of the GSMA Open Gateway.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Run operators live, simulate them in virtual time, and check them against theory."""
+
+
+if __name__ == "__main__":
+    app()
