@@ -114,6 +114,7 @@ class OperatorConfig(_Strict):
     mcc: str = Field(pattern=r"^\d{3}$")
     mnc: str = Field(pattern=r"^\d{2,3}$")
     number_ranges: tuple[str, ...] = Field(min_length=1)
+    number_digits: int = Field(default=11, ge=8, le=15, description="digits after the '+'")
     ipv4_ranges: tuple[str, ...] = ("10.0.0.0/16",)
     seed: int = 0
     subscribers: int = Field(default=200, ge=0, le=1_000_000)
@@ -132,6 +133,16 @@ class OperatorConfig(_Strict):
             if not E164_PREFIX.match(prefix):
                 raise ValueError(f"number range {prefix!r} is not an E.164 prefix like '+3460'")
         return value
+
+    @model_validator(mode="after")
+    def _room_for_subscribers(self) -> OperatorConfig:
+        for prefix in self.number_ranges:
+            if len(prefix) - 1 > self.number_digits - 4:
+                raise ValueError(
+                    f"number range {prefix!r} leaves fewer than 4 digits in a "
+                    f"{self.number_digits}-digit number"
+                )
+        return self
 
     @field_validator("ipv4_ranges")
     @classmethod
