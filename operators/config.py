@@ -79,17 +79,28 @@ def default_plans() -> tuple[Plan, ...]:
             quota=Quota(limit=100_000, period=QuotaPeriod.MONTH),
             price_per_call=0.01,
         ),
-        Plan(name="enterprise", rate_per_second=500, burst=1000, price_per_call=0.004,
-             monthly_fee=2000.0),
+        Plan(
+            name="enterprise",
+            rate_per_second=500,
+            burst=1000,
+            price_per_call=0.004,
+            monthly_fee=2000.0,
+        ),
     )
 
 
 def default_purposes() -> tuple[PurposePolicy, ...]:
     return (
-        PurposePolicy(purpose="dpv:FraudPreventionAndDetection",
-                      legal_basis=LegalBasis.LEGITIMATE_INTEREST, two_legged=True),
-        PurposePolicy(purpose="dpv:RequestedServiceProvision", legal_basis=LegalBasis.CONTRACT,
-                      two_legged=True),
+        PurposePolicy(
+            purpose="dpv:FraudPreventionAndDetection",
+            legal_basis=LegalBasis.LEGITIMATE_INTEREST,
+            two_legged=True,
+        ),
+        PurposePolicy(
+            purpose="dpv:RequestedServiceProvision",
+            legal_basis=LegalBasis.CONTRACT,
+            two_legged=True,
+        ),
         PurposePolicy(purpose="dpv:IdentityVerification", legal_basis=LegalBasis.CONSENT),
         PurposePolicy(purpose="dpv:ServiceProvision", legal_basis=LegalBasis.CONSENT),
         PurposePolicy(purpose="dpv:Marketing", legal_basis=LegalBasis.CONSENT),

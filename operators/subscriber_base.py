@@ -42,8 +42,16 @@ from .test_numbers import RESERVED_SUFFIXES, TEST_NUMBERS, TestNumber, by_suffix
 from .types import Clock
 
 LOCALES = {
-    "ES": "es_ES", "GB": "en_GB", "DE": "de_DE", "FR": "fr_FR", "IT": "it_IT",
-    "US": "en_US", "PT": "pt_PT", "NL": "nl_NL", "BR": "pt_BR", "MX": "es_MX",
+    "ES": "es_ES",
+    "GB": "en_GB",
+    "DE": "de_DE",
+    "FR": "fr_FR",
+    "IT": "it_IT",
+    "US": "en_US",
+    "PT": "pt_PT",
+    "NL": "nl_NL",
+    "BR": "pt_BR",
+    "MX": "es_MX",
 }
 VISITED_COUNTRIES = ("FR", "DE", "IT", "PT", "GB", "US", "NL", "ES")
 _MULTIPLIER = 7_919_993  # prime, so coprime with every 10^k - 100 that is not its multiple
@@ -114,7 +122,7 @@ class NumberPlan:
         for range_index, prefix in enumerate(self.ranges):
             if not msisdn.startswith(prefix) or len(msisdn) != self.digits + 1:
                 continue
-            digits = msisdn[len(prefix):]
+            digits = msisdn[len(prefix) :]
             if not digits.isdigit():
                 return None, None
             suffix = int(digits)
@@ -284,9 +292,12 @@ class SubscriberBase:
                 swaps.append(ref - timedelta(hours=rng.uniform(0.5, 48)))
         roll = rng.random()
         connectivity: tuple[Connectivity, ...] = (
-            (Connectivity.DATA, Connectivity.SMS) if roll < 0.85
-            else (Connectivity.SMS,) if roll < 0.90
-            else (Connectivity.DATA,) if roll < 0.93
+            (Connectivity.DATA, Connectivity.SMS)
+            if roll < 0.85
+            else (Connectivity.SMS,)
+            if roll < 0.90
+            else (Connectivity.DATA,)
+            if roll < 0.93
             else ()
         )
         roaming = None
@@ -395,9 +406,14 @@ def _apply(subscriber: Subscriber, changes: list[Change], reference: datetime) -
             case ChangeKind.CONNECTIVITY:
                 update = {"connectivity": tuple(Connectivity(c) for c in p["connectivity"])}
             case ChangeKind.LOCATION:
-                update = {"location": Location(
-                    latitude=p["latitude"], longitude=p["longitude"],
-                    accuracy=p.get("accuracy", 100.0), observed_at=when)}
+                update = {
+                    "location": Location(
+                        latitude=p["latitude"],
+                        longitude=p["longitude"],
+                        accuracy=p.get("accuracy", 100.0),
+                        observed_at=when,
+                    )
+                }
             case ChangeKind.PORT_OUT:
                 update = {"ported_to": str(p["operator"])}
             case ChangeKind.PORT_IN:

@@ -48,8 +48,11 @@ class TestNumber:
 
 
 TEST_NUMBERS: tuple[TestNumber, ...] = (
-    TestNumber(1, "approves", "reachable (DATA+SMS) at home, SIM swapped 400 days ago, "
-               "handset approves consent at once"),
+    TestNumber(
+        1,
+        "approves",
+        "reachable (DATA+SMS) at home, SIM swapped 400 days ago, handset approves consent at once",
+    ),
     TestNumber(2, "recent-swap", "SIM swapped 2 hours before the operator started"),
     TestNumber(3, "never-swapped", "SIM never swapped since activation 3 years ago"),
     TestNumber(4, "roaming", "roaming abroad (FR, or ES for a French operator), reachable"),

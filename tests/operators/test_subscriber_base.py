@@ -1,0 +1,186 @@
+"""The subscriber base: seeded, lazy, consistent across lookups, changed by a persisted log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from operators.config import OperatorConfig, example_operator
+from operators.storage import Database
+from operators.subscriber import Connectivity, HandsetAnswer, Subscriber
+from operators.subscriber_base import ChangeKind, SubscriberBase
+from operators.test_numbers import TEST_NUMBERS
+
+REFERENCE = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(REFERENCE.timestamp())
+
+
+def make_base(
+    config: OperatorConfig, clock: FakeClock, db: Database | None = None
+) -> SubscriberBase:
+    return SubscriberBase(config, db or Database(), clock=clock, reference_time=REFERENCE)
+
+
+def test_same_seed_same_subscribers(clock: FakeClock) -> None:
+    first = make_base(example_operator(seed=3), clock)
+    second = make_base(example_operator(seed=3), clock)
+    numbers = list(first.numbers(50))
+    assert numbers == list(second.numbers(50))
+    assert [first.get(n) for n in numbers] == [second.get(n) for n in numbers]
+
+
+def test_different_seeds_differ(clock: FakeClock) -> None:
+    first = make_base(example_operator(seed=3), clock)
+    second = make_base(example_operator(seed=4), clock)
+    assert list(first.numbers(20)) != list(second.numbers(20))
+
+
+def test_numbers_are_unique_inside_the_ranges_and_resolvable(clock: FakeClock) -> None:
+    config = example_operator().model_copy(update={"subscribers": 2000})
+    base = make_base(config, clock)
+    numbers = list(base.numbers())
+    assert len(set(numbers)) == 2000
+    for number in numbers[:300]:
+        assert config.owns(number)
+        assert len(number) == config.number_digits + 1
+        subscriber = base.get(number)
+        assert subscriber is not None and subscriber.msisdn == number
+
+
+def test_unknown_and_foreign_numbers_are_not_served(clock: FakeClock) -> None:
+    base = make_base(example_operator(), clock)
+    assert base.get("+4477000000001") is None
+    assert base.get("+3460000000x") is None
+    assert base.get("+346000000099") is None  # reserved suffix without a test number
+    assert base.get("+346") is None
+
+
+def test_device_address_identifies_the_subscriber(clock: FakeClock) -> None:
+    base = make_base(example_operator(), clock)
+    for number in [*base.numbers(30), base.test_number("approves")]:
+        subscriber = base.get(number)
+        assert subscriber is not None and subscriber.ipv4 is not None
+        found = base.by_ipv4(subscriber.ipv4)
+        assert found is not None and found.msisdn == number
+    assert base.by_ipv4("192.0.2.1") is None
+    assert base.by_ipv4("not-an-ip") is None
+
+
+def test_imsi_carries_the_operator_network(clock: FakeClock) -> None:
+    config = example_operator()
+    base = make_base(config, clock)
+    subscriber = base.get(next(base.numbers(1)))
+    assert subscriber is not None
+    assert subscriber.imsi.startswith(config.network) and len(subscriber.imsi) == 15
+
+
+def test_documented_test_numbers_behave_as_documented(clock: FakeClock) -> None:
+    base = make_base(example_operator(), clock)
+    roles = {t.role for t in TEST_NUMBERS}
+    assert {
+        "recent-swap",
+        "never-swapped",
+        "roaming",
+        "unreachable",
+        "denies-consent",
+        "never-answers",
+        "opted-out",
+    } <= roles
+
+    def sub(role: str) -> Subscriber:
+        found = base.get(base.test_number(role))
+        assert found is not None
+        return found
+
+    assert REFERENCE - sub("recent-swap").latest_sim_change <= timedelta(hours=3)
+    assert sub("never-swapped").sim_swaps == ()
+    assert sub("roaming").roaming and sub("roaming").roaming_country != "ES"
+    assert not sub("unreachable").reachable
+    assert sub("sms-only").connectivity == (Connectivity.SMS,)
+    assert sub("denies-consent").handset.answer is HandsetAnswer.DENY
+    assert sub("never-answers").handset.answer is HandsetAnswer.NEVER
+    assert sub("slow-consent").handset.delay == 10
+    assert sub("opted-out").legitimate_interest_opt_out
+    assert not sub("approves").roaming and sub("approves").reachable
+
+
+def test_changes_apply_when_due_and_survive_a_restart(clock: FakeClock, tmp_path: Path) -> None:
+    path = str(tmp_path / "op.sqlite3")
+    config = example_operator(storage=path)
+    db = Database(path)
+    base = make_base(config, clock, db)
+    number = base.test_number("approves")
+    base.record_change(number, ChangeKind.SIM_SWAP, {})
+    base.record_change(number, ChangeKind.ROAMING, {"country": "DE"}, at=clock.now + 3600)
+    subscriber = base.get(number)
+    assert subscriber is not None
+    assert subscriber.latest_sim_change == datetime.fromtimestamp(clock.now, UTC)
+    assert not subscriber.roaming  # scheduled, not yet due
+    db.close()
+
+    clock.now += 3601
+    reopened = make_base(config, clock, Database(path))
+    later = reopened.get(number)
+    assert later is not None and later.roaming_country == "DE"
+    assert later.latest_sim_change == datetime.fromtimestamp(clock.now - 3601, UTC)
+
+
+def test_port_out_and_port_in(clock: FakeClock) -> None:
+    spain = make_base(example_operator(), clock)
+    number = next(spain.numbers(1))
+    spain.record_change(number, ChangeKind.PORT_OUT, {"operator": "telco-fr"})
+    assert spain.get(number) is None
+    assert spain.known_to_have_left(number) == "telco-fr"
+
+    france_config = OperatorConfig(
+        id="telco-fr",
+        display_name="Telco France",
+        country="FR",
+        mcc="208",
+        mnc="01",
+        number_ranges=("+3366",),
+        seed=9,
+    )
+    france = make_base(france_config, clock)
+    assert france.get(number) is None
+    france.record_change(number, ChangeKind.PORT_IN, {"from": "telco-es"})
+    ported = france.get(number)
+    assert ported is not None and ported.imsi.startswith("20801")
+
+
+def test_malformed_change_is_refused_before_it_lands(clock: FakeClock) -> None:
+    base = make_base(example_operator(), clock)
+    number = base.test_number("approves")
+    with pytest.raises(ValueError, match=r"roaming\.country"):
+        base.record_change(number, ChangeKind.ROAMING, {"country": "Germany"})
+    assert base.changes(number, include_scheduled=True) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("number_ranges", ("3460",), "E.164"),
+        ("country", "Spain", "country"),
+        ("mcc", "21", "mcc"),
+        ("id", "Bad Id", "id"),
+    ],
+)
+def test_config_errors_name_the_field(field: str, value: object, message: str) -> None:
+    data = example_operator().model_dump()
+    data[field] = value
+    with pytest.raises(ValueError, match=message):
+        OperatorConfig.model_validate(data)
