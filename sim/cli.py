@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import typer
 
+from sim.commands import operator
+
 app = typer.Typer(
     name="ogsim",
     help="A federated multi-operator simulator of the GSMA Open Gateway.",
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(operator.app, name="operator")
 
 
 @app.callback()

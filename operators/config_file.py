@@ -1,0 +1,95 @@
+"""Load a YAML file into a pydantic model, with errors that name the field and its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ConfigFileError(ValueError):
+    """A file that does not describe a valid model; the message lists ``file:line: field: why``."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def load_yaml_model(
+    path: str | Path, model: type[ModelT], overrides: dict[str, Any] | None = None
+) -> ModelT:
+    """Parse ``path`` as YAML and validate it as ``model``; ``overrides`` are dotted keys."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigFileError(str(path), [f"{path}: cannot read: {error.strerror}"]) from error
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigFileError(str(path), [f"{where}: not valid YAML: {error}"]) from error
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(str(path), [f"{path}:1: the top level must be a mapping"])
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = tuple(item["loc"])
+            field = ".".join(str(part) for part in loc) or "(top level)"
+            line = line_of(node, loc)
+            where = f"{path}:{line}" if line else str(path)
+            problems.append(f"{where}: {field}: {item['msg']}")
+        raise ConfigFileError(str(path), problems) from error
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``key.path=value`` from the command line, the value read as a YAML scalar."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} is not of the form key=value")
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else raw
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``a.b.0.c`` inside nested dicts and lists, creating mappings where missing."""
+    parts = key.split(".")
+    target: Any = data
+    for part in parts[:-1]:
+        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+    last = parts[-1]
+    if isinstance(target, list):
+        target[int(last)] = value
+    else:
+        target[last] = value
+
+
+def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc``, or of its deepest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if k.value == str(part)), None)
+            if match is None:
+                return line
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+        else:
+            return line
+        line = node.start_mark.line + 1
+    return line
