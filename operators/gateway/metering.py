@@ -1,0 +1,119 @@
+"""Metering: exactly one usage event per billable call, idempotent on the call's correlator.
+
+The usage table doubles as a transactional outbox: an event is written in the same database
+transaction as the call's own effect (a QoD session, say), and later published at least once
+to whoever bills or settles; ``published_at`` marks what went out, and the key makes a replay
+of the same event count once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import asdict, dataclass
+
+from operators.storage import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage_events (
+    client_id TEXT NOT NULL,
+    correlator TEXT NOT NULL,
+    api TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    price REAL NOT NULL,
+    currency TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    at REAL NOT NULL,
+    published_at REAL,
+    PRIMARY KEY (client_id, correlator)
+);
+CREATE INDEX IF NOT EXISTS usage_events_unpublished ON usage_events (published_at)
+    WHERE published_at IS NULL;
+"""
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One billable call; ``(client_id, correlator)`` is its idempotency key."""
+
+    client_id: str
+    correlator: str
+    api: str
+    operation: str
+    plan: str
+    price: float
+    currency: str
+    status: int
+    at: float
+
+
+class UsageLedger:
+    """The operator's usage events, stored in its own database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure_schema(SCHEMA)
+
+    def record(self, event: UsageEvent) -> bool:
+        """Store the event unless its key is known; True when it was new (counted)."""
+        row = asdict(event)
+        changed = self.db.execute(
+            "INSERT OR IGNORE INTO usage_events (client_id, correlator, api, operation, plan,"
+            " price, currency, status, at) VALUES (:client_id, :correlator, :api, :operation,"
+            " :plan, :price, :currency, :status, :at)",
+            row,
+        )
+        return changed == 1
+
+    def seen(self, client_id: str, correlator: str) -> bool:
+        return (
+            self.db.one(
+                "SELECT 1 FROM usage_events WHERE client_id = ? AND correlator = ?",
+                (client_id, correlator),
+            )
+            is not None
+        )
+
+    def events(self, client_id: str | None = None) -> list[UsageEvent]:
+        sql = "SELECT * FROM usage_events"
+        params: tuple[str, ...] = ()
+        if client_id is not None:
+            sql += " WHERE client_id = ?"
+            params = (client_id,)
+        return [_event(row) for row in self.db.all(sql + " ORDER BY at, correlator", params)]
+
+    def totals(self) -> dict[tuple[str, str], int]:
+        """Billable calls per (client, api): what reconciliation compares with the clients."""
+        rows = self.db.all(
+            "SELECT client_id, api, COUNT(*) AS n FROM usage_events GROUP BY client_id, api"
+        )
+        return {(r["client_id"], r["api"]): int(r["n"]) for r in rows}
+
+    def unpublished(self, limit: int = 500) -> list[UsageEvent]:
+        rows = self.db.all(
+            "SELECT * FROM usage_events WHERE published_at IS NULL ORDER BY at, rowid LIMIT ?", (limit,)
+        )
+        return [_event(row) for row in rows]
+
+    def mark_published(self, events: list[UsageEvent], at: float) -> None:
+        with self.db.transaction():
+            for event in events:
+                self.db.execute(
+                    "UPDATE usage_events SET published_at = ?"
+                    " WHERE client_id = ? AND correlator = ?",
+                    (at, event.client_id, event.correlator),
+                )
+
+
+def _event(row: sqlite3.Row) -> UsageEvent:
+    return UsageEvent(
+        client_id=row["client_id"],
+        correlator=row["correlator"],
+        api=row["api"],
+        operation=row["operation"],
+        plan=row["plan"],
+        price=row["price"],
+        currency=row["currency"],
+        status=row["status"],
+        at=row["at"],
+    )

@@ -1,0 +1,43 @@
+"""Metering counts each billable call once, whatever the replays, and only when committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from operators.gateway.metering import UsageEvent, UsageLedger
+from operators.storage import Database
+
+
+def event(correlator: str, client: str = "app-1", api: str = "sim-swap") -> UsageEvent:
+    return UsageEvent(client, correlator, api, "check", "free", 0.01, "EUR", 200, 1000.0)
+
+
+def test_a_replayed_event_counts_once() -> None:
+    ledger = UsageLedger(Database())
+    assert ledger.record(event("c-1"))
+    for _ in range(5):
+        assert not ledger.record(event("c-1"))
+    assert ledger.record(event("c-1", client="app-2"))  # keys are per client
+    assert ledger.totals() == {("app-1", "sim-swap"): 1, ("app-2", "sim-swap"): 1}
+
+
+def test_event_rolls_back_with_the_call_effect() -> None:
+    db = Database()
+    ledger = UsageLedger(db)
+    with pytest.raises(RuntimeError), db.transaction():
+        ledger.record(event("c-2"))
+        raise RuntimeError("the call's effect failed after metering")
+    assert ledger.events() == []
+
+
+def test_outbox_publishes_each_event_and_survives_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "usage.sqlite3")
+    ledger = UsageLedger(Database(path))
+    for i in range(3):
+        ledger.record(event(f"c-{i}"))
+    ledger.mark_published(ledger.unpublished(limit=2), at=2000.0)
+    reopened = UsageLedger(Database(path))
+    assert [e.correlator for e in reopened.unpublished()] == ["c-2"]
+    assert len(reopened.events("app-1")) == 3
