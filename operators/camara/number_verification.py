@@ -1,0 +1,37 @@
+# ruff: noqa: N815  (wire models keep the exact CAMARA field names of the YAML)
+"""Number Verification 2.1.0 (``/number-verification/v2``): wire models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import StringConstraints, model_validator
+
+from .common import CamaraModel, PhoneNumber
+
+__all__ = [
+    "NumberVerificationMatchResponse",
+    "NumberVerificationRequestBody",
+    "NumberVerificationShareResponse",
+]
+
+
+class NumberVerificationRequestBody(CamaraModel):
+    """Exactly one of ``phoneNumber`` or ``hashedPhoneNumber`` (SHA-256 hex of the E.164)."""
+
+    phoneNumber: PhoneNumber | None = None
+    hashedPhoneNumber: Annotated[str, StringConstraints(pattern=r"^[a-fA-F0-9]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> NumberVerificationRequestBody:
+        if (self.phoneNumber is None) == (self.hashedPhoneNumber is None):
+            raise ValueError("give exactly one of phoneNumber and hashedPhoneNumber")
+        return self
+
+
+class NumberVerificationMatchResponse(CamaraModel):
+    devicePhoneNumberVerified: bool
+
+
+class NumberVerificationShareResponse(CamaraModel):
+    devicePhoneNumber: PhoneNumber
