@@ -1,0 +1,35 @@
+"""One operator's identity server: OAuth 2.0, OIDC, CIBA, JWT bearer, consent, JWKS.
+
+Build an :class:`IdentityServer` from a config, a database, a subscriber base and a clock;
+serve it with :func:`create_identity_app`. The gateway calls
+:meth:`IdentityServer.verify_access_token` then :meth:`IdentityServer.token_context`.
+"""
+
+from .app import build_identity_router, create_identity_app, install_oauth_error_handlers
+from .clients import Client, ClientRegistration
+from .consent import AuditEntry, Consent
+from .errors import InvalidAccessTokenError, TokenContextError
+from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
+from .server import IdentityServer
+from .tokens import AccessTokenClaims, TokenContext
+from .types import AuthMethod, GrantType
+
+__all__ = [
+    "AccessTokenClaims",
+    "AssertionIssuer",
+    "AssertionIssuerPolicy",
+    "AuditEntry",
+    "AuthMethod",
+    "Client",
+    "ClientRegistration",
+    "Consent",
+    "GrantType",
+    "IdentityServer",
+    "InvalidAccessTokenError",
+    "RegisteredClientIssuers",
+    "TokenContext",
+    "TokenContextError",
+    "build_identity_router",
+    "create_identity_app",
+    "install_oauth_error_handlers",
+]

@@ -1,0 +1,182 @@
+"""CIBA in poll mode (OpenID CIBA Core 1.0, CAMARA profile): ``/bc-authorize`` then polling.
+
+The subscriber's handset is simulated: its behaviour (approve, deny, never, after ``delay``
+seconds) is read when the prompt is sent and its answer appears on the injected clock, so a
+test or a SimPy run advances time instead of sleeping. A prompt is only sent when the
+purpose's legal basis is consent and no active consent already covers the request.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import OperatorConfig
+from ..errors import OAuthError
+from ..storage import Database
+from ..subscriber import HandsetBehaviour
+from ..types import Clock
+from .clients import Client
+from .consent import ConsentStore
+from .handset import Verdict, verdict
+from .purposes import parse_scope
+from .subjects import SubjectResolver, UnknownSubjectError
+from .tokens import IssuedToken, TokenService
+from .types import GrantType
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity_ciba_requests (
+    auth_req_id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    binding_message TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    interval REAL NOT NULL,
+    last_poll_at REAL NOT NULL,
+    prompt INTEGER NOT NULL,
+    handset TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+"""
+
+SLOW_DOWN_STEP = 5
+
+
+@dataclass(frozen=True)
+class BackchannelResponse:
+    auth_req_id: str
+    expires_in: int
+    interval: int
+
+    def response(self) -> dict[str, Any]:
+        return {"auth_req_id": self.auth_req_id, "expires_in": self.expires_in,
+                "interval": self.interval}
+
+
+class CibaService:
+    """Backchannel authentication requests of one operator, persisted in its database."""
+
+    def __init__(
+        self,
+        config: OperatorConfig,
+        db: Database,
+        *,
+        subjects: SubjectResolver,
+        consents: ConsentStore,
+        tokens: TokenService,
+        clock: Clock,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.subjects = subjects
+        self.consents = consents
+        self.tokens = tokens
+        self.clock = clock
+        db.ensure_schema(SCHEMA)
+
+    def start(self, client: Client, form: Mapping[str, str]) -> BackchannelResponse:
+        """Handle an authenticated ``/bc-authorize`` request."""
+        if GrantType.CIBA not in client.grant_types:
+            raise OAuthError("unauthorized_client", "client may not use CIBA")
+        if form.get("id_token_hint") or form.get("login_hint_token"):
+            raise OAuthError("invalid_request", "login_hint is the only hint allowed (CAMARA)")
+        hint = form.get("login_hint")
+        if not hint:
+            raise OAuthError("invalid_request", "login_hint is required")
+        request = parse_scope(self.config, client, form.get("scope"), purpose_required=True)
+        try:
+            subscriber = self.subjects.resolve(hint)
+        except UnknownSubjectError as error:
+            code = "invalid_request" if error.malformed else "unknown_user_id"
+            raise OAuthError(code, str(error)) from error
+        if request.legitimate_interest and subscriber.legitimate_interest_opt_out:
+            raise OAuthError("access_denied", "the subscriber objected to this purpose", 403)
+        assert request.purpose is not None
+        prompt = request.needs_consent and self.consents.find_active(
+            subscriber.msisdn, client.client_id, request.purpose.purpose, request.api_scopes
+        ) is None
+        now = self.clock()
+        lifetimes = self.config.lifetimes
+        auth_req_id = secrets.token_urlsafe(24)
+        self.db.insert(
+            "INSERT INTO identity_ciba_requests (auth_req_id, client_id, msisdn, scope,"
+            " binding_message, created_at, expires_at, interval, last_poll_at, prompt, handset,"
+            " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (auth_req_id, client.client_id, subscriber.msisdn, " ".join(request.scopes),
+             form.get("binding_message"), now, now + lifetimes.ciba_request,
+             lifetimes.ciba_interval, now, int(prompt), subscriber.handset.model_dump_json()),
+        )
+        return BackchannelResponse(auth_req_id, lifetimes.ciba_request, lifetimes.ciba_interval)
+
+    def poll(self, client: Client, form: Mapping[str, str]) -> IssuedToken:
+        """Handle a token request with the CIBA grant: pending, slow down, denied, or a token."""
+        if GrantType.CIBA not in client.grant_types:
+            raise OAuthError("unauthorized_client", "client may not use CIBA")
+        auth_req_id = form.get("auth_req_id")
+        if not auth_req_id:
+            raise OAuthError("invalid_request", "auth_req_id is required")
+        with self.db.transaction():
+            outcome = self._poll(client, auth_req_id)
+        if isinstance(outcome, OAuthError):
+            raise outcome
+        return outcome
+
+    def _poll(self, client: Client, auth_req_id: str) -> IssuedToken | OAuthError:
+        """One poll inside one transaction; an error is returned so its state change commits."""
+        row = self.db.one("SELECT * FROM identity_ciba_requests WHERE auth_req_id = ?",
+                          (auth_req_id,))
+        if row is None or row["client_id"] != client.client_id:
+            return OAuthError("invalid_grant", "unknown auth_req_id")
+        if row["status"] == "issued":
+            return OAuthError("invalid_grant", "auth_req_id already redeemed")
+        now = self.clock()
+        if now >= row["expires_at"]:
+            return OAuthError("expired_token", "auth_req_id expired")
+        if row["status"] == "denied":
+            return OAuthError("access_denied", "the subscriber denied the request")
+        if now - row["last_poll_at"] < row["interval"]:
+            self.db.execute(
+                "UPDATE identity_ciba_requests SET interval = interval + ?, last_poll_at = ?"
+                " WHERE auth_req_id = ?", (SLOW_DOWN_STEP, now, auth_req_id))
+            return OAuthError("slow_down", f"wait {row['interval'] + SLOW_DOWN_STEP:.0f} s"
+                              " between polls")
+        self.db.execute("UPDATE identity_ciba_requests SET last_poll_at = ?"
+                        " WHERE auth_req_id = ?", (now, auth_req_id))
+        answer = Verdict.APPROVED
+        if row["prompt"]:
+            behaviour = HandsetBehaviour.model_validate(json.loads(row["handset"]))
+            answer = verdict(behaviour, row["created_at"], now)
+        if answer is Verdict.PENDING:
+            return OAuthError("authorization_pending", "waiting for the subscriber")
+        if answer is Verdict.DENIED:
+            self.db.execute("UPDATE identity_ciba_requests SET status = 'denied'"
+                            " WHERE auth_req_id = ?", (auth_req_id,))
+            return OAuthError("access_denied", "the subscriber denied the request")
+        return self._approve(client, row, auth_req_id)
+
+    def _approve(self, client: Client, row: Any, auth_req_id: str) -> IssuedToken | OAuthError:
+        request = parse_scope(self.config, client, row["scope"], purpose_required=True)
+        assert request.purpose is not None
+        consent_id = None
+        if request.needs_consent:
+            consent = self.consents.find_active(
+                row["msisdn"], client.client_id, request.purpose.purpose, request.api_scopes)
+            if consent is None and not row["prompt"]:
+                return OAuthError("access_denied", "consent was revoked meanwhile")
+            if consent is None:
+                consent = self.consents.grant(
+                    row["msisdn"], client.client_id, request.purpose.purpose,
+                    request.api_scopes, actor="subscriber:handset",
+                )
+            consent_id = consent.id
+        self.db.execute("UPDATE identity_ciba_requests SET status = 'issued'"
+                        " WHERE auth_req_id = ?", (auth_req_id,))
+        return self.tokens.issue(
+            client.client_id, request, grant=GrantType.CIBA, msisdn=row["msisdn"],
+            grant_ref=f"ciba:{auth_req_id}", consent_id=consent_id, auth_time=self.clock(),
+        )

@@ -1,0 +1,191 @@
+"""Purpose-bound consent records: granted, viewed, revoked; every change leaves an audit row."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import OAuthError
+from ..storage import Database
+from ..types import Clock
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity_consents (
+    id TEXT PRIMARY KEY,
+    msisdn TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    granted_at REAL NOT NULL,
+    expires_at REAL,
+    revoked_at REAL
+);
+CREATE INDEX IF NOT EXISTS identity_consents_subject ON identity_consents (msisdn, client_id);
+CREATE TABLE IF NOT EXISTS identity_consent_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    consent_id TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at REAL NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS identity_consent_audit_consent ON identity_consent_audit (consent_id);
+"""
+
+
+@dataclass(frozen=True)
+class Consent:
+    """One subscriber's consent to one client for one purpose and a set of API scopes."""
+
+    id: str
+    msisdn: str
+    client_id: str
+    purpose: str
+    scopes: tuple[str, ...]
+    granted_at: float
+    expires_at: float | None
+    revoked_at: float | None
+
+    def active(self, now: float) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
+
+    def covers(self, client_id: str, purpose: str, scopes: tuple[str, ...], now: float) -> bool:
+        return (self.active(now) and self.client_id == client_id and self.purpose == purpose
+                and set(scopes) <= set(self.scopes))
+
+    def view(self, now: float) -> dict[str, Any]:
+        return {
+            "id": self.id, "phoneNumber": self.msisdn, "clientId": self.client_id,
+            "purpose": self.purpose, "scopes": list(self.scopes), "grantedAt": self.granted_at,
+            "expiresAt": self.expires_at, "revokedAt": self.revoked_at,
+            "status": "active" if self.active(now) else
+                      "revoked" if self.revoked_at is not None else "expired",
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    consent_id: str
+    msisdn: str
+    action: str
+    actor: str
+    at: float
+    detail: dict[str, Any]
+
+    def view(self) -> dict[str, Any]:
+        return {"id": self.id, "consentId": self.consent_id, "phoneNumber": self.msisdn,
+                "action": self.action, "actor": self.actor, "at": self.at, "detail": self.detail}
+
+
+class ConsentStore:
+    """Consent records of one operator; a revocation is seen by the very next check."""
+
+    def __init__(self, db: Database, *, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        db.ensure_schema(SCHEMA)
+
+    def grant(
+        self,
+        msisdn: str,
+        client_id: str,
+        purpose: str,
+        scopes: tuple[str, ...],
+        *,
+        actor: str,
+        lifetime: float | None = None,
+    ) -> Consent:
+        now = self.clock()
+        consent = Consent(
+            id=f"cns-{secrets.token_hex(10)}", msisdn=msisdn, client_id=client_id,
+            purpose=purpose, scopes=tuple(sorted(set(scopes))), granted_at=now,
+            expires_at=None if lifetime is None else now + lifetime, revoked_at=None,
+        )
+        with self.db.transaction():
+            self.db.insert(
+                "INSERT INTO identity_consents (id, msisdn, client_id, purpose, scopes,"
+                " granted_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (consent.id, msisdn, client_id, purpose, json.dumps(consent.scopes), now,
+                 consent.expires_at),
+            )
+            self._audit(consent, "granted", actor, {"scopes": list(consent.scopes),
+                                                     "expiresAt": consent.expires_at})
+        return consent
+
+    def revoke(self, consent_id: str, *, actor: str) -> Consent:
+        with self.db.transaction():
+            consent = self.get(consent_id)
+            if consent is None:
+                raise OAuthError("not_found", "no such consent", 404)
+            if consent.revoked_at is None:
+                self.db.execute("UPDATE identity_consents SET revoked_at = ? WHERE id = ?",
+                                (self.clock(), consent_id))
+                self._audit(consent, "revoked", actor, {})
+            revoked = self.get(consent_id)
+        assert revoked is not None
+        return revoked
+
+    def get(self, consent_id: str) -> Consent | None:
+        row = self.db.one("SELECT * FROM identity_consents WHERE id = ?", (consent_id,))
+        return None if row is None else _consent(row)
+
+    def for_subscriber(self, msisdn: str | None = None) -> list[Consent]:
+        if msisdn is None:
+            rows = self.db.all("SELECT * FROM identity_consents ORDER BY granted_at, rowid")
+        else:
+            rows = self.db.all(
+                "SELECT * FROM identity_consents WHERE msisdn = ? ORDER BY granted_at, rowid",
+                (msisdn,),
+            )
+        return [_consent(r) for r in rows]
+
+    def find_active(
+        self, msisdn: str, client_id: str, purpose: str, scopes: tuple[str, ...]
+    ) -> Consent | None:
+        """The newest active consent covering this client, purpose and every scope asked."""
+        now = self.clock()
+        rows = self.db.all(
+            "SELECT * FROM identity_consents WHERE msisdn = ? AND client_id = ? AND purpose = ?"
+            " AND revoked_at IS NULL ORDER BY granted_at DESC, rowid DESC",
+            (msisdn, client_id, purpose),
+        )
+        return next((c for c in map(_consent, rows) if c.covers(client_id, purpose, scopes, now)),
+                    None)
+
+    def audit(
+        self, *, consent_id: str | None = None, msisdn: str | None = None
+    ) -> list[AuditEntry]:
+        clauses, params = [], []
+        if consent_id is not None:
+            clauses.append("consent_id = ?")
+            params.append(consent_id)
+        if msisdn is not None:
+            clauses.append("msisdn = ?")
+            params.append(msisdn)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.db.all(f"SELECT * FROM identity_consent_audit{where} ORDER BY id", params)
+        return [AuditEntry(r["id"], r["consent_id"], r["msisdn"], r["action"], r["actor"],
+                           r["at"], json.loads(r["detail"])) for r in rows]
+
+    def record(self, consent: Consent, action: str, actor: str, detail: dict[str, Any]) -> None:
+        """Audit a use of a consent (e.g. a token issued under it) without changing it."""
+        self._audit(consent, action, actor, detail)
+
+    def _audit(self, consent: Consent, action: str, actor: str, detail: dict[str, Any]) -> None:
+        self.db.insert(
+            "INSERT INTO identity_consent_audit (consent_id, msisdn, action, actor, at, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (consent.id, consent.msisdn, action, actor, self.clock(), json.dumps(detail)),
+        )
+
+
+def _consent(row: Any) -> Consent:
+    return Consent(
+        id=row["id"], msisdn=row["msisdn"], client_id=row["client_id"], purpose=row["purpose"],
+        scopes=tuple(json.loads(row["scopes"])), granted_at=row["granted_at"],
+        expires_at=row["expires_at"], revoked_at=row["revoked_at"],
+    )

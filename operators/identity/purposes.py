@@ -1,0 +1,62 @@
+"""Scope requests and purposes: exactly one ``dpv:`` purpose, and what its legal basis needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import LegalBasis, OperatorConfig, PurposePolicy
+from ..errors import OAuthError
+from .clients import Client
+from .types import OPENID, PURPOSE_PREFIX
+
+
+@dataclass(frozen=True)
+class ScopeRequest:
+    """A requested scope split into its purpose, its API scopes and ``openid``."""
+
+    purpose: PurposePolicy | None
+    api_scopes: tuple[str, ...]
+    openid: bool
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """Every granted scope value, purpose included, in a stable order."""
+        values = ([OPENID] if self.openid else []) + sorted(self.api_scopes)
+        return (*values, self.purpose.purpose) if self.purpose else tuple(values)
+
+    @property
+    def needs_consent(self) -> bool:
+        return self.purpose is not None and self.purpose.legal_basis is LegalBasis.CONSENT
+
+    @property
+    def legitimate_interest(self) -> bool:
+        return (self.purpose is not None
+                and self.purpose.legal_basis is LegalBasis.LEGITIMATE_INTEREST)
+
+
+def parse_scope(
+    config: OperatorConfig, client: Client, raw: str | None, *, purpose_required: bool
+) -> ScopeRequest:
+    """Validate a ``scope`` value for ``client``: one known purpose, scopes it may ask for."""
+    values = (raw or "").split()
+    if len(values) != len(set(values)):
+        raise OAuthError("invalid_scope", "a scope value is repeated")
+    purposes = [v for v in values if v.startswith(PURPOSE_PREFIX)]
+    if len(purposes) > 1:
+        raise OAuthError("invalid_scope", "exactly one dpv: purpose per request")
+    if purpose_required and not purposes:
+        raise OAuthError("invalid_scope", "personal-data requests must name one dpv: purpose")
+    policy: PurposePolicy | None = None
+    if purposes:
+        policy = config.purpose(purposes[0])
+        if policy is None:
+            raise OAuthError("invalid_scope", f"unknown purpose {purposes[0]!r}")
+        if policy.purpose not in client.purposes:
+            raise OAuthError("invalid_scope", f"client may not use purpose {policy.purpose!r}")
+    api = tuple(v for v in values if not v.startswith(PURPOSE_PREFIX) and v != OPENID)
+    if not api and not policy:
+        raise OAuthError("invalid_scope", "scope is required")
+    refused = [s for s in api if s not in client.scopes]
+    if refused:
+        raise OAuthError("invalid_scope", f"client may not ask for {' '.join(refused)}")
+    return ScopeRequest(policy, api, OPENID in values)

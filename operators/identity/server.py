@@ -1,0 +1,264 @@
+"""One operator's authorization server as a plain object: no HTTP, no module state.
+
+Everything is built from an :class:`~operators.config.OperatorConfig`, a
+:class:`~operators.storage.Database`, a :class:`~operators.subscriber_base.SubscriberBase`
+and a clock, so several operators live in one process and a SimPy model can drive the very
+same object in virtual time. ``app.py`` puts HTTP in front of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..config import OperatorConfig
+from ..errors import OAuthError
+from ..storage import Database
+from ..subscriber import Subscriber
+from ..subscriber_base import SubscriberBase
+from ..types import Clock
+from .authorization_code import AuthorizationCodeFlow, Redirect
+from .ciba import BackchannelResponse, CibaService
+from .client_auth import ClientAuthenticator, basic_credentials
+from .clients import Client, ClientRegistration, ClientRegistry
+from .consent import ConsentStore
+from .jwt_bearer import AssertionIssuerPolicy, JwtBearerGrant, RegisteredClientIssuers
+from .keys import KeyRing, SigningKey
+from .purposes import parse_scope
+from .replay import ReplayGuard
+from .subjects import SubjectResolver
+from .tokens import AccessTokenClaims, IssuedToken, TokenContext, TokenService
+from .types import AuthMethod, GrantType
+
+
+class IdentityServer:
+    """The OAuth 2.0 / OIDC / CIBA authorization server of one operator.
+
+    Public parts other packages use:
+
+    * ``verify_access_token(token)`` and ``token_context(claims)``: what the gateway calls on
+      every request (see their docstrings);
+    * ``metadata()``, ``jwks()``: discovery and keys, for federation partners;
+    * ``token``, ``backchannel_authorize``, ``authorize``, ``introspect``, ``revoke``: the
+      endpoints, taking parsed parameters and returning JSON-ready dicts (``app.py``);
+    * ``clients``, ``consents``, ``keys``, ``subjects``: the registries behind them.
+
+    ``issuer_policy`` decides who may sign JWT-bearer assertions (default: registered clients
+    with their own keys); ``audience`` is the ``aud`` of issued access tokens, by default the
+    origin of the issuer URL (the operator's API root host).
+    """
+
+    def __init__(
+        self,
+        config: OperatorConfig,
+        db: Database,
+        subscribers: SubscriberBase,
+        clock: Clock = time.time,
+        *,
+        issuer_policy: AssertionIssuerPolicy | None = None,
+        audience: str | None = None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.subscribers = subscribers
+        self.clock = clock
+        self.issuer = config.issuer_url.rstrip("/")
+        parts = urlsplit(self.issuer)
+        self.audience = audience or f"{parts.scheme}://{parts.netloc}"
+        lifetimes = config.lifetimes
+        self.keys = KeyRing(db, alg=config.signing_alg, clock=clock,
+                            retention=lifetimes.access_token + lifetimes.clock_skew)
+        self.clients = ClientRegistry(config, db, clock=clock)
+        self.consents = ConsentStore(db, clock=clock)
+        self.replay = ReplayGuard(db, clock=clock)
+        self.subjects = SubjectResolver(config, subscribers, db, clock=clock)
+        self.tokens = TokenService(config, db, self.keys, clients=self.clients,
+                                   consents=self.consents, subscribers=subscribers, clock=clock,
+                                   audience=self.audience)
+        self.authenticator = ClientAuthenticator(
+            config, self.clients, self.replay, clock=clock,
+            issuer_audiences=(self.issuer, config.issuer_url, self.token_endpoint),
+        )
+        self.ciba = CibaService(config, db, subjects=self.subjects, consents=self.consents,
+                                tokens=self.tokens, clock=clock)
+        self.authorization_code = AuthorizationCodeFlow(
+            config, db, clients=self.clients, subscribers=subscribers, consents=self.consents,
+            tokens=self.tokens, clock=clock)
+        self.jwt_bearer = JwtBearerGrant(
+            config, issuers=issuer_policy or RegisteredClientIssuers(self.clients),
+            replay=self.replay, subjects=self.subjects, consents=self.consents,
+            tokens=self.tokens, clock=clock, token_endpoint=self.token_endpoint)
+
+    # -- endpoints' URLs and discovery --------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return self.issuer + path
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.url("/token")
+
+    def metadata(self) -> dict[str, Any]:
+        """OIDC discovery / RFC 8414 metadata: the source of truth for every endpoint."""
+        scopes = sorted({"openid", *(p.purpose for p in self.config.purposes),
+                         *(s for c in self.clients.all() for s in c.scopes)})
+        algs = ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.url("/authorize"),
+            "token_endpoint": self.token_endpoint,
+            "backchannel_authentication_endpoint": self.url("/bc-authorize"),
+            "jwks_uri": self.url("/jwks"),
+            "introspection_endpoint": self.url("/introspect"),
+            "revocation_endpoint": self.url("/revoke"),
+            "grant_types_supported": [g.value for g in GrantType],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": [m.value for m in AuthMethod],
+            "token_endpoint_auth_signing_alg_values_supported": algs,
+            "introspection_endpoint_auth_methods_supported": [m.value for m in AuthMethod],
+            "revocation_endpoint_auth_methods_supported": [m.value for m in AuthMethod],
+            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_user_code_parameter_supported": False,
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": [self.config.signing_alg],
+            "scopes_supported": scopes,
+            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr"],
+            "authorization_response_iss_parameter_supported": True,
+            "dpop_signing_alg_values_supported": [],
+        }
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        return self.keys.jwks()
+
+    def rotate_keys(self) -> SigningKey:
+        return self.keys.rotate()
+
+    def register_client(
+        self, registration: ClientRegistration | dict[str, Any]
+    ) -> tuple[Client, str | None]:
+        return self.clients.register(registration)
+
+    def subscriber_at(self, address: str | None) -> Subscriber | None:
+        """Network-based authentication: the subscriber this operator gave ``address`` to."""
+        return self.subscribers.by_ipv4(address) if address else None
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def authenticate_client(
+        self, form: Mapping[str, str], authorization: str | None, endpoint: str
+    ) -> Client:
+        return self.authenticator.authenticate(form, authorization, self.url(endpoint))
+
+    def token(self, form: Mapping[str, str], authorization: str | None = None) -> dict[str, Any]:
+        """``POST /token``: dispatch on ``grant_type``; returns the JSON token response."""
+        grant = form.get("grant_type")
+        if not grant:
+            raise OAuthError("invalid_request", "grant_type is required")
+        try:
+            grant_type = GrantType(grant)
+        except ValueError:
+            raise OAuthError("unsupported_grant_type", f"{grant!r} is not supported") from None
+        if grant_type is GrantType.JWT_BEARER:
+            presented = bool(form.get("client_assertion")) or (
+                basic_credentials(authorization) is not None)
+            client = (self.authenticate_client(form, authorization, "/token")
+                      if presented else None)
+            return self.jwt_bearer.exchange(form, client).response()
+        client = self.authenticate_client(form, authorization, "/token")
+        issued: IssuedToken
+        match grant_type:
+            case GrantType.CLIENT_CREDENTIALS:
+                issued = self._client_credentials(client, form)
+            case GrantType.AUTHORIZATION_CODE:
+                issued = self.authorization_code.redeem(client, form)
+            case GrantType.CIBA:
+                issued = self.ciba.poll(client, form)
+        return issued.response()
+
+    def _client_credentials(self, client: Client, form: Mapping[str, str]) -> IssuedToken:
+        """Two-legged tokens: only for purposes the operator agreed to serve two-legged."""
+        if GrantType.CLIENT_CREDENTIALS not in client.grant_types:
+            raise OAuthError("unauthorized_client", "client may not use client_credentials")
+        request = parse_scope(self.config, client, form.get("scope"), purpose_required=False)
+        if request.purpose is not None and not request.purpose.two_legged:
+            raise OAuthError(
+                "invalid_scope",
+                f"{request.purpose.purpose} needs the subscriber: use a three-legged flow",
+            )
+        if request.openid:
+            raise OAuthError("invalid_scope", "openid makes no sense without a subscriber")
+        return self.tokens.issue(client.client_id, request, grant=GrantType.CLIENT_CREDENTIALS)
+
+    def backchannel_authorize(
+        self, form: Mapping[str, str], authorization: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /bc-authorize`` (CIBA poll mode)."""
+        client = self.authenticate_client(form, authorization, "/bc-authorize")
+        response: BackchannelResponse = self.ciba.start(client, form)
+        return response.response()
+
+    def authorize(
+        self, params: Mapping[str, str], source_ip: str | None, *, repeated: bool = False
+    ) -> Redirect:
+        """``GET /authorize``: a redirect, or :class:`OAuthError` to show as an error page."""
+        return self.authorization_code.authorize(params, source_ip, repeated=repeated)
+
+    def introspect(
+        self, form: Mapping[str, str], authorization: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /introspect`` (RFC 7662): a client may introspect tokens issued to it."""
+        client = self.authenticate_client(form, authorization, "/introspect")
+        token = form.get("token")
+        if not token:
+            raise OAuthError("invalid_request", "token is required")
+        answer = self.tokens.introspect(token)
+        if answer.get("active") and answer.get("client_id") != client.client_id:
+            return {"active": False}
+        return answer
+
+    def revoke(self, form: Mapping[str, str], authorization: str | None = None) -> None:
+        """``POST /revoke`` (RFC 7009): unknown or foreign tokens are ignored silently."""
+        client = self.authenticate_client(form, authorization, "/revoke")
+        token = form.get("token")
+        if not token:
+            raise OAuthError("invalid_request", "token is required")
+        hint = form.get("token_type_hint")
+        if hint and hint not in ("access_token", "refresh_token"):
+            raise OAuthError("unsupported_token_type", f"{hint!r} tokens are not issued here")
+        try:
+            claims = self.tokens.verify(token)
+        except OAuthError:
+            return
+        if claims.client_id != client.client_id:
+            raise OAuthError("unauthorized_client", "token was issued to another client")
+        self.tokens.revoke_jti(claims.jti)
+
+    # -- for the gateway -------------------------------------------------------------------------
+
+    def verify_access_token(self, token: str) -> AccessTokenClaims:
+        """Verify a bearer token as a resource server must; raises ``InvalidAccessTokenError``.
+
+        Checks, in order: size ≤ 8 KiB before parsing; compact JWS with a signature; no
+        ``alg: none``, no ``crit``, no ``jku``/``x5u``/``jwk``/``x5c`` header; ``typ`` is
+        ``at+jwt``; ``kid`` names one of this operator's published keys and the algorithm is
+        the one pinned to that key (never read from the header alone); the signature; ``iss``
+        is this issuer; ``aud`` contains :attr:`audience`; ``iss``, ``sub``, ``aud``, ``exp``,
+        ``iat``, ``jti``, ``client_id`` present; ``exp``/``iat``/``nbf`` against the injected
+        clock with ``config.lifetimes.clock_skew``. Stateless apart from the key ring: whether
+        the token still stands is :meth:`token_context`'s job.
+        """
+        return self.tokens.verify(token)
+
+    def token_context(self, claims: AccessTokenClaims) -> TokenContext:
+        """Who and what a verified token stands for now; raises ``TokenContextError``.
+
+        Returns the client id, the subscriber's number (None for a two-legged token), the
+        purpose and the API scopes. Refuses, from the very next call after the change, a
+        revoked token, a token whose consent was revoked or expired, a legitimate-interest
+        token whose subscriber opted out since, a disabled client, a subscriber who left.
+        """
+        return self.tokens.context(claims)
