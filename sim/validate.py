@@ -315,7 +315,8 @@ def render(rows: Sequence[ValidationRow]) -> Table:
     """The rows as a rich table."""
     table = Table(title="network core vs queueing theory (95 % CI)")
     for column in ("model", "parameters", "quantity", "theory", "measured", "± 95 %", "verdict"):
-        table.add_column(column, justify="right" if column in {"theory", "measured"} else "left")
+        table.add_column(column, justify="right" if column in {"theory", "measured"} else "left",
+                         no_wrap=column != "parameters")
     for row in rows:
         half = "-" if row.half_width == 0 else f"{row.half_width:.4f}"
         verdict = "[green]pass[/]" if row.passed else f"[red]FAIL[/] ({row.relative_error:.1%})"

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import random
+import statistics
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from operators.core import (
+    ConstantServiceTime,
+    CoreSpec,
+    EmpiricalServiceTime,
+    ExponentialServiceTime,
+    LognormalServiceTime,
+    NetworkFunctionKind,
+    NetworkFunctionSpec,
+    ServiceTime,
+)
+
+SERVICE_TIME: TypeAdapter[ServiceTime] = TypeAdapter(ServiceTime)
+
+
+@pytest.mark.parametrize(
+    "distribution",
+    [
+        ExponentialServiceTime(mean=0.02),
+        LognormalServiceTime(mean=0.05, sigma=0.8),
+        ConstantServiceTime(value=0.01),
+        EmpiricalServiceTime(samples=(0.01, 0.02, 0.09)),
+    ],
+)
+def test_sample_mean_matches_declared_mean(distribution: ServiceTime) -> None:
+    rng = random.Random(3)
+    draws = [distribution.sample(rng) for _ in range(40_000)]
+    assert statistics.fmean(draws) == pytest.approx(distribution.mean, rel=0.03)
+    assert min(draws) >= 0
+
+
+def test_draws_are_reproducible_from_a_seed() -> None:
+    spec = LognormalServiceTime(mean=1.0, sigma=1.0)
+    first = [spec.sample(random.Random(9)) for _ in range(3)]
+    again = [spec.sample(random.Random(9)) for _ in range(3)]
+    other = [spec.sample(random.Random(10)) for _ in range(3)]
+    assert first == again
+    assert first != other
+
+
+def test_empirical_draws_only_its_samples_and_all_of_them() -> None:
+    samples = (0.5, 1.5, 4.0)
+    spec = EmpiricalServiceTime(samples=samples)
+    rng = random.Random(1)
+    drawn = {spec.sample(rng) for _ in range(500)}
+    assert drawn == set(samples)
+
+
+def test_service_time_is_discriminated_by_distribution_in_yaml_shaped_data() -> None:
+    parsed = SERVICE_TIME.validate_python({"distribution": "lognormal", "mean": 2, "sigma": 0.5})
+    assert isinstance(parsed, LognormalServiceTime)
+    with pytest.raises(ValidationError):
+        SERVICE_TIME.validate_python({"distribution": "weibull", "mean": 2})
+    with pytest.raises(ValidationError):
+        SERVICE_TIME.validate_python({"distribution": "exponential", "mean": 2, "sigma": 1})
+
+
+def test_specs_are_frozen_and_forbid_unknown_fields() -> None:
+    spec = CoreSpec().sim_data_register
+    with pytest.raises(ValidationError):
+        spec.servers = 3
+    with pytest.raises(ValidationError):
+        NetworkFunctionSpec.model_validate(
+            {"name": "x", "kind": "kyc_register", "servers": 1, "queue_limt": 3,
+             "service_time": {"distribution": "constant", "value": 1}}
+        )
+
+
+def test_capacity_is_servers_plus_waiting_room() -> None:
+    spec = NetworkFunctionSpec(name="x", kind=NetworkFunctionKind.KYC_REGISTER, servers=3,
+                               queue_limit=5, service_time=ConstantServiceTime(value=1))
+    assert spec.capacity == 8
+    assert spec.model_copy(update={"queue_limit": None}).capacity is None
+
+
+def test_core_spec_checks_each_slot_holds_its_kind() -> None:
+    core = CoreSpec()
+    assert [s.kind.value for s in core.functions().values()] == list(core.functions())
+    with pytest.raises(ValidationError, match="kyc_register"):
+        CoreSpec(kyc_register=core.sim_data_register)
