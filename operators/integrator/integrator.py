@@ -1,0 +1,396 @@
+"""The integrator: the operator's :class:`~operators.camara.CamaraServices`, live.
+
+It resolves the device (:func:`~operators.camara.resolve_device`), runs the operation's flow
+(:mod:`operators.integrator.operations`) through an executor that guards each backend, and
+keeps what CAMARA needs and the PCF does not hold: which client owns a QoS session, its
+application server and ports, its CAMARA session id. QoD sessions live in memory per
+integrator (like the PCF's); an expired session is reported ``UNAVAILABLE`` /
+``DURATION_EXPIRED`` for ``EXPIRED_RETENTION`` seconds, then forgotten (404).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from operators.camara.common import (
+    PHONE_ONLY,
+    Device,
+    DeviceDirectory,
+    DeviceResponse,
+    IdentifierRules,
+    resolve_device,
+)
+from operators.camara.context import CallContext
+from operators.camara.device_status import (
+    ReachabilityStatusResponse,
+    RequestReachabilityStatus,
+    RoamingStatusRequest,
+    RoamingStatusResponse,
+)
+from operators.camara.kyc_match import KycMatchRequest, KycMatchResponse
+from operators.camara.location import (
+    RetrievalLocationRequest,
+    RetrievedLocation,
+    VerifyLocationRequest,
+    VerifyLocationResponse,
+)
+from operators.camara.number_verification import (
+    NumberVerificationMatchResponse,
+    NumberVerificationRequestBody,
+    NumberVerificationShareResponse,
+)
+from operators.camara.qos_profiles import QosProfile, QosProfileDeviceRequest, QosProfileStatus
+from operators.camara.quality_on_demand import (
+    CreateSession,
+    ExtendSessionDuration,
+    QosStatus,
+    RetrieveSessionsInput,
+    SessionInfo,
+    StatusInfo,
+)
+from operators.camara.sim_swap import (
+    CheckSimSwapInfo,
+    CreateCheckSimSwap,
+    CreateSimSwapDate,
+    SimSwapInfo,
+)
+from operators.core import NetworkFunctionKind, QosSessionRecord
+from operators.errors import CamaraError
+from operators.types import Clock
+
+from . import operations as ops
+from .flow import AsyncFunction, Flow, run_async
+from .protection import BackendGuard, GuardSettings
+from .qos_catalogue import default_profiles
+
+__all__ = ["EXPIRED_RETENTION", "Executor", "GuardedExecutor", "Integrator"]
+
+T = TypeVar("T")
+EXPIRED_RETENTION = 360.0
+"""Seconds an expired QoD session stays readable, as the QoD definition allows."""
+
+Executor = Callable[[Flow[Any]], Awaitable[Any]]
+
+
+class GuardedExecutor:
+    """Runs flows live against network functions, one :class:`BackendGuard` per function."""
+
+    def __init__(
+        self,
+        functions: Mapping[NetworkFunctionKind, AsyncFunction],
+        guards: Mapping[NetworkFunctionKind, BackendGuard] | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        settings: GuardSettings | None = None,
+    ) -> None:
+        self.functions = dict(functions)
+        self.guards = dict(guards or {})
+        for kind in self.functions:
+            self.guards.setdefault(kind, BackendGuard(kind.value, clock, settings))
+
+    async def __call__(self, flow: Flow[T]) -> T:
+        return await run_async(flow, self.functions, self.guards)
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    session_id: str
+    pcf_id: str
+    client_id: str
+    msisdn: str
+    request: CreateSession
+    device: DeviceResponse | None
+    started_at: float
+    expires_at: float
+    status: QosStatus = QosStatus.AVAILABLE
+    status_info: StatusInfo | None = None
+
+
+class Integrator:
+    """Translates CAMARA calls into backend calls and back; implements ``CamaraServices``."""
+
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        execute: Executor,
+        *,
+        calendar: Clock = time.time,
+        profiles: tuple[QosProfile, ...] | None = None,
+        require_id_document: bool = False,
+        namespace: str = "ogsim",
+    ) -> None:
+        self.directory = directory
+        self.execute = execute
+        self.calendar = calendar
+        self.profiles = profiles if profiles is not None else default_profiles()
+        self.require_id_document = require_id_document
+        self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, namespace)
+        self._sessions: dict[str, _Session] = {}
+
+    async def _run(self, flow: Flow[T]) -> T:
+        result: T = await self.execute(flow)
+        return result
+
+    def _device(
+        self, ctx: CallContext, device: Device | None, rules: IdentifierRules | None = None
+    ) -> tuple[str, DeviceResponse | None]:
+        resolved = resolve_device(ctx.msisdn, device, self.directory, rules or IdentifierRules())
+        return resolved.msisdn, resolved.device
+
+    # -- SIM swap, device status ---------------------------------------------------------
+
+    async def check_sim_swap(self, ctx: CallContext, body: CreateCheckSimSwap) -> CheckSimSwapInfo:
+        msisdn, _ = self._device(ctx, _phone(body.phoneNumber), PHONE_ONLY)
+        return await self._run(ops.check_sim_swap(msisdn, body.maxAge, self.calendar()))
+
+    async def retrieve_sim_swap_date(
+        self, ctx: CallContext, body: CreateSimSwapDate
+    ) -> SimSwapInfo:
+        msisdn, _ = self._device(ctx, _phone(body.phoneNumber), PHONE_ONLY)
+        return await self._run(ops.retrieve_sim_swap_date(msisdn))
+
+    async def reachability_status(
+        self, ctx: CallContext, body: RequestReachabilityStatus
+    ) -> ReachabilityStatusResponse:
+        msisdn, _ = self._device(ctx, body.device)
+        return await self._run(ops.reachability_status(msisdn))
+
+    async def roaming_status(
+        self, ctx: CallContext, body: RoamingStatusRequest
+    ) -> RoamingStatusResponse:
+        msisdn, _ = self._device(ctx, body.device)
+        return await self._run(ops.roaming_status(msisdn))
+
+    # -- number verification ---------------------------------------------------------------
+
+    def _network_authenticated(self, ctx: CallContext) -> str:
+        if ctx.msisdn is None:
+            raise CamaraError(
+                403,
+                "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",
+                "Client must authenticate via the mobile network to use this service",
+            )
+        return ctx.msisdn
+
+    async def verify_number(
+        self, ctx: CallContext, body: NumberVerificationRequestBody
+    ) -> NumberVerificationMatchResponse:
+        msisdn = self._network_authenticated(ctx)
+        verified = await self._run(
+            ops.verify_number(msisdn, body.phoneNumber, body.hashedPhoneNumber)
+        )
+        return NumberVerificationMatchResponse(devicePhoneNumberVerified=verified)
+
+    async def device_phone_number(self, ctx: CallContext) -> NumberVerificationShareResponse:
+        return NumberVerificationShareResponse(devicePhoneNumber=self._network_authenticated(ctx))
+
+    # -- location --------------------------------------------------------------------------
+
+    async def verify_location(
+        self, ctx: CallContext, body: VerifyLocationRequest
+    ) -> VerifyLocationResponse:
+        msisdn, device = self._device(ctx, body.device)
+        return await self._run(
+            ops.verify_location(msisdn, body.area, body.maxAge, self.calendar(), device)
+        )
+
+    async def retrieve_location(
+        self, ctx: CallContext, body: RetrievalLocationRequest
+    ) -> RetrievedLocation:
+        msisdn, device = self._device(ctx, body.device)
+        flow = ops.retrieve_location(msisdn, body.maxAge, body.maxSurface, self.calendar(), device)
+        return await self._run(flow)
+
+    # -- QoS profiles ----------------------------------------------------------------------
+
+    def _profile(self, name: str) -> QosProfile | None:
+        return next((p for p in self.profiles if p.name == name), None)
+
+    async def retrieve_qos_profiles(
+        self, ctx: CallContext, body: QosProfileDeviceRequest
+    ) -> list[QosProfile]:
+        if body.device is not None:  # optional here: no device means every profile
+            self._device(ctx, body.device)
+        found = [
+            p
+            for p in self.profiles
+            if (body.name is None or p.name == body.name)
+            and (body.status is None or p.status is body.status)
+        ]
+        if not found:
+            raise CamaraError(404, "NOT_FOUND", "No QoS profile matches the request.")
+        return found
+
+    async def get_qos_profile(self, ctx: CallContext, name: str) -> QosProfile:
+        profile = self._profile(name)
+        if profile is None:
+            raise CamaraError(404, "NOT_FOUND", f"QoS profile {name} not found.")
+        return profile
+
+    # -- quality on demand -----------------------------------------------------------------
+
+    async def create_session(self, ctx: CallContext, body: CreateSession) -> SessionInfo:
+        msisdn, device = self._device(ctx, body.device)
+        profile = self._profile(body.qosProfile)
+        if profile is None:
+            raise CamaraError(400, "INVALID_ARGUMENT", f"Unknown qosProfile {body.qosProfile}.")
+        if profile.status is not QosProfileStatus.ACTIVE:
+            raise CamaraError(
+                422,
+                "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE",
+                f"The QoS profile {profile.name} is {profile.status.value}.",
+            )
+        low = profile.minDuration.seconds() if profile.minDuration else 1.0
+        high = profile.maxDuration.seconds() if profile.maxDuration else float("inf")
+        if not low <= body.duration <= high:
+            raise CamaraError(
+                400,
+                "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE",
+                "The requested duration is out of the allowed range for the specific QoS profile",
+            )
+        if any(
+            s.msisdn == msisdn and s.status is QosStatus.AVAILABLE for s in self._live_sessions()
+        ):
+            raise CamaraError(409, "CONFLICT", "A QoS session already exists for this device.")
+        record = await self._run(ops.create_qos_session(msisdn, profile.name, body.duration))
+        session = _Session(
+            session_id=str(uuid.uuid5(self._namespace, record.session_id)),
+            pcf_id=record.session_id,
+            client_id=ctx.client_id,
+            msisdn=msisdn,
+            request=body,
+            device=device,
+            started_at=record.started_at,
+            expires_at=record.expires_at,
+        )
+        self._sessions[session.session_id] = session
+        return _info(session)
+
+    def _live_sessions(self) -> list[_Session]:
+        """Sessions still known; marks expired ones and forgets them after the retention."""
+        now = self.calendar()
+        for key, s in list(self._sessions.items()):
+            if s.status is QosStatus.AVAILABLE and s.expires_at <= now:
+                s = replace(
+                    s, status=QosStatus.UNAVAILABLE, status_info=StatusInfo.DURATION_EXPIRED
+                )
+                self._sessions[key] = s
+            if s.status is QosStatus.UNAVAILABLE and s.expires_at + EXPIRED_RETENTION <= now:
+                del self._sessions[key]
+        return list(self._sessions.values())
+
+    def _owned(self, ctx: CallContext, session_id: str) -> _Session:
+        self._live_sessions()
+        session = self._sessions.get(session_id)
+        if session is None or session.client_id != ctx.client_id:
+            raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
+        if ctx.msisdn is not None and session.msisdn != ctx.msisdn:
+            raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
+        return session
+
+    async def _refresh(self, session: _Session) -> _Session:
+        """Ask the PCF; a session it no longer knows ended with its duration."""
+        if session.status is not QosStatus.AVAILABLE:
+            return session
+        try:
+            record = await self._run(ops.read_qos_session(session.pcf_id))
+        except CamaraError as error:
+            if error.code != "NOT_FOUND":
+                raise
+            ended = replace(
+                session, status=QosStatus.UNAVAILABLE, status_info=StatusInfo.DURATION_EXPIRED
+            )
+            self._sessions[session.session_id] = ended
+            return ended
+        return self._track(session, record)
+
+    def _track(self, session: _Session, record: QosSessionRecord) -> _Session:
+        updated = replace(session, started_at=record.started_at, expires_at=record.expires_at)
+        self._sessions[session.session_id] = updated
+        return updated
+
+    async def get_session(self, ctx: CallContext, session_id: str) -> SessionInfo:
+        return _info(await self._refresh(self._owned(ctx, session_id)))
+
+    async def delete_session(self, ctx: CallContext, session_id: str) -> None:
+        session = self._owned(ctx, session_id)
+        if session.status is QosStatus.AVAILABLE:
+            try:
+                await self._run(ops.delete_qos_session(session.pcf_id))
+            except CamaraError as error:
+                if error.code != "NOT_FOUND":
+                    raise
+        del self._sessions[session_id]
+
+    async def extend_session(
+        self, ctx: CallContext, session_id: str, body: ExtendSessionDuration
+    ) -> SessionInfo:
+        session = await self._refresh(self._owned(ctx, session_id))
+        if session.status is not QosStatus.AVAILABLE:
+            raise CamaraError(
+                409,
+                "QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED",
+                "Extending the session duration is not allowed in the current state "
+                f"({session.status.value}). The session must be in the AVAILABLE state.",
+            )
+        profile = self._profile(session.request.qosProfile)
+        cap = profile.maxDuration.seconds() if profile and profile.maxDuration else float("inf")
+        current = session.expires_at - session.started_at
+        additional = min(float(body.requestedAdditionalDuration), max(0.0, cap - current))
+        if additional <= 0:
+            return _info(session)
+        record = await self._run(ops.extend_qos_session(session.pcf_id, additional))
+        return _info(self._track(session, record))
+
+    async def retrieve_sessions(
+        self, ctx: CallContext, body: RetrieveSessionsInput
+    ) -> list[SessionInfo]:
+        msisdn, _ = self._device(ctx, body.device)
+        mine = [
+            s for s in self._live_sessions() if s.msisdn == msisdn and s.client_id == ctx.client_id
+        ]
+        return [_info(await self._refresh(s)) for s in mine]
+
+    # -- KYC -------------------------------------------------------------------------------
+
+    async def kyc_match(self, ctx: CallContext, body: KycMatchRequest) -> KycMatchResponse:
+        """KYC's own rule: a three-legged call may repeat the number, but it must match."""
+        if ctx.msisdn is not None:
+            if body.phoneNumber is not None and body.phoneNumber != ctx.msisdn:
+                raise CamaraError(
+                    403, "INVALID_TOKEN_CONTEXT", "phoneNumber is not consistent with access token."
+                )
+            msisdn, _ = self._device(ctx, None, PHONE_ONLY)
+        else:
+            msisdn, _ = self._device(ctx, _phone(body.phoneNumber), PHONE_ONLY)
+        return await self._run(
+            ops.kyc_match(msisdn, body, require_id_document=self.require_id_document)
+        )
+
+
+def _phone(number: str | None) -> Device | None:
+    return Device(phoneNumber=number) if number is not None else None
+
+
+def _info(session: _Session) -> SessionInfo:
+    request = session.request
+    available = session.status is QosStatus.AVAILABLE
+    return SessionInfo(
+        sessionId=uuid.UUID(session.session_id),
+        device=session.device,
+        applicationServer=request.applicationServer,
+        devicePorts=request.devicePorts,
+        applicationServerPorts=request.applicationServerPorts,
+        qosProfile=request.qosProfile,
+        sink=request.sink,
+        duration=max(1, round(session.expires_at - session.started_at)),
+        startedAt=datetime.fromtimestamp(session.started_at, UTC),
+        expiresAt=datetime.fromtimestamp(session.expires_at, UTC),
+        qosStatus=session.status,
+        statusInfo=None if available else session.status_info,
+    )

@@ -1,0 +1,129 @@
+"""Protection of one backend: load shedder, circuit breaker and request buffer, in that order.
+
+A :class:`BackendGuard` is pure bookkeeping over the policy objects of
+:mod:`operators.policies`; it never waits. ``admit`` answers at once with a ticket that runs
+now or waits in the buffer, or raises ``503 UNAVAILABLE``; the driver of each realisation
+(asyncio or SimPy, :mod:`operators.integrator.flow`) parks a waiting ticket on its own
+primitive and registers a waker that ``finish`` calls when the ticket is promoted. So both
+modes take the very same admit/refuse decisions for the same sequence of calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from operators.errors import CamaraError, gateway_timeout, unavailable
+from operators.policies import (
+    AdmissionShedder,
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    LoadShedder,
+    NoShedding,
+    RequestBuffer,
+    Ticket,
+    TicketState,
+)
+from operators.types import Clock
+
+__all__ = ["BackendGuard", "GuardSettings", "Outcome"]
+
+
+class GuardSettings(BaseModel):
+    """How one backend is protected; scenario YAML may embed it, so unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrent: int = Field(default=16, ge=1)
+    max_waiting: int = Field(default=64, ge=0)
+    max_wait: float = Field(default=1.0, ge=0, description="seconds in the buffer before 503")
+    call_timeout: float = Field(default=5.0, gt=0, description="seconds before 504 TIMEOUT")
+    shed_target: float | None = Field(
+        default=None, gt=0, description="expected wait (s) above which arrivals are shed"
+    )
+    breaker: CircuitBreakerConfig = CircuitBreakerConfig(
+        minimum_number_of_calls=20, sliding_window_size=50, wait_duration_in_open_state=10.0
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a guarded call ended, as the breaker and the shedder must learn it."""
+
+    failed: bool
+    duration: float
+
+
+class BackendGuard:
+    """One backend's breaker, buffer and shedder, with the wakers of its waiting calls."""
+
+    def __init__(
+        self,
+        name: str,
+        clock: Clock,
+        settings: GuardSettings | None = None,
+        *,
+        breaker: CircuitBreaker | None = None,
+        buffer: RequestBuffer | None = None,
+        shedder: AdmissionShedder | None = None,
+    ) -> None:
+        s = settings or GuardSettings()
+        self.name = name
+        self.clock = clock
+        self.settings = s
+        self.breaker = breaker or CircuitBreaker(s.breaker, clock)
+        self.buffer = buffer or RequestBuffer(s.max_concurrent, s.max_waiting, s.max_wait, clock)
+        self.shedder: AdmissionShedder = shedder or (
+            LoadShedder(s.shed_target) if s.shed_target is not None else NoShedding()
+        )
+        self._wakers: dict[int, Callable[[], None]] = {}
+        self.refused = 0
+
+    def _refuse(self, why: str) -> CamaraError:
+        self.refused += 1
+        return unavailable(f"{self.name} unavailable: {why}")
+
+    def admit(self) -> Ticket:
+        """A RUNNING or WAITING ticket, or ``503 UNAVAILABLE`` at once (shed, open, full)."""
+        if not self.shedder.admit(self.buffer.waiting, self.settings.max_concurrent):
+            raise self._refuse("load shed")
+        if not self.breaker.try_acquire_permission():
+            raise self._refuse("circuit open")
+        ticket = self.buffer.request()
+        if ticket.state is TicketState.REJECTED:
+            self.breaker.release_permission()
+            raise self._refuse("request buffer full")
+        return ticket
+
+    def on_promotion(self, ticket: Ticket, waker: Callable[[], None]) -> None:
+        """Register how to wake a WAITING ticket once a slot frees for it."""
+        self._wakers[ticket.id] = waker
+
+    def give_up(self, ticket: Ticket) -> CamaraError:
+        """A waiter reached its deadline: leave the buffer and answer 503."""
+        self._wakers.pop(ticket.id, None)
+        self._wake(self.buffer.cancel(ticket))
+        self.breaker.release_permission()
+        return self._refuse("waited too long for a slot")
+
+    def finish(self, ticket: Ticket, outcome: Outcome | None) -> None:
+        """Record the outcome (None: ignore it) and free the slot for the next waiter."""
+        if outcome is None:
+            self.breaker.release_permission()
+        elif outcome.failed:
+            self.breaker.on_error(outcome.duration)
+        else:
+            self.breaker.on_success(outcome.duration)
+            self.shedder.record_service_time(outcome.duration)
+        self._wake(self.buffer.release(ticket))
+
+    def timeout(self) -> CamaraError:
+        return gateway_timeout(f"{self.name} did not answer within {self.settings.call_timeout}s")
+
+    def _wake(self, promoted: list[Ticket]) -> None:
+        for ticket in promoted:
+            waker = self._wakers.pop(ticket.id, None)
+            if waker is not None:
+                waker()
