@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.commands import operator
+from sim.commands import demo, operator
 
 app = typer.Typer(
     name="ogsim",
@@ -13,6 +13,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(operator.app, name="operator")
+app.command("demo")(demo.command)
 
 
 @app.callback()

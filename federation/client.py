@@ -1,0 +1,181 @@
+"""An application's side of the CAMARA security profile: private_key_jwt, CIBA polling, tokens.
+
+This is what a third-party developer's backend does against an operator (or, later, the
+aggregator): it is used by ``ogsim demo``, the federation's aggregator and the load tests, so
+they all exercise the identity server exactly as a real client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+class OAuthClientError(Exception):
+    """The authorization server answered with an OAuth error."""
+
+    def __init__(self, status: int, error: str, description: str = "") -> None:
+        super().__init__(f"{status} {error}: {description}".rstrip(": "))
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the client needs from the issuer's discovery document."""
+
+    issuer: str
+    token: str
+    backchannel: str
+    introspection: str
+    revocation: str
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> Endpoints:
+        return cls(
+            issuer=metadata["issuer"],
+            token=metadata["token_endpoint"],
+            backchannel=metadata["backchannel_authentication_endpoint"],
+            introspection=metadata["introspection_endpoint"],
+            revocation=metadata["revocation_endpoint"],
+        )
+
+
+def new_client_key() -> ECKey:
+    """A fresh P-256 key pair with a thumbprint ``kid``, as a developer would generate."""
+    return ECKey.generate_key("P-256", private=True, auto_kid=True)
+
+
+class ApplicationClient:
+    """One registered application talking to one authorization server over ``http``."""
+
+    def __init__(
+        self,
+        client_id: str,
+        key: ECKey,
+        endpoints: Endpoints,
+        http: httpx.AsyncClient,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.client_id = client_id
+        self.key = key
+        self.endpoints = endpoints
+        self.http = http
+        self.clock = clock
+        self.sleep = sleep
+
+    @classmethod
+    async def discover(
+        cls, client_id: str, key: ECKey, issuer: str, http: httpx.AsyncClient
+    ) -> ApplicationClient:
+        response = await http.get(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        response.raise_for_status()
+        return cls(client_id, key, Endpoints.from_metadata(response.json()), http)
+
+    def assertion(self, audience: str, lifetime: int = 60, **claims: Any) -> str:
+        """A single-use client assertion (fresh ``jti``) for ``audience``."""
+        now = int(self.clock())
+        body = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": secrets.token_urlsafe(16),
+            **claims,
+        }
+        return jwt.encode({"alg": "ES256", "kid": self.key.kid}, body, self.key)
+
+    def _auth(self, endpoint: str) -> dict[str, str]:
+        return {
+            "client_assertion_type": CLIENT_ASSERTION_TYPE,
+            "client_assertion": self.assertion(endpoint),
+        }
+
+    async def _post(self, endpoint: str, form: dict[str, str]) -> dict[str, Any]:
+        response = await self.http.post(endpoint, data={**self._auth(endpoint), **form})
+        if response.status_code >= 400:
+            body = _json(response)
+            raise OAuthClientError(
+                response.status_code,
+                str(body.get("error", "http_error")),
+                str(body.get("error_description", "")),
+            )
+        return _json(response)
+
+    async def client_credentials(self, scope: str) -> dict[str, Any]:
+        return await self._post(
+            self.endpoints.token, {"grant_type": "client_credentials", "scope": scope}
+        )
+
+    async def start_ciba(
+        self, login_hint: str, scope: str, binding_message: str | None = None
+    ) -> dict[str, Any]:
+        form = {"login_hint": login_hint, "scope": scope}
+        if binding_message:
+            form["binding_message"] = binding_message
+        return await self._post(self.endpoints.backchannel, form)
+
+    async def poll_ciba(self, auth_req_id: str) -> dict[str, Any]:
+        return await self._post(
+            self.endpoints.token, {"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id}
+        )
+
+    async def ciba(
+        self,
+        login_hint: str,
+        scope: str,
+        binding_message: str | None = None,
+        on_pending: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Run CIBA to its end, polling no faster than the interval (slower after slow_down)."""
+        started = await self.start_ciba(login_hint, scope, binding_message)
+        interval = float(started.get("interval", 5))
+        deadline = self.clock() + float(started["expires_in"])
+        while True:
+            await self.sleep(interval)
+            try:
+                return await self.poll_ciba(started["auth_req_id"])
+            except OAuthClientError as error:
+                if error.error == "slow_down":
+                    interval += 5
+                elif error.error != "authorization_pending" or self.clock() > deadline:
+                    raise
+                if on_pending is not None:
+                    on_pending(error.error)
+
+    async def jwt_bearer(self, subject: str, scope: str) -> dict[str, Any]:
+        """RFC 7523: the assertion carries sub and scope; the form has no scope parameter."""
+        assertion = self.assertion(self.endpoints.token, sub=subject, scope=scope)
+        return await self._post(
+            self.endpoints.token, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
+        )
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        return await self._post(self.endpoints.introspection, {"token": token})
+
+    async def revoke(self, token: str) -> None:
+        await self._post(self.endpoints.revocation, {"token": token})
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {"error": "http_error", "error_description": response.text[:200]}
+    return body if isinstance(body, dict) else {"error": "http_error"}
