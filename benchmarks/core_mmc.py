@@ -57,8 +57,12 @@ def handwritten(seed: int) -> int:
 def core_model(seed: int) -> int:
     """The same M/M/c as the network core realises it in virtual time."""
     env = simpy.Environment()
-    spec = NetworkFunctionSpec(name="hlr", kind=NetworkFunctionKind.SIM_DATA_REGISTER,
-                               servers=SERVERS, service_time=ExponentialServiceTime(mean=1.0))
+    spec = NetworkFunctionSpec(
+        name="hlr",
+        kind=NetworkFunctionKind.SIM_DATA_REGISTER,
+        servers=SERVERS,
+        service_time=ExponentialServiceTime(mean=1.0),
+    )
     station: SimNetworkFunction[None, None] = SimNetworkFunction(
         env, spec, lambda request: request, random.Random(seed)
     )

@@ -76,9 +76,18 @@ def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueMetrics:
     wq = p_wait / (servers * service_rate - arrival_rate)
     w = wq + 1 / service_rate
     return QueueMetrics(
-        arrival_rate=arrival_rate, service_rate=service_rate, servers=servers, capacity=None,
-        utilisation=load / servers, p_wait=p_wait, p_block=0.0, lq=arrival_rate * wq,
-        l=arrival_rate * w, wq=wq, w=w, throughput=arrival_rate,
+        arrival_rate=arrival_rate,
+        service_rate=service_rate,
+        servers=servers,
+        capacity=None,
+        utilisation=load / servers,
+        p_wait=p_wait,
+        p_block=0.0,
+        lq=arrival_rate * wq,
+        l=arrival_rate * w,
+        wq=wq,
+        w=w,
+        throughput=arrival_rate,
     )
 
 
@@ -111,7 +120,16 @@ def mmck(arrival_rate: float, service_rate: float, servers: int, capacity: int) 
     wq = lq / throughput if throughput > 0 else 0.0
     w = wq + 1 / service_rate
     return QueueMetrics(
-        arrival_rate=arrival_rate, service_rate=service_rate, servers=servers, capacity=capacity,
-        utilisation=busy / servers, p_wait=p_wait, p_block=p_block, lq=lq, l=lq + busy,
-        wq=wq, w=w, throughput=throughput,
+        arrival_rate=arrival_rate,
+        service_rate=service_rate,
+        servers=servers,
+        capacity=capacity,
+        utilisation=busy / servers,
+        p_wait=p_wait,
+        p_block=p_block,
+        lq=lq,
+        l=lq + busy,
+        wq=wq,
+        w=w,
+        throughput=throughput,
     )

@@ -45,9 +45,36 @@ from sim.queueing import QueueMetrics, mmc, mmck
 __all__ = ["ValidationRow", "run_validation", "validate"]
 
 _T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
 )
 """Two-sided 95 % Student-t quantiles for 1..30 degrees of freedom (scipy is not a dependency)."""
 
@@ -117,8 +144,11 @@ class _Station:
 
 def _spec(servers: int, queue_limit: int | None) -> NetworkFunctionSpec:
     return NetworkFunctionSpec(
-        name="station", kind=NetworkFunctionKind.SIM_DATA_REGISTER, servers=servers,
-        queue_limit=queue_limit, service_time=ExponentialServiceTime(mean=1.0),
+        name="station",
+        kind=NetworkFunctionKind.SIM_DATA_REGISTER,
+        servers=servers,
+        queue_limit=queue_limit,
+        service_time=ExponentialServiceTime(mean=1.0),
     )
 
 
@@ -233,8 +263,9 @@ def _little_row(model: str, parameters: str, runs: Sequence[OccupancySnapshot]) 
     window = math.fsum(s.window for s in runs)
     area = math.fsum(s.mean_in_system * s.window for s in runs)
     sojourn = math.fsum(s.throughput * s.window * s.mean_sojourn for s in runs)
-    return ValidationRow(model, parameters, "Little L = λW", sojourn / window, area / window,
-                         0.0, LITTLE_TOLERANCE)
+    return ValidationRow(
+        model, parameters, "Little L = λW", sojourn / window, area / window, 0.0, LITTLE_TOLERANCE
+    )
 
 
 def run_validation(
@@ -263,18 +294,37 @@ def run_validation(
         for rep in range(replications):
             run_seed = f"{seed}:{station.model}:{rep}"
             runs.append(
-                simulate_station(station.spec, station.arrival_rate, station.horizon,
-                                 station.warmup, run_seed)
+                simulate_station(
+                    station.spec, station.arrival_rate, station.horizon, station.warmup, run_seed
+                )
             )
             advance()
         if station.quantity == "wq":
             measured, half = mean_and_half_width([r.mean_wait for r in runs])
-            rows.append(ValidationRow(station.model, station.parameters, "Wq (Erlang C)",
-                                      station.theory.wq, measured, half, station.tolerance))
+            rows.append(
+                ValidationRow(
+                    station.model,
+                    station.parameters,
+                    "Wq (Erlang C)",
+                    station.theory.wq,
+                    measured,
+                    half,
+                    station.tolerance,
+                )
+            )
         else:
             measured, half = mean_and_half_width([r.blocking_probability for r in runs])
-            rows.append(ValidationRow(station.model, station.parameters, "P(block) (loss)",
-                                      station.theory.p_block, measured, half, station.tolerance))
+            rows.append(
+                ValidationRow(
+                    station.model,
+                    station.parameters,
+                    "P(block) (loss)",
+                    station.theory.p_block,
+                    measured,
+                    half,
+                    station.tolerance,
+                )
+            )
         rows.append(_little_row(station.model, station.parameters, runs))
 
     rows.extend(_live_rows(seed, live_customers, live_batches, advance))
@@ -301,8 +351,9 @@ def _live_rows(
     service, service_half = mean_and_half_width([r.mean_service / time_scale for r in runs])
     return [
         ValidationRow(model, parameters, "Wq (Erlang C)", theory.wq, wq, wq_half, LIVE_TOLERANCE),
-        ValidationRow(model, parameters, "mean service", 1.0, service, service_half,
-                      LIVE_TOLERANCE),
+        ValidationRow(
+            model, parameters, "mean service", 1.0, service, service_half, LIVE_TOLERANCE
+        ),
         _little_row(model, parameters, runs),
     ]
 
@@ -315,13 +366,23 @@ def render(rows: Sequence[ValidationRow]) -> Table:
     """The rows as a rich table."""
     table = Table(title="network core vs queueing theory (95 % CI)")
     for column in ("model", "parameters", "quantity", "theory", "measured", "± 95 %", "verdict"):
-        table.add_column(column, justify="right" if column in {"theory", "measured"} else "left",
-                         no_wrap=column != "parameters")
+        table.add_column(
+            column,
+            justify="right" if column in {"theory", "measured"} else "left",
+            no_wrap=column != "parameters",
+        )
     for row in rows:
         half = "-" if row.half_width == 0 else f"{row.half_width:.4f}"
         verdict = "[green]pass[/]" if row.passed else f"[red]FAIL[/] ({row.relative_error:.1%})"
-        table.add_row(row.model, row.parameters, row.quantity, f"{row.theory:.4f}",
-                      f"{row.measured:.4f}", half, verdict)
+        table.add_row(
+            row.model,
+            row.parameters,
+            row.quantity,
+            f"{row.theory:.4f}",
+            f"{row.measured:.4f}",
+            half,
+            verdict,
+        )
     return table
 
 

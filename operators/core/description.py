@@ -146,23 +146,38 @@ class CoreSpec(_Spec):
     """The five network functions of one operator, with defaults sized for a small operator."""
 
     sim_data_register: NetworkFunctionSpec = NetworkFunctionSpec(
-        name="hlr", kind=NetworkFunctionKind.SIM_DATA_REGISTER, servers=8, queue_limit=64,
+        name="hlr",
+        kind=NetworkFunctionKind.SIM_DATA_REGISTER,
+        servers=8,
+        queue_limit=64,
         service_time=_exp(0.008),
     )
     location_server: NetworkFunctionSpec = NetworkFunctionSpec(
-        name="gmlc", kind=NetworkFunctionKind.LOCATION_SERVER, servers=4, queue_limit=32,
+        name="gmlc",
+        kind=NetworkFunctionKind.LOCATION_SERVER,
+        servers=4,
+        queue_limit=32,
         service_time=LognormalServiceTime(mean=0.120, sigma=0.6),
     )
     policy_function: NetworkFunctionSpec = NetworkFunctionSpec(
-        name="pcf", kind=NetworkFunctionKind.POLICY_FUNCTION, servers=4, queue_limit=32,
+        name="pcf",
+        kind=NetworkFunctionKind.POLICY_FUNCTION,
+        servers=4,
+        queue_limit=32,
         service_time=_exp(0.030),
     )
     kyc_register: NetworkFunctionSpec = NetworkFunctionSpec(
-        name="kyc", kind=NetworkFunctionKind.KYC_REGISTER, servers=2, queue_limit=16,
+        name="kyc",
+        kind=NetworkFunctionKind.KYC_REGISTER,
+        servers=2,
+        queue_limit=16,
         service_time=LognormalServiceTime(mean=0.050, sigma=0.4),
     )
     nv_authenticator: NetworkFunctionSpec = NetworkFunctionSpec(
-        name="nv", kind=NetworkFunctionKind.NV_AUTHENTICATOR, servers=4, queue_limit=32,
+        name="nv",
+        kind=NetworkFunctionKind.NV_AUTHENTICATOR,
+        servers=4,
+        queue_limit=32,
         service_time=_exp(0.015),
     )
 

@@ -11,8 +11,16 @@ from .records import HlrRecord, MsisdnQuery, MsState
 __all__ = ["MCC_BY_COUNTRY", "Hlr", "country_of_mcc"]
 
 MCC_BY_COUNTRY: dict[str, str] = {
-    "ES": "214", "FR": "208", "DE": "262", "IT": "222", "PT": "268", "GB": "234",
-    "US": "310", "NL": "204", "BR": "724", "MX": "334",
+    "ES": "214",
+    "FR": "208",
+    "DE": "262",
+    "IT": "222",
+    "PT": "268",
+    "GB": "234",
+    "US": "310",
+    "NL": "204",
+    "BR": "724",
+    "MX": "334",
 }
 """Mobile country codes (ITU-T E.212) of the countries subscribers roam to."""
 

@@ -44,9 +44,23 @@ class Occupancy:
     """Time-weighted number in system and in queue, plus call counts, waits and sojourns."""
 
     __slots__ = (
-        "_area_queue", "_area_system", "_clock", "_departed", "_failed", "_last", "_offered",
-        "_refused", "_rejected", "_served", "_since", "_started", "_sum_service", "_sum_sojourn",
-        "_sum_wait", "in_service", "queue_length",
+        "_area_queue",
+        "_area_system",
+        "_clock",
+        "_departed",
+        "_failed",
+        "_last",
+        "_offered",
+        "_refused",
+        "_rejected",
+        "_served",
+        "_since",
+        "_started",
+        "_sum_service",
+        "_sum_sojourn",
+        "_sum_wait",
+        "in_service",
+        "queue_length",
     )
 
     def __init__(self, clock: Clock) -> None:

@@ -20,16 +20,22 @@ from operators.core import (
 from sim.core import FaultChange, SimNetworkFunction
 
 
-def station(env: simpy.Environment, servers: int, queue_limit: int | None,
-            service: float = 1.0) -> SimNetworkFunction[str, str]:
-    spec = NetworkFunctionSpec(name="pcf", kind=NetworkFunctionKind.POLICY_FUNCTION,
-                               servers=servers, queue_limit=queue_limit,
-                               service_time=ConstantServiceTime(value=service))
+def station(
+    env: simpy.Environment, servers: int, queue_limit: int | None, service: float = 1.0
+) -> SimNetworkFunction[str, str]:
+    spec = NetworkFunctionSpec(
+        name="pcf",
+        kind=NetworkFunctionKind.POLICY_FUNCTION,
+        servers=servers,
+        queue_limit=queue_limit,
+        service_time=ConstantServiceTime(value=service),
+    )
     return SimNetworkFunction(env, spec, str.upper, random.Random(1))
 
 
-def outcomes(env: simpy.Environment, nf: SimNetworkFunction[str, str], arrivals: list[float]
-             ) -> list[tuple[float, str]]:
+def outcomes(
+    env: simpy.Environment, nf: SimNetworkFunction[str, str], arrivals: list[float]
+) -> list[tuple[float, str]]:
     """Each call's finish time and record (or error code)."""
     results: list[tuple[float, str]] = []
 
@@ -51,9 +57,7 @@ def test_queues_then_blocks_when_waiting_room_is_full() -> None:
     env = simpy.Environment()
     nf = station(env, servers=2, queue_limit=1)
     results = outcomes(env, nf, [0, 0, 0, 0, 0.5])
-    assert sorted(results) == [
-        (0.0, "BUSY"), (0.5, "BUSY"), (1.0, "R"), (1.0, "R"), (2.0, "R")
-    ]
+    assert sorted(results) == [(0.0, "BUSY"), (0.5, "BUSY"), (1.0, "R"), (1.0, "R"), (2.0, "R")]
     snapshot = nf.snapshot()
     assert (snapshot.offered, snapshot.rejected, snapshot.served) == (5, 2, 3)
     assert snapshot.mean_wait == pytest.approx(1 / 3)
@@ -73,15 +77,22 @@ def test_unbounded_waiting_room_never_rejects() -> None:
 def test_fault_timeline_switches_faults_in_virtual_time() -> None:
     env = simpy.Environment()
     nf = station(env, servers=1, queue_limit=None)
-    nf.schedule_faults([
-        FaultChange(at=10, faults=Faults(outage=True)),
-        FaultChange(at=20, faults=Faults(error_rate=1.0)),
-        FaultChange(at=30, faults=Faults(extra_latency=4.0)),
-        FaultChange(at=40, faults=Faults()),
-    ])
+    nf.schedule_faults(
+        [
+            FaultChange(at=10, faults=Faults(outage=True)),
+            FaultChange(at=20, faults=Faults(error_rate=1.0)),
+            FaultChange(at=30, faults=Faults(extra_latency=4.0)),
+            FaultChange(at=40, faults=Faults()),
+        ]
+    )
     results = outcomes(env, nf, [0, 10.5, 20.5, 30.5, 40.5])
-    assert results == [(1.0, "R"), (10.5, "UNAVAILABLE"), (21.5, "SYSTEM_FAILURE"),
-                       (35.5, "R"), (41.5, "R")]
+    assert results == [
+        (1.0, "R"),
+        (10.5, "UNAVAILABLE"),
+        (21.5, "SYSTEM_FAILURE"),
+        (35.5, "R"),
+        (41.5, "R"),
+    ]
 
 
 def test_errors_are_the_same_types_as_live() -> None:

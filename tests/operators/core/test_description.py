@@ -68,14 +68,24 @@ def test_specs_are_frozen_and_forbid_unknown_fields() -> None:
         spec.servers = 3
     with pytest.raises(ValidationError):
         NetworkFunctionSpec.model_validate(
-            {"name": "x", "kind": "kyc_register", "servers": 1, "queue_limt": 3,
-             "service_time": {"distribution": "constant", "value": 1}}
+            {
+                "name": "x",
+                "kind": "kyc_register",
+                "servers": 1,
+                "queue_limt": 3,
+                "service_time": {"distribution": "constant", "value": 1},
+            }
         )
 
 
 def test_capacity_is_servers_plus_waiting_room() -> None:
-    spec = NetworkFunctionSpec(name="x", kind=NetworkFunctionKind.KYC_REGISTER, servers=3,
-                               queue_limit=5, service_time=ConstantServiceTime(value=1))
+    spec = NetworkFunctionSpec(
+        name="x",
+        kind=NetworkFunctionKind.KYC_REGISTER,
+        servers=3,
+        queue_limit=5,
+        service_time=ConstantServiceTime(value=1),
+    )
     assert spec.capacity == 8
     assert spec.model_copy(update={"queue_limit": None}).capacity is None
 

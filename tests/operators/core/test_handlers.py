@@ -60,7 +60,9 @@ def test_location_server_reports_fix_age_on_the_base_clock(subscribers: Subscrib
     subscriber = subscribers.get(number)
     assert subscriber is not None
     assert (estimate.latitude, estimate.longitude) == (
-        subscriber.location.latitude, subscriber.location.longitude)
+        subscriber.location.latitude,
+        subscriber.location.longitude,
+    )
     assert estimate.uncertainty_radius == subscriber.location.accuracy
     assert estimate.age_of_location == int(NOW - subscriber.location.observed_at.timestamp())
 

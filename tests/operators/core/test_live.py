@@ -19,11 +19,16 @@ from operators.core import (
 SCALE = 0.001  # one spec second is one wall millisecond
 
 
-def station(servers: int, queue_limit: int | None, service: float = 20.0
-            ) -> LiveNetworkFunction[str, str]:
-    spec = NetworkFunctionSpec(name="hlr", kind=NetworkFunctionKind.SIM_DATA_REGISTER,
-                               servers=servers, queue_limit=queue_limit,
-                               service_time=ConstantServiceTime(value=service))
+def station(
+    servers: int, queue_limit: int | None, service: float = 20.0
+) -> LiveNetworkFunction[str, str]:
+    spec = NetworkFunctionSpec(
+        name="hlr",
+        kind=NetworkFunctionKind.SIM_DATA_REGISTER,
+        servers=servers,
+        queue_limit=queue_limit,
+        service_time=ConstantServiceTime(value=service),
+    )
     return LiveNetworkFunction(spec, str.upper, random.Random(1), time_scale=SCALE)
 
 

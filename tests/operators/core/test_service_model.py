@@ -16,8 +16,13 @@ from operators.core import (
 
 
 def spec(faults: Faults = Faults()) -> NetworkFunctionSpec:
-    return NetworkFunctionSpec(name="hlr", kind=NetworkFunctionKind.SIM_DATA_REGISTER, servers=2,
-                               service_time=ConstantServiceTime(value=0.01), faults=faults)
+    return NetworkFunctionSpec(
+        name="hlr",
+        kind=NetworkFunctionKind.SIM_DATA_REGISTER,
+        servers=2,
+        service_time=ConstantServiceTime(value=0.01),
+        faults=faults,
+    )
 
 
 def test_outage_fails_every_call_at_once() -> None:
