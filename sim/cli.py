@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.commands import demo, operator
+from sim.commands import demo, operator, serve
 
 app = typer.Typer(
     name="ogsim",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.add_typer(operator.app, name="operator")
 app.command("demo")(demo.command)
+app.command("serve")(serve.command)
 
 
 @app.callback()

@@ -34,7 +34,7 @@ def load_operator(config: Path | None) -> OperatorConfig:
     try:
         return load_yaml_model(config, OperatorConfig)
     except ConfigFileError as error:
-        console.print(f"[red]invalid operator config[/red]\n{error}")
+        console.print(f"[red]invalid operator config[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
 
 
