@@ -85,9 +85,10 @@ class App:
             "client_assertion": self.assertion(self.server.url(endpoint), **claims),
         }
 
-    def bearer_assertion(self, sub: str, scope: str | None, **claims: Any) -> str:
+    def bearer_assertion(self, sub: str, scope: str | None, aud: Any = None,
+                         **claims: Any) -> str:
         extra = {"scope": scope} if scope is not None else {}
-        return self.assertion(self.server.token_endpoint, sub=sub, **extra, **claims)
+        return self.assertion(aud or self.server.token_endpoint, sub=sub, **extra, **claims)
 
 
 def new_key() -> ECKey:
