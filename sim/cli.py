@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from sim.commands import demo, operator, serve
+from sim.validate import validate
 
 app = typer.Typer(
     name="ogsim",
@@ -15,6 +16,7 @@ app = typer.Typer(
 app.add_typer(operator.app, name="operator")
 app.command("demo")(demo.command)
 app.command("serve")(serve.command)
+app.command("validate")(validate)
 
 
 @app.callback()
