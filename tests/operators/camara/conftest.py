@@ -46,7 +46,7 @@ def base() -> SubscriberBase:
 
 @pytest.fixture
 def functions(base: SubscriberBase) -> dict[NetworkFunctionKind, Direct]:
-    K = NetworkFunctionKind
+    K = NetworkFunctionKind  # noqa: N806
     return {
         K.SIM_DATA_REGISTER: Direct(Hlr(base)),
         K.LOCATION_SERVER: Direct(LocationServer(base)),

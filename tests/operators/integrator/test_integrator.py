@@ -1,0 +1,236 @@
+"""Chaining with degradation, protective refusals, and one flow decided alike live and in SimPy."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+import simpy
+
+from operators.camara import CallContext
+from operators.camara.common import Device, Point
+from operators.camara.location import VerifyCircle, VerifyLocationRequest
+from operators.camara.sim_swap import CreateCheckSimSwap
+from operators.core import Hlr, MsisdnQuery, NetworkFunctionKind
+from operators.errors import CamaraError
+from operators.integrator import BackendGuard, GuardedExecutor, GuardSettings, Integrator
+from operators.integrator import operations as ops
+from operators.integrator.flow import run_async, run_process
+from operators.policies import CircuitBreakerConfig
+from operators.subscriber_base import SubscriberBase
+
+from .conftest import Direct
+
+HLR = NetworkFunctionKind.SIM_DATA_REGISTER
+CTX = CallContext(client_id="app-1")
+
+
+def _verify_body(base: SubscriberBase, role: str) -> VerifyLocationRequest:
+    sub = base.get(base.test_number(role))
+    assert sub is not None
+    center = Point(latitude=sub.location.latitude, longitude=sub.location.longitude)
+    return VerifyLocationRequest(
+        device=Device(phoneNumber=sub.msisdn),
+        area=VerifyCircle(center=center, radius=sub.location.accuracy * 2),
+    )
+
+
+async def test_location_verification_degrades_when_the_hlr_is_down(
+    integrator: Integrator, functions: dict[NetworkFunctionKind, Direct], base: SubscriberBase
+) -> None:
+    body = _verify_body(base, "approves")
+    fresh = await integrator.verify_location(CTX, body)
+    functions[HLR].down = True
+    degraded = await integrator.verify_location(CTX, body)
+    assert degraded.verificationResult == fresh.verificationResult == "TRUE"
+    # without the HLR the answer no longer claims a fresh fix: the estimate's own time
+    assert degraded.lastLocationTime < fresh.lastLocationTime
+    with pytest.raises(CamaraError) as refused:
+        await integrator.verify_location(CTX, body.model_copy(update={"maxAge": 0}))
+    assert refused.value.code == "LOCATION_VERIFICATION.UNABLE_TO_FULFILL_MAX_AGE"
+
+
+async def test_location_server_down_is_503(
+    integrator: Integrator, functions: dict[NetworkFunctionKind, Direct], base: SubscriberBase
+) -> None:
+    functions[NetworkFunctionKind.LOCATION_SERVER].down = True
+    with pytest.raises(CamaraError) as error:
+        await integrator.verify_location(CTX, _verify_body(base, "approves"))
+    assert (error.value.status, error.value.code) == (503, "UNAVAILABLE")
+
+
+def _tight(clock: Any) -> BackendGuard:
+    settings = GuardSettings(
+        max_concurrent=1,
+        max_waiting=0,
+        breaker=CircuitBreakerConfig(
+            minimum_number_of_calls=2, sliding_window_size=2, wait_duration_in_open_state=30
+        ),
+    )
+    return BackendGuard("hlr", clock, settings)
+
+
+async def test_open_breaker_answers_503_without_calling_the_backend(
+    base: SubscriberBase, functions: dict[NetworkFunctionKind, Direct]
+) -> None:
+    now = [0.0]
+    guard = _tight(lambda: now[0])
+    calls = []
+    hlr = functions[HLR]
+
+    class Counting(Direct):
+        async def call(self, request: Any) -> Any:
+            calls.append(request)
+            return await hlr.call(request)
+
+    counting = Counting(Hlr(base))
+    hlr.down = True
+    integrator = Integrator(
+        base, GuardedExecutor({HLR: counting}, {HLR: guard}), calendar=base.clock
+    )
+    body = CreateCheckSimSwap(phoneNumber=base.test_number("approves"))
+    for _ in range(2):
+        with pytest.raises(CamaraError):
+            await integrator.check_sim_swap(CTX, body)
+    assert guard.breaker.state == "OPEN" and len(calls) == 2
+    with pytest.raises(CamaraError) as error:
+        await integrator.check_sim_swap(CTX, body)
+    assert error.value.code == "UNAVAILABLE" and "circuit open" in error.value.message
+    assert len(calls) == 2
+
+
+async def test_full_buffer_answers_503_at_once(base: SubscriberBase) -> None:
+    guard = _tight(lambda: 0.0)
+    release = asyncio.Event()
+
+    class Slow(Direct):
+        async def call(self, request: Any) -> Any:
+            await release.wait()
+            return self.handler(request)
+
+    functions = {HLR: Slow(Hlr(base))}
+    first = asyncio.create_task(
+        run_async(ops.reachability_status(base.test_number("approves")), functions, {HLR: guard})
+    )
+    await asyncio.sleep(0)
+    with pytest.raises(CamaraError) as error:
+        await run_async(
+            ops.reachability_status(base.test_number("approves")), functions, {HLR: guard}
+        )
+    assert "buffer full" in error.value.message
+    release.set()
+    assert (await first).reachable is True
+
+
+def _sequence(base: SubscriberBase) -> list[tuple[str, bool]]:
+    """Three failing calls, then healthy ones; the breaker decides who is refused."""
+    good = base.test_number("approves")
+    return [(good, False)] * 3 + [(good, True)] * 3
+
+
+class _Flaky:
+    def __init__(self, base: SubscriberBase) -> None:
+        self.hlr = Hlr(base)
+        self.healthy = False
+
+    def answer(self, request: MsisdnQuery) -> Any:
+        if not self.healthy:
+            from operators.core import BackendFailure
+
+            raise BackendFailure("hlr", "injected")
+        return self.hlr(request)
+
+
+async def test_same_guard_decides_alike_in_asyncio_and_simpy(base: SubscriberBase) -> None:
+    # asyncio, on a hand-moved clock
+    now = [0.0]
+    live_guard = _tight(lambda: now[0])
+    flaky = _Flaky(base)
+
+    class LiveFn:
+        async def call(self, request: Any) -> Any:
+            return flaky.answer(request)
+
+    live: list[str] = []
+    for number, healthy in _sequence(base):
+        flaky.healthy = healthy
+        try:
+            await run_async(ops.reachability_status(number), {HLR: LiveFn()}, {HLR: live_guard})
+            live.append("ok")
+        except CamaraError as error:
+            live.append(error.message)
+        now[0] += 20.0
+
+    # SimPy, virtual time
+    env = simpy.Environment()
+    sim_guard = _tight(lambda: env.now)
+    sim_flaky = _Flaky(base)
+
+    class SimFn:
+        def call(self, request: Any) -> Generator[Any, Any, Any]:
+            yield env.timeout(0)
+            return sim_flaky.answer(request)
+
+    simulated: list[str] = []
+
+    def scenario() -> Generator[Any, Any, None]:
+        for number, healthy in _sequence(base):
+            sim_flaky.healthy = healthy
+            try:
+                yield from run_process(
+                    env, ops.reachability_status(number), {HLR: SimFn()}, {HLR: sim_guard}
+                )
+                simulated.append("ok")
+            except CamaraError as error:
+                simulated.append(error.message)
+            yield env.timeout(20.0)
+
+    env.process(scenario())
+    env.run()
+    assert simulated == live
+    assert live[2] == "hlr unavailable: circuit open"  # opened after two failures
+    assert live[-1] == "ok"  # half-open probes succeeded after the wait
+    assert live_guard.breaker.state == sim_guard.breaker.state == "CLOSED"
+
+
+async def test_qod_session_expires_to_unavailable_then_disappears(
+    base: SubscriberBase, functions: dict[NetworkFunctionKind, Direct]
+) -> None:
+    from operators.camara.quality_on_demand import CreateSession
+    from operators.core import PolicyFunction
+
+    now = [1_000_000.0]
+    functions[NetworkFunctionKind.POLICY_FUNCTION] = Direct(
+        PolicyFunction(base, clock=lambda: now[0])
+    )
+    integrator = Integrator(base, GuardedExecutor(functions), calendar=lambda: now[0])
+    created = await integrator.create_session(
+        CTX,
+        CreateSession.model_validate(
+            {
+                "device": {"phoneNumber": base.test_number("approves")},
+                "qosProfile": "QOS_S",
+                "applicationServer": {"ipv4Address": "198.51.100.1"},
+                "duration": 60,
+            }
+        ),
+    )
+    sid = str(created.sessionId)
+    now[0] += 61
+    expired = await integrator.get_session(CTX, sid)
+    assert (expired.qosStatus, expired.statusInfo) == ("UNAVAILABLE", "DURATION_EXPIRED")
+    with pytest.raises(CamaraError) as error:
+        from operators.camara.quality_on_demand import ExtendSessionDuration
+
+        await integrator.extend_session(
+            CTX, sid, ExtendSessionDuration(requestedAdditionalDuration=5)
+        )
+    assert error.value.code == "QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED"
+    now[0] += 400
+    with pytest.raises(CamaraError) as gone:
+        await integrator.get_session(CTX, sid)
+    assert gone.value.code == "NOT_FOUND"
+    with pytest.raises(CamaraError):
+        await integrator.get_session(CallContext(client_id="other"), sid)
