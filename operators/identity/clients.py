@@ -118,6 +118,11 @@ def _check_secret(secret: str, stored: str) -> bool:
 def _public_jwks(value: dict[str, Any] | None) -> dict[str, Any]:
     if value is None:
         return {"keys": []}
+    listed = value.get("keys")
+    if not isinstance(listed, list) or not all(isinstance(k, dict) for k in listed):
+        raise _metadata_error("jwks must be a JWK Set: {\"keys\": [...]}")
+    if any(k.get("kty") not in ("EC", "RSA", "OKP") for k in listed):
+        raise _metadata_error("only asymmetric keys (EC, RSA, OKP) may be registered")
     try:
         key_set = KeySet.import_key_set(value)  # type: ignore[arg-type]
     except (JoseError, ValueError, TypeError, KeyError) as error:
