@@ -141,7 +141,9 @@ def french_operator(seed: int = 11, storage: str = ":memory:") -> OperatorConfig
     )
 
 
-def build_operator(config: OperatorConfig | None = None, clock: FakeClock | None = None) -> Operator:
+def build_operator(
+    config: OperatorConfig | None = None, clock: FakeClock | None = None
+) -> Operator:
     config = config or example_operator()
     clock = clock or FakeClock()
     db = Database(config.storage)

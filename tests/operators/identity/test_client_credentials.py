@@ -74,7 +74,7 @@ async def test_unsupported_grant_and_missing_grant(http: httpx.AsyncClient, app:
 async def test_tooling_client_uses_client_secret_basic(
     http: httpx.AsyncClient, operator: Operator
 ) -> None:
-    client, secret = operator.server.register_client({
+    _client, secret = operator.server.register_client({
         "client_id": "ops-tool", "client_name": "Ops", "tooling": True,
         "token_endpoint_auth_method": "client_secret_basic", "scope": "sim-swap:check",
         "purposes": ["dpv:FraudPreventionAndDetection"],
