@@ -87,7 +87,7 @@ class App:
 
     def bearer_assertion(self, sub: str, scope: str | None, aud: Any = None,
                          **claims: Any) -> str:
-        extra = {"scope": scope} if scope is not None else {}
+        extra: dict[str, Any] = {"scope": scope} if scope is not None else {}
         return self.assertion(aud or self.server.token_endpoint, sub=sub, **extra, **claims)
 
 

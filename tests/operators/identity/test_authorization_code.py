@@ -195,7 +195,8 @@ async def test_existing_consent_and_prompt_none(app: App, operator: Operator) ->
 
 async def test_repeated_parameter(app: App, operator: Operator) -> None:
     _, challenge = pkce()
-    params = [*authorize_params(app, challenge).items(), ("scope", "openid")]
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        *authorize_params(app, challenge).items(), ("scope", "openid")]
     async with operator.http(operator.ip_of("approves")) as device:
         query = redirected(await device.get("/authorize", params=params))
     assert query["error"] == "invalid_request"

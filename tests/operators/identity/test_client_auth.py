@@ -55,8 +55,10 @@ async def test_iat_or_nbf_far_in_the_future(
     http: httpx.AsyncClient, app: App, clock: FakeClock, claim: str
 ) -> None:
     now = int(clock())
-    refused(await post(http, app.assertion(**{claim: now + 61}, exp=now + 200)))
-    ok = await post(http, app.assertion(**{claim: now + 8}, exp=now + 120))
+    far: dict[str, Any] = {claim: now + 61, "exp": now + 200}
+    near: dict[str, Any] = {claim: now + 8, "exp": now + 120}
+    refused(await post(http, app.assertion(**far)))
+    ok = await post(http, app.assertion(**near))
     assert ok.status_code == 200, ok.text
 
 

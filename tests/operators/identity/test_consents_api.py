@@ -63,11 +63,13 @@ async def test_unauthenticated_and_bad_requests(
     assert (await http.get("/consents")).status_code == 401  # not a device, not the admin
     assert (await http.get("/consents", auth=("admin", "wrong-secret"))).status_code == 401
     admin = ("admin", operator.config.admin_secret)
-    for body in ({"clientId": app.client_id, "purpose": IV},  # no phoneNumber
+    bodies: list[object] = [
+                 {"clientId": app.client_id, "purpose": IV},  # no phoneNumber
                  {"clientId": "ghost", "purpose": IV, "phoneNumber": operator.number("approves")},
                  {"clientId": app.client_id, "purpose": "dpv:Nope",
                   "phoneNumber": operator.number("approves")},
-                 {"unexpected": 1}, []):
+                 {"unexpected": 1}, []]
+    for body in bodies:
         response = await http.post("/consents", auth=admin, json=body)
         assert response.status_code == 400, body
     response = await http.post("/consents", auth=admin, content=b"{not json",
