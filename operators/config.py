@@ -134,8 +134,14 @@ class OperatorConfig(_Strict):
     admin_secret: str = Field(default="admin-secret", min_length=8)
     signing_alg: Literal["ES256", "RS256", "PS256"] = "ES256"
     plans: tuple[Plan, ...] = Field(default_factory=default_plans)
+    default_plan: str = Field(
+        default="pay-as-you-go", description="plan of an application not subscribed to an API"
+    )
     purposes: tuple[PurposePolicy, ...] = Field(default_factory=default_purposes)
     lifetimes: TokenLifetimes = Field(default_factory=TokenLifetimes)
+    core_time_scale: float = Field(
+        default=1.0, gt=0, description="live mode: wall seconds per modelled second"
+    )
 
     @field_validator("number_ranges")
     @classmethod
@@ -167,6 +173,8 @@ class OperatorConfig(_Strict):
         names = [plan.name for plan in self.plans]
         if len(names) != len(set(names)):
             raise ValueError("plan names must be unique")
+        if self.default_plan not in names:
+            raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
         purposes = [p.purpose for p in self.purposes]
         if len(purposes) != len(set(purposes)):
             raise ValueError("purposes must be unique")

@@ -1,4 +1,5 @@
-"""One operator, assembled from its config: database, subscribers, identity server, and its app."""
+"""One operator, assembled from its config: database, subscribers, identity server, network
+core, integrator and gateway, and the one FastAPI app that serves them all."""
 
 from __future__ import annotations
 
@@ -7,12 +8,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
+from .admin_auth import admin_guard
+from .camara.routers import build_camara_routers
 from .config import OperatorConfig
+from .core import CoreSpec, Faults, NetworkFunctionKind
+from .errors import CamaraError
+from .gateway.authentication import BearerAuthenticator
+from .gateway.authorization import TokenAuthorizer
 from .gateway.errors import install_camara_error_handlers
+from .gateway.gateway import Gateway, GatewayMiddleware
+from .gateway.metering import UsageLedger
+from .gateway.metrics import GatewayMetrics
+from .gateway.subscriptions import PlanSubscriptions
 from .identity import IdentityServer, build_identity_router, install_oauth_error_handlers
+from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
+from .policies import Throttle
 from .storage import Database
 from .subscriber_admin import build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
@@ -27,6 +41,9 @@ class Operator:
     db: Database
     subscribers: SubscriberBase
     identity: IdentityServer
+    integrator: Integrator
+    backends: GuardedExecutor
+    gateway: Gateway
     clock: Clock
 
     @classmethod
@@ -35,12 +52,35 @@ class Operator:
         config: OperatorConfig,
         *,
         clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
         reference_time: datetime | None = None,
+        core: CoreSpec | None = None,
+        protection: GuardSettings | None = None,
     ) -> Operator:
+        """Build the operator; ``clock`` is the epoch clock, ``monotonic`` times policies."""
         db = Database(config.storage)
         subscribers = SubscriberBase(config, db, clock=clock, reference_time=reference_time)
         identity = IdentityServer(config, db, subscribers, clock)
-        return cls(config, db, subscribers, identity, clock)
+        integrator, backends = build_live_integrator(
+            subscribers,
+            core=core,
+            seed=config.seed,
+            time_scale=config.core_time_scale,
+            settings=protection,
+            clock=monotonic,
+        )
+        gateway = Gateway(
+            BearerAuthenticator(identity, clock),
+            TokenAuthorizer(identity),
+            PlanSubscriptions(config, db),
+            UsageLedger(db),
+            GatewayMetrics(config.id),
+            throttle=Throttle(monotonic, calendar_clock=clock),
+            calendar=clock,
+        )
+        operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)
+        operator._expose_backend_gauges()
+        return operator
 
     @property
     def issuer(self) -> str:
@@ -52,16 +92,48 @@ class Operator:
         parts = urlsplit(self.identity.issuer)
         return f"{parts.scheme}://{parts.netloc}"
 
+    def set_faults(self, function: NetworkFunctionKind, faults: Faults) -> None:
+        self.backends.functions[function].set_faults(faults)  # type: ignore[attr-defined]
+
+    def _expose_backend_gauges(self) -> None:
+        functions = self.backends.functions
+        guards = self.backends.guards
+        metrics = self.gateway.metrics
+        metrics.add_gauge(
+            "ogsim_backend_queue_length",
+            "Calls waiting at each network function",
+            ["backend"],
+            lambda: {
+                (k.value,): float(getattr(f, "queue_length", 0)) for k, f in functions.items()
+            },
+        )
+        metrics.add_gauge(
+            "ogsim_backend_in_service",
+            "Calls in service at each network function",
+            ["backend"],
+            lambda: {(k.value,): float(getattr(f, "in_service", 0)) for k, f in functions.items()},
+        )
+        metrics.add_gauge(
+            "ogsim_breaker_state",
+            "1 for the current circuit breaker state of each backend",
+            ["backend", "state"],
+            lambda: {(k.value, g.breaker.state.value): 1.0 for k, g in guards.items()},
+        )
+
     def close(self) -> None:
         self.db.close()
 
 
+class SubscriptionRequest(BaseModel):
+    plan: str
+
+
 def create_operator_app(operator: Operator) -> FastAPI:
-    """The operator's public face: identity server under the issuer path, admin API, health."""
+    """The operator's public face: CAMARA APIs behind the gateway, identity server, admin API."""
     config = operator.config
     app = FastAPI(
         title=f"{config.display_name} ({config.id})",
-        description="An ogsim operator: identity server, admin API and (later) CAMARA gateway.",
+        description="An ogsim operator: CAMARA APIs behind a gateway, identity server, admin API.",
     )
     install_camara_error_handlers(app)
 
@@ -70,10 +142,66 @@ def create_operator_app(operator: Operator) -> FastAPI:
     identity_app.include_router(build_identity_router(operator.identity))
     app.mount(urlsplit(operator.issuer).path.rstrip("/") or "/oauth", identity_app)
 
+    for router in build_camara_routers(operator.integrator, operator.gateway.context):
+        app.include_router(router)
     app.include_router(build_subscriber_admin_router(operator.subscribers, config.admin_secret))
+    app.include_router(_operations_router(operator))
+    app.add_middleware(GatewayMiddleware, gateway=operator.gateway)
+    return app
 
-    @app.get("/health", tags=["ops"])
+
+def _operations_router(operator: Operator) -> APIRouter:
+    """Health, metrics, fault injection and plan subscriptions (admin credential required)."""
+    config = operator.config
+    router = APIRouter(tags=["ops"])
+    admin = APIRouter(
+        prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(config.admin_secret))]
+    )
+
+    @router.get("/health")
     def health() -> JSONResponse:
         return JSONResponse({"status": "UP", "operator": config.id})
 
-    return app
+    @router.get("/metrics")
+    def metrics() -> Response:
+        return Response(
+            operator.gateway.metrics.exposition(), media_type="text/plain; version=0.0.4"
+        )
+
+    def kind_of(function: str) -> NetworkFunctionKind:
+        try:
+            return NetworkFunctionKind(function)
+        except ValueError as error:
+            names = ", ".join(k.value for k in NetworkFunctionKind)
+            raise CamaraError(
+                404, "NOT_FOUND", f"no network function {function!r}; one of {names}"
+            ) from error
+
+    @admin.get("/faults")
+    def read_faults() -> dict[str, object]:
+        return {k.value: f.faults.model_dump() for k, f in operator.backends.functions.items()}  # type: ignore[attr-defined]
+
+    @admin.put("/faults/{function}")
+    def inject_fault(function: str, faults: Faults) -> dict[str, object]:
+        operator.set_faults(kind_of(function), faults)
+        return {"function": function, "faults": faults.model_dump()}
+
+    @admin.delete("/faults/{function}")
+    def clear_fault(function: str) -> dict[str, object]:
+        operator.set_faults(kind_of(function), Faults())
+        return {"function": function, "faults": Faults().model_dump()}
+
+    @admin.put("/subscriptions/{client_id}/{api}")
+    def subscribe(client_id: str, api: str, request: SubscriptionRequest) -> dict[str, str]:
+        if operator.identity.clients.get(client_id) is None:
+            raise CamaraError(404, "NOT_FOUND", f"no client {client_id!r}")
+        plan = operator.gateway.subscriptions.subscribe(client_id, api, request.plan)
+        return {"clientId": client_id, "api": api, "plan": plan.name}
+
+    @admin.get("/usage")
+    def usage() -> list[dict[str, object]]:
+        totals = operator.gateway.ledger.totals()
+        return [{"clientId": c, "api": a, "calls": n} for (c, a), n in sorted(totals.items())]
+
+    router.include_router(admin)
+    return router

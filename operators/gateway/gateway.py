@@ -1,0 +1,194 @@
+"""The policy enforcement point: every CAMARA call passes the same chain, in this order.
+
+threat protection → authentication → authorization (consent in real time, scope, purpose)
+→ throttling → the CAMARA service → metering. Each step is a replaceable object; the chain
+runs as the CAMARA routers' context dependency, and :class:`GatewayMiddleware` wraps the app
+to echo ``x-correlator`` on every answer and to meter each successful call exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from operators.camara.context import CallContext
+from operators.config import Plan
+from operators.errors import CamaraError
+from operators.policies import NoThrottle, ThrottlePolicy
+from operators.types import Clock
+
+from .authentication import BearerAuthenticator
+from .authorization import TokenAuthorizer
+from .correlator import HEADER, correlator_for
+from .metering import UsageEvent, UsageLedger
+from .metrics import GatewayMetrics
+from .subscriptions import PlanSubscriptions
+from .threat_protection import ThreatLimits, inspect_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+@dataclass(frozen=True, slots=True)
+class MeteredCall:
+    """What the gateway learned about a call that passed the chain, for metering."""
+
+    context: CallContext
+    api: str
+    operation: str
+    plan: Plan
+
+
+def api_of(path: str) -> str:
+    """The API a path belongs to: its first segment (``/sim-swap/v2/check`` → ``sim-swap``)."""
+    return path.lstrip("/").split("/", 1)[0]
+
+
+class Gateway:
+    """One operator's chain of policies, built once per operator from replaceable parts."""
+
+    def __init__(
+        self,
+        authenticator: BearerAuthenticator,
+        authorizer: TokenAuthorizer,
+        subscriptions: PlanSubscriptions,
+        ledger: UsageLedger,
+        metrics: GatewayMetrics,
+        *,
+        throttle: ThrottlePolicy | None = None,
+        limits: ThreatLimits | None = None,
+        calendar: Clock = time.time,
+    ) -> None:
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+        self.subscriptions = subscriptions
+        self.ledger = ledger
+        self.metrics = metrics
+        self.throttle: ThrottlePolicy = throttle or NoThrottle()
+        self.limits = limits or ThreatLimits()
+        self.calendar = calendar
+
+    async def context(self, request: Request) -> CallContext:
+        """The FastAPI dependency every CAMARA endpoint runs before it does anything."""
+        correlator = getattr(request.state, "correlator", None) or correlator_for(
+            request.headers.get(HEADER)
+        )
+        if request.method in _BODY_METHODS:
+            inspect_body(request.headers.get("content-type"), await request.body(), self.limits)
+        claims = self.authenticator.authenticate(request.headers.get("authorization"))
+        route = request.scope["route"]
+        context = self.authorizer.authorize(claims, request.method, route.path, correlator)
+        api = api_of(route.path)
+        plan = self.subscriptions.plan_for(context.client_id, api)
+        decision = self.throttle.check(f"{context.client_id}|{api}", plan)
+        if not decision.allowed:
+            code = decision.code or "TOO_MANY_REQUESTS"
+            self.metrics.throttled.labels(context.client_id, code).inc()
+            message = (
+                "Rate limit reached." if code == "TOO_MANY_REQUESTS" else ("Out of resource quota.")
+            )
+            retry_after = str(max(1, math.ceil(decision.retry_after)))
+            raise CamaraError(429, code, message, headers={"Retry-After": retry_after})
+        operation = getattr(route, "operation_id", None) or route.name
+        request.state.call = MeteredCall(context, api, operation, plan)
+        return context
+
+    def meter(self, call: MeteredCall, status: int) -> bool:
+        """Record one usage event for a successful call; a repeated correlator counts once."""
+        context = call.context
+        return self.ledger.record(
+            UsageEvent(
+                client_id=context.client_id,
+                correlator=context.correlator or "",
+                api=call.api,
+                operation=call.operation,
+                plan=call.plan.name,
+                price=call.plan.price_per_call,
+                currency=call.plan.currency,
+                status=status,
+                at=self.calendar(),
+            )
+        )
+
+
+class GatewayMiddleware:
+    """Pure ASGI: correlator on every answer, metering and metrics once the status is known.
+
+    The usage event is committed before the response head leaves, so a client never holds a
+    2xx that was not metered; a crash before that point loses the answer, not the event.
+    """
+
+    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = _header(scope, b"x-correlator")
+        try:
+            correlator = correlator_for(raw)
+        except CamaraError as error:
+            await _send_error(send, error)
+            return
+        state = scope.setdefault("state", {})
+        state["correlator"] = correlator
+        started = time.perf_counter()
+        gateway = self.gateway
+
+        async def send_with_policies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-correlator" for name, _ in headers):
+                    headers.append((b"x-correlator", correlator.encode()))
+                    message["headers"] = headers
+                call = state.get("call")
+                if isinstance(call, MeteredCall):
+                    if 200 <= status < 300:
+                        gateway.meter(call, status)
+                    gateway.metrics.observe(
+                        call.api, call.operation, status, time.perf_counter() - started
+                    )
+                else:
+                    gateway.metrics.observe(
+                        api_of(scope.get("path", "")), "-", status, time.perf_counter() - started
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_policies)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _send_error(send: Send, error: CamaraError) -> None:
+    import json
+
+    body = json.dumps(error.body()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

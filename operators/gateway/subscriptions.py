@@ -1,0 +1,54 @@
+"""Which plan an application holds for each API: data in the operator's database."""
+
+from __future__ import annotations
+
+from operators.config import OperatorConfig, Plan
+from operators.errors import CamaraError
+from operators.storage import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS plan_subscriptions (
+    client_id TEXT NOT NULL,
+    api TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    PRIMARY KEY (client_id, api)
+);
+"""
+
+
+class PlanSubscriptions:
+    """Plans per (application, API); unsubscribed applications get the operator's default plan.
+
+    Reads are served from memory (one dict lookup on the hot path); writes go to the database
+    first, so a restart keeps every subscription that was acknowledged.
+    """
+
+    def __init__(self, config: OperatorConfig, db: Database) -> None:
+        self.config = config
+        self.db = db
+        db.ensure_schema(SCHEMA)
+        self._plans = {plan.name: plan for plan in config.plans}
+        self._default = self._plans[config.default_plan]
+        self._held: dict[tuple[str, str], Plan] = {
+            (row["client_id"], row["api"]): self._plans[row["plan"]]
+            for row in db.all("SELECT client_id, api, plan FROM plan_subscriptions")
+            if row["plan"] in self._plans
+        }
+
+    def plan_for(self, client_id: str, api: str) -> Plan:
+        return self._held.get((client_id, api), self._default)
+
+    def subscribe(self, client_id: str, api: str, plan_name: str) -> Plan:
+        plan = self._plans.get(plan_name)
+        if plan is None:
+            raise CamaraError(400, "INVALID_ARGUMENT", f"unknown plan {plan_name!r}")
+        self.db.execute(
+            "INSERT INTO plan_subscriptions (client_id, api, plan) VALUES (?, ?, ?)"
+            " ON CONFLICT (client_id, api) DO UPDATE SET plan = excluded.plan",
+            (client_id, api, plan_name),
+        )
+        self._held[(client_id, api)] = plan
+        return plan
+
+    def held(self) -> dict[tuple[str, str], str]:
+        return {key: plan.name for key, plan in self._held.items()}
