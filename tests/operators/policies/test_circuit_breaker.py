@@ -60,7 +60,7 @@ def test_config_is_strict_and_frozen() -> None:
     config = CircuitBreakerConfig.model_validate({"sliding_window_type": "TIME_BASED"})
     assert config.sliding_window_type is SlidingWindowType.TIME_BASED
     with pytest.raises(pydantic.ValidationError):
-        config.sliding_window_size = 3  # type: ignore[misc]
+        config.sliding_window_size = 3
 
 
 def test_no_rate_before_the_minimum_number_of_calls(fake_clock: FakeClock) -> None:
