@@ -74,7 +74,7 @@ class Gateway:
         self.subscriptions = subscriptions
         self.ledger = ledger
         self.metrics = metrics
-        self.throttle: ThrottlePolicy = throttle or NoThrottle()
+        self.throttle: ThrottlePolicy = throttle if throttle is not None else NoThrottle()
         self.limits = limits or ThreatLimits()
         self.calendar = calendar
 

@@ -1,0 +1,148 @@
+"""Throttling, threat protection, correlators, metering and backend protection, over HTTP."""
+
+from __future__ import annotations
+
+import json
+
+from operators.core import Faults, NetworkFunctionKind
+
+from .conftest import ADMIN, Harness
+
+
+async def subscribe(harness: Harness, plan: str) -> None:
+    response = await harness.http.put(
+        "/admin/subscriptions/fraud-app/sim-swap", json={"plan": plan}, headers=ADMIN
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_over_burst_is_429_with_retry_after(harness: Harness) -> None:
+    await subscribe(harness, "free")  # burst 5, 2 per second
+    token = await harness.three_legged()
+    statuses = [(await harness.check(token)).status_code for _ in range(7)]
+    assert statuses == [200] * 5 + [429] * 2
+    refused = await harness.check(token)
+    assert refused.json()["code"] == "TOO_MANY_REQUESTS"
+    assert int(refused.headers["retry-after"]) >= 1
+    harness.clock.advance(1.0)  # two tokens come back
+    assert [(await harness.check(token)).status_code for _ in range(3)] == [200, 200, 429]
+
+
+async def test_over_quota_is_429_quota_exceeded(harness: Harness) -> None:
+    await subscribe(harness, "tiny")  # 3 calls a day
+    token = await harness.three_legged()
+    assert [(await harness.check(token)).status_code for _ in range(3)] == [200] * 3
+    refused = await harness.check(token)
+    assert refused.status_code == 429 and refused.json()["code"] == "QUOTA_EXCEEDED"
+    assert int(refused.headers["retry-after"]) > 60
+
+
+async def test_unknown_plan_or_client_is_refused(harness: Harness) -> None:
+    response = await harness.http.put(
+        "/admin/subscriptions/fraud-app/sim-swap", json={"plan": "gold"}, headers=ADMIN
+    )
+    assert response.status_code == 400
+    response = await harness.http.put(
+        "/admin/subscriptions/nobody/sim-swap", json={"plan": "free"}, headers=ADMIN
+    )
+    assert response.status_code == 404
+    response = await harness.http.put(
+        "/admin/subscriptions/fraud-app/sim-swap", json={"plan": "free"}
+    )
+    assert response.status_code == 401
+
+
+async def test_threat_protection(harness: Harness) -> None:
+    token = await harness.three_legged()
+    auth = {"Authorization": f"Bearer {token}"}
+    huge = await harness.http.post(
+        "/sim-swap/v2/check",
+        content=json.dumps({"maxAge": 24, "pad": "x" * 40_000}),
+        headers={**auth, "content-type": "application/json"},
+    )
+    assert huge.status_code == 400 and huge.json()["code"] == "INVALID_ARGUMENT"
+    deep = await harness.http.post(
+        "/sim-swap/v2/check",
+        content="[" * 200 + "]" * 200,
+        headers={**auth, "content-type": "application/json"},
+    )
+    assert deep.status_code == 400 and "depth" in deep.json()["message"]
+    text = await harness.http.post(
+        "/sim-swap/v2/check",
+        content='{"maxAge": 24}',
+        headers={**auth, "content-type": "text/plain"},
+    )
+    assert text.status_code == 415 and text.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+
+
+async def test_malformed_phone_number(harness: Harness) -> None:
+    token = await harness.two_legged()
+    response = await harness.check(token, {"phoneNumber": "0034-600-000-001", "maxAge": 24})
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_ARGUMENT"
+
+
+async def test_correlator_echoed_created_and_validated(harness: Harness) -> None:
+    token = await harness.three_legged()
+    echoed = await harness.check(token, headers={"x-correlator": "my-call-1"})
+    assert echoed.headers["x-correlator"] == "my-call-1"
+    created = await harness.check(token)
+    assert len(created.headers["x-correlator"]) == 36
+    refused = await harness.check(None, headers={"x-correlator": "my-call-2"})
+    assert refused.status_code == 401 and refused.headers["x-correlator"] == "my-call-2"
+    bad = await harness.check(token, headers={"x-correlator": "spaces are not allowed"})
+    assert bad.status_code == 400 and bad.json()["code"] == "INVALID_ARGUMENT"
+
+
+async def test_metering_counts_each_success_once_and_no_rejection(harness: Harness) -> None:
+    ledger = harness.operator.gateway.ledger
+    token = await harness.three_legged()
+    for i in range(4):
+        assert (await harness.check(token, headers={"x-correlator": f"c-{i}"})).status_code == 200
+    # a client retrying with the same correlator is billed once
+    assert (await harness.check(token, headers={"x-correlator": "c-0"})).status_code == 200
+    await harness.check(None)  # 401
+    await harness.check(token, {"maxAge": 24, "phoneNumber": harness.number("approves")})  # 422
+    await harness.check(token, {"maxAge": 9999})  # 400
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 4}
+    usage = await harness.http.get("/admin/usage", headers=ADMIN)
+    assert usage.json() == [{"clientId": "fraud-app", "api": "sim-swap", "calls": 4}]
+    event = ledger.events()[0]
+    assert (event.operation, event.plan, event.status) == ("checkSimSwap", "pay-as-you-go", 200)
+
+
+async def test_backend_outage_answers_503_at_once(harness: Harness) -> None:
+    token = await harness.three_legged()
+    down = await harness.http.put(
+        "/admin/faults/sim_data_register", json={"outage": True}, headers=ADMIN
+    )
+    assert down.status_code == 200
+    response = await harness.check(token)
+    assert response.status_code == 503 and response.json()["code"] == "UNAVAILABLE"
+    assert harness.operator.gateway.ledger.totals() == {}
+    cleared = await harness.http.delete("/admin/faults/sim_data_register", headers=ADMIN)
+    assert cleared.status_code == 200
+    functions = harness.operator.backends.functions
+    assert functions[NetworkFunctionKind.SIM_DATA_REGISTER].faults == Faults()  # type: ignore[attr-defined]
+    unknown = await harness.http.put("/admin/faults/hlr9000", json={}, headers=ADMIN)
+    assert unknown.status_code == 404
+
+
+async def test_metrics_endpoint_reports_calls_and_backends(harness: Harness) -> None:
+    token = await harness.three_legged()
+    await harness.check(token)
+    await harness.check(None)
+    text = (await harness.http.get("/metrics")).text
+    assert (
+        'ogsim_gateway_requests_total{api="sim-swap",operation="checkSimSwap",status="200"} 1.0'
+        in text
+    )
+    assert 'status="401"' in text
+    assert 'ogsim_breaker_state{backend="sim_data_register",state="CLOSED"} 1.0' in text
+    assert "ogsim_backend_queue_length" in text
+
+
+async def test_unknown_path_and_method_are_camara_errors(harness: Harness) -> None:
+    missing = await harness.http.get("/nowhere")
+    assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+    wrong = await harness.http.get("/sim-swap/v2/check")
+    assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"

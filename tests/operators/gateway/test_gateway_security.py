@@ -1,0 +1,224 @@
+"""Every rejection of SECURITY.md's gateway list, over HTTP, with its CAMARA status and code."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from operators.config import OperatorConfig
+from operators.operator import Operator
+
+from .conftest import FRAUD, Harness, b64, claims_of
+
+
+def assert_unauthenticated(response: object) -> None:
+    assert response.status_code == 401, response.text  # type: ignore[attr-defined]
+    assert response.json()["code"] == "UNAUTHENTICATED"  # type: ignore[attr-defined]
+    assert "invalid_token" in response.headers["www-authenticate"]  # type: ignore[attr-defined]
+
+
+async def test_a_valid_three_legged_call_passes(harness: Harness) -> None:
+    response = await harness.check(await harness.three_legged("recent-swap"))
+    assert response.status_code == 200
+    assert response.json() == {"swapped": True}
+
+
+async def test_no_token(harness: Harness) -> None:
+    assert_unauthenticated(await harness.check(None))
+    response = await harness.check(None, headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert_unauthenticated(response)
+
+
+async def test_alg_none_and_stripped_signature(harness: Harness) -> None:
+    claims = claims_of(await harness.three_legged())
+    head = b64(json.dumps({"alg": "none", "typ": "at+jwt"}).encode())
+    unsigned = f"{head}.{b64(json.dumps(claims).encode())}."
+    assert_unauthenticated(await harness.check(unsigned))
+    real = await harness.three_legged()
+    stripped = real.rsplit(".", 1)[0] + "."
+    assert_unauthenticated(await harness.check(stripped))
+
+
+async def test_hs256_signed_with_the_public_key(harness: Harness) -> None:
+    claims = claims_of(await harness.three_legged())
+    key = harness.operator.identity.keys.active()
+    public_pem = json.dumps(key.public_jwk()).encode()
+    header = {"alg": "HS256", "kid": key.kid, "typ": "at+jwt"}
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    signature = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+    assert_unauthenticated(await harness.check(f"{signing_input}.{b64(signature)}"))
+
+
+async def test_algorithm_outside_the_allowlist_and_foreign_key(harness: Harness) -> None:
+    claims = claims_of(await harness.three_legged())
+    stranger = ECKey.generate_key("P-384", private=True, auto_kid=True)
+    forged = jwt.encode(
+        {"alg": "ES384", "kid": stranger.kid, "typ": "at+jwt"},
+        claims,
+        stranger,
+        algorithms=["ES384"],
+    )
+    assert_unauthenticated(await harness.check(forged))
+    kid = harness.operator.identity.keys.active().kid
+    same_kid = ECKey.generate_key("P-256", private=True)
+    forged = jwt.encode({"alg": "ES256", "kid": kid, "typ": "at+jwt"}, claims, same_kid)
+    assert_unauthenticated(await harness.check(forged))
+
+
+@pytest.mark.parametrize("kid", ["../../etc/passwd", "x' OR '1'='1", ""])
+async def test_kid_is_only_a_lookup(harness: Harness, kid: str) -> None:
+    claims = claims_of(await harness.three_legged())
+    key = harness.operator.identity.keys.active()
+    token = harness.forge(claims, {"alg": key.alg, "kid": kid, "typ": "at+jwt"})
+    assert_unauthenticated(await harness.check(token))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"jku": "https://evil.example/jwks"},
+        {"x5u": "https://evil.example/cert"},
+        {"crit": ["exp-unknown"], "exp-unknown": 1},
+    ],
+)
+async def test_jku_x5u_and_crit_headers_are_refused(
+    harness: Harness, extra: dict[str, object]
+) -> None:
+    claims = claims_of(await harness.three_legged())
+    key = harness.operator.identity.keys.active()
+    header = {"alg": key.alg, "kid": key.kid, "typ": "at+jwt"}
+    assert (await harness.check(signed_by_hand(harness, header, claims))).status_code == 200
+    token = signed_by_hand(harness, {**header, **extra}, claims)
+    assert_unauthenticated(await harness.check(token))
+
+
+def signed_by_hand(harness: Harness, header: dict[str, object], claims: dict[str, object]) -> str:
+    """ES256 over any header at all, which joserfc rightly refuses to produce."""
+    key = harness.operator.identity.keys.active()
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+    der = key.key.private_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(der)
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+async def test_embedded_jwk_header_is_refused(harness: Harness) -> None:
+    claims = claims_of(await harness.three_legged())
+    attacker = ECKey.generate_key("P-256", private=True, auto_kid=True)
+    header = {"alg": "ES256", "typ": "at+jwt", "jwk": attacker.as_dict(private=False)}
+    assert_unauthenticated(await harness.check(jwt.encode(header, claims, attacker)))
+
+
+async def test_expired_and_future_tokens(harness: Harness) -> None:
+    token = await harness.three_legged()
+    assert (await harness.check(token)).status_code == 200  # now cached as verified
+    harness.clock.advance(3600 + 60)
+    assert_unauthenticated(await harness.check(token))  # the cache never skips expiry
+    claims = claims_of(await harness.three_legged())
+    claims["iat"] = claims["nbf"] = int(harness.clock()) + 600
+    assert_unauthenticated(await harness.check(harness.forge(claims)))
+
+
+async def test_wrong_issuer_and_foreign_operator(harness: Harness) -> None:
+    claims = claims_of(await harness.three_legged())
+    assert_unauthenticated(
+        await harness.check(harness.forge({**claims, "iss": "https://evil.example"}))
+    )
+    other = Operator.from_config(
+        OperatorConfig(
+            id="telco-fr",
+            display_name="Telco France",
+            country="FR",
+            mcc="208",
+            mnc="01",
+            number_ranges=("+3366",),
+            seed=2,
+        )
+    )
+    foreign_key = other.identity.keys.active()
+    foreign = jwt.encode(
+        {"alg": foreign_key.alg, "kid": foreign_key.kid, "typ": "at+jwt"},
+        {**claims, "iss": other.issuer},
+        foreign_key.key,
+    )
+    assert_unauthenticated(await harness.check(foreign))
+    other.close()
+
+
+async def test_wrong_or_missing_audience(harness: Harness) -> None:
+    claims = claims_of(await harness.three_legged())
+    assert_unauthenticated(
+        await harness.check(harness.forge({**claims, "aud": "https://other.example"}))
+    )
+    without = {k: v for k, v in claims.items() if k != "aud"}
+    assert_unauthenticated(await harness.check(harness.forge(without)))
+
+
+@pytest.mark.parametrize("typ", ["JWT", "id_token+jwt", None])
+async def test_wrong_typ(harness: Harness, typ: str | None) -> None:
+    claims = claims_of(await harness.three_legged())
+    key = harness.operator.identity.keys.active()
+    header = {"alg": key.alg, "kid": key.kid}
+    if typ is not None:
+        header["typ"] = typ
+    assert_unauthenticated(await harness.check(harness.forge(claims, header)))
+
+
+@pytest.mark.parametrize("missing", ["iss", "exp", "aud", "sub", "client_id", "iat", "jti"])
+async def test_missing_required_claim(harness: Harness, missing: str) -> None:
+    claims = claims_of(await harness.three_legged())
+    claims.pop(missing)
+    assert_unauthenticated(await harness.check(harness.forge(claims)))
+
+
+async def test_oversized_and_garbage_tokens(harness: Harness) -> None:
+    assert_unauthenticated(await harness.check("a" * 9000))
+    assert_unauthenticated(await harness.check("not.a.jwt"))
+    assert_unauthenticated(await harness.check("%%%"))
+
+
+async def test_revoked_token(harness: Harness) -> None:
+    token = await harness.three_legged()
+    assert (await harness.check(token)).status_code == 200
+    await harness.client.revoke(token)
+    assert_unauthenticated(await harness.check(token))
+
+
+async def test_missing_scope_or_purpose_is_forbidden(harness: Harness) -> None:
+    token = await harness.three_legged(scope=f"device-roaming-status:read {FRAUD}")
+    response = await harness.check(token)
+    assert response.status_code == 403 and response.json()["code"] == "PERMISSION_DENIED"
+    no_purpose = await harness.two_legged(scope="sim-swap:check")
+    response = await harness.check(
+        no_purpose, {"maxAge": 24, "phoneNumber": harness.number("approves")}
+    )
+    assert response.status_code == 403 and response.json()["code"] == "PERMISSION_DENIED"
+
+
+async def test_consent_revoked_after_issue_is_refused_on_the_next_call(harness: Harness) -> None:
+    token = await harness.three_legged(scope="sim-swap:check dpv:IdentityVerification")
+    assert (await harness.check(token)).status_code == 200
+    consents = harness.operator.identity.consents.for_subscriber(harness.number("approves"))
+    assert consents
+    for consent in consents:
+        harness.operator.identity.consents.revoke(consent.id, actor="subscriber")
+    response = await harness.check(token)
+    assert response.status_code == 403 and response.json()["code"] == "PERMISSION_DENIED"
+
+
+async def test_opt_out_after_issue_is_refused(harness: Harness) -> None:
+    from operators.subscriber_base import ChangeKind
+
+    token = await harness.three_legged()
+    assert (await harness.check(token)).status_code == 200
+    harness.operator.subscribers.record_change(
+        harness.number("approves"), ChangeKind.OPT_OUT, {"opt_out": True}
+    )
+    assert (await harness.check(token)).status_code == 403
