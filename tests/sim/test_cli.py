@@ -67,9 +67,14 @@ def test_config_round_trips_through_yaml(tmp_path: Path) -> None:
 
 async def test_demo_story_has_the_expected_outcomes() -> None:
     steps = {name: outcome for name, outcome, _ in await run_demo(echo=False)}
-    assert steps["client_credentials for fraud prevention"] == "ok"
-    assert steps["CIBA consent for +34600000001"] == "ok"
-    assert steps["CIBA consent for +34600000007 (handset denies)"] == "access_denied"
-    assert steps["CIBA for a number of another operator"] == "unknown_user_id"
-    assert steps["client_credentials asking for a consent purpose"] == "invalid_scope"
-    assert steps["introspect after revocation"] == "refused"
+    assert not [s for s in steps.values() if s.startswith("UNEXPECTED")], steps
+    assert steps["POST /sim-swap/v2/check +34600000002 (recent-swap), maxAge 24 h"] == (
+        '200 {"swapped":true}'
+    )
+    assert steps["POST /sim-swap/v2/check +34600000003 (never-swapped), maxAge 24 h"] == (
+        '200 {"swapped":false}'
+    )
+    assert steps["CIBA for +34600000007 (handset denies)"] == "access_denied"
+    assert steps["client_credentials for a consent-based purpose"] == "invalid_scope"
+    assert steps["the same token, next call"].startswith("403")
+    assert steps["POST /sim-swap/v2/check during an HLR outage"].startswith("503")
