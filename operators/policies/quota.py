@@ -47,9 +47,7 @@ class QuotaCounter:
 
     __slots__ = ("_clock", "_current", "_index", "_limit", "_period", "_previous", "_window")
 
-    def __init__(
-        self, limit: int, period: QuotaPeriod, window: QuotaWindow, clock: Clock
-    ) -> None:
+    def __init__(self, limit: int, period: QuotaPeriod, window: QuotaWindow, clock: Clock) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit!r}")
         if window not in ("fixed", "sliding"):

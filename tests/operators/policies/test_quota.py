@@ -111,7 +111,9 @@ def test_sliding_is_never_more_permissive_than_fixed(fake_clock: FakeClock) -> N
     period=st.sampled_from([QuotaPeriod.MINUTE, QuotaPeriod.HOUR]),
     window=st.sampled_from(QUOTA_WINDOWS),
     steps=st.lists(
-        st.tuples(st.floats(min_value=0.0, max_value=900.0), st.integers(1, 4)), max_size=80
+        st.tuples(st.floats(min_value=0.0, max_value=900.0), st.integers(1, 4)),
+        min_size=10,
+        max_size=80,
     ),
 )
 def test_never_admits_more_than_limit_in_a_fixed_window(

@@ -54,6 +54,7 @@ def test_rejects_bad_settings(fake_clock: FakeClock) -> None:
     burst=st.integers(min_value=1, max_value=50),
     steps=st.lists(
         st.tuples(st.floats(min_value=0.0, max_value=2.0), st.integers(min_value=1, max_value=5)),
+        min_size=10,
         max_size=80,
     ),
 )
