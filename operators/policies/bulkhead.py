@@ -42,7 +42,9 @@ class Ticket:
 
     __slots__ = ("_admitted_at", "_deadline", "_id", "_requested_at", "_state")
 
-    def __init__(self, ticket_id: int, state: TicketState, requested_at: float, deadline: float):
+    def __init__(
+        self, ticket_id: int, state: TicketState, requested_at: float, deadline: float
+    ) -> None:
         self._id = ticket_id
         self._state = state
         self._requested_at = requested_at
@@ -86,7 +88,9 @@ class Ticket:
 class RequestBuffer:
     """Runs at most ``max_concurrent`` requests and parks at most ``max_waiting`` more."""
 
-    def __init__(self, max_concurrent: int, max_waiting: int, max_wait: float, clock: Clock):
+    def __init__(
+        self, max_concurrent: int, max_waiting: int, max_wait: float, clock: Clock
+    ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, got {max_concurrent!r}")
         if max_waiting < 0:
