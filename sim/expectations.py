@@ -1,0 +1,161 @@
+"""Judging a run: each scenario expectation measured on the streamed metrics, pass or fail.
+
+Window metrics read the per-second rows (a row stamped ``t`` covers ``[t-1, t)``); filtered
+metrics read the per-(operator, API, application) totals; latency quantiles come from
+DDSketches (windows registered before the run, or key sketches merged after it). Recovery
+time is measured from an event's start or end until per-second availability is back to
+``level`` of its value in the minute before the event, and stays there ``hold`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ddsketch import DDSketch
+
+from sim.metrics import RELATIVE_ACCURACY, Metrics, quantile
+from sim.scenario import Expectation, Scenario
+
+if TYPE_CHECKING:
+    from sim.engine import RunResult
+
+__all__ = ["Verdict", "evaluate", "recovery_time", "resolve_window"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One expectation's measured value and whether it lies within its bounds."""
+
+    label: str
+    metric: str
+    value: float | None
+    min: float | None
+    max: float | None
+
+    @property
+    def passed(self) -> bool:
+        if self.value is None or math.isnan(self.value):
+            return False
+        if self.min is not None and self.value < self.min:
+            return False
+        return not (self.max is not None and self.value > self.max)
+
+
+def resolve_window(
+    expectation: Expectation, events: dict[str, tuple[float, float]]
+) -> tuple[float, float]:
+    """The absolute window of an expectation (shifted by its event's end), or the whole run."""
+    if expectation.window is None:
+        return 0.0, math.inf
+    shift = events[expectation.relative_to][1] if expectation.relative_to else 0.0
+    return expectation.window[0] + shift, expectation.window[1] + shift
+
+
+def _rows(rows: list[dict[str, float]], start: float, end: float) -> list[dict[str, float]]:
+    return [row for row in rows if row["t"] - 1 >= start and row["t"] <= end]
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _availability(row: dict[str, float]) -> float:
+    return row["goodput"] / row["completed"] if row["completed"] else 1.0
+
+
+def recovery_time(
+    rows: list[dict[str, float]],
+    event: tuple[float, float],
+    reference: str,
+    level: float,
+    hold: int,
+) -> float:
+    """Seconds from the event's reference point until availability holds at ``level``."""
+    start, end = event
+    before = _rows(rows, max(0.0, start - 60.0), start)
+    completed = sum(row["completed"] for row in before)
+    baseline = sum(row["goodput"] for row in before) / completed if completed else 1.0
+    threshold = level * baseline
+    origin = start if reference == "start" else end
+    after = [row for row in rows if row["t"] - 1 >= origin]
+    streak = 0
+    for position, row in enumerate(after):
+        streak = streak + 1 if _availability(row) >= threshold else 0
+        if streak >= hold:
+            first = after[position - hold + 1]
+            return max(0.0, first["t"] - 1 - origin)
+    return math.inf
+
+
+def _measure(
+    expectation: Expectation, result: RunResult, metrics: Metrics
+) -> float | None:
+    metric = expectation.metric
+    events = result.events
+    if metric == "recovery_time":
+        assert expectation.event is not None
+        return recovery_time(
+            result.rows,
+            events[expectation.event],
+            expectation.reference,
+            expectation.level,
+            expectation.hold,
+        )
+    filtered = expectation.operator or expectation.application or expectation.api
+    if filtered:
+        keys = [
+            stats
+            for (op, api, app), stats in result.keys.items()
+            if expectation.operator in (None, op)
+            and expectation.application in (None, app)
+            and expectation.api in (None, api)
+        ]
+        offered = sum(k.offered for k in keys)
+        completed = sum(k.completed for k in keys)
+        ok = sum(k.ok for k in keys)
+        attempts = sum(k.attempts for k in keys)
+        throttled = sum(k.throttled for k in keys)
+        sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+        if metric.startswith("latency"):
+            for k in keys:
+                sketch.merge(k.latency)
+    else:
+        start, end = resolve_window(expectation, events)
+        rows = _rows(result.rows, start, end)
+        offered = sum(r["offered"] for r in rows)
+        completed = sum(r["completed"] for r in rows)
+        ok = sum(r["goodput"] for r in rows)
+        attempts = sum(r["attempts"] for r in rows)
+        throttled = sum(r["throttled"] for r in rows)
+        if metric == "goodput":
+            return ok / len(rows) if rows else None
+        sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+        if metric.startswith("latency"):
+            if expectation.window is None:
+                for k in result.keys.values():
+                    sketch.merge(k.latency)
+            else:
+                sketch = metrics.window(start, end).latency
+    if metric == "availability":
+        return _ratio(ok, completed)
+    if metric == "goodput_ratio":
+        return _ratio(ok, offered)
+    if metric == "throttle_share":
+        return _ratio(throttled, attempts)
+    if metric == "error_share":
+        return _ratio(completed - ok, completed)
+    if metric == "latency_p50":
+        return quantile(sketch, 0.5)
+    if metric == "latency_p99":
+        return quantile(sketch, 0.99)
+    raise ValueError(f"unknown metric {metric!r}")  # pragma: no cover - Literal is exhaustive
+
+
+def evaluate(scenario: Scenario, result: RunResult, metrics: Metrics) -> list[Verdict]:
+    """Every expectation of ``scenario`` judged on ``result``."""
+    return [
+        Verdict(e.label, e.metric, _measure(e, result, metrics), e.min, e.max)
+        for e in scenario.expectations
+    ]

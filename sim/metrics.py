@@ -1,0 +1,236 @@
+"""Streamed metrics: per-second rows, per-key totals and mergeable latency sketches.
+
+Nothing is kept per call. Each call updates the counters of the current second and of its
+(operator, API, application) key, and adds its latency to DDSketches (mergeable, 1 % relative
+accuracy); at each whole second the engine closes the row with sampled gauges (queues,
+breaker states, utilisation). Memory therefore grows with the simulated duration (one row a
+second) and the number of keys, never with the number of calls.
+
+Little's law is checked on the client side: the time-average number of operations in flight
+(the area under N(t) divided by the elapsed time) against the completion rate times the mean
+time in system of completed operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ddsketch import DDSketch
+
+__all__ = ["KeyStats", "LittleCheck", "Metrics", "Second", "Window", "quantile"]
+
+RELATIVE_ACCURACY = 0.01
+CLIENT_TIMEOUT = "CLIENT_TIMEOUT"
+THROTTLE_CODES = frozenset({"TOO_MANY_REQUESTS", "QUOTA_EXCEEDED"})
+
+
+def _sketch() -> DDSketch:
+    return DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+
+
+def quantile(sketch: DDSketch, q: float) -> float | None:
+    """The ``q`` quantile of a sketch, or None when it is empty."""
+    if sketch.count == 0:
+        return None
+    value = sketch.get_quantile_value(q)
+    return None if value is None else float(value)
+
+
+@dataclass(slots=True)
+class Second:
+    """The counters of one simulated second; closed into a CSV row."""
+
+    offered: int = 0
+    attempts: int = 0
+    retries: int = 0
+    completed: int = 0
+    ok: int = 0
+    failed: int = 0
+    throttled: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    offered_by: Counter[str] = field(default_factory=Counter)
+    ok_by: Counter[str] = field(default_factory=Counter)
+    latency: DDSketch = field(default_factory=_sketch)
+
+
+@dataclass(slots=True)
+class KeyStats:
+    """Whole-run totals of one (operator, API, application)."""
+
+    offered: int = 0
+    attempts: int = 0
+    completed: int = 0
+    ok: int = 0
+    throttled: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    latency: DDSketch = field(default_factory=_sketch)
+
+
+@dataclass(slots=True)
+class Window:
+    """A latency sketch over completions in ``[start, end)``, registered before the run."""
+
+    start: float
+    end: float
+    latency: DDSketch = field(default_factory=_sketch)
+
+
+@dataclass(frozen=True, slots=True)
+class LittleCheck:
+    """L measured against λW; ``holds`` when they agree within ``tolerance`` (relative)."""
+
+    mean_in_system: float
+    arrival_rate: float
+    mean_time_in_system: float
+    tolerance: float
+
+    @property
+    def product(self) -> float:
+        return self.arrival_rate * self.mean_time_in_system
+
+    @property
+    def relative_error(self) -> float:
+        scale = max(self.mean_in_system, self.product, 1e-12)
+        return abs(self.mean_in_system - self.product) / scale
+
+    @property
+    def holds(self) -> bool:
+        return self.relative_error <= self.tolerance
+
+
+class Metrics:
+    """Counters for the running second, per-key totals, windows, and the closed rows."""
+
+    def __init__(self, clock: Any) -> None:
+        self._clock = clock
+        self.current = Second()
+        self.rows: list[dict[str, float]] = []
+        self.keys: dict[tuple[str, str, str], KeyStats] = {}
+        self.windows: list[Window] = []
+        self.error_codes: set[str] = set()
+        self.labels: set[str] = set()
+        # Little's law, client side.
+        self._in_flight = 0
+        self._area = 0.0
+        self._last = 0.0
+        self._sojourn_sum = 0.0
+        self._completed = 0
+        self.total_offered = 0
+
+    def window(self, start: float, end: float) -> Window:
+        """Register a window whose completions' latencies are to be kept in one sketch."""
+        found = next((w for w in self.windows if w.start == start and w.end == end), None)
+        if found is None:
+            found = Window(start, end)
+            self.windows.append(found)
+        return found
+
+    def key(self, operator: str, api: str, application: str) -> KeyStats:
+        """The totals of one key, created on first use."""
+        triple = (operator, api, application)
+        stats = self.keys.get(triple)
+        if stats is None:
+            stats = self.keys[triple] = KeyStats()
+        return stats
+
+    def _move(self, now: float) -> None:
+        self._area += self._in_flight * (now - self._last)
+        self._last = now
+
+    def offered(self, stats: KeyStats, application: str, operator: str) -> None:
+        """An operation arrived (retries are not offers)."""
+        self._move(self._clock())
+        self._in_flight += 1
+        self.total_offered += 1
+        second = self.current
+        second.offered += 1
+        second.offered_by[application] += 1
+        second.offered_by[operator] += 1
+        stats.offered += 1
+
+    def attempt(self, stats: KeyStats, retry: bool) -> None:
+        """One request sent, the first or a retry."""
+        self.current.attempts += 1
+        stats.attempts += 1
+        if retry:
+            self.current.retries += 1
+
+    def attempt_failed(self, stats: KeyStats, code: str) -> None:
+        """One request answered with an error (or timed out at the client)."""
+        second = self.current
+        second.errors[code] += 1
+        stats.errors[code] += 1
+        if code in THROTTLE_CODES:
+            second.throttled += 1
+            stats.throttled += 1
+
+    def finished(
+        self, stats: KeyStats, application: str, operator: str, ok: bool, started: float
+    ) -> None:
+        """An operation ended: answered (``ok``) or given up; its latency counts if ``ok``."""
+        now = self._clock()
+        self._move(now)
+        self._in_flight -= 1
+        elapsed = now - started
+        self._sojourn_sum += elapsed
+        self._completed += 1
+        second = self.current
+        second.completed += 1
+        stats.completed += 1
+        if ok:
+            second.ok += 1
+            second.ok_by[application] += 1
+            second.ok_by[operator] += 1
+            stats.ok += 1
+            second.latency.add(elapsed)
+            stats.latency.add(elapsed)
+            for window in self.windows:
+                if window.start <= now < window.end:
+                    window.latency.add(elapsed)
+        else:
+            second.failed += 1
+
+    def close_second(self, at: float, gauges: dict[str, float]) -> None:
+        """Turn the running second into a row, with gauges sampled now."""
+        second = self.current
+        row: dict[str, float] = {
+            "t": at,
+            "offered": second.offered,
+            "attempts": second.attempts,
+            "retries": second.retries,
+            "completed": second.completed,
+            "goodput": second.ok,
+            "failed": second.failed,
+            "throttled": second.throttled,
+            "in_flight": self._in_flight,
+            "latency_p50": quantile(second.latency, 0.5) or math.nan,
+            "latency_p99": quantile(second.latency, 0.99) or math.nan,
+        }
+        for code, count in second.errors.items():
+            self.error_codes.add(code)
+            row[f"errors.{code}"] = count
+        for label, count in second.offered_by.items():
+            self.labels.add(label)
+            row[f"offered.{label}"] = count
+        for label, count in second.ok_by.items():
+            self.labels.add(label)
+            row[f"goodput.{label}"] = count
+        row.update(gauges)
+        self.rows.append(row)
+        self.current = Second()
+
+    def little(self, tolerance: float = 0.05) -> LittleCheck:
+        """Little's law over the run so far (L from the area, λ and W from completions)."""
+        now = self._clock()
+        self._move(now)
+        elapsed = max(now, 1e-12)
+        mean_w = self._sojourn_sum / self._completed if self._completed else 0.0
+        return LittleCheck(
+            mean_in_system=self._area / elapsed,
+            arrival_rate=self._completed / elapsed,
+            mean_time_in_system=mean_w,
+            tolerance=tolerance,
+        )

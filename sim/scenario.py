@@ -1,0 +1,636 @@
+"""A scenario file: topology, traffic, faults on a timeline, expectations, and variants.
+
+Every model forbids unknown fields, because a typo in a scenario must name the field and its
+line rather than be silently ignored. The file is loaded by :func:`load_scenario`, which
+applies ``--duration``, ``--seed`` and ``--set key=value`` overrides before validation, then
+checks cross-references (events named by expectations, operators named by faults) with the
+same ``file:line: field: message`` errors as the pydantic ones.
+
+A ``variants`` section runs the same world several ways in one report (the thundering herd
+unprotected and protected): each variant is a set of dotted overrides applied to the base
+document, plus its own expectations.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from operators.config import Plan, TokenLifetimes, default_plans
+from operators.config_file import ConfigFileError, line_of, set_dotted
+from operators.core.description import CoreSpec, ExponentialServiceTime, Faults, ServiceTime
+from operators.integrator import GuardSettings
+from operators.policies import CircuitBreakerConfig
+
+__all__ = [
+    "API_NAMES",
+    "ApplicationSpec",
+    "ArrivalProcess",
+    "BufferSpec",
+    "ClientSpec",
+    "DataCentreSpec",
+    "Expectation",
+    "FaultSpec",
+    "OperatorSpec",
+    "PoliciesSpec",
+    "RetrySpec",
+    "Scenario",
+    "ScenarioFile",
+    "Spike",
+    "VariantSpec",
+    "load_scenario",
+    "scenario_json_schema",
+]
+
+API_NAMES: tuple[str, ...] = (
+    "sim-swap.check",
+    "sim-swap.retrieve-date",
+    "number-verification.verify",
+    "device-reachability-status",
+    "device-roaming-status",
+    "location-verification.verify",
+    "location-retrieval.retrieve",
+    "kyc-match.match",
+    "quality-on-demand.session",
+)
+"""The CAMARA operations a scenario's API mix may name (one integrator flow each)."""
+
+ApiName = Literal[
+    "sim-swap.check",
+    "sim-swap.retrieve-date",
+    "number-verification.verify",
+    "device-reachability-status",
+    "device-roaming-status",
+    "location-verification.verify",
+    "location-retrieval.retrieve",
+    "kyc-match.match",
+    "quality-on-demand.session",
+]
+
+UNBOUNDED = 1_000_000_000
+"""Stands for "no limit" where a policy object needs an integer (buffer slots, waiting room)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- topology ------------------------------------------------------------------------------
+
+
+class StationSpec(_Model):
+    """A tier of replicas, each with ``workers`` parallel slots and a per-call service time."""
+
+    replicas: int = Field(default=2, ge=1)
+    workers: int = Field(default=64, ge=1, description="concurrent calls per replica")
+    service_time: ServiceTime = ExponentialServiceTime(mean=0.001)
+
+
+class DataCentreSpec(_Model):
+    """One data centre of an operator: its gateway and identity replicas."""
+
+    gateway: StationSpec = StationSpec()
+    identity: StationSpec = StationSpec(
+        replicas=1, workers=16, service_time=ExponentialServiceTime(mean=0.01)
+    )
+
+
+class HealthCheckSpec(_Model):
+    """The global load balancer's active health check of each data centre."""
+
+    interval: float = Field(default=2.0, gt=0, description="seconds between probes")
+    unhealthy_threshold: int = Field(default=2, ge=1, description="failed probes to take out")
+    healthy_threshold: int = Field(default=2, ge=1, description="passed probes to put back")
+
+
+class ThrottlingSpec(_Model):
+    """The gateway's token bucket and quota per application and plan (the real Throttle)."""
+
+    enabled: bool = True
+    plans: tuple[Plan, ...] = Field(default_factory=default_plans)
+
+
+class BufferSpec(_Model):
+    """The integrator's request buffer per backend; null limits mean unbounded."""
+
+    max_concurrent: int | None = Field(default=16, ge=1)
+    max_waiting: int | None = Field(default=64, ge=0)
+    max_wait: float = Field(default=1.0, ge=0, description="seconds in the buffer before 503")
+    call_timeout: float = Field(default=5.0, gt=0, description="seconds before 504 TIMEOUT")
+
+
+class SheddingSpec(_Model):
+    """Admission load shedding: refuse when the expected wait exceeds ``target`` seconds."""
+
+    target: float = Field(gt=0)
+
+
+class PoliciesSpec(_Model):
+    """The protective policies of one operator; null switches a policy off."""
+
+    throttling: ThrottlingSpec = ThrottlingSpec()
+    circuit_breaker: CircuitBreakerConfig | None = CircuitBreakerConfig(
+        minimum_number_of_calls=20, sliding_window_size=50, wait_duration_in_open_state=10.0
+    )
+    buffer: BufferSpec = BufferSpec()
+    load_shedding: SheddingSpec | None = None
+
+    def guard_settings(self) -> GuardSettings:
+        """The integrator's GuardSettings for these policies (unbounded as huge numbers)."""
+        buffer = self.buffer
+        return GuardSettings(
+            max_concurrent=UNBOUNDED if buffer.max_concurrent is None else buffer.max_concurrent,
+            max_waiting=UNBOUNDED if buffer.max_waiting is None else buffer.max_waiting,
+            max_wait=buffer.max_wait,
+            call_timeout=buffer.call_timeout,
+            shed_target=None if self.load_shedding is None else self.load_shedding.target,
+            breaker=self.circuit_breaker or CircuitBreakerConfig(),
+        )
+
+
+class OperatorSpec(_Model):
+    """One operator: numbers, data centres (active-active), network core, policies."""
+
+    display_name: str | None = None
+    country: str = Field(default="ES", pattern=r"^[A-Z]{2}$")
+    mcc: str = Field(default="214", pattern=r"^\d{3}$")
+    mnc: str = Field(default="07", pattern=r"^\d{2,3}$")
+    number_ranges: tuple[str, ...] = Field(min_length=1)
+    number_digits: int = Field(default=11, ge=8, le=15)
+    subscribers: int = Field(
+        default=50, ge=1, le=10_000, description="subscribers generated for the backends"
+    )
+    market_share: float = Field(default=1.0, gt=0, description="relative share of numbers")
+    data_centres: dict[str, DataCentreSpec] = Field(
+        default_factory=lambda: {"dc1": DataCentreSpec()}, min_length=1
+    )
+    health_check: HealthCheckSpec = HealthCheckSpec()
+    core: CoreSpec = CoreSpec()
+    policies: PoliciesSpec = PoliciesSpec()
+    lifetimes: TokenLifetimes = TokenLifetimes()
+
+
+class TopologySpec(_Model):
+    """The operators of the federation, by id."""
+
+    operators: dict[str, OperatorSpec] = Field(min_length=1)
+
+
+# -- traffic -------------------------------------------------------------------------------
+
+
+class PoissonArrivals(_Model):
+    """Exponential gaps at ``rate`` calls per second."""
+
+    process: Literal["poisson"] = "poisson"
+    rate: float = Field(gt=0)
+
+
+class ConstantArrivals(_Model):
+    """Evenly spaced calls at ``rate`` per second."""
+
+    process: Literal["constant"] = "constant"
+    rate: float = Field(gt=0)
+
+
+class DiurnalArrivals(_Model):
+    """A Poisson process whose rate follows a cosine day: ``rate * (1 + amplitude*cos(...))``."""
+
+    process: Literal["diurnal"] = "diurnal"
+    rate: float = Field(gt=0, description="mean calls per second")
+    amplitude: float = Field(default=0.5, ge=0, le=1)
+    period: float = Field(default=86400.0, gt=0)
+    peak_at: float = Field(default=0.0, description="seconds of the run at which rate peaks")
+
+
+ArrivalProcess = Annotated[
+    PoissonArrivals | ConstantArrivals | DiurnalArrivals, Field(discriminator="process")
+]
+
+
+class Spike(_Model):
+    """For ``duration`` seconds from ``at``, the arrival rate is multiplied by ``factor``."""
+
+    name: str | None = None
+    at: float = Field(ge=0)
+    duration: float = Field(gt=0)
+    factor: float = Field(gt=0)
+
+
+class RetryBudgetSpec(_Model):
+    """Finagle's budget: retries up to ``ratio`` of recent calls plus a floor per second."""
+
+    ratio: float = Field(default=0.1, ge=0)
+    min_per_second: float = Field(default=1.0, ge=0)
+    window: float = Field(default=10.0, gt=0)
+
+
+class RetrySpec(_Model):
+    """Client retries: none, immediate (harmful), or capped exponential backoff with jitter."""
+
+    policy: Literal["none", "immediate", "backoff"] = "none"
+    max_attempts: int = Field(default=1, ge=1, description="calls in all, the first included")
+    base_delay: float = Field(default=0.1, ge=0)
+    max_delay: float = Field(default=10.0, ge=0)
+    jitter: Literal["full", "none"] = "full"
+    budget: RetryBudgetSpec | None = None
+    retry_on: tuple[int, ...] = Field(
+        default=(429, 503, 504), description="HTTP statuses retried (client timeouts always are)"
+    )
+
+
+class ClientSpec(_Model):
+    """How an application's client behaves: its timeout and its retries."""
+
+    timeout: float = Field(default=5.0, gt=0, description="seconds before the client gives up")
+    retry: RetrySpec = RetrySpec()
+
+
+class AuthSpec(_Model):
+    """How the application gets tokens: client credentials (cached) or CIBA per operation."""
+
+    flow: Literal["client_credentials", "ciba"] = "client_credentials"
+    answer_time: ServiceTime = ExponentialServiceTime(mean=6.0)
+    approval_rate: float = Field(default=0.95, ge=0, le=1)
+
+
+class ApplicationSpec(_Model):
+    """One application: its plan, arrivals, API mix, operators reached, auth and client."""
+
+    plan: str = "enterprise"
+    via_aggregator: bool = False
+    arrival: ArrivalProcess
+    spikes: tuple[Spike, ...] = ()
+    apis: dict[ApiName, float] = Field(min_length=1, description="relative weights")
+    operators: dict[str, float] | None = Field(
+        default=None, description="relative weights; default: the operators' market shares"
+    )
+    auth: AuthSpec = AuthSpec()
+    client: ClientSpec = ClientSpec()
+
+
+class TrafficSpec(_Model):
+    """The applications calling the federation."""
+
+    applications: dict[str, ApplicationSpec] = Field(min_length=1)
+
+
+# -- faults --------------------------------------------------------------------------------
+
+
+class _Fault(_Model):
+    name: str | None = None
+    at: float = Field(ge=0)
+    duration: float | None = Field(default=None, gt=0, description="null: until the end")
+
+    @property
+    def end(self) -> float:
+        return math.inf if self.duration is None else self.at + self.duration
+
+
+class DataCentreDown(_Fault):
+    """A data centre stops answering; the load balancer must detect it."""
+
+    kind: Literal["data_centre_down"] = "data_centre_down"
+    operator: str
+    data_centre: str
+
+
+class BackendFault(_Fault):
+    """A network function slows down, fails a share of calls, or refuses all (Faults)."""
+
+    kind: Literal["backend"] = "backend"
+    operator: str
+    function: Literal[
+        "sim_data_register",
+        "location_server",
+        "policy_function",
+        "kyc_register",
+        "nv_authenticator",
+    ]
+    faults: Faults
+
+
+class Partition(_Fault):
+    """No packet passes between two parties (application ids, operator ids, 'aggregator')."""
+
+    kind: Literal["partition"] = "partition"
+    between: tuple[str, str]
+
+
+class IdentityOutage(_Fault):
+    """An operator's identity server refuses token requests."""
+
+    kind: Literal["identity_outage"] = "identity_outage"
+    operator: str
+
+
+class TrustRevocation(_Fault):
+    """An operator stops trusting the aggregator's assertions: its calls get 401."""
+
+    kind: Literal["trust_revocation"] = "trust_revocation"
+    operator: str
+    issuer: str = "aggregator"
+
+
+class ConsentRevocation(_Fault):
+    """A share of subscribers revoke consent: consent-based calls for them get 403."""
+
+    kind: Literal["consent_revocation"] = "consent_revocation"
+    operator: str | None = None
+    share: float = Field(gt=0, le=1)
+
+
+FaultSpec = Annotated[
+    DataCentreDown | BackendFault | Partition | IdentityOutage | TrustRevocation | ConsentRevocation,
+    Field(discriminator="kind"),
+]
+
+
+# -- expectations --------------------------------------------------------------------------
+
+Metric = Literal[
+    "availability",
+    "goodput",
+    "goodput_ratio",
+    "latency_p50",
+    "latency_p99",
+    "throttle_share",
+    "error_share",
+    "recovery_time",
+]
+
+
+class Expectation(_Model):
+    """A pass/fail assertion on one metric, over the run or a window, maybe filtered.
+
+    Windows are ``[start, end)`` seconds, shifted by the end of ``relative_to`` (a fault or
+    spike name) when given, so a shortened run with moved faults keeps its meaning. Filters
+    (operator, application, api) apply to whole-run metrics only. ``recovery_time`` is the
+    time from the ``reference`` point of ``event`` until per-second availability is back to
+    ``level`` of its pre-event value for ``hold`` seconds (infinite if it never is).
+    """
+
+    name: str | None = None
+    metric: Metric
+    min: float | None = None
+    max: float | None = None
+    window: tuple[float, float] | None = None
+    relative_to: str | None = None
+    operator: str | None = None
+    application: str | None = None
+    api: ApiName | None = None
+    event: str | None = None
+    reference: Literal["start", "end"] = "end"
+    level: float = Field(default=0.95, gt=0, le=1)
+    hold: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Expectation:
+        if self.min is None and self.max is None:
+            raise ValueError("an expectation needs min or max")
+        if self.metric == "recovery_time" and self.event is None:
+            raise ValueError("recovery_time needs the event it recovers from")
+        filtered = self.operator or self.application or self.api
+        if filtered and (self.window is not None or self.metric in ("goodput", "recovery_time")):
+            raise ValueError("operator/application/api filters apply to whole-run ratios only")
+        if self.window is not None and self.window[1] <= self.window[0]:
+            raise ValueError("window must be [start, end) with end > start")
+        return self
+
+    @property
+    def label(self) -> str:
+        """A readable name for tables."""
+        if self.name:
+            return self.name
+        parts = [self.metric]
+        for key in ("operator", "application", "api", "event"):
+            value = getattr(self, key)
+            if value:
+                parts.append(f"{key}={value}")
+        if self.window:
+            parts.append(f"[{self.window[0]:g},{self.window[1]:g})")
+            if self.relative_to:
+                parts.append(f"after {self.relative_to}")
+        return " ".join(parts)
+
+
+class VariantSpec(_Model):
+    """One way to run the scenario: dotted overrides of the document and its expectations."""
+
+    description: str = ""
+    set: dict[str, Any] = Field(default_factory=dict)
+    expectations: tuple[Expectation, ...] | None = None
+
+
+class ScenarioFile(_Model):
+    """A scenario file as written, variants included (the JSON Schema describes this)."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    duration: float = Field(gt=0, description="virtual seconds simulated")
+    start: datetime = Field(
+        default=datetime(2025, 3, 3, 9, 0, tzinfo=UTC), description="calendar time at t=0"
+    )
+    topology: TopologySpec
+    traffic: TrafficSpec
+    faults: tuple[FaultSpec, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
+    variants: dict[str, VariantSpec] = Field(default_factory=dict)
+
+
+class Scenario(_Model):
+    """One runnable variant: the file with its variant's overrides applied."""
+
+    name: str
+    variant: str = "default"
+    description: str = ""
+    seed: int = 0
+    duration: float = Field(gt=0)
+    start: datetime = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+    topology: TopologySpec
+    traffic: TrafficSpec
+    faults: tuple[FaultSpec, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
+
+    def events(self) -> dict[str, tuple[float, float]]:
+        """Named faults and spikes as ``name -> (start, end)`` (end capped at the duration)."""
+        found: dict[str, tuple[float, float]] = {}
+        for index, fault in enumerate(self.faults):
+            found[fault.name or f"fault{index}"] = (fault.at, min(fault.end, self.duration))
+        for app_id, app in self.traffic.applications.items():
+            for index, spike in enumerate(app.spikes):
+                name = spike.name or f"{app_id}.spike{index}"
+                found[name] = (spike.at, min(spike.at + spike.duration, self.duration))
+        return found
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+def _problems(
+    path: Path, node: yaml.Node | None, error: ValidationError, prefix: tuple[Any, ...] = ()
+) -> list[str]:
+    problems = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = line_of(node, loc)
+        where = f"{path}:{line}" if line else str(path)
+        problems.append(f"{where}: {field}: {item['msg']}")
+    return problems
+
+
+def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list[str]:
+    """References between sections that pydantic cannot see: events, operators, plans."""
+    problems: list[str] = []
+    events = scenario.events()
+    operators = scenario.topology.operators
+    parties = set(operators) | set(scenario.traffic.applications) | {"aggregator"}
+
+    def report(loc: tuple[Any, ...], message: str) -> None:
+        line = line_of(node, loc)
+        where = f"{path}:{line}" if line else str(path)
+        problems.append(f"{where}: {'.'.join(str(p) for p in loc)}: {message}")
+
+    for index, expectation in enumerate(scenario.expectations):
+        for key in ("event", "relative_to"):
+            name = getattr(expectation, key)
+            if name is not None and name not in events:
+                known = ", ".join(sorted(events)) or "none"
+                report(("expectations", index, key), f"unknown event {name!r} (known: {known})")
+        if expectation.operator is not None and expectation.operator not in operators:
+            report(("expectations", index, "operator"), f"unknown operator {expectation.operator!r}")
+        app = expectation.application
+        if app is not None and app not in scenario.traffic.applications:
+            report(("expectations", index, "application"), f"unknown application {app!r}")
+    for index, fault in enumerate(scenario.faults):
+        operator = getattr(fault, "operator", None)
+        if operator is not None and operator not in operators:
+            report(("faults", index, "operator"), f"unknown operator {operator!r}")
+        elif isinstance(fault, DataCentreDown):
+            if fault.data_centre not in operators[fault.operator].data_centres:
+                report(
+                    ("faults", index, "data_centre"), f"unknown data centre {fault.data_centre!r}"
+                )
+        if isinstance(fault, Partition):
+            for side, party in enumerate(fault.between):
+                if party not in parties:
+                    report(("faults", index, "between", side), f"unknown party {party!r}")
+    for app_id, app in scenario.traffic.applications.items():
+        for operator in app.operators or {}:
+            if operator not in operators:
+                report(
+                    ("traffic", "applications", app_id, "operators", operator),
+                    f"unknown operator {operator!r}",
+                )
+        for op_id, op in operators.items():
+            plans = {plan.name for plan in op.policies.throttling.plans}
+            if op.policies.throttling.enabled and app.plan not in plans:
+                report(
+                    ("traffic", "applications", app_id, "plan"),
+                    f"operator {op_id!r} has no plan {app.plan!r} (has: {', '.join(sorted(plans))})",
+                )
+    return problems
+
+
+def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigFileError(str(path), [f"{path}: cannot read: {error.strerror}"]) from error
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigFileError(str(path), [f"{where}: not valid YAML: {error}"]) from error
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(str(path), [f"{path}:1: the top level must be a mapping"])
+    return node, data
+
+
+def load_scenario(
+    path: str | Path,
+    *,
+    duration: float | None = None,
+    seed: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> list[Scenario]:
+    """Every variant of the scenario at ``path`` (one when it has none), validated.
+
+    ``overrides`` are dotted keys (``traffic.applications.bank.client.timeout``) applied to
+    the document before the variants' own overrides; ``duration`` and ``seed`` win over all.
+    Raises :class:`ConfigFileError` listing ``file:line: field: message`` for each problem.
+    """
+    source = Path(path)
+    node, data = _read(source)
+    for key, value in (overrides or {}).items():
+        try:
+            set_dotted(data, key, value)
+        except (IndexError, ValueError, TypeError, AttributeError) as error:
+            raise ConfigFileError(
+                str(source), [f"{source}: --set {key}: cannot apply ({error})"]
+            ) from error
+    if duration is not None:
+        data["duration"] = duration
+    if seed is not None:
+        data["seed"] = seed
+    try:
+        document = ScenarioFile.model_validate(data)
+    except ValidationError as error:
+        raise ConfigFileError(str(source), _problems(source, node, error)) from error
+    variants = document.variants or {"default": VariantSpec()}
+    scenarios: list[Scenario] = []
+    problems: list[str] = []
+    for name, variant in variants.items():
+        variant_data = copy.deepcopy(data)
+        variant_data.pop("variants", None)
+        for key, value in variant.set.items():
+            try:
+                set_dotted(variant_data, key, value)
+            except (IndexError, ValueError, TypeError, AttributeError) as error:
+                problems.append(f"{source}: variants.{name}.set.{key}: cannot apply ({error})")
+                continue
+        if duration is not None:
+            variant_data["duration"] = duration
+        if seed is not None:
+            variant_data["seed"] = seed
+        variant_data["variant"] = name
+        if variant.description:
+            variant_data["description"] = variant.description
+        if variant.expectations is not None:
+            variant_data["expectations"] = [
+                e.model_dump(exclude_defaults=True) for e in variant.expectations
+            ]
+        try:
+            scenario = Scenario.model_validate(variant_data)
+        except ValidationError as error:
+            problems.extend(
+                f"{line} (variant {name})" for line in _problems(source, node, error)
+            )
+            continue
+        problems.extend(_cross_check(source, node, scenario))
+        scenarios.append(scenario)
+    if problems:
+        raise ConfigFileError(str(source), list(dict.fromkeys(problems)))
+    return scenarios
+
+
+def scenario_json_schema() -> str:
+    """The JSON Schema of scenario files, for editors (``ogsim schema > scenario.json``)."""
+    schema = ScenarioFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ogsim scenario"
+    return json.dumps(schema, indent=2, sort_keys=True)

@@ -1,0 +1,228 @@
+"""Traffic: arrival processes and the applications' clients, with timeouts and retries.
+
+Arrivals are generated segment by segment between rate changes (spike starts and ends), so
+a Poisson process with spikes is exact (memorylessness lets each segment restart at its
+boundary) and a diurnal curve is sampled by thinning within each segment. A client runs one
+operation per arrival: discover the operator serving the number, get a token (cached client
+credentials, or CIBA per operation), then attempts, each bounded by the client timeout,
+retried by the live :class:`~operators.policies.RetryPolicy` (and its :class:`RetryBudget`)
+on ``env.now``. A timed-out request keeps running in the operator: its work is wasted, which
+is what lets retries sustain an overload.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import Any
+
+import simpy
+
+from operators.policies import RetryBudget, RetryPolicy
+from sim.metrics import CLIENT_TIMEOUT, Metrics
+from sim.scenario import (
+    ApplicationSpec,
+    ArrivalProcess,
+    ConstantArrivals,
+    DiurnalArrivals,
+    RetrySpec,
+    Spike,
+)
+from sim.tiers.operator import Answer, SimOperator
+
+__all__ = ["SimApplication", "arrival_times", "retry_policy"]
+
+TIMED_OUT = Answer(0, CLIENT_TIMEOUT)
+
+
+def _segments(spikes: tuple[Spike, ...], duration: float) -> list[tuple[float, float, float]]:
+    """``(start, end, factor)`` pieces of [0, duration) with a constant spike factor."""
+    cuts = {0.0, duration}
+    for spike in spikes:
+        for moment in (spike.at, spike.at + spike.duration):
+            if 0 < moment < duration:
+                cuts.add(moment)
+    ordered = sorted(cuts)
+    pieces = []
+    for start, end in itertools.pairwise(ordered):
+        factor = 1.0
+        for spike in spikes:
+            if spike.at <= start < spike.at + spike.duration:
+                factor *= spike.factor
+        pieces.append((start, end, factor))
+    return pieces
+
+
+def arrival_times(
+    arrival: ArrivalProcess, spikes: tuple[Spike, ...], duration: float, rng: random.Random
+) -> Iterator[float]:
+    """Arrival instants in [0, duration), in order."""
+    for start, end, factor in _segments(spikes, duration):
+        t = start
+        if isinstance(arrival, ConstantArrivals):
+            gap = 1.0 / (arrival.rate * factor)
+            while (t := t + gap) < end:
+                yield t
+        elif isinstance(arrival, DiurnalArrivals):
+            peak = arrival.rate * (1 + arrival.amplitude) * factor
+            omega = 2 * math.pi / arrival.period
+            while (t := t + rng.expovariate(peak)) < end:
+                rate = arrival.rate * (1 + arrival.amplitude * math.cos(omega * (t - arrival.peak_at)))
+                if rng.random() * peak <= rate * factor:
+                    yield t
+        else:
+            rate = arrival.rate * factor
+            while (t := t + rng.expovariate(rate)) < end:
+                yield t
+
+
+def retry_policy(spec: RetrySpec, rng: random.Random, clock: Callable[[], float]) -> RetryPolicy:
+    """The live RetryPolicy for a scenario's retry settings, its budget on ``clock``."""
+    if spec.policy == "none":
+        return RetryPolicy.none()
+    budget = None
+    if spec.budget is not None:
+        budget = RetryBudget(spec.budget.ratio, spec.budget.min_per_second, spec.budget.window, clock)
+    if spec.policy == "immediate":
+        return RetryPolicy(spec.max_attempts, 0.0, 0.0, "none", rng, budget)
+    return RetryPolicy(spec.max_attempts, spec.base_delay, spec.max_delay, spec.jitter, rng, budget)
+
+
+class _Chooser:
+    """Weighted choice by bisection over cumulative weights (one uniform per draw)."""
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        self.names = list(weights)
+        total = 0.0
+        self.cumulative = []
+        for name in self.names:
+            total += weights[name]
+            self.cumulative.append(total)
+        self.total = total
+
+    def __call__(self, rng: random.Random) -> str:
+        index = bisect.bisect_right(self.cumulative, rng.random() * self.total)
+        return self.names[min(index, len(self.names) - 1)]
+
+
+class SimApplication:
+    """One application's arrivals and client behaviour against the federation."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        app_id: str,
+        spec: ApplicationSpec,
+        operators: dict[str, SimOperator],
+        metrics: Metrics,
+        *,
+        seed: str,
+        duration: float,
+        partitioned: Callable[[str, str, bool], bool],
+    ) -> None:
+        self.env = env
+        self.id = app_id
+        self.spec = spec
+        self.operators = operators
+        self.metrics = metrics
+        self.duration = duration
+        self.partitioned = partitioned
+        self._arrival_rng = random.Random(f"{seed}:{app_id}:arrivals")
+        self._rng = random.Random(f"{seed}:{app_id}:calls")
+        self.retry = retry_policy(
+            spec.client.retry, random.Random(f"{seed}:{app_id}:retry"), lambda: env.now
+        )
+        self._retry_on = frozenset(spec.client.retry.retry_on) | {0}
+        weights = spec.operators or {op_id: op.spec.market_share for op_id, op in operators.items()}
+        self._pick_operator = _Chooser(weights)
+        self._pick_api = _Chooser(spec.apis)
+        self._tokens: dict[str, float] = {}
+        self._fetching: dict[str, simpy.Process] = {}
+
+    def start(self) -> simpy.Process:
+        """Start the arrival process."""
+        return self.env.process(self._arrivals())
+
+    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+        env = self.env
+        for t in arrival_times(self.spec.arrival, self.spec.spikes, self.duration, self._arrival_rng):
+            yield env.timeout(t - env.now)
+            env.process(self.operation())
+
+    def _discover(self, number: str) -> SimOperator:
+        """The operator serving ``number``, by number ranges (the Telco Finder's first rule)."""
+        return next(op for op in self.operators.values() if op.config.owns(number))
+
+    def operation(self) -> Generator[simpy.Event, Any, None]:
+        """One API operation: discovery, token, then attempts until success or giving up."""
+        env, metrics, rng = self.env, self.metrics, self._rng
+        chosen = self.operators[self._pick_operator(rng)]
+        api = self._pick_api(rng)
+        index = rng.randrange(len(chosen.numbers))
+        operator = self._discover(chosen.numbers[index])
+        stats = metrics.key(operator.id, api, self.id)
+        started = env.now
+        metrics.offered(stats, self.id, operator.id)
+        if self.spec.auth.flow == "ciba":
+            answer = yield from operator.issue_token(self.spec.auth)
+            if not answer.ok:
+                metrics.attempt(stats, retry=False)
+                metrics.attempt_failed(stats, answer.code or "UNKNOWN")
+                metrics.finished(stats, self.id, operator.id, False, started)
+                return
+        self.retry.record_call()
+        attempt = 1
+        while True:
+            metrics.attempt(stats, retry=attempt > 1)
+            answer = yield from self._attempt(operator, api, index)
+            if answer.ok:
+                metrics.finished(stats, self.id, operator.id, True, started)
+                return
+            metrics.attempt_failed(stats, answer.code or "UNKNOWN")
+            delay = self.retry.next_delay(attempt) if answer.status in self._retry_on else None
+            if delay is None:
+                metrics.finished(stats, self.id, operator.id, False, started)
+                return
+            attempt += 1
+            if delay > 0:
+                yield env.timeout(delay)
+
+    def _attempt(
+        self, operator: SimOperator, api: str, index: int
+    ) -> Generator[simpy.Event, Any, Answer]:
+        """One request within the client timeout (a token first if the cached one expired)."""
+        env = self.env
+        timeout = self.spec.client.timeout
+        via = self.spec.via_aggregator
+        if self.partitioned(self.id, operator.id, via):
+            yield env.timeout(timeout)
+            return TIMED_OUT
+        deadline = env.now + timeout
+        if self.spec.auth.flow == "client_credentials" and self._tokens.get(operator.id, -1) <= env.now:
+            fetch = self._fetching.get(operator.id)
+            if fetch is None or fetch.triggered:
+                fetch = env.process(self._fetch_token(operator))
+                self._fetching[operator.id] = fetch
+            yield fetch | env.timeout(timeout)
+            if not fetch.triggered:
+                return TIMED_OUT
+            answer: Answer = fetch.value
+            if not answer.ok:
+                return answer
+        request = env.process(
+            operator.handle(self.id, self.spec.plan, api, index, self.spec.via_aggregator)
+        )
+        yield request | env.timeout(max(0.0, deadline - env.now))
+        if not request.triggered:
+            return TIMED_OUT
+        result: Answer = request.value
+        return result
+
+    def _fetch_token(self, operator: SimOperator) -> Generator[simpy.Event, Any, Answer]:
+        answer = yield from operator.issue_token(None)
+        if answer.ok:
+            self._tokens[operator.id] = self.env.now + operator.config.lifetimes.access_token
+        return answer
