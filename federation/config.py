@@ -99,7 +99,8 @@ class FederatedOperator(OperatorConfig):
         for brand in self.brands:
             for prefix in brand.number_prefixes:
                 if not self.owns(prefix):
-                    raise ValueError(f"brand {brand.id}: {prefix} is not inside the parent's ranges")
+                    raise ValueError(
+                        f"brand {brand.id}: {prefix} is not inside the parent's ranges")
         return self
 
     @property

@@ -65,7 +65,7 @@ def parse_jwks(document: Any) -> tuple[Key, ...]:
 
 
 class JwksCache:
-    """JWKS of issuers by issuer URL: fetched on demand, cached with a TTL, refreshed on rotation."""
+    """JWKS by issuer URL: fetched on demand, cached with a TTL, refreshed on key rotation."""
 
     def __init__(
         self,

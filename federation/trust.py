@@ -191,10 +191,10 @@ class TrustGraph:
             if target == issuer:
                 found.append((*prefix, target))
                 continue
-            if self.kind(target) is NodeKind.ANCHOR:
-                if self.graph.has_edge(target, issuer) and not self._revoked_hop(party, target):
-                    found.append((*prefix, target, issuer))
-                    continue
+            if (self.kind(target) is NodeKind.ANCHOR and self.graph.has_edge(target, issuer)
+                    and not self._revoked_hop(party, target)):
+                found.append((*prefix, target, issuer))
+                continue
             if data["transitive"] and target not in seen and not self._revoked_hop(party, target):
                 self._collect(target, issuer, (*prefix, target), found,
                               visited=seen | {target}, first=first)
