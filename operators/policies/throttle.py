@@ -64,8 +64,10 @@ class Throttle:
         self._calendar_clock = calendar_clock if calendar_clock is not None else clock
         self._limits: dict[tuple[str, str], _Limits] = {}
 
-    def __len__(self) -> int:
-        """Number of (application, plan) pairs tracked."""
+    # Not ``__len__``: an empty throttle must stay truthy, or ``throttle or NoThrottle()`` drops it.
+    @property
+    def tracked(self) -> int:
+        """Number of (application, plan) pairs with counters."""
         return len(self._limits)
 
     def _limits_for(self, application: str, plan: Plan) -> _Limits:

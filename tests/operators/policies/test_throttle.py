@@ -66,7 +66,7 @@ def test_applications_and_plans_are_throttled_separately(fake_clock: FakeClock) 
     assert not throttle.check("a", free).allowed
     assert throttle.check("b", free).allowed
     assert throttle.check("a", gold).allowed
-    assert len(throttle) == 3
+    assert throttle.tracked == 3
 
 
 def test_state_does_not_grow_per_call(fake_clock: FakeClock) -> None:
@@ -75,9 +75,9 @@ def test_state_does_not_grow_per_call(fake_clock: FakeClock) -> None:
     for _ in range(500):
         throttle.check("app", free)
         fake_clock.advance(0.01)
-    assert len(throttle) == 1
+    assert throttle.tracked == 1
     throttle.forget("app")
-    assert len(throttle) == 0
+    assert throttle.tracked == 0
 
 
 def test_quotas_use_the_calendar_clock() -> None:
@@ -96,6 +96,10 @@ def test_a_changed_plan_under_the_same_name_takes_effect(fake_clock: FakeClock) 
     assert throttle.check("app", plan(burst=1)).allowed
     assert not throttle.check("app", plan(burst=1)).allowed
     assert throttle.check("app", plan(burst=5)).allowed
+
+
+def test_an_empty_throttle_is_truthy(fake_clock: FakeClock) -> None:
+    assert Throttle(fake_clock)  # so ``throttle or NoThrottle()`` keeps a fresh one
 
 
 def test_no_throttle_allows_everything() -> None:
