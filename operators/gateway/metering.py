@@ -91,7 +91,8 @@ class UsageLedger:
 
     def unpublished(self, limit: int = 500) -> list[UsageEvent]:
         rows = self.db.all(
-            "SELECT * FROM usage_events WHERE published_at IS NULL ORDER BY at, rowid LIMIT ?", (limit,)
+            "SELECT * FROM usage_events WHERE published_at IS NULL ORDER BY at, rowid LIMIT ?",
+            (limit,),
         )
         return [_event(row) for row in rows]
 
