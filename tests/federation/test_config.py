@@ -1,0 +1,72 @@
+"""The federation config: the default is consistent; mistakes are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from federation.config import (
+    BRAND_NUMBER,
+    PORTED_NUMBER,
+    FederationConfig,
+    default_federation,
+    load_federation,
+)
+from operators.config_file import ConfigFileError
+
+
+def test_default_federation_shape(federation: FederationConfig) -> None:
+    assert sorted({o.country for o in federation.operators}) == ["ES", "FR", "GB"]
+    assert len(federation.aggregators) == 1
+    assert federation.serving_party(PORTED_NUMBER) == "telco-es"
+    assert federation.range_holder(PORTED_NUMBER) == "red-azul"
+    gb = federation.operator("telco-gb")
+    brand = gb.brand_of(BRAND_NUMBER)
+    assert brand is not None and gb.owns(BRAND_NUMBER)
+    assert gb.operator_config().id == "telco-gb"
+    assert any(c.portability for c in federation.countries)
+
+
+def test_round_trip_through_yaml(tmp_path: Path, federation: FederationConfig) -> None:
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(federation.model_dump(mode="json")), encoding="utf-8")
+    assert load_federation(path) == federation
+
+
+def test_yaml_errors_name_file_line_and_field(tmp_path: Path) -> None:
+    data = default_federation().model_dump(mode="json")
+    data["operators"][1]["number_ranges"] = ["+3460"]  # telco-es's range
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=r"bad\.yaml:\d+: .*overlap"):
+        load_federation(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ports": {"+33610000001": "telco-es"}}, "across countries"),
+        ({"ports": {"+34990000001": "telco-es"}}, "no known number range"),
+        ({"trust": ({"party": "telco-es", "trusts": "nobody"},)}, "unknown party"),
+        ({"countries": ()}, "not declared"),
+    ],
+)
+def test_inconsistencies_refused(
+    federation: FederationConfig, change: dict[str, object], message: str
+) -> None:
+    data = federation.model_dump(mode="json")
+    data.update(change)
+    with pytest.raises(ValidationError, match=message):
+        FederationConfig.model_validate(data)
+
+
+def test_no_port_into_a_country_without_portability(federation: FederationConfig) -> None:
+    data = federation.model_dump(mode="json")
+    data["countries"][1]["other_networks"] = [
+        {"id": "autre", "network": "20899", "number_ranges": ["+3370"]}]
+    data["ports"] = {"+33700000001": "telco-fr"}
+    with pytest.raises(ValidationError, match="no number portability"):
+        FederationConfig.model_validate(data)
