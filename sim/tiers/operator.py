@@ -20,7 +20,7 @@ from typing import Any
 
 import simpy
 
-from operators.config import OperatorConfig, Plan
+from operators.config import OperatorConfig, Plan, default_plans
 from operators.core import NetworkFunctionKind
 from operators.core.description import Faults
 from operators.errors import CamaraError
@@ -52,7 +52,7 @@ class Answer:
     @property
     def ok(self) -> bool:
         """Served: 2xx, or a business answer about the subscriber (404/422)."""
-        return self.status < 400 or self.status in (404, 422)
+        return 200 <= self.status < 400 or self.status in (404, 422)
 
 
 OK = Answer(200)
@@ -117,6 +117,8 @@ class SimOperator:
         self.id = operator_id
         self.spec = spec
         policies = spec.policies
+        plans = policies.throttling.plans or default_plans()
+        names = [plan.name for plan in plans]
         self.config = OperatorConfig(
             id=operator_id,
             display_name=spec.display_name or operator_id,
@@ -127,7 +129,9 @@ class SimOperator:
             number_digits=spec.number_digits,
             subscribers=spec.subscribers,
             seed=zlib.crc32(f"{seed}:{operator_id}".encode()) % 1_000_000,
-            plans=policies.throttling.plans,
+            plans=plans,
+            # A newer OperatorConfig names a default plan; keep it valid for any plan set.
+            **({"default_plan": names[0]} if "pay-as-you-go" not in names else {}),
             lifetimes=spec.lifetimes,
         )
         epoch = start.timestamp()

@@ -1,0 +1,148 @@
+"""``ogsim run`` and ``ogsim schema``: run a scenario file in virtual time, or describe them.
+
+``run`` shows a progress bar, then for each variant a summary table, Little's law and the
+PASS/FAIL of every expectation; it writes the report folder and exits 1 when an expectation
+fails, 2 when the scenario file is invalid (the message names the field and its line).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from operators.config_file import ConfigFileError, parse_override
+from sim.engine import RunResult, World
+from sim.scenario import load_scenario, scenario_json_schema
+
+__all__ = ["run", "schema"]
+
+console = Console()
+
+
+def _overrides(items: list[str]) -> dict[str, object]:
+    overrides: dict[str, object] = {}
+    for item in items:
+        try:
+            key, value = parse_override(item)
+        except ValueError as error:
+            console.print(f"[red]bad --set[/red]: {error}")
+            raise typer.Exit(2) from error
+        overrides[key] = value
+    return overrides
+
+
+def _print_result(result: RunResult, wall: float) -> None:
+    scenario = result.scenario
+    totals = result.totals()
+    table = Table(title=f"{scenario.name} / {scenario.variant}: {scenario.description}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in totals.items():
+        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+    rate = result.calls / wall if wall > 0 else 0.0
+    table.add_row("wall time (s)", f"{wall:.2f}")
+    table.add_row("simulated operations / wall s", f"{rate:,.0f}")
+    console.print(table)
+    little = result.little
+    verdict = "[green]holds[/green]" if little.holds else "[red]does not hold[/red]"
+    console.print(
+        f"Little's law (client operations): L = {little.mean_in_system:.4g}, "
+        f"λW = {little.arrival_rate:.4g} × {little.mean_time_in_system:.4g} = "
+        f"{little.product:.4g}, error {little.relative_error:.2%}: {verdict}"
+    )
+    for station in result.stations:
+        console.print(
+            f"  at {station.name}: L = {station.mean_in_system:.4g}, "
+            f"λW = {station.throughput * station.mean_sojourn:.4g} "
+            f"(error {station.relative_error:.2%}"
+            + (", still filling: not stationary)" if station.relative_error > 0.05 else ")")
+        )
+    checks = Table(title="expectations")
+    checks.add_column("expectation")
+    checks.add_column("value", justify="right")
+    checks.add_column("bound", justify="right")
+    checks.add_column("result")
+    for v in result.verdicts:
+        bound = " ".join(
+            part
+            for part in (
+                f"≥ {v.min:g}" if v.min is not None else "",
+                f"≤ {v.max:g}" if v.max is not None else "",
+            )
+            if part
+        )
+        value = "—" if v.value is None else f"{v.value:.4g}"
+        checks.add_row(
+            v.label, value, bound, "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
+        )
+    console.print(checks)
+
+
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    duration: Annotated[
+        float | None, typer.Option(help="override the simulated duration (s)")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    set: Annotated[  # noqa: A002 - the option is --set, as users type it
+        list[str] | None,
+        typer.Option("--set", help="override a field: dotted.key=value (repeatable)"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="report folder (default: runs/<scenario name>)")
+    ] = None,
+) -> None:
+    """Run a scenario in virtual time; report, plot, and judge its expectations."""
+    try:
+        variants = load_scenario(
+            scenario, duration=duration, seed=seed, overrides=_overrides(set or [])
+        )
+    except ConfigFileError as error:
+        console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
+        raise typer.Exit(2) from error
+    folder = out if out is not None else Path("runs") / variants[0].name
+    results: list[RunResult] = []
+    walls: list[float] = []
+    total = sum(v.duration for v in variants)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} virtual s"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("building", total=total)
+        done = 0.0
+        for variant in variants:
+            progress.update(task, description=f"{variant.name}/{variant.variant}")
+            started = time.perf_counter()
+            world = World(variant)
+            base = done
+            result = world.run(lambda t, base=base: progress.update(task, completed=base + t))
+            walls.append(time.perf_counter() - started)
+            results.append(result)
+            done += variant.duration
+    for result, wall in zip(results, walls, strict=True):
+        _print_result(result, wall)
+    from sim.report import write_report  # matplotlib only once there is something to plot
+
+    write_report(results, folder)
+    passed = all(r.passed for r in results)
+    console.print(
+        f"report in {folder}/ (summary.json, timeseries-*.csv, *.png): "
+        + ("[green]PASS[/green]" if passed else "[red]FAIL[/red]")
+    )
+    if not passed:
+        raise typer.Exit(1)
+
+
+def schema() -> None:
+    """Print the JSON Schema of scenario files (for editors and validation)."""
+    typer.echo(scenario_json_schema())
