@@ -1,0 +1,44 @@
+"""Run CAMARA's own acceptance scenarios (``.feature`` files) against any CAMARA gateway.
+
+The engine reads the official definitions at run time (never copies them), builds each request
+from the API's YAML and the scenario's steps, and checks the answers against the same YAML.
+What an implementation must provide (tokens, test numbers, fault switches) is the
+:class:`Target`; ogsim's own operator provides all of it, another implementation provides what
+it can and the rest is skipped with a reason.
+"""
+
+from .openapi import ApiSpec, Operation, load_spec
+from .runner import ConformanceReport, Scenario, ScenarioResult, load_scenarios, run_conformance
+from .steps import StepLibrary, default_library
+from .target import (
+    AdminEnvironment,
+    CommandTokens,
+    Environment,
+    Target,
+    TokenNeed,
+    TokenSource,
+    Unsupported,
+)
+from .world import StepFailed, World
+
+__all__ = [
+    "AdminEnvironment",
+    "ApiSpec",
+    "CommandTokens",
+    "ConformanceReport",
+    "Environment",
+    "Operation",
+    "Scenario",
+    "ScenarioResult",
+    "StepFailed",
+    "StepLibrary",
+    "Target",
+    "TokenNeed",
+    "TokenSource",
+    "Unsupported",
+    "World",
+    "default_library",
+    "load_scenarios",
+    "load_spec",
+    "run_conformance",
+]

@@ -1,0 +1,311 @@
+"""The official CAMARA OpenAPI documents as the conformance engine needs them.
+
+An :class:`ApiSpec` answers three questions a scenario asks of its YAML: which operation an
+``operationId`` names (method, full path, scopes), what a valid request body looks like (built
+from the schema, preferring the definition's own examples) and whether a response body complies
+with a schema. Validation uses ``jsonschema`` with every ``$ref`` resolved inside the document,
+falling back to ``CAMARA_common.yaml`` for schemas an API only names (``XCorrelator``).
+OpenAPI 3.0's ``nullable`` is translated to JSON Schema before validating.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft4Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+__all__ = ["ApiSpec", "Operation", "load_spec"]
+
+_COMMON_URI = "urn:camara:common"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of an API: where it lives and what it needs."""
+
+    operation_id: str
+    method: str
+    path: str
+    """Full path including the API's base path, with ``{param}`` templates."""
+    scopes: tuple[str, ...]
+    request_schema: dict[str, Any] | None
+    responses: dict[str, Any] = field(default_factory=dict)
+
+
+def _nullable_to_json_schema(node: Any) -> Any:
+    """OpenAPI 3.0 ``nullable: true`` means ``null`` is allowed; JSON Schema needs the type."""
+    if isinstance(node, dict):
+        out = {key: _nullable_to_json_schema(value) for key, value in node.items()}
+        if out.pop("nullable", False) is True:
+            kind = out.get("type")
+            if isinstance(kind, str):
+                out["type"] = [kind, "null"]
+            elif "enum" in out:
+                out["enum"] = [*out["enum"], None]
+            elif "$ref" in out or "allOf" in out or "oneOf" in out or "anyOf" in out:
+                out = {"anyOf": [out, {"type": "null"}]}
+        return out
+    if isinstance(node, list):
+        return [_nullable_to_json_schema(item) for item in node]
+    return node
+
+
+def _format_checker() -> FormatChecker:
+    """Formats CAMARA uses, checked without optional packages (date-time as RFC 3339)."""
+    checker = FormatChecker()
+
+    @checker.checks("date-time", raises=ValueError)
+    def _date_time(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        if not re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", value):
+            raise ValueError(f"{value!r} is not an RFC 3339 date-time")
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return True
+
+    @checker.checks("date", raises=ValueError)
+    def _date(value: object) -> bool:
+        if isinstance(value, str):
+            date.fromisoformat(value)
+        return True
+
+    return checker
+
+
+class ApiSpec:
+    """One CAMARA API definition, with ``CAMARA_common.yaml`` as the fallback for its refs."""
+
+    def __init__(self, name: str, document: dict[str, Any], common: dict[str, Any] | None) -> None:
+        self.name = name
+        self.document = _nullable_to_json_schema(document)
+        self.common = _nullable_to_json_schema(common or {})
+        self.uri = f"urn:camara:{name}"
+        registry: Registry[Any] = Registry()
+        registry = registry.with_resource(self.uri, Resource(self.document, DRAFT4))
+        self.registry = registry.with_resource(_COMMON_URI, Resource(self.common, DRAFT4))
+        self.format_checker = _format_checker()
+        server = (document.get("servers") or [{"url": ""}])[0]["url"]
+        self.base_path = re.sub(r"^\{apiRoot\}", "", server).rstrip("/")
+        self.operations = dict(self._operations())
+
+    def _operations(self) -> Iterator[tuple[str, Operation]]:
+        for path, item in (self.document.get("paths") or {}).items():
+            for method, op in item.items():
+                if method.lower() not in {"get", "post", "put", "patch", "delete"}:
+                    continue
+                scopes: list[str] = []
+                for requirement in op.get("security") or []:
+                    for values in requirement.values():
+                        scopes.extend(v for v in values if v not in scopes)
+                body = op.get("requestBody", {})
+                body = self.deref(body)
+                schema = body.get("content", {}).get("application/json", {}).get("schema")
+                yield (
+                    op["operationId"],
+                    Operation(
+                        operation_id=op["operationId"],
+                        method=method.upper(),
+                        path=self.base_path + path,
+                        scopes=tuple(scopes),
+                        request_schema=schema,
+                        responses=op.get("responses", {}),
+                    ),
+                )
+
+    # -- references ------------------------------------------------------------------------
+
+    def pointer(self, ref: str) -> tuple[dict[str, Any], str] | None:
+        """The document (API or common) that defines ``ref`` and the JSON pointer in it."""
+        fragment = ref.split("#", 1)[-1] if "#" in ref else ref
+        fragment = "/" + fragment.lstrip("/")
+        for document, uri in ((self.document, self.uri), (self.common, _COMMON_URI)):
+            node: Any = document
+            for part in fragment.strip("/").split("/"):
+                if not isinstance(node, dict) or part not in node:
+                    node = None
+                    break
+                node = node[part]
+            if node is not None:
+                return document, f"{uri}#{fragment}"
+        return None
+
+    def deref(self, node: Any, depth: int = 0) -> Any:
+        """Follow ``$ref`` chains (only at the top of ``node``) to the referenced object."""
+        while isinstance(node, dict) and "$ref" in node and depth < 20:
+            found = self.pointer(node["$ref"])
+            if found is None:
+                raise KeyError(f"{self.name}: unresolvable $ref {node['$ref']}")
+            document, full = found
+            node = self._get(document, full.split("#", 1)[1])
+            depth += 1
+        return node
+
+    @staticmethod
+    def _get(document: dict[str, Any], pointer: str) -> Any:
+        node: Any = document
+        for part in pointer.strip("/").split("/"):
+            node = node[part]
+        return node
+
+    def schema(self, ref: str) -> dict[str, Any]:
+        """A schema by reference (``#/components/schemas/X`` or ``/components/schemas/X``)."""
+        found = self.pointer(ref)
+        if found is None:
+            raise KeyError(f"{self.name}: no schema at {ref}")
+        return {"$ref": found[1]}
+
+    def errors(self, instance: Any, schema: dict[str, Any]) -> list[str]:
+        """Every way ``instance`` breaks ``schema`` (empty when it complies)."""
+        schema = self._anchor(schema)
+        validator = Draft4Validator(
+            schema, registry=self.registry, format_checker=self.format_checker
+        )
+        return [
+            f"{'/'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}"
+            for error in validator.iter_errors(instance)
+        ]
+
+    def _anchor(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """Rewrite local ``#/...`` refs to this document's URI so they resolve from anywhere."""
+
+        def walk(node: Any) -> Any:
+            if isinstance(node, dict):
+                out = {k: walk(v) for k, v in node.items()}
+                ref = out.get("$ref")
+                if isinstance(ref, str) and ref.startswith("#"):
+                    found = self.pointer(ref)
+                    if found is not None:
+                        out["$ref"] = found[1]
+                return out
+            if isinstance(node, list):
+                return [walk(item) for item in node]
+            return node
+
+        return walk(schema)  # type: ignore[no-any-return]
+
+    def response_schema(self, operation: Operation, status: int) -> dict[str, Any] | None:
+        """The schema the definition declares for ``status`` (None when it declares none)."""
+        response = operation.responses.get(str(status)) or operation.responses.get("default")
+        if response is None:
+            return None
+        response = self.deref(response)
+        content = response.get("content", {})
+        media = content.get("application/json") or next(iter(content.values()), None)
+        if media is None:
+            return None
+        return media.get("schema")  # type: ignore[no-any-return]
+
+    # -- generation ------------------------------------------------------------------------
+
+    def example(
+        self,
+        schema: dict[str, Any] | None,
+        values: Callable[[str, dict[str, Any]], Any] | None = None,
+        *,
+        name: str = "",
+        optional: bool = False,
+    ) -> Any:
+        """A minimal instance of ``schema``: required properties only (all when ``optional``).
+
+        ``values(name, schema)`` may supply a value for a named property (a test number for
+        ``phoneNumber``, an existing QoS profile); returning ``...`` means "no opinion".
+        """
+        return self._example(schema or {}, values, name, optional, 0)
+
+    def _example(
+        self,
+        schema: dict[str, Any],
+        values: Callable[[str, dict[str, Any]], Any] | None,
+        name: str,
+        optional: bool,
+        depth: int,
+        *,
+        follow: bool = True,
+    ) -> Any:
+        schema = self.deref(schema)
+        if values is not None and name:
+            chosen = values(name, schema)
+            if chosen is not ...:
+                return copy.deepcopy(chosen)
+        if depth > 8:
+            return None
+        if "allOf" in schema:
+            merged: dict[str, Any] = {}
+            for part in schema["allOf"]:
+                value = self._example(part, values, name, optional, depth + 1, follow=False)
+                if isinstance(value, dict):
+                    merged.update(value)
+                else:
+                    return value
+            own = {k: v for k, v in schema.items() if k != "allOf"}
+            if own.get("properties"):
+                extra = self._example(own, values, name, optional, depth + 1)
+                if isinstance(extra, dict):
+                    merged.update(extra)
+            return merged
+        mapping = (schema.get("discriminator") or {}).get("mapping")
+        if mapping and follow:
+            target = {"$ref": next(iter(mapping.values()))}
+            return self._example(target, values, name, optional, depth + 1, follow=False)
+        for key in ("oneOf", "anyOf"):
+            if key in schema:
+                first = self.deref(schema[key][0])
+                if "properties" not in first and "type" not in first and "$ref" not in first:
+                    # an alternative that only names required properties of the parent
+                    rest = {k: v for k, v in schema.items() if k != key}
+                    required = [*rest.get("required", []), *first.get("required", [])]
+                    rest["required"] = required
+                    return self._example(rest, values, name, optional, depth + 1, follow=follow)
+                return self._example(first, values, name, optional, depth + 1)
+        if "example" in schema and schema.get("type") != "object":
+            return copy.deepcopy(schema["example"])
+        if "default" in schema:
+            return copy.deepcopy(schema["default"])
+        if "enum" in schema:
+            return schema["enum"][0]
+        kind = schema.get("type")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), None)
+        if kind == "object" or "properties" in schema:
+            required = set(schema.get("required", []))
+            out: dict[str, Any] = {}
+            for prop, sub in (schema.get("properties") or {}).items():
+                if prop in required or optional:
+                    out[prop] = self._example(sub, values, prop, False, depth + 1)
+            if not out and "example" in schema and isinstance(schema["example"], dict):
+                return copy.deepcopy(schema["example"])
+            properties = schema.get("properties") or {}
+            if not out and properties and (schema.get("minProperties") or "anyOf" in schema):
+                prop, sub = next(iter(properties.items()))
+                out[prop] = self._example(sub, values, prop, False, depth + 1)
+            return out
+        if kind == "array":
+            item = self._example(schema.get("items", {}), values, name, optional, depth + 1)
+            return [item] * max(1, schema.get("minItems", 1))
+        if kind == "integer":
+            return int(schema.get("minimum", 1))
+        if kind == "number":
+            return float(schema.get("minimum", 1))
+        if kind == "boolean":
+            return True
+        if schema.get("format") == "date-time":
+            return "2024-01-01T00:00:00Z"
+        if schema.get("format") == "date":
+            return "2000-01-01"
+        return "x" * max(1, int(schema.get("minLength", 1)))
+
+
+def load_spec(path: Path, common: Path | None = None) -> ApiSpec:
+    """Read one API's YAML (and the common one) into an :class:`ApiSpec`."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    shared = yaml.safe_load(common.read_text(encoding="utf-8")) if common and common.exists() else {}
+    return ApiSpec(path.stem, document, shared)
