@@ -46,10 +46,16 @@ class Verdict:
 def resolve_window(
     expectation: Expectation, events: dict[str, tuple[float, float]]
 ) -> tuple[float, float]:
-    """The absolute window of an expectation (shifted by its event's end), or the whole run."""
+    """The absolute window of an expectation, or the whole run.
+
+    With ``relative_to``, the window is shifted by that event's start or end (``reference``).
+    """
     if expectation.window is None:
         return 0.0, math.inf
-    shift = events[expectation.relative_to][1] if expectation.relative_to else 0.0
+    shift = 0.0
+    if expectation.relative_to:
+        start, end = events[expectation.relative_to]
+        shift = start if expectation.reference == "start" else end
     return expectation.window[0] + shift, expectation.window[1] + shift
 
 

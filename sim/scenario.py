@@ -371,8 +371,9 @@ Metric = Literal[
 class Expectation(_Model):
     """A pass/fail assertion on one metric, over the run or a window, maybe filtered.
 
-    Windows are ``[start, end)`` seconds, shifted by the end of ``relative_to`` (a fault or
-    spike name) when given, so a shortened run with moved faults keeps its meaning. Filters
+    Windows are ``[start, end)`` seconds, shifted by the ``reference`` point (start or end)
+    of ``relative_to`` (a fault or spike name) when given, so a shortened run with moved
+    faults keeps its meaning. Filters
     (operator, application, api) apply to whole-run metrics only. ``recovery_time`` is the
     time from the ``reference`` point of ``event`` until per-second availability is back to
     ``level`` of its pre-event value for ``hold`` seconds (infinite if it never is).
