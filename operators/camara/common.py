@@ -215,8 +215,9 @@ def resolve_device(
     Three-legged (``context_msisdn`` set): the token names the device; a body that names it
     too is ``422 UNNECESSARY_IDENTIFIER`` even when it is the same device. Two-legged: the
     body must name it (``422 MISSING_IDENTIFIER``). Of several identifiers the first usable
-    one (phone number, then IPv4, then IPv6) is used without cross-checking the others, as
-    ``CAMARA_common.yaml`` says; none usable is ``422 UNSUPPORTED_IDENTIFIER``; a device this
+    one (phone number, then IPv4, then IPv6) is used; a phone number and a private IPv4 address
+    that this operator allocated to another subscriber are ``422 IDENTIFIER_MISMATCH`` (the
+    check ``CAMARA_common.yaml`` allows and the device-status features expect); none usable is ``422 UNSUPPORTED_IDENTIFIER``; a device this
     operator does not serve is ``404 IDENTIFIER_NOT_FOUND``.
     """
     if context_msisdn is not None:
@@ -231,11 +232,17 @@ def resolve_device(
         return ResolvedDevice(context_msisdn)
     if device is None:
         raise CamaraError(422, "MISSING_IDENTIFIER", "The device cannot be identified.")
+    ip = device.ipv4Address
     if device.phoneNumber is not None and rules.phone_number:
         if directory.get(device.phoneNumber) is None:
             raise _not_found()
+        if ip is not None and ip.privateAddress is not None and rules.ipv4:
+            other = directory.by_ipv4(str(ip.privateAddress))
+            if other is not None and str(other.msisdn) != device.phoneNumber:
+                raise CamaraError(
+                    422, "IDENTIFIER_MISMATCH", "Provided identifiers are not consistent."
+                )
         return ResolvedDevice(device.phoneNumber, DeviceResponse(phoneNumber=device.phoneNumber))
-    ip = device.ipv4Address
     if ip is not None and rules.ipv4 and (ip.privateAddress is not None or rules.ipv4_public_port):
         address = str(ip.privateAddress or ip.publicAddress)
         subscriber = directory.by_ipv4(address)

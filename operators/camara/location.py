@@ -25,7 +25,7 @@ __all__ = [
 class VerifyCircle(Circle):
     """Location verification v3 accepts only circles (its AreaType enum is ``[CIRCLE]``)."""
 
-    areaType: Literal["CIRCLE"] = "CIRCLE"  # type: ignore[assignment]
+    areaType: Literal["CIRCLE"]  # type: ignore[assignment]  # required: the discriminator
 
 
 class VerificationResult(StrEnum):

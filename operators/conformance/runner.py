@@ -31,6 +31,10 @@ from .world import ApiUnderTest, StepFailed, World
 __all__ = ["ConformanceReport", "Scenario", "ScenarioResult", "load_scenarios", "run_conformance"]
 
 OUTCOMES = ("passed", "failed", "skipped", "error")
+_ASSERTION = re.compile(
+    r"^(the (value of )?response|if the response|each item|in all items)", re.IGNORECASE
+)
+"""An ``And`` after ``When`` is typed Action by Gherkin, yet these sentences check the answer."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ async def run_scenario(
     outcome, reason = "passed", ""
     try:
         for kind, text in scenario.steps:
-            if kind == "Outcome" and world.response is None:
+            checks = kind == "Outcome" or (world.send_requested and _ASSERTION.match(text))
+            if checks and world.response is None:
                 await world.send()
             if not await library.run(world, text):
                 outcome, reason = "error", f"undefined step: {text}"

@@ -57,8 +57,13 @@ class StepLibrary:
     def __init__(self) -> None:
         self.steps: list[Step] = []
 
-    def add(self, pattern: str, handler: Handler) -> None:
-        self.steps.append(Step(re.compile(pattern, re.IGNORECASE), handler))
+    def add(self, pattern: str, handler: Handler, *, first: bool = False) -> None:
+        """Register a step; ``first`` puts it ahead of the generic ones it specialises."""
+        step = Step(re.compile(pattern, re.IGNORECASE), handler)
+        if first:
+            self.steps.insert(0, step)
+        else:
+            self.steps.append(step)
 
     def match(self, text: str) -> tuple[Handler, tuple[str, ...]] | None:
         clean = normalise(text)
@@ -459,7 +464,9 @@ async def kyc_mismatch(world: World, path: str) -> None:
     await kyc_combination(world)
     identity = (await _subscriber(world))["identity"]
     name = path.removeprefix("$.")
-    held = str(_KYC_FIELDS[name](identity)) if name in _KYC_FIELDS else _KYC_UNHELD[name]
+    if name not in _KYC_FIELDS:
+        raise Unsupported(f"ogsim's KYC register holds no {name}: nothing to mismatch")
+    held = str(_KYC_FIELDS[name](identity))
     wrong: Any = {
         "birthdate": "1901-02-03",
         "email": "someone.else@example.org",
@@ -714,7 +721,7 @@ def out_of_range_port(world: World, path: str) -> None:
         bad = {"from": 80, "to": 90, leaf: 70000}
         world.body_edits.append((container, [bad]))
     else:  # ports[*]
-        world.body_edits.append((container.rsplit(".", 1)[0] + ".ports", [70000]))
+        world.body_edits.append((container + ".ports", [70000]))
 
 
 def bad_token_type(world: World, path: str, value: str) -> None:
@@ -979,10 +986,116 @@ def register_qod(lib: StepLibrary) -> None:
     )
 
 
+# -- location: devices the network cannot place freshly ------------------------------------
+
+
+async def stale_device(world: World, *_: str) -> None:
+    """A detached device: the network only has its last fix, whose age keeps growing."""
+    world.role = "unreachable"
+    record = await _subscriber(world)
+    observed = _parse_time(record["location"]["observed_at"])
+    world.facts["fix_age"] = (datetime.now(UTC) - observed).total_seconds()
+
+
+def max_age_shorter(world: World, path: str) -> None:
+    age = world.facts.get("fix_age")
+    if age is None or age < 2:
+        raise Unsupported("the device's last fix is too recent to ask for a shorter maxAge")
+    world.body_edits.append((path, int(age // 2)))
+
+
+def smallest_surface(world: World, path: str) -> None:
+    world.body_edits.append((path, 1))
+
+
+def response_equals_request(world: World, path: str, request_path: str) -> None:
+    property_is_quoted(world, path, str(lookup(world.sent_body, request_path)))
+
+
+def response_equals_path_param(world: World, path: str, name: str) -> None:
+    property_is_quoted(world, path, world.path_params.get(name, ""))
+
+
+def items_have(world: World, path: str, value: str) -> None:
+    body = world.json()
+    if not isinstance(body, list):
+        raise StepFailed(f"response is not an array: {body!r}")
+    leaf = path.split(".")[-1]
+    for item in body:
+        if not _equal(lookup(item, f"$.{leaf}"), value.strip('"<>')):
+            raise StepFailed(f"an item has {leaf} {item.get(leaf)!r}, expected {value}")
+
+
+def includes(world: World, path: str, first: str, second: str | None = None) -> None:
+    actual = _value(world, path)
+    wanted = [first] if second is None else [first, second]
+    if not isinstance(actual, list) or not set(wanted) <= set(actual):
+        raise StepFailed(f"response property {path} is {actual!r}, expected to include {wanted}")
+
+
+def register_location(lib: StepLibrary) -> None:
+    """Location and QoS-profile list steps that need the subscriber's record or the answer."""
+    add = lib.add
+    add(
+        r"a valid testing device which cannot be located by the network operator, identified "
+        r"by the token or provided in the request body",
+        _skip("the simulated network always knows a last position of every device"),
+    )
+    add(
+        r"the testing device, identified by the token or provided in the request, is located "
+        r"by the network operator within a surface of certain area",
+        device_role("approves"),
+    )
+    add(
+        r"the request body property " + Q + r" is set to a value smaller than that area",
+        smallest_surface,
+    )
+    add(
+        r"the testing device, identified by the token or provided in the request, is not "
+        r"connected to the network for some time",
+        stale_device,
+    )
+    add(
+        r"a valid testing device supported by the service, identified by the token or provided "
+        r"in the request body, with no historical location information for some time",
+        stale_device,
+    )
+    add(
+        r"the request body property " + Q + r" is set to a value shorter than that time",
+        max_age_shorter,
+    )
+    add(
+        r"a valid testing device supported by the service, identified by the token or provided "
+        r"in the request body, for which there is no historical location information",
+        _skip("the simulated network always knows a last position of every device"),
+    )
+    add(
+        r"the request body property " + Q + r" is set to an area not covered by the "
+        r"implementation",
+        _skip("the simulated network covers every area"),
+    )
+    add(
+        r"there is a minimum radius allowed by the implementation",
+        _skip("ogsim's minimum radius is the schema's own (1 m): smaller is a 400"),
+    )
+    add(
+        r"the response property " + Q + r" value is equal to the request body property " + Q,
+        response_equals_request,
+    )
+    add(r"the response property " + Q + r" value is equal to path param " + Q, response_equals_path_param)
+    add(r"the response property " + Q + r" includes " + Q, includes)
+    add(r"the response property " + Q + r" includes both " + Q + r" and " + Q, includes)
+    add(
+        r"each item of the response array, if any, has property " + Q + r" equal to (\S+)",
+        items_have,
+    )
+
+
 def default_library() -> StepLibrary:
     """A fresh library holding every step CAMARA's feature files use."""
     lib = StepLibrary()
     register_qod(lib)
+    register_location(lib)
     add = lib.add
     DEV = r"(?:device|phone ?number)"  # noqa: N806
     # request set-up
@@ -1199,7 +1312,16 @@ def default_library() -> StepLibrary:
     )
     add(r"the request body property " + Q + r" is set to a valid phone number", _nv_phone)
     add(r"the same phone number is compliant with OAS schema at " + Q, _nv_hash_too)
-    add(r'the request body property "\$\.additional_property" is set to "foo_value"', nv_extra_only)
+    add(
+        r'the request body property "\$\.additional_property" is set to "foo_value"',
+        nv_extra_only,
+        first=True,
+    )
+    add(
+        r"the request body property " + Q + r" is set to a valid phone number compliant with "
+        r"OAS schema at " + Q,
+        _nv_hash_too,
+    )
     add(r"the request body does not contain neither " + Q + r" nor " + Q, _noop)
     # environment: location
     add(

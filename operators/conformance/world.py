@@ -336,7 +336,32 @@ class World:
         self.sent_headers = headers
         self.response = await self.target.http.request(method, path, headers=headers, **kwargs)
         self.log.append(f"{method} {path} -> {self.response.status_code} {self.response.text[:300]}")
+        if op.operation_id == "createSession" and self.response.status_code == 201:
+            self._forget_session(self.response.json().get("sessionId"), headers)
         return self.response
+
+    def _forget_session(self, session_id: str | None, headers: dict[str, str]) -> None:
+        """A session the scenario itself created is deleted afterwards, freeing the device."""
+        delete = self.api.spec.operations.get("deleteSession")
+        if session_id is None or delete is None:
+            return
+        authorization = headers.get("Authorization")
+
+        async def remove() -> None:
+            number = await self.number()
+            need = TokenNeed(
+                delete.scopes[:1],
+                self.api.purpose,
+                None if "device" in (self.sent_body or {}) else number,
+            )
+            token = await self.token(need)
+            await self.target.http.delete(
+                delete.path.replace("{sessionId}", session_id),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            del authorization
+
+        self.cleanups.append(remove)
 
     def json(self) -> Any:
         if self.response is None:

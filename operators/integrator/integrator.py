@@ -222,9 +222,7 @@ class Integrator:
             if (body.name is None or p.name == body.name)
             and (body.status is None or p.status is body.status)
         ]
-        if not found:
-            raise CamaraError(404, "NOT_FOUND", "No QoS profile matches the request.")
-        return found
+        return found  # none matching is an empty list: 404 is for an unknown device only
 
     async def get_qos_profile(self, ctx: CallContext, name: str) -> QosProfile:
         profile = self._profile(name)
@@ -235,6 +233,11 @@ class Integrator:
     # -- quality on demand -----------------------------------------------------------------
 
     async def create_session(self, ctx: CallContext, body: CreateSession) -> SessionInfo:
+        credential = body.sinkCredential
+        if credential is not None and credential.credentialType != "ACCESSTOKEN":
+            raise CamaraError(
+                400, "INVALID_CREDENTIAL", "Only Access token is supported as sinkCredential."
+            )
         msisdn, device = self._device(ctx, body.device)
         profile = self._profile(body.qosProfile)
         if profile is None:
@@ -285,12 +288,18 @@ class Integrator:
         return list(self._sessions.values())
 
     def _owned(self, ctx: CallContext, session_id: str) -> _Session:
+        """The session, if this caller owns it: 404 unknown, 403 another client's (as the
+        QoD features ask: "QoS session not created by the API client given in the token")."""
         self._live_sessions()
         session = self._sessions.get(session_id)
-        if session is None or session.client_id != ctx.client_id:
+        if session is None:
             raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
-        if ctx.msisdn is not None and session.msisdn != ctx.msisdn:
-            raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
+        if session.client_id != ctx.client_id or (
+            ctx.msisdn is not None and session.msisdn != ctx.msisdn
+        ):
+            raise CamaraError(
+                403, "PERMISSION_DENIED", "The QoS session was not created by this API client."
+            )
         return session
 
     async def _refresh(self, session: _Session) -> _Session:
@@ -351,6 +360,7 @@ class Integrator:
         self, ctx: CallContext, body: RetrieveSessionsInput
     ) -> list[SessionInfo]:
         msisdn, _ = self._device(ctx, body.device)
+        await self._run(ops.require_data_connectivity(msisdn))
         mine = [
             s for s in self._live_sessions() if s.msisdn == msisdn and s.client_id == ctx.client_id
         ]

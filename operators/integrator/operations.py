@@ -66,6 +66,7 @@ __all__ = [
     "kyc_match",
     "reachability_status",
     "read_qos_session",
+    "require_data_connectivity",
     "retrieve_location",
     "retrieve_sim_swap_date",
     "roaming_status",
@@ -241,8 +242,8 @@ def retrieve_location(
 # -- quality on demand ---------------------------------------------------------------------
 
 
-def create_qos_session(msisdn: str, profile: str, duration: float) -> Flow[QosSessionRecord]:
-    """HLR data attach check (skipped when the HLR is down), then the PCF creates the session."""
+def require_data_connectivity(msisdn: str) -> Flow[None]:
+    """QoD applies only to a device attached for data (unknown when the HLR is down: allowed)."""
     hlr = yield from _optional_hlr(msisdn)
     if hlr is not None and not (hlr.ms_state is MsState.ATTACHED and hlr.gprs_attached):
         raise CamaraError(
@@ -250,6 +251,11 @@ def create_qos_session(msisdn: str, profile: str, duration: float) -> Flow[QosSe
             "SERVICE_NOT_APPLICABLE",
             "The service is not available for the provided identifier: no data connectivity.",
         )
+
+
+def create_qos_session(msisdn: str, profile: str, duration: float) -> Flow[QosSessionRecord]:
+    """HLR data attach check (skipped when the HLR is down), then the PCF creates the session."""
+    yield from require_data_connectivity(msisdn)
     record: QosSessionRecord = yield BackendCall(PCF, CreateQosSession(msisdn, profile, duration))
     return record
 
@@ -312,6 +318,10 @@ def kyc_match(
 ) -> Flow[KycMatchResponse]:
     """Compare every claimed attribute with the KYC register's record; only those asked."""
     claimed = claim.model_dump(exclude_none=True, exclude={"phoneNumber"})
+    if not claimed and claim.phoneNumber is None:
+        raise CamaraError(
+            400, "INVALID_ARGUMENT", "Client specified an invalid argument: an empty request body."
+        )
     if not claimed:
         raise CamaraError(
             400,
