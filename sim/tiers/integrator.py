@@ -77,7 +77,9 @@ class Caller:
     now: float
 
 
-_CIRCLE = VerifyCircle(center=Point(latitude=40.4168, longitude=-3.7038), radius=50_000)
+_CIRCLE = VerifyCircle(
+    areaType="CIRCLE", center=Point(latitude=40.4168, longitude=-3.7038), radius=50_000
+)
 _CLAIM = KycMatchRequest(givenName="Ana", familyName="Garcia", postalCode="28001")
 
 

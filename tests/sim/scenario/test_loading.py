@@ -1,0 +1,125 @@
+"""Scenario files: validation errors name the field and its line; overrides; variants; schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from operators.config_file import ConfigFileError
+from sim.commands.run import run, schema
+from sim.scenario import load_scenario
+
+from .conftest import SMALL
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command("run")(run)
+    app.command("schema")(schema)
+    return app
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def line_number(text: str, fragment: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
+
+
+def test_unknown_field_is_named_with_its_line(tmp_path: Path) -> None:
+    text = SMALL.replace("        mad-2: {}", "        mad-2: {gateways: 3}")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    message = str(caught.value)
+    line = line_number(text, "gateways: 3")
+    assert f"{path}:{line}: topology.operators.telco-es.data_centres.mad-2.gateways" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_bad_value_is_named_with_its_line(tmp_path: Path) -> None:
+    text = SMALL.replace("timeout: 2.0", "timeout: -1")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    line = line_number(text, "timeout: -1")
+    assert f"{path}:{line}: traffic.applications.bank.client.timeout" in str(caught.value)
+
+
+def test_unknown_event_and_plan_are_named(tmp_path: Path) -> None:
+    text = SMALL.replace("plan: free", "plan: platinum") + (
+        "  - {metric: recovery_time, event: nowhere, max: 5}\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    message = str(caught.value)
+    assert f":{line_number(text, 'event: nowhere')}: expectations.1.event: unknown event" in message
+    assert f":{line_number(text, 'plan: platinum')}: traffic.applications.hobby.plan" in message
+
+
+def test_cli_bad_file_exits_2_without_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, SMALL.replace("rate: 50", "rate: fast"))
+    result = CliRunner().invoke(cli(), ["run", str(path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "traffic.applications.bank.arrival.poisson.rate" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_overrides_duration_seed_and_set(small: Path) -> None:
+    (scenario,) = load_scenario(
+        small,
+        duration=7,
+        seed=99,
+        overrides={"traffic.applications.bank.client.timeout": 0.5},
+    )
+    assert scenario.duration == 7
+    assert scenario.seed == 99
+    assert scenario.traffic.applications["bank"].client.timeout == 0.5
+
+
+def test_bad_override_is_reported_like_the_file(small: Path) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(small, overrides={"traffic.applications.bank.client.timeout": "soon"})
+    assert "traffic.applications.bank.client.timeout" in str(caught.value)
+
+
+def test_variants_apply_their_overrides_and_expectations(tmp_path: Path) -> None:
+    text = SMALL + (
+        "variants:\n"
+        "  strict:\n"
+        "    set: {traffic.applications.bank.client.timeout: 0.25}\n"
+        "    expectations: [{metric: availability, min: 0.5}]\n"
+        "  loose: {}\n"
+    )
+    path = write(tmp_path, text)
+    strict, loose = load_scenario(path)
+    assert (strict.variant, loose.variant) == ("strict", "loose")
+    assert strict.traffic.applications["bank"].client.timeout == 0.25
+    assert loose.traffic.applications["bank"].client.timeout == 2.0
+    assert [e.min for e in strict.expectations] == [0.5]
+    assert [e.application for e in loose.expectations] == ["bank"]
+
+
+def test_schema_command_prints_a_json_schema() -> None:
+    result = CliRunner().invoke(cli(), ["schema"])
+    assert result.exit_code == 0
+    document = json.loads(result.output)
+    assert {"topology", "traffic", "faults", "expectations", "variants"} <= set(
+        document["properties"]
+    )
+    assert document["additionalProperties"] is False
+
+
+def test_shipped_scenarios_load(scenarios: Path) -> None:
+    names = {path.stem: load_scenario(path) for path in scenarios.glob("*.yaml")}
+    assert {"baseline", "dc_failover", "thundering_herd"} <= set(names)
+    assert [s.variant for s in names["thundering_herd"]] == ["unprotected", "protected"]
