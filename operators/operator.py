@@ -4,6 +4,7 @@ core, integrator and gateway, and the one FastAPI app that serves them all."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -24,7 +25,12 @@ from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger
 from .gateway.metrics import GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
-from .identity import IdentityServer, build_identity_router, install_oauth_error_handlers
+from .identity import (
+    AssertionIssuerPolicy,
+    IdentityServer,
+    build_identity_router,
+    install_oauth_error_handlers,
+)
 from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
 from .policies import Throttle
 from .storage import Database
@@ -56,11 +62,18 @@ class Operator:
         reference_time: datetime | None = None,
         core: CoreSpec | None = None,
         protection: GuardSettings | None = None,
+        issuer_policy: AssertionIssuerPolicy | None = None,
+        client_trusted: Callable[[str], bool] | None = None,
     ) -> Operator:
-        """Build the operator; ``clock`` is the epoch clock, ``monotonic`` times policies."""
+        """Build the operator; ``clock`` is the epoch clock, ``monotonic`` times policies.
+
+        ``issuer_policy`` decides whose JWT-bearer assertions the identity server accepts (the
+        federation's trusted issuers); ``client_trusted`` lets the gateway refuse, at once,
+        tokens already issued to a party whose trust was revoked.
+        """
         db = Database(config.storage)
         subscribers = SubscriberBase(config, db, clock=clock, reference_time=reference_time)
-        identity = IdentityServer(config, db, subscribers, clock)
+        identity = IdentityServer(config, db, subscribers, clock, issuer_policy=issuer_policy)
         integrator, backends = build_live_integrator(
             subscribers,
             core=core,
@@ -71,7 +84,7 @@ class Operator:
         )
         gateway = Gateway(
             BearerAuthenticator(identity, clock),
-            TokenAuthorizer(identity),
+            TokenAuthorizer(identity, client_trusted),
             PlanSubscriptions(config, db),
             UsageLedger(db),
             GatewayMetrics(config.id),

@@ -6,6 +6,8 @@ revocation or an opt-out effective on the very next call even for a cached token
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from operators.camara.context import CallContext
 from operators.camara.scopes import scopes_satisfied
 from operators.errors import CamaraError
@@ -17,8 +19,11 @@ from .authentication import unauthenticated
 class TokenAuthorizer:
     """Decides whether verified claims may call one CAMARA operation now."""
 
-    def __init__(self, identity: IdentityServer) -> None:
+    def __init__(
+        self, identity: IdentityServer, client_trusted: Callable[[str], bool] | None = None
+    ) -> None:
         self.identity = identity
+        self.client_trusted = client_trusted
 
     def authorize(
         self, claims: AccessTokenClaims, method: str, route: str, correlator: str
@@ -35,6 +40,10 @@ class TokenAuthorizer:
                 "PERMISSION_DENIED",
                 f"The grant behind this token no longer stands: {error.kind}.",
             ) from error
+        if self.client_trusted is not None and not self.client_trusted(grant.client_id):
+            raise CamaraError(
+                403, "PERMISSION_DENIED", "The party this token was issued to is no longer trusted."
+            )
         if not scopes_satisfied(method, route, grant.scopes):
             raise CamaraError(
                 403,
