@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import CamaraModel, Circle, Device, DeviceResponse
 
@@ -25,7 +25,7 @@ __all__ = [
 class VerifyCircle(Circle):
     """Location verification v3 accepts only circles (its AreaType enum is ``[CIRCLE]``)."""
 
-    areaType: Literal["CIRCLE"]  # type: ignore[assignment]  # required: the discriminator
+    areaType: Literal["CIRCLE"] = "CIRCLE"  # type: ignore[assignment]
 
 
 class VerificationResult(StrEnum):
@@ -38,6 +38,16 @@ class VerifyLocationRequest(CamaraModel):
     device: Device | None = None
     area: VerifyCircle
     maxAge: int | None = Field(default=None, ge=0, description="seconds; 0 asks for a fresh fix")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _area_type_on_the_wire(cls, data: Any) -> Any:
+        """A JSON ``area`` must name its ``areaType`` (the YAML's discriminator is required)."""
+        if isinstance(data, dict):
+            area = data.get("area")
+            if isinstance(area, dict) and "areaType" not in area:
+                raise ValueError("area.areaType is required")
+        return data
 
 
 class VerifyLocationResponse(CamaraModel):
