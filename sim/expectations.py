@@ -95,9 +95,7 @@ def recovery_time(
     return math.inf
 
 
-def _measure(
-    expectation: Expectation, result: RunResult, metrics: Metrics
-) -> float | None:
+def _measure(expectation: Expectation, result: RunResult, metrics: Metrics) -> float | None:
     metric = expectation.metric
     events = result.events
     if metric == "recovery_time":
@@ -110,6 +108,11 @@ def _measure(
             expectation.hold,
         )
     filtered = expectation.operator or expectation.application or expectation.api
+    offered: float
+    completed: float
+    ok: float
+    attempts: float
+    throttled: float
     if filtered:
         keys = [
             stats

@@ -18,11 +18,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 
-from sim.engine import RunResult  # noqa: E402
-from sim.metrics import quantile  # noqa: E402
+from sim.engine import RunResult
+from sim.metrics import quantile
 
 __all__ = ["summary", "write_report"]
 
@@ -123,9 +123,7 @@ def _write_csv(path: Path, rows: list[dict[str, float]]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["t", *columns])
         for row in rows:
-            writer.writerow(
-                [row["t"], *(_csv_value(row.get(column, 0)) for column in columns)]
-            )
+            writer.writerow([row["t"], *(_csv_value(row.get(column, 0)) for column in columns)])
 
 
 def _csv_value(value: float) -> str:
@@ -137,8 +135,15 @@ def _csv_value(value: float) -> str:
 def _shade(ax: Axes, result: RunResult) -> None:
     for name, (start, end) in sorted(result.events.items()):
         ax.axvspan(start, end, color="tab:red", alpha=0.12)
-        ax.text(start, 1.0, f" {name}", transform=ax.get_xaxis_transform(), fontsize=7,
-                va="top", color="tab:red")
+        ax.text(
+            start,
+            1.0,
+            f" {name}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            va="top",
+            color="tab:red",
+        )
 
 
 def _series(rows: list[dict[str, float]], key: str) -> list[float]:
@@ -157,8 +162,13 @@ def _plot_goodput(results: Sequence[RunResult], out: Path) -> None:
     fig, axes = _grid(results, "offered load, attempts and goodput (per second)")
     for ax, result in zip(axes, results, strict=True):
         t = _series(result.rows, "t")
-        ax.plot(t, _series(result.rows, "attempts"), label="attempts (with retries)", lw=0.8,
-                color="tab:gray")
+        ax.plot(
+            t,
+            _series(result.rows, "attempts"),
+            label="attempts (with retries)",
+            lw=0.8,
+            color="tab:gray",
+        )
         ax.plot(t, _series(result.rows, "offered"), label="offered", lw=1.0, color="tab:blue")
         ax.plot(t, _series(result.rows, "goodput"), label="goodput", lw=1.4, color="tab:green")
         _shade(ax, result)
@@ -225,11 +235,17 @@ def write_report(results: Sequence[RunResult], out: Path) -> dict[str, Any]:
     _plot_goodput(results, out)
     _plot_latency(results, out)
     _plot_prefixed(
-        results, out, ("breaker.",), "breaker states (0 closed, 1 half-open, 2 open)",
+        results,
+        out,
+        ("breaker.",),
+        "breaker states (0 closed, 1 half-open, 2 open)",
         "breakers.png",
     )
     _plot_prefixed(
-        results, out, ("queue.", "buffer."), "queue lengths (network functions, buffers)",
+        results,
+        out,
+        ("queue.", "buffer."),
+        "queue lengths (network functions, buffers)",
         "queues.png",
     )
     return digest

@@ -349,7 +349,12 @@ class ConsentRevocation(_Fault):
 
 
 FaultSpec = Annotated[
-    DataCentreDown | BackendFault | Partition | IdentityOutage | TrustRevocation | ConsentRevocation,
+    DataCentreDown
+    | BackendFault
+    | Partition
+    | IdentityOutage
+    | TrustRevocation
+    | ConsentRevocation,
     Field(discriminator="kind"),
 ]
 
@@ -411,7 +416,7 @@ class Expectation(_Model):
         """A readable name for tables."""
         if self.name:
             return self.name
-        parts = [self.metric]
+        parts: list[str] = [self.metric]
         for key in ("operator", "application", "api", "event"):
             value = getattr(self, key)
             if value:
@@ -509,19 +514,21 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
                 known = ", ".join(sorted(events)) or "none"
                 report(("expectations", index, key), f"unknown event {name!r} (known: {known})")
         if expectation.operator is not None and expectation.operator not in operators:
-            report(("expectations", index, "operator"), f"unknown operator {expectation.operator!r}")
-        app = expectation.application
-        if app is not None and app not in scenario.traffic.applications:
-            report(("expectations", index, "application"), f"unknown application {app!r}")
+            report(
+                ("expectations", index, "operator"), f"unknown operator {expectation.operator!r}"
+            )
+        app_name = expectation.application
+        if app_name is not None and app_name not in scenario.traffic.applications:
+            report(("expectations", index, "application"), f"unknown application {app_name!r}")
     for index, fault in enumerate(scenario.faults):
         operator = getattr(fault, "operator", None)
         if operator is not None and operator not in operators:
             report(("faults", index, "operator"), f"unknown operator {operator!r}")
-        elif isinstance(fault, DataCentreDown):
-            if fault.data_centre not in operators[fault.operator].data_centres:
-                report(
-                    ("faults", index, "data_centre"), f"unknown data centre {fault.data_centre!r}"
-                )
+        elif (
+            isinstance(fault, DataCentreDown)
+            and fault.data_centre not in operators[fault.operator].data_centres
+        ):
+            report(("faults", index, "data_centre"), f"unknown data centre {fault.data_centre!r}")
         if isinstance(fault, Partition):
             for side, party in enumerate(fault.between):
                 if party not in parties:
@@ -538,7 +545,8 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
             if op.policies.throttling.enabled and app.plan not in plans:
                 report(
                     ("traffic", "applications", app_id, "plan"),
-                    f"operator {op_id!r} has no plan {app.plan!r} (has: {', '.join(sorted(plans))})",
+                    f"operator {op_id!r} has no plan {app.plan!r} "
+                    f"(has: {', '.join(sorted(plans))})",
                 )
     return problems
 
@@ -618,9 +626,7 @@ def load_scenario(
         try:
             scenario = Scenario.model_validate(variant_data)
         except ValidationError as error:
-            problems.extend(
-                f"{line} (variant {name})" for line in _problems(source, node, error)
-            )
+            problems.extend(f"{line} (variant {name})" for line in _problems(source, node, error))
             continue
         problems.extend(_cross_check(source, node, scenario))
         scenarios.append(scenario)

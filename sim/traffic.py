@@ -17,7 +17,7 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import simpy
 
@@ -70,7 +70,9 @@ def arrival_times(
             peak = arrival.rate * (1 + arrival.amplitude) * factor
             omega = 2 * math.pi / arrival.period
             while (t := t + rng.expovariate(peak)) < end:
-                rate = arrival.rate * (1 + arrival.amplitude * math.cos(omega * (t - arrival.peak_at)))
+                rate = arrival.rate * (
+                    1 + arrival.amplitude * math.cos(omega * (t - arrival.peak_at))
+                )
                 if rng.random() * peak <= rate * factor:
                     yield t
         else:
@@ -85,7 +87,9 @@ def retry_policy(spec: RetrySpec, rng: random.Random, clock: Callable[[], float]
         return RetryPolicy.none()
     budget = None
     if spec.budget is not None:
-        budget = RetryBudget(spec.budget.ratio, spec.budget.min_per_second, spec.budget.window, clock)
+        budget = RetryBudget(
+            spec.budget.ratio, spec.budget.min_per_second, spec.budget.window, clock
+        )
     if spec.policy == "immediate":
         return RetryPolicy(spec.max_attempts, 0.0, 0.0, "none", rng, budget)
     return RetryPolicy(spec.max_attempts, spec.base_delay, spec.max_delay, spec.jitter, rng, budget)
@@ -138,7 +142,7 @@ class SimApplication:
         self._retry_on = frozenset(spec.client.retry.retry_on) | {0}
         weights = spec.operators or {op_id: op.spec.market_share for op_id, op in operators.items()}
         self._pick_operator = _Chooser(weights)
-        self._pick_api = _Chooser(spec.apis)
+        self._pick_api = _Chooser({str(api): weight for api, weight in spec.apis.items()})
         self._tokens: dict[str, float] = {}
         self._fetching: dict[str, simpy.Process] = {}
 
@@ -148,7 +152,9 @@ class SimApplication:
 
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
-        for t in arrival_times(self.spec.arrival, self.spec.spikes, self.duration, self._arrival_rng):
+        for t in arrival_times(
+            self.spec.arrival, self.spec.spikes, self.duration, self._arrival_rng
+        ):
             yield env.timeout(t - env.now)
             env.process(self.operation())
 
@@ -201,7 +207,10 @@ class SimApplication:
             yield env.timeout(timeout)
             return TIMED_OUT
         deadline = env.now + timeout
-        if self.spec.auth.flow == "client_credentials" and self._tokens.get(operator.id, -1) <= env.now:
+        if (
+            self.spec.auth.flow == "client_credentials"
+            and self._tokens.get(operator.id, -1) <= env.now
+        ):
             fetch = self._fetching.get(operator.id)
             if fetch is None or fetch.triggered:
                 fetch = env.process(self._fetch_token(operator))
@@ -209,7 +218,7 @@ class SimApplication:
             yield fetch | env.timeout(timeout)
             if not fetch.triggered:
                 return TIMED_OUT
-            answer: Answer = fetch.value
+            answer = cast(Answer, fetch.value)
             if not answer.ok:
                 return answer
         request = env.process(
@@ -218,8 +227,7 @@ class SimApplication:
         yield request | env.timeout(max(0.0, deadline - env.now))
         if not request.triggered:
             return TIMED_OUT
-        result: Answer = request.value
-        return result
+        return cast(Answer, request.value)
 
     def _fetch_token(self, operator: SimOperator) -> Generator[simpy.Event, Any, Answer]:
         answer = yield from operator.issue_token(None)

@@ -53,7 +53,7 @@ def _print_result(result: RunResult, wall: float) -> None:
     verdict = "[green]holds[/green]" if little.holds else "[red]does not hold[/red]"
     console.print(
         f"Little's law (client operations): L = {little.mean_in_system:.4g}, "
-        f"λW = {little.arrival_rate:.4g} × {little.mean_time_in_system:.4g} = "
+        f"λW = {little.arrival_rate:.4g} * {little.mean_time_in_system:.4g} = "
         f"{little.product:.4g}, error {little.relative_error:.2%}: {verdict}"
     )
     for station in result.stations:
@@ -77,9 +77,9 @@ def _print_result(result: RunResult, wall: float) -> None:
             )
             if part
         )
-        value = "—" if v.value is None else f"{v.value:.4g}"
+        shown = "—" if v.value is None else f"{v.value:.4g}"
         checks.add_row(
-            v.label, value, bound, "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
+            v.label, shown, bound, "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
         )
     console.print(checks)
 
@@ -90,7 +90,7 @@ def run(
         float | None, typer.Option(help="override the simulated duration (s)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
-    set: Annotated[  # noqa: A002 - the option is --set, as users type it
+    set: Annotated[
         list[str] | None,
         typer.Option("--set", help="override a field: dotted.key=value (repeatable)"),
     ] = None,
@@ -125,7 +125,11 @@ def run(
             started = time.perf_counter()
             world = World(variant)
             base = done
-            result = world.run(lambda t, base=base: progress.update(task, completed=base + t))
+
+            def advance(t: float, base: float = base) -> None:
+                progress.update(task, completed=base + t)
+
+            result = world.run(advance)
             walls.append(time.perf_counter() - started)
             results.append(result)
             done += variant.duration

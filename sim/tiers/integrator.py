@@ -11,7 +11,7 @@ subscriber changes, and a database round trip per call would cost more than the 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -142,5 +142,3 @@ def build_guards(
             guard.breaker.transition_to_disabled()
         guards[kind] = guard
     return guards
-
-

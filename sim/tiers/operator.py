@@ -89,9 +89,7 @@ class SimDataCentre:
         self.gateways = [
             simpy.Resource(env, capacity=spec.gateway.workers) for _ in range(spec.gateway.replicas)
         ]
-        self.identity = simpy.Resource(
-            env, capacity=spec.identity.workers * spec.identity.replicas
-        )
+        self.identity = simpy.Resource(env, capacity=spec.identity.workers * spec.identity.replicas)
         self.guards = guards
         self._next = 0
 
@@ -130,8 +128,8 @@ class SimOperator:
             subscribers=spec.subscribers,
             seed=zlib.crc32(f"{seed}:{operator_id}".encode()) % 1_000_000,
             plans=plans,
-            # A newer OperatorConfig names a default plan; keep it valid for any plan set.
-            **({"default_plan": names[0]} if "pay-as-you-go" not in names else {}),
+            # The config names a default plan; keep it valid for any plan set.
+            default_plan="pay-as-you-go" if "pay-as-you-go" in names else names[0],
             lifetimes=spec.lifetimes,
         )
         epoch = start.timestamp()
@@ -216,10 +214,13 @@ class SimOperator:
             yield env.timeout(dc.spec.gateway.service_time.sample(self._rng))
         if via_aggregator and "aggregator" in self.revoked_issuers:
             return UNTRUSTED
-        if self.consent_revoked_share > 0 and api in CONSENT_APIS:
-            # The same subscribers stay revoked: a hash of the index, not a fresh roll.
-            if (index * 2654435761 % 1000) / 1000 < self.consent_revoked_share:
-                return NO_CONSENT
+        # The same subscribers stay revoked: a hash of the index, not a fresh roll.
+        if (
+            self.consent_revoked_share > 0
+            and api in CONSENT_APIS
+            and (index * 2654435761 % 1000) / 1000 < self.consent_revoked_share
+        ):
+            return NO_CONSENT
         plan = self.plans.get(plan_name, self._fallback_plan)
         if plan is not None:
             decision = self.throttle.check(application, plan)

@@ -23,7 +23,9 @@ def test_same_seed_gives_identical_summary_bytes(small: Path, tmp_path: Path) ->
     outputs = []
     for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
         folder = tmp_path / name
-        result = CliRunner().invoke(cli(), ["run", str(small), "--seed", seed, "--out", str(folder)])
+        result = CliRunner().invoke(
+            cli(), ["run", str(small), "--seed", seed, "--out", str(folder)]
+        )
         assert result.exit_code == 0, result.output
         outputs.append((folder / "summary.json").read_bytes())
     assert outputs[0] == outputs[1]
