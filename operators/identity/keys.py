@@ -52,11 +52,16 @@ class KeyRing:
     may have signed, so rotation never invalidates an issued token.
     """
 
+    CACHE_TTL = 60.0
+    """Seconds the verification key cache is trusted before the database is read again."""
+
     def __init__(self, db: Database, *, alg: str, clock: Clock, retention: float) -> None:
         self.db = db
         self.alg = alg
         self.clock = clock
         self.retention = retention
+        self._verification: dict[str, SigningKey] = {}
+        self._loaded_at = float("-inf")
         db.ensure_schema(SCHEMA)
         with db.transaction():
             if self._active_row() is None:
@@ -102,8 +107,21 @@ class KeyRing:
         return [self._load(row) for row in rows]
 
     def find(self, kid: str) -> SigningKey | None:
-        """A published key by ``kid``; ``kid`` is only ever a lookup key, never a path or SQL."""
-        return next((k for k in self.published() if k.kid == kid), None)
+        """A published key by ``kid``; ``kid`` is only ever a lookup key, never a path or SQL.
+
+        Served from a cache of the published keys, read again from the database when it is
+        older than :attr:`CACHE_TTL` or on an unknown ``kid`` (a key rotated in by another
+        replica sharing the database); a retired key leaves it once past its retention.
+        """
+        now = self.clock()
+        key = self._verification.get(kid)
+        if key is None or now - self._loaded_at > self.CACHE_TTL:
+            self._verification = {k.kid: k for k in self.published()}
+            self._loaded_at = now
+            key = self._verification.get(kid)
+        if key is None or (key.retired_at is not None and key.retired_at < now - self.retention):
+            return None
+        return key
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return {"keys": [k.public_jwk() for k in self.published()]}
@@ -115,6 +133,7 @@ class KeyRing:
                 "UPDATE identity_signing_keys SET retired_at = ? WHERE retired_at IS NULL",
                 (self.clock(),),
             )
+            self._loaded_at = float("-inf")
             return self._create()
 
     def sign(self, claims: dict[str, Any], *, typ: str) -> str:
