@@ -17,8 +17,8 @@ from joserfc.jwk import ECKey
 
 from federation.client import ApplicationClient, Endpoints, new_client_key
 from operators.camara.scopes import BASE_PATHS, OPERATION_SCOPES
-from operators.conformance import AdminEnvironment, Target, TokenNeed, Unsupported
 from operators.config import OperatorConfig, TokenLifetimes, example_operator
+from operators.conformance import AdminEnvironment, Target, TokenNeed, Unsupported
 from operators.operator import Operator, create_operator_app
 
 __all__ = ["OperatorTokens", "default_camara_dir", "in_process_target"]
@@ -86,7 +86,9 @@ class OperatorTokens:
         response.raise_for_status()
         for api in BASE_PATHS:  # conformance runs must not be throttled by a small plan
             await self.http.put(
-                f"/admin/subscriptions/{client_id}/{api}", headers=admin, json={"plan": "enterprise"}
+                f"/admin/subscriptions/{client_id}/{api}",
+                headers=admin,
+                json={"plan": "enterprise"},
             )
         metadata = await self.http.get(f"{self.issuer}/.well-known/openid-configuration")
         client = ApplicationClient(

@@ -217,8 +217,9 @@ def resolve_device(
     body must name it (``422 MISSING_IDENTIFIER``). Of several identifiers the first usable
     one (phone number, then IPv4, then IPv6) is used; a phone number and a private IPv4 address
     that this operator allocated to another subscriber are ``422 IDENTIFIER_MISMATCH`` (the
-    check ``CAMARA_common.yaml`` allows and the device-status features expect); none usable is ``422 UNSUPPORTED_IDENTIFIER``; a device this
-    operator does not serve is ``404 IDENTIFIER_NOT_FOUND``.
+    check ``CAMARA_common.yaml`` allows and the device-status features expect); none usable
+    is ``422 UNSUPPORTED_IDENTIFIER``; a device this operator does not serve is
+    ``404 IDENTIFIER_NOT_FOUND``.
     """
     if context_msisdn is not None:
         if device is not None:

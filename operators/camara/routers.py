@@ -24,22 +24,96 @@ from pydantic import BaseModel
 
 from operators.errors import CamaraError
 
-from .common import CamaraModel, parse_body
+from .common import CamaraModel, ErrorInfo, parse_body
 from .context import CallContext, get_call_context
-from .device_status import RequestReachabilityStatus, RoamingStatusRequest
-from .kyc_match import KycMatchRequest
-from .location import RetrievalLocationRequest, VerifyLocationRequest
-from .number_verification import NumberVerificationRequestBody
-from .qos_profiles import QosProfileDeviceRequest
-from .quality_on_demand import CreateSession, ExtendSessionDuration, RetrieveSessionsInput
+from .device_status import (
+    ReachabilityStatusResponse,
+    RequestReachabilityStatus,
+    RoamingStatusRequest,
+    RoamingStatusResponse,
+)
+from .kyc_match import KycMatchRequest, KycMatchResponse
+from .location import (
+    RetrievalLocationRequest,
+    RetrievedLocation,
+    VerifyLocationRequest,
+    VerifyLocationResponse,
+)
+from .number_verification import (
+    NumberVerificationMatchResponse,
+    NumberVerificationRequestBody,
+    NumberVerificationShareResponse,
+)
+from .qos_profiles import QosProfile, QosProfileDeviceRequest
+from .quality_on_demand import (
+    CreateSession,
+    ExtendSessionDuration,
+    RetrieveSessionsInput,
+    SessionInfo,
+)
 from .scopes import BASE_PATHS
 from .services import CamaraServices
-from .sim_swap import CreateCheckSimSwap, CreateSimSwapDate
+from .sim_swap import CheckSimSwapInfo, CreateCheckSimSwap, CreateSimSwapDate, SimSwapInfo
 
 __all__ = ["build_camara_routers", "render_error"]
 
 _CORRELATOR = re.compile(r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$")
 Answer = CamaraModel | list[Any] | None
+
+
+_ERRORS = (400, 401, 403, 404, 409, 422, 429, 503, 504)
+"""Every status the gateway or an API may answer with a CAMARA error body."""
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A pydantic JSON schema with its ``$defs`` substituted in place (the models are acyclic),
+    so it can sit inside an OpenAPI operation without components of its own."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result
+
+
+def _doc(
+    request: type[BaseModel] | None,
+    answer: type[BaseModel] | None,
+    status: int = 200,
+    *,
+    many: bool = False,
+) -> dict[str, Any]:
+    """OpenAPI for an endpoint that reads its raw body: the request schema the handler
+    enforces, the success answer, and the CAMARA error body for every error status, so the
+    published document is honest and a schema-driven fuzzer can build requests from it."""
+    responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorInfo, "description": "CAMARA error"} for code in _ERRORS
+    }
+    if answer is None:
+        responses[status] = {"description": "No content"}
+    else:
+        schema = _inline(answer.model_json_schema(mode="serialization"))
+        if many:
+            schema = {"type": "array", "items": schema}
+        responses[status] = {
+            "description": "Success",
+            "content": {"application/json": {"schema": schema}},
+        }
+    extra: dict[str, Any] = {}
+    if request is not None:
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(request.model_json_schema())}},
+        }
+    return {"responses": responses, "openapi_extra": extra, "status_code": status}
 
 
 def _correlator(request: Request, ctx: CallContext | None) -> str | None:
@@ -94,14 +168,22 @@ def build_camara_routers(
 
     sim_swap = APIRouter(prefix=BASE_PATHS["sim-swap"], tags=["SIM Swap"])
 
-    @sim_swap.post("/check", operation_id="checkSimSwap")
+    @sim_swap.post(
+        "/check",
+        operation_id="checkSimSwap",
+        **_doc(CreateCheckSimSwap, CheckSimSwapInfo),
+    )
     async def check_sim_swap(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             return await services.check_sim_swap(ctx, await body(request, CreateCheckSimSwap, True))
 
         return await _respond(request, ctx, call)
 
-    @sim_swap.post("/retrieve-date", operation_id="retrieveSimSwapDate")
+    @sim_swap.post(
+        "/retrieve-date",
+        operation_id="retrieveSimSwapDate",
+        **_doc(CreateSimSwapDate, SimSwapInfo),
+    )
     async def retrieve_date(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, CreateSimSwapDate, True)
@@ -111,7 +193,11 @@ def build_camara_routers(
 
     nv = APIRouter(prefix=BASE_PATHS["number-verification"], tags=["Number Verification"])
 
-    @nv.post("/verify", operation_id="phoneNumberVerify")
+    @nv.post(
+        "/verify",
+        operation_id="phoneNumberVerify",
+        **_doc(NumberVerificationRequestBody, NumberVerificationMatchResponse),
+    )
     async def verify_number(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, NumberVerificationRequestBody, False)
@@ -119,7 +205,11 @@ def build_camara_routers(
 
         return await _respond(request, ctx, call)
 
-    @nv.get("/device-phone-number", operation_id="phoneNumberShare")
+    @nv.get(
+        "/device-phone-number",
+        operation_id="phoneNumberShare",
+        **_doc(None, NumberVerificationShareResponse),
+    )
     async def device_phone_number(request: Request, ctx: CallContext = Ctx) -> Response:
         return await _respond(request, ctx, lambda: services.device_phone_number(ctx))
 
@@ -127,7 +217,11 @@ def build_camara_routers(
         prefix=BASE_PATHS["device-reachability-status"], tags=["Device Reachability Status"]
     )
 
-    @reachability.post("/retrieve", operation_id="getReachabilityStatus")
+    @reachability.post(
+        "/retrieve",
+        operation_id="getReachabilityStatus",
+        **_doc(RequestReachabilityStatus, ReachabilityStatusResponse),
+    )
     async def reachability_status(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, RequestReachabilityStatus, False)
@@ -137,7 +231,11 @@ def build_camara_routers(
 
     roaming = APIRouter(prefix=BASE_PATHS["device-roaming-status"], tags=["Device Roaming Status"])
 
-    @roaming.post("/retrieve", operation_id="getRoamingStatus")
+    @roaming.post(
+        "/retrieve",
+        operation_id="getRoamingStatus",
+        **_doc(RoamingStatusRequest, RoamingStatusResponse),
+    )
     async def roaming_status(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, RoamingStatusRequest, False)
@@ -149,7 +247,11 @@ def build_camara_routers(
         prefix=BASE_PATHS["location-verification"], tags=["Location Verification"]
     )
 
-    @verification.post("/verify", operation_id="verifyLocation")
+    @verification.post(
+        "/verify",
+        operation_id="verifyLocation",
+        **_doc(VerifyLocationRequest, VerifyLocationResponse),
+    )
     async def verify_location(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, VerifyLocationRequest, True)
@@ -159,7 +261,11 @@ def build_camara_routers(
 
     retrieval = APIRouter(prefix=BASE_PATHS["location-retrieval"], tags=["Location Retrieval"])
 
-    @retrieval.post("/retrieve", operation_id="retrieveLocation")
+    @retrieval.post(
+        "/retrieve",
+        operation_id="retrieveLocation",
+        **_doc(RetrievalLocationRequest, RetrievedLocation),
+    )
     async def retrieve_location(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, RetrievalLocationRequest, False)
@@ -169,26 +275,34 @@ def build_camara_routers(
 
     qod = APIRouter(prefix=BASE_PATHS["quality-on-demand"], tags=["Quality on Demand"])
 
-    @qod.post("/sessions", operation_id="createSession")
+    @qod.post(
+        "/sessions",
+        operation_id="createSession",
+        **_doc(CreateSession, SessionInfo, 201),
+    )
     async def create_session(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             return await services.create_session(ctx, await body(request, CreateSession, True))
 
         return await _respond(request, ctx, call, status=201)
 
-    @qod.get("/sessions/{sessionId}", operation_id="getSession")
+    @qod.get("/sessions/{sessionId}", operation_id="getSession", **_doc(None, SessionInfo))
     async def get_session(sessionId: str, request: Request, ctx: CallContext = Ctx) -> Response:  # noqa: N803
         return await _respond(
             request, ctx, lambda: services.get_session(ctx, _session_id(sessionId))
         )
 
-    @qod.delete("/sessions/{sessionId}", operation_id="deleteSession", status_code=204)
+    @qod.delete("/sessions/{sessionId}", operation_id="deleteSession", **_doc(None, None, 204))
     async def delete_session(sessionId: str, request: Request, ctx: CallContext = Ctx) -> Response:  # noqa: N803
         return await _respond(
             request, ctx, lambda: services.delete_session(ctx, _session_id(sessionId))
         )
 
-    @qod.post("/sessions/{sessionId}/extend", operation_id="extendQosSessionDuration")
+    @qod.post(
+        "/sessions/{sessionId}/extend",
+        operation_id="extendQosSessionDuration",
+        **_doc(ExtendSessionDuration, SessionInfo),
+    )
     async def extend_session(sessionId: str, request: Request, ctx: CallContext = Ctx) -> Response:  # noqa: N803
         async def call() -> Answer:
             session_id = _session_id(sessionId)
@@ -197,7 +311,11 @@ def build_camara_routers(
 
         return await _respond(request, ctx, call)
 
-    @qod.post("/retrieve-sessions", operation_id="retrieveSessionsByDevice")
+    @qod.post(
+        "/retrieve-sessions",
+        operation_id="retrieveSessionsByDevice",
+        **_doc(RetrieveSessionsInput, SessionInfo, many=True),
+    )
     async def retrieve_sessions(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, RetrieveSessionsInput, True)
@@ -207,7 +325,11 @@ def build_camara_routers(
 
     profiles = APIRouter(prefix=BASE_PATHS["qos-profiles"], tags=["QoS Profiles"])
 
-    @profiles.post("/retrieve-qos-profiles", operation_id="retrieveQoSProfiles")
+    @profiles.post(
+        "/retrieve-qos-profiles",
+        operation_id="retrieveQoSProfiles",
+        **_doc(QosProfileDeviceRequest, QosProfile, many=True),
+    )
     async def retrieve_profiles(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             parsed = await body(request, QosProfileDeviceRequest, True)
@@ -215,7 +337,7 @@ def build_camara_routers(
 
         return await _respond(request, ctx, call)
 
-    @profiles.get("/qos-profiles/{name}", operation_id="getQosProfile")
+    @profiles.get("/qos-profiles/{name}", operation_id="getQosProfile", **_doc(None, QosProfile))
     async def get_profile(name: str, request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             if not re.fullmatch(r"[a-zA-Z0-9_.-]{3,256}", name):
@@ -226,7 +348,7 @@ def build_camara_routers(
 
     kyc = APIRouter(prefix=BASE_PATHS["kyc-match"], tags=["KYC Match"])
 
-    @kyc.post("/match", operation_id="KYC_Match")
+    @kyc.post("/match", operation_id="KYC_Match", **_doc(KycMatchRequest, KycMatchResponse))
     async def kyc_match(request: Request, ctx: CallContext = Ctx) -> Response:
         async def call() -> Answer:
             return await services.kyc_match(ctx, await body(request, KycMatchRequest, False))

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft4Validator, FormatChecker
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
 __all__ = ["ApiSpec", "Operation", "load_spec"]
@@ -90,8 +90,8 @@ class ApiSpec:
         self.common = _nullable_to_json_schema(common or {})
         self.uri = f"urn:camara:{name}"
         registry: Registry[Any] = Registry()
-        registry = registry.with_resource(self.uri, Resource(self.document, DRAFT4))
-        self.registry = registry.with_resource(_COMMON_URI, Resource(self.common, DRAFT4))
+        registry = registry.with_resource(self.uri, DRAFT4.create_resource(self.document))
+        self.registry = registry.with_resource(_COMMON_URI, DRAFT4.create_resource(self.common))
         self.format_checker = _format_checker()
         server = (document.get("servers") or [{"url": ""}])[0]["url"]
         self.base_path = re.sub(r"^\{apiRoot\}", "", server).rstrip("/")
@@ -190,7 +190,7 @@ class ApiSpec:
                 return [walk(item) for item in node]
             return node
 
-        return walk(schema)  # type: ignore[no-any-return]
+        return walk(schema)
 
     def response_schema(self, operation: Operation, status: int) -> dict[str, Any] | None:
         """The schema the definition declares for ``status`` (None when it declares none)."""
@@ -202,7 +202,7 @@ class ApiSpec:
         media = content.get("application/json") or next(iter(content.values()), None)
         if media is None:
             return None
-        return media.get("schema")  # type: ignore[no-any-return]
+        return media.get("schema")
 
     # -- generation ------------------------------------------------------------------------
 
@@ -276,10 +276,10 @@ class ApiSpec:
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), None)
         if kind == "object" or "properties" in schema:
-            required = set(schema.get("required", []))
+            wanted = set(schema.get("required", []))
             out: dict[str, Any] = {}
             for prop, sub in (schema.get("properties") or {}).items():
-                if prop in required or optional:
+                if prop in wanted or optional:
                     out[prop] = self._example(sub, values, prop, False, depth + 1)
             if not out and "example" in schema and isinstance(schema["example"], dict):
                 return copy.deepcopy(schema["example"])
@@ -307,5 +307,7 @@ class ApiSpec:
 def load_spec(path: Path, common: Path | None = None) -> ApiSpec:
     """Read one API's YAML (and the common one) into an :class:`ApiSpec`."""
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    shared = yaml.safe_load(common.read_text(encoding="utf-8")) if common and common.exists() else {}
+    shared = (
+        yaml.safe_load(common.read_text(encoding="utf-8")) if common and common.exists() else {}
+    )
     return ApiSpec(path.stem, document, shared)

@@ -142,8 +142,8 @@ def load_scenarios(
             continue
         if key not in specs:
             specs[key] = load_spec(yaml_path, common)
-        document = Parser().parse(feature.read_text(encoding="utf-8"))
-        document["uri"] = str(feature)
+        parsed = Parser().parse(feature.read_text(encoding="utf-8"))
+        document: Any = {**parsed, "uri": str(feature)}
         title = document["feature"]["name"]
         found = re.search(r"Operation\s+(\S+)", title)
         operation_id = found.group(1) if found else None

@@ -105,8 +105,10 @@ def _literal(text: str) -> Any:
 def _equal(actual: Any, expected: Any) -> bool:
     if actual == expected:
         return True
-    return isinstance(expected, str) and str(actual).lower() == expected.lower() and (
-        isinstance(actual, bool) or isinstance(actual, int | float)
+    return (
+        isinstance(expected, str)
+        and str(actual).lower() == expected.lower()
+        and isinstance(actual, bool | int | float)
     )
 
 
@@ -410,7 +412,10 @@ def nv_body(kind: str) -> Handler:
 
 async def nv_both(world: World, path: str) -> None:
     number = await world.number()
-    world.body = {"phoneNumber": number, "hashedPhoneNumber": hashlib.sha256(number.encode()).hexdigest()}
+    world.body = {
+        "phoneNumber": number,
+        "hashedPhoneNumber": hashlib.sha256(number.encode()).hexdigest(),
+    }
 
 
 def nv_extra_only(world: World, *_: str) -> None:
@@ -419,7 +424,10 @@ def nv_extra_only(world: World, *_: str) -> None:
 
 async def nv_same_number_ok(world: World, *_: str) -> None:
     number = await world.number()
-    world.body = {"phoneNumber": number, "hashedPhoneNumber": hashlib.sha256(number.encode()).hexdigest()}
+    world.body = {
+        "phoneNumber": number,
+        "hashedPhoneNumber": hashlib.sha256(number.encode()).hexdigest(),
+    }
 
 
 _KYC_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -728,8 +736,12 @@ def bad_token_type(world: World, path: str, value: str) -> None:
     world.body_edits.append(
         (
             "$.sinkCredential",
-            {"credentialType": "ACCESSTOKEN", "accessToken": "t", "accessTokenType": "mac",
-             "accessTokenExpiresUtc": "2030-01-01T00:00:00Z"},
+            {
+                "credentialType": "ACCESSTOKEN",
+                "accessToken": "t",
+                "accessTokenType": "mac",
+                "accessTokenExpiresUtc": "2030-01-01T00:00:00Z",
+            },
         )
     )
     world.body_edits.append(("$.sink", "https://sink.example.org/events"))
@@ -777,7 +789,9 @@ def _check_same_as_created(world: World, item: Any, path: str, must_exist: bool)
     missing = lookup.__globals__["_MISSING"]
     if provided is missing:
         if actual is not missing and not must_exist:
-            raise StepFailed(f"{path} is present ({actual!r}) though not provided for createSession")
+            raise StepFailed(
+                f"{path} is present ({actual!r}) though not provided for createSession"
+            )
         return
     if actual != provided:
         raise StepFailed(f"{path} is {actual!r}, createSession was given {provided!r}")
@@ -861,7 +875,8 @@ def register_qod(lib: StepLibrary) -> None:
         _noop,
     )
     add(
-        r'an existing QoS session created by operation createSession(?: with qosStatus "AVAILABLE")?',
+        r"an existing QoS session created by operation createSession"
+        r'(?: with qosStatus "AVAILABLE")?',
         session_now,
     )
     add(
@@ -920,7 +935,10 @@ def register_qod(lib: StepLibrary) -> None:
         invalid_duration,
     )
     add(r"a QoD session already exists for that device", session_now)
-    add(r"the requested QoS Profile exists but is not applicable for the session", non_active_profile)
+    add(
+        r"the requested QoS Profile exists but is not applicable for the session",
+        non_active_profile,
+    )
     add(
         r"the request body property " + Q + r" is set to a valid additional session duration",
         lambda w, p: w.body_edits.append((p, 60)),
@@ -966,11 +984,17 @@ def register_qod(lib: StepLibrary) -> None:
         _noop,
     )
     # QoS profiles
-    add(r'the path param "name" is set by default to an existing QoS profile name', profile_name_default)
+    add(
+        r'the path param "name" is set by default to an existing QoS profile name',
+        profile_name_default,
+    )
     add(r"an existing QoS profile", _noop)
     add(r'the path parameter "name" is set to the value for that QoS profile', _noop)
     add(r'path parameter "name" has a length not between 3 and 256', profile_name("ab"))
-    add(r'path parameter "name" does not match the regular expression .*', profile_name("bad%24name"))
+    add(
+        r'path parameter "name" does not match the regular expression .*',
+        profile_name("bad%24name"),
+    )
     add(
         r'the path parameter "name" is set to a random string compliant with the pattern',
         profile_name("NO_SUCH_PROFILE_X"),
@@ -1082,7 +1106,10 @@ def register_location(lib: StepLibrary) -> None:
         r"the response property " + Q + r" value is equal to the request body property " + Q,
         response_equals_request,
     )
-    add(r"the response property " + Q + r" value is equal to path param " + Q, response_equals_path_param)
+    add(
+        r"the response property " + Q + r" value is equal to path param " + Q,
+        response_equals_path_param,
+    )
     add(r"the response property " + Q + r" includes " + Q, includes)
     add(r"the response property " + Q + r" includes both " + Q + r" and " + Q, includes)
     add(
@@ -1216,7 +1243,10 @@ def default_library() -> StepLibrary:
     add(r"the SIM for this phone number has been swapped in the last " + Q, swapped_within)
     add(r"the SIM for this phone number has been swapped", lambda w: swapped_within(w))
     add(
-        r"the " + Q + r" request body property is set to a value equal or greater than " + Q
+        r"the "
+        + Q
+        + r" request body property is set to a value equal or greater than "
+        + Q
         + r" within the allowed range",
         max_age_at_least,
     )
@@ -1231,7 +1261,10 @@ def default_library() -> StepLibrary:
     add(r"the activation of the SIM occurred more than (\d+) hours ago", activation_before)
     add(r"the activation of the SIM occurred more than " + Q + r" hours ago", activation_before)
     add(
-        r"the request body property " + Q + r" is set to a value less than " + Q
+        r"the request body property "
+        + Q
+        + r" is set to a value less than "
+        + Q
         + r" within the allowed range",
         max_age_less_than,
     )
@@ -1272,7 +1305,10 @@ def default_library() -> StepLibrary:
         _service_not_applicable,
     )
     # environment: device status
-    add(r"the device which is in roaming inside Germany and supported by the service", roaming_in_germany)
+    add(
+        r"the device which is in roaming inside Germany and supported by the service",
+        roaming_in_germany,
+    )
     add(r"the device which is not in roaming and supported by the service", device_role("approves"))
     add(
         r"a network error prevents the device (?:reachability|roaming) status from being "
@@ -1285,7 +1321,9 @@ def default_library() -> StepLibrary:
         device_unreachable,
     )
     add(r"the device is connected with sms and supported by the service", device_role("sms-only"))
-    add(r"the device has data connectivity and is supported by the service", device_role("approves"))
+    add(
+        r"the device has data connectivity and is supported by the service", device_role("approves")
+    )
     add(
         r"the device has both data and sms connectivity, and is supported by the service",
         device_role("approves"),
@@ -1343,7 +1381,8 @@ def default_library() -> StepLibrary:
         kyc_valid,
     )
     add(
-        r"the request body is set to a valid parameter combination with property " + Q
+        r"the request body is set to a valid parameter combination with property "
+        + Q
         + r" set to a valid formatted value that does not match the value stored in the MNO "
         r"system",
         kyc_mismatch,
@@ -1364,7 +1403,10 @@ def default_library() -> StepLibrary:
     )
     add(r"the request body property " + Q + r" set to a valid formatted value", _noop)
     add(r"the request body contains only the property " + Q, kyc_phone_only)
-    add(r"the request body property " + Q + r" is set to a valid testing phone number", kyc_body_number)
+    add(
+        r"the request body property " + Q + r" is set to a valid testing phone number",
+        kyc_body_number,
+    )
     add(
         r"the request body is set to a valid parameter combination without property " + Q,
         _skip_id_document_required,
@@ -1406,10 +1448,19 @@ def default_library() -> StepLibrary:
         activation_timestamp,
     )
     add(r"the response body complies with the OAS schema at " + Q, schema_complies)
-    add(r"each item of the response array(?:, if any,)? complies with the OAS schema at " + Q, items_comply)
-    add(r"the response array has only one item which complies with the OAS schema at " + Q, single_item_complies)
     add(
-        r"the response property " + Q + r" value is not older than the value of " + Q
+        r"each item of the response array(?:, if any,)? complies with the OAS schema at " + Q,
+        items_comply,
+    )
+    add(
+        r"the response array has only one item which complies with the OAS schema at " + Q,
+        single_item_complies,
+    )
+    add(
+        r"the response property "
+        + Q
+        + r" value is not older than the value of "
+        + Q
         + r" (?:in )?the request(?: time)?",
         not_older_than_max_age,
     )

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-class Unsupported(Exception):
+class Unsupported(Exception):  # noqa: N818 - reads as the verdict: the scenario is unsupported
     """The target cannot set up what a scenario assumes; the scenario is skipped with why."""
 
 

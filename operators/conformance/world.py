@@ -50,7 +50,7 @@ REMOVE = _Sentinel("REMOVE")
 """A body edit that deletes a property."""
 
 
-class StepFailed(AssertionError):
+class StepFailed(AssertionError):  # noqa: N818 - a step's verdict, like AssertionError
     """A ``Then`` step found the response different from what the scenario expects."""
 
 
@@ -113,17 +113,17 @@ def assign(document: dict[str, Any], path: str, value: Any) -> None:
     node: Any = document
     for part in parts[:-1]:
         if isinstance(node, dict):
-            if not isinstance(node.get(part), dict):  # type: ignore[call-overload]
+            if not isinstance(node.get(part), dict):
                 if value is REMOVE:
                     return
                 node[part] = {}
-            node = node[part]  # type: ignore[index]
+            node = node[part]
     last = parts[-1]
     if value is REMOVE:
         if isinstance(node, dict):
-            node.pop(last, None)  # type: ignore[call-overload]
+            node.pop(last, None)
     elif isinstance(node, dict):
-        node[last] = copy.deepcopy(value)  # type: ignore[index]
+        node[last] = copy.deepcopy(value)
 
 
 @dataclass
@@ -164,12 +164,10 @@ class World:
             return self.operation
         operations = self.api.spec.operations
         if self.api.operation_id in operations:
-            return operations[self.api.operation_id]  # type: ignore[index]
+            return operations[self.api.operation_id]
         if self.http_method and self.resource:
             for candidate in operations.values():
-                if candidate.method == self.http_method and self.resource.endswith(
-                    candidate.path
-                ):
+                if candidate.method == self.http_method and self.resource.endswith(candidate.path):
                     return candidate
         return next(iter(operations.values()))
 
@@ -193,7 +191,10 @@ class World:
     def need(self, phone_number: str | None, **changes: Any) -> TokenNeed:
         op = self.op()
         return TokenNeed(
-            scopes=op.scopes[:1] or (), purpose=self.api.purpose, phone_number=phone_number, **changes
+            scopes=op.scopes[:1] or (),
+            purpose=self.api.purpose,
+            phone_number=phone_number,
+            **changes,
         )
 
     # -- sending -----------------------------------------------------------------------------
@@ -206,9 +207,7 @@ class World:
             return self.headers.get("Authorization")
         if kind == "malformed":
             return "Bearer not-a-jwt"
-        needs_device = self.api.device_field is not None or self.api.key in {
-            "number-verification"
-        }
+        needs_device = self.api.device_field is not None or self.api.key in {"number-verification"}
         three = self.three_legged and (needs_device or kind in {"three", "other-number"})
         if self.api.key == "number-verification" and kind not in {"two", "not-network"}:
             three = True
@@ -304,9 +303,7 @@ class World:
         if self.http_method and self.resource and "{" not in self.resource:
             method = self.http_method
             path = self.resource.replace("{api-root}", "").replace("{apiRoot}", "")
-            if not path.startswith(op.path.split("{")[0].rstrip("/")) and op.path.startswith(
-                path
-            ):
+            if not path.startswith(op.path.split("{")[0].rstrip("/")) and op.path.startswith(path):
                 path = op.path
         else:
             method = op.method
@@ -335,7 +332,9 @@ class World:
         self.sent_body = body
         self.sent_headers = headers
         self.response = await self.target.http.request(method, path, headers=headers, **kwargs)
-        self.log.append(f"{method} {path} -> {self.response.status_code} {self.response.text[:300]}")
+        self.log.append(
+            f"{method} {path} -> {self.response.status_code} {self.response.text[:300]}"
+        )
         if op.operation_id == "createSession" and self.response.status_code == 201:
             self._forget_session(self.response.json().get("sessionId"), headers)
         return self.response
@@ -345,7 +344,6 @@ class World:
         delete = self.api.spec.operations.get("deleteSession")
         if session_id is None or delete is None:
             return
-        authorization = headers.get("Authorization")
 
         async def remove() -> None:
             number = await self.number()
@@ -359,7 +357,6 @@ class World:
                 delete.path.replace("{sessionId}", session_id),
                 headers={"Authorization": f"Bearer {token}"},
             )
-            del authorization
 
         self.cleanups.append(remove)
 

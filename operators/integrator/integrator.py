@@ -216,13 +216,13 @@ class Integrator:
     ) -> list[QosProfile]:
         if body.device is not None:  # optional here: no device means every profile
             self._device(ctx, body.device)
-        found = [
+        # none matching is an empty list: a 404 is for an unknown device only
+        return [
             p
             for p in self.profiles
             if (body.name is None or p.name == body.name)
             and (body.status is None or p.status is body.status)
         ]
-        return found  # none matching is an empty list: 404 is for an unknown device only
 
     async def get_qos_profile(self, ctx: CallContext, name: str) -> QosProfile:
         profile = self._profile(name)

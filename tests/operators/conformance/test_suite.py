@@ -1,0 +1,49 @@
+"""CAMARA's own scenarios, all of them, against a fresh in-process operator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from operators.conformance import run_conformance
+from sim.commands.conformance import conformance
+from sim.conformance import in_process_target
+
+APIS = {
+    "sim-swap",
+    "number-verification",
+    "device-reachability-status",
+    "device-roaming-status",
+    "location-verification",
+    "location-retrieval",
+    "quality-on-demand",
+    "qos-profiles",
+    "kyc-match",
+}
+
+
+async def test_every_scenario_runs_and_at_least_90_percent_pass(camara_dir: Path) -> None:
+    async with in_process_target() as target:
+        report = await run_conformance(target, camara_dir)
+    errors = [f"{r.scenario.tag}: {r.reason}" for r in report.results if r.outcome == "error"]
+    assert errors == []  # an undefined step or an engine exception is never acceptable
+    assert set(report.apis) == APIS
+    assert len(report.results) > 300
+    assert report.pass_rate >= 0.9, report.summary()
+    assert report.skipped <= 0.1 * len(report.results), report.summary()
+
+
+def test_the_command_prints_the_table_and_the_summary_line(camara_dir: Path) -> None:
+    """Sync on purpose: the command runs its own event loop, as it does from the shell."""
+
+    app = typer.Typer()
+    app.command("conformance")(conformance)
+    app.command("other")(lambda: None)
+    result = CliRunner().invoke(
+        app, ["conformance", "--camara-dir", str(camara_dir), "--api", "sim-swap"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "CAMARA conformance" in result.output
+    assert result.output.strip().splitlines()[-1] == "conformance: 32 passed, 0 failed, 5 skipped"
