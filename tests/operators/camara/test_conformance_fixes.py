@@ -1,0 +1,88 @@
+"""Behaviours CAMARA's feature files asked for that the first API layer got wrong."""
+
+from __future__ import annotations
+
+import httpx
+
+from operators.camara import CallContext
+from operators.subscriber_base import SubscriberBase
+
+QOD = "/quality-on-demand/v1"
+
+
+def _session(number: str, **extra: object) -> dict[str, object]:
+    return {
+        "device": {"phoneNumber": number},
+        "applicationServer": {"ipv4Address": "198.51.100.1"},
+        "qosProfile": "QOS_E",
+        "duration": 600,
+        **extra,
+    }
+
+
+async def test_identifiers_of_two_different_devices_mismatch(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    other = base.get(base.test_number("unreachable"))
+    assert other is not None and other.ipv4
+    device = {
+        "phoneNumber": base.test_number("approves"),
+        "ipv4Address": {"publicAddress": "84.125.93.10", "privateAddress": other.ipv4},
+    }
+    r = await client.post("/device-roaming-status/v1/retrieve", json={"device": device})
+    assert (r.status_code, r.json()["code"]) == (422, "IDENTIFIER_MISMATCH")
+
+
+async def test_another_clients_session_is_permission_denied_not_found_when_unknown(
+    client: httpx.AsyncClient, base: SubscriberBase, context: dict[str, CallContext]
+) -> None:
+    created = await client.post(f"{QOD}/sessions", json=_session(base.test_number("approves")))
+    sid = created.json()["sessionId"]
+    context["ctx"] = CallContext(client_id="someone-else")
+    r = await client.get(f"{QOD}/sessions/{sid}")
+    assert (r.status_code, r.json()["code"]) == (403, "PERMISSION_DENIED")
+    r = await client.get(f"{QOD}/sessions/00000000-0000-4000-8000-000000000000")
+    assert (r.status_code, r.json()["code"]) == (404, "NOT_FOUND")
+
+
+async def test_only_access_token_sink_credentials(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    body = _session(base.test_number("approves"), sinkCredential={"credentialType": "PLAIN"})
+    r = await client.post(f"{QOD}/sessions", json=body)
+    assert (r.status_code, r.json()["code"]) == (400, "INVALID_CREDENTIAL")
+
+
+async def test_sessions_of_a_device_without_data_are_not_applicable(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    device = {"phoneNumber": base.test_number("unreachable")}
+    r = await client.post(f"{QOD}/retrieve-sessions", json={"device": device})
+    assert (r.status_code, r.json()["code"]) == (422, "SERVICE_NOT_APPLICABLE")
+
+
+async def test_a_profile_filter_matching_nothing_is_an_empty_list(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.post("/qos-profiles/v1/retrieve-qos-profiles", json={"name": "NO_SUCH"})
+    assert (r.status_code, r.json()) == (200, [])
+
+
+async def test_kyc_empty_body_is_invalid_argument_phone_only_is_a_bad_combination(
+    client: httpx.AsyncClient, base: SubscriberBase, context: dict[str, CallContext]
+) -> None:
+    number = base.test_number("approves")
+    context["ctx"] = CallContext(client_id="app-1", msisdn=number)
+    r = await client.post("/kyc-match/v0.3/match", json={})
+    assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
+    r = await client.post("/kyc-match/v0.3/match", json={"phoneNumber": number})
+    assert r.json()["code"] == "KNOW_YOUR_CUSTOMER.INVALID_PARAM_COMBINATION"
+
+
+async def test_verify_location_area_needs_its_area_type(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    area = {"center": {"latitude": 40.4, "longitude": -3.7}, "radius": 1000}
+    body = {"device": {"phoneNumber": base.test_number("approves")}, "area": area}
+    r = await client.post("/location-verification/v3/verify", json=body)
+    assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
