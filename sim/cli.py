@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.commands import demo, operator, serve
+from sim.commands import conformance, demo, operator, serve
 from sim.validate import validate
 
 app = typer.Typer(
@@ -17,6 +17,7 @@ app.add_typer(operator.app, name="operator")
 app.command("demo")(demo.command)
 app.command("serve")(serve.command)
 app.command("validate")(validate)
+app.command("conformance")(conformance.conformance)
 
 
 @app.callback()
