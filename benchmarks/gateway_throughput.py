@@ -1,0 +1,635 @@
+"""Gateway throughput: the full policy chain against a bare FastAPI endpoint, same run, same core.
+
+Two servers are measured one after the other, each one uvicorn worker (uvloop + httptools, as
+``uvicorn[standard]`` installs them) pinned to the server CPU and listening on 127.0.0.1 only:
+
+* **full**: the whole operator app (``create_operator_app``): threat protection → bearer JWT
+  (verified-token cache) → authorization (token, consent and opt-out read from SQLite on every
+  call) → throttling (an unlimited plan, so nothing is refused) → CAMARA router → integrator →
+  live network core at zero service time → metering (one SQLite insert per call). The operator
+  stores its state in a temporary SQLite file (WAL) or in memory (``--storage memory``); the
+  client is registered through the admin API, subscribed to the plan, and holds a three-legged
+  CIBA token for test number +34600000001 (``sim-swap:check dpv:FraudPreventionAndDetection``).
+* **bare**: one FastAPI endpoint of the same shape (``POST /sim-swap/v2/check``, JSON body
+  validated by a pydantic model, JSON answer ``{"swapped": false}``), nothing else.
+
+The load generator is wrk pinned to the other CPU (``taskset -c 1 wrk -t1 -c32 ... --latency``)
+with ``benchmarks/post.lua``, which checks every answer (status 200 and the exact body). The
+script prints both throughputs, p50/p99 latency and the ratio full/bare, and checks that the
+operator metered exactly one usage event per answered call (``GET /admin/usage`` before and
+after). A run with a non-200 answer, a wrong body, a socket error or a metering mismatch is
+reported INVALID (exit status 1). Missing prerequisites exit with status 2; nothing is installed.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/gateway_throughput.py [--duration 15] [--connections 32]
+        [--warmup 5] [--storage file|memory] [--server-cpu 0] [--client-cpu 1]
+
+Every process it starts runs in its own session and is stopped at the end, on an error and on
+Ctrl-C (SIGINT) or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "post.lua"
+HOST = "127.0.0.1"  # loopback only: the servers bind it and all traffic goes to it
+PATH = "/sim-swap/v2/check"
+REQUEST_BODY = '{"maxAge": 24}'
+EXPECTED = {"swapped": False}
+MSISDN = "+34600000001"
+SCOPE = "sim-swap:check dpv:FraudPreventionAndDetection"
+CLIENT_ID = "bench-app"
+ADMIN = {"Authorization": "Bearer admin-secret"}
+PLAN = "bench-unlimited"
+GOAL = 0.6
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+# -- prerequisites --------------------------------------------------------------------------
+
+
+def check_prerequisites(args: argparse.Namespace) -> list[str]:
+    """Every reason the benchmark cannot run here, each with what to do about it."""
+    problems: list[str] = []
+    if not hasattr(os, "sched_setaffinity"):
+        problems.append("CPU pinning needs Linux (os.sched_setaffinity).")
+    else:
+        allowed = os.sched_getaffinity(0)
+        for name, cpu in (("--server-cpu", args.server_cpu), ("--client-cpu", args.client_cpu)):
+            if cpu not in allowed:
+                problems.append(
+                    f"{name} {cpu} is not among the CPUs allowed here {sorted(allowed)}."
+                )
+        if args.server_cpu == args.client_cpu:
+            problems.append("--server-cpu and --client-cpu must differ (two cores are needed).")
+    if shutil.which("wrk") is None:
+        problems.append(
+            "wrk is not installed: on Debian/Ubuntu `sudo apt-get update && sudo apt-get "
+            "install -y wrk` (https://github.com/wg/wrk)."
+        )
+    if shutil.which("taskset") is None:
+        problems.append("taskset is missing (Debian package util-linux).")
+    for module, why in (
+        ("uvicorn", "the ASGI server"),
+        ("uvloop", "uvicorn's fast event loop"),
+        ("httptools", "uvicorn's fast HTTP parser"),
+        ("fastapi", "the bare endpoint"),
+        ("httpx", "the setup client"),
+    ):
+        if importlib.util.find_spec(module) is None:
+            problems.append(
+                f"Python module {module} ({why}) is missing: "
+                f"`{sys.executable} -m pip install 'uvicorn[standard]' fastapi httpx` "
+                "(or `pip install -e .` in the repository)."
+            )
+    if importlib.util.find_spec("operators") is None:
+        problems.append(f"the ogsim package is not importable; run from {ROOT} with its venv.")
+    if not LUA.is_file():
+        problems.append(f"the wrk script {LUA} is missing.")
+    return problems
+
+
+# -- the two servers (run in a child process: ``--serve full|bare``) -------------------------
+
+
+def full_app(port: int, storage: str) -> Any:
+    """The operator app, backend at zero service time, an unlimited plan, CIBA without wait."""
+    from operators.config import Plan, TokenLifetimes, example_operator
+    from operators.core import CoreSpec
+    from operators.core.description import ConstantServiceTime
+    from operators.operator import Operator, create_operator_app
+
+    base = example_operator(storage=storage)
+    config = base.model_copy(
+        update={
+            "issuer": f"http://{HOST}:{port}/oauth",
+            "lifetimes": TokenLifetimes(ciba_interval=0),
+            # enterprise-like (a price per call, a monthly fee) but limits no load can reach
+            "plans": (
+                *base.plans,
+                Plan(
+                    name=PLAN,
+                    rate_per_second=1e9,
+                    burst=10**9,
+                    price_per_call=0.004,
+                    monthly_fee=2000.0,
+                ),
+            ),
+        }
+    )
+    zero = ConstantServiceTime(value=0.0)
+    spec = CoreSpec()
+    core = CoreSpec(
+        **{
+            slot: function.model_copy(
+                update={"service_time": zero, "servers": 4096, "queue_limit": None}
+            )
+            for slot, function in spec.functions().items()
+        }
+    )
+    operator = Operator.from_config(config, core=core)
+    return create_operator_app(operator)
+
+
+class BareCheckSimSwap(BaseModel):
+    """The request model of the bare endpoint: SIM Swap's check body, validated the same way."""
+
+    phoneNumber: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{4,14}$")  # noqa: N815
+    maxAge: int = Field(default=240, ge=1, le=2400)  # noqa: N815
+
+
+def bare_app() -> Any:
+    """The same shape with nothing behind it: pydantic body in, JSON out."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.post(PATH)
+    async def check(body: BareCheckSimSwap) -> dict[str, bool]:
+        return {"swapped": False}
+
+    return app
+
+
+def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> None:
+    """Child process: pin to ``cpu``, build the app, run one uvicorn worker, report readiness."""
+    os.sched_setaffinity(0, {cpu})
+    import uvicorn
+
+    app = full_app(port, storage) if kind == "full" else bare_app()
+    config = uvicorn.Config(
+        app,
+        host=HOST,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        workers=1,
+        access_log=False,
+        log_level="warning",
+    )
+
+    class ReportingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            loop = asyncio.get_running_loop()
+            protocol = self.config.http_protocol_class
+            info = {
+                "pid": os.getpid(),
+                "loop": f"{type(loop).__module__}.{type(loop).__qualname__}",
+                "http": f"{protocol.__module__}.{protocol.__qualname__}",
+                "cpus": sorted(os.sched_getaffinity(0)),
+            }
+            partial = ready_file.with_suffix(".partial")
+            partial.write_text(json.dumps(info))
+            partial.replace(ready_file)
+
+    ReportingServer(config).run()
+
+
+# -- process bookkeeping --------------------------------------------------------------------
+
+
+class Children:
+    """Every process this script starts, each in its own session; all stopped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[Any]] = []
+
+    def spawn(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
+        proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[Any], grace: float = 5.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(self.procs):
+            self.stop(proc)
+
+    def __enter__(self) -> Children:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cpu_busy_ticks(cpu: int) -> int:
+    """Ticks CPU ``cpu`` spent busy (not idle, not waiting for I/O) since boot."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, line.split()[1:9])
+            return user + nice + system + irq + softirq + steal
+    raise RuntimeError(f"cpu{cpu} not in /proc/stat")
+
+
+def process_ticks(pid: int) -> int:
+    """User plus system ticks of one process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+# -- the orchestrator ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    kind: str
+    requests_per_second: float
+    answers: int
+    requests: int
+    p50_us: int
+    p99_us: int
+    not_200: int
+    wrong_body: int
+    non_2xx_3xx: int
+    socket_errors: dict[str, int]
+    server: dict[str, Any]
+    command: str
+    metered: int | None = None
+    server_cpu_share: float = 0.0  # of the measured run's wall time, on the server CPU
+    foreign_cpu_share: float = 0.0  # other processes on the server CPU, same denominator
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+def start_server(
+    children: Children, kind: str, args: argparse.Namespace, workdir: Path
+) -> tuple[subprocess.Popen[Any], int, dict[str, Any], Path]:
+    port = free_port()
+    ready = workdir / f"{kind}.ready"
+    log = workdir / f"{kind}.log"
+    storage = ":memory:" if args.storage == "memory" else str(workdir / "operator.sqlite3")
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--serve",
+        kind,
+        "--port",
+        str(port),
+        "--server-cpu",
+        str(args.server_cpu),
+        "--db",
+        storage,
+        "--ready-file",
+        str(ready),
+    ]
+    with log.open("wb") as out:
+        proc = children.spawn(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise SystemExit(f"the {kind} server exited early:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the {kind} server did not start in 60 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    info = json.loads(ready.read_text())
+    return proc, port, info, log
+
+
+async def prepare_full(base: str) -> str:
+    """Register the client, subscribe it to the unlimited plan, get a CIBA token; check once."""
+    import httpx
+
+    from federation.client import ApplicationClient, new_client_key
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        key = new_client_key()
+        issuer = f"{base}/oauth"
+        r = await http.post(
+            f"{issuer}/admin/clients",
+            headers=ADMIN,
+            json={
+                "client_id": CLIENT_ID,
+                "client_name": "gateway throughput benchmark",
+                "jwks": {"keys": [key.as_dict(private=False)]},
+                "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
+                "scope": "sim-swap:check",
+                "purposes": ["dpv:FraudPreventionAndDetection"],
+            },
+        )
+        if r.status_code >= 300:
+            raise SystemExit(f"client registration failed: {r.status_code} {r.text[:300]}")
+        r = await http.put(
+            f"/admin/subscriptions/{CLIENT_ID}/sim-swap", headers=ADMIN, json={"plan": PLAN}
+        )
+        if r.status_code != 200:
+            raise SystemExit(f"plan subscription failed: {r.status_code} {r.text[:300]}")
+        client = await ApplicationClient.discover(CLIENT_ID, key, issuer, http)
+        token = await client.ciba(f"tel:{MSISDN}", SCOPE)
+        return str(token["access_token"])
+
+
+def probe(base: str, token: str) -> bytes:
+    """One call as wrk will make it: must be 200 with the expected JSON; returns the raw body."""
+    import httpx
+
+    r = httpx.post(
+        base + PATH,
+        content=REQUEST_BODY,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    if r.status_code != 200 or r.json() != EXPECTED:
+        raise SystemExit(f"probe of {base}{PATH} answered {r.status_code} {r.text[:300]}")
+    return r.content
+
+
+def metered_calls(base: str) -> int:
+    import httpx
+
+    r = httpx.get(base + "/admin/usage", headers=ADMIN, timeout=30)
+    r.raise_for_status()
+    return sum(
+        int(row["calls"])
+        for row in r.json()
+        if row["clientId"] == CLIENT_ID and row["api"] == "sim-swap"
+    )
+
+
+_BENCH = re.compile(r"^BENCH (.*)$", re.M)
+_RPS = re.compile(r"Requests/sec:\s+([\d.]+)")
+_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+
+
+def run_wrk(
+    children: Children,
+    args: argparse.Namespace,
+    base: str,
+    token: str,
+    expect: bytes,
+    duration: float,
+) -> tuple[str, str]:
+    command = [
+        "taskset", "-c", str(args.client_cpu),
+        "wrk", "-t1", f"-c{args.connections}", f"-d{duration:g}s",
+        "--timeout", "10s", "-s", str(LUA), "--latency", base + PATH,
+    ]  # fmt: skip
+    env = {
+        **os.environ,
+        "BENCH_TOKEN": token,
+        "BENCH_BODY": REQUEST_BODY,
+        "BENCH_EXPECT": expect.decode(),
+    }
+    proc = children.spawn(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    try:
+        output, _ = proc.communicate(timeout=duration + 60)
+    finally:
+        children.stop(proc)
+    if proc.returncode != 0:
+        raise SystemExit(f"wrk failed ({proc.returncode}):\n{output}")
+    return " ".join(command), output
+
+
+def measure(children: Children, kind: str, args: argparse.Namespace, workdir: Path) -> Run:
+    proc, port, info, log = start_server(children, kind, args, workdir)
+    base = f"http://{HOST}:{port}"
+    try:
+        token = asyncio.run(prepare_full(base)) if kind == "full" else "unused-by-the-bare-endpoint"
+        expect = probe(base, token)
+        if args.warmup > 0:
+            run_wrk(children, args, base, token, expect, args.warmup)
+            time.sleep(0.5)  # let calls in flight when wrk stopped finish (and be metered)
+        before = metered_calls(base) if kind == "full" else None
+        hz = os.sysconf("SC_CLK_TCK")
+        busy0, own0, wall0 = cpu_busy_ticks(args.server_cpu), process_ticks(proc.pid), time.time()
+        command, output = run_wrk(children, args, base, token, expect, args.duration)
+        busy1, own1, wall1 = cpu_busy_ticks(args.server_cpu), process_ticks(proc.pid), time.time()
+        bench = _BENCH.search(output)
+        rps = _RPS.search(output)
+        if bench is None or rps is None:
+            raise SystemExit(f"could not read wrk's output:\n{output}")
+        values = {k: int(v) for k, v in (kv.split("=") for kv in bench.group(1).split())}
+        non2xx = _NON2XX.search(output)
+        run = Run(
+            kind=kind,
+            requests_per_second=float(rps.group(1)),
+            answers=values["answers"],
+            requests=values["requests"],
+            p50_us=values["p50_us"],
+            p99_us=values["p99_us"],
+            not_200=values["not_200"],
+            wrong_body=values["wrong_body"],
+            non_2xx_3xx=int(non2xx.group(1)) if non2xx else 0,
+            socket_errors={
+                k: values[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts")
+            },
+            server=info,
+            command=command,
+        )
+        run.server_cpu_share = (own1 - own0) / hz / (wall1 - wall0)
+        run.foreign_cpu_share = max(0.0, (busy1 - busy0) - (own1 - own0)) / hz / (wall1 - wall0)
+        if args.verbose:
+            print(f"--- wrk output ({kind}) ---\n{output}")
+        if before is not None:
+            time.sleep(0.5)
+            run.metered = metered_calls(base) - before
+        _validate(run, args)
+        return run
+    finally:
+        children.stop(proc)
+        tail = log.read_text().strip()
+        if tail and args.verbose:
+            print(f"--- {kind} server log ---\n{tail[-2000:]}")
+
+
+def _validate(run: Run, args: argparse.Namespace) -> None:
+    if not run.server["loop"].startswith("uvloop"):
+        run.problems.append(f"event loop is {run.server['loop']}, not uvloop")
+    if "httptools" not in run.server["http"]:
+        run.problems.append(f"HTTP protocol is {run.server['http']}, not httptools")
+    if run.server["cpus"] != [args.server_cpu]:
+        run.problems.append(f"server pinned to {run.server['cpus']}, not [{args.server_cpu}]")
+    if run.not_200 or run.non_2xx_3xx:
+        run.problems.append(f"{max(run.not_200, run.non_2xx_3xx)} answers were not 200")
+    if run.wrong_body:
+        run.problems.append(f"{run.wrong_body} answers had a wrong body")
+    if any(run.socket_errors.values()):
+        run.problems.append(f"socket errors {run.socket_errors}")
+    if run.foreign_cpu_share > 0.05:
+        run.warnings.append(
+            f"other processes used {run.foreign_cpu_share:.0%} of CPU {args.server_cpu} during "
+            "the run: the figures are disturbed (a quiet machine is needed for a fair ratio)"
+        )
+    if run.server_cpu_share < 0.85:
+        run.warnings.append(
+            f"the server used only {run.server_cpu_share:.0%} of its CPU: it was not saturated "
+            "(too few connections, or the load generator is the bottleneck)"
+        )
+    if run.answers == 0:
+        run.problems.append("no answers")
+    if run.metered is not None:
+        # wrk counts answers it read; calls in flight when it stopped (at most one per
+        # connection) may have been served and metered without being counted
+        extra = run.metered - run.answers
+        if not 0 <= extra <= args.connections:
+            run.problems.append(
+                f"metered {run.metered} usage events for {run.answers} answered calls"
+            )
+
+
+def metering_note(run: Run, connections: int) -> str:
+    if run.metered is None:
+        return "n/a"
+    extra = run.metered - run.answers
+    if extra == 0:
+        return f"{run.metered} events for {run.answers} answers: exact match"
+    if 0 < extra <= connections:
+        return (
+            f"{run.metered} events for {run.answers} answers: match (+{extra} calls in flight "
+            f"when wrk stopped, served and metered but not read; at most {connections})"
+        )
+    return f"{run.metered} events for {run.answers} answers: MISMATCH"
+
+
+def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
+    full, bare = runs["full"], runs["bare"]
+    print()
+    print(
+        f"gateway throughput: POST {PATH}, wrk -t1 -c{args.connections} -d{args.duration:g}s "
+        f"(warm-up {args.warmup:g}s), server on CPU {args.server_cpu}, wrk on CPU "
+        f"{args.client_cpu}, storage {args.storage}"
+    )
+    print(f"{'':14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'answers':>10}  all 200")
+    for run in (full, bare):
+        ok = "yes" if not (run.not_200 or run.non_2xx_3xx or run.wrong_body) else "NO"
+        print(
+            f"{run.kind + ' chain' if run.kind == 'full' else 'bare FastAPI':14}"
+            f"{run.requests_per_second:>10.0f}{run.p50_us / 1000:>9.2f}{run.p99_us / 1000:>9.2f}"
+            f"{run.answers:>10}  {ok}"
+        )
+    ratio = full.requests_per_second / bare.requests_per_second
+    print(f"ratio full/bare: {ratio:.3f} (goal >= {GOAL}: {'met' if ratio >= GOAL else 'not met'})")
+    print(
+        f"full chain cost per call: "
+        f"{1e6 / full.requests_per_second - 1e6 / bare.requests_per_second:.0f} µs over bare"
+    )
+    print(f"metering: {metering_note(full, args.connections)}")
+    for run in (full, bare):
+        s = run.server
+        print(
+            f"{run.kind} server: pid {s['pid']}, loop {s['loop']}, http {s['http']}, "
+            f"cpus {s['cpus']}, CPU used {run.server_cpu_share:.0%} "
+            f"(others on that CPU {run.foreign_cpu_share:.0%})"
+        )
+        print(f"  {run.command}")
+    valid = full.valid and bare.valid
+    for run in (full, bare):
+        for problem in run.problems:
+            print(f"INVALID ({run.kind}): {problem}")
+    for run in (full, bare):
+        for warning in run.warnings:
+            print(f"WARNING ({run.kind}): {warning}")
+    print("run: " + ("VALID" if valid else "INVALID"))
+    return valid
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=15, help="seconds measured per server")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of unmeasured load first")
+    parser.add_argument(
+        "--storage",
+        choices=("file", "memory"),
+        default="file",
+        help="operator database: a temporary SQLite file (WAL) or :memory:",
+    )
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument(
+        "--verbose", action="store_true", help="print wrk's and the servers' output"
+    )
+    # internal: the child process that serves one app
+    parser.add_argument("--serve", choices=("full", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.connections < 1 or args.warmup < 0:
+        parser.error("--duration must be > 0, --connections >= 1, --warmup >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port, args.server_cpu, args.db, args.ready_file)
+        return 0
+    problems = check_prerequisites(args)
+    if problems:
+        print("gateway_throughput: cannot run:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Ctrl-C must stop everything even when this script was started with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.sched_setaffinity(0, {args.client_cpu})  # keep this script off the server's core
+    children = Children()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ogsim-bench-") as tmp:
+            runs: dict[str, Run] = {}
+            for kind in ("full", "bare"):
+                print(f"measuring {kind} ...", flush=True)
+                runs[kind] = measure(children, kind, args, Path(tmp))
+                children.stop_all()
+            return 0 if report(runs, args) else 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping every process started", file=sys.stderr)
+        return 130
+    finally:
+        children.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
