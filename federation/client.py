@@ -69,12 +69,13 @@ class ApplicationClient:
     def __init__(
         self,
         client_id: str,
-        key: ECKey,
+        key: ECKey | None,
         endpoints: Endpoints,
         http: httpx.AsyncClient,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        signer: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         self.client_id = client_id
         self.key = key
@@ -82,6 +83,8 @@ class ApplicationClient:
         self.http = http
         self.clock = clock
         self.sleep = sleep
+        self.signer = signer
+        """Signs assertions instead of ``key`` (a federation party signs with its key ring)."""
 
     @classmethod
     async def discover(
@@ -103,6 +106,10 @@ class ApplicationClient:
             "jti": secrets.token_urlsafe(16),
             **claims,
         }
+        if self.signer is not None:
+            return self.signer(body)
+        if self.key is None:
+            raise ValueError("an ApplicationClient needs a key or a signer")
         return jwt.encode({"alg": "ES256", "kid": self.key.kid}, body, self.key)
 
     def _auth(self, endpoint: str) -> dict[str, str]:

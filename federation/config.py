@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from operators.config import E164_PREFIX, OperatorConfig
+from operators.config import E164_PREFIX, OperatorConfig, default_purposes
 from operators.config_file import load_yaml_model
 
 from .types import NetworkId
@@ -145,11 +145,17 @@ class AggregatorConfig(_Strict):
         The identity server needs an ``OperatorConfig``; an aggregator serves no numbers, so it
         gets no subscribers and a placeholder range in ``+999`` (E.164's reserved code) on the
         test network 001-01. Only the client registry, keys and client credentials are used.
+
+        Every purpose is allowed two-legged here: the aggregator processes no personal data
+        itself, so its token only carries the application's purpose; the legal basis is
+        enforced where the data is, by the serving operator (CIBA there when consent is needed).
         """
+        purposes = tuple(p.model_copy(update={"two_legged": True}) for p in default_purposes())
         return OperatorConfig(
             id=self.id, display_name=self.display_name, country=self.countries[0],
             mcc="001", mnc="01", number_ranges=("+999",), subscribers=0,
             issuer=self.issuer, admin_secret=self.admin_secret, storage=self.storage,
+            purposes=purposes,
         )
 
 

@@ -146,17 +146,22 @@ class TrustedIssuers:
 
 
 def party_registration(
-    party: str, jwks: dict[str, Any], *, scope: str, purposes: Iterable[str]
+    party: str, jwks: dict[str, Any], *, scope: str, purposes: Iterable[str],
+    ciba: bool = False,
 ) -> ClientRegistration:
     """How an operator registers a federation party as a client: its id, JWT bearer grant.
 
     The registered ``jwks`` only satisfies the registry; assertions are verified with the
-    party's published JWKS, so its key rotations need no re-registration.
+    party's published JWKS, so its key rotations need no re-registration. Client
+    authentication (``private_key_jwt`` for client credentials and, with ``ciba``, CIBA on
+    behalf of the party's applications) does use the registered keys.
     """
+    grants = [GrantType.JWT_BEARER, GrantType.CLIENT_CREDENTIALS]
+    if ciba:
+        grants.append(GrantType.CIBA)
     return ClientRegistration(
         client_id=party, client_name=f"federation party {party}", jwks=jwks,
-        grant_types=[GrantType.JWT_BEARER, GrantType.CLIENT_CREDENTIALS],
-        scope=scope, purposes=list(purposes),
+        grant_types=grants, scope=scope, purposes=list(purposes),
     )
 
 
