@@ -1,0 +1,326 @@
+"""Run a federation live: each party its own uvicorn process on a loopback port.
+
+:func:`localize` rewrites a :class:`~federation.config.FederationConfig` so every issuer is
+``http://127.0.0.1:PORT/oauth`` (operators from ``base_port`` up, then the aggregators) and
+each country's Network Id service is hosted by the first aggregator. Every party process
+gets that same file and builds only its own party (``python -m federation.launcher party
+--config FILE --party ID --port N --run-dir DIR``); it reaches the others only over HTTP.
+An operator process runs all its data-centre replicas over one SQLite file in ``run_dir``,
+behind its load-balanced front; start-up work that needs partners (registering them, the
+aggregator's routing tables) runs in the background once the server listens, since parties
+start in any order, and ``GET /federation/ready`` answers 200 when it is done.
+
+:class:`FederationProcesses` starts and stops the set (``ogsim up``), and
+:func:`descriptor` describes it for Locust, scripts and newcomers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import yaml
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from operators.subscriber_base import NumberPlan
+from operators.test_numbers import TEST_NUMBERS
+
+from .aggregator import Aggregator, create_aggregator_app
+from .client import new_client_key
+from .config import FederationConfig, load_federation
+from .federation import network_id_apps
+from .global_load_balancer import HealthPolicy
+from .member import MemberOperator
+from .portability import PortabilityDatabase
+
+READY_PATH = "/federation/ready"
+HOST = "127.0.0.1"
+DEMO_APPLICATION = "demo-app"
+DEMO_SCOPE = ("sim-swap:check sim-swap:retrieve-date location-verification:verify "
+              "device-reachability-status:read device-roaming-status:read")
+DEMO_PURPOSES = ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"]
+
+
+def localize(config: FederationConfig, base_port: int, host: str = HOST) -> FederationConfig:
+    """The same federation on ``host``: operators on ``base_port``…, aggregators after them."""
+    port = base_port
+    operators = []
+    for operator in config.operators:
+        operators.append(operator.model_copy(update={"issuer": f"http://{host}:{port}/oauth"}))
+        port += 1
+    aggregators = []
+    for aggregator in config.aggregators:
+        aggregators.append(aggregator.model_copy(
+            update={"issuer": f"http://{host}:{port}/oauth"}))
+        port += 1
+    countries = tuple(
+        c.model_copy(update={"network_id_url":
+                             f"{aggregators[0].api_root}/countries/{c.code.lower()}"})
+        if c.portability and aggregators else c
+        for c in config.countries)
+    data = config.model_dump(mode="json")
+    data["operators"] = [o.model_dump(mode="json") for o in operators]
+    data["aggregators"] = [a.model_dump(mode="json") for a in aggregators]
+    data["countries"] = [c.model_dump(mode="json") for c in countries]
+    return FederationConfig.model_validate(data)
+
+
+def port_of(url: str) -> int:
+    port = urlsplit(url).port
+    assert port is not None, url
+    return port
+
+
+def party_ports(config: FederationConfig) -> dict[str, int]:
+    ports = {o.id: port_of(o.issuer_url) for o in config.operators}
+    ports.update({a.id: port_of(a.issuer) for a in config.aggregators})
+    return ports
+
+
+class PartyApp:
+    """One party's ASGI app with its start-up in the background and a readiness probe."""
+
+    def __init__(self, app: ASGIApp, start: Callable[[], Awaitable[None]],
+                 stop: Callable[[], Awaitable[None]], is_ready: Callable[[], bool]) -> None:
+        self.app = app
+        self.start = start
+        self.stop = stop
+        self.is_ready = is_ready
+        self.failure: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def _start(self) -> None:
+        try:
+            await self.start()
+        except Exception as error:  # reported by the readiness probe, not swallowed
+            self.failure = f"{type(error).__name__}: {error}"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    self._task = asyncio.get_running_loop().create_task(self._start())
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self._task is not None:
+                        self._task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await self._task
+                    await self.stop()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] == "http" and scope["path"] == READY_PATH:
+            ready = self.is_ready()
+            status = 200 if ready else 500 if self.failure else 503
+            body = json.dumps({"ready": ready, "failure": self.failure}).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+def build_party(config: FederationConfig, party: str, run_dir: Path,
+                http: httpx.AsyncClient, health: HealthPolicy | None = None) -> PartyApp:
+    """The app of one party of a localized federation, its databases under ``run_dir``."""
+    if any(o.id == party for o in config.operators):
+        member = MemberOperator.build(config, party, http,
+                                      storage=str(run_dir / f"{party}.sqlite3"), health=health)
+
+        async def stop_member() -> None:
+            await member.stop()
+            await http.aclose()
+            member.close()
+
+        return PartyApp(member.front, member.start, stop_member, lambda: member.ready)
+    aggregator = Aggregator(config.aggregator(party), config, http,
+                            storage=str(run_dir / f"{party}.sqlite3"))
+    routers = {}
+    if party == config.aggregators[0].id:
+        services, _ = network_id_apps(config, PortabilityDatabase(config))
+        from .network_id import build_network_id_router
+        from .protection import open_access
+
+        routers = {f"/countries/{code.lower()}": build_network_id_router(service, open_access)
+                   for code, service in services.items()}
+
+    async def stop_aggregator() -> None:
+        await http.aclose()
+        aggregator.close()
+
+    return PartyApp(create_aggregator_app(aggregator, extra_routers=routers), aggregator.start,
+                    stop_aggregator, lambda: aggregator.ready)
+
+
+def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> None:
+    """Run one party under uvicorn until SIGINT/SIGTERM (uvicorn shuts down gracefully)."""
+    import uvicorn
+
+    config = load_federation(config_path)
+    http = httpx.AsyncClient(timeout=10.0)
+    app = build_party(config, party, run_dir, http,
+                      health=HealthPolicy(interval=1.0, failures_to_down=2, successes_to_up=2))
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", lifespan="on")
+
+
+# -- the set of processes (``ogsim up``) ------------------------------------------------------
+
+
+@dataclass
+class FederationProcesses:
+    """The party processes of one localized federation, started and stopped together."""
+
+    config: FederationConfig
+    config_path: Path
+    run_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, config: FederationConfig, base_port: int, run_dir: Path
+                ) -> FederationProcesses:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        local = localize(config, base_port)
+        path = run_dir / "federation.yaml"
+        path.write_text(yaml.safe_dump(local.model_dump(mode="json"), sort_keys=False))
+        return cls(local, path, run_dir)
+
+    def start(self) -> None:
+        for party, port in party_ports(self.config).items():
+            log = (self.run_dir / f"{party}.log").open("wb")
+            self.processes[party] = subprocess.Popen(
+                [sys.executable, "-m", "federation.launcher", "party", "--config",
+                 str(self.config_path), "--party", party, "--port", str(port),
+                 "--run-dir", str(self.run_dir)],
+                stdout=log, stderr=subprocess.STDOUT)
+
+    def origins(self) -> dict[str, str]:
+        return {party: f"http://{HOST}:{port}" for party, port in party_ports(self.config).items()}
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Block until every party answers ready; raises naming the ones that did not."""
+        deadline = time.monotonic() + timeout
+        pending = dict(self.origins())
+        while pending:
+            for party, origin in list(pending.items()):
+                process = self.processes.get(party)
+                if process is not None and process.poll() is not None:
+                    raise RuntimeError(f"{party} exited with {process.returncode}; "
+                                       f"see {self.run_dir / (party + '.log')}")
+                try:
+                    response = httpx.get(origin + READY_PATH, timeout=1.0)
+                except httpx.TransportError:
+                    continue
+                if response.status_code == 200:
+                    del pending[party]
+                elif response.status_code == 500:
+                    raise RuntimeError(f"{party} failed to start: {response.json()['failure']}")
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout:.0f} s: {sorted(pending)}")
+            if pending:
+                time.sleep(0.2)
+
+    def stop(self, timeout: float = 10.0) -> dict[str, int | None]:
+        """SIGTERM every party, wait, then kill any that lingers; returns the exit codes."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes: dict[str, int | None] = {}
+        for party, process in self.processes.items():
+            try:
+                codes[party] = process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes[party] = process.wait()
+        return codes
+
+    def register_demo_application(self) -> dict[str, Any]:
+        """Register the demo application at the aggregator; its credentials, private key too."""
+        aggregator = self.config.aggregators[0]
+        key = new_client_key()
+        response = httpx.post(
+            f"{aggregator.issuer}/admin/clients",
+            headers={"Authorization": f"Bearer {aggregator.admin_secret}"},
+            json={"client_id": DEMO_APPLICATION, "client_name": "ogsim demo application",
+                  "jwks": {"keys": [dict(key.as_dict(private=False))]},
+                  "grant_types": ["client_credentials"], "scope": DEMO_SCOPE,
+                  "purposes": DEMO_PURPOSES}, timeout=5.0)
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"registering the demo application: {response.text}")
+        return {"clientId": DEMO_APPLICATION, "authMethod": "private_key_jwt",
+                "scope": DEMO_SCOPE, "purposes": DEMO_PURPOSES,
+                "privateJwk": dict(key.as_dict(private=True)),
+                "publicJwk": dict(key.as_dict(private=False)),
+                "issuer": aggregator.issuer, "tokenEndpoint": f"{aggregator.issuer}/token"}
+
+
+def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> dict[str, Any]:
+    """Everything a client needs to use the running federation at once."""
+    config = processes.config
+    operators = []
+    for operator in config.operators:
+        plan = NumberPlan(operator)
+        operators.append({
+            "id": operator.id, "displayName": operator.display_name,
+            "country": operator.country, "network": operator.network,
+            "issuer": operator.issuer_url, "apiRoot": operator.api_root,
+            "gateway": operator.api_root,
+            "discovery": operator.auth_provider_configuration,
+            "telcoRouting": operator.api_root + "/telco-routing/v1/routing",
+            "dataCentres": [dc.name for dc in operator.data_centres],
+            "dataCentreAdmin": operator.api_root + "/admin/data-centres",
+            "brands": [b.id for b in operator.brands],
+            "testNumbers": {t.role: plan.test_number(t) for t in TEST_NUMBERS},
+            "pid": processes.processes[operator.id].pid
+            if operator.id in processes.processes else None,
+        })
+    aggregators = [{
+        "id": a.id, "issuer": a.issuer, "apiRoot": a.api_root,
+        "discovery": a.issuer.rstrip("/") + "/.well-known/openid-configuration",
+        "tokenEndpoint": a.issuer.rstrip("/") + "/token", "telcoFinder": a.telco_finder_url,
+        "settlement": a.api_root + "/admin/settlement",
+        "pid": processes.processes[a.id].pid if a.id in processes.processes else None,
+    } for a in config.aggregators]
+    return {
+        "federation": config.name,
+        "runDir": str(processes.run_dir),
+        "operators": operators,
+        "aggregators": aggregators,
+        "aggregator": aggregators[0] if aggregators else None,
+        "networkId": {c.code: c.network_id_url for c in config.countries if c.network_id_url},
+        "portedNumbers": dict(config.ports),
+        "application": application,
+        "adminSecrets": "operators and aggregators use their config's admin_secret "
+                        "(Authorization: Bearer <secret>)",
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m federation.launcher party --config FILE --party ID --port N --run-dir D``."""
+    parser = argparse.ArgumentParser(prog="python -m federation.launcher")
+    commands = parser.add_subparsers(dest="command", required=True)
+    party = commands.add_parser("party", help="run one party of a localized federation")
+    party.add_argument("--config", type=Path, required=True)
+    party.add_argument("--party", required=True)
+    party.add_argument("--port", type=int, required=True)
+    party.add_argument("--run-dir", type=Path, default=Path(os.getcwd()))
+    args = parser.parse_args(argv)
+    serve_party(args.config, args.party, args.port, args.run_dir)
+
+
+if __name__ == "__main__":
+    main()
