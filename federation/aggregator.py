@@ -55,6 +55,7 @@ from operators.subscriber_base import SubscriberBase
 
 from .client import ApplicationClient, Endpoints, OAuthClientError
 from .config import AggregatorConfig, FederatedOperator, FederationConfig
+from .data_centres import DATA_CENTRE_HEADER
 from .network_id import HttpNetworkId
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
 from .telco_finder import (
@@ -333,7 +334,12 @@ class Aggregator:
         answer: SearchAnswer | None = None
         modes: tuple[SearchMode, ...] = ("SHALLOW", "DEEP")
         for mode in modes:
-            answer = await self._find(target, mode)
+            try:
+                answer = await self._find(target, mode)
+            except CamaraError as error:
+                if error.status == 404 and mode == "SHALLOW" and target.phone_number:
+                    continue  # the finder's records may predate a port: ask Network Id
+                raise
             partner = self._partner_for(answer)
             try:
                 token = await self._token(partner, subject, scope, context.purpose)
@@ -355,6 +361,9 @@ class Aggregator:
         self._settle(application, correlator, partner, answer, api, operation,
                      response.status_code)
         headers = {HEADER: correlator}
+        site = response.headers.get(DATA_CENTRE_HEADER)
+        if site:
+            headers[DATA_CENTRE_HEADER] = site
         return Response(response.content, status_code=response.status_code, headers=headers,
                         media_type=response.headers.get("content-type", "application/json"))
 
@@ -428,7 +437,7 @@ class Aggregator:
             self.tracer(Hop(self.id, operator.id, f"{method} {template}", "unreachable",
                             _ms(started)))
             raise CamaraError(503, "UNAVAILABLE", f"{operator.id} is unreachable.") from error
-        site = response.headers.get("x-ogsim-data-centre")
+        site = response.headers.get(DATA_CENTRE_HEADER)
         code = _code(response)
         status = f"{response.status_code}" + (f" {code}" if code else "")
         self.tracer(Hop(self.id, operator.id, f"{method} {template}", status, _ms(started),

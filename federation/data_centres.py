@@ -65,8 +65,7 @@ class DataCentreSite:
         if scope["type"] == "http" and not self.available:
             self.failed += 1
             await _json(send, 503, _unavailable(
-                f"data centre {self.name} of {self.operator_id} is unreachable"),
-                [(DATA_CENTRE_HEADER.encode(), self.name.encode())])
+                f"data centre {self.name} of {self.operator_id} is unreachable"))
             return
         if scope["type"] == "http":
             self.served += 1

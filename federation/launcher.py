@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -317,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     party.add_argument("--config", type=Path, required=True)
     party.add_argument("--party", required=True)
     party.add_argument("--port", type=int, required=True)
-    party.add_argument("--run-dir", type=Path, default=Path(os.getcwd()))
+    party.add_argument("--run-dir", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
     serve_party(args.config, args.party, args.port, args.run_dir)
 

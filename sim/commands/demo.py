@@ -1,45 +1,53 @@
-"""``ogsim demo``: one operator in process, and an application walking through its flows.
+"""``ogsim demo``: the default federation in one process, and a cross-operator story.
 
-Every step goes over HTTP (an in-memory ASGI transport) exactly as a real client would: admin
-registration, private_key_jwt, CIBA with the simulated handset, CAMARA calls through the
-gateway, a consent revocation from the subscriber's phone, and a backend outage.
+An application registered only with the aggregator checks SIM swap and verifies location for
+subscribers of two operators (one number ported between networks), is refused for a number
+nobody serves, gets consent through CIBA on a third operator's subscriber handset, loses it
+when the subscriber revokes it from their phone, and keeps being served while a data centre
+fails. Every hop (who called whom, status, latency) is printed as it happens; the run ends
+with a Mermaid sequence diagram written to ``--out`` and a summary table.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
+import shutil
+import subprocess
 import time
 from collections.abc import Awaitable
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from federation.client import ApplicationClient, OAuthClientError, new_client_key
-from operators.config import TokenLifetimes, example_operator
-from operators.operator import Operator, create_operator_app
+from federation.client import OAuthClientError
+from federation.config import PORTED_NUMBER, default_federation
+from federation.data_centres import DATA_CENTRE_HEADER
+from federation.federation import Federation, quick_consent, running_federation
+from federation.global_load_balancer import HealthPolicy
+from federation.tracing import Hop, TraceLog, mermaid
 
-console = Console()
-DEMO_APP = "demo-antifraud-app"
+console = Console(highlight=False)
+APP = "antifraud-app"
 FRAUD = "dpv:FraudPreventionAndDetection"
 SERVICE = "dpv:ServiceProvision"
-APP_SCOPES = (
-    "sim-swap:check sim-swap:retrieve-date device-reachability-status:read "
-    "device-roaming-status:read"
-)
+APP_SCOPES = "sim-swap:check location-verification:verify device-reachability-status:read"
+UNKNOWN_NUMBER = "+4915112345678"
+HEALTH = HealthPolicy(interval=0.1, failures_to_down=2, successes_to_up=2)
 
 Step = tuple[str, str, float]
 
 
 def command(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the summary table"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
+    out: Annotated[Path, typer.Option(help="folder for the sequence diagram")] = Path(
+        "ogsim-demo"),
 ) -> None:
-    """Start the built-in operator in process and run an application through its flows."""
-    steps = asyncio.run(run_demo(echo=not quiet))
+    """Start the default federation in process and run a cross-operator story through it."""
+    steps = asyncio.run(run_demo(echo=not quiet, out=out))
     table = Table(title="demo summary")
     for column in ("step", "outcome", "ms"):
         table.add_column(column)
@@ -62,6 +70,9 @@ class Story:
         if self.echo:
             console.print(text)
 
+    def chapter(self, title: str) -> None:
+        self.say(f"\n[bold underline]{title}[/bold underline]")
+
     async def oauth(self, name: str, expect: str, action: Awaitable[Any]) -> Any:
         started = time.perf_counter()
         try:
@@ -70,181 +81,200 @@ class Story:
         except OAuthClientError as error:
             result = error
             outcome = error.error if error.error == expect else f"UNEXPECTED {error}"
-        return self._record(name, outcome, started, result)
-
-    async def api(
-        self, name: str, expect: int, action: Awaitable[httpx.Response]
-    ) -> httpx.Response:
-        started = time.perf_counter()
-        response = await action
-        body = response.text if len(response.text) < 90 else response.text[:87] + "..."
-        outcome = f"{response.status_code} {body}"
-        if response.status_code != expect:
-            outcome = f"UNEXPECTED {outcome} (wanted {expect})"
-        return self._record(name, outcome, started, response)  # type: ignore[no-any-return]
-
-    def _record(self, name: str, outcome: str, started: float, result: Any) -> Any:
-        millis = (time.perf_counter() - started) * 1000
-        self.steps.append((name, outcome, millis))
-        self.say(f"[bold]{name}[/bold] -> {outcome} ({millis:.0f} ms)")
+        self.record(name, outcome, started)
         return result
 
+    async def api(self, name: str, expect: int, action: Awaitable[httpx.Response]
+                  ) -> httpx.Response:
+        started = time.perf_counter()
+        self.say(f"[bold]{name}[/bold]")
+        response = await action
+        text = response.text if len(response.text) < 90 else response.text[:87] + "..."
+        outcome = f"{response.status_code} {text}"
+        if response.status_code != expect:
+            outcome = f"UNEXPECTED {outcome} (wanted {expect})"
+        self.record(name, outcome, started, announce=False)
+        return response
 
-async def run_demo(echo: bool = True) -> list[Step]:
+    def record(self, name: str, outcome: str, started: float, *, announce: bool = True) -> None:
+        millis = (time.perf_counter() - started) * 1000
+        self.steps.append((name, outcome, millis))
+        prefix = f"[bold]{name}[/bold] " if announce else "  "
+        colour = "red" if outcome.startswith("UNEXPECTED") else "green"
+        self.say(f"{prefix}[{colour}]=> {outcome}[/{colour}] ({millis:.0f} ms)")
+
+
+async def run_demo(echo: bool = True, out: Path | None = None) -> list[Step]:
     """The scripted story; returns (step, outcome, milliseconds) for each step."""
-    config = example_operator().model_copy(update={"lifetimes": TokenLifetimes(ciba_interval=1)})
-    operator = Operator.from_config(config)
-    app = create_operator_app(operator)
     story = Story(echo)
-    if echo:
-        _print_endpoints(operator)
-    admin = {"Authorization": f"Bearer {config.admin_secret}"}
-    numbers = operator.subscribers
-    async with (
-        _client(app, operator.api_root, "203.0.113.10") as http,
-        _client(app, operator.api_root, _device_ip(operator, "approves")) as phone,
-    ):
-        key = new_client_key()
-        registration = {
-            "client_id": DEMO_APP,
-            "client_name": "Demo anti-fraud application",
-            "jwks": {"keys": [key.as_dict(private=False)]},
-            "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
-            "scope": APP_SCOPES,
-            "purposes": [FRAUD, SERVICE],
-        }
-        registered = await http.post(
-            f"{operator.issuer}/admin/clients", json=registration, headers=admin
-        )
-        story.say(
-            f"the operator admin registers [cyan]{DEMO_APP}[/cyan] with its public key "
-            f"(HTTP {registered.status_code}); the app authenticates with private_key_jwt"
-        )
-        client = await ApplicationClient.discover(DEMO_APP, key, operator.issuer, http)
+    recording = [True]
+    log = TraceLog()
 
-        story.say("\n[underline]two-legged: fraud prevention under legitimate interest[/underline]")
-        token = await story.oauth(
-            "client_credentials (sim-swap:check, fraud prevention)",
-            "ok",
-            client.client_credentials(f"sim-swap:check {FRAUD}"),
-        )
-        two_legged = {"Authorization": f"Bearer {token['access_token']}"}
-        for role in ("recent-swap", "never-swapped"):
-            number = numbers.test_number(role)
-            await story.api(
-                f"POST /sim-swap/v2/check {number} ({role}), maxAge 24 h",
-                200,
-                http.post(
-                    "/sim-swap/v2/check",
-                    json={"phoneNumber": number, "maxAge": 24},
-                    headers=two_legged,
-                ),
-            )
-        await story.oauth(
-            "client_credentials for a consent-based purpose",
-            "invalid_scope",
-            client.client_credentials(f"device-reachability-status:read {SERVICE}"),
-        )
+    def on_hop(hop: Hop) -> None:
+        if recording[0] or "GLB" in hop.source:
+            log(hop)
+            story.say(f"    [dim]{hop.line()}[/dim]")
 
-        story.say("\n[underline]three-legged: CIBA consent on the subscriber's handset[/underline]")
-        approves = numbers.test_number("approves")
-        scope = f"device-reachability-status:read {SERVICE}"
-        granted = await story.oauth(
-            f"CIBA for {approves} (handset approves)",
-            "ok",
-            client.ciba(f"tel:{approves}", scope, "demo-1"),
-        )
-        sub = _claims(granted["access_token"])["sub"]
-        story.say(f"  the token's sub is pseudonymous, never the number: {sub}")
-        three_legged = {"Authorization": f"Bearer {granted['access_token']}"}
-        await story.api(
-            "POST /device-reachability-status/v1/retrieve (device from the token)",
-            200,
-            http.post("/device-reachability-status/v1/retrieve", json={}, headers=three_legged),
-        )
-        denies = numbers.test_number("denies-consent")
-        await story.oauth(
-            f"CIBA for {denies} (handset denies)",
-            "access_denied",
-            client.ciba(f"tel:{denies}", scope),
-        )
-        await story.oauth(
-            "CIBA for a number of another operator",
-            "unknown_user_id",
-            client.start_ciba("tel:+447700900123", scope),
-        )
+    started = time.perf_counter()
+    async with running_federation(quick_consent(default_federation()), tracer=on_hop,
+                                  health=HEALTH) as fed:
+        story.record("start the default federation (3 operators, 6 data centres, hub)", "ok",
+                     started)
+        if echo:
+            _print_parties(fed)
+        steps = await _story(fed, story, recording)
+        settlement = (await fed.http.get(
+            f"{fed.aggregator.api_root}/admin/settlement",
+            headers={"Authorization": f"Bearer {fed.aggregator.config.admin_secret}"})).json()
+        if echo:
+            _print_settlement(settlement)
+    if out is not None:
+        _write_diagram(out, log.hops, story)
+    return steps
 
-        story.say("\n[underline]the subscriber revokes consent from their phone[/underline]")
-        consents = (await phone.get(f"{operator.issuer}/consents")).json()
-        for consent in consents:
-            await phone.delete(f"{operator.issuer}/consents/{consent['id']}")
-        story.say(f"  {len(consents)} consent(s) revoked through the consent API")
-        await story.api(
-            "the same token, next call",
-            403,
-            http.post("/device-reachability-status/v1/retrieve", json={}, headers=three_legged),
-        )
 
-        story.say("\n[underline]the HLR goes down; the integrator refuses at once[/underline]")
-        await http.put("/admin/faults/sim_data_register", json={"outage": True}, headers=admin)
-        await story.api(
-            "POST /sim-swap/v2/check during an HLR outage",
-            503,
-            http.post(
-                "/sim-swap/v2/check",
-                json={"phoneNumber": approves, "maxAge": 24},
-                headers=two_legged,
-            ),
-        )
-        await http.delete("/admin/faults/sim_data_register", headers=admin)
-        await story.api(
-            "POST /sim-swap/v2/check after recovery",
-            200,
-            http.post(
-                "/sim-swap/v2/check",
-                json={"phoneNumber": approves, "maxAge": 24},
-                headers=two_legged,
-            ),
-        )
-        usage = (await http.get("/admin/usage", headers=admin)).json()
-        story.say(f"\nmetered billable calls: {usage}")
-    operator.close()
+async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[Step]:
+    hub = fed.aggregator
+    http = fed.http
+    fr = fed.operator("telco-fr").subscribers
+    gb = fed.operator("telco-gb").subscribers
+    es = fed.operator("telco-es").subscribers
+
+    story.chapter("1. an application registers with the aggregator only")
+    app = await fed.register_application(APP, APP_SCOPES, [FRAUD, SERVICE],
+                                         name="Anti-fraud application")
+    story.say(f"  [cyan]{APP}[/cyan] is a client of [cyan]{hub.id}[/cyan] "
+              f"({hub.identity.issuer}) and of no operator; it signs with private_key_jwt")
+    token = await story.oauth(f"{APP} → {hub.id}: client_credentials (fraud prevention)", "ok",
+                              app.client_credentials(
+                                  f"sim-swap:check location-verification:verify {FRAUD}"))
+    fraud = {"Authorization": f"Bearer {token['access_token']}"}
+
+    story.chapter("2. SIM swap and location for subscribers of two operators, one ported")
+    swapped = fr.test_number("recent-swap")
+    story.say(f"  {swapped} is a telco-fr subscriber; {PORTED_NUMBER} was a Red Azul number, "
+              "ported in to telco-es (the Spanish Network Id service knows)")
+    for number, who in ((swapped, "telco-fr"), (PORTED_NUMBER, "ported to telco-es")):
+        await story.api(f"SIM swap check {number} ({who})", 200, http.post(
+            f"{hub.api_root}/sim-swap/v2/check", json={"phoneNumber": number, "maxAge": 240},
+            headers=fraud))
+    for number, operator, who in ((swapped, "telco-fr", "telco-fr"),
+                                  (PORTED_NUMBER, "telco-es", "ported")):
+        subscriber = fed.operator(operator).subscribers.get(number)
+        assert subscriber is not None
+        where = subscriber.location
+        area = {"areaType": "CIRCLE", "radius": 5000,
+                "center": {"latitude": where.latitude, "longitude": where.longitude}}
+        await story.api(f"verify location of {number} ({who}) within 5 km", 200, http.post(
+            f"{hub.api_root}/location-verification/v3/verify",
+            json={"device": {"phoneNumber": number}, "area": area}, headers=fraud))
+    await story.api(f"SIM swap check {UNKNOWN_NUMBER} (a German number nobody serves)", 404,
+                    http.post(f"{hub.api_root}/sim-swap/v2/check",
+                              json={"phoneNumber": UNKNOWN_NUMBER}, headers=fraud))
+
+    story.chapter("3. consent on a third operator's handset, then revoked from the phone")
+    subscriber = gb.test_number("approves")
+    token = await story.oauth(f"{APP} → {hub.id}: client_credentials (service provision)",
+                              "ok", app.client_credentials(
+                                  f"device-reachability-status:read {SERVICE}"))
+    service = {"Authorization": f"Bearer {token['access_token']}"}
+    reachability = {"device": {"phoneNumber": subscriber}}
+    url = f"{hub.api_root}/device-reachability-status/v1/retrieve"
+    await story.api(f"reachability of {subscriber} (telco-gb; consent needed)", 200,
+                    http.post(url, json=reachability, headers=service))
+    issuer = fed.operator("telco-gb").issuer
+    async with fed.device("telco-gb", subscriber) as phone:
+        consents = (await phone.get(f"{issuer}/consents")).json()
+        active = [c for c in consents if c["status"] == "active"]
+        for consent in active:
+            await phone.delete(f"{issuer}/consents/{consent['id']}")
+    story.record(f"{subscriber} revokes consent from their phone",
+                 f"{len(active)} consent(s) to {hub.id} revoked", time.perf_counter())
+    await story.api(f"reachability of {subscriber} again, same application", 403,
+                    http.post(url, json=reachability, headers=service))
+
+    story.chapter("4. a data centre of telco-es fails during traffic")
+    es_front = fed.members["telco-es"].front
+    admin = {"Authorization": f"Bearer {fed.config.operator('telco-es').admin_secret}"}
+    window = HEALTH.detection_window
+    story.say(f"  the GLB probes each site every {HEALTH.interval:.1f} s and takes one out "
+              f"after {HEALTH.failures_to_down} failed probes (window {window:.1f} s)")
+    await http.post(f"{es_front_url(fed)}/admin/data-centres/madrid/fail", headers=admin)
+    failed_at = time.perf_counter()
+    outcomes: list[tuple[float, int, str]] = []
+    numbers = [es.test_number(r) for r in ("approves", "recent-swap", "never-swapped")]
+    started = time.perf_counter()
+    while time.perf_counter() - failed_at < window + 0.8:
+        number = numbers[len(outcomes) % len(numbers)]
+        response = await http.post(f"{hub.api_root}/sim-swap/v2/check",
+                                   json={"phoneNumber": number}, headers=fraud)
+        outcomes.append((time.perf_counter() - failed_at, response.status_code,
+                         response.headers.get(DATA_CENTRE_HEADER, "?")))
+        if len(outcomes) == 3:
+            recording[0] = False  # the diagram shows the first calls, not the whole burst
+        await asyncio.sleep(0.02)
+    recording[0] = True
+    errors = [t for t, status, _ in outcomes if status != 200]
+    late = [t for t in errors if t > window + HEALTH.interval]
+    outcome = (f"{len(outcomes)} calls: {len(outcomes) - len(errors)} ok, {len(errors)} failed, "
+               f"all failures within {max(errors, default=0.0):.2f} s of the outage")
+    if late:
+        outcome = f"UNEXPECTED {outcome}; {len(late)} after the window"
+    story.record("SIM swap checks while madrid is down", outcome, started)
+    tail = [site for t, status, site in outcomes if t > window + HEALTH.interval]
+    story.say(f"  after the window every call was served in: {sorted(set(tail))}")
+    await http.post(f"{es_front_url(fed)}/admin/data-centres/madrid/recover", headers=admin)
+    started = time.perf_counter()
+    while not es_front.glb.health.is_up("madrid") and time.perf_counter() - started < 5:
+        await asyncio.sleep(0.02)
+    story.record("madrid recovers and the GLB routes to it again",
+                 "ok" if es_front.glb.health.is_up("madrid") else "UNEXPECTED still out",
+                 started)
     return story.steps
 
 
-def _print_endpoints(operator: Operator) -> None:
-    meta = operator.identity.metadata()
-    table = Table(title=f"{operator.config.display_name} ({operator.config.id}) endpoints")
-    table.add_column("what")
-    table.add_column("where")
-    for name, key in (
-        ("issuer", "issuer"),
-        ("token", "token_endpoint"),
-        ("CIBA", "backchannel_authentication_endpoint"),
-        ("authorize", "authorization_endpoint"),
-        ("JWKS", "jwks_uri"),
-    ):
-        table.add_row(name, str(meta.get(key)))
-    table.add_row(
-        "CAMARA APIs", f"{operator.api_root}/sim-swap/v2, /device-reachability-status/v1, ..."
-    )
-    table.add_row("admin", f"{operator.api_root}/admin/... and {operator.issuer}/admin/clients")
+def es_front_url(fed: Federation) -> str:
+    return fed.config.operator("telco-es").api_root
+
+
+def _print_parties(fed: Federation) -> None:
+    table = Table(title=f"federation {fed.config.name}: who is who")
+    for column in ("party", "country", "data centres", "trusts the hub because"):
+        table.add_column(column)
+    hub = fed.aggregator.id
+    for op_id, member in fed.members.items():
+        verdict = member.trust.explain(op_id, hub).reason
+        table.add_row(op_id, member.config.country, ", ".join(member.replicas), verdict)
+    table.add_row(hub, "-", "-", "(the aggregator: one entry point for applications)")
     console.print(table)
 
 
-def _client(app: Any, base_url: str, ip: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(ip, 50000))
-    return httpx.AsyncClient(transport=transport, base_url=base_url)
+def _print_settlement(totals: list[dict[str, Any]]) -> None:
+    table = Table(title="settlement at the hub (per operator pair)")
+    for column in ("aggregator", "operator", "calls", "billable"):
+        table.add_column(column)
+    for row in totals:
+        table.add_row(row["aggregator"], row["operator"], str(row["calls"]),
+                      str(row["billable"]))
+    console.print(table)
 
 
-def _device_ip(operator: Operator, role: str) -> str:
-    subscriber = operator.subscribers.get(operator.subscribers.test_number(role))
-    assert subscriber is not None and subscriber.ipv4 is not None
-    return subscriber.ipv4
-
-
-def _claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    data: dict[str, Any] = json.loads(decoded)
-    return data
+def _write_diagram(out: Path, hops: list[Hop], story: Story) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "sequence.mmd"
+    participants = [APP, "hub", "hub Telco Finder", "telco-fr", "telco-es", "telco-gb"]
+    path.write_text(mermaid(hops, title="ogsim demo: one application, three operators",
+                            participants=participants))
+    story.say(f"\nsequence diagram (Mermaid): {path}")
+    renderer = shutil.which("mmdc")
+    if renderer is None:
+        story.say("  (install @mermaid-js/mermaid-cli for an SVG, or paste it into "
+                  "https://mermaid.live)")
+        return
+    picture = out / "sequence.svg"
+    try:
+        subprocess.run([renderer, "-i", str(path), "-o", str(picture)], check=True,
+                       capture_output=True, timeout=60)
+        story.say(f"  rendered: {picture}")
+    except (subprocess.SubprocessError, OSError) as error:
+        story.say(f"  rendering failed: {error}")
