@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+_WRITE = re.compile(
+    r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE)\s+(?:OR\s+\w+\s+)?(?:INTO\s+|FROM\s+)?(\w+)",
+    re.IGNORECASE,
+)
 
 
 class Database:
@@ -26,6 +32,7 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
+        self._table_versions: dict[str, int] = {}
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -58,13 +65,35 @@ class Database:
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
         with self._lock:
-            return self._conn.execute(sql, params).rowcount
+            changed = self._conn.execute(sql, params).rowcount
+            self._note_write(sql)
+            return changed
 
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT; returns the new row id."""
         with self._lock:
             row_id = self._conn.execute(sql, params).lastrowid
+            self._note_write(sql)
             return int(row_id or 0)
+
+    def _note_write(self, sql: str) -> None:
+        match = _WRITE.match(sql)
+        if match is not None:
+            table = match.group(1).lower()
+            self._table_versions[table] = self._table_versions.get(table, 0) + 1
+
+    def version(self, *tables: str) -> tuple[int, ...]:
+        """A stamp that changes whenever one of ``tables`` may have changed.
+
+        Writes through this handle bump a per-table counter; ``PRAGMA data_version`` moves when
+        another connection (another replica sharing the file) commits. Read caches compare
+        stamps, so they never serve a row that a revocation has since changed.
+        """
+        with self._lock:
+            external = 0
+            if self.path != ":memory:":
+                external = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+            return (external, *(self._table_versions.get(t, 0) for t in tables))
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         with self._lock:

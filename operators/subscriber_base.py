@@ -180,6 +180,7 @@ class SubscriberBase:
         self._faker = Faker(LOCALES.get(config.country, "en_US"))
         self._faker_lock = threading.Lock()
         self._generate = lru_cache(maxsize=4096)(self._generate_uncached)
+        self._log_cache: dict[str, tuple[tuple[int, ...], list[Change]]] = {}
         db.ensure_schema(SCHEMA)
 
     # -- lookups ---------------------------------------------------------------------------
@@ -246,17 +247,33 @@ class SubscriberBase:
         return self._changes(msisdn, include_scheduled=include_scheduled)
 
     def _changes(self, msisdn: str, *, include_scheduled: bool = False) -> list[Change]:
+        now = self.clock()
+        return [c for c in self._log(msisdn) if include_scheduled or c.effective_at <= now]
+
+    def next_change_after(self, msisdn: str, moment: float) -> float | None:
+        """When the next scheduled change of ``msisdn`` becomes due, if one is scheduled."""
+        due = [c.effective_at for c in self._log(msisdn) if c.effective_at > moment]
+        return min(due) if due else None
+
+    def _log(self, msisdn: str) -> list[Change]:
+        """Every change of ``msisdn``, due or scheduled, read again only after a write."""
+        stamp = self.db.version("subscriber_changes")
+        cached = self._log_cache.get(msisdn)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         rows = self.db.all(
             "SELECT msisdn, kind, payload, effective_at FROM subscriber_changes"
             " WHERE msisdn = ? ORDER BY effective_at, id",
             (msisdn,),
         )
-        now = self.clock()
-        return [
+        log = [
             Change(r["msisdn"], ChangeKind(r["kind"]), json.loads(r["payload"]), r["effective_at"])
             for r in rows
-            if include_scheduled or r["effective_at"] <= now
         ]
+        if len(self._log_cache) >= 65_536:
+            self._log_cache.clear()
+        self._log_cache[msisdn] = (stamp, log)
+        return log
 
     # -- generation ------------------------------------------------------------------------
 

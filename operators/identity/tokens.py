@@ -130,6 +130,7 @@ class TokenService:
         self.keys = keys
         self.clients = clients
         self.consents = consents
+        self._contexts: dict[str, tuple[tuple[int, ...], float, TokenContext]] = {}
         self.subscribers = subscribers
         self.clock = clock
         self.audience = audience
@@ -245,13 +246,35 @@ class TokenService:
             client_id=client_id, scope=tuple(scope.split()), kid=key.kid, raw=claims,
         )
 
+    _GRANT_TABLES = (
+        "identity_access_tokens",
+        "identity_consents",
+        "identity_clients",
+        "subscriber_changes",
+    )
+
     def context(self, claims: AccessTokenClaims) -> TokenContext:
         """Whether a verified token may still be honoured, and on whose behalf.
 
-        Read fresh from the database on every call, so a revocation (of the token, of the
-        consent behind it, a legitimate-interest opt-out, a disabled client) takes effect on
-        the very next check. Raises :class:`TokenContextError`.
+        A revocation (of the token, of the consent behind it, a legitimate-interest opt-out,
+        a disabled client) takes effect on the very next check: the answer is cached only
+        while no table it was read from has been written (by this handle or by another
+        connection, see :meth:`Database.version`), until the consent expires, and until the
+        subscriber's next scheduled change is due. Raises :class:`TokenContextError`.
         """
+        stamp = self.db.version(*self._GRANT_TABLES)
+        now = self.clock()
+        cached = self._contexts.get(claims.jti)
+        if cached is not None and cached[0] == stamp and now < cached[1]:
+            return cached[2]
+        context, valid_until = self._context(claims, now)
+        if len(self._contexts) >= 100_000:
+            self._contexts.clear()
+        self._contexts[claims.jti] = (stamp, valid_until, context)
+        return context
+
+    def _context(self, claims: AccessTokenClaims, now: float) -> tuple[TokenContext, float]:
+        valid_until = float("inf")
         row = self.db.one("SELECT * FROM identity_access_tokens WHERE jti = ?", (claims.jti,))
         if row is None or row["client_id"] != claims.client_id or row["sub"] != claims.sub:
             raise TokenContextError("unknown_token", "token not issued by this operator")
@@ -268,21 +291,28 @@ class TokenService:
         if msisdn is not None and policy is not None:
             if policy.legal_basis is LegalBasis.CONSENT:
                 consent = self.consents.get(row["consent_id"]) if row["consent_id"] else None
-                if consent is None or not consent.active(self.clock()):
+                if consent is None or not consent.active(now):
                     raise TokenContextError("consent_revoked", "consent revoked or expired")
+                if consent.expires_at is not None:
+                    valid_until = consent.expires_at
             elif policy.legal_basis is LegalBasis.LEGITIMATE_INTEREST:
                 subscriber = self.subscribers.get(msisdn)
                 if subscriber is None or subscriber.legitimate_interest_opt_out:
                     raise TokenContextError("opted_out", "the subscriber objected to processing")
         if msisdn is not None and self.subscribers.get(msisdn) is None:
             raise TokenContextError("unknown_subscriber", "the subscriber left this operator")
+        if msisdn is not None:
+            due = self.subscribers.next_change_after(msisdn, now)
+            if due is not None:
+                valid_until = min(valid_until, due)
         scopes = tuple(s for s in json.loads(row["scopes"])
                        if s != OPENID and not s.startswith(PURPOSE_PREFIX))
-        return TokenContext(
+        context = TokenContext(
             client_id=row["client_id"], msisdn=msisdn, purpose=purpose, scopes=scopes,
             jti=row["jti"], sub=row["sub"], grant_type=GrantType(row["grant_type"]),
             consent_id=row["consent_id"],
         )
+        return context, valid_until
 
     # -- revoke and introspect ---------------------------------------------------------------
 
