@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from sim.commands import conformance, demo, operator, serve
+from sim.commands import run as run_command
 from sim.validate import validate
 
 app = typer.Typer(
@@ -18,6 +19,8 @@ app.command("demo")(demo.command)
 app.command("serve")(serve.command)
 app.command("validate")(validate)
 app.command("conformance")(conformance.conformance)
+app.command("run")(run_command.run)
+app.command("schema")(run_command.schema)
 
 
 @app.callback()
