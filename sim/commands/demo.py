@@ -173,24 +173,24 @@ async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[S
                               json={"phoneNumber": UNKNOWN_NUMBER}, headers=fraud))
 
     story.chapter("3. consent on a third operator's handset, then revoked from the phone")
-    subscriber = gb.test_number("approves")
+    consenting = gb.test_number("approves")
     token = await story.oauth(f"{APP} → {hub.id}: client_credentials (service provision)",
                               "ok", app.client_credentials(
                                   f"device-reachability-status:read {SERVICE}"))
     service = {"Authorization": f"Bearer {token['access_token']}"}
-    reachability = {"device": {"phoneNumber": subscriber}}
+    reachability = {"device": {"phoneNumber": consenting}}
     url = f"{hub.api_root}/device-reachability-status/v1/retrieve"
-    await story.api(f"reachability of {subscriber} (telco-gb; consent needed)", 200,
+    await story.api(f"reachability of {consenting} (telco-gb; consent needed)", 200,
                     http.post(url, json=reachability, headers=service))
     issuer = fed.operator("telco-gb").issuer
-    async with fed.device("telco-gb", subscriber) as phone:
+    async with fed.device("telco-gb", consenting) as phone:
         consents = (await phone.get(f"{issuer}/consents")).json()
         active = [c for c in consents if c["status"] == "active"]
         for consent in active:
             await phone.delete(f"{issuer}/consents/{consent['id']}")
-    story.record(f"{subscriber} revokes consent from their phone",
+    story.record(f"{consenting} revokes consent from their phone",
                  f"{len(active)} consent(s) to {hub.id} revoked", time.perf_counter())
-    await story.api(f"reachability of {subscriber} again, same application", 403,
+    await story.api(f"reachability of {consenting} again, same application", 403,
                     http.post(url, json=reachability, headers=service))
 
     story.chapter("4. a data centre of telco-es fails during traffic")

@@ -1,0 +1,215 @@
+"""The aggregator end to end, in one process over ASGI: routing, tokens, errors, settlement.
+
+An application registered only with the hub reaches subscribers of every operator; the hub
+obtains each operator's own token behind the scenes and records each call once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from federation.client import ApplicationClient, Endpoints, new_client_key
+from federation.config import BRAND_NUMBER, PORTED_NUMBER, FederationConfig
+from federation.data_centres import DATA_CENTRE_HEADER
+from federation.federation import Federation, quick_consent, start_federation
+from federation.trusted_issuers import issue_assertion
+
+FRAUD = "dpv:FraudPreventionAndDetection"
+SCOPE = "sim-swap:check location-verification:verify device-reachability-status:read"
+ADMIN = {"Authorization": "Bearer admin-secret"}
+GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+@dataclass
+class World:
+    fed: Federation
+    token: str
+
+    @property
+    def hub(self) -> str:
+        return self.fed.aggregator.api_root
+
+    async def check(self, number: str, correlator: str | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if correlator:
+            headers["x-correlator"] = correlator
+        return await self.fed.http.post(f"{self.hub}/sim-swap/v2/check",
+                                        json={"phoneNumber": number, "maxAge": 24},
+                                        headers=headers)
+
+    def number(self, operator: str, role: str = "approves") -> str:
+        return self.fed.operator(operator).subscribers.test_number(role)
+
+
+@pytest.fixture
+async def world(federation: FederationConfig, tmp_path: Path) -> AsyncIterator[World]:
+    fed = await start_federation(quick_consent(federation), tmp_path, probes=False)
+    app = await fed.register_application("app", SCOPE, [FRAUD, "dpv:ServiceProvision"])
+    token = (await app.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    yield World(fed, token)
+    await fed.stop()
+
+
+async def test_one_application_reaches_every_operator(world: World) -> None:
+    for operator in ("telco-es", "telco-fr", "telco-gb"):
+        response = await world.check(world.number(operator, "recent-swap"))
+        assert response.status_code == 200, response.text
+        assert response.json() == {"swapped": True}
+        sites = {dc.name for dc in world.fed.config.operator(operator).data_centres}
+        assert response.headers[DATA_CENTRE_HEADER] in sites
+    brand = await world.check(BRAND_NUMBER)  # Kite Mobile, through telco-gb's second level
+    assert brand.status_code == 200
+    calls = world.fed.aggregator.settlement.calls()
+    assert [c.operator for c in calls] == ["telco-es", "telco-fr", "telco-gb", "telco-gb"]
+    assert calls[-1].served_as == "kite-gb" and all(c.billable for c in calls)
+    assert {c.application for c in calls} == {"app"}
+
+
+async def test_operator_meters_the_hub_under_the_same_correlator(world: World) -> None:
+    number = world.number("telco-fr")
+    assert (await world.check(number, "corr-1")).status_code == 200
+    assert (await world.check(number, "corr-1")).status_code == 200  # a retry
+    ledger = world.fed.operator("telco-fr").gateway.ledger
+    assert [(e.client_id, e.correlator) for e in ledger.events()] == [("hub", "corr-1")]
+    settled = world.fed.aggregator.settlement.calls("telco-fr")
+    assert len(settled) == 1 and settled[0].correlator == "corr-1"
+    unauthorised = await world.fed.http.get(f"{world.hub}/admin/settlement")
+    assert unauthorised.status_code == 401
+    totals = (await world.fed.http.get(f"{world.hub}/admin/settlement", headers=ADMIN)).json()
+    assert totals == [{"aggregator": "hub", "operator": "telco-fr", "calls": 1, "billable": 1}]
+
+
+async def test_ported_number_served_by_the_operator_it_was_ported_to(world: World) -> None:
+    response = await world.check(PORTED_NUMBER)
+    assert response.status_code == 200, response.text
+    assert response.headers[DATA_CENTRE_HEADER] in ("madrid", "barcelona")
+    assert world.fed.aggregator.settlement.calls()[0].operator == "telco-es"
+    number = "+34620000777"  # Red Azul, outside the federation
+    assert (await world.check(number)).status_code == 404
+    world.fed.port(number, "telco-es")
+    lookups = world.fed.network_ids["ES"].lookups
+    late = await world.check(number)  # SHALLOW misses, the hub asks DEEP
+    assert late.status_code == 200, late.text
+    assert world.fed.network_ids["ES"].lookups > lookups
+    assert world.fed.aggregator.settlement.calls()[-1].operator == "telco-es"
+
+
+@pytest.mark.parametrize("number", ["+4915112345678", "+33700000001", "+34990000001"])
+async def test_number_nobody_serves_is_a_camara_404(world: World, number: str) -> None:
+    response = await world.check(number)
+    assert response.status_code == 404
+    assert response.json()["code"] == "IDENTIFIER_NOT_FOUND"
+
+
+async def test_errors_of_the_application_call(world: World) -> None:
+    url = f"{world.hub}/sim-swap/v2/check"
+    http = world.fed.http
+    assert (await http.post(url, json={"phoneNumber": PORTED_NUMBER})).status_code == 401
+    headers = {"Authorization": f"Bearer {world.token}"}
+    missing = await http.post(url, json={"maxAge": 24}, headers=headers)
+    assert missing.status_code == 422 and missing.json()["code"] == "MISSING_IDENTIFIER"
+    bad = await http.post(url, json={"phoneNumber": "0034600"}, headers=headers)
+    assert bad.status_code == 400 and bad.json()["code"] == "INVALID_ARGUMENT"
+    scope = await http.post(f"{world.hub}/location-verification/v3/verify", headers=headers,
+                            json={"device": {"phoneNumber": PORTED_NUMBER},
+                                  "area": {"areaType": "CIRCLE", "radius": 2000,
+                                           "center": {"latitude": 40, "longitude": -3}}})
+    assert scope.status_code == 403 and scope.json()["code"] == "PERMISSION_DENIED"
+    malformed = await world.check(world.number("telco-fr"), correlator="bad correlator!")
+    assert malformed.status_code == 400, "x-correlator checked as an operator gateway does"
+
+
+async def test_consent_by_ciba_on_the_serving_operator_and_revocation(world: World) -> None:
+    app = await world.fed.register_application("consenting-app", SCOPE,
+                                               ["dpv:ServiceProvision"])
+    token = (await app.client_credentials(
+        "device-reachability-status:read dpv:ServiceProvision"))["access_token"]
+    number = world.number("telco-fr")
+    url = f"{world.hub}/device-reachability-status/v1/retrieve"
+    headers = {"Authorization": f"Bearer {token}"}
+    first = await world.fed.http.post(url, json={"device": {"phoneNumber": number}},
+                                      headers=headers)
+    assert first.status_code == 200, first.text
+    consents = world.fed.operator("telco-fr").identity.consents.for_subscriber(number)
+    assert [c.client_id for c in consents] == ["hub"]
+    world.fed.operator("telco-fr").identity.consents.revoke(consents[0].id, actor="test")
+    after = await world.fed.http.post(url, json={"device": {"phoneNumber": number}},
+                                      headers=headers)
+    assert after.status_code == 403 and after.json()["code"] == "PERMISSION_DENIED"
+    denied = world.number("telco-fr", "denies-consent")
+    refused = await world.fed.http.post(url, json={"device": {"phoneNumber": denied}},
+                                        headers=headers)
+    assert refused.status_code == 403
+
+
+async def test_trust_revocation_at_run_time(world: World) -> None:
+    fr, es = world.number("telco-fr"), world.number("telco-es")
+    assert (await world.check(fr)).status_code == 200
+    fr_root = world.fed.config.operator("telco-fr").api_root
+    revoked = await world.fed.http.post(f"{fr_root}/admin/trust/revoke", json={"issuer": "hub"},
+                                        headers=ADMIN)
+    assert revoked.status_code == 200 and revoked.json()["trusted"] is False
+    cached = await world.check(fr)  # the hub's telco-fr token, issued before: refused
+    assert cached.status_code == 403
+    assert "no longer trusted" in cached.json()["message"]
+    fresh = await world.check(fr)  # a new assertion: refused by the grant
+    assert fresh.status_code == 403
+    assert "refused the aggregator's token request" in fresh.json()["message"]
+    assert (await world.check(es)).status_code == 200, "other operators keep working"
+    await world.fed.http.post(f"{fr_root}/admin/trust/reinstate", json={"issuer": "hub"},
+                              headers=ADMIN)
+    assert (await world.check(fr)).status_code == 200
+
+
+async def test_token_of_one_operator_refused_by_another_unless_federated(world: World) -> None:
+    fed = world.fed
+    es, fr = fed.operator("telco-es"), fed.operator("telco-fr")
+    key = new_client_key()
+    es.identity.register_client({
+        "client_id": "es-app", "client_name": "es app",
+        "jwks": {"keys": [dict(key.as_dict(private=False))]},
+        "grant_types": ["client_credentials"], "scope": "sim-swap:check",
+        "purposes": [FRAUD]})
+    es_app = ApplicationClient("es-app", key, Endpoints.from_metadata(es.identity.metadata()),
+                               fed.http)
+    es_token = (await es_app.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    number = world.number("telco-fr")
+    fr_root = fed.config.operator("telco-fr").api_root
+    foreign = await fed.http.post(f"{fr_root}/sim-swap/v2/check",
+                                  json={"phoneNumber": number},
+                                  headers={"Authorization": f"Bearer {es_token}"})
+    assert foreign.status_code == 401
+    # through the federation: telco-fr trusts telco-es, which presents a signed assertion
+    assertion = issue_assertion(es.identity, party="telco-es",
+                                audience=fr.identity.token_endpoint,
+                                subject=f"tel:{number}", scope=f"sim-swap:check {FRAUD}")
+    exchanged = await fed.http.post(fr.identity.token_endpoint,
+                                    data={"grant_type": GRANT, "assertion": assertion})
+    assert exchanged.status_code == 200, exchanged.text
+    fr_token = exchanged.json()["access_token"]
+    served = await fed.http.post(f"{fr_root}/sim-swap/v2/check", json={},
+                                 headers={"Authorization": f"Bearer {fr_token}"})
+    assert served.status_code == 200, served.text
+    replay = await fed.http.post(fr.identity.token_endpoint,
+                                 data={"grant_type": GRANT, "assertion": assertion})
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    wrong = issue_assertion(es.identity, party="telco-es",
+                            audience=fed.operator("telco-gb").identity.token_endpoint,
+                            subject=f"tel:{number}", scope=f"sim-swap:check {FRAUD}")
+    refused = await fed.http.post(fr.identity.token_endpoint,
+                                  data={"grant_type": GRANT, "assertion": wrong})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    # telco-gb does not trust telco-fr: its assertion is refused there
+    gb = fed.operator("telco-gb")
+    untrusted = issue_assertion(fr.identity, party="telco-fr",
+                                audience=gb.identity.token_endpoint,
+                                subject=f"tel:{world.number('telco-gb')}",
+                                scope=f"sim-swap:check {FRAUD}")
+    answer = await fed.http.post(gb.identity.token_endpoint,
+                                 data={"grant_type": GRANT, "assertion": untrusted})
+    assert answer.status_code == 400

@@ -1,0 +1,66 @@
+"""Active-active data centres in live mode: a site taken down fails calls only inside the
+health-check window, then the GLB routes around it, and back once it recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from federation.config import FederationConfig
+from federation.data_centres import DATA_CENTRE_HEADER
+from federation.federation import running_federation
+from federation.global_load_balancer import HealthPolicy
+
+POLICY = HealthPolicy(interval=0.05, failures_to_down=2, successes_to_up=2)
+ADMIN = {"Authorization": "Bearer admin-secret"}
+FRAUD = "dpv:FraudPreventionAndDetection"
+
+
+async def test_data_centre_failover_with_a_bounded_error_count(
+    federation: FederationConfig, tmp_path: Path
+) -> None:
+    async with running_federation(federation, tmp_path, health=POLICY) as fed:
+        app = await fed.register_application("app", "sim-swap:check", [FRAUD])
+        token = (await app.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        number = fed.operator("telco-es").subscribers.test_number("approves")
+        root = fed.config.operator("telco-es").api_root
+        front = fed.members["telco-es"].front
+
+        async def call() -> tuple[int, str]:
+            response = await fed.http.post(f"{fed.aggregator.api_root}/sim-swap/v2/check",
+                                           json={"phoneNumber": number}, headers=headers)
+            return response.status_code, response.headers.get(DATA_CENTRE_HEADER, "")
+
+        before = {await call() for _ in range(4)}
+        assert before == {(200, "madrid"), (200, "barcelona")}, "both sites serve"
+
+        failed = await fed.http.post(f"{root}/admin/data-centres/madrid/fail", headers=ADMIN)
+        assert failed.status_code == 200
+        down_at = time.monotonic()
+        results: list[tuple[float, int, str]] = []
+        while time.monotonic() - down_at < POLICY.detection_window + 0.4:
+            status, site = await call()
+            results.append((time.monotonic() - down_at, status, site))
+            await asyncio.sleep(0.005)
+        errors = [t for t, status, _ in results if status != 200]
+        bound = POLICY.detection_window + POLICY.interval + 0.1  # plus one probe's slack
+        assert all(t <= bound for t in errors), (errors, bound)
+        inside = [r for r in results if r[0] <= bound]
+        assert len(errors) <= len(inside) // 2 + 1, "at most madrid's share of the window"
+        assert all(site == "barcelona" and status == 200
+                   for t, status, site in results if t > bound)
+        assert not front.glb.health.is_up("madrid")
+        # tokens, clients and replay state live in the shared database: barcelona knew them
+
+        await fed.http.post(f"{root}/admin/data-centres/madrid/recover", headers=ADMIN)
+        deadline = time.monotonic() + 5
+        while not front.glb.health.is_up("madrid") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        after = {await call() for _ in range(4)}
+        assert after == {(200, "madrid"), (200, "barcelona")}, "back in rotation"
+        status = (await fed.http.get(f"{root}/admin/data-centres", headers=ADMIN)).json()
+        assert {s["name"]: s["inRotation"] for s in status} == {"madrid": True,
+                                                               "barcelona": True}
+        assert (await fed.http.get(f"{root}/admin/data-centres")).status_code == 401

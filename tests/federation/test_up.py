@@ -1,0 +1,95 @@
+"""``ogsim up``: three operator processes and the aggregator on loopback ports, a call
+through them with the descriptor's credentials, and a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from joserfc.jwk import ECKey
+
+from federation.client import ApplicationClient
+from federation.config import PORTED_NUMBER
+
+
+def free_base_port(count: int = 4) -> int:
+    """A base port with ``count`` free ports after it (checked, not reserved)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65000:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port range")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
+    path = tmp_path / "federation.json"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sim.commands.up", "--descriptor", str(path),
+         "--base-port", str(free_base_port()), "--run-dir", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            if up.poll() is not None or time.monotonic() > deadline:
+                output = up.stdout.read().decode() if up.stdout else ""
+                pytest.fail(f"ogsim up did not write its descriptor: {output[-2000:]}")
+            time.sleep(0.2)
+        time.sleep(0.1)
+        described = json.loads(path.read_text())
+        pids = [o["pid"] for o in described["operators"]] + [described["aggregator"]["pid"]]
+        assert len(pids) == 4 and all(alive(pid) for pid in pids)
+        assert len({o["issuer"] for o in described["operators"]}) == 3
+
+        application = described["application"]
+        async with httpx.AsyncClient(timeout=10) as http:
+            client = await ApplicationClient.discover(
+                application["clientId"], ECKey.import_key(application["privateJwk"]),
+                application["issuer"], http)
+            token = (await client.client_credentials(
+                "sim-swap:check dpv:FraudPreventionAndDetection"))["access_token"]
+            url = described["aggregator"]["apiRoot"] + "/sim-swap/v2/check"
+            headers = {"Authorization": f"Bearer {token}"}
+            for operator in described["operators"]:
+                number = operator["testNumbers"]["recent-swap"]
+                response = await http.post(url, json={"phoneNumber": number}, headers=headers)
+                assert response.status_code == 200, (operator["id"], response.text)
+                assert response.json() == {"swapped": True}
+            ported = await http.post(url, json={"phoneNumber": PORTED_NUMBER}, headers=headers)
+            assert ported.status_code == 200, ported.text
+            settlement = await http.get(described["aggregator"]["settlement"],
+                                        headers={"Authorization": "Bearer admin-secret"})
+            assert {r["operator"]: r["billable"] for r in settlement.json()} == {
+                "telco-es": 2, "telco-fr": 1, "telco-gb": 1}
+
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=30) == 0
+        assert not [pid for pid in pids if alive(pid)], "every party process stopped"
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
