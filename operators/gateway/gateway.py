@@ -8,6 +8,8 @@ to echo ``x-correlator`` on every answer and to meter each successful call exact
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -18,14 +20,14 @@ from fastapi import Request
 
 from operators.camara.context import CallContext
 from operators.config import Plan
-from operators.errors import CamaraError
+from operators.errors import CamaraError, unavailable
 from operators.policies import NoThrottle, ThrottlePolicy
 from operators.types import Clock
 
 from .authentication import BearerAuthenticator
 from .authorization import TokenAuthorizer
 from .correlator import HEADER, correlator_for
-from .metering import UsageEvent, UsageLedger
+from .metering import GroupCommit, UsageEvent, UsageLedger
 from .metrics import GatewayMetrics
 from .subscriptions import PlanSubscriptions
 from .threat_protection import ThreatLimits, inspect_body
@@ -37,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+log = logging.getLogger("ogsim.gateway")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class Gateway:
         self.authorizer = authorizer
         self.subscriptions = subscriptions
         self.ledger = ledger
+        self.commits = GroupCommit(ledger)
         self.metrics = metrics
         self.throttle: ThrottlePolicy = throttle if throttle is not None else NoThrottle()
         self.limits = limits or ThreatLimits()
@@ -103,10 +107,10 @@ class Gateway:
         request.state.call = MeteredCall(context, api, operation, plan)
         return context
 
-    def meter(self, call: MeteredCall, status: int) -> bool:
+    async def meter(self, call: MeteredCall, status: int) -> bool:
         """Record one usage event for a successful call; a repeated correlator counts once."""
         context = call.context
-        return self.ledger.record(
+        return await self.commits.record(
             UsageEvent(
                 client_id=context.client_id,
                 correlator=context.correlator or "",
@@ -147,7 +151,12 @@ class GatewayMiddleware:
         started = time.perf_counter()
         gateway = self.gateway
 
+        replaced = False
+
         async def send_with_policies(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the answer was replaced by an error; drop the original body
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
@@ -157,7 +166,15 @@ class GatewayMiddleware:
                 call = state.get("call")
                 if isinstance(call, MeteredCall):
                     if 200 <= status < 300:
-                        gateway.meter(call, status)
+                        try:
+                            await gateway.meter(call, status)
+                        except Exception:
+                            log.exception("metering failed; the call is answered 503")
+                            replaced = True
+                            await _send_error(
+                                send, unavailable("The call could not be metered."), correlator
+                            )
+                            return
                     gateway.metrics.observe(
                         call.api, call.operation, status, time.perf_counter() - started
                     )
@@ -177,10 +194,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def _send_error(send: Send, error: CamaraError) -> None:
-    import json
-
+async def _send_error(send: Send, error: CamaraError, correlator: str | None = None) -> None:
     body = json.dumps(error.body()).encode()
+    extra = [(b"x-correlator", correlator.encode())] if correlator else []
     await send(
         {
             "type": "http.response.start",

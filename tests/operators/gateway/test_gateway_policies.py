@@ -146,3 +146,10 @@ async def test_unknown_path_and_method_are_camara_errors(harness: Harness) -> No
     assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
     wrong = await harness.http.get("/sim-swap/v2/check")
     assert wrong.status_code == 405 and wrong.json()["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_a_call_that_cannot_be_metered_is_not_acknowledged(harness: Harness) -> None:
+    token = await harness.three_legged()
+    harness.operator.gateway.ledger.db.execute("DROP TABLE usage_events")
+    response = await harness.check(token)
+    assert response.status_code == 503 and response.json()["code"] == "UNAVAILABLE"

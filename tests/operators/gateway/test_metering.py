@@ -41,3 +41,41 @@ def test_outbox_publishes_each_event_and_survives_restart(tmp_path: Path) -> Non
     reopened = UsageLedger(Database(path))
     assert [e.correlator for e in reopened.unpublished()] == ["c-2"]
     assert len(reopened.events("app-1")) == 3
+
+
+async def test_group_commit_batches_concurrent_events_and_reports_each() -> None:
+    import asyncio
+
+    from operators.gateway.metering import GroupCommit
+
+    db = Database()
+    ledger = UsageLedger(db)
+    commits = GroupCommit(ledger)
+    transactions = 0
+    original = db.transaction
+
+    def counting_transaction():  # type: ignore[no-untyped-def]
+        nonlocal transactions
+        transactions += 1
+        return original()
+
+    db.transaction = counting_transaction  # type: ignore[method-assign]
+    outcomes = await asyncio.gather(*(commits.record(event(f"g-{i % 5}")) for i in range(10)))
+    assert outcomes.count(True) == 5 and outcomes.count(False) == 5
+    assert transactions == 1
+    assert len(ledger.events()) == 5
+
+
+async def test_group_commit_failure_reaches_every_waiter() -> None:
+    import asyncio
+
+    from operators.gateway.metering import GroupCommit
+
+    db = Database()
+    ledger = UsageLedger(db)
+    db.close()
+    commits = GroupCommit(ledger)
+    results = await asyncio.gather(
+        commits.record(event("x-1")), commits.record(event("x-2")), return_exceptions=True
+    )
+    assert all(isinstance(r, Exception) for r in results)
