@@ -131,8 +131,18 @@ class SettlementLedger:
             " ON CONFLICT (application, correlator) DO UPDATE SET status = excluded.status,"
             " billable = 1, operator = excluded.operator, served_as = excluded.served_as,"
             " at = excluded.at WHERE aggregator_settlement.billable = 0 AND excluded.billable = 1",
-            (call.application, call.correlator, call.operator, call.served_as, call.api,
-             call.operation, call.status, int(call.billable), call.at))
+            (
+                call.application,
+                call.correlator,
+                call.operator,
+                call.served_as,
+                call.api,
+                call.operation,
+                call.status,
+                int(call.billable),
+                call.at,
+            ),
+        )
         return changed == 1
 
     def calls(self, operator: str | None = None) -> list[SettledCall]:
@@ -141,15 +151,27 @@ class SettlementLedger:
         if operator is not None:
             sql += " WHERE operator = ?"
             params = (operator,)
-        return [SettledCall(r["application"], r["correlator"], r["operator"], r["served_as"],
-                            r["api"], r["operation"], r["status"], bool(r["billable"]), r["at"])
-                for r in self.db.all(sql + " ORDER BY at, correlator", params)]
+        return [
+            SettledCall(
+                r["application"],
+                r["correlator"],
+                r["operator"],
+                r["served_as"],
+                r["api"],
+                r["operation"],
+                r["status"],
+                bool(r["billable"]),
+                r["at"],
+            )
+            for r in self.db.all(sql + " ORDER BY at, correlator", params)
+        ]
 
     def totals(self) -> dict[str, dict[str, int]]:
         """Per partner operator: calls answered, billable calls, per application too."""
         rows = self.db.all(
             "SELECT operator, application, COUNT(*) AS calls, SUM(billable) AS billable"
-            " FROM aggregator_settlement GROUP BY operator, application ORDER BY operator")
+            " FROM aggregator_settlement GROUP BY operator, application ORDER BY operator"
+        )
         totals: dict[str, dict[str, int]] = {}
         for row in rows:
             entry = totals.setdefault(row["operator"], {"calls": 0, "billable": 0})
@@ -184,19 +206,24 @@ def _device_target(body: dict[str, Any]) -> tuple[Target, str]:
             try:
                 target = Target.model_validate({"ipv4Address": ipv4})
             except ValidationError as error:
-                raise CamaraError(400, "INVALID_ARGUMENT",
-                                  "device.ipv4Address is not valid.") from error
+                raise CamaraError(
+                    400, "INVALID_ARGUMENT", "device.ipv4Address is not valid."
+                ) from error
             return target, f"ipport:{ipv4['publicAddress']}"
         if number is None and device.get("ipv6Address"):
-            raise CamaraError(422, "UNSUPPORTED_IDENTIFIER",
-                              "The aggregator routes devices by phone number or IPv4 address.")
+            raise CamaraError(
+                422,
+                "UNSUPPORTED_IDENTIFIER",
+                "The aggregator routes devices by phone number or IPv4 address.",
+            )
     if number is None:
         raise CamaraError(422, "MISSING_IDENTIFIER", "The device cannot be identified.")
     try:
         target = Target.model_validate({"phoneNumber": number})
     except ValidationError as error:
-        raise CamaraError(400, "INVALID_ARGUMENT",
-                          "phoneNumber must be an E.164 number like +34600000001.") from error
+        raise CamaraError(
+            400, "INVALID_ARGUMENT", "phoneNumber must be an E.164 number like +34600000001."
+        ) from error
     return target, f"tel:{number}"
 
 
@@ -209,9 +236,12 @@ def _refusal(operator: str, error: OAuthClientError) -> CamaraError:
         return CamaraError(503, "UNAVAILABLE", f"{operator}'s authorization server failed.")
     if error.error == "unknown_user_id" or "unknown subject" in error.description:
         return CamaraError(404, "IDENTIFIER_NOT_FOUND", "Device identifier not found.")
-    return CamaraError(403, "PERMISSION_DENIED",
-                       f"{operator} refused the aggregator's token request: "
-                       f"{error.error} {error.description}".rstrip())
+    return CamaraError(
+        403,
+        "PERMISSION_DENIED",
+        f"{operator} refused the aggregator's token request: "
+        f"{error.error} {error.description}".rstrip(),
+    )
 
 
 class Aggregator:
@@ -236,9 +266,9 @@ class Aggregator:
         self.clock = clock
         self.tracer = tracer
         self.db = Database(identity_config.storage)
-        self.identity = IdentityServer(identity_config, self.db,
-                                       SubscriberBase(identity_config, self.db, clock=clock),
-                                       clock)
+        self.identity = IdentityServer(
+            identity_config, self.db, SubscriberBase(identity_config, self.db, clock=clock), clock
+        )
         self.authenticator = BearerAuthenticator(self.identity, clock)
         self.authorizer = TokenAuthorizer(self.identity)
         self.settlement = SettlementLedger(self.db)
@@ -276,25 +306,34 @@ class Aggregator:
                 try:
                     reply = await partner.client.client_credentials(TELCO_ROUTING_SCOPE)
                     tables[operator.id] = await fetch_routing_table(
-                        self.http, operator.api_root + "/telco-routing/v1/routing",
-                        reply["access_token"])
+                        self.http,
+                        operator.api_root + "/telco-routing/v1/routing",
+                        reply["access_token"],
+                    )
                     break
                 except (OAuthClientError, httpx.HTTPError):
                     if time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.2)
-        network_id = {c.code: HttpNetworkId(self.http, c.network_id_url)
-                      for c in self.federation.countries if c.portability and c.network_id_url}
+        network_id = {
+            c.code: HttpNetworkId(self.http, c.network_id_url)
+            for c in self.federation.countries
+            if c.portability and c.network_id_url
+        }
         self.finder = TelcoFinder.for_federation(
-            self.federation, tables, network_id=network_id,
-            second_level=HttpSecondLevelFinder(self.http, self._finder_token))
+            self.federation,
+            tables,
+            network_id=network_id,
+            second_level=HttpSecondLevelFinder(self.http, self._finder_token),
+        )
         self.ready = True
 
     async def _partner(self, operator: FederatedOperator, deadline: float) -> Partner:
         while True:
             try:
                 response = await self.http.get(
-                    operator.issuer_url.rstrip("/") + "/.well-known/openid-configuration")
+                    operator.issuer_url.rstrip("/") + "/.well-known/openid-configuration"
+                )
                 response.raise_for_status()
                 endpoints = Endpoints.from_metadata(response.json())
                 break
@@ -302,13 +341,15 @@ class Aggregator:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-        client = ApplicationClient(self.id, None, endpoints, self.http, clock=self.clock,
-                                   signer=self.sign)
+        client = ApplicationClient(
+            self.id, None, endpoints, self.http, clock=self.clock, signer=self.sign
+        )
         return Partner(operator, client)
 
     async def _finder_token(self, url: str) -> str | None:
-        partner = next((p for p in self.partners.values()
-                        if url.startswith(p.config.api_root)), None)
+        partner = next(
+            (p for p in self.partners.values() if url.startswith(p.config.api_root)), None
+        )
         if partner is None:
             return None
         reply = await partner.client.client_credentials(TELCO_FINDER_SCOPE)
@@ -346,56 +387,82 @@ class Aggregator:
             except CamaraError as error:
                 if error.status == 404 and mode == "SHALLOW" and target.phone_number:
                     continue
-                self._settle(application, correlator, partner, answer, api, operation,
-                             error.status)
+                self._settle(application, correlator, partner, answer, api, operation, error.status)
                 raise
-            response = await self._call(partner, method, template, _without_device(body),
-                                         token, correlator)
+            response = await self._call(
+                partner, method, template, _without_device(body), token, correlator
+            )
             if response.status_code in (401, 403):
                 self._tokens.pop((partner.config.id, subject, scope), None)
-            if (response.status_code == 404 and mode == "SHALLOW" and target.phone_number
-                    and _code(response) == "IDENTIFIER_NOT_FOUND"):
+            if (
+                response.status_code == 404
+                and mode == "SHALLOW"
+                and target.phone_number
+                and _code(response) == "IDENTIFIER_NOT_FOUND"
+            ):
                 continue
             break
         assert response is not None and answer is not None
-        self._settle(application, correlator, partner, answer, api, operation,
-                     response.status_code)
+        self._settle(application, correlator, partner, answer, api, operation, response.status_code)
         headers = {HEADER: correlator}
         site = response.headers.get(DATA_CENTRE_HEADER)
         if site:
             headers[DATA_CENTRE_HEADER] = site
-        return Response(response.content, status_code=response.status_code, headers=headers,
-                        media_type=response.headers.get("content-type", "application/json"))
+        return Response(
+            response.content,
+            status_code=response.status_code,
+            headers=headers,
+            media_type=response.headers.get("content-type", "application/json"),
+        )
 
     async def _find(self, target: Target, mode: SearchMode) -> SearchAnswer:
         assert self.finder is not None, "the aggregator has not started"
         started = time.perf_counter()
-        request = SearchRequest(target=target, includeApiRoot=True,
-                                includeAuthProviderConfiguration=True,
-                                portabilitySearchMode=mode)
+        request = SearchRequest(
+            target=target,
+            includeApiRoot=True,
+            includeAuthProviderConfiguration=True,
+            portabilitySearchMode=mode,
+        )
         try:
             answer = await self.finder.search(request)
         except CamaraError as error:
-            self.tracer(Hop(self.id, f"{self.id} Telco Finder",
-                            f"search {target.describe()} ({mode})", f"{error.status}",
-                            _ms(started), "nobody serves it"))
+            self.tracer(
+                Hop(
+                    self.id,
+                    f"{self.id} Telco Finder",
+                    f"search {target.describe()} ({mode})",
+                    f"{error.status}",
+                    _ms(started),
+                    "nobody serves it",
+                )
+            )
             if error.status == 404:
-                raise CamaraError(404, "IDENTIFIER_NOT_FOUND",
-                                  "No operator of the federation serves this device.") from error
+                raise CamaraError(
+                    404, "IDENTIFIER_NOT_FOUND", "No operator of the federation serves this device."
+                ) from error
             raise
-        self.tracer(Hop(self.id, f"{self.id} Telco Finder",
-                        f"search {target.describe()} ({mode})", answer.operator_id,
-                        _ms(started)))
+        self.tracer(
+            Hop(
+                self.id,
+                f"{self.id} Telco Finder",
+                f"search {target.describe()} ({mode})",
+                answer.operator_id,
+                _ms(started),
+            )
+        )
         return answer
 
     def _partner_for(self, answer: SearchAnswer) -> Partner:
         for partner in self.partners.values():
             config = partner.config
             if answer.operator_id == config.id or (
-                    answer.auth_provider_configuration == config.auth_provider_configuration):
+                answer.auth_provider_configuration == config.auth_provider_configuration
+            ):
                 return partner
-        raise CamaraError(503, "UNAVAILABLE",
-                          f"{answer.operator_id} serves this device but is not a partner.")
+        raise CamaraError(
+            503, "UNAVAILABLE", f"{answer.operator_id} serves this device but is not a partner."
+        )
 
     async def _token(self, partner: Partner, subject: str, scope: str, purpose: str) -> str:
         operator = partner.config
@@ -412,43 +479,94 @@ class Aggregator:
             else:
                 reply = await partner.client.jwt_bearer(subject, scope)
         except OAuthClientError as error:
-            self.tracer(Hop(self.id, operator.id, _grant_text(consent, subject),
-                            f"{error.status} {error.error}", _ms(started)))
+            self.tracer(
+                Hop(
+                    self.id,
+                    operator.id,
+                    _grant_text(consent, subject),
+                    f"{error.status} {error.error}",
+                    _ms(started),
+                )
+            )
             raise _refusal(operator.id, error) from error
         except httpx.TransportError as error:
             raise CamaraError(503, "UNAVAILABLE", f"{operator.id} is unreachable.") from error
-        self.tracer(Hop(self.id, operator.id, _grant_text(consent, subject), "200 token",
-                        _ms(started),
-                        "the subscriber's handset approved" if consent else ""))
+        self.tracer(
+            Hop(
+                self.id,
+                operator.id,
+                _grant_text(consent, subject),
+                "200 token",
+                _ms(started),
+                "the subscriber's handset approved" if consent else "",
+            )
+        )
         token = str(reply["access_token"])
         lifetime = float(reply.get("expires_in", 60))
         self._tokens[key] = _CachedToken(token, self.clock() + lifetime - TOKEN_MARGIN)
         return token
 
-    async def _call(self, partner: Partner, method: str, template: str, body: dict[str, Any],
-                    token: str, correlator: str) -> httpx.Response:
+    async def _call(
+        self,
+        partner: Partner,
+        method: str,
+        template: str,
+        body: dict[str, Any],
+        token: str,
+        correlator: str,
+    ) -> httpx.Response:
         operator = partner.config
         started = time.perf_counter()
         try:
             response = await self.http.request(
-                method, operator.api_root + template, json=body,
-                headers={"Authorization": f"Bearer {token}", HEADER: correlator})
+                method,
+                operator.api_root + template,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", HEADER: correlator},
+            )
         except httpx.TransportError as error:
-            self.tracer(Hop(self.id, operator.id, f"{method} {template}", "unreachable",
-                            _ms(started)))
+            self.tracer(
+                Hop(self.id, operator.id, f"{method} {template}", "unreachable", _ms(started))
+            )
             raise CamaraError(503, "UNAVAILABLE", f"{operator.id} is unreachable.") from error
         site = response.headers.get(DATA_CENTRE_HEADER)
         code = _code(response)
         status = f"{response.status_code}" + (f" {code}" if code else "")
-        self.tracer(Hop(self.id, operator.id, f"{method} {template}", status, _ms(started),
-                        f"served in {site}" if site else ""))
+        self.tracer(
+            Hop(
+                self.id,
+                operator.id,
+                f"{method} {template}",
+                status,
+                _ms(started),
+                f"served in {site}" if site else "",
+            )
+        )
         return response
 
-    def _settle(self, application: str, correlator: str, partner: Partner,
-                answer: SearchAnswer, api: str, operation: str, status: int) -> None:
-        self.settlement.record(SettledCall(
-            application, correlator, partner.config.id, answer.operator_id, api, operation,
-            status, 200 <= status < 300, self.clock()))
+    def _settle(
+        self,
+        application: str,
+        correlator: str,
+        partner: Partner,
+        answer: SearchAnswer,
+        api: str,
+        operation: str,
+        status: int,
+    ) -> None:
+        self.settlement.record(
+            SettledCall(
+                application,
+                correlator,
+                partner.config.id,
+                answer.operator_id,
+                api,
+                operation,
+                status,
+                200 <= status < 300,
+                self.clock(),
+            )
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -489,8 +607,10 @@ def create_aggregator_app(
     national Network Id services under ``ogsim up``.
     """
     config = aggregator.config
-    app = FastAPI(title=f"{config.display_name} ({config.id})",
-                  description="An ogsim aggregator: one entry point for every operator.")
+    app = FastAPI(
+        title=f"{config.display_name} ({config.id})",
+        description="An ogsim aggregator: one entry point for every operator.",
+    )
     install_camara_error_handlers(app)
     identity_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_oauth_error_handlers(identity_app)
@@ -498,41 +618,63 @@ def create_aggregator_app(
     app.mount(_path(aggregator.identity.issuer), identity_app)
 
     for method, template in FORWARDED:
-        app.add_api_route(template, _forwarder(aggregator, method, template), methods=[method],
-                          name=template)
+        app.add_api_route(
+            template, _forwarder(aggregator, method, template), methods=[method], name=template
+        )
 
     class _Finder:
         async def search(self, request: SearchRequest) -> SearchAnswer:
             assert aggregator.finder is not None
             return await aggregator.finder.search(request)
 
-    app.include_router(build_telco_finder_router(
-        _Finder(), BearerProtection(aggregator.identity, TELCO_FINDER_SCOPE)))
-    admin = APIRouter(prefix="/admin", tags=["admin"],
-                      dependencies=[Depends(admin_guard(config.admin_secret))])
+    app.include_router(
+        build_telco_finder_router(
+            _Finder(), BearerProtection(aggregator.identity, TELCO_FINDER_SCOPE)
+        )
+    )
+    admin = APIRouter(
+        prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(config.admin_secret))]
+    )
 
     @admin.get("/settlement")
     def settlement() -> list[dict[str, Any]]:
-        return [{"aggregator": config.id, "operator": operator, **numbers}
-                for operator, numbers in aggregator.settlement.totals().items()]
+        return [
+            {"aggregator": config.id, "operator": operator, **numbers}
+            for operator, numbers in aggregator.settlement.totals().items()
+        ]
 
     @admin.get("/settlement/{operator}")
     def settlement_of(operator: str) -> dict[str, Any]:
         calls = aggregator.settlement.calls(operator)
-        return {"aggregator": config.id, "operator": operator, "calls": len(calls),
-                "billable": sum(c.billable for c in calls),
-                "records": [{"application": c.application, "correlator": c.correlator,
-                             "servedAs": c.served_as, "api": c.api, "operation": c.operation,
-                             "status": c.status, "billable": c.billable, "at": c.at}
-                            for c in calls]}
+        return {
+            "aggregator": config.id,
+            "operator": operator,
+            "calls": len(calls),
+            "billable": sum(c.billable for c in calls),
+            "records": [
+                {
+                    "application": c.application,
+                    "correlator": c.correlator,
+                    "servedAs": c.served_as,
+                    "api": c.api,
+                    "operation": c.operation,
+                    "status": c.status,
+                    "billable": c.billable,
+                    "at": c.at,
+                }
+                for c in calls
+            ],
+        }
 
     app.include_router(admin)
 
     @app.get("/health")
     def health() -> JSONResponse:
         status = "UP" if aggregator.ready else "STARTING"
-        return JSONResponse({"status": status, "aggregator": config.id},
-                            status_code=200 if aggregator.ready else 503)
+        return JSONResponse(
+            {"status": status, "aggregator": config.id},
+            status_code=200 if aggregator.ready else 503,
+        )
 
     for prefix, router in (extra_routers or {}).items():
         app.include_router(router, prefix=prefix)

@@ -36,13 +36,21 @@ DATA_CENTRE_HEADER = "x-ogsim-data-centre"
 ADMIN_PREFIX = "/admin/data-centres"
 
 
-async def _json(send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
-                ) -> None:
+async def _json(
+    send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -64,8 +72,11 @@ class DataCentreSite:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not self.available:
             self.failed += 1
-            await _json(send, 503, _unavailable(
-                f"data centre {self.name} of {self.operator_id} is unreachable"))
+            await _json(
+                send,
+                503,
+                _unavailable(f"data centre {self.name} of {self.operator_id} is unreachable"),
+            )
             return
         if scope["type"] == "http":
             self.served += 1
@@ -83,10 +94,18 @@ class DataCentreSite:
                 status.append(int(message["status"]))
 
         scope: Scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": "/health", "raw_path": b"/health", "query_string": b"",
-            "root_path": "", "headers": [(b"host", b"glb-probe")],
-            "client": ("127.0.0.1", 1), "server": ("glb", 80),
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/health",
+            "raw_path": b"/health",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"glb-probe")],
+            "client": ("127.0.0.1", 1),
+            "server": ("glb", 80),
         }
         try:
             await asyncio.wait_for(self(scope, receive, send), timeout)
@@ -127,9 +146,14 @@ class LoadBalancedFront:
             change = self.glb.record_check(name, healthy)
             if change is not None:
                 verb = "back in rotation" if change.up else "out of rotation"
-                self.tracer(Hop(f"{self.operator_id} GLB", f"{self.operator_id} GLB",
-                                f"{name} {verb}",
-                                note=f"after {'successful' if change.up else 'failed'} probes"))
+                self.tracer(
+                    Hop(
+                        f"{self.operator_id} GLB",
+                        f"{self.operator_id} GLB",
+                        f"{name} {verb}",
+                        note=f"after {'successful' if change.up else 'failed'} probes",
+                    )
+                )
 
     async def _probe_forever(self) -> None:
         while True:
@@ -141,7 +165,8 @@ class LoadBalancedFront:
         """Start the probe loop on the running event loop (idempotent)."""
         if self._probes is None:
             self._probes = asyncio.get_running_loop().create_task(
-                self._probe_forever(), name=f"glb-probes-{self.operator_id}")
+                self._probe_forever(), name=f"glb-probes-{self.operator_id}"
+            )
 
     async def stop(self) -> None:
         if self._probes is not None:
@@ -153,11 +178,17 @@ class LoadBalancedFront:
     # -- data centre control ------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        return [{"name": name, "available": site.available,
-                 "inRotation": self.glb.health.is_up(name),
-                 "routed": self.glb.routed.get(name, 0), "served": site.served,
-                 "failedWhileDown": site.failed}
-                for name, site in self.sites.items()]
+        return [
+            {
+                "name": name,
+                "available": site.available,
+                "inRotation": self.glb.health.is_up(name),
+                "routed": self.glb.routed.get(name, 0),
+                "served": site.served,
+                "failedWhileDown": site.failed,
+            }
+            for name, site in self.sites.items()
+        ]
 
     def fail(self, name: str) -> None:
         self.sites[name].available = False
@@ -185,18 +216,28 @@ class LoadBalancedFront:
 
         async def tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []),
-                                      (DATA_CENTRE_HEADER.encode(), name.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (DATA_CENTRE_HEADER.encode(), name.encode()),
+                ]
             await send(message)
 
         await self.sites[name](scope, receive, tagged)
 
     async def _admin(self, scope: Scope, send: Send) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
+        headers = {
+            k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+        }
         if not is_admin(headers.get("authorization"), self.admin_secret):
-            await _json(send, 401, {"status": 401, "code": "UNAUTHENTICATED",
-                                    "message": "operator administrator credentials required"})
+            await _json(
+                send,
+                401,
+                {
+                    "status": 401,
+                    "code": "UNAUTHENTICATED",
+                    "message": "operator administrator credentials required",
+                },
+            )
             return
         parts = scope["path"].removeprefix(ADMIN_PREFIX).strip("/").split("/")
         method = scope["method"]
@@ -206,12 +247,20 @@ class LoadBalancedFront:
         if len(parts) == 2 and method == "POST" and parts[1] in ("fail", "recover"):
             name, action = parts
             if name not in self.sites:
-                await _json(send, 404, {"status": 404, "code": "NOT_FOUND",
-                                        "message": f"no data centre {name!r}"})
+                await _json(
+                    send,
+                    404,
+                    {"status": 404, "code": "NOT_FOUND", "message": f"no data centre {name!r}"},
+                )
                 return
             (self.fail if action == "fail" else self.recover)(name)
-            self.tracer(Hop("admin", f"{self.operator_id} {name}",
-                            f"data centre {'fails' if action == 'fail' else 'recovers'}"))
+            self.tracer(
+                Hop(
+                    "admin",
+                    f"{self.operator_id} {name}",
+                    f"data centre {'fails' if action == 'fail' else 'recovers'}",
+                )
+            )
             await _json(send, 200, {"name": name, "available": self.sites[name].available})
             return
         await _json(send, 404, {"status": 404, "code": "NOT_FOUND", "message": "no such route"})

@@ -81,13 +81,19 @@ class Federation:
         response = await self.http.post(
             f"{self.aggregator.identity.issuer}/admin/clients",
             headers={"Authorization": f"Bearer {config.admin_secret}"},
-            json={"client_id": client_id, "client_name": name or client_id,
-                  "jwks": {"keys": [dict(key.as_dict(private=False))]},
-                  "grant_types": list(APPLICATION_GRANTS), "scope": scope,
-                  "purposes": purposes})
+            json={
+                "client_id": client_id,
+                "client_name": name or client_id,
+                "jwks": {"keys": [dict(key.as_dict(private=False))]},
+                "grant_types": list(APPLICATION_GRANTS),
+                "scope": scope,
+                "purposes": purposes,
+            },
+        )
         response.raise_for_status()
-        return await ApplicationClient.discover(client_id, key, self.aggregator.identity.issuer,
-                                                self.http)
+        return await ApplicationClient.discover(
+            client_id, key, self.aggregator.identity.issuer, self.http
+        )
 
     async def stop(self) -> None:
         for member in self.members.values():
@@ -130,14 +136,25 @@ async def start_federation(
     members: dict[str, MemberOperator] = {}
     for operator in config.operators:
         member = MemberOperator.build(
-            config, operator.id, http, storage=str(storage_dir / f"{operator.id}.sqlite3"),
-            clock=clock, health=health, tracer=tracer)
+            config,
+            operator.id,
+            http,
+            storage=str(storage_dir / f"{operator.id}.sqlite3"),
+            clock=clock,
+            health=health,
+            tracer=tracer,
+        )
         network.add(member.api_root, member.front)
         members[operator.id] = member
     aggregator_config = config.aggregators[0]
-    aggregator = Aggregator(aggregator_config, config, http, clock=clock,
-                            storage=str(storage_dir / f"{aggregator_config.id}.sqlite3"),
-                            tracer=tracer)
+    aggregator = Aggregator(
+        aggregator_config,
+        config,
+        http,
+        clock=clock,
+        storage=str(storage_dir / f"{aggregator_config.id}.sqlite3"),
+        tracer=tracer,
+    )
     network.add(aggregator.api_root, create_aggregator_app(aggregator))
     portability = PortabilityDatabase(config, clock=clock)
     services, apps = network_id_apps(config, portability)
@@ -155,8 +172,10 @@ def quick_consent(config: FederationConfig) -> FederationConfig:
     A handset that approves at once then answers on the first poll instead of after the
     default two-second interval; nothing else changes.
     """
-    operators = tuple(o.model_copy(update={"lifetimes": o.lifetimes.model_copy(
-        update={"ciba_interval": 0})}) for o in config.operators)
+    operators = tuple(
+        o.model_copy(update={"lifetimes": o.lifetimes.model_copy(update={"ciba_interval": 0})})
+        for o in config.operators
+    )
     return config.model_copy(update={"operators": operators})
 
 

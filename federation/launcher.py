@@ -48,8 +48,10 @@ from .portability import PortabilityDatabase
 READY_PATH = "/federation/ready"
 HOST = "127.0.0.1"
 DEMO_APPLICATION = "demo-app"
-DEMO_SCOPE = ("sim-swap:check sim-swap:retrieve-date location-verification:verify "
-              "device-reachability-status:read device-roaming-status:read")
+DEMO_SCOPE = (
+    "sim-swap:check sim-swap:retrieve-date location-verification:verify "
+    "device-reachability-status:read device-roaming-status:read"
+)
 DEMO_PURPOSES = ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"]
 
 
@@ -62,14 +64,16 @@ def localize(config: FederationConfig, base_port: int, host: str = HOST) -> Fede
         port += 1
     aggregators = []
     for aggregator in config.aggregators:
-        aggregators.append(aggregator.model_copy(
-            update={"issuer": f"http://{host}:{port}/oauth"}))
+        aggregators.append(aggregator.model_copy(update={"issuer": f"http://{host}:{port}/oauth"}))
         port += 1
     countries = tuple(
-        c.model_copy(update={"network_id_url":
-                             f"{aggregators[0].api_root}/countries/{c.code.lower()}"})
-        if c.portability and aggregators else c
-        for c in config.countries)
+        c.model_copy(
+            update={"network_id_url": f"{aggregators[0].api_root}/countries/{c.code.lower()}"}
+        )
+        if c.portability and aggregators
+        else c
+        for c in config.countries
+    )
     data = config.model_dump(mode="json")
     data["operators"] = [o.model_dump(mode="json") for o in operators]
     data["aggregators"] = [a.model_dump(mode="json") for a in aggregators]
@@ -92,8 +96,13 @@ def party_ports(config: FederationConfig) -> dict[str, int]:
 class PartyApp:
     """One party's ASGI app with its start-up in the background and a readiness probe."""
 
-    def __init__(self, app: ASGIApp, start: Callable[[], Awaitable[None]],
-                 stop: Callable[[], Awaitable[None]], is_ready: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        start: Callable[[], Awaitable[None]],
+        stop: Callable[[], Awaitable[None]],
+        is_ready: Callable[[], bool],
+    ) -> None:
         self.app = app
         self.start = start
         self.stop = stop
@@ -126,19 +135,30 @@ class PartyApp:
             ready = self.is_ready()
             status = 200 if ready else 500 if self.failure else 503
             body = json.dumps({"ready": ready, "failure": self.failure}).encode()
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json")]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)
 
 
-def build_party(config: FederationConfig, party: str, run_dir: Path,
-                http: httpx.AsyncClient, health: HealthPolicy | None = None) -> PartyApp:
+def build_party(
+    config: FederationConfig,
+    party: str,
+    run_dir: Path,
+    http: httpx.AsyncClient,
+    health: HealthPolicy | None = None,
+) -> PartyApp:
     """The app of one party of a localized federation, its databases under ``run_dir``."""
     if any(o.id == party for o in config.operators):
-        member = MemberOperator.build(config, party, http,
-                                      storage=str(run_dir / f"{party}.sqlite3"), health=health)
+        member = MemberOperator.build(
+            config, party, http, storage=str(run_dir / f"{party}.sqlite3"), health=health
+        )
 
         async def stop_member() -> None:
             await member.stop()
@@ -146,23 +166,30 @@ def build_party(config: FederationConfig, party: str, run_dir: Path,
             member.close()
 
         return PartyApp(member.front, member.start, stop_member, lambda: member.ready)
-    aggregator = Aggregator(config.aggregator(party), config, http,
-                            storage=str(run_dir / f"{party}.sqlite3"))
+    aggregator = Aggregator(
+        config.aggregator(party), config, http, storage=str(run_dir / f"{party}.sqlite3")
+    )
     routers = {}
     if party == config.aggregators[0].id:
         services, _ = network_id_apps(config, PortabilityDatabase(config))
         from .network_id import build_network_id_router
         from .protection import open_access
 
-        routers = {f"/countries/{code.lower()}": build_network_id_router(service, open_access)
-                   for code, service in services.items()}
+        routers = {
+            f"/countries/{code.lower()}": build_network_id_router(service, open_access)
+            for code, service in services.items()
+        }
 
     async def stop_aggregator() -> None:
         await http.aclose()
         aggregator.close()
 
-    return PartyApp(create_aggregator_app(aggregator, extra_routers=routers), aggregator.start,
-                    stop_aggregator, lambda: aggregator.ready)
+    return PartyApp(
+        create_aggregator_app(aggregator, extra_routers=routers),
+        aggregator.start,
+        stop_aggregator,
+        lambda: aggregator.ready,
+    )
 
 
 def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> None:
@@ -171,8 +198,13 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> None
 
     config = load_federation(config_path)
     http = httpx.AsyncClient(timeout=10.0)
-    app = build_party(config, party, run_dir, http,
-                      health=HealthPolicy(interval=1.0, failures_to_down=2, successes_to_up=2))
+    app = build_party(
+        config,
+        party,
+        run_dir,
+        http,
+        health=HealthPolicy(interval=1.0, failures_to_down=2, successes_to_up=2),
+    )
     uvicorn.run(app, host=HOST, port=port, log_level="warning", lifespan="on")
 
 
@@ -189,8 +221,9 @@ class FederationProcesses:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
-    def prepare(cls, config: FederationConfig, base_port: int, run_dir: Path
-                ) -> FederationProcesses:
+    def prepare(
+        cls, config: FederationConfig, base_port: int, run_dir: Path
+    ) -> FederationProcesses:
         run_dir.mkdir(parents=True, exist_ok=True)
         local = localize(config, base_port)
         path = run_dir / "federation.yaml"
@@ -201,10 +234,23 @@ class FederationProcesses:
         for party, port in party_ports(self.config).items():
             log = (self.run_dir / f"{party}.log").open("wb")
             self.processes[party] = subprocess.Popen(
-                [sys.executable, "-m", "federation.launcher", "party", "--config",
-                 str(self.config_path), "--party", party, "--port", str(port),
-                 "--run-dir", str(self.run_dir)],
-                stdout=log, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "federation.launcher",
+                    "party",
+                    "--config",
+                    str(self.config_path),
+                    "--party",
+                    party,
+                    "--port",
+                    str(port),
+                    "--run-dir",
+                    str(self.run_dir),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def origins(self) -> dict[str, str]:
         return {party: f"http://{HOST}:{port}" for party, port in party_ports(self.config).items()}
@@ -217,8 +263,10 @@ class FederationProcesses:
             for party, origin in list(pending.items()):
                 process = self.processes.get(party)
                 if process is not None and process.poll() is not None:
-                    raise RuntimeError(f"{party} exited with {process.returncode}; "
-                                       f"see {self.run_dir / (party + '.log')}")
+                    raise RuntimeError(
+                        f"{party} exited with {process.returncode}; "
+                        f"see {self.run_dir / (party + '.log')}"
+                    )
                 try:
                     response = httpx.get(origin + READY_PATH, timeout=1.0)
                 except httpx.TransportError:
@@ -254,17 +302,28 @@ class FederationProcesses:
         response = httpx.post(
             f"{aggregator.issuer}/admin/clients",
             headers={"Authorization": f"Bearer {aggregator.admin_secret}"},
-            json={"client_id": DEMO_APPLICATION, "client_name": "ogsim demo application",
-                  "jwks": {"keys": [dict(key.as_dict(private=False))]},
-                  "grant_types": ["client_credentials"], "scope": DEMO_SCOPE,
-                  "purposes": DEMO_PURPOSES}, timeout=5.0)
+            json={
+                "client_id": DEMO_APPLICATION,
+                "client_name": "ogsim demo application",
+                "jwks": {"keys": [dict(key.as_dict(private=False))]},
+                "grant_types": ["client_credentials"],
+                "scope": DEMO_SCOPE,
+                "purposes": DEMO_PURPOSES,
+            },
+            timeout=5.0,
+        )
         if response.status_code not in (200, 201):
             raise RuntimeError(f"registering the demo application: {response.text}")
-        return {"clientId": DEMO_APPLICATION, "authMethod": "private_key_jwt",
-                "scope": DEMO_SCOPE, "purposes": DEMO_PURPOSES,
-                "privateJwk": dict(key.as_dict(private=True)),
-                "publicJwk": dict(key.as_dict(private=False)),
-                "issuer": aggregator.issuer, "tokenEndpoint": f"{aggregator.issuer}/token"}
+        return {
+            "clientId": DEMO_APPLICATION,
+            "authMethod": "private_key_jwt",
+            "scope": DEMO_SCOPE,
+            "purposes": DEMO_PURPOSES,
+            "privateJwk": dict(key.as_dict(private=True)),
+            "publicJwk": dict(key.as_dict(private=False)),
+            "issuer": aggregator.issuer,
+            "tokenEndpoint": f"{aggregator.issuer}/token",
+        }
 
 
 def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> dict[str, Any]:
@@ -273,27 +332,39 @@ def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> d
     operators = []
     for operator in config.operators:
         plan = NumberPlan(operator)
-        operators.append({
-            "id": operator.id, "displayName": operator.display_name,
-            "country": operator.country, "network": operator.network,
-            "issuer": operator.issuer_url, "apiRoot": operator.api_root,
-            "gateway": operator.api_root,
-            "discovery": operator.auth_provider_configuration,
-            "telcoRouting": operator.api_root + "/telco-routing/v1/routing",
-            "dataCentres": [dc.name for dc in operator.data_centres],
-            "dataCentreAdmin": operator.api_root + "/admin/data-centres",
-            "brands": [b.id for b in operator.brands],
-            "testNumbers": {t.role: plan.test_number(t) for t in TEST_NUMBERS},
-            "pid": processes.processes[operator.id].pid
-            if operator.id in processes.processes else None,
-        })
-    aggregators = [{
-        "id": a.id, "issuer": a.issuer, "apiRoot": a.api_root,
-        "discovery": a.issuer.rstrip("/") + "/.well-known/openid-configuration",
-        "tokenEndpoint": a.issuer.rstrip("/") + "/token", "telcoFinder": a.telco_finder_url,
-        "settlement": a.api_root + "/admin/settlement",
-        "pid": processes.processes[a.id].pid if a.id in processes.processes else None,
-    } for a in config.aggregators]
+        operators.append(
+            {
+                "id": operator.id,
+                "displayName": operator.display_name,
+                "country": operator.country,
+                "network": operator.network,
+                "issuer": operator.issuer_url,
+                "apiRoot": operator.api_root,
+                "gateway": operator.api_root,
+                "discovery": operator.auth_provider_configuration,
+                "telcoRouting": operator.api_root + "/telco-routing/v1/routing",
+                "dataCentres": [dc.name for dc in operator.data_centres],
+                "dataCentreAdmin": operator.api_root + "/admin/data-centres",
+                "brands": [b.id for b in operator.brands],
+                "testNumbers": {t.role: plan.test_number(t) for t in TEST_NUMBERS},
+                "pid": processes.processes[operator.id].pid
+                if operator.id in processes.processes
+                else None,
+            }
+        )
+    aggregators = [
+        {
+            "id": a.id,
+            "issuer": a.issuer,
+            "apiRoot": a.api_root,
+            "discovery": a.issuer.rstrip("/") + "/.well-known/openid-configuration",
+            "tokenEndpoint": a.issuer.rstrip("/") + "/token",
+            "telcoFinder": a.telco_finder_url,
+            "settlement": a.api_root + "/admin/settlement",
+            "pid": processes.processes[a.id].pid if a.id in processes.processes else None,
+        }
+        for a in config.aggregators
+    ]
     return {
         "federation": config.name,
         "runDir": str(processes.run_dir),
@@ -304,7 +375,7 @@ def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> d
         "portedNumbers": dict(config.ports),
         "application": application,
         "adminSecrets": "operators and aggregators use their config's admin_secret "
-                        "(Authorization: Bearer <secret>)",
+        "(Authorization: Bearer <secret>)",
     }
 
 

@@ -51,8 +51,12 @@ from .trust import TrustGraph, UnknownPartyError
 from .trusted_issuers import PrepareAssertions, TrustedIssuers, party_registration
 from .types import Clock
 
-PARTNER_SCOPE = " ".join(sorted({s for alts in OPERATION_SCOPES.values() for alt in alts
-                                 for s in alt} | {TELCO_ROUTING_SCOPE, TELCO_FINDER_SCOPE}))
+PARTNER_SCOPE = " ".join(
+    sorted(
+        {s for alts in OPERATION_SCOPES.values() for alt in alts for s in alt}
+        | {TELCO_ROUTING_SCOPE, TELCO_FINDER_SCOPE}
+    )
+)
 """Every scope a federation partner is registered for: all CAMARA APIs and discovery."""
 
 
@@ -151,8 +155,12 @@ class MemberOperator:
                 return box[0].is_trusted_client(client)
 
             operator = Operator.from_config(
-                replica_config, clock=clock, monotonic=monotonic, reference_time=reference,
-                client_trusted=trusted)
+                replica_config,
+                clock=clock,
+                monotonic=monotonic,
+                reference_time=reference,
+                client_trusted=trusted,
+            )
             policy = TrustedIssuers.for_identity(operator_id, operator.identity, trust, jwks)
             policy.install(operator.identity)
             policy_box.append(policy)
@@ -161,12 +169,20 @@ class MemberOperator:
             operator.identity.ciba.subjects = subjects  # type: ignore[assignment]
             replicas[dc.name] = operator
             policies[dc.name] = policy
-            sites[dc.name] = DataCentreSite(operator_id, dc.name,
-                                            _replica_app(federation, config, operator, policy,
-                                                         trust, jwks))
+            sites[dc.name] = DataCentreSite(
+                operator_id,
+                dc.name,
+                _replica_app(federation, config, operator, policy, trust, jwks),
+            )
         glb = GlobalLoadBalancer.for_operator(config, clock=monotonic, policy=health)
-        front = LoadBalancedFront(operator_id, sites, glb, admin_secret=config.admin_secret,
-                                  tracer=tracer, clock=monotonic)
+        front = LoadBalancedFront(
+            operator_id,
+            sites,
+            glb,
+            admin_secret=config.admin_secret,
+            tracer=tracer,
+            clock=monotonic,
+        )
         return cls(federation, config, replicas, policies, trust, jwks, front, http)
 
     # -- start-up and shut-down ---------------------------------------------------------------
@@ -179,8 +195,11 @@ class MemberOperator:
         for party in partners:
             await self._register(party, deadline)
         known = self.primary.subscribers
-        fresh = {n: t for n, t in self.federation.ports.items()
-                 if (t == self.id) != (known.get(n) is not None)}
+        fresh = {
+            n: t
+            for n, t in self.federation.ports.items()
+            if (t == self.id) != (known.get(n) is not None)
+        }
         apply_ports(fresh, self.federation, {self.id: self.primary})
         await self.policies[next(iter(self.policies))].warm()
         if probes:
@@ -204,7 +223,8 @@ class MemberOperator:
                 await asyncio.sleep(0.2)
         purposes = [p.purpose for p in self.config.purposes]
         self.primary.identity.register_client(
-            party_registration(party, jwks, scope=PARTNER_SCOPE, purposes=purposes, ciba=True))
+            party_registration(party, jwks, scope=PARTNER_SCOPE, purposes=purposes, ciba=True)
+        )
         self.registered.append(party)
 
     async def stop(self) -> None:
@@ -250,25 +270,37 @@ def _replica_app(
     """The operator app of one data centre with the federation's routes and middleware."""
     app = create_operator_app(operator)
     table = build_routing_table(config, federation)
-    app.include_router(build_telco_routing_router(
-        table, BearerProtection(operator.identity, TELCO_ROUTING_SCOPE)))
+    app.include_router(
+        build_telco_routing_router(table, BearerProtection(operator.identity, TELCO_ROUTING_SCOPE))
+    )
     if config.brands:
         subscribers = operator.subscribers
         finder = BrandFinder(
-            config, serves=lambda number: subscribers.get(number) is not None,
-            number_at=lambda ip: (s.msisdn if (s := subscribers.by_ipv4(ip)) else None))
-        app.include_router(build_telco_finder_router(
-            finder, BearerProtection(operator.identity, TELCO_FINDER_SCOPE)))
+            config,
+            serves=lambda number: subscribers.get(number) is not None,
+            number_at=lambda ip: s.msisdn if (s := subscribers.by_ipv4(ip)) else None,
+        )
+        app.include_router(
+            build_telco_finder_router(
+                finder, BearerProtection(operator.identity, TELCO_FINDER_SCOPE)
+            )
+        )
     app.include_router(_trust_router(config, trust, jwks))
-    app.add_middleware(PrepareAssertions, policy=policy,
-                       token_paths=[urlsplit(operator.identity.token_endpoint).path])
+    app.add_middleware(
+        PrepareAssertions,
+        policy=policy,
+        token_paths=[urlsplit(operator.identity.token_endpoint).path],
+    )
     return app
 
 
 def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache) -> APIRouter:
     """``/admin/trust``: whom this operator trusts now; revoke or reinstate at run time."""
-    router = APIRouter(prefix="/admin/trust", tags=["federation"],
-                       dependencies=[Depends(admin_guard(config.admin_secret))])
+    router = APIRouter(
+        prefix="/admin/trust",
+        tags=["federation"],
+        dependencies=[Depends(admin_guard(config.admin_secret))],
+    )
     me = config.id
 
     def checked(issuer: str) -> str:
@@ -280,8 +312,11 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
 
     @router.get("")
     def read() -> dict[str, Any]:
-        return {"party": me, "trusts": trust.trusted_by(me),
-                "verdicts": {p: trust.explain(me, p).reason for p in trust.parties() if p != me}}
+        return {
+            "party": me,
+            "trusts": trust.trusted_by(me),
+            "verdicts": {p: trust.explain(me, p).reason for p in trust.parties() if p != me},
+        }
 
     @router.post("/revoke")
     def revoke(change: TrustChange) -> dict[str, Any]:
@@ -299,4 +334,3 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
         return {"party": me, "reinstated": issuer, "trusted": trust.trusts(me, issuer)}
 
     return router
-

@@ -43,8 +43,7 @@ Step = tuple[str, str, float]
 
 def command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
-    out: Annotated[Path, typer.Option(help="folder for the sequence diagram")] = Path(
-        "ogsim-demo"),
+    out: Annotated[Path, typer.Option(help="folder for the sequence diagram")] = Path("ogsim-demo"),
 ) -> None:
     """Start the default federation in process and run a cross-operator story through it."""
     steps = asyncio.run(run_demo(echo=not quiet, out=out))
@@ -84,8 +83,9 @@ class Story:
         self.record(name, outcome, started)
         return result
 
-    async def api(self, name: str, expect: int, action: Awaitable[httpx.Response]
-                  ) -> httpx.Response:
+    async def api(
+        self, name: str, expect: int, action: Awaitable[httpx.Response]
+    ) -> httpx.Response:
         started = time.perf_counter()
         self.say(f"[bold]{name}[/bold]")
         response = await action
@@ -116,16 +116,21 @@ async def run_demo(echo: bool = True, out: Path | None = None) -> list[Step]:
             story.say(f"    [dim]{hop.line()}[/dim]")
 
     started = time.perf_counter()
-    async with running_federation(quick_consent(default_federation()), tracer=on_hop,
-                                  health=HEALTH) as fed:
-        story.record("start the default federation (3 operators, 6 data centres, hub)", "ok",
-                     started)
+    async with running_federation(
+        quick_consent(default_federation()), tracer=on_hop, health=HEALTH
+    ) as fed:
+        story.record(
+            "start the default federation (3 operators, 6 data centres, hub)", "ok", started
+        )
         if echo:
             _print_parties(fed)
         steps = await _story(fed, story, recording)
-        settlement = (await fed.http.get(
-            f"{fed.aggregator.api_root}/admin/settlement",
-            headers={"Authorization": f"Bearer {fed.aggregator.config.admin_secret}"})).json()
+        settlement = (
+            await fed.http.get(
+                f"{fed.aggregator.api_root}/admin/settlement",
+                headers={"Authorization": f"Bearer {fed.aggregator.config.admin_secret}"},
+            )
+        ).json()
         if echo:
             _print_settlement(settlement)
     if out is not None:
@@ -141,64 +146,105 @@ async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[S
     es = fed.operator("telco-es").subscribers
 
     story.chapter("1. an application registers with the aggregator only")
-    app = await fed.register_application(APP, APP_SCOPES, [FRAUD, SERVICE],
-                                         name="Anti-fraud application")
-    story.say(f"  [cyan]{APP}[/cyan] is a client of [cyan]{hub.id}[/cyan] "
-              f"({hub.identity.issuer}) and of no operator; it signs with private_key_jwt")
-    token = await story.oauth(f"{APP} → {hub.id}: client_credentials (fraud prevention)", "ok",
-                              app.client_credentials(
-                                  f"sim-swap:check location-verification:verify {FRAUD}"))
+    app = await fed.register_application(
+        APP, APP_SCOPES, [FRAUD, SERVICE], name="Anti-fraud application"
+    )
+    story.say(
+        f"  [cyan]{APP}[/cyan] is a client of [cyan]{hub.id}[/cyan] "
+        f"({hub.identity.issuer}) and of no operator; it signs with private_key_jwt"
+    )
+    token = await story.oauth(
+        f"{APP} → {hub.id}: client_credentials (fraud prevention)",
+        "ok",
+        app.client_credentials(f"sim-swap:check location-verification:verify {FRAUD}"),
+    )
     fraud = {"Authorization": f"Bearer {token['access_token']}"}
 
     story.chapter("2. SIM swap and location for subscribers of two operators, one ported")
     swapped = fr.test_number("recent-swap")
-    story.say(f"  {swapped} is a telco-fr subscriber; {PORTED_NUMBER} was a Red Azul number, "
-              "ported in to telco-es (the Spanish Network Id service knows)")
+    story.say(
+        f"  {swapped} is a telco-fr subscriber; {PORTED_NUMBER} was a Red Azul number, "
+        "ported in to telco-es (the Spanish Network Id service knows)"
+    )
     for number, who in ((swapped, "telco-fr"), (PORTED_NUMBER, "ported to telco-es")):
-        await story.api(f"SIM swap check {number} ({who})", 200, http.post(
-            f"{hub.api_root}/sim-swap/v2/check", json={"phoneNumber": number, "maxAge": 240},
-            headers=fraud))
-    for number, operator, who in ((swapped, "telco-fr", "telco-fr"),
-                                  (PORTED_NUMBER, "telco-es", "ported")):
+        await story.api(
+            f"SIM swap check {number} ({who})",
+            200,
+            http.post(
+                f"{hub.api_root}/sim-swap/v2/check",
+                json={"phoneNumber": number, "maxAge": 240},
+                headers=fraud,
+            ),
+        )
+    for number, operator, who in (
+        (swapped, "telco-fr", "telco-fr"),
+        (PORTED_NUMBER, "telco-es", "ported"),
+    ):
         subscriber = fed.operator(operator).subscribers.get(number)
         assert subscriber is not None
         where = subscriber.location
-        area = {"areaType": "CIRCLE", "radius": 5000,
-                "center": {"latitude": where.latitude, "longitude": where.longitude}}
-        await story.api(f"verify location of {number} ({who}) within 5 km", 200, http.post(
-            f"{hub.api_root}/location-verification/v3/verify",
-            json={"device": {"phoneNumber": number}, "area": area}, headers=fraud))
-    await story.api(f"SIM swap check {UNKNOWN_NUMBER} (a German number nobody serves)", 404,
-                    http.post(f"{hub.api_root}/sim-swap/v2/check",
-                              json={"phoneNumber": UNKNOWN_NUMBER}, headers=fraud))
+        area = {
+            "areaType": "CIRCLE",
+            "radius": 5000,
+            "center": {"latitude": where.latitude, "longitude": where.longitude},
+        }
+        await story.api(
+            f"verify location of {number} ({who}) within 5 km",
+            200,
+            http.post(
+                f"{hub.api_root}/location-verification/v3/verify",
+                json={"device": {"phoneNumber": number}, "area": area},
+                headers=fraud,
+            ),
+        )
+    await story.api(
+        f"SIM swap check {UNKNOWN_NUMBER} (a German number nobody serves)",
+        404,
+        http.post(
+            f"{hub.api_root}/sim-swap/v2/check", json={"phoneNumber": UNKNOWN_NUMBER}, headers=fraud
+        ),
+    )
 
     story.chapter("3. consent on a third operator's handset, then revoked from the phone")
     consenting = gb.test_number("approves")
-    token = await story.oauth(f"{APP} → {hub.id}: client_credentials (service provision)",
-                              "ok", app.client_credentials(
-                                  f"device-reachability-status:read {SERVICE}"))
+    token = await story.oauth(
+        f"{APP} → {hub.id}: client_credentials (service provision)",
+        "ok",
+        app.client_credentials(f"device-reachability-status:read {SERVICE}"),
+    )
     service = {"Authorization": f"Bearer {token['access_token']}"}
     reachability = {"device": {"phoneNumber": consenting}}
     url = f"{hub.api_root}/device-reachability-status/v1/retrieve"
-    await story.api(f"reachability of {consenting} (telco-gb; consent needed)", 200,
-                    http.post(url, json=reachability, headers=service))
+    await story.api(
+        f"reachability of {consenting} (telco-gb; consent needed)",
+        200,
+        http.post(url, json=reachability, headers=service),
+    )
     issuer = fed.operator("telco-gb").issuer
     async with fed.device("telco-gb", consenting) as phone:
         consents = (await phone.get(f"{issuer}/consents")).json()
         active = [c for c in consents if c["status"] == "active"]
         for consent in active:
             await phone.delete(f"{issuer}/consents/{consent['id']}")
-    story.record(f"{consenting} revokes consent from their phone",
-                 f"{len(active)} consent(s) to {hub.id} revoked", time.perf_counter())
-    await story.api(f"reachability of {consenting} again, same application", 403,
-                    http.post(url, json=reachability, headers=service))
+    story.record(
+        f"{consenting} revokes consent from their phone",
+        f"{len(active)} consent(s) to {hub.id} revoked",
+        time.perf_counter(),
+    )
+    await story.api(
+        f"reachability of {consenting} again, same application",
+        403,
+        http.post(url, json=reachability, headers=service),
+    )
 
     story.chapter("4. a data centre of telco-es fails during traffic")
     es_front = fed.members["telco-es"].front
     admin = {"Authorization": f"Bearer {fed.config.operator('telco-es').admin_secret}"}
     window = HEALTH.detection_window
-    story.say(f"  the GLB probes each site every {HEALTH.interval:.1f} s and takes one out "
-              f"after {HEALTH.failures_to_down} failed probes (window {window:.1f} s)")
+    story.say(
+        f"  the GLB probes each site every {HEALTH.interval:.1f} s and takes one out "
+        f"after {HEALTH.failures_to_down} failed probes (window {window:.1f} s)"
+    )
     await http.post(f"{es_front_url(fed)}/admin/data-centres/madrid/fail", headers=admin)
     failed_at = time.perf_counter()
     outcomes: list[tuple[float, int, str]] = []
@@ -206,18 +252,26 @@ async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[S
     started = time.perf_counter()
     while time.perf_counter() - failed_at < window + 0.8:
         number = numbers[len(outcomes) % len(numbers)]
-        response = await http.post(f"{hub.api_root}/sim-swap/v2/check",
-                                   json={"phoneNumber": number}, headers=fraud)
-        outcomes.append((time.perf_counter() - failed_at, response.status_code,
-                         response.headers.get(DATA_CENTRE_HEADER, "?")))
+        response = await http.post(
+            f"{hub.api_root}/sim-swap/v2/check", json={"phoneNumber": number}, headers=fraud
+        )
+        outcomes.append(
+            (
+                time.perf_counter() - failed_at,
+                response.status_code,
+                response.headers.get(DATA_CENTRE_HEADER, "?"),
+            )
+        )
         if len(outcomes) == 3:
             recording[0] = False  # the diagram shows the first calls, not the whole burst
         await asyncio.sleep(0.02)
     recording[0] = True
     errors = [t for t, status, _ in outcomes if status != 200]
     late = [t for t in errors if t > window + HEALTH.interval]
-    outcome = (f"{len(outcomes)} calls: {len(outcomes) - len(errors)} ok, {len(errors)} failed, "
-               f"all failures within {max(errors, default=0.0):.2f} s of the outage")
+    outcome = (
+        f"{len(outcomes)} calls: {len(outcomes) - len(errors)} ok, {len(errors)} failed, "
+        f"all failures within {max(errors, default=0.0):.2f} s of the outage"
+    )
     if late:
         outcome = f"UNEXPECTED {outcome}; {len(late)} after the window"
     story.record("SIM swap checks while madrid is down", outcome, started)
@@ -227,9 +281,11 @@ async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[S
     started = time.perf_counter()
     while not es_front.glb.health.is_up("madrid") and time.perf_counter() - started < 5:
         await asyncio.sleep(0.02)
-    story.record("madrid recovers and the GLB routes to it again",
-                 "ok" if es_front.glb.health.is_up("madrid") else "UNEXPECTED still out",
-                 started)
+    story.record(
+        "madrid recovers and the GLB routes to it again",
+        "ok" if es_front.glb.health.is_up("madrid") else "UNEXPECTED still out",
+        started,
+    )
     return story.steps
 
 
@@ -254,8 +310,7 @@ def _print_settlement(totals: list[dict[str, Any]]) -> None:
     for column in ("aggregator", "operator", "calls", "billable"):
         table.add_column(column)
     for row in totals:
-        table.add_row(row["aggregator"], row["operator"], str(row["calls"]),
-                      str(row["billable"]))
+        table.add_row(row["aggregator"], row["operator"], str(row["calls"]), str(row["billable"]))
     console.print(table)
 
 
@@ -263,18 +318,26 @@ def _write_diagram(out: Path, hops: list[Hop], story: Story) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / "sequence.mmd"
     participants = [APP, "hub", "hub Telco Finder", "telco-fr", "telco-es", "telco-gb"]
-    path.write_text(mermaid(hops, title="ogsim demo: one application, three operators",
-                            participants=participants))
+    path.write_text(
+        mermaid(
+            hops, title="ogsim demo: one application, three operators", participants=participants
+        )
+    )
     story.say(f"\nsequence diagram (Mermaid): {path}")
     renderer = shutil.which("mmdc")
     if renderer is None:
-        story.say("  (install @mermaid-js/mermaid-cli for an SVG, or paste it into "
-                  "https://mermaid.live)")
+        story.say(
+            "  (install @mermaid-js/mermaid-cli for an SVG, or paste it into https://mermaid.live)"
+        )
         return
     picture = out / "sequence.svg"
     try:
-        subprocess.run([renderer, "-i", str(path), "-o", str(picture)], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [renderer, "-i", str(path), "-o", str(picture)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         story.say(f"  rendered: {picture}")
     except (subprocess.SubprocessError, OSError) as error:
         story.say(f"  rendering failed: {error}")

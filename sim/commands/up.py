@@ -28,14 +28,20 @@ console = Console()
 
 
 def up(
-    config: Annotated[Path | None, typer.Option(
-        help="federation YAML (default: the built-in three-operator federation)")] = None,
-    descriptor_path: Annotated[Path, typer.Option(
-        "--descriptor", help="where to write the descriptor JSON")] = Path("ogsim-federation.json"),
-    base_port: Annotated[int, typer.Option(
-        min=1024, max=65000, help="first port; operators, then the aggregator")] = 8100,
-    run_dir: Annotated[Path | None, typer.Option(
-        help="databases and logs of the parties (default: a temporary folder)")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="federation YAML (default: the built-in three-operator federation)"),
+    ] = None,
+    descriptor_path: Annotated[
+        Path, typer.Option("--descriptor", help="where to write the descriptor JSON")
+    ] = Path("ogsim-federation.json"),
+    base_port: Annotated[
+        int, typer.Option(min=1024, max=65000, help="first port; operators, then the aggregator")
+    ] = 8100,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="databases and logs of the parties (default: a temporary folder)"),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every party")] = 60.0,
 ) -> None:
     """Start every operator and the aggregator as separate processes, until Ctrl-C."""

@@ -38,9 +38,11 @@ class World:
         headers = {"Authorization": f"Bearer {self.token}"}
         if correlator:
             headers["x-correlator"] = correlator
-        return await self.fed.http.post(f"{self.hub}/sim-swap/v2/check",
-                                        json={"phoneNumber": number, "maxAge": 24},
-                                        headers=headers)
+        return await self.fed.http.post(
+            f"{self.hub}/sim-swap/v2/check",
+            json={"phoneNumber": number, "maxAge": 24},
+            headers=headers,
+        )
 
     def number(self, operator: str, role: str = "approves") -> str:
         return self.fed.operator(operator).subscribers.test_number(role)
@@ -115,35 +117,46 @@ async def test_errors_of_the_application_call(world: World) -> None:
     assert missing.status_code == 422 and missing.json()["code"] == "MISSING_IDENTIFIER"
     bad = await http.post(url, json={"phoneNumber": "0034600"}, headers=headers)
     assert bad.status_code == 400 and bad.json()["code"] == "INVALID_ARGUMENT"
-    scope = await http.post(f"{world.hub}/location-verification/v3/verify", headers=headers,
-                            json={"device": {"phoneNumber": PORTED_NUMBER},
-                                  "area": {"areaType": "CIRCLE", "radius": 2000,
-                                           "center": {"latitude": 40, "longitude": -3}}})
+    scope = await http.post(
+        f"{world.hub}/location-verification/v3/verify",
+        headers=headers,
+        json={
+            "device": {"phoneNumber": PORTED_NUMBER},
+            "area": {
+                "areaType": "CIRCLE",
+                "radius": 2000,
+                "center": {"latitude": 40, "longitude": -3},
+            },
+        },
+    )
     assert scope.status_code == 403 and scope.json()["code"] == "PERMISSION_DENIED"
     malformed = await world.check(world.number("telco-fr"), correlator="bad correlator!")
     assert malformed.status_code == 400, "x-correlator checked as an operator gateway does"
 
 
 async def test_consent_by_ciba_on_the_serving_operator_and_revocation(world: World) -> None:
-    app = await world.fed.register_application("consenting-app", SCOPE,
-                                               ["dpv:ServiceProvision"])
-    token = (await app.client_credentials(
-        "device-reachability-status:read dpv:ServiceProvision"))["access_token"]
+    app = await world.fed.register_application("consenting-app", SCOPE, ["dpv:ServiceProvision"])
+    token = (await app.client_credentials("device-reachability-status:read dpv:ServiceProvision"))[
+        "access_token"
+    ]
     number = world.number("telco-fr")
     url = f"{world.hub}/device-reachability-status/v1/retrieve"
     headers = {"Authorization": f"Bearer {token}"}
-    first = await world.fed.http.post(url, json={"device": {"phoneNumber": number}},
-                                      headers=headers)
+    first = await world.fed.http.post(
+        url, json={"device": {"phoneNumber": number}}, headers=headers
+    )
     assert first.status_code == 200, first.text
     consents = world.fed.operator("telco-fr").identity.consents.for_subscriber(number)
     assert [c.client_id for c in consents] == ["hub"]
     world.fed.operator("telco-fr").identity.consents.revoke(consents[0].id, actor="test")
-    after = await world.fed.http.post(url, json={"device": {"phoneNumber": number}},
-                                      headers=headers)
+    after = await world.fed.http.post(
+        url, json={"device": {"phoneNumber": number}}, headers=headers
+    )
     assert after.status_code == 403 and after.json()["code"] == "PERMISSION_DENIED"
     denied = world.number("telco-fr", "denies-consent")
-    refused = await world.fed.http.post(url, json={"device": {"phoneNumber": denied}},
-                                        headers=headers)
+    refused = await world.fed.http.post(
+        url, json={"device": {"phoneNumber": denied}}, headers=headers
+    )
     assert refused.status_code == 403
 
 
@@ -151,8 +164,9 @@ async def test_trust_revocation_at_run_time(world: World) -> None:
     fr, es = world.number("telco-fr"), world.number("telco-es")
     assert (await world.check(fr)).status_code == 200
     fr_root = world.fed.config.operator("telco-fr").api_root
-    revoked = await world.fed.http.post(f"{fr_root}/admin/trust/revoke", json={"issuer": "hub"},
-                                        headers=ADMIN)
+    revoked = await world.fed.http.post(
+        f"{fr_root}/admin/trust/revoke", json={"issuer": "hub"}, headers=ADMIN
+    )
     assert revoked.status_code == 200 and revoked.json()["trusted"] is False
     cached = await world.check(fr)  # the hub's telco-fr token, issued before: refused
     assert cached.status_code == 403
@@ -161,8 +175,9 @@ async def test_trust_revocation_at_run_time(world: World) -> None:
     assert fresh.status_code == 403
     assert "refused the aggregator's token request" in fresh.json()["message"]
     assert (await world.check(es)).status_code == 200, "other operators keep working"
-    await world.fed.http.post(f"{fr_root}/admin/trust/reinstate", json={"issuer": "hub"},
-                              headers=ADMIN)
+    await world.fed.http.post(
+        f"{fr_root}/admin/trust/reinstate", json={"issuer": "hub"}, headers=ADMIN
+    )
     assert (await world.check(fr)).status_code == 200
 
 
@@ -170,46 +185,70 @@ async def test_token_of_one_operator_refused_by_another_unless_federated(world: 
     fed = world.fed
     es, fr = fed.operator("telco-es"), fed.operator("telco-fr")
     key = new_client_key()
-    es.identity.register_client({
-        "client_id": "es-app", "client_name": "es app",
-        "jwks": {"keys": [dict(key.as_dict(private=False))]},
-        "grant_types": ["client_credentials"], "scope": "sim-swap:check",
-        "purposes": [FRAUD]})
-    es_app = ApplicationClient("es-app", key, Endpoints.from_metadata(es.identity.metadata()),
-                               fed.http)
+    es.identity.register_client(
+        {
+            "client_id": "es-app",
+            "client_name": "es app",
+            "jwks": {"keys": [dict(key.as_dict(private=False))]},
+            "grant_types": ["client_credentials"],
+            "scope": "sim-swap:check",
+            "purposes": [FRAUD],
+        }
+    )
+    es_app = ApplicationClient(
+        "es-app", key, Endpoints.from_metadata(es.identity.metadata()), fed.http
+    )
     es_token = (await es_app.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
     number = world.number("telco-fr")
     fr_root = fed.config.operator("telco-fr").api_root
-    foreign = await fed.http.post(f"{fr_root}/sim-swap/v2/check",
-                                  json={"phoneNumber": number},
-                                  headers={"Authorization": f"Bearer {es_token}"})
+    foreign = await fed.http.post(
+        f"{fr_root}/sim-swap/v2/check",
+        json={"phoneNumber": number},
+        headers={"Authorization": f"Bearer {es_token}"},
+    )
     assert foreign.status_code == 401
     # through the federation: telco-fr trusts telco-es, which presents a signed assertion
-    assertion = issue_assertion(es.identity, party="telco-es",
-                                audience=fr.identity.token_endpoint,
-                                subject=f"tel:{number}", scope=f"sim-swap:check {FRAUD}")
-    exchanged = await fed.http.post(fr.identity.token_endpoint,
-                                    data={"grant_type": GRANT, "assertion": assertion})
+    assertion = issue_assertion(
+        es.identity,
+        party="telco-es",
+        audience=fr.identity.token_endpoint,
+        subject=f"tel:{number}",
+        scope=f"sim-swap:check {FRAUD}",
+    )
+    exchanged = await fed.http.post(
+        fr.identity.token_endpoint, data={"grant_type": GRANT, "assertion": assertion}
+    )
     assert exchanged.status_code == 200, exchanged.text
     fr_token = exchanged.json()["access_token"]
-    served = await fed.http.post(f"{fr_root}/sim-swap/v2/check", json={},
-                                 headers={"Authorization": f"Bearer {fr_token}"})
+    served = await fed.http.post(
+        f"{fr_root}/sim-swap/v2/check", json={}, headers={"Authorization": f"Bearer {fr_token}"}
+    )
     assert served.status_code == 200, served.text
-    replay = await fed.http.post(fr.identity.token_endpoint,
-                                 data={"grant_type": GRANT, "assertion": assertion})
+    replay = await fed.http.post(
+        fr.identity.token_endpoint, data={"grant_type": GRANT, "assertion": assertion}
+    )
     assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
-    wrong = issue_assertion(es.identity, party="telco-es",
-                            audience=fed.operator("telco-gb").identity.token_endpoint,
-                            subject=f"tel:{number}", scope=f"sim-swap:check {FRAUD}")
-    refused = await fed.http.post(fr.identity.token_endpoint,
-                                  data={"grant_type": GRANT, "assertion": wrong})
+    wrong = issue_assertion(
+        es.identity,
+        party="telco-es",
+        audience=fed.operator("telco-gb").identity.token_endpoint,
+        subject=f"tel:{number}",
+        scope=f"sim-swap:check {FRAUD}",
+    )
+    refused = await fed.http.post(
+        fr.identity.token_endpoint, data={"grant_type": GRANT, "assertion": wrong}
+    )
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
     # telco-gb does not trust telco-fr: its assertion is refused there
     gb = fed.operator("telco-gb")
-    untrusted = issue_assertion(fr.identity, party="telco-fr",
-                                audience=gb.identity.token_endpoint,
-                                subject=f"tel:{world.number('telco-gb')}",
-                                scope=f"sim-swap:check {FRAUD}")
-    answer = await fed.http.post(gb.identity.token_endpoint,
-                                 data={"grant_type": GRANT, "assertion": untrusted})
+    untrusted = issue_assertion(
+        fr.identity,
+        party="telco-fr",
+        audience=gb.identity.token_endpoint,
+        subject=f"tel:{world.number('telco-gb')}",
+        scope=f"sim-swap:check {FRAUD}",
+    )
+    answer = await fed.http.post(
+        gb.identity.token_endpoint, data={"grant_type": GRANT, "assertion": untrusted}
+    )
     assert answer.status_code == 400

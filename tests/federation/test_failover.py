@@ -29,8 +29,11 @@ async def test_data_centre_failover_with_a_bounded_error_count(
         front = fed.members["telco-es"].front
 
         async def call() -> tuple[int, str]:
-            response = await fed.http.post(f"{fed.aggregator.api_root}/sim-swap/v2/check",
-                                           json={"phoneNumber": number}, headers=headers)
+            response = await fed.http.post(
+                f"{fed.aggregator.api_root}/sim-swap/v2/check",
+                json={"phoneNumber": number},
+                headers=headers,
+            )
             return response.status_code, response.headers.get(DATA_CENTRE_HEADER, "")
 
         before = {await call() for _ in range(4)}
@@ -49,8 +52,9 @@ async def test_data_centre_failover_with_a_bounded_error_count(
         assert all(t <= bound for t in errors), (errors, bound)
         inside = [r for r in results if r[0] <= bound]
         assert len(errors) <= len(inside) // 2 + 1, "at most madrid's share of the window"
-        assert all(site == "barcelona" and status == 200
-                   for t, status, site in results if t > bound)
+        assert all(
+            site == "barcelona" and status == 200 for t, status, site in results if t > bound
+        )
         assert not front.glb.health.is_up("madrid")
         # tokens, clients and replay state live in the shared database: barcelona knew them
 
@@ -61,6 +65,5 @@ async def test_data_centre_failover_with_a_bounded_error_count(
         after = {await call() for _ in range(4)}
         assert after == {(200, "madrid"), (200, "barcelona")}, "back in rotation"
         status = (await fed.http.get(f"{root}/admin/data-centres", headers=ADMIN)).json()
-        assert {s["name"]: s["inRotation"] for s in status} == {"madrid": True,
-                                                               "barcelona": True}
+        assert {s["name"]: s["inRotation"] for s in status} == {"madrid": True, "barcelona": True}
         assert (await fed.http.get(f"{root}/admin/data-centres")).status_code == 401

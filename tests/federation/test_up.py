@@ -49,9 +49,21 @@ def alive(pid: int) -> bool:
 async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
     path = tmp_path / "federation.json"
     up = subprocess.Popen(
-        [sys.executable, "-m", "sim.commands.up", "--descriptor", str(path),
-         "--base-port", str(free_base_port()), "--run-dir", str(tmp_path / "run")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "sim.commands.up",
+            "--descriptor",
+            str(path),
+            "--base-port",
+            str(free_base_port()),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not path.exists():
@@ -68,10 +80,14 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
         application = described["application"]
         async with httpx.AsyncClient(timeout=10) as http:
             client = await ApplicationClient.discover(
-                application["clientId"], ECKey.import_key(application["privateJwk"]),
-                application["issuer"], http)
-            token = (await client.client_credentials(
-                "sim-swap:check dpv:FraudPreventionAndDetection"))["access_token"]
+                application["clientId"],
+                ECKey.import_key(application["privateJwk"]),
+                application["issuer"],
+                http,
+            )
+            token = (
+                await client.client_credentials("sim-swap:check dpv:FraudPreventionAndDetection")
+            )["access_token"]
             url = described["aggregator"]["apiRoot"] + "/sim-swap/v2/check"
             headers = {"Authorization": f"Bearer {token}"}
             for operator in described["operators"]:
@@ -81,10 +97,15 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
                 assert response.json() == {"swapped": True}
             ported = await http.post(url, json={"phoneNumber": PORTED_NUMBER}, headers=headers)
             assert ported.status_code == 200, ported.text
-            settlement = await http.get(described["aggregator"]["settlement"],
-                                        headers={"Authorization": "Bearer admin-secret"})
+            settlement = await http.get(
+                described["aggregator"]["settlement"],
+                headers={"Authorization": "Bearer admin-secret"},
+            )
             assert {r["operator"]: r["billable"] for r in settlement.json()} == {
-                "telco-es": 2, "telco-fr": 1, "telco-gb": 1}
+                "telco-es": 2,
+                "telco-fr": 1,
+                "telco-gb": 1,
+            }
 
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=30) == 0
