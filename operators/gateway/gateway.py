@@ -204,6 +204,7 @@ async def _send_error(send: Send, error: CamaraError, correlator: str | None = N
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *extra,
             ],
         }
     )
