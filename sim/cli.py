@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.commands import conformance, demo, operator, serve
+from sim.commands import conformance, demo, operator, serve, up
 from sim.commands import run as run_command
 from sim.validate import validate
 
@@ -17,6 +17,7 @@ app = typer.Typer(
 app.add_typer(operator.app, name="operator")
 app.command("demo")(demo.command)
 app.command("serve")(serve.command)
+app.command("up")(up.up)
 app.command("validate")(validate)
 app.command("conformance")(conformance.conformance)
 app.command("run")(run_command.run)
