@@ -75,7 +75,9 @@ class SubjectResolver:
         )
 
     def _by_number(self, msisdn: str) -> Subscriber:
-        subscriber = self.subscribers.get(msisdn) if self.config.owns(msisdn) else None
+        # The subscriber base knows who is served here, ported-in numbers included, and
+        # answers None for a number ported away, whatever the ranges say.
+        subscriber = self.subscribers.get(msisdn)
         if subscriber is None:
             raise UnknownSubjectError("no subscriber of this operator has this number")
         return subscriber

@@ -184,3 +184,26 @@ def test_config_errors_name_the_field(field: str, value: object, message: str) -
     data[field] = value
     with pytest.raises(ValueError, match=message):
         OperatorConfig.model_validate(data)
+
+
+def test_a_ported_in_number_is_a_subject_of_the_identity_server(clock: FakeClock) -> None:
+    from operators.identity import IdentityServer
+    from operators.identity.subjects import UnknownSubjectError
+
+    config = OperatorConfig(
+        id="telco-fr",
+        display_name="Telco France",
+        country="FR",
+        mcc="208",
+        mnc="01",
+        number_ranges=("+3366",),
+        seed=9,
+    )
+    db = Database()
+    base = make_base(config, clock, db)
+    identity = IdentityServer(config, db, base, clock)
+    number = "+34600000107"
+    with pytest.raises(UnknownSubjectError):
+        identity.subjects.resolve(f"tel:{number}")
+    base.record_change(number, ChangeKind.PORT_IN, {"from": "telco-es"})
+    assert identity.subjects.resolve(f"tel:{number}").msisdn == number
