@@ -1,4 +1,4 @@
-"""A run's output folder: ``summary.json``, one time-series CSV per variant, and PNG plots.
+"""A run's output folder: ``summary.json``, time-series CSVs, PNG plots and ``report.html``.
 
 ``summary.json`` holds only virtual-time results, rounded and with sorted keys, so the same
 scenario and seed give the same bytes (wall-clock figures go to the terminal only). Plots use
@@ -11,20 +11,35 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from sim.engine import RunResult
+from sim.html_report import Figure, HtmlDocument, verdict_cell
 from sim.metrics import quantile
+from sim.scenario import ConsentRevocation, Scenario
 
-__all__ = ["summary", "write_report"]
+if TYPE_CHECKING:
+    from sim.replications import Interval, RunDigest, VariantSummary
+
+__all__ = [
+    "PLOTS",
+    "settlement",
+    "summary",
+    "write_replication_report",
+    "write_report",
+]
+
+PLOTS = ("goodput.png", "latency.png", "breakers.png", "queues.png")
+"""The plots of a single run's folder, in the order the HTML report shows them."""
 
 
 def _clean(value: Any) -> Any:
@@ -40,6 +55,35 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     return value
+
+
+def settlement(result: RunResult) -> list[dict[str, Any]]:
+    """Per (aggregator, serving operator, application): the calls the aggregator settles.
+
+    Only applications that call through the aggregator are settled; a billable call is one
+    the serving operator answered successfully (as the live aggregator's ledger counts it).
+    """
+    via = {
+        app_id
+        for app_id, spec in result.scenario.traffic.applications.items()
+        if spec.via_aggregator
+    }
+    totals: dict[tuple[str, str], list[int]] = {}
+    for (operator, _api, application), stats in sorted(result.keys.items()):
+        if application in via:
+            entry = totals.setdefault((operator, application), [0, 0])
+            entry[0] += stats.ok
+            entry[1] += stats.completed
+    return [
+        {
+            "from": "aggregator",
+            "to": operator,
+            "application": application,
+            "billable_calls": ok,
+            "operations": completed,
+        }
+        for (operator, application), (ok, completed) in sorted(totals.items())
+    ]
 
 
 def _variant(result: RunResult) -> dict[str, Any]:
@@ -100,6 +144,7 @@ def _variant(result: RunResult) -> dict[str, Any]:
             for at, op, dc, healthy in result.balancer_changes
         ],
         "per_key": per_key,
+        **({"settlement": records} if (records := settlement(result)) else {}),
     }
 
 
@@ -223,8 +268,164 @@ def _plot_prefixed(
     plt.close(fig)
 
 
-def write_report(results: Sequence[RunResult], out: Path) -> dict[str, Any]:
-    """Write summary.json, the CSVs and the plots under ``out``; returns the summary."""
+def _bound(lo: float | None, hi: float | None) -> str:
+    return " ".join(
+        part
+        for part in (f"≥ {lo:g}" if lo is not None else "", f"≤ {hi:g}" if hi is not None else "")
+        if part
+    )
+
+
+def _variant_sets(source: Path | None) -> dict[str, dict[str, Any]]:
+    """Each variant's own ``set:`` overrides, read back from the scenario file."""
+    if source is None:
+        return {}
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    variants = data.get("variants") or {}
+    return {
+        name: dict((spec or {}).get("set") or {})
+        for name, spec in variants.items()
+        if isinstance(spec, dict)
+    }
+
+
+def scenario_section(
+    doc: HtmlDocument,
+    variants: Sequence[Scenario],
+    source: Path | None,
+    overrides: Mapping[str, object] | None,
+) -> None:
+    """The scenario as run: where it came from, every override, each variant in full."""
+    doc.heading("Scenario as run")
+    if source is not None:
+        doc.paragraph(f"file: {source}")
+    rows: list[list[str]] = [
+        ["command line", key, json.dumps(value, default=str)]
+        for key, value in (overrides or {}).items()
+    ]
+    sets = _variant_sets(source)
+    for scenario in variants:
+        for key, value in sets.get(scenario.variant, {}).items():
+            rows.append([f"variant {scenario.variant}", key, json.dumps(value, default=str)])
+    if rows:
+        doc.table(["from", "key", "value"], rows)
+    else:
+        doc.paragraph("no overrides: the file as written")
+    for scenario in variants:
+        text = yaml.safe_dump(
+            scenario.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
+        )
+        doc.code(text, summary=f"variant {scenario.variant}: every field, defaults included")
+
+
+def _events_section(doc: HtmlDocument, scenario: Scenario) -> None:
+    events = scenario.events()
+    if not events:
+        return
+    doc.heading("Faults and spikes on the time axis (shaded in every plot)")
+    kinds: dict[str, str] = {}
+    for index, fault in enumerate(scenario.faults):
+        kinds[fault.name or f"fault{index}"] = fault.kind
+    doc.table(
+        ["event", "kind", "start (s)", "end (s)"],
+        [
+            [name, kinds.get(name, "spike"), start, end]
+            for name, (start, end) in sorted(events.items(), key=lambda item: item[1])
+        ],
+    )
+    revocations = [f for f in scenario.faults if isinstance(f, ConsentRevocation)]
+    if revocations:
+        doc.heading("Consent revocations", level=3)
+        doc.table(
+            ["at (s)", "operator", "share of subscribers", "replication lag between DCs (s)"],
+            [
+                [
+                    f.at,
+                    f.operator or "every operator",
+                    f.share,
+                    str(getattr(f, "replication_lag", None) or 0.0)
+                    + ("" if hasattr(f, "replication_lag") else " (the engine applies it at once)"),
+                ]
+                for f in revocations
+            ],
+        )
+
+
+def _run_html(
+    results: Sequence[RunResult],
+    out: Path,
+    source: Path | None,
+    overrides: Mapping[str, object] | None,
+) -> Path:
+    first = results[0].scenario
+    passed = all(r.passed for r in results)
+    doc = HtmlDocument(f"{first.name}: {'PASS' if passed else 'FAIL'}")
+    doc.paragraph(
+        f"{first.description} — seed {first.seed}, {first.duration:g} virtual seconds, "
+        f"variants: {', '.join(r.scenario.variant for r in results)}."
+    )
+    scenario_section(doc, [r.scenario for r in results], source, overrides)
+    _events_section(doc, first)
+    for result in results:
+        scenario = result.scenario
+        doc.heading(f"Variant {scenario.variant}: {'PASS' if result.passed else 'FAIL'}")
+        if scenario.description:
+            doc.paragraph(scenario.description)
+        doc.heading("Expectations", level=3)
+        doc.table(
+            ["expectation", "metric", "value", "bound", "verdict"],
+            [
+                [
+                    v.label,
+                    v.metric,
+                    v.value,
+                    _bound(v.min, v.max),
+                    verdict_cell("pass" if v.passed else "fail"),
+                ]
+                for v in result.verdicts
+            ],
+        )
+        doc.heading("Summary", level=3)
+        doc.table(["measure", "value"], [[k, v] for k, v in result.totals().items()])
+        little = result.little
+        doc.paragraph(
+            f"Little's law (client operations): L = {little.mean_in_system:.4g}, "
+            f"λW = {little.product:.4g}, relative error {little.relative_error:.2%} "
+            f"({'holds' if little.holds else 'does not hold'})."
+        )
+        records = settlement(result)
+        if records:
+            doc.heading("Settlement records (aggregator → serving operator)", level=3)
+            doc.table(
+                ["from", "to", "application", "billable calls", "operations"],
+                [
+                    [r["from"], r["to"], r["application"], r["billable_calls"], r["operations"]]
+                    for r in records
+                ],
+            )
+    doc.heading("Plots")
+    for name in PLOTS:
+        path = out / name
+        if path.exists():
+            doc.figure(Figure.from_file(path, f"{name}: faults and spikes shaded in red"))
+    return doc.write(out / "report.html")
+
+
+def write_report(
+    results: Sequence[RunResult],
+    out: Path,
+    *,
+    source: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """Write summary.json, the CSVs, the plots and report.html under ``out``.
+
+    ``source`` (the scenario file) and ``overrides`` (from the command line) are shown in
+    the HTML report's "scenario as run" section. Returns the summary.
+    """
     out.mkdir(parents=True, exist_ok=True)
     digest = summary(results)
     (out / "summary.json").write_text(
@@ -248,4 +449,272 @@ def write_report(results: Sequence[RunResult], out: Path) -> dict[str, Any]:
         "queue lengths (network functions, buffers)",
         "queues.png",
     )
+    _run_html(results, out, source, overrides)
+    return digest
+
+
+# -- replications ---------------------------------------------------------------------------
+
+
+def _interval_json(iv: Interval | None) -> dict[str, Any] | None:
+    if iv is None:
+        return None
+    return {"mean": iv.mean, "low": iv.low, "high": iv.high, "n": iv.n, "std": iv.std}
+
+
+def replication_summary(summaries: Sequence[VariantSummary], confidence: float) -> dict[str, Any]:
+    """The deterministic digest of a replicated run (means, intervals, verdicts)."""
+    return _clean(
+        {
+            "confidence": confidence,
+            "judged_on": "interval: pass when the whole interval lies within the bounds, "
+            "fail when it lies wholly outside, undecided otherwise (not a pass)",
+            "passed": all(s.passed for s in summaries),
+            "variants": {
+                s.variant: {
+                    "seeds": list(s.seeds),
+                    "passed": s.passed,
+                    "metrics": {k: _interval_json(v) for k, v in s.metrics.items()},
+                    "expectations": [
+                        {
+                            "name": v.label,
+                            "metric": v.metric,
+                            "min": v.min,
+                            "max": v.max,
+                            "interval": _interval_json(v.interval),
+                            "outcome": v.outcome,
+                        }
+                        for v in s.verdicts
+                    ],
+                }
+                for s in summaries
+            },
+        }
+    )
+
+
+def _interval_text(iv: Interval | None) -> str:
+    if iv is None:
+        return "—"
+    if iv.n < 2:
+        return f"{iv.mean:.4g} (one value)"
+    if math.isinf(iv.mean):
+        return f"[{iv.low:.4g}, ∞)"
+    return f"[{iv.low:.4g}, {iv.high:.4g}]"
+
+
+def _band(ax: Axes, t: list[float], series: list[Interval | None], label: str, color: str) -> None:
+    mean = [math.nan if iv is None else iv.mean for iv in series]
+    low = [math.nan if iv is None else iv.low for iv in series]
+    high = [math.nan if iv is None else iv.high for iv in series]
+    ax.plot(t, mean, label=label, lw=1.2, color=color)
+    ax.fill_between(t, low, high, color=color, alpha=0.2, lw=0)
+
+
+def _shade_events(ax: Axes, events: Mapping[str, tuple[float, float]]) -> None:
+    for name, (start, end) in sorted(events.items()):
+        ax.axvspan(start, end, color="tab:red", alpha=0.12)
+        ax.text(
+            start,
+            1.0,
+            f" {name}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            va="top",
+            color="tab:red",
+        )
+
+
+def _plot_bands(
+    summaries: Sequence[VariantSummary],
+    out: Path,
+    keys: tuple[tuple[str, str, str], ...],
+    title: str,
+    name: str,
+) -> None:
+    fig, axes = plt.subplots(
+        1, len(summaries), figsize=(6.5 * len(summaries), 4), sharey=True, squeeze=False
+    )
+    fig.suptitle(title)
+    for ax, s in zip(axes[0], summaries, strict=True):
+        for key, label, color in keys:
+            _band(ax, s.t, s.series[key], label, color)
+        _shade_events(ax, s.events)
+        ax.set_title(f"{s.variant} ({len(s.seeds)} replications)")
+        ax.set_xlabel("virtual time (s)")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=100)
+    plt.close(fig)
+
+
+def _plot_expectations(
+    summaries: Sequence[VariantSummary], digests: Sequence[RunDigest], out: Path
+) -> None:
+    count = max((len(s.verdicts) for s in summaries), default=0)
+    if count == 0:
+        return
+    fig, axes = plt.subplots(
+        count, len(summaries), figsize=(5.5 * len(summaries), 1.6 * count + 0.8), squeeze=False
+    )
+    fig.suptitle("each expectation: replications (dots), mean and 95 % interval, bounds (red)")
+    for column, s in enumerate(summaries):
+        runs = [d for d in digests if d.point == s.point and d.variant == s.variant]
+        for row in range(count):
+            ax = axes[row][column]
+            if row >= len(s.verdicts):
+                ax.axis("off")
+                continue
+            v = s.verdicts[row]
+            values = [next((w.value for w in d.verdicts if w.label == v.label), None) for d in runs]
+            finite = [x for x in values if x is not None and math.isfinite(x)]
+            ax.plot(finite, [0.0] * len(finite), "o", color="tab:gray", alpha=0.6, ms=4)
+            iv = v.interval
+            if iv is not None and math.isfinite(iv.mean):
+                ax.errorbar(
+                    [iv.mean],
+                    [0.0],
+                    xerr=[[iv.mean - iv.low], [iv.high - iv.mean]],
+                    fmt="s",
+                    color="black",
+                    capsize=4,
+                )
+            for bound in (v.min, v.max):
+                if bound is not None:
+                    ax.axvline(bound, color="tab:red", lw=1.2)
+            ax.set_yticks([])
+            ax.set_title(f"{s.variant}: {v.label} — {v.outcome.upper()}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "expectations.png", dpi=100)
+    plt.close(fig)
+
+
+REPLICATION_PLOTS = ("goodput.png", "latency.png", "expectations.png")
+
+
+def write_replication_report(
+    summaries: Sequence[VariantSummary],
+    digests: Sequence[RunDigest],
+    variants: Sequence[Scenario],
+    out: Path,
+    *,
+    confidence: float,
+    source: Path | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> dict[str, Any]:
+    """summary.json, replications.csv, band plots and report.html of replicated runs."""
+    out.mkdir(parents=True, exist_ok=True)
+    digest = replication_summary(summaries, confidence)
+    first = variants[0]
+    digest = {
+        "scenario": first.name,
+        "base_seed": first.seed,
+        "duration": first.duration,
+        "replications": len(summaries[0].seeds) if summaries else 0,
+        **digest,
+    }
+    (out / "summary.json").write_text(
+        json.dumps(digest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    names = list(dict.fromkeys(k for d in digests for k in d.metrics))
+    with (out / "replications.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["variant", "replication", "seed", *names])
+        for d in digests:
+            writer.writerow(
+                [d.variant, d.replication, d.seed]
+                + ["" if (value := d.metrics.get(n)) is None else f"{value:.6g}" for n in names]
+            )
+    _plot_bands(
+        summaries,
+        out,
+        (
+            ("attempts", "attempts (with retries)", "tab:gray"),
+            ("offered", "offered", "tab:blue"),
+            ("goodput", "goodput", "tab:green"),
+        ),
+        f"mean per second with its {confidence:.0%} interval over replications",
+        "goodput.png",
+    )
+    _plot_bands(
+        summaries,
+        out,
+        (("latency_p50", "p50", "tab:blue"), ("latency_p99", "p99", "tab:orange")),
+        f"latency of successful operations (s), mean and {confidence:.0%} interval",
+        "latency.png",
+    )
+    _plot_expectations(summaries, digests, out)
+    passed = all(s.passed for s in summaries)
+    n = len(summaries[0].seeds) if summaries else 0
+    doc = HtmlDocument(f"{first.name}: {n} replications: {'PASS' if passed else 'FAIL'}")
+    doc.paragraph(
+        f"{first.description} — {first.duration:g} virtual seconds, base seed {first.seed}, "
+        f"{n} independent replications per variant."
+    )
+    doc.paragraph(
+        f"Each metric is reported as its mean over the replications with a two-sided "
+        f"{confidence:.0%} Student-t confidence interval (mean ± t(n-1) · s / √n). Each "
+        "expectation is judged on that interval, not on a single run: PASS when the whole "
+        "interval lies within the bounds, FAIL when it lies wholly outside them, UNDECIDED "
+        "when it straddles a bound (more replications may decide it; it does not count as a "
+        "pass). A metric that was infinite in some replication (a recovery that never came) "
+        "has an infinite mean and the interval [smallest value, ∞). Replication 0 uses the "
+        "scenario's seed; the others use seeds derived from it, the same for every variant.",
+        note=True,
+    )
+    scenario_section(doc, variants, source, overrides)
+    _events_section(doc, first)
+    for s in summaries:
+        doc.heading(f"Variant {s.variant}: {'PASS' if s.passed else 'FAIL'}")
+        doc.paragraph("seeds: " + ", ".join(str(seed) for seed in s.seeds))
+        doc.heading(f"Expectations, judged on the {confidence:.0%} interval", level=3)
+        doc.table(
+            [
+                "expectation",
+                "metric",
+                "mean",
+                f"{confidence:.0%} interval",
+                "n",
+                "bound",
+                "verdict",
+            ],
+            [
+                [
+                    v.label,
+                    v.metric,
+                    None if v.interval is None else v.interval.mean,
+                    _interval_text(v.interval),
+                    None if v.interval is None else v.interval.n,
+                    _bound(v.min, v.max),
+                    verdict_cell(v.outcome),
+                ]
+                for v in s.verdicts
+            ],
+        )
+        doc.heading("Summary", level=3)
+        doc.table(
+            ["measure", "mean", f"{confidence:.0%} interval", "std", "n"],
+            [
+                [
+                    key,
+                    None if iv is None else iv.mean,
+                    _interval_text(iv),
+                    None if iv is None or math.isnan(iv.std) else iv.std,
+                    None if iv is None else iv.n,
+                ]
+                for key, iv in s.metrics.items()
+            ],
+        )
+        runs = [d for d in digests if d.point == s.point and d.variant == s.variant]
+        doc.heading("Every replication", level=3)
+        doc.table(
+            ["replication", "seed", *(v.label for v in s.verdicts)],
+            [[d.replication, d.seed, *(w.value for w in d.verdicts)] for d in runs],
+        )
+    doc.heading("Plots")
+    for name in REPLICATION_PLOTS:
+        path = out / name
+        if path.exists():
+            doc.figure(Figure.from_file(path, f"{name}: faults and spikes shaded in red"))
+    doc.write(out / "report.html")
     return digest
