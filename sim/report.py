@@ -557,7 +557,7 @@ def _plot_expectations(
     fig, axes = plt.subplots(
         count, len(summaries), figsize=(5.5 * len(summaries), 1.6 * count + 0.8), squeeze=False
     )
-    fig.suptitle("each expectation: replications (dots), mean and 95 % interval, bounds (red)")
+    fig.suptitle("expectations: runs (dots), mean and 95 % interval, bounds (red)", fontsize=9)
     for column, s in enumerate(summaries):
         runs = [d for d in digests if d.point == s.point and d.variant == s.variant]
         for row in range(count):
@@ -602,7 +602,7 @@ def write_replication_report(
     source: Path | None = None,
     overrides: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
-    """summary.json, replications.csv, band plots and report.html of replicated runs."""
+    """summary.json, replications.csv, mean time series (CSV), band plots and report.html."""
     out.mkdir(parents=True, exist_ok=True)
     digest = replication_summary(summaries, confidence)
     first = variants[0]
@@ -625,6 +625,19 @@ def write_replication_report(
                 [d.variant, d.replication, d.seed]
                 + ["" if (value := d.metrics.get(n)) is None else f"{value:.6g}" for n in names]
             )
+    for s in summaries:
+        with (out / f"timeseries-{s.variant}.csv").open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            keys = list(s.series)
+            writer.writerow(["t", *keys, *(f"{k} low" for k in keys), *(f"{k} high" for k in keys)])
+            for i, t in enumerate(s.t):
+                cells = [s.series[k][i] for k in keys]
+                writer.writerow(
+                    [f"{t:g}"]
+                    + [_csv_value(math.nan if iv is None else iv.mean) for iv in cells]
+                    + [_csv_value(math.nan if iv is None else iv.low) for iv in cells]
+                    + [_csv_value(math.nan if iv is None else iv.high) for iv in cells]
+                )
     _plot_bands(
         summaries,
         out,

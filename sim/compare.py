@@ -1,0 +1,240 @@
+"""Two run folders side by side: a table of differences in each metric, overlaid time series.
+
+A folder is what ``ogsim run`` wrote: ``summary.json`` and ``timeseries-<variant>.csv``, from
+a single run (each metric's value) or from ``--replications`` (each metric's mean and 95 %
+interval; the time series are per-second means). Variants are paired by name; two folders
+with one variant each are paired whatever their names.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Difference", "RunFolder", "compare_html", "compare_png", "differences", "pairs"]
+
+SERIES = (
+    ("goodput", "goodput (ops/s)"),
+    ("attempts", "attempts (ops/s)"),
+    ("latency_p99", "p99 latency (s)"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """A metric's value, or its mean and interval when the run was replicated."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+
+    def text(self) -> str:
+        if self.value is None:
+            return "—"
+        if self.low is not None and self.high is not None:
+            high = "∞" if math.isinf(self.high) else f"{self.high:.4g}"
+            return f"{self.value:.4g} [{self.low:.4g}, {high}]"
+        return f"{self.value:.4g}"
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    if value == "inf":
+        return math.inf
+    if value == "-inf":
+        return -math.inf
+    return float(value)
+
+
+@dataclass(slots=True)
+class RunFolder:
+    """A report folder read back: per variant, its metrics and its per-second series."""
+
+    path: Path
+    scenario: str
+    replicated: bool
+    metrics: dict[str, dict[str, Measured]] = field(default_factory=dict)
+    series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    events: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> RunFolder:
+        summary_path = path / "summary.json"
+        if not summary_path.exists():
+            raise FileNotFoundError(f"{path}: no summary.json (not an ogsim run folder)")
+        data = json.loads(summary_path.read_text(encoding="utf-8"))
+        if "points" in data:
+            raise ValueError(f"{path}: a sweep folder; compare two run folders")
+        replicated = "confidence" in data
+        folder = cls(path, str(data.get("scenario", path.name)), replicated)
+        for variant, body in data.get("variants", {}).items():
+            measured: dict[str, Measured] = {}
+            if replicated:
+                for name, iv in body.get("metrics", {}).items():
+                    measured[name] = (
+                        Measured(None)
+                        if iv is None
+                        else Measured(_number(iv["mean"]), _number(iv["low"]), _number(iv["high"]))
+                    )
+            else:
+                for name, value in body.get("totals", {}).items():
+                    measured[name] = Measured(_number(value))
+                for expectation in body.get("expectations", []):
+                    measured[expectation["name"]] = Measured(_number(expectation["value"]))
+                folder.events[variant] = {
+                    name: (float(span[0]), float(span[1]))
+                    for name, span in body.get("events", {}).items()
+                }
+            folder.metrics[variant] = measured
+            csv_path = path / f"timeseries-{variant}.csv"
+            if csv_path.exists():
+                folder.series[variant] = _read_series(csv_path)
+        return folder
+
+
+def _read_series(path: Path) -> dict[str, list[float]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = rows[0].keys() if rows else []
+    return {
+        column: [float(row[column]) if row[column] not in ("", None) else math.nan for row in rows]
+        for column in columns
+    }
+
+
+def pairs(a: RunFolder, b: RunFolder) -> list[tuple[str, str]]:
+    """Variants of ``a`` and ``b`` to compare: same names, or the only one of each."""
+    shared = [v for v in a.metrics if v in b.metrics]
+    if shared:
+        return [(v, v) for v in shared]
+    if len(a.metrics) == 1 and len(b.metrics) == 1:
+        return [(next(iter(a.metrics)), next(iter(b.metrics)))]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One metric in A and in B, their difference, and whether the intervals overlap."""
+
+    metric: str
+    a: Measured
+    b: Measured
+
+    @property
+    def delta(self) -> float | None:
+        if self.a.value is None or self.b.value is None:
+            return None
+        if math.isinf(self.a.value) or math.isinf(self.b.value):
+            return None if self.a.value == self.b.value else self.b.value - self.a.value
+        return self.b.value - self.a.value
+
+    @property
+    def relative(self) -> float | None:
+        delta = self.delta
+        if delta is None or self.a.value in (None, 0.0) or math.isinf(delta):
+            return None
+        assert self.a.value is not None
+        return delta / abs(self.a.value)
+
+    @property
+    def distinct(self) -> bool | None:
+        """Whether the two 95 % intervals are disjoint (None without intervals)."""
+        a, b = self.a, self.b
+        if None in (a.low, a.high, b.low, b.high):
+            return None
+        assert a.low is not None and a.high is not None and b.low is not None
+        assert b.high is not None
+        return a.high < b.low or b.high < a.low
+
+
+def differences(a: RunFolder, b: RunFolder, variant_a: str, variant_b: str) -> list[Difference]:
+    """Every metric of either side, in A's order then B's extras."""
+    ma, mb = a.metrics[variant_a], b.metrics[variant_b]
+    names = list(dict.fromkeys([*ma, *mb]))
+    return [Difference(n, ma.get(n, Measured(None)), mb.get(n, Measured(None))) for n in names]
+
+
+def _plot(a: RunFolder, b: RunFolder, pairing: list[tuple[str, str]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(SERIES), len(pairing), figsize=(7 * len(pairing), 2.6 * len(SERIES)), squeeze=False
+    )
+    fig.suptitle(f"A = {a.path}   vs   B = {b.path}", fontsize=9)
+    for column, (va, vb) in enumerate(pairing):
+        sa, sb = a.series.get(va, {}), b.series.get(vb, {})
+        for row, (key, label) in enumerate(SERIES):
+            ax = axes[row][column]
+            for series, name, style in ((sa, f"A {va}", "-"), (sb, f"B {vb}", "--")):
+                if key in series and "t" in series:
+                    ax.plot(series["t"], series[key], style, lw=1.0, label=name)
+            for events, colour in (
+                (a.events.get(va, {}), "tab:red"),
+                (b.events.get(vb, {}), "tab:purple"),
+            ):
+                for start, end in events.values():
+                    ax.axvspan(start, end, color=colour, alpha=0.08)
+            ax.set_ylabel(label, fontsize=8)
+            if row == 0:
+                ax.set_title(f"{va} vs {vb}", fontsize=9)
+                ax.legend(fontsize=7)
+            if row == len(SERIES) - 1:
+                ax.set_xlabel("virtual time (s)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def compare_png(a: RunFolder, b: RunFolder, path: Path) -> Path:
+    """The overlaid time series of every pair of variants, as one PNG."""
+    return _plot(a, b, pairs(a, b), path)
+
+
+def compare_html(a: RunFolder, b: RunFolder, path: Path) -> Path:
+    """Tables of differences and the overlaid time series, as one self-contained HTML file."""
+    import tempfile
+
+    from sim.html_report import Cell, Figure, HtmlDocument
+
+    pairing = pairs(a, b)
+    doc = HtmlDocument(f"compare {a.scenario} (A) with {b.scenario} (B)")
+    doc.paragraph(f"A: {a.path}{' (replicated)' if a.replicated else ''}")
+    doc.paragraph(f"B: {b.path}{' (replicated)' if b.replicated else ''}")
+    if a.replicated or b.replicated:
+        doc.paragraph(
+            "Replicated runs show each metric's mean and 95 % interval; 'distinct' marks "
+            "disjoint intervals (a conservative sign that the difference is not noise).",
+            note=True,
+        )
+    for va, vb in pairing:
+        doc.heading(f"{va} (A) vs {vb} (B)")
+        doc.table(
+            ["metric", "A", "B", "B - A", "change", "intervals"],
+            [
+                [
+                    d.metric,
+                    Cell(d.a.text(), "num"),
+                    Cell(d.b.text(), "num"),
+                    d.delta,
+                    Cell("—" if d.relative is None else f"{d.relative:+.1%}", "num"),
+                    "—" if d.distinct is None else ("distinct" if d.distinct else "overlap"),
+                ]
+                for d in differences(a, b, va, vb)
+            ],
+        )
+    if not pairing:
+        doc.paragraph("no variants to pair: the folders have different variant names")
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            png = _plot(a, b, pairing, Path(tmp) / "compare.png")
+            doc.figure(Figure.from_file(png, "A solid, B dashed; events shaded"))
+    return doc.write(path)
