@@ -1,0 +1,814 @@
+"""Locust users that behave like real CAMARA applications against the live federation.
+
+Start a federation (``ogsim up --descriptor ogsim-federation.json``), then run Locust as
+usual: ``locust -f loadtests/locustfile.py`` (web UI), with ``--headless``, or distributed
+(``--master`` / ``--worker``). The federation is found through its descriptor:
+``--ogsim-descriptor PATH`` or ``OGSIM_DESCRIPTOR`` (default ``ogsim-federation.json``).
+
+Users (``FastHttpUser``), each an application with its own credentials:
+
+* :class:`AntiFraudApp` — a bank's fraud engine: CIBA consent for the subscriber (token
+  cached until it expires), then SIM Swap check and retrieve-date at the operator.
+  Number Verification is left out: it needs network-based authentication (the request
+  must come from the subscriber's device address), which loopback cannot give.
+* :class:`LocationApp` — location verification (in and far from the device) and retrieval.
+* :class:`QodApp` — Quality on Demand sessions: create, read, extend, delete, read again.
+* :class:`AggregatorApp` — one set of credentials at the aggregator for subscribers of
+  every operator (SIM swap, reachability, roaming, location verification).
+* :class:`GreedyApp` — a misbehaving application on the free plan that ignores
+  ``Retry-After`` (exactly one such user).
+
+Every answer is checked: the CAMARA schema of its status, the echoed ``x-correlator`` and the
+data against the subscriber's records (read from the operator's admin API before the run).
+Throttling (request type ``429``) and protective refusals (``503 protective``) are reported
+apart and are not failures; a wrong answer is. A small share of calls names numbers nobody
+serves, on purpose, and expects ``404 IDENTIFIER_NOT_FOUND`` (names end in ``(unserved)``).
+
+Every successful billable call is counted exactly, per operator, client and API, and written
+to ``<results>/calls-<node>.json`` when the users stop; the master (or local runner) writes
+``<results>/run.json`` with the usage snapshot taken at the start. ``ogsim reconcile``
+compares them with each operator's metering and the aggregator's settlement.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import gevent
+import httpx
+from faker import Faker
+from gevent.lock import BoundedSemaphore
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from locust import FastHttpUser, between, constant_throughput, events, task
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from loadtests import answers  # noqa: E402
+from loadtests.federation_view import (  # noqa: E402
+    ADMIN_SECRET,
+    Descriptor,
+    SubscriberPool,
+    SubscriberTruth,
+    UnservedNumber,
+    build_pool,
+    load_descriptor,
+)
+from loadtests.outcomes import Kind, Outcome, classify, parse_body  # noqa: E402
+from loadtests.provisioning import (  # noqa: E402
+    FRAUD,
+    SERVICE,
+    Credentials,
+    register,
+    subscribe_aggregator,
+    usage_snapshot,
+)
+from loadtests.reconciliation import RUN_FILE  # noqa: E402
+from loadtests.shapes import shape_from_env  # noqa: E402
+from loadtests.tally import Key, Tally  # noqa: E402
+
+log = logging.getLogger("ogsim.loadtest")
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+CIBA_GRANT = "urn:openid:params:grant-type:ciba"
+TOKEN_MARGIN = 30.0
+"""Seconds before expiry a cached token is renewed."""
+DATA_CENTRE_RETRIES = 3
+ANTIFRAUD_SCOPE = f"sim-swap:check sim-swap:retrieve-date {FRAUD}"
+AGGREGATOR_SCOPE = (
+    "sim-swap:check device-reachability-status:read device-roaming-status:read "
+    f"location-verification:verify {FRAUD}"
+)
+
+_selected_shape = shape_from_env()
+if _selected_shape is not None:
+    SelectedShape = _selected_shape
+
+
+# -- command-line options (also in the web UI) -------------------------------------------
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--ogsim-descriptor", env_var="OGSIM_DESCRIPTOR", default="ogsim-federation.json",
+        include_in_web_ui=True, help="descriptor JSON written by `ogsim up --descriptor`",
+    )
+    parser.add_argument(
+        "--ogsim-results", env_var="OGSIM_RESULTS", default="ogsim-loadtest",
+        include_in_web_ui=True, help="folder for run.json and the per-process call counters",
+    )
+    parser.add_argument(
+        "--ogsim-seed", env_var="OGSIM_SEED", type=int, default=2024, include_in_web_ui=True,
+        help="seed of the Faker choices of subscribers",
+    )
+    parser.add_argument(
+        "--ogsim-unserved-share", env_var="OGSIM_UNSERVED_SHARE", type=float, default=0.03,
+        include_in_web_ui=True, help="share of calls naming a number nobody serves",
+    )
+    parser.add_argument(
+        "--ogsim-fail-data-centre", env_var="OGSIM_FAIL_DATA_CENTRE", default="",
+        include_in_web_ui=True,
+        help="OPERATOR/DC@SECONDS: take that data centre down through the admin API mid-run",
+    )
+    parser.add_argument(
+        "--ogsim-admin-secret", env_var="OGSIM_ADMIN_SECRET", default=ADMIN_SECRET,
+        include_in_web_ui=False, help="admin credential of the parties",
+    )
+    parser.add_argument(
+        "--ogsim-run-id", env_var="OGSIM_RUN_ID", default="", include_in_web_ui=False,
+        help="run id (default: a fresh one per test, chosen by the master)",
+    )
+    parser.set_defaults(stop_timeout=20)
+
+
+# -- one test's state in one Locust process -------------------------------------------------
+
+
+TokenKey = tuple[str, str, str, str]
+"""(issuer, client id, subject or "", scope): what a cached token is good for."""
+
+
+@dataclass
+class Endpoints:
+    token: str
+    backchannel: str
+
+
+@dataclass
+class LoadRun:
+    """What the users of one process share during one test."""
+
+    descriptor: Descriptor
+    pool: SubscriberPool
+    credentials: dict[tuple[str, str], Credentials]
+    endpoints: dict[str, Endpoints]
+    tally: Tally
+    schemas: answers.SchemaBook
+    seed: int
+    unserved_share: float
+    worker_index: int
+    tokens: dict[TokenKey, tuple[str, float]] = field(default_factory=dict)
+    locks: dict[TokenKey, BoundedSemaphore] = field(default_factory=dict)
+    keys: dict[str, ECKey] = field(default_factory=dict)
+    qod_busy: set[str] = field(default_factory=set)
+    users_started: int = 0
+
+    def key_of(self, jwk: dict[str, Any]) -> ECKey:
+        """The private key of a registration (the same client id has one per operator)."""
+        kid = str(jwk["kid"])
+        if kid not in self.keys:
+            self.keys[kid] = ECKey.import_key(jwk)
+        return self.keys[kid]
+
+    def lock(self, key: TokenKey) -> BoundedSemaphore:
+        if key not in self.locks:
+            self.locks[key] = BoundedSemaphore(1)
+        return self.locks[key]
+
+
+def _run_of(environment: Environment) -> LoadRun:
+    run = getattr(environment, "ogsim_run", None)
+    if run is None:
+        raise RuntimeError("the ogsim load test did not start (see the log for why)")
+    return run  # type: ignore[no-any-return]
+
+
+def _results(environment: Environment) -> Path:
+    return Path(environment.parsed_options.ogsim_results)
+
+
+@events.test_start.add_listener
+def _start(environment: Environment, **_: Any) -> None:
+    options = environment.parsed_options
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        options.ogsim_run_id = options.ogsim_run_id or secrets.token_hex(4)
+    descriptor = load_descriptor(options.ogsim_descriptor)
+    secret = options.ogsim_admin_secret
+    with httpx.Client(timeout=15.0) as http:
+        if not isinstance(runner, WorkerRunner):
+            _write_run_file(environment, descriptor, http)
+        if isinstance(runner, MasterRunner):
+            _schedule_data_centre_failure(environment, descriptor)
+            return
+        tally = Tally(options.ogsim_run_id)
+        subscribe_aggregator(descriptor, http, secret)
+        credentials = register(
+            descriptor, http, run_id=options.ogsim_run_id, node=tally.node[-6:],
+            admin_secret=secret,
+        )
+        pool = build_pool(descriptor, http, seed=options.ogsim_seed, admin_secret=secret)
+        endpoints = {}
+        issuers = {o.issuer for o in descriptor.operators}
+        if descriptor.aggregator is not None:
+            issuers.add(descriptor.aggregator.issuer)
+        for issuer in issuers:
+            metadata = http.get(issuer + "/.well-known/openid-configuration").json()
+            endpoints[issuer] = Endpoints(
+                metadata["token_endpoint"], metadata["backchannel_authentication_endpoint"]
+            )
+    worker_index = getattr(runner, "worker_index", 0) or 0
+    environment.ogsim_run = LoadRun(  # type: ignore[attr-defined]
+        descriptor, pool, credentials, endpoints, tally, answers.SchemaBook(),
+        options.ogsim_seed, options.ogsim_unserved_share, worker_index,
+    )
+    if not isinstance(runner, WorkerRunner):
+        _schedule_data_centre_failure(environment, descriptor)
+
+
+def _write_run_file(environment: Environment, descriptor: Descriptor, http: httpx.Client) -> None:
+    options = environment.parsed_options
+    results = _results(environment)
+    results.mkdir(parents=True, exist_ok=True)
+    application = descriptor.application.client_id if descriptor.application else None
+    run = {
+        "runId": options.ogsim_run_id,
+        "startedAt": time.time(),
+        "descriptor": str(descriptor.path.resolve()),
+        "aggregatorApplication": application,
+        "seed": options.ogsim_seed,
+        "baseline": usage_snapshot(descriptor, http, options.ogsim_admin_secret),
+        "events": [],
+    }
+    (results / RUN_FILE).write_text(json.dumps(run, indent=1))
+
+
+def _record_event(environment: Environment, event: dict[str, Any]) -> None:
+    path = _results(environment) / RUN_FILE
+    run = json.loads(path.read_text())
+    run["events"].append(event)
+    path.write_text(json.dumps(run, indent=1))
+
+
+def _schedule_data_centre_failure(environment: Environment, descriptor: Descriptor) -> None:
+    """``--ogsim-fail-data-centre telco-es/madrid@10``: down after 10 s, via the admin API."""
+    spec = environment.parsed_options.ogsim_fail_data_centre
+    if not spec:
+        return
+    target, _, after = spec.partition("@")
+    operator_id, _, centre = target.partition("/")
+    operator = descriptor.operator(operator_id)
+    if centre not in operator.data_centres:
+        raise ValueError(f"{operator_id} has no data centre {centre!r}: {operator.data_centres}")
+    secret = environment.parsed_options.ogsim_admin_secret
+
+    def fail() -> None:
+        response = httpx.post(
+            f"{operator.data_centre_admin}/{centre}/fail",
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=10.0,
+        )
+        log.warning("data centre %s/%s taken down: %s", operator_id, centre, response.status_code)
+        _record_event(
+            environment,
+            {"at": time.time(), "event": "data-centre-down", "operator": operator_id,
+             "dataCentre": centre, "status": response.status_code},
+        )
+
+    gevent.spawn_later(float(after or 0), fail)
+
+
+@events.test_stop.add_listener
+def _stop(environment: Environment, **_: Any) -> None:
+    run = getattr(environment, "ogsim_run", None)
+    if run is None or isinstance(environment.runner, MasterRunner):
+        return
+    path = run.tally.write(_results(environment))
+    log.info("call counters written to %s", path)
+
+
+# -- the applications ------------------------------------------------------------------------
+
+
+class CamaraApp(FastHttpUser):
+    """A CAMARA application: OAuth with private_key_jwt, checked calls, exact counting."""
+
+    abstract = True
+    host = "http://127.0.0.1"
+    network_timeout = 30.0
+    connection_timeout = 10.0
+    honours_retry_after = True
+
+    def on_start(self) -> None:
+        self.run = _run_of(self.environment)
+        self.run.users_started += 1
+        self.fake = Faker()
+        self.fake.seed_instance(
+            f"{self.run.seed}:{self.run.worker_index}:{type(self).__name__}:"
+            f"{self.run.users_started}"
+        )
+
+    # -- choices ----------------------------------------------------------------------------
+
+    def unserved(self) -> bool:
+        return self.fake.pyfloat(min_value=0, max_value=1) < self.run.unserved_share
+
+    def pick_operator(self) -> str:
+        return str(self.fake.random_element([o.id for o in self.run.descriptor.operators]))
+
+    def pick(self, subscribers: list[SubscriberTruth]) -> SubscriberTruth:
+        return subscribers[self.fake.random_int(0, len(subscribers) - 1)]
+
+    def pick_unserved(self, operator: str | None = None) -> UnservedNumber:
+        choices = [
+            u for u in self.run.pool.unserved if operator is None or u.range_of == operator
+        ]
+        return choices[self.fake.random_int(0, len(choices) - 1)]
+
+    # -- OAuth ------------------------------------------------------------------------------
+
+    def _assertion(self, client_id: str, jwk: dict[str, Any], audience: str, **extra: Any) -> str:
+        key = self.run.key_of(jwk)
+        now = int(time.time())
+        claims = {
+            "iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 60,
+            "jti": secrets.token_urlsafe(16), **extra,
+        }
+        return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
+
+    def _oauth(
+        self, url: str, client_id: str, jwk: dict[str, Any], form: dict[str, str], name: str,
+        expected_errors: tuple[str, ...] = (),
+    ) -> tuple[dict[str, Any] | None, str]:
+        """POST a form to an OAuth endpoint; (body, "") or (None, error code)."""
+        form = {
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": self._assertion(client_id, jwk, url),
+            **form,
+        }
+        with self.client.post(
+            url, data=urlencode(form), name=name, catch_response=True,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ) as response:
+            body = parse_body(response.content)
+            if response.status_code == 200 and isinstance(body, dict):
+                response.success()
+                return body, ""
+            error = str(body.get("error", "")) if isinstance(body, dict) else ""
+            if error in expected_errors:
+                response.request_meta["name"] = f"{name} ({error})"
+                response.success()
+            else:
+                response.failure(f"{response.status_code} {error or response.text}")
+            return None, error or f"http {response.status_code}"
+
+    def two_legged_token(self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str) -> str:
+        """Client credentials, cached (shared by the users of this process) until expiry."""
+        return self._cached((issuer, client_id, "", scope), lambda: self._fetch_cc(
+            client_id, jwk, issuer, scope
+        ))
+
+    def _fetch_cc(
+        self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str
+    ) -> tuple[str, float] | None:
+        body, _ = self._oauth(
+            self.run.endpoints[issuer].token, client_id, jwk,
+            {"grant_type": "client_credentials", "scope": scope},
+            "oauth token (client_credentials)",
+        )
+        if body is None:
+            return None
+        return str(body["access_token"]), time.time() + float(body.get("expires_in", 300))
+
+    def ciba_token(self, credentials: Credentials, number: str, scope: str) -> str | None:
+        """CIBA consent for ``number`` (poll mode), cached until the token expires."""
+        return self._cached_or_none(
+            (credentials.issuer, credentials.client_id, number, scope),
+            lambda: self._fetch_ciba(credentials, number, scope),
+        )
+
+    def _fetch_ciba(
+        self, credentials: Credentials, number: str, scope: str
+    ) -> tuple[str, float] | None:
+        endpoints = self.run.endpoints[credentials.issuer]
+        started, _ = self._oauth(
+            endpoints.backchannel, credentials.client_id, credentials.private_jwk,
+            {"login_hint": f"tel:{number}", "scope": scope, "binding_message": "ogsim-lt"},
+            "oauth ciba start", expected_errors=("access_denied",),
+        )
+        if started is None:
+            return None
+        interval = float(started.get("interval", 2))
+        deadline = time.time() + float(started.get("expires_in", 120))
+        while time.time() < deadline:
+            gevent.sleep(interval)
+            body, error = self._oauth(
+                endpoints.token, credentials.client_id, credentials.private_jwk,
+                {"grant_type": CIBA_GRANT, "auth_req_id": str(started["auth_req_id"])},
+                "oauth ciba poll",
+                expected_errors=("authorization_pending", "slow_down", "access_denied"),
+            )
+            if body is not None:
+                return str(body["access_token"]), time.time() + float(body.get("expires_in", 300))
+            if error == "slow_down":
+                interval += 5
+            elif error != "authorization_pending":
+                return None
+        return None
+
+    def _cached(
+        self, key: TokenKey, fetch: Callable[[], tuple[str, float] | None]
+    ) -> str:
+        token = self._cached_or_none(key, fetch)
+        if token is None:
+            raise _NoToken(key)
+        return token
+
+    def _cached_or_none(
+        self, key: TokenKey, fetch: Callable[[], tuple[str, float] | None]
+    ) -> str | None:
+        cached = self.run.tokens.get(key)
+        if cached is not None and cached[1] - TOKEN_MARGIN > time.time():
+            return cached[0]
+        with self.run.lock(key):
+            cached = self.run.tokens.get(key)
+            if cached is not None and cached[1] - TOKEN_MARGIN > time.time():
+                return cached[0]
+            fetched = fetch()
+            if fetched is None:
+                return None
+            self.run.tokens[key] = fetched
+            return fetched[0]
+
+    # -- CAMARA calls -----------------------------------------------------------------------
+
+    def camara(
+        self,
+        *,
+        key: Key,
+        url: str,
+        name: str,
+        token: str,
+        operation: str,
+        method: str = "POST",
+        body: dict[str, Any] | None = None,
+        check: answers.Check = answers.nothing,
+        unserved: bool = False,
+        allowed: tuple[tuple[int, str], ...] = (),
+        through_aggregator: bool = False,
+        retry_transport: bool = True,
+    ) -> Outcome | None:
+        """One call as a careful client makes it: same correlator across its retries."""
+        tally = self.run.tally
+        tally.calls[type(self).__name__] += 1
+        correlator = tally.correlator()
+        headers = {"Authorization": f"Bearer {token}", "x-correlator": correlator}
+        label = f"{name} (unserved)" if unserved else name
+        outcome: Outcome | None = None
+        try:
+            for attempt in range(DATA_CENTRE_RETRIES + 1):
+                outcome = self._attempt(
+                    method, url, label, headers, body, key, correlator, operation, check,
+                    unserved, allowed, through_aggregator,
+                )
+                last = attempt == DATA_CENTRE_RETRIES
+                if outcome is None and retry_transport and not last:
+                    gevent.sleep(0.2 * (attempt + 1))
+                    continue
+                if outcome is not None and outcome.kind is Kind.DATA_CENTRE_DOWN and not last:
+                    gevent.sleep(0.3 * (attempt + 1))
+                    continue
+                break
+        except gevent.GreenletExit:
+            tally.unresolved_call(key, correlator)
+            raise
+        if outcome is None:
+            tally.unresolved_call(key, correlator)
+        elif outcome.kind is Kind.THROTTLED and self.honours_retry_after:
+            gevent.sleep(min(outcome.retry_after or 1.0, 5.0))
+        return outcome
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        label: str,
+        headers: dict[str, str],
+        body: dict[str, Any] | None,
+        key: Key,
+        correlator: str,
+        operation: str,
+        check: answers.Check,
+        unserved: bool,
+        allowed: tuple[tuple[int, str], ...],
+        through_aggregator: bool,
+    ) -> Outcome | None:
+        with self.client.request(
+            method, url, json=body, headers=headers, name=label, catch_response=True
+        ) as response:
+            status = response.status_code
+            if not status:
+                response.failure(f"no answer: {response.error}")
+                return None
+            payload = parse_body(response.content)
+            outcome = classify(status, payload, response.headers.get("Retry-After"))
+            if outcome.billable:
+                self.run.tally.count(key, correlator, settled=through_aggregator)
+            wrong: list[str] = []
+            if response.headers.get("x-correlator") != correlator:
+                wrong.append(f"x-correlator {response.headers.get('x-correlator')!r} not echoed")
+            if outcome.kind is Kind.THROTTLED:
+                response.request_meta["request_type"] = "429"
+            elif outcome.kind is Kind.PROTECTIVE:
+                response.request_meta["request_type"] = "503 protective"
+            elif outcome.kind is Kind.DATA_CENTRE_DOWN:
+                response.request_meta["request_type"] = "503 data centre down"
+                wrong.append(outcome.message)
+            elif outcome.kind is Kind.SUCCESS:
+                if unserved:
+                    wrong.append(f"a number nobody serves was answered {status}")
+                else:
+                    wrong += self.run.schemas.errors(key[2], operation, status, payload)
+                    wrong += check(payload)
+            elif unserved and status == 404 and outcome.code == "IDENTIFIER_NOT_FOUND":
+                pass
+            elif (status, outcome.code) in allowed:
+                response.request_meta["name"] = f"{label} ({status} {outcome.code})"
+            else:
+                wrong.append(f"{status} {outcome.code}: {outcome.message or response.text}")
+            if not wrong:
+                errors = self.run.schemas.errors(key[2], operation, status, payload)
+                if not outcome.billable and status not in (429, 503) and errors:
+                    wrong += errors
+            if wrong:
+                response.failure("; ".join(wrong)[:500])
+            else:
+                response.success()
+            return outcome
+
+
+class _NoToken(Exception):
+    """The authorization server refused a token (already reported as a failure)."""
+
+
+def _operator_url(run: LoadRun, operator: str, path: str) -> str:
+    return run.descriptor.operator(operator).api_root + path
+
+
+class AntiFraudApp(CamaraApp):
+    """A bank's fraud engine: CIBA consent per subscriber, then SIM Swap at the operator."""
+
+    weight = 3
+    wait_time = between(0.5, 1.5)
+
+    @task
+    def check_subscriber(self) -> None:
+        operator = self.pick_operator()
+        credentials = self.run.credentials[("antifraud", operator)]
+        if self.unserved():
+            number = self.pick_unserved(operator).number
+            self._oauth(
+                self.run.endpoints[credentials.issuer].backchannel, credentials.client_id,
+                credentials.private_jwk,
+                {"login_hint": f"tel:{number}", "scope": ANTIFRAUD_SCOPE},
+                "oauth ciba start (unserved)", expected_errors=("unknown_user_id",),
+            )
+            return
+        subscriber = self.pick(self.run.pool.for_consent(operator))
+        token = self.ciba_token(credentials, subscriber.number, ANTIFRAUD_SCOPE)
+        if token is None:
+            return
+        key = (operator, credentials.client_id, "sim-swap")
+        max_age = int(self.fake.random_element([24, 240, 2400]))
+        now = datetime.now(UTC)
+        self.camara(
+            key=key, url=_operator_url(self.run, operator, "/sim-swap/v2/check"),
+            name="sim-swap check", token=token, operation="checkSimSwap",
+            body={"maxAge": max_age}, check=answers.sim_swap_check(subscriber, max_age, now),
+        )
+        self.camara(
+            key=key, url=_operator_url(self.run, operator, "/sim-swap/v2/retrieve-date"),
+            name="sim-swap retrieve-date", token=token, operation="retrieveSimSwapDate",
+            body={}, check=answers.sim_swap_date(subscriber),
+        )
+
+
+class LocationApp(CamaraApp):
+    """Location verification and retrieval, two-legged, for the operator's subscribers."""
+
+    weight = 3
+    wait_time = between(0.5, 1.5)
+    SCOPE = f"location-verification:verify location-retrieval:read {SERVICE}"
+
+    def _setup(self) -> tuple[str, Credentials, str]:
+        operator = self.pick_operator()
+        credentials = self.run.credentials[("location", operator)]
+        token = self.two_legged_token(
+            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
+        )
+        return operator, credentials, token
+
+    @task(3)
+    def verify(self) -> None:
+        operator, credentials, token = self._setup()
+        key = (operator, credentials.client_id, "location-verification")
+        url = _operator_url(self.run, operator, "/location-verification/v3/verify")
+        if self.unserved():
+            number = self.pick_unserved(operator).number
+            area = answers.Area(40.4, -3.7, 2000)
+            self.camara(key=key, url=url, name="location verify", token=token,
+                        operation="verifyLocation", unserved=True,
+                        body={"device": {"phoneNumber": number}, "area": area.wire()})
+            return
+        subscriber = self.pick(self.run.pool.usable(operator))
+        inside = self.fake.boolean(chance_of_getting_true=70)
+        area = answers.area_around(subscriber) if inside else answers.area_far_from(subscriber)
+        self.camara(
+            key=key, url=url, name="location verify", token=token, operation="verifyLocation",
+            body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
+            check=answers.location_verification(subscriber, area),
+        )
+
+    @task(2)
+    def retrieve(self) -> None:
+        operator, credentials, token = self._setup()
+        subscriber = self.pick(self.run.pool.usable(operator))
+        self.camara(
+            key=(operator, credentials.client_id, "location-retrieval"),
+            url=_operator_url(self.run, operator, "/location-retrieval/v0.5/retrieve"),
+            name="location retrieve", token=token, operation="retrieveLocation",
+            body={"device": {"phoneNumber": subscriber.number}},
+            check=answers.location_retrieval(subscriber),
+        )
+
+
+class QodApp(CamaraApp):
+    """A video service boosting a device: create, read, extend, delete a QoD session."""
+
+    weight = 2
+    wait_time = between(1, 3)
+    SCOPE = (
+        "quality-on-demand:sessions:create quality-on-demand:sessions:read "
+        f"quality-on-demand:sessions:update quality-on-demand:sessions:delete {SERVICE}"
+    )
+    PROFILES = ("QOS_E", "QOS_S", "QOS_M", "QOS_L")
+
+    @task
+    def session_lifecycle(self) -> None:
+        operator = self.pick_operator()
+        credentials = self.run.credentials[("qod", operator)]
+        token = self.two_legged_token(
+            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
+        )
+        key = (operator, credentials.client_id, "quality-on-demand")
+        base = _operator_url(self.run, operator, "/quality-on-demand/v1/sessions")
+        devices = [
+            s for s in self.run.pool.usable(operator)
+            if "DATA" in s.connectivity and s.number not in self.run.qod_busy
+        ]
+        if not devices:
+            return
+        subscriber = self.pick(devices)
+        number = subscriber.number
+        profile = str(self.fake.random_element(self.PROFILES))
+        duration = self.fake.random_int(60, 600)
+        self.run.qod_busy.add(number)
+        try:
+            created = self.camara(
+                key=key, url=base, name="qod create", token=token, operation="createSession",
+                body={
+                    "device": {"phoneNumber": number},
+                    "applicationServer": {"ipv4Address": "198.51.100.10"},
+                    "qosProfile": profile,
+                    "duration": duration,
+                },
+                check=answers.qod_session(number, profile, duration),
+                allowed=((409, "CONFLICT"),), retry_transport=False,
+            )
+            if created is None or created.status != 201 or not isinstance(created.body, dict):
+                return
+            session = str(created.body.get("sessionId"))
+            url = f"{base}/{session}"
+            self.camara(
+                key=key, url=url, method="GET", name="qod read", token=token,
+                operation="getSession",
+                check=answers.qod_session(number, profile, duration, session),
+            )
+            extended = duration + 60
+            self.camara(
+                key=key, url=f"{url}/extend", name="qod extend", token=token,
+                operation="extendQosSessionDuration", body={"requestedAdditionalDuration": 60},
+                check=answers.qod_session(number, profile, extended, session),
+            )
+            self.camara(
+                key=key, url=url, method="GET", name="qod read after extend", token=token,
+                operation="getSession",
+                check=answers.qod_session(number, profile, extended, session),
+            )
+            self.camara(
+                key=key, url=url, method="DELETE", name="qod delete", token=token,
+                operation="deleteSession",
+            )
+            self.camara(
+                key=key, url=url, method="GET", name="qod read after delete", token=token,
+                operation="getSession", allowed=((404, "NOT_FOUND"),),
+                check=lambda body: [f"session {session} still answered after its deletion"],
+            )
+        finally:
+            self.run.qod_busy.discard(number)
+
+
+class AggregatorApp(CamaraApp):
+    """One application, one set of credentials at the aggregator, every operator's numbers."""
+
+    weight = 3
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        super().on_start()
+        application = self.run.descriptor.application
+        aggregator = self.run.descriptor.aggregator
+        if application is None or aggregator is None:
+            raise RuntimeError("the descriptor names no aggregator and demo application")
+        self.application = application
+        self.api_root = aggregator.api_root
+        self.aggregator_id = aggregator.id
+
+    @task
+    def any_subscriber(self) -> None:
+        token = self.two_legged_token(
+            self.application.client_id, self.application.private_jwk, self.application.issuer,
+            AGGREGATOR_SCOPE,
+        )
+        calls = (
+            ("sim-swap", "/sim-swap/v2/check", "checkSimSwap"),
+            ("device-reachability-status", "/device-reachability-status/v1/retrieve",
+             "getReachabilityStatus"),
+            ("device-roaming-status", "/device-roaming-status/v1/retrieve", "getRoamingStatus"),
+            ("location-verification", "/location-verification/v3/verify", "verifyLocation"),
+        )
+        api, path, operation = calls[self.fake.random_int(0, len(calls) - 1)]
+        if self.unserved():
+            nobody = self.pick_unserved()
+            body: dict[str, Any] = {"device": {"phoneNumber": nobody.number}}
+            if api == "sim-swap":
+                body = {"phoneNumber": nobody.number, "maxAge": 240}
+            elif api == "location-verification":
+                body["area"] = answers.Area(48.85, 2.35, 2000).wire()
+            self.camara(
+                key=(nobody.range_of or "-", self.aggregator_id, api), url=self.api_root + path,
+                name=f"hub {api}", token=token, operation=operation, body=body, unserved=True,
+                through_aggregator=True,
+            )
+            return
+        subscriber = self.pick(self.run.pool.usable(self.pick_operator()))
+        number = subscriber.number
+        check: answers.Check
+        if api == "sim-swap":
+            body = {"phoneNumber": number, "maxAge": 240}
+            check = answers.sim_swap_check(subscriber, 240, datetime.now(UTC))
+        elif api == "device-reachability-status":
+            body = {"device": {"phoneNumber": number}}
+            check = answers.reachability(subscriber)
+        elif api == "device-roaming-status":
+            body = {"device": {"phoneNumber": number}}
+            check = answers.roaming(subscriber)
+        else:
+            area = answers.area_around(subscriber)
+            body = {"device": {"phoneNumber": number}, "area": area.wire()}
+            check = answers.location_verification(subscriber, area)
+        self.camara(
+            key=(subscriber.operator, self.aggregator_id, api), url=self.api_root + path,
+            name=f"hub {api}", token=token, operation=operation, body=body, check=check,
+            through_aggregator=True,
+        )
+
+
+class GreedyApp(CamaraApp):
+    """A misbehaving application on the free plan: it never waits for ``Retry-After``."""
+
+    fixed_count = 1
+    wait_time = constant_throughput(20)
+    honours_retry_after = False
+    SCOPE = f"device-reachability-status:read {SERVICE}"
+
+    @task
+    def hammer(self) -> None:
+        operator = self.run.descriptor.operators[0].id
+        credentials = self.run.credentials[("greedy", operator)]
+        token = self.two_legged_token(
+            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
+        )
+        subscriber = self.pick(self.run.pool.usable(operator))
+        self.camara(
+            key=(operator, credentials.client_id, "device-reachability-status"),
+            url=_operator_url(self.run, operator, "/device-reachability-status/v1/retrieve"),
+            name="greedy reachability", token=token, operation="getReachabilityStatus",
+            body={"device": {"phoneNumber": subscriber.number}},
+            check=answers.reachability(subscriber),
+        )
