@@ -108,8 +108,10 @@ def sim_swap_date(truth: SubscriberTruth) -> Check:
         got = _parse(body.get("latestSimChange"))
         want = truth.latest_sim_change
         if got is None or abs((got - want).total_seconds()) > 1:
-            return [f"latestSimChange={body.get('latestSimChange')} for {truth.number}, "
-                    f"records say {want.isoformat()}"]
+            return [
+                f"latestSimChange={body.get('latestSimChange')} for {truth.number}, "
+                f"records say {want.isoformat()}"
+            ]
         return []
 
     return check
@@ -124,8 +126,10 @@ def reachability(truth: SubscriberTruth) -> Check:
         if body.get("reachable") is not reachable:
             wrong.append(f"reachable={body.get('reachable')} for {truth.number}")
         if reachable and set(body.get("connectivity") or ()) != set(truth.connectivity):
-            wrong.append(f"connectivity={body.get('connectivity')} for {truth.number}, "
-                         f"records say {list(truth.connectivity)}")
+            wrong.append(
+                f"connectivity={body.get('connectivity')} for {truth.number}, "
+                f"records say {list(truth.connectivity)}"
+            )
         return wrong
 
     return check
@@ -139,8 +143,10 @@ def roaming(truth: SubscriberTruth) -> Check:
         if body.get("roaming") is not expected:
             return [f"roaming={body.get('roaming')} for {truth.number}, records say {expected}"]
         if expected and truth.roaming_country not in (body.get("countryName") or []):
-            return [f"countryName={body.get('countryName')} for {truth.number}, "
-                    f"records say {truth.roaming_country}"]
+            return [
+                f"countryName={body.get('countryName')} for {truth.number}, "
+                f"records say {truth.roaming_country}"
+            ]
         return []
 
     return check
@@ -192,8 +198,10 @@ def location_verification(truth: SubscriberTruth, area: Area) -> Check:
             return []
         result = body.get("verificationResult")
         if result not in allowed:
-            return [f"verificationResult={result} for {truth.number} {centre:.0f} m from the "
-                    f"centre of a {area.radius} m circle, expected {sorted(allowed)}"]
+            return [
+                f"verificationResult={result} for {truth.number} {centre:.0f} m from the "
+                f"centre of a {area.radius} m circle, expected {sorted(allowed)}"
+            ]
         return []
 
     return check
@@ -206,7 +214,9 @@ def location_retrieval(truth: SubscriberTruth, tolerance_m: float = 1000.0) -> C
         centre = (body.get("area") or {}).get("center") or {}
         try:
             off = distance_m(
-                truth.latitude, truth.longitude, float(centre["latitude"]),
+                truth.latitude,
+                truth.longitude,
+                float(centre["latitude"]),
                 float(centre["longitude"]),
             )
         except (KeyError, TypeError, ValueError):
@@ -218,9 +228,7 @@ def location_retrieval(truth: SubscriberTruth, tolerance_m: float = 1000.0) -> C
     return check
 
 
-def qod_session(
-    number: str, profile: str, duration: int, session_id: str | None = None
-) -> Check:
+def qod_session(number: str, profile: str, duration: int, session_id: str | None = None) -> Check:
     def check(body: Any) -> list[str]:
         if not isinstance(body, dict):
             return []

@@ -153,9 +153,7 @@ class SubscriberTruth:
         return self.handset == "approve" and self.handset_delay <= 1.0 and not self.opted_out
 
     @classmethod
-    def from_admin(
-        cls, operator: str, role: str | None, record: dict[str, Any]
-    ) -> SubscriberTruth:
+    def from_admin(cls, operator: str, role: str | None, record: dict[str, Any]) -> SubscriberTruth:
         location = record.get("location") or {}
         handset = record.get("handset") or {}
         return cls(

@@ -48,6 +48,7 @@ import gevent
 import httpx
 from faker import Faker
 from gevent.lock import BoundedSemaphore
+from gevent.pool import Group
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from locust import FastHttpUser, between, constant_throughput, events, task
@@ -105,32 +106,54 @@ if _selected_shape is not None:
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
     parser.add_argument(
-        "--ogsim-descriptor", env_var="OGSIM_DESCRIPTOR", default="ogsim-federation.json",
-        include_in_web_ui=True, help="descriptor JSON written by `ogsim up --descriptor`",
+        "--ogsim-descriptor",
+        env_var="OGSIM_DESCRIPTOR",
+        default="ogsim-federation.json",
+        include_in_web_ui=True,
+        help="descriptor JSON written by `ogsim up --descriptor`",
     )
     parser.add_argument(
-        "--ogsim-results", env_var="OGSIM_RESULTS", default="ogsim-loadtest",
-        include_in_web_ui=True, help="folder for run.json and the per-process call counters",
+        "--ogsim-results",
+        env_var="OGSIM_RESULTS",
+        default="ogsim-loadtest",
+        include_in_web_ui=True,
+        help="folder for run.json and the per-process call counters",
     )
     parser.add_argument(
-        "--ogsim-seed", env_var="OGSIM_SEED", type=int, default=2024, include_in_web_ui=True,
+        "--ogsim-seed",
+        env_var="OGSIM_SEED",
+        type=int,
+        default=2024,
+        include_in_web_ui=True,
         help="seed of the Faker choices of subscribers",
     )
     parser.add_argument(
-        "--ogsim-unserved-share", env_var="OGSIM_UNSERVED_SHARE", type=float, default=0.03,
-        include_in_web_ui=True, help="share of calls naming a number nobody serves",
+        "--ogsim-unserved-share",
+        env_var="OGSIM_UNSERVED_SHARE",
+        type=float,
+        default=0.03,
+        include_in_web_ui=True,
+        help="share of calls naming a number nobody serves",
     )
     parser.add_argument(
-        "--ogsim-fail-data-centre", env_var="OGSIM_FAIL_DATA_CENTRE", default="",
+        "--ogsim-fail-data-centre",
+        env_var="OGSIM_FAIL_DATA_CENTRE",
+        default="",
         include_in_web_ui=True,
         help="OPERATOR/DC@SECONDS: take that data centre down through the admin API mid-run",
     )
     parser.add_argument(
-        "--ogsim-admin-secret", env_var="OGSIM_ADMIN_SECRET", default=ADMIN_SECRET,
-        include_in_web_ui=False, help="admin credential of the parties",
+        "--ogsim-admin-secret",
+        env_var="OGSIM_ADMIN_SECRET",
+        default=ADMIN_SECRET,
+        include_in_web_ui=False,
+        help="admin credential of the parties",
     )
     parser.add_argument(
-        "--ogsim-run-id", env_var="OGSIM_RUN_ID", default="", include_in_web_ui=False,
+        "--ogsim-run-id",
+        env_var="OGSIM_RUN_ID",
+        default="",
+        include_in_web_ui=False,
         help="run id (default: a fresh one per test, chosen by the master)",
     )
     parser.set_defaults(stop_timeout=20)
@@ -166,6 +189,7 @@ class LoadRun:
     locks: dict[TokenKey, BoundedSemaphore] = field(default_factory=dict)
     keys: dict[str, ECKey] = field(default_factory=dict)
     qod_busy: set[str] = field(default_factory=set)
+    in_flight: Group = field(default_factory=Group)
     users_started: int = 0
 
     def key_of(self, jwk: dict[str, Any]) -> ECKey:
@@ -209,7 +233,10 @@ def _start(environment: Environment, **_: Any) -> None:
         tally = Tally(options.ogsim_run_id)
         subscribe_aggregator(descriptor, http, secret)
         credentials = register(
-            descriptor, http, run_id=options.ogsim_run_id, node=tally.node[-6:],
+            descriptor,
+            http,
+            run_id=options.ogsim_run_id,
+            node=tally.node[-6:],
             admin_secret=secret,
         )
         pool = build_pool(descriptor, http, seed=options.ogsim_seed, admin_secret=secret)
@@ -224,8 +251,15 @@ def _start(environment: Environment, **_: Any) -> None:
             )
     worker_index = getattr(runner, "worker_index", 0) or 0
     environment.ogsim_run = LoadRun(  # type: ignore[attr-defined]
-        descriptor, pool, credentials, endpoints, tally, answers.SchemaBook(),
-        options.ogsim_seed, options.ogsim_unserved_share, worker_index,
+        descriptor,
+        pool,
+        credentials,
+        endpoints,
+        tally,
+        answers.SchemaBook(),
+        options.ogsim_seed,
+        options.ogsim_unserved_share,
+        worker_index,
     )
     if not isinstance(runner, WorkerRunner):
         _schedule_data_centre_failure(environment, descriptor)
@@ -276,8 +310,13 @@ def _schedule_data_centre_failure(environment: Environment, descriptor: Descript
         log.warning("data centre %s/%s taken down: %s", operator_id, centre, response.status_code)
         _record_event(
             environment,
-            {"at": time.time(), "event": "data-centre-down", "operator": operator_id,
-             "dataCentre": centre, "status": response.status_code},
+            {
+                "at": time.time(),
+                "event": "data-centre-down",
+                "operator": operator_id,
+                "dataCentre": centre,
+                "status": response.status_code,
+            },
         )
 
     gevent.spawn_later(float(after or 0), fail)
@@ -288,8 +327,57 @@ def _stop(environment: Environment, **_: Any) -> None:
     run = getattr(environment, "ogsim_run", None)
     if run is None or isinstance(environment.runner, MasterRunner):
         return
+    run.in_flight.join(timeout=30)
     path = run.tally.write(_results(environment))
     log.info("call counters written to %s", path)
+
+
+REJECTION_TYPES = frozenset({"429", "503 protective"})
+"""Request types of answers that are the federation protecting itself, not failures."""
+
+
+def summary(environment: Environment) -> dict[str, Any]:
+    """Served calls (everything but throttling and protective refusals) and the rejections."""
+    from locust.stats import StatsEntry
+
+    stats = environment.stats
+    served = StatsEntry(stats, "served", "", use_response_times_cache=False)
+    rejected: dict[str, int] = {kind: 0 for kind in REJECTION_TYPES}
+    failures: dict[str, int] = {}
+    for (name, method), entry in stats.entries.items():
+        if method in REJECTION_TYPES:
+            rejected[method] += entry.num_requests
+            continue
+        served.extend(entry)
+        if entry.num_failures:
+            failures[f"{method} {name}"] = entry.num_failures
+    requests = served.num_requests
+    return {
+        "served": {
+            "requests": requests,
+            "failures": served.num_failures,
+            "failureRatio": served.num_failures / requests if requests else 0.0,
+            "p50": served.get_response_time_percentile(0.5) if requests else 0.0,
+            "p95": served.get_response_time_percentile(0.95) if requests else 0.0,
+            "p99": served.get_response_time_percentile(0.99) if requests else 0.0,
+            "rps": served.total_rps,
+        },
+        "throttled": rejected["429"],
+        "protective": rejected["503 protective"],
+        "failuresByRequest": failures,
+        "requestsByName": {
+            f"{method} {name}": e.num_requests for (name, method), e in stats.entries.items()
+        },
+    }
+
+
+@events.quitting.add_listener
+def _quitting(environment: Environment, **_: Any) -> None:
+    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+        return
+    results = _results(environment)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "summary.json").write_text(json.dumps(summary(environment), indent=1))
 
 
 # -- the applications ------------------------------------------------------------------------
@@ -325,9 +413,7 @@ class CamaraApp(FastHttpUser):
         return subscribers[self.fake.random_int(0, len(subscribers) - 1)]
 
     def pick_unserved(self, operator: str | None = None) -> UnservedNumber:
-        choices = [
-            u for u in self.run.pool.unserved if operator is None or u.range_of == operator
-        ]
+        choices = [u for u in self.run.pool.unserved if operator is None or u.range_of == operator]
         return choices[self.fake.random_int(0, len(choices) - 1)]
 
     # -- OAuth ------------------------------------------------------------------------------
@@ -336,13 +422,23 @@ class CamaraApp(FastHttpUser):
         key = self.run.key_of(jwk)
         now = int(time.time())
         claims = {
-            "iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 60,
-            "jti": secrets.token_urlsafe(16), **extra,
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now + 60,
+            "jti": secrets.token_urlsafe(16),
+            **extra,
         }
         return jwt.encode({"alg": "ES256", "kid": key.kid}, claims, key)
 
     def _oauth(
-        self, url: str, client_id: str, jwk: dict[str, Any], form: dict[str, str], name: str,
+        self,
+        url: str,
+        client_id: str,
+        jwk: dict[str, Any],
+        form: dict[str, str],
+        name: str,
         expected_errors: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any] | None, str]:
         """POST a form to an OAuth endpoint; (body, "") or (None, error code)."""
@@ -352,7 +448,10 @@ class CamaraApp(FastHttpUser):
             **form,
         }
         with self.client.post(
-            url, data=urlencode(form), name=name, catch_response=True,
+            url,
+            data=urlencode(form),
+            name=name,
+            catch_response=True,
             headers={"Content-Type": "application/x-www-form-urlencoded"},
         ) as response:
             body = parse_body(response.content)
@@ -369,15 +468,17 @@ class CamaraApp(FastHttpUser):
 
     def two_legged_token(self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str) -> str:
         """Client credentials, cached (shared by the users of this process) until expiry."""
-        return self._cached((issuer, client_id, "", scope), lambda: self._fetch_cc(
-            client_id, jwk, issuer, scope
-        ))
+        return self._cached(
+            (issuer, client_id, "", scope), lambda: self._fetch_cc(client_id, jwk, issuer, scope)
+        )
 
     def _fetch_cc(
         self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str
     ) -> tuple[str, float] | None:
         body, _ = self._oauth(
-            self.run.endpoints[issuer].token, client_id, jwk,
+            self.run.endpoints[issuer].token,
+            client_id,
+            jwk,
             {"grant_type": "client_credentials", "scope": scope},
             "oauth token (client_credentials)",
         )
@@ -397,9 +498,12 @@ class CamaraApp(FastHttpUser):
     ) -> tuple[str, float] | None:
         endpoints = self.run.endpoints[credentials.issuer]
         started, _ = self._oauth(
-            endpoints.backchannel, credentials.client_id, credentials.private_jwk,
+            endpoints.backchannel,
+            credentials.client_id,
+            credentials.private_jwk,
             {"login_hint": f"tel:{number}", "scope": scope, "binding_message": "ogsim-lt"},
-            "oauth ciba start", expected_errors=("access_denied",),
+            "oauth ciba start",
+            expected_errors=("access_denied",),
         )
         if started is None:
             return None
@@ -408,7 +512,9 @@ class CamaraApp(FastHttpUser):
         while time.time() < deadline:
             gevent.sleep(interval)
             body, error = self._oauth(
-                endpoints.token, credentials.client_id, credentials.private_jwk,
+                endpoints.token,
+                credentials.client_id,
+                credentials.private_jwk,
                 {"grant_type": CIBA_GRANT, "auth_req_id": str(started["auth_req_id"])},
                 "oauth ciba poll",
                 expected_errors=("authorization_pending", "slow_down", "access_denied"),
@@ -421,12 +527,10 @@ class CamaraApp(FastHttpUser):
                 return None
         return None
 
-    def _cached(
-        self, key: TokenKey, fetch: Callable[[], tuple[str, float] | None]
-    ) -> str:
+    def _cached(self, key: TokenKey, fetch: Callable[[], tuple[str, float] | None]) -> str:
         token = self._cached_or_none(key, fetch)
         if token is None:
-            raise _NoToken(key)
+            raise _TokenRefusedError(key)
         return token
 
     def _cached_or_none(
@@ -470,23 +574,33 @@ class CamaraApp(FastHttpUser):
         headers = {"Authorization": f"Bearer {token}", "x-correlator": correlator}
         label = f"{name} (unserved)" if unserved else name
         outcome: Outcome | None = None
-        try:
-            for attempt in range(DATA_CENTRE_RETRIES + 1):
-                outcome = self._attempt(
-                    method, url, label, headers, body, key, correlator, operation, check,
-                    unserved, allowed, through_aggregator,
-                )
-                last = attempt == DATA_CENTRE_RETRIES
-                if outcome is None and retry_transport and not last:
-                    gevent.sleep(0.2 * (attempt + 1))
-                    continue
-                if outcome is not None and outcome.kind is Kind.DATA_CENTRE_DOWN and not last:
-                    gevent.sleep(0.3 * (attempt + 1))
-                    continue
-                break
-        except gevent.GreenletExit:
-            tally.unresolved_call(key, correlator)
-            raise
+        for attempt in range(DATA_CENTRE_RETRIES + 1):
+            # The request runs in its own greenlet, so that a user killed at the end of the
+            # run (Locust kills users it stops) never abandons a call the server metered.
+            request = self.run.in_flight.spawn(
+                self._attempt,
+                method,
+                url,
+                label,
+                headers,
+                body,
+                key,
+                correlator,
+                operation,
+                check,
+                unserved,
+                allowed,
+                through_aggregator,
+            )
+            outcome = request.get()
+            last = attempt == DATA_CENTRE_RETRIES
+            if outcome is None and retry_transport and not last:
+                gevent.sleep(0.2 * (attempt + 1))
+                continue
+            if outcome is not None and outcome.kind is Kind.DATA_CENTRE_DOWN and not last:
+                gevent.sleep(0.3 * (attempt + 1))
+                continue
+            break
         if outcome is None:
             tally.unresolved_call(key, correlator)
         elif outcome.kind is Kind.THROTTLED and self.honours_retry_after:
@@ -552,7 +666,7 @@ class CamaraApp(FastHttpUser):
             return outcome
 
 
-class _NoToken(Exception):
+class _TokenRefusedError(Exception):
     """The authorization server refused a token (already reported as a failure)."""
 
 
@@ -573,10 +687,12 @@ class AntiFraudApp(CamaraApp):
         if self.unserved():
             number = self.pick_unserved(operator).number
             self._oauth(
-                self.run.endpoints[credentials.issuer].backchannel, credentials.client_id,
+                self.run.endpoints[credentials.issuer].backchannel,
+                credentials.client_id,
                 credentials.private_jwk,
                 {"login_hint": f"tel:{number}", "scope": ANTIFRAUD_SCOPE},
-                "oauth ciba start (unserved)", expected_errors=("unknown_user_id",),
+                "oauth ciba start (unserved)",
+                expected_errors=("unknown_user_id",),
             )
             return
         subscriber = self.pick(self.run.pool.for_consent(operator))
@@ -587,14 +703,22 @@ class AntiFraudApp(CamaraApp):
         max_age = int(self.fake.random_element([24, 240, 2400]))
         now = datetime.now(UTC)
         self.camara(
-            key=key, url=_operator_url(self.run, operator, "/sim-swap/v2/check"),
-            name="sim-swap check", token=token, operation="checkSimSwap",
-            body={"maxAge": max_age}, check=answers.sim_swap_check(subscriber, max_age, now),
+            key=key,
+            url=_operator_url(self.run, operator, "/sim-swap/v2/check"),
+            name="sim-swap check",
+            token=token,
+            operation="checkSimSwap",
+            body={"maxAge": max_age},
+            check=answers.sim_swap_check(subscriber, max_age, now),
         )
         self.camara(
-            key=key, url=_operator_url(self.run, operator, "/sim-swap/v2/retrieve-date"),
-            name="sim-swap retrieve-date", token=token, operation="retrieveSimSwapDate",
-            body={}, check=answers.sim_swap_date(subscriber),
+            key=key,
+            url=_operator_url(self.run, operator, "/sim-swap/v2/retrieve-date"),
+            name="sim-swap retrieve-date",
+            token=token,
+            operation="retrieveSimSwapDate",
+            body={},
+            check=answers.sim_swap_date(subscriber),
         )
 
 
@@ -621,15 +745,25 @@ class LocationApp(CamaraApp):
         if self.unserved():
             number = self.pick_unserved(operator).number
             area = answers.Area(40.4, -3.7, 2000)
-            self.camara(key=key, url=url, name="location verify", token=token,
-                        operation="verifyLocation", unserved=True,
-                        body={"device": {"phoneNumber": number}, "area": area.wire()})
+            self.camara(
+                key=key,
+                url=url,
+                name="location verify",
+                token=token,
+                operation="verifyLocation",
+                unserved=True,
+                body={"device": {"phoneNumber": number}, "area": area.wire()},
+            )
             return
         subscriber = self.pick(self.run.pool.usable(operator))
         inside = self.fake.boolean(chance_of_getting_true=70)
         area = answers.area_around(subscriber) if inside else answers.area_far_from(subscriber)
         self.camara(
-            key=key, url=url, name="location verify", token=token, operation="verifyLocation",
+            key=key,
+            url=url,
+            name="location verify",
+            token=token,
+            operation="verifyLocation",
             body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
             check=answers.location_verification(subscriber, area),
         )
@@ -641,7 +775,9 @@ class LocationApp(CamaraApp):
         self.camara(
             key=(operator, credentials.client_id, "location-retrieval"),
             url=_operator_url(self.run, operator, "/location-retrieval/v0.5/retrieve"),
-            name="location retrieve", token=token, operation="retrieveLocation",
+            name="location retrieve",
+            token=token,
+            operation="retrieveLocation",
             body={"device": {"phoneNumber": subscriber.number}},
             check=answers.location_retrieval(subscriber),
         )
@@ -668,7 +804,8 @@ class QodApp(CamaraApp):
         key = (operator, credentials.client_id, "quality-on-demand")
         base = _operator_url(self.run, operator, "/quality-on-demand/v1/sessions")
         devices = [
-            s for s in self.run.pool.usable(operator)
+            s
+            for s in self.run.pool.usable(operator)
             if "DATA" in s.connectivity and s.number not in self.run.qod_busy
         ]
         if not devices:
@@ -680,7 +817,11 @@ class QodApp(CamaraApp):
         self.run.qod_busy.add(number)
         try:
             created = self.camara(
-                key=key, url=base, name="qod create", token=token, operation="createSession",
+                key=key,
+                url=base,
+                name="qod create",
+                token=token,
+                operation="createSession",
                 body={
                     "device": {"phoneNumber": number},
                     "applicationServer": {"ipv4Address": "198.51.100.10"},
@@ -688,35 +829,57 @@ class QodApp(CamaraApp):
                     "duration": duration,
                 },
                 check=answers.qod_session(number, profile, duration),
-                allowed=((409, "CONFLICT"),), retry_transport=False,
+                allowed=((409, "CONFLICT"),),
+                retry_transport=False,
             )
             if created is None or created.status != 201 or not isinstance(created.body, dict):
                 return
             session = str(created.body.get("sessionId"))
             url = f"{base}/{session}"
             self.camara(
-                key=key, url=url, method="GET", name="qod read", token=token,
+                key=key,
+                url=url,
+                method="GET",
+                name="qod read",
+                token=token,
                 operation="getSession",
                 check=answers.qod_session(number, profile, duration, session),
             )
             extended = duration + 60
             self.camara(
-                key=key, url=f"{url}/extend", name="qod extend", token=token,
-                operation="extendQosSessionDuration", body={"requestedAdditionalDuration": 60},
+                key=key,
+                url=f"{url}/extend",
+                name="qod extend",
+                token=token,
+                operation="extendQosSessionDuration",
+                body={"requestedAdditionalDuration": 60},
                 check=answers.qod_session(number, profile, extended, session),
             )
             self.camara(
-                key=key, url=url, method="GET", name="qod read after extend", token=token,
+                key=key,
+                url=url,
+                method="GET",
+                name="qod read after extend",
+                token=token,
                 operation="getSession",
                 check=answers.qod_session(number, profile, extended, session),
             )
             self.camara(
-                key=key, url=url, method="DELETE", name="qod delete", token=token,
+                key=key,
+                url=url,
+                method="DELETE",
+                name="qod delete",
+                token=token,
                 operation="deleteSession",
             )
             self.camara(
-                key=key, url=url, method="GET", name="qod read after delete", token=token,
-                operation="getSession", allowed=((404, "NOT_FOUND"),),
+                key=key,
+                url=url,
+                method="GET",
+                name="qod read after delete",
+                token=token,
+                operation="getSession",
+                allowed=((404, "NOT_FOUND"),),
                 check=lambda body: [f"session {session} still answered after its deletion"],
             )
         finally:
@@ -742,13 +905,18 @@ class AggregatorApp(CamaraApp):
     @task
     def any_subscriber(self) -> None:
         token = self.two_legged_token(
-            self.application.client_id, self.application.private_jwk, self.application.issuer,
+            self.application.client_id,
+            self.application.private_jwk,
+            self.application.issuer,
             AGGREGATOR_SCOPE,
         )
         calls = (
             ("sim-swap", "/sim-swap/v2/check", "checkSimSwap"),
-            ("device-reachability-status", "/device-reachability-status/v1/retrieve",
-             "getReachabilityStatus"),
+            (
+                "device-reachability-status",
+                "/device-reachability-status/v1/retrieve",
+                "getReachabilityStatus",
+            ),
             ("device-roaming-status", "/device-roaming-status/v1/retrieve", "getRoamingStatus"),
             ("location-verification", "/location-verification/v3/verify", "verifyLocation"),
         )
@@ -761,8 +929,13 @@ class AggregatorApp(CamaraApp):
             elif api == "location-verification":
                 body["area"] = answers.Area(48.85, 2.35, 2000).wire()
             self.camara(
-                key=(nobody.range_of or "-", self.aggregator_id, api), url=self.api_root + path,
-                name=f"hub {api}", token=token, operation=operation, body=body, unserved=True,
+                key=(nobody.range_of or "-", self.aggregator_id, api),
+                url=self.api_root + path,
+                name=f"hub {api}",
+                token=token,
+                operation=operation,
+                body=body,
+                unserved=True,
                 through_aggregator=True,
             )
             return
@@ -783,8 +956,13 @@ class AggregatorApp(CamaraApp):
             body = {"device": {"phoneNumber": number}, "area": area.wire()}
             check = answers.location_verification(subscriber, area)
         self.camara(
-            key=(subscriber.operator, self.aggregator_id, api), url=self.api_root + path,
-            name=f"hub {api}", token=token, operation=operation, body=body, check=check,
+            key=(subscriber.operator, self.aggregator_id, api),
+            url=self.api_root + path,
+            name=f"hub {api}",
+            token=token,
+            operation=operation,
+            body=body,
+            check=check,
             through_aggregator=True,
         )
 
@@ -808,7 +986,9 @@ class GreedyApp(CamaraApp):
         self.camara(
             key=(operator, credentials.client_id, "device-reachability-status"),
             url=_operator_url(self.run, operator, "/device-reachability-status/v1/retrieve"),
-            name="greedy reachability", token=token, operation="getReachabilityStatus",
+            name="greedy reachability",
+            token=token,
+            operation="getReachabilityStatus",
             body={"device": {"phoneNumber": subscriber.number}},
             check=answers.reachability(subscriber),
         )

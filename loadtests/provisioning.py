@@ -136,7 +136,11 @@ def register(
 
 
 def subscribe(
-    http: httpx.Client, api_root: str, client_id: str, api: str, plan: str,
+    http: httpx.Client,
+    api_root: str,
+    client_id: str,
+    api: str,
+    plan: str,
     headers: dict[str, str],
 ) -> None:
     response = http.put(

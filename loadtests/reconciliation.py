@@ -85,8 +85,9 @@ class Reconciliation:
 def read_run(results: Path) -> dict[str, Any]:
     path = results / RUN_FILE
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the run's master (or local runner) "
-                                "writes it when the test starts")
+        raise FileNotFoundError(
+            f"{path} is missing: the run's master (or local runner) writes it when the test starts"
+        )
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 
@@ -171,18 +172,21 @@ def reconcile(
 
 def render(report: Reconciliation) -> str:
     """A plain-text table (the CLI prints it with rich)."""
-    lines = [f"reconciliation of run {report.run_id}: "
-             f"{'MATCH' if report.matches else 'MISMATCH'}"]
+    lines = [f"reconciliation of run {report.run_id}: {'MATCH' if report.matches else 'MISMATCH'}"]
     lines.append(f"{'operator':10} {'client':34} {'api':28} {'locust':>7} {'metered':>7}")
     for row in report.usage:
         flag = "" if row.matches else "  <-- differs"
         extra = f" (+{row.unresolved} unanswered)" if row.unresolved else ""
-        lines.append(f"{row.operator:10} {row.client_id:34} {row.api:28} {row.counted:7d} "
-                     f"{row.metered:7d}{flag}{extra}")
+        lines.append(
+            f"{row.operator:10} {row.client_id:34} {row.api:28} {row.counted:7d} "
+            f"{row.metered:7d}{flag}{extra}"
+        )
     for s in report.settlement:
         flag = "" if s.matches else "  <-- differs"
-        lines.append(f"settlement {s.operator:10} locust {s.counted} settled {s.settled} "
-                     f"metered for the aggregator {s.metered_for_aggregator}{flag}")
+        lines.append(
+            f"settlement {s.operator:10} locust {s.counted} settled {s.settled} "
+            f"metered for the aggregator {s.metered_for_aggregator}{flag}"
+        )
         if s.missing:
             lines.append(f"  counted but not settled: {', '.join(s.missing)}")
         if s.extra:
