@@ -1,9 +1,16 @@
 """The fault timeline: each scenario fault switched on at its time and off at its end.
 
 Backend faults go through the network core's own :class:`~sim.core.FaultChange` timeline, so
-a function's faults change exactly as the core tests exercise them; the other faults flip
-state on the simulated operator (a data centre's power, the identity server, trusted
-issuers, consent) or on the world (partitions between two parties).
+a function's faults change exactly as the core tests exercise them. A trust revocation is
+the federation's own :meth:`~federation.trust.TrustGraph.revoke` (and ``reinstate`` at its
+end); each operator then asks the graph again whether it trusts the aggregator. The other
+faults flip state on the simulated operator (a data centre's power, the identity server) or
+on the world (partitions between two parties).
+
+A consent revocation wave stays a modelled share: the simulation keeps no consent records
+(they live in the identity server's database, one row per subscriber and purpose), so the
+gateway refuses consent-based APIs for the lines ranked below the wave's share, the same
+lines every time, as a revocation would refuse them on their next call.
 """
 
 from __future__ import annotations
@@ -100,9 +107,10 @@ def schedule_faults(
 
             def switch(on: bool, op: SimOperator = op, issuer: str = fault.issuer) -> None:
                 if on:
-                    op.revoked_issuers.add(issuer)
+                    op.trust.revoke(op.id, issuer)
                 else:
-                    op.revoked_issuers.discard(issuer)
+                    op.trust.reinstate(op.id, issuer)
+                op.refresh_trust()
 
         elif isinstance(fault, ConsentRevocation):
             targets = [operators[fault.operator]] if fault.operator else list(operators.values())

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from operators.config import Plan, TokenLifetimes, default_plans
 from operators.config_file import ConfigFileError, line_of, set_dotted
@@ -94,12 +101,16 @@ class StationSpec(_Model):
 
 
 class DataCentreSpec(_Model):
-    """One data centre of an operator: its gateway and identity replicas."""
+    """One data centre of an operator: its share of traffic, gateway and identity replicas."""
 
+    weight: int = Field(default=1, gt=0, le=1000, description="share for the global balancer")
     gateway: StationSpec = StationSpec()
     identity: StationSpec = StationSpec(
         replicas=1, workers=16, service_time=ExponentialServiceTime(mean=0.01)
     )
+
+
+DataCentreName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 
 
 class HealthCheckSpec(_Model):
@@ -168,7 +179,7 @@ class OperatorSpec(_Model):
         default=50, ge=1, le=10_000, description="subscribers generated for the backends"
     )
     market_share: float = Field(default=1.0, gt=0, description="relative share of numbers")
-    data_centres: dict[str, DataCentreSpec] = Field(
+    data_centres: dict[DataCentreName, DataCentreSpec] = Field(
         default_factory=lambda: {"dc1": DataCentreSpec()}, min_length=1
     )
     health_check: HealthCheckSpec = HealthCheckSpec()
@@ -177,10 +188,36 @@ class OperatorSpec(_Model):
     lifetimes: TokenLifetimes = TokenLifetimes()
 
 
+class CountrySpec(_Model):
+    """A country's numbering, for operator discovery: its calling code and portability."""
+
+    calling_code: str = Field(pattern=r"^\+[1-9]\d{0,2}$")
+    portability: bool = False
+
+
+class PortingSpec(_Model):
+    """A share of ``donor``'s numbers now served by ``recipient`` (same country, portable).
+
+    ``synced`` is the share of those ports the aggregator's Telco Finder already knows (its
+    records at start); the others are routed to the donor on a ``SHALLOW`` search, answered
+    ``404 IDENTIFIER_NOT_FOUND`` there, and found by a ``DEEP`` search, as live.
+    """
+
+    donor: str
+    recipient: str
+    share: float = Field(gt=0, le=1)
+    synced: float = Field(default=1.0, ge=0, le=1)
+
+
 class TopologySpec(_Model):
-    """The operators of the federation, by id."""
+    """The operators of the federation by id, their countries' numbering, and ported numbers."""
 
     operators: dict[str, OperatorSpec] = Field(min_length=1)
+    countries: dict[str, CountrySpec] = Field(
+        default_factory=dict,
+        description="by ISO code; calling codes of common countries are known without it",
+    )
+    ports: tuple[PortingSpec, ...] = ()
 
 
 # -- traffic -------------------------------------------------------------------------------

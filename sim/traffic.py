@@ -3,11 +3,14 @@
 Arrivals are generated segment by segment between rate changes (spike starts and ends), so
 a Poisson process with spikes is exact (memorylessness lets each segment restart at its
 boundary) and a diurnal curve is sampled by thinning within each segment. A client runs one
-operation per arrival: discover the operator serving the number, get a token (cached client
-credentials, or CIBA per operation), then attempts, each bounded by the client timeout,
-retried by the live :class:`~operators.policies.RetryPolicy` (and its :class:`RetryBudget`)
-on ``env.now``. A timed-out request keeps running in the operator: its work is wasted, which
-is what lets retries sustain an overload.
+operation per arrival: pick a subscriber line, get a token (cached client credentials, or
+CIBA per operation), then attempts (straight to the operator, or through the aggregator,
+whose Telco Finder picks the operator), each bounded by the client timeout, retried by the
+live :class:`~operators.policies.RetryPolicy` (and its :class:`RetryBudget`) on ``env.now``.
+A timed-out request keeps running in the operator: its work is wasted, which is what lets
+retries sustain an overload. An attempt waits on one event, answered by the operator's
+callback or by the client's deadline (:class:`~sim.tiers.deadlines.Deadlines`), whichever
+comes first.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any, cast
 import simpy
 
 from operators.policies import RetryBudget, RetryPolicy
-from sim.metrics import CLIENT_TIMEOUT, Metrics
+from sim.metrics import CLIENT_TIMEOUT, KeyStats, Metrics
 from sim.scenario import (
     ApplicationSpec,
     ArrivalProcess,
@@ -31,7 +34,9 @@ from sim.scenario import (
     RetrySpec,
     Spike,
 )
-from sim.tiers.operator import Answer, SimOperator
+from sim.tiers.aggregator import SimAggregator
+from sim.tiers.deadlines import Deadlines
+from sim.tiers.operator import AGGREGATOR, Answer, Line, SimOperator
 
 __all__ = ["SimApplication", "arrival_times", "retry_policy"]
 
@@ -112,6 +117,25 @@ class _Chooser:
         return self.names[min(index, len(self.names) - 1)]
 
 
+class _Waiting:
+    """An attempt's answer: the first of the operator's reply and the client's deadline."""
+
+    __slots__ = ("active", "event")
+
+    def __init__(self, event: simpy.Event) -> None:
+        self.event = event
+        self.active = True
+
+    def __call__(self, answer: Answer) -> None:
+        if self.active:
+            self.active = False
+            self.event.succeed(answer)
+
+    def expire(self) -> None:
+        self.active = False
+        self.event.succeed(TIMED_OUT)
+
+
 class SimApplication:
     """One application's arrivals and client behaviour against the federation."""
 
@@ -126,6 +150,7 @@ class SimApplication:
         seed: str,
         duration: float,
         partitioned: Callable[[str, str, bool], bool],
+        aggregator: SimAggregator | None = None,
     ) -> None:
         self.env = env
         self.id = app_id
@@ -134,6 +159,9 @@ class SimApplication:
         self.metrics = metrics
         self.duration = duration
         self.partitioned = partitioned
+        if spec.via_aggregator and aggregator is None:
+            raise ValueError(f"{app_id} calls through the aggregator, but there is none")
+        self.aggregator = aggregator
         self._arrival_rng = random.Random(f"{seed}:{app_id}:arrivals")
         self._rng = random.Random(f"{seed}:{app_id}:calls")
         self.retry = retry_policy(
@@ -144,7 +172,9 @@ class SimApplication:
         self._pick_operator = _Chooser(weights)
         self._pick_api = _Chooser({str(api): weight for api, weight in spec.apis.items()})
         self._tokens: dict[str, float] = {}
-        self._fetching: dict[str, simpy.Process] = {}
+        self._fetching: dict[str, simpy.Event] = {}
+        self._deadlines = Deadlines(env)
+        self._stats: dict[tuple[str, str], KeyStats] = {}
 
     def start(self) -> simpy.Process:
         """Start the arrival process."""
@@ -158,22 +188,32 @@ class SimApplication:
             yield env.timeout(t - env.now)
             env.process(self.operation())
 
-    def _discover(self, number: str) -> SimOperator:
-        """The operator serving ``number``, by number ranges (the Telco Finder's first rule)."""
-        return next(op for op in self.operators.values() if op.config.owns(number))
+    def _key(self, operator: str, api: str) -> KeyStats:
+        stats = self._stats.get((operator, api))
+        if stats is None:
+            stats = self._stats[operator, api] = self.metrics.key(operator, api, self.id)
+        return stats
 
     def operation(self) -> Generator[simpy.Event, Any, None]:
-        """One API operation: discovery, token, then attempts until success or giving up."""
+        """One API operation: a line, a token, then attempts until success or giving up."""
         env, metrics, rng = self.env, self.metrics, self._rng
         chosen = self.operators[self._pick_operator(rng)]
         api = self._pick_api(rng)
-        index = rng.randrange(len(chosen.numbers))
-        operator = self._discover(chosen.numbers[index])
-        stats = metrics.key(operator.id, api, self.id)
+        line = chosen.lines[rng.randrange(len(chosen.lines))]
+        # Direct calls go to the operator whose range holds the number (the app's contract);
+        # calls through the aggregator go where its finder says, and count for the operator
+        # that serves the number now.
+        operator = chosen
+        if self.aggregator is not None and self.spec.via_aggregator:
+            serving = self.aggregator.serving(line.number)
+            operator = self.operators.get(serving or "", chosen)
+        stats = self._key(operator.id, api)
         started = env.now
         metrics.offered(stats, self.id, operator.id)
         if self.spec.auth.flow == "ciba":
-            answer = yield from operator.issue_token(self.spec.auth)
+            granted = env.event()
+            operator.issue_token(self.spec.auth, _Waiting(granted))
+            answer = yield granted
             if not answer.ok:
                 metrics.attempt(stats, retry=False)
                 metrics.attempt_failed(stats, answer.code or "UNKNOWN")
@@ -183,7 +223,7 @@ class SimApplication:
         attempt = 1
         while True:
             metrics.attempt(stats, retry=attempt > 1)
-            answer = yield from self._attempt(operator, api, index)
+            answer = yield from self._attempt(operator, api, line)
             if answer.ok:
                 metrics.finished(stats, self.id, operator.id, True, started)
                 return
@@ -197,13 +237,14 @@ class SimApplication:
                 yield env.timeout(delay)
 
     def _attempt(
-        self, operator: SimOperator, api: str, index: int
+        self, operator: SimOperator, api: str, line: Line
     ) -> Generator[simpy.Event, Any, Answer]:
         """One request within the client timeout (a token first if the cached one expired)."""
         env = self.env
         timeout = self.spec.client.timeout
         via = self.spec.via_aggregator
-        if self.partitioned(self.id, operator.id, via):
+        reached = AGGREGATOR if via else operator.id
+        if self.partitioned(self.id, reached, False):
             yield env.timeout(timeout)
             return TIMED_OUT
         deadline = env.now + timeout
@@ -213,7 +254,7 @@ class SimApplication:
         ):
             fetch = self._fetching.get(operator.id)
             if fetch is None or fetch.triggered:
-                fetch = env.process(self._fetch_token(operator))
+                fetch = self._fetch_token(operator)
                 self._fetching[operator.id] = fetch
             yield fetch | env.timeout(timeout)
             if not fetch.triggered:
@@ -221,16 +262,23 @@ class SimApplication:
             answer = cast(Answer, fetch.value)
             if not answer.ok:
                 return answer
-        request = env.process(
-            operator.handle(self.id, self.spec.plan, api, index, self.spec.via_aggregator)
-        )
-        yield request | env.timeout(max(0.0, deadline - env.now))
-        if not request.triggered:
-            return TIMED_OUT
-        return cast(Answer, request.value)
+        replied = env.event()
+        waiting = _Waiting(replied)
+        self._deadlines.add(max(env.now, deadline), waiting)
+        if via:
+            assert self.aggregator is not None
+            self.aggregator.handle(self.id, self.spec.plan, api, line, waiting)
+        else:
+            operator.handle(self.id, self.spec.plan, api, line, False, waiting)
+        return cast(Answer, (yield replied))
 
-    def _fetch_token(self, operator: SimOperator) -> Generator[simpy.Event, Any, Answer]:
-        answer = yield from operator.issue_token(None)
-        if answer.ok:
-            self._tokens[operator.id] = self.env.now + operator.config.lifetimes.access_token
-        return answer
+    def _fetch_token(self, operator: SimOperator) -> simpy.Event:
+        fetched = self.env.event()
+
+        def issued(answer: Answer) -> None:
+            if answer.ok:
+                self._tokens[operator.id] = self.env.now + operator.config.lifetimes.access_token
+            fetched.succeed(answer)
+
+        operator.issue_token(None, issued)
+        return fetched

@@ -1,11 +1,18 @@
 """The integrator in virtual time: the live CAMARA flows, the live guards, SimPy backends.
 
 Each scenario API name maps to one of :mod:`operators.integrator.operations`' flows, driven
-by :func:`operators.integrator.run_process` through one :class:`BackendGuard` per backend and
-data centre, against :class:`sim.core.SimNetworkFunction` backends answering from the
+by :func:`run_flow` through one :class:`BackendGuard` per backend and data centre, against
+:class:`~sim.tiers.network_function.CallbackNetworkFunction` backends answering from the
 operator's own handlers (HLR, location server, ...). The subscriber base is the real one
 with a small subscriber count; its lookups are memoised because the simulation records no
-subscriber changes, and a database round trip per call would cost more than the call.
+subscriber changes during a run, and a database round trip per call would cost more than
+the call.
+
+:func:`run_flow` takes the very steps of :func:`operators.integrator.run_process` (admit,
+wait in the buffer until promoted or ``max_wait``, call within ``call_timeout``, finish with
+the outcome, throw the CAMARA error into the flow), so the guards see the same sequence of
+questions; it only waits on callbacks and :class:`~sim.tiers.deadlines.Deadlines` instead of
+a process, a Condition and two Timeouts per backend call.
 """
 
 from __future__ import annotations
@@ -34,21 +41,26 @@ from operators.core import (
     PolicyFunction,
     QosSessionRecord,
 )
-from operators.integrator import BackendCall, BackendGuard, Flow, GuardSettings
+from operators.errors import CamaraError
+from operators.integrator import BackendCall, BackendGuard, Flow, GuardSettings, Outcome
 from operators.integrator import operations as ops
-from operators.policies import CircuitBreakerConfig
+from operators.integrator.flow import translate_backend_error
+from operators.policies import CircuitBreakerConfig, Ticket, TicketState
 from operators.storage import Database
 from operators.subscriber import Subscriber
 from operators.subscriber_base import SubscriberBase
 from operators.types import Clock
-from sim.core import SimNetworkFunction
+from sim.tiers.deadlines import Deadlines
+from sim.tiers.network_function import CallbackNetworkFunction
 
 __all__ = [
     "OPERATIONS",
     "CachedSubscriberBase",
     "Caller",
+    "FlowEnd",
     "build_core",
     "build_guards",
+    "run_flow",
 ]
 
 
@@ -114,7 +126,7 @@ CONSENT_APIS = frozenset({"location-retrieval.retrieve", "kyc-match.match"})
 
 def build_core(
     env: simpy.Environment, core: CoreSpec, subscribers: SubscriberBase, seed: str
-) -> dict[NetworkFunctionKind, SimNetworkFunction[Any, Any]]:
+) -> dict[NetworkFunctionKind, CallbackNetworkFunction[Any, Any]]:
     """The operator's five network functions in virtual time, each with its own stream."""
     handlers: dict[str, Callable[[Any], Any]] = {
         "sim_data_register": Hlr(subscribers),
@@ -124,7 +136,7 @@ def build_core(
         "nv_authenticator": NvAuthenticator(subscribers),
     }
     return {
-        spec.kind: SimNetworkFunction(
+        spec.kind: CallbackNetworkFunction(
             env, spec, handlers[slot], random.Random(f"{seed}:core:{slot}")
         )
         for slot, spec in core.functions().items()
@@ -142,3 +154,128 @@ def build_guards(
             guard.breaker.transition_to_disabled()
         guards[kind] = guard
     return guards
+
+
+FlowEnd = Callable[[CamaraError | None], None]
+"""Called once when a flow ends: None when it returned, else the CAMARA error it raised."""
+
+
+class _FlowRun:
+    """One operation's flow, advanced by the answers of its guarded backend calls."""
+
+    __slots__ = ("deadlines", "done", "env", "flow", "functions", "guards")
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        flow: Flow[Any],
+        functions: dict[NetworkFunctionKind, CallbackNetworkFunction[Any, Any]],
+        guards: dict[NetworkFunctionKind, BackendGuard],
+        deadlines: Deadlines,
+        done: FlowEnd,
+    ) -> None:
+        self.env = env
+        self.flow = flow
+        self.functions = functions
+        self.guards = guards
+        self.deadlines = deadlines
+        self.done = done
+
+    def advance(self, value: Any, error: CamaraError | None) -> None:
+        """Send a record (or throw an error) into the flow and start its next backend call."""
+        try:
+            step = self.flow.send(value) if error is None else self.flow.throw(error)
+        except StopIteration:
+            self.done(None)
+            return
+        except CamaraError as failure:
+            failure.__traceback__ = None  # no frame cycles: the run stays collectable
+            self.done(failure)
+            return
+        assert isinstance(step, BackendCall)
+        guard = self.guards[step.kind]
+        try:
+            ticket = guard.admit()
+        except CamaraError as refused:
+            refused.__traceback__ = None
+            self.advance(None, refused)
+            return
+        call = _GuardedCall(self, guard, step, ticket)
+        if ticket.state is TicketState.WAITING:
+            guard.on_promotion(ticket, call.promoted)
+            self.deadlines.add(max(self.env.now, call.due), call)
+        else:
+            call.run()
+
+
+class _GuardedCall:
+    """One backend call under its guard: waiting in the buffer, then within its timeout."""
+
+    __slots__ = ("active", "due", "flow", "guard", "running", "started", "step", "ticket")
+
+    def __init__(
+        self, flow: _FlowRun, guard: BackendGuard, step: BackendCall, ticket: Ticket
+    ) -> None:
+        self.flow = flow
+        self.guard = guard
+        self.step = step
+        self.ticket = ticket
+        self.active = True
+        self.running = False
+        self.started = 0.0
+        self.due = ticket.deadline
+
+    def promoted(self) -> None:
+        """The buffer gave the waiting ticket a slot: run it, once the guard has finished."""
+        self.active = False
+        wake = self.flow.env.event()
+        wake.callbacks.append(lambda _: self.run())
+        wake.succeed()
+
+    def run(self) -> None:
+        self.active = True
+        self.running = True
+        flow = self.flow
+        self.started = flow.env.now
+        self.due = self.started + self.guard.settings.call_timeout
+        flow.deadlines.add(self.due, self)
+        flow.functions[self.step.kind].submit(self.step.request, self.answered)
+
+    def expire(self) -> None:
+        """Waited too long in the buffer, or the backend did not answer in time."""
+        if self.flow.env.now < self.due:
+            return  # the buffer deadline of a call since promoted and running
+        self.active = False
+        guard = self.guard
+        if not self.running:
+            error = guard.give_up(self.ticket)
+        else:
+            error = guard.timeout()
+            guard.finish(self.ticket, Outcome(failed=True, duration=guard.clock() - self.started))
+        self.flow.advance(None, error)
+
+    def answered(self, ok: bool, payload: Any) -> None:
+        if not self.active:
+            return  # the guard already timed it out; the backend's work was wasted
+        self.active = False
+        guard = self.guard
+        duration = guard.clock() - self.started
+        if ok:
+            guard.finish(self.ticket, Outcome(failed=False, duration=duration))
+            self.flow.advance(payload, None)
+            return
+        camara, failed = translate_backend_error(payload)
+        guard.finish(self.ticket, Outcome(failed=failed, duration=duration))
+        self.flow.advance(None, camara)
+
+
+def run_flow(
+    env: simpy.Environment,
+    flow: Flow[Any],
+    functions: dict[NetworkFunctionKind, CallbackNetworkFunction[Any, Any]],
+    guards: dict[NetworkFunctionKind, BackendGuard],
+    deadlines: Deadlines,
+    done: FlowEnd,
+) -> None:
+    """Drive ``flow`` in virtual time through ``guards``; ``done`` hears how it ended."""
+    _FlowRun(env, flow, functions, guards, deadlines, done).advance(None, None)

@@ -1,11 +1,14 @@
 """One operator in virtual time: balancer, data centres, gateway, identity, integrator, core.
 
-A call enters through the operator's data-centre balancer, takes a gateway replica for its
-processing time, passes the gateway's checks (issuer trust, consent, then the real
-:class:`~operators.policies.Throttle` on ``env.now``), and runs the live integrator flow
-through that data centre's guards against the operator's shared network core. Every
-outcome is an :class:`Answer`, never an exception, because a SimPy process that nobody waits
-for (a call whose client already timed out) must not fail the whole simulation.
+A call enters through the federation's own
+:class:`~federation.global_load_balancer.GlobalLoadBalancer` (health checks by its
+:class:`~federation.global_load_balancer.HealthTracker`, on ``env.now``), takes a gateway
+replica for its processing time, passes the gateway's checks (issuer trust by the
+federation's :class:`~federation.trust.TrustGraph`, consent, then the real
+:class:`~operators.policies.Throttle`), and runs the live integrator flow through that data
+centre's guards against the operator's shared network core. Every step ends in a callback,
+so a call costs a Timeout per station it holds and no process; every outcome is an
+:class:`Answer`, never an exception.
 """
 
 from __future__ import annotations
@@ -13,23 +16,30 @@ from __future__ import annotations
 import random
 import zlib
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import simpy
 
+from federation.config import DataCentre
+from federation.global_load_balancer import (
+    GlobalLoadBalancer,
+    HealthPolicy,
+    HealthTracker,
+    NoHealthyDataCentreError,
+)
+from federation.trust import NodeKind, TrustGraph
 from operators.config import OperatorConfig, Plan, default_plans
 from operators.core import NetworkFunctionKind
 from operators.core.description import Faults
 from operators.errors import CamaraError
-from operators.integrator import BackendGuard, run_process
+from operators.integrator import BackendGuard
 from operators.policies import CircuitBreakerState, NoThrottle, StateTransition, Throttle
 from operators.policies.throttle import ThrottlePolicy
-from sim.core import SimNetworkFunction
 from sim.scenario import AuthSpec, DataCentreSpec, OperatorSpec
-from sim.tiers.data_centres import HealthCheckedBalancer
+from sim.tiers.deadlines import Deadlines
 from sim.tiers.integrator import (
     CONSENT_APIS,
     OPERATIONS,
@@ -37,9 +47,15 @@ from sim.tiers.integrator import (
     Caller,
     build_core,
     build_guards,
+    run_flow,
 )
+from sim.tiers.network_function import CallbackNetworkFunction
+from sim.tiers.station import Station
 
-__all__ = ["BREAKER_LEVEL", "Answer", "SimDataCentre", "SimOperator"]
+__all__ = ["AGGREGATOR", "BREAKER_LEVEL", "Answer", "Line", "Reply", "SimDataCentre", "SimOperator"]
+
+AGGREGATOR = "aggregator"
+"""The aggregator's party id in the trust graph (and in partitions)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +69,23 @@ class Answer:
     def ok(self) -> bool:
         """Served: 2xx, or a business answer about the subscriber (404/422)."""
         return 200 <= self.status < 400 or self.status in (404, 422)
+
+
+Reply = Callable[[Answer], None]
+"""Hears how a request ended, once (maybe before the call that started it returns)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """A subscriber line as callers see it: the number, its device address, a stable rank.
+
+    ``rank`` in [0, 1) is a hash of the line's position, so a consent revocation wave of
+    share ``s`` always hits the same subscribers (those ranked below ``s``).
+    """
+
+    number: str
+    ipv4: str
+    rank: float
 
 
 OK = Answer(200)
@@ -86,17 +119,57 @@ class SimDataCentre:
         self.name = name
         self.spec = spec
         self.up = True
-        self.gateways = [
-            simpy.Resource(env, capacity=spec.gateway.workers) for _ in range(spec.gateway.replicas)
-        ]
-        self.identity = simpy.Resource(env, capacity=spec.identity.workers * spec.identity.replicas)
+        self.gateways = [Station(env, spec.gateway.workers) for _ in range(spec.gateway.replicas)]
+        self.identity = Station(env, spec.identity.workers * spec.identity.replicas)
         self.guards = guards
         self._next = 0
 
-    def gateway(self) -> simpy.Resource:
+    def gateway(self) -> Station:
         """The next gateway replica, round robin (the data centre's local balancer)."""
         self._next = (self._next + 1) % len(self.gateways)
         return self.gateways[self._next]
+
+
+class _Request:
+    """One API request inside the operator, between its gateway slot and its flow's end."""
+
+    __slots__ = ("api", "application", "dc", "line", "operator", "plan", "reply", "via")
+
+    def __init__(
+        self,
+        operator: SimOperator,
+        dc: SimDataCentre,
+        application: str,
+        plan: str,
+        api: str,
+        line: Line,
+        via: bool,
+        reply: Reply,
+    ) -> None:
+        self.operator = operator
+        self.dc = dc
+        self.application = application
+        self.plan = plan
+        self.api = api
+        self.line = line
+        self.via = via
+        self.reply = reply
+
+    def __call__(self) -> None:
+        """The gateway processed the request: its checks, then the integrator flow."""
+        self.operator._after_gateway(self)
+
+    def ended(self, error: CamaraError | None) -> None:
+        self.reply(OK if error is None else Answer(error.status, error.code))
+
+
+def single_party_trust(operator_id: str) -> TrustGraph:
+    """A trust graph where ``operator_id`` trusts the aggregator (a world of one operator)."""
+    graph = TrustGraph()
+    graph.add_party(operator_id, NodeKind.OPERATOR)
+    graph.add_party(AGGREGATOR, NodeKind.AGGREGATOR)
+    graph.state(operator_id, AGGREGATOR)
+    return graph
 
 
 class SimOperator:
@@ -110,6 +183,7 @@ class SimOperator:
         *,
         seed: str,
         start: datetime,
+        trust: TrustGraph | None = None,
     ) -> None:
         self.env = env
         self.id = operator_id
@@ -136,13 +210,15 @@ class SimOperator:
         self.calendar = lambda: epoch + env.now
         self.subscribers = CachedSubscriberBase(self.config, self.calendar, start)
         self.numbers = list(self.subscribers.numbers())
-        self.addresses = [
-            self.subscribers.plan.ipv4(index, None) or "0.0.0.0"
-            for index in range(len(self.numbers))
+        self.lines = [
+            Line(
+                number,
+                self.subscribers.plan.ipv4(index, None) or "0.0.0.0",
+                (index * 2654435761 % 1000) / 1000,
+            )
+            for index, number in enumerate(self.numbers)
         ]
-        for number in self.numbers:
-            self.subscribers.get(number)  # generate once, before the clock starts
-        self.core: dict[NetworkFunctionKind, SimNetworkFunction[Any, Any]] = build_core(
+        self.core: dict[NetworkFunctionKind, CallbackNetworkFunction[Any, Any]] = build_core(
             env, spec.core, self.subscribers, f"{seed}:{operator_id}"
         )
         self.throttle: ThrottlePolicy = (
@@ -154,6 +230,7 @@ class SimOperator:
         self._fallback_plan = policies.throttling.plans[0] if policies.throttling.plans else None
         settings = policies.guard_settings()
         self.breaker_changes: Counter[str] = Counter()
+        self.deadlines = Deadlines(env)
         self.data_centres: dict[str, SimDataCentre] = {}
         for name, dc_spec in spec.data_centres.items():
             guards = build_guards(
@@ -163,32 +240,50 @@ class SimOperator:
                 guard.breaker.add_listener(self._count_transition)
             self.data_centres[name] = SimDataCentre(env, name, dc_spec, guards)
         check = spec.health_check
-        self.balancer = HealthCheckedBalancer(
-            list(self.data_centres),
-            lambda: env.now,
-            unhealthy_threshold=check.unhealthy_threshold,
-            healthy_threshold=check.healthy_threshold,
+        self.balancer = GlobalLoadBalancer(
+            operator_id,
+            HealthTracker(
+                [DataCentre(name=name, weight=dc.weight) for name, dc in spec.data_centres.items()],
+                clock=lambda: env.now,
+                policy=HealthPolicy(
+                    interval=check.interval,
+                    failures_to_down=check.unhealthy_threshold,
+                    successes_to_up=check.healthy_threshold,
+                ),
+            ),
         )
+        self.trust = trust if trust is not None else single_party_trust(operator_id)
+        self.trusts_aggregator = True
+        self.refresh_trust()
         self.identity_down = False
-        self.revoked_issuers: set[str] = set()
         self.consent_revoked_share = 0.0
         self._rng = random.Random(f"{seed}:{operator_id}:tiers")
+
+    def prepare(self) -> None:
+        """Generate every subscriber the backends will look up, before the clock starts."""
+        for number in self.numbers:
+            self.subscribers.get(number)
 
     # -- time-driven ------------------------------------------------------------------------
 
     def _count_transition(self, event: StateTransition) -> None:
         self.breaker_changes[event.to_state.value] += 1
 
+    def refresh_trust(self) -> None:
+        """Ask the trust graph again (after a revocation or reinstatement changed it)."""
+        self.trusts_aggregator = self.trust.trusts(self.id, AGGREGATOR)
+
     def start(self) -> None:
         """Start the balancer's health checks."""
         self.env.process(self._health_checks())
 
     def _health_checks(self) -> Generator[simpy.Event, Any, None]:
-        interval = self.spec.health_check.interval
+        """Probe each data centre when its health tracker says a check is due."""
+        env, health = self.env, self.balancer.health
         while True:
-            yield self.env.timeout(interval)
-            for name, dc in self.data_centres.items():
-                self.balancer.record_probe(name, dc.up)
+            for name in health.due():
+                self.balancer.record_check(name, self.data_centres[name].up)
+            yield env.timeout(max(0.0, health.next_due_at() - env.now))
 
     def set_backend_faults(self, function: str, faults: Faults) -> None:
         """Switch one network function's faults now."""
@@ -197,65 +292,89 @@ class SimOperator:
     # -- calls ------------------------------------------------------------------------------
 
     def _route(self) -> SimDataCentre | None:
-        name = self.balancer.choose()
-        return None if name is None else self.data_centres[name]
+        try:
+            name = self.balancer.pick()
+        except NoHealthyDataCentreError:
+            return None
+        dc = self.data_centres[name]
+        return dc if dc.up else None
 
     def handle(
-        self, application: str, plan_name: str, api: str, index: int, via_aggregator: bool
-    ) -> Generator[simpy.Event, Any, Answer]:
-        """One API request from arrival at the balancer to the gateway's response."""
+        self,
+        application: str,
+        plan: str,
+        api: str,
+        line: Line,
+        via_aggregator: bool,
+        reply: Reply,
+    ) -> None:
+        """One API request from arrival at the balancer until ``reply`` hears its answer."""
         dc = self._route()
-        if dc is None or not dc.up:
-            return DC_UNREACHABLE
-        env = self.env
-        replica = dc.gateway()
-        with replica.request() as slot:
-            yield slot
-            yield env.timeout(dc.spec.gateway.service_time.sample(self._rng))
-        if via_aggregator and "aggregator" in self.revoked_issuers:
-            return UNTRUSTED
-        # The same subscribers stay revoked: a hash of the index, not a fresh roll.
+        if dc is None:
+            reply(DC_UNREACHABLE)
+            return
+        request = _Request(self, dc, application, plan, api, line, via_aggregator, reply)
+        dc.gateway().serve(dc.spec.gateway.service_time.sample(self._rng), request)
+
+    def _after_gateway(self, request: _Request) -> None:
+        if request.via and not self.trusts_aggregator:
+            request.reply(UNTRUSTED)
+            return
+        line = request.line
         if (
             self.consent_revoked_share > 0
-            and api in CONSENT_APIS
-            and (index * 2654435761 % 1000) / 1000 < self.consent_revoked_share
+            and request.api in CONSENT_APIS
+            and line.rank < self.consent_revoked_share
         ):
-            return NO_CONSENT
-        plan = self.plans.get(plan_name, self._fallback_plan)
+            request.reply(NO_CONSENT)
+            return
+        plan = self.plans.get(request.plan, self._fallback_plan)
         if plan is not None:
-            decision = self.throttle.check(application, plan)
+            decision = self.throttle.check(request.application, plan)
             if not decision.allowed:
-                return Answer(429, decision.code)
-        caller = Caller(self.numbers[index], self.addresses[index], self.calendar())
-        try:
-            yield from run_process(env, OPERATIONS[api](caller), self.core, dc.guards)
-        except CamaraError as error:
-            return Answer(error.status, error.code)
-        return OK
+                request.reply(Answer(429, decision.code))
+                return
+        caller = Caller(line.number, line.ipv4, self.calendar())
+        run_flow(
+            self.env,
+            OPERATIONS[request.api](caller),
+            self.core,
+            request.dc.guards,
+            self.deadlines,
+            request.ended,
+        )
 
-    def issue_token(self, auth: AuthSpec | None) -> Generator[simpy.Event, Any, Answer]:
+    def issue_token(self, auth: AuthSpec | None, reply: Reply) -> None:
         """A token: client credentials (``auth`` None) or a CIBA round with the handset."""
         dc = self._route()
-        if dc is None or not dc.up:
-            return DC_UNREACHABLE
+        if dc is None:
+            reply(DC_UNREACHABLE)
+            return
         if self.identity_down:
-            return IDENTITY_DOWN
-        env = self.env
-        station = dc.spec.identity
-        with dc.identity.request() as slot:
-            yield slot
-            yield env.timeout(station.service_time.sample(self._rng))
-        if auth is None:
-            return OK
-        yield env.timeout(auth.answer_time.sample(self._rng))
-        if self._rng.random() >= auth.approval_rate:
-            return CIBA_DENIED
-        if self.identity_down:
-            return IDENTITY_DOWN
-        with dc.identity.request() as slot:
-            yield slot
-            yield env.timeout(station.service_time.sample(self._rng))
-        return OK
+            reply(IDENTITY_DOWN)
+            return
+        station, service = dc.identity, dc.spec.identity.service_time
+        rng, env = self._rng, self.env
+
+        def issued() -> None:
+            reply(IDENTITY_DOWN if self.identity_down else OK)
+
+        def handset_answered(_: simpy.Event) -> None:
+            assert auth is not None
+            if rng.random() >= auth.approval_rate:
+                reply(CIBA_DENIED)
+            elif self.identity_down:
+                reply(IDENTITY_DOWN)
+            else:
+                station.serve(service.sample(rng), issued)
+
+        def requested() -> None:
+            if auth is None:
+                reply(OK)
+                return
+            env.timeout(auth.answer_time.sample(rng)).callbacks.append(handset_answered)
+
+        station.serve(service.sample(rng), requested)
 
     # -- gauges -----------------------------------------------------------------------------
 
@@ -266,12 +385,12 @@ class SimOperator:
         for kind, nf in self.core.items():
             values[f"queue.{op}.{kind.value}"] = nf.queue_length
             values[f"busy.{op}.{kind.value}"] = nf.in_service / nf.spec.servers
-        rotation = self.balancer.in_rotation()
+        health = self.balancer.health
         for name, dc in self.data_centres.items():
-            busy = sum(r.count for r in dc.gateways)
-            capacity = sum(r.capacity for r in dc.gateways)
+            busy = sum(r.busy for r in dc.gateways)
+            capacity = sum(r.servers for r in dc.gateways)
             values[f"busy.{op}.{name}.gateway"] = busy / capacity
-            values[f"rotation.{op}.{name}"] = 1.0 if name in rotation else 0.0
+            values[f"rotation.{op}.{name}"] = 1.0 if health.is_up(name) else 0.0
             for kind, guard in dc.guards.items():
                 values[f"buffer.{op}.{name}.{kind.value}"] = guard.buffer.waiting
                 values[f"breaker.{op}.{name}.{kind.value}"] = BREAKER_LEVEL[guard.breaker.state]

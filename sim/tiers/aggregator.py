@@ -1,0 +1,234 @@
+"""The aggregator in virtual time: the federation's Telco Finder decides where a call goes.
+
+The scenario's topology becomes a :class:`~federation.config.FederationConfig` (operators,
+countries with their calling codes and portability, an aggregator, the ports the finder has
+synced), each operator publishes its :func:`~federation.telco_routing.build_routing_table`,
+and a country's :class:`~federation.network_id.NetworkIdService` answers ``DEEP`` searches
+from the national :class:`~federation.portability.PortabilityDatabase`, which also holds the
+ports the finder has not heard of. :class:`SimAggregator` then does what the live aggregator
+does per call: search ``SHALLOW``; forward; when the operator answers
+``404 IDENTIFIER_NOT_FOUND`` (the number ported away), search ``DEEP`` and forward again.
+
+The finder is the live object; its lookups answer at once, so each search is run to its end
+without an event loop. Its answers are memoised per number and mode: they depend only on
+its tables, its records and the register, which change in a run only by its own ``DEEP``
+searches (after which the number's ``SHALLOW`` answer is asked again). No cache lifetime is
+set, so time does not enter its answers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import simpy
+
+from federation.config import (
+    AggregatorConfig,
+    CountryConfig,
+    DataCentre,
+    FederatedOperator,
+    FederationConfig,
+)
+from federation.network_id import NetworkIdService
+from federation.portability import PortabilityDatabase
+from federation.telco_finder import SearchAnswer, SearchMode, SearchRequest, TelcoFinder
+from federation.telco_routing import build_routing_table
+from federation.types import NetworkId
+from operators.errors import CamaraError
+from sim.scenario import TopologySpec
+from sim.tiers.operator import AGGREGATOR, Answer, Line, Reply, SimOperator
+
+__all__ = ["CALLING_CODES", "SimAggregator", "calling_code", "federation_config", "port_lines"]
+
+T = TypeVar("T")
+
+CALLING_CODES = {
+    "AT": "+43", "BE": "+32", "BR": "+55", "CH": "+41", "DE": "+49", "DK": "+45",
+    "ES": "+34", "FI": "+358", "FR": "+33", "GB": "+44", "GR": "+30", "IE": "+353",
+    "IT": "+39", "MX": "+52", "NL": "+31", "NO": "+47", "PL": "+48", "PT": "+351",
+    "SE": "+46", "US": "+1",
+}  # fmt: skip
+"""ITU calling codes known without a ``topology.countries`` entry."""
+
+
+def calling_code(topology: TopologySpec, country: str) -> str | None:
+    """The calling code of ``country``: the scenario's own entry, else the known table."""
+    spec = topology.countries.get(country)
+    return spec.calling_code if spec is not None else CALLING_CODES.get(country)
+
+
+def port_lines(
+    topology: TopologySpec, operators: dict[str, SimOperator], seed: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Which numbers each port moves: ``(synced, unsynced)``, both ``number -> recipient``.
+
+    A port's share of the donor's lines is drawn from its own stream, and so is which of them
+    the finder has synced, so the same seed ports the same numbers.
+    """
+    synced: dict[str, str] = {}
+    unsynced: dict[str, str] = {}
+    for index, port in enumerate(topology.ports):
+        rng = random.Random(f"{seed}:ports:{index}")
+        for line in operators[port.donor].lines:
+            if line.number in synced or line.number in unsynced or rng.random() >= port.share:
+                continue
+            target = synced if rng.random() < port.synced else unsynced
+            target[line.number] = port.recipient
+    return synced, unsynced
+
+
+def federation_config(
+    topology: TopologySpec, operators: dict[str, SimOperator], synced: dict[str, str]
+) -> FederationConfig:
+    """The federation the scenario describes, with one aggregator serving every country."""
+    countries = sorted({op.config.country for op in operators.values()})
+    country_configs = []
+    for code in countries:
+        spec = topology.countries.get(code)
+        portable = spec is not None and spec.portability
+        prefix = calling_code(topology, code)
+        assert prefix is not None, "the scenario's cross-check names countries without one"
+        country_configs.append(
+            CountryConfig(
+                code=code,
+                calling_code=prefix,
+                portability=portable,
+                network_id_url=f"sim://network-id/{code.lower()}" if portable else None,
+            )
+        )
+    members = tuple(
+        FederatedOperator(
+            **op.config.model_dump(),
+            data_centres=tuple(
+                DataCentre(name=name, weight=dc.weight) for name, dc in op.spec.data_centres.items()
+            ),
+        )
+        for op in operators.values()
+    )
+    return FederationConfig(
+        name="scenario",
+        operators=members,
+        aggregators=(
+            AggregatorConfig(
+                id=AGGREGATOR,
+                display_name="Aggregator",
+                issuer="https://aggregator.ogsim.test/oauth",
+                countries=tuple(countries),
+            ),
+        ),
+        countries=tuple(country_configs),
+        ports=synced,
+    )
+
+
+def _settle(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine whose awaits all answer at once, without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    coroutine.close()
+    raise RuntimeError("the Telco Finder waited for I/O inside the simulation")
+
+
+def _network_id(
+    service: NetworkIdService,
+) -> Callable[[str], Coroutine[Any, Any, NetworkId | None]]:
+    async def lookup(number: str) -> NetworkId | None:
+        return service.resolve(number)
+
+    return lookup
+
+
+async def _no_second_level(url: str, request: SearchRequest) -> SearchAnswer | None:
+    return None  # scenario operators have no brands, so no rule is dynamic
+
+
+class SimAggregator:
+    """Finds the serving operator with the live Telco Finder and forwards calls to it."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        federation: FederationConfig,
+        register: PortabilityDatabase,
+        operators: dict[str, SimOperator],
+        partitioned: Callable[[str, str, bool], bool],
+    ) -> None:
+        self.env = env
+        self.operators = operators
+        self.partitioned = partitioned
+        self.register = register
+        tables = {op.id: build_routing_table(op, federation) for op in federation.operators}
+        network_id = {
+            country.code: _network_id(NetworkIdService(country.code, register))
+            for country in federation.countries
+            if country.portability
+        }
+        self.finder = TelcoFinder.for_federation(
+            federation,
+            tables,
+            network_id=network_id,
+            second_level=_no_second_level,
+            clock=lambda: env.now,
+        )
+        self._answers: dict[tuple[str, SearchMode], str | None] = {}
+        self.searches: Counter[str] = Counter()
+        """Searches the finder ran, by mode, and forwards that found a number had moved."""
+
+    def serving(self, number: str) -> str | None:
+        """The operator serving ``number`` now, by the national register (for metrics keys)."""
+        holder = self.register.current(number)
+        return holder.party if holder is not None else None
+
+    def find(self, number: str, mode: SearchMode) -> str | None:
+        """The finder's answer for ``number`` (None: nobody in the federation serves it)."""
+        key = (number, mode)
+        if key in self._answers:
+            return self._answers[key]
+        self.searches[mode] += 1
+        request = SearchRequest.model_validate(
+            {"target": {"phoneNumber": number}, "portabilitySearchMode": mode}
+        )
+        try:
+            found: str | None = _settle(self.finder.search(request)).operator_id
+        except CamaraError:
+            found = None
+        self._answers[key] = found
+        if mode == "DEEP":
+            self._answers.pop((number, "SHALLOW"), None)  # the search refreshed its records
+        return found
+
+    def handle(self, application: str, plan: str, api: str, line: Line, reply: Reply) -> None:
+        """One call of ``application`` through the aggregator, ``SHALLOW`` then ``DEEP``."""
+        self._forward(application, plan, api, line, reply, "SHALLOW")
+
+    def _forward(
+        self, application: str, plan: str, api: str, line: Line, reply: Reply, mode: SearchMode
+    ) -> None:
+        operator_id = self.find(line.number, mode)
+        if operator_id is None:
+            if mode == "SHALLOW":
+                self._forward(application, plan, api, line, reply, "DEEP")
+            else:
+                reply(Answer(404, "IDENTIFIER_NOT_FOUND"))
+            return
+        if self.partitioned(AGGREGATOR, operator_id, False):
+            return  # blackholed: the client's timeout answers
+        operator = self.operators[operator_id]
+        if mode == "DEEP":
+            operator.handle(application, plan, api, line, True, reply)
+            return
+
+        def answered(answer: Answer) -> None:
+            if answer.status == 404 and answer.code == "IDENTIFIER_NOT_FOUND":
+                self.searches["moved"] += 1
+                self._forward(application, plan, api, line, reply, "DEEP")
+            else:
+                reply(answer)
+
+        operator.handle(application, plan, api, line, True, answered)
