@@ -441,30 +441,40 @@ class CamaraApp(FastHttpUser):
         name: str,
         expected_errors: tuple[str, ...] = (),
     ) -> tuple[dict[str, Any] | None, str]:
-        """POST a form to an OAuth endpoint; (body, "") or (None, error code)."""
-        form = {
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": self._assertion(client_id, jwk, url),
-            **form,
-        }
-        with self.client.post(
-            url,
-            data=urlencode(form),
-            name=name,
-            catch_response=True,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        ) as response:
-            body = parse_body(response.content)
-            if response.status_code == 200 and isinstance(body, dict):
-                response.success()
-                return body, ""
-            error = str(body.get("error", "")) if isinstance(body, dict) else ""
-            if error in expected_errors:
-                response.request_meta["name"] = f"{name} ({error})"
-                response.success()
-            else:
-                response.failure(f"{response.status_code} {error or response.text}")
-            return None, error or f"http {response.status_code}"
+        """POST a form to an OAuth endpoint; (body, "") or (None, error code).
+
+        A 503 (the data centre that took it is down) is retried with a fresh assertion.
+        """
+        for attempt in range(DATA_CENTRE_RETRIES + 1):
+            signed = {
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": self._assertion(client_id, jwk, url),
+                **form,
+            }
+            with self.client.post(
+                url,
+                data=urlencode(signed),
+                name=name,
+                catch_response=True,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ) as response:
+                body = parse_body(response.content)
+                if response.status_code == 200 and isinstance(body, dict):
+                    response.success()
+                    return body, ""
+                error = str(body.get("error", "")) if isinstance(body, dict) else ""
+                if error in expected_errors:
+                    response.request_meta["name"] = f"{name} ({error})"
+                    response.success()
+                    return None, error
+                outcome = classify(response.status_code, body)
+                if outcome.kind is Kind.DATA_CENTRE_DOWN:
+                    response.request_meta["request_type"] = "503 data centre down"
+                response.failure(f"{response.status_code} {error or response.text[:200]}")
+            if outcome.kind is not Kind.DATA_CENTRE_DOWN or attempt == DATA_CENTRE_RETRIES:
+                return None, error or f"http {response.status_code}"
+            gevent.sleep(0.3 * (attempt + 1))
+        return None, "unreachable"
 
     def two_legged_token(self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str) -> str:
         """Client credentials, cached (shared by the users of this process) until expiry."""

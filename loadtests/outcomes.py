@@ -24,7 +24,12 @@ class Kind(StrEnum):
 
 
 PROTECTIVE_MARKERS = ("circuit open", "load shed", "request buffer full")
-DATA_CENTRE_MARKERS = ("data centre", "no healthy", "healthy data centre")
+DATA_CENTRE_MARKERS = (
+    "data centre",
+    "no healthy",
+    "authorization server failed",  # the aggregator's token hop met the dead site
+    "is unreachable",  # the aggregator could not reach the operator
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,132 @@
+"""Short headless Locust runs against a live federation: every application calls, answers
+are right, and every successful billable call is metered and settled exactly once — also
+when a data centre goes down mid-run, and with a master and two workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from loadtests.federation_view import load_descriptor
+from loadtests.reconciliation import Reconciliation, reconcile
+from loadtests.tally import MergedTally, merge
+from sim.commands.loadtest import LOCUSTFILE, read_summary, run_locust
+
+USER_CLASSES = {"AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp", "GreedyApp"}
+QOD_DEFECT = "qod "
+"""Request names of QoD calls: known wrong answers, see test_qod_sessions_hold_across_sites."""
+
+
+def _run(
+    descriptor: Path, results: Path, *, run_time: str, users: int = 12, **extra: object
+) -> tuple[dict, MergedTally, Reconciliation]:
+    run = run_locust(
+        locustfile=LOCUSTFILE,
+        descriptor=descriptor,
+        results=results,
+        users=users,
+        spawn_rate=float(users),
+        run_time=run_time,
+        stop_timeout=10,
+        **extra,  # type: ignore[arg-type]
+    )
+    assert run.returncode in (0, 1), (results / "locust.log").read_text()[-3000:]
+    summary = read_summary(results)
+    run_file = json.loads((results / "run.json").read_text())
+    with httpx.Client(timeout=15) as http:
+        report = reconcile(load_descriptor(descriptor), results, http)
+    return summary, merge(results, run_file["runId"]), report
+
+
+def _failures(results: Path) -> list[dict[str, str]]:
+    with (results / "locust_failures.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def headless(live_federation: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    results = tmp_path_factory.mktemp("headless")
+    return (results, *_run(live_federation, results, run_time="20s"))
+
+
+def test_every_user_class_made_calls(headless: tuple) -> None:
+    _, summary, tally, _ = headless
+    assert set(tally.calls) == USER_CLASSES
+    assert all(n > 0 for n in tally.calls.values()), tally.calls
+    names = summary["requestsByName"]
+    assert any(k.endswith("(unserved)") for k in names), "unserved numbers were sent"
+    assert summary["throttled"] > 0, "the misbehaving application was throttled"
+    assert any("oauth ciba poll" in k for k in names), "CIBA consent was collected"
+
+
+def test_no_unexpected_failures(headless: tuple) -> None:
+    results, summary, _, _ = headless
+    unexpected = [f for f in _failures(results) if not f["Name"].startswith(QOD_DEFECT)]
+    assert unexpected == [], unexpected
+    assert summary["served"]["requests"] > 100
+
+
+def test_reconciliation_matches_exactly(headless: tuple) -> None:
+    _, _, tally, report = headless
+    assert report.matches, report.as_json()
+    assert sum(tally.unresolved.values()) == 0
+    assert report.counted == sum(tally.billable.values()) > 0
+    operators = {row.operator for row in report.usage}
+    assert operators == {"telco-es", "telco-fr", "telco-gb"}
+    assert {s.operator for s in report.settlement} == operators
+    assert all(s.settled > 0 for s in report.settlement)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="operators keep QoD sessions in each data centre's memory and number them per "
+    "site (uuid5 of a per-site counter): a read, extend or delete that the GLB sends to the "
+    "other site answers 404 or another device's session",
+)
+def test_qod_sessions_hold_across_sites(headless: tuple) -> None:
+    results, _, _, _ = headless
+    assert [f for f in _failures(results) if f["Name"].startswith(QOD_DEFECT)] == []
+
+
+def test_data_centre_down_mid_run_loses_and_doubles_nothing(
+    live_federation: Path, tmp_path: Path
+) -> None:
+    descriptor = load_descriptor(live_federation)
+    admin = descriptor.operator("telco-es").data_centre_admin
+    headers = {"Authorization": "Bearer admin-secret"}
+    try:
+        summary, tally, report = _run(
+            live_federation,
+            tmp_path,
+            run_time="20s",
+            fail_data_centre="telco-es/madrid@6",
+        )
+        status = httpx.get(admin, headers=headers).json()
+    finally:
+        httpx.post(f"{admin}/madrid/recover", headers=headers)
+    events = json.loads((tmp_path / "run.json").read_text())["events"]
+    assert [e["event"] for e in events] == ["data-centre-down"]
+    madrid = next(s for s in status if s["name"] == "madrid")
+    assert not madrid["available"] and not madrid["inRotation"]
+    assert report.matches, report.as_json()
+    assert sum(tally.unresolved.values()) == 0
+    unexpected = [
+        f
+        for f in _failures(tmp_path)
+        if not f["Name"].startswith(QOD_DEFECT) and f["Method"] != "503 data centre down"
+    ]
+    assert unexpected == [], unexpected
+    assert summary["served"]["requests"] > 100
+
+
+def test_distributed_master_and_two_workers(live_federation: Path, tmp_path: Path) -> None:
+    _, tally, report = _run(live_federation, tmp_path, run_time="12s", users=10, workers=2)
+    assert len(tally.nodes) == 2, "each worker wrote its counters"
+    assert report.matches, report.as_json()
+    assert sum(tally.billable.values()) > 0
+    unexpected = [f for f in _failures(tmp_path) if not f["Name"].startswith(QOD_DEFECT)]
+    assert unexpected == [], unexpected
