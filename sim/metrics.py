@@ -1,10 +1,14 @@
 """Streamed metrics: per-second rows, per-key totals and mergeable latency sketches.
 
 Nothing is kept per call. Each call updates the counters of the current second and of its
-(operator, API, application) key, and adds its latency to DDSketches (mergeable, 1 % relative
-accuracy); at each whole second the engine closes the row with sampled gauges (queues,
-breaker states, utilisation). Memory therefore grows with the simulated duration (one row a
-second) and the number of keys, never with the number of calls.
+(operator, API, application) key, and counts its latency in the DDSketch bucket it falls in
+(mergeable, 1 % relative accuracy): the bucket index is computed once per call with the
+sketches' own logarithmic mapping, and the counts go into the second's, the key's and the
+windows' DDSketches as weighted adds when the second closes (bucket for bucket, the same
+sketch as adding each value; only its sum, min and max are those of the bucket values). At
+each whole second the engine closes the row with sampled gauges (queues, breaker states,
+utilisation). Memory therefore grows with the simulated duration (one row a second) and the
+number of keys, never with the number of calls.
 
 Little's law is checked on the client side: the time-average number of operations in flight
 (the area under N(t) divided by the elapsed time) against the completion rate times the mean
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddsketch import DDSketch
+from ddsketch.mapping import LogarithmicMapping
 
 __all__ = ["KeyStats", "LittleCheck", "Metrics", "Second", "Window", "quantile"]
 
@@ -29,6 +34,20 @@ THROTTLE_CODES = frozenset({"TOO_MANY_REQUESTS", "QUOTA_EXCEEDED"})
 
 def _sketch() -> DDSketch:
     return DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+
+
+_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+"""The mapping a DDSketch of this accuracy uses: value -> bucket index -> bucket value."""
+
+
+def _flush(buckets: Counter[int], *sketches: DDSketch) -> None:
+    """Add the bucket counts to each sketch (weighted, one add per bucket) and clear them."""
+    value = _MAPPING.value
+    for key, count in buckets.items():
+        representative = value(key)
+        for sketch in sketches:
+            sketch.add(representative, count)
+    buckets.clear()
 
 
 def quantile(sketch: DDSketch, q: float) -> float | None:
@@ -53,7 +72,7 @@ class Second:
     errors: Counter[str] = field(default_factory=Counter)
     offered_by: Counter[str] = field(default_factory=Counter)
     ok_by: Counter[str] = field(default_factory=Counter)
-    latency: DDSketch = field(default_factory=_sketch)
+    latency: Counter[int] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -67,6 +86,8 @@ class KeyStats:
     throttled: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latency: DDSketch = field(default_factory=_sketch)
+    pending: Counter[int] = field(default_factory=Counter, repr=False)
+    """Latency buckets of this second, not yet in ``latency``."""
 
 
 @dataclass(slots=True)
@@ -76,6 +97,7 @@ class Window:
     start: float
     end: float
     latency: DDSketch = field(default_factory=_sketch)
+    pending: Counter[int] = field(default_factory=Counter, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,17 +207,32 @@ class Metrics:
             second.ok_by[application] += 1
             second.ok_by[operator] += 1
             stats.ok += 1
-            second.latency.add(elapsed)
-            stats.latency.add(elapsed)
+            bucket = _MAPPING.key(elapsed)
+            second.latency[bucket] += 1
+            stats.pending[bucket] += 1
             for window in self.windows:
                 if window.start <= now < window.end:
-                    window.latency.add(elapsed)
+                    window.pending[bucket] += 1
         else:
             second.failed += 1
+
+    def flush(self) -> None:
+        """Move the pending latency buckets of keys and windows into their sketches.
+
+        Called when the run is judged; until then each key and window holds at most one count
+        per bucket (a few hundred for latencies from a millisecond to minutes).
+        """
+        for stats in self.keys.values():
+            _flush(stats.pending, stats.latency)
+        for window in self.windows:
+            if window.pending:
+                _flush(window.pending, window.latency)
 
     def close_second(self, at: float, gauges: dict[str, float]) -> None:
         """Turn the running second into a row, with gauges sampled now."""
         second = self.current
+        latency = _sketch()
+        _flush(second.latency, latency)
         row: dict[str, float] = {
             "t": at,
             "offered": second.offered,
@@ -206,8 +243,8 @@ class Metrics:
             "failed": second.failed,
             "throttled": second.throttled,
             "in_flight": self._in_flight,
-            "latency_p50": quantile(second.latency, 0.5) or math.nan,
-            "latency_p99": quantile(second.latency, 0.99) or math.nan,
+            "latency_p50": quantile(latency, 0.5) or math.nan,
+            "latency_p99": quantile(latency, 0.99) or math.nan,
         }
         for code, count in second.errors.items():
             self.error_codes.add(code)
@@ -226,6 +263,7 @@ class Metrics:
         """Little's law over the run so far (L from the area, λ and W from completions)."""
         now = self._clock()
         self._move(now)
+        self.flush()
         elapsed = max(now, 1e-12)
         mean_w = self._sojourn_sum / self._completed if self._completed else 0.0
         return LittleCheck(

@@ -117,6 +117,34 @@ class _Chooser:
         return self.names[min(index, len(self.names) - 1)]
 
 
+class _Driver:
+    """Runs an operation's generator on its events: a SimPy process without its own events.
+
+    ``simpy.Process`` schedules an event to start and another to end, and neither is
+    needed by an operation that nobody waits for; this resumes the generator from the
+    callbacks of the events it yields, and lets it run on past events already processed.
+    """
+
+    __slots__ = ("_generator",)
+
+    def __init__(self, generator: Generator[simpy.Event, Any, None]) -> None:
+        self._generator = generator
+        self._resume(None)
+
+    def _resume(self, event: simpy.Event | None) -> None:
+        value = None if event is None else event.value
+        generator = self._generator
+        while True:
+            try:
+                target = generator.send(value)
+            except StopIteration:
+                return
+            if target.callbacks is not None:
+                target.callbacks.append(self._resume)
+                return
+            value = target.value  # already processed: go on at once, as a Process would
+
+
 class _Waiting:
     """An attempt's answer: the first of the operator's reply and the client's deadline."""
 
@@ -175,18 +203,21 @@ class SimApplication:
         self._fetching: dict[str, simpy.Event] = {}
         self._deadlines = Deadlines(env)
         self._stats: dict[tuple[str, str], KeyStats] = {}
+        self._times: Iterator[float] = iter(())
 
-    def start(self) -> simpy.Process:
-        """Start the arrival process."""
-        return self.env.process(self._arrivals())
-
-    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
-        env = self.env
-        for t in arrival_times(
+    def start(self) -> None:
+        """Schedule the first arrival; each arrival starts an operation and the next one."""
+        self._times = arrival_times(
             self.spec.arrival, self.spec.spikes, self.duration, self._arrival_rng
-        ):
-            yield env.timeout(t - env.now)
-            env.process(self.operation())
+        )
+        self._arrive(None)
+
+    def _arrive(self, event: simpy.Event | None) -> None:
+        if event is not None:
+            _Driver(self.operation())
+        t = next(self._times, None)
+        if t is not None:
+            self.env.timeout(t - self.env.now).callbacks.append(self._arrive)
 
     def _key(self, operator: str, api: str) -> KeyStats:
         stats = self._stats.get((operator, api))
