@@ -570,6 +570,13 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
             for side, party in enumerate(fault.between):
                 if party not in parties:
                     report(("faults", index, "between", side), f"unknown party {party!r}")
+    for index, fault in enumerate(scenario.faults):
+        if isinstance(fault, TrustRevocation) and fault.operator in operators:
+            if fault.issuer != "aggregator" and fault.issuer not in operators:
+                report(("faults", index, "issuer"), f"unknown issuer {fault.issuer!r}")
+            elif fault.issuer == fault.operator:
+                report(("faults", index, "issuer"), "an operator cannot revoke itself")
+    problems.extend(_check_numbering(path, node, scenario))
     for app_id, app in scenario.traffic.applications.items():
         for operator in app.operators or {}:
             if operator not in operators:
@@ -585,6 +592,81 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
                     f"operator {op_id!r} has no plan {app.plan!r} "
                     f"(has: {', '.join(sorted(plans))})",
                 )
+    return problems
+
+
+KNOWN_CALLING_CODES = {
+    "AT": "+43", "BE": "+32", "BR": "+55", "CH": "+41", "DE": "+49", "DK": "+45",
+    "ES": "+34", "FI": "+358", "FR": "+33", "GB": "+44", "GR": "+30", "IE": "+353",
+    "IT": "+39", "MX": "+52", "NL": "+31", "NO": "+47", "PL": "+48", "PT": "+351",
+    "SE": "+46", "US": "+1",
+}  # fmt: skip
+"""ITU calling codes known without a ``topology.countries`` entry."""
+
+
+def _check_numbering(path: Path, node: yaml.Node | None, scenario: Scenario) -> list[str]:
+    """Ports and, where the aggregator's Telco Finder is used, each country's numbering."""
+    problems: list[str] = []
+    topology = scenario.topology
+    operators = topology.operators
+
+    def report(loc: tuple[Any, ...], message: str) -> None:
+        line = line_of(node, loc)
+        where = f"{path}:{line}" if line else str(path)
+        problems.append(f"{where}: {'.'.join(str(p) for p in loc)}: {message}")
+
+    for index, port in enumerate(topology.ports):
+        ends = []
+        for key in ("donor", "recipient"):
+            name = getattr(port, key)
+            if name not in operators:
+                report(("topology", "ports", index, key), f"unknown operator {name!r}")
+            else:
+                ends.append(operators[name])
+        if len(ends) < 2:
+            continue
+        donor, recipient = ends
+        if port.donor == port.recipient:
+            report(("topology", "ports", index, "recipient"), "a number cannot port to its donor")
+        elif donor.country != recipient.country:
+            report(
+                ("topology", "ports", index, "recipient"),
+                f"numbers port within a country ({donor.country} to {recipient.country})",
+            )
+        elif not (country := topology.countries.get(donor.country)) or not country.portability:
+            report(
+                ("topology", "ports", index),
+                f"{donor.country} has no portability (set topology.countries."
+                f"{donor.country}.portability: true)",
+            )
+    federated = bool(topology.ports) or any(
+        app.via_aggregator for app in scenario.traffic.applications.values()
+    )
+    if not federated:
+        return problems
+    networks: dict[tuple[str, str], str] = {}
+    for op_id, op in operators.items():
+        spec = topology.countries.get(op.country)
+        code = spec.calling_code if spec else KNOWN_CALLING_CODES.get(op.country)
+        if code is None:
+            report(
+                ("topology", "operators", op_id, "country"),
+                f"no calling code known for {op.country} (add topology.countries.{op.country})",
+            )
+            continue
+        for position, prefix in enumerate(op.number_ranges):
+            if not prefix.startswith(code):
+                report(
+                    ("topology", "operators", op_id, "number_ranges", position),
+                    f"{prefix} is not a {op.country} number ({code})",
+                )
+        network = (op.country, op.mcc + op.mnc)
+        if network in networks:
+            report(
+                ("topology", "operators", op_id, "mnc"),
+                f"{op_id} and {networks[network]} share the network {op.mcc}-{op.mnc}",
+            )
+        networks[network] = op_id
     return problems
 
 

@@ -38,26 +38,18 @@ from federation.telco_finder import SearchAnswer, SearchMode, SearchRequest, Tel
 from federation.telco_routing import build_routing_table
 from federation.types import NetworkId
 from operators.errors import CamaraError
-from sim.scenario import TopologySpec
+from sim.scenario import KNOWN_CALLING_CODES, TopologySpec
 from sim.tiers.operator import AGGREGATOR, Answer, Line, Reply, SimOperator
 
-__all__ = ["CALLING_CODES", "SimAggregator", "calling_code", "federation_config", "port_lines"]
+__all__ = ["SimAggregator", "calling_code", "federation_config", "port_lines"]
 
 T = TypeVar("T")
-
-CALLING_CODES = {
-    "AT": "+43", "BE": "+32", "BR": "+55", "CH": "+41", "DE": "+49", "DK": "+45",
-    "ES": "+34", "FI": "+358", "FR": "+33", "GB": "+44", "GR": "+30", "IE": "+353",
-    "IT": "+39", "MX": "+52", "NL": "+31", "NO": "+47", "PL": "+48", "PT": "+351",
-    "SE": "+46", "US": "+1",
-}  # fmt: skip
-"""ITU calling codes known without a ``topology.countries`` entry."""
 
 
 def calling_code(topology: TopologySpec, country: str) -> str | None:
     """The calling code of ``country``: the scenario's own entry, else the known table."""
     spec = topology.countries.get(country)
-    return spec.calling_code if spec is not None else CALLING_CODES.get(country)
+    return spec.calling_code if spec is not None else KNOWN_CALLING_CODES.get(country)
 
 
 def port_lines(
