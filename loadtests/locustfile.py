@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sys
 import time
@@ -51,7 +52,7 @@ from gevent.lock import BoundedSemaphore
 from gevent.pool import Group
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from locust import FastHttpUser, between, constant_throughput, events, task
+from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -383,10 +384,20 @@ def _quitting(environment: Environment, **_: Any) -> None:
 # -- the applications ------------------------------------------------------------------------
 
 
+THINK_SCALE = float(os.environ.get("OGSIM_THINK_SCALE", "1") or 1)
+"""Multiplies every user's think time (the capacity benchmark shortens it)."""
+
+
 class CamaraApp(FastHttpUser):
     """A CAMARA application: OAuth with private_key_jwt, checked calls, exact counting."""
 
     abstract = True
+    think: tuple[float, float] = (0.5, 1.5)
+
+    def wait_time(self) -> float:
+        low, high = self.think
+        return self.fake.random.uniform(low, high) * THINK_SCALE
+
     host = "http://127.0.0.1"
     network_timeout = 30.0
     connection_timeout = 10.0
@@ -404,7 +415,7 @@ class CamaraApp(FastHttpUser):
     # -- choices ----------------------------------------------------------------------------
 
     def unserved(self) -> bool:
-        return self.fake.pyfloat(min_value=0, max_value=1) < self.run.unserved_share
+        return self.fake.random.random() < self.run.unserved_share
 
     def pick_operator(self) -> str:
         return str(self.fake.random_element([o.id for o in self.run.descriptor.operators]))
@@ -688,7 +699,6 @@ class AntiFraudApp(CamaraApp):
     """A bank's fraud engine: CIBA consent per subscriber, then SIM Swap at the operator."""
 
     weight = 3
-    wait_time = between(0.5, 1.5)
 
     @task
     def check_subscriber(self) -> None:
@@ -736,7 +746,6 @@ class LocationApp(CamaraApp):
     """Location verification and retrieval, two-legged, for the operator's subscribers."""
 
     weight = 3
-    wait_time = between(0.5, 1.5)
     SCOPE = f"location-verification:verify location-retrieval:read {SERVICE}"
 
     def _setup(self) -> tuple[str, Credentials, str]:
@@ -797,7 +806,7 @@ class QodApp(CamaraApp):
     """A video service boosting a device: create, read, extend, delete a QoD session."""
 
     weight = 2
-    wait_time = between(1, 3)
+    think = (1.0, 3.0)
     SCOPE = (
         "quality-on-demand:sessions:create quality-on-demand:sessions:read "
         f"quality-on-demand:sessions:update quality-on-demand:sessions:delete {SERVICE}"
@@ -900,7 +909,6 @@ class AggregatorApp(CamaraApp):
     """One application, one set of credentials at the aggregator, every operator's numbers."""
 
     weight = 3
-    wait_time = between(0.5, 1.5)
 
     def on_start(self) -> None:
         super().on_start()
