@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from sim.commands import compare as compare_command
-from sim.commands import conformance, demo, operator, serve, up
+from sim.commands import conformance, demo, loadtest, operator, serve, up
 from sim.commands import run as run_command
 from sim.commands import sweep as sweep_command
 from sim.validate import validate
@@ -26,6 +26,8 @@ app.command("run")(run_command.run)
 app.command("schema")(run_command.schema)
 app.command("sweep")(sweep_command.sweep)
 app.command("compare")(compare_command.compare)
+app.command("loadtest")(loadtest.loadtest)
+app.command("reconcile")(loadtest.reconcile)
 
 
 @app.callback()
