@@ -1,23 +1,27 @@
-"""Simulated API calls per wall second, against a minimal SimPy M/M/1, and peak memory.
+"""Simulated API calls per wall-clock second, against a minimal SimPy M/M/1, and memory.
 
 Prints, for the thundering herd scenario (both variants), simulated operations and requests
 (retries included) per wall-clock second beside the customers per second of a bare SimPy
-M/M/1 queue run in the same process, as a ratio. Then the peak traced memory (tracemalloc)
-of a scaled protected-herd world at about 100k and 1M operations: rates and capacities are
-scaled together over a fixed duration, so only the call count changes. Each size runs in a
-child process so one run's heap does not inflate the next one's peak.
+M/M/1 queue run in the same process, as a ratio. Then it runs the ``baseline`` federation
+(three operators, an aggregator, four applications) at its own fixed rate for long enough to
+offer about 100k and 1M operations, each size in a child process so one run's heap does not
+inflate the next one's, and prints the wall time and the resident memory: at build, at its
+peak (``ru_maxrss``), and the growth between them. A run that keeps nothing per call grows
+only by its per-second rows, so 10x the calls at the same rate costs 10x the rows, not 10x
+the calls' memory.
 
-    python benchmarks/sim_throughput.py            # speed, then memory at 100k and 1M calls
-    python benchmarks/sim_throughput.py --quick    # speed, then memory at 20k and 100k
+    python benchmarks/sim_throughput.py            # speed, then baseline at 100k and 1M calls
+    python benchmarks/sim_throughput.py --quick    # speed, then baseline at 20k and 100k
 """
 
 from __future__ import annotations
 
+import math
 import random
+import resource
 import subprocess
 import sys
 import time
-import tracemalloc
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,11 @@ import simpy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.engine import run_scenario  # noqa: E402
+from sim.engine import World, run_scenario  # noqa: E402
 from sim.scenario import Scenario, load_scenario  # noqa: E402
 
 HERD = ROOT / "scenarios" / "thundering_herd.yaml"
-OPERATIONS_PER_SCALE = 29_500  # protected herd over 300 s at scale 1
+FEDERATION = ROOT / "scenarios" / "baseline.yaml"
 
 
 def mm1(customers: int, seed: int = 1) -> float:
@@ -56,34 +60,38 @@ def mm1(customers: int, seed: int = 1) -> float:
     return customers / (time.perf_counter() - started)
 
 
-def scaled_herd(scale: float) -> Scenario:
-    """The protected herd with every rate and capacity multiplied by ``scale``."""
-    servers = max(1, round(4 * scale))
-    overrides: dict[str, object] = {
-        "traffic.applications.herd-app.arrival.rate": 10 * scale,
-        "traffic.applications.bank.arrival.rate": 50 * scale,
-        "topology.operators.telco-es.core.sim_data_register.servers": servers,
-        "topology.operators.telco-es.policies.buffer.max_concurrent": servers,
-        "topology.operators.telco-es.policies.buffer.max_waiting": 4 * servers,
-        "topology.operators.telco-es.policies.throttling.plans": [
-            {"name": "enterprise", "rate_per_second": 500 * scale, "burst": round(1000 * scale)},
-            {"name": "standard", "rate_per_second": 75 * scale, "burst": round(150 * scale)},
-        ],
-        "topology.operators.telco-es.data_centres.mad-1.gateway.workers": round(256 * scale),
-    }
-    variants = load_scenario(HERD, overrides=overrides)
-    return next(v for v in variants if v.variant == "protected")
+def offered_rate(scenario: Scenario) -> float:
+    """Operations per second the scenario's applications offer (spikes aside)."""
+    return sum(app.arrival.rate for app in scenario.traffic.applications.values())
+
+
+def federation_run(calls: int) -> Scenario:
+    """The baseline federation at its own rate, long enough to offer about ``calls``."""
+    (base,) = load_scenario(FEDERATION)
+    (scenario,) = load_scenario(FEDERATION, duration=math.ceil(calls / offered_rate(base)))
+    return scenario
+
+
+def _rss_mib() -> float:
+    """Resident memory now (Linux ``/proc``; the peak so far elsewhere)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(kib) / 1024
 
 
 def memory_child(calls: int) -> None:
-    """Run the scaled world under tracemalloc and print ``calls peak_bytes wall``."""
-    scenario = scaled_herd(calls / OPERATIONS_PER_SCALE)
-    tracemalloc.start()
+    """Run the federation for ``calls``; print calls, duration, wall, RSS built/end/peak, rows."""
+    scenario = federation_run(calls)
+    world = World(scenario)
+    built = _rss_mib()
     started = time.perf_counter()
-    result = run_scenario(scenario)
+    result = world.run()
     wall = time.perf_counter() - started
-    _, peak = tracemalloc.get_traced_memory()
-    print(result.calls, peak, wall)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+    print(result.calls, scenario.duration, wall, built, _rss_mib(), peak, len(result.rows))
 
 
 def main(quick: bool) -> None:
@@ -98,10 +106,14 @@ def main(quick: bool) -> None:
         ops_rate, req_rate = result.calls / wall, requests / wall
         print(
             f"  {scenario.variant:>11}: {result.calls:,} operations, {requests:,.0f} requests"
-            f" in {wall:.1f} s: {ops_rate:,.0f} ops/s, {req_rate:,.0f} requests/s"
-            f" = {req_rate / reference:.2f} x M/M/1"
+            f" in {wall:.2f} s: {ops_rate:,.0f} ops/s = {ops_rate / reference:.2f} x M/M/1,"
+            f" {req_rate:,.0f} requests/s = {req_rate / reference:.2f} x M/M/1"
         )
-    print("peak traced memory, scaled protected herd (fixed 300 s, rates x k)")
+    (base,) = load_scenario(FEDERATION)
+    print(
+        f"federation (baseline: 3 operators, aggregator, 4 apps) at a fixed"
+        f" {offered_rate(base):,.0f} ops/s, longer runs; each in its own process"
+    )
     sizes = (20_000, 100_000) if quick else (100_000, 1_000_000)
     for calls in sizes:
         out = subprocess.run(
@@ -110,10 +122,12 @@ def main(quick: bool) -> None:
             capture_output=True,
             text=True,
         ).stdout.split()
-        done, peak, wall = int(out[0]), int(out[1]), float(out[2])
+        done, duration, wall = int(out[0]), float(out[1]), float(out[2])
+        built, end, peak, rows = float(out[3]), float(out[4]), float(out[5]), int(out[6])
         print(
-            f"  {done:>9,} operations: peak {peak / 2**20:,.1f} MiB,"
-            f" {peak / done:,.0f} B/operation, {wall:.1f} s under tracemalloc"
+            f"  {done:>9,} operations over {duration:,.0f} virtual s in {wall:.1f} wall s"
+            f" ({done / wall:,.0f} ops/s): RSS {built:,.1f} MiB built, {end:,.1f} MiB at the"
+            f" end (+{end - built:,.1f} MiB, {rows:,} per-second rows), peak {peak:,.1f} MiB"
         )
 
 

@@ -33,7 +33,7 @@ from federation.trust import NodeKind, TrustGraph
 from operators.subscriber_base import ChangeKind
 from sim.expectations import Verdict, evaluate, resolve_window
 from sim.faults import Partitions, schedule_faults
-from sim.metrics import KeyStats, LittleCheck, Metrics
+from sim.metrics import KeyStats, LittleCheck, Metrics, TimeSeries
 from sim.scenario import Scenario
 from sim.tiers.aggregator import SimAggregator, federation_config, port_lines
 from sim.tiers.operator import AGGREGATOR, SimOperator
@@ -66,7 +66,7 @@ class RunResult:
     """What one variant's run produced; :meth:`summary` is its deterministic digest."""
 
     scenario: Scenario
-    rows: list[dict[str, float]]
+    series: TimeSeries
     keys: dict[tuple[str, str, str], KeyStats]
     little: LittleCheck
     stations: list[StationLittle]
@@ -77,6 +77,14 @@ class RunResult:
     events: dict[str, tuple[float, float]] = field(default_factory=dict)
     discovery: dict[str, int] = field(default_factory=dict)
     """Telco Finder searches by mode (SHALLOW, DEEP) and forwards that found a moved number."""
+    _rows: list[dict[str, float]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        """The per-second rows as dicts (built from :attr:`series` on first use, then kept)."""
+        if self._rows is None:
+            self._rows = self.series.rows()
+        return self._rows
 
     @property
     def passed(self) -> bool:
@@ -234,7 +242,7 @@ class World:
                     )
         result = RunResult(
             scenario=self.scenario,
-            rows=metrics.rows,
+            series=metrics.series,
             keys=metrics.keys,
             little=metrics.little(),
             stations=stations,

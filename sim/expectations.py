@@ -10,6 +10,7 @@ time is measured from an event's start or end until per-second availability is b
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,7 +60,12 @@ def resolve_window(
     return expectation.window[0] + shift, expectation.window[1] + shift
 
 
-def _rows(rows: list[dict[str, float]], start: float, end: float) -> list[dict[str, float]]:
+Row = Mapping[str, float]
+MEASURES = ("t", "offered", "attempts", "completed", "goodput", "throttled")
+"""The columns expectations read (rows of these only, not of every gauge)."""
+
+
+def _rows(rows: Sequence[Row], start: float, end: float) -> list[Row]:
     return [row for row in rows if row["t"] - 1 >= start and row["t"] <= end]
 
 
@@ -67,12 +73,12 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def _availability(row: dict[str, float]) -> float:
+def _availability(row: Row) -> float:
     return row["goodput"] / row["completed"] if row["completed"] else 1.0
 
 
 def recovery_time(
-    rows: list[dict[str, float]],
+    rows: Sequence[Row],
     event: tuple[float, float],
     reference: str,
     level: float,
@@ -95,13 +101,15 @@ def recovery_time(
     return math.inf
 
 
-def _measure(expectation: Expectation, result: RunResult, metrics: Metrics) -> float | None:
+def _measure(
+    expectation: Expectation, result: RunResult, metrics: Metrics, table: Sequence[Row]
+) -> float | None:
     metric = expectation.metric
     events = result.events
     if metric == "recovery_time":
         assert expectation.event is not None
         return recovery_time(
-            result.rows,
+            table,
             events[expectation.event],
             expectation.reference,
             expectation.level,
@@ -132,7 +140,7 @@ def _measure(expectation: Expectation, result: RunResult, metrics: Metrics) -> f
                 sketch.merge(k.latency)
     else:
         start, end = resolve_window(expectation, events)
-        rows = _rows(result.rows, start, end)
+        rows = _rows(table, start, end)
         offered = sum(r["offered"] for r in rows)
         completed = sum(r["completed"] for r in rows)
         ok = sum(r["goodput"] for r in rows)
@@ -164,7 +172,8 @@ def _measure(expectation: Expectation, result: RunResult, metrics: Metrics) -> f
 
 def evaluate(scenario: Scenario, result: RunResult, metrics: Metrics) -> list[Verdict]:
     """Every expectation of ``scenario`` judged on ``result``."""
+    table = result.series.rows(MEASURES) if scenario.expectations else []
     return [
-        Verdict(e.label, e.metric, _measure(e, result, metrics), e.min, e.max)
+        Verdict(e.label, e.metric, _measure(e, result, metrics, table), e.min, e.max)
         for e in scenario.expectations
     ]

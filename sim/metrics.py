@@ -7,8 +7,10 @@ sketches' own logarithmic mapping, and the counts go into the second's, the key'
 windows' DDSketches as weighted adds when the second closes (bucket for bucket, the same
 sketch as adding each value; only its sum, min and max are those of the bucket values). At
 each whole second the engine closes the row with sampled gauges (queues, breaker states,
-utilisation). Memory therefore grows with the simulated duration (one row a second) and the
-number of keys, never with the number of calls.
+utilisation) into a :class:`TimeSeries`, a column of doubles per measure (8 bytes a value,
+where a dict per row costs some 15 kB). Memory therefore grows only with the simulated
+duration, by about a kilobyte a simulated second, and with the number of keys; never with
+the number of calls.
 
 Little's law is checked on the client side: the time-average number of operations in flight
 (the area under N(t) divided by the elapsed time) against the completion rate times the mean
@@ -18,14 +20,16 @@ time in system of completed operations.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
-__all__ = ["KeyStats", "LittleCheck", "Metrics", "Second", "Window", "quantile"]
+__all__ = ["KeyStats", "LittleCheck", "Metrics", "Second", "TimeSeries", "Window", "quantile"]
 
 RELATIVE_ACCURACY = 0.01
 CLIENT_TIMEOUT = "CLIENT_TIMEOUT"
@@ -56,6 +60,56 @@ def quantile(sketch: DDSketch, q: float) -> float | None:
         return None
     value = sketch.get_quantile_value(q)
     return None if value is None else float(value)
+
+
+class TimeSeries:
+    """Per-second rows stored as columns; a measure first seen late reads 0 before that.
+
+    Rows come back as dicts (:meth:`rows`), the whole table or a few columns of it; a column
+    whose every value was an int gives ints back.
+    """
+
+    def __init__(self) -> None:
+        self._columns: dict[str, array[float]] = {}
+        self._floats: set[str] = set()
+        self._length = 0
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def names(self) -> list[str]:
+        """Every measure, in the order first seen."""
+        return list(self._columns)
+
+    def append(self, row: Mapping[str, float]) -> None:
+        """Add one second's values (measures not in ``row`` read 0 for it)."""
+        columns, length = self._columns, self._length
+        for name, value in row.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = array("d", bytes(8 * length))
+            column.append(value)
+            if type(value) is not int and name not in self._floats:
+                self._floats.add(name)
+        self._length = length = length + 1
+        if len(row) < len(columns):
+            for column in columns.values():
+                if len(column) < length:
+                    column.append(0.0)
+
+    def column(self, name: str) -> list[float]:
+        """One measure over the run (zeros if it never occurred)."""
+        column = self._columns.get(name)
+        if column is None:
+            return [0.0] * self._length
+        return column.tolist() if name in self._floats else [int(v) for v in column]
+
+    def rows(self, names: Iterable[str] | None = None) -> list[dict[str, float]]:
+        """The rows as dicts, with every measure or only ``names``."""
+        wanted = list(self._columns) if names is None else list(names)
+        series = [self.column(name) for name in wanted]
+        return [dict(zip(wanted, values, strict=True)) for values in zip(*series, strict=True)]
 
 
 @dataclass(slots=True)
@@ -129,7 +183,7 @@ class Metrics:
     def __init__(self, clock: Any) -> None:
         self._clock = clock
         self.current = Second()
-        self.rows: list[dict[str, float]] = []
+        self.series = TimeSeries()
         self.keys: dict[tuple[str, str, str], KeyStats] = {}
         self.windows: list[Window] = []
         self.error_codes: set[str] = set()
@@ -256,7 +310,7 @@ class Metrics:
             self.labels.add(label)
             row[f"goodput.{label}"] = count
         row.update(gauges)
-        self.rows.append(row)
+        self.series.append(row)
         self.current = Second()
 
     def little(self, tolerance: float = 0.05) -> LittleCheck:
