@@ -204,6 +204,10 @@ class SimApplication:
         self._deadlines = Deadlines(env)
         self._stats: dict[tuple[str, str], KeyStats] = {}
         self._times: Iterator[float] = iter(())
+        self._timeout = spec.client.timeout
+        self._ciba = spec.auth.flow == "ciba"
+        self._cached_tokens = spec.auth.flow == "client_credentials"
+        self._via = spec.via_aggregator and aggregator is not None
 
     def start(self) -> None:
         """Schedule the first arrival; each arrival starts an operation and the next one."""
@@ -235,13 +239,14 @@ class SimApplication:
         # calls through the aggregator go where its finder says, and count for the operator
         # that serves the number now.
         operator = chosen
-        if self.aggregator is not None and self.spec.via_aggregator:
+        if self._via:
+            assert self.aggregator is not None
             serving = self.aggregator.serving(line.number)
             operator = self.operators.get(serving or "", chosen)
         stats = self._key(operator.id, api)
         started = env.now
         metrics.offered(stats, self.id, operator.id)
-        if self.spec.auth.flow == "ciba":
+        if self._ciba:
             granted = env.event()
             operator.issue_token(self.spec.auth, _Waiting(granted))
             answer = yield granted
@@ -254,7 +259,11 @@ class SimApplication:
         attempt = 1
         while True:
             metrics.attempt(stats, retry=attempt > 1)
-            answer = yield from self._attempt(operator, api, line)
+            deadline = env.now + self._timeout
+            if self._ready(operator):
+                answer = yield self._send(operator, api, line, deadline)
+            else:
+                answer = yield from self._attempt(operator, api, line, deadline)
             if answer.ok:
                 metrics.finished(stats, self.id, operator.id, True, started)
                 return
@@ -267,41 +276,45 @@ class SimApplication:
             if delay > 0:
                 yield env.timeout(delay)
 
-    def _attempt(
-        self, operator: SimOperator, api: str, line: Line
-    ) -> Generator[simpy.Event, Any, Answer]:
-        """One request within the client timeout (a token first if the cached one expired)."""
-        env = self.env
-        timeout = self.spec.client.timeout
-        via = self.spec.via_aggregator
-        reached = AGGREGATOR if via else operator.id
+    def _ready(self, operator: SimOperator) -> bool:
+        """No partition in the way and no token to fetch: the request can go at once."""
+        reached = AGGREGATOR if self._via else operator.id
         if self.partitioned(self.id, reached, False):
-            yield env.timeout(timeout)
+            return False
+        return not self._cached_tokens or self._tokens.get(operator.id, -1.0) > self.env.now
+
+    def _attempt(
+        self, operator: SimOperator, api: str, line: Line, deadline: float
+    ) -> Generator[simpy.Event, Any, Answer]:
+        """One request behind a partition (it times out) or after fetching a token."""
+        env = self.env
+        reached = AGGREGATOR if self._via else operator.id
+        if self.partitioned(self.id, reached, False):
+            yield env.timeout(self._timeout)
             return TIMED_OUT
-        deadline = env.now + timeout
-        if (
-            self.spec.auth.flow == "client_credentials"
-            and self._tokens.get(operator.id, -1) <= env.now
-        ):
-            fetch = self._fetching.get(operator.id)
-            if fetch is None or fetch.triggered:
-                fetch = self._fetch_token(operator)
-                self._fetching[operator.id] = fetch
-            yield fetch | env.timeout(timeout)
-            if not fetch.triggered:
-                return TIMED_OUT
-            answer = cast(Answer, fetch.value)
-            if not answer.ok:
-                return answer
-        replied = env.event()
+        fetch = self._fetching.get(operator.id)
+        if fetch is None or fetch.triggered:
+            fetch = self._fetch_token(operator)
+            self._fetching[operator.id] = fetch
+        yield fetch | env.timeout(max(0.0, deadline - env.now))
+        if not fetch.triggered:
+            return TIMED_OUT
+        answer = cast(Answer, fetch.value)
+        if not answer.ok:
+            return answer
+        return cast(Answer, (yield self._send(operator, api, line, deadline)))
+
+    def _send(self, operator: SimOperator, api: str, line: Line, deadline: float) -> simpy.Event:
+        """The request, and the event its answer (or the client's deadline) triggers."""
+        replied = self.env.event()
         waiting = _Waiting(replied)
-        self._deadlines.add(max(env.now, deadline), waiting)
-        if via:
+        self._deadlines.add(max(self.env.now, deadline), waiting)
+        if self._via:
             assert self.aggregator is not None
             self.aggregator.handle(self.id, self.spec.plan, api, line, waiting)
         else:
             operator.handle(self.id, self.spec.plan, api, line, False, waiting)
-        return cast(Answer, (yield replied))
+        return replied
 
     def _fetch_token(self, operator: SimOperator) -> simpy.Event:
         fetched = self.env.event()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import simpy
 
@@ -49,9 +49,6 @@ class _Call:
         self.arrived = arrived
         self.done = done
         self.started = 0.0
-
-    def __call__(self, _: simpy.Event) -> None:
-        self.function._finish(self)
 
 
 class CallbackNetworkFunction(SimNetworkFunction[Req, Rec], Generic[Req, Rec]):
@@ -94,7 +91,10 @@ class CallbackNetworkFunction(SimNetworkFunction[Req, Rec], Generic[Req, Rec]):
 
     def _start(self, call: _Call, *, queued: bool) -> None:
         call.started = self.occupancy.start(call.arrived, queued=queued)
-        self.env.timeout(call.draw.duration).callbacks.append(call)
+        self.env.timeout(call.draw.duration, call).callbacks.append(self._served)
+
+    def _served(self, event: simpy.Event) -> None:
+        self._finish(cast(_Call, event.value))
 
     def _finish(self, call: _Call) -> None:
         ok = False

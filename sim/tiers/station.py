@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from typing import cast
 
 import simpy
 
@@ -43,11 +44,11 @@ class Station:
             self._waiting.append((duration, done))
 
     def _start(self, duration: float, done: Job) -> None:
-        def finish(_: simpy.Event) -> None:
-            if self._waiting:
-                self._start(*self._waiting.popleft())
-            else:
-                self.busy -= 1
-            done()
+        self._env.timeout(duration, done).callbacks.append(self._finish)
 
-        self._env.timeout(duration).callbacks.append(finish)
+    def _finish(self, event: simpy.Event) -> None:
+        if self._waiting:
+            self._start(*self._waiting.popleft())
+        else:
+            self.busy -= 1
+        cast(Job, event.value)()
