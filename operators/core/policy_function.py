@@ -1,9 +1,8 @@
 """The policy function (PCF): QoS sessions created, read, extended and deleted, with expiry.
 
-Session state lives in memory in each :class:`PolicyFunction` instance: it is lost on restart
-and not shared between replicas of one operator. That is enough for one process (and for the
-simulator, where each operator has one PCF); persisting sessions in the operator's database is
-left for when replicas must share them.
+Sessions live in a :class:`~.qos_session_store.QosSessionStore`: in memory with counted ids by
+default (the simulator's one PCF per operator), or in the operator's database, shared by the
+PCF replicas of every data centre and kept across restarts (the live operators).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ from operators.subscriber_base import SubscriberBase
 from operators.types import Clock
 
 from .errors import SessionUnknown, SubscriberUnknown
+from .qos_session_store import MemoryQosSessions, QosSessionStore
 from .records import (
     CreateQosSession,
     DeleteQosSession,
@@ -37,11 +37,17 @@ class PolicyFunction:
 
     name = "pcf"
 
-    def __init__(self, subscribers: SubscriberBase, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        subscribers: SubscriberBase,
+        clock: Clock | None = None,
+        sessions: QosSessionStore | None = None,
+    ) -> None:
         self.subscribers = subscribers
         self.clock: Clock = clock if clock is not None else subscribers.clock
-        self._sessions: dict[str, QosSessionRecord] = {}
-        self._created = 0
+        self.sessions: QosSessionStore = (
+            sessions if sessions is not None else MemoryQosSessions(self.name)
+        )
 
     def __call__(self, request: PcfRequest) -> QosSessionRecord:
         match request:
@@ -52,17 +58,16 @@ class PolicyFunction:
             case ExtendQosSession():
                 session = self._live(request.session_id)
                 extended = replace(session, expires_at=session.expires_at + request.additional)
-                self._sessions[session.session_id] = extended
+                self.sessions.put(extended)
                 return extended
             case DeleteQosSession():
                 session = self._live(request.session_id)
-                del self._sessions[session.session_id]
+                self.sessions.delete(session.session_id)
                 return replace(session, state=QosSessionState.DELETED)
 
     def active_sessions(self) -> int:
         """How many sessions have not expired or been deleted."""
-        now = self.clock()
-        return sum(1 for s in self._sessions.values() if s.expires_at > now)
+        return self.sessions.active(self.clock())
 
     def _create(self, request: CreateQosSession) -> QosSessionRecord:
         if request.duration <= 0:
@@ -70,24 +75,23 @@ class PolicyFunction:
         subscriber = self.subscribers.get(request.msisdn)
         if subscriber is None:
             raise SubscriberUnknown(self.name, f"no subscriber {request.msisdn}")
-        self._created += 1
         now = self.clock()
         session = QosSessionRecord(
-            session_id=f"{self.name}-{self._created:08d}",
+            session_id=self.sessions.new_id(),
             msisdn=subscriber.msisdn,
             qos_profile=request.qos_profile,
             started_at=now,
             expires_at=now + request.duration,
             state=QosSessionState.ACTIVE,
         )
-        self._sessions[session.session_id] = session
+        self.sessions.put(session)
         return session
 
     def _live(self, session_id: str) -> QosSessionRecord:
-        session = self._sessions.get(session_id)
+        session = self.sessions.get(session_id)
         if session is None:
             raise SessionUnknown(self.name, f"no session {session_id}")
         if session.expires_at <= self.clock():
-            del self._sessions[session_id]
+            self.sessions.delete(session_id)
             raise SessionUnknown(self.name, f"session {session_id} expired")
         return session

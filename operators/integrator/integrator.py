@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -66,6 +66,7 @@ from operators.types import Clock
 from . import operations as ops
 from .flow import AsyncFunction, Flow, run_async
 from .protection import BackendGuard, GuardSettings
+from .qod_sessions import MemoryQodSessions, QodSession, QodSessionStore
 from .qos_catalogue import default_profiles
 
 __all__ = ["EXPIRED_RETENTION", "Executor", "GuardedExecutor", "Integrator"]
@@ -97,20 +98,6 @@ class GuardedExecutor:
         return await run_async(flow, self.functions, self.guards)
 
 
-@dataclass(frozen=True, slots=True)
-class _Session:
-    session_id: str
-    pcf_id: str
-    client_id: str
-    msisdn: str
-    request: CreateSession
-    device: DeviceResponse | None
-    started_at: float
-    expires_at: float
-    status: QosStatus = QosStatus.AVAILABLE
-    status_info: StatusInfo | None = None
-
-
 class Integrator:
     """Translates CAMARA calls into backend calls and back; implements ``CamaraServices``."""
 
@@ -123,6 +110,7 @@ class Integrator:
         profiles: tuple[QosProfile, ...] | None = None,
         require_id_document: bool = False,
         namespace: str = "ogsim",
+        sessions: QodSessionStore | None = None,
     ) -> None:
         self.directory = directory
         self.execute = execute
@@ -130,7 +118,7 @@ class Integrator:
         self.profiles = profiles if profiles is not None else default_profiles()
         self.require_id_document = require_id_document
         self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, namespace)
-        self._sessions: dict[str, _Session] = {}
+        self.sessions: QodSessionStore = sessions if sessions is not None else MemoryQodSessions()
 
     async def _run(self, flow: Flow[T]) -> T:
         result: T = await self.execute(flow)
@@ -261,7 +249,7 @@ class Integrator:
         ):
             raise CamaraError(409, "CONFLICT", "A QoS session already exists for this device.")
         record = await self._run(ops.create_qos_session(msisdn, profile.name, body.duration))
-        session = _Session(
+        session = QodSession(
             session_id=str(uuid.uuid5(self._namespace, record.session_id)),
             pcf_id=record.session_id,
             client_id=ctx.client_id,
@@ -271,27 +259,30 @@ class Integrator:
             started_at=record.started_at,
             expires_at=record.expires_at,
         )
-        self._sessions[session.session_id] = session
+        self.sessions.put(session)
         return _info(session)
 
-    def _live_sessions(self) -> list[_Session]:
+    def _live_sessions(self) -> list[QodSession]:
         """Sessions still known; marks expired ones and forgets them after the retention."""
         now = self.calendar()
-        for key, s in list(self._sessions.items()):
+        live = []
+        for s in self.sessions.all():
             if s.status is QosStatus.AVAILABLE and s.expires_at <= now:
                 s = replace(
                     s, status=QosStatus.UNAVAILABLE, status_info=StatusInfo.DURATION_EXPIRED
                 )
-                self._sessions[key] = s
+                self.sessions.put(s)
             if s.status is QosStatus.UNAVAILABLE and s.expires_at + EXPIRED_RETENTION <= now:
-                del self._sessions[key]
-        return list(self._sessions.values())
+                self.sessions.delete(s.session_id)
+                continue
+            live.append(s)
+        return live
 
-    def _owned(self, ctx: CallContext, session_id: str) -> _Session:
+    def _owned(self, ctx: CallContext, session_id: str) -> QodSession:
         """The session, if this caller owns it: 404 unknown, 403 another client's (as the
         QoD features ask: "QoS session not created by the API client given in the token")."""
         self._live_sessions()
-        session = self._sessions.get(session_id)
+        session = self.sessions.get(session_id)
         if session is None:
             raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
         if session.client_id != ctx.client_id or (
@@ -302,7 +293,7 @@ class Integrator:
             )
         return session
 
-    async def _refresh(self, session: _Session) -> _Session:
+    async def _refresh(self, session: QodSession) -> QodSession:
         """Ask the PCF; a session it no longer knows ended with its duration."""
         if session.status is not QosStatus.AVAILABLE:
             return session
@@ -314,13 +305,13 @@ class Integrator:
             ended = replace(
                 session, status=QosStatus.UNAVAILABLE, status_info=StatusInfo.DURATION_EXPIRED
             )
-            self._sessions[session.session_id] = ended
+            self.sessions.put(ended)
             return ended
         return self._track(session, record)
 
-    def _track(self, session: _Session, record: QosSessionRecord) -> _Session:
+    def _track(self, session: QodSession, record: QosSessionRecord) -> QodSession:
         updated = replace(session, started_at=record.started_at, expires_at=record.expires_at)
-        self._sessions[session.session_id] = updated
+        self.sessions.put(updated)
         return updated
 
     async def get_session(self, ctx: CallContext, session_id: str) -> SessionInfo:
@@ -334,7 +325,7 @@ class Integrator:
             except CamaraError as error:
                 if error.code != "NOT_FOUND":
                     raise
-        del self._sessions[session_id]
+        self.sessions.delete(session_id)
 
     async def extend_session(
         self, ctx: CallContext, session_id: str, body: ExtendSessionDuration
@@ -387,7 +378,7 @@ def _phone(number: str | None) -> Device | None:
     return Device(phoneNumber=number) if number is not None else None
 
 
-def _info(session: _Session) -> SessionInfo:
+def _info(session: QodSession) -> SessionInfo:
     request = session.request
     available = session.status is QosStatus.AVAILABLE
     return SessionInfo(

@@ -15,11 +15,13 @@ from operators.core import (
     NvAuthenticator,
     PolicyFunction,
 )
+from operators.core.qos_session_store import DatabaseQosSessions
 from operators.subscriber_base import SubscriberBase
 from operators.types import Clock
 
 from .integrator import GuardedExecutor, Integrator
 from .protection import GuardSettings
+from .qod_sessions import DatabaseQodSessions
 
 __all__ = ["build_live_integrator"]
 
@@ -57,7 +59,7 @@ def build_live_integrator(
         ),
         K.POLICY_FUNCTION: LiveNetworkFunction(
             spec.policy_function,
-            PolicyFunction(subscribers),
+            PolicyFunction(subscribers, sessions=DatabaseQosSessions(subscribers.db)),
             rng(K.POLICY_FUNCTION),
             time_scale=time_scale,
             clock=clock,
@@ -78,4 +80,10 @@ def build_live_integrator(
         ),
     }
     executor = GuardedExecutor(functions, clock=clock, settings=settings)  # type: ignore[arg-type]
-    return Integrator(subscribers, executor, calendar=subscribers.clock), executor
+    integrator = Integrator(
+        subscribers,
+        executor,
+        calendar=subscribers.clock,
+        sessions=DatabaseQodSessions(subscribers.db),
+    )
+    return integrator, executor
