@@ -72,13 +72,16 @@ def federation_run(calls: int) -> Scenario:
     return scenario
 
 
-def _rss_mib() -> float:
-    """Resident memory now (Linux ``/proc``; the peak so far elsewhere)."""
+def _memory_mib(field: str) -> float:
+    """``VmRSS`` (resident now) or ``VmHWM`` (its peak) of this process, from ``/proc``.
+
+    Not ``ru_maxrss``: on Linux it survives ``exec``, so a child would report its parent's.
+    """
     try:
         status = Path("/proc/self/status").read_text()
-    except OSError:
+    except OSError:  # not Linux: the peak so far is the best there is
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith(field))
     return int(kib) / 1024
 
 
@@ -86,12 +89,12 @@ def memory_child(calls: int) -> None:
     """Run the federation for ``calls``; print calls, duration, wall, RSS built/end/peak, rows."""
     scenario = federation_run(calls)
     world = World(scenario)
-    built = _rss_mib()
+    built = _memory_mib("VmRSS:")
     started = time.perf_counter()
     result = world.run()
     wall = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    print(result.calls, scenario.duration, wall, built, _rss_mib(), peak, len(result.rows))
+    end, peak = _memory_mib("VmRSS:"), _memory_mib("VmHWM:")
+    print(result.calls, scenario.duration, wall, built, end, peak, len(result.series))
 
 
 def main(quick: bool) -> None:

@@ -357,7 +357,7 @@ class SimOperator:
         rng, env = self._rng, self.env
 
         def issued() -> None:
-            reply(IDENTITY_DOWN if self.identity_down else OK)
+            reply(OK)
 
         def handset_answered(_: simpy.Event) -> None:
             assert auth is not None
