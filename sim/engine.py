@@ -14,7 +14,7 @@ numbers are ported, the world also holds the national portability register and a
 While it runs, the world asks Python's cycle collector to look less often (its young
 generation every 50 000 allocations rather than 700): a call leaves no reference cycles
 behind, so the collector would only walk the live calls over and over, which costs more than
-the calls in an overloaded run with long queues. Thresholds are restored after each slice.
+the calls in an overloaded run with long queues. Thresholds are restored when the run ends.
 """
 
 from __future__ import annotations
@@ -216,13 +216,13 @@ class World:
         duration = self.scenario.duration
         step = max(1.0, math.ceil(duration / slices))
         t = 0.0
-        while t < duration:
-            t = min(duration, t + step)
-            # A hair past a whole second, so the ticker closes the last row before we stop.
-            with _collector_at_ease():
+        with _collector_at_ease():
+            while t < duration:
+                t = min(duration, t + step)
+                # A hair past a whole second, so the ticker closes the last row before we stop.
                 self.env.run(until=t + 1e-9)
-            if progress is not None:
-                progress(t)
+                if progress is not None:
+                    progress(t)
         return self._result()
 
     def _result(self) -> RunResult:
