@@ -73,7 +73,7 @@ class Throttle:
     def _limits_for(self, application: str, plan: Plan) -> _Limits:
         key = (application, plan.name)
         limits = self._limits.get(key)
-        if limits is None or limits.plan != plan:
+        if limits is None or (limits.plan is not plan and limits.plan != plan):
             # First call, or the plan's terms changed under the same name: start afresh.
             quota = None
             if plan.quota is not None:
