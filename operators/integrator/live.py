@@ -41,43 +41,24 @@ def build_live_integrator(
     def rng(kind: NetworkFunctionKind) -> random.Random:
         return random.Random(f"{seed}:{kind.value}")
 
-    K = NetworkFunctionKind  # noqa: N806 - a short alias for the table below
-    functions = {
-        K.SIM_DATA_REGISTER: LiveNetworkFunction(
-            spec.sim_data_register,
-            Hlr(subscribers),
-            rng(K.SIM_DATA_REGISTER),
-            time_scale=time_scale,
-            clock=clock,
-        ),
-        K.LOCATION_SERVER: LiveNetworkFunction(
-            spec.location_server,
-            LocationServer(subscribers),
-            rng(K.LOCATION_SERVER),
-            time_scale=time_scale,
-            clock=clock,
-        ),
-        K.POLICY_FUNCTION: LiveNetworkFunction(
+    handlers = {
+        NetworkFunctionKind.SIM_DATA_REGISTER: (spec.sim_data_register, Hlr(subscribers)),
+        NetworkFunctionKind.LOCATION_SERVER: (spec.location_server, LocationServer(subscribers)),
+        NetworkFunctionKind.POLICY_FUNCTION: (
             spec.policy_function,
             PolicyFunction(subscribers, sessions=DatabaseQosSessions(subscribers.db)),
-            rng(K.POLICY_FUNCTION),
-            time_scale=time_scale,
-            clock=clock,
         ),
-        K.KYC_REGISTER: LiveNetworkFunction(
-            spec.kyc_register,
-            KycRegister(subscribers),
-            rng(K.KYC_REGISTER),
-            time_scale=time_scale,
-            clock=clock,
-        ),
-        K.NV_AUTHENTICATOR: LiveNetworkFunction(
+        NetworkFunctionKind.KYC_REGISTER: (spec.kyc_register, KycRegister(subscribers)),
+        NetworkFunctionKind.NV_AUTHENTICATOR: (
             spec.nv_authenticator,
             NvAuthenticator(subscribers),
-            rng(K.NV_AUTHENTICATOR),
-            time_scale=time_scale,
-            clock=clock,
         ),
+    }
+    functions = {
+        kind: LiveNetworkFunction(
+            function_spec, handler, rng(kind), time_scale=time_scale, clock=clock
+        )
+        for kind, (function_spec, handler) in handlers.items()
     }
     executor = GuardedExecutor(functions, clock=clock, settings=settings)  # type: ignore[arg-type]
     integrator = Integrator(
