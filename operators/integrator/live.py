@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from typing import Any
 
 from operators.core import (
     CoreSpec,
@@ -12,6 +14,7 @@ from operators.core import (
     LiveNetworkFunction,
     LocationServer,
     NetworkFunctionKind,
+    NetworkFunctionSpec,
     NvAuthenticator,
     PolicyFunction,
 )
@@ -41,7 +44,7 @@ def build_live_integrator(
     def rng(kind: NetworkFunctionKind) -> random.Random:
         return random.Random(f"{seed}:{kind.value}")
 
-    handlers = {
+    handlers: dict[NetworkFunctionKind, tuple[NetworkFunctionSpec, Callable[[Any], Any]]] = {
         NetworkFunctionKind.SIM_DATA_REGISTER: (spec.sim_data_register, Hlr(subscribers)),
         NetworkFunctionKind.LOCATION_SERVER: (spec.location_server, LocationServer(subscribers)),
         NetworkFunctionKind.POLICY_FUNCTION: (
@@ -54,13 +57,13 @@ def build_live_integrator(
             NvAuthenticator(subscribers),
         ),
     }
-    functions = {
+    functions: dict[NetworkFunctionKind, LiveNetworkFunction[Any, Any]] = {
         kind: LiveNetworkFunction(
             function_spec, handler, rng(kind), time_scale=time_scale, clock=clock
         )
         for kind, (function_spec, handler) in handlers.items()
     }
-    executor = GuardedExecutor(functions, clock=clock, settings=settings)  # type: ignore[arg-type]
+    executor = GuardedExecutor(functions, clock=clock, settings=settings)
     integrator = Integrator(
         subscribers,
         executor,
