@@ -77,6 +77,13 @@ class RunResult:
     events: dict[str, tuple[float, float]] = field(default_factory=dict)
     discovery: dict[str, int] = field(default_factory=dict)
     """Telco Finder searches by mode (SHALLOW, DEEP) and forwards that found a moved number."""
+    ported: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    """Operations for ported numbers: (home, serving, application) -> (succeeded, completed)."""
+    consent: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per operator with a consent revocation wave: calls refused, successes within and after
+    the replication lag (ground truth, counted when the consent was checked)."""
+    consent_waves: list[dict[str, Any]] = field(default_factory=list)
+    """Each wave as scheduled per operator: timing, replication lag, lines, where they landed."""
     _rows: list[dict[str, float]] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -108,6 +115,17 @@ class RunResult:
             "goodput_per_second": ok / duration,
             "offered_per_second": offered / duration,
             "retry_amplification": attempts / offered if offered else 0.0,
+            **self.consent_totals(),
+        }
+
+    def consent_totals(self, operator: str | None = None) -> dict[str, int]:
+        """Revoked-consent counts over every operator with a wave (or one): none if no wave."""
+        found = [c for op, c in self.consent.items() if operator in (None, op)]
+        if not self.consent:
+            return {}
+        return {
+            f"revoked_consent_{name}": sum(c[name] for c in found)
+            for name in ("refused", "successes_within_lag", "successes_after_lag")
         }
 
 
@@ -258,6 +276,25 @@ class World:
             calls=metrics.total_offered,
             events=self.events,
             discovery=dict(sorted(self.aggregator.searches.items())) if self.aggregator else {},
+            ported={
+                key: (stats.ok, stats.completed) for key, stats in sorted(metrics.pairs.items())
+            },
+            consent={
+                op.id: op.consent.counts() for op in self.operators.values() if op.consent.active
+            },
+            consent_waves=[
+                {
+                    "name": wave.name,
+                    "operator": op.id,
+                    "at": wave.at,
+                    "spread": wave.spread,
+                    "replication_lag": wave.replication_lag,
+                    "lines": wave.lines,
+                    "landed": dict(sorted(wave.landed.items())),
+                }
+                for op in self.operators.values()
+                for wave in op.consent.waves
+            ],
         )
         result.verdicts = evaluate(self.scenario, result, metrics)
         return result

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ddsketch import DDSketch
 
 from sim.metrics import RELATIVE_ACCURACY, Metrics, quantile
-from sim.scenario import Expectation, Scenario
+from sim.scenario import CONSENT_METRICS, Expectation, Scenario
 
 if TYPE_CHECKING:
     from sim.engine import RunResult
@@ -115,6 +115,10 @@ def _measure(
             expectation.level,
             expectation.hold,
         )
+    if metric in CONSENT_METRICS:
+        counts = result.consent_totals(expectation.operator)
+        value = counts.get(metric)
+        return None if value is None else float(value)
     filtered = expectation.operator or expectation.application or expectation.api
     offered: float
     completed: float

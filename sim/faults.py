@@ -7,10 +7,10 @@ end); each operator then asks the graph again whether it trusts the aggregator. 
 faults flip state on the simulated operator (a data centre's power, the identity server) or
 on the world (partitions between two parties).
 
-A consent revocation wave stays a modelled share: the simulation keeps no consent records
-(they live in the identity server's database, one row per subscriber and purpose), so the
-gateway refuses consent-based APIs for the lines ranked below the wave's share, the same
-lines every time, as a revocation would refuse them on their next call.
+A consent revocation wave is planned at once on each operator it names
+(:meth:`~sim.tiers.consent.ConsentReplicas.schedule`): the lines ranked below the wave's
+share, the same lines every time, are revoked in one data centre and replicated to the others
+after the wave's lag; the gateway of each data centre refuses by its own view.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def schedule_faults(
     partitions: Partitions,
 ) -> None:
     """Start one process per fault (backend faults: the core's own timeline)."""
-    for fault in faults:
+    for index, fault in enumerate(faults):
         switch: Callable[[bool], None]
         if isinstance(fault, BackendFault):
             nf = operators[fault.operator].core[NetworkFunctionKind(fault.function)]
@@ -114,13 +114,18 @@ def schedule_faults(
 
         elif isinstance(fault, ConsentRevocation):
             targets = [operators[fault.operator]] if fault.operator else list(operators.values())
-
-            def switch(
-                on: bool, targets: list[SimOperator] = targets, share: float = fault.share
-            ) -> None:
-                for op in targets:
-                    op.consent_revoked_share = share if on else 0.0
-
+            for op in targets:
+                op.consent.schedule(
+                    fault.name or f"fault{index}",
+                    [(line.number, line.rank) for line in op.lines],
+                    share=fault.share,
+                    at=fault.at,
+                    spread=fault.spread,
+                    replication_lag=fault.replication_lag,
+                    end=fault.end,
+                    data_centre=fault.data_centre,
+                )
+            continue
         elif isinstance(fault, Partition):
             a, b = fault.between
 

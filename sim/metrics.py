@@ -29,7 +29,16 @@ from typing import Any
 from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
 
-__all__ = ["KeyStats", "LittleCheck", "Metrics", "Second", "TimeSeries", "Window", "quantile"]
+__all__ = [
+    "KeyStats",
+    "LittleCheck",
+    "Metrics",
+    "PairStats",
+    "Second",
+    "TimeSeries",
+    "Window",
+    "quantile",
+]
 
 RELATIVE_ACCURACY = 0.01
 CLIENT_TIMEOUT = "CLIENT_TIMEOUT"
@@ -145,6 +154,14 @@ class KeyStats:
 
 
 @dataclass(slots=True)
+class PairStats:
+    """Operations for ported numbers of one (home operator, serving operator, application)."""
+
+    ok: int = 0
+    completed: int = 0
+
+
+@dataclass(slots=True)
 class Window:
     """A latency sketch over completions in ``[start, end)``, registered before the run."""
 
@@ -185,6 +202,8 @@ class Metrics:
         self.current = Second()
         self.series = TimeSeries()
         self.keys: dict[tuple[str, str, str], KeyStats] = {}
+        self.pairs: dict[tuple[str, str, str], PairStats] = {}
+        """Operations for ported numbers by (home, serving, application), for settlement."""
         self.windows: list[Window] = []
         self.error_codes: set[str] = set()
         self.labels: set[str] = set()
@@ -210,6 +229,14 @@ class Metrics:
         stats = self.keys.get(triple)
         if stats is None:
             stats = self.keys[triple] = KeyStats()
+        return stats
+
+    def pair(self, home: str, serving: str, application: str) -> PairStats:
+        """The ported-number totals of one (home, serving, application), created on first use."""
+        triple = (home, serving, application)
+        stats = self.pairs.get(triple)
+        if stats is None:
+            stats = self.pairs[triple] = PairStats()
         return stats
 
     def _move(self, now: float) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PLOTS",
+    "consent_revocations",
     "settlement",
     "summary",
     "write_replication_report",
@@ -58,10 +59,13 @@ def _clean(value: Any) -> Any:
 
 
 def settlement(result: RunResult) -> list[dict[str, Any]]:
-    """Per (aggregator, serving operator, application): the calls the aggregator settles.
+    """Settlement records per operator pair and application.
 
-    Only applications that call through the aggregator are settled; a billable call is one
-    the serving operator answered successfully (as the live aggregator's ledger counts it).
+    ``aggregator`` records: from the aggregator to the serving operator, for applications
+    that call through it. ``ported`` records: from a ported number's home operator (the
+    holder of its range) to the operator serving it now. A billable call is one the serving
+    operator answered successfully (as the live aggregator's ledger counts it); operations
+    are every operation that ended, answered or not.
     """
     via = {
         app_id
@@ -74,8 +78,9 @@ def settlement(result: RunResult) -> list[dict[str, Any]]:
             entry = totals.setdefault((operator, application), [0, 0])
             entry[0] += stats.ok
             entry[1] += stats.completed
-    return [
+    records = [
         {
+            "kind": "aggregator",
             "from": "aggregator",
             "to": operator,
             "application": application,
@@ -84,6 +89,29 @@ def settlement(result: RunResult) -> list[dict[str, Any]]:
         }
         for (operator, application), (ok, completed) in sorted(totals.items())
     ]
+    records.extend(
+        {
+            "kind": "ported",
+            "from": home,
+            "to": serving,
+            "application": application,
+            "billable_calls": ok,
+            "operations": completed,
+        }
+        for (home, serving, application), (ok, completed) in sorted(result.ported.items())
+    )
+    return records
+
+
+def consent_revocations(result: RunResult) -> dict[str, Any] | None:
+    """The waves as scheduled (lag, where they landed) and the revoked-consent call counts."""
+    if not result.consent_waves:
+        return None
+    return {
+        "waves": result.consent_waves,
+        "per_operator": result.consent,
+        **result.consent_totals(),
+    }
 
 
 def _variant(result: RunResult) -> dict[str, Any]:
@@ -145,6 +173,7 @@ def _variant(result: RunResult) -> dict[str, Any]:
         ],
         "per_key": per_key,
         **({"settlement": records} if (records := settlement(result)) else {}),
+        **({"consent_revocations": consent} if (consent := consent_revocations(result)) else {}),
     }
 
 
@@ -340,18 +369,58 @@ def _events_section(doc: HtmlDocument, scenario: Scenario) -> None:
     if revocations:
         doc.heading("Consent revocations", level=3)
         doc.table(
-            ["at (s)", "operator", "share of subscribers", "replication lag between DCs (s)"],
+            [
+                "at (s)",
+                "spread (s)",
+                "operator",
+                "share of subscribers",
+                "recorded in",
+                "replication lag between DCs (s)",
+            ],
             [
                 [
                     f.at,
+                    f.spread,
                     f.operator or "every operator",
                     f.share,
-                    str(getattr(f, "replication_lag", None) or 0.0)
-                    + ("" if hasattr(f, "replication_lag") else " (the engine applies it at once)"),
+                    f.data_centre or "a DC by weight",
+                    f.replication_lag,
                 ]
                 for f in revocations
             ],
         )
+
+
+def _consent_section(doc: HtmlDocument, result: RunResult) -> None:
+    if not result.consent_waves:
+        return
+    doc.heading("Revoked consents: waves and calls", level=3)
+    doc.table(
+        ["wave", "operator", "at (s)", "replication lag (s)", "lines revoked", "recorded in"],
+        [
+            [
+                w["name"],
+                w["operator"],
+                w["at"],
+                w["replication_lag"],
+                w["lines"],
+                ", ".join(f"{dc}: {n}" for dc, n in w["landed"].items()) or "—",
+            ]
+            for w in result.consent_waves
+        ],
+    )
+    doc.table(
+        [
+            "operator",
+            "calls refused (403)",
+            "successes within the lag (allowed)",
+            "successes after instant + lag (must be 0)",
+        ],
+        [
+            [op, c["refused"], c["successes_within_lag"], c["successes_after_lag"]]
+            for op, c in result.consent.items()
+        ],
+    )
 
 
 def _run_html(
@@ -398,14 +467,26 @@ def _run_html(
         )
         records = settlement(result)
         if records:
-            doc.heading("Settlement records (aggregator → serving operator)", level=3)
+            doc.heading("Settlement records per operator pair", level=3)
+            doc.paragraph(
+                "aggregator: from the aggregator to the serving operator; ported: from a "
+                "ported number's home operator (its range holder) to the serving operator."
+            )
             doc.table(
-                ["from", "to", "application", "billable calls", "operations"],
+                ["kind", "from", "to", "application", "billable calls", "operations"],
                 [
-                    [r["from"], r["to"], r["application"], r["billable_calls"], r["operations"]]
+                    [
+                        r["kind"],
+                        r["from"],
+                        r["to"],
+                        r["application"],
+                        r["billable_calls"],
+                        r["operations"],
+                    ]
                     for r in records
                 ],
             )
+        _consent_section(doc, result)
     doc.heading("Plots")
     for name in PLOTS:
         path = out / name

@@ -38,6 +38,7 @@ from operators.policies import CircuitBreakerConfig
 
 __all__ = [
     "API_NAMES",
+    "CONSENT_METRICS",
     "ApplicationSpec",
     "ArrivalProcess",
     "BufferSpec",
@@ -378,11 +379,25 @@ class TrustRevocation(_Fault):
 
 
 class ConsentRevocation(_Fault):
-    """A share of subscribers revoke consent: consent-based calls for them get 403."""
+    """A share of subscribers revoke consent: consent-based calls for them get 403.
+
+    Each revocation is recorded in one data centre of its operator (``data_centre``, else
+    one drawn by the data centres' weights) and seen there at once; the operator's other data
+    centres see it ``replication_lag`` seconds later. The wave's revocations happen at
+    ``at`` or, with ``spread``, evenly over ``[at, at + spread)``. A ``duration`` ends the
+    revocation (consent granted again) everywhere at once.
+    """
 
     kind: Literal["consent_revocation"] = "consent_revocation"
     operator: str | None = None
     share: float = Field(gt=0, le=1)
+    replication_lag: float = Field(
+        default=0.0, ge=0, description="seconds until the other data centres see a revocation"
+    )
+    data_centre: str | None = Field(
+        default=None, description="where the revocations are recorded; default: by DC weight"
+    )
+    spread: float = Field(default=0.0, ge=0, description="seconds over which the wave revokes")
 
 
 FaultSpec = Annotated[
@@ -407,7 +422,14 @@ Metric = Literal[
     "throttle_share",
     "error_share",
     "recovery_time",
+    "revoked_consent_successes_after_lag",
+    "revoked_consent_successes_within_lag",
 ]
+
+CONSENT_METRICS = frozenset(
+    {"revoked_consent_successes_after_lag", "revoked_consent_successes_within_lag"}
+)
+"""Counts of calls that succeeded for a revoked consent (whole run, maybe per operator)."""
 
 
 class Expectation(_Model):
@@ -441,6 +463,10 @@ class Expectation(_Model):
             raise ValueError("an expectation needs min or max")
         if self.metric == "recovery_time" and self.event is None:
             raise ValueError("recovery_time needs the event it recovers from")
+        if self.metric in CONSENT_METRICS:
+            if self.window is not None or self.application or self.api:
+                raise ValueError(f"{self.metric} counts the whole run (operator filter only)")
+            return self
         filtered = self.operator or self.application or self.api
         if filtered and (self.window is not None or self.metric in ("goodput", "recovery_time")):
             raise ValueError("operator/application/api filters apply to whole-run ratios only")
@@ -554,6 +580,10 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
             report(
                 ("expectations", index, "operator"), f"unknown operator {expectation.operator!r}"
             )
+        if expectation.metric in CONSENT_METRICS and not any(
+            isinstance(fault, ConsentRevocation) for fault in scenario.faults
+        ):
+            report(("expectations", index, "metric"), "needs a consent_revocation fault")
         app_name = expectation.application
         if app_name is not None and app_name not in scenario.traffic.applications:
             report(("expectations", index, "application"), f"unknown application {app_name!r}")
@@ -566,6 +596,14 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
             and fault.data_centre not in operators[fault.operator].data_centres
         ):
             report(("faults", index, "data_centre"), f"unknown data centre {fault.data_centre!r}")
+        elif isinstance(fault, ConsentRevocation) and fault.data_centre is not None:
+            targets = [fault.operator] if fault.operator else list(operators)
+            lacking = [op for op in targets if fault.data_centre not in operators[op].data_centres]
+            if lacking:
+                report(
+                    ("faults", index, "data_centre"),
+                    f"unknown data centre {fault.data_centre!r} (of {', '.join(lacking)})",
+                )
         if isinstance(fault, Partition):
             for side, party in enumerate(fault.between):
                 if party not in parties:

@@ -244,6 +244,8 @@ class SimApplication:
             serving = self.aggregator.serving(line.number)
             operator = self.operators.get(serving or "", chosen)
         stats = self._key(operator.id, api)
+        # A ported number: its home operator (the range holder) and the serving one settle.
+        pair = None if operator is chosen else metrics.pair(chosen.id, operator.id, self.id)
         started = env.now
         metrics.offered(stats, self.id, operator.id)
         if self._ciba:
@@ -254,6 +256,8 @@ class SimApplication:
                 metrics.attempt(stats, retry=False)
                 metrics.attempt_failed(stats, answer.code or "UNKNOWN")
                 metrics.finished(stats, self.id, operator.id, False, started)
+                if pair is not None:
+                    pair.completed += 1
                 return
         self.retry.record_call()
         attempt = 1
@@ -266,11 +270,16 @@ class SimApplication:
                 answer = yield from self._attempt(operator, api, line, deadline)
             if answer.ok:
                 metrics.finished(stats, self.id, operator.id, True, started)
+                if pair is not None:
+                    pair.completed += 1
+                    pair.ok += 1
                 return
             metrics.attempt_failed(stats, answer.code or "UNKNOWN")
             delay = self.retry.next_delay(attempt) if answer.status in self._retry_on else None
             if delay is None:
                 metrics.finished(stats, self.id, operator.id, False, started)
+                if pair is not None:
+                    pair.completed += 1
                 return
             attempt += 1
             if delay > 0:

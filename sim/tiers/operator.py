@@ -39,6 +39,7 @@ from operators.integrator import BackendGuard
 from operators.policies import CircuitBreakerState, NoThrottle, StateTransition, Throttle
 from operators.policies.throttle import ThrottlePolicy
 from sim.scenario import AuthSpec, DataCentreSpec, OperatorSpec
+from sim.tiers.consent import ConsentReplicas
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.integrator import (
     CONSENT_APIS,
@@ -133,7 +134,18 @@ class SimDataCentre:
 class _Request:
     """One API request inside the operator, between its gateway slot and its flow's end."""
 
-    __slots__ = ("api", "application", "dc", "line", "operator", "plan", "reply", "via")
+    __slots__ = (
+        "api",
+        "application",
+        "checked",
+        "dc",
+        "line",
+        "operator",
+        "plan",
+        "reply",
+        "revoked",
+        "via",
+    )
 
     def __init__(
         self,
@@ -154,13 +166,19 @@ class _Request:
         self.line = line
         self.via = via
         self.reply = reply
+        self.revoked: float | None = None
+        """Ground truth for a revoked consent let through: when every data centre sees it."""
+        self.checked = 0.0
 
     def __call__(self) -> None:
         """The gateway processed the request: its checks, then the integrator flow."""
         self.operator._after_gateway(self)
 
     def ended(self, error: CamaraError | None) -> None:
-        self.reply(OK if error is None else Answer(error.status, error.code))
+        answer = OK if error is None else Answer(error.status, error.code)
+        if self.revoked is not None and answer.ok:
+            self.operator.consent.served(self.revoked, self.checked)
+        self.reply(answer)
 
 
 def single_party_trust(operator_id: str) -> TrustGraph:
@@ -256,7 +274,12 @@ class SimOperator:
         self.trusts_aggregator = True
         self.refresh_trust()
         self.identity_down = False
-        self.consent_revoked_share = 0.0
+        self.consent = ConsentReplicas(
+            env,
+            operator_id,
+            {name: dc.weight for name, dc in spec.data_centres.items()},
+            seed,
+        )
         self._rng = random.Random(f"{seed}:{operator_id}:tiers")
 
     def prepare(self) -> None:
@@ -321,13 +344,15 @@ class SimOperator:
             request.reply(UNTRUSTED)
             return
         line = request.line
-        if (
-            self.consent_revoked_share > 0
-            and request.api in CONSENT_APIS
-            and line.rank < self.consent_revoked_share
-        ):
-            request.reply(NO_CONSENT)
-            return
+        if self.consent.active and request.api in CONSENT_APIS:
+            # The data centre's own view decides; the ground truth only counts.
+            consent = self.consent
+            if consent.refuses(request.dc.name, line.number):
+                request.reply(NO_CONSENT)
+                return
+            now = self.env.now
+            request.revoked = consent.revoked_everywhere_at(line.number, now)
+            request.checked = now
         plan = self.plans.get(request.plan, self._fallback_plan)
         if plan is not None:
             decision = self.throttle.check(request.application, plan)
