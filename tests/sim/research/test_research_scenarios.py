@@ -22,8 +22,32 @@ def test_scenario_passes_its_expectations(name: str) -> None:
     assert not failed
     if name == "cross_operator":
         records = settlement(result)
-        assert {r["to"] for r in records} == {"telco-es", "telco-pt", "telco-de"}
+        pairs = {(r["kind"], r["from"], r["to"]) for r in records}
+        assert pairs == {
+            ("aggregator", "aggregator", "telco-es"),
+            ("aggregator", "aggregator", "movil-es"),
+            ("aggregator", "aggregator", "telco-pt"),
+            ("ported", "telco-es", "movil-es"),
+            ("ported", "movil-es", "telco-es"),
+        }
         assert all(0 < r["billable_calls"] <= r["operations"] for r in records)
+        # Partition and distrust cost calls: Portugal and Móvil (ported numbers too) lost some.
+        lost = {(r["from"], r["to"]) for r in records if r["billable_calls"] < r["operations"]}
+        assert lost == {
+            ("aggregator", "telco-pt"),
+            ("aggregator", "movil-es"),
+            ("telco-es", "movil-es"),
+        }
+    else:
+        assert result.consent_waves[0]["replication_lag"] > 0
+        assert result.consent_totals() == {
+            "revoked_consent_refused": result.consent["telco-es"]["refused"],
+            "revoked_consent_successes_within_lag": result.consent["telco-es"][
+                "successes_within_lag"
+            ],
+            "revoked_consent_successes_after_lag": 0,
+        }
+        assert result.consent["telco-es"]["successes_within_lag"] > 0
 
 
 def test_retry_storm_sweep_file_plans_its_grid() -> None:
