@@ -26,7 +26,7 @@ def command(
         Path | None, typer.Option(help="SQLite file for the operator's state (default: memory)")
     ] = None,
 ) -> None:
-    """Serve one operator (identity server, admin API) and print where everything is."""
+    """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
     operator_config = load_operator(config)
     origin = f"http://{host}:{port}"
     updates: dict[str, object] = {"issuer": f"{origin}/oauth"}
@@ -38,7 +38,9 @@ def command(
     table.add_column("where")
     table.add_row("issuer", operator.issuer)
     table.add_row("discovery", f"{operator.issuer}/.well-known/openid-configuration")
+    table.add_row("CAMARA APIs (gateway)", f"{origin}/sim-swap/v2, /device-reachability-status/v1, ...")
     table.add_row("OpenAPI docs", f"{origin}/docs")
+    table.add_row("metrics (Prometheus)", f"{origin}/metrics")
     table.add_row("admin credential", f"Authorization: Bearer {operator_config.admin_secret}")
     for test, number in operator.subscribers.test_numbers():
         table.add_row(f"test number: {test.role}", number)
