@@ -38,7 +38,9 @@ def command(
     table.add_column("where")
     table.add_row("issuer", operator.issuer)
     table.add_row("discovery", f"{operator.issuer}/.well-known/openid-configuration")
-    table.add_row("CAMARA APIs (gateway)", f"{origin}/sim-swap/v2, /device-reachability-status/v1, ...")
+    table.add_row(
+        "CAMARA APIs (gateway)", f"{origin}/sim-swap/v2, /device-reachability-status/v1, ..."
+    )
     table.add_row("OpenAPI docs", f"{origin}/docs")
     table.add_row("metrics (Prometheus)", f"{origin}/metrics")
     table.add_row("admin credential", f"Authorization: Bearer {operator_config.admin_secret}")
