@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 from operators.storage import Database
 
@@ -62,12 +62,12 @@ class UsageLedger:
 
     def record(self, event: UsageEvent) -> bool:
         """Store the event unless its key is known; True when it was new (counted)."""
-        return self.db.execute(self._INSERT, astuple(event)) == 1
+        return self.db.execute(self._INSERT, _row(event)) == 1
 
     def record_many(self, events: list[UsageEvent]) -> list[bool]:
         """Store several events in one transaction (one commit); True for each new one."""
         with self.db.transaction():
-            return [self.db.execute(self._INSERT, astuple(event)) == 1 for event in events]
+            return [self.db.execute(self._INSERT, _row(event)) == 1 for event in events]
 
     def seen(self, client_id: str, correlator: str) -> bool:
         return (
@@ -108,6 +108,21 @@ class UsageLedger:
                     " WHERE client_id = ? AND correlator = ?",
                     (at, event.client_id, event.correlator),
                 )
+
+
+def _row(event: UsageEvent) -> tuple[object, ...]:
+    """The INSERT's parameters (``dataclasses.astuple`` deep-copies: too slow per call)."""
+    return (
+        event.client_id,
+        event.correlator,
+        event.api,
+        event.operation,
+        event.plan,
+        event.price,
+        event.currency,
+        event.status,
+        event.at,
+    )
 
 
 def _event(row: sqlite3.Row) -> UsageEvent:

@@ -125,7 +125,8 @@ async def _guarded_async(guard: BackendGuard, function: AsyncFunction, request: 
     started = guard.clock()
     outcome: Outcome | None = None
     try:
-        record = await asyncio.wait_for(function.call(request), guard.settings.call_timeout)
+        async with asyncio.timeout(guard.settings.call_timeout):  # no task per call
+            record = await function.call(request)
     except TimeoutError:
         outcome = Outcome(failed=True, duration=guard.clock() - started)
         raise guard.timeout() from None
