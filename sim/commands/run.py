@@ -88,6 +88,33 @@ def _print_result(result: RunResult, wall: float) -> None:
             f"(error {station.relative_error:.2%}"
             + (", still filling: not stationary)" if station.relative_error > 0.05 else ")")
         )
+    from sim.report import settlement  # with the report, matplotlib is loaded already
+
+    records = settlement(result)
+    if records:
+        ledger = Table(title="settlement records per operator pair")
+        for column in ("kind", "from", "to", "application"):
+            ledger.add_column(column)
+        ledger.add_column("billable calls", justify="right")
+        ledger.add_column("operations", justify="right")
+        for r in records:
+            ledger.add_row(
+                r["kind"],
+                r["from"],
+                r["to"],
+                r["application"],
+                f"{r['billable_calls']:,}",
+                f"{r['operations']:,}",
+            )
+        console.print(ledger)
+    for wave in result.consent_waves:
+        counts = result.consent[wave["operator"]]
+        console.print(
+            f"consent revocation {wave['name']!r} on {wave['operator']}: {wave['lines']} lines "
+            f"at {wave['at']:g} s, replication lag {wave['replication_lag']:g} s; successes "
+            f"within the lag {counts['successes_within_lag']}, after it "
+            f"{counts['successes_after_lag']}, refused {counts['refused']}"
+        )
     checks = Table(title="expectations")
     checks.add_column("expectation")
     checks.add_column("value", justify="right")
