@@ -274,7 +274,7 @@ class Aggregator:
         self.settlement = SettlementLedger(self.db)
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
-        self._tokens: dict[tuple[str, str, str], _CachedToken] = {}
+        self._tokens: dict[tuple[str, str, str, str], _CachedToken] = {}
         self.ready = False
 
     @property
@@ -383,17 +383,24 @@ class Aggregator:
                 raise
             partner = self._partner_for(answer)
             try:
-                token = await self._token(partner, subject, scope, context.purpose)
+                token = await self._token(partner, subject, scope, context.purpose, application)
             except CamaraError as error:
                 if error.status == 404 and mode == "SHALLOW" and target.phone_number:
                     continue
                 self._settle(application, correlator, partner, answer, api, operation, error.status)
                 raise
+            # The operator meters by (client, correlator) and the hub is one client for all
+            # applications: scope the correlator by application so two apps never collide.
             response = await self._call(
-                partner, method, template, _without_device(body), token, correlator
+                partner,
+                method,
+                template,
+                _without_device(body),
+                token,
+                f"{application}:{correlator}"[:256],
             )
             if response.status_code in (401, 403):
-                self._tokens.pop((partner.config.id, subject, scope), None)
+                self._tokens.pop((partner.config.id, application, subject, scope), None)
             if (
                 response.status_code == 404
                 and mode == "SHALLOW"
@@ -464,9 +471,16 @@ class Aggregator:
             503, "UNAVAILABLE", f"{answer.operator_id} serves this device but is not a partner."
         )
 
-    async def _token(self, partner: Partner, subject: str, scope: str, purpose: str) -> str:
+    async def _token(
+        self, partner: Partner, subject: str, scope: str, purpose: str, application: str
+    ) -> str:
+        """The serving operator's token for one application's request about one subscriber.
+
+        Cached per application: a subscriber's consent to one application must never serve
+        another, so each application's first consent-based call asks the handset itself.
+        """
         operator = partner.config
-        key = (operator.id, subject, scope)
+        key = (operator.id, application, subject, scope)
         cached = self._tokens.get(key)
         if cached is not None and cached.expires_at > self.clock():
             return cached.token
@@ -475,7 +489,9 @@ class Aggregator:
         started = time.perf_counter()
         try:
             if consent:
-                reply = await partner.client.ciba(subject, scope, binding_message=self.id)
+                reply = await partner.client.ciba(
+                    subject, scope, binding_message=f"{self.id}/{application}"[:64]
+                )
             else:
                 reply = await partner.client.jwt_bearer(subject, scope)
         except OAuthClientError as error:

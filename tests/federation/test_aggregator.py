@@ -77,7 +77,8 @@ async def test_operator_meters_the_hub_under_the_same_correlator(world: World) -
     assert (await world.check(number, "corr-1")).status_code == 200
     assert (await world.check(number, "corr-1")).status_code == 200  # a retry
     ledger = world.fed.operator("telco-fr").gateway.ledger
-    assert [(e.client_id, e.correlator) for e in ledger.events()] == [("hub", "corr-1")]
+    # the hub scopes the correlator by application, so two applications never collide
+    assert [(e.client_id, e.correlator) for e in ledger.events()] == [("hub", "app:corr-1")]
     settled = world.fed.aggregator.settlement.calls("telco-fr")
     assert len(settled) == 1 and settled[0].correlator == "corr-1"
     unauthorised = await world.fed.http.get(f"{world.hub}/admin/settlement")
@@ -252,3 +253,25 @@ async def test_token_of_one_operator_refused_by_another_unless_federated(world: 
         gb.identity.token_endpoint, data={"grant_type": GRANT, "assertion": untrusted}
     )
     assert answer.status_code == 400
+
+
+async def test_one_applications_consent_token_never_serves_another(world: World) -> None:
+    scope = "device-reachability-status:read dpv:ServiceProvision"
+    number = world.number("telco-fr")
+    url = f"{world.hub}/device-reachability-status/v1/retrieve"
+    db = world.fed.operator("telco-fr").db
+
+    def ciba_requests() -> int:
+        row = db.one("SELECT COUNT(*) AS n FROM identity_ciba_requests")
+        return int(row["n"]) if row is not None else 0
+
+    for name, expected in (("app-a", 1), ("app-b", 2)):
+        app = await world.fed.register_application(name, SCOPE, ["dpv:ServiceProvision"])
+        token = (await app.client_credentials(scope))["access_token"]
+        response = await world.fed.http.post(
+            url,
+            json={"device": {"phoneNumber": number}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        assert ciba_requests() == expected  # each application goes to the handset itself
