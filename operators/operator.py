@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from .admin_auth import admin_guard
 from .camara.routers import build_camara_routers
-from .config import OperatorConfig
+from .config import LegalBasis, OperatorConfig
 from .core import CoreSpec, Faults, NetworkFunctionKind
 from .errors import CamaraError
 from .gateway.authentication import BearerAuthenticator
@@ -82,6 +82,7 @@ class Operator:
             settings=protection,
             clock=monotonic,
         )
+        integrator.may_process = _purpose_check(config, subscribers)
         gateway = Gateway(
             BearerAuthenticator(identity, clock),
             TokenAuthorizer(identity, client_trusted),
@@ -135,6 +136,25 @@ class Operator:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _purpose_check(
+    config: OperatorConfig, subscribers: SubscriberBase
+) -> Callable[[str, str | None], bool]:
+    """Whether a two-legged call may process a subscriber's data for its purpose.
+
+    Legitimate interest gives way to the subscriber's objection; consent-based purposes never
+    reach here two-legged (the identity server refuses such tokens); contract needs nothing.
+    """
+
+    def may_process(msisdn: str, purpose: str | None) -> bool:
+        policy = config.purpose(purpose) if purpose else None
+        if policy is None or policy.legal_basis is not LegalBasis.LEGITIMATE_INTEREST:
+            return True
+        subscriber = subscribers.get(msisdn)
+        return subscriber is not None and not subscriber.legitimate_interest_opt_out
+
+    return may_process
 
 
 class SubscriptionRequest(BaseModel):

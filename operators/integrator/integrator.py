@@ -111,7 +111,11 @@ class Integrator:
         require_id_document: bool = False,
         namespace: str = "ogsim",
         sessions: QodSessionStore | None = None,
+        may_process: Callable[[str, str | None], bool] | None = None,
     ) -> None:
+        """``may_process(msisdn, purpose)`` is asked for every device a two-legged call names,
+        so a subscriber's objection (opt-out) binds calls whose token names no subscriber."""
+        self.may_process = may_process
         self.directory = directory
         self.execute = execute
         self.calendar = calendar
@@ -128,6 +132,16 @@ class Integrator:
         self, ctx: CallContext, device: Device | None, rules: IdentifierRules | None = None
     ) -> tuple[str, DeviceResponse | None]:
         resolved = resolve_device(ctx.msisdn, device, self.directory, rules or IdentifierRules())
+        if (
+            ctx.msisdn is None
+            and self.may_process is not None
+            and not self.may_process(resolved.msisdn, ctx.purpose)
+        ):
+            raise CamaraError(
+                403,
+                "PERMISSION_DENIED",
+                "The subscriber objected to processing for this purpose.",
+            )
         return resolved.msisdn, resolved.device
 
     # -- SIM swap, device status ---------------------------------------------------------

@@ -222,3 +222,12 @@ async def test_opt_out_after_issue_is_refused(harness: Harness) -> None:
         harness.number("approves"), ChangeKind.OPT_OUT, {"opt_out": True}
     )
     assert (await harness.check(token)).status_code == 403
+
+
+async def test_two_legged_call_honours_the_subscribers_objection(harness: Harness) -> None:
+    token = await harness.two_legged()
+    opted_out = harness.number("opted-out")
+    response = await harness.check(token, {"phoneNumber": opted_out, "maxAge": 24})
+    assert response.status_code == 403 and response.json()["code"] == "PERMISSION_DENIED"
+    other = await harness.check(token, {"phoneNumber": harness.number("recent-swap"), "maxAge": 24})
+    assert other.status_code == 200 and other.json() == {"swapped": True}
