@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from operators.errors import CamaraError
 
 from .correlator import HEADER, PATTERN
+from .gateway import ReplayedCall
 
 log = logging.getLogger("ogsim.gateway")
 
@@ -69,6 +70,17 @@ def install_camara_error_handlers(app: FastAPI) -> None:
             CamaraError(500, "INTERNAL", "Server error; the operator logged it."), request
         )
 
+    async def on_replay(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ReplayedCall)
+        headers = {"Idempotent-Replayed": "true"}
+        correlator = _echo(request)
+        if correlator:
+            headers[HEADER] = correlator
+        return Response(
+            exc.body, status_code=exc.status, headers=headers, media_type="application/json"
+        )
+
+    app.add_exception_handler(ReplayedCall, on_replay)
     app.add_exception_handler(CamaraError, on_camara)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -52,6 +52,15 @@ class MeteredCall:
     plan: Plan
 
 
+class ReplayedCall(Exception):  # noqa: N818 - a control-flow signal, not a failure
+    """A correlator the client reused for a call already answered and billed: replay it."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
 def api_of(path: str) -> str:
     """The API a path belongs to: its first segment (``/sim-swap/v2/check`` → ``sim-swap``)."""
     return path.lstrip("/").split("/", 1)[0]
@@ -92,6 +101,12 @@ class Gateway:
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         route = request.scope["route"]
         context = self.authorizer.authorize(claims, request.method, route.path, correlator)
+        if request.headers.get(HEADER):
+            # The client chose this correlator: if it already paid for a call under it, it
+            # gets that answer again; the call is neither run nor billed a second time.
+            replay = self.ledger.replay(context.client_id, correlator)
+            if replay is not None:
+                raise ReplayedCall(*replay)
         api = api_of(route.path)
         plan = self.subscriptions.plan_for(context.client_id, api)
         decision = self.throttle.check(f"{context.client_id}|{api}", plan)
@@ -107,8 +122,8 @@ class Gateway:
         request.state.call = MeteredCall(context, api, operation, plan)
         return context
 
-    async def meter(self, call: MeteredCall, status: int) -> bool:
-        """Record one usage event for a successful call; a repeated correlator counts once."""
+    async def meter(self, call: MeteredCall, status: int, body: bytes = b"") -> bool:
+        """Record one usage event for a successful call, with its answer for replays."""
         context = call.context
         return await self.commits.record(
             UsageEvent(
@@ -121,7 +136,8 @@ class Gateway:
                 currency=call.plan.currency,
                 status=status,
                 at=self.calendar(),
-            )
+            ),
+            body,
         )
 
 
@@ -151,12 +167,9 @@ class GatewayMiddleware:
         started = time.perf_counter()
         gateway = self.gateway
 
-        replaced = False
+        held: list[Message] = []  # a metered answer waits here until its body is complete
 
         async def send_with_policies(message: Message) -> None:
-            nonlocal replaced
-            if replaced:
-                return  # the answer was replaced by an error; drop the original body
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 headers = list(message.get("headers", []))
@@ -165,24 +178,35 @@ class GatewayMiddleware:
                     message["headers"] = headers
                 call = state.get("call")
                 if isinstance(call, MeteredCall):
-                    if 200 <= status < 300:
-                        try:
-                            await gateway.meter(call, status)
-                        except Exception:
-                            log.exception("metering failed; the call is answered 503")
-                            replaced = True
-                            await _send_error(
-                                send, unavailable("The call could not be metered."), correlator
-                            )
-                            return
                     gateway.metrics.observe(
                         call.api, call.operation, status, time.perf_counter() - started
                     )
+                    if 200 <= status < 300:
+                        held.append(message)
+                        return
                 else:
                     gateway.metrics.observe(
                         api_of(scope.get("path", "")), "-", status, time.perf_counter() - started
                     )
-            await send(message)
+                await send(message)
+                return
+            if not held:
+                await send(message)
+                return
+            held.append(message)
+            if message.get("more_body", False):
+                return
+            call = state["call"]
+            start, *chunks = held
+            body = b"".join(bytes(chunk.get("body", b"")) for chunk in chunks)
+            try:
+                await gateway.meter(call, int(start["status"]), body)
+            except Exception:
+                log.exception("metering failed; the call is answered 503")
+                await _send_error(send, unavailable("The call could not be metered."), correlator)
+                return
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, send_with_policies)
 

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS usage_events (
     currency TEXT NOT NULL,
     status INTEGER NOT NULL,
     at REAL NOT NULL,
+    response BLOB,
     published_at REAL,
     PRIMARY KEY (client_id, correlator)
 );
@@ -57,17 +58,30 @@ class UsageLedger:
 
     _INSERT = (
         "INSERT OR IGNORE INTO usage_events (client_id, correlator, api, operation, plan,"
-        " price, currency, status, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " price, currency, status, at, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
-    def record(self, event: UsageEvent) -> bool:
-        """Store the event unless its key is known; True when it was new (counted)."""
-        return self.db.execute(self._INSERT, _row(event)) == 1
+    def record(self, event: UsageEvent, response: bytes = b"") -> bool:
+        """Store the event (and the answer given) unless its key is known; True when new."""
+        return self.db.execute(self._INSERT, (*_row(event), response)) == 1
 
-    def record_many(self, events: list[UsageEvent]) -> list[bool]:
+    def record_many(self, events: list[tuple[UsageEvent, bytes]]) -> list[bool]:
         """Store several events in one transaction (one commit); True for each new one."""
         with self.db.transaction():
-            return [self.db.execute(self._INSERT, _row(event)) == 1 for event in events]
+            return [
+                self.db.execute(self._INSERT, (*_row(event), response)) == 1
+                for event, response in events
+            ]
+
+    def replay(self, client_id: str, correlator: str) -> tuple[int, bytes] | None:
+        """The status and body already given for this key, if the call was billed."""
+        row = self.db.one(
+            "SELECT status, response FROM usage_events WHERE client_id = ? AND correlator = ?",
+            (client_id, correlator),
+        )
+        if row is None:
+            return None
+        return int(row["status"]), bytes(row["response"] or b"")
 
     def seen(self, client_id: str, correlator: str) -> bool:
         return (
@@ -149,25 +163,25 @@ class GroupCommit:
 
     def __init__(self, ledger: UsageLedger) -> None:
         self.ledger = ledger
-        self._pending: list[tuple[UsageEvent, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[UsageEvent, bytes, asyncio.Future[bool]]] = []
 
-    async def record(self, event: UsageEvent) -> bool:
+    async def record(self, event: UsageEvent, response: bytes = b"") -> bool:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((event, future))
+        self._pending.append((event, response, future))
         return await future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            outcomes = self.ledger.record_many([event for event, _ in batch])
+            outcomes = self.ledger.record_many([(event, body) for event, body, _ in batch])
         except Exception as error:  # the database failed: every waiter learns it
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, future), counted in zip(batch, outcomes, strict=True):
+        for (_, _, future), counted in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(counted)

@@ -98,14 +98,21 @@ async def test_metering_counts_each_success_once_and_no_rejection(harness: Harne
     token = await harness.three_legged()
     for i in range(4):
         assert (await harness.check(token, headers={"x-correlator": f"c-{i}"})).status_code == 200
-    # a client retrying with the same correlator is billed once
-    assert (await harness.check(token, headers={"x-correlator": "c-0"})).status_code == 200
+    # a client retrying with the same correlator is billed once, and the call is not run again
+    first = await harness.check(token, headers={"x-correlator": "c-9"})
+    hlr = harness.operator.backends.functions[NetworkFunctionKind.SIM_DATA_REGISTER]
+    served = hlr.snapshot().served  # type: ignore[attr-defined]
+    again = await harness.check(token, headers={"x-correlator": "c-9"})
+    assert again.status_code == 200 and again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["x-correlator"] == "c-9"
+    assert hlr.snapshot().served == served  # type: ignore[attr-defined]
     await harness.check(None)  # 401
     await harness.check(token, {"maxAge": 24, "phoneNumber": harness.number("approves")})  # 422
     await harness.check(token, {"maxAge": 9999})  # 400
-    assert ledger.totals() == {("fraud-app", "sim-swap"): 4}
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 5}
     usage = await harness.http.get("/admin/usage", headers=ADMIN)
-    assert usage.json() == [{"clientId": "fraud-app", "api": "sim-swap", "calls": 4}]
+    assert usage.json() == [{"clientId": "fraud-app", "api": "sim-swap", "calls": 5}]
     event = ledger.events()[0]
     assert (event.operation, event.plan, event.status) == ("checkSimSwap", "pay-as-you-go", 200)
 
