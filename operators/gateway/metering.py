@@ -1,9 +1,13 @@
 """Metering: exactly one usage event per billable call, idempotent on the call's correlator.
 
-The usage table doubles as a transactional outbox: an event is written in the same database
-transaction as the call's own effect (a QoD session, say), and later published at least once
-to whoever bills or settles; ``published_at`` marks what went out, and the key makes a replay
-of the same event count once.
+An event is committed before the call's answer leaves the gateway (group-committed with the
+events of calls finishing together), together with that answer, so a client reusing its
+correlator gets the same answer back instead of a second, unbilled call. The call's own effect
+(a QoD session row, say) is committed by the integrator in its own statement, not in the
+event's transaction: a crash between the two can leave an effect without its event.
+
+The table is also an outbox for whoever bills or settles later: ``unpublished`` and
+``mark_published`` are its read side, and the key makes a republished event count once.
 """
 
 from __future__ import annotations
@@ -82,15 +86,6 @@ class UsageLedger:
         if row is None:
             return None
         return int(row["status"]), bytes(row["response"] or b"")
-
-    def seen(self, client_id: str, correlator: str) -> bool:
-        return (
-            self.db.one(
-                "SELECT 1 FROM usage_events WHERE client_id = ? AND correlator = ?",
-                (client_id, correlator),
-            )
-            is not None
-        )
 
     def events(self, client_id: str | None = None) -> list[UsageEvent]:
         sql = "SELECT * FROM usage_events"
