@@ -10,6 +10,8 @@ integrator (like the PCF's); an expired session is reported ``UNAVAILABLE`` /
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -123,6 +125,7 @@ class Integrator:
         self.require_id_document = require_id_document
         self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, namespace)
         self.sessions: QodSessionStore = sessions if sessions is not None else MemoryQodSessions()
+        self._device_locks: dict[str, asyncio.Lock] = {}
 
     async def _run(self, flow: Flow[T]) -> T:
         result: T = await self.execute(flow)
@@ -258,6 +261,18 @@ class Integrator:
                 "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE",
                 "The requested duration is out of the allowed range for the specific QoS profile",
             )
+        lock = self._device_locks.setdefault(msisdn, asyncio.Lock())
+        async with lock:  # the check and the write must not interleave with another create
+            return await self._create_session(ctx, body, msisdn, device, profile)
+
+    async def _create_session(
+        self,
+        ctx: CallContext,
+        body: CreateSession,
+        msisdn: str,
+        device: DeviceResponse | None,
+        profile: QosProfile,
+    ) -> SessionInfo:
         if any(
             s.msisdn == msisdn and s.status is QosStatus.AVAILABLE for s in self._live_sessions()
         ):
@@ -273,7 +288,13 @@ class Integrator:
             started_at=record.started_at,
             expires_at=record.expires_at,
         )
-        self.sessions.put(session)
+        try:
+            self.sessions.put(session)
+        except sqlite3.IntegrityError:  # another replica created one for this device meanwhile
+            await self._run(ops.delete_qos_session(record.session_id))
+            raise CamaraError(
+                409, "CONFLICT", "A QoS session already exists for this device."
+            ) from None
         return _info(session)
 
     def _live_sessions(self) -> list[QodSession]:

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS qod_sessions (
     status_info TEXT
 );
 CREATE INDEX IF NOT EXISTS qod_sessions_msisdn ON qod_sessions (msisdn);
+CREATE UNIQUE INDEX IF NOT EXISTS qod_sessions_one_available ON qod_sessions (msisdn)
+    WHERE status = 'AVAILABLE';
 """
 
 

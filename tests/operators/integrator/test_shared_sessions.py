@@ -68,3 +68,27 @@ async def test_a_session_created_in_one_site_is_read_extended_and_deleted_in_ano
     with pytest.raises(CamaraError) as gone:
         await barcelona.get_session(ctx, str(created.sessionId))
     assert gone.value.status == 404
+
+
+async def test_concurrent_creates_for_one_device_give_one_session(tmp_path: Path) -> None:
+    import asyncio
+
+    path = str(tmp_path / "operator.sqlite3")
+    madrid, barcelona = replica(path), replica(path)
+    number = madrid.directory.test_number("approves")  # type: ignore[attr-defined]
+    ctx = CallContext(client_id="qod-app", msisdn=number, scopes=frozenset())
+    body = CreateSession.model_validate(
+        {
+            "qosProfile": "QOS_E",
+            "duration": 600,
+            "applicationServer": {"ipv4Address": "198.51.100.10"},
+        }
+    )
+    outcomes = await asyncio.gather(
+        *(site.create_session(ctx, body) for site in (madrid, barcelona) for _ in range(3)),
+        return_exceptions=True,
+    )
+    created = [o for o in outcomes if not isinstance(o, BaseException)]
+    conflicts = [o for o in outcomes if isinstance(o, CamaraError) and o.status == 409]
+    assert len(created) == 1 and len(conflicts) == 5
+    assert madrid.sessions.all() and len(madrid.sessions.all()) == 1
