@@ -80,15 +80,28 @@ class Descriptor:
         raise KeyError(operator_id)
 
 
+class DescriptorError(ValueError):
+    """A descriptor file that is missing or not what ``ogsim up`` writes; says which."""
+
+
 def load_descriptor(path: str | Path) -> Descriptor:
-    """Read a descriptor; a missing file says how to get one."""
+    """Read a descriptor; a missing or malformed file says what is wrong and how to get one."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise DescriptorError(
             f"no federation descriptor at {path}: start one with "
             f"`ogsim up --descriptor {path}` or set OGSIM_DESCRIPTOR"
         )
-    raw = json.loads(path.read_text())
+    try:
+        return _parse(json.loads(path.read_text(encoding="utf-8")), path)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise DescriptorError(
+            f"{path} is not a federation descriptor written by `ogsim up` "
+            f"({type(error).__name__}: {error})"
+        ) from error
+
+
+def _parse(raw: Any, path: Path) -> Descriptor:
     operators = tuple(
         OperatorView(
             id=o["id"],

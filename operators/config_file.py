@@ -29,6 +29,8 @@ def load_yaml_model(
         text = source.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigFileError(str(path), [f"{path}: cannot read: {error.strerror}"]) from error
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(str(path), [f"{path}: not UTF-8 text ({error.reason})"]) from error
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)

@@ -19,7 +19,9 @@ PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{4,14}$")
 class ChangeRequest(BaseModel):
     kind: ChangeKind
     payload: dict[str, Any] = Field(default_factory=dict)
-    at: float | None = Field(default=None, description="epoch seconds; absent means now")
+    at: float | None = Field(
+        default=None, ge=0, le=32503680000, description="epoch seconds (until 3000); absent: now"
+    )
 
 
 class ChangeView(BaseModel):
@@ -78,7 +80,7 @@ def build_subscriber_admin_router(base: SubscriberBase, admin_secret: str) -> AP
             raise CamaraError(400, "INVALID_ARGUMENT", "phoneNumber must be E.164 with a leading +")
         try:
             recorded = base.record_change(phone_number, change.kind, change.payload, change.at)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as error:
             raise CamaraError(
                 400, "INVALID_ARGUMENT", f"payload for {change.kind.value}: {error}"
             ) from error

@@ -438,6 +438,8 @@ def _apply(subscriber: Subscriber, changes: list[Change], reference: datetime) -
             case ChangeKind.HANDSET:
                 update = {"handset": HandsetBehaviour.model_validate(p)}
             case ChangeKind.OPT_OUT:
-                update = {"legitimate_interest_opt_out": bool(p["opt_out"])}
+                if not isinstance(p["opt_out"], bool):
+                    raise ValueError("opt_out must be true or false")
+                update = {"legitimate_interest_opt_out": p["opt_out"]}
         subscriber = Subscriber.model_validate({**subscriber.model_dump(), **update})
     return subscriber

@@ -713,6 +713,8 @@ def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise ConfigFileError(str(path), [f"{path}: cannot read: {error.strerror}"]) from error
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(str(path), [f"{path}: not UTF-8 text ({error.reason})"]) from error
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)

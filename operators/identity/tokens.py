@@ -102,8 +102,10 @@ class IssuedToken:
 
     def response(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "access_token": self.access_token, "token_type": "Bearer",
-            "expires_in": self.expires_in, "scope": self.scope,
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "scope": self.scope,
         }
         if self.id_token:
             body["id_token"] = self.id_token
@@ -130,7 +132,7 @@ class TokenService:
         self.keys = keys
         self.clients = clients
         self.consents = consents
-        self._contexts: dict[str, tuple[tuple[int, ...], float, TokenContext]] = {}
+        self._contexts: dict[tuple[str, str, str], tuple[tuple[int, ...], float, TokenContext]] = {}
         self.subscribers = subscribers
         self.clock = clock
         self.audience = audience
@@ -142,8 +144,9 @@ class TokenService:
             row = self.db.one("SELECT value FROM identity_secrets WHERE name = ?", (name,))
             if row is None:
                 value = secrets.token_hex(32)
-                self.db.insert("INSERT INTO identity_secrets (name, value) VALUES (?, ?)",
-                               (name, value))
+                self.db.insert(
+                    "INSERT INTO identity_secrets (name, value) VALUES (?, ?)", (name, value)
+                )
                 return bytes.fromhex(value)
         return bytes.fromhex(row["value"])
 
@@ -172,17 +175,27 @@ class TokenService:
         jti = secrets.token_urlsafe(18)
         scope = " ".join(request.scopes)
         claims = {
-            "iss": self.config.issuer_url, "sub": sub, "aud": self.audience,
-            "exp": int(now + lifetime), "iat": int(now), "nbf": int(now), "jti": jti,
-            "client_id": client_id, "scope": scope,
+            "iss": self.config.issuer_url,
+            "sub": sub,
+            "aud": self.audience,
+            "exp": int(now + lifetime),
+            "iat": int(now),
+            "nbf": int(now),
+            "jti": jti,
+            "client_id": client_id,
+            "scope": scope,
         }
         access_token = self.keys.sign(claims, typ=ACCESS_TOKEN_TYP)
         id_token = None
         if msisdn and request.openid:
             id_claims: dict[str, Any] = {
-                "iss": self.config.issuer_url, "sub": sub, "aud": client_id,
-                "exp": int(now + lifetime), "iat": int(now),
-                "auth_time": int(auth_time if auth_time is not None else now), "amr": ["nbm"],
+                "iss": self.config.issuer_url,
+                "sub": sub,
+                "aud": client_id,
+                "exp": int(now + lifetime),
+                "iat": int(now),
+                "auth_time": int(auth_time if auth_time is not None else now),
+                "amr": ["nbm"],
             }
             if nonce:
                 id_claims["nonce"] = nonce
@@ -191,9 +204,19 @@ class TokenService:
             "INSERT INTO identity_access_tokens (jti, client_id, sub, msisdn, purpose, scopes,"
             " grant_type, grant_ref, consent_id, issued_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (jti, client_id, sub, msisdn, request.purpose.purpose if request.purpose else None,
-             json.dumps(request.scopes), grant.value, grant_ref, consent_id, now,
-             int(now + lifetime)),
+            (
+                jti,
+                client_id,
+                sub,
+                msisdn,
+                request.purpose.purpose if request.purpose else None,
+                json.dumps(request.scopes),
+                grant.value,
+                grant_ref,
+                consent_id,
+                now,
+                int(now + lifetime),
+            ),
         )
         return IssuedToken(access_token, lifetime, scope, jti, id_token)
 
@@ -242,8 +265,16 @@ class TokenService:
         except _jwt.JwtRejectedError as error:
             raise InvalidAccessTokenError(str(error)) from error
         return AccessTokenClaims(
-            iss=claims["iss"], sub=sub, aud=tuple(aud), exp=exp, iat=iat, jti=jti,
-            client_id=client_id, scope=tuple(scope.split()), kid=key.kid, raw=claims,
+            iss=claims["iss"],
+            sub=sub,
+            aud=tuple(aud),
+            exp=exp,
+            iat=iat,
+            jti=jti,
+            client_id=client_id,
+            scope=tuple(scope.split()),
+            kid=key.kid,
+            raw=claims,
         )
 
     _GRANT_TABLES = (
@@ -264,13 +295,14 @@ class TokenService:
         """
         stamp = self.db.version(*self._GRANT_TABLES)
         now = self.clock()
-        cached = self._contexts.get(claims.jti)
+        key = (claims.jti, claims.client_id, claims.sub)
+        cached = self._contexts.get(key)
         if cached is not None and cached[0] == stamp and now < cached[1]:
             return cached[2]
         context, valid_until = self._context(claims, now)
         if len(self._contexts) >= 100_000:
             self._contexts.clear()
-        self._contexts[claims.jti] = (stamp, valid_until, context)
+        self._contexts[key] = (stamp, valid_until, context)
         return context
 
     def _context(self, claims: AccessTokenClaims, now: float) -> tuple[TokenContext, float]:
@@ -305,11 +337,17 @@ class TokenService:
             due = self.subscribers.next_change_after(msisdn, now)
             if due is not None:
                 valid_until = min(valid_until, due)
-        scopes = tuple(s for s in json.loads(row["scopes"])
-                       if s != OPENID and not s.startswith(PURPOSE_PREFIX))
+        scopes = tuple(
+            s for s in json.loads(row["scopes"]) if s != OPENID and not s.startswith(PURPOSE_PREFIX)
+        )
         context = TokenContext(
-            client_id=row["client_id"], msisdn=msisdn, purpose=purpose, scopes=scopes,
-            jti=row["jti"], sub=row["sub"], grant_type=GrantType(row["grant_type"]),
+            client_id=row["client_id"],
+            msisdn=msisdn,
+            purpose=purpose,
+            scopes=scopes,
+            jti=row["jti"],
+            sub=row["sub"],
+            grant_type=GrantType(row["grant_type"]),
             consent_id=row["consent_id"],
         )
         return context, valid_until
@@ -346,8 +384,15 @@ class TokenService:
         except (InvalidAccessTokenError, TokenContextError):
             return {"active": False}
         return {
-            "active": True, "iss": claims.iss, "sub": claims.sub, "aud": list(claims.aud),
-            "exp": int(claims.exp), "iat": int(claims.iat), "jti": claims.jti,
-            "client_id": claims.client_id, "scope": " ".join(claims.scope),
-            "token_type": "Bearer", "purpose": context.purpose,
+            "active": True,
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "aud": list(claims.aud),
+            "exp": int(claims.exp),
+            "iat": int(claims.iat),
+            "jti": claims.jti,
+            "client_id": claims.client_id,
+            "scope": " ".join(claims.scope),
+            "token_type": "Bearer",
+            "purpose": context.purpose,
         }

@@ -284,12 +284,20 @@ def thresholds(
 
 def run_reconciliation(descriptor: Path, results: Path, admin_secret: str) -> bool:
     _loadtests()
-    from loadtests.federation_view import load_descriptor
+    from loadtests.federation_view import DescriptorError, load_descriptor
     from loadtests.reconciliation import reconcile as compare
     from loadtests.reconciliation import render
 
-    with httpx.Client(timeout=15.0) as http:
-        report = compare(load_descriptor(descriptor), results, http, admin_secret=admin_secret)
+    try:
+        described = load_descriptor(descriptor)
+        with httpx.Client(timeout=15.0) as http:
+            report = compare(described, results, http, admin_secret=admin_secret)
+    except (DescriptorError, FileNotFoundError) as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from error
+    except httpx.TransportError as error:
+        console.print(f"[red]the federation in {descriptor} does not answer: {error}[/red]")
+        raise typer.Exit(2) from error
     (results / RECONCILIATION).write_text(json.dumps(report.as_json(), indent=1))
     print(render(report))
     return report.matches
