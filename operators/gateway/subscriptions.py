@@ -19,8 +19,9 @@ CREATE TABLE IF NOT EXISTS plan_subscriptions (
 class PlanSubscriptions:
     """Plans per (application, API); unsubscribed applications get the operator's default plan.
 
-    Reads are served from memory (one dict lookup on the hot path); writes go to the database
-    first, so a restart keeps every subscription that was acknowledged.
+    Reads are served from memory and loaded again whenever the table may have changed (a
+    write here, or a commit by another replica sharing the database), so every data centre
+    applies the same plan; writes go to the database first, so a restart keeps them.
     """
 
     def __init__(self, config: OperatorConfig, db: Database) -> None:
@@ -29,14 +30,22 @@ class PlanSubscriptions:
         db.ensure_schema(SCHEMA)
         self._plans = {plan.name: plan for plan in config.plans}
         self._default = self._plans[config.default_plan]
-        self._held: dict[tuple[str, str], Plan] = {
-            (row["client_id"], row["api"]): self._plans[row["plan"]]
-            for row in db.all("SELECT client_id, api, plan FROM plan_subscriptions")
-            if row["plan"] in self._plans
-        }
+        self._stamp: tuple[int, ...] | None = None
+        self._held: dict[tuple[str, str], Plan] = {}
+
+    def _load(self) -> dict[tuple[str, str], Plan]:
+        stamp = self.db.version("plan_subscriptions")
+        if stamp != self._stamp:
+            self._held = {
+                (row["client_id"], row["api"]): self._plans[row["plan"]]
+                for row in self.db.all("SELECT client_id, api, plan FROM plan_subscriptions")
+                if row["plan"] in self._plans
+            }
+            self._stamp = stamp
+        return self._held
 
     def plan_for(self, client_id: str, api: str) -> Plan:
-        return self._held.get((client_id, api), self._default)
+        return self._load().get((client_id, api), self._default)
 
     def subscribe(self, client_id: str, api: str, plan_name: str) -> Plan:
         plan = self._plans.get(plan_name)
@@ -47,8 +56,7 @@ class PlanSubscriptions:
             " ON CONFLICT (client_id, api) DO UPDATE SET plan = excluded.plan",
             (client_id, api, plan_name),
         )
-        self._held[(client_id, api)] = plan
         return plan
 
     def held(self) -> dict[tuple[str, str], str]:
-        return {key: plan.name for key, plan in self._held.items()}
+        return {key: plan.name for key, plan in self._load().items()}

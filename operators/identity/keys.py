@@ -54,6 +54,8 @@ class KeyRing:
 
     CACHE_TTL = 60.0
     """Seconds the verification key cache is trusted before the database is read again."""
+    MIN_RELOAD_INTERVAL = 1.0
+    """An unknown ``kid`` reloads at most this often, so made-up kids cannot load the database."""
 
     def __init__(self, db: Database, *, alg: str, clock: Clock, retention: float) -> None:
         self.db = db
@@ -115,7 +117,9 @@ class KeyRing:
         """
         now = self.clock()
         key = self._verification.get(kid)
-        if key is None or now - self._loaded_at > self.CACHE_TTL:
+        stale = now - self._loaded_at > self.CACHE_TTL
+        unknown_may_reload = key is None and now - self._loaded_at >= self.MIN_RELOAD_INTERVAL
+        if stale or unknown_may_reload:
             self._verification = {k.kid: k for k in self.published()}
             self._loaded_at = now
             key = self._verification.get(kid)
