@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,14 @@ from operators.operator import Operator, create_operator_app
 from sim.commands.operator import ConfigOption, load_operator
 
 console = Console()
+DEFAULT_ADMIN_SECRET = "admin-secret"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def command(
@@ -28,6 +37,13 @@ def command(
 ) -> None:
     """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
     operator_config = load_operator(config)
+    if not _loopback(host) and operator_config.admin_secret == DEFAULT_ADMIN_SECRET:
+        console.print(
+            f"[red]--host {host} is reachable from other machines and the admin secret is the "
+            "default one: set admin_secret in the operator config first[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     origin = f"http://{host}:{port}"
     updates: dict[str, object] = {"issuer": f"{origin}/oauth"}
     if storage is not None:

@@ -62,3 +62,9 @@ def test_config_round_trips_through_yaml(tmp_path: Path) -> None:
     path.write_text(dumped.output)
     again = runner.invoke(app, ["operator", "numbers", "--config", str(path), "--sample", "0"])
     assert again.exit_code == 0 and "+34600000001" in again.output
+
+
+def test_serve_refuses_a_public_address_with_the_default_admin_secret() -> None:
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", "18999"])
+    assert result.exit_code == 2
+    assert "admin secret" in result.output
