@@ -7,7 +7,6 @@ so the issuer URL is the app's base; ``build_identity_router`` and
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -18,8 +17,8 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..admin_auth import is_admin
 from ..errors import OAuthError
-from .client_auth import basic_credentials
 from .consent import Consent
 from .server import IdentityServer
 
@@ -93,18 +92,8 @@ async def _strict_form(request: Request) -> dict[str, str]:
 
 
 def _is_admin(request: Request, server: IdentityServer) -> bool:
-    header = request.headers.get("authorization")
-    if not header:
-        return False
-    secret = server.config.admin_secret
-    if header[:7].lower() == "bearer ":
-        return hmac.compare_digest(header[7:].strip().encode(), secret.encode())
-    try:
-        basic = basic_credentials(header)
-    except OAuthError:
-        return False
-    return basic is not None and basic[0] == "admin" and hmac.compare_digest(
-        basic[1].encode(), secret.encode())
+    """The one admin check of the operator (``operators.admin_auth``), for the identity API."""
+    return is_admin(request.headers.get("authorization"), server.config.admin_secret)
 
 
 def _require_admin(request: Request, server: IdentityServer) -> None:

@@ -129,8 +129,8 @@ class JwtBearerGrant:
             raise invalid_grant("assertion 'jti' was already used")
         request = parse_scope(self.config, client, scope, purpose_required=True)
         assert request.purpose is not None
-        if not (sub.startswith("tel:") or sub.startswith("operatortoken:")):
-            raise invalid_grant("sub must be tel:+<E.164> or operatortoken:<token>")
+        if not sub.startswith(("tel:", "operatortoken:", "ipport:")):
+            raise invalid_grant("sub must be tel:+<E.164>, ipport:<address> or operatortoken:")
         try:
             subscriber = self.subjects.resolve(sub)
         except UnknownSubjectError as error:

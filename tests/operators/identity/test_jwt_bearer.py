@@ -149,3 +149,17 @@ async def test_issuer_policy_is_replaceable(clock: FakeClock) -> None:
         # the default (registered client) is no longer trusted by this policy
         plain = app.bearer_assertion(f"tel:{operator.number('approves')}", LI_SCOPE)
         assert error(await exchange(http, plain)) == (400, "invalid_grant")
+
+
+async def test_device_address_subject(
+    http: httpx.AsyncClient, app: App, operator: Operator
+) -> None:
+    ip = operator.ip_of("approves")
+    response = await exchange(http, app.bearer_assertion(f"ipport:{ip}", LI_SCOPE))
+    assert response.status_code == 200, response.text
+    context = operator.server.token_context(
+        operator.server.verify_access_token(response.json()["access_token"])
+    )
+    assert context.msisdn == operator.number("approves")
+    unknown = await exchange(http, app.bearer_assertion("ipport:192.0.2.77", LI_SCOPE))
+    assert error(unknown) == (400, "invalid_grant")
