@@ -24,6 +24,24 @@ def load_yaml_model(
     path: str | Path, model: type[ModelT], overrides: dict[str, Any] | None = None
 ) -> ModelT:
     """Parse ``path`` as YAML and validate it as ``model``; ``overrides`` are dotted keys."""
+    node, data = read_yaml_mapping(path)
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = tuple(item["loc"])
+            field = ".".join(str(part) for part in loc) or "(top level)"
+            line = line_of(node, loc)
+            where = f"{path}:{line}" if line else str(path)
+            problems.append(f"{where}: {field}: {item['msg']}")
+        raise ConfigFileError(str(path), problems) from error
+
+
+def read_yaml_mapping(path: str | Path) -> tuple[yaml.Node | None, dict[str, Any]]:
+    """The YAML document at ``path`` as a mapping, with its node tree for line numbers."""
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
@@ -42,19 +60,7 @@ def load_yaml_model(
         data = {}
     if not isinstance(data, dict):
         raise ConfigFileError(str(path), [f"{path}:1: the top level must be a mapping"])
-    for key, value in (overrides or {}).items():
-        set_dotted(data, key, value)
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            loc = tuple(item["loc"])
-            field = ".".join(str(part) for part in loc) or "(top level)"
-            line = line_of(node, loc)
-            where = f"{path}:{line}" if line else str(path)
-            problems.append(f"{where}: {field}: {item['msg']}")
-        raise ConfigFileError(str(path), problems) from error
+    return node, data
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from operators.config import Plan, TokenLifetimes, default_plans
-from operators.config_file import ConfigFileError, line_of, set_dotted
+from operators.config_file import ConfigFileError, line_of, read_yaml_mapping, set_dotted
 from operators.core.description import CoreSpec, ExponentialServiceTime, Faults, ServiceTime
 from operators.integrator import GuardSettings
 from operators.policies import CircuitBreakerConfig
@@ -708,27 +708,6 @@ def _check_numbering(path: Path, node: yaml.Node | None, scenario: Scenario) -> 
     return problems
 
 
-def _read(path: Path) -> tuple[yaml.Node | None, dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigFileError(str(path), [f"{path}: cannot read: {error.strerror}"]) from error
-    except UnicodeDecodeError as error:
-        raise ConfigFileError(str(path), [f"{path}: not UTF-8 text ({error.reason})"]) from error
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigFileError(str(path), [f"{where}: not valid YAML: {error}"]) from error
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigFileError(str(path), [f"{path}:1: the top level must be a mapping"])
-    return node, data
-
-
 def load_scenario(
     path: str | Path,
     *,
@@ -743,7 +722,7 @@ def load_scenario(
     Raises :class:`ConfigFileError` listing ``file:line: field: message`` for each problem.
     """
     source = Path(path)
-    node, data = _read(source)
+    node, data = read_yaml_mapping(source)
     for key, value in (overrides or {}).items():
         try:
             set_dotted(data, key, value)
