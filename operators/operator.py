@@ -73,7 +73,14 @@ class Operator:
         """
         db = Database(config.storage)
         subscribers = SubscriberBase(config, db, clock=clock, reference_time=reference_time)
-        identity = IdentityServer(config, db, subscribers, clock, issuer_policy=issuer_policy)
+        identity = IdentityServer(
+            config,
+            db,
+            subscribers,
+            clock,
+            issuer_policy=issuer_policy,
+            client_gate=client_trusted,
+        )
         integrator, backends = build_live_integrator(
             subscribers,
             core=core,

@@ -9,7 +9,7 @@ same object in virtual time. ``app.py`` puts HTTP in front of it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -59,11 +59,13 @@ class IdentityServer:
         *,
         issuer_policy: AssertionIssuerPolicy | None = None,
         audience: str | None = None,
+        client_gate: Callable[[str], bool] | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.subscribers = subscribers
         self.clock = clock
+        self.client_gate = client_gate
         self.issuer = config.issuer_url.rstrip("/")
         parts = urlsplit(self.issuer)
         self.audience = audience or f"{parts.scheme}://{parts.netloc}"
@@ -151,7 +153,12 @@ class IdentityServer:
     def authenticate_client(
         self, form: Mapping[str, str], authorization: str | None, endpoint: str
     ) -> Client:
-        return self.authenticator.authenticate(form, authorization, self.url(endpoint))
+        """The authenticated client, refused when ``client_gate`` no longer admits it (a
+        federation party whose trust was revoked gets no new token from its credentials)."""
+        client = self.authenticator.authenticate(form, authorization, self.url(endpoint))
+        if self.client_gate is not None and not self.client_gate(client.client_id):
+            raise OAuthError("invalid_client", "this party is no longer trusted", 401)
+        return client
 
     def token(self, form: Mapping[str, str], authorization: str | None = None) -> dict[str, Any]:
         """``POST /token``: dispatch on ``grant_type``; returns the JSON token response."""

@@ -106,3 +106,15 @@ async def test_secret_basic_refused_for_ordinary_clients(
     form = {"grant_type": "client_credentials", "scope": "sim-swap:check"}
     response = await http.post("/token", data=form, headers=basic(app.client_id, "guess"))
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+
+
+async def test_a_client_the_gate_no_longer_admits_gets_no_token(
+    http: httpx.AsyncClient, app: App, operator: Operator
+) -> None:
+    scope = "sim-swap:check dpv:FraudPreventionAndDetection"
+    trusted = {app.client_id}
+    operator.server.client_gate = lambda client_id: client_id in trusted
+    assert (await token(http, app, grant_type="client_credentials", scope=scope)).status_code == 200
+    trusted.clear()  # e.g. the federation revoked its trust in this party
+    refused = await token(http, app, grant_type="client_credentials", scope=scope)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
