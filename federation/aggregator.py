@@ -490,7 +490,10 @@ class Aggregator:
         try:
             if consent:
                 reply = await partner.client.ciba(
-                    subject, scope, binding_message=f"{self.id}/{application}"[:64]
+                    subject,
+                    scope,
+                    binding_message=f"{self.id}/{application}"[:64],
+                    on_behalf_of=application,
                 )
             else:
                 reply = await partner.client.jwt_bearer(subject, scope)

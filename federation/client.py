@@ -135,11 +135,19 @@ class ApplicationClient:
         )
 
     async def start_ciba(
-        self, login_hint: str, scope: str, binding_message: str | None = None
+        self,
+        login_hint: str,
+        scope: str,
+        binding_message: str | None = None,
+        on_behalf_of: str | None = None,
     ) -> dict[str, Any]:
+        """``on_behalf_of`` names the application an aggregator asks for (ogsim's extension),
+        so the subscriber's consent is recorded for that application, not the aggregator."""
         form = {"login_hint": login_hint, "scope": scope}
         if binding_message:
             form["binding_message"] = binding_message
+        if on_behalf_of:
+            form["on_behalf_of"] = on_behalf_of
         return await self._post(self.endpoints.backchannel, form)
 
     async def poll_ciba(self, auth_req_id: str) -> dict[str, Any]:
@@ -153,9 +161,10 @@ class ApplicationClient:
         scope: str,
         binding_message: str | None = None,
         on_pending: Callable[[str], None] | None = None,
+        on_behalf_of: str | None = None,
     ) -> dict[str, Any]:
         """Run CIBA to its end, polling no faster than the interval (slower after slow_down)."""
-        started = await self.start_ciba(login_hint, scope, binding_message)
+        started = await self.start_ciba(login_hint, scope, binding_message, on_behalf_of)
         interval = float(started.get("interval", 5))
         deadline = self.clock() + float(started["expires_in"])
         while True:

@@ -9,6 +9,7 @@ purpose's legal basis is consent and no active consent already covers the reques
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity_ciba_requests (
     auth_req_id TEXT PRIMARY KEY,
     client_id TEXT NOT NULL,
+    consent_party TEXT NOT NULL,
     msisdn TEXT NOT NULL,
     scope TEXT NOT NULL,
     binding_message TEXT,
@@ -45,6 +47,20 @@ CREATE TABLE IF NOT EXISTS identity_ciba_requests (
 """
 
 SLOW_DOWN_STEP = 5
+_BENEFICIARY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def consent_party(client_id: str, on_behalf_of: str | None) -> str:
+    """Whom a subscriber's consent is given to: the client, or an application it acts for.
+
+    An aggregator is one client for many applications; ``on_behalf_of`` names the application,
+    so a consent given to one application through the aggregator never serves another.
+    """
+    if on_behalf_of is None or on_behalf_of == "":
+        return client_id
+    if not _BENEFICIARY.match(on_behalf_of):
+        raise OAuthError("invalid_request", "on_behalf_of must be an application identifier")
+    return f"{client_id}/{on_behalf_of}"
 
 
 @dataclass(frozen=True)
@@ -97,17 +113,18 @@ class CibaService:
         if request.legitimate_interest and subscriber.legitimate_interest_opt_out:
             raise OAuthError("access_denied", "the subscriber objected to this purpose", 403)
         assert request.purpose is not None
+        party = consent_party(client.client_id, form.get("on_behalf_of"))
         prompt = request.needs_consent and self.consents.find_active(
-            subscriber.msisdn, client.client_id, request.purpose.purpose, request.api_scopes
+            subscriber.msisdn, party, request.purpose.purpose, request.api_scopes
         ) is None
         now = self.clock()
         lifetimes = self.config.lifetimes
         auth_req_id = secrets.token_urlsafe(24)
         self.db.insert(
-            "INSERT INTO identity_ciba_requests (auth_req_id, client_id, msisdn, scope,"
-            " binding_message, created_at, expires_at, interval, last_poll_at, prompt, handset,"
-            " status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-            (auth_req_id, client.client_id, subscriber.msisdn, " ".join(request.scopes),
+            "INSERT INTO identity_ciba_requests (auth_req_id, client_id, consent_party, msisdn,"
+            " scope, binding_message, created_at, expires_at, interval, last_poll_at, prompt,"
+            " handset, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            (auth_req_id, client.client_id, party, subscriber.msisdn, " ".join(request.scopes),
              form.get("binding_message"), now, now + lifetimes.ciba_request,
              lifetimes.ciba_interval, now, int(prompt), subscriber.handset.model_dump_json()),
         )
@@ -165,12 +182,12 @@ class CibaService:
         consent_id = None
         if request.needs_consent:
             consent = self.consents.find_active(
-                row["msisdn"], client.client_id, request.purpose.purpose, request.api_scopes)
+                row["msisdn"], row["consent_party"], request.purpose.purpose, request.api_scopes)
             if consent is None and not row["prompt"]:
                 return OAuthError("access_denied", "consent was revoked meanwhile")
             if consent is None:
                 consent = self.consents.grant(
-                    row["msisdn"], client.client_id, request.purpose.purpose,
+                    row["msisdn"], row["consent_party"], request.purpose.purpose,
                     request.api_scopes, actor="subscriber:handset",
                 )
             consent_id = consent.id

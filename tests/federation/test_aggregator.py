@@ -148,7 +148,7 @@ async def test_consent_by_ciba_on_the_serving_operator_and_revocation(world: Wor
     )
     assert first.status_code == 200, first.text
     consents = world.fed.operator("telco-fr").identity.consents.for_subscriber(number)
-    assert [c.client_id for c in consents] == ["hub"]
+    assert [c.client_id for c in consents] == ["hub/consenting-app"]  # the app, via the hub
     world.fed.operator("telco-fr").identity.consents.revoke(consents[0].id, actor="test")
     after = await world.fed.http.post(
         url, json={"device": {"phoneNumber": number}}, headers=headers
@@ -265,6 +265,7 @@ async def test_one_applications_consent_token_never_serves_another(world: World)
         row = db.one("SELECT COUNT(*) AS n FROM identity_ciba_requests")
         return int(row["n"]) if row is not None else 0
 
+    consents = world.fed.operator("telco-fr").identity.consents
     for name, expected in (("app-a", 1), ("app-b", 2)):
         app = await world.fed.register_application(name, SCOPE, ["dpv:ServiceProvision"])
         token = (await app.client_credentials(scope))["access_token"]
@@ -275,3 +276,5 @@ async def test_one_applications_consent_token_never_serves_another(world: World)
         )
         assert response.status_code == 200, response.text
         assert ciba_requests() == expected  # each application goes to the handset itself
+    parties = sorted(c.client_id for c in consents.for_subscriber(number))
+    assert parties == ["hub/app-a", "hub/app-b"]  # one consent per application, not per hub

@@ -200,3 +200,22 @@ async def test_client_not_allowed_ciba(http: httpx.AsyncClient, operator: Operat
     response = await bc_authorize(http, app, login_hint=f"tel:{operator.number('approves')}",
                                   scope=CONSENT_SCOPE)
     assert error(response) == (400, "unauthorized_client")
+
+
+async def test_consent_on_behalf_of_an_application_serves_only_that_application(
+    http: httpx.AsyncClient, app: App, operator: Operator, clock: FakeClock
+) -> None:
+    number = operator.number("never-answers")  # only an existing consent can get a token
+    operator.server.consents.grant(number, f"{app.client_id}/shop-a", "dpv:IdentityVerification",
+                                   ("number-verification:verify",), actor="admin")
+    for beneficiary, expected in (("shop-a", 200), ("shop-b", 400)):  # 400: pending, a prompt
+        response = await bc_authorize(http, app, login_hint=f"tel:{number}", scope=CONSENT_SCOPE,
+                                      on_behalf_of=beneficiary)
+        assert response.status_code == 200, response.text
+        clock.advance(2)
+        polled = await poll(http, app, response.json()["auth_req_id"])
+        assert polled.status_code == expected, polled.text
+    assert polled.json()["error"] == "authorization_pending"  # shop-b's consent is asked for
+    bad = await bc_authorize(http, app, login_hint=f"tel:{number}", scope=CONSENT_SCOPE,
+                             on_behalf_of="not an id!")
+    assert error(bad) == (400, "invalid_request")
