@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,29 @@ _WRITE = re.compile(
     r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE)\s+(?:OR\s+\w+\s+)?(?:INTO\s+|FROM\s+)?(\w+)",
     re.IGNORECASE,
 )
+
+
+Effect = tuple["Database", str, tuple[Any, ...]]
+"""A write a call makes, held back to commit with the call's usage event."""
+
+_call_effects: ContextVar[list[Effect] | None] = ContextVar("ogsim_call_effects", default=None)
+
+
+@contextmanager
+def held_effects() -> Iterator[list[Effect]]:
+    """Hold the writes made through :meth:`Database.effect` in this context (one API call)."""
+    effects: list[Effect] = []
+    token = _call_effects.set(effects)
+    try:
+        yield effects
+    finally:
+        _call_effects.reset(token)
+
+
+def apply_effects(effects: list[Effect]) -> None:
+    """Run held writes now (for a call whose answer is not metered)."""
+    for db, sql, params in effects:
+        db.execute(sql, params)
 
 
 class Database:
@@ -68,6 +92,15 @@ class Database:
             changed = self._conn.execute(sql, params).rowcount
             self._note_write(sql)
             return changed
+
+    def effect(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """A write that is an API call's effect: held while a gateway meters the call (so it
+        commits in the same transaction as the usage event), run at once otherwise."""
+        held = _call_effects.get()
+        if held is None:
+            self.execute(sql, params)
+        else:
+            held.append((self, sql, params))
 
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT; returns the new row id."""

@@ -22,6 +22,7 @@ from operators.camara.context import CallContext
 from operators.config import Plan
 from operators.errors import CamaraError, unavailable
 from operators.policies import NoThrottle, ThrottlePolicy
+from operators.storage import Effect, apply_effects, held_effects
 from operators.types import Clock
 
 from .authentication import BearerAuthenticator
@@ -122,8 +123,15 @@ class Gateway:
         request.state.call = MeteredCall(context, api, operation, plan)
         return context
 
-    async def meter(self, call: MeteredCall, status: int, body: bytes = b"") -> bool:
-        """Record one usage event for a successful call, with its answer for replays."""
+    async def meter(
+        self,
+        call: MeteredCall,
+        status: int,
+        body: bytes = b"",
+        effects: list[Effect] | None = None,
+    ) -> bool:
+        """Record one usage event for a successful call, with its answer for replays and in
+        the same transaction as the call's held effects."""
         context = call.context
         return await self.commits.record(
             UsageEvent(
@@ -138,6 +146,7 @@ class Gateway:
                 at=self.calendar(),
             ),
             body,
+            effects,
         )
 
 
@@ -200,7 +209,8 @@ class GatewayMiddleware:
             start, *chunks = held
             body = b"".join(bytes(chunk.get("body", b"")) for chunk in chunks)
             try:
-                await gateway.meter(call, int(start["status"]), body)
+                await gateway.meter(call, int(start["status"]), body, list(effects))
+                effects.clear()
             except Exception:
                 log.exception("metering failed; the call is answered 503")
                 await _send_error(send, unavailable("The call could not be metered."), correlator)
@@ -208,7 +218,10 @@ class GatewayMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": body})
 
-        await self.app(scope, receive, send_with_policies)
+        with held_effects() as effects:
+            await self.app(scope, receive, send_with_policies)
+            if effects and not held:  # an answer that is not metered: its writes stand alone
+                apply_effects(effects)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

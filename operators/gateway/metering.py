@@ -2,9 +2,9 @@
 
 An event is committed before the call's answer leaves the gateway (group-committed with the
 events of calls finishing together), together with that answer, so a client reusing its
-correlator gets the same answer back instead of a second, unbilled call. The call's own effect
-(a QoD session row, say) is committed by the integrator in its own statement, not in the
-event's transaction: a crash between the two can leave an effect without its event.
+correlator gets the same answer back instead of a second, unbilled call, and together with the
+call's own effects (a QoD session row, say, held through ``Database.effect``): the effect and
+its event land in one transaction or neither does.
 
 The table is also an outbox for whoever bills or settles later: ``unpublished`` and
 ``mark_published`` are its read side, and the key makes a republished event count once.
@@ -16,7 +16,7 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass
 
-from operators.storage import Database
+from operators.storage import Database, Effect, apply_effects
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_events (
@@ -69,13 +69,27 @@ class UsageLedger:
         """Store the event (and the answer given) unless its key is known; True when new."""
         return self.db.execute(self._INSERT, (*_row(event), response)) == 1
 
-    def record_many(self, events: list[tuple[UsageEvent, bytes]]) -> list[bool]:
-        """Store several events in one transaction (one commit); True for each new one."""
+    def record_many(
+        self, events: list[tuple[UsageEvent, bytes, list[Effect]]]
+    ) -> list[bool | Exception]:
+        """Store several calls in one transaction (one commit): each call's held effects and
+        its event together, in a savepoint of its own, so one call's failure (a conflicting
+        write) undoes that call alone. True for a new event, False for a known key, or the
+        error that undid the call."""
+        outcomes: list[bool | Exception] = []
         with self.db.transaction():
-            return [
-                self.db.execute(self._INSERT, (*_row(event), response)) == 1
-                for event, response in events
-            ]
+            for event, response, effects in events:
+                self.db.execute("SAVEPOINT call")
+                try:
+                    apply_effects(effects)
+                    counted = self.db.execute(self._INSERT, (*_row(event), response)) == 1
+                except sqlite3.Error as error:
+                    self.db.execute("ROLLBACK TO call")
+                    outcomes.append(error)
+                else:
+                    outcomes.append(counted)
+                self.db.execute("RELEASE call")
+        return outcomes
 
     def replay(self, client_id: str, correlator: str) -> tuple[int, bytes] | None:
         """The status and body already given for this key, if the call was billed."""
@@ -158,25 +172,33 @@ class GroupCommit:
 
     def __init__(self, ledger: UsageLedger) -> None:
         self.ledger = ledger
-        self._pending: list[tuple[UsageEvent, bytes, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[UsageEvent, bytes, list[Effect], asyncio.Future[bool]]] = []
 
-    async def record(self, event: UsageEvent, response: bytes = b"") -> bool:
+    async def record(
+        self, event: UsageEvent, response: bytes = b"", effects: list[Effect] | None = None
+    ) -> bool:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)
-        self._pending.append((event, response, future))
+        self._pending.append((event, response, effects or [], future))
         return await future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            outcomes = self.ledger.record_many([(event, body) for event, body, _ in batch])
+            outcomes = self.ledger.record_many(
+                [(event, body, effects) for event, body, effects, _ in batch]
+            )
         except Exception as error:  # the database failed: every waiter learns it
-            for _, _, future in batch:
+            for *_, future in batch:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, _, future), counted in zip(batch, outcomes, strict=True):
-            if not future.done():
-                future.set_result(counted)
+        for (*_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

@@ -91,7 +91,7 @@ class DatabaseQodSessions:
 
     def put(self, session: QodSession) -> None:
         device = session.device.model_dump_json(exclude_none=True) if session.device else None
-        self.db.execute(
+        self.db.effect(
             "INSERT INTO qod_sessions (session_id, pcf_id, client_id, msisdn, request, device,"
             " started_at, expires_at, status, status_info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (session_id) DO UPDATE SET started_at = excluded.started_at,"
@@ -112,7 +112,7 @@ class DatabaseQodSessions:
         )
 
     def delete(self, session_id: str) -> None:
-        self.db.execute("DELETE FROM qod_sessions WHERE session_id = ?", (session_id,))
+        self.db.effect("DELETE FROM qod_sessions WHERE session_id = ?", (session_id,))
 
     def all(self) -> list[QodSession]:
         return [_session(row) for row in self.db.all("SELECT * FROM qod_sessions")]

@@ -160,3 +160,55 @@ async def test_a_call_that_cannot_be_metered_is_not_acknowledged(harness: Harnes
     harness.operator.gateway.ledger.db.execute("DROP TABLE usage_events")
     response = await harness.check(token)
     assert response.status_code == 503 and response.json()["code"] == "UNAVAILABLE"
+
+
+async def test_a_call_effect_commits_with_its_usage_event_or_not_at_all(harness: Harness) -> None:
+    from federation.client import ApplicationClient, new_client_key
+
+    operator = harness.operator
+    key = new_client_key()
+    await harness.http.post(
+        f"{operator.issuer}/admin/clients",
+        headers=ADMIN,
+        json={
+            "client_id": "qod-app",
+            "client_name": "QoD app",
+            "jwks": {"keys": [key.as_dict(private=False)]},
+            "grant_types": ["urn:openid:params:grant-type:ciba"],
+            "scope": "quality-on-demand:sessions:create",
+            "purposes": ["dpv:FraudPreventionAndDetection"],
+        },
+    )
+    client = await ApplicationClient.discover("qod-app", key, operator.issuer, harness.http)
+    client.clock, client.sleep = harness.client.clock, harness.client.sleep
+    body = {
+        "qosProfile": "QOS_E",
+        "duration": 600,
+        "applicationServer": {"ipv4Address": "198.51.100.10"},
+    }
+
+    async def create(role: str) -> int:
+        token = await client.ciba(
+            f"tel:{harness.number(role)}",
+            "quality-on-demand:sessions:create dpv:FraudPreventionAndDetection",
+        )
+        response = await harness.http.post(
+            "/quality-on-demand/v1/sessions",
+            json=body,
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+        )
+        return response.status_code
+
+    def rows(table: str) -> int:
+        row = operator.db.one(f"SELECT COUNT(*) AS n FROM {table}")
+        return int(row["n"]) if row is not None else 0
+
+    assert await create("approves") == 201
+    assert (rows("qod_sessions"), rows("usage_events")) == (1, 1)
+    # the usage insert fails: the session row must not stay behind without its event
+    operator.db.execute(
+        "CREATE TRIGGER no_usage BEFORE INSERT ON usage_events"
+        " BEGIN SELECT RAISE(ABORT, 'metering down'); END"
+    )
+    assert await create("roaming") == 503
+    assert (rows("qod_sessions"), rows("usage_events")) == (1, 1)
