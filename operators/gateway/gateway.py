@@ -98,6 +98,13 @@ class Gateway:
             request.headers.get(HEADER)
         )
         if request.method in _BODY_METHODS:
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.limits.max_body_bytes:
+                raise CamaraError(  # refused before a byte of the body is read
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"Request body exceeds {self.limits.max_body_bytes} bytes.",
+                )
             inspect_body(request.headers.get("content-type"), await request.body(), self.limits)
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         route = request.scope["route"]

@@ -212,3 +212,39 @@ async def test_a_call_effect_commits_with_its_usage_event_or_not_at_all(harness:
     )
     assert await create("roaming") == 503
     assert (rows("qod_sessions"), rows("usage_events")) == (1, 1)
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(harness: Harness) -> None:
+    from operators.operator import create_operator_app
+
+    app = create_operator_app(harness.operator)
+    token = await harness.three_legged()
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        raise AssertionError("the gateway read a body it should have refused by its length")
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/sim-swap/v2/check",
+        "raw_path": b"/sim-swap/v2/check",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("203.0.113.7", 4000),
+        "server": ("telco-es.ogsim.test", 443),
+        "headers": [
+            (b"host", b"telco-es.ogsim.test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"10000000"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
