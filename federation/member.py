@@ -36,6 +36,7 @@ from operators.camara.scopes import OPERATION_SCOPES
 from operators.errors import CamaraError
 from operators.identity.subjects import SubjectResolver, UnknownSubjectError
 from operators.operator import Operator, create_operator_app
+from operators.policies import Throttle
 from operators.subscriber import Subscriber
 
 from .config import FederatedOperator, FederationConfig
@@ -147,6 +148,9 @@ class MemberOperator:
         policies: dict[str, TrustedIssuers] = {}
         sites: dict[str, DataCentreSite] = {}
         reference = reference_time or datetime.fromtimestamp(clock(), UTC)
+        shared_throttle = Throttle(
+            monotonic, calendar_clock=clock
+        )  # one set of limits per operator
         for dc in config.data_centres:
             replica_config = config.model_copy(update={"storage": storage})
             policy_box: list[TrustedIssuers] = []
@@ -160,6 +164,7 @@ class MemberOperator:
                 monotonic=monotonic,
                 reference_time=reference,
                 client_trusted=trusted,
+                throttle=shared_throttle,
             )
             policy = TrustedIssuers.for_identity(operator_id, operator.identity, trust, jwks)
             policy.install(operator.identity)

@@ -32,7 +32,7 @@ from .identity import (
     install_oauth_error_handlers,
 )
 from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
-from .policies import Throttle
+from .policies import Throttle, ThrottlePolicy
 from .storage import Database
 from .subscriber_admin import build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
@@ -64,12 +64,14 @@ class Operator:
         protection: GuardSettings | None = None,
         issuer_policy: AssertionIssuerPolicy | None = None,
         client_trusted: Callable[[str], bool] | None = None,
+        throttle: ThrottlePolicy | None = None,
     ) -> Operator:
         """Build the operator; ``clock`` is the epoch clock, ``monotonic`` times policies.
 
         ``issuer_policy`` decides whose JWT-bearer assertions the identity server accepts (the
         federation's trusted issuers); ``client_trusted`` lets the gateway refuse, at once,
-        tokens already issued to a party whose trust was revoked.
+        tokens already issued to a party whose trust was revoked. ``throttle`` lets the
+        replicas of one operator in one process share their buckets and quotas.
         """
         db = Database(config.storage)
         subscribers = SubscriberBase(config, db, clock=clock, reference_time=reference_time)
@@ -96,7 +98,9 @@ class Operator:
             PlanSubscriptions(config, db),
             UsageLedger(db),
             GatewayMetrics(config.id),
-            throttle=Throttle(monotonic, calendar_clock=clock),
+            throttle=throttle
+            if throttle is not None
+            else Throttle(monotonic, calendar_clock=clock),
             calendar=clock,
         )
         operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)

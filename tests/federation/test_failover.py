@@ -67,3 +67,13 @@ async def test_data_centre_failover_with_a_bounded_error_count(
         status = (await fed.http.get(f"{root}/admin/data-centres", headers=ADMIN)).json()
         assert {s["name"]: s["inRotation"] for s in status} == {"madrid": True, "barcelona": True}
         assert (await fed.http.get(f"{root}/admin/data-centres")).status_code == 401
+
+
+async def test_replicas_of_one_operator_share_their_limits(
+    federation: FederationConfig, tmp_path: Path
+) -> None:
+    async with running_federation(federation, tmp_path, probes=False) as fed:
+        replicas = list(fed.members["telco-es"].replicas.values())
+        assert len(replicas) == 2
+        assert replicas[0].gateway.throttle is replicas[1].gateway.throttle
+        assert replicas[0].gateway.subscriptions is not replicas[1].gateway.subscriptions
