@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from .admin_auth import admin_guard
 from .camara.routers import build_camara_routers
-from .config import LegalBasis, OperatorConfig
+from .config import OperatorConfig
 from .core import CoreSpec, Faults, NetworkFunctionKind
 from .errors import CamaraError
 from .gateway.authentication import BearerAuthenticator
@@ -31,6 +31,7 @@ from .identity import (
     build_identity_router,
     install_oauth_error_handlers,
 )
+from .identity.purposes import objects_to
 from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
 from .policies import Throttle, ThrottlePolicy
 from .storage import Database
@@ -159,11 +160,9 @@ def _purpose_check(
     """
 
     def may_process(msisdn: str, purpose: str | None) -> bool:
-        policy = config.purpose(purpose) if purpose else None
-        if policy is None or policy.legal_basis is not LegalBasis.LEGITIMATE_INTEREST:
-            return True
         subscriber = subscribers.get(msisdn)
-        return subscriber is not None and not subscriber.legitimate_interest_opt_out
+        policy = config.purpose(purpose) if purpose else None
+        return subscriber is not None and not objects_to(policy, subscriber)
 
     return may_process
 

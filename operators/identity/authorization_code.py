@@ -25,7 +25,7 @@ from ..subscriber_base import SubscriberBase
 from ..types import Clock
 from .clients import Client, ClientRegistry
 from .consent import ConsentStore
-from .purposes import parse_scope
+from .purposes import objects_to, parse_scope
 from .tokens import IssuedToken, TokenService
 from .types import GrantType
 
@@ -135,7 +135,7 @@ class AuthorizationCodeFlow:
         if subscriber is None:
             raise OAuthError("login_required",
                              "network-based authentication failed: not an operator device")
-        if request.legitimate_interest and subscriber.legitimate_interest_opt_out:
+        if objects_to(request.purpose, subscriber):
             raise OAuthError("access_denied", "the subscriber objected to this purpose")
         consent_id = None
         if request.needs_consent:

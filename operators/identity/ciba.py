@@ -23,7 +23,7 @@ from ..types import Clock
 from .clients import Client
 from .consent import ConsentStore
 from .handset import Verdict, verdict
-from .purposes import parse_scope
+from .purposes import objects_to, parse_scope
 from .subjects import SubjectResolver, UnknownSubjectError
 from .tokens import IssuedToken, TokenService
 from .types import GrantType
@@ -110,7 +110,7 @@ class CibaService:
         except UnknownSubjectError as error:
             code = "invalid_request" if error.malformed else "unknown_user_id"
             raise OAuthError(code, str(error)) from error
-        if request.legitimate_interest and subscriber.legitimate_interest_opt_out:
+        if objects_to(request.purpose, subscriber):
             raise OAuthError("access_denied", "the subscriber objected to this purpose", 403)
         assert request.purpose is not None
         party = consent_party(client.client_id, form.get("on_behalf_of"))

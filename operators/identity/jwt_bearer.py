@@ -25,7 +25,7 @@ from . import _jwt
 from .client_auth import FUTURE_TOLERANCE
 from .clients import Client, ClientRegistry
 from .consent import ConsentStore
-from .purposes import parse_scope
+from .purposes import objects_to, parse_scope
 from .replay import ReplayGuard
 from .subjects import SubjectResolver, UnknownSubjectError
 from .tokens import IssuedToken, TokenService
@@ -136,7 +136,7 @@ class JwtBearerGrant:
         except UnknownSubjectError as error:
             raise invalid_grant(f"unknown subject: {error}") from error
         consent_id = None
-        if request.legitimate_interest and subscriber.legitimate_interest_opt_out:
+        if objects_to(request.purpose, subscriber):
             raise invalid_grant("the subscriber objected to this purpose")
         if request.needs_consent:
             consent = self.consents.find_active(

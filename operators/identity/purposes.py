@@ -6,8 +6,19 @@ from dataclasses import dataclass
 
 from ..config import LegalBasis, OperatorConfig, PurposePolicy
 from ..errors import OAuthError
+from ..subscriber import Subscriber
 from .clients import Client
 from .types import OPENID, PURPOSE_PREFIX
+
+
+def objects_to(policy: PurposePolicy | None, subscriber: Subscriber) -> bool:
+    """Whether the subscriber's objection bars this purpose: legitimate interest gives way to
+    an opt-out; consent and contract are decided elsewhere (a consent record, nothing)."""
+    return (
+        policy is not None
+        and policy.legal_basis is LegalBasis.LEGITIMATE_INTEREST
+        and subscriber.legitimate_interest_opt_out
+    )
 
 
 @dataclass(frozen=True)
@@ -30,8 +41,9 @@ class ScopeRequest:
 
     @property
     def legitimate_interest(self) -> bool:
-        return (self.purpose is not None
-                and self.purpose.legal_basis is LegalBasis.LEGITIMATE_INTEREST)
+        return (
+            self.purpose is not None and self.purpose.legal_basis is LegalBasis.LEGITIMATE_INTEREST
+        )
 
 
 def parse_scope(

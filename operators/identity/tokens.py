@@ -26,7 +26,7 @@ from .clients import ClientRegistry
 from .consent import ConsentStore
 from .errors import InvalidAccessTokenError, TokenContextError
 from .keys import KeyRing
-from .purposes import ScopeRequest
+from .purposes import ScopeRequest, objects_to
 from .types import ACCESS_TOKEN_TYP, OPENID, PURPOSE_PREFIX, GrantType
 
 SCHEMA = """
@@ -320,19 +320,22 @@ class TokenService:
         policy = self.config.purpose(purpose) if purpose else None
         if purpose and policy is None:
             raise TokenContextError("purpose_withdrawn", "the purpose is no longer offered")
-        if msisdn is not None and policy is not None:
-            if policy.legal_basis is LegalBasis.CONSENT:
-                consent = self.consents.get(row["consent_id"]) if row["consent_id"] else None
-                if consent is None or not consent.active(now):
-                    raise TokenContextError("consent_revoked", "consent revoked or expired")
-                if consent.expires_at is not None:
-                    valid_until = consent.expires_at
-            elif policy.legal_basis is LegalBasis.LEGITIMATE_INTEREST:
-                subscriber = self.subscribers.get(msisdn)
-                if subscriber is None or subscriber.legitimate_interest_opt_out:
-                    raise TokenContextError("opted_out", "the subscriber objected to processing")
-        if msisdn is not None and self.subscribers.get(msisdn) is None:
-            raise TokenContextError("unknown_subscriber", "the subscriber left this operator")
+        if (
+            msisdn is not None
+            and policy is not None
+            and policy.legal_basis is LegalBasis.CONSENT
+        ):
+            consent = self.consents.get(row["consent_id"]) if row["consent_id"] else None
+            if consent is None or not consent.active(now):
+                raise TokenContextError("consent_revoked", "consent revoked or expired")
+            if consent.expires_at is not None:
+                valid_until = consent.expires_at
+        if msisdn is not None:
+            subscriber = self.subscribers.get(msisdn)
+            if subscriber is None:
+                raise TokenContextError("unknown_subscriber", "the subscriber left this operator")
+            if objects_to(policy, subscriber):
+                raise TokenContextError("opted_out", "the subscriber objected to processing")
         if msisdn is not None:
             due = self.subscribers.next_change_after(msisdn, now)
             if due is not None:
