@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +54,24 @@ DEMO_SCOPE = (
     "device-reachability-status:read device-roaming-status:read"
 )
 DEMO_PURPOSES = ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"]
+
+
+def free_port_block(count: int) -> int:
+    """A first port with ``count`` free loopback ports after it (checked, not reserved)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65000:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free block of loopback ports")
 
 
 def localize(config: FederationConfig, base_port: int, host: str = HOST) -> FederationConfig:

@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from federation.launcher import free_port_block
+
 console = Console()
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -42,24 +43,6 @@ def _loadtests() -> None:
     """Make the repository's ``loadtests`` folder importable (it is not an installed package)."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-
-
-def free_port_block(count: int) -> int:
-    """A first port with ``count`` free loopback ports after it (checked, not reserved)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of loopback ports")
 
 
 def seconds(text: str) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,24 +17,7 @@ from joserfc.jwk import ECKey
 
 from federation.client import ApplicationClient
 from federation.config import PORTED_NUMBER
-
-
-def free_base_port(count: int = 4) -> int:
-    """A base port with ``count`` free ports after it (checked, not reserved)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free port range")
+from federation.launcher import free_port_block
 
 
 def alive(pid: int) -> bool:
@@ -56,7 +38,7 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
             "--descriptor",
             str(path),
             "--base-port",
-            str(free_base_port()),
+            str(free_port_block(4)),
             "--run-dir",
             str(tmp_path / "run"),
         ],

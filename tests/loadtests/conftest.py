@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from federation.config import default_federation
-from federation.launcher import FederationProcesses, descriptor
-from sim.commands.loadtest import free_port_block
+from federation.launcher import FederationProcesses, descriptor, free_port_block
 
 
 @pytest.fixture(scope="package")
