@@ -11,37 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ddsketch import DDSketch
 
 from sim.metrics import RELATIVE_ACCURACY, Metrics, quantile
+from sim.results import RunResult, Verdict
 from sim.scenario import CONSENT_METRICS, Expectation, Scenario
 
-if TYPE_CHECKING:
-    from sim.engine import RunResult
-
 __all__ = ["Verdict", "evaluate", "recovery_time", "resolve_window"]
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """One expectation's measured value and whether it lies within its bounds."""
-
-    label: str
-    metric: str
-    value: float | None
-    min: float | None
-    max: float | None
-
-    @property
-    def passed(self) -> bool:
-        if self.value is None or math.isnan(self.value):
-            return False
-        if self.min is not None and self.value < self.min:
-            return False
-        return not (self.max is not None and self.value > self.max)
 
 
 def resolve_window(

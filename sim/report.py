@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
-from sim.engine import RunResult
+from sim.results import RunResult
 from sim.html_report import Figure, HtmlDocument, verdict_cell
 from sim.metrics import quantile
 from sim.scenario import ConsentRevocation, Scenario

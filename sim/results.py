@@ -1,0 +1,119 @@
+"""What a run produced and how each expectation was judged: records only, no behaviour.
+
+They live apart from :mod:`sim.engine` (which builds them) and :mod:`sim.expectations` (which
+measures them) so that neither of those imports the other.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sim.metrics import KeyStats, LittleCheck, TimeSeries
+from sim.scenario import Scenario
+
+__all__ = ["RunResult", "StationLittle", "Verdict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One expectation's measured value and whether it lies within its bounds."""
+
+    label: str
+    metric: str
+    value: float | None
+    min: float | None
+    max: float | None
+
+    @property
+    def passed(self) -> bool:
+        if self.value is None or math.isnan(self.value):
+            return False
+        if self.min is not None and self.value < self.min:
+            return False
+        return not (self.max is not None and self.value > self.max)
+
+
+@dataclass(frozen=True, slots=True)
+class StationLittle:
+    """Little's law at one network function (its Occupancy's time averages)."""
+
+    name: str
+    mean_in_system: float
+    throughput: float
+    mean_sojourn: float
+
+    @property
+    def relative_error(self) -> float:
+        product = self.throughput * self.mean_sojourn
+        scale = max(self.mean_in_system, product, 1e-12)
+        return abs(self.mean_in_system - product) / scale
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What one variant's run produced; :meth:`summary` is its deterministic digest."""
+
+    scenario: Scenario
+    series: TimeSeries
+    keys: dict[tuple[str, str, str], KeyStats]
+    little: LittleCheck
+    stations: list[StationLittle]
+    verdicts: list[Verdict]
+    breaker_changes: dict[str, dict[str, int]]
+    balancer_changes: list[tuple[float, str, str, bool]]
+    calls: int
+    events: dict[str, tuple[float, float]] = field(default_factory=dict)
+    discovery: dict[str, int] = field(default_factory=dict)
+    """Telco Finder searches by mode (SHALLOW, DEEP) and forwards that found a moved number."""
+    ported: dict[tuple[str, str, str], tuple[int, int]] = field(default_factory=dict)
+    """Operations for ported numbers: (home, serving, application) -> (succeeded, completed)."""
+    consent: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per operator with a consent revocation wave: calls refused, successes within and after
+    the replication lag (ground truth, counted when the consent was checked)."""
+    consent_waves: list[dict[str, Any]] = field(default_factory=list)
+    """Each wave as scheduled per operator: timing, replication lag, lines, where they landed."""
+    _rows: list[dict[str, float]] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def rows(self) -> list[dict[str, float]]:
+        """The per-second rows as dicts (built from :attr:`series` on first use, then kept)."""
+        if self._rows is None:
+            self._rows = self.series.rows()
+        return self._rows
+
+    @property
+    def passed(self) -> bool:
+        return all(v.passed for v in self.verdicts)
+
+    def totals(self) -> dict[str, float]:
+        """Whole-run counts and ratios over every key."""
+        offered = sum(k.offered for k in self.keys.values())
+        completed = sum(k.completed for k in self.keys.values())
+        ok = sum(k.ok for k in self.keys.values())
+        attempts = sum(k.attempts for k in self.keys.values())
+        throttled = sum(k.throttled for k in self.keys.values())
+        duration = self.scenario.duration
+        return {
+            "operations": offered,
+            "completed": completed,
+            "succeeded": ok,
+            "attempts": attempts,
+            "throttled": throttled,
+            "availability": ok / completed if completed else 0.0,
+            "goodput_per_second": ok / duration,
+            "offered_per_second": offered / duration,
+            "retry_amplification": attempts / offered if offered else 0.0,
+            **self.consent_totals(),
+        }
+
+    def consent_totals(self, operator: str | None = None) -> dict[str, int]:
+        """Revoked-consent counts over every operator with a wave (or one): none if no wave."""
+        found = [c for op, c in self.consent.items() if operator in (None, op)]
+        if not self.consent:
+            return {}
+        return {
+            f"revoked_consent_{name}": sum(c[name] for c in found)
+            for name in ("refused", "successes_within_lag", "successes_after_lag")
+        }
