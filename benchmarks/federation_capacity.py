@@ -17,19 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from sim.commands.loadtest import (  # noqa: E402
-    LOCUSTFILE,
-    federation,
-    read_summary,
-    run_locust,
-)
+from loadtests.locust_run import LOCUSTFILE, federation, read_summary, run_locust
 
 CLASSES = ["AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp"]
 P95_LIMIT_MS = 200.0

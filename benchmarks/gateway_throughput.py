@@ -64,9 +64,6 @@ ADMIN = {"Authorization": "Bearer admin-secret"}
 PLAN = "bench-unlimited"
 GOAL = 0.6
 
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
 
 # -- prerequisites --------------------------------------------------------------------------
 

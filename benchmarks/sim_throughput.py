@@ -28,11 +28,10 @@ from typing import Any
 
 import simpy
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from sim.engine import World, run_scenario
+from sim.scenario import Scenario, load_scenario
 
-from sim.engine import World, run_scenario  # noqa: E402
-from sim.scenario import Scenario, load_scenario  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 HERD = ROOT / "scenarios" / "thundering_herd.yaml"
 FEDERATION = ROOT / "scenarios" / "baseline.yaml"

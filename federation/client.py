@@ -3,17 +3,21 @@
 This is what a third-party developer's backend does against an operator (or, later, the
 aggregator): it is used by ``ogsim demo``, the federation's aggregator and the load tests, so
 they all exercise the identity server exactly as a real client would.
+:func:`fetch_access_token` is the whole of it for one token (``ogsim token``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -242,3 +246,36 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {"error": "http_error", "error_description": response.text[:200]}
     return body if isinstance(body, dict) else {"error": "http_error"}
+
+
+def load_client_key(path: Path) -> ECKey:
+    """An application's private signing key from a JWK file (JSON, as ``jwk.as_dict(True)``)."""
+    data = json.loads(path.read_text())
+    key = ECKey.import_key(data)
+    if not key.is_private:
+        raise ValueError(f"{path} holds a public key: private_key_jwt needs the private one")
+    return key
+
+
+async def fetch_access_token(
+    issuer: str,
+    client_id: str,
+    key: ECKey,
+    scope: str,
+    *,
+    phone_number: str | None = None,
+    http: httpx.AsyncClient | None = None,
+) -> dict[str, Any]:
+    """One token as a developer's backend gets it: discovery, then private_key_jwt.
+
+    With ``phone_number`` the token is three-legged (CIBA, ``login_hint=tel:...``, polled to
+    its end), otherwise two-legged (client credentials). Raises :class:`OAuthClientError`
+    when the server refuses and :class:`httpx.HTTPError` when it cannot be reached.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if http is None:
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
+        client = await ApplicationClient.discover(client_id, key, issuer, http)
+        if phone_number:
+            return await client.ciba(f"tel:{phone_number}", scope)
+        return await client.client_credentials(scope)

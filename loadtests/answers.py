@@ -2,20 +2,21 @@
 subscriber's records. Each check returns the reasons it is wrong (empty when it is right).
 
 Schemas come from the CAMARA definitions (``$OGSIM_CAMARA_DIR``, else ``../shared/camara``)
-through :mod:`operators.conformance.openapi`; an API whose definition is missing is checked
+through :mod:`loadtests.conformance.openapi`; an API whose definition is missing is checked
 on its data only, and :func:`schema_source` says so.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .camara_definitions import camara_dir
+from .conformance.openapi import ApiSpec, load_spec
 from .federation_view import SubscriberTruth
 
 SPEC_FILES: dict[str, str] = {
@@ -31,19 +32,10 @@ BOUNDARY = timedelta(hours=1)
 """A SIM change this close to a ``maxAge`` boundary may be judged either way; not checked."""
 
 
-def camara_dir() -> Path:
-    configured = os.environ.get("OGSIM_CAMARA_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "camara"
-
-
 class SchemaBook:
     """Response schemas of the CAMARA operations a load test calls, loaded once."""
 
     def __init__(self, root: Path | None = None) -> None:
-        from operators.conformance.openapi import ApiSpec, load_spec
-
         self.root = root or camara_dir()
         common = self.root / "commonalities" / "CAMARA_common.yaml"
         self.specs: dict[str, ApiSpec] = {}

@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,12 +55,8 @@ from locust import FastHttpUser, constant_throughput, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from loadtests import answers  # noqa: E402
-from loadtests.federation_view import (  # noqa: E402
+from loadtests import answers
+from loadtests.federation_view import (
     ADMIN_SECRET,
     Descriptor,
     SubscriberPool,
@@ -70,8 +65,8 @@ from loadtests.federation_view import (  # noqa: E402
     build_pool,
     load_descriptor,
 )
-from loadtests.outcomes import Kind, Outcome, classify, parse_body  # noqa: E402
-from loadtests.provisioning import (  # noqa: E402
+from loadtests.outcomes import Kind, Outcome, classify, parse_body
+from loadtests.provisioning import (
     FRAUD,
     SERVICE,
     Credentials,
@@ -79,9 +74,9 @@ from loadtests.provisioning import (  # noqa: E402
     subscribe_aggregator,
     usage_snapshot,
 )
-from loadtests.reconciliation import RUN_FILE  # noqa: E402
-from loadtests.shapes import shape_from_env  # noqa: E402
-from loadtests.tally import Key, Tally  # noqa: E402
+from loadtests.reconciliation import RUN_FILE
+from loadtests.shapes import shape_from_env
+from loadtests.tally import Key, Tally
 
 log = logging.getLogger("ogsim.loadtest")
 

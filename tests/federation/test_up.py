@@ -34,7 +34,8 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "sim.commands.up",
+            "sim.cli",
+            "up",
             "--descriptor",
             str(path),
             "--base-port",

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from loadtests.federation_view import load_descriptor
+from loadtests.locust_run import LOCUSTFILE, read_summary, run_locust
 from loadtests.reconciliation import Reconciliation, reconcile
 from loadtests.tally import MergedTally, merge
-from sim.commands.loadtest import LOCUSTFILE, read_summary, run_locust
 
 USER_CLASSES = {"AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp", "GreedyApp"}
 
@@ -108,11 +108,7 @@ def test_data_centre_down_mid_run_loses_and_doubles_nothing(
     assert not madrid["available"] and not madrid["inRotation"]
     assert report.matches, report.as_json()
     assert sum(tally.unresolved.values()) == 0
-    unexpected = [
-        f
-        for f in _failures(tmp_path)
-        if f["Method"] != "503 data centre down"
-    ]
+    unexpected = [f for f in _failures(tmp_path) if f["Method"] != "503 data centre down"]
     assert unexpected == [], unexpected
     assert summary["served"]["requests"] > 100
 

@@ -1,11 +1,14 @@
-"""``ogsim demo``: the default federation in one process, and a cross-operator story.
+"""The demo story (``ogsim demo``): the default federation in one process, told step by step.
 
 An application registered only with the aggregator checks SIM swap and verifies location for
 subscribers of two operators (one number ported between networks), is refused for a number
 nobody serves, gets consent through CIBA on a third operator's subscriber handset, loses it
 when the subscriber revokes it from their phone, and keeps being served while a data centre
 fails. Every hop (who called whom, status, latency) is printed as it happens; the run ends
-with a Mermaid sequence diagram written to ``--out`` and a summary table.
+with a Mermaid sequence diagram written to ``out``; the caller prints the summary.
+
+The story narrates on the console it is given (none: silent), so that a test runs it quietly
+and the command runs it aloud; its outcomes are returned either way.
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ import subprocess
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -30,7 +32,6 @@ from federation.federation import Federation, quick_consent, running_federation
 from federation.global_load_balancer import HealthPolicy
 from federation.tracing import Hop, TraceLog, mermaid
 
-console = Console(highlight=False)
 APP = "antifraud-app"
 FRAUD = "dpv:FraudPreventionAndDetection"
 SERVICE = "dpv:ServiceProvision"
@@ -39,35 +40,21 @@ UNKNOWN_NUMBER = "+4915112345678"
 HEALTH = HealthPolicy(interval=0.1, failures_to_down=2, successes_to_up=2)
 
 Step = tuple[str, str, float]
+"""(step, outcome, milliseconds); an outcome starting with ``UNEXPECTED`` is a surprise."""
 
-
-def command(
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
-    out: Annotated[Path, typer.Option(help="folder for the sequence diagram")] = Path("ogsim-demo"),
-) -> None:
-    """Start the default federation in process and run a cross-operator story through it."""
-    steps = asyncio.run(run_demo(echo=not quiet, out=out))
-    table = Table(title="demo summary")
-    for column in ("step", "outcome", "ms"):
-        table.add_column(column)
-    for name, outcome, millis in steps:
-        style = "red" if outcome.startswith("UNEXPECTED") else ""
-        table.add_row(name, outcome, f"{millis:.1f}", style=style)
-    console.print(table)
-    if any(outcome.startswith("UNEXPECTED") for _, outcome, _ in steps):
-        raise typer.Exit(1)
+__all__ = ["UNKNOWN_NUMBER", "Step", "Story", "run_demo"]
 
 
 class Story:
     """Runs and records the steps; each states what it expects, so surprises stand out."""
 
-    def __init__(self, echo: bool) -> None:
-        self.echo = echo
+    def __init__(self, console: Console | None) -> None:
+        self.console = console
         self.steps: list[Step] = []
 
     def say(self, text: str) -> None:
-        if self.echo:
-            console.print(text)
+        if self.console is not None:
+            self.console.print(text)
 
     def chapter(self, title: str) -> None:
         self.say(f"\n[bold underline]{title}[/bold underline]")
@@ -104,9 +91,9 @@ class Story:
         self.say(f"{prefix}[{colour}]=> {outcome}[/{colour}] ({millis:.0f} ms)")
 
 
-async def run_demo(echo: bool = True, out: Path | None = None) -> list[Step]:
-    """The scripted story; returns (step, outcome, milliseconds) for each step."""
-    story = Story(echo)
+async def run_demo(console: Console | None = None, out: Path | None = None) -> list[Step]:
+    """The scripted story, told on ``console``; returns (step, outcome, ms) for each step."""
+    story = Story(console)
     recording = [True]
     log = TraceLog()
 
@@ -122,8 +109,8 @@ async def run_demo(echo: bool = True, out: Path | None = None) -> list[Step]:
         story.record(
             "start the default federation (3 operators, 6 data centres, hub)", "ok", started
         )
-        if echo:
-            _print_parties(fed)
+        if console is not None:
+            console.print(_parties(fed))
         steps = await _story(fed, story, recording)
         settlement = (
             await fed.http.get(
@@ -131,8 +118,8 @@ async def run_demo(echo: bool = True, out: Path | None = None) -> list[Step]:
                 headers={"Authorization": f"Bearer {fed.aggregator.config.admin_secret}"},
             )
         ).json()
-        if echo:
-            _print_settlement(settlement)
+        if console is not None:
+            console.print(_settlement(settlement))
     if out is not None:
         _write_diagram(out, log.hops, story)
     return steps
@@ -293,7 +280,7 @@ def es_front_url(fed: Federation) -> str:
     return fed.config.operator("telco-es").api_root
 
 
-def _print_parties(fed: Federation) -> None:
+def _parties(fed: Federation) -> Table:
     table = Table(title=f"federation {fed.config.name}: who is who")
     for column in ("party", "country", "data centres", "trusts the hub because"):
         table.add_column(column)
@@ -302,16 +289,16 @@ def _print_parties(fed: Federation) -> None:
         verdict = member.trust.explain(op_id, hub).reason
         table.add_row(op_id, member.config.country, ", ".join(member.replicas), verdict)
     table.add_row(hub, "-", "-", "(the aggregator: one entry point for applications)")
-    console.print(table)
+    return table
 
 
-def _print_settlement(totals: list[dict[str, Any]]) -> None:
+def _settlement(totals: list[dict[str, Any]]) -> Table:
     table = Table(title="settlement at the hub (per operator pair)")
     for column in ("aggregator", "operator", "calls", "billable"):
         table.add_column(column)
     for row in totals:
         table.add_row(row["aggregator"], row["operator"], str(row["calls"]), str(row["billable"]))
-    console.print(table)
+    return table
 
 
 def _write_diagram(out: Path, hops: list[Hop], story: Story) -> None:

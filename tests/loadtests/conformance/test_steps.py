@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
-from operators.conformance import CommandTokens, StepFailed, TokenNeed, Unsupported
-from operators.conformance.runner import ConformanceReport, Scenario, ScenarioResult
-from operators.conformance.steps import default_library, normalise
-from operators.conformance.world import REMOVE, assign, lookup, present
+from loadtests.conformance import CommandTokens, StepFailed, TokenNeed, Unsupported
+from loadtests.conformance.runner import ConformanceReport, Scenario, ScenarioResult
+from loadtests.conformance.steps import default_library, normalise
+from loadtests.conformance.world import REMOVE, assign, lookup, present
 
 
 async def _sent(world: Any, *steps: str) -> None:

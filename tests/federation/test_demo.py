@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from federation.config import PORTED_NUMBER
-from sim.commands.demo import UNKNOWN_NUMBER, run_demo
+from federation.demo import UNKNOWN_NUMBER, run_demo
 
 
 async def test_demo_story_has_the_expected_outcomes(tmp_path: Path) -> None:
-    steps = {name: outcome for name, outcome, _ in await run_demo(echo=False, out=tmp_path)}
+    steps = {name: outcome for name, outcome, _ in await run_demo(out=tmp_path)}
     assert not [s for s in steps.values() if s.startswith("UNEXPECTED")], steps
     assert steps["SIM swap check +33610000002 (telco-fr)"] == '200 {"swapped":true}'
     assert steps[f"SIM swap check {PORTED_NUMBER} (ported to telco-es)"].startswith("200")

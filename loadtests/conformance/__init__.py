@@ -5,6 +5,11 @@ from the API's YAML and the scenario's steps, and checks the answers against the
 What an implementation must provide (tokens, test numbers, fault switches) is the
 :class:`Target`; ogsim's own operator provides all of it, another implementation provides what
 it can and the rest is skipped with a reason.
+
+This face imports nothing of ogsim's operator: the runner is useful against any
+implementation. ogsim's own operator as an in-process target is
+:mod:`loadtests.conformance.ogsim_operator`, imported only by those who want it (the
+``ogsim conformance`` command and the tests).
 """
 
 from .openapi import ApiSpec, Operation, load_spec

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from operators.conformance import run_conformance
-from sim.commands.conformance import conformance
-from sim.conformance import in_process_target
+from loadtests.conformance import run_conformance
+from loadtests.conformance.ogsim_operator import in_process_target
+from sim.cli.qa import conformance
 
 APIS = {
     "sim-swap",

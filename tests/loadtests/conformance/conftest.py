@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from operators.conformance import Target, TokenNeed, load_spec
-from operators.conformance.world import ApiUnderTest, World
-from sim.conformance import default_camara_dir
+from loadtests.camara_definitions import camara_dir as default_camara_dir
+from loadtests.conformance import Target, TokenNeed, load_spec
+from loadtests.conformance.world import ApiUnderTest, World
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,9 @@
 The operator's epoch clock can be shifted back for a moment so that the identity server issues
 a token that has already expired when the gateway sees it: the only way to get CAMARA's
 "expired access token" from a black box without waiting an hour.
+
+Not part of :mod:`loadtests.conformance`'s face, because it imports the operator while the
+runner itself works against any implementation.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import httpx
 from joserfc.jwk import ECKey
@@ -18,22 +20,13 @@ from joserfc.jwk import ECKey
 from federation.client import ApplicationClient, Endpoints, new_client_key
 from operators.camara.scopes import BASE_PATHS, OPERATION_SCOPES
 from operators.config import OperatorConfig, TokenLifetimes, example_operator
-from operators.conformance import AdminEnvironment, Target, TokenNeed, Unsupported
 from operators.operator import Operator, create_operator_app
 
-__all__ = ["OperatorTokens", "default_camara_dir", "in_process_target"]
+from .target import AdminEnvironment, Target, TokenNeed, Unsupported
+
+__all__ = ["OperatorTokens", "conformance_config", "in_process_target"]
 
 CLIENTS = ("primary", "secondary")
-
-
-def default_camara_dir() -> Path:
-    """``$OGSIM_CAMARA_DIR``, else ``../shared/camara`` beside the repository root."""
-    import os
-
-    configured = os.environ.get("OGSIM_CAMARA_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "camara"
 
 
 class ShiftedClock:

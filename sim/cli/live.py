@@ -1,0 +1,290 @@
+"""The live commands: ``serve``, ``up``, ``demo``, ``operator`` and ``token``.
+
+``serve`` runs one operator on a localhost port; ``up`` the whole federation, each party its
+own process on a loopback port, writing the descriptor JSON (every URL, the test numbers, a
+demo application's credentials) and stopping every process on Ctrl-C or SIGTERM; ``demo``
+tells the cross-operator story (:mod:`federation.demo`) through the federation in one
+process; ``operator`` inspects one operator's config, test numbers and subscribers; ``token``
+prints an access token as an application gets it, for curl and for ``ogsim conformance``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import httpx
+import typer
+import uvicorn
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from federation.client import OAuthClientError, fetch_access_token, load_client_key
+from federation.config import default_federation, load_federation
+from federation.demo import run_demo
+from federation.launcher import FederationProcesses, descriptor
+from operators.operator import Operator, create_operator_app
+from operators.storage import Database
+from operators.subscriber_base import SubscriberBase
+from sim.cli.options import DEFAULT_ADMIN_SECRET, OperatorConfigOption, load_operator
+
+__all__ = ["app", "demo", "operator_app", "serve", "token", "up"]
+
+PANEL = "Live (real HTTP, wall time)"
+
+console = Console()
+operator_app = typer.Typer(
+    help="Inspect one operator: its config, test numbers and subscribers.", no_args_is_help=True
+)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve(
+    config: OperatorConfigOption = None,
+    host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8080,
+    storage: Annotated[
+        Path | None, typer.Option(help="SQLite file for the operator's state (default: memory)")
+    ] = None,
+) -> None:
+    """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
+    operator_config = load_operator(config, console)
+    if not _loopback(host) and operator_config.admin_secret == DEFAULT_ADMIN_SECRET:
+        console.print(
+            f"[red]--host {host} is reachable from other machines and the admin secret is the "
+            "default one: set admin_secret in the operator config first[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    origin = f"http://{host}:{port}"
+    updates: dict[str, object] = {"issuer": f"{origin}/oauth"}
+    if storage is not None:
+        updates["storage"] = str(storage)
+    operator = Operator.from_config(operator_config.model_copy(update=updates))
+    table = Table(title=f"{operator_config.display_name} ({operator_config.id})")
+    table.add_column("what")
+    table.add_column("where")
+    table.add_row("issuer", operator.issuer)
+    table.add_row("discovery", f"{operator.issuer}/.well-known/openid-configuration")
+    table.add_row(
+        "CAMARA APIs (gateway)", f"{origin}/sim-swap/v2, /device-reachability-status/v1, ..."
+    )
+    table.add_row("OpenAPI docs", f"{origin}/docs")
+    table.add_row("metrics (Prometheus)", f"{origin}/metrics")
+    table.add_row("admin credential", f"Authorization: Bearer {operator_config.admin_secret}")
+    for test, number in operator.subscribers.test_numbers():
+        table.add_row(f"test number: {test.role}", number)
+    console.print(table)
+    uvicorn.run(create_operator_app(operator), host=host, port=port, log_level="warning")
+    operator.close()
+
+
+def up(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="federation YAML (default: the built-in three operators)"
+        ),
+    ] = None,
+    descriptor_path: Annotated[
+        Path, typer.Option("--descriptor", help="where to write the descriptor JSON")
+    ] = Path("ogsim-federation.json"),
+    base_port: Annotated[
+        int, typer.Option(min=1024, max=65000, help="first port; operators, then the aggregator")
+    ] = 8100,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(help="databases and logs of the parties (default: a temporary folder)"),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for every party")] = 60.0,
+) -> None:
+    """Start every operator and the aggregator as separate processes, until Ctrl-C."""
+    federation = load_federation(config) if config else default_federation()
+    scratch = None
+    if run_dir is None:
+        scratch = tempfile.TemporaryDirectory(prefix="ogsim-up-")
+        run_dir = Path(scratch.name)
+    processes = FederationProcesses.prepare(federation, base_port, run_dir)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        processes.start()
+        processes.wait_ready(timeout)
+        application = processes.register_demo_application()
+        described = descriptor(processes, application)
+        descriptor_path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor_path.write_text(json.dumps(described, indent=2))
+        _print(described, descriptor_path)
+        while not stop.wait(0.5):
+            for party, process in processes.processes.items():
+                if process.poll() is not None:
+                    console.print(f"[red]{party} exited with {process.returncode}[/red]")
+                    stop.set()
+    finally:
+        codes = processes.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        console.print(f"stopped: {', '.join(f'{p} ({c})' for p, c in codes.items())}")
+        if scratch is not None:
+            scratch.cleanup()
+
+
+def _print(described: dict[str, object], path: Path) -> None:
+    table = Table(title="ogsim federation (live, one process per party)")
+    for column in ("party", "issuer", "test number (approves)"):
+        table.add_column(column)
+    for operator in described["operators"]:  # type: ignore[attr-defined]
+        table.add_row(operator["id"], operator["issuer"], operator["testNumbers"]["approves"])
+    for aggregator in described["aggregators"]:  # type: ignore[attr-defined]
+        table.add_row(aggregator["id"], aggregator["issuer"], "-")
+    console.print(table)
+    console.print(f"descriptor: {path} (demo application credentials included); Ctrl-C stops")
+
+
+def demo(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
+    out: Annotated[Path, typer.Option(help="folder for the sequence diagram")] = Path("ogsim-demo"),
+) -> None:
+    """Start the default federation in process and run a cross-operator story through it."""
+    teller = Console(highlight=False)
+    steps = asyncio.run(run_demo(None if quiet else teller, out=out))
+    table = Table(title="demo summary")
+    for column in ("step", "outcome", "ms"):
+        table.add_column(column)
+    for name, outcome, millis in steps:
+        style = "red" if outcome.startswith("UNEXPECTED") else ""
+        table.add_row(name, outcome, f"{millis:.1f}", style=style)
+    teller.print(table)
+    if any(outcome.startswith("UNEXPECTED") for _, outcome, _ in steps):
+        raise typer.Exit(1)
+
+
+@operator_app.command("numbers")
+def numbers(
+    config: OperatorConfigOption = None,
+    sample: int = typer.Option(5, min=0, help="also list this many generated subscribers"),
+) -> None:
+    """List the documented test numbers (fixed behaviour) and a sample of generated ones."""
+    operator = load_operator(config, console)
+    base = SubscriberBase(operator, Database(":memory:"))
+    table = Table(title=f"{operator.display_name} ({operator.id}) test numbers")
+    table.add_column("phone number")
+    table.add_column("role")
+    table.add_column("behaviour")
+    for test, number in base.test_numbers():
+        table.add_row(number, test.role, test.description)
+    for number in base.numbers(sample):
+        table.add_row(number, "generated", f"seed {operator.seed}: see `ogsim operator subscriber`")
+    console.print(table)
+
+
+@operator_app.command("subscriber")
+def subscriber(
+    phone_number: str = typer.Argument(..., help="E.164, e.g. +34600000001"),
+    config: OperatorConfigOption = None,
+) -> None:
+    """Print everything the operator knows about one subscriber, as JSON."""
+    operator = load_operator(config, console)
+    found = SubscriberBase(operator, Database(":memory:")).get(phone_number)
+    if found is None:
+        console.print(f"[red]{operator.id} does not serve {phone_number}[/red]")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(found.model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@operator_app.command("config")
+def show_config(config: OperatorConfigOption = None) -> None:
+    """Print the operator config as YAML: a starting point for your own file."""
+    data = load_operator(config, console).model_dump(mode="json")
+    typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def token(
+    issuer: Annotated[
+        str, typer.Option(envvar="OGSIM_ISSUER", help="the authorization server's issuer URL")
+    ],
+    client_id: Annotated[
+        str, typer.Option(envvar="OGSIM_CLIENT_ID", help="the application's client_id")
+    ],
+    key: Annotated[
+        Path,
+        typer.Option(
+            envvar="OGSIM_CLIENT_KEY", help="the application's private JWK (private_key_jwt)"
+        ),
+    ],
+    scope: Annotated[
+        str,
+        typer.Option(envvar="OGSIM_SCOPE", help="scopes, space separated (may hold the purpose)"),
+    ] = "",
+    number: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OGSIM_PHONE_NUMBER",
+            help="E.164 subscriber number: a three-legged token through CIBA",
+        ),
+    ] = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="dpv: purpose, appended to the scope if not there")
+    ] = None,
+    expired: Annotated[
+        bool, typer.Option(envvar="OGSIM_EXPIRED", hidden=True, help="asked for an expired one")
+    ] = False,
+) -> None:
+    """Print an access token for an application (as `gcloud auth print-access-token` does).
+
+    Every option falls back to the variable ``ogsim conformance --token-command`` sets
+    (OGSIM_SCOPE, OGSIM_PHONE_NUMBER, OGSIM_EXPIRED), so this command can be that command.
+    """
+    if expired:
+        typer.echo("an authorization server does not mint expired tokens on request", err=True)
+        raise typer.Exit(3)
+    wanted = scope.split()
+    if purpose and purpose not in wanted:
+        wanted.append(purpose)
+    try:
+        private = load_client_key(key)
+    except (OSError, ValueError) as error:
+        typer.echo(f"cannot read the key {key}: {error}", err=True)
+        raise typer.Exit(2) from error
+    try:
+        answer = asyncio.run(
+            fetch_access_token(
+                issuer, client_id, private, " ".join(wanted), phone_number=number or None
+            )
+        )
+    except OAuthClientError as error:
+        typer.echo(f"{issuer} refused: {error}", err=True)
+        raise typer.Exit(1) from error
+    except httpx.HTTPError as error:
+        typer.echo(f"{issuer} cannot be reached: {error}", err=True)
+        raise typer.Exit(2) from error
+    sys.stdout.write(f"{answer['access_token']}\n")
+
+
+app = typer.Typer()
+app.command("serve", rich_help_panel=PANEL)(serve)
+app.command("up", rich_help_panel=PANEL)(up)
+app.command("demo", rich_help_panel=PANEL)(demo)
+app.command("token", rich_help_panel=PANEL)(token)
+app.add_typer(operator_app, name="operator", rich_help_panel=PANEL)

@@ -1,0 +1,305 @@
+"""The QA commands: ``conformance``, ``loadtest`` and ``reconcile``, black boxes of live gateways.
+
+``conformance`` runs CAMARA's own ``.feature`` scenarios (:mod:`loadtests.conformance`)
+against ogsim's operator in process, or against any CAMARA implementation with ``--base-url
+URL --token-command CMD``: CMD is run once per distinct token need and prints an access token
+(``ogsim token`` is such a command); the need arrives as ``OGSIM_TOKEN_KIND``,
+``OGSIM_SCOPE``, ``OGSIM_PHONE_NUMBER``, ``OGSIM_CLIENT`` and ``OGSIM_EXPIRED``. Test data
+comes from ``OGSIM_TEST_NUMBERS`` (JSON, role → number) or, with ``--admin-secret`` (or
+``OGSIM_ADMIN_SECRET``), from an ogsim operator's admin API, which also enables faults.
+
+``loadtest`` runs the installed ``loadtests/locustfile.py`` headless (:mod:`loadtests.locust_run`)
+against a federation it starts (or one already up, ``--descriptor``), writes Locust's reports
+to ``--out``, prints a summary, reconciles the exact counts with metering and settlement, and
+exits non-zero when a threshold (``--max-failure-ratio``, ``--max-p95``) is broken or the
+counts differ. Flags Locust has keep Locust's names (``--users``, ``--spawn-rate``,
+``--run-time``, ``--stop-timeout``). ``reconcile`` repeats the reconciliation of a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from loadtests.camara_definitions import camara_dir
+from loadtests.conformance import (
+    AdminEnvironment,
+    CommandTokens,
+    ConformanceReport,
+    ScenarioResult,
+    Target,
+    run_conformance,
+)
+from loadtests.conformance.ogsim_operator import in_process_target
+from loadtests.federation_view import DescriptorError
+from loadtests.locust_run import (
+    LOCUSTFILE,
+    federation,
+    read_summary,
+    reconcile_run,
+    run_locust,
+    seconds,
+    thresholds,
+)
+from loadtests.reconciliation import render
+from sim.cli.options import DEFAULT_ADMIN_SECRET, AdminSecretOption, ResultsAlias, out_or_alias
+
+__all__ = ["app", "conformance", "loadtest", "reconcile", "run_conformance_command"]
+
+PANEL = "QA (black box of a live gateway)"
+
+console = Console()
+
+
+async def run_conformance_command(
+    folder: Path,
+    apis: list[str] | None = None,
+    base_url: str | None = None,
+    token_command: str | None = None,
+    admin_secret: str | None = None,
+    echo: bool = False,
+) -> ConformanceReport:
+    """Run the scenarios in process (no ``base_url``) or against ``base_url``."""
+
+    def show(result: ScenarioResult) -> None:
+        if echo:
+            colour = {"passed": "green", "skipped": "yellow"}.get(result.outcome, "red")
+            line = f"[{colour}]{result.outcome:7}[/{colour}] {result.scenario.api} "
+            console.print(line + result.scenario.tag, soft_wrap=True, highlight=False)
+
+    if base_url is None:
+        async with in_process_target() as target:
+            return await run_conformance(target, folder, apis, on_result=show)
+    if token_command is None:
+        raise typer.BadParameter("--base-url needs --token-command", param_hint="--token-command")
+    numbers = json.loads(os.environ.get("OGSIM_TEST_NUMBERS", "{}"))
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as http:
+        environment = AdminEnvironment(
+            http, admin_secret, numbers, os.environ.get("OGSIM_UNKNOWN_NUMBER", "+99999999999")
+        )
+        target = Target(http, CommandTokens(token_command), environment)
+        return await run_conformance(target, folder, apis, on_result=show)
+
+
+def conformance(
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="API root of another CAMARA implementation (default: in process)"),
+    ] = None,
+    token_command: Annotated[
+        str | None,
+        typer.Option(help="shell command printing an access token, e.g. ogsim token ..."),
+    ] = None,
+    admin_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OGSIM_ADMIN_SECRET", help="admin credential of an ogsim operator at --base-url"
+        ),
+    ] = None,
+    camara_dir_option: Annotated[
+        Path | None,
+        typer.Option(
+            "--camara-dir", help="CAMARA YAML + .feature folder (default: $OGSIM_CAMARA_DIR)"
+        ),
+    ] = None,
+    api: Annotated[
+        list[str] | None,
+        typer.Option(help="only this API (YAML name, e.g. sim-swap); repeatable"),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per scenario")] = False,
+) -> None:
+    """Run CAMARA's own acceptance scenarios and print passed / failed / skipped per API."""
+    folder = camara_dir_option or camara_dir()
+    if not folder.is_dir():
+        console.print(f"[red]no CAMARA definitions at {folder}[/red] (set OGSIM_CAMARA_DIR)")
+        raise typer.Exit(2)
+    report = asyncio.run(
+        run_conformance_command(
+            folder, api or None, base_url, token_command, admin_secret, echo=verbose
+        )
+    )
+    table = Table(title="CAMARA conformance")
+    for column in ("API", "run", "passed", "failed", "skipped"):
+        table.add_column(column, justify="left" if column == "API" else "right")
+    for name, ran, passed, failed, skipped in report.per_api():
+        table.add_row(name, str(ran), str(passed), str(failed), str(skipped))
+    console.print(table)
+    for result in report.results:
+        if result.outcome in {"failed", "error"} or (verbose and result.outcome == "skipped"):
+            console.print(
+                f"{result.outcome.upper()} {result.scenario.api} {result.scenario.tag}: "
+                f"{result.reason.splitlines()[0] if result.reason else ''}",
+                soft_wrap=True,
+                highlight=False,
+                markup=False,
+            )
+    typer.echo(report.summary())
+    if report.failed or not report.results:
+        raise typer.Exit(1)
+
+
+def _print_summary(results: Path, summary: dict[str, Any]) -> None:
+    table = Table(title="Locust (per request type and name)")
+    for column in ("type", "name", "requests", "failures", "p50 ms", "p95 ms", "req/s"):
+        table.add_column(column, justify="left" if column in ("type", "name") else "right")
+    with (results / "locust_stats.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            table.add_row(
+                row["Type"],
+                row["Name"],
+                row["Request Count"],
+                row["Failure Count"],
+                row["50%"],
+                row["95%"],
+                f"{float(row['Requests/s']):.1f}",
+            )
+    console.print(table)
+    served = summary["served"]
+    console.print(
+        f"served calls: {served['requests']} ({served['rps']:.1f}/s), real failures "
+        f"{served['failures']} ({served['failureRatio']:.2%}), p95 {served['p95']:.0f} ms; "
+        f"throttled (429) {summary['throttled']}, protective 503 {summary['protective']}"
+    )
+
+
+def _reconcile(descriptor: Path, results: Path, admin_secret: str) -> bool:
+    """Reconcile and print the report; a bad descriptor or a silent federation exits 2."""
+    try:
+        report = reconcile_run(descriptor, results, admin_secret)
+    except (DescriptorError, FileNotFoundError) as error:
+        console.print(f"[red]{error}[/red]", soft_wrap=True)
+        raise typer.Exit(2) from error
+    except httpx.TransportError as error:
+        console.print(f"[red]the federation in {descriptor} does not answer: {error}[/red]")
+        raise typer.Exit(2) from error
+    print(render(report))
+    return report.matches
+
+
+def _time_span(text: str) -> str:
+    """Checks ``--run-time`` up front, so a typo fails before a federation is started."""
+    try:
+        seconds(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
+    return text
+
+
+def loadtest(
+    descriptor: Annotated[
+        Path | None,
+        typer.Option(help="descriptor of a federation already up (default: start one)"),
+    ] = None,
+    users: Annotated[int, typer.Option("--users", "-u", min=1, help="peak users")] = 10,
+    spawn_rate: Annotated[
+        float, typer.Option("--spawn-rate", "-r", min=0.1, help="users started per second")
+    ] = 5.0,
+    run_time: Annotated[
+        str, typer.Option("--run-time", "-t", callback=_time_span, help="e.g. 30s, 5m")
+    ] = "30s",
+    shape: Annotated[
+        str | None,
+        typer.Option(help="load shape instead of --users: step, spike or soak (OGSIM_SHAPE_*)"),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=0, help="distributed: a Locust master and this many workers")
+    ] = 0,
+    out: Annotated[
+        Path, typer.Option(help="folder for Locust's CSV/HTML reports and the counters")
+    ] = Path("ogsim-loadtest"),
+    results: ResultsAlias = None,
+    max_failure_ratio: Annotated[
+        float | None, typer.Option(help="fail when real failures exceed this share (0.01)")
+    ] = None,
+    max_p95: Annotated[
+        float | None, typer.Option(help="fail when the p95 of served calls exceeds this (ms)")
+    ] = None,
+    fail_data_centre: Annotated[
+        str | None,
+        typer.Option(help="OPERATOR/DC@SECONDS: take a data centre down mid-run"),
+    ] = None,
+    stop_timeout: Annotated[
+        float, typer.Option(help="seconds users get to finish their task at the end")
+    ] = 20.0,
+    seed: Annotated[int, typer.Option(help="seed of the Faker subscriber choices")] = 2024,
+    user_class: Annotated[
+        list[str] | None, typer.Option(help="run only these user classes (repeatable)")
+    ] = None,
+    reconcile_counts: Annotated[
+        bool, typer.Option("--reconcile/--no-reconcile", help="compare counts afterwards")
+    ] = True,
+    base_port: Annotated[
+        int | None, typer.Option(help="first port of a federation started here")
+    ] = None,
+    admin_secret: AdminSecretOption = DEFAULT_ADMIN_SECRET,
+    locustfile: Annotated[
+        Path, typer.Option(help="the Locust file (default: the installed one)")
+    ] = LOCUSTFILE,
+) -> None:
+    """Run Locust headless against the live federation; reports, thresholds, reconciliation."""
+    folder = out_or_alias(out, results)
+    folder.mkdir(parents=True, exist_ok=True)
+    with federation(descriptor, folder, base_port, say=console.print) as described:
+        run = run_locust(
+            locustfile=locustfile,
+            descriptor=described,
+            results=folder,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time=run_time,
+            shape=shape,
+            workers=workers,
+            stop_timeout=stop_timeout,
+            seed=seed,
+            fail_data_centre=fail_data_centre,
+            user_classes=user_class,
+        )
+        try:
+            summary = read_summary(folder)
+        except FileNotFoundError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(2) from error
+        _print_summary(folder, summary)
+        matches = True
+        if reconcile_counts:
+            matches = _reconcile(described, folder, admin_secret)
+    console.print(f"reports: {folder / 'report.html'}, {folder / 'locust_stats.csv'}")
+    broken = thresholds(summary, max_failure_ratio, max_p95)
+    for reason in broken:
+        console.print(f"[red]threshold broken: {reason}[/red]")
+    if not matches:
+        console.print("[red]reconciliation: counts differ[/red]")
+    if broken or not matches:
+        raise typer.Exit(1)
+    if run.returncode not in (0, 1):
+        raise typer.Exit(2)
+
+
+def reconcile(
+    descriptor: Annotated[
+        Path, typer.Option(help="descriptor of the federation the run used")
+    ] = Path("ogsim-federation.json"),
+    out: Annotated[
+        Path, typer.Option(help="the run's folder (ogsim loadtest --out: run.json, calls-*.json)")
+    ] = Path("ogsim-loadtest"),
+    results: ResultsAlias = None,
+    admin_secret: AdminSecretOption = DEFAULT_ADMIN_SECRET,
+) -> None:
+    """Compare a Locust run's exact counts with metering and settlement; exit 1 if they differ."""
+    if not _reconcile(descriptor, out_or_alias(out, results), admin_secret):
+        raise typer.Exit(1)
+
+
+app = typer.Typer()
+app.command("conformance", rich_help_panel=PANEL)(conformance)
+app.command("loadtest", rich_help_panel=PANEL)(loadtest)
+app.command("reconcile", rich_help_panel=PANEL)(reconcile)
