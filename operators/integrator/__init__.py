@@ -1,14 +1,15 @@
 """The integrator: CAMARA operations translated to network-function calls, and back.
 
 Public face: :class:`Integrator` (implements ``operators.camara.CamaraServices``),
-:func:`build_live_integrator`, the sans-IO flows in :mod:`.operations` with their drivers
-:func:`run_async` (asyncio) and :func:`run_process` (a SimPy process generator), and
+:func:`build_live_integrator`, the sans-IO flows in :mod:`.operations` and the guarded backend
+call written once (:class:`GuardedCall`, :func:`next_call`) with the asyncio driver
+:func:`run_async` (its SimPy twin is ``sim.tiers.integrator.run_flow``), and
 :class:`BackendGuard` / :class:`GuardSettings` (breaker, buffer and shedder per backend).
 """
 
-from operators.integrator.flow import BackendCall, Flow, run_async, run_process
-from operators.integrator.integrator import EXPIRED_RETENTION, GuardedExecutor, Integrator
-from operators.integrator.live import build_live_integrator
+from operators.integrator.flow import BackendCall, Flow, GuardedCall, next_call
+from operators.integrator.integrator import EXPIRED_RETENTION, Integrator
+from operators.integrator.live import GuardedExecutor, build_live_integrator, run_async
 from operators.integrator.protection import BackendGuard, GuardSettings, Outcome
 
 __all__ = [
@@ -17,10 +18,11 @@ __all__ = [
     "BackendGuard",
     "Flow",
     "GuardSettings",
+    "GuardedCall",
     "GuardedExecutor",
     "Integrator",
     "Outcome",
     "build_live_integrator",
+    "next_call",
     "run_async",
-    "run_process",
 ]

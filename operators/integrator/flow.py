@@ -1,20 +1,33 @@
-"""Sans-IO operation flows and their two drivers: asyncio (live) and generator (SimPy).
+"""Sans-IO operation flows and the guarded backend call, written once for both modes.
 
 An operation is written once as a generator that yields :class:`BackendCall` and is sent the
 backend's record (or has the CAMARA error of a failed call thrown into it, which it may catch
-to degrade). :func:`run_async` drives it against awaitable network functions
-(:class:`operators.core.LiveNetworkFunction`); :func:`run_process` is itself a generator that a
-SimPy process runs, against functions whose ``call`` yields SimPy events
-(``sim.core.SimNetworkFunction``). Both go through the same :class:`BackendGuard` per backend,
-so admission, refusal and breaker decisions are the same code in both modes.
+to degrade). Each backend call goes through that backend's :class:`BackendGuard` as one
+:class:`GuardedCall`: admitted, refused, parked in the buffer, given up, timed out, failed or
+answered. Every decision of that life is taken here; a driver only waits: for a promotion or
+the buffer deadline, for the backend's answer or the call timeout. There are two drivers, and
+nothing else drives a flow:
+
+* asyncio, live: :func:`operators.integrator.live.run_async`;
+* SimPy, virtual time: :func:`sim.tiers.integrator.run_flow`.
+
+So a scenario's verdict on the breaker, the buffer or the shedder is a verdict on this code.
+A driver's loop is::
+
+    step = next_call(flow, guards)
+    while isinstance(step, GuardedCall):
+        if step.waiting: wait for a promotion until step.wait_deadline, then step.waited()
+        step.start(); call the backend within step.timeout
+        ... step.answered(record) / step.failed(error) / step.timed_out() / step.abandon()
+        step = next_call(flow, guards, record, error)
+    return step  # the flow's result
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from operators.core import BackendError, NetworkFunctionKind, SessionUnknown, SubscriberUnknown
 from operators.errors import CamaraError
@@ -22,15 +35,7 @@ from operators.policies import TicketState
 
 from .protection import BackendGuard, Outcome
 
-__all__ = [
-    "AsyncFunction",
-    "BackendCall",
-    "Flow",
-    "GeneratorFunction",
-    "SimEnvironment",
-    "run_async",
-    "run_process",
-]
+__all__ = ["BackendCall", "Flow", "GuardedCall", "next_call", "translate_backend_error"]
 
 T = TypeVar("T")
 
@@ -46,29 +51,6 @@ class BackendCall:
 Flow = Generator[BackendCall, Any, T]
 
 
-class AsyncFunction(Protocol):
-    def call(self, request: Any) -> Awaitable[Any]: ...
-
-
-class GeneratorFunction(Protocol):
-    def call(self, request: Any) -> Generator[Any, Any, Any]: ...
-
-
-class SimEnvironment(Protocol):
-    """What the generator driver uses of ``simpy.Environment`` (operators never import simpy)."""
-
-    @property
-    def now(self) -> float: ...
-
-    def event(self) -> Any: ...
-
-    def timeout(self, delay: float) -> Any: ...
-
-    def process(self, generator: Generator[Any, Any, Any]) -> Any: ...
-
-    def any_of(self, events: list[Any]) -> Any: ...
-
-
 def translate_backend_error(error: BackendError) -> tuple[CamaraError, bool]:
     """The CAMARA error for a backend error, and whether it counts as the backend failing."""
     if isinstance(error, SubscriberUnknown):
@@ -78,128 +60,101 @@ def translate_backend_error(error: BackendError) -> tuple[CamaraError, bool]:
     return CamaraError(503, "UNAVAILABLE", f"{error.function} unavailable: {error.code}"), True
 
 
-def _advance(flow: Flow[T], value: Any, error: CamaraError | None) -> BackendCall | T:
-    """Send a record or throw an error into the flow; a finished flow gives its result."""
-    try:
-        step = flow.throw(error) if error is not None else flow.send(value)
-    except StopIteration as done:
-        result: T = done.value
-        return result
-    return step
+class GuardedCall:
+    """One backend call's life under its guard; the driver reports what happened, no I/O here.
 
+    Created admitted (``guard.admit()`` raised nothing): RUNNING, or WAITING in the buffer.
+    Each ending (``answered``, ``failed``, ``timed_out``, ``waited`` refusing, ``abandon``)
+    tells the guard once, which frees the slot and wakes the next waiter.
+    """
 
-async def run_async(
-    flow: Flow[T],
-    functions: Mapping[NetworkFunctionKind, AsyncFunction],
-    guards: Mapping[NetworkFunctionKind, BackendGuard],
-) -> T:
-    """Drive ``flow`` live: each backend call guarded, awaited, and bounded by its timeout."""
-    step = _advance(flow, None, None)
-    while isinstance(step, BackendCall):
-        value: Any = None
-        error: CamaraError | None = None
-        try:
-            value = await _guarded_async(guards[step.kind], functions[step.kind], step.request)
-        except CamaraError as exc:
-            error = exc
-        step = _advance(flow, value, error)
-    return step
+    __slots__ = ("call", "guard", "started", "ticket")
 
+    def __init__(self, guard: BackendGuard, call: BackendCall) -> None:
+        self.guard = guard
+        self.call = call
+        self.ticket = guard.admit()
+        self.started: float | None = None
 
-async def _guarded_async(guard: BackendGuard, function: AsyncFunction, request: Any) -> Any:
-    ticket = guard.admit()
-    if ticket.state is TicketState.WAITING:
-        promoted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    @property
+    def request(self) -> Any:
+        return self.call.request
 
-        def wake() -> None:
-            if not promoted.done():
-                promoted.set_result(None)
+    @property
+    def waiting(self) -> bool:
+        """Parked in the buffer: wait for a promotion (:meth:`on_promotion`) or the deadline."""
+        return self.ticket.state is TicketState.WAITING
 
-        guard.on_promotion(ticket, wake)
-        wait = max(0.0, ticket.deadline - guard.clock())
-        try:
-            await asyncio.wait_for(asyncio.shield(promoted), wait)
-        except TimeoutError:
-            if ticket.state is not TicketState.RUNNING:
-                raise guard.give_up(ticket) from None
-    started = guard.clock()
-    outcome: Outcome | None = None
-    try:
-        async with asyncio.timeout(guard.settings.call_timeout):  # no task per call
-            record = await function.call(request)
-    except TimeoutError:
-        outcome = Outcome(failed=True, duration=guard.clock() - started)
-        raise guard.timeout() from None
-    except BackendError as exc:
-        camara, failed = translate_backend_error(exc)
-        outcome = Outcome(failed=failed, duration=guard.clock() - started)
-        raise camara from exc
-    else:
-        outcome = Outcome(failed=False, duration=guard.clock() - started)
+    @property
+    def wait_deadline(self) -> float:
+        """When a parked call stops waiting, on the guard's clock."""
+        return self.ticket.deadline
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the backend has to answer once the call started."""
+        return self.guard.settings.call_timeout
+
+    def on_promotion(self, waker: Callable[[], None]) -> None:
+        """``waker`` is called (from inside another call's ending) when a slot frees for us."""
+        self.guard.on_promotion(self.ticket, waker)
+
+    def waited(self) -> CamaraError | None:
+        """The wait is over (promoted or deadline): None to go on, else the 503 to answer."""
+        if self.ticket.state is TicketState.RUNNING:
+            return None
+        return self.guard.give_up(self.ticket)
+
+    def start(self) -> float:
+        """The backend call begins now; returns when it times out, on the guard's clock."""
+        self.started = started = self.guard.clock()
+        return started + self.guard.settings.call_timeout
+
+    def _finish(self, failed: bool) -> None:
+        assert self.started is not None, "the call never started"
+        guard = self.guard
+        guard.finish(self.ticket, Outcome(failed=failed, duration=guard.clock() - self.started))
+
+    def answered(self, record: T) -> T:
+        """The backend answered in time: a success for the breaker and the shedder."""
+        self._finish(failed=False)
         return record
-    finally:
-        guard.finish(ticket, outcome)
+
+    def failed(self, error: BackendError) -> CamaraError:
+        """The backend raised: its CAMARA error, a failure unless the subscriber is unknown."""
+        camara, failed = translate_backend_error(error)
+        self._finish(failed)
+        return camara
+
+    def timed_out(self) -> CamaraError:
+        """No answer within :attr:`timeout`: a failure, ``504`` to the flow."""
+        self._finish(failed=True)
+        return self.guard.timeout()
+
+    def abandon(self) -> None:
+        """The caller went away (a cancelled task): free what the call holds, learn nothing."""
+        self.guard.withdraw(self.ticket)
 
 
-def run_process(
-    env: SimEnvironment,
+def next_call(
     flow: Flow[T],
-    functions: Mapping[NetworkFunctionKind, GeneratorFunction],
     guards: Mapping[NetworkFunctionKind, BackendGuard],
-) -> Generator[Any, Any, T]:
-    """Drive ``flow`` in virtual time; ``env.process(run_process(...))`` runs one operation."""
-    step = _advance(flow, None, None)
-    while isinstance(step, BackendCall):
-        value: Any = None
-        error: CamaraError | None = None
+    value: Any = None,
+    error: CamaraError | None = None,
+) -> GuardedCall | T:
+    """Send a record (or throw an error) into ``flow``: its next admitted call, or its result.
+
+    A refused admission (shed, circuit open, buffer full) is thrown straight back into the
+    flow, which may degrade; an error the flow does not catch propagates to the driver.
+    """
+    while True:
         try:
-            value = yield from _guarded_process(
-                env, guards[step.kind], functions[step.kind], step.request
-            )
-        except CamaraError as exc:
-            error = exc
-        step = _advance(flow, value, error)
-    return step
-
-
-def _guarded_process(
-    env: SimEnvironment, guard: BackendGuard, function: GeneratorFunction, request: Any
-) -> Generator[Any, Any, Any]:
-    ticket = guard.admit()
-    if ticket.state is TicketState.WAITING:
-        promoted = env.event()
-
-        def wake_event() -> None:
-            if not promoted.triggered:
-                promoted.succeed()
-
-        guard.on_promotion(ticket, wake_event)
-        yield env.any_of([promoted, env.timeout(max(0.0, ticket.deadline - guard.clock()))])
-        if ticket.state is not TicketState.RUNNING:
-            raise guard.give_up(ticket)
-    started = guard.clock()
-    outcome: Outcome | None = None
-    call = env.process(_capture(function.call(request)))
-    try:
-        yield env.any_of([call, env.timeout(guard.settings.call_timeout)])
-        if not call.triggered:
-            outcome = Outcome(failed=True, duration=guard.clock() - started)
-            raise guard.timeout()
-        ok, payload = call.value
-        if ok:
-            outcome = Outcome(failed=False, duration=guard.clock() - started)
-            return payload
-        camara, failed = translate_backend_error(payload)
-        outcome = Outcome(failed=failed, duration=guard.clock() - started)
-        raise camara from payload
-    finally:
-        guard.finish(ticket, outcome)
-
-
-def _capture(call: Generator[Any, Any, Any]) -> Generator[Any, Any, tuple[bool, Any]]:
-    """Run a backend call as its own process, turning its BackendError into a value."""
-    try:
-        record = yield from call
-    except BackendError as exc:
-        return False, exc
-    return True, record
+            step = flow.throw(error) if error is not None else flow.send(value)
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        try:
+            return GuardedCall(guards[step.kind], step)
+        except CamaraError as refused:
+            refused.__traceback__ = None  # thrown into the flow; no frames kept alive
+            value, error = None, refused

@@ -1,11 +1,12 @@
 """The integrator: the operator's :class:`~operators.camara.CamaraServices`, live.
 
 It resolves the device (:func:`~operators.camara.resolve_device`), runs the operation's flow
-(:mod:`operators.integrator.operations`) through an executor that guards each backend, and
-keeps what CAMARA needs and the PCF does not hold: which client owns a QoS session, its
-application server and ports, its CAMARA session id. QoD sessions live in memory per
-integrator (like the PCF's); an expired session is reported ``UNAVAILABLE`` /
-``DURATION_EXPIRED`` for ``EXPIRED_RETENTION`` seconds, then forgotten (404).
+(:mod:`operators.integrator.operations`) through an executor that guards each backend (live:
+:class:`~operators.integrator.live.GuardedExecutor`), and keeps what CAMARA needs and the PCF
+does not hold: which client owns a QoS session, its application server and ports, its CAMARA
+session id. QoD sessions live in memory per integrator (like the PCF's); an expired session
+is reported ``UNAVAILABLE`` / ``DURATION_EXPIRED`` for ``EXPIRED_RETENTION`` seconds, then
+forgotten (404).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -61,43 +62,23 @@ from operators.camara.sim_swap import (
     CreateSimSwapDate,
     SimSwapInfo,
 )
-from operators.core import NetworkFunctionKind, QosSessionRecord
+from operators.core import QosSessionRecord
 from operators.errors import CamaraError
 from operators.types import Clock
 
 from . import operations as ops
-from .flow import AsyncFunction, Flow, run_async
-from .protection import BackendGuard, GuardSettings
+from .flow import Flow
 from .qod_sessions import MemoryQodSessions, QodSession, QodSessionStore
 from .qos_catalogue import default_profiles
 
-__all__ = ["EXPIRED_RETENTION", "Executor", "GuardedExecutor", "Integrator"]
+__all__ = ["EXPIRED_RETENTION", "Executor", "Integrator"]
 
 T = TypeVar("T")
 EXPIRED_RETENTION = 360.0
 """Seconds an expired QoD session stays readable, as the QoD definition allows."""
 
 Executor = Callable[[Flow[Any]], Awaitable[Any]]
-
-
-class GuardedExecutor:
-    """Runs flows live against network functions, one :class:`BackendGuard` per function."""
-
-    def __init__(
-        self,
-        functions: Mapping[NetworkFunctionKind, AsyncFunction],
-        guards: Mapping[NetworkFunctionKind, BackendGuard] | None = None,
-        *,
-        clock: Clock = time.monotonic,
-        settings: GuardSettings | None = None,
-    ) -> None:
-        self.functions = dict(functions)
-        self.guards = dict(guards or {})
-        for kind in self.functions:
-            self.guards.setdefault(kind, BackendGuard(kind.value, clock, settings))
-
-    async def __call__(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self.functions, self.guards)
+"""Runs one operation's flow to its result (live: a ``GuardedExecutor``)."""
 
 
 class Integrator:

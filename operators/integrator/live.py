@@ -1,13 +1,23 @@
-"""Wiring of the live integrator: the core's asyncio functions behind one guard each."""
+"""The integrator live: the asyncio driver of the guarded flows, and its wiring.
+
+:func:`run_async` is the one asyncio driver of :mod:`operators.integrator.flow`: it only
+waits (on a future for a promotion, on ``asyncio.timeout`` for the backend) and reports what
+happened to the flow's :class:`~operators.integrator.flow.GuardedCall`, which decides. Its
+SimPy twin is :func:`sim.tiers.integrator.run_flow`. :class:`GuardedExecutor` runs flows
+through it with one :class:`BackendGuard` per network function, and
+:func:`build_live_integrator` wires the operator's five asyncio functions behind it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from operators.core import (
+    BackendError,
     CoreSpec,
     Hlr,
     KycRegister,
@@ -19,14 +29,96 @@ from operators.core import (
     PolicyFunction,
 )
 from operators.core.qos_session_store import DatabaseQosSessions
+from operators.errors import CamaraError
 from operators.subscriber_base import SubscriberBase
 from operators.types import Clock
 
-from .integrator import GuardedExecutor, Integrator
-from .protection import GuardSettings
+from .flow import Flow, GuardedCall, next_call
+from .integrator import Integrator
+from .protection import BackendGuard, GuardSettings
 from .qod_sessions import DatabaseQodSessions
 
-__all__ = ["build_live_integrator"]
+__all__ = ["AsyncFunction", "GuardedExecutor", "build_live_integrator", "run_async"]
+
+T = TypeVar("T")
+
+
+class AsyncFunction(Protocol):
+    """A live backend: ``await call(request)`` gives its record or raises a BackendError."""
+
+    def call(self, request: Any) -> Awaitable[Any]: ...
+
+
+async def run_async(
+    flow: Flow[T],
+    functions: Mapping[NetworkFunctionKind, AsyncFunction],
+    guards: Mapping[NetworkFunctionKind, BackendGuard],
+) -> T:
+    """Drive ``flow`` live: each backend call guarded, awaited, and bounded by its timeout."""
+    step = next_call(flow, guards)
+    while isinstance(step, GuardedCall):
+        value: Any = None
+        error: CamaraError | None = None
+        try:
+            value = await _guarded(step, functions[step.call.kind])
+        except CamaraError as exc:
+            error = exc
+        step = next_call(flow, guards, value, error)
+    return step
+
+
+async def _guarded(call: GuardedCall, function: AsyncFunction) -> Any:
+    """Wait for a slot if parked, then for the backend within the timeout; ``call`` decides."""
+    if call.waiting:
+        promoted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not promoted.done():
+                promoted.set_result(None)
+
+        call.on_promotion(wake)
+        try:
+            await asyncio.wait_for(promoted, max(0.0, call.wait_deadline - call.guard.clock()))
+        except TimeoutError:
+            pass  # ``waited`` tells a deadline from a promotion at the same instant
+        except BaseException:
+            call.abandon()
+            raise
+        refused = call.waited()
+        if refused is not None:
+            raise refused
+    call.start()
+    try:
+        async with asyncio.timeout(call.timeout):  # no task per call
+            record = await function.call(call.request)
+    except TimeoutError:
+        raise call.timed_out() from None
+    except BackendError as exc:
+        raise call.failed(exc) from exc
+    except BaseException:
+        call.abandon()  # cancelled (the client went away) or a bug: nothing to learn
+        raise
+    return call.answered(record)
+
+
+class GuardedExecutor:
+    """Runs flows live against network functions, one :class:`BackendGuard` per function."""
+
+    def __init__(
+        self,
+        functions: Mapping[NetworkFunctionKind, AsyncFunction],
+        guards: Mapping[NetworkFunctionKind, BackendGuard] | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        settings: GuardSettings | None = None,
+    ) -> None:
+        self.functions = dict(functions)
+        self.guards = dict(guards or {})
+        for kind in self.functions:
+            self.guards.setdefault(kind, BackendGuard(kind.value, clock, settings))
+
+    async def __call__(self, flow: Flow[T]) -> T:
+        return await run_async(flow, self.functions, self.guards)
 
 
 def build_live_integrator(

@@ -2,10 +2,11 @@
 
 A :class:`BackendGuard` is pure bookkeeping over the policy objects of
 :mod:`operators.policies`; it never waits. ``admit`` answers at once with a ticket that runs
-now or waits in the buffer, or raises ``503 UNAVAILABLE``; the driver of each realisation
-(asyncio or SimPy, :mod:`operators.integrator.flow`) parks a waiting ticket on its own
-primitive and registers a waker that ``finish`` calls when the ticket is promoted. So both
-modes take the very same admit/refuse decisions for the same sequence of calls.
+now or waits in the buffer, or raises ``503 UNAVAILABLE``. One call's use of it is written once
+as :class:`operators.integrator.flow.GuardedCall`; the driver of each mode (asyncio or SimPy)
+parks a waiting call on its own primitive and registers a waker that ``finish`` calls when the
+ticket is promoted. So both modes take the very same admit/refuse decisions for the same
+sequence of calls.
 """
 
 from __future__ import annotations
@@ -103,16 +104,18 @@ class BackendGuard:
 
     def give_up(self, ticket: Ticket) -> CamaraError:
         """A waiter reached its deadline: leave the buffer and answer 503."""
+        self.withdraw(ticket)
+        return self._refuse("waited too long for a slot")
+
+    def withdraw(self, ticket: Ticket) -> None:
+        """The caller went away, waiting or running: free what it held and learn nothing."""
         self._wakers.pop(ticket.id, None)
         self._wake(self.buffer.cancel(ticket))
         self.breaker.release_permission()
-        return self._refuse("waited too long for a slot")
 
-    def finish(self, ticket: Ticket, outcome: Outcome | None) -> None:
-        """Record the outcome (None: ignore it) and free the slot for the next waiter."""
-        if outcome is None:
-            self.breaker.release_permission()
-        elif outcome.failed:
+    def finish(self, ticket: Ticket, outcome: Outcome) -> None:
+        """Record how the call ended and free the slot for the next waiter."""
+        if outcome.failed:
             self.breaker.on_error(outcome.duration)
         else:
             self.breaker.on_success(outcome.duration)

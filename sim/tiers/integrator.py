@@ -8,20 +8,20 @@ with a small subscriber count; its lookups are memoised because the simulation r
 subscriber changes during a run, and a database round trip per call would cost more than
 the call.
 
-:func:`run_flow` takes the very steps of :func:`operators.integrator.run_process` (admit,
-wait in the buffer until promoted or ``max_wait``, call within ``call_timeout``, finish with
-the outcome, throw the CAMARA error into the flow), so the guards see the same sequence of
-questions; it only waits on callbacks and :class:`~sim.tiers.deadlines.Deadlines` instead of
-a process, a Condition and two Timeouts per backend call.
+:func:`run_flow` is the SimPy driver of the guarded backend call written once in
+:mod:`operators.integrator.flow` (admit, wait in the buffer until promoted or ``max_wait``,
+call within ``call_timeout``, finish with the outcome, throw the CAMARA error into the flow);
+it only waits, on callbacks and :class:`~sim.tiers.deadlines.Deadlines` instead of a process,
+a Condition and two Timeouts per backend call.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
@@ -42,19 +42,26 @@ from operators.core import (
     QosSessionRecord,
 )
 from operators.errors import CamaraError
-from operators.integrator import BackendCall, BackendGuard, Flow, GuardSettings, Outcome
+from operators.integrator import (
+    BackendCall,
+    BackendGuard,
+    Flow,
+    GuardedCall,
+    GuardSettings,
+    next_call,
+)
 from operators.integrator import operations as ops
-from operators.integrator.flow import translate_backend_error
-from operators.policies import CircuitBreakerConfig, Ticket, TicketState
+from operators.policies import CircuitBreakerConfig
 from operators.storage import Database
 from operators.subscriber import Subscriber
 from operators.subscriber_base import SubscriberBase
 from operators.types import Clock
 from sim.tiers.deadlines import Deadlines
-from sim.tiers.network_function import CallbackNetworkFunction
+from sim.tiers.network_function import Answered, CallbackNetworkFunction
 
 __all__ = [
     "OPERATIONS",
+    "Backend",
     "CachedSubscriberBase",
     "Caller",
     "FlowEnd",
@@ -160,6 +167,12 @@ FlowEnd = Callable[[CamaraError | None], None]
 """Called once when a flow ends: None when it returned, else the CAMARA error it raised."""
 
 
+class Backend(Protocol):
+    """A backend in virtual time: ``submit`` answers ``done(ok, record or BackendError)``."""
+
+    def submit(self, request: Any, done: Answered) -> None: ...
+
+
 class _FlowRun:
     """One operation's flow, advanced by the answers of its guarded backend calls."""
 
@@ -169,8 +182,8 @@ class _FlowRun:
         self,
         env: simpy.Environment,
         flow: Flow[Any],
-        functions: dict[NetworkFunctionKind, CallbackNetworkFunction[Any, Any]],
-        guards: dict[NetworkFunctionKind, BackendGuard],
+        functions: Mapping[NetworkFunctionKind, Backend],
+        guards: Mapping[NetworkFunctionKind, BackendGuard],
         deadlines: Deadlines,
         done: FlowEnd,
     ) -> None:
@@ -184,49 +197,40 @@ class _FlowRun:
     def advance(self, value: Any, error: CamaraError | None) -> None:
         """Send a record (or throw an error) into the flow and start its next backend call."""
         try:
-            step = self.flow.send(value) if error is None else self.flow.throw(error)
-        except StopIteration:
-            self.done(None)
-            return
+            step = next_call(self.flow, self.guards, value, error)
         except CamaraError as failure:
             failure.__traceback__ = None  # no frame cycles: the run stays collectable
             self.done(failure)
             return
-        assert isinstance(step, BackendCall)
-        guard = self.guards[step.kind]
-        try:
-            ticket = guard.admit()
-        except CamaraError as refused:
-            refused.__traceback__ = None
-            self.advance(None, refused)
+        if not isinstance(step, GuardedCall):
+            self.done(None)
             return
-        call = _GuardedCall(self, guard, step, ticket)
-        if ticket.state is TicketState.WAITING:
-            guard.on_promotion(ticket, call.promoted)
-            self.deadlines.add(max(self.env.now, call.due), call)
+        waiter = _Waiter(self, step)
+        if step.waiting:
+            step.on_promotion(waiter.promoted)
+            self.deadlines.add(max(self.env.now, waiter.due), waiter)
         else:
-            call.run()
+            waiter.run()
 
 
-class _GuardedCall:
-    """One backend call under its guard: waiting in the buffer, then within its timeout."""
+class _Waiter:
+    """Waits for one guarded call: in the buffer, then for the backend within its timeout.
 
-    __slots__ = ("active", "due", "flow", "guard", "running", "started", "step", "ticket")
+    The :class:`GuardedCall` decides; this only turns a promotion, a deadline from
+    :class:`Deadlines` or the backend's callback into the call's matching step.
+    """
 
-    def __init__(
-        self, flow: _FlowRun, guard: BackendGuard, step: BackendCall, ticket: Ticket
-    ) -> None:
+    __slots__ = ("active", "call", "due", "flow", "running")
+
+    def __init__(self, flow: _FlowRun, call: GuardedCall) -> None:
         self.flow = flow
-        self.guard = guard
-        self.step = step
-        self.ticket = ticket
+        self.call = call
         self.active = True
         self.running = False
-        self.started = 0.0
-        self.due = ticket.deadline
+        self.due = call.wait_deadline
 
     def promoted(self) -> None:
-        """The buffer gave the waiting ticket a slot: run it, once the guard has finished."""
+        """The buffer gave the waiting call a slot: run it, once the guard has finished."""
         self.active = False
         wake = self.flow.env.event()
         wake.callbacks.append(lambda _: self.run())
@@ -236,46 +240,42 @@ class _GuardedCall:
         self.active = True
         self.running = True
         flow = self.flow
-        self.started = flow.env.now
-        self.due = self.started + self.guard.settings.call_timeout
+        self.due = self.call.start()
         flow.deadlines.add(self.due, self)
-        flow.functions[self.step.kind].submit(self.step.request, self.answered)
+        flow.functions[self.call.call.kind].submit(self.call.request, self.answered)
 
     def expire(self) -> None:
         """Waited too long in the buffer, or the backend did not answer in time."""
         if self.flow.env.now < self.due:
             return  # the buffer deadline of a call since promoted and running
         self.active = False
-        guard = self.guard
-        if not self.running:
-            error = guard.give_up(self.ticket)
-        else:
-            error = guard.timeout()
-            guard.finish(self.ticket, Outcome(failed=True, duration=guard.clock() - self.started))
+        call = self.call
+        error = call.timed_out() if self.running else call.waited()
+        assert error is not None, "a call still waiting at its deadline is refused"
         self.flow.advance(None, error)
 
     def answered(self, ok: bool, payload: Any) -> None:
         if not self.active:
             return  # the guard already timed it out; the backend's work was wasted
         self.active = False
-        guard = self.guard
-        duration = guard.clock() - self.started
         if ok:
-            guard.finish(self.ticket, Outcome(failed=False, duration=duration))
-            self.flow.advance(payload, None)
-            return
-        camara, failed = translate_backend_error(payload)
-        guard.finish(self.ticket, Outcome(failed=failed, duration=duration))
-        self.flow.advance(None, camara)
+            self.flow.advance(self.call.answered(payload), None)
+        else:
+            self.flow.advance(None, self.call.failed(payload))
 
 
 def run_flow(
     env: simpy.Environment,
     flow: Flow[Any],
-    functions: dict[NetworkFunctionKind, CallbackNetworkFunction[Any, Any]],
-    guards: dict[NetworkFunctionKind, BackendGuard],
+    functions: Mapping[NetworkFunctionKind, Backend],
+    guards: Mapping[NetworkFunctionKind, BackendGuard],
     deadlines: Deadlines,
     done: FlowEnd,
 ) -> None:
-    """Drive ``flow`` in virtual time through ``guards``; ``done`` hears how it ended."""
+    """Drive ``flow`` in virtual time through ``guards``; ``done`` hears how it ended.
+
+    The one SimPy driver of :mod:`operators.integrator.flow` (the asyncio one is
+    :func:`operators.integrator.run_async`): every guard decision is the flow's
+    :class:`GuardedCall`'s, so both modes decide alike for the same sequence of calls.
+    """
     _FlowRun(env, flow, functions, guards, deadlines, done).advance(None, None)

@@ -1,23 +1,30 @@
-"""Chaining with degradation, protective refusals, and one flow decided alike live and in SimPy."""
+"""Chaining with degradation, protective refusals, and the live driver's cancellations.
+
+That the live driver decides as the SimPy one does is shown in
+``tests/sim/scenario/test_callback_tiers.py``, which runs both on one clock.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
 from typing import Any
 
 import pytest
-import simpy
 
 from operators.camara import CallContext
 from operators.camara.common import Device, Point
 from operators.camara.location import VerifyCircle, VerifyLocationRequest
 from operators.camara.sim_swap import CreateCheckSimSwap
-from operators.core import Hlr, MsisdnQuery, NetworkFunctionKind
+from operators.core import Hlr, NetworkFunctionKind
 from operators.errors import CamaraError
-from operators.integrator import BackendGuard, GuardedExecutor, GuardSettings, Integrator
+from operators.integrator import (
+    BackendGuard,
+    GuardedExecutor,
+    GuardSettings,
+    Integrator,
+    run_async,
+)
 from operators.integrator import operations as ops
-from operators.integrator.flow import run_async, run_process
 from operators.policies import CircuitBreakerConfig
 from operators.subscriber_base import SubscriberBase
 
@@ -124,75 +131,61 @@ async def test_full_buffer_answers_503_at_once(base: SubscriberBase) -> None:
     assert (await first).reachable is True
 
 
-def _sequence(base: SubscriberBase) -> list[tuple[str, bool]]:
-    """Three failing calls, then healthy ones; the breaker decides who is refused."""
-    good = base.test_number("approves")
-    return [(good, False)] * 3 + [(good, True)] * 3
+async def test_a_cancelled_waiter_leaves_the_buffer(base: SubscriberBase) -> None:
+    """A caller that goes away while parked frees its place and teaches the breaker nothing."""
+    settings = GuardSettings(max_concurrent=1, max_waiting=1, max_wait=60.0)
+    guard = BackendGuard("hlr", lambda: 0.0, settings)
+    release = asyncio.Event()
 
-
-class _Flaky:
-    def __init__(self, base: SubscriberBase) -> None:
-        self.hlr = Hlr(base)
-        self.healthy = False
-
-    def answer(self, request: MsisdnQuery) -> Any:
-        if not self.healthy:
-            from operators.core import BackendFailure
-
-            raise BackendFailure("hlr", "injected")
-        return self.hlr(request)
-
-
-async def test_same_guard_decides_alike_in_asyncio_and_simpy(base: SubscriberBase) -> None:
-    # asyncio, on a hand-moved clock
-    now = [0.0]
-    live_guard = _tight(lambda: now[0])
-    flaky = _Flaky(base)
-
-    class LiveFn:
+    class Slow(Direct):
         async def call(self, request: Any) -> Any:
-            return flaky.answer(request)
+            await release.wait()
+            return self.handler(request)
 
-    live: list[str] = []
-    for number, healthy in _sequence(base):
-        flaky.healthy = healthy
-        try:
-            await run_async(ops.reachability_status(number), {HLR: LiveFn()}, {HLR: live_guard})
-            live.append("ok")
-        except CamaraError as error:
-            live.append(error.message)
-        now[0] += 20.0
+    functions = {HLR: Slow(Hlr(base))}
+    number = base.test_number("approves")
+    running = asyncio.create_task(
+        run_async(ops.reachability_status(number), functions, {HLR: guard})
+    )
+    await asyncio.sleep(0)
+    parked = asyncio.create_task(
+        run_async(ops.reachability_status(number), functions, {HLR: guard})
+    )
+    await asyncio.sleep(0)
+    assert (guard.buffer.running, guard.buffer.waiting) == (1, 1)
+    parked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await parked
+    assert (guard.buffer.running, guard.buffer.waiting) == (1, 0)
+    release.set()
+    assert (await running).reachable is True
+    assert guard.buffer.running == 0
+    assert guard.breaker.metrics().number_of_buffered_calls == 1  # only the call that ran
 
-    # SimPy, virtual time
-    env = simpy.Environment()
-    sim_guard = _tight(lambda: env.now)
-    sim_flaky = _Flaky(base)
 
-    class SimFn:
-        def call(self, request: Any) -> Generator[Any, Any, Any]:
-            yield env.timeout(0)
-            return sim_flaky.answer(request)
+async def test_a_cancelled_call_frees_its_slot_for_the_next_waiter(base: SubscriberBase) -> None:
+    settings = GuardSettings(max_concurrent=1, max_waiting=1, max_wait=60.0)
+    guard = BackendGuard("hlr", lambda: 0.0, settings)
+    hang = asyncio.Event()
 
-    simulated: list[str] = []
+    class Hanging(Direct):
+        async def call(self, request: Any) -> Any:
+            if not hang.is_set():
+                hang.set()
+                await asyncio.Event().wait()  # never answers
+            return self.handler(request)
 
-    def scenario() -> Generator[Any, Any, None]:
-        for number, healthy in _sequence(base):
-            sim_flaky.healthy = healthy
-            try:
-                yield from run_process(
-                    env, ops.reachability_status(number), {HLR: SimFn()}, {HLR: sim_guard}
-                )
-                simulated.append("ok")
-            except CamaraError as error:
-                simulated.append(error.message)
-            yield env.timeout(20.0)
-
-    env.process(scenario())
-    env.run()
-    assert simulated == live
-    assert live[2] == "hlr unavailable: circuit open"  # opened after two failures
-    assert live[-1] == "ok"  # half-open probes succeeded after the wait
-    assert live_guard.breaker.state == sim_guard.breaker.state == "CLOSED"
+    functions = {HLR: Hanging(Hlr(base))}
+    number = base.test_number("approves")
+    stuck = asyncio.create_task(run_async(ops.reachability_status(number), functions, {HLR: guard}))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(
+        run_async(ops.reachability_status(number), functions, {HLR: guard})
+    )
+    await asyncio.sleep(0)
+    stuck.cancel()
+    assert (await waiting).reachable is True  # promoted into the slot the cancelled call held
+    assert (guard.buffer.running, guard.buffer.waiting) == (0, 0)
 
 
 async def test_qod_session_expires_to_unavailable_then_disappears(
