@@ -1,14 +1,14 @@
 """SimPy M/M/c customers per wall second: the core's model against a minimal hand-written one.
 
-The core's model (SimNetworkFunction + ServiceModel + Occupancy bookkeeping) pays for its
-shared decision object, waiting-room check and time averages; the hand-written one is the
-textbook SimPy M/M/c with nothing else. Both run the same load in the same process; the ratio
-is what the shared description costs. Run: ``.venv/bin/python benchmarks/core_mmc.py``.
+The core's model (the scenario engine's CallbackNetworkFunction: ServiceModel draws, Occupancy
+bookkeeping, a callback per call instead of a process) pays for its shared decision object,
+waiting-room check and time averages; the hand-written one is the textbook SimPy M/M/c with
+nothing else. Both run the same load in the same process; the ratio is what the shared
+description costs. Run: ``.venv/bin/python benchmarks/core_mmc.py``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from collections.abc import Generator
@@ -21,8 +21,7 @@ from operators.core.description import (
     NetworkFunctionKind,
     NetworkFunctionSpec,
 )
-from operators.core.errors import BackendError
-from sim.core import SimNetworkFunction
+from sim.tiers.network_function import CallbackNetworkFunction
 
 SERVERS = 8
 ARRIVAL_RATE = 6.4  # 80 % load with mean service 1
@@ -63,19 +62,18 @@ def core_model(seed: int) -> int:
         servers=SERVERS,
         service_time=ExponentialServiceTime(mean=1.0),
     )
-    station: SimNetworkFunction[None, None] = SimNetworkFunction(
+    station: CallbackNetworkFunction[None, None] = CallbackNetworkFunction(
         env, spec, lambda request: request, random.Random(seed)
     )
     arrivals = random.Random(seed + 1)
 
-    def customer() -> Generator[simpy.Event, Any, None]:
-        with contextlib.suppress(BackendError):
-            yield from station.call(None)
+    def answered(ok: bool, payload: Any) -> None:
+        """Nothing to do with the answer: the station's own books count the customers."""
 
     def source() -> Generator[simpy.Event, Any, None]:
         while True:
             yield env.timeout(arrivals.expovariate(ARRIVAL_RATE))
-            env.process(customer())
+            station.submit(None, answered)
 
     env.process(source())
     env.run(until=HORIZON)
@@ -97,7 +95,7 @@ def main() -> None:
     core = rate(core_model, 1)
     print(f"M/M/{SERVERS} at 80 % load, {HORIZON:g} time units, best of {ROUNDS}")
     print(f"hand-written SimPy M/M/c : {plain:>10,.0f} customers/s")
-    print(f"core SimNetworkFunction  : {core:>10,.0f} customers/s")
+    print(f"core network function    : {core:>10,.0f} customers/s")
     print(f"core / hand-written      : {core / plain:>10.2f}")
 
 

@@ -1,7 +1,8 @@
 """The SimPy world and the ``ogsim`` command line.
 
-``sim.core`` realises the operators' network functions in virtual time, ``sim.queueing`` and
-``sim.validate`` hold the theory they are checked against, ``sim.scenario`` and ``sim.engine``
-run scenario files, and ``sim.cli`` wires the commands. ``sim`` imports ``operators`` and
-``federation``; neither imports ``sim``.
+``sim.tiers`` realises an operator and the aggregator in virtual time, the operators' network
+functions in ``sim.tiers.network_function``; ``sim.queueing`` and ``sim.validate`` hold the
+theory those are checked against, ``sim.scenario`` and ``sim.engine`` run scenario files,
+and ``sim.cli`` wires the commands. ``sim`` imports ``operators`` and ``federation``; neither
+imports ``sim``.
 """

@@ -1,7 +1,8 @@
 """The fault timeline: each scenario fault switched on at its time and off at its end.
 
-Backend faults go through the network core's own :class:`~sim.core.FaultChange` timeline, so
-a function's faults change exactly as the core tests exercise them. A trust revocation is
+Backend faults go through the network core's own
+:class:`~sim.tiers.network_function.FaultChange` timeline, so a function's faults change
+exactly as the core tests exercise them. A trust revocation is
 the federation's own :meth:`~federation.trust.TrustGraph.revoke` (and ``reinstate`` at its
 end); each operator then asks the graph again whether it trusts the aggregator. The other
 faults flip state on the simulated operator (a data centre's power, the identity server) or
@@ -21,7 +22,6 @@ from typing import Any
 import simpy
 
 from operators.core import NetworkFunctionKind
-from sim.core import FaultChange
 from sim.scenario import (
     BackendFault,
     ConsentRevocation,
@@ -31,6 +31,7 @@ from sim.scenario import (
     Partition,
     TrustRevocation,
 )
+from sim.tiers.network_function import FaultChange
 from sim.tiers.operator import SimOperator
 
 __all__ = ["Partitions", "schedule_faults"]

@@ -1,6 +1,7 @@
 """Holds the network core's two realisations against queueing theory, and says pass or fail.
 
-For each model the SimPy realisation (:class:`sim.core.SimNetworkFunction` driving the shared
+For each model the SimPy realisation that the scenario engine runs
+(:class:`sim.tiers.network_function.CallbackNetworkFunction` driving the shared
 :class:`~operators.core.service_model.ServiceModel`) runs several seeded replications with
 Poisson arrivals; the warm-up of each is discarded and a 95 % Student-t confidence interval
 is formed over the replications. The live asyncio realisation runs M/M/c with times scaled to
@@ -39,8 +40,8 @@ from operators.core.description import (
 from operators.core.errors import BackendError
 from operators.core.live import LiveNetworkFunction
 from operators.core.occupancy import OccupancySnapshot
-from sim.core import SimNetworkFunction
 from sim.queueing import QueueMetrics, mmc, mmck
+from sim.tiers.network_function import CallbackNetworkFunction
 
 __all__ = ["ValidationRow", "run_validation", "validate"]
 
@@ -166,6 +167,10 @@ def _echo(request: object) -> object:
     return request
 
 
+def _ignore(ok: bool, payload: object) -> None:
+    """A customer's answer: theory is held against the station's own books, not the answers."""
+
+
 def simulate_station(
     spec: NetworkFunctionSpec, arrival_rate: float, horizon: float, warmup: float, seed: str
 ) -> OccupancySnapshot:
@@ -176,19 +181,15 @@ def simulate_station(
     exactly when the function's bookkeeping is right.
     """
     env = simpy.Environment()
-    station: SimNetworkFunction[object, object] = SimNetworkFunction(
+    station: CallbackNetworkFunction[object, object] = CallbackNetworkFunction(
         env, spec, _echo, random.Random(f"{seed}:service")
     )
     arrivals = random.Random(f"{seed}:arrivals")
 
-    def customer() -> Generator[simpy.Event, Any, None]:
-        with contextlib.suppress(BackendError):
-            yield from station.call(None)
-
     def source() -> Generator[simpy.Event, Any, None]:
         while True:
             yield env.timeout(arrivals.expovariate(arrival_rate))
-            env.process(customer())
+            station.submit(None, _ignore)
 
     def run_until_empty() -> None:
         while station.in_service + station.queue_length:

@@ -1,8 +1,8 @@
 """The operator's network core, described once and realised live with asyncio.
 
 The description (:mod:`.description`) and the per-call decision (:class:`ServiceModel`) are
-shared with the SimPy realisation in :mod:`sim.core`; the handlers answer each function's own
-record format from the operator's subscriber base.
+shared with the SimPy realisation in :mod:`sim.tiers.network_function`; the handlers answer
+each function's own record format from the operator's subscriber base.
 """
 
 from .description import (

@@ -2,8 +2,8 @@
 
 These models are the single description that both realisations read: the asyncio one behind
 the live gateway (:mod:`operators.core.live`) and the SimPy one in virtual time
-(:mod:`sim.core`). They are frozen and forbid unknown fields because scenario YAML embeds them,
-and a typo in a scenario must name the field rather than be ignored.
+(:mod:`sim.tiers.network_function`). They are frozen and forbid unknown fields because
+scenario YAML embeds them, and a typo in a scenario must name the field rather than be ignored.
 """
 
 from __future__ import annotations

@@ -1,27 +1,40 @@
-"""The network core's functions served by callbacks: one Timeout per call, no process.
+"""The network core realised in virtual time: each function a SimPy station with a waiting room.
 
-:class:`CallbackNetworkFunction` is :class:`sim.core.SimNetworkFunction` (same spec, same
-:class:`~operators.core.service_model.ServiceModel` draws, same handlers, same
-:class:`~operators.core.occupancy.Occupancy` books, same errors) with its servers and FIFO
-waiting room kept as a counter and a deque: :meth:`submit` hands the record or the
-:class:`~operators.core.BackendError` to a callback instead of resuming a process. A call is
-never abandoned once queued, as in the process realisation, where nobody interrupts it.
+Built from the same :class:`~operators.core.description.NetworkFunctionSpec` and the same
+:class:`~operators.core.service_model.ServiceModel` as the live asyncio function
+(:class:`operators.core.LiveNetworkFunction`), answering with the same handlers, raising the
+same :mod:`operators.core.errors` and keeping the same
+:class:`~operators.core.occupancy.Occupancy` books; only the clock and the waiting differ.
+This is the one SimPy realisation: the scenario engine runs it and ``ogsim validate`` holds it
+against queueing theory.
+
+A call costs no SimPy process: the servers and the FIFO waiting room are a counter and a
+deque, a call in service is one Timeout, and :meth:`CallbackNetworkFunction.submit` hands the
+record or the :class:`~operators.core.BackendError` to a callback::
+
+    hlr.submit(MsisdnQuery("+34600000001"), lambda ok, payload: ...)
+
+A call is never abandoned once queued: a caller that stops waiting (its guard timed it out)
+leaves the backend to finish the work, as a real backend would.
 """
 
 from __future__ import annotations
 
+import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar, cast
 
 import simpy
+from pydantic import BaseModel, ConfigDict, Field
 
 from operators.core import BackendError
+from operators.core.description import Faults, NetworkFunctionSpec
 from operators.core.errors import BackendBusy, BackendFailure, BackendUnavailable
-from operators.core.service_model import Draw, Outcome
-from sim.core import SimNetworkFunction
+from operators.core.occupancy import Occupancy, OccupancySnapshot
+from operators.core.service_model import Draw, Outcome, ServiceModel
 
-__all__ = ["Answered", "CallbackNetworkFunction"]
+__all__ = ["Answered", "CallbackNetworkFunction", "FaultChange"]
 
 Req = TypeVar("Req")
 Rec = TypeVar("Rec")
@@ -30,20 +43,21 @@ Answered = Callable[[bool, Any], None]
 """``(True, record)`` or ``(False, BackendError)``, possibly before ``submit`` returns."""
 
 
+class FaultChange(BaseModel):
+    """From virtual time ``at`` on, the function has ``faults`` (a scenario's fault timeline)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: float = Field(ge=0)
+    faults: Faults
+
+
 class _Call:
     """One request in the function: its draw, arrival time, and whom to answer."""
 
-    __slots__ = ("arrived", "done", "draw", "function", "request", "started")
+    __slots__ = ("arrived", "done", "draw", "request", "started")
 
-    def __init__(
-        self,
-        function: CallbackNetworkFunction[Any, Any],
-        request: Any,
-        draw: Draw,
-        arrived: float,
-        done: Answered,
-    ) -> None:
-        self.function = function
+    def __init__(self, request: Any, draw: Draw, arrived: float, done: Answered) -> None:
         self.request = request
         self.draw = draw
         self.arrived = arrived
@@ -51,14 +65,49 @@ class _Call:
         self.started = 0.0
 
 
-class CallbackNetworkFunction(SimNetworkFunction[Req, Rec], Generic[Req, Rec]):
-    """A network function in virtual time whose calls end in a callback."""
+class CallbackNetworkFunction(Generic[Req, Rec]):
+    """One network function in virtual time: ``servers`` slots and a bounded FIFO queue."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._servers = self.spec.servers
+    def __init__(
+        self,
+        env: simpy.Environment,
+        spec: NetworkFunctionSpec,
+        handler: Callable[[Req], Rec],
+        rng: random.Random,
+    ) -> None:
+        self.env = env
+        self.spec = spec
+        self.handler = handler
+        self.model = ServiceModel(spec, rng)
+        self.occupancy = Occupancy(lambda: env.now)
+        self._servers = spec.servers
+        self._capacity = spec.capacity
         self._busy = 0
         self._waiting: deque[_Call] = deque()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def faults(self) -> Faults:
+        return self.model.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Switch faults now; calls already in service keep the fate they drew."""
+        self.model.set_faults(faults)
+
+    def schedule_faults(self, timeline: Iterable[FaultChange]) -> simpy.Process:
+        """Apply each change of a fault timeline at its time, as a process of its own."""
+        changes = sorted(timeline, key=lambda change: change.at)
+
+        def run() -> Generator[simpy.Event, Any, None]:
+            for change in changes:
+                if change.at > self.env.now:
+                    yield self.env.timeout(change.at - self.env.now)
+                self.set_faults(change.faults)
+
+        return self.env.process(run())
 
     @property
     def in_service(self) -> int:
@@ -67,6 +116,10 @@ class CallbackNetworkFunction(SimNetworkFunction[Req, Rec], Generic[Req, Rec]):
     @property
     def queue_length(self) -> int:
         return len(self._waiting)
+
+    def snapshot(self) -> OccupancySnapshot:
+        """Counters and time averages (L, Lq, W, Wq, throughput) since the last reset."""
+        return self.occupancy.snapshot()
 
     def submit(self, request: Req, done: Answered) -> None:
         """Serve ``request``; ``done`` gets the record or the BackendError the live one raises."""
@@ -81,7 +134,7 @@ class CallbackNetworkFunction(SimNetworkFunction[Req, Rec], Generic[Req, Rec]):
             occupancy.reject()
             done(False, BackendBusy(self.name, "all servers busy and waiting room full"))
             return
-        call = _Call(self, request, draw, arrived, done)
+        call = _Call(request, draw, arrived, done)
         if self._busy < self._servers:
             self._busy += 1
             self._start(call, queued=False)
@@ -94,9 +147,7 @@ class CallbackNetworkFunction(SimNetworkFunction[Req, Rec], Generic[Req, Rec]):
         self.env.timeout(call.draw.duration, call).callbacks.append(self._served)
 
     def _served(self, event: simpy.Event) -> None:
-        self._finish(cast(_Call, event.value))
-
-    def _finish(self, call: _Call) -> None:
+        call = cast(_Call, event.value)
         ok = False
         payload: Any
         if call.draw.outcome is Outcome.ERROR:

@@ -1,7 +1,8 @@
+"""The SimPy network function: FIFO servers, a bounded waiting room, faults on a timeline."""
+
 from __future__ import annotations
 
 import random
-from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -16,13 +17,14 @@ from operators.core import (
     Faults,
     NetworkFunctionKind,
     NetworkFunctionSpec,
+    SubscriberUnknown,
 )
-from sim.core import FaultChange, SimNetworkFunction
+from sim.tiers.network_function import CallbackNetworkFunction, FaultChange
 
 
 def station(
     env: simpy.Environment, servers: int, queue_limit: int | None, service: float = 1.0
-) -> SimNetworkFunction[str, str]:
+) -> CallbackNetworkFunction[str, str]:
     spec = NetworkFunctionSpec(
         name="pcf",
         kind=NetworkFunctionKind.POLICY_FUNCTION,
@@ -30,25 +32,20 @@ def station(
         queue_limit=queue_limit,
         service_time=ConstantServiceTime(value=service),
     )
-    return SimNetworkFunction(env, spec, str.upper, random.Random(1))
+    return CallbackNetworkFunction(env, spec, str.upper, random.Random(1))
 
 
 def outcomes(
-    env: simpy.Environment, nf: SimNetworkFunction[str, str], arrivals: list[float]
+    env: simpy.Environment, nf: CallbackNetworkFunction[str, str], arrivals: list[float]
 ) -> list[tuple[float, str]]:
     """Each call's finish time and record (or error code)."""
     results: list[tuple[float, str]] = []
 
-    def caller(at: float) -> Generator[simpy.Event, Any, None]:
-        yield env.timeout(at)
-        try:
-            record = yield from nf.call("r")
-            results.append((env.now, record))
-        except BackendError as error:
-            results.append((env.now, error.code))
+    def answered(ok: bool, payload: Any) -> None:
+        results.append((env.now, payload if ok else payload.code))
 
     for at in arrivals:
-        env.process(caller(at))
+        env.timeout(at).callbacks.append(lambda _: nf.submit("r", answered))
     env.run()
     return results
 
@@ -100,21 +97,35 @@ def test_errors_are_the_same_types_as_live() -> None:
     nf = station(env, servers=1, queue_limit=0)
     caught: list[type[BackendError]] = []
 
-    def caller() -> Generator[simpy.Event, Any, None]:
-        for faults in (Faults(outage=True), Faults(error_rate=1.0)):
-            nf.set_faults(faults)
-            try:
-                yield from nf.call("x")
-            except BackendError as error:
-                caught.append(type(error))
-        nf.set_faults(Faults())
-        env.process(nf.call("y"))
-        yield env.timeout(0)
-        try:
-            yield from nf.call("z")
-        except BackendBusy:
-            caught.append(BackendBusy)
+    def answered(ok: bool, payload: Any) -> None:
+        if not ok:
+            caught.append(type(payload))
 
-    env.process(caller())
+    nf.set_faults(Faults(outage=True))
+    nf.submit("x", answered)  # refused at once
+    nf.set_faults(Faults(error_rate=1.0))
+    nf.submit("x", answered)  # served, then fails
+    nf.set_faults(Faults())
+    nf.submit("y", answered)  # the one server is busy and there is no waiting room
     env.run()
-    assert caught == [BackendUnavailable, BackendFailure, BackendBusy]
+    assert caught == [BackendUnavailable, BackendBusy, BackendFailure]
+
+
+def test_a_handler_error_is_answered_and_frees_the_server() -> None:
+    env = simpy.Environment()
+    nf = station(env, servers=1, queue_limit=None)
+
+    def handler(request: str) -> str:
+        if request == "unknown":
+            raise SubscriberUnknown("pcf", "no such subscriber")
+        return request.upper()
+
+    nf.handler = handler
+    answers: list[tuple[float, bool, Any]] = []
+    for request in ("unknown", "known"):
+        nf.submit(request, lambda ok, payload: answers.append((env.now, ok, payload)))
+    env.run()
+    assert [(t, ok) for t, ok, _ in answers] == [(1.0, False), (2.0, True)]
+    assert isinstance(answers[0][2], SubscriberUnknown) and answers[1][2] == "KNOWN"
+    snapshot = nf.snapshot()
+    assert (snapshot.served, snapshot.failed, snapshot.in_service) == (1, 1, 0)
