@@ -6,9 +6,10 @@ CAMARA APIs at the aggregator's URL with the aggregator's token (client credenti
 
 1. authenticates and authorises the application's token exactly as an operator gateway
    would (same :class:`~operators.gateway.authentication.BearerAuthenticator` and
-   :class:`~operators.gateway.authorization.TokenAuthorizer`, on the aggregator's issuer);
+   :class:`~operators.gateway.admission.Admission`, on the aggregator's issuer);
 2. finds the serving operator with its Telco Finder (``SHALLOW``, and once more ``DEEP``
-   when the operator says it does not know the number: it may have just ported);
+   when a hop says the number is not where the search put it, as
+   :func:`~federation.discovery_fallback.next_search` decides: it may have just ported);
 3. obtains that operator's own three-legged token for the subscriber behind the scenes —
    the JWT bearer grant (an assertion signed with the aggregator's key, ``sub`` =
    ``tel:+…``, audience the operator's token endpoint) where the purpose's legal basis needs
@@ -42,20 +43,22 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from operators.admin_auth import admin_guard
-from operators.camara.scopes import OPERATION_SCOPES
+from operators.camara import Operation, operation_named
 from operators.config import LegalBasis
 from operators.errors import CamaraError
+from operators.gateway import Admission, InMemoryPlans, is_billable
 from operators.gateway.authentication import BearerAuthenticator
-from operators.gateway.authorization import TokenAuthorizer
 from operators.gateway.correlator import HEADER, correlator_for
 from operators.gateway.errors import install_camara_error_handlers
 from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
+from operators.policies import NoThrottle
 from operators.storage import Database
 from operators.subscriber_base import SubscriberBase
 
 from .client import ApplicationClient, Endpoints, OAuthClientError
 from .config import AggregatorConfig, FederatedOperator, FederationConfig
 from .data_centres import DATA_CENTRE_HEADER
+from .discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
 from .network_id import HttpNetworkId
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
 from .telco_finder import (
@@ -71,16 +74,17 @@ from .telco_routing import RoutingTable, fetch_routing_table
 from .tracing import Hop, Tracer, no_trace
 from .types import Clock
 
-FORWARDED: tuple[tuple[str, str], ...] = (
-    ("POST", "/sim-swap/v2/check"),
-    ("POST", "/sim-swap/v2/retrieve-date"),
-    ("POST", "/device-reachability-status/v1/retrieve"),
-    ("POST", "/device-roaming-status/v1/retrieve"),
-    ("POST", "/location-verification/v3/verify"),
-    ("POST", "/location-retrieval/v0.5/retrieve"),
-    ("POST", "/kyc-match/v0.3/match"),
+FORWARDED: tuple[str, ...] = (
+    "checkSimSwap",
+    "retrieveSimSwapDate",
+    "getReachabilityStatus",
+    "getRoamingStatus",
+    "verifyLocation",
+    "retrieveLocation",
+    "KYC_Match",
 )
-"""The CAMARA operations the aggregator routes: those whose body names the device."""
+"""The operations (ids of the operation table) the aggregator routes: those whose body names
+the device, so it can find the serving operator before any session exists there."""
 
 TOKEN_MARGIN = 5.0
 """Seconds before its expiry a cached operator token is no longer used."""
@@ -270,7 +274,8 @@ class Aggregator:
             identity_config, self.db, SubscriberBase(identity_config, self.db, clock=clock), clock
         )
         self.authenticator = BearerAuthenticator(self.identity, clock)
-        self.authorizer = TokenAuthorizer(self.identity)
+        # Authorises like an operator's gateway; throttling is the operators' (plans are theirs).
+        self.admission = Admission(InMemoryPlans.of(identity_config), NoThrottle(), clock)
         self.settlement = SettlementLedger(self.db)
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
@@ -357,37 +362,45 @@ class Aggregator:
 
     # -- one call -----------------------------------------------------------------------------
 
-    async def forward(self, request: Request, method: str, template: str) -> Response:
+    async def forward(self, request: Request, operation_id: str) -> Response:
         """Serve one CAMARA call for an application (steps 1-5 of the module docstring)."""
         correlator = correlator_for(request.headers.get(HEADER))
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
-        context = self.authorizer.authorize(claims, method, template, correlator)
+        operation = operation_named(operation_id)
+        context = self.admission.authorize(
+            self.identity.grant_facts(claims), operation, correlator=correlator
+        )
         application = context.client_id
         body = _json_object(await request.body())
         target, subject = _device_target(body)
-        api = template.lstrip("/").split("/", 1)[0]
-        operation = template.rsplit("/", 1)[-1]
         assert context.purpose is not None
-        scope = " ".join((*OPERATION_SCOPES[(method, template)][0], context.purpose))
+        scope = " ".join((*operation.scopes[0], context.purpose))
+        method, template = operation.method, operation.template
         self.tracer(Hop(application, self.id, f"{method} {template} {target.describe()}"))
 
         response: httpx.Response | None = None
         answer: SearchAnswer | None = None
-        modes: tuple[SearchMode, ...] = ("SHALLOW", "DEEP")
-        for mode in modes:
+        mode: SearchMode | None = FIRST_SEARCH
+        phone = target.phone_number is not None
+        while mode is not None:
             try:
                 answer = await self._find(target, mode)
             except CamaraError as error:
-                if error.status == 404 and mode == "SHALLOW" and target.phone_number:
-                    continue  # the finder's records may predate a port: ask Network Id
-                raise
+                signal = stale_signal(Stale.FINDER, error.status)
+                mode = next_search(mode, signal, phone_number=phone)
+                if mode is None:
+                    raise
+                continue  # the finder's records may predate a port: ask Network Id
             partner = self._partner_for(answer)
             try:
                 token = await self._token(partner, subject, scope, context.purpose, application)
             except CamaraError as error:
-                if error.status == 404 and mode == "SHALLOW" and target.phone_number:
+                signal = stale_signal(Stale.TOKEN, error.status)
+                retry = next_search(mode, signal, phone_number=phone)
+                if retry is not None:
+                    mode = retry
                     continue
-                self._settle(application, correlator, partner, answer, api, operation, error.status)
+                self._settle(application, correlator, partner, answer, operation, error.status)
                 raise
             # The operator meters by (client, correlator) and the hub is one client for all
             # applications: scope the correlator by application so two apps never collide.
@@ -401,16 +414,10 @@ class Aggregator:
             )
             if response.status_code in (401, 403):
                 self._tokens.pop((partner.config.id, application, subject, scope), None)
-            if (
-                response.status_code == 404
-                and mode == "SHALLOW"
-                and target.phone_number
-                and _code(response) == "IDENTIFIER_NOT_FOUND"
-            ):
-                continue
-            break
+            signal = stale_signal(Stale.API, response.status_code, _code(response))
+            mode = next_search(mode, signal, phone_number=phone)
         assert response is not None and answer is not None
-        self._settle(application, correlator, partner, answer, api, operation, response.status_code)
+        self._settle(application, correlator, partner, answer, operation, response.status_code)
         headers = {HEADER: correlator}
         site = response.headers.get(DATA_CENTRE_HEADER)
         if site:
@@ -569,8 +576,7 @@ class Aggregator:
         correlator: str,
         partner: Partner,
         answer: SearchAnswer,
-        api: str,
-        operation: str,
+        operation: Operation,
         status: int,
     ) -> None:
         self.settlement.record(
@@ -579,10 +585,10 @@ class Aggregator:
                 correlator,
                 partner.config.id,
                 answer.operator_id,
-                api,
-                operation,
+                operation.api,
+                operation.operation_id,
                 status,
-                200 <= status < 300,
+                is_billable(operation, status),
                 self.clock(),
             )
         )
@@ -636,9 +642,14 @@ def create_aggregator_app(
     identity_app.include_router(build_identity_router(aggregator.identity))
     app.mount(_path(aggregator.identity.issuer), identity_app)
 
-    for method, template in FORWARDED:
+    for operation_id in FORWARDED:
+        operation = operation_named(operation_id)
         app.add_api_route(
-            template, _forwarder(aggregator, method, template), methods=[method], name=template
+            operation.template,
+            _forwarder(aggregator, operation_id),
+            methods=[operation.method],
+            name=operation_id,
+            operation_id=operation_id,
         )
 
     class _Finder:
@@ -700,9 +711,9 @@ def create_aggregator_app(
     return app
 
 
-def _forwarder(aggregator: Aggregator, method: str, template: str) -> Any:
+def _forwarder(aggregator: Aggregator, operation_id: str) -> Any:
     async def endpoint(request: Request) -> Response:
-        return await aggregator.forward(request, method, template)
+        return await aggregator.forward(request, operation_id)
 
     return endpoint
 

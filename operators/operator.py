@@ -18,8 +18,8 @@ from .camara.routers import build_camara_routers
 from .config import OperatorConfig
 from .core import CoreSpec, Faults, NetworkFunctionKind
 from .errors import CamaraError
+from .gateway.admission import Admission, objection
 from .gateway.authentication import BearerAuthenticator
-from .gateway.authorization import TokenAuthorizer
 from .gateway.errors import install_camara_error_handlers
 from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger
@@ -31,7 +31,6 @@ from .identity import (
     build_identity_router,
     install_oauth_error_handlers,
 )
-from .identity.purposes import objects_to
 from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
 from .policies import Throttle, ThrottlePolicy
 from .storage import Database
@@ -93,15 +92,18 @@ class Operator:
             clock=monotonic,
         )
         integrator.may_process = _purpose_check(config, subscribers)
+        admission = Admission(
+            PlanSubscriptions(config, db),
+            throttle if throttle is not None else Throttle(monotonic, calendar_clock=clock),
+            clock,
+        )
         gateway = Gateway(
             BearerAuthenticator(identity, clock),
-            TokenAuthorizer(identity, client_trusted),
-            PlanSubscriptions(config, db),
+            identity,
+            admission,
             UsageLedger(db),
             GatewayMetrics(config.id),
-            throttle=throttle
-            if throttle is not None
-            else Throttle(monotonic, calendar_clock=clock),
+            party_trusted=client_trusted,
             calendar=clock,
         )
         operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)
@@ -160,9 +162,8 @@ def _purpose_check(
     """
 
     def may_process(msisdn: str, purpose: str | None) -> bool:
-        subscriber = subscribers.get(msisdn)
         policy = config.purpose(purpose) if purpose else None
-        return subscriber is not None and not objects_to(policy, subscriber)
+        return objection(policy, subscribers.get(msisdn)) is None
 
     return may_process
 
@@ -238,7 +239,7 @@ def _operations_router(operator: Operator) -> APIRouter:
     def subscribe(client_id: str, api: str, request: SubscriptionRequest) -> dict[str, str]:
         if operator.identity.clients.get(client_id) is None:
             raise CamaraError(404, "NOT_FOUND", f"no client {client_id!r}")
-        plan = operator.gateway.subscriptions.subscribe(client_id, api, request.plan)
+        plan = operator.gateway.admission.plans.subscribe(client_id, api, request.plan)
         return {"clientId": client_id, "api": api, "plan": plan.name}
 
     @admin.get("/usage")

@@ -1,9 +1,9 @@
 """The CAMARA API layer: wire models, device identification rules, scopes and routers.
 
-What other packages use: :func:`build_camara_routers` (mounted by the gateway),
-:class:`CallContext` and the :func:`get_call_context` dependency the gateway overrides,
-:data:`OPERATION_SCOPES` for authorisation, :class:`CamaraServices` (implemented by the
-integrator) and :func:`resolve_device`.
+What other packages use: the operation table (:data:`OPERATIONS`, :data:`WORKLOADS`) and its
+scope check, :func:`build_camara_routers` (mounted by the gateway), :class:`CallContext` and
+the :func:`get_call_context` dependency the gateway overrides, :class:`CamaraServices`
+(implemented by the integrator) and :func:`resolve_device`.
 """
 
 from operators.camara.common import (
@@ -16,22 +16,39 @@ from operators.camara.common import (
     resolve_device,
 )
 from operators.camara.context import CallContext, get_call_context
+from operators.camara.operations import (
+    BASE_PATHS,
+    OPERATIONS,
+    WORKLOADS,
+    Operation,
+    needs_consent,
+    operation_at,
+    operation_named,
+    scopes_satisfied,
+)
 from operators.camara.routers import build_camara_routers, render_error
-from operators.camara.scopes import BASE_PATHS, OPERATION_SCOPES, scopes_satisfied
+from operators.camara.scopes import ALL_SCOPES, OPERATION_SCOPES
 from operators.camara.services import CamaraServices
 
 __all__ = [
+    "ALL_SCOPES",
     "BASE_PATHS",
+    "OPERATIONS",
     "OPERATION_SCOPES",
+    "WORKLOADS",
     "CallContext",
     "CamaraServices",
     "Device",
     "DeviceDirectory",
     "DeviceResponse",
     "IdentifierRules",
+    "Operation",
     "ResolvedDevice",
     "build_camara_routers",
     "get_call_context",
+    "needs_consent",
+    "operation_at",
+    "operation_named",
     "parse_body",
     "render_error",
     "resolve_device",

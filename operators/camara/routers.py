@@ -1,9 +1,11 @@
 """FastAPI routers for the CAMARA APIs, built per operator by :func:`build_camara_routers`.
 
-Each endpoint reads its body itself (:func:`~operators.camara.common.parse_body`) so that a
-malformed request gets the CAMARA 400 its definition names even in an app that installed no
-handler, then calls the :class:`~operators.camara.services.CamaraServices` with the call context
-and renders the CAMARA answer (or :class:`~operators.errors.CamaraError`), echoing
+Every route is a row of the operation table (:mod:`operators.camara.operations`) served by
+one endpoint shape: path parameters checked, the body read and validated by the endpoint
+itself (:func:`~operators.camara.common.parse_body`, so a malformed request gets the CAMARA
+400 its definition names even in an app that installed no handler), the row's
+:class:`~operators.camara.services.CamaraServices` method called with the call context, and
+the CAMARA answer (or :class:`~operators.errors.CamaraError`) rendered, echoing
 ``x-correlator``.
 
 The call context comes from the dependency :func:`~operators.camara.context.get_call_context`;
@@ -26,34 +28,8 @@ from operators.errors import CamaraError
 
 from .common import CamaraModel, ErrorInfo, parse_body
 from .context import CallContext, get_call_context
-from .device_status import (
-    ReachabilityStatusResponse,
-    RequestReachabilityStatus,
-    RoamingStatusRequest,
-    RoamingStatusResponse,
-)
-from .kyc_match import KycMatchRequest, KycMatchResponse
-from .location import (
-    RetrievalLocationRequest,
-    RetrievedLocation,
-    VerifyLocationRequest,
-    VerifyLocationResponse,
-)
-from .number_verification import (
-    NumberVerificationMatchResponse,
-    NumberVerificationRequestBody,
-    NumberVerificationShareResponse,
-)
-from .qos_profiles import QosProfile, QosProfileDeviceRequest
-from .quality_on_demand import (
-    CreateSession,
-    ExtendSessionDuration,
-    RetrieveSessionsInput,
-    SessionInfo,
-)
-from .scopes import BASE_PATHS
+from .operations import OPERATIONS, Operation
 from .services import CamaraServices
-from .sim_swap import CheckSimSwapInfo, CreateCheckSimSwap, CreateSimSwapDate, SimSwapInfo
 
 __all__ = ["build_camara_routers", "render_error"]
 
@@ -156,203 +132,73 @@ def _session_id(value: str) -> str:
         raise CamaraError(400, "INVALID_ARGUMENT", "sessionId must be a UUID") from exc
 
 
+def _profile_name(value: str) -> str:
+    if not re.fullmatch(r"[a-zA-Z0-9_.-]{3,256}", value):
+        raise CamaraError(400, "INVALID_ARGUMENT", "name is not a QoS profile name")
+    return value
+
+
+_PATH_PARAMETERS: dict[str, tuple[dict[str, Any], Callable[[str], str]]] = {
+    "sessionId": ({"type": "string", "format": "uuid"}, _session_id),
+    "name": ({"type": "string", "pattern": "^[a-zA-Z0-9_.-]+$"}, _profile_name),
+}
+"""Path parameters of the table's templates: their OpenAPI schema and their check."""
+
+
+def _parameters(operation: Operation) -> list[str]:
+    return re.findall(r"{(\w+)}", operation.path)
+
+
+def _route(operation: Operation) -> dict[str, Any]:
+    """The decorator arguments of one operation: its OpenAPI, path parameters included."""
+    doc = _doc(operation.request, operation.answer, operation.status, many=operation.many)
+    names = _parameters(operation)
+    if names:
+        doc["openapi_extra"]["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": _PATH_PARAMETERS[name][0]}
+            for name in names
+        ]
+    return {"operation_id": operation.operation_id, "methods": [operation.method], **doc}
+
+
+def _endpoint(
+    services: CamaraServices, operation: Operation, context_dependency: Callable[..., Any]
+) -> Callable[..., Awaitable[Response]]:
+    """The one endpoint shape: path parameters checked, body parsed, the service called."""
+    method = getattr(services, operation.service)
+    names = _parameters(operation)
+    model, out_of_range = operation.request, operation.out_of_range
+
+    context = Depends(context_dependency)
+
+    async def endpoint(request: Request, ctx: CallContext = context) -> Response:
+        async def call() -> Answer:
+            args: list[Any] = [_PATH_PARAMETERS[n][1](request.path_params[n]) for n in names]
+            if model is not None:
+                args.append(parse_body(model, await request.body(), out_of_range=out_of_range))
+            answer: Answer = await method(ctx, *args)
+            return answer
+
+        return await _respond(request, ctx, call, operation.status)
+
+    endpoint.__name__ = operation.service
+    return endpoint
+
+
 def build_camara_routers(
     services: CamaraServices,
     context_dependency: Callable[..., Any] = get_call_context,
 ) -> list[APIRouter]:
-    """One router per API, each with its base path; mount them all on the gateway's app."""
-    Ctx = Depends(context_dependency)  # noqa: N806 - a dependency marker, not a variable
-
-    async def body(request: Request, model: type[BaseModel], out_of_range: bool) -> Any:
-        return parse_body(model, await request.body(), out_of_range=out_of_range)
-
-    sim_swap = APIRouter(prefix=BASE_PATHS["sim-swap"], tags=["SIM Swap"])
-
-    @sim_swap.post(
-        "/check",
-        operation_id="checkSimSwap",
-        **_doc(CreateCheckSimSwap, CheckSimSwapInfo),
-    )
-    async def check_sim_swap(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            return await services.check_sim_swap(ctx, await body(request, CreateCheckSimSwap, True))
-
-        return await _respond(request, ctx, call)
-
-    @sim_swap.post(
-        "/retrieve-date",
-        operation_id="retrieveSimSwapDate",
-        **_doc(CreateSimSwapDate, SimSwapInfo),
-    )
-    async def retrieve_date(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, CreateSimSwapDate, True)
-            return await services.retrieve_sim_swap_date(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    nv = APIRouter(prefix=BASE_PATHS["number-verification"], tags=["Number Verification"])
-
-    @nv.post(
-        "/verify",
-        operation_id="phoneNumberVerify",
-        **_doc(NumberVerificationRequestBody, NumberVerificationMatchResponse),
-    )
-    async def verify_number(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, NumberVerificationRequestBody, False)
-            return await services.verify_number(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    @nv.get(
-        "/device-phone-number",
-        operation_id="phoneNumberShare",
-        **_doc(None, NumberVerificationShareResponse),
-    )
-    async def device_phone_number(request: Request, ctx: CallContext = Ctx) -> Response:
-        return await _respond(request, ctx, lambda: services.device_phone_number(ctx))
-
-    reachability = APIRouter(
-        prefix=BASE_PATHS["device-reachability-status"], tags=["Device Reachability Status"]
-    )
-
-    @reachability.post(
-        "/retrieve",
-        operation_id="getReachabilityStatus",
-        **_doc(RequestReachabilityStatus, ReachabilityStatusResponse),
-    )
-    async def reachability_status(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, RequestReachabilityStatus, False)
-            return await services.reachability_status(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    roaming = APIRouter(prefix=BASE_PATHS["device-roaming-status"], tags=["Device Roaming Status"])
-
-    @roaming.post(
-        "/retrieve",
-        operation_id="getRoamingStatus",
-        **_doc(RoamingStatusRequest, RoamingStatusResponse),
-    )
-    async def roaming_status(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, RoamingStatusRequest, False)
-            return await services.roaming_status(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    verification = APIRouter(
-        prefix=BASE_PATHS["location-verification"], tags=["Location Verification"]
-    )
-
-    @verification.post(
-        "/verify",
-        operation_id="verifyLocation",
-        **_doc(VerifyLocationRequest, VerifyLocationResponse),
-    )
-    async def verify_location(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, VerifyLocationRequest, True)
-            return await services.verify_location(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    retrieval = APIRouter(prefix=BASE_PATHS["location-retrieval"], tags=["Location Retrieval"])
-
-    @retrieval.post(
-        "/retrieve",
-        operation_id="retrieveLocation",
-        **_doc(RetrievalLocationRequest, RetrievedLocation),
-    )
-    async def retrieve_location(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, RetrievalLocationRequest, False)
-            return await services.retrieve_location(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    qod = APIRouter(prefix=BASE_PATHS["quality-on-demand"], tags=["Quality on Demand"])
-
-    @qod.post(
-        "/sessions",
-        operation_id="createSession",
-        **_doc(CreateSession, SessionInfo, 201),
-    )
-    async def create_session(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            return await services.create_session(ctx, await body(request, CreateSession, True))
-
-        return await _respond(request, ctx, call, status=201)
-
-    @qod.get("/sessions/{sessionId}", operation_id="getSession", **_doc(None, SessionInfo))
-    async def get_session(sessionId: str, request: Request, ctx: CallContext = Ctx) -> Response:  # noqa: N803
-        return await _respond(
-            request, ctx, lambda: services.get_session(ctx, _session_id(sessionId))
+    """One router per API of the operation table, each with its base path."""
+    routers: dict[str, APIRouter] = {}
+    for operation in OPERATIONS:
+        router = routers.get(operation.api)
+        if router is None:
+            router = APIRouter(prefix=operation.base_path, tags=[operation.tag])
+            routers[operation.api] = router
+        router.add_api_route(
+            operation.path,
+            _endpoint(services, operation, context_dependency),
+            **_route(operation),
         )
-
-    @qod.delete("/sessions/{sessionId}", operation_id="deleteSession", **_doc(None, None, 204))
-    async def delete_session(sessionId: str, request: Request, ctx: CallContext = Ctx) -> Response:  # noqa: N803
-        return await _respond(
-            request, ctx, lambda: services.delete_session(ctx, _session_id(sessionId))
-        )
-
-    @qod.post(
-        "/sessions/{sessionId}/extend",
-        operation_id="extendQosSessionDuration",
-        **_doc(ExtendSessionDuration, SessionInfo),
-    )
-    async def extend_session(sessionId: str, request: Request, ctx: CallContext = Ctx) -> Response:  # noqa: N803
-        async def call() -> Answer:
-            session_id = _session_id(sessionId)
-            parsed = await body(request, ExtendSessionDuration, True)
-            return await services.extend_session(ctx, session_id, parsed)
-
-        return await _respond(request, ctx, call)
-
-    @qod.post(
-        "/retrieve-sessions",
-        operation_id="retrieveSessionsByDevice",
-        **_doc(RetrieveSessionsInput, SessionInfo, many=True),
-    )
-    async def retrieve_sessions(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, RetrieveSessionsInput, True)
-            return await services.retrieve_sessions(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    profiles = APIRouter(prefix=BASE_PATHS["qos-profiles"], tags=["QoS Profiles"])
-
-    @profiles.post(
-        "/retrieve-qos-profiles",
-        operation_id="retrieveQoSProfiles",
-        **_doc(QosProfileDeviceRequest, QosProfile, many=True),
-    )
-    async def retrieve_profiles(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            parsed = await body(request, QosProfileDeviceRequest, True)
-            return await services.retrieve_qos_profiles(ctx, parsed)
-
-        return await _respond(request, ctx, call)
-
-    @profiles.get("/qos-profiles/{name}", operation_id="getQosProfile", **_doc(None, QosProfile))
-    async def get_profile(name: str, request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            if not re.fullmatch(r"[a-zA-Z0-9_.-]{3,256}", name):
-                raise CamaraError(400, "INVALID_ARGUMENT", "name is not a QoS profile name")
-            return await services.get_qos_profile(ctx, name)
-
-        return await _respond(request, ctx, call)
-
-    kyc = APIRouter(prefix=BASE_PATHS["kyc-match"], tags=["KYC Match"])
-
-    @kyc.post("/match", operation_id="KYC_Match", **_doc(KycMatchRequest, KycMatchResponse))
-    async def kyc_match(request: Request, ctx: CallContext = Ctx) -> Response:
-        async def call() -> Answer:
-            return await services.kyc_match(ctx, await body(request, KycMatchRequest, False))
-
-        return await _respond(request, ctx, call)
-
-    return [sim_swap, nv, reachability, roaming, verification, retrieval, qod, profiles, kyc]
+    return list(routers.values())

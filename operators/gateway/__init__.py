@@ -1,14 +1,29 @@
-"""The operator's policy enforcement point: threat protection, authentication, authorization,
-throttling, metering, in that order (see :mod:`operators.gateway.gateway`)."""
+"""The operator's policy enforcement point: threat protection, authentication, admission
+(grant, trust, scope, purpose, plan, throttle), metering, in that order (see
+:mod:`operators.gateway.gateway`). :class:`Admission` and :func:`is_billable` are the decisions
+the simulation calls too."""
 
+from .admission import Admission, Admitted, objection, throttle_key
+from .authentication import BearerAuthenticator, unauthenticated
 from .gateway import Gateway, GatewayMiddleware, MeteredCall
-from .metering import GroupCommit, UsageEvent, UsageLedger
+from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
+from .subscriptions import InMemoryPlans, PlanStore, PlanSubscriptions
 
 __all__ = [
+    "Admission",
+    "Admitted",
+    "BearerAuthenticator",
     "Gateway",
     "GatewayMiddleware",
     "GroupCommit",
+    "InMemoryPlans",
     "MeteredCall",
+    "PlanStore",
+    "PlanSubscriptions",
     "UsageEvent",
     "UsageLedger",
+    "is_billable",
+    "objection",
+    "throttle_key",
+    "unauthenticated",
 ]

@@ -1,16 +1,16 @@
 """The policy enforcement point: every CAMARA call passes the same chain, in this order.
 
-threat protection → authentication → authorization (consent in real time, scope, purpose)
-→ throttling → the CAMARA service → metering. Each step is a replaceable object; the chain
-runs as the CAMARA routers' context dependency, and :class:`GatewayMiddleware` wraps the app
-to echo ``x-correlator`` on every answer and to meter each successful call exactly once.
+threat protection → authentication → admission (the grant in real time, trust, scope,
+purpose, then plan and throttle: :class:`~operators.gateway.admission.Admission`, the object
+the simulation calls too) → the CAMARA service → metering. The chain runs as the CAMARA
+routers' context dependency, and :class:`GatewayMiddleware` wraps the app to echo
+``x-correlator`` on every answer and to meter each billable call exactly once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -18,19 +18,18 @@ from typing import Any
 
 from fastapi import Request
 
-from operators.camara.context import CallContext
+from operators.camara import CallContext, Operation, operation_at
 from operators.config import Plan
 from operators.errors import CamaraError, unavailable
-from operators.policies import NoThrottle, ThrottlePolicy
+from operators.identity import IdentityServer
 from operators.storage import Effect, apply_effects, held_effects
 from operators.types import Clock
 
+from .admission import Admission
 from .authentication import BearerAuthenticator
-from .authorization import TokenAuthorizer
 from .correlator import HEADER, correlator_for
-from .metering import GroupCommit, UsageEvent, UsageLedger
+from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
 from .metrics import GatewayMetrics
-from .subscriptions import PlanSubscriptions
 from .threat_protection import ThreatLimits, inspect_body
 
 Scope = MutableMapping[str, Any]
@@ -48,9 +47,12 @@ class MeteredCall:
     """What the gateway learned about a call that passed the chain, for metering."""
 
     context: CallContext
-    api: str
-    operation: str
+    operation: Operation
     plan: Plan
+
+    @property
+    def api(self) -> str:
+        return self.operation.api
 
 
 class ReplayedCall(Exception):  # noqa: N818 - a control-flow signal, not a failure
@@ -68,27 +70,30 @@ def api_of(path: str) -> str:
 
 
 class Gateway:
-    """One operator's chain of policies, built once per operator from replaceable parts."""
+    """One operator's chain of policies, built once per operator from replaceable parts.
+
+    ``party_trusted(client_id)`` is the federation's trust gate (always True alone).
+    """
 
     def __init__(
         self,
         authenticator: BearerAuthenticator,
-        authorizer: TokenAuthorizer,
-        subscriptions: PlanSubscriptions,
+        identity: IdentityServer,
+        admission: Admission,
         ledger: UsageLedger,
         metrics: GatewayMetrics,
         *,
-        throttle: ThrottlePolicy | None = None,
+        party_trusted: Callable[[str], bool] | None = None,
         limits: ThreatLimits | None = None,
         calendar: Clock = time.time,
     ) -> None:
         self.authenticator = authenticator
-        self.authorizer = authorizer
-        self.subscriptions = subscriptions
+        self.identity = identity
+        self.admission = admission
         self.ledger = ledger
         self.commits = GroupCommit(ledger)
         self.metrics = metrics
-        self.throttle: ThrottlePolicy = throttle if throttle is not None else NoThrottle()
+        self.party_trusted = party_trusted
         self.limits = limits or ThreatLimits()
         self.calendar = calendar
 
@@ -107,27 +112,25 @@ class Gateway:
                 )
             inspect_body(request.headers.get("content-type"), await request.body(), self.limits)
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
-        route = request.scope["route"]
-        context = self.authorizer.authorize(claims, request.method, route.path, correlator)
+        operation = operation_at(request.method, request.scope["route"].path)
+        facts = self.identity.grant_facts(claims)
+        trusted = self.party_trusted is None or self.party_trusted(facts.token.client_id)
+        context = self.admission.authorize(
+            facts, operation, party_trusted=trusted, correlator=correlator
+        )
+        assert operation is not None  # authorize refuses a route outside the table
         if request.headers.get(HEADER):
             # The client chose this correlator: if it already paid for a call under it, it
             # gets that answer again; the call is neither run nor billed a second time.
             replay = self.ledger.replay(context.client_id, correlator)
             if replay is not None:
                 raise ReplayedCall(*replay)
-        api = api_of(route.path)
-        plan = self.subscriptions.plan_for(context.client_id, api)
-        decision = self.throttle.check(f"{context.client_id}|{api}", plan)
-        if not decision.allowed:
-            code = decision.code or "TOO_MANY_REQUESTS"
-            self.metrics.throttled.labels(context.client_id, code).inc()
-            message = (
-                "Rate limit reached." if code == "TOO_MANY_REQUESTS" else ("Out of resource quota.")
-            )
-            retry_after = str(max(1, math.ceil(decision.retry_after)))
-            raise CamaraError(429, code, message, headers={"Retry-After": retry_after})
-        operation = getattr(route, "operation_id", None) or route.name
-        request.state.call = MeteredCall(context, api, operation, plan)
+        try:
+            plan = self.admission.rate(context.client_id, operation.api)
+        except CamaraError as refusal:
+            self.metrics.throttled.labels(context.client_id, refusal.code).inc()
+            raise
+        request.state.call = MeteredCall(context, operation, plan)
         return context
 
     async def meter(
@@ -145,7 +148,7 @@ class Gateway:
                 client_id=context.client_id,
                 correlator=context.correlator or "",
                 api=call.api,
-                operation=call.operation,
+                operation=call.operation.operation_id,
                 plan=call.plan.name,
                 price=call.plan.price_per_call,
                 currency=call.plan.currency,
@@ -195,9 +198,9 @@ class GatewayMiddleware:
                 call = state.get("call")
                 if isinstance(call, MeteredCall):
                     gateway.metrics.observe(
-                        call.api, call.operation, status, time.perf_counter() - started
+                        call.api, call.operation.operation_id, status, time.perf_counter() - started
                     )
-                    if 200 <= status < 300:
+                    if is_billable(call.operation, status):
                         held.append(message)
                         return
                 else:

@@ -16,7 +16,17 @@ import asyncio
 import sqlite3
 from dataclasses import dataclass
 
+from operators.camara import Operation
 from operators.storage import Database, Effect, apply_effects
+
+
+def is_billable(operation: Operation | None, status: int) -> bool:
+    """Whether a call is billed (metered, invoiced, settled): a successful (2xx) answer of a
+    billable operation. A business answer about the subscriber (404, 422) is not a sale.
+
+    Live metering, the aggregator's settlement and the simulation all ask this.
+    """
+    return operation is not None and operation.billable and 200 <= status < 300
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_events (

@@ -1,6 +1,14 @@
-"""Which plan an application holds for each API: data in the operator's database."""
+"""Which plan an application holds for each API: data in the operator's database.
+
+:class:`PlanStore` is what admission reads; :class:`PlanSubscriptions` keeps the plans in the
+operator's database (live), :class:`InMemoryPlans` in memory (the simulation). Both give an
+application without a subscription the operator's default plan, and refuse unknown plans the
+same way (a contract test runs both).
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from operators.config import OperatorConfig, Plan
 from operators.errors import CamaraError
@@ -14,6 +22,42 @@ CREATE TABLE IF NOT EXISTS plan_subscriptions (
     PRIMARY KEY (client_id, api)
 );
 """
+
+
+class PlanStore(Protocol):
+    """The plan an application holds for an API, and changing it."""
+
+    def plan_for(self, client_id: str, api: str) -> Plan: ...
+
+    def subscribe(self, client_id: str, api: str, plan_name: str) -> Plan: ...
+
+
+def _known(plans: dict[str, Plan], plan_name: str) -> Plan:
+    plan = plans.get(plan_name)
+    if plan is None:
+        raise CamaraError(400, "INVALID_ARGUMENT", f"unknown plan {plan_name!r}")
+    return plan
+
+
+class InMemoryPlans:
+    """Plans per (application, API) in memory, with the operator's default for the rest."""
+
+    def __init__(self, plans: tuple[Plan, ...] | list[Plan], default_plan: str) -> None:
+        self._plans = {plan.name: plan for plan in plans}
+        self._default = _known(self._plans, default_plan)
+        self._held: dict[tuple[str, str], Plan] = {}
+
+    @classmethod
+    def of(cls, config: OperatorConfig) -> InMemoryPlans:
+        return cls(config.plans, config.default_plan)
+
+    def plan_for(self, client_id: str, api: str) -> Plan:
+        return self._held.get((client_id, api), self._default)
+
+    def subscribe(self, client_id: str, api: str, plan_name: str) -> Plan:
+        plan = _known(self._plans, plan_name)
+        self._held[(client_id, api)] = plan
+        return plan
 
 
 class PlanSubscriptions:
@@ -48,9 +92,7 @@ class PlanSubscriptions:
         return self._load().get((client_id, api), self._default)
 
     def subscribe(self, client_id: str, api: str, plan_name: str) -> Plan:
-        plan = self._plans.get(plan_name)
-        if plan is None:
-            raise CamaraError(400, "INVALID_ARGUMENT", f"unknown plan {plan_name!r}")
+        plan = _known(self._plans, plan_name)
         self.db.execute(
             "INSERT INTO plan_subscriptions (client_id, api, plan) VALUES (?, ?, ?)"
             " ON CONFLICT (client_id, api) DO UPDATE SET plan = excluded.plan",

@@ -7,11 +7,13 @@ serve it with :func:`create_identity_app`. The gateway calls
 
 from .app import build_identity_router, create_identity_app, install_oauth_error_handlers
 from .clients import Client, ClientRegistration
-from .consent import AuditEntry, Consent
+from .consent import AuditEntry, Consent, ConsentRecords, ConsentStore, InMemoryConsentStore
 from .errors import InvalidAccessTokenError, TokenContextError
+from .grant_standing import GrantFacts, TokenContext, grant_refusal
 from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
+from .purposes import objects_to
 from .server import IdentityServer
-from .tokens import AccessTokenClaims, TokenContext
+from .tokens import AccessTokenClaims
 from .types import AuthMethod, GrantType
 
 __all__ = [
@@ -23,13 +25,19 @@ __all__ = [
     "Client",
     "ClientRegistration",
     "Consent",
+    "ConsentRecords",
+    "ConsentStore",
+    "GrantFacts",
     "GrantType",
     "IdentityServer",
+    "InMemoryConsentStore",
     "InvalidAccessTokenError",
     "RegisteredClientIssuers",
     "TokenContext",
     "TokenContextError",
     "build_identity_router",
     "create_identity_app",
+    "grant_refusal",
     "install_oauth_error_handlers",
+    "objects_to",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import OAuthError
 from ..storage import Database
@@ -79,6 +81,36 @@ class AuditEntry:
     def view(self) -> dict[str, Any]:
         return {"id": self.id, "consentId": self.consent_id, "phoneNumber": self.msisdn,
                 "action": self.action, "actor": self.actor, "at": self.at, "detail": self.detail}
+
+
+class ConsentRecords(Protocol):
+    """What grants and the gateway ask of an operator's consent records.
+
+    :class:`ConsentStore` keeps them in the operator's SQLite database (live);
+    :class:`InMemoryConsentStore` in memory (the simulation keeps one per data centre, so each
+    replica can lag). A contract test runs the same sequence against both.
+    """
+
+    def grant(
+        self,
+        msisdn: str,
+        client_id: str,
+        purpose: str,
+        scopes: tuple[str, ...],
+        *,
+        actor: str,
+        lifetime: float | None = None,
+    ) -> Consent: ...
+
+    def revoke(self, consent_id: str, *, actor: str) -> Consent: ...
+
+    def get(self, consent_id: str) -> Consent | None: ...
+
+    def for_subscriber(self, msisdn: str | None = None) -> list[Consent]: ...
+
+    def find_active(
+        self, msisdn: str, client_id: str, purpose: str, scopes: tuple[str, ...]
+    ) -> Consent | None: ...
 
 
 class ConsentStore:
@@ -181,6 +213,74 @@ class ConsentStore:
             " VALUES (?, ?, ?, ?, ?, ?)",
             (consent.id, consent.msisdn, action, actor, self.clock(), json.dumps(detail)),
         )
+
+
+class InMemoryConsentStore:
+    """Consent records in memory, with the same answers as :class:`ConsentStore`.
+
+    Ids are numbered, not random, so a seeded simulation names the same consents every run;
+    :meth:`adopt` copies a record under its own id, which is how a data centre's replica
+    receives a consent recorded elsewhere.
+    """
+
+    def __init__(self, *, clock: Clock, prefix: str = "cns") -> None:
+        self.clock = clock
+        self.prefix = prefix
+        self._records: dict[str, Consent] = {}
+        self._ids = itertools.count(1)
+        self.audit_log: list[tuple[str, str, str, float]] = []
+        """``(consent id, action, actor, at)`` for every grant and revocation."""
+
+    def grant(
+        self,
+        msisdn: str,
+        client_id: str,
+        purpose: str,
+        scopes: tuple[str, ...],
+        *,
+        actor: str,
+        lifetime: float | None = None,
+    ) -> Consent:
+        now = self.clock()
+        consent = Consent(
+            id=f"{self.prefix}-{next(self._ids):012d}", msisdn=msisdn, client_id=client_id,
+            purpose=purpose, scopes=tuple(sorted(set(scopes))), granted_at=now,
+            expires_at=None if lifetime is None else now + lifetime, revoked_at=None,
+        )
+        self.adopt(consent)
+        self.audit_log.append((consent.id, "granted", actor, now))
+        return consent
+
+    def adopt(self, consent: Consent) -> None:
+        """Hold ``consent`` as it is (a replica receiving a record made elsewhere)."""
+        self._records[consent.id] = consent
+
+    def revoke(self, consent_id: str, *, actor: str) -> Consent:
+        consent = self._records.get(consent_id)
+        if consent is None:
+            raise OAuthError("not_found", "no such consent", 404)
+        if consent.revoked_at is None:
+            now = self.clock()
+            consent = dataclasses.replace(consent, revoked_at=now)
+            self._records[consent_id] = consent
+            self.audit_log.append((consent_id, "revoked", actor, now))
+        return consent
+
+    def get(self, consent_id: str) -> Consent | None:
+        return self._records.get(consent_id)
+
+    def for_subscriber(self, msisdn: str | None = None) -> list[Consent]:
+        return [c for c in self._records.values() if msisdn is None or c.msisdn == msisdn]
+
+    def find_active(
+        self, msisdn: str, client_id: str, purpose: str, scopes: tuple[str, ...]
+    ) -> Consent | None:
+        """The newest active consent covering this client, purpose and every scope asked."""
+        now = self.clock()
+        for consent in reversed(self._records.values()):
+            if consent.msisdn == msisdn and consent.covers(client_id, purpose, scopes, now):
+                return consent
+        return None
 
 
 def _consent(row: Any) -> Consent:

@@ -24,12 +24,13 @@ from .ciba import BackchannelResponse, CibaService
 from .client_auth import ClientAuthenticator, basic_credentials
 from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import ConsentStore
+from .grant_standing import GrantFacts, TokenContext
 from .jwt_bearer import AssertionIssuerPolicy, JwtBearerGrant, RegisteredClientIssuers
 from .keys import KeyRing, SigningKey
 from .purposes import parse_scope
 from .replay import ReplayGuard
 from .subjects import SubjectResolver
-from .tokens import AccessTokenClaims, IssuedToken, TokenContext, TokenService
+from .tokens import AccessTokenClaims, IssuedToken, TokenService
 from .types import AuthMethod, GrantType
 
 
@@ -269,3 +270,8 @@ class IdentityServer:
         token whose subscriber opted out since, a disabled client, a subscriber who left.
         """
         return self.tokens.context(claims)
+
+    def grant_facts(self, claims: AccessTokenClaims) -> GrantFacts:
+        """The grant behind a verified token as the records show it now, for the gateway's
+        admission to decide on (with :func:`~operators.identity.grant_refusal`)."""
+        return self.tokens.facts(claims)

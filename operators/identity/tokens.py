@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import LegalBasis, OperatorConfig
+from ..config import OperatorConfig
 from ..storage import Database
 from ..subscriber_base import SubscriberBase
 from ..types import Clock
@@ -25,8 +25,9 @@ from . import _jwt
 from .clients import ClientRegistry
 from .consent import ConsentStore
 from .errors import InvalidAccessTokenError, TokenContextError
+from .grant_standing import GrantFacts, TokenContext, grant_refusal
 from .keys import KeyRing
-from .purposes import ScopeRequest, objects_to
+from .purposes import ScopeRequest
 from .types import ACCESS_TOKEN_TYP, OPENID, PURPOSE_PREFIX, GrantType
 
 SCHEMA = """
@@ -71,28 +72,6 @@ class AccessTokenClaims:
 
 
 @dataclass(frozen=True)
-class TokenContext:
-    """What a verified, still-honoured token lets its bearer do, for the gateway.
-
-    ``msisdn`` is the subscriber behind a three-legged token and None for a two-legged one;
-    ``scopes`` are the API scopes (no purpose, no ``openid``).
-    """
-
-    client_id: str
-    msisdn: str | None
-    purpose: str | None
-    scopes: tuple[str, ...]
-    jti: str
-    sub: str
-    grant_type: GrantType
-    consent_id: str | None
-
-    @property
-    def two_legged(self) -> bool:
-        return self.msisdn is None
-
-
-@dataclass(frozen=True)
 class IssuedToken:
     access_token: str
     expires_in: int
@@ -132,7 +111,7 @@ class TokenService:
         self.keys = keys
         self.clients = clients
         self.consents = consents
-        self._contexts: dict[tuple[str, str, str], tuple[tuple[int, ...], float, TokenContext]] = {}
+        self._contexts: dict[tuple[str, str, str], tuple[tuple[int, ...], float, GrantFacts]] = {}
         self.subscribers = subscribers
         self.clock = clock
         self.audience = audience
@@ -288,10 +267,21 @@ class TokenService:
         """Whether a verified token may still be honoured, and on whose behalf.
 
         A revocation (of the token, of the consent behind it, a legitimate-interest opt-out,
-        a disabled client) takes effect on the very next check: the answer is cached only
-        while no table it was read from has been written (by this handle or by another
-        connection, see :meth:`Database.version`), until the consent expires, and until the
-        subscriber's next scheduled change is due. Raises :class:`TokenContextError`.
+        a disabled client) takes effect on the very next check. Raises
+        :class:`TokenContextError` (the rule is :func:`grant_refusal`).
+        """
+        facts = self.facts(claims)
+        refusal = grant_refusal(facts, self.clock())
+        if refusal is not None:
+            raise refusal
+        return facts.token
+
+    def facts(self, claims: AccessTokenClaims) -> GrantFacts:
+        """The grant behind a verified token as the database shows it now.
+
+        Read again only when a table they come from may have changed (a write by this handle
+        or a commit by another connection, see :meth:`Database.version`) or the subscriber's
+        next scheduled change is due; the consent's own expiry is the rule's to check.
         """
         stamp = self.db.version(*self._GRANT_TABLES)
         now = self.clock()
@@ -299,61 +289,52 @@ class TokenService:
         cached = self._contexts.get(key)
         if cached is not None and cached[0] == stamp and now < cached[1]:
             return cached[2]
-        context, valid_until = self._context(claims, now)
+        facts, valid_until = self._facts(claims, now)
         if len(self._contexts) >= 100_000:
             self._contexts.clear()
-        self._contexts[key] = (stamp, valid_until, context)
-        return context
+        self._contexts[key] = (stamp, valid_until, facts)
+        return facts
 
-    def _context(self, claims: AccessTokenClaims, now: float) -> tuple[TokenContext, float]:
-        valid_until = float("inf")
+    def _facts(self, claims: AccessTokenClaims, now: float) -> tuple[GrantFacts, float]:
         row = self.db.one("SELECT * FROM identity_access_tokens WHERE jti = ?", (claims.jti,))
         if row is None or row["client_id"] != claims.client_id or row["sub"] != claims.sub:
-            raise TokenContextError("unknown_token", "token not issued by this operator")
-        if row["revoked_at"] is not None:
-            raise TokenContextError("revoked", "token revoked")
+            unknown = TokenContext(
+                claims.client_id, None, None, (), claims.jti, claims.sub,
+                GrantType.CLIENT_CREDENTIALS, None,
+            )
+            return GrantFacts(unknown, issued_here=False), float("inf")
         client = self.clients.get(row["client_id"])
-        if client is None or client.disabled:
-            raise TokenContextError("client_disabled", "the client's access was withdrawn")
         purpose = row["purpose"]
         msisdn = row["msisdn"]
-        policy = self.config.purpose(purpose) if purpose else None
-        if purpose and policy is None:
-            raise TokenContextError("purpose_withdrawn", "the purpose is no longer offered")
-        if (
-            msisdn is not None
-            and policy is not None
-            and policy.legal_basis is LegalBasis.CONSENT
-        ):
-            consent = self.consents.get(row["consent_id"]) if row["consent_id"] else None
-            if consent is None or not consent.active(now):
-                raise TokenContextError("consent_revoked", "consent revoked or expired")
-            if consent.expires_at is not None:
-                valid_until = consent.expires_at
-        if msisdn is not None:
-            subscriber = self.subscribers.get(msisdn)
-            if subscriber is None:
-                raise TokenContextError("unknown_subscriber", "the subscriber left this operator")
-            if objects_to(policy, subscriber):
-                raise TokenContextError("opted_out", "the subscriber objected to processing")
-        if msisdn is not None:
-            due = self.subscribers.next_change_after(msisdn, now)
-            if due is not None:
-                valid_until = min(valid_until, due)
-        scopes = tuple(
-            s for s in json.loads(row["scopes"]) if s != OPENID and not s.startswith(PURPOSE_PREFIX)
-        )
-        context = TokenContext(
+        consent_id = row["consent_id"]
+        token = TokenContext(
             client_id=row["client_id"],
             msisdn=msisdn,
             purpose=purpose,
-            scopes=scopes,
+            scopes=tuple(
+                s
+                for s in json.loads(row["scopes"])
+                if s != OPENID and not s.startswith(PURPOSE_PREFIX)
+            ),
             jti=row["jti"],
             sub=row["sub"],
             grant_type=GrantType(row["grant_type"]),
-            consent_id=row["consent_id"],
+            consent_id=consent_id,
         )
-        return context, valid_until
+        valid_until = float("inf")
+        if msisdn is not None:
+            due = self.subscribers.next_change_after(msisdn, now)
+            if due is not None:
+                valid_until = due
+        facts = GrantFacts(
+            token,
+            revoked=row["revoked_at"] is not None,
+            client_active=client is not None and not client.disabled,
+            policy=self.config.purpose(purpose) if purpose else None,
+            consent=self.consents.get(consent_id) if consent_id else None,
+            subscriber=self.subscribers.get(msisdn) if msisdn is not None else None,
+        )
+        return facts, valid_until
 
     # -- revoke and introspect ---------------------------------------------------------------
 

@@ -18,10 +18,19 @@ from operators.policies.load_shedder import (
 )
 from operators.policies.quota import QuotaCounter
 from operators.policies.retry import RetryBudget, RetryPolicy
-from operators.policies.throttle import NoThrottle, Throttle, ThrottleDecision, ThrottlePolicy
+from operators.policies.throttle import (
+    QUOTA_EXCEEDED,
+    TOO_MANY_REQUESTS,
+    NoThrottle,
+    Throttle,
+    ThrottleDecision,
+    ThrottlePolicy,
+)
 from operators.policies.token_bucket import TokenBucket
 
 __all__ = [
+    "QUOTA_EXCEEDED",
+    "TOO_MANY_REQUESTS",
     "AdmissionShedder",
     "CircuitBreaker",
     "CircuitBreakerConfig",

@@ -75,5 +75,5 @@ async def test_replicas_of_one_operator_share_their_limits(
     async with running_federation(federation, tmp_path, probes=False) as fed:
         replicas = list(fed.members["telco-es"].replicas.values())
         assert len(replicas) == 2
-        assert replicas[0].gateway.throttle is replicas[1].gateway.throttle
-        assert replicas[0].gateway.subscriptions is not replicas[1].gateway.subscriptions
+        assert replicas[0].gateway.admission.throttle is replicas[1].gateway.admission.throttle
+        assert replicas[0].gateway.admission.plans is not replicas[1].gateway.admission.plans

@@ -1,0 +1,146 @@
+"""Admission: the gateway's decisions for one call, made by one pure object in both modes.
+
+In order: the grant behind the token still stands (:func:`~operators.identity.grant_refusal`:
+revocation, client, consent, the subscriber's objection), the party it was issued to is still
+trusted, the token holds the operation's scope and names a purpose, then the application's
+plan for the API and the throttle under that plan. Its inputs are plain values: the live
+gateway reads them from the request and the operator's database, the simulation's gateway
+tier builds them from its model; neither codes a step of its own. No I/O happens here except
+through the stores it is given (plans, the throttle's counters), which are protocols with a
+database-backed implementation live and an in-memory one in the simulation.
+
+A refusal is a :class:`~operators.errors.CamaraError` carrying the status and code the client
+sees; the caller renders it (live) or records it (simulation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from operators.camara import CallContext, Operation, scopes_satisfied
+from operators.config import Plan, PurposePolicy
+from operators.errors import CamaraError
+from operators.identity import GrantFacts, grant_refusal, objects_to
+from operators.policies import QUOTA_EXCEEDED, TOO_MANY_REQUESTS, ThrottlePolicy
+from operators.subscriber import Subscriber
+from operators.types import Clock
+
+from .authentication import unauthenticated
+from .subscriptions import PlanStore
+
+__all__ = [
+    "Admission",
+    "Admitted",
+    "objection",
+    "throttle_key",
+]
+
+def throttle_key(client_id: str, api: str) -> str:
+    """Throttling is per application and API: each API subscription has its own limits."""
+    return f"{client_id}|{api}"
+
+
+def objection(policy: PurposePolicy | None, subscriber: Subscriber | None) -> CamaraError | None:
+    """The refusal a call gets when it names a device whose subscriber bars its purpose.
+
+    Three-legged tokens carry this check in their grant; a two-legged call names its device
+    in the body, so the integrator asks here once it has resolved the device (after
+    throttling, live and simulated alike). Only legitimate interest gives way to an opt-out;
+    a subscriber who is gone has nothing to process.
+    """
+    if subscriber is None or objects_to(policy, subscriber):
+        return CamaraError(
+            403, "PERMISSION_DENIED", "The subscriber objected to processing for this purpose."
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A call the gateway let through: who calls about whom, and the plan it is billed on."""
+
+    context: CallContext
+    plan: Plan
+
+
+class Admission:
+    """Decides whether one call of one operation may reach the CAMARA service, and on what plan.
+
+    ``clock`` is the operator's calendar (epoch seconds): consent expiry is a date.
+    """
+
+    def __init__(self, plans: PlanStore, throttle: ThrottlePolicy, clock: Clock) -> None:
+        self.plans = plans
+        self.throttle = throttle
+        self.clock = clock
+
+    def authorize(
+        self,
+        facts: GrantFacts,
+        operation: Operation | None,
+        *,
+        party_trusted: bool = True,
+        correlator: str | None = None,
+    ) -> CallContext:
+        """The grant, the trust gate, scope and purpose; the call's context, or a refusal."""
+        refusal = grant_refusal(facts, self.clock())
+        if refusal is not None:
+            if refusal.status == 401:
+                raise unauthenticated(f"The access token is no longer valid: {refusal.kind}.")
+            raise CamaraError(
+                403,
+                "PERMISSION_DENIED",
+                f"The grant behind this token no longer stands: {refusal.kind}.",
+            )
+        token = facts.token
+        if not party_trusted:
+            # A valid token of a party whose trust was withdrawn: authenticated, not permitted
+            # (CAMARA_common's Generic403 PERMISSION_DENIED, not a 401 asking to log in again).
+            raise CamaraError(
+                403, "PERMISSION_DENIED", "The party this token was issued to is no longer trusted."
+            )
+        if not scopes_satisfied(operation, token.scopes):
+            raise CamaraError(
+                403,
+                "PERMISSION_DENIED",
+                "The access token lacks the scope this operation requires.",
+            )
+        if token.purpose is None:
+            raise CamaraError(
+                403,
+                "PERMISSION_DENIED",
+                "The access token names no purpose for processing personal data.",
+            )
+        return CallContext(
+            client_id=token.client_id,
+            msisdn=token.msisdn,
+            scopes=frozenset(token.scopes),
+            purpose=token.purpose,
+            correlator=correlator,
+        )
+
+    def rate(self, client_id: str, api: str) -> Plan:
+        """The application's plan for ``api``, if its throttle lets one more call through."""
+        plan = self.plans.plan_for(client_id, api)
+        decision = self.throttle.check(throttle_key(client_id, api), plan)
+        if not decision.allowed:
+            code = decision.code or TOO_MANY_REQUESTS
+            message = "Out of resource quota." if code == QUOTA_EXCEEDED else "Rate limit reached."
+            retry_after = str(max(1, math.ceil(decision.retry_after)))
+            raise CamaraError(429, code, message, headers={"Retry-After": retry_after})
+        return plan
+
+    def admit(
+        self,
+        facts: GrantFacts,
+        operation: Operation,
+        *,
+        party_trusted: bool = True,
+        correlator: str | None = None,
+    ) -> Admitted:
+        """Every step in order (the live gateway checks an idempotent replay in between)."""
+        context = self.authorize(
+            facts, operation, party_trusted=party_trusted, correlator=correlator
+        )
+        return Admitted(context, self.rate(context.client_id, operation.api))
