@@ -24,7 +24,7 @@ from operators.operator import Operator, create_operator_app
 
 from .target import AdminEnvironment, Target, TokenNeed, Unsupported
 
-__all__ = ["OperatorTokens", "conformance_config", "in_process_target"]
+__all__ = ["OperatorTokens", "conformance_config", "in_process_target", "register_client"]
 
 CLIENTS = ("primary", "secondary")
 
@@ -37,6 +37,45 @@ class ShiftedClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+PURPOSES = (
+    "dpv:FraudPreventionAndDetection",
+    "dpv:RequestedServiceProvision",
+    "dpv:IdentityVerification",
+)
+"""The purposes a conformance application declares: those CAMARA's scenarios ask for."""
+
+
+async def register_client(
+    http: httpx.AsyncClient, issuer: str, admin_secret: str, client_id: str, key: ECKey
+) -> None:
+    """Register a conformance application on an ogsim operator through its admin API.
+
+    Every API scope, the purposes above, private_key_jwt with ``key``'s public half, and the
+    enterprise plan on every API so that a run is never throttled by a small plan. ``http``
+    has the operator's API root as its base URL (the admin API lives there too).
+    """
+    scopes = sorted({s for alts in OPERATION_SCOPES.values() for a in alts for s in a})
+    admin = {"Authorization": f"Bearer {admin_secret}"}
+    response = await http.post(
+        f"{issuer}/admin/clients",
+        headers=admin,
+        json={
+            "client_id": client_id,
+            "client_name": f"CAMARA conformance ({client_id})",
+            "jwks": {"keys": [key.as_dict(private=False)]},
+            "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
+            "scope": " ".join(scopes),
+            "purposes": list(PURPOSES),
+        },
+    )
+    response.raise_for_status()
+    for api in BASE_PATHS:
+        subscribed = await http.put(
+            f"/admin/subscriptions/{client_id}/{api}", headers=admin, json={"plan": "enterprise"}
+        )
+        subscribed.raise_for_status()
 
 
 class OperatorTokens:
@@ -58,31 +97,7 @@ class OperatorTokens:
             return self._clients[name]
         key: ECKey = new_client_key()
         client_id = f"conformance-{name}"
-        scopes = sorted({s for alts in OPERATION_SCOPES.values() for a in alts for s in a})
-        admin = {"Authorization": f"Bearer {self.admin_secret}"}
-        response = await self.http.post(
-            f"{self.issuer}/admin/clients",
-            headers=admin,
-            json={
-                "client_id": client_id,
-                "client_name": f"CAMARA conformance ({name})",
-                "jwks": {"keys": [key.as_dict(private=False)]},
-                "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
-                "scope": " ".join(scopes),
-                "purposes": [
-                    "dpv:FraudPreventionAndDetection",
-                    "dpv:RequestedServiceProvision",
-                    "dpv:IdentityVerification",
-                ],
-            },
-        )
-        response.raise_for_status()
-        for api in BASE_PATHS:  # conformance runs must not be throttled by a small plan
-            await self.http.put(
-                f"/admin/subscriptions/{client_id}/{api}",
-                headers=admin,
-                json={"plan": "enterprise"},
-            )
+        await register_client(self.http, self.issuer, self.admin_secret, client_id, key)
         metadata = await self.http.get(f"{self.issuer}/.well-known/openid-configuration")
         client = ApplicationClient(
             client_id, key, Endpoints.from_metadata(metadata.json()), self.http, clock=self.clock

@@ -378,8 +378,10 @@ def validate(
     seed: Annotated[int, typer.Option(help="seed of every replication")] = 1,
     replications: Annotated[int, typer.Option(min=2, help="SimPy replications per model")] = 10,
 ) -> None:
-    """Check the network core (SimPy and live asyncio) against Erlang C, the loss formula and
-    Little's law; exits 1 when a comparison fails."""
+    """Check the network core against Erlang C, the loss formula and Little's law.
+
+    The SimPy function the engine runs and the live asyncio one; exits 1 when one fails.
+    """
     if quick:
         rows = run_validation(quick=True, seed=seed, replications=min(replications, 3))
     else:
