@@ -20,7 +20,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from loadtests.locust_run import LOCUSTFILE, federation, read_summary, run_locust
+from loadtests.locust_run import LOCUSTFILE, federation_for_run, read_summary, run_locust
 
 CLASSES = ["AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp"]
 P95_LIMIT_MS = 200.0
@@ -45,7 +45,7 @@ def main() -> None:
     best: tuple[int, dict] | None = None
     with tempfile.TemporaryDirectory(prefix="ogsim-capacity-") as scratch:
         results = Path(scratch)
-        with federation(None, results, None) as descriptor:
+        with federation_for_run(None, results, None) as descriptor:
             print(f"{'users':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'failures':>9}")
             for users in levels:
                 level = results / f"users-{users}"

@@ -1,0 +1,135 @@
+"""Across operators, live: trust, operator discovery, the aggregator and settlement, the global
+load balancer, the launcher and the demo.
+
+``federation`` imports ``operators`` and nothing else of ogsim. This face names what ``sim``,
+``loadtests`` and the CLI may use; names are imported on first use, so reading a federation
+config does not start uvicorn's imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from federation.client import (
+        ApplicationClient,
+        Endpoints,
+        OAuthClientError,
+        fetch_access_token,
+        load_client_key,
+        new_client_key,
+    )
+    from federation.config import (
+        PORTED_NUMBER,
+        AggregatorConfig,
+        CountryConfig,
+        DataCentre,
+        FederatedOperator,
+        FederationConfig,
+        default_federation,
+        load_federation,
+    )
+    from federation.demo import run_demo
+    from federation.federation import Federation, quick_consent, running_federation
+    from federation.global_load_balancer import (
+        GlobalLoadBalancer,
+        HealthPolicy,
+        HealthTracker,
+        NoHealthyDataCentreError,
+    )
+    from federation.launcher import FederationProcesses, descriptor, free_port_block
+    from federation.network_id import NetworkIdService
+    from federation.portability import PortabilityDatabase
+    from federation.telco_finder import SearchAnswer, SearchMode, SearchRequest, TelcoFinder
+    from federation.telco_routing import build_routing_table
+    from federation.trust import NodeKind, TrustGraph
+    from federation.types import NetworkId
+
+__all__ = [
+    "PORTED_NUMBER",
+    "AggregatorConfig",
+    "ApplicationClient",
+    "CountryConfig",
+    "DataCentre",
+    "Endpoints",
+    "FederatedOperator",
+    "Federation",
+    "FederationConfig",
+    "FederationProcesses",
+    "GlobalLoadBalancer",
+    "HealthPolicy",
+    "HealthTracker",
+    "NetworkId",
+    "NetworkIdService",
+    "NoHealthyDataCentreError",
+    "NodeKind",
+    "OAuthClientError",
+    "PortabilityDatabase",
+    "SearchAnswer",
+    "SearchMode",
+    "SearchRequest",
+    "TelcoFinder",
+    "TrustGraph",
+    "build_routing_table",
+    "default_federation",
+    "descriptor",
+    "fetch_access_token",
+    "free_port_block",
+    "load_client_key",
+    "load_federation",
+    "new_client_key",
+    "quick_consent",
+    "run_demo",
+    "running_federation",
+]
+
+_HOMES = {
+    "ApplicationClient": "federation.client",
+    "Endpoints": "federation.client",
+    "OAuthClientError": "federation.client",
+    "fetch_access_token": "federation.client",
+    "load_client_key": "federation.client",
+    "new_client_key": "federation.client",
+    "PORTED_NUMBER": "federation.config",
+    "AggregatorConfig": "federation.config",
+    "CountryConfig": "federation.config",
+    "DataCentre": "federation.config",
+    "FederatedOperator": "federation.config",
+    "FederationConfig": "federation.config",
+    "default_federation": "federation.config",
+    "load_federation": "federation.config",
+    "run_demo": "federation.demo",
+    "Federation": "federation.federation",
+    "quick_consent": "federation.federation",
+    "running_federation": "federation.federation",
+    "GlobalLoadBalancer": "federation.global_load_balancer",
+    "HealthPolicy": "federation.global_load_balancer",
+    "HealthTracker": "federation.global_load_balancer",
+    "NoHealthyDataCentreError": "federation.global_load_balancer",
+    "FederationProcesses": "federation.launcher",
+    "descriptor": "federation.launcher",
+    "free_port_block": "federation.launcher",
+    "NetworkIdService": "federation.network_id",
+    "PortabilityDatabase": "federation.portability",
+    "SearchAnswer": "federation.telco_finder",
+    "SearchMode": "federation.telco_finder",
+    "SearchRequest": "federation.telco_finder",
+    "TelcoFinder": "federation.telco_finder",
+    "build_routing_table": "federation.telco_routing",
+    "NodeKind": "federation.trust",
+    "TrustGraph": "federation.trust",
+    "NetworkId": "federation.types",
+}
+"""Where each public name lives; imported on first use (PEP 562)."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module only when the name is used."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -34,7 +34,7 @@ __all__ = [
     "RECONCILIATION",
     "SUMMARY",
     "LocustRun",
-    "federation",
+    "federation_for_run",
     "read_summary",
     "reconcile_run",
     "run_locust",
@@ -64,7 +64,7 @@ def seconds(text: str) -> float:
 
 
 @contextmanager
-def federation(
+def federation_for_run(
     given: Path | None,
     results: Path,
     base_port: int | None,

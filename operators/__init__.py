@@ -1,17 +1,116 @@
-"""One telco operator of the GSMA Open Gateway, live: the domain that never imports ``sim``.
+"""One telco operator of the GSMA Open Gateway, live: the domain that never imports the others.
 
-What other packages use:
-
-* ``operators.config``: ``OperatorConfig`` and its parts (plans, purposes, lifetimes);
-* ``operators.operator``: ``Operator.from_config`` and ``create_operator_app``;
-* ``operators.subscriber_base``: the seeded subscriber base and its change log;
-* ``operators.identity``: the authorization server (``IdentityServer``);
-* ``operators.gateway``: the policy enforcement point in front of the CAMARA APIs;
-* ``operators.camara`` and ``operators.integrator``: the APIs and their translation to the core;
-* ``operators.core``: the network functions, described once and realised with asyncio;
-* ``operators.policies``: throttling, circuit breaking, buffering, retries, load shedding;
-* ``operators.errors``: the wire errors (OAuth and CAMARA).
-
-Submodules are imported explicitly; this file stays empty of imports so that importing one
-part never drags in the others.
+This face names what ``federation``, ``sim`` and ``loadtests`` may use of the operator's own
+modules; the sub-packages (``operators.identity``, ``operators.gateway``, ``operators.camara``,
+``operators.integrator``, ``operators.core``, ``operators.policies``) are faces of their own.
+Names are imported on first use, so importing one part never drags in the others (the
+gateway does not load the identity server's SQLite layer because a config was read).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from operators.admin_auth import admin_guard, is_admin
+    from operators.config import (
+        E164_PREFIX,
+        LegalBasis,
+        OperatorConfig,
+        Plan,
+        PurposePolicy,
+        TokenLifetimes,
+        default_plans,
+        default_purposes,
+        example_operator,
+    )
+    from operators.config_file import (
+        ConfigFileError,
+        line_of,
+        load_yaml_model,
+        parse_override,
+        read_yaml_mapping,
+        set_dotted,
+    )
+    from operators.errors import CamaraError, OAuthError
+    from operators.operator import Operator, create_operator_app
+    from operators.storage import Database
+    from operators.subscriber import Subscriber
+    from operators.subscriber_base import ChangeKind, NumberPlan, SubscriberBase
+    from operators.test_numbers import TEST_NUMBERS
+    from operators.types import Clock
+
+__all__ = [
+    "E164_PREFIX",
+    "TEST_NUMBERS",
+    "CamaraError",
+    "ChangeKind",
+    "Clock",
+    "ConfigFileError",
+    "Database",
+    "LegalBasis",
+    "NumberPlan",
+    "OAuthError",
+    "Operator",
+    "OperatorConfig",
+    "Plan",
+    "PurposePolicy",
+    "Subscriber",
+    "SubscriberBase",
+    "TokenLifetimes",
+    "admin_guard",
+    "create_operator_app",
+    "default_plans",
+    "default_purposes",
+    "example_operator",
+    "is_admin",
+    "line_of",
+    "load_yaml_model",
+    "parse_override",
+    "read_yaml_mapping",
+    "set_dotted",
+]
+
+_HOMES = {
+    "admin_guard": "operators.admin_auth",
+    "is_admin": "operators.admin_auth",
+    "E164_PREFIX": "operators.config",
+    "LegalBasis": "operators.config",
+    "OperatorConfig": "operators.config",
+    "Plan": "operators.config",
+    "PurposePolicy": "operators.config",
+    "TokenLifetimes": "operators.config",
+    "default_plans": "operators.config",
+    "default_purposes": "operators.config",
+    "example_operator": "operators.config",
+    "ConfigFileError": "operators.config_file",
+    "line_of": "operators.config_file",
+    "load_yaml_model": "operators.config_file",
+    "parse_override": "operators.config_file",
+    "read_yaml_mapping": "operators.config_file",
+    "set_dotted": "operators.config_file",
+    "CamaraError": "operators.errors",
+    "OAuthError": "operators.errors",
+    "Operator": "operators.operator",
+    "create_operator_app": "operators.operator",
+    "Database": "operators.storage",
+    "Subscriber": "operators.subscriber",
+    "ChangeKind": "operators.subscriber_base",
+    "NumberPlan": "operators.subscriber_base",
+    "SubscriberBase": "operators.subscriber_base",
+    "TEST_NUMBERS": "operators.test_numbers",
+    "Clock": "operators.types",
+}
+"""Where each public name lives; imported on first use (PEP 562)."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module only when the name is used."""
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -43,7 +43,7 @@ from loadtests.conformance.ogsim_operator import in_process_target
 from loadtests.federation_view import DescriptorError
 from loadtests.locust_run import (
     LOCUSTFILE,
-    federation,
+    federation_for_run,
     read_summary,
     reconcile_run,
     run_locust,
@@ -248,7 +248,7 @@ def loadtest(
     """Run Locust headless against the live federation; reports, thresholds, reconciliation."""
     folder = out_or_alias(out, results)
     folder.mkdir(parents=True, exist_ok=True)
-    with federation(descriptor, folder, base_port, say=console.print) as described:
+    with federation_for_run(descriptor, folder, base_port, say=console.print) as described:
         run = run_locust(
             locustfile=locustfile,
             descriptor=described,
