@@ -24,11 +24,9 @@ import selectors
 import statistics
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import simpy
-import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
@@ -41,56 +39,20 @@ from operators.core.errors import BackendError
 from operators.core.live import LiveNetworkFunction
 from operators.core.occupancy import OccupancySnapshot
 from sim.queueing import QueueMetrics, mmc, mmck
+from sim.student_t import student_t_quantile
 from sim.tiers.network_function import CallbackNetworkFunction
 
-__all__ = ["ValidationRow", "run_validation", "validate"]
-
-_T975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
-"""Two-sided 95 % Student-t quantiles for 1..30 degrees of freedom (scipy is not a dependency)."""
+__all__ = ["ValidationRow", "render", "run_validation", "t_quantile_975"]
 
 LITTLE_TOLERANCE = 0.01
 LIVE_TOLERANCE = 0.25
 
 
 def t_quantile_975(df: int) -> float:
-    """t_{0.975, df}: tabulated to 30, then the normal quantile's first Cornish-Fisher terms."""
+    """t_{0.975, df}, the two-sided 95 % quantile: :func:`sim.student_t.student_t_quantile`."""
     if df < 1:
         raise ValueError("need at least one degree of freedom")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959964
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    return student_t_quantile(0.975, df)
 
 
 def mean_and_half_width(values: Sequence[float]) -> tuple[float, float]:
@@ -385,23 +347,3 @@ def render(rows: Sequence[ValidationRow]) -> Table:
             verdict,
         )
     return table
-
-
-def validate(
-    quick: Annotated[bool, typer.Option(help="a short run for tests (seconds)")] = False,
-    seed: Annotated[int, typer.Option(help="seed of every replication")] = 1,
-    replications: Annotated[int, typer.Option(min=2, help="SimPy replications per model")] = 10,
-) -> None:
-    """Check the network core (SimPy and live asyncio) against Erlang C, the loss formula and
-    Little's law; exits 1 when a comparison fails."""
-    console = Console()
-    if quick:
-        rows = run_validation(quick=True, seed=seed, replications=min(replications, 3))
-    else:
-        with Progress(console=console, transient=True) as progress:
-            rows = run_validation(seed=seed, replications=replications, progress=progress)
-    console.print(render(rows))
-    failed = sum(1 for row in rows if not row.passed)
-    console.print(f"validate: {len(rows) - failed} passed, {failed} failed", highlight=False)
-    if failed:
-        raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""The CLI: every command has --help, bad input is named, the demo tells its story."""
+"""The CLI: every command has --help under its role, bad input is named, options mean one thing."""
 
 from __future__ import annotations
 
@@ -22,6 +22,16 @@ runner = CliRunner()
         ["operator", "config"],
         ["demo"],
         ["serve"],
+        ["up"],
+        ["token"],
+        ["run"],
+        ["sweep"],
+        ["compare"],
+        ["schema"],
+        ["validate"],
+        ["conformance"],
+        ["loadtest"],
+        ["reconcile"],
     ],
 )
 def test_every_command_has_help(args: list[str]) -> None:
@@ -68,3 +78,54 @@ def test_serve_refuses_a_public_address_with_the_default_admin_secret() -> None:
     result = runner.invoke(app, ["serve", "--host", "0.0.0.0", "--port", "18999"])
     assert result.exit_code == 2
     assert "admin secret" in result.output
+
+
+def test_the_commands_are_listed_by_role() -> None:
+    listing = runner.invoke(app, ["--help"]).output
+    for role, commands in {
+        "Simulate": ("run", "sweep", "compare", "schema", "validate"),
+        "Live": ("serve", "up", "demo", "token", "operator"),
+        "QA": ("conformance", "loadtest", "reconcile"),
+    }.items():
+        section = listing[listing.index(role) :]
+        assert all(f" {command} " in section for command in commands), (role, listing)
+
+
+def test_out_is_the_name_everywhere_and_results_a_hidden_alias() -> None:
+    for command in ("run", "sweep", "compare", "demo", "loadtest", "reconcile"):
+        assert "--out" in runner.invoke(app, [command, "--help"]).output, command
+    for command in ("loadtest", "reconcile"):
+        assert "--results" not in runner.invoke(app, [command, "--help"]).output
+
+
+def test_reconcile_reads_the_folder_given_by_either_name(tmp_path: Path) -> None:
+    descriptor = tmp_path / "federation.json"
+    descriptor.write_text("{}")
+    for name in ("--out", "--results"):
+        result = runner.invoke(
+            app, ["reconcile", "--descriptor", str(descriptor), name, str(tmp_path / "run")]
+        )
+        assert result.exit_code == 2, result.output  # the descriptor is invalid: said, not raised
+
+
+def test_config_is_dash_c_for_an_operator_and_for_a_federation() -> None:
+    for command in (["serve"], ["up"], ["operator", "numbers"]):
+        assert "-c" in runner.invoke(app, [*command, "--help"]).output, command
+
+
+def test_token_refuses_an_expired_token_and_names_a_bad_key(tmp_path: Path) -> None:
+    base = ["token", "--issuer", "http://127.0.0.1:9/oauth", "--client-id", "app"]
+    expired = runner.invoke(
+        app, [*base, "--key", str(tmp_path / "k.jwk")], env={"OGSIM_EXPIRED": "1"}
+    )
+    assert expired.exit_code == 3
+    (tmp_path / "k.jwk").write_text("not a key")
+    bad = runner.invoke(app, [*base, "--key", str(tmp_path / "k.jwk")])
+    assert bad.exit_code == 2 and "cannot read the key" in bad.output
+
+
+def test_quick_validation_passes_and_ends_with_the_summary_line() -> None:
+    result = runner.invoke(app, ["validate", "--quick", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("validate: ")
+    assert result.output.strip().endswith("passed, 0 failed")
