@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from fastapi.routing import APIRoute
 
+from loadtests.camara_definitions import camara_dir
 from operators.camara import OPERATION_SCOPES, build_camara_routers
 from operators.camara.device_status import ReachabilityStatusResponse, RoamingStatusResponse
 from operators.camara.kyc_match import KycMatchRequest, KycMatchResponse
@@ -18,8 +17,7 @@ from operators.camara.quality_on_demand import CreateSession, SessionInfo
 from operators.camara.sim_swap import CheckSimSwapInfo, SimSwapInfo
 from operators.integrator import Integrator
 
-ROOT = Path(__file__).resolve().parents[3]
-CAMARA_DIR = Path(os.environ.get("OGSIM_CAMARA_DIR", ROOT.parent / "shared" / "camara"))
+CAMARA_DIR = camara_dir()
 pytestmark = pytest.mark.skipif(
     not CAMARA_DIR.is_dir(), reason=f"CAMARA definitions not found at {CAMARA_DIR}"
 )
