@@ -205,16 +205,23 @@ def _run_of(environment: Environment) -> LoadRun:
     run = getattr(environment, "ogsim_run", None)
     if run is None:
         raise RuntimeError("the ogsim load test did not start (see the log for why)")
-    return run  # type: ignore[no-any-return]
+    return run
+
+
+def _parsed(environment: Environment) -> Any:
+    """Locust's parsed command line, with the ``--ogsim-*`` options added below."""
+    if environment.parsed_options is None:
+        raise RuntimeError("the ogsim load test runs from the locust command line")
+    return environment.parsed_options
 
 
 def _results(environment: Environment) -> Path:
-    return Path(environment.parsed_options.ogsim_results)
+    return Path(_parsed(environment).ogsim_results)
 
 
 @events.test_start.add_listener
 def _start(environment: Environment, **_: Any) -> None:
-    options = environment.parsed_options
+    options = _parsed(environment)
     runner = environment.runner
     if not isinstance(runner, WorkerRunner):
         options.ogsim_run_id = options.ogsim_run_id or secrets.token_hex(4)
@@ -262,7 +269,7 @@ def _start(environment: Environment, **_: Any) -> None:
 
 
 def _write_run_file(environment: Environment, descriptor: Descriptor, http: httpx.Client) -> None:
-    options = environment.parsed_options
+    options = _parsed(environment)
     results = _results(environment)
     results.mkdir(parents=True, exist_ok=True)
     application = descriptor.application.client_id if descriptor.application else None
@@ -287,7 +294,7 @@ def _record_event(environment: Environment, event: dict[str, Any]) -> None:
 
 def _schedule_data_centre_failure(environment: Environment, descriptor: Descriptor) -> None:
     """``--ogsim-fail-data-centre telco-es/madrid@10``: down after 10 s, via the admin API."""
-    spec = environment.parsed_options.ogsim_fail_data_centre
+    spec = _parsed(environment).ogsim_fail_data_centre
     if not spec:
         return
     target, _, after = spec.partition("@")
@@ -295,7 +302,7 @@ def _schedule_data_centre_failure(environment: Environment, descriptor: Descript
     operator = descriptor.operator(operator_id)
     if centre not in operator.data_centres:
         raise ValueError(f"{operator_id} has no data centre {centre!r}: {operator.data_centres}")
-    secret = environment.parsed_options.ogsim_admin_secret
+    secret = _parsed(environment).ogsim_admin_secret
 
     def fail() -> None:
         response = httpx.post(
@@ -399,33 +406,34 @@ class CamaraApp(FastHttpUser):
     honours_retry_after = True
 
     def on_start(self) -> None:
-        self.run = _run_of(self.environment)
-        self.run.users_started += 1
+        self.load_run = _run_of(self.environment)
+        self.load_run.users_started += 1
         self.fake = Faker()
         self.fake.seed_instance(
-            f"{self.run.seed}:{self.run.worker_index}:{type(self).__name__}:"
-            f"{self.run.users_started}"
+            f"{self.load_run.seed}:{self.load_run.worker_index}:{type(self).__name__}:"
+            f"{self.load_run.users_started}"
         )
 
     # -- choices ----------------------------------------------------------------------------
 
     def unserved(self) -> bool:
-        return self.fake.random.random() < self.run.unserved_share
+        return self.fake.random.random() < self.load_run.unserved_share
 
     def pick_operator(self) -> str:
-        return str(self.fake.random_element([o.id for o in self.run.descriptor.operators]))
+        return str(self.fake.random_element([o.id for o in self.load_run.descriptor.operators]))
 
     def pick(self, subscribers: list[SubscriberTruth]) -> SubscriberTruth:
         return subscribers[self.fake.random_int(0, len(subscribers) - 1)]
 
     def pick_unserved(self, operator: str | None = None) -> UnservedNumber:
-        choices = [u for u in self.run.pool.unserved if operator is None or u.range_of == operator]
+        unserved = self.load_run.pool.unserved
+        choices = [u for u in unserved if operator is None or u.range_of == operator]
         return choices[self.fake.random_int(0, len(choices) - 1)]
 
     # -- OAuth ------------------------------------------------------------------------------
 
     def _assertion(self, client_id: str, jwk: dict[str, Any], audience: str, **extra: Any) -> str:
-        key = self.run.key_of(jwk)
+        key = self.load_run.key_of(jwk)
         now = int(time.time())
         claims = {
             "iss": client_id,
@@ -492,7 +500,7 @@ class CamaraApp(FastHttpUser):
         self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str
     ) -> tuple[str, float] | None:
         body, _ = self._oauth(
-            self.run.endpoints[issuer].token,
+            self.load_run.endpoints[issuer].token,
             client_id,
             jwk,
             {"grant_type": "client_credentials", "scope": scope},
@@ -512,7 +520,7 @@ class CamaraApp(FastHttpUser):
     def _fetch_ciba(
         self, credentials: Credentials, number: str, scope: str
     ) -> tuple[str, float] | None:
-        endpoints = self.run.endpoints[credentials.issuer]
+        endpoints = self.load_run.endpoints[credentials.issuer]
         started, _ = self._oauth(
             endpoints.backchannel,
             credentials.client_id,
@@ -552,17 +560,17 @@ class CamaraApp(FastHttpUser):
     def _cached_or_none(
         self, key: TokenKey, fetch: Callable[[], tuple[str, float] | None]
     ) -> str | None:
-        cached = self.run.tokens.get(key)
+        cached = self.load_run.tokens.get(key)
         if cached is not None and cached[1] - TOKEN_MARGIN > time.time():
             return cached[0]
-        with self.run.lock(key):
-            cached = self.run.tokens.get(key)
+        with self.load_run.lock(key):
+            cached = self.load_run.tokens.get(key)
             if cached is not None and cached[1] - TOKEN_MARGIN > time.time():
                 return cached[0]
             fetched = fetch()
             if fetched is None:
                 return None
-            self.run.tokens[key] = fetched
+            self.load_run.tokens[key] = fetched
             return fetched[0]
 
     # -- CAMARA calls -----------------------------------------------------------------------
@@ -584,7 +592,7 @@ class CamaraApp(FastHttpUser):
         retry_transport: bool = True,
     ) -> Outcome | None:
         """One call as a careful client makes it: same correlator across its retries."""
-        tally = self.run.tally
+        tally = self.load_run.tally
         tally.calls[type(self).__name__] += 1
         correlator = tally.correlator()
         headers = {"Authorization": f"Bearer {token}", "x-correlator": correlator}
@@ -593,7 +601,7 @@ class CamaraApp(FastHttpUser):
         for attempt in range(DATA_CENTRE_RETRIES + 1):
             # The request runs in its own greenlet, so that a user killed at the end of the
             # run (Locust kills users it stops) never abandons a call the server metered.
-            request = self.run.in_flight.spawn(
+            request = self.load_run.in_flight.spawn(
                 self._attempt,
                 method,
                 url,
@@ -648,7 +656,7 @@ class CamaraApp(FastHttpUser):
             payload = parse_body(response.content)
             outcome = classify(status, payload, response.headers.get("Retry-After"))
             if outcome.billable:
-                self.run.tally.count(key, correlator, settled=through_aggregator)
+                self.load_run.tally.count(key, correlator, settled=through_aggregator)
             wrong: list[str] = []
             if response.headers.get("x-correlator") != correlator:
                 wrong.append(f"x-correlator {response.headers.get('x-correlator')!r} not echoed")
@@ -663,7 +671,7 @@ class CamaraApp(FastHttpUser):
                 if unserved:
                     wrong.append(f"a number nobody serves was answered {status}")
                 else:
-                    wrong += self.run.schemas.errors(key[2], operation, status, payload)
+                    wrong += self.load_run.schemas.errors(key[2], operation, status, payload)
                     wrong += check(payload)
             elif unserved and status == 404 and outcome.code == "IDENTIFIER_NOT_FOUND":
                 pass
@@ -672,7 +680,7 @@ class CamaraApp(FastHttpUser):
             else:
                 wrong.append(f"{status} {outcome.code}: {outcome.message or response.text}")
             if not wrong:
-                errors = self.run.schemas.errors(key[2], operation, status, payload)
+                errors = self.load_run.schemas.errors(key[2], operation, status, payload)
                 if not outcome.billable and status not in (429, 503) and errors:
                     wrong += errors
             if wrong:
@@ -698,11 +706,11 @@ class AntiFraudApp(CamaraApp):
     @task
     def check_subscriber(self) -> None:
         operator = self.pick_operator()
-        credentials = self.run.credentials[("antifraud", operator)]
+        credentials = self.load_run.credentials[("antifraud", operator)]
         if self.unserved():
             number = self.pick_unserved(operator).number
             self._oauth(
-                self.run.endpoints[credentials.issuer].backchannel,
+                self.load_run.endpoints[credentials.issuer].backchannel,
                 credentials.client_id,
                 credentials.private_jwk,
                 {"login_hint": f"tel:{number}", "scope": ANTIFRAUD_SCOPE},
@@ -710,7 +718,7 @@ class AntiFraudApp(CamaraApp):
                 expected_errors=("unknown_user_id",),
             )
             return
-        subscriber = self.pick(self.run.pool.for_consent(operator))
+        subscriber = self.pick(self.load_run.pool.for_consent(operator))
         token = self.ciba_token(credentials, subscriber.number, ANTIFRAUD_SCOPE)
         if token is None:
             return
@@ -719,7 +727,7 @@ class AntiFraudApp(CamaraApp):
         now = datetime.now(UTC)
         self.camara(
             key=key,
-            url=_operator_url(self.run, operator, "/sim-swap/v2/check"),
+            url=_operator_url(self.load_run, operator, "/sim-swap/v2/check"),
             name="sim-swap check",
             token=token,
             operation="checkSimSwap",
@@ -728,7 +736,7 @@ class AntiFraudApp(CamaraApp):
         )
         self.camara(
             key=key,
-            url=_operator_url(self.run, operator, "/sim-swap/v2/retrieve-date"),
+            url=_operator_url(self.load_run, operator, "/sim-swap/v2/retrieve-date"),
             name="sim-swap retrieve-date",
             token=token,
             operation="retrieveSimSwapDate",
@@ -745,7 +753,7 @@ class LocationApp(CamaraApp):
 
     def _setup(self) -> tuple[str, Credentials, str]:
         operator = self.pick_operator()
-        credentials = self.run.credentials[("location", operator)]
+        credentials = self.load_run.credentials[("location", operator)]
         token = self.two_legged_token(
             credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
         )
@@ -755,7 +763,7 @@ class LocationApp(CamaraApp):
     def verify(self) -> None:
         operator, credentials, token = self._setup()
         key = (operator, credentials.client_id, "location-verification")
-        url = _operator_url(self.run, operator, "/location-verification/v3/verify")
+        url = _operator_url(self.load_run, operator, "/location-verification/v3/verify")
         if self.unserved():
             number = self.pick_unserved(operator).number
             area = answers.Area(40.4, -3.7, 2000)
@@ -769,7 +777,7 @@ class LocationApp(CamaraApp):
                 body={"device": {"phoneNumber": number}, "area": area.wire()},
             )
             return
-        subscriber = self.pick(self.run.pool.usable(operator))
+        subscriber = self.pick(self.load_run.pool.usable(operator))
         inside = self.fake.boolean(chance_of_getting_true=70)
         area = answers.area_around(subscriber) if inside else answers.area_far_from(subscriber)
         self.camara(
@@ -785,10 +793,10 @@ class LocationApp(CamaraApp):
     @task(2)
     def retrieve(self) -> None:
         operator, credentials, token = self._setup()
-        subscriber = self.pick(self.run.pool.usable(operator))
+        subscriber = self.pick(self.load_run.pool.usable(operator))
         self.camara(
             key=(operator, credentials.client_id, "location-retrieval"),
-            url=_operator_url(self.run, operator, "/location-retrieval/v0.5/retrieve"),
+            url=_operator_url(self.load_run, operator, "/location-retrieval/v0.5/retrieve"),
             name="location retrieve",
             token=token,
             operation="retrieveLocation",
@@ -811,16 +819,16 @@ class QodApp(CamaraApp):
     @task
     def session_lifecycle(self) -> None:
         operator = self.pick_operator()
-        credentials = self.run.credentials[("qod", operator)]
+        credentials = self.load_run.credentials[("qod", operator)]
         token = self.two_legged_token(
             credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
         )
         key = (operator, credentials.client_id, "quality-on-demand")
-        base = _operator_url(self.run, operator, "/quality-on-demand/v1/sessions")
+        base = _operator_url(self.load_run, operator, "/quality-on-demand/v1/sessions")
         devices = [
             s
-            for s in self.run.pool.usable(operator)
-            if "DATA" in s.connectivity and s.number not in self.run.qod_busy
+            for s in self.load_run.pool.usable(operator)
+            if "DATA" in s.connectivity and s.number not in self.load_run.qod_busy
         ]
         if not devices:
             return
@@ -828,7 +836,7 @@ class QodApp(CamaraApp):
         number = subscriber.number
         profile = str(self.fake.random_element(self.PROFILES))
         duration = self.fake.random_int(60, 600)
-        self.run.qod_busy.add(number)
+        self.load_run.qod_busy.add(number)
         try:
             created = self.camara(
                 key=key,
@@ -897,7 +905,7 @@ class QodApp(CamaraApp):
                 check=lambda body: [f"session {session} still answered after its deletion"],
             )
         finally:
-            self.run.qod_busy.discard(number)
+            self.load_run.qod_busy.discard(number)
 
 
 class AggregatorApp(CamaraApp):
@@ -907,8 +915,8 @@ class AggregatorApp(CamaraApp):
 
     def on_start(self) -> None:
         super().on_start()
-        application = self.run.descriptor.application
-        aggregator = self.run.descriptor.aggregator
+        application = self.load_run.descriptor.application
+        aggregator = self.load_run.descriptor.aggregator
         if application is None or aggregator is None:
             raise RuntimeError("the descriptor names no aggregator and demo application")
         self.application = application
@@ -952,7 +960,7 @@ class AggregatorApp(CamaraApp):
                 through_aggregator=True,
             )
             return
-        subscriber = self.pick(self.run.pool.usable(self.pick_operator()))
+        subscriber = self.pick(self.load_run.pool.usable(self.pick_operator()))
         number = subscriber.number
         check: answers.Check
         if api == "sim-swap":
@@ -990,15 +998,15 @@ class GreedyApp(CamaraApp):
 
     @task
     def hammer(self) -> None:
-        operator = self.run.descriptor.operators[0].id
-        credentials = self.run.credentials[("greedy", operator)]
+        operator = self.load_run.descriptor.operators[0].id
+        credentials = self.load_run.credentials[("greedy", operator)]
         token = self.two_legged_token(
             credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
         )
-        subscriber = self.pick(self.run.pool.usable(operator))
+        subscriber = self.pick(self.load_run.pool.usable(operator))
         self.camara(
             key=(operator, credentials.client_id, "device-reachability-status"),
-            url=_operator_url(self.run, operator, "/device-reachability-status/v1/retrieve"),
+            url=_operator_url(self.load_run, operator, "/device-reachability-status/v1/retrieve"),
             name="greedy reachability",
             token=token,
             operation="getReachabilityStatus",
