@@ -193,7 +193,8 @@ class World:
             events=self.events,
             discovery=dict(sorted(self.aggregator.searches.items())) if self.aggregator else {},
             ported={
-                key: (stats.ok, stats.completed) for key, stats in sorted(metrics.pairs.items())
+                key: (stats.billable, stats.completed)
+                for key, stats in sorted(metrics.pairs.items())
             },
             consent={
                 op.id: op.consent.counts() for op in self.operators.values() if op.consent.active

@@ -146,6 +146,8 @@ class KeyStats:
     attempts: int = 0
     completed: int = 0
     ok: int = 0
+    billable: int = 0
+    """Calls billed by the live rule (``is_billable``): 2xx answers only, not 404/422."""
     throttled: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latency: DDSketch = field(default_factory=_sketch)
@@ -159,6 +161,7 @@ class PairStats:
 
     ok: int = 0
     completed: int = 0
+    billable: int = 0
 
 
 @dataclass(slots=True)

@@ -63,9 +63,9 @@ def settlement(result: RunResult) -> list[dict[str, Any]]:
 
     ``aggregator`` records: from the aggregator to the serving operator, for applications
     that call through it. ``ported`` records: from a ported number's home operator (the
-    holder of its range) to the operator serving it now. A billable call is one the serving
-    operator answered successfully (as the live aggregator's ledger counts it); operations
-    are every operation that ended, answered or not.
+    holder of its range) to the operator serving it now. Billable calls are counted by the live
+    rule (:func:`operators.gateway.is_billable`: a 2xx answer; 404 and 422 are not sales);
+    operations are every operation that ended, answered or not.
     """
     via = {
         app_id
@@ -76,7 +76,7 @@ def settlement(result: RunResult) -> list[dict[str, Any]]:
     for (operator, _api, application), stats in sorted(result.keys.items()):
         if application in via:
             entry = totals.setdefault((operator, application), [0, 0])
-            entry[0] += stats.ok
+            entry[0] += stats.billable
             entry[1] += stats.completed
     records = [
         {

@@ -27,10 +27,11 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from operators.config import Plan, TokenLifetimes, default_plans
+from operators.config import Plan, TokenLifetimes, default_plans, default_purposes
 from operators.config_file import ConfigFileError, line_of, read_yaml_mapping, set_dotted
 from operators.core.description import CoreSpec, ExponentialServiceTime, Faults, ServiceTime
 from operators.integrator import GuardSettings
@@ -312,6 +313,20 @@ class ApplicationSpec(_Model):
     )
     auth: AuthSpec = AuthSpec()
     client: ClientSpec = ClientSpec()
+    purpose: str | None = Field(
+        default=None,
+        description="the dpv: purpose the application names; default: each API's purpose in "
+        "the operation table. Its legal basis (consent, legitimate interest, contract) decides "
+        "what the gateway checks, as live",
+    )
+
+    @field_validator("purpose")
+    @classmethod
+    def _known_purpose(cls, value: str | None) -> str | None:
+        offered = [policy.purpose for policy in default_purposes()]
+        if value is not None and value not in offered:
+            raise ValueError(f"unknown purpose {value!r} (offered: {', '.join(offered)})")
+        return value
 
 
 class TrafficSpec(_Model):

@@ -6,8 +6,10 @@ synced), each operator publishes its :func:`~federation.telco_routing.build_rout
 and a country's :class:`~federation.network_id.NetworkIdService` answers ``DEEP`` searches
 from the national :class:`~federation.portability.PortabilityDatabase`, which also holds the
 ports the finder has not heard of. :class:`SimAggregator` then does what the live aggregator
-does per call: search ``SHALLOW``; forward; when the operator answers
-``404 IDENTIFIER_NOT_FOUND`` (the number ported away), search ``DEEP`` and forward again.
+does per call: search ``SHALLOW``; ask the operator found for a token about the subscriber
+(404 when it no longer serves them); forward; and search again ``DEEP`` when
+:func:`~federation.discovery_fallback.next_search` says so (the finder found nobody, the
+token request or the API answered 404 for the number).
 
 The finder is the live object; its lookups answer at once, so each search is run to its end
 without an event loop. Its answers are memoised per number and mode: they depend only on
@@ -32,6 +34,7 @@ from federation.config import (
     FederatedOperator,
     FederationConfig,
 )
+from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
 from federation.network_id import NetworkIdService
 from federation.portability import PortabilityDatabase
 from federation.telco_finder import SearchAnswer, SearchMode, SearchRequest, TelcoFinder
@@ -39,11 +42,14 @@ from federation.telco_routing import build_routing_table
 from federation.types import NetworkId
 from operators.errors import CamaraError
 from sim.scenario import KNOWN_CALLING_CODES, TopologySpec
-from sim.tiers.operator import AGGREGATOR, Answer, Line, Reply, SimOperator
+from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, Reply, SimOperator
 
 __all__ = ["SimAggregator", "calling_code", "federation_config", "port_lines"]
 
 T = TypeVar("T")
+
+NOT_FOUND = Answer(404, "IDENTIFIER_NOT_FOUND")
+"""Nobody in the federation serves the number (the live aggregator's answer, too)."""
 
 
 def calling_code(topology: TopologySpec, country: str) -> str | None:
@@ -195,32 +201,41 @@ class SimAggregator:
             self._answers.pop((number, "SHALLOW"), None)  # the search refreshed its records
         return found
 
-    def handle(self, application: str, plan: str, api: str, line: Line, reply: Reply) -> None:
-        """One call of ``application`` through the aggregator, ``SHALLOW`` then ``DEEP``."""
-        self._forward(application, plan, api, line, reply, "SHALLOW")
+    def handle(self, client: Client, api: str, line: Line, reply: Reply) -> None:
+        """One call of ``client`` through the aggregator, ``SHALLOW`` then maybe ``DEEP``."""
+        self._forward(client, api, line, reply, FIRST_SEARCH)
 
     def _forward(
-        self, application: str, plan: str, api: str, line: Line, reply: Reply, mode: SearchMode
+        self, client: Client, api: str, line: Line, reply: Reply, mode: SearchMode
     ) -> None:
         operator_id = self.find(line.number, mode)
         if operator_id is None:
-            if mode == "SHALLOW":
-                self._forward(application, plan, api, line, reply, "DEEP")
+            again = next_search(mode, stale_signal(Stale.FINDER, 404), phone_number=True)
+            if again is not None:
+                self._forward(client, api, line, reply, again)
             else:
-                reply(Answer(404, "IDENTIFIER_NOT_FOUND"))
+                reply(NOT_FOUND)
             return
         if self.partitioned(AGGREGATOR, operator_id, False):
             return  # blackholed: the client's timeout answers
         operator = self.operators[operator_id]
-        if mode == "DEEP":
-            operator.handle(application, plan, api, line, True, reply)
+        if not operator.knows(line.number):
+            # The operator's token endpoint refuses a subscriber it does not serve (404).
+            again = next_search(mode, stale_signal(Stale.TOKEN, 404), phone_number=True)
+            if again is not None:
+                self.searches["moved"] += 1
+                self._forward(client, api, line, reply, again)
+            else:
+                reply(NOT_FOUND)
             return
 
         def answered(answer: Answer) -> None:
-            if answer.status == 404 and answer.code == "IDENTIFIER_NOT_FOUND":
+            signal = stale_signal(Stale.API, answer.status, answer.code)
+            again = next_search(mode, signal, phone_number=True)
+            if again is not None:
                 self.searches["moved"] += 1
-                self._forward(application, plan, api, line, reply, "DEEP")
+                self._forward(client, api, line, reply, again)
             else:
                 reply(answer)
 
-        operator.handle(application, plan, api, line, True, answered)
+        operator.handle(client, api, line, True, answered)

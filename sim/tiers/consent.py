@@ -1,22 +1,26 @@
-"""Consent revocations across an operator's data centres, with replication lag between them.
+"""Consent records across an operator's data centres, with replication lag between them.
 
-A revocation wave of share ``s`` revokes the consent of the lines ranked below ``s`` (the
-same lines every time; line ``r`` at ``at + spread * r / s``). Each revocation is recorded
-in one data centre — the scenario's ``data_centre``, else one drawn by the data centres'
-weights, as the global load balancer spreads the revocation requests — and is visible there
-at once; the other data centres see it ``replication_lag`` seconds later. Each data centre
-therefore keeps its own view (the numbers it knows to be revoked), and the gateway of the
-data centre a call was routed to refuses by that view alone: until the lag has passed, a
-call that lands in a data centre that has not seen the revocation still succeeds.
+Each data centre holds a replica of the operator's consent records: an
+:class:`~operators.identity.InMemoryConsentStore`, the in-memory implementation of the same
+protocol as the live SQLite store. A subscriber's consent to an application for a purpose is
+recorded (in every replica, with one id) when the simulation first needs it, and the gateway
+tier hands the record of the data centre a call reached to the live grant rule
+(:func:`~operators.identity.grant_refusal`, through the gateway's admission): a revoked or
+expired consent refuses the call there, as it would live.
 
-Beside the views, :class:`ConsentReplicas` keeps the ground truth (each revocation's instant
-and lag), so every call that succeeds for a revoked consent is counted at the instant its
-consent was checked: within the lag (allowed, reported) or later than instant + lag (a bug:
-a scenario expects zero). A revocation with a ``duration`` ends (consent granted again) in
-every data centre at once.
+A revocation wave of share ``s`` revokes every consent of the lines ranked below ``s`` (the
+same lines every time; line ``r`` at ``at + spread * r / s``). Each revocation is recorded in
+one data centre — the scenario's ``data_centre``, else one drawn by the data centres' weights,
+as the global load balancer spreads the revocation requests — and reaches that replica at
+once and the others ``replication_lag`` seconds later: until then, a call that lands in a
+data centre that has not seen the revocation still succeeds. A revocation with a
+``duration`` ends with the subscriber consenting again (a new record in every replica, which
+the application's next token is issued under).
 
-The simulation keeps no consent records of its own (they live in the identity server's
-database, one row per subscriber and purpose); this is the modelled part of consent.
+Beside the replicas, :class:`ConsentReplicas` keeps the ground truth (each revocation's
+instant and lag), so every call that succeeds for a revoked consent is counted at the instant
+its consent was checked: within the lag (allowed, reported) or later than instant + lag (a
+bug: a scenario expects zero).
 """
 
 from __future__ import annotations
@@ -29,16 +33,22 @@ from typing import Any
 
 import simpy
 
+from operators.identity import Consent, InMemoryConsentStore
+from operators.types import Clock
+
 __all__ = ["ConsentReplicas", "RevocationWave"]
+
+_ACTOR = "subscriber"
 
 
 @dataclass(frozen=True, slots=True)
 class _Revoked:
-    """One line's revocation: when it happened, when every data centre sees it, its end."""
+    """One line's revocation: when it happened, where, when every data centre sees it, its end."""
 
     instant: float
     everywhere: float
     end: float
+    home: str
 
 
 @dataclass(slots=True)
@@ -56,22 +66,35 @@ class RevocationWave:
 
 
 class ConsentReplicas:
-    """Each data centre's view of revoked consents, the ground truth, and the call counts."""
+    """Each data centre's replica of the consent records, the ground truth, and the counts.
+
+    ``calendar`` is the operator's epoch clock, the one consent records are stamped with.
+    """
 
     def __init__(
-        self, env: simpy.Environment, operator_id: str, weights: dict[str, int], seed: str
+        self,
+        env: simpy.Environment,
+        operator_id: str,
+        weights: dict[str, int],
+        seed: str,
+        calendar: Clock,
     ) -> None:
         self.env = env
         self.operator_id = operator_id
         self.weights = weights
         self.seed = seed
-        self.views: dict[str, Counter[str]] = {name: Counter() for name in weights}
-        """Per data centre: number -> revocations it has seen (and not yet ended)."""
+        self.replicas = {name: InMemoryConsentStore(clock=calendar) for name in weights}
+        self._origin = InMemoryConsentStore(clock=calendar)
+        """Where records are made; each replica adopts a copy under the same id."""
+        self._current: dict[tuple[str, str, str], str] = {}
+        """(number, client, purpose) -> the id of the consent tokens are issued under now."""
+        self._by_number: dict[str, list[tuple[str, str, str]]] = {}
+        self._scopes: dict[tuple[str, str, str], tuple[str, ...]] = {}
         self.truth: dict[str, list[_Revoked]] = {}
         self.waves: list[RevocationWave] = []
         self.active = False
         """Whether any wave is scheduled (the gateway asks nothing otherwise)."""
-        self.refused = 0
+        self.refusals = 0
         self.successes_within_lag = 0
         self.successes_after_lag = 0
 
@@ -103,7 +126,7 @@ class ConsentReplicas:
             wave.lines += 1
             wave.landed[home] += 1
             self.truth.setdefault(number, []).append(
-                _Revoked(instant, instant + replication_lag, end)
+                _Revoked(instant, instant + replication_lag, end, home)
             )
             changes.setdefault(instant, []).append((home, number))
             later = instant + replication_lag
@@ -126,25 +149,58 @@ class ConsentReplicas:
 
     def _apply(self, changes: list[tuple[str, str]], applied: list[tuple[str, str]]) -> None:
         for dc, number in changes:
-            self.views[dc][number] += 1
+            replica = self.replicas[dc]
+            for key in self._by_number.get(number, ()):
+                replica.revoke(self._current[key], actor=_ACTOR)
         applied.extend(changes)
 
     def _lift(self, applied: list[tuple[str, str]]) -> None:
-        for dc, number in applied:
-            view = self.views[dc]
-            view[number] -= 1
-            if view[number] <= 0:
-                del view[number]
+        """The wave is over: its subscribers consent again (new records everywhere)."""
+        for number in dict.fromkeys(number for _, number in applied):
+            for key in self._by_number.get(number, ()):
+                self._record(key)
         applied.clear()
 
     # -- the gateway's questions ------------------------------------------------------------
 
-    def refuses(self, data_centre: str, number: str) -> bool:
-        """Whether ``data_centre`` has seen a revocation of ``number`` (and counts it)."""
-        if number in self.views[data_centre]:
-            self.refused += 1
-            return True
-        return False
+    def consent_for(
+        self, data_centre: str, number: str, client: str, purpose: str, scopes: tuple[str, ...]
+    ) -> Consent | None:
+        """The consent a token for ``client`` about ``number`` was issued under, as the
+        replica of ``data_centre`` holds it now (recorded on first use)."""
+        key = (number, client, purpose)
+        consent_id = self._current.get(key)
+        if consent_id is None:
+            consent_id = self._first_record(key, scopes)
+        return self.replicas[data_centre].get(consent_id)
+
+    def _first_record(self, key: tuple[str, str, str], scopes: tuple[str, ...]) -> str:
+        """Record a consent the subscriber gave before the run, with every revocation of the
+        number each replica has already seen applied to it."""
+        number = key[0]
+        self._by_number.setdefault(number, []).append(key)
+        self._scopes[key] = scopes
+        consent_id = self._record(key)
+        now = self.env.now
+        for entry in self.truth.get(number, ()):
+            if not entry.instant <= now < entry.end:
+                continue
+            for name, replica in self.replicas.items():
+                if name == entry.home or now >= entry.everywhere:
+                    replica.revoke(consent_id, actor=_ACTOR)
+        return consent_id
+
+    def _record(self, key: tuple[str, str, str]) -> str:
+        number, client, purpose = key
+        consent = self._origin.grant(number, client, purpose, self._scopes[key], actor=_ACTOR)
+        for replica in self.replicas.values():
+            replica.adopt(consent)
+        self._current[key] = consent.id
+        return consent.id
+
+    def refused(self) -> None:
+        """A call was refused for its consent (counted for the report)."""
+        self.refusals += 1
 
     def revoked_everywhere_at(self, number: str, now: float) -> float | None:
         """Ground truth: if ``number``'s consent is revoked now, when every DC sees it."""
@@ -167,7 +223,7 @@ class ConsentReplicas:
     def counts(self) -> dict[str, int]:
         """The calls refused, and the successes within and after the lag."""
         return {
-            "refused": self.refused,
+            "refused": self.refusals,
             "successes_within_lag": self.successes_within_lag,
             "successes_after_lag": self.successes_after_lag,
         }

@@ -1,6 +1,8 @@
 """The integrator in virtual time: the live CAMARA flows, the live guards, SimPy backends.
 
-Each scenario API name maps to one of :mod:`operators.integrator.operations`' flows, driven
+Each scenario API name is a workload of the operation table
+(:data:`~operators.camara.WORKLOADS`), whose operations map to
+:mod:`operators.integrator.operations`' flows, driven
 by :func:`run_flow` through one :class:`BackendGuard` per backend and data centre, against
 :class:`~sim.tiers.network_function.CallbackNetworkFunction` backends answering from the
 operator's own handlers (HLR, location server, ...). The subscriber base is the real one
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 
 import simpy
 
+from operators.camara import WORKLOADS
 from operators.camara.common import Point
 from operators.camara.kyc_match import KycMatchRequest
 from operators.camara.location import VerifyCircle
@@ -39,7 +42,6 @@ from operators.core import (
     NvAuthenticator,
     NvBinding,
     PolicyFunction,
-    QosSessionRecord,
 )
 from operators.errors import CamaraError
 from operators.integrator import (
@@ -61,6 +63,7 @@ from sim.tiers.network_function import Answered, CallbackNetworkFunction
 
 __all__ = [
     "OPERATIONS",
+    "STEPS",
     "Backend",
     "CachedSubscriberBase",
     "Caller",
@@ -102,33 +105,51 @@ _CIRCLE = VerifyCircle(
 _CLAIM = KycMatchRequest(givenName="Ana", familyName="Garcia", postalCode="28001")
 
 
-def _number_verification(caller: Caller) -> Flow[bool]:
+def _number_verification(caller: Caller, _: object) -> Flow[bool]:
     binding: NvBinding = yield BackendCall(
         NetworkFunctionKind.NV_AUTHENTICATOR, IpQuery(caller.ipv4)
     )
     return (yield from ops.verify_number(binding.msisdn, caller.msisdn, None))
 
 
-def _qod_session(caller: Caller) -> Flow[QosSessionRecord]:
-    record = yield from ops.create_qos_session(caller.msisdn, "QOS_E", 600.0)
-    return (yield from ops.delete_qos_session(record.session_id))
+Step = Callable[[Caller, Any], Flow[Any]]
+"""One operation's live flow with the simulation's sample inputs; gets the previous step's
+result (``deleteSession`` deletes the session ``createSession`` made)."""
 
-
-OPERATIONS: dict[str, Callable[[Caller], Flow[Any]]] = {
-    "sim-swap.check": lambda c: ops.check_sim_swap(c.msisdn, 240, c.now),
-    "sim-swap.retrieve-date": lambda c: ops.retrieve_sim_swap_date(c.msisdn),
-    "number-verification.verify": _number_verification,
-    "device-reachability-status": lambda c: ops.reachability_status(c.msisdn),
-    "device-roaming-status": lambda c: ops.roaming_status(c.msisdn),
-    "location-verification.verify": lambda c: ops.verify_location(c.msisdn, _CIRCLE, None, c.now),
-    "location-retrieval.retrieve": lambda c: ops.retrieve_location(c.msisdn, None, None, c.now),
-    "kyc-match.match": lambda c: ops.kyc_match(c.msisdn, _CLAIM),
-    "quality-on-demand.session": _qod_session,
+STEPS: Mapping[str, Step] = {
+    "checkSimSwap": lambda c, _: ops.check_sim_swap(c.msisdn, 240, c.now),
+    "retrieveSimSwapDate": lambda c, _: ops.retrieve_sim_swap_date(c.msisdn),
+    "phoneNumberVerify": _number_verification,
+    "getReachabilityStatus": lambda c, _: ops.reachability_status(c.msisdn),
+    "getRoamingStatus": lambda c, _: ops.roaming_status(c.msisdn),
+    "verifyLocation": lambda c, _: ops.verify_location(c.msisdn, _CIRCLE, None, c.now),
+    "retrieveLocation": lambda c, _: ops.retrieve_location(c.msisdn, None, None, c.now),
+    "KYC_Match": lambda c, _: ops.kyc_match(c.msisdn, _CLAIM),
+    "createSession": lambda c, _: ops.create_qos_session(c.msisdn, "QOS_E", 600.0),
+    "deleteSession": lambda c, record: ops.delete_qos_session(record.session_id),
 }
-"""Scenario API name -> the live integrator's flow for it (QoD: create then delete)."""
+"""Operation id (of the operation table) -> the live integrator's flow for it."""
 
-CONSENT_APIS = frozenset({"location-retrieval.retrieve", "kyc-match.match"})
-"""APIs whose purpose needs the subscriber's consent (a revocation wave refuses them)."""
+
+def _workload(steps: tuple[Step, ...]) -> Callable[[Caller], Flow[Any]]:
+    if len(steps) == 1:
+        step = steps[0]
+        return lambda caller: step(caller, None)
+
+    def flow(caller: Caller) -> Flow[Any]:
+        result: Any = None
+        for step in steps:
+            result = yield from step(caller, result)
+        return result
+
+    return flow
+
+
+OPERATIONS: Mapping[str, Callable[[Caller], Flow[Any]]] = {
+    name: _workload(tuple(STEPS[op] for op in operation_ids))
+    for name, operation_ids in WORKLOADS.items()
+}
+"""Workload name (a scenario's API) -> its flow: the table's operations in order."""
 
 
 def build_core(

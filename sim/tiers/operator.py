@@ -3,9 +3,12 @@
 A call enters through the federation's own
 :class:`~federation.global_load_balancer.GlobalLoadBalancer` (health checks by its
 :class:`~federation.global_load_balancer.HealthTracker`, on ``env.now``), takes a gateway
-replica for its processing time, passes the gateway's checks (issuer trust by the
-federation's :class:`~federation.trust.TrustGraph`, consent, then the real
-:class:`~operators.policies.Throttle`), and runs the live integrator flow through that data
+replica for its processing time, passes the live gateway's
+:class:`~operators.gateway.Admission` (the grant rule with the data centre's consent replica
+and the subscriber's objection, the trust gate from the federation's
+:class:`~federation.trust.TrustGraph`, scope and purpose from the operation table, the plan
+from an in-memory plan store, the real :class:`~operators.policies.Throttle` keyed per
+application and API), and runs the live integrator flow through that data
 centre's guards against the operator's shared network core. Every step ends in a callback,
 so a call costs a Timeout per station it holds and no process; every outcome is an
 :class:`Answer`, never an exception.
@@ -31,18 +34,25 @@ from federation.global_load_balancer import (
     NoHealthyDataCentreError,
 )
 from federation.trust import NodeKind, TrustGraph
-from operators.config import OperatorConfig, Plan, default_plans
+from operators.camara import WORKLOADS, Operation, needs_consent, operation_named
+from operators.config import OperatorConfig, PurposePolicy, default_plans
 from operators.core import NetworkFunctionKind
 from operators.core.description import Faults
 from operators.errors import CamaraError
+from operators.gateway import Admission, InMemoryPlans, objection
+from operators.identity import GrantFacts, GrantType, TokenContext
 from operators.integrator import BackendGuard
-from operators.policies import CircuitBreakerState, NoThrottle, StateTransition, Throttle
-from operators.policies.throttle import ThrottlePolicy
+from operators.policies import (
+    CircuitBreakerState,
+    NoThrottle,
+    StateTransition,
+    Throttle,
+    ThrottlePolicy,
+)
 from sim.scenario import AuthSpec, DataCentreSpec, OperatorSpec
 from sim.tiers.consent import ConsentReplicas
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.integrator import (
-    CONSENT_APIS,
     OPERATIONS,
     CachedSubscriberBase,
     Caller,
@@ -53,7 +63,16 @@ from sim.tiers.integrator import (
 from sim.tiers.network_function import CallbackNetworkFunction
 from sim.tiers.station import Station
 
-__all__ = ["AGGREGATOR", "BREAKER_LEVEL", "Answer", "Line", "Reply", "SimDataCentre", "SimOperator"]
+__all__ = [
+    "AGGREGATOR",
+    "BREAKER_LEVEL",
+    "Answer",
+    "Client",
+    "Line",
+    "Reply",
+    "SimDataCentre",
+    "SimOperator",
+]
 
 AGGREGATOR = "aggregator"
 """The aggregator's party id in the trust graph (and in partitions)."""
@@ -70,6 +89,34 @@ class Answer:
     def ok(self) -> bool:
         """Served: 2xx, or a business answer about the subscriber (404/422)."""
         return 200 <= self.status < 400 or self.status in (404, 422)
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An application as an operator's gateway sees it: its id, plan, purpose and tokens.
+
+    ``purpose`` None names each API's own purpose from the operation table.
+    ``three_legged`` tokens name a subscriber (CIBA); otherwise a direct call's token is
+    two-legged unless its purpose needs consent (the identity server issues no two-legged
+    token for such a purpose, so the application holds one per subscriber). Calls through
+    the aggregator always carry the aggregator's three-legged token.
+    """
+
+    id: str
+    plan: str
+    purpose: str | None = None
+    three_legged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What the gateway needs to know about a workload at this operator, worked out once."""
+
+    operation: Operation
+    purpose: str
+    policy: PurposePolicy | None
+    consent: bool
+    scopes: tuple[str, ...]
 
 
 Reply = Callable[[Answer], None]
@@ -91,8 +138,6 @@ class Line:
 
 OK = Answer(200)
 DC_UNREACHABLE = Answer(503, "UNAVAILABLE")
-UNTRUSTED = Answer(401, "UNAUTHENTICATED")
-NO_CONSENT = Answer(403, "PERMISSION_DENIED")
 IDENTITY_DOWN = Answer(503, "IDENTITY_UNAVAILABLE")
 CIBA_DENIED = Answer(403, "ACCESS_DENIED")
 
@@ -136,12 +181,11 @@ class _Request:
 
     __slots__ = (
         "api",
-        "application",
         "checked",
+        "client",
         "dc",
         "line",
         "operator",
-        "plan",
         "reply",
         "revoked",
         "via",
@@ -151,8 +195,7 @@ class _Request:
         self,
         operator: SimOperator,
         dc: SimDataCentre,
-        application: str,
-        plan: str,
+        client: Client,
         api: str,
         line: Line,
         via: bool,
@@ -160,8 +203,7 @@ class _Request:
     ) -> None:
         self.operator = operator
         self.dc = dc
-        self.application = application
-        self.plan = plan
+        self.client = client
         self.api = api
         self.line = line
         self.via = via
@@ -244,8 +286,10 @@ class SimOperator:
             if policies.throttling.enabled
             else NoThrottle()
         )
-        self.plans: dict[str, Plan] = {plan.name: plan for plan in policies.throttling.plans}
-        self._fallback_plan = policies.throttling.plans[0] if policies.throttling.plans else None
+        self.plans = InMemoryPlans.of(self.config)
+        self.admission = Admission(self.plans, self.throttle, self.calendar)
+        self._subscribed: set[tuple[str, str]] = set()
+        self._work: dict[tuple[str | None, str], _Work] = {}
         settings = policies.guard_settings()
         self.breaker_changes: Counter[str] = Counter()
         self.deadlines = Deadlines(env)
@@ -279,6 +323,7 @@ class SimOperator:
             operator_id,
             {name: dc.weight for name, dc in spec.data_centres.items()},
             seed,
+            self.calendar,
         )
         self._rng = random.Random(f"{seed}:{operator_id}:tiers")
 
@@ -322,43 +367,110 @@ class SimOperator:
         dc = self.data_centres[name]
         return dc if dc.up else None
 
+    def knows(self, number: str) -> bool:
+        """Whether this operator serves ``number`` now (its identity server issues tokens for
+        it; for a number that ported away it answers 404, as live)."""
+        return self.subscribers.get(number) is not None
+
     def handle(
-        self,
-        application: str,
-        plan: str,
-        api: str,
-        line: Line,
-        via_aggregator: bool,
-        reply: Reply,
+        self, client: Client, api: str, line: Line, via_aggregator: bool, reply: Reply
     ) -> None:
         """One API request from arrival at the balancer until ``reply`` hears its answer."""
         dc = self._route()
         if dc is None:
             reply(DC_UNREACHABLE)
             return
-        request = _Request(self, dc, application, plan, api, line, via_aggregator, reply)
+        request = _Request(self, dc, client, api, line, via_aggregator, reply)
         dc.gateway().serve(dc.spec.gateway.service_time.sample(self._rng), request)
 
+    def work(self, purpose: str | None, api: str) -> _Work:
+        """The workload's first operation (the one admitted), its purpose and legal basis."""
+        key = (purpose, api)
+        found = self._work.get(key)
+        if found is None:
+            operation = operation_named(WORKLOADS[api][0])
+            named = purpose or operation.purpose
+            found = _Work(
+                operation,
+                named,
+                self.config.purpose(named),
+                needs_consent(self.config, named),
+                operation.scopes[0],
+            )
+            self._work[key] = found
+        return found
+
+    def _facts(self, request: _Request, work: _Work) -> GrantFacts:
+        """The grant behind the call's token, as this data centre's records show it now."""
+        client, number = request.client, request.line.number
+        if not (request.via or client.three_legged or work.consent):
+            token = TokenContext(
+                client.id,
+                None,
+                work.purpose,
+                work.scopes,
+                "",
+                client.id,
+                GrantType.CLIENT_CREDENTIALS,
+                None,
+            )
+            return GrantFacts(token, policy=work.policy)
+        consent = None
+        if work.consent:
+            consent = self.consent.consent_for(
+                request.dc.name, number, client.id, work.purpose, work.scopes
+            )
+        grant = GrantType.JWT_BEARER if request.via and not work.consent else GrantType.CIBA
+        token = TokenContext(
+            client.id,
+            number,
+            work.purpose,
+            work.scopes,
+            "",
+            number,
+            grant,
+            consent.id if consent is not None else None,
+        )
+        return GrantFacts(
+            token, policy=work.policy, consent=consent, subscriber=self.subscribers.get(number)
+        )
+
+    def _subscribe(self, client: Client, api: str) -> None:
+        """The application holds its scenario plan for each API it calls (first call)."""
+        key = (client.id, api)
+        if key not in self._subscribed:
+            self._subscribed.add(key)
+            if any(plan.name == client.plan for plan in self.config.plans):
+                self.plans.subscribe(client.id, api, client.plan)
+
     def _after_gateway(self, request: _Request) -> None:
-        if request.via and not self.trusts_aggregator:
-            request.reply(UNTRUSTED)
+        """The live gateway's admission, then (two-legged) the objection check, then the flow."""
+        client, line = request.client, request.line
+        work = self.work(client.purpose, request.api)
+        facts = self._facts(request, work)
+        self._subscribe(client, work.operation.api)
+        try:
+            self.admission.admit(
+                facts, work.operation, party_trusted=not request.via or self.trusts_aggregator
+            )
+        except CamaraError as refusal:
+            if facts.consent is not None and not facts.consent.active(self.calendar()):
+                self.consent.refused()
+            request.reply(Answer(refusal.status, refusal.code))
             return
-        line = request.line
-        if self.consent.active and request.api in CONSENT_APIS:
-            # The data centre's own view decides; the ground truth only counts.
-            consent = self.consent
-            if consent.refuses(request.dc.name, line.number):
-                request.reply(NO_CONSENT)
+        if facts.token.msisdn is None:
+            # Live, the integrator resolves the device (an unknown one is its 404) and then
+            # asks whether the subscriber objects to the purpose.
+            subscriber = self.subscribers.get(line.number)
+            objected = objection(work.policy, subscriber) if subscriber is not None else None
+            if objected is not None:
+                request.reply(Answer(objected.status, objected.code))
                 return
+        if work.consent and self.consent.active:
+            # Ground truth, only counted: was this consent revoked, and since when everywhere?
             now = self.env.now
-            request.revoked = consent.revoked_everywhere_at(line.number, now)
+            request.revoked = self.consent.revoked_everywhere_at(line.number, now)
             request.checked = now
-        plan = self.plans.get(request.plan, self._fallback_plan)
-        if plan is not None:
-            decision = self.throttle.check(request.application, plan)
-            if not decision.allowed:
-                request.reply(Answer(429, decision.code))
-                return
         caller = Caller(line.number, line.ipv4, self.calendar())
         run_flow(
             self.env,

@@ -24,6 +24,7 @@ traffic:
   applications:
     bank:
       plan: enterprise
+      purpose: dpv:RequestedServiceProvision
       arrival: {process: poisson, rate: 50}
       apis: {sim-swap.check: 0.7, kyc-match.match: 0.3}
       client:
