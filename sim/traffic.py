@@ -24,6 +24,8 @@ from typing import Any, cast
 
 import simpy
 
+from operators.camara import WORKLOADS, operation_named
+from operators.gateway import is_billable
 from operators.policies import RetryBudget, RetryPolicy
 from sim.metrics import CLIENT_TIMEOUT, KeyStats, Metrics
 from sim.scenario import (
@@ -36,7 +38,7 @@ from sim.scenario import (
 )
 from sim.tiers.aggregator import SimAggregator
 from sim.tiers.deadlines import Deadlines
-from sim.tiers.operator import AGGREGATOR, Answer, Line, SimOperator
+from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, SimOperator
 
 __all__ = ["SimApplication", "arrival_times", "retry_policy"]
 
@@ -164,6 +166,11 @@ class _Waiting:
         self.event.succeed(TIMED_OUT)
 
 
+def billable_calls(workload: str, status: int) -> int:
+    """The calls a finished workload bills: each of its operations, by the live rule."""
+    return sum(is_billable(operation_named(op), status) for op in WORKLOADS[workload])
+
+
 class SimApplication:
     """One application's arrivals and client behaviour against the federation."""
 
@@ -208,6 +215,7 @@ class SimApplication:
         self._ciba = spec.auth.flow == "ciba"
         self._cached_tokens = spec.auth.flow == "client_credentials"
         self._via = spec.via_aggregator and aggregator is not None
+        self.client = Client(app_id, spec.plan, spec.purpose, self._ciba)
 
     def start(self) -> None:
         """Schedule the first arrival; each arrival starts an operation and the next one."""
@@ -270,9 +278,12 @@ class SimApplication:
                 answer = yield from self._attempt(operator, api, line, deadline)
             if answer.ok:
                 metrics.finished(stats, self.id, operator.id, True, started)
+                billed = billable_calls(api, answer.status)
+                stats.billable += billed
                 if pair is not None:
                     pair.completed += 1
                     pair.ok += 1
+                    pair.billable += billed
                 return
             metrics.attempt_failed(stats, answer.code or "UNKNOWN")
             delay = self.retry.next_delay(attempt) if answer.status in self._retry_on else None
@@ -320,9 +331,9 @@ class SimApplication:
         self._deadlines.add(max(self.env.now, deadline), waiting)
         if self._via:
             assert self.aggregator is not None
-            self.aggregator.handle(self.id, self.spec.plan, api, line, waiting)
+            self.aggregator.handle(self.client, api, line, waiting)
         else:
-            operator.handle(self.id, self.spec.plan, api, line, False, waiting)
+            operator.handle(self.client, api, line, False, waiting)
         return replied
 
     def _fetch_token(self, operator: SimOperator) -> simpy.Event:
