@@ -128,9 +128,14 @@ async def start_federation(
     health: HealthPolicy | None = None,
     tracer: Tracer = no_trace,
     clock: Clock = time.time,
+    monotonic: Clock = time.monotonic,
     probes: bool = True,
 ) -> Federation:
-    """Build and start every party in this process; ``storage_dir`` holds their databases."""
+    """Build and start every party in this process; ``storage_dir`` holds their databases.
+
+    ``clock`` is the epoch clock, ``monotonic`` times the policies (throttles, breakers): a
+    test passes one fake clock as both to make every decision independent of wall time.
+    """
     network = AsgiNetwork()
     http = httpx.AsyncClient(transport=network, timeout=10.0)
     members: dict[str, MemberOperator] = {}
@@ -141,6 +146,7 @@ async def start_federation(
             http,
             storage=str(storage_dir / f"{operator.id}.sqlite3"),
             clock=clock,
+            monotonic=monotonic,
             health=health,
             tracer=tracer,
         )

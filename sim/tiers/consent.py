@@ -198,6 +198,11 @@ class ConsentReplicas:
         self._current[key] = consent.id
         return consent.id
 
+    def revoke(self, number: str, data_centres: Sequence[str] | None = None) -> None:
+        """The subscriber revokes every consent now, seen at once by ``data_centres`` (all
+        by default); a wave schedules the same with replication lag."""
+        self._apply([(dc, number) for dc in data_centres or self.replicas], [])
+
     def refused(self) -> None:
         """A call was refused for its consent (counted for the report)."""
         self.refusals += 1

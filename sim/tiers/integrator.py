@@ -56,7 +56,7 @@ from operators.integrator import operations as ops
 from operators.policies import CircuitBreakerConfig
 from operators.storage import Database
 from operators.subscriber import Subscriber
-from operators.subscriber_base import SubscriberBase
+from operators.subscriber_base import Change, ChangeKind, SubscriberBase
 from operators.types import Clock
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.network_function import Answered, CallbackNetworkFunction
@@ -75,11 +75,20 @@ __all__ = [
 
 
 class CachedSubscriberBase(SubscriberBase):
-    """The real subscriber base, with lookups memoised (no changes happen in a scenario)."""
+    """The real subscriber base, with lookups memoised (a change made through
+    :meth:`record_change` takes effect at once; scheduled changes are not supported)."""
 
     def __init__(self, config: OperatorConfig, clock: Clock, reference_time: datetime) -> None:
         super().__init__(config, Database(":memory:"), clock=clock, reference_time=reference_time)
         self._memo: dict[str, Subscriber | None] = {}
+
+    def record_change(
+        self, msisdn: str, kind: ChangeKind, payload: dict[str, Any], at: float | None = None
+    ) -> Change:
+        """Record a change (a port, an opt-out) and forget the memoised record."""
+        change = super().record_change(msisdn, kind, payload, at)
+        self._memo.pop(msisdn, None)
+        return change
 
     def get(self, msisdn: str) -> Subscriber | None:
         """The subscriber, computed once per number."""

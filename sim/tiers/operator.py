@@ -244,14 +244,17 @@ class SimOperator:
         seed: str,
         start: datetime,
         trust: TrustGraph | None = None,
+        config: OperatorConfig | None = None,
     ) -> None:
+        """``config`` replaces the operator config the spec describes (numbers, seed, plans,
+        purposes): a live operator's own config gives the simulation the same subscribers."""
         self.env = env
         self.id = operator_id
         self.spec = spec
         policies = spec.policies
         plans = policies.throttling.plans or default_plans()
         names = [plan.name for plan in plans]
-        self.config = OperatorConfig(
+        self.config = config or OperatorConfig(
             id=operator_id,
             display_name=spec.display_name or operator_id,
             country=spec.country,
