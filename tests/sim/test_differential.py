@@ -48,7 +48,8 @@ IDENTITY = "dpv:IdentityVerification"  # consent: a record per subscriber and ap
 CIBA = "urn:openid:params:grant-type:ciba"
 ADMIN = {"Authorization": "Bearer admin-secret"}
 HLR = NetworkFunctionKind.SIM_DATA_REGISTER
-UNSERVED = "+34990000001"
+UNSERVED = "+34990000001"  # no operator's range
+NOT_A_SUBSCRIBER = "+34609999999"  # telco-es's range, assigned to nobody
 
 BODIES: dict[str, Callable[[str | None], dict[str, Any]]] = {
     "sim-swap.check": lambda n: {"maxAge": 240, **({"phoneNumber": n} if n else {})},
@@ -241,15 +242,21 @@ class Simulated:
             self._watch(operator)
 
     def _watch(self, operator: SimOperator) -> None:
-        """Note which operator answered a call through the aggregator (its settlement row)."""
-        handle = operator.handle
+        """Note the last operator a call through the aggregator reached, by a token request or
+        by the call itself: the operator its settlement row names."""
+        handle, knows = operator.handle, operator.knows
 
         def watched(client: Client, api: str, line: Line, via: bool, reply: Any) -> None:
             if via:
                 self._served_by = operator.id
             handle(client, api, line, via, reply)
 
+        def asked(number: str) -> bool:
+            self._served_by = operator.id
+            return knows(number)
+
         operator.handle = watched  # type: ignore[method-assign]
+        operator.knows = asked  # type: ignore[method-assign]
 
     def call(self, call: Call, plans: dict[str, str]) -> Outcome:
         client = Client(
@@ -394,6 +401,9 @@ async def test_live_and_simulated_answer_every_call_alike(worlds: Worlds) -> Non
     assert await worlds.both(
         "hub, nobody serves it", Call("market", "sim-swap.check", UNSERVED, FRAUD)
     ) == (404, "IDENTIFIER_NOT_FOUND")
+    assert await worlds.both(
+        "hub, no such subscriber", Call("market", "sim-swap.check", NOT_A_SUBSCRIBER, FRAUD)
+    ) == (404, "IDENTIFIER_NOT_FOUND")
 
     # A number ported after the finder's last sync: SHALLOW names the donor, whose token
     # endpoint no longer knows the subscriber (404), so the aggregator searches DEEP.
@@ -430,6 +440,7 @@ async def test_live_and_simulated_answer_every_call_alike(worlds: Worlds) -> Non
     assert sorted(worlds.live.rows()) == sorted(worlds.sim.settled)
     assert worlds.sim.settled == [
         ("market", "telco-fr", True),
+        ("market", "telco-es", False),
         ("market", "telco-es", False),
         ("market", "movil-es", True),
         ("market", "movil-es", False),
