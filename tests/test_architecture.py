@@ -22,8 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("operators", "federation", "sim", "loadtests")
-CLI = ("sim.cli", "sim.commands")
-"""The command line (``sim.commands`` only until its last importers move to ``sim.cli``)."""
+CLI = ("sim.cli",)
+"""The command line."""
 ALLOWED = {
     "operators": {"operators"},
     "federation": {"operators", "federation"},

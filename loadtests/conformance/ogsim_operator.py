@@ -145,6 +145,6 @@ async def in_process_target(config: OperatorConfig | None = None) -> AsyncIterat
             tokens = OperatorTokens(http, operator.issuer, config.admin_secret, clock)
             tokens.lifetime = config.lifetimes.access_token
             environment = AdminEnvironment(http, config.admin_secret)
-            yield Target(http, tokens, environment)
+            yield Target(http, tokens, environment, apis=frozenset(BASE_PATHS))
     finally:
         operator.close()

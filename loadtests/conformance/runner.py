@@ -67,6 +67,8 @@ class ConformanceReport:
     """Every scenario's result, with per-API counts and the one-line summary."""
 
     results: list[ScenarioResult] = field(default_factory=list)
+    unserved: list[str] = field(default_factory=list)
+    """APIs with definitions whose scenarios were not run: the target does not serve them."""
 
     def count(self, outcome: str, api: str | None = None) -> int:
         return sum(
@@ -115,7 +117,8 @@ class ConformanceReport:
         return self.passed / executed if executed else 0.0
 
     def summary(self) -> str:
-        return f"conformance: {self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+        line = f"conformance: {self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+        return f"{line} (not served: {', '.join(self.unserved)})" if self.unserved else line
 
 
 def _feature_specs(camara_dir: Path) -> Iterable[tuple[Path, Path]]:
@@ -212,6 +215,9 @@ async def run_conformance(
     scenarios, specs = load_scenarios(camara_dir, apis)
     library = library or default_library()
     report = ConformanceReport()
+    if apis is None and target.apis is not None:
+        report.unserved = sorted({s.api for s in scenarios} - target.apis)
+        scenarios = [s for s in scenarios if s.api in target.apis]
     run_cache: dict[str, Any] = {}
     for scenario in scenarios:
         result = await run_scenario(scenario, specs[scenario.api], target, library, run_cache)

@@ -84,6 +84,8 @@ class Target:
     environment: Environment
     device_in_token: bool = True
     """Whether "identified by the token or provided in the request body" picks the token."""
+    apis: frozenset[str] | None = None
+    """The APIs the implementation serves (folder names of the definitions); None: all."""
     notes: list[str] = field(default_factory=list)
 
 

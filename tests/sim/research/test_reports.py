@@ -10,9 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from sim.cli import app
-from sim.commands.compare import compare
-from sim.commands.run import run
-from sim.commands.sweep import sweep
+from sim.cli.simulate import compare, run, sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

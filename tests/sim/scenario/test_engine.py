@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from sim.commands.run import run
+from sim.cli.simulate import run
 from sim.engine import run_scenario
 from sim.scenario import load_scenario
 

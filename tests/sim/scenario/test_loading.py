@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from operators.config_file import ConfigFileError
-from sim.commands.run import run, schema
+from sim.cli.simulate import run, schema
 from sim.scenario import load_scenario
 
 from .conftest import SMALL
