@@ -44,11 +44,11 @@ from pydantic import ValidationError
 
 from operators.admin_auth import admin_guard
 from operators.camara import Operation, operation_named
+from operators.camara.correlator import HEADER, correlator_for
 from operators.config import LegalBasis
 from operators.errors import CamaraError
 from operators.gateway import Admission, InMemoryPlans, is_billable
 from operators.gateway.authentication import BearerAuthenticator
-from operators.gateway.correlator import HEADER, correlator_for
 from operators.gateway.errors import install_camara_error_handlers
 from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
 from operators.policies import NoThrottle

@@ -65,6 +65,7 @@ from loadtests.federation_view import (
     build_pool,
     load_descriptor,
 )
+from loadtests.operations import path_of, scopes_of
 from loadtests.outcomes import Kind, Outcome, classify, parse_body
 from loadtests.provisioning import (
     FRAUD,
@@ -77,6 +78,7 @@ from loadtests.provisioning import (
 from loadtests.reconciliation import RUN_FILE
 from loadtests.shapes import shape_from_env
 from loadtests.tally import Key, Tally
+from operators.camara import operation_named
 
 log = logging.getLogger("ogsim.loadtest")
 
@@ -85,11 +87,15 @@ CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 TOKEN_MARGIN = 30.0
 """Seconds before expiry a cached token is renewed."""
 DATA_CENTRE_RETRIES = 3
-ANTIFRAUD_SCOPE = f"sim-swap:check sim-swap:retrieve-date {FRAUD}"
-AGGREGATOR_SCOPE = (
-    "sim-swap:check device-reachability-status:read device-roaming-status:read "
-    f"location-verification:verify {FRAUD}"
+ANTIFRAUD_SCOPE = f"{scopes_of('checkSimSwap', 'retrieveSimSwapDate')} {FRAUD}"
+AGGREGATOR_OPERATIONS = (
+    "checkSimSwap",
+    "getReachabilityStatus",
+    "getRoamingStatus",
+    "verifyLocation",
 )
+"""What the aggregator application calls (every one the hub routes by the body's device)."""
+AGGREGATOR_SCOPE = f"{scopes_of(*AGGREGATOR_OPERATIONS)} {FRAUD}"
 
 _selected_shape = shape_from_env()
 if _selected_shape is not None:
@@ -727,7 +733,7 @@ class AntiFraudApp(CamaraApp):
         now = datetime.now(UTC)
         self.camara(
             key=key,
-            url=_operator_url(self.load_run, operator, "/sim-swap/v2/check"),
+            url=_operator_url(self.load_run, operator, path_of("checkSimSwap")),
             name="sim-swap check",
             token=token,
             operation="checkSimSwap",
@@ -736,7 +742,7 @@ class AntiFraudApp(CamaraApp):
         )
         self.camara(
             key=key,
-            url=_operator_url(self.load_run, operator, "/sim-swap/v2/retrieve-date"),
+            url=_operator_url(self.load_run, operator, path_of("retrieveSimSwapDate")),
             name="sim-swap retrieve-date",
             token=token,
             operation="retrieveSimSwapDate",
@@ -763,7 +769,7 @@ class LocationApp(CamaraApp):
     def verify(self) -> None:
         operator, credentials, token = self._setup()
         key = (operator, credentials.client_id, "location-verification")
-        url = _operator_url(self.load_run, operator, "/location-verification/v3/verify")
+        url = _operator_url(self.load_run, operator, path_of("verifyLocation"))
         if self.unserved():
             number = self.pick_unserved(operator).number
             area = answers.Area(40.4, -3.7, 2000)
@@ -796,7 +802,7 @@ class LocationApp(CamaraApp):
         subscriber = self.pick(self.load_run.pool.usable(operator))
         self.camara(
             key=(operator, credentials.client_id, "location-retrieval"),
-            url=_operator_url(self.load_run, operator, "/location-retrieval/v0.5/retrieve"),
+            url=_operator_url(self.load_run, operator, path_of("retrieveLocation")),
             name="location retrieve",
             token=token,
             operation="retrieveLocation",
@@ -824,7 +830,7 @@ class QodApp(CamaraApp):
             credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
         )
         key = (operator, credentials.client_id, "quality-on-demand")
-        base = _operator_url(self.load_run, operator, "/quality-on-demand/v1/sessions")
+        base = _operator_url(self.load_run, operator, path_of("createSession"))
         devices = [
             s
             for s in self.load_run.pool.usable(operator)
@@ -931,16 +937,10 @@ class AggregatorApp(CamaraApp):
             self.application.issuer,
             AGGREGATOR_SCOPE,
         )
-        calls = (
-            ("sim-swap", "/sim-swap/v2/check", "checkSimSwap"),
-            (
-                "device-reachability-status",
-                "/device-reachability-status/v1/retrieve",
-                "getReachabilityStatus",
-            ),
-            ("device-roaming-status", "/device-roaming-status/v1/retrieve", "getRoamingStatus"),
-            ("location-verification", "/location-verification/v3/verify", "verifyLocation"),
-        )
+        calls = [
+            (op.api, op.template, op.operation_id)
+            for op in map(operation_named, AGGREGATOR_OPERATIONS)
+        ]
         api, path, operation = calls[self.fake.random_int(0, len(calls) - 1)]
         if self.unserved():
             nobody = self.pick_unserved()
@@ -1006,7 +1006,7 @@ class GreedyApp(CamaraApp):
         subscriber = self.pick(self.load_run.pool.usable(operator))
         self.camara(
             key=(operator, credentials.client_id, "device-reachability-status"),
-            url=_operator_url(self.load_run, operator, "/device-reachability-status/v1/retrieve"),
+            url=_operator_url(self.load_run, operator, path_of("getReachabilityStatus")),
             name="greedy reachability",
             token=token,
             operation="getReachabilityStatus",

@@ -19,6 +19,7 @@ import httpx
 from joserfc.jwk import ECKey
 
 from .federation_view import ADMIN_SECRET, Descriptor
+from .operations import scopes_of
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 FRAUD = "dpv:FraudPreventionAndDetection"
@@ -40,7 +41,7 @@ class ApplicationRole:
 ROLES: dict[str, ApplicationRole] = {
     "antifraud": ApplicationRole(
         "antifraud",
-        "sim-swap:check sim-swap:retrieve-date",
+        scopes_of("checkSimSwap", "retrieveSimSwapDate"),
         (FRAUD,),
         ("client_credentials", CIBA_GRANT),
         ("sim-swap",),
@@ -48,7 +49,7 @@ ROLES: dict[str, ApplicationRole] = {
     ),
     "location": ApplicationRole(
         "location",
-        "location-verification:verify location-retrieval:read",
+        scopes_of("verifyLocation", "retrieveLocation"),
         (SERVICE,),
         ("client_credentials",),
         ("location-verification", "location-retrieval"),
@@ -56,8 +57,7 @@ ROLES: dict[str, ApplicationRole] = {
     ),
     "qod": ApplicationRole(
         "qod",
-        "quality-on-demand:sessions:create quality-on-demand:sessions:read "
-        "quality-on-demand:sessions:update quality-on-demand:sessions:delete",
+        scopes_of("createSession", "getSession", "extendQosSessionDuration", "deleteSession"),
         (SERVICE,),
         ("client_credentials",),
         ("quality-on-demand",),
@@ -65,7 +65,7 @@ ROLES: dict[str, ApplicationRole] = {
     ),
     "greedy": ApplicationRole(
         "greedy",
-        "device-reachability-status:read",
+        scopes_of("getReachabilityStatus"),
         (SERVICE,),
         ("client_credentials",),
         ("device-reachability-status",),

@@ -16,6 +16,8 @@ from operators.camara.common import (
     resolve_device,
 )
 from operators.camara.context import CallContext, get_call_context
+from operators.camara.correlator import HEADER as CORRELATOR_HEADER
+from operators.camara.correlator import correlator_for, echoable, render_error
 from operators.camara.operations import (
     BASE_PATHS,
     OPERATIONS,
@@ -26,13 +28,14 @@ from operators.camara.operations import (
     operation_named,
     scopes_satisfied,
 )
-from operators.camara.routers import build_camara_routers, render_error
+from operators.camara.routers import build_camara_routers
 from operators.camara.scopes import ALL_SCOPES, OPERATION_SCOPES
 from operators.camara.services import CamaraServices
 
 __all__ = [
     "ALL_SCOPES",
     "BASE_PATHS",
+    "CORRELATOR_HEADER",
     "OPERATIONS",
     "OPERATION_SCOPES",
     "WORKLOADS",
@@ -45,6 +48,8 @@ __all__ = [
     "Operation",
     "ResolvedDevice",
     "build_camara_routers",
+    "correlator_for",
+    "echoable",
     "get_call_context",
     "needs_consent",
     "operation_at",

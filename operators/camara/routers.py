@@ -28,12 +28,12 @@ from operators.errors import CamaraError
 
 from .common import CamaraModel, ErrorInfo, parse_body
 from .context import CallContext, get_call_context
+from .correlator import HEADER, echoable, render_error
 from .operations import OPERATIONS, Operation
 from .services import CamaraServices
 
-__all__ = ["build_camara_routers", "render_error"]
+__all__ = ["build_camara_routers"]
 
-_CORRELATOR = re.compile(r"^[a-zA-Z0-9-_:;.\/<>{}]{0,256}$")
 Answer = CamaraModel | list[Any] | None
 
 
@@ -93,18 +93,8 @@ def _doc(
 
 
 def _correlator(request: Request, ctx: CallContext | None) -> str | None:
-    value = request.headers.get("x-correlator")
-    if value is not None and _CORRELATOR.match(value):
-        return value
-    return ctx.correlator if ctx is not None else None
-
-
-def render_error(error: CamaraError, correlator: str | None = None) -> JSONResponse:
-    """The one rendering of a CAMARA error: its body, its status, x-correlator echoed."""
-    headers = dict(error.headers)
-    if correlator:
-        headers["x-correlator"] = correlator
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    echoed = echoable(request.headers.get(HEADER))
+    return echoed if echoed is not None else (ctx.correlator if ctx is not None else None)
 
 
 async def _respond(
@@ -114,7 +104,7 @@ async def _respond(
     status: int = 200,
 ) -> Response:
     correlator = _correlator(request, ctx)
-    headers = {"x-correlator": correlator} if correlator else {}
+    headers = {HEADER: correlator} if correlator else {}
     try:
         answer = await call()
     except CamaraError as error:

@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from operators.camara.correlator import HEADER, echoable, render_error
 from operators.errors import CamaraError
 
-from .correlator import HEADER, PATTERN
 from .gateway import ReplayedCall
 
 log = logging.getLogger("ogsim.gateway")
@@ -30,11 +30,7 @@ _HTTP_CODES = {
 
 
 def camara_response(error: CamaraError, request: Request | None = None) -> JSONResponse:
-    headers = dict(error.headers)
-    correlator = _echo(request)
-    if correlator:
-        headers[HEADER] = correlator
-    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+    return render_error(error, _echo(request))
 
 
 def _echo(request: Request | None) -> str | None:
@@ -43,8 +39,7 @@ def _echo(request: Request | None) -> str | None:
     state_value = getattr(request.state, "correlator", None)
     if state_value:
         return str(state_value)
-    value = request.headers.get(HEADER)
-    return value if value and PATTERN.match(value) else None
+    return echoable(request.headers.get(HEADER))
 
 
 def install_camara_error_handlers(app: FastAPI) -> None:

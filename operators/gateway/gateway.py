@@ -9,7 +9,6 @@ routers' context dependency, and :class:`GatewayMiddleware` wraps the app to ech
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -19,6 +18,7 @@ from typing import Any
 from fastapi import Request
 
 from operators.camara import CallContext, Operation, operation_at
+from operators.camara.correlator import HEADER, correlator_for, render_error
 from operators.config import Plan
 from operators.errors import CamaraError, unavailable
 from operators.identity import IdentityServer
@@ -27,7 +27,6 @@ from operators.types import Clock
 
 from .admission import Admission
 from .authentication import BearerAuthenticator
-from .correlator import HEADER, correlator_for
 from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
 from .metrics import GatewayMetrics
 from .threat_protection import ThreatLimits, inspect_body
@@ -242,17 +241,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _send_error(send: Send, error: CamaraError, correlator: str | None = None) -> None:
-    body = json.dumps(error.body()).encode()
-    extra = [(b"x-correlator", correlator.encode())] if correlator else []
+    """Answer with a CAMARA error from inside the ASGI chain (rendered by ``render_error``)."""
+    response = render_error(error, correlator)
     await send(
         {
             "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *extra,
-            ],
+            "status": response.status_code,
+            "headers": response.raw_headers,
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": response.body})

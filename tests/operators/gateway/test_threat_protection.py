@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from operators.camara.correlator import correlator_for
 from operators.errors import CamaraError
-from operators.gateway.correlator import correlator_for
 from operators.gateway.threat_protection import ThreatLimits, inspect_body, nesting_depth
 
 LIMITS = ThreatLimits(max_body_bytes=2048, max_depth=5, max_keys=20, max_string_length=64)
