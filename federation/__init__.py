@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         load_federation,
     )
     from federation.demo import run_demo
+    from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
     from federation.federation import Federation, quick_consent, running_federation
     from federation.global_load_balancer import (
         GlobalLoadBalancer,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from federation.types import NetworkId
 
 __all__ = [
+    "FIRST_SEARCH",
     "PORTED_NUMBER",
     "AggregatorConfig",
     "ApplicationClient",
@@ -69,6 +71,7 @@ __all__ = [
     "SearchAnswer",
     "SearchMode",
     "SearchRequest",
+    "Stale",
     "TelcoFinder",
     "TrustGraph",
     "build_routing_table",
@@ -79,9 +82,11 @@ __all__ = [
     "load_client_key",
     "load_federation",
     "new_client_key",
+    "next_search",
     "quick_consent",
     "run_demo",
     "running_federation",
+    "stale_signal",
 ]
 
 _HOMES = {
@@ -100,6 +105,10 @@ _HOMES = {
     "default_federation": "federation.config",
     "load_federation": "federation.config",
     "run_demo": "federation.demo",
+    "FIRST_SEARCH": "federation.discovery_fallback",
+    "Stale": "federation.discovery_fallback",
+    "next_search": "federation.discovery_fallback",
+    "stale_signal": "federation.discovery_fallback",
     "Federation": "federation.federation",
     "quick_consent": "federation.federation",
     "running_federation": "federation.federation",

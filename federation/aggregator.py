@@ -42,18 +42,17 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from operators.admin_auth import admin_guard
-from operators.camara import Operation, operation_named
-from operators.camara.correlator import HEADER, correlator_for
-from operators.config import LegalBasis
-from operators.errors import CamaraError
-from operators.gateway import Admission, InMemoryPlans, is_billable
-from operators.gateway.authentication import BearerAuthenticator
-from operators.gateway.errors import install_camara_error_handlers
+from operators import CamaraError, Database, LegalBasis, SubscriberBase, admin_guard
+from operators.camara import CORRELATOR_HEADER, Operation, correlator_for, operation_named
+from operators.gateway import (
+    Admission,
+    BearerAuthenticator,
+    InMemoryPlans,
+    install_camara_error_handlers,
+    is_billable,
+)
 from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
 from operators.policies import NoThrottle
-from operators.storage import Database
-from operators.subscriber_base import SubscriberBase
 
 from .client import ApplicationClient, Endpoints, OAuthClientError
 from .config import AggregatorConfig, FederatedOperator, FederationConfig
@@ -364,7 +363,7 @@ class Aggregator:
 
     async def forward(self, request: Request, operation_id: str) -> Response:
         """Serve one CAMARA call for an application (steps 1-5 of the module docstring)."""
-        correlator = correlator_for(request.headers.get(HEADER))
+        correlator = correlator_for(request.headers.get(CORRELATOR_HEADER))
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         operation = operation_named(operation_id)
         context = self.admission.authorize(
@@ -418,7 +417,7 @@ class Aggregator:
             mode = next_search(mode, signal, phone_number=phone)
         assert response is not None and answer is not None
         self._settle(application, correlator, partner, answer, operation, response.status_code)
-        headers = {HEADER: correlator}
+        headers = {CORRELATOR_HEADER: correlator}
         site = response.headers.get(DATA_CENTRE_HEADER)
         if site:
             headers[DATA_CENTRE_HEADER] = site
@@ -548,7 +547,7 @@ class Aggregator:
                 method,
                 operator.api_root + template,
                 json=body,
-                headers={"Authorization": f"Bearer {token}", HEADER: correlator},
+                headers={"Authorization": f"Bearer {token}", CORRELATOR_HEADER: correlator},
             )
         except httpx.TransportError as error:
             self.tracer(

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from operators.config import E164_PREFIX, OperatorConfig, default_purposes
-from operators.config_file import load_yaml_model
+from operators import E164_PREFIX, OperatorConfig, default_purposes, load_yaml_model
 
 from .types import NetworkId
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from operators.admin_auth import is_admin
+from operators import is_admin
 
 from .global_load_balancer import GlobalLoadBalancer, NoHealthyDataCentreError
 from .tracing import Hop, Tracer, no_trace

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from operators.gateway.errors import install_camara_error_handlers
-from operators.operator import Operator
+from operators import Operator
+from operators.gateway import install_camara_error_handlers
 
 from .aggregator import Aggregator, create_aggregator_app
 from .client import ApplicationClient, new_client_key

@@ -35,8 +35,7 @@ import httpx
 import yaml
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from operators.subscriber_base import NumberPlan
-from operators.test_numbers import TEST_NUMBERS
+from operators import TEST_NUMBERS, NumberPlan
 
 from .aggregator import Aggregator, create_aggregator_app
 from .client import new_client_key

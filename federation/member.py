@@ -31,13 +31,10 @@ import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 
-from operators.admin_auth import admin_guard
-from operators.camara.scopes import OPERATION_SCOPES
-from operators.errors import CamaraError
-from operators.identity.subjects import SubjectResolver, UnknownSubjectError
-from operators.operator import Operator, create_operator_app
+from operators import CamaraError, Operator, Subscriber, admin_guard, create_operator_app
+from operators.camara import OPERATION_SCOPES
+from operators.identity import SubjectResolver, UnknownSubjectError
 from operators.policies import Throttle
-from operators.subscriber import Subscriber
 
 from .config import FederatedOperator, FederationConfig
 from .data_centres import DataCentreSite, LoadBalancedFront

@@ -16,7 +16,7 @@ import httpx
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from operators.errors import CamaraError
+from operators import CamaraError
 
 from .portability import PortabilityDatabase
 from .protection import Protection

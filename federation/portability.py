@@ -14,8 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from operators.operator import Operator
-from operators.subscriber_base import ChangeKind
+from operators import ChangeKind, Operator
 
 from .config import FederationConfig
 from .types import Clock, NetworkId

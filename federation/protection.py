@@ -16,7 +16,7 @@ from typing import Any
 
 from fastapi import Request
 
-from operators.errors import CamaraError, OAuthError
+from operators import CamaraError, OAuthError
 from operators.identity import IdentityServer, TokenContext
 
 Protection = Callable[[Request], Awaitable[Any]]

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
-from operators.errors import CamaraError
+from operators import CamaraError
 
 from .config import FederatedOperator, FederationConfig
 from .network_id import E164_PATTERN

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from operators.config import E164_PREFIX
+from operators import E164_PREFIX
 
 from .config import FederatedOperator, FederationConfig
 from .protection import Protection

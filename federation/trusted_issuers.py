@@ -32,11 +32,11 @@ from operators.identity import (
     AssertionIssuer,
     AssertionIssuerPolicy,
     ClientRegistration,
+    ClientRegistry,
     GrantType,
     IdentityServer,
     RegisteredClientIssuers,
 )
-from operators.identity.clients import ClientRegistry
 
 from .jwks_cache import JwksCache
 from .trust import TrustGraph

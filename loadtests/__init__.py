@@ -8,7 +8,8 @@ plain code it and ``ogsim loadtest`` share: the descriptor and its subscribers
 counters (:mod:`.tally`), the comparison with metering and settlement
 (:mod:`.reconciliation`), the load shapes (:mod:`.shapes`), one Locust run
 (:mod:`.locust_run`) and where CAMARA's definitions are (:mod:`.camara_definitions`).
-:mod:`.conformance` runs CAMARA's own ``.feature`` scenarios. ``loadtests`` imports
+:mod:`.conformance` runs CAMARA's own ``.feature`` scenarios, against ogsim's own operator
+in process too (:func:`in_process_target`). ``loadtests`` imports
 ``operators`` and ``federation``, never ``sim``; names are imported on first use, so the
 locustfile's gevent world does not load the conformance runner.
 """
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from loadtests.camara_definitions import CAMARA_DIR_VARIABLE, camara_dir
+    from loadtests.conformance.ogsim_operator import in_process_target
     from loadtests.federation_view import Descriptor, DescriptorError, load_descriptor
     from loadtests.locust_run import (
         LOCUSTFILE,
@@ -42,6 +44,7 @@ __all__ = [
     "Reconciliation",
     "camara_dir",
     "federation_for_run",
+    "in_process_target",
     "load_descriptor",
     "read_summary",
     "reconcile",
@@ -55,6 +58,7 @@ __all__ = [
 _HOMES = {
     "CAMARA_DIR_VARIABLE": "loadtests.camara_definitions",
     "camara_dir": "loadtests.camara_definitions",
+    "in_process_target": "loadtests.conformance.ogsim_operator",
     "Descriptor": "loadtests.federation_view",
     "DescriptorError": "loadtests.federation_view",
     "load_descriptor": "loadtests.federation_view",

@@ -225,8 +225,8 @@ def _generated_numbers(descriptor: Descriptor, fake: Faker, per_operator: int) -
     config_path = descriptor.run_dir / "federation.yaml"
     if not config_path.exists():
         return {}
-    from federation.config import load_federation
-    from operators.subscriber_base import NumberPlan
+    from federation import load_federation
+    from operators import NumberPlan
 
     config = load_federation(config_path)
     sample: dict[str, list] = {}

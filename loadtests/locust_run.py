@@ -23,8 +23,7 @@ from typing import Any
 
 import httpx
 
-from federation.config import default_federation
-from federation.launcher import FederationProcesses, descriptor, free_port_block
+from federation import FederationProcesses, default_federation, descriptor, free_port_block
 
 from .federation_view import load_descriptor
 from .reconciliation import Reconciliation, reconcile

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from operators.operator import Operator, create_operator_app
     from operators.storage import Database
     from operators.subscriber import Subscriber
-    from operators.subscriber_base import ChangeKind, NumberPlan, SubscriberBase
+    from operators.subscriber_base import Change, ChangeKind, NumberPlan, SubscriberBase
     from operators.test_numbers import TEST_NUMBERS
     from operators.types import Clock
 
@@ -45,6 +45,7 @@ __all__ = [
     "E164_PREFIX",
     "TEST_NUMBERS",
     "CamaraError",
+    "Change",
     "ChangeKind",
     "Clock",
     "ConfigFileError",
@@ -96,6 +97,7 @@ _HOMES = {
     "create_operator_app": "operators.operator",
     "Database": "operators.storage",
     "Subscriber": "operators.subscriber",
+    "Change": "operators.subscriber_base",
     "ChangeKind": "operators.subscriber_base",
     "NumberPlan": "operators.subscriber_base",
     "SubscriberBase": "operators.subscriber_base",

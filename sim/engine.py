@@ -27,9 +27,8 @@ from typing import Any
 
 import simpy
 
-from federation.portability import PortabilityDatabase
-from federation.trust import NodeKind, TrustGraph
-from operators.subscriber_base import ChangeKind
+from federation import NodeKind, PortabilityDatabase, TrustGraph
+from operators import ChangeKind
 from sim.expectations import evaluate, resolve_window
 from sim.faults import Partitions, schedule_faults
 from sim.metrics import Metrics

@@ -31,9 +31,17 @@ from pydantic import (
     model_validator,
 )
 
-from operators.config import Plan, TokenLifetimes, default_plans, default_purposes
-from operators.config_file import ConfigFileError, line_of, read_yaml_mapping, set_dotted
-from operators.core.description import CoreSpec, ExponentialServiceTime, Faults, ServiceTime
+from operators import (
+    ConfigFileError,
+    Plan,
+    TokenLifetimes,
+    default_plans,
+    default_purposes,
+    line_of,
+    read_yaml_mapping,
+    set_dotted,
+)
+from operators.core import CoreSpec, ExponentialServiceTime, Faults, ServiceTime
 from operators.integrator import GuardSettings
 from operators.policies import CircuitBreakerConfig
 

@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from operators.config_file import ConfigFileError
+from operators import ConfigFileError
 from sim.replications import (
     CONFIDENCE,
     RunDigest,

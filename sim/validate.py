@@ -30,14 +30,14 @@ import simpy
 from rich.progress import Progress
 from rich.table import Table
 
-from operators.core.description import (
+from operators.core import (
+    BackendError,
     ExponentialServiceTime,
+    LiveNetworkFunction,
     NetworkFunctionKind,
     NetworkFunctionSpec,
+    OccupancySnapshot,
 )
-from operators.core.errors import BackendError
-from operators.core.live import LiveNetworkFunction
-from operators.core.occupancy import OccupancySnapshot
 from sim.queueing import QueueMetrics, mmc, mmck
 from sim.student_t import student_t_quantile
 from sim.tiers.network_function import CallbackNetworkFunction

@@ -9,7 +9,7 @@ it can and the rest is skipped with a reason.
 This face imports nothing of ogsim's operator: the runner is useful against any
 implementation. ogsim's own operator as an in-process target is
 :mod:`loadtests.conformance.ogsim_operator`, imported only by those who want it (the
-``ogsim conformance`` command and the tests).
+``ogsim conformance`` command, through ``loadtests.in_process_target``, and the tests).
 """
 
 from .openapi import ApiSpec, Operation, load_spec

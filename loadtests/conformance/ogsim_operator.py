@@ -17,10 +17,15 @@ from contextlib import asynccontextmanager
 import httpx
 from joserfc.jwk import ECKey
 
-from federation.client import ApplicationClient, Endpoints, new_client_key
-from operators.camara.scopes import BASE_PATHS, OPERATION_SCOPES
-from operators.config import OperatorConfig, TokenLifetimes, example_operator
-from operators.operator import Operator, create_operator_app
+from federation import ApplicationClient, Endpoints, new_client_key
+from operators import (
+    Operator,
+    OperatorConfig,
+    TokenLifetimes,
+    create_operator_app,
+    example_operator,
+)
+from operators.camara import BASE_PATHS, OPERATION_SCOPES
 
 from .target import AdminEnvironment, Target, TokenNeed, Unsupported
 

@@ -11,6 +11,7 @@ from operators.camara.common import (
     DeviceDirectory,
     DeviceResponse,
     IdentifierRules,
+    Point,
     ResolvedDevice,
     parse_body,
     resolve_device,
@@ -18,6 +19,8 @@ from operators.camara.common import (
 from operators.camara.context import CallContext, get_call_context
 from operators.camara.correlator import HEADER as CORRELATOR_HEADER
 from operators.camara.correlator import correlator_for, echoable, render_error
+from operators.camara.kyc_match import KycMatchRequest
+from operators.camara.location import VerifyCircle
 from operators.camara.operations import (
     BASE_PATHS,
     OPERATIONS,
@@ -45,8 +48,11 @@ __all__ = [
     "DeviceDirectory",
     "DeviceResponse",
     "IdentifierRules",
+    "KycMatchRequest",
     "Operation",
+    "Point",
     "ResolvedDevice",
+    "VerifyCircle",
     "build_camara_routers",
     "correlator_for",
     "echoable",

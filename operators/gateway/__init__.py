@@ -5,6 +5,7 @@ the simulation calls too."""
 
 from .admission import Admission, Admitted, objection, throttle_key
 from .authentication import BearerAuthenticator, unauthenticated
+from .errors import install_camara_error_handlers
 from .gateway import Gateway, GatewayMiddleware, MeteredCall
 from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
 from .subscriptions import InMemoryPlans, PlanStore, PlanSubscriptions
@@ -22,6 +23,7 @@ __all__ = [
     "PlanSubscriptions",
     "UsageEvent",
     "UsageLedger",
+    "install_camara_error_handlers",
     "is_billable",
     "objection",
     "throttle_key",

@@ -6,13 +6,14 @@ serve it with :func:`create_identity_app`. The gateway calls
 """
 
 from .app import build_identity_router, create_identity_app, install_oauth_error_handlers
-from .clients import Client, ClientRegistration
+from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import AuditEntry, Consent, ConsentRecords, ConsentStore, InMemoryConsentStore
 from .errors import InvalidAccessTokenError, TokenContextError
 from .grant_standing import GrantFacts, TokenContext, grant_refusal
 from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
 from .purposes import objects_to
 from .server import IdentityServer
+from .subjects import SubjectResolver, UnknownSubjectError
 from .tokens import AccessTokenClaims
 from .types import AuthMethod, GrantType
 
@@ -24,6 +25,7 @@ __all__ = [
     "AuthMethod",
     "Client",
     "ClientRegistration",
+    "ClientRegistry",
     "Consent",
     "ConsentRecords",
     "ConsentStore",
@@ -33,8 +35,10 @@ __all__ = [
     "InMemoryConsentStore",
     "InvalidAccessTokenError",
     "RegisteredClientIssuers",
+    "SubjectResolver",
     "TokenContext",
     "TokenContextError",
+    "UnknownSubjectError",
     "build_identity_router",
     "create_identity_app",
     "grant_refusal",

@@ -10,6 +10,18 @@ call written once (:class:`GuardedCall`, :func:`next_call`) with the asyncio dri
 from operators.integrator.flow import BackendCall, Flow, GuardedCall, next_call
 from operators.integrator.integrator import EXPIRED_RETENTION, Integrator
 from operators.integrator.live import GuardedExecutor, build_live_integrator, run_async
+from operators.integrator.operations import (
+    check_sim_swap,
+    create_qos_session,
+    delete_qos_session,
+    kyc_match,
+    reachability_status,
+    retrieve_location,
+    retrieve_sim_swap_date,
+    roaming_status,
+    verify_location,
+    verify_number,
+)
 from operators.integrator.protection import BackendGuard, GuardSettings, Outcome
 
 __all__ = [
@@ -23,6 +35,16 @@ __all__ = [
     "Integrator",
     "Outcome",
     "build_live_integrator",
+    "check_sim_swap",
+    "create_qos_session",
+    "delete_qos_session",
+    "kyc_match",
     "next_call",
+    "reachability_status",
+    "retrieve_location",
+    "retrieve_sim_swap_date",
+    "roaming_status",
     "run_async",
+    "verify_location",
+    "verify_number",
 ]

@@ -28,13 +28,17 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from federation.client import OAuthClientError, fetch_access_token, load_client_key
-from federation.config import default_federation, load_federation
-from federation.demo import run_demo
-from federation.launcher import FederationProcesses, descriptor
-from operators.operator import Operator, create_operator_app
-from operators.storage import Database
-from operators.subscriber_base import SubscriberBase
+from federation import (
+    FederationProcesses,
+    OAuthClientError,
+    default_federation,
+    descriptor,
+    fetch_access_token,
+    load_client_key,
+    load_federation,
+    run_demo,
+)
+from operators import Database, Operator, SubscriberBase, create_operator_app
 from sim.cli.options import DEFAULT_ADMIN_SECRET, OperatorConfigOption, load_operator
 
 __all__ = ["app", "demo", "operator_app", "serve", "token", "up"]

@@ -15,8 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from operators.config import OperatorConfig, example_operator
-from operators.config_file import ConfigFileError, load_yaml_model
+from operators import ConfigFileError, OperatorConfig, example_operator, load_yaml_model
 
 __all__ = [
     "DEFAULT_ADMIN_SECRET",

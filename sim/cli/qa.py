@@ -30,7 +30,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loadtests.camara_definitions import camara_dir
+from loadtests import (
+    LOCUSTFILE,
+    DescriptorError,
+    camara_dir,
+    federation_for_run,
+    in_process_target,
+    read_summary,
+    reconcile_run,
+    render,
+    run_locust,
+    seconds,
+    thresholds,
+)
 from loadtests.conformance import (
     AdminEnvironment,
     CommandTokens,
@@ -39,18 +51,6 @@ from loadtests.conformance import (
     Target,
     run_conformance,
 )
-from loadtests.conformance.ogsim_operator import in_process_target
-from loadtests.federation_view import DescriptorError
-from loadtests.locust_run import (
-    LOCUSTFILE,
-    federation_for_run,
-    read_summary,
-    reconcile_run,
-    run_locust,
-    seconds,
-    thresholds,
-)
-from loadtests.reconciliation import render
 from sim.cli.options import DEFAULT_ADMIN_SECRET, AdminSecretOption, ResultsAlias, out_or_alias
 
 __all__ = ["app", "conformance", "loadtest", "reconcile", "run_conformance_command"]

@@ -32,7 +32,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from operators.config_file import ConfigFileError, parse_override
+from operators import ConfigFileError, parse_override
 from sim.cli.result_tables import print_result, print_summary
 from sim.compare import RunFolder, compare_html, compare_png, differences, pairs
 from sim.engine import World

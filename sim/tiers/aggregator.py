@@ -27,20 +27,26 @@ from typing import Any, TypeVar
 
 import simpy
 
-from federation.config import (
+from federation import (
+    FIRST_SEARCH,
     AggregatorConfig,
     CountryConfig,
     DataCentre,
     FederatedOperator,
     FederationConfig,
+    NetworkId,
+    NetworkIdService,
+    PortabilityDatabase,
+    SearchAnswer,
+    SearchMode,
+    SearchRequest,
+    Stale,
+    TelcoFinder,
+    build_routing_table,
+    next_search,
+    stale_signal,
 )
-from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
-from federation.network_id import NetworkIdService
-from federation.portability import PortabilityDatabase
-from federation.telco_finder import SearchAnswer, SearchMode, SearchRequest, TelcoFinder
-from federation.telco_routing import build_routing_table
-from federation.types import NetworkId
-from operators.errors import CamaraError
+from operators import CamaraError
 from sim.scenario import KNOWN_CALLING_CODES, TopologySpec
 from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, Reply, SimOperator
 

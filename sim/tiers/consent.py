@@ -33,8 +33,8 @@ from typing import Any
 
 import simpy
 
+from operators import Clock
 from operators.identity import Consent, InMemoryConsentStore
-from operators.types import Clock
 
 __all__ = ["ConsentReplicas", "RevocationWave"]
 

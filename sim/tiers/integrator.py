@@ -27,11 +27,17 @@ from typing import Any, Protocol
 
 import simpy
 
-from operators.camara import WORKLOADS
-from operators.camara.common import Point
-from operators.camara.kyc_match import KycMatchRequest
-from operators.camara.location import VerifyCircle
-from operators.config import OperatorConfig
+from operators import (
+    CamaraError,
+    Change,
+    ChangeKind,
+    Clock,
+    Database,
+    OperatorConfig,
+    Subscriber,
+    SubscriberBase,
+)
+from operators.camara import WORKLOADS, KycMatchRequest, Point, VerifyCircle
 from operators.core import (
     CoreSpec,
     Hlr,
@@ -43,21 +49,25 @@ from operators.core import (
     NvBinding,
     PolicyFunction,
 )
-from operators.errors import CamaraError
 from operators.integrator import (
     BackendCall,
     BackendGuard,
     Flow,
     GuardedCall,
     GuardSettings,
+    check_sim_swap,
+    create_qos_session,
+    delete_qos_session,
+    kyc_match,
     next_call,
+    reachability_status,
+    retrieve_location,
+    retrieve_sim_swap_date,
+    roaming_status,
+    verify_location,
+    verify_number,
 )
-from operators.integrator import operations as ops
 from operators.policies import CircuitBreakerConfig
-from operators.storage import Database
-from operators.subscriber import Subscriber
-from operators.subscriber_base import Change, ChangeKind, SubscriberBase
-from operators.types import Clock
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.network_function import Answered, CallbackNetworkFunction
 
@@ -118,7 +128,7 @@ def _number_verification(caller: Caller, _: object) -> Flow[bool]:
     binding: NvBinding = yield BackendCall(
         NetworkFunctionKind.NV_AUTHENTICATOR, IpQuery(caller.ipv4)
     )
-    return (yield from ops.verify_number(binding.msisdn, caller.msisdn, None))
+    return (yield from verify_number(binding.msisdn, caller.msisdn, None))
 
 
 Step = Callable[[Caller, Any], Flow[Any]]
@@ -126,16 +136,16 @@ Step = Callable[[Caller, Any], Flow[Any]]
 result (``deleteSession`` deletes the session ``createSession`` made)."""
 
 STEPS: Mapping[str, Step] = {
-    "checkSimSwap": lambda c, _: ops.check_sim_swap(c.msisdn, 240, c.now),
-    "retrieveSimSwapDate": lambda c, _: ops.retrieve_sim_swap_date(c.msisdn),
+    "checkSimSwap": lambda c, _: check_sim_swap(c.msisdn, 240, c.now),
+    "retrieveSimSwapDate": lambda c, _: retrieve_sim_swap_date(c.msisdn),
     "phoneNumberVerify": _number_verification,
-    "getReachabilityStatus": lambda c, _: ops.reachability_status(c.msisdn),
-    "getRoamingStatus": lambda c, _: ops.roaming_status(c.msisdn),
-    "verifyLocation": lambda c, _: ops.verify_location(c.msisdn, _CIRCLE, None, c.now),
-    "retrieveLocation": lambda c, _: ops.retrieve_location(c.msisdn, None, None, c.now),
-    "KYC_Match": lambda c, _: ops.kyc_match(c.msisdn, _CLAIM),
-    "createSession": lambda c, _: ops.create_qos_session(c.msisdn, "QOS_E", 600.0),
-    "deleteSession": lambda c, record: ops.delete_qos_session(record.session_id),
+    "getReachabilityStatus": lambda c, _: reachability_status(c.msisdn),
+    "getRoamingStatus": lambda c, _: roaming_status(c.msisdn),
+    "verifyLocation": lambda c, _: verify_location(c.msisdn, _CIRCLE, None, c.now),
+    "retrieveLocation": lambda c, _: retrieve_location(c.msisdn, None, None, c.now),
+    "KYC_Match": lambda c, _: kyc_match(c.msisdn, _CLAIM),
+    "createSession": lambda c, _: create_qos_session(c.msisdn, "QOS_E", 600.0),
+    "deleteSession": lambda c, record: delete_qos_session(record.session_id),
 }
 """Operation id (of the operation table) -> the live integrator's flow for it."""
 

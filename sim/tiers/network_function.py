@@ -28,11 +28,19 @@ from typing import Any, Generic, TypeVar, cast
 import simpy
 from pydantic import BaseModel, ConfigDict, Field
 
-from operators.core import BackendError
-from operators.core.description import Faults, NetworkFunctionSpec
-from operators.core.errors import BackendBusy, BackendFailure, BackendUnavailable
-from operators.core.occupancy import Occupancy, OccupancySnapshot
-from operators.core.service_model import Draw, Outcome, ServiceModel
+from operators.core import (
+    BackendBusy,
+    BackendError,
+    BackendFailure,
+    BackendUnavailable,
+    Draw,
+    Faults,
+    NetworkFunctionSpec,
+    Occupancy,
+    OccupancySnapshot,
+    Outcome,
+    ServiceModel,
+)
 
 __all__ = ["Answered", "CallbackNetworkFunction", "FaultChange"]
 

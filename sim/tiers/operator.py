@@ -26,19 +26,18 @@ from typing import Any
 
 import simpy
 
-from federation.config import DataCentre
-from federation.global_load_balancer import (
+from federation import (
+    DataCentre,
     GlobalLoadBalancer,
     HealthPolicy,
     HealthTracker,
+    NodeKind,
     NoHealthyDataCentreError,
+    TrustGraph,
 )
-from federation.trust import NodeKind, TrustGraph
+from operators import CamaraError, OperatorConfig, PurposePolicy, default_plans
 from operators.camara import WORKLOADS, Operation, needs_consent, operation_named
-from operators.config import OperatorConfig, PurposePolicy, default_plans
-from operators.core import NetworkFunctionKind
-from operators.core.description import Faults
-from operators.errors import CamaraError
+from operators.core import Faults, NetworkFunctionKind
 from operators.gateway import Admission, InMemoryPlans, objection
 from operators.identity import GrantFacts, GrantType, TokenContext
 from operators.integrator import BackendGuard
