@@ -9,11 +9,21 @@ from .errors import install_camara_error_handlers
 from .gateway import Gateway, GatewayMiddleware, MeteredCall
 from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
 from .subscriptions import InMemoryPlans, PlanStore, PlanSubscriptions
+from .threat_protection import (
+    BodyRefused,
+    ThreatLimits,
+    parse_json,
+    read_body,
+    read_json,
+    read_json_object,
+    unencodable,
+)
 
 __all__ = [
     "Admission",
     "Admitted",
     "BearerAuthenticator",
+    "BodyRefused",
     "Gateway",
     "GatewayMiddleware",
     "GroupCommit",
@@ -21,11 +31,17 @@ __all__ = [
     "MeteredCall",
     "PlanStore",
     "PlanSubscriptions",
+    "ThreatLimits",
     "UsageEvent",
     "UsageLedger",
     "install_camara_error_handlers",
     "is_billable",
     "objection",
+    "parse_json",
+    "read_body",
+    "read_json",
+    "read_json_object",
     "throttle_key",
     "unauthenticated",
+    "unencodable",
 ]
