@@ -10,7 +10,7 @@ from .gateway import Gateway, GatewayMiddleware, MeteredCall
 from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
 from .subscriptions import InMemoryPlans, PlanStore, PlanSubscriptions
 from .threat_protection import (
-    BodyRefused,
+    BodyRefusedError,
     ThreatLimits,
     parse_json,
     read_body,
@@ -23,7 +23,7 @@ __all__ = [
     "Admission",
     "Admitted",
     "BearerAuthenticator",
-    "BodyRefused",
+    "BodyRefusedError",
     "Gateway",
     "GatewayMiddleware",
     "GroupCommit",

@@ -29,7 +29,7 @@ from .admission import Admission
 from .authentication import BearerAuthenticator
 from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
 from .metrics import GatewayMetrics
-from .threat_protection import BodyRefused, ThreatLimits, inspect_body, read_body
+from .threat_protection import BodyRefusedError, ThreatLimits, inspect_body, read_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,7 +104,7 @@ class Gateway:
         if request.method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
                 body = await read_body(request, self.limits)
-            except BodyRefused as refusal:
+            except BodyRefusedError as refusal:
                 if refusal.status != 413:
                     raise
                 # CAMARA defines no 413: an oversized body is the gateway's 400 as always

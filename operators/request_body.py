@@ -1,0 +1,239 @@
+"""Request bodies, read with a bound and parsed strictly, before anything else sees them.
+
+One bounded reader and one strict JSON parser serve every endpoint that reads a body: the
+gateway's CAMARA chain (its threat protection policy), the identity server, the admin APIs
+and the federation's services. It sits at the root of ``operators`` because the identity
+server, below the gateway, needs it too.
+
+* :func:`read_body` stops at ``max_body_bytes`` (a declared ``Content-Length`` over it is
+  refused before a byte is read; a chunked body is refused at the first byte past it) and
+  gives a slow client ``read_timeout`` seconds for the whole body (408 otherwise).
+* :func:`parse_json` accepts only UTF-8 without a BOM, refuses nesting deeper than
+  ``max_depth`` (counted on the raw bytes, so ``json.loads`` never recurses that far), more
+  than ``max_keys`` keys, a repeated key in one object, a string longer than
+  ``max_string_length``, a lone UTF-16 surrogate (``"\\ud800"``: it can be neither stored nor
+  answered), and the non-JSON constants ``NaN``/``Infinity``.
+
+A refusal is a :class:`BodyRefusedError`, a :class:`~operators.errors.CamaraError` (so CAMARA apps
+render it as it is) that an OAuth endpoint turns into ``invalid_request`` with :meth:`oauth`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+
+from operators.errors import CamaraError, OAuthError
+
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_QUOTE = ord('"')
+_BACKSLASH = ord("\\")
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_CODES = {
+    400: "INVALID_ARGUMENT",
+    408: "REQUEST_TIMEOUT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+@dataclass(frozen=True)
+class ThreatLimits:
+    """Limits in the spirit of API gateways' JSON threat protection policies."""
+
+    max_body_bytes: int = 16 * 1024
+    max_depth: int = 12
+    max_keys: int = 512
+    max_string_length: int = 4096
+    allowed_content_types: tuple[str, ...] = ("application/json",)
+    read_timeout: float = 10.0
+    """Seconds a client has to send its whole body once the request head has arrived."""
+
+
+class BodyRefusedError(CamaraError):
+    """A body refused by threat protection; rendered as CAMARA, or as OAuth by :meth:`oauth`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        headers = {"Connection": "close"} if status in (408, 413) else None
+        super().__init__(status, _CODES.get(status, "INVALID_ARGUMENT"), message, headers)
+
+    def oauth(self) -> OAuthError:
+        """The same refusal for an OAuth endpoint: ``invalid_request`` with this status."""
+        return OAuthError("invalid_request", self.message, self.status)
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limits: ThreatLimits) -> bytes:
+    """The request's body, read with a bound on its size and on the time it takes to arrive.
+
+    Over ``max_body_bytes`` is a 413 at the limit (by the declared length before reading,
+    or at the first chunk past it); a body not complete within ``read_timeout`` seconds (a
+    client that sent less than its ``Content-Length``) is a 408. The body is kept on the
+    request, so a later ``await request.body()`` gets the same bytes without reading again.
+    """
+    cached: bytes | None = getattr(request, "_body", None)
+    if cached is not None:
+        if len(cached) > limits.max_body_bytes:
+            raise _too_large(limits)
+        return cached
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BodyRefusedError(400, "Content-Length is not a number.")
+        if int(declared) > limits.max_body_bytes:
+            raise _too_large(limits)  # refused before a byte of the body is read
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(limits.read_timeout), aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limits.max_body_bytes:
+                    raise _too_large(limits)
+                chunks.append(chunk)
+    except TimeoutError as error:
+        raise BodyRefusedError(
+            408, f"The request body did not arrive within {limits.read_timeout:g} s."
+        ) from error
+    except ClientDisconnect as error:
+        raise BodyRefusedError(400, "The client went away before its body was complete.") from error
+    body = b"".join(chunks)
+    request._body = body  # Starlette keeps the read body here
+    return body
+
+
+def _too_large(limits: ThreatLimits) -> BodyRefusedError:
+    return BodyRefusedError(413, f"Request body exceeds {limits.max_body_bytes} bytes.")
+
+
+async def read_json(request: Request, limits: ThreatLimits) -> Any:
+    """The request's JSON body (None when empty), read by :func:`read_body` and checked by
+    the content type and :func:`parse_json`."""
+    body = await read_body(request, limits)
+    if not body:
+        return None
+    if media_type(request.headers.get("content-type")) not in limits.allowed_content_types:
+        raise BodyRefusedError(415, "The request body must be sent as application/json.")
+    return parse_json(body, limits)
+
+
+async def read_json_object(
+    request: Request, limits: ThreatLimits, *, empty_is_object: bool = False
+) -> dict[str, Any]:
+    """:func:`read_json` for endpoints that take a JSON object (an empty body is ``{}`` when
+    ``empty_is_object``, refused otherwise)."""
+    document = await read_json(request, limits)
+    if document is None and empty_is_object:
+        return {}
+    if not isinstance(document, dict):
+        raise BodyRefusedError(400, "The body must be a JSON object.")
+    return document
+
+
+class _RefusalError(ValueError):
+    """Raised from inside ``json.loads``'s hooks; becomes a :class:`BodyRefusedError`."""
+
+
+def parse_json(raw: bytes, limits: ThreatLimits) -> Any:
+    """Strict JSON (RFC 8259 as I-JSON, RFC 7493, reads it): UTF-8, no BOM, bounded, unique
+    keys, only encodable strings; a :class:`BodyRefusedError` (400) names what was wrong."""
+    if raw.startswith(_BOMS) or (len(raw) >= 2 and b"\x00" in raw[:4]):
+        raise BodyRefusedError(400, "The JSON body must be UTF-8 without a byte order mark.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BodyRefusedError(400, "The JSON body is not valid UTF-8.") from error
+    depth = nesting_depth(raw)
+    if depth > limits.max_depth:
+        raise BodyRefusedError(400, f"JSON nesting depth {depth} exceeds {limits.max_depth}.")
+    keys = 0
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal keys
+        keys += len(items)
+        if keys > limits.max_keys:
+            raise _RefusalError(f"JSON body has more than {limits.max_keys} keys.")
+        document = dict(items)
+        if len(document) != len(items):
+            raise _RefusalError("A JSON object repeats a key.")
+        return document
+
+    def constant(name: str) -> Any:
+        raise _RefusalError(f"{name} is not a JSON value.")
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if math.isinf(value):
+            raise _RefusalError("A JSON number is out of range.")
+        return value
+
+    try:
+        document = json.loads(
+            text, object_pairs_hook=pairs, parse_constant=constant, parse_float=number
+        )
+    except _RefusalError as refusal:
+        raise BodyRefusedError(400, str(refusal)) from refusal
+    except (ValueError, RecursionError) as error:
+        raise BodyRefusedError(400, "Request body is not valid JSON.") from error
+    problem = _string_problem(document, limits.max_string_length)
+    if problem:
+        raise BodyRefusedError(400, problem)
+    return document
+
+
+def nesting_depth(body: bytes) -> int:
+    """The deepest bracket nesting outside string literals, in one pass over the bytes."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENERS:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in _CLOSERS:
+            depth -= 1
+    return deepest
+
+
+def unencodable(document: Any) -> bool:
+    """Whether a string anywhere in ``document`` (key or value) cannot be encoded as UTF-8
+    (a lone surrogate): such a value can be neither stored nor sent back, so it never lands."""
+    return _string_problem(document, None) is not None
+
+
+def _string_problem(document: Any, max_length: int | None) -> str | None:
+    """What is wrong with the strings of ``document``, walked iteratively, or None."""
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if max_length is not None and len(item) > max_length:
+                return f"A JSON string is longer than {max_length} characters."
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "A JSON string holds a lone UTF-16 surrogate."
+    return None
