@@ -12,7 +12,6 @@ Three things live here because every API needs them the same way:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
@@ -28,6 +27,8 @@ from pydantic import (
 )
 
 from operators.errors import CamaraError
+
+from .json_body import decode_json_object
 
 __all__ = [
     "PHONE_NUMBER_PATTERN",
@@ -48,7 +49,7 @@ __all__ = [
 
 PHONE_NUMBER_PATTERN = r"^\+[1-9][0-9]{4,14}$"
 PhoneNumber = Annotated[str, StringConstraints(pattern=PHONE_NUMBER_PATTERN, max_length=16)]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Port = Annotated[int, Field(ge=0, le=65535)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
@@ -133,26 +134,23 @@ _RANGE_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "l
 def parse_body(model: type[M], raw: bytes, *, out_of_range: bool = False) -> M:
     """Validate a JSON body against ``model``; a bad one is a CAMARA 400, never a 422.
 
+    The body is decoded strictly first (:func:`~operators.camara.json_body.decode_json_object`:
+    UTF-8 only, no duplicate keys, no lone surrogates, no ``null``), then validated in pydantic's
+    strict JSON mode: no coercion, so ``"24"`` is not an integer nor ``true`` a number.
     ``out_of_range`` is True for operations whose 400 response lists ``OUT_OF_RANGE``: a value
     outside a declared minimum/maximum then gets that code, as the definitions ask.
     """
+    decode_json_object(raw)
     try:
-        data = json.loads(raw) if raw.strip() else None
-    except ValueError as exc:
-        raise CamaraError(
-            400, "INVALID_ARGUMENT", f"Request body is not valid JSON: {exc}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise CamaraError(400, "INVALID_ARGUMENT", "Request body must be a JSON object")
-    try:
-        return model.model_validate(data)
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        code = "OUT_OF_RANGE" if out_of_range and first["type"] in _RANGE_ERRORS else None
-        message = f"{where}: {first['msg']}"
-        if code:
-            raise CamaraError(400, code, f"Client specified an invalid range. {message}") from exc
+        message = f"{where}: {first['msg']}"[:400]
+        if out_of_range and first["type"] in _RANGE_ERRORS:
+            raise CamaraError(
+                400, "OUT_OF_RANGE", f"Client specified an invalid range. {message}"
+            ) from exc
         raise CamaraError(
             400, "INVALID_ARGUMENT", f"Client specified an invalid argument. {message}"
         ) from exc

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .common import CamaraModel, Circle, Device, DeviceResponse
 
@@ -34,20 +34,16 @@ class VerificationResult(StrEnum):
     PARTIAL = "PARTIAL"
 
 
+class _RequestedCircle(VerifyCircle):
+    """The circle of a request: the YAML's discriminator ``areaType`` is required on the wire."""
+
+    areaType: Literal["CIRCLE"]
+
+
 class VerifyLocationRequest(CamaraModel):
     device: Device | None = None
-    area: VerifyCircle
+    area: _RequestedCircle
     maxAge: int | None = Field(default=None, ge=0, description="seconds; 0 asks for a fresh fix")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _area_type_on_the_wire(cls, data: Any) -> Any:
-        """A JSON ``area`` must name its ``areaType`` (the YAML's discriminator is required)."""
-        if isinstance(data, dict):
-            area = data.get("area")
-            if isinstance(area, dict) and "areaType" not in area:
-                raise ValueError("area.areaType is required")
-        return data
 
 
 class VerifyLocationResponse(CamaraModel):

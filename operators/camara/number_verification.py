@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import StringConstraints, model_validator
+from pydantic import ConfigDict, StringConstraints, model_validator
 
 from .common import CamaraModel, PhoneNumber
 
@@ -19,13 +19,18 @@ __all__ = [
 class NumberVerificationRequestBody(CamaraModel):
     """Exactly one of ``phoneNumber`` or ``hashedPhoneNumber`` (SHA-256 hex of the E.164)."""
 
+    model_config = ConfigDict(extra="allow")  # unknown properties count (``maxProperties: 1``)
+
     phoneNumber: PhoneNumber | None = None
     hashedPhoneNumber: Annotated[str, StringConstraints(pattern=r"^[a-fA-F0-9]{64}$")] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> NumberVerificationRequestBody:
-        if (self.phoneNumber is None) == (self.hashedPhoneNumber is None):
-            raise ValueError("give exactly one of phoneNumber and hashedPhoneNumber")
+        given = len(self.model_fields_set) + len(self.model_extra or {})
+        if given != 1 or (self.phoneNumber is None) == (self.hashedPhoneNumber is None):
+            raise ValueError(
+                "the body takes exactly one property: phoneNumber or hashedPhoneNumber"
+            )
         return self
 
 

@@ -1,0 +1,102 @@
+"""Decoding a CAMARA request body: strict JSON in UTF-8, or a CAMARA 400 before anything is done.
+
+What :func:`json.loads` lets through and a CAMARA body must not carry, each refused here once
+so that no service, store or network function ever sees it:
+
+* bytes that are not UTF-8 (UTF-16, UTF-32, Latin-1) and a byte order mark (RFC 8259 §8.1);
+* an object that names a key twice (RFC 8259 §4 leaves the meaning open: refuse, don't guess);
+* ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON;
+* a string holding a lone UTF-16 surrogate (``"\\ud800"``): valid JSON text, but no Unicode
+  string, so it cannot be encoded to UTF-8 and would fail later, in a store or an answer;
+* ``null`` for a property: no request schema of the CAMARA definitions is nullable.
+
+The first offence is named by its path in the body (``sinkCredential.accessToken``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any
+
+from operators.errors import CamaraError
+
+__all__ = ["decode_json_object"]
+
+
+def _invalid(message: str) -> CamaraError:
+    return CamaraError(400, "INVALID_ARGUMENT", f"Client specified an invalid argument. {message}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"duplicate key {_printable(key)!r}")
+        document[key] = value
+    return document
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot carry escaped, fit for a message."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _where(path: list[str | int]) -> str:
+    return ".".join(str(part) for part in path) or "body"
+
+
+def _first_offence(document: dict[str, Any]) -> str | None:
+    """The first lone surrogate or ``null`` in ``document``, as a message naming its path."""
+    stack: list[tuple[list[str | int], Any]] = [([], document)]
+    while stack:
+        path, node = stack.pop()
+        if node is None:
+            return f"{_where(path)}: must not be null"
+        if isinstance(node, str):
+            if not _encodable(node):
+                return f"{_where(path)}: string holds a lone UTF-16 surrogate"
+        elif isinstance(node, dict):
+            for key, value in reversed(node.items()):
+                if not _encodable(key):
+                    return f"{_where(path)}: a key holds a lone UTF-16 surrogate"
+                stack.append(([*path, key], value))
+        elif isinstance(node, list):
+            stack.extend(([*path, index], item) for index, item in reversed(list(enumerate(node))))
+    return None
+
+
+def decode_json_object(raw: bytes) -> dict[str, Any]:
+    """The JSON object in ``raw``, or the CAMARA ``400 INVALID_ARGUMENT`` saying what is wrong."""
+    if raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise _invalid("Request body must be JSON in UTF-8 without a byte order mark.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _invalid("Request body must be JSON in UTF-8.") from exc
+    if not text.strip():
+        raise _invalid("Request body must be a JSON object")
+    try:
+        document = json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_not_json)
+    except (ValueError, RecursionError) as exc:
+        raise CamaraError(
+            400, "INVALID_ARGUMENT", f"Request body is not valid JSON: {_printable(str(exc))}"
+        ) from exc
+    if not isinstance(document, dict):
+        raise _invalid("Request body must be a JSON object")
+    offence = _first_offence(document)
+    if offence is not None:
+        raise _invalid(offence)
+    return document
