@@ -116,6 +116,13 @@ class TokenLifetimes(_Strict):
     clock_skew: int = Field(default=10, ge=0)
 
 
+class ClientRateLimit(_Strict):
+    """A per-client token bucket at an identity endpoint: ``burst`` at once, then ``rate``/s."""
+
+    rate_per_second: float = Field(default=100.0, gt=0)
+    burst: int = Field(default=200, gt=0)
+
+
 class OperatorConfig(_Strict):
     """Everything that makes one operator distinct: identity, numbers, seed, storage, plans."""
 
@@ -139,6 +146,14 @@ class OperatorConfig(_Strict):
     )
     purposes: tuple[PurposePolicy, ...] = Field(default_factory=default_purposes)
     lifetimes: TokenLifetimes = Field(default_factory=TokenLifetimes)
+    token_rate_limit: ClientRateLimit = Field(
+        default_factory=ClientRateLimit,
+        description="per authenticated client at the token endpoint (429 beyond it)",
+    )
+    ciba_rate_limit: ClientRateLimit = Field(
+        default_factory=ClientRateLimit,
+        description="per authenticated client at the backchannel authentication endpoint",
+    )
     core_time_scale: float = Field(
         default=1.0, gt=0, description="live mode: wall seconds per modelled second"
     )

@@ -47,7 +47,22 @@ CREATE TABLE IF NOT EXISTS identity_ciba_requests (
 """
 
 SLOW_DOWN_STEP = 5
+MAX_REQUESTED_EXPIRY = 3600
+"""The largest ``requested_expiry`` accepted (seconds); the answer never exceeds the
+operator's own ``ciba_request`` lifetime."""
 _BENEFICIARY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_SECONDS = re.compile(r"^[1-9][0-9]{0,3}$")
+
+
+def requested_expiry(value: str | None, lifetime: int) -> int:
+    """CIBA Core §7.1 ``requested_expiry``: a positive integer of seconds, at most
+    :data:`MAX_REQUESTED_EXPIRY`; the request lives the shorter of it and ``lifetime``."""
+    if value is None:
+        return lifetime
+    if not _SECONDS.match(value) or int(value) > MAX_REQUESTED_EXPIRY:
+        raise OAuthError("invalid_request", "requested_expiry must be a positive integer of"
+                         f" seconds, at most {MAX_REQUESTED_EXPIRY}")
+    return min(int(value), lifetime)
 
 
 def consent_party(client_id: str, on_behalf_of: str | None) -> str:
@@ -104,6 +119,8 @@ class CibaService:
         hint = form.get("login_hint")
         if not hint:
             raise OAuthError("invalid_request", "login_hint is required")
+        lifetimes = self.config.lifetimes
+        expires_in = requested_expiry(form.get("requested_expiry"), lifetimes.ciba_request)
         request = parse_scope(self.config, client, form.get("scope"), purpose_required=True)
         try:
             subscriber = self.subjects.resolve(hint)
@@ -118,17 +135,16 @@ class CibaService:
             subscriber.msisdn, party, request.purpose.purpose, request.api_scopes
         ) is None
         now = self.clock()
-        lifetimes = self.config.lifetimes
         auth_req_id = secrets.token_urlsafe(24)
         self.db.insert(
             "INSERT INTO identity_ciba_requests (auth_req_id, client_id, consent_party, msisdn,"
             " scope, binding_message, created_at, expires_at, interval, last_poll_at, prompt,"
             " handset, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             (auth_req_id, client.client_id, party, subscriber.msisdn, " ".join(request.scopes),
-             form.get("binding_message"), now, now + lifetimes.ciba_request,
+             form.get("binding_message"), now, now + expires_in,
              lifetimes.ciba_interval, now, int(prompt), subscriber.handset.model_dump_json()),
         )
-        return BackchannelResponse(auth_req_id, lifetimes.ciba_request, lifetimes.ciba_interval)
+        return BackchannelResponse(auth_req_id, expires_in, lifetimes.ciba_interval)
 
     def poll(self, client: Client, form: Mapping[str, str]) -> IssuedToken:
         """Handle a token request with the CIBA grant: pending, slow down, denied, or a token."""

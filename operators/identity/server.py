@@ -8,13 +8,15 @@ same object in virtual time. ``app.py`` puts HTTP in front of it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..config import OperatorConfig
+from ..config import ClientRateLimit, OperatorConfig, Plan
 from ..errors import OAuthError
+from ..policies import Throttle, ThrottlePolicy
 from ..storage import Database
 from ..subscriber import Subscriber
 from ..subscriber_base import SubscriberBase
@@ -34,6 +36,25 @@ from .tokens import AccessTokenClaims, IssuedToken, TokenService
 from .types import AuthMethod, GrantType
 
 
+class RateLimitedError(OAuthError):
+    """429 ``too_many_requests`` with a ``Retry-After`` (whole seconds) for the HTTP face.
+
+    RFC 6749 has no error code for rate limiting and CIBA's ``slow_down`` is only for polls
+    faster than the interval; this is the body Auth0 and other servers answer with.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        seconds = 1 if math.isinf(retry_after) else max(1, math.ceil(retry_after))
+        super().__init__("too_many_requests", f"rate limit exceeded; retry in {seconds} s", 429)
+        self.retry_after = seconds
+
+
+def _bucket_plan(endpoint: str, limit: ClientRateLimit) -> Plan:
+    """An endpoint's per-client limit in the shape the shared :class:`Throttle` takes."""
+    return Plan(name=f"identity{endpoint}", rate_per_second=limit.rate_per_second,
+                burst=limit.burst)
+
+
 class IdentityServer:
     """The OAuth 2.0 / OIDC / CIBA authorization server of one operator.
 
@@ -48,7 +69,9 @@ class IdentityServer:
 
     ``issuer_policy`` decides who may sign JWT-bearer assertions (default: registered clients
     with their own keys); ``audience`` is the ``aud`` of issued access tokens, by default the
-    origin of the issuer URL (the operator's API root host).
+    origin of the issuer URL (the operator's API root host). ``throttle`` keeps the per-client
+    buckets of ``/token`` and ``/bc-authorize`` (by default a :class:`Throttle` on ``clock``,
+    sized by ``config.token_rate_limit`` and ``config.ciba_rate_limit``).
     """
 
     def __init__(
@@ -61,12 +84,17 @@ class IdentityServer:
         issuer_policy: AssertionIssuerPolicy | None = None,
         audience: str | None = None,
         client_gate: Callable[[str], bool] | None = None,
+        throttle: ThrottlePolicy | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.subscribers = subscribers
         self.clock = clock
         self.client_gate = client_gate
+        self.throttle = throttle if throttle is not None else Throttle(clock)
+        self._rate_plans = {"/token": _bucket_plan("/token", config.token_rate_limit),
+                            "/bc-authorize": _bucket_plan("/bc-authorize",
+                                                          config.ciba_rate_limit)}
         self.issuer = config.issuer_url.rstrip("/")
         parts = urlsplit(self.issuer)
         self.audience = audience or f"{parts.scheme}://{parts.netloc}"
@@ -155,10 +183,17 @@ class IdentityServer:
         self, form: Mapping[str, str], authorization: str | None, endpoint: str
     ) -> Client:
         """The authenticated client, refused when ``client_gate`` no longer admits it (a
-        federation party whose trust was revoked gets no new token from its credentials)."""
+        federation party whose trust was revoked gets no new token from its credentials), or
+        429 when it went past its rate at ``/token`` or ``/bc-authorize``. Counted after
+        authentication, so nobody can spend another client's budget by naming it."""
         client = self.authenticator.authenticate(form, authorization, self.url(endpoint))
         if self.client_gate is not None and not self.client_gate(client.client_id):
             raise OAuthError("invalid_client", "this party is no longer trusted", 401)
+        plan = self._rate_plans.get(endpoint)
+        if plan is not None:
+            decision = self.throttle.check(client.client_id, plan)
+            if not decision.allowed:
+                raise RateLimitedError(decision.retry_after)
         return client
 
     def token(self, form: Mapping[str, str], authorization: str | None = None) -> dict[str, Any]:
