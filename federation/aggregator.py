@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,7 @@ from operators.policies import NoThrottle
 
 from .client import ApplicationClient, Endpoints, OAuthClientError
 from .config import AggregatorConfig, FederatedOperator, FederationConfig
-from .data_centres import DATA_CENTRE_HEADER
+from .data_centres import DATA_CENTRE_HEADER, DATA_CENTRE_OPT_IN
 from .discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
 from .network_id import HttpNetworkId
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
@@ -81,9 +82,34 @@ FORWARDED: tuple[str, ...] = (
     "verifyLocation",
     "retrieveLocation",
     "KYC_Match",
+    "createSession",
+    "retrieveSessionsByDevice",
+    "getSession",
+    "deleteSession",
+    "extendQosSessionDuration",
+    "retrieveQoSProfiles",
+    "getQosProfile",
 )
-"""The operations (ids of the operation table) the aggregator routes: those whose body names
-the device, so it can find the serving operator before any session exists there."""
+"""The operations (ids of the operation table) the aggregator routes. Those whose body names
+the device go to the operator the Telco Finder names; a QoD session's operations go where the
+session was created (the hub's session table); QoS Profiles without a device are answered
+from every partner (see :meth:`Aggregator.profiles_everywhere`)."""
+
+SESSION_OPERATIONS: tuple[str, ...] = ("getSession", "deleteSession", "extendQosSessionDuration")
+"""Operations that name a QoD session by the id the hub handed out (``{sessionId}``)."""
+
+SESSION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS aggregator_qod_sessions (
+    session_id TEXT PRIMARY KEY,
+    application TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    served_as TEXT NOT NULL,
+    operator_session_id TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (operator, operator_session_id)
+);
+"""
 
 TOKEN_MARGIN = 5.0
 """Seconds before its expiry a cached operator token is no longer used."""
@@ -183,6 +209,88 @@ class SettlementLedger:
         return totals
 
 
+@dataclass(frozen=True)
+class RoutedSession:
+    """A QoD session created through the hub: the id the application holds, and where it is.
+
+    The hub hands out its own UUID, so two operators' session ids can never collide in an
+    application's eyes, and each later call about the session goes to the operator holding it.
+    """
+
+    session_id: str
+    application: str
+    operator: str
+    served_as: str
+    operator_session_id: str
+    subject: str
+
+
+class SessionTable:
+    """The hub's QoD sessions in its database (kept across restarts): hub id → operator's id."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure_schema(SESSION_SCHEMA)
+
+    def add(self, session: RoutedSession, at: float) -> RoutedSession:
+        """Record a session, once: the same operator session keeps the hub id it first got."""
+        self.db.execute(
+            "INSERT INTO aggregator_qod_sessions (session_id, application, operator, served_as,"
+            " operator_session_id, subject, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (operator, operator_session_id) DO NOTHING",
+            (
+                session.session_id,
+                session.application,
+                session.operator,
+                session.served_as,
+                session.operator_session_id,
+                session.subject,
+                at,
+            ),
+        )
+        found = self.at_operator(session.operator, session.operator_session_id)
+        assert found is not None
+        return found
+
+    def get(self, session_id: str) -> RoutedSession | None:
+        row = self.db.one(
+            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ?", (session_id,)
+        )
+        return None if row is None else _routed(row)
+
+    def at_operator(self, operator: str, operator_session_id: str) -> RoutedSession | None:
+        row = self.db.one(
+            "SELECT * FROM aggregator_qod_sessions WHERE operator = ? AND operator_session_id = ?",
+            (operator, operator_session_id),
+        )
+        return None if row is None else _routed(row)
+
+    def forget(self, session_id: str) -> None:
+        self.db.execute("DELETE FROM aggregator_qod_sessions WHERE session_id = ?", (session_id,))
+
+
+def _routed(row: Any) -> RoutedSession:
+    return RoutedSession(
+        row["session_id"],
+        row["application"],
+        row["operator"],
+        row["served_as"],
+        row["operator_session_id"],
+        row["subject"],
+    )
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    """One application call the hub admitted: who, what, under which correlator and scope."""
+
+    correlator: str
+    application: str
+    operation: Operation
+    purpose: str
+    scope: str
+
+
 @dataclass
 class _CachedToken:
     token: str
@@ -276,6 +384,7 @@ class Aggregator:
         # Authorises like an operator's gateway; throttling is the operators' (plans are theirs).
         self.admission = Admission(InMemoryPlans.of(identity_config), NoThrottle(), clock)
         self.settlement = SettlementLedger(self.db)
+        self.sessions = SessionTable(self.db)
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
         self._tokens: dict[tuple[str, str, str, str], _CachedToken] = {}
@@ -363,17 +472,56 @@ class Aggregator:
 
     async def forward(self, request: Request, operation_id: str) -> Response:
         """Serve one CAMARA call for an application (steps 1-5 of the module docstring)."""
+        call = self._admit(request, operation_id)
+        operation = call.operation
+        if operation_id in SESSION_OPERATIONS:
+            return await self._session_call(request, call)
+        body = _json_object(await request.body()) if operation.request is not None else {}
+        if operation.api == "qos-profiles" and not _names_device(body):
+            return await self._everywhere(request, call, body)
+        response, partner, answer, subject = await self._device_call(call, body)
+        content = response.content
+        if response.status_code < 300 and operation_id == "createSession":
+            content = self._created(call, partner, answer, subject, response)
+        elif response.status_code < 300 and operation_id == "retrieveSessionsByDevice":
+            content = self._mine(call, partner, response)
+        self._settle(call, partner, answer.operator_id, response.status_code)
+        return self._answer(request, call, response, content)
+
+    def _admit(self, request: Request, operation_id: str) -> _Admitted:
+        """Authenticate and authorise the application's token as an operator gateway would."""
         correlator = correlator_for(request.headers.get(CORRELATOR_HEADER))
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         operation = operation_named(operation_id)
         context = self.admission.authorize(
             self.identity.grant_facts(claims), operation, correlator=correlator
         )
-        application = context.client_id
-        body = _json_object(await request.body())
-        target, subject = _device_target(body)
         assert context.purpose is not None
         scope = " ".join((*operation.scopes[0], context.purpose))
+        return _Admitted(correlator, context.client_id, operation, context.purpose, scope)
+
+    def _answer(
+        self, request: Request, call: _Admitted, response: httpx.Response, content: bytes
+    ) -> Response:
+        headers = {CORRELATOR_HEADER: call.correlator}
+        site = response.headers.get(DATA_CENTRE_HEADER)
+        if site and DATA_CENTRE_OPT_IN in request.headers:  # internal: only when asked
+            headers[DATA_CENTRE_HEADER] = site
+        if response.status_code == 204:
+            return Response(status_code=204, headers=headers)
+        return Response(
+            content,
+            status_code=response.status_code,
+            headers=headers,
+            media_type=response.headers.get("content-type", "application/json"),
+        )
+
+    async def _device_call(
+        self, call: _Admitted, body: dict[str, Any]
+    ) -> tuple[httpx.Response, Partner, SearchAnswer, str]:
+        """Find the operator serving the device the body names, get its token, forward."""
+        target, subject = _device_target(body)
+        application, operation = call.application, call.operation
         method, template = operation.method, operation.template
         self.tracer(Hop(application, self.id, f"{method} {template} {target.describe()}"))
 
@@ -392,41 +540,190 @@ class Aggregator:
                 continue  # the finder's records may predate a port: ask Network Id
             partner = self._partner_for(answer)
             try:
-                token = await self._token(partner, subject, scope, context.purpose, application)
+                token = await self._token(partner, subject, call.scope, call.purpose, application)
             except CamaraError as error:
                 signal = stale_signal(Stale.TOKEN, error.status)
                 retry = next_search(mode, signal, phone_number=phone)
                 if retry is not None:
                     mode = retry
                     continue
-                self._settle(application, correlator, partner, answer, operation, error.status)
+                self._settle(call, partner, answer.operator_id, error.status)
                 raise
-            # The operator meters by (client, correlator) and the hub is one client for all
-            # applications: scope the correlator by application so two apps never collide.
             response = await self._call(
-                partner,
-                method,
-                template,
-                _without_device(body),
-                token,
-                f"{application}:{correlator}"[:256],
+                partner, method, template, _without_device(body), token, _scoped(call)
             )
             if response.status_code in (401, 403):
-                self._tokens.pop((partner.config.id, application, subject, scope), None)
+                self._tokens.pop((partner.config.id, application, subject, call.scope), None)
             signal = stale_signal(Stale.API, response.status_code, _code(response))
             mode = next_search(mode, signal, phone_number=phone)
         assert response is not None and answer is not None
-        self._settle(application, correlator, partner, answer, operation, response.status_code)
-        headers = {CORRELATOR_HEADER: correlator}
-        site = response.headers.get(DATA_CENTRE_HEADER)
-        if site:
-            headers[DATA_CENTRE_HEADER] = site
-        return Response(
-            response.content,
-            status_code=response.status_code,
-            headers=headers,
-            media_type=response.headers.get("content-type", "application/json"),
+        return response, partner, answer, subject
+
+    # -- Quality on Demand: sessions live where they were created -----------------------------
+
+    def _created(
+        self,
+        call: _Admitted,
+        partner: Partner,
+        answer: SearchAnswer,
+        subject: str,
+        response: httpx.Response,
+    ) -> bytes:
+        """Record a session the operator created and hand the application the hub's id."""
+        info = _json_or_none(response)
+        if not isinstance(info, dict) or not isinstance(info.get("sessionId"), str):
+            return response.content
+        routed = self.sessions.add(
+            RoutedSession(
+                str(uuid.uuid4()),
+                call.application,
+                partner.config.id,
+                answer.operator_id,
+                info["sessionId"],
+                subject,
+            ),
+            self.clock(),
         )
+        return json.dumps({**info, "sessionId": routed.session_id}).encode()
+
+    def _mine(self, call: _Admitted, partner: Partner, response: httpx.Response) -> bytes:
+        """The operator's sessions of the device that this application created, by hub id.
+
+        The operator sees one client (the hub) for every application, so the hub keeps only
+        the sessions its table gives to the calling application.
+        """
+        listed = _json_or_none(response)
+        if not isinstance(listed, list):
+            return response.content
+        mine = []
+        for info in listed:
+            if not isinstance(info, dict) or not isinstance(info.get("sessionId"), str):
+                continue
+            routed = self.sessions.at_operator(partner.config.id, info["sessionId"])
+            if routed is not None and routed.application == call.application:
+                mine.append({**info, "sessionId": routed.session_id})
+        return json.dumps(mine).encode()
+
+    async def _session_call(self, request: Request, call: _Admitted) -> Response:
+        """A call about a session the hub created: sent to the operator that holds it."""
+        session_id = str(request.path_params.get("sessionId", ""))
+        routed = self.sessions.get(session_id)
+        if routed is None:
+            raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
+        if routed.application != call.application:
+            raise CamaraError(
+                403, "PERMISSION_DENIED", "The QoS session was not created by this API client."
+            )
+        body = _json_object(await request.body()) if call.operation.request else None
+        partner = self.partners.get(routed.operator)
+        if partner is None:
+            raise CamaraError(503, "UNAVAILABLE", f"{routed.operator} is not a partner.")
+        operation = call.operation
+        self.tracer(
+            Hop(call.application, self.id, f"{operation.method} {operation.template} {session_id}")
+        )
+        try:
+            token = await self._token(
+                partner, routed.subject, call.scope, call.purpose, call.application
+            )
+        except CamaraError as error:
+            self._settle(call, partner, routed.served_as, error.status)
+            raise
+        path = operation.template.replace("{sessionId}", routed.operator_session_id)
+        response = await self._call(
+            partner, operation.method, path, body, token, _scoped(call), label=operation.template
+        )
+        if response.status_code in (401, 403):
+            key = (partner.config.id, call.application, routed.subject, call.scope)
+            self._tokens.pop(key, None)
+        if response.status_code == 404 or (
+            operation.operation_id == "deleteSession" and response.status_code < 300
+        ):
+            self.sessions.forget(session_id)  # gone at the operator: gone here
+        content = response.content
+        info = _json_or_none(response) if response.status_code < 300 else None
+        if isinstance(info, dict) and "sessionId" in info:
+            content = json.dumps({**info, "sessionId": routed.session_id}).encode()
+        self._settle(call, partner, routed.served_as, response.status_code)
+        return self._answer(request, call, response, content)
+
+    # -- QoS Profiles without a device ---------------------------------------------------------
+
+    async def _everywhere(
+        self, request: Request, call: _Admitted, body: dict[str, Any]
+    ) -> Response:
+        """QoS Profiles asked without a device: the profiles every partner offers.
+
+        Profiles are per operator, and without a device the hub cannot know which operator will
+        serve the application's sessions; so it answers with what holds wherever the device
+        turns out to be: ``retrieveQoSProfiles`` lists the profiles (by name) that every partner
+        offers, with the first partner's definition (federation order); ``getQosProfile``
+        answers that definition when every partner offers the name, else 404. With a device,
+        ``retrieveQoSProfiles`` is routed to the serving operator like any device call.
+        The call is settled with the first partner, whose definition the answer carries.
+        """
+        operation = call.operation
+        name = request.path_params.get("name")
+        path = operation.template.replace("{name}", str(name)) if name is not None else None
+        answers: list[tuple[Partner, httpx.Response]] = []
+        for partner in self.partners.values():
+            try:
+                token = await self._two_legged(partner, call.scope)
+            except CamaraError as error:
+                self._settle(call, partner, partner.config.id, error.status)
+                raise
+            response = await self._call(
+                partner,
+                operation.method,
+                path or operation.template,
+                body if operation.request is not None else None,
+                token,
+                _scoped(call),
+                label=operation.template,
+            )
+            answers.append((partner, response))
+        first, first_response = answers[0]
+        failed = next(
+            (r for _, r in answers if r.status_code >= 300 and r.status_code != 404), None
+        )
+        if failed is not None:
+            self._settle(call, first, first.config.id, failed.status_code)
+            return self._answer(request, call, failed, failed.content)
+        if name is not None:  # getQosProfile: offered everywhere, or not found
+            missing = next((r for _, r in answers if r.status_code == 404), None)
+            chosen = missing if missing is not None else first_response
+            self._settle(call, first, first.config.id, chosen.status_code)
+            return self._answer(request, call, chosen, chosen.content)
+        lists = [_json_or_none(r) for _, r in answers]
+        names = [
+            {p.get("name") for p in listed if isinstance(p, dict)}
+            for listed in lists
+            if isinstance(listed, list)
+        ]
+        common = set.intersection(*names) if names else set()
+        head = lists[0] if isinstance(lists[0], list) else []
+        profiles = [p for p in head if isinstance(p, dict) and p.get("name") in common]
+        self._settle(call, first, first.config.id, first_response.status_code)
+        return self._answer(request, call, first_response, json.dumps(profiles).encode())
+
+    async def _two_legged(self, partner: Partner, scope: str) -> str:
+        """The hub's own client-credentials token at a partner (no subscriber named)."""
+        key = (partner.config.id, "", "", scope)
+        cached = self._tokens.get(key)
+        if cached is not None and cached.expires_at > self.clock():
+            return cached.token
+        try:
+            reply = await partner.client.client_credentials(scope)
+        except OAuthClientError as error:
+            raise _refusal(partner.config.id, error) from error
+        except httpx.TransportError as error:
+            raise CamaraError(
+                503, "UNAVAILABLE", f"{partner.config.id} is unreachable."
+            ) from error
+        token = str(reply["access_token"])
+        lifetime = float(reply.get("expires_in", 60))
+        self._tokens[key] = _CachedToken(token, self.clock() + lifetime - TOKEN_MARGIN)
+        return token
 
     async def _find(self, target: Target, mode: SearchMode) -> SearchAnswer:
         assert self.finder is not None, "the aggregator has not started"
@@ -535,19 +832,26 @@ class Aggregator:
         self,
         partner: Partner,
         method: str,
-        template: str,
-        body: dict[str, Any],
+        path: str,
+        body: dict[str, Any] | None,
         token: str,
         correlator: str,
+        *,
+        label: str | None = None,
     ) -> httpx.Response:
         operator = partner.config
+        template = label or path
         started = time.perf_counter()
         try:
             response = await self.http.request(
                 method,
-                operator.api_root + template,
+                operator.api_root + path,
                 json=body,
-                headers={"Authorization": f"Bearer {token}", CORRELATOR_HEADER: correlator},
+                headers={
+                    "Authorization": f"Bearer {token}",
+                    CORRELATOR_HEADER: correlator,
+                    DATA_CENTRE_OPT_IN: "1",  # for the hub's own trace, not the application
+                },
             )
         except httpx.TransportError as error:
             self.tracer(
@@ -569,21 +873,14 @@ class Aggregator:
         )
         return response
 
-    def _settle(
-        self,
-        application: str,
-        correlator: str,
-        partner: Partner,
-        answer: SearchAnswer,
-        operation: Operation,
-        status: int,
-    ) -> None:
+    def _settle(self, call: _Admitted, partner: Partner, served_as: str, status: int) -> None:
+        operation = call.operation
         self.settlement.record(
             SettledCall(
-                application,
-                correlator,
+                call.application,
+                call.correlator,
                 partner.config.id,
-                answer.operator_id,
+                served_as,
                 operation.api,
                 operation.operation_id,
                 status,
@@ -594,6 +891,23 @@ class Aggregator:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _scoped(call: _Admitted) -> str:
+    """The correlator sent to the operator, which meters by (client, correlator) and sees the
+    hub as one client for every application: scoped by application so two never collide."""
+    return f"{call.application}:{call.correlator}"[:256]
+
+
+def _names_device(body: dict[str, Any]) -> bool:
+    return isinstance(body.get("device"), dict) or body.get("phoneNumber") is not None
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _grant_text(consent: bool, subject: str) -> str:

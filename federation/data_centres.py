@@ -32,7 +32,14 @@ from .tracing import Hop, Tracer, no_trace
 from .types import Clock
 
 DATA_CENTRE_HEADER = "x-ogsim-data-centre"
-"""Response header naming the data centre that served a call (for tests and the demo)."""
+"""Response header naming the data centre that served a call (for tests and the demo).
+
+Internal: an answer carries it only when the request opted in with
+:data:`DATA_CENTRE_OPT_IN`, so applications never see it unless they ask."""
+DATA_CENTRE_OPT_IN = "x-ogsim-show-data-centre"
+"""Request header (any value) asking the front to name the data centre in the answer: sent by
+the aggregator on its own hops (its trace), by the in-process harness and the demo."""
+_OPT_IN = DATA_CENTRE_OPT_IN.encode()
 ADMIN_PREFIX = "/admin/data-centres"
 
 
@@ -214,8 +221,10 @@ class LoadBalancedFront:
             await _json(send, 503, _unavailable(str(error)))
             return
 
+        opted_in = any(key.lower() == _OPT_IN for key, _ in scope.get("headers", []))
+
         async def tagged(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if opted_in and message["type"] == "http.response.start":
                 message["headers"] = [
                     *message.get("headers", []),
                     (DATA_CENTRE_HEADER.encode(), name.encode()),

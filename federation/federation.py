@@ -28,6 +28,7 @@ from operators.gateway import install_camara_error_handlers
 from .aggregator import Aggregator, create_aggregator_app
 from .client import ApplicationClient, new_client_key
 from .config import FederationConfig
+from .data_centres import DATA_CENTRE_OPT_IN
 from .global_load_balancer import HealthPolicy
 from .member import MemberOperator
 from .network_id import NetworkIdService, build_network_id_router
@@ -137,7 +138,11 @@ async def start_federation(
     test passes one fake clock as both to make every decision independent of wall time.
     """
     network = AsgiNetwork()
-    http = httpx.AsyncClient(transport=network, timeout=10.0)
+    # The harness's client (tests, the demo) opts in to the internal data-centre header;
+    # an application's own client does not, and gets answers without it.
+    http = httpx.AsyncClient(
+        transport=network, timeout=10.0, headers={DATA_CENTRE_OPT_IN: "1"}
+    )
     members: dict[str, MemberOperator] = {}
     for operator in config.operators:
         member = MemberOperator.build(

@@ -1,0 +1,183 @@
+"""Quality on Demand and QoS Profiles through the aggregator, end to end in one process.
+
+Sessions are created at the operator serving the device; the application holds the hub's own
+session id, and every later call about the session goes to the operator that holds it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from federation.config import FederationConfig
+from federation.data_centres import DATA_CENTRE_HEADER
+from federation.federation import Federation, quick_consent, start_federation
+
+SERVICE = "dpv:RequestedServiceProvision"
+QOD = " ".join(
+    f"quality-on-demand:sessions:{s}" for s in ("create", "read", "delete", "update")
+)
+SCOPE = f"{QOD} quality-on-demand:sessions:retrieve-by-device qos-profiles:read"
+
+
+@dataclass
+class Hub:
+    fed: Federation
+    headers: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.fed.aggregator.api_root
+
+    def number(self, operator: str) -> str:
+        return self.fed.operator(operator).subscribers.test_number("approves")
+
+    async def create(self, number: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        return await self.fed.http.post(
+            f"{self.url}/quality-on-demand/v1/sessions",
+            json={
+                "device": {"phoneNumber": number},
+                "applicationServer": {"ipv4Address": "198.51.100.10"},
+                "qosProfile": "QOS_M",
+                "duration": 600,
+            },
+            headers=headers or self.headers,
+        )
+
+
+async def _application(fed: Federation, name: str) -> dict[str, str]:
+    app = await fed.register_application(name, SCOPE, [SERVICE])
+    token = (await app.client_credentials(f"{SCOPE} {SERVICE}"))["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def hub(federation: FederationConfig, tmp_path: Path) -> AsyncIterator[Hub]:
+    fed = await start_federation(quick_consent(federation), tmp_path, probes=False)
+    yield Hub(fed, await _application(fed, "qod-app"))
+    await fed.stop()
+
+
+async def test_sessions_live_at_the_serving_operator_under_hub_ids(hub: Hub) -> None:
+    es, fr = hub.number("telco-es"), hub.number("telco-fr")
+    created = {}
+    for operator, number in (("telco-es", es), ("telco-fr", fr)):
+        response = await hub.create(number)
+        assert response.status_code == 201, response.text
+        created[operator] = response.json()["sessionId"]
+        uuid.UUID(created[operator])
+    table = hub.fed.aggregator.sessions
+    for operator, session_id in created.items():
+        routed = table.get(session_id)
+        assert routed is not None and routed.operator == operator
+        assert routed.operator_session_id != session_id, "the hub hands out its own id"
+        held = hub.fed.operator(operator).integrator.sessions.get(routed.operator_session_id)
+        assert held is not None and held.client_id == "hub"
+
+    session = f"{hub.url}/quality-on-demand/v1/sessions/{created['telco-fr']}"
+    read = await hub.fed.http.get(session, headers=hub.headers)
+    assert read.status_code == 200, read.text
+    assert read.json()["sessionId"] == created["telco-fr"]
+    assert read.json()["qosStatus"] == "AVAILABLE"
+    extended = await hub.fed.http.post(
+        f"{session}/extend", json={"requestedAdditionalDuration": 60}, headers=hub.headers
+    )
+    assert extended.status_code == 200, extended.text
+    assert extended.json()["duration"] == 660
+    assert extended.json()["sessionId"] == created["telco-fr"]
+
+    listed = await hub.fed.http.post(
+        f"{hub.url}/quality-on-demand/v1/retrieve-sessions",
+        json={"device": {"phoneNumber": es}},
+        headers=hub.headers,
+    )
+    assert listed.status_code == 200, listed.text
+    assert [s["sessionId"] for s in listed.json()] == [created["telco-es"]]
+
+    deleted = await hub.fed.http.delete(session, headers=hub.headers)
+    assert deleted.status_code == 204, deleted.text
+    assert table.get(created["telco-fr"]) is None
+    gone = await hub.fed.http.get(session, headers=hub.headers)
+    assert gone.status_code == 404 and gone.json()["code"] == "NOT_FOUND"
+
+    calls = hub.fed.aggregator.settlement.calls()
+    assert [(c.operator, c.operation, c.billable) for c in calls] == [
+        ("telco-es", "createSession", True),
+        ("telco-fr", "createSession", True),
+        ("telco-fr", "getSession", True),
+        ("telco-fr", "extendQosSessionDuration", True),
+        ("telco-es", "retrieveSessionsByDevice", True),
+        ("telco-fr", "deleteSession", True),
+    ], "the 404 of the hub's own table reaches no operator and is not settled"
+
+
+async def test_another_applications_session_is_refused(hub: Hub) -> None:
+    created = await hub.create(hub.number("telco-gb"))
+    assert created.status_code == 201, created.text
+    session_id = created.json()["sessionId"]
+    other = await _application(hub.fed, "other-app")
+    url = f"{hub.url}/quality-on-demand/v1/sessions/{session_id}"
+    refused = await hub.fed.http.get(url, headers=other)
+    assert refused.status_code == 403 and refused.json()["code"] == "PERMISSION_DENIED"
+    assert (await hub.fed.http.delete(url, headers=other)).status_code == 403
+    listed = await hub.fed.http.post(
+        f"{hub.url}/quality-on-demand/v1/retrieve-sessions",
+        json={"device": {"phoneNumber": hub.number("telco-gb")}},
+        headers=other,
+    )
+    assert listed.status_code == 200 and listed.json() == [], "the hub filters by application"
+    unknown = await hub.fed.http.get(
+        f"{hub.url}/quality-on-demand/v1/sessions/{uuid.uuid4()}", headers=hub.headers
+    )
+    assert unknown.status_code == 404
+    conflict = await hub.create(hub.number("telco-gb"))
+    assert conflict.status_code == 409, "the operator's own rule: one session per device"
+
+
+async def test_qos_profiles_by_device_and_everywhere(hub: Hub) -> None:
+    by_device = await hub.fed.http.post(
+        f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
+        json={"device": {"phoneNumber": hub.number("telco-es")}, "status": "ACTIVE"},
+        headers=hub.headers,
+    )
+    assert by_device.status_code == 200, by_device.text
+    assert {p["name"] for p in by_device.json()} == {"QOS_E", "QOS_S", "QOS_M", "QOS_L"}
+    everywhere = await hub.fed.http.post(
+        f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles", json={}, headers=hub.headers
+    )
+    assert everywhere.status_code == 200, everywhere.text
+    assert "QOS_LEGACY" in {p["name"] for p in everywhere.json()}
+    profiles = f"{hub.url}/qos-profiles/v1/qos-profiles"
+    one = await hub.fed.http.get(f"{profiles}/QOS_L", headers=hub.headers)
+    assert one.status_code == 200 and one.json()["name"] == "QOS_L"
+    missing = await hub.fed.http.get(f"{profiles}/QOS_XL", headers=hub.headers)
+    assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+    settled = hub.fed.aggregator.settlement.calls()
+    assert [(c.operator, c.operation) for c in settled] == [
+        ("telco-es", "retrieveQoSProfiles"),
+        ("telco-es", "retrieveQoSProfiles"),
+        ("telco-es", "getQosProfile"),
+        ("telco-es", "getQosProfile"),
+    ]
+    assert [c.billable for c in settled] == [True, True, True, False]
+
+
+async def test_data_centre_header_only_for_who_asks(hub: Hub) -> None:
+    number = hub.number("telco-es")
+    asked = await hub.create(number)
+    assert asked.headers.get(DATA_CENTRE_HEADER) in ("madrid", "barcelona"), "harness opts in"
+    plain = httpx.AsyncClient(transport=hub.fed.network)  # an application's own client
+    async with plain:
+        read = await plain.get(
+            f"{hub.url}/quality-on-demand/v1/sessions/{asked.json()['sessionId']}",
+            headers=hub.headers,
+        )
+        assert read.status_code == 200 and DATA_CENTRE_HEADER not in read.headers
+        es_root = hub.fed.config.operator("telco-es").api_root
+        health = await plain.get(f"{es_root}/health")
+        assert health.status_code == 200 and DATA_CENTRE_HEADER not in health.headers
