@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -33,8 +33,9 @@ from .identity import (
 )
 from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
 from .policies import Throttle, ThrottlePolicy
+from .request_body import openapi_body, read_model
 from .storage import Database
-from .subscriber_admin import build_subscriber_admin_router
+from .subscriber_admin import ADMIN_LIMITS, build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
 from .types import Clock
 
@@ -225,8 +226,9 @@ def _operations_router(operator: Operator) -> APIRouter:
     def read_faults() -> dict[str, object]:
         return {k.value: f.faults.model_dump() for k, f in operator.backends.functions.items()}  # type: ignore[attr-defined]
 
-    @admin.put("/faults/{function}")
-    def inject_fault(function: str, faults: Faults) -> dict[str, object]:
+    @admin.put("/faults/{function}", openapi_extra=openapi_body(Faults))
+    async def inject_fault(function: str, request: Request) -> dict[str, object]:
+        faults = await read_model(request, Faults, ADMIN_LIMITS)
         operator.set_faults(kind_of(function), faults)
         return {"function": function, "faults": faults.model_dump()}
 
@@ -235,11 +237,12 @@ def _operations_router(operator: Operator) -> APIRouter:
         operator.set_faults(kind_of(function), Faults())
         return {"function": function, "faults": Faults().model_dump()}
 
-    @admin.put("/subscriptions/{client_id}/{api}")
-    def subscribe(client_id: str, api: str, request: SubscriptionRequest) -> dict[str, str]:
+    @admin.put("/subscriptions/{client_id}/{api}", openapi_extra=openapi_body(SubscriptionRequest))
+    async def subscribe(client_id: str, api: str, request: Request) -> dict[str, str]:
+        wanted = await read_model(request, SubscriptionRequest, ADMIN_LIMITS)
         if operator.identity.clients.get(client_id) is None:
             raise CamaraError(404, "NOT_FOUND", f"no client {client_id!r}")
-        plan = operator.gateway.admission.plans.subscribe(client_id, api, request.plan)
+        plan = operator.gateway.admission.plans.subscribe(client_id, api, wanted.plan)
         return {"clientId": client_id, "api": api, "plan": plan.name}
 
     @admin.get("/usage")

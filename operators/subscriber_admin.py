@@ -5,15 +5,18 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from .admin_auth import admin_guard
 from .errors import CamaraError
+from .request_body import ThreatLimits, openapi_body, read_model
 from .subscriber import Subscriber
 from .subscriber_base import ChangeKind, SubscriberBase
 
 PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{4,14}$")
+ADMIN_LIMITS = ThreatLimits()
+"""Admin JSON bodies: 16 KiB read within 10 s, 12 levels, 512 keys, strict UTF-8 JSON."""
 
 
 class ChangeRequest(BaseModel):
@@ -72,8 +75,14 @@ def build_subscriber_admin_router(base: SubscriberBase, admin_secret: str) -> AP
             for c in base.changes(phone_number, include_scheduled=True)
         ]
 
-    @router.post("/subscribers/{phone_number}/changes", status_code=201, response_model=ChangeView)
-    def apply_change(phone_number: str, change: ChangeRequest) -> ChangeView:
+    @router.post(
+        "/subscribers/{phone_number}/changes",
+        status_code=201,
+        response_model=ChangeView,
+        openapi_extra=openapi_body(ChangeRequest),
+    )
+    async def apply_change(phone_number: str, request: Request) -> ChangeView:
+        change = await read_model(request, ChangeRequest, ADMIN_LIMITS)
         if change.kind is not ChangeKind.PORT_IN:
             lookup(phone_number)
         elif not PHONE_NUMBER.match(phone_number):

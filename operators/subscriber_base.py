@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import random
 import threading
 import time
@@ -27,6 +28,7 @@ from typing import Any
 from faker import Faker
 
 from .config import OperatorConfig
+from .request_body import unencodable
 from .storage import Database
 from .subscriber import (
     Address,
@@ -54,6 +56,7 @@ LOCALES = {
     "MX": "es_MX",
 }
 VISITED_COUNTRIES = ("FR", "DE", "IT", "PT", "GB", "US", "NL", "ES")
+log = logging.getLogger("ogsim.subscribers")
 _MULTIPLIER = 7_919_993  # prime, so coprime with every 10^k - 100 that is not its multiple
 
 SCHEMA = """
@@ -181,6 +184,7 @@ class SubscriberBase:
         self._faker_lock = threading.Lock()
         self._generate = lru_cache(maxsize=4096)(self._generate_uncached)
         self._log_cache: dict[str, tuple[tuple[int, ...], list[Change]]] = {}
+        self._ported_cache: tuple[tuple[int, ...], dict[str, int]] | None = None
         db.ensure_schema(SCHEMA)
 
     # -- lookups ---------------------------------------------------------------------------
@@ -194,7 +198,17 @@ class SubscriberBase:
             return None
         base = self._generate(msisdn, index, test)
         subscriber = _apply(base, changes, self.reference_time)
-        return subscriber if subscriber.active else None
+        if not subscriber.active:
+            return None
+        if index is None and test is None:  # ported in: the device address it was given here
+            ordinal = self._ported_in().get(msisdn)
+            ipv4 = (
+                self.plan.ipv4(self.config.subscribers + ordinal, None)
+                if ordinal is not None
+                else None
+            )
+            subscriber = subscriber.model_copy(update={"ipv4": ipv4})
+        return subscriber
 
     def by_ipv4(self, address: str) -> Subscriber | None:
         position = self.plan.position_of_ipv4(address)
@@ -204,7 +218,31 @@ class SubscriberBase:
             test = by_suffix(position)
             return self.get(self.plan.test_number(test)) if test else None
         index = position - RESERVED_SUFFIXES
-        return self.get(self.plan.number(index)) if index < self.config.subscribers else None
+        if index < self.config.subscribers:
+            return self.get(self.plan.number(index))
+        ordinal = index - self.config.subscribers
+        number = next((n for n, k in self._ported_in().items() if k == ordinal), None)
+        return self.get(number) if number is not None else None
+
+    def _ported_in(self) -> dict[str, int]:
+        """Numbers from outside the plan ported in, each with its ordinal (0, 1, ...).
+
+        A ported-in number's device address follows the generated subscribers' addresses, in
+        the order the numbers were first ported in: unique within the operator's ranges, and
+        the same for the same seed and the same history of ports.
+        """
+        stamp = self.db.version("subscriber_changes")
+        if self._ported_cache is not None and self._ported_cache[0] == stamp:
+            return self._ported_cache[1]
+        rows = self.db.all(
+            "SELECT msisdn FROM subscriber_changes WHERE kind = ?"
+            " GROUP BY msisdn ORDER BY MIN(id)",
+            (ChangeKind.PORT_IN.value,),
+        )
+        outside = [r["msisdn"] for r in rows if self.plan.locate(r["msisdn"]) == (None, None)]
+        ordinals = {number: k for k, number in enumerate(outside)}
+        self._ported_cache = (stamp, ordinals)
+        return ordinals
 
     def known_to_have_left(self, msisdn: str) -> str | None:
         """The operator a number was ported to, when it was ours and left."""
@@ -233,6 +271,8 @@ class SubscriberBase:
     ) -> Change:
         """Persist a change, effective now or at a scheduled time; validated before it lands."""
         effective = self.clock() if at is None else at
+        if unencodable(payload):  # it could be stored, but never read back as JSON text
+            raise ValueError("a string in the payload cannot be encoded as UTF-8")
         change = Change(msisdn, kind, payload, effective)
         probe = self._generate(msisdn, *self.plan.locate(msisdn))
         _apply(probe, [change], self.reference_time)  # raises on a malformed payload
@@ -262,18 +302,33 @@ class SubscriberBase:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         rows = self.db.all(
-            "SELECT msisdn, kind, payload, effective_at FROM subscriber_changes"
+            "SELECT id, msisdn, kind, payload, effective_at FROM subscriber_changes"
             " WHERE msisdn = ? ORDER BY effective_at, id",
             (msisdn,),
         )
-        log = [
-            Change(r["msisdn"], ChangeKind(r["kind"]), json.loads(r["payload"]), r["effective_at"])
-            for r in rows
-        ]
+        changes = [c for c in (self._readable(r) for r in rows) if c is not None]
         if len(self._log_cache) >= 65_536:
             self._log_cache.clear()
-        self._log_cache[msisdn] = (stamp, log)
-        return log
+        self._log_cache[msisdn] = (stamp, changes)
+        return changes
+
+    def _readable(self, row: Any) -> Change | None:
+        """A stored change, or None (logged) when it cannot be read or applied: a row an older
+        version let in (an unknown kind, a payload that is not JSON, a lone surrogate, a shape
+        ``_apply`` refuses) is skipped, so nothing stored makes a later read fail."""
+        try:
+            payload = json.loads(row["payload"])
+            if not isinstance(payload, dict) or unencodable(payload):
+                raise ValueError("payload is not an object of encodable strings")
+            change = Change(row["msisdn"], ChangeKind(row["kind"]), payload,
+                            float(row["effective_at"]))
+            probe = self._generate(change.msisdn, *self.plan.locate(change.msisdn))
+            _apply(probe, [change], self.reference_time)
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as error:
+            log.warning("subscriber change %s of %s skipped: unreadable (%s)",
+                        row["id"], row["msisdn"], error)
+            return None
+        return change
 
     # -- generation ------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from .threat_protection import (
     read_body,
     read_json,
     read_json_object,
+    read_model,
     unencodable,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "read_body",
     "read_json",
     "read_json_object",
+    "read_model",
     "throttle_key",
     "unauthenticated",
     "unencodable",

@@ -19,6 +19,7 @@ from operators.request_body import (
     read_body,
     read_json,
     read_json_object,
+    read_model,
     unencodable,
 )
 
@@ -32,6 +33,7 @@ __all__ = [
     "read_body",
     "read_json",
     "read_json_object",
+    "read_model",
     "unencodable",
 ]
 
