@@ -11,6 +11,7 @@ from .consent import AuditEntry, Consent, ConsentRecords, ConsentStore, InMemory
 from .errors import InvalidAccessTokenError, TokenContextError
 from .grant_standing import GrantFacts, TokenContext, grant_refusal
 from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
+from .keys import KeyEncryptionKeyError, KeySealing
 from .purposes import objects_to
 from .server import IdentityServer
 from .subjects import SubjectResolver, UnknownSubjectError
@@ -34,6 +35,8 @@ __all__ = [
     "IdentityServer",
     "InMemoryConsentStore",
     "InvalidAccessTokenError",
+    "KeyEncryptionKeyError",
+    "KeySealing",
     "RegisteredClientIssuers",
     "SubjectResolver",
     "TokenContext",

@@ -1,16 +1,35 @@
-"""The operator's signing keys: one active key, retired keys kept until their tokens expire."""
+"""The operator's signing keys: one active key, retired keys kept until their tokens expire.
+
+Private keys are sealed at rest (AES-256-GCM, the row's ``kid`` as associated data) under a
+key-encryption key from ``OGSIM_KEY_ENCRYPTION_KEY`` (:class:`KeySealing`). In memory, and
+for a library caller that gives none, a development key derived from a public label seals
+them; a process serving a database file refuses to start without a real one
+(:meth:`KeySealing.for_database` with ``required``). Rows found in clear, or sealed with the
+development key when a real one is given, are sealed again on open, with a logged line.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc import jwt
 from joserfc.jwk import ECKey, JWKRegistry, Key, RSAKey
 
 from ..storage import Database
 from ..types import Clock
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity_signing_keys (
@@ -21,6 +40,89 @@ CREATE TABLE IF NOT EXISTS identity_signing_keys (
     retired_at REAL
 );
 """
+
+
+class KeyEncryptionKeyError(RuntimeError):
+    """The signing keys cannot be sealed or opened: no key-encryption key, or the wrong one."""
+
+
+class KeySealing:
+    """Seals and opens private JWKs with AES-256-GCM under one key-encryption key."""
+
+    ENV = "OGSIM_KEY_ENCRYPTION_KEY"
+    """The environment variable holding the key: 32 random bytes, base64url (:meth:`generate`)."""
+    PREFIX = "aesgcm:v1:"
+    _DEVELOPMENT_LABEL = b"ogsim development key-encryption key (public: not for real keys)"
+
+    def __init__(self, key: bytes, *, development: bool = False) -> None:
+        if len(key) != 32:
+            raise KeyEncryptionKeyError("a key-encryption key is 32 bytes")
+        self._aead = AESGCM(key)
+        self.development = development
+
+    @staticmethod
+    def generate() -> str:
+        """A new key-encryption key as ``OGSIM_KEY_ENCRYPTION_KEY`` takes it."""
+        return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+    @classmethod
+    def from_text(cls, text: str) -> KeySealing:
+        try:
+            key = base64.urlsafe_b64decode(text.strip().encode() + b"==")
+        except (binascii.Error, ValueError):
+            key = b""
+        if len(key) != 32:
+            raise KeyEncryptionKeyError(
+                f"{cls.ENV} must be 32 random bytes in base64url, e.g. "
+                "`python -c \"import base64, secrets; "
+                "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\"`"
+            )
+        return cls(key)
+
+    @classmethod
+    def development_key(cls) -> KeySealing:
+        """The derived key of the embedded default: in memory, the demo, tests."""
+        return cls(hashlib.sha256(cls._DEVELOPMENT_LABEL).digest(), development=True)
+
+    @classmethod
+    def for_database(
+        cls, path: str, environ: Mapping[str, str] | None = None, *, required: bool = False
+    ) -> KeySealing:
+        """The key from the environment; else the development key, unless ``required`` for a
+        database file (a process serving one), which then refuses with a clear message."""
+        text = (os.environ if environ is None else environ).get(cls.ENV, "")
+        if text:
+            return cls.from_text(text)
+        if required and path != ":memory:":
+            raise KeyEncryptionKeyError(
+                f"{path} keeps the operator's signing keys, which are encrypted at rest: set "
+                f"{cls.ENV} to a key-encryption key (32 random bytes, base64url; e.g. "
+                "`export OGSIM_KEY_ENCRYPTION_KEY=$(python -c \"import base64, secrets; "
+                "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\")`) and "
+                "keep it: the same key opens the database next time. Without --storage the "
+                "operator runs in memory and needs none."
+            )
+        return cls.development_key()
+
+    @classmethod
+    def is_sealed(cls, stored: str) -> bool:
+        return stored.startswith(cls.PREFIX)
+
+    def seal(self, kid: str, private_jwk: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = self._aead.encrypt(nonce, private_jwk.encode(), kid.encode())
+        return self.PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def open(self, kid: str, stored: str) -> str:
+        """The clear JWK of a sealed row; :class:`KeyEncryptionKeyError` for another key's."""
+        raw = base64.urlsafe_b64decode(stored.removeprefix(self.PREFIX).encode())
+        try:
+            return self._aead.decrypt(raw[:12], raw[12:], kid.encode()).decode()
+        except InvalidTag as error:
+            raise KeyEncryptionKeyError(
+                f"signing key {kid} was sealed with another key-encryption key: give the one "
+                f"it was sealed with in {self.ENV}"
+            ) from error
 
 
 @dataclass(frozen=True)
@@ -57,17 +159,61 @@ class KeyRing:
     MIN_RELOAD_INTERVAL = 1.0
     """An unknown ``kid`` reloads at most this often, so made-up kids cannot load the database."""
 
-    def __init__(self, db: Database, *, alg: str, clock: Clock, retention: float) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        alg: str,
+        clock: Clock,
+        retention: float,
+        sealing: KeySealing | None = None,
+    ) -> None:
         self.db = db
         self.alg = alg
         self.clock = clock
         self.retention = retention
+        self.sealing = sealing if sealing is not None else KeySealing.for_database(db.path)
         self._verification: dict[str, SigningKey] = {}
+        self._keys: dict[str, Key] = {}  # opened private keys by kid: opened once, not per sign
         self._loaded_at = float("-inf")
         db.ensure_schema(SCHEMA)
         with db.transaction():
+            self._seal_stored_keys()
             if self._active_row() is None:
                 self._create()
+
+    def _seal_stored_keys(self) -> None:
+        """Open every stored key now (a wrong key-encryption key refuses at start, not at the
+        first token) and seal again what is in clear or under the development key."""
+        resealed = 0
+        development = KeySealing.development_key()
+        for row in self.db.all("SELECT kid, private_jwk FROM identity_signing_keys"):
+            kid, stored = row["kid"], row["private_jwk"]
+            if not KeySealing.is_sealed(stored):
+                clear = stored
+            else:
+                try:
+                    self.sealing.open(kid, stored)
+                    continue
+                except KeyEncryptionKeyError:
+                    if self.sealing.development:
+                        raise
+                    clear = development.open(kid, stored)  # raises: sealed with another key
+            self.db.execute(
+                "UPDATE identity_signing_keys SET private_jwk = ? WHERE kid = ?",
+                (self.sealing.seal(kid, clear), kid),
+            )
+            resealed += 1
+        if resealed:
+            log.warning(
+                "%s: %d signing key(s) were stored in clear or under the development key; "
+                "encrypted them at rest with %s",
+                self.db.path,
+                resealed,
+                "the development key" if self.sealing.development else KeySealing.ENV,
+            )
+        elif self.sealing.development and self.db.path != ":memory:":
+            log.info("%s: signing keys sealed with the development key", self.db.path)
 
     def _active_row(self) -> Any:
         return self.db.one(
@@ -79,17 +225,23 @@ class KeyRing:
         key = _generate(self.alg)
         kid = key.thumbprint()
         now = self.clock()
+        sealed = self.sealing.seal(kid, json.dumps(dict(key.as_dict(private=True))))
         self.db.insert(
             "INSERT INTO identity_signing_keys (kid, alg, private_jwk, created_at)"
             " VALUES (?, ?, ?, ?)",
-            (kid, self.alg, json.dumps(dict(key.as_dict(private=True))), now),
+            (kid, self.alg, sealed, now),
         )
+        self._keys[kid] = key
         return SigningKey(kid, self.alg, key, now, None)
 
-    @staticmethod
-    def _load(row: Any) -> SigningKey:
-        key = JWKRegistry.import_key(json.loads(row["private_jwk"]))
-        return SigningKey(row["kid"], row["alg"], key, row["created_at"], row["retired_at"])
+    def _load(self, row: Any) -> SigningKey:
+        kid = row["kid"]
+        key = self._keys.get(kid)
+        if key is None:
+            stored = row["private_jwk"]
+            clear = self.sealing.open(kid, stored) if KeySealing.is_sealed(stored) else stored
+            key = self._keys[kid] = JWKRegistry.import_key(json.loads(clear))
+        return SigningKey(kid, row["alg"], key, row["created_at"], row["retired_at"])
 
     def active(self) -> SigningKey:
         row = self._active_row()
