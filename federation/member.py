@@ -28,11 +28,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 
 from operators import CamaraError, Operator, Subscriber, admin_guard, create_operator_app
 from operators.camara import OPERATION_SCOPES
+from operators.gateway import ThreatLimits, openapi_body, read_model
 from operators.identity import SubjectResolver, UnknownSubjectError
 from operators.policies import Throttle
 
@@ -87,6 +88,10 @@ class PortedSubjects:
 
 class TrustChange(BaseModel):
     issuer: str
+
+
+TRUST_BODY_LIMITS = ThreatLimits(max_body_bytes=1024, max_depth=2)
+"""``{"issuer": ...}``, read through the operator's threat protection."""
 
 
 @dataclass
@@ -204,8 +209,9 @@ class MemberOperator:
         }
         apply_ports(fresh, self.federation, {self.id: self.primary})
         await self.policies[next(iter(self.policies))].warm()
-        if probes:
+        if probes:  # background work: health probes, and the housekeeping of the one file
             self.front.start()
+            await self.primary.start()
         self.ready = True
 
     async def _register(self, party: str, deadline: float) -> None:
@@ -231,6 +237,8 @@ class MemberOperator:
 
     async def stop(self) -> None:
         await self.front.stop()
+        for operator in self.replicas.values():
+            await operator.stop()
 
     def close(self) -> None:
         for operator in self.replicas.values():
@@ -320,8 +328,9 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
             "verdicts": {p: trust.explain(me, p).reason for p in trust.parties() if p != me},
         }
 
-    @router.post("/revoke")
-    def revoke(change: TrustChange) -> dict[str, Any]:
+    @router.post("/revoke", openapi_extra=openapi_body(TrustChange))
+    async def revoke(request: Request) -> dict[str, Any]:
+        change = await read_model(request, TrustChange, TRUST_BODY_LIMITS)
         issuer = checked(change.issuer)
         trust.revoke(me, issuer)
         url = trust.issuer_url(issuer)
@@ -329,8 +338,9 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
             jwks.forget(url)
         return {"party": me, "revoked": issuer, "trusted": trust.trusts(me, issuer)}
 
-    @router.post("/reinstate")
-    def reinstate(change: TrustChange) -> dict[str, Any]:
+    @router.post("/reinstate", openapi_extra=openapi_body(TrustChange))
+    async def reinstate(request: Request) -> dict[str, Any]:
+        change = await read_model(request, TrustChange, TRUST_BODY_LIMITS)
         issuer = checked(change.issuer)
         trust.reinstate(me, issuer)
         return {"party": me, "reinstated": issuer, "trusted": trust.trusts(me, issuer)}

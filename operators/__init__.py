@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         set_dotted,
     )
     from operators.errors import CamaraError, OAuthError
+    from operators.housekeeping import Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
     from operators.storage import Database
     from operators.subscriber import Subscriber
@@ -50,6 +51,7 @@ __all__ = [
     "Clock",
     "ConfigFileError",
     "Database",
+    "Housekeeping",
     "LegalBasis",
     "NumberPlan",
     "OAuthError",
@@ -57,6 +59,7 @@ __all__ = [
     "OperatorConfig",
     "Plan",
     "PurposePolicy",
+    "Retention",
     "Subscriber",
     "SubscriberBase",
     "TokenLifetimes",
@@ -93,6 +96,8 @@ _HOMES = {
     "set_dotted": "operators.config_file",
     "CamaraError": "operators.errors",
     "OAuthError": "operators.errors",
+    "Housekeeping": "operators.housekeeping",
+    "Retention": "operators.housekeeping",
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",
     "Database": "operators.storage",

@@ -4,8 +4,9 @@ core, integrator and gateway, and the one FastAPI app that serves them all."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -25,6 +26,7 @@ from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger
 from .gateway.metrics import GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
+from .housekeeping import Housekeeping, Retention
 from .identity import (
     AssertionIssuerPolicy,
     IdentityServer,
@@ -52,6 +54,12 @@ class Operator:
     backends: GuardedExecutor
     gateway: Gateway
     clock: Clock
+    housekeeping: Housekeeping = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.housekeeping = Housekeeping(
+            self.db, Retention.for_lifetimes(self.config.lifetimes), clock=self.clock
+        )
 
     @classmethod
     def from_config(
@@ -149,7 +157,18 @@ class Operator:
             lambda: {(k.value, g.breaker.state.value): 1.0 for k, g in guards.items()},
         )
 
+    async def start(self) -> None:
+        """What runs beside the requests while the operator serves: the housekeeping."""
+        self.housekeeping.start()
+
+    async def stop(self) -> None:
+        """Stop the background work and commit every usage event still waiting."""
+        await self.housekeeping.stop()
+        self.gateway.commits.flush()
+
     def close(self) -> None:
+        with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not
+            self.gateway.commits.flush()
         self.db.close()
 
 
@@ -176,9 +195,19 @@ class SubscriptionRequest(BaseModel):
 def create_operator_app(operator: Operator) -> FastAPI:
     """The operator's public face: CAMARA APIs behind the gateway, identity server, admin API."""
     config = operator.config
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await operator.start()
+        try:
+            yield
+        finally:
+            await operator.stop()
+
     app = FastAPI(
         title=f"{config.display_name} ({config.id})",
         description="An ogsim operator: CAMARA APIs behind a gateway, identity server, admin API.",
+        lifespan=lifespan,
     )
     install_camara_error_handlers(app)
 

@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS usage_events (
 );
 CREATE INDEX IF NOT EXISTS usage_events_unpublished ON usage_events (published_at)
     WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS usage_events_answers ON usage_events (at)
+    WHERE response IS NOT NULL;
 """
 
 
@@ -102,14 +104,17 @@ class UsageLedger:
         return outcomes
 
     def replay(self, client_id: str, correlator: str) -> tuple[int, bytes] | None:
-        """The status and body already given for this key, if the call was billed."""
+        """The status and body already given for this key, if the call was billed and its
+        answer is still kept (housekeeping drops answers past their replay window; the event
+        stays, so a reuse after that runs again unbilled)."""
         row = self.db.one(
-            "SELECT status, response FROM usage_events WHERE client_id = ? AND correlator = ?",
+            "SELECT status, response FROM usage_events WHERE client_id = ? AND correlator = ?"
+            " AND response IS NOT NULL",
             (client_id, correlator),
         )
         if row is None:
             return None
-        return int(row["status"]), bytes(row["response"] or b"")
+        return int(row["status"]), bytes(row["response"])
 
     def events(self, client_id: str | None = None) -> list[UsageEvent]:
         sql = "SELECT * FROM usage_events"
@@ -194,7 +199,14 @@ class GroupCommit:
         self._pending.append((event, response, effects or [], future))
         return await future
 
+    def flush(self) -> None:
+        """Commit whatever is waiting now (at shutdown, so no answered call loses its event)."""
+        if self._pending:
+            self._flush()
+
     def _flush(self) -> None:
+        if not self._pending:  # already flushed by :meth:`flush`
+            return
         batch, self._pending = self._pending, []
         try:
             outcomes = self.ledger.record_many(

@@ -1,0 +1,160 @@
+"""Housekeeping: rows that no rule will read again are purged on a schedule.
+
+An operator that runs for weeks issues tokens, codes and CIBA requests, sees client
+assertions and stores the answer of every billed call for replays; each of these has a life,
+and past it (plus a margin that keeps the answers a late client gets right) the row is dead
+weight. :class:`Housekeeping` decides, from its clock alone, what is past its life
+(:meth:`Housekeeping.cutoffs`, pure), deletes it in short batches (:meth:`Housekeeping.purge`),
+and runs itself periodically in the live operator (:meth:`Housekeeping.start`). Usage events
+are billing records and stay; only the stored answer body of a call past its replay window
+goes, after which the correlator no longer replays (the event still makes a reuse unbilled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from .config import TokenLifetimes
+from .storage import Database
+from .types import Clock, Seconds
+
+log = logging.getLogger(__name__)
+
+REPLAY_WINDOW: Seconds = 24 * 3600.0
+"""How long a billed call's answer is kept for a client reusing its correlator: a day, as
+payment APIs keep idempotency keys (a retry storm or a restarted batch comes within hours)."""
+
+BATCH = 5000
+"""Rows deleted per statement, so one purge never holds the database for long."""
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Seconds each kind of row is kept past its own expiry (``at`` for stored answers)."""
+
+    access_token: Seconds
+    """Past ``exp``: the verification skew; a token this old cannot verify any more."""
+    authorization_code: Seconds
+    """Past expiry: the longest life of a token issued from the code, so a replayed code
+    still finds the code and revokes those tokens."""
+    ciba_request: Seconds
+    """Past expiry: as long as the request lived, so a late poll still reads
+    ``expired_token`` rather than an unknown ``auth_req_id``."""
+    seen_jti: Seconds = 0.0
+    """Past the stored expiry, which already holds the replay guard's own margin."""
+    idempotent_answer: Seconds = REPLAY_WINDOW
+    """After the call: the replay window of a billed call's stored answer."""
+
+    @classmethod
+    def for_lifetimes(cls, lifetimes: TokenLifetimes) -> Retention:
+        return cls(
+            access_token=float(lifetimes.clock_skew),
+            authorization_code=float(lifetimes.access_token + lifetimes.clock_skew),
+            ciba_request=float(lifetimes.ciba_request),
+        )
+
+
+_PURGES = {
+    # table: (what the cutoff compares, the statement; ``?`` is the cutoff, then the batch)
+    "identity_access_tokens": (
+        "access_token",
+        "DELETE FROM identity_access_tokens WHERE rowid IN (SELECT rowid FROM"
+        " identity_access_tokens WHERE expires_at < ? LIMIT ?)",
+    ),
+    "identity_authorization_codes": (
+        "authorization_code",
+        "DELETE FROM identity_authorization_codes WHERE rowid IN (SELECT rowid FROM"
+        " identity_authorization_codes WHERE expires_at < ? LIMIT ?)",
+    ),
+    "identity_ciba_requests": (
+        "ciba_request",
+        "DELETE FROM identity_ciba_requests WHERE rowid IN (SELECT rowid FROM"
+        " identity_ciba_requests WHERE expires_at < ? LIMIT ?)",
+    ),
+    "identity_seen_jti": (
+        "seen_jti",
+        "DELETE FROM identity_seen_jti WHERE rowid IN (SELECT rowid FROM"
+        " identity_seen_jti WHERE expires_at < ? LIMIT ?)",
+    ),
+    "usage_events": (
+        "idempotent_answer",
+        "UPDATE usage_events SET response = NULL WHERE rowid IN (SELECT rowid FROM"
+        " usage_events WHERE response IS NOT NULL AND at < ? LIMIT ?)",
+    ),
+}
+
+
+class Housekeeping:
+    """Purges one database's expired rows; ``clock`` is the epoch clock the rows were written
+    with (a fake one in tests), ``interval`` the wall seconds between two live purges."""
+
+    def __init__(
+        self,
+        db: Database,
+        retention: Retention,
+        *,
+        clock: Clock,
+        interval: Seconds = 60.0,
+    ) -> None:
+        self.db = db
+        self.retention = retention
+        self.clock = clock
+        self.interval = interval
+        self.purged: dict[str, int] = dict.fromkeys(_PURGES, 0)
+        """Rows purged (or answers dropped) per table since start: for logs and tests."""
+        self._task: asyncio.Task[None] | None = None
+
+    def cutoffs(self, now: float) -> dict[str, float]:
+        """Per table, the expiry (or call time) before which a row is dead at ``now``."""
+        return {
+            table: now - float(getattr(self.retention, kind))
+            for table, (kind, _) in _PURGES.items()
+        }
+
+    def purge(self) -> dict[str, int]:
+        """Delete what is past its life now; the number of rows per table."""
+        present = {
+            row["name"]
+            for row in self.db.all("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        counts: dict[str, int] = {}
+        for table, cutoff in self.cutoffs(self.clock()).items():
+            if table not in present:
+                continue
+            statement = _PURGES[table][1]
+            total = 0
+            while True:
+                changed = self.db.execute(statement, (cutoff, BATCH))
+                total += changed
+                if changed < BATCH:
+                    break
+            counts[table] = total
+            self.purged[table] += total
+        if any(counts.values()):
+            log.info("%s: purged %s", self.db.path, counts)
+        return counts
+
+    # -- live: a background task of the operator's lifespan ----------------------------------
+
+    def start(self) -> None:
+        """Purge now and then every ``interval`` seconds, in the running event loop."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.purge()  # short batches: the loop waits a few milliseconds at most
+            except Exception:  # a failed purge is retried next time, never fatal
+                log.exception("%s: housekeeping failed", self.db.path)
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,236 @@
+"""Housekeeping purges what is past its life on a fake clock, keeps the rest, and keeps a busy
+operator's database bounded round after round (the soak)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from federation.client import ApplicationClient, new_client_key
+from operators import Housekeeping, Retention
+from operators.config import TokenLifetimes
+from operators.housekeeping import REPLAY_WINDOW
+from operators.operator import Operator, create_operator_app
+from tests.operators.gateway.conftest import ADMIN, FRAUD, SCOPES, FakeClock, gateway_config
+
+TABLES = (
+    "identity_access_tokens",
+    "identity_authorization_codes",
+    "identity_ciba_requests",
+    "identity_seen_jti",
+)
+
+
+@dataclass
+class Live:
+    operator: Operator
+    http: httpx.AsyncClient
+    client: ApplicationClient
+    clock: FakeClock
+
+    def rows(self, table: str) -> int:
+        row = self.operator.db.one(f"SELECT COUNT(*) AS n FROM {table}")
+        assert row is not None
+        return int(row["n"])
+
+    def answers(self) -> int:
+        row = self.operator.db.one(
+            "SELECT COUNT(*) AS n FROM usage_events WHERE response IS NOT NULL"
+        )
+        assert row is not None
+        return int(row["n"])
+
+    def code(self, name: str) -> None:
+        """An authorization code row as ``/authorize`` writes it (that flow needs a handset)."""
+        now = self.clock()
+        self.operator.db.execute(
+            "INSERT INTO identity_authorization_codes (code_hash, client_id, redirect_uri,"
+            " msisdn, scope, code_challenge, created_at, expires_at)"
+            " VALUES (?, 'fraud-app', 'https://app.example/cb', '+34600000001', 'openid', 'x',"
+            " ?, ?)",
+            (name, now, now + self.operator.config.lifetimes.authorization_code),
+        )
+
+    async def call(self, token: str, correlator: str) -> httpx.Response:
+        return await self.http.post(
+            "/sim-swap/v2/check",
+            json={"phoneNumber": self.operator.subscribers.test_number("recent-swap")},
+            headers={"Authorization": f"Bearer {token}", "x-correlator": correlator},
+        )
+
+
+async def started(clock: FakeClock, storage: str = ":memory:") -> AsyncIterator[Live]:
+    config = gateway_config().model_copy(update={"storage": storage})
+    operator = Operator.from_config(config, clock=clock, monotonic=clock)
+    transport = httpx.ASGITransport(app=create_operator_app(operator), client=("203.0.113.7", 1))
+    async with httpx.AsyncClient(transport=transport, base_url=operator.api_root) as http:
+        key = new_client_key()
+        registered = await http.post(
+            f"{operator.issuer}/admin/clients",
+            headers=ADMIN,
+            json={
+                "client_id": "fraud-app",
+                "client_name": "Fraud app",
+                "jwks": {"keys": [key.as_dict(private=False)]},
+                "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
+                "scope": SCOPES,
+                "purposes": [FRAUD],
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        client = await ApplicationClient.discover("fraud-app", key, operator.issuer, http)
+        client.clock = clock
+
+        async def no_wait(_: float) -> None:
+            return None
+
+        client.sleep = no_wait
+        yield Live(operator, http, client, clock)
+    operator.close()
+
+
+@pytest.fixture
+async def live() -> AsyncIterator[Live]:
+    async for live in started(FakeClock()):
+        yield live
+
+
+def test_cutoffs_are_the_clock_minus_each_retention() -> None:
+    lifetimes = TokenLifetimes(access_token=600, authorization_code=60, ciba_request=120)
+    retention = Retention.for_lifetimes(lifetimes)
+    assert retention == Retention(
+        access_token=10, authorization_code=610, ciba_request=120, seen_jti=0
+    )
+    now = 10_000.0
+    cutoffs = Housekeeping(None, retention, clock=lambda: now).cutoffs(now)  # type: ignore[arg-type]
+    assert cutoffs == {
+        "identity_access_tokens": now - 10,
+        "identity_authorization_codes": now - 610,
+        "identity_ciba_requests": now - 120,
+        "identity_seen_jti": now,
+        "usage_events": now - REPLAY_WINDOW,
+    }
+
+
+async def test_a_purge_removes_only_what_is_past_its_life(live: Live) -> None:
+    lifetimes = live.operator.config.lifetimes
+    two_legged = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    await live.client.ciba(f"tel:{live.operator.subscribers.test_number('approves')}",
+                           f"sim-swap:check {FRAUD}")
+    live.code("code-1")
+    assert (await live.call(two_legged, "call-1")).status_code == 200
+    before = {t: live.rows(t) for t in TABLES}
+    assert before == {
+        "identity_access_tokens": 2,
+        "identity_authorization_codes": 1,
+        "identity_ciba_requests": 1,
+        "identity_seen_jti": 3,  # one client assertion per token-endpoint request
+    }
+    housekeeping = live.operator.housekeeping
+    assert not any(housekeeping.purge().values())
+
+    start = live.clock()
+
+    def at(elapsed: float) -> None:
+        live.clock.now = start + elapsed
+
+    # The CIBA request is kept as long again as it lived: a late poll reads expired_token.
+    at(lifetimes.ciba_request * 2 - 1)
+    assert not housekeeping.purge().get("identity_ciba_requests")
+    at(lifetimes.ciba_request * 2 + 1)
+    assert housekeeping.purge()["identity_ciba_requests"] == 1
+
+    # Tokens go once they cannot verify (expiry + skew); the code outlives them by its own
+    # life, so a replayed code still finds the tokens it must revoke; the jtis are long gone.
+    at(lifetimes.access_token + lifetimes.clock_skew + 1)
+    counts = housekeeping.purge()
+    assert counts["identity_access_tokens"] == 2
+    assert counts["identity_seen_jti"] == 0  # purged already by the replay guard itself
+    assert live.rows("identity_seen_jti") == 0
+    assert live.rows("identity_authorization_codes") == 1
+    at(lifetimes.access_token + lifetimes.clock_skew + lifetimes.authorization_code + 1)
+    assert housekeeping.purge()["identity_authorization_codes"] == 1
+    assert {t: live.rows(t) for t in TABLES} == dict.fromkeys(TABLES, 0)
+
+    # The billed call's answer stays for the replay window, then goes; its event stays.
+    assert live.answers() == 1
+    token = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    replayed = await live.call(token, "call-1")
+    assert replayed.headers.get("idempotent-replayed") == "true"
+    live.clock.advance(REPLAY_WINDOW)
+    assert housekeeping.purge()["usage_events"] == 1
+    assert live.answers() == 0
+    token = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    again = await live.call(token, "call-1")
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    assert live.operator.gateway.ledger.totals() == {("fraud-app", "sim-swap"): 1}
+
+
+async def test_the_live_operator_purges_in_the_background_of_its_lifespan(live: Live) -> None:
+    live.operator.housekeeping.interval = 0.01
+    await live.client.client_credentials(f"sim-swap:check {FRAUD}")
+    live.clock.advance(live.operator.config.lifetimes.access_token + 3600)
+    await live.operator.start()
+    try:
+        for _ in range(500):  # a generous bound on a condition, not a timed assertion
+            if live.rows("identity_access_tokens") == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert live.rows("identity_access_tokens") == 0
+    finally:
+        await live.operator.stop()
+    assert live.operator.housekeeping.purged["identity_access_tokens"] == 1
+
+
+async def test_soak_a_busy_operator_keeps_its_database_bounded(tmp_path: Path) -> None:
+    """Rounds of token issuance, CIBA and billed calls, the clock past every life between
+    rounds: the identity tables hold one round at most and the file stops growing but for
+    the billing records (usage events, kept without their answers)."""
+    rounds, per_round = 12, 15
+    peaks = dict.fromkeys((*TABLES, "answers"), 0)
+    pages: list[int] = []
+    async for live in started(FakeClock(), str(tmp_path / "soak.sqlite3")):
+        number = live.operator.subscribers.test_number("approves")
+        scope = f"sim-swap:check {FRAUD}"
+        for r in range(rounds):
+            for i in range(per_round):
+                token = (await live.client.client_credentials(scope))["access_token"]
+                await live.client.ciba(f"tel:{number}", scope)
+                live.code(f"code-{r}-{i}")
+                assert (await live.call(token, f"soak-{r}-{i}")).status_code == 200
+            for table in TABLES:
+                peaks[table] = max(peaks[table], live.rows(table))
+            peaks["answers"] = max(peaks["answers"], live.answers())
+            live.clock.advance(REPLAY_WINDOW + 1)
+            live.operator.housekeeping.purge()
+            used = live.operator.db.one(
+                "SELECT (SELECT page_count FROM pragma_page_count())"
+                " - (SELECT freelist_count FROM pragma_freelist_count()) AS n"
+            )
+            assert used is not None
+            pages.append(int(used["n"]))
+            assert {t: live.rows(t) for t in TABLES} == dict.fromkeys(TABLES, 0)
+            assert live.answers() == 0
+        events = len(live.operator.gateway.ledger.events())
+        file_bytes = (tmp_path / "soak.sqlite3").stat().st_size
+    assert events == rounds * per_round  # billing records stay, exactly one per call
+    assert peaks == {
+        "identity_access_tokens": 2 * per_round,
+        "identity_authorization_codes": per_round,
+        "identity_ciba_requests": per_round,
+        "identity_seen_jti": 3 * per_round,  # client_credentials, bc-authorize, CIBA poll
+        "answers": per_round,
+    }
+    growth = pages[-1] - pages[len(pages) // 2]
+    print(
+        f"soak: {rounds} rounds x {per_round} (2 tokens, 1 CIBA request, 1 code, 1 billed call"
+        f" each): peak rows {peaks}; {events} usage events kept; pages in use per round"
+        f" {pages}; file {file_bytes} bytes"
+    )
+    # The second half of the run adds only usage events (one small row per call): a few pages.
+    assert growth <= 2 + rounds // 2, pages
