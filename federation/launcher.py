@@ -20,12 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ import httpx
 import yaml
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from operators import TEST_NUMBERS, NumberPlan
+from operators import TEST_NUMBERS, Housekeeping, NumberPlan, Retention
+from operators.identity import KeyEncryptionKeyError, KeySealing
 
 from .aggregator import Aggregator, create_aggregator_app
 from .client import new_client_key
@@ -187,6 +189,11 @@ def build_party(
     aggregator = Aggregator(
         config.aggregator(party), config, http, storage=str(run_dir / f"{party}.sqlite3")
     )
+    housekeeping = Housekeeping(
+        aggregator.db,
+        Retention.for_lifetimes(aggregator.identity.config.lifetimes),
+        clock=aggregator.clock,
+    )
     routers = {}
     if party == config.aggregators[0].id:
         services, _ = network_id_apps(config, PortabilityDatabase(config))
@@ -198,32 +205,66 @@ def build_party(
             for code, service in services.items()
         }
 
+    async def start_aggregator() -> None:
+        housekeeping.start()
+        await aggregator.start()
+
     async def stop_aggregator() -> None:
+        await housekeeping.stop()
         await http.aclose()
         aggregator.close()
 
     return PartyApp(
         create_aggregator_app(aggregator, extra_routers=routers),
-        aggregator.start,
+        start_aggregator,
         stop_aggregator,
         lambda: aggregator.ready,
     )
 
 
-def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> None:
-    """Run one party under uvicorn until SIGINT/SIGTERM (uvicorn shuts down gracefully)."""
+def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
+    """Run one party under uvicorn until SIGINT/SIGTERM, then shut down cleanly (its
+    housekeeping stopped, group commits flushed, database closed): exit status 0.
+
+    Its database is a file, so its signing keys need ``OGSIM_KEY_ENCRYPTION_KEY`` (``ogsim
+    up`` passes one per run): without it, or with the wrong one, it refuses (status 2).
+    """
     import uvicorn
 
     config = load_federation(config_path)
-    http = httpx.AsyncClient(timeout=10.0)
-    app = build_party(
-        config,
-        party,
-        run_dir,
-        http,
-        health=HealthPolicy(interval=1.0, failures_to_down=2, successes_to_up=2),
-    )
-    uvicorn.run(app, host=HOST, port=port, log_level="warning", lifespan="on")
+    try:
+        KeySealing.for_database(str(run_dir / f"{party}.sqlite3"), required=True)
+        http = httpx.AsyncClient(timeout=10.0)
+        app = build_party(
+            config,
+            party,
+            run_dir,
+            http,
+            health=HealthPolicy(interval=1.0, failures_to_down=2, successes_to_up=2),
+        )
+    except KeyEncryptionKeyError as error:
+        print(f"{party}: {error}", file=sys.stderr)
+        return 2
+    with absorbed_stop_signals():
+        uvicorn.run(app, host=HOST, port=port, log_level="warning", lifespan="on")
+    return 0
+
+
+@contextlib.contextmanager
+def absorbed_stop_signals() -> Iterator[None]:
+    """Around ``uvicorn.run``: SIGINT and SIGTERM end the server gracefully, not the process.
+
+    uvicorn catches both, shuts down (lifespan shutdown included), then raises the signal
+    again for the handler it found; that handler is this do-nothing one, so the caller goes on
+    to close what it opened and the process exits 0 instead of dying by the signal (-15).
+    """
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda *_: None) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 # -- the set of processes (``ogsim up``) ------------------------------------------------------
@@ -237,6 +278,12 @@ class FederationProcesses:
     config_path: Path
     run_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    key_encryption_key: str = field(
+        default_factory=lambda: os.environ.get(KeySealing.ENV) or KeySealing.generate(),
+        repr=False,
+    )
+    """Seals the parties' signing keys at rest: ``OGSIM_KEY_ENCRYPTION_KEY`` when set, else
+    one generated for this run (so a run directory is reopened only with a key given)."""
 
     @classmethod
     def prepare(
@@ -249,6 +296,7 @@ class FederationProcesses:
         return cls(local, path, run_dir)
 
     def start(self) -> None:
+        env = {**os.environ, KeySealing.ENV: self.key_encryption_key}
         for party, port in party_ports(self.config).items():
             log = (self.run_dir / f"{party}.log").open("wb")
             self.processes[party] = subprocess.Popen(
@@ -268,6 +316,7 @@ class FederationProcesses:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
 
     def origins(self) -> dict[str, str]:
@@ -407,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     party.add_argument("--port", type=int, required=True)
     party.add_argument("--run-dir", type=Path, default=Path.cwd())
     args = parser.parse_args(argv)
-    serve_party(args.config, args.party, args.port, args.run_dir)
+    sys.exit(serve_party(args.config, args.party, args.port, args.run_dir))
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ prints an access token as an application gets it, for curl and for ``ogsim confo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
+import os
 import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -39,6 +42,7 @@ from federation import (
     run_demo,
 )
 from operators import Database, Operator, SubscriberBase, create_operator_app
+from operators.identity import KeyEncryptionKeyError, KeySealing
 from sim.cli.options import DEFAULT_ADMIN_SECRET, OperatorConfigOption, load_operator
 
 __all__ = ["app", "demo", "operator_app", "serve", "token", "up"]
@@ -81,7 +85,13 @@ def serve(
     updates: dict[str, object] = {"issuer": f"{origin}/oauth"}
     if storage is not None:
         updates["storage"] = str(storage)
-    operator = Operator.from_config(operator_config.model_copy(update=updates))
+    try:
+        # A database file keeps the signing keys, sealed with a key it must be given.
+        KeySealing.for_database(str(updates.get("storage", ":memory:")), required=True)
+        operator = Operator.from_config(operator_config.model_copy(update=updates))
+    except KeyEncryptionKeyError as error:
+        console.print(str(error), style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(2) from error
     table = Table(title=f"{operator_config.display_name} ({operator_config.id})")
     table.add_column("what")
     table.add_column("where")
@@ -96,8 +106,25 @@ def serve(
     for test, number in operator.subscribers.test_numbers():
         table.add_row(f"test number: {test.role}", number)
     console.print(table)
-    uvicorn.run(create_operator_app(operator), host=host, port=port, log_level="warning")
-    operator.close()
+    try:
+        with _absorbed_stop_signals():  # SIGTERM or Ctrl-C: a clean shutdown, exit status 0
+            uvicorn.run(create_operator_app(operator), host=host, port=port, log_level="warning")
+    finally:
+        operator.close()
+
+
+@contextlib.contextmanager
+def _absorbed_stop_signals() -> Iterator[None]:
+    """uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's lifespan stops the
+    housekeeping and flushes the group commit), then raises the signal again for the handler
+    it found: this do-nothing one, so the command returns and closes the database."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda *_: None) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def up(
@@ -121,6 +148,16 @@ def up(
 ) -> None:
     """Start every operator and the aggregator as separate processes, until Ctrl-C."""
     federation = load_federation(config) if config else default_federation()
+    kept = sorted(run_dir.glob("*.sqlite3")) if run_dir is not None else []
+    if kept and not os.environ.get(KeySealing.ENV):
+        console.print(
+            f"{run_dir} holds databases of an earlier run, whose signing keys are encrypted "
+            f"with that run's key: set {KeySealing.ENV} to it (without it, `ogsim up` makes "
+            "one per run), or use a new --run-dir",
+            soft_wrap=True,
+            markup=False,
+        )
+        raise typer.Exit(2)
     scratch = None
     if run_dir is None:
         scratch = tempfile.TemporaryDirectory(prefix="ogsim-up-")
