@@ -9,7 +9,6 @@ names the service but not its fields; these are ogsim's, kept to the CAMARA styl
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from operators import CamaraError
+from operators.gateway import ThreatLimits, read_json_object
 
 from .portability import PortabilityDatabase
 from .protection import Protection
@@ -50,14 +50,12 @@ class NetworkIdService:
         return holder.network if holder is not None else None
 
 
+BODY_LIMITS = ThreatLimits(max_body_bytes=1024, max_depth=2)
+"""``{"phoneNumber": ...}`` and nothing more, read through the operator's threat protection."""
+
+
 async def _body(request: Request) -> dict[str, Any]:
-    try:
-        payload = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CamaraError(400, "INVALID_ARGUMENT", "The body is not JSON.") from error
-    if not isinstance(payload, dict):
-        raise CamaraError(400, "INVALID_ARGUMENT", "The body must be a JSON object.")
-    return payload
+    return await read_json_object(request, BODY_LIMITS)
 
 
 def build_network_id_router(service: NetworkIdService, protection: Protection) -> APIRouter:

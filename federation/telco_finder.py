@@ -16,7 +16,6 @@ Both finders are plain objects with injected lookups (no I/O of their own);
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
 
 from operators import CamaraError
+from operators.gateway import ThreatLimits, read_json
 
 from .config import FederatedOperator, FederationConfig
 from .network_id import E164_PATTERN
@@ -280,11 +280,12 @@ class BrandFinder:
                             operator.auth_provider_configuration)
 
 
+BODY_LIMITS = ThreatLimits(max_body_bytes=4096)
+"""A search is a target and two flags: 4 KiB, read through the operator's threat protection."""
+
+
 async def _search_request(request: Request) -> SearchRequest:
-    try:
-        payload = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CamaraError(400, "INVALID_ARGUMENT", "The body is not JSON.") from error
+    payload = await read_json(request, BODY_LIMITS)
     try:
         return SearchRequest.model_validate(payload)
     except ValidationError as error:

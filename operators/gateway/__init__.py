@@ -12,6 +12,7 @@ from .subscriptions import InMemoryPlans, PlanStore, PlanSubscriptions
 from .threat_protection import (
     BodyRefusedError,
     ThreatLimits,
+    openapi_body,
     parse_json,
     read_body,
     read_json,
@@ -38,6 +39,7 @@ __all__ = [
     "install_camara_error_handlers",
     "is_billable",
     "objection",
+    "openapi_body",
     "parse_json",
     "read_body",
     "read_json",
