@@ -3,7 +3,8 @@
 What :func:`json.loads` lets through and a CAMARA body must not carry, each refused here once
 so that no service, store or network function ever sees it:
 
-* bytes that are not UTF-8 (UTF-16, UTF-32, Latin-1) and a byte order mark (RFC 8259 §8.1);
+* bytes that are not UTF-8 (UTF-16, UTF-32, Latin-1) and a byte order mark (RFC 8259 §8.1),
+  UTF-16 of ASCII included: it decodes as UTF-8 only with NUL characters, never JSON text;
 * an object that names a key twice (RFC 8259 §4 leaves the meaning open: refuse, don't guess);
 * ``NaN``, ``Infinity`` and ``-Infinity``, which are not JSON;
 * a string holding a lone UTF-16 surrogate (``"\\ud800"``): valid JSON text, but no Unicode
@@ -86,6 +87,8 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _invalid("Request body must be JSON in UTF-8.") from exc
+    if "\x00" in text:  # never in JSON text: UTF-16 or UTF-32 of ASCII decodes to NULs
+        raise _invalid("Request body must be JSON in UTF-8.")
     if not text.strip():
         raise _invalid("Request body must be a JSON object")
     try:
