@@ -296,28 +296,33 @@ class FederationProcesses:
         return cls(local, path, run_dir)
 
     def start(self) -> None:
+        for party in party_ports(self.config):
+            self.start_party(party)
+
+    def start_party(self, party: str) -> None:
+        """Start (or start again, after a crash) one party's process on its port."""
+        port = party_ports(self.config)[party]
         env = {**os.environ, KeySealing.ENV: self.key_encryption_key}
-        for party, port in party_ports(self.config).items():
-            log = (self.run_dir / f"{party}.log").open("wb")
-            self.processes[party] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "federation.launcher",
-                    "party",
-                    "--config",
-                    str(self.config_path),
-                    "--party",
-                    party,
-                    "--port",
-                    str(port),
-                    "--run-dir",
-                    str(self.run_dir),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
+        log = (self.run_dir / f"{party}.log").open("ab")
+        self.processes[party] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "federation.launcher",
+                "party",
+                "--config",
+                str(self.config_path),
+                "--party",
+                party,
+                "--port",
+                str(port),
+                "--run-dir",
+                str(self.run_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
 
     def origins(self) -> dict[str, str]:
         return {party: f"http://{HOST}:{port}" for party, port in party_ports(self.config).items()}
