@@ -10,6 +10,11 @@ call written once (:class:`GuardedCall`, :func:`next_call`) with the asyncio dri
 from operators.integrator.flow import BackendCall, Flow, GuardedCall, next_call
 from operators.integrator.integrator import EXPIRED_RETENTION, Integrator
 from operators.integrator.live import GuardedExecutor, build_live_integrator, run_async
+from operators.integrator.notifications import (
+    CloudEventNotifier,
+    NoNotifications,
+    QodNotifier,
+)
 from operators.integrator.operations import (
     check_sim_swap,
     create_qos_session,
@@ -28,12 +33,15 @@ __all__ = [
     "EXPIRED_RETENTION",
     "BackendCall",
     "BackendGuard",
+    "CloudEventNotifier",
     "Flow",
     "GuardSettings",
     "GuardedCall",
     "GuardedExecutor",
     "Integrator",
+    "NoNotifications",
     "Outcome",
+    "QodNotifier",
     "build_live_integrator",
     "check_sim_swap",
     "create_qos_session",

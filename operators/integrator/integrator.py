@@ -68,6 +68,7 @@ from operators.types import Clock
 
 from . import operations as ops
 from .flow import Flow
+from .notifications import NoNotifications, QodNotifier
 from .qod_sessions import MemoryQodSessions, QodSession, QodSessionStore
 from .qos_catalogue import default_profiles
 
@@ -95,9 +96,12 @@ class Integrator:
         namespace: str = "ogsim",
         sessions: QodSessionStore | None = None,
         may_process: Callable[[str, str | None], bool] | None = None,
+        notifier: QodNotifier | None = None,
     ) -> None:
         """``may_process(msisdn, purpose)`` is asked for every device a two-legged call names,
-        so a subscriber's objection (opt-out) binds calls whose token names no subscriber."""
+        so a subscriber's objection (opt-out) binds calls whose token names no subscriber.
+        ``notifier`` hears each QoD session's status changes (default: nobody)."""
+        self.notifier: QodNotifier = notifier if notifier is not None else NoNotifications()
         self.may_process = may_process
         self.directory = directory
         self.execute = execute
@@ -276,6 +280,8 @@ class Integrator:
             raise CamaraError(
                 409, "CONFLICT", "A QoS session already exists for this device."
             ) from None
+        self.notifier.status_changed(session, QosStatus.AVAILABLE)
+        self.notifier.remind(session.expires_at, self.sweep)
         return _info(session)
 
     def _live_sessions(self) -> list[QodSession]:
@@ -284,15 +290,26 @@ class Integrator:
         live = []
         for s in self.sessions.all():
             if s.status is QosStatus.AVAILABLE and s.expires_at <= now:
-                s = replace(
-                    s, status=QosStatus.UNAVAILABLE, status_info=StatusInfo.DURATION_EXPIRED
-                )
-                self.sessions.put(s)
+                s = self._ended(s, StatusInfo.DURATION_EXPIRED)
             if s.status is QosStatus.UNAVAILABLE and s.expires_at + EXPIRED_RETENTION <= now:
                 self.sessions.delete(s.session_id)
                 continue
             live.append(s)
         return live
+
+    def sweep(self) -> None:
+        """Mark sessions whose duration ended (notifying each), forget old ones; remind again
+        for sessions extended meanwhile."""
+        for s in self._live_sessions():
+            if s.status is QosStatus.AVAILABLE:
+                self.notifier.remind(s.expires_at, self.sweep)
+
+    def _ended(self, session: QodSession, info: StatusInfo) -> QodSession:
+        """The session turned UNAVAILABLE for ``info``: stored, and its sink told."""
+        ended = replace(session, status=QosStatus.UNAVAILABLE, status_info=info)
+        self.sessions.put(ended)
+        self.notifier.status_changed(ended, QosStatus.UNAVAILABLE, info)
+        return ended
 
     def _owned(self, ctx: CallContext, session_id: str) -> QodSession:
         """The session, if this caller owns it: 404 unknown, 403 another client's (as the
@@ -310,7 +327,8 @@ class Integrator:
         return session
 
     async def _refresh(self, session: QodSession) -> QodSession:
-        """Ask the PCF; a session it no longer knows ended with its duration."""
+        """Ask the PCF; a session it no longer knows ended with its duration, or, before its
+        end, was terminated by the network."""
         if session.status is not QosStatus.AVAILABLE:
             return session
         try:
@@ -318,11 +336,11 @@ class Integrator:
         except CamaraError as error:
             if error.code != "NOT_FOUND":
                 raise
-            ended = replace(
-                session, status=QosStatus.UNAVAILABLE, status_info=StatusInfo.DURATION_EXPIRED
+            early = session.expires_at > self.calendar()
+            return self._ended(
+                session,
+                StatusInfo.NETWORK_TERMINATED if early else StatusInfo.DURATION_EXPIRED,
             )
-            self.sessions.put(ended)
-            return ended
         return self._track(session, record)
 
     def _track(self, session: QodSession, record: QosSessionRecord) -> QodSession:
@@ -341,6 +359,9 @@ class Integrator:
             except CamaraError as error:
                 if error.code != "NOT_FOUND":
                     raise
+            self.notifier.status_changed(
+                session, QosStatus.UNAVAILABLE, StatusInfo.DELETE_REQUESTED
+            )
         self.sessions.delete(session_id)
 
     async def extend_session(

@@ -35,6 +35,7 @@ from operators.types import Clock
 
 from .flow import Flow, GuardedCall, next_call
 from .integrator import Integrator
+from .notifications import CloudEventNotifier, QodNotifier
 from .protection import BackendGuard, GuardSettings
 from .qod_sessions import DatabaseQodSessions
 
@@ -129,8 +130,12 @@ def build_live_integrator(
     time_scale: float = 1.0,
     settings: GuardSettings | None = None,
     clock: Clock = time.monotonic,
+    notifier: QodNotifier | None = None,
 ) -> tuple[Integrator, GuardedExecutor]:
-    """An integrator over the operator's five live network functions (one RNG stream each)."""
+    """An integrator over the operator's five live network functions (one RNG stream each).
+
+    QoD status changes go to each session's sink as CloudEvents (``notifier``, by default a
+    :class:`CloudEventNotifier` over real HTTP on the subscriber base's epoch clock)."""
     spec = core or CoreSpec()
 
     def rng(kind: NetworkFunctionKind) -> random.Random:
@@ -161,5 +166,17 @@ def build_live_integrator(
         executor,
         calendar=subscribers.clock,
         sessions=DatabaseQodSessions(subscribers.db),
+        notifier=notifier
+        if notifier is not None
+        else CloudEventNotifier(_sessions_url(subscribers), clock=subscribers.clock),
     )
     return integrator, executor
+
+
+def _sessions_url(subscribers: SubscriberBase) -> str:
+    """The events' ``source``: the operator's QoD sessions resource."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(subscribers.config.issuer))
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.netloc else subscribers.config.id
+    return f"{origin}/quality-on-demand/v1/sessions"

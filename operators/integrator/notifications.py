@@ -1,0 +1,194 @@
+"""QoD session notifications: status changes sent to the session's ``sink`` as CloudEvents.
+
+The QoD definition's ``callbacks.notifications`` is a ``POST`` of a structured CloudEvent
+(``application/cloudevents+json``, ``specversion`` 1.0, type
+``org.camaraproject.quality-on-demand.v1.qos-status-changed``, data ``sessionId``,
+``qosStatus`` and, when UNAVAILABLE, ``statusInfo``) with the ``sinkCredential``'s access
+token as ``Authorization: Bearer``. :class:`CloudEventNotifier` delivers them in the
+background with an httpx client and bounded retries, so an API call never waits for an
+application's endpoint; :class:`NoNotifications` is the do-nothing default. Each notifier also
+keeps the reminders the integrator asks for (``remind``): when a session's duration is due, a
+sweep marks it expired, and that change is notified like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+
+from operators.camara.quality_on_demand import QosStatus, StatusInfo
+from operators.types import Clock
+
+from .qod_sessions import QodSession
+
+__all__ = [
+    "EVENT_TYPE",
+    "CloudEventNotifier",
+    "Delivery",
+    "NoNotifications",
+    "QodNotifier",
+    "status_changed_event",
+]
+
+EVENT_TYPE = "org.camaraproject.quality-on-demand.v1.qos-status-changed"
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class QodNotifier(Protocol):
+    """Where the integrator reports a session's status changes and asks to be reminded."""
+
+    def status_changed(
+        self, session: QodSession, status: QosStatus, info: StatusInfo | None = None
+    ) -> None: ...
+
+    def remind(self, at: float, sweep: Callable[[], Any]) -> None: ...
+
+
+class NoNotifications:
+    """Sends nothing and keeps no reminders (unit tests, the simulation)."""
+
+    def status_changed(
+        self, session: QodSession, status: QosStatus, info: StatusInfo | None = None
+    ) -> None:
+        return None
+
+    def remind(self, at: float, sweep: Callable[[], Any]) -> None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification's fate: where, what, how many attempts, the last HTTP status."""
+
+    sink: str
+    event: dict[str, Any]
+    attempts: int
+    status: int | None
+
+
+def status_changed_event(
+    session: QodSession, status: QosStatus, info: StatusInfo | None, *, source: str, at: float
+) -> dict[str, Any]:
+    """The CloudEvent of a status change, exactly as the QoD callback defines it."""
+    data: dict[str, Any] = {"sessionId": session.session_id, "qosStatus": status.value}
+    if status is QosStatus.UNAVAILABLE and info is not None:
+        data["statusInfo"] = info.value
+    return {
+        "id": str(uuid.uuid4()),
+        "source": f"{source.rstrip('/')}/{session.session_id}",
+        "specversion": "1.0",
+        "type": EVENT_TYPE,
+        "datacontenttype": "application/json",
+        "time": datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+
+
+class CloudEventNotifier:
+    """Delivers status changes to sinks in background tasks; retries a bounded number of times.
+
+    ``clock`` is the epoch clock (event times, token expiry, reminders); ``http`` the client
+    (made on first use when not given: real HTTP); ``sleep`` waits between attempts and for
+    reminders (a test may pass one that returns at once). A delivery is retried on a transport
+    error, a 5xx or a 429, never on another 4xx; an expired sink token sends nothing.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        clock: Clock,
+        http: httpx.AsyncClient | None = None,
+        attempts: int = 3,
+        backoff: float = 0.5,
+        timeout: float = 5.0,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("at least one attempt")
+        self.source = source
+        self.clock = clock
+        self.http = http
+        self.attempts = attempts
+        self.backoff = backoff
+        self.timeout = timeout
+        self.sleep = sleep
+        self.deliveries: list[Delivery] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._reminders: set[asyncio.Task[None]] = set()
+
+    def status_changed(
+        self, session: QodSession, status: QosStatus, info: StatusInfo | None = None
+    ) -> None:
+        sink = session.request.sink
+        if sink is None:
+            return
+        credential = session.request.sinkCredential
+        headers = {"content-type": CONTENT_TYPE}
+        if credential is not None and credential.accessToken:
+            expires = credential.accessTokenExpiresUtc
+            if expires is not None and expires.timestamp() <= self.clock():
+                return  # the application's token has expired: it stops receiving (as the YAML)
+            headers["authorization"] = f"Bearer {credential.accessToken}"
+        event = status_changed_event(session, status, info, source=self.source, at=self.clock())
+        self._spawn(self._deliver(sink, event, headers))
+
+    def remind(self, at: float, sweep: Callable[[], Any]) -> None:
+        async def later() -> None:
+            await self.sleep(max(0.0, at - self.clock()))
+            result = sweep()
+            if asyncio.iscoroutine(result):
+                await result
+
+        self._spawn(later(), self._reminders)
+
+    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]] | None = None) -> None:
+        held = self._tasks if tasks is None else tasks
+        try:
+            task = asyncio.get_running_loop().create_task(work)
+        except RuntimeError:  # no running loop (a synchronous caller): nothing to send with
+            work.close()
+            return
+        held.add(task)
+        task.add_done_callback(held.discard)
+
+    async def _deliver(self, sink: str, event: dict[str, Any], headers: dict[str, str]) -> None:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=self.timeout)
+        status: int | None = None
+        attempt = 0
+        while attempt < self.attempts:
+            attempt += 1
+            try:
+                response = await self.http.post(sink, json=event, headers=headers)
+                status = response.status_code
+                if status < 500 and status != 429:
+                    break
+            except httpx.HTTPError:
+                status = None
+            if attempt < self.attempts:
+                await self.sleep(self.backoff * 2 ** (attempt - 1))
+        self.deliveries.append(Delivery(sink, event, attempt, status))
+
+    async def drain(self) -> None:
+        """Wait for every notification under way to be delivered or given up: for tests."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel what is under way and close the client."""
+        pending = [*self._tasks, *self._reminders]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.http is not None:
+            await self.http.aclose()

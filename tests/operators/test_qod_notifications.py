@@ -1,0 +1,293 @@
+"""QoD notifications: each status change reaches the session's sink as the YAML's CloudEvent,
+with the sink credential's bearer token, in the background and with bounded retries."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from operators.camara import CallContext
+from operators.camara.quality_on_demand import CreateSession
+from operators.core import NetworkFunctionKind, PolicyFunction
+from operators.integrator import CloudEventNotifier, GuardedExecutor, Integrator
+from operators.integrator.notifications import EVENT_TYPE
+from operators.subscriber_base import SubscriberBase
+from tests.operators import direct_backends
+from tests.operators.direct_backends import Direct
+
+base = direct_backends.base  # fixtures, found by name
+functions = direct_backends.functions
+
+CTX = CallContext(client_id="app-1")
+SINK = "https://app.example/notifications"
+
+
+class Sink:
+    """An application's notification endpoint: records what arrives, answers as told."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.answers: list[int] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.json()))
+        return Response(status_code=self.answers.pop(0) if self.answers else 204)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/notifications", self.endpoint, methods=["POST"])])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _until(condition: Callable[[], bool], bound: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + bound
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
+
+
+def _body(sink: str, duration: int = 60, expires: float = 2_000_000_000.0) -> CreateSession:
+    return CreateSession.model_validate(
+        {
+            "device": {"phoneNumber": "+34600000001"},
+            "qosProfile": "QOS_S",
+            "applicationServer": {"ipv4Address": "198.51.100.1"},
+            "duration": duration,
+            "sink": sink,
+            "sinkCredential": {
+                "credentialType": "ACCESSTOKEN",
+                "accessToken": "sink-token-1",
+                "accessTokenExpiresUtc": dt.datetime.fromtimestamp(expires, dt.UTC).isoformat(),
+                "accessTokenType": "bearer",
+            },
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sink() -> Sink:
+    return Sink()
+
+
+@pytest.fixture
+def notifier(clock: Clock, sink: Sink) -> CloudEventNotifier:
+    async def sleep(seconds: float) -> None:  # waits on the fake clock, not the wall
+        target = clock() + seconds
+        while clock() < target:
+            await asyncio.sleep(0.001)
+
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=sink.app()))
+    return CloudEventNotifier(
+        "https://op.example/quality-on-demand/v1/sessions", clock=clock, http=http, sleep=sleep,
+        backoff=0.0,
+    )
+
+
+@pytest.fixture
+async def qod(
+    base: SubscriberBase,
+    functions: dict[NetworkFunctionKind, Direct],
+    clock: Clock,
+    notifier: CloudEventNotifier,
+) -> AsyncIterator[tuple[Integrator, PolicyFunction]]:
+    pcf = PolicyFunction(base, clock=clock)
+    functions[NetworkFunctionKind.POLICY_FUNCTION] = Direct(pcf)
+    yield Integrator(base, GuardedExecutor(functions), calendar=clock, notifier=notifier), pcf
+    await notifier.aclose()
+
+
+def _event(sink: Sink, index: int) -> dict[str, Any]:
+    headers, event = sink.received[index]
+    assert headers["authorization"] == "Bearer sink-token-1"
+    assert headers["content-type"] == "application/cloudevents+json"
+    assert event["specversion"] == "1.0" and event["type"] == EVENT_TYPE
+    assert event["datacontenttype"] == "application/json"
+    assert event["source"].endswith(f"/sessions/{event['data']['sessionId']}")
+    assert event["id"] and event["time"].endswith("Z")
+    return event
+
+
+async def test_created_deleted_expired_and_terminated_sessions_are_notified(
+    qod: tuple[Integrator, PolicyFunction],
+    notifier: CloudEventNotifier,
+    sink: Sink,
+    clock: Clock,
+    base: SubscriberBase,
+) -> None:
+    integrator, pcf = qod
+    first = await integrator.create_session(CTX, _body(SINK))
+    await notifier.drain()
+    assert _event(sink, 0)["data"] == {"sessionId": str(first.sessionId), "qosStatus": "AVAILABLE"}
+    await integrator.delete_session(CTX, str(first.sessionId))
+    await notifier.drain()
+    assert _event(sink, 1)["data"] == {
+        "sessionId": str(first.sessionId),
+        "qosStatus": "UNAVAILABLE",
+        "statusInfo": "DELETE_REQUESTED",
+    }
+
+    second = await integrator.create_session(CTX, _body(SINK, duration=60))
+    clock.now += 61  # the reminder wakes on the clock, the sweep marks it expired
+    await _until(lambda: len(sink.received) == 4)
+    assert _event(sink, 3)["data"] == {
+        "sessionId": str(second.sessionId),
+        "qosStatus": "UNAVAILABLE",
+        "statusInfo": "DURATION_EXPIRED",
+    }
+
+    other = base.test_number("recent-swap")
+    body = CreateSession.model_validate(
+        {**_body(SINK).model_dump(mode="json", exclude_none=True), "device": {"phoneNumber": other}}
+    )
+    third = await integrator.create_session(CTX, body)
+    held = integrator.sessions.get(str(third.sessionId))
+    assert held is not None
+    pcf.sessions.delete(held.pcf_id)  # the network ends it before its time
+    ended = await integrator.get_session(CTX, str(third.sessionId))
+    assert (ended.qosStatus, ended.statusInfo) == ("UNAVAILABLE", "NETWORK_TERMINATED")
+    await notifier.drain()
+    assert _event(sink, 5)["data"]["statusInfo"] == "NETWORK_TERMINATED"
+    assert len(sink.received) == 6
+
+
+async def test_bounded_retries_and_no_sink_no_call(
+    qod: tuple[Integrator, PolicyFunction], notifier: CloudEventNotifier, sink: Sink
+) -> None:
+    integrator, _ = qod
+    sink.answers = [503, 503, 503, 503]
+    await integrator.create_session(CTX, _body(SINK))
+    await notifier.drain()
+    assert len(sink.received) == 3 and notifier.deliveries[-1].attempts == 3
+    assert notifier.deliveries[-1].status == 503
+    sink.answers = [401]
+    session = integrator.sessions.all()[0]
+    notifier.status_changed(session, session.status)
+    await notifier.drain()
+    assert len(sink.received) == 4, "a 4xx other than 429 is not retried"
+    silent = _body(SINK).model_copy(update={"sink": None, "sinkCredential": None})
+    await integrator.delete_session(CTX, session.session_id)
+    await notifier.drain()
+    before = len(sink.received)
+    await integrator.create_session(CTX, silent)
+    await notifier.drain()
+    assert len(sink.received) == before, "no sink, nothing sent"
+
+
+async def test_an_expired_sink_token_sends_nothing(
+    qod: tuple[Integrator, PolicyFunction], notifier: CloudEventNotifier, sink: Sink, clock: Clock
+) -> None:
+    integrator, _ = qod
+    await integrator.create_session(CTX, _body(SINK, expires=clock() - 1))
+    await notifier.drain()
+    assert sink.received == []
+
+
+# -- one real HTTPS listener on loopback -------------------------------------------------------
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "sink.pem", directory / "sink.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+async def https_sink(tmp_path: Path, sink: Sink) -> AsyncIterator[tuple[str, ssl.SSLContext]]:
+    cert, key = _self_signed(tmp_path)
+    config = uvicorn.Config(
+        sink.app(),
+        host="127.0.0.1",
+        port=0,
+        ssl_certfile=str(cert),
+        ssl_keyfile=str(key),
+        log_level="warning",
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    await _until(lambda: server.started, bound=10.0)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    trust = ssl.create_default_context(cafile=str(cert))
+    yield f"https://127.0.0.1:{port}/notifications", trust
+    server.should_exit = True
+    await asyncio.wait_for(task, 10.0)
+
+
+async def test_notifications_over_real_https_on_loopback(
+    base: SubscriberBase,
+    functions: dict[NetworkFunctionKind, Direct],
+    clock: Clock,
+    sink: Sink,
+    https_sink: tuple[str, ssl.SSLContext],
+) -> None:
+    url, trust = https_sink
+    functions[NetworkFunctionKind.POLICY_FUNCTION] = Direct(PolicyFunction(base, clock=clock))
+    notifier = CloudEventNotifier(
+        "https://op.example/quality-on-demand/v1/sessions",
+        clock=clock,
+        http=httpx.AsyncClient(verify=trust, timeout=5.0),
+    )
+    integrator = Integrator(base, GuardedExecutor(functions), calendar=clock, notifier=notifier)
+    try:
+        created = await integrator.create_session(CTX, _body(url))
+        await integrator.delete_session(CTX, str(created.sessionId))
+        await notifier.drain()
+        statuses = [e["data"].get("statusInfo", e["data"]["qosStatus"]) for _, e in sink.received]
+        assert statuses == ["AVAILABLE", "DELETE_REQUESTED"]
+        assert all(_event(sink, i) for i in range(2))
+        assert [d.status for d in notifier.deliveries] == [204, 204]
+    finally:
+        await notifier.aclose()
