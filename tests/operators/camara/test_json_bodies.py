@@ -13,6 +13,7 @@ from operators.core import NetworkFunctionKind
 from operators.integrator import Integrator
 from operators.subscriber_base import SubscriberBase
 from tests.operators.direct_backends import Direct
+from tests.operators.gateway.conftest import Harness
 
 SESSIONS = "/quality-on-demand/v1/sessions"
 JSON = {"Content-Type": "application/json"}
@@ -147,3 +148,35 @@ async def test_deep_nesting_without_a_gateway_is_a_400_not_a_crash(
     raw = b'{"device": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     r = await client.post("/sim-swap/v2/check", content=raw, headers=JSON)
     assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
+
+
+def _policy_function_sessions(harness: Harness) -> int:
+    """Sessions the live policy function holds (its table in the operator's database)."""
+    row = harness.operator.subscribers.db.one("SELECT COUNT(*) AS n FROM pcf_sessions")
+    assert row is not None
+    return int(row["n"])
+
+
+@pytest.mark.parametrize("name", ["lone high surrogate in sinkCredential.accessToken", "UTF-16-LE"])
+async def test_through_the_gateway_too_a_bad_body_is_a_400_and_nothing_is_kept(
+    name: str, gateway_harness: Harness
+) -> None:
+    """The case the outside survey found: a QoD create that answered 500 and left an orphan."""
+    harness = gateway_harness
+    token = await harness.two_legged(
+        "quality-on-demand:sessions:create dpv:RequestedServiceProvision"
+    )
+    raw = _bad_body(harness.number("approves"), BAD_BODIES[name][0])
+    r = await harness.http.post(
+        SESSIONS, content=raw, headers={**JSON, "Authorization": f"Bearer {token}"}
+    )
+    assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT"), r.text
+    assert harness.operator.integrator.sessions.all() == []
+    assert _policy_function_sessions(harness) == 0  # no orphan at the network side either
+    done_right = _session_text(harness.number("approves")).encode()
+    r = await harness.http.post(
+        SESSIONS, content=done_right, headers={**JSON, "Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 201, r.text
+    assert len(harness.operator.integrator.sessions.all()) == 1
+    assert _policy_function_sessions(harness) == 1
