@@ -173,12 +173,15 @@ class ApplicationClient:
         deadline = self.clock() + float(started["expires_in"])
         while True:
             await self.sleep(interval)
+            sent = self.clock()
             try:
                 return await self.poll_ciba(started["auth_req_id"])
             except OAuthClientError as error:
                 if error.error == "slow_down":
                     interval += 5
-                elif error.error != "authorization_pending" or self.clock() > deadline:
+                elif error.error != "authorization_pending" or sent > deadline:
+                    # Give up only on a poll sent after the request's lifetime: the server,
+                    # which started the clock first, then answers expired_token itself.
                     raise
                 if on_pending is not None:
                     on_pending(error.error)
