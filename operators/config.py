@@ -119,8 +119,8 @@ class TokenLifetimes(_Strict):
 class ClientRateLimit(_Strict):
     """A per-client token bucket at an identity endpoint: ``burst`` at once, then ``rate``/s."""
 
-    rate_per_second: float = Field(default=100.0, gt=0)
-    burst: int = Field(default=200, gt=0)
+    rate_per_second: float = Field(default=500.0, gt=0)
+    burst: int = Field(default=1000, gt=0)
 
 
 class OperatorConfig(_Strict):
@@ -151,7 +151,7 @@ class OperatorConfig(_Strict):
         description="per authenticated client at the token endpoint (429 beyond it)",
     )
     ciba_rate_limit: ClientRateLimit = Field(
-        default_factory=ClientRateLimit,
+        default_factory=lambda: ClientRateLimit(rate_per_second=200.0, burst=400),
         description="per authenticated client at the backchannel authentication endpoint",
     )
     core_time_scale: float = Field(
