@@ -146,12 +146,19 @@ def _generate(alg: str) -> Key:
     return RSAKey.generate_key(2048, private=True)
 
 
-class KeyRing:
-    """Signing keys of one operator, persisted in its database.
+ID_TOKEN_ALG = "RS256"
+"""ID tokens are signed with RS256: OIDC Core §3.1.3.7 makes it every relying party's default
+(``id_token_signed_response_alg``) and Discovery 1.0 requires servers to offer it."""
 
-    The newest unretired key signs. ``rotate`` retires it and creates a new one; a retired key
-    stays published (and accepted) for ``retention`` seconds, the longest life of a token it
-    may have signed, so rotation never invalidates an issued token.
+
+class KeyRing:
+    """Signing keys of one operator, persisted in its database: one active key per algorithm.
+
+    ``alg`` signs access tokens and ``id_token_alg`` (RS256) ID tokens; when they differ the
+    ring holds an active key of each, both published. For each algorithm the newest unretired
+    key signs. ``rotate`` retires them and creates new ones; a retired key stays published
+    (and accepted) for ``retention`` seconds, the longest life of a token it may have signed,
+    so rotation never invalidates an issued token.
     """
 
     CACHE_TTL = 60.0
@@ -167,9 +174,12 @@ class KeyRing:
         clock: Clock,
         retention: float,
         sealing: KeySealing | None = None,
+        id_token_alg: str = ID_TOKEN_ALG,
     ) -> None:
         self.db = db
         self.alg = alg
+        self.id_token_alg = id_token_alg
+        self.algs = tuple(dict.fromkeys((alg, id_token_alg)))
         self.clock = clock
         self.retention = retention
         self.sealing = sealing if sealing is not None else KeySealing.for_database(db.path)
@@ -179,8 +189,9 @@ class KeyRing:
         db.ensure_schema(SCHEMA)
         with db.transaction():
             self._seal_stored_keys()
-            if self._active_row() is None:
-                self._create()
+            for each in self.algs:
+                if self._active_row(each) is None:
+                    self._create(each)
 
     def _seal_stored_keys(self) -> None:
         """Open every stored key now (a wrong key-encryption key refuses at start, not at the
@@ -215,24 +226,25 @@ class KeyRing:
         elif self.sealing.development and self.db.path != ":memory:":
             log.info("%s: signing keys sealed with the development key", self.db.path)
 
-    def _active_row(self) -> Any:
+    def _active_row(self, alg: str) -> Any:
         return self.db.one(
-            "SELECT * FROM identity_signing_keys WHERE retired_at IS NULL"
-            " ORDER BY created_at DESC, rowid DESC LIMIT 1"
+            "SELECT * FROM identity_signing_keys WHERE retired_at IS NULL AND alg = ?"
+            " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            (alg,),
         )
 
-    def _create(self) -> SigningKey:
-        key = _generate(self.alg)
+    def _create(self, alg: str) -> SigningKey:
+        key = _generate(alg)
         kid = key.thumbprint()
         now = self.clock()
         sealed = self.sealing.seal(kid, json.dumps(dict(key.as_dict(private=True))))
         self.db.insert(
             "INSERT INTO identity_signing_keys (kid, alg, private_jwk, created_at)"
             " VALUES (?, ?, ?, ?)",
-            (kid, self.alg, sealed, now),
+            (kid, alg, sealed, now),
         )
         self._keys[kid] = key
-        return SigningKey(kid, self.alg, key, now, None)
+        return SigningKey(kid, alg, key, now, None)
 
     def _load(self, row: Any) -> SigningKey:
         kid = row["kid"]
@@ -243,11 +255,15 @@ class KeyRing:
             key = self._keys[kid] = JWKRegistry.import_key(json.loads(clear))
         return SigningKey(kid, row["alg"], key, row["created_at"], row["retired_at"])
 
-    def active(self) -> SigningKey:
-        row = self._active_row()
+    def active(self, alg: str | None = None) -> SigningKey:
+        """The key that signs with ``alg`` now (by default the access tokens' algorithm)."""
+        alg = alg or self.alg
+        if alg not in self.algs:
+            raise ValueError(f"this ring holds no {alg} key")
+        row = self._active_row(alg)
         if row is None:  # only if someone retired every key behind our back
             with self.db.transaction():
-                return self._create()
+                return self._create(alg)
         return self._load(row)
 
     def published(self) -> list[SigningKey]:
@@ -283,16 +299,19 @@ class KeyRing:
         return {"keys": [k.public_jwk() for k in self.published()]}
 
     def rotate(self) -> SigningKey:
-        """Retire the active key (still published for ``retention`` s) and start a new one."""
+        """Retire the active keys (still published for ``retention`` s) and start new ones;
+        returns the new access-token key."""
         with self.db.transaction():
             self.db.execute(
                 "UPDATE identity_signing_keys SET retired_at = ? WHERE retired_at IS NULL",
                 (self.clock(),),
             )
             self._loaded_at = float("-inf")
-            return self._create()
+            created = [self._create(each) for each in self.algs]
+        return created[0]
 
-    def sign(self, claims: dict[str, Any], *, typ: str) -> str:
-        key = self.active()
+    def sign(self, claims: dict[str, Any], *, typ: str, alg: str | None = None) -> str:
+        """A compact JWS of ``claims`` by the active key of ``alg`` (default: ``self.alg``)."""
+        key = self.active(alg)
         header = {"alg": key.alg, "kid": key.kid, "typ": typ}
         return jwt.encode(header, claims, key.key, algorithms=[key.alg])

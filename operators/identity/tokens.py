@@ -178,7 +178,7 @@ class TokenService:
             }
             if nonce:
                 id_claims["nonce"] = nonce
-            id_token = self.keys.sign(id_claims, typ="JWT")
+            id_token = self.keys.sign(id_claims, typ="JWT", alg=self.keys.id_token_alg)
         self.db.insert(
             "INSERT INTO identity_access_tokens (jti, client_id, sub, msisdn, purpose, scopes,"
             " grant_type, grant_ref, consent_id, issued_at, expires_at)"

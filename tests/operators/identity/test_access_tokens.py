@@ -227,18 +227,23 @@ async def test_key_rotation_keeps_old_tokens_valid_until_they_expire(
 ) -> None:
     token = await three_legged(http, app, operator.number("approves"))
     old_kid = operator.server.verify_access_token(token).kid
+    old_id_kid = operator.server.keys.active("RS256").kid
     response = await http.post("/admin/keys/rotate", auth=("admin", operator.config.admin_secret))
     assert response.status_code == 200
     new_kid = response.json()["kid"]
     assert new_kid != old_kid
-    kids = {k["kid"] for k in (await http.get("/jwks")).json()["keys"]}
-    assert kids == {old_kid, new_kid}
+    def kids(jwks: dict[str, Any], alg: str = "ES256") -> set[str]:
+        return {k["kid"] for k in jwks["keys"] if k["alg"] == alg}
+
+    assert kids((await http.get("/jwks")).json()) == {old_kid, new_kid}
+    new_id_kid = operator.server.keys.active("RS256").kid  # ID-token keys rotate alongside
+    assert kids((await http.get("/jwks")).json(), "RS256") == {old_id_kid, new_id_kid}
     fresh = await three_legged(http, app, operator.number("approves"))
     assert operator.server.verify_access_token(fresh).kid == new_kid
     operator.server.verify_access_token(token)
     clock.advance(3600 + 11)
-    kids = {k["kid"] for k in (await http.get("/jwks")).json()["keys"]}
-    assert kids == {new_kid}
+    assert kids((await http.get("/jwks")).json()) == {new_kid}
+    assert kids((await http.get("/jwks")).json(), "RS256") == {new_id_kid}
     assert rejected(operator, token) in ("unknown signing key", "token expired")
 
 

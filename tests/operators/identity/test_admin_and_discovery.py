@@ -24,9 +24,9 @@ async def test_discovery_document(http: httpx.AsyncClient, operator: Operator) -
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert "dpv:FraudPreventionAndDetection" in meta["scopes_supported"]
     jwks = (await http.get("/jwks")).json()
-    assert len(jwks["keys"]) == 1
-    key = jwks["keys"][0]
-    assert key["alg"] == "ES256" and key["kty"] == "EC" and "d" not in key
+    assert sorted(k["alg"] for k in jwks["keys"]) == ["ES256", "RS256"]  # access, ID tokens
+    for key in jwks["keys"]:
+        assert key["kty"] == {"ES256": "EC", "RS256": "RSA"}[key["alg"]] and "d" not in key
 
 
 async def test_client_administration(http: httpx.AsyncClient, operator: Operator) -> None:

@@ -67,10 +67,9 @@ async def test_code_flow_from_a_device_ip(http: httpx.AsyncClient, app: App,
     assert context.msisdn == operator.number("approves")
     assert context.purpose == "dpv:IdentityVerification"
     assert context.scopes == ("number-verification:verify",)
-    signing = operator.server.keys.find(claims.kid)
-    assert signing is not None
-    id_token = jwt.decode(body["id_token"], signing.key, algorithms=[signing.alg])
-    assert id_token.header["typ"] == "JWT"
+    signing = operator.server.keys.active("RS256")  # OIDC's default for ID tokens
+    id_token = jwt.decode(body["id_token"], signing.key, algorithms=["RS256"])
+    assert id_token.header["typ"] == "JWT" and id_token.header["kid"] == signing.kid
     assert id_token.claims["aud"] == app.client_id and id_token.claims["nonce"] == "n-1"
     assert id_token.claims["sub"] == claims.sub != operator.number("approves")
 

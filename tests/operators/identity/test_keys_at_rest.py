@@ -59,7 +59,8 @@ def test_keys_stored_in_clear_are_sealed_on_open_with_a_logged_line(
     kid = clear.active().kid
     jwk = json.dumps(dict(clear.active().key.as_dict(private=True)))
     with sqlite3.connect(path) as conn:  # as an ogsim before sealing wrote it
-        conn.execute("UPDATE identity_signing_keys SET private_jwk = ?", (jwk,))
+        conn.execute("UPDATE identity_signing_keys SET private_jwk = ? WHERE kid = ?",
+                     (jwk, kid))
     sealing = KeySealing.from_text(KeySealing.generate())
     with caplog.at_level(logging.WARNING, logger="operators.identity.keys"):
         reopened = ring(path, sealing)
