@@ -6,10 +6,12 @@ serve it with :func:`create_identity_app`. The gateway calls
 """
 
 from .app import build_identity_router, create_identity_app, install_oauth_error_handlers
+from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import AuditEntry, Consent, ConsentRecords, ConsentStore, InMemoryConsentStore
 from .errors import InvalidAccessTokenError, TokenContextError
 from .grant_standing import GrantFacts, TokenContext, grant_refusal
+from .jwks_cache import JwksCache, JwksError, parse_jwks
 from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
 from .keys import KeyEncryptionKeyError, KeySealing
 from .purposes import objects_to
@@ -25,6 +27,7 @@ __all__ = [
     "AuditEntry",
     "AuthMethod",
     "Client",
+    "ClientKeys",
     "ClientRegistration",
     "ClientRegistry",
     "Consent",
@@ -35,6 +38,8 @@ __all__ = [
     "IdentityServer",
     "InMemoryConsentStore",
     "InvalidAccessTokenError",
+    "JwksCache",
+    "JwksError",
     "KeyEncryptionKeyError",
     "KeySealing",
     "RegisteredClientIssuers",
@@ -47,4 +52,5 @@ __all__ = [
     "grant_refusal",
     "install_oauth_error_handlers",
     "objects_to",
+    "parse_jwks",
 ]

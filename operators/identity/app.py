@@ -142,12 +142,14 @@ def build_identity_router(server: IdentityServer) -> APIRouter:
     @router.post("/token")
     async def token(request: Request) -> Response:
         form = await _strict_form(request)
+        await server.prepare(form)
         body = server.token(form, request.headers.get("authorization"))
         return JSONResponse(body, headers=NO_STORE)
 
     @router.post("/bc-authorize")
     async def bc_authorize(request: Request) -> Response:
         form = await _strict_form(request)
+        await server.prepare(form)
         body = server.backchannel_authorize(form, request.headers.get("authorization"))
         return JSONResponse(body, headers=NO_STORE)
 
@@ -155,18 +157,21 @@ def build_identity_router(server: IdentityServer) -> APIRouter:
     async def authorize(request: Request) -> Response:
         params, repeated = _params(parse_qsl(request.url.query, keep_blank_values=True))
         host = request.client.host if request.client else None
+        await server.prepare(params)
         redirect = server.authorize(params, host, repeated=repeated)
         return RedirectResponse(redirect.location, status_code=302, headers=NO_STORE)
 
     @router.post("/introspect")
     async def introspect(request: Request) -> Response:
         form = await _strict_form(request)
+        await server.prepare(form)
         body = server.introspect(form, request.headers.get("authorization"))
         return JSONResponse(body, headers=NO_STORE)
 
     @router.post("/revoke")
     async def revoke(request: Request) -> Response:
         form = await _strict_form(request)
+        await server.prepare(form)
         server.revoke(form, request.headers.get("authorization"))
         return Response(status_code=200, headers=NO_STORE)
 

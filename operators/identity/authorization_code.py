@@ -26,6 +26,7 @@ from ..types import Clock
 from .clients import Client, ClientRegistry
 from .consent import ConsentStore
 from .purposes import objects_to, parse_scope
+from .request_object import RequestObjects
 from .tokens import IssuedToken, TokenService
 from .types import GrantType
 
@@ -72,10 +73,12 @@ class AuthorizationCodeFlow:
         consents: ConsentStore,
         tokens: TokenService,
         clock: Clock,
+        request_objects: RequestObjects | None = None,
     ) -> None:
         self.config = config
         self.db = db
         self.clients = clients
+        self.request_objects = request_objects
         self.subscribers = subscribers
         self.consents = consents
         self.tokens = tokens
@@ -90,6 +93,10 @@ class AuthorizationCodeFlow:
         client = self.clients.get(client_id) if client_id else None
         if client is None or client.disabled:
             raise OAuthError("invalid_request", "unknown or disabled client_id")
+        if params.get("request"):
+            if self.request_objects is None:
+                raise OAuthError("request_not_supported", "request objects are not supported")
+            params = self.request_objects.authorization(client, params)
         redirect_uri = params.get("redirect_uri")
         if not redirect_uri or redirect_uri not in client.redirect_uris:
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
@@ -122,8 +129,8 @@ class AuthorizationCodeFlow:
             raise OAuthError("unsupported_response_type", "only response_type=code")
         if GrantType.AUTHORIZATION_CODE not in client.grant_types:
             raise OAuthError("unauthorized_client", "client may not use the authorization code")
-        if params.get("request") or params.get("request_uri"):
-            raise OAuthError("request_not_supported", "request objects are not supported")
+        if params.get("request_uri"):
+            raise OAuthError("request_uri_not_supported", "pass the request object by value")
         challenge = params.get("code_challenge")
         if not challenge or not PKCE_VALUE.match(challenge):
             raise OAuthError("invalid_request", "PKCE code_challenge (S256) is required")

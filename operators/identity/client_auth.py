@@ -16,6 +16,7 @@ from ..config import OperatorConfig
 from ..errors import OAuthError
 from ..types import Clock
 from . import _jwt
+from .client_keys import ClientKeys
 from .clients import Client, ClientRegistry
 from .replay import ReplayGuard
 from .types import CLIENT_ASSERTION_TYPE, AuthMethod
@@ -53,9 +54,11 @@ class ClientAuthenticator:
         *,
         clock: Clock,
         issuer_audiences: Iterable[str],
+        keys: ClientKeys,
     ) -> None:
         self.config = config
         self.clients = clients
+        self.keys = keys
         self.replay = replay
         self.clock = clock
         self.issuer_audiences = tuple(issuer_audiences)
@@ -110,7 +113,7 @@ class ClientAuthenticator:
         if client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             raise invalid_client("this client is not registered for private_key_jwt")
         try:
-            claims = _jwt.verify_with_any(assertion, header, client.keys())
+            claims = _jwt.verify_with_any(assertion, header, self.keys.of(client))
             if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
                 raise _jwt.JwtRejectedError("'iss' and 'sub' must both be the client id")
             _jwt.check_assertion(

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS identity_clients (
     name TEXT NOT NULL,
     auth_method TEXT NOT NULL,
     jwks TEXT NOT NULL,
+    jwks_uri TEXT,
     secret_hash TEXT,
     grant_types TEXT NOT NULL,
     scopes TEXT NOT NULL,
@@ -50,6 +51,9 @@ class ClientRegistration(BaseModel):
     client_name: str = Field(min_length=1, max_length=200)
     token_endpoint_auth_method: AuthMethod = AuthMethod.PRIVATE_KEY_JWT
     jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = Field(
+        default=None, max_length=2000,
+        description="where the client publishes its JWK Set (RFC 7591 §2): never with jwks")
     grant_types: list[GrantType] = Field(default_factory=lambda: [GrantType.CLIENT_CREDENTIALS])
     scope: str = Field(default="", description="space-separated API scopes the client may ask")
     purposes: list[str] = Field(default_factory=list)
@@ -74,9 +78,12 @@ class Client:
     tooling: bool
     disabled: bool
     created_at: float
+    jwks_uri: str | None = None
+    """Keys by reference (RFC 7591): fetched through the server's cache, never ``jwks``."""
 
     def keys(self) -> list[Key]:
-        """The client's registered public keys (the only ones its assertions may use)."""
+        """The client's registered public keys by value (``jwks``); none for a ``jwks_uri``
+        client, whose keys :class:`~operators.identity.client_keys.ClientKeys` fetches."""
         return list(KeySet.import_key_set(self.jwks)) if self.jwks.get("keys") else []  # type: ignore[arg-type]
 
     def public_view(self) -> dict[str, Any]:
@@ -84,7 +91,7 @@ class Client:
             "client_id": self.client_id,
             "client_name": self.name,
             "token_endpoint_auth_method": self.auth_method.value,
-            "jwks": self.jwks,
+            **({"jwks_uri": self.jwks_uri} if self.jwks_uri else {"jwks": self.jwks}),
             "grant_types": sorted(g.value for g in self.grant_types),
             "scope": " ".join(sorted(self.scopes)),
             "purposes": sorted(self.purposes),
@@ -137,6 +144,14 @@ def _public_jwks(value: dict[str, Any] | None) -> dict[str, Any]:
     return {"keys": keys}
 
 
+def _check_jwks_uri(uri: str) -> None:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.fragment:
+        raise _metadata_error(f"jwks_uri {uri!r} must be an absolute http(s) URL, no fragment")
+    if parts.username or parts.password:
+        raise _metadata_error("jwks_uri must not carry credentials")
+
+
 class ClientRegistry:
     """Registers, reads and disables clients; secrets are stored hashed, never in clear."""
 
@@ -145,6 +160,9 @@ class ClientRegistry:
         self.db = db
         self.clock = clock
         db.ensure_schema(SCHEMA)
+        columns = {row["name"] for row in db.all("PRAGMA table_info(identity_clients)")}
+        if "jwks_uri" not in columns:  # a database from before keys by reference
+            db.execute("ALTER TABLE identity_clients ADD COLUMN jwks_uri TEXT")
 
     def register(
         self, registration: ClientRegistration | dict[str, Any]
@@ -157,13 +175,17 @@ class ClientRegistry:
                 raise _metadata_error(_first_error(error)) from error
         reg = registration
         jwks = _public_jwks(reg.jwks)
+        if reg.jwks_uri is not None:
+            if reg.jwks is not None:
+                raise _metadata_error("jwks and jwks_uri must not both be given (RFC 7591)")
+            _check_jwks_uri(reg.jwks_uri)
         secret: str | None = None
         if reg.token_endpoint_auth_method is AuthMethod.CLIENT_SECRET_BASIC:
             if not reg.tooling:
                 raise _metadata_error("client_secret_basic is reserved for operator tooling")
             secret = secrets.token_urlsafe(32)
-        elif not jwks["keys"]:
-            raise _metadata_error("private_key_jwt needs at least one public key in jwks")
+        elif not jwks["keys"] and reg.jwks_uri is None:
+            raise _metadata_error("private_key_jwt needs a jwks_uri or a public key in jwks")
         scopes = frozenset(reg.scope.split())
         for scope in scopes:
             if scope.startswith(PURPOSE_PREFIX) or not set(scope) <= _SCOPE_CHARS:
@@ -190,16 +212,18 @@ class ClientRegistry:
             tooling=reg.tooling,
             disabled=False,
             created_at=self.clock(),
+            jwks_uri=reg.jwks_uri,
         )
         with self.db.transaction():
             if self.db.one("SELECT 1 FROM identity_clients WHERE client_id = ?", (client_id,)):
                 raise _metadata_error(f"client_id {client_id!r} is already registered")
             self.db.insert(
-                "INSERT INTO identity_clients (client_id, name, auth_method, jwks, secret_hash,"
-                " grant_types, scopes, purposes, redirect_uris, tooling, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO identity_clients (client_id, name, auth_method, jwks, jwks_uri,"
+                " secret_hash, grant_types, scopes, purposes, redirect_uris, tooling, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     client.client_id, client.name, client.auth_method.value, json.dumps(jwks),
+                    client.jwks_uri,
                     _hash_secret(secret) if secret else None,
                     json.dumps(sorted(g.value for g in client.grant_types)),
                     json.dumps(sorted(client.scopes)), json.dumps(sorted(client.purposes)),
@@ -219,6 +243,14 @@ class ClientRegistry:
     def disable(self, client_id: str) -> Client | None:
         self.db.execute("UPDATE identity_clients SET disabled = 1 WHERE client_id = ?",
                         (client_id,))
+        return self.get(client_id)
+
+    def refer_keys(self, client_id: str, jwks_uri: str) -> Client | None:
+        """Hold a client's keys by reference from now on (a partner registered by value
+        before); its registered ``jwks`` is dropped, so only the URL's keys count."""
+        _check_jwks_uri(jwks_uri)
+        self.db.execute("UPDATE identity_clients SET jwks_uri = ?, jwks = ? WHERE client_id = ?",
+                        (jwks_uri, json.dumps({"keys": []}), client_id))
         return self.get(client_id)
 
     def check_secret(self, client_id: str, secret: str) -> bool:
@@ -243,6 +275,7 @@ def _client(row: Any) -> Client:
         tooling=bool(row["tooling"]),
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
+        jwks_uri=row["jwks_uri"],
     )
 
 

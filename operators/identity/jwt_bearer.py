@@ -23,6 +23,7 @@ from ..errors import OAuthError
 from ..types import Clock
 from . import _jwt
 from .client_auth import FUTURE_TOLERANCE
+from .client_keys import ClientKeys
 from .clients import Client, ClientRegistry
 from .consent import ConsentStore
 from .purposes import objects_to, parse_scope
@@ -47,10 +48,12 @@ class AssertionIssuerPolicy(Protocol):
 
 
 class RegisteredClientIssuers:
-    """Default policy: the issuer is an enabled registered client, signing with its own keys."""
+    """Default policy: the issuer is an enabled registered client, signing with its own keys
+    (registered by value, or by reference when ``keys`` is given)."""
 
-    def __init__(self, clients: ClientRegistry) -> None:
+    def __init__(self, clients: ClientRegistry, keys: ClientKeys | None = None) -> None:
         self.clients = clients
+        self.keys = keys
 
     def resolve(self, iss: str) -> AssertionIssuer | None:
         client = self.clients.get(iss)
@@ -58,7 +61,8 @@ class RegisteredClientIssuers:
             return None
         if client.auth_method is not AuthMethod.PRIVATE_KEY_JWT:
             return None
-        return AssertionIssuer(client, tuple(client.keys()))
+        keys = self.keys.of(client) if self.keys is not None else tuple(client.keys())
+        return AssertionIssuer(client, keys)
 
 
 def invalid_grant(description: str) -> OAuthError:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from ..config import ClientRateLimit, OperatorConfig, Plan
 from ..errors import OAuthError
 from ..policies import Throttle, ThrottlePolicy
@@ -21,16 +23,20 @@ from ..storage import Database
 from ..subscriber import Subscriber
 from ..subscriber_base import SubscriberBase
 from ..types import Clock
+from . import _jwt
 from .authorization_code import AuthorizationCodeFlow, Redirect
 from .ciba import BackchannelResponse, CibaService
 from .client_auth import ClientAuthenticator, basic_credentials
+from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import ConsentStore
 from .grant_standing import GrantFacts, TokenContext
+from .jwks_cache import JwksCache
 from .jwt_bearer import AssertionIssuerPolicy, JwtBearerGrant, RegisteredClientIssuers
 from .keys import KeyRing, SigningKey
 from .purposes import parse_scope
 from .replay import ReplayGuard
+from .request_object import RequestObjects
 from .subjects import SubjectResolver
 from .tokens import AccessTokenClaims, IssuedToken, TokenService
 from .types import AuthMethod, GrantType
@@ -85,6 +91,7 @@ class IdentityServer:
         audience: str | None = None,
         client_gate: Callable[[str], bool] | None = None,
         throttle: ThrottlePolicy | None = None,
+        http: httpx.AsyncClient | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -102,6 +109,8 @@ class IdentityServer:
         self.keys = KeyRing(db, alg=config.signing_alg, clock=clock,
                             retention=lifetimes.access_token + lifetimes.clock_skew)
         self.clients = ClientRegistry(config, db, clock=clock)
+        self.jwks_cache = JwksCache(http, clock=clock)
+        self.client_keys = ClientKeys(self.clients, self.jwks_cache)
         self.consents = ConsentStore(db, clock=clock)
         self.replay = ReplayGuard(db, clock=clock)
         self.subjects = SubjectResolver(config, subscribers, db, clock=clock)
@@ -111,14 +120,19 @@ class IdentityServer:
         self.authenticator = ClientAuthenticator(
             config, self.clients, self.replay, clock=clock,
             issuer_audiences=(self.issuer, config.issuer_url, self.token_endpoint),
+            keys=self.client_keys,
         )
+        self.request_objects = RequestObjects(
+            config, keys=self.client_keys, replay=self.replay, clock=clock,
+            audiences=(self.issuer, config.issuer_url))
         self.ciba = CibaService(config, db, subjects=self.subjects, consents=self.consents,
                                 tokens=self.tokens, clock=clock)
         self.authorization_code = AuthorizationCodeFlow(
             config, db, clients=self.clients, subscribers=subscribers, consents=self.consents,
-            tokens=self.tokens, clock=clock)
+            tokens=self.tokens, clock=clock, request_objects=self.request_objects)
         self.jwt_bearer = JwtBearerGrant(
-            config, issuers=issuer_policy or RegisteredClientIssuers(self.clients),
+            config,
+            issuers=issuer_policy or RegisteredClientIssuers(self.clients, self.client_keys),
             replay=self.replay, subjects=self.subjects, consents=self.consents,
             tokens=self.tokens, clock=clock, token_endpoint=self.token_endpoint)
 
@@ -132,10 +146,16 @@ class IdentityServer:
         return self.url("/token")
 
     def metadata(self) -> dict[str, Any]:
-        """OIDC discovery / RFC 8414 metadata: the source of truth for every endpoint."""
+        """OIDC Discovery 1.0 / RFC 8414 metadata: what this server does, no more, no less.
+
+        Every endpoint, grant, response type, client authentication method and algorithm
+        listed here works, and nothing else is accepted (``test_discovery_conformance``).
+        ``request_uri_parameter_supported`` is said false because Discovery's default is true.
+        """
         scopes = sorted({"openid", *(p.purpose for p in self.config.purposes),
                          *(s for c in self.clients.all() for s in c.scopes)})
-        algs = ["ES256", "ES384", "RS256", "PS256", "EdDSA"]
+        client_algs = sorted(_jwt.ASYMMETRIC_ALGS)
+        auth_methods = [m.value for m in AuthMethod]
         return {
             "issuer": self.issuer,
             "authorization_endpoint": self.url("/authorize"),
@@ -148,18 +168,24 @@ class IdentityServer:
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": [m.value for m in AuthMethod],
-            "token_endpoint_auth_signing_alg_values_supported": algs,
-            "introspection_endpoint_auth_methods_supported": [m.value for m in AuthMethod],
-            "revocation_endpoint_auth_methods_supported": [m.value for m in AuthMethod],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "token_endpoint_auth_signing_alg_values_supported": client_algs,
+            "introspection_endpoint_auth_methods_supported": auth_methods,
+            "introspection_endpoint_auth_signing_alg_values_supported": client_algs,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_signing_alg_values_supported": client_algs,
             "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_authentication_request_signing_alg_values_supported": client_algs,
             "backchannel_user_code_parameter_supported": False,
+            "request_parameter_supported": True,
+            "request_uri_parameter_supported": False,
+            "request_object_signing_alg_values_supported": client_algs,
             "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": [self.config.signing_alg],
+            "id_token_signing_alg_values_supported": [self.keys.id_token_alg],
             "scopes_supported": scopes,
             "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "amr"],
+            "claims_parameter_supported": False,
             "authorization_response_iss_parameter_supported": True,
-            "dpop_signing_alg_values_supported": [],
         }
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
@@ -172,6 +198,15 @@ class IdentityServer:
         self, registration: ClientRegistration | dict[str, Any]
     ) -> tuple[Client, str | None]:
         return self.clients.register(registration)
+
+    def use_http(self, http: httpx.AsyncClient) -> None:
+        """Fetch clients' ``jwks_uri`` with ``http`` (a federation member's own client)."""
+        self.jwks_cache.use_http(http)
+
+    async def prepare(self, params: Mapping[str, str]) -> None:
+        """Await before an endpoint: fetches the keys, held by reference, of the clients whose
+        JWTs (client assertion, grant assertion, request object) are in ``params``."""
+        await self.client_keys.prepare(params)
 
     def subscriber_at(self, address: str | None) -> Subscriber | None:
         """Network-based authentication: the subscriber this operator gave ``address`` to."""
@@ -241,6 +276,8 @@ class IdentityServer:
     ) -> dict[str, Any]:
         """``POST /bc-authorize`` (CIBA poll mode)."""
         client = self.authenticate_client(form, authorization, "/bc-authorize")
+        if form.get("request"):
+            form = self.request_objects.backchannel(client, form)
         response: BackchannelResponse = self.ciba.start(client, form)
         return response.response()
 

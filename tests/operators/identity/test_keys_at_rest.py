@@ -64,7 +64,8 @@ def test_keys_stored_in_clear_are_sealed_on_open_with_a_logged_line(
     sealing = KeySealing.from_text(KeySealing.generate())
     with caplog.at_level(logging.WARNING, logger="operators.identity.keys"):
         reopened = ring(path, sealing)
-    assert "1 signing key(s) were stored in clear" in caplog.text
+    # the access-token key in clear, the ID-token key under the development key: both resealed
+    assert "2 signing key(s) were stored in clear" in caplog.text
     assert reopened.active().kid == kid
     assert all(KeySealing.is_sealed(r) for r in stored(path))
     assert ring(path, sealing).active().kid == kid  # and opens with that key from now on
