@@ -49,8 +49,10 @@ from operators.gateway import (
     Admission,
     BearerAuthenticator,
     InMemoryPlans,
+    ThreatLimits,
     install_camara_error_handlers,
     is_billable,
+    read_json_object,
 )
 from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
 from operators.policies import NoThrottle
@@ -385,6 +387,7 @@ class Aggregator:
         self.admission = Admission(InMemoryPlans.of(identity_config), NoThrottle(), clock)
         self.settlement = SettlementLedger(self.db)
         self.sessions = SessionTable(self.db)
+        self.limits = ThreatLimits()  # bodies read bounded, as at an operator's gateway
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
         self._tokens: dict[tuple[str, str, str, str], _CachedToken] = {}
@@ -476,7 +479,7 @@ class Aggregator:
         operation = call.operation
         if operation_id in SESSION_OPERATIONS:
             return await self._session_call(request, call)
-        body = _json_object(await request.body()) if operation.request is not None else {}
+        body = await self._body(request) if operation.request is not None else {}
         if operation.api == "qos-profiles" and not _names_device(body):
             return await self._everywhere(request, call, body)
         response, partner, answer, subject = await self._device_call(call, body)
@@ -487,6 +490,10 @@ class Aggregator:
             content = self._mine(call, partner, response)
         self._settle(call, partner, answer.operator_id, response.status_code)
         return self._answer(request, call, response, content)
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        """The JSON object body, read with the gateway's bounds (size, time, depth)."""
+        return await read_json_object(request, self.limits, empty_is_object=True)
 
     def _admit(self, request: Request, operation_id: str) -> _Admitted:
         """Authenticate and authorise the application's token as an operator gateway would."""
@@ -614,7 +621,7 @@ class Aggregator:
             raise CamaraError(
                 403, "PERMISSION_DENIED", "The QoS session was not created by this API client."
             )
-        body = _json_object(await request.body()) if call.operation.request else None
+        body = await self._body(request) if call.operation.request else None
         partner = self.partners.get(routed.operator)
         if partner is None:
             raise CamaraError(503, "UNAVAILABLE", f"{routed.operator} is not a partner.")
@@ -924,16 +931,6 @@ def _code(response: httpx.Response) -> str:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CamaraError(400, "INVALID_ARGUMENT", "The body is not JSON.") from error
-    if not isinstance(body, dict):
-        raise CamaraError(400, "INVALID_ARGUMENT", "The body must be a JSON object.")
-    return body
 
 
 def create_aggregator_app(
