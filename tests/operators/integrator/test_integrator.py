@@ -38,9 +38,9 @@ def _verify_body(base: SubscriberBase, role: str) -> VerifyLocationRequest:
     sub = base.get(base.test_number(role))
     assert sub is not None
     center = Point(latitude=sub.location.latitude, longitude=sub.location.longitude)
-    return VerifyLocationRequest(
-        device=Device(phoneNumber=sub.msisdn),
-        area=VerifyCircle(center=center, radius=sub.location.accuracy * 2),
+    area = VerifyCircle(areaType="CIRCLE", center=center, radius=sub.location.accuracy * 2)
+    return VerifyLocationRequest.model_validate(
+        {"device": Device(phoneNumber=sub.msisdn), "area": area.model_dump()}
     )
 
 
