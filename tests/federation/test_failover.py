@@ -41,20 +41,20 @@ async def test_data_centre_failover_with_a_bounded_error_count(
 
         failed = await fed.http.post(f"{root}/admin/data-centres/madrid/fail", headers=ADMIN)
         assert failed.status_code == 200
-        down_at = time.monotonic()
-        results: list[tuple[float, int, str]] = []
-        while time.monotonic() - down_at < POLICY.detection_window + 0.4:
-            status, site = await call()
-            results.append((time.monotonic() - down_at, status, site))
+        # Calls while the balancer still has madrid in rotation may fail (madrid's share of
+        # them); once its health checks take madrid out, none may. Both are conditions on the
+        # balancer's own state, not on the wall clock, so a slow machine only lengthens the
+        # window; the time to detect is the policy's, tested on a fake clock elsewhere.
+        in_rotation: list[tuple[int, str]] = []
+        deadline = time.monotonic() + 60  # generous: only a broken health check waits this long
+        while front.glb.health.is_up("madrid"):
+            assert time.monotonic() < deadline, "madrid was never taken out of rotation"
+            in_rotation.append(await call())
             await asyncio.sleep(0.005)
-        errors = [t for t, status, _ in results if status != 200]
-        bound = POLICY.detection_window + POLICY.interval + 0.1  # plus one probe's slack
-        assert all(t <= bound for t in errors), (errors, bound)
-        inside = [r for r in results if r[0] <= bound]
-        assert len(errors) <= len(inside) // 2 + 1, "at most madrid's share of the window"
-        assert all(
-            site == "barcelona" and status == 200 for t, status, site in results if t > bound
-        )
+        errors = [result for result in in_rotation if result[0] != 200]
+        assert len(errors) <= len(in_rotation) // 2 + 1, "at most madrid's share of the window"
+        after_detection = [await call() for _ in range(20)]
+        assert after_detection == [(200, "barcelona")] * 20
         assert not front.glb.health.is_up("madrid")
         # tokens, clients and replay state live in the shared database: barcelona knew them
 
