@@ -177,7 +177,7 @@ async def test_the_live_operator_purges_in_the_background_of_its_lifespan(live: 
     live.clock.advance(live.operator.config.lifetimes.access_token + 3600)
     await live.operator.start()
     try:
-        for _ in range(500):  # a generous bound on a condition, not a timed assertion
+        for _ in range(3000):  # a generous bound on a condition, not a timed assertion
             if live.rows("identity_access_tokens") == 0:
                 break
             await asyncio.sleep(0.01)

@@ -62,7 +62,7 @@ class Clock:
         return self.now
 
 
-async def _until(condition: Callable[[], bool], bound: float = 5.0) -> None:
+async def _until(condition: Callable[[], bool], bound: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + bound
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
@@ -258,7 +258,7 @@ async def https_sink(tmp_path: Path, sink: Sink) -> AsyncIterator[tuple[str, ssl
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    await _until(lambda: server.started, bound=10.0)
+    await _until(lambda: server.started, bound=60.0)
     port = server.servers[0].sockets[0].getsockname()[1]
     trust = ssl.create_default_context(cafile=str(cert))
     yield f"https://127.0.0.1:{port}/notifications", trust
