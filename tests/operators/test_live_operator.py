@@ -47,7 +47,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]
     config = example_operator().model_copy(
         update={
             "ipv4_ranges": ("127.0.0.0/16",),
-            "lifetimes": TokenLifetimes(ciba_interval=0, ciba_request=2),
+            # A one-second poll interval: a client polling a never-answering handset in a
+            # tight loop for the request's whole lifetime would meet the token endpoint's
+            # rate limit instead of expired_token.
+            "lifetimes": TokenLifetimes(ciba_interval=1, ciba_request=3),
         }
     )
     path = folder / "operator.yaml"
