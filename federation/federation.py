@@ -166,6 +166,7 @@ async def start_federation(
         storage=str(storage_dir / f"{aggregator_config.id}.sqlite3"),
         tracer=tracer,
     )
+    aggregator.identity.use_http(http)  # applications' jwks_uri, fetched over the network
     network.add(aggregator.api_root, create_aggregator_app(aggregator))
     portability = PortabilityDatabase(config, clock=clock)
     services, apps = network_id_apps(config, portability)

@@ -189,6 +189,7 @@ def build_party(
     aggregator = Aggregator(
         config.aggregator(party), config, http, storage=str(run_dir / f"{party}.sqlite3")
     )
+    aggregator.identity.use_http(http)  # applications' jwks_uri, fetched over the party's client
     housekeeping = Housekeeping(
         aggregator.db,
         Retention.for_lifetimes(aggregator.identity.config.lifetimes),

@@ -168,6 +168,7 @@ class MemberOperator:
                 client_trusted=trusted,
                 throttle=shared_throttle,
             )
+            operator.identity.use_http(http)  # clients' and partners' jwks_uri, fetched here
             policy = TrustedIssuers.for_identity(operator_id, operator.identity, trust, jwks)
             policy.install(operator.identity)
             policy_box.append(policy)
@@ -215,24 +216,30 @@ class MemberOperator:
         self.ready = True
 
     async def _register(self, party: str, deadline: float) -> None:
+        """Register ``party`` with its ``jwks_uri`` (keys by reference: its rotations need no
+        re-registration), once it answers; a registration by value of an older database is
+        turned into one by reference."""
         clients = self.primary.identity.clients
-        if clients.get(party) is not None:
+        known = clients.get(party)
+        if known is not None and known.jwks_uri:
             self.registered.append(party)
             return
         issuer = self.federation.issuer_of(party)
         assert issuer is not None
         while True:
             try:
-                jwks = await _published_jwks(self.http, issuer)
+                jwks_uri = await _published_jwks_uri(self.http, issuer)
                 break
             except (httpx.HTTPError, ValueError, KeyError):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{self.id}: {party} published no keys in time") from None
                 await asyncio.sleep(0.2)
-        purposes = [p.purpose for p in self.config.purposes]
-        self.primary.identity.register_client(
-            party_registration(party, jwks, scope=PARTNER_SCOPE, purposes=purposes, ciba=True)
-        )
+        if known is not None:
+            clients.refer_keys(party, jwks_uri)
+        else:
+            purposes = [p.purpose for p in self.config.purposes]
+            self.primary.identity.register_client(party_registration(
+                party, jwks_uri=jwks_uri, scope=PARTNER_SCOPE, purposes=purposes, ciba=True))
         self.registered.append(party)
 
     async def stop(self) -> None:
@@ -257,16 +264,19 @@ class MemberOperator:
         self.trust.reinstate(self.id, issuer)
 
 
-async def _published_jwks(http: httpx.AsyncClient, issuer: str) -> dict[str, Any]:
-    """A party's public keys, from its discovery document's ``jwks_uri``."""
+async def _published_jwks_uri(http: httpx.AsyncClient, issuer: str) -> str:
+    """A party's ``jwks_uri``, from its discovery document, once it publishes keys there."""
     metadata = await http.get(issuer.rstrip("/") + "/.well-known/openid-configuration")
     metadata.raise_for_status()
-    response = await http.get(metadata.json()["jwks_uri"])
+    jwks_uri = metadata.json()["jwks_uri"]
+    if not isinstance(jwks_uri, str):
+        raise ValueError(f"{issuer} names no jwks_uri")
+    response = await http.get(jwks_uri)
     response.raise_for_status()
     body = response.json()
     if not isinstance(body, dict) or not body.get("keys"):
         raise ValueError(f"{issuer} publishes no keys")
-    return body
+    return jwks_uri
 
 
 def _replica_app(

@@ -81,7 +81,8 @@ class TrustedIssuers:
     def for_identity(
         cls, operator_id: str, identity: IdentityServer, trust: TrustGraph, jwks: JwksCache
     ) -> TrustedIssuers:
-        return cls(operator_id, trust, jwks, identity.clients)
+        return cls(operator_id, trust, jwks, identity.clients,
+                   fallback=RegisteredClientIssuers(identity.clients, identity.client_keys))
 
     def install(self, identity: IdentityServer) -> None:
         """Make this the policy of an identity server that was built without it.
@@ -146,21 +147,22 @@ class TrustedIssuers:
 
 
 def party_registration(
-    party: str, jwks: dict[str, Any], *, scope: str, purposes: Iterable[str],
-    ciba: bool = False,
+    party: str, jwks: dict[str, Any] | None = None, *, scope: str, purposes: Iterable[str],
+    ciba: bool = False, jwks_uri: str | None = None,
 ) -> ClientRegistration:
     """How an operator registers a federation party as a client: its id, JWT bearer grant.
 
-    The registered ``jwks`` only satisfies the registry; assertions are verified with the
-    party's published JWKS, so its key rotations need no re-registration. Client
+    Give the party's ``jwks_uri`` (what members do): its keys are then fetched, cached and
+    refreshed on an unknown ``kid``, so a key rotation needs no re-registration, for client
     authentication (``private_key_jwt`` for client credentials and, with ``ciba``, CIBA on
-    behalf of the party's applications) does use the registered keys.
+    behalf of the party's applications) as for its assertions, which are verified with the
+    keys of its published JWKS in any case. ``jwks`` registers keys by value instead.
     """
     grants = [GrantType.JWT_BEARER, GrantType.CLIENT_CREDENTIALS]
     if ciba:
         grants.append(GrantType.CIBA)
     return ClientRegistration(
-        client_id=party, client_name=f"federation party {party}", jwks=jwks,
+        client_id=party, client_name=f"federation party {party}", jwks=jwks, jwks_uri=jwks_uri,
         grant_types=grants, scope=scope, purposes=list(purposes),
     )
 
