@@ -127,6 +127,8 @@ class AuthorizationCodeFlow:
             raise OAuthError("invalid_request", "a parameter is repeated")
         if params.get("response_type") != "code":
             raise OAuthError("unsupported_response_type", "only response_type=code")
+        if params.get("response_mode", "query") != "query":
+            raise OAuthError("invalid_request", "only response_mode=query is supported")
         if GrantType.AUTHORIZATION_CODE not in client.grant_types:
             raise OAuthError("unauthorized_client", "client may not use the authorization code")
         if params.get("request_uri"):
