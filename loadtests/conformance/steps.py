@@ -747,6 +747,14 @@ def bad_token_type(world: World, path: str, value: str) -> None:
     world.body_edits.append(("$.sink", "https://sink.example.org/events"))
 
 
+def valid_sink_token(world: World, path: str) -> None:
+    """A valid access token comes with its expiry: the YAML's ``ACCESSTOKEN`` credential
+    requires ``accessTokenExpiresUtc`` beside it, which the scenario leaves unsaid."""
+    world.body_edits.append((path, "sink-access-token"))
+    expiry = path.rsplit(".", 1)[0] + ".accessTokenExpiresUtc"
+    world.body_edits.append((expiry, "2030-01-01T00:00:00Z"))
+
+
 async def non_active_profile(world: World, *_: str) -> None:
     profiles = await qos_profiles(world)
     inactive = [p for p in profiles if p.get("status") != "ACTIVE"]
@@ -915,7 +923,7 @@ def register_qod(lib: StepLibrary) -> None:
     add(
         r"the request property " + Q + r" is set to a valid access token accepted by the events "
         r"receiver",
-        lambda w, p: w.body_edits.append((p, "sink-access-token")),
+        valid_sink_token,
     )
     add(
         r"the request body property " + Q + r" is set to a value not between between 0 and 65535",

@@ -92,9 +92,9 @@ class _SinkCredential(CamaraModel):
 
     PLAIN and REFRESHTOKEN are in the schema but "MUST not be used": they pass here and the
     service answers ``INVALID_CREDENTIAL``, as the feature files ask. An ACCESSTOKEN credential
-    needs its ``accessToken`` and ``accessTokenType``; ``accessTokenExpiresUtc``, REQUIRED by
-    the YAML too, is left optional because CAMARA's own acceptance scenario
-    (``createSession_02_1``) sends a credential without it.
+    needs its ``accessToken``, ``accessTokenType`` and ``accessTokenExpiresUtc``, as the YAML
+    requires (CAMARA's scenario ``createSession_02_1`` leaves the expiry unsaid; the
+    conformance runner sends it with the "valid access token").
     """
 
     credentialType: Literal["PLAIN", "ACCESSTOKEN", "REFRESHTOKEN"]
@@ -110,7 +110,9 @@ class _SinkCredential(CamaraModel):
     def _access_token_complete(self) -> _SinkCredential:
         if self.credentialType == "ACCESSTOKEN":
             missing = [
-                name for name in ("accessToken", "accessTokenType") if getattr(self, name) is None
+                name
+                for name in ("accessToken", "accessTokenType", "accessTokenExpiresUtc")
+                if getattr(self, name) is None
             ]
             if missing:
                 raise ValueError(f"an ACCESSTOKEN credential needs {' and '.join(missing)}")

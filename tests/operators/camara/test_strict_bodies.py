@@ -37,12 +37,7 @@ MISSING = object()
 DELETE = object()
 RANDOM_SESSION = "00000000-0000-4000-8000-000000000000"
 
-LENIENT: dict[tuple[str, str], str] = {
-    ("createSession", "sinkCredential.accessTokenExpiresUtc required"): (
-        "CAMARA's own scenario createSession_02_1 sets a sink credential without it, and the "
-        "conformance runner follows the scenario"
-    ),
-}
+LENIENT: dict[tuple[str, str], str] = {}
 """Rules of the YAML the operator knowingly does not enforce, each with its reason."""
 
 # -- the definitions ---------------------------------------------------------------------
