@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -214,7 +215,15 @@ def create_operator_app(operator: Operator) -> FastAPI:
     identity_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_oauth_error_handlers(identity_app)
     identity_app.include_router(build_identity_router(operator.identity))
-    app.mount(urlsplit(operator.issuer).path.rstrip("/") or "/oauth", identity_app)
+    issuer_path = urlsplit(operator.issuer).path.rstrip("/") or "/oauth"
+    app.mount(issuer_path, identity_app)
+
+    @app.get(f"/.well-known/oauth-authorization-server{issuer_path}", include_in_schema=False)
+    async def authorization_server_metadata() -> dict[str, Any]:
+        """RFC 8414 §3.1: an issuer with a path has its metadata at the origin's well-known
+        location with the path appended (also served under the issuer, as OIDC does)."""
+        return operator.identity.metadata()
+
 
     for router in build_camara_routers(operator.integrator, operator.gateway.context):
         app.include_router(router)

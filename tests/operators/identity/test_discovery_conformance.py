@@ -331,3 +331,28 @@ async def test_unadvertised_client_signing_algorithms_are_refused(
         refused(await http.post("/token", data={
             "grant_type": "client_credentials", "client_assertion_type": CLIENT_ASSERTION_TYPE,
             "client_assertion": forged, "scope": "sim-swap:check"}), "invalid_client")
+
+
+async def test_rfc8414_metadata_at_the_origins_well_known_location() -> None:
+    """RFC 8414 §3.1: issuer ``https://host/oauth`` publishes at
+    ``https://host/.well-known/oauth-authorization-server/oauth``."""
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from operators import Operator, create_operator_app, example_operator
+
+    operator = Operator.from_config(example_operator())
+    try:
+        app = create_operator_app(operator)
+        issuer = urlsplit(operator.issuer)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=f"{issuer.scheme}://{issuer.netloc}"
+        ) as http:
+            at_origin = await http.get(f"/.well-known/oauth-authorization-server{issuer.path}")
+            under_issuer = await http.get(f"{issuer.path}/.well-known/oauth-authorization-server")
+        assert at_origin.status_code == 200
+        assert at_origin.json() == under_issuer.json()
+        assert at_origin.json()["issuer"] == operator.issuer
+    finally:
+        operator.close()
