@@ -51,6 +51,18 @@ class Consent:
     expires_at: float | None
     revoked_at: float | None
 
+    @classmethod
+    def new(
+        cls, consent_id: str, msisdn: str, client_id: str, purpose: str,
+        scopes: tuple[str, ...], now: float, lifetime: float | None,
+    ) -> Consent:
+        """A consent granted ``now`` for the scopes asked (deduplicated, in a stable order)."""
+        return cls(
+            id=consent_id, msisdn=msisdn, client_id=client_id, purpose=purpose,
+            scopes=tuple(sorted(set(scopes))), granted_at=now,
+            expires_at=None if lifetime is None else now + lifetime, revoked_at=None,
+        )
+
     def active(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
@@ -132,11 +144,8 @@ class ConsentStore:
         lifetime: float | None = None,
     ) -> Consent:
         now = self.clock()
-        consent = Consent(
-            id=f"cns-{secrets.token_hex(10)}", msisdn=msisdn, client_id=client_id,
-            purpose=purpose, scopes=tuple(sorted(set(scopes))), granted_at=now,
-            expires_at=None if lifetime is None else now + lifetime, revoked_at=None,
-        )
+        consent = Consent.new(f"cns-{secrets.token_hex(10)}", msisdn, client_id, purpose, scopes,
+                              now, lifetime)
         with self.db.transaction():
             self.db.insert(
                 "INSERT INTO identity_consents (id, msisdn, client_id, purpose, scopes,"
@@ -242,11 +251,8 @@ class InMemoryConsentStore:
         lifetime: float | None = None,
     ) -> Consent:
         now = self.clock()
-        consent = Consent(
-            id=f"{self.prefix}-{next(self._ids):012d}", msisdn=msisdn, client_id=client_id,
-            purpose=purpose, scopes=tuple(sorted(set(scopes))), granted_at=now,
-            expires_at=None if lifetime is None else now + lifetime, revoked_at=None,
-        )
+        consent = Consent.new(f"{self.prefix}-{next(self._ids):012d}", msisdn, client_id,
+                              purpose, scopes, now, lifetime)
         self.adopt(consent)
         self.audit_log.append((consent.id, "granted", actor, now))
         return consent
