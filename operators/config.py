@@ -157,6 +157,9 @@ class OperatorConfig(_Strict):
     core_time_scale: float = Field(
         default=1.0, gt=0, description="live mode: wall seconds per modelled second"
     )
+    housekeeping_interval: float = Field(
+        default=60.0, gt=0, description="live mode: wall seconds between purges of expired rows"
+    )
 
     @field_validator("number_ranges")
     @classmethod

@@ -59,7 +59,10 @@ class Operator:
 
     def __post_init__(self) -> None:
         self.housekeeping = Housekeeping(
-            self.db, Retention.for_lifetimes(self.config.lifetimes), clock=self.clock
+            self.db,
+            Retention.for_lifetimes(self.config.lifetimes),
+            clock=self.clock,
+            interval=self.config.housekeeping_interval,
         )
 
     @classmethod
