@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
@@ -25,7 +25,7 @@ from ..subscriber_base import SubscriberBase
 from ..types import Clock
 from .clients import Client, ClientRegistry
 from .consent import ConsentStore
-from .purposes import objects_to, parse_scope
+from .purposes import ScopeRequest, objects_to, parse_scope
 from .request_object import RequestObjects
 from .tokens import IssuedToken, TokenService
 from .types import GrantType
@@ -56,12 +56,50 @@ class Redirect:
     location: str
 
 
+def client_redirect(redirect_uri: str, issuer: str, state: str | None, **values: str) -> Redirect:
+    """Back to the client's redirect URI with ``values``, ``iss`` (RFC 9207) and its ``state``."""
+    query = {**values, "iss": issuer}
+    if state is not None:
+        query["state"] = state
+    separator = "&" if urlsplit(redirect_uri).query else "?"
+    return Redirect(redirect_uri + separator + urlencode(query))
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """An authorization request whose client and redirect URI are good: from here on, every
+    problem is redirected to the client with its ``state``."""
+
+    client: Client
+    redirect_uri: str
+    params: Mapping[str, str]
+    """The query's parameters, superseded by those of a signed request object."""
+    issuer: str
+
+    @property
+    def state(self) -> str | None:
+        return self.params.get("state")
+
+    def back(self, **values: str) -> Redirect:
+        return client_redirect(self.redirect_uri, self.issuer, self.state, **values)
+
+
 def _hash(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
+def _same(subject: str) -> str | None:
+    return subject
+
+
 class AuthorizationCodeFlow:
-    """``/authorize`` and the ``authorization_code`` grant of one operator."""
+    """``/authorize`` and the ``authorization_code`` grant of one operator.
+
+    A code stands for a subject: the subscriber's number here. ``subscriber`` names the
+    subscriber a subject is at redemption (default: the subject itself); an aggregator that
+    relays the flow to the serving operator names none (its codes' subjects are its own
+    handles, see ``federation.authorization_relay``).
+    """
 
     def __init__(
         self,
@@ -83,12 +121,23 @@ class AuthorizationCodeFlow:
         self.consents = consents
         self.tokens = tokens
         self.clock = clock
+        self.subscriber: Callable[[str], str | None] = _same
         db.ensure_schema(SCHEMA)
 
     def authorize(
         self, params: Mapping[str, str], source_ip: str | None, *, repeated: bool = False
     ) -> Redirect:
         """Answer an authorization request; raises :class:`OAuthError` for an error page."""
+        request = self.accept(params)
+        try:
+            code = self._authorize(request, source_ip, repeated)
+        except OAuthError as error:
+            return request.back(error=error.error, error_description=error.description)
+        return request.back(code=code)
+
+    def accept(self, params: Mapping[str, str]) -> AuthorizationRequest:
+        """The client and its redirect URI (a signed request object read first); raises
+        :class:`OAuthError` for an error page, never a redirect."""
         client_id = params.get("client_id")
         client = self.clients.get(client_id) if client_id else None
         if client is None or client.disabled:
@@ -100,29 +149,12 @@ class AuthorizationCodeFlow:
         redirect_uri = params.get("redirect_uri")
         if not redirect_uri or redirect_uri not in client.redirect_uris:
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client")
-        state = params.get("state")
+        return AuthorizationRequest(client, redirect_uri, params, self.config.issuer_url)
 
-        def back(**values: str) -> Redirect:
-            query = {**values, "iss": self.config.issuer_url}
-            if state is not None:
-                query["state"] = state
-            separator = "&" if urlsplit(redirect_uri).query else "?"
-            return Redirect(redirect_uri + separator + urlencode(query))
-
-        try:
-            code = self._authorize(client, redirect_uri, params, source_ip, repeated)
-        except OAuthError as error:
-            return back(error=error.error, error_description=error.description)
-        return back(code=code)
-
-    def _authorize(
-        self,
-        client: Client,
-        redirect_uri: str,
-        params: Mapping[str, str],
-        source_ip: str | None,
-        repeated: bool,
-    ) -> str:
+    def check(self, request: AuthorizationRequest, repeated: bool) -> ScopeRequest:
+        """What is checked before the subscriber is known: response type and mode, grant,
+        PKCE (S256), scope and purpose; raises :class:`OAuthError` (to redirect)."""
+        client, params = request.client, request.params
         if repeated:
             raise OAuthError("invalid_request", "a parameter is repeated")
         if params.get("response_type") != "code":
@@ -138,39 +170,67 @@ class AuthorizationCodeFlow:
             raise OAuthError("invalid_request", "PKCE code_challenge (S256) is required")
         if params.get("code_challenge_method") != "S256":
             raise OAuthError("invalid_request", "code_challenge_method must be S256")
-        request = parse_scope(self.config, client, params.get("scope"), purpose_required=True)
-        assert request.purpose is not None
+        scope = parse_scope(self.config, client, params.get("scope"), purpose_required=True)
+        assert scope.purpose is not None
+        return scope
+
+    def _authorize(
+        self, request: AuthorizationRequest, source_ip: str | None, repeated: bool
+    ) -> str:
+        scope = self.check(request, repeated)
+        client, params = request.client, request.params
+        assert scope.purpose is not None
         subscriber = self.subscribers.by_ipv4(source_ip) if source_ip else None
         if subscriber is None:
             raise OAuthError("login_required",
                              "network-based authentication failed: not an operator device")
-        if objects_to(request.purpose, subscriber):
+        if objects_to(scope.purpose, subscriber):
             raise OAuthError("access_denied", "the subscriber objected to this purpose")
         consent_id = None
-        if request.needs_consent:
+        if scope.needs_consent:
             consent = self.consents.find_active(
-                subscriber.msisdn, client.client_id, request.purpose.purpose, request.api_scopes)
+                subscriber.msisdn, client.client_id, scope.purpose.purpose, scope.api_scopes)
             if consent is None:
                 if "none" in params.get("prompt", "").split():
                     raise OAuthError("consent_required", "consent needed and prompt=none")
                 if subscriber.handset.answer is not HandsetAnswer.APPROVE:
                     raise OAuthError("access_denied", "the subscriber did not give consent")
                 consent = self.consents.grant(
-                    subscriber.msisdn, client.client_id, request.purpose.purpose,
-                    request.api_scopes, actor="subscriber:browser",
+                    subscriber.msisdn, client.client_id, scope.purpose.purpose,
+                    scope.api_scopes, actor="subscriber:browser",
                 )
             consent_id = consent.id
+        return self.issue_code(request, subscriber.msisdn, scope, consent_id=consent_id)
+
+    def issue_code(
+        self,
+        request: AuthorizationRequest,
+        subject: str,
+        scope: ScopeRequest,
+        *,
+        consent_id: str | None = None,
+    ) -> str:
+        """A fresh single-use code for ``subject``, bound to the client, its redirect URI and
+        its PKCE challenge, living ``lifetimes.authorization_code`` seconds."""
         code = secrets.token_urlsafe(32)
         now = self.clock()
+        params = request.params
         self.db.insert(
             "INSERT INTO identity_authorization_codes (code_hash, client_id, redirect_uri,"
             " msisdn, scope, code_challenge, nonce, consent_id, created_at, expires_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_hash(code), client.client_id, redirect_uri, subscriber.msisdn,
-             " ".join(request.scopes), challenge, params.get("nonce"), consent_id, now,
-             now + self.config.lifetimes.authorization_code),
+            (_hash(code), request.client.client_id, request.redirect_uri, subject,
+             " ".join(scope.scopes), params.get("code_challenge"), params.get("nonce"),
+             consent_id, now, now + self.config.lifetimes.authorization_code),
         )
         return code
+
+    def subject_of_token(self, jti: str) -> str | None:
+        """The subject of the code a token was redeemed from (None: not from a code)."""
+        row = self.db.one(
+            "SELECT c.msisdn FROM identity_access_tokens t JOIN identity_authorization_codes c"
+            " ON t.grant_ref = 'code:' || c.code_hash WHERE t.jti = ?", (jti,))
+        return None if row is None else str(row["msisdn"])
 
     def redeem(self, client: Client, form: Mapping[str, str]) -> IssuedToken:
         """The ``authorization_code`` grant: single use, bound to client, URI and verifier."""
@@ -207,7 +267,7 @@ class AuthorizationCodeFlow:
                 " WHERE code_hash = ? AND used_at IS NULL", (self.clock(), code_hash))
             issued = self.tokens.issue(
                 client.client_id, request, grant=GrantType.AUTHORIZATION_CODE,
-                msisdn=row["msisdn"], grant_ref=f"code:{code_hash}",
+                msisdn=self.subscriber(row["msisdn"]), grant_ref=f"code:{code_hash}",
                 consent_id=row["consent_id"], nonce=row["nonce"], auth_time=row["created_at"],
             ) if claimed else None
         if issued is None:  # lost a race with a concurrent redemption of the same code
