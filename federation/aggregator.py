@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from operators import CamaraError, Database, LegalBasis, SubscriberBase, admin_guard
@@ -57,6 +57,14 @@ from operators.gateway import (
 from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
 from operators.policies import NoThrottle
 
+from .authorization_relay import (
+    CALLBACK_PATH,
+    NO_STORE,
+    RELAYED_API,
+    AuthorizationRelay,
+    ServingOperator,
+    query_params,
+)
 from .client import ApplicationClient, Endpoints, OAuthClientError
 from .config import AggregatorConfig, FederatedOperator, FederationConfig
 from .data_centres import DATA_CENTRE_HEADER, DATA_CENTRE_OPT_IN
@@ -91,11 +99,15 @@ FORWARDED: tuple[str, ...] = (
     "extendQosSessionDuration",
     "retrieveQoSProfiles",
     "getQosProfile",
+    "phoneNumberVerify",
+    "phoneNumberShare",
 )
 """The operations (ids of the operation table) the aggregator routes. Those whose body names
 the device go to the operator the Telco Finder names; a QoD session's operations go where the
 session was created (the hub's session table); QoS Profiles without a device are answered
-from every partner (see :meth:`Aggregator.profiles_everywhere`)."""
+from every partner (see :meth:`Aggregator._everywhere`); Number Verification goes to the
+operator that authenticated the device, with the token it gave the hub (see
+:mod:`federation.authorization_relay`)."""
 
 SESSION_OPERATIONS: tuple[str, ...] = ("getSession", "deleteSession", "extendQosSessionDuration")
 """Operations that name a QoD session by the id the hub handed out (``{sessionId}``)."""
@@ -291,6 +303,8 @@ class _Admitted:
     operation: Operation
     purpose: str
     scope: str
+    token_id: str
+    """The ``jti`` of the application's hub token."""
 
 
 @dataclass
@@ -387,6 +401,9 @@ class Aggregator:
         self.admission = Admission(InMemoryPlans.of(identity_config), NoThrottle(), clock)
         self.settlement = SettlementLedger(self.db)
         self.sessions = SessionTable(self.db)
+        self.relay = AuthorizationRelay(
+            self.identity, self.db, locate=self._locate, partner=self._client_at, clock=clock
+        )
         self.limits = ThreatLimits()  # bodies read bounded, as at an operator's gateway
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
@@ -479,6 +496,8 @@ class Aggregator:
         operation = call.operation
         if operation_id in SESSION_OPERATIONS:
             return await self._session_call(request, call)
+        if operation.api == RELAYED_API:
+            return await self._relayed_call(request, call)
         body = await self._body(request) if operation.request is not None else {}
         if operation.api == "qos-profiles" and not _names_device(body):
             return await self._everywhere(request, call, body)
@@ -505,7 +524,9 @@ class Aggregator:
         )
         assert context.purpose is not None
         scope = " ".join((*operation.scopes[0], context.purpose))
-        return _Admitted(correlator, context.client_id, operation, context.purpose, scope)
+        return _Admitted(
+            correlator, context.client_id, operation, context.purpose, scope, claims.jti
+        )
 
     def _answer(
         self, request: Request, call: _Admitted, response: httpx.Response, content: bytes
@@ -653,6 +674,48 @@ class Aggregator:
             content = json.dumps({**info, "sessionId": routed.session_id}).encode()
         self._settle(call, partner, routed.served_as, response.status_code)
         return self._answer(request, call, response, content)
+
+    # -- Number Verification: the operator's token from the device's own flow -------------------
+
+    async def _relayed_call(self, request: Request, call: _Admitted) -> Response:
+        """A Number Verification call, forwarded with the token the serving operator gave the
+        hub when it authenticated the application's subscriber by the device's address."""
+        grant = self.relay.grant_for(call.token_id, call.application)
+        if grant is None:
+            raise CamaraError(
+                403,
+                "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",
+                "Client must authenticate via the mobile network to use this service",
+            )
+        partner = self.partners.get(grant.operator)
+        if partner is None:
+            raise CamaraError(503, "UNAVAILABLE", f"{grant.operator} is not a partner.")
+        if grant.expires_at <= self.clock():
+            raise CamaraError(
+                401, "UNAUTHENTICATED", "The operator's authorization has expired: sign in again."
+            )
+        operation = call.operation
+        body = await self._body(request) if operation.request is not None else None
+        self.tracer(Hop(call.application, self.id, f"{operation.method} {operation.template}"))
+        response = await self._call(
+            partner, operation.method, operation.template, body, grant.access_token, _scoped(call)
+        )
+        self._settle(call, partner, grant.served_as, response.status_code)
+        return self._answer(request, call, response, response.content)
+
+    async def _locate(self, address: str) -> ServingOperator:
+        """The partner that assigned a device's IPv4 address (the Telco Finder's answer)."""
+        try:
+            target = Target.model_validate({"ipv4Address": {"publicAddress": address}})
+        except ValidationError as error:
+            raise CamaraError(404, "IDENTIFIER_NOT_FOUND", "Not an IPv4 address.") from error
+        answer = await self._find(target, FIRST_SEARCH)
+        partner = self._partner_for(answer)
+        return ServingOperator(partner.config.id, answer.operator_id, partner.client)
+
+    def _client_at(self, operator: str) -> ApplicationClient | None:
+        partner = self.partners.get(operator)
+        return None if partner is None else partner.client
 
     # -- QoS Profiles without a device ---------------------------------------------------------
 
@@ -949,6 +1012,21 @@ def create_aggregator_app(
     install_camara_error_handlers(app)
     identity_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_oauth_error_handlers(identity_app)
+    relay = aggregator.relay
+
+    @identity_app.get("/authorize")  # before the identity router's: the hub relays it
+    async def authorize(request: Request) -> Response:
+        params, repeated = query_params(request.url.query)
+        host = request.client.host if request.client else None
+        location = await relay.authorize(params, host, repeated=repeated)
+        return RedirectResponse(location, status_code=302, headers=dict(NO_STORE))
+
+    @identity_app.get(CALLBACK_PATH)
+    async def callback(request: Request) -> Response:
+        params, _ = query_params(request.url.query)
+        location = await relay.callback(params)
+        return RedirectResponse(location, status_code=302, headers=dict(NO_STORE))
+
     identity_app.include_router(build_identity_router(aggregator.identity))
     app.mount(_path(aggregator.identity.issuer), identity_app)
 

@@ -27,6 +27,8 @@ from joserfc.jwk import ECKey
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+MAX_REDIRECTS = 5
+"""Redirects a device follows before it reaches the client's redirect URI."""
 
 
 class OAuthClientError(Exception):
@@ -199,7 +201,9 @@ class ApplicationClient:
         """OIDC code flow with PKCE, the front channel sent from the subscriber's ``device``.
 
         The operator recognises the device by the network address the request comes from
-        (network-based authentication), which is how Number Verification works.
+        (network-based authentication), which is how Number Verification works. The device
+        follows redirects until it is sent to ``redirect_uri`` (through an aggregator, it goes
+        on to the serving operator and back through the aggregator's callback).
         """
         verifier = secrets.token_urlsafe(48)
         challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
@@ -214,6 +218,13 @@ class ApplicationClient:
             "code_challenge_method": "S256",
         }
         response = await device.get(self.endpoints.authorization, params=params)
+        for _ in range(MAX_REDIRECTS):  # an aggregator sends the device on to the operator
+            if response.status_code != 302:
+                break
+            location = response.headers["location"]
+            if location.split("?", 1)[0] == redirect_uri:
+                break
+            response = await device.get(location)
         if response.status_code != 302:
             body = _json(response)
             raise OAuthClientError(
@@ -226,11 +237,15 @@ class ApplicationClient:
             raise OAuthClientError(400, "invalid_state", "the redirect carried another state")
         if "error" in query:
             raise OAuthClientError(400, query["error"], query.get("error_description", ""))
+        return await self.redeem_code(query["code"], redirect_uri, verifier)
+
+    async def redeem_code(self, code: str, redirect_uri: str, verifier: str) -> dict[str, Any]:
+        """The ``authorization_code`` grant: a code, the redirect URI and the PKCE verifier."""
         return await self._post(
             self.endpoints.token,
             {
                 "grant_type": "authorization_code",
-                "code": query["code"],
+                "code": code,
                 "redirect_uri": redirect_uri,
                 "code_verifier": verifier,
             },

@@ -65,18 +65,26 @@ class Federation:
         return port_number(self.portability, number, to_party, self.operators())
 
     def device(self, operator_id: str, number: str) -> httpx.AsyncClient:
-        """An HTTP client whose requests come from ``number``'s device address."""
+        """An HTTP client whose requests come from ``number``'s device address; it reaches
+        every party (its operator, the aggregator) as that address."""
         subscriber = self.operator(operator_id).subscribers.get(number)
         if subscriber is None or subscriber.ipv4 is None:
             raise ValueError(f"{number} has no device address at {operator_id}")
-        member = self.members[operator_id]
-        network = AsgiNetwork({member.api_root: member.front}, client=(subscriber.ipv4, 50123))
-        return httpx.AsyncClient(transport=network)
+        return httpx.AsyncClient(transport=self.network.seen_from((subscriber.ipv4, 50123)))
 
     async def register_application(
-        self, client_id: str, scope: str, purposes: list[str], *, name: str | None = None
+        self,
+        client_id: str,
+        scope: str,
+        purposes: list[str],
+        *,
+        name: str | None = None,
+        redirect_uris: list[str] | None = None,
     ) -> ApplicationClient:
-        """Register an application with the aggregator only (its admin API); return its client."""
+        """Register an application with the aggregator only (its admin API); return its client.
+
+        With ``redirect_uris`` it may also run the authorization code flow (Number
+        Verification from the subscriber's device)."""
         key = new_client_key()
         config = self.aggregator.config
         response = await self.http.post(
@@ -86,7 +94,11 @@ class Federation:
                 "client_id": client_id,
                 "client_name": name or client_id,
                 "jwks": {"keys": [dict(key.as_dict(private=False))]},
-                "grant_types": list(APPLICATION_GRANTS),
+                "grant_types": [
+                    *APPLICATION_GRANTS,
+                    *(["authorization_code"] if redirect_uris else []),
+                ],
+                "redirect_uris": redirect_uris or [],
                 "scope": scope,
                 "purposes": purposes,
             },

@@ -37,6 +37,7 @@ from operators.gateway import ThreatLimits, openapi_body, read_model
 from operators.identity import SubjectResolver, UnknownSubjectError
 from operators.policies import Throttle
 
+from .authorization_relay import callback_url
 from .config import FederatedOperator, FederationConfig
 from .data_centres import DataCentreSite, LoadBalancedFront
 from .global_load_balancer import GlobalLoadBalancer, HealthPolicy
@@ -238,8 +239,10 @@ class MemberOperator:
             clients.refer_keys(party, jwks_uri)
         else:
             purposes = [p.purpose for p in self.config.purposes]
+            aggregator = any(a.id == party for a in self.federation.aggregators)
             self.primary.identity.register_client(party_registration(
-                party, jwks_uri=jwks_uri, scope=PARTNER_SCOPE, purposes=purposes, ciba=True))
+                party, jwks_uri=jwks_uri, scope=PARTNER_SCOPE, purposes=purposes, ciba=True,
+                redirect_uris=[callback_url(issuer)] if aggregator else ()))
         self.registered.append(party)
 
     async def stop(self) -> None:

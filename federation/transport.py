@@ -21,6 +21,7 @@ class AsgiNetwork(httpx.AsyncBaseTransport):
     def __init__(self, apps: Mapping[str, ASGIApp] | None = None, *,
                  client: tuple[str, int] = ("127.0.0.1", 40000)) -> None:
         self._client = client
+        self._apps: dict[str, ASGIApp] = {}
         self._transports: dict[str, httpx.ASGITransport] = {}
         for base, app in (apps or {}).items():
             self.add(base, app)
@@ -28,7 +29,12 @@ class AsgiNetwork(httpx.AsyncBaseTransport):
     def add(self, base_url: str, app: ASGIApp) -> None:
         """Serve ``app`` at the host of ``base_url`` (a URL or a bare host)."""
         host = urlsplit(base_url).netloc if "://" in base_url else base_url
+        self._apps[host] = app
         self._transports[host] = httpx.ASGITransport(app=app, client=self._client)
+
+    def seen_from(self, client: tuple[str, int]) -> AsgiNetwork:
+        """The same apps, reached from another address (a subscriber's device, say)."""
+        return AsgiNetwork(self._apps, client=client)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self._transports.get(request.url.netloc.decode("ascii"))

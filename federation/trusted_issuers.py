@@ -148,7 +148,7 @@ class TrustedIssuers:
 
 def party_registration(
     party: str, jwks: dict[str, Any] | None = None, *, scope: str, purposes: Iterable[str],
-    ciba: bool = False, jwks_uri: str | None = None,
+    ciba: bool = False, jwks_uri: str | None = None, redirect_uris: Iterable[str] = (),
 ) -> ClientRegistration:
     """How an operator registers a federation party as a client: its id, JWT bearer grant.
 
@@ -157,13 +157,18 @@ def party_registration(
     authentication (``private_key_jwt`` for client credentials and, with ``ciba``, CIBA on
     behalf of the party's applications) as for its assertions, which are verified with the
     keys of its published JWKS in any case. ``jwks`` registers keys by value instead.
+    With ``redirect_uris`` (an aggregator's callback) the party may also run the
+    authorization code flow, for the Number Verification it relays from a device.
     """
     grants = [GrantType.JWT_BEARER, GrantType.CLIENT_CREDENTIALS]
     if ciba:
         grants.append(GrantType.CIBA)
+    uris = list(redirect_uris)
+    if uris:
+        grants.append(GrantType.AUTHORIZATION_CODE)
     return ClientRegistration(
         client_id=party, client_name=f"federation party {party}", jwks=jwks, jwks_uri=jwks_uri,
-        grant_types=grants, scope=scope, purposes=list(purposes),
+        grant_types=grants, scope=scope, purposes=list(purposes), redirect_uris=uris,
     )
 
 
