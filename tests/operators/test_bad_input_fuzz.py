@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,11 @@ from operators.operator import Operator, create_operator_app
 from operators.storage import Database
 from operators.subscriber_admin import build_subscriber_admin_router
 from operators.subscriber_base import ChangeKind, SubscriberBase
+from tests import fuzz_bodies
+from tests.fuzz_bodies import JSON, Endless, assert_error_shape, documents
 
 START = 1_750_000_000.0
 BODY_METHODS = ("post", "put", "patch")
-JSON = "application/json"
-FORM = "application/x-www-form-urlencoded"
 
 
 class FakeClock:
@@ -173,50 +173,13 @@ PLAUSIBLE: dict[str, dict[str, Any]] = {
 }
 
 
-def _poisoned(document: Any, value: Any) -> Any:
-    """``document`` with every leaf replaced by ``value`` (keys kept)."""
-    if isinstance(document, dict):
-        return {k: _poisoned(v, value) for k, v in document.items()}
-    if isinstance(document, list):
-        return [_poisoned(v, value) for v in document]
-    return value
-
-
 def battery(template: str) -> list[tuple[str, bytes]]:
     """(content type, body) pairs every endpoint must refuse or survive."""
-    plausible = PLAUSIBLE.get(template, {"a": "b"})
-    text = json.dumps(plausible)
-    first_key = next(iter(plausible))
-    duplicate = "{" + f'"{first_key}": null, ' + text[1:]
-    bodies: list[tuple[str, bytes]] = [
-        (JSON, b'{"a":' * 1000 + b"1" + b"}" * 1000),
-        (JSON, b"[" * 5000 + b"]" * 5000),
-        (JSON, json.dumps(_poisoned(plausible, "\ud800")).encode()),
-        (JSON, json.dumps({"\udc00": 1, **plausible}).encode()),
-        (JSON, json.dumps(_poisoned(plausible, "x")).encode().replace(b'"x"', b'"\xed\xa0\x80"')),
-        (JSON, duplicate.encode()),
-        (JSON, text.encode("utf-16")),
-        (JSON, text.encode("utf-16-le")),
-        (JSON, b"\xef\xbb\xbf" + text.encode()),
-        (JSON, b'{"a": "\xff\xfe"}'),
-        (JSON, text.replace("}", ', "n": NaN}', 1).encode()),
-        (JSON, json.dumps(_poisoned(plausible, [])).encode()),
-        (JSON, json.dumps(_poisoned(plausible, {"deep": [1, 2]})).encode()),
-        (JSON, json.dumps(_poisoned(plausible, 10**30)).encode()),
-        (JSON, text.replace("}", ', "big": ' + "9" * 5000 + "}", 1).encode()),
-        (JSON, json.dumps(_poisoned(plausible, True)).encode()),
-        (JSON, json.dumps({"x": "y" * 100_000}).encode()),
-        (JSON, b"[]"), (JSON, b'"text"'), (JSON, b"null"), (JSON, b""), (JSON, b"{"),
-        ("text/plain", text.encode()),
-        (FORM, b"grant_type=%ED%A0%80&scope=%ff"),
-        (FORM, b"a=1&a=2&" + b"&".join(b"k%d=v" % i for i in range(200))),
-        (FORM, text.encode()),
-    ]
-    return bodies
+    return fuzz_bodies.battery(PLAUSIBLE.get(template, {"a": "b"}))
 
 
 async def _call(world: World, http: httpx.AsyncClient, endpoint: Endpoint, content_type: str,
-                content: bytes | AsyncIterator[bytes]) -> httpx.Response:
+                content: bytes | AsyncIterable[bytes]) -> httpx.Response:
     return await http.request(
         endpoint.method, endpoint.path, content=content,
         headers={**world.headers, "content-type": content_type})
@@ -232,8 +195,7 @@ def _check(world: World, endpoint: Endpoint, response: httpx.Response, before: A
     where = f"{endpoint.method} {endpoint.template} <- {what}"
     assert response.status_code < 500, f"{where}: {response.status_code} {response.text}"
     if response.status_code >= 400:
-        body = response.json()
-        assert "error" in body or {"status", "code", "message"} <= set(body), where
+        assert_error_shape(response, where)
         assert world.state() == before, f"{where}: a refusal changed the state"
 
 
@@ -260,32 +222,15 @@ async def test_the_battery_at_every_endpoint(world: World) -> None:
 
 async def test_huge_and_chunked_bodies_are_cut_at_the_limit(world: World) -> None:
     for endpoint in world.endpoints:
-        sent = 0
-
-        async def endless() -> AsyncIterator[bytes]:
-            nonlocal sent
-            for _ in range(4096):  # 64 MiB if anybody read it all
-                sent += 1
-                yield b" " * 16384
-
+        endless = Endless()
         async with _client(world, endpoint) as http:
             before = world.state()
-            response = await _call(world, http, endpoint, JSON, endless())
+            response = await _call(world, http, endpoint, JSON, endless)
             _check(world, endpoint, response, before, "chunked 64 MiB")
-            assert sent < 4096, f"{endpoint.template} read a whole endless body"
+            assert not endless.read_whole, f"{endpoint.template} read a whole endless body"
             before = world.state()
             response = await _call(world, http, endpoint, JSON, b" " * 300_000)
             _check(world, endpoint, response, before, "300 kB")
-
-
-_surrogates = st.characters(categories=["Cs"])
-_strings = st.text(alphabet=st.one_of(st.characters(), _surrogates), max_size=8)
-_documents = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
-    | _strings,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_strings, inner, max_size=4),
-    max_leaves=10,
-)
 
 
 def test_drawn_documents_never_500_and_unencodable_ones_never_land() -> None:
@@ -294,7 +239,7 @@ def test_drawn_documents_never_500_and_unencodable_ones_never_land() -> None:
 
     @settings(max_examples=120, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow])
-    @given(index=st.integers(0, len(endpoints) - 1), document=_documents,
+    @given(index=st.integers(0, len(endpoints) - 1), document=documents,
            field=st.sampled_from(["", "kind", "payload", "plan", "clientId", "target",
                                   "phoneNumber", "issuer", "client_name"]))
     def check(index: int, document: Any, field: str) -> None:
