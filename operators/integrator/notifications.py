@@ -116,6 +116,7 @@ class CloudEventNotifier:
         self.source = source
         self.clock = clock
         self.http = http
+        self._owns_http = True  # closed by aclose, unless lent through use_http
         self.attempts = attempts
         self.backoff = backoff
         self.timeout = timeout
@@ -131,14 +132,34 @@ class CloudEventNotifier:
         if sink is None:
             return
         credential = session.request.sinkCredential
-        headers = {"content-type": CONTENT_TYPE}
-        if credential is not None and credential.accessToken:
-            expires = credential.accessTokenExpiresUtc
-            if expires is not None and expires.timestamp() <= self.clock():
-                return  # the application's token has expired: it stops receiving (as the YAML)
-            headers["authorization"] = f"Bearer {credential.accessToken}"
+        token = credential.accessToken if credential is not None else None
+        expires = credential.accessTokenExpiresUtc if credential is not None else None
         event = status_changed_event(session, status, info, source=self.source, at=self.clock())
+        self.send(sink, event, token, None if expires is None else expires.timestamp())
+
+    def send(
+        self,
+        sink: str,
+        event: dict[str, Any],
+        access_token: str | None = None,
+        expires_at: float | None = None,
+    ) -> None:
+        """Deliver one CloudEvent to ``sink`` in the background, with ``access_token`` as the
+        bearer (an aggregator relays an operator's events this way); nothing once the token
+        has expired (``expires_at``, epoch seconds), as the YAML says."""
+        headers = {"content-type": CONTENT_TYPE}
+        if access_token:
+            if expires_at is not None and expires_at <= self.clock():
+                return  # the application's token has expired: it stops receiving (as the YAML)
+            headers["authorization"] = f"Bearer {access_token}"
         self._spawn(self._deliver(sink, event, headers))
+
+    def use_http(self, http: httpx.AsyncClient) -> None:
+        """Deliver with ``http`` (a federation member's own client), which stays its owner's."""
+        if self.http is not None and self._owns_http:
+            self._spawn(self.http.aclose())
+        self.http = http
+        self._owns_http = False
 
     def remind(self, at: float, sweep: Callable[[], Any]) -> None:
         async def later() -> None:
@@ -183,12 +204,12 @@ class CloudEventNotifier:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
-        """Cancel what is under way and close the client."""
+        """Cancel what is under way and close its client (not one lent by ``use_http``)."""
         pending = [*self._tasks, *self._reminders]
         for task in pending:
             task.cancel()
         for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self.http is not None:
+        if self.http is not None and self._owns_http:
             await self.http.aclose()
