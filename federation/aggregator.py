@@ -55,6 +55,7 @@ from operators.gateway import (
     read_json_object,
 )
 from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
+from operators.integrator import CloudEventNotifier
 from operators.policies import NoThrottle
 
 from .authorization_relay import (
@@ -70,6 +71,9 @@ from .config import AggregatorConfig, FederatedOperator, FederationConfig
 from .data_centres import DATA_CENTRE_HEADER, DATA_CENTRE_OPT_IN
 from .discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
 from .network_id import HttpNetworkId
+from .notification_relay import LIMITS as NOTIFICATION_LIMITS
+from .notification_relay import PATH as NOTIFICATION_PATH
+from .notification_relay import NotificationRelay
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
 from .telco_finder import (
     HttpSecondLevelFinder,
@@ -401,6 +405,13 @@ class Aggregator:
         self.admission = Admission(InMemoryPlans.of(identity_config), NoThrottle(), clock)
         self.settlement = SettlementLedger(self.db)
         self.sessions = SessionTable(self.db)
+        self.notifier = CloudEventNotifier(
+            f"{config.api_root}/quality-on-demand/v1/sessions", clock=clock
+        )
+        self.notifier.use_http(http)  # the aggregator's own client, closed by its owner
+        self.notifications = NotificationRelay(
+            self.db, api_root=config.api_root, notifier=self.notifier, clock=clock
+        )
         self.relay = AuthorizationRelay(
             self.identity, self.db, locate=self._locate, partner=self._client_at, clock=clock
         )
@@ -501,10 +512,24 @@ class Aggregator:
         body = await self._body(request) if operation.request is not None else {}
         if operation.api == "qos-profiles" and not _names_device(body):
             return await self._everywhere(request, call, body)
-        response, partner, answer, subject = await self._device_call(call, body)
+        session_id: str | None = None
+        if operation_id == "createSession":  # the operator's notifications come to the hub
+            session_id = str(uuid.uuid4())
+            body = self.notifications.prepare(
+                body, session_id, call.application, operation.request
+            )
+        try:
+            response, partner, answer, subject = await self._device_call(call, body)
+        except BaseException:
+            if session_id is not None:
+                self.notifications.drop(session_id)
+            raise
         content = response.content
-        if response.status_code < 300 and operation_id == "createSession":
-            content = self._created(call, partner, answer, subject, response)
+        if session_id is not None:
+            if response.status_code < 300:
+                content = self._created(call, partner, answer, subject, response, session_id)
+            else:
+                self.notifications.drop(session_id)
         elif response.status_code < 300 and operation_id == "retrieveSessionsByDevice":
             content = self._mine(call, partner, response)
         self._settle(call, partner, answer.operator_id, response.status_code)
@@ -596,14 +621,17 @@ class Aggregator:
         answer: SearchAnswer,
         subject: str,
         response: httpx.Response,
+        session_id: str,
     ) -> bytes:
-        """Record a session the operator created and hand the application the hub's id."""
+        """Record a session the operator created and hand the application the hub's id (the
+        one its notifications were relayed under, unless the operator answered a replay)."""
         info = _json_or_none(response)
         if not isinstance(info, dict) or not isinstance(info.get("sessionId"), str):
+            self.notifications.drop(session_id)
             return response.content
         routed = self.sessions.add(
             RoutedSession(
-                str(uuid.uuid4()),
+                session_id,
                 call.application,
                 partner.config.id,
                 answer.operator_id,
@@ -612,7 +640,11 @@ class Aggregator:
             ),
             self.clock(),
         )
-        return json.dumps({**info, "sessionId": routed.session_id}).encode()
+        if routed.session_id == session_id:
+            self.notifications.bind(session_id, routed.operator_session_id)
+        else:
+            self.notifications.drop(session_id)
+        return json.dumps(self.notifications.shown(info, routed.session_id)).encode()
 
     def _mine(self, call: _Admitted, partner: Partner, response: httpx.Response) -> bytes:
         """The operator's sessions of the device that this application created, by hub id.
@@ -629,7 +661,7 @@ class Aggregator:
                 continue
             routed = self.sessions.at_operator(partner.config.id, info["sessionId"])
             if routed is not None and routed.application == call.application:
-                mine.append({**info, "sessionId": routed.session_id})
+                mine.append(self.notifications.shown(info, routed.session_id))
         return json.dumps(mine).encode()
 
     async def _session_call(self, request: Request, call: _Admitted) -> Response:
@@ -671,7 +703,7 @@ class Aggregator:
         content = response.content
         info = _json_or_none(response) if response.status_code < 300 else None
         if isinstance(info, dict) and "sessionId" in info:
-            content = json.dumps({**info, "sessionId": routed.session_id}).encode()
+            content = json.dumps(self.notifications.shown(info, routed.session_id)).encode()
         self._settle(call, partner, routed.served_as, response.status_code)
         return self._answer(request, call, response, content)
 
@@ -959,6 +991,10 @@ class Aggregator:
             )
         )
 
+    async def stop(self) -> None:
+        """Cancel the notifications under way (the HTTP client is its owner's)."""
+        await self.notifier.aclose()
+
     def close(self) -> None:
         self.db.close()
 
@@ -1014,14 +1050,15 @@ def create_aggregator_app(
     install_oauth_error_handlers(identity_app)
     relay = aggregator.relay
 
-    @identity_app.get("/authorize")  # before the identity router's: the hub relays it
+    # Before the identity router's /authorize, which it shadows (and documents): the hub relays.
+    @identity_app.get("/authorize", include_in_schema=False)
     async def authorize(request: Request) -> Response:
         params, repeated = query_params(request.url.query)
         host = request.client.host if request.client else None
         location = await relay.authorize(params, host, repeated=repeated)
         return RedirectResponse(location, status_code=302, headers=dict(NO_STORE))
 
-    @identity_app.get(CALLBACK_PATH)
+    @identity_app.get(CALLBACK_PATH, include_in_schema=False)
     async def callback(request: Request) -> Response:
         params, _ = query_params(request.url.query)
         location = await relay.callback(params)
@@ -1085,6 +1122,14 @@ def create_aggregator_app(
         }
 
     app.include_router(admin)
+
+    @app.post(NOTIFICATION_PATH, status_code=204, include_in_schema=False)
+    async def notification(request: Request) -> Response:
+        """An operator's CloudEvent about a session created through the hub."""
+        session_id = str(request.path_params["sessionId"])
+        event = await read_json_object(request, NOTIFICATION_LIMITS)
+        aggregator.notifications.receive(session_id, request.headers.get("authorization"), event)
+        return Response(status_code=204)
 
     @app.get("/health")
     def health() -> JSONResponse:

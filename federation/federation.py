@@ -111,6 +111,7 @@ class Federation:
     async def stop(self) -> None:
         for member in self.members.values():
             await member.stop()
+        await self.aggregator.stop()
         await self.http.aclose()
         for member in self.members.values():
             member.close()

@@ -35,6 +35,7 @@ from operators import CamaraError, Operator, Subscriber, admin_guard, create_ope
 from operators.camara import OPERATION_SCOPES
 from operators.gateway import ThreatLimits, openapi_body, read_model
 from operators.identity import SubjectResolver, UnknownSubjectError
+from operators.integrator import CloudEventNotifier
 from operators.policies import Throttle
 
 from .authorization_relay import callback_url
@@ -170,6 +171,9 @@ class MemberOperator:
                 throttle=shared_throttle,
             )
             operator.identity.use_http(http)  # clients' and partners' jwks_uri, fetched here
+            notifier = operator.integrator.notifier
+            if isinstance(notifier, CloudEventNotifier):
+                notifier.use_http(http)  # QoD sinks (the hub's relay, too) reached over it
             policy = TrustedIssuers.for_identity(operator_id, operator.identity, trust, jwks)
             policy.install(operator.identity)
             policy_box.append(policy)

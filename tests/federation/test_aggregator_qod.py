@@ -1,18 +1,26 @@
 """Quality on Demand and QoS Profiles through the aggregator, end to end in one process.
 
 Sessions are created at the operator serving the device; the application holds the hub's own
-session id, and every later call about the session goes to the operator that holds it.
+session id, and every later call about the session goes to the operator that holds it. The
+operator's notifications come to the hub's relay, which sends them on under the hub's id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from federation.config import FederationConfig
 from federation.data_centres import DATA_CENTRE_HEADER
@@ -181,3 +189,122 @@ async def test_data_centre_header_only_for_who_asks(hub: Hub) -> None:
         es_root = hub.fed.config.operator("telco-es").api_root
         health = await plain.get(f"{es_root}/health")
         assert health.status_code == 200 and DATA_CENTRE_HEADER not in health.headers
+
+
+# -- notifications of sessions created through the hub ------------------------------------------
+
+
+class AppSink:
+    """The application's notification endpoint, reached over the in-process network."""
+
+    url = "https://app.example/notifications"
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.json()))
+        return Response(status_code=204)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/notifications", self.endpoint, methods=["POST"])])
+
+
+async def _until(condition: Callable[[], bool], bound: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + bound
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
+
+
+async def test_operator_notifications_reach_the_application_under_the_hub_id(hub: Hub) -> None:
+    sink = AppSink()
+    hub.fed.network.add(sink.url, sink.app())
+    expires = dt.datetime.fromtimestamp(hub.fed.aggregator.clock() + 3600, dt.UTC)
+    number = hub.number("telco-fr")
+    created = await hub.fed.http.post(
+        f"{hub.url}/quality-on-demand/v1/sessions",
+        json={
+            "device": {"phoneNumber": number},
+            "applicationServer": {"ipv4Address": "198.51.100.10"},
+            "qosProfile": "QOS_M",
+            "duration": 600,
+            "sink": sink.url,
+            "sinkCredential": {
+                "credentialType": "ACCESSTOKEN",
+                "accessToken": "app-sink-token",
+                "accessTokenExpiresUtc": expires.isoformat(),
+                "accessTokenType": "bearer",
+            },
+        },
+        headers=hub.headers,
+    )
+    assert created.status_code == 201, created.text
+    session_id = created.json()["sessionId"]
+    assert created.json()["sink"] == sink.url, "the application sees its own sink"
+    routed = hub.fed.aggregator.sessions.get(session_id)
+    assert routed is not None
+    held = hub.fed.operator("telco-fr").integrator.sessions.get(routed.operator_session_id)
+    assert held is not None and held.request.sink is not None
+    assert held.request.sink.startswith(f"{hub.url}/qod-notifications/"), "the hub's relay"
+    assert held.request.sinkCredential is not None
+    assert held.request.sinkCredential.accessToken != "app-sink-token"
+
+    await _until(lambda: len(sink.received) == 1)
+    headers, event = sink.received[0]
+    assert headers["authorization"] == "Bearer app-sink-token"
+    assert headers["content-type"] == "application/cloudevents+json"
+    assert event["data"] == {"sessionId": session_id, "qosStatus": "AVAILABLE"}
+    assert event["source"] == f"{hub.url}/quality-on-demand/v1/sessions/{session_id}"
+    assert event["type"] == "org.camaraproject.quality-on-demand.v1.qos-status-changed"
+
+    deleted = await hub.fed.http.delete(
+        f"{hub.url}/quality-on-demand/v1/sessions/{session_id}", headers=hub.headers
+    )
+    assert deleted.status_code == 204
+    await _until(lambda: len(sink.received) == 2)
+    assert sink.received[1][1]["data"] == {
+        "sessionId": session_id,
+        "qosStatus": "UNAVAILABLE",
+        "statusInfo": "DELETE_REQUESTED",
+    }, "relayed even after the hub forgot the session"
+
+    relay = f"{hub.url}/qod-notifications/{session_id}"
+    forged = await hub.fed.http.post(
+        relay, json=event, headers={"Authorization": "Bearer app-sink-token"}
+    )
+    assert forged.status_code == 401 and forged.json()["code"] == "UNAUTHENTICATED"
+    secret = held.request.sinkCredential.accessToken
+    auth = {"Authorization": f"Bearer {secret}"}
+    unknown = await hub.fed.http.post(
+        f"{hub.url}/qod-notifications/{uuid.uuid4()}", json=event, headers=auth
+    )
+    assert unknown.status_code == 401
+    other = {**event, "data": {"sessionId": str(uuid.uuid4()), "qosStatus": "AVAILABLE"}}
+    mismatched = await hub.fed.http.post(relay, json=other, headers=auth)
+    assert mismatched.status_code == 400 and mismatched.json()["code"] == "INVALID_ARGUMENT"
+    genuine = {**event, "data": {"sessionId": routed.operator_session_id, "qosStatus": "AVAILABLE"}}
+    relayed = await hub.fed.http.post(relay, json=genuine, headers=auth)
+    assert relayed.status_code == 204
+    await _until(lambda: len(sink.received) == 3)
+    assert sink.received[2][1]["data"]["sessionId"] == session_id
+    await hub.fed.aggregator.notifier.drain()
+    assert len(sink.received) == 3, "nothing forged was sent on"
+
+
+async def test_a_sink_the_operator_refuses_is_its_own_error(hub: Hub) -> None:
+    response = await hub.fed.http.post(
+        f"{hub.url}/quality-on-demand/v1/sessions",
+        json={
+            "device": {"phoneNumber": hub.number("telco-es")},
+            "applicationServer": {"ipv4Address": "198.51.100.10"},
+            "qosProfile": "QOS_M",
+            "duration": 600,
+            "sink": "https://app.example/notifications",
+            "sinkCredential": {"credentialType": "PLAIN", "identifier": "a", "secret": "b"},
+        },
+        headers=hub.headers,
+    )
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_CREDENTIAL"
+    rows = hub.fed.aggregator.db.all("SELECT * FROM aggregator_qod_relays")
+    assert rows == [], "no relay left behind"
