@@ -37,6 +37,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -766,7 +767,12 @@ class Aggregator:
         """
         operation = call.operation
         name = request.path_params.get("name")
-        path = operation.template.replace("{name}", str(name)) if name is not None else None
+        # Quoted whole: a name is one path segment, never a query, a fragment or a control byte.
+        path = (
+            operation.template.replace("{name}", quote(str(name), safe=""))
+            if name is not None
+            else None
+        )
         answers: list[tuple[Partner, httpx.Response]] = []
         for partner in self.partners.values():
             try:

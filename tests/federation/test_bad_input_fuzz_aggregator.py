@@ -275,10 +275,6 @@ async def test_drawn_documents_never_500_and_refusals_change_nothing(world: Worl
                           repr(body)[:80])
 
 
-@pytest.mark.xfail(strict=True, raises=httpx.InvalidURL, reason=(
-    "federation/aggregator.py Aggregator._everywhere puts the {name} path parameter unquoted "
-    "into the URL it calls each partner at: a control character (%00, %0A) makes httpx raise "
-    "InvalidURL, a 500 (quote it with urllib.parse.quote(name, safe='') to fix)"))
 async def test_a_control_character_in_a_profile_name_is_refused_not_a_500(world: World) -> None:
     route = Route("GET", "/qos-profiles/v1/qos-profiles/{name}")
     for value in CONTROL_IDS:
