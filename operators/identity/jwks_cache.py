@@ -11,7 +11,11 @@ Keys are cached for ``ttl`` seconds; an unknown ``kid`` (the owner rotated its k
 a refresh, at most once per ``min_refresh_interval`` per owner, on the injected clock, so a
 flood of tokens with made-up ``kid`` values cannot turn the cache into a request amplifier.
 A failed refresh keeps the keys already known: a partner's short outage must not cut off its
-valid assertions. A document is read to at most :data:`MAX_JWKS_BYTES`.
+valid assertions. A failed fetch is tried again sooner, with a backoff from
+:data:`RETRY_AFTER_FAILURE` doubling up to ``min_refresh_interval``: the interval bounds how often
+a made-up ``kid`` can make us fetch, and a fetch that failed (a partner still starting, a
+timeout under load) answered nothing to bound. A document is read to at most
+:data:`MAX_JWKS_BYTES`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,13 @@ class _Entry:
     jwks_uri: str | None = None
     fetched_at: float | None = None
     attempted_at: float | None = None
+    failures: int = 0
+    """Failed fetches in a row (0 after a good one)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+RETRY_AFTER_FAILURE = 1.0
+"""Seconds before a failed fetch is tried again (doubling with each failure in a row)."""
 
 
 def _origin(url: str) -> str:
@@ -149,13 +159,16 @@ class JwksCache:
 
     def _needs_fetch(self, entry: _Entry, kid: str | None) -> bool:
         now = self.clock()
-        if entry.fetched_at is None or now - entry.fetched_at >= self.ttl:
-            return entry.attempted_at is None or now - entry.attempted_at >= min(
-                self.min_refresh_interval, self.ttl)
-        if kid is not None and all(key.kid != kid for key in entry.keys):
-            return entry.attempted_at is None or now - entry.attempted_at >= (
-                self.min_refresh_interval)
-        return False
+        stale = entry.fetched_at is None or now - entry.fetched_at >= self.ttl
+        unknown = kid is not None and all(key.kid != kid for key in entry.keys)
+        if not (stale or unknown):
+            return False
+        if entry.attempted_at is None:
+            return True
+        wait = min(self.min_refresh_interval, self.ttl) if stale else self.min_refresh_interval
+        if entry.failures:
+            wait = min(wait, RETRY_AFTER_FAILURE * 2 ** (entry.failures - 1))
+        return now - entry.attempted_at >= wait
 
     async def _refresh(self, issuer: str, entry: _Entry) -> None:
         entry.attempted_at = self.clock()
@@ -168,11 +181,13 @@ class JwksCache:
                 raise JwksError(f"JWKS of {issuer} answered {status}")
             keys = parse_jwks(document)
         except (httpx.HTTPError, ValueError, JwksError):
+            entry.failures += 1
             if entry.fetched_at is None:
                 entry.keys = ()
-            return  # keep the last good keys; the next attempt waits for the interval
+            return  # keep the last good keys; the next attempt waits for the backoff
         entry.keys = keys
         entry.fetched_at = self.clock()
+        entry.failures = 0
 
     async def _get_json(self, url: str) -> tuple[int, Any]:
         """GET ``url`` without following redirects; its JSON body, read to the size bound."""

@@ -108,3 +108,32 @@ async def test_jwks_uri_on_another_origin_is_not_fetched(clock: FakeClock) -> No
     cache = JwksCache(httpx.AsyncClient(transport=httpx.MockTransport(handler)), clock=clock)
     assert await cache.keys(ISSUER) == ()
     assert not any("attacker" in r for r in requests)
+
+
+async def test_a_failed_first_fetch_is_retried_after_a_short_backoff(clock: FakeClock) -> None:
+    """A partner still starting (or slow under load) answers nothing: the next request tries
+    again after a second, doubling while it keeps failing, instead of waiting the whole
+    refresh interval with no key at all."""
+    issuer = FakeIssuer()
+    cache = JwksCache(issuer.client(), clock=clock, ttl=300, min_refresh_interval=30)
+    issuer.down = True
+    kid = issuer.keys[0].kid
+    assert await cache.keys(ISSUER, kid=kid) == ()
+    clock.advance(0.5)
+    assert await cache.keys(ISSUER, kid=kid) == ()  # too soon: no second attempt yet
+    assert len(issuer.requests) == 1
+    clock.advance(0.5)
+    assert await cache.keys(ISSUER, kid=kid) == ()  # one second: tried again, still down
+    assert len(issuer.requests) == 2
+    clock.advance(1.5)
+    assert len(issuer.requests) == 2 and await cache.keys(ISSUER, kid=kid) == ()
+    assert len(issuer.requests) == 2  # the backoff doubled to two seconds
+    issuer.down = False
+    clock.advance(0.5)
+    assert [k.kid for k in await cache.keys(ISSUER, kid=kid)] == [kid]
+    # Once keys are known, a made-up kid waits the whole interval again.
+    fetched = jwks_fetches(issuer)
+    await cache.keys(ISSUER, kid="made-up")
+    clock.advance(5)
+    await cache.keys(ISSUER, kid="made-up")
+    assert jwks_fetches(issuer) == fetched
