@@ -353,7 +353,7 @@ class FederationProcesses:
             if pending:
                 time.sleep(0.2)
 
-    def stop(self, timeout: float = 10.0) -> dict[str, int | None]:
+    def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
         """SIGTERM every party, wait, then kill any that lingers; returns the exit codes."""
         for process in self.processes.values():
             if process.poll() is None:

@@ -40,7 +40,7 @@ def settlement(path: Path) -> dict[tuple[str, str], tuple[int, int]]:
 def federation(tmp_path: Path) -> Iterator[FederationProcesses]:
     processes = FederationProcesses.prepare(default_federation(), free_port_block(4), tmp_path)
     yield processes
-    codes = processes.stop(timeout=30)
+    codes = processes.stop(timeout=120)  # generous: a loaded machine shuts down slowly
     assert all(code == 0 for code in codes.values()), codes  # a clean stop on SIGTERM
 
 
