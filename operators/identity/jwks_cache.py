@@ -155,6 +155,11 @@ class JwksCache:
             async with entry.lock:
                 if self._needs_fetch(entry, kid):  # another task may have fetched meanwhile
                     await self._refresh(name, entry)
+                    if entry.failures and not entry.keys:
+                        # Nothing known yet (a partner still starting, a fetch timed out under
+                        # load): one more try for this request before it is refused.
+                        await asyncio.sleep(RETRY_AFTER_FAILURE / 2)
+                        await self._refresh(name, entry)
         return entry.keys
 
     def _needs_fetch(self, entry: _Entry, kid: str | None) -> bool:
@@ -167,7 +172,9 @@ class JwksCache:
             return True
         wait = min(self.min_refresh_interval, self.ttl) if stale else self.min_refresh_interval
         if entry.failures:
-            wait = min(wait, RETRY_AFTER_FAILURE * 2 ** (entry.failures - 1))
+            # While no key is known at all, every request needs one: retry each second.
+            doubling = RETRY_AFTER_FAILURE * 2 ** (entry.failures - 1) if entry.keys else 0.0
+            wait = min(wait, max(RETRY_AFTER_FAILURE, doubling))
         return now - entry.attempted_at >= wait
 
     async def _refresh(self, issuer: str, entry: _Entry) -> None:
