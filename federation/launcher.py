@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ import httpx
 import yaml
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from operators import TEST_NUMBERS, Housekeeping, NumberPlan, Retention
+from operators import TEST_NUMBERS, Housekeeping, NumberPlan, Retention, serve_until_stopped
 from operators.identity import KeyEncryptionKeyError, KeySealing
 
 from .aggregator import Aggregator, create_aggregator_app
@@ -144,11 +144,13 @@ class PartyApp:
                     self._task = asyncio.get_running_loop().create_task(self._start())
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
+                    began = time.monotonic()
                     if self._task is not None:
                         self._task.cancel()
                         with contextlib.suppress(asyncio.CancelledError):
                             await self._task
                     await self.stop()
+                    print(f"stopped in {time.monotonic() - began:.2f} s", file=sys.stderr)
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] == "http" and scope["path"] == READY_PATH:
@@ -230,8 +232,6 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     Its database is a file, so its signing keys need ``OGSIM_KEY_ENCRYPTION_KEY`` (``ogsim
     up`` passes one per run): without it, or with the wrong one, it refuses (status 2).
     """
-    import uvicorn
-
     config = load_federation(config_path)
     try:
         KeySealing.for_database(str(run_dir / f"{party}.sqlite3"), required=True)
@@ -246,26 +246,8 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     except KeyEncryptionKeyError as error:
         print(f"{party}: {error}", file=sys.stderr)
         return 2
-    with absorbed_stop_signals():
-        uvicorn.run(app, host=HOST, port=port, log_level="warning", lifespan="on")
+    serve_until_stopped(app, HOST, port)
     return 0
-
-
-@contextlib.contextmanager
-def absorbed_stop_signals() -> Iterator[None]:
-    """Around ``uvicorn.run``: SIGINT and SIGTERM end the server gracefully, not the process.
-
-    uvicorn catches both, shuts down (lifespan shutdown included), then raises the signal
-    again for the handler it found; that handler is this do-nothing one, so the caller goes on
-    to close what it opened and the process exits 0 instead of dying by the signal (-15).
-    """
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda *_: None) for s in stops}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 # -- the set of processes (``ogsim up``) ------------------------------------------------------

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from operators.errors import CamaraError, OAuthError
     from operators.housekeeping import Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
+    from operators.serving import serve_until_stopped
     from operators.storage import Database
     from operators.subscriber import Subscriber
     from operators.subscriber_base import Change, ChangeKind, NumberPlan, SubscriberBase
@@ -73,6 +74,7 @@ __all__ = [
     "load_yaml_model",
     "parse_override",
     "read_yaml_mapping",
+    "serve_until_stopped",
     "set_dotted",
 ]
 
@@ -100,6 +102,7 @@ _HOMES = {
     "Retention": "operators.housekeeping",
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",
+    "serve_until_stopped": "operators.serving",
     "Database": "operators.storage",
     "Subscriber": "operators.subscriber",
     "Change": "operators.subscriber_base",

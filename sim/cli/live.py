@@ -11,7 +11,6 @@ prints an access token as an application gets it, for curl and for ``ogsim confo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import json
 import os
@@ -19,14 +18,12 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import httpx
 import typer
-import uvicorn
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -41,7 +38,13 @@ from federation import (
     load_federation,
     run_demo,
 )
-from operators import Database, Operator, SubscriberBase, create_operator_app
+from operators import (
+    Database,
+    Operator,
+    SubscriberBase,
+    create_operator_app,
+    serve_until_stopped,
+)
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from sim.cli.options import DEFAULT_ADMIN_SECRET, OperatorConfigOption, load_operator
 
@@ -107,24 +110,9 @@ def serve(
         table.add_row(f"test number: {test.role}", number)
     console.print(table)
     try:
-        with _absorbed_stop_signals():  # SIGTERM or Ctrl-C: a clean shutdown, exit status 0
-            uvicorn.run(create_operator_app(operator), host=host, port=port, log_level="warning")
+        serve_until_stopped(create_operator_app(operator), host, port)  # until Ctrl-C/SIGTERM
     finally:
         operator.close()
-
-
-@contextlib.contextmanager
-def _absorbed_stop_signals() -> Iterator[None]:
-    """uvicorn shuts down gracefully on SIGINT/SIGTERM (the app's lifespan stops the
-    housekeeping and flushes the group commit), then raises the signal again for the handler
-    it found: this do-nothing one, so the command returns and closes the database."""
-    stops = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.signal(s, lambda *_: None) for s in stops}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def up(

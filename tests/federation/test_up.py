@@ -19,6 +19,16 @@ from federation.client import ApplicationClient
 from federation.config import PORTED_NUMBER
 from federation.launcher import free_port_block
 
+STOP_BOUND = 120
+
+
+def logs(tmp_path: Path) -> str:
+    """Every party's log, for a failure message that says which party lingered."""
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+        for log in sorted((tmp_path / "run").glob("*.log"))
+    )
+
 
 def alive(pid: int) -> bool:
     try:
@@ -91,7 +101,11 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
             }
 
         up.send_signal(signal.SIGTERM)
-        assert up.wait(timeout=30) == 0
+        try:  # beyond the launcher's own bound (30 s, then it kills a lingering party)
+            code = up.wait(timeout=STOP_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"ogsim up still running {STOP_BOUND} s after SIGTERM\n{logs(tmp_path)}")
+        assert code == 0, logs(tmp_path)
         assert not [pid for pid in pids if alive(pid)], "every party process stopped"
     finally:
         if up.poll() is None:

@@ -1,0 +1,46 @@
+"""Serving one party's ASGI app under uvicorn until SIGINT or SIGTERM, then returning.
+
+``ogsim serve`` and each process of ``ogsim up`` run this. A stop signal must end the server
+gracefully (the app's lifespan stops its background work and flushes the group commit) and
+then let the caller close what it opened, so the process exits 0 rather than by the signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+from starlette.types import ASGIApp
+
+GRACEFUL_SHUTDOWN = 5
+"""Seconds a stopping server lets in-flight requests finish before cancelling them: a request
+waiting on a partner that is stopping too must not hold up the whole federation's stop."""
+
+
+def serve_until_stopped(app: ASGIApp, host: str, port: int) -> None:
+    """Run ``app`` on ``host:port`` until a stop signal; returns after a clean shutdown."""
+    import uvicorn  # only a serving process pays for importing the server
+
+    with absorbed_stop_signals():
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        )
+
+
+@contextlib.contextmanager
+def absorbed_stop_signals() -> Iterator[None]:
+    """uvicorn catches SIGINT and SIGTERM, shuts down, then raises the signal again for the
+    handler it found; this one does nothing, so the caller goes on instead of dying (-15)."""
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda *_: None) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
