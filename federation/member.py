@@ -170,7 +170,7 @@ class MemberOperator:
                 client_trusted=trusted,
                 throttle=shared_throttle,
             )
-            operator.identity.use_http(http)  # clients' and partners' jwks_uri, fetched here
+            operator.identity.share_jwks_cache(jwks)  # one cache of keys by reference, over http
             notifier = operator.integrator.notifier
             if isinstance(notifier, CloudEventNotifier):
                 notifier.use_http(http)  # QoD sinks (the hub's relay, too) reached over it
@@ -215,6 +215,7 @@ class MemberOperator:
         }
         apply_ports(fresh, self.federation, {self.id: self.primary})
         await self.policies[next(iter(self.policies))].warm()
+        await self.primary.identity.client_keys.warm(self.registered)
         if probes:  # background work: health probes, and the housekeeping of the one file
             self.front.start()
             await self.primary.start()

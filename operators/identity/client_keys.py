@@ -62,6 +62,14 @@ class ClientKeys:
             await self.cache.keys_at(self._owner(client), client.jwks_uri,
                                      kid if isinstance(kid, str) else None)
 
+    async def warm(self, client_ids: Iterable[str]) -> None:
+        """Fetch the keys of these ``jwks_uri`` clients now (at start-up, before any load), so
+        their first JWT is not the one that waits for a fetch from a busy partner."""
+        for client_id in client_ids:
+            client = self.clients.get(client_id)
+            if client is not None and client.jwks_uri and not client.disabled:
+                await self.cache.keys_at(self._owner(client), client.jwks_uri)
+
     @staticmethod
     def _owner(client: Client) -> str:
         return f"client:{client.client_id}"

@@ -203,6 +203,11 @@ class IdentityServer:
         """Fetch clients' ``jwks_uri`` with ``http`` (a federation member's own client)."""
         self.jwks_cache.use_http(http)
 
+    def share_jwks_cache(self, cache: JwksCache) -> None:
+        """Hold clients' keys by reference in ``cache``: the data centres of one operator share
+        one, so a partner's keys fetched (and warmed at start) once serve every replica."""
+        self.jwks_cache = self.client_keys.cache = cache
+
     async def prepare(self, params: Mapping[str, str]) -> None:
         """Await before an endpoint: fetches the keys, held by reference, of the clients whose
         JWTs (client assertion, grant assertion, request object) are in ``params``."""
