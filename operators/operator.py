@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from .admin_auth import admin_guard
 from .camara.routers import build_camara_routers
 from .config import OperatorConfig
+from .consent_portal import build_consent_portal_router
 from .core import CoreSpec, Faults, NetworkFunctionKind
 from .errors import CamaraError
 from .gateway.admission import Admission, objection
@@ -27,6 +28,7 @@ from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger
 from .gateway.metrics import GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
+from .handset_app import build_handset_router
 from .housekeeping import Housekeeping, Retention
 from .identity import (
     AssertionIssuerPolicy,
@@ -41,6 +43,7 @@ from .storage import Database
 from .subscriber_admin import ADMIN_LIMITS, build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
 from .types import Clock
+from .web import static_files
 
 
 @dataclass
@@ -232,6 +235,9 @@ def create_operator_app(operator: Operator) -> FastAPI:
         app.include_router(router)
     app.include_router(build_subscriber_admin_router(operator.subscribers, config.admin_secret))
     app.include_router(_operations_router(operator))
+    app.mount("/static", static_files(), name="static")
+    app.include_router(build_consent_portal_router(operator))
+    app.include_router(build_handset_router(operator))
     app.add_middleware(GatewayMiddleware, gateway=operator.gateway)
     return app
 

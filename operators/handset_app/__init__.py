@@ -1,0 +1,7 @@
+"""The simulated handset a person can hold: CIBA prompts, one-time codes, notifications."""
+
+from __future__ import annotations
+
+from operators.handset_app.router import build_handset_router
+
+__all__ = ["build_handset_router"]

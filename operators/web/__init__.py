@@ -1,0 +1,13 @@
+"""Server-rendered pages of an operator: one Jinja2 environment, one stylesheet, no CDN.
+
+Every page (the subscriber's consent portal, the handset, the consent capture page) extends
+``base.html`` and is styled by ``static/ogsim.css``, both shipped inside the package, so a page
+renders the same with no network. Templates autoescape: a display name an application chose
+can never inject markup into a subscriber's page.
+"""
+
+from __future__ import annotations
+
+from operators.web.pages import STATIC_DIR, TEMPLATE_DIRS, page, static_files
+
+__all__ = ["STATIC_DIR", "TEMPLATE_DIRS", "page", "static_files"]
