@@ -28,7 +28,7 @@ from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger
 from .gateway.metrics import GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
-from .handset_app import build_handset_router
+from .handset_app import HandsetInbox, build_handset_router
 from .housekeeping import Housekeeping, Retention
 from .identity import (
     AssertionIssuerPolicy,
@@ -59,8 +59,11 @@ class Operator:
     gateway: Gateway
     clock: Clock
     housekeeping: Housekeeping = field(init=False)
+    handsets: HandsetInbox = field(init=False)
+    """What the subscribers' simulated phones show (codes, consent notices, prompts)."""
 
     def __post_init__(self) -> None:
+        self.handsets = HandsetInbox(self.db, clock=self.clock)
         self.housekeeping = Housekeeping(
             self.db,
             Retention.for_lifetimes(self.config.lifetimes),
