@@ -160,6 +160,11 @@ class OperatorConfig(_Strict):
     housekeeping_interval: float = Field(
         default=60.0, gt=0, description="live mode: wall seconds between purges of expired rows"
     )
+    interactive_handsets: tuple[str, ...] = Field(
+        default=(),
+        description="numbers whose handset waits for a person to press Approve or Deny on the"
+        " handset page instead of answering by script (an admin change can still set it)",
+    )
 
     @field_validator("number_ranges")
     @classmethod

@@ -25,9 +25,24 @@ class HandsetAnswer(StrEnum):
     NEVER = "never"
 
 
+class HandsetMode(StrEnum):
+    """Who presses the handset's buttons.
+
+    ``scripted``: the behaviour's ``answer`` after ``delay`` (what the simulation models);
+    ``interactive``: a person, or a browser test, on the handset page (``/handset/{number}``).
+    """
+
+    SCRIPTED = "scripted"
+    INTERACTIVE = "interactive"
+
+
 class HandsetBehaviour(_Record):
     answer: HandsetAnswer = HandsetAnswer.APPROVE
     delay: float = Field(default=0.0, ge=0, description="seconds before the handset answers")
+    mode: HandsetMode = Field(
+        default=HandsetMode.SCRIPTED,
+        description="scripted: answer after delay; interactive: wait for a press on the page",
+    )
 
 
 class Location(_Record):

@@ -35,6 +35,7 @@ from .subscriber import (
     Connectivity,
     HandsetAnswer,
     HandsetBehaviour,
+    HandsetMode,
     IdDocument,
     Identity,
     Location,
@@ -349,6 +350,9 @@ class SubscriberBase:
             subscriber = subscriber.model_copy(
                 update=test.overrides(self.reference_time, self.config.country)
             )
+        if msisdn in self.config.interactive_handsets:
+            handset = subscriber.handset.model_copy(update={"mode": HandsetMode.INTERACTIVE})
+            subscriber = subscriber.model_copy(update={"handset": handset})
         return subscriber
 
     def _draw(

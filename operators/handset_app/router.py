@@ -1,15 +1,98 @@
-"""Routes of the handset page."""
+"""Routes of the handset page: one subscriber's simulated phone at ``/handset/{number}``.
+
+A demo surface, not a subscriber login: a simulated phone has no owner to authenticate, so
+anyone who can reach the operator can open any number's handset. It is kept safe in what it
+lets a visitor do: it shows only that number's pending prompts on an *interactive* handset
+(a scripted one answers by itself), a decision is recorded once (pressing again changes
+nothing), a press needs the page's own CSRF token (:mod:`.csrf`), and bad input gets a 4xx
+page, never a 500. ``/handset/{number}/messages`` is the same phone as JSON, for tests and for
+the page's own reload script (``/static/handset.js``).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from ..identity import Press, Verdict
+from ..request_body import BodyRefusedError, ThreatLimits, read_body
+from ..web import page
+from . import csrf
+from .view import handset_view
 
 if TYPE_CHECKING:
     from operators.operator import Operator
 
+PHONE_NUMBER = re.compile(r"^\+[1-9][0-9]{4,14}$")
+PRESS_LIMITS = ThreatLimits(max_body_bytes=2048)
+"""A button's form: two short fields."""
+DECISIONS = {"approve": Verdict.APPROVED, "deny": Verdict.DENIED}
+NO_STORE = {"cache-control": "no-store"}
+
 
 def build_handset_router(operator: Operator) -> APIRouter:
     """The handset's pages under ``/handset``."""
-    return APIRouter(prefix="/handset", include_in_schema=False)
+    router = APIRouter(prefix="/handset", include_in_schema=False)
+    key = csrf.signing_key(operator.config.admin_secret)
+
+    def problem(request: Request, status: int, message: str) -> Response:
+        return page(request, "handset_error.html",
+                    {"operator_name": operator.config.display_name, "message": message},
+                    status_code=status)
+
+    def served(number: str) -> bool:
+        return bool(PHONE_NUMBER.match(number)) and operator.subscribers.get(number) is not None
+
+    @router.get("/{number}")
+    def phone(number: str, request: Request) -> Response:
+        if not served(number):
+            return problem(request, 404, "This operator has no phone with that number.")
+        nonce = csrf.usable_nonce(request.cookies.get(csrf.COOKIE)) or csrf.new_nonce()
+        view = handset_view(operator, number)
+        context: dict[str, Any] = {
+            "operator_name": view.operator_name,
+            "phone": view,
+            "csrf": csrf.form_token(key, nonce, number),
+            "base": f"/handset/{quote(number, safe='+')}",
+        }
+        response = page(request, "handset.html", context)
+        response.set_cookie(csrf.COOKIE, nonce, path="/handset", httponly=True,
+                            samesite="strict")
+        return response
+
+    @router.get("/{number}/messages")
+    def messages(number: str) -> Response:
+        if not served(number):
+            return JSONResponse({"error": "not_found", "message": "no such phone"},
+                                status_code=404, headers=NO_STORE)
+        return JSONResponse(handset_view(operator, number).json(), headers=NO_STORE)
+
+    @router.post("/{number}/prompts/{auth_req_id}")
+    async def press(number: str, auth_req_id: str, request: Request) -> Response:
+        if not served(number):
+            return problem(request, 404, "This operator has no phone with that number.")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/x-www-form-urlencoded":
+            return problem(request, 415, "A button sends a form.")
+        try:
+            body = (await read_body(request, PRESS_LIMITS)).decode("utf-8")
+            form = dict(parse_qsl(body, max_num_fields=8))
+        except BodyRefusedError as refusal:
+            return problem(request, refusal.status, "The form could not be read.")
+        except (UnicodeDecodeError, ValueError):
+            return problem(request, 400, "The form could not be read.")
+        if not csrf.valid(key, request.cookies.get(csrf.COOKIE), number, form.get("csrf")):
+            return problem(request, 403, "This button is stale: reload the handset page.")
+        decision = DECISIONS.get(form.get("decision", ""))
+        if decision is None:
+            return problem(request, 400, "A button approves or denies.")
+        outcome = operator.identity.ciba.press(number, auth_req_id, decision)
+        if outcome is Press.GONE:
+            return problem(request, 404, "This prompt is no longer waiting for an answer.")
+        return RedirectResponse(f"/handset/{quote(number, safe='+')}", status_code=303)
+
+    return router

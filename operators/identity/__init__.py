@@ -6,11 +6,14 @@ serve it with :func:`create_identity_app`. The gateway calls
 """
 
 from .app import build_identity_router, create_identity_app, install_oauth_error_handlers
+from .capture_pages import build_capture_router
+from .ciba import Press, Prompt
 from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import AuditEntry, Consent, ConsentRecords, ConsentStore, InMemoryConsentStore
 from .errors import InvalidAccessTokenError, TokenContextError
 from .grant_standing import GrantFacts, TokenContext, grant_refusal
+from .handset import Verdict
 from .jwks_cache import JwksCache, JwksError, parse_jwks
 from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
 from .keys import KeyEncryptionKeyError, KeySealing
@@ -18,9 +21,10 @@ from .purposes import objects_to
 from .server import IdentityServer
 from .subjects import SubjectResolver, UnknownSubjectError
 from .tokens import AccessTokenClaims
-from .types import AuthMethod, GrantType
+from .types import PURPOSE_PREFIX, AuthMethod, GrantType
 
 __all__ = [
+    "PURPOSE_PREFIX",
     "AccessTokenClaims",
     "AssertionIssuer",
     "AssertionIssuerPolicy",
@@ -42,11 +46,15 @@ __all__ = [
     "JwksError",
     "KeyEncryptionKeyError",
     "KeySealing",
+    "Press",
+    "Prompt",
     "RegisteredClientIssuers",
     "SubjectResolver",
     "TokenContext",
     "TokenContextError",
     "UnknownSubjectError",
+    "Verdict",
+    "build_capture_router",
     "build_identity_router",
     "create_identity_app",
     "grant_refusal",

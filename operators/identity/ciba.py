@@ -2,8 +2,15 @@
 
 The subscriber's handset is simulated: its behaviour (approve, deny, never, after ``delay``
 seconds) is read when the prompt is sent and its answer appears on the injected clock, so a
-test or a SimPy run advances time instead of sleeping. A prompt is only sent when the
-purpose's legal basis is consent and no active consent already covers the request.
+test or a SimPy run advances time instead of sleeping. An *interactive* handset answers with
+the button a person pressed on the handset page (:meth:`CibaService.press`), kept on the
+request's row so every data centre sharing the database sees it. A prompt is only sent when
+the purpose's legal basis is consent and no active consent already covers the request.
+
+``/bc-authorize`` tells a client nothing about the number (CAMARA
+IdentityAndConsentManagement #258): an unknown number, a subscriber who objected to the
+purpose and one who will approve all get an ``auth_req_id``, after the same reads and the same
+write; the refused ones end at poll time as a handset denial does (``access_denied``).
 """
 
 from __future__ import annotations
@@ -11,14 +18,16 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from ..config import OperatorConfig
 from ..errors import OAuthError
 from ..storage import Database
-from ..subscriber import HandsetBehaviour
+from ..subscriber import HandsetAnswer, HandsetBehaviour, HandsetMode, Subscriber
 from ..types import Clock
 from .clients import Client
 from .consent import ConsentStore
@@ -42,9 +51,16 @@ CREATE TABLE IF NOT EXISTS identity_ciba_requests (
     last_poll_at REAL NOT NULL,
     prompt INTEGER NOT NULL,
     handset TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    pressed TEXT
 );
+CREATE INDEX IF NOT EXISTS identity_ciba_requests_by_number
+    ON identity_ciba_requests (msisdn, status);
 """
+
+REFUSED = HandsetBehaviour(answer=HandsetAnswer.DENY, delay=0.0).model_dump_json()
+"""The scripted handset behind a request that can never be approved (unknown number, an
+objection): it denies on the first poll, as a subscriber's own denial is answered."""
 
 SLOW_DOWN_STEP = 5
 MAX_REQUESTED_EXPIRY = 3600
@@ -78,6 +94,30 @@ def consent_party(client_id: str, on_behalf_of: str | None) -> str:
     return f"{client_id}/{on_behalf_of}"
 
 
+class Press(StrEnum):
+    """What became of a button pressed on the handset page."""
+
+    RECORDED = "recorded"
+    ALREADY_ANSWERED = "already-answered"
+    """Pressed before (the first press stands) or already redeemed: nothing changes."""
+    GONE = "gone"
+    """No such pending prompt on this number's interactive handset (or it expired)."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A consent prompt waiting on an interactive handset, as the handset page shows it."""
+
+    auth_req_id: str
+    client_id: str
+    consent_party: str
+    scope: tuple[str, ...]
+    binding_message: str | None
+    created_at: float
+    expires_at: float
+    pressed: Verdict | None
+
+
 @dataclass(frozen=True)
 class BackchannelResponse:
     auth_req_id: str
@@ -109,6 +149,7 @@ class CibaService:
         self.tokens = tokens
         self.clock = clock
         db.ensure_schema(SCHEMA)
+        _add_pressed_column(db)
 
     def start(self, client: Client, form: Mapping[str, str]) -> BackchannelResponse:
         """Handle an authenticated ``/bc-authorize`` request."""
@@ -122,29 +163,41 @@ class CibaService:
         lifetimes = self.config.lifetimes
         expires_in = requested_expiry(form.get("requested_expiry"), lifetimes.ciba_request)
         request = parse_scope(self.config, client, form.get("scope"), purpose_required=True)
-        try:
-            subscriber = self.subjects.resolve(hint)
-        except UnknownSubjectError as error:
-            code = "invalid_request" if error.malformed else "unknown_user_id"
-            raise OAuthError(code, str(error)) from error
-        if objects_to(request.purpose, subscriber):
-            raise OAuthError("access_denied", "the subscriber objected to this purpose", 403)
         assert request.purpose is not None
         party = consent_party(client.client_id, form.get("on_behalf_of"))
-        prompt = request.needs_consent and self.consents.find_active(
-            subscriber.msisdn, party, request.purpose.purpose, request.api_scopes
-        ) is None
+        # From here on, every request does the same work whoever the hint names, so that
+        # neither the answer nor its latency tells whether the number is served here or
+        # whether its subscriber objected (CAMARA IdentityAndConsentManagement #258).
+        subscriber = self._subscriber(hint)
+        refused = subscriber is None or objects_to(request.purpose, subscriber)
+        msisdn = subscriber.msisdn if subscriber is not None else hint
+        existing = request.needs_consent and self.consents.find_active(
+            msisdn, party, request.purpose.purpose, request.api_scopes
+        ) is not None
+        prompt = refused or (request.needs_consent and not existing)
+        handset = REFUSED if refused or subscriber is None else (
+            subscriber.handset.model_dump_json())
         now = self.clock()
         auth_req_id = secrets.token_urlsafe(24)
         self.db.insert(
             "INSERT INTO identity_ciba_requests (auth_req_id, client_id, consent_party, msisdn,"
             " scope, binding_message, created_at, expires_at, interval, last_poll_at, prompt,"
             " handset, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-            (auth_req_id, client.client_id, party, subscriber.msisdn, " ".join(request.scopes),
+            (auth_req_id, client.client_id, party, msisdn, " ".join(request.scopes),
              form.get("binding_message"), now, now + expires_in,
-             lifetimes.ciba_interval, now, int(prompt), subscriber.handset.model_dump_json()),
+             lifetimes.ciba_interval, now, int(prompt), handset),
         )
         return BackchannelResponse(auth_req_id, expires_in, lifetimes.ciba_interval)
+
+    def _subscriber(self, hint: str) -> Subscriber | None:
+        """Whom the hint names, or None when nobody here; only a malformed hint is an error
+        (its shape is the client's own mistake and says nothing about the subscriber base)."""
+        try:
+            return self.subjects.resolve(hint)
+        except UnknownSubjectError as error:
+            if error.malformed:
+                raise OAuthError("invalid_request", str(error)) from error
+            return None
 
     def poll(self, client: Client, form: Mapping[str, str]) -> IssuedToken:
         """Handle a token request with the CIBA grant: pending, slow down, denied, or a token."""
@@ -183,7 +236,8 @@ class CibaService:
         answer = Verdict.APPROVED
         if row["prompt"]:
             behaviour = HandsetBehaviour.model_validate(json.loads(row["handset"]))
-            answer = verdict(behaviour, row["created_at"], now)
+            pressed = Verdict(row["pressed"]) if row["pressed"] else None
+            answer = verdict(behaviour, row["created_at"], now, pressed)
         if answer is Verdict.PENDING:
             return OAuthError("authorization_pending", "waiting for the subscriber")
         if answer is Verdict.DENIED:
@@ -213,3 +267,59 @@ class CibaService:
             client.client_id, request, grant=GrantType.CIBA, msisdn=row["msisdn"],
             grant_ref=f"ciba:{auth_req_id}", consent_id=consent_id, auth_time=self.clock(),
         )
+
+    # -- the interactive handset ------------------------------------------------------------
+
+    def prompts(self, msisdn: str) -> list[Prompt]:
+        """Prompts on ``msisdn``'s interactive handset not yet redeemed or expired, newest
+        first; a scripted handset answers by itself, so none of its prompts is shown."""
+        now = self.clock()
+        rows = self.db.all(
+            "SELECT * FROM identity_ciba_requests WHERE msisdn = ? AND status = 'pending'"
+            " AND prompt = 1 AND expires_at > ? ORDER BY created_at DESC LIMIT 20",
+            (msisdn, now),
+        )
+        return [
+            Prompt(r["auth_req_id"], r["client_id"], r["consent_party"],
+                   tuple(r["scope"].split()), r["binding_message"], r["created_at"],
+                   r["expires_at"], Verdict(r["pressed"]) if r["pressed"] else None)
+            for r in rows
+            if _interactive(r["handset"])
+        ]
+
+    def press(self, msisdn: str, auth_req_id: str, answer: Verdict) -> Press:
+        """Record the button pressed on ``msisdn``'s handset for one prompt; the first press
+        stands (pressing again, or the other button, changes nothing), so a double click or
+        two browser tabs cannot flip a decision the application may already have collected."""
+        if answer is Verdict.PENDING:
+            raise ValueError("a handset button approves or denies")
+        with self.db.transaction():
+            row = self.db.one("SELECT * FROM identity_ciba_requests WHERE auth_req_id = ?",
+                              (auth_req_id,))
+            if (row is None or row["msisdn"] != msisdn or not row["prompt"]
+                    or not _interactive(row["handset"])):
+                return Press.GONE
+            if row["pressed"] or row["status"] != "pending":
+                return Press.ALREADY_ANSWERED
+            if self.clock() >= row["expires_at"]:
+                return Press.GONE
+            self.db.execute("UPDATE identity_ciba_requests SET pressed = ? WHERE auth_req_id = ?",
+                            (answer.value, auth_req_id))
+        return Press.RECORDED
+
+
+def _interactive(handset: str) -> bool:
+    return HandsetBehaviour.model_validate_json(handset).mode is HandsetMode.INTERACTIVE
+
+
+def _add_pressed_column(db: Database) -> None:
+    """Databases written before interactive handsets lack ``pressed``: add it once (another
+    data centre sharing the file may add it first)."""
+    columns = {r["name"] for r in db.all("PRAGMA table_info(identity_ciba_requests)")}
+    if "pressed" in columns:
+        return
+    try:
+        db.execute("ALTER TABLE identity_ciba_requests ADD COLUMN pressed TEXT")
+    except sqlite3.OperationalError as error:
+        if "duplicate column" not in str(error):
+            raise

@@ -117,15 +117,18 @@ async def test_another_clients_auth_req_id(
     assert (await poll(http, app, started["auth_req_id"])).status_code == 200
 
 
-async def test_unknown_and_foreign_numbers_are_unknown_user_id(
-    http: httpx.AsyncClient, app: App, operator: Operator
+async def test_unknown_and_foreign_numbers_end_as_a_denial(
+    http: httpx.AsyncClient, app: App, operator: Operator, clock: FakeClock
 ) -> None:
+    """CAMARA IdentityAndConsentManagement #258: /bc-authorize does not tell whether a number
+    is served; the request ends at poll time as a handset's denial does."""
     known = operator.number("approves")
     unknown = known[:-5] + "00099"  # a reserved suffix with no test subscriber
     foreign = "+33600000001"  # served by another operator (Telco France)
     for number in (unknown, foreign, "+4915112345678"):
-        response = await bc_authorize(http, app, login_hint=f"tel:{number}", scope=CONSENT_SCOPE)
-        assert error(response) == (400, "unknown_user_id"), number
+        started = await start(http, app, number)
+        clock.advance(started["interval"])
+        assert error(await poll(http, app, started["auth_req_id"])) == (400, "access_denied")
     # the same answer whether or not the number is another operator's: nothing to probe
     french = french_operator()
     assert french.owns(foreign) and not operator.config.owns(foreign)
@@ -162,7 +165,9 @@ async def test_ipport_login_hint(http: httpx.AsyncClient, app: App, operator: Op
         operator.server.verify_access_token(token.json()["access_token"]))
     assert context.msisdn == operator.number("approves")
     response = await bc_authorize(http, app, login_hint="ipport:192.0.2.1", scope=CONSENT_SCOPE)
-    assert error(response) == (400, "unknown_user_id")
+    assert response.status_code == 200  # unknown, but not told (see the test above)
+    clock.advance(2)
+    assert error(await poll(http, app, response.json()["auth_req_id"])) == (400, "access_denied")
 
 
 async def test_legal_bases(http: httpx.AsyncClient, app: App, operator: Operator,
@@ -172,10 +177,11 @@ async def test_legal_bases(http: httpx.AsyncClient, app: App, operator: Operator
                           "sim-swap:check dpv:FraudPreventionAndDetection")
     clock.advance(2)
     assert (await poll(http, app, started["auth_req_id"])).status_code == 200
-    # ... but refused when the subscriber objected
-    response = await bc_authorize(http, app, login_hint=f"tel:{operator.number('opted-out')}",
-                                  scope="sim-swap:check dpv:FraudPreventionAndDetection")
-    assert error(response) == (403, "access_denied")
+    # ... but refused when the subscriber objected, at poll time as a denial is
+    started = await start(http, app, operator.number("opted-out"),
+                          "sim-swap:check dpv:FraudPreventionAndDetection")
+    clock.advance(2)
+    assert error(await poll(http, app, started["auth_req_id"])) == (400, "access_denied")
     # contract: neither prompt nor opt-out
     started = await start(http, app, operator.number("opted-out"),
                           "sim-swap:check dpv:RequestedServiceProvision")
