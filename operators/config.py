@@ -145,6 +145,12 @@ class OperatorConfig(_Strict):
         default="pay-as-you-go", description="plan of an application not subscribed to an API"
     )
     purposes: tuple[PurposePolicy, ...] = Field(default_factory=default_purposes)
+    consent_captures_per_hour: int = Field(
+        default=5,
+        ge=1,
+        description="consent capture URLs Consent Info offers one application about one "
+        "subscriber per hour (then CONSENT_INFO.CAPTURE_FREQUENCY_EXCEEDED)",
+    )
     lifetimes: TokenLifetimes = Field(default_factory=TokenLifetimes)
     token_rate_limit: ClientRateLimit = Field(
         default_factory=ClientRateLimit,

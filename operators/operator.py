@@ -16,6 +16,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from .admin_auth import admin_guard
+from .camara.consent_info import (
+    RetrieveStatusRequestBody,
+    RetrieveStatusResponseBody,
+    retrieve_status_answer,
+)
 from .camara.routers import build_camara_routers
 from .config import OperatorConfig
 from .consent_portal import build_consent_portal_router
@@ -25,7 +30,7 @@ from .gateway.admission import Admission, objection
 from .gateway.authentication import BearerAuthenticator
 from .gateway.errors import install_camara_error_handlers
 from .gateway.gateway import Gateway, GatewayMiddleware
-from .gateway.metering import UsageLedger
+from .gateway.metering import UsageLedger, note_subject
 from .gateway.metrics import GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
 from .handset_app import HandsetInbox, build_handset_router
@@ -33,10 +38,17 @@ from .housekeeping import Housekeeping, Retention
 from .identity import (
     AssertionIssuerPolicy,
     IdentityServer,
+    build_capture_router,
     build_identity_router,
     install_oauth_error_handlers,
 )
-from .integrator import GuardedExecutor, GuardSettings, Integrator, build_live_integrator
+from .integrator import (
+    ConsentStatusSource,
+    GuardedExecutor,
+    GuardSettings,
+    Integrator,
+    build_live_integrator,
+)
 from .policies import Throttle, ThrottlePolicy
 from .request_body import openapi_body, read_model
 from .storage import Database
@@ -111,6 +123,7 @@ class Operator:
             clock=monotonic,
         )
         integrator.may_process = _purpose_check(config, subscribers)
+        integrator.consent_status = _consent_status(identity)
         admission = Admission(
             PlanSubscriptions(config, db),
             throttle if throttle is not None else Throttle(monotonic, calendar_clock=clock),
@@ -192,10 +205,37 @@ def _purpose_check(
     """
 
     def may_process(msisdn: str, purpose: str | None) -> bool:
+        note_subject(msisdn)  # the call is about this subscriber: their access log shows it
         policy = config.purpose(purpose) if purpose else None
         return objection(policy, subscribers.get(msisdn)) is None
 
     return may_process
+
+
+def _code_sender(operator: Operator) -> Callable[[str, str], None]:
+    """One-time codes of the consent capture page go to the subscriber's (simulated) phone."""
+
+    def send(msisdn: str, code: str) -> None:
+        operator.handsets.send(
+            msisdn, "code", f"{code} is your {operator.config.display_name} code", code=code
+        )
+
+    return send
+
+
+def _consent_status(identity: IdentityServer) -> ConsentStatusSource:
+    """Consent Info answered by the identity server, which holds consents and captures."""
+
+    def answer(client_id: str, msisdn: str, body: RetrieveStatusRequestBody
+               ) -> RetrieveStatusResponseBody:
+        found = identity.consent_info.retrieve(
+            client_id, msisdn, list(body.scopes), body.purpose,
+            request_capture=body.requestCaptureUrl, callback_url=body.callbackUrl,
+        )
+        url = identity.consent_info.url_of(found.capture) if found.capture else None
+        return retrieve_status_answer(found, url)
+
+    return answer
 
 
 class SubscriptionRequest(BaseModel):
@@ -224,6 +264,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
     identity_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_oauth_error_handlers(identity_app)
     identity_app.include_router(build_identity_router(operator.identity))
+    identity_app.include_router(build_capture_router(operator.identity, _code_sender(operator)))
     issuer_path = urlsplit(operator.issuer).path.rstrip("/") or "/oauth"
     app.mount(issuer_path, identity_app)
 

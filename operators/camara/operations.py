@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from operators.config import LegalBasis, OperatorConfig
 from operators.core import NetworkFunctionKind
 
+from .consent_info import RetrieveStatusRequestBody, RetrieveStatusResponseBody
 from .device_status import (
     ReachabilityStatusResponse,
     RequestReachabilityStatus,
@@ -212,6 +213,13 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         ("getQosProfile", "GET", "/qos-profiles/{name}", {
             "scopes": (("qos-profiles:read",),), "backends": (), "purpose": SERVICE,
             "service": "get_qos_profile", "answer": QosProfile}),
+    ),
+    *_api(
+        "consent-info", "v0.2", "Consent Info",
+        ("retrieveStatus", "POST", "/retrieve", {
+            "scopes": (("consent-info:retrieve",),), "backends": (), "purpose": FRAUD,
+            "service": "retrieve_consent_status", "request": RetrieveStatusRequestBody,
+            "answer": RetrieveStatusResponseBody, "billable": False}),
     ),
     *_api(
         "kyc-match", "v0.3", "KYC Match",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .consent_info import RetrieveStatusRequestBody, RetrieveStatusResponseBody
 from .context import CallContext
 from .device_status import (
     ReachabilityStatusResponse,
@@ -93,3 +94,7 @@ class CamaraServices(Protocol):
     async def get_qos_profile(self, ctx: CallContext, name: str) -> QosProfile: ...
 
     async def kyc_match(self, ctx: CallContext, body: KycMatchRequest) -> KycMatchResponse: ...
+
+    async def retrieve_consent_status(
+        self, ctx: CallContext, body: RetrieveStatusRequestBody
+    ) -> RetrieveStatusResponseBody: ...

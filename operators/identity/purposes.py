@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..config import LegalBasis, OperatorConfig, PurposePolicy
@@ -9,6 +10,26 @@ from ..errors import OAuthError
 from ..subscriber import Subscriber
 from .clients import Client
 from .types import OPENID, PURPOSE_PREFIX
+
+PURPOSE_WORDS = {
+    "dpv:FraudPreventionAndDetection": "Fraud prevention and detection",
+    "dpv:RequestedServiceProvision": "Providing a service you asked for",
+    "dpv:ServiceProvision": "Providing a service",
+    "dpv:IdentityVerification": "Verifying your identity",
+    "dpv:Marketing": "Marketing",
+}
+"""Purposes of the DPV vocabulary in words a subscriber reads (others are split from their
+camel case: ``dpv:PersonalisedAdvertising`` reads "Personalised advertising")."""
+
+
+def describe_purpose(purpose: str) -> str:
+    """A purpose in words, for pages a subscriber reads."""
+    if purpose in PURPOSE_WORDS:
+        return PURPOSE_WORDS[purpose]
+    name = purpose.removeprefix(PURPOSE_PREFIX)
+    words = re.findall(r"[A-Z]+(?=[A-Z][a-z]|$)|[A-Z]?[a-z0-9]+|[A-Z]+", name)
+    text = " ".join(words).lower()
+    return text[:1].upper() + text[1:] if text else purpose
 
 
 def objects_to(policy: PurposePolicy | None, subscriber: Subscriber) -> bool:

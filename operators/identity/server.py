@@ -30,6 +30,8 @@ from .client_auth import ClientAuthenticator, basic_credentials
 from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import ConsentStore
+from .consent_capture import ConsentCaptures
+from .consent_info import ConsentInfo
 from .grant_standing import GrantFacts, TokenContext
 from .jwks_cache import JwksCache
 from .jwt_bearer import AssertionIssuerPolicy, JwtBearerGrant, RegisteredClientIssuers
@@ -112,6 +114,7 @@ class IdentityServer:
         self.jwks_cache = JwksCache(http, clock=clock)
         self.client_keys = ClientKeys(self.clients, self.jwks_cache)
         self.consents = ConsentStore(db, clock=clock)
+        self.captures = ConsentCaptures(db, clock=clock)
         self.replay = ReplayGuard(db, clock=clock)
         self.subjects = SubjectResolver(config, subscribers, db, clock=clock)
         self.tokens = TokenService(config, db, self.keys, clients=self.clients,
@@ -121,6 +124,10 @@ class IdentityServer:
             config, self.clients, self.replay, clock=clock,
             issuer_audiences=(self.issuer, config.issuer_url, self.token_endpoint),
             keys=self.client_keys,
+        )
+        self.consent_info = ConsentInfo(
+            config, self.clients, self.consents, subscribers, self.captures,
+            capture_url=self.issuer + "/consent/capture", clock=clock,
         )
         self.request_objects = RequestObjects(
             config, keys=self.client_keys, replay=self.replay, clock=clock,

@@ -8,7 +8,7 @@ call written once (:class:`GuardedCall`, :func:`next_call`) with the asyncio dri
 """
 
 from operators.integrator.flow import BackendCall, Flow, GuardedCall, next_call
-from operators.integrator.integrator import EXPIRED_RETENTION, Integrator
+from operators.integrator.integrator import EXPIRED_RETENTION, ConsentStatusSource, Integrator
 from operators.integrator.live import GuardedExecutor, build_live_integrator, run_async
 from operators.integrator.notifications import (
     CloudEventNotifier,
@@ -34,6 +34,7 @@ __all__ = [
     "BackendCall",
     "BackendGuard",
     "CloudEventNotifier",
+    "ConsentStatusSource",
     "Flow",
     "GuardSettings",
     "GuardedCall",

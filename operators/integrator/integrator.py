@@ -28,6 +28,7 @@ from operators.camara.common import (
     IdentifierRules,
     resolve_device,
 )
+from operators.camara.consent_info import RetrieveStatusRequestBody, RetrieveStatusResponseBody
 from operators.camara.context import CallContext
 from operators.camara.device_status import (
     ReachabilityStatusResponse,
@@ -81,6 +82,9 @@ EXPIRED_RETENTION = 360.0
 Executor = Callable[[Flow[Any]], Awaitable[Any]]
 """Runs one operation's flow to its result (live: a ``GuardedExecutor``)."""
 
+ConsentStatusSource = Callable[[str, str, RetrieveStatusRequestBody], RetrieveStatusResponseBody]
+"""Consent Info's answer for (client, subscriber, request): the identity server decides."""
+
 
 class Integrator:
     """Translates CAMARA calls into backend calls and back; implements ``CamaraServices``."""
@@ -111,6 +115,8 @@ class Integrator:
         self._namespace = uuid.uuid5(uuid.NAMESPACE_URL, namespace)
         self.sessions: QodSessionStore = sessions if sessions is not None else MemoryQodSessions()
         self._device_locks: dict[str, asyncio.Lock] = {}
+        self.consent_status: ConsentStatusSource | None = None
+        """Answers Consent Info from the identity server's records (set by the operator)."""
 
     async def _run(self, flow: Flow[T]) -> T:
         result: T = await self.execute(flow)
@@ -395,6 +401,16 @@ class Integrator:
         return [_info(await self._refresh(s)) for s in mine]
 
     # -- KYC -------------------------------------------------------------------------------
+
+    async def retrieve_consent_status(
+        self, ctx: CallContext, body: RetrieveStatusRequestBody
+    ) -> RetrieveStatusResponseBody:
+        """Consent Info: identified like the other APIs (a token's subscriber, or the body's
+        number two-legged), but never refused for an objection: reporting it is the answer."""
+        resolved = resolve_device(ctx.msisdn, _phone(body.phoneNumber), self.directory, PHONE_ONLY)
+        if self.consent_status is None:
+            raise CamaraError(503, "UNAVAILABLE", "Consent Info is not available here.")
+        return self.consent_status(ctx.client_id, resolved.msisdn, body)
 
     async def kyc_match(self, ctx: CallContext, body: KycMatchRequest) -> KycMatchResponse:
         """KYC's own rule: a three-legged call may repeat the number, but it must match."""

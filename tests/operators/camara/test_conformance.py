@@ -31,6 +31,7 @@ FILES = [
     "quality-on-demand/quality-on-demand.yaml",
     "quality-on-demand/qos-profiles.yaml",
     "kyc/kyc-match.yaml",
+    "consent-info/consent-info.yaml",
 ]
 
 

@@ -351,6 +351,13 @@ def base_bodies(harness: Harness) -> dict[str, dict[str, Any]]:
         "extendQosSessionDuration": {"requestedAdditionalDuration": 60},
         "retrieveSessionsByDevice": {"device": device},
         "retrieveQoSProfiles": {"device": device, "name": "QOS_E", "status": "ACTIVE"},
+        "retrieveStatus": {
+            "phoneNumber": number,
+            "scopes": ["kyc-match:match"],
+            "purpose": "dpv:IdentityVerification",
+            "requestCaptureUrl": True,
+            "callbackUrl": "https://consumer.example.com/consent/callback",
+        },
         "KYC_Match": {
             "phoneNumber": number,
             "idDocument": "66666666q",

@@ -1,0 +1,194 @@
+"""The consent capture page: where Consent Info's ``captureUrl`` takes the subscriber.
+
+Three steps, each a plain HTML form: prove who you are (network-based when the browser comes
+from the subscriber's own device address, else a one-time code sent to their phone), read
+what the application asks (its name, the purpose in words, the scopes), approve or refuse.
+The outcome is recorded once; an approval grants consent through the same store every other
+grant uses, so the very next API call sees it; then the browser goes back to the
+application's callback with ``capture_result`` (and ``state``, unchanged, when the application
+opened the page with one), and nothing else: no number, no token, no identifier.
+
+Forms carry a double-submitted secret (a cookie scoped to this capture and a hidden field);
+the cookie that proves who the subscriber is never leaves this capture's path.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..web.pages import add_template_dir, page
+from .consent_capture import CaptureOutcome, CaptureRequest
+from .purposes import describe_purpose
+
+if TYPE_CHECKING:
+    from .server import IdentityServer
+
+__all__ = ["build_capture_router"]
+
+add_template_dir(Path(__file__).parent / "templates")
+
+SESSION_COOKIE = "ogsim_capture"
+FORM_COOKIE = "ogsim_capture_form"
+MAX_FORM_BYTES = 4096
+
+SendCode = Callable[[str, str], None]
+"""Sends a one-time code to a subscriber's phone: (msisdn, code)."""
+
+
+def with_result(callback: str, outcome: CaptureOutcome, state: str | None) -> str:
+    """The callback URL with ``capture_result`` (and ``state``) added to its own query."""
+    parts = urlsplit(callback)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.append(("capture_result", outcome.value))
+    if state is not None:
+        query.append(("state", state))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRouter:
+    """The capture page's routes, under the identity server's path."""
+    router = APIRouter(prefix="/consent/capture", include_in_schema=False)
+    captures = server.captures
+
+    def cookie_path(request: Request, capture_id: str) -> str:
+        return f"{request.scope.get('root_path', '')}/consent/capture/{capture_id}"
+
+    def set_cookie(response: Response, request: Request, capture_id: str, name: str,
+                   value: str) -> None:
+        response.set_cookie(
+            name, value, path=cookie_path(request, capture_id), httponly=True, samesite="strict",
+            secure=request.url.scheme == "https", max_age=15 * 60,
+        )
+
+    def view(request: Request, capture: CaptureRequest, template: str, status: int = 200,
+             **extra: object) -> HTMLResponse:
+        client = server.clients.get(capture.client_id)
+        context = {
+            "operator_name": server.config.display_name,
+            "capture": capture,
+            "application": client.name if client else capture.client_id,
+            "purpose_words": describe_purpose(capture.purpose),
+            "ending": capture.msisdn[-2:],
+            **extra,
+        }
+        return page(request, template, context, status_code=status)
+
+    def message(request: Request, title: str, text: str, status: int) -> HTMLResponse:
+        return page(request, "capture_message.html",
+                    {"operator_name": server.config.display_name, "title": title,
+                     "text": text}, status_code=status)
+
+    def finish(request: Request, capture: CaptureRequest, outcome: CaptureOutcome) -> Response:
+        if capture.callback_url:
+            return RedirectResponse(
+                with_result(capture.callback_url, outcome, capture.state), status_code=303
+            )
+        words = {
+            CaptureOutcome.GRANTED: "Your consent was recorded. You can close this page.",
+            CaptureOutcome.DENIED: "You refused. Nothing was shared. You can close this page.",
+            CaptureOutcome.TIMEOUT: "This request has expired. You can close this page.",
+            CaptureOutcome.ERROR: "Something went wrong. Nothing was shared.",
+        }
+        return message(request, "Done", words[outcome], 200)
+
+    def live(capture_id: str) -> CaptureRequest | None:
+        capture = captures.get(capture_id)
+        if capture is not None and capture.expired(server.clock()):
+            captures.decide(capture_id, CaptureOutcome.TIMEOUT)
+            capture = captures.get(capture_id)
+        return capture
+
+    async def form_of(request: Request) -> dict[str, str]:
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+        try:
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            return {}
+
+    def form_ok(request: Request, form: dict[str, str], cookie: str) -> bool:
+        sent, held = form.get("csrf", ""), request.cookies.get(cookie, "")
+        return bool(sent) and bool(held) and secrets.compare_digest(sent, held)
+
+    @router.get("/{capture_id}")
+    async def open_capture(capture_id: str, request: Request) -> Response:
+        capture = live(capture_id)
+        if capture is None:
+            return message(request, "Not found", "There is no such consent request.", 404)
+        state = request.query_params.get("state")
+        if state is not None and len(state) <= 512:
+            captures.keep_state(capture_id, state)
+            capture = captures.get(capture_id) or capture
+        if capture.outcome is not None:
+            return finish(request, capture, capture.outcome)
+        session = request.cookies.get(SESSION_COOKIE)
+        if captures.holds_session(capture_id, session):
+            return view(request, capture, "capture_decide.html", csrf=session)
+        device = server.subscriber_at(request.client.host if request.client else None)
+        if device is not None and device.msisdn == capture.msisdn:
+            secret = captures.open_session(capture_id)  # network-based: the device is the proof
+            response = view(request, capture, "capture_decide.html", csrf=secret)
+            set_cookie(response, request, capture_id, SESSION_COOKIE, secret)
+            return response
+        if captures.codes_left(capture_id) > 0 and not request.cookies.get(FORM_COOKIE):
+            send_code(capture.msisdn, captures.new_code(capture_id))
+        form_secret = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)
+        response = view(request, capture, "capture_code.html", csrf=form_secret,
+                        left=captures.codes_left(capture_id))
+        set_cookie(response, request, capture_id, FORM_COOKIE, form_secret)
+        return response
+
+    @router.post("/{capture_id}/code")
+    async def enter_code(capture_id: str, request: Request) -> Response:
+        capture = live(capture_id)
+        if capture is None or capture.outcome is not None:
+            return message(request, "Not found", "There is no such open consent request.", 404)
+        form = await form_of(request)
+        if not form_ok(request, form, FORM_COOKIE):
+            return message(request, "Refused", "The form was not sent from this page.", 403)
+        if form.get("resend") == "1":
+            send_code(capture.msisdn, captures.new_code(capture_id))
+            return RedirectResponse(str(request.url_for("open_capture", capture_id=capture_id)),
+                                    status_code=303)
+        code = form.get("code", "").strip()
+        if not (code.isdigit() and captures.check_code(capture_id, code)):
+            left = captures.codes_left(capture_id)
+            return view(request, capture, "capture_code.html", 400, csrf=form["csrf"], left=left,
+                        error="That code is not right." if left else
+                        "Too many wrong codes: ask for a new one.")
+        secret = captures.open_session(capture_id)
+        response = view(request, capture, "capture_decide.html", csrf=secret)
+        set_cookie(response, request, capture_id, SESSION_COOKIE, secret)
+        return response
+
+    @router.post("/{capture_id}/decide")
+    async def decide(capture_id: str, request: Request) -> Response:
+        capture = live(capture_id)
+        if capture is None:
+            return message(request, "Not found", "There is no such consent request.", 404)
+        form = await form_of(request)
+        session = request.cookies.get(SESSION_COOKIE)
+        if not (form_ok(request, form, SESSION_COOKIE)
+                and captures.holds_session(capture_id, session)):
+            return message(request, "Refused", "Sign in to this request first.", 403)
+        if capture.outcome is not None:
+            return finish(request, capture, capture.outcome)
+        decision = form.get("decision")
+        if decision not in ("approve", "deny"):
+            return message(request, "Refused", "Choose approve or refuse.", 400)
+        outcome = CaptureOutcome.GRANTED if decision == "approve" else CaptureOutcome.DENIED
+        if captures.decide(capture_id, outcome) and outcome is CaptureOutcome.GRANTED:
+            server.consents.grant(capture.msisdn, capture.client_id, capture.purpose,
+                                  capture.scopes, actor="subscriber:capture")
+        decided = captures.get(capture_id) or capture
+        return finish(request, decided, decided.outcome or outcome)
+
+    return router

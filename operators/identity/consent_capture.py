@@ -1,0 +1,237 @@
+"""Consent captures: the operator's own page where a subscriber gives (or refuses) consent.
+
+Consent Info hands an application a ``captureUrl`` when consent is missing; the subscriber
+opens it, proves who they are to the operator (network-based when the browser comes from
+their own device, else a one-time code sent to their phone) and approves or refuses. The
+application never sees the subscriber's answer except as ``capture_result`` on its callback
+and as the status Consent Info reports afterwards.
+
+A capture is a row here: what was asked (client, purpose, scopes, callback), when it runs
+out, how far the subscriber got, and the outcome. One-time codes are stored as salted hashes
+and allow :data:`MAX_CODE_ATTEMPTS` tries; the browser that authenticated holds a random
+session secret whose hash the row keeps, so a capture link forwarded to someone else is of
+no use to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ..storage import Database
+from ..types import Clock
+from .consent_status import Capture
+
+__all__ = ["CaptureOutcome", "CaptureRequest", "ConsentCaptures"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS identity_consent_captures (
+    id TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    callback_url TEXT,
+    state TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    code_hash TEXT,
+    code_expires_at REAL,
+    code_attempts INTEGER NOT NULL DEFAULT 0,
+    session_hash TEXT,
+    outcome TEXT,
+    decided_at REAL
+);
+CREATE INDEX IF NOT EXISTS identity_consent_captures_subject
+    ON identity_consent_captures (msisdn, client_id, purpose);
+"""
+
+CAPTURE_LIFETIME = 15 * 60.0
+"""Seconds a capture URL stays usable (then its result is ``timeout``)."""
+CODE_LIFETIME = 5 * 60.0
+MAX_CODE_ATTEMPTS = 5
+CODE_DIGITS = 6
+
+
+class CaptureOutcome(StrEnum):
+    """The ``capture_result`` values of the Consent Info callback."""
+
+    GRANTED = "granted"
+    DENIED = "denied"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureRequest:
+    id: str
+    client_id: str
+    msisdn: str
+    purpose: str
+    scopes: tuple[str, ...]
+    callback_url: str | None
+    state: str | None
+    created_at: float
+    expires_at: float
+    code_attempts: int
+    authenticated: bool
+    outcome: CaptureOutcome | None
+    decided_at: float | None
+
+    def expired(self, now: float) -> bool:
+        return self.outcome is None and now >= self.expires_at
+
+    def as_status_fact(self) -> Capture:
+        """A timeout or an error is no answer of the subscriber's: only approve and refuse
+        count as one."""
+        granted = {CaptureOutcome.GRANTED: True, CaptureOutcome.DENIED: False}.get(
+            self.outcome) if self.outcome else None
+        return Capture(self.scopes, self.created_at, self.expires_at, self.decided_at, granted)
+
+
+def _hash(secret: str, salt: str) -> str:
+    return hashlib.sha256(f"{salt}:{secret}".encode()).hexdigest()
+
+
+class ConsentCaptures:
+    """The capture rows of one operator (shared by its data centres through the database)."""
+
+    def __init__(self, db: Database, *, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
+        db.ensure_schema(SCHEMA)
+
+    def offer(
+        self,
+        client_id: str,
+        msisdn: str,
+        purpose: str,
+        scopes: tuple[str, ...],
+        callback_url: str | None,
+    ) -> CaptureRequest:
+        """A new capture, or the pending one that already asks for the same (so asking twice
+        does not send the subscriber two requests)."""
+        now = self.clock()
+        wanted = tuple(sorted(set(scopes)))
+        for pending in self.pending(client_id, msisdn, purpose):
+            if pending.scopes == wanted and pending.callback_url == callback_url:
+                return pending
+        capture_id = f"cap-{secrets.token_urlsafe(18)}"
+        self.db.insert(
+            "INSERT INTO identity_consent_captures (id, client_id, msisdn, purpose, scopes,"
+            " callback_url, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (capture_id, client_id, msisdn, purpose, json.dumps(wanted), callback_url, now,
+             now + CAPTURE_LIFETIME),
+        )
+        found = self.get(capture_id)
+        assert found is not None
+        return found
+
+    def get(self, capture_id: str) -> CaptureRequest | None:
+        row = self.db.one("SELECT * FROM identity_consent_captures WHERE id = ?", (capture_id,))
+        return None if row is None else _capture(row)
+
+    def pending(self, client_id: str, msisdn: str, purpose: str) -> list[CaptureRequest]:
+        now = self.clock()
+        return [c for c in self.of(msisdn, client_id, purpose)
+                if c.outcome is None and now < c.expires_at]
+
+    def of(self, msisdn: str, client_id: str, purpose: str) -> list[CaptureRequest]:
+        rows = self.db.all(
+            "SELECT * FROM identity_consent_captures WHERE msisdn = ? AND client_id = ?"
+            " AND purpose = ? ORDER BY created_at",
+            (msisdn, client_id, purpose),
+        )
+        return [_capture(r) for r in rows]
+
+    def offered_since(self, client_id: str, msisdn: str, since: float) -> int:
+        """How many captures this client asked about this subscriber since ``since``."""
+        row = self.db.one(
+            "SELECT COUNT(*) AS n FROM identity_consent_captures WHERE client_id = ?"
+            " AND msisdn = ? AND created_at >= ?",
+            (client_id, msisdn, since),
+        )
+        return int(row["n"]) if row is not None else 0
+
+    def keep_state(self, capture_id: str, state: str) -> None:
+        """Remember the ``state`` the application opened the capture URL with (first one)."""
+        self.db.execute(
+            "UPDATE identity_consent_captures SET state = ? WHERE id = ? AND state IS NULL",
+            (state, capture_id),
+        )
+
+    # -- proving who the subscriber is --------------------------------------------------------
+
+    def new_code(self, capture_id: str) -> str:
+        """A fresh one-time code for the capture (the caller sends it to the handset)."""
+        code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+        self.db.execute(
+            "UPDATE identity_consent_captures SET code_hash = ?, code_expires_at = ?,"
+            " code_attempts = 0 WHERE id = ?",
+            (_hash(code, capture_id), self.clock() + CODE_LIFETIME, capture_id),
+        )
+        return code
+
+    def check_code(self, capture_id: str, code: str) -> bool:
+        """Whether ``code`` is the capture's live code; every try counts, right or wrong."""
+        row = self.db.one("SELECT * FROM identity_consent_captures WHERE id = ?", (capture_id,))
+        if row is None or row["code_hash"] is None:
+            return False
+        if row["code_attempts"] >= MAX_CODE_ATTEMPTS or self.clock() >= row["code_expires_at"]:
+            return False
+        self.db.execute(
+            "UPDATE identity_consent_captures SET code_attempts = code_attempts + 1 WHERE id = ?",
+            (capture_id,),
+        )
+        if not hmac.compare_digest(row["code_hash"], _hash(code, capture_id)):
+            return False
+        self.db.execute(
+            "UPDATE identity_consent_captures SET code_hash = NULL WHERE id = ?", (capture_id,)
+        )
+        return True
+
+    def codes_left(self, capture_id: str) -> int:
+        capture = self.get(capture_id)
+        return 0 if capture is None else max(0, MAX_CODE_ATTEMPTS - capture.code_attempts)
+
+    def open_session(self, capture_id: str) -> str:
+        """The secret of the browser that proved to be the subscriber (a cookie)."""
+        secret = secrets.token_urlsafe(24)
+        self.db.execute(
+            "UPDATE identity_consent_captures SET session_hash = ? WHERE id = ?",
+            (_hash(secret, capture_id), capture_id),
+        )
+        return secret
+
+    def holds_session(self, capture_id: str, secret: str | None) -> bool:
+        row = self.db.one(
+            "SELECT session_hash FROM identity_consent_captures WHERE id = ?", (capture_id,)
+        )
+        if row is None or row["session_hash"] is None or not secret:
+            return False
+        return hmac.compare_digest(row["session_hash"], _hash(secret, capture_id))
+
+    def decide(self, capture_id: str, outcome: CaptureOutcome) -> bool:
+        """Record the outcome once; False when the capture was already decided."""
+        changed = self.db.execute(
+            "UPDATE identity_consent_captures SET outcome = ?, decided_at = ?"
+            " WHERE id = ? AND outcome IS NULL",
+            (outcome.value, self.clock(), capture_id),
+        )
+        return changed == 1
+
+
+def _capture(row: Any) -> CaptureRequest:
+    outcome = row["outcome"]
+    return CaptureRequest(
+        id=row["id"], client_id=row["client_id"], msisdn=row["msisdn"], purpose=row["purpose"],
+        scopes=tuple(json.loads(row["scopes"])), callback_url=row["callback_url"],
+        state=row["state"], created_at=row["created_at"], expires_at=row["expires_at"],
+        code_attempts=row["code_attempts"], authenticated=row["session_hash"] is not None,
+        outcome=CaptureOutcome(outcome) if outcome else None, decided_at=row["decided_at"],
+    )
