@@ -21,9 +21,7 @@ from federation.config import FederationConfig
 from federation.federation import quick_consent
 from federation.member import MemberOperator
 from operators import Operator
-from tests.operators.identity.conftest import ALL_GRANTS, App, new_key
-
-from .conftest import FakeClock
+from tests.operators.identity.conftest import ALL_GRANTS, App, FakeClock, new_key
 
 ROUNDS = 25
 SCOPE = "device-reachability-status:read dpv:ServiceProvision"
@@ -70,6 +68,12 @@ class Sites:
             f"{self.operator.issuer}/consents/{consent_id}", headers=self.admin)
         assert response.status_code == 200 and response.json()["status"] == "revoked", (
             response.text)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The epoch and monotonic clock of every replica, moved by the test only."""
+    return FakeClock()
 
 
 @pytest.fixture
