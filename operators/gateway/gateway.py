@@ -27,7 +27,14 @@ from operators.types import Clock
 
 from .admission import Admission
 from .authentication import BearerAuthenticator
-from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
+from .metering import (
+    GroupCommit,
+    UnbilledCall,
+    UsageEvent,
+    UsageLedger,
+    is_billable,
+    noted_subjects,
+)
 from .metrics import GatewayMetrics
 from .threat_protection import BodyRefusedError, ThreatLimits, inspect_body, read_body
 
@@ -113,6 +120,8 @@ class Gateway:
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         operation = operation_at(request.method, request.scope["route"].path)
         facts = self.identity.grant_facts(claims)
+        if operation is not None:  # who the call is about, for the subscriber's access log
+            request.state.about = (facts.token, operation)
         trusted = self.party_trusted is None or self.party_trusted(facts.token.client_id)
         context = self.admission.authorize(
             facts, operation, party_trusted=trusted, correlator=correlator
@@ -138,9 +147,12 @@ class Gateway:
         status: int,
         body: bytes = b"",
         effects: list[Effect] | None = None,
+        *,
+        subject: str | None = None,
     ) -> bool:
         """Record one usage event for a successful call, with its answer for replays and in
-        the same transaction as the call's held effects."""
+        the same transaction as the call's held effects; ``subject`` is the subscriber a
+        two-legged call turned out to be about."""
         context = call.context
         return await self.commits.record(
             UsageEvent(
@@ -153,6 +165,8 @@ class Gateway:
                 currency=call.plan.currency,
                 status=status,
                 at=self.calendar(),
+                msisdn=context.msisdn or subject,
+                purpose=context.purpose,
             ),
             body,
             effects,
@@ -206,6 +220,7 @@ class GatewayMiddleware:
                     gateway.metrics.observe(
                         api_of(scope.get("path", "")), "-", status, time.perf_counter() - started
                     )
+                _log_unbilled(gateway, state, subjects, status)
                 await send(message)
                 return
             if not held:
@@ -218,7 +233,10 @@ class GatewayMiddleware:
             start, *chunks = held
             body = b"".join(bytes(chunk.get("body", b"")) for chunk in chunks)
             try:
-                await gateway.meter(call, int(start["status"]), body, list(effects))
+                await gateway.meter(
+                    call, int(start["status"]), body, list(effects),
+                    subject=subjects[0] if subjects else None,
+                )
                 effects.clear()
             except Exception:
                 log.exception("metering failed; the call is answered 503")
@@ -227,10 +245,29 @@ class GatewayMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": body})
 
-        with held_effects() as effects:
+        with held_effects() as effects, noted_subjects() as subjects:
             await self.app(scope, receive, send_with_policies)
             if effects and not held:  # an answer that is not metered: its writes stand alone
                 apply_effects(effects)
+
+
+def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int) -> None:
+    """Keep a CAMARA call about a known subscriber that is not billed (refused, a business
+    answer, a free operation), so the subscriber's access log shows every attempt."""
+    about = state.get("about")
+    if about is None:
+        return
+    token, operation = about
+    msisdn = token.msisdn or (subjects[0] if subjects else None)
+    if msisdn is None:
+        return
+    try:
+        gateway.ledger.record_unbilled(
+            UnbilledCall(token.client_id, msisdn, operation.api, operation.operation_id,
+                         token.purpose, status, gateway.calendar())
+        )
+    except Exception:  # the answer matters more than its trace in the access log
+        log.exception("an unbilled call could not be kept in the access log")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from operators.camara import Operation
@@ -41,13 +44,53 @@ CREATE TABLE IF NOT EXISTS usage_events (
     at REAL NOT NULL,
     response BLOB,
     published_at REAL,
+    msisdn TEXT,
+    purpose TEXT,
     PRIMARY KEY (client_id, correlator)
 );
 CREATE INDEX IF NOT EXISTS usage_events_unpublished ON usage_events (published_at)
     WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS usage_events_answers ON usage_events (at)
     WHERE response IS NOT NULL;
+CREATE TABLE IF NOT EXISTS unbilled_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    msisdn TEXT NOT NULL,
+    api TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    purpose TEXT,
+    status INTEGER NOT NULL,
+    at REAL NOT NULL
+);
 """
+SUBJECT_SCHEMA = """
+CREATE INDEX IF NOT EXISTS usage_events_subject ON usage_events (msisdn, at)
+    WHERE msisdn IS NOT NULL;
+CREATE INDEX IF NOT EXISTS unbilled_calls_subject ON unbilled_calls (msisdn, at);
+"""
+_SUBJECT_COLUMNS = ("msisdn", "purpose")
+"""Columns added after the first release: a database file made before them gains them."""
+
+_call_subjects: ContextVar[list[str] | None] = ContextVar("ogsim_call_subjects", default=None)
+
+
+@contextmanager
+def noted_subjects() -> Iterator[list[str]]:
+    """Collect, for one API call, the subscribers a two-legged call turned out to be about
+    (its token names nobody; the integrator learns the number from the body)."""
+    subjects: list[str] = []
+    token = _call_subjects.set(subjects)
+    try:
+        yield subjects
+    finally:
+        _call_subjects.reset(token)
+
+
+def note_subject(msisdn: str) -> None:
+    """Say that the current call processes ``msisdn``'s data (ignored outside a call)."""
+    subjects = _call_subjects.get()
+    if subjects is not None and msisdn not in subjects:
+        subjects.append(msisdn)
 
 
 @dataclass(frozen=True)
@@ -63,6 +106,24 @@ class UsageEvent:
     currency: str
     status: int
     at: float
+    msisdn: str | None = None
+    """The subscriber whose data the call processed, when one is known (GDPR access log)."""
+    purpose: str | None = None
+
+
+@dataclass(frozen=True)
+class UnbilledCall:
+    """A call about a known subscriber that was not billed: refused (401, 403, 429...), a
+    business answer (404, 422) or a free operation. Kept so a subscriber sees every attempt
+    on their data, not only the ones an application paid for."""
+
+    client_id: str
+    msisdn: str
+    api: str
+    operation: str
+    purpose: str | None
+    status: int
+    at: float
 
 
 class UsageLedger:
@@ -71,11 +132,43 @@ class UsageLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(SCHEMA)
+        columns = {row["name"] for row in db.all("PRAGMA table_info(usage_events)")}
+        for column in _SUBJECT_COLUMNS:
+            if column not in columns:
+                db.execute(f"ALTER TABLE usage_events ADD COLUMN {column} TEXT")
+        db.ensure_schema(SUBJECT_SCHEMA)
 
     _INSERT = (
         "INSERT OR IGNORE INTO usage_events (client_id, correlator, api, operation, plan,"
-        " price, currency, status, at, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " price, currency, status, at, msisdn, purpose, response)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+
+    def record_unbilled(self, call: UnbilledCall) -> None:
+        """Keep a call that was not billed but touched (or tried to touch) a subscriber."""
+        self.db.execute(
+            "INSERT INTO unbilled_calls (client_id, msisdn, api, operation, purpose, status, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (call.client_id, call.msisdn, call.api, call.operation, call.purpose, call.status,
+             call.at),
+        )
+
+    def about(self, msisdn: str) -> tuple[list[UsageEvent], list[UnbilledCall]]:
+        """Every recorded call about ``msisdn``: billed events, then unbilled calls, by time."""
+        billed = [
+            _event(row)
+            for row in self.db.all(
+                "SELECT * FROM usage_events WHERE msisdn = ? ORDER BY at, correlator", (msisdn,)
+            )
+        ]
+        unbilled = [
+            UnbilledCall(r["client_id"], r["msisdn"], r["api"], r["operation"], r["purpose"],
+                         r["status"], r["at"])
+            for r in self.db.all(
+                "SELECT * FROM unbilled_calls WHERE msisdn = ? ORDER BY at, id", (msisdn,)
+            )
+        ]
+        return billed, unbilled
 
     def record(self, event: UsageEvent, response: bytes = b"") -> bool:
         """Store the event (and the answer given) unless its key is known; True when new."""
@@ -160,6 +253,8 @@ def _row(event: UsageEvent) -> tuple[object, ...]:
         event.currency,
         event.status,
         event.at,
+        event.msisdn,
+        event.purpose,
     )
 
 
@@ -174,6 +269,8 @@ def _event(row: sqlite3.Row) -> UsageEvent:
         currency=row["currency"],
         status=row["status"],
         at=row["at"],
+        msisdn=row["msisdn"],
+        purpose=row["purpose"],
     )
 
 
