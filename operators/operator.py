@@ -336,6 +336,15 @@ def _operations_router(operator: Operator) -> APIRouter:
         plan = operator.gateway.admission.plans.subscribe(client_id, api, wanted.plan)
         return {"clientId": client_id, "api": api, "plan": plan.name}
 
+    @admin.get("/handsets/{phone_number}/messages")
+    def handset_messages(phone_number: str) -> list[dict[str, object]]:
+        """What a simulated phone received (codes included): for QA and conformance runs,
+        which play the subscriber; the admin credential keeps it from anyone else."""
+        return [
+            {"id": m.id, "kind": m.kind, "text": m.text, "data": m.data, "sentAt": m.sent_at}
+            for m in operator.handsets.messages(phone_number)
+        ]
+
     @admin.get("/usage")
     def usage() -> list[dict[str, object]]:
         totals = operator.gateway.ledger.totals()

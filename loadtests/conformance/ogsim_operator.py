@@ -149,7 +149,7 @@ async def in_process_target(config: OperatorConfig | None = None) -> AsyncIterat
         async with httpx.AsyncClient(transport=transport, base_url=operator.api_root) as http:
             tokens = OperatorTokens(http, operator.issuer, config.admin_secret, clock)
             tokens.lifetime = config.lifetimes.access_token
-            environment = AdminEnvironment(http, config.admin_secret)
+            environment = AdminEnvironment(http, config.admin_secret, issuer=operator.issuer)
             yield Target(http, tokens, environment, apis=frozenset(BASE_PATHS))
     finally:
         operator.close()

@@ -129,13 +129,16 @@ class ApiSpec:
         fragment = "/" + fragment.lstrip("/")
         for document, uri in ((self.document, self.uri), (self.common, _COMMON_URI)):
             node: Any = document
+            found: list[str] = []
             for part in fragment.strip("/").split("/"):
-                if not isinstance(node, dict) or part not in node:
+                key = _key_in(node, part)
+                if key is None:
                     node = None
                     break
-                node = node[part]
+                found.append(key)
+                node = node[key]
             if node is not None:
-                return document, f"{uri}#{fragment}"
+                return document, f"{uri}#/{'/'.join(found)}"
         return None
 
     def deref(self, node: Any, depth: int = 0) -> Any:
@@ -311,3 +314,14 @@ def load_spec(path: Path, common: Path | None = None) -> ApiSpec:
         yaml.safe_load(common.read_text(encoding="utf-8")) if common and common.exists() else {}
     )
     return ApiSpec(path.stem, document, shared)
+
+
+def _key_in(node: Any, part: str) -> str | None:
+    """``part`` as a key of ``node``; failing that, the one key equal to it but for case
+    (feature files write ``retrieveStatusResponseBody`` for ``RetrieveStatusResponseBody``)."""
+    if not isinstance(node, dict):
+        return None
+    if part in node:
+        return part
+    matches = [k for k in node if isinstance(k, str) and k.lower() == part.lower()]
+    return matches[0] if len(matches) == 1 else None

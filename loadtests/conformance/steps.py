@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .consent_info_steps import register_consent_info
 from .target import Unsupported
 from .world import (
     ABSENT,
@@ -1496,6 +1497,7 @@ def default_library() -> StepLibrary:
         r"the response optionally contains the property " + Q + r" with the value of .*",
         optional_property,
     )
+    register_consent_info(lib)
     return lib
 
 

@@ -143,8 +143,11 @@ class AdminEnvironment:
         admin_secret: str | None = None,
         numbers: dict[str, str] | None = None,
         unknown: str = "+99999999999",
+        issuer: str | None = None,
     ) -> None:
         self.http = http
+        self.issuer = issuer
+        """The operator's identity server (its consent API), when known."""
         self.admin_secret = admin_secret
         self.numbers = dict(numbers or {})
         self.unknown = unknown
@@ -194,3 +197,29 @@ class AdminEnvironment:
             response = await self.http.delete(url, headers=headers)
         if response.status_code != 200:
             raise Unsupported(f"cannot inject a fault into {function}: {response.status_code}")
+
+    async def grant_consent(
+        self, number: str, client_id: str, purpose: str, scopes: list[str], expires_in: int
+    ) -> None:
+        """Record a subscriber's consent as the operator's back office would."""
+        if self.issuer is None:
+            raise Unsupported("the operator's consent API is unknown here")
+        response = await self.http.post(
+            f"{self.issuer}/consents",
+            json={"phoneNumber": number, "clientId": client_id, "purpose": purpose,
+                  "scopes": scopes, "expiresIn": expires_in},
+            headers=self._headers(),
+        )
+        if response.status_code != 201:
+            raise Unsupported(f"cannot record consent for {number}: {response.text[:200]}")
+
+    async def handset_code(self, number: str) -> str:
+        """The latest one-time code the subscriber's simulated phone received."""
+        response = await self.http.get(
+            f"/admin/handsets/{number}/messages", headers=self._headers()
+        )
+        codes = [m["data"]["code"] for m in response.json() if m.get("kind") == "code"] if (
+            response.status_code == 200) else []
+        if not codes:
+            raise Unsupported(f"no one-time code reached {number}'s phone")
+        return str(codes[0])

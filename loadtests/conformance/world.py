@@ -30,6 +30,7 @@ DEFAULT_PURPOSE = "dpv:FraudPreventionAndDetection"
 DEVICE_FIELDS: dict[str, str | None] = {
     "sim-swap": "phoneNumber",
     "kyc-match": "phoneNumber",
+    "consent-info": "phoneNumber",
     "number-verification": None,
 }
 

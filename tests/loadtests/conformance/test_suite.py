@@ -21,6 +21,7 @@ APIS = {
     "quality-on-demand",
     "qos-profiles",
     "kyc-match",
+    "consent-info",
 }
 
 
@@ -33,6 +34,21 @@ async def test_every_scenario_runs_and_at_least_90_percent_pass(camara_dir: Path
     assert len(report.results) > 300
     assert report.pass_rate >= 0.9, report.summary()
     assert report.skipped <= 0.1 * len(report.results), report.summary()
+
+
+async def test_consent_info_passes_all_but_the_one_scenario_the_operator_cannot_have(
+    camara_dir: Path,
+) -> None:
+    """Consent Info: statuses from the operator's records, capture URLs, the capture journey
+    with its callback and ``state``; only "service not applicable" cannot apply (every
+    ogsim subscriber may be asked about)."""
+    async with in_process_target() as target:
+        report = await run_conformance(target, camara_dir, ["consent-info"])
+    outcomes = {r.scenario.tag: r.outcome for r in report.results}
+    assert len(outcomes) == 24
+    assert {t for t, o in outcomes.items() if o != "passed"} == {
+        "@consent_info_retrieveStatus_C02.05_phone_number_not_supported"
+    }, report.summary()
 
 
 def test_the_command_prints_the_table_and_the_summary_line(camara_dir: Path) -> None:
