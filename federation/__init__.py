@@ -30,7 +30,7 @@ if TYPE_CHECKING:
         default_federation,
         load_federation,
     )
-    from federation.demo import run_demo
+    from federation.demo import Interactive, run_demo
     from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
     from federation.federation import Federation, quick_consent, running_federation
     from federation.global_load_balancer import (
@@ -62,6 +62,7 @@ __all__ = [
     "GlobalLoadBalancer",
     "HealthPolicy",
     "HealthTracker",
+    "Interactive",
     "NetworkId",
     "NetworkIdService",
     "NoHealthyDataCentreError",
@@ -104,6 +105,7 @@ _HOMES = {
     "FederationConfig": "federation.config",
     "default_federation": "federation.config",
     "load_federation": "federation.config",
+    "Interactive": "federation.demo",
     "run_demo": "federation.demo",
     "FIRST_SEARCH": "federation.discovery_fallback",
     "Stale": "federation.discovery_fallback",

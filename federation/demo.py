@@ -9,15 +9,22 @@ with a Mermaid sequence diagram written to ``out``; the caller prints the summar
 
 The story narrates on the console it is given (none: silent), so that a test runs it quietly
 and the command runs it aloud; its outcomes are returned either way.
+
+With :class:`Interactive` (``ogsim demo --interactive``) the consent of chapter 3 is a
+person's: the subscriber's handset waits for a press, telco-gb is also served over real HTTP on
+a loopback port so a browser can open the handset page, the story prints its URL and waits,
+up to a bound, for Approve.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +33,7 @@ from rich.console import Console
 from rich.table import Table
 
 from federation.client import OAuthClientError
-from federation.config import PORTED_NUMBER, default_federation
+from federation.config import PORTED_NUMBER, FederationConfig, default_federation
 from federation.data_centres import DATA_CENTRE_HEADER
 from federation.federation import Federation, quick_consent, running_federation
 from federation.global_load_balancer import HealthPolicy
@@ -42,7 +49,27 @@ HEALTH = HealthPolicy(interval=0.1, failures_to_down=2, successes_to_up=2)
 Step = tuple[str, str, float]
 """(step, outcome, milliseconds); an outcome starting with ``UNEXPECTED`` is a surprise."""
 
-__all__ = ["UNKNOWN_NUMBER", "Step", "Story", "run_demo"]
+__all__ = ["UNKNOWN_NUMBER", "Interactive", "Step", "Story", "run_demo"]
+
+CONSENTING_OPERATOR = "telco-gb"
+POLL_INTERVAL = 1
+"""Seconds between the hub's CIBA polls while a person decides (``quick_consent`` polls at
+once, which against a handset that waits for a person would only hammer the token endpoint)."""
+
+
+@dataclass(frozen=True)
+class Interactive:
+    """Run chapter 3's consent with a person pressing Approve on the handset page.
+
+    ``timeout`` bounds the wait (at most the operator's CIBA request lifetime, after which the
+    request expires anyway); ``port`` 0 takes any free loopback port; ``on_url`` is told the
+    handset page's URL once it is served (the command prints it; a test presses the button).
+    """
+
+    timeout: float = 120.0
+    host: str = "127.0.0.1"
+    port: int = 0
+    on_url: Callable[[str], None] = field(default=lambda _: None)
 
 
 class Story:
@@ -91,8 +118,15 @@ class Story:
         self.say(f"{prefix}[{colour}]=> {outcome}[/{colour}] ({millis:.0f} ms)")
 
 
-async def run_demo(console: Console | None = None, out: Path | None = None) -> list[Step]:
-    """The scripted story, told on ``console``; returns (step, outcome, ms) for each step."""
+async def run_demo(
+    console: Console | None = None,
+    out: Path | None = None,
+    *,
+    interactive: Interactive | None = None,
+) -> list[Step]:
+    """The scripted story, told on ``console``; returns (step, outcome, ms) for each step.
+
+    With ``interactive``, chapter 3 waits for a person to approve on the handset page."""
     story = Story(console)
     recording = [True]
     log = TraceLog()
@@ -103,15 +137,16 @@ async def run_demo(console: Console | None = None, out: Path | None = None) -> l
             story.say(f"    [dim]{hop.line()}[/dim]")
 
     started = time.perf_counter()
-    async with running_federation(
-        quick_consent(default_federation()), tracer=on_hop, health=HEALTH
-    ) as fed:
+    config = quick_consent(default_federation())
+    if interactive is not None:
+        config = _polled_every(config, CONSENTING_OPERATOR, POLL_INTERVAL)
+    async with running_federation(config, tracer=on_hop, health=HEALTH) as fed:
         story.record(
             "start the default federation (3 operators, 6 data centres, hub)", "ok", started
         )
         if console is not None:
             console.print(_parties(fed))
-        steps = await _story(fed, story, recording)
+        steps = await _story(fed, story, recording, interactive)
         settlement = (
             await fed.http.get(
                 f"{fed.aggregator.api_root}/admin/settlement",
@@ -125,7 +160,9 @@ async def run_demo(console: Console | None = None, out: Path | None = None) -> l
     return steps
 
 
-async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[Step]:
+async def _story(
+    fed: Federation, story: Story, recording: list[bool], interactive: Interactive | None
+) -> list[Step]:
     hub = fed.aggregator
     http = fed.http
     fr = fed.operator("telco-fr").subscribers
@@ -202,11 +239,14 @@ async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[S
     service = {"Authorization": f"Bearer {token['access_token']}"}
     reachability = {"device": {"phoneNumber": consenting}}
     url = f"{hub.api_root}/device-reachability-status/v1/retrieve"
-    await story.api(
-        f"reachability of {consenting} (telco-gb; consent needed)",
-        200,
-        http.post(url, json=reachability, headers=service),
-    )
+    name = f"reachability of {consenting} (telco-gb; consent needed)"
+    if interactive is None:
+        await story.api(name, 200, http.post(url, json=reachability, headers=service))
+    elif not await _asked_in_person(
+        fed, story, interactive, consenting, name,
+        http.post(url, json=reachability, headers=service, timeout=interactive.timeout + 10),
+    ):
+        return story.steps
     issuer = fed.operator("telco-gb").issuer
     async with fed.device("telco-gb", consenting) as phone:
         consents = (await phone.get(f"{issuer}/consents")).json()
@@ -274,6 +314,90 @@ async def _story(fed: Federation, story: Story, recording: list[bool]) -> list[S
         started,
     )
     return story.steps
+
+
+async def _asked_in_person(
+    fed: Federation,
+    story: Story,
+    interactive: Interactive,
+    number: str,
+    name: str,
+    call: Awaitable[httpx.Response],
+) -> bool:
+    """Make ``number``'s handset interactive, serve its operator over HTTP for a browser,
+    print the handset URL and run ``call`` while a person decides; False when nobody approved
+    within the bound (the story then stops: what follows needs the consent)."""
+    operator = fed.config.operator(CONSENTING_OPERATOR)
+    changed = await fed.http.post(
+        f"{operator.api_root}/admin/subscribers/{number}/changes",
+        headers={"Authorization": f"Bearer {operator.admin_secret}"},
+        json={"kind": "handset", "payload": {"mode": "interactive"}},
+    )
+    changed.raise_for_status()
+    lifetime = operator.lifetimes.ciba_request
+    bound = min(interactive.timeout, lifetime)
+    async with _served(fed.members[CONSENTING_OPERATOR].front, interactive) as (origin, serving):
+        url = f"{origin}/handset/{number}"
+        story.say(
+            f"  [bold yellow]{number}'s handset now waits for a person.[/bold yellow] Open\n"
+            f"    {url}\n  and press [bold]Approve[/bold] (waiting up to {bound:.0f} s)"
+        )
+        interactive.on_url(url)
+        started = time.perf_counter()
+        story.say(f"[bold]{name}[/bold]")
+        asked = asyncio.ensure_future(call)
+        await asyncio.wait({asked, serving}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+        if not asked.done():  # the bound passed, or Ctrl-C stopped the handset's server
+            asked.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asked
+            why = "the handset server stopped" if serving.done() else (
+                f"nobody pressed Approve on {url} within {bound:.0f} s")
+            story.record(name, f"UNEXPECTED {why}", started, announce=False)
+            return False
+        response = asked.result()
+        text = response.text if len(response.text) < 90 else response.text[:87] + "..."
+        outcome = f"{response.status_code} {text}"
+        if response.status_code != 200:
+            outcome = f"UNEXPECTED {outcome} (wanted 200: was Deny pressed?)"
+        story.record(name, outcome, started, announce=False)
+        return response.status_code == 200
+
+
+@contextlib.asynccontextmanager
+async def _served(
+    app: Any, interactive: Interactive
+) -> AsyncIterator[tuple[str, asyncio.Task[None]]]:
+    """``app`` served over HTTP on a loopback port for as long as the context lasts; yields
+    its origin and the serving task (done early if Ctrl-C stopped it). The federation is
+    already running, so the server runs no lifespan."""
+    import uvicorn  # only an interactive demo pays for importing the server
+
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=interactive.host, port=interactive.port, lifespan="off",
+        log_level="warning", access_log=False))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()  # the port was taken, say: raise why
+            raise RuntimeError("the handset server stopped before it started")
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{interactive.host}:{port}", serving
+    finally:
+        server.should_exit = True
+        await serving
+
+
+def _polled_every(config: FederationConfig, operator_id: str, interval: int) -> FederationConfig:
+    """``config`` with ``operator_id``'s CIBA poll interval set to ``interval`` seconds."""
+    operators = tuple(
+        o.model_copy(update={"lifetimes": o.lifetimes.model_copy(
+            update={"ciba_interval": interval})}) if o.id == operator_id else o
+        for o in config.operators
+    )
+    return config.model_copy(update={"operators": operators})
 
 
 def es_front_url(fed: Federation) -> str:

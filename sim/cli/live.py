@@ -30,6 +30,7 @@ from rich.table import Table
 
 from federation import (
     FederationProcesses,
+    Interactive,
     OAuthClientError,
     default_federation,
     descriptor,
@@ -194,10 +195,29 @@ def _print(described: dict[str, object], path: Path) -> None:
 def demo(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print only the summary")] = False,
     out: Annotated[Path, typer.Option(help="folder for the sequence diagram")] = Path("ogsim-demo"),
+    interactive: Annotated[
+        bool,
+        typer.Option(
+            "--interactive",
+            help="the consent is yours: open the printed handset URL and press Approve",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(min=1, max=3600, help="--interactive: seconds to wait for Approve"),
+    ] = 120.0,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="--interactive: handset page port (0: any)")
+    ] = 0,
 ) -> None:
     """Start the default federation in process and run a cross-operator story through it."""
     teller = Console(highlight=False)
-    steps = asyncio.run(run_demo(None if quiet else teller, out=out))
+    person = None
+    if interactive:
+        person = Interactive(
+            timeout=timeout, port=port, on_url=lambda url: teller.print(f"handset: {url}")
+        ) if quiet else Interactive(timeout=timeout, port=port)
+    steps = asyncio.run(run_demo(None if quiet else teller, out=out, interactive=person))
     table = Table(title="demo summary")
     for column in ("step", "outcome", "ms"):
         table.add_column(column)
