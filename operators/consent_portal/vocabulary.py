@@ -1,34 +1,22 @@
 """Words a subscriber reads instead of identifiers: purposes, data categories, collection methods.
 
-Purposes are W3C DPV terms (``dpv:FraudPreventionAndDetection``); a term missing from the table
-still reads as words, split from its camel case, so an operator adding a purpose never shows a
-subscriber a bare identifier. Data categories are derived from the API a scope belongs to.
+Purposes are W3C DPV terms (``dpv:FraudPreventionAndDetection``); a term missing from the
+identity server's table still reads as words, split from its camel case, so an operator adding
+a purpose never shows a subscriber a bare identifier. Data categories are derived from the API
+a scope belongs to.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-PURPOSE_WORDS: dict[str, str] = {
-    "dpv:FraudPreventionAndDetection": "Fraud prevention and detection",
-    "dpv:IdentityVerification": "Identity verification",
-    "dpv:ServiceProvision": "Providing a service",
-    "dpv:RequestedServiceProvision": "Providing a service you asked for",
-    "dpv:Marketing": "Marketing",
-}
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+from ..identity.purposes import describe_purpose
 
 
 def purpose_words(purpose: str) -> str:
-    """``dpv:FraudPreventionAndDetection`` → "Fraud prevention and detection"."""
-    known = PURPOSE_WORDS.get(purpose)
-    if known is not None:
-        return known
-    name = purpose.split(":", 1)[-1]
-    words = _CAMEL.sub(" ", name).strip().lower()
-    return words[:1].upper() + words[1:] if words else purpose
+    """``dpv:FraudPreventionAndDetection`` → "Fraud prevention and detection": the identity
+    server's words, so the capture page and the portal name a purpose alike."""
+    return describe_purpose(purpose)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -22,6 +23,7 @@ OUTSIDE = "198.51.100.20"
 IDENTITY = "dpv:IdentityVerification"
 """The harness application's consent-based purpose: CIBA asks the handset and records one."""
 
+FORM = {"content-type": "application/x-www-form-urlencoded"}
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -42,7 +44,7 @@ class Browser:
         if csrf:
             form["csrf"] = await self.csrf("/my/consents" if await self.signed_in()
                                            else "/my/sign-in")
-        return await self.http.post(path, data=form)
+        return await self.http.post(path, content=urlencode(form), headers=FORM)
 
     async def signed_in(self) -> bool:
         return (await self.http.get("/my/consents")).status_code == 200

@@ -10,7 +10,8 @@ from tests.operators.gateway.conftest import FakeClock, Harness
 from .conftest import Browser, BrowserFactory
 
 
-async def test_sign_in_with_the_code_sent_to_the_handset(harness: Harness, browser: Browser) -> None:
+async def test_sign_in_with_the_code_sent_to_the_handset(harness: Harness,
+                                                         browser: Browser) -> None:
     number = harness.number("approves")
     assert (await browser.http.get("/my/consents")).headers["location"] == "/my/sign-in"
     await browser.sign_in(number)

@@ -1,0 +1,112 @@
+"""Consents on /my: listed by application, withdrawn through the consent store, only one's own."""
+
+from __future__ import annotations
+
+from tests.operators.gateway.conftest import Harness
+
+from .conftest import IDENTITY, Browser, BrowserFactory, ciba_consent
+
+
+async def test_a_ciba_consent_is_listed_by_application_and_purpose(
+    harness: Harness, browser: Browser
+) -> None:
+    number = harness.number("approves")
+    await ciba_consent(harness)
+    await browser.sign_in(number)
+    page = (await browser.http.get("/my/consents")).text
+    assert "Fraud app" in page and "fraud-app" in page
+    assert "Verifying your identity" in page and IDENTITY in page
+    assert "sim-swap:check" in page
+    assert "active" in page
+    assert "Receipt (granted)" in page
+
+
+async def test_withdrawing_refuses_the_applications_next_call(
+    harness: Harness, browser: Browser
+) -> None:
+    number = harness.number("approves")
+    token = await ciba_consent(harness)
+    assert (await harness.check(token)).status_code == 200
+    (consent,) = harness.operator.identity.consents.for_subscriber(number)
+    await browser.sign_in(number)
+    answer = await browser.post(f"/my/consents/{consent.id}/revoke")
+    assert answer.status_code == 200
+    assert "Consent withdrawn" in answer.text
+    refused = await harness.check(token)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "PERMISSION_DENIED"
+    audit = harness.operator.identity.consents.audit(consent_id=consent.id)
+    assert [(e.action, e.actor) for e in audit][-1] == ("revoked", "subscriber:portal")
+    notice = next(m for m in harness.operator.handsets.messages(number) if m.kind == "consent")
+    assert notice.data["consent_id"] == consent.id and notice.data["action"] == "revoked"
+    assert "Fraud app" in notice.text
+    assert "Receipt (revoked)" in (await browser.http.get("/my/consents")).text
+
+
+async def test_withdrawing_everything_given_to_an_application(
+    harness: Harness, browser: Browser
+) -> None:
+    number = harness.number("approves")
+    first = await ciba_consent(harness)
+    second = await ciba_consent(harness, scope=f"device-roaming-status:read {IDENTITY}")
+    await browser.sign_in(number)
+    answer = await browser.post("/my/applications/fraud-app/revoke")
+    assert answer.status_code == 200
+    assert all(c.revoked_at is not None
+               for c in harness.operator.identity.consents.for_subscriber(number))
+    assert (await harness.check(first)).status_code == 403
+    roaming = await harness.http.post("/device-roaming-status/v1/retrieve", json={},
+                                      headers={"Authorization": f"Bearer {second}"})
+    assert roaming.status_code == 403
+
+
+async def test_another_subscribers_consent_cannot_be_seen_or_withdrawn(
+    harness: Harness, browsers: BrowserFactory
+) -> None:
+    victim = harness.number("approves")
+    token = await ciba_consent(harness)
+    (consent,) = harness.operator.identity.consents.for_subscriber(victim)
+    entry = harness.operator.identity.consents.audit(consent_id=consent.id)[0]
+    intruder = browsers()
+    await intruder.sign_in(harness.number("roaming"))
+    assert consent.id not in (await intruder.http.get("/my/consents")).text
+    attempts = [
+        await intruder.post(f"/my/consents/{consent.id}/revoke"),
+        await intruder.post("/my/applications/fraud-app/revoke"),
+        await intruder.http.get(f"/my/receipts/{entry.id}"),
+    ]
+    assert [a.status_code for a in attempts] == [404, 404, 404]
+    assert harness.operator.identity.consents.get(consent.id).revoked_at is None  # type: ignore[union-attr]
+    assert (await harness.check(token)).status_code == 200
+    missing = await intruder.post("/my/consents/cns-nothing-here/revoke")
+    assert missing.status_code == 404
+
+
+async def test_withdrawing_needs_the_csrf_token(harness: Harness, browser: Browser) -> None:
+    number = harness.number("approves")
+    token = await ciba_consent(harness)
+    (consent,) = harness.operator.identity.consents.for_subscriber(number)
+    await browser.sign_in(number)
+    refused = await browser.post(f"/my/consents/{consent.id}/revoke", csrf=False)
+    assert refused.status_code == 403
+    assert (await harness.check(token)).status_code == 200
+
+
+async def test_withdrawing_needs_a_session(harness: Harness, browser: Browser) -> None:
+    await ciba_consent(harness)
+    (consent,) = harness.operator.identity.consents.for_subscriber(harness.number("approves"))
+    answer = await browser.post(f"/my/consents/{consent.id}/revoke")
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/my/sign-in"
+    assert harness.operator.identity.consents.get(consent.id).revoked_at is None  # type: ignore[union-attr]
+
+
+async def test_an_application_name_cannot_inject_markup(harness: Harness,
+                                                        browser: Browser) -> None:
+    number = harness.number("approves")
+    harness.operator.identity.consents.grant(number, "<script>alert(1)</script>", IDENTITY,
+                                             ("sim-swap:check",), actor="admin")
+    await browser.sign_in(number)
+    page = (await browser.http.get("/my/consents")).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;" in page
