@@ -55,7 +55,12 @@ from operators.gateway import (
     is_billable,
     read_json_object,
 )
-from operators.identity import IdentityServer, build_identity_router, install_oauth_error_handlers
+from operators.identity import (
+    IdentityServer,
+    build_identity_router,
+    callback_refusal,
+    install_oauth_error_handlers,
+)
 from operators.integrator import CloudEventNotifier
 from operators.policies import NoThrottle
 
@@ -106,13 +111,16 @@ FORWARDED: tuple[str, ...] = (
     "getQosProfile",
     "phoneNumberVerify",
     "phoneNumberShare",
+    "retrieveStatus",
 )
 """The operations (ids of the operation table) the aggregator routes. Those whose body names
 the device go to the operator the Telco Finder names; a QoD session's operations go where the
 session was created (the hub's session table); QoS Profiles without a device are answered
 from every partner (see :meth:`Aggregator._everywhere`); Number Verification goes to the
 operator that authenticated the device, with the token it gave the hub (see
-:mod:`federation.authorization_relay`)."""
+:mod:`federation.authorization_relay`). Consent Info goes to the operator serving the number,
+with a token the hub asked for on behalf of the application, so the operator answers about
+that application's consents (and its capture page names it)."""
 
 SESSION_OPERATIONS: tuple[str, ...] = ("getSession", "deleteSession", "extendQosSessionDuration")
 """Operations that name a QoD session by the id the hub handed out (``{sessionId}``)."""
@@ -513,6 +521,8 @@ class Aggregator:
         body = await self._body(request) if operation.request is not None else {}
         if operation.api == "qos-profiles" and not _names_device(body):
             return await self._everywhere(request, call, body)
+        if operation_id == "retrieveStatus":
+            self._check_callback(call, body)
         session_id: str | None = None
         if operation_id == "createSession":  # the operator's notifications come to the hub
             session_id = str(uuid.uuid4())
@@ -535,6 +545,17 @@ class Aggregator:
             content = self._mine(call, partner, response)
         self._settle(call, partner, answer.operator_id, response.status_code)
         return self._answer(request, call, response, content)
+
+    def _check_callback(self, call: _Admitted, body: dict[str, Any]) -> None:
+        """Consent Info's ``callbackUrl`` is checked here, against the application's own
+        registration, which only the hub knows (the operator checks the rest)."""
+        url = body.get("callbackUrl")
+        if not isinstance(url, str):
+            return  # absent, or the operator refuses the body as malformed
+        reason = callback_refusal(url, self.identity.clients.get(call.application))
+        if reason is not None:
+            raise CamaraError(403, "CONSENT_INFO.INVALID_CALLBACK_URL",
+                              f"The provided callback URL is invalid: {reason}.")
 
     async def _body(self, request: Request) -> dict[str, Any]:
         """The JSON object body, read with the gateway's bounds (size, time, depth)."""
@@ -907,7 +928,7 @@ class Aggregator:
                     on_behalf_of=application,
                 )
             else:
-                reply = await partner.client.jwt_bearer(subject, scope)
+                reply = await partner.client.jwt_bearer(subject, scope, on_behalf_of=application)
         except OAuthClientError as error:
             self.tracer(
                 Hop(

@@ -188,9 +188,15 @@ class ApplicationClient:
                 if on_pending is not None:
                     on_pending(error.error)
 
-    async def jwt_bearer(self, subject: str, scope: str) -> dict[str, Any]:
-        """RFC 7523: the assertion carries sub and scope; the form has no scope parameter."""
-        assertion = self.assertion(self.endpoints.token, sub=subject, scope=scope)
+    async def jwt_bearer(
+        self, subject: str, scope: str, *, on_behalf_of: str | None = None
+    ) -> dict[str, Any]:
+        """RFC 7523: the assertion carries sub and scope; the form has no scope parameter.
+
+        An aggregator names the application it asks for in the signed ``on_behalf_of`` claim,
+        so the operator keeps that application's consents apart from any other's."""
+        extra: dict[str, Any] = {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
+        assertion = self.assertion(self.endpoints.token, sub=subject, scope=scope, **extra)
         return await self._post(
             self.endpoints.token, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
         )

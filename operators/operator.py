@@ -21,6 +21,7 @@ from .camara.consent_info import (
     RetrieveStatusResponseBody,
     retrieve_status_answer,
 )
+from .camara.context import CallContext
 from .camara.routers import build_camara_routers
 from .config import OperatorConfig
 from .consent_portal import build_consent_portal_router
@@ -226,11 +227,12 @@ def _code_sender(operator: Operator) -> Callable[[str, str], None]:
 def _consent_status(identity: IdentityServer) -> ConsentStatusSource:
     """Consent Info answered by the identity server, which holds consents and captures."""
 
-    def answer(client_id: str, msisdn: str, body: RetrieveStatusRequestBody
+    def answer(ctx: CallContext, msisdn: str, body: RetrieveStatusRequestBody
                ) -> RetrieveStatusResponseBody:
         found = identity.consent_info.retrieve(
-            client_id, msisdn, list(body.scopes), body.purpose,
+            ctx.client_id, msisdn, list(body.scopes), body.purpose,
             request_capture=body.requestCaptureUrl, callback_url=body.callbackUrl,
+            party=ctx.consent_party,
         )
         url = identity.consent_info.url_of(found.capture) if found.capture else None
         return retrieve_status_answer(found, url)

@@ -29,6 +29,13 @@ class CallContext:
     scopes: frozenset[str] = frozenset()
     purpose: str | None = None
     correlator: str | None = None
+    party: str | None = None
+    """Whom consents are given to for this call, when not ``client_id``: the application an
+    aggregator acts for (``hub/app``)."""
+
+    @property
+    def consent_party(self) -> str:
+        return self.party or self.client_id
 
     @property
     def three_legged(self) -> bool:

@@ -118,6 +118,7 @@ class Admission:
             scopes=frozenset(token.scopes),
             purpose=token.purpose,
             correlator=correlator,
+            party=token.party,
         )
 
     def rate(self, client_id: str, api: str) -> Plan:

@@ -11,6 +11,7 @@ from .ciba import Press, Prompt
 from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
 from .consent import AuditEntry, Consent, ConsentRecords, ConsentStore, InMemoryConsentStore
+from .consent_info import callback_refusal
 from .errors import InvalidAccessTokenError, TokenContextError
 from .grant_standing import GrantFacts, TokenContext, grant_refusal
 from .handset import Verdict
@@ -56,6 +57,7 @@ __all__ = [
     "Verdict",
     "build_capture_router",
     "build_identity_router",
+    "callback_refusal",
     "create_identity_app",
     "grant_refusal",
     "install_oauth_error_handlers",

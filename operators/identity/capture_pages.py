@@ -52,6 +52,17 @@ def with_result(callback: str, outcome: CaptureOutcome, state: str | None) -> st
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def application_name(server: IdentityServer, party: str) -> str:
+    """What the subscriber reads for a consent party: the client's registered name, or for an
+    application an aggregator acts for (``hub/app``), the application through the aggregator."""
+    client = server.clients.get(party)
+    if client is not None:
+        return client.name
+    hub_id, _, application = party.partition("/")
+    hub = server.clients.get(hub_id)
+    return f"{application} (through {hub.name if hub else hub_id})" if application else party
+
+
 def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRouter:
     """The capture page's routes, under the identity server's path."""
     router = APIRouter(prefix="/consent/capture", include_in_schema=False)
@@ -69,11 +80,10 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
 
     def view(request: Request, capture: CaptureRequest, template: str, status: int = 200,
              **extra: object) -> HTMLResponse:
-        client = server.clients.get(capture.client_id)
         context = {
             "operator_name": server.config.display_name,
             "capture": capture,
-            "application": client.name if client else capture.client_id,
+            "application": application_name(server, capture.client_id),
             "purpose_words": describe_purpose(capture.purpose),
             "ending": capture.msisdn[-2:],
             **extra,

@@ -48,14 +48,15 @@ def _forbidden(code: str, message: str) -> CamaraError:
     return CamaraError(403, f"CONSENT_INFO.{code}", message)
 
 
-def callback_refusal(url: str, client: Client) -> str | None:
+def callback_refusal(url: str, client: Client | None) -> str | None:
     """Why ``url`` may not receive the subscriber after a capture (None: it may).
 
     As the definition asks: ``https``, or ``http`` on a loopback address, or an application's
     own scheme (a native app's deep link); never a scheme that runs or reads something in the
     browser; no user info, no fragment. When the application registered redirect URIs, the
     callback must be on the origin (or the custom scheme) of one of them: an open redirector
-    through the operator's page is what this check exists to prevent.
+    through the operator's page is what this check exists to prevent. ``client`` None: the
+    registration is not known here (an aggregator checked it against its application's).
     """
     try:
         parts = urlsplit(url)
@@ -77,7 +78,7 @@ def callback_refusal(url: str, client: Client) -> str | None:
             return "http is allowed on loopback addresses only"
     elif "." not in scheme and len(scheme) < 3:
         return "the scheme is not allowed"
-    registered = [urlsplit(u) for u in client.redirect_uris]
+    registered = [urlsplit(u) for u in client.redirect_uris] if client is not None else []
     if registered and not any(
         r.scheme.lower() == scheme and (r.hostname, r.port) == (host, port) for r in registered
     ):
@@ -126,7 +127,12 @@ class ConsentInfo:
         *,
         request_capture: bool,
         callback_url: str | None,
+        party: str | None = None,
     ) -> ConsentInfoAnswer:
+        """The status for ``client_id``'s call; consents and captures are those of ``party``
+        (the application an aggregator client acts for; by default the client itself), while
+        what may be asked is what ``client_id`` was onboarded for."""
+        party = party or client_id
         client = self.clients.get(client_id)
         policy = self.config.purpose(purpose)
         if (
@@ -141,7 +147,8 @@ class ConsentInfo:
                 "Consumer.",
             )
         if callback_url is not None:
-            reason = callback_refusal(callback_url, client)
+            # Through an aggregator the application's registration is the aggregator's to check.
+            reason = callback_refusal(callback_url, client if party == client_id else None)
             if reason is not None:
                 raise _forbidden("INVALID_CALLBACK_URL", f"The provided callback URL is invalid: "
                                                          f"{reason}.")
@@ -150,16 +157,16 @@ class ConsentInfo:
             raise CamaraError(404, "IDENTIFIER_NOT_FOUND", "Phone number not found.")
         now = self.clock()
         mine = [c for c in self.consents.for_subscriber(msisdn)
-                if c.client_id == client_id and c.purpose == policy.purpose]
+                if c.client_id == party and c.purpose == policy.purpose]
         captures = [c.as_status_fact()
-                    for c in self.captures.of(msisdn, client_id, policy.purpose)]
+                    for c in self.captures.of(msisdn, party, policy.purpose)]
         statuses = [
             processing_status(policy, subscriber, group, mine, captures, now)
             for group in group_by_api(scopes)
         ]
         capture = None
         if request_capture:
-            capture = self._capture(client_id, msisdn, policy.purpose, statuses, callback_url)
+            capture = self._capture(party, msisdn, policy.purpose, statuses, callback_url)
         return ConsentInfoAnswer(statuses, capture)
 
     def _capture(

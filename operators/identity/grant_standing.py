@@ -38,6 +38,13 @@ class TokenContext:
     sub: str
     grant_type: GrantType
     consent_id: str | None
+    party: str | None = None
+    """Whom the subscriber's consent is given to when not the client itself: an application
+    an aggregator acts for (``hub/app``); None means the client."""
+
+    @property
+    def consent_party(self) -> str:
+        return self.party or self.client_id
 
     @property
     def two_legged(self) -> bool:

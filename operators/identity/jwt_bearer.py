@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from joserfc.jwk import Key
 
@@ -22,6 +22,7 @@ from ..config import OperatorConfig
 from ..errors import OAuthError
 from ..types import Clock
 from . import _jwt
+from .ciba import consent_party
 from .client_auth import FUTURE_TOLERANCE
 from .client_keys import ClientKeys
 from .clients import Client, ClientRegistry
@@ -142,13 +143,22 @@ class JwtBearerGrant:
         consent_id = None
         if objects_to(request.purpose, subscriber):
             raise invalid_grant("the subscriber objected to this purpose")
+        party = consent_party(client.client_id, _beneficiary(claims))
         if request.needs_consent:
             consent = self.consents.find_active(
-                subscriber.msisdn, client.client_id, request.purpose.purpose, request.api_scopes)
+                subscriber.msisdn, party, request.purpose.purpose, request.api_scopes)
             if consent is None:
                 raise invalid_grant("no consent from the subscriber for this purpose and scope")
             consent_id = consent.id
         return self.tokens.issue(
             client.client_id, request, grant=GrantType.JWT_BEARER, msisdn=subscriber.msisdn,
-            grant_ref=f"bearer:{iss}:{jti}", consent_id=consent_id,
+            grant_ref=f"bearer:{iss}:{jti}", consent_id=consent_id, consent_party=party,
         )
+
+
+def _beneficiary(claims: dict[str, Any]) -> str | None:
+    """The application an aggregator asks for (its signed ``on_behalf_of`` claim), if any."""
+    value = claims.get("on_behalf_of")
+    if value is not None and not isinstance(value, str):
+        raise invalid_grant("on_behalf_of must be a string")
+    return value

@@ -116,6 +116,9 @@ class TokenService:
         self.clock = clock
         self.audience = audience
         db.ensure_schema(SCHEMA)
+        columns = {r["name"] for r in db.all("PRAGMA table_info(identity_access_tokens)")}
+        if "consent_party" not in columns:  # a database from before aggregators' parties
+            db.execute("ALTER TABLE identity_access_tokens ADD COLUMN consent_party TEXT")
         self._pairwise_secret = self._secret("pairwise")
 
     def _secret(self, name: str) -> bytes:
@@ -147,6 +150,7 @@ class TokenService:
         consent_id: str | None = None,
         nonce: str | None = None,
         auth_time: float | None = None,
+        consent_party: str | None = None,
     ) -> IssuedToken:
         now = self.clock()
         lifetime = self.config.lifetimes.access_token
@@ -181,8 +185,8 @@ class TokenService:
             id_token = self.keys.sign(id_claims, typ="JWT", alg=self.keys.id_token_alg)
         self.db.insert(
             "INSERT INTO identity_access_tokens (jti, client_id, sub, msisdn, purpose, scopes,"
-            " grant_type, grant_ref, consent_id, issued_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " grant_type, grant_ref, consent_id, issued_at, expires_at, consent_party)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 jti,
                 client_id,
@@ -195,6 +199,7 @@ class TokenService:
                 consent_id,
                 now,
                 int(now + lifetime),
+                consent_party if consent_party != client_id else None,
             ),
         )
         return IssuedToken(access_token, lifetime, scope, jti, id_token)
@@ -320,6 +325,7 @@ class TokenService:
             sub=row["sub"],
             grant_type=GrantType(row["grant_type"]),
             consent_id=consent_id,
+            party=row["consent_party"],
         )
         valid_until = float("inf")
         if msisdn is not None:

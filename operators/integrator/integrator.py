@@ -82,8 +82,9 @@ EXPIRED_RETENTION = 360.0
 Executor = Callable[[Flow[Any]], Awaitable[Any]]
 """Runs one operation's flow to its result (live: a ``GuardedExecutor``)."""
 
-ConsentStatusSource = Callable[[str, str, RetrieveStatusRequestBody], RetrieveStatusResponseBody]
-"""Consent Info's answer for (client, subscriber, request): the identity server decides."""
+ConsentStatusSource = Callable[[CallContext, str, RetrieveStatusRequestBody],
+                               RetrieveStatusResponseBody]
+"""Consent Info's answer for (call, subscriber, request): the identity server decides."""
 
 
 class Integrator:
@@ -410,7 +411,7 @@ class Integrator:
         resolved = resolve_device(ctx.msisdn, _phone(body.phoneNumber), self.directory, PHONE_ONLY)
         if self.consent_status is None:
             raise CamaraError(503, "UNAVAILABLE", "Consent Info is not available here.")
-        return self.consent_status(ctx.client_id, resolved.msisdn, body)
+        return self.consent_status(ctx, resolved.msisdn, body)
 
     async def kyc_match(self, ctx: CallContext, body: KycMatchRequest) -> KycMatchResponse:
         """KYC's own rule: a three-legged call may repeat the number, but it must match."""
