@@ -1,0 +1,100 @@
+"""A real operator on a loopback port (uvicorn in a thread) and a headless Chromium driving it.
+
+The operator runs in this process, so a test can look at its records; everything the browser
+does goes over real HTTP. Browser tests are skipped, with the reason, only when Chromium or
+its driver is missing (``.ci/run`` installs Debian's ``chromium`` and ``chromium-driver``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from operators.config import TokenLifetimes, example_operator
+from operators.operator import Operator, create_operator_app
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+WAIT = 30.0
+"""Generous bound on any condition a browser test waits for (never a fixed sleep)."""
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:g} s for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Served:
+    """An operator served at ``base`` (http://127.0.0.1:port)."""
+
+    operator: Operator
+    base: str
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    """The example operator with its issuer at the loopback URL, so tokens' audience, client
+    assertions and the JWKS all name the address the clients really use."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    config = example_operator(storage=str(tmp_path / "operator.sqlite3")).model_copy(
+        update={"issuer": f"{base}/oauth", "lifetimes": TokenLifetimes(ciba_interval=1)}
+    )
+    operator = Operator.from_config(config)
+    server = uvicorn.Server(uvicorn.Config(create_operator_app(operator), log_level="warning",
+                                          lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "the operator to start")
+    try:
+        yield Served(operator, base)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=WAIT)
+        sock.close()
+        operator.close()
+
+
+@pytest.fixture
+def chrome(tmp_path: Path) -> Iterator[object]:
+    """Headless Chromium downloading into ``tmp_path/downloads`` without asking."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(f"browser tests need Chromium ({CHROMIUM}) and its driver ({CHROMEDRIVER}):"
+                    " apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1100,760", "--no-first-run",
+                     "--disable-extensions", "--disable-background-networking"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads),
+        "download.prompt_for_download": False,
+        "safebrowsing.enabled": False,
+    })
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_page_load_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
