@@ -238,3 +238,25 @@ async def test_an_expired_capture_returns_timeout_to_the_application(
     assert late.status_code == 303
     assert parse_qs(urlsplit(late.headers["location"]).query) == {"capture_result": ["timeout"]}
     assert (await ask(h, body(h))).json()["statusInfo"][0]["statusReason"] == "PENDING"
+
+
+async def test_hostile_forms_at_the_capture_page_change_nothing(gateway_harness: Harness) -> None:
+    """The fuzz battery's shapes at each form of the page: never a 500, never a decision."""
+    from tests.fuzz_bodies import battery
+
+    h = gateway_harness
+    url = (await ask(h, body(h, requestCaptureUrl=True))).json()["captureUrl"]
+    path = urlsplit(url).path
+    opened = await h.http.get(path)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', opened.text)
+    assert csrf is not None
+    capture_id = path.rsplit("/", 1)[-1]
+    for form in ("code", "decide"):
+        plausible = {"csrf": csrf.group(1), "code": "123456", "decision": "approve"}
+        for content_type, raw in [*battery(plausible), ("text/plain", b"\xff\xfe" * 5000)]:
+            answer = await h.http.post(f"{path}/{form}", content=raw,
+                                       headers={"content-type": content_type})
+            assert answer.status_code < 500, (form, raw[:60], answer.text[:200])
+    capture = h.operator.identity.captures.get(capture_id)
+    assert capture is not None and capture.outcome is None and not capture.authenticated
+    assert h.operator.identity.consents.for_subscriber(h.number("approves")) == []
