@@ -8,8 +8,9 @@ config does not start uvicorn's imports.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from operators import lazy_face
 
 if TYPE_CHECKING:
     from federation.client import (
@@ -134,13 +135,4 @@ _HOMES = {
 }
 """Where each public name lives; imported on first use (PEP 562)."""
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module only when the name is used."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_face(__name__, _HOMES, __all__)

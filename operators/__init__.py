@@ -9,8 +9,9 @@ gateway does not load the identity server's SQLite layer because a config was re
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from operators.faces import lazy_face
 
 if TYPE_CHECKING:
     from operators.admin_auth import admin_guard, is_admin
@@ -70,6 +71,7 @@ __all__ = [
     "default_purposes",
     "example_operator",
     "is_admin",
+    "lazy_face",
     "line_of",
     "load_yaml_model",
     "parse_override",
@@ -114,13 +116,4 @@ _HOMES = {
 }
 """Where each public name lives; imported on first use (PEP 562)."""
 
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module only when the name is used."""
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_face(__name__, _HOMES, __all__)
