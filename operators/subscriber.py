@@ -93,6 +93,10 @@ class Subscriber(_Record):
     ipv4: str | None = None
     handset: HandsetBehaviour = HandsetBehaviour()
     legitimate_interest_opt_out: bool = False
+    """An objection to every purpose processed under legitimate interest."""
+    purpose_opt_outs: tuple[str, ...] = Field(
+        default=(), description="DPV purposes objected to one by one (the consent portal)"
+    )
     ported_to: str | None = Field(default=None, description="operator id after a port-out")
 
     @property

@@ -83,7 +83,7 @@ class ChangeKind(StrEnum):
     PORT_OUT = "port_out"  # {"operator": "telco-fr"}
     PORT_IN = "port_in"  # {"from": "telco-fr"}: the number is now served here
     HANDSET = "handset"  # {"answer": "deny", "delay": 2}
-    OPT_OUT = "opt_out"  # {"opt_out": true}
+    OPT_OUT = "opt_out"  # {"opt_out": true}, or for one purpose {.., "purpose": "dpv:Marketing"}
 
 
 @dataclass(frozen=True)
@@ -499,6 +499,13 @@ def _apply(subscriber: Subscriber, changes: list[Change], reference: datetime) -
             case ChangeKind.OPT_OUT:
                 if not isinstance(p["opt_out"], bool):
                     raise ValueError("opt_out must be true or false")
-                update = {"legitimate_interest_opt_out": p["opt_out"]}
+                purpose = p.get("purpose")
+                if purpose is None:
+                    update = {"legitimate_interest_opt_out": p["opt_out"]}
+                elif not isinstance(purpose, str) or not purpose.startswith("dpv:"):
+                    raise ValueError("opt_out.purpose must be a DPV purpose like 'dpv:Marketing'")
+                else:
+                    others = tuple(x for x in subscriber.purpose_opt_outs if x != purpose)
+                    update = {"purpose_opt_outs": (*others, purpose) if p["opt_out"] else others}
         subscriber = Subscriber.model_validate({**subscriber.model_dump(), **update})
     return subscriber

@@ -2,9 +2,10 @@
 
 Consent is given and withdrawn per application (a consent record); legitimate interest is
 the operator's own basis, so the subscriber's say is an objection per purpose. The objection
-lives where the gateway reads it, the subscriber base's change log (``ChangeKind.OPT_OUT``),
-so the next two-legged call for that purpose is refused. The subscriber base keeps one
-objection covering every legitimate-interest purpose; the page says so when there are several.
+lives where the gateway reads it, the subscriber base's change log (``ChangeKind.OPT_OUT`` with
+the purpose), so the next two-legged call for that purpose is refused. A subscriber who objected
+to all of them at once (the change without a purpose) and now allows one keeps objecting to the
+others, one by one.
 """
 
 from __future__ import annotations
@@ -51,4 +52,17 @@ class Objections:
 
     def set(self, msisdn: str, policy: PurposePolicy, objected: bool) -> None:
         """Object to (or withdraw the objection to) ``policy``'s purpose, from now on."""
-        self.subscribers.record_change(msisdn, ChangeKind.OPT_OUT, {"opt_out": objected})
+        subscriber = self.subscribers.get(msisdn)
+        with self.subscribers.db.transaction():
+            if subscriber is not None and subscriber.legitimate_interest_opt_out and not objected:
+                # The objection to everything becomes one per purpose, less this one.
+                for other in self.purposes():
+                    if other.purpose != policy.purpose:
+                        self.record(msisdn, other.purpose, True)
+                self.subscribers.record_change(msisdn, ChangeKind.OPT_OUT, {"opt_out": False})
+            self.record(msisdn, policy.purpose, objected)
+
+    def record(self, msisdn: str, purpose: str, objected: bool) -> None:
+        self.subscribers.record_change(
+            msisdn, ChangeKind.OPT_OUT, {"opt_out": objected, "purpose": purpose}
+        )

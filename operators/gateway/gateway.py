@@ -252,14 +252,21 @@ class GatewayMiddleware:
 
 
 def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int) -> None:
-    """Keep a CAMARA call about a known subscriber that is not billed (refused, a business
-    answer, a free operation), so the subscriber's access log shows every attempt."""
+    """Keep a CAMARA call about a known subscriber that was not billed, for their access log:
+    a free operation's answer (their data was processed), or a refusal on their account (the
+    grant no longer stands: a withdrawn consent, an untrusted party, a missing scope; or their
+    objection to a two-legged call's purpose). Malformed requests and throttled calls are the
+    application's business and leave nothing, as any other refusal."""
     about = state.get("about")
     if about is None:
         return
     token, operation = about
     msisdn = token.msisdn or (subjects[0] if subjects else None)
     if msisdn is None:
+        return
+    admitted = isinstance(state.get("call"), MeteredCall)
+    refused_for_subscriber = status == 403 and (not admitted or token.msisdn is None)
+    if not (200 <= status < 300 or refused_for_subscriber):
         return
     try:
         gateway.ledger.record_unbilled(

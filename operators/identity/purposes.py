@@ -38,7 +38,10 @@ def objects_to(policy: PurposePolicy | None, subscriber: Subscriber) -> bool:
     return (
         policy is not None
         and policy.legal_basis is LegalBasis.LEGITIMATE_INTEREST
-        and subscriber.legitimate_interest_opt_out
+        and (
+            subscriber.legitimate_interest_opt_out
+            or policy.purpose in subscriber.purpose_opt_outs
+        )
     )
 
 

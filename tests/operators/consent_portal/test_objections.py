@@ -3,6 +3,12 @@ call for it."""
 
 from __future__ import annotations
 
+import pytest
+
+from operators.config import LegalBasis, PurposePolicy, default_purposes, example_operator
+from operators.consent_portal.objections import Objections
+from operators.storage import Database
+from operators.subscriber_base import ChangeKind, SubscriberBase
 from tests.operators.gateway.conftest import FRAUD, Harness
 
 from .conftest import Browser
@@ -44,4 +50,49 @@ async def test_objecting_needs_the_csrf_token(harness: Harness, browser: Browser
     await browser.sign_in(number)
     assert (await browser.post("/my/purposes/opt-out", csrf=False,
                                purpose=FRAUD)).status_code == 403
-    assert not harness.operator.subscribers.get(number).legitimate_interest_opt_out  # type: ignore[union-attr]
+    subscriber = harness.operator.subscribers.get(number)
+    assert subscriber is not None
+    assert not subscriber.legitimate_interest_opt_out and not subscriber.purpose_opt_outs
+
+
+def _two_interests() -> tuple[SubscriberBase, Objections]:
+    security = PurposePolicy(purpose="dpv:NetworkSecurity",
+                             legal_basis=LegalBasis.LEGITIMATE_INTEREST, two_legged=True)
+    config = example_operator().model_copy(update={"purposes": (*default_purposes(), security)})
+    subscribers = SubscriberBase(config, Database())
+    return subscribers, Objections(config, subscribers)
+
+
+def test_an_objection_binds_its_purpose_only() -> None:
+    subscribers, objections = _two_interests()
+    number = subscribers.test_number("approves")
+    fraud = objections.policy(FRAUD)
+    assert fraud is not None
+    objections.set(number, fraud, True)
+    assert {s.purpose: s.objected for s in objections.standing(number)} == {
+        FRAUD: True, "dpv:NetworkSecurity": False}
+    objections.set(number, fraud, False)
+    assert not any(s.objected for s in objections.standing(number))
+
+
+def test_allowing_one_purpose_after_objecting_to_all_keeps_the_others() -> None:
+    subscribers, objections = _two_interests()
+    number = subscribers.test_number("opted-out")
+    assert all(s.objected for s in objections.standing(number))
+    fraud = objections.policy(FRAUD)
+    assert fraud is not None
+    objections.set(number, fraud, False)
+    assert {s.purpose: s.objected for s in objections.standing(number)} == {
+        FRAUD: False, "dpv:NetworkSecurity": True}
+
+
+@pytest.mark.parametrize("purpose", [5, "Marketing", None])
+def test_a_malformed_purpose_objection_is_refused(purpose: object) -> None:
+    subscribers, _ = _two_interests()
+    number = subscribers.test_number("approves")
+    payload = {"opt_out": True, "purpose": purpose}
+    if purpose is None:
+        subscribers.record_change(number, ChangeKind.OPT_OUT, payload)  # None: every purpose
+        return
+    with pytest.raises(ValueError, match="DPV purpose"):
+        subscribers.record_change(number, ChangeKind.OPT_OUT, payload)
