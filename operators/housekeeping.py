@@ -27,6 +27,10 @@ REPLAY_WINDOW: Seconds = 24 * 3600.0
 """How long a billed call's answer is kept for a client reusing its correlator: a day, as
 payment APIs keep idempotency keys (a retry storm or a restarted batch comes within hours)."""
 
+ACCESS_LOG_RETENTION: Seconds = 90 * 86400.0
+"""How long an unbilled call stays in its subscriber's access log (billed ones are usage events
+and stay): long enough for a subscriber to look, short enough that refusals do not pile up."""
+
 BATCH = 5000
 """Rows deleted per statement, so one purge never holds the database for long."""
 
@@ -47,6 +51,10 @@ class Retention:
     """Past the stored expiry, which already holds the replay guard's own margin."""
     idempotent_answer: Seconds = REPLAY_WINDOW
     """After the call: the replay window of a billed call's stored answer."""
+    portal_code: Seconds = 600.0
+    """Past a portal sign-in code's expiry: its number's send throttle window is over."""
+    unbilled_call: Seconds = ACCESS_LOG_RETENTION
+    """After the call: how long the access log shows an unbilled call."""
 
     @classmethod
     def for_lifetimes(cls, lifetimes: TokenLifetimes) -> Retention:
@@ -83,6 +91,16 @@ _PURGES = {
         "idempotent_answer",
         "UPDATE usage_events SET response = NULL WHERE rowid IN (SELECT rowid FROM"
         " usage_events WHERE response IS NOT NULL AND at < ? LIMIT ?)",
+    ),
+    "portal_codes": (
+        "portal_code",
+        "DELETE FROM portal_codes WHERE rowid IN (SELECT rowid FROM"
+        " portal_codes WHERE expires_at < ? LIMIT ?)",
+    ),
+    "unbilled_calls": (
+        "unbilled_call",
+        "DELETE FROM unbilled_calls WHERE rowid IN (SELECT rowid FROM"
+        " unbilled_calls WHERE at < ? LIMIT ?)",
     ),
 }
 

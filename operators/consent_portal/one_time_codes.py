@@ -4,7 +4,8 @@ A code is kept only as an HMAC under the operator's portal secret (a stolen tabl
 give six-digit codes away to a brute force), lives :data:`LIFETIME` seconds, allows
 :data:`MAX_ATTEMPTS` wrong guesses and is used once. Sending is throttled per number
 (:data:`MAX_SENDS` per :data:`SEND_WINDOW`), for numbers the operator serves and numbers it
-does not alike, so the answers never tell who is a subscriber.
+does not alike, so the answers never tell who is a subscriber. The operator's housekeeping
+drops rows whose code and throttle window are both over.
 """
 
 from __future__ import annotations
@@ -108,11 +109,3 @@ class OneTimeCodes:
             self.db.execute("UPDATE portal_codes SET attempts = attempts + 1 WHERE msisdn = ?",
                             (msisdn,))
             return Check.WRONG if row["attempts"] + 1 < MAX_ATTEMPTS else Check.SPENT
-
-    def purge(self) -> int:
-        """Drop rows whose code and throttle window are both over (kept small)."""
-        now = self.clock()
-        return self.db.execute(
-            "DELETE FROM portal_codes WHERE expires_at < ? AND window_start < ?",
-            (now, now - SEND_WINDOW),
-        )

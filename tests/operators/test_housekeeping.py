@@ -14,7 +14,7 @@ import pytest
 from federation.client import ApplicationClient, new_client_key
 from operators import Housekeeping, Retention
 from operators.config import TokenLifetimes
-from operators.housekeeping import REPLAY_WINDOW
+from operators.housekeeping import ACCESS_LOG_RETENTION, REPLAY_WINDOW
 from operators.operator import Operator, create_operator_app
 from tests.operators.gateway.conftest import ADMIN, FRAUD, SCOPES, FakeClock, gateway_config
 
@@ -114,6 +114,8 @@ def test_cutoffs_are_the_clock_minus_each_retention() -> None:
         "identity_ciba_requests": now - 120,
         "identity_seen_jti": now,
         "usage_events": now - REPLAY_WINDOW,
+        "portal_codes": now - 600,
+        "unbilled_calls": now - ACCESS_LOG_RETENTION,
     }
 
 
