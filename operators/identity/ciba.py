@@ -276,15 +276,15 @@ class CibaService:
         now = self.clock()
         rows = self.db.all(
             "SELECT * FROM identity_ciba_requests WHERE msisdn = ? AND status = 'pending'"
-            " AND prompt = 1 AND expires_at > ? ORDER BY created_at DESC LIMIT 20",
-            (msisdn, now),
+            " AND prompt = 1 AND expires_at > ? AND json_extract(handset, '$.mode') = ?"
+            " ORDER BY created_at DESC LIMIT 20",
+            (msisdn, now, HandsetMode.INTERACTIVE.value),
         )
         return [
             Prompt(r["auth_req_id"], r["client_id"], r["consent_party"],
                    tuple(r["scope"].split()), r["binding_message"], r["created_at"],
                    r["expires_at"], Verdict(r["pressed"]) if r["pressed"] else None)
             for r in rows
-            if _interactive(r["handset"])
         ]
 
     def press(self, msisdn: str, auth_req_id: str, answer: Verdict) -> Press:
