@@ -421,4 +421,9 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         return portal.render(request, session, "my_privacy.html", "Privacy policy",
                              issuer=operator.issuer)
 
+    @router.get("/{anything:path}")
+    async def not_found(request: Request, anything: str) -> Response:
+        session, _ = portal.session_of(request)
+        return portal.message(request, session, 404, "Not found", "There is no such page.")
+
     return router

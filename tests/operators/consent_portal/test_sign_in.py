@@ -188,3 +188,37 @@ async def test_malformed_forms_get_400_pages(harness: Harness, browser: Browser)
     for answer in (as_json, repeated, huge, bad_utf8, letters):
         assert answer.status_code == 400, answer.text
         assert answer.headers["content-type"].startswith("text/html")
+
+
+POSTS = ("/my/sign-in", "/my/sign-in/code", "/my/sign-out", "/my/consents/x/revoke",
+         "/my/applications/x/revoke", "/my/purposes/opt-out", "/my/purposes/opt-in")
+
+
+@pytest.mark.parametrize("path", POSTS)
+async def test_garbage_at_every_form_is_a_page_never_a_500(
+    harness: Harness, browser: Browser, path: str
+) -> None:
+    await browser.sign_in(harness.number("approves"))
+    csrf = await browser.csrf("/my/consents")
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    bodies: list[tuple[dict[str, str], bytes]] = [
+        ({}, b""),
+        (form, b""),
+        (form, b"%%%&&&==="),
+        (form, f"csrf={csrf}&number=%00&code=%00&purpose=%00".encode()),
+        (form, f"csrf={csrf}&".encode() + b"a=1&" * 40),
+        (form, f"csrf={csrf}&number=".encode() + b"9" * 5000),
+        ({"content-type": "multipart/form-data; boundary=x"}, b"--x--"),
+        ({"content-type": "application/json"}, b'{"csrf": "' + csrf.encode() + b'"}'),
+    ]
+    for headers, body in bodies:
+        answer = await browser.http.post(path, content=body, headers=headers)
+        assert answer.status_code in (200, 303, 400, 403, 404, 429), (path, body, answer.text)
+        assert answer.headers["content-type"].startswith("text/html")
+
+
+async def test_an_unknown_page_is_a_404_page(browser: Browser) -> None:
+    for path in ("/my/nothing", "/my/consents/x/revoke", "/my/a/b/c"):
+        answer = await browser.http.get(path)
+        assert answer.status_code == 404
+        assert "no such page" in answer.text
