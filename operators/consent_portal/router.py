@@ -9,196 +9,26 @@ with the reason and a 400, never a stack trace.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
-from ..identity import Consent
-from ..request_body import BodyRefusedError, ThreatLimits, read_body
-from ..web import page
 from ..web.pages import SECURITY_HEADERS, add_template_dir
 from . import access_log
-from .objections import Objections
-from .one_time_codes import Check, OneTimeCodes
-from .receipts import RECEIPT_EVENTS, ReceiptIssuer
-from .sessions import COOKIE, PortalSecret, Session, Sessions
+from .forms import CODE, FormError, normalise_number, read_form
+from .one_time_codes import Check
+from .portal import Portal
+from .receipts import RECEIPT_EVENTS
+from .sessions import Session
 from .vocabulary import purpose_words
 
 if TYPE_CHECKING:
     from operators.operator import Operator
 
 add_template_dir(Path(__file__).parent / "templates")
-
-FORM_LIMITS = ThreatLimits(max_body_bytes=4096,
-                           allowed_content_types=("application/x-www-form-urlencoded",))
-NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
-CODE = re.compile(r"^\d{6}$")
-PORTAL_ACTOR = "subscriber:portal"
-
-
-class FormError(Exception):
-    """A form the portal cannot act on: shown as a page with ``status`` and ``message``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _when(at: float | None, never: str = "never") -> str:
-    if at is None:
-        return never
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def normalise_number(raw: str | None) -> str:
-    """``+34 600-000 001`` → ``+34600000001``; anything else that is no E.164 number → 400."""
-    number = re.sub(r"[\s\-().]", "", raw or "")
-    if not NUMBER.match(number):
-        raise FormError(400, "Enter your mobile number in international format, e.g. "
-                             "+34600000001.")
-    return number
-
-
-async def read_form(request: Request) -> dict[str, str]:
-    """A small urlencoded form (4 KiB, 16 fields, a field given once); else :class:`FormError`."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise FormError(400, "This page takes a form.")
-    try:
-        body = await read_body(request, FORM_LIMITS)
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=16)
-    except BodyRefusedError as refusal:
-        raise FormError(400, "The form could not be read.") from refusal
-    except (UnicodeDecodeError, ValueError) as error:
-        raise FormError(400, "The form could not be read.") from error
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        if name in form:
-            raise FormError(400, "A field of the form is repeated.")
-        form[name] = value
-    return form
-
-
-@dataclass
-class Portal:
-    """What the portal's routes share: the operator and the portal's own records."""
-
-    operator: Operator
-    sessions: Sessions
-    codes: OneTimeCodes
-    receipts: ReceiptIssuer
-    objections: Objections
-
-    @classmethod
-    def of(cls, operator: Operator) -> Portal:
-        secret = PortalSecret(operator.db)
-        clock = operator.clock
-        return cls(
-            operator,
-            Sessions(secret, clock=clock),
-            OneTimeCodes(operator.db, secret, clock=clock),
-            ReceiptIssuer(operator.identity, secret, operator.config.display_name,
-                          f"{operator.api_root}/my/privacy", clock),
-            Objections(operator.config, operator.subscribers),
-        )
-
-    # -- responses -------------------------------------------------------------------------
-
-    def session_of(self, request: Request) -> tuple[Session, bool]:
-        """The browser's session, or a new anonymous one (True: the cookie must be set)."""
-        session = self.sessions.decode(request.cookies.get(COOKIE))
-        return (session, False) if session is not None else (self.sessions.anonymous(), True)
-
-    def keep(self, request: Request, response: Response, session: Session) -> Response:
-        """Set the session cookie on ``response``: HttpOnly, SameSite=Lax, under /my."""
-        response.set_cookie(
-            COOKIE, self.sessions.encode(session), max_age=max(1, int(session.expires_at
-                                                                     - self.operator.clock())),
-            path="/my", httponly=True, samesite="lax", secure=request.url.scheme == "https",
-        )
-        return response
-
-    def render(self, request: Request, session: Session, name: str, heading: str,
-               status: int = 200, **context: Any) -> Response:
-        response = page(request, name, {
-            "operator_name": self.operator.config.display_name,
-            "heading": heading,
-            "signed_in": session.signed_in,
-            "msisdn": session.msisdn,
-            "csrf": self.sessions.csrf_token(session),
-            **context,
-        }, status_code=status)
-        return self.keep(request, response, session)
-
-    def message(self, request: Request, session: Session, status: int, heading: str,
-                error: str | None = None, back: str = "/my") -> Response:
-        return self.render(request, session, "my_message.html", heading, status, error=error,
-                           back=back)
-
-    def see_other(self, request: Request, session: Session, location: str) -> Response:
-        response = RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
-        return self.keep(request, response, session)
-
-    # -- the subscriber's records ----------------------------------------------------------
-
-    def own_consent(self, msisdn: str, consent_id: str) -> Consent | None:
-        """``consent_id`` if it is ``msisdn``'s; None for another's as for a missing one."""
-        consent = self.operator.identity.consents.get(consent_id)
-        return consent if consent is not None and consent.msisdn == msisdn else None
-
-    def revoke(self, consent: Consent) -> None:
-        """Withdraw through the consent store, as ``DELETE /consents/{id}`` does, and tell the
-        subscriber's phone."""
-        identity = self.operator.identity
-        revoked = identity.consents.revoke(consent.id, actor=PORTAL_ACTOR)
-        client = identity.clients.get(consent.client_id)
-        name = client.name if client is not None else consent.client_id
-        self.operator.handsets.send(
-            consent.msisdn, "consent",
-            f"You withdrew your consent to {name} for {purpose_words(consent.purpose).lower()}.",
-            consent_id=revoked.id, client_id=consent.client_id, purpose=consent.purpose,
-            action="revoked",
-        )
-
-    def applications(self, msisdn: str) -> list[dict[str, Any]]:
-        """The subscriber's consents grouped by application, newest application first."""
-        identity = self.operator.identity
-        now = self.operator.clock()
-        receipts: dict[str, list[dict[str, Any]]] = {}
-        for entry in identity.consents.audit(msisdn=msisdn):
-            if entry.action in RECEIPT_EVENTS:
-                receipts.setdefault(entry.consent_id, []).append(
-                    {"id": entry.id, "action": entry.action})
-        apps: dict[str, dict[str, Any]] = {}
-        for consent in reversed(identity.consents.for_subscriber(msisdn)):
-            app = apps.get(consent.client_id)
-            if app is None:
-                client = identity.clients.get(consent.client_id)
-                app = apps[consent.client_id] = {
-                    "client_id": consent.client_id,
-                    "name": client.name if client is not None else consent.client_id,
-                    "organisation": getattr(client, "organisation", None),
-                    "consents": [], "active": False,
-                }
-            view = consent.view(now)
-            app["active"] = app["active"] or view["status"] == "active"
-            app["consents"].append({
-                "id": consent.id, "purpose": consent.purpose,
-                "purpose_words": purpose_words(consent.purpose),
-                "scopes": consent.scopes, "granted": _when(consent.granted_at),
-                "expires": _when(consent.expires_at), "status": view["status"],
-                "receipts": receipts.get(consent.id, []),
-            })
-        return list(apps.values())
-
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -214,7 +44,7 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         """A page for a signed-in subscriber; others are sent to sign in."""
 
         async def page_for_subscriber(request: Request) -> Response:
-            session, _ = portal.session_of(request)
+            session = portal.session_of(request)
             if not session.signed_in:
                 return portal.see_other(request, session, "/my/sign-in")
             return await handler(request, session)
@@ -228,7 +58,7 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         """A POST: the form read within bounds, its CSRF token checked, then ``handler``."""
 
         async def checked(request: Request) -> Response:
-            session, _ = portal.session_of(request)
+            session = portal.session_of(request)
             try:
                 form = await read_form(request)
                 if not portal.sessions.csrf_ok(session, form.get("csrf")):
@@ -248,13 +78,13 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
     @router.get("")
     @router.get("/")
     async def home(request: Request) -> Response:
-        session, _ = portal.session_of(request)
+        session = portal.session_of(request)
         return portal.see_other(request, session,
                                 "/my/consents" if session.signed_in else "/my/sign-in")
 
     @router.get("/sign-in")
     async def sign_in_page(request: Request) -> Response:
-        session, _ = portal.session_of(request)
+        session = portal.session_of(request)
         return portal.render(request, session, "my_sign_in.html", "Your data and consents")
 
     async def sign_in(request: Request, session: Session, form: dict[str, str]) -> Response:
@@ -417,13 +247,13 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
 
     @router.get("/privacy")
     async def privacy(request: Request) -> Response:
-        session, _ = portal.session_of(request)
+        session = portal.session_of(request)
         return portal.render(request, session, "my_privacy.html", "Privacy policy",
                              issuer=operator.issuer)
 
     @router.get("/{anything:path}")
     async def not_found(request: Request, anything: str) -> Response:
-        session, _ = portal.session_of(request)
+        session = portal.session_of(request)
         return portal.message(request, session, 404, "Not found", "There is no such page.")
 
     return router
