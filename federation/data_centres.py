@@ -143,6 +143,7 @@ class LoadBalancedFront:
         self.clock = clock
         self.probe_timeout = probe_timeout
         self._probes: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # -- probe loop ---------------------------------------------------------------------------
 
@@ -163,7 +164,10 @@ class LoadBalancedFront:
                 )
 
     async def _probe_forever(self) -> None:
-        while True:
+        # The flag, not only the cancellation, ends the loop: on Python 3.11 ``wait_for``
+        # (each probe runs in one) can swallow a cancellation that lands as the probe
+        # finishes, and ``stop`` would then wait for a loop that never ends.
+        while not self._stopping:
             await self.probe_once()
             wait = self.glb.health.next_due_at() - self.clock()
             await asyncio.sleep(min(max(wait, 0.005), self.glb.health.policy.interval))
@@ -171,11 +175,13 @@ class LoadBalancedFront:
     def start(self) -> None:
         """Start the probe loop on the running event loop (idempotent)."""
         if self._probes is None:
+            self._stopping = False
             self._probes = asyncio.get_running_loop().create_task(
                 self._probe_forever(), name=f"glb-probes-{self.operator_id}"
             )
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._probes is not None:
             self._probes.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -25,7 +25,7 @@ from operators.identity import KeySealing
 os.environ.setdefault(KeySealing.ENV, KeySealing.generate())
 
 
-HUNG_TEST_BOUND = 600.0
+HUNG_TEST_BOUND = float(os.environ.get("OGSIM_HUNG_TEST_BOUND", "600"))
 """Seconds an async test may wait before it is cancelled and reported where it was waiting.
 
 Far beyond any test's need on a loaded machine: it turns a hang (an await that nothing will
