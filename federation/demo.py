@@ -240,29 +240,18 @@ async def _story(
     reachability = {"device": {"phoneNumber": consenting}}
     url = f"{hub.api_root}/device-reachability-status/v1/retrieve"
     name = f"reachability of {consenting} (telco-gb; consent needed)"
+    consented = True
     if interactive is None:
         await story.api(name, 200, http.post(url, json=reachability, headers=service))
-    elif not await _asked_in_person(
-        fed, story, interactive, consenting, name,
-        http.post(url, json=reachability, headers=service, timeout=interactive.timeout + 10),
-    ):
-        return story.steps
-    issuer = fed.operator("telco-gb").issuer
-    async with fed.device("telco-gb", consenting) as phone:
-        consents = (await phone.get(f"{issuer}/consents")).json()
-        active = [c for c in consents if c["status"] == "active"]
-        for consent in active:
-            await phone.delete(f"{issuer}/consents/{consent['id']}")
-    story.record(
-        f"{consenting} revokes consent from their phone",
-        f"{len(active)} consent(s) to {hub.id} revoked",
-        time.perf_counter(),
-    )
-    await story.api(
-        f"reachability of {consenting} again, same application",
-        403,
-        http.post(url, json=reachability, headers=service),
-    )
+    else:
+        consented = await _asked_in_person(
+            fed, story, interactive, consenting, name,
+            http.post(url, json=reachability, headers=service, timeout=interactive.timeout + 10),
+        )
+    if consented:
+        await _revoked_from_the_phone(fed, story, consenting, url, reachability, service)
+    else:
+        story.say("  (no consent, so nothing to revoke: on to the next chapter)")
 
     story.chapter("4. a data centre of telco-es fails during traffic")
     es_front = fed.members["telco-es"].front
@@ -314,6 +303,33 @@ async def _story(
         started,
     )
     return story.steps
+
+
+async def _revoked_from_the_phone(
+    fed: Federation,
+    story: Story,
+    consenting: str,
+    url: str,
+    reachability: dict[str, Any],
+    service: dict[str, str],
+) -> None:
+    """The subscriber revokes every active consent from their phone; the next call fails."""
+    issuer = fed.operator("telco-gb").issuer
+    async with fed.device("telco-gb", consenting) as phone:
+        consents = (await phone.get(f"{issuer}/consents")).json()
+        active = [c for c in consents if c["status"] == "active"]
+        for consent in active:
+            await phone.delete(f"{issuer}/consents/{consent['id']}")
+    story.record(
+        f"{consenting} revokes consent from their phone",
+        f"{len(active)} consent(s) to {fed.aggregator.id} revoked",
+        time.perf_counter(),
+    )
+    await story.api(
+        f"reachability of {consenting} again, same application",
+        403,
+        fed.http.post(url, json=reachability, headers=service),
+    )
 
 
 async def _asked_in_person(
