@@ -377,16 +377,23 @@ def validate(
     quick: Annotated[bool, typer.Option(help="a short run for tests (seconds)")] = False,
     seed: Annotated[int, typer.Option(help="seed of every replication")] = 1,
     replications: Annotated[int, typer.Option(min=2, help="SimPy replications per model")] = 10,
+    live: Annotated[
+        bool, typer.Option(help="also time the live asyncio function (on wall time, machine-bound)")
+    ] = True,
 ) -> None:
     """Check the network core against Erlang C, the loss formula and Little's law.
 
     The SimPy function the engine runs and the live asyncio one; exits 1 when one fails.
     """
     if quick:
-        rows = run_validation(quick=True, seed=seed, replications=min(replications, 3))
+        rows = run_validation(
+            quick=True, seed=seed, replications=min(replications, 3), live=live
+        )
     else:
         with Progress(console=console, transient=True) as progress:
-            rows = run_validation(seed=seed, replications=replications, progress=progress)
+            rows = run_validation(
+                seed=seed, replications=replications, progress=progress, live=live
+            )
     console.print(render_validation(rows))
     failed = sum(1 for row in rows if not row.passed)
     console.print(f"validate: {len(rows) - failed} passed, {failed} failed", highlight=False)

@@ -125,7 +125,8 @@ def test_token_refuses_an_expired_token_and_names_a_bad_key(tmp_path: Path) -> N
 
 
 def test_quick_validation_passes_and_ends_with_the_summary_line() -> None:
-    result = runner.invoke(app, ["validate", "--quick", "--seed", "1"])
+    # The live rows run on wall time: their verdict is the benchmark's, not a test's.
+    result = runner.invoke(app, ["validate", "--quick", "--seed", "1", "--no-live"])
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("validate: ")
     assert result.output.strip().endswith("passed, 0 failed")
