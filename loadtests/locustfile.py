@@ -22,7 +22,8 @@ Every answer is checked: the CAMARA schema of its status, the echoed ``x-correla
 data against the subscriber's records (read from the operator's admin API before the run).
 Throttling (request type ``429``) and protective refusals (``503 protective``) are reported
 apart and are not failures; a wrong answer is. A small share of calls names numbers nobody
-serves, on purpose, and expects ``404 IDENTIFIER_NOT_FOUND`` (names end in ``(unserved)``).
+serves, on purpose, and expects ``404 IDENTIFIER_NOT_FOUND`` (names end in ``(unserved)``);
+a CIBA request for one is started like any other and must be denied at its first poll.
 
 Every successful billable call is counted exactly, per operator, client and API, and written
 to ``<results>/calls-<node>.json`` when the users stop; the master (or local runner) writes
@@ -460,10 +461,12 @@ class CamaraApp(FastHttpUser):
         form: dict[str, str],
         name: str,
         expected_errors: tuple[str, ...] = (),
+        refusal_only: bool = False,
     ) -> tuple[dict[str, Any] | None, str]:
         """POST a form to an OAuth endpoint; (body, "") or (None, error code).
 
         A 503 (the data centre that took it is down) is retried with a fresh assertion.
+        ``refusal_only``: only an expected error is right (a 200 is a failure).
         """
         for attempt in range(DATA_CENTRE_RETRIES + 1):
             signed = {
@@ -480,6 +483,9 @@ class CamaraApp(FastHttpUser):
             ) as response:
                 body = parse_body(response.content)
                 if response.status_code == 200 and isinstance(body, dict):
+                    if refusal_only:
+                        response.failure(f"200 where {' or '.join(expected_errors)} was due")
+                        return None, "unexpected success"
                     response.success()
                     return body, ""
                 error = str(body.get("error", "")) if isinstance(body, dict) else ""
@@ -521,6 +527,30 @@ class CamaraApp(FastHttpUser):
         return self._cached_or_none(
             (credentials.issuer, credentials.client_id, number, scope),
             lambda: self._fetch_ciba(credentials, number, scope),
+        )
+
+    def _unserved_ciba(self, credentials: Credentials, number: str) -> None:
+        """CIBA for a number the operator does not serve: started like any other (the answer
+        must not tell who is a subscriber), then denied at the first poll."""
+        endpoints = self.load_run.endpoints[credentials.issuer]
+        started, _ = self._oauth(
+            endpoints.backchannel,
+            credentials.client_id,
+            credentials.private_jwk,
+            {"login_hint": f"tel:{number}", "scope": ANTIFRAUD_SCOPE},
+            "oauth ciba start (unserved)",
+        )
+        if started is None:
+            return
+        gevent.sleep(float(started.get("interval", 2)))
+        self._oauth(
+            endpoints.token,
+            credentials.client_id,
+            credentials.private_jwk,
+            {"grant_type": CIBA_GRANT, "auth_req_id": str(started["auth_req_id"])},
+            "oauth ciba poll (unserved)",
+            expected_errors=("access_denied",),
+            refusal_only=True,
         )
 
     def _fetch_ciba(
@@ -714,15 +744,7 @@ class AntiFraudApp(CamaraApp):
         operator = self.pick_operator()
         credentials = self.load_run.credentials[("antifraud", operator)]
         if self.unserved():
-            number = self.pick_unserved(operator).number
-            self._oauth(
-                self.load_run.endpoints[credentials.issuer].backchannel,
-                credentials.client_id,
-                credentials.private_jwk,
-                {"login_hint": f"tel:{number}", "scope": ANTIFRAUD_SCOPE},
-                "oauth ciba start (unserved)",
-                expected_errors=("unknown_user_id",),
-            )
+            self._unserved_ciba(credentials, self.pick_unserved(operator).number)
             return
         subscriber = self.pick(self.load_run.pool.for_consent(operator))
         token = self.ciba_token(credentials, subscriber.number, ANTIFRAUD_SCOPE)
