@@ -9,24 +9,15 @@ the page's script reload only when something changed.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..identity import PURPOSE_PREFIX, Prompt
+from ..identity import PURPOSE_PREFIX, Prompt, describe_purpose
 from .inbox import Message
 
 if TYPE_CHECKING:
     from operators.operator import Operator
 
-_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-
-
-def purpose_in_words(purpose: str) -> str:
-    """``dpv:FraudPreventionAndDetection`` -> ``Fraud prevention and detection``."""
-    words = _WORD.findall(purpose.removeprefix("dpv:")) or [purpose]
-    text = " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in words)
-    return text[:1].upper() + text[1:]
 
 
 @dataclass(frozen=True)
@@ -85,7 +76,7 @@ def _prompt(operator: Operator, prompt: Prompt, now: float) -> PromptView:
         auth_req_id=prompt.auth_req_id,
         application=_application(operator, prompt.consent_party),
         purpose=purpose,
-        purpose_words=purpose_in_words(purpose) if purpose else "(none)",
+        purpose_words=describe_purpose(purpose) if purpose else "(none)",
         scopes=tuple(s for s in prompt.scope  # the APIs asked for; "openid" means nothing here
                      if not s.startswith(PURPOSE_PREFIX) and s != "openid"),
         binding_message=prompt.binding_message,

@@ -18,7 +18,7 @@ from .handset import Verdict
 from .jwks_cache import JwksCache, JwksError, parse_jwks
 from .jwt_bearer import AssertionIssuer, AssertionIssuerPolicy, RegisteredClientIssuers
 from .keys import KeyEncryptionKeyError, KeySealing
-from .purposes import objects_to
+from .purposes import describe_purpose, objects_to
 from .server import IdentityServer
 from .subjects import SubjectResolver, UnknownSubjectError
 from .tokens import AccessTokenClaims
@@ -59,6 +59,7 @@ __all__ = [
     "build_identity_router",
     "callback_refusal",
     "create_identity_app",
+    "describe_purpose",
     "grant_refusal",
     "install_oauth_error_handlers",
     "objects_to",

@@ -19,10 +19,10 @@ async def test_a_pressed_approve_is_the_handsets_answer(live: Live) -> None:
     [prompt] = feed["prompts"]
     assert prompt["auth_req_id"] == auth_req_id and prompt["pressed"] is None
     assert prompt["application"] == "Corner <b>Shop</b>"
-    assert prompt["purpose_words"] == "Identity verification"
+    assert prompt["purpose_words"] == "Verifying your identity"
     assert prompt["scopes"] == ["number-verification:verify"]
     page = await live.http.get(f"/handset/{number}")
-    assert "Order 4217" in page.text and "Identity verification" in page.text
+    assert "Order 4217" in page.text and "Verifying your identity" in page.text
     assert "Corner &lt;b&gt;Shop&lt;/b&gt;" in page.text  # autoescaped
     assert "<script src=\"/static/handset.js\">" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
