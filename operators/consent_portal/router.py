@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
+from ..identity import sign_in_to_capture
 from ..web.pages import SECURITY_HEADERS, add_template_dir
 from . import access_log
 from .forms import CODE, FormError, normalise_number, read_form
@@ -168,7 +169,27 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         return await consents_page(request, session, "Every consent to that application is "
                                                      "withdrawn.")
 
+    async def grant_again(request: Request, session: Session, form: dict[str, str]
+                          ) -> Response:
+        """A withdrawn or expired consent, asked again on the operator's capture page (the
+        same page an application's Consent Info request leads to), already signed in."""
+        assert session.msisdn is not None
+        consent = portal.own_consent(session.msisdn, request.path_params["consent_id"])
+        if consent is None:
+            return portal.message(request, session, 404, "Not found",
+                                  "You have no such consent.", "/my/consents")
+        if consent.active(operator.clock()):
+            return await consents_page(request, session, "That consent is still active.")
+        identity = operator.identity
+        capture = identity.captures.offer(consent.client_id, session.msisdn, consent.purpose,
+                                          consent.scopes, None)
+        response = RedirectResponse(identity.consent_info.url_of(capture), status_code=303)
+        sign_in_to_capture(identity, capture.id, response, secure=request.url.scheme == "https")
+        return response
+
     router.add_api_route("/consents", signed_in_page(consents_page), methods=["GET"])
+    router.add_api_route("/consents/{consent_id}/grant-again", form_action(grant_again),
+                         methods=["POST"])
     router.add_api_route("/consents/{consent_id}/revoke", form_action(revoke_one),
                          methods=["POST"])
     router.add_api_route("/applications/{client_id}/revoke", form_action(revoke_application),

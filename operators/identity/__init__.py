@@ -6,7 +6,7 @@ serve it with :func:`create_identity_app`. The gateway calls
 """
 
 from .app import build_identity_router, create_identity_app, install_oauth_error_handlers
-from .capture_pages import build_capture_router
+from .capture_pages import build_capture_router, sign_in_to_capture
 from .ciba import Press, Prompt
 from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
@@ -64,4 +64,5 @@ __all__ = [
     "install_oauth_error_handlers",
     "objects_to",
     "parse_jwks",
+    "sign_in_to_capture",
 ]

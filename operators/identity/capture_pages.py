@@ -24,13 +24,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..web.pages import add_template_dir, page
-from .consent_capture import CaptureOutcome, CaptureRequest
+from .consent_capture import CAPTURE_LIFETIME, CaptureOutcome, CaptureRequest
 from .purposes import describe_purpose
 
 if TYPE_CHECKING:
     from .server import IdentityServer
 
-__all__ = ["build_capture_router"]
+__all__ = ["application_name", "build_capture_router", "sign_in_to_capture"]
 
 add_template_dir(Path(__file__).parent / "templates")
 
@@ -50,6 +50,21 @@ def with_result(callback: str, outcome: CaptureOutcome, state: str | None) -> st
     if state is not None:
         query.append(("state", state))
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def sign_in_to_capture(server: IdentityServer, capture_id: str, response: Response, *,
+                       secure: bool) -> None:
+    """Let the browser that gets ``response`` decide on the capture without proving itself
+    again: the operator's own consent portal, where the subscriber is already signed in,
+    hands them over to the capture page this way."""
+    secret = server.captures.open_session(capture_id)
+    path = f"{urlsplit(server.issuer).path.rstrip('/')}/consent/capture/{capture_id}"
+    _set_cookie(response, path, SESSION_COOKIE, secret, secure=secure)
+
+
+def _set_cookie(response: Response, path: str, name: str, value: str, *, secure: bool) -> None:
+    response.set_cookie(name, value, path=path, httponly=True, samesite="strict", secure=secure,
+                        max_age=int(CAPTURE_LIFETIME))
 
 
 def application_name(server: IdentityServer, party: str) -> str:
@@ -73,10 +88,8 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
 
     def set_cookie(response: Response, request: Request, capture_id: str, name: str,
                    value: str) -> None:
-        response.set_cookie(
-            name, value, path=cookie_path(request, capture_id), httponly=True, samesite="strict",
-            secure=request.url.scheme == "https", max_age=15 * 60,
-        )
+        _set_cookie(response, cookie_path(request, capture_id), name, value,
+                    secure=request.url.scheme == "https")
 
     def view(request: Request, capture: CaptureRequest, template: str, status: int = 200,
              **extra: object) -> HTMLResponse:

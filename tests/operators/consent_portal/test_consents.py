@@ -110,3 +110,48 @@ async def test_an_application_name_cannot_inject_markup(harness: Harness,
     page = (await browser.http.get("/my/consents")).text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;" in page
+
+
+async def test_a_withdrawn_consent_is_granted_again_on_the_capture_page(
+    harness: Harness, browser: Browser
+) -> None:
+    """The portal hands the signed-in subscriber to the operator's capture page: no second
+    sign-in there, Approve, and the application's next call goes through again."""
+    import re
+
+    number = harness.number("approves")
+    token = await ciba_consent(harness)
+    (consent,) = harness.operator.identity.consents.for_subscriber(number)
+    await browser.sign_in(number)
+    await browser.post(f"/my/consents/{consent.id}/revoke")
+    assert (await harness.check(token)).status_code == 403
+    assert "Grant again" in (await browser.http.get("/my/consents")).text
+
+    handed = await browser.post(f"/my/consents/{consent.id}/grant-again")
+    assert handed.status_code == 303
+    capture = handed.headers["location"]
+    assert capture.startswith(harness.operator.issuer + "/consent/capture/")
+    page = await browser.http.get(capture)
+    assert 'id="approve"' in page.text, "signed in already: straight to the decision"
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf is not None
+    done = await browser.http.post(f"{capture}/decide",
+                                   data={"csrf": csrf.group(1), "decision": "approve"})
+    assert done.status_code == 200 and "Your consent was recorded" in done.text
+    renewed = await harness.three_legged("approves", f"sim-swap:check {IDENTITY}")
+    assert (await harness.check(renewed)).status_code == 200
+    active = [c for c in harness.operator.identity.consents.for_subscriber(number)
+              if c.active(harness.clock())]
+    assert [c.scopes for c in active] == [consent.scopes]
+
+
+async def test_grant_again_is_only_for_ones_own_consent(
+    harness: Harness, browser: Browser
+) -> None:
+    await ciba_consent(harness)
+    (consent,) = harness.operator.identity.consents.for_subscriber(harness.number("approves"))
+    await browser.sign_in(harness.number("never-swapped"))
+    refused = await browser.post(f"/my/consents/{consent.id}/grant-again")
+    assert refused.status_code == 404
+    assert harness.operator.identity.captures.of(
+        harness.number("approves"), consent.client_id, consent.purpose) == []
