@@ -91,6 +91,7 @@ class TrustedIssuers:
         grant's strategy on the live object, which the grant reads on every exchange.
         """
         identity.jwt_bearer.issuers = self
+        identity.ciba.told_who_is_served = lambda client_id: self.party_of(client_id) is not None
 
     def party_of(self, iss: str) -> str | None:
         """The federation party an ``iss`` names, or None for an ordinary application."""

@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -148,6 +148,11 @@ class CibaService:
         self.consents = consents
         self.tokens = tokens
         self.clock = clock
+        self.told_who_is_served: Callable[[str], bool] = lambda client_id: False
+        """Which clients are told ``unknown_user_id`` for a number not served here: none by
+        default; a federation member tells its partners, whose Telco Finder already says who
+        serves what, so an aggregator's stale routing falls back to a deeper search (the
+        decision :mod:`federation.discovery_fallback` makes, live and simulated)."""
         db.ensure_schema(SCHEMA)
         _add_pressed_column(db)
 
@@ -169,6 +174,8 @@ class CibaService:
         # neither the answer nor its latency tells whether the number is served here or
         # whether its subscriber objected (CAMARA IdentityAndConsentManagement #258).
         subscriber = self._subscriber(hint)
+        if subscriber is None and self.told_who_is_served(client.client_id):
+            raise OAuthError("unknown_user_id", "this operator does not serve that number")
         refused = subscriber is None or objects_to(request.purpose, subscriber)
         msisdn = subscriber.msisdn if subscriber is not None else hint
         existing = request.needs_consent and self.consents.find_active(
