@@ -62,7 +62,7 @@ def test_the_demo_waits_for_approve_pressed_on_the_handset(tmp_path: Path) -> No
 
         _eventually("the consent prompt on the phone", prompted)
         page = person.get(url)
-        assert "antifraud-app, through" in page.text and "Service provision" in page.text
+        assert "antifraud-app, through" in page.text and "Providing a service" in page.text
         found = CSRF.search(page.text)
         assert found is not None
         [prompt] = person.get(f"{url}/messages").json()["prompts"]
