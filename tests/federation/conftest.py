@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from federation.config import FederationConfig, default_federation
+from federation.federation import Federation, quick_consent, start_federation
 from operators.operator import Operator
 
 
@@ -44,3 +46,13 @@ def operators(federation: FederationConfig) -> Iterator[dict[str, Operator]]:
     yield built
     for operator in built.values():
         operator.close()
+
+
+@pytest.fixture
+async def quick_federation(
+    federation: FederationConfig, tmp_path: Path
+) -> AsyncIterator[Federation]:
+    """The default federation started in process, CIBA answering at once, no health probes."""
+    started = await start_federation(quick_consent(federation), tmp_path, probes=False)
+    yield started
+    await started.stop()

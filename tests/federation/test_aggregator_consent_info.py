@@ -4,15 +4,12 @@ application the hub acts for, with that operator's own capture page."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from federation.config import FederationConfig
-from federation.federation import Federation, quick_consent, start_federation
+from federation.federation import Federation
 
 FRAUD = "dpv:FraudPreventionAndDetection"
 IDENTITY = "dpv:IdentityVerification"
@@ -20,10 +17,8 @@ CALLBACK = "https://kyc-app.example.com/consent/done"
 
 
 @pytest.fixture
-async def fed(federation: FederationConfig, tmp_path: Path) -> AsyncIterator[Federation]:
-    started = await start_federation(quick_consent(federation), tmp_path, probes=False)
-    yield started
-    await started.stop()
+def fed(quick_federation: Federation) -> Federation:
+    return quick_federation
 
 
 async def _headers(fed: Federation, name: str) -> dict[str, str]:

@@ -8,14 +8,10 @@ turns into a deeper search, as the simulation assumes (``SimOperator.knows``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from federation.client import new_client_key
-from federation.config import FederationConfig
-from federation.federation import Federation, quick_consent, start_federation
+from federation.federation import Federation
 from operators import OAuthError
 
 IDENTITY = "dpv:IdentityVerification"
@@ -23,10 +19,8 @@ UNSERVED = "+34699999999"
 
 
 @pytest.fixture
-async def fed(federation: FederationConfig, tmp_path: Path) -> AsyncIterator[Federation]:
-    started = await start_federation(quick_consent(federation), tmp_path, probes=False)
-    yield started
-    await started.stop()
+def fed(quick_federation: Federation) -> Federation:
+    return quick_federation
 
 
 async def test_the_hub_learns_unknown_numbers_an_application_does_not(fed: Federation) -> None:
