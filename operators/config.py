@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
@@ -39,16 +40,83 @@ class Quota(_Strict):
     window: Literal["fixed", "sliding"] = "fixed"
 
 
+class PriceTier(_Strict):
+    """One band of a tiered price: calls up to and including ``up_to`` (open when null).
+
+    Money is a :class:`~decimal.Decimal` (a YAML number or a string such as ``"0.0006"``), so
+    no binary fraction creeps into an invoice.
+    """
+
+    up_to: int | None = Field(
+        default=None, gt=0, description="last call of the band (counted from the first of the"
+        " month or plan period); null for the open last band"
+    )
+    unit_price: Decimal = Field(default=Decimal(0), ge=0, description="price of each call")
+    flat_fee: Decimal = Field(default=Decimal(0), ge=0, description="owed once for the band")
+
+
+class TierMode(StrEnum):
+    """How tiers price calls, as Stripe and Lago define it.
+
+    ``graduated``: each call at the unit price of the band it falls in, plus the flat fee of
+    every band reached. ``volume``: every call at the unit price of the band the total lands
+    in, plus that band's flat fee.
+    """
+
+    GRADUATED = "graduated"
+    VOLUME = "volume"
+
+
 class Plan(_Strict):
-    """A subscription tier: its throttling limits and its prices."""
+    """A subscription tier: its throttling limits and its prices.
+
+    Prices apply per API subscription (one application holding the plan for one API): a
+    ``monthly_fee`` prorated to the second for the time held, and either ``price_per_call``
+    or ``tiers`` (in ``tier_mode``) for the calls; :mod:`operators.billing` rates them.
+    """
 
     name: str
     rate_per_second: float = Field(gt=0, description="sustained token-bucket rate")
     burst: int = Field(gt=0, description="token-bucket capacity")
     quota: Quota | None = None
-    price_per_call: float = Field(default=0.0, ge=0)
-    monthly_fee: float = Field(default=0.0, ge=0)
-    currency: str = "EUR"
+    price_per_call: float = Field(default=0.0, ge=0, description="flat price of each call")
+    monthly_fee: float = Field(default=0.0, ge=0, description="per API subscription and month")
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
+    tiers: tuple[PriceTier, ...] = Field(
+        default=(), description="tiered prices per call instead of price_per_call"
+    )
+    tier_mode: TierMode = TierMode.GRADUATED
+
+    @field_validator("tiers")
+    @classmethod
+    def _ascending_and_open(cls, value: tuple[PriceTier, ...]) -> tuple[PriceTier, ...]:
+        if not value:
+            return value
+        *bounded, last = value
+        for index, tier in enumerate(bounded):
+            if tier.up_to is None:
+                raise ValueError(
+                    f"tiers[{index}].up_to is null, but only the last tier may be open"
+                )
+            if index and tier.up_to <= (bounded[index - 1].up_to or 0):
+                raise ValueError(
+                    f"tiers[{index}].up_to ({tier.up_to}) must be greater than "
+                    f"tiers[{index - 1}].up_to ({bounded[index - 1].up_to})"
+                )
+        if last.up_to is not None:
+            raise ValueError(
+                f"tiers[{len(value) - 1}].up_to must be null: the last tier is open"
+                f" (it has up_to {last.up_to})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_call_price(self) -> Plan:
+        if self.tiers and self.price_per_call:
+            raise ValueError(
+                f"plan {self.name!r}: price_per_call and tiers both price calls; keep one"
+            )
+        return self
 
 
 class PurposePolicy(_Strict):
@@ -204,6 +272,12 @@ class OperatorConfig(_Strict):
             raise ValueError("plan names must be unique")
         if self.default_plan not in names:
             raise ValueError(f"default_plan {self.default_plan!r} is not one of the plans")
+        currencies = sorted({plan.currency for plan in self.plans})
+        if len(currencies) > 1:
+            raise ValueError(
+                f"plans: every plan is priced in one currency (an invoice has one); found "
+                f"{', '.join(currencies)}"
+            )
         purposes = [p.purpose for p in self.purposes]
         if len(purposes) != len(set(purposes)):
             raise ValueError("purposes must be unique")
