@@ -8,6 +8,6 @@ can never inject markup into a subscriber's page.
 
 from __future__ import annotations
 
-from operators.web.pages import STATIC_DIR, TEMPLATE_DIRS, page, static_files
+from operators.web.pages import STATIC_DIR, TEMPLATE_DIRS, add_template_dir, page, static_files
 
-__all__ = ["STATIC_DIR", "TEMPLATE_DIRS", "page", "static_files"]
+__all__ = ["STATIC_DIR", "TEMPLATE_DIRS", "add_template_dir", "page", "static_files"]
