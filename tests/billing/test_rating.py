@@ -1,0 +1,145 @@
+"""Rating against the plan in force at each call: proration to the second across a mid-month
+change, tiers counted per plan period, drafts, and every event in exactly one line."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from operators.billing import ChargeKind, Month, rate_counted, rate_month, rate_subscription
+from operators.config import Plan
+from operators.gateway.subscriptions import InMemoryPlans
+
+from .support import DAY, MARCH, FakeClock, event, priced_operator
+
+
+def _store(at: float = MARCH.start) -> tuple[InMemoryPlans, FakeClock]:
+    clock = FakeClock(at)
+    return InMemoryPlans.of(priced_operator(), clock=clock), clock
+
+
+def test_a_mid_month_upgrade_is_prorated_to_the_second_and_calls_priced_as_made() -> None:
+    plans, clock = _store()
+    clock.now = MARCH.start - DAY  # enterprise since February: 2000.00 a month, 0.004 a call
+    plans.subscribe("app", "sim-swap", "enterprise")
+    change = MARCH.start + 15.5 * DAY  # 16 March 12:00:00, half of March's 2,678,400 s
+    clock.now = change
+    plans.subscribe("app", "sim-swap", "free")
+    events = [
+        event("app", "before-1", MARCH.start + 1),
+        event("app", "before-2", change - 0.001),
+        event("app", "after-1", change),  # the next call is on the new plan
+        event("app", "february", MARCH.start - 1),  # another month: not on this invoice
+    ]
+    lines = rate_subscription("app", "sim-swap", events, plans.history("app", "sim-swap"), MARCH)
+    fee, calls_enterprise, calls_free = lines
+    assert (fee.kind, fee.plan, fee.quantity, fee.amount) == (
+        ChargeKind.MONTHLY_FEE,
+        "enterprise",
+        1_339_200,
+        Decimal("1000.00"),
+    )
+    assert (calls_enterprise.plan, calls_enterprise.amount) == ("enterprise", Decimal("0.01"))
+    assert calls_enterprise.events == (("app", "before-1"), ("app", "before-2"))
+    assert (calls_free.plan, calls_free.amount, calls_free.events) == (
+        "free",
+        Decimal("0.00"),
+        (("app", "after-1"),),
+    )
+
+
+def test_proration_counts_whole_seconds_and_rounds_half_to_even() -> None:
+    plans, clock = _store()
+    clock.now = MARCH.start + 0.9  # counted from the whole second it falls in
+    plans.subscribe("app", "sim-swap", "growth")  # 31.00 a month: 1.00 a day
+    clock.now = MARCH.start + 2.5 * DAY + 0.4
+    plans.subscribe("app", "sim-swap", "free")
+    (fee,) = rate_subscription("app", "sim-swap", [], plans.history("app", "sim-swap"), MARCH)
+    assert (fee.quantity, fee.amount) == (216_000, Decimal("2.50"))
+    # 0.05 held half of March is 0.025, a tie: half to even gives 0.02, not 0.03
+    free = priced_operator().plan("free")
+    assert free is not None
+    tie = Plan.model_validate({**free.model_dump(), "name": "tie", "monthly_fee": 0.05})
+    (halves,) = rate_counted(
+        "app", "sim-swap", tie, 0, MARCH.start, MARCH.start + MARCH.seconds / 2
+    )
+    assert halves.amount == Decimal("0.02")
+
+
+def test_tiers_start_again_with_each_plan_period() -> None:
+    plans, clock = _store()
+    clock.now = MARCH.start
+    plans.subscribe("app", "sim-swap", "growth")  # graduated: 1-5 at 0.10 + 1.00, then 0.05
+    clock.now = MARCH.start + 10 * DAY
+    plans.subscribe("app", "sim-swap", "bulk")  # the same bands in volume mode
+    early = [event("app", f"e{i}", MARCH.start + 100 + i) for i in range(7)]
+    late = [event("app", f"l{i}", MARCH.start + 11 * DAY + i) for i in range(3)]
+    lines = rate_subscription(
+        "app", "sim-swap", early + late, plans.history("app", "sim-swap"), MARCH
+    )
+    calls = [line for line in lines if line.kind is ChargeKind.CALLS]
+    assert [(c.plan, c.tier, c.quantity, c.amount) for c in calls] == [
+        ("growth", 1, 5, Decimal("1.50")),  # 5 x 0.10 + 1.00
+        ("growth", 2, 2, Decimal("0.10")),
+        ("bulk", 1, 3, Decimal("1.30")),  # counting again from one: 3 x 0.10 + 1.00
+    ]
+    assert calls[1].events == (("app", "e5"), ("app", "e6"))
+
+
+def test_a_draft_covers_the_month_to_date() -> None:
+    plans, _ = _store()
+    plans.subscribe("app", "sim-swap", "enterprise")
+    now = MARCH.start + 3.1 * DAY
+    (fee,) = rate_month([], plans.history, MARCH, subscribed=plans.held(), until=now)
+    assert fee.quantity == int(3.1 * DAY)
+    assert fee.period_end == now
+
+
+def test_every_billed_call_is_in_exactly_one_line() -> None:
+    rng = random.Random(13)
+    plans, clock = _store(MARCH.start - DAY)
+    apps, apis = ("a", "b", "c"), ("sim-swap", "kyc-match")
+    names = ("free", "pay-as-you-go", "enterprise", "growth", "bulk")
+    for _ in range(12):  # plan changes through the month, each at some instant
+        clock.now = MARCH.start + rng.uniform(0, MARCH.seconds)
+        plans.subscribe(rng.choice(apps), rng.choice(apis), rng.choice(names))
+    events = [
+        event(rng.choice(apps), f"c{i}", rng.uniform(MARCH.start - DAY, MARCH.end + DAY),
+              rng.choice(apis))
+        for i in range(600)
+    ]  # fmt: skip
+    lines = rate_month(events, plans.history, MARCH, subscribed=plans.held())
+    covered = Counter(event_id for line in lines for event_id in line.events)
+    in_march = {(e.client_id, e.correlator) for e in events if MARCH.holds(e.at)}
+    assert set(covered) == in_march and set(covered.values()) == {1}
+    for line in lines:  # and each line holds only calls made under its plan, in its period
+        for client_id, correlator in line.events:
+            found = next(e for e in events if e.correlator == correlator)
+            assert (found.client_id, found.api) == (client_id, line.api)
+            assert line.period_start <= found.at < line.period_end
+            (period,) = [p for p in plans.history(client_id, line.api) if p.covers(found.at)]
+            assert period.plan.name == line.plan
+
+
+def test_another_subscriptions_event_is_refused() -> None:
+    with pytest.raises(ValueError, match="kyc-match"):
+        rate_subscription("app", "sim-swap", [event("app", "x", 0.0, "kyc-match")], [], MARCH)
+
+
+def test_counted_calls_price_like_their_events() -> None:
+    plans, _ = _store(MARCH.start)
+    plans.subscribe("app", "sim-swap", "growth")
+    events = [event("app", f"c{i}", MARCH.start + 60 * i) for i in range(9)]
+    end = MARCH.start + DAY
+    by_events = rate_subscription(
+        "app", "sim-swap", events, plans.history("app", "sim-swap"), MARCH, until=end
+    )
+    growth = plans.plan_for("app", "sim-swap")
+    by_count = rate_counted("app", "sim-swap", growth, 9, MARCH.start, end)
+    assert [(x.kind, x.tier, x.quantity, x.amount) for x in by_events] == [
+        (x.kind, x.tier, x.quantity, x.amount) for x in by_count
+    ]
+    assert Month.of(by_count[0].period_start) == MARCH
