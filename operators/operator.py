@@ -27,7 +27,7 @@ from .config import OperatorConfig
 from .consent_portal import build_consent_portal_router
 from .core import CoreSpec, Faults, NetworkFunctionKind
 from .errors import CamaraError
-from .gateway.admission import Admission, objection
+from .gateway.admission import Admission, objection, sandbox_refusal
 from .gateway.authentication import BearerAuthenticator
 from .gateway.errors import install_camara_error_handlers
 from .gateway.gateway import Gateway, GatewayMiddleware
@@ -57,6 +57,7 @@ from .subscriber_admin import ADMIN_LIMITS, build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
 from .types import Clock
 from .web import static_files
+from .web.api_docs import install_api_docs
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Operator:
             clock=monotonic,
         )
         integrator.may_process = _purpose_check(config, subscribers)
+        integrator.sandbox_gate = _sandbox_gate(subscribers)
         integrator.consent_status = _consent_status(identity)
         admission = Admission(
             PlanSubscriptions(config, db),
@@ -213,6 +215,15 @@ def _purpose_check(
     return may_process
 
 
+def _sandbox_gate(subscribers: SubscriberBase) -> Callable[[str], CamaraError | None]:
+    """A sandbox application reaches the documented test numbers, nobody else."""
+
+    def gate(msisdn: str) -> CamaraError | None:
+        return sandbox_refusal(True, subscribers.is_test_number(msisdn))
+
+    return gate
+
+
 def _code_sender(operator: Operator) -> Callable[[str, str], None]:
     """One-time codes of the consent capture page go to the subscriber's (simulated) phone."""
 
@@ -260,6 +271,8 @@ def create_operator_app(operator: Operator) -> FastAPI:
         title=f"{config.display_name} ({config.id})",
         description="An ogsim operator: CAMARA APIs behind a gateway, identity server, admin API.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     install_camara_error_handlers(app)
 
@@ -284,6 +297,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.mount("/static", static_files(), name="static")
     app.include_router(build_consent_portal_router(operator))
     app.include_router(build_handset_router(operator))
+    install_api_docs(app)
     app.add_middleware(GatewayMiddleware, gateway=operator.gateway)
     return app
 
