@@ -400,6 +400,8 @@ def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> d
                 "telcoRouting": operator.api_root + "/telco-routing/v1/routing",
                 "dataCentres": [dc.name for dc in operator.data_centres],
                 "dataCentreAdmin": operator.api_root + "/admin/data-centres",
+                "developerPortal": operator.api_root + "/portal",
+                "consentPortal": operator.api_root + "/my",
                 "brands": [b.id for b in operator.brands],
                 "testNumbers": {t.role: plan.test_number(t) for t in TEST_NUMBERS},
                 "pid": processes.processes[operator.id].pid
@@ -416,6 +418,7 @@ def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> d
             "tokenEndpoint": a.issuer.rstrip("/") + "/token",
             "telcoFinder": a.telco_finder_url,
             "settlement": a.api_root + "/admin/settlement",
+            "developerPortal": a.api_root + "/portal",
             "pid": processes.processes[a.id].pid if a.id in processes.processes else None,
         }
         for a in config.aggregators

@@ -250,6 +250,10 @@ class SubscriberBase:
         ports = [c for c in self._changes(msisdn) if c.kind is ChangeKind.PORT_OUT]
         return str(ports[-1].payload["operator"]) if ports else None
 
+    def is_test_number(self, msisdn: str) -> bool:
+        """Whether ``msisdn`` is one of the documented test numbers (all a sandbox reaches)."""
+        return self.plan.locate(msisdn)[1] is not None
+
     def test_numbers(self) -> list[tuple[TestNumber, str]]:
         return [(test, self.plan.test_number(test)) for test in TEST_NUMBERS]
 

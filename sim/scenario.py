@@ -321,6 +321,10 @@ class ApplicationSpec(_Model):
     )
     auth: AuthSpec = AuthSpec()
     client: ClientSpec = ClientSpec()
+    environment: Literal["production", "sandbox"] = Field(
+        default="production",
+        description="a sandbox application reaches only the operators' documented test numbers",
+    )
     purpose: str | None = Field(
         default=None,
         description="the dpv: purpose the application names; default: each API's purpose in "

@@ -215,7 +215,9 @@ class SimApplication:
         self._ciba = spec.auth.flow == "ciba"
         self._cached_tokens = spec.auth.flow == "client_credentials"
         self._via = spec.via_aggregator and aggregator is not None
-        self.client = Client(app_id, spec.plan, spec.purpose, self._ciba)
+        self.client = Client(
+            app_id, spec.plan, spec.purpose, self._ciba, spec.environment == "sandbox"
+        )
 
     def start(self) -> None:
         """Schedule the first arrival; each arrival starts an operation and the next one."""

@@ -33,6 +33,9 @@ class CallContext:
     """Whom consents are given to for this call, when not ``client_id``: the application an
     aggregator acts for (``hub/app``)."""
 
+    sandbox: bool = False
+    """A sandbox application's call: only the documented test numbers may be processed."""
+
     @property
     def consent_party(self) -> str:
         return self.party or self.client_id

@@ -3,7 +3,7 @@
 :mod:`operators.gateway.gateway`). :class:`Admission` and :func:`is_billable` are the decisions
 the simulation calls too."""
 
-from .admission import Admission, Admitted, objection, throttle_key
+from .admission import Admission, Admitted, objection, sandbox_refusal, throttle_key
 from .authentication import BearerAuthenticator, unauthenticated
 from .errors import install_camara_error_handlers
 from .gateway import Gateway, GatewayMiddleware, MeteredCall
@@ -39,6 +39,7 @@ __all__ = [
     "install_camara_error_handlers",
     "is_billable",
     "objection",
+    "sandbox_refusal",
     "openapi_body",
     "parse_json",
     "read_body",

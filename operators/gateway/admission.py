@@ -33,6 +33,7 @@ __all__ = [
     "Admission",
     "Admitted",
     "objection",
+    "sandbox_refusal",
     "throttle_key",
 ]
 
@@ -52,6 +53,22 @@ def objection(policy: PurposePolicy | None, subscriber: Subscriber | None) -> Ca
     if subscriber is None or objects_to(policy, subscriber):
         return CamaraError(
             403, "PERMISSION_DENIED", "The subscriber objected to processing for this purpose."
+        )
+    return None
+
+
+def sandbox_refusal(sandbox: bool, test_number: bool) -> CamaraError | None:
+    """The refusal a sandbox application gets for a device that is not a documented test number.
+
+    Asked once the device is resolved (the token or the body names it), before the
+    subscriber's objection: a sandbox key must never touch a real subscriber's data, whatever
+    the purpose, so a leaked sandbox key is worth nothing against the network.
+    """
+    if sandbox and not test_number:
+        return CamaraError(
+            403,
+            "PERMISSION_DENIED",
+            "A sandbox application may only reach the operator's documented test numbers.",
         )
     return None
 
@@ -119,6 +136,7 @@ class Admission:
             purpose=token.purpose,
             correlator=correlator,
             party=token.party,
+            sandbox=facts.sandbox,
         )
 
     def rate(self, client_id: str, api: str) -> Plan:

@@ -66,6 +66,8 @@ class GrantFacts:
     """The consent record the token was issued under (consent-based purposes)."""
     subscriber: Subscriber | None = None
     """The subscriber behind a three-legged token, as the operator knows them now."""
+    sandbox: bool = False
+    """The client is a sandbox application: it may reach the documented test numbers only."""
 
 
 def grant_refusal(facts: GrantFacts, now: float) -> TokenContextError | None:

@@ -118,6 +118,9 @@ class Integrator:
         self._device_locks: dict[str, asyncio.Lock] = {}
         self.consent_status: ConsentStatusSource | None = None
         """Answers Consent Info from the identity server's records (set by the operator)."""
+        self.sandbox_gate: Callable[[str], CamaraError | None] = _no_sandbox_reach
+        """Asked for every device a sandbox application's call names: the operator's rule
+        (documented test numbers only); by default a sandbox reaches nothing."""
 
     async def _run(self, flow: Flow[T]) -> T:
         result: T = await self.execute(flow)
@@ -127,6 +130,8 @@ class Integrator:
         self, ctx: CallContext, device: Device | None, rules: IdentifierRules | None = None
     ) -> tuple[str, DeviceResponse | None]:
         resolved = resolve_device(ctx.msisdn, device, self.directory, rules or IdentifierRules())
+        if ctx.sandbox and (refusal := self.sandbox_gate(resolved.msisdn)) is not None:
+            raise refusal
         if (
             ctx.msisdn is None
             and self.may_process is not None
@@ -448,4 +453,10 @@ def _info(session: QodSession) -> SessionInfo:
         expiresAt=datetime.fromtimestamp(session.expires_at, UTC),
         qosStatus=session.status,
         statusInfo=None if available else session.status_info,
+    )
+
+
+def _no_sandbox_reach(_msisdn: str) -> CamaraError | None:
+    return CamaraError(
+        403, "PERMISSION_DENIED", "This operator opens no test numbers to sandbox applications."
     )

@@ -105,6 +105,8 @@ def serve(
         "CAMARA APIs (gateway)", f"{origin}/sim-swap/v2, /device-reachability-status/v1, ..."
     )
     table.add_row("OpenAPI docs", f"{origin}/docs")
+    table.add_row("developer portal", f"{origin}/portal")
+    table.add_row("consent portal (subscribers)", f"{origin}/my")
     table.add_row("metrics (Prometheus)", f"{origin}/metrics")
     table.add_row("admin credential", f"Authorization: Bearer {operator_config.admin_secret}")
     for test, number in operator.subscribers.test_numbers():
@@ -182,12 +184,13 @@ def up(
 
 def _print(described: dict[str, object], path: Path) -> None:
     table = Table(title="ogsim federation (live, one process per party)")
-    for column in ("party", "issuer", "test number (approves)"):
+    for column in ("party", "issuer", "developer portal", "test number (approves)"):
         table.add_column(column)
     for operator in described["operators"]:  # type: ignore[attr-defined]
-        table.add_row(operator["id"], operator["issuer"], operator["testNumbers"]["approves"])
+        table.add_row(operator["id"], operator["issuer"], operator["developerPortal"],
+                      operator["testNumbers"]["approves"])
     for aggregator in described["aggregators"]:  # type: ignore[attr-defined]
-        table.add_row(aggregator["id"], aggregator["issuer"], "-")
+        table.add_row(aggregator["id"], aggregator["issuer"], aggregator["developerPortal"], "-")
     console.print(table)
     console.print(f"descriptor: {path} (demo application credentials included); Ctrl-C stops")
 

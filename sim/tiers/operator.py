@@ -38,7 +38,7 @@ from federation import (
 from operators import CamaraError, OperatorConfig, PurposePolicy, default_plans
 from operators.camara import WORKLOADS, Operation, needs_consent, operation_named
 from operators.core import Faults, NetworkFunctionKind
-from operators.gateway import Admission, InMemoryPlans, objection
+from operators.gateway import Admission, InMemoryPlans, objection, sandbox_refusal
 from operators.identity import GrantFacts, GrantType, TokenContext
 from operators.integrator import BackendGuard
 from operators.policies import (
@@ -105,6 +105,8 @@ class Client:
     plan: str
     purpose: str | None = None
     three_legged: bool = False
+    sandbox: bool = False
+    """A sandbox application: the operator lets it reach its documented test numbers only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +418,7 @@ class SimOperator:
                 GrantType.CLIENT_CREDENTIALS,
                 None,
             )
-            return GrantFacts(token, policy=work.policy)
+            return GrantFacts(token, policy=work.policy, sandbox=client.sandbox)
         consent = None
         if work.consent:
             consent = self.consent.consent_for(
@@ -434,7 +436,11 @@ class SimOperator:
             consent.id if consent is not None else None,
         )
         return GrantFacts(
-            token, policy=work.policy, consent=consent, subscriber=self.subscribers.get(number)
+            token,
+            policy=work.policy,
+            consent=consent,
+            subscriber=self.subscribers.get(number),
+            sandbox=request.client.sandbox and not request.via,
         )
 
     def _subscribe(self, client: Client, api: str) -> None:
@@ -460,6 +466,12 @@ class SimOperator:
                 self.consent.refused()
             request.reply(Answer(refusal.status, refusal.code))
             return
+        if facts.sandbox:
+            # Live, the integrator asks this once the device is resolved, before objections.
+            refused = sandbox_refusal(True, self.subscribers.is_test_number(line.number))
+            if refused is not None:
+                request.reply(Answer(refused.status, refused.code))
+                return
         if facts.token.msisdn is None:
             # Live, the integrator resolves the device (an unknown one is its 404) and then
             # asks whether the subscriber objects to the purpose.
