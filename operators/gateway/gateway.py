@@ -27,6 +27,7 @@ from operators.types import Clock
 
 from .admission import Admission
 from .authentication import BearerAuthenticator
+from .call_statistics import CallStatistics
 from .metering import (
     GroupCommit,
     UnbilledCall,
@@ -92,6 +93,7 @@ class Gateway:
         party_trusted: Callable[[str], bool] | None = None,
         limits: ThreatLimits | None = None,
         calendar: Clock = time.time,
+        statistics: CallStatistics | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.identity = identity
@@ -102,6 +104,7 @@ class Gateway:
         self.party_trusted = party_trusted
         self.limits = limits or ThreatLimits()
         self.calendar = calendar
+        self.statistics = statistics or CallStatistics(ledger.db, calendar)
 
     async def context(self, request: Request) -> CallContext:
         """The FastAPI dependency every CAMARA endpoint runs before it does anything."""
@@ -119,6 +122,10 @@ class Gateway:
             inspect_body(request.headers.get("content-type"), body, self.limits)
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         operation = operation_at(request.method, request.scope["route"].path)
+        # an identified application's call from here on: counted for its usage pages
+        request.state.caller = (
+            claims.client_id, operation.api if operation else api_of(request.url.path)
+        )
         facts = self.identity.grant_facts(claims)
         if operation is not None:  # who the call is about, for the subscriber's access log
             request.state.about = (facts.token, operation)
@@ -198,6 +205,7 @@ class GatewayMiddleware:
         state["correlator"] = correlator
         started = time.perf_counter()
         gateway = self.gateway
+        send = gateway.statistics.observe(send, state, started)
 
         held: list[Message] = []  # a metered answer waits here until its body is complete
 
