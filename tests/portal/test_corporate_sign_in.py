@@ -1,0 +1,301 @@
+"""Corporate sign-in: the portal as an OIDC relying party of an organisation's identity provider.
+
+A portal and a corporate identity provider live on one in-process network; a browser (an
+httpx client with a cookie jar) walks the authorization code flow. ID tokens that are meant
+for someone else, expired or signed by a stranger are refused and nobody is signed in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from joserfc import jwt
+from joserfc.jwk import ECKey
+
+from federation.corporate_idp import CorporateIdp, CorporateUser, create_corporate_idp_app
+from federation.transport import AsgiNetwork
+from operators import Operator, example_operator
+from operators.camara import OPERATIONS
+from operators.portal import Developer, PortalHost
+from operators.portal.accounts import DeveloperAccounts
+from operators.portal.corporate_sign_in import CALLBACK_PATH, OrganisationIdps
+from operators.portal.guard import PortalGuard
+from operators.portal.router import install_developer_portal
+from operators.portal.sessions import COOKIE
+from operators.portal.trust import build_trust_pages
+from tests.operators.identity.conftest import FakeClock
+
+PORTAL = "http://portal.operator.test"
+IDP = "http://idp.corp.test"
+CLIENT_ID = "ogsim-portal"
+CLIENT_SECRET = "corp-issued-secret-0123456789"
+ADMIN_PASSWORD = "correct horse battery staple 42"
+
+
+@dataclass
+class TrustWorld:
+    """A portal and a corporate identity provider, one network, one fake clock."""
+
+    clock: FakeClock
+    network: AsgiNetwork
+    http: httpx.AsyncClient
+    idp: CorporateIdp
+    accounts: DeveloperAccounts
+    guard: PortalGuard
+    admin: Developer
+    """The organisation's first member: its admin."""
+
+    @property
+    def org_id(self) -> str:
+        return self.admin.org_id
+
+    def browser(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=self.network, follow_redirects=False, timeout=10.0)
+
+    def signed_in(self, developer: Developer) -> httpx.AsyncClient:
+        """A browser holding a portal session of ``developer``."""
+        browser = self.browser()
+        session = self.guard.sessions.start(developer.developer_id)
+        browser.cookies.set(COOKIE, self.guard.sessions.encode(session),
+                            domain=urlsplit(PORTAL).hostname or "", path="/portal")
+        return browser
+
+    def federate(self) -> None:
+        """The organisation names its provider (what the trust page saves)."""
+        OrganisationIdps(self.accounts.db, self.clock).save(self.org_id, IDP, CLIENT_ID,
+                                                            CLIENT_SECRET)
+        self.accounts.set_idp(self.org_id, IDP)
+
+    async def corporate_sign_in(self, browser: httpx.AsyncClient, login: str,
+                                password: str) -> httpx.Response:
+        """The whole flow; the portal's answer to the callback."""
+        start = await browser.get(f"{PORTAL}/portal/sign-in/corporate",
+                                  params={"org": self.org_id})
+        assert start.status_code == 303, start.text
+        form = await browser.get(start.headers["location"])
+        assert form.status_code == 200, form.text
+        request_id = re.search(r'name="request" value="([^"]+)"', form.text)
+        assert request_id is not None
+        back = await browser.post(f"{IDP}/authorize", data={
+            "request": request_id.group(1), "username": login, "password": password})
+        assert back.status_code == 303, back.text
+        assert back.headers["location"].startswith(PORTAL + CALLBACK_PATH)
+        return await browser.get(back.headers["location"])
+
+    def csrf(self, browser: httpx.AsyncClient) -> str:
+        """The CSRF token of the browser's session (what a form of this session carries)."""
+        session = self.guard.sessions.decode(browser.cookies.get(COOKIE))
+        assert session is not None
+        return self.guard.sessions.csrf_token(session)
+
+    def session_developer(self, browser: httpx.AsyncClient) -> str | None:
+        session = self.guard.sessions.decode(browser.cookies.get(COOKIE))
+        return None if session is None else session.developer_id
+
+
+def portal_host(operator: Operator, clock: FakeClock, *, api_root: str | None = None
+                ) -> PortalHost:
+    return PortalHost(
+        config=operator.config, db=operator.db, identity=operator.identity,
+        plans=operator.gateway.admission.plans, clock=clock, origin=PORTAL,
+        api_root=api_root or "http://api.operator.test",
+        apis=tuple(dict.fromkeys(op.api for op in OPERATIONS)),
+    )
+
+
+def build_world(operator: Operator, clock: FakeClock, network: AsgiNetwork,
+                http: httpx.AsyncClient, **host: Any) -> TrustWorld:
+    """Serve ``operator``'s portal (with the trust pages) and a corporate IdP on ``network``."""
+    idp = CorporateIdp(IDP, "idp-admin-secret", clock=clock, http=http)
+    idp.add_user(CorporateUser("u-bob", "bob@corp.example", "Bob Builder", "bob-pw"))
+    idp.add_user(CorporateUser("u-eve", "eve@corp.example", "Eve", "eve-pw"))
+    idp.register_client(CLIENT_ID, CLIENT_SECRET, [PORTAL + CALLBACK_PATH])
+    network.add(IDP, create_corporate_idp_app(idp))
+    app = FastAPI()
+    portal = install_developer_portal(app, portal_host(operator, clock, **host),
+                                      [partial(build_trust_pages, http=http)])
+    network.add(PORTAL, app)
+    admin = portal.accounts.sign_up("Corp Ltd", "admin@corp.example", "Ada Admin",
+                                    ADMIN_PASSWORD)
+    return TrustWorld(clock, network, http, idp, portal.accounts, portal.guard, admin)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def world(clock: FakeClock) -> AsyncIterator[TrustWorld]:
+    operator = Operator.from_config(example_operator(), clock=clock, monotonic=clock)
+    network = AsgiNetwork()
+    async with httpx.AsyncClient(transport=network, timeout=10.0) as http:
+        yield build_world(operator, clock, network, http)
+    operator.close()
+
+
+async def test_a_developer_signs_in_with_the_company_account_and_is_created_once(
+    world: TrustWorld,
+) -> None:
+    world.federate()
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "bob@corp.example", "bob-pw")
+        assert answer.status_code == 303 and answer.headers["location"] == "/portal"
+        bob = world.accounts.by_external_subject(world.org_id, "u-bob")
+        assert bob is not None and bob.email == "bob@corp.example" and bob.name == "Bob Builder"
+        assert world.session_developer(browser) == bob.developer_id
+    async with world.browser() as again:
+        await world.corporate_sign_in(again, "u-bob", "bob-pw")
+        assert world.session_developer(again) == bob.developer_id
+    assert [d.email for d in world.accounts.members(world.org_id)] == [
+        "admin@corp.example", "bob@corp.example"]
+
+
+def forge(world: TrustWorld, monkeypatch: pytest.MonkeyPatch,
+          change: Callable[[CorporateIdp, CorporateUser, str, str | None], str]) -> None:
+    monkeypatch.setattr(world.idp, "id_token",
+                        lambda user, audience, nonce, **_: change(world.idp, user, audience, nonce))
+
+
+def foreign_signature(idp: CorporateIdp, user: CorporateUser, audience: str,
+                      nonce: str | None) -> str:
+    now = int(idp.clock())
+    stranger = ECKey.generate_key("P-256")
+    return jwt.encode({"alg": "ES256", "kid": idp.key.kid, "typ": "JWT"},
+                      {"iss": idp.issuer, "sub": user.user_id, "aud": audience, "iat": now,
+                       "exp": now + 300, "nonce": nonce, "email": user.email}, stranger)
+
+
+BAD_ID_TOKENS: dict[str, Callable[[CorporateIdp, CorporateUser, str, str | None], str]] = {
+    "wrong audience": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, "someone-else", nonce),
+    "extra audience": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, aud, nonce, aud=[aud, "someone-else"]),
+    "expired": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, aud, nonce, exp=int(idp.clock()) - 11),
+    "bad signature": foreign_signature,
+    "wrong issuer": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, aud, nonce, iss="http://other-idp.test"),
+    "another nonce": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, aud, "not-the-nonce"),
+    "a security event token": lambda idp, user, aud, nonce: idp.sign(
+        {"iss": idp.issuer, "sub": user.user_id, "aud": aud, "iat": int(idp.clock()),
+         "exp": int(idp.clock()) + 60, "nonce": nonce, "email": user.email},
+        typ="secevent+jwt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ID_TOKENS))
+async def test_a_bad_id_token_is_refused_and_nobody_is_signed_in(
+    world: TrustWorld, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    world.federate()
+    forge(world, monkeypatch, BAD_ID_TOKENS[case])
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "bob@corp.example", "bob-pw")
+        assert answer.status_code == 401, answer.text
+        assert "ID token was refused" in answer.text
+        assert world.session_developer(browser) is None
+    assert world.accounts.by_external_subject(world.org_id, "u-bob") is None
+
+
+async def test_a_callback_from_another_browser_or_twice_is_refused(world: TrustWorld) -> None:
+    world.federate()
+    async with world.browser() as browser, world.browser() as attacker:
+        start = await browser.get(f"{PORTAL}/portal/sign-in/corporate",
+                                  params={"org": world.org_id})
+        form = await browser.get(start.headers["location"])
+        request_id = re.search(r'name="request" value="([^"]+)"', form.text)
+        assert request_id is not None
+        back = await browser.post(f"{IDP}/authorize", data={
+            "request": request_id.group(1), "username": "u-bob", "password": "bob-pw"})
+        stolen = await attacker.get(back.headers["location"])
+        assert stolen.status_code == 400 and "another browser" in stolen.text
+        replay = await browser.get(back.headers["location"])
+        assert replay.status_code == 400 and "unknown, used or expired" in replay.text
+    assert world.accounts.by_external_subject(world.org_id, "u-bob") is None
+
+
+async def test_a_deactivated_developer_cannot_sign_in_again(world: TrustWorld) -> None:
+    world.federate()
+    async with world.browser() as browser:
+        await world.corporate_sign_in(browser, "u-bob", "bob-pw")
+    bob = world.accounts.by_external_subject(world.org_id, "u-bob")
+    assert bob is not None
+    world.accounts.deactivate(bob.developer_id)
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "u-bob", "bob-pw")
+        assert answer.status_code == 403 and "deactivated" in answer.text
+        assert world.session_developer(browser) is None
+
+
+async def test_an_organisation_without_a_provider_gets_a_page(world: TrustWorld) -> None:
+    async with world.browser() as browser:
+        for org in (world.org_id, "org-nobody", ""):
+            answer = await browser.get(f"{PORTAL}/portal/sign-in/corporate",
+                                       params={"org": org})
+            assert answer.status_code == 404 and "does not sign in" in answer.text
+
+
+async def test_the_org_admin_configures_the_provider_on_the_trust_page(
+    world: TrustWorld,
+) -> None:
+    async with world.signed_in(world.admin) as browser:
+        page = await browser.get(f"{PORTAL}/portal/organisation/trust")
+        assert page.status_code == 200 and 'id="not-federated"' in page.text
+        assert PORTAL + CALLBACK_PATH in page.text
+        csrf = csrf_of(page.text)
+        unreachable = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": "http://nowhere.test", "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        assert unreachable.status_code == 400 and "could not be read" in unreachable.text
+        bad = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": "not a url", "client_id": "", "client_secret": ""})
+        assert bad.status_code == 400 and "issuer:" in bad.text
+        saved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": IDP, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        assert saved.status_code == 200 and 'id="federated"' in saved.text
+        assert CLIENT_SECRET not in saved.text
+        organisation = world.accounts.organisation(world.org_id)
+        assert organisation is not None and organisation.idp_issuer == IDP
+        token = await browser.post(f"{PORTAL}/portal/organisation/trust/scim-token",
+                                   data={"csrf": csrf})
+        shown = re.search(r'id="scim-token">(scim_[^<]+)<', token.text)
+        assert token.status_code == 200 and shown is not None
+        later = await browser.get(f"{PORTAL}/portal/organisation/trust")
+        assert shown.group(1) not in later.text and 'id="scim-token-state">issued' in later.text
+        forged = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": "forged", "issuer": "http://evil.test", "client_id": "x",
+            "client_secret": "y"})
+        assert forged.status_code == 403
+    async with world.browser() as browser:
+        assert (await world.corporate_sign_in(browser, "u-eve", "eve-pw")).status_code == 303
+
+
+async def test_only_the_org_admin_may_change_the_provider(world: TrustWorld) -> None:
+    world.federate()
+    async with world.browser() as browser:
+        await world.corporate_sign_in(browser, "u-eve", "eve-pw")
+        page = await browser.get(f"{PORTAL}/portal/organisation/trust")
+        assert page.status_code == 200 and "Only your organisation's admin" in page.text
+        answer = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": world.csrf(browser), "issuer": "http://evil.test", "client_id": "x",
+            "client_secret": "y"})
+        assert answer.status_code == 403
+    organisation = world.accounts.organisation(world.org_id)
+    assert organisation is not None and organisation.idp_issuer == IDP
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
