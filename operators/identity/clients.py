@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS identity_clients (
     redirect_uris TEXT NOT NULL,
     tooling INTEGER NOT NULL,
     disabled INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    environment TEXT NOT NULL DEFAULT 'production'
 );
 """
 
@@ -80,6 +81,9 @@ class Client:
     created_at: float
     jwks_uri: str | None = None
     """Keys by reference (RFC 7591): fetched through the server's cache, never ``jwks``."""
+    environment: str = "production"
+    """``sandbox`` (a developer portal application: documented test numbers only) or
+    ``production`` (admin-registered clients, and portal applications an admin approved)."""
 
     def keys(self) -> list[Key]:
         """The client's registered public keys by value (``jwks``); none for a ``jwks_uri``
@@ -163,11 +167,18 @@ class ClientRegistry:
         columns = {row["name"] for row in db.all("PRAGMA table_info(identity_clients)")}
         if "jwks_uri" not in columns:  # a database from before keys by reference
             db.execute("ALTER TABLE identity_clients ADD COLUMN jwks_uri TEXT")
+        if "environment" not in columns:  # a database from before the developer portal
+            db.execute("ALTER TABLE identity_clients ADD COLUMN environment TEXT NOT NULL"
+                       " DEFAULT 'production'")
 
     def register(
-        self, registration: ClientRegistration | dict[str, Any]
+        self, registration: ClientRegistration | dict[str, Any], *,
+        environment: str = "production",
     ) -> tuple[Client, str | None]:
-        """Create a client; returns it and its client secret (shown once) for tooling clients."""
+        """Create a client; returns it and its client secret (shown once) for tooling clients.
+
+        ``environment`` is ``sandbox`` for the developer portal's self-service applications."""
+        _check_environment(environment)
         if not isinstance(registration, ClientRegistration):
             try:
                 registration = ClientRegistration.model_validate(registration)
@@ -213,14 +224,15 @@ class ClientRegistry:
             disabled=False,
             created_at=self.clock(),
             jwks_uri=reg.jwks_uri,
+            environment=environment,
         )
         with self.db.transaction():
             if self.db.one("SELECT 1 FROM identity_clients WHERE client_id = ?", (client_id,)):
                 raise _metadata_error(f"client_id {client_id!r} is already registered")
             self.db.insert(
                 "INSERT INTO identity_clients (client_id, name, auth_method, jwks, jwks_uri,"
-                " secret_hash, grant_types, scopes, purposes, redirect_uris, tooling, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " secret_hash, grant_types, scopes, purposes, redirect_uris, tooling, created_at,"
+                " environment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     client.client_id, client.name, client.auth_method.value, json.dumps(jwks),
                     client.jwks_uri,
@@ -228,7 +240,7 @@ class ClientRegistry:
                     json.dumps(sorted(g.value for g in client.grant_types)),
                     json.dumps(sorted(client.scopes)), json.dumps(sorted(client.purposes)),
                     json.dumps(list(client.redirect_uris)), int(client.tooling),
-                    client.created_at,
+                    client.created_at, client.environment,
                 ),
             )
         return client, secret
@@ -243,6 +255,28 @@ class ClientRegistry:
     def disable(self, client_id: str) -> Client | None:
         self.db.execute("UPDATE identity_clients SET disabled = 1 WHERE client_id = ?",
                         (client_id,))
+        return self.get(client_id)
+
+    def enable(self, client_id: str) -> Client | None:
+        self.db.execute("UPDATE identity_clients SET disabled = 0 WHERE client_id = ?",
+                        (client_id,))
+        return self.get(client_id)
+
+    def set_environment(self, client_id: str, environment: str) -> Client | None:
+        """Move a client between ``sandbox`` and ``production`` (an admin's approval)."""
+        _check_environment(environment)
+        self.db.execute("UPDATE identity_clients SET environment = ? WHERE client_id = ?",
+                        (environment, client_id))
+        return self.get(client_id)
+
+    def replace_keys(self, client_id: str, jwks: dict[str, Any]) -> Client | None:
+        """Hold ``jwks`` (public keys, checked as at registration) as the client's only keys:
+        an assertion signed by a key it held before is refused from now on."""
+        public = _public_jwks(jwks)
+        if not public["keys"]:
+            raise _metadata_error("private_key_jwt needs a public key in jwks")
+        self.db.execute("UPDATE identity_clients SET jwks = ?, jwks_uri = NULL"
+                        " WHERE client_id = ?", (json.dumps(public), client_id))
         return self.get(client_id)
 
     def refer_keys(self, client_id: str, jwks_uri: str) -> Client | None:
@@ -276,7 +310,16 @@ def _client(row: Any) -> Client:
         disabled=bool(row["disabled"]),
         created_at=row["created_at"],
         jwks_uri=row["jwks_uri"],
+        environment=row["environment"],
     )
+
+
+ENVIRONMENTS = ("sandbox", "production")
+
+
+def _check_environment(environment: str) -> None:
+    if environment not in ENVIRONMENTS:
+        raise _metadata_error(f"environment {environment!r} is not one of {ENVIRONMENTS}")
 
 
 def _first_error(error: ValidationError) -> str:

@@ -1,0 +1,506 @@
+"""Developer accounts: organisations, their developers, their applications, and the kill switch.
+
+The records live in the serving party's database beside its client registry. An application is
+a private_key_jwt client registered in the identity server's registry (the authority on keys,
+grants, the ``environment`` and the ``disabled`` flag the gateway and ``/token`` read) plus a
+portal row saying which organisation owns it and which developer created it. Everything a
+developer may touch is looked up by organisation: another organisation's application is simply
+not there (:meth:`DeveloperAccounts.owned_application` answers None).
+
+:meth:`DeveloperAccounts.deactivate` is the kill switch: the developer is marked inactive, each
+application they own is suspended and its client disabled in the registry, and its live tokens
+are revoked. The identity server re-reads a token's grant whenever the clients table's version
+stamp moves, so the very next call with an existing token is refused, in every data centre
+sharing the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from joserfc.jwk import ECKey
+
+from ..camara import OPERATIONS
+from ..errors import OAuthError
+from ..identity import ClientRegistration, GrantType, IdentityServer
+from ..storage import Database
+from ..types import Clock
+from .developers import Application, ApplicationStatus, Developer, Environment, Organisation
+from .passwords import WeakPasswordError, check_strength, dummy_hash, hash_password
+from .passwords import verify_password as _verify_password
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS portal_organisations (
+    org_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    idp_issuer TEXT
+);
+CREATE TABLE IF NOT EXISTS portal_developers (
+    developer_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES portal_organisations (org_id),
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    password_hash TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    external_subject TEXT,
+    deactivated_at REAL,
+    UNIQUE (org_id, external_subject)
+);
+CREATE TABLE IF NOT EXISTS portal_applications (
+    client_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES portal_organisations (org_id),
+    developer_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_applications_org ON portal_applications (org_id);
+CREATE INDEX IF NOT EXISTS portal_applications_developer ON portal_applications (developer_id);
+CREATE TABLE IF NOT EXISTS portal_invitations (
+    code_hash TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES portal_organisations (org_id),
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+"""
+
+INVITATION_LIFETIME = 7 * 24 * 3600.0
+DAY = 24 * 3600.0
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{1,63}$")
+API_NAMES = tuple(dict.fromkeys(op.api for op in OPERATIONS))
+"""Every CAMARA API of the operation table, in table order."""
+
+
+class AccountError(Exception):
+    """A request the accounts store refuses; ``field`` names the form field at fault.
+
+    ``status`` is what a page answers: 400 for bad input, 404 for something that is not the
+    organisation's, 409 for a conflict (an email already signed up, a state that forbids it).
+    """
+
+    def __init__(self, status: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+
+def scopes_for(apis: Iterable[str]) -> list[str]:
+    """Every scope the operation table accepts for operations of ``apis``."""
+    wanted = set(apis)
+    scopes = {scope for op in OPERATIONS if op.api in wanted
+              for alternative in op.scopes for scope in alternative}
+    return sorted(scopes)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def generate_key_pair() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh EC P-256 key pair as (public JWK Set, private JWK), both with the same ``kid``."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    private = {**dict(key.as_dict(private=True)), "alg": "ES256", "use": "sig"}
+    public = {**dict(key.as_dict(private=False)), "alg": "ES256", "use": "sig"}
+    return {"keys": [public]}, private
+
+
+def _as_key_set(jwks: dict[str, Any]) -> dict[str, Any]:
+    """Accept one JWK or a JWK Set; refuse private keys before anything is stored."""
+    key_set = jwks if "keys" in jwks else {"keys": [jwks]}
+    keys = key_set.get("keys")
+    if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+        raise AccountError(400, "jwk", "jwk: paste one public JWK or a JWK Set {\"keys\": [...]}.")
+    if len(keys) > 5:
+        raise AccountError(400, "jwk", "jwk: at most 5 keys.")
+    for key in keys:
+        if any(name in key for name in ("d", "p", "q", "dp", "dq", "qi", "k")):
+            raise AccountError(400, "jwk", "jwk: that is a private (or symmetric) key; paste the "
+                                           "public key only, and keep the private key secret.")
+    return {"keys": [dict(k) for k in keys]}
+
+
+def _with_kids(key_set: dict[str, Any]) -> dict[str, Any]:
+    """Give every key a ``kid`` (its RFC 7638 thumbprint) so pages and assertions can name it."""
+    from joserfc.jwk import KeySet
+
+    try:
+        imported = KeySet.import_key_set(key_set)  # type: ignore[arg-type]
+    except Exception as error:  # joserfc raises several unrelated types for malformed keys
+        raise AccountError(400, "jwk", f"jwk: not a valid public key ({error}).") from error
+    keys = []
+    for raw, key in zip(key_set["keys"], imported, strict=True):
+        keys.append({**raw, "kid": raw.get("kid") or key.thumbprint()})
+    return {"keys": keys}
+
+
+def _row_developer(row: sqlite3.Row) -> Developer:
+    return Developer(
+        developer_id=row["developer_id"], org_id=row["org_id"], email=row["email"],
+        name=row["name"], active=bool(row["active"]), created_at=row["created_at"],
+        last_seen_at=row["last_seen_at"], external_subject=row["external_subject"],
+        deactivated_at=row["deactivated_at"],
+    )
+
+
+def _row_application(row: sqlite3.Row) -> Application:
+    return Application(
+        client_id=row["client_id"], org_id=row["org_id"], developer_id=row["developer_id"],
+        name=row["name"], environment=Environment(row["environment"]),
+        status=ApplicationStatus(row["status"]), created_at=row["created_at"],
+    )
+
+
+class DeveloperAccounts:
+    """Organisations, developers and their applications, kept beside the client registry."""
+
+    def __init__(self, db: Database, identity: IdentityServer, clock: Clock) -> None:
+        self.db = db
+        self.identity = identity
+        self.clock = clock
+        db.ensure_schema(SCHEMA)
+
+    # -- organisations and developers ----------------------------------------------------------
+
+    def sign_up(self, org_name: str, email: str, name: str, password: str) -> Developer:
+        """A new organisation with this developer as its first member."""
+        org_name = org_name.strip()
+        if not 1 <= len(org_name) <= 200:
+            raise AccountError(400, "organisation", "organisation: give a name (1-200 characters).")
+        with self.db.transaction():
+            org_id = f"org-{secrets.token_hex(6)}"
+            self.db.execute(
+                "INSERT INTO portal_organisations (org_id, name, created_at) VALUES (?, ?, ?)",
+                (org_id, org_name, self.clock()))
+            return self._add_developer(org_id, email, name, password=password)
+
+    def invite(self, org_id: str) -> str:
+        """A one-use code a colleague joins ``org_id`` with; it expires after a week."""
+        if self.organisation(org_id) is None:
+            raise AccountError(404, "organisation", "No such organisation.")
+        code = secrets.token_urlsafe(18)
+        self.db.execute(
+            "INSERT INTO portal_invitations (code_hash, org_id, expires_at) VALUES (?, ?, ?)",
+            (_digest(code), org_id, self.clock() + INVITATION_LIFETIME))
+        return code
+
+    def join(self, org_id: str, email: str, name: str, password: str, *,
+             invitation: str) -> Developer:
+        """Join ``org_id`` with an unused, unexpired invitation code made for it."""
+        with self.db.transaction():
+            row = self.db.one(
+                "SELECT * FROM portal_invitations WHERE code_hash = ? AND org_id = ?",
+                (_digest(invitation), org_id))
+            if row is None or row["used_at"] is not None or row["expires_at"] <= self.clock():
+                raise AccountError(400, "invitation",
+                                   "invitation: this code is unknown, used or expired.")
+            developer = self._add_developer(org_id, email, name, password=password)
+            self.db.execute("UPDATE portal_invitations SET used_at = ? WHERE code_hash = ?",
+                            (self.clock(), row["code_hash"]))
+            return developer
+
+    def create_federated(self, org_id: str, external_subject: str, email: str,
+                         name: str) -> Developer:
+        """A developer who signs in through the organisation's identity provider (no password)."""
+        if self.organisation(org_id) is None:
+            raise AccountError(404, "organisation", "No such organisation.")
+        if not external_subject or len(external_subject) > 255:
+            raise AccountError(400, "subject", "subject: the identity provider's subject is "
+                                               "missing or too long.")
+        return self._add_developer(org_id, email, name, external_subject=external_subject)
+
+    def _add_developer(self, org_id: str, email: str, name: str, *, password: str | None = None,
+                       external_subject: str | None = None) -> Developer:
+        email = normalise_email(email)
+        name = name.strip()
+        if not EMAIL.match(email) or len(email) > 254:
+            raise AccountError(400, "email", "email: enter an address like ada@example.com.")
+        if not 1 <= len(name) <= 200:
+            raise AccountError(400, "name", "name: give your name (1-200 characters).")
+        password_hash = None
+        if password is not None:
+            try:
+                check_strength(password)
+            except WeakPasswordError as weak:
+                raise AccountError(400, "password", str(weak)) from weak
+            password_hash = hash_password(password)
+        now = self.clock()
+        developer_id = f"dev-{secrets.token_hex(8)}"
+        with self.db.transaction():
+            if self.db.one("SELECT 1 FROM portal_developers WHERE email = ?", (email,)):
+                raise AccountError(409, "email", "email: an account with this address exists; "
+                                                 "sign in instead.")
+            if external_subject is not None and self.by_external_subject(org_id,
+                                                                         external_subject):
+                raise AccountError(409, "subject", "subject: this person already has an account.")
+            self.db.execute(
+                "INSERT INTO portal_developers (developer_id, org_id, email, name, password_hash,"
+                " active, created_at, last_seen_at, external_subject)"
+                " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
+                (developer_id, org_id, email, name, password_hash, now, now, external_subject))
+        developer = self.developer(developer_id)
+        assert developer is not None
+        return developer
+
+    def authenticate(self, email: str, password: str) -> Developer | None:
+        """The active developer with this email and password; None otherwise.
+
+        An unknown email (or a federated account without a password) is checked against a dummy
+        hash, so the answer takes as long as for a wrong password and tells nothing.
+        """
+        row = self.db.one("SELECT * FROM portal_developers WHERE email = ?",
+                          (normalise_email(email),))
+        stored = row["password_hash"] if row is not None else None
+        if stored is None:
+            _verify_password(password, dummy_hash())
+            return None
+        if not _verify_password(password, stored):
+            return None
+        developer = _row_developer(row)  # type: ignore[arg-type]
+        return developer if developer.active else None
+
+    def developer(self, developer_id: str) -> Developer | None:
+        row = self.db.one("SELECT * FROM portal_developers WHERE developer_id = ?",
+                          (developer_id,))
+        return None if row is None else _row_developer(row)
+
+    def by_email(self, email: str) -> Developer | None:
+        row = self.db.one("SELECT * FROM portal_developers WHERE email = ?",
+                          (normalise_email(email),))
+        return None if row is None else _row_developer(row)
+
+    def by_external_subject(self, org_id: str, subject: str) -> Developer | None:
+        row = self.db.one(
+            "SELECT * FROM portal_developers WHERE org_id = ? AND external_subject = ?",
+            (org_id, subject))
+        return None if row is None else _row_developer(row)
+
+    def members(self, org_id: str) -> list[Developer]:
+        rows = self.db.all("SELECT * FROM portal_developers WHERE org_id = ? ORDER BY created_at",
+                           (org_id,))
+        return [_row_developer(r) for r in rows]
+
+    def organisation(self, org_id: str) -> Organisation | None:
+        row = self.db.one("SELECT * FROM portal_organisations WHERE org_id = ?", (org_id,))
+        if row is None:
+            return None
+        return Organisation(row["org_id"], row["name"], row["created_at"], row["idp_issuer"])
+
+    def set_idp(self, org_id: str, issuer: str | None) -> None:
+        """Federate (or stop federating) the organisation's sign-in with ``issuer``."""
+        self.db.execute("UPDATE portal_organisations SET idp_issuer = ? WHERE org_id = ?",
+                        (issuer, org_id))
+
+    def touch(self, developer_id: str) -> None:
+        """Note that the developer was seen now (the orphan report reads it)."""
+        self.db.execute("UPDATE portal_developers SET last_seen_at = ? WHERE developer_id = ?",
+                        (self.clock(), developer_id))
+
+    # -- applications ----------------------------------------------------------------------------
+
+    def applications(self, org_id: str) -> list[Application]:
+        rows = self.db.all(
+            "SELECT * FROM portal_applications WHERE org_id = ? ORDER BY created_at, client_id",
+            (org_id,))
+        return [_row_application(r) for r in rows]
+
+    def application(self, client_id: str) -> Application | None:
+        row = self.db.one("SELECT * FROM portal_applications WHERE client_id = ?", (client_id,))
+        return None if row is None else _row_application(row)
+
+    def owned_application(self, org_id: str, client_id: str) -> Application | None:
+        """The application when ``org_id`` owns it; None for another organisation's too."""
+        application = self.application(client_id)
+        return application if application is not None and application.org_id == org_id else None
+
+    def _owned(self, org_id: str, client_id: str) -> Application:
+        application = self.owned_application(org_id, client_id)
+        if application is None:
+            raise AccountError(404, "application", "No such application.")
+        return application
+
+    def create_application(
+        self, developer: Developer, name: str, apis: list[str], purposes: list[str],
+        jwks: dict[str, Any] | None,
+    ) -> tuple[Application, dict[str, Any] | None]:
+        """Register a sandbox private_key_jwt client for ``apis`` and ``purposes``.
+
+        With ``jwks`` None a key pair is generated and its private JWK returned, once: it is
+        never stored. Otherwise ``jwks`` (one public JWK or a JWK Set) is registered as given.
+        """
+        name = name.strip()
+        if not 1 <= len(name) <= 200:
+            raise AccountError(400, "name", "name: give the application a name (1-200 characters).")
+        if not apis:
+            raise AccountError(400, "apis", "apis: choose at least one API.")
+        unknown = [api for api in apis if api not in API_NAMES]
+        if unknown:
+            raise AccountError(400, "apis", f"apis: {unknown[0]!r} is not an API of this party.")
+        if not purposes:
+            raise AccountError(400, "purposes", "purposes: choose at least one purpose.")
+        for purpose in purposes:
+            if self.identity.config.purpose(purpose) is None:
+                raise AccountError(400, "purposes",
+                                   f"purposes: {purpose!r} is not offered here.")
+        current = self.developer(developer.developer_id)
+        if current is None or not current.active:
+            raise AccountError(403, "developer", "This account is no longer active.")
+        public, private = self._keys(jwks)
+        registration = ClientRegistration(
+            client_name=name, jwks=public,
+            grant_types=[GrantType.CLIENT_CREDENTIALS, GrantType.CIBA],
+            scope=" ".join(scopes_for(apis)), purposes=sorted(set(purposes)),
+        )
+        try:
+            client, _ = self.identity.clients.register(registration,
+                                                       environment=Environment.SANDBOX.value)
+        except OAuthError as refused:
+            raise AccountError(400, "jwk", f"jwk: {refused.description}") from refused
+        now = self.clock()
+        self.db.execute(
+            "INSERT INTO portal_applications (client_id, org_id, developer_id, name, environment,"
+            " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (client.client_id, current.org_id, current.developer_id, name,
+             Environment.SANDBOX.value, ApplicationStatus.ACTIVE.value, now))
+        application = self.application(client.client_id)
+        assert application is not None
+        return application, private
+
+    def _keys(self, jwks: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if jwks is None:
+            return generate_key_pair()
+        return _with_kids(_as_key_set(jwks)), None
+
+    def keys(self, org_id: str, client_id: str) -> list[dict[str, Any]]:
+        """The public keys the application's client holds now."""
+        self._owned(org_id, client_id)
+        client = self.identity.clients.get(client_id)
+        return list(client.jwks.get("keys", [])) if client is not None else []
+
+    def rotate_key(self, org_id: str, client_id: str,
+                   jwks: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Replace the application's keys (generated, or the public JWK given); the old key is
+        refused from the next assertion on. Returns the new private JWK when generated."""
+        application = self._owned(org_id, client_id)
+        if application.status in (ApplicationStatus.SUSPENDED, ApplicationStatus.DISABLED):
+            raise AccountError(409, "application", f"This application is {application.status}.")
+        public, private = self._keys(jwks)
+        try:
+            self.identity.clients.replace_keys(client_id, public)
+        except OAuthError as refused:
+            raise AccountError(400, "jwk", f"jwk: {refused.description}") from refused
+        return private
+
+    def disable_application(self, org_id: str, client_id: str) -> None:
+        """Turn the application off: its client is disabled and its live tokens revoked."""
+        self._owned(org_id, client_id)
+        self._cut_off(client_id, ApplicationStatus.DISABLED)
+
+    def request_production(self, org_id: str, client_id: str) -> None:
+        application = self._owned(org_id, client_id)
+        if application.environment is Environment.PRODUCTION:
+            raise AccountError(409, "application", "This application is already in production.")
+        if application.status is not ApplicationStatus.ACTIVE:
+            raise AccountError(409, "application",
+                               f"This application is {application.status}; only an active "
+                               "sandbox application can ask for production.")
+        self._set_status(client_id, ApplicationStatus.PENDING_PRODUCTION)
+
+    def pending_production(self) -> list[Application]:
+        rows = self.db.all("SELECT * FROM portal_applications WHERE status = ?"
+                           " ORDER BY created_at, client_id",
+                           (ApplicationStatus.PENDING_PRODUCTION.value,))
+        return [_row_application(r) for r in rows]
+
+    def approve_production(self, client_id: str) -> None:
+        """An operator admin's yes: the application may call about any number from now on."""
+        self._pending(client_id)
+        with self.db.transaction():
+            self.identity.clients.set_environment(client_id, Environment.PRODUCTION.value)
+            self.db.execute(
+                "UPDATE portal_applications SET environment = ?, status = ? WHERE client_id = ?",
+                (Environment.PRODUCTION.value, ApplicationStatus.ACTIVE.value, client_id))
+
+    def refuse_production(self, client_id: str) -> None:
+        """An operator admin's no: the application stays an active sandbox application."""
+        self._pending(client_id)
+        self._set_status(client_id, ApplicationStatus.ACTIVE)
+
+    def _pending(self, client_id: str) -> Application:
+        application = self.application(client_id)
+        if application is None or application.status is not ApplicationStatus.PENDING_PRODUCTION:
+            raise AccountError(404, "application", "No such pending production request.")
+        return application
+
+    def _set_status(self, client_id: str, status: ApplicationStatus) -> None:
+        self.db.execute("UPDATE portal_applications SET status = ? WHERE client_id = ?",
+                        (status.value, client_id))
+
+    def _cut_off(self, client_id: str, status: ApplicationStatus) -> None:
+        """Disable the client and revoke its live tokens, together with the status change."""
+        with self.db.transaction():
+            self._set_status(client_id, status)
+            self.identity.clients.disable(client_id)
+            # The token table is the identity server's; revoking here (rather than waiting for
+            # expiry) makes introspection answer inactive at once, on top of the disabled client.
+            self.identity.db.execute(
+                "UPDATE identity_access_tokens SET revoked_at = ?"
+                " WHERE client_id = ? AND revoked_at IS NULL", (self.clock(), client_id))
+
+    # -- the kill switch and the orphan report ----------------------------------------------
+
+    def deactivate(self, developer_id: str) -> list[str]:
+        """THE KILL SWITCH: the developer can no longer sign in, and every application they own
+        is suspended (client disabled, live tokens revoked). Returns the suspended client ids.
+
+        Applications their organisation had already disabled stay disabled (and are cut off
+        again, idempotently); calling it twice changes nothing more.
+        """
+        suspended: list[str] = []
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE portal_developers SET active = 0,"
+                " deactivated_at = COALESCE(deactivated_at, ?) WHERE developer_id = ?",
+                (self.clock(), developer_id))
+            for row in self.db.all("SELECT * FROM portal_applications WHERE developer_id = ?"
+                                   " ORDER BY created_at, client_id", (developer_id,)):
+                application = _row_application(row)
+                if application.status is ApplicationStatus.DISABLED:
+                    self._cut_off(application.client_id, ApplicationStatus.DISABLED)
+                    continue
+                self._cut_off(application.client_id, ApplicationStatus.SUSPENDED)
+                suspended.append(application.client_id)
+        return suspended
+
+    def reactivate(self, developer_id: str) -> None:
+        """Let a developer sign in again; their suspended applications stay suspended until an
+        admin looks at them (deliberately not undone here)."""
+        self.db.execute("UPDATE portal_developers SET active = 1, deactivated_at = NULL"
+                        " WHERE developer_id = ?", (developer_id,))
+
+    def inactive_or_gone(self, days: float) -> list[tuple[Application, Developer | None]]:
+        """Applications not disabled by their organisation whose owner is deactivated, missing,
+        or not seen for ``days``: access nobody is looking after."""
+        cutoff = self.clock() - days * DAY
+        report: list[tuple[Application, Developer | None]] = []
+        for row in self.db.all("SELECT * FROM portal_applications WHERE status != ?"
+                               " ORDER BY created_at, client_id",
+                               (ApplicationStatus.DISABLED.value,)):
+            application = _row_application(row)
+            owner = self.developer(application.developer_id)
+            if owner is None or not owner.active or owner.last_seen_at < cutoff:
+                report.append((application, owner))
+        return report
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()

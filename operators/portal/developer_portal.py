@@ -1,0 +1,31 @@
+"""One party's developer portal: its host, its accounts store and its guard, built together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .accounts import DeveloperAccounts
+from .guard import PortalGuard
+from .host import PortalHost
+
+
+@dataclass
+class DeveloperPortal:
+    """What every page router of ``/portal`` is built from."""
+
+    host: PortalHost
+    accounts: DeveloperAccounts
+    guard: PortalGuard
+
+    @classmethod
+    def of(cls, host: PortalHost) -> DeveloperPortal:
+        accounts = DeveloperAccounts(host.db, host.identity, host.clock)
+        return cls(host, accounts, PortalGuard(host, accounts))
+
+    def deactivate(self, developer_id: str) -> list[str]:
+        """The kill switch with sign-out everywhere (what deprovisioning calls): the developer
+        is inactive, their applications suspended and their tokens refused on the next call,
+        and every portal session of theirs ended. Returns the suspended client ids."""
+        suspended = self.accounts.deactivate(developer_id)
+        self.guard.end_sessions(developer_id)
+        return suspended
