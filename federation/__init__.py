@@ -43,6 +43,15 @@ if TYPE_CHECKING:
     from federation.launcher import FederationProcesses, descriptor, free_port_block
     from federation.network_id import NetworkIdService
     from federation.portability import PortabilityDatabase
+    from federation.rate_card import RateCard, WholesaleRate
+    from federation.settlement import (
+        Month,
+        Statement,
+        StatementCheck,
+        StatementError,
+        months_between,
+        reconcile_statements,
+    )
     from federation.telco_finder import SearchAnswer, SearchMode, SearchRequest, TelcoFinder
     from federation.telco_routing import build_routing_table
     from federation.trust import NodeKind, TrustGraph
@@ -64,18 +73,24 @@ __all__ = [
     "HealthPolicy",
     "HealthTracker",
     "Interactive",
+    "Month",
     "NetworkId",
     "NetworkIdService",
     "NoHealthyDataCentreError",
     "NodeKind",
     "OAuthClientError",
     "PortabilityDatabase",
+    "RateCard",
     "SearchAnswer",
     "SearchMode",
     "SearchRequest",
     "Stale",
+    "Statement",
+    "StatementCheck",
+    "StatementError",
     "TelcoFinder",
     "TrustGraph",
+    "WholesaleRate",
     "build_routing_table",
     "default_federation",
     "descriptor",
@@ -83,9 +98,11 @@ __all__ = [
     "free_port_block",
     "load_client_key",
     "load_federation",
+    "months_between",
     "new_client_key",
     "next_search",
     "quick_consent",
+    "reconcile_statements",
     "run_demo",
     "running_federation",
     "stale_signal",
@@ -124,6 +141,14 @@ _HOMES = {
     "free_port_block": "federation.launcher",
     "NetworkIdService": "federation.network_id",
     "PortabilityDatabase": "federation.portability",
+    "RateCard": "federation.rate_card",
+    "WholesaleRate": "federation.rate_card",
+    "Month": "federation.settlement",
+    "Statement": "federation.settlement",
+    "StatementCheck": "federation.settlement",
+    "StatementError": "federation.settlement",
+    "months_between": "federation.settlement",
+    "reconcile_statements": "federation.settlement",
     "SearchAnswer": "federation.telco_finder",
     "SearchMode": "federation.telco_finder",
     "SearchRequest": "federation.telco_finder",

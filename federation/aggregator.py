@@ -24,8 +24,9 @@ CAMARA APIs at the aggregator's URL with the aggregator's token (client credenti
    same correlator goes to the operator, whose ledger is idempotent on it too).
 
 Settlement is read per partner operator at ``GET /admin/settlement`` (aggregator admin
-credential). Applications cannot run CIBA at the aggregator itself (it has no subscribers);
-consent is collected on the serving operator, which is where the data is.
+credential), and as priced monthly statements at ``GET /admin/statements?month=YYYY-MM``
+(:mod:`federation.settlement`). Applications cannot run CIBA at the aggregator itself (it has
+no subscribers); consent is collected on the serving operator, which is where the data is.
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
-from operators import CamaraError, Database, LegalBasis, SubscriberBase, admin_guard
+from operators import (
+    CamaraError,
+    Database,
+    LegalBasis,
+    NumberPlan,
+    SubscriberBase,
+    admin_guard,
+)
 from operators.camara import CORRELATOR_HEADER, Operation, correlator_for, operation_named
 from operators.gateway import (
     Admission,
@@ -54,6 +62,7 @@ from operators.gateway import (
     install_camara_error_handlers,
     is_billable,
     read_json_object,
+    sandbox_refusal,
 )
 from operators.identity import (
     IdentityServer,
@@ -81,6 +90,7 @@ from .notification_relay import LIMITS as NOTIFICATION_LIMITS
 from .notification_relay import PATH as NOTIFICATION_PATH
 from .notification_relay import NotificationRelay
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
+from .settlement import build_aggregator_statements_router
 from .telco_finder import (
     HttpSecondLevelFinder,
     SearchAnswer,
@@ -318,6 +328,8 @@ class _Admitted:
     scope: str
     token_id: str
     """The ``jti`` of the application's hub token."""
+    sandbox: bool = False
+    """A sandbox application of the hub's portal: it reaches the operators' test numbers only."""
 
 
 @dataclass
@@ -402,6 +414,7 @@ class Aggregator:
             identity_config = identity_config.model_copy(update={"storage": storage})
         self.config = config
         self.federation = federation
+        self._number_plans = [NumberPlan(op.operator_config()) for op in federation.operators]
         self.http = http
         self.clock = clock
         self.tracer = tracer
@@ -546,6 +559,12 @@ class Aggregator:
         self._settle(call, partner, answer.operator_id, response.status_code)
         return self._answer(request, call, response, content)
 
+    def _test_number(self, number: str) -> bool:
+        """Whether some operator of the federation documents ``number`` as a test number (a
+        sandbox application names devices by phone number, so its reach can be checked here,
+        before any operator is asked)."""
+        return any(plan.locate(number)[1] is not None for plan in self._number_plans)
+
     def _check_callback(self, call: _Admitted, body: dict[str, Any]) -> None:
         """Consent Info's ``callbackUrl`` is checked here, against the application's own
         registration, which only the hub knows (the operator checks the rest)."""
@@ -572,7 +591,8 @@ class Aggregator:
         assert context.purpose is not None
         scope = " ".join((*operation.scopes[0], context.purpose))
         return _Admitted(
-            correlator, context.client_id, operation, context.purpose, scope, claims.jti
+            correlator, context.client_id, operation, context.purpose, scope, claims.jti,
+            context.sandbox,
         )
 
     def _answer(
@@ -596,6 +616,11 @@ class Aggregator:
     ) -> tuple[httpx.Response, Partner, SearchAnswer, str]:
         """Find the operator serving the device the body names, get its token, forward."""
         target, subject = _device_target(body)
+        if call.sandbox:
+            number = target.phone_number
+            refusal = sandbox_refusal(True, number is not None and self._test_number(number))
+            if refusal is not None:
+                raise refusal
         application, operation = call.application, call.operation
         method, template = operation.method, operation.template
         self.tracer(Hop(application, self.id, f"{method} {template} {target.describe()}"))
@@ -1149,6 +1174,11 @@ def create_aggregator_app(
         }
 
     app.include_router(admin)
+    app.include_router(  # GET /admin/statements?month=YYYY-MM: monthly statements per operator
+        build_aggregator_statements_router(
+            aggregator.federation, config.id, aggregator.settlement.calls, config.admin_secret
+        )
+    )
 
     @app.post(NOTIFICATION_PATH, status_code=204, include_in_schema=False)
     async def notification(request: Request) -> Response:

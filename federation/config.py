@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from operators import E164_PREFIX, OperatorConfig, default_purposes, load_yaml_model
 
+from .rate_card import RateCard, WholesaleRate
 from .types import NetworkId
 
 _ID = r"^[a-z][a-z0-9_-]{1,31}$"
@@ -217,6 +219,10 @@ class FederationConfig(_Strict):
     ports: dict[str, str] = Field(
         default_factory=dict, description="number -> id of the operator or network serving it"
     )
+    rate_card: RateCard = Field(
+        default_factory=RateCard,
+        description="wholesale price per call an aggregator pays an operator (settlement)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> FederationConfig:
@@ -242,6 +248,7 @@ class FederationConfig(_Strict):
         self._check_ranges()
         self._check_trust(set(parties), {a.id for a in self.anchors})
         self._check_ports()
+        self._check_rate_card()
         return self
 
     def _check_ranges(self) -> None:
@@ -290,6 +297,23 @@ class FederationConfig(_Strict):
                 raise ValueError(f"{number} cannot port across countries (to {target})")
             if not self.country(target_country).portability:
                 raise ValueError(f"{number}: {target_country} has no number portability")
+
+    def _check_rate_card(self) -> None:
+        card = self.rate_card
+        aggregators = {a.id for a in self.aggregators}
+        operators = {o.id for o in self.operators}
+        for i, rate in enumerate(card.rates):
+            if rate.aggregator not in aggregators:
+                raise ValueError(f"rate_card.rates.{i}.aggregator: {rate.aggregator!r} is not an"
+                                 f" aggregator of the federation ({sorted(aggregators)})")
+            if rate.operator not in operators:
+                raise ValueError(f"rate_card.rates.{i}.operator: {rate.operator!r} is not an"
+                                 f" operator of the federation ({sorted(operators)})")
+        unpriced = [f"{a} -> {o}" for a in sorted(aggregators) for o in sorted(operators)
+                    if not card.priced(a, o)]
+        if unpriced:
+            raise ValueError("rate_card.default_price is null, so every (aggregator, operator)"
+                             f" pair needs a rate under rate_card.rates: {', '.join(unpriced)}")
 
     # -- lookups ------------------------------------------------------------------------------
 
@@ -387,6 +411,8 @@ def default_federation() -> FederationConfig:
     * hub (the aggregator) serves all three countries. telco-es and telco-fr trust the hub
       directly; telco-gb trusts whoever the ``open-gateway`` anchor endorses (the hub and
       telco-es); telco-fr also trusts telco-es (not transitively).
+    * The rate card: the hub pays each operator a wholesale price per billable call it served,
+      dearer for SIM Swap, location and KYC; telco-gb is paid in pounds.
     """
     return FederationConfig(
         name="ogsim-default",
@@ -439,4 +465,20 @@ def default_federation() -> FederationConfig:
             CountryConfig(code="GB", calling_code="+44"),
         ),
         ports={PORTED_NUMBER: "telco-es"},
+        rate_card=RateCard(
+            currency="EUR",
+            rates=(
+                WholesaleRate(aggregator="hub", operator="telco-es",
+                              price_per_call=Decimal("0.0100"),
+                              apis={"sim-swap": Decimal("0.0200"),
+                                    "location-verification": Decimal("0.0150"),
+                                    "kyc-match": Decimal("0.0500")}),
+                WholesaleRate(aggregator="hub", operator="telco-fr",
+                              price_per_call=Decimal("0.0100"),
+                              apis={"sim-swap": Decimal("0.0180")}),
+                WholesaleRate(aggregator="hub", operator="telco-gb", currency="GBP",
+                              price_per_call=Decimal("0.0090"),
+                              apis={"sim-swap": Decimal("0.0170")}),
+            ),
+        ),
     )

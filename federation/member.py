@@ -45,6 +45,7 @@ from .global_load_balancer import GlobalLoadBalancer, HealthPolicy
 from .jwks_cache import JwksCache
 from .portability import apply_ports
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
+from .settlement import build_operator_statements_router
 from .telco_finder import BrandFinder, build_telco_finder_router
 from .telco_routing import build_routing_table, build_telco_routing_router
 from .tracing import Tracer, no_trace
@@ -314,6 +315,11 @@ def _replica_app(
             )
         )
     app.include_router(_trust_router(config, trust, jwks))
+    app.include_router(  # GET /admin/statements?month=YYYY-MM: what it served per aggregator
+        build_operator_statements_router(
+            federation, config.id, operator.gateway.ledger, config.admin_secret
+        )
+    )
     app.add_middleware(
         PrepareAssertions,
         policy=policy,
