@@ -340,6 +340,14 @@ class ApplicationSpec(_Model):
             raise ValueError(f"unknown purpose {value!r} (offered: {', '.join(offered)})")
         return value
 
+    @model_validator(mode="after")
+    def _sandbox_direct(self) -> ApplicationSpec:
+        if self.environment == "sandbox" and self.via_aggregator:
+            raise ValueError(
+                "environment: sandbox is modelled for direct calls only (via_aggregator: false)"
+            )
+        return self
+
 
 class TrafficSpec(_Model):
     """The applications calling the federation."""
