@@ -339,6 +339,7 @@ class TokenService:
             policy=self.config.purpose(purpose) if purpose else None,
             consent=self.consents.get(consent_id) if consent_id else None,
             subscriber=self.subscribers.get(msisdn) if msisdn is not None else None,
+            sandbox=client is not None and client.environment == "sandbox",
         )
         return facts, valid_until
 

@@ -145,6 +145,8 @@ class Call:
     three_legged: bool = False
 
 
+SANDBOX_APPS = {"lab"}  # a developer portal's sandbox application at telco-es
+
 Outcome = tuple[int, str | None]
 Row = tuple[str, str, bool]  # (application, serving operator, billable)
 
@@ -260,7 +262,11 @@ class Simulated:
 
     def call(self, call: Call, plans: dict[str, str]) -> Outcome:
         client = Client(
-            call.app, plans.get(call.app, "pay-as-you-go"), call.purpose, call.three_legged
+            call.app,
+            plans.get(call.app, "pay-as-you-go"),
+            call.purpose,
+            call.three_legged,
+            sandbox=call.app in SANDBOX_APPS,
         )
         line = Line(call.number, "0.0.0.0", 0.0)
         answers: list[Answer] = []
@@ -314,6 +320,10 @@ async def worlds(tmp_path: Path) -> AsyncIterator[Worlds]:
         "shop", fed.members["telco-es"].primary.issuer, everything, [FRAUD, CONTRACT, IDENTITY]
     )
     await live.register("market", fed.aggregator.identity.issuer, everything, [FRAUD, IDENTITY])
+    await live.register(
+        "lab", fed.members["telco-es"].primary.issuer, everything, [FRAUD, CONTRACT]
+    )
+    fed.operator("telco-es").identity.clients.set_environment("lab", "sandbox")
     sim = Simulated(config, datetime.fromtimestamp(clock.now, UTC))
     yield Worlds(live, sim, clock, [])
     await fed.stop()
@@ -338,6 +348,17 @@ async def test_live_and_simulated_answer_every_call_alike(worlds: Worlds) -> Non
     assert await worlds.both(
         "contract", Call("shop", "device-reachability-status", opted_out, CONTRACT)
     ) == (200, None)
+
+    # A sandbox application reaches the documented test numbers only, two- and three-legged.
+    real = next(worlds.live.fed.operator("telco-es").subscribers.numbers())
+    assert await worlds.both("sandbox, test number", Call("lab", "sim-swap.check", approves,
+                                                          FRAUD)) == (200, None)
+    assert await worlds.both("sandbox, real subscriber", Call("lab", "sim-swap.check", real,
+                                                              FRAUD)) == (403, "PERMISSION_DENIED")
+    assert await worlds.both(
+        "sandbox, real subscriber, three-legged",
+        Call("lab", "device-reachability-status", real, CONTRACT, three_legged=True),
+    ) == (403, "PERMISSION_DENIED")
 
     # Consent: granted through CIBA (live) / recorded (simulated), then revoked.
     kyc = Call("shop", "kyc-match.match", approves, IDENTITY, three_legged=True)
