@@ -72,6 +72,7 @@ from operators.identity import (
 )
 from operators.integrator import CloudEventNotifier
 from operators.policies import NoThrottle
+from operators.web import install_api_docs
 
 from .authorization_relay import (
     CALLBACK_PATH,
@@ -1096,6 +1097,8 @@ def create_aggregator_app(
     app = FastAPI(
         title=f"{config.display_name} ({config.id})",
         description="An ogsim aggregator: one entry point for every operator.",
+        docs_url=None,  # /docs from local files (install_api_docs below); ReDoc needs a CDN
+        redoc_url=None,
     )
     install_camara_error_handlers(app)
     identity_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -1198,6 +1201,7 @@ def create_aggregator_app(
 
     for prefix, router in (extra_routers or {}).items():
         app.include_router(router, prefix=prefix)
+    install_api_docs(app)
     return app
 
 

@@ -8,6 +8,14 @@ can never inject markup into a subscriber's page.
 
 from __future__ import annotations
 
+from operators.web.api_docs import install_api_docs
 from operators.web.pages import STATIC_DIR, TEMPLATE_DIRS, add_template_dir, page, static_files
 
-__all__ = ["STATIC_DIR", "TEMPLATE_DIRS", "add_template_dir", "page", "static_files"]
+__all__ = [
+    "STATIC_DIR",
+    "TEMPLATE_DIRS",
+    "add_template_dir",
+    "install_api_docs",
+    "page",
+    "static_files",
+]

@@ -73,7 +73,8 @@ def discover(fed: Federation) -> list[Route]:
     """Every route of the aggregator's app (and the apps it mounts), as METHOD and template."""
     app = create_aggregator_app(fed.aggregator)
     apps: list[tuple[str, Any]] = [("", app)]
-    apps += [(r.path, r.app) for r in app.routes if isinstance(r, Mount)]
+    apps += [(r.path, r.app) for r in app.routes
+             if isinstance(r, Mount) and hasattr(r.app, "openapi")]  # not static files
     found = []
     for prefix, sub in apps:
         for template, operations in sub.openapi()["paths"].items():

@@ -8,15 +8,18 @@ Content-Security-Policy: scripts and styles from ``'self'`` only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from federation.aggregator import Aggregator, create_aggregator_app
+from federation.config import default_federation
 from operators.config import example_operator
 from operators.operator import Operator, create_operator_app
 from operators.web.api_docs import SWAGGER_UI_PATH
@@ -51,6 +54,16 @@ def operator_app(tmp_path: Path) -> Iterator[FastAPI]:
     operator.close()
 
 
+@pytest.fixture
+async def aggregator_app() -> AsyncIterator[FastAPI]:
+    """The default federation's aggregator alone: /docs needs none of its partners."""
+    federation = default_federation()
+    async with httpx.AsyncClient() as http:
+        aggregator = Aggregator(federation.aggregators[0], federation, http)
+        yield create_aggregator_app(aggregator)
+        aggregator.db.close()
+
+
 def _check_offline_docs(client: TestClient) -> list[str]:
     """Fetch /docs and everything it references; return the asset paths fetched."""
     page = client.get("/docs")
@@ -83,6 +96,17 @@ def test_operator_docs_load_only_local_assets(operator_app: FastAPI) -> None:
     assert f"{SWAGGER_UI_PATH}/swagger-ui.css" in fetched
     assert "/static/ogsim.css" in fetched
     assert client.get("/openapi.json").json()["paths"]["/sim-swap/v2/check"]
+
+
+async def test_aggregator_docs_load_only_local_assets(aggregator_app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=aggregator_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as http:
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        found = _references(page.text)
+        for url in [*found.urls, *found.spec_urls]:
+            assert not urlsplit(url).netloc, f"{url} is off-origin"
+            assert (await http.get(url)).status_code == 200, url
 
 
 def test_the_bundle_serves_only_what_the_pages_use(operator_app: FastAPI) -> None:
