@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 from sim.html_report import Figure, HtmlDocument, verdict_cell
 from sim.metrics import quantile
 from sim.results import RunResult
+from sim.revenue import revenue, revenue_totals
 from sim.scenario import ConsentRevocation, Scenario
 
 if TYPE_CHECKING:
@@ -173,6 +174,7 @@ def _variant(result: RunResult) -> dict[str, Any]:
         ],
         "per_key": per_key,
         **({"settlement": records} if (records := settlement(result)) else {}),
+        **({"revenue": earned} if (earned := revenue(result)) else {}),
         **({"consent_revocations": consent} if (consent := consent_revocations(result)) else {}),
     }
 
@@ -486,6 +488,7 @@ def _run_html(
                     for r in records
                 ],
             )
+        _revenue_section(doc, result)
         _consent_section(doc, result)
     doc.heading("Plots")
     for name in PLOTS:
@@ -493,6 +496,24 @@ def _run_html(
         if path.exists():
             doc.figure(Figure.from_file(path, f"{name}: faults and spikes shaded in red"))
     return doc.write(out / "report.html")
+
+
+def _revenue_section(doc: HtmlDocument, result: RunResult) -> None:
+    """Billable calls rated by the operators' billing code, per operator and API."""
+    totals = revenue_totals(revenue(result))
+    if totals:
+        doc.heading("Revenue per operator and API", level=3)
+        doc.paragraph(
+            "Billable calls rated with each application's plan by the operators' own billing "
+            "code; monthly fees prorated for the simulated seconds."
+        )
+        doc.table(
+            ["operator", "API", "billable calls", "revenue"],
+            [
+                [r["operator"], r["api"], r["billable_calls"], f"{r['total']} {r['currency']}"]
+                for r in totals
+            ],
+        )
 
 
 def write_report(

@@ -1,4 +1,5 @@
-"""How ``ogsim run`` shows a run: tables of totals, Little's law, settlement and verdicts."""
+"""How ``ogsim run`` shows a run: tables of totals, Little's law, settlement, revenue and
+verdicts."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from rich.table import Table
 
 from sim.replications import VariantSummary
 from sim.results import RunResult
+from sim.revenue import revenue, revenue_totals
 
 __all__ = ["print_result", "print_summary"]
 
@@ -57,6 +59,18 @@ def print_result(console: Console, result: RunResult, wall: float) -> None:
                 f"{r['operations']:,}",
             )
         console.print(ledger)
+    earned = revenue_totals(revenue(result))
+    if earned:
+        money = Table(title="revenue per operator and API (the operators' rating)")
+        for column in ("operator", "API"):
+            money.add_column(column)
+        money.add_column("billable calls", justify="right")
+        money.add_column("revenue", justify="right")
+        for r in earned:
+            money.add_row(
+                r["operator"], r["api"], f"{r['billable_calls']:,}", f"{r['total']} {r['currency']}"
+            )
+        console.print(money)
     for wave in result.consent_waves:
         counts = result.consent[wave["operator"]]
         console.print(
