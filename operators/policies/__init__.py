@@ -1,4 +1,8 @@
-"""Protective policies: plain objects that take a clock, so live and simulated runs agree."""
+"""Protective policies: plain objects that take a clock, so live and simulated runs agree.
+
+Their counters (throttle buckets, quotas) live in a counter store: in memory by default, in
+Redis (:class:`RedisCounterStore`, via :func:`counter_store`) for replicas in several processes.
+"""
 
 from operators.policies.bulkhead import RequestBuffer, Ticket, TicketState
 from operators.policies.circuit_breaker import (
@@ -9,6 +13,13 @@ from operators.policies.circuit_breaker import (
     SlidingWindowType,
     StateTransition,
 )
+from operators.policies.counter_store import (
+    CounterDecision,
+    CounterStore,
+    InMemoryCounterStore,
+    Limits,
+    counter_store,
+)
 from operators.policies.load_shedder import (
     AdmissionShedder,
     CoDelShedder,
@@ -17,6 +28,7 @@ from operators.policies.load_shedder import (
     NoShedding,
 )
 from operators.policies.quota import QuotaCounter
+from operators.policies.redis_counters import RedisCounterStore
 from operators.policies.retry import RetryBudget, RetryPolicy
 from operators.policies.throttle import (
     QUOTA_EXCEEDED,
@@ -37,11 +49,16 @@ __all__ = [
     "CircuitBreakerMetrics",
     "CircuitBreakerState",
     "CoDelShedder",
+    "CounterDecision",
+    "CounterStore",
     "DequeueShedder",
+    "InMemoryCounterStore",
+    "Limits",
     "LoadShedder",
     "NoShedding",
     "NoThrottle",
     "QuotaCounter",
+    "RedisCounterStore",
     "RequestBuffer",
     "RetryBudget",
     "RetryPolicy",
@@ -53,4 +70,5 @@ __all__ = [
     "Ticket",
     "TicketState",
     "TokenBucket",
+    "counter_store",
 ]

@@ -15,6 +15,11 @@ Windows:
   estimate is exact when the previous window's calls were spread evenly; in the adversarial
   worst case (all of the previous window's calls at its very end) a period-long span can still
   hold just under ``2 * limit`` calls. For months the weight uses the current month's length.
+
+Every method has an ``_at(now)`` twin that takes the time instead of reading the clock, for the
+counter stores (:mod:`operators.policies.counter_store`), which are handed the time by the
+throttle; :func:`window_index` and :func:`window_bounds` name the windows for the shared store,
+which keeps its counts in Redis but must cut windows exactly where this counter does.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Literal
 from operators.config import QuotaPeriod
 from operators.types import Clock
 
-__all__ = ["QuotaCounter", "QuotaWindow"]
+__all__ = ["QuotaCounter", "QuotaWindow", "window_bounds", "window_index"]
 
 QuotaWindow = Literal["fixed", "sliding"]
 
@@ -42,21 +47,71 @@ def _month_start(index: int) -> float:
     return datetime(year, month + 1, 1, tzinfo=UTC).timestamp()
 
 
+def window_index(period: QuotaPeriod, now: float) -> int:
+    """The number of the quota window holding ``now``: months since year 0, or periods since 0.
+
+    Always agrees with :func:`window_bounds` (``start <= now < end``), even within a rounding
+    step of a boundary, where division or ``datetime``'s microseconds alone could disagree.
+    """
+    if period is QuotaPeriod.MONTH:
+        moment = datetime.fromtimestamp(now, UTC)
+        index = moment.year * 12 + moment.month - 1
+    else:
+        index = math.floor(now / _PERIOD_SECONDS[period])
+    start, end = window_bounds(period, index)
+    if now < start:
+        return index - 1
+    if now >= end:
+        return index + 1
+    return index
+
+
+def window_bounds(period: QuotaPeriod, index: int) -> tuple[float, float]:
+    """Start and end of window ``index`` (end excluded), in the clock's seconds."""
+    if period is QuotaPeriod.MONTH:
+        return _month_start(index), _month_start(index + 1)
+    seconds = _PERIOD_SECONDS[period]
+    return index * seconds, (index + 1) * seconds
+
+
 class QuotaCounter:
     """Counts calls per quota window and refuses the call that would exceed ``limit``."""
 
-    __slots__ = ("_clock", "_current", "_index", "_limit", "_period", "_previous", "_window")
+    __slots__ = (
+        "_clock",
+        "_current",
+        "_end",
+        "_index",
+        "_limit",
+        "_period",
+        "_previous",
+        "_start",
+        "_window",
+    )
 
-    def __init__(self, limit: int, period: QuotaPeriod, window: QuotaWindow, clock: Clock) -> None:
+    def __init__(
+        self,
+        limit: int,
+        period: QuotaPeriod,
+        window: QuotaWindow,
+        clock: Clock | None = None,
+        *,
+        start: float | None = None,
+    ) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit!r}")
         if window not in ("fixed", "sliding"):
             raise ValueError(f"window must be 'fixed' or 'sliding', got {window!r}")
+        if start is None:
+            if clock is None:
+                raise ValueError("a quota counter needs a clock or a start time")
+            start = clock()
         self._limit = limit
         self._period = QuotaPeriod(period)
         self._window = window
         self._clock = clock
-        self._index = self._index_at(clock())
+        self._index = window_index(self._period, start)
+        self._start, self._end = window_bounds(self._period, self._index)
         self._current = 0
         self._previous = 0
 
@@ -65,57 +120,60 @@ class QuotaCounter:
         """Calls allowed per window."""
         return self._limit
 
-    def _index_at(self, now: float) -> int:
-        if self._period is QuotaPeriod.MONTH:
-            moment = datetime.fromtimestamp(now, UTC)
-            return moment.year * 12 + moment.month - 1
-        return math.floor(now / _PERIOD_SECONDS[self._period])
+    @property
+    def period(self) -> QuotaPeriod:
+        """The length of a window: minute, hour, day or calendar month."""
+        return self._period
 
-    def _bounds(self, index: int) -> tuple[float, float]:
-        if self._period is QuotaPeriod.MONTH:
-            return _month_start(index), _month_start(index + 1)
-        seconds = _PERIOD_SECONDS[self._period]
-        return index * seconds, (index + 1) * seconds
+    @property
+    def window(self) -> QuotaWindow:
+        """Fixed or sliding."""
+        return self._window
+
+    def _now(self) -> float:
+        if self._clock is None:
+            raise TypeError("this quota counter has no clock: call the *_at(now) methods")
+        return self._clock()
 
     def _roll(self, now: float) -> None:
-        index = self._index_at(now)
+        if self._start <= now < self._end:
+            return  # still in the window (the common case, and no calendar arithmetic)
+        index = window_index(self._period, now)
         if index <= self._index:
-            return  # same window, or a clock that stepped back: keep counting where we are
+            return  # a clock that stepped back: keep counting where we are
         self._previous = self._current if index == self._index + 1 else 0
         self._current = 0
         self._index = index
+        self._start, self._end = window_bounds(self._period, index)
 
     def _used(self, now: float) -> float:
         if self._window == "fixed" or self._previous == 0:
             return float(self._current)
-        start, end = self._bounds(self._index)
+        start, end = self._start, self._end
         weight = min(1.0, max(0.0, (end - now) / (end - start)))
         return self._previous * weight + self._current
 
-    def try_acquire(self, n: int = 1) -> bool:
-        """Count ``n`` calls if they fit in the quota, else count nothing and refuse."""
+    def try_acquire_at(self, now: float, n: int = 1) -> bool:
+        """Count ``n`` calls at ``now`` if they fit in the quota, else count nothing and refuse."""
         if n < 0:
             raise ValueError(f"cannot acquire a negative number of calls: {n}")
-        now = self._clock()
         self._roll(now)
         if self._used(now) + n <= self._limit:
             self._current += n
             return True
         return False
 
-    def remaining(self) -> int:
-        """Calls that would be admitted right now."""
-        now = self._clock()
+    def remaining_at(self, now: float) -> int:
+        """Calls that would be admitted at ``now``."""
         self._roll(now)
         return max(0, math.floor(self._limit - self._used(now)))
 
-    def retry_after(self) -> float:
-        """Seconds until one more call fits: 0 now, else when the window frees capacity."""
-        now = self._clock()
+    def retry_after_at(self, now: float) -> float:
+        """Seconds from ``now`` until one more call fits: 0 now, else when capacity frees."""
         self._roll(now)
         if self._used(now) + 1 <= self._limit:
             return 0.0
-        start, end = self._bounds(self._index)
+        start, end = self._start, self._end
         if self._window == "fixed":
             return end - now
         # Sliding: previous * (end - t) / length + current <= limit - 1 inside this window ...
@@ -124,6 +182,18 @@ class QuotaCounter:
             moment = end - room * (end - start) / self._previous
             return max(0.0, moment - now)
         # ... or, when this window alone is full, in the next one, where it becomes "previous".
-        next_start, next_end = self._bounds(self._index + 1)
+        next_start, next_end = window_bounds(self._period, self._index + 1)
         moment = next_end - (self._limit - 1) * (next_end - next_start) / self._current
         return max(next_start, moment) - now
+
+    def try_acquire(self, n: int = 1) -> bool:
+        """Count ``n`` calls if they fit in the quota, else count nothing and refuse."""
+        return self.try_acquire_at(self._now(), n)
+
+    def remaining(self) -> int:
+        """Calls that would be admitted right now."""
+        return self.remaining_at(self._now())
+
+    def retry_after(self) -> float:
+        """Seconds until one more call fits: 0 now, else when the window frees capacity."""
+        return self.retry_after_at(self._now())

@@ -4,16 +4,27 @@ The bucket runs on ``clock`` (monotonic live); quotas run on ``calendar_clock`` 
 ``clock``) because quota periods are calendar periods and need an epoch clock such as
 ``time.time`` live. A call the bucket refuses consumes no quota, and a call the quota refuses
 consumes no token, so a client locked out by its quota is not also pushed into rate limiting.
+
+The counters live in a :class:`~operators.policies.counter_store.CounterStore`: this process's
+memory by default, or Redis when gateway replicas run as several processes (then give every
+replica the same store URL, and a ``clock`` the processes share: ``time.monotonic`` on one
+host, ``time.time`` across hosts).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Protocol
 
 from operators.config import Plan
-from operators.policies.quota import QuotaCounter
-from operators.policies.token_bucket import TokenBucket
+from operators.policies.counter_store import (
+    ALLOW,
+    QUOTA_EXCEEDED,
+    TOO_MANY_REQUESTS,
+    CounterStore,
+    InMemoryCounterStore,
+    Limits,
+    ThrottleDecision,
+)
 from operators.types import Clock
 
 __all__ = [
@@ -25,20 +36,8 @@ __all__ = [
     "ThrottlePolicy",
 ]
 
-TOO_MANY_REQUESTS: Final = "TOO_MANY_REQUESTS"
-QUOTA_EXCEEDED: Final = "QUOTA_EXCEEDED"
-
-
-@dataclass(frozen=True, slots=True)
-class ThrottleDecision:
-    """Whether one call may pass; when refused, the CAMARA 429 code and a Retry-After hint."""
-
-    allowed: bool
-    code: str | None = None
-    retry_after: float = 0.0
-
-
-_ALLOW: Final = ThrottleDecision(allowed=True)
+_SEPARATOR = "#"
+"""Between application and plan name in a counter key; ``forget`` drops keys by prefix."""
 
 
 class ThrottlePolicy(Protocol):
@@ -49,56 +48,54 @@ class ThrottlePolicy(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class _Limits:
-    plan: Plan
-    bucket: TokenBucket
-    quota: QuotaCounter | None
-
-
 class Throttle:
-    """Keeps one bucket and one quota counter per (application, plan name)."""
+    """One bucket and one quota counter per (application, plan name), kept in ``store``."""
 
-    def __init__(self, clock: Clock, *, calendar_clock: Clock | None = None) -> None:
+    __slots__ = ("_calendar_clock", "_clock", "_keys", "_store")
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        calendar_clock: Clock | None = None,
+        store: CounterStore | None = None,
+    ) -> None:
         self._clock = clock
         self._calendar_clock = calendar_clock if calendar_clock is not None else clock
-        self._limits: dict[tuple[str, str], _Limits] = {}
+        self._store: CounterStore = store if store is not None else InMemoryCounterStore()
+        # Per (application, plan name): the plan last seen, the store key and its Limits, so a
+        # call reads no plan field but its name (pydantic attributes are slow to read).
+        self._keys: dict[tuple[str, str], tuple[Plan, str, Limits]] = {}
+
+    @property
+    def store(self) -> CounterStore:
+        """Where the buckets and quotas are kept."""
+        return self._store
 
     # Not ``__len__``: an empty throttle must stay truthy, or ``throttle or NoThrottle()`` drops it.
     @property
     def tracked(self) -> int:
         """Number of (application, plan) pairs with counters."""
-        return len(self._limits)
-
-    def _limits_for(self, application: str, plan: Plan) -> _Limits:
-        key = (application, plan.name)
-        limits = self._limits.get(key)
-        if limits is None or (limits.plan is not plan and limits.plan != plan):
-            # First call, or the plan's terms changed under the same name: start afresh.
-            quota = None
-            if plan.quota is not None:
-                quota = QuotaCounter(
-                    plan.quota.limit, plan.quota.period, plan.quota.window, self._calendar_clock
-                )
-            bucket = TokenBucket(plan.rate_per_second, plan.burst, self._clock)
-            limits = _Limits(plan, bucket, quota)
-            self._limits[key] = limits
-        return limits
+        return self._store.tracked
 
     def check(self, application: str, plan: Plan) -> ThrottleDecision:
         """Admit the call and consume a token and a quota unit, or refuse it with a reason."""
-        limits = self._limits_for(application, plan)
-        if limits.bucket.available() < 1:
-            return ThrottleDecision(False, TOO_MANY_REQUESTS, limits.bucket.retry_after())
-        if limits.quota is not None and not limits.quota.try_acquire():
-            return ThrottleDecision(False, QUOTA_EXCEEDED, limits.quota.retry_after())
-        limits.bucket.try_acquire()  # cannot fail: tokens only grow since the check above
-        return _ALLOW
+        name = (application, plan.name)
+        known = self._keys.get(name)
+        if known is None or (known[0] is not plan and known[0] != plan):
+            # First call, or the plan's terms changed under the same name: the store compares.
+            limits = Limits(plan.rate_per_second, plan.burst, plan.quota)
+            known = self._keys[name] = (plan, application + _SEPARATOR + plan.name, limits)
+        limits = known[2]
+        now = self._clock()
+        calendar_now = now if limits.quota is None else self._calendar_clock()
+        return self._store.admit(known[1], limits, now, calendar_now)
 
     def forget(self, application: str) -> None:
         """Drop the counters of an application (deleted, or moved to another plan)."""
-        for key in [key for key in self._limits if key[0] == application]:
-            del self._limits[key]
+        for name in [name for name in self._keys if name[0] == application]:
+            del self._keys[name]
+        self._store.forget(application + _SEPARATOR)
 
 
 class NoThrottle:
@@ -106,4 +103,4 @@ class NoThrottle:
 
     def check(self, application: str, plan: Plan) -> ThrottleDecision:
         """Always allow."""
-        return _ALLOW
+        return ALLOW

@@ -8,6 +8,7 @@ import operators.policies
 MODULES = (
     "bulkhead",
     "circuit_breaker",
+    "counter_store",
     "load_shedder",
     "quota",
     "retry",

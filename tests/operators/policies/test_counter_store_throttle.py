@@ -1,0 +1,78 @@
+"""Throttles of several gateway replicas sharing one Redis grant an application's limits once."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+
+from operators.config import Plan, Quota, QuotaPeriod
+from operators.policies import RedisCounterStore, Throttle
+from tests.operators.policies.conftest import FakeClock
+
+_prefixes = itertools.count()
+
+
+@pytest.fixture
+def shared(redis_server: str) -> Iterator[list[RedisCounterStore]]:
+    """Two stores (two replicas' connections) on one server under one fresh prefix."""
+    prefix = f"replicas{next(_prefixes)}:"
+    stores = [RedisCounterStore.from_url(redis_server, prefix=prefix) for _ in range(2)]
+    yield stores
+    for store in stores:
+        store.client.close()
+
+
+def test_two_replicas_grant_the_burst_once_not_twice(
+    shared: list[RedisCounterStore], fake_clock: FakeClock
+) -> None:
+    replicas = [Throttle(fake_clock, store=store) for store in shared]
+    plan = Plan(name="free", rate_per_second=1.0, burst=4)
+    granted = [replicas[i % 2].check("app|sim-swap", plan).allowed for i in range(10)]
+    assert granted.count(True) == 4
+    refused = replicas[0].check("app|sim-swap", plan)
+    assert (refused.code, refused.retry_after) == ("TOO_MANY_REQUESTS", 1.0)
+    fake_clock.advance(1.0)
+    assert replicas[1].check("app|sim-swap", plan).allowed  # the token that came back, once
+    assert not replicas[0].check("app|sim-swap", plan).allowed
+
+
+def test_two_replicas_share_one_quota(shared: list[RedisCounterStore]) -> None:
+    monotonic, calendar = FakeClock(), FakeClock(start=1_800_000_000.0)
+    replicas = [Throttle(monotonic, calendar_clock=calendar, store=store) for store in shared]
+    plan = Plan(
+        name="gold", rate_per_second=100.0, burst=100, quota=Quota(limit=5, period=QuotaPeriod.DAY)
+    )
+    codes = [replicas[i % 2].check("app|kyc", plan).code for i in range(8)]
+    assert codes == [None] * 5 + ["QUOTA_EXCEEDED"] * 3
+
+
+def test_a_restarted_replica_continues_the_monthly_quota(
+    redis_server: str, fake_clock: FakeClock
+) -> None:
+    calendar = FakeClock(start=1_800_000_000.0)
+    monthly = Quota(limit=3, period=QuotaPeriod.MONTH)
+    plan = Plan(name="payg", rate_per_second=100.0, burst=100, quota=monthly)
+    before = RedisCounterStore.from_url(redis_server, prefix="throttle-restart:")
+    assert all(
+        Throttle(fake_clock, calendar_clock=calendar, store=before).check("app", plan).allowed
+        for _ in range(3)
+    )
+    before.client.close()
+    after = RedisCounterStore.from_url(redis_server, prefix="throttle-restart:")
+    restarted = Throttle(FakeClock(start=5.0), calendar_clock=calendar, store=after)
+    assert restarted.check("app", plan).code == "QUOTA_EXCEEDED"
+    after.client.close()
+
+
+def test_forget_reaches_the_shared_counters(shared: list[RedisCounterStore]) -> None:
+    clock = FakeClock()
+    first, second = (Throttle(clock, store=store) for store in shared)
+    plan = Plan(name="free", rate_per_second=1.0, burst=1)
+    assert first.check("app", plan).allowed
+    assert not second.check("app", plan).allowed
+    assert second.tracked == 1
+    second.forget("app")
+    assert first.tracked == 0
+    assert first.check("app", plan).allowed
