@@ -22,6 +22,7 @@ from .camara.consent_info import (
     retrieve_status_answer,
 )
 from .camara.context import CallContext
+from .camara.operations import OPERATIONS
 from .camara.routers import build_camara_routers
 from .config import OperatorConfig
 from .consent_portal import build_consent_portal_router
@@ -51,6 +52,7 @@ from .integrator import (
     build_live_integrator,
 )
 from .policies import Throttle, ThrottlePolicy
+from .portal import PortalHost, install_developer_portal
 from .request_body import openapi_body, read_model
 from .storage import Database
 from .subscriber_admin import ADMIN_LIMITS, build_subscriber_admin_router
@@ -184,17 +186,22 @@ class Operator:
         )
 
     async def start(self) -> None:
-        """What runs beside the requests while the operator serves: the housekeeping."""
+        """What runs beside the requests while the operator serves: the housekeeping, the
+        writer of the call statistics."""
         self.housekeeping.start()
+        await self.gateway.statistics.start()
 
     async def stop(self) -> None:
-        """Stop the background work and commit every usage event still waiting."""
+        """Stop the background work and commit every usage event (and every call statistic)
+        still waiting."""
         await self.housekeeping.stop()
         self.gateway.commits.flush()
+        await self.gateway.statistics.stop()
 
     def close(self) -> None:
         with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not
             self.gateway.commits.flush()
+        self.gateway.statistics.flush()
         self.db.close()
 
 
@@ -297,9 +304,21 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.mount("/static", static_files(), name="static")
     app.include_router(build_consent_portal_router(operator))
     app.include_router(build_handset_router(operator))
+    install_developer_portal(app, portal_host(operator))
     install_api_docs(app)
     app.add_middleware(GatewayMiddleware, gateway=operator.gateway)
     return app
+
+
+def portal_host(operator: Operator) -> PortalHost:
+    """The operator's parts the developer portal (``/portal``) reads and changes."""
+    return PortalHost(
+        config=operator.config, db=operator.db, identity=operator.identity,
+        plans=operator.gateway.admission.plans, clock=operator.clock,
+        origin=operator.api_root, api_root=operator.api_root,
+        apis=tuple(dict.fromkeys(op.api for op in OPERATIONS)),
+        usage=operator.gateway.ledger, kind="operator",
+    )
 
 
 def _operations_router(operator: Operator) -> APIRouter:
