@@ -186,22 +186,17 @@ class Operator:
         )
 
     async def start(self) -> None:
-        """What runs beside the requests while the operator serves: the housekeeping, the
-        writer of the call statistics."""
+        """What runs beside the requests while the operator serves: the housekeeping."""
         self.housekeeping.start()
-        await self.gateway.statistics.start()
 
     async def stop(self) -> None:
-        """Stop the background work and commit every usage event (and every call statistic)
-        still waiting."""
+        """Stop the background work and commit every usage event still waiting."""
         await self.housekeeping.stop()
         self.gateway.commits.flush()
-        await self.gateway.statistics.stop()
 
     def close(self) -> None:
         with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not
             self.gateway.commits.flush()
-        self.gateway.statistics.flush()
         self.db.close()
 
 

@@ -1,11 +1,169 @@
-"""Placeholder while the pages are written."""
+"""Sign-up, sign-in, sign-out, invitations and the home page of ``/portal``.
+
+Every POST is CSRF-checked by :meth:`PortalGuard.form`; sign-in is throttled per email and per
+client address (429 with ``Retry-After``); a wrong password and an unknown email get the same
+answer. Forms that fail re-render with the message naming the field and what was typed (never
+the password).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import math
 
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ..web.pages import SECURITY_HEADERS
+from .accounts import AccountError
 from .developer_portal import DeveloperPortal
+
+PREFIX = "/portal"
+
+
+def see_other(location: str) -> RedirectResponse:
+    return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
 
 
 def build_account_router(portal: DeveloperPortal) -> APIRouter:
-    return APIRouter(prefix="/portal", include_in_schema=False)
+    """The routes a developer signs up, in and out with, and the home page."""
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    guard, accounts, host = portal.guard, portal.accounts, portal.host
+
+    @router.get("", name="portal_home")
+    def home(request: Request) -> Response:
+        developer = guard.require(request)
+        organisation = accounts.organisation(developer.org_id)
+        members = accounts.members(developer.org_id)
+        return guard.page(request, "portal_home.html", {
+            "heading": "Applications",
+            "applications": accounts.applications(developer.org_id),
+            "creators": {m.developer_id: m.name for m in members},
+            "members": members,
+            "organisation": organisation,
+            "token_endpoint": host.identity.token_endpoint,
+            "api_root": host.api_root,
+            "notice": request.query_params.get("notice"),
+        })
+
+    @router.get("/")
+    def home_slash() -> Response:
+        return see_other(PREFIX)
+
+    # -- sign-up ---------------------------------------------------------------------------
+
+    @router.get("/sign-up")
+    def sign_up_form(request: Request) -> Response:
+        if guard.developer(request) is not None:
+            return see_other(PREFIX)
+        return guard.page(request, "portal_sign_up.html",
+                          {"heading": "Create a developer account", "values": {}})
+
+    @router.post("/sign-up")
+    async def sign_up(request: Request) -> Response:
+        form = await guard.form(request)
+        try:
+            developer = accounts.sign_up(form.get("organisation", ""), form.get("email", ""),
+                                         form.get("name", ""), form.get("password", ""))
+        except AccountError as refused:
+            values = {k: v for k, v in form.items() if k in ("organisation", "name", "email")}
+            return guard.page(request, "portal_sign_up.html", {
+                "heading": "Create a developer account", "values": values,
+                "error": refused.message, "error_field": refused.field,
+            }, status_code=refused.status)
+        response = see_other(PREFIX)
+        guard.sign_in(response, developer)
+        return response
+
+    # -- sign-in and sign-out ------------------------------------------------------------------
+
+    @router.get("/sign-in")
+    def sign_in_form(request: Request) -> Response:
+        if guard.developer(request) is not None:
+            return see_other(PREFIX)
+        return guard.page(request, "portal_sign_in.html", {"heading": "Sign in"})
+
+    @router.post("/sign-in")
+    async def sign_in(request: Request) -> Response:
+        form = await guard.form(request)
+        email = form.get("email", "").strip()[:254]
+        address = request.client.host if request.client else None
+        wait = guard.throttle.retry_after(email, address)
+        if wait is not None:
+            seconds = math.ceil(wait)
+            throttled = guard.page(request, "portal_sign_in.html", {
+                "heading": "Sign in", "email": email,
+                "error": f"Too many failed sign-ins. Try again in {_minutes(seconds)}.",
+            }, status_code=429)
+            throttled.headers["Retry-After"] = str(seconds)
+            return throttled
+        developer = accounts.authenticate(email, form.get("password", ""))
+        if developer is None:
+            guard.throttle.failed(email, address)
+            return guard.page(request, "portal_sign_in.html", {
+                "heading": "Sign in", "email": email,
+                "error": "Wrong email or password (or the account is no longer active).",
+            }, status_code=401)
+        guard.throttle.succeeded(email)
+        response = see_other(PREFIX)
+        guard.sign_in(response, developer)
+        return response
+
+    @router.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        await guard.form(request)
+        response = see_other(f"{PREFIX}/sign-in")
+        guard.sign_out(request, response)
+        return response
+
+    # -- invitations ---------------------------------------------------------------------------
+
+    @router.post("/invitations")
+    async def invite(request: Request) -> Response:
+        developer = guard.require(request)
+        await guard.form(request)
+        code = accounts.invite(developer.org_id)
+        link = f"{host.origin}{PREFIX}/join?org={developer.org_id}&code={code}"
+        return guard.page(request, "portal_invite.html",
+                          {"heading": "Invite a colleague", "link": link})
+
+    @router.get("/join")
+    def join_form(request: Request) -> Response:
+        org_id = request.query_params.get("org", "")[:64]
+        organisation = accounts.organisation(org_id)
+        if organisation is None:
+            raise AccountError(404, "invitation", "This invitation is not for any organisation.")
+        return guard.page(request, "portal_join.html", {
+            "heading": f"Join {organisation.name}", "org_id": org_id,
+            "org_name": organisation.name, "code": request.query_params.get("code", "")[:64],
+            "values": {},
+        })
+
+    @router.post("/join")
+    async def join(request: Request) -> Response:
+        form = await guard.form(request)
+        org_id = form.get("org", "")
+        organisation = accounts.organisation(org_id)
+        if organisation is None:
+            raise AccountError(404, "invitation", "This invitation is not for any organisation.")
+        try:
+            developer = accounts.join(org_id, form.get("email", ""), form.get("name", ""),
+                                      form.get("password", ""), invitation=form.get("code", ""))
+        except AccountError as refused:
+            return guard.page(request, "portal_join.html", {
+                "heading": f"Join {organisation.name}", "org_id": org_id,
+                "org_name": organisation.name, "code": form.get("code", ""),
+                "values": {k: v for k, v in form.items() if k in ("name", "email")},
+                "error": refused.message,
+            }, status_code=refused.status)
+        response = see_other(PREFIX)
+        guard.sign_in(response, developer)
+        return response
+
+    return router
+
+
+def _minutes(seconds: int) -> str:
+    if seconds < 60:
+        return f"{seconds} seconds"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -285,7 +285,7 @@ class DeveloperAccounts:
         return None if row is None else _row_developer(row)
 
     def members(self, org_id: str) -> list[Developer]:
-        rows = self.db.all("SELECT * FROM portal_developers WHERE org_id = ? ORDER BY created_at",
+        rows = self.db.all("SELECT * FROM portal_developers WHERE org_id = ? ORDER BY rowid",
                            (org_id,))
         return [_row_developer(r) for r in rows]
 
@@ -309,7 +309,7 @@ class DeveloperAccounts:
 
     def applications(self, org_id: str) -> list[Application]:
         rows = self.db.all(
-            "SELECT * FROM portal_applications WHERE org_id = ? ORDER BY created_at, client_id",
+            "SELECT * FROM portal_applications WHERE org_id = ? ORDER BY rowid",
             (org_id,))
         return [_row_application(r) for r in rows]
 
@@ -417,7 +417,7 @@ class DeveloperAccounts:
 
     def pending_production(self) -> list[Application]:
         rows = self.db.all("SELECT * FROM portal_applications WHERE status = ?"
-                           " ORDER BY created_at, client_id",
+                           " ORDER BY rowid",
                            (ApplicationStatus.PENDING_PRODUCTION.value,))
         return [_row_application(r) for r in rows]
 
@@ -472,7 +472,7 @@ class DeveloperAccounts:
                 " deactivated_at = COALESCE(deactivated_at, ?) WHERE developer_id = ?",
                 (self.clock(), developer_id))
             for row in self.db.all("SELECT * FROM portal_applications WHERE developer_id = ?"
-                                   " ORDER BY created_at, client_id", (developer_id,)):
+                                   " ORDER BY rowid", (developer_id,)):
                 application = _row_application(row)
                 if application.status is ApplicationStatus.DISABLED:
                     self._cut_off(application.client_id, ApplicationStatus.DISABLED)
@@ -493,7 +493,7 @@ class DeveloperAccounts:
         cutoff = self.clock() - days * DAY
         report: list[tuple[Application, Developer | None]] = []
         for row in self.db.all("SELECT * FROM portal_applications WHERE status != ?"
-                               " ORDER BY created_at, client_id",
+                               " ORDER BY rowid",
                                (ApplicationStatus.DISABLED.value,)):
             application = _row_application(row)
             owner = self.developer(application.developer_id)

@@ -199,6 +199,8 @@ class PortalGuard:
             "nav_path": request.url.path,
         }
 
+    page_context = context
+
     def page(self, request: Request, name: str, context: dict[str, Any] | None = None,
              status_code: int = 200) -> HTMLResponse:
         """Render ``name`` (a template extending ``portal_base.html``) for this request."""
