@@ -29,7 +29,7 @@ import httpx
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc.jwk import Key
 
-from ..identity import JwksCache, JwksError
+from ..identity import JwksCache, JwksError, KeySealing
 from ..identity._jwt import (
     JwtRejectedError,
     audiences,
@@ -93,21 +93,30 @@ class IdpSettings:
 
 
 class OrganisationIdps:
-    """Which identity provider each organisation federates with (one at most)."""
+    """Which identity provider each organisation federates with (one at most).
+
+    The client secret is sealed at rest like the party's signing keys (AES-GCM under
+    ``OGSIM_KEY_ENCRYPTION_KEY``, the organisation id as associated data)."""
 
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self.sealing = KeySealing.for_database(db.path)
         db.ensure_schema(SCHEMA)
+
+    def _settings(self, row: Any) -> IdpSettings:
+        values = dict(row)
+        values["client_secret"] = self.sealing.open(values["org_id"], values["client_secret"])
+        return IdpSettings(**values)
 
     def get(self, org_id: str) -> IdpSettings | None:
         row = self.db.one("SELECT * FROM portal_org_idps WHERE org_id = ?", (org_id,))
-        return None if row is None else IdpSettings(**dict(row))
+        return None if row is None else self._settings(row)
 
     def for_issuer(self, issuer: str) -> list[IdpSettings]:
         rows = self.db.all("SELECT * FROM portal_org_idps WHERE issuer = ? ORDER BY org_id",
                            (issuer.rstrip("/"),))
-        return [IdpSettings(**dict(row)) for row in rows]
+        return [self._settings(row) for row in rows]
 
     def save(self, org_id: str, issuer: str, client_id: str, client_secret: str) -> IdpSettings:
         self.db.execute(
@@ -115,7 +124,8 @@ class OrganisationIdps:
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id) DO UPDATE SET issuer = excluded.issuer,"
             " client_id = excluded.client_id, client_secret = excluded.client_secret,"
             " updated_at = excluded.updated_at",
-            (org_id, issuer.rstrip("/"), client_id, client_secret, self.clock()))
+            (org_id, issuer.rstrip("/"), client_id, self.sealing.seal(org_id, client_secret),
+             self.clock()))
         saved = self.get(org_id)
         assert saved is not None
         return saved

@@ -267,6 +267,8 @@ async def test_the_org_admin_configures_the_provider_on_the_trust_page(
         assert CLIENT_SECRET not in saved.text
         organisation = world.accounts.organisation(world.org_id)
         assert organisation is not None and organisation.idp_issuer == IDP
+        stored = world.accounts.db.one("SELECT client_secret FROM portal_org_idps")
+        assert stored is not None and CLIENT_SECRET not in stored[0], "sealed at rest"
         token = await browser.post(f"{PORTAL}/portal/organisation/trust/scim-token",
                                    data={"csrf": csrf})
         shown = re.search(r'id="scim-token">(scim_[^<]+)<', token.text)
