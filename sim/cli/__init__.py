@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.cli import live, qa, simulate
+from sim.cli import billing, live, qa, simulate
 
 __all__ = ["app"]
 
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(simulate.app)
 app.add_typer(live.app)
 app.add_typer(qa.app)
+app.add_typer(billing.app)
 
 
 @app.callback()
