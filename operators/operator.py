@@ -186,17 +186,22 @@ class Operator:
         )
 
     async def start(self) -> None:
-        """What runs beside the requests while the operator serves: the housekeeping."""
+        """What runs beside the requests while the operator serves: the housekeeping, the
+        writer of the call statistics."""
         self.housekeeping.start()
+        await self.gateway.statistics.start()
 
     async def stop(self) -> None:
-        """Stop the background work and commit every usage event still waiting."""
+        """Stop the background work and commit every usage event (and every call statistic)
+        still waiting."""
         await self.housekeeping.stop()
         self.gateway.commits.flush()
+        await self.gateway.statistics.stop()
 
     def close(self) -> None:
         with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not
             self.gateway.commits.flush()
+        self.gateway.statistics.flush()
         self.db.close()
 
 
