@@ -317,7 +317,8 @@ def portal_host(operator: Operator) -> PortalHost:
         plans=operator.gateway.admission.plans, clock=operator.clock,
         origin=operator.api_root, api_root=operator.api_root,
         apis=tuple(dict.fromkeys(op.api for op in OPERATIONS)),
-        usage=operator.gateway.ledger, kind="operator",
+        usage=operator.gateway.ledger, statistics=operator.gateway.statistics,
+        kind="operator",
     )
 
 

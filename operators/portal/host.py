@@ -16,6 +16,7 @@ from ..storage import Database
 from ..types import Clock
 
 if TYPE_CHECKING:
+    from ..gateway.call_statistics import CallStatistics
     from ..gateway.metering import UsageLedger
     from ..gateway.subscriptions import PlanStore
     from ..identity import IdentityServer
@@ -46,5 +47,8 @@ class PortalHost:
     usage: UsageLedger | None = None
     """The party's usage events; the aggregator has none of its own (its calls are metered by
     the operator that served them, and recorded for settlement)."""
+    statistics: CallStatistics | None = None
+    """The gateway's call statistics, so the usage pages also show calls not yet written; None
+    reads the statistics tables in ``db`` alone (a party without a gateway of its own)."""
     kind: str = "operator"
     """``operator`` or ``aggregator``: what the pages call the party."""
