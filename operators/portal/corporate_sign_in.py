@@ -21,6 +21,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -142,15 +143,20 @@ class IdpDirectory:
     are refreshed when a token names an unknown ``kid`` (rate-limited by the cache).
     """
 
-    def __init__(self, http: httpx.AsyncClient | None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, http: httpx.AsyncClient | None, clock: Clock = time.monotonic, *,
+                 fallback: Callable[[], httpx.AsyncClient | None] | None = None) -> None:
         self.http = http
         self.clock = clock
+        self.fallback = fallback
+        """Asked on first use when ``http`` is None (the party's own client, set at start-up
+        in a federation); a real-HTTP client is made when it has none either."""
         self.jwks = JwksCache(http, clock=clock)
         self._metadata: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def client(self) -> httpx.AsyncClient:
         if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0)
+            given = self.fallback() if self.fallback is not None else None
+            self.http = given if given is not None else httpx.AsyncClient(timeout=10.0)
             self.jwks.use_http(self.http)
         return self.http
 

@@ -50,11 +50,12 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
     """The trust page, corporate sign-in, SCIM, RISC and the orphan report for one party.
 
     ``http`` reaches the organisations' identity providers (discovery, keys, token
-    endpoint); give the federation's client in one process, else a real-HTTP client is made
-    on first use.
+    endpoint); without it, the client the party's identity server fetches keys with (a
+    federation member's own, ASGI in one process) is used, else a real-HTTP client.
     """
     idps = OrganisationIdps(host.db, host.clock)
-    directory = IdpDirectory(http, host.clock)
+    directory = IdpDirectory(http, host.clock,
+                             fallback=lambda: host.identity.jwks_cache.http)
     corporate = CorporateSignIn(accounts, idps, directory, origin=host.origin, clock=host.clock)
     tokens = ScimTokens(host.db, host.clock)
 
@@ -80,6 +81,7 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         settings = idps.get(developer.org_id)
         admin = organisation_admin(developer)
         return guard.page(request, "trust.html", {
+            "heading": "Developer trust",
             "settings": settings,
             "is_org_admin": admin.developer_id == developer.developer_id,
             "org_admin": admin,
@@ -185,7 +187,8 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         if fmt == "json" or "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"days": window, "applications": rows},
                                 headers=SECURITY_HEADERS)
-        return guard.page(request, "trust_orphans.html", {"days": window, "rows": rows})
+        return guard.page(request, "trust_orphans.html",
+                          {"heading": "Orphan access", "days": window, "rows": rows})
 
     return router
 
@@ -204,7 +207,8 @@ def _settings_problem(issuer: str, client_id: str, secret: str) -> str | None:
 
 def _refused(request: Request, guard: PortalGuard, refused: SignInRefusedError) -> Response:
     return guard.page(request, "trust_message.html",
-                      {"status": refused.status, "message": refused.message},
+                      {"heading": "Corporate sign-in did not work", "status": refused.status,
+                       "message": refused.message},
                       status_code=refused.status)
 
 
