@@ -52,6 +52,7 @@ __all__ = [
     "Delivery",
     "RelyingParty",
     "create_corporate_idp_app",
+    "example_corporate_idp",
 ]
 
 add_template_dir(Path(__file__).parent / "templates")
@@ -380,6 +381,15 @@ class CorporateIdp:
         cutoff = self.clock() - 600
         for request_id in [k for k, v in self._pending.items() if v.created_at < cutoff]:
             del self._pending[request_id]
+
+
+def example_corporate_idp(issuer: str, *, admin_secret: str, clock: Clock = time.time,
+                          http: httpx.AsyncClient | None = None) -> CorporateIdp:
+    """The demo's company: two employees (``ada``, ``bob``; password ``<id>-password``)."""
+    idp = CorporateIdp(issuer, admin_secret, clock=clock, http=http)
+    idp.add_user(CorporateUser("ada", "ada@corp.example", "Ada Lovelace", "ada-password"))
+    idp.add_user(CorporateUser("bob", "bob@corp.example", "Bob Builder", "bob-password"))
+    return idp
 
 
 def scim_deactivation() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from federation.corporate_idp import (
     CorporateIdp,
     CorporateUser,
     create_corporate_idp_app,
+    example_corporate_idp,
 )
 from federation.transport import AsgiNetwork
 from tests.federation.conftest import FakeClock
@@ -191,3 +192,15 @@ async def test_the_admin_api_needs_the_admin_secret_and_a_known_user(idp: Any) -
     missing = await http.post(f"{ISSUER}/admin/users/nobody/disable",
                               headers={"Authorization": "Bearer idp-admin"})
     assert missing.status_code == 404
+
+
+def test_the_demo_company_signs_in_its_two_employees(clock: FakeClock) -> None:
+    company = example_corporate_idp(ISSUER, admin_secret="s", clock=clock)
+    company.register_client("portal", SECRET, [REDIRECT])
+    for login in ("ada", "bob@corp.example"):
+        request_id, _ = company.begin({
+            "client_id": "portal", "redirect_uri": REDIRECT, "response_type": "code",
+            "scope": "openid", "code_challenge": create_s256_code_challenge(VERIFIER),
+            "code_challenge_method": "S256"})
+        user = login.split("@")[0]
+        assert company.authenticate(request_id, login, f"{user}-password").startswith(REDIRECT)
