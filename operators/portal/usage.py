@@ -19,12 +19,24 @@ import io
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from markupsafe import Markup
 
 from ..config import Plan, QuotaPeriod
 from ..gateway.call_statistics import CallStatistics, CallTally, LatencyHistogram, day_of
 from ..gateway.subscriptions import PlanStore
+from ..web.pages import SECURITY_HEADERS
+from .charts import Series, line_chart, stacked_bars
 from .developers import Application
+
+if TYPE_CHECKING:
+    from .accounts import DeveloperAccounts
+    from .guard import PortalGuard
+    from .host import PortalHost
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -36,6 +48,8 @@ __all__ = [
     "UsageQuery",
     "UsageQueryError",
     "UsageReport",
+    "build_usage_pages",
+    "csv_filename",
     "parse_usage_query",
     "quota_period_start",
     "usage_csv",
@@ -429,3 +443,118 @@ def usage_json(report: UsageReport) -> dict[str, Any]:
 
 def _ms_or_none(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
+
+
+# -- the pages -------------------------------------------------------------------------------
+
+_SUCCESS_COLOUR = "#2e7d32"
+_ERROR_COLOUR = "#c62828"
+_P50_COLOUR = "#1565c0"
+_P95_COLOUR = "#ef6c00"
+
+
+def _query_of(
+    request: Request, host: PortalHost, applications: Sequence[Application]
+) -> UsageQuery:
+    """The query of this request; a repeated parameter is refused like a bad one."""
+    params: dict[str, str] = {}
+    for name in PARAMETERS:
+        values = request.query_params.getlist(name)
+        if len(values) > 1:
+            raise UsageQueryError(400, name, "the parameter is repeated.")
+        if values:
+            params[name] = values[0]
+    return parse_usage_query(
+        params, today=day_of(host.clock()), applications=applications, apis=host.apis
+    )
+
+
+def _charts(report: UsageReport) -> tuple[Markup, Markup]:
+    labels = [day.strftime("%m-%d") for day in report.query.days]
+    daily = report.daily
+    calls = stacked_bars(
+        "Calls per day",
+        labels,
+        [Series("successful", [d.successes for d in daily], _SUCCESS_COLOUR),
+         Series("errors", [d.errors for d in daily], _ERROR_COLOUR)],
+    )
+    latency = line_chart(
+        "Latency per day (ms)",
+        labels,
+        [Series("p50", [None if d.p50 is None else d.p50 * 1000 for d in daily], _P50_COLOUR),
+         Series("p95", [None if d.p95 is None else d.p95 * 1000 for d in daily], _P95_COLOUR)],
+        unit=" ms",
+    )
+    return calls, latency
+
+
+def build_usage_pages(
+    host: PortalHost, accounts: DeveloperAccounts, guard: PortalGuard
+) -> APIRouter:
+    """``/portal/usage`` (the page), ``/portal/usage.csv`` and ``/portal/usage.json``: the
+    signed-in developer's organisation's applications only, filtered by ``application``,
+    ``api``, ``from`` and ``to``. A bad parameter is a 400 naming it; an application the
+    organisation does not own is a 404, the same as one that does not exist.
+
+    The handlers are coroutines: they run on the event loop, where the gateway's pending
+    statistics live (:meth:`CallStatistics.tallies` reads them there).
+    """
+    statistics = host.statistics if host.statistics is not None else CallStatistics(
+        host.db, host.clock
+    )
+    router = APIRouter(prefix="/portal", include_in_schema=False)
+
+    def report_for(request: Request) -> UsageReport:
+        developer = guard.require(request)
+        applications = accounts.applications(developer.org_id)
+        query = _query_of(request, host, applications)
+        return usage_report(statistics, host.plans, applications, query, now=host.clock(),
+                            apis=host.apis)
+
+    @router.get("/usage")
+    async def usage_page(request: Request) -> Response:
+        try:
+            report = report_for(request)
+        except UsageQueryError as error:
+            return guard.page(request, "portal_problem.html", {
+                "heading": "Usage", "status": error.status,
+                "message": f"{error.parameter}: {error.message}",
+            }, status_code=error.status)
+        calls_chart, latency_chart = _charts(report)
+        link = urlencode(report.query.params())
+        return guard.page(request, "usage.html", {
+            "heading": "Usage",
+            "report": report,
+            "apis": host.apis,
+            "calls_chart": calls_chart,
+            "latency_chart": latency_chart,
+            "csv_url": f"/portal/usage.csv?{link}",
+            "json_url": f"/portal/usage.json?{link}",
+            "max_days": MAX_DAYS,
+        })
+
+    @router.get("/usage.csv")
+    async def usage_csv_file(request: Request) -> Response:
+        try:
+            report = report_for(request)
+        except UsageQueryError as error:
+            return PlainTextResponse(f"{error.parameter}: {error.message}\n",
+                                     status_code=error.status, headers=SECURITY_HEADERS)
+        disposition = f'attachment; filename="{csv_filename(report)}"'
+        return Response(usage_csv(report), media_type="text/csv; charset=utf-8",
+                        headers={**SECURITY_HEADERS, "content-disposition": disposition})
+
+    @router.get("/usage.json")
+    async def usage_json_file(request: Request) -> Response:
+        try:
+            report = report_for(request)
+        except UsageQueryError as error:
+            code = "NOT_FOUND" if error.status == 404 else "INVALID_ARGUMENT"
+            return JSONResponse(
+                {"status": error.status, "code": code,
+                 "message": f"{error.parameter}: {error.message}"},
+                status_code=error.status, headers=SECURITY_HEADERS,
+            )
+        return JSONResponse(usage_json(report), headers=SECURITY_HEADERS)
+
+    return router
