@@ -6,23 +6,34 @@ through it) must equal the usage events the operator metered during the run (``G
 /admin/usage`` now, minus the snapshot taken when the run started). For calls through the
 aggregator, the settlement records of the run's correlators must be exactly the correlators
 Locust saw answered 2xx, one by one, and their number must equal what the operator metered
-for the aggregator.
+for the aggregator. Then, for every month the run touched, the aggregator's settlement
+statement of each operator pair (``GET /admin/statements?month=YYYY-MM``) must agree exactly
+with that operator's own statement of what it served for the aggregator (``GET
+/admin/statements/{aggregator}?month=YYYY-MM``): calls and amounts per API, totals, currency
+and correlator by correlator (:func:`federation.reconcile_statements`). The statements cover
+the whole month, so calls made outside the run count too: both parties must agree on them all.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .federation_view import ADMIN_SECRET, Descriptor
 from .tally import MergedTally, merge
 
+if TYPE_CHECKING:
+    from federation import StatementCheck
+
 RUN_FILE = "run.json"
+DIFFERENCES_SHOWN = 20
+"""Differences listed per statement pair in a report (all are counted)."""
 
 
 @dataclass(frozen=True)
@@ -62,11 +73,20 @@ class Reconciliation:
     run_id: str
     usage: list[UsageRow] = field(default_factory=list)
     settlement: list[SettlementRow] = field(default_factory=list)
+    statements: list[StatementCheck] = field(default_factory=list)
+    """The aggregator's and each operator's statement of a pair and month, side by side."""
+    statement_problems: list[str] = field(default_factory=list)
+    """Statements a party could not give (each one a mismatch)."""
     notes: list[str] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
-        return all(r.matches for r in self.usage) and all(r.matches for r in self.settlement)
+        return (
+            all(r.matches for r in self.usage)
+            and all(r.matches for r in self.settlement)
+            and all(s.matches for s in self.statements)
+            and not self.statement_problems
+        )
 
     @property
     def counted(self) -> int:
@@ -78,6 +98,8 @@ class Reconciliation:
             "matches": self.matches,
             "usage": [asdict(r) | {"matches": r.matches} for r in self.usage],
             "settlement": [asdict(r) | {"matches": r.matches} for r in self.settlement],
+            "statements": [s.as_json(limit=DIFFERENCES_SHOWN) for s in self.statements],
+            "statementProblems": self.statement_problems,
             "notes": self.notes,
         }
 
@@ -161,6 +183,8 @@ def reconcile(
                     sorted(settled - counted)[:20],
                 )
             )
+        started = float(run.get("startedAt") or time.time())
+        check_statements(report, descriptor, http, started, time.time(), headers)
     unresolved = sum(tally.unresolved.values())
     if unresolved:
         report.notes.append(
@@ -168,6 +192,78 @@ def reconcile(
             "operator may have metered them; a mismatch of at most that many is explained"
         )
     return report
+
+
+def check_statements(
+    report: Reconciliation,
+    descriptor: Descriptor,
+    http: httpx.Client,
+    start: float,
+    end: float,
+    headers: dict[str, str],
+) -> None:
+    """Add to ``report`` the reconciliation of each operator pair's two statements for every
+    month from ``start`` to ``end``; a party that gives no statement is a problem noted."""
+    from federation import Statement, StatementError, months_between, reconcile_statements
+
+    hub = descriptor.aggregator
+    if hub is None:
+        return
+    for month in months_between(start, end):
+        params = {"month": str(month)}
+        answer = http.get(f"{hub.api_root}/admin/statements", params=params, headers=headers)
+        if answer.status_code != 200:
+            report.statement_problems.append(
+                f"{hub.id} gave no statements for {month}: {answer.status_code} {answer.text[:200]}"
+            )
+            continue
+        for data in answer.json():
+            try:
+                ours = Statement.from_json(data)
+                operator = descriptor.operator(ours.operator)
+            except (StatementError, KeyError) as error:
+                report.statement_problems.append(f"{hub.id}'s statement for {month}: {error}")
+                continue
+            reply = http.get(
+                f"{operator.api_root}/admin/statements/{hub.id}", params=params, headers=headers
+            )
+            if reply.status_code != 200:
+                report.statement_problems.append(
+                    f"{operator.id} gave no statement for {hub.id}, {month}: "
+                    f"{reply.status_code} {reply.text[:200]}"
+                )
+                continue
+            try:
+                theirs = Statement.from_json(reply.json())
+                report.statements.append(reconcile_statements(ours, theirs))
+            except (StatementError, ValueError) as error:
+                report.statement_problems.append(
+                    f"{operator.id}'s statement for {hub.id}, {month}: {error}"
+                )
+
+
+def _render_statement(check: StatementCheck) -> list[str]:
+    flag = "" if check.matches else "  <-- differs"
+    calls = sum(line.aggregator_calls for line in check.lines)
+    served = sum(line.operator_calls for line in check.lines)
+    lines = [
+        f"statement {check.month} {check.aggregator} -> {check.operator}: aggregator {calls} "
+        f"calls {check.aggregator_total} {check.aggregator_currency}, operator {served} calls "
+        f"{check.operator_total} {check.operator_currency}{flag}"
+    ]
+    lines.extend(
+        f"  {line.api:28} {line.aggregator_calls:7d} {line.operator_calls:7d}"
+        f"  {line.aggregator_amount} / {line.operator_amount}"
+        + ("" if line.matches else "  <-- differs")
+        for line in check.lines
+    )
+    lines.extend(
+        f"  {d.kind}: {d.correlator} ({d.aggregator_api or d.operator_api})"
+        for d in check.differences[:DIFFERENCES_SHOWN]
+    )
+    if len(check.differences) > DIFFERENCES_SHOWN:
+        lines.append(f"  ... {len(check.differences) - DIFFERENCES_SHOWN} more differences")
+    return lines
 
 
 def render(report: Reconciliation) -> str:
@@ -191,5 +287,8 @@ def render(report: Reconciliation) -> str:
             lines.append(f"  counted but not settled: {', '.join(s.missing)}")
         if s.extra:
             lines.append(f"  settled but not counted: {', '.join(s.extra)}")
+    for check in report.statements:
+        lines.extend(_render_statement(check))
+    lines.extend(f"statement problem: {p}" for p in report.statement_problems)
     lines.extend(f"note: {n}" for n in report.notes)
     return "\n".join(lines)

@@ -13,7 +13,10 @@ against a federation it starts (or one already up, ``--descriptor``), writes Loc
 to ``--out``, prints a summary, reconciles the exact counts with metering and settlement, and
 exits non-zero when a threshold (``--max-failure-ratio``, ``--max-p95``) is broken or the
 counts differ. Flags Locust has keep Locust's names (``--users``, ``--spawn-rate``,
-``--run-time``, ``--stop-timeout``). ``reconcile`` repeats the reconciliation of a run.
+``--run-time``, ``--stop-timeout``). ``reconcile`` repeats the reconciliation of a run: Locust's
+counts against metering and settlement, and for each month of the run the aggregator's
+settlement statement of every operator pair against that operator's own statement (calls and
+amounts per API, correlator by correlator); it exits 1 when anything differs.
 """
 
 from __future__ import annotations
@@ -182,6 +185,14 @@ def _reconcile(descriptor: Path, results: Path, admin_secret: str) -> bool:
         console.print(f"[red]the federation in {descriptor} does not answer: {error}[/red]")
         raise typer.Exit(2) from error
     print(render(report))
+    if report.statements or report.statement_problems:
+        agreed = sum(check.matches for check in report.statements)
+        clean = agreed == len(report.statements) and not report.statement_problems
+        colour = "green" if clean else "red"
+        console.print(
+            f"[{colour}]settlement statements: {agreed} of {len(report.statements)} operator "
+            f"pair-months reconcile[/{colour}]"
+        )
     return report.matches
 
 
@@ -294,7 +305,8 @@ def reconcile(
     results: ResultsAlias = None,
     admin_secret: AdminSecretOption = DEFAULT_ADMIN_SECRET,
 ) -> None:
-    """Compare a Locust run's exact counts with metering and settlement; exit 1 if they differ."""
+    """Compare a Locust run's exact counts with metering and settlement, and the aggregator's
+    settlement statements with each operator's; exit 1 if anything differs."""
     if not _reconcile(descriptor, out_or_alias(out, results), admin_secret):
         raise typer.Exit(1)
 
