@@ -125,6 +125,7 @@ class _Counters:
         bucket = self.bucket
         if bucket is None or bucket.rate != rate or bucket.burst != burst:
             bucket = self.bucket = TokenBucket(rate, burst, start=now)
+            self.limits = None  # whatever terms admit() knew, the bucket is not theirs now
         return bucket
 
     def counter_for(self, quota: Quota, now: float) -> QuotaCounter:
