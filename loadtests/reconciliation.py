@@ -29,7 +29,7 @@ from .federation_view import ADMIN_SECRET, Descriptor
 from .tally import MergedTally, merge
 
 if TYPE_CHECKING:
-    from federation import StatementCheck
+    from federation import Statement, StatementCheck
 
 RUN_FILE = "run.json"
 DIFFERENCES_SHOWN = 20
@@ -68,6 +68,22 @@ class SettlementRow:
         )
 
 
+@dataclass(frozen=True)
+class InvoiceRow:
+    """The calls an operator invoiced the aggregator's client for in a month, per API, against
+    the calls it metered for that client then (its settlement statement's lines)."""
+
+    operator: str
+    month: str
+    client_id: str
+    invoiced: dict[str, int]
+    metered: dict[str, int]
+
+    @property
+    def matches(self) -> bool:
+        return self.invoiced == self.metered
+
+
 @dataclass
 class Reconciliation:
     run_id: str
@@ -77,6 +93,7 @@ class Reconciliation:
     """The aggregator's and each operator's statement of a pair and month, side by side."""
     statement_problems: list[str] = field(default_factory=list)
     """Statements a party could not give (each one a mismatch)."""
+    invoices: list[InvoiceRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -86,6 +103,7 @@ class Reconciliation:
             and all(r.matches for r in self.settlement)
             and all(s.matches for s in self.statements)
             and not self.statement_problems
+            and all(i.matches for i in self.invoices)
         )
 
     @property
@@ -100,6 +118,7 @@ class Reconciliation:
             "settlement": [asdict(r) | {"matches": r.matches} for r in self.settlement],
             "statements": [s.as_json(limit=DIFFERENCES_SHOWN) for s in self.statements],
             "statementProblems": self.statement_problems,
+            "invoices": [asdict(i) | {"matches": i.matches} for i in self.invoices],
             "notes": self.notes,
         }
 
@@ -240,6 +259,52 @@ def check_statements(
                 report.statement_problems.append(
                     f"{operator.id}'s statement for {hub.id}, {month}: {error}"
                 )
+                continue
+            check_invoices(report, operator.api_root, theirs, http, headers)
+
+
+def check_invoices(
+    report: Reconciliation,
+    api_root: str,
+    served: Statement,
+    http: httpx.Client,
+    headers: dict[str, str],
+) -> None:
+    """The operator's invoices of the month (``GET /admin/invoices?month=``, operators.billing)
+    must bill the aggregator's client for exactly the calls its statement says it served; an
+    operator that serves no invoices is noted and not judged."""
+    answer = http.get(
+        f"{api_root}/admin/invoices", params={"month": str(served.month)}, headers=headers
+    )
+    if answer.status_code == 404:
+        note = f"{served.operator} serves no /admin/invoices: its invoices were not reconciled"
+        if note not in report.notes:
+            report.notes.append(note)
+        return
+    client = served.aggregator  # the aggregator's client id at every operator
+    invoiced: Counter[str] = Counter()
+    if answer.status_code != 200:
+        report.statement_problems.append(
+            f"{served.operator} gave no invoices for {served.month}: {answer.status_code}"
+        )
+        return
+    for invoice in answer.json().get("invoices", []):
+        for application in invoice.get("applications", []):
+            if application.get("client_id") != client:
+                continue
+            for api in application.get("apis", []):
+                for line in api.get("lines", []):
+                    if line.get("kind") == "calls":
+                        invoiced[api["api"]] += int(line.get("quantity", 0))
+    report.invoices.append(
+        InvoiceRow(
+            served.operator,
+            str(served.month),
+            client,
+            dict(sorted((a, n) for a, n in invoiced.items() if n)),
+            {line.api: line.calls for line in served.lines},
+        )
+    )
 
 
 def _render_statement(check: StatementCheck) -> list[str]:
@@ -290,5 +355,12 @@ def render(report: Reconciliation) -> str:
     for check in report.statements:
         lines.extend(_render_statement(check))
     lines.extend(f"statement problem: {p}" for p in report.statement_problems)
+    for invoiced in report.invoices:
+        flag = "" if invoiced.matches else "  <-- differs"
+        lines.append(
+            f"invoices {invoiced.month} {invoiced.operator} -> {invoiced.client_id}: billed "
+            f"{sum(invoiced.invoiced.values())} calls, metered "
+            f"{sum(invoiced.metered.values())}{flag}"
+        )
     lines.extend(f"note: {n}" for n in report.notes)
     return "\n".join(lines)

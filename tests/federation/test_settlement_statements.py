@@ -298,7 +298,40 @@ async def test_both_sides_agree_until_a_record_is_lost_or_altered(script: Script
     )
     assert first.content == second.content and first.json() == es.as_json()
     await _refusals(script)
+    _invoices_bill_what_was_metered(script, march)
     await _tampered_books_differ(script)
+
+
+def _invoices_bill_what_was_metered(
+    script: Script, march: dict[str, tuple[Statement, Statement]]
+) -> None:
+    """Each operator's March invoices (operators.billing) bill exactly the calls it metered,
+    and the hub's invoice exactly the calls of the pair's statements."""
+    from operators.billing import ChargeKind, application_invoices
+    from operators.billing import Month as BillingMonth
+
+    for operator_id, (ours, _) in march.items():
+        operator = script.fed.operator(operator_id)
+        events = operator.gateway.ledger.events()
+        invoices = application_invoices(
+            operator.config, operator.gateway.admission.plans, events,
+            BillingMonth.parse("2025-03"), now=script.clock(),
+        )
+        billed: dict[tuple[str, str], int] = {}
+        for invoice in invoices:
+            for line in invoice.lines:
+                if line.kind is ChargeKind.CALLS:
+                    key = (line.client_id, line.api)
+                    billed[key] = billed.get(key, 0) + line.quantity
+        metered: dict[tuple[str, str], int] = {}
+        for event in events:
+            if MARCH.holds(event.at):
+                metered[(event.client_id, event.api)] = metered.get(
+                    (event.client_id, event.api), 0) + 1
+        assert billed == metered, operator_id
+        assert {api: n for (client, api), n in billed.items() if client == "hub"} == {
+            line.api: line.calls for line in ours.lines
+        }
 
 
 async def _tampered_books_differ(script: Script) -> None:
