@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -72,6 +72,7 @@ from operators.identity import (
 )
 from operators.integrator import CloudEventNotifier
 from operators.policies import NoThrottle
+from operators.portal import PortalHost, install_developer_portal
 from operators.web import install_api_docs
 
 from .authorization_relay import (
@@ -1201,8 +1202,23 @@ def create_aggregator_app(
 
     for prefix, router in (extra_routers or {}).items():
         app.include_router(router, prefix=prefix)
+    install_developer_portal(app, portal_host(aggregator))
     install_api_docs(app)
     return app
+
+
+def portal_host(aggregator: Aggregator) -> PortalHost:
+    """The aggregator's parts its developer portal reads: its identity server (applications
+    registered with the hub), its database and its admission's plans."""
+    parts = urlsplit(aggregator.identity.issuer)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return PortalHost(
+        config=aggregator.identity.config, db=aggregator.db, identity=aggregator.identity,
+        plans=aggregator.admission.plans, clock=aggregator.clock, origin=origin,
+        api_root=origin,
+        apis=tuple(dict.fromkeys(operation_named(op).api for op in FORWARDED)),
+        kind="aggregator",
+    )
 
 
 def _forwarder(aggregator: Aggregator, operation_id: str) -> Any:

@@ -32,6 +32,7 @@ FRAUD = "dpv:FraudPreventionAndDetection"
 PASSWORD = "correct horse battery"
 ADMIN_SECRET = "admin-secret"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_CLIENT_ID = re.compile(r'id="client-id">([^<]+)<')
 _PRIVATE = re.compile(r'href="data:application/jwk\+json;base64,([^"]+)"')
 
 
@@ -56,6 +57,13 @@ def private_key_of(page: str) -> dict[str, Any]:
     assert found, "no private key download link on the page"
     data: dict[str, Any] = json.loads(base64.b64decode(found.group(1)))
     return data
+
+
+def client_id_of(page: str) -> str:
+    """The client id an application page (or the one-time key page) shows."""
+    found = _CLIENT_ID.search(page)
+    assert found, "no client id on the page"
+    return found.group(1)
 
 
 class Browser:

@@ -1,0 +1,229 @@
+"""The portal's pages in a browser's shoes: sign-up, sign-in, sign-out, CSRF, throttling,
+another organisation's application, bad keys, and the admin pages."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+from federation.config import default_federation
+from federation.federation import quick_consent, start_federation
+from tests.portal.conftest import (
+    ADMIN_SECRET,
+    FORM,
+    FRAUD,
+    PASSWORD,
+    Browser,
+    Portal,
+    client_id_of,
+)
+
+ADMIN = {"Authorization": "Basic " + base64.b64encode(f"admin:{ADMIN_SECRET}".encode()).decode()}
+
+
+async def test_sign_up_signs_in_and_the_session_cookie_is_protected(portal: Portal) -> None:
+    browser = portal.browser()
+    assert (await browser.get("/portal")).headers["location"] == "/portal/sign-in"
+    signed_up = await browser.sign_up("ada@example.com")
+    assert signed_up.status_code == 303 and signed_up.headers["location"] == "/portal"
+    cookie = signed_up.headers["set-cookie"].lower()
+    assert "ogsim_dev=" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    assert "path=/portal" in cookie
+    home = await browser.get("/portal")
+    assert home.status_code == 200
+    assert "Ada Lovelace" in home.text and "Acme Fraud Labs" in home.text
+    assert "content-security-policy" in home.headers
+
+
+async def test_sign_out_ends_the_session_even_for_a_copied_cookie(
+        portal: Portal, developer: Browser) -> None:
+    copied = dict(developer.http.cookies)
+    assert (await developer.get("/portal")).status_code == 200
+    out = await developer.sign_out()
+    assert out.status_code == 303 and out.headers["location"] == "/portal/sign-in"
+    assert (await developer.get("/portal")).status_code == 303
+    replayed = portal.http()
+    replayed.cookies.update(copied)
+    answer = await replayed.get("/portal")
+    assert answer.status_code == 303, "a signed cookie whose session ended is worth nothing"
+
+
+async def test_sign_in_with_the_right_and_the_wrong_password(
+        portal: Portal, developer: Browser) -> None:
+    await developer.sign_out()
+    browser = portal.browser()
+    wrong = await browser.sign_in("ada@example.com", "not the password")
+    assert wrong.status_code == 401 and "Wrong email or password" in wrong.text
+    unknown = await browser.sign_in("nobody@example.com")
+    assert unknown.status_code == 401 and "Wrong email or password" in unknown.text
+    right = await browser.sign_in("ADA@example.com", PASSWORD)
+    assert right.status_code == 303 and right.headers["location"] == "/portal"
+    assert (await browser.get("/portal")).status_code == 200
+
+
+async def test_sign_in_is_throttled_with_retry_after_until_the_window_passes(
+        portal: Portal, developer: Browser) -> None:
+    browser = portal.browser("198.51.100.77")
+    for _ in range(5):
+        assert (await browser.sign_in("ada@example.com", "guess guess")).status_code == 401
+    blocked = await browser.sign_in("ada@example.com", PASSWORD)
+    assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+    assert int(blocked.headers["retry-after"]) == 900
+    elsewhere = portal.browser("198.51.100.78")
+    assert (await elsewhere.sign_in("ada@example.com", PASSWORD)).status_code == 429, \
+        "the email is throttled from every address"
+    portal.clock.advance(901)
+    assert (await browser.sign_in("ada@example.com", PASSWORD)).status_code == 303
+
+
+async def test_forms_without_the_session_csrf_token_are_refused(
+        portal: Portal, developer: Browser) -> None:
+    fields = {"name": "X", "api:sim-swap": "on", "key": "generate"}
+    missing = await developer.post("/portal/applications", fields, csrf_from=None)
+    assert missing.status_code == 403 and "expired or did not come from this portal" in missing.text
+    other = portal.browser()
+    foreign = await other.csrf("/portal/sign-up")
+    forged = await developer.http.post("/portal/applications",
+                                       content=urlencode({**fields, "csrf": foreign}),
+                                       headers=FORM)
+    assert forged.status_code == 403
+    no_cookie = portal.http()
+    anonymous = await no_cookie.post("/portal/sign-in", content=urlencode(
+        {"email": "ada@example.com", "password": PASSWORD, "csrf": foreign}), headers=FORM)
+    assert anonymous.status_code == 403
+    assert (await developer.get("/portal")).text.count("Fraud checks") == 0
+
+
+async def test_bad_sign_up_forms_name_the_field(portal: Portal, developer: Browser) -> None:
+    browser = portal.browser()
+    weak = await browser.sign_up("grace@example.com", password="short")
+    assert weak.status_code == 400 and "password: use at least 10 characters" in weak.text
+    assert 'value="grace@example.com"' in weak.text and 'value="short"' not in weak.text
+    duplicate = await browser.sign_up("ADA@example.com")
+    assert duplicate.status_code == 409 and "email: an account with this address" in duplicate.text
+    garbage = await browser.http.post("/portal/sign-up", content=b"\xff\xfe",
+                                      headers=FORM)
+    assert garbage.status_code == 400
+    json_body = await browser.http.post("/portal/sign-up", json={"email": "x"})
+    assert json_body.status_code == 400 and "takes a form" in json_body.text
+    repeated = await browser.http.post("/portal/sign-up", content="csrf=a&csrf=b", headers=FORM)
+    assert repeated.status_code == 400
+
+
+async def test_another_organisation_gets_not_found_for_an_application(
+        portal: Portal, developer: Browser) -> None:
+    created = await developer.create_application()
+    client_id = client_id_of(created.text)
+    mine = await developer.get(f"/portal/applications/{client_id}")
+    assert mine.status_code == 200 and client_id in mine.text
+    eve = portal.browser()
+    assert (await eve.sign_up("eve@example.com", organisation="Eve Corp")).status_code == 303
+    assert (await eve.get(f"/portal/applications/{client_id}")).status_code == 404
+    assert client_id not in (await eve.get("/portal")).text
+    for action in ("disable", "production", "rotate", "plans"):
+        answer = await eve.post(f"/portal/applications/{client_id}/{action}",
+                                {"key": "generate", "api": "sim-swap", "plan": "gold"},
+                                csrf_from="/portal")
+        assert answer.status_code == 404, action
+    application = portal.parts.accounts.application(client_id)
+    client = portal.operator.identity.clients.get(client_id)
+    assert application is not None and application.status == "active"
+    assert client is not None and not client.disabled
+    assert (await eve.get("/portal/applications/nope")).status_code == 404
+
+
+async def test_a_bad_jwk_is_refused_with_a_clear_message(portal: Portal,
+                                                        developer: Browser) -> None:
+    not_json = await developer.create_application(jwk="{not json")
+    assert not_json.status_code == 400 and "jwk: not JSON" in not_json.text
+    private = await developer.create_application(jwk=json.dumps(
+        {"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}))
+    assert private.status_code == 400 and "private" in private.text
+    broken = await developer.create_application(jwk=json.dumps(
+        {"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "BBBB"}))
+    assert broken.status_code == 400 and "jwk:" in broken.text
+    symmetric = await developer.create_application(jwk=json.dumps({"kty": "oct", "k": "AAAA"}))
+    assert symmetric.status_code == 400
+    empty = await developer.create_application(jwk="")
+    assert empty.status_code == 400 and "jwk: paste your public key" in empty.text
+    assert portal.parts.accounts.applications(
+        portal.parts.accounts.by_email("ada@example.com").org_id) == []  # type: ignore[union-attr]
+
+
+async def test_admin_pages_need_the_admin_credential(portal: Portal,
+                                                     developer: Browser) -> None:
+    asked = await developer.get("/portal/admin")
+    assert asked.status_code == 401
+    assert asked.headers["www-authenticate"].startswith("Basic")
+    wrong = await developer.get("/portal/admin", headers={
+        "Authorization": "Basic " + base64.b64encode(b"admin:wrong-secret").decode()})
+    assert wrong.status_code == 401
+    created = await developer.create_application()
+    client_id = client_id_of(created.text)
+    asked_production = await developer.post(f"/portal/applications/{client_id}/production",
+                                            csrf_from=f"/portal/applications/{client_id}")
+    assert asked_production.status_code == 303
+    refused = await developer.post(f"/portal/admin/production/{client_id}/approve",
+                                   csrf_from="/portal")
+    assert refused.status_code == 401
+    admin = portal.browser()
+    page = await admin.get("/portal/admin", headers=ADMIN)
+    assert page.status_code == 200 and client_id in page.text
+    approved = await admin.post(f"/portal/admin/production/{client_id}/approve",
+                                csrf_from=None, headers=ADMIN)
+    assert approved.status_code == 403, "an admin's form needs its CSRF token too"
+    token = await admin.http.get("/portal/admin", headers=ADMIN)
+    csrf = token.text.split('name="csrf" value="')[1].split('"')[0]
+    approved = await admin.http.post(f"/portal/admin/production/{client_id}/approve",
+                                     content=urlencode({"csrf": csrf}),
+                                     headers={**FORM, **ADMIN})
+    assert approved.status_code == 303
+    client = portal.operator.identity.clients.get(client_id)
+    assert client is not None and client.environment == "production"
+    shown = await developer.get(f"/portal/applications/{client_id}")
+    assert 'id="environment">production' in shown.text
+
+
+async def test_the_orphan_report_shows_a_deactivated_owner(portal: Portal,
+                                                           developer: Browser) -> None:
+    created = await developer.create_application()
+    client_id = client_id_of(created.text)
+    admin = portal.browser()
+    before = await admin.get("/portal/admin?days=30", headers=ADMIN)
+    assert client_id not in before.text
+    ada = portal.parts.accounts.by_email("ada@example.com")
+    assert ada is not None
+    portal.parts.deactivate(ada.developer_id)
+    after = await admin.get("/portal/admin?days=30", headers=ADMIN)
+    assert client_id in after.text and "(deactivated)" in after.text
+    assert (await developer.get("/portal")).status_code == 303, "signed out everywhere"
+    bad_days = await admin.get("/portal/admin?days=nan", headers=ADMIN)
+    assert bad_days.status_code == 400 and "days:" in bad_days.text
+
+
+async def test_the_aggregator_serves_the_portal_with_its_own_identity_server(
+        tmp_path: Path) -> None:
+    fed = await start_federation(quick_consent(default_federation()), tmp_path, probes=False)
+    try:
+        hub = fed.aggregator.api_root
+        browser = Browser(fed.http)
+        signed_up = await browser.post(
+            f"{hub}/portal/sign-up", {"organisation": "Hub users", "name": "Ada",
+                                      "email": "ada@example.com", "password": PASSWORD},
+            csrf_from=f"{hub}/portal/sign-up")
+        assert signed_up.status_code == 303, signed_up.text
+        created = await browser.post(
+            f"{hub}/portal/applications",
+            {"name": "Via the hub", "api:sim-swap": "on", f"purpose:{FRAUD}": "on",
+             "key": "generate"}, csrf_from=f"{hub}/portal/applications/new")
+        assert created.status_code == 200, created.text
+        client_id = client_id_of(created.text)
+        client = fed.aggregator.identity.clients.get(client_id)
+        assert client is not None and client.environment == "sandbox"
+        page = await fed.http.get(f"{hub}/portal/applications/{client_id}")
+        assert page.status_code == 200 and "/static/ogsim.css" in page.text
+        assert (await fed.http.get(f"{hub}/static/ogsim.css")).status_code == 200
+    finally:
+        await fed.stop()
