@@ -227,3 +227,26 @@ async def test_the_aggregator_serves_the_portal_with_its_own_identity_server(
         assert (await fed.http.get(f"{hub}/static/ogsim.css")).status_code == 200
     finally:
         await fed.stop()
+
+
+async def test_a_colleague_joins_the_organisation_with_an_invitation_link(
+        portal: Portal, developer: Browser) -> None:
+    invited = await developer.post("/portal/invitations", csrf_from="/portal")
+    assert invited.status_code == 200
+    link = invited.text.split('id="invitation-link" class="wide" value="')[1].split('"')[0]
+    path = link.removeprefix(portal.operator.api_root).replace("&amp;", "&")
+    grace = portal.browser()
+    form = await grace.get(path)
+    assert form.status_code == 200 and "Acme Fraud Labs" in form.text
+    fields = {name: form.text.split(f'name="{name}" value="')[1].split('"')[0]
+              for name in ("org", "code")}
+    joined = await grace.post("/portal/join", {**fields, "name": "Grace Hopper",
+                                               "email": "grace@example.com",
+                                               "password": PASSWORD}, csrf_from=path)
+    assert joined.status_code == 303, joined.text
+    home = await grace.get("/portal")
+    assert "Grace Hopper" in home.text and "Ada Lovelace" in home.text
+    again = await portal.browser().post("/portal/join", {**fields, "name": "Eve",
+                                                         "email": "eve@example.com",
+                                                         "password": PASSWORD}, csrf_from=path)
+    assert again.status_code == 400 and "unknown, used or expired" in again.text
