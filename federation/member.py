@@ -36,7 +36,7 @@ from operators.camara import OPERATION_SCOPES
 from operators.gateway import ThreatLimits, openapi_body, read_model
 from operators.identity import SubjectResolver, UnknownSubjectError
 from operators.integrator import CloudEventNotifier
-from operators.policies import Throttle
+from operators.policies import gateway_throttle
 
 from .authorization_relay import callback_url
 from .config import FederatedOperator, FederationConfig
@@ -153,9 +153,9 @@ class MemberOperator:
         policies: dict[str, TrustedIssuers] = {}
         sites: dict[str, DataCentreSite] = {}
         reference = reference_time or datetime.fromtimestamp(clock(), UTC)
-        shared_throttle = Throttle(
-            monotonic, calendar_clock=clock
-        )  # one set of limits per operator
+        shared_throttle = gateway_throttle(  # one set of limits per operator
+            config.redis_url, monotonic=monotonic, calendar=clock, namespace=operator_id
+        )
         for dc in config.data_centres:
             replica_config = config.model_copy(update={"storage": storage})
             policy_box: list[TrustedIssuers] = []

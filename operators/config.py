@@ -205,6 +205,11 @@ class OperatorConfig(_Strict):
     seed: int = 0
     subscribers: int = Field(default=200, ge=0, le=1_000_000)
     storage: str = Field(default=":memory:", description="SQLite file path or ':memory:'")
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for the gateway's throttle counters (redis://host:port/db), shared by"
+        " its replicas in several processes and kept across restarts; in memory if unset",
+    )
     issuer: str | None = Field(default=None, description="issuer URL; derived from id if unset")
     admin_secret: str = Field(default="admin-secret", min_length=8)
     signing_alg: Literal["ES256", "RS256", "PS256"] = "ES256"

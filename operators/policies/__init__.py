@@ -37,6 +37,7 @@ from operators.policies.throttle import (
     Throttle,
     ThrottleDecision,
     ThrottlePolicy,
+    gateway_throttle,
 )
 from operators.policies.token_bucket import TokenBucket
 
@@ -71,4 +72,5 @@ __all__ = [
     "TicketState",
     "TokenBucket",
     "counter_store",
+    "gateway_throttle",
 ]

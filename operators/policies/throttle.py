@@ -24,6 +24,7 @@ from operators.policies.counter_store import (
     InMemoryCounterStore,
     Limits,
     ThrottleDecision,
+    counter_store,
 )
 from operators.types import Clock
 
@@ -34,6 +35,7 @@ __all__ = [
     "Throttle",
     "ThrottleDecision",
     "ThrottlePolicy",
+    "gateway_throttle",
 ]
 
 _SEPARATOR = "#"
@@ -50,8 +52,6 @@ class ThrottlePolicy(Protocol):
 
 class Throttle:
     """One bucket and one quota counter per (application, plan name), kept in ``store``."""
-
-    __slots__ = ("_calendar_clock", "_clock", "_keys", "_store")
 
     def __init__(
         self,
@@ -104,3 +104,17 @@ class NoThrottle:
     def check(self, application: str, plan: Plan) -> ThrottleDecision:
         """Always allow."""
         return ALLOW
+
+
+def gateway_throttle(
+    redis_url: str | None, *, monotonic: Clock, calendar: Clock, namespace: str
+) -> Throttle:
+    """An operator gateway's throttle: counters in memory, or in Redis when a URL is given.
+
+    In Redis the keys go under ``ogsim:<namespace>:`` (operators may share a server) and the
+    buckets run on ``calendar`` too: replicas on other hosts share no monotonic clock.
+    """
+    if not redis_url:
+        return Throttle(monotonic, calendar_clock=calendar)
+    store = counter_store(redis_url, prefix=f"ogsim:{namespace}:")
+    return Throttle(calendar, calendar_clock=calendar, store=store)

@@ -75,6 +75,9 @@ def serve(
     storage: Annotated[
         Path | None, typer.Option(help="SQLite file for the operator's state (default: memory)")
     ] = None,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL for throttle counters shared by replicas")
+    ] = None,
 ) -> None:
     """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
     operator_config = load_operator(config, console)
@@ -89,6 +92,8 @@ def serve(
     updates: dict[str, object] = {"issuer": f"{origin}/oauth"}
     if storage is not None:
         updates["storage"] = str(storage)
+    if redis is not None:
+        updates["redis_url"] = redis
     try:
         # A database file keeps the signing keys, sealed with a key it must be given.
         KeySealing.for_database(str(updates.get("storage", ":memory:")), required=True)
@@ -136,9 +141,15 @@ def up(
         typer.Option(help="databases and logs of the parties (default: a temporary folder)"),
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every party")] = 60.0,
+    redis: Annotated[
+        str | None, typer.Option(help="Redis URL for every operator's throttle counters")
+    ] = None,
 ) -> None:
     """Start every operator and the aggregator as separate processes, until Ctrl-C."""
     federation = load_federation(config) if config else default_federation()
+    if redis is not None:
+        operators = tuple(o.model_copy(update={"redis_url": redis}) for o in federation.operators)
+        federation = federation.model_copy(update={"operators": operators})
     kept = sorted(run_dir.glob("*.sqlite3")) if run_dir is not None else []
     if kept and not os.environ.get(KeySealing.ENV):
         console.print(

@@ -8,7 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from operators.config import Plan, Quota, QuotaPeriod
-from operators.policies import RedisCounterStore, Throttle
+from operators.policies import (
+    InMemoryCounterStore,
+    RedisCounterStore,
+    Throttle,
+    gateway_throttle,
+)
 from tests.operators.policies.conftest import FakeClock
 
 _prefixes = itertools.count()
@@ -76,3 +81,28 @@ def test_forget_reaches_the_shared_counters(shared: list[RedisCounterStore]) -> 
     second.forget("app")
     assert first.tracked == 0
     assert first.check("app", plan).allowed
+
+
+def test_a_gateway_throttle_with_a_url_keeps_its_counters_in_redis_per_operator(
+    redis_server: str,
+) -> None:
+    monotonic, calendar = FakeClock(start=3.0), FakeClock(start=1_800_000_000.0)
+    plan = Plan(name="free", rate_per_second=1.0, burst=1)
+    es, fr = (
+        gateway_throttle(redis_server, monotonic=monotonic, calendar=calendar, namespace=name)
+        for name in ("telco-es", "telco-fr")
+    )
+    assert isinstance(es.store, RedisCounterStore)
+    assert es.check("app", plan).allowed
+    assert fr.check("app", plan).allowed  # another operator: its own counters
+    assert es.store.client.exists("ogsim:telco-es:{app#free}:b")
+    assert not es.check("app", plan).allowed
+    calendar.advance(1.0)  # buckets in Redis run on the calendar clock, shared across hosts
+    assert es.check("app", plan).allowed
+    es.store.client.close()
+    fr.store.client.close()
+
+
+def test_a_gateway_throttle_without_a_url_stays_in_memory(fake_clock: FakeClock) -> None:
+    throttle = gateway_throttle(None, monotonic=fake_clock, calendar=fake_clock, namespace="x")
+    assert isinstance(throttle.store, InMemoryCounterStore)
