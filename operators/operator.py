@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from .admin_auth import admin_guard
+from .billing import build_invoice_admin_router
 from .camara.consent_info import (
     RetrieveStatusRequestBody,
     RetrieveStatusResponseBody,
@@ -130,7 +131,7 @@ class Operator:
         integrator.sandbox_gate = _sandbox_gate(subscribers)
         integrator.consent_status = _consent_status(identity)
         admission = Admission(
-            PlanSubscriptions(config, db),
+            PlanSubscriptions(config, db, clock),
             throttle
             if throttle is not None
             else gateway_throttle(
@@ -308,7 +309,13 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.mount("/static", static_files(), name="static")
     app.include_router(build_consent_portal_router(operator))
     app.include_router(build_handset_router(operator))
-    install_developer_portal(app, portal_host(operator))
+    portal = install_developer_portal(app, portal_host(operator))
+    app.include_router(  # GET /admin/invoices?month=YYYY-MM[&by=organisation]
+        build_invoice_admin_router(
+            config, operator.gateway.admission.plans, operator.gateway.ledger, operator.clock,
+            owners=portal.accounts.owners,
+        )
+    )
     install_api_docs(app)
     app.add_middleware(GatewayMiddleware, gateway=operator.gateway)
     return app

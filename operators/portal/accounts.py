@@ -313,6 +313,12 @@ class DeveloperAccounts:
             (org_id,))
         return [_row_application(r) for r in rows]
 
+    def owners(self) -> dict[str, str]:
+        """Which organisation owns each portal application (client id -> org id), for
+        invoices per organisation."""
+        rows = self.db.all("SELECT client_id, org_id FROM portal_applications")
+        return {row["client_id"]: row["org_id"] for row in rows}
+
     def application(self, client_id: str) -> Application | None:
         row = self.db.one("SELECT * FROM portal_applications WHERE client_id = ?", (client_id,))
         return None if row is None else _row_application(row)

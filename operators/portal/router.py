@@ -24,6 +24,8 @@ from .applications import build_application_router
 from .developer_portal import DeveloperPortal
 from .guard import AdminRequired, FormRefused, PortalGuard, SignInRequired
 from .host import PortalHost
+from .invoices_page import build_invoice_pages
+from .trust import build_trust_pages
 from .usage import build_usage_pages
 
 PREFIX = "/portal"
@@ -33,7 +35,7 @@ PageRouterFactory = Callable[[PortalHost, DeveloperAccounts, PortalGuard], APIRo
 """Builds one page module's router; its paths start with ``/portal`` (give the router
 ``prefix="/portal"`` or full paths) and it uses the guard for sessions, CSRF and pages."""
 
-PAGES: tuple[PageRouterFactory, ...] = (build_usage_pages,)
+PAGES: tuple[PageRouterFactory, ...] = (build_usage_pages, build_invoice_pages, build_trust_pages)
 """The page modules every operator and the aggregator serve beside this package's own (the
 catalogue, console, usage, invoices...): listed here once, so both parties serve the same."""
 

@@ -290,7 +290,7 @@ class SimOperator:
             if policies.throttling.enabled
             else NoThrottle()
         )
-        self.plans = InMemoryPlans.of(self.config)
+        self.plans = InMemoryPlans.of(self.config, clock=self.calendar)
         self.admission = Admission(self.plans, self.throttle, self.calendar)
         self._subscribed: set[tuple[str, str]] = set()
         self._work: dict[tuple[str | None, str], _Work] = {}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,7 +29,6 @@ from operators.portal.corporate_sign_in import CALLBACK_PATH, OrganisationIdps
 from operators.portal.guard import PortalGuard
 from operators.portal.router import install_developer_portal
 from operators.portal.sessions import COOKIE
-from operators.portal.trust import build_trust_pages
 from tests.operators.identity.conftest import FakeClock
 
 PORTAL = "http://portal.operator.test"
@@ -120,8 +118,8 @@ def build_world(operator: Operator, clock: FakeClock, network: AsgiNetwork,
     idp.register_client(CLIENT_ID, CLIENT_SECRET, [PORTAL + CALLBACK_PATH])
     network.add(IDP, create_corporate_idp_app(idp))
     app = FastAPI()
-    portal = install_developer_portal(app, portal_host(operator, clock, **host),
-                                      [partial(build_trust_pages, http=http)])
+    operator.identity.use_http(http)  # the trust pages reach the IdP as the operator does
+    portal = install_developer_portal(app, portal_host(operator, clock, **host))
     network.add(PORTAL, app)
     admin = portal.accounts.sign_up("Corp Ltd", "admin@corp.example", "Ada Admin",
                                     ADMIN_PASSWORD)
