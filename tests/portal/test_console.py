@@ -8,16 +8,29 @@ documented test number succeeds with it.
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from operators.camara import OPERATIONS
 from operators.camara.sim_swap import CreateCheckSimSwap
+from operators.config import example_operator
+from operators.operator import Operator, create_operator_app
 from operators.portal.console import BEARER_SCHEME, build_console_pages, console_document
-from tests.portal.conftest import FORM, FRAUD, Browser, Portal
+from operators.portal.developer_portal import DeveloperPortal
+from tests.browser.conftest import WAIT, chrome, wait_for
+from tests.portal.conftest import FORM, FRAUD, PASSWORD, Browser, Portal
+
+__all__ = ["chrome"]  # a fixture, found by name
 
 TOKEN = "/portal/console/token"
 
@@ -252,3 +265,69 @@ async def test_an_application_with_only_consent_purposes_gets_a_clear_refusal(
     answer = await _token(developer, client_id)
     assert answer.status_code == 400
     assert "two-legged" in answer.json()["error_description"]
+
+
+
+@dataclass
+class Loopback:
+    operator: Operator
+    base: str
+    portal: DeveloperPortal
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[Loopback]:
+    """An operator with the console served by uvicorn on a loopback port (for Chromium)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = example_operator(storage=str(tmp_path / "operator.sqlite3")).model_copy(
+        update={"issuer": f"{base}/oauth"})
+    operator = Operator.from_config(config)
+    app = create_operator_app(operator)
+    parts: DeveloperPortal = app.state.developer_portal
+    app.router.routes[:0] = build_console_pages(parts.host, parts.accounts, parts.guard).routes
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, "the operator to start")
+    try:
+        yield Loopback(operator, base, parts)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=WAIT)
+        sock.close()
+        operator.close()
+
+
+def test_try_it_out_in_chromium_with_the_pages_token(loopback: Loopback, chrome: Any) -> None:
+    """The page's script gets the token and Swagger UI sends it: a SIM swap check answers."""
+    from selenium.webdriver.common.by import By
+
+    base, accounts = loopback.base, loopback.portal.accounts
+    ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
+    accounts.create_application(ada, "Fraud checks", ["sim-swap"], [FRAUD], None)
+    chrome.get(f"{base}/portal/sign-in")
+    chrome.find_element(By.NAME, "email").send_keys("ada@example.com")
+    chrome.find_element(By.NAME, "password").send_keys(PASSWORD)
+    chrome.find_element(By.NAME, "password").submit()
+    wait_for(lambda: "/portal/sign-in" not in chrome.current_url, "the sign-in")
+    chrome.get(f"{base}/portal/console")
+    root = chrome.find_element(By.ID, "swagger-ui")
+    wait_for(lambda: root.get_attribute("data-loaded") == "true", "Swagger UI to load")
+    chrome.find_element(By.ID, "console-get-token").click()
+    status = chrome.find_element(By.ID, "console-token-status")
+    wait_for(lambda: status.get_attribute("class") == "ok", "the token")
+    check = "#operations-SIM_Swap-checkSimSwap"
+    chrome.find_element(By.CSS_SELECTOR, f"{check} .opblock-summary").click()
+    wait_for(lambda: bool(chrome.find_elements(By.CSS_SELECTOR, f"{check} textarea")),
+             "the request body editor")
+    body = chrome.find_element(By.CSS_SELECTOR, f"{check} textarea")
+    body.clear()
+    number = loopback.operator.subscribers.test_number("recent-swap")
+    body.send_keys(json.dumps({"phoneNumber": number, "maxAge": 240}))
+    chrome.find_element(By.CSS_SELECTOR, f"{check} .execute").click()
+    answer = f"{check} .live-responses-table"
+    wait_for(lambda: bool(chrome.find_elements(By.CSS_SELECTOR, answer)), "the answer")
+    shown = chrome.find_element(By.CSS_SELECTOR, answer).text
+    assert "200" in shown and '"swapped": true' in shown, shown
