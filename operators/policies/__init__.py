@@ -4,6 +4,16 @@ Their counters (throttle buckets, quotas) live in a counter store: in memory by 
 Redis (:class:`RedisCounterStore`, via :func:`counter_store`) for replicas in several processes.
 """
 
+from operators.policies.autoscaler import (
+    Autoscaler,
+    AutoscalerConfig,
+    PolicyKind,
+    ReplicaSample,
+    ScaleDecision,
+    ScalingPolicy,
+    ScalingRules,
+    SelectPolicy,
+)
 from operators.policies.bulkhead import RequestBuffer, Ticket, TicketState
 from operators.policies.circuit_breaker import (
     CircuitBreaker,
@@ -45,6 +55,8 @@ __all__ = [
     "QUOTA_EXCEEDED",
     "TOO_MANY_REQUESTS",
     "AdmissionShedder",
+    "Autoscaler",
+    "AutoscalerConfig",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerMetrics",
@@ -58,11 +70,17 @@ __all__ = [
     "LoadShedder",
     "NoShedding",
     "NoThrottle",
+    "PolicyKind",
     "QuotaCounter",
     "RedisCounterStore",
+    "ReplicaSample",
     "RequestBuffer",
     "RetryBudget",
     "RetryPolicy",
+    "ScaleDecision",
+    "ScalingPolicy",
+    "ScalingRules",
+    "SelectPolicy",
     "SlidingWindowType",
     "StateTransition",
     "Throttle",

@@ -6,6 +6,7 @@ from pathlib import Path
 import operators.policies
 
 MODULES = (
+    "autoscaler",
     "bulkhead",
     "circuit_breaker",
     "counter_store",
