@@ -5,7 +5,8 @@
 the suite sets one random key for the whole session, children included. A test that checks
 the refusal removes it with ``monkeypatch.delenv``.
 
-And a bound on every async test (:data:`HUNG_TEST_BOUND`), reporting where a hung one waits.
+And a bound on every async test (:data:`HUNG_TEST_BOUND`), reporting where a hung one waits;
+and a throwaway Debian ``redis-server`` on loopback for the shared-counter tests (``redis_server``).
 """
 
 from __future__ import annotations

@@ -224,20 +224,41 @@ def _num(value: float) -> str:
 
 
 class RedisCounterStore:
-    """Token buckets and quota windows in one Redis, atomic per call, shared by processes."""
+    """Token buckets and quota windows in one Redis, atomic per call, shared by processes.
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "ogsim:") -> None:
+    When Redis cannot be reached, :meth:`admit` (the gateway's call) fails open: the call is
+    admitted and :attr:`failures` counts it, since refusing every call for want of a counter
+    would turn a counter outage into an API outage. ``fail_open=False`` raises instead.
+    :meth:`take_token` and :meth:`count_call` always raise ``redis.RedisError``.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, prefix: str = "ogsim:", fail_open: bool = True
+    ) -> None:
+        import redis
+
         self._client = client
         self._prefix = prefix
         self._script = client.register_script(_SCRIPT)
         self._slack = _num(EXPIRY_SLACK)
+        self._fail_open = fail_open
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
+        self.failures = 0
+        """Calls admitted without a counter because Redis could not be reached."""
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str = "ogsim:") -> RedisCounterStore:
-        """A store on the server at ``url`` (``redis://127.0.0.1:6379/0``)."""
+    def from_url(
+        cls, url: str, *, prefix: str = "ogsim:", timeout: float = 0.5, fail_open: bool = True
+    ) -> RedisCounterStore:
+        """A store on the server at ``url`` (``redis://127.0.0.1:6379/0``).
+
+        ``timeout`` bounds connecting and each reply (seconds): the gateway calls the store on
+        its request path, so a Redis that hangs must not hang the gateway with it.
+        """
         import redis
 
-        return cls(redis.Redis.from_url(url), prefix=prefix)
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(client, prefix=prefix, fail_open=fail_open)
 
     @property
     def client(self) -> redis.Redis:
@@ -282,7 +303,13 @@ class RedisCounterStore:
         args = ["admit", self._slack, _num(now), _num(limits.rate), str(limits.burst)]
         if limits.quota is not None:
             args += self._quota_args(limits.quota, calendar_now)
-        allowed, refused_by, retry_after, _ = self._run(key, args)
+        try:
+            allowed, refused_by, retry_after, _ = self._run(key, args)
+        except self._errors:
+            if not self._fail_open:
+                raise
+            self.failures += 1
+            return ALLOW
         if allowed:
             return ALLOW
         code = TOO_MANY_REQUESTS if refused_by == 1 else QUOTA_EXCEEDED

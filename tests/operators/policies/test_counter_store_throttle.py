@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
 
 from operators.config import Plan, Quota, QuotaPeriod
 from operators.policies import (
@@ -106,3 +108,18 @@ def test_a_gateway_throttle_with_a_url_keeps_its_counters_in_redis_per_operator(
 def test_a_gateway_throttle_without_a_url_stays_in_memory(fake_clock: FakeClock) -> None:
     throttle = gateway_throttle(None, monotonic=fake_clock, calendar=fake_clock, namespace="x")
     assert isinstance(throttle.store, InMemoryCounterStore)
+
+
+def test_an_unreachable_redis_fails_open_and_is_counted() -> None:
+    """A counter outage must not become an API outage (nor a 500): the call passes."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = RedisCounterStore.from_url(f"redis://127.0.0.1:{port}/0", timeout=0.2)
+    throttle = Throttle(FakeClock(), store=store)
+    plan = Plan(name="free", rate_per_second=1.0, burst=1)
+    assert throttle.check("app", plan).allowed
+    assert store.failures == 1
+    strict = RedisCounterStore.from_url(f"redis://127.0.0.1:{port}/0", fail_open=False)
+    with pytest.raises(redis.RedisError):
+        Throttle(FakeClock(), store=strict).check("app", plan)
