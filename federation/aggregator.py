@@ -46,6 +46,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from operators import (
+    TEST_NUMBERS,
     CamaraError,
     Database,
     LegalBasis,
@@ -1218,6 +1219,11 @@ def portal_host(aggregator: Aggregator) -> PortalHost:
         api_root=origin,
         apis=tuple(dict.fromkeys(operation_named(op).api for op in FORWARDED)),
         kind="aggregator",
+        test_numbers=lambda: [
+            (test, plan.test_number(test))
+            for plan in aggregator._number_plans
+            for test in TEST_NUMBERS
+        ],
     )
 
 

@@ -201,7 +201,7 @@ def build_console_pages(
     ``test_numbers`` lists the documented test numbers the page names; by default the party's
     own (an aggregator, which has no subscribers, passes an operator's).
     """
-    numbers = test_numbers if test_numbers is not None else host.identity.subscribers.test_numbers
+    numbers = test_numbers if test_numbers is not None else host.sandbox_numbers
     router = APIRouter(prefix="/portal/console", include_in_schema=False)
     title = f"{host.config.display_name} sandbox: CAMARA APIs"
 

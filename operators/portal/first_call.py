@@ -299,7 +299,7 @@ def build_first_call_pages(
     def number() -> str:
         if test_number is not None:
             return test_number()
-        return host.identity.subscribers.test_number(TEST_NUMBER_ROLE)
+        return next(n for t, n in host.sandbox_numbers() if t.role == TEST_NUMBER_ROLE)
 
     def call_of(request: Request, client_id: str) -> tuple[Application, FirstCall]:
         developer = guard.require(request)

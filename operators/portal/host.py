@@ -8,11 +8,13 @@ one plan store, one usage ledger), and a change made in the portal is what the n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..config import OperatorConfig
 from ..storage import Database
+from ..test_numbers import TestNumber
 from ..types import Clock
 
 if TYPE_CHECKING:
@@ -52,3 +54,12 @@ class PortalHost:
     reads the statistics tables in ``db`` alone (a party without a gateway of its own)."""
     kind: str = "operator"
     """``operator`` or ``aggregator``: what the pages call the party."""
+    test_numbers: Callable[[], list[tuple[TestNumber, str]]] | None = None
+    """The documented test numbers a sandbox application reaches here (the console and the
+    first-call example name them); None: the party's own subscribers' (an aggregator, which
+    has none, lists its operators')."""
+
+    def sandbox_numbers(self) -> list[tuple[TestNumber, str]]:
+        if self.test_numbers is not None:
+            return self.test_numbers()
+        return self.identity.subscribers.test_numbers()

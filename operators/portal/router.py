@@ -21,7 +21,10 @@ from .account_pages import build_account_router
 from .accounts import AccountError, DeveloperAccounts
 from .admin_pages import build_admin_router
 from .applications import build_application_router
+from .catalogue import build_catalogue_pages
+from .console import build_console_pages
 from .developer_portal import DeveloperPortal
+from .first_call import build_first_call_pages
 from .guard import AdminRequired, FormRefused, PortalGuard, SignInRequired
 from .host import PortalHost
 from .invoices_page import build_invoice_pages
@@ -35,7 +38,14 @@ PageRouterFactory = Callable[[PortalHost, DeveloperAccounts, PortalGuard], APIRo
 """Builds one page module's router; its paths start with ``/portal`` (give the router
 ``prefix="/portal"`` or full paths) and it uses the guard for sessions, CSRF and pages."""
 
-PAGES: tuple[PageRouterFactory, ...] = (build_usage_pages, build_invoice_pages, build_trust_pages)
+PAGES: tuple[PageRouterFactory, ...] = (
+    build_catalogue_pages,
+    build_console_pages,
+    build_first_call_pages,
+    build_usage_pages,
+    build_invoice_pages,
+    build_trust_pages,
+)
 """The page modules every operator and the aggregator serve beside this package's own (the
 catalogue, console, usage, invoices...): listed here once, so both parties serve the same."""
 
