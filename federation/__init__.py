@@ -31,6 +31,12 @@ if TYPE_CHECKING:
         default_federation,
         load_federation,
     )
+    from federation.corporate_idp import (
+        CorporateIdp,
+        CorporateUser,
+        create_corporate_idp_app,
+        example_corporate_idp,
+    )
     from federation.demo import Interactive, run_demo
     from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
     from federation.federation import Federation, quick_consent, running_federation
@@ -62,6 +68,8 @@ __all__ = [
     "PORTED_NUMBER",
     "AggregatorConfig",
     "ApplicationClient",
+    "CorporateIdp",
+    "CorporateUser",
     "CountryConfig",
     "DataCentre",
     "Endpoints",
@@ -92,8 +100,10 @@ __all__ = [
     "TrustGraph",
     "WholesaleRate",
     "build_routing_table",
+    "create_corporate_idp_app",
     "default_federation",
     "descriptor",
+    "example_corporate_idp",
     "fetch_access_token",
     "free_port_block",
     "load_client_key",
@@ -123,6 +133,10 @@ _HOMES = {
     "FederationConfig": "federation.config",
     "default_federation": "federation.config",
     "load_federation": "federation.config",
+    "CorporateIdp": "federation.corporate_idp",
+    "CorporateUser": "federation.corporate_idp",
+    "create_corporate_idp_app": "federation.corporate_idp",
+    "example_corporate_idp": "federation.corporate_idp",
     "Interactive": "federation.demo",
     "run_demo": "federation.demo",
     "FIRST_SEARCH": "federation.discovery_fallback",

@@ -32,8 +32,10 @@ from federation import (
     FederationProcesses,
     Interactive,
     OAuthClientError,
+    create_corporate_idp_app,
     default_federation,
     descriptor,
+    example_corporate_idp,
     fetch_access_token,
     load_client_key,
     load_federation,
@@ -49,7 +51,7 @@ from operators import (
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from sim.cli.options import DEFAULT_ADMIN_SECRET, OperatorConfigOption, load_operator
 
-__all__ = ["app", "demo", "operator_app", "serve", "token", "up"]
+__all__ = ["app", "corporate_idp", "demo", "operator_app", "serve", "token", "up"]
 
 PANEL = "Live (real HTTP, wall time)"
 
@@ -345,8 +347,42 @@ def token(
     sys.stdout.write(f"{answer['access_token']}\n")
 
 
+def corporate_idp(
+    portal: Annotated[
+        str, typer.Option(help="origin of the operator whose developer portal signs in with it")
+    ] = "http://127.0.0.1:8080",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8099,
+    admin_secret: Annotated[
+        str,
+        typer.Option(help="bearer credential of the IdP's admin API", envvar="OGSIM_IDP_SECRET"),
+    ] = "idp-admin-secret",
+) -> None:
+    """Serve the demo company's identity provider (OIDC sign-in, SCIM and RISC deprovisioning)."""
+    if not _loopback(host):
+        console.print(f"[red]--host {host}: the demo IdP serves loopback only[/red]")
+        raise typer.Exit(2)
+    issuer = f"http://{host}:{port}"
+    portal = portal.rstrip("/")
+    idp = example_corporate_idp(issuer, admin_secret=admin_secret)
+    secret = os.urandom(18).hex()
+    idp.register_client("ogsim-portal", secret, [f"{portal}/portal/sign-in/corporate/callback"])
+    table = Table(title="corporate identity provider (demo company)")
+    table.add_column("what")
+    table.add_column("value")
+    table.add_row("issuer", issuer)
+    table.add_row("client id / secret for the portal's trust page", f"ogsim-portal / {secret}")
+    table.add_row("employees (login / password)", "ada / ada-password, bob / bob-password")
+    table.add_row("send deprovisioning to the portal",
+                  f"POST {issuer}/admin/receivers (Bearer {admin_secret})")
+    table.add_row("disable an employee", f"POST {issuer}/admin/users/bob/disable")
+    console.print(table)
+    serve_until_stopped(create_corporate_idp_app(idp), host, port)
+
+
 app = typer.Typer()
 app.command("serve", rich_help_panel=PANEL)(serve)
+app.command("corporate-idp", rich_help_panel=PANEL)(corporate_idp)
 app.command("up", rich_help_panel=PANEL)(up)
 app.command("demo", rich_help_panel=PANEL)(demo)
 app.command("token", rich_help_panel=PANEL)(token)
