@@ -26,7 +26,6 @@ sides: it then shows as a difference in both months, as a cut-off difference wou
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from typing import Any, Literal, Protocol
 from fastapi import APIRouter, Depends
 
 from operators import CamaraError, admin_guard
+from operators.billing import Month, MonthError
 from operators.gateway import UsageEvent, UsageLedger
 
 from .config import FederationConfig
@@ -45,52 +45,12 @@ from .rate_card import RateCard
 Books = Literal["aggregator", "operator"]
 """Whose records a statement was drawn from."""
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 CORRELATOR_LIMIT = 256
 """The longest correlator an operator keeps (the hub cuts its scoped correlator to it)."""
 
 
 class StatementError(ValueError):
     """A month, a statement document or a pair that cannot be read; the message says why."""
-
-
-@dataclass(frozen=True, order=True)
-class Month:
-    """A calendar month in UTC, the period of a statement."""
-
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> Month:
-        match = _MONTH.match(text.strip()) if isinstance(text, str) else None
-        if match is None:
-            raise StatementError(f"month must be YYYY-MM (e.g. 2025-01), not {text!r}")
-        return cls(int(match.group(1)), int(match.group(2)))
-
-    @classmethod
-    def of(cls, at: float) -> Month:
-        """The month an epoch timestamp falls in."""
-        when = datetime.fromtimestamp(at, UTC)
-        return cls(when.year, when.month)
-
-    def next(self) -> Month:
-        return Month(self.year + self.month // 12, self.month % 12 + 1)
-
-    @property
-    def start(self) -> float:
-        return datetime(self.year, self.month, 1, tzinfo=UTC).timestamp()
-
-    @property
-    def end(self) -> float:
-        """The first instant of the next month (excluded)."""
-        return self.next().start
-
-    def holds(self, at: float) -> bool:
-        return self.start <= at < self.end
-
-    def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
 
 
 def months_between(start: float, end: float) -> list[Month]:
@@ -236,7 +196,7 @@ class Statement:
                 books,
                 str(data["aggregator"]),
                 str(data["operator"]),
-                Month.parse(data["month"]),
+                Month.parse(str(data["month"])),
                 str(data["currency"]),
                 tuple(
                     StatementLine(
@@ -504,7 +464,7 @@ def _month(month: str | None) -> Month:
         raise CamaraError(400, "INVALID_ARGUMENT", "month is required: ?month=YYYY-MM")
     try:
         return Month.parse(month)
-    except StatementError as error:
+    except MonthError as error:
         raise CamaraError(400, "INVALID_ARGUMENT", str(error)) from error
 
 

@@ -37,6 +37,7 @@ from federation.settlement import (
     statement,
 )
 from operators import ConfigFileError
+from operators.billing import MonthError
 from tests.federation.conftest import FakeClock
 
 FRAUD = "dpv:FraudPreventionAndDetection"
@@ -55,7 +56,7 @@ def test_a_month_is_a_utc_calendar_month() -> None:
     assert Month.parse("2024-12").next() == Month(2025, 1)
     assert months_between(MARCH.start + 5, APRIL.start + 5) == [MARCH, APRIL]
     for bad in ("2025-13", "2025-3", "March", "", "2025-03-01"):
-        with pytest.raises(StatementError, match="YYYY-MM"):
+        with pytest.raises(MonthError, match="YYYY-MM"):
             Month.parse(bad)
 
 
