@@ -156,7 +156,11 @@ class IdpDirectory:
     def client(self) -> httpx.AsyncClient:
         if self.http is None:
             given = self.fallback() if self.fallback is not None else None
-            self.http = given if given is not None else httpx.AsyncClient(timeout=10.0)
+            # A client of our own keeps no connection open between fetches (they are rare:
+            # discovery and keys are cached), so nothing is left to close at shutdown.
+            self.http = given if given is not None else httpx.AsyncClient(
+                timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0)
+            )
             self.jwks.use_http(self.http)
         return self.http
 
