@@ -16,7 +16,7 @@ from ddsketch import DDSketch
 
 from sim.metrics import RELATIVE_ACCURACY, Metrics, quantile
 from sim.results import RunResult, Verdict
-from sim.scenario import CONSENT_METRICS, Expectation, Scenario
+from sim.scenario import CONSENT_METRICS, REPLICA_METRICS, Expectation, Scenario
 
 __all__ = ["Verdict", "evaluate", "recovery_time", "resolve_window"]
 
@@ -92,6 +92,9 @@ def _measure(
             expectation.level,
             expectation.hold,
         )
+    if metric in REPLICA_METRICS:
+        window = resolve_window(expectation, events)
+        return result.replica_measure(metric, expectation.operator, *window)
     if metric in CONSENT_METRICS:
         counts = result.consent_totals(expectation.operator)
         value = counts.get(metric)
@@ -146,6 +149,8 @@ def _measure(
         return _ratio(completed - ok, completed)
     if metric == "latency_p50":
         return quantile(sketch, 0.5)
+    if metric == "latency_p95":
+        return quantile(sketch, 0.95)
     if metric == "latency_p99":
         return quantile(sketch, 0.99)
     raise ValueError(f"unknown metric {metric!r}")  # pragma: no cover - Literal is exhaustive

@@ -12,6 +12,9 @@ A consent revocation wave is planned at once on each operator it names
 (:meth:`~sim.tiers.consent.ConsentReplicas.schedule`): the lines ranked below the wave's
 share, the same lines every time, are revoked in one data centre and replicated to the others
 after the wave's lag; the gateway of each data centre refuses by its own view.
+
+A replica failure kills gateway replicas of a data centre at its time; the data centre's
+:class:`~sim.tiers.gateway_pool.GatewayPool` heals them (nothing switches back at an end).
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from sim.scenario import (
     FaultSpec,
     IdentityOutage,
     Partition,
+    ReplicaFailure,
     TrustRevocation,
 )
+from sim.tiers.gateway_pool import GatewayPool
 from sim.tiers.network_function import FaultChange
 from sim.tiers.operator import SimOperator
 
@@ -73,6 +78,13 @@ def _toggle(
     if fault.duration is not None:
         yield env.timeout(fault.duration)
         switch(False)
+
+
+def _kill(
+    env: simpy.Environment, at: float, pool: GatewayPool, count: int
+) -> Generator[simpy.Event, Any, None]:
+    yield env.timeout(at)
+    pool.fail(count)
 
 
 def schedule_faults(
@@ -126,6 +138,10 @@ def schedule_faults(
                     end=fault.end,
                     data_centre=fault.data_centre,
                 )
+            continue
+        elif isinstance(fault, ReplicaFailure):
+            pool = operators[fault.operator].data_centres[fault.data_centre].pool
+            env.process(_kill(env, fault.at, pool, fault.replicas))
             continue
         elif isinstance(fault, Partition):
             a, b = fault.between

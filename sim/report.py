@@ -20,13 +20,14 @@ import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from ddsketch import DDSketch
 from matplotlib.axes import Axes
 
 from sim.html_report import Figure, HtmlDocument, verdict_cell
-from sim.metrics import quantile
+from sim.metrics import RELATIVE_ACCURACY, quantile
 from sim.results import RunResult
 from sim.revenue import revenue, revenue_totals
-from sim.scenario import ConsentRevocation, Scenario
+from sim.scenario import ConsentRevocation, ReplicaFailure, Scenario
 
 if TYPE_CHECKING:
     from sim.replications import Interval, RunDigest, VariantSummary
@@ -40,7 +41,7 @@ __all__ = [
     "write_report",
 ]
 
-PLOTS = ("goodput.png", "latency.png", "breakers.png", "queues.png")
+PLOTS = ("goodput.png", "latency.png", "breakers.png", "queues.png", "replicas.png")
 """The plots of a single run's folder, in the order the HTML report shows them."""
 
 
@@ -173,10 +174,20 @@ def _variant(result: RunResult) -> dict[str, Any]:
             for at, op, dc, healthy in result.balancer_changes
         ],
         "per_key": per_key,
+        "latency_p95": _p95(result),
+        "replicas": result.replicas(),
         **({"settlement": records} if (records := settlement(result)) else {}),
         **({"revenue": earned} if (earned := revenue(result)) else {}),
         **({"consent_revocations": consent} if (consent := consent_revocations(result)) else {}),
     }
+
+
+def _p95(result: RunResult) -> float | None:
+    """The 95th percentile latency of every successful operation of the run."""
+    merged = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
+    for stats in result.keys.values():
+        merged.merge(stats.latency)
+    return quantile(merged, 0.95)
 
 
 def summary(results: Sequence[RunResult]) -> dict[str, Any]:
@@ -297,6 +308,61 @@ def _plot_prefixed(
     fig.tight_layout()
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
+
+
+def _scales(scenario: Scenario) -> bool:
+    """Whether the scenario's gateway replica counts can change (autoscaled or failing)."""
+    return any(isinstance(fault, ReplicaFailure) for fault in scenario.faults) or any(
+        dc.autoscale is not None
+        for op in scenario.topology.operators.values()
+        for dc in op.data_centres.values()
+    )
+
+
+def _plot_replicas(results: Sequence[RunResult], out: Path) -> None:
+    """Gateway replicas per data centre (all that cost, and those ready) against the load."""
+    fig, axes = _grid(results, "gateway replicas per data centre, and the offered load")
+    for ax, result in zip(axes, results, strict=True):
+        rows = result.rows
+        t = _series(rows, "t")
+        keys = sorted({k for k in rows[0] if k.startswith("replicas.")}) if rows else []
+        for key in keys:
+            where = key.split(".", 1)[1]
+            line = ax.step(t, _series(rows, key), where="post", lw=1.4, label=f"{where} replicas")
+            ax.step(
+                t,
+                _series(rows, f"replicas_ready.{where}"),
+                where="post",
+                lw=0.8,
+                ls="--",
+                color=line[0].get_color(),
+                label=f"{where} ready",
+            )
+        load = ax.twinx()
+        load.plot(t, _series(rows, "offered"), lw=0.6, color="tab:gray", alpha=0.4)
+        ax.set_zorder(load.get_zorder() + 1)  # the replicas in front of the load
+        ax.patch.set_visible(False)
+        load.set_ylabel("offered operations / s", color="tab:gray", fontsize=8)
+        _shade(ax, result)
+        ax.set_title(result.scenario.variant)
+        ax.set_xlabel("virtual time (s)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("gateway replicas")
+    fig.tight_layout()
+    fig.savefig(out / "replicas.png", dpi=100)
+    plt.close(fig)
+
+
+def _replicas_section(doc: HtmlDocument, result: RunResult) -> None:
+    stats = result.replicas()
+    if not _scales(result.scenario) or not stats:
+        return
+    doc.heading("Gateway replicas (cost)", level=3)
+    doc.table(
+        ["data centre", "replica-hours", "fewest", "most", "mean"],
+        [[where, s["replica_hours"], s["min"], s["max"], s["mean"]] for where, s in stats.items()],
+    )
 
 
 def _bound(lo: float | None, hi: float | None) -> str:
@@ -490,6 +556,7 @@ def _run_html(
             )
         _revenue_section(doc, result)
         _consent_section(doc, result)
+        _replicas_section(doc, result)
     doc.heading("Plots")
     for name in PLOTS:
         path = out / name
@@ -551,6 +618,8 @@ def write_report(
         "queue lengths (network functions, buffers)",
         "queues.png",
     )
+    if any(_scales(result.scenario) for result in results):
+        _plot_replicas(results, out)
     _run_html(results, out, source, overrides)
     return digest
 

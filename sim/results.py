@@ -13,7 +13,10 @@ from typing import Any
 from sim.metrics import KeyStats, LittleCheck, TimeSeries
 from sim.scenario import Scenario
 
-__all__ = ["RunResult", "StationLittle", "Verdict"]
+__all__ = ["REPLICAS", "RunResult", "StationLittle", "Verdict"]
+
+REPLICAS = "replicas."
+"""The prefix of the per-second gauges counting each data centre's gateway replicas."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,9 @@ class RunResult:
             "goodput_per_second": ok / duration,
             "offered_per_second": offered / duration,
             "retry_amplification": attempts / offered if offered else 0.0,
+            "gateway_replica_hours": sum(
+                stats["replica_hours"] for stats in self.replicas().values()
+            ),
             **self.consent_totals(),
         }
 
@@ -117,3 +123,53 @@ class RunResult:
             f"revoked_consent_{name}": sum(c[name] for c in found)
             for name in ("refused", "successes_within_lag", "successes_after_lag")
         }
+
+    def replica_counts(self, operator: str | None = None) -> tuple[list[float], list[float]]:
+        """Times and gateway replicas per second (every replica that costs: starting, ready,
+        draining, failed until replaced), summed over the data centres of ``operator`` or of
+        every operator; the count is sampled as each second closes."""
+        columns = [
+            name
+            for name in self.series.names
+            if name.startswith(REPLICAS)
+            and (operator is None or name[len(REPLICAS) :].rsplit(".", 1)[0] == operator)
+        ]
+        counts = [0.0] * len(self.series)
+        for name in columns:
+            counts = [a + b for a, b in zip(counts, self.series.column(name), strict=True)]
+        return self.series.column("t"), counts
+
+    def replicas(self) -> dict[str, dict[str, float]]:
+        """Per ``operator/data centre``: gateway replica-hours, the fewest, most and mean
+        replicas per second (replica-hours count each per-second sample as one second)."""
+        found: dict[str, dict[str, float]] = {}
+        for name in self.series.names:
+            if not name.startswith(REPLICAS):
+                continue
+            operator, data_centre = name[len(REPLICAS) :].rsplit(".", 1)
+            counts = self.series.column(name)
+            if counts:
+                found[f"{operator}/{data_centre}"] = {
+                    "replica_hours": sum(counts) / 3600.0,
+                    "min": min(counts),
+                    "max": max(counts),
+                    "mean": sum(counts) / len(counts),
+                }
+        return dict(sorted(found.items()))
+
+    def replica_measure(
+        self, metric: str, operator: str | None, start: float, end: float
+    ) -> float | None:
+        """A replica expectation's value: replica-hours, or the per-second count's max, min
+        or mean over the rows of ``[start, end)`` (a row stamped t covers [t-1, t))."""
+        times, counts = self.replica_counts(operator)
+        if metric == "replica_hours":
+            return sum(counts) / 3600.0
+        window = [c for t, c in zip(times, counts, strict=True) if t - 1 >= start and t <= end]
+        if not window:
+            return None
+        if metric == "replicas_max":
+            return max(window)
+        if metric == "replicas_min":
+            return min(window)
+        return sum(window) / len(window)

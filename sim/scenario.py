@@ -43,11 +43,12 @@ from operators import (
 )
 from operators.core import CoreSpec, ExponentialServiceTime, Faults, ServiceTime
 from operators.integrator import GuardSettings
-from operators.policies import CircuitBreakerConfig
+from operators.policies import AutoscalerConfig, CircuitBreakerConfig
 
 __all__ = [
     "API_NAMES",
     "CONSENT_METRICS",
+    "REPLICA_METRICS",
     "ApplicationSpec",
     "ArrivalProcess",
     "BufferSpec",
@@ -57,6 +58,7 @@ __all__ = [
     "FaultSpec",
     "OperatorSpec",
     "PoliciesSpec",
+    "ReplicaFailure",
     "RetrySpec",
     "Scenario",
     "ScenarioFile",
@@ -111,13 +113,48 @@ class StationSpec(_Model):
 
 
 class DataCentreSpec(_Model):
-    """One data centre of an operator: its share of traffic, gateway and identity replicas."""
+    """One data centre of an operator: its share of traffic, gateway and identity replicas.
+
+    The gateway replicas live as in Kubernetes: a new one (scaled up, or replacing a failed
+    one) takes ``replica_startup`` seconds before its readiness probe passes and it gets
+    work; a failed one is replaced ``liveness_delay`` seconds after it failed (the liveness
+    probe's period times its failure threshold, 10 s x 3 by default). ``autoscale`` scales
+    them with the operators' HorizontalPodAutoscaler object on one metric, each replica's
+    utilisation (busy share of its workers, the simulation's CPU utilisation): ``target``
+    is that share, 0.6 for instance.
+    """
 
     weight: int = Field(default=1, gt=0, le=1000, description="share for the global balancer")
     gateway: StationSpec = StationSpec()
     identity: StationSpec = StationSpec(
         replicas=1, workers=16, service_time=ExponentialServiceTime(mean=0.01)
     )
+    replica_startup: float = Field(
+        default=20.0, ge=0, description="seconds until a new gateway replica takes work"
+    )
+    liveness_delay: float = Field(
+        default=30.0, ge=0, description="seconds until a failed gateway replica is replaced"
+    )
+    autoscale: AutoscalerConfig | None = Field(
+        default=None,
+        description="scale the gateway replicas on utilisation (target: busy share, e.g. 0.6)",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_within_bounds(self) -> DataCentreSpec:
+        scale = self.autoscale
+        if scale is not None and not (
+            scale.min_replicas <= self.gateway.replicas <= scale.max_replicas
+        ):
+            raise ValueError(
+                f"gateway.replicas ({self.gateway.replicas}) is outside autoscale.min_replicas "
+                f"({scale.min_replicas}) .. autoscale.max_replicas ({scale.max_replicas})"
+            )
+        if scale is not None and scale.target > 1:
+            raise ValueError(
+                f"autoscale.target ({scale.target:g}) is a utilisation: at most 1 (e.g. 0.6)"
+            )
+        return self
 
 
 DataCentreName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
@@ -435,13 +472,39 @@ class ConsentRevocation(_Fault):
     spread: float = Field(default=0.0, ge=0, description="seconds over which the wave revokes")
 
 
+class ReplicaFailure(_Fault):
+    """Gateway replicas of a data centre die (SIGKILL, out of memory): the calls they hold
+    are lost and they leave rotation; each is replaced after the data centre's
+    ``liveness_delay`` and takes work again after its ``replica_startup``. Instant: no
+    ``duration``; shown one second wide."""
+
+    kind: Literal["replica_failure"] = "replica_failure"
+    operator: str
+    data_centre: str
+    replicas: int = Field(default=1, ge=1, description="how many replicas die (oldest first)")
+
+    @model_validator(mode="after")
+    def _instant(self) -> ReplicaFailure:
+        if self.duration is not None:
+            raise ValueError(
+                "duration: a replica failure is instant (its replacement comes after the data "
+                "centre's liveness_delay)"
+            )
+        return self
+
+    @property
+    def end(self) -> float:
+        return self.at + 1.0
+
+
 FaultSpec = Annotated[
     DataCentreDown
     | BackendFault
     | Partition
     | IdentityOutage
     | TrustRevocation
-    | ConsentRevocation,
+    | ConsentRevocation
+    | ReplicaFailure,
     Field(discriminator="kind"),
 ]
 
@@ -453,18 +516,27 @@ Metric = Literal[
     "goodput",
     "goodput_ratio",
     "latency_p50",
+    "latency_p95",
     "latency_p99",
     "throttle_share",
     "error_share",
     "recovery_time",
     "revoked_consent_successes_after_lag",
     "revoked_consent_successes_within_lag",
+    "replica_hours",
+    "replicas_max",
+    "replicas_min",
+    "replicas_mean",
 ]
 
 CONSENT_METRICS = frozenset(
     {"revoked_consent_successes_after_lag", "revoked_consent_successes_within_lag"}
 )
 """Counts of calls that succeeded for a revoked consent (whole run, maybe per operator)."""
+
+REPLICA_METRICS = frozenset({"replica_hours", "replicas_max", "replicas_min", "replicas_mean"})
+"""Gateway replicas summed over data centres (of one operator, if named): replica-hours over
+the run, or the per-second count's max, min or mean over the run or a window."""
 
 
 class Expectation(_Model):
@@ -501,6 +573,14 @@ class Expectation(_Model):
         if self.metric in CONSENT_METRICS:
             if self.window is not None or self.application or self.api:
                 raise ValueError(f"{self.metric} counts the whole run (operator filter only)")
+            return self
+        if self.metric in REPLICA_METRICS:
+            if self.application or self.api:
+                raise ValueError(f"{self.metric} counts gateway replicas (operator filter only)")
+            if self.metric == "replica_hours" and self.window is not None:
+                raise ValueError("replica_hours counts the whole run (no window)")
+            if self.window is not None and self.window[1] <= self.window[0]:
+                raise ValueError("window must be [start, end) with end > start")
             return self
         filtered = self.operator or self.application or self.api
         if filtered and (self.window is not None or self.metric in ("goodput", "recovery_time")):
@@ -627,7 +707,7 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
         if operator is not None and operator not in operators:
             report(("faults", index, "operator"), f"unknown operator {operator!r}")
         elif (
-            isinstance(fault, DataCentreDown)
+            isinstance(fault, DataCentreDown | ReplicaFailure)
             and fault.data_centre not in operators[fault.operator].data_centres
         ):
             report(("faults", index, "data_centre"), f"unknown data centre {fault.data_centre!r}")

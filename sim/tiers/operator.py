@@ -51,6 +51,7 @@ from operators.policies import (
 from sim.scenario import AuthSpec, DataCentreSpec, OperatorSpec
 from sim.tiers.consent import ConsentReplicas
 from sim.tiers.deadlines import Deadlines
+from sim.tiers.gateway_pool import GatewayPool, Replica, ReplicaState
 from sim.tiers.integrator import (
     OPERATIONS,
     CachedSubscriberBase,
@@ -139,6 +140,9 @@ class Line:
 
 OK = Answer(200)
 DC_UNREACHABLE = Answer(503, "UNAVAILABLE")
+NO_GATEWAY_READY = Answer(503, "UNAVAILABLE")
+REPLICA_LOST = Answer(502, "BAD_GATEWAY")
+"""The balancer's answer when the gateway replica holding a call died."""
 IDENTITY_DOWN = Answer(503, "IDENTITY_UNAVAILABLE")
 CIBA_DENIED = Answer(403, "ACCESS_DENIED")
 
@@ -152,9 +156,12 @@ BREAKER_LEVEL = {
 }
 """Breaker states as plot levels: 0 closed, 1 half-open, 2 open."""
 
+_WORKING = frozenset({ReplicaState.READY, ReplicaState.DRAINING})
+
 
 class SimDataCentre:
-    """One data centre: gateway replicas, identity replicas and its integrator's guards."""
+    """One data centre: gateway replicas (a :class:`GatewayPool`, healed and maybe
+    autoscaled), identity replicas and its integrator's guards."""
 
     def __init__(
         self,
@@ -166,15 +173,25 @@ class SimDataCentre:
         self.name = name
         self.spec = spec
         self.up = True
-        self.gateways = [Station(env, spec.gateway.workers) for _ in range(spec.gateway.replicas)]
+        self.pool = GatewayPool(
+            env,
+            spec.gateway.replicas,
+            spec.gateway.workers,
+            startup=spec.replica_startup,
+            liveness=spec.liveness_delay,
+        )
         self.identity = Station(env, spec.identity.workers * spec.identity.replicas)
         self.guards = guards
-        self._next = 0
 
-    def gateway(self) -> Station:
-        """The next gateway replica, round robin (the data centre's local balancer)."""
-        self._next = (self._next + 1) % len(self.gateways)
-        return self.gateways[self._next]
+    @property
+    def gateways(self) -> list[Replica]:
+        """The gateway replicas in rotation (ready, not draining, not failed)."""
+        return self.pool.rotation
+
+    def gateway(self) -> Replica | None:
+        """The next gateway replica in rotation, round robin (the data centre's local
+        balancer); None when no replica is ready."""
+        return self.pool.pick()
 
 
 class _Request:
@@ -216,6 +233,10 @@ class _Request:
     def __call__(self) -> None:
         """The gateway processed the request: its checks, then the integrator flow."""
         self.operator._after_gateway(self)
+
+    def lost(self) -> None:
+        """The gateway replica holding the request died: the balancer answers 502."""
+        self.reply(REPLICA_LOST)
 
     def ended(self, error: CamaraError | None) -> None:
         answer = OK if error is None else Answer(error.status, error.code)
@@ -346,8 +367,11 @@ class SimOperator:
         self.trusts_aggregator = self.trust.trusts(self.id, AGGREGATOR)
 
     def start(self) -> None:
-        """Start the balancer's health checks."""
+        """Start the balancer's health checks and each autoscaled data centre's HPA loop."""
         self.env.process(self._health_checks())
+        for dc in self.data_centres.values():
+            if dc.spec.autoscale is not None:
+                self.env.process(dc.pool.autoscale(dc.spec.autoscale))
 
     def _health_checks(self) -> Generator[simpy.Event, Any, None]:
         """Probe each data centre when its health tracker says a check is due."""
@@ -384,8 +408,12 @@ class SimOperator:
         if dc is None:
             reply(DC_UNREACHABLE)
             return
+        replica = dc.gateway()
+        if replica is None:
+            reply(NO_GATEWAY_READY)
+            return
         request = _Request(self, dc, client, api, line, via_aggregator, reply)
-        dc.gateway().serve(dc.spec.gateway.service_time.sample(self._rng), request)
+        replica.serve(dc.spec.gateway.service_time.sample(self._rng), request)
 
     def work(self, purpose: str | None, api: str) -> _Work:
         """The workload's first operation (the one admitted), its purpose and legal basis."""
@@ -538,9 +566,13 @@ class SimOperator:
             values[f"busy.{op}.{kind.value}"] = nf.in_service / nf.spec.servers
         health = self.balancer.health
         for name, dc in self.data_centres.items():
-            busy = sum(r.busy for r in dc.gateways)
-            capacity = sum(r.servers for r in dc.gateways)
-            values[f"busy.{op}.{name}.gateway"] = busy / capacity
+            pool = dc.pool
+            working = [r for r in pool.replicas if r.state in _WORKING]
+            busy = sum(r.busy for r in working)
+            capacity = sum(r.servers for r in working)
+            values[f"busy.{op}.{name}.gateway"] = busy / capacity if capacity else 0.0
+            values[f"replicas.{op}.{name}"] = len(pool.replicas)
+            values[f"replicas_ready.{op}.{name}"] = len(pool.rotation)
             values[f"rotation.{op}.{name}"] = 1.0 if health.is_up(name) else 0.0
             for kind, guard in dc.guards.items():
                 values[f"buffer.{op}.{name}.{kind.value}"] = guard.buffer.waiting
