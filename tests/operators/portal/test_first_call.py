@@ -40,7 +40,7 @@ from operators.portal.first_call import (
     first_call_for,
     python_example,
 )
-from tests.portal.conftest import FORM, FRAUD, PASSWORD, Browser, Portal, private_key_of
+from tests.operators.portal.conftest import FORM, FRAUD, PASSWORD, Browser, Portal, private_key_of
 
 RUN_BOUND = 120.0
 """Generous bound on one example's run on a loaded machine (it makes two local calls)."""

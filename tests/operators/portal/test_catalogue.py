@@ -22,7 +22,7 @@ from operators.portal.catalogue import (
     plan_prices,
     read_catalogue,
 )
-from tests.portal.conftest import Browser, Portal
+from tests.operators.portal.conftest import Browser, Portal
 
 SIM_SWAP_YAML = """\
 openapi: 3.0.3

@@ -34,7 +34,13 @@ from operators.portal import ApplicationStatus
 from operators.portal.risc import EVENTS_PATH
 from operators.portal.scim import ScimTokens
 from tests.operators.identity.conftest import FakeClock
-from tests.portal.test_corporate_sign_in import CLIENT_ID, IDP, PORTAL, TrustWorld, build_world
+from tests.operators.portal.test_corporate_sign_in import (
+    CLIENT_ID,
+    IDP,
+    PORTAL,
+    TrustWorld,
+    build_world,
+)
 
 SCOPE = "sim-swap:check dpv:FraudPreventionAndDetection"
 CHECK = "/sim-swap/v2/check"

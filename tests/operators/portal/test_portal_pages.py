@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from federation.config import default_federation
 from federation.federation import quick_consent, start_federation
-from tests.portal.conftest import (
+from tests.operators.portal.conftest import (
     ADMIN_SECRET,
     FORM,
     FRAUD,

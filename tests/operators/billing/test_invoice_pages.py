@@ -14,7 +14,7 @@ from operators.config import TokenLifetimes, example_operator
 from operators.gateway.metering import UsageEvent
 from operators.operator import Operator, create_operator_app
 from operators.portal.invoices_page import build_invoice_pages
-from tests.portal.conftest import ADMIN_SECRET, FRAUD, Browser, FakeClock, Portal
+from tests.operators.portal.conftest import ADMIN_SECRET, FRAUD, Browser, FakeClock, Portal
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 from operators.portal import ApplicationStatus, Environment, LoginThrottle
 from operators.portal.accounts import AccountError, DeveloperAccounts
 from operators.portal.passwords import hash_password, verify_password
-from tests.portal.conftest import FRAUD, PASSWORD, FakeClock, Portal
+from tests.operators.portal.conftest import FRAUD, PASSWORD, FakeClock, Portal
 
 DAY = 86400.0
 

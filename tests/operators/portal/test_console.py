@@ -28,7 +28,7 @@ from operators.operator import Operator, create_operator_app
 from operators.portal.console import BEARER_SCHEME, build_console_pages, console_document
 from operators.portal.developer_portal import DeveloperPortal
 from tests.browser.conftest import WAIT, chrome, wait_for
-from tests.portal.conftest import FORM, FRAUD, PASSWORD, Browser, Portal
+from tests.operators.portal.conftest import FORM, FRAUD, PASSWORD, Browser, Portal
 
 __all__ = ["chrome"]  # a fixture, found by name
 

@@ -11,7 +11,7 @@ import pytest
 from joserfc.jwk import ECKey
 
 from federation.client import ApplicationClient, OAuthClientError
-from tests.portal.conftest import FRAUD, Browser, Portal, client_id_of, private_key_of
+from tests.operators.portal.conftest import FRAUD, Browser, Portal, client_id_of, private_key_of
 
 SCOPE = f"sim-swap:check {FRAUD}"
 CHECK = "/sim-swap/v2/check"

@@ -25,7 +25,7 @@ from operators.portal.usage import (
     usage_report,
 )
 from operators.storage import Database
-from tests.portal.conftest import (
+from tests.operators.portal.conftest import (
     FRAUD,
     START,
     Browser,
