@@ -118,8 +118,9 @@ def test_data_centre_down_mid_run_loses_and_doubles_nothing(
 
 
 def test_distributed_master_and_two_workers(live_federation: Path, tmp_path: Path) -> None:
-    # The run time starts once both workers have joined; 20 s leaves room for a loaded machine.
-    _, tally, report = _run(live_federation, tmp_path, run_time="20s", users=10, workers=2)
+    # The run time starts once both workers have joined; 30 s leaves room for a loaded machine
+    # (at 20 s, one run on a machine loaded by four other test runs made no call at all).
+    _, tally, report = _run(live_federation, tmp_path, run_time="30s", users=10, workers=2)
     assert len(tally.nodes) == 2, "each worker wrote its counters"
     assert report.matches, report.as_json()
     assert sum(tally.billable.values()) > 0
