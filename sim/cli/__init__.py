@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.cli import billing, live, qa, simulate
+from sim.cli import billing, calibrate, live, qa, simulate
 
 __all__ = ["app"]
 
@@ -24,6 +24,7 @@ app.add_typer(simulate.app)
 app.add_typer(live.app)
 app.add_typer(qa.app)
 app.add_typer(billing.app)
+app.add_typer(calibrate.app)
 
 
 @app.callback()
