@@ -17,8 +17,11 @@ The load generator is wrk pinned to the other CPU (``taskset -c 1 wrk -t1 -c32 .
 with ``benchmarks/post.lua``, which checks every answer (status 200 and the exact body). The
 script prints both throughputs, p50/p99 latency and the ratio full/bare, and checks that the
 operator metered exactly one usage event per answered call (``GET /admin/usage`` before and
-after). A run with a non-200 answer, a wrong body, a socket error or a metering mismatch is
-reported INVALID (exit status 1). Missing prerequisites exit with status 2; nothing is installed.
+after). It also prints what explains the tail: the garbage collector's pauses in the server
+(``gc.callbacks``, per generation) and the metering group commits' cost on the event loop,
+both over the measured run only. A run with a non-200 answer, a wrong body, a socket error or
+a metering mismatch is reported INVALID (exit status 1). Missing prerequisites exit with
+status 2; nothing is installed.
 
 Run from the repository root::
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -148,7 +152,9 @@ def full_app(port: int, storage: str) -> Any:
         }
     )
     operator = Operator.from_config(config, core=core)
-    return create_operator_app(operator)
+    app = create_operator_app(operator)
+    app.state.bench_operator = operator  # for the commit timing the server reports
+    return app
 
 
 class BareCheckSimSwap(BaseModel):
@@ -171,12 +177,70 @@ def bare_app() -> Any:
     return app
 
 
+class PauseRecorder:
+    """Every garbage collection's pause (wall seconds) by generation, from ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+        gc.callbacks.append(self._observe)
+
+    def _observe(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def reset(self) -> None:
+        for pauses in self.pauses.values():
+            pauses.clear()
+
+
+def server_stats(recorder: PauseRecorder, app: Any, since: float) -> dict[str, Any]:
+    """What the server saw since the last reset: GC pauses, group commits, wall seconds."""
+    stats: dict[str, Any] = {
+        "seconds": time.perf_counter() - since,
+        "gc": {
+            str(generation): {
+                "count": len(pauses),
+                "total": sum(pauses),
+                "max": max(pauses, default=0.0),
+            }
+            for generation, pauses in recorder.pauses.items()
+        },
+    }
+    operator = getattr(app.state, "bench_operator", None)
+    if operator is not None:
+        timing = operator.gateway.commits.timing
+        stats["commits"] = {
+            "batches": timing.batches,
+            "events": timing.events,
+            "seconds": timing.seconds,
+            "slowest": timing.slowest,
+        }
+    return stats
+
+
 def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> None:
-    """Child process: pin to ``cpu``, build the app, run one uvicorn worker, report readiness."""
+    """Child process: pin to ``cpu``, build the app, run one uvicorn worker, report readiness.
+
+    SIGUSR1 starts the measured window (GC pauses and commit timing counted from there); at
+    shutdown what was counted is written beside the ready file (``.stats``)."""
     os.sched_setaffinity(0, {cpu})
     import uvicorn
 
+    from operators.gateway.metering import CommitTiming
+
     app = full_app(port, storage) if kind == "full" else bare_app()
+    recorder = PauseRecorder()
+    window = {"since": time.perf_counter()}
+
+    def start_window() -> None:
+        recorder.reset()
+        window["since"] = time.perf_counter()
+        operator = getattr(app.state, "bench_operator", None)
+        if operator is not None:
+            operator.gateway.commits.timing = CommitTiming()
     config = uvicorn.Config(
         app,
         host=HOST,
@@ -199,9 +263,15 @@ def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> Non
                 "http": f"{protocol.__module__}.{protocol.__qualname__}",
                 "cpus": sorted(os.sched_getaffinity(0)),
             }
+            loop.add_signal_handler(signal.SIGUSR1, start_window)
             partial = ready_file.with_suffix(".partial")
             partial.write_text(json.dumps(info))
             partial.replace(ready_file)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            stats = server_stats(recorder, app, window["since"])
+            ready_file.with_suffix(".stats").write_text(json.dumps(stats))
+            await super().shutdown(sockets=sockets)
 
     ReportingServer(config).run()
 
@@ -287,6 +357,7 @@ class Run:
     server: dict[str, Any]
     command: str
     metered: int | None = None
+    stats: dict[str, Any] = field(default_factory=dict)  # GC pauses, commits (server side)
     server_cpu_share: float = 0.0  # of the measured run's wall time, on the server CPU
     foreign_cpu_share: float = 0.0  # other processes on the server CPU, same denominator
     problems: list[str] = field(default_factory=list)
@@ -438,6 +509,7 @@ def measure(children: Children, kind: str, args: argparse.Namespace, workdir: Pa
             time.sleep(0.5)  # let calls in flight when wrk stopped finish (and be metered)
         before = metered_calls(base) if kind == "full" else None
         hz = os.sysconf("SC_CLK_TCK")
+        os.kill(proc.pid, signal.SIGUSR1)  # the server counts GC pauses and commits from here
         busy0, own0, wall0 = cpu_busy_ticks(args.server_cpu), process_ticks(proc.pid), time.time()
         command, output = run_wrk(children, args, base, token, expect, args.duration)
         busy1, own1, wall1 = cpu_busy_ticks(args.server_cpu), process_ticks(proc.pid), time.time()
@@ -474,6 +546,9 @@ def measure(children: Children, kind: str, args: argparse.Namespace, workdir: Pa
         return run
     finally:
         children.stop(proc)
+        stats_file = workdir / f"{kind}.stats"
+        if stats_file.exists() and "run" in locals():
+            run.stats = json.loads(stats_file.read_text())
         tail = log.read_text().strip()
         if tail and args.verbose:
             print(f"--- {kind} server log ---\n{tail[-2000:]}")
@@ -528,6 +603,33 @@ def metering_note(run: Run, connections: int) -> str:
     return f"{run.metered} events for {run.answers} answers: MISMATCH"
 
 
+def tail_note(run: Run) -> str:
+    """The server's GC pauses and group commits over the measured run (and the wind-down)."""
+    stats = run.stats
+    if not stats:
+        return f"{run.kind} server: no pause statistics"
+    seconds = stats["seconds"] or 1.0
+    parts = []
+    for generation, gc_stats in stats["gc"].items():
+        parts.append(
+            f"gen{generation} {gc_stats['count']}x {gc_stats['total'] * 1e3:.0f} ms "
+            f"(max {gc_stats['max'] * 1e3:.1f} ms)"
+        )
+    note = f"{run.kind} server GC pauses: " + ", ".join(parts)
+    note += f"; {sum(g['total'] for g in stats['gc'].values()) / seconds:.1%} of the time"
+    commits = stats.get("commits")
+    if commits and commits["batches"]:
+        events = max(1, commits["events"])
+        note += (
+            f"\n{run.kind} server group commits: {commits['batches']} batches, "
+            f"{events / commits['batches']:.1f} events each, "
+            f"{commits['seconds'] * 1e6 / events:.0f} µs per event on the event loop "
+            f"({commits['seconds'] / seconds:.1%} of the time), "
+            f"slowest {commits['slowest'] * 1e3:.1f} ms"
+        )
+    return note
+
+
 def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
     full, bare = runs["full"], runs["bare"]
     print()
@@ -551,6 +653,8 @@ def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
         f"{1e6 / full.requests_per_second - 1e6 / bare.requests_per_second:.0f} µs over bare"
     )
     print(f"metering: {metering_note(full, args.connections)}")
+    for run in (full, bare):
+        print(tail_note(run))
     for run in (full, bare):
         s = run.server
         print(

@@ -194,7 +194,7 @@ class Operator:
         """What runs beside the requests while the operator serves: the housekeeping, the
         writer of the call statistics."""
         self.housekeeping.start()
-        await self.gateway.statistics.start()
+        await self.gateway.start()
 
     async def stop(self) -> None:
         """Stop the background work and commit every usage event (and every call statistic)

@@ -12,6 +12,10 @@ so that no service, store or network function ever sees it:
 * ``null`` for a property: no request schema of the CAMARA definitions is nullable.
 
 The first offence is named by its path in the body (``sinkCredential.accessToken``).
+
+orjson parses first (a C parser, several times faster than ``json.loads`` with hooks); a body
+it refuses, or one whose members in the text outnumber its parsed keys (a repeated key), is
+decoded again by the standard library's strict path, so every refusal keeps its message.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import codecs
 import json
 from typing import Any
 
+import orjson
+
 from operators.errors import CamaraError
+from operators.request_body import members
 
 __all__ = ["decode_json_object"]
 
@@ -79,8 +86,38 @@ def _first_offence(document: dict[str, Any]) -> str | None:
     return None
 
 
+def _keys(document: Any) -> int:
+    """Every key of every object in ``document``."""
+    count = 0
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            count += len(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return count
+
+
 def decode_json_object(raw: bytes) -> dict[str, Any]:
     """The JSON object in ``raw``, or the CAMARA ``400 INVALID_ARGUMENT`` saying what is wrong."""
+    if not raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass  # the strict path below says why
+        else:
+            if isinstance(document, dict) and _keys(document) == members(raw):
+                offence = _first_offence(document)
+                if offence is not None:
+                    raise _invalid(offence)
+                return document
+    return _decode_strictly(raw)
+
+
+def _decode_strictly(raw: bytes) -> dict[str, Any]:
+    """:func:`decode_json_object` by the standard library, with hooks: every refusal named."""
     if raw.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise _invalid("Request body must be JSON in UTF-8 without a byte order mark.")
     try:

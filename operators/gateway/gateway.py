@@ -9,6 +9,7 @@ routers' context dependency, and :class:`GatewayMiddleware` wraps the app to ech
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -27,7 +28,7 @@ from operators.types import Clock
 
 from .admission import Admission
 from .authentication import BearerAuthenticator
-from .call_statistics import CallStatistics
+from .call_statistics import CALLER, CallStatistics
 from .metering import (
     GroupCommit,
     UnbilledCall,
@@ -76,6 +77,25 @@ def api_of(path: str) -> str:
     return path.lstrip("/").split("/", 1)[0]
 
 
+_heap = {"settled": False}
+
+
+def settle_heap() -> None:
+    """Move what start-up built (modules, the app, the models, the caches' first fill) out of
+    the garbage collector's sight, once per process.
+
+    Measured on the benchmark: without it each full collection walks ~120,000 long-lived
+    objects (~130 ms of CPU, one every ~1,000 calls): that pause is the p99. ``gc.freeze``
+    is CPython's documented way to leave them alone; collecting first keeps frozen garbage
+    out. Once per process, so a test process starting many apps freezes only the first.
+    """
+    if _heap["settled"]:
+        return
+    _heap["settled"] = True
+    gc.collect()
+    gc.freeze()
+
+
 class Gateway:
     """One operator's chain of policies, built once per operator from replaceable parts.
 
@@ -106,12 +126,19 @@ class Gateway:
         self.calendar = calendar
         self.statistics = statistics or CallStatistics(ledger.db, calendar)
 
+    async def start(self) -> None:
+        """Begin serving: settle the heap (:func:`settle_heap`), start the statistics writer."""
+        settle_heap()
+        await self.statistics.start()
+
     async def context(self, request: Request) -> CallContext:
-        """The FastAPI dependency every CAMARA endpoint runs before it does anything."""
-        correlator = getattr(request.state, "correlator", None) or correlator_for(
-            request.headers.get(HEADER)
-        )
-        if request.method in _BODY_METHODS:
+        """The chain up to the CAMARA service, awaited by each CAMARA route before it runs."""
+        scope = request.scope
+        state = scope.setdefault("state", {})
+        headers = request.headers
+        method = scope["method"]
+        correlator = state.get("correlator") or correlator_for(headers.get(HEADER))
+        if method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
                 body = await read_body(request, self.limits)
             except BodyRefusedError as refusal:
@@ -119,22 +146,20 @@ class Gateway:
                     raise
                 # CAMARA defines no 413: an oversized body is the gateway's 400 as always
                 raise CamaraError(400, "INVALID_ARGUMENT", refusal.message) from refusal
-            inspect_body(request.headers.get("content-type"), body, self.limits)
-        claims = self.authenticator.authenticate(request.headers.get("authorization"))
-        operation = operation_at(request.method, request.scope["route"].path)
+            inspect_body(headers.get("content-type"), body, self.limits)
+        claims = self.authenticator.authenticate(headers.get("authorization"))
+        operation = operation_at(method, scope["route"].path)
         # an identified application's call from here on: counted for its usage pages
-        request.state.caller = (
-            claims.client_id, operation.api if operation else api_of(request.url.path)
-        )
+        state[CALLER] = (claims.client_id, operation.api if operation else api_of(scope["path"]))
         facts = self.identity.grant_facts(claims)
         if operation is not None:  # who the call is about, for the subscriber's access log
-            request.state.about = (facts.token, operation)
+            state["about"] = (facts.token, operation)
         trusted = self.party_trusted is None or self.party_trusted(facts.token.client_id)
         context = self.admission.authorize(
             facts, operation, party_trusted=trusted, correlator=correlator
         )
         assert operation is not None  # authorize refuses a route outside the table
-        if request.headers.get(HEADER):
+        if headers.get(HEADER):
             # The client chose this correlator: if it already paid for a call under it, it
             # gets that answer again; the call is neither run nor billed a second time.
             replay = self.ledger.replay(context.client_id, correlator)
@@ -145,7 +170,7 @@ class Gateway:
         except CamaraError as refusal:
             self.metrics.throttled.labels(context.client_id, refusal.code).inc()
             raise
-        request.state.call = MeteredCall(context, operation, plan)
+        state["call"] = MeteredCall(context, operation, plan)
         return context
 
     async def meter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -58,10 +59,20 @@ class GatewayMetrics:
         self.in_flight = Gauge(
             "ogsim_gateway_in_flight", "Requests inside the gateway now", registry=self.registry
         )
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, api: str, operation: str, status: int, seconds: float) -> None:
-        self.requests.labels(api, operation, str(status)).inc()
-        self.latency.labels(api, operation).observe(seconds)
+        """Count one answer and its latency. The labelled children are looked up once per
+        (api, operation, status) and kept: ``labels()`` takes a lock and builds keys each time."""
+        key = (api, operation, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self.requests.labels(api, operation, str(status)),
+                self.latency.labels(api, operation),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def add_gauge(
         self,
