@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from federation.network_id import NetworkIdService
     from federation.portability import PortabilityDatabase
     from federation.rate_card import RateCard, WholesaleRate
+    from federation.replica_pool import POOL_AUTOSCALER, PoolPolicy, ReplicaPool
     from federation.settlement import (
         Month,
         Statement,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRST_SEARCH",
+    "POOL_AUTOSCALER",
     "PORTED_NUMBER",
     "AggregatorConfig",
     "ApplicationClient",
@@ -87,8 +89,10 @@ __all__ = [
     "NoHealthyDataCentreError",
     "NodeKind",
     "OAuthClientError",
+    "PoolPolicy",
     "PortabilityDatabase",
     "RateCard",
+    "ReplicaPool",
     "SearchAnswer",
     "SearchMode",
     "SearchRequest",
@@ -155,6 +159,9 @@ _HOMES = {
     "free_port_block": "federation.launcher",
     "NetworkIdService": "federation.network_id",
     "PortabilityDatabase": "federation.portability",
+    "POOL_AUTOSCALER": "federation.replica_pool",
+    "PoolPolicy": "federation.replica_pool",
+    "ReplicaPool": "federation.replica_pool",
     "RateCard": "federation.rate_card",
     "WholesaleRate": "federation.rate_card",
     "Month": "federation.settlement",

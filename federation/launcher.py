@@ -6,7 +6,9 @@ each country's Network Id service is hosted by the first aggregator. Every party
 gets that same file and builds only its own party (``python -m federation.launcher party
 --config FILE --party ID --port N --run-dir DIR``); it reaches the others only over HTTP.
 An operator process runs all its data-centre replicas over one SQLite file in ``run_dir``,
-behind its load-balanced front; start-up work that needs partners (registering them, the
+behind its load-balanced front (with ``ogsim up --autoscale``, a replica pool on the
+operator's port runs several such processes and scales them: ``python -m federation.launcher
+pool``, :mod:`federation.replica_pool`); start-up work that needs partners (registering them, the
 aggregator's routing tables) runs in the background once the server listens, since parties
 start in any order, and ``GET /federation/ready`` answers 200 when it is done.
 
@@ -38,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from operators import TEST_NUMBERS, Housekeeping, NumberPlan, Retention, serve_until_stopped
 from operators.identity import KeyEncryptionKeyError, KeySealing
+from operators.policies import AutoscalerConfig
 
 from .aggregator import Aggregator, create_aggregator_app
 from .client import new_client_key
@@ -46,6 +49,7 @@ from .federation import network_id_apps
 from .global_load_balancer import HealthPolicy
 from .member import MemberOperator
 from .portability import PortabilityDatabase
+from .replica_pool import ReplicaPool
 
 READY_PATH = "/federation/ready"
 HOST = "127.0.0.1"
@@ -250,6 +254,40 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     return 0
 
 
+def replica_command(config_path: Path, party: str, run_dir: Path) -> Callable[[int], list[str]]:
+    """The command line of one replica of ``party`` on a given port (what a pool starts)."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "federation.launcher", "party", "--config", str(config_path),
+            "--party", party, "--port", str(port), "--run-dir", str(run_dir),
+        ]
+
+    return command
+
+
+def serve_pool(
+    config_path: Path, party: str, port: int, run_dir: Path, autoscaler: AutoscalerConfig
+) -> int:
+    """Run one operator as a :class:`ReplicaPool` of party processes on ``port``, scaled by
+    ``autoscaler``, until SIGINT/SIGTERM; the replicas are stopped with it (exit status 0)."""
+    config = load_federation(config_path)
+    try:
+        operator = config.operator(party)
+    except KeyError:
+        print(f"{party}: only an operator runs as a pool of replicas", file=sys.stderr)
+        return 2
+    pool = ReplicaPool(
+        party,
+        replica_command(config_path, party, run_dir),
+        admin_secret=operator.admin_secret,
+        autoscaler=autoscaler,
+        log_dir=run_dir,
+    )
+    serve_until_stopped(pool, HOST, port)
+    return 0
+
+
 # -- the set of processes (``ogsim up``) ------------------------------------------------------
 
 
@@ -267,16 +305,22 @@ class FederationProcesses:
     )
     """Seals the parties' signing keys at rest: ``OGSIM_KEY_ENCRYPTION_KEY`` when set, else
     one generated for this run (so a run directory is reopened only with a key given)."""
+    autoscale: AutoscalerConfig | None = None
+    """When set, each operator runs as a :class:`ReplicaPool` of processes scaled by it."""
 
     @classmethod
     def prepare(
-        cls, config: FederationConfig, base_port: int, run_dir: Path
+        cls,
+        config: FederationConfig,
+        base_port: int,
+        run_dir: Path,
+        autoscale: AutoscalerConfig | None = None,
     ) -> FederationProcesses:
         run_dir.mkdir(parents=True, exist_ok=True)
         local = localize(config, base_port)
         path = run_dir / "federation.yaml"
         path.write_text(yaml.safe_dump(local.model_dump(mode="json"), sort_keys=False))
-        return cls(local, path, run_dir)
+        return cls(local, path, run_dir, autoscale=autoscale)
 
     def start(self) -> None:
         for party in party_ports(self.config):
@@ -287,21 +331,14 @@ class FederationProcesses:
         port = party_ports(self.config)[party]
         env = {**os.environ, KeySealing.ENV: self.key_encryption_key}
         log = (self.run_dir / f"{party}.log").open("ab")
+        command = replica_command(self.config_path, party, self.run_dir)(port)
+        if self.autoscale is not None and any(o.id == party for o in self.config.operators):
+            settings = self.run_dir / "autoscaler.json"
+            settings.write_text(self.autoscale.model_dump_json(indent=2))
+            command[3] = "pool"
+            command += ["--autoscaler", str(settings)]
         self.processes[party] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "federation.launcher",
-                "party",
-                "--config",
-                str(self.config_path),
-                "--party",
-                party,
-                "--port",
-                str(port),
-                "--run-dir",
-                str(self.run_dir),
-            ],
+            command,
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -446,7 +483,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     party.add_argument("--party", required=True)
     party.add_argument("--port", type=int, required=True)
     party.add_argument("--run-dir", type=Path, default=Path.cwd())
+    pool = commands.add_parser(
+        "pool", help="run one operator as a pool of replica processes, autoscaled and healed"
+    )
+    pool.add_argument("--config", type=Path, required=True)
+    pool.add_argument("--party", required=True)
+    pool.add_argument("--port", type=int, required=True)
+    pool.add_argument("--run-dir", type=Path, default=Path.cwd())
+    pool.add_argument(
+        "--autoscaler", type=Path, required=True, help="AutoscalerConfig as a JSON file"
+    )
     args = parser.parse_args(argv)
+    if args.command == "pool":
+        autoscaler = AutoscalerConfig.model_validate_json(args.autoscaler.read_text())
+        sys.exit(serve_pool(args.config, args.party, args.port, args.run_dir, autoscaler))
     sys.exit(serve_party(args.config, args.party, args.port, args.run_dir))
 
 

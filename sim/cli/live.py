@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from federation import (
+    POOL_AUTOSCALER,
     FederationProcesses,
     Interactive,
     OAuthClientError,
@@ -146,6 +147,15 @@ def up(
     redis: Annotated[
         str | None, typer.Option(help="Redis URL for every operator's throttle counters")
     ] = None,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale",
+            help="run each operator as a pool of gateway processes behind its load balancer, "
+            "scaled on calls in flight (2 to 6 replicas, 4 per replica) and healed when one "
+            "dies; give --redis too, or each replica keeps its own throttle counters",
+        ),
+    ] = False,
 ) -> None:
     """Start every operator and the aggregator as separate processes, until Ctrl-C."""
     federation = load_federation(config) if config else default_federation()
@@ -166,7 +176,9 @@ def up(
     if run_dir is None:
         scratch = tempfile.TemporaryDirectory(prefix="ogsim-up-")
         run_dir = Path(scratch.name)
-    processes = FederationProcesses.prepare(federation, base_port, run_dir)
+    processes = FederationProcesses.prepare(
+        federation, base_port, run_dir, autoscale=POOL_AUTOSCALER if autoscale else None
+    )
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:

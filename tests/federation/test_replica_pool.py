@@ -1,0 +1,220 @@
+"""``ogsim up --autoscale`` live: an operator as a pool of replica processes behind its load
+balancer. A replica killed with SIGKILL under a steady stream of SIM swap calls is replaced,
+few calls fail, and every call answered 200 has exactly one usage event; a pool with a tiny
+target scales from one replica to two when calls arrive concurrently.
+
+One operator (telco-fr) and no aggregator, so a pool's start-up needs no partner. Waits are
+conditions on the pool's own state, bounded; a failure prints the run's logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from federation.client import ApplicationClient, new_client_key
+from federation.config import FederationConfig, default_federation
+from federation.launcher import FederationProcesses, free_port_block
+from operators import TEST_NUMBERS, NumberPlan
+from operators.policies import AutoscalerConfig
+
+OPERATOR = "telco-fr"
+SCOPE = "sim-swap:check dpv:FraudPreventionAndDetection"
+WORKERS = 4
+"""Concurrent callers: each has at most one call in flight when the replica is killed."""
+PAUSE = 0.1
+"""Seconds each caller waits between calls (the stream must leave CPU to starting replicas)."""
+BOUND = 60.0
+"""Seconds any wait may take before the test fails (only a broken pool waits this long)."""
+
+
+def one_operator() -> FederationConfig:
+    data = default_federation().model_dump(mode="json")
+    data["operators"] = [o for o in data["operators"] if o["id"] == OPERATOR]
+    data["operators"][0]["default_plan"] = "enterprise"  # 500 calls/s: no test call throttled
+    data["countries"] = [c for c in data["countries"] if c["code"] == "FR"]
+    data.update(aggregators=[], anchors=[], trust=[], ports={})
+    data["rate_card"] = {}
+    return FederationConfig.model_validate(data)
+
+
+def logs(run_dir: Path) -> str:
+    return "\n".join(
+        f"--- {log.name}\n{log.read_text(errors='replace')[-2500:]}"
+        for log in sorted(run_dir.glob("*.log"))
+    )
+
+
+@pytest.fixture
+def pool_of(tmp_path: Path) -> Iterator[Any]:
+    """Starts the one-operator federation with the given autoscaler; stops it afterwards."""
+    started: list[FederationProcesses] = []
+
+    def start(autoscale: AutoscalerConfig) -> FederationProcesses:
+        processes = FederationProcesses.prepare(
+            one_operator(), free_port_block(1), tmp_path / "run", autoscale=autoscale
+        )
+        started.append(processes)
+        processes.start()
+        try:
+            processes.wait_ready(BOUND)
+        except (RuntimeError, TimeoutError) as error:
+            pytest.fail(f"{error}\n{logs(processes.run_dir)}")
+        return processes
+
+    yield start
+    for processes in started:
+        codes = processes.stop()
+        assert codes == {OPERATOR: 0}, logs(processes.run_dir)
+
+
+class Pool:
+    """The test's view of a running pool: its admin API, a registered application."""
+
+    def __init__(self, processes: FederationProcesses, http: httpx.AsyncClient) -> None:
+        self.processes = processes
+        self.config = processes.config.operator(OPERATOR)
+        self.http = http
+        self.admin = {"Authorization": f"Bearer {self.config.admin_secret}"}
+        self.url = self.config.api_root + "/sim-swap/v2/check"
+        self.number = NumberPlan(self.config).test_number(
+            next(t for t in TEST_NUMBERS if t.role == "recent-swap")
+        )
+        self.headers: dict[str, str] = {}
+
+    async def status(self) -> dict[str, Any]:
+        origin = self.config.issuer_url.removesuffix("/oauth")
+        response = await self.http.get(origin + "/admin/replicas", headers=self.admin)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def serving(self) -> set[int]:
+        return {r["pid"] for r in (await self.status())["replicas"] if r["inRotation"]}
+
+    async def wait_for(self, what: str, condition: Any) -> set[int]:
+        deadline = time.monotonic() + BOUND
+        while True:
+            pids = await self.serving()
+            if condition(pids):
+                return pids
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what}: {await self.status()}\n{logs(self.processes.run_dir)}")
+            await asyncio.sleep(0.1)
+
+    async def sign_in(self) -> None:
+        key = new_client_key()
+        registered = await self.http.post(
+            self.config.issuer_url + "/admin/clients",
+            headers=self.admin,
+            json={
+                "client_id": "pool-test",
+                "client_name": "replica pool test",
+                "jwks": {"keys": [dict(key.as_dict(private=False))]},
+                "grant_types": ["client_credentials"],
+                "scope": "sim-swap:check",
+                "purposes": ["dpv:FraudPreventionAndDetection"],
+            },
+        )
+        assert registered.status_code in (200, 201), registered.text
+        client = await ApplicationClient.discover(
+            "pool-test", key, self.config.issuer_url, self.http
+        )
+        token = (await client.client_credentials(SCOPE))["access_token"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def call(self) -> tuple[str, int]:
+        correlator = str(uuid.uuid4())
+        try:
+            response = await self.http.post(
+                self.url,
+                json={"phoneNumber": self.number},
+                headers={**self.headers, "x-correlator": correlator},
+            )
+        except httpx.HTTPError:
+            return correlator, 0
+        return correlator, response.status_code
+
+
+def usage_events(run_dir: Path) -> dict[str, int]:
+    """Usage events per correlator of the test's application, read from the shared file."""
+    with sqlite3.connect(run_dir / f"{OPERATOR}.sqlite3") as db:
+        rows = db.execute(
+            "SELECT correlator, COUNT(*) FROM usage_events WHERE client_id = 'pool-test'"
+            " GROUP BY correlator"
+        ).fetchall()
+    return {str(correlator): int(count) for correlator, count in rows}
+
+
+async def test_the_pool_scales_up_and_heals_a_killed_replica_losing_no_usage_event(
+    pool_of: Any,
+) -> None:
+    processes = pool_of(
+        AutoscalerConfig(
+            target=0.5, min_replicas=1, max_replicas=2, readiness_delay=0, sync_period=1
+        )
+    )
+    results: list[tuple[str, int]] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        pool = Pool(processes, http)
+        first = await pool.wait_for("one replica in rotation", lambda pids: len(pids) == 1)
+        await pool.sign_in()
+        stop = asyncio.Event()
+
+        async def caller() -> None:  # a steady, bounded stream: one call at a time, paced
+            while not stop.is_set():
+                results.append(await pool.call())
+                await asyncio.sleep(PAUSE)
+
+        callers = [asyncio.create_task(caller()) for _ in range(WORKERS)]
+        try:
+            # Scale-up: four callers keep about one call in flight, twice the tiny target.
+            before = await pool.wait_for("a second replica", lambda pids: len(pids) == 2)
+            assert first < before
+            scaled = len(results)
+            while len(results) < scaled + 40:  # a stream through both replicas
+                await asyncio.sleep(0.02)
+            # Healing: SIGKILL one replica mid-stream; the pool replaces it.
+            victim = min(before)
+            killed_at = len(results)
+            os.kill(victim, signal.SIGKILL)
+            healed = await pool.wait_for(
+                "the killed replica replaced by a ready one",
+                lambda pids: victim not in pids and len(pids) == 2,
+            )
+            healed_at = len(results)
+            while len(results) < healed_at + 40:  # and the healed pool serves on
+                await asyncio.sleep(0.02)
+        finally:
+            stop.set()
+            await asyncio.gather(*callers)
+        status = await pool.status()
+
+    assert status["desired"] == 2
+    assert len(healed - before) == 1, "one new replica process"
+    kinds = [e["kind"] for e in status["events"]]
+    assert kinds.count("died") == 1 and kinds.count("ready") == 3, status["events"]
+    failed = [(c, s) for c, s in results if s != 200]
+    # Each caller has at most one call in flight at the kill; a call routed to the dead replica
+    # later is refused at connect and sent to the other one, so no more can fail.
+    assert len(failed) <= WORKERS, failed
+    print(
+        f"calls {len(results)} (scaled up at {scaled}, killed at {killed_at}, healed at"
+        f" {healed_at}), failed {len(failed)}"
+    )
+    processes.stop()  # flushes every replica's group commit before the file is read
+    events = usage_events(processes.run_dir)
+    answered = {c for c, s in results if s == 200}
+    assert not answered - set(events), "every call answered 200 has its usage event"
+    assert all(count == 1 for count in events.values()), "none twice"
+    assert set(events) <= {c for c, _ in results}, "no event for a call nobody made"
