@@ -322,9 +322,42 @@ class FederationProcesses:
         path.write_text(yaml.safe_dump(local.model_dump(mode="json"), sort_keys=False))
         return cls(local, path, run_dir, autoscale=autoscale)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 120.0) -> None:
+        """Start every party. Pools start their replicas after importing themselves, which
+        can outlast an aggregator's start-up deadline (it waits for the operators' discovery
+        documents), so with ``autoscale`` the aggregators start once every pool serves."""
+        operators = {o.id for o in self.config.operators}
         for party in party_ports(self.config):
-            self.start_party(party)
+            if self.autoscale is None or party in operators:
+                self.start_party(party)
+        if self.autoscale is None:
+            return
+        self.wait_serving(sorted(operators), timeout)
+        for aggregator in self.config.aggregators:
+            self.start_party(aggregator.id)
+
+    def wait_serving(self, parties: Sequence[str], timeout: float) -> None:
+        """Block until each party serves its discovery document (ready or not)."""
+        deadline = time.monotonic() + timeout
+        pending = list(parties)
+        while pending:
+            party = pending[0]
+            process = self.processes[party]
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"{party} exited with {process.returncode}; "
+                    f"see {self.run_dir / (party + '.log')}"
+                )
+            issuer = self.config.issuer_of(party)
+            assert issuer is not None
+            with contextlib.suppress(httpx.TransportError):
+                url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    pending.pop(0)
+                    continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not serving after {timeout:.0f} s: {pending}")
+            time.sleep(0.2)
 
     def start_party(self, party: str) -> None:
         """Start (or start again, after a crash) one party's process on its port."""

@@ -7,7 +7,9 @@ of the single party process. The pool is two things in one process:
   rotation (round robin) over HTTP and streams the answer back. A replica enters the rotation
   once its readiness probe (``GET /federation/ready``) answers 200 and leaves it after
   ``failures_to_down`` failed probes in a row, or at once when a connection to it is refused
-  (a passive check, as Envoy's outlier detection does). A request whose connection was refused
+  (a passive check, as Envoy's outlier detection does). While no replica is ready, one still
+  starting (its probe answers 503) serves, as a lone party process does: under ``ogsim up``
+  its partners' start-up needs its discovery document. A request whose connection was refused
   goes to another replica; so does one that carries an ``x-correlator`` (or is a GET) and lost
   its connection before any answer, since the gateway's metering answers a repeated correlator
   with the answer it already committed instead of billing twice.
@@ -124,6 +126,8 @@ class Replica:
     started: float
     in_rotation: bool = False
     ever_ready: bool = False
+    starting: bool = False
+    """Its server answers but its start-up work is pending (the readiness probe's 503)."""
     draining: bool = False
     failures: int = 0
     in_flight: int = 0
@@ -296,8 +300,9 @@ class ReplicaPool:
         candidates = [r for r in self.members if r.alive()]
         results = await asyncio.gather(*(self._probe(r) for r in candidates))
         now = self.clock()
-        for replica, ready in zip(candidates, results, strict=True):
-            if ready:
+        for replica, answer in zip(candidates, results, strict=True):
+            replica.starting = answer == 503
+            if answer == 200:
                 replica.failures = 0
                 if not replica.ever_ready:
                     replica.ever_ready = True
@@ -319,15 +324,16 @@ class ReplicaPool:
                 self._note("killed", replica, "liveness probe" if stuck else "never ready")
                 replica.process.kill()
 
-    async def _probe(self, replica: Replica) -> bool:
+    async def _probe(self, replica: Replica) -> int | None:
+        """The readiness probe's status code, ``None`` when the replica did not answer."""
         assert self._http is not None
         try:
             response = await self._http.get(
                 replica.origin + READY_PATH, timeout=max(self.policy.probe_interval, 0.5)
             )
         except httpx.HTTPError:
-            return False
-        return response.status_code == 200
+            return None
+        return response.status_code
 
     def _heal(self, now: float) -> None:
         """Start replicas up to the desired count; a replacement only after the restart delay."""
@@ -437,8 +443,15 @@ class ReplicaPool:
     # -- the load balancer -------------------------------------------------------------------
 
     def pick(self, tried: Sequence[Replica] = ()) -> Replica | None:
-        """The next replica in rotation (round robin), skipping those already tried."""
+        """The next replica in rotation (round robin), skipping those already tried.
+
+        With none in rotation, a replica still starting serves: its start-up may wait for
+        partners that, under ``ogsim up``, wait for it in turn (a party serves its discovery
+        document before it is ready, and so must a pool)."""
         choices = [r for r in self.serving() if r not in tried]
+        if not choices and not self.serving():
+            choices = [r for r in self.members
+                       if r.starting and not r.draining and r not in tried]
         if not choices:
             return None
         return choices[next(self._turn) % len(choices)]
@@ -489,10 +502,16 @@ class ReplicaPool:
             try:
                 try:
                     response = await self._http.send(request, stream=True)
-                except httpx.ConnectError:
-                    replica.in_rotation = False  # refused: the process is gone or not listening
+                except (httpx.ConnectError, httpx.ConnectTimeout):
+                    replica.in_rotation = False  # never sent: the process is gone or stuck
+                    replica.starting = False
                     continue
-                except httpx.TransportError:
+                except httpx.TimeoutException:  # not retried: a slow pool is not made busier
+                    await _json(send, 504, {"status": 504, "code": "TIMEOUT",
+                                            "message": f"{self.name}: the replica did not answer"
+                                            f" within {self.policy.request_timeout:.0f} s"})
+                    return
+                except httpx.TransportError:  # the connection broke before any answer
                     if retry_safe:
                         continue
                     await _json(send, 503, _unavailable(
