@@ -78,6 +78,7 @@ def api_of(path: str) -> str:
 
 
 _heap = {"settled": False}
+YOUNG_COLLECTION = 10_000
 
 
 def settle_heap() -> None:
@@ -88,12 +89,19 @@ def settle_heap() -> None:
     objects (~130 ms of CPU, one every ~1,000 calls): that pause is the p99. ``gc.freeze``
     is CPython's documented way to leave them alone; collecting first keeps frozen garbage
     out. Once per process, so a test process starting many apps freezes only the first.
+
+    The youngest generation is collected after :data:`YOUNG_COLLECTION` net allocations
+    instead of CPython's 700: each call leaves a few dozen objects in reference cycles (the
+    framework's exception and coroutine frames), and at 700 a collection ran every ~12 calls,
+    each walking the objects of every call in flight again (~5 % of the server's time).
     """
     if _heap["settled"]:
         return
     _heap["settled"] = True
     gc.collect()
     gc.freeze()
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, YOUNG_COLLECTION), middle, old)
 
 
 class Gateway:

@@ -146,3 +146,14 @@ async def test_group_commit_reports_its_batches_and_events() -> None:
     assert outcomes == [True] * 4
     assert (commits.timing.batches, commits.timing.events) == (1, 4)
     assert commits.timing.seconds >= commits.timing.slowest > 0
+
+
+def test_settling_the_heap_freezes_start_up_objects_and_spaces_young_collections() -> None:
+    import gc
+
+    from operators.gateway.gateway import YOUNG_COLLECTION, settle_heap
+
+    settle_heap()
+    settle_heap()  # once per process: a second call changes nothing
+    assert gc.get_freeze_count() > 0
+    assert gc.get_threshold()[0] >= YOUNG_COLLECTION
