@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from starlette.types import Message, Receive, Scope, Send
@@ -116,13 +116,39 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
+class Process(Protocol):
+    """What the pool needs of a replica's process (``subprocess.Popen``; a fake in tests)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | Any: ...
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+Launch = Callable[[Sequence[str], Any, dict[str, str]], Process]
+"""Starts a process: command line, where its output goes, its environment."""
+
+
+def launch(command: Sequence[str], log: Any, env: dict[str, str]) -> Process:
+    return subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
 @dataclass(eq=False)
 class Replica:
     """One replica process as the pool sees it."""
 
     number: int
     port: int
-    process: subprocess.Popen[bytes]
+    process: Process
     started: float
     in_rotation: bool = False
     ever_ready: bool = False
@@ -193,6 +219,7 @@ class ReplicaPool:
     log_dir: Path | None = None
     env: dict[str, str] | None = None
     clock: Clock = time.monotonic
+    launch: Launch = launch
     members: list[Replica] = field(default_factory=list)
     events: list[PoolEvent] = field(default_factory=list)
     decisions: list[ScaleDecision] = field(default_factory=list)
@@ -249,11 +276,8 @@ class ReplicaPool:
         if self.log_dir is not None:
             log = (self.log_dir / f"{self.name}-replica-{number}.log").open("ab")
         try:
-            process = subprocess.Popen(
-                list(self.command(port)),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env if self.env is not None else dict(os.environ),
+            process = self.launch(
+                self.command(port), log, self.env if self.env is not None else dict(os.environ)
             )
         finally:
             if log is not subprocess.DEVNULL:
@@ -298,7 +322,7 @@ class ReplicaPool:
 
     async def _probe_all(self) -> None:
         candidates = [r for r in self.members if r.alive()]
-        results = await asyncio.gather(*(self._probe(r) for r in candidates))
+        results = await asyncio.gather(*(self.probe(r) for r in candidates))
         now = self.clock()
         for replica, answer in zip(candidates, results, strict=True):
             replica.starting = answer == 503
@@ -324,7 +348,7 @@ class ReplicaPool:
                 self._note("killed", replica, "liveness probe" if stuck else "never ready")
                 replica.process.kill()
 
-    async def _probe(self, replica: Replica) -> int | None:
+    async def probe(self, replica: Replica) -> int | None:
         """The readiness probe's status code, ``None`` when the replica did not answer."""
         assert self._http is not None
         try:
@@ -376,7 +400,7 @@ class ReplicaPool:
             )
         if decision.desired < len(self.active()):
             # newest first, those not yet serving before those that do
-            victims = sorted(self.active(), key=lambda r: (r.in_rotation, -r.started))
+            victims = sorted(self.active(), key=lambda r: (r.in_rotation, -r.started, -r.number))
             for replica in victims[: len(self.active()) - decision.desired]:
                 replica.draining = True
                 replica.in_rotation = False

@@ -4,7 +4,9 @@ few calls fail, and every call answered 200 has exactly one usage event; a pool 
 target scales from one replica to two when calls arrive concurrently.
 
 One operator (telco-fr) and no aggregator, so a pool's start-up needs no partner. Waits are
-conditions on the pool's own state, bounded; a failure prints the run's logs.
+conditions on the pool's own state, bounded; a failure prints the run's logs. The supervisor's
+decisions (healing delay, liveness, the starting-replica fallback, scale-down draining) are
+tested on fake processes and a fake clock.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import pytest
 from federation.client import ApplicationClient, new_client_key
 from federation.config import FederationConfig, default_federation
 from federation.launcher import FederationProcesses, free_port_block
+from federation.replica_pool import PoolPolicy, Replica, ReplicaPool
 from operators import TEST_NUMBERS, NumberPlan
 from operators.policies import AutoscalerConfig
 
@@ -218,3 +221,150 @@ async def test_the_pool_scales_up_and_heals_a_killed_replica_losing_no_usage_eve
     assert not answered - set(events), "every call answered 200 has its usage event"
     assert all(count == 1 for count in events.values()), "none twice"
     assert set(events) <= {c for c, _ in results}, "no event for a call nobody made"
+
+
+# -- the supervisor's decisions, on fake processes and a fake clock ------------------------------
+
+
+class FakeProcess:
+    """A replica process that only dies when told to (or signalled)."""
+
+    pids = iter(range(1000, 2000))
+
+    def __init__(self) -> None:
+        self.pid = next(self.pids)
+        self.returncode: int | None = None
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+        if self.returncode is None:
+            self.returncode = -sig
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.returncode is not None
+        return self.returncode
+
+
+class ScriptedPool(ReplicaPool):
+    """A pool whose replicas answer the readiness probe as the test says."""
+
+    answers: dict[int, int | None]
+
+    async def probe(self, replica: Replica) -> int | None:
+        return self.answers.get(replica.number, 200)
+
+
+def scripted(clock: Any, **options: Any) -> ScriptedPool:
+    pool = ScriptedPool(
+        "telco-x",
+        lambda port: ["replica", str(port)],
+        admin_secret="s",
+        clock=clock,
+        launch=lambda command, log, env: FakeProcess(),
+        policy=PoolPolicy(probe_interval=0.5, failures_to_down=2, restart_delay=3.0),
+        **options,
+    )
+    pool.answers = {}
+    return pool
+
+
+async def test_a_dead_replica_is_replaced_after_the_restart_delay(clock: Any) -> None:
+    pool = scripted(clock, replicas=2)
+    pool.spawn()
+    await pool.tick()  # the first replica alone until it is ready: it prepares the database
+    assert [r.number for r in pool.members] == [1, 2]
+    await pool.tick()
+    assert [r.number for r in pool.serving()] == [1, 2]
+    pool.members[0].process.kill()
+    await pool.tick()
+    assert [r.number for r in pool.members] == [2], "reaped, not yet replaced"
+    clock.advance(2.9)
+    await pool.tick()
+    assert [r.number for r in pool.members] == [2]
+    clock.advance(0.1)
+    await pool.tick()
+    assert [r.number for r in pool.members] == [2, 3]
+    assert [r.number for r in pool.serving()] == [2], "routed to only once its probe answers"
+    await pool.tick()
+    assert [r.number for r in pool.serving()] == [2, 3]
+
+
+async def test_a_stuck_replica_leaves_the_rotation_then_is_killed(clock: Any) -> None:
+    pool = scripted(clock, replicas=1)
+    pool.spawn()
+    await pool.tick()
+    stuck = pool.members[0]
+    pool.answers[stuck.number] = None
+    await pool.tick()
+    assert stuck.in_rotation, "one failed probe is not enough"
+    await pool.tick()
+    assert not stuck.in_rotation
+    for _ in range(pool.policy.liveness_failures - 2):
+        await pool.tick()
+    assert signal.SIGKILL in stuck.process.signals  # type: ignore[attr-defined]
+
+
+async def test_while_none_is_ready_a_starting_replica_serves(clock: Any) -> None:
+    pool = scripted(clock, replicas=1)
+    starting = pool.spawn()
+    pool.answers[starting.number] = 503
+    await pool.tick()
+    assert pool.serving() == [] and pool.pick() is starting
+    pool.answers[starting.number] = 500  # its start-up failed: no longer a fallback
+    await pool.tick()
+    assert pool.pick() is None
+
+
+async def test_a_crash_is_healed_not_read_as_a_scale_down(clock: Any) -> None:
+    pool = scripted(
+        clock,
+        autoscaler=AutoscalerConfig(target=1, min_replicas=1, max_replicas=3,
+                                    readiness_delay=0, sync_period=1),
+    )
+    pool.spawn()
+    await pool.tick()
+    pool.desired = 2
+    await pool.tick()
+    for replica in pool.members:
+        replica.in_flight = 1  # on target: the autoscaler wants no change
+    clock.advance(1)
+    await pool.tick()
+    assert pool.desired == 2 and len(pool.serving()) == 2
+    pool.members[0].process.kill()
+    clock.advance(1)
+    await pool.tick()  # the sync runs with one replica alive and one being replaced
+    assert pool.desired == 2
+    assert pool.decisions[-1].current == 2
+
+
+async def test_scale_down_drains_the_newest_replica_before_stopping_it(clock: Any) -> None:
+    pool = scripted(
+        clock,
+        autoscaler=AutoscalerConfig(target=1, min_replicas=1, max_replicas=3,
+                                    readiness_delay=0, sync_period=1),
+    )
+    pool.spawn()
+    await pool.tick()
+    pool.desired = 2
+    await pool.tick()
+    await pool.tick()
+    old, new = pool.members
+    assert pool.serving() == [old, new]
+    new.in_flight = 1  # a call still running on the newest; the pool is far below target
+    clock.advance(400)  # beyond the scale-down stabilisation window
+    await pool.tick()
+    assert new.draining and not new.in_rotation and not old.draining
+    assert new.process.signals == []  # type: ignore[attr-defined]
+    assert pool.pick() is old
+    new.in_flight = 0
+    await pool.tick()
+    assert new.process.signals == [signal.SIGTERM]  # type: ignore[attr-defined]
+    await pool.tick()
+    assert pool.members == [old] and pool.desired == 1
