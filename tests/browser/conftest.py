@@ -7,6 +7,7 @@ its driver is missing (``.ci/run`` installs Debian's ``chromium`` and ``chromium
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -34,6 +36,23 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) ->
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting after {timeout:g} s for {what}")
         time.sleep(0.05)
+
+
+def screenshot_folder(tmp_path: Path) -> Path:
+    """Where a test saves its screenshots: ``$OGSIM_SCREENSHOTS`` when set
+    (``OGSIM_SCREENSHOTS=docs/screenshots`` refreshes the README's), else ``tmp_path``."""
+    folder = Path(os.environ.get("OGSIM_SCREENSHOTS") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def fill(chrome: Any, element_id: str, text: str) -> None:
+    """Type ``text`` into the field with ``element_id``, replacing what it held."""
+    from selenium.webdriver.common.by import By
+
+    field = chrome.find_element(By.ID, element_id)
+    field.clear()
+    field.send_keys(text)
 
 
 @dataclass

@@ -9,7 +9,6 @@ set (``OGSIM_SCREENSHOTS=docs/screenshots`` refreshes the README's), else to ``t
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,10 @@ from joserfc.jwk import KeySet
 from federation.client import ApplicationClient, new_client_key
 from operators.consent_portal.receipts import TYP
 
-from .conftest import WAIT, Served, wait_for
+from .conftest import WAIT, Served, screenshot_folder, wait_for
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 IDENTITY = "dpv:IdentityVerification"
-
-
-def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("OGSIM_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def _application(served: Served, http: httpx.AsyncClient) -> ApplicationClient:
@@ -88,7 +81,7 @@ async def test_subscriber_withdraws_a_ciba_consent_in_the_browser(
         row = chrome.find_element(By.ID, f"consent-{consent.id}")
         assert "Verifying your identity" in row.text and "active" in row.text
         assert "Budget Bank" in chrome.find_element(By.ID, "app-budget-bank").text
-        chrome.save_screenshot(str(_shots(tmp_path) / "consents.png"))
+        chrome.save_screenshot(str(screenshot_folder(tmp_path) / "consents.png"))
 
         # Its receipt downloads, and verifies against the operator's published keys.
         downloads = tmp_path / "downloads"
@@ -117,7 +110,7 @@ async def test_subscriber_withdraws_a_ciba_consent_in_the_browser(
         rows = chrome.find_elements(By.CSS_SELECTOR, "tr.access")
         assert [("refused" in r.get_attribute("class")) for r in rows] == [True, False]
         assert all("Budget Bank" in r.text for r in rows)
-        chrome.save_screenshot(str(_shots(tmp_path) / "access-log.png"))
+        chrome.save_screenshot(str(screenshot_folder(tmp_path) / "access-log.png"))
 
         chrome.find_element(By.ID, "sign-out").click()
         wait_for(lambda: bool(chrome.find_elements(By.ID, "send-code")), "the signed-out page")

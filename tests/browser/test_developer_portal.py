@@ -12,29 +12,14 @@ Screenshots of the main pages go to ``$OGSIM_SCREENSHOTS`` when it is set
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .conftest import Served, wait_for
+from .conftest import Served, fill, screenshot_folder, wait_for
 
 PASSWORD = "correct horse battery"
 FRAUD = "dpv:FraudPreventionAndDetection"
-
-
-def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("OGSIM_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _fill(chrome: Any, element_id: str, text: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    field = chrome.find_element(By.ID, element_id)
-    field.clear()
-    field.send_keys(text)
 
 
 def test_a_new_developer_reaches_a_first_call_and_sees_it_billed(
@@ -43,23 +28,23 @@ def test_a_new_developer_reaches_a_first_call_and_sees_it_billed(
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    shots = _shots(tmp_path)
+    shots = screenshot_folder(tmp_path)
     number = served.operator.subscribers.test_number("approves")
     chrome.set_window_size(1200, 1000)
 
     # Sign up: a new organisation with its first developer.
     chrome.get(f"{served.base}/portal/sign-up")
-    _fill(chrome, "organisation", "Budget Bank")
-    _fill(chrome, "name", "Dana Developer")
-    _fill(chrome, "email", "dana@budget.example")
-    _fill(chrome, "password", PASSWORD)
+    fill(chrome, "organisation", "Budget Bank")
+    fill(chrome, "name", "Dana Developer")
+    fill(chrome, "email", "dana@budget.example")
+    fill(chrome, "password", PASSWORD)
     chrome.find_element(By.ID, "sign-up-submit").click()
     wait_for(lambda: "Dana Developer" in chrome.find_element(By.ID, "signed-in-as").text,
              "the signed-in home page")
 
     # An application for SIM swap with a generated key pair.
     chrome.find_element(By.ID, "new-application").click()
-    _fill(chrome, "name", "Fraud shield")
+    fill(chrome, "name", "Fraud shield")
     chrome.find_element(By.ID, "api-sim-swap").click()
     chrome.find_element(By.ID, f"purpose-{FRAUD.replace(':', '-')}").click()
     chrome.find_element(By.ID, "key-generate").click()

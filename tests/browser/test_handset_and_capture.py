@@ -11,7 +11,6 @@ enters it, approves, and lands on the application's callback with ``capture_resu
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,11 @@ import httpx
 
 from federation.client import ApplicationClient, new_client_key
 
-from .conftest import WAIT, Served, wait_for
+from .conftest import WAIT, Served, screenshot_folder, wait_for
 
 ADMIN = {"Authorization": "Bearer admin-secret"}
 IDENTITY = "dpv:IdentityVerification"
 FRAUD = "dpv:FraudPreventionAndDetection"
-
-
-def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("OGSIM_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def _register(served: Served, http: httpx.AsyncClient, client_id: str, name: str,
@@ -69,7 +62,7 @@ async def test_a_person_approves_a_ciba_prompt_on_the_handset_page(
             prompt = chrome.find_element(By.CSS_SELECTOR, "section.prompt")
             assert "Budget Bank" in prompt.text and "BB-4711" in prompt.text
             assert "Verifying your identity" in prompt.text
-            chrome.save_screenshot(str(_shots(tmp_path) / "handset.png"))
+            chrome.save_screenshot(str(screenshot_folder(tmp_path) / "handset.png"))
             prompt.find_element(By.CSS_SELECTOR, 'button[value="approve"]').click()
             wait_for(lambda: "You approved" in chrome.page_source, "the approval to show")
 
@@ -118,7 +111,7 @@ async def test_consent_captured_on_the_operators_page_returns_to_the_application
             wait_for(lambda: bool(chrome.find_elements(By.ID, "approve")), "the decision form")
             assert "KYC Shop" in chrome.page_source
             assert "Verifying your identity" in chrome.find_element(By.ID, "purpose").text
-            chrome.save_screenshot(str(_shots(tmp_path) / "capture.png"))
+            chrome.save_screenshot(str(screenshot_folder(tmp_path) / "capture.png"))
             chrome.find_element(By.ID, "approve").click()
             wait_for(lambda: chrome.current_url.startswith(callback), "the callback")
             return str(chrome.current_url)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ from joserfc.jwk import ECKey
 from federation.client import ApplicationClient, OAuthClientError
 from federation.corporate_idp import CorporateIdp, create_corporate_idp_app, example_corporate_idp
 
-from .conftest import WAIT, Served, wait_for
+from .conftest import WAIT, Served, fill, screenshot_folder, wait_for
 
 IDP_ADMIN = {"Authorization": "Bearer idp-admin-secret"}
 OPERATOR_ADMIN = {"Authorization": "Bearer admin-secret"}
@@ -80,20 +79,6 @@ def corporate_idp() -> Iterator[ServedIdp]:
         asyncio.run(http.aclose())
 
 
-def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("OGSIM_SCREENSHOTS") or tmp_path / "screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _fill(chrome: Any, element_id: str, text: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    field = chrome.find_element(By.ID, element_id)
-    field.clear()
-    field.send_keys(text)
-
-
 def _text(chrome: Any, element_id: str) -> str:
     """The element's text, or "" while the page that has it is not (yet) shown."""
     from selenium.webdriver.common.by import By
@@ -114,7 +99,7 @@ async def test_the_company_disables_an_employee_and_everything_they_hold_stops(
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    shots = _shots(tmp_path)
+    shots = screenshot_folder(tmp_path)
     idp_base = corporate_idp.base
     portal = served.base  # the portal's origin: where the provider sends employees back
     admin_portal = portal.replace("127.0.0.1", "localhost")  # the admin's own cookie jar
@@ -125,10 +110,10 @@ async def test_the_company_disables_an_employee_and_everything_they_hold_stops(
         # -- the organisation's admin: sign up, name the provider, take a SCIM token --------
         admin_tab = chrome.current_window_handle
         chrome.get(f"{admin_portal}/portal/sign-up")
-        _fill(chrome, "organisation", "Corp Ltd")
-        _fill(chrome, "name", "Ingrid IT-Admin")
-        _fill(chrome, "email", "it@corp.example")
-        _fill(chrome, "password", ADMIN_PASSWORD)
+        fill(chrome, "organisation", "Corp Ltd")
+        fill(chrome, "name", "Ingrid IT-Admin")
+        fill(chrome, "email", "it@corp.example")
+        fill(chrome, "password", ADMIN_PASSWORD)
         chrome.find_element(By.ID, "sign-up-submit").click()
         wait_for(lambda: "Ingrid" in _text(chrome, "signed-in-as"), "the admin's home page")
 
@@ -140,9 +125,9 @@ async def test_the_company_disables_an_employee_and_everything_they_hold_stops(
             "client_id": PORTAL_CLIENT_ID, "client_secret": PORTAL_CLIENT_SECRET,
             "redirect_uris": [redirect_uri]})
         assert registered.status_code == 201, registered.text
-        _fill(chrome, "issuer", idp_base)
-        _fill(chrome, "client_id", PORTAL_CLIENT_ID)
-        _fill(chrome, "client_secret", PORTAL_CLIENT_SECRET)
+        fill(chrome, "issuer", idp_base)
+        fill(chrome, "client_id", PORTAL_CLIENT_ID)
+        fill(chrome, "client_secret", PORTAL_CLIENT_SECRET)
         chrome.find_element(By.ID, "save-idp").click()
         wait_for(lambda: bool(chrome.find_elements(By.ID, "federated")),
                  "the trust page naming the provider")
@@ -171,8 +156,8 @@ async def test_the_company_disables_an_employee_and_everything_they_hold_stops(
         wait_for(lambda: chrome.current_url.startswith(f"{idp_base}/authorize")
                  and bool(chrome.find_elements(By.ID, "username")), "the provider's login form")
         assert PORTAL_CLIENT_ID in chrome.page_source
-        _fill(chrome, "username", "bob@corp.example")
-        _fill(chrome, "password", "bob-password")
+        fill(chrome, "username", "bob@corp.example")
+        fill(chrome, "password", "bob-password")
         chrome.save_screenshot(str(shots / "portal-corporate-sign-in.png"))
         chrome.find_element(By.ID, "sign-in").click()
         wait_for(lambda: "Bob Builder" in _text(chrome, "signed-in-as"),
@@ -183,7 +168,7 @@ async def test_the_company_disables_an_employee_and_everything_they_hold_stops(
         chrome.find_element(By.ID, "new-application").click()
         wait_for(lambda: bool(chrome.find_elements(By.ID, "new-application-form")),
                  "the new application form")
-        _fill(chrome, "name", "Bob's fraud check")
+        fill(chrome, "name", "Bob's fraud check")
         chrome.find_element(By.ID, "api-sim-swap").click()
         chrome.find_element(By.ID, f"purpose-{FRAUD.replace(':', '-')}").click()
         chrome.find_element(By.ID, "key-generate").click()
@@ -245,8 +230,8 @@ async def test_the_company_disables_an_employee_and_everything_they_hold_stops(
         chrome.get(sign_in_link)
         wait_for(lambda: bool(chrome.find_elements(By.ID, "username")),
                  "the provider's login form again")
-        _fill(chrome, "username", "bob@corp.example")
-        _fill(chrome, "password", "bob-password")
+        fill(chrome, "username", "bob@corp.example")
+        fill(chrome, "password", "bob-password")
         chrome.find_element(By.ID, "sign-in").click()
         wait_for(lambda: "disabled" in _text(chrome, "error"), "the provider's refusal")
         chrome.close()
