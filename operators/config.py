@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -191,6 +192,81 @@ class ClientRateLimit(_Strict):
     burst: int = Field(default=1000, gt=0)
 
 
+class DetectorConfig(_Strict):
+    """The anomaly detectors' settings (``operators.analytics.settings.DetectorSettings``)."""
+
+    season_buckets: int | None = Field(
+        default=168, gt=0, description="buckets in a season (168: hour of week with hourly"
+        " buckets); null: the baseline is the last recent_buckets buckets"
+    )
+    recent_buckets: int = Field(default=24, gt=0, description="non-seasonal baseline window")
+    min_history: int = Field(default=24, ge=1, description="buckets of history before a key"
+                             " is scored")
+    threshold: float = Field(default=5.0, gt=0, description="robust score that raises an alert")
+    record_floor: float = Field(default=2.0, ge=0, description="scores kept for sweeps")
+    enumeration_min_subscribers: int = Field(
+        default=50, ge=1, description="distinct subscribers in a bucket below which"
+        " enumeration is never flagged"
+    )
+    min_calls: int = Field(default=20, ge=1, description="calls in a bucket below which volume"
+                           " and error spikes are never flagged")
+    alert_cooldown_buckets: int = Field(
+        default=6, ge=0, description="one alert per application, API and kind within this"
+        " many buckets"
+    )
+
+
+class AnalyticsConfig(_Strict):
+    """Live product analytics: usage buckets, the monitor that scores them, its alerts."""
+
+    enabled: bool = Field(default=True, description="run the anomaly monitor in the operator")
+    bucket_seconds: float = Field(
+        default=3600.0, gt=0, le=7 * 86_400, description="length of a usage bucket (the"
+        " detectors' season is counted in buckets)"
+    )
+    flush_seconds: float = Field(
+        default=2.0, gt=0, description="how often usage buckets and activities are written"
+    )
+    grace_seconds: float = Field(
+        default=5.0, ge=0, description="wait after a bucket ends before scoring it, so every"
+        " replica's part of it is written"
+    )
+    history_buckets: int | None = Field(
+        default=None, gt=0, description="buckets replayed at start; null: enough for the"
+        " detectors (a season, or the recent window, and the minimum history)"
+    )
+    webhook_url: str | None = Field(
+        default=None, description="alerts are POSTed here with a signed body; null: none sent"
+    )
+    webhook_secret: str | None = Field(
+        default=None, min_length=16, description="HMAC key signing the webhook's bodies"
+    )
+    detectors: DetectorConfig = Field(default_factory=DetectorConfig)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"webhook_url {value!r} is not an http(s) URL")
+        if value is not None and not urlsplit(value).netloc:
+            raise ValueError(f"webhook_url {value!r} names no host")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AnalyticsConfig:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("webhook_secret: required when webhook_url is set (bodies are"
+                             " signed)")
+        if self.grace_seconds >= self.bucket_seconds:
+            raise ValueError(f"grace_seconds ({self.grace_seconds}) must be shorter than"
+                             f" bucket_seconds ({self.bucket_seconds})")
+        if self.flush_seconds > self.grace_seconds and self.enabled:
+            raise ValueError(f"flush_seconds ({self.flush_seconds}) must not exceed"
+                             f" grace_seconds ({self.grace_seconds}): a bucket is scored"
+                             " once its last part is written")
+        return self
+
+
 class OperatorConfig(_Strict):
     """Everything that makes one operator distinct: identity, numbers, seed, storage, plans."""
 
@@ -238,6 +314,10 @@ class OperatorConfig(_Strict):
     )
     housekeeping_interval: float = Field(
         default=60.0, gt=0, description="live mode: wall seconds between purges of expired rows"
+    )
+    analytics: AnalyticsConfig = Field(
+        default_factory=AnalyticsConfig,
+        description="live product analytics: usage buckets, anomaly monitor, alert webhook",
     )
     interactive_handsets: tuple[str, ...] = Field(
         default=(),

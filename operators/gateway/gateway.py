@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import Request
 
+from operators.analytics.usage_recorder import UsageRecorder
 from operators.camara import CallContext, Operation, operation_at
 from operators.camara.correlator import HEADER, correlator_for, render_error
 from operators.config import Plan
@@ -122,6 +123,7 @@ class Gateway:
         limits: ThreatLimits | None = None,
         calendar: Clock = time.time,
         statistics: CallStatistics | None = None,
+        usage: UsageRecorder | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.identity = identity
@@ -133,11 +135,20 @@ class Gateway:
         self.limits = limits or ThreatLimits()
         self.calendar = calendar
         self.statistics = statistics or CallStatistics(ledger.db, calendar)
+        self.usage = usage or UsageRecorder(ledger.db, calendar)
+        """The analytics' usage buckets: every identified call, with its subscriber and source."""
 
     async def start(self) -> None:
-        """Begin serving: settle the heap (:func:`settle_heap`), start the statistics writer."""
+        """Begin serving: settle the heap (:func:`settle_heap`), start the writers of the
+        statistics and the usage buckets."""
         settle_heap()
         await self.statistics.start()
+        await self.usage.start()
+
+    async def stop(self) -> None:
+        """Write every call statistic and usage bucket still waiting."""
+        await self.statistics.stop()
+        await self.usage.stop()
 
     async def context(self, request: Request) -> CallContext:
         """The chain up to the CAMARA service, awaited by each CAMARA route before it runs."""
@@ -241,10 +252,11 @@ class GatewayMiddleware:
         send = gateway.statistics.observe(send, state, started)
 
         held: list[Message] = []  # a metered answer waits here until its body is complete
+        answered = [0]  # the status that left, for the usage buckets
 
         async def send_with_policies(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status = answered[0] = int(message["status"])
                 headers = list(message.get("headers", []))
                 if not any(name.lower() == b"x-correlator" for name, _ in headers):
                     headers.append((b"x-correlator", correlator.encode()))
@@ -281,6 +293,7 @@ class GatewayMiddleware:
                 effects.clear()
             except Exception:
                 log.exception("metering failed; the call is answered 503")
+                answered[0] = 503
                 await _send_error(send, unavailable("The call could not be metered."), correlator)
                 return
             await send(start)
@@ -290,6 +303,26 @@ class GatewayMiddleware:
             await self.app(scope, receive, send_with_policies)
             if effects and not held:  # an answer that is not metered: its writes stand alone
                 apply_effects(effects)
+        caller = state.get(CALLER)
+        if caller is not None and answered[0]:
+            _fold_usage(gateway.usage, caller, answered[0], state, subjects, scope)
+
+
+def _fold_usage(
+    usage: UsageRecorder, caller: tuple[str, str], status: int, state: Any,
+    subjects: list[str], scope: Scope,
+) -> None:
+    """Fold an identified application's answered call into its usage bucket: about the
+    token's subscriber, else the first a two-legged call named; from the caller's address."""
+    about = state.get("about")
+    subscriber = about[0].msisdn if about is not None else None
+    if subscriber is None and subjects:
+        subscriber = subjects[0]
+    client = scope.get("client")
+    usage.record(
+        caller[0], caller[1], status, subscriber=subscriber,
+        host=client[0] if client else None,
+    )
 
 
 def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int) -> None:

@@ -101,6 +101,9 @@ class IdentityServer:
         self.clock = clock
         self.client_gate = client_gate
         self.throttle = throttle if throttle is not None else Throttle(clock)
+        self.token_issued: Callable[[str], None] | None = None
+        """Told the client id of every token ``/token`` issues (the analytics keeps each
+        application's first); None tells nobody."""
         self._rate_plans = {"/token": _bucket_plan("/token", config.token_rate_limit),
                             "/bc-authorize": _bucket_plan("/bc-authorize",
                                                           config.ciba_rate_limit)}
@@ -257,7 +260,10 @@ class IdentityServer:
                 basic_credentials(authorization) is not None)
             client = (self.authenticate_client(form, authorization, "/token")
                       if presented else None)
-            return self.jwt_bearer.exchange(form, client).response()
+            answer = self.jwt_bearer.exchange(form, client).response()
+            if client is not None and self.token_issued is not None:
+                self.token_issued(client.client_id)
+            return answer
         client = self.authenticate_client(form, authorization, "/token")
         issued: IssuedToken
         match grant_type:
@@ -267,6 +273,8 @@ class IdentityServer:
                 issued = self.authorization_code.redeem(client, form)
             case GrantType.CIBA:
                 issued = self.ciba.poll(client, form)
+        if self.token_issued is not None:
+            self.token_issued(client.client_id)
         return issued.response()
 
     def _client_credentials(self, client: Client, form: Mapping[str, str]) -> IssuedToken:

@@ -21,7 +21,7 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from joserfc.jwk import ECKey
 
@@ -33,6 +33,10 @@ from ..types import Clock
 from .developers import Application, ApplicationStatus, Developer, Environment, Organisation
 from .passwords import WeakPasswordError, check_strength, dummy_hash, hash_password
 from .passwords import verify_password as _verify_password
+
+if TYPE_CHECKING:
+    from ..analytics.activity_log import ActivityLog
+    from ..analytics.records import ActivityKind
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS portal_organisations (
@@ -163,11 +167,25 @@ def _row_application(row: sqlite3.Row) -> Application:
 class DeveloperAccounts:
     """Organisations, developers and their applications, kept beside the client registry."""
 
-    def __init__(self, db: Database, identity: IdentityServer, clock: Clock) -> None:
+    def __init__(self, db: Database, identity: IdentityServer, clock: Clock, *,
+                 activity: ActivityLog | None = None) -> None:
         self.db = db
         self.identity = identity
         self.clock = clock
+        self.activity = activity
+        """Where the developers' milestones go for the analytics (None: nowhere)."""
         db.ensure_schema(SCHEMA)
+
+    def _note(self, kind: ActivityKind, developer_id: str, org_id: str, client_id: str = "",
+              api: str = "", detail: str = "") -> None:
+        if self.activity is not None:
+            self.activity.note(kind, developer_id=developer_id, org_id=org_id,
+                               client_id=client_id, api=api, detail=detail)
+
+    def _note_application(self, kind: ActivityKind, application: Application,
+                          api: str = "", detail: str = "") -> None:
+        self._note(kind, application.developer_id, application.org_id, application.client_id,
+                   api, detail)
 
     # -- organisations and developers ----------------------------------------------------------
 
@@ -181,7 +199,9 @@ class DeveloperAccounts:
             self.db.execute(
                 "INSERT INTO portal_organisations (org_id, name, created_at) VALUES (?, ?, ?)",
                 (org_id, org_name, self.clock()))
-            return self._add_developer(org_id, email, name, password=password)
+            developer = self._add_developer(org_id, email, name, password=password)
+        self._note("signed_up", developer.developer_id, org_id)
+        return developer
 
     def invite(self, org_id: str) -> str:
         """A one-use code a colleague joins ``org_id`` with; it expires after a week."""
@@ -206,7 +226,8 @@ class DeveloperAccounts:
             developer = self._add_developer(org_id, email, name, password=password)
             self.db.execute("UPDATE portal_invitations SET used_at = ? WHERE code_hash = ?",
                             (self.clock(), row["code_hash"]))
-            return developer
+        self._note("signed_up", developer.developer_id, org_id)
+        return developer
 
     def create_federated(self, org_id: str, external_subject: str, email: str,
                          name: str) -> Developer:
@@ -216,7 +237,9 @@ class DeveloperAccounts:
         if not external_subject or len(external_subject) > 255:
             raise AccountError(400, "subject", "subject: the identity provider's subject is "
                                                "missing or too long.")
-        return self._add_developer(org_id, email, name, external_subject=external_subject)
+        developer = self._add_developer(org_id, email, name, external_subject=external_subject)
+        self._note("signed_up", developer.developer_id, org_id)
+        return developer
 
     def _add_developer(self, org_id: str, email: str, name: str, *, password: str | None = None,
                        external_subject: str | None = None) -> Developer:
@@ -379,6 +402,9 @@ class DeveloperAccounts:
              Environment.SANDBOX.value, ApplicationStatus.ACTIVE.value, now))
         application = self.application(client.client_id)
         assert application is not None
+        self._note_application("application_created", application, detail=name)
+        self._note_application("key_generated", application,
+                               detail="generated" if private is not None else "uploaded")
         return application, private
 
     def _keys(self, jwks: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -404,6 +430,8 @@ class DeveloperAccounts:
             self.identity.clients.replace_keys(client_id, public)
         except OAuthError as refused:
             raise AccountError(400, "jwk", f"jwk: {refused.description}") from refused
+        self._note_application("key_generated", application,
+                               detail="generated" if private is not None else "uploaded")
         return private
 
     def disable_application(self, org_id: str, client_id: str) -> None:
@@ -420,6 +448,7 @@ class DeveloperAccounts:
                                f"This application is {application.status}; only an active "
                                "sandbox application can ask for production.")
         self._set_status(client_id, ApplicationStatus.PENDING_PRODUCTION)
+        self._note_application("production_requested", application)
 
     def pending_production(self) -> list[Application]:
         rows = self.db.all("SELECT * FROM portal_applications WHERE status = ?"
@@ -429,12 +458,17 @@ class DeveloperAccounts:
 
     def approve_production(self, client_id: str) -> None:
         """An operator admin's yes: the application may call about any number from now on."""
-        self._pending(client_id)
+        application = self._pending(client_id)
         with self.db.transaction():
             self.identity.clients.set_environment(client_id, Environment.PRODUCTION.value)
             self.db.execute(
                 "UPDATE portal_applications SET environment = ?, status = ? WHERE client_id = ?",
                 (Environment.PRODUCTION.value, ApplicationStatus.ACTIVE.value, client_id))
+        self._note_application("production_approved", application)
+
+    def plan_changed(self, application: Application, api: str, plan: str) -> None:
+        """Note that ``application`` now calls ``api`` on ``plan`` (the analytics' upsells)."""
+        self._note_application("plan_changed", application, api=api, detail=plan)
 
     def refuse_production(self, client_id: str) -> None:
         """An operator admin's no: the application stays an active sandbox application."""
@@ -471,7 +505,8 @@ class DeveloperAccounts:
         Applications their organisation had already disabled stay disabled (and are cut off
         again, idempotently); calling it twice changes nothing more.
         """
-        suspended: list[str] = []
+        before = self.developer(developer_id)
+        suspended: list[Application] = []
         with self.db.transaction():
             self.db.execute(
                 "UPDATE portal_developers SET active = 0,"
@@ -484,8 +519,13 @@ class DeveloperAccounts:
                     self._cut_off(application.client_id, ApplicationStatus.DISABLED)
                     continue
                 self._cut_off(application.client_id, ApplicationStatus.SUSPENDED)
-                suspended.append(application.client_id)
-        return suspended
+                suspended.append(application)
+        if before is not None and before.active:
+            self._note("deactivated", developer_id, before.org_id)
+        for application in suspended:
+            if application.status is not ApplicationStatus.SUSPENDED:  # not already noted
+                self._note_application("application_suspended", application)
+        return [application.client_id for application in suspended]
 
     def reactivate(self, developer_id: str) -> None:
         """Let a developer sign in again; their suspended applications stay suspended until an

@@ -150,6 +150,7 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
                                       ApplicationStatus.PENDING_PRODUCTION):
             raise AccountError(409, "application", f"This application is {application.status}.")
         host.plans.subscribe(application.client_id, api, plan)
+        accounts.plan_changed(application, api, plan)
         return see_other(f"{PREFIX}/{application.client_id}?notice=Plan+changed.")
 
     @router.post("/{client_id}/production")

@@ -19,7 +19,7 @@ class DeveloperPortal:
 
     @classmethod
     def of(cls, host: PortalHost) -> DeveloperPortal:
-        accounts = DeveloperAccounts(host.db, host.identity, host.clock)
+        accounts = DeveloperAccounts(host.db, host.identity, host.clock, activity=host.activity)
         return cls(host, accounts, PortalGuard(host, accounts))
 
     def deactivate(self, developer_id: str) -> list[str]:

@@ -18,6 +18,7 @@ from ..test_numbers import TestNumber
 from ..types import Clock
 
 if TYPE_CHECKING:
+    from ..analytics.activity_log import ActivityLog
     from ..gateway.call_statistics import CallStatistics
     from ..gateway.metering import UsageLedger
     from ..gateway.subscriptions import PlanStore
@@ -52,6 +53,9 @@ class PortalHost:
     statistics: CallStatistics | None = None
     """The gateway's call statistics, so the usage pages also show calls not yet written; None
     reads the statistics tables in ``db`` alone (a party without a gateway of its own)."""
+    activity: ActivityLog | None = None
+    """Where developers' milestones (sign-up, applications, keys, plans, production,
+    suspension) go for the analytics; None: the party keeps none."""
     kind: str = "operator"
     """``operator`` or ``aggregator``: what the pages call the party."""
     test_numbers: Callable[[], list[tuple[TestNumber, str]]] | None = None
