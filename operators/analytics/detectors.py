@@ -1,0 +1,276 @@
+"""The detectors: each scores the keys of one closed bucket against their own history.
+
+Scores do not depend on the threshold (a sweep reuses them); gates do: a key is scored only
+with ``min_history`` buckets since its first call and enough calls (``min_calls``) or
+distinct subscribers (``enumeration_min_subscribers``) in the bucket. Only rises score.
+
+* **volume_spike**: calls against the season (or recent window), :func:`count_scale` floor.
+* **error_spike**: the error share (errors / calls) against the shares of the baseline's
+  buckets that had calls; floor ``max(1.4826 * MAD, 0.05)`` (five points of share).
+* **enumeration**: distinct subscribers against their baseline, :func:`count_scale` floor.
+* **off_hours**: calls in a bucket whose season median is 0 (seasonal keys only) and whose
+  same hour on the previous days of the week had a median of 0 too ("usually quiet at that
+  hour, lately as well"); score ``calls / max(1.4826 * MAD, sqrt(mean calls per bucket over
+  the recent window), 1)``.
+* **new_source**: at least ``new_source_share`` of the calls come from sources the key has
+  not used within its ring of history; score: those calls against the key's recent history
+  of such calls, with the volume's :func:`count_scale` floor, so moving all traffic to a new
+  network at the usual volume scores at most ``1 / relative_floor`` and a stolen key used
+  from elsewhere at high volume scores high.
+* **quota_farming** (per developer, daily): at least ``farming_min_apps`` applications of one
+  developer, created within ``farming_window`` of each other, each calling one API at
+  ``farming_share`` or more of its quota over the last 30 days; score ``5 * sum(shares) /
+  (farming_min_apps * farming_share)``, so the smallest such farm scores 5 (the default
+  threshold) and bigger or fuller farms more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .alerts import AlertKind
+from .baselines import (
+    MAD_SCALE,
+    Baseline,
+    Floats,
+    Ints,
+    PeriodRings,
+    count_scale,
+    lagged,
+    median_mad,
+    robust_score,
+)
+from .settings import DetectorSettings
+
+__all__ = [
+    "ERROR_SHARE_FLOOR",
+    "Closed",
+    "Farm",
+    "FarmCandidate",
+    "Scored",
+    "close",
+    "enumeration",
+    "error_spike",
+    "new_source",
+    "off_hours",
+    "quota_farming",
+    "volume_spike",
+]
+
+ERROR_SHARE_FLOOR = 0.05
+
+
+@dataclass(frozen=True)
+class Closed:
+    """One closed bucket's keys (arrays aligned by position) and their volume baseline."""
+
+    bucket: int
+    rows: Ints
+    ages: Ints
+    """Buckets since each key's first call (0 for a first call)."""
+    calls: Floats
+    errors: Floats
+    subscribers: Floats
+    fresh: Floats
+    """Calls from sources unseen in the key's history."""
+    scored: npt.NDArray[np.bool_]
+    """Old enough and with ``min_calls``: the keys the call-based detectors look at."""
+    seasonal: npt.NDArray[np.bool_]
+    calls_median: Floats
+    calls_mad: Floats
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One detector's scores for some of a closed bucket's keys (positions in it)."""
+
+    kind: AlertKind
+    index: Ints
+    score: Floats
+    observed: Floats
+    baseline: Floats
+
+    def at_least(self, floor: float) -> Scored:
+        keep = self.score >= floor
+        return Scored(
+            self.kind,
+            self.index[keep],
+            self.score[keep],
+            self.observed[keep],
+            self.baseline[keep],
+        )
+
+
+def close(
+    bucket: int,
+    rows: Ints,
+    ages: Ints,
+    counts: Floats,
+    rings: PeriodRings,
+    baseline: Baseline,
+    settings: DetectorSettings,
+) -> Closed:
+    """A bucket's keys ready to score; ``counts`` columns: calls, errors, subscribers,
+    fresh. ``rings`` must hold the buckets up to ``bucket - 1``."""
+    calls = counts[:, 0]
+    scored = (ages >= settings.min_history) & (calls >= settings.min_calls)
+    median = np.full(len(rows), np.nan)
+    mad = np.full(len(rows), np.nan)
+    matrix = rings.matrices["calls"]
+    if scored.any():
+        median[scored], mad[scored] = baseline.stats(
+            lambda r, lags, a: lagged(matrix, r, bucket, lags, a), rows[scored], ages[scored]
+        )
+    return Closed(
+        bucket,
+        rows,
+        ages,
+        calls,
+        counts[:, 1],
+        counts[:, 2],
+        counts[:, 3],
+        scored,
+        baseline.seasonal(ages),
+        median,
+        mad,
+    )
+
+
+def _scored(kind: AlertKind, index: Ints, score: Floats, observed: Floats, base: Floats) -> Scored:
+    rising = score > 0
+    return Scored(kind, index[rising], score[rising], observed[rising], base[rising])
+
+
+def volume_spike(closed: Closed, settings: DetectorSettings) -> Scored:
+    index = np.flatnonzero(closed.scored)
+    median, mad = closed.calls_median[index], closed.calls_mad[index]
+    observed = closed.calls[index]
+    scale = count_scale(median, mad, settings.relative_floor, observed)
+    return _scored("volume_spike", index, robust_score(observed, median, scale), observed, median)
+
+
+def error_spike(
+    closed: Closed, rings: PeriodRings, baseline: Baseline, settings: DetectorSettings
+) -> Scored:
+    index = np.flatnonzero(closed.scored)
+    calls, errors = rings.matrices["calls"], rings.matrices["errors"]
+    bucket = closed.bucket
+
+    def shares(rows: Ints, lags: Ints, ages: Ints) -> Floats:
+        made = lagged(calls, rows, bucket, lags, ages)
+        failed = lagged(errors, rows, bucket, lags, ages)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(made > 0, failed / made, np.nan)
+
+    median, mad = baseline.stats(shares, closed.rows[index], closed.ages[index])
+    known = ~np.isnan(median)
+    index, median, mad = index[known], median[known], mad[known]
+    observed = closed.errors[index] / closed.calls[index]
+    scale = np.maximum(MAD_SCALE * np.nan_to_num(mad), ERROR_SHARE_FLOOR)
+    return _scored("error_spike", index, robust_score(observed, median, scale), observed, median)
+
+
+def enumeration(
+    closed: Closed, rings: PeriodRings, baseline: Baseline, settings: DetectorSettings
+) -> Scored:
+    index = np.flatnonzero(
+        (closed.ages >= settings.min_history)
+        & (closed.subscribers >= max(settings.enumeration_min_subscribers, 1))
+    )
+    matrix, bucket = rings.matrices["subscribers"], closed.bucket
+    median, mad = baseline.stats(
+        lambda r, lags, a: lagged(matrix, r, bucket, lags, a),
+        closed.rows[index],
+        closed.ages[index],
+    )
+    observed = closed.subscribers[index]
+    scale = count_scale(median, mad, settings.relative_floor, observed)
+    return _scored("enumeration", index, robust_score(observed, median, scale), observed, median)
+
+
+def off_hours(
+    closed: Closed, rings: PeriodRings, baseline: Baseline, settings: DetectorSettings
+) -> Scored:
+    index = np.flatnonzero(closed.scored & closed.seasonal & (closed.calls_median == 0))
+    if baseline.day_lags is None or not len(index):
+        return _scored("off_hours", index, np.zeros(0), np.zeros(0), np.zeros(0))
+    matrix, rows, ages = rings.matrices["calls"], closed.rows[index], closed.ages[index]
+    days_median, _ = median_mad(lagged(matrix, rows, closed.bucket, baseline.day_lags, ages))
+    quiet = days_median == 0
+    index, rows, ages = index[quiet], rows[quiet], ages[quiet]
+    recent = lagged(matrix, rows, closed.bucket, baseline.recent_lags, ages)
+    level = np.nanmean(recent, axis=1) if len(index) else np.zeros(0)
+    scale = np.maximum.reduce(
+        [MAD_SCALE * closed.calls_mad[index], np.sqrt(level), np.ones(len(index))]
+    )
+    observed = closed.calls[index]
+    return _scored("off_hours", index, observed / scale, observed, np.zeros(len(index)))
+
+
+def new_source(closed: Closed, fresh: PeriodRings, settings: DetectorSettings) -> Scored:
+    index = np.flatnonzero(
+        closed.scored
+        & (closed.fresh >= settings.new_source_share * closed.calls)
+        & (closed.fresh > 0)
+    )
+    rows, ages = closed.rows[index], closed.ages[index]
+    lags = np.arange(1, fresh.length + 1, dtype=np.int64)
+    median, mad = median_mad(lagged(fresh.matrices["fresh"], rows, closed.bucket, lags, ages))
+    volume = closed.calls_median[index]
+    observed = closed.fresh[index]
+    scale = np.maximum(
+        count_scale(volume, np.zeros(len(index)), settings.relative_floor, observed),
+        MAD_SCALE * np.nan_to_num(mad),
+    )
+    return _scored("new_source", index, robust_score(observed, median, scale), observed, volume)
+
+
+@dataclass(frozen=True)
+class FarmCandidate:
+    """One application's use of one API against its quota over the last 30 days."""
+
+    client_id: str
+    developer_id: str
+    api: str
+    created_at: float
+    share: float
+
+
+@dataclass(frozen=True)
+class Farm:
+    developer_id: str
+    api: str
+    client_ids: tuple[str, ...]
+    shares: tuple[float, ...]
+    score: float
+
+
+def quota_farming(candidates: Sequence[FarmCandidate], settings: DetectorSettings) -> list[Farm]:
+    """The largest cluster (by creation time) of near-quota applications per developer and
+    API, when it has at least ``farming_min_apps``."""
+    groups: dict[tuple[str, str], list[FarmCandidate]] = {}
+    for candidate in candidates:
+        if candidate.share >= settings.farming_share and candidate.developer_id:
+            groups.setdefault((candidate.developer_id, candidate.api), []).append(candidate)
+    farms: list[Farm] = []
+    for (developer_id, api), group in sorted(groups.items()):
+        if len(group) < settings.farming_min_apps:
+            continue
+        group.sort(key=lambda c: (c.created_at, c.client_id))
+        best: list[FarmCandidate] = []
+        first = 0
+        for last in range(len(group)):
+            while group[last].created_at - group[first].created_at > settings.farming_window:
+                first += 1
+            if last + 1 - first > len(best):
+                best = group[first : last + 1]
+        if len(best) < settings.farming_min_apps:
+            continue
+        shares = tuple(c.share for c in best)
+        score = 5.0 * sum(shares) / (settings.farming_min_apps * settings.farming_share)
+        farms.append(Farm(developer_id, api, tuple(c.client_id for c in best), shares, score))
+    return farms
