@@ -220,6 +220,9 @@ class MemberOperator:
         if probes:  # background work: health probes, and the housekeeping of the one file
             self.front.start()
             await self.primary.start()
+            for replica in self.replicas.values():  # their writers; the monitor runs once
+                if replica is not self.primary:
+                    await replica.start_replica()
         self.ready = True
 
     async def _register(self, party: str, deadline: float) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
@@ -16,6 +16,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from .admin_auth import admin_guard
+from .analytics.activity_log import ActivityLog
+from .analytics.monitor import AnalyticsMonitor
+from .analytics.usage_recorder import UsageRecorder
 from .billing import build_invoice_admin_router
 from .camara.consent_info import (
     RetrieveStatusRequestBody,
@@ -62,6 +65,9 @@ from .types import Clock
 from .web import static_files
 from .web.api_docs import install_api_docs
 
+if TYPE_CHECKING:
+    from .portal import DeveloperAccounts
+
 
 @dataclass
 class Operator:
@@ -78,9 +84,23 @@ class Operator:
     housekeeping: Housekeeping = field(init=False)
     handsets: HandsetInbox = field(init=False)
     """What the subscribers' simulated phones show (codes, consent notices, prompts)."""
+    activity: ActivityLog = field(init=False)
+    """Developers' milestones for the analytics: the portal, ``/token`` and the gateway note
+    them."""
+    monitor: AnalyticsMonitor | None = field(init=False)
+    """Scores the usage buckets as they close and sends alerts (None when disabled)."""
 
     def __post_init__(self) -> None:
         self.handsets = HandsetInbox(self.db, clock=self.clock)
+        analytics = self.config.analytics
+        self.activity = ActivityLog(self.db, self.clock, interval=analytics.flush_seconds)
+        self.gateway.usage.on_first_success = self.activity.first_success
+        self.identity.token_issued = self.activity.first_token
+        self.monitor = (
+            AnalyticsMonitor.from_config(
+                analytics, self.db, self.activity, self.gateway.usage, clock=self.clock)
+            if analytics.enabled else None
+        )
         self.housekeeping = Housekeeping(
             self.db,
             Retention.for_lifetimes(self.config.lifetimes),
@@ -147,6 +167,10 @@ class Operator:
             GatewayMetrics(config.id),
             party_trusted=client_trusted,
             calendar=clock,
+            usage=UsageRecorder(
+                db, clock, bucket_seconds=config.analytics.bucket_seconds,
+                interval=config.analytics.flush_seconds,
+            ),
         )
         operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)
         operator._expose_backend_gauges()
@@ -192,21 +216,34 @@ class Operator:
 
     async def start(self) -> None:
         """What runs beside the requests while the operator serves: the housekeeping, the
-        writer of the call statistics."""
+        writers of the call statistics, usage buckets and activities, the analytics monitor."""
         self.housekeeping.start()
+        await self.start_replica()
+        if self.monitor is not None:
+            await self.monitor.start()
+
+    async def start_replica(self) -> None:
+        """The writers alone, for a replica sharing the database of one that runs
+        :meth:`start` (the housekeeping and the monitor run once per database)."""
         await self.gateway.start()
+        await self.activity.start()
 
     async def stop(self) -> None:
-        """Stop the background work and commit every usage event (and every call statistic)
-        still waiting."""
+        """Stop the background work and commit every usage event (and every call statistic,
+        usage bucket and activity) still waiting."""
         await self.housekeeping.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         self.gateway.commits.flush()
-        await self.gateway.statistics.stop()
+        await self.gateway.stop()
+        await self.activity.stop()
 
     def close(self) -> None:
         with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not
             self.gateway.commits.flush()
         self.gateway.statistics.flush()
+        self.gateway.usage.flush()
+        self.activity.flush()
         self.db.close()
 
 
@@ -310,6 +347,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.include_router(build_consent_portal_router(operator))
     app.include_router(build_handset_router(operator))
     portal = install_developer_portal(app, portal_host(operator))
+    operator.activity.owner_of = _owner_of(portal.accounts)
     app.include_router(  # GET /admin/invoices?month=YYYY-MM[&by=organisation]
         build_invoice_admin_router(
             config, operator.gateway.admission.plans, operator.gateway.ledger, operator.clock,
@@ -329,8 +367,18 @@ def portal_host(operator: Operator) -> PortalHost:
         origin=operator.api_root, api_root=operator.api_root,
         apis=tuple(dict.fromkeys(op.api for op in OPERATIONS)),
         usage=operator.gateway.ledger, statistics=operator.gateway.statistics,
-        kind="operator",
+        activity=operator.activity, kind="operator",
     )
+
+
+def _owner_of(accounts: DeveloperAccounts) -> Callable[[str], tuple[str, str] | None]:
+    """Who owns a client, for milestones noted by client id alone (``/token``, the gateway)."""
+
+    def owner_of(client_id: str) -> tuple[str, str] | None:
+        application = accounts.application(client_id)
+        return None if application is None else (application.developer_id, application.org_id)
+
+    return owner_of
 
 
 def _operations_router(operator: Operator) -> APIRouter:
@@ -381,6 +429,7 @@ def _operations_router(operator: Operator) -> APIRouter:
         if operator.identity.clients.get(client_id) is None:
             raise CamaraError(404, "NOT_FOUND", f"no client {client_id!r}")
         plan = operator.gateway.admission.plans.subscribe(client_id, api, wanted.plan)
+        operator.activity.note("plan_changed", client_id=client_id, api=api, detail=plan.name)
         return {"clientId": client_id, "api": api, "plan": plan.name}
 
     @admin.get("/handsets/{phone_number}/messages")

@@ -1,0 +1,391 @@
+"""The live analytics: the operator's own records scored as they close, alerts kept and sent.
+
+:class:`AnalyticsMonitor` runs in the operator process beside the gateway. At start it
+replays recent history from the database into an :class:`~operators.analytics.engine.Analytics`
+(every developer milestone, and enough usage buckets for the detectors' baselines); then at
+every bucket boundary, once ``grace`` seconds have let every replica write its part of the
+bucket that just ended, it feeds the newly closed buckets and the milestones written since,
+and advances the analytics to now. The alerts that raises are added to the alerts table (the
+admin pages read it) and, when a webhook is configured, posted to it with a signed body.
+
+Replicas sharing one database may each run a monitor: the alerts table keeps an alert once
+(UNIQUE on kind, application, API and bucket), and only the monitor whose insert added it
+posts it, so the webhook hears of each alert once. A part of a bucket written after the bucket
+was scored (a replica stalled longer than ``grace``) is not scored live; it is there for the
+next replay and for the pages.
+
+:func:`replay` feeds any Analytics from the database (the CLI and the admin pages use it
+for a period of their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from operators.config import AnalyticsConfig
+from operators.storage import Database
+from operators.types import Clock
+
+from .activity_log import ActivityLog
+from .alerts import Alert, WebhookSender
+from .engine import Analytics
+from .records import Activity, UsageBucket
+from .settings import AnalyticsSettings, DetectorSettings
+from .usage_recorder import UsageRecorder
+
+__all__ = [
+    "AlertLog",
+    "AnalyticsMonitor",
+    "Replayed",
+    "analytics_settings",
+    "replay",
+]
+
+log = logging.getLogger("ogsim.analytics")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS analytics_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    api TEXT NOT NULL,
+    developer_id TEXT NOT NULL,
+    org_id TEXT NOT NULL,
+    bucket_start REAL NOT NULL,
+    raised_at REAL NOT NULL,
+    score REAL NOT NULL,
+    observed REAL NOT NULL,
+    baseline REAL NOT NULL,
+    detail TEXT NOT NULL,
+    UNIQUE (kind, client_id, api, bucket_start)
+);
+CREATE INDEX IF NOT EXISTS analytics_alerts_raised ON analytics_alerts (raised_at);
+CREATE INDEX IF NOT EXISTS analytics_alerts_client ON analytics_alerts (client_id);
+"""
+_ALERT_COLUMNS = (
+    "kind, client_id, api, developer_id, org_id, bucket_start, raised_at, score, observed,"
+    " baseline, detail"
+)
+SEASONS_REPLAYED = 4
+"""Seasons of buckets replayed at start when no ``history_buckets`` is configured."""
+
+
+def analytics_settings(config: AnalyticsConfig) -> AnalyticsSettings:
+    """The engine's settings from the operator config's ``analytics`` section."""
+    detectors = config.detectors.model_dump(exclude={"alert_cooldown_buckets"})
+    return AnalyticsSettings(
+        detectors=DetectorSettings(bucket_seconds=config.bucket_seconds, **detectors),
+        alert_cooldown_buckets=config.detectors.alert_cooldown_buckets,
+    )
+
+
+class AlertLog:
+    """The alerts raised, one row each, for the admin pages (and the webhook's dedup)."""
+
+    def __init__(self, db: Database) -> None:
+        db.ensure_schema(SCHEMA)
+        self.db = db
+
+    def add(self, alert: Alert) -> bool:
+        """Keep ``alert``; False when this alert (kind, application, API, bucket) was already
+        kept, by this process or another sharing the database."""
+        changed = self.db.execute(
+            f"INSERT OR IGNORE INTO analytics_alerts ({_ALERT_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert.kind,
+                alert.client_id,
+                alert.api,
+                alert.developer_id,
+                alert.org_id,
+                alert.bucket_start,
+                alert.raised_at,
+                alert.score,
+                alert.observed,
+                alert.baseline,
+                alert.detail,
+            ),
+        )
+        return changed == 1
+
+    def read(
+        self,
+        since: float | None = None,
+        until: float | None = None,
+        *,
+        client_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
+        """Alerts raised at ``since <= raised_at < until`` (bounds open when None), newest
+        first, optionally of one application and at most ``limit`` of them."""
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
+        if since is not None:
+            where.append("raised_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("raised_at < ?")
+            params.append(until)
+        if client_id is not None:
+            where.append("client_id = ?")
+            params.append(client_id)
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.db.all(
+            f"SELECT {_ALERT_COLUMNS} FROM analytics_alerts WHERE {' AND '.join(where)}"
+            f" ORDER BY raised_at DESC, id DESC{tail}",
+            params,
+        )
+        return [_alert(row) for row in rows]
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(
+        kind=row["kind"],
+        client_id=row["client_id"],
+        api=row["api"],
+        developer_id=row["developer_id"],
+        org_id=row["org_id"],
+        bucket_start=float(row["bucket_start"]),
+        raised_at=float(row["raised_at"]),
+        score=float(row["score"]),
+        observed=float(row["observed"]),
+        baseline=float(row["baseline"]),
+        detail=row["detail"],
+    )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What :func:`replay` fed: counts, and the last activity row (to follow the log on)."""
+
+    activities: int
+    buckets: int
+    last_activity_id: int
+
+
+def _developers_only(rows: Iterable[tuple[int, Activity]]) -> tuple[list[Activity], int]:
+    """The milestones the analytics follows (a developer's), and the last row id seen."""
+    last = 0
+    kept = []
+    for row_id, activity in rows:
+        last = row_id
+        if activity.developer_id:
+            kept.append(activity)
+    return kept, last
+
+
+def replay(
+    analytics: Analytics,
+    activities: ActivityLog,
+    usage: UsageRecorder,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+) -> Replayed:
+    """Feed ``analytics`` every developer milestone written before ``until`` and the usage
+    buckets starting in ``[since, until)``; the caller then advances it (to ``until``).
+
+    Milestones of clients no developer owns (registered over the admin API) stay in the log
+    but are not fed: the analytics follows developers."""
+    kept, last = _developers_only(activities.read_rows(None, until))
+    for activity in kept:
+        analytics.record_activity(activity)
+    buckets = usage.read_buckets(since, until)
+    for bucket in buckets:
+        analytics.record_usage(bucket)
+    return Replayed(len(kept), len(buckets), last)
+
+
+class AnalyticsMonitor:
+    """Scores the closed buckets live; see the module's docstring.
+
+    ``clock`` is the operator's epoch clock, ``sleep`` how the loop waits (both injectable so
+    a test drives it in virtual time). ``webhook`` delivers alerts when set.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        activities: ActivityLog,
+        usage: UsageRecorder,
+        *,
+        settings: AnalyticsSettings | None = None,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+        grace: float = 5.0,
+        history_buckets: int | None = None,
+        webhook: WebhookSender | None = None,
+    ) -> None:
+        self.settings = settings or AnalyticsSettings(
+            detectors=DetectorSettings(bucket_seconds=usage.seconds)
+        )
+        if self.settings.detectors.bucket_seconds != usage.seconds:
+            raise ValueError("the detectors' bucket_seconds must be the recorder's")
+        if not 0 <= grace < usage.seconds:
+            raise ValueError(f"grace ({grace}) must be in [0, bucket_seconds)")
+        self.db = db
+        self.activities = activities
+        self.usage = usage
+        self.alert_log = AlertLog(db)
+        self.clock = clock
+        self.sleep = sleep
+        self.grace = grace
+        self.seconds = usage.seconds
+        self.history_buckets = history_buckets or _history(self.settings.detectors)
+        self.webhook = webhook
+        self.analytics = Analytics(self.settings)
+        """The live engine: funnels, cohorts and segments of what it has been fed so far."""
+        self.cursor: float | None = None
+        """Buckets starting before this have been fed (None before :meth:`catch_up`)."""
+        self.last_activity_id = 0
+        self.raised: list[Alert] = []
+        """Alerts this monitor added to the table (and sent), oldest first."""
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._ticking = False
+
+    @classmethod
+    def from_config(
+        cls,
+        config: AnalyticsConfig,
+        db: Database,
+        activities: ActivityLog,
+        usage: UsageRecorder,
+        *,
+        clock: Clock = time.time,
+        sleep: Sleep = asyncio.sleep,
+    ) -> AnalyticsMonitor:
+        """The monitor an operator's ``analytics`` section describes."""
+        webhook = None
+        if config.webhook_url is not None and config.webhook_secret is not None:
+            webhook = WebhookSender(config.webhook_url, config.webhook_secret.encode(), clock=clock)
+        return cls(
+            db,
+            activities,
+            usage,
+            settings=analytics_settings(config),
+            clock=clock,
+            sleep=sleep,
+            grace=config.grace_seconds,
+            history_buckets=config.history_buckets,
+            webhook=webhook,
+        )
+
+    # -- feeding --------------------------------------------------------------------------
+
+    def _boundary(self, at: float) -> float:
+        return math.floor(at / self.seconds) * self.seconds
+
+    async def catch_up(self) -> list[Alert]:
+        """Replay recent history (buckets ending before the current one, every milestone)
+        and score it; the alerts it raised that no one had kept yet."""
+        now = self.clock()
+        current = self._boundary(now)
+        since = current - self.history_buckets * self.seconds
+        activities = await asyncio.to_thread(self.activities.read_rows, None, None)
+        buckets = await asyncio.to_thread(self.usage.read_buckets, since, current)
+        self.cursor = current
+        return await self._feed(activities, buckets, current)
+
+    async def tick(self) -> list[Alert]:
+        """Feed the buckets that closed (``grace`` ago) since the last tick and the
+        milestones written since, advance, keep and send the alerts; the new ones."""
+        if self.cursor is None:
+            return await self.catch_up()
+        now = self.clock()
+        upto = self._boundary(now - self.grace)
+        if upto <= self.cursor:
+            return []
+        rows = await asyncio.to_thread(
+            self.activities.read_rows, None, None, after_id=self.last_activity_id
+        )
+        buckets = await asyncio.to_thread(self.usage.read_buckets, self.cursor, upto)
+        self.cursor = upto
+        # a late tick must not close the bucket after ``upto``: it has not been fed
+        return await self._feed(rows, buckets, now if now < upto + self.seconds else upto)
+
+    async def _feed(
+        self, rows: list[tuple[int, Activity]], buckets: list[UsageBucket], at: float
+    ) -> list[Alert]:
+        kept, last = _developers_only(rows)
+        self.last_activity_id = max(self.last_activity_id, last)
+        for activity in kept:
+            self.analytics.record_activity(activity)
+        for bucket in buckets:
+            self.analytics.record_usage(bucket)
+        alerts = self.analytics.advance(at)
+        if not alerts:
+            return []
+        fresh = await asyncio.to_thread(self._keep, alerts)
+        for alert in fresh:
+            log.warning(
+                "analytics alert %s: %s %s (score %.1f)",
+                alert.kind,
+                alert.client_id,
+                alert.api,
+                alert.score,
+            )
+            if self.webhook is not None:
+                self.webhook.submit(alert)
+        self.raised.extend(fresh)
+        return fresh
+
+    def _keep(self, alerts: list[Alert]) -> list[Alert]:
+        return [alert for alert in alerts if self.alert_log.add(alert)]
+
+    # -- running --------------------------------------------------------------------------
+
+    def next_tick(self, now: float) -> float:
+        """The next time a bucket may be scored after ``now``: a boundary plus ``grace``."""
+        due = self._boundary(now) + self.grace
+        return due if due > now else due + self.seconds
+
+    async def start(self) -> None:
+        """Catch up, then tick at every bucket boundary (plus grace) until :meth:`stop`."""
+        if self._task is not None and not self._task.done():
+            return
+        self._stopping = False
+        if self.webhook is not None:
+            await self.webhook.start()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._ticking = True
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("the analytics monitor's tick failed; trying at the next one")
+            finally:
+                self._ticking = False
+            if self._stopping:
+                return
+            now = self.clock()
+            await self.sleep(max(0.0, self.next_tick(now) - now))
+
+    async def stop(self) -> None:
+        """Stop ticking (a tick under way finishes), then let the webhook deliver what is
+        queued (bounded by its drain timeout)."""
+        task, self._task = self._task, None
+        self._stopping = True
+        if task is not None:
+            if not self._ticking:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.webhook is not None:
+            await self.webhook.stop()
+
+
+def _history(detectors: DetectorSettings) -> int:
+    seasons = (detectors.season_buckets or 0) * SEASONS_REPLAYED
+    return max(detectors.min_history, detectors.recent_buckets, seasons, 1)

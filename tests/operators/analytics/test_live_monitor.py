@@ -1,0 +1,286 @@
+"""The live monitor on a fake clock over a real SQLite file: history replayed at start, each
+closed bucket scored once after its grace, alerts kept once (also across replicas and
+restarts) and posted signed to a real (in-process) receiver; the loop ticks on boundaries and
+stops cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from operators.analytics.activity_log import ActivityLog
+from operators.analytics.alerts import WebhookSender, verify_signature
+from operators.analytics.engine import Analytics
+from operators.analytics.monitor import AlertLog, AnalyticsMonitor, analytics_settings, replay
+from operators.analytics.usage_recorder import UsageRecorder
+from operators.config import AnalyticsConfig, DetectorConfig
+from operators.storage import Database
+
+BUCKET = 60.0
+GRACE = 5.0
+START = 1_790_000_000.0 // BUCKET * BUCKET
+SECRET = "a-webhook-secret-of-some-length"
+CONFIG = AnalyticsConfig(
+    bucket_seconds=BUCKET,
+    flush_seconds=1.0,
+    grace_seconds=GRACE,
+    webhook_url="http://receiver.test/alerts",
+    webhook_secret=SECRET,
+    detectors=DetectorConfig(season_buckets=None, recent_buckets=10, min_history=5),
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint: keeps what it was sent."""
+
+    received: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+
+    async def alerts(self, request: Request) -> Response:
+        self.received.append((await request.body(), dict(request.headers)))
+        return Response(status_code=204)
+
+    def client(self) -> httpx.AsyncClient:
+        app = Starlette(routes=[Route("/alerts", self.alerts, methods=["POST"])])
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+
+
+@dataclass
+class World:
+    path: str
+    clock: FakeClock
+    activities: ActivityLog
+    usage: UsageRecorder
+    receiver: Receiver
+    http: httpx.AsyncClient
+
+    def monitor(self) -> AnalyticsMonitor:
+        """A monitor on a database handle of its own (as a replica or a restart has)."""
+        db = Database(self.path)
+        activities = ActivityLog(db, self.clock)
+        usage = UsageRecorder(db, self.clock, bucket_seconds=BUCKET)
+        webhook = WebhookSender(
+            str(CONFIG.webhook_url),
+            SECRET.encode(),
+            clock=self.clock,
+            client=self.http,
+            backoff=0.0,
+        )
+        return AnalyticsMonitor(
+            db,
+            activities,
+            usage,
+            settings=analytics_settings(CONFIG),
+            clock=self.clock,
+            grace=GRACE,
+            webhook=webhook,
+        )
+
+    def traffic(self, client_id: str, calls: int, host: str, subscribers: int = 5) -> None:
+        for n in range(calls):
+            self.usage.record(
+                client_id, "sim-swap", 200, subscriber=f"+3460000{n % subscribers:04d}", host=host
+            )
+
+    def normal_bucket(self) -> None:
+        self.traffic("victim", 30, "10.0.0.1")
+        self.traffic("steady", 30, "10.1.0.1")
+        self.usage.flush()
+
+    def to_next_tick(self) -> None:
+        """To the grace after the end of the bucket in progress."""
+        self.clock.now = (self.clock.now // BUCKET + 1) * BUCKET + GRACE
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    path = str(tmp_path / "operator.db")
+    clock = FakeClock()
+    db = Database(path)
+    receiver = Receiver()
+    async with receiver.client() as http:
+        activities = ActivityLog(db, clock)
+        activities.note("signed_up", developer_id="dev-1", org_id="org-1")
+        activities.note(
+            "application_created",
+            developer_id="dev-1",
+            org_id="org-1",
+            client_id="victim",
+            detail="Fraud checks",
+        )
+        activities.flush()
+        yield World(
+            path, clock, activities, UsageRecorder(db, clock, bucket_seconds=BUCKET), receiver, http
+        )
+
+
+async def delivered(receiver: Receiver, count: int) -> None:
+    for _ in range(400):
+        if len(receiver.received) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{len(receiver.received)} of {count} alerts delivered")
+
+
+async def test_a_spike_from_a_new_network_raises_one_alert_kept_and_signed(
+    world: World,
+) -> None:
+    monitor = world.monitor()
+    await monitor.webhook.start()  # type: ignore[union-attr]
+    assert await monitor.tick() == [], "the catch-up finds no history"
+    for _ in range(8):
+        world.normal_bucket()
+        world.to_next_tick()
+        assert await monitor.tick() == []
+    world.traffic("victim", 600, "10.9.0.1", subscribers=5)  # a stolen key, elsewhere
+    world.normal_bucket()
+    spiked = world.clock.now // BUCKET * BUCKET
+    world.to_next_tick()
+    alerts = await monitor.tick()
+    assert alerts and {a.client_id for a in alerts} == {"victim"}
+    assert {a.kind for a in alerts} <= {"volume_spike", "new_source"}
+    assert all(a.bucket_start == spiked and a.developer_id == "dev-1" for a in alerts)
+    kept = AlertLog(monitor.db).read()
+    assert {(a.kind, a.client_id, a.bucket_start) for a in kept} == {
+        (a.kind, a.client_id, a.bucket_start) for a in alerts
+    }
+    assert AlertLog(monitor.db).read(client_id="steady") == []
+    await delivered(world.receiver, len(alerts))
+    await monitor.stop()
+    for body, headers in world.receiver.received:
+        assert verify_signature(body, headers, SECRET.encode(), now=world.clock())
+        assert b'"client_id":"victim"' in body
+        assert not verify_signature(body, headers, b"another secret", now=world.clock())
+    world.to_next_tick()
+    assert await monitor.tick() == [], "nothing new"
+
+
+async def test_a_replica_and_a_restart_neither_keep_nor_send_an_alert_twice(
+    world: World,
+) -> None:
+    first, replica = world.monitor(), world.monitor()
+    for monitor in (first, replica):
+        await monitor.webhook.start()  # type: ignore[union-attr]
+        await monitor.tick()
+    for _ in range(8):
+        world.normal_bucket()
+        world.to_next_tick()
+        await first.tick()
+        await replica.tick()
+    world.traffic("victim", 600, "10.9.0.1")
+    world.normal_bucket()
+    world.to_next_tick()
+    raised = await first.tick()
+    assert raised
+    assert await replica.tick() == [], "the replica scored it too, but it was already kept"
+    restarted = world.monitor()
+    await restarted.webhook.start()  # type: ignore[union-attr]
+    assert await restarted.catch_up() == [], "the replay finds the spike, already kept"
+    assert restarted.analytics.alerts, "the replayed history raised it again in the engine"
+    await delivered(world.receiver, len(raised))
+    for monitor in (first, replica, restarted):
+        await monitor.stop()
+    assert len(world.receiver.received) == len(raised)
+    assert len(AlertLog(first.db).read()) == len(raised)
+
+
+async def test_a_late_tick_never_closes_a_bucket_it_has_not_fed(world: World) -> None:
+    monitor = world.monitor()
+    await monitor.tick()
+    world.normal_bucket()
+    world.clock.now += 1.5 * BUCKET  # the process stalled past the next bucket's end
+    world.normal_bucket()  # calls in the bucket after the one the tick will feed
+    await monitor.tick()
+    assert monitor.analytics.late_parts == 0
+    world.to_next_tick()
+    await monitor.tick()
+    assert monitor.analytics.late_parts == 0
+
+
+async def test_the_loop_ticks_at_bucket_boundaries_plus_grace_and_stops(world: World) -> None:
+    slept: list[float] = []
+    enough = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        slept.append(world.clock.now + seconds)
+        world.clock.now += seconds
+        if len(slept) >= 5:
+            enough.set()
+        await asyncio.sleep(0)
+
+    world.clock.now = START + 17.0
+    monitor = AnalyticsMonitor(
+        Database(world.path),
+        world.activities,
+        world.usage,
+        settings=analytics_settings(CONFIG),
+        clock=world.clock,
+        sleep=sleep,
+        grace=GRACE,
+    )
+    await monitor.start()
+    await asyncio.wait_for(enough.wait(), 30)
+    await monitor.stop()
+    assert slept[:3] == [
+        START + BUCKET + GRACE,
+        START + 2 * BUCKET + GRACE,
+        START + 3 * BUCKET + GRACE,
+    ]
+    assert monitor.cursor is not None and monitor.cursor >= START + 3 * BUCKET
+
+
+async def test_replay_feeds_any_analytics_from_the_database(world: World) -> None:
+    for _ in range(3):
+        world.normal_bucket()
+        world.clock.now += BUCKET
+    analytics = Analytics(analytics_settings(CONFIG))
+    done = replay(analytics, world.activities, world.usage, since=START, until=world.clock())
+    assert (done.activities, done.buckets) == (2, 6)
+    analytics.advance(world.clock())
+    assert "dev-1" in analytics.developers()
+    assert analytics.applications()["victim"].developer_id == "dev-1"
+
+
+def test_settings_follow_the_config() -> None:
+    settings = analytics_settings(CONFIG)
+    assert settings.detectors.bucket_seconds == BUCKET
+    assert settings.detectors.season_buckets is None
+    assert settings.detectors.min_history == 5
+    assert settings.alert_cooldown_buckets == CONFIG.detectors.alert_cooldown_buckets
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"bucket_seconds": 0}, "bucket_seconds"),
+        ({"bucket_seconds": 2, "grace_seconds": 5}, "grace_seconds"),
+        ({"webhook_url": "http://x.test/a"}, "webhook_secret"),
+        ({"webhook_url": "ftp://x.test/a", "webhook_secret": SECRET}, "webhook_url"),
+        ({"webhook_secret": "short"}, "webhook_secret"),
+        ({"detectors": {"min_history": 0}}, "min_history"),
+        ({"flush_seconds": 9}, "flush_seconds"),
+    ],
+)
+def test_bad_analytics_settings_name_the_field(fields: dict[str, object], named: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        AnalyticsConfig.model_validate(fields)
+    assert named in str(refused.value)
