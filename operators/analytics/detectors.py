@@ -13,10 +13,11 @@ distinct subscribers (``enumeration_min_subscribers``) in the bucket. Only rises
   hour, lately as well"); score ``calls / max(1.4826 * MAD, sqrt(mean calls per bucket over
   the recent window), 1)``.
 * **new_source**: at least ``new_source_share`` of the calls come from sources the key has
-  not used within its ring of history; score: those calls against the key's recent history
-  of such calls, with the volume's :func:`count_scale` floor, so moving all traffic to a new
-  network at the usual volume scores at most ``1 / relative_floor`` and a stolen key used
-  from elsewhere at high volume scores high.
+  not used within its ring of history, for a key whose sources are usually known (the median
+  of such calls over the recent window is below that share of its usual volume). Score: the
+  calls from new sources against the key's usual volume (the volume baseline and floor), so
+  moving all traffic to a new network at the usual volume scores about 0, and a stolen key
+  used from elsewhere at high volume scores as high as its excess.
 * **quota_farming** (per developer, daily): at least ``farming_min_apps`` applications of one
   developer, created within ``farming_window`` of each other, each calling one API at
   ``farming_share`` or more of its quota over the last 30 days; score ``5 * sum(shares) /
@@ -212,21 +213,19 @@ def off_hours(
 
 
 def new_source(closed: Closed, fresh: PeriodRings, settings: DetectorSettings) -> Scored:
+    share = settings.new_source_share
     index = np.flatnonzero(
-        closed.scored
-        & (closed.fresh >= settings.new_source_share * closed.calls)
-        & (closed.fresh > 0)
+        closed.scored & (closed.fresh >= share * closed.calls) & (closed.fresh > 0)
     )
     rows, ages = closed.rows[index], closed.ages[index]
     lags = np.arange(1, fresh.length + 1, dtype=np.int64)
-    median, mad = median_mad(lagged(fresh.matrices["fresh"], rows, closed.bucket, lags, ages))
-    volume = closed.calls_median[index]
+    usual_fresh, _ = median_mad(lagged(fresh.matrices["fresh"], rows, closed.bucket, lags, ages))
+    volume, mad = closed.calls_median[index], closed.calls_mad[index]
+    stable = np.nan_to_num(usual_fresh) < share * np.maximum(volume, 1.0)
+    index, volume, mad = index[stable], volume[stable], mad[stable]
     observed = closed.fresh[index]
-    scale = np.maximum(
-        count_scale(volume, np.zeros(len(index)), settings.relative_floor, observed),
-        MAD_SCALE * np.nan_to_num(mad),
-    )
-    return _scored("new_source", index, robust_score(observed, median, scale), observed, volume)
+    scale = count_scale(volume, mad, settings.relative_floor, observed)
+    return _scored("new_source", index, robust_score(observed, volume, scale), observed, volume)
 
 
 @dataclass(frozen=True)

@@ -195,29 +195,7 @@ class Analytics:
         self, bucket: int, parts: dict[tuple[str, str], UsageBucket], now: float
     ) -> list[Alert]:
         keys = list(parts)
-        rows_list: list[int] = []
-        counts: list[tuple[int, int, int, int]] = []
-        other: list[tuple[int, int]] = []
-        fresh_names: dict[int, list[str]] = {}
-        horizon = bucket - self._ring
-        for position, (key, usage) in enumerate(parts.items()):
-            row = self._row(key)
-            rows_list.append(row)
-            fresh = 0
-            if usage.sources:
-                known = self._known[row]
-                for source, calls in usage.sources.items():
-                    seen = known.get(source)
-                    if seen is None or seen <= horizon:
-                        fresh += calls
-                        fresh_names.setdefault(position, []).append(source)
-                    known[source] = bucket
-                if len(known) > MAX_KNOWN_SOURCES:
-                    _forget_oldest(known)
-            counts.append((usage.calls, usage.errors, usage.subscribers.count, fresh))
-            other.append((usage.successes, usage.throttled))
-        rows: Ints = np.array(rows_list, dtype=np.int64)
-        values = np.array(counts, dtype=np.float64).reshape(-1, 4)
+        rows, values, fresh_names = self._tabulate(bucket, parts)
         first = self._first[rows]
         first[first < 0] = bucket
         self._first[rows] = first
@@ -229,8 +207,48 @@ class Analytics:
         closed = close(bucket, rows, ages, values, self._buckets, self._baseline, self._detectors)
         for scored in self._detect(closed):
             alerts.extend(self._judge(scored, keys, bucket, now, fresh_names))
-        self._fold(bucket, rows, values, np.array(other, dtype=np.float64).reshape(-1, 2))
+        self._fold(bucket, rows, values)
         return alerts
+
+    def _tabulate(
+        self, bucket: int, parts: dict[tuple[str, str], UsageBucket]
+    ) -> tuple[Ints, np.ndarray, dict[int, list[str]]]:
+        """Rows of the bucket's keys, and a column each of calls, errors, distinct
+        subscribers, calls from unseen sources, successes and throttled calls (comprehensions
+        rather than one loop: this is the engine's only per-key Python)."""
+        rows_get = self._rows.get
+        listed = [rows_get(key) for key in parts]
+        if None in listed:
+            listed = [self._row(key) for key in parts]
+        usages = list(parts.values())
+        fresh = [0] * len(usages)
+        fresh_names: dict[int, list[str]] = {}
+        horizon = bucket - self._ring
+        known_of = self._known
+        for position, usage in enumerate(usages):
+            if not usage.sources:
+                continue
+            known = known_of[listed[position]]  # type: ignore[index]
+            for source, calls in usage.sources.items():
+                seen = known.get(source)
+                if seen is None or seen <= horizon:
+                    fresh[position] += calls
+                    fresh_names.setdefault(position, []).append(source)
+                known[source] = bucket
+            if len(known) > MAX_KNOWN_SOURCES:
+                _forget_oldest(known)
+        values = np.array(
+            [
+                [u.calls for u in usages],
+                [u.errors for u in usages],
+                [u.subscribers.count for u in usages],
+                fresh,
+                [u.successes for u in usages],
+                [u.throttled for u in usages],
+            ],
+            dtype=np.float64,
+        ).T
+        return np.array(listed, dtype=np.int64), values, fresh_names
 
     def _detect(self, closed: Closed) -> list[Scored]:
         settings = self._detectors
@@ -242,7 +260,7 @@ class Analytics:
             new_source(closed, self._fresh, settings),
         ]
 
-    def _fold(self, bucket: int, rows: Ints, values: np.ndarray, other: np.ndarray) -> None:
+    def _fold(self, bucket: int, rows: Ints, values: np.ndarray) -> None:
         """The closed bucket into every ring."""
         for column, name in enumerate(("calls", "errors", "subscribers")):
             self._buckets.add(name, rows, bucket, values[:, column])
@@ -251,10 +269,10 @@ class Analytics:
         day, week = day_of(start), week_of(start)
         self._days.add("calls", rows, day, values[:, 0])
         self._days.add("errors", rows, day, values[:, 1])
-        self._days.add("successes", rows, day, other[:, 0])
-        self._days.add("throttled", rows, day, other[:, 1])
+        self._days.add("successes", rows, day, values[:, 4])
+        self._days.add("throttled", rows, day, values[:, 5])
         self._weeks.add("calls", rows, week, values[:, 0])
-        self._weeks.add("successes", rows, week, other[:, 0])
+        self._weeks.add("successes", rows, week, values[:, 4])
         called = values[:, 0] > 0
         self._last_call[rows[called]] = bucket
 
