@@ -198,9 +198,11 @@ class WebhookSender:
             deadline = asyncio.get_running_loop().time() + self._drain_timeout
             while self.pending and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
+            cut_short = self._busy
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            self.failed += 1 if cut_short else 0
         with self._lock:
             self.failed += len(self._pending)
             self._pending.clear()
