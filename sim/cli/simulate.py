@@ -33,6 +33,7 @@ from rich.progress import (
 from rich.table import Table
 
 from operators import ConfigFileError, parse_override
+from sim.business import is_business_file
 from sim.cli.result_tables import print_result, print_summary
 from sim.compare import RunFolder, compare_html, compare_png, differences, pairs
 from sim.engine import World
@@ -120,6 +121,9 @@ def run(
 ) -> None:
     """Run a scenario in virtual time; report, plot, and judge its expectations."""
     overrides = _overrides(set or [])
+    if is_business_file(scenario):
+        _run_business(scenario, duration, seed, overrides, out, replications)
+        return
     try:
         variants = load_scenario(scenario, duration=duration, seed=seed, overrides=overrides)
     except ConfigFileError as error:
@@ -171,6 +175,31 @@ def run(
         + ("[green]PASS[/green]" if passed else "[red]FAIL[/red]")
     )
     if not passed:
+        raise typer.Exit(1)
+
+
+def _run_business(
+    source: Path,
+    duration: float | None,
+    seed: int | None,
+    overrides: dict[str, object],
+    out: Path | None,
+    replications: int,
+) -> None:
+    """A ``kind: api_business`` scenario (sim.business); ``--duration`` is in seconds."""
+    from sim.business import load_business_scenario, run_business_file
+
+    if replications > 1:
+        console.print("[red]--replications[/red] is not supported for api_business scenarios")
+        raise typer.Exit(2)
+    days = None if duration is None else duration / 86400
+    try:
+        scenario = load_business_scenario(source, seed=seed, days=days, overrides=overrides)
+    except ConfigFileError as error:
+        console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
+        raise typer.Exit(2) from error
+    folder = out if out is not None else Path("runs") / scenario.name
+    if not run_business_file(scenario, console, folder, source):
         raise typer.Exit(1)
 
 
