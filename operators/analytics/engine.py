@@ -439,9 +439,10 @@ class Analytics:
     def timeline(self, developer_id: str) -> list[TimelineEntry]:
         """Milestones, first success per API, and per application the days (of the last
         :data:`DAYS_KEPT`) with errors or throttled calls."""
-        info = self.developers().get(developer_id)
-        if info is None:
-            raise KeyError(f"unknown developer {developer_id!r}")
+        try:
+            info = self._milestones.developer(developer_id)
+        except KeyError:
+            raise KeyError(f"unknown developer {developer_id!r}") from None
         daily = {c: self._daily(c) for c in info.applications}
         return self._milestones.timeline(developer_id, daily)
 
