@@ -20,6 +20,7 @@ from ..web.pages import SECURITY_HEADERS
 from .account_pages import build_account_router
 from .accounts import AccountError, DeveloperAccounts
 from .admin_pages import build_admin_router
+from .analytics_pages import build_analytics_pages
 from .applications import build_application_router
 from .catalogue import build_catalogue_pages
 from .console import build_console_pages
@@ -45,6 +46,7 @@ PAGES: tuple[PageRouterFactory, ...] = (
     build_usage_pages,
     build_invoice_pages,
     build_trust_pages,
+    build_analytics_pages,
 )
 """The page modules every operator and the aggregator serve beside this package's own (the
 catalogue, console, usage, invoices...): listed here once, so both parties serve the same."""
