@@ -17,6 +17,10 @@ Users (``FastHttpUser``), each an application with its own credentials:
   every operator (SIM swap, reachability, roaming, location verification).
 * :class:`GreedyApp` — a misbehaving application on the free plan that ignores
   ``Retry-After`` (exactly one such user).
+* :class:`StolenKeyApp` — credential theft, off unless ``OGSIM_STOLEN_KEY_USERS`` names a
+  number of users: the location application's own key used, ``OGSIM_STOLEN_KEY_AFTER``
+  seconds after the application's first success there, from another network (connections
+  bound to ``OGSIM_STOLEN_KEY_SOURCE``, a loopback address in another /24) at high volume.
 
 Every answer is checked: the CAMARA schema of its status, the echoed ``x-correlator`` and the
 data against the subscriber's records (read from the operator's admin API before the run).
@@ -53,8 +57,10 @@ from gevent.pool import Group
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from locust import FastHttpUser, constant_throughput, events, task
+from locust.clients import HttpSession
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
+from urllib3 import PoolManager
 
 from loadtests import answers
 from loadtests.federation_view import (
@@ -1034,4 +1040,90 @@ class GreedyApp(CamaraApp):
             operation="getReachabilityStatus",
             body={"device": {"phoneNumber": subscriber.number}},
             check=answers.reachability(subscriber),
+        )
+
+
+STOLEN_KEY_USERS = int(os.environ.get("OGSIM_STOLEN_KEY_USERS", "0") or 0)
+"""Users of :class:`StolenKeyApp` in a run (0: none, so every other run is as it was)."""
+STOLEN_KEY_AFTER = float(os.environ.get("OGSIM_STOLEN_KEY_AFTER", "0") or 0)
+"""Seconds after the application's own first successful call there before the key is used
+elsewhere: the application has a history first (counted from its traffic, not from the start
+of the run, whose set-up takes longer on a loaded machine)."""
+STOLEN_KEY_SOURCE = os.environ.get("OGSIM_STOLEN_KEY_SOURCE", "127.0.2.1")
+"""The thief's address: loopback (Linux routes all of 127/8 there), another /24 than the
+application's own 127.0.0.1, so the gateway sees a network it never saw the key used from."""
+STOLEN_KEY_RATE = float(os.environ.get("OGSIM_STOLEN_KEY_RATE", "30") or 30)
+"""Calls per second each thief aims at."""
+
+
+class _TimedSession(HttpSession):
+    """requests' session (through Locust) with the fast client's timeouts: requests has none
+    by default, and a thief's call must not hang the run's end."""
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("timeout", (CamaraApp.connection_timeout, CamaraApp.network_timeout))
+        return super().request(method, url, *args, **kwargs)
+
+
+class StolenKeyApp(CamaraApp):
+    """Credential theft: the location application's key, taken and used from elsewhere.
+
+    The thief holds the legitimate application's client id and private key (this process's
+    registration at the first operator), gets its own token with them and verifies locations
+    as fast as :data:`STOLEN_KEY_RATE` allows, ignoring ``Retry-After``. Its HTTP connections
+    leave from :data:`STOLEN_KEY_SOURCE` (requests' session over a urllib3 pool bound to that
+    address; Locust's fast client cannot bind one). Answers are checked like everyone's: a
+    stolen key still gets right answers, which is why only the analytics can tell.
+    """
+
+    fixed_count = STOLEN_KEY_USERS
+    weight = 0
+    honours_retry_after = False
+    wait_time = constant_throughput(STOLEN_KEY_RATE)
+    SCOPE = f"location-verification:verify {SERVICE}"
+    """Narrower than the application's own, so the thief's token is its own, not the cached
+    one the application got."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.client = _TimedSession(  # type: ignore[assignment]
+            base_url=self.host,
+            request_event=environment.events.request,
+            user=self,
+            pool_manager=PoolManager(source_address=(STOLEN_KEY_SOURCE, 0), maxsize=4),
+        )
+
+    def on_start(self) -> None:
+        super().on_start()
+        if STOLEN_KEY_AFTER > 0:
+            victim = self._victim()
+            while not self.load_run.tally.billable[victim]:  # the owner's first success
+                gevent.sleep(0.2)
+            gevent.sleep(STOLEN_KEY_AFTER)
+
+    def _victim(self) -> Key:
+        operator = self.load_run.descriptor.operators[0].id
+        return (
+            operator,
+            self.load_run.credentials[("location", operator)].client_id,
+            "location-verification",
+        )
+
+    @task
+    def verify_elsewhere(self) -> None:
+        operator = self.load_run.descriptor.operators[0].id
+        credentials = self.load_run.credentials[("location", operator)]
+        token = self.two_legged_token(
+            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
+        )
+        subscriber = self.pick(self.load_run.pool.usable(operator))
+        area = answers.area_around(subscriber)
+        self.camara(
+            key=self._victim(),
+            url=_operator_url(self.load_run, operator, path_of("verifyLocation")),
+            name="stolen-key location verify",
+            token=token,
+            operation="verifyLocation",
+            body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
+            check=answers.location_verification(subscriber, area),
         )
