@@ -157,7 +157,12 @@ def volume_spike(closed: Closed, settings: DetectorSettings) -> Scored:
 def error_spike(
     closed: Closed, rings: PeriodRings, baseline: Baseline, settings: DetectorSettings
 ) -> Scored:
-    index = np.flatnonzero(closed.scored)
+    # a share below lowest * floor cannot reach the lowest score anyone keeps (the median is
+    # >= 0 and the scale >= the floor): the baseline is only worked out for the others
+    lowest = max(0.0, min(settings.record_floor, settings.threshold))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(closed.calls > 0, closed.errors / closed.calls, 0.0)
+    index = np.flatnonzero(closed.scored & (share > 0) & (share >= lowest * ERROR_SHARE_FLOOR))
     calls, errors = rings.matrices["calls"], rings.matrices["errors"]
     bucket = closed.bucket
 

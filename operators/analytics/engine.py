@@ -285,7 +285,7 @@ class Analytics:
         fresh_names: Mapping[int, list[str]],
     ) -> list[Alert]:
         settings = self._detectors
-        kept = scored.at_least(settings.record_floor)
+        kept = scored.at_least(min(settings.record_floor, settings.threshold))
         start = bucket * self._bucket_seconds
         alerts: list[Alert] = []
         for position, score, observed, baseline in zip(
@@ -296,7 +296,8 @@ class Analytics:
             strict=True,
         ):
             client_id, api = keys[position]
-            self._keep(Score(scored.kind, client_id, api, start, score, observed, baseline))
+            if score >= settings.record_floor:
+                self._keep(Score(scored.kind, client_id, api, start, score, observed, baseline))
             if score < settings.threshold or not self._cool(scored.kind, client_id, api, bucket):
                 continue
             developer_id, org_id = self._milestones.owner(client_id)
@@ -361,7 +362,10 @@ class Analytics:
         for farm in quota_farming(candidates, self._detectors):
             first = farm.client_ids[0]
             observed = float(sum(farm.shares))
-            self._keep(Score("quota_farming", first, farm.api, start, farm.score, observed, 0.0))
+            if farm.score >= self._detectors.record_floor:
+                self._keep(
+                    Score("quota_farming", first, farm.api, start, farm.score, observed, 0.0)
+                )
             if farm.score < self._detectors.threshold or not self._cool(
                 "quota_farming", farm.developer_id, farm.api, bucket
             ):

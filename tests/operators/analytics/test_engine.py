@@ -176,3 +176,16 @@ def test_the_timeline_lists_milestones_first_success_per_api_and_bad_days() -> N
     )
     with pytest.raises(KeyError, match="nobody"):
         analytics.timeline("nobody")
+
+
+def test_a_threshold_below_the_record_floor_still_alerts() -> None:
+    settings = AnalyticsSettings()
+    settings = replace(
+        settings, detectors=replace(settings.detectors, threshold=1.5, record_floor=100.0)
+    )
+    analytics = Analytics(settings)
+    for k in range(4):
+        created(analytics, f"app-{k}")
+    alerts = feed(analytics, _spiky(random.Random(4)), hours=35 * 24)
+    assert ("volume_spike", "app-0") in {(a.kind, a.client_id) for a in alerts}
+    assert all(s.score >= 100 for s in analytics.scores)
