@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from sim.cli import billing, calibrate, live, qa, simulate
+from sim.cli import analytics, billing, calibrate, live, qa, simulate
 
 __all__ = ["app"]
 
@@ -25,6 +25,7 @@ app.add_typer(live.app)
 app.add_typer(qa.app)
 app.add_typer(billing.app)
 app.add_typer(calibrate.app)
+app.add_typer(analytics.app)
 
 
 @app.callback()
