@@ -284,3 +284,20 @@ def test_bad_analytics_settings_name_the_field(fields: dict[str, object], named:
     with pytest.raises(ValidationError) as refused:
         AnalyticsConfig.model_validate(fields)
     assert named in str(refused.value)
+
+
+def test_a_config_file_s_bad_analytics_value_names_its_field_and_line(tmp_path: Path) -> None:
+    from operators.config import OperatorConfig
+    from operators.config_file import ConfigFileError, load_yaml_model
+
+    path = tmp_path / "operator.yaml"
+    path.write_text(
+        "id: telco-es\ndisplay_name: Telco\ncountry: ES\nmcc: '214'\nmnc: '07'\n"
+        "number_ranges: ['+3460']\nanalytics:\n  bucket_seconds: 60\n"
+        "  detectors:\n    threshold: -1\n"
+    )
+    with pytest.raises(ConfigFileError) as refused:
+        load_yaml_model(path, OperatorConfig)
+    assert f"{path}:10: analytics.detectors.threshold:" in str(refused.value)
+    good = load_yaml_model(path, OperatorConfig, {"analytics.detectors.threshold": 4})
+    assert good.analytics.bucket_seconds == 60 and good.analytics.detectors.threshold == 4
