@@ -392,6 +392,14 @@ def _html(result: BusinessResult, out: Path, cost: RunCost, source: Path | None)
         f"{_fmt(truth.error)}; token step: {_fmt(truth.integration_error)}. Stuck developers "
         f"per step: " + ", ".join(f"{k}: {len(v)}" for k, v in result.funnel.stuck.items())
     )
+    real = result.integration
+    doc.paragraph(
+        f"The population's true integration delays (sign-up to first token): "
+        f"{real.integrated:,} of {real.developers:,} developers integrated, median "
+        f"{_fmt(real.median_hours)} h, p90 {_fmt(real.p90_hours)} h; "
+        f"{_fmt(real.share_within_window)} of all developers within the window "
+        f"(the funnel's token step says {_fmt(result.funnel.steps[1].overall)})."
+    )
     doc.figure(Figure.from_file(out / "funnel.png", "funnel against the truth"))
     doc.heading("Cohorts")
     doc.figure(Figure.from_file(out / "cohorts.png", "retention by sign-up week"))

@@ -14,7 +14,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sim.business.scenario import ABUSE_KINDS, AbuseKind, BusinessScenario
-from sim.business.scoring import ChurnScore, FunnelScore, KindScore, SweepPoint
+from sim.business.scoring import (
+    ChurnScore,
+    FunnelScore,
+    IntegrationTruth,
+    KindScore,
+    SweepPoint,
+)
 from sim.business.truth import GroundTruth
 from sim.business.world import DayRow
 from sim.results import Verdict
@@ -55,6 +61,7 @@ class BusinessResult:
     sweep: list[SweepPoint]
     funnel: FunnelReport
     funnel_score: FunnelScore
+    integration: IntegrationTruth
     cohorts: CohortTable
     segments: Segments
     churn: ChurnScore
@@ -162,6 +169,7 @@ def summary(result: BusinessResult) -> dict[str, Any]:
                 "steps": [asdict(step) for step in result.funnel.steps],
                 "window_hours": result.funnel.window / 3600,
                 "stuck": {k: len(v) for k, v in result.funnel.stuck.items()},
+                "integration": asdict(result.integration),
                 "truth": asdict(result.funnel_score)
                 | {
                     "error": result.funnel_score.error,

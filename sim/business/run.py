@@ -15,6 +15,7 @@ from sim.business.scoring import (
     confusion,
     detections,
     funnel_score,
+    integration_truth,
     score_kinds,
     sweep,
 )
@@ -134,6 +135,7 @@ def result_of(world: BusinessWorld) -> BusinessResult:
         sweep=sweep(scored, truth, owners, scenario.sweep.thresholds),
         funnel=report,
         funnel_score=funnel,
+        integration=integration_truth(truth, window=window),
         cohorts=analytics.cohorts(now=now, weeks=min(12, max(1, int(scenario.days // 7)))),
         segments=segments,
         churn=churn,

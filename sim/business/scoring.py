@@ -56,12 +56,14 @@ __all__ = [
     "ChurnScore",
     "Flag",
     "FunnelScore",
+    "IntegrationTruth",
     "KindScore",
     "SweepPoint",
     "churn_score",
     "confusion",
     "detections",
     "funnel_score",
+    "integration_truth",
     "predicted_kinds",
     "score_kinds",
     "sweep",
@@ -321,6 +323,34 @@ def funnel_score(
         true_conversion=len(done) / len(due) if due else None,
         token_conversion=token_conversion,
         true_token_conversion=len(tokens) / len(due) if due else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationTruth:
+    """The population's true integration delays (sign-up to first token), in hours."""
+
+    developers: int
+    integrated: int
+    median_hours: float | None
+    p90_hours: float | None
+    share_within_window: float | None
+    """Developers whose first token came within the window, over every developer."""
+
+
+def integration_truth(truth: GroundTruth, *, window: float) -> IntegrationTruth:
+    """What the funnel's token step estimates, from the delays the population really had."""
+    developers = list(truth.developers.values())
+    delays = sorted(
+        (d.first_token - d.signed_up) / HOUR for d in developers if d.first_token is not None
+    )
+    within = sum(1 for delay in delays if delay * HOUR <= window)
+    return IntegrationTruth(
+        developers=len(developers),
+        integrated=len(delays),
+        median_hours=_quantile(delays, 0.5),
+        p90_hours=_quantile(delays, 0.9),
+        share_within_window=within / len(developers) if developers else None,
     )
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from operators import Plan
 from operators.analytics import MAX_DISTINCT, DistinctCounter, UsageBucket
+from operators.billing import Month
 from sim.business.population import (
     HOUR,
     NUMBERS,
@@ -40,8 +41,6 @@ def quota_window(plan: Plan, epoch: float) -> tuple[int, int] | None:
         return None
     period = quota.period.value
     if period == "month":
-        from operators.billing import Month
-
         month = Month.of(epoch)
         return month.year * 12 + month.month, quota.limit
     limit = quota.limit * (60 if period == "minute" else 1)
@@ -119,11 +118,18 @@ class HourlyTraffic:
     def _throttle(self, entries: list[_Entry], epoch0: float) -> None:
         """Spend each subscription's quota; what is over it is throttled, every part in
         proportion (calls of the hour interleave)."""
+        windows: dict[str, tuple[int, int] | None] = {}
         for entry in entries:
             sub = entry.sub
             total = entry.normal + entry.theft + entry.walk
-            window = quota_window(sub.plan, epoch0)
-            if window is None or total == 0:
+            if total == 0:
+                continue
+            name = sub.plan.name
+            if name in windows:
+                window = windows[name]
+            else:
+                window = windows[name] = quota_window(sub.plan, epoch0)
+            if window is None:
                 continue
             key, limit = window
             if sub.quota_key != key:

@@ -16,6 +16,7 @@ import numpy as np
 import simpy
 
 from operators.analytics import Analytics
+from operators.billing import Month
 from sim.business.population import DAY, HOUR, Population, Process
 from sim.business.scenario import BusinessScenario
 from sim.business.traffic import HourlyTraffic, HourTotals, quota_window
@@ -126,8 +127,6 @@ class BusinessWorld:
                 key, limit = window
                 used = sub.quota_used if sub.quota_key == key else 0
                 if sub.plan.quota is not None and sub.plan.quota.period.value == "month":
-                    from operators.billing import Month
-
                     month = Month.of(now - 1)
                     limit = int(limit * (now - month.start) / month.seconds) or 1
                 sub.near_days = sub.near_days + 1 if used >= near * limit else 0
@@ -135,8 +134,6 @@ class BusinessWorld:
                     self.population.upgrade(app, sub)
 
     def _roll_month(self) -> None:
-        from operators.billing import Month
-
         now = self.now
         if Month.of(now).start == now:
             self._close_periods()

@@ -113,6 +113,9 @@ def test_the_population_lives_its_life(small_run: BusinessResult) -> None:
     # the funnel read from the analytics matches the population's true milestones
     assert small_run.metrics["funnel_error"] == pytest.approx(0.0)
     assert small_run.metrics["integration_error"] == pytest.approx(0.0)
+    real = small_run.integration
+    assert real.share_within_window == pytest.approx(small_run.funnel.steps[1].overall)
+    assert real.median_hours is not None and 1 < real.median_hours < 24
     assert small_run.revenue.totals  # priced by the billing's rating code
 
 
@@ -190,3 +193,13 @@ def test_ogsim_run_exits_2_on_a_bad_business_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", str(path)])
     assert result.exit_code == 2
     assert "developers.total" in result.output
+
+
+def test_the_shipped_business_scenario_loads_with_precision_and_recall_expectations() -> None:
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "research" / "api_business.yaml"
+    scenario = load_business_scenario(path)
+    assert scenario.developers.total == 2000
+    assert scenario.days == 90
+    metrics = {e.metric for e in scenario.expectations}
+    for kind in ("credential_theft", "enumeration", "quota_farming"):
+        assert {f"precision.{kind}", f"recall.{kind}"} <= metrics

@@ -10,6 +10,7 @@ from sim.business.scoring import (
     churn_score,
     confusion,
     funnel_score,
+    integration_truth,
     predicted_kinds,
     score_kinds,
     sweep,
@@ -172,6 +173,16 @@ def test_the_funnels_truth_follows_the_analytics_definition() -> None:
     assert score.true_conversion == pytest.approx(1 / 5)
     assert score.error == pytest.approx(0.0)
     assert score.integration_error == pytest.approx(0.1)
+
+
+def test_the_true_integration_delays() -> None:
+    truth = GroundTruth()
+    for name, token in (("a", 1), ("b", 3), ("c", 30), ("d", None)):
+        truth.developers[name] = _developer(name, token, None)
+    real = integration_truth(truth, window=24 * H)
+    assert (real.developers, real.integrated) == (4, 3)
+    assert real.median_hours == pytest.approx(3.0)
+    assert real.share_within_window == pytest.approx(2 / 4)
 
 
 def test_churn_risk_against_developers_who_really_churned() -> None:
