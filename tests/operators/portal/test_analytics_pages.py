@@ -12,9 +12,12 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from operators.analytics.alerts import ALERT_KINDS
+from operators.portal import PortalHost, install_developer_portal
 from operators.portal.analytics_reports import AnalyticsQueryError, parse_duration
 
 from .conftest import ADMIN_SECRET, Browser, Portal, client_id_of, private_key_of
@@ -340,3 +343,32 @@ def test_bad_durations_name_the_parameter(text: str) -> None:
     with pytest.raises(AnalyticsQueryError) as raised:
         parse_duration(text, "window")
     assert raised.value.parameter == "window" and raised.value.status == 400
+
+
+async def test_the_admin_home_links_to_analytics(portal: Portal) -> None:
+    home = await portal.browser().get("/portal/admin", headers=ADMIN)
+    assert f'href="{BASE}"' in home.text
+
+
+async def test_a_party_without_analytics_records_says_so(portal: Portal) -> None:
+    """A party whose portal host keeps no activities (the aggregator) answers 404, naming why."""
+    operator = portal.operator
+    host = PortalHost(
+        config=operator.config,
+        db=operator.db,
+        identity=operator.identity,
+        plans=operator.gateway.admission.plans,
+        clock=portal.clock,
+        origin=operator.api_root,
+        api_root=operator.api_root,
+        apis=("sim-swap",),
+        kind="aggregator",
+    )
+    app = FastAPI()
+    install_developer_portal(app, host)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=operator.api_root) as http:
+        for path in PAGES:
+            answer = await http.get(path, headers=JSON)
+            assert answer.status_code == 404, path
+            assert answer.json()["parameter"] == "analytics"
