@@ -51,6 +51,9 @@ def _sketch() -> DDSketch:
 
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 """The mapping a DDSketch of this accuracy uses: value -> bucket index -> bucket value."""
+_MULTIPLIER = _MAPPING._multiplier
+_OFFSET = _MAPPING._offset
+_log, _ceil = math.log, math.ceil
 
 
 def _flush(buckets: Counter[int], *sketches: DDSketch) -> None:
@@ -210,10 +213,13 @@ class Metrics:
         self.windows: list[Window] = []
         self.error_codes: set[str] = set()
         self.labels: set[str] = set()
-        # Little's law, client side.
+        # Little's law, client side. The area under N(t) up to now is the time spent in the
+        # system by the completed operations plus, for those in flight, now minus their
+        # start: so each operation adds its start once and its sojourn once, and nothing
+        # needs updating at every arrival and departure.
         self._in_flight = 0
-        self._area = 0.0
-        self._last = 0.0
+        self._starts = 0.0
+        """The sum of the start times of the operations in flight."""
         self._sojourn_sum = 0.0
         self._completed = 0
         self.total_offered = 0
@@ -242,13 +248,9 @@ class Metrics:
             stats = self.pairs[triple] = PairStats()
         return stats
 
-    def _move(self, now: float) -> None:
-        self._area += self._in_flight * (now - self._last)
-        self._last = now
-
     def offered(self, stats: KeyStats, application: str, operator: str) -> None:
         """An operation arrived (retries are not offers)."""
-        self._move(self._clock())
+        self._starts += self._clock()
         self._in_flight += 1
         self.total_offered += 1
         second = self.current
@@ -259,10 +261,11 @@ class Metrics:
 
     def attempt(self, stats: KeyStats, retry: bool) -> None:
         """One request sent, the first or a retry."""
-        self.current.attempts += 1
+        second = self.current
+        second.attempts += 1
         stats.attempts += 1
         if retry:
-            self.current.retries += 1
+            second.retries += 1
 
     def attempt_failed(self, stats: KeyStats, code: str) -> None:
         """One request answered with an error (or timed out at the client)."""
@@ -278,8 +281,8 @@ class Metrics:
     ) -> None:
         """An operation ended: answered (``ok``) or given up; its latency counts if ``ok``."""
         now = self._clock()
-        self._move(now)
         self._in_flight -= 1
+        self._starts -= started
         elapsed = now - started
         self._sojourn_sum += elapsed
         self._completed += 1
@@ -288,15 +291,18 @@ class Metrics:
         stats.completed += 1
         if ok:
             second.ok += 1
-            second.ok_by[application] += 1
-            second.ok_by[operator] += 1
+            ok_by = second.ok_by
+            ok_by[application] += 1
+            ok_by[operator] += 1
             stats.ok += 1
-            bucket = _MAPPING.key(elapsed)
+            # _MAPPING.key(elapsed), without its two method calls.
+            bucket = int(_ceil(_log(elapsed, 2) * _MULTIPLIER) + _OFFSET)
             second.latency[bucket] += 1
             stats.pending[bucket] += 1
-            for window in self.windows:
-                if window.start <= now < window.end:
-                    window.pending[bucket] += 1
+            if self.windows:
+                for window in self.windows:
+                    if window.start <= now < window.end:
+                        window.pending[bucket] += 1
         else:
             second.failed += 1
 
@@ -346,12 +352,12 @@ class Metrics:
     def little(self, tolerance: float = 0.05) -> LittleCheck:
         """Little's law over the run so far (L from the area, λ and W from completions)."""
         now = self._clock()
-        self._move(now)
         self.flush()
         elapsed = max(now, 1e-12)
         mean_w = self._sojourn_sum / self._completed if self._completed else 0.0
+        area = self._sojourn_sum + self._in_flight * now - self._starts
         return LittleCheck(
-            mean_in_system=self._area / elapsed,
+            mean_in_system=area / elapsed,
             arrival_rate=self._completed / elapsed,
             mean_time_in_system=mean_w,
             tolerance=tolerance,

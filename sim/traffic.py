@@ -8,9 +8,10 @@ CIBA per operation), then attempts (straight to the operator, or through the agg
 whose Telco Finder picks the operator), each bounded by the client timeout, retried by the
 live :class:`~operators.policies.RetryPolicy` (and its :class:`RetryBudget`) on ``env.now``.
 A timed-out request keeps running in the operator: its work is wasted, which is what lets
-retries sustain an overload. An attempt waits on one event, answered by the operator's
-callback or by the client's deadline (:class:`~sim.tiers.deadlines.Deadlines`), whichever
-comes first.
+retries sustain an overload. An operation is an object driven by callbacks, not a process:
+each attempt is answered by the operator's callback or by the client's deadline
+(:class:`~sim.tiers.deadlines.Deadlines`), whichever comes first, at the instant it happens,
+so an operation schedules no event of its own except a backoff timer.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ import bisect
 import itertools
 import math
 import random
-from collections.abc import Callable, Generator, Iterator, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Iterator, Mapping
+from typing import cast
 
 import simpy
 
 from operators.camara import WORKLOADS, operation_named
 from operators.gateway import is_billable
 from operators.policies import RetryBudget, RetryPolicy
-from sim.metrics import CLIENT_TIMEOUT, KeyStats, Metrics
+from sim.metrics import CLIENT_TIMEOUT, KeyStats, Metrics, PairStats
 from sim.scenario import (
     ApplicationSpec,
     ArrivalProcess,
@@ -39,6 +40,7 @@ from sim.scenario import (
 from sim.tiers.aggregator import SimAggregator
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, SimOperator
+from sim.tiers.timers import Timer, call_later, clock
 
 __all__ = ["SimApplication", "arrival_times", "retry_policy"]
 
@@ -119,51 +121,37 @@ class _Chooser:
         return self.names[min(index, len(self.names) - 1)]
 
 
-class _Driver:
-    """Runs an operation's generator on its events: a SimPy process without its own events.
+class _Reply:
+    """One attempt's answer: the first of the operator's reply and the client's deadline.
 
-    ``simpy.Process`` schedules an event to start and another to end, and neither is
-    needed by an operation that nobody waits for; this resumes the generator from the
-    callbacks of the events it yields, and lets it run on past events already processed.
+    Both reach the operation's :meth:`_Operation.answered` directly, at the virtual instant
+    they happen; whichever comes second finds the attempt no longer ``active`` and is dropped.
     """
 
-    __slots__ = ("_generator",)
+    __slots__ = ("active", "operation")
 
-    def __init__(self, generator: Generator[simpy.Event, Any, None]) -> None:
-        self._generator = generator
-        self._resume(None)
-
-    def _resume(self, event: simpy.Event | None) -> None:
-        value = None if event is None else event.value
-        generator = self._generator
-        while True:
-            try:
-                target = generator.send(value)
-            except StopIteration:
-                return
-            if target.callbacks is not None:
-                target.callbacks.append(self._resume)
-                return
-            value = target.value  # already processed: go on at once, as a Process would
-
-
-class _Waiting:
-    """An attempt's answer: the first of the operator's reply and the client's deadline."""
-
-    __slots__ = ("active", "event")
-
-    def __init__(self, event: simpy.Event) -> None:
-        self.event = event
+    def __init__(self, operation: _Operation) -> None:
+        self.operation = operation
         self.active = True
 
     def __call__(self, answer: Answer) -> None:
         if self.active:
             self.active = False
-            self.event.succeed(answer)
+            self.operation.answered(answer)
 
     def expire(self) -> None:
         self.active = False
-        self.event.succeed(TIMED_OUT)
+        self.operation.answered(TIMED_OUT)
+
+    def fetched(self, event: simpy.Event) -> None:
+        """The token this attempt waited for came (or not): send the request, or fail it."""
+        if not self.active:
+            return  # the deadline passed first
+        answer = cast(Answer, event.value)
+        if answer.ok:
+            self.operation.send(self)
+        else:
+            self(answer)
 
 
 def billable_calls(workload: str, status: int) -> int:
@@ -200,7 +188,7 @@ class SimApplication:
         self._arrival_rng = random.Random(f"{seed}:{app_id}:arrivals")
         self._rng = random.Random(f"{seed}:{app_id}:calls")
         self.retry = retry_policy(
-            spec.client.retry, random.Random(f"{seed}:{app_id}:retry"), lambda: env.now
+            spec.client.retry, random.Random(f"{seed}:{app_id}:retry"), clock(env)
         )
         self._retry_on = frozenset(spec.client.retry.retry_on) | {0}
         weights = spec.operators or {op_id: op.spec.market_share for op_id, op in operators.items()}
@@ -209,6 +197,7 @@ class SimApplication:
         self._tokens: dict[str, float] = {}
         self._fetching: dict[str, simpy.Event] = {}
         self._deadlines = Deadlines(env)
+        self._billable: dict[tuple[str, int], int] = {}
         self._stats: dict[tuple[str, str], KeyStats] = {}
         self._times: Iterator[float] = iter(())
         self._timeout = spec.client.timeout
@@ -226,12 +215,12 @@ class SimApplication:
         )
         self._arrive(None)
 
-    def _arrive(self, event: simpy.Event | None) -> None:
-        if event is not None:
-            _Driver(self.operation())
+    def _arrive(self, timer: Timer | None) -> None:
+        if timer is not None:
+            self.begin()
         t = next(self._times, None)
         if t is not None:
-            self.env.timeout(t - self.env.now).callbacks.append(self._arrive)
+            call_later(self.env, t - self.env.now, self._arrive)
 
     def _key(self, operator: str, api: str) -> KeyStats:
         stats = self._stats.get((operator, api))
@@ -239,12 +228,13 @@ class SimApplication:
             stats = self._stats[operator, api] = self.metrics.key(operator, api, self.id)
         return stats
 
-    def operation(self) -> Generator[simpy.Event, Any, None]:
-        """One API operation: a line, a token, then attempts until success or giving up."""
-        env, metrics, rng = self.env, self.metrics, self._rng
+    def begin(self) -> None:
+        """One API operation arrives: a line, maybe a CIBA token, then its first attempt."""
+        rng = self._rng
         chosen = self.operators[self._pick_operator(rng)]
         api = self._pick_api(rng)
-        line = chosen.lines[rng.randrange(len(chosen.lines))]
+        lines = chosen.lines
+        line = lines[rng.randrange(len(lines))]
         # Direct calls go to the operator whose range holds the number (the app's contract);
         # calls through the aggregator go where its finder says, and count for the operator
         # that serves the number now.
@@ -255,88 +245,38 @@ class SimApplication:
             operator = self.operators.get(serving or "", chosen)
         stats = self._key(operator.id, api)
         # A ported number: its home operator (the range holder) and the serving one settle.
-        pair = None if operator is chosen else metrics.pair(chosen.id, operator.id, self.id)
-        started = env.now
-        metrics.offered(stats, self.id, operator.id)
+        pair = None if operator is chosen else self.metrics.pair(chosen.id, operator.id, self.id)
+        operation = _Operation(self, operator, api, line, stats, pair, self.env.now)
+        self.metrics.offered(stats, self.id, operator.id)
         if self._ciba:
-            granted = env.event()
-            operator.issue_token(self.spec.auth, _Waiting(granted))
-            answer = yield granted
-            if not answer.ok:
-                metrics.attempt(stats, retry=False)
-                metrics.attempt_failed(stats, answer.code or "UNKNOWN")
-                metrics.finished(stats, self.id, operator.id, False, started)
-                if pair is not None:
-                    pair.completed += 1
-                return
-        self.retry.record_call()
-        attempt = 1
-        while True:
-            metrics.attempt(stats, retry=attempt > 1)
-            deadline = env.now + self._timeout
-            if self._ready(operator):
-                answer = yield self._send(operator, api, line, deadline)
-            else:
-                answer = yield from self._attempt(operator, api, line, deadline)
-            if answer.ok:
-                metrics.finished(stats, self.id, operator.id, True, started)
-                billed = billable_calls(api, answer.status)
-                stats.billable += billed
-                if pair is not None:
-                    pair.completed += 1
-                    pair.ok += 1
-                    pair.billable += billed
-                return
-            metrics.attempt_failed(stats, answer.code or "UNKNOWN")
-            delay = self.retry.next_delay(attempt) if answer.status in self._retry_on else None
-            if delay is None:
-                metrics.finished(stats, self.id, operator.id, False, started)
-                if pair is not None:
-                    pair.completed += 1
-                return
-            attempt += 1
-            if delay > 0:
-                yield env.timeout(delay)
+            operator.issue_token(self.spec.auth, operation.granted)
+        else:
+            self.retry.record_call()
+            operation.attempt()
 
-    def _ready(self, operator: SimOperator) -> bool:
+    def ready(self, operator: SimOperator) -> bool:
         """No partition in the way and no token to fetch: the request can go at once."""
-        reached = AGGREGATOR if self._via else operator.id
-        if self.partitioned(self.id, reached, False):
+        if self.partitioned(self.id, AGGREGATOR if self._via else operator.id, False):
             return False
         return not self._cached_tokens or self._tokens.get(operator.id, -1.0) > self.env.now
 
-    def _attempt(
-        self, operator: SimOperator, api: str, line: Line, deadline: float
-    ) -> Generator[simpy.Event, Any, Answer]:
-        """One request behind a partition (it times out) or after fetching a token."""
-        env = self.env
-        reached = AGGREGATOR if self._via else operator.id
-        if self.partitioned(self.id, reached, False):
-            yield env.timeout(self._timeout)
-            return TIMED_OUT
+    def wait_for_token(self, operator: SimOperator, reply: _Reply) -> None:
+        """An attempt behind a partition (its deadline answers) or waiting for a token."""
+        if self.partitioned(self.id, AGGREGATOR if self._via else operator.id, False):
+            return  # blackholed: the client's deadline answers
         fetch = self._fetching.get(operator.id)
         if fetch is None or fetch.triggered:
             fetch = self._fetch_token(operator)
             self._fetching[operator.id] = fetch
-        yield fetch | env.timeout(max(0.0, deadline - env.now))
-        if not fetch.triggered:
-            return TIMED_OUT
-        answer = cast(Answer, fetch.value)
-        if not answer.ok:
-            return answer
-        return cast(Answer, (yield self._send(operator, api, line, deadline)))
+        fetch.callbacks.append(reply.fetched)
 
-    def _send(self, operator: SimOperator, api: str, line: Line, deadline: float) -> simpy.Event:
-        """The request, and the event its answer (or the client's deadline) triggers."""
-        replied = self.env.event()
-        waiting = _Waiting(replied)
-        self._deadlines.add(max(self.env.now, deadline), waiting)
-        if self._via:
-            assert self.aggregator is not None
-            self.aggregator.handle(self.client, api, line, waiting)
-        else:
-            operator.handle(self.client, api, line, False, waiting)
-        return replied
+    def billable(self, api: str, status: int) -> int:
+        """The calls a finished workload bills (the live rule, asked once per api and status)."""
+        key = (api, status)
+        found = self._billable.get(key)
+        if found is None:
+            found = self._billable[key] = billable_calls(api, status)
+        return found
 
     def _fetch_token(self, operator: SimOperator) -> simpy.Event:
         fetched = self.env.event()
@@ -348,3 +288,96 @@ class SimApplication:
 
         operator.issue_token(None, issued)
         return fetched
+
+
+class _Operation:
+    """One API operation of an application, from its arrival until success or giving up.
+
+    It runs on callbacks, not as a process: an attempt's answer (or its deadline) calls
+    :meth:`answered`, a backoff timer calls :meth:`attempt` again; nothing waits on an event
+    of its own.
+    """
+
+    __slots__ = ("api", "app", "line", "number", "operator", "pair", "started", "stats")
+
+    def __init__(
+        self,
+        app: SimApplication,
+        operator: SimOperator,
+        api: str,
+        line: Line,
+        stats: KeyStats,
+        pair: PairStats | None,
+        started: float,
+    ) -> None:
+        self.app = app
+        self.operator = operator
+        self.api = api
+        self.line = line
+        self.stats = stats
+        self.pair = pair
+        self.started = started
+        self.number = 1
+        """The attempt under way (1 for the first)."""
+
+    def granted(self, answer: Answer) -> None:
+        """The CIBA round ended: attempts begin, or the operation fails without one."""
+        if answer.ok:
+            self.app.retry.record_call()
+            self.attempt()
+            return
+        app, stats = self.app, self.stats
+        app.metrics.attempt(stats, retry=False)
+        app.metrics.attempt_failed(stats, answer.code or "UNKNOWN")
+        self._gave_up()
+
+    def attempt(self, _: object = None) -> None:
+        """Send the request now (or wait for a token first), bounded by the client timeout."""
+        app = self.app
+        app.metrics.attempt(self.stats, retry=self.number > 1)
+        reply = _Reply(self)
+        app._deadlines.add(app.env.now + app._timeout, reply)
+        if app.ready(self.operator):
+            self.send(reply)
+        else:
+            app.wait_for_token(self.operator, reply)
+
+    def send(self, reply: _Reply) -> None:
+        """The request itself: to the aggregator or straight to the operator."""
+        app = self.app
+        if app._via:
+            assert app.aggregator is not None
+            app.aggregator.handle(app.client, self.api, self.line, reply)
+        else:
+            self.operator.handle(app.client, self.api, self.line, False, reply)
+
+    def answered(self, answer: Answer) -> None:
+        """The attempt ended: done, retried after the policy's delay, or given up."""
+        app, stats = self.app, self.stats
+        metrics = app.metrics
+        if answer.ok:
+            metrics.finished(stats, app.id, self.operator.id, True, self.started)
+            billed = app.billable(self.api, answer.status)
+            stats.billable += billed
+            pair = self.pair
+            if pair is not None:
+                pair.completed += 1
+                pair.ok += 1
+                pair.billable += billed
+            return
+        metrics.attempt_failed(stats, answer.code or "UNKNOWN")
+        delay = app.retry.next_delay(self.number) if answer.status in app._retry_on else None
+        if delay is None:
+            self._gave_up()
+            return
+        self.number += 1
+        if delay > 0:
+            call_later(app.env, delay, self.attempt)
+        else:
+            self.attempt()
+
+    def _gave_up(self) -> None:
+        app = self.app
+        app.metrics.finished(self.stats, app.id, self.operator.id, False, self.started)
+        if self.pair is not None:
+            self.pair.completed += 1

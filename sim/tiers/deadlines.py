@@ -15,6 +15,8 @@ from typing import Protocol
 
 import simpy
 
+from sim.tiers.timers import Timer, call_later
+
 __all__ = ["Deadline", "Deadlines"]
 
 
@@ -50,9 +52,9 @@ class Deadlines:
 
     def _arm(self, at: float) -> None:
         self._armed = at
-        self._env.timeout(at - self._env.now).callbacks.append(self._wake)
+        call_later(self._env, at - self._env.now, self._wake)
 
-    def _wake(self, _: simpy.Event) -> None:
+    def _wake(self, _: Timer) -> None:
         now = self._env.now
         if self._armed > now:
             return  # an earlier timer was armed since; this one is stale

@@ -27,6 +27,7 @@ from typing import Any, Protocol, cast
 import simpy
 
 from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, ScaleDecision
+from sim.tiers.timers import Timer, call_later
 
 __all__ = ["GatewayJob", "GatewayPool", "Replica", "ReplicaState"]
 
@@ -97,25 +98,29 @@ class Replica:
 
     def serve(self, duration: float, job: GatewayJob) -> None:
         """Hold a worker for ``duration`` seconds (after the jobs ahead), then call ``job``."""
-        if self.busy < self.servers:
-            self._account()
-            self.busy += 1
-            self._start(duration, job)
+        busy = self.busy
+        if busy < self.servers:
+            now = self._env.now
+            self._area += busy * (now - self._mark)
+            self._mark = now
+            self.busy = busy + 1
+            call_later(self._env, duration, self._finish, job)
         else:
             self._waiting.append((duration, job))
 
-    def _start(self, duration: float, job: GatewayJob) -> None:
-        self._env.timeout(duration, job).callbacks.append(self._finish)
-
-    def _finish(self, event: simpy.Event) -> None:
-        job = cast(GatewayJob, event.value)
-        if self.state is ReplicaState.FAILED or self.state is ReplicaState.GONE:
+    def _finish(self, event: Timer) -> None:
+        job: GatewayJob = event.value
+        state = self.state
+        if state is ReplicaState.FAILED or state is ReplicaState.GONE:
             job.lost()  # its process died while serving it
             return
         if self._waiting:
-            self._start(*self._waiting.popleft())
+            duration, waiting = self._waiting.popleft()
+            call_later(self._env, duration, self._finish, waiting)
         else:
-            self._account()
+            now = self._env.now
+            self._area += self.busy * (now - self._mark)
+            self._mark = now
             self.busy -= 1
             if self.busy == 0 and self.state is ReplicaState.DRAINING:
                 self._pool._drained(self)

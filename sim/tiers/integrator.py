@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import simpy
 
@@ -70,6 +69,7 @@ from operators.integrator import (
 from operators.policies import CircuitBreakerConfig
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.network_function import Answered, CallbackNetworkFunction
+from sim.tiers.timers import Timer, call_later
 
 __all__ = [
     "OPERATIONS",
@@ -91,6 +91,7 @@ class CachedSubscriberBase(SubscriberBase):
     def __init__(self, config: OperatorConfig, clock: Clock, reference_time: datetime) -> None:
         super().__init__(config, Database(":memory:"), clock=clock, reference_time=reference_time)
         self._memo: dict[str, Subscriber | None] = {}
+        self._by_address: dict[str, Subscriber | None] = {}
 
     def record_change(
         self, msisdn: str, kind: ChangeKind, payload: dict[str, Any], at: float | None = None
@@ -98,6 +99,7 @@ class CachedSubscriberBase(SubscriberBase):
         """Record a change (a port, an opt-out) and forget the memoised record."""
         change = super().record_change(msisdn, kind, payload, at)
         self._memo.pop(msisdn, None)
+        self._by_address.clear()  # a port in gives a device address
         return change
 
     def get(self, msisdn: str) -> Subscriber | None:
@@ -108,10 +110,20 @@ class CachedSubscriberBase(SubscriberBase):
             found = self._memo[msisdn] = super().get(msisdn)
             return found
 
+    def by_ipv4(self, address: str) -> Subscriber | None:
+        """The subscriber at a device address, worked out once per address."""
+        try:
+            return self._by_address[address]
+        except KeyError:
+            found = self._by_address[address] = super().by_ipv4(address)
+            return found
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """What a flow needs to know about the call: the number, its device address, the time."""
+
+class Caller(NamedTuple):
+    """What a flow needs to know about the call: the number, its device address, the time.
+
+    A named tuple: one is made per call, and a tuple is cheaper to make than a dataclass.
+    """
 
     msisdn: str
     ipv4: str
@@ -272,11 +284,9 @@ class _Waiter:
     def promoted(self) -> None:
         """The buffer gave the waiting call a slot: run it, once the guard has finished."""
         self.active = False
-        wake = self.flow.env.event()
-        wake.callbacks.append(lambda _: self.run())
-        wake.succeed()
+        call_later(self.flow.env, 0.0, self.run)
 
-    def run(self) -> None:
+    def run(self, _: Timer | None = None) -> None:
         self.active = True
         self.running = True
         flow = self.flow

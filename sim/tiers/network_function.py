@@ -9,8 +9,9 @@ This is the one SimPy realisation: the scenario engine runs it and ``ogsim valid
 against queueing theory.
 
 A call costs no SimPy process: the servers and the FIFO waiting room are a counter and a
-deque, a call in service is one Timeout, and :meth:`CallbackNetworkFunction.submit` hands the
-record or the :class:`~operators.core.BackendError` to a callback::
+deque, a call in service is one timer (:func:`~sim.tiers.timers.call_later`), and
+:meth:`CallbackNetworkFunction.submit` hands the record or the
+:class:`~operators.core.BackendError` to a callback::
 
     hlr.submit(MsisdnQuery("+34600000001"), lambda ok, payload: ...)
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import simpy
 from pydantic import BaseModel, ConfigDict, Field
@@ -41,6 +42,7 @@ from operators.core import (
     Outcome,
     ServiceModel,
 )
+from sim.tiers.timers import Timer, call_later, clock
 
 __all__ = ["Answered", "CallbackNetworkFunction", "FaultChange"]
 
@@ -87,7 +89,7 @@ class CallbackNetworkFunction(Generic[Req, Rec]):
         self.spec = spec
         self.handler = handler
         self.model = ServiceModel(spec, rng)
-        self.occupancy = Occupancy(lambda: env.now)
+        self.occupancy = Occupancy(clock(env))
         self._servers = spec.servers
         self._capacity = spec.capacity
         self._busy = 0
@@ -152,10 +154,10 @@ class CallbackNetworkFunction(Generic[Req, Rec]):
 
     def _start(self, call: _Call, *, queued: bool) -> None:
         call.started = self.occupancy.start(call.arrived, queued=queued)
-        self.env.timeout(call.draw.duration, call).callbacks.append(self._served)
+        call_later(self.env, call.draw.duration, self._served, call)
 
-    def _served(self, event: simpy.Event) -> None:
-        call = cast(_Call, event.value)
+    def _served(self, event: Timer) -> None:
+        call: _Call = event.value
         ok = False
         payload: Any
         if call.draw.outcome is Outcome.ERROR:

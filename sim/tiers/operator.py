@@ -20,7 +20,7 @@ import random
 import zlib
 from collections import Counter
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,11 +35,11 @@ from federation import (
     NoHealthyDataCentreError,
     TrustGraph,
 )
-from operators import CamaraError, OperatorConfig, PurposePolicy, default_plans
+from operators import CamaraError, OperatorConfig, PurposePolicy, Subscriber, default_plans
 from operators.camara import WORKLOADS, Operation, needs_consent, operation_named
 from operators.core import Faults, NetworkFunctionKind
 from operators.gateway import Admission, InMemoryPlans, objection, sandbox_refusal
-from operators.identity import GrantFacts, GrantType, TokenContext
+from operators.identity import Consent, GrantFacts, GrantType, TokenContext
 from operators.integrator import BackendGuard
 from operators.policies import (
     CircuitBreakerState,
@@ -62,6 +62,7 @@ from sim.tiers.integrator import (
 )
 from sim.tiers.network_function import CallbackNetworkFunction
 from sim.tiers.station import Station
+from sim.tiers.timers import Timer, calendar, call_later, clock
 
 __all__ = [
     "AGGREGATOR",
@@ -84,11 +85,13 @@ class Answer:
 
     status: int
     code: str | None = None
+    ok: bool = field(init=False, repr=False, compare=False)
+    """Served: 2xx, or a business answer about the subscriber (404/422); worked out once,
+    since every answer is read several times on its way back."""
 
-    @property
-    def ok(self) -> bool:
-        """Served: 2xx, or a business answer about the subscriber (404/422)."""
-        return 200 <= self.status < 400 or self.status in (404, 422)
+    def __post_init__(self) -> None:
+        status = self.status
+        object.__setattr__(self, "ok", 200 <= status < 400 or status in (404, 422))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +185,8 @@ class SimDataCentre:
         )
         self.identity = Station(env, spec.identity.workers * spec.identity.replicas)
         self.guards = guards
+        self.gateway_time = spec.gateway.service_time.sample
+        """Draws a gateway replica's processing time for one request."""
 
     @property
     def gateways(self) -> list[Replica]:
@@ -239,7 +244,7 @@ class _Request:
         self.reply(REPLICA_LOST)
 
     def ended(self, error: CamaraError | None) -> None:
-        answer = OK if error is None else Answer(error.status, error.code)
+        answer = OK if error is None else self.operator.answer(error.status, error.code)
         if self.revoked is not None and answer.ok:
             self.operator.consent.served(self.revoked, self.checked)
         self.reply(answer)
@@ -291,8 +296,8 @@ class SimOperator:
             default_plan="pay-as-you-go" if "pay-as-you-go" in names else names[0],
             lifetimes=spec.lifetimes,
         )
-        epoch = start.timestamp()
-        self.calendar = lambda: epoch + env.now
+        now = clock(env)
+        self.calendar = calendar(env, start.timestamp())
         self.subscribers = CachedSubscriberBase(self.config, self.calendar, start)
         self.numbers = list(self.subscribers.numbers())
         self.lines = [
@@ -307,7 +312,7 @@ class SimOperator:
             env, spec.core, self.subscribers, f"{seed}:{operator_id}"
         )
         self.throttle: ThrottlePolicy = (
-            Throttle(lambda: env.now, calendar_clock=self.calendar)
+            Throttle(now, calendar_clock=self.calendar)
             if policies.throttling.enabled
             else NoThrottle()
         )
@@ -315,14 +320,16 @@ class SimOperator:
         self.admission = Admission(self.plans, self.throttle, self.calendar)
         self._subscribed: set[tuple[str, str]] = set()
         self._work: dict[tuple[str | None, str], _Work] = {}
+        self._facts_seen: dict[tuple[str, str, str | None, str, bool, bool], GrantFacts] = {}
+        """Grant facts built before, by (client, number, purpose, api, via, sandbox): a
+        call whose inputs are the same objects reuses them instead of building equal ones."""
+        self._answers: dict[tuple[int, str | None], Answer] = {}
         settings = policies.guard_settings()
         self.breaker_changes: Counter[str] = Counter()
         self.deadlines = Deadlines(env)
         self.data_centres: dict[str, SimDataCentre] = {}
         for name, dc_spec in spec.data_centres.items():
-            guards = build_guards(
-                f"{operator_id}/{name}", lambda: env.now, settings, policies.circuit_breaker
-            )
+            guards = build_guards(f"{operator_id}/{name}", now, settings, policies.circuit_breaker)
             for guard in guards.values():
                 guard.breaker.add_listener(self._count_transition)
             self.data_centres[name] = SimDataCentre(env, name, dc_spec, guards)
@@ -331,7 +338,7 @@ class SimOperator:
             operator_id,
             HealthTracker(
                 [DataCentre(name=name, weight=dc.weight) for name, dc in spec.data_centres.items()],
-                clock=lambda: env.now,
+                clock=now,
                 policy=HealthPolicy(
                     interval=check.interval,
                     failures_to_down=check.unhealthy_threshold,
@@ -400,20 +407,33 @@ class SimOperator:
         it; for a number that ported away it answers 404, as live)."""
         return self.subscribers.get(number) is not None
 
+    def answer(self, status: int, code: str | None) -> Answer:
+        """The answer for a status and code (one immutable object per pair, reused)."""
+        key = (status, code)
+        found = self._answers.get(key)
+        if found is None:
+            found = self._answers[key] = Answer(status, code)
+        return found
+
     def handle(
         self, client: Client, api: str, line: Line, via_aggregator: bool, reply: Reply
     ) -> None:
         """One API request from arrival at the balancer until ``reply`` hears its answer."""
-        dc = self._route()
-        if dc is None:
+        try:
+            name = self.balancer.pick()
+        except NoHealthyDataCentreError:
             reply(DC_UNREACHABLE)
             return
-        replica = dc.gateway()
+        dc = self.data_centres[name]
+        if not dc.up:
+            reply(DC_UNREACHABLE)
+            return
+        replica = dc.pool.pick()
         if replica is None:
             reply(NO_GATEWAY_READY)
             return
         request = _Request(self, dc, client, api, line, via_aggregator, reply)
-        replica.serve(dc.spec.gateway.service_time.sample(self._rng), request)
+        replica.serve(dc.gateway_time(self._rng), request)
 
     def work(self, purpose: str | None, api: str) -> _Work:
         """The workload's first operation (the one admitted), its purpose and legal basis."""
@@ -433,7 +453,47 @@ class SimOperator:
         return found
 
     def _facts(self, request: _Request, work: _Work) -> GrantFacts:
-        """The grant behind the call's token, as this data centre's records show it now."""
+        """The grant behind the call's token, as this data centre's records show it now.
+
+        Built from the same inputs (the client, the number, the work, and the very consent
+        record and subscriber record the stores hold now) the facts are equal, so the ones
+        built last time are handed out again; the cache is bounded and cleared when full.
+        """
+        client, number = request.client, request.line.number
+        two_legged = not (request.via or client.three_legged or work.consent)
+        key = (
+            client.id,
+            "" if two_legged else number,
+            client.purpose,
+            request.api,
+            request.via,
+            client.sandbox,
+        )
+        seen = self._facts_seen.get(key)
+        if two_legged:
+            if seen is None:
+                seen = self._facts_seen[key] = self._build_facts(request, work)
+            return seen
+        consent = None
+        if work.consent:
+            consent = self.consent.consent_for(
+                request.dc.name, number, client.id, work.purpose, work.scopes
+            )
+        subscriber = self.subscribers.get(number)
+        if seen is not None and seen.consent is consent and seen.subscriber is subscriber:
+            return seen
+        if len(self._facts_seen) >= 4096:
+            self._facts_seen.clear()
+        built = self._facts_seen[key] = self._build_facts(request, work, consent, subscriber)
+        return built
+
+    def _build_facts(
+        self,
+        request: _Request,
+        work: _Work,
+        consent: Consent | None = None,
+        subscriber: Subscriber | None = None,
+    ) -> GrantFacts:
         client, number = request.client, request.line.number
         if not (request.via or client.three_legged or work.consent):
             token = TokenContext(
@@ -447,11 +507,6 @@ class SimOperator:
                 None,
             )
             return GrantFacts(token, policy=work.policy, sandbox=client.sandbox)
-        consent = None
-        if work.consent:
-            consent = self.consent.consent_for(
-                request.dc.name, number, client.id, work.purpose, work.scopes
-            )
         grant = GrantType.JWT_BEARER if request.via and not work.consent else GrantType.CIBA
         token = TokenContext(
             client.id,
@@ -467,7 +522,7 @@ class SimOperator:
             token,
             policy=work.policy,
             consent=consent,
-            subscriber=self.subscribers.get(number),
+            subscriber=subscriber,
             sandbox=request.client.sandbox and not request.via,
         )
 
@@ -482,9 +537,12 @@ class SimOperator:
     def _after_gateway(self, request: _Request) -> None:
         """The live gateway's admission, then (two-legged) the objection check, then the flow."""
         client, line = request.client, request.line
-        work = self.work(client.purpose, request.api)
+        work = self._work.get((client.purpose, request.api)) or self.work(
+            client.purpose, request.api
+        )
         facts = self._facts(request, work)
-        self._subscribe(client, work.operation.api)
+        if (client.id, work.operation.api) not in self._subscribed:
+            self._subscribe(client, work.operation.api)
         try:
             self.admission.admit(
                 facts, work.operation, party_trusted=not request.via or self.trusts_aggregator
@@ -492,13 +550,13 @@ class SimOperator:
         except CamaraError as refusal:
             if facts.consent is not None and not facts.consent.active(self.calendar()):
                 self.consent.refused()
-            request.reply(Answer(refusal.status, refusal.code))
+            request.reply(self.answer(refusal.status, refusal.code))
             return
         if facts.sandbox:
             # Live, the integrator asks this once the device is resolved, before objections.
             refused = sandbox_refusal(True, self.subscribers.is_test_number(line.number))
             if refused is not None:
-                request.reply(Answer(refused.status, refused.code))
+                request.reply(self.answer(refused.status, refused.code))
                 return
         if facts.token.msisdn is None:
             # Live, the integrator resolves the device (an unknown one is its 404) and then
@@ -506,7 +564,7 @@ class SimOperator:
             subscriber = self.subscribers.get(line.number)
             objected = objection(work.policy, subscriber) if subscriber is not None else None
             if objected is not None:
-                request.reply(Answer(objected.status, objected.code))
+                request.reply(self.answer(objected.status, objected.code))
                 return
         if work.consent and self.consent.active:
             # Ground truth, only counted: was this consent revoked, and since when everywhere?
@@ -538,7 +596,7 @@ class SimOperator:
         def issued() -> None:
             reply(OK)
 
-        def handset_answered(_: simpy.Event) -> None:
+        def handset_answered(_: Timer) -> None:
             assert auth is not None
             if rng.random() >= auth.approval_rate:
                 reply(CIBA_DENIED)
@@ -551,7 +609,7 @@ class SimOperator:
             if auth is None:
                 reply(OK)
                 return
-            env.timeout(auth.answer_time.sample(rng)).callbacks.append(handset_answered)
+            call_later(env, auth.answer_time.sample(rng), handset_answered)
 
         station.serve(service.sample(rng), requested)
 

@@ -2,7 +2,7 @@
 
 The gateway replicas and identity servers only hold a caller for a sampled service time, so
 they need no SimPy process per call: :meth:`Station.serve` starts the job at once when a
-server is free (one Timeout, its callback finishing the job) or parks it in order. This is a
+server is free (one timer, its callback finishing the job) or parks it in order. This is a
 ``simpy.Resource`` with ``request``/``timeout``/``release`` folded into one event per job.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import cast
 
 import simpy
+
+from sim.tiers.timers import Timer, call_later
 
 __all__ = ["Job", "Station"]
 
@@ -44,11 +45,12 @@ class Station:
             self._waiting.append((duration, done))
 
     def _start(self, duration: float, done: Job) -> None:
-        self._env.timeout(duration, done).callbacks.append(self._finish)
+        call_later(self._env, duration, self._finish, done)
 
-    def _finish(self, event: simpy.Event) -> None:
+    def _finish(self, event: Timer) -> None:
         if self._waiting:
             self._start(*self._waiting.popleft())
         else:
             self.busy -= 1
-        cast(Job, event.value)()
+        done: Job = event.value
+        done()
