@@ -98,7 +98,8 @@ class Operator:
         self.identity.token_issued = self.activity.first_token
         self.monitor = (
             AnalyticsMonitor.from_config(
-                analytics, self.db, self.activity, self.gateway.usage, clock=self.clock)
+                analytics, self.db, self.activity, self.gateway.usage, clock=self.clock,
+                plans=self.gateway.admission.plans)
             if analytics.enabled else None
         )
         self.housekeeping = Housekeeping(

@@ -23,11 +23,16 @@ distinct subscribers (``enumeration_min_subscribers``) in the bucket. Only rises
   ``farming_share`` or more of its quota over the last 30 days; score ``5 * sum(shares) /
   (farming_min_apps * farming_share)``, so the smallest such farm scores 5 (the default
   threshold) and bigger or fuller farms more.
+
+:class:`Wording` puts a verdict in words that follow the settings: the bucket scored is "this
+hour" with hourly buckets and "this 3 s bucket" with 3-second ones, and the baseline is
+"usual for this hour of the week" when the key's season was used, "usual over the last 24
+hours" (or buckets) when its recent window was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +50,8 @@ from .baselines import (
     median_mad,
     robust_score,
 )
-from .settings import DetectorSettings
+from .records import HOUR
+from .settings import DAY, DetectorSettings
 
 __all__ = [
     "ERROR_SHARE_FLOOR",
@@ -53,6 +59,7 @@ __all__ = [
     "Farm",
     "FarmCandidate",
     "Scored",
+    "Wording",
     "close",
     "enumeration",
     "error_spike",
@@ -63,6 +70,8 @@ __all__ = [
 ]
 
 ERROR_SHARE_FLOOR = 0.05
+_SPANS = {60.0: "minute", HOUR: "hour", DAY: "day", 7 * DAY: "week"}
+"""Lengths of time a detail names in words; any other is written in seconds."""
 
 
 @dataclass(frozen=True)
@@ -278,3 +287,68 @@ def quota_farming(candidates: Sequence[FarmCandidate], settings: DetectorSetting
         score = 5.0 * sum(shares) / (settings.farming_min_apps * settings.farming_share)
         farms.append(Farm(developer_id, api, tuple(c.client_id for c in best), shares, score))
     return farms
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How the alerts' details name the bucket scored and the baseline it was scored against
+    (see the module's docstring); :meth:`of` derives them from the settings."""
+
+    bucket: str
+    """Where the observed value was seen: "in this hour", "in this 3 s bucket"."""
+    slot: str
+    """The bucket's place in the season: "this hour of the week"."""
+    recent: str
+    """The recent window: "over the last 24 hours", "over the last 10 buckets"."""
+
+    @classmethod
+    def of(cls, settings: DetectorSettings) -> Wording:
+        seconds = settings.bucket_seconds
+        unit = _SPANS.get(seconds)
+        season = None if settings.season_buckets is None else settings.season_buckets * seconds
+        cycle = None if season is None else _SPANS.get(season)
+        if unit is not None and cycle is not None:
+            slot = f"this {unit} of the {cycle}"
+        elif season is not None:
+            slot = f"this point of its {season:g} s season"
+        else:
+            slot = "this point of its season"  # never used: no season, no seasonal baseline
+        return cls(
+            bucket=f"in this {unit}" if unit is not None else f"in this {seconds:g} s bucket",
+            slot=slot,
+            recent=f"over the last {settings.recent_buckets} "
+            + (f"{unit}s" if unit is not None else "buckets"),
+        )
+
+    def usual(self, seasonal: bool) -> str:
+        """What the baseline was: "usual for this hour of the week", "usual over ..."."""
+        return f"usual for {self.slot}" if seasonal else f"usual {self.recent}"
+
+    def describe(
+        self,
+        kind: AlertKind,
+        observed: float,
+        baseline: float,
+        *,
+        seasonal: bool,
+        sources: Iterable[str] = (),
+    ) -> str:
+        """One verdict on one bucket of one key, in words (not quota farming: see its own)."""
+        usual = self.usual(seasonal)
+        if kind == "volume_spike":
+            return f"{observed:.0f} calls {self.bucket} against {baseline:.1f}, {usual}"
+        if kind == "error_spike":
+            return f"{observed:.0%} of calls failed {self.bucket} against {baseline:.0%}, {usual}"
+        if kind == "enumeration":
+            return (
+                f"{observed:.0f} distinct subscribers {self.bucket} against {baseline:.1f}, {usual}"
+            )
+        if kind == "off_hours":
+            return f"{observed:.0f} calls {self.bucket}; this key is usually quiet at {self.slot}"
+        if kind == "new_source":
+            named = ", ".join(sorted(sources)) or "-"
+            return (
+                f"{observed:.0f} calls {self.bucket} from sources not seen before ({named})"
+                f" against a volume of {baseline:.1f}, {usual}"
+            )
+        raise ValueError(f"{kind} is not a per-bucket verdict")

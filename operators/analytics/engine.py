@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
+import numpy.typing as npt
 
 from . import cohorts as _cohorts
 from . import funnels as _funnels
@@ -30,6 +31,7 @@ from .detectors import (
     Closed,
     FarmCandidate,
     Scored,
+    Wording,
     close,
     enumeration,
     error_spike,
@@ -93,6 +95,7 @@ class Analytics:
     ) -> None:
         self.settings = settings
         self._detectors = settings.detectors
+        self._wording = Wording.of(settings.detectors)
         self._on_alert = on_alert
         self._quotas = dict(quotas or {})
         self._baseline = Baseline(self._detectors)
@@ -113,6 +116,8 @@ class Analytics:
         self._open: dict[int, dict[tuple[str, str], UsageBucket]] = {}
         self._merged: set[tuple[int, str, str]] = set()
         self._next: int | None = None
+        self._farmed: int | None = None
+        """The last day whose quota farming was judged."""
         self._cooldown: dict[tuple[str, str, str], int] = {}
         self._milestones = Milestones()
         self._alerts: deque[Alert] = deque(maxlen=MAX_ALERTS)
@@ -161,6 +166,8 @@ class Analytics:
         alerts: list[Alert] = []
         for index in sorted(i for i in self._open if i <= last):
             alerts.extend(self._close(index, self._open.pop(index), now))
+        # a day ends even when no call opens a bucket of the next one (a quiet night)
+        alerts.extend(self._finish_day(last + 1, now))
         if self._next is None or last + 1 > self._next:
             self._next = last + 1
         self._merged = {m for m in self._merged if m[0] > last} if self._merged else self._merged
@@ -206,7 +213,7 @@ class Analytics:
         self._fresh.roll_to(bucket - 1)
         closed = close(bucket, rows, ages, values, self._buckets, self._baseline, self._detectors)
         for scored in self._detect(closed):
-            alerts.extend(self._judge(scored, keys, bucket, now, fresh_names))
+            alerts.extend(self._judge(scored, keys, bucket, now, fresh_names, closed.seasonal))
         self._fold(bucket, rows, values)
         return alerts
 
@@ -283,6 +290,7 @@ class Analytics:
         bucket: int,
         now: float,
         fresh_names: Mapping[int, list[str]],
+        seasonal: npt.NDArray[np.bool_],
     ) -> list[Alert]:
         settings = self._detectors
         kept = scored.at_least(min(settings.record_floor, settings.threshold))
@@ -301,7 +309,13 @@ class Analytics:
             if score < settings.threshold or not self._cool(scored.kind, client_id, api, bucket):
                 continue
             developer_id, org_id = self._milestones.owner(client_id)
-            detail = _describe(scored.kind, observed, baseline, fresh_names.get(position, []))
+            detail = self._wording.describe(
+                scored.kind,
+                observed,
+                baseline,
+                seasonal=bool(seasonal[position]),
+                sources=fresh_names.get(position, ()),
+            )
             alerts.append(
                 Alert(
                     scored.kind,
@@ -336,10 +350,16 @@ class Analytics:
     # -- quota farming, once a day -------------------------------------------------------------
 
     def _finish_day(self, bucket: int, now: float) -> list[Alert]:
-        """Quota farming over the day that ends before ``bucket``'s day (once per day)."""
+        """Quota farming over the last day with calls, once ``bucket``'s day is after it
+        (once per day: when a bucket of a later day closes, or when advancing past its end)."""
         day = day_of(bucket * self._bucket_seconds)
         finished = self._days.current
-        if finished is None or day <= finished or not self._quotas or not self._keys:
+        if finished is None or day <= finished:
+            return []
+        if self._farmed is not None and finished <= self._farmed:
+            return []
+        self._farmed = finished
+        if not self._quotas or not self._keys:
             return []
         rows = np.arange(len(self._keys), dtype=np.int64)
         used = self._days.window("calls", rows, finished, QUOTA_DAYS).sum(axis=1)
@@ -376,8 +396,8 @@ class Analytics:
             )
             detail = (
                 f"{len(farm.client_ids)} applications created within "
-                f"{self._detectors.farming_window / DAY:g} days each near their {farm.api} quota"
-                f" ({shares})"
+                f"{self._detectors.farming_window / DAY:g} days, each near its monthly {farm.api}"
+                f" quota over the last {QUOTA_DAYS} days ({shares})"
             )
             alerts.append(
                 Alert(
@@ -562,19 +582,3 @@ def _forget_oldest(known: dict[str, int]) -> None:
         : len(known) - MAX_KNOWN_SOURCES
     ]:
         del known[source]
-
-
-_UNITS: dict[str, str] = {
-    "volume_spike": "{observed:.0f} calls against a usual {baseline:.1f} for this hour",
-    "error_spike": "{observed:.0%} of calls failed against a usual {baseline:.0%}",
-    "enumeration": "{observed:.0f} distinct subscribers against a usual {baseline:.1f}",
-    "off_hours": "{observed:.0f} calls at an hour when this key is usually quiet",
-    "new_source": "{observed:.0f} calls from sources not seen before ({sources}); usual volume"
-    " {baseline:.1f}",
-}
-
-
-def _describe(kind: str, observed: float, baseline: float, sources: Iterable[str]) -> str:
-    return _UNITS[kind].format(
-        observed=observed, baseline=baseline, sources=", ".join(sorted(sources)) or "-"
-    )

@@ -36,6 +36,7 @@ from operators.types import Clock
 from .activity_log import ActivityLog
 from .alerts import Alert, WebhookSender
 from .engine import Analytics
+from .quotas import HeldPlans, PlanLimits
 from .records import Activity, UsageBucket
 from .settings import AnalyticsSettings, DetectorSettings
 from .usage_recorder import UsageRecorder
@@ -209,7 +210,10 @@ class AnalyticsMonitor:
     """Scores the closed buckets live; see the module's docstring.
 
     ``clock`` is the operator's epoch clock, ``sleep`` how the loop waits (both injectable so
-    a test drives it in virtual time). ``webhook`` delivers alerts when set.
+    a test drives it in virtual time). ``webhook`` delivers alerts when set. ``plans`` is the
+    operator's plan store: the analytics learns each application's monthly limit per API from
+    it (:mod:`operators.analytics.quotas`) before each feed, which quota farming and the
+    upsell segment need; without it neither has a limit to compare with.
     """
 
     def __init__(
@@ -224,6 +228,7 @@ class AnalyticsMonitor:
         grace: float = 5.0,
         history_buckets: int | None = None,
         webhook: WebhookSender | None = None,
+        plans: HeldPlans | None = None,
     ) -> None:
         self.settings = settings or AnalyticsSettings(
             detectors=DetectorSettings(bucket_seconds=usage.seconds)
@@ -242,8 +247,10 @@ class AnalyticsMonitor:
         self.seconds = usage.seconds
         self.history_buckets = history_buckets or _history(self.settings.detectors)
         self.webhook = webhook
+        self.limits = PlanLimits(plans) if plans is not None else None
         self.analytics = Analytics(self.settings)
-        """The live engine: funnels, cohorts and segments of what it has been fed so far."""
+        """The live engine: funnels, cohorts and segments of what it has been fed so far
+        (changed in a worker thread during a tick: read it between ticks)."""
         self.cursor: float | None = None
         """Buckets starting before this have been fed (None before :meth:`catch_up`)."""
         self.last_activity_id = 0
@@ -263,8 +270,10 @@ class AnalyticsMonitor:
         *,
         clock: Clock = time.time,
         sleep: Sleep = asyncio.sleep,
+        plans: HeldPlans | None = None,
     ) -> AnalyticsMonitor:
-        """The monitor an operator's ``analytics`` section describes."""
+        """The monitor an operator's ``analytics`` section describes, reading quotas from
+        ``plans``."""
         webhook = None
         if config.webhook_url is not None and config.webhook_secret is not None:
             webhook = WebhookSender(config.webhook_url, config.webhook_secret.encode(), clock=clock)
@@ -278,6 +287,7 @@ class AnalyticsMonitor:
             grace=config.grace_seconds,
             history_buckets=config.history_buckets,
             webhook=webhook,
+            plans=plans,
         )
 
     # -- feeding --------------------------------------------------------------------------
@@ -318,14 +328,10 @@ class AnalyticsMonitor:
     ) -> list[Alert]:
         kept, last = _developers_only(rows)
         self.last_activity_id = max(self.last_activity_id, last)
-        for activity in kept:
-            self.analytics.record_activity(activity)
-        for bucket in buckets:
-            self.analytics.record_usage(bucket)
-        alerts = self.analytics.advance(at)
-        if not alerts:
-            return []
-        fresh = await asyncio.to_thread(self._keep, alerts)
+        # scoring is CPU work (the replay at start is seconds of it with a few hundred keys)
+        # and learning limits and keeping alerts use the database: all in a worker thread,
+        # so the gateway sharing this event loop keeps answering meanwhile
+        fresh = await asyncio.to_thread(self._score, kept, buckets, at)
         for alert in fresh:
             log.warning(
                 "analytics alert %s: %s %s (score %.1f)",
@@ -338,6 +344,27 @@ class AnalyticsMonitor:
                 self.webhook.submit(alert)
         self.raised.extend(fresh)
         return fresh
+
+    def _score(
+        self, activities: list[Activity], buckets: list[UsageBucket], at: float
+    ) -> list[Alert]:
+        """Feed, advance to ``at`` and keep the alerts raised: those no one had kept yet."""
+        self._learn_limits(buckets)
+        for activity in activities:
+            self.analytics.record_activity(activity)
+        for bucket in buckets:
+            self.analytics.record_usage(bucket)
+        alerts = self.analytics.advance(at)
+        return self._keep(alerts) if alerts else []
+
+    def _learn_limits(self, buckets: list[UsageBucket]) -> None:
+        """Tell the analytics the monthly limit of every application and API about to be fed
+        for the first time, and of those whose plan changed."""
+        if self.limits is None:
+            return
+        pairs = {(bucket.client_id, bucket.api) for bucket in buckets}
+        for (client_id, api), limit in self.limits.changes(pairs).items():
+            self.analytics.set_quota(client_id, api, limit)
 
     def _keep(self, alerts: list[Alert]) -> list[Alert]:
         return [alert for alert in alerts if self.alert_log.add(alert)]

@@ -157,8 +157,8 @@ class PlanSubscriptions:
         db.ensure_schema(SCHEMA)
         self._plans = {plan.name: plan for plan in config.plans}
         self._default = self._plans[config.default_plan]
-        self._stamp: tuple[int, ...] | None = None
-        self._held: dict[tuple[str, str], Plan] = {}
+        # one tuple, swapped whole: the analytics reads it from threads beside the event loop
+        self._cache: tuple[tuple[int, ...] | None, dict[tuple[str, str], Plan]] = (None, {})
         self._keep_older_subscriptions()
 
     def _keep_older_subscriptions(self) -> None:
@@ -174,14 +174,15 @@ class PlanSubscriptions:
 
     def _load(self) -> dict[tuple[str, str], Plan]:
         stamp = self.db.version("plan_subscriptions")
-        if stamp != self._stamp:
-            self._held = {
+        known, held = self._cache
+        if stamp != known:
+            held = {
                 (row["client_id"], row["api"]): self._plans[row["plan"]]
                 for row in self.db.all("SELECT client_id, api, plan FROM plan_subscriptions")
                 if row["plan"] in self._plans
             }
-            self._stamp = stamp
-        return self._held
+            self._cache = (stamp, held)
+        return held
 
     def plan_for(self, client_id: str, api: str) -> Plan:
         return self._load().get((client_id, api), self._default)

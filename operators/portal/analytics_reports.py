@@ -38,13 +38,13 @@ from ..analytics.baselines import week_of, week_start
 from ..analytics.engine import Analytics
 from ..analytics.funnels import FunnelStep
 from ..analytics.monitor import AlertLog, analytics_settings, replay
+from ..analytics.quotas import monthly_limit
 from ..analytics.records import ACTIVITY_KINDS
 from ..analytics.revenue import RevenueRow, revenue_table
 from ..analytics.segments import SegmentEntry, Segments
 from ..analytics.settings import DAY, AnalyticsSettings
 from ..analytics.usage_recorder import UsageRecorder
 from ..billing import Month, MonthError, rate_month
-from ..config import Plan, QuotaPeriod
 
 if TYPE_CHECKING:
     from .accounts import DeveloperAccounts
@@ -579,19 +579,6 @@ def anomalies_report(source: AnalyticsSource, params: Mapping[str, str]) -> dict
 
 
 # -- segments ------------------------------------------------------------------------------------
-
-
-def monthly_limit(plan: Plan) -> int | None:
-    """The calls a month under ``plan`` before a limit that matters to its customer: a monthly
-    quota, a daily one times 30, else the end of the first price tier; None when none."""
-    quota = plan.quota
-    if quota is not None and quota.period is QuotaPeriod.MONTH:
-        return quota.limit
-    if quota is not None and quota.period is QuotaPeriod.DAY:
-        return quota.limit * 30
-    if plan.tiers and plan.tiers[0].up_to is not None:
-        return plan.tiers[0].up_to
-    return None
 
 
 def _quotas(source: AnalyticsSource, analytics: Analytics) -> dict[tuple[str, str], int]:

@@ -61,6 +61,10 @@ def test_a_tenfold_hour_is_one_volume_spike_and_steady_keys_raise_nothing() -> N
     assert alert.developer_id == "dev-victim" and alert.org_id == "org-dev-victim"
     assert alert.observed > 5 * alert.baseline and alert.score >= 5
     assert alert.raised_at == MONDAY + (SPIKE_HOUR + 1) * HOUR
+    assert alert.detail == (
+        f"{alert.observed:.0f} calls in this hour against {alert.baseline:.1f},"
+        " usual for this hour of the week"
+    )
 
 
 def test_two_thousand_distinct_subscribers_in_an_hour_is_enumeration() -> None:
@@ -164,6 +168,7 @@ def test_calls_at_three_in_the_morning_from_an_office_hours_key_are_off_hours() 
     assert kinds["off_hours"] == 1
     (off,) = [a for a in alerts if a.kind == "off_hours"]
     assert off.bucket_start == MONDAY + night * HOUR and off.baseline == 0
+    assert off.detail == "60 calls in this hour; this key is usually quiet at this hour of the week"
 
 
 def test_office_hours_are_not_off_hours_for_a_key_busy_around_the_clock() -> None:
@@ -324,3 +329,45 @@ def test_seasonless_baseline_is_the_last_recent_buckets() -> None:
     alerts = _live(settings, lambda i: levels[i], 200)
     assert [(a.kind, a.bucket_start) for a in alerts] == [("volume_spike", LIVE_START + 300)]
     assert settings.detectors.ring_length == 10
+
+
+def test_details_name_the_bucket_and_the_baseline_the_settings_give() -> None:
+    """Three-second buckets with no season: the bucket is "this 3 s bucket" and the baseline
+    the recent window; hourly ones with a season too short yet: the last 24 hours."""
+    settings = AnalyticsSettings(
+        DetectorSettings(bucket_seconds=3.0, season_buckets=None, recent_buckets=10, min_history=10)
+    )
+    analytics = Analytics(settings)
+    created(analytics, "live")
+    alerts: list[Alert] = []
+    for index in range(40):
+        at = LIVE_START + 3 * index
+        analytics.record_usage(bucket("live", at, 5_000 if index == 30 else 50))
+        alerts.extend(analytics.advance(at + 3))
+    (alert,) = alerts
+    assert (
+        alert.detail == "5000 calls in this 3 s bucket against 50.0, usual over the last 10 buckets"
+    )
+
+    hourly = Analytics()
+    created(hourly, "young")
+    spiking = {"young": lambda hour, start: bucket("young", start, 5_000 if hour == 30 else 50)}
+    (alert,) = feed(hourly, spiking, hours=40)
+    assert alert.detail == "5000 calls in this hour against 50.0, usual over the last 24 hours"
+
+
+def test_quota_farming_is_judged_when_the_day_ends_even_if_nothing_calls_after_it() -> None:
+    apps = {f"farm-{k}": "farmer" for k in range(3)}
+    analytics = Analytics(quotas={(c, "sim-swap"): 100 for c in apps})
+    for client, developer in apps.items():
+        created(analytics, client, developer=developer)
+    for client in apps:  # 90 calls each in the day's last hour, then silence
+        analytics.record_usage(bucket(client, MONDAY + 23 * HOUR, 90))
+    assert analytics.advance(MONDAY + DAY - 1) == [], "the day has not ended"
+    (farm,) = analytics.advance(MONDAY + DAY + 5)
+    assert (farm.kind, farm.developer_id, farm.bucket_start) == ("quota_farming", "farmer", MONDAY)
+    assert "near its monthly sim-swap quota over the last 30 days" in farm.detail
+    assert "farm-0 90%" in farm.detail
+    assert analytics.advance(MONDAY + DAY + HOUR) == [], "judged once"
+    analytics.record_usage(bucket("farm-0", MONDAY + DAY + HOUR, 1))
+    assert analytics.advance(MONDAY + DAY + 2 * HOUR) == [], "still once, a call later"

@@ -6,6 +6,7 @@ stops cleanly."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,3 +302,59 @@ def test_a_config_file_s_bad_analytics_value_names_its_field_and_line(tmp_path: 
     assert f"{path}:10: analytics.detectors.threshold:" in str(refused.value)
     good = load_yaml_model(path, OperatorConfig, {"analytics.detectors.threshold": 4})
     assert good.analytics.bucket_seconds == 60 and good.analytics.detectors.threshold == 4
+
+
+async def test_a_locked_database_and_a_slow_receiver_never_hold_up_the_event_loop(
+    world: World,
+) -> None:
+    """While another process holds the database's write lock, the tick waits to keep its
+    alert off the event loop (the loop keeps running meanwhile); once kept, the alert is
+    handed to the webhook and the tick returns without waiting for the receiver."""
+    answering = asyncio.Event()
+
+    async def slow(request: Request) -> Response:
+        world.receiver.received.append((await request.body(), dict(request.headers)))
+        await answering.wait()
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/alerts", slow, methods=["POST"])])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+        world.http = http
+        monitor = world.monitor()
+        assert monitor.webhook is not None
+        await monitor.webhook.start()
+        await monitor.tick()
+        for _ in range(8):
+            world.normal_bucket()
+            world.to_next_tick()
+            await monitor.tick()
+        world.traffic("victim", 600, "10.9.0.1")
+        world.normal_bucket()
+        world.to_next_tick()
+
+        other = sqlite3.connect(world.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing, for as long as it likes
+        ticking = asyncio.create_task(monitor.tick())
+        beats = 0
+        while beats < 20 and not ticking.done():
+            await asyncio.sleep(0.005)
+            beats += 1
+        assert beats == 20 and not ticking.done(), "the loop ran while the insert waited"
+        other.execute("ROLLBACK")
+        other.close()
+        raised = await asyncio.wait_for(ticking, 30)
+        assert raised and AlertLog(monitor.db).read()
+
+        for _ in range(400):
+            if world.receiver.received:
+                break
+            await asyncio.sleep(0.01)
+        assert world.receiver.received, "the first POST is under way"
+        assert monitor.webhook.pending == len(raised) and monitor.webhook.sent == 0
+        answering.set()
+        for _ in range(400):
+            if monitor.webhook.sent == len(raised):
+                break
+            await asyncio.sleep(0.01)
+        assert monitor.webhook.sent == len(raised)
+        await monitor.stop()
