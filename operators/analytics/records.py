@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Literal
 
 __all__ = [
@@ -103,8 +104,13 @@ class DistinctCounter:
         self._keys.add(key)
 
     def update(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.add(key)
+        """Add many keys at once: one set update (the simulation adds a bucket's worth)."""
+        if self._saturated:
+            return
+        self._keys.update(keys)
+        if len(self._keys) > MAX_DISTINCT:
+            self._saturated = True
+            self._keys = set(islice(self._keys, MAX_DISTINCT))
 
     def merge(self, other: DistinctCounter) -> None:
         self.update(other._keys)
