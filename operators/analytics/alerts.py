@@ -52,7 +52,8 @@ class Alert:
     kind: AlertKind
     client_id: str
     api: str
-    """Empty for developer-level kinds (quota_farming)."""
+    """The API called; for quota_farming the API farmed (a farm is one developer's
+    applications near their quota of one API), ``client_id`` its first application."""
     developer_id: str
     org_id: str
     bucket_start: float

@@ -22,7 +22,9 @@ distinct subscribers (``enumeration_min_subscribers``) in the bucket. Only rises
   developer, created within ``farming_window`` of each other, each calling one API at
   ``farming_share`` or more of its quota over the last 30 days; score ``5 * sum(shares) /
   (farming_min_apps * farming_share)``, so the smallest such farm scores 5 (the default
-  threshold) and bigger or fuller farms more.
+  threshold) and bigger or fuller farms more. Its scale is not the spikes' (a threshold of
+  10 that suits them silences small farms): give it its own in ``thresholds``. The alert
+  names the farm's API; one per developer and API within ``alert_cooldown_days``.
 
 :class:`Wording` puts a verdict in words that follow the settings: the bucket scored is "this
 hour" with hourly buckets and "this 3 s bucket" with 3-second ones, and the baseline is
@@ -168,7 +170,7 @@ def error_spike(
 ) -> Scored:
     # a share below lowest * floor cannot reach the lowest score anyone keeps (the median is
     # >= 0 and the scale >= the floor): the baseline is only worked out for the others
-    lowest = max(0.0, min(settings.record_floor, settings.threshold))
+    lowest = max(0.0, min(settings.record_floor, settings.threshold_of("error_spike")))
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(closed.calls > 0, closed.errors / closed.calls, 0.0)
     index = np.flatnonzero(closed.scored & (share > 0) & (share >= lowest * ERROR_SHARE_FLOOR))

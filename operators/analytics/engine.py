@@ -293,7 +293,8 @@ class Analytics:
         seasonal: npt.NDArray[np.bool_],
     ) -> list[Alert]:
         settings = self._detectors
-        kept = scored.at_least(min(settings.record_floor, settings.threshold))
+        threshold = settings.threshold_of(scored.kind)
+        kept = scored.at_least(min(settings.record_floor, threshold))
         start = bucket * self._bucket_seconds
         alerts: list[Alert] = []
         for position, score, observed, baseline in zip(
@@ -306,7 +307,7 @@ class Analytics:
             client_id, api = keys[position]
             if score >= settings.record_floor:
                 self._keep(Score(scored.kind, client_id, api, start, score, observed, baseline))
-            if score < settings.threshold or not self._cool(scored.kind, client_id, api, bucket):
+            if score < threshold or not self._cool(scored.kind, client_id, api, bucket):
                 continue
             developer_id, org_id = self._milestones.owner(client_id)
             detail = self._wording.describe(
@@ -338,13 +339,20 @@ class Analytics:
             self.scores_dropped += 1
         self._scores.append(score)
 
-    def _cool(self, kind: str, owner: str, api: str, bucket: int) -> bool:
-        """True (and the cooldown restarted) unless this key alerted of this kind lately."""
+    def _cool(self, kind: str, owner: str, api: str, period: int) -> bool:
+        """True (and the cooldown restarted) unless this key alerted of this kind lately:
+        ``period`` is a bucket, or a day for quota farming (judged once a day), and the
+        cooldown ``alert_cooldown_buckets`` or ``alert_cooldown_days`` of them."""
         key = (kind, owner, api)
         last = self._cooldown.get(key)
-        if last is not None and bucket - last < self.settings.alert_cooldown_buckets:
+        cooldown = (
+            self.settings.alert_cooldown_days
+            if kind == "quota_farming"
+            else self.settings.alert_cooldown_buckets
+        )
+        if last is not None and period - last < cooldown:
             return False
-        self._cooldown[key] = bucket
+        self._cooldown[key] = period
         return True
 
     # -- quota farming, once a day -------------------------------------------------------------
@@ -378,6 +386,7 @@ class Analytics:
                     FarmCandidate(client_id, info.developer_id, api, info.created_at, share)
                 )
         start = finished * DAY
+        threshold = self._detectors.threshold_of("quota_farming")
         alerts: list[Alert] = []
         for farm in quota_farming(candidates, self._detectors):
             first = farm.client_ids[0]
@@ -386,8 +395,8 @@ class Analytics:
                 self._keep(
                     Score("quota_farming", first, farm.api, start, farm.score, observed, 0.0)
                 )
-            if farm.score < self._detectors.threshold or not self._cool(
-                "quota_farming", farm.developer_id, farm.api, bucket
+            if farm.score < threshold or not self._cool(
+                "quota_farming", farm.developer_id, farm.api, finished
             ):
                 continue
             _, org_id = self._milestones.owner(first)
@@ -403,7 +412,7 @@ class Analytics:
                 Alert(
                     "quota_farming",
                     first,
-                    "",
+                    farm.api,
                     farm.developer_id,
                     org_id,
                     start,

@@ -3,9 +3,15 @@ key, the twenty steady keys beside it raise none; gates (history, cooldown) hold
 
 from __future__ import annotations
 
+import math
+import pickle
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
 
 from operators.analytics.alerts import Alert
 from operators.analytics.engine import Analytics
@@ -232,11 +238,75 @@ def test_three_new_applications_of_one_developer_each_near_the_free_quota_are_qu
     farming = [a for a in alerts if a.kind == "quota_farming"]
     assert {a.developer_id for a in farming} == {"farmer"}
     first = farming[0]
-    assert (first.client_id, first.api) == ("farm-1", "")
+    assert (first.client_id, first.api) == ("farm-1", "sim-swap")
     assert "farm-1" in first.detail and "farm-3" in first.detail
-    # it is raised once the 30 days' calls reach 80 % of the quota: day 26 (25.3 days of calls)
-    assert first.bucket_start == MONDAY + 25 * DAY
+    # it is raised once the 30 days' calls reach 80 % of the quota: day 26 (25.3 days of calls),
+    # then again once a week (alert_cooldown_days) while the farm stays one, not daily
+    assert [(a.bucket_start - MONDAY) / DAY for a in farming] == [25, 32, 39]
     assert {a.kind for a in alerts} == {"quota_farming"}
+
+
+def _farm(analytics: Analytics, api: str, developer: str = "farmer") -> dict[str, Maker]:
+    """Three applications of ``developer`` created the same day, each at 90 % of a quota of
+    100 calls a month on ``api`` within one hour."""
+    keys: dict[str, Maker] = {}
+    for k in range(3):
+        client = f"{developer}-{api}-{k}"
+        created(analytics, client, developer=developer)
+        analytics.set_quota(client, api, 100)
+
+        def make(hour: int, start: float, client: str = client) -> UsageBucket | None:
+            return bucket(client, start, 90, api=api) if hour == 23 else None
+
+        keys[client] = make
+    return keys
+
+
+def test_one_developer_farming_two_apis_is_two_farms_each_naming_its_api() -> None:
+    analytics = Analytics()
+    keys = {**_farm(analytics, "sim-swap"), **_farm(analytics, "number-verification")}
+    alerts = feed(analytics, keys, hours=25)
+    assert sorted((a.kind, a.developer_id, a.api) for a in alerts) == [
+        ("quota_farming", "farmer", "number-verification"),
+        ("quota_farming", "farmer", "sim-swap"),
+    ]
+    assert all(a.client_id.startswith(f"farmer-{a.api}-") for a in alerts)
+
+
+def test_a_kind_s_own_threshold_overrides_the_shared_one() -> None:
+    """The smallest farm scores 5: a shared threshold of 10 (suited to spikes) silences it,
+    quota farming's own threshold of 5 does not, and a volume spike below 10 stays quiet."""
+    shared = DetectorSettings(threshold=10.0)
+    own = replace(shared, thresholds={"quota_farming": 5.0})
+    assert own.threshold_of("quota_farming") == 5.0 and own.threshold_of("volume_spike") == 10.0
+
+    def farms(settings: DetectorSettings) -> list[str]:
+        analytics = Analytics(AnalyticsSettings(settings))
+        return [a.kind for a in feed(analytics, _farm(analytics, "sim-swap"), hours=25)]
+
+    assert farms(shared) == []
+    assert farms(own) == ["quota_farming"]
+    assert farms(replace(own, threshold=4.0, thresholds={"quota_farming": 6.0})) == []
+
+
+def test_per_kind_thresholds_are_checked_and_keep_the_settings_hashable() -> None:
+    settings = DetectorSettings(thresholds={"quota_farming": 4, "enumeration": 8.5})
+    assert settings.thresholds == {"enumeration": 8.5, "quota_farming": 4.0}
+    assert hash(settings) == hash(
+        DetectorSettings(thresholds={"enumeration": 8.5, "quota_farming": 4.0})
+    )
+    assert settings != DetectorSettings()
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    for bad, named in (
+        ({"volume": 5.0}, "thresholds.volume: unknown alert kind"),
+        ({"enumeration": math.nan}, "thresholds.enumeration must be finite and > 0"),
+        ({"off_hours": math.inf}, "thresholds.off_hours must be finite and > 0"),
+        ({"new_source": 0.0}, "thresholds.new_source must be finite and > 0"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(named)):
+            DetectorSettings(thresholds=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="threshold must be finite"):
+        DetectorSettings(threshold=math.nan)
 
 
 def test_without_quotas_there_is_no_farming_verdict() -> None:
