@@ -64,7 +64,9 @@ __all__ = [
     "ScenarioFile",
     "Spike",
     "VariantSpec",
+    "field_problems",
     "load_scenario",
+    "read_document",
     "scenario_json_schema",
 ]
 
@@ -660,9 +662,11 @@ class Scenario(_Model):
 # -- loading -------------------------------------------------------------------------------
 
 
-def _problems(
+def field_problems(
     path: Path, node: yaml.Node | None, error: ValidationError, prefix: tuple[Any, ...] = ()
 ) -> list[str]:
+    """Each of ``error``'s problems as ``file:line: field: message`` (the business scenarios'
+    loader reports the same way)."""
     problems = []
     for item in error.errors():
         loc = prefix + tuple(item["loc"])
@@ -823,6 +827,24 @@ def _check_numbering(path: Path, node: yaml.Node | None, scenario: Scenario) -> 
     return problems
 
 
+def read_document(
+    path: str | Path, overrides: dict[str, Any] | None = None
+) -> tuple[Path, yaml.Node | None, dict[str, Any]]:
+    """The YAML mapping at ``path`` (with its node, for line numbers) and dotted ``overrides``
+    applied; a ``--set`` that cannot apply is a :class:`ConfigFileError` naming it. Every
+    scenario loader (capacity and business) starts here."""
+    source = Path(path)
+    node, data = read_yaml_mapping(source)
+    for key, value in (overrides or {}).items():
+        try:
+            set_dotted(data, key, value)
+        except (IndexError, ValueError, TypeError, AttributeError) as error:
+            raise ConfigFileError(
+                str(source), [f"{source}: --set {key}: cannot apply ({error})"]
+            ) from error
+    return source, node, data
+
+
 def load_scenario(
     path: str | Path,
     *,
@@ -836,15 +858,7 @@ def load_scenario(
     the document before the variants' own overrides; ``duration`` and ``seed`` win over all.
     Raises :class:`ConfigFileError` listing ``file:line: field: message`` for each problem.
     """
-    source = Path(path)
-    node, data = read_yaml_mapping(source)
-    for key, value in (overrides or {}).items():
-        try:
-            set_dotted(data, key, value)
-        except (IndexError, ValueError, TypeError, AttributeError) as error:
-            raise ConfigFileError(
-                str(source), [f"{source}: --set {key}: cannot apply ({error})"]
-            ) from error
+    source, node, data = read_document(path, overrides)
     if duration is not None:
         data["duration"] = duration
     if seed is not None:
@@ -852,7 +866,7 @@ def load_scenario(
     try:
         document = ScenarioFile.model_validate(data)
     except ValidationError as error:
-        raise ConfigFileError(str(source), _problems(source, node, error)) from error
+        raise ConfigFileError(str(source), field_problems(source, node, error)) from error
     variants = document.variants or {"default": VariantSpec()}
     scenarios: list[Scenario] = []
     problems: list[str] = []
@@ -879,7 +893,9 @@ def load_scenario(
         try:
             scenario = Scenario.model_validate(variant_data)
         except ValidationError as error:
-            problems.extend(f"{line} (variant {name})" for line in _problems(source, node, error))
+            problems.extend(
+                f"{line} (variant {name})" for line in field_problems(source, node, error)
+            )
             continue
         problems.extend(_cross_check(source, node, scenario))
         scenarios.append(scenario)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -28,7 +29,8 @@ from pydantic import (
     model_validator,
 )
 
-from operators import ConfigFileError, Plan, default_plans, line_of, read_yaml_mapping, set_dotted
+from operators import ConfigFileError, Plan, default_plans, line_of, read_yaml_mapping
+from sim.scenario import field_problems, read_document
 
 if TYPE_CHECKING:
     from operators.analytics import AnalyticsSettings
@@ -80,9 +82,19 @@ API_NAMES: tuple[str, ...] = (
 Span = tuple[float, float]
 """A ``[low, high]`` range a value is drawn from uniformly."""
 
+MAX_CALLS_PER_HOUR = 1e6
+"""The largest median plateau (calls an hour): with a sigma of :data:`MAX_SIGMA` and growth,
+an application's hourly mean stays far within what numpy's Poisson draw accepts."""
+MAX_SIGMA = 3.0
+"""The largest sigma of a lognormal draw (e**(3 * 5) is already 3e6 times the median)."""
+BUCKET_SECONDS = 3600.0
+"""The simulation draws hourly buckets, whatever the live operator's bucket length."""
+
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """No unknown field, no infinity or NaN (a rate or window of ``.inf`` reaches numpy)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _span(value: Span) -> Span:
@@ -160,8 +172,8 @@ class TrafficSpec(_Model):
     halves every ``churn_halving_days`` until below 2 % of its peak, when it stops.
     """
 
-    calls_per_hour_median: float = Field(default=12.0, gt=0)
-    calls_per_hour_sigma: float = Field(default=1.0, ge=0)
+    calls_per_hour_median: float = Field(default=12.0, gt=0, le=MAX_CALLS_PER_HOUR)
+    calls_per_hour_sigma: float = Field(default=1.0, ge=0, le=MAX_SIGMA)
     ramp_days: float = Field(default=5.0, ge=0)
     ramp_start_share: float = Field(
         default=0.3, gt=0, le=1, description="share of the plateau on the first day live"
@@ -175,7 +187,7 @@ class TrafficSpec(_Model):
     subscribers_median: float = Field(
         default=60.0, ge=1, description="a normal application's pool of subscribers"
     )
-    subscribers_sigma: float = Field(default=0.8, ge=0)
+    subscribers_sigma: float = Field(default=0.8, ge=0, le=MAX_SIGMA)
     apis_per_application: float = Field(
         default=0.5, ge=0, description="mean APIs beyond the first (Poisson)"
     )
@@ -260,7 +272,9 @@ class DetectorSpec(_Model):
     """The detectors' settings (:class:`operators.analytics.DetectorSettings`); a field left
     out keeps the engine's default."""
 
-    bucket_seconds: float | None = Field(default=None, gt=0)
+    bucket_seconds: float | None = Field(
+        default=None, description=f"{BUCKET_SECONDS:g} only: the simulation draws hours"
+    )
     season_buckets: int | None = Field(default=None, ge=1)
     recent_buckets: int | None = Field(default=None, ge=1)
     min_history: int | None = Field(default=None, ge=0)
@@ -268,6 +282,16 @@ class DetectorSpec(_Model):
     record_floor: float | None = Field(default=None, ge=0)
     enumeration_min_subscribers: int | None = Field(default=None, ge=0)
     min_calls: int | None = Field(default=None, ge=0)
+
+    @field_validator("bucket_seconds")
+    @classmethod
+    def _hourly(cls, value: float | None) -> float | None:
+        if value is not None and value != BUCKET_SECONDS:
+            raise ValueError(
+                f"the simulation draws hourly buckets: bucket_seconds is {BUCKET_SECONDS:g} "
+                f"or left out (got {value:g})"
+            )
+        return value
 
 
 class AnalyticsSpec(_Model):
@@ -353,12 +377,15 @@ class SweepSpec(_Model):
     @field_validator("thresholds")
     @classmethod
     def _ascending(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value or any(b <= a for a, b in itertools.pairwise(value)):
-            raise ValueError("thresholds must be a non-empty ascending list")
+        if not value or any(b <= a for a, b in itertools.pairwise(value)) or value[0] <= 0:
+            raise ValueError("thresholds must be a non-empty ascending list of numbers > 0")
         return value
 
 
 # -- the scenario --------------------------------------------------------------------------
+
+EARLIEST_START = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class BusinessScenario(_Model):
@@ -367,7 +394,7 @@ class BusinessScenario(_Model):
     kind: Literal["api_business"]
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, description="numpy seeds are non-negative")
     start: datetime = Field(
         default=datetime(2025, 3, 3, 0, 0, tzinfo=UTC), description="calendar time at day 0"
     )
@@ -401,6 +428,11 @@ class BusinessScenario(_Model):
     def _whole_hour(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
+        if not EARLIEST_START <= value <= LATEST_START:
+            raise ValueError(
+                f"start must lie between {EARLIEST_START:%Y-%m-%d} and {LATEST_START:%Y-%m-%d} "
+                "(buckets, weeks and months are counted from the Unix epoch)"
+            )
         if value.timestamp() % 3600:
             raise ValueError("start must be a whole hour (buckets are hours since the epoch)")
         return value
@@ -447,13 +479,16 @@ def _where(path: Path, node: yaml.Node | None, loc: tuple[Any, ...]) -> str:
     return f"{path}:{line}" if line else str(path)
 
 
-def _problems(path: Path, node: yaml.Node | None, error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
-        problems.append(f"{_where(path, node, loc)}: {field}: {item['msg']}")
-    return problems
+def _settings_field(spec: AnalyticsSpec, message: str) -> tuple[str, ...]:
+    """Where in ``analytics`` the engine's complaint ``message`` points: the field it names
+    first among those the file gives (``recent_buckets must fit in season_buckets * ...``)."""
+    given: list[tuple[str, ...]] = [
+        ("detectors", name) for name in spec.detectors.model_dump(exclude_none=True)
+    ]
+    given += [(name,) for name in spec.model_dump(exclude_none=True) if name != "detectors"]
+    found = ((re.search(rf"\b{loc[-1]}\b", message), loc) for loc in given)
+    named = [(match.start(), loc) for match, loc in found if match]
+    return min(named)[1] if named else ()
 
 
 def _cross_check(path: Path, node: yaml.Node | None, scenario: BusinessScenario) -> list[str]:
@@ -480,12 +515,41 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: BusinessScenario)
     spec = scenario.developers
     if (spec.total is None) == (spec.rate_per_day is None):
         report(("developers",), "give exactly one of total and rate_per_day")
-    floor = scenario.analytics.detectors.record_floor
-    if floor is not None and scenario.sweep.thresholds[0] < floor:
-        report(
-            ("sweep", "thresholds"),
-            f"{scenario.sweep.thresholds[0]:g} is below analytics.detectors.record_floor "
-            f"({floor:g}): scores under the floor are not kept",
+    problems.extend(_check_analytics(path, node, scenario))
+    return problems
+
+
+def _check_analytics(path: Path, node: yaml.Node | None, scenario: BusinessScenario) -> list[str]:
+    """Build the engine's settings as the run will, so that what the engine refuses is named
+    at its field's line here, and check what depends on them: the sweep against the floor of
+    kept scores, churn weeks against the weeks kept."""
+    from operators.analytics.engine import WEEKS_KEPT
+
+    def at(loc: tuple[Any, ...], message: str) -> str:
+        return f"{_where(path, node, loc)}: {'.'.join(map(str, loc))}: {message}"
+
+    spec = scenario.analytics
+    try:
+        settings = spec.settings()
+    except ValueError as error:
+        return [at(("analytics", *_settings_field(spec, str(error))), str(error))]
+    problems: list[str] = []
+    floor = settings.detectors.record_floor
+    if scenario.sweep.thresholds[0] < floor:
+        problems.append(
+            at(
+                ("sweep", "thresholds"),
+                f"{scenario.sweep.thresholds[0]:g} is below analytics.detectors.record_floor "
+                f"({floor:g}): scores under the floor are not kept",
+            )
+        )
+    if settings.churn_weeks >= WEEKS_KEPT:
+        problems.append(
+            at(
+                ("analytics", "churn_weeks"),
+                f"at most {WEEKS_KEPT - 1}: the analytics keeps {WEEKS_KEPT} weeks and churn "
+                f"compares churn_weeks + 1 of them (got {settings.churn_weeks})",
+            )
         )
     return problems
 
@@ -509,15 +573,7 @@ def load_business_scenario(
 ) -> BusinessScenario:
     """The business scenario at ``path`` with dotted ``overrides`` (and ``seed``, ``days``)
     applied, validated. Raises :class:`ConfigFileError` listing ``file:line: field: why``."""
-    source = Path(path)
-    node, data = read_yaml_mapping(source)
-    for key, value in (overrides or {}).items():
-        try:
-            set_dotted(data, key, value)
-        except (IndexError, ValueError, TypeError, AttributeError) as error:
-            raise ConfigFileError(
-                str(source), [f"{source}: --set {key}: cannot apply ({error})"]
-            ) from error
+    source, node, data = read_document(path, overrides)
     if seed is not None:
         data["seed"] = seed
     if days is not None:
@@ -525,7 +581,7 @@ def load_business_scenario(
     try:
         scenario = BusinessScenario.model_validate(data)
     except ValidationError as error:
-        raise ConfigFileError(str(source), _problems(source, node, error)) from error
+        raise ConfigFileError(str(source), field_problems(source, node, error)) from error
     problems = _cross_check(source, node, scenario)
     if problems:
         raise ConfigFileError(str(source), problems)

@@ -95,6 +95,53 @@ def test_each_kind_of_mistake_names_its_field(
     assert expected in str(caught.value)
 
 
+BAD_FIELDS = [
+    # (appended to or replacing a line of SMALL, the field the message must name)
+    ("analytics:\n  detectors: {recent_buckets: 5000}\n", "analytics.detectors.recent_buckets"),
+    ("analytics:\n  detectors: {season_buckets: 2}\n", "analytics.detectors.season_buckets"),
+    ("analytics:\n  detectors: {bucket_seconds: 7200}\n", "analytics.detectors.bucket_seconds"),
+    ("analytics:\n  detectors: {bucket_seconds: 60}\n", "analytics.detectors.bucket_seconds"),
+    ("analytics:\n  funnel_window: .inf\n", "analytics.funnel_window"),
+    ("analytics:\n  churn_weeks: 1000\n", "analytics.churn_weeks"),
+    (("seed: 5", "seed: -1"), "seed"),
+    ("start: 1960-01-04T00:00:00Z\n", "start"),
+    ("traffic:\n  calls_per_hour_median: .inf\n", "traffic.calls_per_hour_median"),
+    ("traffic:\n  calls_per_hour_median: 1.0e+30\n", "traffic.calls_per_hour_median"),
+    ("traffic:\n  calls_per_hour_sigma: 50\n", "traffic.calls_per_hour_sigma"),
+    ("sweep:\n  thresholds: [.nan, 3]\n", "sweep.thresholds"),
+    ("sweep:\n  thresholds: [1, 3]\n", "sweep.thresholds"),  # below the default floor (2)
+]
+
+
+def _bad_file(tmp_path: Path, change: str | tuple[str, str], field: str) -> tuple[Path, int]:
+    """SMALL with ``change``, and the line that holds ``field``'s last part."""
+    text = SMALL.replace(*change) if isinstance(change, tuple) else SMALL + change
+    key = field.rsplit(".", 1)[-1]
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if f"{key}:" in row)
+    return _write(tmp_path, text), line
+
+
+@pytest.mark.parametrize(("change", "field"), BAD_FIELDS, ids=[f for _, f in BAD_FIELDS])
+def test_every_out_of_range_field_is_named_at_its_line_with_exit_2(
+    tmp_path: Path, change: str | tuple[str, str], field: str
+) -> None:
+    path, line = _bad_file(tmp_path, change, field)
+    with pytest.raises(ConfigFileError) as caught:
+        load_business_scenario(path)
+    assert f"business.yaml:{line}: {field}" in str(caught.value), str(caught.value)
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2, result.output
+    assert field in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, (ValueError, TypeError))
+
+
+def test_a_negative_seed_on_the_command_line_is_named(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["run", str(_write(tmp_path)), "--seed", "-3"])
+    assert result.exit_code == 2, result.output
+    assert "seed: Input should be greater than or equal to 0" in result.output
+
+
 def test_the_same_seed_gives_the_same_summary(tmp_path: Path, small_run: BusinessResult) -> None:
     again = run_business(load_business_scenario(_write(tmp_path)))
     first = json.dumps(summary(small_run), sort_keys=True)
