@@ -7,6 +7,9 @@ every bucket boundary, once ``grace`` seconds have let every replica write its p
 bucket that just ended, it feeds the newly closed buckets and the milestones written since,
 and advances the analytics to now. The alerts that raises are added to the alerts table (the
 admin pages read it) and, when a webhook is configured, posted to it with a signed body.
+A tick that fails before its buckets are fed (a plan read) leaves them to the next tick; an
+alert whose insert fails (a database locked past its timeout) waits in memory for the next
+tick, and is sent once kept, so neither a bucket nor an alert is lost to a passing error.
 
 Replicas sharing one database may each run a monitor: the alerts table keeps an alert once
 (UNIQUE on kind, application, API and bucket), and only the monitor whose insert added it
@@ -256,6 +259,9 @@ class AnalyticsMonitor:
         self.last_activity_id = 0
         self.raised: list[Alert] = []
         """Alerts this monitor added to the table (and sent), oldest first."""
+        self.unkept: list[Alert] = []
+        """Alerts raised by the analytics but not in the table yet (an insert failed): the
+        next tick (or :meth:`stop`) tries again; sent once added."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ticking = False
@@ -296,42 +302,58 @@ class AnalyticsMonitor:
         return math.floor(at / self.seconds) * self.seconds
 
     async def catch_up(self) -> list[Alert]:
-        """Replay recent history (buckets ending before the current one, every milestone)
-        and score it; the alerts it raised that no one had kept yet."""
-        now = self.clock()
-        current = self._boundary(now)
-        since = current - self.history_buckets * self.seconds
+        """Replay recent history (the buckets that ended ``grace`` ago or earlier, every
+        milestone) and score it; the alerts it raised that no one had kept yet.
+
+        A bucket that ended less than ``grace`` ago is left to the next tick, as a tick would:
+        the replicas may not have written their parts of it yet."""
+        upto = self._boundary(self.clock() - self.grace)
+        since = upto - self.history_buckets * self.seconds
         activities = await asyncio.to_thread(self.activities.read_rows, None, None)
-        buckets = await asyncio.to_thread(self.usage.read_buckets, since, current)
-        self.cursor = current
-        return await self._feed(activities, buckets, current)
+        buckets = await asyncio.to_thread(self.usage.read_buckets, since, upto)
+        return await self._feed(activities, buckets, upto, upto)
 
     async def tick(self) -> list[Alert]:
         """Feed the buckets that closed (``grace`` ago) since the last tick and the
-        milestones written since, advance, keep and send the alerts; the new ones."""
+        milestones written since, advance, keep and send the alerts; the new ones.
+
+        The cursor moves only once the buckets are fed: a tick that fails before (a plan
+        read, a database error) leaves them to the next. Alerts raised but not yet kept (an
+        insert that failed) are kept, and sent, by the next tick."""
         if self.cursor is None:
             return await self.catch_up()
         now = self.clock()
         upto = self._boundary(now - self.grace)
         if upto <= self.cursor:
-            return []
+            return await self._keep_unkept()
         rows = await asyncio.to_thread(
             self.activities.read_rows, None, None, after_id=self.last_activity_id
         )
         buckets = await asyncio.to_thread(self.usage.read_buckets, self.cursor, upto)
-        self.cursor = upto
         # a late tick must not close the bucket after ``upto``: it has not been fed
-        return await self._feed(rows, buckets, now if now < upto + self.seconds else upto)
+        return await self._feed(rows, buckets, now if now < upto + self.seconds else upto, upto)
 
     async def _feed(
-        self, rows: list[tuple[int, Activity]], buckets: list[UsageBucket], at: float
+        self, rows: list[tuple[int, Activity]], buckets: list[UsageBucket], at: float, upto: float
     ) -> list[Alert]:
+        """Score ``buckets`` (those starting before ``upto``) and ``rows``, advance to ``at``;
+        then keep and send the alerts raised (and any left unkept before)."""
         kept, last = _developers_only(rows)
-        self.last_activity_id = max(self.last_activity_id, last)
         # scoring is CPU work (the replay at start is seconds of it with a few hundred keys)
         # and learning limits and keeping alerts use the database: all in a worker thread,
         # so the gateway sharing this event loop keeps answering meanwhile
-        fresh = await asyncio.to_thread(self._score, kept, buckets, at)
+        raised = await asyncio.to_thread(self._score, kept, buckets, at)
+        # fed: from here on these buckets and milestones must never be fed again
+        self.cursor = upto
+        self.last_activity_id = max(self.last_activity_id, last)
+        self.unkept.extend(raised)
+        return await self._keep_unkept()
+
+    async def _keep_unkept(self) -> list[Alert]:
+        """Keep the alerts not kept yet, oldest first, and send those this monitor added."""
+        if not self.unkept:
+            return []
+        fresh = await asyncio.to_thread(self._keep)
         for alert in fresh:
             log.warning(
                 "analytics alert %s: %s %s (score %.1f)",
@@ -348,14 +370,14 @@ class AnalyticsMonitor:
     def _score(
         self, activities: list[Activity], buckets: list[UsageBucket], at: float
     ) -> list[Alert]:
-        """Feed, advance to ``at`` and keep the alerts raised: those no one had kept yet."""
+        """Feed, advance to ``at``: the alerts raised. Nothing is fed when learning the
+        limits fails (the only database read here), so the tick can be tried again."""
         self._learn_limits(buckets)
         for activity in activities:
             self.analytics.record_activity(activity)
         for bucket in buckets:
             self.analytics.record_usage(bucket)
-        alerts = self.analytics.advance(at)
-        return self._keep(alerts) if alerts else []
+        return self.analytics.advance(at)
 
     def _learn_limits(self, buckets: list[UsageBucket]) -> None:
         """Tell the analytics the monthly limit of every application and API about to be fed
@@ -363,11 +385,30 @@ class AnalyticsMonitor:
         if self.limits is None:
             return
         pairs = {(bucket.client_id, bucket.api) for bucket in buckets}
-        for (client_id, api), limit in self.limits.changes(pairs).items():
+        try:
+            changes = self.limits.changes(pairs)
+        except Exception:
+            # a read that failed half-way may have noted limits it never reported: start
+            # afresh, so every pair is asked about again when it is next fed
+            self.limits = PlanLimits(self.limits.plans)
+            raise
+        for (client_id, api), limit in changes.items():
             self.analytics.set_quota(client_id, api, limit)
 
-    def _keep(self, alerts: list[Alert]) -> list[Alert]:
-        return [alert for alert in alerts if self.alert_log.add(alert)]
+    def _keep(self) -> list[Alert]:
+        """Add the unkept alerts to the table, oldest first, until one fails (the rest wait
+        for the next tick); those this monitor added (not already kept by another)."""
+        added: list[Alert] = []
+        try:
+            while self.unkept:
+                if self.alert_log.add(self.unkept[0]):
+                    added.append(self.unkept[0])
+                del self.unkept[0]
+        except Exception:
+            log.exception(
+                "%d analytics alerts not kept yet; trying at the next tick", len(self.unkept)
+            )
+        return added
 
     # -- running --------------------------------------------------------------------------
 
@@ -409,6 +450,7 @@ class AnalyticsMonitor:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._keep_unkept()  # a last try for alerts a failed insert left behind
         if self.webhook is not None:
             await self.webhook.stop()
 

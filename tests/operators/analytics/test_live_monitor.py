@@ -22,8 +22,10 @@ from operators.analytics.activity_log import ActivityLog
 from operators.analytics.alerts import WebhookSender, verify_signature
 from operators.analytics.engine import Analytics
 from operators.analytics.monitor import AlertLog, AnalyticsMonitor, analytics_settings, replay
+from operators.analytics.quotas import HeldPlans
 from operators.analytics.usage_recorder import UsageRecorder
-from operators.config import AnalyticsConfig, DetectorConfig
+from operators.config import AnalyticsConfig, DetectorConfig, example_operator
+from operators.gateway.subscriptions import PlanSubscriptions
 from operators.storage import Database
 
 BUCKET = 60.0
@@ -72,7 +74,7 @@ class World:
     receiver: Receiver
     http: httpx.AsyncClient
 
-    def monitor(self) -> AnalyticsMonitor:
+    def monitor(self, plans: HeldPlans | None = None) -> AnalyticsMonitor:
         """A monitor on a database handle of its own (as a replica or a restart has)."""
         db = Database(self.path)
         activities = ActivityLog(db, self.clock)
@@ -92,6 +94,7 @@ class World:
             clock=self.clock,
             grace=GRACE,
             webhook=webhook,
+            plans=plans,
         )
 
     def traffic(self, client_id: str, calls: int, host: str, subscribers: int = 5) -> None:
@@ -108,6 +111,27 @@ class World:
     def to_next_tick(self) -> None:
         """To the grace after the end of the bucket in progress."""
         self.clock.now = (self.clock.now // BUCKET + 1) * BUCKET + GRACE
+
+    async def history_then_spike(self, monitor: AnalyticsMonitor) -> float:
+        """Eight normal buckets scored, then a spike from a new network in the bucket in
+        progress; the clock left at that bucket's tick (not taken). The spike's start."""
+        await monitor.tick()
+        for _ in range(8):
+            self.normal_bucket()
+            self.to_next_tick()
+            assert await monitor.tick() == []
+        self.traffic("victim", 600, "10.9.0.1")
+        self.normal_bucket()
+        spiked = self.clock.now // BUCKET * BUCKET
+        self.to_next_tick()
+        return spiked
+
+    def replayed_scores(self, upto: float) -> list[object]:
+        """The scores of every bucket before ``upto``, replayed from the database at once."""
+        analytics = Analytics(analytics_settings(CONFIG))
+        replay(analytics, self.activities, self.usage, until=upto)
+        analytics.advance(upto)
+        return list(analytics.scores)
 
 
 @pytest.fixture
@@ -358,3 +382,95 @@ async def test_a_locked_database_and_a_slow_receiver_never_hold_up_the_event_loo
             await asyncio.sleep(0.01)
         assert monitor.webhook.sent == len(raised)
         await monitor.stop()
+
+
+async def test_a_failed_plan_read_leaves_its_buckets_to_the_next_tick(world: World) -> None:
+    """The plan store's table is gone for one tick (renamed by another process): the tick
+    fails before feeding, the cursor stays, and the next tick feeds the spike's bucket with
+    the one after it: the alert is raised, kept and sent once, and the scores are those of a
+    replay of the whole database (no bucket skipped, none fed twice)."""
+    plans = PlanSubscriptions(example_operator(), Database(world.path), world.clock)
+    monitor = world.monitor(plans=plans)
+    assert monitor.webhook is not None
+    await monitor.webhook.start()
+    spiked = await world.history_then_spike(monitor)
+    cursor = monitor.cursor
+
+    other = sqlite3.connect(world.path, isolation_level=None)
+    other.execute("ALTER TABLE plan_subscriptions RENAME TO plan_subscriptions_away")
+    with pytest.raises(sqlite3.OperationalError, match="plan_subscriptions"):
+        await monitor.tick()
+    assert monitor.cursor == cursor, "nothing fed"
+    assert AlertLog(monitor.db).read() == [] and world.receiver.received == []
+    other.execute("ALTER TABLE plan_subscriptions_away RENAME TO plan_subscriptions")
+    other.close()
+
+    world.normal_bucket()  # the bucket after the spike fills meanwhile
+    world.to_next_tick()
+    raised = await monitor.tick()
+    assert raised and {(a.client_id, a.bucket_start) for a in raised} == {("victim", spiked)}
+    assert monitor.cursor == spiked + 2 * BUCKET
+    await delivered(world.receiver, len(raised))
+    world.to_next_tick()
+    assert await monitor.tick() == []
+    await monitor.stop()
+    assert len(world.receiver.received) == len(raised) == len(AlertLog(monitor.db).read())
+    assert list(monitor.analytics.scores) == world.replayed_scores(spiked + 2 * BUCKET)
+
+
+async def test_an_alert_its_insert_failed_is_kept_and_sent_at_the_next_tick(
+    world: World,
+) -> None:
+    """Another process holds the write lock past the monitor's busy timeout when the spike
+    is scored: the buckets are fed (the cursor moves on) but the alert waits in memory; the
+    next tick keeps it and sends it, once."""
+    monitor = world.monitor()
+    assert monitor.webhook is not None
+    await monitor.webhook.start()
+    monitor.db.execute("PRAGMA busy_timeout = 0")  # fail at once rather than wait 5 s
+    spiked = await world.history_then_spike(monitor)
+
+    other = sqlite3.connect(world.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    assert await monitor.tick() == []
+    assert monitor.cursor == spiked + BUCKET, "the buckets were fed"
+    waiting = list(monitor.unkept)
+    assert waiting and {(a.client_id, a.bucket_start) for a in waiting} == {("victim", spiked)}
+    other.execute("ROLLBACK")
+    other.close()
+    assert AlertLog(monitor.db).read() == [] and world.receiver.received == []
+
+    world.normal_bucket()
+    world.to_next_tick()
+    assert await monitor.tick() == waiting
+    assert monitor.unkept == [] and monitor.raised == waiting
+    assert len(AlertLog(monitor.db).read()) == len(waiting)
+    await delivered(world.receiver, len(waiting))
+    world.to_next_tick()
+    assert await monitor.tick() == []
+    await monitor.stop()
+    assert len(world.receiver.received) == len(waiting)
+    assert list(monitor.analytics.scores) == world.replayed_scores(spiked + 3 * BUCKET)
+
+
+async def test_the_catch_up_leaves_a_bucket_within_its_grace_to_the_first_tick(
+    world: World,
+) -> None:
+    """Started a second after a boundary (inside the grace), the monitor does not score the
+    bucket that just ended: a second replica's part of it, written within the grace, is fed
+    with the first part at the first tick."""
+    just_ended = world.clock.now // BUCKET * BUCKET
+    world.traffic("victim", 10, "10.0.0.1")
+    world.usage.flush()  # one replica's part, written in time
+    second = UsageRecorder(Database(world.path), world.clock, bucket_seconds=BUCKET)
+    second.record("steady", "sim-swap", 200, host="10.1.0.1")  # another replica's, pending
+    world.clock.now = just_ended + BUCKET + 1.0
+    monitor = world.monitor()
+    await monitor.catch_up()
+    assert monitor.cursor == just_ended
+    second.flush()  # within the grace
+    world.clock.now = just_ended + BUCKET + GRACE
+    await monitor.tick()
+    assert monitor.cursor == just_ended + BUCKET
+    assert monitor.analytics.keys == 2, "both parts fed"
+    assert monitor.analytics.late_parts == 0
