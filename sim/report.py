@@ -156,17 +156,7 @@ def _variant(result: RunResult) -> dict[str, Any]:
             }
             for s in result.stations
         ],
-        "expectations": [
-            {
-                "name": v.label,
-                "metric": v.metric,
-                "value": v.value,
-                "min": v.min,
-                "max": v.max,
-                "passed": v.passed,
-            }
-            for v in result.verdicts
-        ],
+        "expectations": [v.as_dict() for v in result.verdicts],
         "events": {name: list(span) for name, span in sorted(result.events.items())},
         "breaker_transitions": result.breaker_changes,
         "balancer_transitions": [

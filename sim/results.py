@@ -37,6 +37,17 @@ class Verdict:
             return False
         return not (self.max is not None and self.value > self.max)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The verdict as a run's ``summary.json`` lists it (capacity and business runs)."""
+        return {
+            "name": self.label,
+            "metric": self.metric,
+            "value": self.value,
+            "min": self.min,
+            "max": self.max,
+            "passed": self.passed,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class StationLittle:

@@ -193,17 +193,7 @@ def summary(result: BusinessResult) -> dict[str, Any]:
             "churn": asdict(result.churn) | {"flagged_developers": None},
             "revenue": _revenue(result.revenue),
             "metrics": result.metrics,
-            "expectations": [
-                {
-                    "name": v.label,
-                    "metric": v.metric,
-                    "value": v.value,
-                    "min": v.min,
-                    "max": v.max,
-                    "passed": v.passed,
-                }
-                for v in result.verdicts
-            ],
+            "expectations": [v.as_dict() for v in result.verdicts],
             "daily": [asdict(day) for day in result.days],
         }
     )

@@ -225,6 +225,9 @@ def test_ogsim_run_runs_a_business_file(tmp_path: Path) -> None:
         assert (out / name).stat().st_size > 0, name
     written = json.loads((out / "summary.json").read_text())
     assert written["passed"] is True
+    assert [set(row) for row in written["expectations"]] == [
+        {"name", "metric", "value", "min", "max", "passed"}
+    ] * 2
     assert "wall time" in (out / "report.html").read_text()
 
 
