@@ -241,6 +241,11 @@ class AnalyticsConfig(_Strict):
     webhook_secret: str | None = Field(
         default=None, min_length=16, description="HMAC key signing the webhook's bodies"
     )
+    subscriber_key: str | None = Field(
+        default=None, min_length=16, description="HMAC key the usage buckets hash subscribers'"
+        " numbers with (the same in every replica); null: one drawn and kept in the"
+        " operator's database, so a copy of the file carries it"
+    )
     detectors: DetectorConfig = Field(default_factory=DetectorConfig)
 
     @field_validator("webhook_url")

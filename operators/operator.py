@@ -171,6 +171,7 @@ class Operator:
             usage=UsageRecorder(
                 db, clock, bucket_seconds=config.analytics.bucket_seconds,
                 interval=config.analytics.flush_seconds,
+                subscriber_key=config.analytics.subscriber_key,
             ),
         )
         operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)

@@ -7,10 +7,16 @@ keeps how many calls there were and how they were answered, which subscribers th
 and where they came from:
 
 * the subscriber is a keyed hash (HMAC-SHA256, 64 bits shown) of the number, never the
-  number: the detectors only compare keys, and a leaked table names nobody. The key is drawn
-  once per database, so replicas sharing the file and restarts hash alike, and one
-  subscriber counts once in a bucket whichever replica served them;
-* the source is the caller's network: the /24 of an IPv4 address, the /64 of an IPv6 one.
+  number: the detectors only compare keys. Replicas and restarts must hash alike (one
+  subscriber counts once in a bucket whichever replica served them), so the key is either
+  the operator's ``analytics.subscriber_key`` or, without one, drawn once and kept in the
+  same database (``analytics_keys``). Either way the keys are pseudonyms, not anonymous:
+  phone numbers are few enough to hash them all, so whoever holds the key can tell whose
+  rows these are. What the hash protects is the buckets read without the key: an export of
+  the table, the pages and CSVs built from it name no number. With the key kept in the
+  database, a copy of the whole file carries the key too; a configured key keeps it out;
+* the source is the caller's network: the /24 of an IPv4 address (an IPv4-mapped IPv6
+  address, ``::ffff:a.b.c.d``, counts as its IPv4 one), the /64 of any other IPv6 one.
 
 Every ``interval`` seconds a worker thread adds the pending buckets to the table in one
 transaction: a bucket already there (an earlier batch's part, another replica's) is read and
@@ -88,19 +94,24 @@ BucketKey = tuple[str, str, float]
 
 
 def source_of(host: str) -> str:
-    """The network a caller's address belongs to: ``a.b.c.0/24`` for IPv4, the /64 for IPv6
-    (the address itself when it is neither)."""
+    """The network a caller's address belongs to: ``a.b.c.0/24`` for IPv4 (also when written
+    as an IPv4-mapped IPv6 address, as a dual-stack socket reports it), the /64 for IPv6 (the
+    address itself when it is neither)."""
     if ":" not in host:
         head, dot, _ = host.rpartition(".")
         return f"{head}.0/24" if dot and head.count(".") == 2 else host
     try:
-        return str(ipaddress.IPv6Network(f"{host}/64", strict=False))
+        address = ipaddress.IPv6Address(host)
     except ValueError:
         return host
+    if address.ipv4_mapped is not None:
+        return source_of(str(address.ipv4_mapped))
+    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def _subscriber_secret(db: Database) -> bytes:
-    """The database's key for hashing numbers, drawn by whoever needs it first."""
+    """The database's key for hashing numbers, drawn by whoever needs it first (used when
+    the operator configures none)."""
     db.execute(
         "INSERT OR IGNORE INTO analytics_keys (name, secret) VALUES ('subscriber', ?)",
         (secrets.token_bytes(32),),
@@ -119,6 +130,7 @@ class UsageRecorder:
     the swap of the pending buckets, so a call recorded while a batch is written lands in the
     next batch. ``on_first_success(client_id, api)`` is told when a pending bucket sees its
     first 2xx (the activity log keeps the application's first success per API from it).
+    ``subscriber_key`` is the key numbers are hashed with; None: the database's own.
     """
 
     def __init__(
@@ -129,6 +141,7 @@ class UsageRecorder:
         bucket_seconds: float = HOUR,
         interval: float = 2.0,
         on_first_success: Callable[[str, str], None] | None = None,
+        subscriber_key: str | None = None,
     ) -> None:
         if bucket_seconds <= 0:
             raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds!r}")
@@ -138,7 +151,7 @@ class UsageRecorder:
         self.seconds = float(bucket_seconds)
         self.interval = interval
         self.on_first_success = on_first_success
-        self._secret = _subscriber_secret(db)
+        self._secret = _subscriber_secret(db) if subscriber_key is None else subscriber_key.encode()
         self._pending: dict[BucketKey, UsageBucket] = {}
         self._keys: dict[str, str] = {}
         self._sources: dict[str, str] = {}

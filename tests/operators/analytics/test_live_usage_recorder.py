@@ -51,6 +51,15 @@ def test_source_is_the_callers_network() -> None:
     assert source_of("testclient") == "testclient"
 
 
+def test_an_ipv4_mapped_address_counts_as_its_ipv4_network() -> None:
+    """A dual-stack listener reports an IPv4 caller as ``::ffff:a.b.c.d``: the same /24."""
+    assert source_of("::ffff:203.0.113.7") == "203.0.113.0/24"
+    assert source_of("::ffff:127.0.2.1") == source_of("127.0.2.1") == "127.0.2.0/24"
+    assert source_of("::FFFF:cb00:7109") == "203.0.113.0/24"  # the same, in hexadecimal
+    assert source_of("::ffff:203.0.114.7") != source_of("::ffff:203.0.113.7")
+    assert source_of("::1") == "::/64"
+
+
 def test_calls_fold_into_buckets_per_application_api_and_time(tmp_path: Path) -> None:
     clock = FakeClock()
     recorder = UsageRecorder(Database(str(tmp_path / "op.db")), clock, bucket_seconds=60)
@@ -90,6 +99,36 @@ def test_no_number_is_stored_only_its_keyed_hash(tmp_path: Path) -> None:
     assert NUMBER.encode() not in raw and NUMBER[1:].encode() not in raw
     key = recorder.subscriber_key(NUMBER)
     assert len(key) == 16 and key != recorder.subscriber_key("+34600000002")
+
+
+def test_a_configured_key_hashes_alike_everywhere_and_stays_out_of_the_database(
+    tmp_path: Path,
+) -> None:
+    """``analytics.subscriber_key`` reaches the gateway's recorder; the database keeps no key
+    then (a copy of the file alone cannot confirm a guessed number)."""
+    from operators.config import example_operator
+    from operators.operator import Operator
+
+    key = "a-configured-subscriber-key"
+    base = example_operator(storage=str(tmp_path / "op.db"))
+    config = base.model_copy(
+        update={"analytics": base.analytics.model_copy(update={"subscriber_key": key})}
+    )
+    operator = Operator.from_config(config)
+    try:
+        recorder = operator.gateway.usage
+        elsewhere = UsageRecorder(Database(str(tmp_path / "other.db")), subscriber_key=key)
+        drawn = UsageRecorder(Database(str(tmp_path / "drawn.db")))
+        assert recorder.subscriber_key(NUMBER) == elsewhere.subscriber_key(NUMBER)
+        assert drawn.subscriber_key(NUMBER) != recorder.subscriber_key(NUMBER)
+        assert operator.db.all("SELECT name FROM analytics_keys") == []
+        assert [r["name"] for r in drawn.db.all("SELECT name FROM analytics_keys")] == [
+            "subscriber"
+        ]
+    finally:
+        operator.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("op.db*"))
+    assert key.encode() not in raw
 
 
 def test_parts_merge_across_batches_replicas_and_restarts(tmp_path: Path) -> None:
