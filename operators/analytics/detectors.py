@@ -7,7 +7,15 @@ distinct subscribers (``enumeration_min_subscribers``) in the bucket. Only rises
 * **volume_spike**: calls against the season (or recent window), :func:`count_scale` floor.
 * **error_spike**: the error share (errors / calls) against the shares of the baseline's
   buckets that had calls; floor ``max(1.4826 * MAD, 0.05)`` (five points of share).
-* **enumeration**: distinct subscribers against their baseline, :func:`count_scale` floor.
+* **enumeration**: distinct subscribers against their baseline, :func:`count_scale` floor,
+  the baseline taken over buckets with admitted calls only. A throttled call carries no
+  subscriber (the gateway refuses it before reading one), so an application over its daily
+  quota shows ~0 subscribers for hours and its usual number again at the reset; counted as
+  zeros, those hours would make the reset look like enumeration. A bucket whose calls were
+  all throttled says nothing about how many subscribers the application looks up: it is
+  left out of the baseline (not a quiet bucket: one without calls still counts as 0), and a
+  seasonal baseline with no such bucket left falls back to the recent window; a key with no
+  admitted bucket in either is not scored.
 * **off_hours**: calls in a bucket whose season median is 0 (seasonal keys only) and whose
   same hour on the previous days of the week had a median of 0 too ("usually quiet at that
   hour, lately as well"); score ``calls / max(1.4826 * MAD, sqrt(mean calls per bucket over
@@ -199,11 +207,19 @@ def enumeration(
         & (closed.subscribers >= max(settings.enumeration_min_subscribers, 1))
     )
     matrix, bucket = rings.matrices["subscribers"], closed.bucket
-    median, mad = baseline.stats(
-        lambda r, lags, a: lagged(matrix, r, bucket, lags, a),
-        closed.rows[index],
-        closed.ages[index],
-    )
+
+    def history(rows: Ints, lags: Ints, ages: Ints) -> Floats:
+        return lagged(matrix, rows, bucket, lags, ages)  # NaN: all throttled
+
+    rows, ages = closed.rows[index], closed.ages[index]
+    median, mad = baseline.stats(history, rows, ages)
+    unknown = np.isnan(median)
+    if unknown.any():
+        median[unknown], mad[unknown] = median_mad(
+            history(rows[unknown], baseline.recent_lags, ages[unknown])
+        )
+    known = ~np.isnan(median)
+    index, median, mad = index[known], median[known], mad[known]
     observed = closed.subscribers[index]
     scale = count_scale(median, mad, settings.relative_floor, observed)
     return _scored("enumeration", index, robust_score(observed, median, scale), observed, median)

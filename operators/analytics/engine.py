@@ -268,9 +268,12 @@ class Analytics:
         ]
 
     def _fold(self, bucket: int, rows: Ints, values: np.ndarray) -> None:
-        """The closed bucket into every ring."""
-        for column, name in enumerate(("calls", "errors", "subscribers")):
+        """The closed bucket into every ring; a bucket whose calls were all throttled has no
+        subscriber count (NaN: see :func:`~operators.analytics.detectors.enumeration`)."""
+        for column, name in enumerate(("calls", "errors")):
             self._buckets.add(name, rows, bucket, values[:, column])
+        censored = (values[:, 0] > 0) & (values[:, 0] <= values[:, 5])
+        self._buckets.add("subscribers", rows, bucket, np.where(censored, np.nan, values[:, 2]))
         self._fresh.add("fresh", rows, bucket, values[:, 3])
         start = bucket * self._bucket_seconds
         day, week = day_of(start), week_of(start)

@@ -111,6 +111,61 @@ def test_the_same_calls_over_few_subscribers_are_not_enumeration() -> None:
     assert _kinds(alerts, "busy") == Counter({"volume_spike": 1})
 
 
+def _over_quota_daily(client: str, rng: random.Random) -> Maker:
+    """A heavy free-plan application: ~300 calls an hour over ~100 subscribers, around the
+    clock, whose daily quota runs out between 03:00 and 10:00 (a different hour each day):
+    from then until the reset at midnight its calls are throttled and carry no subscriber."""
+    exhausted = [rng.randint(3, 10) for _ in range(60)]
+
+    def make(hour: int, start: float) -> UsageBucket:
+        calls = max(1, round(rng.gauss(300, 17)))
+        if hour % 24 >= exhausted[hour // 24]:
+            return bucket(client, start, calls, throttled=calls, sources={"net-a": calls})
+        return bucket(
+            client,
+            start,
+            calls,
+            subscribers=round(rng.gauss(100, 10)),
+            subscriber_prefix=f"h{hour}-",
+            sources={"net-a": calls},
+        )
+
+    return make
+
+
+def test_a_key_throttled_for_hours_then_reset_at_midnight_is_not_enumeration() -> None:
+    """Its distinct subscribers drop to 0 for most of each day and jump back at the reset:
+    the throttled hours say nothing about how many subscribers it looks up."""
+    rng = random.Random(41)
+    analytics = Analytics()
+    created(analytics, "heavy")
+    alerts = feed(analytics, {"heavy": _over_quota_daily("heavy", rng)}, hours=WEEKS + 24)
+    assert [a for a in alerts if a.kind == "enumeration"] == []
+
+
+def test_a_throttled_key_that_starts_enumerating_is_enumeration() -> None:
+    rng = random.Random(41)
+    analytics = Analytics()
+    created(analytics, "heavy")
+    usual = _over_quota_daily("heavy", rng)
+    sweep = SPIKE_HOUR - SPIKE_HOUR % 24 + 1  # 01:00, before the quota runs out
+
+    def enumerating(hour: int, start: float) -> UsageBucket:
+        return bucket(
+            "heavy",
+            start,
+            2_000,
+            subscribers=2_000,
+            subscriber_prefix="x-",
+            sources={"net-a": 2_000},
+        )
+
+    alerts = feed(analytics, {"heavy": _with(usual, sweep, enumerating)}, hours=WEEKS + 24)
+    (found,) = [a for a in alerts if a.kind == "enumeration"]
+    assert found.bucket_start == MONDAY + sweep * HOUR
+    assert found.observed == 2_000 and 80 <= found.baseline <= 120
+
+
 def test_a_stolen_key_used_from_a_new_network_at_high_volume_is_a_new_source() -> None:
     rng = random.Random(5)
     analytics = Analytics()
