@@ -17,14 +17,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
 
 from operators import Plan
 from operators.analytics import Activity, ActivityKind
+from operators.analytics.quotas import monthly_limit
+from operators.policies import QuotaCounter
+from operators.policies.quota import window_bounds, window_index
 from sim.business.scenario import BusinessScenario, DiurnalSpec, LognormalDelay
 from sim.business.truth import AbuseCase, DeveloperTruth, GroundTruth
+
+if TYPE_CHECKING:
+    from operators.config import Quota
 
 __all__ = [
     "NUMBERS",
@@ -90,10 +97,21 @@ class Subscription:
     since: float | None = None
     """Virtual second of the first success (traffic flows from it); None: not yet."""
     first_pending: bool = False
-    quota_key: int = -1
-    quota_used: int = 0
+    counter: QuotaCounter | None = None
+    """The gateway's own quota counter for this application and API (None until used)."""
+    counted: Quota | None = None
+    """The quota ``counter`` counts for: a plan change to other terms starts a new one."""
     near_days: int = 0
     billable: int = 0
+
+    def quota_counter(self, quota: Quota, at: float) -> QuotaCounter:
+        """The counter of ``quota`` (the plan's), made at epoch ``at`` when the terms are new,
+        as the gateway's counter store keeps one per key and renews it when its terms change."""
+        counter = self.counter
+        if counter is None or (self.counted is not quota and self.counted != quota):
+            counter = self.counter = QuotaCounter(quota.limit, quota.period, quota.window, start=at)
+            self.counted = quota
+        return counter
 
 
 @dataclass(slots=True, eq=False)
@@ -482,11 +500,12 @@ class Population:
         """Several applications within hours, each filled to the plan's quota every day."""
         spec = self.scenario.abuse.quota_farming
         plan = self.scenario.plan(spec.plan)
-        assert plan.quota is not None
-        per_day = (
-            plan.quota.limit
-            * {"minute": 1440, "hour": 24, "day": 1, "month": 1 / 30}[plan.quota.period.value]
+        quota = plan.quota
+        assert quota is not None
+        start, end = window_bounds(
+            quota.period, window_index(quota.period, self.epoch + self.env.now)
         )
+        per_day = quota.limit * DAY / (end - start)
         low, high = spec.applications
         count = int(self.rng.integers(low, high + 1))
         days = self._uniform(spec.days)
@@ -613,14 +632,9 @@ class Population:
         self._emit("plan_changed", dev, app.client_id, sub.api, sub.plan.name)
 
     def quota(self, client_id: str, api: str, plan: Plan) -> None:
-        """Tell the analytics ``plan``'s quota as calls a month (its farming detector and
-        upsell segment read it); the quota's own period is kept for throttling."""
-        quota = plan.quota
-        monthly = None
-        if quota is not None:
-            per_month = {"minute": 43200, "hour": 720, "day": 30, "month": 1}
-            monthly = quota.limit * per_month[quota.period.value]
-        self.set_quota(client_id, api, monthly)
+        """Tell the analytics ``plan``'s monthly limit (its farming detector and upsell segment
+        read it), worked out by the live monitor's own :func:`monthly_limit`."""
+        self.set_quota(client_id, api, monthly_limit(plan))
 
     def developer_role(self, developer_id: str) -> str:
         return self._developers[developer_id].role

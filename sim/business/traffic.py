@@ -2,8 +2,10 @@
 
 Each live application's calls to each API are drawn for the hour as Poisson counts (its
 plateau rate times ramp, growth or churn, and its weekly cycle), plus a thief's calls on a
-stolen key and an enumerator's walk. The plan's quota throttles what is over it (429), a
-binomial share of the rest fails (4xx/5xx), and the distinct subscribers are drawn as a
+stolen key and an enumerator's walk. The gateway's own quota counter
+(:class:`operators.policies.QuotaCounter`) throttles what is over the plan's quota (429), a
+binomial share of the rest fails (4xx/5xx), the gateway's ``is_billable`` says which answers
+are billed, and the distinct subscribers are drawn as a
 number (the occupancy of the application's pool by that many calls) and then added as that
 many numbers to the same :class:`DistinctCounter` the live gateway fills. No call is ever an
 object: an hour costs a few numbers per (application, API).
@@ -12,12 +14,12 @@ object: an hour costs a few numbers per (application, API).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from operators import Plan
 from operators.analytics import MAX_DISTINCT, DistinctCounter, UsageBucket
-from operators.billing import Month
+from operators.policies.quota import window_bounds, window_index
 from sim.business.population import (
     HOUR,
     NUMBERS,
@@ -26,25 +28,30 @@ from sim.business.population import (
     Subscription,
     hour_of_week,
 )
+from sim.business.revenue import billable_calls
 
-__all__ = ["HourTotals", "HourlyTraffic", "quota_window"]
+if TYPE_CHECKING:
+    from operators.config import Quota
 
-_PERIOD_SECONDS = {"minute": HOUR, "hour": HOUR, "day": 86400.0}
+__all__ = ["HourTotals", "HourlyTraffic", "quota_spans"]
+
+Span = tuple[float, float]
 
 
-def quota_window(plan: Plan, epoch: float) -> tuple[int, int] | None:
-    """The plan's quota window holding epoch second ``epoch`` as ``(key, limit)``: days and
-    hours by their index, months by ``year * 12 + month``; a per-minute quota is taken per
-    hour (sixty times the limit), as hours are the finest grain drawn. None: no quota."""
-    quota = plan.quota
-    if quota is None:
-        return None
-    period = quota.period.value
-    if period == "month":
-        month = Month.of(epoch)
-        return month.year * 12 + month.month, quota.limit
-    limit = quota.limit * (60 if period == "minute" else 1)
-    return int(epoch // _PERIOD_SECONDS[period]), limit
+def quota_spans(quota: Quota, epoch0: float) -> tuple[Span, ...]:
+    """The quota windows the hour from epoch second ``epoch0`` (a whole hour) meets, each as
+    ``(moment, share of the hour)``: the moment (the middle of the part of the hour in that
+    window) is when the hour's calls in it are counted. One span for hour, day and month
+    quotas (hours nest in them); sixty for a per-minute quota. Windows are the gateway's own
+    (:func:`operators.policies.quota.window_index` and ``window_bounds``)."""
+    spans: list[Span] = []
+    at, end = epoch0, epoch0 + HOUR
+    while at < end:
+        _, window_end = window_bounds(quota.period, window_index(quota.period, at))
+        until = min(window_end, end)
+        spans.append(((at + until) / 2, (until - at) / HOUR))
+        at = until
+    return tuple(spans)
 
 
 @dataclass(slots=True)
@@ -116,26 +123,29 @@ class HourlyTraffic:
         return entries, means
 
     def _throttle(self, entries: list[_Entry], epoch0: float) -> None:
-        """Spend each subscription's quota; what is over it is throttled, every part in
-        proportion (calls of the hour interleave)."""
-        windows: dict[str, tuple[int, int] | None] = {}
+        """Count each subscription's calls on the gateway's quota counter; what it refuses is
+        throttled, every part in proportion (calls of the hour interleave). An hour meeting
+        several windows (a per-minute quota) spreads its calls over them at random."""
+        spans: dict[str, tuple[Span, ...]] = {}
         for entry in entries:
             sub = entry.sub
             total = entry.normal + entry.theft + entry.walk
-            if total == 0:
+            quota = sub.plan.quota
+            if total == 0 or quota is None:
                 continue
-            name = sub.plan.name
-            if name in windows:
-                window = windows[name]
+            windows = spans.get(sub.plan.name)
+            if windows is None:
+                windows = spans[sub.plan.name] = quota_spans(quota, epoch0)
+            counter = sub.quota_counter(quota, windows[0][0])
+            if len(windows) == 1:
+                parts = [total]
             else:
-                window = windows[name] = quota_window(sub.plan, epoch0)
-            if window is None:
-                continue
-            key, limit = window
-            if sub.quota_key != key:
-                sub.quota_key, sub.quota_used = key, 0
-            allowed = min(total, max(0, limit - sub.quota_used))
-            sub.quota_used += allowed
+                parts = self.rng.multinomial(total, [share for _, share in windows]).tolist()
+            allowed = 0
+            for (moment, _), part in zip(windows, parts, strict=True):
+                taken = min(part, counter.remaining_at(moment))
+                counter.try_acquire_at(moment, taken)
+                allowed += taken
             if allowed == total:
                 continue
             entry.throttled = total - allowed
@@ -187,7 +197,7 @@ class HourlyTraffic:
             self._subscribers(bucket.subscribers, entry, min(distinct_n, entry.normal), distinct_t)
             self._sources(bucket, entry)
             entry.sub.first_pending = False
-            entry.sub.billable += bucket.successes
+            entry.sub.billable += billable_calls(bucket)
             buckets.append(bucket)
             self._add(totals, entry, bucket)
         return buckets, totals

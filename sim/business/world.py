@@ -17,9 +17,10 @@ import simpy
 
 from operators.analytics import Analytics
 from operators.billing import Month
+from operators.config import QuotaPeriod
 from sim.business.population import DAY, HOUR, Population, Process
 from sim.business.scenario import BusinessScenario
-from sim.business.traffic import HourlyTraffic, HourTotals, quota_window
+from sim.business.traffic import HourlyTraffic, HourTotals
 
 __all__ = ["BusinessWorld", "DayRow"]
 
@@ -121,12 +122,12 @@ class BusinessWorld:
             if app.abusive:
                 continue
             for sub in app.subscriptions:
-                window = quota_window(sub.plan, now - 1)
-                if window is None or sub.since is None:
+                quota = sub.plan.quota
+                if quota is None or sub.since is None:
                     continue
-                key, limit = window
-                used = sub.quota_used if sub.quota_key == key else 0
-                if sub.plan.quota is not None and sub.plan.quota.period.value == "month":
+                limit = quota.limit
+                used = limit - sub.quota_counter(quota, now - 1).remaining_at(now - 1)
+                if quota.period is QuotaPeriod.MONTH:
                     month = Month.of(now - 1)
                     limit = int(limit * (now - month.start) / month.seconds) or 1
                 sub.near_days = sub.near_days + 1 if used >= near * limit else 0
