@@ -6,10 +6,21 @@ import ipaddress
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+if TYPE_CHECKING:
+    from operators.analytics.settings import AnalyticsSettings
 
 E164_PREFIX = re.compile(r"^\+[1-9]\d{0,13}$")
 
@@ -210,10 +221,36 @@ class DetectorConfig(_Strict):
     )
     min_calls: int = Field(default=20, ge=1, description="calls in a bucket below which volume"
                            " and error spikes are never flagged")
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="per alert kind, a threshold of its own instead of"
+        " threshold (quota_farming's scores are not on the spikes' scale)"
+    )
     alert_cooldown_buckets: int = Field(
         default=6, ge=0, description="one alert per application, API and kind within this"
         " many buckets"
     )
+    alert_cooldown_days: int = Field(
+        default=7, ge=0, description="one quota-farming alert per developer and API within"
+        " this many days"
+    )
+
+    def replayed_buckets(self, history_buckets: int | None = None) -> int:
+        """The buckets a monitor replays at start: ``history_buckets``, else enough for these
+        detectors (a season's baselines, the recent window, the minimum history)."""
+        return history_buckets or replayed_buckets(
+            self.season_buckets, self.recent_buckets, self.min_history
+        )
+
+
+_DAY = 86_400.0
+SEASONS_REPLAYED = 4
+"""Seasons of buckets a monitor replays at start when no ``history_buckets`` is configured."""
+
+
+def replayed_buckets(season_buckets: int | None, recent_buckets: int, min_history: int) -> int:
+    """The buckets the detectors need at start: :data:`SEASONS_REPLAYED` seasons, the recent
+    window, the minimum history, whichever is longest."""
+    return max(min_history, recent_buckets, (season_buckets or 0) * SEASONS_REPLAYED, 1)
 
 
 class AnalyticsConfig(_Strict):
@@ -246,7 +283,24 @@ class AnalyticsConfig(_Strict):
         " numbers with (the same in every replica); null: one drawn and kept in the"
         " operator's database, so a copy of the file carries it"
     )
+    retention_days: float = Field(
+        default=98.0, gt=0, description="usage buckets and alerts older than this are purged"
+        " (the admin pages replay 13 weeks; the default keeps a week more)"
+    )
     detectors: DetectorConfig = Field(default_factory=DetectorConfig)
+
+    def settings(self) -> AnalyticsSettings:
+        """The engine's settings this section describes (a ValueError when it refuses them)."""
+        from operators.analytics.settings import AnalyticsSettings, DetectorSettings
+
+        own = {"alert_cooldown_buckets", "alert_cooldown_days"}
+        return AnalyticsSettings(
+            detectors=DetectorSettings(
+                bucket_seconds=self.bucket_seconds, **self.detectors.model_dump(exclude=own)
+            ),
+            alert_cooldown_buckets=self.detectors.alert_cooldown_buckets,
+            alert_cooldown_days=self.detectors.alert_cooldown_days,
+        )
 
     @field_validator("webhook_url")
     @classmethod
@@ -269,7 +323,54 @@ class AnalyticsConfig(_Strict):
             raise ValueError(f"flush_seconds ({self.flush_seconds}) must not exceed"
                              f" grace_seconds ({self.grace_seconds}): a bucket is scored"
                              " once its last part is written")
+        replayed = self.detectors.replayed_buckets(self.history_buckets) * self.bucket_seconds
+        if self.retention_days * _DAY < replayed + self.bucket_seconds + self.grace_seconds:
+            raise _refused_at(("retention_days",), self.retention_days, (
+                f"must cover the {replayed / _DAY:g} days the monitor replays at start (and a"
+                " bucket more): an alert purged sooner would be raised again"))
         return self
+
+    @model_validator(mode="after")
+    def _engine_accepts(self) -> AnalyticsConfig:
+        try:
+            self.settings()
+        except ValueError as error:
+            raise _refused_at_its_field(self, str(error)) from None
+        return self
+
+
+def _refused_at_its_field(config: AnalyticsConfig, message: str) -> ValidationError:
+    """The engine's complaint about ``config`` as a validation error at the field it names
+    (the first one the section gives, else the first named), so a file shows its line."""
+    kind = re.search(r"\bthresholds\.(\w+)", message)
+    if kind is not None:
+        loc: tuple[str, ...] = ("detectors", "thresholds", kind.group(1))
+        value: object = config.detectors.thresholds.get(kind.group(1))
+    else:
+        given: list[tuple[str, ...]] = [
+            ("detectors", n) for n in sorted(config.detectors.model_fields_set)
+        ]
+        given += [(n,) for n in sorted(config.model_fields_set) if n != "detectors"]
+        every: list[tuple[str, ...]] = [("detectors", n) for n in DetectorConfig.model_fields]
+        every += [(n,) for n in AnalyticsConfig.model_fields if n != "detectors"]
+        loc = _first_named(given, message) or _first_named(every, message) or ("detectors",)
+        value = config
+        for part in loc:
+            value = getattr(value, part)
+    return _refused_at(loc, value, message)
+
+
+def _refused_at(loc: tuple[str, ...], value: object, message: str) -> ValidationError:
+    """A validation error of the analytics section at ``loc`` (a file names its line)."""
+    error = PydanticCustomError("value_error", "{reason}", {"reason": message})
+    return ValidationError.from_exception_data(
+        "AnalyticsConfig", [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
+def _first_named(locs: list[tuple[str, ...]], message: str) -> tuple[str, ...] | None:
+    found = [(m.start(), loc) for loc in locs if (m := re.search(rf"\b{loc[-1]}\b", message))]
+    return min(found)[1] if found else None
 
 
 class OperatorConfig(_Strict):

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from operators.config import AnalyticsConfig
+from operators.config import AnalyticsConfig, replayed_buckets
 from operators.storage import Database
 from operators.types import Clock
 
@@ -79,17 +79,11 @@ _ALERT_COLUMNS = (
     "kind, client_id, api, developer_id, org_id, bucket_start, raised_at, score, observed,"
     " baseline, detail"
 )
-SEASONS_REPLAYED = 4
-"""Seasons of buckets replayed at start when no ``history_buckets`` is configured."""
 
 
 def analytics_settings(config: AnalyticsConfig) -> AnalyticsSettings:
     """The engine's settings from the operator config's ``analytics`` section."""
-    detectors = config.detectors.model_dump(exclude={"alert_cooldown_buckets"})
-    return AnalyticsSettings(
-        detectors=DetectorSettings(bucket_seconds=config.bucket_seconds, **detectors),
-        alert_cooldown_buckets=config.detectors.alert_cooldown_buckets,
-    )
+    return config.settings()
 
 
 class AlertLog:
@@ -248,7 +242,10 @@ class AnalyticsMonitor:
         self.sleep = sleep
         self.grace = grace
         self.seconds = usage.seconds
-        self.history_buckets = history_buckets or _history(self.settings.detectors)
+        detectors = self.settings.detectors
+        self.history_buckets = history_buckets or replayed_buckets(
+            detectors.season_buckets, detectors.recent_buckets, detectors.min_history
+        )
         self.webhook = webhook
         self.limits = PlanLimits(plans) if plans is not None else None
         self.analytics = Analytics(self.settings)
@@ -453,8 +450,3 @@ class AnalyticsMonitor:
         await self._keep_unkept()  # a last try for alerts a failed insert left behind
         if self.webhook is not None:
             await self.webhook.stop()
-
-
-def _history(detectors: DetectorSettings) -> int:
-    seasons = (detectors.season_buckets or 0) * SEASONS_REPLAYED
-    return max(detectors.min_history, detectors.recent_buckets, seasons, 1)

@@ -289,6 +289,12 @@ def test_settings_follow_the_config() -> None:
     assert settings.detectors.season_buckets is None
     assert settings.detectors.min_history == 5
     assert settings.alert_cooldown_buckets == CONFIG.detectors.alert_cooldown_buckets
+    own = AnalyticsConfig(
+        detectors=DetectorConfig(thresholds={"quota_farming": 5.0}, alert_cooldown_days=3)
+    ).settings()
+    assert own.detectors.threshold_of("quota_farming") == 5.0
+    assert own.detectors.threshold_of("volume_spike") == own.detectors.threshold
+    assert own.alert_cooldown_days == 3
 
 
 @pytest.mark.parametrize(
@@ -301,6 +307,9 @@ def test_settings_follow_the_config() -> None:
         ({"webhook_secret": "short"}, "webhook_secret"),
         ({"detectors": {"min_history": 0}}, "min_history"),
         ({"flush_seconds": 9}, "flush_seconds"),
+        ({"detectors": {"season_buckets": 2}}, "detectors.season_buckets"),
+        ({"detectors": {"thresholds": {"spike": 3}}}, "detectors.thresholds.spike"),
+        ({"retention_days": 7}, "retention_days"),
     ],
 )
 def test_bad_analytics_settings_name_the_field(fields: dict[str, object], named: str) -> None:
@@ -474,3 +483,42 @@ async def test_the_catch_up_leaves_a_bucket_within_its_grace_to_the_first_tick(
     assert monitor.cursor == just_ended + BUCKET
     assert monitor.analytics.keys == 2, "both parts fed"
     assert monitor.analytics.late_parts == 0
+
+
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        ("  detectors:\n    season_buckets: 2\n", "9: analytics.detectors.season_buckets: recent"),
+        (
+            "  detectors:\n    season_buckets: 24\n    recent_buckets: 700\n",
+            "10: analytics.detectors.recent_buckets: recent_buckets must fit",
+        ),
+        (
+            "  detectors:\n    thresholds:\n      volume_spik: 3\n",
+            "10: analytics.detectors.thresholds.volume_spik: thresholds.volume_spik: unknown",
+        ),
+        (
+            "  detectors:\n    thresholds:\n      quota_farming: .nan\n",
+            "10: analytics.detectors.thresholds.quota_farming: thresholds.quota_farming must",
+        ),
+        ("  detectors:\n    threshold: .inf\n", "9: analytics.detectors.threshold: threshold"),
+        ("  retention_days: 10\n", "8: analytics.retention_days: must cover the 28 days"),
+    ],
+)
+def test_a_value_the_engine_refuses_is_named_at_its_line(
+    tmp_path: Path, section: str, where: str
+) -> None:
+    """What pydantic alone accepts but the analytics engine refuses (a season shorter than
+    the recent window, an unknown or infinite threshold) and a retention shorter than the
+    monitor's replay: the field and its line, not a traceback when the operator is built."""
+    from operators.config import OperatorConfig
+    from operators.config_file import ConfigFileError, load_yaml_model
+
+    path = tmp_path / "operator.yaml"
+    path.write_text(
+        "id: telco-es\ndisplay_name: Telco\ncountry: ES\nmcc: '214'\nmnc: '07'\n"
+        f"number_ranges: ['+3460']\nanalytics:\n{section}"
+    )
+    with pytest.raises(ConfigFileError) as refused:
+        load_yaml_model(path, OperatorConfig)
+    assert f"{path}:{where}" in str(refused.value)
