@@ -8,6 +8,13 @@ weight. :class:`Housekeeping` decides, from its clock alone, what is past its li
 and runs itself periodically in the live operator (:meth:`Housekeeping.start`). Usage events
 are billing records and stay; only the stored answer body of a call past its replay window
 goes, after which the correlator no longer replays (the event still makes a reuse unbilled).
+
+The analytics' usage buckets and alerts go once older than its history window
+(``analytics.retention_days``: the admin pages replay 13 weeks, the monitor at most that).
+Before that, a bucket's subscriber keys (up to 4096 hashes, the bulk of its row) are dropped
+once no replica's part can still be merged into it (its end, the grace and a margin): only
+the count is read after that, and it stays. Developers' milestones stay: there are a few per
+developer, not per call, and an application's creation is what ties its alerts to its owner.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from .config import TokenLifetimes
+from .config import AnalyticsConfig, TokenLifetimes
 from .storage import Database
 from .types import Clock, Seconds
 
@@ -31,8 +38,17 @@ ACCESS_LOG_RETENTION: Seconds = 90 * 86400.0
 """How long an unbilled call stays in its subscriber's access log (billed ones are usage events
 and stay): long enough for a subscriber to look, short enough that refusals do not pile up."""
 
+ANALYTICS_HISTORY: Seconds = 98 * 86400.0
+"""How long usage buckets and alerts are kept: the admin pages' 13 weeks and a week more."""
+
+KEYS_MARGIN: Seconds = 3600.0
+"""Kept past a usage bucket's end and grace before its subscriber keys are dropped: a replica
+stalled this long still merges its part exactly."""
+
 BATCH = 5000
 """Rows deleted per statement, so one purge never holds the database for long."""
+ANALYTICS_BATCH = 200
+"""Usage buckets per statement: a row may be tens of kilobytes of subscriber keys."""
 
 
 @dataclass(frozen=True)
@@ -55,18 +71,30 @@ class Retention:
     """Past a portal sign-in code's expiry: its number's send throttle window is over."""
     unbilled_call: Seconds = ACCESS_LOG_RETENTION
     """After the call: how long the access log shows an unbilled call."""
+    analytics_history: Seconds = ANALYTICS_HISTORY
+    """After a usage bucket's start or an alert's raising: the analytics' history."""
+    analytics_keys: Seconds = 3600.0 + 5.0 + KEYS_MARGIN
+    """After a usage bucket's start: its subscriber keys are dropped (its count stays) past
+    its length, the monitor's grace and :data:`KEYS_MARGIN`."""
 
     @classmethod
-    def for_lifetimes(cls, lifetimes: TokenLifetimes) -> Retention:
+    def for_lifetimes(
+        cls, lifetimes: TokenLifetimes, analytics: AnalyticsConfig | None = None
+    ) -> Retention:
+        """The retention the operator's token lifetimes and ``analytics`` section imply."""
+        analytics = analytics or AnalyticsConfig()
         return cls(
             access_token=float(lifetimes.clock_skew),
             authorization_code=float(lifetimes.access_token + lifetimes.clock_skew),
             ciba_request=float(lifetimes.ciba_request),
+            analytics_history=analytics.retention_days * 86400.0,
+            analytics_keys=analytics.bucket_seconds + analytics.grace_seconds + KEYS_MARGIN,
         )
 
 
 _PURGES = {
-    # table: (what the cutoff compares, the statement; ``?`` is the cutoff, then the batch)
+    # name: (what the cutoff compares, the statement; ``?`` is the cutoff, then the batch);
+    # the name is the table's unless :data:`_TABLES` says otherwise
     "identity_access_tokens": (
         "access_token",
         "DELETE FROM identity_access_tokens WHERE rowid IN (SELECT rowid FROM"
@@ -102,7 +130,31 @@ _PURGES = {
         "DELETE FROM unbilled_calls WHERE rowid IN (SELECT rowid FROM"
         " unbilled_calls WHERE at < ? LIMIT ?)",
     ),
+    "analytics_usage_buckets": (
+        "analytics_history",
+        "DELETE FROM analytics_usage_buckets WHERE rowid IN (SELECT rowid FROM"
+        " analytics_usage_buckets WHERE start < ? LIMIT ?)",
+    ),
+    "analytics_subscriber_keys": (
+        "analytics_keys",
+        # the condition on subscriber_keys is the partial index's: only rows still keyed
+        "UPDATE analytics_usage_buckets SET subscriber_keys = '[]' WHERE rowid IN (SELECT"
+        " rowid FROM analytics_usage_buckets WHERE subscriber_keys != '[]' AND start < ?"
+        " LIMIT ?)",
+    ),
+    "analytics_alerts": (
+        "analytics_history",
+        "DELETE FROM analytics_alerts WHERE rowid IN (SELECT rowid FROM"
+        " analytics_alerts WHERE raised_at < ? LIMIT ?)",
+    ),
 }
+_TABLES = {"analytics_subscriber_keys": "analytics_usage_buckets"}
+"""Purges named otherwise than the table they change."""
+_BATCHES = {
+    "analytics_usage_buckets": ANALYTICS_BATCH,
+    "analytics_subscriber_keys": ANALYTICS_BATCH,
+}
+"""Purges of fewer rows per statement than :data:`BATCH`."""
 
 
 class Housekeeping:
@@ -126,31 +178,32 @@ class Housekeeping:
         self._task: asyncio.Task[None] | None = None
 
     def cutoffs(self, now: float) -> dict[str, float]:
-        """Per table, the expiry (or call time) before which a row is dead at ``now``."""
+        """Per purge (a table's name, or ``analytics_subscriber_keys``), the expiry (or time)
+        before which a row is dead at ``now``."""
         return {
             table: now - float(getattr(self.retention, kind))
             for table, (kind, _) in _PURGES.items()
         }
 
     def purge(self) -> dict[str, int]:
-        """Delete what is past its life now; the number of rows per table."""
+        """Delete what is past its life now; the number of rows per purge."""
         present = {
             row["name"]
             for row in self.db.all("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         counts: dict[str, int] = {}
-        for table, cutoff in self.cutoffs(self.clock()).items():
-            if table not in present:
+        for name, cutoff in self.cutoffs(self.clock()).items():
+            if _TABLES.get(name, name) not in present:
                 continue
-            statement = _PURGES[table][1]
+            statement, batch = _PURGES[name][1], _BATCHES.get(name, BATCH)
             total = 0
             while True:
-                changed = self.db.execute(statement, (cutoff, BATCH))
+                changed = self.db.execute(statement, (cutoff, batch))
                 total += changed
-                if changed < BATCH:
+                if changed < batch:
                     break
-            counts[table] = total
-            self.purged[table] += total
+            counts[name] = total
+            self.purged[name] += total
         if any(counts.values()):
             log.info("%s: purged %s", self.db.path, counts)
         return counts
@@ -165,7 +218,9 @@ class Housekeeping:
     async def _run(self) -> None:
         while True:
             try:
-                self.purge()  # short batches: the loop waits a few milliseconds at most
+                # in a worker thread, in short batches: between two statements the event loop
+                # gets the database (a batch of usage buckets is megabytes of keys)
+                await asyncio.to_thread(self.purge)
             except Exception:  # a failed purge is retried next time, never fatal
                 log.exception("%s: housekeeping failed", self.db.path)
             await asyncio.sleep(self.interval)

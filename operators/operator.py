@@ -104,7 +104,7 @@ class Operator:
         )
         self.housekeeping = Housekeeping(
             self.db,
-            Retention.for_lifetimes(self.config.lifetimes),
+            Retention.for_lifetimes(self.config.lifetimes, self.config.analytics),
             clock=self.clock,
             interval=self.config.housekeeping_interval,
         )

@@ -23,12 +23,18 @@ transaction: a bucket already there (an earlier batch's part, another replica's)
 merged, so counts add, distinct subscribers union (exactly, up to
 :data:`~operators.analytics.records.MAX_DISTINCT`) and sources add. A failed write puts the
 batch back; at stop whatever is pending is written.
+
+Housekeeping drops a bucket's subscriber keys (``[]``) once no part of it is expected any
+more (:mod:`operators.housekeeping`), keeping the count: such a row reads back with that many
+stand-in keys, so its count is what it was, and a part still merged in after that adds its
+subscribers without the union's dedup (a count a little high rather than lost).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -66,6 +72,9 @@ CREATE TABLE IF NOT EXISTS analytics_usage_buckets (
 );
 CREATE INDEX IF NOT EXISTS analytics_usage_buckets_start
     ON analytics_usage_buckets (seconds, start);
+CREATE INDEX IF NOT EXISTS analytics_usage_buckets_age ON analytics_usage_buckets (start);
+CREATE INDEX IF NOT EXISTS analytics_usage_buckets_keyed ON analytics_usage_buckets (start)
+    WHERE subscriber_keys != '[]';
 CREATE TABLE IF NOT EXISTS analytics_keys (
     name TEXT PRIMARY KEY,
     secret BLOB NOT NULL
@@ -347,8 +356,16 @@ def _row(bucket: UsageBucket, seconds: float) -> tuple[object, ...]:
     )
 
 
+@functools.cache
+def _stand_ins() -> tuple[str, ...]:
+    """Keys standing for the subscribers of a bucket whose keys were dropped."""
+    return tuple(f"(dropped){n}" for n in range(MAX_DISTINCT))
+
+
 def _bucket(row: Any) -> UsageBucket:
-    keys: list[str] = json.loads(row["subscriber_keys"])
+    keys: list[str] | tuple[str, ...] = json.loads(row["subscriber_keys"])
+    if not keys and row["subscribers"]:
+        keys = _stand_ins()[: int(row["subscribers"])]  # dropped by housekeeping: the count
     counter = DistinctCounter(keys)
     if row["saturated"]:
         counter.add(_SATURATED)  # a full set: the one more key marks it saturated again

@@ -13,9 +13,19 @@ import pytest
 
 from federation.client import ApplicationClient, new_client_key
 from operators import Housekeeping, Retention
-from operators.config import TokenLifetimes
-from operators.housekeeping import ACCESS_LOG_RETENTION, REPLAY_WINDOW
+from operators.analytics.alerts import Alert
+from operators.analytics.monitor import AlertLog
+from operators.analytics.records import MAX_DISTINCT
+from operators.analytics.usage_recorder import UsageRecorder
+from operators.config import AnalyticsConfig, TokenLifetimes
+from operators.housekeeping import (
+    ACCESS_LOG_RETENTION,
+    ANALYTICS_HISTORY,
+    KEYS_MARGIN,
+    REPLAY_WINDOW,
+)
 from operators.operator import Operator, create_operator_app
+from operators.storage import Database
 from tests.operators.gateway.conftest import ADMIN, FRAUD, SCOPES, FakeClock, gateway_config
 
 TABLES = (
@@ -116,14 +126,23 @@ def test_cutoffs_are_the_clock_minus_each_retention() -> None:
         "usage_events": now - REPLAY_WINDOW,
         "portal_codes": now - 600,
         "unbilled_calls": now - ACCESS_LOG_RETENTION,
+        "analytics_usage_buckets": now - ANALYTICS_HISTORY,
+        "analytics_subscriber_keys": now - (3600 + 5 + KEYS_MARGIN),
+        "analytics_alerts": now - ANALYTICS_HISTORY,
     }
+    analytics = AnalyticsConfig(
+        bucket_seconds=60, flush_seconds=1, grace_seconds=2, retention_days=30
+    )
+    own = Retention.for_lifetimes(lifetimes, analytics)
+    assert (own.analytics_history, own.analytics_keys) == (30 * 86400, 60 + 2 + KEYS_MARGIN)
 
 
 async def test_a_purge_removes_only_what_is_past_its_life(live: Live) -> None:
     lifetimes = live.operator.config.lifetimes
     two_legged = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
-    await live.client.ciba(f"tel:{live.operator.subscribers.test_number('approves')}",
-                           f"sim-swap:check {FRAUD}")
+    await live.client.ciba(
+        f"tel:{live.operator.subscribers.test_number('approves')}", f"sim-swap:check {FRAUD}"
+    )
     live.code("code-1")
     assert (await live.call(two_legged, "call-1")).status_code == 200
     before = {t: live.rows(t) for t in TABLES}
@@ -171,6 +190,85 @@ async def test_a_purge_removes_only_what_is_past_its_life(live: Live) -> None:
     again = await live.call(token, "call-1")
     assert again.status_code == 200 and "idempotent-replayed" not in again.headers
     assert live.operator.gateway.ledger.totals() == {("fraud-app", "sim-swap"): 1}
+
+
+def _alert(at: float) -> Alert:
+    return Alert("volume_spike", "fraud-app", "sim-swap", "", "", at - 3600, at, 9.0, 90, 9, "")
+
+
+async def test_analytics_rows_go_past_the_history_and_keys_past_the_last_part(
+    live: Live,
+) -> None:
+    """Through the operator's own gateway and wiring: a call's usage bucket keeps its
+    subscriber keys while a replica's part may still come, then only its count; the bucket
+    and the alerts go past the history window; developers' milestones stay."""
+    token = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    assert (await live.call(token, "call-1")).status_code == 200
+    usage = live.operator.gateway.usage
+    usage.flush()
+    (bucket,) = usage.read_buckets()
+    assert bucket.subscribers.count == 1
+    alerts = AlertLog(live.operator.db)
+    assert alerts.add(_alert(bucket.start + 3600))
+    live.operator.activity.note("signed_up", developer_id="dev-1", org_id="org-1")
+    live.operator.activity.flush()
+    milestones = live.rows("analytics_activities")
+    housekeeping = live.operator.housekeeping
+    analytics = live.operator.config.analytics
+
+    def keys() -> str:
+        row = live.operator.db.one("SELECT subscriber_keys FROM analytics_usage_buckets")
+        assert row is not None
+        return str(row["subscriber_keys"])
+
+    keyed_until = bucket.start + analytics.bucket_seconds + analytics.grace_seconds + KEYS_MARGIN
+    live.clock.now = keyed_until
+    assert housekeeping.purge()["analytics_subscriber_keys"] == 0
+    assert keys() != "[]"
+    live.clock.now = keyed_until + 1
+    assert housekeeping.purge()["analytics_subscriber_keys"] == 1
+    assert keys() == "[]"
+    (kept,) = usage.read_buckets()
+    assert (kept.calls, kept.subscribers.count) == (1, 1), "the count stays"
+    assert housekeeping.purge()["analytics_subscriber_keys"] == 0, "done once"
+
+    history = analytics.retention_days * 86400
+    live.clock.now = bucket.start + history
+    counts = housekeeping.purge()
+    assert counts["analytics_usage_buckets"] == counts["analytics_alerts"] == 0
+    live.clock.now = bucket.start + 3600 + history + 1
+    counts = housekeeping.purge()
+    assert counts["analytics_usage_buckets"] == counts["analytics_alerts"] == 1
+    assert usage.read_buckets() == [] and alerts.read() == []
+    assert live.rows("analytics_activities") == milestones
+
+
+def test_a_bucket_without_its_keys_keeps_its_count_and_saturation(tmp_path: Path) -> None:
+    """A saturated bucket stays saturated once its keys are dropped; a part merged in after
+    that adds its subscribers to the count."""
+    clock = FakeClock()
+    begun = clock.now
+    db = Database(str(tmp_path / "op.db"))
+    usage = UsageRecorder(db, clock, bucket_seconds=60)
+    for n in range(MAX_DISTINCT + 5):
+        usage.record("enumerator", "sim-swap", 200, subscriber=f"+346{n:08d}")
+    for n in range(3):
+        usage.record("steady", "sim-swap", 200, subscriber=f"+347{n:08d}")
+    usage.flush()
+    analytics = AnalyticsConfig(bucket_seconds=60, flush_seconds=1, grace_seconds=2)
+    housekeeping = Housekeeping(
+        db, Retention.for_lifetimes(TokenLifetimes(), analytics), clock=clock
+    )
+    clock.advance(60 + 2 + KEYS_MARGIN + 60)
+    assert housekeeping.purge()["analytics_subscriber_keys"] == 2
+    counts = {b.client_id: b.subscribers.count for b in usage.read_buckets()}
+    assert counts == {"enumerator": MAX_DISTINCT, "steady": 3}
+    late = UsageRecorder(db, clock, bucket_seconds=60)  # a replica stalled past the margin
+    clock.now = begun
+    late.record("steady", "sim-swap", 200, subscriber="+34800000000")
+    late.flush()
+    (steady,) = late.read_buckets(client_ids=["steady"])
+    assert (steady.calls, steady.subscribers.count) == (4, 4)
 
 
 async def test_the_live_operator_purges_in_the_background_of_its_lifespan(live: Live) -> None:
