@@ -6,8 +6,10 @@ calls per day), ``/funnel``, ``/cohorts``, ``/anomalies``, ``/segments`` and
 credential (HTTP Basic, as :mod:`operators.portal.admin_pages`), is drawn on the server with
 inline SVG charts and fetches nothing, and answers JSON with ``?format=json`` (or ``Accept:
 application/json``) and CSV with ``?format=csv``. The data is
-:mod:`operators.portal.analytics_reports`'; a bad parameter is a 400 (an unknown developer
-or application a 404) naming it, as a page, a JSON body or a line of text as asked.
+:mod:`operators.portal.analytics_reports`' (and the overview's), as CSV by
+:mod:`operators.portal.analytics_csv`; a bad parameter is a 400 (an unknown developer or
+application a 404) naming it, as a page, a JSON body or a line of text as asked (an unknown
+``format`` answers as the ``Accept`` header asks).
 """
 
 from __future__ import annotations
@@ -27,19 +29,10 @@ from ..web import add_template_dir
 from ..web.pages import SECURITY_HEADERS
 from .accounts import DeveloperAccounts
 from .analytics_charts import heat_table
-from .analytics_reports import (
-    COHORT_WEEKS,
-    SEGMENTS,
-    AnalyticsQueryError,
-    AnalyticsSource,
-    anomalies_report,
-    cohorts_report,
-    developer_report,
-    funnel_report,
-    overview_report,
-    report_csv,
-    segments_report,
-)
+from .analytics_csv import report_csv
+from .analytics_parameters import AnalyticsQueryError
+from .analytics_reports import COHORT_WEEKS, REPORTS, SEGMENTS, Report, developer_report
+from .analytics_source import AnalyticsSource
 from .charts import Series, line_chart, stacked_bars
 from .guard import AdminRequired, PortalGuard
 from .host import PortalHost
@@ -60,8 +53,6 @@ _GREEN, _RED, _AMBER, _GREY, _BLUE = "#2e7d32", "#c62828", "#ef6c00", "#b0b0b0",
 
 add_template_dir(Path(__file__).parent / "templates")
 
-Report = dict[str, Any]
-
 
 def _params(request: Request) -> dict[str, str]:
     """The query's parameters; a repeated one is refused (which value would count?)."""
@@ -74,13 +65,16 @@ def _params(request: Request) -> dict[str, str]:
     return params
 
 
-def _format(request: Request) -> str:
-    """``?format=`` if given, else JSON when the client accepts JSON and not HTML."""
-    asked = request.query_params.get("format")
-    if asked is not None:
-        return asked.strip().lower()
+def _accepted(request: Request) -> str:
+    """JSON when the client accepts JSON and not HTML, else HTML."""
     accept = request.headers.get("accept", "")
     return "json" if "application/json" in accept and "text/html" not in accept else "html"
+
+
+def _format(request: Request) -> str:
+    """``?format=`` if given, else what the ``Accept`` header asks."""
+    asked = request.query_params.get("format")
+    return _accepted(request) if asked is None else asked.strip().lower()
 
 
 def _error_answer(
@@ -261,7 +255,7 @@ def build_analytics_pages(
             params = _params(request)
             if fmt not in FORMATS:
                 shown = fmt
-                fmt = "html"
+                fmt = _accepted(request)
                 raise AnalyticsQueryError(
                     400, "format", f"{shown[:20]!r} is not one of {', '.join(FORMATS)}."
                 )
@@ -306,12 +300,12 @@ def build_analytics_pages(
 
     @router.get("")
     def overview(request: Request) -> Response:
-        return answer(request, "analytics.html", "Analytics", overview_report, _overview_charts)
+        return answer(request, "analytics.html", "Analytics", REPORTS["overview"], _overview_charts)
 
     @router.get("/funnel")
     def funnel(request: Request) -> Response:
         return answer(
-            request, "analytics_funnel.html", "Analytics: funnel", funnel_report, _funnel_charts
+            request, "analytics_funnel.html", "Analytics: funnel", REPORTS["funnel"], _funnel_charts
         )
 
     @router.get("/cohorts")
@@ -320,7 +314,7 @@ def build_analytics_pages(
             request,
             "analytics_cohorts.html",
             "Analytics: retention cohorts",
-            cohorts_report,
+            REPORTS["cohorts"],
             _cohort_charts,
         )
 
@@ -330,7 +324,7 @@ def build_analytics_pages(
             request,
             "analytics_anomalies.html",
             "Analytics: anomalies",
-            anomalies_report,
+            REPORTS["anomalies"],
             _anomaly_charts,
         )
 
@@ -340,7 +334,7 @@ def build_analytics_pages(
             request,
             "analytics_segments.html",
             "Analytics: segments",
-            segments_report,
+            REPORTS["segments"],
             _no_charts,
         )
 

@@ -1,0 +1,111 @@
+"""The analytics overview: revenue of a month, the applications with calls, calls per day.
+
+Revenue is rated by the billing code (:func:`operators.billing.rate_month`) from the
+metering's usage events and the plan history, with each application's creation taken from the
+portal's applications, as invoices take it, so the overview and the invoices agree. Calls come
+from the usage buckets table, the bucket under way included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..analytics.revenue import RevenueRow, revenue_table
+from ..analytics.settings import DAY
+from ..billing import Month, rate_month
+from .analytics_parameters import date_text, iso, month_param, whole_number
+from .analytics_source import AnalyticsSource, Names
+
+__all__ = ["MAX_OVERVIEW_DAYS", "overview_report"]
+
+MAX_OVERVIEW_DAYS = 90
+
+
+def _revenue_rows(rows: Iterable[RevenueRow], names: Names | None) -> list[dict[str, Any]]:
+    return [
+        {
+            "group": row.group,
+            **({"name": names.organisation(row.group)} if names is not None else {}),
+            "currency": row.currency,
+            "amount": str(row.amount),
+            "calls": row.calls,
+        }
+        for row in rows
+    ]
+
+
+def _revenue(source: AnalyticsSource, month: Month, now: float, names: Names) -> dict[str, Any]:
+    host = source.host
+    ledger = host.usage
+    events = ledger.events() if ledger is not None else []
+    final = now >= month.end
+    lines = rate_month(
+        events,
+        host.plans.history,
+        month,
+        subscribed=list(host.plans.held()),
+        since=source.created_at(),
+        until=None if final else now,
+    )
+    table = revenue_table(lines, source.accounts.owners())
+    return {
+        "month": str(month),
+        "status": "final" if final else "draft",
+        "totals": {currency: str(amount) for currency, amount in table.totals.items()},
+        "byApi": _revenue_rows(table.by_api, None),
+        "byPlan": _revenue_rows(table.by_plan, None),
+        "byOrg": _revenue_rows(table.by_org, names),
+    }
+
+
+def _active(
+    source: AnalyticsSource, since: float, until: float, names: Names
+) -> list[dict[str, Any]]:
+    rows = source.host.db.all(
+        "SELECT client_id, SUM(calls) AS calls, SUM(successes) AS successes,"
+        " SUM(errors) AS errors, SUM(throttled) AS throttled, MAX(start) AS last"
+        " FROM analytics_usage_buckets WHERE seconds = ? AND start >= ? AND start < ?"
+        " GROUP BY client_id ORDER BY calls DESC, client_id",
+        (source.seconds, since, until),
+    )
+    owners = source.accounts.owners()
+    active: list[dict[str, Any]] = []
+    for row in rows:
+        client_id = str(row["client_id"])
+        application = source.accounts.application(client_id)
+        developer_id = application.developer_id if application else ""
+        active.append(
+            {
+                "clientId": client_id,
+                "application": names.application(client_id),
+                **names.who(developer_id, owners.get(client_id, "")),
+                "calls": int(row["calls"]),
+                "successes": int(row["successes"]),
+                "errors": int(row["errors"]),
+                "throttled": int(row["throttled"]),
+                "lastCall": iso(float(row["last"])),
+            }
+        )
+    return active
+
+
+def overview_report(source: AnalyticsSource, params: Mapping[str, str]) -> dict[str, Any]:
+    """Revenue of ``month`` per API, plan and organisation; the applications with calls over
+    the last ``days`` days; calls and active applications per day."""
+    now = source.now()
+    month = month_param(params, now)
+    days = whole_number(params, "days", 30, 1, MAX_OVERVIEW_DAYS)
+    names = Names(source)
+    first_day = (math.floor(now / DAY) - days + 1) * DAY
+    until = source.current_end(now)
+    return {
+        "report": "overview",
+        "generatedAt": iso(now),
+        "days": days,
+        "from": date_text(first_day),
+        "revenue": _revenue(source, month, now, names),
+        "activeApplications": _active(source, first_day, until, names),
+        "daily": source.daily(first_day, until, None),
+    }
