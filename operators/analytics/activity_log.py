@@ -20,8 +20,6 @@ organisation ids.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +29,7 @@ from typing import Any
 from operators.storage import Database
 from operators.types import Clock
 
+from .batch_writer import BatchWriter
 from .records import Activity, ActivityKind
 
 __all__ = ["FIRST_KINDS", "ActivityLog", "OwnerOf", "once_key"]
@@ -40,8 +39,6 @@ FIRST_KINDS: frozenset[ActivityKind] = frozenset({"first_token", "first_success"
 
 OwnerOf = Callable[[str], tuple[str, str] | None]
 """``client_id -> (developer_id, org_id)`` of the portal application, None when there is none."""
-
-log = logging.getLogger("ogsim.analytics")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS analytics_activities (
@@ -75,11 +72,15 @@ def once_key(activity: Activity) -> str | None:
     return None
 
 
-class ActivityLog:
+class ActivityLog(BatchWriter[list[Activity]]):
     """Developers' milestones, noted on the event loop and appended to the database in batches.
 
     ``clock`` dates the milestones noted through :meth:`note` (the operator's epoch clock).
+    Writing is :class:`~operators.analytics.batch_writer.BatchWriter`'s (start, stop, flush).
     """
+
+    noun = "activities"
+    logger = logging.getLogger("ogsim.analytics")
 
     def __init__(
         self,
@@ -89,15 +90,13 @@ class ActivityLog:
         interval: float = 2.0,
         owner_of: OwnerOf | None = None,
     ) -> None:
+        super().__init__(interval)
         db.ensure_schema(SCHEMA)
         self.db = db
         self.clock = clock
-        self.interval = interval
         self.owner_of = owner_of
         self._pending: list[Activity] = []
         self._firsts: set[tuple[str, str, str]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Event | None = None
 
     # -- noting ---------------------------------------------------------------------------
 
@@ -171,52 +170,11 @@ class ActivityLog:
         batch, self._pending = self._pending, []
         return batch
 
-    def flush(self) -> int:
-        """Write what is pending now, on this thread (at stop and close); the count written."""
-        batch = self._take()
-        if not batch:
-            return 0
-        try:
-            self._write(batch)
-        except BaseException:
-            self._pending[:0] = batch
-            raise
+    def _put_back(self, batch: list[Activity]) -> None:
+        self._pending[:0] = batch
+
+    def _count(self, batch: list[Activity]) -> int:
         return len(batch)
-
-    async def flush_soon(self) -> int:
-        """Write what is pending in a worker thread; a failed write keeps it pending."""
-        batch = self._take()
-        if not batch:
-            return 0
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except Exception:
-            self._pending[:0] = batch
-            log.exception("activities could not be written; kept for the next flush")
-            return 0
-        return len(batch)
-
-    async def start(self) -> None:
-        """Flush every ``interval`` seconds in the background, until :meth:`stop`."""
-        if self._task is None or self._task.done():
-            self._stopping = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
-
-    async def _run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.interval)
-            await self.flush_soon()
-
-    async def stop(self) -> None:
-        """Let the writer finish its batch, then write whatever was noted since."""
-        task, stopping = self._task, self._stopping
-        self._task = self._stopping = None
-        if task is not None and stopping is not None:
-            stopping.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.flush()
 
     # -- reading --------------------------------------------------------------------------
 

@@ -32,8 +32,6 @@ subscribers without the union's dedup (a count a little high rather than lost).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import hashlib
 import hmac
@@ -48,11 +46,11 @@ from typing import Any
 from operators.storage import Database
 from operators.types import Clock
 
+from .batch_writer import BatchWriter
 from .records import HOUR, MAX_DISTINCT, DistinctCounter, UsageBucket
 
 __all__ = ["UsageRecorder", "source_of"]
 
-log = logging.getLogger("ogsim.analytics")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS analytics_usage_buckets (
@@ -130,9 +128,9 @@ def _subscriber_secret(db: Database) -> bytes:
     return bytes(row["secret"])
 
 
-class UsageRecorder:
+class UsageRecorder(BatchWriter[dict[BucketKey, UsageBucket]]):
     """Folds identified calls into :class:`UsageBucket` s in memory; adds them to the database
-    in batches.
+    in batches (:class:`~operators.analytics.batch_writer.BatchWriter`: start, stop, flush).
 
     ``clock`` is the gateway's epoch clock (a bucket's start is a multiple of
     ``bucket_seconds`` since the epoch). :meth:`record` runs on the event loop only, as does
@@ -141,6 +139,9 @@ class UsageRecorder:
     first 2xx (the activity log keeps the application's first success per API from it).
     ``subscriber_key`` is the key numbers are hashed with; None: the database's own.
     """
+
+    noun = "usage buckets"
+    logger = logging.getLogger("ogsim.analytics")
 
     def __init__(
         self,
@@ -154,18 +155,16 @@ class UsageRecorder:
     ) -> None:
         if bucket_seconds <= 0:
             raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds!r}")
+        super().__init__(interval)
         db.ensure_schema(SCHEMA)
         self.db = db
         self.clock = clock
         self.seconds = float(bucket_seconds)
-        self.interval = interval
         self.on_first_success = on_first_success
         self._secret = _subscriber_secret(db) if subscriber_key is None else subscriber_key.encode()
         self._pending: dict[BucketKey, UsageBucket] = {}
         self._keys: dict[str, str] = {}
         self._sources: dict[str, str] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Event | None = None
 
     # -- the hot path ---------------------------------------------------------------------
 
@@ -240,10 +239,13 @@ class UsageRecorder:
                 bucket.merge(mine)
                 self._pending[key] = bucket
 
-    def _write(self, batch: Iterable[UsageBucket]) -> None:
+    def _count(self, batch: dict[BucketKey, UsageBucket]) -> int:
+        return sum(bucket.calls for bucket in batch.values())
+
+    def _write(self, batch: dict[BucketKey, UsageBucket]) -> None:
         """Merge one batch into the table in one transaction (all of it or none of it)."""
         with self.db.transaction():
-            for bucket in batch:
+            for bucket in batch.values():
                 row = self.db.one(
                     f"SELECT {_COLUMNS} FROM analytics_usage_buckets"
                     " WHERE client_id = ? AND api = ? AND seconds = ? AND start = ?",
@@ -254,53 +256,6 @@ class UsageRecorder:
                     merged = _bucket(row)
                     merged.merge(bucket)
                 self.db.execute(_UPSERT, _row(merged, self.seconds))
-
-    def flush(self) -> int:
-        """Write what is pending now, on this thread (at stop and close); the calls written."""
-        batch = self._take()
-        if not batch:
-            return 0
-        try:
-            self._write(batch.values())
-        except BaseException:
-            self._put_back(batch)
-            raise
-        return sum(bucket.calls for bucket in batch.values())
-
-    async def flush_soon(self) -> int:
-        """Write what is pending in a worker thread; a failed write keeps it pending."""
-        batch = self._take()
-        if not batch:
-            return 0
-        try:
-            await asyncio.to_thread(self._write, list(batch.values()))
-        except Exception:
-            self._put_back(batch)
-            log.exception("usage buckets could not be written; kept for the next flush")
-            return 0
-        return sum(bucket.calls for bucket in batch.values())
-
-    async def start(self) -> None:
-        """Flush every ``interval`` seconds in the background, until :meth:`stop`."""
-        if self._task is None or self._task.done():
-            self._stopping = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
-
-    async def _run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.interval)
-            await self.flush_soon()
-
-    async def stop(self) -> None:
-        """Let the writer finish its batch, then write whatever was recorded since."""
-        task, stopping = self._task, self._stopping
-        self._task = self._stopping = None
-        if task is not None and stopping is not None:
-            stopping.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.flush()
 
     # -- reading --------------------------------------------------------------------------
 

@@ -27,8 +27,6 @@ same rows.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -39,6 +37,7 @@ from typing import Any
 
 from ddsketch.mapping import LogarithmicMapping
 
+from operators.analytics.batch_writer import BatchWriter
 from operators.storage import Database
 from operators.types import Clock
 
@@ -67,7 +66,6 @@ _DAY = 86_400
 _EPOCH = date(1970, 1, 1).toordinal()
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 
-log = logging.getLogger("ogsim.gateway")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS call_statistics (
@@ -188,22 +186,24 @@ class _Tally:
         self.latency = LatencyHistogram()
 
 
-class CallStatistics:
+class CallStatistics(BatchWriter[dict[Key, _Tally]]):
     """Records every identified call in memory and adds the tallies to the database in batches.
 
     ``clock`` is the epoch clock the day is read from (the gateway's calendar). ``record`` runs
     on the event loop only; the swap of the pending tallies happens there too, so a call
-    recorded while a batch is being written lands in the next batch, never in a written one.
+    recorded while a batch is being written lands in the next batch, never in a written one
+    (:class:`~operators.analytics.batch_writer.BatchWriter`: start, stop, flush).
     """
 
+    noun = "call statistics"
+    logger = logging.getLogger("ogsim.gateway")
+
     def __init__(self, db: Database, clock: Clock = time.time, *, interval: float = 2.0) -> None:
+        super().__init__(interval)
         db.ensure_schema(SCHEMA)
         self.db = db
         self.clock = clock
-        self.interval = interval
         self._pending: dict[Key, _Tally] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._stopping: asyncio.Event | None = None
 
     # -- the hot path ---------------------------------------------------------------------
 
@@ -250,6 +250,9 @@ class CallStatistics:
                 mine.calls += tally.calls
                 mine.latency.merge(tally.latency)
 
+    def _count(self, batch: dict[Key, _Tally]) -> int:
+        return sum(tally.calls for tally in batch.values())
+
     def _write(self, batch: dict[Key, _Tally]) -> None:
         """Add one batch to the tables in one transaction (all of it or none of it)."""
         calls: list[tuple[object, ...]] = []
@@ -263,55 +266,6 @@ class CallStatistics:
                 self.db.execute(_ADD_CALLS, params)
             for params in bins:
                 self.db.execute(_ADD_BIN, params)
-
-    def flush(self) -> int:
-        """Write what is pending now, on this thread (at stop and close); the calls written."""
-        batch = self._take()
-        if not batch:
-            return 0
-        try:
-            self._write(batch)
-        except BaseException:
-            self._put_back(batch)
-            raise
-        return sum(tally.calls for tally in batch.values())
-
-    async def flush_soon(self) -> int:
-        """Write what is pending now in a worker thread; a failed write keeps its calls
-        pending for the next attempt. The calls written."""
-        batch = self._take()
-        if not batch:
-            return 0
-        try:
-            await asyncio.to_thread(self._write, batch)
-        except Exception:
-            self._put_back(batch)
-            log.exception("call statistics could not be written; kept for the next flush")
-            return 0
-        return sum(tally.calls for tally in batch.values())
-
-    async def start(self) -> None:
-        """Flush every ``interval`` seconds in the background, until :meth:`stop`."""
-        if self._task is None or self._task.done():
-            self._stopping = asyncio.Event()
-            self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
-
-    async def _run(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.interval)
-            await self.flush_soon()
-
-    async def stop(self) -> None:
-        """Let the background writer finish its batch (it is told, not cancelled, so no batch
-        is cut in half), then write whatever was recorded since."""
-        task, stopping = self._task, self._stopping
-        self._task = self._stopping = None
-        if task is not None and stopping is not None:
-            stopping.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.flush()
 
     # -- reading --------------------------------------------------------------------------
 
