@@ -37,7 +37,7 @@ from operators.policies.load_shedder import (
     LoadShedder,
     NoShedding,
 )
-from operators.policies.quota import QuotaCounter
+from operators.policies.quota import QuotaCounter, window_bounds, window_index
 from operators.policies.redis_counters import RedisCounterStore
 from operators.policies.retry import RetryBudget, RetryPolicy
 from operators.policies.throttle import (
@@ -91,4 +91,6 @@ __all__ = [
     "TokenBucket",
     "counter_store",
     "gateway_throttle",
+    "window_bounds",
+    "window_index",
 ]

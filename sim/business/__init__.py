@@ -1,7 +1,8 @@
 """A simulated API business over months, its analytics scored against the ground truth.
 
 ``sim.business.scenario`` reads ``kind: api_business`` files; ``sim.business.population``
-and ``sim.business.traffic`` are the developers and their hourly calls in SimPy time,
+(with ``sim.business.abusers``, over the records of ``sim.business.applications``) and
+``sim.business.traffic`` are the developers and their hourly calls in SimPy time,
 ``sim.business.world`` feeds them to the operator's own :class:`operators.analytics.Analytics`;
 ``sim.business.scoring`` judges its alerts, funnel and segments against
 ``sim.business.truth``; ``sim.business.report`` writes the folder and

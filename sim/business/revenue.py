@@ -17,7 +17,7 @@ from operators.analytics import RevenueTable, UsageBucket, revenue_table
 from operators.billing import LineItem, rate_counted
 from operators.camara import OPERATIONS, Operation
 from operators.gateway import is_billable
-from sim.business.population import ClosedPeriod
+from sim.business.applications import ClosedPeriod
 
 __all__ = ["ANSWER_STATUSES", "billable_calls", "rate_periods", "revenue"]
 

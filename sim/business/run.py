@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from operators.analytics import Alert, FunnelStep, Score
-from sim.business.population import DAY, Population
+from sim.business.applications import DAY
+from sim.business.population import Population
 from sim.business.results import BusinessResult, CaseRow, metrics_of
 from sim.business.revenue import revenue
 from sim.business.scenario import BusinessScenario

@@ -279,6 +279,9 @@ class DetectorSpec(_Model):
     recent_buckets: int | None = Field(default=None, ge=1)
     min_history: int | None = Field(default=None, ge=0)
     threshold: float | None = Field(default=None, gt=0)
+    thresholds: dict[str, Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, description="per alert kind (quota_farming: 10), overriding threshold"
+    )
     record_floor: float | None = Field(default=None, ge=0)
     enumeration_min_subscribers: int | None = Field(default=None, ge=0)
     min_calls: int | None = Field(default=None, ge=0)
@@ -304,6 +307,7 @@ class AnalyticsSpec(_Model):
     dormant_days: int | None = Field(default=None, ge=1)
     upsell_share: float | None = Field(default=None, gt=0, le=1)
     alert_cooldown_buckets: int | None = Field(default=None, ge=0)
+    alert_cooldown_days: int | None = Field(default=None, ge=0)
     funnel_api: ApiName = "sim-swap"
 
     def settings(self) -> AnalyticsSettings:

@@ -19,19 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from operators.analytics import MAX_DISTINCT, DistinctCounter, UsageBucket
-from operators.policies.quota import window_bounds, window_index
-from sim.business.population import (
-    HOUR,
-    NUMBERS,
-    Application,
-    Population,
-    Subscription,
-    hour_of_week,
-)
+from operators.policies import window_bounds, window_index
+from sim.business.applications import HOUR, NUMBERS, Application, Subscription, hour_of_week
+from sim.business.population import Population
 from sim.business.revenue import billable_calls
 
 if TYPE_CHECKING:
-    from operators.config import Quota
+    from operators import Quota
 
 __all__ = ["HourTotals", "HourlyTraffic", "quota_spans"]
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from operators import QuotaPeriod
 from operators.analytics import Analytics
 from operators.billing import Month
-from operators.config import QuotaPeriod
-from sim.business.population import DAY, HOUR, Population, Process
+from sim.business.applications import DAY, HOUR, Process
+from sim.business.population import Population
 from sim.business.scenario import BusinessScenario
 from sim.business.traffic import HourlyTraffic, HourTotals
 

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import simpy
 
-from operators import Plan
+from operators import Plan, Quota, QuotaPeriod
 from operators.analytics import Activity, UsageBucket
-from operators.config import Quota, QuotaPeriod
 from sim.business import BusinessScenario, BusinessWorld, load_business_scenario
-from sim.business.population import DAY, HOUR, Population, Subscription
+from sim.business.applications import DAY, HOUR, Subscription
+from sim.business.population import Population
 from sim.business.revenue import billable_calls
 from sim.business.scenario import API_NAMES
 from sim.business.traffic import quota_spans
