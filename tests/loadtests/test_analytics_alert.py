@@ -6,8 +6,10 @@ webhook pointing at a small HTTP receiver on 127.0.0.1. Locust runs the location
 applications as usual; half-way through, :class:`~loadtests.locustfile.StolenKeyApp` takes the
 location application's key to another loopback network (127.0.2.1) and calls many times
 faster than the application itself. The first operator's monitor alerts on that application
-(a volume spike, calls from a network never seen); nothing else alerts anywhere, and every
-body the receiver got is signed with the configured secret."""
+(a volume spike, calls from a network never seen, which names the thieves' network);
+nothing else alerts anywhere, checked once every monitor has scored the run's last buckets
+(its end, a bucket and the grace, and a bucket more); every body the receiver got is signed
+with the configured secret."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from operators.config import AnalyticsConfig, DetectorConfig
 
 SECRET = "live-test-webhook-secret"
 BUCKET = 4.0
+GRACE = 1.0
 """Long enough for a thief's bucket to hold about a hundred calls on a loaded machine:
 a count's own noise (its square root) is the score's floor, so a spike from a quiet
 baseline scores about the square root of the calls in its bucket."""
@@ -91,7 +94,7 @@ def short_buckets(config: FederationConfig, webhook: str) -> FederationConfig:
     analytics = AnalyticsConfig(
         bucket_seconds=BUCKET,
         flush_seconds=0.25,
-        grace_seconds=1.0,
+        grace_seconds=GRACE,
         webhook_url=webhook,
         webhook_secret=SECRET,
         detectors=DetectorConfig(
@@ -161,21 +164,38 @@ def test_a_stolen_key_alerts_for_its_application_alone(
     # more than ten times the application's rate there.
     assert calls.get("StolenKeyApp", 0) > 3 * calls.get("LocationApp", 0) > 0, calls
 
+    run_ended = time.time()  # the operators' clocks are the epoch's
+
     view = load_descriptor(described)
     victim_operator = view.operators[0].id
     databases = {o.id: run_dir / f"{o.id}.sqlite3" for o in view.operators}
-    deadline = time.monotonic() + 60  # the last buckets are scored a grace after they end
-    while time.monotonic() < deadline and not alerts_in(databases[victim_operator]):
+    # Every monitor has scored its last busy bucket once the bucket in progress at the run's
+    # end has ended and its grace passed; one bucket more covers a tick a loaded machine
+    # delays. Only then can "nothing else alerted" be said.
+    settled = run_ended + 2 * BUCKET + GRACE
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (
+        time.time() < settled or not alerts_in(databases[victim_operator])
+    ):
         time.sleep(0.5)
+    assert time.time() >= settled
     raised = alerts_in(databases[victim_operator])
     assert raised, "the stolen key raised no alert"
     victim = {str(a["client_id"]) for a in raised}
     assert len(victim) == 1, raised
     assert {a["api"] for a in raised} == {"location-verification"}, raised
-    assert {a["kind"] for a in raised} & {"volume_spike", "new_source"}, raised
+    kinds = {str(a["kind"]) for a in raised}
+    assert kinds & {"volume_spike", "new_source"}, raised
+    # new_source is scored once, in the first bucket a network appears in: when the thieves
+    # start late in a bucket it may hold too few of their calls to score, so it is not
+    # required; when it is raised it names the thieves' network
+    for alert in raised:
+        if alert["kind"] == "new_source":
+            assert "127.0.2.0/24" in str(alert["detail"]), alert
     for operator, database in databases.items():
         if operator != victim_operator:
             assert alerts_in(database) == [], f"{operator} alerted"
+    print(f"alerts: {sorted(kinds)} ({len(raised)})")
 
     while time.monotonic() < deadline and len(receiver.bodies()) < len(raised):
         time.sleep(0.2)
