@@ -1,5 +1,9 @@
 """Product analytics over the operator's own records: timelines, funnels, cohorts, anomalies,
-segments and revenue, computed by the same code on live traffic and on simulated months."""
+segments and revenue, computed by the same code on live traffic and on simulated months.
+
+The face offers the engine and its records (both modes) and the live workings around it:
+the usage recorder and activity log that write the records, the monitor that scores them,
+the plans' monthly limits (:func:`monthly_limit`, which the simulation uses too)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TYPE_CHECKING
 from operators.faces import lazy_face
 
 if TYPE_CHECKING:
+    from operators.analytics.activity_log import FIRST_KINDS, ActivityLog, OwnerOf, once_key
     from operators.analytics.alerts import (
         ALERT_KINDS,
         Alert,
@@ -15,10 +20,19 @@ if TYPE_CHECKING:
         WebhookSender,
         signed_body,
         verify_signature,
+        webhook_key,
     )
     from operators.analytics.cohorts import Cohort, CohortTable
-    from operators.analytics.engine import Analytics, Score
+    from operators.analytics.engine import DAYS_KEPT, WEEKS_KEPT, Analytics, Score
     from operators.analytics.funnels import FunnelReport, FunnelStep, StepResult
+    from operators.analytics.monitor import (
+        AlertLog,
+        AnalyticsMonitor,
+        Replayed,
+        analytics_settings,
+        replay,
+    )
+    from operators.analytics.quotas import DAYS_PER_MONTH, HeldPlans, PlanLimits, monthly_limit
     from operators.analytics.records import (
         ACTIVITY_KINDS,
         HOUR,
@@ -31,20 +45,28 @@ if TYPE_CHECKING:
     )
     from operators.analytics.revenue import RevenueRow, RevenueTable, revenue_table
     from operators.analytics.segments import SegmentEntry, Segments
-    from operators.analytics.settings import AnalyticsSettings, DetectorSettings
+    from operators.analytics.settings import AnalyticsSettings, DetectorSettings, Thresholds
     from operators.analytics.timeline import ApplicationInfo, DeveloperInfo, TimelineEntry
+    from operators.analytics.usage_recorder import UsageRecorder, source_of
 
 __all__ = [
     "ACTIVITY_KINDS",
     "ALERT_KINDS",
+    "DAYS_KEPT",
+    "DAYS_PER_MONTH",
+    "FIRST_KINDS",
     "HOUR",
     "MAX_DISTINCT",
     "MAX_SOURCES",
+    "WEEKS_KEPT",
     "Activity",
     "ActivityKind",
+    "ActivityLog",
     "Alert",
     "AlertKind",
+    "AlertLog",
     "Analytics",
+    "AnalyticsMonitor",
     "AnalyticsSettings",
     "ApplicationInfo",
     "Cohort",
@@ -54,18 +76,30 @@ __all__ = [
     "DistinctCounter",
     "FunnelReport",
     "FunnelStep",
+    "HeldPlans",
+    "OwnerOf",
+    "PlanLimits",
+    "Replayed",
     "RevenueRow",
     "RevenueTable",
     "Score",
     "SegmentEntry",
     "Segments",
     "StepResult",
+    "Thresholds",
     "TimelineEntry",
     "UsageBucket",
+    "UsageRecorder",
     "WebhookSender",
+    "analytics_settings",
+    "monthly_limit",
+    "once_key",
+    "replay",
     "revenue_table",
     "signed_body",
+    "source_of",
     "verify_signature",
+    "webhook_key",
 ]
 
 _HOMES = {
@@ -100,6 +134,25 @@ _HOMES = {
     "RevenueRow": "operators.analytics.revenue",
     "RevenueTable": "operators.analytics.revenue",
     "revenue_table": "operators.analytics.revenue",
+    "FIRST_KINDS": "operators.analytics.activity_log",
+    "ActivityLog": "operators.analytics.activity_log",
+    "OwnerOf": "operators.analytics.activity_log",
+    "once_key": "operators.analytics.activity_log",
+    "webhook_key": "operators.analytics.alerts",
+    "DAYS_KEPT": "operators.analytics.engine",
+    "WEEKS_KEPT": "operators.analytics.engine",
+    "AlertLog": "operators.analytics.monitor",
+    "AnalyticsMonitor": "operators.analytics.monitor",
+    "Replayed": "operators.analytics.monitor",
+    "analytics_settings": "operators.analytics.monitor",
+    "replay": "operators.analytics.monitor",
+    "DAYS_PER_MONTH": "operators.analytics.quotas",
+    "HeldPlans": "operators.analytics.quotas",
+    "PlanLimits": "operators.analytics.quotas",
+    "monthly_limit": "operators.analytics.quotas",
+    "Thresholds": "operators.analytics.settings",
+    "UsageRecorder": "operators.analytics.usage_recorder",
+    "source_of": "operators.analytics.usage_recorder",
 }
 """Where each public name lives; imported on first use (PEP 562)."""
 

@@ -4,6 +4,10 @@ The receiver checks ``webhook-signature`` (``v1,`` + base64 HMAC-SHA256 of
 ``"{webhook-id}.{webhook-timestamp}.{body}"``) and refuses a timestamp outside its tolerance,
 which stops replays. The id is derived from the alert, so retries of one alert carry the
 same id and a receiver can drop duplicates.
+
+A secret is either Standard Webhooks' ``whsec_<base64>`` form, whose key is the decoded
+bytes (what the receiver's Standard Webhooks library will use), or any other string or bytes,
+used as they are (:func:`webhook_key`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ __all__ = [
     "WebhookSender",
     "signed_body",
     "verify_signature",
+    "webhook_key",
 ]
+
+SECRET_PREFIX = "whsec_"
+MAX_TIMESTAMP_DIGITS = 15
+"""A longer timestamp is refused before int() (which refuses over 4300 digits) or float
+arithmetic (which overflows past ~308) could raise."""
 
 AlertKind = Literal[
     "volume_spike", "error_spike", "enumeration", "off_hours", "new_source", "quota_farming"
@@ -75,36 +85,76 @@ class Alert:
         return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _signature(message_id: str, timestamp: str, body: bytes, secret: bytes) -> str:
-    signed = message_id.encode() + b"." + timestamp.encode() + b"." + body
-    return "v1," + base64.b64encode(hmac.new(secret, signed, hashlib.sha256).digest()).decode()
+def webhook_key(secret: str | bytes) -> bytes:
+    """The HMAC key of ``secret``: the base64-decoded rest of a ``whsec_`` secret, else its
+    UTF-8 bytes (or the bytes given). Raises ValueError naming what is wrong."""
+    raw = secret.encode() if isinstance(secret, str) else bytes(secret)
+    if not raw.startswith(SECRET_PREFIX.encode()):
+        if not raw:
+            raise ValueError("webhook secret is empty")
+        return raw
+    try:
+        key = base64.b64decode(raw[len(SECRET_PREFIX) :], validate=True)
+    except ValueError:
+        raise ValueError("webhook secret: the part after whsec_ is not valid base64") from None
+    if not key:
+        raise ValueError("webhook secret: whsec_ is followed by no key")
+    return key
 
 
-def signed_body(alert: Alert, secret: bytes, *, at: float) -> tuple[bytes, dict[str, str]]:
+def _bytes(text: str) -> bytes:
+    """Any header value as bytes, never raising (lone surrogates included)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _signature(message_id: str, timestamp: str, body: bytes, key: bytes) -> bytes:
+    signed = _bytes(message_id) + b"." + _bytes(timestamp) + b"." + body
+    return b"v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest())
+
+
+def signed_body(alert: Alert, secret: str | bytes, *, at: float) -> tuple[bytes, dict[str, str]]:
     """The JSON body and the three Standard Webhooks headers, signed as of ``at``."""
+    return _signed(alert, webhook_key(secret), at)
+
+
+def _signed(alert: Alert, key: bytes, at: float) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(alert.as_json(), sort_keys=True, separators=(",", ":")).encode()
     timestamp = str(int(at))
     return body, {
         "content-type": "application/json",
         "webhook-id": alert.id,
         "webhook-timestamp": timestamp,
-        "webhook-signature": _signature(alert.id, timestamp, body, secret),
+        "webhook-signature": _signature(alert.id, timestamp, body, key).decode(),
     }
 
 
 def verify_signature(
-    body: bytes, headers: Mapping[str, str], secret: bytes, *, now: float, tolerance: float = 300
+    body: bytes,
+    headers: Mapping[str, str],
+    secret: str | bytes,
+    *,
+    now: float,
+    tolerance: float = 300,
 ) -> bool:
     """True when one of the ``v1`` signatures matches and the timestamp is within
-    ``tolerance`` seconds of ``now`` (either side: clocks drift both ways)."""
+    ``tolerance`` seconds of ``now`` (either side: clocks drift both ways). Whatever the
+    headers hold, the answer is False rather than an exception: signatures are compared as
+    bytes, and the timestamp must be a few ASCII digits ("²" is a digit to str.isdigit but
+    not to int()). Only a bad ``secret`` (the receiver's own) raises, as in
+    :func:`webhook_key`."""
     lower = {name.lower(): value for name, value in headers.items()}
     message_id = lower.get("webhook-id", "")
     timestamp = lower.get("webhook-timestamp", "")
-    if not message_id or not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
+    if (
+        not message_id
+        or not (timestamp.isascii() and timestamp.isdigit())
+        or len(timestamp) > MAX_TIMESTAMP_DIGITS
+        or abs(now - int(timestamp)) > tolerance
+    ):
         return False
-    expected = _signature(message_id, timestamp, body, secret)
+    expected = _signature(message_id, timestamp, body, webhook_key(secret))
     return any(
-        hmac.compare_digest(candidate, expected)
+        hmac.compare_digest(_bytes(candidate), expected)
         for candidate in lower.get("webhook-signature", "").split()
     )
 
@@ -116,13 +166,14 @@ class WebhookSender:
     in :attr:`dropped`), since a flood of alerts is worth less than the newest. A delivery is
     retried on a connection error or a 5xx with capped exponential backoff, at most
     ``max_attempts`` times; a 4xx is the receiver's refusal and is not retried.
-    :meth:`submit` may be called from any thread.
+    :meth:`submit` may be called from any thread. A bad ``whsec_`` secret is refused here,
+    at once, not at the first delivery.
     """
 
     def __init__(
         self,
         url: str,
-        secret: bytes,
+        secret: str | bytes,
         *,
         clock: Callable[[], float] = time.time,
         client: httpx.AsyncClient | None = None,
@@ -135,7 +186,7 @@ class WebhookSender:
         if max_pending < 1 or max_attempts < 1:
             raise ValueError("max_pending and max_attempts must be >= 1")
         self.url = url
-        self._secret = secret
+        self._key = webhook_key(secret)
         self._clock = clock
         self._client = client
         self._own_client = client is None
@@ -232,7 +283,7 @@ class WebhookSender:
         for attempt in range(self._max_attempts):
             if attempt:
                 await asyncio.sleep(min(self._max_backoff, self._backoff * 2 ** (attempt - 1)))
-            body, headers = signed_body(alert, self._secret, at=self._clock())
+            body, headers = _signed(alert, self._key, self._clock())
             self.attempts += 1
             try:
                 answer = await self._client.post(self.url, content=body, headers=headers)

@@ -63,6 +63,9 @@ MAX_ALERTS = 50_000
 MAX_KNOWN_SOURCES = 64
 """Sources remembered per key (the least recently seen forgotten first)."""
 QUOTA_DAYS = 30
+ALIGNMENT = 1e-6
+"""A bucket's start may be off a multiple of the bucket length by this share of it (float
+rounding in whoever computed it), no more."""
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,17 @@ class Analytics:
 
     def record_usage(self, bucket: UsageBucket) -> None:
         """A whole bucket, or a part of it: parts of one bucket merge until it closes. The
-        first part is kept as it is (not copied): do not change it afterwards."""
-        index = math.floor(bucket.start / self._bucket_seconds + 1e-9)
+        first part is kept as it is (not copied): do not change it afterwards. A start that
+        is not a multiple of the bucket length is refused here (ValueError), not later when
+        a part of the same bucket fails to merge with it."""
+        seconds = self._bucket_seconds
+        index = math.floor(bucket.start / seconds + 1e-9)
+        if not abs(bucket.start - index * seconds) <= ALIGNMENT * seconds:
+            raise ValueError(
+                f"usage bucket of {bucket.client_id} on {bucket.api}: start {bucket.start!r} is"
+                f" not a multiple of the bucket length ({seconds:g} s); the bucket holding it"
+                f" starts at {index * seconds!r}"
+            )
         if self._next is not None and index < self._next:
             self.late_parts += 1
             return

@@ -6,9 +6,10 @@ the oldest, a stop that drains within its bound."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from operators.analytics.alerts import Alert, WebhookSender, signed_body, verify_signature
+from operators.analytics.alerts import (
+    Alert,
+    WebhookSender,
+    signed_body,
+    verify_signature,
+    webhook_key,
+)
 
 SECRET = b"whsec-test-secret"
 NOW = 1_790_000_000.0
@@ -73,6 +80,53 @@ def test_a_rotated_secret_may_sign_alongside_the_old_one() -> None:
     }
     assert verify_signature(body, both, SECRET, now=NOW)
     assert verify_signature(body, both, b"new-secret", now=NOW)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"webhook-signature": "v1,\u00e9t\u00e9"},  # not ASCII
+        {"webhook-signature": "v1,\udcff"},  # a lone surrogate: not even UTF-8
+        {"webhook-id": "msg_\udcff\u00e9"},
+        {"webhook-timestamp": "\u00b2"},  # a digit to str.isdigit, not to int()
+        {"webhook-timestamp": "\u0661\u0662\u0663"},  # Arabic-Indic digits
+        {"webhook-timestamp": "9" * 5000},  # int() refuses over 4300 digits
+        {"webhook-timestamp": "9" * 400},  # a float overflows
+        {"webhook-timestamp": "-1"},
+        {"webhook-timestamp": " 1790000000"},
+    ],
+)
+def test_odd_headers_are_refused_never_raised_on(changed: dict[str, str]) -> None:
+    body, headers = signed_body(_alert(), SECRET, at=NOW)
+    assert verify_signature(body, {**headers, **changed}, SECRET, now=NOW) is False
+
+
+def test_standard_webhooks_whsec_secrets_sign_with_their_decoded_key() -> None:
+    key = bytes(range(32))
+    secret = "whsec_" + base64.b64encode(key).decode()
+    assert webhook_key(secret) == webhook_key(secret.encode()) == key
+    body, headers = signed_body(_alert(), secret, at=NOW)
+    # the key is the decoded bytes: what a Standard Webhooks receiver library uses
+    assert headers == signed_body(_alert(), key, at=NOW)[1]
+    assert verify_signature(body, headers, secret, now=NOW)
+    assert verify_signature(body, headers, key, now=NOW)
+    assert not verify_signature(body, headers, secret.encode()[6:], now=NOW)
+    # a raw secret is used as it is
+    assert webhook_key("raw secret of 16+") == b"raw secret of 16+"
+    assert verify_signature(*signed_body(_alert(), "raw", at=NOW), b"raw", now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("secret", "named"),
+    [
+        ("whsec_not base64!", "the part after whsec_ is not valid base64"),
+        ("whsec_", "whsec_ is followed by no key"),
+        ("", "webhook secret is empty"),
+    ],
+)
+def test_a_bad_secret_is_refused_when_the_sender_is_built(secret: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        WebhookSender("http://127.0.0.1:9/hook", secret)
 
 
 def test_the_id_is_stable_per_alert_so_retries_deduplicate() -> None:
@@ -179,14 +233,17 @@ async def test_retries_stop_after_max_attempts(receiver: Receiver, hook_url: str
     assert receiver.answered == [500, 500, 500] and sender.sent == 0
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port certainly refusing connections: bound (so nobody else takes it) but never
+    listening, for as long as the test runs."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
-async def test_a_refused_connection_is_retried_then_counted_failed() -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/hook"
+async def test_a_refused_connection_is_retried_then_counted_failed(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/hook"
     sender = WebhookSender(url, SECRET, backoff=0.01, max_attempts=4)
     await sender.start()
     sender.submit(_alert())
@@ -206,8 +263,8 @@ async def test_a_full_queue_drops_the_oldest(receiver: Receiver, hook_url: str) 
     assert [json.loads(body)["client_id"] for body, _ in receiver.received] == ["app-3", "app-4"]
 
 
-async def test_stop_gives_up_on_what_it_cannot_deliver_within_its_bound() -> None:
-    url = f"http://127.0.0.1:{_closed_port()}/hook"
+async def test_stop_gives_up_on_what_it_cannot_deliver_within_its_bound(closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/hook"
     sender = WebhookSender(url, SECRET, backoff=5.0, max_attempts=5, drain_timeout=0.2)
     await sender.start()
     for k in range(3):

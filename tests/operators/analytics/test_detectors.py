@@ -466,7 +466,7 @@ def test_details_name_the_bucket_and_the_baseline_the_settings_give() -> None:
     created(analytics, "live")
     alerts: list[Alert] = []
     for index in range(40):
-        at = LIVE_START + 3 * index
+        at = LIVE_START - 1 + 3 * index  # a multiple of 3
         analytics.record_usage(bucket("live", at, 5_000 if index == 30 else 50))
         alerts.extend(analytics.advance(at + 3))
     (alert,) = alerts

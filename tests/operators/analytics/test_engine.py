@@ -12,7 +12,7 @@ import pytest
 from operators.analytics.alerts import Alert
 from operators.analytics.engine import Analytics
 from operators.analytics.records import HOUR, Activity, UsageBucket
-from operators.analytics.settings import AnalyticsSettings
+from operators.analytics.settings import AnalyticsSettings, DetectorSettings
 
 from .feeds import DAY, MONDAY, Maker, bucket, created, feed, normal_key
 
@@ -57,6 +57,24 @@ def test_a_part_arriving_after_its_bucket_closed_is_counted_and_dropped() -> Non
     analytics.advance(MONDAY + 3 * HOUR)
     assert analytics.late_parts == 2
     assert not any(e.kind == "errors" for e in analytics.timeline("dev-app"))
+
+
+def test_a_bucket_that_does_not_start_on_a_bucket_boundary_is_refused_at_once() -> None:
+    analytics = Analytics()
+    with pytest.raises(
+        ValueError,
+        match=r"app on sim-swap: start .* is not a multiple of the"
+        r" bucket length \(3600 s\); the bucket holding it starts at",
+    ):
+        analytics.record_usage(bucket("app", MONDAY + 1800, 10))
+    assert analytics.advance(MONDAY + HOUR) == []
+    # float rounding in whoever computed the start is not misalignment
+    tenths = Analytics(AnalyticsSettings(DetectorSettings(bucket_seconds=0.1)))
+    start = 17_000_000_001 * 0.1
+    tenths.record_usage(bucket("app", start, 10))
+    tenths.record_usage(bucket("app", start, 5))
+    with pytest.raises(ValueError, match="not a multiple"):
+        tenths.record_usage(bucket("app", start + 0.05, 1))
 
 
 def test_a_bucket_stays_open_until_advance_passes_its_end() -> None:
