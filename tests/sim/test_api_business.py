@@ -110,6 +110,8 @@ BAD_FIELDS = [
     ("traffic:\n  calls_per_hour_sigma: 50\n", "traffic.calls_per_hour_sigma"),
     ("sweep:\n  thresholds: [.nan, 3]\n", "sweep.thresholds"),
     ("sweep:\n  thresholds: [1, 3]\n", "sweep.thresholds"),  # below the default floor (2)
+    ("analytics:\n  detectors: {thresholds: {theft: 3}}\n", "analytics.detectors.thresholds"),
+    ("analytics:\n  detectors: {thresholds: {enumeration: 0}}\n", "analytics.detectors.thresholds"),
 ]
 
 
