@@ -22,8 +22,7 @@ import numpy as np
 import simpy
 
 from operators import Plan
-from operators.analytics import Activity, ActivityKind
-from operators.analytics.quotas import monthly_limit
+from operators.analytics import Activity, ActivityKind, monthly_limit
 from sim.business.abusers import Abusers
 from sim.business.applications import (
     DAY,

@@ -527,7 +527,7 @@ def _check_analytics(path: Path, node: yaml.Node | None, scenario: BusinessScena
     """Build the engine's settings as the run will, so that what the engine refuses is named
     at its field's line here, and check what depends on them: the sweep against the floor of
     kept scores, churn weeks against the weeks kept."""
-    from operators.analytics.engine import WEEKS_KEPT
+    from operators.analytics import WEEKS_KEPT
 
     def at(loc: tuple[Any, ...], message: str) -> str:
         return f"{_where(path, node, loc)}: {'.'.join(map(str, loc))}: {message}"
