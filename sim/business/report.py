@@ -23,6 +23,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from sim.analytics_plots import Bars, RevenuePanel, cohort_plot, funnel_plot, revenue_plot
 from sim.business.results import BusinessResult, summary
 from sim.business.scenario import ABUSE_KINDS
 from sim.business.scoring import ALERT_KINDS
@@ -204,50 +205,48 @@ def _plot_sweep(result: BusinessResult, out: Path) -> None:
 
 
 def _plot_funnel(result: BusinessResult, out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4))
     steps = result.funnel.steps
     truth = result.funnel_score
-    measured = [s.overall or 0.0 for s in steps]
     true = [1.0, truth.true_token_conversion or 0.0, truth.true_conversion or 0.0]
-    x = np.arange(len(steps))
-    ax.bar(x - 0.2, measured, width=0.4, label="analytics' funnel", color="tab:blue")
-    ax.bar(x + 0.2, true[: len(steps)], width=0.4, label="ground truth", color="tab:gray")
-    for position, step in enumerate(steps):
-        ax.text(position - 0.2, measured[position], f"{step.entered:,}", ha="center", fontsize=7)
-    ax.set_xticks(x, [s.name for s in steps], fontsize=8)
-    ax.set_ylabel("share of sign-ups")
-    ax.set_title(f"funnel within {result.funnel.window / 3600:g} h of sign-up")
-    ax.legend(fontsize=8)
-    _save(fig, out / "funnel.png")
+    funnel_plot(
+        out / "funnel.png",
+        [s.name for s in steps],
+        [
+            Bars("analytics' funnel", [s.overall or 0.0 for s in steps], "tab:blue"),
+            Bars("ground truth", true[: len(steps)], "tab:gray"),
+        ],
+        notes=[f"{s.entered:,}" for s in steps],
+        ylabel="share of sign-ups",
+        title=f"funnel within {result.funnel.window / 3600:g} h of sign-up",
+    )
 
 
 def _plot_cohorts(result: BusinessResult, out: Path) -> None:
     cohorts = result.cohorts.cohorts
-    weeks = result.cohorts.weeks
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(cohorts) + 1.5)))
-    grid = np.array(
-        [[np.nan if r is None else r for r in c.retention] for c in cohorts] or [[np.nan] * weeks],
-        dtype=float,
+    cohort_plot(
+        out / "cohorts.png",
+        [f"{_date(c.week_start)} ({c.size})" for c in cohorts],
+        [c.retention for c in cohorts],
+        weeks=result.cohorts.weeks,
+        title="retention by sign-up week (a successful call in the week)",
     )
-    image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(weeks), [str(k) for k in range(weeks)], fontsize=7)
-    ax.set_yticks(
-        range(len(cohorts)), [f"{_date(c.week_start)} ({c.size})" for c in cohorts], fontsize=7
-    )
-    ax.set_xlabel("weeks after sign-up")
-    ax.set_title("retention by sign-up week (a successful call in the week)")
-    fig.colorbar(image, ax=ax, fraction=0.04)
-    _save(fig, out / "cohorts.png")
 
 
 def _plot_revenue(result: BusinessResult, out: Path) -> None:
-    rows = result.revenue.by_api
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.barh([f"{r.group} ({r.currency})" for r in rows], [float(r.amount) for r in rows])
-    ax.invert_yaxis()
-    ax.set_xlabel("revenue (rated by the operator's billing)")
-    ax.set_title("revenue per API")
-    _save(fig, out / "revenue.png")
+    revenue = result.revenue
+    revenue_plot(
+        out / "revenue.png",
+        [
+            RevenuePanel(
+                f"per {title}",
+                [r.group for r in rows],
+                [float(r.amount) for r in rows],
+                ", ".join(sorted({r.currency for r in rows})) or "amount",
+            )
+            for title, rows in (("API", revenue.by_api), ("plan", revenue.by_plan))
+        ],
+        title="revenue, rated by the operator's billing",
+    )
 
 
 def _plot_calls(result: BusinessResult, out: Path) -> None:

@@ -2,13 +2,18 @@
 
 Each command asks the operator's admin analytics pages for their JSON (and CSV): from a
 running operator with ``--url`` (and ``--admin-secret``, sent as HTTP Basic), or from its
-database file with ``--db`` (and ``--config``), in which case the same pages are served in
-this process over the file (no port, no background work), so both ways answer alike. The
-pages validate the options; one they refuse is printed naming its flag, with exit status 2.
+database file with ``--db`` (and ``--config``). The file is only ever opened read-only: it
+is copied with SQLite's backup API (a consistent copy even while the operator writes) into a
+temporary directory, and the same pages are served in this process over the copy (no port,
+no background work), so both ways answer alike and the operator's file is never written. A
+file that is no SQLite database or keeps no analytics records is refused naming ``--db``.
+The pages validate the options; one they refuse is printed naming its flag, with exit
+status 2, as is an output file that cannot be written.
 
 Commands: ``funnel``, ``cohorts``, ``anomalies``, ``segments``, ``revenue``; each prints rich
 tables, ``--csv FILE`` writes the page's CSV, ``--json FILE`` its JSON, and ``--png FILE``
-draws it with matplotlib (funnel bars, a cohort heat map, revenue bars, alerts per day).
+draws it (:mod:`sim.analytics_plots`: funnel bars, a cohort heat map, revenue bars, alerts per
+day).
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import sqlite3
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -27,6 +34,14 @@ from rich.console import Console
 from rich.table import Table
 
 from operators import Operator, create_operator_app
+from sim.analytics_plots import (
+    Bars,
+    RevenuePanel,
+    alerts_plot,
+    cohort_plot,
+    funnel_plot,
+    revenue_plot,
+)
 from sim.cli.options import (
     DEFAULT_ADMIN_SECRET,
     AdminSecretOption,
@@ -53,6 +68,13 @@ UrlOption = Annotated[
 CsvOption = Annotated[Path | None, typer.Option("--csv", help="also write the table as CSV here")]
 JsonOption = Annotated[Path | None, typer.Option("--json", help="also write the JSON here")]
 PngOption = Annotated[Path | None, typer.Option("--png", help="also draw it into this PNG")]
+ANALYTICS_TABLES = ("analytics_activities", "analytics_usage_buckets")
+"""Tables an operator database with analytics records has (its activity log and buckets)."""
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    errors.print(message, style="red", markup=False, highlight=False)
+    raise typer.Exit(code)
 
 
 @dataclass(frozen=True)
@@ -66,11 +88,9 @@ class Source:
 
     def check(self) -> None:
         if (self.db is None) == (self.url is None):
-            errors.print("[red]give either --db PATH (a database file) or --url URL[/red]")
-            raise typer.Exit(2)
+            _fail("give either --db PATH (a database file) or --url URL")
         if self.db is not None and not self.db.is_file():
-            errors.print(f"[red]--db: no database file at {self.db}[/red]")
-            raise typer.Exit(2)
+            _fail(f"--db: no database file at {self.db}")
 
 
 def _flag(parameter: str) -> str:
@@ -79,7 +99,7 @@ def _flag(parameter: str) -> str:
     )
 
 
-def _refused(answer: httpx.Response, where: str) -> None:
+def _refused(answer: httpx.Response, where: str) -> NoReturn:
     """Exit naming the flag behind a refused parameter (2), or saying why else (1)."""
     try:
         body = answer.json()
@@ -88,10 +108,8 @@ def _refused(answer: httpx.Response, where: str) -> None:
     parameter = body.get("parameter")
     if answer.status_code in (400, 404) and parameter:
         message = str(body.get("message", "")).removeprefix(f"{parameter}: ")
-        errors.print(f"[red]{_flag(parameter)}: {message}[/red]")
-        raise typer.Exit(2)
-    errors.print(f"[red]{where} answered {answer.status_code}: {body.get('message', '')}[/red]")
-    raise typer.Exit(1)
+        _fail(f"{_flag(parameter)}: {message}")
+    _fail(f"{where} answered {answer.status_code}: {body.get('message', '')}", 1)
 
 
 def _basic(secret: str) -> dict[str, str]:
@@ -110,41 +128,87 @@ def _from_url(source: Source, path: str, params: dict[str, str]) -> list[httpx.R
                 if answers[-1].status_code != 200:
                     break
     except httpx.HTTPError as error:
-        errors.print(f"[red]--url: cannot reach {source.url}: {error}[/red]")
-        raise typer.Exit(1) from error
+        _fail(f"--url: cannot reach {source.url}: {error}", 1)
     return answers
 
 
-def _from_db(source: Source, path: str, params: dict[str, str]) -> list[httpx.Response]:
-    """The operator's pages served in this process over its database file."""
-    assert source.db is not None
-    config = load_operator(source.config, errors).model_copy(update={"storage": str(source.db)})
-    operator = Operator.from_config(config)
+def _snapshot(db: Path, copy: Path) -> None:
+    """Copy ``db``, opened read-only, into ``copy``; exit naming ``--db`` when it is no SQLite
+    database or keeps no analytics records."""
     try:
-        app = create_operator_app(operator)
-
-        async def ask() -> list[httpx.Response]:
-            transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-            answers = []
-            async with httpx.AsyncClient(
-                transport=transport,
-                base_url="http://127.0.0.1",
-                headers=_basic(config.admin_secret),
-            ) as http:
-                for fmt in ("json", "csv"):
-                    answers.append(await http.get(path, params={**params, "format": fmt}))
-                    if answers[-1].status_code != 200:
-                        break
-            return answers
-
-        return asyncio.run(ask())
+        source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        _fail(f"--db: cannot open {db} read-only: {error}")
+    try:
+        rows = source.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        missing = [t for t in ANALYTICS_TABLES if t not in {row[0] for row in rows}]
+        if missing:
+            _fail(
+                f"--db: {db} keeps no analytics records (no {', '.join(missing)} table);"
+                " give an operator's database file"
+            )
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    except sqlite3.Error as error:
+        _fail(f"--db: {db} is not an operator's SQLite database ({error})")
     finally:
-        operator.close()
+        source.close()
 
 
-def fetch(source: Source, path: str, params: dict[str, str | None]) -> tuple[Report, str]:
-    """The page's JSON report and its CSV; exits naming a refused flag."""
+def _from_db(source: Source, path: str, params: dict[str, str]) -> list[httpx.Response]:
+    """The operator's pages served in this process over a read-only copy of its database."""
+    assert source.db is not None
+    with tempfile.TemporaryDirectory(prefix="ogsim-analytics-") as folder:
+        copy = Path(folder) / "operator.sqlite3"
+        _snapshot(source.db, copy)
+        config = load_operator(source.config, errors).model_copy(update={"storage": str(copy)})
+        operator = Operator.from_config(config)
+        try:
+            return asyncio.run(
+                _ask(create_operator_app(operator), config.admin_secret, path, params)
+            )
+        finally:
+            operator.close()
+
+
+async def _ask(app: Any, secret: str, path: str, params: dict[str, str]) -> list[httpx.Response]:
+    """The page's JSON, then (when that was answered) its CSV, from an app in this process."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    answers: list[httpx.Response] = []
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://127.0.0.1", headers=_basic(secret)
+    ) as http:
+        for fmt in ("json", "csv"):
+            answers.append(await http.get(path, params={**params, "format": fmt}))
+            if answers[-1].status_code != 200:
+                break
+    return answers
+
+
+def check_outputs(csv_file: Path | None, json_file: Path | None, png_file: Path | None) -> None:
+    """Exit naming the flag of an output file that cannot be written where it is asked for
+    (before anything is read)."""
+    for flag, path in (("--csv", csv_file), ("--json", json_file), ("--png", png_file)):
+        if path is None:
+            continue
+        if path.is_dir():
+            _fail(f"{flag}: {path} is a directory; give a file name")
+        if not path.parent.is_dir():
+            _fail(f"{flag}: no directory {path.parent} to write {path.name} into")
+
+
+def fetch(
+    source: Source,
+    path: str,
+    params: dict[str, str | None],
+    outputs: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> tuple[Report, str]:
+    """The page's JSON report and its CSV; exits naming a refused flag (the outputs' too)."""
     source.check()
+    check_outputs(*outputs)
     given = {k: v for k, v in params.items() if v is not None}
     fetcher = _from_db if source.db is not None else _from_url
     answers = fetcher(source, f"{BASE}{path}", given)
@@ -153,6 +217,14 @@ def fetch(source: Source, path: str, params: dict[str, str | None]) -> tuple[Rep
             _refused(answer, source.url or str(source.db))
     report: Report = answers[0].json()
     return report, answers[1].text
+
+
+def _write(flag: str, path: Path, write: Callable[[Path], object], what: str) -> None:
+    try:
+        write(path)
+    except OSError as error:
+        _fail(f"{flag}: cannot write {path}: {error.strerror or error}")
+    console.print(f"{what} in {path}")
 
 
 def _outputs(
@@ -164,17 +236,14 @@ def _outputs(
     draw: Callable[[Report, Path], None] | None,
 ) -> None:
     if csv_file is not None:
-        csv_file.write_text(text, encoding="utf-8")
-        console.print(f"CSV in {csv_file}")
+        _write("--csv", csv_file, lambda p: p.write_text(text, encoding="utf-8"), "CSV")
     if json_file is not None:
-        json_file.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        console.print(f"JSON in {json_file}")
+        body = json.dumps(report, indent=2, sort_keys=True) + "\n"
+        _write("--json", json_file, lambda p: p.write_text(body, encoding="utf-8"), "JSON")
     if png_file is not None:
         if draw is None:
-            errors.print(f"[red]--png: the {report['report']} report has no plot[/red]")
-            raise typer.Exit(2)
-        draw(report, png_file)
-        console.print(f"plot in {png_file}")
+            _fail(f"--png: the {report['report']} report has no plot")
+        _write("--png", png_file, lambda p: draw(report, p), "plot")
 
 
 def _share(value: float | None) -> str:
@@ -184,110 +253,53 @@ def _share(value: float | None) -> str:
 # -- drawing ---------------------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
-
-
 def _draw_funnel(report: Report, path: Path) -> None:
-    pyplot = _pyplot()
     steps = report["steps"]
-    figure, axes = pyplot.subplots(figsize=(8, 4))
-    names = [s["name"] for s in steps]
-    bars = axes.bar(names, [s["entered"] for s in steps], color="tab:green")
-    for bar, step in zip(bars, steps, strict=True):
-        axes.annotate(
-            _share(step["overall"]),
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-        )
-    axes.set_ylabel("developers")
-    axes.set_title(f"Funnel: {report['api']}, window {report['windowText']}")
-    axes.tick_params(axis="x", labelrotation=15)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
+    funnel_plot(
+        path,
+        [s["name"] for s in steps],
+        [Bars("developers", [s["entered"] for s in steps], "tab:green")],
+        notes=[_share(s["overall"]) for s in steps],
+        ylabel="developers",
+        title=f"Funnel: {report['api']}, window {report['windowText']}",
+    )
 
 
 def _draw_cohorts(report: Report, path: Path) -> None:
-    import numpy as np
-
-    pyplot = _pyplot()
     cohorts = report["cohorts"]
-    weeks = report["weeks"]
-    grid = np.full((max(1, len(cohorts)), weeks), np.nan)
-    for i, cohort in enumerate(cohorts):
-        for k, share in enumerate(cohort["retention"]):
-            if share is not None:
-                grid[i, k] = share
-    figure, axes = pyplot.subplots(figsize=(1.2 + 0.7 * weeks, 1.5 + 0.45 * len(grid)))
-    image = axes.imshow(grid, cmap="Greens", vmin=0, vmax=1, aspect="auto")
-    for i in range(len(cohorts)):
-        for k in range(weeks):
-            if not np.isnan(grid[i, k]):
-                axes.text(
-                    k,
-                    i,
-                    f"{grid[i, k]:.0%}",
-                    ha="center",
-                    va="center",
-                    color="white" if grid[i, k] > 0.55 else "black",
-                    fontsize=8,
-                )
-    axes.set_xticks(range(weeks), [f"w{k}" for k in range(weeks)])
-    axes.set_yticks(range(len(cohorts)), [f"{c['weekStart']} ({c['size']})" for c in cohorts])
-    axes.set_title("Retention by sign-up week")
-    figure.colorbar(image, ax=axes, label="share active")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
+    cohort_plot(
+        path,
+        [f"{c['weekStart']} ({c['size']})" for c in cohorts],
+        [c["retention"] for c in cohorts],
+        weeks=report["weeks"],
+        title="Retention by sign-up week",
+    )
 
 
 def _draw_revenue(report: Report, path: Path) -> None:
-    pyplot = _pyplot()
     revenue = report["revenue"]
-    figure, axes = pyplot.subplots(1, 3, figsize=(12, 4))
-    for ax, (title, key) in zip(
-        axes, (("API", "byApi"), ("plan", "byPlan"), ("organisation", "byOrg")), strict=True
-    ):
+    panels = []
+    for title, key in (("API", "byApi"), ("plan", "byPlan"), ("organisation", "byOrg")):
         rows = revenue[key]
-        labels = [r.get("name") or r["group"] for r in rows]
-        ax.bar(labels, [float(r["amount"]) for r in rows], color="tab:blue")
-        currencies = sorted({r["currency"] for r in rows})
-        ax.set_title(f"per {title}")
-        ax.set_ylabel(", ".join(currencies) or "amount")
-        ax.tick_params(axis="x", labelrotation=20)
-    figure.suptitle(f"Revenue {revenue['month']} ({revenue['status']})")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
+        panels.append(
+            RevenuePanel(
+                f"per {title}",
+                [r.get("name") or r["group"] for r in rows],
+                [float(r["amount"]) for r in rows],
+                ", ".join(sorted({r["currency"] for r in rows})) or "amount",
+            )
+        )
+    revenue_plot(path, panels, title=f"Revenue {revenue['month']} ({revenue['status']})")
 
 
 def _draw_anomalies(report: Report, path: Path) -> None:
-    pyplot = _pyplot()
     days = report["perDay"]
-    figure, axes = pyplot.subplots(figsize=(10, 4))
-    labels = [d["date"][5:] for d in days]
-    bottom = [0] * len(days)
-    for kind, count in report["counts"].items():
-        if not count:
-            continue
-        values = [d[kind] for d in days]
-        axes.bar(labels, values, bottom=bottom, label=kind)
-        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-    axes.set_ylabel("alerts")
-    axes.set_title("Alerts per day")
-    if any(report["counts"].values()):
-        axes.legend()
-    axes.tick_params(axis="x", labelrotation=60)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
+    alerts_plot(
+        path,
+        [d["date"][5:] for d in days],
+        {kind: [d[kind] for d in days] for kind in report["counts"]},
+        title="Alerts per day",
+    )
 
 
 # -- printing --------------------------------------------------------------------------------
@@ -430,7 +442,12 @@ def funnel(
 ) -> None:
     """Developers through ordered milestones within a window; who is stuck at each step."""
     source = Source(db, config, url, admin_secret)
-    report, text = fetch(source, "/funnel", {"api": api, "window": window, "steps": steps})
+    report, text = fetch(
+        source,
+        "/funnel",
+        {"api": api, "window": window, "steps": steps},
+        (csv_file, json_file, png_file),
+    )
     _print_funnel(report)
     _outputs(report, text, csv_file, json_file, png_file, _draw_funnel)
 
@@ -448,7 +465,8 @@ def cohorts(
 ) -> None:
     """Retention by sign-up week: the share active (a successful call) in each week after."""
     source = Source(db, config, url, admin_secret)
-    report, text = fetch(source, "/cohorts", {"weeks": None if weeks is None else str(weeks)})
+    weeks_text = None if weeks is None else str(weeks)
+    report, text = fetch(source, "/cohorts", {"weeks": weeks_text}, (csv_file, json_file, png_file))
     _print_cohorts(report)
     _outputs(report, text, csv_file, json_file, png_file, _draw_cohorts)
 
@@ -474,7 +492,7 @@ def anomalies(
     """The alerts the operator's monitor raised, newest first."""
     source = Source(db, config, url, admin_secret)
     params = {"kind": kind, "application": application, "days": None if days is None else str(days)}
-    report, text = fetch(source, "/anomalies", params)
+    report, text = fetch(source, "/anomalies", params, (csv_file, json_file, png_file))
     _print_anomalies(report)
     _outputs(report, text, csv_file, json_file, png_file, _draw_anomalies)
 
@@ -494,7 +512,7 @@ def segments(
 ) -> None:
     """Churn risk, power users, upsell candidates and dormant applications, with reasons."""
     source = Source(db, config, url, admin_secret)
-    report, text = fetch(source, "/segments", {"segment": segment})
+    report, text = fetch(source, "/segments", {"segment": segment}, (csv_file, json_file, None))
     _print_segments(report)
     _outputs(report, text, csv_file, json_file, None, None)
 
@@ -517,7 +535,8 @@ def revenue(
 ) -> None:
     """Revenue per API, plan and organisation (rated as invoices are) and active applications."""
     source = Source(db, config, url, admin_secret)
-    report, text = fetch(source, "", {"month": month, "days": None if days is None else str(days)})
+    params = {"month": month, "days": None if days is None else str(days)}
+    report, text = fetch(source, "", params, (csv_file, json_file, png_file))
     _print_revenue(report)
     _outputs(report, text, csv_file, json_file, png_file, _draw_revenue)
 

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -34,18 +35,22 @@ PNG = b"\x89PNG\r\n\x1a\n"
 class SeededDb:
     path: Path
     seeded: Seeded
+    month: str
+    """The month of the billed calls (YYYY-MM)."""
 
 
 @pytest.fixture
 async def seeded_db(tmp_path: Path) -> SeededDb:
     """An operator's database file with two developers, calls, a flood and its alerts, dated
-    three days ago until a day ago (the command reads it at the real time)."""
+    three weeks ago (the command reads it at the real time): both applications are dormant
+    by now, Bob's never called."""
     path = tmp_path / "telco-es.sqlite3"
     config = example_operator(storage=str(path)).model_copy(
         update={"lifetimes": TokenLifetimes(ciba_interval=0)}
     )
     clock = FakeClock()
-    clock.now = (time.time() // 3600 - 72) * 3600
+    clock.now = (time.time() // 3600 - 21 * 24) * 3600
+    month = time.strftime("%Y-%m", time.gmtime(clock.now))
     operator = Operator.from_config(config, clock=clock, monotonic=clock)
     portal = Portal(operator, create_operator_app(operator), clock)
     try:
@@ -54,7 +59,7 @@ async def seeded_db(tmp_path: Path) -> SeededDb:
         for http in portal.opened:
             await http.aclose()
         operator.close()
-    return SeededDb(path, seeded)
+    return SeededDb(path, seeded, month)
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -124,19 +129,35 @@ def test_cohorts_anomalies_segments_and_revenue(seeded_db: SeededDb, tmp_path: P
     assert rows[1][2] == seeded_db.seeded.ada_app and rows[1][6] == "ada@example.com"
     assert (tmp_path / "a.png").read_bytes().startswith(PNG)
 
-    code, output = _run("segments", "--db", db)
+    code, output = _run("segments", "--db", db, "--json", str(tmp_path / "s.json"))
     assert code == 0, output
     for title in ("churn risk", "power users", "upsell", "dormant"):
         assert title in output
+    segments = json.loads((tmp_path / "s.json").read_text())["segments"]
+    dormant = {e["clientId"]: e for e in segments["dormant"]}
+    bob, ada = dormant[seeded_db.seeded.bob_app], dormant[seeded_db.seeded.ada_app]
+    assert len(dormant) == 2 and bob["email"] == "bob@example.com"
+    assert bob["reason"].startswith("created 2") and bob["reason"].endswith("never called")
+    assert ada["reason"] in ("no call for 19 days", "no call for 20 days")  # a day after sign-up
+    assert seeded_db.seeded.bob_app in output and "never called" in output
+    assert segments["churn_risk"] == segments["power_users"] == segments["upsell"] == []
 
     code, output = _run(
-        "revenue", "--db", db, "--png", str(tmp_path / "r.png"), "--json", str(tmp_path / "r.json")
+        "revenue",
+        "--db",
+        db,
+        "--month",
+        seeded_db.month,
+        "--png",
+        str(tmp_path / "r.png"),
+        "--json",
+        str(tmp_path / "r.json"),
     )
     assert code == 0, output
     revenue = json.loads((tmp_path / "r.json").read_text())["revenue"]
-    if revenue["month"] == time.strftime("%Y-%m", time.gmtime(time.time() - 72 * 3600)):
-        assert revenue["totals"] == {"EUR": "0.03"}  # 3 billed calls at 0.01
-        assert "0.03 EUR" in output and "Acme" in output
+    assert revenue["month"] == seeded_db.month
+    assert revenue["totals"] == {"EUR": "0.03"}  # 3 billed calls at 0.01
+    assert "0.03 EUR" in output and "Acme" in output
     assert (tmp_path / "r.png").read_bytes().startswith(PNG)
 
 
@@ -168,10 +189,48 @@ def test_where_to_read_is_checked(tmp_path: Path) -> None:
     assert code == 2 and "--db" in output and "--url" in output
     code, output = _run("funnel", "--db", str(tmp_path / "none.sqlite3"))
     assert code == 2 and "--db" in output
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database, only some bytes " * 64)
+    result = runner.invoke(app, ["analytics", "funnel", "--db", str(junk)], env=WIDE)
+    assert result.exit_code == 2 and "--db" in result.output and "not" in result.output
+    assert isinstance(result.exception, SystemExit)  # a message, no traceback
+    other = tmp_path / "other.sqlite3"
+    with sqlite3.connect(other) as made:
+        made.execute("CREATE TABLE notes (text TEXT)")
+    made.close()
+    before = other.read_bytes()
+    code, output = _run("cohorts", "--db", str(other))
+    assert code == 2 and "--db" in output and "analytics_activities" in output
+    assert other.read_bytes() == before
     code, output = _run("funnel", "--db", "x", "--url", "http://127.0.0.1:1")
     assert code == 2
     code, output = _run("funnel", "--url", "http://127.0.0.1:1")
     assert code == 1 and "--url" in output
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--json", "--png"])
+def test_an_output_into_a_missing_folder_is_named(
+    seeded_db: SeededDb, tmp_path: Path, flag: str
+) -> None:
+    target = tmp_path / "no-such-folder" / "out.file"
+    result = runner.invoke(
+        app, ["analytics", "funnel", "--db", str(seeded_db.path), flag, str(target)], env=WIDE
+    )
+    assert result.exit_code == 2 and flag in result.output and "no-such-folder" in result.output
+    assert isinstance(result.exception, SystemExit)
+    code, output = _run("funnel", "--db", str(seeded_db.path), flag, str(tmp_path))
+    assert code == 2 and flag in output and "directory" in output
+
+
+def test_reading_the_database_never_writes_it(seeded_db: SeededDb, tmp_path: Path) -> None:
+    path = seeded_db.path
+    before, stamp = path.read_bytes(), path.stat().st_mtime_ns
+    for command in (["funnel"], ["revenue", "--month", seeded_db.month], ["anomalies"]):
+        code, output = _run(*command, "--db", str(path), "--json", str(tmp_path / "x.json"))
+        assert code == 0, output
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == stamp
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0  # nothing appended for a checkpoint
 
 
 @pytest.fixture
