@@ -2,14 +2,17 @@
 whose analytics run for real: three-second usage buckets (the operator config's analytics
 section), the monitor scoring each as it closes.
 
-Two developers sign up through the portal over HTTP: Bob creates an application and never
-gets a token; Ada subscribes hers to pay-as-you-go, calls SIM swap, waits out the minimum
-history and floods the gateway within one bucket. The monitor raises an alert for Ada's
-application and none for Bob's. In Chromium (the admin credential sent as HTTP Basic) the
-admin opens the overview, the funnel (Bob listed as stuck), the anomalies (Ada's alert) and,
-from the alert, Ada's timeline. Screenshots go to ``$OGSIM_SCREENSHOTS`` when set
-(``OGSIM_SCREENSHOTS=docs/screenshots`` refreshes the README's ``analytics-*.png``), else to
-``tmp_path``.
+The operator's epoch clock is the test's (it moves only when the test says so), so every call
+lands in the bucket the test means, whatever the machine's load: the test steps the clock
+over bucket boundaries once what it sent is written, and the monitor (sleeping in real time)
+scores the buckets the clock has closed at its next wake. Two developers sign up through the
+portal over HTTP: Bob creates an application and never gets a token; Ada subscribes hers to
+pay-as-you-go, calls SIM swap, waits out the minimum history and floods the gateway within
+one bucket. The monitor raises an alert for Ada's application and none for Bob's. In
+Chromium (the admin credential sent as HTTP Basic) the admin opens the overview, the funnel
+(Bob listed as stuck), the anomalies (Ada's alert) and, from the alert, Ada's timeline.
+Screenshots go to ``$OGSIM_SCREENSHOTS`` when set (``OGSIM_SCREENSHOTS=docs/screenshots``
+refreshes the README's ``analytics-*.png``), else to ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from joserfc.jwk import ECKey
 from federation.client import ApplicationClient
 from operators.config import AnalyticsConfig, DetectorConfig, TokenLifetimes, example_operator
 from operators.operator import Operator, create_operator_app
-from tests.operators.portal.conftest import Browser, client_id_of, private_key_of
+from tests.operators.portal.conftest import Browser, FakeClock, client_id_of, private_key_of
 
 from .conftest import WAIT, Served, screenshot_folder, wait_for
 
@@ -40,18 +43,28 @@ BUCKET = 3.0
 ADMIN_SECRET = "admin-secret"
 SCOPE = "sim-swap:check dpv:FraudPreventionAndDetection"
 FLOOD = 80
+GRACE = 1.0
 ANALYTICS = AnalyticsConfig(
     bucket_seconds=BUCKET,
     flush_seconds=0.5,
-    grace_seconds=1.0,
+    grace_seconds=GRACE,
     detectors=DetectorConfig(season_buckets=None, recent_buckets=6, min_history=3),
 )
 
 
 @pytest.fixture
-def analysed(tmp_path: Path) -> Iterator[Served]:
+def clock() -> FakeClock:
+    """The operator's epoch clock: near the real time (client assertions carry the real
+    time), half a second into a bucket."""
+    clock = FakeClock()
+    clock.now = (math.floor(time.time() / BUCKET) + 1) * BUCKET + 0.5
+    return clock
+
+
+@pytest.fixture
+def analysed(tmp_path: Path, clock: FakeClock) -> Iterator[Served]:
     """The example operator on a loopback port with short analytics buckets, its lifespan
-    running the usage recorder, the activity log and the monitor."""
+    running the usage recorder, the activity log and the monitor, on the test's clock."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -63,7 +76,7 @@ def analysed(tmp_path: Path) -> Iterator[Served]:
             "analytics": ANALYTICS,
         }
     )
-    operator = Operator.from_config(config)
+    operator = Operator.from_config(config, clock=clock)
     server = uvicorn.Server(
         uvicorn.Config(create_operator_app(operator), log_level="warning", lifespan="on")
     )
@@ -83,18 +96,31 @@ def _bucket(at: float) -> int:
     return math.floor(at / BUCKET)
 
 
-async def _traffic(served: Served) -> dict[str, Any]:
+def _written(served: Served, client_id: str, bucket: int, calls: int) -> None:
+    """Wait until the usage recorder has written ``calls`` calls of ``client_id`` in
+    ``bucket``: only then may the clock close it."""
+    usage = served.operator.gateway.usage
+    assert usage is not None
+
+    def done() -> bool:
+        found = usage.read_buckets(bucket * BUCKET, (bucket + 1) * BUCKET, client_ids=[client_id])
+        return sum(b.calls for b in found) >= calls
+
+    wait_for(done, f"{calls} calls of bucket {bucket} written")
+
+
+async def _traffic(served: Served, clock: FakeClock) -> dict[str, Any]:
     """Bob's stalled sign-up, Ada's first calls and, after the minimum history, her flood."""
     async with httpx.AsyncClient(base_url=served.base, timeout=WAIT) as bob_http:
         bob = Browser(bob_http)
         assert (
             await bob.sign_up("bob@example.com", organisation="Slow Co", name="Bob Stall")
         ).status_code == 303
-        bob_signed_up = time.time()
+        bob_signed_up = clock()
         bob_app = client_id_of((await bob.create_application(name="Someday")).text)
     async with httpx.AsyncClient(base_url=served.base, timeout=WAIT) as http:
         ada = Browser(http)
-        ada_started = time.time()
+        ada_started = clock()
         assert (
             await ada.sign_up("ada@example.com", organisation="Acme Fraud Labs")
         ).status_code == 303
@@ -105,7 +131,7 @@ async def _traffic(served: Served) -> dict[str, Any]:
             f"{page}/plans", {"api": "sim-swap", "plan": "pay-as-you-go"}, csrf_from=page
         )
         assert plan.status_code == 303
-        key = ECKey.import_key(private_key_of(created.text))  # type: ignore[arg-type]
+        key = ECKey.import_key(private_key_of(created.text))
         client = await ApplicationClient.discover(ada_app, key, served.operator.issuer, http)
         token = (await client.client_credentials(SCOPE))["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
@@ -115,16 +141,15 @@ async def _traffic(served: Served) -> dict[str, Any]:
             answer = await http.post("/sim-swap/v2/check", json=body, headers=headers)
             return answer.status_code
 
+        clock.advance(1.0)
         assert await call({"phoneNumber": number, "maxAge": 240}) == 200
-        ada_converted = time.time() - ada_started
+        ada_converted = clock() - ada_started
         assert await call({"maxAge": 240}) == 422  # no phone number: an error on the timeline
-        first = _bucket(time.time())
-        # the flood starts at the beginning of a bucket once the key has its minimum history
-        wait_for(
-            lambda: _bucket(time.time()) >= first + 3 and time.time() % BUCKET < 0.3,
-            "a fresh bucket after the minimum history",
-        )
-        flood_bucket = _bucket(time.time())
+        first = _bucket(clock())
+        _written(served, ada_app, first, 2)
+        # the flood fills a bucket of its own once the key has its minimum history
+        flood_bucket = first + 3
+        clock.now = flood_bucket * BUCKET + 0.2
 
         async def caller(n: int) -> list[int]:
             return [await call({"phoneNumber": number, "maxAge": 240}) for _ in range(n)]
@@ -134,6 +159,9 @@ async def _traffic(served: Served) -> dict[str, Any]:
             for part in await asyncio.gather(*(caller(FLOOD // 8) for _ in range(8)))
             for s in part
         ]
+        _written(served, ada_app, flood_bucket, FLOOD)
+        # past the flood's bucket and the grace: the monitor scores it at its next wake
+        clock.now = (flood_bucket + 1) * BUCKET + GRACE + 0.1
     return {
         "ada_app": ada_app,
         "bob_app": bob_app,
@@ -145,13 +173,13 @@ async def _traffic(served: Served) -> dict[str, Any]:
 
 
 def test_an_admin_sees_the_funnel_a_spike_alert_and_a_timeline(
-    analysed: Served, chrome: Any, tmp_path: Path
+    analysed: Served, clock: FakeClock, chrome: Any, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
     served = analysed
     shots = screenshot_folder(tmp_path)
-    seen = asyncio.run(_traffic(served))
+    seen = asyncio.run(_traffic(served, clock))
     assert seen["statuses"].count(200) == FLOOD, seen["statuses"]
     monitor = served.operator.monitor
     assert monitor is not None
@@ -163,7 +191,7 @@ def test_an_admin_sees_the_funnel_a_spike_alert_and_a_timeline(
     alerts = monitor.alert_log.read()
     assert {a.client_id for a in alerts} == {seen["ada_app"]}, alerts
     spike = next(a for a in alerts if a.kind == "volume_spike")
-    assert spike.bucket_start == seen["flood_bucket"] * BUCKET and spike.observed >= FLOOD
+    assert spike.bucket_start == seen["flood_bucket"] * BUCKET and spike.observed == FLOOD
 
     # The admin's browser sends the operator admin credential with every request.
     basic = base64.b64encode(f"admin:{ADMIN_SECRET}".encode()).decode()
@@ -181,7 +209,7 @@ def test_an_admin_sees_the_funnel_a_spike_alert_and_a_timeline(
     chrome.save_screenshot(str(shots / "analytics-overview.png"))
 
     # Bob's window has run out; Ada converted well within it.
-    window = math.floor(time.time() - seen["bob_signed_up"]) - 1
+    window = math.floor(clock() - seen["bob_signed_up"]) - 1
     assert seen["ada_converted"] < window
     chrome.get(f"{served.base}/portal/admin/analytics/funnel?api=sim-swap&window={window}s")
     wait_for(lambda: bool(chrome.find_elements(By.ID, "funnel-steps")), "the funnel")
