@@ -70,6 +70,8 @@ JsonOption = Annotated[Path | None, typer.Option("--json", help="also write the 
 PngOption = Annotated[Path | None, typer.Option("--png", help="also draw it into this PNG")]
 ANALYTICS_TABLES = ("analytics_activities", "analytics_usage_buckets")
 """Tables an operator database with analytics records has (its activity log and buckets)."""
+SIGNING_KEYS = "identity_signing_keys"
+"""The identity server's table of private signing keys (sealed at rest)."""
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -150,12 +152,25 @@ def _snapshot(db: Path, copy: Path) -> None:
         target = sqlite3.connect(copy)
         try:
             source.backup(target)
+            _forget_signing_keys(target)
         finally:
             target.close()
     except sqlite3.Error as error:
         _fail(f"--db: {db} is not an operator's SQLite database ({error})")
     finally:
         source.close()
+
+
+def _forget_signing_keys(copy: sqlite3.Connection) -> None:
+    """Drop the identity server's private signing keys from the copy: the pages never sign,
+    the copy need not hold them, and the operator built over it then makes its own instead of
+    opening the file's (which would need the operator's key-encryption key)."""
+    found = copy.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (SIGNING_KEYS,)
+    ).fetchone()
+    if found is not None:
+        copy.execute(f"DELETE FROM {SIGNING_KEYS}")
+        copy.commit()
 
 
 def _from_db(source: Source, path: str, params: dict[str, str]) -> list[httpx.Response]:
