@@ -8,14 +8,15 @@ distinct subscribers (``enumeration_min_subscribers``) in the bucket. Only rises
 * **error_spike**: the error share (errors / calls) against the shares of the baseline's
   buckets that had calls; floor ``max(1.4826 * MAD, 0.05)`` (five points of share).
 * **enumeration**: distinct subscribers against their baseline, :func:`count_scale` floor,
-  the baseline taken over buckets with admitted calls only. A throttled call carries no
+  the baseline kept as :func:`unthrottled_subscribers`. A throttled call carries no
   subscriber (the gateway refuses it before reading one), so an application over its daily
-  quota shows ~0 subscribers for hours and its usual number again at the reset; counted as
-  zeros, those hours would make the reset look like enumeration. A bucket whose calls were
-  all throttled says nothing about how many subscribers the application looks up: it is
-  left out of the baseline (not a quiet bucket: one without calls still counts as 0), and a
-  seasonal baseline with no such bucket left falls back to the recent window; a key with no
-  admitted bucket in either is not scored.
+  quota shows ~0 subscribers for hours, a few in the hour its quota runs out, and its usual
+  number again at the reset; kept as they were, those hours would make the reset (or a plan
+  upgrade) look like enumeration. A bucket's subscribers are kept as the number its calls
+  would have shown at its admitted calls' rate (``subscribers * calls / admitted``), and a
+  bucket whose calls were all throttled as unknown (NaN, left out of the baseline; one
+  without calls still counts as 0). A seasonal baseline with no known bucket left falls
+  back to the recent window; a key with none in either is not scored.
 * **off_hours**: calls in a bucket whose season median is 0 (seasonal keys only) and whose
   same hour on the previous days of the week had a median of 0 too ("usually quiet at that
   hour, lately as well"); score ``calls / max(1.4826 * MAD, sqrt(mean calls per bucket over
@@ -76,6 +77,7 @@ __all__ = [
     "new_source",
     "off_hours",
     "quota_farming",
+    "unthrottled_subscribers",
     "volume_spike",
 ]
 
@@ -199,6 +201,18 @@ def error_spike(
     return _scored("error_spike", index, robust_score(observed, median, scale), observed, median)
 
 
+def unthrottled_subscribers(calls: Floats, throttled: Floats, subscribers: Floats) -> Floats:
+    """What enumeration's baseline keeps of a closed bucket's distinct subscribers: scaled up
+    to all its calls at the rate of its admitted ones, NaN when none was admitted (see the
+    module's docstring). Linear scaling overestimates an application that repeats its
+    subscribers (distinct ones grow slower than calls), which only raises its baseline after
+    a throttled hour: fewer alerts, never more."""
+    admitted = calls - throttled
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.where(admitted > 0, subscribers * calls / admitted, np.nan)
+    return np.where(calls > 0, scaled, 0.0)
+
+
 def enumeration(
     closed: Closed, rings: PeriodRings, baseline: Baseline, settings: DetectorSettings
 ) -> Scored:
@@ -209,7 +223,7 @@ def enumeration(
     matrix, bucket = rings.matrices["subscribers"], closed.bucket
 
     def history(rows: Ints, lags: Ints, ages: Ints) -> Floats:
-        return lagged(matrix, rows, bucket, lags, ages)  # NaN: all throttled
+        return lagged(matrix, rows, bucket, lags, ages)  # NaN: all calls throttled
 
     rows, ages = closed.rows[index], closed.ages[index]
     median, mad = baseline.stats(history, rows, ages)

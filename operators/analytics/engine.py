@@ -38,6 +38,7 @@ from .detectors import (
     new_source,
     off_hours,
     quota_farming,
+    unthrottled_subscribers,
     volume_spike,
 )
 from .records import Activity, UsageBucket
@@ -280,12 +281,12 @@ class Analytics:
         ]
 
     def _fold(self, bucket: int, rows: Ints, values: np.ndarray) -> None:
-        """The closed bucket into every ring; a bucket whose calls were all throttled has no
-        subscriber count (NaN: see :func:`~operators.analytics.detectors.enumeration`)."""
+        """The closed bucket into every ring; subscribers as enumeration's baseline wants
+        them (:func:`~operators.analytics.detectors.unthrottled_subscribers`)."""
         for column, name in enumerate(("calls", "errors")):
             self._buckets.add(name, rows, bucket, values[:, column])
-        censored = (values[:, 0] > 0) & (values[:, 0] <= values[:, 5])
-        self._buckets.add("subscribers", rows, bucket, np.where(censored, np.nan, values[:, 2]))
+        subscribers = unthrottled_subscribers(values[:, 0], values[:, 5], values[:, 2])
+        self._buckets.add("subscribers", rows, bucket, subscribers)
         self._fresh.add("fresh", rows, bucket, values[:, 3])
         start = bucket * self._bucket_seconds
         day, week = day_of(start), week_of(start)

@@ -113,19 +113,24 @@ def test_the_same_calls_over_few_subscribers_are_not_enumeration() -> None:
 
 def _over_quota_daily(client: str, rng: random.Random) -> Maker:
     """A heavy free-plan application: ~300 calls an hour over ~100 subscribers, around the
-    clock, whose daily quota runs out between 03:00 and 10:00 (a different hour each day):
-    from then until the reset at midnight its calls are throttled and carry no subscriber."""
+    clock, whose daily quota runs out between 03:00 and 10:00 (a different hour each day, in
+    which a few of its calls are still admitted): from then until the reset at midnight its
+    calls are throttled and carry no subscriber."""
     exhausted = [rng.randint(3, 10) for _ in range(60)]
 
     def make(hour: int, start: float) -> UsageBucket:
         calls = max(1, round(rng.gauss(300, 17)))
-        if hour % 24 >= exhausted[hour // 24]:
-            return bucket(client, start, calls, throttled=calls, sources={"net-a": calls})
+        admitted = calls
+        if hour % 24 == exhausted[hour // 24]:
+            admitted = round(calls * rng.uniform(0.01, 0.3))
+        elif hour % 24 > exhausted[hour // 24]:
+            admitted = 0
         return bucket(
             client,
             start,
             calls,
-            subscribers=round(rng.gauss(100, 10)),
+            throttled=calls - admitted,
+            subscribers=round(rng.gauss(100, 10) * admitted / calls),
             subscriber_prefix=f"h{hour}-",
             sources={"net-a": calls},
         )
@@ -134,8 +139,9 @@ def _over_quota_daily(client: str, rng: random.Random) -> Maker:
 
 
 def test_a_key_throttled_for_hours_then_reset_at_midnight_is_not_enumeration() -> None:
-    """Its distinct subscribers drop to 0 for most of each day and jump back at the reset:
-    the throttled hours say nothing about how many subscribers it looks up."""
+    """Its distinct subscribers drop to a few in the hour its quota runs out, to 0 for the
+    rest of the day, and jump back at the reset: the throttled calls say nothing about how
+    many subscribers it looks up."""
     rng = random.Random(41)
     analytics = Analytics()
     created(analytics, "heavy")
