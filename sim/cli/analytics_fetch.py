@@ -46,8 +46,9 @@ SIGNING_KEYS = "identity_signing_keys"
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print ``message`` as it is (a path or a server's words may hold rich markup) and exit:
-    2 for what the user gave, 1 for what went wrong elsewhere."""
-    errors.print(message, style="red", markup=False, highlight=False)
+    2 for what the user gave, 1 for what went wrong elsewhere. Not wrapped, so a path in it
+    can be copied whole."""
+    errors.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

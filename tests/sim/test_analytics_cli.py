@@ -18,18 +18,30 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from rich.console import Console
 from typer.testing import CliRunner
 
 from operators.config import TokenLifetimes, example_operator
 from operators.identity import KeySealing
 from operators.operator import Operator, create_operator_app
-from sim.cli import app
+from sim.cli import analytics, analytics_fetch, app
 from tests.operators.portal.conftest import FakeClock, Portal
 from tests.operators.portal.test_analytics_pages import Seeded, _seed
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "220"}
+"""For a console built during the test; the commands' own are built at import, when a
+``COLUMNS`` already set (as CI sets it) fixes their width: see :func:`wide_consoles`."""
 PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def wide_consoles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands' consoles 220 columns wide whatever the terminal, so a table's cells and
+    a message's path are not cut or wrapped where the assertions look for them."""
+    monkeypatch.setattr(analytics_fetch, "console", Console(width=220))
+    monkeypatch.setattr(analytics, "console", analytics_fetch.console)
+    monkeypatch.setattr(analytics_fetch, "errors", Console(width=220, stderr=True))
 
 
 @dataclass
