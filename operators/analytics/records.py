@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "ACTIVITY_KINDS",
@@ -47,18 +47,8 @@ ActivityKind = Literal[
     "application_suspended",
     "deactivated",
 ]
-ACTIVITY_KINDS: tuple[ActivityKind, ...] = (
-    "signed_up",
-    "application_created",
-    "key_generated",
-    "first_token",
-    "first_success",
-    "plan_changed",
-    "production_requested",
-    "production_approved",
-    "application_suspended",
-    "deactivated",
-)
+ACTIVITY_KINDS: tuple[ActivityKind, ...] = get_args(ActivityKind)
+"""Every milestone kind, in the order of a developer's life."""
 
 
 @dataclass(frozen=True, slots=True)
