@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,9 +75,17 @@ def served(tmp_path: Path) -> Iterator[Served]:
     config = example_operator(storage=str(tmp_path / "operator.sqlite3")).model_copy(
         update={"issuer": f"{base}/oauth", "lifetimes": TokenLifetimes(ciba_interval=1)}
     )
-    operator = Operator.from_config(config)
-    server = uvicorn.Server(uvicorn.Config(create_operator_app(operator), log_level="warning",
-                                          lifespan="on"))
+    with serve(Operator.from_config(config), sock, base) as served:
+        yield served
+
+
+@contextmanager
+def serve(operator: Operator, sock: socket.socket, base: str) -> Iterator[Served]:
+    """``operator`` under uvicorn on the bound loopback ``sock`` until the block ends; then
+    the server, the socket and the operator are closed."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_operator_app(operator), log_level="warning", lifespan="on")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     wait_for(lambda: server.started, "the operator to start")

@@ -21,7 +21,6 @@ import asyncio
 import base64
 import math
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,15 +28,14 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from joserfc.jwk import ECKey
 
 from federation.client import ApplicationClient
 from operators.config import AnalyticsConfig, DetectorConfig, TokenLifetimes, example_operator
-from operators.operator import Operator, create_operator_app
+from operators.operator import Operator
 from tests.operators.portal.conftest import Browser, FakeClock, client_id_of, private_key_of
 
-from .conftest import WAIT, Served, screenshot_folder, wait_for
+from .conftest import WAIT, Served, screenshot_folder, serve, wait_for
 
 BUCKET = 3.0
 ADMIN_SECRET = "admin-secret"
@@ -76,20 +74,8 @@ def analysed(tmp_path: Path, clock: FakeClock) -> Iterator[Served]:
             "analytics": ANALYTICS,
         }
     )
-    operator = Operator.from_config(config, clock=clock)
-    server = uvicorn.Server(
-        uvicorn.Config(create_operator_app(operator), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, "the operator to start")
-    try:
-        yield Served(operator, base)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=WAIT)
-        sock.close()
-        operator.close()
+    with serve(Operator.from_config(config, clock=clock), sock, base) as served:
+        yield served
 
 
 def _bucket(at: float) -> int:
