@@ -17,7 +17,6 @@ Admin API of the front (operator admin credential): ``GET /admin/data-centres``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from operators import is_admin
+from operators import cancel_and_wait, is_admin
 
 from .global_load_balancer import GlobalLoadBalancer, NoHealthyDataCentreError
 from .tracing import Hop, Tracer, no_trace
@@ -182,11 +181,8 @@ class LoadBalancedFront:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._probes is not None:
-            self._probes.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probes
-            self._probes = None
+        await cancel_and_wait(self._probes)
+        self._probes = None
 
     # -- data centre control ------------------------------------------------------------------
 

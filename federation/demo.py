@@ -38,6 +38,7 @@ from federation.data_centres import DATA_CENTRE_HEADER
 from federation.federation import Federation, quick_consent, running_federation
 from federation.global_load_balancer import HealthPolicy
 from federation.tracing import Hop, TraceLog, mermaid
+from operators import cancel_and_wait
 
 APP = "antifraud-app"
 FRAUD = "dpv:FraudPreventionAndDetection"
@@ -364,9 +365,7 @@ async def _asked_in_person(
         asked = asyncio.ensure_future(call)
         await asyncio.wait({asked, serving}, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
         if not asked.done():  # the bound passed, or Ctrl-C stopped the handset's server
-            asked.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asked
+            await cancel_and_wait(asked)
             why = "the handset server stopped" if serving.done() else (
                 f"nobody pressed Approve on {url} within {bound:.0f} s")
             story.record(name, f"UNEXPECTED {why}", started, announce=False)

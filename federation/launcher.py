@@ -38,7 +38,14 @@ import httpx
 import yaml
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from operators import TEST_NUMBERS, Housekeeping, NumberPlan, Retention, serve_until_stopped
+from operators import (
+    TEST_NUMBERS,
+    Housekeeping,
+    NumberPlan,
+    Retention,
+    cancel_and_wait,
+    serve_until_stopped,
+)
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from operators.policies import AutoscalerConfig
 
@@ -149,10 +156,7 @@ class PartyApp:
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
                     began = time.monotonic()
-                    if self._task is not None:
-                        self._task.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await self._task
+                    await cancel_and_wait(self._task)
                     await self.stop()
                     print(f"stopped in {time.monotonic() - began:.2f} s", file=sys.stderr)
                     await send({"type": "lifespan.shutdown.complete"})

@@ -36,7 +36,6 @@ Admin API on the pool's port (operator admin credential): ``GET /admin/replicas`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -52,7 +51,7 @@ from typing import Any, Protocol
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
-from operators import is_admin
+from operators import cancel_and_wait, is_admin
 from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, ScaleDecision
 
 from .types import Clock
@@ -444,11 +443,8 @@ class ReplicaPool:
     async def stop(self) -> None:
         """Stop supervising, SIGTERM every replica, wait (bounded), SIGKILL what lingers."""
         self._stopping = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         for replica in self.members:
             replica.in_rotation = False
             if replica.alive():

@@ -20,9 +20,10 @@ developer, not per call, and an application's creation is what ties its alerts t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
+
+from operators.background import cancel_and_wait
 
 from .config import AnalyticsConfig, TokenLifetimes
 from .storage import Database
@@ -227,7 +228,4 @@ class Housekeeping:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -26,6 +25,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
+
+from operators.background import cancel_and_wait
 
 __all__ = [
     "ALERT_KINDS",
@@ -251,9 +252,7 @@ class WebhookSender:
             while self.pending and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.01)
             cut_short = self._busy
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
             self.failed += 1 if cut_short else 0
         with self._lock:
             self.failed += len(self._pending)
