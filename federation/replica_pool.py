@@ -31,6 +31,8 @@ though not across the machine's power loss). A call in flight at the kill either
 (its repeat through another replica replays the stored answer) or did not (nothing billed).
 
 Admin API on the pool's port (operator admin credential): ``GET /admin/replicas``.
+Prometheus series of the pool (replicas by state, desired, in flight, answers, events,
+replica-seconds): ``GET /pool/metrics`` (:mod:`federation.pool_metrics`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from starlette.types import Message, Receive, Scope, Send
 from operators import cancel_and_wait, is_admin
 from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, ScaleDecision
 
+from .pool_metrics import POOL_METRICS_PATH, PoolTally, exposition
 from .types import Clock
 
 READY_PATH = "/federation/ready"
@@ -223,6 +226,7 @@ class ReplicaPool:
     events: list[PoolEvent] = field(default_factory=list)
     decisions: list[ScaleDecision] = field(default_factory=list)
     failure: str | None = None
+    tally: PoolTally = field(default_factory=PoolTally)
 
     def __post_init__(self) -> None:
         self.desired = self.autoscaler.min_replicas if self.autoscaler else self.replicas
@@ -262,6 +266,7 @@ class ReplicaPool:
     def _note(self, kind: str, replica: Replica, detail: str = "") -> None:
         event = PoolEvent(self.clock(), kind, replica.number, detail)
         self.events.append(event)
+        self.tally.events[kind] += 1
         print(f"{self.name} pool: replica {replica.number} (pid {replica.pid}) {kind}"
               f"{' ' + detail if detail else ''}", flush=True)
 
@@ -289,6 +294,9 @@ class ReplicaPool:
 
     async def tick(self) -> None:
         """One turn of the supervisor: reap, probe, heal, scale, drain."""
+        # every process started counts until the turn that reaps it, as a pod is billed
+        # until it is gone
+        self.tally.account_replicas(len(self.members), self.clock())
         self._reap()
         await self._probe_all()
         now = self.clock()
@@ -485,6 +493,9 @@ class ReplicaPool:
         if scope["path"] == ADMIN_PATH:
             await self._admin(scope, send)
             return
+        if scope["path"] == POOL_METRICS_PATH:
+            await _text(send, exposition(self))
+            return
         if scope["path"] == READY_PATH and (self.failure or not self.serving()):
             status = 500 if self.failure else 503
             await _json(send, status, {"ready": False, "failure": self.failure})
@@ -510,6 +521,7 @@ class ReplicaPool:
         while True:
             replica = self.pick(tried)
             if replica is None:
+                self.tally.unavailable += 1
                 await _json(send, 503, _unavailable(
                     f"{self.name}: no replica is serving" + (" (all tried)" if tried else "")))
                 return
@@ -527,6 +539,7 @@ class ReplicaPool:
                     replica.starting = False
                     continue
                 except httpx.TimeoutException:  # not retried: a slow pool is not made busier
+                    self.tally.timed_out += 1
                     await _json(send, 504, {"status": 504, "code": "TIMEOUT",
                                             "message": f"{self.name}: the replica did not answer"
                                             f" within {self.policy.request_timeout:.0f} s"})
@@ -534,6 +547,7 @@ class ReplicaPool:
                 except httpx.TransportError:  # the connection broke before any answer
                     if retry_safe:
                         continue
+                    self.tally.unavailable += 1
                     await _json(send, 503, _unavailable(
                         f"{self.name}: the replica failed during the call"))
                     return
@@ -551,6 +565,7 @@ class ReplicaPool:
                 finally:
                     await response.aclose()
                 replica.served += 1
+                self.tally.answered += 1
                 return
             finally:
                 self._leave(replica)
@@ -591,6 +606,18 @@ class ReplicaPool:
 
 def _unavailable(message: str) -> dict[str, Any]:
     return {"status": 503, "code": "UNAVAILABLE", "message": message}
+
+
+async def _text(send: Send, payload: bytes) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", b"text/plain; version=0.0.4; charset=utf-8"),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+    })
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _json(send: Send, status: int, body: Any) -> None:

@@ -23,10 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from federation.client import ApplicationClient, new_client_key
 from federation.config import FederationConfig, default_federation
 from federation.launcher import FederationProcesses, free_port_block
+from federation.pool_metrics import POOL_METRICS_PATH
 from federation.replica_pool import PoolPolicy, Replica, ReplicaPool
 from operators import TEST_NUMBERS, NumberPlan
 from operators.policies import AutoscalerConfig
@@ -41,10 +43,11 @@ BOUND = 60.0
 """Seconds any wait may take before the test fails (only a broken pool waits this long)."""
 
 
-def one_operator() -> FederationConfig:
+def one_operator(**operator: Any) -> FederationConfig:
     data = default_federation().model_dump(mode="json")
     data["operators"] = [o for o in data["operators"] if o["id"] == OPERATOR]
     data["operators"][0]["default_plan"] = "enterprise"  # 500 calls/s: no test call throttled
+    data["operators"][0].update(operator)
     data["countries"] = [c for c in data["countries"] if c["code"] == "FR"]
     data.update(aggregators=[], anchors=[], trust=[], ports={})
     data["rate_card"] = {}
@@ -63,9 +66,9 @@ def pool_of(tmp_path: Path) -> Iterator[Any]:
     """Starts the one-operator federation with the given autoscaler; stops it afterwards."""
     started: list[FederationProcesses] = []
 
-    def start(autoscale: AutoscalerConfig) -> FederationProcesses:
+    def start(autoscale: AutoscalerConfig, **operator: Any) -> FederationProcesses:
         processes = FederationProcesses.prepare(
-            one_operator(), free_port_block(1), tmp_path / "run", autoscale=autoscale
+            one_operator(**operator), free_port_block(1), tmp_path / "run", autoscale=autoscale
         )
         started.append(processes)
         processes.start()
@@ -137,6 +140,10 @@ class Pool:
         self.headers = {"Authorization": f"Bearer {token}"}
 
     async def call(self) -> tuple[str, int]:
+        correlator, response = await self.answer()
+        return correlator, 0 if response is None else response.status_code
+
+    async def answer(self) -> tuple[str, httpx.Response | None]:
         correlator = str(uuid.uuid4())
         try:
             response = await self.http.post(
@@ -145,8 +152,23 @@ class Pool:
                 headers={**self.headers, "x-correlator": correlator},
             )
         except httpx.HTTPError:
-            return correlator, 0
-        return correlator, response.status_code
+            return correlator, None
+        return correlator, response
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """The pool's own Prometheus series: (sample name, sorted labels) to value."""
+        origin = self.config.issuer_url.removesuffix("/oauth")
+        response = await self.http.get(origin + POOL_METRICS_PATH)
+        assert response.status_code == 200, response.text
+        return series(response.text)
+
+
+def series(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def usage_events(run_dir: Path) -> dict[str, int]:
@@ -221,6 +243,42 @@ async def test_the_pool_scales_up_and_heals_a_killed_replica_losing_no_usage_eve
     assert not answered - set(events), "every call answered 200 has its usage event"
     assert all(count == 1 for count in events.values()), "none twice"
     assert set(events) <= {c for c, _ in results}, "no event for a call nobody made"
+
+
+QUOTA = 12
+"""Calls a day the test's plan allows: two replicas with counters of their own would grant
+twice as many."""
+
+
+async def test_replicas_sharing_redis_grant_the_plan_quota_once(
+    pool_of: Any, redis_server: str
+) -> None:
+    tiny = {"name": "tiny", "rate_per_second": 100, "burst": 100, "quota": {"limit": QUOTA}}
+    processes = pool_of(
+        AutoscalerConfig(target=4, min_replicas=2, max_replicas=2, readiness_delay=0,
+                         sync_period=1),
+        plans=[tiny], default_plan="tiny", redis_url=redis_server + "/0",
+    )
+    async with httpx.AsyncClient(timeout=30) as http:
+        pool = Pool(processes, http)
+        pids = await pool.wait_for("two replicas in rotation", lambda pids: len(pids) == 2)
+        await pool.sign_in()
+        answers = [await pool.answer() for _ in range(3 * QUOTA)]
+        status = await pool.status()
+        metrics = await pool.metrics()
+
+    codes = [response.status_code if response else 0 for _, response in answers]
+    assert codes.count(200) == QUOTA, codes
+    refused = [response.json()["code"] for _, response in answers
+               if response is not None and response.status_code == 429]
+    assert refused == ["QUOTA_EXCEEDED"] * (2 * QUOTA), codes
+    served = {r["pid"]: r["served"] for r in status["replicas"]}
+    assert set(served) == pids and all(n >= QUOTA for n in served.values()), served
+    pool_label = (("pool", OPERATOR),)
+    assert metrics[("ogsim_pool_desired_replicas", pool_label)] == 2
+    assert metrics[("ogsim_pool_replicas", (("pool", OPERATOR), ("state", "serving")))] == 2
+    assert metrics[("ogsim_pool_answers_total", pool_label)] >= 3 * QUOTA
+    assert metrics[("ogsim_pool_replica_seconds_total", pool_label)] > 0
 
 
 # -- the supervisor's decisions, on fake processes and a fake clock ------------------------------
@@ -368,3 +426,57 @@ async def test_scale_down_drains_the_newest_replica_before_stopping_it(clock: An
     assert new.process.signals == [signal.SIGTERM]  # type: ignore[attr-defined]
     await pool.tick()
     assert pool.members == [old] and pool.desired == 1
+
+
+async def scrape(pool: ReplicaPool) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /pool/metrics from the pool's ASGI app, no server."""
+    sent: list[Any] = []
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await pool({"type": "http", "method": "GET", "path": POOL_METRICS_PATH, "headers": []},
+               receive, send)
+    assert sent[0]["status"] == 200
+    assert sent[0]["headers"][0] == (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+    return series(b"".join(m.get("body", b"") for m in sent[1:]).decode())
+
+
+async def test_pool_metrics_count_replicas_by_state_events_and_replica_seconds(
+    clock: Any,
+) -> None:
+    pool = scripted(clock, replicas=2)
+    pool.spawn()
+    await pool.tick()  # replica 1 ready; replica 2 started
+    clock.advance(10)
+    await pool.tick()  # both serving: 10 s of two live processes
+    pool.members[0].process.kill()
+    pool.members[1].in_flight = 3
+    clock.advance(5)
+    await pool.tick()  # one died (reaped) and one serving: 5 s more of two processes
+    metrics = await scrape(pool)
+
+    def state(name: str) -> float:
+        return metrics[("ogsim_pool_replicas", (("pool", "telco-x"), ("state", name)))]
+
+    assert (state("serving"), state("starting"), state("draining")) == (1, 0, 0)
+    label = (("pool", "telco-x"),)
+    assert metrics[("ogsim_pool_desired_replicas", label)] == 2
+    assert metrics[("ogsim_pool_calls_in_flight", label)] == 3
+    assert metrics[("ogsim_pool_replica_seconds_total", label)] == pytest.approx(30.0)
+
+    def events(kind: str) -> float:
+        return metrics[("ogsim_pool_events_total", (("kind", kind), ("pool", "telco-x")))]
+
+    assert (events("started"), events("ready"), events("died")) == (2, 2, 1)
+    assert events("in_rotation") == 2
+    clock.advance(3)
+    await pool.tick()  # the restart delay passed: a replacement starts
+    assert state_of(await scrape(pool), "starting") == 1
+
+
+def state_of(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
+    return metrics[("ogsim_pool_replicas", (("pool", "telco-x"), ("state", name)))]
