@@ -47,7 +47,7 @@ class Transition:
     at: float
 
 
-@dataclass
+@dataclass(slots=True)
 class _Site:
     name: str
     weight: int
@@ -62,7 +62,10 @@ class HealthTracker:
     """Up/down state of each data centre from consecutive check results."""
 
     def __init__(
-        self, sites: Iterable[DataCentre], *, clock: Clock = time.monotonic,
+        self,
+        sites: Iterable[DataCentre],
+        *,
+        clock: Clock = time.monotonic,
         policy: HealthPolicy | None = None,
     ) -> None:
         self.clock = clock
@@ -71,6 +74,18 @@ class HealthTracker:
         if not self._sites:
             raise ValueError("at least one data centre")
         self.transitions: list[Transition] = []
+        self._rotation: tuple[list[_Site], int] | None = None
+
+    def rotation(self) -> tuple[list[_Site], int]:
+        """The sites that are up, in order, and their total weight.
+
+        Kept between calls (only a flip changes it), so the balancer's per-request pick reads
+        it instead of rebuilding the list each time.
+        """
+        if self._rotation is None:
+            sites = [s for s in self._sites.values() if s.up]
+            self._rotation = (sites, sum(s.weight for s in sites))
+        return self._rotation
 
     def names(self) -> list[str]:
         return list(self._sites)
@@ -84,14 +99,19 @@ class HealthTracker:
     def due(self) -> list[str]:
         """Data centres whose next check is due now (never checked, or ``interval`` elapsed)."""
         now = self.clock()
-        return [s.name for s in self._sites.values()
-                if s.last_check is None or now - s.last_check >= self.policy.interval]
+        return [
+            s.name
+            for s in self._sites.values()
+            if s.last_check is None or now - s.last_check >= self.policy.interval
+        ]
 
     def next_due_at(self) -> float:
         """When the earliest next check falls due (now, for a site never checked)."""
         now = self.clock()
-        return min((now if s.last_check is None else s.last_check + self.policy.interval)
-                   for s in self._sites.values())
+        return min(
+            (now if s.last_check is None else s.last_check + self.policy.interval)
+            for s in self._sites.values()
+        )
 
     def record(self, name: str, healthy: bool) -> Transition | None:
         """One check result; returns the transition it caused, if any."""
@@ -112,6 +132,7 @@ class HealthTracker:
     def _flip(self, site: _Site, *, up: bool) -> Transition:
         site.up = up
         site.current = 0
+        self._rotation = None
         change = Transition(site.name, up, self.clock())
         self.transitions.append(change)
         return change
@@ -134,22 +155,28 @@ class GlobalLoadBalancer:
 
     @classmethod
     def for_operator(
-        cls, operator: FederatedOperator, *, clock: Clock = time.monotonic,
+        cls,
+        operator: FederatedOperator,
+        *,
+        clock: Clock = time.monotonic,
         policy: HealthPolicy | None = None,
     ) -> GlobalLoadBalancer:
         return cls(operator.id, HealthTracker(operator.data_centres, clock=clock, policy=policy))
 
     def pick(self) -> str:
         """The data centre for the next request; raises when none is up."""
-        sites = [self.health.site(name) for name in self.health.up()]
+        sites, total = self.health.rotation()
         if not sites:
             raise NoHealthyDataCentreError(f"{self.operator_id}: no data centre is up")
-        total = sum(s.weight for s in sites)
+        # max() with a key, unrolled: the first site with the highest current weight wins.
+        chosen = sites[0]
         for site in sites:
             site.current += site.weight
-        chosen = max(sites, key=lambda s: s.current)
+            if site.current > chosen.current:
+                chosen = site
         chosen.current -= total
-        self.routed[chosen.name] = self.routed.get(chosen.name, 0) + 1
+        routed = self.routed
+        routed[chosen.name] = routed.get(chosen.name, 0) + 1
         return chosen.name
 
     def record_check(self, name: str, healthy: bool) -> Transition | None:

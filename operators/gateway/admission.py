@@ -37,6 +37,7 @@ __all__ = [
     "throttle_key",
 ]
 
+
 def throttle_key(client_id: str, api: str) -> str:
     """Throttling is per application and API: each API subscription has its own limits."""
     return f"{client_id}|{api}"
@@ -87,10 +88,23 @@ class Admission:
     ``clock`` is the operator's calendar (epoch seconds): consent expiry is a date.
     """
 
+    __slots__ = ("_granted", "clock", "plans", "throttle")
+
+    _GRANTED_BOUND = 4096
+    """Entries of the granted-context memo before it is cleared."""
+
     def __init__(self, plans: PlanStore, throttle: ThrottlePolicy, clock: Clock) -> None:
         self.plans = plans
         self.throttle = throttle
         self.clock = clock
+        # id(facts) -> (facts, operation, correlator, context, last Admitted): the checks
+        # that depend on neither the clock nor the stores (scope, purpose) passed for these
+        # very (frozen) facts and operation, so their context is handed out again. The
+        # simulation reuses its facts objects; each live request brings new ones (a miss).
+        # Holding ``facts`` keeps its id from being reused while the entry lives.
+        self._granted: dict[
+            int, tuple[GrantFacts, Operation | None, str | None, CallContext, Admitted | None]
+        ] = {}
 
     def authorize(
         self,
@@ -101,6 +115,16 @@ class Admission:
         correlator: str | None = None,
     ) -> CallContext:
         """The grant, the trust gate, scope and purpose; the call's context, or a refusal."""
+        return self._authorize(facts, operation, party_trusted, correlator)[3]
+
+    def _authorize(
+        self,
+        facts: GrantFacts,
+        operation: Operation | None,
+        party_trusted: bool,
+        correlator: str | None,
+    ) -> tuple[GrantFacts, Operation | None, str | None, CallContext, Admitted | None]:
+        """:meth:`authorize`, answering its memo entry (the context is its fourth item)."""
         refusal = grant_refusal(facts, self.clock())
         if refusal is not None:
             if refusal.status == 401:
@@ -110,13 +134,21 @@ class Admission:
                 "PERMISSION_DENIED",
                 f"The grant behind this token no longer stands: {refusal.kind}.",
             )
-        token = facts.token
         if not party_trusted:
             # A valid token of a party whose trust was withdrawn: authenticated, not permitted
             # (CAMARA_common's Generic403 PERMISSION_DENIED, not a 401 asking to log in again).
             raise CamaraError(
                 403, "PERMISSION_DENIED", "The party this token was issued to is no longer trusted."
             )
+        granted = self._granted.get(id(facts))
+        if (
+            granted is not None
+            and granted[0] is facts
+            and granted[1] is operation
+            and granted[2] == correlator
+        ):
+            return granted
+        token = facts.token
         if not scopes_satisfied(operation, token.scopes):
             raise CamaraError(
                 403,
@@ -129,7 +161,7 @@ class Admission:
                 "PERMISSION_DENIED",
                 "The access token names no purpose for processing personal data.",
             )
-        return CallContext(
+        context = CallContext(
             client_id=token.client_id,
             msisdn=token.msisdn,
             scopes=frozenset(token.scopes),
@@ -138,6 +170,10 @@ class Admission:
             party=token.party,
             sandbox=facts.sandbox,
         )
+        if len(self._granted) >= self._GRANTED_BOUND:
+            self._granted.clear()
+        granted = self._granted[id(facts)] = (facts, operation, correlator, context, None)
+        return granted
 
     def rate(self, client_id: str, api: str) -> Plan:
         """The application's plan for ``api``, if its throttle lets one more call through."""
@@ -159,7 +195,13 @@ class Admission:
         correlator: str | None = None,
     ) -> Admitted:
         """Every step in order (the live gateway checks an idempotent replay in between)."""
-        context = self.authorize(
-            facts, operation, party_trusted=party_trusted, correlator=correlator
-        )
-        return Admitted(context, self.rate(context.client_id, operation.api))
+        granted = self._authorize(facts, operation, party_trusted, correlator)
+        context = granted[3]
+        plan = self.rate(context.client_id, operation.api)
+        admitted = granted[4]
+        if admitted is not None and admitted.plan is plan:
+            return admitted
+        admitted = Admitted(context, plan)
+        if self._granted.get(id(facts)) is granted:
+            self._granted[id(facts)] = (*granted[:4], admitted)
+        return admitted
