@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -32,6 +33,10 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Sampler = Callable[[random.Random], float]
+"""Draws one service time from a stream: a distribution with its parameters worked out."""
+
+
 class ExponentialServiceTime(_Spec):
     """Memoryless service, the M in M/M/c: what queueing theory can check exactly."""
 
@@ -40,6 +45,15 @@ class ExponentialServiceTime(_Spec):
 
     def sample(self, rng: random.Random) -> float:
         return rng.expovariate(1.0 / self.mean)
+
+    def sampler(self) -> Sampler:
+        """:meth:`sample` with the rate divided once (the same float, so the same draws)."""
+        rate = 1.0 / self.mean
+
+        def sample(rng: random.Random) -> float:
+            return rng.expovariate(rate)
+
+        return sample
 
 
 class LognormalServiceTime(_Spec):
@@ -57,6 +71,15 @@ class LognormalServiceTime(_Spec):
         mu = math.log(self.mean) - self.sigma**2 / 2
         return rng.lognormvariate(mu, self.sigma)
 
+    def sampler(self) -> Sampler:
+        """:meth:`sample` with ``mu`` worked out once (the same float, so the same draws)."""
+        mu, sigma = math.log(self.mean) - self.sigma**2 / 2, self.sigma
+
+        def sample(rng: random.Random) -> float:
+            return rng.lognormvariate(mu, sigma)
+
+        return sample
+
 
 class ConstantServiceTime(_Spec):
     """Deterministic service, the D in M/D/c."""
@@ -70,6 +93,10 @@ class ConstantServiceTime(_Spec):
 
     def sample(self, rng: random.Random) -> float:
         return self.value
+
+    def sampler(self) -> Sampler:
+        """:meth:`sample` as a plain function."""
+        return self.sample
 
 
 class EmpiricalServiceTime(_Spec):
@@ -91,6 +118,10 @@ class EmpiricalServiceTime(_Spec):
 
     def sample(self, rng: random.Random) -> float:
         return self.samples[rng.randrange(len(self.samples))]
+
+    def sampler(self) -> Sampler:
+        """:meth:`sample` as a plain function."""
+        return self.sample
 
 
 ServiceTime = Annotated[

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "CreateQosSession",
@@ -34,9 +35,11 @@ __all__ = [
 # -- requests ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class MsisdnQuery:
-    """Ask about the subscriber behind an E.164 number (HLR, location server, KYC register)."""
+class MsisdnQuery(NamedTuple):
+    """Ask about the subscriber behind an E.164 number (HLR, location server, KYC register).
+
+    A named tuple (immutable too): one is made per backend call, and a tuple is cheaper.
+    """
 
     msisdn: str
 

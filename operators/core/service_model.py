@@ -10,8 +10,8 @@ and switching a fault on does not shift the stream of later calls.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from .description import Faults, NetworkFunctionSpec
 
@@ -26,9 +26,11 @@ class Outcome(StrEnum):
     OUTAGE = "outage"  # refused at once, never queued (BackendUnavailable)
 
 
-@dataclass(frozen=True, slots=True)
-class Draw:
-    """One call's fate: seconds of service (holding a server) and its outcome."""
+class Draw(NamedTuple):
+    """One call's fate: seconds of service (holding a server) and its outcome.
+
+    A named tuple: one is made per call, and a tuple is cheaper to make than a dataclass.
+    """
 
     duration: float
     outcome: Outcome
@@ -37,12 +39,14 @@ class Draw:
 class ServiceModel:
     """Samples service time from the spec and applies the current faults to it."""
 
-    __slots__ = ("_faults", "_rng", "spec")
+    __slots__ = ("_error_rate", "_extra_latency", "_faults", "_outage", "_rng", "_sample", "spec")
 
     def __init__(self, spec: NetworkFunctionSpec, rng: random.Random) -> None:
         self.spec = spec
         self._rng = rng
-        self._faults = spec.faults
+        self._sample = spec.service_time.sampler()
+        self._outage: Draw | None = None
+        self.set_faults(spec.faults)
 
     @property
     def faults(self) -> Faults:
@@ -51,13 +55,17 @@ class ServiceModel:
     def set_faults(self, faults: Faults) -> None:
         """Switch faults at run time; takes effect from the next call's draw."""
         self._faults = faults
+        # What each draw reads, copied from the frozen model once per switch.
+        self._outage = Draw(0.0, Outcome.OUTAGE) if faults.outage else None
+        self._error_rate = faults.error_rate
+        self._extra_latency = faults.extra_latency
 
     def draw(self) -> Draw:
         """Sample a duration and an outcome for the next call."""
-        base = self.spec.service_time.sample(self._rng)
-        roll = self._rng.random()
-        faults = self._faults
-        if faults.outage:
-            return Draw(0.0, Outcome.OUTAGE)
-        outcome = Outcome.ERROR if roll < faults.error_rate else Outcome.OK
-        return Draw(base + faults.extra_latency, outcome)
+        rng = self._rng
+        base = self._sample(rng)
+        roll = rng.random()
+        if self._outage is not None:
+            return self._outage
+        outcome = Outcome.ERROR if roll < self._error_rate else Outcome.OK
+        return Draw(base + self._extra_latency, outcome)

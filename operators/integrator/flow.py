@@ -26,23 +26,24 @@ A driver's loop is::
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from operators.core import BackendError, NetworkFunctionKind, SessionUnknown, SubscriberUnknown
 from operators.errors import CamaraError
 from operators.policies import TicketState
 
-from .protection import BackendGuard, Outcome
+from .protection import BackendGuard
 
 __all__ = ["BackendCall", "Flow", "GuardedCall", "next_call", "translate_backend_error"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class BackendCall:
-    """One request to one network function, in that function's own request format."""
+class BackendCall(NamedTuple):
+    """One request to one network function, in that function's own request format.
+
+    A named tuple: one is made per backend call, and a tuple is cheaper to make.
+    """
 
     kind: NetworkFunctionKind
     request: Any
@@ -93,7 +94,7 @@ class GuardedCall:
     @property
     def timeout(self) -> float:
         """Seconds the backend has to answer once the call started."""
-        return self.guard.settings.call_timeout
+        return self.guard.call_timeout
 
     def on_promotion(self, waker: Callable[[], None]) -> None:
         """``waker`` is called (from inside another call's ending) when a slot frees for us."""
@@ -108,12 +109,12 @@ class GuardedCall:
     def start(self) -> float:
         """The backend call begins now; returns when it times out, on the guard's clock."""
         self.started = started = self.guard.clock()
-        return started + self.guard.settings.call_timeout
+        return started + self.guard.call_timeout
 
     def _finish(self, failed: bool) -> None:
         assert self.started is not None, "the call never started"
         guard = self.guard
-        guard.finish(self.ticket, Outcome(failed=failed, duration=guard.clock() - self.started))
+        guard.end(self.ticket, failed, guard.clock() - self.started)
 
     def answered(self, record: T) -> T:
         """The backend answered in time: a success for the breaker and the shedder."""

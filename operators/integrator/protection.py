@@ -74,6 +74,9 @@ class BackendGuard:
         self.name = name
         self.clock = clock
         self.settings = s
+        # Read on every call; plain copies of the frozen settings' fields.
+        self.max_concurrent = s.max_concurrent
+        self.call_timeout = s.call_timeout
         self.breaker = breaker or CircuitBreaker(s.breaker, clock)
         self.buffer = buffer or RequestBuffer(s.max_concurrent, s.max_waiting, s.max_wait, clock)
         self.shedder: AdmissionShedder = shedder or (
@@ -88,7 +91,7 @@ class BackendGuard:
 
     def admit(self) -> Ticket:
         """A RUNNING or WAITING ticket, or ``503 UNAVAILABLE`` at once (shed, open, full)."""
-        if not self.shedder.admit(self.buffer.waiting, self.settings.max_concurrent):
+        if not self.shedder.admit(self.buffer.waiting, self.max_concurrent):
             raise self._refuse("load shed")
         if not self.breaker.try_acquire_permission():
             raise self._refuse("circuit open")
@@ -115,15 +118,21 @@ class BackendGuard:
 
     def finish(self, ticket: Ticket, outcome: Outcome) -> None:
         """Record how the call ended and free the slot for the next waiter."""
-        if outcome.failed:
-            self.breaker.on_error(outcome.duration)
+        self.end(ticket, outcome.failed, outcome.duration)
+
+    def end(self, ticket: Ticket, failed: bool, duration: float) -> None:
+        """:meth:`finish` without building an :class:`Outcome` (once per guarded call)."""
+        if failed:
+            self.breaker.on_error(duration)
         else:
-            self.breaker.on_success(outcome.duration)
-            self.shedder.record_service_time(outcome.duration)
-        self._wake(self.buffer.release(ticket))
+            self.breaker.on_success(duration)
+            self.shedder.record_service_time(duration)
+        promoted = self.buffer.release(ticket)
+        if promoted:
+            self._wake(promoted)
 
     def timeout(self) -> CamaraError:
-        return gateway_timeout(f"{self.name} did not answer within {self.settings.call_timeout}s")
+        return gateway_timeout(f"{self.name} did not answer within {self.call_timeout}s")
 
     def _wake(self, promoted: list[Ticket]) -> None:
         for ticket in promoted:

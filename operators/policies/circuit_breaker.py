@@ -145,18 +145,31 @@ class _Tally:
 class _CountWindow:
     """The outcomes of the last ``size`` calls, in a ring."""
 
+    __slots__ = ("_next", "_ring", "_size", "total")
+
     def __init__(self, size: int) -> None:
         self._ring: list[tuple[bool, bool] | None] = [None] * size
+        self._size = size
         self._next = 0
         self.total = _Tally()
 
     def record(self, failed: bool, slow: bool, now: float) -> None:
-        old = self._ring[self._next]
+        # _Tally.add inlined (once per guarded call): the outcome leaving, then the new one.
+        total = self.total
+        at = self._next
+        old = self._ring[at]
         if old is not None:
-            self.total.add(*old, sign=-1)
-        self._ring[self._next] = (failed, slow)
-        self._next = (self._next + 1) % len(self._ring)
-        self.total.add(failed, slow)
+            old_failed, old_slow = old
+            total.calls -= 1
+            total.failed -= old_failed
+            total.slow -= old_slow
+            total.slow_failed -= old_failed and old_slow
+        self._ring[at] = (failed, slow)
+        self._next = (at + 1) % self._size
+        total.calls += 1
+        total.failed += failed
+        total.slow += slow
+        total.slow_failed += failed and slow
 
     def snapshot(self, now: float) -> _Tally:
         return self.total
@@ -164,6 +177,8 @@ class _CountWindow:
 
 class _TimeWindow:
     """The outcomes of the last ``size`` whole clock seconds, one bucket per second."""
+
+    __slots__ = ("_buckets", "_head", "total")
 
     def __init__(self, size: int, now: float) -> None:
         self._buckets = [_Tally() for _ in range(size)]
@@ -210,6 +225,12 @@ class CircuitBreaker:
     def __init__(self, config: CircuitBreakerConfig, clock: Clock) -> None:
         self._config = config
         self._clock = clock
+        # The settings read on every call, copied once (the config is frozen; pydantic
+        # attributes cost more to read than plain ones).
+        self._slow_call_duration = config.slow_call_duration_threshold
+        self._failure_threshold = config.failure_rate_threshold
+        self._slow_rate_threshold = config.slow_call_rate_threshold
+        self._open_wait = config.wait_duration_in_open_state
         self._listeners: list[Callable[[StateTransition], None]] = []
         self._state = CircuitBreakerState.CLOSED
         self._since = clock()
@@ -255,12 +276,13 @@ class CircuitBreaker:
 
     def _exceeded(self, tally: _Tally) -> bool | None:
         """True above a threshold, False below both, None below the minimum number of calls."""
-        failure_rate, slow_rate = self._rates(tally)
-        if failure_rate < 0:
+        calls = tally.calls
+        if calls == 0 or calls < self._minimum:
             return None
+        # The rates exactly as _rates computes them (same operations, same floats).
         return (
-            failure_rate >= self._config.failure_rate_threshold
-            or slow_rate >= self._config.slow_call_rate_threshold
+            tally.failed * 100.0 / calls >= self._failure_threshold
+            or tally.slow * 100.0 / calls >= self._slow_rate_threshold
         )
 
     # -- transitions -----------------------------------------------------------------------
@@ -290,6 +312,9 @@ class CircuitBreaker:
 
     def _advance(self, now: float) -> None:
         """Apply the scheduled transitions that are due by ``now``, each at its due time."""
+        state = self._state
+        if state is not CircuitBreakerState.OPEN and state is not CircuitBreakerState.HALF_OPEN:
+            return  # only OPEN and HALF_OPEN have transitions in time
         config = self._config
         while True:
             if (
@@ -350,7 +375,7 @@ class CircuitBreaker:
         state = self._state
         if state is CircuitBreakerState.OPEN:
             # resilience4j's lazy move: strictly after the wait (Instant.isAfter).
-            if now <= self._since + self._config.wait_duration_in_open_state:
+            if now <= self._since + self._open_wait:
                 return self._refuse()
             self._transition(CircuitBreakerState.HALF_OPEN, now)
             state = self._state
@@ -384,7 +409,7 @@ class CircuitBreaker:
         state = self._state
         if state in (CircuitBreakerState.DISABLED, CircuitBreakerState.FORCED_OPEN):
             return
-        slow = duration > self._config.slow_call_duration_threshold
+        slow = duration > self._slow_call_duration
         self._window.record(failed, slow, now)
         if state in (CircuitBreakerState.OPEN, CircuitBreakerState.METRICS_ONLY):
             return

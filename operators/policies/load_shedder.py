@@ -78,7 +78,13 @@ class LoadShedder:
 
     def admit(self, queue_length: int, servers: int) -> bool:
         """Admit unless the expected wait is above ``target`` (admits until it has data)."""
-        return self.expected_wait(queue_length, servers) <= self._target
+        # expected_wait inlined (once per guarded call): the same arithmetic, the same floats.
+        if servers < 1:
+            raise ValueError(f"servers must be at least 1, got {servers!r}")
+        mean = self._mean
+        if mean is None:
+            return self._target >= 0.0
+        return queue_length * mean / servers <= self._target
 
 
 class CoDelShedder:

@@ -27,7 +27,20 @@ class RetryBudget:
     ``window - window / slices`` and ``window`` seconds after it happened.
     """
 
-    __slots__ = ("_calls", "_clock", "_head", "_min", "_ratio", "_retries", "_slice", "_window")
+    __slots__ = (
+        "_calls",
+        "_calls_total",
+        "_clock",
+        "_floor",
+        "_head",
+        "_min",
+        "_ratio",
+        "_retries",
+        "_retries_total",
+        "_slice",
+        "_slices",
+        "_window",
+    )
 
     def __init__(
         self,
@@ -51,34 +64,46 @@ class RetryBudget:
         self._window = window
         self._slice = window / slices
         self._clock = clock
+        self._slices = slices
+        self._floor = min_per_second * window
         self._calls = [0] * slices
         self._retries = [0] * slices
+        # Running sums of the two rings (integers, so always exactly their sum()).
+        self._calls_total = 0
+        self._retries_total = 0
         self._head = math.floor(clock() / self._slice)
 
     def _move(self) -> int:
         index = math.floor(self._clock() / self._slice)
-        if index > self._head:
-            slices = len(self._calls)
-            for step in range(1, min(index - self._head, slices) + 1):
-                self._calls[(self._head + step) % slices] = 0
-                self._retries[(self._head + step) % slices] = 0
-            self._head = index
-        return self._head % len(self._calls)
+        head = self._head
+        if index > head:
+            slices = self._slices
+            calls, retries = self._calls, self._retries
+            for step in range(1, min(index - head, slices) + 1):
+                at = (head + step) % slices
+                self._calls_total -= calls[at]
+                self._retries_total -= retries[at]
+                calls[at] = 0
+                retries[at] = 0
+            self._head = head = index
+        return head % self._slices
 
     def record_call(self) -> None:
         """Count one original call (not a retry); it earns ``ratio`` of a retry."""
         self._calls[self._move()] += 1
+        self._calls_total += 1
 
     def balance(self) -> float:
         """Retries that may still be spent now."""
         self._move()
-        earned = self._ratio * sum(self._calls) + self._min * self._window
-        return earned - sum(self._retries)
+        earned = self._ratio * self._calls_total + self._floor
+        return earned - self._retries_total
 
     def try_spend(self) -> bool:
         """Spend one retry if the budget has one; a refused retry should be given up."""
         if self.balance() >= 1:
             self._retries[self._move()] += 1
+            self._retries_total += 1
             return True
         return False
 

@@ -22,7 +22,7 @@ __all__ = ["TokenBucket"]
 class TokenBucket:
     """Admits work while tokens remain; tokens come back at ``rate`` per second up to ``burst``."""
 
-    __slots__ = ("_burst", "_clock", "_last", "_rate", "_tokens")
+    __slots__ = ("_burst", "_capacity", "_clock", "_last", "_rate", "_tokens")
 
     def __init__(
         self, rate: float, burst: int, clock: Clock | None = None, *, start: float | None = None
@@ -37,6 +37,7 @@ class TokenBucket:
             start = clock()
         self._rate = float(rate)
         self._burst = burst
+        self._capacity = float(burst)
         self._clock = clock
         self._tokens = float(burst)
         self._last = start
@@ -57,8 +58,11 @@ class TokenBucket:
         return self._clock()
 
     def _refill(self, now: float) -> None:
-        if now > self._last:
-            self._tokens = min(float(self._burst), self._tokens + (now - self._last) * self._rate)
+        last = self._last
+        if now > last:
+            tokens = self._tokens + (now - last) * self._rate
+            capacity = self._capacity
+            self._tokens = capacity if capacity <= tokens else tokens  # min(), without the call
             self._last = now
 
     def available_at(self, now: float) -> float:
