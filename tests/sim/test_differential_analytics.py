@@ -1,7 +1,7 @@
 """The analytics' differential test: one stream of usage, scored live and simulated, must raise
 the same alerts.
 
-A small simulated API business (about thirty developers over four weeks, with a stolen key, an
+A small simulated API business (about thirty developers over three weeks, with a stolen key, an
 enumerator and a quota farmer) runs as ``ogsim run`` runs it, on the operator's own
 :class:`operators.analytics.Analytics`; a tap on that engine keeps, in order, every milestone,
 quota, usage bucket and advance the simulation fed it. The same stream is then played into a
@@ -51,8 +51,19 @@ SCENARIO: dict[str, Any] = {
     "kind": "api_business",
     "name": "differential-analytics",
     "seed": 11,
-    "days": 28,
+    "days": 21,
     "developers": {"total": 30, "arrival_days": 4, "never_integrate": 0.1},
+    "plans": [
+        {"name": "free", "rate_per_second": 2, "burst": 5, "quota": {"limit": 300}},
+        {
+            "name": "pay-as-you-go",
+            "rate_per_second": 50,
+            "burst": 100,
+            "quota": {"limit": 20_000, "period": "month"},
+            "price_per_call": 0.01,
+        },
+        {"name": "enterprise", "rate_per_second": 500, "burst": 1000, "price_per_call": 0.004},
+    ],
     "abuse": {
         "credential_theft": {
             "count": 1,
@@ -74,7 +85,9 @@ SCENARIO: dict[str, Any] = {
         },
     },
 }
-"""Four weeks: the farm's applications reach 80 % of their 30-day quota in about two."""
+"""Three weeks: the farm's applications reach 80 % of their 30-day quota in about two. The
+free plan's quota is small (300 calls a day) so that the farm stays a few tens of thousands of
+calls and normal applications meet it too (throttled calls, upgrades to the next plan)."""
 
 Event = tuple[str, Any]
 
@@ -129,7 +142,7 @@ class LiveOperator:
     clients: dict[str, str] = field(default_factory=dict)
     hosts: dict[str, str] = field(default_factory=dict)
     """A caller address per simulated source label (each on a /24 of its own)."""
-    initial_limits: dict[tuple[str, str], int | None] = field(default_factory=dict)
+    limits: dict[tuple[str, str], int | None] = field(default_factory=dict)
     plans_by_limit: dict[int | None, str] = field(default_factory=dict)
 
     # -- milestones and plans, through the portal and the plan store --------------------------
@@ -144,6 +157,8 @@ class LiveOperator:
         elif kind == "first_token":  # the token endpoint's hook
             self.operator.activity.first_token(self.clients[activity.client_id])
         elif kind == "plan_changed":  # what the portal's plans form does
+            limit = self.limits.pop((activity.client_id, activity.api))
+            assert self.plans_by_limit[limit] == activity.detail
             client_id = self.clients[activity.client_id]
             self.operator.gateway.admission.plans.subscribe(
                 client_id, activity.api, activity.detail
@@ -176,19 +191,23 @@ class LiveOperator:
         )
         self.clients[client_id] = application.client_id
         for api in apis:  # the plan the application starts on, in the operator's plan store
-            plan = self.plans_by_limit[self.initial_limits.pop((client_id, api))]
+            plan = self.plans_by_limit[self.limits.pop((client_id, api))]
             self.operator.gateway.admission.plans.subscribe(application.client_id, api, plan)
 
     def quota(self, client_id: str, api: str, limit: int | None) -> None:
-        """A new application's plan is subscribed when the portal has made it; a change comes
-        with its ``plan_changed`` milestone."""
-        if client_id not in self.clients:
-            self.initial_limits[client_id, api] = limit
+        """Noted until the plan is subscribed: a new application's when the portal has made
+        it, a change with its ``plan_changed`` milestone (which must name a plan of this
+        limit)."""
+        self.limits[client_id, api] = limit
 
     # -- calls, through the gateway's usage recorder -------------------------------------------
 
     def usage(self, bucket: UsageBucket) -> None:
-        """Every call of ``bucket`` recorded as the gateway records an answered call."""
+        """Every call of ``bucket`` recorded as the gateway records an answered call: a
+        status per answer, the bucket's subscribers on its first calls, each source's calls
+        from its own network. The simulation draws an hour once it is over, after its
+        milestones, so the clock steps back to the hour's middle here (only the stamp of a
+        ``first_success`` the recorder notes reads it)."""
         self.clock.now = bucket.start + HOUR / 2
         keys = sorted(bucket.subscribers.keys)
         assert len(keys) <= bucket.calls, "more distinct subscribers than calls"
@@ -237,7 +256,9 @@ class Runs:
 
 def _replay(world: BusinessWorld, fed: list[Event]) -> LiveOperator:
     clock = FakeClock(world.scenario.epoch)
-    operator = Operator.from_config(example_operator(), clock=clock, monotonic=clock)
+    base = example_operator()
+    config = base.model_copy(update={"plans": world.scenario.plans, "default_plan": "free"})
+    operator = Operator.from_config(config, clock=clock, monotonic=clock)
     assert operator.monitor is not None
     accounts = DeveloperPortal.of(portal_host(operator)).accounts
 
