@@ -34,6 +34,7 @@ from .core import CoreSpec, Faults, NetworkFunctionKind
 from .errors import CamaraError
 from .gateway.admission import Admission, objection, sandbox_refusal
 from .gateway.authentication import BearerAuthenticator
+from .gateway.chain import GatewayApp
 from .gateway.errors import install_camara_error_handlers
 from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger, note_subject
@@ -318,7 +319,8 @@ def create_operator_app(operator: Operator) -> FastAPI:
         finally:
             await operator.stop()
 
-    app = FastAPI(
+    app = GatewayApp(
+        operator.gateway,
         title=f"{config.display_name} ({config.id})",
         description="An ogsim operator: CAMARA APIs behind a gateway, identity server, admin API.",
         lifespan=lifespan,
@@ -341,8 +343,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
         return operator.identity.metadata()
 
 
-    for router in build_camara_routers(operator.integrator, operator.gateway.context):
-        app.include_router(router)
+    app.include_camara(build_camara_routers(operator.integrator, operator.gateway.context))
     app.include_router(build_subscriber_admin_router(operator.subscribers, config.admin_secret))
     app.include_router(_operations_router(operator))
     app.mount("/static", static_files(), name="static")

@@ -8,14 +8,14 @@ the framework's own handlers).
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from starlette.responses import JSONResponse
 
 from operators.errors import CamaraError
 
-__all__ = ["HEADER", "PATTERN", "correlator_for", "echoable", "render_error"]
+__all__ = ["HEADER", "PATTERN", "correlator_for", "echoable", "new_correlator", "render_error"]
 
 HEADER = "x-correlator"
 PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
@@ -34,10 +34,22 @@ def render_error(error: CamaraError, correlator: str | None = None) -> JSONRespo
     return JSONResponse(error.body(), status_code=error.status, headers=headers)
 
 
+def new_correlator() -> str:
+    """A random (version 4) UUID in its text form: what ``str(uuid.uuid4())`` gives, from the
+    same 16 bytes of ``os.urandom``, without building the :class:`uuid.UUID` (half the cost;
+    every call without a client's correlator pays it)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_VARIANT = "89ab"
+"""The RFC 9562 variant's first hex digit (binary 10xx) for each value of its two low bits."""
+
+
 def correlator_for(value: str | None) -> str:
     """The correlator this call is known by; a new UUID when the client sent none."""
     if value is None or value == "":
-        return str(uuid.uuid4())
+        return new_correlator()
     if not PATTERN.match(value):
         raise CamaraError(
             400, "INVALID_ARGUMENT", "x-correlator does not match the CAMARA XCorrelator pattern."

@@ -206,6 +206,9 @@ def _direct_route(
         return await serve(request, await context(request))
 
     class _DirectRoute(APIRoute):
+        direct_handler: Handler = staticmethod(handle)
+        """The handler, for a gateway that finds the route itself (plain ASGI, no router)."""
+
         def get_route_handler(self) -> Handler:
             return handle
 

@@ -2,9 +2,11 @@
 
 threat protection → authentication → admission (the grant in real time, trust, scope,
 purpose, then plan and throttle: :class:`~operators.gateway.admission.Admission`, the object
-the simulation calls too) → the CAMARA service → metering. The chain runs as the CAMARA
-routers' context dependency, and :class:`GatewayMiddleware` wraps the app to echo
-``x-correlator`` on every answer and to meter each billable call exactly once.
+the simulation calls too) → the CAMARA service → metering. :meth:`Gateway.context` is what
+each CAMARA route awaits before its service; :func:`run_policies` echoes ``x-correlator`` on
+every answer and meters each billable call exactly once. The CAMARA operations run both as
+one plain ASGI chain (:mod:`operators.gateway.chain`); :class:`GatewayMiddleware` runs the
+policies for every other request inside FastAPI's stack.
 """
 
 from __future__ import annotations
@@ -229,6 +231,8 @@ class GatewayMiddleware:
 
     The usage event is committed before the response head leaves, so a client never holds a
     2xx that was not metered; a crash before that point loses the answer, not the event.
+    The CAMARA operations take the same policies without FastAPI's stack in between
+    (:class:`~operators.gateway.chain.GatewayApp`); every other request passes here.
     """
 
     def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
@@ -239,78 +243,93 @@ class GatewayMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = _header(scope, b"x-correlator")
-        try:
-            correlator = correlator_for(raw)
-        except CamaraError as error:
-            await _send_error(send, error)
-            return
-        state = scope.setdefault("state", {})
-        state["correlator"] = correlator
-        started = time.perf_counter()
-        gateway = self.gateway
-        send = gateway.statistics.observe(send, state, started)
+        await run_policies(self.gateway, self.app, scope, receive, send)
 
-        held: list[Message] = []  # a metered answer waits here until its body is complete
-        answered = [0]  # the status that left, for the usage buckets
 
-        async def send_with_policies(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status = answered[0] = int(message["status"])
-                headers = list(message.get("headers", []))
-                if not any(name.lower() == b"x-correlator" for name, _ in headers):
-                    headers.append((b"x-correlator", correlator.encode()))
-                    message["headers"] = headers
-                call = state.get("call")
-                if isinstance(call, MeteredCall):
-                    gateway.metrics.observe(
-                        call.api, call.operation.operation_id, status, time.perf_counter() - started
-                    )
-                    if is_billable(call.operation, status):
-                        held.append(message)
-                        return
-                else:
-                    gateway.metrics.observe(
-                        api_of(scope.get("path", "")), "-", status, time.perf_counter() - started
-                    )
-                _log_unbilled(gateway, state, subjects, status)
-                await send(message)
-                return
-            if not held:
-                await send(message)
-                return
-            held.append(message)
-            if message.get("more_body", False):
-                return
-            call = state["call"]
-            start, *chunks = held
-            body = b"".join(bytes(chunk.get("body", b"")) for chunk in chunks)
-            try:
-                await gateway.meter(
-                    call, int(start["status"]), body, list(effects),
-                    subject=subjects[0] if subjects else None,
+async def run_policies(
+    gateway: Gateway, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` for one HTTP request under the gateway's answer policies: the correlator
+    (refused when malformed, echoed on every answer), the call statistics, the metrics, and a
+    billable answer held until its usage event (with the call's held effects) is committed."""
+    raw = _header(scope, b"x-correlator")
+    try:
+        correlator = correlator_for(raw)
+    except CamaraError as error:
+        await _send_error(send, error)
+        return
+    state = scope.setdefault("state", {})
+    state["correlator"] = correlator
+    started = time.perf_counter()
+    send = gateway.statistics.observe(send, state, started)
+
+    held: list[Message] = []  # a metered answer waits here until its body is complete
+    answered = [0]  # the status that left, for the usage buckets
+
+    async def send_with_policies(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status = answered[0] = int(message["status"])
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"x-correlator" for name, _ in headers):
+                headers.append((b"x-correlator", correlator.encode()))
+                message["headers"] = headers
+            call = state.get("call")
+            if isinstance(call, MeteredCall):
+                gateway.metrics.observe(
+                    call.api, call.operation.operation_id, status, time.perf_counter() - started
                 )
-                effects.clear()
-            except Exception:
-                log.exception("metering failed; the call is answered 503")
-                answered[0] = 503
-                await _send_error(send, unavailable("The call could not be metered."), correlator)
-                return
-            await send(start)
-            await send({"type": "http.response.body", "body": body})
+                if is_billable(call.operation, status):
+                    held.append(message)
+                    return
+            else:
+                gateway.metrics.observe(
+                    api_of(scope.get("path", "")), "-", status, time.perf_counter() - started
+                )
+            _log_unbilled(gateway, state, subjects, status)
+            await send(message)
+            return
+        if not held:
+            await send(message)
+            return
+        held.append(message)
+        if message.get("more_body", False):
+            return
+        call = state["call"]
+        start, *chunks = held
+        body = b"".join(bytes(chunk.get("body", b"")) for chunk in chunks)
+        try:
+            await gateway.meter(
+                call,
+                int(start["status"]),
+                body,
+                list(effects),
+                subject=subjects[0] if subjects else None,
+            )
+            effects.clear()
+        except Exception:
+            log.exception("metering failed; the call is answered 503")
+            answered[0] = 503
+            await _send_error(send, unavailable("The call could not be metered."), correlator)
+            return
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
 
-        with held_effects() as effects, noted_subjects() as subjects:
-            await self.app(scope, receive, send_with_policies)
-            if effects and not held:  # an answer that is not metered: its writes stand alone
-                apply_effects(effects)
-        caller = state.get(CALLER)
-        if caller is not None and answered[0]:
-            _fold_usage(gateway.usage, caller, answered[0], state, subjects, scope)
+    with held_effects() as effects, noted_subjects() as subjects:
+        await app(scope, receive, send_with_policies)
+        if effects and not held:  # an answer that is not metered: its writes stand alone
+            apply_effects(effects)
+    caller = state.get(CALLER)
+    if caller is not None and answered[0]:
+        _fold_usage(gateway.usage, caller, answered[0], state, subjects, scope)
 
 
 def _fold_usage(
-    usage: UsageRecorder, caller: tuple[str, str], status: int, state: Any,
-    subjects: list[str], scope: Scope,
+    usage: UsageRecorder,
+    caller: tuple[str, str],
+    status: int,
+    state: Any,
+    subjects: list[str],
+    scope: Scope,
 ) -> None:
     """Fold an identified application's answered call into its usage bucket: about the
     token's subscriber, else the first a two-legged call named; from the caller's address."""
@@ -320,7 +339,10 @@ def _fold_usage(
         subscriber = subjects[0]
     client = scope.get("client")
     usage.record(
-        caller[0], caller[1], status, subscriber=subscriber,
+        caller[0],
+        caller[1],
+        status,
+        subscriber=subscriber,
         host=client[0] if client else None,
     )
 
@@ -344,8 +366,15 @@ def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int
         return
     try:
         gateway.ledger.record_unbilled(
-            UnbilledCall(token.client_id, msisdn, operation.api, operation.operation_id,
-                         token.purpose, status, gateway.calendar())
+            UnbilledCall(
+                token.client_id,
+                msisdn,
+                operation.api,
+                operation.operation_id,
+                token.purpose,
+                status,
+                gateway.calendar(),
+            )
         )
     except Exception:  # the answer matters more than its trace in the access log
         log.exception("an unbilled call could not be kept in the access log")

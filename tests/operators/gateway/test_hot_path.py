@@ -113,9 +113,7 @@ def test_a_gateway_context_is_awaited_directly_and_its_refusal_rendered() -> Non
     for router in build_camara_routers(_Services(), context):  # type: ignore[arg-type]
         app.include_router(router)
     client = TestClient(app)
-    answer = client.post(
-        "/sim-swap/v2/check", json={"maxAge": 24}, headers={"authorization": "x"}
-    )
+    answer = client.post("/sim-swap/v2/check", json={"maxAge": 24}, headers={"authorization": "x"})
     assert answer.status_code == 404
     assert answer.json()["message"] == "check_sim_swap for app-1"
     assert answer.headers["x-correlator"] == "c-1"
@@ -157,3 +155,16 @@ def test_settling_the_heap_freezes_start_up_objects_and_spaces_young_collections
     settle_heap()  # once per process: a second call changes nothing
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold()[0] >= YOUNG_COLLECTION
+
+
+def test_a_new_correlator_is_a_version_4_uuid_in_its_text_form() -> None:
+    import uuid
+
+    from operators.camara.correlator import PATTERN, new_correlator
+
+    made = {new_correlator() for _ in range(2000)}
+    assert len(made) == 2000
+    for text in made:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text and PATTERN.match(text)
