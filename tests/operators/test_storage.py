@@ -1,0 +1,65 @@
+"""Database.version: the stamp the read caches compare, and the event-loop turn it is kept for."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from operators.storage import Database
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS grants (id INTEGER PRIMARY KEY, revoked INTEGER)"
+
+
+def _pair(tmp_path: Path) -> tuple[Database, Database]:
+    """Two replicas' handles on one file (two connections, as two gateway processes)."""
+    path = str(tmp_path / "shared.sqlite3")
+    first, second = Database(path), Database(path)
+    first.ensure_schema(SCHEMA)
+    second.ensure_schema(SCHEMA)
+    return first, second
+
+
+def test_a_write_through_another_handle_moves_the_stamp_at_once(tmp_path: Path) -> None:
+    first, second = _pair(tmp_path)
+
+    async def within_one_turn() -> None:
+        before = first.version("grants")
+        assert first.version("grants") == before  # read once, kept for the turn
+        second.execute("INSERT INTO grants (revoked) VALUES (1)")  # no await in between
+        assert first.version("grants") != before
+
+    asyncio.run(within_one_turn())
+    first.close()
+    second.close()
+
+
+def test_another_process_commit_is_seen_from_the_next_turn(tmp_path: Path) -> None:
+    first, second = _pair(tmp_path)
+    outside = sqlite3.connect(first.path, isolation_level=None)  # not a Database: no notice
+
+    async def across_turns() -> None:
+        before = first.version("grants")
+        outside.execute("INSERT INTO grants (revoked) VALUES (1)")
+        assert first.version("grants") == before  # the same turn: as if it landed later
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert first.version("grants") != before
+
+    asyncio.run(across_turns())
+    before = first.version("grants")  # no event loop: asked every time
+    outside.execute("INSERT INTO grants (revoked) VALUES (0)")
+    assert first.version("grants") != before
+    outside.close()
+    first.close()
+    second.close()
+
+
+def test_own_writes_move_the_table_counter(tmp_path: Path) -> None:
+    first, _ = _pair(tmp_path)
+    before = first.version("grants")
+    with first.transaction():
+        first.execute("UPDATE grants SET revoked = 1")
+    assert first.version("grants")[1] == before[1] + 1
+    memory = Database()
+    assert memory.version("grants") == (0, 0)
