@@ -227,6 +227,9 @@ def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> Non
     SIGUSR1 starts the measured window (GC pauses and commit timing counted from there); at
     shutdown what was counted is written beside the ready file (``.stats``)."""
     os.sched_setaffinity(0, {cpu})
+    if kind == "granian":
+        serve_granian(port, storage, ready_file)
+        return
     import uvicorn
 
     from operators.gateway.metering import CommitTiming
@@ -241,6 +244,7 @@ def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> Non
         operator = getattr(app.state, "bench_operator", None)
         if operator is not None:
             operator.gateway.commits.timing = CommitTiming()
+
     config = uvicorn.Config(
         app,
         host=HOST,
@@ -274,6 +278,66 @@ def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> Non
             await super().shutdown(sockets=sockets)
 
     ReportingServer(config).run()
+
+
+def serve_granian(port: int, storage: str, ready_file: Path) -> None:
+    """Child process: the full chain under granian's embedded server (one worker, one Rust
+    runtime thread, on uvloop), in this pinned process; ready once the port accepts."""
+    import uvloop
+    from granian import __version__ as granian_version
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server.embed import Server
+
+    from operators.gateway.metering import CommitTiming
+
+    app = full_app(port, storage)
+    recorder = PauseRecorder()
+    window = {"since": time.perf_counter()}
+    server = Server(
+        app, address=HOST, port=port, interface=Interfaces.ASGI, log_level=LogLevels.warning
+    )
+
+    def start_window() -> None:
+        recorder.reset()
+        window["since"] = time.perf_counter()
+        app.state.bench_operator.gateway.commits.timing = CommitTiming()
+
+    def stop() -> None:
+        stats = server_stats(recorder, app, window["since"])
+        ready_file.with_suffix(".stats").write_text(json.dumps(stats))
+        server.stop()
+
+    async def announce() -> None:
+        while True:
+            try:
+                _, writer = await asyncio.open_connection(HOST, port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            break
+        loop = asyncio.get_running_loop()
+        info = {
+            "pid": os.getpid(),
+            "loop": f"{type(loop).__module__}.{type(loop).__qualname__}",
+            "http": f"granian {granian_version} (ASGI, embedded)",
+            "cpus": sorted(os.sched_getaffinity(0)),
+        }
+        partial = ready_file.with_suffix(".partial")
+        partial.write_text(json.dumps(info))
+        partial.replace(ready_file)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, start_window)
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, stop)
+        announcing = asyncio.create_task(announce())
+        await server.serve()
+        announcing.cancel()
+
+    uvloop.run(main())
 
 
 # -- process bookkeeping --------------------------------------------------------------------
@@ -374,7 +438,7 @@ def start_server(
     port = free_port()
     ready = workdir / f"{kind}.ready"
     log = workdir / f"{kind}.log"
-    storage = ":memory:" if args.storage == "memory" else str(workdir / "operator.sqlite3")
+    storage = ":memory:" if args.storage == "memory" else str(workdir / f"{kind}.sqlite3")
     argv = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -502,12 +566,13 @@ def measure(children: Children, kind: str, args: argparse.Namespace, workdir: Pa
     proc, port, info, log = start_server(children, kind, args, workdir)
     base = f"http://{HOST}:{port}"
     try:
-        token = asyncio.run(prepare_full(base)) if kind == "full" else "unused-by-the-bare-endpoint"
+        served_by_gateway = kind in ("full", "granian")
+        token = asyncio.run(prepare_full(base)) if served_by_gateway else "unused-by-bare"
         expect = probe(base, token)
         if args.warmup > 0:
             run_wrk(children, args, base, token, expect, args.warmup)
             time.sleep(0.5)  # let calls in flight when wrk stopped finish (and be metered)
-        before = metered_calls(base) if kind == "full" else None
+        before = metered_calls(base) if served_by_gateway else None
         hz = os.sysconf("SC_CLK_TCK")
         os.kill(proc.pid, signal.SIGUSR1)  # the server counts GC pauses and commits from here
         busy0, own0, wall0 = cpu_busy_ticks(args.server_cpu), process_ticks(proc.pid), time.time()
@@ -557,7 +622,7 @@ def measure(children: Children, kind: str, args: argparse.Namespace, workdir: Pa
 def _validate(run: Run, args: argparse.Namespace) -> None:
     if not run.server["loop"].startswith("uvloop"):
         run.problems.append(f"event loop is {run.server['loop']}, not uvloop")
-    if "httptools" not in run.server["http"]:
+    if "httptools" not in run.server["http"] and run.kind != "granian":
         run.problems.append(f"HTTP protocol is {run.server['http']}, not httptools")
     if run.server["cpus"] != [args.server_cpu]:
         run.problems.append(f"server pinned to {run.server['cpus']}, not [{args.server_cpu}]")
@@ -630,8 +695,12 @@ def tail_note(run: Run) -> str:
     return note
 
 
+_LABELS = {"full": "full chain", "bare": "bare FastAPI", "granian": "full, granian"}
+
+
 def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
     full, bare = runs["full"], runs["bare"]
+    every = list(runs.values())
     print()
     print(
         f"gateway throughput: POST {PATH}, wrk -t1 -c{args.connections} -d{args.duration:g}s "
@@ -639,10 +708,10 @@ def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
         f"{args.client_cpu}, storage {args.storage}"
     )
     print(f"{'':14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'answers':>10}  all 200")
-    for run in (full, bare):
+    for run in every:
         ok = "yes" if not (run.not_200 or run.non_2xx_3xx or run.wrong_body) else "NO"
         print(
-            f"{run.kind + ' chain' if run.kind == 'full' else 'bare FastAPI':14}"
+            f"{_LABELS[run.kind]:14}"
             f"{run.requests_per_second:>10.0f}{run.p50_us / 1000:>9.2f}{run.p99_us / 1000:>9.2f}"
             f"{run.answers:>10}  {ok}"
         )
@@ -652,10 +721,20 @@ def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
         f"full chain cost per call: "
         f"{1e6 / full.requests_per_second - 1e6 / bare.requests_per_second:.0f} µs over bare"
     )
-    print(f"metering: {metering_note(full, args.connections)}")
-    for run in (full, bare):
+    granian = runs.get("granian")
+    if granian is not None:
+        print(
+            f"ratio full under granian/bare under uvicorn: "
+            f"{granian.requests_per_second / bare.requests_per_second:.3f}"
+        )
+    elif args.granian:
+        print("granian: not installed (`pip install granian`); its row is left out")
+    for run in every:
+        if run.metered is not None:
+            print(f"metering ({run.kind}): {metering_note(run, args.connections)}")
+    for run in every:
         print(tail_note(run))
-    for run in (full, bare):
+    for run in every:
         s = run.server
         print(
             f"{run.kind} server: pid {s['pid']}, loop {s['loop']}, http {s['http']}, "
@@ -663,11 +742,11 @@ def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
             f"(others on that CPU {run.foreign_cpu_share:.0%})"
         )
         print(f"  {run.command}")
-    valid = full.valid and bare.valid
-    for run in (full, bare):
+    valid = all(run.valid for run in every)
+    for run in every:
         for problem in run.problems:
             print(f"INVALID ({run.kind}): {problem}")
-    for run in (full, bare):
+    for run in every:
         for warning in run.warnings:
             print(f"WARNING ({run.kind}): {warning}")
     print("run: " + ("VALID" if valid else "INVALID"))
@@ -690,8 +769,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--verbose", action="store_true", help="print wrk's and the servers' output"
     )
+    parser.add_argument(
+        "--no-granian",
+        dest="granian",
+        action="store_false",
+        help="leave out the full chain under granian (measured third when granian is installed)",
+    )
     # internal: the child process that serves one app
-    parser.add_argument("--serve", choices=("full", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("full", "bare", "granian"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
@@ -720,7 +805,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ogsim-bench-") as tmp:
             runs: dict[str, Run] = {}
-            for kind in ("full", "bare"):
+            kinds = ["full", "bare"]
+            if args.granian and importlib.util.find_spec("granian") is not None:
+                kinds.append("granian")
+            for kind in kinds:
                 print(f"measuring {kind} ...", flush=True)
                 runs[kind] = measure(children, kind, args, Path(tmp))
                 children.stop_all()
