@@ -38,6 +38,10 @@ __all__ = ["BackendCall", "Flow", "GuardedCall", "next_call", "translate_backend
 
 T = TypeVar("T")
 
+# Members as module constants: reading an Enum member off its class costs far more.
+_RUNNING = TicketState.RUNNING
+_WAITING = TicketState.WAITING
+
 
 class BackendCall(NamedTuple):
     """One request to one network function, in that function's own request format.
@@ -84,7 +88,7 @@ class GuardedCall:
     @property
     def waiting(self) -> bool:
         """Parked in the buffer: wait for a promotion (:meth:`on_promotion`) or the deadline."""
-        return self.ticket.state is TicketState.WAITING
+        return self.ticket.state is _WAITING
 
     @property
     def wait_deadline(self) -> float:
@@ -102,7 +106,7 @@ class GuardedCall:
 
     def waited(self) -> CamaraError | None:
         """The wait is over (promoted or deadline): None to go on, else the 503 to answer."""
-        if self.ticket.state is TicketState.RUNNING:
+        if self.ticket.state is _RUNNING:
             return None
         return self.guard.give_up(self.ticket)
 

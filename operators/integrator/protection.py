@@ -31,6 +31,9 @@ from operators.types import Clock
 
 __all__ = ["BackendGuard", "GuardSettings", "Outcome"]
 
+_REJECTED = TicketState.REJECTED
+"""A module constant: reading an Enum member off its class costs far more."""
+
 
 class GuardSettings(BaseModel):
     """How one backend is protected; scenario YAML may embed it, so unknown fields are errors."""
@@ -96,7 +99,7 @@ class BackendGuard:
         if not self.breaker.try_acquire_permission():
             raise self._refuse("circuit open")
         ticket = self.buffer.request()
-        if ticket.state is TicketState.REJECTED:
+        if ticket.state is _REJECTED:
             self.breaker.release_permission()
             raise self._refuse("request buffer full")
         return ticket

@@ -37,6 +37,15 @@ class TicketState(StrEnum):
     RELEASED = "RELEASED"
 
 
+# Members as module constants: reading an Enum member off its class costs far more than a global.
+_RUNNING = TicketState.RUNNING
+_WAITING = TicketState.WAITING
+_REJECTED = TicketState.REJECTED
+_EXPIRED = TicketState.EXPIRED
+_CANCELLED = TicketState.CANCELLED
+_RELEASED = TicketState.RELEASED
+
+
 class Ticket:
     """A request's handle (not a record): its state moves only as the buffer decides."""
 
@@ -49,7 +58,7 @@ class Ticket:
         self._state = state
         self._requested_at = requested_at
         self._deadline = deadline
-        self._admitted_at: float | None = requested_at if state is TicketState.RUNNING else None
+        self._admitted_at: float | None = requested_at if state is _RUNNING else None
 
     @property
     def id(self) -> int:
@@ -122,12 +131,12 @@ class RequestBuffer:
         deadline = now + self._max_wait
         if self._running < self._max_concurrent and not self._waiting:
             self._running += 1
-            return Ticket(ticket_id, TicketState.RUNNING, now, deadline)
+            return Ticket(ticket_id, _RUNNING, now, deadline)
         if len(self._waiting) < self._max_waiting:
-            ticket = Ticket(ticket_id, TicketState.WAITING, now, deadline)
+            ticket = Ticket(ticket_id, _WAITING, now, deadline)
             self._waiting[ticket_id] = ticket
             return ticket
-        return Ticket(ticket_id, TicketState.REJECTED, now, deadline)
+        return Ticket(ticket_id, _REJECTED, now, deadline)
 
     def _promote(self) -> list[Ticket]:
         promoted: list[Ticket] = []
@@ -135,7 +144,7 @@ class RequestBuffer:
         while self._waiting and self._running < self._max_concurrent:
             _, ticket = self._waiting.popitem(last=False)
             now = self._clock() if now is None else now
-            ticket._state = TicketState.RUNNING
+            ticket._state = _RUNNING
             ticket._admitted_at = now
             self._running += 1
             promoted.append(ticket)
@@ -143,19 +152,19 @@ class RequestBuffer:
 
     def release(self, ticket: Ticket) -> list[Ticket]:
         """Free the slot of a finished request; returns the waiters now RUNNING, to be woken."""
-        if ticket._state is not TicketState.RUNNING:
+        if ticket._state is not _RUNNING:
             raise ValueError(f"only a RUNNING ticket can be released, not {ticket!r}")
-        ticket._state = TicketState.RELEASED
+        ticket._state = _RELEASED
         self._running -= 1
         return self._promote()
 
     def cancel(self, ticket: Ticket) -> list[Ticket]:
         """Withdraw a waiter that gave up; a ticket already RUNNING is released instead."""
-        if ticket._state is TicketState.WAITING:
+        if ticket._state is _WAITING:
             del self._waiting[ticket._id]
-            ticket._state = TicketState.CANCELLED
+            ticket._state = _CANCELLED
             return []
-        if ticket._state is TicketState.RUNNING:
+        if ticket._state is _RUNNING:
             return self.release(ticket)
         return []
 
@@ -168,6 +177,6 @@ class RequestBuffer:
             if now - ticket._requested_at <= self._max_wait:
                 break
             self._waiting.popitem(last=False)
-            ticket._state = TicketState.EXPIRED
+            ticket._state = _EXPIRED
             expired.append(ticket)
         return expired

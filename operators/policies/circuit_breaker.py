@@ -218,6 +218,14 @@ _ALLOWED = {
     - {CircuitBreakerState.OPEN, CircuitBreakerState.HALF_OPEN},
 }
 
+# Members as module constants: reading an Enum member off its class costs far more than a global.
+_CLOSED = CircuitBreakerState.CLOSED
+_OPEN = CircuitBreakerState.OPEN
+_HALF_OPEN = CircuitBreakerState.HALF_OPEN
+_DISABLED = CircuitBreakerState.DISABLED
+_METRICS_ONLY = CircuitBreakerState.METRICS_ONLY
+_FORCED_OPEN = CircuitBreakerState.FORCED_OPEN
+
 
 class CircuitBreaker:
     """Stops calling a backend whose failure or slow-call rate crossed a threshold, then probes."""
@@ -232,7 +240,7 @@ class CircuitBreaker:
         self._slow_rate_threshold = config.slow_call_rate_threshold
         self._open_wait = config.wait_duration_in_open_state
         self._listeners: list[Callable[[StateTransition], None]] = []
-        self._state = CircuitBreakerState.CLOSED
+        self._state = _CLOSED
         self._since = clock()
         self._window: _Window = self._closed_window(self._since)
         self._minimum = self._closed_minimum()
@@ -293,17 +301,17 @@ class CircuitBreaker:
             raise ValueError(f"a circuit breaker cannot go from {from_state} to {to_state}")
         self._state = to_state
         self._since = at
-        if to_state is not CircuitBreakerState.OPEN:
+        if to_state is not _OPEN:
             self._not_permitted = 0
-        if to_state in (CircuitBreakerState.CLOSED, CircuitBreakerState.METRICS_ONLY):
+        if to_state in (_CLOSED, _METRICS_ONLY):
             self._window = self._closed_window(at)
             self._minimum = self._closed_minimum()
-        elif to_state is CircuitBreakerState.HALF_OPEN:
+        elif to_state is _HALF_OPEN:
             permitted = self._config.permitted_number_of_calls_in_half_open_state
             self._window = _CountWindow(permitted)
             self._minimum = min(self._config.minimum_number_of_calls, permitted)
             self._free_probes = permitted
-        elif to_state is not CircuitBreakerState.OPEN:
+        elif to_state is not _OPEN:
             self._window = _CountWindow(1)  # DISABLED and FORCED_OPEN record nothing
         # OPEN keeps the metrics that tripped it, as resilience4j does, so late results count.
         event = StateTransition(at=at, from_state=from_state, to_state=to_state)
@@ -313,25 +321,23 @@ class CircuitBreaker:
     def _advance(self, now: float) -> None:
         """Apply the scheduled transitions that are due by ``now``, each at its due time."""
         state = self._state
-        if state is not CircuitBreakerState.OPEN and state is not CircuitBreakerState.HALF_OPEN:
+        if state is not _OPEN and state is not _HALF_OPEN:
             return  # only OPEN and HALF_OPEN have transitions in time
         config = self._config
         while True:
             if (
-                self._state is CircuitBreakerState.OPEN
+                self._state is _OPEN
                 and config.automatic_transition_from_open_to_half_open_enabled
                 and now >= self._since + config.wait_duration_in_open_state
             ):
-                self._transition(
-                    CircuitBreakerState.HALF_OPEN, self._since + config.wait_duration_in_open_state
-                )
+                self._transition(_HALF_OPEN, self._since + config.wait_duration_in_open_state)
             elif (
-                self._state is CircuitBreakerState.HALF_OPEN
+                self._state is _HALF_OPEN
                 and config.max_wait_duration_in_half_open_state > 0
                 and now >= self._since + config.max_wait_duration_in_half_open_state
             ):
                 self._transition(
-                    CircuitBreakerState.OPEN,
+                    _OPEN,
                     self._since + config.max_wait_duration_in_half_open_state,
                 )
             else:
@@ -339,27 +345,27 @@ class CircuitBreaker:
 
     def transition_to_closed(self) -> None:
         """Force CLOSED with an empty window."""
-        self._transition(CircuitBreakerState.CLOSED, self._clock())
+        self._transition(_CLOSED, self._clock())
 
     def transition_to_open(self) -> None:
         """Force OPEN; the wait before HALF_OPEN starts now."""
-        self._transition(CircuitBreakerState.OPEN, self._clock())
+        self._transition(_OPEN, self._clock())
 
     def transition_to_half_open(self) -> None:
         """Force HALF_OPEN with a fresh set of probes."""
-        self._transition(CircuitBreakerState.HALF_OPEN, self._clock())
+        self._transition(_HALF_OPEN, self._clock())
 
     def transition_to_disabled(self) -> None:
         """Let every call through and record nothing."""
-        self._transition(CircuitBreakerState.DISABLED, self._clock())
+        self._transition(_DISABLED, self._clock())
 
     def transition_to_forced_open(self) -> None:
         """Refuse every call until another manual transition."""
-        self._transition(CircuitBreakerState.FORCED_OPEN, self._clock())
+        self._transition(_FORCED_OPEN, self._clock())
 
     def transition_to_metrics_only(self) -> None:
         """Let every call through but keep measuring, to observe a breaker before enforcing it."""
-        self._transition(CircuitBreakerState.METRICS_ONLY, self._clock())
+        self._transition(_METRICS_ONLY, self._clock())
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -373,25 +379,25 @@ class CircuitBreaker:
         now = self._clock()
         self._advance(now)
         state = self._state
-        if state is CircuitBreakerState.OPEN:
+        if state is _OPEN:
             # resilience4j's lazy move: strictly after the wait (Instant.isAfter).
             if now <= self._since + self._open_wait:
                 return self._refuse()
-            self._transition(CircuitBreakerState.HALF_OPEN, now)
+            self._transition(_HALF_OPEN, now)
             state = self._state
-        if state is CircuitBreakerState.HALF_OPEN:
+        if state is _HALF_OPEN:
             if self._free_probes > 0:
                 self._free_probes -= 1
                 return True
             return self._refuse()
-        if state is CircuitBreakerState.FORCED_OPEN:
+        if state is _FORCED_OPEN:
             return self._refuse()
         return True
 
     def release_permission(self) -> None:
         """Give back a permit that was not used, or whose outcome is to be ignored."""
         self._advance(self._clock())
-        if self._state is CircuitBreakerState.HALF_OPEN:
+        if self._state is _HALF_OPEN:
             permitted = self._config.permitted_number_of_calls_in_half_open_state
             self._free_probes = min(permitted, self._free_probes + 1)
 
@@ -407,17 +413,17 @@ class CircuitBreaker:
         now = self._clock()
         self._advance(now)
         state = self._state
-        if state in (CircuitBreakerState.DISABLED, CircuitBreakerState.FORCED_OPEN):
+        if state is _DISABLED or state is _FORCED_OPEN:
             return
         slow = duration > self._slow_call_duration
         self._window.record(failed, slow, now)
-        if state in (CircuitBreakerState.OPEN, CircuitBreakerState.METRICS_ONLY):
+        if state is _OPEN or state is _METRICS_ONLY:
             return
         exceeded = self._exceeded(self._window.snapshot(now))
         if exceeded is True:
-            self._transition(CircuitBreakerState.OPEN, now)
-        elif exceeded is False and state is CircuitBreakerState.HALF_OPEN:
-            self._transition(CircuitBreakerState.CLOSED, now)
+            self._transition(_OPEN, now)
+        elif exceeded is False and state is _HALF_OPEN:
+            self._transition(_CLOSED, now)
 
     def metrics(self) -> CircuitBreakerMetrics:
         """The current state's window, as resilience4j's ``CircuitBreaker.Metrics`` reports it."""
