@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = ["jaro_winkler", "normalise"]
 
 _SEPARATORS = re.compile(r"[\s\-'.,/]+")
 
 
+@lru_cache(maxsize=8192)  # pure, and asked again for the same names on every match
 def normalise(value: str) -> str:
     """Case- and accent-insensitive form with single spaces and no name punctuation."""
     folded = unicodedata.normalize("NFKD", value)
@@ -22,6 +24,7 @@ def normalise(value: str) -> str:
     return _SEPARATORS.sub(" ", folded).strip()
 
 
+@lru_cache(maxsize=8192)  # pure; a register's values and the claims repeat
 def jaro_winkler(a: str, b: str, prefix_scale: float = 0.1) -> float:
     """Jaro-Winkler similarity in [0, 1]."""
     if a == b:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -278,23 +279,27 @@ def delete_qos_session(pcf_session_id: str) -> Flow[QosSessionRecord]:
 # -- KYC match -----------------------------------------------------------------------------
 
 
+_REGISTER_FIELDS: dict[str, Callable[[KycRecord], str]] = {
+    "name": lambda record: f"{record.given_name} {record.family_name}",
+    "givenName": lambda record: record.given_name,
+    "familyName": lambda record: record.family_name,
+    "address": lambda record: f"{record.street_name} {record.street_number}",
+    "streetName": lambda record: record.street_name,
+    "streetNumber": lambda record: record.street_number,
+    "postalCode": lambda record: record.postal_code,
+    "region": lambda record: record.region,
+    "locality": lambda record: record.locality,
+    "country": lambda record: record.country,
+    "birthdate": lambda record: record.birthdate.isoformat(),
+    "email": lambda record: record.email,
+    "gender": lambda record: record.gender,
+}
+"""Claimed attribute -> how the register's record holds it (read only for the fields asked)."""
+
+
 def _register_value(record: KycRecord, field: str) -> str | None:
-    values: dict[str, str | None] = {
-        "name": f"{record.given_name} {record.family_name}",
-        "givenName": record.given_name,
-        "familyName": record.family_name,
-        "address": f"{record.street_name} {record.street_number}",
-        "streetName": record.street_name,
-        "streetNumber": record.street_number,
-        "postalCode": record.postal_code,
-        "region": record.region,
-        "locality": record.locality,
-        "country": record.country,
-        "birthdate": record.birthdate.isoformat(),
-        "email": record.email,
-        "gender": record.gender,
-    }
-    return values.get(field)  # middle names, kana, birth family name: not held
+    value = _REGISTER_FIELDS.get(field)
+    return None if value is None else value(record)  # middle names, kana...: not held
 
 
 def _compare(field: str, claimed: Any, held: str | None) -> tuple[MatchResult, int | None]:
