@@ -7,8 +7,8 @@ import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +24,27 @@ Effect = tuple["Database", str, tuple[Any, ...]]
 _call_effects: ContextVar[list[Effect] | None] = ContextVar("ogsim_call_effects", default=None)
 
 
-@contextmanager
-def held_effects() -> Iterator[list[Effect]]:
+class _HeldEffects:
+    """The context of :func:`held_effects`: a class, not a generator, as every call enters it."""
+
+    __slots__ = ("effects", "token")
+
+    def __init__(self) -> None:
+        self.effects: list[Effect] = []
+        self.token: Token[list[Effect] | None] | None = None
+
+    def __enter__(self) -> list[Effect]:
+        self.token = _call_effects.set(self.effects)
+        return self.effects
+
+    def __exit__(self, *_: object) -> None:
+        if self.token is not None:
+            _call_effects.reset(self.token)
+
+
+def held_effects() -> AbstractContextManager[list[Effect]]:
     """Hold the writes made through :meth:`Database.effect` in this context (one API call)."""
-    effects: list[Effect] = []
-    token = _call_effects.set(effects)
-    try:
-        yield effects
-    finally:
-        _call_effects.reset(token)
+    return _HeldEffects()
 
 
 _writes = [0]

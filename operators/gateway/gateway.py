@@ -23,6 +23,7 @@ from fastapi import Request
 from operators.analytics.usage_recorder import UsageRecorder
 from operators.camara import CallContext, Operation, operation_at
 from operators.camara.correlator import HEADER, correlator_for, render_error
+from operators.camara.json_body import PARSED_BODY
 from operators.config import Plan
 from operators.errors import CamaraError, unavailable
 from operators.identity import IdentityServer
@@ -167,7 +168,8 @@ class Gateway:
                     raise
                 # CAMARA defines no 413: an oversized body is the gateway's 400 as always
                 raise CamaraError(400, "INVALID_ARGUMENT", refusal.message) from refusal
-            inspect_body(headers.get("content-type"), body, self.limits)
+            # parsed once, strictly; the endpoint checks only what this parser lets through
+            state[PARSED_BODY] = inspect_body(headers.get("content-type"), body, self.limits)
         claims = self.authenticator.authenticate(headers.get("authorization"))
         operation = operation_at(method, scope["route"].path)
         # an identified application's call from here on: counted for its usage pages

@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 
 from operators.camara import Operation
@@ -31,6 +30,7 @@ def is_billable(operation: Operation | None, status: int) -> bool:
     Live metering, the aggregator's settlement and the simulation all ask this.
     """
     return operation is not None and operation.billable and 200 <= status < 300
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage_events (
@@ -75,16 +75,28 @@ _SUBJECT_COLUMNS = ("msisdn", "purpose")
 _call_subjects: ContextVar[list[str] | None] = ContextVar("ogsim_call_subjects", default=None)
 
 
-@contextmanager
-def noted_subjects() -> Iterator[list[str]]:
+class _NotedSubjects:
+    """The context of :func:`noted_subjects`: a class, not a generator, as every call enters it."""
+
+    __slots__ = ("subjects", "token")
+
+    def __init__(self) -> None:
+        self.subjects: list[str] = []
+        self.token: Token[list[str] | None] | None = None
+
+    def __enter__(self) -> list[str]:
+        self.token = _call_subjects.set(self.subjects)
+        return self.subjects
+
+    def __exit__(self, *_: object) -> None:
+        if self.token is not None:
+            _call_subjects.reset(self.token)
+
+
+def noted_subjects() -> AbstractContextManager[list[str]]:
     """Collect, for one API call, the subscribers a two-legged call turned out to be about
     (its token names nobody; the integrator learns the number from the body)."""
-    subjects: list[str] = []
-    token = _call_subjects.set(subjects)
-    try:
-        yield subjects
-    finally:
-        _call_subjects.reset(token)
+    return _NotedSubjects()
 
 
 def note_subject(msisdn: str) -> None:
@@ -150,8 +162,15 @@ class UsageLedger:
         self.db.execute(
             "INSERT INTO unbilled_calls (client_id, msisdn, api, operation, purpose, status, at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (call.client_id, call.msisdn, call.api, call.operation, call.purpose, call.status,
-             call.at),
+            (
+                call.client_id,
+                call.msisdn,
+                call.api,
+                call.operation,
+                call.purpose,
+                call.status,
+                call.at,
+            ),
         )
 
     def about(self, msisdn: str) -> tuple[list[UsageEvent], list[UnbilledCall]]:
@@ -163,8 +182,15 @@ class UsageLedger:
             )
         ]
         unbilled = [
-            UnbilledCall(r["client_id"], r["msisdn"], r["api"], r["operation"], r["purpose"],
-                         r["status"], r["at"])
+            UnbilledCall(
+                r["client_id"],
+                r["msisdn"],
+                r["api"],
+                r["operation"],
+                r["purpose"],
+                r["status"],
+                r["at"],
+            )
             for r in self.db.all(
                 "SELECT * FROM unbilled_calls WHERE msisdn = ? ORDER BY at, id", (msisdn,)
             )

@@ -157,14 +157,20 @@ def test_settling_the_heap_freezes_start_up_objects_and_spaces_young_collections
     assert gc.get_threshold()[0] >= YOUNG_COLLECTION
 
 
-def test_a_new_correlator_is_a_version_4_uuid_in_its_text_form() -> None:
+def test_a_new_correlator_is_a_time_ordered_uuid_in_its_text_form() -> None:
+    import time
     import uuid
 
     from operators.camara.correlator import PATTERN, new_correlator
 
-    made = {new_correlator() for _ in range(2000)}
-    assert len(made) == 2000
+    before = time.time_ns() // 1_000_000
+    made = [new_correlator() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(made)) == 2000
     for text in made:
         parsed = uuid.UUID(text)
-        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
         assert str(parsed) == text and PATTERN.match(text)
+        assert before <= parsed.int >> 80 <= after  # the Unix time in milliseconds
+    stamps = [uuid.UUID(text).int >> 80 for text in made]
+    assert stamps == sorted(stamps)
