@@ -5,7 +5,9 @@ Prints, for the thundering herd scenario (both variants), simulated operations a
 M/M/1 queue run in the same process, as a ratio. The M/M/1 runs in small batches between
 the scenario's slices (its progress callback), and its time is taken out of the scenario's:
 on a shared machine whose load changes during a run, both figures see the same load, so the
-ratio holds where the rates alone wander.
+ratio holds where the rates alone wander. Each ratio is also given on CPU seconds
+(``time.process_time``): on a machine shared with other work, the time this process itself
+ran is steadier than the wall clock, for the scenario and the M/M/1 alike.
 
 Then it runs the ``baseline`` federation (three operators, an aggregator, four applications)
 at its own fixed rate for long enough to offer about 100k and 1M operations, each size in a
@@ -46,8 +48,8 @@ SLICES = 100
 """Progress slices of a run, each followed by a batch of M/M/1 customers."""
 
 
-def mm1_seconds(customers: int, seed: int = 1) -> float:
-    """Wall seconds the simplest SimPy M/M/1 (load 0.8) takes to serve ``customers``."""
+def mm1_seconds(customers: int, seed: int = 1) -> tuple[float, float]:
+    """Wall and CPU seconds the simplest SimPy M/M/1 (load 0.8) takes to serve ``customers``."""
     env = simpy.Environment()
     server = simpy.Resource(env, capacity=1)
     rng = random.Random(seed)
@@ -63,21 +65,24 @@ def mm1_seconds(customers: int, seed: int = 1) -> float:
             env.process(customer())
 
     env.process(source())
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     env.run()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 class Reference:
-    """The M/M/1, run in batches between a scenario's slices: customers and wall seconds."""
+    """The M/M/1, run in batches between a scenario's slices: customers, wall and CPU seconds."""
 
     def __init__(self, batch: int) -> None:
         self.batch = batch
         self.customers = 0
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
 
     def run_batch(self, _: float = 0.0) -> None:
-        self.seconds += mm1_seconds(self.batch, seed=self.customers + 1)
+        wall, cpu = mm1_seconds(self.batch, seed=self.customers + 1)
+        self.seconds += wall
+        self.cpu_seconds += cpu
         self.customers += self.batch
 
     @property
@@ -85,12 +90,19 @@ class Reference:
         """Customers per wall second."""
         return self.customers / self.seconds
 
+    @property
+    def cpu_rate(self) -> float:
+        """Customers per CPU second of this process."""
+        return self.customers / self.cpu_seconds
 
-def timed_run(world: World, reference: Reference) -> tuple[RunResult, float]:
-    """Run ``world`` with a reference batch after each slice; the run's own wall seconds."""
-    started = time.perf_counter()
+
+def timed_run(world: World, reference: Reference) -> tuple[RunResult, float, float]:
+    """Run ``world`` with a reference batch after each slice; the run's own wall and CPU
+    seconds (the reference's taken out)."""
+    started, cpu = time.perf_counter(), time.process_time()
     result = world.run(reference.run_batch, slices=SLICES)
-    return result, time.perf_counter() - started - reference.seconds
+    wall = time.perf_counter() - started - reference.seconds
+    return result, wall, time.process_time() - cpu - reference.cpu_seconds
 
 
 def offered_rate(scenario: Scenario) -> float:
@@ -125,10 +137,19 @@ def memory_child(calls: int) -> None:
     world = World(scenario)
     reference = Reference(batch=1000)
     built = _memory_mib("VmRSS:")
-    result, wall = timed_run(world, reference)
+    result, wall, cpu = timed_run(world, reference)
     end, peak = _memory_mib("VmRSS:"), _memory_mib("VmHWM:")
     print(
-        result.calls, scenario.duration, wall, built, end, peak, len(result.series), reference.rate
+        result.calls,
+        scenario.duration,
+        wall,
+        built,
+        end,
+        peak,
+        len(result.series),
+        reference.rate,
+        cpu,
+        reference.cpu_rate,
     )
 
 
@@ -137,14 +158,16 @@ def speed() -> None:
     print("simulated throughput (thundering_herd, this process)")
     for scenario in load_scenario(HERD):
         reference = Reference(batch=2000)
-        result, wall = timed_run(World(scenario), reference)
+        result, wall, cpu = timed_run(World(scenario), reference)
         requests = result.totals()["attempts"]
         ops_rate, req_rate = result.calls / wall, requests / wall
+        cpu_ratio = result.calls / cpu / reference.cpu_rate
         print(
             f"  {scenario.variant:>11}: {result.calls:,} operations, {requests:,.0f} requests"
             f" in {wall:.2f} s: {ops_rate:,.0f} ops/s = {ops_rate / reference.rate:.2f} x"
             f" M/M/1 ({reference.rate:,.0f} customers/s between its slices),"
-            f" {req_rate:,.0f} requests/s = {req_rate / reference.rate:.2f} x M/M/1"
+            f" {req_rate:,.0f} requests/s = {req_rate / reference.rate:.2f} x M/M/1;"
+            f" on CPU seconds {cpu_ratio:.2f} x"
         )
 
 
@@ -165,12 +188,14 @@ def main(quick: bool) -> None:
         ).stdout.split()
         done, duration, wall = int(out[0]), float(out[1]), float(out[2])
         built, end, peak, rows = float(out[3]), float(out[4]), float(out[5]), int(out[6])
-        reference = float(out[7])
+        reference, cpu, cpu_reference = float(out[7]), float(out[8]), float(out[9])
         print(
             f"  {done:>9,} operations over {duration:,.0f} virtual s in {wall:.1f} wall s"
             f" ({done / wall:,.0f} ops/s = {done / wall / reference:.2f} x M/M/1 at"
-            f" {reference:,.0f} customers/s): RSS {built:,.1f} MiB built, {end:,.1f} MiB at"
-            f" the end (+{end - built:,.1f} MiB, {rows:,} per-second rows), peak {peak:,.1f} MiB"
+            f" {reference:,.0f} customers/s; {cpu:.1f} CPU s, on CPU seconds"
+            f" {done / cpu / cpu_reference:.2f} x): RSS {built:,.1f} MiB built, {end:,.1f} MiB"
+            f" at the end (+{end - built:,.1f} MiB, {rows:,} per-second rows), peak"
+            f" {peak:,.1f} MiB"
         )
 
 
