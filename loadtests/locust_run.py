@@ -140,13 +140,21 @@ def run_locust(
     fail_data_centre: str | None = None,
     user_classes: list[str] | None = None,
     run_id: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> LocustRun:
-    """One headless Locust run (local, or a master and ``workers`` workers on loopback)."""
+    """One headless Locust run (local, or a master and ``workers`` workers on loopback).
+
+    ``extra_env`` is added to the Locust processes' environment (the locustfile's switches);
+    ``started`` is handed the master process once it runs, so a caller that has measured
+    what it needed can end the run early (SIGTERM: Locust quits as at its run time's end).
+    """
     results.mkdir(parents=True, exist_ok=True)
     for stale in [*results.glob("calls-*.json"), results / "run.json"]:
         stale.unlink(missing_ok=True)
     run_id = run_id or secrets.token_hex(4)
     env = _locust_env(descriptor, results, run_id, seed, shape, fail_data_centre, shape_env or {})
+    env.update(extra_env or {})
     base = [sys.executable, "-m", "locust", "-f", str(locustfile)]
     command = [
         *base,
@@ -183,6 +191,8 @@ def run_locust(
     master = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     children: list[subprocess.Popen[bytes]] = []
     try:
+        if started is not None:
+            started(master)
         for index in range(workers):
             worker_log = (results / f"locust-worker-{index}.log").open("wb")
             children.append(

@@ -17,6 +17,11 @@ Users (``FastHttpUser``), each an application with its own credentials:
   every operator (SIM swap, reachability, roaming, location verification).
 * :class:`GreedyApp` — a misbehaving application on the free plan that ignores
   ``Retry-After`` (exactly one such user).
+* :class:`SaturatingApp` — calibration's load, off unless ``OGSIM_SATURATING_USERS`` names a
+  number of users: one cheap call (device reachability, an HLR lookup) with a cached
+  two-legged token, at ``OGSIM_SATURATING_RATE`` calls per second per user (Poisson
+  arrivals), or as fast as answers come back when that is 0, spread evenly over the
+  operators (or all at ``OGSIM_SATURATING_OPERATOR``).
 * :class:`StolenKeyApp` — credential theft, off unless ``OGSIM_STOLEN_KEY_USERS`` names a
   number of users: the location application's own key used, ``OGSIM_STOLEN_KEY_AFTER``
   seconds after the application's first success there, from another network (connections
@@ -76,6 +81,8 @@ from loadtests.operations import path_of, scopes_of
 from loadtests.outcomes import Kind, Outcome, classify, parse_body
 from loadtests.provisioning import (
     FRAUD,
+    OPTIONAL_ROLES,
+    ROLES,
     SERVICE,
     Credentials,
     register,
@@ -253,6 +260,7 @@ def _start(environment: Environment, **_: Any) -> None:
             http,
             run_id=options.ogsim_run_id,
             node=tally.node[-6:],
+            roles=_roles(environment),
             admin_secret=secret,
         )
         pool = build_pool(descriptor, http, seed=options.ogsim_seed, admin_secret=secret)
@@ -279,6 +287,15 @@ def _start(environment: Environment, **_: Any) -> None:
     )
     if not isinstance(runner, WorkerRunner):
         _schedule_data_centre_failure(environment, descriptor)
+
+
+def _roles(environment: Environment) -> list[str]:
+    """The applications to register: every role but the optional ones, which only a run with
+    their users needs; a run of saturating users alone needs theirs only."""
+    chosen = {user.__name__ for user in environment.user_classes}
+    if SATURATING_USERS and chosen == {"SaturatingApp"}:
+        return ["saturating"]
+    return [r for r in ROLES if r not in OPTIONAL_ROLES or (r == "saturating" and SATURATING_USERS)]
 
 
 def _write_run_file(environment: Environment, descriptor: Descriptor, http: httpx.Client) -> None:
@@ -1126,4 +1143,67 @@ class StolenKeyApp(CamaraApp):
             operation="verifyLocation",
             body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
             check=answers.location_verification(subscriber, area),
+        )
+
+
+SATURATING_USERS = int(os.environ.get("OGSIM_SATURATING_USERS", "0") or 0)
+"""Users of :class:`SaturatingApp` in a run (0: none, so every other run is as it was)."""
+SATURATING_RATE = float(os.environ.get("OGSIM_SATURATING_RATE", "0") or 0)
+"""Calls per second each saturating user aims at; 0: no wait between calls at all."""
+SATURATING_OPERATOR = os.environ.get("OGSIM_SATURATING_OPERATOR", "")
+"""The one operator the saturating users call (empty: all of them, in turn)."""
+
+
+class SaturatingApp(CamaraApp):
+    """Calibration's load: the cheapest modelled call, so the gateways saturate before Locust.
+
+    Realistic users (a call a second, tokens, CIBA) spend so much of the shared cores in
+    Locust that the load generator breaks down first; this user calls device reachability
+    (one HLR lookup) with a token cached for the run, round robin over the operators (the
+    mix stays even whatever each operator's latency) or at :data:`SATURATING_OPERATOR`
+    alone, checked like every answer, at :data:`SATURATING_RATE` per user or back to back.
+    """
+
+    fixed_count = SATURATING_USERS
+    weight = 0
+    SCOPE = f"device-reachability-status:read {SERVICE}"
+
+    def wait_time(self) -> float:
+        """Back to back, or until this user's next Poisson arrival: each user's calls start
+        at exponential gaps of mean 1/rate counted from the previous start, so many users
+        add up to Poisson arrivals, as the simulation's (Locust's constant throughput starts
+        every user on the same beat and sends the calls in bursts the gateway queues)."""
+        if SATURATING_RATE <= 0:
+            return 0.0
+        self.next_start += self.fake.random.expovariate(SATURATING_RATE)
+        return max(0.0, self.next_start - time.monotonic())
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.turn = self.load_run.users_started
+        self.next_start = time.monotonic()
+        if SATURATING_RATE > 0:  # the first call too, not every user's at once
+            gevent.sleep(self.fake.random.expovariate(SATURATING_RATE))
+            self.next_start = time.monotonic()
+
+    @task
+    def reachability(self) -> None:
+        operators = [
+            o for o in self.load_run.descriptor.operators if SATURATING_OPERATOR in ("", o.id)
+        ]
+        self.turn += 1
+        operator = operators[self.turn % len(operators)].id
+        credentials = self.load_run.credentials[("saturating", operator)]
+        token = self.two_legged_token(
+            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
+        )
+        subscriber = self.pick(self.load_run.pool.usable(operator))
+        self.camara(
+            key=(operator, credentials.client_id, "device-reachability-status"),
+            url=_operator_url(self.load_run, operator, path_of("getReachabilityStatus")),
+            name="saturating reachability",
+            token=token,
+            operation="getReachabilityStatus",
+            body={"device": {"phoneNumber": subscriber.number}},
+            check=answers.reachability(subscriber),
         )

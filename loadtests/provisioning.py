@@ -5,7 +5,8 @@ it); the applications that call operators directly are registered here, fresh fo
 Locust process and test, at every operator (``POST /oauth/admin/clients``, private_key_jwt
 with a new P-256 key), and subscribed to the plan their role calls for
 (``PUT /admin/subscriptions/{client}/{api}``): the enterprise plan for well-behaved ones, the
-free plan for the misbehaving one, so that it is throttled. The aggregator's own client at
+free plan for the misbehaving one, so that it is throttled (and, only when a run asks for it,
+the saturating calibration load on the enterprise plan). The aggregator's own client at
 each operator is subscribed to the enterprise plan for the APIs it forwards, so that a run
 measures the federation rather than the default plan's rate limit.
 """
@@ -71,7 +72,17 @@ ROLES: dict[str, ApplicationRole] = {
         ("device-reachability-status",),
         "free",
     ),
+    "saturating": ApplicationRole(
+        "saturating",
+        scopes_of("getReachabilityStatus"),
+        (SERVICE,),
+        ("client_credentials",),
+        ("device-reachability-status",),
+        "enterprise",
+    ),
 }
+OPTIONAL_ROLES = frozenset({"saturating"})
+"""Registered only for a run that has users of them (calibration's saturating load)."""
 
 AGGREGATOR_APIS = (
     "sim-swap",

@@ -1,12 +1,15 @@
 """Calibration: the simulation, fitted to the live federation, predicts what live does.
 
-The ladder of live steps (:mod:`sim.calibration_live`, measured by ``ogsim calibrate``) is
-fitted into a scenario (:mod:`sim.calibration_scenario`); each step is then simulated at
-the rates live served, and the simulated p50 and p95 set beside the live ones (from the
-gateways' own histograms, the same span the simulation measures: gateway in to gateway
-out). Saturation is predicted, not copied: the simulation is offered three times the busiest
-step's traffic, and its saturation throughput is where the first operator runs out for the
-step's mix (live, Locust's users wait on the slowest operator, so the mix stays fixed).
+The live steps (:mod:`sim.calibration_live`, measured by ``ogsim calibrate``) are a
+saturation step (users back to back) and load levels (Poisson arrivals at shares of it).
+The levels are fitted into a scenario (:mod:`sim.calibration_scenario`); each level is then
+simulated at the rates live served, and the simulated p50 and p95 set beside the live ones
+(from the gateways' own histograms, the same span the simulation measures: gateway in to
+gateway out). Saturation is predicted, not copied: the simulation, with the CPU per call
+fitted on the levels and the waits for a core the kernel reported in the saturation step,
+is offered half as much again as it or live could serve (clients that wait as long as it
+takes, so the queue's growth costs no timeouts), and its saturation throughput is where the
+first operator runs out for the step's mix.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.calibration_live import LiveStep
+from sim.calibration_live import LiveStep, OperatorStep
 from sim.calibration_scenario import (
     TierModel,
     calibrated_document,
@@ -30,6 +33,7 @@ from sim.calibration_scenario import (
 from sim.engine import run_scenario
 from sim.metrics import quantile
 from sim.results import RunResult
+from sim.scenario import Scenario
 
 __all__ = [
     "OVERLOAD",
@@ -40,9 +44,9 @@ __all__ = [
     "simulated_latency",
 ]
 
-OVERLOAD = 3.0
-"""The simulation's least offered load for the saturation figure, as a multiple of the
-busiest step (more when the fitted gateways could serve more than that)."""
+OVERLOAD = 1.5
+"""The simulation's offered load for the saturation figure, as a multiple of the larger of
+the live saturation throughput and the fitted gateways' capacity."""
 
 
 def relative_error(simulated: float, live: float) -> float:
@@ -135,12 +139,15 @@ def _saturation(result: RunResult, shares: dict[str, float]) -> float:
     return min(limits) if limits else math.nan
 
 
-def _capacity_bound(models: dict[str, TierModel], shares: dict[str, float]) -> float:
+def _capacity_bound(scenario: Scenario, shares: dict[str, float]) -> float:
     """Calls/s at which the first one-worker gateway is busy all the time, for this mix."""
-    total = sum(shares.values())
-    bounds = [
-        1 / models[op].gateway_service()["mean"] / (n / total) for op, n in shares.items() if n
-    ]
+    bounds = []
+    for op, share in shares.items():
+        spec = scenario.topology.operators.get(op)
+        if spec is None or share <= 0:
+            continue
+        for dc in spec.data_centres.values():
+            bounds.append(1 / max(dc.gateway.service_time.mean, 1e-9) / share)
     return min(bounds) if bounds else 0.0
 
 
@@ -151,25 +158,77 @@ def _live_latency(step: LiveStep) -> tuple[float, float]:
     return calls.quantile(0.5) * 1000, calls.quantile(0.95) * 1000
 
 
+def _mean_latency_by_operator(result: RunResult) -> dict[str, float]:
+    """Mean latency in seconds of each operator's successful calls in a run."""
+    sums: dict[str, tuple[float, float]] = {}
+    for (operator, _api, _app), stats in result.keys.items():
+        sketch = stats.latency
+        total, count = sums.get(operator, (0.0, 0.0))
+        sums[operator] = (total + sketch.sum, count + sketch.count)
+    return {op: total / count for op, (total, count) in sums.items() if count}
+
+
+def _fit_work_after_answer(
+    models: dict[str, TierModel], lightest: LiveStep, out: Path, sim_seconds: float
+) -> None:
+    """The share of the loop's time per call that lies outside the gateway's measured span.
+
+    The live histogram ends when the answer starts; the metering commit (and the answer's
+    writing) come after it on the same loop. At the lightest level, where calls hardly
+    queue, the simulation with all the loop's time before the answer overshoots the live
+    mean by about that part: the overshoot over the loop's mean time is the share
+    (0 to 0.9). The light level's mean is therefore in-sample; the other levels and the
+    saturation are not.
+    """
+    document = calibrated_document(models, lightest, sim_seconds)
+    result = run_scenario(write(document, out / "levels" / "fit.yaml"))
+    simulated = _mean_latency_by_operator(result)
+    for op, model in models.items():
+        step = lightest.operators.get(op)
+        calls = step.all_calls() if step is not None else None
+        service = document["topology"]["operators"][op]["data_centres"]["live"]["gateway"]
+        loop = _mean_of(service["service_time"])
+        if calls is None or op not in simulated or not loop > 0:
+            continue
+        overshoot = (simulated[op] - calls.mean) / loop
+        model.after_answer = min(max(overshoot, 0.0), 0.9)
+
+
+def _mean_of(service_time: dict[str, Any]) -> float:
+    if service_time.get("distribution") == "empirical":
+        samples = service_time["samples"]
+        return float(sum(samples) / len(samples))
+    return float(service_time.get("mean", math.nan))
+
+
+def _split(steps: list[LiveStep]) -> tuple[list[LiveStep], LiveStep]:
+    """The load levels and the saturation step (the busiest when none ran back to back,
+    then also a level)."""
+    saturating = [s for s in steps if s.saturating]
+    levels = [s for s in steps if not s.saturating] or steps
+    pool = saturating or steps
+    return levels, max(pool, key=lambda s: s.throughput)
+
+
 def calibrate(steps: list[LiveStep], out: Path, sim_seconds: float = 60.0) -> Calibration:
     """Fit the tiers, write the calibrated scenario, simulate each level and saturation.
 
-    Writes ``calibrated.yaml`` (the busiest step's rates), ``calibration.json``,
+    Writes ``calibrated.yaml`` (the busiest level's rates), ``calibration.json``,
     ``calibration.csv`` and ``calibration.png`` into ``out``. Raises ValueError when no
     step served a call.
     """
     useful = [s for s in steps if s.throughput > 0]
     if not useful:
         raise ValueError("no step served any call: nothing to calibrate")
-    lightest = min(useful, key=lambda s: s.throughput)
-    busiest = max(useful, key=lambda s: s.throughput)
-    models = fit_tiers(lightest, busiest)
+    levels, saturation = _split(useful)
+    models = fit_tiers(levels)
     out.mkdir(parents=True, exist_ok=True)
+    _fit_work_after_answer(models, min(levels, key=lambda s: s.throughput), out, sim_seconds)
     scenario_path = out / "calibrated.yaml"
-    document = calibrated_document(models, busiest, sim_seconds)
-    write(document, scenario_path)
+    busiest = max(levels, key=lambda s: s.throughput)
+    write(calibrated_document(models, busiest, sim_seconds), scenario_path)
     rows = []
-    for level, step in _levels(useful):
+    for level, step in _levels(levels):
         level_doc = calibrated_document(models, step, sim_seconds)
         scenario = write(level_doc, out / "levels" / f"{level}.yaml")
         result = run_scenario(scenario)
@@ -187,15 +246,21 @@ def calibrate(steps: list[LiveStep], out: Path, sim_seconds: float = 60.0) -> Ca
                 p95 * 1000,
             )
         )
-    shares = {op: s.call_count for op, s in busiest.operators.items() if op in models}
+    shares = {op: s.call_count for op, s in saturation.operators.items() if op in models}
     total = sum(shares.values())
-    factor = max(OVERLOAD, 1.5 * _capacity_bound(models, shares) / busiest.throughput)
-    overload = write(with_rates(document, factor), out / "levels" / "overload.yaml")
+    mix = {op: n / total for op, n in shares.items()}
+    document = calibrated_document(models, saturation, sim_seconds)
+    at_live = write(document, out / "levels" / "saturation.yaml")
+    bound = max(_capacity_bound(at_live, mix), saturation.throughput)
+    factor = OVERLOAD * bound / saturation.throughput
+    overload = write(
+        with_rates(document, factor, timeout=10 * sim_seconds), out / "levels" / "overload.yaml"
+    )
     result = run_scenario(overload)
-    saturated = _saturation(result, {op: n / total for op, n in shares.items()})
-    live_peak = max(s.throughput for s in useful)
-    peak_step = max(useful, key=lambda s: s.throughput)
-    rows.append(Row("saturation", peak_step.users, live_peak, saturated, *([math.nan] * 4)))
+    saturated = _saturation(result, mix)
+    rows.append(
+        Row("saturation", saturation.users, saturation.throughput, saturated, *([math.nan] * 4))
+    )
     calibration = Calibration(
         rows, [m.as_json() for m in models.values()], scenario_path, [scenario_path]
     )
@@ -213,12 +278,13 @@ def _write_outputs(calibration: Calibration, steps: list[LiveStep], out: Path) -
             "p50_ms": _live_latency(s)[0],
             "p95_ms": _live_latency(s)[1],
             "client": s.client,
-            "cpu_per_call_ms": {
-                op: (o.cpu / o.call_count * 1000 if o.call_count else None)
-                for op, o in s.operators.items()
-            },
+            "saturating": s.saturating,
+            "load_average": s.load_average,
+            "busy_cores": s.busy_cores,
+            "locust_cores": s.client_cores,
+            "operators": {op: _scheduler(o) for op, o in s.operators.items()},
         }
-        for s in sorted(steps, key=lambda s: s.users)
+        for s in sorted(steps, key=lambda s: (not s.saturating, s.throughput))
     ]
     json_path = out / "calibration.json"
     json_path.write_text(json.dumps(data, indent=1, default=str).replace("NaN", "null"))
@@ -233,6 +299,22 @@ def _write_outputs(calibration: Calibration, steps: list[LiveStep], out: Path) -
     return [json_path, csv_path, png]
 
 
+def _scheduler(step: OperatorStep) -> dict[str, float | None]:
+    """What the kernel said about an operator's event loop in a step, per call."""
+    calls = step.call_count
+    if not calls:
+        return {}
+    return {
+        "calls_per_second": calls / step.seconds,
+        "process_cpu_per_call_ms": step.cpu / calls * 1000,
+        "loop_cpu_per_call_ms": step.ran / calls * 1000,
+        "loop_waits_per_call": step.slices / calls,
+        "loop_wait_ms": step.waited / step.slices * 1000 if step.slices else None,
+        "stretch": step.stretch,
+        "loop_busy": (step.ran + step.waited) / step.seconds,
+    }
+
+
 def _plot(rows: list[Row], steps: list[LiveStep], path: Path) -> None:
     import matplotlib
 
@@ -241,12 +323,12 @@ def _plot(rows: list[Row], steps: list[LiveStep], path: Path) -> None:
 
     levels = [r for r in rows if r.level != "saturation"]
     figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4))
-    ordered = sorted(steps, key=lambda s: s.users)
-    left.plot([s.users for s in ordered], [s.throughput for s in ordered], "o-", label="live")
-    saturation = rows[-1]
-    left.axhline(saturation.sim_throughput, color="tab:orange", ls="--", label="sim saturation")
-    left.set_xlabel("Locust users")
+    places = list(range(len(rows)))
+    left.bar([i - 0.2 for i in places], [r.live_throughput for r in rows], 0.4, label="live")
+    left.bar([i + 0.2 for i in places], [r.sim_throughput for r in rows], 0.4, label="sim")
+    left.set_xticks(places, [r.level for r in rows])
     left.set_ylabel("CAMARA calls/s")
+    left.set_title(f"load average {max(s.load_average for s in steps):.1f} at most", fontsize=9)
     left.legend()
     x = [r.live_throughput for r in levels]
     right.plot(x, [r.live_p50_ms for r in levels], "o-", color="tab:blue", label="live p50")

@@ -2,17 +2,21 @@
 
 Each operator process exposes ``/metrics`` (the gateway's Prometheus histogram of request
 seconds by API and operation, the identity server's grants under ``api="oauth"``); its pid
-in the descriptor gives its CPU seconds in ``/proc/<pid>/stat`` (user plus system ticks).
-A step is measured as the difference of two readings, before and after the load, so what
-happened earlier (start-up, previous steps) does not count.
+in the descriptor gives its CPU seconds in ``/proc/<pid>/stat`` (user plus system ticks) and
+the kernel's scheduler statistics in ``/proc/<pid>/schedstat`` (seconds on a core, seconds
+runnable but waiting for one): how much of the shared cores the process got while it had
+work. A step is measured as the difference of two readings, before and after the load, so
+what happened earlier (start-up, previous steps) does not count; the machine's busy cores
+(``/proc/stat``) and load average are read with them.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +33,22 @@ __all__ = [
     "LiveStep",
     "OperatorReading",
     "OperatorStep",
+    "Party",
     "api_name",
+    "busy_core_seconds",
     "cpu_seconds",
     "measure_step",
     "parse_histograms",
     "read_operator",
+    "sched_seconds",
 ]
 
 IDENTITY_API = "oauth"
 NOT_CALLS = frozenset({"health", "admin", "metrics", "portal", "-"})
 """Gateway ``api`` labels that are housekeeping, not calls a client makes."""
 HISTOGRAM = "ogsim_gateway_request_seconds"
+Party = tuple[str, int | None, tuple[str, ...]]
+"""An operator as the descriptor names it: API root, process id, its data centres."""
 WORKLOAD_OF = {operations[0]: name for name, operations in WORKLOADS.items()}
 """The scenario's unit of work each live operation begins (its first operation)."""
 
@@ -85,25 +94,92 @@ def cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def sched_seconds(pid: int, proc: Path = Path("/proc")) -> tuple[float, float, int]:
+    """Seconds process ``pid``'s main thread ran on a core and waited runnable for one, and
+    the times it was put on a core (``schedstat``: nanoseconds, nanoseconds, count)."""
+    fields = (proc / str(pid) / "schedstat").read_text().split()
+    return int(fields[0]) / 1e9, int(fields[1]) / 1e9, int(fields[2])
+
+
+def busy_core_seconds(proc: Path = Path("/proc")) -> float:
+    """Core-seconds the whole machine spent on anything but idle and I/O wait so far."""
+    for line in (proc / "stat").read_text().splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(v) for v in line.split()[1:]]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+            return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    raise ValueError("no cpu line in /proc/stat")
+
+
 @dataclass(frozen=True)
 class OperatorReading:
-    """One operator process at one instant: its histograms and CPU seconds (NaN: no pid)."""
+    """One operator process at one instant: its histograms, CPU seconds, and scheduler
+    seconds on a core and waiting for one (NaN: no pid, or no such file)."""
 
     histograms: dict[tuple[str, str], Histogram]
     cpu: float
+    ran: float = math.nan
+    waited: float = math.nan
+    slices: float = math.nan
 
 
-def read_operator(http: httpx.Client, root: str, pid: int | None) -> OperatorReading:
-    """Scrape ``root/metrics`` and read the process's CPU seconds."""
-    answer = http.get(root.rstrip("/") + "/metrics")
-    answer.raise_for_status()
-    cpu = math.nan
+SITE_HEADER = "x-ogsim-data-centre"
+SITE_OPT_IN = "x-ogsim-show-data-centre"
+"""The operator front names the data centre that answered when asked (federation's
+``DATA_CENTRE_HEADER`` and ``DATA_CENTRE_OPT_IN``)."""
+SCRAPE_TRIES = 60
+
+
+def _scrape_sites(
+    http: httpx.Client, root: str, sites: tuple[str, ...]
+) -> dict[tuple[str, str], Histogram]:
+    """Every data centre's histograms, added up.
+
+    Each data centre of an operator is its own gateway with its own metrics, and the
+    operator's front sends ``/metrics`` to whichever its balancer picks: a single scrape is
+    one data centre's share. The front is asked to name the site that answered, and the
+    scrape repeated until each site of ``sites`` has answered once (the balancer is a smooth
+    weighted round robin, so a few tries do). Raises RuntimeError when one never answers.
+    """
+    url = root.rstrip("/") + "/metrics"
+    if not sites:
+        answer = http.get(url)
+        answer.raise_for_status()
+        return parse_histograms(answer.text)
+    seen: dict[str, dict[tuple[str, str], Histogram]] = {}
+    for _ in range(SCRAPE_TRIES):
+        answer = http.get(url, headers={SITE_OPT_IN: "1"})
+        answer.raise_for_status()
+        site = answer.headers.get(SITE_HEADER, "")
+        if site in sites and site not in seen:
+            seen[site] = parse_histograms(answer.text)
+            if len(seen) == len(sites):
+                break
+    missing = [s for s in sites if s not in seen]
+    if missing:
+        raise RuntimeError(f"{root}: data centre(s) {missing} never answered /metrics")
+    total: dict[tuple[str, str], Histogram] = {}
+    for histograms in seen.values():
+        for key, histogram in histograms.items():
+            total[key] = total[key].plus(histogram) if key in total else histogram
+    return total
+
+
+def read_operator(
+    http: httpx.Client, root: str, pid: int | None, sites: tuple[str, ...] = ()
+) -> OperatorReading:
+    """Scrape ``root/metrics`` (each data centre of ``sites``) and read the process's CPU and
+    scheduler seconds."""
+    histograms = _scrape_sites(http, root, sites)
+    cpu = ran = waited = slices = math.nan
     if pid is not None:
         try:
             cpu = cpu_seconds(pid)
+            ran, waited, count = sched_seconds(pid)
+            slices = float(count)
         except (OSError, ValueError, IndexError):
-            cpu = math.nan
-    return OperatorReading(parse_histograms(answer.text), cpu)
+            pass
+    return OperatorReading(histograms, cpu, ran, waited, slices)
 
 
 @dataclass(frozen=True)
@@ -120,6 +196,23 @@ class OperatorStep:
     """The identity server's token endpoint calls (None when none were made)."""
     cpu: float
     """CPU seconds the operator process used (NaN when its pid is unknown)."""
+    ran: float = math.nan
+    """Seconds the process's main thread (its event loop) ran on a core (schedstat)."""
+    waited: float = math.nan
+    """Seconds it was runnable but waited for a core (schedstat; NaN when unknown)."""
+    slices: float = math.nan
+    """Times it was put on a core (after waking up or after being preempted)."""
+    wait_profile: tuple[float, ...] = ()
+    """The mean wait for a core per time on one, second by second through the step."""
+
+    @property
+    def stretch(self) -> float:
+        """Wall seconds a CPU second of the event loop took while it had work: 1 when it got
+        a core at once, 2 when it waited as long as it ran (the cores it shared with Locust,
+        the other parties and whatever else ran). 1 when unknown."""
+        if not (math.isfinite(self.ran) and math.isfinite(self.waited)) or self.ran <= 0:
+            return 1.0
+        return (self.ran + self.waited) / self.ran
 
     @property
     def call_count(self) -> float:
@@ -155,7 +248,17 @@ def _step(
             calls[key] = delta
         elif key[0] not in NOT_CALLS:
             others += delta.count
-    return OperatorStep(operator, seconds, calls, others, grants, after.cpu - before.cpu)
+    return OperatorStep(
+        operator,
+        seconds,
+        calls,
+        others,
+        grants,
+        after.cpu - before.cpu,
+        after.ran - before.ran,
+        after.waited - before.waited,
+        after.slices - before.slices,
+    )
 
 
 @dataclass(frozen=True)
@@ -167,6 +270,14 @@ class LiveStep:
     operators: dict[str, OperatorStep]
     client: dict[str, Any]
     """Locust's own summary of the step (served calls' rps, p50, p95 as the client saw them)."""
+    saturating: bool = False
+    """Users called back to back (the saturation step), not at a set rate."""
+    busy_cores: float = math.nan
+    """Cores the whole machine kept busy on average during the step (everything on it)."""
+    load_average: float = math.nan
+    """The machine's one-minute load average at the step's end."""
+    client_cores: float = math.nan
+    """Cores Locust's own process used on average during the step."""
 
     @property
     def throughput(self) -> float:
@@ -193,26 +304,32 @@ def _calls(readings: dict[str, OperatorReading]) -> float:
 
 def measure_step(
     http: httpx.Client,
-    operators: dict[str, tuple[str, int | None]],
+    operators: dict[str, Party],
     users: int,
     seconds: float,
     start: Callable[[], Callable[[], dict[str, Any]]],
     sleep: Callable[[float], None],
     warm_up: float = 0.0,
     start_limit: float = 30.0,
+    saturating: bool = False,
+    client_cpu: Callable[[], float] = lambda: math.nan,
+    clock: Callable[[], float] = time.monotonic,
 ) -> LiveStep:
     """Start the load, wait for its first calls and a warm-up, read every operator, wait
     ``seconds``, read again, then wait for the load to finish (``start`` returns that wait,
     which gives the client's summary).
 
-    ``operators`` maps each operator id to its API root and pid (from the descriptor). The
+    ``operators`` maps each operator id to its API root, pid and data centres (from the
+    descriptor). The
     load generator's own start (seconds on a busy machine) and the users' first token flows
     stay out of the measured window: it opens ``warm_up`` seconds after the operators saw
-    the first calls (or after ``start_limit`` seconds without any).
+    the first calls (or after ``start_limit`` seconds without any). ``client_cpu`` reads the
+    load generator's CPU seconds so far (NaN when unknown); ``clock`` times the window
+    (from the middle of the readings that open it to the middle of those that close it).
     """
 
     def read() -> dict[str, OperatorReading]:
-        return {op: read_operator(http, root, pid) for op, (root, pid) in operators.items()}
+        return {op: read_operator(http, *party) for op, party in operators.items()}
 
     baseline = _calls(read())
     finish = start()
@@ -222,10 +339,63 @@ def measure_step(
             sleep(0.5)
             waited += 0.5
         sleep(warm_up)
-        before = read()
-        sleep(seconds)
-        after = read()
+        opened = clock()
+        before, busy_before, client_before = read(), _busy(), client_cpu()
+        opened = (opened + clock()) / 2
+        profiles = _wait_profiles(operators, seconds, sleep)
+        closed = clock()
+        after, busy_after, client_after = read(), _busy(), client_cpu()
+        closed = (closed + clock()) / 2
+        load = os.getloadavg()[0]
     finally:
         client = finish()
-    steps = {op: _step(op, seconds, before[op], after[op]) for op in operators}
-    return LiveStep(users, seconds, steps, client)
+    # The window as the clock saw it: scrapes take a while on a loaded machine, and a
+    # window longer than asked for would count its calls over too few seconds.
+    elapsed = closed - opened if closed > opened else seconds
+    steps = {
+        op: replace(_step(op, elapsed, before[op], after[op]), wait_profile=profiles[op])
+        for op in operators
+    }
+    busy = (busy_after - busy_before) / elapsed
+    client_cores = (client_after - client_before) / elapsed
+    return LiveStep(users, elapsed, steps, client, saturating, busy, load, client_cores)
+
+
+PROFILE_TICK = 1.0
+"""Seconds between the scheduler readings of a step's wait profile."""
+
+
+def _sched(pid: int | None) -> tuple[float, float, int] | None:
+    if pid is None:
+        return None
+    try:
+        return sched_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _wait_profiles(
+    operators: dict[str, Party], seconds: float, sleep: Callable[[float], None]
+) -> dict[str, tuple[float, ...]]:
+    """Wait ``seconds`` in ticks of about :data:`PROFILE_TICK`, reading each process's
+    scheduler statistics at every tick: the mean wait for a core per time on a core in each
+    tick. The machine's other load comes and goes within a step; the profile keeps how
+    much (the waits' mean alone would make the simulation's tail too light)."""
+    ticks = max(1, round(seconds / PROFILE_TICK))
+    last = {op: _sched(party[1]) for op, party in operators.items()}
+    profiles: dict[str, list[float]] = {op: [] for op in operators}
+    for _ in range(ticks):
+        sleep(seconds / ticks)
+        for op, party in operators.items():
+            now, then = _sched(party[1]), last[op]
+            if now is not None and then is not None and now[2] > then[2]:
+                profiles[op].append((now[1] - then[1]) / (now[2] - then[2]))
+            last[op] = now
+    return {op: tuple(values) for op, values in profiles.items()}
+
+
+def _busy() -> float:
+    try:
+        return busy_core_seconds()
+    except (OSError, ValueError):
+        return math.nan

@@ -1,50 +1,153 @@
 """The calibrated scenario: the live federation's operators as the simulation's stations.
 
 Each live operator is one uvicorn process, one event loop: whatever its data centres, its
-gateway and identity server share one core, so it becomes one data centre with one gateway
-replica of one worker whose service time is the CPU the process spent per CAMARA call (grants
-included, as they take the same core) with the spread fitted to its latency histogram at
-the lightest load. The backends are the operators' default network functions, the same
-specification the live emulated backends sleep by. Traffic is one Poisson application per
-operator at the rate and API mix the operator served in the step (the calls that begin a
-unit of work; a QoD session's reads and extensions are counted only in its CPU).
+gateway and identity server share it, so it becomes one data centre with one gateway replica
+of one worker (calls queue for the loop as they do live). What the worker holds for a call
+is the loop's wall time for it, a resource model made of two measured parts:
+
+* the loop's CPU per call, fitted over the load levels as CPU seconds per second against
+  calls per second (the slope is the CPU a call costs; the intercept the background work
+  of an idle loop, shared over the calls), from the kernel's scheduler statistics of the
+  process's main thread;
+* the waits for a core: the loop shares the machine's cores with Locust, the other parties
+  and whatever else runs, and at each step the kernel says how often per call the loop was
+  put on a core and how long it waited runnable each time, second by second; a call's
+  waits are that many (Poisson) exponential waits of the mean of a second drawn at random
+  (the machine's other load comes and goes, and with it the tail).
+
+So the worker's service time is an empirical distribution drawn from that model (CPU per
+call with a modest spread, plus the waits), step by step: the share of the cores the servers
+got is an input of each step, the CPU per call is the calibration. The backends are the
+operators' default network functions, the same specification the live emulated backends
+sleep by. Traffic is one Poisson application per operator at the rate and API mix the
+operator served in the step.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import random
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from operators.core import LognormalServiceTime
 from sim.calibration_fit import Fit, Histogram, fit_histogram
 from sim.calibration_live import LiveStep, OperatorStep, api_name
 from sim.scenario import Scenario, load_scenario
 
-__all__ = ["calibrated_document", "fit_tiers", "with_rates", "write"]
+__all__ = ["TierModel", "calibrated_document", "fit_cpu", "fit_tiers", "with_rates", "write"]
 
 PURPOSE = "dpv:RequestedServiceProvision"
 """Under contract: no consent or objection decides the calls, as for the live demo app."""
+CPU_SIGMA = 0.3
+"""Spread (sigma of the log) of one call's CPU around the mean: the kernel gives totals
+only; calls of one operation run the same code, so a modest spread."""
+SAMPLES = 500
+"""Draws of the loop's wall time per call written into the scenario (empirical)."""
+
+
+def _loop_seconds(step: OperatorStep) -> float:
+    """CPU seconds of the event loop in the step: the main thread's (schedstat), else the
+    whole process's."""
+    return step.ran if math.isfinite(step.ran) else step.cpu
+
+
+def fit_cpu(steps: list[OperatorStep]) -> tuple[float, float]:
+    """(CPU seconds per call, background CPU seconds per second) by least squares of the
+    loop's CPU per second against calls per second over ``steps``.
+
+    With one usable step, or a fit that makes no sense (a negative slope or intercept), the
+    background is taken as zero and the CPU per call is the total over the calls.
+    """
+    points = [
+        (s.call_count / s.seconds, _loop_seconds(s) / s.seconds)
+        for s in steps
+        if s.call_count > 0 and math.isfinite(_loop_seconds(s))
+    ]
+    if not points:
+        return math.nan, 0.0
+    ratio = sum(y for _, y in points) / sum(x for x, _ in points)
+    if len(points) < 2:
+        return ratio, 0.0
+    mean_x = sum(x for x, _ in points) / len(points)
+    mean_y = sum(y for _, y in points) / len(points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if spread <= 0:
+        return ratio, 0.0
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+    background = mean_y - slope * mean_x
+    if slope <= 0 or background < 0:
+        return ratio, 0.0
+    return slope, background
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (Knuth's product of uniforms; means here are a few at most)."""
+    limit, product, count = math.exp(-mean), rng.random(), 0
+    while product > limit:
+        product *= rng.random()
+        count += 1
+    return count
+
+
+def _scaled(profile: tuple[float, ...], mean: float) -> tuple[float, ...]:
+    """The step's second-by-second waits, scaled to the step's mean wait (the profile's
+    seconds weigh alike; the step's total weighs each by its times on a core)."""
+    usable = [w for w in profile if w >= 0 and math.isfinite(w)]
+    average = sum(usable) / len(usable) if usable else 0.0
+    if average <= 0:
+        return (mean,)
+    return tuple(w * mean / average for w in usable)
 
 
 class TierModel:
-    """The fitted tiers of one operator: gateway (CPU per call) and identity (grants)."""
+    """The fitted tiers of one operator: the loop's CPU per call and background, the
+    latency at the lightest level (shown, not used), the identity server's grants."""
 
-    def __init__(self, operator: str, gateway: Fit, cpu_per_call: float, grants: Fit | None):
+    def __init__(
+        self,
+        operator: str,
+        latency: Fit,
+        cpu_per_call: float,
+        grants: Fit | None,
+        background: float = 0.0,
+    ):
         self.operator = operator
-        self.shape = gateway
+        self.latency = latency
         self.cpu_per_call = cpu_per_call
+        self.background = background
         self.grants = grants
+        self.after_answer = 0.0
+        """Share of the loop's time per call spent after the answer (outside the span the
+        gateway's histogram measures), fitted by :func:`sim.calibration.calibrate`."""
 
-    def gateway_service(self) -> dict[str, Any]:
-        """One worker's service time: mean CPU per call, the fitted latency's spread."""
-        mean = self.cpu_per_call if math.isfinite(self.cpu_per_call) else self.shape.mean
-        sigma = self.shape.service_time()
-        spread = sigma.sigma if isinstance(sigma, LognormalServiceTime) else 1.0
-        return {"distribution": "lognormal", "mean": max(mean, 1e-6), "sigma": min(spread, 2.0)}
+    def cpu_at(self, rate: float) -> float:
+        """Mean loop CPU per call at ``rate`` calls/s: the call's own plus its share of the
+        background."""
+        share = self.background / rate if rate > 0 else 0.0
+        return self.cpu_per_call + share
+
+    def gateway_service(self, step: OperatorStep | None = None, seed: int = 1) -> dict[str, Any]:
+        """The worker's service time at ``step``: CPU per call plus that step's waits for a
+        core (an empirical distribution); without scheduler figures, the CPU alone."""
+        rate = step.call_count / step.seconds if step is not None else 0.0
+        cpu = max(self.cpu_at(rate), 1e-6)
+        if step is None or step.call_count <= 0 or not (step.slices > 0 and step.waited >= 0):
+            return {"distribution": "lognormal", "mean": cpu, "sigma": CPU_SIGMA}
+        per_call = step.slices / step.call_count
+        mean_wait = max(step.waited, 0.0) / step.slices
+        profile = _scaled(step.wait_profile, mean_wait)
+        rng = random.Random(f"{self.operator}:{seed}:{step.call_count}")
+        mu = -CPU_SIGMA * CPU_SIGMA / 2
+        samples = []
+        for _ in range(SAMPLES):
+            wait = profile[rng.randrange(len(profile))]
+            count = _poisson(rng, per_call)
+            waited = sum(rng.expovariate(1 / wait) for _ in range(count)) if wait > 0 else 0.0
+            samples.append(round(cpu * rng.lognormvariate(mu, CPU_SIGMA) + waited, 7))
+        return {"distribution": "empirical", "samples": samples}
 
     def identity_service(self) -> dict[str, Any]:
         if self.grants is None:
@@ -54,9 +157,10 @@ class TierModel:
     def as_json(self) -> dict[str, Any]:
         return {
             "operator": self.operator,
-            "latency_fit": self.shape.describe(),
+            "latency_fit": self.latency.describe(),
             "cpu_per_call_ms": self.cpu_per_call * 1000,
-            "gateway_service_time": self.gateway_service(),
+            "background_cpu_per_second_ms": self.background * 1000,
+            "work_after_answer": self.after_answer,
             "identity_fit": self.grants.describe() if self.grants else None,
         }
 
@@ -68,26 +172,21 @@ def _fitted(histogram: Histogram | None, least: int) -> Fit | None:
     return fit_histogram(histogram)
 
 
-def _operator_model(step: OperatorStep) -> TierModel | None:
-    latency = _fitted(step.all_calls(), 1)
-    if latency is None:
-        return None
-    return TierModel(step.operator, latency, step.cpu_per_call, _fitted(step.grants, 5))
-
-
-def fit_tiers(lightest: LiveStep, busiest: LiveStep | None = None) -> dict[str, TierModel]:
-    """Each operator's tiers: the spread from the lightest step (latency close to service),
-    the CPU per call from the busiest one (most calls, least noise from idle work)."""
+def fit_tiers(steps: list[LiveStep]) -> dict[str, TierModel]:
+    """Each operator's tiers from ``steps`` (the load levels, not the saturation step): CPU
+    per call and background over all of them, the latency and grants at the lightest."""
+    if not steps:
+        return {}
+    lightest = min(steps, key=lambda s: s.throughput)
     models = {}
     for op_id, step in lightest.operators.items():
-        model = _operator_model(step)
-        if model is None:
+        latency = _fitted(step.all_calls(), 1)
+        if latency is None:
             continue
-        if busiest is not None and op_id in busiest.operators:
-            heavy = busiest.operators[op_id].cpu_per_call
-            if math.isfinite(heavy):
-                model.cpu_per_call = heavy
-        models[op_id] = model
+        cpu, background = fit_cpu([s.operators[op_id] for s in steps if op_id in s.operators])
+        if not math.isfinite(cpu):
+            cpu = latency.mean
+        models[op_id] = TierModel(op_id, latency, cpu, _fitted(step.grants, 5), background)
     return models
 
 
@@ -117,7 +216,8 @@ def calibrated_document(
                     "gateway": {
                         "replicas": 1,
                         "workers": 1,
-                        "service_time": model.gateway_service(),
+                        "service_time": model.gateway_service(step.operators.get(op_id), seed),
+                        "work_after_answer": round(model.after_answer, 4),
                     },
                     "identity": {
                         "replicas": 1,
@@ -150,11 +250,16 @@ def calibrated_document(
     }
 
 
-def with_rates(document: dict[str, Any], factor: float) -> dict[str, Any]:
-    """The same document with every application's rate multiplied by ``factor``."""
+def with_rates(
+    document: dict[str, Any], factor: float, timeout: float | None = None
+) -> dict[str, Any]:
+    """The same document with every application's rate multiplied by ``factor`` (and its
+    clients' timeout set to ``timeout`` when given)."""
     scaled = copy.deepcopy(document)
     for app in scaled["traffic"]["applications"].values():
         app["arrival"]["rate"] = round(app["arrival"]["rate"] * factor, 4)
+        if timeout is not None:
+            app["client"]["timeout"] = timeout
     return scaled
 
 
@@ -162,5 +267,6 @@ def write(document: dict[str, Any], path: Path) -> Scenario:
     """Write the document as YAML and load it back with the scenario loader (its check)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `ogsim calibrate`: the live federation on the machine that ran it.\n"
-    path.write_text(header + yaml.safe_dump(document, sort_keys=False))
+    # Leaf lists (the empirical samples) in flow style: one line each, read back faster.
+    path.write_text(header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None))
     return load_scenario(path)[0]

@@ -112,6 +112,14 @@ class StationSpec(_Model):
     replicas: int = Field(default=2, ge=1)
     workers: int = Field(default=64, ge=1, description="concurrent calls per replica")
     service_time: ServiceTime = ExponentialServiceTime(mean=0.001)
+    work_after_answer: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="gateway: the share of each call's service time spent after the call has"
+        " passed on (live, the metering commit and the answer's writing, queued behind the"
+        " work already waiting): it holds a worker without delaying that call",
+    )
 
 
 class DataCentreSpec(_Model):

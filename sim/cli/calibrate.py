@@ -1,20 +1,24 @@
 """The calibration command: ``ogsim calibrate``, the simulation checked against live.
 
 Drives headless Locust on loopback (through :mod:`loadtests`, as ``ogsim loadtest`` does)
-at a ladder of user counts against a federation (``--descriptor`` of one already up, or one
-started here), reads each operator's metrics and CPU around every step, and hands the
-steps to :func:`sim.calibration.calibrate`, which fits, writes and simulates.
+against a federation (``--descriptor`` of one already up, or one started here): first users
+calling one cheap operation back to back (the saturation step), then the same operation at
+shares of the throughput that reached (the load levels). It reads each operator's metrics,
+CPU and scheduler statistics around every step, and hands the steps to
+:func:`sim.calibration.calibrate`, which fits, writes and simulates.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import signal
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,77 +29,162 @@ from rich.table import Table
 
 from loadtests import LOCUSTFILE, federation_for_run, read_summary, run_locust
 from sim.calibration import Calibration, calibrate
-from sim.calibration_live import LiveStep, measure_step
+from sim.calibration_live import LiveStep, Party, cpu_seconds, measure_step
 
-__all__ = ["QUICK_LADDER", "app", "calibrate_command", "live_ladder", "render"]
+__all__ = ["LEVELS", "QUICK_LEVELS", "Load", "app", "calibrate_command", "live_ladder", "render"]
 
 PANEL = "Calibration (simulation against live)"
-LADDER = (4, 12, 24, 48, 80, 120)
-QUICK_LADDER = (4, 12)
+SATURATING_USERS = 24
+"""Users calling back to back in the saturation step: enough that every gateway always has
+work queued, few enough that Locust's own process stays well under a core."""
+LEVEL_USERS = 20
+"""Users sharing each level's rate (each at its share, Locust's constant throughput)."""
+LEVELS = (0.15, 0.45, 0.75)
+"""The load levels, as shares of the saturation throughput live measured first."""
+QUICK_LEVELS = (0.5,)
 WARM_UP = 3
 """Seconds after the first calls before a step is measured (users spawn, fetch tokens)."""
 START_ALLOWANCE = 12
 """Seconds Locust is given to start before its first calls (it imports much; busy machines)."""
-CLASSES = ["AntiFraudApp", "LocationApp", "QodApp"]
-"""Direct callers only: the simulation's calibrated topology has no aggregator tier."""
+CLASSES = ["SaturatingApp"]
+"""One cheap call (device reachability) with a cached token: the gateways, not Locust's
+realistic users (tokens, CIBA, a call a second each), reach saturation first."""
 
 console = Console()
 
 
-def _operators(descriptor: Path) -> dict[str, tuple[str, int | None]]:
+@dataclass(frozen=True)
+class Load:
+    """One rung: this many saturating users, each at ``rate`` calls/s (0: back to back)."""
+
+    users: int
+    rate: float
+
+    @property
+    def saturating(self) -> bool:
+        return self.rate <= 0
+
+    def describe(self) -> str:
+        if self.saturating:
+            return f"{self.users} users back to back"
+        return f"{self.users} users at {self.users * self.rate:.1f} calls/s"
+
+
+def _operators(descriptor: Path) -> dict[str, Party]:
     data = json.loads(descriptor.read_text())
-    return {op["id"]: (op["apiRoot"], op.get("pid")) for op in data["operators"]}
+    return {
+        op["id"]: (op["apiRoot"], op.get("pid"), tuple(op.get("dataCentres", ())))
+        for op in data["operators"]
+    }
+
+
+def _locust_cpu(process: list[subprocess.Popen[bytes]]) -> float:
+    try:
+        return cpu_seconds(process[0].pid) if process else math.nan
+    except (OSError, ValueError, IndexError):
+        return math.nan
+
+
+def live_step(
+    descriptor: Path,
+    results: Path,
+    load: Load,
+    step_seconds: int,
+    operator: str,
+    warm_up: int = WARM_UP,
+) -> LiveStep:
+    """Run Locust at ``load`` and measure the operators around it.
+
+    Locust runs in a thread (it is a child process; the thread only waits for it) for its
+    start, the warm-up and the measured window, and is told to stop (SIGTERM, after which it
+    quits and writes its summary as at its run time's end) once the window is measured.
+    """
+    operators = {op: party for op, party in _operators(descriptor).items() if op == operator}
+    folder = results / f"users-{load.users}-rate-{load.rate:g}"
+    process: list[subprocess.Popen[bytes]] = []
+
+    def start() -> Callable[[], dict[str, Any]]:
+        def run() -> None:
+            run_locust(
+                locustfile=LOCUSTFILE,
+                descriptor=descriptor,
+                results=folder,
+                users=load.users,
+                spawn_rate=float(load.users),
+                run_time=f"{START_ALLOWANCE + warm_up + step_seconds + 5}s",
+                stop_timeout=2,
+                user_classes=CLASSES,
+                extra_env={
+                    "OGSIM_SATURATING_OPERATOR": operator,
+                    "OGSIM_SATURATING_USERS": str(load.users),
+                    "OGSIM_SATURATING_RATE": f"{max(load.rate, 0.0):.6g}",
+                },
+                started=process.append,
+            )
+
+        thread = threading.Thread(target=run, name=f"locust-{load.users}", daemon=True)
+        thread.start()
+
+        def finish() -> dict[str, Any]:
+            if process and process[0].poll() is None:
+                process[0].send_signal(signal.SIGTERM)
+            thread.join()
+            try:
+                served: dict[str, Any] = read_summary(folder).get("served", {})
+            except FileNotFoundError:
+                served = {}
+            return served
+
+        return finish
+
+    with httpx.Client(timeout=10.0) as http:
+        step = measure_step(
+            http,
+            operators,
+            load.users,
+            float(step_seconds),
+            start,
+            time.sleep,
+            float(warm_up),
+            saturating=load.saturating,
+            client_cpu=lambda: _locust_cpu(process),
+        )
+    console.print(
+        f"{load.describe()}: {step.throughput:7.1f} calls/s at the gateways "
+        f"(machine {step.busy_cores:.2f} cores busy, Locust {step.client_cores:.2f}, "
+        f"load average {step.load_average:.1f})",
+        highlight=False,
+    )
+    return step
 
 
 def live_ladder(
     descriptor: Path,
     results: Path,
-    ladder: tuple[int, ...],
+    saturating_users: int,
+    levels: tuple[float, ...],
     step_seconds: int,
     warm_up: int = WARM_UP,
+    operator: str | None = None,
 ) -> list[LiveStep]:
-    """Run Locust at each user count of ``ladder`` and measure the operators around it.
+    """The saturation step first (users back to back), then each level at its share of the
+    throughput it reached: levels relative to what this machine sustains now.
 
-    Locust runs in a thread (it is a child process; the thread only waits for it) for its
-    start, the warm-up and the measured window, so the window sees steady users.
-    """
-    operators = _operators(descriptor)
-    steps = []
-    with httpx.Client(timeout=10.0) as http:
-        for users in ladder:
-            folder = results / f"users-{users}"
-
-            def start(users: int = users, folder: Path = folder) -> Callable[[], dict[str, Any]]:
-                def run() -> None:
-                    run_locust(
-                        locustfile=LOCUSTFILE,
-                        descriptor=descriptor,
-                        results=folder,
-                        users=users,
-                        spawn_rate=float(users),
-                        run_time=f"{START_ALLOWANCE + warm_up + step_seconds}s",
-                        stop_timeout=2,
-                        user_classes=CLASSES,
-                    )
-
-                thread = threading.Thread(target=run, name=f"locust-{users}", daemon=True)
-                thread.start()
-
-                def finish() -> dict[str, Any]:
-                    thread.join()
-                    served: dict[str, Any] = read_summary(folder).get("served", {})
-                    return served
-
-                return finish
-
-            step = measure_step(
-                http, operators, users, float(step_seconds), start, time.sleep, float(warm_up)
-            )
-            console.print(
-                f"{users:4d} users: {step.throughput:7.1f} calls/s at the gateways",
-                highlight=False,
-            )
-            steps.append(step)
+    Every step calls one operator (``operator``, default the descriptor's first): its gateway
+    is one event loop, so back-to-back users saturate it, where spread over three operators
+    the one Locust process (about two thirds of a gateway's CPU per call) would saturate
+    first."""
+    operator = operator or next(iter(_operators(descriptor)))
+    saturation = live_step(
+        descriptor, results, Load(saturating_users, 0.0), step_seconds, operator, warm_up
+    )
+    steps = [saturation]
+    peak = saturation.throughput
+    for share in levels:
+        if peak <= 0:
+            break
+        load = Load(LEVEL_USERS, share * peak / LEVEL_USERS)
+        steps.append(live_step(descriptor, results, load, step_seconds, operator, warm_up))
     return steps
 
 
@@ -135,27 +224,32 @@ def calibrate_command(
         Path | None,
         typer.Option(help="descriptor of a federation already up (default: start one)"),
     ] = None,
-    quick: Annotated[bool, typer.Option(help="two short steps (about a minute in all)")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="saturation and one short level (about a minute in all)")
+    ] = False,
     out: Annotated[Path, typer.Option(help="folder for the scenario, table and plot")] = Path(
         "calibration"
     ),
-    users: Annotated[
-        list[int] | None, typer.Option(help="the ladder of user counts (repeatable)")
+    level: Annotated[
+        list[float] | None,
+        typer.Option(min=0.01, max=0.99, help="a load level as a share of saturation (repeatable)"),
     ] = None,
+    users: Annotated[
+        int, typer.Option(min=1, help="users calling back to back in the saturation step")
+    ] = SATURATING_USERS,
     step_seconds: Annotated[int | None, typer.Option(min=2, help="seconds per step")] = None,
-    think_scale: Annotated[float, typer.Option(help="Locust think-time scale")] = 0.2,
 ) -> None:
-    """Measure the live federation at a ladder of loads, fit the simulation, compare."""
-    ladder = tuple(users) if users else (QUICK_LADDER if quick else LADDER)
-    seconds = step_seconds or (6 if quick else 25)
-    os.environ["OGSIM_THINK_SCALE"] = str(think_scale)
+    """Measure the live federation at saturation and at shares of it, fit the simulation,
+    compare."""
+    levels = tuple(sorted(level)) if level else (QUICK_LEVELS if quick else LEVELS)
+    seconds = step_seconds or (5 if quick else 25)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
         results = Path(scratch)
         with federation_for_run(descriptor, results, None, console.print) as described:
-            steps = live_ladder(described, results, ladder, seconds)
+            steps = live_ladder(described, results, users, levels, seconds)
     try:
-        calibration = calibrate(steps, out, sim_seconds=20.0 if quick else 60.0)
+        calibration = calibrate(steps, out, sim_seconds=10.0 if quick else 60.0)
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error

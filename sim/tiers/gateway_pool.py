@@ -108,6 +108,14 @@ class Replica:
         else:
             self._waiting.append((duration, job))
 
+    def serve_next(self, duration: float, job: GatewayJob) -> None:
+        """As :meth:`serve`, but ahead of the jobs waiting: work the replica itself queued
+        (live, a callback the event loop runs before the next requests it reads)."""
+        if self.busy < self.servers:
+            self.serve(duration, job)
+        else:
+            self._waiting.appendleft((duration, job))
+
     def _finish(self, event: Timer) -> None:
         job: GatewayJob = event.value
         state = self.state

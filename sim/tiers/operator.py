@@ -187,6 +187,8 @@ class SimDataCentre:
         self.guards = guards
         self.gateway_time = spec.gateway.service_time.sample
         """Draws a gateway replica's processing time for one request."""
+        self.after_answer = spec.gateway.work_after_answer
+        """The share of that time the replica spends after the call has passed on."""
 
     @property
     def gateways(self) -> list[Replica]:
@@ -203,6 +205,7 @@ class _Request:
     """One API request inside the operator, between its gateway slot and its flow's end."""
 
     __slots__ = (
+        "after",
         "api",
         "checked",
         "client",
@@ -234,9 +237,14 @@ class _Request:
         self.revoked: float | None = None
         """Ground truth for a revoked consent let through: when every data centre sees it."""
         self.checked = 0.0
+        self.after: tuple[Replica, float] | None = None
+        """The replica and the seconds of its work left once the call has passed on."""
 
     def __call__(self) -> None:
         """The gateway processed the request: its checks, then the integrator flow."""
+        after = self.after
+        if after is not None:
+            after[0].serve_next(after[1], _AFTER_ANSWER)
         self.operator._after_gateway(self)
 
     def lost(self) -> None:
@@ -248,6 +256,21 @@ class _Request:
         if self.revoked is not None and answer.ok:
             self.operator.consent.served(self.revoked, self.checked)
         self.reply(answer)
+
+
+class _Nothing:
+    """A replica's work after a call's answer: it holds the worker, nobody waits for it."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        return None
+
+    def lost(self) -> None:
+        return None
+
+
+_AFTER_ANSWER = _Nothing()
 
 
 def single_party_trust(operator_id: str) -> TrustGraph:
@@ -433,7 +456,15 @@ class SimOperator:
             reply(NO_GATEWAY_READY)
             return
         request = _Request(self, dc, client, api, line, via_aggregator, reply)
-        replica.serve(dc.gateway_time(self._rng), request)
+        seconds = dc.gateway_time(self._rng)
+        share = dc.after_answer
+        if share:
+            # The work after the answer (live: the metering commit, a callback the event loop
+            # runs before the next requests it reads) goes ahead of the replica's queue once
+            # the call has passed on.
+            request.after = (replica, seconds * share)
+            seconds -= seconds * share
+        replica.serve(seconds, request)
 
     def work(self, purpose: str | None, api: str) -> _Work:
         """The workload's first operation (the one admitted), its purpose and legal basis."""

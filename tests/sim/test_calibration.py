@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -29,9 +31,12 @@ from sim.calibration_live import (
     cpu_seconds,
     measure_step,
     parse_histograms,
+    read_operator,
+    sched_seconds,
 )
-from sim.calibration_scenario import calibrated_document, fit_tiers, write
+from sim.calibration_scenario import calibrated_document, fit_cpu, fit_tiers, with_rates, write
 from sim.cli import app
+from sim.engine import run_scenario
 from sim.scenario import load_scenario
 
 SAMPLES = 20_000
@@ -161,21 +166,133 @@ def test_the_calibrated_scenario_loads_and_the_table_compares(tmp_path: Path) ->
     assert (tmp_path / "calibration.csv").read_text().startswith("level,users,")
 
 
-def test_tiers_take_the_spread_from_the_lightest_step_and_cpu_from_the_busiest() -> None:
+def test_cpu_per_call_is_the_slope_and_the_background_the_intercept() -> None:
     latency = lognormal_samples(0.02, 0.4)
-    light, busy = _step(2, 5.0, latency, 0.009), _step(20, 40.0, latency, 0.004)
-    models = fit_tiers(light, busy)
-    assert models["telco-es"].cpu_per_call == pytest.approx(0.004)
-    document = calibrated_document(models, busy, 5.0)
+    # the loop spends 10 ms/s idle and 3 ms per call
+    steps = [_step(2, r, latency, 0.003 + 0.010 / r) for r in (5.0, 20.0, 40.0)]
+    cpu, background = fit_cpu([s.operators["telco-es"] for s in steps])
+    assert cpu == pytest.approx(0.003)
+    assert background == pytest.approx(0.010)
+    models = fit_tiers(steps)
+    assert models["telco-es"].cpu_per_call == pytest.approx(0.003)
+    assert models["telco-es"].cpu_at(10.0) == pytest.approx(0.004)
+    document = calibrated_document(models, steps[-1], 5.0)
     app_spec = document["traffic"]["applications"]["telco-es-calls"]
     assert app_spec["arrival"]["rate"] == pytest.approx(40.0)
     assert app_spec["apis"] == {"sim-swap.check": 400.0}
+    # one step, or a nonsensical line: no background, the CPU over the calls
+    assert fit_cpu([steps[0].operators["telco-es"]]) == (pytest.approx(0.005), 0.0)
+
+
+def test_the_loops_service_time_adds_the_waits_for_a_core_the_kernel_reported() -> None:
+    latency = lognormal_samples(0.02, 0.4)
+    step = _step(2, 20.0, latency, 0.003)
+    busy = replace(
+        step.operators["telco-es"],
+        ran=0.6,
+        waited=1.2,  # the loop waited twice as long as it ran: 6 ms a call
+        slices=400.0,  # two times on a core per call, 3 ms waited each on average
+        wait_profile=(0.001, 0.005),  # a calm second and a busy one
+    )
+    model = fit_tiers([step])["telco-es"]
+    service = model.gateway_service(busy)
+    assert service["distribution"] == "empirical"
+    mean = sum(service["samples"]) / len(service["samples"])
+    assert mean == pytest.approx(0.003 + 0.006, rel=0.1)
+    assert max(service["samples"]) > 10 * 0.003  # the busy seconds' waits make the tail
+    assert model.gateway_service(step.operators["telco-es"]) == {
+        "distribution": "lognormal",
+        "mean": pytest.approx(0.003),
+        "sigma": pytest.approx(0.3),
+    }
+
+
+def test_scheduler_statistics_are_read_from_proc(tmp_path: Path) -> None:
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "schedstat").write_text("1500000000 3000000000 250\n")
+    assert sched_seconds(42, tmp_path) == (1.5, 3.0, 250)
+    step = OperatorStep("op", 10.0, {}, 0.0, None, 1.5, 1.5, 3.0, 250.0)
+    assert step.stretch == pytest.approx(3.0)
+    assert OperatorStep("op", 10.0, {}, 0.0, None, 1.5).stretch == 1.0
+
+
+class _Sites:
+    """An operator front that sends each ``/metrics`` to its data centres in turn and names
+    the one that answered when asked (as federation's LoadBalancedFront does)."""
+
+    def __init__(self, sites: dict[str, GatewayMetrics]) -> None:
+        self.sites = sites
+        self.turn = 0
+
+    def get(self, url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        names = list(self.sites)
+        name = names[self.turn % len(names)]
+        self.turn += 1
+        named = {"x-ogsim-data-centre": name} if headers else {}
+        request = httpx.Request("GET", url)
+        return httpx.Response(
+            200, content=self.sites[name].exposition(), headers=named, request=request
+        )
+
+
+def test_every_data_centre_of_an_operator_is_scraped_and_added_up() -> None:
+    madrid, barcelona = GatewayMetrics("telco-es"), GatewayMetrics("telco-es")
+    for _ in range(3):
+        madrid.observe("sim-swap", "checkSimSwap", 200, 0.01)
+    barcelona.observe("sim-swap", "checkSimSwap", 200, 0.03)
+    front = _Sites({"madrid": madrid, "barcelona": barcelona})
+    reading = read_operator(front, "http://op", None, ("madrid", "barcelona"))  # type: ignore[arg-type]
+    calls = reading.histograms[("sim-swap", "checkSimSwap")]
+    assert calls.count == 4
+    assert calls.total == pytest.approx(0.06)
+    with pytest.raises(RuntimeError, match="lisbon"):
+        read_operator(front, "http://op", None, ("madrid", "lisbon"))  # type: ignore[arg-type]
+
+
+def _gateway_scenario(tmp_path: Path, after: float, rate: float, name: str) -> float:
+    """Mean latency (s) and throughput of one operator whose one-worker gateway takes a
+    constant 10 ms a call, ``after`` of it after the call has passed on."""
+    step = _step(2, rate, lognormal_samples(0.02, 0.4), 0.01)
+    document = calibrated_document(fit_tiers([step]), step, 20.0)
+    gateway = document["topology"]["operators"]["telco-es"]["data_centres"]["live"]["gateway"]
+    gateway["service_time"] = {"distribution": "constant", "value": 0.01}
+    gateway["work_after_answer"] = after
+    document = with_rates(document, 1.0, timeout=1000.0)
+    result = run_scenario(write(document, tmp_path / f"{name}.yaml"))
+    return float(result.totals()["goodput_per_second"])
+
+
+def test_work_after_the_answer_holds_the_gateway_but_not_the_call(tmp_path: Path) -> None:
+    # overloaded (150 calls/s offered to 100/s of gateway): the worker's whole time counts
+    assert _gateway_scenario(tmp_path, 0.0, 150.0, "before") == pytest.approx(100, rel=0.05)
+    assert _gateway_scenario(tmp_path, 0.6, 150.0, "after") == pytest.approx(100, rel=0.05)
+    # lightly loaded: the answer leaves 6 ms earlier
+    step = _step(2, 5.0, lognormal_samples(0.02, 0.4), 0.01)
+    means = {}
+    for after in (0.0, 0.6):
+        document = calibrated_document(fit_tiers([step]), step, 200.0)
+        gateway = document["topology"]["operators"]["telco-es"]["data_centres"]["live"]
+        gateway["gateway"]["service_time"] = {"distribution": "constant", "value": 0.01}
+        gateway["gateway"]["work_after_answer"] = after
+        result = run_scenario(write(document, tmp_path / f"light-{after}.yaml"))
+        sketch = result.keys[("telco-es", "sim-swap.check", "telco-es-calls")].latency
+        means[after] = sketch.sum / sketch.count
+    assert means[0.0] - means[0.6] == pytest.approx(0.006, abs=0.001)
+
+
+def test_a_share_of_work_after_the_answer_of_one_or_more_is_refused(tmp_path: Path) -> None:
+    step = _step(2, 5.0, lognormal_samples(0.02, 0.4), 0.004)
+    document = calibrated_document(fit_tiers([step]), step, 5.0)
+    gateway = document["topology"]["operators"]["telco-es"]["data_centres"]["live"]["gateway"]
+    gateway["work_after_answer"] = 1.0
+    with pytest.raises(Exception, match="work_after_answer"):
+        write(document, tmp_path / "bad.yaml")
 
 
 def test_a_bad_document_is_refused_by_the_loader(tmp_path: Path) -> None:
     latency = lognormal_samples(0.02, 0.4)
     step = _step(2, 5.0, latency, 0.004)
-    document = calibrated_document(fit_tiers(step), step, 5.0)
+    document = calibrated_document(fit_tiers([step]), step, 5.0)
     document["duration"] = -1
     with pytest.raises(Exception, match="duration"):
         write(document, tmp_path / "bad.yaml")
@@ -215,29 +332,34 @@ def test_a_step_is_measured_between_two_scrapes_after_the_warm_up() -> None:
 
         return finish
 
+    now = [0.0]
+
     def sleep(seconds: float) -> None:
+        now[0] += seconds
         seen.append(f"sleep {seconds:g}")
         if seconds == 0.5 and seen.count("sleep 0.5") == 2:  # Locust's first call
             http.metrics.observe("sim-swap", "checkSimSwap", 200, 0.2)
-        if seconds == 10:
+        if seconds == 1 and seen.count("sleep 1") == 1:  # the measured window's first second
             for _ in range(20):
                 http.metrics.observe("sim-swap", "checkSimSwap", 200, 0.01)
 
     step = measure_step(
         http,  # type: ignore[arg-type]
-        {"telco-es": ("http://op", None)},
+        {"telco-es": ("http://op", None, ())},
         5,
         10.0,
         start,  # type: ignore[arg-type]
         sleep,
         warm_up=3.0,
+        clock=lambda: now[0],
     )
     scrape = "http://op/metrics"
     waits = [scrape, scrape, "sleep 0.5", scrape, "sleep 0.5", scrape]
-    assert seen == [*waits, "sleep 3", scrape, "sleep 10", scrape]
+    assert seen == [*waits, "sleep 3", scrape, *["sleep 1"] * 10, scrape]
     assert step.throughput == pytest.approx(2.0)
     assert step.operators["telco-es"].all_calls().mean == pytest.approx(0.01)  # type: ignore[union-attr]
     assert math.isnan(step.operators["telco-es"].cpu)
+    assert step.operators["telco-es"].wait_profile == ()  # no pid, no scheduler figures
 
 
 def test_histogram_plus_needs_equal_buckets() -> None:
