@@ -493,7 +493,9 @@ class Aggregator:
             self.federation,
             tables,
             network_id=network_id,
-            second_level=HttpSecondLevelFinder(self.http, self._finder_token),
+            second_level=HttpSecondLevelFinder(
+                self.http, self._finder_token, self._forget_finder_token
+            ),
         )
         self.ready = True
 
@@ -515,14 +517,25 @@ class Aggregator:
         )
         return Partner(operator, client)
 
-    async def _finder_token(self, url: str) -> str | None:
-        partner = next(
+    def _finder_partner(self, url: str) -> Partner | None:
+        return next(
             (p for p in self.partners.values() if url.startswith(p.config.api_root)), None
         )
+
+    async def _finder_token(self, url: str) -> str | None:
+        """The hub's token at the operator whose second-level finder ``url`` is, cached like
+        every two-legged token (a grant per search cost the operator a client assertion's
+        check and a token's signature, and the hub a tenth of its time)."""
+        partner = self._finder_partner(url)
         if partner is None:
             return None
-        reply = await partner.client.client_credentials(TELCO_FINDER_SCOPE)
-        return str(reply["access_token"])
+        return await self._two_legged(partner, TELCO_FINDER_SCOPE)
+
+    def _forget_finder_token(self, url: str) -> None:
+        """The operator refused the cached token (revoked, or its keys rotated)."""
+        partner = self._finder_partner(url)
+        if partner is not None:
+            self._tokens.pop((partner.config.id, "", "", TELCO_FINDER_SCOPE), None)
 
     # -- one call -----------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ from .global_load_balancer import HealthPolicy
 from .member import MemberOperator
 from .portability import PortabilityDatabase
 from .replica_pool import ReplicaPool
+from .transport import PerOriginPools
 
 READY_PATH = "/federation/ready"
 HOST = "127.0.0.1"
@@ -243,7 +244,7 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     config = load_federation(config_path)
     try:
         KeySealing.for_database(str(run_dir / f"{party}.sqlite3"), required=True)
-        http = httpx.AsyncClient(timeout=10.0)
+        http = httpx.AsyncClient(timeout=10.0, transport=PerOriginPools())
         app = build_party(
             config,
             party,

@@ -314,17 +314,26 @@ class HttpSecondLevelFinder:
         self,
         http: httpx.AsyncClient,
         access_token: Callable[[str], Awaitable[str | None]] | None = None,
+        forget_token: Callable[[str], None] | None = None,
     ) -> None:
         self.http = http
         self.access_token = access_token
+        self.forget_token = forget_token
+        """Drops a cached token the finder refused (401), so one retry gets a fresh one."""
 
     async def __call__(self, url: str, request: SearchRequest) -> SearchAnswer | None:
-        token = await self.access_token(url) if self.access_token else None
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await self.http.post(url, json=request.wire(), headers=headers)
+        response = await self._post(url, request)
+        if response.status_code == 401 and self.forget_token is not None:
+            self.forget_token(url)
+            response = await self._post(url, request)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         body = response.json()
         return SearchAnswer(str(body["operatorId"]), body.get("apiRoot"),
                             body.get("authProviderConfiguration"))
+
+    async def _post(self, url: str, request: SearchRequest) -> httpx.Response:
+        token = await self.access_token(url) if self.access_token else None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self.http.post(url, json=request.wire(), headers=headers)

@@ -1,9 +1,10 @@
-"""An in-process network of ASGI apps addressed by host, for tests and ``ogsim demo``.
+"""How parties reach each other: over HTTP, or over an in-process network of ASGI apps.
 
-Under ``ogsim up`` parties reach each other over real HTTP; in one process the same
-``httpx.AsyncClient`` code gets this transport instead, which hands each request to the app
-registered for its host, so one client can call every operator, the aggregator and the
-Network Id services by their real URLs.
+Under ``ogsim up`` parties reach each other over real HTTP through :class:`PerOriginPools`;
+in one process (tests and ``ogsim demo``) the same ``httpx.AsyncClient`` code gets
+:class:`AsgiNetwork` instead, which hands each request to the app registered for its host, so
+one client can call every operator, the aggregator and the Network Id services by their real
+URLs.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from starlette.types import ASGIApp
 class AsgiNetwork(httpx.AsyncBaseTransport):
     """Dispatches on ``host[:port]`` to an ASGI app; unknown hosts get a connection error."""
 
-    def __init__(self, apps: Mapping[str, ASGIApp] | None = None, *,
-                 client: tuple[str, int] = ("127.0.0.1", 40000)) -> None:
+    def __init__(
+        self,
+        apps: Mapping[str, ASGIApp] | None = None,
+        *,
+        client: tuple[str, int] = ("127.0.0.1", 40000),
+    ) -> None:
         self._client = client
         self._apps: dict[str, ASGIApp] = {}
         self._transports: dict[str, httpx.ASGITransport] = {}
@@ -41,3 +46,44 @@ class AsgiNetwork(httpx.AsyncBaseTransport):
         if transport is None:
             raise httpx.ConnectError(f"no app at {request.url.host}", request=request)
         return await transport.handle_async_request(request)
+
+
+KEEPALIVE_SECONDS = 30.0
+
+
+class PerOriginPools(httpx.AsyncBaseTransport):
+    """Real HTTP with a connection pool of its own for each origin (scheme, host and port).
+
+    httpcore 1.0's pool does work per request in proportion to every connection it holds: it
+    checks each idle one for a readable socket and scans them all for one that fits the
+    request's origin. The aggregator holds tens of connections to several operators; one pool
+    per operator makes each request's scan its own operator's connections only. Each pool
+    keeps as many idle connections alive as it may open (``keepalive`` = ``connections``):
+    httpcore closes an idle connection whenever the pool holds more connections in all than
+    the keep-alive limit, so a lower limit turns a busy pool's reuse into connection churn.
+    """
+
+    def __init__(
+        self, connections: int = 100, *, keepalive_expiry: float = KEEPALIVE_SECONDS
+    ) -> None:
+        self._limits = httpx.Limits(
+            max_connections=connections,
+            max_keepalive_connections=connections,
+            keepalive_expiry=keepalive_expiry,
+        )
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+
+    def _pool(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        origin = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = httpx.AsyncHTTPTransport(limits=self._limits)
+        return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._pool(request.url).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()

@@ -31,6 +31,7 @@ from federation.protection import (
 from federation.telco_finder import (
     BrandFinder,
     HttpSecondLevelFinder,
+    SearchRequest,
     TelcoFinder,
     build_telco_finder_router,
 )
@@ -318,3 +319,28 @@ async def test_network_id_service(world: World) -> None:
     assert missing.status_code == 404 and missing.json()["code"] == "IDENTIFIER_NOT_FOUND"
     assert (await world.http.post(url, json={"phone": "+34"})).status_code == 400
     assert NETWORK_ID_SCOPE == "network-id:resolve"
+
+
+async def test_second_level_finder_refreshes_a_refused_cached_token(world: World) -> None:
+    """A token the operator's finder refuses (here revoked) is forgotten and fetched again
+    once, so a cache of the hub's finder tokens never turns a revocation into an outage."""
+    gb = world.operators["telco-gb"]
+    client = client_for(gb, "cached-hub", TELCO_FINDER_SCOPE, world.http)
+    cache: dict[str, str] = {}
+    grants: list[str] = []
+
+    async def cached_token(url: str) -> str:
+        if url not in cache:
+            cache[url] = str((await client.client_credentials(TELCO_FINDER_SCOPE))["access_token"])
+            grants.append(cache[url])
+        return cache[url]
+
+    second_level = HttpSecondLevelFinder(world.http, cached_token, lambda url: cache.pop(url))
+    url = world.federation.operator("telco-gb").api_root + "/telco-finder/v1/search"
+    request = SearchRequest.model_validate(by_number(BRAND_NUMBER))
+    assert (await second_level(url, request)).operator_id == "kite-gb"
+    assert (await second_level(url, request)).operator_id == "kite-gb"
+    assert len(grants) == 1, "the cached token served both searches"
+    gb.identity.tokens.revoke_jti(str(gb.identity.tokens.verify(grants[0]).jti))
+    assert (await second_level(url, request)).operator_id == "kite-gb"
+    assert len(grants) == 2, "refused once, then a fresh token"
