@@ -188,7 +188,10 @@ class HourlyTraffic:
             bucket = self._bucket(entry, epoch0, errors_n + errors_t + errors_w)
             if bucket is None:
                 continue
-            self._subscribers(bucket.subscribers, entry, min(distinct_n, entry.normal), distinct_t)
+            # a draw of distinct numbers never exceeds the calls that named them: a live
+            # bucket, one subscriber per call, cannot
+            distinct_n, distinct_t = min(distinct_n, entry.normal), min(distinct_t, entry.theft)
+            self._subscribers(bucket.subscribers, entry, distinct_n, distinct_t)
             self._sources(bucket, entry)
             entry.sub.first_pending = False
             entry.sub.billable += billable_calls(bucket)

@@ -164,3 +164,54 @@ def test_the_analytics_learns_the_monthly_limit_the_live_monitor_would() -> None
 def test_billable_calls_are_the_successes_the_gateway_bills(api: str) -> None:
     bucket = UsageBucket("app", api, T0, calls=10, successes=5, errors=3, throttled=2)
     assert billable_calls(bucket) == 5
+
+
+THIN_THEFT = """\
+kind: api_business
+name: thin-theft
+seed: 5
+days: 4
+developers:
+  total: 12
+  arrival_days: 0.2
+  never_integrate: 0
+  integration_delay: {distribution: exponential, mean_hours: 1}
+traffic:
+  calls_per_hour_median: 4
+  calls_per_hour_sigma: 0
+  growth_probability: 0
+  churn_probability: 0
+  ramp_days: 0
+  ramp_start_share: 1
+  apis_per_application: 0
+apis: {sim-swap: 1}
+abuse:
+  credential_theft:
+    count: 4
+    at_day: [1, 1.5]
+    min_age_days: 0
+    duration_hours: [40, 48]
+    volume_factor: [1, 1.5]
+    min_calls_per_hour: 0
+    targets: 2000
+  enumeration: {count: 0}
+  quota_farming: {count: 0}
+"""
+
+
+def test_a_bucket_never_names_more_subscribers_than_its_answered_calls(tmp_path: Path) -> None:
+    """A thief's few calls an hour over thousands of targets: the draw of how many distinct
+    numbers they named is capped by the calls, as one subscriber per call is live."""
+    path = tmp_path / "thin.yaml"
+    path.write_text(THIN_THEFT, encoding="utf-8")
+    world = BusinessWorld(load_business_scenario(path))
+    stolen = checked = 0
+    for day in (2, 3):
+        world.run_until(day)
+        for hour in range(24):
+            buckets, totals = world.traffic.draw(day * DAY + hour * HOUR)
+            stolen += totals.abusive.get("credential_theft", 0)
+            for bucket in buckets:
+                checked += 1
+                assert bucket.subscribers.count <= bucket.calls - bucket.throttled, bucket
+    assert stolen > 0 and checked > 100, (stolen, checked)
