@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import weakref
-
 from operators.config import OperatorConfig
 from operators.subscriber import Connectivity, Subscriber
 from operators.subscriber_base import SubscriberBase
 
 from .errors import SubscriberUnknown
+from .record_memo import RecordMemo
 from .records import HlrRecord, MsisdnQuery, MsState
 
 __all__ = ["MCC_BY_COUNTRY", "Hlr", "country_of_mcc"]
@@ -38,18 +37,9 @@ class Hlr:
 
     name = "hlr"
 
-    _MEMO_BOUND = 65_536
-    """Records remembered before the memo is cleared."""
-
     def __init__(self, subscribers: SubscriberBase) -> None:
         self.subscribers = subscribers
-        # msisdn -> (subscriber, config, record): a record depends only on the (frozen)
-        # subscriber record and the operator's config, so while the base hands out the very
-        # same objects the record built from them is the answer again (the simulation's base
-        # memoises its subscribers). Live, each lookup builds a new subscriber: a miss, and
-        # the record is built as before. The subscriber is held weakly, so the memo keeps
-        # no subscriber alive and a dead one never matches.
-        self._memo: dict[str, tuple[weakref.ref[Subscriber], object, HlrRecord]] = {}
+        self._memo: RecordMemo[HlrRecord] = RecordMemo()
 
     def __call__(self, query: MsisdnQuery) -> HlrRecord:
         msisdn = query.msisdn
@@ -58,13 +48,9 @@ class Hlr:
         if subscriber is None:
             raise SubscriberUnknown(self.name, f"no subscriber {msisdn}")
         config = subscribers.config
-        seen = self._memo.get(msisdn)
-        if seen is not None and seen[0]() is subscriber and seen[1] is config:
-            return seen[2]
-        record = self._record(subscriber, config)
-        if len(self._memo) >= self._MEMO_BOUND:
-            self._memo.clear()
-        self._memo[msisdn] = (weakref.ref(subscriber), config, record)
+        record = self._memo.get(msisdn, subscriber, config)
+        if record is None:
+            record = self._memo.put(msisdn, subscriber, config, self._record(subscriber, config))
         return record
 
     def _record(self, subscriber: Subscriber, config: OperatorConfig) -> HlrRecord:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from operators.subscriber import Subscriber
 from operators.subscriber_base import SubscriberBase
 
 from .errors import SubscriberUnknown
+from .record_memo import RecordMemo
 from .records import KycRecord, MsisdnQuery
 
 __all__ = ["KycRegister"]
@@ -17,11 +19,20 @@ class KycRegister:
 
     def __init__(self, subscribers: SubscriberBase) -> None:
         self.subscribers = subscribers
+        self._memo: RecordMemo[KycRecord] = RecordMemo()
 
     def __call__(self, query: MsisdnQuery) -> KycRecord:
-        subscriber = self.subscribers.get(query.msisdn)
+        msisdn = query.msisdn
+        subscriber = self.subscribers.get(msisdn)
         if subscriber is None:
-            raise SubscriberUnknown(self.name, f"no subscriber {query.msisdn}")
+            raise SubscriberUnknown(self.name, f"no subscriber {msisdn}")
+        record = self._memo.get(msisdn, subscriber)
+        if record is None:
+            record = self._memo.put(msisdn, subscriber, None, self._record(subscriber))
+        return record
+
+    @staticmethod
+    def _record(subscriber: Subscriber) -> KycRecord:
         who = subscriber.identity
         return KycRecord(
             msisdn=subscriber.msisdn,
