@@ -377,8 +377,10 @@ class CircuitBreaker:
     def try_acquire_permission(self) -> bool:
         """Whether a call may go to the backend now; a refusal is counted as not permitted."""
         now = self._clock()
-        self._advance(now)
         state = self._state
+        if state is _OPEN or state is _HALF_OPEN:  # the only states _advance can move
+            self._advance(now)
+            state = self._state
         if state is _OPEN:
             # resilience4j's lazy move: strictly after the wait (Instant.isAfter).
             if now <= self._since + self._open_wait:
@@ -403,16 +405,18 @@ class CircuitBreaker:
 
     def on_success(self, duration: float) -> None:
         """Record a call that succeeded after ``duration`` seconds."""
-        self._record(failed=False, duration=duration)
+        self._record(False, duration)
 
     def on_error(self, duration: float) -> None:
         """Record a call that failed after ``duration`` seconds."""
-        self._record(failed=True, duration=duration)
+        self._record(True, duration)
 
-    def _record(self, *, failed: bool, duration: float) -> None:
+    def _record(self, failed: bool, duration: float) -> None:
         now = self._clock()
-        self._advance(now)
         state = self._state
+        if state is _OPEN or state is _HALF_OPEN:  # the only states _advance can move
+            self._advance(now)
+            state = self._state
         if state is _DISABLED or state is _FORCED_OPEN:
             return
         slow = duration > self._slow_call_duration
