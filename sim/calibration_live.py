@@ -39,6 +39,7 @@ __all__ = [
     "cpu_seconds",
     "measure_step",
     "parse_histograms",
+    "preemptions",
     "read_operator",
     "sched_seconds",
 ]
@@ -101,6 +102,16 @@ def sched_seconds(pid: int, proc: Path = Path("/proc")) -> tuple[float, float, i
     return int(fields[0]) / 1e9, int(fields[1]) / 1e9, int(fields[2])
 
 
+def preemptions(pid: int, proc: Path = Path("/proc")) -> int:
+    """Times process ``pid``'s main thread was taken off a core while it still had work
+    (``nonvoluntary_ctxt_switches``; the voluntary ones are its sleeps)."""
+    status = (proc / str(pid) / "task" / str(pid) / "status").read_text()
+    for line in status.splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            return int(line.split(":")[1])
+    raise ValueError(f"no nonvoluntary_ctxt_switches for {pid}")
+
+
 def busy_core_seconds(proc: Path = Path("/proc")) -> float:
     """Core-seconds the whole machine spent on anything but idle and I/O wait so far."""
     for line in (proc / "stat").read_text().splitlines():
@@ -121,6 +132,7 @@ class OperatorReading:
     ran: float = math.nan
     waited: float = math.nan
     slices: float = math.nan
+    preempted: float = math.nan
 
 
 SITE_HEADER = "x-ogsim-data-centre"
@@ -171,15 +183,16 @@ def read_operator(
     """Scrape ``root/metrics`` (each data centre of ``sites``) and read the process's CPU and
     scheduler seconds."""
     histograms = _scrape_sites(http, root, sites)
-    cpu = ran = waited = slices = math.nan
+    cpu = ran = waited = slices = preempted = math.nan
     if pid is not None:
         try:
             cpu = cpu_seconds(pid)
             ran, waited, count = sched_seconds(pid)
             slices = float(count)
+            preempted = float(preemptions(pid))
         except (OSError, ValueError, IndexError):
             pass
-    return OperatorReading(histograms, cpu, ran, waited, slices)
+    return OperatorReading(histograms, cpu, ran, waited, slices, preempted)
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,8 @@ class OperatorStep:
     """Times it was put on a core (after waking up or after being preempted)."""
     wait_profile: tuple[float, ...] = ()
     """The mean wait for a core per time on one, second by second through the step."""
+    preempted: float = math.nan
+    """Times it was taken off a core while it had work (the others were wake-ups)."""
 
     @property
     def stretch(self) -> float:
@@ -258,6 +273,7 @@ def _step(
         after.ran - before.ran,
         after.waited - before.waited,
         after.slices - before.slices,
+        preempted=after.preempted - before.preempted,
     )
 
 

@@ -10,10 +10,13 @@ is the loop's wall time for it, a resource model made of two measured parts:
   of an idle loop, shared over the calls), from the kernel's scheduler statistics of the
   process's main thread;
 * the waits for a core: the loop shares the machine's cores with Locust, the other parties
-  and whatever else runs, and at each step the kernel says how often per call the loop was
-  put on a core and how long it waited runnable each time, second by second; a call's
-  waits are that many (Poisson) exponential waits of the mean of a second drawn at random
-  (the machine's other load comes and goes, and with it the tail).
+  and whatever else runs, and at each step the kernel says how long it waited runnable per
+  time on a core, second by second, and how often it was taken off a core mid-work
+  (preempted) or woke up. Preemptions come with the CPU a call uses (a Poisson number per
+  CPU second, each an exponential wait of the mean of a second drawn at random: the
+  machine's other load comes and goes, and with it the tail); wake-ups fall on the calls
+  that find the loop idle, the gateway's ``wake_up`` time, which delays no queue since
+  there is none.
 
 So the worker's service time is an empirical distribution drawn from that model (CPU per
 call with a modest spread, plus the waits), step by step: the share of the cores the servers
@@ -92,6 +95,24 @@ def _poisson(rng: random.Random, mean: float) -> int:
     return count
 
 
+def _profile(step: OperatorStep | None) -> tuple[float, ...]:
+    """The step's waits per time on a core, second by second, scaled to its mean (empty
+    without scheduler figures)."""
+    if step is None or step.call_count <= 0 or not (step.slices > 0 and step.waited >= 0):
+        return ()
+    if not math.isfinite(step.preempted):
+        return ()
+    return _scaled(step.wait_profile, step.waited / step.slices)
+
+
+def _waits(rng: random.Random, profile: tuple[float, ...], mean_count: float) -> float:
+    """A Poisson number of exponential waits, all of the mean of one second of ``profile``."""
+    wait = profile[rng.randrange(len(profile))]
+    if wait <= 0:
+        return 0.0
+    return sum(rng.expovariate(1 / wait) for _ in range(_poisson(rng, mean_count)))
+
+
 def _scaled(profile: tuple[float, ...], mean: float) -> tuple[float, ...]:
     """The step's second-by-second waits, scaled to the step's mean wait (the profile's
     seconds weigh alike; the step's total weighs each by its times on a core)."""
@@ -130,23 +151,35 @@ class TierModel:
         return self.cpu_per_call + share
 
     def gateway_service(self, step: OperatorStep | None = None, seed: int = 1) -> dict[str, Any]:
-        """The worker's service time at ``step``: CPU per call plus that step's waits for a
-        core (an empirical distribution); without scheduler figures, the CPU alone."""
+        """The worker's service time at ``step``: CPU per call plus the waits of the times
+        the loop was taken off a core in the middle of it (the kernel's rate per CPU second,
+        each a wait of a second's mean drawn at random); without scheduler figures, the CPU
+        alone."""
         rate = step.call_count / step.seconds if step is not None else 0.0
         cpu = max(self.cpu_at(rate), 1e-6)
-        if step is None or step.call_count <= 0 or not (step.slices > 0 and step.waited >= 0):
+        profile = _profile(step)
+        if step is None or not profile or not step.ran > 0:
             return {"distribution": "lognormal", "mean": cpu, "sigma": CPU_SIGMA}
-        per_call = step.slices / step.call_count
-        mean_wait = max(step.waited, 0.0) / step.slices
-        profile = _scaled(step.wait_profile, mean_wait)
+        per_second = max(step.preempted, 0.0) / step.ran
         rng = random.Random(f"{self.operator}:{seed}:{step.call_count}")
         mu = -CPU_SIGMA * CPU_SIGMA / 2
         samples = []
         for _ in range(SAMPLES):
-            wait = profile[rng.randrange(len(profile))]
-            count = _poisson(rng, per_call)
-            waited = sum(rng.expovariate(1 / wait) for _ in range(count)) if wait > 0 else 0.0
-            samples.append(round(cpu * rng.lognormvariate(mu, CPU_SIGMA) + waited, 7))
+            own = cpu * rng.lognormvariate(mu, CPU_SIGMA)
+            samples.append(round(own + _waits(rng, profile, own * per_second), 7))
+        return {"distribution": "empirical", "samples": samples}
+
+    def wake_up(self, step: OperatorStep | None, seed: int = 1) -> dict[str, Any] | None:
+        """The time a call arriving at an idle loop waits before it runs: the loop's other
+        times on a core (its wake-ups: the call's arrival, its backend's answer, timers)
+        fall on the calls that found it idle, each a wait of a second's mean."""
+        profile = _profile(step)
+        if step is None or not profile or step.call_count <= 0:
+            return None
+        idle = max(1.0 - (step.ran + step.waited) / step.seconds, 0.05)
+        wake_ups = max(step.slices - max(step.preempted, 0.0), 0.0) / (step.call_count * idle)
+        rng = random.Random(f"{self.operator}:{seed}:{step.call_count}:wake")
+        samples = [round(_waits(rng, profile, wake_ups), 7) for _ in range(SAMPLES)]
         return {"distribution": "empirical", "samples": samples}
 
     def identity_service(self) -> dict[str, Any]:
@@ -218,6 +251,7 @@ def calibrated_document(
                         "workers": 1,
                         "service_time": model.gateway_service(step.operators.get(op_id), seed),
                         "work_after_answer": round(model.after_answer, 4),
+                        "wake_up": model.wake_up(step.operators.get(op_id), seed),
                     },
                     "identity": {
                         "replicas": 1,

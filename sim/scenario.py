@@ -120,6 +120,11 @@ class StationSpec(_Model):
         " passed on (live, the metering commit and the answer's writing, queued behind the"
         " work already waiting): it holds a worker without delaying that call",
     )
+    wake_up: ServiceTime | None = Field(
+        default=None,
+        description="gateway: the time an idle replica takes to start on an arriving call"
+        " (live, an event loop that slept waits for a core); none by default",
+    )
 
 
 class DataCentreSpec(_Model):

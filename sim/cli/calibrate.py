@@ -37,6 +37,9 @@ PANEL = "Calibration (simulation against live)"
 SATURATING_USERS = 24
 """Users calling back to back in the saturation step: enough that every gateway always has
 work queued, few enough that Locust's own process stays well under a core."""
+SATURATING_WORKERS = 2
+"""Locust worker processes in the full run's saturation step (the quick one runs one local
+process: it starts faster)."""
 LEVEL_USERS = 20
 """Users sharing each level's rate (each at its share, Locust's constant throughput)."""
 LEVELS = (0.15, 0.45, 0.75)
@@ -92,6 +95,7 @@ def live_step(
     step_seconds: int,
     operator: str,
     warm_up: int = WARM_UP,
+    workers: int = 0,
 ) -> LiveStep:
     """Run Locust at ``load`` and measure the operators around it.
 
@@ -120,6 +124,7 @@ def live_step(
                     "OGSIM_SATURATING_RATE": f"{max(load.rate, 0.0):.6g}",
                 },
                 started=process.append,
+                workers=workers,
             )
 
         thread = threading.Thread(target=run, name=f"locust-{load.users}", daemon=True)
@@ -166,6 +171,7 @@ def live_ladder(
     step_seconds: int,
     warm_up: int = WARM_UP,
     operator: str | None = None,
+    saturating_workers: int = 0,
 ) -> list[LiveStep]:
     """The saturation step first (users back to back), then each level at its share of the
     throughput it reached: levels relative to what this machine sustains now.
@@ -173,10 +179,18 @@ def live_ladder(
     Every step calls one operator (``operator``, default the descriptor's first): its gateway
     is one event loop, so back-to-back users saturate it, where spread over three operators
     the one Locust process (about two thirds of a gateway's CPU per call) would saturate
-    first."""
+    first. ``saturating_workers`` Locust worker processes (0: one local process) run the
+    saturation step: one Locust process spends about the CPU per call a gateway does, so
+    with the cores shared it can stop short of the gateway's limit."""
     operator = operator or next(iter(_operators(descriptor)))
     saturation = live_step(
-        descriptor, results, Load(saturating_users, 0.0), step_seconds, operator, warm_up
+        descriptor,
+        results,
+        Load(saturating_users, 0.0),
+        step_seconds,
+        operator,
+        warm_up,
+        saturating_workers,
     )
     steps = [saturation]
     peak = saturation.throughput
@@ -247,7 +261,14 @@ def calibrate_command(
     with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
         results = Path(scratch)
         with federation_for_run(descriptor, results, None, console.print) as described:
-            steps = live_ladder(described, results, users, levels, seconds)
+            steps = live_ladder(
+                described,
+                results,
+                users,
+                levels,
+                seconds,
+                saturating_workers=0 if quick else SATURATING_WORKERS,
+            )
     try:
         calibration = calibrate(steps, out, sim_seconds=10.0 if quick else 60.0)
     except ValueError as error:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from enum import Enum
 from typing import Any, Protocol, cast
 
@@ -96,10 +96,16 @@ class Replica:
         self._area += self.busy * (now - self._mark)
         self._mark = now
 
-    def serve(self, duration: float, job: GatewayJob) -> None:
-        """Hold a worker for ``duration`` seconds (after the jobs ahead), then call ``job``."""
+    def serve(self, duration: float, job: GatewayJob, arriving: bool = True) -> None:
+        """Hold a worker for ``duration`` seconds (after the jobs ahead), then call ``job``.
+
+        A call ``arriving`` at a replica with nothing to do first waits the pool's wake-up
+        time, when it has one (live: the event loop slept and waits for a core)."""
         busy = self.busy
         if busy < self.servers:
+            wake = self._pool.wake_up
+            if wake is not None and arriving and busy == 0:
+                duration += wake()
             now = self._env.now
             self._area += busy * (now - self._mark)
             self._mark = now
@@ -112,7 +118,7 @@ class Replica:
         """As :meth:`serve`, but ahead of the jobs waiting: work the replica itself queued
         (live, a callback the event loop runs before the next requests it reads)."""
         if self.busy < self.servers:
-            self.serve(duration, job)
+            self.serve(duration, job, arriving=False)
         else:
             self._waiting.appendleft((duration, job))
 
@@ -173,6 +179,8 @@ class GatewayPool:
         self.workers = workers
         self.startup = startup
         self.liveness = liveness
+        self.wake_up: Callable[[], float] | None = None
+        """Draws the time an idle replica takes to start on a call (None: no time)."""
         self.replicas: list[Replica] = []
         """Every replica that costs: starting, ready, draining, failed (not yet replaced)."""
         self.rotation: list[Replica] = []

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import simpy
@@ -172,6 +173,7 @@ class SimDataCentre:
         name: str,
         spec: DataCentreSpec,
         guards: dict[NetworkFunctionKind, BackendGuard],
+        seed: str = "",
     ) -> None:
         self.name = name
         self.spec = spec
@@ -183,6 +185,9 @@ class SimDataCentre:
             startup=spec.replica_startup,
             liveness=spec.liveness_delay,
         )
+        wake_up = spec.gateway.wake_up
+        if wake_up is not None:
+            self.pool.wake_up = partial(wake_up.sample, random.Random(f"{seed}:{name}:wake"))
         self.identity = Station(env, spec.identity.workers * spec.identity.replicas)
         self.guards = guards
         self.gateway_time = spec.gateway.service_time.sample
@@ -355,7 +360,9 @@ class SimOperator:
             guards = build_guards(f"{operator_id}/{name}", now, settings, policies.circuit_breaker)
             for guard in guards.values():
                 guard.breaker.add_listener(self._count_transition)
-            self.data_centres[name] = SimDataCentre(env, name, dc_spec, guards)
+            self.data_centres[name] = SimDataCentre(
+                env, name, dc_spec, guards, seed=f"{seed}:{operator_id}"
+            )
         check = spec.health_check
         self.balancer = GlobalLoadBalancer(
             operator_id,
