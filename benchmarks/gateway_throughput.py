@@ -717,6 +717,14 @@ def report(runs: dict[str, Run], args: argparse.Namespace) -> bool:
         )
     ratio = full.requests_per_second / bare.requests_per_second
     print(f"ratio full/bare: {ratio:.3f} (goal >= {GOAL}: {'met' if ratio >= GOAL else 'not met'})")
+    if full.server_cpu_share > 0 and bare.server_cpu_share > 0:
+        per_cpu = (full.requests_per_second / full.server_cpu_share) / (
+            bare.requests_per_second / bare.server_cpu_share
+        )
+        print(
+            f"ratio of requests per CPU-second the servers used: {per_cpu:.3f} (a rough "
+            "correction when other processes shared the server CPU; the ratio above decides)"
+        )
     print(
         f"full chain cost per call: "
         f"{1e6 / full.requests_per_second - 1e6 / bare.requests_per_second:.0f} µs over bare"
