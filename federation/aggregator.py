@@ -529,7 +529,14 @@ class Aggregator:
         partner = self._finder_partner(url)
         if partner is None:
             return None
-        return await self._two_legged(partner, TELCO_FINDER_SCOPE)
+        try:
+            return await self._two_legged(partner, TELCO_FINDER_SCOPE)
+        except CamaraError as error:
+            # the hub's own credentials failed, not the application's request: neither a
+            # refusal of the application nor a sign that the number moved
+            raise CamaraError(
+                503, "UNAVAILABLE", f"{partner.config.id}'s Telco Finder is unavailable."
+            ) from error
 
     def _forget_finder_token(self, url: str) -> None:
         """The operator refused the cached token (revoked, or its keys rotated)."""

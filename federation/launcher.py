@@ -234,6 +234,14 @@ def build_party(
     )
 
 
+def partner_urls(config: FederationConfig) -> list[str]:
+    """Every URL parties of the federation call each other at (each gets its own pool)."""
+    urls = [url for o in config.operators for url in (o.api_root, o.issuer_url)]
+    urls += [url for a in config.aggregators for url in (a.api_root, a.issuer)]
+    urls += [c.network_id_url for c in config.countries if c.network_id_url]
+    return urls
+
+
 def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     """Run one party under uvicorn until SIGINT/SIGTERM, then shut down cleanly (its
     housekeeping stopped, group commits flushed, database closed): exit status 0.
@@ -244,7 +252,7 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     config = load_federation(config_path)
     try:
         KeySealing.for_database(str(run_dir / f"{party}.sqlite3"), required=True)
-        http = httpx.AsyncClient(timeout=10.0, transport=PerOriginPools())
+        http = httpx.AsyncClient(timeout=10.0, transport=PerOriginPools(partner_urls(config)))
         app = build_party(
             config,
             party,

@@ -322,10 +322,16 @@ class HttpSecondLevelFinder:
         """Drops a cached token the finder refused (401), so one retry gets a fresh one."""
 
     async def __call__(self, url: str, request: SearchRequest) -> SearchAnswer | None:
-        response = await self._post(url, request)
-        if response.status_code == 401 and self.forget_token is not None:
+        token = await self.access_token(url) if self.access_token else None
+        response = await self._post(url, request, token)
+        if (
+            response.status_code == 401
+            and token is not None
+            and self.access_token is not None
+            and self.forget_token is not None
+        ):
             self.forget_token(url)
-            response = await self._post(url, request)
+            response = await self._post(url, request, await self.access_token(url))
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -333,7 +339,6 @@ class HttpSecondLevelFinder:
         return SearchAnswer(str(body["operatorId"]), body.get("apiRoot"),
                             body.get("authProviderConfiguration"))
 
-    async def _post(self, url: str, request: SearchRequest) -> httpx.Response:
-        token = await self.access_token(url) if self.access_token else None
+    async def _post(self, url: str, request: SearchRequest, token: str | None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await self.http.post(url, json=request.wire(), headers=headers)

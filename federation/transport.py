@@ -9,7 +9,7 @@ URLs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 import httpx
@@ -52,7 +52,7 @@ KEEPALIVE_SECONDS = 30.0
 
 
 class PerOriginPools(httpx.AsyncBaseTransport):
-    """Real HTTP with a connection pool of its own for each origin (scheme, host and port).
+    """Real HTTP with a connection pool of its own for each partner origin.
 
     httpcore 1.0's pool does work per request in proportion to every connection it holds: it
     checks each idle one for a readable socket and scans them all for one that fits the
@@ -61,20 +61,32 @@ class PerOriginPools(httpx.AsyncBaseTransport):
     keeps as many idle connections alive as it may open (``keepalive`` = ``connections``):
     httpcore closes an idle connection whenever the pool holds more connections in all than
     the keep-alive limit, so a lower limit turns a busy pool's reuse into connection churn.
+
+    Only the ``partners`` given (the federation's own origins) get pools of their own; any
+    other origin (an application's ``jwks_uri``, a callback) shares one pool, so outsiders
+    cannot make the process hold a pool, and its idle sockets, per origin they name.
     """
 
     def __init__(
-        self, connections: int = 100, *, keepalive_expiry: float = KEEPALIVE_SECONDS
+        self,
+        partners: Iterable[str] = (),
+        connections: int = 100,
+        *,
+        keepalive_expiry: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._limits = httpx.Limits(
             max_connections=connections,
             max_keepalive_connections=connections,
             keepalive_expiry=keepalive_expiry,
         )
+        self._partners = {_origin(httpx.URL(url)) for url in partners}
         self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._shared = httpx.AsyncHTTPTransport(limits=self._limits)
 
     def _pool(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
-        origin = (url.raw_scheme, url.raw_host, url.port)
+        origin = _origin(url)
+        if origin not in self._partners:
+            return self._shared
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = httpx.AsyncHTTPTransport(limits=self._limits)
@@ -84,6 +96,18 @@ class PerOriginPools(httpx.AsyncBaseTransport):
         return await self._pool(request.url).handle_async_request(request)
 
     async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
+        pools, self._pools = [*self._pools.values(), self._shared], {}
+        errors: list[BaseException] = []
         for pool in pools:
-            await pool.aclose()
+            try:
+                await pool.aclose()
+            except Exception as error:  # close the others before reporting it
+                errors.append(error)
+        if errors:
+            raise errors[0]
+
+
+def _origin(url: httpx.URL) -> tuple[bytes, bytes, int | None]:
+    """Scheme, host and port, the port made explicit (``http://h`` is ``http://h:80``)."""
+    default = {b"http": 80, b"https": 443}.get(url.raw_scheme)
+    return (url.raw_scheme, url.raw_host, url.port or default)

@@ -278,3 +278,19 @@ async def test_one_applications_consent_token_never_serves_another(world: World)
         assert ciba_requests() == expected  # each application goes to the handset itself
     parties = sorted(c.client_id for c in consents.for_subscriber(number))
     assert parties == ["hub/app-a", "hub/app-b"]  # one consent per application, not per hub
+
+
+async def test_a_second_level_finder_refusing_the_hub_is_a_503_not_the_applications_fault(
+    world: World,
+) -> None:
+    """The hub's own token at telco-gb's Telco Finder is refused (its client there disabled):
+    the application hears the finder is unavailable, not that it is forbidden, and no DEEP
+    search is started as if the number had moved."""
+    gb = world.fed.operator("telco-gb")
+    assert gb.identity.clients.disable("hub") is not None
+    response = await world.check(BRAND_NUMBER)
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "UNAVAILABLE"
+    assert "telco-gb's Telco Finder" in response.json()["message"]
+    assert gb.identity.clients.enable("hub") is not None
+    assert (await world.check(BRAND_NUMBER)).status_code == 200

@@ -75,7 +75,7 @@ async def ports_of_two_waves(http: httpx.AsyncClient, url: str) -> tuple[set[str
 
 
 async def test_a_busy_pool_reuses_its_connections(origins: tuple[Origin, Origin]) -> None:
-    async with httpx.AsyncClient(transport=PerOriginPools(), timeout=60) as http:
+    async with httpx.AsyncClient(transport=PerOriginPools([origins[0].url]), timeout=60) as http:
         first, second = await ports_of_two_waves(http, origins[0].url)
     assert len(first) == WAVE, "a connection per call in flight"
     assert second == first, "the second wave rode the first wave's connections"
@@ -86,14 +86,16 @@ async def test_httpx_defaults_churn_connections_beyond_the_keepalive_limit(
 ) -> None:
     """Why the pools keep as many idle connections as they may open: with httpx's defaults a
     second wave opens new connections (the yardstick that makes the test above mean
-    something)."""
+    something). This documents httpcore 1.0.9's surplus-idle check, which counts every
+    connection instead of the idle ones; once httpcore counts right, this test fails and the
+    work-around can go."""
     async with httpx.AsyncClient(timeout=60) as http:
         first, second = await ports_of_two_waves(http, origins[0].url)
     assert len(second - first) > 0
 
 
-async def test_each_origin_has_a_pool_of_its_own(origins: tuple[Origin, Origin]) -> None:
-    transport = PerOriginPools(connections=WAVE)
+async def test_each_partner_origin_has_a_pool_of_its_own(origins: tuple[Origin, Origin]) -> None:
+    transport = PerOriginPools([o.url for o in origins], connections=WAVE)
     async with httpx.AsyncClient(transport=transport, timeout=60) as http:
         # both origins at once: with one shared pool of WAVE connections the second origin's
         # calls would queue behind the first's, and neither barrier would ever fill
@@ -102,3 +104,14 @@ async def test_each_origin_has_a_pool_of_its_own(origins: tuple[Origin, Origin])
         )
     for first, second in results:
         assert len(first) == WAVE and second == first
+
+
+async def test_other_origins_share_one_pool(origins: tuple[Origin, Origin]) -> None:
+    """An origin outside the federation (an application's jwks_uri) gets no pool of its own:
+    both waves of both origins ride one shared pool."""
+    transport = PerOriginPools(["http://partner.example:8080"], connections=2 * WAVE)
+    async with httpx.AsyncClient(transport=transport, timeout=60) as http:
+        await asyncio.gather(
+            ports_of_two_waves(http, origins[0].url), ports_of_two_waves(http, origins[1].url)
+        )
+    assert transport._pools == {}, "no pool was made for an outsider's origin"
