@@ -135,10 +135,19 @@ class _ReadDeadlines:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # weakly: this object is the value of a table keyed weakly by its loop, and a strong
+        # reference back would keep every loop that ever read a body alive
+        self._loop = weakref.ref(loop)
         self.ends: dict[asyncio.Task[Any], float] = {}
         self.overdue: set[asyncio.Task[Any]] = set()
         self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop()
+        if loop is None:  # only a closed loop's callbacks could ask, and they never run
+            raise RuntimeError("the event loop of these body reads is gone")
+        return loop
 
     def watch(self, task: asyncio.Task[Any], seconds: float) -> None:
         end = self.loop.time() + seconds
@@ -179,8 +188,21 @@ _loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _ReadDeadlines] = (
 def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _ReadDeadlines:
     deadlines = _loops.get(loop)
     if deadlines is None:
+        _forget_closed_loops()
         deadlines = _loops[loop] = _ReadDeadlines(loop)
     return deadlines
+
+
+def _forget_closed_loops() -> None:
+    """Drop the deadlines of loops that were closed: a timer still pending there (a handle
+    holds its loop) would keep the loop and everything it references alive for good. Done
+    when a new loop reads its first body, so it costs nothing per call (one loop serves a
+    process; tests make many)."""
+    for loop, deadlines in list(_loops.items()):
+        if loop.is_closed():
+            deadlines.timer = None
+            deadlines.ends.clear()
+            del _loops[loop]
 
 
 async def _receive_body(request: Request, limits: ThreatLimits) -> bytes:

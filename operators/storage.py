@@ -166,12 +166,15 @@ class Database:
         turn = self._turn
         if loop is not None and turn is not None and turn[0] is loop and turn[1] == _writes[0]:
             return turn[2]
+        # the write count before the read: a write by another thread while the PRAGMA runs
+        # then leaves the stamp unused, instead of pairing an old version with a new count
+        writes = _writes[0]
         with self._lock:
             value = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
         if loop is not None:
             if turn is None or turn[0] is not loop:
                 loop.call_soon(self._end_turn)
-            self._turn = (loop, _writes[0], value)
+            self._turn = (loop, writes, value)
         return value
 
     def _end_turn(self) -> None:

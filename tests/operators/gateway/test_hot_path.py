@@ -157,20 +157,51 @@ def test_settling_the_heap_freezes_start_up_objects_and_spaces_young_collections
     assert gc.get_threshold()[0] >= YOUNG_COLLECTION
 
 
-def test_a_new_correlator_is_a_time_ordered_uuid_in_its_text_form() -> None:
-    import time
+def test_a_new_correlator_is_a_time_ordered_uuid_in_its_text_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import itertools
     import uuid
 
+    from operators.camara import correlator
     from operators.camara.correlator import PATTERN, new_correlator
 
-    before = time.time_ns() // 1_000_000
+    # the generator's clock, not the machine's: a millisecond passes every ten correlators
+    ticks = itertools.count()
+    start_ms = 1_764_547_200_000
+    monkeypatch.setattr(
+        correlator.time, "time_ns", lambda: (start_ms + next(ticks) // 10) * 1_000_000
+    )
     made = [new_correlator() for _ in range(2000)]
-    after = time.time_ns() // 1_000_000
     assert len(set(made)) == 2000
-    for text in made:
+    for index, text in enumerate(made):
         parsed = uuid.UUID(text)
         assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122)
         assert str(parsed) == text and PATTERN.match(text)
-        assert before <= parsed.int >> 80 <= after  # the Unix time in milliseconds
-    stamps = [uuid.UUID(text).int >> 80 for text in made]
-    assert stamps == sorted(stamps)
+        assert parsed.int >> 80 == start_ms + index // 10  # the Unix time in milliseconds
+    tails = [uuid.UUID(text).int & ((1 << 62) - 1) for text in made[:10]]
+    assert tails != sorted(tails), "the bits after the time are random, not a counter"
+
+
+def test_body_read_deadlines_keep_no_event_loop_alive() -> None:
+    """The per-loop table of body-read deadlines lets a closed loop go once another loop
+    reads a body (its pending timer held the loop, so every loop that ever read a body stayed
+    in memory)."""
+    import asyncio
+    import gc
+    import weakref
+
+    from operators import request_body
+
+    async def use_deadlines() -> weakref.ref[asyncio.AbstractEventLoop]:
+        loop = asyncio.get_running_loop()
+        deadlines = request_body._deadlines_of(loop)
+        task = asyncio.current_task()
+        assert task is not None
+        deadlines.watch(task, 30.0)
+        deadlines.forget(task)
+        return weakref.ref(loop)
+
+    gone = [asyncio.run(use_deadlines()) for _ in range(3)]
+    gc.collect()
+    assert all(ref() is None for ref in gone[:-1]), "closed loops are let go"
