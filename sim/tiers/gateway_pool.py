@@ -128,17 +128,27 @@ class Replica:
         if state is ReplicaState.FAILED or state is ReplicaState.GONE:
             job.lost()  # its process died while serving it
             return
-        if self._waiting:
+        if not self._waiting:
+            self._release()
+            job()
+            return
+        # the call's continuation first: work it queues on this replica (serve_next) goes
+        # ahead of the calls already waiting; then the worker takes the next job
+        job()
+        if self._waiting and self.state is not ReplicaState.FAILED:
             duration, waiting = self._waiting.popleft()
             call_later(self._env, duration, self._finish, waiting)
-        else:
-            now = self._env.now
-            self._area += self.busy * (now - self._mark)
-            self._mark = now
-            self.busy -= 1
-            if self.busy == 0 and self.state is ReplicaState.DRAINING:
-                self._pool._drained(self)
-        job()
+        elif self.state is not ReplicaState.FAILED:
+            self._release()
+
+    def _release(self) -> None:
+        """A worker goes idle (a draining replica with none busy is done)."""
+        now = self._env.now
+        self._area += self.busy * (now - self._mark)
+        self._mark = now
+        self.busy -= 1
+        if self.busy == 0 and self.state is ReplicaState.DRAINING:
+            self._pool._drained(self)
 
     def utilisation(self) -> float:
         """The busy share of the workers since the last call (the metric the HPA reads)."""

@@ -290,3 +290,34 @@ def test_autoscaling_scenario_passes_and_costs_less_than_fixed_at_peak(autoscale
     noon = max(by_time[s] for s in range(1500, 2100))
     crowd = max(by_time[s] for s in range(2400, 2700))
     assert night < noon < crowd
+
+
+def test_work_a_call_queues_after_its_answer_runs_before_the_calls_waiting() -> None:
+    """One worker, three calls queued at once: each call's after-answer work (live, the
+    metering commit the event loop runs before it reads the next request) is served ahead of
+    the calls still waiting, so the order is call, its work, call, its work, ..."""
+    env = simpy.Environment()
+    pool = GatewayPool(env, 1, 1, startup=0.0, liveness=30.0)
+    replica = Replica(env, 1, 0.0, pool)
+    replica.state = ReplicaState.READY
+    served: list[tuple[float, str]] = []
+
+    class Job:
+        def __init__(self, name: str, after: float | None) -> None:
+            self.name, self.after = name, after
+
+        def __call__(self) -> None:
+            served.append((env.now, self.name))
+            if self.after is not None:
+                replica.serve_next(self.after, Job(f"{self.name} work", None))
+
+        def lost(self) -> None:
+            raise AssertionError(f"{self.name} lost")
+
+    for name in ("a", "b", "c"):
+        replica.serve(1.0, Job(name, 0.5))
+    env.run()
+    assert served == [
+        (1.0, "a"), (1.5, "a work"), (2.5, "b"), (3.0, "b work"), (4.0, "c"), (4.5, "c work")
+    ]
+    assert replica.idle and replica.busy == 0
