@@ -110,6 +110,7 @@ AGGREGATOR_OPERATIONS = (
 )
 """What the aggregator application calls (every one the hub routes by the body's device)."""
 AGGREGATOR_SCOPE = f"{scopes_of(*AGGREGATOR_OPERATIONS)} {FRAUD}"
+REACHABILITY_SCOPE = f"device-reachability-status:read {SERVICE}"
 
 _selected_shape = shape_from_env()
 if _selected_shape is not None:
@@ -524,6 +525,24 @@ class CamaraApp(FastHttpUser):
                 return None, error or f"http {response.status_code}"
             gevent.sleep(0.3 * (attempt + 1))
         return None, "unreachable"
+
+    def reachability_call(self, operator: str, role: str, name: str) -> None:
+        """One checked device reachability call with the ``role`` application's cached
+        two-legged token at ``operator`` (the greedy and saturating users' only call)."""
+        credentials = self.load_run.credentials[(role, operator)]
+        token = self.two_legged_token(
+            credentials.client_id, credentials.private_jwk, credentials.issuer, REACHABILITY_SCOPE
+        )
+        subscriber = self.pick(self.load_run.pool.usable(operator))
+        self.camara(
+            key=(operator, credentials.client_id, "device-reachability-status"),
+            url=_operator_url(self.load_run, operator, path_of("getReachabilityStatus")),
+            name=name,
+            token=token,
+            operation="getReachabilityStatus",
+            body={"device": {"phoneNumber": subscriber.number}},
+            check=answers.reachability(subscriber),
+        )
 
     def two_legged_token(self, client_id: str, jwk: dict[str, Any], issuer: str, scope: str) -> str:
         """Client credentials, cached (shared by the users of this process) until expiry."""
@@ -1039,25 +1058,12 @@ class GreedyApp(CamaraApp):
     fixed_count = 1
     wait_time = constant_throughput(20)
     honours_retry_after = False
-    SCOPE = f"device-reachability-status:read {SERVICE}"
+    SCOPE = REACHABILITY_SCOPE
 
     @task
     def hammer(self) -> None:
         operator = self.load_run.descriptor.operators[0].id
-        credentials = self.load_run.credentials[("greedy", operator)]
-        token = self.two_legged_token(
-            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
-        )
-        subscriber = self.pick(self.load_run.pool.usable(operator))
-        self.camara(
-            key=(operator, credentials.client_id, "device-reachability-status"),
-            url=_operator_url(self.load_run, operator, path_of("getReachabilityStatus")),
-            name="greedy reachability",
-            token=token,
-            operation="getReachabilityStatus",
-            body={"device": {"phoneNumber": subscriber.number}},
-            check=answers.reachability(subscriber),
-        )
+        self.reachability_call(operator, "greedy", "greedy reachability")
 
 
 STOLEN_KEY_USERS = int(os.environ.get("OGSIM_STOLEN_KEY_USERS", "0") or 0)
@@ -1166,7 +1172,7 @@ class SaturatingApp(CamaraApp):
 
     fixed_count = SATURATING_USERS
     weight = 0
-    SCOPE = f"device-reachability-status:read {SERVICE}"
+    SCOPE = REACHABILITY_SCOPE
 
     def wait_time(self) -> float:
         """Back to back, or until this user's next Poisson arrival: each user's calls start
@@ -1193,17 +1199,4 @@ class SaturatingApp(CamaraApp):
         ]
         self.turn += 1
         operator = operators[self.turn % len(operators)].id
-        credentials = self.load_run.credentials[("saturating", operator)]
-        token = self.two_legged_token(
-            credentials.client_id, credentials.private_jwk, credentials.issuer, self.SCOPE
-        )
-        subscriber = self.pick(self.load_run.pool.usable(operator))
-        self.camara(
-            key=(operator, credentials.client_id, "device-reachability-status"),
-            url=_operator_url(self.load_run, operator, path_of("getReachabilityStatus")),
-            name="saturating reachability",
-            token=token,
-            operation="getReachabilityStatus",
-            body={"device": {"phoneNumber": subscriber.number}},
-            check=answers.reachability(subscriber),
-        )
+        self.reachability_call(operator, "saturating", "saturating reachability")
