@@ -200,6 +200,32 @@ def summary_line(ladder: Ladder) -> str:
     )
 
 
+def runner(
+    args: argparse.Namespace,
+    descriptor: Path,
+    locustfile: Path,
+    classes: list[str],
+    env: dict[str, str] | None = None,
+) -> Callable[[int, Path], None]:
+    """One ladder's way to run a level: Locust with the same set-up for every ladder."""
+
+    def run(users: int, folder: Path) -> None:
+        run_locust(
+            locustfile=locustfile,
+            descriptor=descriptor,
+            results=folder,
+            users=users,
+            spawn_rate=float(users),
+            run_time=f"{args.level_seconds}s",
+            workers=args.workers,
+            stop_timeout=10,
+            user_classes=classes,
+            extra_env=env,
+        )
+
+    return run
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="10,20,40,60,90,130,180")
@@ -210,43 +236,17 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["OGSIM_THINK_SCALE"] = str(args.think_scale)
     levels = [int(x) for x in args.levels.split(",")]
-    run_time = f"{args.level_seconds}s"
     with tempfile.TemporaryDirectory(prefix="ogsim-capacity-") as scratch:
         results = Path(scratch)
         with federation_for_run(None, results, None) as descriptor:
-
-            def federation_run(users: int, folder: Path) -> None:
-                run_locust(
-                    locustfile=LOCUSTFILE,
-                    descriptor=descriptor,
-                    results=folder,
-                    users=users,
-                    spawn_rate=float(users),
-                    run_time=run_time,
-                    workers=args.workers,
-                    stop_timeout=10,
-                    user_classes=CLASSES,
-                )
-
+            federation_run = runner(args, descriptor, LOCUSTFILE, CLASSES)
             federation = climb("federation", levels, federation_run, federation_level, results)
         bare = None
         if not args.skip_bare:
             with bare_server() as url:
-
-                def bare_run(users: int, folder: Path) -> None:
-                    run_locust(
-                        locustfile=BARE_LOCUSTFILE,
-                        descriptor=descriptor,
-                        results=folder,
-                        users=users,
-                        spawn_rate=float(users),
-                        run_time=run_time,
-                        workers=args.workers,
-                        stop_timeout=10,
-                        user_classes=["BareCaller"],
-                        extra_env={"OGSIM_BARE_URL": url},
-                    )
-
+                bare_run = runner(
+                    args, descriptor, BARE_LOCUSTFILE, ["BareCaller"], {"OGSIM_BARE_URL": url}
+                )
                 bare = climb("bare", levels, bare_run, bare_level, results)
     print()
     print(summary_line(federation))
