@@ -246,14 +246,19 @@ async def test_the_pool_scales_up_and_heals_a_killed_replica_losing_no_usage_eve
 
 
 QUOTA = 12
-"""Calls a day the test's plan allows: two replicas with counters of their own would grant
-twice as many."""
+"""Calls a month the test's plan allows: two replicas with counters of their own would grant
+twice as many (a month, not a day, so that a run across midnight is not a new period)."""
 
 
 async def test_replicas_sharing_redis_grant_the_plan_quota_once(
     pool_of: Any, redis_server: str
 ) -> None:
-    tiny = {"name": "tiny", "rate_per_second": 100, "burst": 100, "quota": {"limit": QUOTA}}
+    tiny = {
+        "name": "tiny",
+        "rate_per_second": 100,
+        "burst": 100,
+        "quota": {"limit": QUOTA, "period": "month"},
+    }
     processes = pool_of(
         AutoscalerConfig(target=4, min_replicas=2, max_replicas=2, readiness_delay=0,
                          sync_period=1),
