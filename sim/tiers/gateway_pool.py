@@ -50,6 +50,13 @@ class ReplicaState(Enum):
     GONE = "gone"
 
 
+# Members as module constants for the per-call paths: reading a member off its Enum class
+# runs the class's attribute lookup (about ten times a global's cost).
+_DRAINING = ReplicaState.DRAINING
+_FAILED = ReplicaState.FAILED
+_GONE = ReplicaState.GONE
+
+
 class Replica:
     """``servers`` parallel workers with a FIFO waiting room (as :class:`Station`), plus a
     life cycle and the busy-worker-seconds its utilisation is measured from."""
@@ -125,7 +132,7 @@ class Replica:
     def _finish(self, event: Timer) -> None:
         job: GatewayJob = event.value
         state = self.state
-        if state is ReplicaState.FAILED or state is ReplicaState.GONE:
+        if state is _FAILED or state is _GONE:
             job.lost()  # its process died while serving it
             return
         if not self._waiting:
@@ -135,10 +142,10 @@ class Replica:
         # the call's continuation first: work it queues on this replica (serve_next) goes
         # ahead of the calls already waiting; then the worker takes the next job
         job()
-        if self._waiting and self.state is not ReplicaState.FAILED:
+        if self._waiting and self.state is not _FAILED:
             duration, waiting = self._waiting.popleft()
             call_later(self._env, duration, self._finish, waiting)
-        elif self.state is not ReplicaState.FAILED:
+        elif self.state is not _FAILED:
             self._release()
 
     def _release(self) -> None:
@@ -147,7 +154,7 @@ class Replica:
         self._area += self.busy * (now - self._mark)
         self._mark = now
         self.busy -= 1
-        if self.busy == 0 and self.state is ReplicaState.DRAINING:
+        if self.busy == 0 and self.state is _DRAINING:
             self._pool._drained(self)
 
     def utilisation(self) -> float:

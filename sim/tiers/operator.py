@@ -187,10 +187,12 @@ class SimDataCentre:
         )
         wake_up = spec.gateway.wake_up
         if wake_up is not None:
-            self.pool.wake_up = partial(wake_up.sample, random.Random(f"{seed}:{name}:wake"))
+            self.pool.wake_up = partial(wake_up.sampler(), random.Random(f"{seed}:{name}:wake"))
         self.identity = Station(env, spec.identity.workers * spec.identity.replicas)
+        self.identity_time = spec.identity.service_time.sampler()
+        """Draws an identity replica's time for one token request."""
         self.guards = guards
-        self.gateway_time = spec.gateway.service_time.sample
+        self.gateway_time = spec.gateway.service_time.sampler()
         """Draws a gateway replica's processing time for one request."""
         self.after_answer = spec.gateway.work_after_answer
         """The share of that time the replica spends after the call has passed on."""
@@ -628,7 +630,7 @@ class SimOperator:
         if self.identity_down:
             reply(IDENTITY_DOWN)
             return
-        station, service = dc.identity, dc.spec.identity.service_time
+        station, service = dc.identity, dc.identity_time
         rng, env = self._rng, self.env
 
         def issued() -> None:
@@ -641,7 +643,7 @@ class SimOperator:
             elif self.identity_down:
                 reply(IDENTITY_DOWN)
             else:
-                station.serve(service.sample(rng), issued)
+                station.serve(service(rng), issued)
 
         def requested() -> None:
             if auth is None:
@@ -649,7 +651,7 @@ class SimOperator:
                 return
             call_later(env, auth.answer_time.sample(rng), handset_answered)
 
-        station.serve(service.sample(rng), requested)
+        station.serve(service(rng), requested)
 
     # -- gauges -----------------------------------------------------------------------------
 
