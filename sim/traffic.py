@@ -104,21 +104,28 @@ def retry_policy(spec: RetrySpec, rng: random.Random, clock: Callable[[], float]
     return RetryPolicy(spec.max_attempts, spec.base_delay, spec.max_delay, spec.jitter, rng, budget)
 
 
+_bisect_right = bisect.bisect_right
+
+
 class _Chooser:
     """Weighted choice by bisection over cumulative weights (one uniform per draw)."""
+
+    __slots__ = ("cumulative", "last", "names", "total")
 
     def __init__(self, weights: Mapping[str, float]) -> None:
         self.names = list(weights)
         total = 0.0
-        self.cumulative = []
+        self.cumulative: list[float] = []
         for name in self.names:
             total += weights[name]
             self.cumulative.append(total)
         self.total = total
+        self.last = len(self.names) - 1
+        """The index a uniform at the very top (rounding) is held to."""
 
     def __call__(self, rng: random.Random) -> str:
-        index = bisect.bisect_right(self.cumulative, rng.random() * self.total)
-        return self.names[min(index, len(self.names) - 1)]
+        index = _bisect_right(self.cumulative, rng.random() * self.total)
+        return self.names[index if index < self.last else self.last]
 
 
 class _Reply:
