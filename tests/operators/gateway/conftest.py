@@ -112,33 +112,49 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+async def register_fraud_app(
+    http: httpx.AsyncClient,
+    operator: Operator,
+    clock: FakeClock,
+    *,
+    scope: str,
+    purposes: list[str],
+    grant_types: tuple[str, ...] = ("client_credentials", "urn:openid:params:grant-type:ciba"),
+) -> ApplicationClient:
+    """Register ``fraud-app`` through the admin API and return its client on the test's clock,
+    polling CIBA without waiting."""
+    key = new_client_key()
+    registered = await http.post(
+        f"{operator.issuer}/admin/clients",
+        headers=ADMIN,
+        json={
+            "client_id": "fraud-app",
+            "client_name": "Fraud app",
+            "jwks": {"keys": [key.as_dict(private=False)]},
+            "grant_types": list(grant_types),
+            "scope": scope,
+            "purposes": purposes,
+        },
+    )
+    assert registered.status_code == 201, registered.text
+    client = await ApplicationClient.discover("fraud-app", key, operator.issuer, http)
+    client.clock = clock
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    client.sleep = no_wait
+    return client
+
+
 @pytest.fixture
 async def harness(clock: FakeClock) -> AsyncIterator[Harness]:
     operator = Operator.from_config(gateway_config(), clock=clock, monotonic=clock)
     app = create_operator_app(operator)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4000))
     async with httpx.AsyncClient(transport=transport, base_url=operator.api_root) as http:
-        key = new_client_key()
-        registered = await http.post(
-            f"{operator.issuer}/admin/clients",
-            headers=ADMIN,
-            json={
-                "client_id": "fraud-app",
-                "client_name": "Fraud app",
-                "jwks": {"keys": [key.as_dict(private=False)]},
-                "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
-                "scope": SCOPES,
-                "purposes": [FRAUD, "dpv:IdentityVerification"],
-            },
+        app_client = await register_fraud_app(
+            http, operator, clock, scope=SCOPES, purposes=[FRAUD, "dpv:IdentityVerification"]
         )
-        assert registered.status_code == 201, registered.text
-        client = ApplicationClient.discover  # keep the name short below
-        app_client = await client("fraud-app", key, operator.issuer, http)
-        app_client.clock = clock
-
-        async def no_wait(_: float) -> None:
-            return None
-
-        app_client.sleep = no_wait
         yield Harness(operator, http, app_client, clock)
     operator.close()

@@ -13,11 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from federation.client import ApplicationClient, new_client_key
 from operators.gateway.chain import CamaraRoutes, GatewayApp
 from operators.operator import Operator, create_operator_app
 
-from .conftest import ADMIN, FRAUD, SCOPES, FakeClock, gateway_config
+from .conftest import FRAUD, SCOPES, FakeClock, gateway_config, register_fraud_app
 
 SESSION = "/quality-on-demand/v1/sessions"
 
@@ -35,27 +34,13 @@ async def _answers(direct: bool) -> tuple[list[tuple[Any, ...]], int, bool]:
     answers: list[tuple[Any, ...]] = []
     try:
         async with httpx.AsyncClient(transport=transport, base_url=operator.api_root) as http:
-            key = new_client_key()
-            registered = await http.post(
-                f"{operator.issuer}/admin/clients",
-                headers=ADMIN,
-                json={
-                    "client_id": "fraud-app",
-                    "client_name": "Fraud app",
-                    "jwks": {"keys": [key.as_dict(private=False)]},
-                    "grant_types": ["client_credentials", "urn:openid:params:grant-type:ciba"],
-                    "scope": f"{SCOPES} quality-on-demand:sessions:read",
-                    "purposes": [FRAUD],
-                },
+            client = await register_fraud_app(
+                http,
+                operator,
+                clock,
+                scope=f"{SCOPES} quality-on-demand:sessions:read",
+                purposes=[FRAUD],
             )
-            assert registered.status_code == 201, registered.text
-            client = await ApplicationClient.discover("fraud-app", key, operator.issuer, http)
-            client.clock = clock
-
-            async def no_wait(_: float) -> None:
-                return None
-
-            client.sleep = no_wait
             number = operator.subscribers.test_number("approves")
             three = (await client.ciba(f"tel:{number}", f"sim-swap:check {FRAUD}"))["access_token"]
             two = (await client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import httpx
 
-from federation.client import ApplicationClient, new_client_key
 from operators.identity import IdentityServer
 from operators.operator import Operator, create_operator_app
 from operators.storage import Database
 from operators.subscriber_base import ChangeKind, SubscriberBase
 
-from .conftest import ADMIN, FRAUD, SCOPES, FakeClock, Harness, gateway_config
+from .conftest import FRAUD, SCOPES, FakeClock, Harness, gateway_config, register_fraud_app
 
 
 async def test_scheduled_opt_out_takes_effect_when_due(harness: Harness) -> None:
@@ -36,26 +35,14 @@ async def test_revocation_by_another_replica_is_seen_on_the_next_call(
     app = create_operator_app(operator)
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 4000))
     async with httpx.AsyncClient(transport=transport, base_url=operator.api_root) as http:
-        key = new_client_key()
-        await http.post(
-            f"{operator.issuer}/admin/clients",
-            headers=ADMIN,
-            json={
-                "client_id": "fraud-app",
-                "client_name": "Fraud app",
-                "jwks": {"keys": [key.as_dict(private=False)]},
-                "grant_types": ["urn:openid:params:grant-type:ciba"],
-                "scope": SCOPES,
-                "purposes": [FRAUD],
-            },
+        client = await register_fraud_app(
+            http,
+            operator,
+            clock,
+            scope=SCOPES,
+            purposes=[FRAUD],
+            grant_types=("urn:openid:params:grant-type:ciba",),
         )
-        client = await ApplicationClient.discover("fraud-app", key, operator.issuer, http)
-        client.clock = clock
-
-        async def no_wait(_: float) -> None:
-            return None
-
-        client.sleep = no_wait
         number = operator.subscribers.test_number("approves")
         token = (await client.ciba(f"tel:{number}", f"sim-swap:check {FRAUD}"))["access_token"]
         auth = {"Authorization": f"Bearer {token}"}
