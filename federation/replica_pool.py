@@ -494,6 +494,10 @@ class ReplicaPool:
             await self._admin(scope, send)
             return
         if scope["path"] == POOL_METRICS_PATH:
+            if scope["method"] not in ("GET", "HEAD"):
+                await _json(send, 405, {"status": 405, "code": "METHOD_NOT_ALLOWED",
+                                        "message": "GET only"})
+                return
             await _text(send, exposition(self))
             return
         if scope["path"] == READY_PATH and (self.failure or not self.serving()):

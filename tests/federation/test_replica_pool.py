@@ -12,6 +12,7 @@ tested on fake processes and a fake clock.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
@@ -435,6 +436,14 @@ async def test_scale_down_drains_the_newest_replica_before_stopping_it(clock: An
 
 async def scrape(pool: ReplicaPool) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """GET /pool/metrics from the pool's ASGI app, no server."""
+    sent = await ask(pool, "GET")
+    assert sent[0]["status"] == 200
+    assert sent[0]["headers"][0] == (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
+    return series(b"".join(m.get("body", b"") for m in sent[1:]).decode())
+
+
+async def ask(pool: ReplicaPool, method: str) -> list[Any]:
+    """The ASGI messages the pool sends for ``method`` on /pool/metrics."""
     sent: list[Any] = []
 
     async def receive() -> Any:
@@ -443,11 +452,16 @@ async def scrape(pool: ReplicaPool) -> dict[tuple[str, tuple[tuple[str, str], ..
     async def send(message: Any) -> None:
         sent.append(message)
 
-    await pool({"type": "http", "method": "GET", "path": POOL_METRICS_PATH, "headers": []},
-               receive, send)
-    assert sent[0]["status"] == 200
-    assert sent[0]["headers"][0] == (b"content-type", b"text/plain; version=0.0.4; charset=utf-8")
-    return series(b"".join(m.get("body", b"") for m in sent[1:]).decode())
+    await pool(
+        {"type": "http", "method": method, "path": POOL_METRICS_PATH, "headers": []}, receive, send
+    )
+    return sent
+
+
+async def test_pool_metrics_answer_only_get(clock: Any) -> None:
+    sent = await ask(scripted(clock, replicas=1), "POST")
+    assert sent[0]["status"] == 405
+    assert json.loads(sent[1]["body"])["code"] == "METHOD_NOT_ALLOWED"
 
 
 async def test_pool_metrics_count_replicas_by_state_events_and_replica_seconds(
