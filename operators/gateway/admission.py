@@ -99,9 +99,11 @@ class Admission:
         self.clock = clock
         # id(facts) -> (facts, operation, correlator, context, last Admitted): the checks
         # that depend on neither the clock nor the stores (scope, purpose) passed for these
-        # very (frozen) facts and operation, so their context is handed out again. The
-        # simulation reuses its facts objects; each live request brings new ones (a miss).
-        # Holding ``facts`` keeps its id from being reused while the entry lives.
+        # very (frozen) facts and operation, so their context is handed out again. Only
+        # contexts without a correlator are kept: one that names a correlator belongs to one
+        # call and is never asked for again (each live request brings its own), while the
+        # simulation reuses its facts objects and sends none. Holding ``facts`` keeps its id
+        # from being reused while the entry lives.
         self._granted: dict[
             int, tuple[GrantFacts, Operation | None, str | None, CallContext, Admitted | None]
         ] = {}
@@ -170,9 +172,11 @@ class Admission:
             party=token.party,
             sandbox=facts.sandbox,
         )
-        if len(self._granted) >= self._GRANTED_BOUND:
-            self._granted.clear()
-        granted = self._granted[id(facts)] = (facts, operation, correlator, context, None)
+        granted = (facts, operation, correlator, context, None)
+        if correlator is None:
+            if len(self._granted) >= self._GRANTED_BOUND:
+                self._granted.clear()
+            self._granted[id(facts)] = granted
         return granted
 
     def rate(self, client_id: str, api: str) -> Plan:

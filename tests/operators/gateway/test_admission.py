@@ -111,3 +111,16 @@ def test_only_successful_answers_of_billable_operations_are_billed() -> None:
     assert not any(is_billable(CHECK, status) for status in (404, 422, 403, 429, 503))
     assert not is_billable(None, 200)
     assert not is_billable(dataclasses.replace(CHECK, billable=False), 200)
+
+
+def test_a_context_is_handed_out_again_only_for_calls_without_a_correlator() -> None:
+    """The simulation asks again about the same frozen facts without a correlator and gets
+    the same context; a live call's context names its own correlator, so it is never kept."""
+    admission = _admission()
+    facts = _facts(FRAUD, ("sim-swap:check",))
+    first = admission.admit(facts, CHECK)
+    assert admission.admit(facts, CHECK) is first
+    live = [admission.authorize(facts, CHECK, correlator=f"c-{n}") for n in range(3)]
+    assert [c.correlator for c in live] == ["c-0", "c-1", "c-2"]
+    assert admission.authorize(facts, CHECK, correlator="c-0") is not live[0]
+    assert admission.admit(facts, CHECK) is first, "the memo of the uncorrelated call stands"
