@@ -164,7 +164,10 @@ class World:
             self.operators[recipient].subscribers.record_change(
                 number, ChangeKind.PORT_IN, {"from": donor or "unknown"}
             )
-        return SimAggregator(self.env, federation, register, self.operators, self.partitions)
+        hub = topology.aggregator  # its processing station, or None: the hub costs no time
+        return SimAggregator(
+            self.env, federation, register, self.operators, self.partitions, hub, seed
+        )
 
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
         env = self.env

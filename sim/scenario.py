@@ -49,6 +49,7 @@ __all__ = [
     "API_NAMES",
     "CONSENT_METRICS",
     "REPLICA_METRICS",
+    "AggregatorSpec",
     "ApplicationSpec",
     "ArrivalProcess",
     "BufferSpec",
@@ -124,6 +125,27 @@ class StationSpec(_Model):
         default=None,
         description="gateway: the time an idle replica takes to start on an arriving call"
         " (live, an event loop that slept waits for a core); none by default",
+    )
+
+
+class AggregatorSpec(_Model):
+    """The aggregator's own processing of each hub call, as a station of its own.
+
+    Live, the hub is one event loop per replica that, for every call, searches the Telco
+    Finder, gets the serving operator's token and forwards the call; while it does, the next
+    call waits. Each hub call here holds one of ``replicas`` x ``workers`` slots for one
+    drawn ``service_time`` (first come, first served when all are busy) before it is routed,
+    so the hub's queue and work show in the call's latency. Without this section the hub
+    costs no time, as before it existed.
+    """
+
+    replicas: int = Field(default=1, ge=1, description="aggregator processes")
+    workers: int = Field(
+        default=1, ge=1, description="hub calls each replica works on at once (live: one loop)"
+    )
+    service_time: ServiceTime = Field(
+        description="the hub's own time per call: the finder's search, the operator's token"
+        " and the forwarding, one draw per call (a DEEP retry within the call is included)"
     )
 
 
@@ -280,6 +302,10 @@ class TopologySpec(_Model):
         description="by ISO code; calling codes of common countries are known without it",
     )
     ports: tuple[PortingSpec, ...] = ()
+    aggregator: AggregatorSpec | None = Field(
+        default=None,
+        description="the hub's processing time and workers; none: the hub costs no time",
+    )
 
 
 # -- traffic -------------------------------------------------------------------------------

@@ -16,6 +16,11 @@ without an event loop. Its answers are memoised per number and mode: they depend
 its tables, its records and the register, which change in a run only by its own ``DEEP``
 searches (after which the number's ``SHALLOW`` answer is asked again). No cache lifetime is
 set, so time does not enter its answers.
+
+The hub's own work (the search, the operator's token, the forwarding) costs no time unless
+the topology has an ``aggregator`` station (:class:`~sim.scenario.AggregatorSpec`): then
+each hub call first holds one of its workers for a drawn service time, queueing in order
+when all are busy, and is routed when that time is over.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, TypeVar
 
 import simpy
@@ -47,8 +53,9 @@ from federation import (
     stale_signal,
 )
 from operators import CamaraError
-from sim.scenario import KNOWN_CALLING_CODES, TopologySpec
+from sim.scenario import KNOWN_CALLING_CODES, AggregatorSpec, TopologySpec
 from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, Reply, SimOperator
+from sim.tiers.station import Station
 
 __all__ = ["SimAggregator", "calling_code", "federation_config", "port_lines"]
 
@@ -162,6 +169,8 @@ class SimAggregator:
         register: PortabilityDatabase,
         operators: dict[str, SimOperator],
         partitioned: Callable[[str, str, bool], bool],
+        station: AggregatorSpec | None = None,
+        seed: str = "",
     ) -> None:
         self.env = env
         self.operators = operators
@@ -183,6 +192,13 @@ class SimAggregator:
         self._answers: dict[tuple[str, SearchMode], str | None] = {}
         self.searches: Counter[str] = Counter()
         """Searches the finder ran, by mode, and forwards that found a number had moved."""
+        self.station: Station | None = None
+        """The hub's workers, when its processing costs time (None: it costs none)."""
+        if station is not None:
+            self.station = Station(env, station.replicas * station.workers)
+            self._hub_time = partial(
+                station.service_time.sampler(), random.Random(f"{seed}:aggregator:station")
+            )
 
     def serving(self, number: str) -> str | None:
         """The operator serving ``number`` now, by the national register (for metrics keys)."""
@@ -208,8 +224,15 @@ class SimAggregator:
         return found
 
     def handle(self, client: Client, api: str, line: Line, reply: Reply) -> None:
-        """One call of ``client`` through the aggregator, ``SHALLOW`` then maybe ``DEEP``."""
-        self._forward(client, api, line, reply, FIRST_SEARCH)
+        """One call of ``client`` through the aggregator, ``SHALLOW`` then maybe ``DEEP``:
+        at once, or after its turn at the hub's workers and its service time there."""
+        station = self.station
+        if station is None:
+            self._forward(client, api, line, reply, FIRST_SEARCH)
+        else:
+            station.serve(
+                self._hub_time(), partial(self._forward, client, api, line, reply, FIRST_SEARCH)
+            )
 
     def _forward(
         self, client: Client, api: str, line: Line, reply: Reply, mode: SearchMode
