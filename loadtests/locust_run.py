@@ -147,7 +147,8 @@ def run_locust(
 
     ``extra_env`` is added to the Locust processes' environment (the locustfile's switches);
     ``started`` is handed the master process once it runs, so a caller that has measured
-    what it needed can end the run early (SIGTERM: Locust quits as at its run time's end).
+    what it needed can end the run early (SIGTERM: Locust quits as at its run time's end),
+    then each worker process as it starts (whose CPU is where the users' work is done).
     """
     results.mkdir(parents=True, exist_ok=True)
     for stale in [*results.glob("calls-*.json"), results / "run.json"]:
@@ -212,6 +213,8 @@ def run_locust(
                     stderr=subprocess.STDOUT,
                 )
             )
+            if started is not None:
+                started(children[-1])
         limit = seconds(run_time) + stop_timeout + 120
         code = master.wait(timeout=limit)
         for child in children:

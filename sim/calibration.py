@@ -18,7 +18,8 @@ import copy
 import csv
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from sim.calibration_scenario import (
     with_rates,
     write,
 )
+from sim.calibration_what_if import WhatIfRow, what_if_document, what_if_row, write_what_if
 from sim.engine import run_scenario
 from sim.metrics import quantile
 from sim.results import RunResult
@@ -39,6 +41,7 @@ __all__ = [
     "OVERLOAD",
     "Calibration",
     "Row",
+    "WhatIf",
     "calibrate",
     "relative_error",
     "simulated_latency",
@@ -97,19 +100,30 @@ class Row:
 
 
 @dataclass(frozen=True)
+class WhatIf:
+    """The questions asked of the calibrated scenario: how much more traffic, over how long
+    a run (None: not asked)."""
+
+    scale: float = 100.0
+    seconds: float = 240.0
+
+
+@dataclass(frozen=True)
 class Calibration:
-    """The outcome: the table, the fitted tiers, and where the files went."""
+    """The outcome: the table, the fitted tiers, the what-if answers, where the files went."""
 
     rows: list[Row]
     tiers: list[dict[str, Any]]
     scenario: Path
     files: list[Path]
+    what_if: list[WhatIfRow] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "rows": [r.as_json() for r in self.rows],
             "tiers": self.tiers,
             "scenario": str(self.scenario),
+            "what_if": [r.as_json() for r in self.what_if],
         }
 
 
@@ -210,11 +224,19 @@ def _split(steps: list[LiveStep]) -> tuple[list[LiveStep], LiveStep]:
     return levels, max(pool, key=lambda s: s.throughput)
 
 
-def calibrate(steps: list[LiveStep], out: Path, sim_seconds: float = 60.0) -> Calibration:
-    """Fit the tiers, write the calibrated scenario, simulate each level and saturation.
+def calibrate(
+    steps: list[LiveStep],
+    out: Path,
+    sim_seconds: float = 60.0,
+    what_if: WhatIf | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Calibration:
+    """Fit the tiers, write the calibrated scenario, simulate each level and saturation,
+    then (``what_if``) ask the calibrated federation what live cannot answer.
 
     Writes ``calibrated.yaml`` (the busiest level's rates), ``calibration.json``,
-    ``calibration.csv`` and ``calibration.png`` into ``out``. Raises ValueError when no
+    ``calibration.csv`` and ``calibration.png`` into ``out``, and with ``what_if`` the
+    scenario ``what_if.yaml`` and its report under ``what-if/``. Raises ValueError when no
     step served a call.
     """
     useful = [s for s in steps if s.throughput > 0]
@@ -261,11 +283,45 @@ def calibrate(steps: list[LiveStep], out: Path, sim_seconds: float = 60.0) -> Ca
     rows.append(
         Row("saturation", saturation.users, saturation.throughput, saturated, *([math.nan] * 4))
     )
+    progress(f"saturation: {saturated:.1f} calls/s simulated, {saturation.throughput:.1f} live")
+    answers: list[WhatIfRow] = []
+    written = [scenario_path]
+    if what_if is not None:
+        lightest = min(levels, key=lambda s: s.throughput)
+        light = calibrated_document(models, lightest, sim_seconds)
+        heavy = calibrated_document(models, busiest, sim_seconds)
+        answers, report = _ask(
+            what_if_document(light, heavy, what_if.scale, what_if.seconds), out, progress
+        )
+        written += [out / "what_if.yaml", report]
     calibration = Calibration(
-        rows, [m.as_json() for m in models.values()], scenario_path, [scenario_path]
+        rows, [m.as_json() for m in models.values()], scenario_path, written, answers
     )
-    files = [scenario_path, *_write_outputs(calibration, useful, out)]
-    return Calibration(rows, calibration.tiers, scenario_path, files)
+    return replace(calibration, files=[*written, *_write_outputs(calibration, useful, out)])
+
+
+def _ask(
+    document: dict[str, Any], out: Path, progress: Callable[[str], None]
+) -> tuple[list[WhatIfRow], Path]:
+    """Run every what-if variant; their rows, and the report folder (as ``ogsim run``'s)."""
+    from sim.report import write_report  # matplotlib only once there is something to plot
+
+    variants = write_what_if(out / "what_if.yaml", document)
+    results = []
+    rows = []
+    for variant in variants:
+        result = run_scenario(variant)
+        results.append(result)
+        rows.append(what_if_row(variant, result, simulated_latency(result)))
+        row = rows[-1]
+        progress(
+            f"what if {variant.variant}: {row.goodput_per_second:.0f} of"
+            f" {row.offered_per_second:.0f} calls/s served, p95 {row.p95_ms:.0f} ms,"
+            f" up to {row.replicas_max:.0f} replicas"
+        )
+    folder = out / "what-if"
+    write_report(results, folder, source=out / "what_if.yaml")
+    return rows, folder
 
 
 def _write_outputs(calibration: Calibration, steps: list[LiveStep], out: Path) -> list[Path]:

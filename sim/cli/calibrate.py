@@ -28,10 +28,19 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtests import LOCUSTFILE, federation_for_run, read_summary, run_locust
-from sim.calibration import Calibration, calibrate
+from sim.calibration import Calibration, WhatIf, calibrate
 from sim.calibration_live import LiveStep, Party, cpu_seconds, measure_step
 
-__all__ = ["LEVELS", "QUICK_LEVELS", "Load", "app", "calibrate_command", "live_ladder", "render"]
+__all__ = [
+    "LEVELS",
+    "QUICK_LEVELS",
+    "Load",
+    "app",
+    "calibrate_command",
+    "live_ladder",
+    "render",
+    "render_what_if",
+]
 
 PANEL = "Calibration (simulation against live)"
 SATURATING_USERS = 24
@@ -82,9 +91,11 @@ def _operators(descriptor: Path) -> dict[str, Party]:
 
 
 def _locust_cpu(process: list[subprocess.Popen[bytes]]) -> float:
+    """CPU seconds of every Locust process so far (the master, then its workers, where the
+    users run); NaN when none has started or one cannot be read."""
     try:
-        return cpu_seconds(process[0].pid) if process else math.nan
-    except (OSError, ValueError, IndexError):
+        return sum(cpu_seconds(p.pid) for p in process) if process else math.nan
+    except (OSError, ValueError):
         return math.nan
 
 
@@ -233,6 +244,27 @@ def render(calibration: Calibration) -> Table:
     return table
 
 
+def render_what_if(calibration: Calibration) -> Table:
+    """The calibrated federation's answers, a variant a line."""
+    table = Table(title="what the calibrated federation would do (simulated)")
+    for name in ["variant", "offered /s", "served /s", "served", "p50 ms", "p95 ms"]:
+        table.add_column(name, justify="right")
+    for name in ["replicas (max)", "replica-hours"]:
+        table.add_column(name, justify="right")
+    for row in calibration.what_if:
+        table.add_row(
+            row.variant,
+            _number(row.offered_per_second),
+            _number(row.goodput_per_second),
+            f"{row.goodput_ratio:.1%}" if math.isfinite(row.goodput_ratio) else "-",
+            _number(row.p50_ms),
+            _number(row.p95_ms),
+            f"{row.replicas_max:.0f}" if math.isfinite(row.replicas_max) else "-",
+            f"{row.replica_hours:.3f}",
+        )
+    return table
+
+
 def calibrate_command(
     descriptor: Annotated[
         Path | None,
@@ -252,6 +284,24 @@ def calibrate_command(
         int, typer.Option(min=1, help="users calling back to back in the saturation step")
     ] = SATURATING_USERS,
     step_seconds: Annotated[int | None, typer.Option(min=2, help="seconds per step")] = None,
+    what_if: Annotated[
+        bool,
+        typer.Option(
+            help="then run the calibrated federation at more traffic and with a site lost"
+        ),
+    ] = True,
+    what_if_scale: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0, help="traffic multiple the what-if asks about (default 100; 10 quick)"
+        ),
+    ] = None,
+    what_if_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=10.0, help="simulated seconds of each what-if run (default 240; 30 quick)"
+        ),
+    ] = None,
 ) -> None:
     """Measure the live federation at saturation and at shares of it, fit the simulation,
     compare."""
@@ -269,8 +319,20 @@ def calibrate_command(
                 seconds,
                 saturating_workers=0 if quick else SATURATING_WORKERS,
             )
+    questions = None
+    if what_if:
+        questions = WhatIf(
+            what_if_scale or (10.0 if quick else 100.0),
+            what_if_seconds or (30.0 if quick else 240.0),
+        )
     try:
-        calibration = calibrate(steps, out, sim_seconds=10.0 if quick else 60.0)
+        calibration = calibrate(
+            steps,
+            out,
+            sim_seconds=10.0 if quick else 60.0,
+            what_if=questions,
+            progress=lambda line: console.print(line, highlight=False),
+        )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
@@ -281,6 +343,8 @@ def calibrate_command(
             f"latency {tier['latency_fit']}, grants {tier['identity_fit']}",
             highlight=False,
         )
+    if calibration.what_if:
+        console.print(render_what_if(calibration))
     console.print(f"written: {', '.join(str(p) for p in calibration.files)}", highlight=False)
 
 

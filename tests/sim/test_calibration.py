@@ -419,3 +419,12 @@ def test_ogsim_calibrate_quick_runs_end_to_end(tmp_path: Path) -> None:
         assert math.isfinite(row["error_throughput"])
     for row in rows[:-1]:
         assert math.isfinite(row["error_p50"]) and math.isfinite(row["error_p95"])
+    answers = json.loads((out / "calibration.json").read_text())["what_if"]
+    assert [a["variant"] for a in answers] == [
+        "as-measured",
+        "x10-fixed",
+        "x10-autoscaled",
+        "two-sites-one-lost",
+    ]
+    assert answers[0]["goodput_per_second"] > 0
+    assert "what the calibrated federation would do" in result.output
