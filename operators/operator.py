@@ -31,6 +31,7 @@ from .camara.routers import build_camara_routers
 from .config import OperatorConfig
 from .consent_portal import build_consent_portal_router
 from .core import CoreSpec, Faults, NetworkFunctionKind
+from .core.backend_metrics import BackendMetrics
 from .errors import CamaraError
 from .gateway.admission import Admission, objection, sandbox_refusal
 from .gateway.authentication import BearerAuthenticator
@@ -38,7 +39,7 @@ from .gateway.chain import GatewayApp
 from .gateway.errors import install_camara_error_handlers
 from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger, note_subject
-from .gateway.metrics import GatewayMetrics
+from .gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
 from .handset_app import HandsetInbox, build_handset_router
 from .housekeeping import Housekeeping, Retention
@@ -177,6 +178,7 @@ class Operator:
         )
         operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)
         operator._expose_backend_gauges()
+        backends.measure(BackendMetrics(gateway.metrics.registry, buckets=LATENCY_BUCKETS))
         return operator
 
     @property

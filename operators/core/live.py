@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 from operators.types import Clock
 
+from .backend_metrics import BackendMeter
 from .description import Faults, NetworkFunctionSpec
 from .errors import BackendBusy, BackendFailure, BackendUnavailable
 from .occupancy import Occupancy, OccupancySnapshot
@@ -34,8 +35,12 @@ class LiveNetworkFunction(Generic[Req, Rec]):
     """One network function behind the live gateway; ``await call(request)`` gives its record.
 
     ``time_scale`` multiplies every sampled duration (0.001 turns seconds into milliseconds for
-    fast tests). Counters and time averages are in wall seconds on ``clock``.
+    fast tests). Counters and time averages are in wall seconds on ``clock``. ``meter``, when
+    set, is told each call's service time as a server takes it (the operator's Prometheus
+    metrics); the integrator's driver, which alone knows a timeout, times the whole call.
     """
+
+    meter: BackendMeter | None = None
 
     def __init__(
         self,
@@ -100,8 +105,12 @@ class LiveNetworkFunction(Generic[Req, Rec]):
         started = occupancy.start(arrived, queued=queued)
         ok = False
         try:
+            hold = draw.duration * self.time_scale
+            meter = self.meter
+            if meter is not None:
+                meter.served(hold)
             if draw.duration > 0:
-                await asyncio.sleep(draw.duration * self.time_scale)
+                await asyncio.sleep(hold)
             if draw.outcome is Outcome.ERROR:
                 raise BackendFailure(self.name, "injected error")
             record = self.handler(request)

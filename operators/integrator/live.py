@@ -4,7 +4,8 @@
 waits (on a future for a promotion, on ``asyncio.timeout`` for the backend) and reports what
 happened to the flow's :class:`~operators.integrator.flow.GuardedCall`, which decides. Its
 SimPy twin is :func:`sim.tiers.integrator.run_flow`. :class:`GuardedExecutor` runs flows
-through it with one :class:`BackendGuard` per network function, and
+through it with one :class:`BackendGuard` per network function (and, once
+:meth:`GuardedExecutor.measure` is called, one Prometheus meter per function), and
 :func:`build_live_integrator` wires the operator's five asyncio functions behind it.
 """
 
@@ -14,7 +15,8 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar, cast
 
 from operators.core import (
     BackendError,
@@ -27,6 +29,15 @@ from operators.core import (
     NetworkFunctionSpec,
     NvAuthenticator,
     PolicyFunction,
+)
+from operators.core.backend_metrics import (
+    CANCELLED,
+    ERROR,
+    OK,
+    TIMEOUT,
+    BackendMeter,
+    BackendMetrics,
+    outcome_of,
 )
 from operators.core.qos_session_store import DatabaseQosSessions
 from operators.errors import CamaraError
@@ -43,6 +54,8 @@ __all__ = ["AsyncFunction", "GuardedExecutor", "build_live_integrator", "run_asy
 
 T = TypeVar("T")
 
+_UNMEASURED: Mapping[NetworkFunctionKind, BackendMeter] = MappingProxyType({})
+
 
 class AsyncFunction(Protocol):
     """A live backend: ``await call(request)`` gives its record or raises a BackendError."""
@@ -54,22 +67,28 @@ async def run_async(
     flow: Flow[T],
     functions: Mapping[NetworkFunctionKind, AsyncFunction],
     guards: Mapping[NetworkFunctionKind, BackendGuard],
+    meters: Mapping[NetworkFunctionKind, BackendMeter] = _UNMEASURED,
 ) -> T:
-    """Drive ``flow`` live: each backend call guarded, awaited, and bounded by its timeout."""
+    """Drive ``flow`` live: each backend call guarded, awaited, and bounded by its timeout;
+    a call reaching a function with a meter in ``meters`` is timed and counted there."""
     step = next_call(flow, guards)
     while isinstance(step, GuardedCall):
         value: Any = None
         error: CamaraError | None = None
+        kind = step.call.kind
         try:
-            value = await _guarded(step, functions[step.call.kind])
+            value = await _guarded(step, functions[kind], meters.get(kind))
         except CamaraError as exc:
             error = exc
         step = next_call(flow, guards, value, error)
     return step
 
 
-async def _guarded(call: GuardedCall, function: AsyncFunction) -> Any:
-    """Wait for a slot if parked, then for the backend within the timeout; ``call`` decides."""
+async def _guarded(call: GuardedCall, function: AsyncFunction, meter: BackendMeter | None) -> Any:
+    """Wait for a slot if parked, then for the backend within the timeout; ``call`` decides.
+
+    ``meter`` times the call from its arrival at the function (``call.start``) to however it
+    ended: only here is a timeout told apart from the caller going away."""
     if call.waiting:
         promoted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -93,13 +112,28 @@ async def _guarded(call: GuardedCall, function: AsyncFunction) -> Any:
         async with asyncio.timeout(call.timeout):  # no task per call
             record = await function.call(call.request)
     except TimeoutError:
+        if meter is not None:
+            meter.ended(TIMEOUT, _elapsed(call))
         raise call.timed_out() from None
     except BackendError as exc:
+        if meter is not None:
+            meter.ended(outcome_of(exc), _elapsed(call))
         raise call.failed(exc) from exc
-    except BaseException:
+    except BaseException as exc:
+        if meter is not None:
+            cancelled = isinstance(exc, asyncio.CancelledError)
+            meter.ended(CANCELLED if cancelled else ERROR, _elapsed(call))
         call.abandon()  # cancelled (the client went away) or a bug: nothing to learn
         raise
+    if meter is not None:
+        meter.ended(OK, _elapsed(call))
     return call.answered(record)
+
+
+def _elapsed(call: GuardedCall) -> float:
+    """Seconds since ``call`` reached its function, on its guard's clock (``start`` set
+    ``started``)."""
+    return call.guard.clock() - cast(float, call.started)
 
 
 class GuardedExecutor:
@@ -117,9 +151,18 @@ class GuardedExecutor:
         self.guards = dict(guards or {})
         for kind in self.functions:
             self.guards.setdefault(kind, BackendGuard(kind.value, clock, settings))
+        self.meters: dict[NetworkFunctionKind, BackendMeter] = {}
+
+    def measure(self, metrics: BackendMetrics) -> None:
+        """Time and count every function's calls in ``metrics`` from now on: the whole call
+        here, the service time in each :class:`LiveNetworkFunction` (which alone knows it)."""
+        for kind, function in self.functions.items():
+            meter = self.meters[kind] = metrics.meter(kind.value)
+            if isinstance(function, LiveNetworkFunction):
+                function.meter = meter
 
     async def __call__(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self.functions, self.guards)
+        return await run_async(flow, self.functions, self.guards, self.meters)
 
 
 def build_live_integrator(
