@@ -31,6 +31,7 @@ from sim.calibration_scenario import (
     with_rates,
     write,
 )
+from sim.calibration_tiers import TierRow, federation_document, fit_federation, tier_rows
 from sim.calibration_what_if import WhatIfRow, what_if_document, what_if_row, write_what_if
 from sim.engine import run_scenario
 from sim.metrics import quantile
@@ -117,12 +118,18 @@ class Calibration:
     scenario: Path
     files: list[Path]
     what_if: list[WhatIfRow] = field(default_factory=list)
+    by_tier: list[TierRow] = field(default_factory=list)
+    """The federation step's tiers, live beside simulated or fitted (empty without one)."""
+    federation: dict[str, Any] = field(default_factory=dict)
+    """What the federation step fitted (gateways at its mix, backends, the aggregator)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
             "rows": [r.as_json() for r in self.rows],
             "tiers": self.tiers,
             "scenario": str(self.scenario),
+            "by_tier": [r.as_json() for r in self.by_tier],
+            "federation": self.federation,
             "what_if": [r.as_json() for r in self.what_if],
         }
 
@@ -230,14 +237,17 @@ def calibrate(
     sim_seconds: float = 60.0,
     what_if: WhatIf | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    federation: LiveStep | None = None,
 ) -> Calibration:
     """Fit the tiers, write the calibrated scenario, simulate each level and saturation,
     then (``what_if``) ask the calibrated federation what live cannot answer.
 
     Writes ``calibrated.yaml`` (the busiest level's rates), ``calibration.json``,
     ``calibration.csv`` and ``calibration.png`` into ``out``, and with ``what_if`` the
-    scenario ``what_if.yaml`` and its report under ``what-if/``. Raises ValueError when no
-    step served a call.
+    scenario ``what_if.yaml`` and its report under ``what-if/``. ``federation`` is a step
+    of realistic users across every party: its tiers are fitted and simulated
+    (``federation.yaml``, the ``by_tier`` table). Raises ValueError when no step served a
+    call.
     """
     useful = [s for s in steps if s.throughput > 0]
     if not useful:
@@ -286,6 +296,15 @@ def calibrate(
     progress(f"saturation: {saturated:.1f} calls/s simulated, {saturation.throughput:.1f} live")
     answers: list[WhatIfRow] = []
     written = [scenario_path]
+    by_tier: list[TierRow] = []
+    fitted: dict[str, Any] = {}
+    if federation is not None and federation.throughput > 0:
+        fit = fit_federation(federation, {op: m.after_answer for op, m in models.items()})
+        path = out / "federation.yaml"
+        result = run_scenario(write(federation_document(fit, federation, sim_seconds), path))
+        by_tier, fitted = tier_rows(fit, federation, result), fit.as_json()
+        written.append(path)
+        progress(f"federation step: {len(by_tier)} tiers fitted and simulated")
     if what_if is not None:
         lightest = min(levels, key=lambda s: s.throughput)
         light = calibrated_document(models, lightest, sim_seconds)
@@ -295,7 +314,13 @@ def calibrate(
         )
         written += [out / "what_if.yaml", report]
     calibration = Calibration(
-        rows, [m.as_json() for m in models.values()], scenario_path, written, answers
+        rows,
+        [m.as_json() for m in models.values()],
+        scenario_path,
+        written,
+        answers,
+        by_tier,
+        fitted,
     )
     return replace(calibration, files=[*written, *_write_outputs(calibration, useful, out)])
 
@@ -350,9 +375,18 @@ def _write_outputs(calibration: Calibration, steps: list[LiveStep], out: Path) -
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    written = [json_path, csv_path]
+    if calibration.by_tier:
+        tiers_path = out / "by_tier.csv"
+        with tiers_path.open("w", newline="") as handle:
+            tiers = [r.as_json() for r in calibration.by_tier]
+            writer = csv.DictWriter(handle, fieldnames=list(tiers[0]))
+            writer.writeheader()
+            writer.writerows(tiers)
+        written.append(tiers_path)
     png = out / "calibration.png"
     _plot(calibration.rows, steps, png)
-    return [json_path, csv_path, png]
+    return [*written, png]
 
 
 def _scheduler(step: OperatorStep) -> dict[str, float | None]:

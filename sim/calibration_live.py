@@ -16,9 +16,9 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -48,6 +48,15 @@ IDENTITY_API = "oauth"
 NOT_CALLS = frozenset({"health", "admin", "metrics", "portal", "-"})
 """Gateway ``api`` labels that are housekeeping, not calls a client makes."""
 HISTOGRAM = "ogsim_gateway_request_seconds"
+HUB = "aggregator"
+"""The aggregator's name among a step's parties."""
+HUB_HISTOGRAM = "ogsim_aggregator_request_seconds"
+"""The aggregator's histogram of its CAMARA calls (labels as the gateway's)."""
+HUB_HOPS = "ogsim_aggregator_hop_seconds"
+"""The aggregator's histogram of the hops inside its calls (labels ``stage``, ``operator``)."""
+BACKEND_SERVICE = "ogsim_backend_service_seconds"
+"""An operator's histogram of each network function's service time (label ``function``)."""
+K = TypeVar("K")
 Party = tuple[str, int | None, tuple[str, ...]]
 """An operator as the descriptor names it: API root, process id, its data centres."""
 WORKLOAD_OF = {operations[0]: name for name, operations in WORKLOADS.items()}
@@ -60,16 +69,19 @@ def api_name(operation: str) -> str | None:
     return WORKLOAD_OF.get(operation)
 
 
-def parse_histograms(text: str, name: str = HISTOGRAM) -> dict[tuple[str, str], Histogram]:
-    """Each ``(api, operation)`` series of the histogram ``name`` in a Prometheus exposition."""
-    buckets: dict[tuple[str, str], dict[float, float]] = {}
-    sums: dict[tuple[str, str], float] = {}
-    counts: dict[tuple[str, str], float] = {}
+def parse_labelled(
+    text: str, name: str, labels: tuple[str, ...]
+) -> dict[tuple[str, ...], Histogram]:
+    """Each series of the histogram ``name`` in a Prometheus exposition, keyed by the values
+    of ``labels`` (an absent label reads as an empty string)."""
+    buckets: dict[tuple[str, ...], dict[float, float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    counts: dict[tuple[str, ...], float] = {}
     for family in text_string_to_metric_families(text):
         if family.name != name:
             continue
         for sample in family.samples:
-            key = (sample.labels.get("api", ""), sample.labels.get("operation", ""))
+            key = tuple(sample.labels.get(label, "") for label in labels)
             if sample.name.endswith("_bucket"):
                 bound = float(sample.labels["le"])
                 if math.isfinite(bound):
@@ -85,6 +97,22 @@ def parse_histograms(text: str, name: str = HISTOGRAM) -> dict[tuple[str, str], 
             bounds, tuple(series[b] for b in bounds), counts.get(key, 0.0), sums.get(key, 0.0)
         )
     return found
+
+
+def parse_histograms(text: str, name: str = HISTOGRAM) -> dict[tuple[str, str], Histogram]:
+    """Each ``(api, operation)`` series of the histogram ``name`` in a Prometheus exposition."""
+    return {
+        (api, operation): histogram
+        for (api, operation), histogram in parse_labelled(text, name, ("api", "operation")).items()
+    }
+
+
+def parse_backends(text: str) -> dict[str, Histogram]:
+    """Each network function's service seconds (the time it held a server for a call)."""
+    return {
+        function: histogram
+        for (function,), histogram in parse_labelled(text, BACKEND_SERVICE, ("function",)).items()
+    }
 
 
 def cpu_seconds(pid: int, proc: Path = Path("/proc")) -> float:
@@ -133,6 +161,10 @@ class OperatorReading:
     waited: float = math.nan
     slices: float = math.nan
     preempted: float = math.nan
+    backends: dict[str, Histogram] = field(default_factory=dict)
+    """Each network function's service seconds (an operator's; none at the aggregator)."""
+    hops: dict[tuple[str, ...], Histogram] = field(default_factory=dict)
+    """The aggregator's hops by (stage, operator); none at an operator."""
 
 
 SITE_HEADER = "x-ogsim-data-centre"
@@ -142,10 +174,8 @@ SITE_OPT_IN = "x-ogsim-show-data-centre"
 SCRAPE_TRIES = 60
 
 
-def _scrape_sites(
-    http: httpx.Client, root: str, sites: tuple[str, ...]
-) -> dict[tuple[str, str], Histogram]:
-    """Every data centre's histograms, added up.
+def _scrape_sites(http: httpx.Client, root: str, sites: tuple[str, ...]) -> list[str]:
+    """Every data centre's exposition.
 
     Each data centre of an operator is its own gateway with its own metrics, and the
     operator's front sends ``/metrics`` to whichever its balancer picks: a single scrape is
@@ -157,32 +187,44 @@ def _scrape_sites(
     if not sites:
         answer = http.get(url)
         answer.raise_for_status()
-        return parse_histograms(answer.text)
-    seen: dict[str, dict[tuple[str, str], Histogram]] = {}
+        return [answer.text]
+    seen: dict[str, str] = {}
     for _ in range(SCRAPE_TRIES):
         answer = http.get(url, headers={SITE_OPT_IN: "1"})
         answer.raise_for_status()
         site = answer.headers.get(SITE_HEADER, "")
         if site in sites and site not in seen:
-            seen[site] = parse_histograms(answer.text)
+            seen[site] = answer.text
             if len(seen) == len(sites):
                 break
     missing = [s for s in sites if s not in seen]
     if missing:
         raise RuntimeError(f"{root}: data centre(s) {missing} never answered /metrics")
-    total: dict[tuple[str, str], Histogram] = {}
-    for histograms in seen.values():
+    return list(seen.values())
+
+
+def _added(readings: list[dict[K, Histogram]]) -> dict[K, Histogram]:
+    """The sites' histograms added up, series by series."""
+    total: dict[K, Histogram] = {}
+    for histograms in readings:
         for key, histogram in histograms.items():
             total[key] = total[key].plus(histogram) if key in total else histogram
     return total
 
 
 def read_operator(
-    http: httpx.Client, root: str, pid: int | None, sites: tuple[str, ...] = ()
+    http: httpx.Client,
+    root: str,
+    pid: int | None,
+    sites: tuple[str, ...] = (),
+    histogram: str = HISTOGRAM,
 ) -> OperatorReading:
     """Scrape ``root/metrics`` (each data centre of ``sites``) and read the process's CPU and
-    scheduler seconds."""
-    histograms = _scrape_sites(http, root, sites)
+    scheduler seconds. ``histogram`` names the party's calls (the aggregator's differ)."""
+    texts = _scrape_sites(http, root, sites)
+    histograms = _added([parse_histograms(text, histogram) for text in texts])
+    backends = _added([parse_backends(text) for text in texts])
+    hops = _added([parse_labelled(text, HUB_HOPS, ("stage", "operator")) for text in texts])
     cpu = ran = waited = slices = preempted = math.nan
     if pid is not None:
         try:
@@ -192,7 +234,7 @@ def read_operator(
             preempted = float(preemptions(pid))
         except (OSError, ValueError, IndexError):
             pass
-    return OperatorReading(histograms, cpu, ran, waited, slices, preempted)
+    return OperatorReading(histograms, cpu, ran, waited, slices, preempted, backends, hops)
 
 
 @dataclass(frozen=True)
@@ -219,6 +261,10 @@ class OperatorStep:
     """The mean wait for a core per time on one, second by second through the step."""
     preempted: float = math.nan
     """Times it was taken off a core while it had work (the others were wake-ups)."""
+    backends: dict[str, Histogram] = field(default_factory=dict)
+    """Each network function's service seconds during the step, by function kind."""
+    hops: dict[tuple[str, ...], Histogram] = field(default_factory=dict)
+    """The aggregator's hops during the step by (stage, operator) (empty at an operator)."""
 
     @property
     def stretch(self) -> float:
@@ -274,7 +320,20 @@ def _step(
         after.waited - before.waited,
         after.slices - before.slices,
         preempted=after.preempted - before.preempted,
+        backends=_grown(before.backends, after.backends),
+        hops=_grown(before.hops, after.hops),
     )
+
+
+def _grown(before: dict[K, Histogram], after: dict[K, Histogram]) -> dict[K, Histogram]:
+    """The series that grew between two readings, by what they grew."""
+    grown = {}
+    for key, histogram in after.items():
+        earlier = before.get(key)
+        delta = histogram.minus(earlier) if earlier is not None else histogram
+        if delta.count > 0:
+            grown[key] = delta
+    return grown
 
 
 @dataclass(frozen=True)
@@ -294,6 +353,9 @@ class LiveStep:
     """The machine's one-minute load average at the step's end."""
     client_cores: float = math.nan
     """Cores Locust's own process used on average during the step."""
+    hub: OperatorStep | None = None
+    """The aggregator's share: its CAMARA calls and its process's CPU and scheduler
+    statistics (None when it was not measured)."""
 
     @property
     def throughput(self) -> float:
@@ -330,6 +392,7 @@ def measure_step(
     saturating: bool = False,
     client_cpu: Callable[[], float] = lambda: math.nan,
     clock: Callable[[], float] = time.monotonic,
+    hub: Party | None = None,
 ) -> LiveStep:
     """Start the load, wait for its first calls and a warm-up, read every operator, wait
     ``seconds``, read again, then wait for the load to finish (``start`` returns that wait,
@@ -342,10 +405,17 @@ def measure_step(
     the first calls (or after ``start_limit`` seconds without any). ``client_cpu`` reads the
     load generator's CPU seconds so far (NaN when unknown); ``clock`` times the window
     (from the middle of the readings that open it to the middle of those that close it).
+    ``hub`` is the aggregator, read alongside when given (its calls count in no operator's).
     """
+    parties = dict(operators)
+    if hub is not None:
+        parties[HUB] = hub
 
     def read() -> dict[str, OperatorReading]:
-        return {op: read_operator(http, *party) for op, party in operators.items()}
+        return {
+            op: read_operator(http, *party, histogram=HUB_HISTOGRAM if op == HUB else HISTOGRAM)
+            for op, party in parties.items()
+        }
 
     baseline = _calls(read())
     finish = start()
@@ -358,7 +428,7 @@ def measure_step(
         opened = clock()
         before, busy_before, client_before = read(), _busy(), client_cpu()
         opened = (opened + clock()) / 2
-        profiles = _wait_profiles(operators, seconds, sleep)
+        profiles = _wait_profiles(parties, seconds, sleep)
         closed = clock()
         after, busy_after, client_after = read(), _busy(), client_cpu()
         closed = (closed + clock()) / 2
@@ -370,11 +440,14 @@ def measure_step(
     elapsed = closed - opened if closed > opened else seconds
     steps = {
         op: replace(_step(op, elapsed, before[op], after[op]), wait_profile=profiles[op])
-        for op in operators
+        for op in parties
     }
     busy = (busy_after - busy_before) / elapsed
     client_cores = (client_after - client_before) / elapsed
-    return LiveStep(users, elapsed, steps, client, saturating, busy, load, client_cores)
+    hub_step = steps.pop(HUB, None)
+    return LiveStep(
+        users, elapsed, steps, client, saturating, busy, load, client_cores, hub=hub_step
+    )
 
 
 PROFILE_TICK = 1.0

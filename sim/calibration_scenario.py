@@ -40,7 +40,15 @@ from sim.calibration_fit import Fit, Histogram, fit_histogram
 from sim.calibration_live import LiveStep, OperatorStep, api_name
 from sim.scenario import Scenario, load_scenario
 
-__all__ = ["TierModel", "calibrated_document", "fit_cpu", "fit_tiers", "with_rates", "write"]
+__all__ = [
+    "PURPOSE",
+    "TierModel",
+    "calibrated_document",
+    "fit_cpu",
+    "fit_tiers",
+    "with_rates",
+    "write",
+]
 
 PURPOSE = "dpv:RequestedServiceProvision"
 """Under contract: no consent or objection decides the calls, as for the live demo app."""

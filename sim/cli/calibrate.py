@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -37,8 +38,10 @@ __all__ = [
     "Load",
     "app",
     "calibrate_command",
+    "federation_step",
     "live_ladder",
     "render",
+    "render_tiers",
     "render_what_if",
 ]
 
@@ -58,6 +61,12 @@ WARM_UP = 3
 """Seconds after the first calls before a step is measured (users spawn, fetch tokens)."""
 START_ALLOWANCE = 12
 """Seconds Locust is given to start before its first calls (it imports much; busy machines)."""
+FEDERATION_CLASSES = ["AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp"]
+"""The federation step's users: every tier (grants, CIBA, backends, the aggregator's hop)."""
+FEDERATION_USERS = 30
+"""Realistic users in the federation step (a call a second or so each: a light load)."""
+FEDERATION_WARM_UP = 6
+"""Seconds after the first calls before the federation step is measured (CIBA rounds)."""
 CLASSES = ["SaturatingApp"]
 """One cheap call (device reachability) with a cached token: the gateways, not Locust's
 realistic users (tokens, CIBA, a call a second each), reach saturation first."""
@@ -99,23 +108,34 @@ def _locust_cpu(process: list[subprocess.Popen[bytes]]) -> float:
         return math.nan
 
 
-def live_step(
+def _hub(descriptor: Path) -> Party | None:
+    """The aggregator as a party to measure: its origin (where ``/metrics`` is), its pid."""
+    hub = json.loads(descriptor.read_text()).get("aggregator")
+    if not hub:
+        return None
+    parts = urlsplit(hub["apiRoot"])
+    return (f"{parts.scheme}://{parts.netloc}", hub.get("pid"), ())
+
+
+def _measured_run(
     descriptor: Path,
-    results: Path,
-    load: Load,
+    folder: Path,
+    users: int,
+    classes: list[str],
+    extra_env: dict[str, str],
     step_seconds: int,
-    operator: str,
-    warm_up: int = WARM_UP,
+    operators: dict[str, Party],
+    warm_up: int,
     workers: int = 0,
+    saturating: bool = False,
+    hub: Party | None = None,
 ) -> LiveStep:
-    """Run Locust at ``load`` and measure the operators around it.
+    """Run Locust's ``classes`` and measure ``operators`` (and ``hub``) around it.
 
     Locust runs in a thread (it is a child process; the thread only waits for it) for its
     start, the warm-up and the measured window, and is told to stop (SIGTERM, after which it
     quits and writes its summary as at its run time's end) once the window is measured.
     """
-    operators = {op: party for op, party in _operators(descriptor).items() if op == operator}
-    folder = results / f"users-{load.users}-rate-{load.rate:g}"
     process: list[subprocess.Popen[bytes]] = []
 
     def start() -> Callable[[], dict[str, Any]]:
@@ -124,21 +144,17 @@ def live_step(
                 locustfile=LOCUSTFILE,
                 descriptor=descriptor,
                 results=folder,
-                users=load.users,
-                spawn_rate=float(load.users),
+                users=users,
+                spawn_rate=float(users),
                 run_time=f"{START_ALLOWANCE + warm_up + step_seconds + 5}s",
                 stop_timeout=2,
-                user_classes=CLASSES,
-                extra_env={
-                    "OGSIM_SATURATING_OPERATOR": operator,
-                    "OGSIM_SATURATING_USERS": str(load.users),
-                    "OGSIM_SATURATING_RATE": f"{max(load.rate, 0.0):.6g}",
-                },
+                user_classes=classes,
+                extra_env=extra_env,
                 started=process.append,
                 workers=workers,
             )
 
-        thread = threading.Thread(target=run, name=f"locust-{load.users}", daemon=True)
+        thread = threading.Thread(target=run, name=f"locust-{users}", daemon=True)
         thread.start()
 
         def finish() -> dict[str, Any]:
@@ -154,23 +170,79 @@ def live_step(
         return finish
 
     with httpx.Client(timeout=10.0) as http:
-        step = measure_step(
+        return measure_step(
             http,
             operators,
-            load.users,
+            users,
             float(step_seconds),
             start,
             time.sleep,
             float(warm_up),
-            saturating=load.saturating,
+            saturating=saturating,
             client_cpu=lambda: _locust_cpu(process),
+            hub=hub,
         )
+
+
+def _say(step: LiveStep, what: str) -> None:
     console.print(
-        f"{load.describe()}: {step.throughput:7.1f} calls/s at the gateways "
+        f"{what}: {step.throughput:7.1f} calls/s at the gateways "
         f"(machine {step.busy_cores:.2f} cores busy, Locust {step.client_cores:.2f}, "
         f"load average {step.load_average:.1f})",
         highlight=False,
     )
+
+
+def live_step(
+    descriptor: Path,
+    results: Path,
+    load: Load,
+    step_seconds: int,
+    operator: str,
+    warm_up: int = WARM_UP,
+    workers: int = 0,
+) -> LiveStep:
+    """Saturating users at ``load`` against ``operator``, measured there."""
+    operators = {op: party for op, party in _operators(descriptor).items() if op == operator}
+    step = _measured_run(
+        descriptor,
+        results / f"users-{load.users}-rate-{load.rate:g}",
+        load.users,
+        CLASSES,
+        {
+            "OGSIM_SATURATING_OPERATOR": operator,
+            "OGSIM_SATURATING_USERS": str(load.users),
+            "OGSIM_SATURATING_RATE": f"{max(load.rate, 0.0):.6g}",
+        },
+        step_seconds,
+        operators,
+        warm_up,
+        workers,
+        saturating=load.saturating,
+    )
+    _say(step, load.describe())
+    return step
+
+
+def federation_step(
+    descriptor: Path, results: Path, users: int, step_seconds: int, warm_up: int
+) -> LiveStep:
+    """Locust's realistic users (CIBA, two-legged tokens, QoD, the aggregator's application)
+    across every operator and the aggregator: the tiers the saturation ladder does not
+    reach."""
+    step = _measured_run(
+        descriptor,
+        results / f"federation-{users}",
+        users,
+        FEDERATION_CLASSES,
+        {},
+        step_seconds,
+        _operators(descriptor),
+        warm_up,
+        hub=_hub(descriptor),
+    )
+    hub = step.hub.call_count / step.seconds if step.hub is not None else 0.0
+    _say(step, f"{users} realistic users ({hub:.1f} calls/s through the aggregator)")
     return step
 
 
@@ -244,6 +316,29 @@ def render(calibration: Calibration) -> Table:
     return table
 
 
+def render_tiers(calibration: Calibration) -> Table:
+    """The federation step, tier by tier: simulated spans and fitted distributions."""
+    table = Table(title="ogsim calibrate: each tier of the federation step")
+    for name in ["tier", "model", "calls", "live p50", "model p50", "err"]:
+        table.add_column(name, justify="right")
+    for name in ["live p95", "model p95", "err"]:
+        table.add_column(name, justify="right")
+    for row in calibration.by_tier:
+        errors = row.errors
+        table.add_row(
+            row.tier,
+            row.basis,
+            f"{row.calls:.0f}",
+            _number(row.live_p50_ms),
+            _number(row.model_p50_ms),
+            _number(errors["p50"], True),
+            _number(row.live_p95_ms),
+            _number(row.model_p95_ms),
+            _number(errors["p95"], True),
+        )
+    return table
+
+
 def render_what_if(calibration: Calibration) -> Table:
     """The calibrated federation's answers, a variant a line."""
     table = Table(title="what the calibrated federation would do (simulated)")
@@ -284,6 +379,16 @@ def calibrate_command(
         int, typer.Option(min=1, help="users calling back to back in the saturation step")
     ] = SATURATING_USERS,
     step_seconds: Annotated[int | None, typer.Option(min=2, help="seconds per step")] = None,
+    federation: Annotated[
+        bool,
+        typer.Option(
+            help="also run realistic users across every party and fit each tier (grants,"
+            " backends, the aggregator)"
+        ),
+    ] = True,
+    federation_users: Annotated[
+        int, typer.Option(min=1, help="realistic users in the federation step")
+    ] = FEDERATION_USERS,
     what_if: Annotated[
         bool,
         typer.Option(
@@ -319,6 +424,11 @@ def calibrate_command(
                 seconds,
                 saturating_workers=0 if quick else SATURATING_WORKERS,
             )
+            mix = None
+            if federation:
+                mix = federation_step(
+                    described, results, federation_users, seconds, FEDERATION_WARM_UP
+                )
     questions = None
     if what_if:
         questions = WhatIf(
@@ -332,6 +442,7 @@ def calibrate_command(
             sim_seconds=10.0 if quick else 60.0,
             what_if=questions,
             progress=lambda line: console.print(line, highlight=False),
+            federation=mix,
         )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
@@ -343,6 +454,8 @@ def calibrate_command(
             f"latency {tier['latency_fit']}, grants {tier['identity_fit']}",
             highlight=False,
         )
+    if calibration.by_tier:
+        console.print(render_tiers(calibration))
     if calibration.what_if:
         console.print(render_what_if(calibration))
     console.print(f"written: {', '.join(str(p) for p in calibration.files)}", highlight=False)

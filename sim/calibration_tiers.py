@@ -1,0 +1,298 @@
+"""The federation's other tiers, fitted from one step of realistic users and checked.
+
+The ladder (:mod:`sim.calibration`) saturates one operator's gateway with one cheap call. A
+federation is more than that gateway: the identity servers' grants (client credentials,
+CIBA), the aggregator's hop (Telco Finder search, the operator's token, the forwarded call)
+and each network function behind the integrators. One more live step runs Locust's
+realistic users (anti-fraud with CIBA, location, QoD, the aggregator's application) at a
+light load across every party and reads their own histograms. Fitted from it:
+
+* each operator's network functions: the service time (the time a call held a server,
+  ``ogsim_backend_service_seconds``), the family and spread as well as the mean;
+* each operator's token endpoint (the gateway's ``api="oauth"`` series): the identity
+  station's service time;
+* each operator's gateway at this mix: the event loop's CPU per modelled call, grants and
+  unmodelled calls riding on the modelled ones, with the waits for a core the kernel
+  reported (:class:`~sim.calibration_scenario.TierModel`);
+* the aggregator: one event loop, so a station of one worker holding a hub call for the
+  hub's loop CPU per call and its waits for a core, the same model as a gateway's.
+
+The step's traffic becomes a scenario (``federation.yaml``): direct calls at each operator
+(what its gateway served less what the hub forwarded to it) and one application through
+the aggregator at the hub's rate and API mix. Simulated, it is compared tier by tier: the
+gateways' and the aggregator's spans are predictions (live histogram against the simulated
+calls' latency); grants and backends are fits (live histogram against the fitted
+distribution the simulation draws from), shown so a poor family is seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from operators.core import CoreSpec
+from sim.calibration_fit import Fit, Histogram, fit_histogram
+from sim.calibration_live import HUB, LiveStep, api_name
+from sim.calibration_scenario import PURPOSE, TierModel, calibrated_document, fit_tiers
+from sim.metrics import quantile
+from sim.results import RunResult
+
+__all__ = [
+    "HUB_APPLICATION",
+    "FederationFit",
+    "TierRow",
+    "federation_document",
+    "fit_federation",
+    "tier_rows",
+]
+
+HUB_APPLICATION = "hub-calls"
+"""The simulated application that calls through the aggregator."""
+FIT_DRAWS = 20_000
+"""Draws from a fitted distribution to read its quantiles."""
+FORWARD = "forward"
+"""The aggregator's hop stage of the forwarded call (``ogsim_aggregator_hop_seconds``)."""
+
+
+def _direct(application: str) -> str:
+    return f"{application}-calls"
+
+
+@dataclass
+class FederationFit:
+    """What the federation step fitted, by tier."""
+
+    gateways: dict[str, TierModel]
+    backends: dict[tuple[str, str], Fit]
+    """By (operator, function kind)."""
+    hub: TierModel | None
+    """The aggregator's loop (None when the step saw no hub call)."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "gateways": {op: m.as_json() for op, m in self.gateways.items()},
+            "backends": {f"{op}/{fn}": fit.describe() for (op, fn), fit in self.backends.items()},
+            "aggregator": self.hub.as_json() if self.hub is not None else None,
+        }
+
+
+def _fitted(histogram: Histogram | None, least: int = 5) -> Fit | None:
+    if histogram is None or histogram.count < least or not histogram.total > 0:
+        return None
+    return fit_histogram(histogram)
+
+
+def fit_federation(step: LiveStep, after_answer: dict[str, float]) -> FederationFit:
+    """Fit every tier the step exercised. ``after_answer`` is each gateway's share of work
+    after the answer, fitted by the ladder (this step is too light to fit it again)."""
+    gateways = fit_tiers([step])
+    for op, model in gateways.items():
+        model.after_answer = after_answer.get(op, 0.0)
+    backends = {}
+    for op, served in step.operators.items():
+        for function, histogram in served.backends.items():
+            fit = _fitted(histogram)
+            if fit is not None:
+                backends[(op, function)] = fit
+    hub = None
+    if step.hub is not None and step.hub.call_count > 0:
+        latency = _fitted(step.hub.all_calls(), 1)
+        if latency is not None:
+            loop = step.hub.ran if math.isfinite(step.hub.ran) else step.hub.cpu
+            cpu = loop / step.hub.call_count if math.isfinite(loop) else latency.mean
+            hub = TierModel(HUB, latency, cpu, None)
+    return FederationFit(gateways, backends, hub)
+
+
+def _forwarded(step: LiveStep) -> dict[str, float]:
+    """Hub calls forwarded to each operator during the step."""
+    if step.hub is None:
+        return {}
+    return {
+        operator: histogram.count
+        for (stage, operator), histogram in step.hub.hops.items()
+        if stage == FORWARD and operator
+    }
+
+
+def _mix(calls: dict[tuple[str, str], Histogram]) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for (_api, operation), histogram in calls.items():
+        name = api_name(operation)
+        if name is not None:
+            weights[name] = weights.get(name, 0.0) + histogram.count
+    return weights
+
+
+def _less(mix: dict[str, float], taken: dict[str, float], share: float) -> dict[str, float]:
+    """``mix`` less ``share`` of ``taken`` (the hub's calls forwarded here), none below 0."""
+    left = {name: count - share * taken.get(name, 0.0) for name, count in mix.items()}
+    return {name: round(count, 3) for name, count in left.items() if count > 0.5}
+
+
+def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> dict[str, Any]:
+    """The step as a scenario: the fitted tiers, direct calls at each operator less the hub's
+    forwarded ones, and the hub's application through the aggregator."""
+    document = calibrated_document(fit.gateways, step, duration)
+    document["name"] = "calibrated-federation"
+    document["description"] = "the live federation's realistic users, fitted tier by tier"
+    forwarded = _forwarded(step)
+    hub_mix = _mix(step.hub.calls) if step.hub is not None else {}
+    hub_total = sum(forwarded.values())
+    applications = document["traffic"]["applications"]
+    for op, spec in document["topology"]["operators"].items():
+        site = spec["data_centres"]["live"]
+        grants = step.operators[op].grants if op in step.operators else None
+        granted = _fitted(grants)
+        if granted is not None:
+            site["identity"]["service_time"] = granted.service_time().model_dump(mode="json")
+        core = {}
+        for (owner, function), backend in fit.backends.items():
+            if owner == op:
+                slot = getattr(CoreSpec(), function).model_dump(mode="json")
+                slot["service_time"] = backend.service_time().model_dump(mode="json")
+                core[function] = slot
+        if core:
+            spec["core"] = core
+        app = applications.get(_direct(op))
+        served = step.operators.get(op)
+        if app is None or served is None:
+            continue
+        share = forwarded.get(op, 0.0) / max(sum(hub_mix.values()), 1.0)
+        mix = _less(_mix(served.calls), hub_mix, share)
+        if not mix:
+            del applications[_direct(op)]
+            continue
+        app["apis"] = mix
+        app["arrival"]["rate"] = round(sum(mix.values()) / step.seconds, 4)
+    if fit.hub is not None and step.hub is not None and hub_mix and hub_total:
+        document["topology"]["aggregator"] = {
+            "replicas": 1,
+            "workers": 1,
+            "service_time": fit.hub.gateway_service(step.hub),
+        }
+        applications[HUB_APPLICATION] = {
+            "purpose": PURPOSE,
+            "via_aggregator": True,
+            "arrival": {"process": "poisson", "rate": round(step.hub.call_count / step.seconds, 4)},
+            "apis": {name: round(count, 3) for name, count in sorted(hub_mix.items())},
+            "operators": {op: round(n / hub_total, 4) for op, n in sorted(forwarded.items())},
+            "client": {"timeout": 10.0},
+        }
+    return copy.deepcopy(document)
+
+
+@dataclass(frozen=True)
+class TierRow:
+    """One tier, live beside the model: ``basis`` says whether the model's figures were
+    simulated (a prediction) or read off the fitted distribution (a fit)."""
+
+    tier: str
+    basis: str
+    calls: float
+    live_p50_ms: float
+    model_p50_ms: float
+    live_p95_ms: float
+    model_p95_ms: float
+
+    @property
+    def errors(self) -> dict[str, float]:
+        def error(model: float, live: float) -> float:
+            if not (math.isfinite(model) and math.isfinite(live)) or live == 0:
+                return math.nan
+            return (model - live) / live
+
+        return {
+            "p50": error(self.model_p50_ms, self.live_p50_ms),
+            "p95": error(self.model_p95_ms, self.live_p95_ms),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), **{f"error_{k}": v for k, v in self.errors.items()}}
+
+
+def _fit_quantiles(fit: Fit, seed: str) -> tuple[float, float]:
+    draw = fit.service_time().sampler()
+    rng = random.Random(seed)
+    samples = sorted(draw(rng) for _ in range(FIT_DRAWS))
+    return samples[FIT_DRAWS // 2] * 1000, samples[int(FIT_DRAWS * 0.95)] * 1000
+
+
+def _simulated(result: RunResult, application: str) -> tuple[float, float]:
+    """p50 and p95 in ms of one application's successful calls in a run."""
+    merged = None
+    for (_op, _api, app), stats in result.keys.items():
+        if app != application or stats.latency.count == 0:
+            continue
+        if merged is None:
+            merged = copy.deepcopy(stats.latency)
+        else:
+            merged.merge(stats.latency)
+    if merged is None:
+        return math.nan, math.nan
+    p50, p95 = quantile(merged, 0.5), quantile(merged, 0.95)
+    return (p50 or math.nan) * 1000, (p95 or math.nan) * 1000
+
+
+def _live(histogram: Histogram | None) -> tuple[float, float]:
+    if histogram is None or histogram.count <= 0:
+        return math.nan, math.nan
+    return histogram.quantile(0.5) * 1000, histogram.quantile(0.95) * 1000
+
+
+def tier_rows(fit: FederationFit, step: LiveStep, result: RunResult) -> list[TierRow]:
+    """Each tier of the step: gateways and the aggregator simulated, grants and backends
+    fitted."""
+    rows = []
+    for op, served in sorted(step.operators.items()):
+        if _direct(op) in result.scenario.traffic.applications:
+            live = _live(served.all_calls())
+            model = _simulated(result, _direct(op))
+            rows.append(
+                TierRow(
+                    f"{op} gateway",
+                    "simulated",
+                    served.call_count,
+                    live[0],
+                    model[0],
+                    live[1],
+                    model[1],
+                )
+            )
+    if step.hub is not None and HUB_APPLICATION in result.scenario.traffic.applications:
+        live = _live(step.hub.all_calls())
+        model = _simulated(result, HUB_APPLICATION)
+        rows.append(
+            TierRow(
+                "aggregator", "simulated", step.hub.call_count, live[0], model[0], live[1], model[1]
+            )
+        )
+    for op, served in sorted(step.operators.items()):
+        granted = _fitted(served.grants)
+        if granted is not None and served.grants is not None:
+            live = _live(served.grants)
+            model = _fit_quantiles(granted, f"{op}:grants")
+            rows.append(
+                TierRow(
+                    f"{op} grants",
+                    "fitted",
+                    served.grants.count,
+                    live[0],
+                    model[0],
+                    live[1],
+                    model[1],
+                )
+            )
+    for (op, function), backend in sorted(fit.backends.items()):
+        histogram = step.operators[op].backends[function]
+        live = _live(histogram)
+        model = _fit_quantiles(backend, f"{op}:{function}")
+        rows.append(
+            TierRow(
+                f"{op} {function}", "fitted", histogram.count, live[0], model[0], live[1], model[1]
+            )
+        )
+    return rows

@@ -1,0 +1,122 @@
+"""The federation step's tiers: backends, grants and the aggregator fitted from their own
+histograms, the step's traffic as a scenario, and the tier-by-tier table (synthetic live
+figures, so what the fit should find is known)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from operators.gateway.metrics import LATENCY_BUCKETS
+from sim.calibration import calibrate
+from sim.calibration_fit import histogram_of
+from sim.calibration_live import HUB, LiveStep, OperatorStep
+from sim.calibration_tiers import HUB_APPLICATION, federation_document, fit_federation
+from sim.scenario import load_scenario
+
+SECONDS = 20.0
+
+
+def _exponential(mean: float, count: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.expovariate(1 / mean) for _ in range(count)]
+
+
+def _gateway(rate: float, forwarded: float = 0.0) -> OperatorStep:
+    """telco-es serving ``rate`` SIM swap checks a second, ``forwarded`` of them from the hub,
+    its HLR at 8 ms (exponential) and its token endpoint at about 3 ms."""
+    count = int(rate * SECONDS)
+    calls = histogram_of(_exponential(0.012, count, 1), LATENCY_BUCKETS)
+    grants = histogram_of(_exponential(0.003, 200, 2), LATENCY_BUCKETS)
+    hlr = histogram_of(_exponential(0.008, count, 3), LATENCY_BUCKETS)
+    return OperatorStep(
+        "telco-es",
+        SECONDS,
+        {("sim-swap", "checkSimSwap"): calls},
+        0.0,
+        grants,
+        0.002 * count,
+        0.002 * count,
+        backends={"sim_data_register": hlr},
+    )
+
+
+def _hub(rate: float) -> OperatorStep:
+    """The aggregator forwarding ``rate`` SIM swap checks a second to telco-es, 1 ms of its
+    loop each."""
+    count = int(rate * SECONDS)
+    calls = histogram_of(_exponential(0.02, count, 4), LATENCY_BUCKETS)
+    forward = histogram_of(_exponential(0.012, count, 5), LATENCY_BUCKETS)
+    return OperatorStep(
+        HUB,
+        SECONDS,
+        {("sim-swap", "checkSimSwap"): calls},
+        0.0,
+        None,
+        0.001 * count,
+        0.001 * count,
+        hops={("forward", "telco-es"): forward},
+    )
+
+
+def _federation_step() -> LiveStep:
+    return LiveStep(30, SECONDS, {"telco-es": _gateway(40.0, 10.0)}, {}, hub=_hub(10.0))
+
+
+def test_backends_grants_and_the_hub_are_fitted_into_the_scenario(tmp_path: Path) -> None:
+    step = _federation_step()
+    fit = fit_federation(step, {"telco-es": 0.1})
+    hlr = fit.backends[("telco-es", "sim_data_register")]
+    assert hlr.mean == pytest.approx(0.008, rel=0.05)
+    assert hlr.family == "exponential"
+    assert fit.hub is not None and fit.hub.cpu_per_call == pytest.approx(0.001)
+    assert fit.gateways["telco-es"].after_answer == 0.1
+    document = federation_document(fit, step, 10.0)
+    path = tmp_path / "federation.yaml"
+    path.write_text(json.dumps(document))
+    scenario = load_scenario(path)[0]
+    operator = scenario.topology.operators["telco-es"]
+    assert operator.core.sim_data_register.service_time.mean == pytest.approx(0.008, rel=0.05)
+    assert operator.core.sim_data_register.servers == 8  # the live default, kept
+    assert operator.data_centres["live"].identity.service_time.mean == pytest.approx(
+        0.003, rel=0.1
+    )
+    assert scenario.topology.aggregator is not None
+    assert scenario.topology.aggregator.workers == 1
+    direct = scenario.traffic.applications["telco-es-calls"]
+    hub = scenario.traffic.applications[HUB_APPLICATION]
+    # the gateway's 40 calls/s include the 10 the hub forwarded
+    assert direct.arrival.rate == pytest.approx(30.0, rel=0.01)
+    assert hub.arrival.rate == pytest.approx(10.0, rel=0.01)
+    assert hub.via_aggregator and hub.operators == {"telco-es": 1.0}
+
+
+def test_the_tier_table_puts_each_tier_beside_its_model(tmp_path: Path) -> None:
+    light = LiveStep(5, 10.0, {"telco-es": _gateway(5.0)}, {})
+    result = calibrate([light], tmp_path, sim_seconds=20.0, federation=_federation_step())
+    rows = {row.tier: row for row in result.by_tier}
+    assert set(rows) == {
+        "telco-es gateway",
+        "aggregator",
+        "telco-es grants",
+        "telco-es sim_data_register",
+    }
+    assert rows["aggregator"].basis == "simulated"
+    assert rows["telco-es sim_data_register"].basis == "fitted"
+    for row in rows.values():
+        assert math.isfinite(row.live_p50_ms) and math.isfinite(row.model_p50_ms)
+    # an exponential fitted to an exponential's histogram: quantiles within bucket width
+    hlr = rows["telco-es sim_data_register"]
+    assert hlr.model_p50_ms == pytest.approx(8 * math.log(2), rel=0.15)
+    assert hlr.model_p95_ms == pytest.approx(8 * math.log(20), rel=0.15)
+    # a hub call waits for the hub and then for the gateway and its HLR: longer than direct
+    assert rows["aggregator"].model_p50_ms > rows["telco-es gateway"].model_p50_ms
+    assert (tmp_path / "federation.yaml").exists()
+    assert (tmp_path / "by_tier.csv").read_text().startswith("tier,basis,calls,")
+    written = json.loads((tmp_path / "calibration.json").read_text())
+    assert len(written["by_tier"]) == 4
+    assert written["federation"]["aggregator"]["cpu_per_call_ms"] == pytest.approx(1.0)
