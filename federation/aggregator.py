@@ -35,9 +35,9 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -76,6 +76,15 @@ from operators.policies import NoThrottle
 from operators.portal import PortalHost, install_developer_portal
 from operators.web import install_api_docs
 
+from .aggregator_metrics import (
+    CONTENT_TYPE,
+    FINDER,
+    FORWARD,
+    TOKEN,
+    AggregatorMetrics,
+    CallTiming,
+    name_call,
+)
 from .authorization_relay import (
     CALLBACK_PATH,
     NO_STORE,
@@ -150,6 +159,8 @@ CREATE TABLE IF NOT EXISTS aggregator_qod_sessions (
     UNIQUE (operator, operator_session_id)
 );
 """
+
+_T = TypeVar("_T")
 
 TOKEN_MARGIN = 5.0
 """Seconds before its expiry a cached operator token is no longer used."""
@@ -441,6 +452,7 @@ class Aggregator:
             self.identity, self.db, locate=self._locate, partner=self._client_at, clock=clock
         )
         self.limits = ThreatLimits()  # bodies read bounded, as at an operator's gateway
+        self.metrics = AggregatorMetrics()
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
         self._tokens: dict[tuple[str, str, str, str], _CachedToken] = {}
@@ -518,9 +530,7 @@ class Aggregator:
         return Partner(operator, client)
 
     def _finder_partner(self, url: str) -> Partner | None:
-        return next(
-            (p for p in self.partners.values() if url.startswith(p.config.api_root)), None
-        )
+        return next((p for p in self.partners.values() if url.startswith(p.config.api_root)), None)
 
     async def _finder_token(self, url: str) -> str | None:
         """The hub's token at the operator whose second-level finder ``url`` is, cached like
@@ -562,9 +572,7 @@ class Aggregator:
         session_id: str | None = None
         if operation_id == "createSession":  # the operator's notifications come to the hub
             session_id = str(uuid.uuid4())
-            body = self.notifications.prepare(
-                body, session_id, call.application, operation.request
-            )
+            body = self.notifications.prepare(body, session_id, call.application, operation.request)
         try:
             response, partner, answer, subject = await self._device_call(call, body)
         except BaseException:
@@ -596,8 +604,11 @@ class Aggregator:
             return  # absent, or the operator refuses the body as malformed
         reason = callback_refusal(url, self.identity.clients.get(call.application))
         if reason is not None:
-            raise CamaraError(403, "CONSENT_INFO.INVALID_CALLBACK_URL",
-                              f"The provided callback URL is invalid: {reason}.")
+            raise CamaraError(
+                403,
+                "CONSENT_INFO.INVALID_CALLBACK_URL",
+                f"The provided callback URL is invalid: {reason}.",
+            )
 
     async def _body(self, request: Request) -> dict[str, Any]:
         """The JSON object body, read with the gateway's bounds (size, time, depth)."""
@@ -614,7 +625,12 @@ class Aggregator:
         assert context.purpose is not None
         scope = " ".join((*operation.scopes[0], context.purpose))
         return _Admitted(
-            correlator, context.client_id, operation, context.purpose, scope, claims.jti,
+            correlator,
+            context.client_id,
+            operation,
+            context.purpose,
+            scope,
+            claims.jti,
             context.sandbox,
         )
 
@@ -663,7 +679,11 @@ class Aggregator:
                 continue  # the finder's records may predate a port: ask Network Id
             partner = self._partner_for(answer)
             try:
-                token = await self._token(partner, subject, call.scope, call.purpose, application)
+                token = await self._hop(
+                    TOKEN,
+                    partner.config.id,
+                    self._token(partner, subject, call.scope, call.purpose, application),
+                )
             except CamaraError as error:
                 signal = stale_signal(Stale.TOKEN, error.status)
                 retry = next_search(mode, signal, phone_number=phone)
@@ -753,8 +773,10 @@ class Aggregator:
             Hop(call.application, self.id, f"{operation.method} {operation.template} {session_id}")
         )
         try:
-            token = await self._token(
-                partner, routed.subject, call.scope, call.purpose, call.application
+            token = await self._hop(
+                TOKEN,
+                partner.config.id,
+                self._token(partner, routed.subject, call.scope, call.purpose, call.application),
             )
         except CamaraError as error:
             self._settle(call, partner, routed.served_as, error.status)
@@ -845,7 +867,9 @@ class Aggregator:
         answers: list[tuple[Partner, httpx.Response]] = []
         for partner in self.partners.values():
             try:
-                token = await self._two_legged(partner, call.scope)
+                token = await self._hop(
+                    TOKEN, partner.config.id, self._two_legged(partner, call.scope)
+                )
             except CamaraError as error:
                 self._settle(call, partner, partner.config.id, error.status)
                 raise
@@ -894,9 +918,7 @@ class Aggregator:
         except OAuthClientError as error:
             raise _refusal(partner.config.id, error) from error
         except httpx.TransportError as error:
-            raise CamaraError(
-                503, "UNAVAILABLE", f"{partner.config.id} is unreachable."
-            ) from error
+            raise CamaraError(503, "UNAVAILABLE", f"{partner.config.id} is unreachable.") from error
         token = str(reply["access_token"])
         lifetime = float(reply.get("expires_in", 60))
         self._tokens[key] = _CachedToken(token, self.clock() + lifetime - TOKEN_MARGIN)
@@ -912,7 +934,7 @@ class Aggregator:
             portabilitySearchMode=mode,
         )
         try:
-            answer = await self.finder.search(request)
+            answer = await self._hop(FINDER, "", self.finder.search(request))
         except CamaraError as error:
             self.tracer(
                 Hop(
@@ -1020,15 +1042,19 @@ class Aggregator:
         template = label or path
         started = time.perf_counter()
         try:
-            response = await self.http.request(
-                method,
-                operator.api_root + path,
-                json=body,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    CORRELATOR_HEADER: correlator,
-                    DATA_CENTRE_OPT_IN: "1",  # for the hub's own trace, not the application
-                },
+            response = await self._hop(
+                FORWARD,
+                operator.id,
+                self.http.request(
+                    method,
+                    operator.api_root + path,
+                    json=body,
+                    headers={
+                        "Authorization": f"Bearer {token}",
+                        CORRELATOR_HEADER: correlator,
+                        DATA_CENTRE_OPT_IN: "1",  # for the hub's own trace, not the application
+                    },
+                ),
             )
         except httpx.TransportError as error:
             self.tracer(
@@ -1049,6 +1075,14 @@ class Aggregator:
             )
         )
         return response
+
+    async def _hop(self, stage: str, operator: str, pending: Awaitable[_T]) -> _T:
+        """Await one hop of a call, its time observed however it ends (answer or error)."""
+        started = time.perf_counter()
+        try:
+            return await pending
+        finally:
+            self.metrics.observe_hop(stage, operator, time.perf_counter() - started)
 
     def _settle(self, call: _Admitted, partner: Partner, served_as: str, status: int) -> None:
         operation = call.operation
@@ -1123,6 +1157,7 @@ def create_aggregator_app(
         redoc_url=None,
     )
     install_camara_error_handlers(app)
+    app.add_middleware(CallTiming, metrics=aggregator.metrics)
     identity_app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     install_oauth_error_handlers(identity_app)
     relay = aggregator.relay
@@ -1213,6 +1248,11 @@ def create_aggregator_app(
         aggregator.notifications.receive(session_id, request.headers.get("authorization"), event)
         return Response(status_code=204)
 
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Open like an operator's ``/metrics``: latencies by API and hop, no subscriber data."""
+        return Response(aggregator.metrics.exposition(), media_type=CONTENT_TYPE)
+
     @app.get("/health")
     def health() -> JSONResponse:
         status = "UP" if aggregator.ready else "STARTING"
@@ -1234,8 +1274,12 @@ def portal_host(aggregator: Aggregator) -> PortalHost:
     parts = urlsplit(aggregator.identity.issuer)
     origin = f"{parts.scheme}://{parts.netloc}"
     return PortalHost(
-        config=aggregator.identity.config, db=aggregator.db, identity=aggregator.identity,
-        plans=aggregator.admission.plans, clock=aggregator.clock, origin=origin,
+        config=aggregator.identity.config,
+        db=aggregator.db,
+        identity=aggregator.identity,
+        plans=aggregator.admission.plans,
+        clock=aggregator.clock,
+        origin=origin,
         api_root=origin,
         apis=tuple(dict.fromkeys(operation_named(op).api for op in FORWARDED)),
         kind="aggregator",
@@ -1248,7 +1292,10 @@ def portal_host(aggregator: Aggregator) -> PortalHost:
 
 
 def _forwarder(aggregator: Aggregator, operation_id: str) -> Any:
+    api = operation_named(operation_id).api
+
     async def endpoint(request: Request) -> Response:
+        name_call(request.scope, api, operation_id)
         return await aggregator.forward(request, operation_id)
 
     return endpoint

@@ -8,6 +8,7 @@ from .authentication import BearerAuthenticator, unauthenticated
 from .errors import install_camara_error_handlers
 from .gateway import Gateway, GatewayMiddleware, MeteredCall
 from .metering import GroupCommit, UsageEvent, UsageLedger, is_billable
+from .metrics import LATENCY_BUCKETS
 from .subscriptions import InMemoryPlans, PlanStore, PlanSubscriptions
 from .threat_protection import (
     BodyRefusedError,
@@ -22,6 +23,7 @@ from .threat_protection import (
 )
 
 __all__ = [
+    "LATENCY_BUCKETS",
     "Admission",
     "Admitted",
     "BearerAuthenticator",
