@@ -19,10 +19,13 @@ live operator is measured; the simulation keeps its own records.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from .errors import (
     BackendBusy,
@@ -77,62 +80,93 @@ def outcome_of(error: BackendError) -> str:
     return _OUTCOME_OF.get(type(error), ERROR)
 
 
+class _Tally:
+    """One histogram series as plain numbers: a count per bucket (the last one +Inf) and the
+    sum. Only the event loop's thread adds; a scrape copies the counts in one step."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * (buckets + 1)
+        self.sum = 0.0
+
+
 class BackendMeter:
-    """One function's labelled series, looked up once: the per-call cost is the observations
-    themselves (``labels()`` takes a lock and builds a key each time)."""
+    """One function's series. Observing is a bisection and two additions: a
+    ``prometheus_client`` histogram takes a lock per bucket and sum and scans its bounds,
+    ~8 µs per backend call for the three series here against well under one."""
 
-    __slots__ = ("_calls", "_seconds", "_service")
+    __slots__ = ("_bounds", "calls", "seconds", "service")
 
-    def __init__(self, seconds: Any, service: Any, calls: dict[str, Any]) -> None:
-        self._seconds = seconds
-        self._service = service
-        self._calls = calls
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = tuple(bounds)
+        self.seconds = _Tally(len(self._bounds))
+        self.service = _Tally(len(self._bounds))
+        self.calls = dict.fromkeys(OUTCOMES, 0)
 
     def served(self, seconds: float) -> None:
         """A server took the call for ``seconds`` of service."""
-        self._service.observe(seconds)
+        service = self.service
+        service.counts[bisect_left(self._bounds, seconds)] += 1  # le: the first bound >= it
+        service.sum += seconds
 
     def ended(self, outcome: str, seconds: float) -> None:
         """The call ended with ``outcome``, ``seconds`` after it reached the function."""
-        self._seconds.observe(seconds)
-        self._calls[outcome].inc()
+        tally = self.seconds
+        tally.counts[bisect_left(self._bounds, seconds)] += 1
+        tally.sum += seconds
+        self.calls[outcome] += 1
 
 
-class BackendMetrics:
-    """The backends' three metrics in ``registry``, with one :class:`BackendMeter` per function."""
+class BackendMetrics(Collector):
+    """The backends' three metrics, read from each function's :class:`BackendMeter` when
+    ``registry`` is scraped; every function's series exist (at zero) once it has a meter, so
+    a scrape's rate sees its first calls and failures."""
 
     def __init__(self, registry: CollectorRegistry, *, buckets: Sequence[float]) -> None:
-        self.seconds = Histogram(
+        self._buckets = tuple(buckets)
+        self._les = (*(floatToGoString(b) for b in self._buckets), "+Inf")
+        self._meters: dict[str, BackendMeter] = {}
+        registry.register(self)
+
+    def meter(self, function: str) -> BackendMeter:
+        """The meter of ``function`` (the same one on every ask)."""
+        meter = self._meters.get(function)
+        if meter is None:
+            meter = self._meters[function] = BackendMeter(self._buckets)
+        return meter
+
+    def collect(self) -> Iterator[Metric]:
+        seconds = HistogramMetricFamily(
             "ogsim_backend_seconds",
             "Seconds from a call's arrival at a network function to its answer "
             "(waiting for a server plus service), every call",
-            ["function"],
-            buckets=buckets,
-            registry=registry,
+            labels=["function"],
         )
-        self.service = Histogram(
+        service = HistogramMetricFamily(
             "ogsim_backend_service_seconds",
             "Service time a call holds a server of a network function for",
-            ["function"],
-            buckets=buckets,
-            registry=registry,
+            labels=["function"],
         )
-        self.calls = Counter(
+        calls = CounterMetricFamily(
             "ogsim_backend_calls",
             "Calls to a network function by how they ended",
-            ["function", "outcome"],
-            registry=registry,
+            labels=["function", "outcome"],
         )
-        self._meters: dict[str, BackendMeter] = {}
+        for function, meter in list(self._meters.items()):
+            self._add(seconds, function, meter.seconds)
+            self._add(service, function, meter.service)
+            for outcome, count in list(meter.calls.items()):
+                calls.add_metric([function, outcome], count)
+        yield seconds
+        yield service
+        yield calls
 
-    def meter(self, function: str) -> BackendMeter:
-        """The meter of ``function``; every outcome's series exists from then on (at zero), so
-        a scrape's rate sees a function's first failures."""
-        meter = self._meters.get(function)
-        if meter is None:
-            meter = self._meters[function] = BackendMeter(
-                self.seconds.labels(function),
-                self.service.labels(function),
-                {outcome: self.calls.labels(function, outcome) for outcome in OUTCOMES},
-            )
-        return meter
+    def _add(self, family: HistogramMetricFamily, function: str, tally: _Tally) -> None:
+        """One series, its counts made cumulative as the exposition wants them."""
+        counts = list(tally.counts)  # one step: a call counted now is in all buckets or none
+        total, cumulative = 0, []
+        for bound, count in zip(self._les, counts, strict=True):
+            total += count
+            cumulative.append((bound, float(total)))
+        family.add_metric([function], cumulative, tally.sum)

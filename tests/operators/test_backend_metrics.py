@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from operators.core import (
@@ -148,6 +148,25 @@ def test_refused_failed_and_abandoned_calls_are_counted_by_outcome() -> None:
     assert station.value("ogsim_backend_seconds_count") == 4
     # only the abandoned call and the failed one got a server
     assert station.value("ogsim_backend_service_seconds_count") == 2
+
+
+def test_buckets_are_what_a_prometheus_histogram_gives_for_the_same_values() -> None:
+    values = [0.0, 0.001, 0.0010001, 0.004, 0.0065, 0.03, 0.3, 2.5, 10.0, 11.0, *LATENCY_BUCKETS]
+    registry = CollectorRegistry()
+    reference = Histogram("reference", "", buckets=LATENCY_BUCKETS, registry=registry)
+    meter = BackendMetrics(registry, buckets=LATENCY_BUCKETS).meter(FUNCTION)
+    for value in values:
+        reference.observe(value)
+        meter.served(value)
+    for le in (*(str(b) for b in LATENCY_BUCKETS), "+Inf"):
+        expected = registry.get_sample_value("reference_bucket", {"le": le})
+        found = registry.get_sample_value(
+            "ogsim_backend_service_seconds_bucket", {"function": FUNCTION, "le": le}
+        )
+        assert found == expected, le
+    assert registry.get_sample_value(
+        "ogsim_backend_service_seconds_sum", {"function": FUNCTION}
+    ) == pytest.approx(sum(values))
 
 
 # --- a real operator's /metrics -------------------------------------------------------------
