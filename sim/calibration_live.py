@@ -45,6 +45,8 @@ __all__ = [
 ]
 
 IDENTITY_API = "oauth"
+TOKEN_ENDPOINT = "token"
+"""The gateway's ``operation`` label of the identity server's token endpoint: every grant."""
 NOT_CALLS = frozenset({"health", "admin", "metrics", "portal", "-"})
 """Gateway ``api`` labels that are housekeeping, not calls a client makes."""
 HISTOGRAM = "ogsim_gateway_request_seconds"
@@ -304,7 +306,8 @@ def _step(
         if delta.count <= 0:
             continue
         if key[0] == IDENTITY_API:
-            grants = delta
+            if key[1] == TOKEN_ENDPOINT:  # CIBA requests, key fetches: no grant
+                grants = delta
         elif api_name(key[1]) is not None:
             calls[key] = delta
         elif key[0] not in NOT_CALLS:

@@ -81,6 +81,26 @@ def api_of(path: str) -> str:
     return path.lstrip("/").split("/", 1)[0]
 
 
+IDENTITY_ENDPOINTS = frozenset(
+    {"token", "bc-authorize", "authorize", "par", "introspect", "revoke", "userinfo", "jwks"}
+)
+"""The identity server's endpoints named in the metrics' ``operation`` label (a token grant
+apart from a CIBA request or a key fetch); any other path's operation is ``-``."""
+
+
+def unrouted_labels(path: str, status: int) -> tuple[str, str]:
+    """The ``(api, operation)`` labels of an answer no CAMARA operation gave.
+
+    A 404 is labelled ``("-", "-")``: the path's first segment is whatever the caller typed,
+    and a label per typo would let anyone grow the metrics without bound. The identity
+    server's endpoints keep their last segment as the operation.
+    """
+    if status == 404:
+        return "-", "-"
+    last = path.rstrip("/").rsplit("/", 1)[-1]
+    return api_of(path), last if last in IDENTITY_ENDPOINTS else "-"
+
+
 _heap = {"settled": False}
 YOUNG_COLLECTION = 10_000
 
@@ -284,9 +304,8 @@ async def run_policies(
                     held.append(message)
                     return
             else:
-                gateway.metrics.observe(
-                    api_of(scope.get("path", "")), "-", status, time.perf_counter() - started
-                )
+                api, operation = unrouted_labels(scope.get("path", ""), status)
+                gateway.metrics.observe(api, operation, status, time.perf_counter() - started)
             _log_unbilled(gateway, state, subjects, status)
             await send(message)
             return

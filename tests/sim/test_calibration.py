@@ -109,13 +109,13 @@ def test_the_gateways_exposition_is_parsed_by_api_and_operation() -> None:
     metrics = GatewayMetrics("telco-es")
     for seconds in (0.004, 0.02, 0.03):
         metrics.observe("sim-swap", "checkSimSwap", 200, seconds)
-    metrics.observe("oauth", "-", 200, 0.002)
+    metrics.observe("oauth", "token", 200, 0.002)
     parsed = parse_histograms(metrics.exposition().decode())
     calls = parsed[("sim-swap", "checkSimSwap")]
     assert calls.count == 3
     assert calls.total == pytest.approx(0.054)
     assert calls.bounds == LATENCY_BUCKETS
-    assert parsed[("oauth", "-")].count == 1
+    assert parsed[("oauth", "token")].count == 1
 
 
 def test_cpu_seconds_are_read_from_proc_stat(tmp_path: Path) -> None:
