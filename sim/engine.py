@@ -38,7 +38,7 @@ from sim.results import RunResult, StationLittle
 from sim.scenario import Scenario
 from sim.tiers.aggregator import SimAggregator, federation_config, port_lines
 from sim.tiers.operator import AGGREGATOR, SimOperator
-from sim.tiers.timers import clock
+from sim.tiers.timers import Timer, clock
 from sim.traffic import SimApplication
 
 __all__ = ["Progress", "RunResult", "World", "run_scenario"]
@@ -65,15 +65,21 @@ def _run_until(env: simpy.Environment, at: float) -> None:
     event that comes after an urgent event scheduled now for ``at``, then moves the clock to
     ``at``. It takes the event ids ``run`` takes (for that stop event, and for scheduling it
     again when it stops), so later events get the same ids and keep their order. A failed
-    event that nobody defused crashes the run, as in ``step``.
+    event that nobody defused crashes the run, as in ``step``. A
+    :class:`~sim.tiers.timers.Timer` (most events) only has its one callback called: it
+    always succeeds, and nothing reads it once processed.
     """
     if at <= env.now:
         raise ValueError(f"until ({at}) must be greater than the current simulation time")
     stop = (at, URGENT, next(env._eid))
     queue: list[Any] = env._queue
     pop = heapq.heappop
+    timer = Timer
     while queue and queue[0] < stop:
         env._now, _, _, event = pop(queue)
+        if event.__class__ is timer:  # most events: one callback, always succeeds
+            event.fn(event)
+            continue
         callbacks, event.callbacks = event.callbacks, None
         for callback in callbacks:
             callback(event)

@@ -34,7 +34,6 @@ __all__ = [
     "LittleCheck",
     "Metrics",
     "PairStats",
-    "Second",
     "TimeSeries",
     "Window",
     "quantile",
@@ -56,6 +55,11 @@ _OFFSET = _MAPPING._offset
 _log, _ceil = math.log, math.ceil
 
 
+def _keys(latencies: Iterable[float]) -> list[int]:
+    """The sketch's bucket index of each latency (``_MAPPING.key``, without its two calls)."""
+    return [int(_ceil(_log(value, 2) * _MULTIPLIER) + _OFFSET) for value in latencies]
+
+
 def _flush(buckets: Counter[int], *sketches: DDSketch) -> None:
     """Add the bucket counts to each sketch (weighted, one add per bucket) and clear them."""
     value = _MAPPING.value
@@ -64,6 +68,55 @@ def _flush(buckets: Counter[int], *sketches: DDSketch) -> None:
         for sketch in sketches:
             sketch.add(representative, count)
     buckets.clear()
+
+
+_BIN_LIMIT = 2048
+"""A DDSketch's default number of bins: a wider span collapses its lowest ones."""
+
+_bins: dict[int, int] = {}
+"""Bucket -> the bin its representative value lands in when added to a sketch."""
+
+
+def _bin(bucket: int) -> int:
+    found = _bins.get(bucket)
+    if found is None:
+        found = _bins[bucket] = _MAPPING.key(_MAPPING.value(bucket))
+    return found
+
+
+def _quantiles(buckets: Counter[int], qs: tuple[float, ...]) -> list[float | None]:
+    """The quantiles of a sketch that ``_flush`` would fill with ``buckets``, without one.
+
+    The same arithmetic as :meth:`DDSketch.get_quantile_value` on the same bins (each
+    bucket's representative value, added with its count), so the same values; a span wider
+    than a sketch holds (never, for latencies) is left to a sketch.
+    """
+    if not buckets:
+        return [None for _ in qs]
+    bins: dict[int, float] = {}
+    for bucket, count in buckets.items():
+        index = _bin(bucket)
+        bins[index] = bins.get(index, 0.0) + count
+    ordered = sorted(bins)
+    if ordered[-1] - ordered[0] + 1 > _BIN_LIMIT:
+        sketch = _sketch()
+        _flush(Counter(buckets), sketch)
+        return [quantile(sketch, q) for q in qs]
+    total = 0.0
+    for index in ordered:
+        total += bins[index]
+    found: list[float | None] = []
+    for q in qs:
+        rank = q * (total - 1)
+        running = 0.0
+        chosen = ordered[-1]
+        for index in ordered:
+            running += bins[index]
+            if running > rank:
+                chosen = index
+                break
+        found.append(float(_MAPPING.value(chosen)))
+    return found
 
 
 def quantile(sketch: DDSketch, q: float) -> float | None:
@@ -125,23 +178,6 @@ class TimeSeries:
 
 
 @dataclass(slots=True)
-class Second:
-    """The counters of one simulated second; closed into a CSV row."""
-
-    offered: int = 0
-    attempts: int = 0
-    retries: int = 0
-    completed: int = 0
-    ok: int = 0
-    failed: int = 0
-    throttled: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
-    offered_by: Counter[str] = field(default_factory=Counter)
-    ok_by: Counter[str] = field(default_factory=Counter)
-    latency: Counter[int] = field(default_factory=Counter)
-
-
-@dataclass(slots=True)
 class KeyStats:
     """Whole-run totals of one (operator, API, application)."""
 
@@ -152,10 +188,27 @@ class KeyStats:
     billable: int = 0
     """Calls billed by the live rule (``is_billable``): 2xx answers only, not 404/422."""
     throttled: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, int] = field(default_factory=dict)
     latency: DDSketch = field(default_factory=_sketch)
-    pending: Counter[int] = field(default_factory=Counter, repr=False)
-    """Latency buckets of this second, not yet in ``latency``."""
+    retries: int = 0
+    failed: int = 0
+    """Operations given up (ended without an answer the client accepts)."""
+    elapsed: list[float] = field(default_factory=list, repr=False)
+    """Latencies of this second's answered operations, not yet counted in buckets."""
+    buckets: Counter[int] = field(default_factory=Counter, repr=False)
+    """Latency buckets counted so far, not yet in ``latency``."""
+    marks: tuple[int, ...] = (0, 0, 0, 0, 0, 0, 0)
+    """Offered, attempts, retries, completed, ok, failed and throttled when the last row
+    closed: the next row counts what they grew by since."""
+    labels: tuple[str, ...] = ()
+    """The application and operator its operations count for in a row."""
+
+    @property
+    def pending(self) -> Counter[int]:
+        """Latency buckets not yet in ``latency``, this second's included (a copy)."""
+        pending = Counter(self.buckets)
+        pending.update(_keys(self.elapsed))
+        return pending
 
 
 @dataclass(slots=True)
@@ -201,28 +254,51 @@ class LittleCheck:
 
 
 class Metrics:
-    """Counters for the running second, per-key totals, windows, and the closed rows."""
+    """Per-key totals, windows, and the closed rows.
+
+    A call touches only its key's totals (and Little's sums): a second's row is the
+    difference of every key's totals since the last row, worked out when it closes, and the
+    latencies of a second are kept as numbers and counted into sketch buckets then.
+    """
 
     def __init__(self, clock: Any) -> None:
         self._clock = clock
-        self.current = Second()
+        self._errors: dict[str, int] = {}
+        """This second's failed requests by code."""
         self.series = TimeSeries()
         self.keys: dict[tuple[str, str, str], KeyStats] = {}
+        self._offering: list[KeyStats] = []
+        """Keys in the order of their first operation (the order their labels first show)."""
+        self._answering: list[KeyStats] = []
+        """Keys in the order of their first answered operation."""
         self.pairs: dict[tuple[str, str, str], PairStats] = {}
         """Operations for ported numbers by (home, serving, application), for settlement."""
         self.windows: list[Window] = []
+        self._inside: list[Window] = []
+        """The windows whose span holds the present (until ``_edge``)."""
+        self._edge = -math.inf
+        """When the next window opens or closes."""
+        self._in_windows: list[float] = []
+        """Latencies answered since ``_inside`` last changed, not yet in its windows."""
         self.error_codes: set[str] = set()
         self.labels: set[str] = set()
         # Little's law, client side. The area under N(t) up to now is the time spent in the
         # system by the completed operations plus, for those in flight, now minus their
         # start: so each operation adds its start once and its sojourn once, and nothing
         # needs updating at every arrival and departure.
-        self._in_flight = 0
         self._starts = 0.0
         """The sum of the start times of the operations in flight."""
         self._sojourn_sum = 0.0
         self._completed = 0
-        self.total_offered = 0
+
+    @property
+    def total_offered(self) -> int:
+        """Operations offered so far (retries are not offers)."""
+        return sum(stats.offered for stats in self._offering)
+
+    @property
+    def _in_flight(self) -> int:
+        return self.total_offered - self._completed
 
     def window(self, start: float, end: float) -> Window:
         """Register a window whose completions' latencies are to be kept in one sketch."""
@@ -230,6 +306,7 @@ class Metrics:
         if found is None:
             found = Window(start, end)
             self.windows.append(found)
+            self._edge = -math.inf  # work out the windows holding the present again
         return found
 
     def key(self, operator: str, api: str, application: str) -> KeyStats:
@@ -251,29 +328,24 @@ class Metrics:
     def offered(self, stats: KeyStats, application: str, operator: str) -> None:
         """An operation arrived (retries are not offers)."""
         self._starts += self._clock()
-        self._in_flight += 1
-        self.total_offered += 1
-        second = self.current
-        second.offered += 1
-        second.offered_by[application] += 1
-        second.offered_by[operator] += 1
+        if not stats.offered:
+            self._offering.append(stats)
+            stats.labels = (application, operator)
         stats.offered += 1
 
     def attempt(self, stats: KeyStats, retry: bool) -> None:
         """One request sent, the first or a retry."""
-        second = self.current
-        second.attempts += 1
         stats.attempts += 1
         if retry:
-            second.retries += 1
+            stats.retries += 1
 
     def attempt_failed(self, stats: KeyStats, code: str) -> None:
         """One request answered with an error (or timed out at the client)."""
-        second = self.current
-        second.errors[code] += 1
-        stats.errors[code] += 1
+        errors = self._errors
+        errors[code] = errors.get(code, 0) + 1
+        errors = stats.errors
+        errors[code] = errors.get(code, 0) + 1
         if code in THROTTLE_CODES:
-            second.throttled += 1
             stats.throttled += 1
 
     def finished(
@@ -281,30 +353,36 @@ class Metrics:
     ) -> None:
         """An operation ended: answered (``ok``) or given up; its latency counts if ``ok``."""
         now = self._clock()
-        self._in_flight -= 1
         self._starts -= started
         elapsed = now - started
         self._sojourn_sum += elapsed
         self._completed += 1
-        second = self.current
-        second.completed += 1
         stats.completed += 1
-        if ok:
-            second.ok += 1
-            ok_by = second.ok_by
-            ok_by[application] += 1
-            ok_by[operator] += 1
-            stats.ok += 1
-            # _MAPPING.key(elapsed), without its two method calls.
-            bucket = int(_ceil(_log(elapsed, 2) * _MULTIPLIER) + _OFFSET)
-            second.latency[bucket] += 1
-            stats.pending[bucket] += 1
-            if self.windows:
-                for window in self.windows:
-                    if window.start <= now < window.end:
-                        window.pending[bucket] += 1
-        else:
-            second.failed += 1
+        if not ok:
+            stats.failed += 1
+            return
+        if not stats.ok:
+            self._answering.append(stats)
+        stats.ok += 1
+        stats.elapsed.append(elapsed)
+        if now >= self._edge:
+            self._cross(now)
+        if self._inside:
+            self._in_windows.append(elapsed)
+
+    def _cross(self, now: float) -> None:
+        """A window opened or closed: count what the old ones hold, find those open now."""
+        self._count_windows()
+        self._inside = [w for w in self.windows if w.start <= now < w.end]
+        edges = [t for w in self.windows for t in (w.start, w.end) if t > now]
+        self._edge = min(edges, default=math.inf)
+
+    def _count_windows(self) -> None:
+        if self._in_windows:
+            keys = _keys(self._in_windows)
+            for window in self._inside:
+                window.pending.update(keys)
+            self._in_windows.clear()
 
     def flush(self) -> None:
         """Move the pending latency buckets of keys and windows into their sketches.
@@ -313,41 +391,77 @@ class Metrics:
         per bucket (a few hundred for latencies from a millisecond to minutes).
         """
         for stats in self.keys.values():
-            _flush(stats.pending, stats.latency)
+            if stats.elapsed:
+                stats.buckets.update(_keys(stats.elapsed))
+                stats.elapsed.clear()
+            _flush(stats.buckets, stats.latency)
+        self._count_windows()
         for window in self.windows:
             if window.pending:
                 _flush(window.pending, window.latency)
 
     def close_second(self, at: float, gauges: dict[str, float]) -> None:
-        """Turn the running second into a row, with gauges sampled now."""
-        second = self.current
-        latency = _sketch()
-        _flush(second.latency, latency)
+        """Turn the second since the last row into a row, with gauges sampled now."""
+        ok_by: dict[str, int] = {}
+        for stats in self._answering:  # first, while the marks are the last row's
+            answered = stats.ok - stats.marks[4]
+            if answered:
+                for label in stats.labels:
+                    ok_by[label] = ok_by.get(label, 0) + answered
+        totals = [0, 0, 0, 0, 0, 0, 0]
+        offered_by: dict[str, int] = {}
+        latency: Counter[int] = Counter()
+        for stats in self._offering:
+            marks = (
+                stats.offered,
+                stats.attempts,
+                stats.retries,
+                stats.completed,
+                stats.ok,
+                stats.failed,
+                stats.throttled,
+            )
+            if marks == stats.marks:
+                continue
+            last = stats.marks
+            for index in range(7):
+                totals[index] += marks[index] - last[index]
+            offers = marks[0] - last[0]
+            if offers:
+                for label in stats.labels:
+                    offered_by[label] = offered_by.get(label, 0) + offers
+            if stats.elapsed:
+                keys = _keys(stats.elapsed)
+                stats.buckets.update(keys)
+                latency.update(keys)
+                stats.elapsed.clear()
+            stats.marks = marks
         row: dict[str, float] = {
             "t": at,
-            "offered": second.offered,
-            "attempts": second.attempts,
-            "retries": second.retries,
-            "completed": second.completed,
-            "goodput": second.ok,
-            "failed": second.failed,
-            "throttled": second.throttled,
+            "offered": totals[0],
+            "attempts": totals[1],
+            "retries": totals[2],
+            "completed": totals[3],
+            "goodput": totals[4],
+            "failed": totals[5],
+            "throttled": totals[6],
             "in_flight": self._in_flight,
-            "latency_p50": quantile(latency, 0.5) or math.nan,
-            "latency_p99": quantile(latency, 0.99) or math.nan,
         }
-        for code, count in second.errors.items():
+        p50, p99 = _quantiles(latency, (0.5, 0.99))
+        row["latency_p50"] = p50 or math.nan
+        row["latency_p99"] = p99 or math.nan
+        for code, count in self._errors.items():
             self.error_codes.add(code)
             row[f"errors.{code}"] = count
-        for label, count in second.offered_by.items():
+        self._errors = {}
+        for label, count in offered_by.items():
             self.labels.add(label)
             row[f"offered.{label}"] = count
-        for label, count in second.ok_by.items():
+        for label, count in ok_by.items():
             self.labels.add(label)
             row[f"goodput.{label}"] = count
         row.update(gauges)
         self.series.append(row)
-        self.current = Second()
 
     def little(self, tolerance: float = 0.05) -> LittleCheck:
         """Little's law over the run so far (L from the area, λ and W from completions)."""
