@@ -2,8 +2,13 @@
 
 Client timeouts, backend call timeouts and the request buffer's maximum wait are mostly
 cancelled (the answer comes first), so scheduling a Timeout for each would double the events
-of a call for nothing. :class:`Deadlines` keeps them in a heap and arms a single timeout at
-the earliest one still pending; a cancelled entry costs a heap push and pop, never an event.
+of a call for nothing. :class:`Deadlines` keeps them in order and arms a single timer at the
+earliest one still pending; a cancelled entry costs an append and a pop, never an event.
+
+Deadlines come from a few fixed timeouts added to a clock that only moves forward, so they
+mostly arrive in order: each goes at the end of the first *lane* (a deque, in order) whose
+last deadline is not later, and only a deadline that fits no lane (after a few) goes into a
+heap. Expiry takes the earliest head of all, ties in the order added, as one heap would.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import deque
 from typing import Protocol
 
 import simpy
@@ -18,6 +24,9 @@ import simpy
 from sim.tiers.timers import Timer, call_later
 
 __all__ = ["Deadline", "Deadlines"]
+
+_LANES = 4
+"""Ordered lanes before a deadline goes into the heap."""
 
 
 class Deadline(Protocol):
@@ -30,23 +39,36 @@ class Deadline(Protocol):
         ...
 
 
+_Item = tuple[float, int, Deadline]
+
+
 class Deadlines:
     """Pending deadlines of one component, with one armed timer at the earliest active one."""
 
-    __slots__ = ("_armed", "_env", "_heap", "_seq")
+    __slots__ = ("_armed", "_env", "_heap", "_lanes", "_seq")
 
     def __init__(self, env: simpy.Environment) -> None:
         self._env = env
-        self._heap: list[tuple[float, int, Deadline]] = []
+        self._lanes: list[deque[_Item]] = []
+        self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._armed = math.inf
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return sum(map(len, self._lanes)) + len(self._heap)
 
     def add(self, at: float, entry: Deadline) -> None:
         """Expire ``entry`` at virtual time ``at`` unless it is no longer active by then."""
-        heapq.heappush(self._heap, (at, next(self._seq), entry))
+        item = (at, next(self._seq), entry)
+        for lane in self._lanes:
+            if not lane or lane[-1][0] <= at:
+                lane.append(item)
+                break
+        else:
+            if len(self._lanes) < _LANES:
+                self._lanes.append(deque((item,)))
+            else:
+                heapq.heappush(self._heap, item)
         if at < self._armed:
             self._arm(at)
 
@@ -54,18 +76,33 @@ class Deadlines:
         self._armed = at
         call_later(self._env, at - self._env.now, self._wake)
 
+    def _earliest(self) -> deque[_Item] | list[_Item] | None:
+        """The lane (or the heap) whose first deadline comes first, None when all are empty."""
+        found: deque[_Item] | list[_Item] | None = self._heap or None
+        for lane in self._lanes:
+            if lane and (found is None or lane[0] < found[0]):
+                found = lane
+        return found
+
     def _wake(self, _: Timer) -> None:
         now = self._env.now
         if self._armed > now:
             return  # an earlier timer was armed since; this one is stale
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)[2]
+        while True:
+            source = self._earliest()
+            if source is None or source[0][0] > now:
+                break
+            entry = source.popleft()[2] if isinstance(source, deque) else heapq.heappop(heap)[2]
             if entry.active:
                 entry.expire()
         while heap and not heap[0][2].active:
             heapq.heappop(heap)
-        if heap:
-            self._arm(heap[0][0])
+        for lane in self._lanes:
+            while lane and not lane[0][2].active:
+                lane.popleft()
+        source = self._earliest()
+        if source is not None:
+            self._arm(source[0][0])
         else:
             self._armed = math.inf
