@@ -37,6 +37,7 @@ __all__ = [
     "api_name",
     "busy_core_seconds",
     "cpu_seconds",
+    "idle_cpu",
     "measure_step",
     "parse_histograms",
     "preemptions",
@@ -359,6 +360,9 @@ class LiveStep:
     hub: OperatorStep | None = None
     """The aggregator's share: its CAMARA calls and its process's CPU and scheduler
     statistics (None when it was not measured)."""
+    idle_cpu: dict[str, float] = field(default_factory=dict)
+    """Each party's event-loop CPU seconds per second with no calls, read just before the
+    step (its timers, probes and writers; empty when not read)."""
 
     @property
     def throughput(self) -> float:
@@ -451,6 +455,21 @@ def measure_step(
     return LiveStep(
         users, elapsed, steps, client, saturating, busy, load, client_cores, hub=hub_step
     )
+
+
+def idle_cpu(
+    parties: dict[str, Party], seconds: float, sleep: Callable[[float], None]
+) -> dict[str, float]:
+    """Each party's event-loop CPU seconds per second over ``seconds`` while nobody calls it:
+    the background that is no call's (parties without a readable pid are left out)."""
+    before = {name: _sched(party[1]) for name, party in parties.items()}
+    sleep(seconds)
+    found = {}
+    for name, party in parties.items():
+        after, earlier = _sched(party[1]), before[name]
+        if after is not None and earlier is not None:
+            found[name] = (after[0] - earlier[0]) / seconds
+    return found
 
 
 PROFILE_TICK = 1.0

@@ -35,7 +35,7 @@ from typing import Any
 
 from operators.core import CoreSpec
 from sim.calibration_fit import Fit, Histogram, fit_histogram
-from sim.calibration_live import HUB, LiveStep, api_name
+from sim.calibration_live import HUB, LiveStep, OperatorStep, api_name
 from sim.calibration_scenario import PURPOSE, TierModel, calibrated_document, fit_tiers
 from sim.metrics import quantile
 from sim.results import RunResult
@@ -91,6 +91,7 @@ def fit_federation(step: LiveStep, after_answer: dict[str, float]) -> Federation
     gateways = fit_tiers([step])
     for op, model in gateways.items():
         model.after_answer = after_answer.get(op, 0.0)
+        model.cpu_per_call = _own_cpu(step.operators[op], step.idle_cpu.get(op), model)
     backends = {}
     for op, served in step.operators.items():
         for function, histogram in served.backends.items():
@@ -101,10 +102,25 @@ def fit_federation(step: LiveStep, after_answer: dict[str, float]) -> Federation
     if step.hub is not None and step.hub.call_count > 0:
         latency = _fitted(step.hub.all_calls(), 1)
         if latency is not None:
-            loop = step.hub.ran if math.isfinite(step.hub.ran) else step.hub.cpu
-            cpu = loop / step.hub.call_count if math.isfinite(loop) else latency.mean
-            hub = TierModel(HUB, latency, cpu, None)
+            hub = TierModel(HUB, latency, latency.mean, None)
+            hub.cpu_per_call = _own_cpu(step.hub, step.idle_cpu.get(HUB), hub)
     return FederationFit(gateways, backends, hub)
+
+
+def _own_cpu(served: OperatorStep, idle: float | None, model: TierModel) -> float:
+    """A party's loop CPU per call at the step's mix, less what its loop spends idle.
+
+    At a light load the background (timers, probes, writers: read just before the step)
+    is a large share of the loop's CPU per call, but it is nobody's call: charged to every
+    call, as at the ladder's busier levels, it would hold the simulated worker several
+    milliseconds per call that live calls never wait. Unknown idle CPU leaves the total.
+    """
+    loop = served.ran if math.isfinite(served.ran) else served.cpu
+    if not (math.isfinite(loop) and served.call_count > 0):
+        return model.cpu_per_call
+    background = (idle or 0.0) * served.seconds
+    own = (loop - background) / served.call_count
+    return own if own > 0 else loop / served.call_count
 
 
 def _forwarded(step: LiveStep) -> dict[str, float]:

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -30,7 +30,7 @@ from rich.table import Table
 
 from loadtests import LOCUSTFILE, federation_for_run, read_summary, run_locust
 from sim.calibration import Calibration, WhatIf, calibrate
-from sim.calibration_live import LiveStep, Party, cpu_seconds, measure_step
+from sim.calibration_live import HUB, LiveStep, Party, cpu_seconds, idle_cpu, measure_step
 
 __all__ = [
     "LEVELS",
@@ -65,6 +65,8 @@ FEDERATION_CLASSES = ["AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp"]
 """The federation step's users: every tier (grants, CIBA, backends, the aggregator's hop)."""
 FEDERATION_USERS = 30
 """Realistic users in the federation step (a call a second or so each: a light load)."""
+IDLE_SECONDS = 3.0
+"""Seconds each party's idle event loop is watched before the federation step."""
 FEDERATION_WARM_UP = 6
 """Seconds after the first calls before the federation step is measured (CIBA rounds)."""
 CLASSES = ["SaturatingApp"]
@@ -230,6 +232,9 @@ def federation_step(
     """Locust's realistic users (CIBA, two-legged tokens, QoD, the aggregator's application)
     across every operator and the aggregator: the tiers the saturation ladder does not
     reach."""
+    operators, hub_party = _operators(descriptor), _hub(descriptor)
+    parties = {**operators, **({HUB: hub_party} if hub_party is not None else {})}
+    idle = idle_cpu(parties, IDLE_SECONDS, time.sleep)
     step = _measured_run(
         descriptor,
         results / f"federation-{users}",
@@ -237,10 +242,11 @@ def federation_step(
         FEDERATION_CLASSES,
         {},
         step_seconds,
-        _operators(descriptor),
+        operators,
         warm_up,
-        hub=_hub(descriptor),
+        hub=hub_party,
     )
+    step = replace(step, idle_cpu=idle)
     hub = step.hub.call_count / step.seconds if step.hub is not None else 0.0
     _say(step, f"{users} realistic users ({hub:.1f} calls/s through the aggregator)")
     return step

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,12 @@ def test_the_tier_table_puts_each_tier_beside_its_model(tmp_path: Path) -> None:
     written = json.loads((tmp_path / "calibration.json").read_text())
     assert len(written["by_tier"]) == 4
     assert written["federation"]["aggregator"]["cpu_per_call_ms"] == pytest.approx(1.0)
+
+
+def test_the_idle_loops_background_is_no_calls_cpu() -> None:
+    """800 calls in 20 s on 1.6 s of loop CPU, 1.0 s of which the loop spends idle anyway
+    (0.05 CPU s per s): 0.75 ms a call, not 2 ms."""
+    step = replace(_federation_step(), idle_cpu={"telco-es": 0.05, HUB: 0.0})
+    fit = fit_federation(step, {})
+    assert fit.gateways["telco-es"].cpu_per_call == pytest.approx(0.6 / 800)
+    assert fit.hub is not None and fit.hub.cpu_per_call == pytest.approx(0.001)
