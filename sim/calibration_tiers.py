@@ -33,6 +33,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from operators.camara import WORKLOADS
 from operators.core import CoreSpec
 from sim.calibration_fit import Fit, Histogram, fit_histogram
 from sim.calibration_live import HUB, LiveStep, OperatorStep, api_name
@@ -237,11 +238,25 @@ def _fit_quantiles(fit: Fit, seed: str) -> tuple[float, float]:
     return samples[FIT_DRAWS // 2] * 1000, samples[int(FIT_DRAWS * 0.95)] * 1000
 
 
+ONE_CALL = frozenset(name for name, operations in WORKLOADS.items() if len(operations) == 1)
+"""Units of work that are one HTTP call: their simulated latency is that call's span. A QoD
+session is two (create, then delete): its unit's latency is no one call's, so the spans are
+compared without it."""
+
+
+def _one_call(calls: dict[tuple[str, str], Histogram]) -> Histogram | None:
+    merged: Histogram | None = None
+    for (_api, operation), histogram in calls.items():
+        if api_name(operation) in ONE_CALL:
+            merged = histogram if merged is None else merged.plus(histogram)
+    return merged
+
+
 def _simulated(result: RunResult, application: str) -> tuple[float, float]:
-    """p50 and p95 in ms of one application's successful calls in a run."""
+    """p50 and p95 in ms of one application's successful one-call units in a run."""
     merged = None
-    for (_op, _api, app), stats in result.keys.items():
-        if app != application or stats.latency.count == 0:
+    for (_op, api, app), stats in result.keys.items():
+        if app != application or api not in ONE_CALL or stats.latency.count == 0:
             continue
         if merged is None:
             merged = copy.deepcopy(stats.latency)
@@ -259,56 +274,31 @@ def _live(histogram: Histogram | None) -> tuple[float, float]:
     return histogram.quantile(0.5) * 1000, histogram.quantile(0.95) * 1000
 
 
+def _row(tier: str, basis: str, live: Histogram | None, model: tuple[float, float]) -> TierRow:
+    p50, p95 = _live(live)
+    return TierRow(tier, basis, live.count if live else 0.0, p50, model[0], p95, model[1])
+
+
 def tier_rows(fit: FederationFit, step: LiveStep, result: RunResult) -> list[TierRow]:
-    """Each tier of the step: gateways and the aggregator simulated, grants and backends
-    fitted."""
-    rows = []
-    for op, served in sorted(step.operators.items()):
-        if _direct(op) in result.scenario.traffic.applications:
-            live = _live(served.all_calls())
-            model = _simulated(result, _direct(op))
-            rows.append(
-                TierRow(
-                    f"{op} gateway",
-                    "simulated",
-                    served.call_count,
-                    live[0],
-                    model[0],
-                    live[1],
-                    model[1],
-                )
-            )
-    if step.hub is not None and HUB_APPLICATION in result.scenario.traffic.applications:
-        live = _live(step.hub.all_calls())
-        model = _simulated(result, HUB_APPLICATION)
-        rows.append(
-            TierRow(
-                "aggregator", "simulated", step.hub.call_count, live[0], model[0], live[1], model[1]
-            )
-        )
+    """Each tier of the step: gateways and the aggregator simulated (their one-call units),
+    grants and backends fitted."""
+    applications = result.scenario.traffic.applications
+    rows = [
+        _row(f"{op} gateway", "simulated", _one_call(served.calls), _simulated(result, _direct(op)))
+        for op, served in sorted(step.operators.items())
+        if _direct(op) in applications
+    ]
+    if step.hub is not None and HUB_APPLICATION in applications:
+        hub = _simulated(result, HUB_APPLICATION)
+        rows.append(_row("aggregator", "simulated", _one_call(step.hub.calls), hub))
     for op, served in sorted(step.operators.items()):
         granted = _fitted(served.grants)
-        if granted is not None and served.grants is not None:
-            live = _live(served.grants)
+        if granted is not None:
             model = _fit_quantiles(granted, f"{op}:grants")
-            rows.append(
-                TierRow(
-                    f"{op} grants",
-                    "fitted",
-                    served.grants.count,
-                    live[0],
-                    model[0],
-                    live[1],
-                    model[1],
-                )
-            )
+            rows.append(_row(f"{op} grants", "fitted", served.grants, model))
     for (op, function), backend in sorted(fit.backends.items()):
-        histogram = step.operators[op].backends[function]
-        live = _live(histogram)
         model = _fit_quantiles(backend, f"{op}:{function}")
         rows.append(
-            TierRow(
-                f"{op} {function}", "fitted", histogram.count, live[0], model[0], live[1], model[1]
-            )
+            _row(f"{op} {function}", "fitted", step.operators[op].backends[function], model)
         )
     return rows
