@@ -65,10 +65,16 @@ def _segments(spikes: tuple[Spike, ...], duration: float) -> list[tuple[float, f
     return pieces
 
 
+_log = math.log
+
+
 def arrival_times(
     arrival: ArrivalProcess, spikes: tuple[Spike, ...], duration: float, rng: random.Random
 ) -> Iterator[float]:
-    """Arrival instants in [0, duration), in order."""
+    """Arrival instants in [0, duration), in order.
+
+    Exponential gaps are ``Random.expovariate``'s own formula written out (the same draws and
+    values, without its frame per arrival)."""
     for start, end, factor in _segments(spikes, duration):
         t = start
         if isinstance(arrival, ConstantArrivals):
@@ -78,7 +84,7 @@ def arrival_times(
         elif isinstance(arrival, DiurnalArrivals):
             peak = arrival.rate * (1 + arrival.amplitude) * factor
             omega = 2 * math.pi / arrival.period
-            while (t := t + rng.expovariate(peak)) < end:
+            while (t := t + -_log(1.0 - rng.random()) / peak) < end:  # rng.expovariate(peak)
                 rate = arrival.rate * (
                     1 + arrival.amplitude * math.cos(omega * (t - arrival.peak_at))
                 )
@@ -86,7 +92,8 @@ def arrival_times(
                     yield t
         else:
             rate = arrival.rate * factor
-            while (t := t + rng.expovariate(rate)) < end:
+            uniform = rng.random
+            while (t := t + -_log(1.0 - uniform()) / rate) < end:  # rng.expovariate(rate)
                 yield t
 
 
@@ -229,12 +236,6 @@ class SimApplication:
         if t is not None:
             call_later(self.env, t - self.env.now, self._arrive)
 
-    def _key(self, operator: str, api: str) -> KeyStats:
-        stats = self._stats.get((operator, api))
-        if stats is None:
-            stats = self._stats[operator, api] = self.metrics.key(operator, api, self.id)
-        return stats
-
     def begin(self) -> None:
         """One API operation arrives: a line, maybe a CIBA token, then its first attempt."""
         rng = self._rng
@@ -250,7 +251,9 @@ class SimApplication:
             assert self.aggregator is not None
             serving = self.aggregator.serving(line.number)
             operator = self.operators.get(serving or "", chosen)
-        stats = self._key(operator.id, api)
+        stats = self._stats.get((operator.id, api))
+        if stats is None:
+            stats = self._stats[operator.id, api] = self.metrics.key(operator.id, api, self.id)
         # A ported number: its home operator (the range holder) and the serving one settle.
         pair = None if operator is chosen else self.metrics.pair(chosen.id, operator.id, self.id)
         operation = _Operation(self, operator, api, line, stats, pair, self.env.now)
@@ -334,14 +337,14 @@ class _Operation:
             self.attempt()
             return
         app, stats = self.app, self.stats
-        app.metrics.attempt(stats, retry=False)
+        app.metrics.attempt(stats, False)
         app.metrics.attempt_failed(stats, answer.code or "UNKNOWN")
         self._gave_up()
 
     def attempt(self, _: object = None) -> None:
         """Send the request now (or wait for a token first), bounded by the client timeout."""
         app = self.app
-        app.metrics.attempt(self.stats, retry=self.number > 1)
+        app.metrics.attempt(self.stats, self.number > 1)
         reply = _Reply(self)
         app._deadlines.add(app.env.now + app._timeout, reply)
         if app.ready(self.operator):

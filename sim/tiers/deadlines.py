@@ -76,13 +76,21 @@ class Deadlines:
         self._armed = at
         call_later(self._env, at - self._env.now, self._wake)
 
-    def _earliest(self) -> deque[_Item] | list[_Item] | None:
-        """The lane (or the heap) whose first deadline comes first, None when all are empty."""
+    def _earliest(self) -> tuple[deque[_Item] | list[_Item] | None, _Item | None]:
+        """The lane (or the heap) whose first deadline comes first, None when all are empty;
+        and the first deadline of all the others (None if they are empty)."""
         found: deque[_Item] | list[_Item] | None = self._heap or None
+        runner_up: _Item | None = None
         for lane in self._lanes:
-            if lane and (found is None or lane[0] < found[0]):
-                found = lane
-        return found
+            if lane:
+                if found is None:
+                    found = lane
+                elif lane[0] < found[0]:
+                    runner_up = found[0] if runner_up is None or found[0] < runner_up else runner_up
+                    found = lane
+                elif runner_up is None or lane[0] < runner_up:
+                    runner_up = lane[0]
+        return found, runner_up
 
     def _wake(self, _: Timer) -> None:
         now = self._env.now
@@ -90,10 +98,21 @@ class Deadlines:
             return  # an earlier timer was armed since; this one is stale
         heap = self._heap
         while True:
-            source = self._earliest()
+            source, runner_up = self._earliest()
             if source is None or source[0][0] > now:
                 break
-            entry = source.popleft()[2] if isinstance(source, deque) else heapq.heappop(heap)[2]
+            if isinstance(source, deque):
+                # Take this lane's due entries up to the others' first: answered ones cost a
+                # pop; an expiry may add deadlines, so look at every source again after one.
+                while (
+                    source and source[0][0] <= now and (runner_up is None or source[0] < runner_up)
+                ):
+                    entry = source.popleft()[2]
+                    if entry.active:
+                        entry.expire()
+                        break
+                continue
+            entry = heapq.heappop(heap)[2]
             if entry.active:
                 entry.expire()
         while heap and not heap[0][2].active:
@@ -101,7 +120,7 @@ class Deadlines:
         for lane in self._lanes:
             while lane and not lane[0][2].active:
                 lane.popleft()
-        source = self._earliest()
+        source, _later = self._earliest()
         if source is not None:
             self._arm(source[0][0])
         else:

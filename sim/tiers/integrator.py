@@ -19,6 +19,7 @@ a Condition and two Timeouts per backend call.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -80,6 +81,7 @@ __all__ = [
     "FlowEnd",
     "build_core",
     "build_guards",
+    "new_caller",
     "run_flow",
 ]
 
@@ -129,6 +131,9 @@ class Caller(NamedTuple):
     ipv4: str
     now: float
 
+
+new_caller: Callable[[tuple[str, str, float]], Caller] = functools.partial(tuple.__new__, Caller)
+"""``Caller(*fields)`` without the named tuple's ``__new__`` frame (one is made per call)."""
 
 _CIRCLE = VerifyCircle(
     areaType="CIRCLE", center=Point(latitude=40.4168, longitude=-3.7038), radius=50_000

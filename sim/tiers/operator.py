@@ -56,9 +56,9 @@ from sim.tiers.gateway_pool import GatewayPool, Replica, ReplicaState
 from sim.tiers.integrator import (
     OPERATIONS,
     CachedSubscriberBase,
-    Caller,
     build_core,
     build_guards,
+    new_caller,
     run_flow,
 )
 from sim.tiers.network_function import CallbackNetworkFunction
@@ -611,7 +611,7 @@ class SimOperator:
             now = self.env.now
             request.revoked = self.consent.revoked_everywhere_at(line.number, now)
             request.checked = now
-        caller = Caller(line.number, line.ipv4, self.calendar())
+        caller = new_caller((line.number, line.ipv4, self.calendar()))
         run_flow(
             self.env,
             OPERATIONS[request.api](caller),
