@@ -299,7 +299,7 @@ def calibrate(
     by_tier: list[TierRow] = []
     fitted: dict[str, Any] = {}
     if federation is not None and federation.throughput > 0:
-        fit = fit_federation(federation, {op: m.after_answer for op, m in models.items()})
+        fit = fit_federation(federation, models)
         path = out / "federation.yaml"
         result = run_scenario(write(federation_document(fit, federation, sim_seconds), path))
         by_tier, fitted = tier_rows(fit, federation, result), fit.as_json()

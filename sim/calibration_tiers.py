@@ -86,13 +86,25 @@ def _fitted(histogram: Histogram | None, least: int = 5) -> Fit | None:
     return fit_histogram(histogram)
 
 
-def fit_federation(step: LiveStep, after_answer: dict[str, float]) -> FederationFit:
-    """Fit every tier the step exercised. ``after_answer`` is each gateway's share of work
-    after the answer, fitted by the ladder (this step is too light to fit it again)."""
+def fit_federation(step: LiveStep, ladder: dict[str, TierModel]) -> FederationFit:
+    """Fit every tier the step exercised. ``ladder`` holds the gateway models the saturation
+    ladder fitted (one operator's, usually): a modelled call's own CPU and the share of it
+    after the answer, which this light step cannot fit again; an operator the ladder did not
+    measure takes the first one's (the same code on the same machine)."""
+    reference = next(iter(ladder.values()), None)
     gateways = fit_tiers([step])
     for op, model in gateways.items():
-        model.after_answer = after_answer.get(op, 0.0)
-        model.cpu_per_call = _own_cpu(step.operators[op], step.idle_cpu.get(op), model)
+        total = _own_cpu(step.operators[op], step.idle_cpu.get(op), model)
+        measured = ladder.get(op, reference)
+        if measured is None or not 0 < measured.cpu_per_call < total:
+            model.cpu_per_call = total
+            continue
+        # The loop's CPU at this mix is more than its calls' own: token grants, CIBA
+        # requests and polls, session reads ride on the modelled calls. They keep the loop
+        # busy but are in no modelled call's span, so they are held after the answer.
+        own, riders = measured.cpu_per_call, total - measured.cpu_per_call
+        model.cpu_per_call = total
+        model.after_answer = min((own * measured.after_answer + riders) / total, 0.9)
     backends = {}
     for op, served in step.operators.items():
         for function, histogram in served.backends.items():

@@ -14,12 +14,14 @@ import pytest
 
 from operators.gateway.metrics import LATENCY_BUCKETS
 from sim.calibration import calibrate
-from sim.calibration_fit import histogram_of
+from sim.calibration_fit import fit_histogram, histogram_of
 from sim.calibration_live import HUB, LiveStep, OperatorStep
+from sim.calibration_scenario import TierModel
 from sim.calibration_tiers import HUB_APPLICATION, federation_document, fit_federation
 from sim.scenario import load_scenario
 
 SECONDS = 20.0
+SIM_SWAP = ("sim-swap", "checkSimSwap")
 
 
 def _exponential(mean: float, count: int, seed: int) -> list[float]:
@@ -37,7 +39,7 @@ def _gateway(rate: float, forwarded: float = 0.0) -> OperatorStep:
     return OperatorStep(
         "telco-es",
         SECONDS,
-        {("sim-swap", "checkSimSwap"): calls},
+        {SIM_SWAP: calls},
         0.0,
         grants,
         0.002 * count,
@@ -70,12 +72,18 @@ def _federation_step() -> LiveStep:
 
 def test_backends_grants_and_the_hub_are_fitted_into_the_scenario(tmp_path: Path) -> None:
     step = _federation_step()
-    fit = fit_federation(step, {"telco-es": 0.1})
+    ladder = TierModel("telco-es", fit_histogram(_gateway(40.0).calls[SIM_SWAP]), 0.0005, None)
+    ladder.after_answer = 0.4
+    fit = fit_federation(step, {"telco-es": ladder})
     hlr = fit.backends[("telco-es", "sim_data_register")]
     assert hlr.mean == pytest.approx(0.008, rel=0.05)
     assert hlr.family == "exponential"
     assert fit.hub is not None and fit.hub.cpu_per_call == pytest.approx(0.001)
-    assert fit.gateways["telco-es"].after_answer == 0.1
+    # 2 ms of loop CPU per call at this mix, 0.5 ms of it the call's own (0.4 of that after
+    # the answer, the ladder says): the other 1.5 ms rode on it, after the answer too
+    gateway = fit.gateways["telco-es"]
+    assert gateway.cpu_per_call == pytest.approx(0.002)
+    assert gateway.after_answer == pytest.approx((0.0005 * 0.4 + 0.0015) / 0.002)
     document = federation_document(fit, step, 10.0)
     path = tmp_path / "federation.yaml"
     path.write_text(json.dumps(document))
@@ -83,9 +91,7 @@ def test_backends_grants_and_the_hub_are_fitted_into_the_scenario(tmp_path: Path
     operator = scenario.topology.operators["telco-es"]
     assert operator.core.sim_data_register.service_time.mean == pytest.approx(0.008, rel=0.05)
     assert operator.core.sim_data_register.servers == 8  # the live default, kept
-    assert operator.data_centres["live"].identity.service_time.mean == pytest.approx(
-        0.003, rel=0.1
-    )
+    assert operator.data_centres["live"].identity.service_time.mean == pytest.approx(0.003, rel=0.1)
     assert scenario.topology.aggregator is not None
     assert scenario.topology.aggregator.workers == 1
     direct = scenario.traffic.applications["telco-es-calls"]
