@@ -234,15 +234,23 @@ class SimApplication:
             self.begin()
         t = next(self._times, None)
         if t is not None:
-            call_later(self.env, t - self.env.now, self._arrive)
+            call_later(self.env, t - self.env._now, self._arrive)
 
     def begin(self) -> None:
         """One API operation arrives: a line, maybe a CIBA token, then its first attempt."""
         rng = self._rng
         chosen = self.operators[self._pick_operator(rng)]
         api = self._pick_api(rng)
+        # rng.randrange(len(lines)), written out as Random._randbelow draws it (same bits)
         lines = chosen.lines
-        line = lines[rng.randrange(len(lines))]
+        count = len(lines)
+        if not count:
+            raise ValueError(f"{chosen.id} has no subscriber lines to call")
+        bits = count.bit_length()
+        index = rng.getrandbits(bits)
+        while index >= count:
+            index = rng.getrandbits(bits)
+        line = lines[index]
         # Direct calls go to the operator whose range holds the number (the app's contract);
         # calls through the aggregator go where its finder says, and count for the operator
         # that serves the number now.
@@ -256,7 +264,7 @@ class SimApplication:
             stats = self._stats[operator.id, api] = self.metrics.key(operator.id, api, self.id)
         # A ported number: its home operator (the range holder) and the serving one settle.
         pair = None if operator is chosen else self.metrics.pair(chosen.id, operator.id, self.id)
-        operation = _Operation(self, operator, api, line, stats, pair, self.env.now)
+        operation = _Operation(self, operator, api, line, stats, pair, self.env._now)
         self.metrics.offered(stats, self.id, operator.id)
         if self._ciba:
             operator.issue_token(self.spec.auth, operation.granted)
@@ -268,7 +276,7 @@ class SimApplication:
         """No partition in the way and no token to fetch: the request can go at once."""
         if self.partitioned(self.id, AGGREGATOR if self._via else operator.id, False):
             return False
-        return not self._cached_tokens or self._tokens.get(operator.id, -1.0) > self.env.now
+        return not self._cached_tokens or self._tokens.get(operator.id, -1.0) > self.env._now
 
     def wait_for_token(self, operator: SimOperator, reply: _Reply) -> None:
         """An attempt behind a partition (its deadline answers) or waiting for a token."""
@@ -346,7 +354,7 @@ class _Operation:
         app = self.app
         app.metrics.attempt(self.stats, self.number > 1)
         reply = _Reply(self)
-        app._deadlines.add(app.env.now + app._timeout, reply)
+        app._deadlines.add(app.env._now + app._timeout, reply)
         if app.ready(self.operator):
             self.send(reply)
         else:

@@ -74,7 +74,7 @@ class Deadlines:
 
     def _arm(self, at: float) -> None:
         self._armed = at
-        call_later(self._env, at - self._env.now, self._wake)
+        call_later(self._env, at - self._env._now, self._wake)
 
     def _earliest(self) -> tuple[deque[_Item] | list[_Item] | None, _Item | None]:
         """The lane (or the heap) whose first deadline comes first, None when all are empty;
@@ -93,7 +93,7 @@ class Deadlines:
         return found, runner_up
 
     def _wake(self, _: Timer) -> None:
-        now = self._env.now
+        now = self._env._now
         if self._armed > now:
             return  # an earlier timer was armed since; this one is stale
         heap = self._heap

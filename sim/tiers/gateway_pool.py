@@ -99,7 +99,7 @@ class Replica:
         return self.busy == 0 and not self._waiting
 
     def _account(self) -> None:
-        now = self._env.now
+        now = self._env._now
         self._area += self.busy * (now - self._mark)
         self._mark = now
 
@@ -113,7 +113,7 @@ class Replica:
             wake = self._pool.wake_up
             if wake is not None and arriving and busy == 0:
                 duration += wake()
-            now = self._env.now
+            now = self._env._now
             self._area += busy * (now - self._mark)
             self._mark = now
             self.busy = busy + 1
@@ -150,7 +150,7 @@ class Replica:
 
     def _release(self) -> None:
         """A worker goes idle (a draining replica with none busy is done)."""
-        now = self._env.now
+        now = self._env._now
         self._area += self.busy * (now - self._mark)
         self._mark = now
         self.busy -= 1
@@ -160,7 +160,7 @@ class Replica:
     def utilisation(self) -> float:
         """The busy share of the workers since the last call (the metric the HPA reads)."""
         self._account()
-        now = self._env.now
+        now = self._env._now
         elapsed = now - self._sampled_at
         used = self._area - self._sampled_area
         self._sampled_area, self._sampled_at = self._area, now

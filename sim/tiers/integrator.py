@@ -264,8 +264,9 @@ class _FlowRun:
             return
         waiter = _Waiter(self, step)
         if step.waiting:
+            waiter.due = step.wait_deadline
             step.on_promotion(waiter.promoted)
-            self.deadlines.add(max(self.env.now, waiter.due), waiter)
+            self.deadlines.add(max(self.env._now, waiter.due), waiter)
         else:
             waiter.run()
 
@@ -284,7 +285,8 @@ class _Waiter:
         self.call = call
         self.active = True
         self.running = False
-        self.due = call.wait_deadline
+        self.due = 0.0
+        """When it stops waiting: in the buffer (if parked), then for the backend."""
 
     def promoted(self) -> None:
         """The buffer gave the waiting call a slot: run it, once the guard has finished."""
@@ -295,13 +297,15 @@ class _Waiter:
         self.active = True
         self.running = True
         flow = self.flow
-        self.due = self.call.start()
+        call = self.call
+        self.due = call.start()
         flow.deadlines.add(self.due, self)
-        flow.functions[self.call.call.kind].submit(self.call.request, self.answered)
+        backend = call.call
+        flow.functions[backend.kind].submit(backend.request, self.answered)
 
     def expire(self) -> None:
         """Waited too long in the buffer, or the backend did not answer in time."""
-        if self.flow.env.now < self.due:
+        if self.flow.env._now < self.due:
             return  # the buffer deadline of a call since promoted and running
         self.active = False
         call = self.call

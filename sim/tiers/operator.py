@@ -608,7 +608,7 @@ class SimOperator:
                 return
         if work.consent and self.consent.active:
             # Ground truth, only counted: was this consent revoked, and since when everywhere?
-            now = self.env.now
+            now = self.env._now
             request.revoked = self.consent.revoked_everywhere_at(line.number, now)
             request.checked = now
         caller = new_caller((line.number, line.ipv4, self.calendar()))
