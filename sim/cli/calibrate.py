@@ -395,6 +395,10 @@ def calibrate_command(
     federation_users: Annotated[
         int, typer.Option(min=1, help="realistic users in the federation step")
     ] = FEDERATION_USERS,
+    federation_seconds: Annotated[
+        int | None,
+        typer.Option(min=2, help="seconds the federation step is measured (default 60; quick 15)"),
+    ] = None,
     what_if: Annotated[
         bool,
         typer.Option(
@@ -432,8 +436,9 @@ def calibrate_command(
             )
             mix = None
             if federation:
+                window = federation_seconds or (15 if quick else 60)
                 mix = federation_step(
-                    described, results, federation_users, seconds, FEDERATION_WARM_UP
+                    described, results, federation_users, window, FEDERATION_WARM_UP
                 )
     questions = None
     if what_if:
