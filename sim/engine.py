@@ -75,8 +75,13 @@ def _run_until(env: simpy.Environment, at: float) -> None:
     queue: list[Any] = env._queue
     pop = heapq.heappop
     timer = Timer
-    while queue and queue[0] < stop:
-        env._now, _, _, event = pop(queue)
+    while queue:
+        item = pop(queue)
+        when, _, _, event = item
+        if when >= at and item > stop:  # compare the whole entry only at the stop's time
+            heapq.heappush(queue, item)
+            break
+        env._now = when
         if event.__class__ is timer:  # most events: one callback, always succeeds
             event.fn(event)
             continue

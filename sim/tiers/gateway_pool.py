@@ -135,8 +135,14 @@ class Replica:
         if state is _FAILED or state is _GONE:
             job.lost()  # its process died while serving it
             return
-        if not self._waiting:
-            self._release()
+        if not self._waiting:  # the worker goes idle (as _release, inline: most calls)
+            now = self._env._now
+            busy = self.busy
+            self._area += busy * (now - self._mark)
+            self._mark = now
+            self.busy = busy - 1
+            if busy == 1 and state is _DRAINING:
+                self._pool._drained(self)
             job()
             return
         # the call's continuation first: work it queues on this replica (serve_next) goes

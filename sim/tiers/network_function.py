@@ -151,7 +151,8 @@ class CallbackNetworkFunction(Generic[Req, Rec]):
         call = _Call(request, draw, arrived, done)
         if self._busy < self._servers:
             self._busy += 1
-            self._start(call, queued=False)
+            call.started = occupancy.start(arrived, queued=False)  # as _start, inline
+            call_later(self.env, draw.duration, self._served, call)
         else:
             occupancy.enqueue()
             self._waiting.append(call)
