@@ -28,6 +28,7 @@ from sim.calibration_scenario import (
     TierModel,
     calibrated_document,
     fit_tiers,
+    mean_of,
     with_rates,
     write,
 )
@@ -213,18 +214,11 @@ def _fit_work_after_answer(
         step = lightest.operators.get(op)
         calls = step.all_calls() if step is not None else None
         service = document["topology"]["operators"][op]["data_centres"]["live"]["gateway"]
-        loop = _mean_of(service["service_time"])
+        loop = mean_of(service["service_time"])
         if calls is None or op not in simulated or not loop > 0:
             continue
         overshoot = (simulated[op] - calls.mean) / loop
         model.after_answer = min(max(overshoot, 0.0), 0.9)
-
-
-def _mean_of(service_time: dict[str, Any]) -> float:
-    if service_time.get("distribution") == "empirical":
-        samples = service_time["samples"]
-        return float(sum(samples) / len(samples))
-    return float(service_time.get("mean", math.nan))
 
 
 def _split(steps: list[LiveStep]) -> tuple[list[LiveStep], LiveStep]:

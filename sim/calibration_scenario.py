@@ -46,6 +46,7 @@ __all__ = [
     "calibrated_document",
     "fit_cpu",
     "fit_tiers",
+    "mean_of",
     "with_rates",
     "write",
 ]
@@ -290,6 +291,16 @@ def calibrated_document(
         "topology": {"operators": operators},
         "traffic": {"applications": applications},
     }
+
+
+def mean_of(service_time: dict[str, Any]) -> float:
+    """The mean of a service time as a scenario document writes it (empirical or not)."""
+    if service_time.get("distribution") == "empirical":
+        samples = service_time["samples"]
+        return float(sum(samples) / len(samples))
+    if service_time.get("distribution") == "constant":
+        return float(service_time["value"])
+    return float(service_time.get("mean", math.nan))
 
 
 def with_rates(

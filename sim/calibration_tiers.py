@@ -37,7 +37,13 @@ from operators.camara import WORKLOADS
 from operators.core import CoreSpec
 from sim.calibration_fit import Fit, Histogram, fit_histogram
 from sim.calibration_live import HUB, LiveStep, OperatorStep, api_name
-from sim.calibration_scenario import PURPOSE, TierModel, calibrated_document, fit_tiers
+from sim.calibration_scenario import (
+    PURPOSE,
+    TierModel,
+    calibrated_document,
+    fit_tiers,
+    mean_of,
+)
 from sim.metrics import quantile
 from sim.results import RunResult
 
@@ -198,11 +204,18 @@ def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> 
         app["apis"] = mix
         app["arrival"]["rate"] = round(sum(mix.values()) / step.seconds, 4)
     if fit.hub is not None and step.hub is not None and hub_mix and hub_total:
+        service = fit.hub.gateway_service(step.hub)
         document["topology"]["aggregator"] = {
             "replicas": 1,
             "workers": 1,
-            "service_time": fit.hub.gateway_service(step.hub),
+            "service_time": service,
         }
+        waits = _hub_waits(step, mean_of(service))
+        if waits > 0:
+            document["topology"]["aggregator"]["waits"] = {
+                "distribution": "exponential",
+                "mean": round(waits, 6),
+            }
         applications[HUB_APPLICATION] = {
             "purpose": PURPOSE,
             "via_aggregator": True,
@@ -212,6 +225,31 @@ def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> 
             "client": {"timeout": 10.0},
         }
     return copy.deepcopy(document)
+
+
+def _hub_waits(step: LiveStep, held: float) -> float:
+    """Mean seconds of a hub call spent neither on the hub's loop nor at the operator's
+    gateway: the live hub's span less its loop's time per call (``held``) less what the
+    operators' gateways took for calls of the hub's mix (each operation's mean span at each
+    operator, weighted by what the hub forwarded where). The finder's and token endpoint's
+    round trips and the forwarded call's transport, as one exponential wait."""
+    hub = step.hub
+    spans = hub.all_calls() if hub is not None else None
+    forwarded = _forwarded(step)
+    total = sum(forwarded.values())
+    if hub is None or spans is None or not total or spans.count <= 0:
+        return 0.0
+    gateway = 0.0
+    for key, histogram in hub.calls.items():
+        share = histogram.count / spans.count
+        for op, count in forwarded.items():
+            served = step.operators.get(op)
+            if served is None:
+                continue
+            span = served.calls.get(key) or served.all_calls()
+            if span is not None and span.count > 0:
+                gateway += share * count / total * span.mean
+    return max(spans.mean - held - gateway, 0.0)
 
 
 @dataclass(frozen=True)

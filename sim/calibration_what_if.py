@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.calibration_scenario import write
+from sim.calibration_scenario import mean_of, write
 from sim.results import RunResult
 from sim.scenario import Scenario, load_scenario
 
@@ -60,14 +60,6 @@ def _site(document: dict[str, Any], operator: str) -> dict[str, Any]:
     return site
 
 
-def _mean_service(site: dict[str, Any]) -> float:
-    service = site["gateway"]["service_time"]
-    if service.get("distribution") == "empirical":
-        samples = service["samples"]
-        return float(sum(samples) / len(samples))
-    return float(service["mean"])
-
-
 def _offered_by_operator(document: dict[str, Any]) -> dict[str, float]:
     offered: dict[str, float] = {}
     for app in document["traffic"]["applications"].values():
@@ -79,7 +71,11 @@ def _offered_by_operator(document: dict[str, Any]) -> dict[str, float]:
 def _ceiling(document: dict[str, Any], operator: str, scale: float) -> int:
     """Replicas the operator's scaled traffic needs at the target utilisation, with room."""
     site = _site(document, operator)
-    busy = _offered_by_operator(document).get(operator, 0.0) * scale * _mean_service(site)
+    busy = (
+        _offered_by_operator(document).get(operator, 0.0)
+        * scale
+        * mean_of(site["gateway"]["service_time"])
+    )
     workers = int(site["gateway"]["workers"])
     return max(2, math.ceil(HEADROOM * busy / (workers * AUTOSCALE_TARGET)))
 

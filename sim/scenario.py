@@ -135,8 +135,9 @@ class AggregatorSpec(_Model):
     Finder, gets the serving operator's token and forwards the call; while it does, the next
     call waits. Each hub call here holds one of ``replicas`` x ``workers`` slots for one
     drawn ``service_time`` (first come, first served when all are busy) before it is routed,
-    so the hub's queue and work show in the call's latency. Without this section the hub
-    costs no time, as before it existed.
+    so the hub's queue and work show in the call's latency; ``waits`` then delays it
+    without holding a worker (the hub's loop is free while it waits on the network). Without
+    this section the hub costs no time, as before it existed.
     """
 
     replicas: int = Field(default=1, ge=1, description="aggregator processes")
@@ -146,6 +147,12 @@ class AggregatorSpec(_Model):
     service_time: ServiceTime = Field(
         description="the hub's own time per call: the finder's search, the operator's token"
         " and the forwarding, one draw per call (a DEEP retry within the call is included)"
+    )
+    waits: ServiceTime | None = Field(
+        default=None,
+        description="the hub call's time outside the hub's loop and the operator's gateway"
+        " (round trips to the finder and the token endpoint, the forwarded call's transport):"
+        " it delays the call after the hub's work and holds no worker; none by default",
     )
 
 

@@ -56,8 +56,13 @@ from operators import CamaraError
 from sim.scenario import KNOWN_CALLING_CODES, AggregatorSpec, TopologySpec
 from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, Reply, SimOperator
 from sim.tiers.station import Station
+from sim.tiers.timers import Timer, call_later
 
 __all__ = ["SimAggregator", "calling_code", "federation_config", "port_lines"]
+
+
+def _run_value(timer: Timer) -> None:
+    timer.value()
 
 T = TypeVar("T")
 
@@ -194,11 +199,17 @@ class SimAggregator:
         """Searches the finder ran, by mode, and forwards that found a number had moved."""
         self.station: Station | None = None
         """The hub's workers, when its processing costs time (None: it costs none)."""
+        self._hub_waits: Callable[[], float] | None = None
+        """Draws a hub call's waits outside the hub's loop (None: it has none)."""
         if station is not None:
             self.station = Station(env, station.replicas * station.workers)
             self._hub_time = partial(
                 station.service_time.sampler(), random.Random(f"{seed}:aggregator:station")
             )
+            if station.waits is not None:
+                self._hub_waits = partial(
+                    station.waits.sampler(), random.Random(f"{seed}:aggregator:waits")
+                )
 
     def serving(self, number: str) -> str | None:
         """The operator serving ``number`` now, by the national register (for metrics keys)."""
@@ -229,10 +240,17 @@ class SimAggregator:
         station = self.station
         if station is None:
             self._forward(client, api, line, reply, FIRST_SEARCH)
+            return
+        forward = partial(self._forward, client, api, line, reply, FIRST_SEARCH)
+        if self._hub_waits is None:
+            station.serve(self._hub_time(), forward)
         else:
-            station.serve(
-                self._hub_time(), partial(self._forward, client, api, line, reply, FIRST_SEARCH)
-            )
+            station.serve(self._hub_time(), partial(self._wait, forward))
+
+    def _wait(self, forward: Callable[[], None]) -> None:
+        """After the hub's work, the call's waits on the network; the worker is free."""
+        assert self._hub_waits is not None
+        call_later(self.env, self._hub_waits(), _run_value, forward)
 
     def _forward(
         self, client: Client, api: str, line: Line, reply: Reply, mode: SearchMode

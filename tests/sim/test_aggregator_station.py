@@ -144,6 +144,31 @@ def test_a_saturated_hub_queues_and_serves_at_its_capacity(
     assert mean == pytest.approx(duration / 4, abs=0.5)
 
 
+def test_the_hubs_waits_delay_each_call_but_hold_no_worker(hub: Path) -> None:
+    service, waits = 0.1, 0.3
+    station = {
+        "workers": 1,
+        "service_time": {"distribution": "constant", "value": service},
+        "waits": {"distribution": "constant", "value": waits},
+    }
+    (scenario,) = load_scenario(hub, overrides={"topology.aggregator": station})
+    world = World(scenario)
+    latencies = _hub_latencies(world)
+    world.run()
+    (scenario,) = load_scenario(hub, overrides={"topology.aggregator": {**station, "waits": None}})
+    plain = World(scenario)
+    without = _hub_latencies(plain)
+    plain.run()
+    # A call every 0.2 s: the hub's one worker is busy half the time, so with the 0.3 s of
+    # waits held it would queue without end; the waits hold nothing, so none queues.
+    answered = [i for i, x in enumerate(latencies) if not math.isnan(x)]
+    assert len(answered) >= len(latencies) - 2
+    for i in answered:
+        assert latencies[i] == pytest.approx(without[i] + waits, abs=1e-9), i
+    assert world.aggregator is not None and world.aggregator.station is not None
+    assert world.aggregator.station.queue_length == 0
+
+
 def test_the_hub_station_draws_from_its_own_seeded_stream(hub: Path) -> None:
     spec = {"workers": 2, "service_time": {"distribution": "exponential", "mean": 0.05}}
     runs = [summary([_run(hub, **{"topology.aggregator": spec})[1]]) for _ in range(2)]
