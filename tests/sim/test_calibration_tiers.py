@@ -103,10 +103,10 @@ def test_backends_grants_and_the_hub_are_fitted_into_the_scenario(tmp_path: Path
     # what the hub's span has beyond its loop (1 ms) and the gateway's span (about 12 ms):
     # the round trips outside both, as waits that hold no worker
     spans = step.hub.all_calls() if step.hub is not None else None
-    gateway = step.operators["telco-es"].calls[SIM_SWAP]
+    gateway_span = step.operators["telco-es"].calls[SIM_SWAP]
     assert spans is not None and scenario.topology.aggregator.waits is not None
     assert scenario.topology.aggregator.waits.mean == pytest.approx(
-        spans.mean - 0.001 - gateway.mean, rel=1e-3
+        spans.mean - 0.001 - gateway_span.mean, rel=1e-3
     )
     assert 0.004 < scenario.topology.aggregator.waits.mean < 0.01
 
