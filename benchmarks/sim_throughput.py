@@ -200,7 +200,9 @@ def main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--memory":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+    elif len(sys.argv) == 3 and sys.argv[1] == "--memory":
         memory_child(int(sys.argv[2]))
     elif "--speed" in sys.argv:
         speed()

@@ -1,16 +1,19 @@
 """Streamed metrics: per-second rows, per-key totals and mergeable latency sketches.
 
-Nothing is kept per call. Each call updates the counters of the current second and of its
-(operator, API, application) key, and counts its latency in the DDSketch bucket it falls in
-(mergeable, 1 % relative accuracy): the bucket index is computed once per call with the
-sketches' own logarithmic mapping, and the counts go into the second's, the key's and the
-windows' DDSketches as weighted adds when the second closes (bucket for bucket, the same
-sketch as adding each value; only its sum, min and max are those of the bucket values). At
-each whole second the engine closes the row with sampled gauges (queues, breaker states,
-utilisation) into a :class:`TimeSeries`, a column of doubles per measure (8 bytes a value,
-where a dict per row costs some 15 kB). Memory therefore grows only with the simulated
-duration, by about a kilobyte a simulated second, and with the number of keys; never with
-the number of calls.
+Nothing is kept per call beyond its second. A call only adds to the running totals of its
+(operator, API, application) key and, when answered, keeps its latency as a number until the
+second closes. At each whole second the engine closes a row: its counts are what the keys'
+totals grew by since the last row (per application and operator labels included, in the
+order the labels first showed), and the second's latencies are counted into DDSketch buckets
+(mergeable, 1 % relative accuracy, the sketches' own logarithmic mapping) for the keys, the
+windows and the row's p50/p99, which are read off the bucket counts with a sketch's own
+arithmetic. Buckets go into the keys' and windows' DDSketches as weighted adds when the run
+is judged (bucket for bucket, the same sketch as adding each value; only its sum, min and
+max are those of the bucket values). Rows, with sampled gauges (queues, breaker states,
+utilisation), go into a :class:`TimeSeries`, a column of doubles per measure (8 bytes a
+value, where a dict per row costs some 15 kB). Memory therefore grows only with the
+simulated duration, by about a kilobyte a simulated second, and with the number of keys;
+never with the number of calls.
 
 Little's law is checked on the client side: the time-average number of operations in flight
 (the area under N(t) divided by the elapsed time) against the completion rate times the mean
