@@ -404,10 +404,23 @@ def test_histogram_plus_needs_equal_buckets() -> None:
 
 
 def test_ogsim_calibrate_quick_runs_end_to_end(tmp_path: Path) -> None:
-    """Starts a federation, three short Locust steps, fits, simulates: the table and files.
+    """Starts a federation, short Locust steps (saturation, a level, realistic users across
+    every party), fits, simulates, asks the what-ifs: the tables and files.
     The accuracy goal (20 % / 30 %) is printed, not asserted: timing depends on the machine."""
     out = tmp_path / "calibration"
-    result = CliRunner().invoke(app, ["calibrate", "--quick", "--out", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "calibrate",
+            "--quick",
+            "--out",
+            str(out),
+            "--federation-seconds",
+            "8",
+            "--what-if-seconds",
+            "20",
+        ],
+    )
     print(result.output)
     assert result.exit_code == 0, result.output
     load_scenario(out / "calibrated.yaml")
@@ -419,6 +432,12 @@ def test_ogsim_calibrate_quick_runs_end_to_end(tmp_path: Path) -> None:
         assert math.isfinite(row["error_throughput"])
     for row in rows[:-1]:
         assert math.isfinite(row["error_p50"]) and math.isfinite(row["error_p95"])
+    tiers = {
+        row["tier"]: row for row in json.loads((out / "calibration.json").read_text())["by_tier"]
+    }
+    assert {"telco-es gateway", "aggregator", "telco-es sim_data_register"} <= set(tiers)
+    assert tiers["aggregator"]["calls"] > 0 and tiers["aggregator"]["basis"] == "simulated"
+    assert math.isfinite(tiers["aggregator"]["model_p50_ms"])
     answers = json.loads((out / "calibration.json").read_text())["what_if"]
     assert [a["variant"] for a in answers] == [
         "as-measured",
