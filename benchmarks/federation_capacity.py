@@ -16,11 +16,20 @@ master and ``--workers`` workers on this machine, sharing its cores with the ser
   (``benchmarks/gateway_throughput.py``'s ``bare_app``), posted to by
   ``benchmarks/bare_locustfile.py``.
 
-Each ladder stops at its first level beyond the p95 bound or the failure bound. The script
-prints every level, both capacities, their ratio, and the ``ogsim loadtest`` command that
-reproduces the federation's best level.
+Each ladder stops at its first level beyond the p95 bound or the failure bound. The bare
+ladder does not stop at the last of ``--levels``: it doubles its users until a level breaks a
+bound (at most ``--bare-max-users``), so the ratio compares two measured capacities; a ladder
+that never broke a bound is printed as a lower bound and its ratio as an upper one.
+
+Beside each level's rate and latencies the script prints the CPU the servers spent per served
+call (every party's process for the federation, the one uvicorn process for the bare endpoint:
+``/proc``'s user + system time over the level), and for the federation the hub's CPU per hub
+call (the hub's own ``ogsim_aggregator_request_seconds`` count): on a machine shared with
+other work these move less than the rates do. It ends with both capacities, their ratio, and
+the ``ogsim loadtest`` command that reproduces the federation's best level.
 
     .venv/bin/python benchmarks/federation_capacity.py [--levels 10,20,40,...]
+        [--level-seconds 25] [--workers 1] [--skip-bare | --skip-federation]
 """
 
 from __future__ import annotations
@@ -36,8 +45,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.locust_run import LOCUSTFILE, federation_for_run, read_summary, run_locust
 
@@ -51,17 +63,68 @@ P95_SLACK_MS = 10.0
 machine jitter by a few milliseconds, which would end a bare endpoint's ladder (light-load p95
 ~8 ms) on noise, not load."""
 MAX_FAILURES = 0.01
+HUB_CALLS = "ogsim_aggregator_request_seconds"
+"""The hub's histogram of its CAMARA calls (:mod:`federation.aggregator_metrics`)."""
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Level:
-    """One step of a ladder: users, served calls/s, p50 and p95 in ms, failure share."""
+    """One step of a ladder: users, served calls/s, p50 and p95 in ms, failure share; the
+    servers' CPU ms per served call and the hub's per hub call (NaN where not measured)."""
 
     users: int
     rps: float
     p50: float
     p95: float
     failures: float
+    requests: int
+    cpu_ms: float = float("nan")
+    hub_cpu_ms: float = float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+@dataclass
+class Meter:
+    """The servers' CPU and the hub's call count, read before and after each level."""
+
+    pids: dict[str, int]
+    hub_metrics: str | None = None
+    _cpu: dict[str, float] = field(default_factory=dict)
+    _hub_calls: float = 0.0
+
+    def start(self) -> None:
+        self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._hub_calls = self.hub_calls()
+
+    def hub_calls(self) -> float:
+        if self.hub_metrics is None:
+            return 0.0
+        text = httpx.get(self.hub_metrics, timeout=10).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == HUB_CALLS
+            for sample in family.samples
+            if sample.name == HUB_CALLS + "_count"
+        )
+
+    def stop(self, level: Level) -> Level:
+        used = {name: cpu_seconds(pid) - self._cpu[name] for name, pid in self.pids.items()}
+        cpu_ms = 1000 * sum(used.values()) / level.requests if level.requests else float("nan")
+        hub_ms = float("nan")
+        if self.hub_metrics is not None and "hub" in used:
+            calls = self.hub_calls() - self._hub_calls
+            hub_ms = 1000 * used["hub"] / calls if calls else float("nan")
+        return Level(**{**level.__dict__, "cpu_ms": cpu_ms, "hub_cpu_ms": hub_ms})
 
 
 @dataclass(frozen=True)
@@ -103,7 +166,14 @@ def real_failure_ratio(summary: dict) -> float:
 def federation_level(users: int, results: Path) -> Level:
     summary = read_summary(results)
     served = summary["served"]
-    return Level(users, served["rps"], served["p50"], served["p95"], real_failure_ratio(summary))
+    return Level(
+        users,
+        served["rps"],
+        served["p50"],
+        served["p95"],
+        real_failure_ratio(summary),
+        int(served["requests"]),
+    )
 
 
 def bare_level(users: int, results: Path) -> Level:
@@ -112,33 +182,63 @@ def bare_level(users: int, results: Path) -> Level:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
     requests = int(row["Request Count"])
     failures = int(row["Failure Count"]) / requests if requests else 1.0
-    return Level(users, float(row["Requests/s"]), float(row["50%"]), float(row["95%"]), failures)
+    return Level(
+        users,
+        float(row["Requests/s"]),
+        float(row["50%"]),
+        float(row["95%"]),
+        failures,
+        requests,
+    )
+
+
+def doubling(levels: list[int], max_users: int) -> Iterator[int]:
+    """The given levels, then the last one doubled again and again up to ``max_users``."""
+    yield from levels
+    users = levels[-1] * 2
+    while users <= max_users:
+        yield users
+        users *= 2
 
 
 def climb(
     name: str,
-    levels: list[int],
+    levels: Iterator[int] | list[int],
     run_level: Callable[[int, Path], None],
     read_level: Callable[[int, Path], Level],
     results: Path,
+    meter: Meter,
 ) -> Ladder:
     """Run levels in order until one breaks a bound; print each as it ends."""
     ladder = Ladder(name, [])
     print(f"\n{name}")
-    print(f"{'users':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'failures':>9}")
+    print(
+        f"{'users':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'failures':>9}"
+        f" {'cpu ms/call':>12} {'hub cpu ms/hub call':>20}"
+    )
     for users in levels:
         folder = results / f"{name}-{users}"
+        meter.start()
         run_level(users, folder)
-        level = read_level(users, folder)
+        level = meter.stop(read_level(users, folder))
         ladder.levels.append(level)
         print(
             f"{level.users:6d} {level.rps:8.1f} {level.p50:7.0f} {level.p95:7.0f} "
-            f"{level.failures:9.2%}",
+            f"{level.failures:9.2%} {level.cpu_ms:12.2f} {level.hub_cpu_ms:20.2f}",
             flush=True,
         )
         if not ladder.within(level):
             break
     return ladder
+
+
+def federation_meter(descriptor: Path) -> Meter:
+    """Every party's process, and the hub's metrics, from the descriptor ``ogsim up`` wrote."""
+    described = json.loads(descriptor.read_text())
+    parties = [*described["operators"], *described["aggregators"]]
+    pids = {party["id"]: int(party["pid"]) for party in parties if party.get("pid")}
+    hub = described.get("aggregator")
+    return Meter(pids, hub["apiRoot"] + "/metrics" if hub else None)
 
 
 def free_port() -> int:
@@ -148,8 +248,8 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def bare_server() -> Iterator[str]:
-    """One uvicorn process serving the bare endpoint on loopback; its URL."""
+def bare_server() -> Iterator[tuple[str, int]]:
+    """One uvicorn process serving the bare endpoint on loopback; its URL and process id."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -178,7 +278,7 @@ def bare_server() -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the bare endpoint did not start")
             time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         try:
@@ -232,28 +332,53 @@ def main() -> None:
     parser.add_argument("--level-seconds", type=int, default=25)
     parser.add_argument("--think-scale", type=float, default=0.2)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--skip-bare", action="store_true", help="federation ladder only")
+    parser.add_argument(
+        "--bare-max-users",
+        type=int,
+        default=3000,
+        help="the bare ladder doubles its users past --levels until a level breaks a bound,"
+        " at most this many",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--skip-bare", action="store_true", help="federation ladder only")
+    which.add_argument("--skip-federation", action="store_true", help="bare ladder only")
     args = parser.parse_args()
     os.environ["OGSIM_THINK_SCALE"] = str(args.think_scale)
     levels = [int(x) for x in args.levels.split(",")]
+    federation = bare = None
     with tempfile.TemporaryDirectory(prefix="ogsim-capacity-") as scratch:
         results = Path(scratch)
-        with federation_for_run(None, results, None) as descriptor:
-            federation_run = runner(args, descriptor, LOCUSTFILE, CLASSES)
-            federation = climb("federation", levels, federation_run, federation_level, results)
-        bare = None
+        descriptor = results / "no-federation.json"  # the bare locustfile reads none
+        if not args.skip_federation:
+            with federation_for_run(None, results, None) as descriptor:
+                federation_run = runner(args, descriptor, LOCUSTFILE, CLASSES)
+                federation = climb(
+                    "federation",
+                    levels,
+                    federation_run,
+                    federation_level,
+                    results,
+                    federation_meter(descriptor),
+                )
         if not args.skip_bare:
-            with bare_server() as url:
+            with bare_server() as (url, pid):
                 bare_run = runner(
                     args, descriptor, BARE_LOCUSTFILE, ["BareCaller"], {"OGSIM_BARE_URL": url}
                 )
-                bare = climb("bare", levels, bare_run, bare_level, results)
+                bare = climb(
+                    "bare",
+                    doubling(levels, args.bare_max_users),
+                    bare_run,
+                    bare_level,
+                    results,
+                    Meter({"bare": pid}),
+                )
     print()
-    print(summary_line(federation))
-    if bare is not None:
-        print(summary_line(bare))
-    best = federation.best
-    if best is None:
+    for ladder in (federation, bare):
+        if ladder is not None:
+            print(summary_line(ladder))
+    best = federation.best if federation is not None else None
+    if federation is None or best is None:
         return
     figures: dict[str, object] = {
         "users": best.users,
@@ -265,9 +390,12 @@ def main() -> None:
         ratio = best.rps / bare.best.rps
         figures["bareRps"] = round(bare.best.rps, 1)
         figures["ratio"] = round(ratio, 3)
+        measured = federation.saturated and bare.saturated
+        figures["ratioMeasured"] = measured
         print(
             f"ratio federation/bare: {ratio:.3f} ({os.cpu_count()} cores shared by Locust"
             " and the servers)"
+            + ("" if measured else "; a bound, not a measurement: a ladder broke no bound")
         )
     print(json.dumps(figures))
     print(

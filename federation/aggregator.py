@@ -697,7 +697,9 @@ class Aggregator:
             )
             if response.status_code in (401, 403):
                 self._tokens.pop((partner.config.id, application, subject, call.scope), None)
-            signal = stale_signal(Stale.API, response.status_code, _code(response))
+            # the code matters only in a 404 (stale_signal): other answers are not parsed here
+            code = _code(response) if response.status_code == 404 else None
+            signal = stale_signal(Stale.API, response.status_code, code)
             mode = next_search(mode, signal, phone_number=phone)
         assert response is not None and answer is not None
         return response, partner, answer, subject
@@ -1061,6 +1063,8 @@ class Aggregator:
                 Hop(self.id, operator.id, f"{method} {template}", "unreachable", _ms(started))
             )
             raise CamaraError(503, "UNAVAILABLE", f"{operator.id} is unreachable.") from error
+        if self.tracer is no_trace:  # the trace's status line parses the answer: skip both
+            return response
         site = response.headers.get(DATA_CENTRE_HEADER)
         code = _code(response)
         status = f"{response.status_code}" + (f" {code}" if code else "")
