@@ -60,6 +60,8 @@ _log, _ceil = math.log, math.ceil
 
 def _keys(latencies: Iterable[float]) -> list[int]:
     """The sketch's bucket index of each latency (``_MAPPING.key``, without its two calls)."""
+    if _OFFSET == 0.0:  # this mapping's: int(ceil(x) + 0.0) is ceil(x)
+        return [_ceil(_log(value, 2) * _MULTIPLIER) for value in latencies]
     return [int(_ceil(_log(value, 2) * _MULTIPLIER) + _OFFSET) for value in latencies]
 
 

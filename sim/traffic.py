@@ -214,6 +214,8 @@ class SimApplication:
         self._billable: dict[tuple[str, int], int] = {}
         self._stats: dict[tuple[str, str], KeyStats] = {}
         self._times: Iterator[float] = iter(())
+        self._next_arrival = self._arrive
+        """The bound method, made once (each arrival's timer would make one)."""
         self._timeout = spec.client.timeout
         self._ciba = spec.auth.flow == "ciba"
         self._cached_tokens = spec.auth.flow == "client_credentials"
@@ -234,7 +236,7 @@ class SimApplication:
             self.begin()
         t = next(self._times, None)
         if t is not None:
-            call_later(self.env, t - self.env._now, self._arrive)
+            call_later(self.env, t - self.env._now, self._next_arrival)
 
     def begin(self) -> None:
         """One API operation arrives: a line, maybe a CIBA token, then its first attempt."""

@@ -45,7 +45,7 @@ _Item = tuple[float, int, Deadline]
 class Deadlines:
     """Pending deadlines of one component, with one armed timer at the earliest active one."""
 
-    __slots__ = ("_armed", "_env", "_heap", "_lanes", "_seq")
+    __slots__ = ("_armed", "_env", "_heap", "_lanes", "_seq", "_woken")
 
     def __init__(self, env: simpy.Environment) -> None:
         self._env = env
@@ -53,6 +53,8 @@ class Deadlines:
         self._heap: list[_Item] = []
         self._seq = itertools.count()
         self._armed = math.inf
+        self._woken = self._wake
+        """The bound method, made once (each timer would make one)."""
 
     def __len__(self) -> int:
         return sum(map(len, self._lanes)) + len(self._heap)
@@ -74,7 +76,7 @@ class Deadlines:
 
     def _arm(self, at: float) -> None:
         self._armed = at
-        call_later(self._env, at - self._env._now, self._wake)
+        call_later(self._env, at - self._env._now, self._woken)
 
     def _earliest(self) -> tuple[deque[_Item] | list[_Item] | None, _Item | None]:
         """The lane (or the heap) whose first deadline comes first, None when all are empty;
@@ -104,9 +106,14 @@ class Deadlines:
             if isinstance(source, deque):
                 # Take this lane's due entries up to the others' first: answered ones cost a
                 # pop; an expiry may add deadlines, so look at every source again after one.
-                while (
-                    source and source[0][0] <= now and (runner_up is None or source[0] < runner_up)
-                ):
+                if runner_up is None:  # the only one with deadlines (the usual case)
+                    while source and source[0][0] <= now:
+                        entry = source.popleft()[2]
+                        if entry.active:
+                            entry.expire()
+                            break
+                    continue
+                while source and source[0][0] <= now and source[0] < runner_up:
                     entry = source.popleft()[2]
                     if entry.active:
                         entry.expire()

@@ -64,6 +64,7 @@ class Replica:
     __slots__ = (
         "_area",
         "_env",
+        "_finished",
         "_mark",
         "_pool",
         "_sampled_area",
@@ -89,6 +90,8 @@ class Replica:
         self._mark = env.now
         self._sampled_area = 0.0
         self._sampled_at = env.now
+        self._finished = self._finish
+        """The bound method, made once (each timer would make one)."""
 
     @property
     def queue_length(self) -> int:
@@ -117,7 +120,7 @@ class Replica:
             self._area += busy * (now - self._mark)
             self._mark = now
             self.busy = busy + 1
-            call_later(self._env, duration, self._finish, job)
+            call_later(self._env, duration, self._finished, job)
         else:
             self._waiting.append((duration, job))
 
@@ -150,7 +153,7 @@ class Replica:
         job()
         if self._waiting and self.state is not _FAILED:
             duration, waiting = self._waiting.popleft()
-            call_later(self._env, duration, self._finish, waiting)
+            call_later(self._env, duration, self._finished, waiting)
         elif self.state is not _FAILED:
             self._release()
 

@@ -98,6 +98,8 @@ class CallbackNetworkFunction(Generic[Req, Rec]):
         self._capacity = spec.capacity
         self._busy = 0
         self._waiting: deque[_Call] = deque()
+        self._on_served = self._served
+        """The bound method, made once (each timer would make one)."""
 
     @property
     def name(self) -> str:
@@ -152,14 +154,14 @@ class CallbackNetworkFunction(Generic[Req, Rec]):
         if self._busy < self._servers:
             self._busy += 1
             call.started = occupancy.start(arrived, queued=False)  # as _start, inline
-            call_later(self.env, draw.duration, self._served, call)
+            call_later(self.env, draw.duration, self._on_served, call)
         else:
             occupancy.enqueue()
             self._waiting.append(call)
 
     def _start(self, call: _Call, *, queued: bool) -> None:
         call.started = self.occupancy.start(call.arrived, queued=queued)
-        call_later(self.env, call.draw.duration, self._served, call)
+        call_later(self.env, call.draw.duration, self._on_served, call)
 
     def _served(self, event: Timer) -> None:
         call: _Call = event.value
