@@ -17,9 +17,10 @@ master and ``--workers`` workers on this machine, sharing its cores with the ser
   ``benchmarks/bare_locustfile.py``.
 
 Each ladder stops at its first level beyond the p95 bound or the failure bound. The bare
-ladder does not stop at the last of ``--levels``: it doubles its users until a level breaks a
-bound (at most ``--bare-max-users``), so the ratio compares two measured capacities; a ladder
-that never broke a bound is printed as a lower bound and its ratio as an upper one.
+ladder does not stop at the last of ``--levels``: it grows its users by ``--bare-growth`` a
+level until one breaks a bound (at most ``--bare-max-users``), so the ratio compares two
+measured capacities; a ladder that never broke a bound is printed as a lower bound and the
+ratio as a bound, not a measurement.
 
 Beside each level's rate and latencies the script prints the CPU the servers spent per served
 call (every party's process for the federation, the one uvicorn process for the bare endpoint:
@@ -81,6 +82,8 @@ class Level:
     requests: int
     cpu_ms: float = float("nan")
     hub_cpu_ms: float = float("nan")
+    by_party: tuple[tuple[str, float], ...] = ()
+    """Each server process's CPU ms per served call (all calls, not only its own)."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -124,7 +127,13 @@ class Meter:
         if self.hub_metrics is not None and "hub" in used:
             calls = self.hub_calls() - self._hub_calls
             hub_ms = 1000 * used["hub"] / calls if calls else float("nan")
-        return Level(**{**level.__dict__, "cpu_ms": cpu_ms, "hub_cpu_ms": hub_ms})
+        by_party = tuple(
+            (name, 1000 * cpu / level.requests if level.requests else float("nan"))
+            for name, cpu in used.items()
+        )
+        return Level(
+            **{**level.__dict__, "cpu_ms": cpu_ms, "hub_cpu_ms": hub_ms, "by_party": by_party}
+        )
 
 
 @dataclass(frozen=True)
@@ -192,13 +201,14 @@ def bare_level(users: int, results: Path) -> Level:
     )
 
 
-def doubling(levels: list[int], max_users: int) -> Iterator[int]:
-    """The given levels, then the last one doubled again and again up to ``max_users``."""
+def growing(levels: list[int], growth: float, max_users: int) -> Iterator[int]:
+    """The given levels, then the last one times ``growth`` again and again up to
+    ``max_users`` (steps of 1.5 keep the capacity, the last level within the bounds, within a
+    third of the first level beyond them)."""
     yield from levels
-    users = levels[-1] * 2
-    while users <= max_users:
+    users = levels[-1]
+    while (users := max(users + 1, round(users * growth))) <= max_users:
         yield users
-        users *= 2
 
 
 def climb(
@@ -227,6 +237,9 @@ def climb(
             f"{level.failures:9.2%} {level.cpu_ms:12.2f} {level.hub_cpu_ms:20.2f}",
             flush=True,
         )
+        if len(level.by_party) > 1:
+            parts = ", ".join(f"{name} {ms:.2f}" for name, ms in level.by_party)
+            print(f"{'':6} cpu ms per served call by process: {parts}", flush=True)
         if not ladder.within(level):
             break
     return ladder
@@ -336,8 +349,11 @@ def main() -> None:
         "--bare-max-users",
         type=int,
         default=3000,
-        help="the bare ladder doubles its users past --levels until a level breaks a bound,"
+        help="the bare ladder grows its users past --levels until a level breaks a bound,"
         " at most this many",
+    )
+    parser.add_argument(
+        "--bare-growth", type=float, default=1.5, help="users of a bare level over the last's"
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--skip-bare", action="store_true", help="federation ladder only")
@@ -367,7 +383,7 @@ def main() -> None:
                 )
                 bare = climb(
                     "bare",
-                    doubling(levels, args.bare_max_users),
+                    growing(levels, args.bare_growth, args.bare_max_users),
                     bare_run,
                     bare_level,
                     results,
