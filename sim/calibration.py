@@ -342,7 +342,7 @@ def _ask(
         progress(
             f"what if {variant.variant}: {row.goodput_per_second:.0f} of"
             f" {row.offered_per_second:.0f} calls/s served, p95 {row.p95_ms:.0f} ms,"
-            f" up to {row.replicas_max:.0f} replicas"
+            f" up to {row.replicas_max:.0f} replicas; failed: {row.failure_shares()}"
         )
     folder = out / "what-if"
     write_report(results, folder, source=out / "what_if.yaml")

@@ -154,9 +154,21 @@ class WhatIfRow:
     p95_ms: float
     replicas_max: float
     replica_hours: float
+    offered: int
+    """Calls offered in the run."""
+    failures: dict[str, int]
+    """Failed calls by error code (CLIENT_TIMEOUT: the client gave up; UNAVAILABLE: a
+    backend's buffer or breaker refused), most first."""
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def failure_shares(self, most: int = 2) -> str:
+        """The commonest failure codes as shares of the calls offered: "CLIENT_TIMEOUT 69%"."""
+        if not self.failures or not self.offered:
+            return "-"
+        top = list(self.failures.items())[:most]
+        return ", ".join(f"{code} {count / self.offered:.0%}" for code, count in top)
 
 
 def what_if_row(scenario: Scenario, result: RunResult, latency: tuple[float, float]) -> WhatIfRow:
@@ -166,6 +178,10 @@ def what_if_row(scenario: Scenario, result: RunResult, latency: tuple[float, flo
     p50, p95 = latency
     _, counts = result.replica_counts()
     offered = totals["offered_per_second"]
+    failures: dict[str, int] = {}
+    for stats in result.keys.values():
+        for code, count in stats.errors.items():
+            failures[code] = failures.get(code, 0) + count
     return WhatIfRow(
         scenario.variant,
         offered,
@@ -175,6 +191,8 @@ def what_if_row(scenario: Scenario, result: RunResult, latency: tuple[float, flo
         p95 * 1000,
         max(counts) if counts else math.nan,
         totals["gateway_replica_hours"],
+        int(totals["operations"]),
+        dict(sorted(failures.items(), key=lambda item: -item[1])),
     )
 
 

@@ -350,7 +350,7 @@ def render_what_if(calibration: Calibration) -> Table:
     table = Table(title="what the calibrated federation would do (simulated)")
     for name in ["variant", "offered /s", "served /s", "served", "p50 ms", "p95 ms"]:
         table.add_column(name, justify="right")
-    for name in ["replicas (max)", "replica-hours"]:
+    for name in ["replicas (max)", "replica-hours", "failed (commonest)"]:
         table.add_column(name, justify="right")
     for row in calibration.what_if:
         table.add_row(
@@ -362,6 +362,7 @@ def render_what_if(calibration: Calibration) -> Table:
             _number(row.p95_ms),
             f"{row.replicas_max:.0f}" if math.isfinite(row.replicas_max) else "-",
             f"{row.replica_hours:.3f}",
+            row.failure_shares(),
         )
     return table
 

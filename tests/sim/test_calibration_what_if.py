@@ -73,6 +73,10 @@ def test_thirty_times_the_traffic_overwhelms_the_single_replica(answers: Answers
     # one worker of 4 ms cannot serve more than 250 calls/s, and waits pile up
     assert row["goodput_per_second"] < 250.0 * 1.05
     assert row["p95_ms"] > 1000
+    # what did not get through waited for the one worker until its client gave up
+    assert next(iter(row["failures"])) == "CLIENT_TIMEOUT"
+    # (the rest of what was not served was still queued when the run ended)
+    assert 0 < sum(row["failures"].values()) <= row["offered"] * (1 - row["goodput_ratio"]) + 1
 
 
 def test_autoscaled_replicas_follow_the_traffic_and_serve_more(answers: Answers) -> None:
