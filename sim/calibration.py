@@ -386,7 +386,10 @@ def _write_outputs(calibration: Calibration, steps: list[LiveStep], out: Path) -
         written.append(tiers_path)
     png = out / "calibration.png"
     _plot(calibration.rows, steps, png)
-    return [*written, png]
+    written.append(png)
+    if calibration.by_tier:
+        written.append(_plot_tiers(calibration.by_tier, out / "by_tier.png"))
+    return written
 
 
 def _scheduler(step: OperatorStep) -> dict[str, float | None]:
@@ -432,3 +435,33 @@ def _plot(rows: list[Row], steps: list[LiveStep], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
+
+
+def _plot_tiers(rows: list[TierRow], path: Path) -> Path:
+    """Each tier's p50 and p95, live beside the model, on a log scale (backends reach
+    hundreds of milliseconds, grants a few)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(11, 0.45 * len(rows) + 1.5))
+    places = list(range(len(rows)))
+    bars = [
+        ("live p50", [r.live_p50_ms for r in rows], -0.3, "tab:blue", 1.0),
+        ("model p50", [r.model_p50_ms for r in rows], -0.1, "tab:blue", 0.45),
+        ("live p95", [r.live_p95_ms for r in rows], 0.1, "tab:red", 1.0),
+        ("model p95", [r.model_p95_ms for r in rows], 0.3, "tab:red", 0.45),
+    ]
+    for label, values, offset, colour, alpha in bars:
+        axes.barh([p + offset for p in places], values, 0.2, label=label, color=colour, alpha=alpha)
+    axes.set_yticks(places, [f"{r.tier} ({r.basis})" for r in rows])
+    axes.invert_yaxis()
+    axes.set_xscale("log")
+    axes.set_xlabel("ms")
+    axes.legend(loc="lower right")
+    axes.set_title("ogsim calibrate: each tier of the federation step, live against the model")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
+    return path

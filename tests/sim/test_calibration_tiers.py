@@ -133,6 +133,7 @@ def test_the_tier_table_puts_each_tier_beside_its_model(tmp_path: Path) -> None:
     assert rows["aggregator"].model_p50_ms > rows["telco-es gateway"].model_p50_ms
     assert (tmp_path / "federation.yaml").exists()
     assert (tmp_path / "by_tier.csv").read_text().startswith("tier,basis,calls,")
+    assert (tmp_path / "by_tier.png").stat().st_size > 0
     written = json.loads((tmp_path / "calibration.json").read_text())
     assert len(written["by_tier"]) == 4
     assert written["federation"]["aggregator"]["cpu_per_call_ms"] == pytest.approx(1.0)
