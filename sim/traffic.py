@@ -357,13 +357,19 @@ class _Operation:
         app.metrics.attempt(self.stats, self.number > 1)
         reply = _Reply(self)
         app._deadlines.add(app.env._now + app._timeout, reply)
-        if app.ready(self.operator):
-            self.send(reply)
+        operator = self.operator
+        if app.ready(operator):
+            if app._via:
+                assert app.aggregator is not None
+                app.aggregator.handle(app.client, self.api, self.line, reply)
+            else:
+                operator.handle(app.client, self.api, self.line, False, reply)
         else:
-            app.wait_for_token(self.operator, reply)
+            app.wait_for_token(operator, reply)
 
     def send(self, reply: _Reply) -> None:
-        """The request itself: to the aggregator or straight to the operator."""
+        """The request itself: to the aggregator or straight to the operator (as
+        :meth:`attempt` sends it when it can go at once)."""
         app = self.app
         if app._via:
             assert app.aggregator is not None
@@ -377,7 +383,9 @@ class _Operation:
         metrics = app.metrics
         if answer.ok:
             metrics.finished(stats, app.id, self.operator.id, True, self.started)
-            billed = app.billable(self.api, answer.status)
+            billed = app._billable.get((self.api, answer.status))
+            if billed is None:
+                billed = app.billable(self.api, answer.status)
             stats.billable += billed
             pair = self.pair
             if pair is not None:
