@@ -197,7 +197,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.keep_alive = self.parser.should_keep_alive()
-        if self._answer is not None and not self._answer.done():
+        if self._answer is None or self._answer.done():  # an answer nobody asked for
+            self.close()
+        else:
             self._answer.set_result(None)
 
     def _fail(self, error: Exception) -> None:
@@ -266,7 +268,12 @@ class Http11Pool(httpx.AsyncBaseTransport):
             head += (name, b": ", value, b"\r\n")
         head += (b"\r\n", body)
         timeouts = request.extensions.get("timeout", {})
-        async with self._slots:
+        try:
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._slots.acquire()
+        except TimeoutError as error:
+            raise httpx.PoolTimeout("no connection free in time", request=request) from error
+        try:
             connection = await self._connection(request, timeouts.get("connect"))
             reusable = False
             try:
@@ -276,14 +283,14 @@ class Http11Pool(httpx.AsyncBaseTransport):
                 reusable = connection.keep_alive and not connection.closed
             except TimeoutError as error:
                 raise httpx.ReadTimeout("no answer in time", request=request) from error
-            except OSError as error:
-                raise httpx.WriteError(str(error), request=request) from error
             finally:
                 if reusable:
                     connection.idle_since = time.monotonic()
                     self._idle.append(connection)
                 else:
                     connection.close()
+        finally:
+            self._slots.release()
         return httpx.Response(
             status,
             headers=answer_headers,

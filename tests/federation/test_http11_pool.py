@@ -230,6 +230,26 @@ async def test_at_most_the_pool_size_at_once(serve: Callable[[Reply], Awaitable[
     assert in_flight[1] == 3 and server.connections == 3
 
 
+async def test_waiting_for_a_free_connection_is_bounded_by_the_pool_timeout(
+    serve: Callable[[Reply], Awaitable[Server]],
+) -> None:
+    release = asyncio.Event()
+
+    async def held(head: bytes, body: bytes) -> bytes:
+        await release.wait()
+        return answer(b"ok")
+
+    server = await serve(held)
+    async with client(server.url, connections=1) as http:
+        busy = asyncio.ensure_future(http.get(server.url + "/"))
+        while not server.requests:
+            await asyncio.sleep(0.01)
+        with pytest.raises(httpx.PoolTimeout):
+            await http.get(server.url + "/", timeout=httpx.Timeout(10, pool=0.1))
+        release.set()
+        assert (await busy).content == b"ok"
+
+
 async def test_head_goes_through_httpcore(serve: Callable[[Reply], Awaitable[Server]]) -> None:
     """A HEAD answer announces a length it does not carry: only httpcore knows the request."""
 
