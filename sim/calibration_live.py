@@ -268,6 +268,9 @@ class OperatorStep:
     """Each network function's service seconds during the step, by function kind."""
     hops: dict[tuple[str, ...], Histogram] = field(default_factory=dict)
     """The aggregator's hops during the step by (stage, operator) (empty at an operator)."""
+    requests: float = math.nan
+    """Every request the party's histogram counted in the step, whatever its API: grants,
+    CIBA requests, unmodelled calls and scrapes wake the loop too (NaN: not counted)."""
 
     @property
     def stretch(self) -> float:
@@ -300,12 +303,13 @@ def _step(
 ) -> OperatorStep:
     calls: dict[tuple[str, str], Histogram] = {}
     grants: Histogram | None = None
-    others = 0.0
+    others = requests = 0.0
     for key, histogram in after.histograms.items():
         earlier = before.histograms.get(key)
         delta = histogram.minus(earlier) if earlier is not None else histogram
         if delta.count <= 0:
             continue
+        requests += delta.count
         if key[0] == IDENTITY_API:
             if key[1] == TOKEN_ENDPOINT:  # CIBA requests, key fetches: no grant
                 grants = delta
@@ -326,6 +330,7 @@ def _step(
         preempted=after.preempted - before.preempted,
         backends=_grown(before.backends, after.backends),
         hops=_grown(before.hops, after.hops),
+        requests=requests,
     )
 
 
@@ -400,6 +405,7 @@ def measure_step(
     client_cpu: Callable[[], float] = lambda: math.nan,
     clock: Callable[[], float] = time.monotonic,
     hub: Party | None = None,
+    running: Callable[[], bool] = lambda: True,
 ) -> LiveStep:
     """Start the load, wait for its first calls and a warm-up, read every operator, wait
     ``seconds``, read again, then wait for the load to finish (``start`` returns that wait,
@@ -413,6 +419,7 @@ def measure_step(
     load generator's CPU seconds so far (NaN when unknown); ``clock`` times the window
     (from the middle of the readings that open it to the middle of those that close it).
     ``hub`` is the aggregator, read alongside when given (its calls count in no operator's).
+    ``running`` says whether the load still runs: RuntimeError when it ended in the window.
     """
     parties = dict(operators)
     if hub is not None:
@@ -440,6 +447,11 @@ def measure_step(
         after, busy_after, client_after = read(), _busy(), client_cpu()
         closed = (closed + clock()) / 2
         load = os.getloadavg()[0]
+        if not running():
+            raise RuntimeError(
+                "the load ended before the step's window closed (its rates would count idle"
+                " seconds): give it a longer run time"
+            )
     finally:
         client = finish()
     # The window as the clock saw it: scrapes take a while on a loaded machine, and a

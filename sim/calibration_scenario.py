@@ -46,7 +46,9 @@ __all__ = [
     "calibrated_document",
     "fit_cpu",
     "fit_tiers",
+    "fitted",
     "mean_of",
+    "operation_mix",
     "with_rates",
     "write",
 ]
@@ -186,7 +188,10 @@ class TierModel:
         if step is None or not profile or step.call_count <= 0:
             return None
         idle = max(1.0 - (step.ran + step.waited) / step.seconds, 0.05)
-        wake_ups = max(step.slices - max(step.preempted, 0.0), 0.0) / (step.call_count * idle)
+        # Every request wakes the loop, modelled or not (grants, CIBA polls, scrapes): a
+        # modelled call that finds it idle waits its own share of the wake-ups, not all.
+        requests = step.requests if step.requests >= step.call_count else step.call_count
+        wake_ups = max(step.slices - max(step.preempted, 0.0), 0.0) / (requests * idle)
         rng = random.Random(f"{self.operator}:{seed}:{step.call_count}:wake")
         samples = [round(_waits(rng, profile, wake_ups), 7) for _ in range(SAMPLES)]
         return {"distribution": "empirical", "samples": samples}
@@ -207,7 +212,7 @@ class TierModel:
         }
 
 
-def _fitted(histogram: Histogram | None, least: int) -> Fit | None:
+def fitted(histogram: Histogram | None, least: int = 5) -> Fit | None:
     """The histogram's fit, or None when it holds too few observations to say anything."""
     if histogram is None or histogram.count < least or not histogram.total > 0:
         return None
@@ -222,19 +227,20 @@ def fit_tiers(steps: list[LiveStep]) -> dict[str, TierModel]:
     lightest = min(steps, key=lambda s: s.throughput)
     models = {}
     for op_id, step in lightest.operators.items():
-        latency = _fitted(step.all_calls(), 1)
+        latency = fitted(step.all_calls(), 1)
         if latency is None:
             continue
         cpu, background = fit_cpu([s.operators[op_id] for s in steps if op_id in s.operators])
         if not math.isfinite(cpu):
             cpu = latency.mean
-        models[op_id] = TierModel(op_id, latency, cpu, _fitted(step.grants, 5), background)
+        models[op_id] = TierModel(op_id, latency, cpu, fitted(step.grants, 5), background)
     return models
 
 
-def _mix(step: OperatorStep) -> dict[str, float]:
+def operation_mix(calls: dict[tuple[str, str], Histogram]) -> dict[str, float]:
+    """Calls of each unit of work the scenario language names, by its first operation."""
     weights: dict[str, float] = {}
-    for (_api, operation), histogram in step.calls.items():
+    for (_api, operation), histogram in calls.items():
         name = api_name(operation)
         if name is not None:
             weights[name] = weights.get(name, 0.0) + histogram.count
@@ -272,7 +278,7 @@ def calibrated_document(
             "policies": {"throttling": {"enabled": False}},
         }
         served = step.operators.get(op_id)
-        mix = _mix(served) if served is not None else {}
+        mix = operation_mix(served.calls) if served is not None else {}
         if not mix:
             continue
         rate = sum(mix.values()) / step.seconds

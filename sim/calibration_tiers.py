@@ -35,14 +35,16 @@ from typing import Any
 
 from operators.camara import WORKLOADS
 from operators.core import CoreSpec
-from sim.calibration_fit import Fit, Histogram, fit_histogram
+from sim.calibration_fit import Fit, Histogram
 from sim.calibration_live import HUB, LiveStep, OperatorStep, api_name
 from sim.calibration_scenario import (
     PURPOSE,
     TierModel,
     calibrated_document,
     fit_tiers,
+    fitted,
     mean_of,
+    operation_mix,
 )
 from sim.metrics import quantile
 from sim.results import RunResult
@@ -60,6 +62,10 @@ HUB_APPLICATION = "hub-calls"
 """The simulated application that calls through the aggregator."""
 FIT_DRAWS = 20_000
 """Draws from a fitted distribution to read its quantiles."""
+AFTER_ANSWER_CAP = 0.9
+"""The most of a call's held time that may lie after its answer (as the ladder's fit)."""
+FUNCTIONS = frozenset(CoreSpec().functions())
+"""The network functions a scenario's core has (a series of another name is not fitted)."""
 FORWARD = "forward"
 """The aggregator's hop stage of the forwarded call (``ogsim_aggregator_hop_seconds``)."""
 
@@ -76,20 +82,17 @@ class FederationFit:
     backends: dict[tuple[str, str], Fit]
     """By (operator, function kind)."""
     hub: TierModel | None
-    """The aggregator's loop (None when the step saw no hub call)."""
+    """The aggregator's loop (None when the step saw no hub call or no CPU figure)."""
+    idle_cpu: dict[str, float]
+    """Each party's idle loop CPU seconds per second, taken off its calls' CPU."""
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "idle_cpu_per_second_ms": {p: c * 1000 for p, c in self.idle_cpu.items()},
             "gateways": {op: m.as_json() for op, m in self.gateways.items()},
             "backends": {f"{op}/{fn}": fit.describe() for (op, fn), fit in self.backends.items()},
             "aggregator": self.hub.as_json() if self.hub is not None else None,
         }
-
-
-def _fitted(histogram: Histogram | None, least: int = 5) -> Fit | None:
-    if histogram is None or histogram.count < least or not histogram.total > 0:
-        return None
-    return fit_histogram(histogram)
 
 
 def fit_federation(step: LiveStep, ladder: dict[str, TierModel]) -> FederationFit:
@@ -100,46 +103,68 @@ def fit_federation(step: LiveStep, ladder: dict[str, TierModel]) -> FederationFi
     reference = next(iter(ladder.values()), None)
     gateways = fit_tiers([step])
     for op, model in gateways.items():
-        total = _own_cpu(step.operators[op], step.idle_cpu.get(op), model)
-        measured = ladder.get(op, reference)
-        if measured is None or not 0 < measured.cpu_per_call < total:
-            model.cpu_per_call = total
-            continue
-        # The loop's CPU at this mix is more than its calls' own: token grants, CIBA
-        # requests and polls, session reads ride on the modelled calls. They keep the loop
-        # busy but are in no modelled call's span, so they are held after the answer.
-        own, riders = measured.cpu_per_call, total - measured.cpu_per_call
-        model.cpu_per_call = total
-        model.after_answer = min((own * measured.after_answer + riders) / total, 0.9)
+        _split_riders(model, step.operators[op], step.idle_cpu.get(op), ladder.get(op, reference))
     backends = {}
     for op, served in step.operators.items():
         for function, histogram in served.backends.items():
-            fit = _fitted(histogram)
-            if fit is not None:
+            fit = fitted(histogram)
+            if fit is not None and function in FUNCTIONS:
                 backends[(op, function)] = fit
-    hub = None
-    if step.hub is not None and step.hub.call_count > 0:
-        latency = _fitted(step.hub.all_calls(), 1)
-        if latency is not None:
-            hub = TierModel(HUB, latency, latency.mean, None)
-            hub.cpu_per_call = _own_cpu(step.hub, step.idle_cpu.get(HUB), hub)
-    return FederationFit(gateways, backends, hub)
+    return FederationFit(gateways, backends, _hub_model(step), dict(step.idle_cpu))
 
 
-def _own_cpu(served: OperatorStep, idle: float | None, model: TierModel) -> float:
-    """A party's loop CPU per call at the step's mix, less what its loop spends idle.
+def _split_riders(
+    model: TierModel, served: OperatorStep, idle: float | None, measured: TierModel | None
+) -> None:
+    """Set a gateway's CPU per modelled call at the mix and the share held after the answer.
+
+    The loop's CPU at this mix, less its idle background, is more than its calls' own: token
+    grants, CIBA requests and polls, session reads ride on the modelled calls. They keep the
+    loop busy but are in no modelled call's span, so they are held after the answer, as the
+    metering commit is. A call's own CPU is the ladder's (one cheap operation: costlier ones
+    make the riders' share look larger, up to the 0.9 cap). Without the ladder the total is
+    held, none of it after the answer.
+    """
+    own = measured.cpu_per_call if measured is not None else 0.0
+    total = _cpu_per_call(served, idle, floor=own)
+    if total is None:
+        return
+    model.cpu_per_call = total
+    if measured is None or own <= 0:
+        return
+    riders = total - own
+    model.after_answer = min((own * measured.after_answer + riders) / total, AFTER_ANSWER_CAP)
+
+
+def _cpu_per_call(served: OperatorStep, idle: float | None, floor: float) -> float | None:
+    """A party's loop CPU per call at the step's mix, less what its loop spends idle, and
+    never below ``floor`` (a call's own CPU, when known; None: no CPU figure).
 
     At a light load the background (timers, probes, writers: read just before the step)
     is a large share of the loop's CPU per call, but it is nobody's call: charged to every
     call, as at the ladder's busier levels, it would hold the simulated worker several
-    milliseconds per call that live calls never wait. Unknown idle CPU leaves the total.
+    milliseconds per call that live calls never wait. The idle reading is short and noisy;
+    the floor keeps a high one from leaving the calls next to no CPU.
     """
     loop = served.ran if math.isfinite(served.ran) else served.cpu
     if not (math.isfinite(loop) and served.call_count > 0):
-        return model.cpu_per_call
+        return None
     background = (idle or 0.0) * served.seconds
-    own = (loop - background) / served.call_count
-    return own if own > 0 else loop / served.call_count
+    return max((loop - background) / served.call_count, floor, 1e-6)
+
+
+def _hub_model(step: LiveStep) -> TierModel | None:
+    """The aggregator's loop as a one-worker station: its CPU per hub call (None when the
+    step saw no hub call or could not read the hub's CPU: holding the hub's whole span
+    instead would count the operators' time twice)."""
+    hub = step.hub
+    if hub is None or hub.call_count <= 0:
+        return None
+    latency = fitted(hub.all_calls(), 1)
+    cpu = _cpu_per_call(hub, step.idle_cpu.get(HUB), floor=0.0)
+    if latency is None or cpu is None:
+        return None
+    return TierModel(HUB, latency, cpu, None)
 
 
 def _forwarded(step: LiveStep) -> dict[str, float]:
@@ -151,15 +176,6 @@ def _forwarded(step: LiveStep) -> dict[str, float]:
         for (stage, operator), histogram in step.hub.hops.items()
         if stage == FORWARD and operator
     }
-
-
-def _mix(calls: dict[tuple[str, str], Histogram]) -> dict[str, float]:
-    weights: dict[str, float] = {}
-    for (_api, operation), histogram in calls.items():
-        name = api_name(operation)
-        if name is not None:
-            weights[name] = weights.get(name, 0.0) + histogram.count
-    return weights
 
 
 def _less(mix: dict[str, float], taken: dict[str, float], share: float) -> dict[str, float]:
@@ -175,13 +191,13 @@ def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> 
     document["name"] = "calibrated-federation"
     document["description"] = "the live federation's realistic users, fitted tier by tier"
     forwarded = _forwarded(step)
-    hub_mix = _mix(step.hub.calls) if step.hub is not None else {}
+    hub_mix = operation_mix(step.hub.calls) if step.hub is not None else {}
     hub_total = sum(forwarded.values())
     applications = document["traffic"]["applications"]
     for op, spec in document["topology"]["operators"].items():
         site = spec["data_centres"]["live"]
         grants = step.operators[op].grants if op in step.operators else None
-        granted = _fitted(grants)
+        granted = fitted(grants)
         if granted is not None:
             site["identity"]["service_time"] = granted.service_time().model_dump(mode="json")
         core = {}
@@ -197,7 +213,7 @@ def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> 
         if app is None or served is None:
             continue
         share = forwarded.get(op, 0.0) / max(sum(hub_mix.values()), 1.0)
-        mix = _less(_mix(served.calls), hub_mix, share)
+        mix = _less(operation_mix(served.calls), hub_mix, share)
         if not mix:
             del applications[_direct(op)]
             continue
@@ -219,7 +235,7 @@ def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> 
         applications[HUB_APPLICATION] = {
             "purpose": PURPOSE,
             "via_aggregator": True,
-            "arrival": {"process": "poisson", "rate": round(step.hub.call_count / step.seconds, 4)},
+            "arrival": {"process": "poisson", "rate": round(hub_total / step.seconds, 4)},
             "apis": {name: round(count, 3) for name, count in sorted(hub_mix.items())},
             "operators": {op: round(n / hub_total, 4) for op, n in sorted(forwarded.items())},
             "client": {"timeout": 10.0},
@@ -232,7 +248,11 @@ def _hub_waits(step: LiveStep, held: float) -> float:
     gateway: the live hub's span less its loop's time per call (``held``) less what the
     operators' gateways took for calls of the hub's mix (each operation's mean span at each
     operator, weighted by what the hub forwarded where). The finder's and token endpoint's
-    round trips and the forwarded call's transport, as one exponential wait."""
+    round trips and the forwarded call's transport, as one exponential wait.
+
+    A fit to the hub's live mean, so the simulated hub's mean is not a prediction (its
+    spread and its queue are). The gateways' time counts once per forwarded call: the calls
+    to numbers nobody serves (the finder answers 404 at once) reach no gateway."""
     hub = step.hub
     spans = hub.all_calls() if hub is not None else None
     forwarded = _forwarded(step)
@@ -240,8 +260,9 @@ def _hub_waits(step: LiveStep, held: float) -> float:
     if hub is None or spans is None or not total or spans.count <= 0:
         return 0.0
     gateway = 0.0
+    reached = min(total / spans.count, 1.0)  # hub calls that were forwarded at all
     for key, histogram in hub.calls.items():
-        share = histogram.count / spans.count
+        share = reached * histogram.count / spans.count
         for op, count in forwarded.items():
             served = step.operators.get(op)
             if served is None:
@@ -342,7 +363,7 @@ def tier_rows(fit: FederationFit, step: LiveStep, result: RunResult) -> list[Tie
         hub = _simulated(result, HUB_APPLICATION)
         rows.append(_row("aggregator", "simulated", _one_call(step.hub.calls), hub))
     for op, served in sorted(step.operators.items()):
-        granted = _fitted(served.grants)
+        granted = fitted(served.grants)
         if granted is not None:
             model = _fit_quantiles(granted, f"{op}:grants")
             rows.append(_row(f"{op} grants", "fitted", served.grants, model))

@@ -59,8 +59,12 @@ LEVELS = (0.15, 0.45, 0.75)
 QUICK_LEVELS = (0.5,)
 WARM_UP = 3
 """Seconds after the first calls before a step is measured (users spawn, fetch tokens)."""
-START_ALLOWANCE = 12
-"""Seconds Locust is given to start before its first calls (it imports much; busy machines)."""
+START_LIMIT = 30
+"""Seconds Locust is given to start before its first calls (it imports much; busy machines):
+the step waits that long for them, and Locust's run time leaves room for it."""
+STOP_MARGIN = 15
+"""Seconds Locust's run time leaves beyond the window (the readings take a while); it is
+told to stop as soon as the window closes."""
 FEDERATION_CLASSES = ["AntiFraudApp", "LocationApp", "QodApp", "AggregatorApp"]
 """The federation step's users: every tier (grants, CIBA, backends, the aggregator's hop)."""
 FEDERATION_USERS = 30
@@ -148,7 +152,7 @@ def _measured_run(
                 results=folder,
                 users=users,
                 spawn_rate=float(users),
-                run_time=f"{START_ALLOWANCE + warm_up + step_seconds + 5}s",
+                run_time=f"{START_LIMIT + warm_up + step_seconds + STOP_MARGIN}s",
                 stop_timeout=2,
                 user_classes=classes,
                 extra_env=extra_env,
@@ -181,8 +185,10 @@ def _measured_run(
             time.sleep,
             float(warm_up),
             saturating=saturating,
+            start_limit=START_LIMIT,
             client_cpu=lambda: _locust_cpu(process),
             hub=hub,
+            running=lambda: bool(process) and process[0].poll() is None,
         )
 
 

@@ -396,6 +396,46 @@ def test_a_step_is_measured_between_two_scrapes_after_the_warm_up() -> None:
     assert step.operators["telco-es"].wait_profile == ()  # no pid, no scheduler figures
 
 
+def test_a_step_whose_load_ended_inside_the_window_is_refused() -> None:
+    """Rates over a window the load did not fill would be too low: the step says so."""
+
+    class Http:
+        def __init__(self) -> None:
+            self.metrics = GatewayMetrics("telco-es")
+            self.text = ""
+
+        def get(self, url: str) -> Http:
+            self.text = self.metrics.exposition().decode()
+            return self
+
+        def raise_for_status(self) -> None:
+            return None
+
+    http = Http()
+    finished: list[bool] = []
+
+    def start() -> object:
+        http.metrics.observe("sim-swap", "checkSimSwap", 200, 0.01)  # the first call
+
+        def finish() -> dict[str, float]:
+            finished.append(True)
+            return {}
+
+        return finish
+
+    with pytest.raises(RuntimeError, match="load ended before"):
+        measure_step(
+            http,  # type: ignore[arg-type]
+            {"telco-es": ("http://op", None, ())},
+            5,
+            2.0,
+            start,  # type: ignore[arg-type]
+            lambda seconds: None,
+            running=lambda: False,
+        )
+    assert finished == [True]  # the load is still told to stop
+
+
 def test_histogram_plus_needs_equal_buckets() -> None:
     a = Histogram((0.1,), (1.0,), 1.0, 0.05)
     assert a.plus(a).count == 2

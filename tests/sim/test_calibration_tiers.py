@@ -29,9 +29,9 @@ def _exponential(mean: float, count: int, seed: int) -> list[float]:
     return [rng.expovariate(1 / mean) for _ in range(count)]
 
 
-def _gateway(rate: float, forwarded: float = 0.0) -> OperatorStep:
-    """telco-es serving ``rate`` SIM swap checks a second, ``forwarded`` of them from the hub,
-    its HLR at 8 ms (exponential) and its token endpoint at about 3 ms."""
+def _gateway(rate: float) -> OperatorStep:
+    """telco-es serving ``rate`` SIM swap checks a second (the hub's forwarded ones among
+    them), 2 ms of its loop each, its HLR at 8 ms (exponential), its token endpoint at 3 ms."""
     count = int(rate * SECONDS)
     calls = histogram_of(_exponential(0.012, count, 1), LATENCY_BUCKETS)
     grants = histogram_of(_exponential(0.003, 200, 2), LATENCY_BUCKETS)
@@ -67,7 +67,7 @@ def _hub(rate: float) -> OperatorStep:
 
 
 def _federation_step() -> LiveStep:
-    return LiveStep(30, SECONDS, {"telco-es": _gateway(40.0, 10.0)}, {}, hub=_hub(10.0))
+    return LiveStep(30, SECONDS, {"telco-es": _gateway(40.0)}, {}, hub=_hub(10.0))
 
 
 def test_backends_grants_and_the_hub_are_fitted_into_the_scenario(tmp_path: Path) -> None:
@@ -146,3 +146,47 @@ def test_the_idle_loops_background_is_no_calls_cpu() -> None:
     fit = fit_federation(step, {})
     assert fit.gateways["telco-es"].cpu_per_call == pytest.approx(0.6 / 800)
     assert fit.hub is not None and fit.hub.cpu_per_call == pytest.approx(0.001)
+
+
+def _ladder(cpu: float, after_answer: float) -> dict[str, TierModel]:
+    model = TierModel("telco-es", fit_histogram(_gateway(40.0).calls[SIM_SWAP]), cpu, None)
+    model.after_answer = after_answer
+    return {"telco-es": model}
+
+
+def test_a_call_that_costs_the_ladders_cpu_or_more_keeps_the_ladders_split() -> None:
+    """No CPU rides on the calls: nothing more after the answer than the ladder found."""
+    fit = fit_federation(_federation_step(), _ladder(0.003, 0.4))
+    gateway = fit.gateways["telco-es"]
+    assert gateway.cpu_per_call == pytest.approx(0.003)  # the ladder's own, not less
+    assert gateway.after_answer == pytest.approx(0.4)
+
+
+def test_a_noisy_idle_reading_leaves_the_calls_their_own_cpu() -> None:
+    """Idle CPU above the step's own would leave calls nothing: a call's own CPU is the floor."""
+    step = replace(_federation_step(), idle_cpu={"telco-es": 1.0})
+    fit = fit_federation(step, _ladder(0.0005, 0.4))
+    assert fit.gateways["telco-es"].cpu_per_call == pytest.approx(0.0005)
+    assert fit.gateways["telco-es"].after_answer == pytest.approx(0.4)
+
+
+def test_without_the_hubs_cpu_the_hub_is_no_station(tmp_path: Path) -> None:
+    """Holding the hub's whole span would count the operators' time twice: none at all."""
+    step = _federation_step()
+    assert step.hub is not None
+    blind = replace(step, hub=replace(step.hub, cpu=math.nan, ran=math.nan))
+    fit = fit_federation(blind, {})
+    assert fit.hub is None
+    assert "aggregator" not in federation_document(fit, blind, 10.0)["topology"]
+
+
+def test_the_hubs_calls_that_reached_no_operator_are_not_simulated_as_forwarded() -> None:
+    """200 hub calls, 150 forwarded (the rest to numbers nobody serves): 7.5 calls/s routed."""
+    step = _federation_step()
+    assert step.hub is not None
+    forward = step.hub.hops[("forward", "telco-es")]
+    fewer = histogram_of([0.012] * 150, forward.bounds)
+    partial = replace(step, hub=replace(step.hub, hops={("forward", "telco-es"): fewer}))
+    document = federation_document(fit_federation(partial, {}), partial, 10.0)
+    rate = document["traffic"]["applications"][HUB_APPLICATION]["arrival"]["rate"]
+    assert rate == pytest.approx(150 / SECONDS)
