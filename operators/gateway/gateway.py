@@ -88,14 +88,15 @@ IDENTITY_ENDPOINTS = frozenset(
 apart from a CIBA request or a key fetch); any other path's operation is ``-``."""
 
 
-def unrouted_labels(path: str, status: int) -> tuple[str, str]:
+def unrouted_labels(path: str, matched: bool) -> tuple[str, str]:
     """The ``(api, operation)`` labels of an answer no CAMARA operation gave.
 
-    A 404 is labelled ``("-", "-")``: the path's first segment is whatever the caller typed,
-    and a label per typo would let anyone grow the metrics without bound. The identity
-    server's endpoints keep their last segment as the operation.
+    A path no route matched is labelled ``("-", "-")`` whatever the answer: its first
+    segment is whatever the caller typed, and a label per typo would let anyone grow the
+    metrics without bound. The identity server's endpoints keep their last segment as the
+    operation.
     """
-    if status == 404:
+    if not matched:
         return "-", "-"
     last = path.rstrip("/").rsplit("/", 1)[-1]
     return api_of(path), last if last in IDENTITY_ENDPOINTS else "-"
@@ -304,7 +305,8 @@ async def run_policies(
                     held.append(message)
                     return
             else:
-                api, operation = unrouted_labels(scope.get("path", ""), status)
+                # the router names the endpoint it matched in the scope it was handed
+                api, operation = unrouted_labels(scope.get("path", ""), "endpoint" in scope)
                 gateway.metrics.observe(api, operation, status, time.perf_counter() - started)
             _log_unbilled(gateway, state, subjects, status)
             await send(message)
