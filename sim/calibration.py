@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from operators import ConfigFileError
 from sim.calibration_live import LiveStep, OperatorStep
 from sim.calibration_scenario import (
     TierModel,
@@ -239,14 +240,15 @@ def calibrate(
     federation: LiveStep | None = None,
 ) -> Calibration:
     """Fit the tiers, write the calibrated scenario, simulate each level and saturation,
-    then (``what_if``) ask the calibrated federation what live cannot answer.
+    then fit and simulate the ``federation`` step's tiers and (``what_if``) ask the
+    calibrated federation what live cannot answer.
 
     Writes ``calibrated.yaml`` (the busiest level's rates), ``calibration.json``,
-    ``calibration.csv`` and ``calibration.png`` into ``out``, and with ``what_if`` the
-    scenario ``what_if.yaml`` and its report under ``what-if/``. ``federation`` is a step
-    of realistic users across every party: its tiers are fitted and simulated
-    (``federation.yaml``, the ``by_tier`` table). Raises ValueError when no step served a
-    call.
+    ``calibration.csv`` and ``calibration.png`` into ``out`` as soon as the ladder is
+    simulated; then ``federation.yaml``, ``by_tier.csv`` and ``by_tier.png`` for the
+    federation step, and ``what_if.yaml`` and its report under ``what-if/``. A later stage
+    that cannot be built (a scenario the loader refuses) is reported through ``progress``
+    and leaves the earlier outputs. Raises ValueError when no step served a call.
     """
     useful = [s for s in steps if s.throughput > 0]
     if not useful:
@@ -254,29 +256,84 @@ def calibrate(
     levels, saturation = _split(useful)
     models = fit_tiers(levels)
     out.mkdir(parents=True, exist_ok=True)
-    _fit_work_after_answer(models, min(levels, key=lambda s: s.throughput), out, sim_seconds)
-    scenario_path = out / "calibrated.yaml"
+    lightest = min(levels, key=lambda s: s.throughput)
     busiest = max(levels, key=lambda s: s.throughput)
+    _fit_work_after_answer(models, lightest, out, sim_seconds)
+    scenario_path = out / "calibrated.yaml"
     write(calibrated_document(models, busiest, sim_seconds), scenario_path)
+    rows = [*_level_rows(models, levels, out, sim_seconds)]
+    rows.append(_saturation_row(models, saturation, out, sim_seconds))
+    progress(
+        f"saturation: {rows[-1].sim_throughput:.1f} calls/s simulated, "
+        f"{saturation.throughput:.1f} live"
+    )
+    calibration = Calibration(
+        rows, [m.as_json() for m in models.values()], scenario_path, [scenario_path]
+    )
+    calibration = _written(calibration, useful, out)
+    if federation is not None and federation.throughput > 0:
+        try:
+            calibration = _federation_stage(calibration, models, federation, out, sim_seconds)
+        except (ConfigFileError, ValueError) as error:
+            progress(f"federation step not fitted: {error}")
+        else:
+            progress(f"federation step: {len(calibration.by_tier)} tiers fitted and simulated")
+    if what_if is not None:
+        light = calibrated_document(models, lightest, sim_seconds)
+        heavy = calibrated_document(models, busiest, sim_seconds)
+        document = what_if_document(light, heavy, what_if.scale, what_if.seconds)
+        try:
+            answers, report = _ask(document, out, progress)
+        except (ConfigFileError, ValueError) as error:
+            progress(f"what-ifs not run: {error}")
+        else:
+            calibration = replace(
+                calibration,
+                what_if=answers,
+                files=[*calibration.files, out / "what_if.yaml", report],
+            )
+    return _written(calibration, useful, out)
+
+
+def _written(calibration: Calibration, steps: list[LiveStep], out: Path) -> Calibration:
+    """The calibration with its table, JSON, CSVs and plots (re)written beside its files."""
+    written = _write_outputs(calibration, steps, out)
+    kept = [f for f in calibration.files if f not in written]
+    return replace(calibration, files=[*kept, *written])
+
+
+def _level_rows(
+    models: dict[str, TierModel], levels: list[LiveStep], out: Path, sim_seconds: float
+) -> list[Row]:
+    """Each load level simulated at the rates live served, beside live."""
     rows = []
     for level, step in _levels(levels):
-        level_doc = calibrated_document(models, step, sim_seconds)
-        scenario = write(level_doc, out / "levels" / f"{level}.yaml")
+        scenario = write(
+            calibrated_document(models, step, sim_seconds), out / "levels" / f"{level}.yaml"
+        )
         result = run_scenario(scenario)
         p50, p95 = simulated_latency(result)
         live_p50, live_p95 = _live_latency(step)
+        goodput = result.totals()["goodput_per_second"]
         rows.append(
             Row(
                 level,
                 step.users,
                 step.throughput,
-                result.totals()["goodput_per_second"],
+                goodput,
                 live_p50,
                 p50 * 1000,
                 live_p95,
                 p95 * 1000,
             )
         )
+    return rows
+
+
+def _saturation_row(
+    models: dict[str, TierModel], saturation: LiveStep, out: Path, sim_seconds: float
+) -> Row:
+    """Saturation predicted: the simulation offered more than it or live could serve."""
     shares = {op: s.call_count for op, s in saturation.operators.items() if op in models}
     total = sum(shares.values())
     mix = {op: n / total for op, n in shares.items()}
@@ -287,42 +344,29 @@ def calibrate(
     overload = write(
         with_rates(document, factor, timeout=10 * sim_seconds), out / "levels" / "overload.yaml"
     )
-    result = run_scenario(overload)
-    saturated = _saturation(result, mix)
-    rows.append(
-        Row("saturation", saturation.users, saturation.throughput, saturated, *([math.nan] * 4))
+    saturated = _saturation(run_scenario(overload), mix)
+    return Row("saturation", saturation.users, saturation.throughput, saturated, *([math.nan] * 4))
+
+
+def _federation_stage(
+    calibration: Calibration,
+    models: dict[str, TierModel],
+    federation: LiveStep,
+    out: Path,
+    sim_seconds: float,
+) -> Calibration:
+    """The federation step's tiers fitted, simulated for about :data:`FEDERATION_CALLS`
+    calls, and set beside live."""
+    fit = fit_federation(federation, models)
+    path = out / "federation.yaml"
+    seconds = min(max(FEDERATION_CALLS / federation.throughput, sim_seconds), 3600.0)
+    result = run_scenario(write(federation_document(fit, federation, seconds), path))
+    return replace(
+        calibration,
+        by_tier=tier_rows(fit, federation, result),
+        federation=fit.as_json(),
+        files=[*calibration.files, path],
     )
-    progress(f"saturation: {saturated:.1f} calls/s simulated, {saturation.throughput:.1f} live")
-    answers: list[WhatIfRow] = []
-    written = [scenario_path]
-    by_tier: list[TierRow] = []
-    fitted: dict[str, Any] = {}
-    if federation is not None and federation.throughput > 0:
-        fit = fit_federation(federation, models)
-        path = out / "federation.yaml"
-        seconds = min(max(FEDERATION_CALLS / federation.throughput, sim_seconds), 3600.0)
-        result = run_scenario(write(federation_document(fit, federation, seconds), path))
-        by_tier, fitted = tier_rows(fit, federation, result), fit.as_json()
-        written.append(path)
-        progress(f"federation step: {len(by_tier)} tiers fitted and simulated")
-    if what_if is not None:
-        lightest = min(levels, key=lambda s: s.throughput)
-        light = calibrated_document(models, lightest, sim_seconds)
-        heavy = calibrated_document(models, busiest, sim_seconds)
-        answers, report = _ask(
-            what_if_document(light, heavy, what_if.scale, what_if.seconds), out, progress
-        )
-        written += [out / "what_if.yaml", report]
-    calibration = Calibration(
-        rows,
-        [m.as_json() for m in models.values()],
-        scenario_path,
-        written,
-        answers,
-        by_tier,
-        fitted,
-    )
-    return replace(calibration, files=[*written, *_write_outputs(calibration, useful, out)])
 
 
 def _ask(

@@ -421,7 +421,9 @@ def calibrate_command(
     what_if_seconds: Annotated[
         float | None,
         typer.Option(
-            min=10.0, help="simulated seconds of each what-if run (default 240; 30 quick)"
+            min=60.0,
+            help="simulated seconds of each what-if run (default 240; 90 quick; at least 60:"
+            " a new replica needs an autoscaler sync and its start-up before it serves)",
         ),
     ] = None,
 ) -> None:
@@ -451,7 +453,7 @@ def calibrate_command(
     if what_if:
         questions = WhatIf(
             what_if_scale or (10.0 if quick else 100.0),
-            what_if_seconds or (30.0 if quick else 240.0),
+            what_if_seconds or (90.0 if quick else 240.0),
         )
     try:
         calibration = calibrate(

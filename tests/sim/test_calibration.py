@@ -458,7 +458,7 @@ def test_ogsim_calibrate_quick_runs_end_to_end(tmp_path: Path) -> None:
             "--federation-seconds",
             "8",
             "--what-if-seconds",
-            "20",
+            "60",
         ],
     )
     print(result.output)
@@ -486,4 +486,6 @@ def test_ogsim_calibrate_quick_runs_end_to_end(tmp_path: Path) -> None:
         "two-sites-one-lost",
     ]
     assert answers[0]["goodput_per_second"] > 0
+    fixed, scaled = answers[1], answers[2]
+    assert scaled["replicas_max"] > fixed["replicas_max"] == 1  # the autoscaler added some
     assert "what the calibrated federation would do" in result.output
