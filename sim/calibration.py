@@ -10,6 +10,9 @@ fitted on the levels and the waits for a core the kernel reported in the saturat
 is offered half as much again as it or live could serve (clients that wait as long as it
 takes, so the queue's growth costs no timeouts), and its saturation throughput is where the
 first operator runs out for the step's mix.
+
+Two more stages follow the ladder: the federation step's tiers (every party under realistic
+users, :mod:`sim.calibration_tiers`) and the what-ifs (:mod:`sim.calibration_what_if`).
 """
 
 from __future__ import annotations
