@@ -52,6 +52,9 @@ work queued, few enough that Locust's own process stays well under a core."""
 SATURATING_WORKERS = 2
 """Locust worker processes in the full run's saturation step (the quick one runs one local
 process: it starts faster)."""
+ONE_LOCUST_RATE = 400.0
+"""Calls/s above which a level runs on the saturation step's Locust workers: one process
+delivered 493 of 738 calls/s asked (2026-12-01), and about 500 at most in earlier runs."""
 LEVEL_USERS = 20
 """Users sharing each level's rate (each at its share, Locust's constant throughput)."""
 LEVELS = (0.15, 0.45, 0.75)
@@ -293,7 +296,9 @@ def live_ladder(
         if peak <= 0:
             break
         load = Load(LEVEL_USERS, share * peak / LEVEL_USERS)
-        steps.append(live_step(descriptor, results, load, step_seconds, operator, warm_up))
+        # one Locust process falls short of a high level's rate: the saturation step's workers
+        workers = saturating_workers if share * peak > ONE_LOCUST_RATE else 0
+        steps.append(live_step(descriptor, results, load, step_seconds, operator, warm_up, workers))
     return steps
 
 
