@@ -309,14 +309,18 @@ def _scales(scenario: Scenario) -> bool:
     )
 
 
+def _replica_keys(result: RunResult) -> list[str]:
+    rows = result.rows
+    return sorted({k for k in rows[0] if k.startswith("replicas.")}) if rows else []
+
+
 def _plot_replicas(results: Sequence[RunResult], out: Path) -> None:
     """Gateway replicas per data centre (all that cost, and those ready) against the load."""
     fig, axes = _grid(results, "gateway replicas per data centre, and the offered load")
     for ax, result in zip(axes, results, strict=True):
         rows = result.rows
         t = _series(rows, "t")
-        keys = sorted({k for k in rows[0] if k.startswith("replicas.")}) if rows else []
-        for key in keys:
+        for key in _replica_keys(result):
             where = key.split(".", 1)[1]
             line = ax.step(t, _series(rows, key), where="post", lw=1.4, label=f"{where} replicas")
             ax.step(
@@ -336,8 +340,11 @@ def _plot_replicas(results: Sequence[RunResult], out: Path) -> None:
         _shade(ax, result)
         ax.set_title(result.scenario.variant)
         ax.set_xlabel("virtual time (s)")
-        ax.set_ylim(bottom=0)
         ax.legend(fontsize=7, loc="upper left")
+    # One scale for all the variants' panels (they share it), set once all are drawn: a
+    # limit set on the first panel alone (a fixed single replica) hid a scaled one's 70.
+    most = max((max(_series(r.rows, k)) for r in results for k in _replica_keys(r)), default=1)
+    axes[0].set_ylim(0, max(most, 1) * 1.1)
     axes[0].set_ylabel("gateway replicas")
     fig.tight_layout()
     fig.savefig(out / "replicas.png", dpi=100)
