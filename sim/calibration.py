@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from operators import ConfigFileError
+from sim.calibration_fit import relative_error
 from sim.calibration_live import LiveStep, OperatorStep
 from sim.calibration_scenario import (
     TierModel,
@@ -61,13 +62,6 @@ the live saturation throughput and the fitted gateways' capacity."""
 FEDERATION_CALLS = 20_000
 """Calls the federation step's simulation runs for (at its light rates, many more virtual
 seconds than live measured: the tiers' p95 from a few hundred calls would be noise)."""
-
-
-def relative_error(simulated: float, live: float) -> float:
-    """(simulated - live) / live; NaN when live is zero or either is not a number."""
-    if not (math.isfinite(simulated) and math.isfinite(live)) or live == 0:
-        return math.nan
-    return (simulated - live) / live
 
 
 def simulated_latency(result: RunResult) -> tuple[float, float]:

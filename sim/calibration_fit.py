@@ -18,7 +18,15 @@ from dataclasses import dataclass
 
 from operators.core import ExponentialServiceTime, LognormalServiceTime, ServiceTime
 
-__all__ = ["Fit", "Histogram", "fit_histogram", "gamma_cdf", "histogram_of", "lognormal_cdf"]
+__all__ = [
+    "Fit",
+    "Histogram",
+    "fit_histogram",
+    "gamma_cdf",
+    "histogram_of",
+    "lognormal_cdf",
+    "relative_error",
+]
 
 
 @dataclass(frozen=True)
@@ -223,3 +231,10 @@ def fit_histogram(histogram: Histogram, families: Sequence[str] = ("lognormal", 
     if not fits:
         raise ValueError(f"no known family among {list(families)} (lognormal, gamma)")
     return max(fits, key=lambda f: f.log_likelihood)
+
+
+def relative_error(simulated: float, live: float) -> float:
+    """(simulated - live) / live; NaN when live is zero or either is not a number."""
+    if not (math.isfinite(simulated) and math.isfinite(live)) or live == 0:
+        return math.nan
+    return (simulated - live) / live

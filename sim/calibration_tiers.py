@@ -35,7 +35,7 @@ from typing import Any
 
 from operators.camara import WORKLOADS
 from operators.core import CoreSpec
-from sim.calibration_fit import Fit, Histogram
+from sim.calibration_fit import Fit, Histogram, relative_error
 from sim.calibration_live import HUB, LiveStep, OperatorStep, api_name
 from sim.calibration_scenario import (
     PURPOSE,
@@ -288,14 +288,9 @@ class TierRow:
 
     @property
     def errors(self) -> dict[str, float]:
-        def error(model: float, live: float) -> float:
-            if not (math.isfinite(model) and math.isfinite(live)) or live == 0:
-                return math.nan
-            return (model - live) / live
-
         return {
-            "p50": error(self.model_p50_ms, self.live_p50_ms),
-            "p95": error(self.model_p95_ms, self.live_p95_ms),
+            "p50": relative_error(self.model_p50_ms, self.live_p50_ms),
+            "p95": relative_error(self.model_p95_ms, self.live_p95_ms),
         }
 
     def as_json(self) -> dict[str, Any]:

@@ -256,8 +256,8 @@ def federation_step(
         hub=hub_party,
     )
     step = replace(step, idle_cpu=idle)
-    hub = step.hub.call_count / step.seconds if step.hub is not None else 0.0
-    _say(step, f"{users} realistic users ({hub:.1f} calls/s through the aggregator)")
+    hub_rate = step.hub.call_count / step.seconds if step.hub is not None else 0.0
+    _say(step, f"{users} realistic users ({hub_rate:.1f} calls/s through the aggregator)")
     return step
 
 
@@ -448,10 +448,10 @@ def calibrate_command(
                 seconds,
                 saturating_workers=0 if quick else SATURATING_WORKERS,
             )
-            mix = None
+            realistic = None
             if federation:
                 window = federation_seconds or (15 if quick else 60)
-                mix = federation_step(
+                realistic = federation_step(
                     described, results, federation_users, window, FEDERATION_WARM_UP
                 )
     questions = None
@@ -467,7 +467,7 @@ def calibrate_command(
             sim_seconds=10.0 if quick else 60.0,
             what_if=questions,
             progress=lambda line: console.print(line, highlight=False),
-            federation=mix,
+            federation=realistic,
         )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
