@@ -110,3 +110,10 @@ async def test_refused_calls_are_observed_with_the_hops_they_passed(hub: Hub) ->
     assert counts[call("sim-swap", "checkSimSwap")] == 2
     assert counts[hop("finder", "")] >= 1  # SHALLOW, and DEEP where the country ports
     assert not any(key[1][0] == ("operator", "telco-es") for key in counts)
+
+
+async def test_metrics_answers_other_methods_with_a_camara_405(hub: Hub) -> None:
+    for method in ("POST", "PUT", "DELETE"):
+        response = await hub.fed.http.request(method, f"{hub.url}/metrics", content=b"garbage")
+        assert response.status_code == 405, (method, response.text)
+        assert response.json()["status"] == 405
