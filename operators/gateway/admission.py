@@ -22,7 +22,12 @@ from operators.camara import CallContext, Operation, scopes_satisfied
 from operators.config import Plan, PurposePolicy
 from operators.errors import CamaraError
 from operators.identity import GrantFacts, grant_refusal, objects_to
-from operators.policies import QUOTA_EXCEEDED, TOO_MANY_REQUESTS, ThrottlePolicy
+from operators.policies import (
+    QUOTA_EXCEEDED,
+    TOO_MANY_REQUESTS,
+    ThrottleDecision,
+    ThrottlePolicy,
+)
 from operators.subscriber import Subscriber
 from operators.types import Clock
 
@@ -82,6 +87,53 @@ class Admitted:
     plan: Plan
 
 
+_RETRY_AFTER = tuple(str(max(1, seconds)) for seconds in range(3601))
+"""``Retry-After`` values for waits up to an hour, made once: every refused call sends one."""
+
+
+def _retry_after(seconds: float) -> str:
+    """Whole seconds, at least 1, as the ``Retry-After`` header gives them."""
+    whole = math.ceil(seconds)
+    if 0 <= whole <= 3600:
+        return _RETRY_AFTER[whole]
+    return str(max(1, whole))
+
+
+def _throttled(decision: ThrottleDecision) -> CamaraError:
+    """The 429 for a throttle's refusal, with its code and ``Retry-After``."""
+    code = decision.code or TOO_MANY_REQUESTS
+    message = "Out of resource quota." if code == QUOTA_EXCEEDED else "Rate limit reached."
+    return CamaraError(
+        429, code, message, headers={"Retry-After": _retry_after(decision.retry_after)}
+    )
+
+
+class _Granted:
+    """What :meth:`Admission.authorize` found for one (frozen) facts object and operation.
+
+    Held by the memo so that the next call with the very same facts and operation skips the
+    checks that depend on neither the clock nor the stores (scope, purpose), and the throttle
+    key and ``Admitted`` are not built again. Holding ``facts`` keeps its id from being reused
+    while the entry lives.
+    """
+
+    __slots__ = ("admitted", "context", "correlator", "facts", "key", "operation")
+
+    def __init__(
+        self,
+        facts: GrantFacts,
+        operation: Operation | None,
+        correlator: str | None,
+        context: CallContext,
+    ) -> None:
+        self.facts = facts
+        self.operation = operation
+        self.correlator = correlator
+        self.context = context
+        self.key: str | None = None  # the throttle key, made by the first admit()
+        self.admitted: Admitted | None = None
+
+
 class Admission:
     """Decides whether one call of one operation may reach the CAMARA service, and on what plan.
 
@@ -97,16 +149,13 @@ class Admission:
         self.plans = plans
         self.throttle = throttle
         self.clock = clock
-        # id(facts) -> (facts, operation, correlator, context, last Admitted): the checks
-        # that depend on neither the clock nor the stores (scope, purpose) passed for these
-        # very (frozen) facts and operation, so their context is handed out again. Only
-        # contexts without a correlator are kept: one that names a correlator belongs to one
-        # call and is never asked for again (each live request brings its own), while the
-        # simulation reuses its facts objects and sends none. Holding ``facts`` keeps its id
-        # from being reused while the entry lives.
-        self._granted: dict[
-            int, tuple[GrantFacts, Operation | None, str | None, CallContext, Admitted | None]
-        ] = {}
+        # id(facts) -> what was granted to these facts and operation: the checks that depend
+        # on neither the clock nor the stores (scope, purpose) passed for these very (frozen)
+        # facts and operation, so their context is handed out again. Only contexts without a
+        # correlator are kept: one that names a correlator belongs to one call and is never
+        # asked for again (each live request brings its own), while the simulation reuses its
+        # facts objects and sends none.
+        self._granted: dict[int, _Granted] = {}
 
     def authorize(
         self,
@@ -117,7 +166,7 @@ class Admission:
         correlator: str | None = None,
     ) -> CallContext:
         """The grant, the trust gate, scope and purpose; the call's context, or a refusal."""
-        return self._authorize(facts, operation, party_trusted, correlator)[3]
+        return self._authorize(facts, operation, party_trusted, correlator).context
 
     def _authorize(
         self,
@@ -125,8 +174,8 @@ class Admission:
         operation: Operation | None,
         party_trusted: bool,
         correlator: str | None,
-    ) -> tuple[GrantFacts, Operation | None, str | None, CallContext, Admitted | None]:
-        """:meth:`authorize`, answering its memo entry (the context is its fourth item)."""
+    ) -> _Granted:
+        """:meth:`authorize`, answering its memo entry."""
         refusal = grant_refusal(facts, self.clock())
         if refusal is not None:
             if refusal.status == 401:
@@ -145,9 +194,9 @@ class Admission:
         granted = self._granted.get(id(facts))
         if (
             granted is not None
-            and granted[0] is facts
-            and granted[1] is operation
-            and granted[2] == correlator
+            and granted.facts is facts
+            and granted.operation is operation
+            and granted.correlator == correlator
         ):
             return granted
         token = facts.token
@@ -172,7 +221,7 @@ class Admission:
             party=token.party,
             sandbox=facts.sandbox,
         )
-        granted = (facts, operation, correlator, context, None)
+        granted = _Granted(facts, operation, correlator, context)
         if correlator is None:
             if len(self._granted) >= self._GRANTED_BOUND:
                 self._granted.clear()
@@ -184,10 +233,7 @@ class Admission:
         plan = self.plans.plan_for(client_id, api)
         decision = self.throttle.check(throttle_key(client_id, api), plan)
         if not decision.allowed:
-            code = decision.code or TOO_MANY_REQUESTS
-            message = "Out of resource quota." if code == QUOTA_EXCEEDED else "Rate limit reached."
-            retry_after = str(max(1, math.ceil(decision.retry_after)))
-            raise CamaraError(429, code, message, headers={"Retry-After": retry_after})
+            raise _throttled(decision)
         return plan
 
     def admit(
@@ -200,12 +246,18 @@ class Admission:
     ) -> Admitted:
         """Every step in order (the live gateway checks an idempotent replay in between)."""
         granted = self._authorize(facts, operation, party_trusted, correlator)
-        context = granted[3]
-        plan = self.rate(context.client_id, operation.api)
-        admitted = granted[4]
+        context = granted.context
+        # rate(), with the throttle key kept in the memo entry.
+        client_id, api = context.client_id, operation.api
+        plan = self.plans.plan_for(client_id, api)
+        key = granted.key
+        if key is None:
+            key = granted.key = throttle_key(client_id, api)
+        decision = self.throttle.check(key, plan)
+        if not decision.allowed:
+            raise _throttled(decision)
+        admitted = granted.admitted
         if admitted is not None and admitted.plan is plan:
             return admitted
-        admitted = Admitted(context, plan)
-        if self._granted.get(id(facts)) is granted:
-            self._granted[id(facts)] = (*granted[:4], admitted)
+        admitted = granted.admitted = Admitted(context, plan)
         return admitted

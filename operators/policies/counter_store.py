@@ -17,7 +17,7 @@ when replicas race.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from operators.config import Quota
 from operators.policies.quota import QuotaCounter
@@ -38,9 +38,13 @@ TOO_MANY_REQUESTS: Final = "TOO_MANY_REQUESTS"
 QUOTA_EXCEEDED: Final = "QUOTA_EXCEEDED"
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleDecision:
-    """Whether one call may pass; when refused, the CAMARA 429 code and a Retry-After hint."""
+class ThrottleDecision(NamedTuple):
+    """Whether one call may pass; when refused, the CAMARA 429 code and a Retry-After hint.
+
+    A named tuple, not a frozen dataclass: every refused call makes one, and a frozen
+    dataclass's constructor (one ``object.__setattr__`` per field) costs several times more.
+    It stays immutable, equal by value, and prints the same.
+    """
 
     allowed: bool
     code: str | None = None
@@ -50,12 +54,11 @@ class ThrottleDecision:
 ALLOW: Final = ThrottleDecision(allowed=True)
 
 
-@dataclass(frozen=True, slots=True)
-class CounterDecision:
+class CounterDecision(NamedTuple):
     """One counter's answer: admitted or not, seconds until it would be, what is left after.
 
     ``remaining`` is tokens left in a bucket (fractional while refilling) or calls left in a
-    quota window (whole).
+    quota window (whole). A named tuple, as :class:`ThrottleDecision` is, and for its reason.
     """
 
     allowed: bool
@@ -177,13 +180,17 @@ class InMemoryCounterStore:
             counters = self._renew(key, limits, now)
         bucket = counters.bucket
         assert bucket is not None  # made by _renew
+        quota = limits.quota
+        if quota is None:
+            # No quota between the bucket's check and its take: one step does both.
+            if bucket.take_one_at(now):
+                return ALLOW
+            return ThrottleDecision(False, TOO_MANY_REQUESTS, bucket.retry_after_at(now))
         if bucket.available_at(now) < 1:
             return ThrottleDecision(False, TOO_MANY_REQUESTS, bucket.retry_after_at(now))
-        quota = limits.quota
-        if quota is not None:
-            counter = counters.counter_for(quota, calendar_now)
-            if not counter.try_acquire_at(calendar_now):
-                return ThrottleDecision(False, QUOTA_EXCEEDED, counter.retry_after_at(calendar_now))
+        counter = counters.counter_for(quota, calendar_now)
+        if not counter.try_acquire_at(calendar_now):
+            return ThrottleDecision(False, QUOTA_EXCEEDED, counter.retry_after_at(calendar_now))
         bucket.try_acquire_at(now)  # cannot fail: the bucket had a token at this same instant
         return ALLOW
 

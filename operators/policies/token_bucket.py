@@ -80,6 +80,26 @@ class TokenBucket:
             return True
         return False
 
+    def take_one_at(self, now: float) -> bool:
+        """:meth:`try_acquire_at` for one token, the refill inlined: the throttle's every call.
+
+        The same arithmetic as ``_refill`` then ``tokens >= 1``, so the same floats and the
+        same answer.
+        """
+        tokens = self._tokens
+        last = self._last
+        if now > last:
+            tokens += (now - last) * self._rate
+            capacity = self._capacity
+            if capacity <= tokens:
+                tokens = capacity
+            self._last = now
+        if tokens >= 1:
+            self._tokens = tokens - 1
+            return True
+        self._tokens = tokens
+        return False
+
     def retry_after_at(self, now: float, n: int = 1) -> float:
         """Seconds from ``now`` until ``n`` tokens would be there; ``inf`` beyond the burst."""
         if n > self._burst:
