@@ -125,10 +125,8 @@ class BackendGuard:
 
     def end(self, ticket: Ticket, failed: bool, duration: float) -> None:
         """:meth:`finish` without building an :class:`Outcome` (once per guarded call)."""
-        if failed:
-            self.breaker.on_error(duration)
-        else:
-            self.breaker.on_success(duration)
+        self.breaker.on_outcome(failed, duration)
+        if not failed:
             self.shedder.record_service_time(duration)
         promoted = self.buffer.release(ticket)
         if promoted:

@@ -156,6 +156,8 @@ class RequestBuffer:
             raise ValueError(f"only a RUNNING ticket can be released, not {ticket!r}")
         ticket._state = _RELEASED
         self._running -= 1
+        if not self._waiting:
+            return []  # nobody to promote: what _promote() answers, without the call
         return self._promote()
 
     def cancel(self, ticket: Ticket) -> list[Ticket]:

@@ -405,13 +405,15 @@ class CircuitBreaker:
 
     def on_success(self, duration: float) -> None:
         """Record a call that succeeded after ``duration`` seconds."""
-        self._record(False, duration)
+        self.on_outcome(False, duration)
 
     def on_error(self, duration: float) -> None:
         """Record a call that failed after ``duration`` seconds."""
-        self._record(True, duration)
+        self.on_outcome(True, duration)
 
-    def _record(self, failed: bool, duration: float) -> None:
+    def on_outcome(self, failed: bool, duration: float) -> None:
+        """:meth:`on_error` or :meth:`on_success` by ``failed``: one call for a caller that
+        already holds the outcome as a flag (a guarded backend call's every ending)."""
         now = self._clock()
         state = self._state
         if state is _OPEN or state is _HALF_OPEN:  # the only states _advance can move
@@ -423,7 +425,8 @@ class CircuitBreaker:
         self._window.record(failed, slow, now)
         if state is _OPEN or state is _METRICS_ONLY:
             return
-        exceeded = self._exceeded(self._window.snapshot(now))
+        # The window's total is its snapshot at ``now``: record() has just moved it there.
+        exceeded = self._exceeded(self._window.total)
         if exceeded is True:
             self._transition(_OPEN, now)
         elif exceeded is False and state is _HALF_OPEN:
