@@ -166,15 +166,21 @@ class GlobalLoadBalancer:
     def pick(self) -> str:
         """The data centre for the next request; raises when none is up."""
         sites, total = self.health.rotation()
-        if not sites:
-            raise NoHealthyDataCentreError(f"{self.operator_id}: no data centre is up")
-        # max() with a key, unrolled: the first site with the highest current weight wins.
-        chosen = sites[0]
-        for site in sites:
-            site.current += site.weight
-            if site.current > chosen.current:
-                chosen = site
-        chosen.current -= total
+        if len(sites) == 1:
+            # One site up (most operators, and all but failover tests): the loop below in
+            # one step, its state kept exactly as the loop would keep it.
+            chosen = sites[0]
+            chosen.current += chosen.weight - total
+        else:
+            if not sites:
+                raise NoHealthyDataCentreError(f"{self.operator_id}: no data centre is up")
+            # max() with a key, unrolled: the first site with the highest current weight wins.
+            chosen = sites[0]
+            for site in sites:
+                site.current += site.weight
+                if site.current > chosen.current:
+                    chosen = site
+            chosen.current -= total
         routed = self.routed
         routed[chosen.name] = routed.get(chosen.name, 0) + 1
         return chosen.name

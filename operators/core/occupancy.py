@@ -108,7 +108,12 @@ class Occupancy:
 
     def start(self, arrived_at: float, *, queued: bool) -> float:
         """A server takes the call; returns the service start time."""
-        now = self._advance()
+        # _advance() inlined (here and in depart: once per call each), the same arithmetic.
+        now = self._clock()
+        elapsed = now - self._last
+        self._area_system += (self.in_service + self.queue_length) * elapsed
+        self._area_queue += self.queue_length * elapsed
+        self._last = now
         if queued:
             self.queue_length -= 1
         self.in_service += 1
@@ -123,7 +128,11 @@ class Occupancy:
 
     def depart(self, arrived_at: float, started_at: float, *, ok: bool) -> None:
         """The call leaves its server, answered (``ok``) or failed."""
-        now = self._advance()
+        now = self._clock()  # _advance() inlined, as in start()
+        elapsed = now - self._last
+        self._area_system += (self.in_service + self.queue_length) * elapsed
+        self._area_queue += self.queue_length * elapsed
+        self._last = now
         self.in_service -= 1
         self._departed += 1
         if ok:
