@@ -86,13 +86,32 @@ __all__ = [
 ]
 
 
+class _Memo(dict[str, "Subscriber | None"]):
+    """Records by number, each loaded on its first lookup: a hit is a dict lookup in C."""
+
+    __slots__ = ("_load",)
+
+    def __init__(self, load: Callable[[str], Subscriber | None]) -> None:
+        super().__init__()
+        self._load = load
+
+    def __missing__(self, msisdn: str) -> Subscriber | None:
+        found = self[msisdn] = self._load(msisdn)
+        return found
+
+
 class CachedSubscriberBase(SubscriberBase):
     """The real subscriber base, with lookups memoised (a change made through
-    :meth:`record_change` takes effect at once; scheduled changes are not supported)."""
+    :meth:`record_change` takes effect at once; scheduled changes are not supported).
+
+    ``get`` is the memo's own ``__getitem__``, set on the instance: the simulation looks a
+    subscriber up a few times per call, and a method wrapping the memo cost a Python frame
+    each time."""
 
     def __init__(self, config: OperatorConfig, clock: Clock, reference_time: datetime) -> None:
         super().__init__(config, Database(":memory:"), clock=clock, reference_time=reference_time)
-        self._memo: dict[str, Subscriber | None] = {}
+        self._memo = _Memo(super().get)
+        self.get = self._memo.__getitem__  # type: ignore[method-assign,assignment]
         self._by_address: dict[str, Subscriber | None] = {}
 
     def record_change(
@@ -103,14 +122,6 @@ class CachedSubscriberBase(SubscriberBase):
         self._memo.pop(msisdn, None)
         self._by_address.clear()  # a port in gives a device address
         return change
-
-    def get(self, msisdn: str) -> Subscriber | None:
-        """The subscriber, computed once per number."""
-        try:
-            return self._memo[msisdn]
-        except KeyError:
-            found = self._memo[msisdn] = super().get(msisdn)
-            return found
 
     def by_ipv4(self, address: str) -> Subscriber | None:
         """The subscriber at a device address, worked out once per address."""
@@ -141,36 +152,38 @@ _CIRCLE = VerifyCircle(
 _CLAIM = KycMatchRequest(givenName="Ana", familyName="Garcia", postalCode="28001")
 
 
-def _number_verification(caller: Caller, _: object) -> Flow[bool]:
+def _number_verification(caller: Caller, _: object = None) -> Flow[bool]:
     binding: NvBinding = yield BackendCall(
         NetworkFunctionKind.NV_AUTHENTICATOR, IpQuery(caller.ipv4)
     )
     return (yield from verify_number(binding.msisdn, caller.msisdn, None))
 
 
-Step = Callable[[Caller, Any], Flow[Any]]
-"""One operation's live flow with the simulation's sample inputs; gets the previous step's
-result (``deleteSession`` deletes the session ``createSession`` made)."""
+class Step(Protocol):
+    """One operation's live flow with the simulation's sample inputs; gets the previous step's
+    result (``deleteSession`` deletes the session ``createSession`` made), None for the first."""
+
+    def __call__(self, caller: Caller, previous: Any = None, /) -> Flow[Any]: ...
+
 
 STEPS: Mapping[str, Step] = {
-    "checkSimSwap": lambda c, _: check_sim_swap(c.msisdn, 240, c.now),
-    "retrieveSimSwapDate": lambda c, _: retrieve_sim_swap_date(c.msisdn),
+    "checkSimSwap": lambda c, _=None: check_sim_swap(c.msisdn, 240, c.now),
+    "retrieveSimSwapDate": lambda c, _=None: retrieve_sim_swap_date(c.msisdn),
     "phoneNumberVerify": _number_verification,
-    "getReachabilityStatus": lambda c, _: reachability_status(c.msisdn),
-    "getRoamingStatus": lambda c, _: roaming_status(c.msisdn),
-    "verifyLocation": lambda c, _: verify_location(c.msisdn, _CIRCLE, None, c.now),
-    "retrieveLocation": lambda c, _: retrieve_location(c.msisdn, None, None, c.now),
-    "KYC_Match": lambda c, _: kyc_match(c.msisdn, _CLAIM),
-    "createSession": lambda c, _: create_qos_session(c.msisdn, "QOS_E", 600.0),
-    "deleteSession": lambda c, record: delete_qos_session(record.session_id),
+    "getReachabilityStatus": lambda c, _=None: reachability_status(c.msisdn),
+    "getRoamingStatus": lambda c, _=None: roaming_status(c.msisdn),
+    "verifyLocation": lambda c, _=None: verify_location(c.msisdn, _CIRCLE, None, c.now),
+    "retrieveLocation": lambda c, _=None: retrieve_location(c.msisdn, None, None, c.now),
+    "KYC_Match": lambda c, _=None: kyc_match(c.msisdn, _CLAIM),
+    "createSession": lambda c, _=None: create_qos_session(c.msisdn, "QOS_E", 600.0),
+    "deleteSession": lambda c, record=None: delete_qos_session(record.session_id),
 }
 """Operation id (of the operation table) -> the live integrator's flow for it."""
 
 
 def _workload(steps: tuple[Step, ...]) -> Callable[[Caller], Flow[Any]]:
     if len(steps) == 1:
-        step = steps[0]
-        return lambda caller: step(caller, None)
+        return steps[0]  # called with the caller alone: no wrapper's frame per call
 
     def flow(caller: Caller) -> Flow[Any]:
         result: Any = None

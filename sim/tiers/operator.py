@@ -41,7 +41,7 @@ from operators.camara import WORKLOADS, Operation, needs_consent, operation_name
 from operators.core import Faults, NetworkFunctionKind
 from operators.gateway import Admission, InMemoryPlans, objection, sandbox_refusal
 from operators.identity import Consent, GrantFacts, GrantType, TokenContext
-from operators.integrator import BackendGuard
+from operators.integrator import BackendGuard, Flow
 from operators.policies import (
     CircuitBreakerState,
     NoThrottle,
@@ -56,6 +56,7 @@ from sim.tiers.gateway_pool import GatewayPool, Replica, ReplicaState
 from sim.tiers.integrator import (
     OPERATIONS,
     CachedSubscriberBase,
+    Caller,
     build_core,
     build_guards,
     new_caller,
@@ -125,6 +126,34 @@ class _Work:
     scopes: tuple[str, ...]
 
 
+class _Terms:
+    """One client's calls of one API at this operator (direct or through the aggregator),
+    worked out on its first call: the work, the flow, and the grant facts of a two-legged
+    token (the same for every call) or those last built for each number (reused while the
+    consent and subscriber records they hold are the stores' own)."""
+
+    __slots__ = ("facts", "flow", "seen", "two_legged", "work")
+
+    def __init__(self, work: _Work, flow: Callable[[Caller], Flow[Any]], two_legged: bool) -> None:
+        self.work = work
+        self.flow = flow
+        self.two_legged = two_legged
+        self.facts: GrantFacts | None = None
+        self.seen: dict[str, GrantFacts] = {}
+
+
+class _ClientTerms:
+    """A client's :class:`_Terms` by API, for direct calls and for calls through the
+    aggregator; holding ``client`` keeps its id from being reused while the entry lives."""
+
+    __slots__ = ("client", "direct", "via")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.direct: dict[str, _Terms] = {}
+        self.via: dict[str, _Terms] = {}
+
+
 Reply = Callable[[Answer], None]
 """Hears how a request ended, once (maybe before the call that started it returns)."""
 
@@ -161,6 +190,10 @@ BREAKER_LEVEL = {
 """Breaker states as plot levels: 0 closed, 1 half-open, 2 open."""
 
 _WORKING = frozenset({ReplicaState.READY, ReplicaState.DRAINING})
+
+_TERMS_BOUND = 4096
+"""Clients (and, per client and API, numbers) whose terms and facts are kept before the
+cache is cleared: a caller that makes a client object per call gains nothing, loses nothing."""
 
 
 class SimDataCentre:
@@ -350,9 +383,9 @@ class SimOperator:
         self.admission = Admission(self.plans, self.throttle, self.calendar)
         self._subscribed: set[tuple[str, str]] = set()
         self._work: dict[tuple[str | None, str], _Work] = {}
-        self._facts_seen: dict[tuple[str, str, str | None, str, bool, bool], GrantFacts] = {}
-        """Grant facts built before, by (client, number, purpose, api, via, sandbox): a
-        call whose inputs are the same objects reuses them instead of building equal ones."""
+        self._terms: dict[int, _ClientTerms] = {}
+        """By ``id(client)``: what the gateway worked out for its calls (an identity lookup,
+        no tuple key to build and hash per call); bounded, cleared when full."""
         self._answers: dict[tuple[int, str | None], Answer] = {}
         settings = policies.guard_settings()
         self.breaker_changes: Counter[str] = Counter()
@@ -492,39 +525,49 @@ class SimOperator:
             self._work[key] = found
         return found
 
-    def _facts(self, request: _Request, work: _Work) -> GrantFacts:
+    def _terms_of(self, request: _Request) -> _Terms:
+        """The client's terms for the request's API (and route), worked out on first use."""
+        client = request.client
+        terms = self._terms.get(id(client))
+        if terms is None or terms.client is not client:
+            if len(self._terms) >= _TERMS_BOUND:
+                self._terms.clear()
+            terms = self._terms[id(client)] = _ClientTerms(client)
+        by_api = terms.via if request.via else terms.direct
+        found = by_api.get(request.api)
+        if found is None:
+            work = self.work(client.purpose, request.api)
+            two_legged = not (request.via or client.three_legged or work.consent)
+            found = by_api[request.api] = _Terms(work, OPERATIONS[request.api], two_legged)
+            self._subscribe(client, work.operation.api)
+        return found
+
+    def _facts(self, request: _Request, terms: _Terms) -> GrantFacts:
         """The grant behind the call's token, as this data centre's records show it now.
 
         Built from the same inputs (the client, the number, the work, and the very consent
         record and subscriber record the stores hold now) the facts are equal, so the ones
         built last time are handed out again; the cache is bounded and cleared when full.
         """
-        client, number = request.client, request.line.number
-        two_legged = not (request.via or client.three_legged or work.consent)
-        key = (
-            client.id,
-            "" if two_legged else number,
-            client.purpose,
-            request.api,
-            request.via,
-            client.sandbox,
-        )
-        seen = self._facts_seen.get(key)
-        if two_legged:
-            if seen is None:
-                seen = self._facts_seen[key] = self._build_facts(request, work)
-            return seen
+        work = terms.work
+        if terms.two_legged:
+            facts = terms.facts
+            if facts is None:
+                facts = terms.facts = self._build_facts(request, work)
+            return facts
+        number = request.line.number
         consent = None
         if work.consent:
             consent = self.consent.consent_for(
-                request.dc.name, number, client.id, work.purpose, work.scopes
+                request.dc.name, number, request.client.id, work.purpose, work.scopes
             )
         subscriber = self.subscribers.get(number)
+        seen = terms.seen.get(number)
         if seen is not None and seen.consent is consent and seen.subscriber is subscriber:
             return seen
-        if len(self._facts_seen) >= 4096:
-            self._facts_seen.clear()
-        built = self._facts_seen[key] = self._build_facts(request, work, consent, subscriber)
+        if len(terms.seen) >= _TERMS_BOUND:
+            terms.seen.clear()
+        built = terms.seen[number] = self._build_facts(request, work, consent, subscriber)
         return built
 
     def _build_facts(
@@ -576,13 +619,10 @@ class SimOperator:
 
     def _after_gateway(self, request: _Request) -> None:
         """The live gateway's admission, then (two-legged) the objection check, then the flow."""
-        client, line = request.client, request.line
-        work = self._work.get((client.purpose, request.api)) or self.work(
-            client.purpose, request.api
-        )
-        facts = self._facts(request, work)
-        if (client.id, work.operation.api) not in self._subscribed:
-            self._subscribe(client, work.operation.api)
+        line = request.line
+        terms = self._terms_of(request)
+        work = terms.work
+        facts = terms.facts or self._facts(request, terms)  # set: a two-legged token's
         try:
             self.admission.admit(
                 facts, work.operation, party_trusted=not request.via or self.trusts_aggregator
@@ -614,7 +654,7 @@ class SimOperator:
         caller = new_caller((line.number, line.ipv4, self.calendar()))
         run_flow(
             self.env,
-            OPERATIONS[request.api](caller),
+            terms.flow(caller),
             self.core,
             request.dc.guards,
             self.deadlines,
