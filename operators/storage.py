@@ -18,6 +18,12 @@ _WRITE = re.compile(
 )
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+VERSIONS_TABLE = "ogsim_table_versions"
+"""One row per watched table of a database file, its version bumped by triggers on every
+write from any connection: what :meth:`Database.version` compares across connections."""
+
 Effect = tuple["Database", str, tuple[Any, ...]]
 """A write a call makes, held back to commit with the call's usage event."""
 
@@ -81,9 +87,17 @@ class Database:
         self._table_versions: dict[str, int] = {}
         self._turn: tuple[asyncio.AbstractEventLoop, int, int] | None = None
         """``(loop, writes, data_version)``: the other connections' stamp read this turn."""
+        self._watched: set[str] = set()
+        """Tables whose writes by any connection bump their row in :data:`VERSIONS_TABLE`."""
+        self._shared: tuple[int, dict[str, int]] = (-1, {})
+        """``(data_version, versions)``: that table as read when ``data_version`` was so."""
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {VERSIONS_TABLE}"
+                " (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
         self._conn.execute("PRAGMA foreign_keys=ON")
 
     def ensure_schema(self, ddl: str) -> None:
@@ -145,9 +159,15 @@ class Database:
     def version(self, *tables: str) -> tuple[int, ...]:
         """A stamp that changes whenever one of ``tables`` may have changed.
 
-        Writes through this handle bump a per-table counter; ``PRAGMA data_version`` moves when
-        another connection (another replica sharing the file) commits. Read caches compare
-        stamps, so they never serve a row that a revocation has since changed.
+        Writes through this handle bump a per-table counter. Writes through other
+        connections (another data centre's replica or another process sharing the file) bump
+        the table's row in :data:`VERSIONS_TABLE`, kept by triggers this handle installs on
+        the tables it is asked about; that table is read again only when ``PRAGMA
+        data_version`` says another connection committed. Before, any such commit moved
+        every stamp: with two active-active data centres over one file, each call's usage
+        event emptied the other site's token, subscriber and plan caches, so nearly every
+        call read them all again. Read caches compare stamps, so they never serve a row that
+        a revocation has since changed.
 
         On an event loop's thread, ``data_version`` is read once per turn of the loop and
         reused until the turn ends or any handle in this process writes: the several caches
@@ -156,7 +176,44 @@ class Database:
         one in which a request sent after it can first be read, as if it had landed a few
         microseconds later; a write in this process is seen at once, as before.
         """
-        return (self._external(), *[self._table_versions.get(t, 0) for t in tables])
+        local = [self._table_versions.get(t, 0) for t in tables]
+        if self.path == ":memory:":  # one connection: its own counters are the whole story
+            return (0, *local)
+        watched = self._watched.issuperset(tables) or self._watch(tables)
+        external = self._external()
+        if not watched:
+            return (-1 - external, *local)  # not watched yet: any commit elsewhere counts
+        if self._shared[0] != external:
+            self._shared = (external, self._read_shared())
+        shared = self._shared[1]
+        return (sum(shared.get(t, 0) for t in tables), *local)
+
+    def _watch(self, tables: Sequence[str]) -> bool:
+        """Install the version triggers on ``tables`` (once per handle; the file keeps them
+        for every connection); False inside a transaction, which could roll them back."""
+        with self._lock:
+            if self._conn.in_transaction:
+                return False
+            for table in tables:
+                if table in self._watched:
+                    continue
+                if _NAME.fullmatch(table) is None:
+                    raise ValueError(f"not a table name: {table!r}")
+                for event in ("INSERT", "UPDATE", "DELETE"):
+                    self._conn.execute(
+                        f"CREATE TRIGGER IF NOT EXISTS {VERSIONS_TABLE}_{table}_{event.lower()}"
+                        f" AFTER {event} ON {table} BEGIN"
+                        f" INSERT INTO {VERSIONS_TABLE} (name, version) VALUES ('{table}', 1)"
+                        " ON CONFLICT (name) DO UPDATE SET version = version + 1; END"
+                    )
+                self._watched.add(table)
+            _wrote()
+            return True
+
+    def _read_shared(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(f"SELECT name, version FROM {VERSIONS_TABLE}").fetchall()
+        return {name: version for name, version in rows}
 
     def _external(self) -> int:
         """``PRAGMA data_version``: what other connections committed (0 for ``:memory:``)."""

@@ -63,3 +63,41 @@ def test_own_writes_move_the_table_counter(tmp_path: Path) -> None:
     assert first.version("grants")[1] == before[1] + 1
     memory = Database()
     assert memory.version("grants") == (0, 0)
+
+
+def test_a_commit_elsewhere_to_another_table_leaves_the_stamp(tmp_path: Path) -> None:
+    """Two data centres over one file: the other site's usage events must not empty this
+    site's grant caches, while its writes to the grants still do."""
+    first, second = _pair(tmp_path)
+    second.ensure_schema("CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY)")
+    second.execute("INSERT INTO grants (revoked) VALUES (0)")
+    before = first.version("grants")
+    second.execute("INSERT INTO usage DEFAULT VALUES")
+    assert first.version("grants") == before
+    second.execute("UPDATE grants SET revoked = 1")  # a revocation by the other site
+    moved = first.version("grants")
+    assert moved != before
+    second.execute("INSERT INTO grants (revoked) VALUES (0)")
+    assert first.version("grants") != moved
+    second.execute("DELETE FROM grants")
+    assert first.version("grants") != moved
+    first.close()
+    second.close()
+
+
+def test_a_table_first_asked_about_inside_a_transaction_counts_every_commit(
+    tmp_path: Path,
+) -> None:
+    """Triggers made inside a transaction could be rolled back with it: until a stamp is
+    asked outside one, any other connection's commit moves it."""
+    first, second = _pair(tmp_path)
+    second.ensure_schema("CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY)")
+    with first.transaction():
+        inside = first.version("grants")
+    second.execute("INSERT INTO usage DEFAULT VALUES")
+    outside = first.version("grants")  # watched from here on
+    assert outside != inside
+    second.execute("INSERT INTO usage DEFAULT VALUES")
+    assert first.version("grants") == outside
+    first.close()
+    second.close()
