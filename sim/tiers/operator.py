@@ -23,7 +23,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import simpy
 
@@ -194,6 +194,14 @@ _WORKING = frozenset({ReplicaState.READY, ReplicaState.DRAINING})
 _TERMS_BOUND = 4096
 """Clients (and, per client and API, numbers) whose terms and facts are kept before the
 cache is cleared: a caller that makes a client object per call gains nothing, loses nothing."""
+
+
+class _GaugeNames(NamedTuple):
+    """An operator's gauge names: (queue, busy) per network function; per data centre its
+    busy, replicas, ready and rotation names and (buffer, breaker) per guard."""
+
+    core: list[tuple[str, str]]
+    data_centres: list[tuple[str, str, str, str, list[tuple[str, str]]]]
 
 
 class SimDataCentre:
@@ -423,6 +431,7 @@ class SimOperator:
             self.calendar,
         )
         self._rng = random.Random(f"{seed}:{operator_id}:tiers")
+        self._gauge_names: _GaugeNames | None = None
 
     def prepare(self) -> None:
         """Generate every subscriber the backends will look up, before the clock starts."""
@@ -697,22 +706,47 @@ class SimOperator:
 
     def gauges(self) -> dict[str, float]:
         """Queue lengths, utilisation, breaker levels and rotation, sampled now."""
+        names = self._gauge_names or self._name_gauges()
         values: dict[str, float] = {}
-        op = self.id
-        for kind, nf in self.core.items():
-            values[f"queue.{op}.{kind.value}"] = nf.queue_length
-            values[f"busy.{op}.{kind.value}"] = nf.in_service / nf.spec.servers
+        for (queue, busy), nf in zip(names.core, self.core.values(), strict=True):
+            values[queue] = nf.queue_length
+            values[busy] = nf.in_service / nf.spec.servers
         health = self.balancer.health
-        for name, dc in self.data_centres.items():
+        for (name, dc), (busy, replicas, ready, rotation, guards) in zip(
+            self.data_centres.items(), names.data_centres, strict=True
+        ):
             pool = dc.pool
             working = [r for r in pool.replicas if r.state in _WORKING]
-            busy = sum(r.busy for r in working)
+            in_use = sum(r.busy for r in working)
             capacity = sum(r.servers for r in working)
-            values[f"busy.{op}.{name}.gateway"] = busy / capacity if capacity else 0.0
-            values[f"replicas.{op}.{name}"] = len(pool.replicas)
-            values[f"replicas_ready.{op}.{name}"] = len(pool.rotation)
-            values[f"rotation.{op}.{name}"] = 1.0 if health.is_up(name) else 0.0
-            for kind, guard in dc.guards.items():
-                values[f"buffer.{op}.{name}.{kind.value}"] = guard.buffer.waiting
-                values[f"breaker.{op}.{name}.{kind.value}"] = BREAKER_LEVEL[guard.breaker.state]
+            values[busy] = in_use / capacity if capacity else 0.0
+            values[replicas] = len(pool.replicas)
+            values[ready] = len(pool.rotation)
+            values[rotation] = 1.0 if health.is_up(name) else 0.0
+            for (buffer, breaker), guard in zip(guards, dc.guards.values(), strict=True):
+                values[buffer] = guard.buffer.waiting
+                values[breaker] = BREAKER_LEVEL[guard.breaker.state]
         return values
+
+    def _name_gauges(self) -> _GaugeNames:
+        """The gauges' names, formatted once (the network functions, data centres and guards
+        are fixed when the operator is built; formatting them every second cost more than
+        reading the values)."""
+        op = self.id
+        self._gauge_names = _GaugeNames(
+            [(f"queue.{op}.{kind.value}", f"busy.{op}.{kind.value}") for kind in self.core],
+            [
+                (
+                    f"busy.{op}.{name}.gateway",
+                    f"replicas.{op}.{name}",
+                    f"replicas_ready.{op}.{name}",
+                    f"rotation.{op}.{name}",
+                    [
+                        (f"buffer.{op}.{name}.{kind.value}", f"breaker.{op}.{name}.{kind.value}")
+                        for kind in dc.guards
+                    ],
+                )
+                for name, dc in self.data_centres.items()
+            ],
+        )
+        return self._gauge_names
