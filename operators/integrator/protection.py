@@ -125,8 +125,12 @@ class BackendGuard:
 
     def end(self, ticket: Ticket, failed: bool, duration: float) -> None:
         """:meth:`finish` without building an :class:`Outcome` (once per guarded call)."""
-        self.breaker.on_outcome(failed, duration)
-        if not failed:
+        # on_error/on_success, not the breaker's one recording step: they are its public
+        # surface, which the simulation's parity test watches on the very instance.
+        if failed:
+            self.breaker.on_error(duration)
+        else:
+            self.breaker.on_success(duration)
             self.shedder.record_service_time(duration)
         promoted = self.buffer.release(ticket)
         if promoted:

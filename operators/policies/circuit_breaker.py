@@ -282,17 +282,6 @@ class CircuitBreaker:
             return -1.0, -1.0
         return tally.failed * 100.0 / tally.calls, tally.slow * 100.0 / tally.calls
 
-    def _exceeded(self, tally: _Tally) -> bool | None:
-        """True above a threshold, False below both, None below the minimum number of calls."""
-        calls = tally.calls
-        if calls == 0 or calls < self._minimum:
-            return None
-        # The rates exactly as _rates computes them (same operations, same floats).
-        return (
-            tally.failed * 100.0 / calls >= self._failure_threshold
-            or tally.slow * 100.0 / calls >= self._slow_rate_threshold
-        )
-
     # -- transitions -----------------------------------------------------------------------
 
     def _transition(self, to_state: CircuitBreakerState, at: float) -> None:
@@ -405,15 +394,13 @@ class CircuitBreaker:
 
     def on_success(self, duration: float) -> None:
         """Record a call that succeeded after ``duration`` seconds."""
-        self.on_outcome(False, duration)
+        self._record(False, duration)
 
     def on_error(self, duration: float) -> None:
         """Record a call that failed after ``duration`` seconds."""
-        self.on_outcome(True, duration)
+        self._record(True, duration)
 
-    def on_outcome(self, failed: bool, duration: float) -> None:
-        """:meth:`on_error` or :meth:`on_success` by ``failed``: one call for a caller that
-        already holds the outcome as a flag (a guarded backend call's every ending)."""
+    def _record(self, failed: bool, duration: float) -> None:
         now = self._clock()
         state = self._state
         if state is _OPEN or state is _HALF_OPEN:  # the only states _advance can move
@@ -426,10 +413,18 @@ class CircuitBreaker:
         if state is _OPEN or state is _METRICS_ONLY:
             return
         # The window's total is its snapshot at ``now``: record() has just moved it there.
-        exceeded = self._exceeded(self._window.total)
-        if exceeded is True:
+        # Below the minimum number of calls nothing is judged; above a threshold it trips.
+        tally = self._window.total
+        calls = tally.calls
+        if calls == 0 or calls < self._minimum:
+            return
+        # The rates exactly as _rates computes them (same operations, same floats).
+        if (
+            tally.failed * 100.0 / calls >= self._failure_threshold
+            or tally.slow * 100.0 / calls >= self._slow_rate_threshold
+        ):
             self._transition(_OPEN, now)
-        elif exceeded is False and state is _HALF_OPEN:
+        elif state is _HALF_OPEN:
             self._transition(_CLOSED, now)
 
     def metrics(self) -> CircuitBreakerMetrics:
