@@ -66,6 +66,9 @@ class Throttle:
         # Per (application, plan name): the plan last seen, the store key and its Limits, so a
         # call reads no plan field but its name (pydantic attributes are slow to read).
         self._keys: dict[tuple[str, str], tuple[Plan, str, Limits]] = {}
+        # Per application: the very plan object of its last call and that plan's entry, so
+        # the usual call (same application, same plan object) builds and hashes no tuple.
+        self._last: dict[str, tuple[Plan, str, Limits]] = {}
 
     @property
     def store(self) -> CounterStore:
@@ -80,19 +83,27 @@ class Throttle:
 
     def check(self, application: str, plan: Plan) -> ThrottleDecision:
         """Admit the call and consume a token and a quota unit, or refuse it with a reason."""
+        known = self._last.get(application)
+        if known is None or known[0] is not plan:
+            known = self._last[application] = self._entry(application, plan)
+        limits = known[2]
+        now = self._clock()
+        calendar_now = now if limits.quota is None else self._calendar_clock()
+        return self._store.admit(known[1], limits, now, calendar_now)
+
+    def _entry(self, application: str, plan: Plan) -> tuple[Plan, str, Limits]:
+        """``plan`` (this very object), the store key and the Limits of its terms."""
         name = (application, plan.name)
         known = self._keys.get(name)
         if known is None or (known[0] is not plan and known[0] != plan):
             # First call, or the plan's terms changed under the same name: the store compares.
             limits = Limits(plan.rate_per_second, plan.burst, plan.quota)
             known = self._keys[name] = (plan, application + _SEPARATOR + plan.name, limits)
-        limits = known[2]
-        now = self._clock()
-        calendar_now = now if limits.quota is None else self._calendar_clock()
-        return self._store.admit(known[1], limits, now, calendar_now)
+        return (plan, known[1], known[2])
 
     def forget(self, application: str) -> None:
         """Drop the counters of an application (deleted, or moved to another plan)."""
+        self._last.pop(application, None)
         for name in [name for name in self._keys if name[0] == application]:
             del self._keys[name]
         self._store.forget(application + _SEPARATOR)
