@@ -157,19 +157,25 @@ class _CountWindow:
         # _Tally.add inlined (once per guarded call): the outcome leaving, then the new one.
         total = self.total
         at = self._next
-        old = self._ring[at]
-        if old is not None:
-            old_failed, old_slow = old
-            total.calls -= 1
-            total.failed -= old_failed
-            total.slow -= old_slow
-            total.slow_failed -= old_failed and old_slow
-        self._ring[at] = (failed, slow)
+        ring = self._ring
+        old = ring[at]
+        ring[at] = (failed, slow)
         self._next = (at + 1) % self._size
-        total.calls += 1
-        total.failed += failed
-        total.slow += slow
-        total.slow_failed += failed and slow
+        if old is None:
+            total.calls += 1
+            total.failed += failed
+            total.slow += slow
+            total.slow_failed += failed and slow
+            return
+        # A full ring: one outcome replaces another, the call count stays; each count moves
+        # by the difference only when it changes (whole numbers: the same totals).
+        old_failed, old_slow = old
+        if failed != old_failed:
+            total.failed += failed - old_failed
+        if slow != old_slow:
+            total.slow += slow - old_slow
+        if (failed and slow) != (old_failed and old_slow):
+            total.slow_failed += (failed and slow) - (old_failed and old_slow)
 
     def snapshot(self, now: float) -> _Tally:
         return self.total
