@@ -99,8 +99,11 @@ def _quantiles(buckets: Counter[int], qs: tuple[float, ...]) -> list[float | Non
     if not buckets:
         return [None for _ in qs]
     bins: dict[int, float] = {}
+    known = _bins.get
     for bucket, count in buckets.items():
-        index = _bin(bucket)
+        index = known(bucket)  # _bin(bucket) for a bucket seen before, without its frame
+        if index is None:
+            index = _bin(bucket)
         bins[index] = bins.get(index, 0.0) + count
     ordered = sorted(bins)
     if ordered[-1] - ordered[0] + 1 > _BIN_LIMIT:
