@@ -64,6 +64,7 @@ __all__ = ["SimAggregator", "calling_code", "federation_config", "port_lines"]
 def _run_value(timer: Timer) -> None:
     timer.value()
 
+
 T = TypeVar("T")
 
 NOT_FOUND = Answer(404, "IDENTIFIER_NOT_FOUND")
