@@ -184,35 +184,51 @@ class Database:
         if not watched:
             return (-1 - external, *local)  # not watched yet: any commit elsewhere counts
         if self._shared[0] != external:
+            schema = self._shared[1].get("")
             self._shared = (external, self._read_shared())
+            if schema is not None and self._shared[1][""] != schema:
+                # a table dropped and made again lost its triggers: install them again at
+                # the next ask (the schema's version moves then too, so nothing read before
+                # is trusted)
+                self._watched.clear()
         shared = self._shared[1]
-        return (sum(shared.get(t, 0) for t in tables), *local)
+        return (shared[""] + sum(shared.get(t, 0) for t in tables), *local)
 
     def _watch(self, tables: Sequence[str]) -> bool:
         """Install the version triggers on ``tables`` (once per handle; the file keeps them
-        for every connection); False inside a transaction, which could roll them back."""
+        for every connection). False inside a transaction, which could roll them back, or
+        when a table does not exist (now): the caller's own read will say so."""
         with self._lock:
             if self._conn.in_transaction:
                 return False
+            _wrote()
             for table in tables:
                 if table in self._watched:
                     continue
                 if _NAME.fullmatch(table) is None:
                     raise ValueError(f"not a table name: {table!r}")
-                for event in ("INSERT", "UPDATE", "DELETE"):
-                    self._conn.execute(
-                        f"CREATE TRIGGER IF NOT EXISTS {VERSIONS_TABLE}_{table}_{event.lower()}"
-                        f" AFTER {event} ON {table} BEGIN"
-                        f" INSERT INTO {VERSIONS_TABLE} (name, version) VALUES ('{table}', 1)"
-                        " ON CONFLICT (name) DO UPDATE SET version = version + 1; END"
-                    )
+                try:
+                    for event in ("INSERT", "UPDATE", "DELETE"):
+                        self._conn.execute(
+                            f"CREATE TRIGGER IF NOT EXISTS"
+                            f" {VERSIONS_TABLE}_{table}_{event.lower()} AFTER {event} ON {table}"
+                            f" BEGIN INSERT INTO {VERSIONS_TABLE} (name, version)"
+                            f" VALUES ('{table}', 1)"
+                            " ON CONFLICT (name) DO UPDATE SET version = version + 1; END"
+                        )
+                except sqlite3.OperationalError:
+                    return False
                 self._watched.add(table)
-            _wrote()
             return True
 
     def _read_shared(self) -> dict[str, int]:
+        """Each watched table's version, and the schema's under ``""``: a table renamed,
+        dropped or made again by another connection moves every stamp."""
         with self._lock:
-            rows = self._conn.execute(f"SELECT name, version FROM {VERSIONS_TABLE}").fetchall()
+            rows = self._conn.execute(
+                f"SELECT name, version FROM {VERSIONS_TABLE}"
+                " UNION ALL SELECT '', schema_version FROM pragma_schema_version()"
+            ).fetchall()
         return {name: version for name, version in rows}
 
     def _external(self) -> int:

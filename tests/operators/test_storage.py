@@ -101,3 +101,22 @@ def test_a_table_first_asked_about_inside_a_transaction_counts_every_commit(
     assert first.version("grants") == outside
     first.close()
     second.close()
+
+
+def test_a_table_made_again_elsewhere_is_watched_again(tmp_path: Path) -> None:
+    """Another process renames, drops or makes a table again (its triggers go with it):
+    the stamp moves, and the table's later writes still move it."""
+    first, _ = _pair(tmp_path)
+    outside = sqlite3.connect(first.path, isolation_level=None)
+    before = first.version("grants")
+    outside.execute("ALTER TABLE grants RENAME TO grants_away")
+    renamed = first.version("grants")
+    assert renamed != before
+    outside.execute("DROP TABLE grants_away")
+    outside.execute(SCHEMA)
+    made_again = first.version("grants")
+    assert made_again != renamed
+    outside.execute("INSERT INTO grants (revoked) VALUES (1)")
+    assert first.version("grants") != made_again
+    outside.close()
+    first.close()
