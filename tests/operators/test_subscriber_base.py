@@ -207,3 +207,27 @@ def test_a_ported_in_number_is_a_subject_of_the_identity_server(clock: FakeClock
         identity.subjects.resolve(f"tel:{number}")
     base.record_change(number, ChangeKind.PORT_IN, {"from": "telco-es"})
     assert identity.subjects.resolve(f"tel:{number}").msisdn == number
+
+
+def test_a_kept_subscriber_changes_when_a_change_falls_due_or_is_written_elsewhere(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    """``get`` keeps its answer, but never past the next scheduled change nor past a write
+    by another data centre's handle on the same file."""
+    path = str(tmp_path / "op.sqlite3")
+    config = example_operator(storage=path)
+    here = make_base(config, clock, Database(path))
+    there = make_base(config, clock, Database(path))
+    number = here.test_number("approves")
+    here.record_change(number, ChangeKind.ROAMING, {"country": "DE"}, at=clock.now + 60)
+    before = here.get(number)
+    assert before is not None and before.roaming_country is None
+    assert here.get(number) is before  # kept
+    clock.now += 59.5
+    assert here.get(number) is before
+    clock.now += 0.5  # due now
+    due = here.get(number)
+    assert due is not None and due.roaming_country == "DE"
+    there.record_change(number, ChangeKind.ROAMING, {"country": None})
+    back = here.get(number)
+    assert back is not None and back.roaming_country is None
