@@ -57,7 +57,7 @@ from .global_load_balancer import HealthPolicy
 from .member import MemberOperator
 from .portability import PortabilityDatabase
 from .replica_pool import ReplicaPool
-from .transport import PerOriginPools
+from .transport import PerOriginPools, StatelessClient
 
 READY_PATH = "/federation/ready"
 HOST = "127.0.0.1"
@@ -252,7 +252,7 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     config = load_federation(config_path)
     try:
         KeySealing.for_database(str(run_dir / f"{party}.sqlite3"), required=True)
-        http = httpx.AsyncClient(timeout=10.0, transport=PerOriginPools(partner_urls(config)))
+        http = StatelessClient(timeout=10.0, transport=PerOriginPools(partner_urls(config)))
         app = build_party(
             config,
             party,
@@ -272,8 +272,18 @@ def replica_command(config_path: Path, party: str, run_dir: Path) -> Callable[[i
 
     def command(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "federation.launcher", "party", "--config", str(config_path),
-            "--party", party, "--port", str(port), "--run-dir", str(run_dir),
+            sys.executable,
+            "-m",
+            "federation.launcher",
+            "party",
+            "--config",
+            str(config_path),
+            "--party",
+            party,
+            "--port",
+            str(port),
+            "--run-dir",
+            str(run_dir),
         ]
 
     return command

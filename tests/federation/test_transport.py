@@ -14,8 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
-from federation.transport import PerOriginPools
+from federation.transport import AsgiNetwork, PerOriginPools, StatelessClient
 
 WAVE = 30
 """Concurrent calls per wave: more than httpx's default keep-alive limit (20)."""
@@ -115,3 +116,37 @@ async def test_other_origins_share_one_pool(origins: tuple[Origin, Origin]) -> N
             ports_of_two_waves(http, origins[0].url), ports_of_two_waves(http, origins[1].url)
         )
     assert transport._pools == {}, "no pool was made for an outsider's origin"
+
+
+async def test_a_stateless_client_carries_no_cookie_from_one_call_to_the_next() -> None:
+    """A party's client serves every caller: a cookie a partner set on one answer must not
+    ride on another caller's request; a request's own cookies still go out."""
+    seen: list[str | None] = []
+
+    async def partner(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope["headers"])
+        seen.append(headers.get(b"cookie", b"").decode() or None)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"set-cookie", b"session=caller-one; Path=/")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async with StatelessClient(transport=AsgiNetwork({"partner.test": partner})) as http:
+        first = await http.get("http://partner.test/a")
+        assert first.headers["set-cookie"].startswith("session=")
+        await http.get("http://partner.test/b")
+        await http.get("http://partner.test/c", cookies={"own": "1"})
+        assert not http.cookies
+        with pytest.raises(ValueError, match="keeps no cookies"):
+            http.cookies = {"a": "b"}
+    assert seen == [None, None, "own=1"]
+    with pytest.raises(ValueError, match="keeps no cookies"):
+        StatelessClient(cookies={"a": "b"})
+    async with httpx.AsyncClient(transport=AsgiNetwork({"partner.test": partner})) as plain:
+        await plain.get("http://partner.test/a")
+        await plain.get("http://partner.test/b")
+    assert seen[-1] == "session=caller-one"  # what a plain client would have done
