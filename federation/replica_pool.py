@@ -57,6 +57,7 @@ from operators import cancel_and_wait, is_admin
 from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, ScaleDecision
 
 from .pool_metrics import POOL_METRICS_PATH, PoolTally, exposition
+from .transport import StatelessClient
 from .types import Clock
 
 READY_PATH = "/federation/ready"
@@ -437,7 +438,9 @@ class ReplicaPool:
 
     async def start(self) -> None:
         """Start the first replica and the supervisor on the running event loop."""
-        self._http = httpx.AsyncClient(
+        # stateless: one visitor's session cookie, set by a replica, never rides on the
+        # next visitor's request
+        self._http = StatelessClient(
             timeout=self.policy.request_timeout,
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
         )

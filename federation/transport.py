@@ -33,6 +33,16 @@ class _NoCookies(httpx.Cookies):
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
 
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise ValueError("a StatelessClient keeps no cookies; pass them per request")
+
+    def update(self, cookies: object = None) -> None:  # type: ignore[override]
+        if cookies:
+            raise ValueError("a StatelessClient keeps no cookies; pass them per request")
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self.set(name, value)
+
 
 class StatelessClient(httpx.AsyncClient):
     """The client a party calls its partners with: it keeps no cookies between requests.

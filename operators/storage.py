@@ -91,6 +91,8 @@ class Database:
         """Tables whose writes by any connection bump their row in :data:`VERSIONS_TABLE`."""
         self._shared: tuple[int, dict[str, int]] = (-1, {})
         """``(data_version, versions)``: that table as read when ``data_version`` was so."""
+        self._schema: int | None = None
+        """The schema's version when the triggers were last known to be in place."""
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -184,13 +186,14 @@ class Database:
         if not watched:
             return (-1 - external, *local)  # not watched yet: any commit elsewhere counts
         if self._shared[0] != external:
-            schema = self._shared[1].get("")
             self._shared = (external, self._read_shared())
-            if schema is not None and self._shared[1][""] != schema:
-                # a table dropped and made again lost its triggers: install them again at
-                # the next ask (the schema's version moves then too, so nothing read before
-                # is trusted)
+            schema = self._shared[1][""]
+            if schema != self._schema:
+                # a table dropped, renamed or made again may have lost its triggers: they
+                # are checked again at the next ask (the schema's version is part of the
+                # stamp, so nothing read before is trusted meanwhile)
                 self._watched.clear()
+                self._schema = schema
         shared = self._shared[1]
         return (shared[""] + sum(shared.get(t, 0) for t in tables), *local)
 
@@ -201,7 +204,6 @@ class Database:
         with self._lock:
             if self._conn.in_transaction:
                 return False
-            _wrote()
             for table in tables:
                 if table in self._watched:
                     continue
@@ -209,17 +211,31 @@ class Database:
                     raise ValueError(f"not a table name: {table!r}")
                 try:
                     for event in ("INSERT", "UPDATE", "DELETE"):
-                        self._conn.execute(
-                            f"CREATE TRIGGER IF NOT EXISTS"
-                            f" {VERSIONS_TABLE}_{table}_{event.lower()} AFTER {event} ON {table}"
-                            f" BEGIN INSERT INTO {VERSIONS_TABLE} (name, version)"
-                            f" VALUES ('{table}', 1)"
-                            " ON CONFLICT (name) DO UPDATE SET version = version + 1; END"
-                        )
+                        self._install(table, event)
                 except sqlite3.OperationalError:
                     return False
                 self._watched.add(table)
+            if self._schema is None:
+                self._schema = int(self._conn.execute("PRAGMA schema_version").fetchone()[0])
             return True
+
+    def _install(self, table: str, event: str) -> None:
+        """One trigger, made again when a rename left it on another table (a table renamed
+        away takes its triggers along; the one made under the old name would have none)."""
+        name = f"{VERSIONS_TABLE}_{table}_{event.lower()}"
+        row = self._conn.execute(
+            "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+        ).fetchone()
+        if row is not None and row[0] == table:
+            return
+        _wrote()
+        if row is not None:
+            self._conn.execute(f"DROP TRIGGER {name}")
+        self._conn.execute(
+            f"CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN"
+            f" INSERT INTO {VERSIONS_TABLE} (name, version) VALUES ('{table}', 1)"
+            " ON CONFLICT (name) DO UPDATE SET version = version + 1; END"
+        )
 
     def _read_shared(self) -> dict[str, int]:
         """Each watched table's version, and the schema's under ``""``: a table renamed,

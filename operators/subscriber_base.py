@@ -208,7 +208,7 @@ class SubscriberBase:
             return kept[3]
         found = self._current(msisdn)
         due = self.next_change_after(msisdn, now)
-        if len(self._as_of) >= 65_536:
+        if len(self._as_of) >= 4096:  # whole subscribers: ~5 KiB each
             self._as_of.clear()
         self._as_of[msisdn] = (stamp, now, math.inf if due is None else due, found)
         return found

@@ -16,9 +16,11 @@ import json
 import os
 import signal
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -499,3 +501,44 @@ async def test_pool_metrics_count_replicas_by_state_events_and_replica_seconds(
 
 def state_of(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str) -> float:
     return metrics[("ogsim_pool_replicas", (("pool", "telco-x"), ("state", name)))]
+
+
+class _SessionReplica(BaseHTTPRequestHandler):
+    """A replica whose sign-in page sets a session cookie; every page echoes the cookie."""
+
+    def do_GET(self) -> None:
+        body = (self.headers.get("Cookie") or "<none>").encode()
+        self.send_response(200)
+        if self.path == "/my/sign-in":
+            self.send_header("Set-Cookie", "ogsim_my=alice-session; Path=/; HttpOnly")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+async def test_one_visitors_session_cookie_never_rides_on_the_next_visitors_request(
+    clock: Any,
+) -> None:
+    """The pool forwards every browser's requests through one client: a cookie a replica set
+    for Alice must reach the replica on Alice's requests only, never on Bob's."""
+    pool = scripted(clock, replicas=1)
+    await pool.start()
+    (replica,) = pool.members
+    replica.in_rotation = True
+    server = ThreadingHTTPServer(("127.0.0.1", replica.port), _SessionReplica)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        transport = httpx.ASGITransport(app=pool)
+        async with httpx.AsyncClient(transport=transport, base_url="http://front") as alice:
+            signed_in = await alice.get("/my/sign-in")
+            assert signed_in.headers["set-cookie"].startswith("ogsim_my=alice-session")
+            assert (await alice.get("/my/")).text == "ogsim_my=alice-session"
+        async with httpx.AsyncClient(transport=transport, base_url="http://front") as bob:
+            assert (await bob.get("/my/")).text == "<none>"
+    finally:
+        server.shutdown()
+        server.server_close()
+        await pool.stop()

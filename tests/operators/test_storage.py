@@ -120,3 +120,28 @@ def test_a_table_made_again_elsewhere_is_watched_again(tmp_path: Path) -> None:
     assert first.version("grants") != made_again
     outside.close()
     first.close()
+
+
+def test_a_table_renamed_away_takes_its_triggers_and_the_new_one_gets_its_own(
+    tmp_path: Path,
+) -> None:
+    """A table renamed and kept takes its triggers along; the table made under the old name
+    is watched on its own (writes to it elsewhere move the stamp)."""
+    first, _ = _pair(tmp_path)
+    outside = sqlite3.connect(first.path, isolation_level=None)
+    first.version("grants")
+    outside.execute("ALTER TABLE grants RENAME TO grants_old")
+    outside.execute(SCHEMA)
+    made_again = first.version("grants")  # the schema moved: the triggers are checked again
+    outside.execute("INSERT INTO grants (revoked) VALUES (1)")
+    assert first.version("grants") != made_again
+    tables = {
+        row[0]
+        for row in outside.execute(
+            "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
+            " AND name LIKE 'ogsim_table_versions_grants_%'"
+        )
+    }
+    assert tables == {"grants"}
+    outside.close()
+    first.close()
