@@ -230,8 +230,12 @@ class Admission:
 
     def rate(self, client_id: str, api: str) -> Plan:
         """The application's plan for ``api``, if its throttle lets one more call through."""
+        return self._rated(client_id, api, throttle_key(client_id, api))
+
+    def _rated(self, client_id: str, api: str, key: str) -> Plan:
+        """:meth:`rate`, the throttle key given (:meth:`admit` keeps it in its memo)."""
         plan = self.plans.plan_for(client_id, api)
-        decision = self.throttle.check(throttle_key(client_id, api), plan)
+        decision = self.throttle.check(key, plan)
         if not decision.allowed:
             raise _throttled(decision)
         return plan
@@ -247,15 +251,11 @@ class Admission:
         """Every step in order (the live gateway checks an idempotent replay in between)."""
         granted = self._authorize(facts, operation, party_trusted, correlator)
         context = granted.context
-        # rate(), with the throttle key kept in the memo entry.
         client_id, api = context.client_id, operation.api
-        plan = self.plans.plan_for(client_id, api)
         key = granted.key
         if key is None:
             key = granted.key = throttle_key(client_id, api)
-        decision = self.throttle.check(key, plan)
-        if not decision.allowed:
-            raise _throttled(decision)
+        plan = self._rated(client_id, api, key)
         admitted = granted.admitted
         if admitted is not None and admitted.plan is plan:
             return admitted

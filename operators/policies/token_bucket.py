@@ -81,23 +81,12 @@ class TokenBucket:
         return False
 
     def take_one_at(self, now: float) -> bool:
-        """:meth:`try_acquire_at` for one token, the refill inlined: the throttle's every call.
-
-        The same arithmetic as ``_refill`` then ``tokens >= 1``, so the same floats and the
-        same answer.
-        """
-        tokens = self._tokens
-        last = self._last
-        if now > last:
-            tokens += (now - last) * self._rate
-            capacity = self._capacity
-            if capacity <= tokens:
-                tokens = capacity
-            self._last = now
-        if tokens >= 1:
-            self._tokens = tokens - 1
+        """:meth:`try_acquire_at` for one token, without its argument checks: the throttle's
+        every call."""
+        self._refill(now)
+        if self._tokens >= 1:
+            self._tokens -= 1
             return True
-        self._tokens = tokens
         return False
 
     def retry_after_at(self, now: float, n: int = 1) -> float:
