@@ -117,10 +117,8 @@ T = TypeVar("T")
 
 
 class _Chooser(Generic[T]):
-    """Weighted choice by bisection over cumulative weights (one uniform per draw).
-
-    :meth:`SimApplication.begin` draws with the same arithmetic inline (``cumulative``,
-    ``total``, ``last`` and ``values``), one frame less per choice and call."""
+    """Weighted choice by bisection over cumulative weights (one uniform per draw), answering
+    the chosen value itself (an operator object, an API name), not its name to look up."""
 
     __slots__ = ("cumulative", "last", "names", "total", "values")
 
@@ -250,13 +248,8 @@ class SimApplication:
     def begin(self) -> None:
         """One API operation arrives: a line, maybe a CIBA token, then its first attempt."""
         rng = self._rng
-        # Two weighted choices, as _Chooser.__call__ draws them (inline: a frame less each).
-        pick = self._pick_operator
-        index = _bisect_right(pick.cumulative, rng.random() * pick.total)
-        chosen = pick.values[index if index < pick.last else pick.last]
-        pick_api = self._pick_api
-        index = _bisect_right(pick_api.cumulative, rng.random() * pick_api.total)
-        api = pick_api.values[index if index < pick_api.last else pick_api.last]
+        chosen = self._pick_operator(rng)
+        api = self._pick_api(rng)
         # rng.randrange(len(lines)), written out as Random._randbelow draws it (same bits)
         lines = chosen.lines
         count = len(lines)
@@ -370,18 +363,12 @@ class _Operation:
         """Send the request now (or wait for a token first), bounded by the client timeout."""
         app = self.app
         stats = self.stats
-        stats.attempts += 1  # Metrics.attempt, inline (a frame less per request)
-        if self.number > 1:
-            stats.retries += 1
+        app.metrics.attempt(stats, self.number > 1)
         reply = _Reply(self)
         app._deadlines.add(app.env._now + app._timeout, reply)
         operator = self.operator
-        via = app._via
-        # app.ready(operator), inline (a frame less per request)
-        if not app.partitioned(app.id, AGGREGATOR if via else operator.id, False) and (
-            not app._cached_tokens or app._tokens.get(operator.id, -1.0) > app.env._now
-        ):
-            if via:
+        if app.ready(operator):
+            if app._via:
                 assert app.aggregator is not None
                 app.aggregator.handle(app.client, self.api, self.line, reply)
             else:

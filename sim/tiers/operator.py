@@ -16,7 +16,6 @@ so a call costs a Timeout per station it holds and no process; every outcome is 
 
 from __future__ import annotations
 
-import math
 import random
 import zlib
 from collections import Counter
@@ -39,7 +38,7 @@ from federation import (
 )
 from operators import CamaraError, OperatorConfig, PurposePolicy, Subscriber, default_plans
 from operators.camara import WORKLOADS, Operation, needs_consent, operation_named
-from operators.core import ExponentialServiceTime, Faults, NetworkFunctionKind
+from operators.core import Faults, NetworkFunctionKind
 from operators.gateway import Admission, InMemoryPlans, objection, sandbox_refusal
 from operators.identity import Consent, GrantFacts, GrantType, TokenContext
 from operators.integrator import BackendGuard, Flow
@@ -77,8 +76,6 @@ __all__ = [
     "SimDataCentre",
     "SimOperator",
 ]
-
-_log = math.log
 
 AGGREGATOR = "aggregator"
 """The aggregator's party id in the trust graph (and in partitions)."""
@@ -238,13 +235,6 @@ class SimDataCentre:
         self.guards = guards
         self.gateway_time = spec.gateway.service_time.sampler()
         """Draws a gateway replica's processing time for one request."""
-        service_time = spec.gateway.service_time
-        self.gateway_rate = (
-            1.0 / service_time.mean if isinstance(service_time, ExponentialServiceTime) else 0.0
-        )
-        """The rate of an exponential gateway time (0.0 for another distribution): drawn
-        inline with ``Random.expovariate``'s own formula (the same float rate, so the same
-        draws and values), without the sampler's and ``expovariate``'s frames per call."""
         self.after_answer = spec.gateway.work_after_answer
         """The share of that time the replica spends after the call has passed on."""
 
@@ -517,8 +507,7 @@ class SimOperator:
             reply(NO_GATEWAY_READY)
             return
         request = _Request(self, dc, client, api, line, via_aggregator, reply)
-        rate = dc.gateway_rate
-        seconds = -_log(1.0 - self._rng.random()) / rate if rate else dc.gateway_time(self._rng)
+        seconds = dc.gateway_time(self._rng)
         share = dc.after_answer
         if share:
             # The work after the answer (live: the metering commit, a callback the event loop
