@@ -46,9 +46,10 @@ if TYPE_CHECKING:
         HealthTracker,
         NoHealthyDataCentreError,
     )
-    from federation.launcher import FederationProcesses, descriptor, free_port_block
+    from federation.launcher import FederationProcesses, descriptor
     from federation.network_id import NetworkIdService
     from federation.portability import PortabilityDatabase
+    from federation.ports import free_port_block
     from federation.rate_card import RateCard, WholesaleRate
     from federation.replica_pool import POOL_AUTOSCALER, PoolPolicy, ReplicaPool
     from federation.settlement import (
@@ -156,7 +157,7 @@ _HOMES = {
     "NoHealthyDataCentreError": "federation.global_load_balancer",
     "FederationProcesses": "federation.launcher",
     "descriptor": "federation.launcher",
-    "free_port_block": "federation.launcher",
+    "free_port_block": "federation.ports",
     "NetworkIdService": "federation.network_id",
     "PortabilityDatabase": "federation.portability",
     "POOL_AUTOSCALER": "federation.replica_pool",

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -56,6 +55,7 @@ from .federation import network_id_apps
 from .global_load_balancer import HealthPolicy
 from .member import MemberOperator
 from .portability import PortabilityDatabase
+from .ports import listening_socket
 from .replica_pool import ReplicaPool
 from .transport import PerOriginPools, StatelessClient
 
@@ -67,24 +67,6 @@ DEMO_SCOPE = (
     "device-reachability-status:read device-roaming-status:read"
 )
 DEMO_PURPOSES = ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"]
-
-
-def free_port_block(count: int) -> int:
-    """A first port with ``count`` free loopback ports after it (checked, not reserved)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65000:
-            continue
-        try:
-            for port in range(base, base + count):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no free block of loopback ports")
 
 
 def localize(config: FederationConfig, base_port: int, host: str = HOST) -> FederationConfig:
@@ -242,7 +224,9 @@ def partner_urls(config: FederationConfig) -> list[str]:
     return urls
 
 
-def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
+def serve_party(
+    config_path: Path, party: str, port: int, run_dir: Path, fd: int | None = None
+) -> int:
     """Run one party under uvicorn until SIGINT/SIGTERM, then shut down cleanly (its
     housekeeping stopped, group commits flushed, database closed): exit status 0.
 
@@ -263,7 +247,7 @@ def serve_party(config_path: Path, party: str, port: int, run_dir: Path) -> int:
     except KeyEncryptionKeyError as error:
         print(f"{party}: {error}", file=sys.stderr)
         return 2
-    serve_until_stopped(app, HOST, port)
+    serve_until_stopped(app, HOST, port, fd)
     return 0
 
 
@@ -290,7 +274,12 @@ def replica_command(config_path: Path, party: str, run_dir: Path) -> Callable[[i
 
 
 def serve_pool(
-    config_path: Path, party: str, port: int, run_dir: Path, autoscaler: AutoscalerConfig
+    config_path: Path,
+    party: str,
+    port: int,
+    run_dir: Path,
+    autoscaler: AutoscalerConfig,
+    fd: int | None = None,
 ) -> int:
     """Run one operator as a :class:`ReplicaPool` of party processes on ``port``, scaled by
     ``autoscaler``, until SIGINT/SIGTERM; the replicas are stopped with it (exit status 0)."""
@@ -307,7 +296,7 @@ def serve_pool(
         autoscaler=autoscaler,
         log_dir=run_dir,
     )
-    serve_until_stopped(pool, HOST, port)
+    serve_until_stopped(pool, HOST, port, fd)
     return 0
 
 
@@ -383,22 +372,33 @@ class FederationProcesses:
             time.sleep(0.2)
 
     def start_party(self, party: str) -> None:
-        """Start (or start again, after a crash) one party's process on its port."""
+        """Start (or start again, after a crash) one party's process on its port.
+
+        The port is bound here and the listening socket handed to the process (``--fd``):
+        the process needs a second or two to import itself, and the port must not be taken
+        meanwhile (raises :class:`RuntimeError` naming the port if it is taken already)."""
         port = party_ports(self.config)[party]
         env = {**os.environ, KeySealing.ENV: self.key_encryption_key}
-        log = (self.run_dir / f"{party}.log").open("ab")
         command = replica_command(self.config_path, party, self.run_dir)(port)
         if self.autoscale is not None and any(o.id == party for o in self.config.operators):
             settings = self.run_dir / "autoscaler.json"
             settings.write_text(self.autoscale.model_dump_json(indent=2))
             command[3] = "pool"
             command += ["--autoscaler", str(settings)]
-        self.processes[party] = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+        try:
+            sock = listening_socket(port)
+        except OSError as error:
+            raise RuntimeError(
+                f"{party} cannot listen on {HOST}:{port}: {error.strerror}"
+            ) from None
+        with sock, (self.run_dir / f"{party}.log").open("ab") as log:
+            self.processes[party] = subprocess.Popen(
+                [*command, "--fd", str(sock.fileno())],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                pass_fds=(sock.fileno(),),
+            )
 
     def origins(self) -> dict[str, str]:
         return {party: f"http://{HOST}:{port}" for party, port in party_ports(self.config).items()}
@@ -530,6 +530,9 @@ def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> d
     }
 
 
+FD_HELP = "serve on this inherited listening socket (bound to --port) instead of binding"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """``python -m federation.launcher party --config FILE --party ID --port N --run-dir D``."""
     parser = argparse.ArgumentParser(prog="python -m federation.launcher")
@@ -539,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     party.add_argument("--party", required=True)
     party.add_argument("--port", type=int, required=True)
     party.add_argument("--run-dir", type=Path, default=Path.cwd())
+    party.add_argument("--fd", type=int, help=FD_HELP)
     pool = commands.add_parser(
         "pool", help="run one operator as a pool of replica processes, autoscaled and healed"
     )
@@ -549,11 +553,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     pool.add_argument(
         "--autoscaler", type=Path, required=True, help="AutoscalerConfig as a JSON file"
     )
+    pool.add_argument("--fd", type=int, help=FD_HELP)
     args = parser.parse_args(argv)
     if args.command == "pool":
         autoscaler = AutoscalerConfig.model_validate_json(args.autoscaler.read_text())
-        sys.exit(serve_pool(args.config, args.party, args.port, args.run_dir, autoscaler))
-    sys.exit(serve_party(args.config, args.party, args.port, args.run_dir))
+        sys.exit(serve_pool(args.config, args.party, args.port, args.run_dir, autoscaler, args.fd))
+    sys.exit(serve_party(args.config, args.party, args.port, args.run_dir, args.fd))
 
 
 if __name__ == "__main__":

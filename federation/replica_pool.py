@@ -42,7 +42,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -57,6 +56,7 @@ from operators import cancel_and_wait, is_admin
 from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, ScaleDecision
 
 from .pool_metrics import POOL_METRICS_PATH, PoolTally, exposition
+from .ports import free_port
 from .transport import StatelessClient
 from .types import Clock
 
@@ -109,14 +109,6 @@ class PoolPolicy:
     def detection_window(self) -> float:
         """Worst case from a replica's death to leaving the rotation by probes alone."""
         return self.probe_interval * self.failures_to_down
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A loopback port free now (checked, not reserved: a replica that loses the race to
-    bind it exits and is replaced)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 class Process(Protocol):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import socket
+import sys
 from collections.abc import Iterator
 
 from starlette.types import ASGIApp
@@ -16,21 +18,32 @@ from starlette.types import ASGIApp
 GRACEFUL_SHUTDOWN = 5
 """Seconds a stopping server lets in-flight requests finish before cancelling them: a request
 waiting on a partner that is stopping too must not hold up the whole federation's stop."""
+STARTUP_FAILURE = 3
+"""uvicorn's exit status when the server could not start (a port taken, say)."""
 
 
-def serve_until_stopped(app: ASGIApp, host: str, port: int) -> None:
-    """Run ``app`` on ``host:port`` until a stop signal; returns after a clean shutdown."""
+def serve_until_stopped(app: ASGIApp, host: str, port: int, fd: int | None = None) -> None:
+    """Run ``app`` on ``host:port`` until a stop signal; returns after a clean shutdown.
+
+    With ``fd``, serve on that already-listening socket instead of binding (the launcher binds
+    it before starting this process, so no other process can take the port meanwhile). A
+    server that could not start exits with uvicorn's start-up failure status (3)."""
     import uvicorn  # only a serving process pays for importing the server
 
-    with absorbed_stop_signals():
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+    )
+    server = uvicorn.Server(config)
+    sockets = None if fd is None else [socket.socket(fileno=fd)]
+    with absorbed_stop_signals(), contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=sockets)
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from federation.ports import free_port
 from operators.identity import KeySealing
 
 os.environ.setdefault(KeySealing.ENV, KeySealing.generate())
@@ -87,9 +88,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     if not os.access(REDIS_SERVER, os.X_OK):
         pytest.skip(f"{REDIS_SERVER} is absent: install Debian's redis-server (.ci/run does)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # outside the ephemeral range: redis binds it only once it has started
     workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
         [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",

@@ -198,6 +198,9 @@ def up(
                 if process.poll() is not None:
                     console.print(f"[red]{party} exited with {process.returncode}[/red]")
                     stop.set()
+    except (RuntimeError, TimeoutError) as error:  # a port taken, a party that did not start
+        console.print(f"ogsim up: {error}", style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1) from None
     finally:
         codes = processes.stop()
         for s, handler in previous.items():

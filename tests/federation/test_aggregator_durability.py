@@ -19,7 +19,8 @@ from joserfc.jwk import ECKey
 
 from federation import default_federation
 from federation.client import ApplicationClient
-from federation.launcher import FederationProcesses, descriptor, free_port_block
+from federation.launcher import FederationProcesses, descriptor
+from federation.ports import free_port_block
 
 WORKERS = 3
 CALLS_PER_WORKER = 50

@@ -30,8 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from federation.client import ApplicationClient, new_client_key
 from federation.config import FederationConfig, default_federation
-from federation.launcher import FederationProcesses, free_port_block
+from federation.launcher import FederationProcesses
 from federation.pool_metrics import POOL_METRICS_PATH
+from federation.ports import free_port_block
 from federation.replica_pool import PoolPolicy, Replica, ReplicaPool
 from operators import TEST_NUMBERS, NumberPlan
 from operators.policies import AutoscalerConfig

@@ -17,7 +17,7 @@ from joserfc.jwk import ECKey
 
 from federation.client import ApplicationClient
 from federation.config import PORTED_NUMBER
-from federation.launcher import free_port_block
+from federation.ports import free_port_block
 
 STOP_BOUND = 120
 

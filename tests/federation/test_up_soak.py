@@ -27,7 +27,7 @@ from joserfc.jwk import ECKey
 
 from federation.client import ApplicationClient
 from federation.config import default_federation
-from federation.launcher import free_port_block
+from federation.ports import free_port_block
 from operators.config import TokenLifetimes
 
 ROUNDS = 12

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from federation.config import default_federation
-from federation.launcher import FederationProcesses, descriptor, free_port_block
+from federation.launcher import FederationProcesses, descriptor
+from federation.ports import free_port_block
 
 
 @pytest.fixture(scope="package")

@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from federation.config import FederationConfig, default_federation
-from federation.launcher import FederationProcesses, descriptor, free_port_block
+from federation.launcher import FederationProcesses, descriptor
+from federation.ports import free_port_block
 from loadtests.federation_view import load_descriptor
 from loadtests.locust_run import LOCUSTFILE, run_locust
 from operators.analytics.alerts import verify_signature

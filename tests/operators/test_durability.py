@@ -24,7 +24,7 @@ import httpx
 import yaml
 
 from federation.client import ApplicationClient, new_client_key
-from federation.launcher import free_port_block
+from federation.ports import free_port_block
 from operators.config import TokenLifetimes, example_operator
 from operators.storage import Database
 from operators.subscriber_base import SubscriberBase

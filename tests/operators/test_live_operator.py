@@ -8,7 +8,6 @@ the handset of the first test number: network-based authentication over loopback
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from federation.client import ApplicationClient, OAuthClientError, new_client_key
+from federation.ports import free_port
 from operators.config import TokenLifetimes, example_operator
 from operators.storage import Database
 from operators.subscriber_base import SubscriberBase
@@ -32,12 +32,6 @@ SCOPES = (
 )
 REDIRECT = "https://app.example/callback"
 ADMIN = {"Authorization": "Bearer admin-secret"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
 
+from federation.ports import free_port
+
 BOUND = 60.0
 """Generous bound on the process starting and stopping (never a fixed sleep)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_corporate_idp_serves_discovery_and_stops_on_sigterm() -> None:
-    port = _free_port()
+    port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "sim.cli", "corporate-idp", "--port", str(port),

@@ -26,7 +26,7 @@ import yaml
 from typer.testing import CliRunner
 
 from federation.client import new_client_key
-from federation.launcher import free_port_block
+from federation.ports import free_port_block
 from loadtests.conformance.ogsim_operator import conformance_config, register_client
 from sim.cli import app
 from sim.cli.qa import run_conformance_command
