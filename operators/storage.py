@@ -12,6 +12,7 @@ from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
+_ROLLBACK = re.compile(r"^\s*ROLLBACK\b", re.IGNORECASE)
 _WRITE = re.compile(
     r"^\s*(?:INSERT|UPDATE|DELETE|REPLACE)\s+(?:OR\s+\w+\s+)?(?:INTO\s+|FROM\s+)?(\w+)",
     re.IGNORECASE,
@@ -121,6 +122,7 @@ class Database:
                 self._depth -= 1
                 if outer:
                     self._conn.execute("ROLLBACK")
+                    self._rolled_back()
                 raise
             else:
                 self._depth -= 1
@@ -157,6 +159,18 @@ class Database:
         if match is not None:
             table = match.group(1).lower()
             self._table_versions[table] = self._table_versions.get(table, 0) + 1
+        elif _ROLLBACK.match(sql) is not None:
+            self._rolled_back()
+
+    def _rolled_back(self) -> None:
+        """A transaction or savepoint was undone. A read between its writes and the undo saw
+        rows that never were, under a stamp that counted those writes: each table this handle
+        wrote gets a new stamp, and the shared versions (which the undone triggers bumped,
+        if they were read meanwhile) are read again."""
+        for table in self._table_versions:
+            self._table_versions[table] += 1
+        self._shared = (-1, {})
+        _wrote()
 
     def version(self, *tables: str) -> tuple[int, ...]:
         """A stamp that changes whenever one of ``tables`` may have changed.

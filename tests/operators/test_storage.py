@@ -145,3 +145,39 @@ def test_a_table_renamed_away_takes_its_triggers_and_the_new_one_gets_its_own(
     assert tables == {"grants"}
     outside.close()
     first.close()
+
+
+def test_a_rolled_back_write_leaves_no_stamp_a_cache_could_match(tmp_path: Path) -> None:
+    """A read after an uncommitted write sees that row; once the transaction is undone, the
+    stamp it was cached under must never come back."""
+    first, second = _pair(tmp_path)
+    memory = Database()
+    memory.ensure_schema(SCHEMA)
+    for db in (first, memory):
+        db.version("grants")  # watched from here on
+        try:
+            with db.transaction():
+                db.execute("INSERT INTO grants (id, revoked) VALUES (1, 0)")
+                inside = db.version("grants")
+                raise LookupError("the call failed after its write")
+        except LookupError:
+            pass
+        after = db.version("grants")
+        assert after != inside
+        db.execute("INSERT INTO grants (id, revoked) VALUES (2, 0)")  # counters move on
+        assert db.version("grants") != inside
+    second.close()
+
+
+def test_a_rolled_back_savepoint_moves_the_stamp(tmp_path: Path) -> None:
+    """The group commit undoes one failed call's writes with ROLLBACK TO a savepoint."""
+    first, _ = _pair(tmp_path)
+    first.version("grants")
+    with first.transaction():
+        first.execute("SAVEPOINT call")
+        first.execute("INSERT INTO grants (id, revoked) VALUES (1, 0)")
+        inside = first.version("grants")
+        first.execute("ROLLBACK TO call")
+        first.execute("RELEASE call")
+    assert first.version("grants") != inside
+    assert first.execute("UPDATE grants SET revoked = 1") == 0  # the row was never kept
