@@ -46,7 +46,7 @@ if TYPE_CHECKING:
         HealthTracker,
         NoHealthyDataCentreError,
     )
-    from federation.launcher import FederationProcesses, descriptor
+    from federation.launcher import FederationProcesses, PartyStartError, descriptor
     from federation.network_id import NetworkIdService
     from federation.portability import PortabilityDatabase
     from federation.ports import free_port_block
@@ -90,6 +90,7 @@ __all__ = [
     "NoHealthyDataCentreError",
     "NodeKind",
     "OAuthClientError",
+    "PartyStartError",
     "PoolPolicy",
     "PortabilityDatabase",
     "RateCard",
@@ -156,6 +157,7 @@ _HOMES = {
     "HealthTracker": "federation.global_load_balancer",
     "NoHealthyDataCentreError": "federation.global_load_balancer",
     "FederationProcesses": "federation.launcher",
+    "PartyStartError": "federation.launcher",
     "descriptor": "federation.launcher",
     "free_port_block": "federation.ports",
     "NetworkIdService": "federation.network_id",

@@ -69,6 +69,11 @@ DEMO_SCOPE = (
 DEMO_PURPOSES = ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"]
 
 
+class PartyStartError(RuntimeError):
+    """A party of ``ogsim up`` could not start: its port taken, its process exited, or it
+    reported a failed start-up."""
+
+
 def localize(config: FederationConfig, base_port: int, host: str = HOST) -> FederationConfig:
     """The same federation on ``host``: operators on ``base_port``…, aggregators after them."""
     port = base_port
@@ -356,7 +361,7 @@ class FederationProcesses:
             party = pending[0]
             process = self.processes[party]
             if process.poll() is not None:
-                raise RuntimeError(
+                raise PartyStartError(
                     f"{party} exited with {process.returncode}; "
                     f"see {self.run_dir / (party + '.log')}"
                 )
@@ -376,7 +381,7 @@ class FederationProcesses:
 
         The port is bound here and the listening socket handed to the process (``--fd``):
         the process needs a second or two to import itself, and the port must not be taken
-        meanwhile (raises :class:`RuntimeError` naming the port if it is taken already)."""
+        meanwhile (raises :class:`PartyStartError` naming the port if it is taken already)."""
         port = party_ports(self.config)[party]
         env = {**os.environ, KeySealing.ENV: self.key_encryption_key}
         command = replica_command(self.config_path, party, self.run_dir)(port)
@@ -388,7 +393,7 @@ class FederationProcesses:
         try:
             sock = listening_socket(port)
         except OSError as error:
-            raise RuntimeError(
+            raise PartyStartError(
                 f"{party} cannot listen on {HOST}:{port}: {error.strerror}"
             ) from None
         with sock, (self.run_dir / f"{party}.log").open("ab") as log:
@@ -411,7 +416,7 @@ class FederationProcesses:
             for party, origin in list(pending.items()):
                 process = self.processes.get(party)
                 if process is not None and process.poll() is not None:
-                    raise RuntimeError(
+                    raise PartyStartError(
                         f"{party} exited with {process.returncode}; "
                         f"see {self.run_dir / (party + '.log')}"
                     )
@@ -422,7 +427,7 @@ class FederationProcesses:
                 if response.status_code == 200:
                     del pending[party]
                 elif response.status_code == 500:
-                    raise RuntimeError(f"{party} failed to start: {response.json()['failure']}")
+                    raise PartyStartError(f"{party} failed to start: {response.json()['failure']}")
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout:.0f} s: {sorted(pending)}")
             if pending:
@@ -461,7 +466,7 @@ class FederationProcesses:
             timeout=5.0,
         )
         if response.status_code not in (200, 201):
-            raise RuntimeError(f"registering the demo application: {response.text}")
+            raise PartyStartError(f"registering the demo application: {response.text}")
         return {
             "clientId": DEMO_APPLICATION,
             "authMethod": "private_key_jwt",

@@ -57,14 +57,35 @@ def is_free(port: int, host: str = HOST) -> bool:
 
 def free_port_block(count: int, host: str = HOST) -> int:
     """A first port with ``count`` free consecutive loopback ports from it, outside the
-    ephemeral range (checked, not reserved: bind them with :func:`listening_socket`)."""
+    ephemeral range where there is room (checked, not reserved: bind them with
+    :func:`listening_socket`). Every candidate start is equally likely, so concurrent
+    callers (test workers) seldom pick overlapping blocks."""
     ranges = candidate_ranges(count)
-    if not ranges:
-        raise RuntimeError(f"no room for {count} ports outside the ephemeral range")
+    total = sum(len(r) for r in ranges)
+    if not total:  # a kernel whose ephemeral range leaves no room: take what bind(0) gives
+        return _kernel_block(count, host)
     chooser = random.SystemRandom()
     for _ in range(200):
-        base = chooser.choice(chooser.choice(ranges))
+        offset = chooser.randrange(total)
+        for candidates in ranges:
+            if offset < len(candidates):
+                base = candidates[offset]
+                break
+            offset -= len(candidates)
         if all(is_free(port, host) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no free block of {count} loopback ports")
+
+
+def _kernel_block(count: int, host: str) -> int:
+    """A free block starting at a port the kernel chose (inside the ephemeral range)."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            base = int(probe.getsockname()[1])
+        if base + count - 1 <= HIGHEST and all(
+            is_free(port, host) for port in range(base, base + count)
+        ):
             return base
     raise RuntimeError(f"no free block of {count} loopback ports")
 

@@ -121,19 +121,39 @@ class Database:
             except BaseException:
                 self._depth -= 1
                 if outer:
-                    self._conn.execute("ROLLBACK")
-                    self._rolled_back()
+                    self._undo()
                 raise
-            else:
-                self._depth -= 1
-                if outer:
+            self._depth -= 1
+            if outer:
+                try:
                     self._conn.execute("COMMIT")
-                    _wrote()
+                except BaseException:
+                    self._undo()
+                    raise
+                _wrote()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open: False inside :meth:`transaction` once SQLite has
+        undone it by itself (a full disk, an I/O error, ``INSERT OR ROLLBACK``)."""
+        return self._conn.in_transaction
+
+    def _undo(self) -> None:
+        """Roll back what SQLite has not undone already, and move the stamps either way."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        finally:
+            self._rolled_back()
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
         """Run one statement; returns the number of rows changed."""
         with self._lock:
-            changed = self._conn.execute(sql, params).rowcount
+            try:
+                changed = self._conn.execute(sql, params).rowcount
+            except sqlite3.Error:
+                self._check_undone()
+                raise
             self._note_write(sql)
             return changed
 
@@ -149,9 +169,19 @@ class Database:
     def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run an INSERT; returns the new row id."""
         with self._lock:
-            row_id = self._conn.execute(sql, params).lastrowid
+            try:
+                row_id = self._conn.execute(sql, params).lastrowid
+            except sqlite3.Error:
+                self._check_undone()
+                raise
             self._note_write(sql)
             return int(row_id or 0)
+
+    def _check_undone(self) -> None:
+        """After a failed statement inside :meth:`transaction`: if SQLite undid the whole
+        transaction by itself, what was read since its first write never was."""
+        if self._depth and not self._conn.in_transaction:
+            self._rolled_back()
 
     def _note_write(self, sql: str) -> None:
         _wrote()  # a COMMIT or RELEASE too: what another handle here reads may have moved

@@ -217,6 +217,8 @@ class UsageLedger:
                             self.db.execute(self._INSERT, (*_row(event), response)) == 1
                         )
                     except sqlite3.Error as error:
+                        if not self.db.in_transaction:
+                            raise  # SQLite undid the whole batch: as in the savepoint case
                         outcomes.append(error)
                     continue
                 self.db.execute("SAVEPOINT call")
@@ -224,6 +226,11 @@ class UsageLedger:
                     apply_effects(effects)
                     counted = self.db.execute(self._INSERT, (*_row(event), response)) == 1
                 except sqlite3.Error as error:
+                    if not self.db.in_transaction:
+                        # SQLite undid the whole transaction by itself (a full disk, an I/O
+                        # error): the calls before this one are undone too, and the ones
+                        # after would commit one by one outside it, so the batch fails whole
+                        raise
                     self.db.execute("ROLLBACK TO call")
                     outcomes.append(error)
                 else:

@@ -33,6 +33,7 @@ from federation import (
     FederationProcesses,
     Interactive,
     OAuthClientError,
+    PartyStartError,
     create_corporate_idp_app,
     default_federation,
     descriptor,
@@ -198,7 +199,7 @@ def up(
                 if process.poll() is not None:
                     console.print(f"[red]{party} exited with {process.returncode}[/red]")
                     stop.set()
-    except (RuntimeError, TimeoutError) as error:  # a port taken, a party that did not start
+    except (PartyStartError, TimeoutError) as error:  # a port taken, a party that did not start
         console.print(f"ogsim up: {error}", style="red", soft_wrap=True, markup=False)
         raise typer.Exit(1) from None
     finally:

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from federation import ports
+from federation.config import default_federation
+from federation.launcher import FederationProcesses, party_ports
 from federation.ports import (
     HIGHEST,
     candidate_ranges,
@@ -70,6 +73,34 @@ def test_a_child_serves_on_the_socket_it_was_handed(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_kernel_without_room_outside_its_range_still_gets_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some hosts hand out nearly every port (``1024 65535``): fall back to the kernel's own
+    choice rather than refuse to start anything."""
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (1024, 65535))
+    assert candidate_ranges(4) == []
+    base = free_port_block(4)
+    assert base + 3 <= HIGHEST
+    assert all(is_free(port) for port in range(base, base + 4))
+
+
+def test_the_launcher_keeps_no_copy_of_a_party_socket(tmp_path: Path) -> None:
+    """Once the party's process has the socket, the port is the process's alone: when it
+    dies the port is free again (a restarted party binds it anew)."""
+    processes = FederationProcesses.prepare(default_federation(), free_port_block(4), tmp_path)
+    party = processes.config.operators[0].id
+    port = party_ports(processes.config)[party]
+    processes.start_party(party)
+    process = processes.processes[party]
+    try:
+        assert not is_free(port)
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+    assert is_free(port)
 
 
 def test_up_names_the_party_whose_port_is_taken(tmp_path: Path) -> None:

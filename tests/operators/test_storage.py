@@ -6,6 +6,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from operators.storage import Database
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS grants (id INTEGER PRIMARY KEY, revoked INTEGER)"
@@ -181,3 +183,18 @@ def test_a_rolled_back_savepoint_moves_the_stamp(tmp_path: Path) -> None:
         first.execute("RELEASE call")
     assert first.version("grants") != inside
     assert first.execute("UPDATE grants SET revoked = 1") == 0  # the row was never kept
+
+
+def test_a_transaction_sqlite_undid_by_itself_moves_the_stamp(tmp_path: Path) -> None:
+    """SQLite rolls a whole transaction back on its own on some errors (a full disk, I/O,
+    ``INSERT OR ROLLBACK``): the caller gets that error, not a failed ROLLBACK's, and the
+    stamp read after the transaction's first write never comes back."""
+    first, _ = _pair(tmp_path)
+    first.version("grants")
+    with pytest.raises(sqlite3.IntegrityError), first.transaction():
+        first.execute("INSERT INTO grants (id, revoked) VALUES (1, 0)")
+        inside = first.version("grants")
+        first.execute("INSERT OR ROLLBACK INTO grants (id, revoked) VALUES (1, 0)")
+    assert not first.in_transaction
+    assert first.version("grants") != inside
+    assert first.execute("UPDATE grants SET revoked = 1") == 0  # nothing was kept

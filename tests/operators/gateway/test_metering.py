@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,26 @@ async def test_group_commit_failure_reaches_every_waiter() -> None:
         commits.record(event("x-1")), commits.record(event("x-2")), return_exceptions=True
     )
     assert all(isinstance(r, Exception) for r in results)
+
+
+def test_a_batch_fails_whole_when_sqlite_undoes_its_transaction() -> None:
+    """One call's conflicting write is undone alone (its savepoint); a failure after which
+    SQLite has rolled back the whole transaction by itself (here ``INSERT OR ROLLBACK``; live,
+    a full disk or an I/O error) fails the batch with that error, and no event is left."""
+    db = Database()
+    db.ensure_schema("CREATE TABLE holds (id INTEGER PRIMARY KEY)")
+    ledger = UsageLedger(db)
+    conflict = (db, "INSERT INTO holds (id) VALUES (1)", ())
+    outcomes = ledger.record_many(
+        [(event("c-1"), b"", [conflict]), (event("c-2"), b"", [conflict])]
+    )
+    assert outcomes[0] is True and isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert [e.correlator for e in ledger.events()] == ["c-1"]
+
+    undone = (db, "INSERT OR ROLLBACK INTO holds (id) VALUES (1)", ())
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.record_many(
+            [(event("c-3"), b"", []), (event("c-4"), b"", [undone]), (event("c-5"), b"", [])]
+        )
+    assert [e.correlator for e in ledger.events()] == ["c-1"]
+    assert not db.in_transaction
