@@ -20,10 +20,14 @@ rows, not 10x the calls' memory.
     python benchmarks/sim_throughput.py            # speed, then baseline at 100k and 1M calls
     python benchmarks/sim_throughput.py --quick    # speed, then baseline at 20k and 100k
     python benchmarks/sim_throughput.py --speed    # speed only (the thundering herd)
+
+With ``PYTHONPATH=.compiled`` (made by ``benchmarks/build_compiled.py``) the hot modules run
+compiled by mypyc; the first line printed says which build ran.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import random
 import resource
@@ -153,8 +157,24 @@ def memory_child(calls: int) -> None:
     )
 
 
+def build() -> str:
+    """Which build runs: pure Python, or how many of the hot modules mypyc compiled."""
+    from build_compiled import MODULES
+
+    compiled = [
+        name
+        for name in (m.removesuffix(".py").replace("/", ".") for m in MODULES)
+        if not str(getattr(importlib.import_module(name), "__file__", "")).endswith(".py")
+    ]
+    if not compiled:
+        return "pure Python"
+    origin = Path(str(importlib.import_module("sim").__file__)).parent.parent
+    return f"{len(compiled)} of {len(MODULES)} hot modules compiled by mypyc (from {origin})"
+
+
 def speed() -> None:
     """The thundering herd, both variants, against the M/M/1 in the same process."""
+    print(f"build: {build()}")
     print("simulated throughput (thundering_herd, this process)")
     for scenario in load_scenario(HERD):
         reference = Reference(batch=2000)

@@ -162,8 +162,8 @@ class RunResult:
             if counts:
                 found[f"{operator}/{data_centre}"] = {
                     "replica_hours": sum(counts) / 3600.0,
-                    "min": min(counts),
-                    "max": max(counts),
+                    "min": int(min(counts)),  # counts, whichever way the series stores them
+                    "max": int(max(counts)),
                     "mean": sum(counts) / len(counts),
                 }
         return dict(sorted(found.items()))

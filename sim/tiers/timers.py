@@ -52,6 +52,7 @@ class Timer:
     """
 
     __slots__ = ("fn", "value")
+    __deletable__ = ("fn",)  # the callbacks setter deletes it: mypyc must be told (build_compiled)
 
     _ok = True
 

@@ -1,0 +1,146 @@
+"""Build a copy of ogsim with its hottest simulation modules compiled by mypyc (opt-in).
+
+Profiles of the thundering herd are flat: after the trimming recorded in the README no single
+function is worth more than a few per cent, and most of the time is the Python interpreter's own
+work per call and per attribute. mypyc compiles type-annotated modules to C extensions, which
+removes much of that. This script does it **outside the checkout**: it copies the packages into
+``--out`` (default ``.compiled/``), compiles :data:`MODULES` there, and checks that the thundering
+herd's summary and CSVs are byte-identical to the pure-Python run's. The checkout itself stays
+pure Python, so editing a module is never shadowed by a stale extension, and the tests, the
+debugger and ``monkeypatch`` see plain Python as always.
+
+Use the copy by putting it first on the path::
+
+    .venv/bin/python benchmarks/build_compiled.py            # ~3 minutes; needs gcc
+    PYTHONPATH=.compiled .venv/bin/python benchmarks/sim_throughput.py
+
+``sim_throughput.py`` says which of its hot modules are compiled. The copy is a snapshot: build
+it again after changing the code (the build records the commit it was made from).
+
+Left interpreted: modules that define pydantic models (mypyc's C for them does not compile:
+``circuit_breaker``, ``network_function``, ``protection``), ``retry`` (a keyword-only parameter
+after defaulted ones in a classmethod crashes mypyc's code generator), and
+``global_load_balancer`` (its exception subclasses ``RuntimeError``, which mypyc compiles only
+with an annotation from ``mypy_extensions``, a development-only dependency).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("operators", "federation", "sim")
+MODULES = (
+    "operators/policies/throttle.py",
+    "operators/policies/token_bucket.py",
+    "operators/policies/counter_store.py",
+    "operators/policies/bulkhead.py",
+    "operators/policies/load_shedder.py",
+    "operators/gateway/admission.py",
+    "operators/integrator/flow.py",
+    "operators/core/occupancy.py",
+    "operators/core/service_model.py",
+    "sim/tiers/timers.py",
+    "sim/tiers/deadlines.py",
+    "sim/tiers/operator.py",
+    "sim/tiers/integrator.py",
+    "sim/tiers/gateway_pool.py",
+    "sim/traffic.py",
+    "sim/metrics.py",
+    "sim/engine.py",
+)
+"""The modules compiled: the herd's profile, less those mypyc cannot take (module docstring)."""
+CHECK_SCENARIO = "scenarios/thundering_herd.yaml"
+STAMP = "COMPILED_FROM"
+
+
+def copy_tree(out: Path) -> None:
+    """The packages and the mypy settings, fresh (no caches, no earlier extensions)."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "*.pyc")
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, out / package, ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", out / "pyproject.toml")
+
+
+def compile_modules(out: Path) -> None:
+    """mypyc, in the copy (it type-checks the whole import graph, then builds in place)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypyc", *MODULES], cwd=out, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        sys.exit(f"mypyc failed (exit {result.returncode}):\n{result.stdout[-4000:]}")
+    built = sorted(p.relative_to(out) for p in out.rglob("*.so"))
+    print(f"  {len(built)} extension modules built")
+    shutil.rmtree(out / "build", ignore_errors=True)  # mypyc's C and object files
+
+
+def commit() -> str:
+    found = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", *PACKAGES], cwd=ROOT, capture_output=True, text=True
+    )
+    return found.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def run_scenario(path: Path, out: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "sim.cli", "run", str(ROOT / CHECK_SCENARIO), "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(path), "MPLBACKEND": "Agg"},
+        check=True,
+        capture_output=True,
+    )
+
+
+def same_results(pure: Path, compiled: Path) -> list[str]:
+    """The files (summary and CSVs) whose bytes differ between the two runs."""
+    names = sorted(
+        p.relative_to(pure)
+        for p in pure.rglob("*")
+        if p.is_file() and p.suffix in (".json", ".csv")
+    )
+    return [str(n) for n in names if not filecmp.cmp(pure / n, compiled / n, shallow=False)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / ".compiled", help="the copy's folder")
+    parser.add_argument(
+        "--no-check", action="store_true", help="skip the byte-for-byte check on the herd"
+    )
+    args = parser.parse_args()
+    out = args.out.resolve()
+    started = time.monotonic()
+    print(f"copying {', '.join(PACKAGES)} to {out}")
+    copy_tree(out)
+    print(f"compiling {len(MODULES)} modules with mypyc (about 3 minutes)")
+    compile_modules(out)
+    (out / STAMP).write_text(commit() + "\n")
+    if not args.no_check:
+        print(f"checking {CHECK_SCENARIO}: pure and compiled runs must agree byte for byte")
+        with tempfile.TemporaryDirectory(prefix="ogsim-compiled-") as scratch:
+            pure, compiled = Path(scratch) / "pure", Path(scratch) / "compiled"
+            run_scenario(ROOT, pure)
+            run_scenario(out, compiled)
+            differing = same_results(pure, compiled)
+        if differing:
+            sys.exit(f"the compiled copy's results differ: {', '.join(differing)}")
+        print("  summary and CSVs identical")
+    print(f"built in {time.monotonic() - started:.0f} s; use it with PYTHONPATH={out}")
+
+
+if __name__ == "__main__":
+    main()

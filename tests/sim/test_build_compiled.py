@@ -1,0 +1,37 @@
+"""``benchmarks/build_compiled.py``: its module list stays compilable by mypyc.
+
+The build itself takes minutes and a C compiler, so CI does not run it; these checks catch the
+changes that would break it or silently compile nothing (a module renamed, a pydantic model
+added to a compiled module, a deleted slot without ``__deletable__``)."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from build_compiled import MODULES, PACKAGES  # noqa: E402
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_each_compiled_module_exists_in_a_copied_package(module: str) -> None:
+    assert (ROOT / module).is_file()
+    assert module.split("/")[0] in PACKAGES
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_no_compiled_module_defines_a_pydantic_model(module: str) -> None:
+    """mypyc's C for a module defining a BaseModel subclass does not compile."""
+    tree = ast.parse((ROOT / module).read_text())
+    bases = {
+        ast.unparse(base)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for base in node.bases
+    }
+    assert not {"BaseModel", "pydantic.BaseModel"} & bases, module
