@@ -15,7 +15,8 @@ Use the copy by putting it first on the path::
     PYTHONPATH=.compiled .venv/bin/python benchmarks/sim_throughput.py
 
 ``sim_throughput.py`` says which of its hot modules are compiled. The copy is a snapshot: build
-it again after changing the code (the build records the commit it was made from).
+it again after changing the code (the build records a digest of the sources it was made
+from, and ``sim_throughput.py`` says when the checkout's differ).
 
 Left interpreted: modules that define pydantic models (mypyc's C for them does not compile:
 ``circuit_breaker``, ``network_function``, ``protection``), ``retry`` (a keyword-only parameter
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import hashlib
 import os
 import shutil
 import subprocess
@@ -60,6 +62,7 @@ MODULES = (
 """The modules compiled: the herd's profile, less those mypyc cannot take (module docstring)."""
 CHECK_SCENARIO = "scenarios/thundering_herd.yaml"
 STAMP = "COMPILED_FROM"
+"""The file in the copy holding :func:`source_digest` of the sources it was compiled from."""
 
 
 def copy_tree(out: Path) -> None:
@@ -85,14 +88,14 @@ def compile_modules(out: Path) -> None:
     shutil.rmtree(out / "build", ignore_errors=True)  # mypyc's C and object files
 
 
-def commit() -> str:
-    found = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", *PACKAGES], cwd=ROOT, capture_output=True, text=True
-    )
-    return found.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
+def source_digest(root: Path = ROOT) -> str:
+    """A digest of the packages' Python sources: what a compiled copy was made from, so a
+    copy older than the code can be told (whatever git says, edits not yet committed too)."""
+    digest = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def run_scenario(path: Path, out: Path) -> None:
@@ -128,7 +131,7 @@ def main() -> None:
     copy_tree(out)
     print(f"compiling {len(MODULES)} modules with mypyc (about 3 minutes)")
     compile_modules(out)
-    (out / STAMP).write_text(commit() + "\n")
+    (out / STAMP).write_text(source_digest() + "\n")
     if not args.no_check:
         print(f"checking {CHECK_SCENARIO}: pure and compiled runs must agree byte for byte")
         with tempfile.TemporaryDirectory(prefix="ogsim-compiled-") as scratch:

@@ -159,7 +159,7 @@ def memory_child(calls: int) -> None:
 
 def build() -> str:
     """Which build runs: pure Python, or how many of the hot modules mypyc compiled."""
-    from build_compiled import MODULES
+    from build_compiled import MODULES, STAMP, source_digest
 
     compiled = [
         name
@@ -169,7 +169,10 @@ def build() -> str:
     if not compiled:
         return "pure Python"
     origin = Path(str(importlib.import_module("sim").__file__)).parent.parent
-    return f"{len(compiled)} of {len(MODULES)} hot modules compiled by mypyc (from {origin})"
+    stamp = origin / STAMP
+    built_from = stamp.read_text().strip() if stamp.exists() else "unknown sources"
+    stale = "" if built_from == source_digest() else "; STALE: the checkout changed since the build"
+    return f"{len(compiled)} of {len(MODULES)} hot modules compiled by mypyc (from {origin}){stale}"
 
 
 def speed() -> None:

@@ -35,3 +35,16 @@ def test_no_compiled_module_defines_a_pydantic_model(module: str) -> None:
         for base in node.bases
     }
     assert not {"BaseModel", "pydantic.BaseModel"} & bases, module
+
+
+def test_the_source_digest_moves_with_any_package_source(tmp_path: Path) -> None:
+    """A compiled copy older than the code is reported stale by ``sim_throughput.py``."""
+    from build_compiled import source_digest
+
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    before = source_digest(tmp_path)
+    assert source_digest(tmp_path) == before
+    (tmp_path / "sim" / "__init__.py").write_text("X = 1\n")
+    assert source_digest(tmp_path) != before
