@@ -39,6 +39,7 @@ class SchemaBook:
         self.root = root or camara_dir()
         common = self.root / "commonalities" / "CAMARA_common.yaml"
         self.specs: dict[str, ApiSpec] = {}
+        self._schemas: dict[tuple[str, str, int], dict[str, Any] | None] = {}
         for api, relative in SPEC_FILES.items():
             path = self.root / relative
             if path.exists():
@@ -53,10 +54,13 @@ class SchemaBook:
         spec = self.specs.get(api)
         if spec is None:
             return []
-        operation = spec.operations.get(operation_id)
-        if operation is None:
-            return [f"{api} has no operation {operation_id}"]
-        schema = spec.response_schema(operation, status)
+        key = (api, operation_id, status)
+        schema = self._schemas.get(key, ...)
+        if schema is ...:  # looked up once: every answer of the run asks again
+            operation = spec.operations.get(operation_id)
+            if operation is None:
+                return [f"{api} has no operation {operation_id}"]
+            schema = self._schemas[key] = spec.response_schema(operation, status)
         if schema is None:
             return [] if status == 204 else [f"{operation_id} declares no {status} answer"]
         return [f"schema: {e}" for e in spec.errors(body, schema)]

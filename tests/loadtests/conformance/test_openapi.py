@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadtests.conformance.openapi import ApiSpec
+import pytest
+import yaml
+
+from loadtests.camara_definitions import camara_dir
+from loadtests.conformance.openapi import ApiSpec, load_spec
 
 COMMON: dict[str, Any] = {
     "components": {"schemas": {"XCorrelator": {"type": "string", "pattern": "^[a-z]+$"}}}
@@ -63,7 +67,62 @@ def test_a_schema_object_is_compiled_once_and_verdicts_do_not_drift() -> None:
     node = api.schema("#/components/schemas/Node")
     first = api.errors({"name": 1}, node)
     assert first == ["name: 1 is not of type 'string'"]
-    compiled = api._validator(node)
-    assert api._validator(node) is compiled
+    compiled = api._checker(node)
+    assert compiled.passes is not None  # the fast path compiled
+    assert api._checker(node) is compiled
     assert api.errors({"name": 1}, node) == first
-    assert api._validator(api.schema("#/components/schemas/Node")) is not compiled
+    # the same reference, asked again as a new object (as a conformance step does)
+    assert api._checker(api.schema("#/components/schemas/Node")) is compiled
+    inline = {"type": "object", "properties": {"name": {"type": "string"}}}
+    assert api._checker(inline) is not api._checker(dict(inline))
+
+
+def test_checking_an_answer_never_changes_it() -> None:
+    api = spec()
+    schema = {"type": "object", "properties": {"kind": {"type": "string", "default": "x"}}}
+    answer: dict[str, Any] = {}
+    assert api.errors(answer, schema) == []
+    assert answer == {}
+
+
+def answers_to_try(api: ApiSpec, schema: dict[str, Any]) -> list[Any]:
+    """A definition's example answer, and that answer broken one property at a time."""
+    example = api.example(schema, optional=True)
+    tried: list[Any] = [example, {}, None, [], {"x": 1}, "s", 0]
+    if isinstance(example, dict):
+        for name in example:
+            for wrong in (12345, 1.5, "2024-13-45T00:00:00Z", "not a date", None, [], {"a": 1}):
+                tried.append({**example, name: wrong})
+            tried.append({k: v for k, v in example.items() if k != name})
+    return tried
+
+
+def test_the_fast_path_passes_only_what_jsonschema_passes() -> None:
+    """The verdict is jsonschema's: fastjsonschema may only skip it for an answer that
+    jsonschema also finds faultless. Checked on every response schema of every definition."""
+    root = camara_dir()
+    common = root / "commonalities" / "CAMARA_common.yaml"
+    definitions = sorted(p for p in root.rglob("*.yaml") if p.name != "CAMARA_common.yaml")
+    if not definitions or not common.exists():
+        pytest.skip(f"no CAMARA definitions in {root}")
+    checked = 0
+    for path in definitions:
+        document = yaml.safe_load(path.read_text())
+        if not isinstance(document, dict) or "paths" not in document:
+            continue
+        api = load_spec(path, common)
+        for operation in api.operations.values():
+            for status in operation.responses:
+                if not status.isdigit():
+                    continue
+                schema = api.response_schema(operation, int(status))
+                if schema is None:
+                    continue
+                checker = api._checker(schema)
+                assert checker.passes is not None, (path.name, operation.operation_id, status)
+                for answer in answers_to_try(api, schema):
+                    everything = [e.message for e in checker.validator.iter_errors(answer)]
+                    verdict = api.errors(answer, schema)
+                    assert len(verdict) == len(everything), (operation.operation_id, answer)
+                    checked += 1
+    assert checked > 1000
