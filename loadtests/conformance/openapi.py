@@ -113,7 +113,7 @@ class _Checker:
         if self.passes is not None:
             try:
                 self.passes(instance)
-            except fastjsonschema.JsonSchemaException:
+            except Exception:  # refused, or the fast path failed: jsonschema decides
                 pass
             else:
                 return []
@@ -125,7 +125,13 @@ class _Checker:
 
 def _compiled(schema: dict[str, Any], formats: FormatChecker) -> Callable[[Any], Any] | None:
     """``schema`` compiled by ``fastjsonschema`` as Draft 4, with the same format checks as
-    ``formats``; it must never fill in defaults (it would change the answer checked)."""
+    ``formats``; it must never fill in defaults (it would change the answer checked).
+
+    None for a schema it would judge differently or cannot compile: ``multipleOf`` (it
+    divides as ``Decimal``, jsonschema as float, so 19.99 is a multiple of 0.01 for one and
+    not the other), or a pattern Python's ``re`` does not take."""
+    if _uses(schema, "multipleOf"):
+        return None
     own = {
         name: (lambda value, name=name: formats.conforms(value, name)) for name in formats.checkers
     }
@@ -133,8 +139,21 @@ def _compiled(schema: dict[str, Any], formats: FormatChecker) -> Callable[[Any],
         return fastjsonschema.compile(
             {**schema, "$schema": _DRAFT_4}, formats=own, use_default=False
         )
-    except (fastjsonschema.JsonSchemaException, ValueError, OSError):
-        return None  # a reference it cannot follow (left to the registry): jsonschema alone
+    except Exception:  # any schema it cannot compile is left to jsonschema
+        return None
+
+
+def _uses(node: Any, keyword: str) -> bool:
+    if isinstance(node, dict):
+        return keyword in node or any(_uses(value, keyword) for value in node.values())
+    if isinstance(node, list):
+        return any(_uses(item, keyword) for item in node)
+    return False
+
+
+def _base(uri: str) -> str:
+    """The document part of an absolute reference."""
+    return uri.split("#", 1)[0]
 
 
 class ApiSpec:
@@ -180,11 +199,15 @@ class ApiSpec:
 
     # -- references ------------------------------------------------------------------------
 
-    def pointer(self, ref: str) -> tuple[dict[str, Any], str] | None:
-        """The document (API or common) that defines ``ref`` and the JSON pointer in it."""
+    def pointer(self, ref: str, within: str | None = None) -> tuple[dict[str, Any], str] | None:
+        """The document (API or common) that defines ``ref`` and the JSON pointer in it: the
+        API's first, or the one whose URI is ``within`` (where the reference was written)."""
         fragment = ref.split("#", 1)[-1] if "#" in ref else ref
         fragment = "/" + fragment.lstrip("/")
-        for document, uri in ((self.document, self.uri), (self.common, _COMMON_URI)):
+        documents = [(self.document, self.uri), (self.common, _COMMON_URI)]
+        if within == _COMMON_URI:
+            documents.reverse()
+        for document, uri in documents:
             node: Any = document
             found: list[str] = []
             for part in fragment.strip("/").split("/"):
@@ -229,7 +252,8 @@ class ApiSpec:
 
     def _checker(self, schema: dict[str, Any]) -> _Checker:
         """The checker of ``schema``, built once per schema object (or per reference, for the
-        ``{"$ref": ...}`` a conformance step builds on every call)."""
+        ``{"$ref": ...}`` a conformance step builds on every call). A schema must therefore not
+        be changed once it has been checked against: its checker would not see the change."""
         key: object = id(schema)
         if len(schema) == 1 and isinstance(schema.get("$ref"), str):
             key = schema["$ref"]
@@ -253,26 +277,31 @@ class ApiSpec:
         section of the root, ``x-inlined``, which holds each recursive target inlined once:
         self-contained, so the target's own references still find the common document."""
         slots: dict[str, int] = {}
-        root = self._inline(schema, (), slots)
+        root = self._inline(schema, (), slots, self.uri)
         if not isinstance(root, dict):
             root = {"allOf": [root]}
         targets: list[Any] = []
         while len(targets) < len(slots):
             full = next(name for name, slot in slots.items() if slot == len(targets))
             document, pointer = self._located(full)
-            targets.append(self._inline(self._get(document, pointer), (full,), slots))
+            targets.append(self._inline(self._get(document, pointer), (full,), slots, _base(full)))
         if targets:
             root[_INLINED] = targets
         return root
 
-    def _inline(self, node: Any, chain: tuple[str, ...], slots: dict[str, int]) -> Any:
+    def _inline(self, node: Any, chain: tuple[str, ...], slots: dict[str, int], within: str) -> Any:
+        """``node``, written in the document ``within``, with its references inlined: a local
+        reference is looked up in that document first, as a validator resolves it."""
         if isinstance(node, list):
-            return [self._inline(item, chain, slots) for item in node]
+            return [self._inline(item, chain, slots, within) for item in node]
         if not isinstance(node, dict):
             return node
         ref = node.get("$ref")
         if isinstance(ref, str):
-            found = self.pointer(ref) if ref.startswith(("#", "/")) else self._pointer_of(ref)
+            if ref.startswith(("#", "/")):
+                found = self.pointer(ref, within)
+            else:
+                found = self._pointer_of(ref)
             if found is None:
                 return node  # unresolvable here: left for the registry to report
             document, full = found
@@ -280,8 +309,8 @@ class ApiSpec:
                 slot = slots.setdefault(full, len(slots))
                 return {"$ref": f"#/{_INLINED}/{slot}"}
             target = self._get(document, full.split("#", 1)[1])
-            return self._inline(target, (*chain, full), slots)
-        return {key: self._inline(value, chain, slots) for key, value in node.items()}
+            return self._inline(target, (*chain, full), slots, _base(full))
+        return {key: self._inline(value, chain, slots, within) for key, value in node.items()}
 
     def _located(self, full: str) -> tuple[dict[str, Any], str]:
         found = self._pointer_of(full)
@@ -293,6 +322,10 @@ class ApiSpec:
         base, _, fragment = uri.partition("#")
         for document, own in ((self.document, self.uri), (self.common, _COMMON_URI)):
             if base == own:
+                try:
+                    self._get(document, fragment)
+                except (KeyError, IndexError, TypeError):
+                    return None  # names nothing: left for the registry to report when reached
                 return document, f"{own}#{fragment}"
         return None
 

@@ -6,12 +6,22 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft4Validator
 
 from loadtests.camara_definitions import camara_dir
 from loadtests.conformance.openapi import ApiSpec, load_spec
 
 COMMON: dict[str, Any] = {
-    "components": {"schemas": {"XCorrelator": {"type": "string", "pattern": "^[a-z]+$"}}}
+    "components": {
+        "schemas": {
+            "XCorrelator": {"type": "string", "pattern": "^[a-z]+$"},
+            "Wrapper": {
+                "type": "object",
+                "properties": {"code": {"$ref": "#/components/schemas/Code"}},
+            },
+            "Code": {"type": "string"},
+        }
+    }
 }
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -28,6 +38,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
             "Shadowed": {"$ref": "#/components/schemas/Node", "type": "integer"},
+            "Code": {"type": "integer"},
         }
     },
 }
@@ -60,6 +71,31 @@ def test_siblings_of_a_reference_are_ignored_as_draft_4_says() -> None:
     shadowed = api.schema("#/components/schemas/Shadowed")
     assert api.errors({"name": "x"}, shadowed) == []
     assert api.errors(5, shadowed) == ["<root>: 5 is not of type 'object'"]
+
+
+def test_a_reference_inside_the_common_document_is_looked_up_there_first() -> None:
+    api = spec()
+    wrapper = api.schema("#/components/schemas/Wrapper")  # only the common document has it
+    assert api.errors({"code": "A"}, wrapper) == []  # the common Code, not the API's
+    assert api.errors({"code": 1}, wrapper) == ["code: 1 is not of type 'string'"]
+    assert api.errors(1, api.schema("#/components/schemas/Code")) == []  # the API's own
+
+
+def test_what_the_fast_path_would_judge_otherwise_is_left_to_jsonschema() -> None:
+    api = spec()
+    cents = {"type": "number", "multipleOf": 0.01}
+    assert api._checker(cents).passes is None
+    everything = [e.message for e in Draft4Validator(cents).iter_errors(19.99)]
+    assert len(api.errors(19.99, cents)) == len(everything)
+    unicode = {"type": "object", "properties": {"name": {"type": "string", "pattern": "\\p{L}"}}}
+    assert api._checker(unicode).passes is None  # Python's re cannot compile \p{L}
+    assert api.errors({}, unicode) == []
+
+
+def test_a_reference_to_nothing_fails_only_when_reached() -> None:
+    api = spec()
+    schema = {"anyOf": [{"type": "string"}, {"$ref": "urn:camara:tree#/components/schemas/None"}]}
+    assert api.errors("fine", schema) == []
 
 
 def test_a_schema_object_is_compiled_once_and_verdicts_do_not_drift() -> None:
