@@ -37,7 +37,7 @@ class BearerAuthenticator:
         token = _bearer(authorization)
         claims = self._cache.get(token)
         if claims is not None:
-            if claims.exp + self.skew < self.clock():
+            if claims.exp + self.skew <= self.clock():  # as verification: exp <= now - skew
                 del self._cache[token]
                 raise unauthenticated("The access token has expired.")
             self._cache.move_to_end(token)
