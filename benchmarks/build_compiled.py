@@ -18,6 +18,12 @@ Use the copy by putting it first on the path::
 it again after changing the code (the build records a digest of the sources it was made
 from, and ``sim_throughput.py`` says when the checkout's differ).
 
+``--tests`` then runs the test suites of the compiled code (:data:`TEST_PATHS`) against the
+copy: from a scratch folder, with the copy first on the path and pytest's ``append`` import
+mode, which would otherwise put the checkout first and silently test the pure modules (the
+script checks that the copy's extension is what the tests import). ``--tests-only`` skips
+the build and tests the copy as it is.
+
 Left interpreted: modules that define pydantic models (mypyc's C for them does not compile:
 ``circuit_breaker``, ``network_function``, ``protection``), ``retry`` (a keyword-only parameter
 after defaulted ones in a classmethod crashes mypyc's code generator), and
@@ -118,14 +124,70 @@ def same_results(pure: Path, compiled: Path) -> list[str]:
     return [str(n) for n in names if not filecmp.cmp(pure / n, compiled / n, shallow=False)]
 
 
+TEST_PATHS = (
+    "tests/sim",
+    "tests/operators/policies",
+    "tests/operators/gateway",
+    "tests/operators/integrator",
+    "tests/operators/core",
+)
+"""The suites that exercise the compiled modules (the simulation and the live objects it calls)."""
+PROBE = "sim.tiers.timers"
+"""A compiled module: the tests must import it from the copy's extension."""
+
+
+def run_tests(out: Path) -> int:
+    """Run :data:`TEST_PATHS` against the copy at ``out``; pytest's exit status."""
+    env = {**os.environ, "PYTHONPATH": str(out), "MPLBACKEND": "Agg"}
+    with tempfile.TemporaryDirectory(prefix="ogsim-compiled-tests-") as scratch:
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import {PROBE} as m; print(m.__file__)"],
+            cwd=scratch,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        where = probe.stdout.strip()
+        if not where.startswith(str(out)) or where.endswith(".py"):
+            sys.exit(f"the tests would import {PROBE} from {where}, not the copy's extension")
+        print(f"testing the copy ({PROBE} from {Path(where).name}): {' '.join(TEST_PATHS)}")
+        argv = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--import-mode=append",
+            "-p",
+            "no:cacheprovider",
+            *(str(ROOT / path) for path in TEST_PATHS),
+        ]
+        return subprocess.run(argv, cwd=scratch, env=env, check=False).returncode
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / ".compiled", help="the copy's folder")
     parser.add_argument(
         "--no-check", action="store_true", help="skip the byte-for-byte check on the herd"
     )
+    parser.add_argument(
+        "--tests", action="store_true", help="then run the compiled code's test suites on it"
+    )
+    parser.add_argument(
+        "--tests-only", action="store_true", help="test the existing copy, without building"
+    )
     args = parser.parse_args()
     out = args.out.resolve()
+    if args.tests_only:
+        if not (out / STAMP).exists():
+            sys.exit(f"no compiled copy in {out}: build it first")
+        if (out / STAMP).read_text().strip() != source_digest():
+            sys.exit(f"the copy in {out} is stale (the sources changed since): build it again")
+        sys.exit(run_tests(out))
     started = time.monotonic()
     print(f"copying {', '.join(PACKAGES)} to {out}")
     copy_tree(out)
@@ -143,6 +205,8 @@ def main() -> None:
             sys.exit(f"the compiled copy's results differ: {', '.join(differing)}")
         print("  summary and CSVs identical")
     print(f"built in {time.monotonic() - started:.0f} s; use it with PYTHONPATH={out}")
+    if args.tests:
+        sys.exit(run_tests(out))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ from sim.tiers.aggregator import SimAggregator
 from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, SimOperator
 from sim.traffic import billable_calls
 
+from ..builds import skip_if_compiled
+
 FRAUD = "dpv:FraudPreventionAndDetection"  # legitimate interest: an opt-out bars it
 CONTRACT = "dpv:RequestedServiceProvision"  # contract: nothing to ask
 IDENTITY = "dpv:IdentityVerification"  # consent: a record per subscriber and application
@@ -246,6 +248,7 @@ class Simulated:
     def _watch(self, operator: SimOperator) -> None:
         """Note the last operator a call through the aggregator reached, by a token request or
         by the call itself: the operator its settlement row names."""
+        skip_if_compiled(SimOperator, "handle")
         handle, knows = operator.handle, operator.knows
 
         def watched(client: Client, api: str, line: Line, via: bool, reply: Any) -> None:

@@ -16,6 +16,8 @@ from operators.policies import CircuitBreaker, Throttle
 from sim.engine import World
 from sim.scenario import load_scenario
 
+from ...builds import skip_if_compiled
+
 
 class HandClock:
     """A live-style test clock: time moves only when the test says so."""
@@ -31,6 +33,7 @@ def test_throttle_decides_the_same_in_the_simulation_and_live(small: Path) -> No
     (scenario,) = load_scenario(small, duration=15)
     world = World(scenario)
     operator = world.operators["telco-es"]
+    skip_if_compiled(Throttle, "check")
     asked: list[tuple[float, str, Plan, bool, str | None]] = []
     real_check = operator.throttle.check
 
