@@ -270,9 +270,7 @@ class Integrator:
         device: DeviceResponse | None,
         profile: QosProfile,
     ) -> SessionInfo:
-        if any(
-            s.msisdn == msisdn and s.status is QosStatus.AVAILABLE for s in self._live_sessions()
-        ):
+        if any(s.status is QosStatus.AVAILABLE for s in self._live_sessions(msisdn)):
             raise CamaraError(409, "CONFLICT", "A QoS session already exists for this device.")
         record = await self._run(ops.create_qos_session(msisdn, profile.name, body.duration))
         session = QodSession(
@@ -296,18 +294,30 @@ class Integrator:
         self.notifier.remind(session.expires_at, self.sweep)
         return _info(session)
 
-    def _live_sessions(self) -> list[QodSession]:
-        """Sessions still known; marks expired ones and forgets them after the retention."""
+    def _live_sessions(self, msisdn: str | None = None) -> list[QodSession]:
+        """Sessions still known, of one number or (for the sweep) all, each brought up to
+        date by :meth:`_aged`.
+
+        A call reads only its number's sessions: reading (and parsing) every stored session
+        on every QoD call made each call's cost grow with the sessions kept, live ones and
+        expired ones for :data:`EXPIRED_RETENTION`. The others' expiry is the sweep's, which
+        a reminder wakes at each session's end."""
         now = self.calendar()
-        live = []
-        for s in self.sessions.all():
-            if s.status is QosStatus.AVAILABLE and s.expires_at <= now:
-                s = self._ended(s, StatusInfo.DURATION_EXPIRED)
-            if s.status is QosStatus.UNAVAILABLE and s.expires_at + EXPIRED_RETENTION <= now:
-                self.sessions.delete(s.session_id)
-                continue
-            live.append(s)
-        return live
+        stored = self.sessions.all() if msisdn is None else self.sessions.for_msisdn(msisdn)
+        return [s for s in (self._aged(s, now) for s in stored) if s is not None]
+
+    def _aged(self, session: QodSession, now: float) -> QodSession | None:
+        """``session`` as of ``now``: marked expired once its duration ended (notified),
+        forgotten (None) once the retention after that has passed too."""
+        if session.status is QosStatus.AVAILABLE and session.expires_at <= now:
+            session = self._ended(session, StatusInfo.DURATION_EXPIRED)
+        if (
+            session.status is QosStatus.UNAVAILABLE
+            and session.expires_at + EXPIRED_RETENTION <= now
+        ):
+            self.sessions.delete(session.session_id)
+            return None
+        return session
 
     def sweep(self) -> None:
         """Mark sessions whose duration ended (notifying each), forget old ones; remind again
@@ -326,8 +336,8 @@ class Integrator:
     def _owned(self, ctx: CallContext, session_id: str) -> QodSession:
         """The session, if this caller owns it: 404 unknown, 403 another client's (as the
         QoD features ask: "QoS session not created by the API client given in the token")."""
-        self._live_sessions()
-        session = self.sessions.get(session_id)
+        stored = self.sessions.get(session_id)
+        session = None if stored is None else self._aged(stored, self.calendar())
         if session is None:
             raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
         if session.client_id != ctx.client_id or (
@@ -401,9 +411,7 @@ class Integrator:
     ) -> list[SessionInfo]:
         msisdn, _ = self._device(ctx, body.device)
         await self._run(ops.require_data_connectivity(msisdn))
-        mine = [
-            s for s in self._live_sessions() if s.msisdn == msisdn and s.client_id == ctx.client_id
-        ]
+        mine = [s for s in self._live_sessions(msisdn) if s.client_id == ctx.client_id]
         return [_info(await self._refresh(s)) for s in mine]
 
     # -- KYC -------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ class QodSessionStore(Protocol):
 
     def all(self) -> list[QodSession]: ...
 
+    def for_msisdn(self, msisdn: str) -> list[QodSession]:
+        """One number's sessions, in the order they were created (as :meth:`all` gives)."""
+        ...
+
 
 class MemoryQodSessions:
     def __init__(self) -> None:
@@ -76,6 +80,9 @@ class MemoryQodSessions:
 
     def all(self) -> list[QodSession]:
         return list(self._sessions.values())
+
+    def for_msisdn(self, msisdn: str) -> list[QodSession]:
+        return [s for s in self._sessions.values() if s.msisdn == msisdn]
 
 
 class DatabaseQodSessions:
@@ -115,7 +122,11 @@ class DatabaseQodSessions:
         self.db.effect("DELETE FROM qod_sessions WHERE session_id = ?", (session_id,))
 
     def all(self) -> list[QodSession]:
-        return [_session(row) for row in self.db.all("SELECT * FROM qod_sessions")]
+        return [_session(row) for row in self.db.all("SELECT * FROM qod_sessions ORDER BY rowid")]
+
+    def for_msisdn(self, msisdn: str) -> list[QodSession]:
+        rows = self.db.all("SELECT * FROM qod_sessions WHERE msisdn = ? ORDER BY rowid", (msisdn,))
+        return [_session(row) for row in rows]
 
 
 def _session(row: sqlite3.Row) -> QodSession:

@@ -227,3 +227,68 @@ async def test_qod_session_expires_to_unavailable_then_disappears(
     assert gone.value.code == "NOT_FOUND"
     with pytest.raises(CamaraError):
         await integrator.get_session(CallContext(client_id="other"), sid)
+
+
+async def test_a_qod_call_reads_only_its_own_numbers_sessions(
+    base: SubscriberBase,
+    functions: dict[NetworkFunctionKind, Direct],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading every stored session on each QoD call made its cost grow with the sessions
+    kept; a call now reads its number's, and only the sweep reads them all."""
+    from operators.camara.quality_on_demand import CreateSession, RetrieveSessionsInput
+    from operators.core import PolicyFunction
+    from operators.integrator.qod_sessions import DatabaseQodSessions
+    from operators.storage import Database
+
+    now = [1_000_000.0]
+    functions[NetworkFunctionKind.POLICY_FUNCTION] = Direct(
+        PolicyFunction(base, clock=lambda: now[0])
+    )
+    store = DatabaseQodSessions(Database())
+    integrator = Integrator(
+        base, GuardedExecutor(functions), calendar=lambda: now[0], sessions=store
+    )
+
+    def body(number: str, duration: int) -> CreateSession:
+        return CreateSession.model_validate(
+            {
+                "device": {"phoneNumber": number},
+                "qosProfile": "QOS_S",
+                "applicationServer": {"ipv4Address": "198.51.100.1"},
+                "duration": duration,
+            }
+        )
+
+    mine, other = base.test_number("approves"), base.test_number("recent-swap")
+    short = await integrator.create_session(CTX, body(other, 30))
+    everything = store.all
+
+    def read_all() -> list[Any]:
+        raise AssertionError("a call read every stored session")
+
+    monkeypatch.setattr(store, "all", read_all)
+    created = await integrator.create_session(CTX, body(mine, 60))
+    sid = str(created.sessionId)
+    with pytest.raises(CamaraError) as twice:
+        await integrator.create_session(CTX, body(mine, 60))
+    assert twice.value.status == 409
+    (listed,) = await integrator.retrieve_sessions(
+        CTX, RetrieveSessionsInput.model_validate({"device": {"phoneNumber": mine}})
+    )
+    assert str(listed.sessionId) == sid
+    now[0] += 61  # both sessions' durations are over; a read ages the one it reads
+    expired = await integrator.get_session(CTX, sid)
+    assert (expired.qosStatus, expired.statusInfo) == ("UNAVAILABLE", "DURATION_EXPIRED")
+    untouched = store.get(str(short.sessionId))
+    assert untouched is not None and untouched.status.value == "AVAILABLE"
+    monkeypatch.setattr(store, "all", everything)
+    integrator.sweep()  # the reminder's sweep ends the other number's session
+    swept = store.get(str(short.sessionId))
+    assert swept is not None and swept.status.value == "UNAVAILABLE"
+    now[0] += 400
+    monkeypatch.setattr(store, "all", read_all)
+    with pytest.raises(CamaraError) as gone:
+        await integrator.get_session(CTX, sid)
+    assert gone.value.code == "NOT_FOUND"
+    assert store.get(sid) is None  # forgotten once the retention passed
