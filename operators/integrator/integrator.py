@@ -295,16 +295,32 @@ class Integrator:
         return _info(session)
 
     def _live_sessions(self, msisdn: str | None = None) -> list[QodSession]:
-        """Sessions still known, of one number or (for the sweep) all, each brought up to
-        date by :meth:`_aged`.
+        """Sessions still known, of one number or (for the sweep) all, after
+        :meth:`_age_due`.
 
         A call reads only its number's sessions: reading (and parsing) every stored session
         on every QoD call made each call's cost grow with the sessions kept, live ones and
-        expired ones for :data:`EXPIRED_RETENTION`. The others' expiry is the sweep's, which
-        a reminder wakes at each session's end."""
-        now = self.calendar()
+        expired ones for :data:`EXPIRED_RETENTION`."""
+        aged = self._age_due()
         stored = self.sessions.all() if msisdn is None else self.sessions.for_msisdn(msisdn)
-        return [s for s in (self._aged(s, now) for s in stored) if s is not None]
+        live = []
+        for session in stored:
+            if session.session_id in aged:  # read before its update (a held effect) landed
+                current = aged[session.session_id]
+                if current is None:
+                    continue
+                session = current
+            live.append(session)
+        return live
+
+    def _age_due(self) -> dict[str, QodSession | None]:
+        """Every session whose state is due to change, brought up to date (by id; None when
+        forgotten). Any QoD call catches up so, as before: a reminder lives in the process
+        that set it, so after a restart, or for a session another data centre's replica
+        created, it may never run. Only the due rows are read."""
+        now = self.calendar()
+        due = self.sessions.due(now, EXPIRED_RETENTION)
+        return {session.session_id: self._aged(session, now) for session in due}
 
     def _aged(self, session: QodSession, now: float) -> QodSession | None:
         """``session`` as of ``now``: marked expired once its duration ended (notified),
@@ -336,8 +352,8 @@ class Integrator:
     def _owned(self, ctx: CallContext, session_id: str) -> QodSession:
         """The session, if this caller owns it: 404 unknown, 403 another client's (as the
         QoD features ask: "QoS session not created by the API client given in the token")."""
-        stored = self.sessions.get(session_id)
-        session = None if stored is None else self._aged(stored, self.calendar())
+        aged = self._age_due()
+        session = aged[session_id] if session_id in aged else self.sessions.get(session_id)
         if session is None:
             raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
         if session.client_id != ctx.client_id or (

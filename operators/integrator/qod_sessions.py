@@ -64,6 +64,11 @@ class QodSessionStore(Protocol):
         """One number's sessions, in the order they were created (as :meth:`all` gives)."""
         ...
 
+    def due(self, now: float, retention: float) -> list[QodSession]:
+        """The sessions whose state is due to change at ``now``, in :meth:`all`'s order: an
+        available one whose duration ended, an unavailable one past ``retention`` after it."""
+        ...
+
 
 class MemoryQodSessions:
     def __init__(self) -> None:
@@ -83,6 +88,9 @@ class MemoryQodSessions:
 
     def for_msisdn(self, msisdn: str) -> list[QodSession]:
         return [s for s in self._sessions.values() if s.msisdn == msisdn]
+
+    def due(self, now: float, retention: float) -> list[QodSession]:
+        return [s for s in self._sessions.values() if _due(s.status, s.expires_at, now, retention)]
 
 
 class DatabaseQodSessions:
@@ -127,6 +135,20 @@ class DatabaseQodSessions:
     def for_msisdn(self, msisdn: str) -> list[QodSession]:
         rows = self.db.all("SELECT * FROM qod_sessions WHERE msisdn = ? ORDER BY rowid", (msisdn,))
         return [_session(row) for row in rows]
+
+    def due(self, now: float, retention: float) -> list[QodSession]:
+        rows = self.db.all(
+            "SELECT * FROM qod_sessions WHERE (status = ? AND expires_at <= ?)"
+            " OR (status = ? AND expires_at + ? <= ?) ORDER BY rowid",
+            (QosStatus.AVAILABLE.value, now, QosStatus.UNAVAILABLE.value, retention, now),
+        )
+        return [_session(row) for row in rows]
+
+
+def _due(status: QosStatus, expires_at: float, now: float, retention: float) -> bool:
+    if status is QosStatus.AVAILABLE:
+        return expires_at <= now
+    return status is QosStatus.UNAVAILABLE and expires_at + retention <= now
 
 
 def _session(row: sqlite3.Row) -> QodSession:
