@@ -30,8 +30,12 @@ ratio as a bound, not a measurement.
 Beside each level's rate and latencies the script prints the CPU the servers spent per served
 call (every party's process for the federation, the one uvicorn process for the bare endpoint:
 ``/proc``'s user + system time over the level), and for the federation the hub's CPU per hub
-call (the hub's own ``ogsim_aggregator_request_seconds`` count): on a machine shared with
-other work these move less than the rates do. It ends with both capacities, their ratio, and
+call (the hub's own ``ogsim_aggregator_request_seconds`` count), and the load generator's CPU
+per served call (Locust's master and workers, which share the cores with the servers: once a
+third of a worker's CPU went to checking answers). That last figure counts each level's Locust
+start-up too (imports, the CAMARA definitions: two to three CPU seconds), which dominates the
+light levels; read it at the busy ones. On a machine shared with other work these figures move
+less than the rates do. It ends with both capacities, their ratio, and
 the ``ogsim loadtest`` command that reproduces the federation's best level.
 
     .venv/bin/python benchmarks/federation_capacity.py [--levels 10,20,40,...]
@@ -45,6 +49,7 @@ import contextlib
 import csv
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -90,6 +95,9 @@ class Level:
     hub_cpu_ms: float = float("nan")
     by_party: tuple[tuple[str, float], ...] = ()
     """Each server process's CPU ms per served call (all calls, not only its own)."""
+    locust_cpu_ms: float = float("nan")
+    """The load generator's (Locust's master and workers) CPU ms per served call, its start-up
+    included: it shares the cores with the servers, so what it spends the servers cannot."""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -109,10 +117,12 @@ class Meter:
     hub_metrics: str | None = None
     _cpu: dict[str, float] = field(default_factory=dict)
     _hub_calls: float = 0.0
+    _children: float = 0.0
 
     def start(self) -> None:
         self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._hub_calls = self.hub_calls()
+        self._children = reaped_children_cpu()
 
     def hub_calls(self) -> float:
         if self.hub_metrics is None:
@@ -137,9 +147,25 @@ class Meter:
             (name, 1000 * cpu / level.requests if level.requests else float("nan"))
             for name, cpu in used.items()
         )
+        locust = reaped_children_cpu() - self._children
+        locust_ms = 1000 * locust / level.requests if level.requests else float("nan")
         return Level(
-            **{**level.__dict__, "cpu_ms": cpu_ms, "hub_cpu_ms": hub_ms, "by_party": by_party}
+            **{
+                **level.__dict__,
+                "cpu_ms": cpu_ms,
+                "hub_cpu_ms": hub_ms,
+                "by_party": by_party,
+                "locust_cpu_ms": locust_ms,
+            }
         )
+
+
+def reaped_children_cpu() -> float:
+    """User + system CPU seconds of this process's children that have ended: across one
+    level, the Locust master and workers it started and waited for (the servers are children
+    too, but they end only with the ladder)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass(frozen=True)
@@ -245,7 +271,7 @@ def climb(
     print(f"\n{name} (p95 bound: light load's + {slack_ms:.0f} ms or + 20 %, whichever is more)")
     print(
         f"{'users':>6} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} {'failures':>9}"
-        f" {'cpu ms/call':>12} {'hub cpu ms/hub call':>20}"
+        f" {'cpu ms/call':>12} {'hub cpu ms/hub call':>20} {'locust cpu ms/call':>19}"
     )
 
     def measure(users: int, attempt: int) -> Level:
@@ -255,7 +281,8 @@ def climb(
         level = meter.stop(read_level(users, folder))
         print(
             f"{level.users:6d} {level.rps:8.1f} {level.p50:7.0f} {level.p95:7.0f} "
-            f"{level.failures:9.2%} {level.cpu_ms:12.2f} {level.hub_cpu_ms:20.2f}",
+            f"{level.failures:9.2%} {level.cpu_ms:12.2f} {level.hub_cpu_ms:20.2f}"
+            f" {level.locust_cpu_ms:19.2f}",
             flush=True,
         )
         if len(level.by_party) > 1:
