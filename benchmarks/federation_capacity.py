@@ -33,7 +33,8 @@ call (every party's process for the federation, the one uvicorn process for the 
 call (the hub's own ``ogsim_aggregator_request_seconds`` count), and the load generator's CPU
 per served call (Locust's master and workers, which share the cores with the servers: once a
 third of a worker's CPU went to checking answers). That last figure counts each level's Locust
-start-up too (imports, the CAMARA definitions: two to three CPU seconds), which dominates the
+start-up too (imports, the CAMARA definitions, the applications' first tokens and consents:
+several CPU seconds a level, about ten for the federation's in a trial), which dominates the
 light levels; read it at the busy ones. On a machine shared with other work these figures move
 less than the rates do. It ends with both capacities, their ratio, and
 the ``ogsim loadtest`` command that reproduces the federation's best level.
