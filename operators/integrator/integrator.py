@@ -70,7 +70,7 @@ from operators.types import Clock
 from . import operations as ops
 from .flow import Flow
 from .notifications import NoNotifications, QodNotifier
-from .qod_sessions import MemoryQodSessions, QodSession, QodSessionStore
+from .qod_sessions import MemoryQodSessions, QodSession, QodSessionStore, due_to_change
 from .qos_catalogue import default_profiles
 
 __all__ = ["EXPIRED_RETENTION", "Executor", "Integrator"]
@@ -325,12 +325,11 @@ class Integrator:
     def _aged(self, session: QodSession, now: float) -> QodSession | None:
         """``session`` as of ``now``: marked expired once its duration ended (notified),
         forgotten (None) once the retention after that has passed too."""
-        if session.status is QosStatus.AVAILABLE and session.expires_at <= now:
+        if not due_to_change(session, now, EXPIRED_RETENTION):
+            return session
+        if session.status is QosStatus.AVAILABLE:
             session = self._ended(session, StatusInfo.DURATION_EXPIRED)
-        if (
-            session.status is QosStatus.UNAVAILABLE
-            and session.expires_at + EXPIRED_RETENTION <= now
-        ):
+        if due_to_change(session, now, EXPIRED_RETENTION):  # ended long enough ago, too
             self.sessions.delete(session.session_id)
             return None
         return session

@@ -16,7 +16,13 @@ from operators.camara.common import DeviceResponse
 from operators.camara.quality_on_demand import CreateSession, QosStatus, StatusInfo
 from operators.storage import Database
 
-__all__ = ["DatabaseQodSessions", "MemoryQodSessions", "QodSession", "QodSessionStore"]
+__all__ = [
+    "DatabaseQodSessions",
+    "MemoryQodSessions",
+    "QodSession",
+    "QodSessionStore",
+    "due_to_change",
+]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS qod_sessions (
@@ -90,7 +96,7 @@ class MemoryQodSessions:
         return [s for s in self._sessions.values() if s.msisdn == msisdn]
 
     def due(self, now: float, retention: float) -> list[QodSession]:
-        return [s for s in self._sessions.values() if _due(s.status, s.expires_at, now, retention)]
+        return [s for s in self._sessions.values() if due_to_change(s, now, retention)]
 
 
 class DatabaseQodSessions:
@@ -145,10 +151,13 @@ class DatabaseQodSessions:
         return [_session(row) for row in rows]
 
 
-def _due(status: QosStatus, expires_at: float, now: float, retention: float) -> bool:
-    if status is QosStatus.AVAILABLE:
-        return expires_at <= now
-    return status is QosStatus.UNAVAILABLE and expires_at + retention <= now
+def due_to_change(session: QodSession, now: float, retention: float) -> bool:
+    """Whether ``session``'s state changes at ``now``: an available one's duration ended, or
+    an unavailable one is ``retention`` past it (the rule ``DatabaseQodSessions.due`` states
+    in SQL)."""
+    if session.status is QosStatus.AVAILABLE:
+        return session.expires_at <= now
+    return session.status is QosStatus.UNAVAILABLE and session.expires_at + retention <= now
 
 
 def _session(row: sqlite3.Row) -> QodSession:
