@@ -21,7 +21,9 @@ master and ``--workers`` workers on this machine, sharing its cores with the ser
   ``benchmarks/bare_locustfile.py``.
 
 Each ladder stops at its first level beyond the p95 bound or the failure bound, confirmed by
-running that level once more (``--no-confirm`` stops at the first run beyond them). The bare
+running that level once more (``--no-confirm`` stops at the first run beyond them); then
+``--refine`` more levels (2 by default) halve the gap between the last level within the bounds
+and the first beyond them, so a capacity is not read off a coarse step of the ladder. The bare
 ladder does not stop at the last of ``--levels``: it grows its users by ``--bare-growth`` a
 level until one breaks a bound (at most ``--bare-max-users``), so the ratio compares two
 measured capacities; a ladder that never broke a bound is printed as a lower bound and the
@@ -40,7 +42,8 @@ less than the rates do. It ends with both capacities, their ratio, and
 the ``ogsim loadtest`` command that reproduces the federation's best level.
 
     .venv/bin/python benchmarks/federation_capacity.py [--levels 10,20,40,...]
-        [--level-seconds 25] [--workers 1] [--skip-bare | --skip-federation]
+        [--level-seconds 25] [--workers 1] [--refine 2] [--user-class AntiFraudApp ...]
+        [--skip-bare | --skip-federation]
 """
 
 from __future__ import annotations
@@ -261,8 +264,13 @@ def climb(
     *,
     confirm: bool = True,
     slack_ms: float = P95_SLACK_MS,
+    refine: int = 0,
 ) -> Ladder:
     """Run levels in order until one breaks a bound; print each as it ends.
+
+    With ``refine``, that many more levels then halve the gap between the last level within
+    the bounds and the first beyond them (the ladder's steps grow by a third to a half, so
+    its capacity alone is told only within that much).
 
     With ``confirm``, a level that breaks a bound runs once more and only the second run
     counts: on a machine shared with other work one preempted second can lift a p95 by tens
@@ -291,14 +299,28 @@ def climb(
             print(f"{'':6} cpu ms per served call by process: {parts}", flush=True)
         return level
 
-    for users in levels:
+    def step(users: int) -> Level:
         level = measure(users, 1)
         if ladder.levels and confirm and not ladder.within(level):
             print(f"{'':6} beyond the bounds: once more, to tell load from noise", flush=True)
             level = measure(users, 2)
         ladder.levels.append(level)
-        if not ladder.within(level):
+        return level
+
+    for users in levels:
+        if not ladder.within(step(users)):
             break
+    if ladder.saturated and len(ladder.levels) > 1:
+        # halve the gap between the last level within the bounds and the first beyond them
+        good, bad = ladder.levels[-2].users, ladder.levels[-1].users
+        for _ in range(refine):
+            users = (good + bad) // 2
+            if users in (good, bad):
+                break
+            if ladder.within(step(users)):
+                good = users
+            else:
+                bad = users
     return ladder
 
 
@@ -411,19 +433,34 @@ def main() -> None:
         action="store_true",
         help="end a ladder at its first level beyond the bounds without running it again",
     )
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=2,
+        help="levels that then halve the gap between the last level within the bounds and"
+        " the first beyond them (0: none)",
+    )
+    parser.add_argument(
+        "--user-class",
+        action="append",
+        choices=CLASSES,
+        help="the federation's applications (repeatable; default: all four): one alone shows"
+        " what its calls cost the servers",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--skip-bare", action="store_true", help="federation ladder only")
     which.add_argument("--skip-federation", action="store_true", help="bare ladder only")
     args = parser.parse_args()
     os.environ["OGSIM_THINK_SCALE"] = str(args.think_scale)
     levels = [int(x) for x in args.levels.split(",")]
+    classes = args.user_class or CLASSES
     federation = bare = None
     with tempfile.TemporaryDirectory(prefix="ogsim-capacity-") as scratch:
         results = Path(scratch)
         descriptor = results / "no-federation.json"  # the bare locustfile reads none
         if not args.skip_federation:
             with federation_for_run(None, results, None) as descriptor:
-                federation_run = runner(args, descriptor, LOCUSTFILE, CLASSES)
+                federation_run = runner(args, descriptor, LOCUSTFILE, classes)
                 federation = climb(
                     "federation",
                     levels,
@@ -432,6 +469,7 @@ def main() -> None:
                     results,
                     federation_meter(descriptor),
                     confirm=not args.no_confirm,
+                    refine=args.refine,
                 )
         if not args.skip_bare:
             # the same allowance in milliseconds as the federation had (see the docstring)
@@ -451,6 +489,7 @@ def main() -> None:
                     Meter({"bare": pid}),
                     confirm=not args.no_confirm,
                     slack_ms=slack,
+                    refine=args.refine,
                 )
     print()
     for ladder in (federation, bare):
@@ -481,7 +520,7 @@ def main() -> None:
         "reproduce the federation's best level: OGSIM_THINK_SCALE="
         f"{args.think_scale} ogsim loadtest --users {best.users} --spawn-rate {best.users} "
         f"--run-time {args.level_seconds}s --workers {args.workers} "
-        + " ".join(f"--user-class {c}" for c in CLASSES)
+        + " ".join(f"--user-class {c}" for c in classes)
     )
 
 

@@ -1,0 +1,77 @@
+"""``benchmarks/federation_capacity.py``'s ladder: where it stops and how it refines.
+
+The ladder runs Locust in the benchmark; here each level is read off a made-up p95 curve, so
+the stopping rule, the confirmation and the halving of the last gap are checked without a
+federation."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from federation_capacity import Ladder, Level, Meter, climb  # noqa: E402
+
+
+def curve(knee: int) -> tuple[list[int], Callable[[int, Path], None], Callable[..., Level]]:
+    """A p95 of 100 ms up to ``knee`` users and 300 ms above; the runs it was asked for."""
+    ran: list[int] = []
+
+    def run(users: int, folder: Path) -> None:
+        ran.append(users)
+
+    def read(users: int, folder: Path) -> Level:
+        p95 = 100.0 if users <= knee else 300.0
+        return Level(users, rps=users * 4.0, p50=20.0, p95=p95, failures=0.0, requests=1000)
+
+    return ran, run, read
+
+
+def ladder_for(
+    knee: int, levels: list[int], tmp_path: Path, **options: int
+) -> tuple[Ladder, list[int]]:
+    ran, run, read = curve(knee)
+    ladder = climb("federation", levels, run, read, tmp_path, Meter({}), confirm=False, **options)
+    return ladder, ran
+
+
+def test_without_refinement_the_capacity_is_the_last_level_within_the_bounds(
+    tmp_path: Path,
+) -> None:
+    ladder, ran = ladder_for(150, [10, 90, 130, 180, 240], tmp_path)
+    assert ran == [10, 90, 130, 180]  # stops at the first level beyond the bounds
+    assert ladder.best is not None and ladder.best.users == 130
+    assert ladder.saturated
+
+
+@pytest.mark.parametrize(
+    ("knee", "expected_runs", "best"),
+    [
+        (150, [155, 142], 142),  # 155 beyond, 142 within
+        (170, [155, 167], 167),  # both within: the gap closes on the bad side
+        (131, [155, 142], 130),  # both beyond: the capacity stays where the ladder had it
+    ],
+)
+def test_refinement_halves_the_last_gap(
+    tmp_path: Path, knee: int, expected_runs: list[int], best: int
+) -> None:
+    ladder, ran = ladder_for(knee, [10, 90, 130, 180], tmp_path, refine=2)
+    assert ran == [10, 90, 130, 180, *expected_runs]
+    assert ladder.best is not None and ladder.best.users == best
+
+
+def test_no_refinement_when_no_level_broke_a_bound(tmp_path: Path) -> None:
+    ladder, ran = ladder_for(10_000, [10, 90, 130], tmp_path, refine=2)
+    assert ran == [10, 90, 130]
+    assert not ladder.saturated
+
+
+def test_refinement_stops_when_the_gap_is_closed(tmp_path: Path) -> None:
+    ladder, ran = ladder_for(10, [10, 11, 12], tmp_path, refine=3)
+    assert ran == [10, 11]  # 11 broke the bound; nothing lies between 10 and 11
+    assert ladder.best is not None and ladder.best.users == 10
