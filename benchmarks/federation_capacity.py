@@ -66,8 +66,10 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from federation import FederationConfig, default_federation
 from federation.ports import free_port
 from loadtests.locust_run import LOCUSTFILE, federation_for_run, read_summary, run_locust
+from operators.core import CoreSpec
 
 HERE = Path(__file__).resolve().parent
 BARE_LOCUSTFILE = HERE / "bare_locustfile.py"
@@ -324,6 +326,37 @@ def climb(
     return ladder
 
 
+def scaled_core(config: FederationConfig, scale: int) -> FederationConfig:
+    """``config`` with each operator's network functions given ``scale`` times the servers
+    and waiting room, their service times unchanged: the modelled backends then queue only at
+    ``scale`` times the rate, so a ladder measures the federation's own limit rather than the
+    model's (at the default size, the location server's four servers a replica queue first)."""
+
+    def scaled(operator_core: CoreSpec) -> CoreSpec:
+        return operator_core.model_copy(
+            update={
+                slot: function.model_copy(
+                    update={
+                        "servers": function.servers * scale,
+                        "queue_limit": None
+                        if function.queue_limit is None
+                        else function.queue_limit * scale,
+                    }
+                )
+                for slot, function in operator_core.functions().items()
+            }
+        )
+
+    return config.model_copy(
+        update={
+            "operators": tuple(
+                operator.model_copy(update={"core": scaled(operator.core)})
+                for operator in config.operators
+            )
+        }
+    )
+
+
 def federation_meter(descriptor: Path) -> Meter:
     """Every party's process, and the hub's metrics, from the descriptor ``ogsim up`` wrote."""
     described = json.loads(descriptor.read_text())
@@ -447,10 +480,20 @@ def main() -> None:
         help="the federation's applications (repeatable; default: all four): one alone shows"
         " what its calls cost the servers",
     )
+    parser.add_argument(
+        "--core-scale",
+        type=int,
+        default=1,
+        help="give every operator's modelled network functions this many times the servers"
+        " and waiting room (service times unchanged), so the model's queues do not set the"
+        " capacity (default 1: the operators as configured)",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--skip-bare", action="store_true", help="federation ladder only")
     which.add_argument("--skip-federation", action="store_true", help="bare ladder only")
     args = parser.parse_args()
+    if args.core_scale < 1:
+        parser.error("--core-scale must be at least 1")
     os.environ["OGSIM_THINK_SCALE"] = str(args.think_scale)
     levels = [int(x) for x in args.levels.split(",")]
     classes = args.user_class or CLASSES
@@ -459,10 +502,13 @@ def main() -> None:
         results = Path(scratch)
         descriptor = results / "no-federation.json"  # the bare locustfile reads none
         if not args.skip_federation:
-            with federation_for_run(None, results, None) as descriptor:
+            config = scaled_core(default_federation(), args.core_scale)
+            with federation_for_run(None, results, None, config=config) as descriptor:
                 federation_run = runner(args, descriptor, LOCUSTFILE, classes)
                 federation = climb(
-                    "federation",
+                    "federation"
+                    if args.core_scale == 1
+                    else f"federation, core x{args.core_scale}",
                     levels,
                     federation_run,
                     federation_level,
@@ -503,6 +549,7 @@ def main() -> None:
         "rps": round(best.rps, 1),
         "p95": best.p95,
         "lightP95": federation.light_p95,
+        "coreScale": args.core_scale,
     }
     if bare is not None and bare.best is not None:
         ratio = best.rps / bare.best.rps
@@ -521,6 +568,13 @@ def main() -> None:
         f"{args.think_scale} ogsim loadtest --users {best.users} --spawn-rate {best.users} "
         f"--run-time {args.level_seconds}s --workers {args.workers} "
         + " ".join(f"--user-class {c}" for c in classes)
+        + (
+            ""
+            if args.core_scale == 1
+            else f" (against `ogsim up --config` of a federation YAML whose operators' core"
+            f" functions have {args.core_scale} times the servers and waiting room; see"
+            " `--core-scale`)"
+        )
     )
 
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from operators import E164_PREFIX, OperatorConfig, default_purposes, load_yaml_model
+from operators.core import CoreSpec
 
 from .rate_card import RateCard, WholesaleRate
 from .types import NetworkId
@@ -84,6 +85,11 @@ class FederatedOperator(OperatorConfig):
     data_centres: tuple[DataCentre, ...] = (DataCentre(name="dc1"),)
     brands: tuple[Brand, ...] = ()
     ipv6_ranges: tuple[str, ...] = ()
+    core: CoreSpec = Field(
+        default_factory=CoreSpec,
+        description="the modelled network functions behind each data centre's replica:"
+        " servers, waiting room and service time of each (each replica has its own)",
+    )
 
     @field_validator("ipv6_ranges")
     @classmethod
@@ -115,7 +121,7 @@ class FederatedOperator(OperatorConfig):
 
     def operator_config(self) -> OperatorConfig:
         """The plain operator config, for code that must not see federation fields."""
-        data = self.model_dump(exclude={"data_centres", "brands", "ipv6_ranges"})
+        data = self.model_dump(exclude={"data_centres", "brands", "ipv6_ranges", "core"})
         return OperatorConfig.model_validate(data)
 
     def brand_of(self, number: str) -> Brand | None:

@@ -170,6 +170,7 @@ class MemberOperator:
                 reference_time=reference,
                 client_trusted=trusted,
                 throttle=shared_throttle,
+                core=config.core,
             )
             operator.identity.share_jwks_cache(jwks)  # one cache of keys by reference, over http
             notifier = operator.integrator.notifier

@@ -23,7 +23,13 @@ from typing import Any
 
 import httpx
 
-from federation import FederationProcesses, default_federation, descriptor, free_port_block
+from federation import (
+    FederationConfig,
+    FederationProcesses,
+    default_federation,
+    descriptor,
+    free_port_block,
+)
 
 from .federation_view import load_descriptor
 from .reconciliation import Reconciliation, reconcile
@@ -68,13 +74,16 @@ def federation_for_run(
     results: Path,
     base_port: int | None,
     say: Callable[[str], None] = lambda _: None,
+    config: FederationConfig | None = None,
 ) -> Iterator[Path]:
-    """The descriptor of a running federation: the given one, or one started for the run."""
+    """The descriptor of a running federation: the given one, or one started for the run
+    (``config``, by default the built-in three operators)."""
     if given is not None:
         yield given
         return
     port = base_port or free_port_block(8)
-    processes = FederationProcesses.prepare(default_federation(), port, results / "federation")
+    federation = config if config is not None else default_federation()
+    processes = FederationProcesses.prepare(federation, port, results / "federation")
     try:
         processes.start()
         processes.wait_ready(90)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -15,7 +16,9 @@ from federation.config import (
     default_federation,
     load_federation,
 )
+from federation.member import MemberOperator
 from operators.config_file import ConfigFileError
+from operators.core import NetworkFunctionKind
 
 
 def test_default_federation_shape(federation: FederationConfig) -> None:
@@ -70,3 +73,40 @@ def test_no_port_into_a_country_without_portability(federation: FederationConfig
     data["ports"] = {"+33700000001": "telco-fr"}
     with pytest.raises(ValidationError, match="no number portability"):
         FederationConfig.model_validate(data)
+
+
+async def test_an_operators_core_reaches_each_replicas_backends(tmp_path: Path) -> None:
+    """The modelled network of an operator is its own: sized in the federation's YAML, it is
+    what each data centre's replica calls (the others keep the default)."""
+    data = default_federation().model_dump(mode="json")
+    data["operators"][0]["core"] = {"location_server": {
+        "name": "gmlc", "kind": "location_server", "servers": 64, "queue_limit": 512,
+        "service_time": {"distribution": "lognormal", "mean": 0.12, "sigma": 0.6},
+    }}  # fmt: skip
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = load_federation(path)
+    resized = config.operators[0]
+    assert resized.core.location_server.servers == 64
+    assert config.operators[1].core.location_server.servers == 4  # the default
+    async with httpx.AsyncClient() as unused:
+        member = MemberOperator.build(config, resized.id, unused, storage=str(tmp_path / "op.db"))
+        try:
+            assert len(member.replicas) == len(resized.data_centres) > 1
+            for replica in member.replicas.values():
+                function = replica.backends.functions[NetworkFunctionKind.LOCATION_SERVER]
+                assert function.spec.servers == 64
+                assert function.spec.capacity == 64 + 512
+                hlr = replica.backends.functions[NetworkFunctionKind.SIM_DATA_REGISTER]
+                assert hlr.spec == resized.core.sim_data_register  # untouched slot: default
+        finally:
+            member.close()
+
+
+def test_a_bad_core_is_named_at_its_field(tmp_path: Path) -> None:
+    data = default_federation().model_dump(mode="json")
+    data["operators"][0]["core"] = {"location_server": {"servers": 0}}
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=r"core\.location_server\.servers"):
+        load_federation(path)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from federation import default_federation
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from federation_capacity import Ladder, Level, Meter, climb  # noqa: E402
+from federation_capacity import Ladder, Level, Meter, climb, scaled_core  # noqa: E402
 
 
 def curve(knee: int) -> tuple[list[int], Callable[[int, Path], None], Callable[..., Level]]:
@@ -75,3 +77,18 @@ def test_refinement_stops_when_the_gap_is_closed(tmp_path: Path) -> None:
     ladder, ran = ladder_for(10, [10, 11, 12], tmp_path, refine=3)
     assert ran == [10, 11]  # 11 broke the bound; nothing lies between 10 and 11
     assert ladder.best is not None and ladder.best.users == 10
+
+
+def test_core_scale_multiplies_servers_and_waiting_room_only() -> None:
+    base = default_federation()
+    scaled = scaled_core(base, 8)
+    for before, after in zip(base.operators, scaled.operators, strict=True):
+        for slot, function in before.core.functions().items():
+            grown = after.core.functions()[slot]
+            assert grown.servers == 8 * function.servers
+            assert grown.queue_limit == (
+                None if function.queue_limit is None else 8 * function.queue_limit
+            )
+            assert grown.service_time == function.service_time
+        assert after.model_copy(update={"core": before.core}) == before
+    assert scaled_core(base, 1) == base
