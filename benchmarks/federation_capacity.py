@@ -14,8 +14,8 @@ same think time (uniform 0.5 to 1.5 s times ``--think-scale``) and the same Locu
 master and ``--workers`` workers on this machine, sharing its cores with the servers):
 
 * **federation**: the default federation (four uvicorn processes on loopback) and the load
-  test's applications (every one but the misbehaving one): tokens, policies, backends,
-  the aggregator's second hop;
+  test's applications (every one but the misbehaving ones, or those ``--user-class`` names):
+  tokens, policies, backends, the aggregator's second hop;
 * **bare**: one uvicorn process serving a FastAPI endpoint of SIM Swap's check shape
   (``benchmarks/gateway_throughput.py``'s ``bare_app``), posted to by
   ``benchmarks/bare_locustfile.py``.
@@ -23,7 +23,17 @@ master and ``--workers`` workers on this machine, sharing its cores with the ser
 Each ladder stops at its first level beyond the p95 bound or the failure bound, confirmed by
 running that level once more (``--no-confirm`` stops at the first run beyond them); then
 ``--refine`` more levels (2 by default) halve the gap between the last level within the bounds
-and the first beyond them, so a capacity is not read off a coarse step of the ladder. The bare
+and the first beyond them, so a capacity is not read off a coarse step of the ladder (a
+refined level beyond the bounds is confirmed too: up to four more Locust runs a ladder).
+
+The operators' modelled network functions queue like the real ones: at the default size the
+location server (four servers a replica, ~120 ms a call) is the first to queue, near 600 served
+calls/s of this user mix, and its queue, not the federation's software, then sets the p95.
+``--core-scale K`` gives every function K times the servers and waiting room (service times
+unchanged; the federation YAML's ``operators[].core``), so the ladder finds the software's own
+limit. The integrator's request buffer in front of each function still admits 16 calls at a time
+(``GuardSettings.max_concurrent``): at the ~30 location calls/s a replica sees near 900 served
+calls/s, about four are in service on average, so the buffer does not bind at these rates. The bare
 ladder does not stop at the last of ``--levels``: it grows its users by ``--bare-growth`` a
 level until one breaks a bound (at most ``--bare-max-users``), so the ratio compares two
 measured capacities; a ladder that never broke a bound is printed as a lower bound and the
@@ -42,8 +52,8 @@ less than the rates do. It ends with both capacities, their ratio, and
 the ``ogsim loadtest`` command that reproduces the federation's best level.
 
     .venv/bin/python benchmarks/federation_capacity.py [--levels 10,20,40,...]
-        [--level-seconds 25] [--workers 1] [--refine 2] [--user-class AntiFraudApp ...]
-        [--skip-bare | --skip-federation]
+        [--level-seconds 25] [--workers 1] [--refine 2] [--core-scale 1]
+        [--user-class AntiFraudApp ...] [--skip-bare | --skip-federation]
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import itertools
 import json
 import os
 import resource
@@ -315,6 +326,8 @@ def climb(
     if ladder.saturated and len(ladder.levels) > 1:
         # halve the gap between the last level within the bounds and the first beyond them
         good, bad = ladder.levels[-2].users, ladder.levels[-1].users
+        if refine and bad - good > 1:
+            print(f"{'':6} refining between {good} and {bad} users", flush=True)
         for _ in range(refine):
             users = (good + bad) // 2
             if users in (good, bad):
@@ -494,8 +507,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.core_scale < 1:
         parser.error("--core-scale must be at least 1")
+    if args.refine < 0:
+        parser.error("--refine must not be negative")
+    try:
+        levels = [int(x) for x in args.levels.split(",")]
+    except ValueError:
+        parser.error(f"--levels must be user counts separated by commas, not {args.levels!r}")
+    if not levels or levels[0] < 1 or any(b <= a for a, b in itertools.pairwise(levels)):
+        parser.error(f"--levels must be rising user counts from 1, not {args.levels!r}")
     os.environ["OGSIM_THINK_SCALE"] = str(args.think_scale)
-    levels = [int(x) for x in args.levels.split(",")]
     classes = args.user_class or CLASSES
     federation = bare = None
     with tempfile.TemporaryDirectory(prefix="ogsim-capacity-") as scratch:
@@ -550,6 +570,8 @@ def main() -> None:
         "p95": best.p95,
         "lightP95": federation.light_p95,
         "coreScale": args.core_scale,
+        "userClasses": classes,
+        "refine": args.refine,
     }
     if bare is not None and bare.best is not None:
         ratio = best.rps / bare.best.rps
@@ -563,18 +585,23 @@ def main() -> None:
             + ("" if measured else "; a bound, not a measurement: a ladder broke no bound")
         )
     print(json.dumps(figures))
-    print(
-        "reproduce the federation's best level: OGSIM_THINK_SCALE="
-        f"{args.think_scale} ogsim loadtest --users {best.users} --spawn-rate {best.users} "
-        f"--run-time {args.level_seconds}s --workers {args.workers} "
-        + " ".join(f"--user-class {c}" for c in classes)
-        + (
-            ""
-            if args.core_scale == 1
-            else f" (against `ogsim up --config` of a federation YAML whose operators' core"
-            f" functions have {args.core_scale} times the servers and waiting room; see"
-            " `--core-scale`)"
+    print(f"reproduce the federation's best level: {reproduction(args, best.users, classes)}")
+
+
+def reproduction(args: argparse.Namespace, users: int, classes: list[str]) -> str:
+    """The command that runs the best level again: ``ogsim loadtest`` against the default
+    federation, or this script (light load, then that level) when the core was resized."""
+    chosen = " ".join(f"--user-class {c}" for c in classes)
+    if args.core_scale != 1:
+        return (
+            f".venv/bin/python benchmarks/federation_capacity.py --skip-bare --levels 10,{users}"
+            f" --refine 0 --no-confirm --core-scale {args.core_scale} --think-scale"
+            f" {args.think_scale} --level-seconds {args.level_seconds} --workers {args.workers}"
+            f" {chosen}"
         )
+    return (
+        f"OGSIM_THINK_SCALE={args.think_scale} ogsim loadtest --users {users} --spawn-rate"
+        f" {users} --run-time {args.level_seconds}s --workers {args.workers} {chosen}"
     )
 
 

@@ -3,7 +3,8 @@
 One :class:`FederationConfig` is enough to start every party of a federation, in one process
 or as separate processes: each :class:`FederatedOperator` *is* an
 :class:`~operators.config.OperatorConfig` (so ``Operator.from_config`` takes it as it is)
-with what only the federation needs on top — data centres, brands, IPv6 ranges. Countries say
+with what only the federation needs on top — data centres, brands, IPv6 ranges, and the
+modelled network core each data centre's replica runs (``core``). Countries say
 whether numbers are portable there, which decides the Telco Routing rules: ``network``
 (MCC+MNC, resolved by a national Network Id service) where numbers port, ``msisdnPrefix``
 where they do not. :func:`default_federation` is the one ``ogsim demo`` and the tests use.
@@ -80,7 +81,8 @@ class Brand(_Strict):
 
 
 class FederatedOperator(OperatorConfig):
-    """An operator as the federation sees it: its own config plus sites, brands and IPv6."""
+    """An operator as the federation sees it: its own config plus sites, brands, IPv6 and the
+    size of its modelled network core."""
 
     data_centres: tuple[DataCentre, ...] = (DataCentre(name="dc1"),)
     brands: tuple[Brand, ...] = ()
@@ -88,7 +90,9 @@ class FederatedOperator(OperatorConfig):
     core: CoreSpec = Field(
         default_factory=CoreSpec,
         description="the modelled network functions behind each data centre's replica:"
-        " servers, waiting room and service time of each (each replica has its own)",
+        " servers, waiting room, service time and faults of each (each replica has its own);"
+        " a function named here replaces its whole default entry, so give its name, kind and"
+        " service_time too",
     )
 
     @field_validator("ipv6_ranges")

@@ -73,6 +73,28 @@ def test_no_refinement_when_no_level_broke_a_bound(tmp_path: Path) -> None:
     assert not ladder.saturated
 
 
+def test_a_level_beyond_the_bounds_is_confirmed_and_only_its_second_run_counts(
+    tmp_path: Path,
+) -> None:
+    """Noise: each level's first run at 155 users and above is slow, its second is not, up to
+    200 users; the ladder goes on past a first run that a second contradicts, and a refined
+    level is confirmed the same way."""
+    ran: list[str] = []
+
+    def run(users: int, folder: Path) -> None:
+        ran.append(folder.name)
+
+    def read(users: int, folder: Path) -> Level:
+        first = folder.name.endswith("-1")
+        p95 = 300.0 if users > 200 or (first and users >= 155) else 100.0
+        return Level(users, rps=users * 4.0, p50=20.0, p95=p95, failures=0.0, requests=1000)
+
+    ladder = climb("f", [10, 180, 240], run, read, tmp_path, Meter({}), refine=1)
+    assert ran == ["f-10-1", "f-180-1", "f-180-2", "f-240-1", "f-240-2", "f-210-1", "f-210-2"]
+    assert [level.users for level in ladder.levels] == [10, 180, 240, 210]
+    assert ladder.best is not None and ladder.best.users == 180
+
+
 def test_refinement_stops_when_the_gap_is_closed(tmp_path: Path) -> None:
     ladder, ran = ladder_for(10, [10, 11, 12], tmp_path, refine=3)
     assert ran == [10, 11]  # 11 broke the bound; nothing lies between 10 and 11
