@@ -21,12 +21,13 @@ import copy
 import csv
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from operators import ConfigFileError
+from operators.core import CoreSpec
 from sim.calibration_fit import relative_error
 from sim.calibration_live import LiveStep, OperatorStep
 from sim.calibration_scenario import (
@@ -194,7 +195,11 @@ def _mean_latency_by_operator(result: RunResult) -> dict[str, float]:
 
 
 def _fit_work_after_answer(
-    models: dict[str, TierModel], lightest: LiveStep, out: Path, sim_seconds: float
+    models: dict[str, TierModel],
+    lightest: LiveStep,
+    out: Path,
+    sim_seconds: float,
+    cores: Mapping[str, CoreSpec] | None = None,
 ) -> None:
     """The share of the loop's time per call that lies outside the gateway's measured span.
 
@@ -205,7 +210,7 @@ def _fit_work_after_answer(
     (0 to 0.9). The light level's mean is therefore in-sample; the other levels and the
     saturation are not.
     """
-    document = calibrated_document(models, lightest, sim_seconds)
+    document = calibrated_document(models, lightest, sim_seconds, cores=cores)
     result = run_scenario(write(document, out / "levels" / "fit.yaml"))
     simulated = _mean_latency_by_operator(result)
     for op, model in models.items():
@@ -235,6 +240,7 @@ def calibrate(
     what_if: WhatIf | None = None,
     progress: Callable[[str], None] = lambda line: None,
     federation: LiveStep | None = None,
+    cores: Mapping[str, CoreSpec] | None = None,
 ) -> Calibration:
     """Fit the tiers, write the calibrated scenario, simulate each level and saturation,
     then fit and simulate the ``federation`` step's tiers and (``what_if``) ask the
@@ -246,6 +252,9 @@ def calibrate(
     federation step, and ``what_if.yaml`` and its report under ``what-if/``. A later stage
     that cannot be built (a scenario the loader refuses) is reported through ``progress``
     and leaves the earlier outputs. Raises ValueError when no step served a call.
+
+    ``cores`` sizes each simulated operator's network functions as the live one's were
+    (:func:`sim.calibration_live.live_cores`); an operator it does not name gets the default.
     """
     useful = [s for s in steps if s.throughput > 0]
     if not useful:
@@ -255,11 +264,11 @@ def calibrate(
     out.mkdir(parents=True, exist_ok=True)
     lightest = min(levels, key=lambda s: s.throughput)
     busiest = max(levels, key=lambda s: s.throughput)
-    _fit_work_after_answer(models, lightest, out, sim_seconds)
+    _fit_work_after_answer(models, lightest, out, sim_seconds, cores)
     scenario_path = out / "calibrated.yaml"
-    write(calibrated_document(models, busiest, sim_seconds), scenario_path)
-    rows = [*_level_rows(models, levels, out, sim_seconds)]
-    rows.append(_saturation_row(models, saturation, out, sim_seconds))
+    write(calibrated_document(models, busiest, sim_seconds, cores=cores), scenario_path)
+    rows = [*_level_rows(models, levels, out, sim_seconds, cores)]
+    rows.append(_saturation_row(models, saturation, out, sim_seconds, cores))
     progress(
         f"saturation: {rows[-1].sim_throughput:.1f} calls/s simulated, "
         f"{saturation.throughput:.1f} live"
@@ -270,14 +279,16 @@ def calibrate(
     calibration = _written(calibration, useful, out)
     if federation is not None and federation.throughput > 0:
         try:
-            calibration = _federation_stage(calibration, models, federation, out, sim_seconds)
+            calibration = _federation_stage(
+                calibration, models, federation, out, sim_seconds, cores
+            )
         except (ConfigFileError, ValueError) as error:
             progress(f"federation step not fitted: {error}")
         else:
             progress(f"federation step: {len(calibration.by_tier)} tiers fitted and simulated")
     if what_if is not None:
-        light = calibrated_document(models, lightest, sim_seconds)
-        heavy = calibrated_document(models, busiest, sim_seconds)
+        light = calibrated_document(models, lightest, sim_seconds, cores=cores)
+        heavy = calibrated_document(models, busiest, sim_seconds, cores=cores)
         document = what_if_document(light, heavy, what_if.scale, what_if.seconds)
         try:
             answers, report = _ask(document, out, progress)
@@ -300,13 +311,18 @@ def _written(calibration: Calibration, steps: list[LiveStep], out: Path) -> Cali
 
 
 def _level_rows(
-    models: dict[str, TierModel], levels: list[LiveStep], out: Path, sim_seconds: float
+    models: dict[str, TierModel],
+    levels: list[LiveStep],
+    out: Path,
+    sim_seconds: float,
+    cores: Mapping[str, CoreSpec] | None = None,
 ) -> list[Row]:
     """Each load level simulated at the rates live served, beside live."""
     rows = []
     for level, step in _levels(levels):
         scenario = write(
-            calibrated_document(models, step, sim_seconds), out / "levels" / f"{level}.yaml"
+            calibrated_document(models, step, sim_seconds, cores=cores),
+            out / "levels" / f"{level}.yaml",
         )
         result = run_scenario(scenario)
         p50, p95 = simulated_latency(result)
@@ -328,13 +344,17 @@ def _level_rows(
 
 
 def _saturation_row(
-    models: dict[str, TierModel], saturation: LiveStep, out: Path, sim_seconds: float
+    models: dict[str, TierModel],
+    saturation: LiveStep,
+    out: Path,
+    sim_seconds: float,
+    cores: Mapping[str, CoreSpec] | None = None,
 ) -> Row:
     """Saturation predicted: the simulation offered more than it or live could serve."""
     shares = {op: s.call_count for op, s in saturation.operators.items() if op in models}
     total = sum(shares.values())
     mix = {op: n / total for op, n in shares.items()}
-    document = calibrated_document(models, saturation, sim_seconds)
+    document = calibrated_document(models, saturation, sim_seconds, cores=cores)
     at_live = write(document, out / "levels" / "saturation.yaml")
     bound = max(_capacity_bound(at_live, mix), saturation.throughput)
     factor = OVERLOAD * bound / saturation.throughput
@@ -351,13 +371,14 @@ def _federation_stage(
     federation: LiveStep,
     out: Path,
     sim_seconds: float,
+    cores: Mapping[str, CoreSpec] | None = None,
 ) -> Calibration:
     """The federation step's tiers fitted, simulated for about :data:`FEDERATION_CALLS`
     calls, and set beside live."""
     fit = fit_federation(federation, models)
     path = out / "federation.yaml"
     seconds = min(max(FEDERATION_CALLS / federation.throughput, sim_seconds), 3600.0)
-    result = run_scenario(write(federation_document(fit, federation, seconds), path))
+    result = run_scenario(write(federation_document(fit, federation, seconds, cores), path))
     return replace(
         calibration,
         by_tier=tier_rows(fit, federation, result),

@@ -24,6 +24,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from operators.camara import WORKLOADS
+from operators.core import CoreSpec
 from sim.calibration_fit import Histogram
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "busy_core_seconds",
     "cpu_seconds",
     "idle_cpu",
+    "live_cores",
     "measure_step",
     "parse_histograms",
     "preemptions",
@@ -467,6 +469,23 @@ def measure_step(
     return LiveStep(
         users, elapsed, steps, client, saturating, busy, load, client_cores, hub=hub_step
     )
+
+
+def live_cores(run_dir: Path | None) -> dict[str, CoreSpec]:
+    """Each operator's modelled network core as the live federation runs it, read from the
+    federation file ``ogsim up`` leaves in its run folder (a descriptor's ``runDir``); empty
+    when there is none (a federation started elsewhere), and the calibration then assumes the
+    default.
+
+    A federation sized with ``operators[].core`` queues at its backends where the default
+    would not (or the other way round): simulating it with the default would move the
+    predicted saturation without a word."""
+    from federation import load_federation
+
+    path = run_dir / "federation.yaml" if run_dir is not None else None
+    if path is None or not path.exists():
+        return {}
+    return {operator.id: operator.core for operator in load_federation(path).operators}
 
 
 def idle_cpu(

@@ -31,11 +31,13 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from operators.core import CoreSpec
 from sim.calibration_fit import Fit, Histogram, fit_histogram
 from sim.calibration_live import LiveStep, OperatorStep, api_name
 from sim.scenario import Scenario, load_scenario
@@ -248,9 +250,15 @@ def operation_mix(calls: dict[tuple[str, str], Histogram]) -> dict[str, float]:
 
 
 def calibrated_document(
-    models: dict[str, TierModel], step: LiveStep, duration: float, seed: int = 1
+    models: dict[str, TierModel],
+    step: LiveStep,
+    duration: float,
+    seed: int = 1,
+    cores: Mapping[str, CoreSpec] | None = None,
 ) -> dict[str, Any]:
-    """A scenario document (as YAML would load) of these tiers at ``step``'s rates and mix."""
+    """A scenario document (as YAML would load) of these tiers at ``step``'s rates and mix;
+    an operator that ``cores`` names gets that network core (the live one's size), the others
+    the default."""
     operators: dict[str, Any] = {}
     applications: dict[str, Any] = {}
     for index, (op_id, model) in enumerate(sorted(models.items())):
@@ -277,6 +285,8 @@ def calibrated_document(
             },
             "policies": {"throttling": {"enabled": False}},
         }
+        if cores and op_id in cores:
+            operators[op_id]["core"] = cores[op_id].model_dump(mode="json")
         served = step.operators.get(op_id)
         mix = operation_mix(served.calls) if served is not None else {}
         if not mix:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,7 +65,8 @@ FIT_DRAWS = 20_000
 """Draws from a fitted distribution to read its quantiles."""
 AFTER_ANSWER_CAP = 0.9
 """The most of a call's held time that may lie after its answer (as the ladder's fit)."""
-FUNCTIONS = frozenset(CoreSpec().functions())
+DEFAULT_CORE = CoreSpec()
+FUNCTIONS = frozenset(DEFAULT_CORE.functions())
 """The network functions a scenario's core has (a series of another name is not fitted)."""
 FORWARD = "forward"
 """The aggregator's hop stage of the forwarded call (``ogsim_aggregator_hop_seconds``)."""
@@ -184,10 +186,20 @@ def _less(mix: dict[str, float], taken: dict[str, float], share: float) -> dict[
     return {name: round(count, 3) for name, count in left.items() if count > 0.5}
 
 
-def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> dict[str, Any]:
+def federation_document(
+    fit: FederationFit,
+    step: LiveStep,
+    duration: float,
+    cores: Mapping[str, CoreSpec] | None = None,
+) -> dict[str, Any]:
     """The step as a scenario: the fitted tiers, direct calls at each operator less the hub's
-    forwarded ones, and the hub's application through the aggregator."""
-    document = calibrated_document(fit.gateways, step, duration)
+    forwarded ones, and the hub's application through the aggregator.
+
+    Each operator's network functions are sized as ``cores`` says the live one was (servers,
+    waiting room; the default core for an operator it does not name), with the service times
+    fitted from the step where its calls reached them."""
+    cores = cores or {}
+    document = calibrated_document(fit.gateways, step, duration, cores=cores)
     document["name"] = "calibrated-federation"
     document["description"] = "the live federation's realistic users, fitted tier by tier"
     forwarded = _forwarded(step)
@@ -200,10 +212,11 @@ def federation_document(fit: FederationFit, step: LiveStep, duration: float) -> 
         granted = fitted(grants)
         if granted is not None:
             site["identity"]["service_time"] = granted.service_time().model_dump(mode="json")
-        core = {}
+        core = spec.get("core", {})
+        live = cores.get(op, DEFAULT_CORE)
         for (owner, function), backend in fit.backends.items():
             if owner == op:
-                slot = getattr(CoreSpec(), function).model_dump(mode="json")
+                slot = getattr(live, function).model_dump(mode="json")
                 slot["service_time"] = backend.service_time().model_dump(mode="json")
                 core[function] = slot
         if core:

@@ -28,9 +28,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loadtests import LOCUSTFILE, federation_for_run, read_summary, run_locust
+from loadtests import LOCUSTFILE, federation_for_run, load_descriptor, read_summary, run_locust
 from sim.calibration import Calibration, WhatIf, calibrate
-from sim.calibration_live import HUB, LiveStep, Party, cpu_seconds, idle_cpu, measure_step
+from sim.calibration_live import (
+    HUB,
+    LiveStep,
+    Party,
+    cpu_seconds,
+    idle_cpu,
+    live_cores,
+    measure_step,
+)
 
 __all__ = [
     "LEVELS",
@@ -440,6 +448,7 @@ def calibrate_command(
     with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
         results = Path(scratch)
         with federation_for_run(descriptor, results, None, console.print) as described:
+            cores = live_cores(load_descriptor(described).run_dir)
             steps = live_ladder(
                 described,
                 results,
@@ -468,6 +477,7 @@ def calibrate_command(
             what_if=questions,
             progress=lambda line: console.print(line, highlight=False),
             federation=realistic,
+            cores=cores,
         )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")

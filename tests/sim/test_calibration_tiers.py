@@ -11,11 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
+from federation import default_federation
+from operators.core import CoreSpec
 from operators.gateway.metrics import LATENCY_BUCKETS
 from sim.calibration import calibrate
 from sim.calibration_fit import fit_histogram, histogram_of
-from sim.calibration_live import HUB, LiveStep, OperatorStep
+from sim.calibration_live import HUB, LiveStep, OperatorStep, live_cores
 from sim.calibration_scenario import TierModel
 from sim.calibration_tiers import HUB_APPLICATION, federation_document, fit_federation
 from sim.scenario import load_scenario
@@ -190,3 +193,49 @@ def test_the_hubs_calls_that_reached_no_operator_are_not_simulated_as_forwarded(
     document = federation_document(fit_federation(partial, {}), partial, 10.0)
     rate = document["traffic"]["applications"][HUB_APPLICATION]["arrival"]["rate"]
     assert rate == pytest.approx(150 / SECONDS)
+
+
+def test_the_live_cores_size_the_simulated_functions(tmp_path: Path) -> None:
+    """A federation run with a resized core is simulated with that size, the fitted service
+    times kept; an operator the live federation did not resize keeps the default."""
+    step = _federation_step()
+    ladder = TierModel("telco-es", fit_histogram(_gateway(40.0).calls[SIM_SWAP]), 0.0005, None)
+    fit = fit_federation(step, {"telco-es": ladder})
+    default = CoreSpec()
+    resized = default.model_copy(
+        update={
+            "sim_data_register": default.sim_data_register.model_copy(
+                update={"servers": 64, "queue_limit": 512}
+            ),
+            "location_server": default.location_server.model_copy(update={"servers": 40}),
+        }
+    )
+    path = tmp_path / "federation.yaml"
+    path.write_text(json.dumps(federation_document(fit, step, 10.0, {"telco-es": resized})))
+    core = load_scenario(path)[0].topology.operators["telco-es"].core
+    assert core.sim_data_register.servers == 64 and core.sim_data_register.queue_limit == 512
+    assert core.sim_data_register.service_time.mean == pytest.approx(0.008, rel=0.05)  # fitted
+    assert core.location_server.servers == 40  # no call reached it: the live size, unfitted
+    path.write_text(json.dumps(federation_document(fit, step, 10.0, {"telco-fr": resized})))
+    core = load_scenario(path)[0].topology.operators["telco-es"].core
+    assert core.sim_data_register.servers == default.sim_data_register.servers
+    assert core.location_server == default.location_server
+
+
+def test_live_cores_are_read_from_the_federation_file_in_the_run_folder(
+    tmp_path: Path,
+) -> None:
+    config = default_federation()
+    es = config.operators[0]
+    grown = es.core.model_copy(
+        update={"location_server": es.core.location_server.model_copy(update={"servers": 9})}
+    )
+    config = config.model_copy(
+        update={"operators": (es.model_copy(update={"core": grown}), *config.operators[1:])}
+    )
+    (tmp_path / "federation.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    cores = live_cores(tmp_path)
+    assert cores[es.id].location_server.servers == 9
+    assert cores[config.operators[1].id] == CoreSpec()
+    assert live_cores(None) == {}  # a descriptor without a run folder
+    assert live_cores(tmp_path / "elsewhere") == {}
