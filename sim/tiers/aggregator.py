@@ -122,6 +122,7 @@ def federation_config(
             data_centres=tuple(
                 DataCentre(name=name, weight=dc.weight) for name, dc in op.spec.data_centres.items()
             ),
+            core=op.spec.core,
         )
         for op in operators.values()
     )

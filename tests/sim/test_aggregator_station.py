@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from operators import ConfigFileError
 from sim.engine import World
@@ -16,7 +17,10 @@ from sim.report import summary
 from sim.results import RunResult
 from sim.scenario import load_scenario
 from sim.tiers import Answer
+from sim.tiers.aggregator import federation_config
 from sim.tiers.operator import Reply
+
+ROOT = Path(__file__).resolve().parents[2]
 
 HUB = """\
 name: hub
@@ -191,3 +195,21 @@ def test_bad_values_name_the_field(hub: Path, value: dict[str, Any], field: str)
     with pytest.raises(ConfigFileError) as caught:
         load_scenario(hub, overrides={"topology.aggregator": value})
     assert f"topology.aggregator.{field}" in str(caught.value)
+
+
+def test_the_scenarios_federation_carries_each_operators_core(tmp_path: Path) -> None:
+    """The federation config the simulated aggregator is built from describes the operators
+    as the scenario sized them, core included, not the default."""
+    document = yaml.safe_load((ROOT / "scenarios" / "baseline.yaml").read_text())
+    es = document["topology"]["operators"]["telco-es"]
+    es["core"] = {"location_server": {
+        "name": "gmlc", "kind": "location_server", "servers": 11, "queue_limit": 7,
+        "service_time": {"distribution": "exponential", "mean": 0.05},
+    }}  # fmt: skip
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(document))
+    world = World(load_scenario(path)[0])
+    federation = federation_config(world.scenario.topology, world.operators, {})
+    assert federation.operator("telco-es").core.location_server.servers == 11
+    assert federation.operator("telco-es").core == world.operators["telco-es"].spec.core
+    assert federation.operator("telco-fr").core == world.operators["telco-fr"].spec.core
