@@ -103,6 +103,9 @@ class AsgiNetwork(httpx.AsyncBaseTransport):
 
 
 KEEPALIVE_SECONDS = 30.0
+"""Seconds a partner pool keeps an idle connection: less than the parties' servers keep one
+open (``operators.serving.KEEP_ALIVE``, 75 s), so the pool drops it before the server closes
+it and never writes a request into a socket that is being closed."""
 
 
 class PerOriginPools(httpx.AsyncBaseTransport):

@@ -15,6 +15,14 @@ from collections.abc import Iterator
 
 from starlette.types import ASGIApp
 
+KEEP_ALIVE = 75.0
+"""Seconds an idle keep-alive connection stays open, longer than any client here keeps one
+idle before dropping it (the hub's partner pools: 30 s). With uvicorn's default of 5 s the
+server closed connections its clients were about to reuse: a request written into a socket
+the server was closing got no answer, about one call in 35,000 at saturation (the hub's 503
+"unreachable", Locust's "connection closed"). The client must give up on an idle connection
+first, as HTTP/1.1 clients and servers are usually paired (nginx keeps one 75 s)."""
+
 GRACEFUL_SHUTDOWN = 5
 """Seconds a stopping server lets in-flight requests finish before cancelling them: a request
 waiting on a partner that is stopping too must not hold up the whole federation's stop."""
@@ -36,6 +44,7 @@ def serve_until_stopped(app: ASGIApp, host: str, port: int, fd: int | None = Non
         port=port,
         log_level="warning",
         lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
     server = uvicorn.Server(config)
