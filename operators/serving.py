@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from starlette.types import ASGIApp
 
-KEEP_ALIVE = 75.0
+KEEP_ALIVE = 75
 """Seconds an idle keep-alive connection stays open, longer than any client here keeps one
 idle before dropping it (the hub's partner pools: 30 s). With uvicorn's default of 5 s the
 server closed connections its clients were about to reuse: a request written into a socket
