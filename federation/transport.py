@@ -104,8 +104,9 @@ class AsgiNetwork(httpx.AsyncBaseTransport):
 
 KEEPALIVE_SECONDS = 30.0
 """Seconds a partner pool keeps an idle connection: less than the parties' servers keep one
-open (``operators.serving.KEEP_ALIVE``, 75 s), so the pool drops it before the server closes
-it and never writes a request into a socket that is being closed."""
+open (``operators.serving.KEEP_ALIVE``, 75 s), so the pool drops it before the server's
+keep-alive closes it. A party that stops or restarts still closes its connections at once;
+a request written into one of those then fails (503, unreachable)."""
 
 
 class PerOriginPools(httpx.AsyncBaseTransport):

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from starlette.types import ASGIApp
 
 KEEP_ALIVE = 75
-"""Seconds an idle keep-alive connection stays open, longer than any client here keeps one
-idle before dropping it (the hub's partner pools: 30 s). With uvicorn's default of 5 s the
+"""Seconds an idle keep-alive connection stays open, longer than the hub's partner pools keep
+one idle before dropping it (30 s; Locust's pools keep theirs without a limit, but reuse
+them within seconds). With uvicorn's default of 5 s the
 server closed connections its clients were about to reuse: a request written into a socket
 the server was closing got no answer, about one call in 35,000 at saturation (the hub's 503
 "unreachable", Locust's "connection closed"). The client must give up on an idle connection

@@ -479,13 +479,36 @@ def live_cores(run_dir: Path | None) -> dict[str, CoreSpec]:
 
     A federation sized with ``operators[].core`` queues at its backends where the default
     would not (or the other way round): simulating it with the default would move the
-    predicted saturation without a word."""
+    predicted saturation without a word. Live, each data centre's replica has a core of that
+    size; the calibrated scenario has one site and the simulation one core per operator, so
+    the operator's core gets the servers and waiting room of all its replicas together (one
+    pooled queue, which waits a little less than split ones at the same load)."""
     from federation import load_federation
 
     path = run_dir / "federation.yaml" if run_dir is not None else None
     if path is None or not path.exists():
         return {}
-    return {operator.id: operator.core for operator in load_federation(path).operators}
+    return {
+        operator.id: _pooled(operator.core, len(operator.data_centres))
+        for operator in load_federation(path).operators
+    }
+
+
+def _pooled(core: CoreSpec, replicas: int) -> CoreSpec:
+    """``core`` with ``replicas`` times the servers and waiting room of each function."""
+    return core.model_copy(
+        update={
+            slot: function.model_copy(
+                update={
+                    "servers": function.servers * replicas,
+                    "queue_limit": None
+                    if function.queue_limit is None
+                    else function.queue_limit * replicas,
+                }
+            )
+            for slot, function in core.functions().items()
+        }
+    )
 
 
 def idle_cpu(

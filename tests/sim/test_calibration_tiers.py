@@ -15,6 +15,7 @@ import yaml
 
 from federation import default_federation
 from operators.core import CoreSpec
+from operators.core.description import LognormalServiceTime
 from operators.gateway.metrics import LATENCY_BUCKETS
 from sim.calibration import calibrate
 from sim.calibration_fit import fit_histogram, histogram_of
@@ -205,7 +206,11 @@ def test_the_live_cores_size_the_simulated_functions(tmp_path: Path) -> None:
     resized = default.model_copy(
         update={
             "sim_data_register": default.sim_data_register.model_copy(
-                update={"servers": 64, "queue_limit": 512}
+                update={
+                    "servers": 64,
+                    "queue_limit": 512,
+                    "service_time": LognormalServiceTime(mean=0.05, sigma=0.4),
+                }
             ),
             "location_server": default.location_server.model_copy(update={"servers": 40}),
         }
@@ -214,7 +219,8 @@ def test_the_live_cores_size_the_simulated_functions(tmp_path: Path) -> None:
     path.write_text(json.dumps(federation_document(fit, step, 10.0, {"telco-es": resized})))
     core = load_scenario(path)[0].topology.operators["telco-es"].core
     assert core.sim_data_register.servers == 64 and core.sim_data_register.queue_limit == 512
-    assert core.sim_data_register.service_time.mean == pytest.approx(0.008, rel=0.05)  # fitted
+    # the live size, but the service time fitted from the step (0.008 s), not the live spec's
+    assert core.sim_data_register.service_time.mean == pytest.approx(0.008, rel=0.05)
     assert core.location_server.servers == 40  # no call reached it: the live size, unfitted
     path.write_text(json.dumps(federation_document(fit, step, 10.0, {"telco-fr": resized})))
     core = load_scenario(path)[0].topology.operators["telco-es"].core
@@ -235,7 +241,39 @@ def test_live_cores_are_read_from_the_federation_file_in_the_run_folder(
     )
     (tmp_path / "federation.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
     cores = live_cores(tmp_path)
-    assert cores[es.id].location_server.servers == 9
-    assert cores[config.operators[1].id] == CoreSpec()
+    # each data centre's replica has its own core live; the simulation pools them
+    sites = len(es.data_centres)
+    assert sites == 2
+    assert cores[es.id].location_server.servers == 9 * sites
+    assert cores[es.id].location_server.queue_limit == 32 * sites
+    assert cores[es.id].location_server.service_time == es.core.location_server.service_time
+    default = CoreSpec()
+    fr = cores[config.operators[1].id]
+    assert fr.sim_data_register.servers == default.sim_data_register.servers * sites
+    assert fr.policy_function.queue_limit == (default.policy_function.queue_limit or 0) * sites
     assert live_cores(None) == {}  # a descriptor without a run folder
     assert live_cores(tmp_path / "elsewhere") == {}
+
+
+def test_calibrate_carries_the_live_cores_into_every_scenario(tmp_path: Path) -> None:
+    default = CoreSpec()
+    resized = default.model_copy(
+        update={"location_server": default.location_server.model_copy(update={"servers": 13})}
+    )
+    light = LiveStep(5, 10.0, {"telco-es": _gateway(5.0)}, {})
+    calibrate(
+        [light],
+        tmp_path,
+        sim_seconds=5.0,
+        federation=_federation_step(),
+        cores={"telco-es": resized},
+    )
+    written = [
+        tmp_path / "calibrated.yaml",
+        tmp_path / "federation.yaml",
+        *sorted((tmp_path / "levels").glob("*.yaml")),
+    ]
+    assert len(written) > 3
+    for path in written:
+        core = load_scenario(path)[0].topology.operators["telco-es"].core
+        assert core.location_server.servers == 13, path.name
