@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadtests import LOCUSTFILE, federation_for_run, load_descriptor, read_summary, run_locust
+from operators import ConfigFileError
 from sim.calibration import Calibration, WhatIf, calibrate
 from sim.calibration_live import (
     HUB,
@@ -448,7 +449,11 @@ def calibrate_command(
     with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
         results = Path(scratch)
         with federation_for_run(descriptor, results, None, console.print) as described:
-            cores = live_cores(load_descriptor(described).run_dir)
+            try:
+                cores = live_cores(load_descriptor(described).run_dir)
+            except ConfigFileError as error:  # the run folder's federation file is broken
+                console.print(str(error), style="red", markup=False, soft_wrap=True)
+                raise typer.Exit(2) from error
             steps = live_ladder(
                 described,
                 results,

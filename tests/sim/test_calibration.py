@@ -489,3 +489,22 @@ def test_ogsim_calibrate_quick_runs_end_to_end(tmp_path: Path) -> None:
     fixed, scaled = answers[1], answers[2]
     assert scaled["replicas_max"] > fixed["replicas_max"] == 1  # the autoscaler added some
     assert "what the calibrated federation would do" in result.output
+
+
+def test_calibrate_names_a_broken_federation_file_beside_the_descriptor(tmp_path: Path) -> None:
+    """The live cores are read from the run folder's federation file before any load: a broken
+    one ends the command at once, naming the file and the field, with no traceback."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "federation.yaml").write_text(
+        "operators:\n- id: telco-es\n  core:\n    location_server:\n      servers: 0\n"
+    )
+    descriptor = tmp_path / "federation.json"
+    descriptor.write_text(json.dumps({"operators": [], "aggregators": [], "runDir": str(run_dir)}))
+    result = CliRunner().invoke(
+        app, ["calibrate", "--descriptor", str(descriptor), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "federation.yaml" in result.output
+    assert "Traceback" not in result.output
+    assert "servers" in result.output  # the field
