@@ -80,7 +80,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from federation import FederationConfig, default_federation
 from federation.ports import free_port
 from loadtests.locust_run import LOCUSTFILE, federation_for_run, read_summary, run_locust
-from operators.core import CoreSpec
 
 HERE = Path(__file__).resolve().parent
 BARE_LOCUSTFILE = HERE / "bare_locustfile.py"
@@ -344,26 +343,10 @@ def scaled_core(config: FederationConfig, scale: int) -> FederationConfig:
     and waiting room, their service times unchanged: the modelled backends then queue only at
     ``scale`` times the rate, so a ladder measures the federation's own limit rather than the
     model's (at the default size, the location server's four servers a replica queue first)."""
-
-    def scaled(operator_core: CoreSpec) -> CoreSpec:
-        return operator_core.model_copy(
-            update={
-                slot: function.model_copy(
-                    update={
-                        "servers": function.servers * scale,
-                        "queue_limit": None
-                        if function.queue_limit is None
-                        else function.queue_limit * scale,
-                    }
-                )
-                for slot, function in operator_core.functions().items()
-            }
-        )
-
     return config.model_copy(
         update={
             "operators": tuple(
-                operator.model_copy(update={"core": scaled(operator.core)})
+                operator.model_copy(update={"core": operator.core.scaled(scale)})
                 for operator in config.operators
             )
         }

@@ -489,26 +489,9 @@ def live_cores(run_dir: Path | None) -> dict[str, CoreSpec]:
     if path is None or not path.exists():
         return {}
     return {
-        operator.id: _pooled(operator.core, len(operator.data_centres))
+        operator.id: operator.core.scaled(len(operator.data_centres))
         for operator in load_federation(path).operators
     }
-
-
-def _pooled(core: CoreSpec, replicas: int) -> CoreSpec:
-    """``core`` with ``replicas`` times the servers and waiting room of each function."""
-    return core.model_copy(
-        update={
-            slot: function.model_copy(
-                update={
-                    "servers": function.servers * replicas,
-                    "queue_limit": None
-                    if function.queue_limit is None
-                    else function.queue_limit * replicas,
-                }
-            )
-            for slot, function in core.functions().items()
-        }
-    )
 
 
 def idle_cpu(

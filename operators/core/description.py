@@ -228,3 +228,23 @@ class CoreSpec(_Spec):
             "kyc_register": self.kyc_register,
             "nv_authenticator": self.nv_authenticator,
         }
+
+    def scaled(self, factor: int) -> CoreSpec:
+        """This core with ``factor`` times the servers and waiting room of every function,
+        service times unchanged: several replicas' cores pooled as one (the calibration), or
+        a core too big for its queues to set a benchmark's capacity."""
+        if factor < 1:
+            raise ValueError(f"a core is scaled by a whole factor of at least 1, not {factor}")
+        return self.model_copy(
+            update={
+                slot: function.model_copy(
+                    update={
+                        "servers": function.servers * factor,
+                        "queue_limit": None
+                        if function.queue_limit is None
+                        else function.queue_limit * factor,
+                    }
+                )
+                for slot, function in self.functions().items()
+            }
+        )

@@ -95,3 +95,27 @@ def test_core_spec_checks_each_slot_holds_its_kind() -> None:
     assert [s.kind.value for s in core.functions().values()] == list(core.functions())
     with pytest.raises(ValidationError, match="kyc_register"):
         CoreSpec(kyc_register=core.sim_data_register)
+
+
+def test_a_scaled_core_has_more_servers_and_room_and_the_same_service_times() -> None:
+    core = CoreSpec()
+    pooled = core.scaled(3)
+    for slot, function in core.functions().items():
+        grown = pooled.functions()[slot]
+        assert grown.servers == 3 * function.servers
+        assert grown.queue_limit == (
+            None if function.queue_limit is None else 3 * function.queue_limit
+        )
+        assert (
+            grown.model_copy(
+                update={"servers": function.servers, "queue_limit": function.queue_limit}
+            )
+            == function
+        )
+    unbounded = core.model_copy(
+        update={"kyc_register": core.kyc_register.model_copy(update={"queue_limit": None})}
+    )
+    assert unbounded.scaled(2).kyc_register.queue_limit is None
+    assert core.scaled(1) == core
+    with pytest.raises(ValueError, match="at least 1"):
+        core.scaled(0)
