@@ -128,8 +128,8 @@ async def metered(app: App) -> int:
         )
 
 
-async def measure(calls: int, rounds: int) -> None:
-    app = bench.full_app(8999, str(Path(tempfile.mkdtemp(prefix="ogsim-cpu-")) / "op.sqlite3"))
+async def measure(calls: int, rounds: int, folder: Path) -> None:
+    app = bench.full_app(8999, str(folder / "op.sqlite3"))
     stop = await start_lifespan(app)
     try:
         call = check_call(app, await prepare(app))
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.calls < BATCH or args.rounds < 1:
         parser.error(f"--calls must be at least {BATCH} and --rounds at least 1")
-    asyncio.run(measure(args.calls, args.rounds))
+    with tempfile.TemporaryDirectory(prefix="ogsim-cpu-") as folder:
+        asyncio.run(measure(args.calls, args.rounds, Path(folder)))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -120,9 +121,17 @@ def chrome(tmp_path: Path) -> Iterator[object]:
         "download.prompt_for_download": False,
         "safebrowsing.enabled": False,
     })
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(WAIT)
+    # Chromium makes its singleton socket's folder in TMPDIR, and a browser that chromedriver
+    # ends never removes it: give it a folder of its own, removed afterwards. Not under
+    # tmp_path: a socket's path must stay under 108 bytes, and tmp_path's can be longer.
+    scratch = tempfile.mkdtemp(prefix="ogsim-chromium-")
+    service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": scratch})
     try:
-        yield driver
+        driver = webdriver.Chrome(options=options, service=service)
+        driver.set_page_load_timeout(WAIT)
+        try:
+            yield driver
+        finally:
+            driver.quit()
     finally:
-        driver.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
