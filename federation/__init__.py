@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from operators import lazy_face
 
 if TYPE_CHECKING:
+    from federation.balancer_errors import NoHealthyDataCentreError
     from federation.client import (
         ApplicationClient,
         Endpoints,
@@ -40,12 +41,7 @@ if TYPE_CHECKING:
     from federation.demo import Interactive, run_demo
     from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
     from federation.federation import Federation, quick_consent, running_federation
-    from federation.global_load_balancer import (
-        GlobalLoadBalancer,
-        HealthPolicy,
-        HealthTracker,
-        NoHealthyDataCentreError,
-    )
+    from federation.global_load_balancer import GlobalLoadBalancer, HealthPolicy, HealthTracker
     from federation.launcher import FederationProcesses, PartyStartError, descriptor
     from federation.network_id import NetworkIdService
     from federation.portability import PortabilityDatabase
@@ -155,7 +151,7 @@ _HOMES = {
     "GlobalLoadBalancer": "federation.global_load_balancer",
     "HealthPolicy": "federation.global_load_balancer",
     "HealthTracker": "federation.global_load_balancer",
-    "NoHealthyDataCentreError": "federation.global_load_balancer",
+    "NoHealthyDataCentreError": "federation.balancer_errors",
     "FederationProcesses": "federation.launcher",
     "PartyStartError": "federation.launcher",
     "descriptor": "federation.launcher",

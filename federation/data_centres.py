@@ -26,7 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from operators import cancel_and_wait, is_admin
 
-from .global_load_balancer import GlobalLoadBalancer, NoHealthyDataCentreError
+from .balancer_errors import NoHealthyDataCentreError
+from .global_load_balancer import GlobalLoadBalancer
 from .tracing import Hop, Tracer, no_trace
 from .types import Clock
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .balancer_errors import NoHealthyDataCentreError
 from .config import DataCentre, FederatedOperator
 from .types import Clock
 
@@ -139,10 +140,6 @@ class HealthTracker:
 
     def site(self, name: str) -> _Site:
         return self._sites[name]
-
-
-class NoHealthyDataCentreError(RuntimeError):
-    """Every data centre of the operator is down: the caller answers 503."""
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The fault timeline: each scenario fault switched on at its time and off at its end.
 
 Backend faults go through the network core's own
-:class:`~sim.tiers.network_function.FaultChange` timeline, so a function's faults change
+:class:`~sim.tiers.fault_change.FaultChange` timeline, so a function's faults change
 exactly as the core tests exercise them. A trust revocation is
 the federation's own :meth:`~federation.trust.TrustGraph.revoke` (and ``reinstate`` at its
 end); each operator then asks the graph again whether it trusts the aggregator. The other
@@ -35,8 +35,8 @@ from sim.scenario import (
     ReplicaFailure,
     TrustRevocation,
 )
+from sim.tiers.fault_change import FaultChange
 from sim.tiers.gateway_pool import GatewayPool
-from sim.tiers.network_function import FaultChange
 from sim.tiers.operator import SimOperator
 
 __all__ = ["Partitions", "schedule_faults"]

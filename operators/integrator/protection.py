@@ -14,13 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from operators.errors import CamaraError, gateway_timeout, unavailable
 from operators.policies import (
     AdmissionShedder,
     CircuitBreaker,
-    CircuitBreakerConfig,
     LoadShedder,
     NoShedding,
     RequestBuffer,
@@ -29,27 +26,12 @@ from operators.policies import (
 )
 from operators.types import Clock
 
+from .guard_settings import GuardSettings
+
 __all__ = ["BackendGuard", "GuardSettings", "Outcome"]
 
 _REJECTED = TicketState.REJECTED
 """A module constant: reading an Enum member off its class costs far more."""
-
-
-class GuardSettings(BaseModel):
-    """How one backend is protected; scenario YAML may embed it, so unknown fields are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_concurrent: int = Field(default=16, ge=1)
-    max_waiting: int = Field(default=64, ge=0)
-    max_wait: float = Field(default=1.0, ge=0, description="seconds in the buffer before 503")
-    call_timeout: float = Field(default=5.0, gt=0, description="seconds before 504 TIMEOUT")
-    shed_target: float | None = Field(
-        default=None, gt=0, description="expected wait (s) above which arrivals are shed"
-    )
-    breaker: CircuitBreakerConfig = CircuitBreakerConfig(
-        minimum_number_of_calls=20, sliding_window_size=50, wait_duration_in_open_state=10.0
-    )
 
 
 @dataclass(frozen=True, slots=True)

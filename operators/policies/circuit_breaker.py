@@ -47,9 +47,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from operators.types import Clock
+
+from .circuit_breaker_config import CircuitBreakerConfig, SlidingWindowType
 
 __all__ = [
     "CircuitBreaker",
@@ -70,32 +70,6 @@ class CircuitBreakerState(StrEnum):
     DISABLED = "DISABLED"
     METRICS_ONLY = "METRICS_ONLY"
     FORCED_OPEN = "FORCED_OPEN"
-
-
-class SlidingWindowType(StrEnum):
-    """Whether the window holds the last N calls or the calls of the last N seconds."""
-
-    COUNT_BASED = "COUNT_BASED"
-    TIME_BASED = "TIME_BASED"
-
-
-class CircuitBreakerConfig(BaseModel):
-    """resilience4j's breaker settings with its defaults; times in seconds, rates in percent."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    failure_rate_threshold: float = Field(default=50.0, gt=0, le=100)
-    slow_call_rate_threshold: float = Field(default=100.0, gt=0, le=100)
-    slow_call_duration_threshold: float = Field(default=60.0, gt=0)
-    sliding_window_type: SlidingWindowType = SlidingWindowType.COUNT_BASED
-    sliding_window_size: int = Field(default=100, ge=1)
-    minimum_number_of_calls: int = Field(default=100, ge=1)
-    permitted_number_of_calls_in_half_open_state: int = Field(default=10, ge=1)
-    wait_duration_in_open_state: float = Field(default=60.0, gt=0)
-    automatic_transition_from_open_to_half_open_enabled: bool = False
-    max_wait_duration_in_half_open_state: float = Field(
-        default=0.0, ge=0, description="0 waits for the probes indefinitely"
-    )
 
 
 @dataclass(frozen=True, slots=True)

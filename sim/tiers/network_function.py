@@ -27,7 +27,6 @@ from collections.abc import Callable, Generator, Iterable
 from typing import Any, Generic, TypeVar
 
 import simpy
-from pydantic import BaseModel, ConfigDict, Field
 
 from operators.core import (
     BackendBusy,
@@ -42,6 +41,7 @@ from operators.core import (
     Outcome,
     ServiceModel,
 )
+from sim.tiers.fault_change import FaultChange
 from sim.tiers.timers import Timer, call_later, clock
 
 __all__ = ["Answered", "CallbackNetworkFunction", "FaultChange"]
@@ -55,15 +55,6 @@ _ERROR = Outcome.ERROR
 
 Answered = Callable[[bool, Any], None]
 """``(True, record)`` or ``(False, BackendError)``, possibly before ``submit`` returns."""
-
-
-class FaultChange(BaseModel):
-    """From virtual time ``at`` on, the function has ``faults`` (a scenario's fault timeline)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    at: float = Field(ge=0)
-    faults: Faults
 
 
 class _Call:

@@ -37,7 +37,7 @@ def test_budget_forgets_calls_after_the_window(fake_clock: FakeClock) -> None:
 
 
 def test_policy_gives_up_after_max_attempts() -> None:
-    policy = RetryPolicy.backoff(3, 0.1, 10.0, rng=random.Random(1), jitter="none")
+    policy = RetryPolicy.backoff(random.Random(1), 3, 0.1, 10.0, jitter="none")
     delays = [policy.next_delay(a) for a in (1, 2, 3)]
     assert delays == [pytest.approx(0.2), pytest.approx(0.4), None]
 
@@ -49,8 +49,8 @@ def test_backoff_doubles_then_caps() -> None:
 
 
 def test_full_jitter_is_reproducible_with_a_seed() -> None:
-    first = RetryPolicy.backoff(10, 0.1, 5.0, rng=random.Random(42))
-    second = RetryPolicy.backoff(10, 0.1, 5.0, rng=random.Random(42))
+    first = RetryPolicy.backoff(random.Random(42), 10, 0.1, 5.0)
+    second = RetryPolicy.backoff(random.Random(42), 10, 0.1, 5.0)
     delays = [first.next_delay(a) for a in range(1, 10)]
     assert delays == [second.next_delay(a) for a in range(1, 10)]
     assert len(set(delays)) == len(delays)  # jittered, not constant
@@ -59,7 +59,7 @@ def test_full_jitter_is_reproducible_with_a_seed() -> None:
 def test_policy_spends_from_its_budget() -> None:
     clock = FakeClock()
     budget = RetryBudget(ratio=0.2, min_per_second=0.0, window=10.0, clock=clock)
-    policy = RetryPolicy.backoff(5, 0.1, 1.0, rng=random.Random(3), budget=budget)
+    policy = RetryPolicy.backoff(random.Random(3), 5, 0.1, 1.0, budget=budget)
     for _ in range(10):
         policy.record_call()
     assert policy.next_delay(1) is not None

@@ -22,6 +22,7 @@ from sim.engine import World
 from sim.report import settlement
 from sim.scenario import load_scenario
 
+from ...builds import skip_if_compiled
 from .conftest import SCENARIOS
 
 
@@ -41,6 +42,7 @@ def test_global_load_balancer_decides_the_same_in_the_simulation_and_live() -> N
     )
     world = World(scenario)
     balancer = world.operators["telco-es"].balancer
+    skip_if_compiled(GlobalLoadBalancer, "pick")
     log: list[tuple[float, str, Any, Any]] = []
     for name in ("pick", "record_check"):
         real = getattr(balancer, name)

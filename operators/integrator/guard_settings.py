@@ -1,0 +1,31 @@
+"""How one backend is protected: the settings of its shedder, breaker and request buffer.
+
+Apart from :mod:`operators.integrator.protection` so that the guard itself defines no pydantic
+model and mypyc can compile it (``benchmarks/build_compiled.py``: the simulation admits every
+backend call through it). The protection module re-exports the name.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from operators.policies import CircuitBreakerConfig
+
+__all__ = ["GuardSettings"]
+
+
+class GuardSettings(BaseModel):
+    """How one backend is protected; scenario YAML may embed it, so unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrent: int = Field(default=16, ge=1)
+    max_waiting: int = Field(default=64, ge=0)
+    max_wait: float = Field(default=1.0, ge=0, description="seconds in the buffer before 503")
+    call_timeout: float = Field(default=5.0, gt=0, description="seconds before 504 TIMEOUT")
+    shed_target: float | None = Field(
+        default=None, gt=0, description="expected wait (s) above which arrivals are shed"
+    )
+    breaker: CircuitBreakerConfig = CircuitBreakerConfig(
+        minimum_number_of_calls=20, sliding_window_size=50, wait_duration_in_open_state=10.0
+    )
