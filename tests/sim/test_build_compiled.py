@@ -37,6 +37,27 @@ def test_no_compiled_module_defines_a_pydantic_model(module: str) -> None:
     assert not {"BaseModel", "pydantic.BaseModel"} & bases, module
 
 
+@pytest.mark.parametrize("module", MODULES)
+def test_no_compiled_module_subclasses_a_built_in_exception(module: str) -> None:
+    """mypyc compiles a subclass of a built-in type only as a non-native class, which needs an
+    annotation from ``mypy_extensions``, a development-only package: the build fails."""
+    import builtins
+
+    exceptions = {
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    tree = ast.parse((ROOT / module).read_text())
+    bases = {
+        ast.unparse(base)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        for base in node.bases
+    }
+    assert not exceptions & bases, module
+
+
 def test_the_source_digest_moves_with_any_package_source(tmp_path: Path) -> None:
     """A compiled copy older than the code is reported stale by ``sim_throughput.py``."""
     from build_compiled import source_digest
