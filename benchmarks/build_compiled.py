@@ -25,8 +25,9 @@ script checks that the copy's extension is what the tests import). ``--tests-onl
 the build and tests the copy as it is.
 
 A compiled module may define no pydantic model (mypyc's C for one does not compile) and no
-subclass of a built-in exception (it would need ``mypy_extensions``, a development-only
-dependency). The hot modules keep such classes in modules of their own beside them
+subclass of a built-in exception other than the few mypyc takes natively (``Exception``,
+``ValueError``, ...): a ``RuntimeError`` subclass would need ``mypy_extensions``, a
+development-only dependency. The hot modules keep such classes in modules of their own beside them
 (``circuit_breaker_config``, ``guard_settings``, ``fault_change``, ``balancer_errors``), which
 stay interpreted, as do the few the profile still shows that are mostly such classes
 (``operators/core/description.py``'s service-time sampling, ``operators/errors.py``).

@@ -20,6 +20,14 @@ from .balancer_errors import NoHealthyDataCentreError
 from .config import DataCentre, FederatedOperator
 from .types import Clock
 
+__all__ = [
+    "GlobalLoadBalancer",
+    "HealthPolicy",
+    "HealthTracker",
+    "NoHealthyDataCentreError",
+    "Transition",
+]
+
 
 @dataclass(frozen=True)
 class HealthPolicy:

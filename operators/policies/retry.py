@@ -155,14 +155,15 @@ class RetryPolicy:
         max_attempts: int = 3,
         base_delay: float = 0.1,
         max_delay: float = 10.0,
+        *,
         budget: RetryBudget | None = None,
         jitter: Jitter = "full",
     ) -> RetryPolicy:
         """The well-behaved client: capped exponential backoff, full jitter, ideally a budget.
 
-        ``rng`` comes first, not keyword-only after the defaulted settings: mypyc's signature
-        for such a classmethod fails to build (``benchmarks/build_compiled.py`` compiles this
-        module)."""
+        ``rng`` comes first: mypyc's text signature for a keyword-only argument without a
+        default after defaulted ones fails to build (``benchmarks/build_compiled.py`` compiles
+        this module)."""
         return cls(max_attempts, base_delay, max_delay, jitter, rng, budget)
 
     @property

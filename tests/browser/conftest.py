@@ -128,8 +128,8 @@ def chrome(tmp_path: Path) -> Iterator[object]:
     service = Service(CHROMEDRIVER, env={**os.environ, "TMPDIR": scratch})
     try:
         driver = webdriver.Chrome(options=options, service=service)
-        driver.set_page_load_timeout(WAIT)
         try:
+            driver.set_page_load_timeout(WAIT)
             yield driver
         finally:
             driver.quit()

@@ -9,6 +9,7 @@ MODULES = (
     "autoscaler",
     "bulkhead",
     "circuit_breaker",
+    "circuit_breaker_config",
     "counter_store",
     "load_shedder",
     "quota",
