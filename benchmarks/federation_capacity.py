@@ -32,8 +32,9 @@ calls/s of this user mix, and its queue, not the federation's software, then set
 ``--core-scale K`` gives every function K times the servers and waiting room (service times
 unchanged; the federation YAML's ``operators[].core``), so the ladder finds the software's own
 limit. The integrator's request buffer in front of each function still admits 16 calls at a time
-(``GuardSettings.max_concurrent``): at the ~30 location calls/s a replica sees near 900 served
-calls/s, about four are in service on average, so the buffer does not bind at these rates. The bare
+(the default of the YAML's ``operators[].protection``, which ``--core-scale`` leaves alone): at
+the ~30 location calls/s a replica sees near 900 served calls/s, about four are in service on
+average, so the buffer does not bind at these rates. The bare
 ladder does not stop at the last of ``--levels``: it grows its users by ``--bare-growth`` a
 level until one breaks a bound (at most ``--bare-max-users``), so the ratio compares two
 measured capacities; a ladder that never broke a bound is printed as a lower bound and the

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from operators import E164_PREFIX, OperatorConfig, default_purposes, load_yaml_model
 from operators.core import CoreSpec
+from operators.integrator import GuardSettings
 
 from .rate_card import RateCard, WholesaleRate
 from .types import NetworkId
@@ -82,7 +83,7 @@ class Brand(_Strict):
 
 class FederatedOperator(OperatorConfig):
     """An operator as the federation sees it: its own config plus sites, brands, IPv6 and the
-    size of its modelled network core."""
+    size and protection of its modelled network core."""
 
     data_centres: tuple[DataCentre, ...] = (DataCentre(name="dc1"),)
     brands: tuple[Brand, ...] = ()
@@ -93,6 +94,12 @@ class FederatedOperator(OperatorConfig):
         " servers, waiting room, service time and faults of each (each replica has its own);"
         " a function named here replaces its whole default entry, so give its name, kind and"
         " service_time too",
+    )
+    protection: GuardSettings = Field(
+        default_factory=GuardSettings,
+        description="how each data centre's replica protects each of those functions: request"
+        " buffer (calls at once, waiting room, longest wait), call timeout, load shedding and"
+        " circuit breaker; what a scenario's operators[].policies gives the simulation",
     )
 
     @field_validator("ipv6_ranges")
@@ -125,7 +132,8 @@ class FederatedOperator(OperatorConfig):
 
     def operator_config(self) -> OperatorConfig:
         """The plain operator config, for code that must not see federation fields."""
-        data = self.model_dump(exclude={"data_centres", "brands", "ipv6_ranges", "core"})
+        federation_only = {"data_centres", "brands", "ipv6_ranges", "core", "protection"}
+        data = self.model_dump(exclude=federation_only)
         return OperatorConfig.model_validate(data)
 
     def brand_of(self, number: str) -> Brand | None:

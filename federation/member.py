@@ -171,6 +171,7 @@ class MemberOperator:
                 client_trusted=trusted,
                 throttle=shared_throttle,
                 core=config.core,
+                protection=config.protection,
             )
             operator.identity.share_jwks_cache(jwks)  # one cache of keys by reference, over http
             notifier = operator.integrator.notifier

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from operators import ConfigFileError
-from operators.core import CoreSpec
 from sim.calibration_fit import relative_error
-from sim.calibration_live import LiveStep, OperatorStep
+from sim.calibration_live import LiveBackends, LiveStep, OperatorStep
 from sim.calibration_scenario import (
     TierModel,
     calibrated_document,
@@ -199,7 +198,7 @@ def _fit_work_after_answer(
     lightest: LiveStep,
     out: Path,
     sim_seconds: float,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> None:
     """The share of the loop's time per call that lies outside the gateway's measured span.
 
@@ -210,7 +209,7 @@ def _fit_work_after_answer(
     (0 to 0.9). The light level's mean is therefore in-sample; the other levels and the
     saturation are not.
     """
-    document = calibrated_document(models, lightest, sim_seconds, cores=cores)
+    document = calibrated_document(models, lightest, sim_seconds, backends=backends)
     result = run_scenario(write(document, out / "levels" / "fit.yaml"))
     simulated = _mean_latency_by_operator(result)
     for op, model in models.items():
@@ -240,7 +239,7 @@ def calibrate(
     what_if: WhatIf | None = None,
     progress: Callable[[str], None] = lambda line: None,
     federation: LiveStep | None = None,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> Calibration:
     """Fit the tiers, write the calibrated scenario, simulate each level and saturation,
     then fit and simulate the ``federation`` step's tiers and (``what_if``) ask the
@@ -253,8 +252,9 @@ def calibrate(
     that cannot be built (a scenario the loader refuses) is reported through ``progress``
     and leaves the earlier outputs. Raises ValueError when no step served a call.
 
-    ``cores`` sizes each simulated operator's network functions as the live one's were
-    (:func:`sim.calibration_live.live_cores`); an operator it does not name gets the default.
+    ``backends`` sizes and protects each simulated operator's network functions as the live
+    one's were (:func:`sim.calibration_live.live_backends`); an operator it does not name gets
+    the defaults.
     """
     useful = [s for s in steps if s.throughput > 0]
     if not useful:
@@ -264,11 +264,11 @@ def calibrate(
     out.mkdir(parents=True, exist_ok=True)
     lightest = min(levels, key=lambda s: s.throughput)
     busiest = max(levels, key=lambda s: s.throughput)
-    _fit_work_after_answer(models, lightest, out, sim_seconds, cores)
+    _fit_work_after_answer(models, lightest, out, sim_seconds, backends)
     scenario_path = out / "calibrated.yaml"
-    write(calibrated_document(models, busiest, sim_seconds, cores=cores), scenario_path)
-    rows = [*_level_rows(models, levels, out, sim_seconds, cores)]
-    rows.append(_saturation_row(models, saturation, out, sim_seconds, cores))
+    write(calibrated_document(models, busiest, sim_seconds, backends=backends), scenario_path)
+    rows = [*_level_rows(models, levels, out, sim_seconds, backends)]
+    rows.append(_saturation_row(models, saturation, out, sim_seconds, backends))
     progress(
         f"saturation: {rows[-1].sim_throughput:.1f} calls/s simulated, "
         f"{saturation.throughput:.1f} live"
@@ -280,15 +280,15 @@ def calibrate(
     if federation is not None and federation.throughput > 0:
         try:
             calibration = _federation_stage(
-                calibration, models, federation, out, sim_seconds, cores
+                calibration, models, federation, out, sim_seconds, backends
             )
         except (ConfigFileError, ValueError) as error:
             progress(f"federation step not fitted: {error}")
         else:
             progress(f"federation step: {len(calibration.by_tier)} tiers fitted and simulated")
     if what_if is not None:
-        light = calibrated_document(models, lightest, sim_seconds, cores=cores)
-        heavy = calibrated_document(models, busiest, sim_seconds, cores=cores)
+        light = calibrated_document(models, lightest, sim_seconds, backends=backends)
+        heavy = calibrated_document(models, busiest, sim_seconds, backends=backends)
         document = what_if_document(light, heavy, what_if.scale, what_if.seconds)
         try:
             answers, report = _ask(document, out, progress)
@@ -315,13 +315,13 @@ def _level_rows(
     levels: list[LiveStep],
     out: Path,
     sim_seconds: float,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> list[Row]:
     """Each load level simulated at the rates live served, beside live."""
     rows = []
     for level, step in _levels(levels):
         scenario = write(
-            calibrated_document(models, step, sim_seconds, cores=cores),
+            calibrated_document(models, step, sim_seconds, backends=backends),
             out / "levels" / f"{level}.yaml",
         )
         result = run_scenario(scenario)
@@ -348,13 +348,13 @@ def _saturation_row(
     saturation: LiveStep,
     out: Path,
     sim_seconds: float,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> Row:
     """Saturation predicted: the simulation offered more than it or live could serve."""
     shares = {op: s.call_count for op, s in saturation.operators.items() if op in models}
     total = sum(shares.values())
     mix = {op: n / total for op, n in shares.items()}
-    document = calibrated_document(models, saturation, sim_seconds, cores=cores)
+    document = calibrated_document(models, saturation, sim_seconds, backends=backends)
     at_live = write(document, out / "levels" / "saturation.yaml")
     bound = max(_capacity_bound(at_live, mix), saturation.throughput)
     factor = OVERLOAD * bound / saturation.throughput
@@ -371,14 +371,14 @@ def _federation_stage(
     federation: LiveStep,
     out: Path,
     sim_seconds: float,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> Calibration:
     """The federation step's tiers fitted, simulated for about :data:`FEDERATION_CALLS`
     calls, and set beside live."""
     fit = fit_federation(federation, models)
     path = out / "federation.yaml"
     seconds = min(max(FEDERATION_CALLS / federation.throughput, sim_seconds), 3600.0)
-    result = run_scenario(write(federation_document(fit, federation, seconds, cores), path))
+    result = run_scenario(write(federation_document(fit, federation, seconds, backends), path))
     return replace(
         calibration,
         by_tier=tier_rows(fit, federation, result),

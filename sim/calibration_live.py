@@ -25,12 +25,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from operators.camara import WORKLOADS
 from operators.core import CoreSpec
+from operators.integrator import GuardSettings
 from sim.calibration_fit import Histogram
 
 __all__ = [
     "IDENTITY_API",
     "NOT_CALLS",
     "WORKLOAD_OF",
+    "LiveBackends",
     "LiveStep",
     "OperatorReading",
     "OperatorStep",
@@ -39,7 +41,7 @@ __all__ = [
     "busy_core_seconds",
     "cpu_seconds",
     "idle_cpu",
-    "live_cores",
+    "live_backends",
     "measure_step",
     "parse_histograms",
     "preemptions",
@@ -471,25 +473,55 @@ def measure_step(
     )
 
 
-def live_cores(run_dir: Path | None) -> dict[str, CoreSpec]:
-    """Each operator's modelled network core as the live federation runs it, read from the
-    federation file ``ogsim up`` leaves in its run folder (a descriptor's ``runDir``); empty
-    when there is none (a federation started elsewhere), and the calibration then assumes the
-    default.
+@dataclass(frozen=True)
+class LiveBackends:
+    """One live operator's modelled network core and the integrator's protection of it, as
+    one simulated operator stands for all its data centres (see :func:`live_backends`)."""
 
-    A federation sized with ``operators[].core`` queues at its backends where the default
-    would not (or the other way round): simulating it with the default would move the
-    predicted saturation without a word. Live, each data centre's replica has a core of that
-    size; the calibrated scenario has one site and the simulation one core per operator, so
-    the operator's core gets the servers and waiting room of all its replicas together (one
-    pooled queue, which waits a little less than split ones at the same load)."""
+    core: CoreSpec
+    protection: GuardSettings
+
+    def scenario_policies(self) -> dict[str, Any]:
+        """The protection as a scenario's ``operators[].policies`` (buffer, breaker, shedding)
+        give it to the simulation, which builds the same ``GuardSettings`` from them."""
+        guard = self.protection
+        return {
+            "buffer": {
+                "max_concurrent": guard.max_concurrent,
+                "max_waiting": guard.max_waiting,
+                "max_wait": guard.max_wait,
+                "call_timeout": guard.call_timeout,
+            },
+            "circuit_breaker": guard.breaker.model_dump(mode="json"),
+            "load_shedding": (
+                None if guard.shed_target is None else {"target": guard.shed_target}
+            ),
+        }
+
+
+def live_backends(run_dir: Path | None) -> dict[str, LiveBackends]:
+    """Each operator's modelled network core and its protection as the live federation runs
+    them, read from the federation file ``ogsim up`` leaves in its run folder (a descriptor's
+    ``runDir``); empty when there is none (a federation started elsewhere), and the
+    calibration then assumes the defaults.
+
+    A federation sized with ``operators[].core`` (or guarded with ``operators[].protection``)
+    queues or refuses at its backends where the default would not, or the other way round:
+    simulating it with the default would move the predicted saturation without a word. Live,
+    each data centre's replica has a core of that size and guards of its own; the calibrated
+    scenario has one site and the simulation one core per operator, so the operator gets the
+    servers, waiting room and buffer slots of all its replicas together (one pooled queue,
+    which waits a little less than split ones at the same load)."""
     from federation import load_federation
 
     path = run_dir / "federation.yaml" if run_dir is not None else None
     if path is None or not path.exists():
         return {}
     return {
-        operator.id: operator.core.scaled(len(operator.data_centres))
+        operator.id: LiveBackends(
+            operator.core.scaled(len(operator.data_centres)),
+            operator.protection.pooled(len(operator.data_centres)),
+        )
         for operator in load_federation(path).operators
     }
 

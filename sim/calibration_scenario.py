@@ -38,9 +38,8 @@ from typing import Any
 
 import yaml
 
-from operators.core import CoreSpec
 from sim.calibration_fit import Fit, Histogram, fit_histogram
-from sim.calibration_live import LiveStep, OperatorStep, api_name
+from sim.calibration_live import LiveBackends, LiveStep, OperatorStep, api_name
 from sim.scenario import Scenario, load_scenario
 
 __all__ = [
@@ -255,11 +254,11 @@ def calibrated_document(
     step: LiveStep,
     duration: float,
     seed: int = 1,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> dict[str, Any]:
     """A scenario document (as YAML would load) of these tiers at ``step``'s rates and mix;
-    an operator that ``cores`` names gets that network core (the live one's size), the others
-    the default."""
+    an operator that ``backends`` names gets that network core and that protection (the live
+    one's, pooled over its data centres), the others the defaults."""
     operators: dict[str, Any] = {}
     applications: dict[str, Any] = {}
     for index, (op_id, model) in enumerate(sorted(models.items())):
@@ -286,8 +285,10 @@ def calibrated_document(
             },
             "policies": {"throttling": {"enabled": False}},
         }
-        if cores and op_id in cores:
-            operators[op_id]["core"] = cores[op_id].model_dump(mode="json")
+        if backends and op_id in backends:
+            live = backends[op_id]
+            operators[op_id]["core"] = live.core.model_dump(mode="json")
+            operators[op_id]["policies"].update(live.scenario_policies())
         served = step.operators.get(op_id)
         mix = operation_mix(served.calls) if served is not None else {}
         if not mix:

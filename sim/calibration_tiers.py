@@ -37,7 +37,7 @@ from typing import Any
 from operators.camara import WORKLOADS
 from operators.core import CoreSpec
 from sim.calibration_fit import Fit, Histogram, relative_error
-from sim.calibration_live import HUB, LiveStep, OperatorStep, api_name
+from sim.calibration_live import HUB, LiveBackends, LiveStep, OperatorStep, api_name
 from sim.calibration_scenario import (
     PURPOSE,
     TierModel,
@@ -190,16 +190,16 @@ def federation_document(
     fit: FederationFit,
     step: LiveStep,
     duration: float,
-    cores: Mapping[str, CoreSpec] | None = None,
+    backends: Mapping[str, LiveBackends] | None = None,
 ) -> dict[str, Any]:
     """The step as a scenario: the fitted tiers, direct calls at each operator less the hub's
     forwarded ones, and the hub's application through the aggregator.
 
-    Each operator's network functions are sized as ``cores`` says the live one was (servers,
-    waiting room; the default core for an operator it does not name), with the service times
-    fitted from the step where its calls reached them."""
-    cores = cores or {}
-    document = calibrated_document(fit.gateways, step, duration, cores=cores)
+    Each operator's network functions are sized and protected as ``backends`` says the live
+    one's were (servers, waiting room, buffer; the defaults for an operator it does not name),
+    with the service times fitted from the step where its calls reached them."""
+    backends = backends or {}
+    document = calibrated_document(fit.gateways, step, duration, backends=backends)
     document["name"] = "calibrated-federation"
     document["description"] = "the live federation's realistic users, fitted tier by tier"
     forwarded = _forwarded(step)
@@ -213,7 +213,7 @@ def federation_document(
         if granted is not None:
             site["identity"]["service_time"] = granted.service_time().model_dump(mode="json")
         core = spec.get("core", {})
-        live = cores.get(op, DEFAULT_CORE)
+        live = backends[op].core if op in backends else DEFAULT_CORE
         for (owner, function), backend in fit.backends.items():
             if owner == op:
                 slot = getattr(live, function).model_dump(mode="json")

@@ -29,3 +29,20 @@ class GuardSettings(BaseModel):
     breaker: CircuitBreakerConfig = CircuitBreakerConfig(
         minimum_number_of_calls=20, sliding_window_size=50, wait_duration_in_open_state=10.0
     )
+
+    def pooled(self, replicas: int) -> GuardSettings:
+        """The protection of ``replicas`` replicas seen as one: their buffers' concurrent slots
+        and waiting rooms summed, times and thresholds unchanged.
+
+        What a simulation with one site per operator needs to stand for a live operator whose
+        data centres each guard their own backends (as :meth:`CoreSpec.scaled
+        <operators.core.CoreSpec.scaled>` pools their servers). The breaker and shedder then
+        judge all the calls together, which live are split over the replicas."""
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {replicas!r}")
+        return self.model_copy(
+            update={
+                "max_concurrent": self.max_concurrent * replicas,
+                "max_waiting": self.max_waiting * replicas,
+            }
+        )

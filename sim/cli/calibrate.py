@@ -37,7 +37,7 @@ from sim.calibration_live import (
     Party,
     cpu_seconds,
     idle_cpu,
-    live_cores,
+    live_backends,
     measure_step,
 )
 
@@ -450,7 +450,7 @@ def calibrate_command(
         results = Path(scratch)
         with federation_for_run(descriptor, results, None, console.print) as described:
             try:
-                cores = live_cores(load_descriptor(described).run_dir)
+                backends = live_backends(load_descriptor(described).run_dir)
             except ConfigFileError as error:  # the run folder's federation file is broken
                 console.print(str(error), style="red", markup=False, soft_wrap=True)
                 raise typer.Exit(2) from error
@@ -482,7 +482,7 @@ def calibrate_command(
             what_if=questions,
             progress=lambda line: console.print(line, highlight=False),
             federation=realistic,
-            cores=cores,
+            backends=backends,
         )
     except ValueError as error:
         console.print(f"[red]{error}[/red]")

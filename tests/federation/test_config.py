@@ -19,6 +19,7 @@ from federation.config import (
 from federation.member import MemberOperator
 from operators.config_file import ConfigFileError
 from operators.core import CoreSpec, NetworkFunctionKind
+from operators.integrator import GuardedExecutor, GuardSettings
 
 
 def test_default_federation_shape(federation: FederationConfig) -> None:
@@ -101,6 +102,44 @@ async def test_an_operators_core_reaches_each_replicas_backends(tmp_path: Path) 
                 assert hlr.spec == resized.core.sim_data_register  # untouched slot: default
         finally:
             member.close()
+
+
+async def test_an_operators_protection_guards_each_replicas_backends(tmp_path: Path) -> None:
+    """The integrator's protection of an operator's backends is set in the federation's YAML,
+    as a scenario's policies set the simulation's; each replica's guards follow it."""
+    data = default_federation().model_dump(mode="json")
+    data["operators"][0]["protection"] = {
+        "max_concurrent": 40, "max_waiting": 200, "max_wait": 0.4, "shed_target": 0.25,
+        "breaker": {"minimum_number_of_calls": 30, "wait_duration_in_open_state": 2.0},
+    }  # fmt: skip
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = load_federation(path)
+    guarded = config.operators[0]
+    assert config.operators[1].protection == GuardSettings()  # the others keep the default
+    assert "protection" not in guarded.operator_config().model_dump()
+    async with httpx.AsyncClient() as unused:
+        member = MemberOperator.build(config, guarded.id, unused, storage=str(tmp_path / "op.db"))
+        try:
+            assert len(member.replicas) == len(guarded.data_centres) > 1
+            for replica in member.replicas.values():
+                executor = replica.integrator.execute
+                assert isinstance(executor, GuardedExecutor)
+                guard = executor.guards[NetworkFunctionKind.LOCATION_SERVER]
+                assert guard.settings == guarded.protection
+                assert guard.max_concurrent == 40
+                assert guard.breaker.config.minimum_number_of_calls == 30
+        finally:
+            member.close()
+
+
+def test_a_bad_protection_is_named_at_its_field(tmp_path: Path) -> None:
+    data = default_federation().model_dump(mode="json")
+    data["operators"][0]["protection"] = {"max_concurrent": 0}
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=r"protection\.max_concurrent"):
+        load_federation(path)
 
 
 def test_a_bad_core_is_named_at_its_field(tmp_path: Path) -> None:

@@ -17,10 +17,12 @@ from federation import default_federation
 from operators.core import CoreSpec
 from operators.core.description import LognormalServiceTime
 from operators.gateway.metrics import LATENCY_BUCKETS
+from operators.integrator import GuardSettings
+from operators.policies import CircuitBreakerConfig
 from sim.calibration import calibrate
 from sim.calibration_fit import fit_histogram, histogram_of
-from sim.calibration_live import HUB, LiveStep, OperatorStep, live_cores
-from sim.calibration_scenario import TierModel
+from sim.calibration_live import HUB, LiveBackends, LiveStep, OperatorStep, live_backends
+from sim.calibration_scenario import TierModel, calibrated_document
 from sim.calibration_tiers import HUB_APPLICATION, federation_document, fit_federation
 from sim.scenario import load_scenario
 
@@ -216,19 +218,22 @@ def test_the_live_cores_size_the_simulated_functions(tmp_path: Path) -> None:
         }
     )
     path = tmp_path / "federation.yaml"
-    path.write_text(json.dumps(federation_document(fit, step, 10.0, {"telco-es": resized})))
+    guard = GuardSettings()
+    live = {"telco-es": LiveBackends(resized, guard)}
+    path.write_text(json.dumps(federation_document(fit, step, 10.0, live)))
     core = load_scenario(path)[0].topology.operators["telco-es"].core
     assert core.sim_data_register.servers == 64 and core.sim_data_register.queue_limit == 512
     # the live size, but the service time fitted from the step (0.008 s), not the live spec's
     assert core.sim_data_register.service_time.mean == pytest.approx(0.008, rel=0.05)
     assert core.location_server.servers == 40  # no call reached it: the live size, unfitted
-    path.write_text(json.dumps(federation_document(fit, step, 10.0, {"telco-fr": resized})))
+    live = {"telco-fr": LiveBackends(resized, guard)}
+    path.write_text(json.dumps(federation_document(fit, step, 10.0, live)))
     core = load_scenario(path)[0].topology.operators["telco-es"].core
     assert core.sim_data_register.servers == default.sim_data_register.servers
     assert core.location_server == default.location_server
 
 
-def test_live_cores_are_read_from_the_federation_file_in_the_run_folder(
+def test_live_backends_are_read_from_the_federation_file_in_the_run_folder(
     tmp_path: Path,
 ) -> None:
     config = default_federation()
@@ -236,14 +241,21 @@ def test_live_cores_are_read_from_the_federation_file_in_the_run_folder(
     grown = es.core.model_copy(
         update={"location_server": es.core.location_server.model_copy(update={"servers": 9})}
     )
+    guarded = GuardSettings(max_concurrent=5, max_waiting=7, max_wait=0.3, shed_target=0.2)
     config = config.model_copy(
-        update={"operators": (es.model_copy(update={"core": grown}), *config.operators[1:])}
+        update={
+            "operators": (
+                es.model_copy(update={"core": grown, "protection": guarded}),
+                *config.operators[1:],
+            )
+        }
     )
     (tmp_path / "federation.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
-    cores = live_cores(tmp_path)
-    # each data centre's replica has its own core live; the simulation pools them
+    backends = live_backends(tmp_path)
+    # each data centre's replica has its own core and guards live; the simulation pools them
     sites = len(es.data_centres)
     assert sites == 2
+    cores = {op: live.core for op, live in backends.items()}
     assert cores[es.id].location_server.servers == 9 * sites
     assert cores[es.id].location_server.queue_limit == 32 * sites
     assert cores[es.id].location_server.service_time == es.core.location_server.service_time
@@ -251,11 +263,37 @@ def test_live_cores_are_read_from_the_federation_file_in_the_run_folder(
     fr = cores[config.operators[1].id]
     assert fr.sim_data_register.servers == default.sim_data_register.servers * sites
     assert fr.policy_function.queue_limit == (default.policy_function.queue_limit or 0) * sites
-    assert live_cores(None) == {}  # a descriptor without a run folder
-    assert live_cores(tmp_path / "elsewhere") == {}
+    protection = backends[es.id].protection
+    assert (protection.max_concurrent, protection.max_waiting) == (5 * sites, 7 * sites)
+    assert (protection.max_wait, protection.shed_target) == (0.3, 0.2)
+    assert backends[config.operators[1].id].protection == GuardSettings().pooled(sites)
+    assert live_backends(None) == {}  # a descriptor without a run folder
+    assert live_backends(tmp_path / "elsewhere") == {}
 
 
-def test_calibrate_carries_the_live_cores_into_every_scenario(tmp_path: Path) -> None:
+def test_the_live_protection_becomes_the_scenario_policies_the_simulation_builds_it_from(
+    tmp_path: Path,
+) -> None:
+    """The simulation's guards come from a scenario's policies (``PoliciesSpec.guard_settings``):
+    the live protection written as policies must give back the very same settings."""
+    breaker = CircuitBreakerConfig(minimum_number_of_calls=7, wait_duration_in_open_state=3.0)
+    for guard in (
+        GuardSettings(),
+        GuardSettings(max_concurrent=3, max_waiting=0, max_wait=0.2, call_timeout=0.9,
+                      shed_target=0.15, breaker=breaker),
+    ):
+        live = LiveBackends(CoreSpec(), guard)
+        light = LiveStep(5, 10.0, {"telco-es": _gateway(5.0)}, {})
+        model = TierModel("telco-es", fit_histogram(_gateway(40.0).calls[SIM_SWAP]), 0.0005, None)
+        document = calibrated_document({"telco-es": model}, light, 5.0, backends={"telco-es": live})
+        path = tmp_path / "calibrated.yaml"
+        path.write_text(yaml.safe_dump(document))
+        spec = load_scenario(path)[0].topology.operators["telco-es"]
+        assert spec.policies.guard_settings() == guard
+        assert not spec.policies.throttling.enabled  # the calibration's own choice is kept
+
+
+def test_calibrate_carries_the_live_backends_into_every_scenario(tmp_path: Path) -> None:
     default = CoreSpec()
     resized = default.model_copy(
         update={"location_server": default.location_server.model_copy(update={"servers": 13})}
@@ -266,7 +304,7 @@ def test_calibrate_carries_the_live_cores_into_every_scenario(tmp_path: Path) ->
         tmp_path,
         sim_seconds=5.0,
         federation=_federation_step(),
-        cores={"telco-es": resized},
+        backends={"telco-es": LiveBackends(resized, GuardSettings(max_concurrent=11))},
     )
     written = [
         tmp_path / "calibrated.yaml",
@@ -275,5 +313,6 @@ def test_calibrate_carries_the_live_cores_into_every_scenario(tmp_path: Path) ->
     ]
     assert len(written) > 3
     for path in written:
-        core = load_scenario(path)[0].topology.operators["telco-es"].core
-        assert core.location_server.servers == 13, path.name
+        operator = load_scenario(path)[0].topology.operators["telco-es"]
+        assert operator.core.location_server.servers == 13, path.name
+        assert operator.policies.buffer.max_concurrent == 11, path.name
