@@ -99,7 +99,9 @@ class FederatedOperator(OperatorConfig):
         default_factory=GuardSettings,
         description="how each data centre's replica protects each of those functions: request"
         " buffer (calls at once, waiting room, longest wait), call timeout, load shedding and"
-        " circuit breaker; what a scenario's operators[].policies gives the simulation",
+        " circuit breaker; what a scenario's operators[].policies gives the simulation. A"
+        " breaker given here replaces the default one whole: fields left out take"
+        " resilience4j's defaults (window 100, minimum 100 calls, 60 s open), not 50/20/10 s",
     )
 
     @field_validator("ipv6_ranges")

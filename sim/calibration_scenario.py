@@ -21,10 +21,11 @@ is the loop's wall time for it, a resource model made of two measured parts:
 So the worker's service time is an empirical distribution drawn from that model (CPU per
 call with a modest spread, plus the waits), step by step: the share of the cores the servers
 got is an input of each step, the CPU per call is the calibration. The backends are the
-live operators' network functions (``operators[].core`` of the federation file, pooled over
-their data centres' replicas; the default when there is no file), the same specification the
-live emulated backends sleep by. Traffic is one Poisson application per operator at the rate
-and API mix the operator served in the step.
+live operators' network functions and their protection (``operators[].core`` and
+``operators[].protection`` of the federation file, pooled over their data centres' replicas;
+the defaults when there is no file), the same specifications the live emulated backends sleep
+by and the live integrator guards them with. Traffic is one Poisson application per operator
+at the rate and API mix the operator served in the step.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ YAML, and runs them like ``ogsim run`` (same report, plots and summary):
   start, Kubernetes' default start-up and behaviour);
 * ``two-sites-one-lost``: the busiest level live ran, each operator with two data centres
   of the calibrated replica behind the global load balancer, and one of them lost a third
-  of the way through the run.
+  of the way through the run (each site guarding the one core with half the operator's
+  pooled protection, :func:`per_site`).
 
 The replica's service time, wake-up and after-answer work are the calibrated ones, so a
 what-if keeps what was measured and changes only what its name says. What it cannot know:
@@ -36,6 +37,7 @@ from sim.scenario import Scenario, load_scenario
 __all__ = [
     "AUTOSCALE_TARGET",
     "WhatIfRow",
+    "per_site",
     "what_if_document",
     "what_if_row",
     "write_what_if",
@@ -58,6 +60,32 @@ def _rates(document: dict[str, Any]) -> dict[str, float]:
 def _site(document: dict[str, Any], operator: str) -> dict[str, Any]:
     site: dict[str, Any] = document["topology"]["operators"][operator]["data_centres"]["live"]
     return site
+
+
+def per_site(policies: dict[str, Any], sites: int) -> dict[str, Any]:
+    """Each of ``sites`` data centres' share of an operator's pooled protection (a scenario's
+    ``policies``, as :meth:`GuardSettings.pooled <operators.integrator.GuardSettings.pooled>`
+    wrote it): buffer slots, waiting room and a count-based breaker's counts divided, rounding
+    up. The simulation builds every data centre's guards from the operator's policies, so a
+    second site given the pooled ones whole would double what guards the one shared core."""
+    shared = copy.deepcopy(policies)
+
+    def share(count: int | None, least: int) -> int | None:
+        return None if count is None else max(least, math.ceil(count / sites))
+
+    buffer = shared.get("buffer") or {}
+    for field, least in (("max_concurrent", 1), ("max_waiting", 0)):
+        if field in buffer:
+            buffer[field] = share(buffer[field], least)
+    breaker = shared.get("circuit_breaker")
+    if breaker:
+        counts = ["minimum_number_of_calls", "permitted_number_of_calls_in_half_open_state"]
+        if breaker.get("sliding_window_type", "COUNT_BASED") == "COUNT_BASED":
+            counts.append("sliding_window_size")
+        for field in counts:
+            if field in breaker:
+                breaker[field] = share(breaker[field], 1)
+    return shared
 
 
 def _offered_by_operator(document: dict[str, Any]) -> dict[str, float]:
@@ -112,6 +140,9 @@ def what_if_document(
             "live": copy.deepcopy(site),
             "live-b": copy.deepcopy(site),
         }
+        policies = heavy["topology"]["operators"][operator].get("policies", {})
+        if "buffer" in policies:  # the live protection, pooled: each site guards with half
+            two_sites[f"topology.operators.{operator}.policies"] = per_site(policies, 2)
         faults.append(
             {
                 "name": f"{operator}-site-lost",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from operators.policies import CircuitBreakerConfig
+from operators.policies import CircuitBreakerConfig, SlidingWindowType
 
 __all__ = ["GuardSettings"]
 
@@ -32,17 +32,29 @@ class GuardSettings(BaseModel):
 
     def pooled(self, replicas: int) -> GuardSettings:
         """The protection of ``replicas`` replicas seen as one: their buffers' concurrent slots
-        and waiting rooms summed, times and thresholds unchanged.
+        and waiting rooms summed, and a count-based breaker's window, minimum calls and
+        half-open probes multiplied, so the one breaker judges the same span of time from the
+        same failure rate as each replica's; times and thresholds unchanged.
 
         What a simulation with one site per operator needs to stand for a live operator whose
         data centres each guard their own backends (as :meth:`CoreSpec.scaled
-        <operators.core.CoreSpec.scaled>` pools their servers). The breaker and shedder then
-        judge all the calls together, which live are split over the replicas."""
+        <operators.core.CoreSpec.scaled>` pools their servers). What stays different: the one
+        breaker opens for all the calls at once, where live each replica's opens on its own."""
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas!r}")
+        breaker = self.breaker
+        counts = {
+            "minimum_number_of_calls": breaker.minimum_number_of_calls * replicas,
+            "permitted_number_of_calls_in_half_open_state": (
+                breaker.permitted_number_of_calls_in_half_open_state * replicas
+            ),
+        }
+        if breaker.sliding_window_type is SlidingWindowType.COUNT_BASED:
+            counts["sliding_window_size"] = breaker.sliding_window_size * replicas
         return self.model_copy(
             update={
                 "max_concurrent": self.max_concurrent * replicas,
                 "max_waiting": self.max_waiting * replicas,
+                "breaker": breaker.model_copy(update=counts),
             }
         )

@@ -123,6 +123,7 @@ def federation_config(
                 DataCentre(name=name, weight=dc.weight) for name, dc in op.spec.data_centres.items()
             ),
             core=op.spec.core,
+            protection=op.spec.policies.guard_settings(),
         )
         for op in operators.values()
     )

@@ -197,15 +197,16 @@ def test_bad_values_name_the_field(hub: Path, value: dict[str, Any], field: str)
     assert f"topology.aggregator.{field}" in str(caught.value)
 
 
-def test_the_scenarios_federation_carries_each_operators_core(tmp_path: Path) -> None:
+def test_the_scenarios_federation_carries_each_operators_core_and_guards(tmp_path: Path) -> None:
     """The federation config the simulated aggregator is built from describes the operators
-    as the scenario sized them, core included, not the default."""
+    as the scenario sized and guarded them, core and protection included, not the defaults."""
     document = yaml.safe_load((ROOT / "scenarios" / "baseline.yaml").read_text())
     es = document["topology"]["operators"]["telco-es"]
     es["core"] = {"location_server": {
         "name": "gmlc", "kind": "location_server", "servers": 11, "queue_limit": 7,
         "service_time": {"distribution": "exponential", "mean": 0.05},
     }}  # fmt: skip
+    es.setdefault("policies", {})["buffer"] = {"max_concurrent": 3, "max_waiting": 5}
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(document))
     world = World(load_scenario(path)[0])
@@ -213,3 +214,7 @@ def test_the_scenarios_federation_carries_each_operators_core(tmp_path: Path) ->
     assert federation.operator("telco-es").core.location_server.servers == 11
     assert federation.operator("telco-es").core == world.operators["telco-es"].spec.core
     assert federation.operator("telco-fr").core == world.operators["telco-fr"].spec.core
+    protection = federation.operator("telco-es").protection
+    assert (protection.max_concurrent, protection.max_waiting) == (3, 5)
+    policies = world.operators["telco-fr"].spec.policies
+    assert federation.operator("telco-fr").protection == policies.guard_settings()

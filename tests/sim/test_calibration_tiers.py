@@ -24,7 +24,10 @@ from sim.calibration_fit import fit_histogram, histogram_of
 from sim.calibration_live import HUB, LiveBackends, LiveStep, OperatorStep, live_backends
 from sim.calibration_scenario import TierModel, calibrated_document
 from sim.calibration_tiers import HUB_APPLICATION, federation_document, fit_federation
+from sim.calibration_what_if import per_site, what_if_document
 from sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SECONDS = 20.0
 SIM_SWAP = ("sim-swap", "checkSimSwap")
@@ -198,7 +201,7 @@ def test_the_hubs_calls_that_reached_no_operator_are_not_simulated_as_forwarded(
     assert rate == pytest.approx(150 / SECONDS)
 
 
-def test_the_live_cores_size_the_simulated_functions(tmp_path: Path) -> None:
+def test_the_live_backends_size_the_simulated_functions(tmp_path: Path) -> None:
     """A federation run with a resized core is simulated with that size, the fitted service
     times kept; an operator the live federation did not resize keeps the default."""
     step = _federation_step()
@@ -291,6 +294,34 @@ def test_the_live_protection_becomes_the_scenario_policies_the_simulation_builds
         spec = load_scenario(path)[0].topology.operators["telco-es"]
         assert spec.policies.guard_settings() == guard
         assert not spec.policies.throttling.enabled  # the calibration's own choice is kept
+
+
+def test_each_of_two_sites_guards_with_half_the_pooled_protection(tmp_path: Path) -> None:
+    """The lost-site what-if gives the operator two data centres, each with guards of its own
+    in front of the one pooled core: each gets half, so together they are live's total."""
+    replica = GuardSettings(
+        max_concurrent=6, max_waiting=9, breaker=CircuitBreakerConfig(minimum_number_of_calls=7)
+    )
+    pooled = LiveBackends(CoreSpec(), replica.pooled(2)).scenario_policies()
+    path = tmp_path / "site.yaml"
+    document = yaml.safe_load((ROOT / "scenarios" / "baseline.yaml").read_text())
+    document["topology"]["operators"]["telco-es"]["policies"] = per_site(pooled, 2)
+    path.write_text(yaml.safe_dump(document))
+    spec = load_scenario(path)[0].topology.operators["telco-es"]
+    assert spec.policies.guard_settings() == replica
+    assert per_site({"throttling": {"enabled": False}}, 2) == {"throttling": {"enabled": False}}
+    # the what-if's lost-site variant is where it applies: its two sites together are live's
+    model = TierModel("telco-es", fit_histogram(_gateway(40.0).calls[SIM_SWAP]), 0.0005, None)
+    light = LiveStep(5, 10.0, {"telco-es": _gateway(5.0)}, {})
+    backends = {"telco-es": LiveBackends(CoreSpec(), replica.pooled(2))}
+    calibrated = calibrated_document({"telco-es": model}, light, 60.0, backends=backends)
+    what_if = tmp_path / "what-if.yaml"
+    what_if.write_text(yaml.safe_dump(what_if_document(calibrated, calibrated, 10.0, 60.0)))
+    variants = {s.variant: s for s in load_scenario(what_if)}
+    lost = variants["two-sites-one-lost"].topology.operators["telco-es"]
+    assert len(lost.data_centres) == 2 and lost.policies.guard_settings() == replica
+    whole = variants["as-measured"].topology.operators["telco-es"]
+    assert whole.policies.guard_settings() == replica.pooled(2)
 
 
 def test_calibrate_carries_the_live_backends_into_every_scenario(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from operators.integrator import GuardSettings
-from operators.policies import CircuitBreakerConfig
+from operators.policies import CircuitBreakerConfig, SlidingWindowType
 
 
 def test_pooling_sums_the_buffers_and_keeps_times_and_thresholds() -> None:
@@ -15,14 +15,38 @@ def test_pooling_sums_the_buffers_and_keeps_times_and_thresholds() -> None:
         max_wait=0.3,
         call_timeout=0.8,
         shed_target=0.1,
-        breaker=CircuitBreakerConfig(minimum_number_of_calls=5),
+        breaker=CircuitBreakerConfig(
+            minimum_number_of_calls=5,
+            sliding_window_size=8,
+            permitted_number_of_calls_in_half_open_state=2,
+            failure_rate_threshold=40,
+            wait_duration_in_open_state=3,
+        ),
     )
     pooled = guard.pooled(3)
     assert (pooled.max_concurrent, pooled.max_waiting) == (18, 30)
-    assert pooled.model_dump(exclude={"max_concurrent", "max_waiting"}) == guard.model_dump(
-        exclude={"max_concurrent", "max_waiting"}
-    )
+    # the one breaker sees three replicas' calls: its counts grow with them
+    breaker = pooled.breaker
+    assert breaker.minimum_number_of_calls == 15 and breaker.sliding_window_size == 24
+    assert breaker.permitted_number_of_calls_in_half_open_state == 6
+    counted = {
+        "minimum_number_of_calls",
+        "sliding_window_size",
+        "permitted_number_of_calls_in_half_open_state",
+    }
+    assert breaker.model_dump(exclude=counted) == guard.breaker.model_dump(exclude=counted)
+    kept = {"max_concurrent", "max_waiting", "breaker"}
+    assert pooled.model_dump(exclude=kept) == guard.model_dump(exclude=kept)
     assert guard.pooled(1) == guard
+
+
+def test_a_time_based_window_is_seconds_and_is_not_pooled() -> None:
+    breaker = CircuitBreakerConfig(
+        sliding_window_type=SlidingWindowType.TIME_BASED, sliding_window_size=10
+    )
+    pooled = GuardSettings(breaker=breaker).pooled(2).breaker
+    assert pooled.sliding_window_size == 10
+    assert pooled.minimum_number_of_calls == 2 * breaker.minimum_number_of_calls
 
 
 def test_pooling_no_replica_is_refused() -> None:
