@@ -77,3 +77,13 @@ def test_the_source_digest_moves_with_any_package_source(tmp_path: Path) -> None
     assert source_digest(tmp_path) == before
     (tmp_path / "sim" / "__init__.py").write_text("X = 1\n")
     assert source_digest(tmp_path) != before
+
+
+def test_the_installed_setuptools_reads_the_project_file() -> None:
+    """mypyc builds the copy with this environment's setuptools, which reads
+    ``pyproject.toml``: one too old for its license expression stops the build (the dev extra
+    asks for ``setuptools>=77`` for that reason)."""
+    from setuptools.config.pyprojecttoml import read_configuration
+
+    project = read_configuration(ROOT / "pyproject.toml")["project"]
+    assert project["name"] == "ogsim" and project["license"] == "Apache-2.0"
