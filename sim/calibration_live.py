@@ -27,6 +27,7 @@ from operators.camara import WORKLOADS
 from operators.core import CoreSpec
 from operators.integrator import GuardSettings
 from sim.calibration_fit import Histogram
+from sim.scenario import guard_policies
 
 __all__ = [
     "IDENTITY_API",
@@ -482,21 +483,9 @@ class LiveBackends:
     protection: GuardSettings
 
     def scenario_policies(self) -> dict[str, Any]:
-        """The protection as a scenario's ``operators[].policies`` (buffer, breaker, shedding)
-        give it to the simulation, which builds the same ``GuardSettings`` from them."""
-        guard = self.protection
-        return {
-            "buffer": {
-                "max_concurrent": guard.max_concurrent,
-                "max_waiting": guard.max_waiting,
-                "max_wait": guard.max_wait,
-                "call_timeout": guard.call_timeout,
-            },
-            "circuit_breaker": guard.breaker.model_dump(mode="json"),
-            "load_shedding": (
-                None if guard.shed_target is None else {"target": guard.shed_target}
-            ),
-        }
+        """The protection as a scenario's ``operators[].policies`` give it to the simulation,
+        which builds the same ``GuardSettings`` from them."""
+        return guard_policies(self.protection)
 
 
 def live_backends(run_dir: Path | None) -> dict[str, LiveBackends]:

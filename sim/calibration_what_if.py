@@ -32,7 +32,7 @@ from typing import Any
 
 from sim.calibration_scenario import mean_of, write
 from sim.results import RunResult
-from sim.scenario import Scenario, load_scenario
+from sim.scenario import PoliciesSpec, Scenario, guard_policies, load_scenario
 
 __all__ = [
     "AUTOSCALE_TARGET",
@@ -64,28 +64,12 @@ def _site(document: dict[str, Any], operator: str) -> dict[str, Any]:
 
 def per_site(policies: dict[str, Any], sites: int) -> dict[str, Any]:
     """Each of ``sites`` data centres' share of an operator's pooled protection (a scenario's
-    ``policies``, as :meth:`GuardSettings.pooled <operators.integrator.GuardSettings.pooled>`
-    wrote it): buffer slots, waiting room and a count-based breaker's counts divided, rounding
-    up. The simulation builds every data centre's guards from the operator's policies, so a
-    second site given the pooled ones whole would double what guards the one shared core."""
-    shared = copy.deepcopy(policies)
-
-    def share(count: int | None, least: int) -> int | None:
-        return None if count is None else max(least, math.ceil(count / sites))
-
-    buffer = shared.get("buffer") or {}
-    for field, least in (("max_concurrent", 1), ("max_waiting", 0)):
-        if field in buffer:
-            buffer[field] = share(buffer[field], least)
-    breaker = shared.get("circuit_breaker")
-    if breaker:
-        counts = ["minimum_number_of_calls", "permitted_number_of_calls_in_half_open_state"]
-        if breaker.get("sliding_window_type", "COUNT_BASED") == "COUNT_BASED":
-            counts.append("sliding_window_size")
-        for field in counts:
-            if field in breaker:
-                breaker[field] = share(breaker[field], 1)
-    return shared
+    ``policies``): :meth:`GuardSettings.split <operators.integrator.GuardSettings.split>` of
+    the guard they describe, written back, the rest of them kept. The simulation builds every
+    data centre's guards from the operator's policies, so a second site given the pooled ones
+    whole would double what guards the one shared core."""
+    guard = PoliciesSpec.model_validate(policies).guard_settings()
+    return {**policies, **guard_policies(guard.split(sites))}
 
 
 def _offered_by_operator(document: dict[str, Any]) -> dict[str, float]:

@@ -66,6 +66,7 @@ __all__ = [
     "Spike",
     "VariantSpec",
     "field_problems",
+    "guard_policies",
     "load_scenario",
     "read_document",
     "scenario_json_schema",
@@ -255,6 +256,21 @@ class PoliciesSpec(_Model):
             shed_target=None if self.load_shedding is None else self.load_shedding.target,
             breaker=self.circuit_breaker or CircuitBreakerConfig(),
         )
+
+
+def guard_policies(guard: GuardSettings) -> dict[str, Any]:
+    """``guard`` as a scenario's ``policies`` give it (buffer, breaker, shedding; throttling
+    is not a guard's): :meth:`PoliciesSpec.guard_settings` of them gives ``guard`` back."""
+    return {
+        "buffer": {
+            "max_concurrent": guard.max_concurrent,
+            "max_waiting": guard.max_waiting,
+            "max_wait": guard.max_wait,
+            "call_timeout": guard.call_timeout,
+        },
+        "circuit_breaker": guard.breaker.model_dump(mode="json"),
+        "load_shedding": None if guard.shed_target is None else {"target": guard.shed_target},
+    }
 
 
 class OperatorSpec(_Model):

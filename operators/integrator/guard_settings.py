@@ -7,6 +7,9 @@ backend call through it). The protection module re-exports the name.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from operators.policies import CircuitBreakerConfig, SlidingWindowType
@@ -42,19 +45,30 @@ class GuardSettings(BaseModel):
         breaker opens for all the calls at once, where live each replica's opens on its own."""
         if replicas < 1:
             raise ValueError(f"replicas must be at least 1, got {replicas!r}")
+        return self._counted(lambda count, least: count * replicas)
+
+    def split(self, parts: int) -> GuardSettings:
+        """Each of ``parts`` sites' share of these settings, the inverse of :meth:`pooled`:
+        the same counts divided, rounding up (at least one slot, call and probe)."""
+        if parts < 1:
+            raise ValueError(f"parts must be at least 1, got {parts!r}")
+        return self._counted(lambda count, least: max(least, math.ceil(count / parts)))
+
+    def _counted(self, rescale: Callable[[int, int], int]) -> GuardSettings:
+        """These settings with every count ``rescale(count, least)`` (``least``: its floor)."""
         breaker = self.breaker
         counts = {
-            "minimum_number_of_calls": breaker.minimum_number_of_calls * replicas,
-            "permitted_number_of_calls_in_half_open_state": (
-                breaker.permitted_number_of_calls_in_half_open_state * replicas
+            "minimum_number_of_calls": rescale(breaker.minimum_number_of_calls, 1),
+            "permitted_number_of_calls_in_half_open_state": rescale(
+                breaker.permitted_number_of_calls_in_half_open_state, 1
             ),
         }
         if breaker.sliding_window_type is SlidingWindowType.COUNT_BASED:
-            counts["sliding_window_size"] = breaker.sliding_window_size * replicas
+            counts["sliding_window_size"] = rescale(breaker.sliding_window_size, 1)
         return self.model_copy(
             update={
-                "max_concurrent": self.max_concurrent * replicas,
-                "max_waiting": self.max_waiting * replicas,
+                "max_concurrent": rescale(self.max_concurrent, 1),
+                "max_waiting": rescale(self.max_waiting, 0),
                 "breaker": breaker.model_copy(update=counts),
             }
         )

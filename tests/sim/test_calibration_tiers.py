@@ -309,7 +309,9 @@ def test_each_of_two_sites_guards_with_half_the_pooled_protection(tmp_path: Path
     path.write_text(yaml.safe_dump(document))
     spec = load_scenario(path)[0].topology.operators["telco-es"]
     assert spec.policies.guard_settings() == replica
-    assert per_site({"throttling": {"enabled": False}}, 2) == {"throttling": {"enabled": False}}
+    assert per_site({**pooled, "throttling": {"enabled": False}}, 2)["throttling"] == {
+        "enabled": False
+    }  # what is not a guard's is kept
     # the what-if's lost-site variant is where it applies: its two sites together are live's
     model = TierModel("telco-es", fit_histogram(_gateway(40.0).calls[SIM_SWAP]), 0.0005, None)
     light = LiveStep(5, 10.0, {"telco-es": _gateway(5.0)}, {})

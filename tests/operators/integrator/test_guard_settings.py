@@ -52,3 +52,22 @@ def test_a_time_based_window_is_seconds_and_is_not_pooled() -> None:
 def test_pooling_no_replica_is_refused() -> None:
     with pytest.raises(ValueError, match="replicas must be at least 1"):
         GuardSettings().pooled(0)
+
+
+def test_splitting_undoes_pooling_and_rounds_up() -> None:
+    guard = GuardSettings(
+        max_concurrent=5,
+        max_waiting=0,
+        breaker=CircuitBreakerConfig(
+            minimum_number_of_calls=3,
+            sliding_window_size=7,
+            permitted_number_of_calls_in_half_open_state=1,
+        ),
+    )
+    assert guard.pooled(2).split(2) == guard
+    halved = guard.split(2)
+    assert (halved.max_concurrent, halved.max_waiting) == (3, 0)
+    assert halved.breaker.permitted_number_of_calls_in_half_open_state == 1  # never below one
+    assert halved.breaker.sliding_window_size == 4
+    with pytest.raises(ValueError, match="parts must be at least 1"):
+        guard.split(0)
