@@ -2,9 +2,10 @@
 
 One :class:`FederationConfig` is enough to start every party of a federation, in one process
 or as separate processes: each :class:`FederatedOperator` *is* an
-:class:`~operators.config.OperatorConfig` (so ``Operator.from_config`` takes it as it is)
-with what only the federation needs on top — data centres, brands, IPv6 ranges, and the
-modelled network core each data centre's replica runs (``core``). Countries say
+:class:`~operators.ServedOperatorConfig` (so ``Operator.from_config`` takes it as it is, and
+its modelled network core and protection mean what they mean to ``ogsim serve``; each data
+centre's replica runs its own) with what only the federation needs on top — data centres,
+brands and IPv6 ranges. Countries say
 whether numbers are portable there, which decides the Telco Routing rules: ``network``
 (MCC+MNC, resolved by a national Network Id service) where numbers port, ``msisdnPrefix``
 where they do not. :func:`default_federation` is the one ``ogsim demo`` and the tests use.
@@ -20,9 +21,13 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from operators import E164_PREFIX, OperatorConfig, default_purposes, load_yaml_model
-from operators.core import CoreSpec
-from operators.integrator import GuardSettings
+from operators import (
+    E164_PREFIX,
+    OperatorConfig,
+    ServedOperatorConfig,
+    default_purposes,
+    load_yaml_model,
+)
 
 from .rate_card import RateCard, WholesaleRate
 from .types import NetworkId
@@ -81,28 +86,13 @@ class Brand(_Strict):
         return number in self.numbers or any(number.startswith(p) for p in self.number_prefixes)
 
 
-class FederatedOperator(OperatorConfig):
-    """An operator as the federation sees it: its own config plus sites, brands, IPv6 and the
-    size and protection of its modelled network core."""
+class FederatedOperator(ServedOperatorConfig):
+    """An operator as the federation sees it: its config, the size and protection of its
+    modelled network core (as ``ogsim serve`` reads them), plus sites, brands and IPv6."""
 
     data_centres: tuple[DataCentre, ...] = (DataCentre(name="dc1"),)
     brands: tuple[Brand, ...] = ()
     ipv6_ranges: tuple[str, ...] = ()
-    core: CoreSpec = Field(
-        default_factory=CoreSpec,
-        description="the modelled network functions behind each data centre's replica:"
-        " servers, waiting room, service time and faults of each (each replica has its own);"
-        " a function named here replaces its whole default entry, so give its name, kind and"
-        " service_time too",
-    )
-    protection: GuardSettings = Field(
-        default_factory=GuardSettings,
-        description="how each data centre's replica protects each of those functions: request"
-        " buffer (calls at once, waiting room, longest wait), call timeout, load shedding and"
-        " circuit breaker; what a scenario's operators[].policies gives the simulation. A"
-        " breaker given here replaces the default one whole: fields left out take"
-        " resilience4j's defaults (window 100, minimum 100 calls, 60 s open), not 50/20/10 s",
-    )
 
     @field_validator("ipv6_ranges")
     @classmethod
@@ -131,12 +121,6 @@ class FederatedOperator(OperatorConfig):
     @property
     def auth_provider_configuration(self) -> str:
         return self.issuer_url.rstrip("/") + "/.well-known/openid-configuration"
-
-    def operator_config(self) -> OperatorConfig:
-        """The plain operator config, for code that must not see federation fields."""
-        federation_only = {"data_centres", "brands", "ipv6_ranges", "core", "protection"}
-        data = self.model_dump(exclude=federation_only)
-        return OperatorConfig.model_validate(data)
 
     def brand_of(self, number: str) -> Brand | None:
         return next((b for b in self.brands if b.owns(number)), None)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from operators.errors import CamaraError, OAuthError
     from operators.housekeeping import Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
+    from operators.served_config import ServedOperatorConfig
     from operators.serving import serve_until_stopped
     from operators.storage import Database
     from operators.subscriber import Subscriber
@@ -66,6 +67,7 @@ __all__ = [
     "Quota",
     "QuotaPeriod",
     "Retention",
+    "ServedOperatorConfig",
     "Subscriber",
     "SubscriberBase",
     "TokenLifetimes",
@@ -111,6 +113,7 @@ _HOMES = {
     "Retention": "operators.housekeeping",
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",
+    "ServedOperatorConfig": "operators.served_config",
     "serve_until_stopped": "operators.serving",
     "cancel_and_wait": "operators.background",
     "Database": "operators.storage",

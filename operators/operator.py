@@ -60,6 +60,7 @@ from .integrator import (
 from .policies import ThrottlePolicy, gateway_throttle
 from .portal import PortalHost, install_developer_portal
 from .request_body import openapi_body, read_model
+from .served_config import ServedOperatorConfig
 from .storage import Database
 from .subscriber_admin import ADMIN_LIMITS, build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
@@ -127,11 +128,17 @@ class Operator:
     ) -> Operator:
         """Build the operator; ``clock`` is the epoch clock, ``monotonic`` times policies.
 
-        ``issuer_policy`` decides whose JWT-bearer assertions the identity server accepts (the
-        federation's trusted issuers); ``client_trusted`` lets the gateway refuse, at once,
-        tokens already issued to a party whose trust was revoked. ``throttle`` lets the
-        replicas of one operator in one process share their buckets and quotas.
+        ``core`` and ``protection`` size the modelled network functions and guard them; left
+        out, a :class:`ServedOperatorConfig`'s own are used (what ``ogsim serve`` reads from
+        its file), else the defaults. ``issuer_policy`` decides whose JWT-bearer assertions
+        the identity server accepts (the federation's trusted issuers); ``client_trusted``
+        lets the gateway refuse, at once, tokens already issued to a party whose trust was
+        revoked. ``throttle`` lets the replicas of one operator in one process share their
+        buckets and quotas.
         """
+        if isinstance(config, ServedOperatorConfig):
+            core = core if core is not None else config.core
+            protection = protection if protection is not None else config.protection
         db = Database(config.storage)
         subscribers = SubscriberBase(config, db, clock=clock, reference_time=reference_time)
         identity = IdentityServer(

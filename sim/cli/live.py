@@ -296,7 +296,8 @@ def subscriber(
 
 @operator_app.command("config")
 def show_config(config: OperatorConfigOption = None) -> None:
-    """Print the operator config as YAML: a starting point for your own file."""
+    """Print the operator config as YAML (its modelled core and protection too): a starting
+    point for your own file."""
     data = load_operator(config, console).model_dump(mode="json")
     typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from operators import ConfigFileError, OperatorConfig, example_operator, load_yaml_model
+from operators import ConfigFileError, ServedOperatorConfig, example_operator, load_yaml_model
 
 __all__ = [
     "DEFAULT_ADMIN_SECRET",
@@ -52,12 +52,16 @@ def out_or_alias(out: Path, results: Path | None) -> Path:
     return results if results is not None else out
 
 
-def load_operator(config: Path | None, console: Console) -> OperatorConfig:
-    """The operator config from a file, or the built-in example; a bad file exits with why."""
+def load_operator(config: Path | None, console: Console) -> ServedOperatorConfig:
+    """The operator config from a file, or the built-in example; a bad file exits with why.
+
+    Every command reads the same file, so one written for ``ogsim serve`` (with its ``core``
+    and ``protection``) is also good for ``ogsim invoices`` or ``ogsim operator numbers``.
+    """
     if config is None:
-        return example_operator()
+        return ServedOperatorConfig.model_validate(example_operator().model_dump())
     try:
-        return load_yaml_model(config, OperatorConfig)
+        return load_yaml_model(config, ServedOperatorConfig)
     except ConfigFileError as error:
         console.print(f"[red]invalid operator config[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
