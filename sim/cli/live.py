@@ -296,8 +296,7 @@ def subscriber(
 
 @operator_app.command("config")
 def show_config(config: OperatorConfigOption = None) -> None:
-    """Print the operator config as YAML (its modelled core and protection too): a starting
-    point for your own file."""
+    """Print the operator config, core and protection included, as YAML to start from."""
     data = load_operator(config, console).model_dump(mode="json")
     typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 

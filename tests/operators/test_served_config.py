@@ -7,10 +7,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
+import sim.cli.live
 from operators import Operator, ServedOperatorConfig, example_operator
 from operators.core import CoreSpec, NetworkFunctionKind
 from operators.integrator import GuardedExecutor, GuardSettings
@@ -35,6 +38,22 @@ def _served_file(tmp_path: Path, **fields: object) -> Path:
     return path
 
 
+def _assert_runs_the_files(operator: Operator) -> None:
+    """The guards and core that :data:`PROTECTION` and :data:`LOCATION` describe."""
+    executor = operator.integrator.execute
+    assert isinstance(executor, GuardedExecutor)
+    for kind in NetworkFunctionKind:
+        guard = executor.guards[kind]
+        assert guard.settings == GuardSettings.model_validate(PROTECTION)
+        assert guard.max_concurrent == 3
+        assert guard.breaker.config.minimum_number_of_calls == 7
+    functions: dict[NetworkFunctionKind, Any] = operator.backends.functions
+    location = functions[NetworkFunctionKind.LOCATION_SERVER]
+    assert location.spec.servers == 40 and location.spec.capacity == 40 + 80
+    hlr = functions[NetworkFunctionKind.SIM_DATA_REGISTER]
+    assert hlr.spec == CoreSpec().sim_data_register  # not named: the default
+
+
 def test_the_operator_calls_the_files_core_through_its_guards() -> None:
     config = ServedOperatorConfig.model_validate(
         example_operator().model_dump()
@@ -42,31 +61,45 @@ def test_the_operator_calls_the_files_core_through_its_guards() -> None:
     )
     operator = Operator.from_config(config)
     try:
-        executor = operator.integrator.execute
-        assert isinstance(executor, GuardedExecutor)
-        for kind in NetworkFunctionKind:
-            guard = executor.guards[kind]
-            assert guard.settings == config.protection
-            assert guard.max_concurrent == 3
-            assert guard.breaker.config.minimum_number_of_calls == 7
-        location = operator.backends.functions[NetworkFunctionKind.LOCATION_SERVER]
-        assert location.spec.servers == 40 and location.spec.capacity == 40 + 80
-        hlr = operator.backends.functions[NetworkFunctionKind.SIM_DATA_REGISTER]
-        assert hlr.spec == CoreSpec().sim_data_register  # not named: the default
+        _assert_runs_the_files(operator)
     finally:
         operator.close()
+
+
+def test_ogsim_serve_runs_the_files_core_and_protection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command itself, up to the server: the operator it would serve is the file's."""
+    served: list[Operator] = []
+
+    def app_of(operator: Operator) -> object:
+        served.append(operator)
+        return object()
+
+    monkeypatch.setattr(sim.cli.live, "create_operator_app", app_of)
+    monkeypatch.setattr(sim.cli.live, "serve_until_stopped", lambda *_: None)
+    path = _served_file(tmp_path, protection=PROTECTION, core={"location_server": LOCATION})
+    result = runner.invoke(app, ["serve", "--config", str(path), "--port", "18998"])
+    assert result.exit_code == 0, result.output
+    (operator,) = served
+    _assert_runs_the_files(operator)
 
 
 def test_arguments_given_outrank_the_files() -> None:
     """A federation member passes its own (the same fields); an explicit value wins."""
     config = ServedOperatorConfig.model_validate(
-        example_operator().model_dump() | {"protection": PROTECTION}
+        example_operator().model_dump()
+        | {"core": {"location_server": LOCATION}, "protection": PROTECTION}
     )
-    operator = Operator.from_config(config, protection=GuardSettings(max_concurrent=9))
+    operator = Operator.from_config(
+        config, core=CoreSpec(), protection=GuardSettings(max_concurrent=9)
+    )
     try:
         executor = operator.integrator.execute
         assert isinstance(executor, GuardedExecutor)
         assert executor.guards[NetworkFunctionKind.SIM_DATA_REGISTER].max_concurrent == 9
+        functions: dict[NetworkFunctionKind, Any] = operator.backends.functions
+        assert functions[NetworkFunctionKind.LOCATION_SERVER].spec == CoreSpec().location_server
     finally:
         operator.close()
 
@@ -99,7 +132,14 @@ def test_operator_config_prints_them_and_reads_them_back(tmp_path: Path) -> None
     assert numbers.exit_code == 0 and "+34600000001" in numbers.output
 
 
-def test_a_bad_protection_or_core_is_named_at_its_field(tmp_path: Path) -> None:
+def test_a_bad_protection_or_core_is_named_at_its_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # were the value accepted, the command would serve until stopped: fail instead
+    def must_not_serve(*_: object) -> None:
+        raise AssertionError("ogsim serve accepted a bad file")
+
+    monkeypatch.setattr(sim.cli.live, "serve_until_stopped", must_not_serve)
     path = _served_file(tmp_path, protection={"max_concurrent": 0})
     result = runner.invoke(app, ["serve", "--config", str(path), "--port", "1"])
     assert result.exit_code == 2
