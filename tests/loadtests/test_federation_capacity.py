@@ -6,6 +6,7 @@ federation."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +18,14 @@ from federation import default_federation
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from federation_capacity import Ladder, Level, Meter, climb, scaled_core  # noqa: E402
+from federation_capacity import (  # noqa: E402
+    Ladder,
+    Level,
+    Meter,
+    climb,
+    federation_level,
+    scaled_core,
+)
 
 
 def curve(knee: int) -> tuple[list[int], Callable[[int, Path], None], Callable[..., Level]]:
@@ -114,3 +122,20 @@ def test_core_scale_multiplies_servers_and_waiting_room_only() -> None:
             assert grown.service_time == function.service_time
         assert after.model_copy(update={"core": before.core}) == before
     assert scaled_core(base, 1) == base
+
+
+def test_a_level_counts_every_failed_served_call(tmp_path: Path) -> None:
+    """The load test's own share of failed served calls, QoD's included (throttling and
+    protective refusals are not served calls, so not in it)."""
+    summary = {
+        "served": {"requests": 2000, "failures": 30, "failureRatio": 0.015, "rps": 80.0,
+                   "p50": 20.0, "p95": 150.0, "p99": 300.0},
+        "throttled": 12,
+        "protective": 3,
+        "failuresByRequest": {"POST qod create": 20, "POST sim swap check": 10},
+    }  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    level = federation_level(40, tmp_path)
+    assert level.failures == 0.015  # over the 1 % bound: QoD's failures are not left out
+    assert (level.users, level.rps, level.p95, level.requests) == (40, 80.0, 150.0, 2000)
+    assert not Ladder("federation", [level]).within(level)
