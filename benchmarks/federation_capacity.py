@@ -50,8 +50,19 @@ third of a worker's CPU went to checking answers). That last figure counts each 
 start-up too (imports, the CAMARA definitions, the applications' first tokens and consents:
 several CPU seconds a level, about ten for the federation's in a trial), which dominates the
 light levels; read it at the busy ones. On a machine shared with other work these figures move
-less than the rates do. It ends with both capacities, their ratio, and
-the ``ogsim loadtest`` command that reproduces the federation's best level.
+less than the rates do.
+
+Each federation level also prints two bounds on what more of the same mix could reach, from the
+utilisation law. **The model's**: each operator's modelled network functions report the
+server-seconds their calls held (``ogsim_backend_service_seconds``, every data centre's
+replica), so each function's busy milliseconds per served call are measured, and the function
+whose servers (over all its replicas) would all be busy first bounds the served rate, whatever
+the software costs. **The CPU's**: the cores over the servers' CPU per served call, and over
+the servers' and Locust's together. A capacity read off the p95 stays below both: queues grow
+well before a function's servers are all busy.
+
+The script ends with both capacities, their ratio, the bounds at the federation's best level,
+and the ``ogsim loadtest`` command that reproduces that level.
 
     .venv/bin/python benchmarks/federation_capacity.py [--levels 10,20,40,...]
         [--level-seconds 25] [--workers 1] [--refine 2] [--core-scale 1]
@@ -82,6 +93,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from federation import FederationConfig, default_federation
 from federation.ports import free_port
 from loadtests.locust_run import LOCUSTFILE, federation_for_run, read_summary, run_locust
+from sim.calibration_live import read_operator
 
 HERE = Path(__file__).resolve().parent
 BARE_LOCUSTFILE = HERE / "bare_locustfile.py"
@@ -96,6 +108,7 @@ MAX_FAILURES = 0.01
 HUB_CALLS = "ogsim_aggregator_request_seconds"
 """The hub's histogram of its CAMARA calls (:mod:`federation.aggregator_metrics`)."""
 TICKS = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,54 @@ class Level:
     locust_cpu_ms: float = float("nan")
     """The load generator's (Locust's master and workers) CPU ms per served call, its start-up
     included: it shares the cores with the servers, so what it spends the servers cannot."""
+    busiest: Demand | None = None
+    """The modelled network function with the least room for more of this mix of calls."""
+
+    @property
+    def model_bound(self) -> float:
+        """Served calls/s at which the busiest function's servers would all be busy."""
+        return self.busiest.bound if self.busiest is not None else float("nan")
+
+    @property
+    def cpu_bound(self) -> float:
+        """Served calls/s at which the servers alone would fill every core."""
+        return CORES * 1000 / self.cpu_ms if self.cpu_ms > 0 else float("nan")
+
+    @property
+    def shared_cpu_bound(self) -> float:
+        """Served calls/s at which the servers and Locust together would fill every core (a
+        low estimate: Locust's figure carries its start-up)."""
+        per_call = self.cpu_ms + self.locust_cpu_ms
+        return CORES * 1000 / per_call if per_call > 0 else float("nan")
+
+
+@dataclass(frozen=True)
+class Demand:
+    """One operator's network function over a level: server-seconds it was busy per served
+    call (its service demand, over every data centre's replica) and the servers it has."""
+
+    operator: str
+    function: str
+    busy_ms: float
+    """Milliseconds a server of it was held per served call."""
+    servers: int
+
+    @property
+    def bound(self) -> float:
+        """The utilisation law's limit: ``servers`` busy all the time, at ``busy_ms`` a call."""
+        return 1000 * self.servers / self.busy_ms
+
+
+def busiest(
+    busy: dict[tuple[str, str], float], servers: dict[tuple[str, str], int], requests: int
+) -> Demand | None:
+    """The function whose servers this mix fills first: the least ``servers / demand``."""
+    demands = [
+        Demand(operator, function, 1000 * seconds / requests, servers[operator, function])
+        for (operator, function), seconds in busy.items()
+        if seconds > 0 and (operator, function) in servers and requests
+    ]
+    return min(demands, key=lambda demand: demand.bound, default=None)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -127,20 +188,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+@dataclass(frozen=True)
+class Backends:
+    """Where the operators' modelled network functions are read, and their servers in all."""
+
+    sites: dict[str, tuple[str, tuple[str, ...]]]
+    """Each operator's API root and data centres (each has its own metrics)."""
+    servers: dict[tuple[str, str], int]
+    """Servers of each (operator, function) over all of the operator's data centres."""
+
+    def busy_seconds(self) -> dict[tuple[str, str], float]:
+        """Server-seconds each function has been busy so far (its service-time sum)."""
+        with httpx.Client(timeout=10) as http:
+            return {
+                (operator, function): histogram.total
+                for operator, (root, sites) in self.sites.items()
+                for function, histogram in read_operator(http, root, None, sites).backends.items()
+            }
+
+
 @dataclass
 class Meter:
-    """The servers' CPU and the hub's call count, read before and after each level."""
+    """The servers' CPU, the hub's call count and the network functions' busy time, read
+    before and after each level."""
 
     pids: dict[str, int]
     hub_metrics: str | None = None
+    backends: Backends | None = None
     _cpu: dict[str, float] = field(default_factory=dict)
     _hub_calls: float = 0.0
     _children: float = 0.0
+    _busy: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def start(self) -> None:
         self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._hub_calls = self.hub_calls()
         self._children = reaped_children_cpu()
+        self._busy = self.backends.busy_seconds() if self.backends is not None else {}
 
     def hub_calls(self) -> float:
         if self.hub_metrics is None:
@@ -167,6 +251,11 @@ class Meter:
         )
         locust = reaped_children_cpu() - self._children
         locust_ms = 1000 * locust / level.requests if level.requests else float("nan")
+        found = None
+        if self.backends is not None:
+            after = self.backends.busy_seconds()
+            busy = {key: seconds - self._busy.get(key, 0.0) for key, seconds in after.items()}
+            found = busiest(busy, self.backends.servers, level.requests)
         return Level(
             **{
                 **level.__dict__,
@@ -174,6 +263,7 @@ class Meter:
                 "hub_cpu_ms": hub_ms,
                 "by_party": by_party,
                 "locust_cpu_ms": locust_ms,
+                "busiest": found,
             }
         )
 
@@ -304,6 +394,8 @@ def climb(
         if len(level.by_party) > 1:
             parts = ", ".join(f"{name} {ms:.2f}" for name, ms in level.by_party)
             print(f"{'':6} cpu ms per served call by process: {parts}", flush=True)
+        if level.busiest is not None:
+            print(f"{'':6} {bounds_line(level)}", flush=True)
         return level
 
     def step(users: int) -> Level:
@@ -348,13 +440,44 @@ def scaled_core(config: FederationConfig, scale: int) -> FederationConfig:
     )
 
 
-def federation_meter(descriptor: Path) -> Meter:
-    """Every party's process, and the hub's metrics, from the descriptor ``ogsim up`` wrote."""
+def federation_meter(descriptor: Path, config: FederationConfig) -> Meter:
+    """Every party's process, the hub's metrics and the operators' network functions, from
+    the descriptor ``ogsim up`` wrote and the federation it started."""
     described = json.loads(descriptor.read_text())
     parties = [*described["operators"], *described["aggregators"]]
     pids = {party["id"]: int(party["pid"]) for party in parties if party.get("pid")}
     hub = described.get("aggregator")
-    return Meter(pids, hub["apiRoot"] + "/metrics" if hub else None)
+    return Meter(
+        pids, hub["apiRoot"] + "/metrics" if hub else None, federation_backends(described, config)
+    )
+
+
+def federation_backends(described: dict, config: FederationConfig) -> Backends:
+    """Each operator's network functions: where to read them, and their servers over all of
+    its data centres (each data centre's replica has a core of its own)."""
+    sites = {
+        party["id"]: (party["apiRoot"], tuple(party.get("dataCentres", ())))
+        for party in described["operators"]
+    }
+    servers = {
+        (operator.id, function.kind.value): function.servers * len(operator.data_centres)
+        for operator in config.operators
+        for function in (getattr(operator.core, slot) for slot in type(operator.core).model_fields)
+    }
+    return Backends(sites, servers)
+
+
+def bounds_line(level: Level) -> str:
+    """What would stop more of this mix: the busiest modelled function's servers, or CPU."""
+    demand = level.busiest
+    assert demand is not None
+    return (
+        f"bounds: the model {level.model_bound:,.0f} calls/s (busiest: {demand.operator}"
+        f" {demand.function}, {demand.busy_ms:.1f} server-ms per served call over"
+        f" {demand.servers} servers); {CORES} cores {level.cpu_bound:,.0f} calls/s for the"
+        f" servers alone, {level.shared_cpu_bound:,.0f} with Locust's CPU (its start-up"
+        " included)"
+    )
 
 
 @contextlib.contextmanager
@@ -511,7 +634,7 @@ def main() -> None:
                     federation_run,
                     federation_level,
                     results,
-                    federation_meter(descriptor),
+                    federation_meter(descriptor, config),
                     confirm=not args.no_confirm,
                     refine=args.refine,
                 )
@@ -542,9 +665,14 @@ def main() -> None:
     best = federation.best if federation is not None else None
     if federation is None or best is None:
         return
+    if best.busiest is not None:
+        print(f"at the federation's best level, {bounds_line(best)}")
     figures: dict[str, object] = {
         "users": best.users,
         "rps": round(best.rps, 1),
+        "modelBound": round(best.model_bound, 1),
+        "cpuBound": round(best.cpu_bound, 1),
+        "sharedCpuBound": round(best.shared_cpu_bound, 1),
         "p95": best.p95,
         "lightP95": federation.light_p95,
         "coreScale": args.core_scale,
