@@ -44,10 +44,12 @@ __all__ = [
     "idle_cpu",
     "live_backends",
     "measure_step",
+    "parse_backends",
     "parse_histograms",
     "preemptions",
     "read_operator",
     "sched_seconds",
+    "site_expositions",
 ]
 
 IDENTITY_API = "oauth"
@@ -182,8 +184,8 @@ SITE_OPT_IN = "x-ogsim-show-data-centre"
 SCRAPE_TRIES = 60
 
 
-def _scrape_sites(http: httpx.Client, root: str, sites: tuple[str, ...]) -> list[str]:
-    """Every data centre's exposition.
+def site_expositions(http: httpx.Client, root: str, sites: tuple[str, ...]) -> dict[str, str]:
+    """Every data centre's exposition, by data centre (``""`` for an operator without any).
 
     Each data centre of an operator is its own gateway with its own metrics, and the
     operator's front sends ``/metrics`` to whichever its balancer picks: a single scrape is
@@ -195,7 +197,7 @@ def _scrape_sites(http: httpx.Client, root: str, sites: tuple[str, ...]) -> list
     if not sites:
         answer = http.get(url)
         answer.raise_for_status()
-        return [answer.text]
+        return {"": answer.text}
     seen: dict[str, str] = {}
     for _ in range(SCRAPE_TRIES):
         answer = http.get(url, headers={SITE_OPT_IN: "1"})
@@ -208,7 +210,7 @@ def _scrape_sites(http: httpx.Client, root: str, sites: tuple[str, ...]) -> list
     missing = [s for s in sites if s not in seen]
     if missing:
         raise RuntimeError(f"{root}: data centre(s) {missing} never answered /metrics")
-    return list(seen.values())
+    return seen
 
 
 def _added(readings: list[dict[K, Histogram]]) -> dict[K, Histogram]:
@@ -229,7 +231,7 @@ def read_operator(
 ) -> OperatorReading:
     """Scrape ``root/metrics`` (each data centre of ``sites``) and read the process's CPU and
     scheduler seconds. ``histogram`` names the party's calls (the aggregator's differ)."""
-    texts = _scrape_sites(http, root, sites)
+    texts = list(site_expositions(http, root, sites).values())
     histograms = _added([parse_histograms(text, histogram) for text in texts])
     backends = _added([parse_backends(text) for text in texts])
     hops = _added([parse_labelled(text, HUB_HOPS, ("stage", "operator")) for text in texts])

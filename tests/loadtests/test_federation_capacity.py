@@ -145,19 +145,33 @@ def test_a_level_counts_every_failed_served_call(tmp_path: Path) -> None:
     assert not Ladder("federation", [level]).within(level)
 
 
-def test_the_busiest_function_is_the_one_whose_servers_fill_first() -> None:
-    """Per served call, the location server holds 9 server-ms over 8 servers (bound 889
-    calls/s) and the HLR 2 over 16 (8,000): the location server bounds the mix."""
-    busy = {("es", "location_server"): 9.0, ("es", "sim_data_register"): 2.0, ("fr", "kyc"): 0.0}
-    servers = {("es", "location_server"): 8, ("es", "sim_data_register"): 16, ("fr", "kyc"): 4}
+def test_the_busiest_replica_is_the_one_whose_servers_fill_first() -> None:
+    """Per served call, Madrid's location server holds 9 server-ms over 4 servers (bound 444
+    calls/s) and its HLR 2 over 8 (4,000): the location server bounds the mix."""
+    busy = {
+        ("es", "madrid", "location_server"): 9.0,
+        ("es", "madrid", "sim_data_register"): 2.0,
+        ("fr", "paris", "kyc_register"): 0.0,
+    }
+    servers = {("es", "location_server"): 4, ("es", "sim_data_register"): 8,
+               ("fr", "kyc_register"): 2}  # fmt: skip
     found = busiest(busy, servers, requests=1000)
-    assert found == Demand("es", "location_server", 9.0, 8)
-    assert found.bound == pytest.approx(8000 / 9)
-    assert busiest({("fr", "kyc"): 0.0}, servers, requests=1000) is None  # idle: no bound
+    assert found == Demand("es", "madrid", "location_server", 9.0, 4)
+    assert found.bound == pytest.approx(4000 / 9)
+    assert busiest({("fr", "paris", "kyc_register"): 0.0}, servers, requests=1000) is None
     assert busiest(busy, servers, requests=0) is None
 
 
-def test_each_operators_functions_count_every_data_centres_servers() -> None:
+def test_a_site_taking_more_than_its_share_bounds_its_operator() -> None:
+    """telco-gb's balancer sends London two calls for Manchester's one: pooled, its eight
+    servers would read 8000/9 = 889 calls/s; London's four, at 6 of the 9 ms, fill at 667."""
+    busy = {("gb", "london", "location_server"): 6.0, ("gb", "manchester", "location_server"): 3.0}
+    found = busiest(busy, {("gb", "location_server"): 4}, requests=1000)
+    assert found is not None and found.site == "london"
+    assert found.bound == pytest.approx(4000 / 6)
+
+
+def test_each_replica_has_the_servers_of_the_operators_core() -> None:
     config = default_federation()
     described = {
         "operators": [
@@ -168,34 +182,32 @@ def test_each_operators_functions_count_every_data_centres_servers() -> None:
     }  # fmt: skip
     backends = federation_backends(described, config)
     es = config.operators[0]
-    sites = len(es.data_centres)
-    assert sites == 2
-    assert backends.servers[es.id, "location_server"] == es.core.location_server.servers * sites
+    location = backends.servers[es.id, "location_server"]
+    assert location == es.core.location_server.servers
     assert backends.sites[es.id] == ("http://127.0.0.1:9000", ("madrid", "barcelona"))
     scaled = federation_backends(described, scaled_core(config, 8))
-    location = backends.servers[es.id, "location_server"]
     assert scaled.servers[es.id, "location_server"] == 8 * location
 
 
 class _Readings(Backends):
     """Busy seconds read off a list instead of the operators' metrics."""
 
-    def __init__(self, readings: list[dict[tuple[str, str], float]]) -> None:
-        super().__init__({}, {("es", "location_server"): 8, ("es", "sim_data_register"): 16})
+    def __init__(self, readings: list[dict[tuple[str, str, str], float]]) -> None:
+        super().__init__({}, {("es", "location_server"): 4, ("es", "sim_data_register"): 8})
         object.__setattr__(self, "readings", readings)
 
-    def busy_seconds(self) -> dict[tuple[str, str], float]:
-        readings: list[dict[tuple[str, str], float]] = self.readings  # type: ignore[attr-defined]
+    def busy_seconds(self) -> dict[tuple[str, str, str], float]:
+        readings: list[dict[tuple[str, str, str], float]] = self.readings  # type: ignore[attr-defined]
         return readings.pop(0)
 
 
 def test_a_level_is_bounded_by_what_its_calls_kept_busy() -> None:
     """Only the level's own busy time counts (the readings before it are taken off)."""
     meter = Meter({}, None, _Readings([
-        {("es", "location_server"): 100.0, ("es", "sim_data_register"): 50.0},
-        {("es", "location_server"): 109.0, ("es", "sim_data_register"): 52.0},
+        {("es", "madrid", "location_server"): 100.0, ("es", "madrid", "sim_data_register"): 50.0},
+        {("es", "madrid", "location_server"): 109.0, ("es", "madrid", "sim_data_register"): 52.0},
     ]))  # fmt: skip
     meter.start()
     level = meter.stop(Level(60, rps=300.0, p50=20.0, p95=170.0, failures=0.0, requests=1000))
-    assert level.busiest == Demand("es", "location_server", pytest.approx(9.0), 8)
-    assert level.model_bound == pytest.approx(8000 / 9)
+    assert level.busiest == Demand("es", "madrid", "location_server", pytest.approx(9.0), 4)
+    assert level.model_bound == pytest.approx(4000 / 9)

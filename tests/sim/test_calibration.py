@@ -34,6 +34,7 @@ from sim.calibration_live import (
     preemptions,
     read_operator,
     sched_seconds,
+    site_expositions,
 )
 from sim.calibration_scenario import calibrated_document, fit_cpu, fit_tiers, with_rates, write
 from sim.cli import app
@@ -281,6 +282,10 @@ def test_every_data_centre_of_an_operator_is_scraped_and_added_up() -> None:
     assert calls.total == pytest.approx(0.06)
     with pytest.raises(RuntimeError, match="lisbon"):
         read_operator(front, "http://op", None, ("madrid", "lisbon"))  # type: ignore[arg-type]
+    # each site's own exposition, by name, whichever the front answered first
+    front.turn = 1
+    texts = site_expositions(front, "http://op", ("madrid", "barcelona"))  # type: ignore[arg-type]
+    assert texts == {name: sites.exposition().decode() for name, sites in front.sites.items()}
 
 
 def _gateway_scenario(tmp_path: Path, after: float, rate: float, name: str) -> float:
