@@ -49,8 +49,10 @@ per served call (Locust's master and workers, which share the cores with the ser
 third of a worker's CPU went to checking answers). That last figure counts each level's Locust
 start-up too (imports, the CAMARA definitions, the applications' first tokens and consents:
 several CPU seconds a level, about ten for the federation's in a trial), which dominates the
-light levels; read it at the busy ones. On a machine shared with other work these figures move
-less than the rates do.
+light levels; read it at the busy ones. A second figure leaves the start-up out: Locust's CPU
+after the level's first ten seconds (its processes' ``/proc`` times at that mark) over the
+requests it made after the mark (its per-second history), printed under the level. On a machine
+shared with other work these figures move less than the rates do.
 
 Each federation level also prints two bounds on what more of the same mix could reach, from the
 utilisation law. **The model's**: every data centre's replica of each modelled network
@@ -58,9 +60,11 @@ function reports the server-seconds its calls held (``ogsim_backend_service_seco
 busy milliseconds per served call are measured, and the replica whose servers would all be
 busy first bounds the served rate, whatever the software costs (each site on its own: a
 balancer may send a site more than its share). **The CPU's**: the cores over the servers' CPU
-per served call, and over the servers' and Locust's together. A capacity read off the p95
+per served call, and over the servers' and Locust's together (Locust's after its start-up
+when measured). A capacity read off the p95
 stays below the model's bound and the servers' alone (queues grow well before servers are all
-busy); the bound with Locust's CPU counts its start-up, so a busy level can pass it. The mix
+busy); the bound with Locust's CPU is rougher (Locust's cost per request, throttled ones
+included, stands for its cost per served call). The mix
 itself moves with load (telco-gb London's location server, the busiest, held about 6.4
 server-ms per served call at 20 users and 4.9 at 180): a bound holds for the mix of its level.
 
@@ -86,6 +90,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -113,6 +118,10 @@ HUB_CALLS = "ogsim_aggregator_request_seconds"
 """The hub's histogram of its CAMARA calls (:mod:`federation.aggregator_metrics`)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
+STEADY_AFTER = 10.0
+"""Seconds into a level after which Locust's CPU counts as its steady cost per request: its
+start-up (imports, the CAMARA definitions, the applications' first tokens and consents) comes
+before."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,9 @@ class Level:
     locust_cpu_ms: float = float("nan")
     """The load generator's (Locust's master and workers) CPU ms per served call, its start-up
     included: it shares the cores with the servers, so what it spends the servers cannot."""
+    locust_steady_ms: float = float("nan")
+    """Locust's CPU ms per request it made after the level's first :data:`STEADY_AFTER`
+    seconds (every request, throttled ones too): its cost without its start-up."""
     busiest: Demand | None = None
     """The data centre's network function with the least room for more of this mix of calls."""
 
@@ -148,9 +160,12 @@ class Level:
 
     @property
     def shared_cpu_bound(self) -> float:
-        """Served calls/s at which the servers and Locust together would fill every core (a
-        low estimate: Locust's figure carries its start-up)."""
-        per_call = self.cpu_ms + self.locust_cpu_ms
+        """Served calls/s at which the servers and Locust together would fill every core, at
+        Locust's steady cost when measured (else with its start-up: a low estimate)."""
+        locust = self.locust_steady_ms
+        if not math.isfinite(locust):
+            locust = self.locust_cpu_ms
+        per_call = self.cpu_ms + locust
         return CORES * 1000 / per_call if per_call > 0 else float("nan")
 
 
@@ -225,6 +240,39 @@ class Backends:
 
 
 @dataclass
+class LocustWatch:
+    """One level's Locust processes, and their CPU seconds once past start-up."""
+
+    pids: list[int] = field(default_factory=list)
+    cpu: float = float("nan")
+    """CPU seconds of those processes at the mark."""
+    at: float = float("nan")
+    """Epoch seconds of the mark."""
+
+    def mark(self) -> None:
+        self.cpu = sum(cpu_seconds(pid) for pid in self.pids)
+        self.at = time.time()
+
+
+def requests_since(history: Path, at: float) -> float:
+    """Requests Locust made after epoch second ``at``, from its per-second history
+    (``locust_stats_history.csv``: the Aggregated rows' running total); NaN if unknown."""
+    try:
+        with history.open(newline="") as handle:
+            rows = [
+                (int(row["Timestamp"]), int(row["Total Request Count"]))
+                for row in csv.DictReader(handle)
+                if row["Name"] == "Aggregated"
+            ]
+    except (OSError, KeyError, ValueError):
+        return float("nan")
+    before = [total for stamp, total in rows if stamp <= at]
+    if not rows or not before:
+        return float("nan")
+    return float(rows[-1][1] - before[-1])
+
+
+@dataclass
 class Meter:
     """The servers' CPU, the hub's call count and the network functions' busy time, read
     before and after each level."""
@@ -236,12 +284,22 @@ class Meter:
     _hub_calls: float = 0.0
     _children: float = 0.0
     _busy: dict[Replica, float] = field(default_factory=dict)
+    _watch: LocustWatch = field(default_factory=LocustWatch)
+    _timer: threading.Timer | None = None
 
     def start(self) -> None:
         self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self._hub_calls = self.hub_calls()
         self._children = reaped_children_cpu()
         self._busy = self.backends.busy_seconds() if self.backends is not None else {}
+        self._watch = LocustWatch()
+        self._timer = threading.Timer(STEADY_AFTER, self._watch.mark)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def track(self, process: subprocess.Popen[bytes]) -> None:
+        """A Locust process of the level under way (``run_locust``'s ``started``)."""
+        self._watch.pids.append(process.pid)
 
     def hub_calls(self) -> float:
         if self.hub_metrics is None:
@@ -255,7 +313,9 @@ class Meter:
             if sample.name == HUB_CALLS + "_count"
         )
 
-    def stop(self, level: Level) -> Level:
+    def stop(self, level: Level, folder: Path | None = None) -> Level:
+        """The level with the CPU and busy time it cost; ``folder`` holds Locust's history,
+        from which its steady cost per request is read."""
         used = {name: cpu_seconds(pid) - self._cpu[name] for name, pid in self.pids.items()}
         cpu_ms = 1000 * sum(used.values()) / level.requests if level.requests else float("nan")
         hub_ms = float("nan")
@@ -266,8 +326,15 @@ class Meter:
             (name, 1000 * cpu / level.requests if level.requests else float("nan"))
             for name, cpu in used.items()
         )
+        if self._timer is not None:
+            self._timer.cancel()
         locust = reaped_children_cpu() - self._children
         locust_ms = 1000 * locust / level.requests if level.requests else float("nan")
+        steady_ms = float("nan")
+        if folder is not None and math.isfinite(self._watch.cpu):
+            made = requests_since(folder / "locust_stats_history.csv", self._watch.at)
+            if made > 0:
+                steady_ms = 1000 * (locust - self._watch.cpu) / made
         found = None
         if self.backends is not None:
             after = self.backends.busy_seconds()
@@ -280,6 +347,7 @@ class Meter:
                 "hub_cpu_ms": hub_ms,
                 "by_party": by_party,
                 "locust_cpu_ms": locust_ms,
+                "locust_steady_ms": steady_ms,
                 "busiest": found,
             }
         )
@@ -401,7 +469,7 @@ def climb(
         folder = results / f"{name}-{users}-{attempt}"
         meter.start()
         run_level(users, folder)
-        level = meter.stop(read_level(users, folder))
+        level = meter.stop(read_level(users, folder), folder)
         print(
             f"{level.users:6d} {level.rps:8.1f} {level.p50:7.0f} {level.p95:7.0f} "
             f"{level.failures:9.2%} {level.cpu_ms:12.2f} {level.hub_cpu_ms:20.2f}"
@@ -411,6 +479,12 @@ def climb(
         if len(level.by_party) > 1:
             parts = ", ".join(f"{name} {ms:.2f}" for name, ms in level.by_party)
             print(f"{'':6} cpu ms per served call by process: {parts}", flush=True)
+        if math.isfinite(level.locust_steady_ms):
+            print(
+                f"{'':6} Locust after its first {STEADY_AFTER:.0f} s:"
+                f" {level.locust_steady_ms:.2f} cpu ms per request",
+                flush=True,
+            )
         if level.busiest is not None:
             print(f"{'':6} {bounds_line(level)}", flush=True)
         return level
@@ -492,8 +566,12 @@ def bounds_line(level: Level) -> str:
         f"bounds: the model {level.model_bound:,.0f} calls/s (busiest: {demand.operator}"
         f" {demand.site} {demand.function}, {demand.busy_ms:.1f} server-ms per served call"
         f" over its {demand.servers} servers); {CORES} cores {level.cpu_bound:,.0f} calls/s for the"
-        f" servers alone, {level.shared_cpu_bound:,.0f} with Locust's CPU (its start-up"
-        " included)"
+        f" servers alone, {level.shared_cpu_bound:,.0f} with Locust's CPU"
+        + (
+            " (after its start-up)"
+            if math.isfinite(level.locust_steady_ms)
+            else " (its start-up included)"
+        )
     )
 
 
@@ -555,6 +633,7 @@ def runner(
     descriptor: Path,
     locustfile: Path,
     classes: list[str],
+    meter: Meter,
     env: dict[str, str] | None = None,
 ) -> Callable[[int, Path], None]:
     """One ladder's way to run a level: Locust with the same set-up for every ladder."""
@@ -571,6 +650,7 @@ def runner(
             stop_timeout=10,
             user_classes=classes,
             extra_env=env,
+            started=meter.track,
         )
 
     return run
@@ -642,7 +722,8 @@ def main() -> None:
         if not args.skip_federation:
             config = scaled_core(default_federation(), args.core_scale)
             with federation_for_run(None, results, None, config=config) as descriptor:
-                federation_run = runner(args, descriptor, LOCUSTFILE, classes)
+                meter = federation_meter(descriptor, config)
+                federation_run = runner(args, descriptor, LOCUSTFILE, classes, meter)
                 federation = climb(
                     "federation"
                     if args.core_scale == 1
@@ -651,7 +732,7 @@ def main() -> None:
                     federation_run,
                     federation_level,
                     results,
-                    federation_meter(descriptor, config),
+                    meter,
                     confirm=not args.no_confirm,
                     refine=args.refine,
                 )
@@ -661,8 +742,14 @@ def main() -> None:
             if federation is not None and federation.levels:
                 slack = max(slack, federation.headroom_ms)
             with bare_server() as (url, pid):
+                bare_meter = Meter({"bare": pid})
                 bare_run = runner(
-                    args, descriptor, BARE_LOCUSTFILE, ["BareCaller"], {"OGSIM_BARE_URL": url}
+                    args,
+                    descriptor,
+                    BARE_LOCUSTFILE,
+                    ["BareCaller"],
+                    bare_meter,
+                    {"OGSIM_BARE_URL": url},
                 )
                 bare = climb(
                     "bare",
@@ -670,7 +757,7 @@ def main() -> None:
                     bare_run,
                     bare_level,
                     results,
-                    Meter({"bare": pid}),
+                    bare_meter,
                     confirm=not args.no_confirm,
                     slack_ms=slack,
                     refine=args.refine,

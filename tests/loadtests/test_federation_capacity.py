@@ -7,6 +7,8 @@ federation."""
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,7 @@ from federation import default_federation
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import federation_capacity  # noqa: E402
 from federation_capacity import (  # noqa: E402
     Backends,
     Demand,
@@ -28,6 +31,7 @@ from federation_capacity import (  # noqa: E402
     climb,
     federation_backends,
     federation_level,
+    requests_since,
     scaled_core,
 )
 
@@ -211,3 +215,48 @@ def test_a_level_is_bounded_by_what_its_calls_kept_busy() -> None:
     level = meter.stop(Level(60, rps=300.0, p50=20.0, p95=170.0, failures=0.0, requests=1000))
     assert level.busiest == Demand("es", "madrid", "location_server", pytest.approx(9.0), 4)
     assert level.model_bound == pytest.approx(4000 / 9)
+
+
+def _history(path: Path, totals: dict[int, int]) -> Path:
+    """A Locust stats history with an Aggregated row per second (a named row in between)."""
+    lines = ["Timestamp,User Count,Type,Name,Requests/s,Total Request Count"]
+    for stamp, total in totals.items():
+        lines.append(f"{stamp},10,POST,sim swap check,1.0,{total // 2}")
+        lines.append(f"{stamp},10,,Aggregated,1.0,{total}")
+    history = path / "locust_stats_history.csv"
+    history.write_text("\n".join(lines) + "\n")
+    return history
+
+
+def test_requests_since_a_mark_come_from_the_running_total(tmp_path: Path) -> None:
+    history = _history(tmp_path, {100: 0, 101: 40, 102: 400, 103: 900, 104: 1400})
+    assert requests_since(history, 102.5) == 1400 - 400
+    assert math.isnan(requests_since(history, 99.0))  # a mark before the history began
+    assert math.isnan(requests_since(tmp_path / "missing.csv", 102.0))  # no history, no crash
+
+
+def test_locusts_steady_cost_leaves_its_start_up_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """6 CPU seconds in all, 2 of them before the mark: 4 s over the 1,000 requests after."""
+    reaped = iter([10.0, 16.0])
+    monkeypatch.setattr(federation_capacity, "reaped_children_cpu", lambda: next(reaped))
+    _history(tmp_path, {100: 0, 101: 300, 102: 800, 103: 1300})
+    meter = Meter({})
+    meter.start()
+    assert meter._timer is not None
+    meter._timer.cancel()  # the mark, taken by hand at epoch 101.5
+    meter._watch.cpu, meter._watch.at = 2.0, 101.5
+    level = meter.stop(
+        Level(60, rps=52.0, p50=20.0, p95=170.0, failures=0.0, requests=1300), tmp_path
+    )
+    assert level.locust_cpu_ms == pytest.approx(1000 * 6 / 1300)  # start-up included
+    assert level.locust_steady_ms == pytest.approx(1000 * 4 / 1000)
+    # the cores over the servers' CPU (none here) and Locust's steady cost, not its start-up
+    assert level.shared_cpu_bound == pytest.approx(federation_capacity.CORES * 1000 / 4.0)
+
+
+def test_the_mark_reads_the_tracked_processes_cpu() -> None:
+    watch = federation_capacity.LocustWatch([os.getpid()])
+    watch.mark()
+    assert watch.cpu > 0 and watch.at > 0
