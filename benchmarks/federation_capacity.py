@@ -49,9 +49,12 @@ per served call (Locust's master and workers, which share the cores with the ser
 third of a worker's CPU went to checking answers). That last figure counts each level's Locust
 start-up too (imports, the CAMARA definitions, the applications' first tokens and consents:
 several CPU seconds a level, about ten for the federation's in a trial), which dominates the
-light levels; read it at the busy ones. A second figure leaves the start-up out: Locust's CPU
-after the level's first ten seconds (its processes' ``/proc`` times at that mark) over the
-requests it made after the mark (its per-second history), printed under the level. On a machine
+light levels; read it at the busy ones. A second figure leaves the start-up and the shutdown
+out: Locust's CPU between two marks inside the run, ten seconds after the level starts Locust
+and three before its run time ends (its processes' ``/proc`` times), over the requests its
+per-second history counts between them (NaN when not every user ran yet at the first mark),
+printed under the level. Workers report every three seconds, so one level's figure carries
+some noise; compare levels, not decimals. On a machine
 shared with other work these figures move less than the rates do.
 
 Each federation level also prints two bounds on what more of the same mix could reach, from the
@@ -122,6 +125,9 @@ STEADY_AFTER = 10.0
 """Seconds into a level after which Locust's CPU counts as its steady cost per request: its
 start-up (imports, the CAMARA definitions, the applications' first tokens and consents) comes
 before."""
+STEADY_BEFORE_END = 3.0
+"""Seconds before the level's run time ends where that window closes (Locust's shutdown, its
+reports and last counts, come after)."""
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,9 @@ class Level:
     """The load generator's (Locust's master and workers) CPU ms per served call, its start-up
     included: it shares the cores with the servers, so what it spends the servers cannot."""
     locust_steady_ms: float = float("nan")
-    """Locust's CPU ms per request it made after the level's first :data:`STEADY_AFTER`
-    seconds (every request, throttled ones too): its cost without its start-up."""
+    """Locust's CPU ms per request between :data:`STEADY_AFTER` seconds into the level and
+    :data:`STEADY_BEFORE_END` before its end (every request, throttled ones too): its cost
+    without its start-up and shutdown."""
     busiest: Demand | None = None
     """The data centre's network function with the least room for more of this mix of calls."""
 
@@ -241,35 +248,47 @@ class Backends:
 
 @dataclass
 class LocustWatch:
-    """One level's Locust processes, and their CPU seconds once past start-up."""
+    """One level's Locust processes, and their CPU seconds at two marks inside the run: once
+    past start-up, and shortly before the run time ends."""
 
     pids: list[int] = field(default_factory=list)
-    cpu: float = float("nan")
-    """CPU seconds of those processes at the mark."""
-    at: float = float("nan")
-    """Epoch seconds of the mark."""
+    marks: list[tuple[float, float]] = field(default_factory=list)
+    """(epoch seconds, CPU seconds of the processes) at each mark."""
 
     def mark(self) -> None:
-        self.cpu = sum(cpu_seconds(pid) for pid in self.pids)
-        self.at = time.time()
+        if self.pids:  # none handed over: nothing to read, not zero
+            self.marks.append((time.time(), sum(cpu_seconds(pid) for pid in self.pids)))
+
+    @property
+    def window(self) -> tuple[float, float, float] | None:
+        """(start, end, CPU seconds between them), once both marks are taken."""
+        if len(self.marks) < 2:
+            return None
+        (start, before), (end, after) = self.marks[:2]
+        return start, end, after - before
 
 
-def requests_since(history: Path, at: float) -> float:
-    """Requests Locust made after epoch second ``at``, from its per-second history
-    (``locust_stats_history.csv``: the Aggregated rows' running total); NaN if unknown."""
+def requests_between(history: Path, start: float, end: float) -> float:
+    """Requests Locust made between epoch seconds ``start`` and ``end``, from its per-second
+    history (``locust_stats_history.csv``: the Aggregated rows' running total, which moves as
+    workers report); NaN if unknown, or if not every user was running yet at ``start``."""
     try:
         with history.open(newline="") as handle:
             rows = [
-                (int(row["Timestamp"]), int(row["Total Request Count"]))
+                (int(row["Timestamp"]), int(row["User Count"]), int(row["Total Request Count"]))
                 for row in csv.DictReader(handle)
                 if row["Name"] == "Aggregated"
             ]
     except (OSError, KeyError, ValueError):
         return float("nan")
-    before = [total for stamp, total in rows if stamp <= at]
-    if not rows or not before:
+    first = [row for row in rows if row[0] <= start]
+    last = [row for row in rows if row[0] <= end]
+    if not first or not last:
         return float("nan")
-    return float(rows[-1][1] - before[-1])
+    users = max(row[1] for row in rows)
+    if first[-1][1] < users or first[-1][2] == 0:
+        return float("nan")  # still spawning at the first mark: start-up would count
+    return float(last[-1][2] - first[-1][2])
 
 
 @dataclass
@@ -284,8 +303,10 @@ class Meter:
     _hub_calls: float = 0.0
     _children: float = 0.0
     _busy: dict[Replica, float] = field(default_factory=dict)
+    level_seconds: float = 25.0
+    """Each level's run time (where the second mark of Locust's CPU goes)."""
     _watch: LocustWatch = field(default_factory=LocustWatch)
-    _timer: threading.Timer | None = None
+    _timers: list[threading.Timer] = field(default_factory=list)
 
     def start(self) -> None:
         self._cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -293,9 +314,14 @@ class Meter:
         self._children = reaped_children_cpu()
         self._busy = self.backends.busy_seconds() if self.backends is not None else {}
         self._watch = LocustWatch()
-        self._timer = threading.Timer(STEADY_AFTER, self._watch.mark)
-        self._timer.daemon = True
-        self._timer.start()
+        self._timers = []
+        end = self.level_seconds - STEADY_BEFORE_END
+        if end > STEADY_AFTER:
+            for at in (STEADY_AFTER, end):
+                timer = threading.Timer(at, self._watch.mark)
+                timer.daemon = True
+                timer.start()
+                self._timers.append(timer)
 
     def track(self, process: subprocess.Popen[bytes]) -> None:
         """A Locust process of the level under way (``run_locust``'s ``started``)."""
@@ -326,15 +352,18 @@ class Meter:
             (name, 1000 * cpu / level.requests if level.requests else float("nan"))
             for name, cpu in used.items()
         )
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in self._timers:
+            timer.cancel()
+            timer.join()
         locust = reaped_children_cpu() - self._children
         locust_ms = 1000 * locust / level.requests if level.requests else float("nan")
         steady_ms = float("nan")
-        if folder is not None and math.isfinite(self._watch.cpu):
-            made = requests_since(folder / "locust_stats_history.csv", self._watch.at)
+        window = self._watch.window
+        if folder is not None and window is not None:
+            start, end, cpu = window
+            made = requests_between(folder / "locust_stats_history.csv", start, end)
             if made > 0:
-                steady_ms = 1000 * (locust - self._watch.cpu) / made
+                steady_ms = 1000 * cpu / made
         found = None
         if self.backends is not None:
             after = self.backends.busy_seconds()
@@ -481,8 +510,8 @@ def climb(
             print(f"{'':6} cpu ms per served call by process: {parts}", flush=True)
         if math.isfinite(level.locust_steady_ms):
             print(
-                f"{'':6} Locust after its first {STEADY_AFTER:.0f} s:"
-                f" {level.locust_steady_ms:.2f} cpu ms per request",
+                f"{'':6} Locust after its start-up: {level.locust_steady_ms:.2f} cpu ms per"
+                " request",
                 flush=True,
             )
         if level.busiest is not None:
@@ -723,6 +752,7 @@ def main() -> None:
             config = scaled_core(default_federation(), args.core_scale)
             with federation_for_run(None, results, None, config=config) as descriptor:
                 meter = federation_meter(descriptor, config)
+                meter.level_seconds = args.level_seconds
                 federation_run = runner(args, descriptor, LOCUSTFILE, classes, meter)
                 federation = climb(
                     "federation"
@@ -742,7 +772,7 @@ def main() -> None:
             if federation is not None and federation.levels:
                 slack = max(slack, federation.headroom_ms)
             with bare_server() as (url, pid):
-                bare_meter = Meter({"bare": pid})
+                bare_meter = Meter({"bare": pid}, level_seconds=args.level_seconds)
                 bare_run = runner(
                     args,
                     descriptor,

@@ -31,7 +31,7 @@ from federation_capacity import (  # noqa: E402
     climb,
     federation_backends,
     federation_level,
-    requests_since,
+    requests_between,
     scaled_core,
 )
 
@@ -217,46 +217,56 @@ def test_a_level_is_bounded_by_what_its_calls_kept_busy() -> None:
     assert level.model_bound == pytest.approx(4000 / 9)
 
 
-def _history(path: Path, totals: dict[int, int]) -> Path:
-    """A Locust stats history with an Aggregated row per second (a named row in between)."""
+def _history(path: Path, totals: dict[int, tuple[int, int]]) -> Path:
+    """A Locust stats history: (users, running total) per second, each with a named row too."""
     lines = ["Timestamp,User Count,Type,Name,Requests/s,Total Request Count"]
-    for stamp, total in totals.items():
-        lines.append(f"{stamp},10,POST,sim swap check,1.0,{total // 2}")
-        lines.append(f"{stamp},10,,Aggregated,1.0,{total}")
+    for stamp, (users, total) in totals.items():
+        lines.append(f"{stamp},{users},POST,sim swap check,1.0,{total // 2}")
+        lines.append(f"{stamp},{users},,Aggregated,1.0,{total}")
     history = path / "locust_stats_history.csv"
     history.write_text("\n".join(lines) + "\n")
     return history
 
 
-def test_requests_since_a_mark_come_from_the_running_total(tmp_path: Path) -> None:
-    history = _history(tmp_path, {100: 0, 101: 40, 102: 400, 103: 900, 104: 1400})
-    assert requests_since(history, 102.5) == 1400 - 400
-    assert math.isnan(requests_since(history, 99.0))  # a mark before the history began
-    assert math.isnan(requests_since(tmp_path / "missing.csv", 102.0))  # no history, no crash
+RUN = {100: (0, 0), 101: (60, 40), 102: (60, 400), 103: (60, 900), 104: (60, 1400),
+       105: (60, 1500)}  # fmt: skip
 
 
-def test_locusts_steady_cost_leaves_its_start_up_out(
+def test_requests_between_two_marks_come_from_the_running_total(tmp_path: Path) -> None:
+    history = _history(tmp_path, RUN)
+    assert requests_between(history, 102.5, 104.2) == 1400 - 400
+    assert math.isnan(requests_between(history, 99.0, 104.0))  # before the history began
+    assert math.isnan(requests_between(tmp_path / "missing.csv", 102.0, 104.0))
+    spawning = _history(tmp_path, {100: (0, 0), 101: (30, 40), 102: (60, 400), 103: (60, 900)})
+    assert math.isnan(requests_between(spawning, 101.5, 103.0))  # not every user ran yet
+
+
+def test_locusts_steady_cost_is_read_between_its_marks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """6 CPU seconds in all, 2 of them before the mark: 4 s over the 1,000 requests after."""
+    """6 CPU seconds over the level, 3 of them between the marks, over the 1,000 requests
+    the history counts between them: 3 ms a request; start-up and shutdown left out."""
     reaped = iter([10.0, 16.0])
     monkeypatch.setattr(federation_capacity, "reaped_children_cpu", lambda: next(reaped))
-    _history(tmp_path, {100: 0, 101: 300, 102: 800, 103: 1300})
-    meter = Meter({})
+    _history(tmp_path, RUN)
+    meter = Meter({}, level_seconds=1.0)  # too short for marks of its own: taken by hand
     meter.start()
-    assert meter._timer is not None
-    meter._timer.cancel()  # the mark, taken by hand at epoch 101.5
-    meter._watch.cpu, meter._watch.at = 2.0, 101.5
+    meter._watch.marks = [(102.5, 2.0), (104.2, 5.0)]
     level = meter.stop(
-        Level(60, rps=52.0, p50=20.0, p95=170.0, failures=0.0, requests=1300), tmp_path
+        Level(60, rps=52.0, p50=20.0, p95=170.0, failures=0.0, requests=1500), tmp_path
     )
-    assert level.locust_cpu_ms == pytest.approx(1000 * 6 / 1300)  # start-up included
-    assert level.locust_steady_ms == pytest.approx(1000 * 4 / 1000)
+    assert level.locust_cpu_ms == pytest.approx(1000 * 6 / 1500)  # start-up included
+    assert level.locust_steady_ms == pytest.approx(1000 * 3 / 1000)
     # the cores over the servers' CPU (none here) and Locust's steady cost, not its start-up
-    assert level.shared_cpu_bound == pytest.approx(federation_capacity.CORES * 1000 / 4.0)
+    assert level.shared_cpu_bound == pytest.approx(federation_capacity.CORES * 1000 / 3.0)
 
 
-def test_the_mark_reads_the_tracked_processes_cpu() -> None:
+def test_a_mark_reads_the_tracked_processes_and_only_them() -> None:
     watch = federation_capacity.LocustWatch([os.getpid()])
     watch.mark()
-    assert watch.cpu > 0 and watch.at > 0
+    watch.mark()
+    window = watch.window
+    assert window is not None and window[2] >= 0 and window[1] >= window[0]
+    nobody = federation_capacity.LocustWatch()
+    nobody.mark()
+    assert nobody.window is None  # no process handed over: no figure, rather than zero
