@@ -170,9 +170,7 @@ class MemberOperator:
                 reference_time=reference,
                 client_trusted=trusted,
                 throttle=shared_throttle,
-                core=config.core,
-                protection=config.protection,
-            )
+            )  # its core and protection: the config's own (a ServedOperatorConfig)
             operator.identity.share_jwks_cache(jwks)  # one cache of keys by reference, over http
             notifier = operator.integrator.notifier
             if isinstance(notifier, CloudEventNotifier):
