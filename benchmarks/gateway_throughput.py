@@ -224,6 +224,7 @@ def server_stats(recorder: PauseRecorder, app: Any, since: float) -> dict[str, A
             "events": timing.events,
             "seconds": timing.seconds,
             "slowest": timing.slowest,
+            "long": timing.long,
         }
     return stats
 
@@ -681,6 +682,8 @@ def metering_note(run: Run, connections: int) -> str:
 
 def tail_note(run: Run) -> str:
     """The server's GC pauses and group commits over the measured run (and the wind-down)."""
+    from operators.gateway.metering import LONG_COMMIT
+
     stats = run.stats
     if not stats:
         return f"{run.kind} server: no pause statistics"
@@ -701,7 +704,8 @@ def tail_note(run: Run) -> str:
             f"{events / commits['batches']:.1f} events each, "
             f"{commits['seconds'] * 1e6 / events:.0f} µs per event on the event loop "
             f"({commits['seconds'] / seconds:.1%} of the time), "
-            f"slowest {commits['slowest'] * 1e3:.1f} ms"
+            f"slowest {commits['slowest'] * 1e3:.1f} ms, "
+            f"{commits.get('long', 0)} of {LONG_COMMIT * 1e3:.0f} ms or more"
         )
     return note
 

@@ -65,6 +65,7 @@ from .storage import Database
 from .subscriber_admin import ADMIN_LIMITS, build_subscriber_admin_router
 from .subscriber_base import SubscriberBase
 from .types import Clock
+from .wal_checkpointer import WalCheckpointer
 from .web import static_files
 from .web.api_docs import install_api_docs
 
@@ -85,6 +86,8 @@ class Operator:
     gateway: Gateway
     clock: Clock
     housekeeping: Housekeeping = field(init=False)
+    checkpoints: WalCheckpointer = field(init=False)
+    """Checkpoints the database's WAL off the event loop while the operator serves."""
     handsets: HandsetInbox = field(init=False)
     """What the subscribers' simulated phones show (codes, consent notices, prompts)."""
     activity: ActivityLog = field(init=False)
@@ -111,6 +114,7 @@ class Operator:
             clock=self.clock,
             interval=self.config.housekeeping_interval,
         )
+        self.checkpoints = WalCheckpointer(self.db)
 
     @classmethod
     def from_config(
@@ -239,6 +243,7 @@ class Operator:
         :meth:`start` (the housekeeping and the monitor run once per database)."""
         await self.gateway.start()
         await self.activity.start()
+        self.checkpoints.start()
 
     async def stop(self) -> None:
         """Stop the background work and commit every usage event (and every call statistic,
@@ -249,6 +254,7 @@ class Operator:
         self.gateway.commits.flush()
         await self.gateway.stop()
         await self.activity.stop()
+        self.checkpoints.stop()
 
     def close(self) -> None:
         with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not
@@ -256,6 +262,7 @@ class Operator:
         self.gateway.statistics.flush()
         self.gateway.usage.flush()
         self.activity.flush()
+        self.checkpoints.stop()
         self.db.close()
 
 

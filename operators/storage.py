@@ -322,6 +322,15 @@ class Database:
         with self._lock:
             return list(self._conn.execute(sql, params).fetchall())
 
+    def set_autocheckpoint(self, pages: int | None) -> None:
+        """Let this connection's commits checkpoint the WAL past ``pages`` pages (SQLite's
+        default when None; 0: never, a :class:`~operators.wal_checkpointer.WalCheckpointer`
+        does it)."""
+        if self.path == ":memory:":
+            return
+        with self._lock:
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={1000 if pages is None else int(pages)}")
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

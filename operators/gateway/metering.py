@@ -316,21 +316,30 @@ def _event(row: sqlite3.Row) -> UsageEvent:
     )
 
 
+LONG_COMMIT = 0.002
+"""A group commit this long held the event loop for more than a few calls' worth of time."""
+
+
 @dataclass
 class CommitTiming:
     """What the group commits cost the event loop they run on: how many, how many events,
-    the seconds spent, and the slowest (a WAL checkpoint's fsync lands in one of them)."""
+    the seconds spent, the slowest, and how many took long (a WAL checkpoint's fsyncs, when
+    a commit runs one, make it ten times as long as the others)."""
 
     batches: int = 0
     events: int = 0
     seconds: float = 0.0
     slowest: float = 0.0
+    long: int = 0
+    """Batches of :data:`LONG_COMMIT` or more."""
 
     def add(self, events: int, seconds: float) -> None:
         self.batches += 1
         self.events += events
         self.seconds += seconds
         self.slowest = max(self.slowest, seconds)
+        if seconds >= LONG_COMMIT:
+            self.long += 1
 
 
 class GroupCommit:

@@ -17,7 +17,13 @@ from fastapi.testclient import TestClient
 from operators.camara import CallContext, build_camara_routers
 from operators.camara.json_body import decode_json_object
 from operators.errors import CamaraError
-from operators.gateway.metering import GroupCommit, UsageEvent, UsageLedger
+from operators.gateway.metering import (
+    LONG_COMMIT,
+    CommitTiming,
+    GroupCommit,
+    UsageEvent,
+    UsageLedger,
+)
 from operators.gateway.metrics import GatewayMetrics
 from operators.request_body import BodyRefusedError, ThreatLimits, members, parse_json
 from operators.storage import Database
@@ -144,6 +150,14 @@ async def test_group_commit_reports_its_batches_and_events() -> None:
     assert outcomes == [True] * 4
     assert (commits.timing.batches, commits.timing.events) == (1, 4)
     assert commits.timing.seconds >= commits.timing.slowest > 0
+
+
+def test_commit_timing_counts_the_long_batches() -> None:
+    timing = CommitTiming()
+    for seconds in (0.0003, LONG_COMMIT, 0.0004, 0.009):
+        timing.add(10, seconds)
+    assert (timing.batches, timing.events, timing.long) == (4, 40, 2)
+    assert timing.slowest == 0.009
 
 
 def test_settling_the_heap_freezes_start_up_objects_and_spaces_young_collections() -> None:

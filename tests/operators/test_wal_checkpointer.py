@@ -1,0 +1,137 @@
+"""The WAL checkpointer copies the log back into the database file from its own thread, so a
+commit on the event loop no longer has to, and hands checkpoints back to the commits when it
+stops."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from operators.operator import Operator
+from operators.storage import Database
+from operators.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
+from tests.operators.gateway.conftest import FakeClock, gateway_config
+
+ROW = "x" * 2000
+"""Half a page: a few hundred rows are a few hundred frames of log."""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    db = Database(str(tmp_path / "operator.db"))
+    db.ensure_schema("CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, body TEXT)")
+    yield db
+    db.close()
+
+
+def write(db: Database, rows: int) -> None:
+    for _ in range(rows):
+        db.insert("INSERT INTO rows (body) VALUES (?)", (ROW,))
+
+
+def autocheckpoint(db: Database) -> int:
+    row = db.one("PRAGMA wal_autocheckpoint")
+    assert row is not None
+    return int(row[0])
+
+
+def file_size(db: Database) -> int:
+    return Path(db.path).stat().st_size
+
+
+def wait_for(condition: Callable[[], bool], bound: float = 20.0) -> bool:
+    """Poll ``condition`` until it holds or a generous bound passes (no timed assertion)."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_the_thread_copies_the_log_back_that_no_commit_copies(db: Database) -> None:
+    db.set_autocheckpoint(BACKSTOP_PAGES)  # as the checkpointer sets it, without its thread
+    before = file_size(db)
+    write(db, 300)
+    assert file_size(db) == before  # the commits left every page in the log
+
+    checkpointer = WalCheckpointer(db, interval=0.01)
+    checkpointer.start()
+    try:
+        assert wait_for(lambda: file_size(db) > before)  # the thread copied them back
+        assert checkpointer.stats.checkpoints >= 1
+        assert checkpointer.stats.failures == 0
+    finally:
+        checkpointer.stop()
+    assert db.one("SELECT COUNT(*) FROM rows")[0] == 300  # type: ignore[index]
+
+
+def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> None:
+    assert autocheckpoint(db) == 1000  # SQLite's own threshold
+    checkpointer = WalCheckpointer(db, interval=3600.0)  # started, but its round never comes
+    checkpointer.start()
+    try:
+        assert checkpointer.running
+        assert autocheckpoint(db) == BACKSTOP_PAGES
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.running
+    assert autocheckpoint(db) == 1000  # the commits checkpoint again
+
+
+def test_stopping_takes_a_last_checkpoint(db: Database) -> None:
+    checkpointer = WalCheckpointer(db, interval=3600.0)
+    checkpointer.start()
+    before = file_size(db)
+    write(db, 300)
+    assert file_size(db) == before
+    checkpointer.stop()  # the last round copies what the last commits wrote
+    assert file_size(db) > before
+    assert checkpointer.stats.checkpoints == 1
+
+
+def test_an_in_memory_database_has_no_log_to_checkpoint() -> None:
+    db = Database()
+    checkpointer = WalCheckpointer(db)
+    checkpointer.start()
+    assert not checkpointer.running
+    checkpointer.stop()  # nothing to stop
+    db.close()
+
+
+def test_a_failing_checkpoint_is_counted_and_the_thread_goes_on(db: Database) -> None:
+    checkpointer = WalCheckpointer(db)
+    broken = sqlite3.connect(db.path)
+    broken.close()
+    checkpointer.checkpoint(broken)  # sqlite3 refuses a closed connection
+    checkpointer.checkpoint(broken)
+    assert checkpointer.stats.failures == 2
+    assert checkpointer.stats.checkpoints == 0
+    working = sqlite3.connect(db.path)
+    try:
+        checkpointer.checkpoint(working)
+    finally:
+        working.close()
+    assert checkpointer.stats.checkpoints == 1
+
+
+async def test_the_operator_checkpoints_in_its_lifespan(tmp_path: Path) -> None:
+    config = gateway_config().model_copy(update={"storage": str(tmp_path / "op.db")})
+    clock = FakeClock()
+    operator = Operator.from_config(config, clock=clock, monotonic=clock)
+    try:
+        assert not operator.checkpoints.running
+        await operator.start()
+        try:
+            assert operator.checkpoints.running
+            assert autocheckpoint(operator.db) == BACKSTOP_PAGES
+        finally:
+            await operator.stop()
+        assert not operator.checkpoints.running
+        assert autocheckpoint(operator.db) == 1000
+    finally:
+        operator.close()
