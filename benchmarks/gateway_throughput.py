@@ -19,14 +19,17 @@ script prints both throughputs, p50/p99 latency and the ratio full/bare, and che
 operator metered exactly one usage event per answered call (``GET /admin/usage`` before and
 after). It also prints what explains the tail: the garbage collector's pauses in the server
 (``gc.callbacks``, per generation) and the metering group commits' cost on the event loop,
-both over the measured run only. A run with a non-200 answer, a wrong body, a socket error or
-a metering mismatch is reported INVALID (exit status 1). Missing prerequisites exit with
-status 2; nothing is installed.
+both over the measured run only, with the commits that took 2 ms or more (SQLite checkpointing
+the WAL inside a commit; ``--checkpoints commit`` leaves the checkpoints there, as SQLite does
+by itself, instead of in the operator's checkpoint thread). A run with a non-200 answer, a
+wrong body, a socket error or a metering mismatch is reported INVALID (exit status 1). Missing
+prerequisites exit with status 2; nothing is installed.
 
 Run from the repository root::
 
     .venv/bin/python benchmarks/gateway_throughput.py [--duration 15] [--connections 32]
-        [--warmup 5] [--storage file|memory] [--server-cpu 0] [--client-cpu 1] [--rounds 1]
+        [--warmup 5] [--storage file|memory] [--checkpoints thread|commit]
+        [--server-cpu 0] [--client-cpu 1] [--rounds 1]
 
 The ratio of one run moves by about ±0.07 from one run to the next on a shared machine, more
 than the margin to the goal. ``--rounds N`` measures N rounds of both servers, alternating which
@@ -123,8 +126,9 @@ def check_prerequisites(args: argparse.Namespace) -> list[str]:
 # -- the two servers (run in a child process: ``--serve full|bare``) -------------------------
 
 
-def full_app(port: int, storage: str) -> Any:
-    """The operator app, backend at zero service time, an unlimited plan, CIBA without wait."""
+def full_app(port: int, storage: str, checkpoints: str = "thread") -> Any:
+    """The operator app, backend at zero service time, an unlimited plan, CIBA without wait;
+    ``checkpoints="commit"`` leaves the WAL checkpoints to the commits, as SQLite does."""
     from operators.config import Plan, TokenLifetimes, example_operator
     from operators.core import CoreSpec
     from operators.core.description import ConstantServiceTime
@@ -159,6 +163,7 @@ def full_app(port: int, storage: str) -> Any:
         }
     )
     operator = Operator.from_config(config, core=core)
+    operator.checkpoints.enabled = checkpoints == "thread"
     app = create_operator_app(operator)
     app.state.bench_operator = operator  # for the commit timing the server reports
     return app
@@ -229,7 +234,9 @@ def server_stats(recorder: PauseRecorder, app: Any, since: float) -> dict[str, A
     return stats
 
 
-def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> None:
+def serve(
+    kind: str, port: int, cpu: int, storage: str, ready_file: Path, checkpoints: str = "thread"
+) -> None:
     """Child process: pin to ``cpu``, build the app, run one uvicorn worker, report readiness.
 
     SIGUSR1 starts the measured window (GC pauses and commit timing counted from there); at
@@ -242,7 +249,7 @@ def serve(kind: str, port: int, cpu: int, storage: str, ready_file: Path) -> Non
 
     from operators.gateway.metering import CommitTiming
 
-    app = full_app(port, storage) if kind == "full" else bare_app()
+    app = full_app(port, storage, checkpoints) if kind == "full" else bare_app()
     recorder = PauseRecorder()
     window = {"since": time.perf_counter()}
 
@@ -464,6 +471,8 @@ def start_server(
         storage,
         "--ready-file",
         str(ready),
+        "--checkpoints",
+        args.checkpoints,
     ]
     with log.open("wb") as out:
         proc = children.spawn(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -722,6 +731,7 @@ def report(runs: dict[str, Run], args: argparse.Namespace, series: bool = False)
         f"gateway throughput: POST {PATH}, wrk -t1 -c{args.connections} -d{args.duration:g}s "
         f"(warm-up {args.warmup:g}s), server on CPU {args.server_cpu}, wrk on CPU "
         f"{args.client_cpu}, storage {args.storage}"
+        + (f", WAL checkpoints in the {args.checkpoints}" if args.storage == "file" else "")
     )
     print(f"{'':14}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'answers':>10}  all 200")
     for run in every:
@@ -837,6 +847,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="rounds of full and bare, alternating which goes first; the median ratio decides",
     )
+    parser.add_argument(
+        "--checkpoints",
+        choices=("thread", "commit"),
+        default="thread",
+        help="WAL checkpoints of the full chain's database: in the operator's checkpoint thread"
+        " (as it serves), or inside the commits that fill the log (SQLite's own way)",
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument(
@@ -862,7 +879,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve:
-        serve(args.serve, args.port, args.server_cpu, args.db, args.ready_file)
+        serve(args.serve, args.port, args.server_cpu, args.db, args.ready_file, args.checkpoints)
         return 0
     problems = check_prerequisites(args)
     if problems:

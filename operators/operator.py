@@ -3,6 +3,7 @@ core, integrator and gateway, and the one FastAPI app that serves them all."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
@@ -254,7 +255,7 @@ class Operator:
         self.gateway.commits.flush()
         await self.gateway.stop()
         await self.activity.stop()
-        self.checkpoints.stop()
+        await asyncio.to_thread(self.checkpoints.stop)  # its last checkpoint syncs the disk
 
     def close(self) -> None:
         with suppress(RuntimeError):  # the loop that awaited them is gone; the rows are not

@@ -322,14 +322,22 @@ class Database:
         with self._lock:
             return list(self._conn.execute(sql, params).fetchall())
 
-    def set_autocheckpoint(self, pages: int | None) -> None:
-        """Let this connection's commits checkpoint the WAL past ``pages`` pages (SQLite's
-        default when None; 0: never, a :class:`~operators.wal_checkpointer.WalCheckpointer`
-        does it)."""
+    def set_autocheckpoint(self, pages: int) -> int:
+        """Let this connection's commits checkpoint the WAL once it holds ``pages`` pages
+        (0: never); the threshold it had before. A
+        :class:`~operators.wal_checkpointer.WalCheckpointer` raises it while it runs."""
         if self.path == ":memory:":
-            return
+            return pages
         with self._lock:
-            self._conn.execute(f"PRAGMA wal_autocheckpoint={1000 if pages is None else int(pages)}")
+            before = int(self._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+            self._conn.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+            return before
+
+    def rows_written(self) -> int:
+        """Rows this connection has inserted, updated or deleted since it opened (triggers'
+        too). Read without the lock: SQLite keeps the count under its own mutex, and a
+        thread asking (the WAL checkpointer) should not wait for a commit to end."""
+        return self._conn.total_changes
 
     def close(self) -> None:
         with self._lock:

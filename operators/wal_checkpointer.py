@@ -8,16 +8,24 @@ the copy and both fsyncs on the event loop: 2 ms and more, up to 10 to 66 ms in
 ``benchmarks/gateway_throughput.py``, where the others took a third of a millisecond.
 
 :class:`WalCheckpointer` runs passive checkpoints from a daemon thread with its own
-connection instead, every few tens of milliseconds: a passive checkpoint takes no lock a
-writer needs, and the sqlite3 module lets go of the GIL while SQLite works, so the loop goes
-on serving while the thread copies and syncs. Durability is unchanged (WAL with
-``synchronous=NORMAL`` survives a process crash either way; a power cut may lose the last
-commits either way); what moves is who waits for the disk.
+connection instead, whenever the operator's connection has written about as much as SQLite's
+threshold would let through: a passive checkpoint takes no lock a writer needs, and the
+sqlite3 module lets go of the GIL while SQLite works, so the loop goes on serving while the
+thread copies and syncs. Durability is unchanged (WAL with ``synchronous=NORMAL`` survives a
+process crash either way; a power cut may lose the last commits either way); what moves is
+who waits for the disk.
 
 The connection's own threshold is raised, not removed (:data:`BACKSTOP_PAGES`). A writer
 starts the log over only once a checkpoint has copied every frame in it; under writes that
 never pause, each checkpoint finds new frames behind the ones it copied, and the log would
-grow without end. At the backstop a commit checkpoints as before, and the log starts over.
+grow without end. At the backstop a commit checkpoints on the loop as before, and the log
+starts over: under a steady stream of writes that is one such commit per 10,000 pages instead
+of one per 1000, with less left to copy, as the thread has copied most of it already. The log
+file keeps the size it reached (up to about 40 MB); SQLite reuses it from its start.
+
+Each replica (each :class:`~operators.storage.Database` connection) runs its own thread, so
+that a process whose replica shares the file with another still checkpoints what it writes;
+two threads on one file take turns, the second finding the checkpoint busy.
 """
 
 from __future__ import annotations
@@ -30,14 +38,19 @@ from dataclasses import dataclass
 from .storage import Database
 from .types import Seconds
 
-__all__ = ["CheckpointStats", "WalCheckpointer"]
+__all__ = ["BACKSTOP_PAGES", "CheckpointStats", "WalCheckpointer"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL: Seconds = 0.02
-"""Wall seconds between two checkpoints: at the gateway's few thousand events per second
-(about three pages each, over the table and its indexes) a checkpoint copies a few hundred
-pages, about a millisecond's work, and the log stays below SQLite's own threshold."""
+"""Wall seconds between two looks at how much the connection has written."""
+
+DEFAULT_ROWS = 250
+"""Rows written (inserted, updated, deleted) since the last checkpoint that make the next one
+due: a usage event with its stored answer and its indexes is about three pages of log, so
+about as much as SQLite's own threshold (1000 pages). A checkpoint syncs twice, so it waits
+for that much rather than running on a timer: an operator serving a few calls a second would
+otherwise fsync fifty times a second."""
 
 BACKSTOP_PAGES = 10_000
 """The connection's own checkpoint threshold while the thread runs (SQLite's is 1000)."""
@@ -45,37 +58,64 @@ BACKSTOP_PAGES = 10_000
 
 @dataclass
 class CheckpointStats:
-    """What the thread has done: checkpoints run, how many left frames behind, failures."""
+    """What the thread has done, for logs and tests."""
 
     checkpoints: int = 0
+    """Checkpoints that ran (whether or not they could copy every frame)."""
     partial: int = 0
     """Checkpoints that could not copy every frame (a reader still needed some)."""
+    busy: int = 0
+    """Rounds that found another connection checkpointing the file."""
     failures: int = 0
+    largest_log: int = 0
+    """The most frames a checkpoint found in the log: near :data:`BACKSTOP_PAGES` when
+    commits had to checkpoint on the loop."""
 
 
 class WalCheckpointer:
-    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on ``db``'s file every ``interval`` seconds,
-    from :meth:`start` until :meth:`stop` (the operator's lifespan)."""
+    """Runs ``PRAGMA wal_checkpoint(PASSIVE)`` on ``db``'s file once its connection has written
+    ``rows`` rows since the last one (looking every ``interval`` seconds), from :meth:`start`
+    until :meth:`stop` (the operator's lifespan). ``enabled=False`` leaves the checkpoints to
+    the commits, as SQLite does by itself (the gateway benchmark compares the two)."""
 
-    def __init__(self, db: Database, *, interval: Seconds = DEFAULT_INTERVAL) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        interval: Seconds = DEFAULT_INTERVAL,
+        rows: int = DEFAULT_ROWS,
+        enabled: bool = True,
+    ) -> None:
         self.db = db
         self.interval = interval
+        self.rows = rows
+        self.enabled = enabled
         self.stats = CheckpointStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._threshold: int | None = None
+        """The connection's own threshold before :meth:`start` raised it."""
+        self._written = 0
+        """The connection's rows written when the last checkpoint was taken (or due)."""
         self._failing = False
 
     @property
     def running(self) -> bool:
+        """Whether the thread is checkpointing (False once it has stopped or died)."""
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         """Take checkpoints over from the connection's commits (a no-op for ``:memory:``)."""
-        if self.db.path == ":memory:" or self.running:
+        if not self.enabled or self.db.path == ":memory:" or self._thread is not None:
             return
         connection = sqlite3.connect(self.db.path, check_same_thread=False)
+        try:
+            self._threshold = self.db.set_autocheckpoint(BACKSTOP_PAGES)
+        except BaseException:
+            connection.close()
+            raise
         self._stop.clear()
-        self.db.set_autocheckpoint(BACKSTOP_PAGES)
+        self._written = self.db.rows_written()
         self._thread = threading.Thread(
             target=self._run, args=(connection,), name=f"wal-checkpoint {self.db.path}",
             daemon=True,
@@ -83,18 +123,35 @@ class WalCheckpointer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the thread after its last checkpoint and hand checkpoints back to the commits."""
-        thread, self._thread = self._thread, None
+        """Stop the thread after its last checkpoint and hand checkpoints back to the commits.
+
+        Blocks for that last checkpoint (a copy and two fsyncs): the operator calls it from a
+        worker thread, not on its event loop."""
+        thread = self._thread
         if thread is None:
             return
         self._stop.set()
-        thread.join()
-        self.db.set_autocheckpoint(None)
+        try:
+            thread.join()
+        finally:
+            self._thread = None
+            self._hand_back()
+
+    def round(self, connection: sqlite3.Connection) -> bool:
+        """One look: checkpoint if the connection wrote ``rows`` rows since the last one."""
+        written = self.db.rows_written()
+        if written - self._written < self.rows:
+            return False
+        self._written = written
+        self.checkpoint(connection)
+        return True
 
     def checkpoint(self, connection: sqlite3.Connection) -> None:
         """One passive checkpoint: copy back what no reader still needs, and sync."""
         try:
-            _, frames, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            busy, frames, copied = connection.execute(
+                "PRAGMA wal_checkpoint(PASSIVE)"
+            ).fetchone()
         except sqlite3.Error:  # a locked or failing file: the next round tries again
             self.stats.failures += 1
             if not self._failing:  # once per run of failures, not fifty times a second
@@ -102,13 +159,25 @@ class WalCheckpointer:
             self._failing = True
             return
         self._failing = False
+        if busy or frames < 0:  # another connection is checkpointing the file right now
+            self.stats.busy += 1
+            return
         self.stats.checkpoints += 1
         self.stats.partial += int(copied < frames)
+        self.stats.largest_log = max(self.stats.largest_log, frames)
+
+    def _hand_back(self) -> None:
+        threshold, self._threshold = self._threshold, None
+        if threshold is not None:
+            self.db.set_autocheckpoint(threshold)
 
     def _run(self, connection: sqlite3.Connection) -> None:
         try:
             while not self._stop.wait(self.interval):
-                self.checkpoint(connection)
+                self.round(connection)
             self.checkpoint(connection)  # what the last commits wrote, before handing back
+        except Exception:  # a bug, not the file: the commits must checkpoint again
+            log.exception("%s: the WAL checkpointer stopped", self.db.path)
+            self._hand_back()
         finally:
             connection.close()

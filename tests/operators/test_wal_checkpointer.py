@@ -16,8 +16,9 @@ from operators.storage import Database
 from operators.wal_checkpointer import BACKSTOP_PAGES, WalCheckpointer
 from tests.operators.gateway.conftest import FakeClock, gateway_config
 
-ROW = "x" * 2000
-"""Half a page: a few hundred rows are a few hundred frames of log."""
+ROW = "x" * 5000
+"""More than a page: each row's commit adds three or four frames to the log, so the 400 rows
+the tests write take it past SQLite's own threshold (1000 pages), not past the backstop."""
 
 
 @pytest.fixture
@@ -53,21 +54,36 @@ def wait_for(condition: Callable[[], bool], bound: float = 20.0) -> bool:
     return condition()
 
 
-def test_the_thread_copies_the_log_back_that_no_commit_copies(db: Database) -> None:
+def test_a_checkpoint_is_due_once_the_connection_wrote_its_rows(db: Database) -> None:
     db.set_autocheckpoint(BACKSTOP_PAGES)  # as the checkpointer sets it, without its thread
-    before = file_size(db)
-    write(db, 300)
-    assert file_size(db) == before  # the commits left every page in the log
+    checkpointer = WalCheckpointer(db, rows=400)
+    connection = sqlite3.connect(db.path)
+    try:
+        before = file_size(db)
+        write(db, 399)
+        assert not checkpointer.round(connection)  # not yet: no fsync for a trickle
+        assert file_size(db) == before  # the commits left every page in the log
+        write(db, 1)
+        assert checkpointer.round(connection)
+        assert file_size(db) > before  # copied back into the database file
+        assert not checkpointer.round(connection)  # nothing written since
+    finally:
+        connection.close()
+    assert (checkpointer.stats.checkpoints, checkpointer.stats.failures) == (1, 0)
 
+
+def test_the_thread_copies_the_log_back_that_no_commit_copies(db: Database) -> None:
     checkpointer = WalCheckpointer(db, interval=0.01)
     checkpointer.start()
     try:
-        assert wait_for(lambda: file_size(db) > before)  # the thread copied them back
-        assert checkpointer.stats.checkpoints >= 1
-        assert checkpointer.stats.failures == 0
+        before = file_size(db)
+        write(db, 400)
+        assert wait_for(lambda: file_size(db) > before)  # the thread copied the log back
     finally:
         checkpointer.stop()
-    assert db.one("SELECT COUNT(*) FROM rows")[0] == 300  # type: ignore[index]
+    assert checkpointer.stats.failures == 0
+    assert checkpointer.stats.checkpoints >= 1  # the thread has ended: its count is final
+    assert db.one("SELECT COUNT(*) FROM rows")[0] == 400  # type: ignore[index]
 
 
 def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> None:
@@ -83,12 +99,61 @@ def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> 
     assert autocheckpoint(db) == 1000  # the commits checkpoint again
 
 
+def test_stopping_restores_the_threshold_the_connection_had(db: Database) -> None:
+    db.set_autocheckpoint(300)
+    checkpointer = WalCheckpointer(db, interval=3600.0)
+    checkpointer.start()
+    checkpointer.stop()
+    assert autocheckpoint(db) == 300
+
+
+def test_a_disabled_checkpointer_leaves_the_checkpoints_to_the_commits(db: Database) -> None:
+    checkpointer = WalCheckpointer(db, enabled=False)
+    checkpointer.start()
+    assert not checkpointer.running
+    assert autocheckpoint(db) == 1000
+    checkpointer.stop()
+
+
+def test_a_thread_that_dies_hands_the_checkpoints_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = WalCheckpointer(db, interval=0.001)
+
+    def broken(_: sqlite3.Connection) -> bool:
+        raise RuntimeError("a bug in a round")
+
+    monkeypatch.setattr(checkpointer, "round", broken)
+    checkpointer.start()
+    assert wait_for(lambda: not checkpointer.running)
+    assert autocheckpoint(db) == 1000  # the commits checkpoint again, not at the backstop
+    checkpointer.stop()
+    assert autocheckpoint(db) == 1000
+
+
+def test_a_reader_on_an_old_snapshot_makes_a_checkpoint_partial(db: Database) -> None:
+    write(db, 50)
+    checkpointer = WalCheckpointer(db)
+    first, second = sqlite3.connect(db.path), sqlite3.connect(db.path)
+    try:
+        # a reader holding an old snapshot: the checkpoint runs but cannot copy every frame
+        first.execute("BEGIN")
+        first.execute("SELECT COUNT(*) FROM rows").fetchone()
+        write(db, 50)
+        checkpointer.checkpoint(second)
+        assert (checkpointer.stats.checkpoints, checkpointer.stats.partial) == (1, 1)
+        assert checkpointer.stats.largest_log > 0
+    finally:
+        first.close()
+        second.close()
+
+
 def test_stopping_takes_a_last_checkpoint(db: Database) -> None:
     checkpointer = WalCheckpointer(db, interval=3600.0)
     checkpointer.start()
     before = file_size(db)
-    write(db, 300)
-    assert file_size(db) == before
+    write(db, 400)
+    assert file_size(db) == before  # past SQLite's threshold, short of the backstop
     checkpointer.stop()  # the last round copies what the last commits wrote
     assert file_size(db) > before
     assert checkpointer.stats.checkpoints == 1
