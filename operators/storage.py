@@ -335,8 +335,10 @@ class Database:
 
     def rows_written(self) -> int:
         """Rows this connection has inserted, updated or deleted since it opened (triggers'
-        too). Read without the lock: SQLite keeps the count under its own mutex, and a
-        thread asking (the WAL checkpointer) should not wait for a commit to end."""
+        too; a 32-bit count that wraps). Read without the lock, so a thread asking (the WAL
+        checkpointer) never waits for a commit to end: SQLite reads its counter without a
+        mutex, so a read during another thread's statement may be a few rows stale, which a
+        threshold of hundreds of rows does not mind."""
         return self._conn.total_changes
 
     def close(self) -> None:

@@ -21,7 +21,8 @@ never pause, each checkpoint finds new frames behind the ones it copied, and the
 grow without end. At the backstop a commit checkpoints on the loop as before, and the log
 starts over: under a steady stream of writes that is one such commit per 10,000 pages instead
 of one per 1000, with less left to copy, as the thread has copied most of it already. The log
-file keeps the size it reached (up to about 40 MB); SQLite reuses it from its start.
+file keeps the size it reached (about 40 MB, more while a long reader such as
+``ogsim reconcile`` holds an old snapshot); SQLite reuses it from its start.
 
 Each replica (each :class:`~operators.storage.Database` connection) runs its own thread, so
 that a process whose replica shares the file with another still checkpoints what it writes;
@@ -98,6 +99,8 @@ class WalCheckpointer:
         self._written = 0
         """The connection's rows written when the last checkpoint was taken (or due)."""
         self._failing = False
+        self._stopping = threading.Lock()
+        """Held by :meth:`stop` and the hand-back, which a dying thread may run meanwhile."""
 
     @property
     def running(self) -> bool:
@@ -106,8 +109,12 @@ class WalCheckpointer:
 
     def start(self) -> None:
         """Take checkpoints over from the connection's commits (a no-op for ``:memory:``)."""
-        if not self.enabled or self.db.path == ":memory:" or self._thread is not None:
+        if not self.enabled or self.db.path == ":memory:":
             return
+        if self._thread is not None:
+            if self._thread.is_alive():
+                return
+            self.stop()  # it died (and handed back): start afresh
         connection = sqlite3.connect(self.db.path, check_same_thread=False)
         try:
             self._threshold = self.db.set_autocheckpoint(BACKSTOP_PAGES)
@@ -127,27 +134,30 @@ class WalCheckpointer:
 
         Blocks for that last checkpoint (a copy and two fsyncs): the operator calls it from a
         worker thread, not on its event loop."""
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        try:
-            thread.join()
-        finally:
-            self._thread = None
-            self._hand_back()
+        with self._stopping:
+            thread = self._thread
+            if thread is None:
+                return
+            self._stop.set()
+            try:
+                thread.join()
+            finally:
+                self._thread = None
+                self._hand_back()
 
     def round(self, connection: sqlite3.Connection) -> bool:
-        """One look: checkpoint if the connection wrote ``rows`` rows since the last one."""
+        """One look: checkpoint if the connection wrote ``rows`` rows since the last one (a
+        count that went backwards wrapped: SQLite keeps it in 32 bits, so that is due too)."""
         written = self.db.rows_written()
-        if written - self._written < self.rows:
+        if 0 <= written - self._written < self.rows:
             return False
-        self._written = written
-        self.checkpoint(connection)
+        if self.checkpoint(connection):  # else the next round tries again
+            self._written = written
         return True
 
-    def checkpoint(self, connection: sqlite3.Connection) -> None:
-        """One passive checkpoint: copy back what no reader still needs, and sync."""
+    def checkpoint(self, connection: sqlite3.Connection) -> bool:
+        """One passive checkpoint: copy back what no reader still needs, and sync. False when
+        it could not run (the file failed, or another connection was checkpointing it)."""
         try:
             busy, frames, copied = connection.execute(
                 "PRAGMA wal_checkpoint(PASSIVE)"
@@ -157,16 +167,18 @@ class WalCheckpointer:
             if not self._failing:  # once per run of failures, not fifty times a second
                 log.exception("%s: WAL checkpoint failed", self.db.path)
             self._failing = True
-            return
+            return False
         self._failing = False
         if busy or frames < 0:  # another connection is checkpointing the file right now
             self.stats.busy += 1
-            return
+            return False
         self.stats.checkpoints += 1
         self.stats.partial += int(copied < frames)
         self.stats.largest_log = max(self.stats.largest_log, frames)
+        return True
 
     def _hand_back(self) -> None:
+        """The connection's own threshold back (once, whoever comes first)."""
         threshold, self._threshold = self._threshold, None
         if threshold is not None:
             self.db.set_autocheckpoint(threshold)
@@ -178,6 +190,10 @@ class WalCheckpointer:
             self.checkpoint(connection)  # what the last commits wrote, before handing back
         except Exception:  # a bug, not the file: the commits must checkpoint again
             log.exception("%s: the WAL checkpointer stopped", self.db.path)
-            self._hand_back()
+            if self._stopping.acquire(blocking=False):  # else stop() is joining: it hands back
+                try:
+                    self._hand_back()
+                finally:
+                    self._stopping.release()
         finally:
             connection.close()

@@ -200,3 +200,60 @@ async def test_the_operator_checkpoints_in_its_lifespan(tmp_path: Path) -> None:
         assert autocheckpoint(operator.db) == 1000
     finally:
         operator.close()
+
+
+class _Busy:
+    """A connection on which another connection is checkpointing: SQLite's answer is busy."""
+
+    def execute(self, _: str) -> _Busy:
+        return self
+
+    def fetchone(self) -> tuple[int, int, int]:
+        return (1, -1, -1)
+
+
+def test_a_round_another_connection_keeps_busy_is_tried_again(db: Database) -> None:
+    checkpointer = WalCheckpointer(db, rows=10)
+    write(db, 10)
+    assert checkpointer.round(_Busy())  # type: ignore[arg-type]
+    assert (checkpointer.stats.busy, checkpointer.stats.checkpoints) == (1, 0)
+    connection = sqlite3.connect(db.path)
+    try:
+        assert checkpointer.round(connection)  # still due: nothing was copied
+        assert not checkpointer.round(connection)
+    finally:
+        connection.close()
+    assert checkpointer.stats.checkpoints == 1
+
+
+def test_a_count_that_wrapped_makes_a_checkpoint_due(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = WalCheckpointer(db, rows=250)
+    monkeypatch.setattr(db, "rows_written", lambda: -(2**31) + 5)  # past 2**31 - 1 rows
+    connection = sqlite3.connect(db.path)
+    try:
+        assert checkpointer.round(connection)
+    finally:
+        connection.close()
+
+
+def test_a_checkpointer_whose_thread_died_starts_afresh(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = WalCheckpointer(db, interval=0.001)
+
+    def broken(_: sqlite3.Connection) -> bool:
+        raise RuntimeError("a bug in a round")
+
+    monkeypatch.setattr(checkpointer, "round", broken)
+    checkpointer.start()
+    assert wait_for(lambda: not checkpointer.running)
+    monkeypatch.undo()
+    checkpointer.start()
+    try:
+        assert checkpointer.running
+        assert autocheckpoint(db) == BACKSTOP_PAGES
+    finally:
+        checkpointer.stop()
+    assert autocheckpoint(db) == 1000
