@@ -115,9 +115,8 @@ def test_a_disabled_checkpointer_leaves_the_checkpoints_to_the_commits(db: Datab
     checkpointer.stop()
 
 
-def test_a_thread_that_dies_hands_the_checkpoints_back(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def died(db: Database, monkeypatch: pytest.MonkeyPatch) -> WalCheckpointer:
+    """A checkpointer whose thread met a bug in its first round and has ended."""
     checkpointer = WalCheckpointer(db, interval=0.001)
 
     def broken(_: sqlite3.Connection) -> bool:
@@ -126,6 +125,13 @@ def test_a_thread_that_dies_hands_the_checkpoints_back(
     monkeypatch.setattr(checkpointer, "round", broken)
     checkpointer.start()
     assert wait_for(lambda: not checkpointer.running)
+    return checkpointer
+
+
+def test_a_thread_that_dies_hands_the_checkpoints_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = died(db, monkeypatch)
     assert autocheckpoint(db) == 1000  # the commits checkpoint again, not at the backstop
     checkpointer.stop()
     assert autocheckpoint(db) == 1000
@@ -241,14 +247,7 @@ def test_a_count_that_wrapped_makes_a_checkpoint_due(
 def test_a_checkpointer_whose_thread_died_starts_afresh(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    checkpointer = WalCheckpointer(db, interval=0.001)
-
-    def broken(_: sqlite3.Connection) -> bool:
-        raise RuntimeError("a bug in a round")
-
-    monkeypatch.setattr(checkpointer, "round", broken)
-    checkpointer.start()
-    assert wait_for(lambda: not checkpointer.running)
+    checkpointer = died(db, monkeypatch)
     monkeypatch.undo()
     checkpointer.start()
     try:
