@@ -6,7 +6,7 @@ import asyncio
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar, Token
 from pathlib import Path
@@ -94,6 +94,9 @@ class Database:
         """``(data_version, versions)``: that table as read when ``data_version`` was so."""
         self._schema: int | None = None
         """The schema's version when the triggers were last known to be in place."""
+        self.committed: Callable[[], None] | None = None
+        """Called after each commit on this connection, the lock still held (the WAL
+        checkpointer counts them, so that it needs no timer)."""
         if path != ":memory:":
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -131,6 +134,8 @@ class Database:
                     self._undo()
                     raise
                 _wrote()
+                if self.committed is not None:
+                    self.committed()
 
     @property
     def in_transaction(self) -> bool:
@@ -191,6 +196,8 @@ class Database:
             self._table_versions[table] = self._table_versions.get(table, 0) + 1
         elif _ROLLBACK.match(sql) is not None:
             self._rolled_back()
+        if self._depth == 0 and self.committed is not None:
+            self.committed()  # a statement on its own, or a COMMIT written out
 
     def _rolled_back(self) -> None:
         """A transaction or savepoint was undone. A read between its writes and the undo saw

@@ -73,11 +73,11 @@ def test_a_checkpoint_is_due_once_the_connection_wrote_its_rows(db: Database) ->
 
 
 def test_the_thread_copies_the_log_back_that_no_commit_copies(db: Database) -> None:
-    checkpointer = WalCheckpointer(db, interval=0.01)
+    checkpointer = WalCheckpointer(db)
     checkpointer.start()
     try:
         before = file_size(db)
-        write(db, 400)
+        write(db, 400)  # the 250th row's commit wakes the thread
         assert wait_for(lambda: file_size(db) > before)  # the thread copied the log back
     finally:
         checkpointer.stop()
@@ -88,7 +88,7 @@ def test_the_thread_copies_the_log_back_that_no_commit_copies(db: Database) -> N
 
 def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> None:
     assert autocheckpoint(db) == 1000  # SQLite's own threshold
-    checkpointer = WalCheckpointer(db, interval=3600.0)  # started, but its round never comes
+    checkpointer = WalCheckpointer(db, rows=10**9)  # started, but never due
     checkpointer.start()
     try:
         assert checkpointer.running
@@ -101,7 +101,7 @@ def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> 
 
 def test_stopping_restores_the_threshold_the_connection_had(db: Database) -> None:
     db.set_autocheckpoint(300)
-    checkpointer = WalCheckpointer(db, interval=3600.0)
+    checkpointer = WalCheckpointer(db, rows=10**9)
     checkpointer.start()
     checkpointer.stop()
     assert autocheckpoint(db) == 300
@@ -117,13 +117,14 @@ def test_a_disabled_checkpointer_leaves_the_checkpoints_to_the_commits(db: Datab
 
 def died(db: Database, monkeypatch: pytest.MonkeyPatch) -> WalCheckpointer:
     """A checkpointer whose thread met a bug in its first round and has ended."""
-    checkpointer = WalCheckpointer(db, interval=0.001)
+    checkpointer = WalCheckpointer(db, rows=1)
 
     def broken(_: sqlite3.Connection) -> bool:
         raise RuntimeError("a bug in a round")
 
     monkeypatch.setattr(checkpointer, "round", broken)
     checkpointer.start()
+    write(db, 1)  # due: the thread's first round
     assert wait_for(lambda: not checkpointer.running)
     return checkpointer
 
@@ -155,7 +156,7 @@ def test_a_reader_on_an_old_snapshot_makes_a_checkpoint_partial(db: Database) ->
 
 
 def test_stopping_takes_a_last_checkpoint(db: Database) -> None:
-    checkpointer = WalCheckpointer(db, interval=3600.0)
+    checkpointer = WalCheckpointer(db, rows=10**9)
     checkpointer.start()
     before = file_size(db)
     write(db, 400)
@@ -256,3 +257,30 @@ def test_a_checkpointer_whose_thread_died_starts_afresh(
     finally:
         checkpointer.stop()
     assert autocheckpoint(db) == 1000
+
+
+def test_the_commits_wake_the_thread_only_once_a_checkpoint_is_due(db: Database) -> None:
+    checkpointer = WalCheckpointer(db, rows=400)
+    checkpointer.start()
+    try:
+        assert db.committed is not None
+        write(db, 399)
+        assert not checkpointer._due.is_set()  # no wake-up, no checkpoint for a trickle
+        assert checkpointer.stats.checkpoints == 0
+        write(db, 1)
+        assert wait_for(lambda: checkpointer.stats.checkpoints == 1)
+    finally:
+        checkpointer.stop()
+    assert db.committed is None  # the hook is off with the thread
+
+
+def test_a_transaction_wakes_the_thread_once_at_its_commit(db: Database) -> None:
+    checkpointer = WalCheckpointer(db, rows=10)
+    checkpointer.start()
+    try:
+        with db.transaction():
+            write(db, 20)
+            assert not checkpointer._due.is_set()  # nothing is committed yet
+        assert wait_for(lambda: checkpointer.stats.checkpoints == 1)
+    finally:
+        checkpointer.stop()
