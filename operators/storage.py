@@ -134,8 +134,9 @@ class Database:
                     self._undo()
                     raise
                 _wrote()
-                if self.committed is not None:
-                    self.committed()
+                hook = self.committed  # read once: a dying checkpointer may clear it
+                if hook is not None:
+                    hook()
 
     @property
     def in_transaction(self) -> bool:
@@ -196,8 +197,9 @@ class Database:
             self._table_versions[table] = self._table_versions.get(table, 0) + 1
         elif _ROLLBACK.match(sql) is not None:
             self._rolled_back()
-        if self._depth == 0 and self.committed is not None:
-            self.committed()  # a statement on its own, or a COMMIT written out
+        hook = self.committed
+        if self._depth == 0 and hook is not None:
+            hook()  # a statement on its own, or a COMMIT written out
 
     def _rolled_back(self) -> None:
         """A transaction or savepoint was undone. A read between its writes and the undo saw

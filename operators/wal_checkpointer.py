@@ -54,6 +54,12 @@ otherwise fsync fifty times a second."""
 BACKSTOP_PAGES = 10_000
 """The connection's own checkpoint threshold while the thread runs (SQLite's is 1000)."""
 
+RETRY_FIRST = 0.02
+RETRY_MAX = 1.0
+"""Wall seconds before a due checkpoint that failed (or found the file busy) is tried again,
+doubling from the first to the last: not at every commit, which would retry thousands of
+times a second while the file stays locked."""
+
 
 @dataclass
 class CheckpointStats:
@@ -66,6 +72,8 @@ class CheckpointStats:
     busy: int = 0
     """Rounds that found another connection checkpointing the file."""
     failures: int = 0
+    wakeups: int = 0
+    """Times a commit woke the thread (once a checkpoint was due)."""
     largest_log: int = 0
     """The most frames a checkpoint found in the log: near :data:`BACKSTOP_PAGES` when
     commits had to checkpoint on the loop."""
@@ -107,6 +115,8 @@ class WalCheckpointer:
             if self._thread.is_alive():
                 return
             self.stop()  # it died (and handed back): start afresh
+        if self.db.committed is not None:
+            raise RuntimeError(f"{self.db.path}: another checkpointer watches these commits")
         connection = sqlite3.connect(self.db.path, check_same_thread=False)
         try:
             self._threshold = self.db.set_autocheckpoint(BACKSTOP_PAGES)
@@ -180,6 +190,7 @@ class WalCheckpointer:
         """On the writer's thread, after each commit: a few hundred nanoseconds, and a
         wake-up once a checkpoint is due."""
         if not self._due.is_set() and self.is_due():
+            self.stats.wakeups += 1
             self._due.set()
 
     def _hand_back(self) -> None:
@@ -191,13 +202,18 @@ class WalCheckpointer:
             self.db.set_autocheckpoint(threshold)
 
     def _run(self, connection: sqlite3.Connection) -> None:
+        retry = 0.0  # seconds before a failed checkpoint is tried again; 0: wait for a commit
         try:
             while True:
-                self._due.wait()
+                if retry:
+                    self._stop.wait(retry)
+                else:
+                    self._due.wait()
                 self._due.clear()
                 if self._stop.is_set():
                     break
-                self.round(connection)
+                failed = self.round(connection) and self.is_due()  # due, tried, still due
+                retry = min(max(retry * 2, RETRY_FIRST), RETRY_MAX) if failed else 0.0
             self.checkpoint(connection)  # what the last commits wrote, before handing back
         except Exception:  # a bug, not the file: the commits must checkpoint again
             log.exception("%s: the WAL checkpointer stopped", self.db.path)

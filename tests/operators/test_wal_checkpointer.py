@@ -265,9 +265,10 @@ def test_the_commits_wake_the_thread_only_once_a_checkpoint_is_due(db: Database)
     try:
         assert db.committed is not None
         write(db, 399)
-        assert not checkpointer._due.is_set()  # no wake-up, no checkpoint for a trickle
+        assert checkpointer.stats.wakeups == 0  # no wake-up, no checkpoint for a trickle
         assert checkpointer.stats.checkpoints == 0
         write(db, 1)
+        assert checkpointer.stats.wakeups == 1
         assert wait_for(lambda: checkpointer.stats.checkpoints == 1)
     finally:
         checkpointer.stop()
@@ -280,7 +281,44 @@ def test_a_transaction_wakes_the_thread_once_at_its_commit(db: Database) -> None
     try:
         with db.transaction():
             write(db, 20)
-            assert not checkpointer._due.is_set()  # nothing is committed yet
+            assert checkpointer.stats.wakeups == 0  # nothing is committed yet
+        assert checkpointer.stats.wakeups == 1
         assert wait_for(lambda: checkpointer.stats.checkpoints == 1)
     finally:
         checkpointer.stop()
+
+
+def test_a_failing_checkpoint_is_retried_after_a_pause_not_at_every_commit(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = WalCheckpointer(db, rows=10)
+    attempts = [0]
+    locked = [True]
+    checkpoint = checkpointer.checkpoint
+
+    def flaky(connection: sqlite3.Connection) -> bool:
+        attempts[0] += 1
+        return False if locked[0] else checkpoint(connection)
+
+    monkeypatch.setattr(checkpointer, "checkpoint", flaky)
+    checkpointer.start()
+    try:
+        write(db, 10)
+        assert wait_for(lambda: attempts[0] >= 3)  # tried again with no commit coming
+        write(db, 1000)  # a thousand commits while it stays locked
+        assert attempts[0] < 100  # after pauses of 20 ms doubling, not a thousand times
+        locked[0] = False
+        assert wait_for(lambda: checkpointer.stats.checkpoints >= 1)
+    finally:
+        checkpointer.stop()
+
+
+def test_one_database_has_one_checkpointer(db: Database) -> None:
+    first = WalCheckpointer(db, rows=10**9)
+    first.start()
+    try:
+        with pytest.raises(RuntimeError, match="another checkpointer"):
+            WalCheckpointer(db).start()
+        assert db.committed is not None
+    finally:
+        first.stop()
