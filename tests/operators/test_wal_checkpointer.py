@@ -86,9 +86,8 @@ def test_the_thread_copies_the_log_back_that_no_commit_copies(db: Database) -> N
     assert db.one("SELECT COUNT(*) FROM rows")[0] == 400  # type: ignore[index]
 
 
-def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> None:
-    assert autocheckpoint(db) == 1000  # SQLite's own threshold
-    checkpointer = WalCheckpointer(db, rows=10**9)  # started, but never due
+def starts_and_hands_back(checkpointer: WalCheckpointer, db: Database) -> None:
+    """Start it: it runs, the commits checkpoint only at the backstop; stop it: they do again."""
     checkpointer.start()
     try:
         assert checkpointer.running
@@ -97,6 +96,11 @@ def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> 
         checkpointer.stop()
     assert not checkpointer.running
     assert autocheckpoint(db) == 1000  # the commits checkpoint again
+
+
+def test_while_it_runs_commits_checkpoint_only_at_the_backstop(db: Database) -> None:
+    assert autocheckpoint(db) == 1000  # SQLite's own threshold
+    starts_and_hands_back(WalCheckpointer(db, rows=10**9), db)  # started, but never due
 
 
 def test_stopping_restores_the_threshold_the_connection_had(db: Database) -> None:
@@ -250,13 +254,7 @@ def test_a_checkpointer_whose_thread_died_starts_afresh(
 ) -> None:
     checkpointer = died(db, monkeypatch)
     monkeypatch.undo()
-    checkpointer.start()
-    try:
-        assert checkpointer.running
-        assert autocheckpoint(db) == BACKSTOP_PAGES
-    finally:
-        checkpointer.stop()
-    assert autocheckpoint(db) == 1000
+    starts_and_hands_back(checkpointer, db)
 
 
 def test_the_commits_wake_the_thread_only_once_a_checkpoint_is_due(db: Database) -> None:
