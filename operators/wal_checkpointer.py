@@ -9,11 +9,11 @@ the copy and both fsyncs on the event loop: 2 ms and more, up to 10 to 66 ms in
 
 :class:`WalCheckpointer` runs passive checkpoints from a daemon thread with its own
 connection instead, whenever the operator's connection has written about as much as SQLite's
-threshold would let through (the connection's commits wake the thread; it runs no timer,
+threshold would let through. The connection's commits wake the thread; it runs no timer,
 which on this machine cost 80 to 130 µs of CPU a wake-up, 4 to 7 ms a second at 50 Hz, in
-every replica): a passive checkpoint takes no lock a writer needs, and the
-sqlite3 module lets go of the GIL while SQLite works, so the loop goes on serving while the
-thread copies and syncs. Durability is unchanged (WAL with ``synchronous=NORMAL`` survives a
+every replica. A passive checkpoint takes no lock a writer needs, and the sqlite3 module lets
+go of the GIL while SQLite works, so the loop goes on serving while the thread copies and
+syncs. Durability is unchanged (WAL with ``synchronous=NORMAL`` survives a
 process crash either way; a power cut may lose the last commits either way); what moves is
 who waits for the disk.
 
