@@ -54,8 +54,8 @@ out: Locust's CPU between two marks inside the run, ten seconds after the level 
 and three before its run time ends (its processes' ``/proc`` times), over the requests its
 per-second history counts between them (NaN when not every user ran yet at the first mark),
 printed under the level. Workers report every three seconds, so one level's figure carries
-some noise; compare levels, not decimals. On a machine
-shared with other work these figures move less than the rates do.
+some noise; compare levels, not decimals. On a machine shared with other work these figures
+move less than the rates do.
 
 Each federation level also prints two bounds on what more of the same mix could reach, from the
 utilisation law. **The model's**: every data centre's replica of each modelled network
@@ -64,12 +64,12 @@ busy milliseconds per served call are measured, and the replica whose servers wo
 busy first bounds the served rate, whatever the software costs (each site on its own: a
 balancer may send a site more than its share). **The CPU's**: the cores over the servers' CPU
 per served call, and over the servers' and Locust's together (Locust's after its start-up
-when measured). A capacity read off the p95
-stays below the model's bound and the servers' alone (queues grow well before servers are all
-busy); the bound with Locust's CPU is rougher (Locust's cost per request, throttled ones
-included, stands for its cost per served call). The mix
-itself moves with load (telco-gb London's location server, the busiest, held about 6.4
-server-ms per served call at 20 users and 4.9 at 180): a bound holds for the mix of its level.
+when measured). A capacity read off the p95 stays below the model's bound and the servers'
+alone (queues grow well before servers are all busy); the bound with Locust's CPU is rougher
+(Locust's cost per request, throttled ones included, stands for its cost per served call).
+The mix itself moves with load (telco-gb London's location server, the busiest, held about
+6.4 server-ms per served call at 20 users and 4.9 at 180): a bound holds for the mix of its
+level.
 
 The script ends with both capacities, their ratio, the bounds at the federation's best level,
 and the ``ogsim loadtest`` command that reproduces that level.

@@ -150,16 +150,19 @@ class WalCheckpointer:
                 self._thread = None
                 self._hand_back()
 
-    def is_due(self) -> bool:
-        """Whether the connection wrote ``rows`` rows since the last checkpoint (a count
-        that went backwards wrapped: SQLite keeps it in 32 bits, so that is due too)."""
-        return not 0 <= self.db.rows_written() - self._written < self.rows
+    def is_due(self, written: int | None = None) -> bool:
+        """Whether the connection wrote ``rows`` rows since the last checkpoint (``written``:
+        its count, read now if not given; a count that went backwards wrapped: SQLite keeps it
+        in 32 bits, so that is due too)."""
+        if written is None:
+            written = self.db.rows_written()
+        return not 0 <= written - self._written < self.rows
 
     def round(self, connection: sqlite3.Connection) -> bool:
         """Checkpoint if one is due; whether one was."""
-        if not self.is_due():
-            return False
         written = self.db.rows_written()
+        if not self.is_due(written):
+            return False
         if self.checkpoint(connection):  # else the next commit asks again
             self._written = written
         return True
