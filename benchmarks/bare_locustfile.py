@@ -14,6 +14,10 @@ import random
 from locust import task
 from locust.contrib.fasthttp import FastHttpUser
 
+from loadtests.response_times import use_whole_milliseconds
+
+use_whole_milliseconds()  # the same percentiles as the federation's ladder
+
 THINK_SCALE = float(os.environ.get("OGSIM_THINK_SCALE", "1") or 1)
 BODY = {"phoneNumber": "+34600000001", "maxAge": 24}
 EXPECTED = {"swapped": False}

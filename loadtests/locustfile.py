@@ -34,6 +34,9 @@ apart and are not failures; a wrong answer is. A small share of calls names numb
 serves, on purpose, and expects ``404 IDENTIFIER_NOT_FOUND`` (names end in ``(unserved)``);
 a CIBA request for one is started like any other and must be denied at its first poll.
 
+Response times are kept to the millisecond below 10 s, not rounded to Locust's two significant
+digits, so the reports' percentiles are too (:mod:`loadtests.response_times`).
+
 Every successful billable call is counted exactly, per operator, client and API, and written
 to ``<results>/calls-<node>.json`` when the users stop; the master (or local runner) writes
 ``<results>/run.json`` with the usage snapshot taken at the start. ``ogsim reconcile``
@@ -90,6 +93,7 @@ from loadtests.provisioning import (
     usage_snapshot,
 )
 from loadtests.reconciliation import RUN_FILE
+from loadtests.response_times import use_whole_milliseconds
 from loadtests.shapes import shape_from_env
 from loadtests.tally import Key, Tally
 from operators.camara import operation_named
@@ -111,6 +115,8 @@ AGGREGATOR_OPERATIONS = (
 """What the aggregator application calls (every one the hub routes by the body's device)."""
 AGGREGATOR_SCOPE = f"{scopes_of(*AGGREGATOR_OPERATIONS)} {FRAUD}"
 REACHABILITY_SCOPE = f"device-reachability-status:read {SERVICE}"
+
+use_whole_milliseconds()  # percentiles to the millisecond, not Locust's 10 ms steps
 
 _selected_shape = shape_from_env()
 if _selected_shape is not None:

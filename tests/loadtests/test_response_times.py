@@ -1,0 +1,76 @@
+"""Locust's percentiles to the millisecond: the capacity benchmark's p95 bound depends on them.
+
+Locust is imported here without its gevent monkey-patching (``LOCUST_SKIP_MONKEY_PATCH``,
+set only while it is imported): patching the test process would break pytest's own workers.
+Its statistics classes need no patching.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+# A light load's served calls: 96 between 150 and 184.2 ms, then four at 400 ms. Locust's
+# percentile is the value at index int(0.95 * 100) of the sorted times: the 96th, 184.2 ms.
+LIGHT_LOAD = [150.0 + i * 0.36 for i in range(96)] + [400.0] * 4
+
+
+@pytest.fixture
+def stats(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """``locust.stats``; whatever a test installs, the next finds Locust's rounding as it was."""
+    monkeypatch.setenv("LOCUST_SKIP_MONKEY_PATCH", "1")
+    module = importlib.import_module("locust.stats")
+    monkeypatch.delenv("LOCUST_SKIP_MONKEY_PATCH")  # Locust processes the tests start patch
+    saved = module.bucket_response_time
+    yield module
+    module.bucket_response_time = saved
+
+
+@pytest.fixture
+def times(stats: ModuleType) -> ModuleType:
+    return importlib.import_module("loadtests.response_times")
+
+
+def _p95(stats: Any, times: list[float]) -> int:
+    entry = stats.StatsEntry(stats.RequestStats(), "served", "", use_response_times_cache=False)
+    for response_time in times:
+        entry.log(response_time, 0)  # type: ignore[arg-type]  # Locust takes float ms too
+    return int(entry.get_response_time_percentile(0.95))
+
+
+def test_whole_milliseconds_below_ten_seconds_and_locust_steps_above(times: Any) -> None:
+    whole = times.whole_milliseconds
+    assert whole(147.4) == 147
+    assert whole(147.6) == 148
+    assert whole(3.2) == 3
+    assert whole(times.FINE_UP_TO - 0.6) == times.FINE_UP_TO - 1
+    assert whole(12_345.6) == 12_000  # Locust's two significant digits
+    assert whole(58_760) == 59_000
+
+
+def test_the_p95_is_read_to_the_millisecond_once_installed(stats: Any, times: Any) -> None:
+    assert _p95(stats, LIGHT_LOAD) == 180  # Locust's own steps of 10 ms
+    times.use_whole_milliseconds()
+    assert _p95(stats, LIGHT_LOAD) == 184
+
+
+def test_a_master_adding_workers_reports_keeps_the_milliseconds(stats: Any, times: Any) -> None:
+    """A worker's histogram reaches the master serialised (its keys already rounded by the
+    worker); the master only adds them up."""
+    times.use_whole_milliseconds()
+    workers = [stats.RequestStats(), stats.RequestStats()]
+    for index, response_time in enumerate(LIGHT_LOAD):
+        workers[index % 2].log_request("POST", "check", response_time, 0)
+    master = stats.RequestStats()
+    for worker in workers:
+        for data in worker.serialize_stats():
+            entry = stats.StatsEntry.unserialize(data, master)
+            master.get(entry.name, entry.method).extend(entry)
+    total = master.get("check", "POST")
+    assert total.num_requests == len(LIGHT_LOAD)
+    assert total.get_response_time_percentile(0.95) == 184
+    assert total.get_response_time_percentile(0.5) == 168  # index 50: 150 + 50 * 0.36
