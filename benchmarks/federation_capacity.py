@@ -54,11 +54,11 @@ start-up too (imports, the CAMARA definitions, the applications' first tokens an
 several CPU seconds a level, about ten for the federation's in a trial), which dominates the
 light levels; read it at the busy ones. A second figure leaves the start-up and the shutdown
 out: Locust's CPU between two marks inside the run, ten seconds after the level starts Locust
-and three before its run time ends (its processes' ``/proc`` times), over the requests its
-per-second history counts between them (NaN when not every user ran yet at the first mark),
-printed under the level. Workers report every three seconds, so one level's figure carries
-some noise; compare levels, not decimals. On a machine shared with other work these figures
-move less than the rates do.
+and three before its run time ends (its processes' ``/proc`` times), over the served calls its
+per-second history counts between them (every request less the throttled and protective ones;
+NaN when not every user ran yet at the first mark), printed under the level. Workers report
+every three seconds, so one level's figure carries some noise; compare levels, not decimals.
+On a machine shared with other work these figures move less than the rates do.
 
 Each federation level also prints two bounds on what more of the same mix could reach, from the
 utilisation law. **The model's**: every data centre's replica of each modelled network
@@ -68,8 +68,8 @@ busy first bounds the served rate, whatever the software costs (each site on its
 balancer may send a site more than its share). **The CPU's**: the cores over the servers' CPU
 per served call, and over the servers' and Locust's together (Locust's after its start-up
 when measured). A capacity read off the p95 stays below the model's bound and the servers'
-alone (queues grow well before servers are all busy); the bound with Locust's CPU is rougher
-(Locust's cost per request, throttled ones included, stands for its cost per served call).
+alone (queues grow well before servers are all busy). Locust's CPU per served call includes
+what its throttled and protective requests cost it, as the servers' does.
 The mix itself moves with load (telco-gb London's location server, the busiest, held about
 6.4 server-ms per served call at 20 users and 4.9 at 180): a bound holds for the mix of its
 level.
@@ -108,6 +108,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from federation import FederationConfig, default_federation
 from federation.ports import free_port
 from loadtests.locust_run import LOCUSTFILE, federation_for_run, read_summary, run_locust
+from loadtests.outcomes import REJECTION_TYPES
 from sim.calibration_live import parse_backends, site_expositions
 
 HERE = Path(__file__).resolve().parent
@@ -125,7 +126,7 @@ HUB_CALLS = "ogsim_aggregator_request_seconds"
 TICKS = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
 STEADY_AFTER = 10.0
-"""Seconds into a level after which Locust's CPU counts as its steady cost per request: its
+"""Seconds into a level after which Locust's CPU counts as its steady cost per call: its
 start-up (imports, the CAMARA definitions, the applications' first tokens and consents) comes
 before."""
 STEADY_BEFORE_END = 3.0
@@ -152,9 +153,9 @@ class Level:
     """The load generator's (Locust's master and workers) CPU ms per served call, its start-up
     included: it shares the cores with the servers, so what it spends the servers cannot."""
     locust_steady_ms: float = float("nan")
-    """Locust's CPU ms per request between :data:`STEADY_AFTER` seconds into the level and
-    :data:`STEADY_BEFORE_END` before its end (every request, throttled ones too): its cost
-    without its start-up and shutdown."""
+    """Locust's CPU ms per served call between :data:`STEADY_AFTER` seconds into the level
+    and :data:`STEADY_BEFORE_END` before its end (what its throttled requests cost it counts,
+    they do not): its cost without its start-up and shutdown."""
     busiest: Demand | None = None
     """The data centre's network function with the least room for more of this mix of calls."""
 
@@ -271,19 +272,28 @@ class LocustWatch:
         return start, end, after - before
 
 
-def requests_between(history: Path, start: float, end: float) -> float:
-    """Requests Locust made between epoch seconds ``start`` and ``end``, from its per-second
-    history (``locust_stats_history.csv``: the Aggregated rows' running total, which moves as
-    workers report); NaN if unknown, or if not every user was running yet at ``start``."""
+def served_between(history: Path, start: float, end: float) -> float:
+    """Served calls Locust made between epoch seconds ``start`` and ``end``: the requests its
+    per-second history counts (``locust_stats_history.csv``, the Aggregated rows' running total,
+    which moves as workers report) less the throttled and protective ones (their own rows, by
+    request type; ``--csv-full-history`` writes them). NaN if unknown, or if not every user was
+    running yet at ``start``."""
+    totals: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     try:
         with history.open(newline="") as handle:
-            rows = [
-                (int(row["Timestamp"]), int(row["User Count"]), int(row["Total Request Count"]))
-                for row in csv.DictReader(handle)
-                if row["Name"] == "Aggregated"
-            ]
+            for row in csv.DictReader(handle):
+                kind = "Aggregated" if row["Name"] == "Aggregated" else row["Type"]
+                if kind == "Aggregated" or kind in REJECTION_TYPES:
+                    totals.setdefault((kind, row["Name"]), []).append(
+                        (
+                            int(row["Timestamp"]),
+                            int(row["User Count"]),
+                            int(row["Total Request Count"]),
+                        )
+                    )
     except (OSError, KeyError, ValueError):
         return float("nan")
+    rows = totals.get(("Aggregated", "Aggregated"), [])
     first = [row for row in rows if row[0] <= start]
     last = [row for row in rows if row[0] <= end]
     if not first or not last:
@@ -291,7 +301,17 @@ def requests_between(history: Path, start: float, end: float) -> float:
     users = max(row[1] for row in rows)
     if first[-1][1] < users or first[-1][2] == 0:
         return float("nan")  # still spawning at the first mark: start-up would count
-    return float(last[-1][2] - first[-1][2])
+    made = last[-1][2] - first[-1][2]
+    for (kind, _), entry in totals.items():
+        if kind != "Aggregated":
+            made -= _total_at(entry, end) - _total_at(entry, start)
+    return float(made)
+
+
+def _total_at(rows: list[tuple[int, int, int]], moment: float) -> int:
+    """An entry's running total at ``moment`` (0 before its first row: no such request yet)."""
+    before = [total for stamp, _, total in rows if stamp <= moment]
+    return before[-1] if before else 0
 
 
 @dataclass
@@ -344,7 +364,7 @@ class Meter:
 
     def stop(self, level: Level, folder: Path | None = None) -> Level:
         """The level with the CPU and busy time it cost; ``folder`` holds Locust's history,
-        from which its steady cost per request is read."""
+        from which its steady cost per served call is read."""
         used = {name: cpu_seconds(pid) - self._cpu[name] for name, pid in self.pids.items()}
         cpu_ms = 1000 * sum(used.values()) / level.requests if level.requests else float("nan")
         hub_ms = float("nan")
@@ -364,7 +384,7 @@ class Meter:
         window = self._watch.window
         if folder is not None and window is not None:
             start, end, cpu = window
-            made = requests_between(folder / "locust_stats_history.csv", start, end)
+            made = served_between(folder / "locust_stats_history.csv", start, end)
             if made > 0:
                 steady_ms = 1000 * cpu / made
         found = None
@@ -514,7 +534,7 @@ def climb(
         if math.isfinite(level.locust_steady_ms):
             print(
                 f"{'':6} Locust after its start-up: {level.locust_steady_ms:.2f} cpu ms per"
-                " request",
+                " served call",
                 flush=True,
             )
         if level.busiest is not None:

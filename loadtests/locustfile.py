@@ -81,7 +81,7 @@ from loadtests.federation_view import (
     load_descriptor,
 )
 from loadtests.operations import path_of, scopes_of
-from loadtests.outcomes import Kind, Outcome, classify, parse_body
+from loadtests.outcomes import REJECTION_TYPES, Kind, Outcome, classify, parse_body
 from loadtests.provisioning import (
     FRAUD,
     OPTIONAL_ROLES,
@@ -370,10 +370,6 @@ def _stop(environment: Environment, **_: Any) -> None:
     run.in_flight.join(timeout=30)
     path = run.tally.write(_results(environment))
     log.info("call counters written to %s", path)
-
-
-REJECTION_TYPES = frozenset({"429", "503 protective"})
-"""Request types of answers that are the federation protecting itself, not failures."""
 
 
 def summary(environment: Environment) -> dict[str, Any]:

@@ -23,6 +23,10 @@ class Kind(StrEnum):
     ERROR = "error"
 
 
+REJECTION_TYPES = frozenset({"429", "503 protective"})
+"""Locust request types of answers that are the federation protecting itself, not failures:
+what a load test reports apart from its served calls."""
+
 PROTECTIVE_MARKERS = ("circuit open", "load shed", "request buffer full")
 DATA_CENTRE_MARKERS = (
     "data centre",

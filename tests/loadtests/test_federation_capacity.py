@@ -31,8 +31,8 @@ from federation_capacity import (  # noqa: E402
     climb,
     federation_backends,
     federation_level,
-    requests_between,
     scaled_core,
+    served_between,
 )
 
 
@@ -217,11 +217,16 @@ def test_a_level_is_bounded_by_what_its_calls_kept_busy() -> None:
     assert level.model_bound == pytest.approx(4000 / 9)
 
 
-def _history(path: Path, totals: dict[int, tuple[int, int]]) -> Path:
-    """A Locust stats history: (users, running total) per second, each with a named row too."""
+def _history(
+    path: Path, totals: dict[int, tuple[int, int]], throttled: dict[int, int] | None = None
+) -> Path:
+    """A Locust stats history: (users, running total) per second, each with a named row too,
+    and a ``429`` row from the seconds ``throttled`` gives its running total."""
     lines = ["Timestamp,User Count,Type,Name,Requests/s,Total Request Count"]
     for stamp, (users, total) in totals.items():
         lines.append(f"{stamp},{users},POST,sim swap check,1.0,{total // 2}")
+        if throttled and stamp in throttled:
+            lines.append(f"{stamp},{users},429,sim swap check,1.0,{throttled[stamp]}")
         lines.append(f"{stamp},{users},,Aggregated,1.0,{total}")
     history = path / "locust_stats_history.csv"
     history.write_text("\n".join(lines) + "\n")
@@ -232,20 +237,27 @@ RUN = {100: (0, 0), 101: (60, 40), 102: (60, 400), 103: (60, 900), 104: (60, 140
        105: (60, 1500)}  # fmt: skip
 
 
-def test_requests_between_two_marks_come_from_the_running_total(tmp_path: Path) -> None:
+def test_calls_between_two_marks_come_from_the_running_total(tmp_path: Path) -> None:
     history = _history(tmp_path, RUN)
-    assert requests_between(history, 102.5, 104.2) == 1400 - 400
-    assert math.isnan(requests_between(history, 99.0, 104.0))  # before the history began
-    assert math.isnan(requests_between(tmp_path / "missing.csv", 102.0, 104.0))
+    assert served_between(history, 102.5, 104.2) == 1400 - 400
+    assert math.isnan(served_between(history, 99.0, 104.0))  # before the history began
+    assert math.isnan(served_between(tmp_path / "missing.csv", 102.0, 104.0))
     spawning = _history(tmp_path, {100: (0, 0), 101: (30, 40), 102: (60, 400), 103: (60, 900)})
-    assert math.isnan(requests_between(spawning, 101.5, 103.0))  # not every user ran yet
+    assert math.isnan(served_between(spawning, 101.5, 103.0))  # not every user ran yet
+
+
+def test_throttled_requests_are_not_served_calls(tmp_path: Path) -> None:
+    """The first 429 comes after the first mark (none then), 70 more by the second."""
+    history = _history(tmp_path, RUN, throttled={103: 30, 104: 70, 105: 90})
+    assert served_between(history, 102.5, 104.2) == (1400 - 400) - 70
+    assert served_between(history, 103.5, 105.0) == (1500 - 900) - (90 - 30)
 
 
 def test_locusts_steady_cost_is_read_between_its_marks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """6 CPU seconds over the level, 3 of them between the marks, over the 1,000 requests
-    the history counts between them: 3 ms a request; start-up and shutdown left out."""
+    """6 CPU seconds over the level, 3 of them between the marks, over the 1,000 calls the
+    history counts between them: 3 ms a call; start-up and shutdown left out."""
     reaped = iter([10.0, 16.0])
     monkeypatch.setattr(federation_capacity, "reaped_children_cpu", lambda: next(reaped))
     _history(tmp_path, RUN)
