@@ -27,8 +27,9 @@ running that level once more (``--no-confirm`` stops at the first run beyond the
 and the first beyond them, so a capacity is not read off a coarse step of the ladder (a
 refined level beyond the bounds is confirmed too: up to four more Locust runs a ladder). Both
 ladders read their percentiles to the millisecond (``loadtests/response_times.py``): Locust's
-own 10 ms steps between 100 ms and 1 s would move the federation's bound (20 % over a light
-load of about 185 ms) by 12 ms, enough to move a capacity by a level.
+own 10 ms steps between 100 ms and 1 s would put the federation's bound (20 % over a light
+load of about 185 ms) on a grid of 12 ms steps (the bare ladder's, below 100 ms, are whole
+milliseconds either way).
 
 The operators' modelled network functions queue like the real ones: at the default size the
 location server (four servers a replica, ~120 ms a call) is the first to queue, near 600 served
@@ -276,13 +277,15 @@ def served_between(history: Path, start: float, end: float) -> float:
     """Served calls Locust made between epoch seconds ``start`` and ``end``: the requests its
     per-second history counts (``locust_stats_history.csv``, the Aggregated rows' running total,
     which moves as workers report) less the throttled and protective ones (their own rows, by
-    request type; ``--csv-full-history`` writes them). NaN if unknown, or if not every user was
-    running yet at ``start``."""
+    request type; ``--csv-full-history`` writes them). NaN if unknown (no such history), or if not
+    every user was running yet at ``start``."""
     totals: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
+    entries = False
     try:
         with history.open(newline="") as handle:
             for row in csv.DictReader(handle):
                 kind = "Aggregated" if row["Name"] == "Aggregated" else row["Type"]
+                entries = entries or kind != "Aggregated"
                 if kind == "Aggregated" or kind in REJECTION_TYPES:
                     totals.setdefault((kind, row["Name"]), []).append(
                         (
@@ -293,6 +296,8 @@ def served_between(history: Path, start: float, end: float) -> float:
                     )
     except (OSError, KeyError, ValueError):
         return float("nan")
+    if not entries:
+        return float("nan")  # no full history: the refused requests cannot be told apart
     rows = totals.get(("Aggregated", "Aggregated"), [])
     first = [row for row in rows if row[0] <= start]
     last = [row for row in rows if row[0] <= end]

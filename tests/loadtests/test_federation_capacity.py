@@ -218,15 +218,22 @@ def test_a_level_is_bounded_by_what_its_calls_kept_busy() -> None:
 
 
 def _history(
-    path: Path, totals: dict[int, tuple[int, int]], throttled: dict[int, int] | None = None
+    path: Path,
+    totals: dict[int, tuple[int, int]],
+    refused: dict[str, dict[int, int]] | None = None,
+    *,
+    entries: bool = True,
 ) -> Path:
-    """A Locust stats history: (users, running total) per second, each with a named row too,
-    and a ``429`` row from the seconds ``throttled`` gives its running total."""
+    """A Locust stats history: (users, running total) per second, each with a named row too
+    (unless not ``entries``), and rows of the request types in ``refused`` from the seconds
+    that give their running totals."""
     lines = ["Timestamp,User Count,Type,Name,Requests/s,Total Request Count"]
     for stamp, (users, total) in totals.items():
-        lines.append(f"{stamp},{users},POST,sim swap check,1.0,{total // 2}")
-        if throttled and stamp in throttled:
-            lines.append(f"{stamp},{users},429,sim swap check,1.0,{throttled[stamp]}")
+        if entries:
+            lines.append(f"{stamp},{users},POST,sim swap check,1.0,{total // 2}")
+        for kind, running in (refused or {}).items():
+            if stamp in running:
+                lines.append(f"{stamp},{users},{kind},sim swap check,1.0,{running[stamp]}")
         lines.append(f"{stamp},{users},,Aggregated,1.0,{total}")
     history = path / "locust_stats_history.csv"
     history.write_text("\n".join(lines) + "\n")
@@ -246,11 +253,22 @@ def test_calls_between_two_marks_come_from_the_running_total(tmp_path: Path) -> 
     assert math.isnan(served_between(spawning, 101.5, 103.0))  # not every user ran yet
 
 
-def test_throttled_requests_are_not_served_calls(tmp_path: Path) -> None:
-    """The first 429 comes after the first mark (none then), 70 more by the second."""
-    history = _history(tmp_path, RUN, throttled={103: 30, 104: 70, 105: 90})
-    assert served_between(history, 102.5, 104.2) == (1400 - 400) - 70
-    assert served_between(history, 103.5, 105.0) == (1500 - 900) - (90 - 30)
+def test_throttled_and_protective_requests_are_not_served_calls(tmp_path: Path) -> None:
+    """The first 429 comes after the first mark (none then), 70 more by the second; the
+    protective 503s went from 5 to 9 between the marks."""
+    refused = {"429": {103: 30, 104: 70, 105: 90}, "503 protective": {101: 2, 102: 5, 104: 9}}
+    history = _history(tmp_path, RUN, refused)
+    assert served_between(history, 102.5, 104.2) == (1400 - 400) - 70 - (9 - 5)
+    assert served_between(history, 103.5, 105.0) == (1500 - 900) - (90 - 30) - (9 - 5)
+
+
+def test_a_history_without_its_entries_counts_no_calls(tmp_path: Path) -> None:
+    """Without ``--csv-full-history`` the throttled requests cannot be told apart."""
+    history = _history(tmp_path, RUN, {"429": {103: 30}}, entries=False)
+    history.write_text(
+        "\n".join(line for line in history.read_text().splitlines() if ",429," not in line)
+    )
+    assert math.isnan(served_between(history, 102.5, 104.2))
 
 
 def test_locusts_steady_cost_is_read_between_its_marks(

@@ -48,7 +48,7 @@ def test_whole_milliseconds_below_ten_seconds_and_locust_steps_above(times: Any)
     assert whole(147.6) == 148
     assert whole(3.2) == 3
     assert whole(times.FINE_UP_TO - 0.6) == times.FINE_UP_TO - 1
-    assert whole(12_345.6) == 12_000  # Locust's two significant digits
+    assert whole(12_345.6) == 12_000  # to the second, as Locust rounds there
     assert whole(58_760) == 59_000
 
 
@@ -58,18 +58,29 @@ def test_the_p95_is_read_to_the_millisecond_once_installed(stats: Any, times: An
     assert _p95(stats, LIGHT_LOAD) == 184
 
 
-def test_a_master_adding_workers_reports_keeps_the_milliseconds(stats: Any, times: Any) -> None:
-    """A worker's histogram reaches the master serialised (its keys already rounded by the
-    worker); the master only adds them up."""
+def test_a_master_keeps_the_milliseconds_its_workers_report(stats: Any, times: Any) -> None:
+    """Two workers' reports go through Locust's own distributed path (its listeners and its
+    wire encoding) to a master that does not round them again: its p95 is the workers'."""
+    event = importlib.import_module("locust.event")
+    protocol = importlib.import_module("locust.rpc.protocol")
+    locust_rounding = stats.bucket_response_time
     times.use_whole_milliseconds()
-    workers = [stats.RequestStats(), stats.RequestStats()]
+    workers = []
+    for _ in range(2):
+        events, worker = event.Events(), stats.RequestStats()
+        stats.setup_distributed_stats_event_listeners(events, worker)
+        workers.append((events, worker))
     for index, response_time in enumerate(LIGHT_LOAD):
-        workers[index % 2].log_request("POST", "check", response_time, 0)
-    master = stats.RequestStats()
-    for worker in workers:
-        for data in worker.serialize_stats():
-            entry = stats.StatsEntry.unserialize(data, master)
-            master.get(entry.name, entry.method).extend(entry)
+        workers[index % 2][1].log_request("POST", "check", response_time, 0)
+    stats.bucket_response_time = locust_rounding  # the master's own would not matter
+    master_events, master = event.Events(), stats.RequestStats()
+    stats.setup_distributed_stats_event_listeners(master_events, master)
+    for index, (events, _) in enumerate(workers):
+        data: dict[str, Any] = {}
+        events.report_to_master.fire(client_id=f"worker-{index}", data=data)
+        wire = protocol.Message("stats", data, f"worker-{index}").serialize()
+        received = protocol.Message.unserialize(wire)
+        master_events.worker_report.fire(client_id=received.node_id, data=received.data)
     total = master.get("check", "POST")
     assert total.num_requests == len(LIGHT_LOAD)
     assert total.get_response_time_percentile(0.95) == 184
