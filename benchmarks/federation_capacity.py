@@ -155,8 +155,8 @@ class Level:
     included: it shares the cores with the servers, so what it spends the servers cannot."""
     locust_steady_ms: float = float("nan")
     """Locust's CPU ms per served call between :data:`STEADY_AFTER` seconds into the level
-    and :data:`STEADY_BEFORE_END` before its end (what its throttled requests cost it counts,
-    they do not): its cost without its start-up and shutdown."""
+    and :data:`STEADY_BEFORE_END` before its end, its start-up and shutdown left out. The CPU
+    its throttled and protective requests took is in it; those requests are not served calls."""
     busiest: Demand | None = None
     """The data centre's network function with the least room for more of this mix of calls."""
 
@@ -277,8 +277,8 @@ def served_between(history: Path, start: float, end: float) -> float:
     """Served calls Locust made between epoch seconds ``start`` and ``end``: the requests its
     per-second history counts (``locust_stats_history.csv``, the Aggregated rows' running total,
     which moves as workers report) less the throttled and protective ones (their own rows, by
-    request type; ``--csv-full-history`` writes them). NaN if unknown (no such history), or if not
-    every user was running yet at ``start``."""
+    request type; ``--csv-full-history`` writes them). NaN if unknown (no history, or one
+    without its entries' rows), or if not every user was running yet at ``start``."""
     totals: dict[tuple[str, str], list[tuple[int, int, int]]] = {}
     entries = False
     try:

@@ -24,7 +24,7 @@ def stats(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """``locust.stats``; whatever a test installs, the next finds Locust's rounding as it was."""
     monkeypatch.setenv("LOCUST_SKIP_MONKEY_PATCH", "1")
     module = importlib.import_module("locust.stats")
-    monkeypatch.delenv("LOCUST_SKIP_MONKEY_PATCH")  # Locust processes the tests start patch
+    monkeypatch.delenv("LOCUST_SKIP_MONKEY_PATCH")  # the Locust processes tests start do patch
     saved = module.bucket_response_time
     yield module
     module.bucket_response_time = saved
@@ -35,14 +35,14 @@ def times(stats: ModuleType) -> ModuleType:
     return importlib.import_module("loadtests.response_times")
 
 
-def _p95(stats: Any, times: list[float]) -> int:
+def _p95(stats: Any, response_times: list[float]) -> int:
     entry = stats.StatsEntry(stats.RequestStats(), "served", "", use_response_times_cache=False)
-    for response_time in times:
-        entry.log(response_time, 0)  # type: ignore[arg-type]  # Locust takes float ms too
+    for response_time in response_times:
+        entry.log(response_time, 0)
     return int(entry.get_response_time_percentile(0.95))
 
 
-def test_whole_milliseconds_below_ten_seconds_and_locust_steps_above(times: Any) -> None:
+def test_whole_milliseconds_below_ten_seconds_and_whole_seconds_above(times: Any) -> None:
     whole = times.whole_milliseconds
     assert whole(147.4) == 147
     assert whole(147.6) == 148
