@@ -32,9 +32,21 @@ WAIT = 30.0
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds.
+
+    A condition that reads the page while the browser is replacing it (a form posted, a
+    redirect followed) may find an element that is gone a moment later, or none yet: Selenium
+    raises for those, and they count as the condition not holding yet.
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        try:
+            if condition():
+                return
+        except (StaleElementReferenceException, NoSuchElementException):
+            pass  # the page changed under the condition: read it again
         if time.monotonic() > deadline:
             raise AssertionError(f"still waiting after {timeout:g} s for {what}")
         time.sleep(0.05)
