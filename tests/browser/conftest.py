@@ -41,14 +41,17 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = WAIT) ->
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 
     deadline = time.monotonic() + timeout
+    missed: Exception | None = None
     while True:
         try:
             if condition():
                 return
-        except (StaleElementReferenceException, NoSuchElementException):
-            pass  # the page changed under the condition: read it again
+            missed = None
+        except (StaleElementReferenceException, NoSuchElementException) as error:
+            missed = error  # the page changed under the condition: read it again
         if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting after {timeout:g} s for {what}")
+            # the last element Selenium could not find, if that is why it still waits
+            raise AssertionError(f"still waiting after {timeout:g} s for {what}") from missed
         time.sleep(0.05)
 
 

@@ -30,8 +30,9 @@ def test_a_condition_that_never_holds_fails_naming_what_it_waited_for() -> None:
         raise StaleElementReferenceException("always gone")
 
     waited = re.escape("still waiting after 0.2 s for the plan to change")
-    with pytest.raises(AssertionError, match=waited):
+    with pytest.raises(AssertionError, match=waited) as failed:
         wait_for(condition, "the plan to change", timeout=0.2)
+    assert isinstance(failed.value.__cause__, StaleElementReferenceException)  # why, kept
 
 
 def test_any_other_error_of_the_condition_is_the_test_failing() -> None:
