@@ -159,12 +159,17 @@ class WalCheckpointer:
         return not 0 <= written - self._written < self.rows
 
     def round(self, connection: sqlite3.Connection) -> bool:
-        """Checkpoint if one is due; whether one was."""
+        """Checkpoint if one is due; whether one was (taken or not)."""
+        return self._round(connection) is not None
+
+    def _round(self, connection: sqlite3.Connection) -> bool | None:
+        """None when no checkpoint is due; else whether the due one was taken."""
         written = self.db.rows_written()
         if not self.is_due(written):
+            return None
+        if not self.checkpoint(connection):
             return False
-        if self.checkpoint(connection):  # else the next commit asks again
-            self._written = written
+        self._written = written
         return True
 
     def checkpoint(self, connection: sqlite3.Connection) -> bool:
@@ -215,8 +220,10 @@ class WalCheckpointer:
                 self._due.clear()
                 if self._stop.is_set():
                     break
-                failed = self.round(connection) and self.is_due()  # due, tried, still due
-                retry = min(max(retry * 2, RETRY_FIRST), RETRY_MAX) if failed else 0.0
+                # Only a checkpoint that could not be taken waits to be tried again. Rows
+                # written while one was being taken already set ``_due`` by their commits.
+                missed = self._round(connection) is False
+                retry = min(max(retry * 2, RETRY_FIRST), RETRY_MAX) if missed else 0.0
             self.checkpoint(connection)  # what the last commits wrote, before handing back
         except Exception:  # a bug, not the file: the commits must checkpoint again
             log.exception("%s: the WAL checkpointer stopped", self.db.path)

@@ -5,6 +5,7 @@ stops."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,7 +127,7 @@ def died(db: Database, monkeypatch: pytest.MonkeyPatch) -> WalCheckpointer:
     def broken(_: sqlite3.Connection) -> bool:
         raise RuntimeError("a bug in a round")
 
-    monkeypatch.setattr(checkpointer, "round", broken)
+    monkeypatch.setattr(checkpointer, "_round", broken)
     checkpointer.start()
     write(db, 1)  # due: the thread's first round
     assert wait_for(lambda: not checkpointer.running)
@@ -309,6 +310,46 @@ def test_a_failing_checkpoint_is_retried_after_a_pause_not_at_every_commit(
         assert wait_for(lambda: checkpointer.stats.checkpoints >= 1)
     finally:
         checkpointer.stop()
+
+
+class _Timed(threading.Event):
+    """The checkpointer's stop event, noting each pause it waits (its retries)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pauses: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            self.pauses.append(timeout)
+        return super().wait(timeout)
+
+
+def test_rows_written_during_a_checkpoint_bring_the_next_at_once_not_a_retry(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady writes a checkpoint may take long enough for the next one to be due when
+    it ends: that one runs straight away, with no pause kept for checkpoints that failed."""
+    checkpointer = WalCheckpointer(db, rows=10)
+    stop = checkpointer._stop = _Timed()
+    checkpoint = checkpointer.checkpoint
+    first = [True]
+
+    def slow(connection: sqlite3.Connection) -> bool:
+        if first[0]:
+            first[0] = False
+            write(db, 20)  # commits arriving while it copies and syncs
+        return checkpoint(connection)
+
+    monkeypatch.setattr(checkpointer, "checkpoint", slow)
+    checkpointer.start()
+    try:
+        write(db, 10)
+        assert wait_for(lambda: checkpointer.stats.checkpoints >= 2)
+    finally:
+        checkpointer.stop()
+    assert stop.pauses == []
+    assert checkpointer.stats.failures == checkpointer.stats.busy == 0
 
 
 def test_one_database_has_one_checkpointer(db: Database) -> None:
