@@ -54,7 +54,7 @@ def _segment(token: str, index: int) -> dict[str, Any]:
     try:
         padded = parts[index] + "=" * (-len(parts[index]) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, ValueError, UnicodeError):
+    except (binascii.Error, ValueError, UnicodeError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 

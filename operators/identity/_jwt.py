@@ -37,7 +37,8 @@ def _b64json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
     try:
         return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, ValueError, UnicodeError) as error:
+    except (binascii.Error, ValueError, UnicodeError, RecursionError) as error:
+        # RecursionError: JSON nested beyond the parser's depth, a forged header's easy 500
         raise JwtRejectedError("malformed JWT segment") from error
 
 
@@ -90,7 +91,7 @@ def verify(token: str, key: Key, alg: str) -> dict[str, Any]:
         raise JwtRejectedError("signature rejected") from error
     try:
         claims = json.loads(obj.payload)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:
         raise JwtRejectedError("JWT payload is not JSON") from error
     if not isinstance(claims, dict):
         raise JwtRejectedError("JWT payload is not a JSON object")

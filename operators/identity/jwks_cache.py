@@ -208,7 +208,10 @@ class JwksCache:
                 body += chunk
                 if len(body) > MAX_JWKS_BYTES:
                     raise JwksError(f"{url} answered more than {MAX_JWKS_BYTES} bytes")
-        return 200, json.loads(bytes(body))
+        try:
+            return 200, json.loads(bytes(body))
+        except RecursionError as error:
+            raise JwksError(f"{url} answered JSON nested too deeply") from error
 
     async def _discover(self, issuer: str) -> str:
         status, metadata = await self._get_json(issuer + "/.well-known/openid-configuration")

@@ -41,6 +41,8 @@ def read_jwk(form: dict[str, str]) -> dict[str, Any] | None:
         raise AccountError(400, "jwk", "jwk: too long for a public key.")
     try:
         value = json.loads(text)
+    except RecursionError as error:
+        raise AccountError(400, "jwk", "jwk: not JSON (nested too deeply).") from error
     except ValueError as error:
         raise AccountError(400, "jwk", f"jwk: not JSON ({error.args[0]}).") from error
     if not isinstance(value, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -182,6 +183,9 @@ async def test_oversized_and_garbage_tokens(harness: Harness) -> None:
     assert_unauthenticated(await harness.check("a" * 9000))
     assert_unauthenticated(await harness.check("not.a.jwt"))
     assert_unauthenticated(await harness.check("%%%"))
+    # a header nested past the JSON parser's depth (4 KB, under the size cap): was a 500
+    nested = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")
+    assert_unauthenticated(await harness.check(f"{nested}.e30.c2ln"))
 
 
 async def test_revoked_token(harness: Harness) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from typing import Any
@@ -173,7 +174,9 @@ async def test_unknown_and_disabled_client(
 async def test_wrong_assertion_type_and_garbage(http: httpx.AsyncClient, app: App) -> None:
     refused(await http.post("/token", data={**CC, "client_assertion": app.assertion(),
                                              "client_assertion_type": "urn:other"}))
-    for garbage in ("x", "a.b.c", "....", "eyJhbGciOiJFUzI1NiJ9.e30.", "é.é.é", "a" * 20000):
+    nested = base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=")  # past json's depth
+    for garbage in ("x", "a.b.c", "....", "eyJhbGciOiJFUzI1NiJ9.e30.", "é.é.é", "a" * 20000,
+                    f"{nested}.e30.c2ln"):
         response = await post(http, garbage)
         assert response.status_code in (400, 401), garbage
         assert response.json()["error"] in ("invalid_client", "invalid_request")

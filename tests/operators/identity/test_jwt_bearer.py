@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 from joserfc.jwk import Key
 
@@ -87,6 +89,8 @@ async def test_bad_assertions_are_invalid_grant(
         app.bearer_assertion("tel:+33600000001", LI_SCOPE),  # another operator's number
         app.bearer_assertion(operator.number("approves"), LI_SCOPE),  # no tel: prefix
         "a.b.c",
+        # a header nested past the JSON parser's depth, under the size cap (was a 500)
+        base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("=") + ".e30.c2ln",
     ]
     header, payload, _ = app.bearer_assertion(number, LI_SCOPE).split(".")
     bad.append(f"{header}.{payload}.")

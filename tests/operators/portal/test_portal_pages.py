@@ -138,6 +138,8 @@ async def test_a_bad_jwk_is_refused_with_a_clear_message(portal: Portal,
                                                         developer: Browser) -> None:
     not_json = await developer.create_application(jwk="{not json")
     assert not_json.status_code == 400 and "jwk: not JSON" in not_json.text
+    nested = await developer.create_application(jwk="[" * 5000)  # past json's depth: was a 500
+    assert nested.status_code == 400 and "jwk: not JSON" in nested.text
     private = await developer.create_application(jwk=json.dumps(
         {"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}))
     assert private.status_code == 400 and "private" in private.text
