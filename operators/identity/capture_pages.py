@@ -37,6 +37,8 @@ add_template_dir(Path(__file__).parent / "templates")
 SESSION_COOKIE = "ogsim_capture"
 FORM_COOKIE = "ogsim_capture_form"
 MAX_FORM_BYTES = 4096
+NO_CODES_LEFT = ("This request has sent all the codes it may: ask the application to send you a"
+                 " new one.")
 
 SendCode = Callable[[str, str], None]
 """Sends a one-time code to a subscriber's phone: (msisdn, code)."""
@@ -103,6 +105,13 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
         }
         return page(request, template, context, status_code=status)
 
+    def code_page(request: Request, capture: CaptureRequest, csrf: str, status: int = 200,
+                  error: str | None = None) -> HTMLResponse:
+        """The one-time code form: tries left with this code, and whether a new one may come."""
+        return view(request, capture, "capture_code.html", status, csrf=csrf, error=error,
+                    left=captures.codes_left(capture.id),
+                    unsent=captures.codes_unsent(capture.id))
+
     def message(request: Request, title: str, text: str, status: int) -> HTMLResponse:
         return page(request, "capture_message.html",
                     {"operator_name": server.config.display_name, "title": title,
@@ -162,10 +171,11 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
             set_cookie(response, request, capture_id, SESSION_COOKIE, secret)
             return response
         if captures.codes_left(capture_id) > 0 and not request.cookies.get(FORM_COOKIE):
-            send_code(capture.msisdn, captures.new_code(capture_id))
+            first = captures.new_code(capture_id)
+            if first is not None:
+                send_code(capture.msisdn, first)
         form_secret = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)
-        response = view(request, capture, "capture_code.html", csrf=form_secret,
-                        left=captures.codes_left(capture_id))
+        response = code_page(request, capture, form_secret)
         set_cookie(response, request, capture_id, FORM_COOKIE, form_secret)
         return response
 
@@ -178,15 +188,21 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
         if not form_ok(request, form, FORM_COOKIE):
             return message(request, "Refused", "The form was not sent from this page.", 403)
         if form.get("resend") == "1":
-            send_code(capture.msisdn, captures.new_code(capture_id))
+            fresh = captures.new_code(capture_id)
+            if fresh is None:
+                return code_page(request, capture, form["csrf"], 429, error=NO_CODES_LEFT)
+            send_code(capture.msisdn, fresh)
             return RedirectResponse(str(request.url_for("open_capture", capture_id=capture_id)),
                                     status_code=303)
         code = form.get("code", "").strip()
         if not (code.isdigit() and captures.check_code(capture_id, code)):
-            left = captures.codes_left(capture_id)
-            return view(request, capture, "capture_code.html", 400, csrf=form["csrf"], left=left,
-                        error="That code is not right." if left else
-                        "Too many wrong codes: ask for a new one.")
+            if captures.codes_left(capture_id):
+                error = "That code is not right."
+            elif captures.codes_unsent(capture_id):
+                error = "Too many wrong codes: ask for a new one."
+            else:
+                error = "Too many wrong codes. " + NO_CODES_LEFT
+            return code_page(request, capture, form["csrf"], 400, error=error)
         secret = captures.open_session(capture_id)
         response = view(request, capture, "capture_decide.html", csrf=secret)
         set_cookie(response, request, capture_id, SESSION_COOKIE, secret)

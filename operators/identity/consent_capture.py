@@ -8,7 +8,9 @@ and as the status Consent Info reports afterwards.
 
 A capture is a row here: what was asked (client, purpose, scopes, callback), when it runs
 out, how far the subscriber got, and the outcome. One-time codes are stored as salted hashes
-and allow :data:`MAX_CODE_ATTEMPTS` tries; the browser that authenticated holds a random
+and allow :data:`MAX_CODE_ATTEMPTS` tries each, and a capture sends at most :data:`MAX_CODES`
+of them (whoever holds the link could otherwise guess forever, a new code every five tries,
+and fill the subscriber's phone with messages); the browser that authenticated holds a random
 session secret whose hash the row keeps, so a capture link forwarded to someone else is of
 no use to them.
 """
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS identity_consent_captures (
     code_hash TEXT,
     code_expires_at REAL,
     code_attempts INTEGER NOT NULL DEFAULT 0,
+    codes_sent INTEGER NOT NULL DEFAULT 0,
     session_hash TEXT,
     outcome TEXT,
     decided_at REAL
@@ -55,6 +58,8 @@ CAPTURE_LIFETIME = 15 * 60.0
 """Seconds a capture URL stays usable (then its result is ``timeout``)."""
 CODE_LIFETIME = 5 * 60.0
 MAX_CODE_ATTEMPTS = 5
+MAX_CODES = 3
+"""One-time codes one capture sends: the first and two more on request."""
 CODE_DIGITS = 6
 
 
@@ -79,6 +84,7 @@ class CaptureRequest:
     created_at: float
     expires_at: float
     code_attempts: int
+    codes_sent: int
     authenticated: bool
     outcome: CaptureOutcome | None
     decided_at: float | None
@@ -105,6 +111,10 @@ class ConsentCaptures:
         self.db = db
         self.clock = clock
         db.ensure_schema(SCHEMA)
+        columns = {row["name"] for row in db.all("PRAGMA table_info(identity_consent_captures)")}
+        if "codes_sent" not in columns:  # a database from before codes were counted
+            db.execute("ALTER TABLE identity_consent_captures ADD COLUMN codes_sent INTEGER"
+                       " NOT NULL DEFAULT 0")
 
     def offer(
         self,
@@ -167,15 +177,21 @@ class ConsentCaptures:
 
     # -- proving who the subscriber is --------------------------------------------------------
 
-    def new_code(self, capture_id: str) -> str:
-        """A fresh one-time code for the capture (the caller sends it to the handset)."""
+    def new_code(self, capture_id: str) -> str | None:
+        """A fresh one-time code for the capture (the caller sends it to the handset); None
+        once the capture has sent :data:`MAX_CODES`."""
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
-        self.db.execute(
+        changed = self.db.execute(
             "UPDATE identity_consent_captures SET code_hash = ?, code_expires_at = ?,"
-            " code_attempts = 0 WHERE id = ?",
-            (_hash(code, capture_id), self.clock() + CODE_LIFETIME, capture_id),
+            " code_attempts = 0, codes_sent = codes_sent + 1 WHERE id = ? AND codes_sent < ?",
+            (_hash(code, capture_id), self.clock() + CODE_LIFETIME, capture_id, MAX_CODES),
         )
-        return code
+        return code if changed == 1 else None
+
+    def codes_unsent(self, capture_id: str) -> int:
+        """How many more codes the capture may send."""
+        capture = self.get(capture_id)
+        return 0 if capture is None else max(0, MAX_CODES - capture.codes_sent)
 
     def check_code(self, capture_id: str, code: str) -> bool:
         """Whether ``code`` is the capture's live code; every try counts, right or wrong."""
@@ -232,6 +248,7 @@ def _capture(row: Any) -> CaptureRequest:
         id=row["id"], client_id=row["client_id"], msisdn=row["msisdn"], purpose=row["purpose"],
         scopes=tuple(json.loads(row["scopes"])), callback_url=row["callback_url"],
         state=row["state"], created_at=row["created_at"], expires_at=row["expires_at"],
-        code_attempts=row["code_attempts"], authenticated=row["session_hash"] is not None,
+        code_attempts=row["code_attempts"], codes_sent=row["codes_sent"],
+        authenticated=row["session_hash"] is not None,
         outcome=CaptureOutcome(outcome) if outcome else None, decided_at=row["decided_at"],
     )

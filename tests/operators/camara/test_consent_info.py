@@ -215,6 +215,39 @@ async def test_the_capture_page_refuses_what_a_forwarded_link_or_a_forged_form_t
     assert (await h.http.get(urlsplit(url)._replace(path=path + "x").path)).status_code == 404
 
 
+async def test_a_capture_sends_three_codes_at_most_so_guessing_ends(
+    gateway_harness: Harness,
+) -> None:
+    """Whoever holds the link cannot ask for code after code and guess on: the third code's
+    tries spent, no fourth comes, the right answer to an old code opens nothing, and the
+    subscriber's phone got three messages."""
+    h = gateway_harness
+    number = h.number("approves")
+    url = (await ask(h, body(h, requestCaptureUrl=True))).json()["captureUrl"]
+    path = urlsplit(url).path
+    opened = await h.http.get(path)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', opened.text)
+    assert csrf is not None
+    form = {"csrf": csrf.group(1)}
+    for sent in (2, 3):
+        again = await h.http.post(f"{path}/code", data={**form, "resend": "1"})
+        assert again.status_code == 303
+        assert len(h.operator.handsets.messages(number)) == sent
+    page = await h.http.get(path)
+    assert 'id="resend"' not in page.text, "no button for a code that will not come"
+    refused = await h.http.post(f"{path}/code", data={**form, "resend": "1"})
+    assert refused.status_code == 429 and "sent all the codes it may" in refused.text
+    for _ in range(5):
+        wrong = await h.http.post(f"{path}/code", data={**form, "code": "000000"})
+        assert wrong.status_code == 400
+    assert "sent all the codes it may" in wrong.text
+    first = h.operator.handsets.messages(number)[-1].data["code"]
+    late = await h.http.post(f"{path}/code", data={**form, "code": first})
+    assert late.status_code == 400 and 'id="approve"' not in late.text
+    assert len(h.operator.handsets.messages(number)) == 3
+    assert h.operator.identity.consents.for_subscriber(number) == []
+
+
 async def test_the_device_itself_needs_no_code(gateway_harness: Harness) -> None:
     h = gateway_harness
     url = (await ask(h, body(h, requestCaptureUrl=True))).json()["captureUrl"]
