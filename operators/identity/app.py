@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..admin_auth import is_admin
 from ..errors import OAuthError
 from ..request_body import BodyRefusedError, ThreatLimits, read_body, read_json_object
-from .consent import Consent
+from .consent import MAX_LIFETIME, Consent
 from .server import IdentityServer, RateLimitedError
 
 MAX_FORM_BYTES = 64 * 1024
@@ -120,7 +120,7 @@ class ConsentGrant(BaseModel):
     purpose: str
     scopes: list[str] = Field(default_factory=list)
     phone_number: str | None = Field(default=None, alias="phoneNumber")
-    expires_in: int | None = Field(default=None, alias="expiresIn", gt=0)
+    expires_in: int | None = Field(default=None, alias="expiresIn", gt=0, le=MAX_LIFETIME)
 
 
 def build_identity_router(server: IdentityServer) -> APIRouter:
@@ -246,7 +246,10 @@ def build_identity_router(server: IdentityServer) -> APIRouter:
         try:
             grant = ConsentGrant.model_validate(await _json_object(request))
         except ValidationError as error:
-            raise OAuthError("invalid_request", "malformed consent") from error
+            first = error.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "body"
+            raise OAuthError("invalid_request",
+                             f"malformed consent: {field}: {first['msg']}") from error
         if actor == "admin":
             msisdn = grant.phone_number
             if not msisdn or server.subscribers.get(msisdn) is None:

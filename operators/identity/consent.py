@@ -13,6 +13,10 @@ from ..errors import OAuthError
 from ..storage import Database
 from ..types import Clock
 
+MAX_LIFETIME = 10 * 365 * 86_400
+"""The longest consent one may grant, in seconds (ten years): an expiry far beyond it would
+overflow the dates that Consent Info answers with."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity_consents (
     id TEXT PRIMARY KEY,

@@ -54,6 +54,11 @@ async def test_json_nested_a_thousand_levels_is_a_400_not_a_500(
         '{"clientId": "app-one", "purpose": "dpv:IdentityVerification"}'.encode("utf-16"),
         b'\xef\xbb\xbf{"clientId": "app-one", "purpose": "dpv:IdentityVerification"}',
         b'{"clientId": "app-one", "purpose": "dpv:IdentityVerification", "expiresIn": NaN}',
+        # an expiry whose date Consent Info could not write (or whose sum overflows)
+        b'{"clientId": "app-one", "purpose": "dpv:IdentityVerification",'
+        b' "expiresIn": 1000000000000}',
+        b'{"clientId": "app-one", "purpose": "dpv:IdentityVerification", "expiresIn": 1'
+        + b"0" * 400 + b"}",
     ],
 )
 async def test_consent_create_with_a_bad_string_or_shape_writes_nothing(
