@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from collections.abc import Callable
 
@@ -25,7 +24,7 @@ def is_admin(authorization: str | None, secret: str) -> bool:
     if scheme.lower() == "basic":
         try:
             user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or a non-ASCII header
             return False
         return hmac.compare_digest(user.encode(), ADMIN_USER.encode()) & hmac.compare_digest(
             password.encode(), secret.encode()

@@ -178,7 +178,7 @@ class IdpDirectory:
             if len(response.content) > MAX_METADATA_BYTES:
                 raise ValueError("the document is too large")
             document = json.loads(response.content)
-        except (httpx.HTTPError, ValueError) as error:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, RecursionError) as error:
             raise SignInRefusedError(
                 502, f"The identity provider's discovery document ({url}) could not be read: "
                      f"{error}") from error

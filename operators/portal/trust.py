@@ -72,7 +72,9 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
     origin = host.origin.rstrip("/")
 
     def organisation_admin(developer: Developer) -> Developer:
-        members = accounts.members(developer.org_id)
+        # The first active member: when the company's identity provider deprovisions the
+        # founding member, the next one takes over instead of nobody holding the settings.
+        members = [member for member in accounts.members(developer.org_id) if member.active]
         return members[0] if members else developer
 
     def trust_page(request: Request, developer: Developer, *, status: int = 200,
@@ -194,10 +196,16 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
 
 
 def _settings_problem(issuer: str, client_id: str, secret: str) -> str | None:
-    parts = urlsplit(issuer)
+    bad_issuer = "issuer: give the provider's issuer URL, e.g. https://idp.example.com."
+    try:
+        parts = urlsplit(issuer)
+        parts.port  # noqa: B018 (a port that is not a number raises only when read)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return bad_issuer
     if (parts.scheme not in ("http", "https") or not parts.netloc or parts.query
-            or parts.fragment or len(issuer) > 500):
-        return "issuer: give the provider's issuer URL, e.g. https://idp.example.com."
+            or parts.fragment or len(issuer) > 500
+            or any(char.isspace() or not char.isprintable() for char in issuer)):
+        return bad_issuer
     if not 1 <= len(client_id) <= 200:
         return "client_id: give the client id the provider registered the portal with."
     if not 1 <= len(secret) <= 500:

@@ -61,6 +61,8 @@ DEFAULT_DAYS = 14
 """The range a page shows when given no dates: the last 14 UTC days, today included."""
 MAX_DAYS = 366
 """The longest range one query may ask for (a year, leap day included)."""
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
+"""The dates a query may name: usage is kept in epoch seconds from 1970."""
 PARAMETERS = ("application", "api", "from", "to")
 
 
@@ -105,11 +107,17 @@ def _date(params: Mapping[str, str], name: str) -> date | None:
     try:
         if len(raw) != 10:
             raise ValueError(raw)
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise UsageQueryError(
             400, name, f"{raw[:40]!r} is not a date; write it as YYYY-MM-DD."
         ) from None
+    if not EARLIEST <= day <= LATEST:
+        # Usage is kept in epoch seconds; a range reaching year 1 or 9999 overflows the
+        # arithmetic on its days before any query runs.
+        raise UsageQueryError(400, name, f"{raw} is out of range: give a date from {EARLIEST}"
+                                         f" to {LATEST}.")
+    return day
 
 
 def parse_usage_query(

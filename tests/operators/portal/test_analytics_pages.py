@@ -110,6 +110,9 @@ async def test_every_page_needs_the_admin_credential(portal: Portal, seeded: See
         assert "admin credential" in page.text
         asked = await anyone.get(path, headers={**wrong, "Accept": "application/json"})
         assert asked.status_code == 401 and asked.json()["code"] == "UNAUTHENTICATED"
+        # a header byte that is not ASCII (base64 refuses it with a plain ValueError): was a 500
+        latin = await anyone.get(path, headers={"Authorization": b"Basic \xe9"})
+        assert latin.status_code == 401, path
         assert "ada@example.com" not in page.text + asked.text
 
 

@@ -258,6 +258,12 @@ async def test_the_org_admin_configures_the_provider_on_the_trust_page(
         bad = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
             "csrf": csrf, "issuer": "not a url", "client_id": "", "client_secret": ""})
         assert bad.status_code == 400 and "issuer:" in bad.text
+        # a port that is not a number, an unclosed IPv6 bracket, a control character: were 500s
+        for typo in ("http://idp.example.com:abc", "http://[x", "http://idp.example.com/\x7f"):
+            mistyped = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                "csrf": csrf, "issuer": typo, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+            assert mistyped.status_code == 400 and "issuer: give" in mistyped.text, typo
         saved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
             "csrf": csrf, "issuer": IDP, "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET})
@@ -293,6 +299,22 @@ async def test_only_the_org_admin_may_change_the_provider(world: TrustWorld) -> 
         assert answer.status_code == 403
     organisation = world.accounts.organisation(world.org_id)
     assert organisation is not None and organisation.idp_issuer == IDP
+
+
+async def test_the_next_active_member_holds_the_settings_once_the_admin_is_deprovisioned(
+    world: TrustWorld,
+) -> None:
+    """The founding member leaves the company: whoever joined next may now change how the
+    organisation signs in (before, nobody could: the admin stayed the deactivated member)."""
+    world.federate()
+    async with world.browser() as browser:
+        await world.corporate_sign_in(browser, "u-eve", "eve-pw")
+        world.accounts.deactivate(world.admin.developer_id)
+        page = await browser.get(f"{PORTAL}/portal/organisation/trust")
+        assert page.status_code == 200 and "Only your organisation's admin" not in page.text
+        token = await browser.post(f"{PORTAL}/portal/organisation/trust/scim-token",
+                                   data={"csrf": world.csrf(browser)})
+        assert token.status_code == 200 and 'id="scim-token">scim_' in token.text
 
 
 def csrf_of(html: str) -> str:

@@ -174,6 +174,13 @@ def test_query_parameters_are_checked_and_named() -> None:
         "application": (dict(application="someone-elses"), 404),
         "api": (dict(api="<script>"), 400),
     }
+    # Dates the day arithmetic cannot reach (year 1 minus 13 days overflowed into a 500)
+    for params in (dict(to="0001-01-05"), dict(to="9999-12-31"), {"from": "1969-12-31"}):
+        with pytest.raises(UsageQueryError) as out_of_range:
+            parse(**params)
+        (name,) = params
+        assert (out_of_range.value.parameter, out_of_range.value.status) == (name, 400)
+        assert "1970-01-01" in out_of_range.value.message
     for parameter, (params, status) in refused.items():
         with pytest.raises(UsageQueryError) as caught:
             parse(**params)
