@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,12 +72,28 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else raw
 
 
-def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``a.b.0.c`` inside nested dicts and lists, creating mappings where missing."""
+def set_dotted(
+    data: dict[str, Any], key: str, value: Any, *, named: Collection[str] = ()
+) -> None:
+    """Set ``a.b.0.c`` inside nested dicts and lists, creating mappings where missing.
+
+    Under a key in ``named`` (a mapping of entries by name: operators, data centres) a path
+    may add a whole entry (``data_centres.mad-3``) but not reach into one that is not there:
+    with every field defaulted, ``data_centres.mad1.gateway.replicas`` would silently add a
+    data centre for a typo of ``mad-1``. That raises :class:`ValueError` naming the known ones.
+    """
     parts = key.split(".")
     target: Any = data
+    parent = ""
     for part in parts[:-1]:
-        target = target[int(part)] if isinstance(target, list) else target.setdefault(part, {})
+        if isinstance(target, list):
+            target = target[int(part)]
+        else:
+            if parent in named and part not in target:
+                known = ", ".join(map(str, target)) or "none"
+                raise ValueError(f"no {parent} entry {part!r} (known: {known})")
+            target = target.setdefault(part, {})
+        parent = part
     last = parts[-1]
     if isinstance(target, list):
         target[int(last)] = value

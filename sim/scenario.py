@@ -97,12 +97,22 @@ ApiName = Literal[
     "quality-on-demand.session",
 ]
 
+NAMED_ENTRIES = frozenset({"operators", "data_centres", "countries", "applications"})
+"""Mappings of entries by name, into which a ``--set`` path may not reach past a missing name
+(see :func:`~operators.config_file.set_dotted`)."""
+
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+"""A relative weight of a random choice: the chooser's running totals must rise, so a zero or
+negative weight (which took every call from the others) is refused."""
+
 UNBOUNDED = 1_000_000_000
 """Stands for "no limit" where a policy object needs an integer (buffer slots, waiting room)."""
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinities: an infinite rate made every gap between arrivals zero (a run that never
+    # advances its clock), an infinite duration overflowed the run's slices.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # -- topology ------------------------------------------------------------------------------
@@ -416,8 +426,8 @@ class ApplicationSpec(_Model):
     via_aggregator: bool = False
     arrival: ArrivalProcess
     spikes: tuple[Spike, ...] = ()
-    apis: dict[ApiName, float] = Field(min_length=1, description="relative weights")
-    operators: dict[str, float] | None = Field(
+    apis: dict[ApiName, Weight] = Field(min_length=1, description="relative weights")
+    operators: dict[str, Weight] | None = Field(
         default=None, description="relative weights; default: the operators' market shares"
     )
     auth: AuthSpec = AuthSpec()
@@ -899,7 +909,7 @@ def read_document(
     node, data = read_yaml_mapping(source)
     for key, value in (overrides or {}).items():
         try:
-            set_dotted(data, key, value)
+            set_dotted(data, key, value, named=NAMED_ENTRIES)
         except (IndexError, ValueError, TypeError, AttributeError) as error:
             raise ConfigFileError(
                 str(source), [f"{source}: --set {key}: cannot apply ({error})"]
@@ -937,7 +947,7 @@ def load_scenario(
         variant_data.pop("variants", None)
         for key, value in variant.set.items():
             try:
-                set_dotted(variant_data, key, value)
+                set_dotted(variant_data, key, value, named=NAMED_ENTRIES)
             except (IndexError, ValueError, TypeError, AttributeError) as error:
                 problems.append(f"{source}: variants.{name}.set.{key}: cannot apply ({error})")
                 continue

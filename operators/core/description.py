@@ -30,7 +30,8 @@ __all__ = [
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # an infinite mean or bound is no service time (a call that never ends stalls its server)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Sampler = Callable[[random.Random], float]

@@ -92,6 +92,48 @@ def test_bad_override_is_reported_like_the_file(small: Path) -> None:
     assert "traffic.applications.bank.client.timeout" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        # an infinite rate made every gap between arrivals zero: a run that never ended
+        ("traffic.applications.bank.arrival.rate", float("inf"),
+         "traffic.applications.bank.arrival.poisson.rate: Input should be a finite number"),
+        ("duration", float("inf"), "duration: Input should be a finite number"),
+        # a negative weight took every call from the positive ones
+        ("traffic.applications.bank.apis", {"sim-swap.check": 1, "kyc-match.match": -1},
+         "traffic.applications.bank.apis.kyc-match.match: Input should be greater than 0"),
+        ("traffic.applications.hobby.operators", {"telco-es": 0},
+         "traffic.applications.hobby.operators.telco-es: Input should be greater than 0"),
+        ("topology.operators.telco-es.core.sim_data_register",
+         {"name": "hlr", "kind": "sim_data_register",
+          "service_time": {"distribution": "exponential", "mean": float("inf")}},
+         "service_time.exponential.mean: Input should be a finite number"),
+    ],
+)
+def test_infinite_values_and_weights_that_are_not_positive_are_named(
+    small: Path, key: str, value: object, named: str
+) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(small, overrides={key: value})
+    assert named in str(caught.value)
+
+
+def test_a_set_path_through_a_misspelt_name_adds_nothing(small: Path) -> None:
+    """Every field of a data centre has a default, so reaching into one by a misspelt name
+    used to add a third data centre; a whole new entry may still be added."""
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(small, overrides={
+            "topology.operators.telco-es.data_centres.mad1.gateway.replicas": 8})
+    assert "no data_centres entry 'mad1' (known: mad-1, mad-2)" in str(caught.value)
+    with pytest.raises(ConfigFileError) as unknown_app:
+        load_scenario(small, overrides={"traffic.applications.bnak.client.timeout": 1})
+    assert "no applications entry 'bnak' (known: bank, hobby)" in str(unknown_app.value)
+    (grown,) = load_scenario(
+        small, overrides={"topology.operators.telco-es.data_centres.mad-3": {}}
+    )
+    assert list(grown.topology.operators["telco-es"].data_centres) == ["mad-1", "mad-2", "mad-3"]
+
+
 def test_variants_apply_their_overrides_and_expectations(tmp_path: Path) -> None:
     text = SMALL + (
         "variants:\n"
