@@ -188,12 +188,19 @@ def plan_sweep(
         point_overrides = dict(overrides or {})
         point_seed, point_duration = seed, duration
         for d, i in zip(dimensions, indices, strict=True):
+            # seed and duration go in uncoerced: the scenario's own fields check them, so a
+            # value that is no integer (seed=a, seed=1.7) is named, not truncated or a crash
+            value = d.values[i]
+            if d.key in ("seed", "duration") and (value is None or isinstance(value, bool)):
+                raise ConfigFileError(
+                    str(source), [f"--vary {d.key}: {d.labels[i]!r} is not a number"]
+                )
             if d.key == "seed":
-                point_seed = int(d.values[i])
+                point_seed = value
             elif d.key == "duration":
-                point_duration = float(d.values[i])
+                point_duration = value
             else:
-                point_overrides[d.key] = d.values[i]
+                point_overrides[d.key] = value
         try:
             loaded = load_scenario(
                 source, duration=point_duration, seed=point_seed, overrides=point_overrides

@@ -26,6 +26,8 @@ from sim.cli.options import (
     AdminSecretOption,
     OperatorConfigOption,
     load_operator,
+    refuse_unwritable,
+    require_operator_database,
 )
 
 __all__ = ["app", "invoices"]
@@ -56,6 +58,7 @@ def _from_database(db: Path, config: Path | None, month: Month | None) -> dict[s
     if not db.is_file():
         errors.print(f"[red]--db: no database file at {db}[/red]")
         raise typer.Exit(2)
+    require_operator_database(db, ("usage_events", "plan_subscriptions"), errors)
     operator = load_operator(config, errors)
     database = Database(str(db))
     try:
@@ -153,6 +156,8 @@ def invoices(
 ) -> None:
     """A month's invoices per application: line items per API and tier, totals, currency."""
     wanted = None if month is None else Month.parse(month)
+    if out is not None:
+        refuse_unwritable(out, "--out", errors, folder=False)
     if (db is None) == (url is None):
         errors.print(
             "[red]give either --db PATH (a database file) or --url URL (the admin API)[/red]"
@@ -176,6 +181,7 @@ def invoices(
     if out is None:
         typer.echo(data.decode(), nl=False)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
         console.print(f"{len(payload['invoices'])} invoice(s) for {payload['month']} in {out}")
 

@@ -40,6 +40,7 @@ from sim.calibration_live import (
     live_backends,
     measure_step,
 )
+from sim.cli.options import refuse_unwritable
 
 __all__ = [
     "LEVELS",
@@ -445,6 +446,7 @@ def calibrate_command(
     compare."""
     levels = tuple(sorted(level)) if level else (QUICK_LEVELS if quick else LEVELS)
     seconds = step_seconds or (5 if quick else 25)
+    refuse_unwritable(out, "--out", console)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
         results = Path(scratch)

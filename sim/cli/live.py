@@ -44,6 +44,7 @@ from federation import (
     run_demo,
 )
 from operators import (
+    ConfigFileError,
     Database,
     Operator,
     SubscriberBase,
@@ -51,7 +52,12 @@ from operators import (
     serve_until_stopped,
 )
 from operators.identity import KeyEncryptionKeyError, KeySealing
-from sim.cli.options import DEFAULT_ADMIN_SECRET, OperatorConfigOption, load_operator
+from sim.cli.options import (
+    DEFAULT_ADMIN_SECRET,
+    OperatorConfigOption,
+    load_operator,
+    refuse_unwritable,
+)
 
 __all__ = ["app", "corporate_idp", "demo", "operator_app", "serve", "token", "up"]
 
@@ -159,7 +165,11 @@ def up(
     ] = False,
 ) -> None:
     """Start every operator and the aggregator as separate processes, until Ctrl-C."""
-    federation = load_federation(config) if config else default_federation()
+    try:
+        federation = load_federation(config) if config else default_federation()
+    except ConfigFileError as error:
+        console.print(f"[red]invalid federation config[/red]\n{error}", soft_wrap=True)
+        raise typer.Exit(2) from error
     if redis is not None:
         operators = tuple(o.model_copy(update={"redis_url": redis}) for o in federation.operators)
         federation = federation.model_copy(update={"operators": operators})
@@ -244,6 +254,7 @@ def demo(
 ) -> None:
     """Start the default federation in process and run a cross-operator story through it."""
     teller = Console(highlight=False)
+    refuse_unwritable(out, "--out", console)
     person = None
     if interactive:
         person = Interactive(

@@ -9,6 +9,8 @@ processes, ``--admin-secret`` an operator's admin credential (also ``$OGSIM_ADMI
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +26,8 @@ __all__ = [
     "ResultsAlias",
     "load_operator",
     "out_or_alias",
+    "refuse_unwritable",
+    "require_operator_database",
 ]
 
 DEFAULT_ADMIN_SECRET = "admin-secret"
@@ -65,3 +69,60 @@ def load_operator(config: Path | None, console: Console) -> ServedOperatorConfig
     except ConfigFileError as error:
         console.print(f"[red]invalid operator config[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
+
+
+def unwritable(path: Path, *, folder: bool) -> str | None:
+    """Why ``path`` (a folder to make, or a file to write) cannot be written, or None.
+
+    Nothing is created: the first part of the path that exists must be a folder this process
+    may write in, and ``path`` itself, when it exists, the kind asked for.
+    """
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder; give a file name"
+        if not os.access(path, os.W_OK):
+            return f"{path} is not writable"
+        return None
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, so {path} cannot be made"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot write in {ancestor}"
+    return None
+
+
+def refuse_unwritable(path: Path, flag: str, console: Console, *, folder: bool = True) -> None:
+    """Exit 2 naming ``flag`` when ``path`` cannot be written: checked before a run, whose
+    work would otherwise be lost to a traceback at its end."""
+    problem = unwritable(path, folder=folder)
+    if problem is not None:
+        console.print(f"{flag}: {problem}", style="red", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(2)
+
+
+def require_operator_database(db: Path, tables: tuple[str, ...], console: Console) -> None:
+    """Exit 2 naming ``--db`` unless ``db`` is an SQLite file holding ``tables``; opened
+    read-only, so a wrong file given by mistake is left as it was (an operator's storage
+    would otherwise create its tables in it)."""
+    problem = None
+    try:
+        source = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = source.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            found = {row[0] for row in rows}
+            missing = [t for t in tables if t not in found]
+        finally:
+            source.close()
+        if missing:
+            problem = f"{db} keeps no operator records (no {', '.join(missing)} table)"
+    except sqlite3.Error as error:
+        problem = f"{db} is not an operator's SQLite database ({error})"
+    if problem is not None:
+        console.print(f"--db: {problem}", style="red", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(2)

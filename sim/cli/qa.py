@@ -54,7 +54,13 @@ from loadtests.conformance import (
     Target,
     run_conformance,
 )
-from sim.cli.options import DEFAULT_ADMIN_SECRET, AdminSecretOption, ResultsAlias, out_or_alias
+from sim.cli.options import (
+    DEFAULT_ADMIN_SECRET,
+    AdminSecretOption,
+    ResultsAlias,
+    out_or_alias,
+    refuse_unwritable,
+)
 
 __all__ = ["app", "conformance", "loadtest", "reconcile", "run_conformance_command"]
 
@@ -258,6 +264,7 @@ def loadtest(
 ) -> None:
     """Run Locust headless against the live federation; reports, thresholds, reconciliation."""
     folder = out_or_alias(out, results)
+    refuse_unwritable(folder, "--results" if results is not None else "--out", console)
     folder.mkdir(parents=True, exist_ok=True)
     with federation_for_run(descriptor, folder, base_port, say=console.print) as described:
         run = run_locust(

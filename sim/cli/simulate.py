@@ -34,6 +34,7 @@ from rich.table import Table
 
 from operators import ConfigFileError, parse_override
 from sim.business import is_business_file
+from sim.cli.options import refuse_unwritable
 from sim.cli.result_tables import print_result, print_summary
 from sim.compare import RunFolder, compare_html, compare_png, differences, pairs
 from sim.engine import World
@@ -59,6 +60,22 @@ SCHEDULER_HELP = (
     "Dask scheduler address (tcp://host:8786): run on that cluster instead of local processes"
 )
 PANEL = "Simulate (virtual time)"
+
+
+def scheduler_address(value: str | None) -> str | None:
+    """A Dask scheduler address as Dask writes one (``tcp://host:8786``, or ``host:8786``):
+    refused naming the flag before any run, rather than as Dask's traceback after loading."""
+    if value is None:
+        return None
+    scheme, sep, rest = value.rpartition("://")
+    host, colon, port = rest.rpartition(":")
+    if (
+        not (colon and host and port.isdigit() and 0 < int(port) < 65536)
+        or (sep and not scheme.isalpha())
+        or any(char.isspace() or char == "/" for char in host)
+    ):
+        raise typer.BadParameter(f"{value!r} is not a scheduler address (tcp://host:8786)")
+    return value
 
 console = Console()
 
@@ -117,7 +134,9 @@ def run(
         int, typer.Option(min=1, help="independent replications (seeds derived from --seed)")
     ] = 1,
     workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
-    scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help=SCHEDULER_HELP, callback=scheduler_address)
+    ] = None,
 ) -> None:
     """Run a scenario in virtual time; report, plot, and judge its expectations."""
     overrides = _overrides(set or [])
@@ -130,6 +149,7 @@ def run(
         console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
     folder = out if out is not None else Path("runs") / variants[0].name
+    refuse_unwritable(folder, "--out", console)
     shown: dict[str, object] = dict(overrides)
     if duration is not None:
         shown["duration"] = duration
@@ -199,6 +219,7 @@ def _run_business(
         console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
     folder = out if out is not None else Path("runs") / scenario.name
+    refuse_unwritable(folder, "--out", console)
     if not run_business_file(scenario, console, folder, source):
         raise typer.Exit(1)
 
@@ -272,7 +293,9 @@ def sweep(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
-    scheduler: Annotated[str | None, typer.Option(help=SCHEDULER_HELP)] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help=SCHEDULER_HELP, callback=scheduler_address)
+    ] = None,
 ) -> None:
     """Run a grid of overrides with replications; write a table, a plot and report.html."""
     try:
@@ -316,6 +339,7 @@ def sweep(
         raise typer.Exit(2) from error
     name = plan.variants[0][0].name
     folder = out if out is not None else Path("runs") / f"{name}-sweep"
+    refuse_unwritable(folder, "--out", console)
     console.print(
         f"{name}: {len(plan.points)} points x {len(plan.variants[0])} variant(s) x "
         f"{count} replications = {len(plan.tasks)} runs"
@@ -366,6 +390,8 @@ def compare(
     ] = None,
 ) -> None:
     """Compare two runs: differences in each metric and overlaid time series."""
+    if out is not None:
+        refuse_unwritable(out, "--out", console, folder=False)
     try:
         a, b = RunFolder.read(run_a), RunFolder.read(run_b)
     except (OSError, ValueError) as error:

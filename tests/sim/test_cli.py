@@ -130,3 +130,51 @@ def test_quick_validation_passes_and_ends_with_the_summary_line() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1].startswith("validate: ")
     assert result.output.strip().endswith("passed, 0 failed")
+
+
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    """A file where a folder goes (or a folder where a file goes) used to cost the whole run
+    and end in a traceback; now it is named, exit 2, and nothing runs."""
+    taken = tmp_path / "taken"
+    taken.write_text("")
+    small = Path(__file__).parent.parent.parent / "scenarios" / "thundering_herd.yaml"
+    cases = [
+        (["run", str(small), "--out", str(taken)], "is a file, not a folder"),
+        (["run", str(small), "--out", str(taken / "deeper")], "cannot be made"),
+        (["sweep", str(small), "--vary", "seed=1,2", "--out", str(taken)], "not a folder"),
+        (["compare", str(tmp_path), str(tmp_path), "--out", str(tmp_path)], "give a file name"),
+        (["demo", "--out", str(taken)], "is a file, not a folder"),
+        (["loadtest", "--out", str(taken)], "is a file, not a folder"),
+        (["calibrate", "--out", str(taken)], "is a file, not a folder"),
+    ]
+    for args, said in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "--out" in result.output, (args, result.output)
+        assert said in result.output and "Traceback" not in result.output, args
+    assert taken.read_text() == "" and not (tmp_path / "runs").exists()
+
+
+def test_bad_federation_file_sweep_values_and_scheduler_are_named(tmp_path: Path) -> None:
+    """Each of these was a traceback (and seed=1.7 a silent seed 1) before."""
+    bad = tmp_path / "federation.yaml"
+    bad.write_text("operators: 5\n")
+    for config, said in ((bad, "operators: Input should be a valid tuple"),
+                         (tmp_path / "none.yaml", "cannot read")):
+        result = runner.invoke(app, ["up", "-c", str(config)])
+        assert result.exit_code == 2 and "invalid federation config" in result.output
+        assert said in result.output
+    herd = Path(__file__).parent.parent.parent / "scenarios" / "thundering_herd.yaml"
+    out = tmp_path / "sweep"
+    for vary, said in (("seed=a,b", "seed: Input should be a valid integer"),
+                       ("seed=1.7", "fractional part"),
+                       ("seed=null", "--vary seed: 'null' is not a number"),
+                       ("duration=x,5", "duration: Input should be a valid number")):
+        result = runner.invoke(app, ["sweep", str(herd), "--vary", vary, "--out", str(out)])
+        assert result.exit_code == 2 and said in result.output, (vary, result.output)
+    for address in ("bogus", "tcp://host", "tcp://host:99999", "tcp://a/b:1"):
+        result = runner.invoke(app, ["run", str(herd), "--scheduler", address])
+        said = " ".join(result.output.replace("│", " ").split())  # unwrap rich's error panel
+        assert result.exit_code == 2 and "is not a scheduler address" in said, address
+    assert not out.exists()

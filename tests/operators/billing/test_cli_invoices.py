@@ -137,3 +137,28 @@ def test_other_bad_input_is_a_message(tmp_path: Path) -> None:
     fmt = runner.invoke(app, ["invoices", "--db", "x", "--format", "pdf"])
     assert fmt.exit_code == 2 and "--format" in fmt.output
     assert "--month" in runner.invoke(app, ["invoices", "--help"]).output
+
+
+def test_a_file_that_is_no_operator_database_is_named_and_left_as_it_was(
+    tmp_path: Path, operator_files: tuple[Path, Path]
+) -> None:
+    """An empty file or another program's database once got the operator's tables written
+    into it (and read "no invoice"); a text file got a traceback."""
+    blank = tmp_path / "blank.db"
+    blank.write_bytes(b"")
+    text = tmp_path / "notes.yaml"
+    text.write_text("not: a database\n")
+    for path, said in ((blank, "keeps no operator records"), (text, "not an operator's")):
+        result = runner.invoke(app, ["invoices", "--db", str(path), "--month", "2025-01"])
+        assert result.exit_code == 2 and "--db" in result.output and said in result.output
+        assert "Traceback" not in result.output
+    assert blank.read_bytes() == b""
+    db_path, config_path = operator_files
+    base = ["invoices", "--db", str(db_path), "-c", str(config_path), "--month", "2025-03",
+            "--format", "json"]
+    into_folder = runner.invoke(app, [*base, "--out", str(tmp_path)])
+    assert into_folder.exit_code == 2 and "give a file name" in into_folder.output
+    nested = tmp_path / "reports" / "march.json"
+    written = runner.invoke(app, [*base, "--out", str(nested)])
+    assert written.exit_code == 0, written.output
+    assert json.loads(nested.read_text())["month"] == "2025-03"
