@@ -111,6 +111,17 @@ class Database:
             self._conn.executescript(ddl)
             _wrote()
 
+    def ensure_column(self, table: str, column: str, ddl: str) -> None:
+        """Add ``column`` (declared by ``ddl``) to a ``table`` written before it existed; a
+        data centre sharing the file may add it first."""
+        if column in {row["name"] for row in self.all(f"PRAGMA table_info({table})")}:
+            return
+        try:
+            self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+        except sqlite3.OperationalError as error:
+            if "duplicate column" not in str(error):
+                raise
+
     @contextmanager
     def transaction(self) -> Iterator[Database]:
         """All statements inside commit together or not at all; nesting joins the outer one."""

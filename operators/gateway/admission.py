@@ -220,6 +220,7 @@ class Admission:
             correlator=correlator,
             party=token.party,
             sandbox=facts.sandbox,
+            by_network=token.by_network,
         )
         granted = _Granted(facts, operation, correlator, context)
         if correlator is None:

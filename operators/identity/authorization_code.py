@@ -269,6 +269,7 @@ class AuthorizationCodeFlow:
                 client.client_id, request, grant=GrantType.AUTHORIZATION_CODE,
                 msisdn=self.subscriber(row["msisdn"]), grant_ref=f"code:{code_hash}",
                 consent_id=row["consent_id"], nonce=row["nonce"], auth_time=row["created_at"],
+                by_network=True,  # /authorize knows the subscriber by the device's address
             ) if claimed else None
         if issued is None:  # lost a race with a concurrent redemption of the same code
             self.tokens.revoke_grant(f"code:{code_hash}")

@@ -33,7 +33,7 @@ from .clients import Client
 from .consent import ConsentStore
 from .handset import Verdict, verdict
 from .purposes import objects_to, parse_scope
-from .subjects import SubjectResolver, UnknownSubjectError
+from .subjects import OPERATOR_TOKEN, SubjectResolver, UnknownSubjectError
 from .tokens import IssuedToken, TokenService
 from .types import GrantType
 
@@ -155,6 +155,7 @@ class CibaService:
         decision :mod:`federation.discovery_fallback` makes, live and simulated)."""
         db.ensure_schema(SCHEMA)
         _add_pressed_column(db)
+        db.ensure_column("identity_ciba_requests", "by_network", "INTEGER NOT NULL DEFAULT 0")
 
     def start(self, client: Client, form: Mapping[str, str]) -> BackchannelResponse:
         """Handle an authenticated ``/bc-authorize`` request."""
@@ -189,10 +190,12 @@ class CibaService:
         self.db.insert(
             "INSERT INTO identity_ciba_requests (auth_req_id, client_id, consent_party, msisdn,"
             " scope, binding_message, created_at, expires_at, interval, last_poll_at, prompt,"
-            " handset, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            " handset, status, by_network)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
             (auth_req_id, client.client_id, party, msisdn, " ".join(request.scopes),
              form.get("binding_message"), now, now + expires_in,
-             lifetimes.ciba_interval, now, int(prompt), handset),
+             lifetimes.ciba_interval, now, int(prompt), handset,
+             int(hint.startswith(OPERATOR_TOKEN))),
         )
         return BackchannelResponse(auth_req_id, expires_in, lifetimes.ciba_interval)
 
@@ -273,6 +276,7 @@ class CibaService:
         return self.tokens.issue(
             client.client_id, request, grant=GrantType.CIBA, msisdn=row["msisdn"],
             grant_ref=f"ciba:{auth_req_id}", consent_id=consent_id, auth_time=self.clock(),
+            by_network=bool(row["by_network"]),
         )
 
     # -- the interactive handset ------------------------------------------------------------

@@ -111,10 +111,7 @@ class ConsentCaptures:
         self.db = db
         self.clock = clock
         db.ensure_schema(SCHEMA)
-        columns = {row["name"] for row in db.all("PRAGMA table_info(identity_consent_captures)")}
-        if "codes_sent" not in columns:  # a database from before codes were counted
-            db.execute("ALTER TABLE identity_consent_captures ADD COLUMN codes_sent INTEGER"
-                       " NOT NULL DEFAULT 0")
+        db.ensure_column("identity_consent_captures", "codes_sent", "INTEGER NOT NULL DEFAULT 0")
 
     def offer(
         self,

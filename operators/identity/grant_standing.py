@@ -41,6 +41,11 @@ class TokenContext:
     party: str | None = None
     """Whom the subscriber's consent is given to when not the client itself: an application
     an aggregator acts for (``hub/app``); None means the client."""
+    by_network: bool = False
+    """The subscriber was authenticated by the mobile network, with no user interaction: the
+    authorization code flow from the device's own address, or a TS.43 ``operatortoken:``
+    subject. Number Verification answers only such a token (a ``tel:`` hint is the
+    application's word for the number, not a proof)."""
 
     @property
     def consent_party(self) -> str:

@@ -29,7 +29,7 @@ from .clients import Client, ClientRegistry
 from .consent import ConsentStore
 from .purposes import objects_to, parse_scope
 from .replay import ReplayGuard
-from .subjects import SubjectResolver, UnknownSubjectError
+from .subjects import OPERATOR_TOKEN, SubjectResolver, UnknownSubjectError
 from .tokens import IssuedToken, TokenService
 from .types import AuthMethod, GrantType
 
@@ -153,6 +153,7 @@ class JwtBearerGrant:
         return self.tokens.issue(
             client.client_id, request, grant=GrantType.JWT_BEARER, msisdn=subscriber.msisdn,
             grant_ref=f"bearer:{iss}:{jti}", consent_id=consent_id, consent_party=party,
+            by_network=sub.startswith(OPERATOR_TOKEN),
         )
 
 

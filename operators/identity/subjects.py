@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS identity_operator_tokens (
 );
 """
 
+OPERATOR_TOKEN = "operatortoken:"
+"""The prefix of a TS.43 temporary token's subject: the SIM, through the network, proved
+who the subscriber is."""
 TEL = re.compile(r"^tel:(\+[1-9]\d{6,14})$")
 IPPORT = re.compile(
     r"^ipport:(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<v4>[0-9.]+))(?::(?P<port>\d{1,5}))?$"
@@ -68,8 +71,8 @@ class SubjectResolver:
             if subscriber is None:
                 raise UnknownSubjectError("no subscriber of this operator uses this address")
             return subscriber
-        if hint.startswith("operatortoken:"):
-            return self._by_operator_token(hint.removeprefix("operatortoken:"))
+        if hint.startswith(OPERATOR_TOKEN):
+            return self._by_operator_token(hint.removeprefix(OPERATOR_TOKEN))
         raise UnknownSubjectError(
             "hint must be tel:+<E.164>, ipport:<address> or operatortoken:<token>", malformed=True
         )

@@ -119,6 +119,7 @@ class TokenService:
         columns = {r["name"] for r in db.all("PRAGMA table_info(identity_access_tokens)")}
         if "consent_party" not in columns:  # a database from before aggregators' parties
             db.execute("ALTER TABLE identity_access_tokens ADD COLUMN consent_party TEXT")
+        db.ensure_column("identity_access_tokens", "by_network", "INTEGER NOT NULL DEFAULT 0")
         self._pairwise_secret = self._secret("pairwise")
 
     def _secret(self, name: str) -> bytes:
@@ -151,6 +152,7 @@ class TokenService:
         nonce: str | None = None,
         auth_time: float | None = None,
         consent_party: str | None = None,
+        by_network: bool = False,
     ) -> IssuedToken:
         now = self.clock()
         lifetime = self.config.lifetimes.access_token
@@ -185,8 +187,8 @@ class TokenService:
             id_token = self.keys.sign(id_claims, typ="JWT", alg=self.keys.id_token_alg)
         self.db.insert(
             "INSERT INTO identity_access_tokens (jti, client_id, sub, msisdn, purpose, scopes,"
-            " grant_type, grant_ref, consent_id, issued_at, expires_at, consent_party)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " grant_type, grant_ref, consent_id, issued_at, expires_at, consent_party,"
+            " by_network) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 jti,
                 client_id,
@@ -200,6 +202,7 @@ class TokenService:
                 now,
                 int(now + lifetime),
                 consent_party if consent_party != client_id else None,
+                int(by_network),
             ),
         )
         return IssuedToken(access_token, lifetime, scope, jti, id_token)
@@ -326,6 +329,7 @@ class TokenService:
             grant_type=GrantType(row["grant_type"]),
             consent_id=consent_id,
             party=row["consent_party"],
+            by_network=bool(row["by_network"]),
         )
         valid_until = float("inf")
         if msisdn is not None:

@@ -171,7 +171,11 @@ class Integrator:
     # -- number verification ---------------------------------------------------------------
 
     def _network_authenticated(self, ctx: CallContext) -> str:
-        if ctx.msisdn is None:
+        # A three-legged token is not enough: a CIBA or JWT-bearer grant naming tel:+<number>
+        # is the application's word for the number, and verifying it would answer true for
+        # any number the application claims (number-verification.yaml, the authentication
+        # request: the authorization code flow or a TS.43 operatortoken only).
+        if ctx.msisdn is None or not ctx.by_network:
             raise CamaraError(
                 403,
                 "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -235,3 +236,33 @@ async def test_two_legged_call_honours_the_subscribers_objection(harness: Harnes
     assert response.status_code == 403 and response.json()["code"] == "PERMISSION_DENIED"
     other = await harness.check(token, {"phoneNumber": harness.number("recent-swap"), "maxAge": 24})
     assert other.status_code == 200 and other.json() == {"swapped": True}
+
+
+async def test_number_verification_answers_only_a_subscriber_the_network_authenticated(
+    harness: Harness,
+) -> None:
+    """A CIBA token for ``tel:+<number>`` carries only the application's word for the number:
+    verifying with it would say true for any number the application claims. A TS.43
+    ``operatortoken:`` subject (here through CIBA; the authorization code flow is tested with
+    the live operator) is the network's proof, and is answered."""
+    number = harness.number("approves")
+    scope = f"number-verification:verify {FRAUD}"
+
+    async def verify(token: str) -> httpx.Response:
+        return await harness.http.post(
+            "/number-verification/v2/verify", json={"phoneNumber": number},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    named = await verify(await harness.three_legged(scope=scope))
+    assert named.status_code == 403, named.text
+    assert named.json()["code"] == "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+    shared = await harness.http.get(
+        "/number-verification/v2/device-phone-number",
+        headers={"Authorization": f"Bearer {await harness.three_legged(scope=scope)}"},
+    )
+    assert shared.status_code == 403
+    ts43 = harness.operator.identity.subjects.issue_operator_token(number)
+    proved = await harness.client.ciba(f"operatortoken:{ts43}", scope)
+    answered = await verify(str(proved["access_token"]))
+    assert answered.status_code == 200 and answered.json() == {"devicePhoneNumberVerified": True}

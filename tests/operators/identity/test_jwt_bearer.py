@@ -67,6 +67,13 @@ async def test_operator_token_subject(http: httpx.AsyncClient, app: App,
     token = operator.server.subjects.issue_operator_token(number)
     response = await exchange(http, app.bearer_assertion(f"operatortoken:{token}", LI_SCOPE))
     assert response.status_code == 200, response.text
+    # the network proved the subscriber (Number Verification's condition); a tel: subject not
+    tokens = operator.server.tokens
+    issued = tokens.verify(response.json()["access_token"])
+    assert tokens.context(issued).by_network
+    named = await exchange(http, app.bearer_assertion(f"tel:{number}", LI_SCOPE))
+    assert named.status_code == 200, named.text
+    assert not tokens.context(tokens.verify(named.json()["access_token"])).by_network
     response = await exchange(http, app.bearer_assertion("operatortoken:forged", LI_SCOPE))
     assert error(response) == (400, "invalid_grant")
 
