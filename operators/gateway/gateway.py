@@ -35,6 +35,7 @@ from .authentication import BearerAuthenticator
 from .call_statistics import CALLER, CallStatistics
 from .metering import (
     GroupCommit,
+    StoredAnswer,
     UnbilledCall,
     UsageEvent,
     UsageLedger,
@@ -65,6 +66,21 @@ class MeteredCall:
     @property
     def api(self) -> str:
         return self.operation.api
+
+
+def replay_of(stored: StoredAnswer, operation: Operation, context: CallContext) -> Exception:
+    """The stored answer to send again, or the refusal of a correlator reused for another
+    call: another operation's answer (a QoD session's creation replayed to its deletion, which
+    then never ran) or another subscriber's (a three-legged token's) would be wrong, and
+    running the call would bill nothing, its key being taken."""
+    other_subject = context.msisdn is not None and stored.msisdn != context.msisdn
+    if stored.operation != operation.operation_id or other_subject:
+        return CamaraError(
+            400,
+            "INVALID_ARGUMENT",
+            "x-correlator: this value was already used for another request; send a new one.",
+        )
+    return ReplayedCall(stored.status, stored.body)
 
 
 class ReplayedCall(Exception):  # noqa: N818 - a control-flow signal, not a failure
@@ -206,9 +222,9 @@ class Gateway:
         if headers.get(HEADER):
             # The client chose this correlator: if it already paid for a call under it, it
             # gets that answer again; the call is neither run nor billed a second time.
-            replay = self.ledger.replay(context.client_id, correlator)
-            if replay is not None:
-                raise ReplayedCall(*replay)
+            stored = self.ledger.replay(context.client_id, correlator)
+            if stored is not None:
+                raise replay_of(stored, operation, context)
         try:
             plan = self.admission.rate(context.client_id, operation.api)
         except CamaraError as refusal:

@@ -125,6 +125,17 @@ class UsageEvent:
 
 
 @dataclass(frozen=True)
+class StoredAnswer:
+    """A billed call's answer, kept for a client that sends its correlator again."""
+
+    status: int
+    body: bytes
+    operation: str
+    """The operation id the answer is of: only a call of the same operation replays it."""
+    msisdn: str | None
+
+
+@dataclass(frozen=True)
 class UnbilledCall:
     """A call about a known subscriber that was not billed: refused (401, 403, 429...), a
     business answer (404, 422) or a free operation. Kept so a subscriber sees every attempt
@@ -238,18 +249,19 @@ class UsageLedger:
                 self.db.execute("RELEASE call")
         return outcomes
 
-    def replay(self, client_id: str, correlator: str) -> tuple[int, bytes] | None:
-        """The status and body already given for this key, if the call was billed and its
-        answer is still kept (housekeeping drops answers past their replay window; the event
-        stays, so a reuse after that runs again unbilled)."""
+    def replay(self, client_id: str, correlator: str) -> StoredAnswer | None:
+        """The answer already given for this key, if the call was billed and its answer is
+        still kept (housekeeping drops answers past their replay window; the event stays, so
+        a reuse after that runs again unbilled)."""
         row = self.db.one(
-            "SELECT status, response FROM usage_events WHERE client_id = ? AND correlator = ?"
-            " AND response IS NOT NULL",
+            "SELECT status, response, operation, msisdn FROM usage_events"
+            " WHERE client_id = ? AND correlator = ? AND response IS NOT NULL",
             (client_id, correlator),
         )
         if row is None:
             return None
-        return int(row["status"]), bytes(row["response"])
+        return StoredAnswer(int(row["status"]), bytes(row["response"]), row["operation"],
+                            row["msisdn"])
 
     def events(self, client_id: str | None = None) -> list[UsageEvent]:
         sql = "SELECT * FROM usage_events"

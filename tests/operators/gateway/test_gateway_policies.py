@@ -6,7 +6,7 @@ import json
 
 from operators.core import Faults, NetworkFunctionKind
 
-from .conftest import ADMIN, Harness
+from .conftest import ADMIN, FRAUD, Harness
 
 
 async def subscribe(harness: Harness, plan: str) -> None:
@@ -115,6 +115,33 @@ async def test_metering_counts_each_success_once_and_no_rejection(harness: Harne
     assert usage.json() == [{"clientId": "fraud-app", "api": "sim-swap", "calls": 5}]
     event = ledger.events()[0]
     assert (event.operation, event.plan, event.status) == ("checkSimSwap", "pay-as-you-go", 200)
+
+
+async def test_a_correlator_reused_for_another_request_is_refused_not_replayed(
+    harness: Harness,
+) -> None:
+    """Only the same operation about the same subscriber gets the stored answer: another
+    operation's (or another subscriber's) answer would be wrong, and running the call would
+    bill nothing, its key being taken."""
+    ledger = harness.operator.gateway.ledger
+    token = await harness.three_legged()
+    first = await harness.check(token, headers={"x-correlator": "flow-1"})
+    assert first.status_code == 200
+    roaming = await harness.three_legged(scope=f"device-roaming-status:read {FRAUD}")
+    other_operation = await harness.http.post(
+        "/device-roaming-status/v1/retrieve", json={},
+        headers={"Authorization": f"Bearer {roaming}", "x-correlator": "flow-1"},
+    )
+    assert other_operation.status_code == 400, other_operation.text
+    assert other_operation.json()["code"] == "INVALID_ARGUMENT"
+    assert "x-correlator" in other_operation.json()["message"]
+    assert "idempotent-replayed" not in other_operation.headers
+    someone_else = await harness.three_legged(role="recent-swap")
+    other_subject = await harness.check(someone_else, headers={"x-correlator": "flow-1"})
+    assert other_subject.status_code == 400 and "idempotent-replayed" not in other_subject.headers
+    same = await harness.check(token, headers={"x-correlator": "flow-1"})
+    assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 1}
 
 
 async def test_backend_outage_answers_503_at_once(harness: Harness) -> None:
