@@ -12,7 +12,7 @@ registered clients signing with their own keys, and federation can add trusted i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,7 +94,15 @@ class JwtBearerGrant:
         self.clock = clock
         self.token_endpoint = token_endpoint
 
-    def exchange(self, form: Mapping[str, str], authenticated: Client | None) -> IssuedToken:
+    def exchange(
+        self,
+        form: Mapping[str, str],
+        authenticated: Client | None,
+        admit: Callable[[Client], None] | None = None,
+    ) -> IssuedToken:
+        """The token for a verified assertion; ``admit`` is asked about the asserting client
+        once its signature verified and before its ``jti`` is spent (the caller's gate and
+        rate limit)."""
         if "scope" in form:
             raise OAuthError("invalid_request",
                              "the scope parameter is not used: put it in the assertion")
@@ -130,6 +138,8 @@ class JwtBearerGrant:
             raise invalid_grant("assertion issuer is not the authenticated client")
         if GrantType.JWT_BEARER not in client.grant_types:
             raise OAuthError("unauthorized_client", "client may not use the JWT bearer grant")
+        if admit is not None:
+            admit(client)
         if not self.replay.first_use(f"bearer:{iss}", jti, float(claims["exp"])):
             raise invalid_grant("assertion 'jti' was already used")
         request = parse_scope(self.config, client, scope, purpose_required=True)

@@ -237,6 +237,11 @@ class IdentityServer:
         429 when it went past its rate at ``/token`` or ``/bc-authorize``. Counted after
         authentication, so nobody can spend another client's budget by naming it."""
         client = self.authenticator.authenticate(form, authorization, self.url(endpoint))
+        self._admit(client, endpoint)
+        return client
+
+    def _admit(self, client: Client, endpoint: str) -> None:
+        """The gate and the endpoint's rate for a client whose identity is proven."""
         if self.client_gate is not None and not self.client_gate(client.client_id):
             raise OAuthError("invalid_client", "this party is no longer trusted", 401)
         plan = self._rate_plans.get(endpoint)
@@ -244,7 +249,6 @@ class IdentityServer:
             decision = self.throttle.check(client.client_id, plan)
             if not decision.allowed:
                 raise RateLimitedError(decision.retry_after)
-        return client
 
     def token(self, form: Mapping[str, str], authorization: str | None = None) -> dict[str, Any]:
         """``POST /token``: dispatch on ``grant_type``; returns the JSON token response."""
@@ -260,9 +264,18 @@ class IdentityServer:
                 basic_credentials(authorization) is not None)
             client = (self.authenticate_client(form, authorization, "/token")
                       if presented else None)
-            answer = self.jwt_bearer.exchange(form, client).response()
-            if client is not None and self.token_issued is not None:
-                self.token_issued(client.client_id)
+            asserted: list[Client] = []
+
+            def admit(issuer: Client) -> None:
+                # Without client authentication the verified assertion is the client's proof:
+                # the gate and the rate apply to it then, as to an authenticated client.
+                if client is None:
+                    self._admit(issuer, "/token")
+                asserted.append(issuer)
+
+            answer = self.jwt_bearer.exchange(form, client, admit).response()
+            if self.token_issued is not None:
+                self.token_issued(asserted[0].client_id)
             return answer
         client = self.authenticate_client(form, authorization, "/token")
         issued: IssuedToken

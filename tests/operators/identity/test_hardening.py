@@ -171,6 +171,27 @@ async def test_token_and_ciba_endpoints_are_rate_limited_per_client(
         assert error(await call(first)) == (429, "too_many_requests")
 
 
+async def test_the_jwt_bearer_grant_without_client_authentication_is_rate_limited_too(
+    clock: FakeClock,
+) -> None:
+    """The verified assertion authenticates its issuer: a fresh assertion per request, with no
+    client assertion beside it, used to skip the per-client limit altogether."""
+    operator = limited_operator(clock)
+    app = operator.register("app-one")
+    number = f"tel:{operator.number('approves')}"
+    scope = "sim-swap:check dpv:FraudPreventionAndDetection"
+    async with operator.http() as http:
+        async def exchange() -> httpx.Response:
+            return await http.post("/token", data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": app.bearer_assertion(number, scope)})
+
+        assert [(await exchange()).status_code for _ in range(2)] == [200, 200]
+        assert error(await exchange()) == (429, "too_many_requests")
+        clock.advance(2)
+        assert (await exchange()).status_code == 200
+
+
 async def test_an_unauthenticated_flood_spends_no_client_budget(clock: FakeClock) -> None:
     operator = limited_operator(clock)
     app = operator.register("app-one")
