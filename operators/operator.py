@@ -375,7 +375,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
         )
     )
     install_api_docs(app)
-    app.add_middleware(GatewayMiddleware, gateway=operator.gateway)
+    app.add_middleware(GatewayMiddleware, gateway=operator.gateway, oauth_path=issuer_path)
     return app
 
 

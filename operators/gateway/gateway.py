@@ -12,6 +12,7 @@ policies for every other request inside FastAPI's stack.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -271,17 +272,26 @@ class GatewayMiddleware:
     The usage event is committed before the response head leaves, so a client never holds a
     2xx that was not metered; a crash before that point loses the answer, not the event.
     The CAMARA operations take the same policies without FastAPI's stack in between
-    (:class:`~operators.gateway.chain.GatewayApp`); every other request passes here.
+    (:class:`~operators.gateway.chain.GatewayApp`); every other request passes here. Under
+    ``oauth_path`` (the identity server's mount) a malformed correlator is refused in OAuth's
+    own error format (RFC 6749 §5.2), which is what an OAuth client reads there.
     """
 
-    def __init__(self, app: ASGIApp, gateway: Gateway) -> None:
+    def __init__(self, app: ASGIApp, gateway: Gateway, oauth_path: str | None = None) -> None:
         self.app = app
         self.gateway = gateway
+        self.oauth_prefix = None if oauth_path is None else oauth_path.rstrip("/") + "/"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.oauth_prefix is not None and scope["path"].startswith(self.oauth_prefix):
+            try:
+                correlator_for(_header(scope, b"x-correlator"))
+            except CamaraError as error:
+                await _send_oauth_refusal(send, error.message)
+                return
         await run_policies(self.gateway, self.app, scope, receive, send)
 
 
@@ -424,6 +434,14 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+async def _send_oauth_refusal(send: Send, description: str) -> None:
+    body = json.dumps({"error": "invalid_request", "error_description": description}).encode()
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"),
+               (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_error(send: Send, error: CamaraError, correlator: str | None = None) -> None:

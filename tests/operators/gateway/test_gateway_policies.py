@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 from operators.core import Faults, NetworkFunctionKind
 
@@ -91,6 +92,16 @@ async def test_correlator_echoed_created_and_validated(harness: Harness) -> None
     assert refused.status_code == 401 and refused.headers["x-correlator"] == "my-call-2"
     bad = await harness.check(token, headers={"x-correlator": "spaces are not allowed"})
     assert bad.status_code == 400 and bad.json()["code"] == "INVALID_ARGUMENT"
+    # the identity server's endpoints refuse it in OAuth's error format (RFC 6749 §5.2)
+    oauth = urlsplit(harness.operator.issuer).path
+    token_endpoint = await harness.http.post(
+        f"{oauth}/token", data={"grant_type": "client_credentials"},
+        headers={"x-correlator": "spaces are not allowed"},
+    )
+    assert token_endpoint.status_code == 400
+    assert token_endpoint.json()["error"] == "invalid_request"
+    assert "x-correlator" in token_endpoint.json()["error_description"]
+    assert token_endpoint.headers["cache-control"] == "no-store"
 
 
 async def test_metering_counts_each_success_once_and_no_rejection(harness: Harness) -> None:
