@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Endpoints,
         OAuthClientError,
         fetch_access_token,
+        fetch_operator_token,
         load_client_key,
         new_client_key,
     )
@@ -107,6 +108,7 @@ __all__ = [
     "descriptor",
     "example_corporate_idp",
     "fetch_access_token",
+    "fetch_operator_token",
     "free_port_block",
     "load_client_key",
     "load_federation",
@@ -125,6 +127,7 @@ _HOMES = {
     "Endpoints": "federation.client",
     "OAuthClientError": "federation.client",
     "fetch_access_token": "federation.client",
+    "fetch_operator_token": "federation.client",
     "load_client_key": "federation.client",
     "new_client_key": "federation.client",
     "PORTED_NUMBER": "federation.config",

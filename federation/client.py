@@ -281,6 +281,23 @@ def load_client_key(path: Path) -> ECKey:
     return key
 
 
+async def fetch_operator_token(
+    http: httpx.AsyncClient, issuer: str, admin_secret: str, phone_number: str
+) -> str:
+    """A TS.43 temporary token for ``phone_number`` from the operator's admin API: what the
+    device's SIM would get from the entitlement server, for ``operator_token`` below."""
+    response = await http.post(
+        f"{issuer}/admin/operator-tokens",
+        headers={"Authorization": f"Bearer {admin_secret}"},
+        json={"phoneNumber": phone_number},
+    )
+    if response.status_code != 201:
+        body = _json(response)
+        raise OAuthClientError(response.status_code, str(body.get("error", "http_error")),
+                               str(body.get("error_description", "")))
+    return str(response.json()["operatorToken"])
+
+
 async def fetch_access_token(
     issuer: str,
     client_id: str,
@@ -288,18 +305,23 @@ async def fetch_access_token(
     scope: str,
     *,
     phone_number: str | None = None,
+    operator_token: str | None = None,
     http: httpx.AsyncClient | None = None,
 ) -> dict[str, Any]:
     """One token as a developer's backend gets it: discovery, then private_key_jwt.
 
-    With ``phone_number`` the token is three-legged (CIBA, ``login_hint=tel:...``, polled to
-    its end), otherwise two-legged (client credentials). Raises :class:`OAuthClientError`
-    when the server refuses and :class:`httpx.HTTPError` when it cannot be reached.
+    With ``operator_token`` (a TS.43 temporary token, which Number Verification needs) or
+    ``phone_number`` the token is three-legged (CIBA, ``login_hint=operatortoken:...`` or
+    ``tel:...``, polled to its end), otherwise two-legged (client credentials). Raises
+    :class:`OAuthClientError` when the server refuses and :class:`httpx.HTTPError` when it
+    cannot be reached.
     """
     async with contextlib.AsyncExitStack() as stack:
         if http is None:
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=30.0))
         client = await ApplicationClient.discover(client_id, key, issuer, http)
+        if operator_token:
+            return await client.ciba(f"operatortoken:{operator_token}", scope)
         if phone_number:
             return await client.ciba(f"tel:{phone_number}", scope)
         return await client.client_credentials(scope)

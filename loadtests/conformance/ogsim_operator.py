@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 import httpx
 from joserfc.jwk import ECKey
 
-from federation import ApplicationClient, Endpoints, new_client_key
+from federation import ApplicationClient, Endpoints, fetch_operator_token, new_client_key
 from operators import (
     Operator,
     OperatorConfig,
@@ -117,7 +117,11 @@ class OperatorTokens:
         if need.expired:
             self.clock.offset = -(self.lifetime + 600)
         try:
-            if need.phone_number:
+            if need.phone_number and need.network:
+                ts43 = await fetch_operator_token(self.http, self.issuer, self.admin_secret,
+                                                  need.phone_number)
+                answer = await client.ciba(f"operatortoken:{ts43}", need.scope)
+            elif need.phone_number:
                 answer = await client.ciba(f"tel:{need.phone_number}", need.scope)
             else:
                 answer = await client.client_credentials(need.scope)

@@ -41,7 +41,9 @@ class TokenNeed:
 
     Three-legged when ``phone_number`` is set (the token identifies that subscriber),
     two-legged otherwise; ``client`` names one of two distinct applications ("primary" or
-    "secondary"); ``expired`` asks for a token whose ``exp`` has passed.
+    "secondary"); ``expired`` asks for a token whose ``exp`` has passed; ``network`` asks that
+    the mobile network authenticated the subscriber (Number Verification's condition: a TS.43
+    operator token or the authorization code flow, not a ``tel:`` hint).
     """
 
     scopes: tuple[str, ...]
@@ -49,6 +51,7 @@ class TokenNeed:
     phone_number: str | None = None
     client: str = "primary"
     expired: bool = False
+    network: bool = False
 
     @property
     def scope(self) -> str:
@@ -94,8 +97,9 @@ class CommandTokens:
 
     ``OGSIM_TOKEN_KIND`` (``three-legged`` / ``two-legged``), ``OGSIM_SCOPE`` (API scopes and
     the ``dpv:`` purpose, space separated), ``OGSIM_PHONE_NUMBER`` (three-legged only),
-    ``OGSIM_CLIENT`` (``primary`` / ``secondary``) and ``OGSIM_EXPIRED`` (``1`` for an expired
-    token). The command prints the access token on stdout; a non-zero exit means "cannot"
+    ``OGSIM_CLIENT`` (``primary`` / ``secondary``), ``OGSIM_EXPIRED`` (``1`` for an expired
+    token) and ``OGSIM_NETWORK`` (``1``: the network must have authenticated the subscriber).
+    The command prints the access token on stdout; a non-zero exit means "cannot"
     and skips the scenario with the command's stderr as the reason.
     """
 
@@ -114,6 +118,7 @@ class CommandTokens:
             "OGSIM_PHONE_NUMBER": need.phone_number or "",
             "OGSIM_CLIENT": need.client,
             "OGSIM_EXPIRED": "1" if need.expired else "0",
+            "OGSIM_NETWORK": "1" if need.network else "0",
         }
         process = await asyncio.create_subprocess_shell(
             self.command,

@@ -27,6 +27,8 @@ PURPOSES: dict[str, str] = {
     "qos-profiles": "dpv:RequestedServiceProvision",
 }
 DEFAULT_PURPOSE = "dpv:FraudPreventionAndDetection"
+NETWORK_AUTHENTICATED = frozenset({"number-verification"})
+"""APIs that answer only a subscriber the network authenticated (a TS.43 token here)."""
 DEVICE_FIELDS: dict[str, str | None] = {
     "sim-swap": "phoneNumber",
     "kyc-match": "phoneNumber",
@@ -195,6 +197,7 @@ class World:
             scopes=op.scopes[:1] or (),
             purpose=self.api.purpose,
             phone_number=phone_number,
+            network=phone_number is not None and self.api.key in NETWORK_AUTHENTICATED,
             **changes,
         )
 

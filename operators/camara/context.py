@@ -36,10 +36,6 @@ class CallContext:
     sandbox: bool = False
     """A sandbox application's call: only the documented test numbers may be processed."""
 
-    by_network: bool = False
-    """The token's subscriber was authenticated by the mobile network (see
-    :attr:`operators.identity.TokenContext.by_network`)."""
-
     @property
     def consent_party(self) -> str:
         return self.party or self.client_id

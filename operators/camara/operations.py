@@ -105,6 +105,9 @@ class Operation:
     """The YAML lists ``OUT_OF_RANGE`` among its 400 codes (range violations get that code)."""
     billable: bool = True
     """A successful call is metered, billed and settled (see ``is_billable`` in the gateway)."""
+    network_authenticated: bool = False
+    """Only a token whose subscriber the mobile network authenticated is answered (Number
+    Verification: the authorization code flow or a TS.43 operator token, not a ``tel:`` hint)."""
     tag: str = ""
 
     @property
@@ -148,11 +151,11 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             "scopes": (("number-verification:verify",),), "backends": (NVA,),
             "purpose": FRAUD, "service": "verify_number",
             "request": NumberVerificationRequestBody,
-            "answer": NumberVerificationMatchResponse}),
+            "answer": NumberVerificationMatchResponse, "network_authenticated": True}),
         ("phoneNumberShare", "GET", "/device-phone-number", {
             "scopes": (("number-verification:device-phone-number:read",),), "backends": (NVA,),
             "purpose": FRAUD, "service": "device_phone_number",
-            "answer": NumberVerificationShareResponse}),
+            "answer": NumberVerificationShareResponse, "network_authenticated": True}),
     ),
     *_api(
         "device-reachability-status", "v1", "Device Reachability Status",

@@ -212,6 +212,15 @@ class Admission:
                 "PERMISSION_DENIED",
                 "The access token names no purpose for processing personal data.",
             )
+        assert operation is not None  # scopes_satisfied refuses an unknown operation
+        if operation.network_authenticated and not token.by_network:
+            # a tel: hint is the application's word for the number: verifying it would say
+            # true for any number it claims (number-verification.yaml, the authentication)
+            raise CamaraError(
+                403,
+                "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",
+                "Client must authenticate via the mobile network to use this service",
+            )
         context = CallContext(
             client_id=token.client_id,
             msisdn=token.msisdn,
@@ -220,7 +229,6 @@ class Admission:
             correlator=correlator,
             party=token.party,
             sandbox=facts.sandbox,
-            by_network=token.by_network,
         )
         granted = _Granted(facts, operation, correlator, context)
         if correlator is None:

@@ -214,6 +214,26 @@ def build_identity_router(server: IdentityServer) -> APIRouter:
         key = server.rotate_keys()
         return {"kid": key.kid, "alg": key.alg, "jwks": server.jwks()}
 
+    @router.post("/admin/operator-tokens")
+    async def operator_token(request: Request) -> Response:
+        """A TS.43 temporary token for a subscriber (``operatortoken:<token>`` as CIBA's
+        ``login_hint`` or a JWT-bearer ``sub``, what Number Verification accepts besides the
+        authorization code flow). Live, the device's SIM obtains it from the operator's
+        entitlement server; here the operator admin names the subscriber, or the device asks
+        for its own from the address the operator gave it."""
+        actor, msisdn = consent_actor(request)
+        if actor == "admin":
+            body = await _json_object(request)
+            number = body.get("phoneNumber")
+            if not isinstance(number, str) or server.subscribers.get(number) is None:
+                raise OAuthError("invalid_request", "phoneNumber: no subscriber of this operator")
+            msisdn = number
+        assert msisdn is not None
+        lifetime = 600.0
+        token = server.subjects.issue_operator_token(msisdn, lifetime)
+        return JSONResponse({"operatorToken": token, "expiresIn": int(lifetime)},
+                            status_code=201, headers={"Cache-Control": "no-store"})
+
     # -- consents ---------------------------------------------------------------------------
 
     def consent_actor(request: Request) -> tuple[str, str | None]:

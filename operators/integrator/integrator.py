@@ -171,11 +171,9 @@ class Integrator:
     # -- number verification ---------------------------------------------------------------
 
     def _network_authenticated(self, ctx: CallContext) -> str:
-        # A three-legged token is not enough: a CIBA or JWT-bearer grant naming tel:+<number>
-        # is the application's word for the number, and verifying it would answer true for
-        # any number the application claims (number-verification.yaml, the authentication
-        # request: the authorization code flow or a TS.43 operatortoken only).
-        if ctx.msisdn is None or not ctx.by_network:
+        # How the token was obtained is admission's decision (Operation.network_authenticated,
+        # made for the simulation too); here the device's number must come from the token.
+        if ctx.msisdn is None:
             raise CamaraError(
                 403,
                 "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",

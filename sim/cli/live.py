@@ -39,6 +39,7 @@ from federation import (
     descriptor,
     example_corporate_idp,
     fetch_access_token,
+    fetch_operator_token,
     load_client_key,
     load_federation,
     run_demo,
@@ -342,14 +343,33 @@ def token(
     expired: Annotated[
         bool, typer.Option(envvar="OGSIM_EXPIRED", hidden=True, help="asked for an expired one")
     ] = False,
+    network: Annotated[
+        bool,
+        typer.Option(
+            envvar="OGSIM_NETWORK",
+            help="with --number: a subscriber the network authenticated (a TS.43 operator token"
+            " from the operator's admin API, as Number Verification needs)",
+        ),
+    ] = False,
+    admin_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="OGSIM_ADMIN_SECRET", help="--network: the operator's admin credential"
+        ),
+    ] = None,
 ) -> None:
     """Print an access token for an application (as `gcloud auth print-access-token` does).
 
     Every option falls back to the variable ``ogsim conformance --token-command`` sets
-    (OGSIM_SCOPE, OGSIM_PHONE_NUMBER, OGSIM_EXPIRED), so this command can be that command.
+    (OGSIM_SCOPE, OGSIM_PHONE_NUMBER, OGSIM_EXPIRED, OGSIM_NETWORK), so this command can be
+    that command.
     """
     if expired:
         typer.echo("an authorization server does not mint expired tokens on request", err=True)
+        raise typer.Exit(3)
+    if network and number and not admin_secret:
+        typer.echo("a network-authenticated token needs a TS.43 operator token: give"
+                   " --admin-secret (the operator's admin credential)", err=True)
         raise typer.Exit(3)
     wanted = scope.split()
     if purpose and purpose not in wanted:
@@ -360,9 +380,12 @@ def token(
         typer.echo(f"cannot read the key {key}: {error}", err=True)
         raise typer.Exit(2) from error
     try:
+        ts43 = (asyncio.run(_operator_token(issuer, admin_secret, number))
+                if network and number and admin_secret else None)
         answer = asyncio.run(
             fetch_access_token(
-                issuer, client_id, private, " ".join(wanted), phone_number=number or None
+                issuer, client_id, private, " ".join(wanted), phone_number=number or None,
+                operator_token=ts43,
             )
         )
     except OAuthClientError as error:
@@ -372,6 +395,11 @@ def token(
         typer.echo(f"{issuer} cannot be reached: {error}", err=True)
         raise typer.Exit(2) from error
     sys.stdout.write(f"{answer['access_token']}\n")
+
+
+async def _operator_token(issuer: str, admin_secret: str, number: str) -> str:
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        return await fetch_operator_token(http, issuer, admin_secret, number)
 
 
 def corporate_idp(

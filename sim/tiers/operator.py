@@ -586,6 +586,14 @@ class SimOperator:
         consent: Consent | None = None,
         subscriber: Subscriber | None = None,
     ) -> GrantFacts:
+        """The facts of the token the simulated application holds for this work.
+
+        A Number Verification token is modelled as one the network authenticated (the
+        authorization code flow from the device, or a TS.43 operator token): the only kind
+        the live gateway answers, so an application that verifies numbers has one whatever
+        flow the scenario declares for its other APIs. Admission still asks; a scenario
+        cannot model a verification from a ``tel:`` token (the live answer is a 403).
+        """
         client, number = request.client, request.line.number
         if not (request.via or client.three_legged or work.consent):
             token = TokenContext(
@@ -597,6 +605,7 @@ class SimOperator:
                 client.id,
                 GrantType.CLIENT_CREDENTIALS,
                 None,
+                by_network=work.operation.network_authenticated,
             )
             return GrantFacts(token, policy=work.policy, sandbox=client.sandbox)
         grant = GrantType.JWT_BEARER if request.via and not work.consent else GrantType.CIBA
@@ -609,6 +618,7 @@ class SimOperator:
             number,
             grant,
             consent.id if consent is not None else None,
+            by_network=work.operation.network_authenticated,
         )
         return GrantFacts(
             token,

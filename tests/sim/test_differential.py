@@ -6,7 +6,8 @@ from the very same configs (same numbers, seeds and subscribers, same trust stat
 Telco Finder records). Every call must end with the same status and CAMARA code in both, and
 the aggregator's calls must leave the same settlement rows. The script visits each decision the
 simulation once coded for itself: the throttle key (two APIs on one plan), the plan lookup, the
-trust gate, consent (granted, then revoked) and the subscriber's objection (an opt-out), what is
+trust gate, consent (granted, then revoked) and the subscriber's objection (an opt-out), Number
+Verification's network-authenticated subscriber (the simulation models only that kind), what is
 billable, and the fallback from a stale SHALLOW answer to a DEEP search (a number ported after
 the finder's last sync), besides a backend outage that opens the circuit breaker.
 """
@@ -69,13 +70,18 @@ PATHS = {
     "device-reachability-status": "/device-reachability-status/v1/retrieve",
     "device-roaming-status": "/device-roaming-status/v1/retrieve",
     "kyc-match.match": "/kyc-match/v0.3/match",
+    "number-verification.verify": "/number-verification/v2/verify",
 }
 SCOPES = {
     "sim-swap.check": "sim-swap:check",
     "device-reachability-status": "device-reachability-status:read",
     "device-roaming-status": "device-roaming-status:read",
     "kyc-match.match": "kyc-match:match",
+    "number-verification.verify": "number-verification:verify",
 }
+VERIFY = "number-verification.verify"
+"""Answered only for a subscriber the network authenticated: live, a TS.43 operator token;
+simulated, every verification's token is modelled as one (SimOperator._build_facts)."""
 
 
 def federation_config() -> FederationConfig:
@@ -145,6 +151,7 @@ class Call:
     number: str
     purpose: str
     three_legged: bool = False
+    ipv4: str = "0.0.0.0"  # the device's address, where the network authenticates it
 
 
 SANDBOX_APPS = {"lab"}  # a developer portal's sandbox application at telco-es
@@ -187,11 +194,14 @@ class Live:
         key = (call.app, call.api, call.purpose, subject)
         if key not in self.tokens:
             client, scope = self.apps[call.app], f"{SCOPES[call.api]} {call.purpose}"
-            reply = (
-                await client.ciba(f"tel:{subject}", scope)
-                if subject
-                else await client.client_credentials(scope)
-            )
+            if subject and call.api == VERIFY:
+                subjects = self.fed.operator("telco-es").identity.subjects
+                ts43 = subjects.issue_operator_token(subject)
+                reply = await client.ciba(f"operatortoken:{ts43}", scope)
+            elif subject:
+                reply = await client.ciba(f"tel:{subject}", scope)
+            else:
+                reply = await client.client_credentials(scope)
             self.tokens[key] = reply["access_token"]
         return self.tokens[key]
 
@@ -203,7 +213,11 @@ class Live:
         )
         response = await self.fed.http.post(
             root + PATHS[call.api],
-            json=BODIES[call.api](None if call.three_legged else call.number),
+            json=(
+                {"phoneNumber": call.number}  # the number to verify, not whom it is about
+                if call.api == VERIFY
+                else BODIES[call.api](None if call.three_legged else call.number)
+            ),
             headers={"Authorization": f"Bearer {await self.token(call)}"},
         )
         code = None if response.status_code < 300 else response.json().get("code")
@@ -271,7 +285,7 @@ class Simulated:
             call.three_legged,
             sandbox=call.app in SANDBOX_APPS,
         )
-        line = Line(call.number, "0.0.0.0", 0.0)
+        line = Line(call.number, call.ipv4, 0.0)
         answers: list[Answer] = []
         self._served_by = None
         if call.app == "market":
@@ -350,6 +364,15 @@ async def test_live_and_simulated_answer_every_call_alike(worlds: Worlds) -> Non
     ) == (403, "PERMISSION_DENIED")
     assert await worlds.both(
         "contract", Call("shop", "device-reachability-status", opted_out, CONTRACT)
+    ) == (200, None)
+
+    # Number Verification: admission asks whether the network authenticated the subscriber
+    # (live, a TS.43 token; simulated, the device's address the authenticator looks up).
+    device = es.subscribers.get(approves)
+    assert device is not None and device.ipv4 is not None
+    assert await worlds.both(
+        "number verification",
+        Call("shop", VERIFY, approves, FRAUD, three_legged=True, ipv4=device.ipv4),
     ) == (200, None)
 
     # A sandbox application reaches the documented test numbers only, two- and three-legged.

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from joserfc.jwk import ECKey
 from operators.config import OperatorConfig
 from operators.operator import Operator
 
-from .conftest import FRAUD, Harness, b64, claims_of
+from .conftest import ADMIN, FRAUD, Harness, b64, claims_of
 
 
 def assert_unauthenticated(response: object) -> None:
@@ -262,7 +263,18 @@ async def test_number_verification_answers_only_a_subscriber_the_network_authent
         headers={"Authorization": f"Bearer {await harness.three_legged(scope=scope)}"},
     )
     assert shared.status_code == 403
-    ts43 = harness.operator.identity.subjects.issue_operator_token(number)
+    # the TS.43 token the device's SIM would get, from the operator's admin API here
+    oauth = urlsplit(harness.operator.issuer).path
+    nobody = await harness.http.post(f"{oauth}/admin/operator-tokens",
+                                     json={"phoneNumber": number})
+    assert nobody.status_code == 401, "only the admin, or the device from its own address"
+    unknown = await harness.http.post(f"{oauth}/admin/operator-tokens", headers=ADMIN,
+                                      json={"phoneNumber": "+34609999999"})
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_request"
+    issued = await harness.http.post(f"{oauth}/admin/operator-tokens", headers=ADMIN,
+                                     json={"phoneNumber": number})
+    assert issued.status_code == 201, issued.text
+    ts43 = issued.json()["operatorToken"]
     proved = await harness.client.ciba(f"operatortoken:{ts43}", scope)
     answered = await verify(str(proved["access_token"]))
     assert answered.status_code == 200 and answered.json() == {"devicePhoneNumberVerified": True}
