@@ -12,6 +12,7 @@ policies for every other request inside FastAPI's stack.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import time
@@ -63,19 +64,39 @@ class MeteredCall:
     context: CallContext
     operation: Operation
     plan: Plan
+    digest: str | None = None
+    """The request's fingerprint when the client chose its correlator (see replay_of)."""
 
     @property
     def api(self) -> str:
         return self.operation.api
 
 
-def replay_of(stored: StoredAnswer, operation: Operation, context: CallContext) -> Exception:
+def request_digest(method: str, path: str, body: bytes, context: CallContext) -> str:
+    """A fingerprint of what was asked: method, path (a session id in it), body (the number a
+    two-legged call is about), the subscriber of a three-legged token and the party it acts
+    for. A correlator replays only the request it was first used for."""
+    digest = hashlib.sha256()
+    for part in (method, path, context.msisdn or "", context.consent_party):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def replay_of(
+    stored: StoredAnswer, operation: Operation, context: CallContext, digest: str
+) -> Exception:
     """The stored answer to send again, or the refusal of a correlator reused for another
-    call: another operation's answer (a QoD session's creation replayed to its deletion, which
-    then never ran) or another subscriber's (a three-legged token's) would be wrong, and
-    running the call would bill nothing, its key being taken."""
-    other_subject = context.msisdn is not None and stored.msisdn != context.msisdn
-    if stored.operation != operation.operation_id or other_subject:
+    request: another request's answer would be wrong (a QoD session's creation replayed to a
+    deletion that then never ran, one number's SIM swap answered for another), and running
+    the call would bill nothing, its key being taken. Answers stored before requests were
+    fingerprinted are matched on the operation and the token's subscriber."""
+    if stored.digest is not None:
+        other = stored.digest != digest
+    else:
+        other_subject = context.msisdn is not None and stored.msisdn != context.msisdn
+        other = stored.operation != operation.operation_id or other_subject
+    if other:
         return CamaraError(
             400,
             "INVALID_ARGUMENT",
@@ -198,6 +219,7 @@ class Gateway:
         headers = request.headers
         method = scope["method"]
         correlator = state.get("correlator") or correlator_for(headers.get(HEADER))
+        body = b""
         if method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
                 body = await read_body(request, self.limits)
@@ -220,18 +242,20 @@ class Gateway:
             facts, operation, party_trusted=trusted, correlator=correlator
         )
         assert operation is not None  # authorize refuses a route outside the table
+        digest = None
         if headers.get(HEADER):
-            # The client chose this correlator: if it already paid for a call under it, it
-            # gets that answer again; the call is neither run nor billed a second time.
+            # The client chose this correlator: if it already paid for this very request under
+            # it, it gets that answer again; the call is neither run nor billed a second time.
+            digest = request_digest(method, scope["path"], body, context)
             stored = self.ledger.replay(context.client_id, correlator)
             if stored is not None:
-                raise replay_of(stored, operation, context)
+                raise replay_of(stored, operation, context, digest)
         try:
             plan = self.admission.rate(context.client_id, operation.api)
         except CamaraError as refusal:
             self.metrics.throttled.labels(context.client_id, refusal.code).inc()
             raise
-        state["call"] = MeteredCall(context, operation, plan)
+        state["call"] = MeteredCall(context, operation, plan, digest)
         return context
 
     async def meter(
@@ -260,6 +284,7 @@ class Gateway:
                 at=self.calendar(),
                 msisdn=context.msisdn or subject,
                 purpose=context.purpose,
+                request_digest=call.digest,
             ),
             body,
             effects,

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS usage_events (
     published_at REAL,
     msisdn TEXT,
     purpose TEXT,
+    request_digest TEXT,
     PRIMARY KEY (client_id, correlator)
 );
 CREATE INDEX IF NOT EXISTS usage_events_unpublished ON usage_events (published_at)
@@ -122,6 +123,8 @@ class UsageEvent:
     msisdn: str | None = None
     """The subscriber whose data the call processed, when one is known (GDPR access log)."""
     purpose: str | None = None
+    request_digest: str | None = None
+    """The request's fingerprint, when the client chose the correlator (replays match it)."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +134,10 @@ class StoredAnswer:
     status: int
     body: bytes
     operation: str
-    """The operation id the answer is of: only a call of the same operation replays it."""
     msisdn: str | None
+    digest: str | None
+    """The fingerprint of the request answered (None for answers stored before there was one):
+    only the same request replays it."""
 
 
 @dataclass(frozen=True)
@@ -160,12 +165,13 @@ class UsageLedger:
         for column in _SUBJECT_COLUMNS:
             if column not in columns:
                 db.execute(f"ALTER TABLE usage_events ADD COLUMN {column} TEXT")
+        db.ensure_column("usage_events", "request_digest", "TEXT")
         db.ensure_schema(SUBJECT_SCHEMA)
 
     _INSERT = (
         "INSERT OR IGNORE INTO usage_events (client_id, correlator, api, operation, plan,"
-        " price, currency, status, at, msisdn, purpose, response)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " price, currency, status, at, msisdn, purpose, request_digest, response)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def record_unbilled(self, call: UnbilledCall) -> None:
@@ -254,14 +260,14 @@ class UsageLedger:
         still kept (housekeeping drops answers past their replay window; the event stays, so
         a reuse after that runs again unbilled)."""
         row = self.db.one(
-            "SELECT status, response, operation, msisdn FROM usage_events"
+            "SELECT status, response, operation, msisdn, request_digest FROM usage_events"
             " WHERE client_id = ? AND correlator = ? AND response IS NOT NULL",
             (client_id, correlator),
         )
         if row is None:
             return None
         return StoredAnswer(int(row["status"]), bytes(row["response"]), row["operation"],
-                            row["msisdn"])
+                            row["msisdn"], row["request_digest"])
 
     def events(self, client_id: str | None = None) -> list[UsageEvent]:
         sql = "SELECT * FROM usage_events"
@@ -309,6 +315,7 @@ def _row(event: UsageEvent) -> tuple[object, ...]:
         event.at,
         event.msisdn,
         event.purpose,
+        event.request_digest,
     )
 
 

@@ -115,6 +115,7 @@ class Seen:
     """What the clients were told: only an acknowledged answer counts as done."""
 
     answered: dict[tuple[str, str], tuple[int, bytes]] = field(default_factory=dict)
+    sent: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # key -> body
     cut_off: set[tuple[str, str]] = field(default_factory=set)
     registered: list[str] = field(default_factory=list)
     granted: dict[str, str] = field(default_factory=dict)  # consent id -> status last acked
@@ -179,11 +180,12 @@ async def stream(served: Served, numbers: list[str], seen: Seen) -> None:
         async def calls(app: ApplicationClient, index: int) -> None:
             for n in range(CALLS_PER_APPLICATION):
                 key = (app.client_id, f"{app.client_id}-call-{n}")
+                body = seen.sent[key] = {
+                    "phoneNumber": numbers[(index * 7 + n) % len(numbers)], "maxAge": 240}
                 try:
                     response = await http.post(
                         f"{base}/sim-swap/v2/check",
-                        json={"phoneNumber": numbers[(index * 7 + n) % len(numbers)],
-                              "maxAge": 240},
+                        json=body,
                         headers={"Authorization": f"Bearer {tokens[app.client_id]}",
                                  "x-correlator": key[1]},
                     )
@@ -284,13 +286,14 @@ async def check_after_restart(served: Served, seen: Seen) -> None:
             r = await http.get(f"{base}/quality-on-demand/v1/sessions/{session}",
                                headers={"Authorization": f"Bearer {reader}"})
             assert r.status_code == 200, r.text
-        # Replays after the restart: the stored answer, flagged, and no second event.
+        # Replays after the restart (the same request, a new token): the stored answer,
+        # flagged, and no second event.
         tokens = {c: (await a.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
                   for c, a in clients.items()}
         sample = sorted(k for k in ok if not k[1].startswith("qod-"))[::7]
         for client_id, correlator in sample:
             r = await http.post(
-                f"{base}/sim-swap/v2/check", json={"phoneNumber": "+34600000001"},
+                f"{base}/sim-swap/v2/check", json=seen.sent[(client_id, correlator)],
                 headers={"Authorization": f"Bearer {tokens[client_id]}",
                          "x-correlator": correlator},
             )

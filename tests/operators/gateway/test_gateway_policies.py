@@ -152,7 +152,17 @@ async def test_a_correlator_reused_for_another_request_is_refused_not_replayed(
     assert other_subject.status_code == 400 and "idempotent-replayed" not in other_subject.headers
     same = await harness.check(token, headers={"x-correlator": "flow-1"})
     assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
-    assert ledger.totals() == {("fraud-app", "sim-swap"): 1}
+    # two-legged, the body says whom the call is about: another number is another request
+    two = await harness.two_legged()
+    about_a = {"maxAge": 240, "phoneNumber": harness.number("approves")}
+    about_b = {"maxAge": 240, "phoneNumber": harness.number("recent-swap")}
+    first_a = await harness.check(two, about_a, headers={"x-correlator": "flow-2"})
+    assert first_a.status_code == 200, first_a.text
+    other_number = await harness.check(two, about_b, headers={"x-correlator": "flow-2"})
+    assert other_number.status_code == 400 and "idempotent-replayed" not in other_number.headers
+    again_a = await harness.check(two, about_a, headers={"x-correlator": "flow-2"})
+    assert again_a.headers["idempotent-replayed"] == "true" and again_a.json() == first_a.json()
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 2}
 
 
 async def test_backend_outage_answers_503_at_once(harness: Harness) -> None:
