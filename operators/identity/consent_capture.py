@@ -185,6 +185,15 @@ class ConsentCaptures:
         )
         return code if changed == 1 else None
 
+    def has_live_code(self, capture_id: str) -> bool:
+        """Whether the code last sent can still be tried (not expired, tries left)."""
+        row = self.db.one(
+            "SELECT code_hash, code_expires_at, code_attempts FROM identity_consent_captures"
+            " WHERE id = ?", (capture_id,))
+        return (row is not None and row["code_hash"] is not None
+                and self.clock() < row["code_expires_at"]
+                and row["code_attempts"] < MAX_CODE_ATTEMPTS)
+
     def codes_unsent(self, capture_id: str) -> int:
         """How many more codes the capture may send."""
         capture = self.get(capture_id)
