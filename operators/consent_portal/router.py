@@ -126,6 +126,8 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
                              number=number, error=error)
 
     async def sign_out(request: Request, session: Session, form: dict[str, str]) -> Response:
+        if session.signed_in:
+            portal.sessions.end(session)
         return portal.render(request, portal.sessions.anonymous(), "my_sign_in.html",
                              "Your data and consents", notice="You are signed out.")
 

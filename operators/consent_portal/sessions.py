@@ -5,7 +5,9 @@ secret (:class:`PortalSecret`, kept in the operator's database so every data cen
 the file accepts the same cookies). A visitor who has not signed in gets an anonymous session
 too, so the sign-in forms carry a CSRF token; signing in issues a new ``sid`` (no session
 fixation). The CSRF token is an HMAC of the ``sid``: nothing to store, and useless with another
-session's cookie.
+session's cookie. Signing out records the ``sid`` as ended until its cookie would have expired
+anyway, so a copy of the cookie taken before (another browser, a shared computer) opens
+nothing after.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ CREATE TABLE IF NOT EXISTS portal_secret (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     secret BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS portal_ended_sessions (
+    sid TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
 """
 
 
@@ -38,6 +44,7 @@ class PortalSecret:
     """The operator's key for the portal's HMACs (cookies, CSRF, one-time code hashes)."""
 
     def __init__(self, db: Database) -> None:
+        self.db = db
         db.ensure_schema(SCHEMA)
         db.execute("INSERT OR IGNORE INTO portal_secret (id, secret) VALUES (1, ?)",
                    (secrets.token_bytes(32),))
@@ -98,7 +105,23 @@ class Sessions:
             return None
         if session.msisdn is not None and not isinstance(session.msisdn, str):
             return None
-        return session if self.clock() < session.expires_at else None
+        if self.clock() >= session.expires_at:
+            return None
+        if session.signed_in and self._ended(session.sid):
+            return None
+        return session
+
+    def end(self, session: Session) -> None:
+        """Sign out: the session's cookie, wherever a copy of it is, opens nothing from now."""
+        now = self.clock()
+        db = self.secret.db
+        db.execute("DELETE FROM portal_ended_sessions WHERE expires_at <= ?", (now,))
+        db.execute("INSERT OR REPLACE INTO portal_ended_sessions (sid, expires_at) VALUES (?, ?)",
+                   (session.sid, session.expires_at))
+
+    def _ended(self, sid: str) -> bool:
+        return self.secret.db.one(
+            "SELECT 1 FROM portal_ended_sessions WHERE sid = ?", (sid,)) is not None
 
     def csrf_token(self, session: Session) -> str:
         return self.secret.mac("csrf", session.sid)

@@ -158,12 +158,18 @@ async def test_a_forged_cookie_is_ignored(harness: Harness, browser: Browser) ->
     assert (await browser.http.get("/my/consents")).status_code == 303
 
 
-async def test_sign_out(harness: Harness, browser: Browser) -> None:
+async def test_sign_out(harness: Harness, browser: Browser, browsers: BrowserFactory) -> None:
     await browser.sign_in(harness.number("approves"))
+    cookie = browser.http.cookies.get("ogsim_my")
+    assert cookie is not None
     out = await browser.post("/my/sign-out")
     assert out.status_code == 200
     assert "signed out" in out.text
     assert not await browser.signed_in()
+    # a copy of the cookie taken before (another browser, a shared computer) opens nothing
+    copy = browsers()
+    copy.http.cookies.set("ogsim_my", cookie, domain="telco-es.ogsim.test", path="/my")
+    assert (await copy.http.get("/my/consents")).status_code == 303
 
 
 @pytest.mark.parametrize("number", ["", "600000001", "+0123456789", "+34 abc", "+3" + "4" * 20])
