@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from ..web.pages import SECURITY_HEADERS
 from .accounts import AccountError
 from .developer_portal import DeveloperPortal
+from .notices import notice_of
 
 PREFIX = "/portal"
 
@@ -42,7 +43,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
             "organisation": organisation,
             "token_endpoint": host.identity.token_endpoint,
             "api_root": host.api_root,
-            "notice": request.query_params.get("notice"),
+            "notice": notice_of(request.query_params),
         })
 
     @router.get("/")

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from .account_pages import see_other
 from .accounts import AccountError
 from .developer_portal import DeveloperPortal
+from .notices import notice_of, with_notice
 
 PREFIX = "/portal/admin"
 DEFAULT_ORPHAN_DAYS = 90.0
@@ -64,7 +65,7 @@ def build_admin_router(portal: DeveloperPortal) -> APIRouter:
         return guard.page(request, "portal_admin.html", {
             "heading": "Developer portal administration", "pending": pending,
             "orphans": orphans, "days": f"{days:g}",
-            "notice": request.query_params.get("notice"),
+            "notice": notice_of(request.query_params),
         })
 
     @router.post("/production/{client_id}/approve")
@@ -72,14 +73,14 @@ def build_admin_router(portal: DeveloperPortal) -> APIRouter:
         guard.require_admin(request)
         await guard.form(request)
         accounts.approve_production(client_id[:128])
-        return see_other(f"{PREFIX}?notice=Production+approved.")
+        return see_other(with_notice(PREFIX, "production-approved"))
 
     @router.post("/production/{client_id}/refuse")
     async def refuse(request: Request, client_id: str) -> Response:
         guard.require_admin(request)
         await guard.form(request)
         accounts.refuse_production(client_id[:128])
-        return see_other(f"{PREFIX}?notice=Production+refused.")
+        return see_other(with_notice(PREFIX, "production-refused"))
 
     @router.post("/developers/{developer_id}/deactivate")
     async def deactivate(request: Request, developer_id: str) -> Response:
@@ -88,7 +89,6 @@ def build_admin_router(portal: DeveloperPortal) -> APIRouter:
         if accounts.developer(developer_id[:64]) is None:
             raise AccountError(404, "developer", "No such developer.")
         suspended = portal.deactivate(developer_id)
-        return see_other(f"{PREFIX}?notice=Developer+deactivated;+{len(suspended)}"
-                         "+application(s)+suspended.")
+        return see_other(with_notice(PREFIX, "developer-deactivated", len(suspended)))
 
     return router

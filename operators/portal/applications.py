@@ -21,6 +21,7 @@ from .account_pages import see_other
 from .accounts import AccountError, scopes_for
 from .developer_portal import DeveloperPortal
 from .developers import Application, ApplicationStatus, Developer
+from .notices import notice_of, with_notice
 
 PREFIX = "/portal/applications"
 MAX_JWK = 16 * 1024
@@ -125,7 +126,7 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
             "plans": host.config.plans,
             "token_endpoint": host.identity.token_endpoint,
             "api_root": host.api_root,
-            "notice": request.query_params.get("notice"),
+            "notice": notice_of(request.query_params),
         })
 
     @router.post("/{client_id}/rotate")
@@ -136,7 +137,7 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
         private = accounts.rotate_key(developer.org_id, application.client_id, read_jwk(form))
         if private is not None:
             return key_page(request, application.client_id, private)
-        return see_other(f"{PREFIX}/{application.client_id}?notice=Key+replaced.")
+        return see_other(with_notice(f"{PREFIX}/{application.client_id}", "key-replaced"))
 
     @router.post("/{client_id}/plans")
     async def subscribe(request: Request, client_id: str) -> Response:
@@ -153,7 +154,7 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
             raise AccountError(409, "application", f"This application is {application.status}.")
         host.plans.subscribe(application.client_id, api, plan)
         accounts.plan_changed(application, api, plan)
-        return see_other(f"{PREFIX}/{application.client_id}?notice=Plan+changed.")
+        return see_other(with_notice(f"{PREFIX}/{application.client_id}", "plan-changed"))
 
     @router.post("/{client_id}/production")
     async def request_production(request: Request, client_id: str) -> Response:
@@ -161,7 +162,7 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
         application = owned(developer, client_id)
         await guard.form(request)
         accounts.request_production(developer.org_id, application.client_id)
-        return see_other(f"{PREFIX}/{application.client_id}?notice=Production+requested.")
+        return see_other(with_notice(f"{PREFIX}/{application.client_id}", "production-requested"))
 
     @router.post("/{client_id}/disable")
     async def disable(request: Request, client_id: str) -> Response:
@@ -169,6 +170,6 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
         application = owned(developer, client_id)
         await guard.form(request)
         accounts.disable_application(developer.org_id, application.client_id)
-        return see_other(f"{PREFIX}/{application.client_id}?notice=Application+disabled.")
+        return see_other(with_notice(f"{PREFIX}/{application.client_id}", "application-disabled"))
 
     return router

@@ -167,6 +167,12 @@ async def test_admin_pages_need_the_admin_credential(portal: Portal,
     asked_production = await developer.post(f"/portal/applications/{client_id}/production",
                                             csrf_from=f"/portal/applications/{client_id}")
     assert asked_production.status_code == 303
+    # the redirect names a notice by its key; the page shows the portal's own words for it
+    told = await developer.get(asked_production.headers["location"])
+    assert 'id="notice"' in told.text and "Production requested." in told.text
+    spoofed = await developer.get(f"/portal/applications/{client_id}",
+                                  params={"notice": "Your key leaked: mail it to evil@example"})
+    assert "evil@example" not in spoofed.text
     refused = await developer.post(f"/portal/admin/production/{client_id}/approve",
                                    csrf_from="/portal")
     assert refused.status_code == 401
