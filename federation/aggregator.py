@@ -1125,7 +1125,7 @@ def _names_device(body: dict[str, Any]) -> bool:
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
 
 
@@ -1136,7 +1136,7 @@ def _grant_text(consent: bool, subject: str) -> str:
 def _code(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     return str(body.get("code", "")) if isinstance(body, dict) else ""
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from operators import CamaraError
 from operators.gateway import ThreatLimits, read_json_object
 
+from .partner_answers import partner_json
 from .portability import PortabilityDatabase
 from .protection import Protection
 from .types import NetworkId
@@ -94,5 +95,5 @@ class HttpNetworkId:
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        network = response.json().get("networkId")
+        network = partner_json(response).get("networkId")
         return str(network) if network else None

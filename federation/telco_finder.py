@@ -31,6 +31,7 @@ from operators.gateway import ThreatLimits, read_json
 
 from .config import FederatedOperator, FederationConfig
 from .network_id import E164_PATTERN
+from .partner_answers import partner_json
 from .portability import NumberingPlan
 from .protection import Protection
 from .telco_routing import RoutingRule, RoutingTable
@@ -335,7 +336,7 @@ class HttpSecondLevelFinder:
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        body = response.json()
+        body = partner_json(response)
         return SearchAnswer(str(body["operatorId"]), body.get("apiRoot"),
                             body.get("authProviderConfiguration"))
 

@@ -58,8 +58,17 @@ def status_info(status: ProcessingStatus) -> StatusInfo:
         purpose=status.purpose,
         statusValidForProcessing=status.valid,
         statusReason=None if status.valid or status.reason is None else status.reason.value,
-        expirationDate=datetime.fromtimestamp(expires, UTC) if show_expiry and expires else None,
+        expirationDate=_date(expires) if show_expiry and expires else None,
     )
+
+
+def _date(timestamp: float) -> datetime | None:
+    """The expiry as a date; None for one no date can hold (a consent stored with a lifetime
+    of centuries, before grants were capped at ten years), rather than a 500."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def retrieve_status_answer(answer: ConsentInfoAnswer, capture_url: str | None

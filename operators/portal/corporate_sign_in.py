@@ -337,7 +337,7 @@ class CorporateSignIn:
                 follow_redirects=False,
             )
             body = response.json()
-        except (httpx.HTTPError, ValueError) as error:
+        except (httpx.HTTPError, ValueError, RecursionError) as error:
             raise SignInRefusedError(502, f"The identity provider's token endpoint could not "
                                           f"be used: {error}") from error
         if response.status_code != 200 or not isinstance(body, dict):
