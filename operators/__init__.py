@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from operators.config_file import (
         ConfigFileError,
+        field_problems,
         line_of,
         load_yaml_model,
         parse_override,
@@ -77,6 +78,7 @@ __all__ = [
     "default_plans",
     "default_purposes",
     "example_operator",
+    "field_problems",
     "is_admin",
     "lazy_face",
     "line_of",
@@ -102,6 +104,7 @@ _HOMES = {
     "default_purposes": "operators.config",
     "example_operator": "operators.config",
     "ConfigFileError": "operators.config_file",
+    "field_problems": "operators.config_file",
     "line_of": "operators.config_file",
     "load_yaml_model": "operators.config_file",
     "parse_override": "operators.config_file",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,14 +31,35 @@ def load_yaml_model(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            loc = tuple(item["loc"])
-            field = ".".join(str(part) for part in loc) or "(top level)"
-            line = line_of(node, loc)
-            where = f"{path}:{line}" if line else str(path)
-            problems.append(f"{where}: {field}: {item['msg']}")
-        raise ConfigFileError(str(path), problems) from error
+        raise ConfigFileError(str(path), field_problems(path, node, error)) from error
+
+
+YAML_BOOLEAN_HINT = (
+    " (YAML reads an unquoted yes, no, on, off, y or n as true or false: quote it, e.g. 'NO')"
+)
+
+
+def field_problems(
+    path: str | Path,
+    node: yaml.Node | None,
+    error: ValidationError,
+    prefix: tuple[Any, ...] = (),
+    line_for: Callable[[tuple[Any, ...]], int | None] | None = None,
+) -> list[str]:
+    """Each of ``error``'s problems as ``file:line: field: message``; ``line_for`` may name
+    the line of a field first (a variant's override of it). Where a text was wanted and YAML
+    read a boolean, the message says so: Norway's ``NO`` is YAML 1.1's false."""
+    problems = []
+    for item in error.errors():
+        loc = prefix + tuple(item["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = (line_for(loc) if line_for is not None else None) or line_of(node, loc)
+        where = f"{path}:{line}" if line else str(path)
+        message = item["msg"]
+        if isinstance(item.get("input"), bool) and item["type"] == "string_type":
+            message += YAML_BOOLEAN_HINT
+        problems.append(f"{where}: {field}: {message}")
+    return problems
 
 
 def read_yaml_mapping(path: str | Path) -> tuple[yaml.Node | None, dict[str, Any]]:
@@ -61,7 +82,30 @@ def read_yaml_mapping(path: str | Path) -> tuple[yaml.Node | None, dict[str, Any
         data = {}
     if not isinstance(data, dict):
         raise ConfigFileError(str(path), [f"{path}:1: the top level must be a mapping"])
+    repeated = duplicate_keys(node)
+    if repeated:
+        raise ConfigFileError(str(path), [f"{path}:{line}: {where}" for line, where in repeated])
     return node, data
+
+
+def duplicate_keys(node: yaml.Node | None, at: str = "") -> list[tuple[int, str]]:
+    """Keys given twice in one mapping, with the line of the second: YAML keeps only the last
+    silently, so a second application of the same name would replace the first unseen."""
+    found: list[tuple[int, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            where = f"{at}.{name}" if at else name
+            if name in seen and name != "<<":
+                found.append((line, f"{where}: given twice (first on line {seen[name]})"))
+            seen.setdefault(name, line)
+            found.extend(duplicate_keys(value, where))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(duplicate_keys(item, f"{at}.{index}" if at else str(index)))
+    return found
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -85,13 +129,17 @@ def set_dotted(
     parts = key.split(".")
     target: Any = data
     parent = ""
+    made = False  # the mapping under ``parent`` was made by this path (the model's default
+    # stands there, unknown here: an operator without data_centres gets dc1, say)
     for part in parts[:-1]:
         if isinstance(target, list):
             target = target[int(part)]
+            made = False
         else:
-            if parent in named and part not in target:
+            if parent in named and part not in target and not made:
                 known = ", ".join(map(str, target)) or "none"
                 raise ValueError(f"no {parent} entry {part!r} (known: {known})")
+            made = part not in target
             target = target.setdefault(part, {})
         parent = part
     last = parts[-1]

@@ -64,12 +64,27 @@ class RunFolder:
 
     @classmethod
     def read(cls, path: Path) -> RunFolder:
+        """The run ``ogsim run`` wrote to ``path``; ValueError naming the folder for anything
+        else (a sweep, a business run, a summary edited by hand)."""
         summary_path = path / "summary.json"
         if not summary_path.exists():
             raise FileNotFoundError(f"{path}: no summary.json (not an ogsim run folder)")
-        data = json.loads(summary_path.read_text(encoding="utf-8"))
-        if "points" in data:
+        try:
+            data = json.loads(summary_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: summary.json is not JSON ({error})") from error
+        if isinstance(data, dict) and "points" in data:
             raise ValueError(f"{path}: a sweep folder; compare two run folders")
+        if not isinstance(data, dict) or not isinstance(data.get("variants"), dict):
+            raise ValueError(f"{path}: no variants in summary.json: not the folder of a"
+                             " capacity scenario's run (ogsim run)")
+        try:
+            return cls._parse(path, data)
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as error:
+            raise ValueError(f"{path}: summary.json is damaged ({error!r})") from error
+
+    @classmethod
+    def _parse(cls, path: Path, data: dict[str, Any]) -> RunFolder:
         replicated = "confidence" in data
         folder = cls(path, str(data.get("scenario", path.name)), replicated)
         for variant, body in data.get("variants", {}).items():

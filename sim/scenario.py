@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,6 +38,7 @@ from operators import (
     TokenLifetimes,
     default_plans,
     default_purposes,
+    field_problems,
     line_of,
     read_yaml_mapping,
     set_dotted,
@@ -730,23 +732,17 @@ class Scenario(_Model):
                 found[name] = (spike.at, min(spike.at + spike.duration, self.duration))
         return found
 
+    def events_after_the_end(self) -> list[str]:
+        """Named faults and spikes that start at or after the run's end (a ``--duration``
+        shorter than the story): they never happen, and whatever is judged about them
+        cannot be."""
+        return [
+            f"{name} at {start:g} s" for name, (start, _) in self.events().items()
+            if start >= self.duration
+        ]
+
 
 # -- loading -------------------------------------------------------------------------------
-
-
-def field_problems(
-    path: Path, node: yaml.Node | None, error: ValidationError, prefix: tuple[Any, ...] = ()
-) -> list[str]:
-    """Each of ``error``'s problems as ``file:line: field: message`` (the business scenarios'
-    loader reports the same way)."""
-    problems = []
-    for item in error.errors():
-        loc = prefix + tuple(item["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
-        line = line_of(node, loc)
-        where = f"{path}:{line}" if line else str(path)
-        problems.append(f"{where}: {field}: {item['msg']}")
-    return problems
 
 
 def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list[str]:
@@ -965,8 +961,10 @@ def load_scenario(
         try:
             scenario = Scenario.model_validate(variant_data)
         except ValidationError as error:
+            overridden = _override_lines(node, name, variant.set)
             problems.extend(
-                f"{line} (variant {name})" for line in field_problems(source, node, error)
+                f"{line} (variant {name})"
+                for line in field_problems(source, node, error, line_for=overridden)
             )
             continue
         problems.extend(_cross_check(source, node, scenario))
@@ -974,6 +972,22 @@ def load_scenario(
     if problems:
         raise ConfigFileError(str(source), list(dict.fromkeys(problems)))
     return scenarios
+
+
+def _override_lines(
+    node: yaml.Node | None, variant: str, overrides: dict[str, Any]
+) -> Callable[[tuple[Any, ...]], int | None]:
+    """The line of the variant's ``set`` entry a field's value came from, if any: a bad value
+    a variant set is its own line's fault, not the base document's."""
+
+    def line_for(loc: tuple[Any, ...]) -> int | None:
+        dotted = ".".join(str(part) for part in loc)
+        for key in overrides:
+            if dotted == key or dotted.startswith(key + "."):
+                return line_of(node, ("variants", variant, "set", key))
+        return None
+
+    return line_for
 
 
 def scenario_json_schema() -> str:

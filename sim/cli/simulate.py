@@ -150,6 +150,15 @@ def run(
         raise typer.Exit(2) from error
     folder = out if out is not None else Path("runs") / variants[0].name
     refuse_unwritable(folder, "--out", console)
+    for variant in variants:
+        late = variant.events_after_the_end()
+        if late:
+            console.print(
+                f"[yellow]warning[/yellow]: {variant.variant}: {', '.join(late)}: after the"
+                f" run's end ({variant.duration:g} s); it does not happen, and expectations"
+                " about it cannot be judged",
+                soft_wrap=True,
+            )
     shown: dict[str, object] = dict(overrides)
     if duration is not None:
         shown["duration"] = duration

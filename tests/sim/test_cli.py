@@ -124,6 +124,20 @@ def test_token_refuses_an_expired_token_and_names_a_bad_key(tmp_path: Path) -> N
     assert bad.exit_code == 2 and "cannot read the key" in bad.output
 
 
+def test_token_for_a_network_authenticated_subscriber_needs_the_admin_credential(
+    tmp_path: Path,
+) -> None:
+    """Number Verification answers only a subscriber the network authenticated: the command
+    gets a TS.43 operator token from the operator's admin API, and says it cannot without
+    the admin credential (a conformance run then skips the scenario with that reason)."""
+    (tmp_path / "k.jwk").write_text("{}")
+    result = runner.invoke(app, [
+        "token", "--issuer", "http://127.0.0.1:9/oauth", "--client-id", "app", "--key",
+        str(tmp_path / "k.jwk"), "--number", "+34600000001",
+    ], env={"OGSIM_NETWORK": "1", "OGSIM_ADMIN_SECRET": ""})
+    assert result.exit_code == 3 and "--admin-secret" in result.output
+
+
 def test_quick_validation_passes_and_ends_with_the_summary_line() -> None:
     # The live rows run on wall time: their verdict is the benchmark's, not a test's.
     result = runner.invoke(app, ["validate", "--quick", "--seed", "1", "--no-live"])
@@ -178,3 +192,14 @@ def test_bad_federation_file_sweep_values_and_scheduler_are_named(tmp_path: Path
         said = " ".join(result.output.replace("│", " ").split())  # unwrap rich's error panel
         assert result.exit_code == 2 and "is not a scheduler address" in said, address
     assert not out.exists()
+
+
+def test_a_run_shorter_than_its_story_warns_of_the_events_it_cuts_off(tmp_path: Path) -> None:
+    failover = Path(__file__).parent.parent.parent / "scenarios" / "dc_failover.yaml"
+    result = runner.invoke(app, ["run", str(failover), "--duration", "5", "--out",
+                                 str(tmp_path / "out")])
+    said = " ".join(result.output.split())
+    assert "warning" in said and "after the run's end (5 s)" in said, said
+    long_enough = runner.invoke(app, ["run", str(failover), "--duration", "61", "--out",
+                                      str(tmp_path / "out2")])
+    assert "report in" in long_enough.output and "after the run's end" not in long_enough.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -144,6 +145,18 @@ def test_compare_two_runs(small: Path, tmp_path: Path) -> None:
         commands, ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(png)]
     )
     assert result.exit_code == 0 and png.read_bytes().startswith(PNG)
+    # a folder that is no capacity run, or a summary damaged by hand: named, never a traceback
+    summary = tmp_path / "b" / "summary.json"
+    document = json.loads(summary.read_text())
+    for damaged, said in (
+        ({"scenario": "x", "days": 30}, "not the folder of a capacity scenario's run"),
+        ({**document, "variants": {"default": {"totals": []}}}, "summary.json is damaged"),
+        ("[1, 2", "summary.json is not JSON"),
+    ):
+        summary.write_text(damaged if isinstance(damaged, str) else json.dumps(damaged))
+        refused = runner.invoke(commands, ["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+        assert refused.exit_code == 2 and said in " ".join(refused.output.split()), refused.output
+        assert "Traceback" not in refused.output
 
 
 def test_sweep_command_writes_table_heatmap_and_report(small: Path, tmp_path: Path) -> None:

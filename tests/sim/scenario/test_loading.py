@@ -118,7 +118,7 @@ def test_infinite_values_and_weights_that_are_not_positive_are_named(
     assert named in str(caught.value)
 
 
-def test_a_set_path_through_a_misspelt_name_adds_nothing(small: Path) -> None:
+def test_a_set_path_through_a_misspelt_name_adds_nothing(small: Path, tmp_path: Path) -> None:
     """Every field of a data centre has a default, so reaching into one by a misspelt name
     used to add a third data centre; a whole new entry may still be added."""
     with pytest.raises(ConfigFileError) as caught:
@@ -132,6 +132,12 @@ def test_a_set_path_through_a_misspelt_name_adds_nothing(small: Path) -> None:
         small, overrides={"topology.operators.telco-es.data_centres.mad-3": {}}
     )
     assert list(grown.topology.operators["telco-es"].data_centres) == ["mad-1", "mad-2", "mad-3"]
+    # where the file names no data centres the model's default stands, unseen by the path
+    bare = write(tmp_path, SMALL.replace("      data_centres:\n        mad-1: {}\n"
+                                         "        mad-2: {}\n", ""))
+    (default,) = load_scenario(bare, overrides={
+        "topology.operators.telco-es.data_centres.dc1.gateway.replicas": 4})
+    assert default.topology.operators["telco-es"].data_centres["dc1"].gateway.replicas == 4
 
 
 def test_variants_apply_their_overrides_and_expectations(tmp_path: Path) -> None:
@@ -165,3 +171,41 @@ def test_shipped_scenarios_load(scenarios: Path) -> None:
     names = {path.stem: load_scenario(path) for path in scenarios.glob("*.yaml")}
     assert {"baseline", "dc_failover", "thundering_herd"} <= set(names)
     assert [s.variant for s in names["thundering_herd"]] == ["unprotected", "protected"]
+
+
+def test_a_country_code_yaml_reads_as_a_boolean_gets_a_hint(tmp_path: Path) -> None:
+    """YAML 1.1 reads Norway's NO as false; the message says to quote it."""
+    text = SMALL.replace('      number_ranges: ["+3460"]',
+                         '      number_ranges: ["+3460"]\n      country: NO')
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    message = str(caught.value)
+    assert f":{line_number(text, 'country: NO')}: topology.operators.telco-es.country" in message
+    assert "quote it, e.g. 'NO'" in message
+
+
+def test_a_key_given_twice_is_named_not_silently_dropped(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: the first application would vanish unseen."""
+    text = SMALL.replace("    hobby:\n", "    bank:\n      plan: free\n    hobby:\n", 1)
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    second = [i for i, line in enumerate(text.splitlines(), 1) if line == "    bank:"][1]
+    assert (f"{path}:{second}: traffic.applications.bank: given twice (first on line "
+            f"{line_number(text, '    bank:')})") in str(caught.value)
+
+
+def test_a_bad_value_a_variant_sets_is_named_at_its_own_line(tmp_path: Path) -> None:
+    text = SMALL + (
+        "variants:\n"
+        "  fine: {}\n"
+        "  broken:\n"
+        "    set: {traffic.applications.bank.client.timeout: -1}\n"
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    line = line_number(text, "timeout: -1")
+    assert (f"{path}:{line}: traffic.applications.bank.client.timeout: Input should be greater"
+            " than 0 (variant broken)") in str(caught.value)
