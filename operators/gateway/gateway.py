@@ -72,13 +72,14 @@ class MeteredCall:
         return self.operation.api
 
 
-def request_digest(method: str, path: str, body: bytes, context: CallContext) -> str:
-    """A fingerprint of what was asked: method, path (a session id in it), body (the number a
-    two-legged call is about), the subscriber of a three-legged token and the party it acts
-    for. A correlator replays only the request it was first used for."""
+def request_digest(scope: Scope, body: bytes, context: CallContext) -> str:
+    """A fingerprint of what was asked: method, path (a session id in it), query, body (the
+    number a two-legged call is about), the subscriber of a three-legged token and the party
+    it acts for. A correlator replays only the request it was first used for."""
     digest = hashlib.sha256()
-    for part in (method, path, context.msisdn or "", context.consent_party):
+    for part in (scope["method"], scope["path"], context.msisdn or "", context.consent_party):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+    digest.update(bytes(scope.get("query_string", b"")) + b"\x00")
     digest.update(body)
     return digest.hexdigest()
 
@@ -246,7 +247,7 @@ class Gateway:
         if headers.get(HEADER):
             # The client chose this correlator: if it already paid for this very request under
             # it, it gets that answer again; the call is neither run nor billed a second time.
-            digest = request_digest(method, scope["path"], body, context)
+            digest = request_digest(scope, body, context)
             stored = self.ledger.replay(context.client_id, correlator)
             if stored is not None:
                 raise replay_of(stored, operation, context, digest)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
+from operators.camara import CallContext
 from operators.core import Faults, NetworkFunctionKind
+from operators.gateway.gateway import request_digest
 
 from .conftest import ADMIN, FRAUD, Harness
 
@@ -296,3 +299,16 @@ async def test_an_oversized_body_is_refused_before_it_is_read(harness: Harness) 
     }
     await app(scope, receive, send)
     assert sent[0]["status"] == 400
+
+
+def test_the_request_fingerprint_tells_every_part_of_a_request_apart() -> None:
+    context = CallContext(client_id="app")
+    base: dict[str, Any] = {"method": "GET", "path": "/x", "query_string": b"a=1"}
+    same = request_digest(base, b"", context)
+    assert request_digest(dict(base), b"", context) == same
+    for changed in ({**base, "query_string": b"a=2"}, {**base, "path": "/y"},
+                    {**base, "method": "POST"}):
+        assert request_digest(changed, b"", context) != same, changed
+    assert request_digest(base, b"{}", context) != same
+    assert request_digest(base, b"", CallContext(client_id="app", msisdn="+34600000001")) != same
+    assert request_digest(base, b"", CallContext(client_id="app", party="hub/app")) != same
