@@ -171,6 +171,10 @@ def up(
     except ConfigFileError as error:
         console.print(f"[red]invalid federation config[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
+    # before any process starts: an unwritable path used to fail only once all were up
+    refuse_unwritable(descriptor_path, "--descriptor", console, folder=False)
+    if run_dir is not None:
+        refuse_unwritable(run_dir, "--run-dir", console)
     if redis is not None:
         operators = tuple(o.model_copy(update={"redis_url": redis}) for o in federation.operators)
         federation = federation.model_copy(update={"operators": operators})

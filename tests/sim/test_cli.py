@@ -170,8 +170,15 @@ def test_an_output_path_that_cannot_be_written_is_refused_before_any_work(
     assert taken.read_text() == "" and not (tmp_path / "runs").exists()
 
 
-def test_bad_federation_file_sweep_values_and_scheduler_are_named(tmp_path: Path) -> None:
+def test_bad_federation_file_sweep_values_and_scheduler_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each of these was a traceback (and seed=1.7 a silent seed 1) before."""
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("ogsim up started its processes despite a bad path")
+
+    monkeypatch.setattr("sim.cli.live.FederationProcesses.prepare", never)
     bad = tmp_path / "federation.yaml"
     bad.write_text("operators: 5\n")
     for config, said in ((bad, "operators: Input should be a valid tuple"),
@@ -179,6 +186,9 @@ def test_bad_federation_file_sweep_values_and_scheduler_are_named(tmp_path: Path
         result = runner.invoke(app, ["up", "-c", str(config)])
         assert result.exit_code == 2 and "invalid federation config" in result.output
         assert said in result.output
+    for flag, path in (("--descriptor", tmp_path), ("--run-dir", bad)):  # refused before start
+        result = runner.invoke(app, ["up", flag, str(path)])
+        assert result.exit_code == 2 and flag in result.output, result.output
     herd = Path(__file__).parent.parent.parent / "scenarios" / "thundering_herd.yaml"
     out = tmp_path / "sweep"
     for vary, said in (("seed=a,b", "seed: Input should be a valid integer"),
