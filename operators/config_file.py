@@ -88,9 +88,17 @@ def read_yaml_mapping(path: str | Path) -> tuple[yaml.Node | None, dict[str, Any
     return node, data
 
 
-def duplicate_keys(node: yaml.Node | None, at: str = "") -> list[tuple[int, str]]:
+def duplicate_keys(
+    node: yaml.Node | None, at: str = "", seen_nodes: set[int] | None = None
+) -> list[tuple[int, str]]:
     """Keys given twice in one mapping, with the line of the second: YAML keeps only the last
-    silently, so a second application of the same name would replace the first unseen."""
+    silently, so a second application of the same name would replace the first unseen. Each
+    node is walked once, so an alias (``*a``, even one inside its own anchor) is not walked
+    again."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if node is None or id(node) in seen_nodes:
+        return []
+    seen_nodes.add(id(node))
     found: list[tuple[int, str]] = []
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
@@ -101,10 +109,10 @@ def duplicate_keys(node: yaml.Node | None, at: str = "") -> list[tuple[int, str]
             if name in seen and name != "<<":
                 found.append((line, f"{where}: given twice (first on line {seen[name]})"))
             seen.setdefault(name, line)
-            found.extend(duplicate_keys(value, where))
+            found.extend(duplicate_keys(value, where, seen_nodes))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            found.extend(duplicate_keys(item, f"{at}.{index}" if at else str(index)))
+            found.extend(duplicate_keys(item, f"{at}.{index}" if at else str(index), seen_nodes))
     return found
 
 

@@ -47,6 +47,10 @@ def serve_until_stopped(app: ASGIApp, host: str, port: int, fd: int | None = Non
         lifespan="on",
         timeout_keep_alive=KEEP_ALIVE,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # The peer's address is the device's identity (network-based authentication): an
+        # X-Forwarded-For header, which uvicorn trusts from loopback by default, would let any
+        # local process claim any subscriber's address.
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     sockets = None if fd is None else [socket.socket(fileno=fd)]

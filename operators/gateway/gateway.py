@@ -65,22 +65,34 @@ class MeteredCall:
     operation: Operation
     plan: Plan
     digest: str | None = None
-    """The request's fingerprint when the client chose its correlator (see replay_of)."""
+    """The request's fingerprint (see replay_of); SERVER_CHOSEN when the gateway made up the
+    correlator."""
 
     @property
     def api(self) -> str:
         return self.operation.api
 
 
-def request_digest(scope: Scope, body: bytes, context: CallContext) -> str:
-    """A fingerprint of what was asked: method, path (a session id in it), query, body (the
-    number a two-legged call is about), the subscriber of a three-legged token and the party
-    it acts for. A correlator replays only the request it was first used for."""
+DELIVERY_FIELDS = frozenset({"sink", "sinkCredential"})
+"""Where and how to notify: not what is asked. The hub gives each attempt of a relayed QoD
+session its own sink and credential, and a retry must still find its first answer."""
+
+SERVER_CHOSEN = ""
+"""The fingerprint kept for a correlator the gateway made up: nothing replays under it."""
+
+
+def request_digest(scope: Scope, document: Any, context: CallContext) -> str:
+    """A fingerprint of what was asked: method, path (a session id in it), query, the parsed
+    body (the number a two-legged call is about; keys in order, delivery fields left out),
+    the subscriber of a three-legged token and the party it acts for. A correlator replays
+    only the request it was first used for."""
+    if isinstance(document, dict):
+        document = {k: v for k, v in document.items() if k not in DELIVERY_FIELDS}
     digest = hashlib.sha256()
     for part in (scope["method"], scope["path"], context.msisdn or "", context.consent_party):
         digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
     digest.update(bytes(scope.get("query_string", b"")) + b"\x00")
-    digest.update(body)
+    digest.update(json.dumps(document, sort_keys=True, separators=(",", ":")).encode())
     return digest.hexdigest()
 
 
@@ -91,9 +103,11 @@ def replay_of(
     request: another request's answer would be wrong (a QoD session's creation replayed to a
     deletion that then never ran, one number's SIM swap answered for another), and running
     the call would bill nothing, its key being taken. Answers stored before requests were
-    fingerprinted are matched on the operation and the token's subscriber."""
+    fingerprinted are matched on the operation and the token's subscriber; one kept for a
+    correlator the gateway made up (echoed to the client, who may send it back) never
+    replays."""
     if stored.digest is not None:
-        other = stored.digest != digest
+        other = stored.digest == SERVER_CHOSEN or stored.digest != digest
     else:
         other_subject = context.msisdn is not None and stored.msisdn != context.msisdn
         other = stored.operation != operation.operation_id or other_subject
@@ -220,7 +234,6 @@ class Gateway:
         headers = request.headers
         method = scope["method"]
         correlator = state.get("correlator") or correlator_for(headers.get(HEADER))
-        body = b""
         if method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
                 body = await read_body(request, self.limits)
@@ -243,11 +256,11 @@ class Gateway:
             facts, operation, party_trusted=trusted, correlator=correlator
         )
         assert operation is not None  # authorize refuses a route outside the table
-        digest = None
+        digest = SERVER_CHOSEN
         if headers.get(HEADER):
             # The client chose this correlator: if it already paid for this very request under
             # it, it gets that answer again; the call is neither run nor billed a second time.
-            digest = request_digest(scope, body, context)
+            digest = request_digest(scope, state.get(PARSED_BODY), context)
             stored = self.ledger.replay(context.client_id, correlator)
             if stored is not None:
                 raise replay_of(stored, operation, context, digest)

@@ -41,4 +41,5 @@ def notice_of(params: Mapping[str, str]) -> str | None:
     if "{count}" not in text:
         return text
     count = params.get("count", "")
-    return text.format(count=int(count)) if count.isdigit() and len(count) < 7 else None
+    wellformed = count.isascii() and count.isdigit() and len(count) < 7  # "²" is a digit too
+    return text.format(count=int(count)) if wellformed else None

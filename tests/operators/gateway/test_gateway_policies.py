@@ -165,7 +165,12 @@ async def test_a_correlator_reused_for_another_request_is_refused_not_replayed(
     assert other_number.status_code == 400 and "idempotent-replayed" not in other_number.headers
     again_a = await harness.check(two, about_a, headers={"x-correlator": "flow-2"})
     assert again_a.headers["idempotent-replayed"] == "true" and again_a.json() == first_a.json()
-    assert ledger.totals() == {("fraud-app", "sim-swap"): 2}
+    # a correlator the gateway made up, echoed and sent back, replays nothing
+    made_up = await harness.check(two, about_a)
+    echoed = made_up.headers["x-correlator"]
+    sent_back = await harness.check(two, about_b, headers={"x-correlator": echoed})
+    assert sent_back.status_code == 400 and "idempotent-replayed" not in sent_back.headers
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 3}
 
 
 async def test_backend_outage_answers_503_at_once(harness: Harness) -> None:
@@ -303,12 +308,17 @@ async def test_an_oversized_body_is_refused_before_it_is_read(harness: Harness) 
 
 def test_the_request_fingerprint_tells_every_part_of_a_request_apart() -> None:
     context = CallContext(client_id="app")
-    base: dict[str, Any] = {"method": "GET", "path": "/x", "query_string": b"a=1"}
-    same = request_digest(base, b"", context)
-    assert request_digest(dict(base), b"", context) == same
+    base: dict[str, Any] = {"method": "POST", "path": "/x", "query_string": b"a=1"}
+    body = {"device": {"phoneNumber": "+34600000001"}, "duration": 60}
+    same = request_digest(base, body, context)
     for changed in ({**base, "query_string": b"a=2"}, {**base, "path": "/y"},
-                    {**base, "method": "POST"}):
-        assert request_digest(changed, b"", context) != same, changed
-    assert request_digest(base, b"{}", context) != same
-    assert request_digest(base, b"", CallContext(client_id="app", msisdn="+34600000001")) != same
-    assert request_digest(base, b"", CallContext(client_id="app", party="hub/app")) != same
+                    {**base, "method": "GET"}):
+        assert request_digest(changed, body, context) != same, changed
+    assert request_digest(base, {**body, "duration": 61}, context) != same
+    assert request_digest(base, body, CallContext(client_id="app", msisdn="+34600000001")) != same
+    assert request_digest(base, body, CallContext(client_id="app", party="hub/app")) != same
+    # the same request written again: keys in another order, or another place to notify
+    # (the hub gives each attempt of a relayed session a sink and credential of its own)
+    assert request_digest(base, {"duration": 60, **body}, context) == same
+    elsewhere = {**body, "sink": "https://hub.example/n/2", "sinkCredential": {"x": 1}}
+    assert request_digest(base, elsewhere, context) == same

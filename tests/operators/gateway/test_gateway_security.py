@@ -271,6 +271,18 @@ async def test_number_verification_answers_only_a_subscriber_the_network_authent
     unknown = await harness.http.post(f"{oauth}/admin/operator-tokens", headers=ADMIN,
                                       json={"phoneNumber": "+34609999999"})
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_request"
+    wrong = await harness.http.post(f"{oauth}/admin/operator-tokens", json={},
+                                    headers={"Authorization": "Bearer not-the-admin"})
+    assert wrong.status_code == 401
+    # the device itself, from the address the operator gave it, gets its own
+    subscriber = harness.operator.subscribers.get(number)
+    assert subscriber is not None and subscriber.ipv4
+    transport = httpx.ASGITransport(app=harness.http._transport.app,  # type: ignore[attr-defined]
+                                    client=(str(subscriber.ipv4), 5000))
+    root = str(harness.http.base_url)
+    async with httpx.AsyncClient(transport=transport, base_url=root) as device:
+        own = await device.post(f"{oauth}/admin/operator-tokens", json={})
+    assert own.status_code == 201 and own.json()["operatorToken"]
     issued = await harness.http.post(f"{oauth}/admin/operator-tokens", headers=ADMIN,
                                      json={"phoneNumber": number})
     assert issued.status_code == 201, issued.text

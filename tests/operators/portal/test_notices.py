@@ -26,6 +26,7 @@ def test_each_key_comes_back_as_its_text() -> None:
     {"notice": "Your key leaked. Mail it to support@evil.example"},
     {"notice": "Key+replaced."},
     {"notice": "developer-deactivated", "count": "all of them"},
+    {"notice": "developer-deactivated", "count": "\u00b2"},  # a digit to isdigit, not to int
     {"notice": "developer-deactivated"},
     {},
 ])

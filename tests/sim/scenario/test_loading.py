@@ -209,3 +209,11 @@ def test_a_bad_value_a_variant_sets_is_named_at_its_own_line(tmp_path: Path) -> 
     line = line_number(text, "timeout: -1")
     assert (f"{path}:{line}: traffic.applications.bank.client.timeout: Input should be greater"
             " than 0 (variant broken)") in str(caught.value)
+
+
+def test_an_alias_inside_its_own_anchor_is_a_message_not_a_crash(tmp_path: Path) -> None:
+    """The duplicate-key walk visits each node once: ``&a [*a]`` used to recurse forever."""
+    path = write(tmp_path, SMALL + "loop: &a [*a]\n")
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(path)
+    assert "loop: Extra inputs are not permitted" in str(caught.value)
