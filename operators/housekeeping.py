@@ -66,6 +66,8 @@ class Retention:
     ``expired_token`` rather than an unknown ``auth_req_id``."""
     seen_jti: Seconds = 0.0
     """Past the stored expiry, which already holds the replay guard's own margin."""
+    operator_token: Seconds = 0.0
+    """Past a TS.43 operator token's expiry: it resolves nobody any more."""
     idempotent_answer: Seconds = REPLAY_WINDOW
     """After the call: the replay window of a billed call's stored answer."""
     portal_code: Seconds = 600.0
@@ -115,6 +117,11 @@ _PURGES = {
         "seen_jti",
         "DELETE FROM identity_seen_jti WHERE rowid IN (SELECT rowid FROM"
         " identity_seen_jti WHERE expires_at < ? LIMIT ?)",
+    ),
+    "identity_operator_tokens": (
+        "operator_token",
+        "DELETE FROM identity_operator_tokens WHERE rowid IN (SELECT rowid FROM"
+        " identity_operator_tokens WHERE expires_at < ? LIMIT ?)",
     ),
     "usage_events": (
         "idempotent_answer",

@@ -123,6 +123,7 @@ def test_cutoffs_are_the_clock_minus_each_retention() -> None:
         "identity_authorization_codes": now - 610,
         "identity_ciba_requests": now - 120,
         "identity_seen_jti": now,
+        "identity_operator_tokens": now,
         "usage_events": now - REPLAY_WINDOW,
         "portal_codes": now - 600,
         "unbilled_calls": now - ACCESS_LOG_RETENTION,
@@ -159,6 +160,14 @@ async def test_a_purge_removes_only_what_is_past_its_life(live: Live) -> None:
 
     def at(elapsed: float) -> None:
         live.clock.now = start + elapsed
+
+    # A TS.43 operator token goes once it expires (it resolves nobody after).
+    subjects = live.operator.identity.subjects
+    subjects.issue_operator_token(live.operator.subscribers.test_number("approves"), 60.0)
+    at(59)
+    assert not housekeeping.purge().get("identity_operator_tokens")
+    at(61)
+    assert housekeeping.purge()["identity_operator_tokens"] == 1
 
     # The CIBA request is kept as long again as it lived: a late poll reads expired_token.
     at(lifetimes.ciba_request * 2 - 1)
