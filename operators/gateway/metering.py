@@ -161,10 +161,8 @@ class UsageLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(SCHEMA)
-        columns = {row["name"] for row in db.all("PRAGMA table_info(usage_events)")}
         for column in _SUBJECT_COLUMNS:
-            if column not in columns:
-                db.execute(f"ALTER TABLE usage_events ADD COLUMN {column} TEXT")
+            db.ensure_column("usage_events", column, "TEXT")
         db.ensure_column("usage_events", "request_digest", "TEXT")
         db.ensure_schema(SUBJECT_SCHEMA)
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -154,7 +153,8 @@ class CibaService:
         serves what, so an aggregator's stale routing falls back to a deeper search (the
         decision :mod:`federation.discovery_fallback` makes, live and simulated)."""
         db.ensure_schema(SCHEMA)
-        _add_pressed_column(db)
+        # a database from before interactive handsets lacks ``pressed``
+        db.ensure_column("identity_ciba_requests", "pressed", "TEXT")
         db.ensure_column("identity_ciba_requests", "by_network", "INTEGER NOT NULL DEFAULT 0")
 
     def start(self, client: Client, form: Mapping[str, str]) -> BackchannelResponse:
@@ -323,14 +323,3 @@ def _interactive(handset: str) -> bool:
     return HandsetBehaviour.model_validate_json(handset).mode is HandsetMode.INTERACTIVE
 
 
-def _add_pressed_column(db: Database) -> None:
-    """Databases written before interactive handsets lack ``pressed``: add it once (another
-    data centre sharing the file may add it first)."""
-    columns = {r["name"] for r in db.all("PRAGMA table_info(identity_ciba_requests)")}
-    if "pressed" in columns:
-        return
-    try:
-        db.execute("ALTER TABLE identity_ciba_requests ADD COLUMN pressed TEXT")
-    except sqlite3.OperationalError as error:
-        if "duplicate column" not in str(error):
-            raise

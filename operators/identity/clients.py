@@ -164,12 +164,9 @@ class ClientRegistry:
         self.db = db
         self.clock = clock
         db.ensure_schema(SCHEMA)
-        columns = {row["name"] for row in db.all("PRAGMA table_info(identity_clients)")}
-        if "jwks_uri" not in columns:  # a database from before keys by reference
-            db.execute("ALTER TABLE identity_clients ADD COLUMN jwks_uri TEXT")
-        if "environment" not in columns:  # a database from before the developer portal
-            db.execute("ALTER TABLE identity_clients ADD COLUMN environment TEXT NOT NULL"
-                       " DEFAULT 'production'")
+        # columns a database from before keys by reference, or the developer portal, lacks
+        db.ensure_column("identity_clients", "jwks_uri", "TEXT")
+        db.ensure_column("identity_clients", "environment", "TEXT NOT NULL DEFAULT 'production'")
 
     def register(
         self, registration: ClientRegistration | dict[str, Any], *,

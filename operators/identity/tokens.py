@@ -116,9 +116,8 @@ class TokenService:
         self.clock = clock
         self.audience = audience
         db.ensure_schema(SCHEMA)
-        columns = {r["name"] for r in db.all("PRAGMA table_info(identity_access_tokens)")}
-        if "consent_party" not in columns:  # a database from before aggregators' parties
-            db.execute("ALTER TABLE identity_access_tokens ADD COLUMN consent_party TEXT")
+        # columns a database from before aggregators' parties, or before TS.43 tokens, lacks
+        db.ensure_column("identity_access_tokens", "consent_party", "TEXT")
         db.ensure_column("identity_access_tokens", "by_network", "INTEGER NOT NULL DEFAULT 0")
         self._pairwise_secret = self._secret("pairwise")
 

@@ -271,6 +271,12 @@ async def test_number_verification_answers_only_a_subscriber_the_network_authent
     unknown = await harness.http.post(f"{oauth}/admin/operator-tokens", headers=ADMIN,
                                       json={"phoneNumber": "+34609999999"})
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_request"
+    for garbage in (b"not json", b"[1]", b'{"phoneNumber": 34}', b"{" * 5000):
+        refused = await harness.http.post(
+            f"{oauth}/admin/operator-tokens", content=garbage,
+            headers={**ADMIN, "content-type": "application/json"})
+        assert refused.status_code == 400, (garbage[:20], refused.text)
+        assert refused.json()["error"] == "invalid_request"
     wrong = await harness.http.post(f"{oauth}/admin/operator-tokens", json={},
                                     headers={"Authorization": "Bearer not-the-admin"})
     assert wrong.status_code == 401
