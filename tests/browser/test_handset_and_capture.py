@@ -124,3 +124,43 @@ async def test_consent_captured_on_the_operators_page_returns_to_the_application
             "phoneNumber": number, "scopes": ["kyc-match:match"], "purpose": IDENTITY,
             "requestCaptureUrl": False})
         assert status.json()["statusInfo"][0]["statusValidForProcessing"] is True
+
+
+async def test_the_capture_page_stops_offering_codes_once_three_were_sent(
+    served: Served, chrome: Any, tmp_path: Path
+) -> None:
+    """In the browser: two more codes on request, then no resend button and the page says to
+    ask the application; the subscriber's phone got exactly three codes."""
+    from selenium.webdriver.common.by import By
+
+    number = served.operator.subscribers.test_number("approves")
+    async with httpx.AsyncClient(base_url=served.base, timeout=WAIT) as http:
+        app = await _register(served, http, "kyc-codes", "KYC Codes",
+                              "consent-info:retrieve kyc-match:match", ["client_credentials"])
+        token = (await app.client_credentials(f"consent-info:retrieve {FRAUD}"))["access_token"]
+        asked = await http.post("/consent-info/v0.2/retrieve", headers={
+            "Authorization": f"Bearer {token}"}, json={
+            "phoneNumber": number, "scopes": ["kyc-match:match"], "purpose": IDENTITY,
+            "requestCaptureUrl": True})
+        assert asked.status_code == 200, asked.text
+        capture_url = asked.json()["captureUrl"]
+
+        def subscriber() -> str:
+            chrome.get(capture_url)
+            wait_for(lambda: bool(chrome.find_elements(By.ID, "code")), "the code form")
+            for _ in range(2):
+                chrome.find_element(By.ID, "resend").click()
+                wait_for(lambda: bool(chrome.find_elements(By.ID, "code")), "the code form")
+            wait_for(lambda: not chrome.find_elements(By.ID, "resend"), "no resend button")
+            for _ in range(5):
+                chrome.find_element(By.ID, "code").send_keys("000000")
+                chrome.find_element(By.ID, "verify").click()
+                wait_for(lambda: bool(chrome.find_elements(By.ID, "error")), "the error")
+            assert not chrome.find_elements(By.ID, "code"), "no form for a code that cannot come"
+            chrome.save_screenshot(str(screenshot_folder(tmp_path) / "capture_no_codes.png"))
+            return str(chrome.find_element(By.ID, "error").text)
+
+        said = await asyncio.to_thread(subscriber)
+    assert "sent all the codes it may" in said
+    codes = [m for m in served.operator.handsets.messages(number) if m.kind == "code"]
+    assert len(codes) == 3
