@@ -415,6 +415,11 @@ class OperatorConfig(_Strict):
         default_factory=lambda: ClientRateLimit(rate_per_second=200.0, burst=400),
         description="per authenticated client at the backchannel authentication endpoint",
     )
+    operator_token_rate_limit: ClientRateLimit = Field(
+        default_factory=lambda: ClientRateLimit(rate_per_second=1.0, burst=10),
+        description="per device asking for its own TS.43 operator token (the operator"
+        " administrator is not limited)",
+    )
     core_time_scale: float = Field(
         default=1.0, gt=0, description="live mode: wall seconds per modelled second"
     )

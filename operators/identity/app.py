@@ -228,6 +228,9 @@ def build_identity_router(server: IdentityServer) -> APIRouter:
             if not isinstance(number, str) or server.subscribers.get(number) is None:
                 raise OAuthError("invalid_request", "phoneNumber: no subscriber of this operator")
             msisdn = number
+        else:
+            assert msisdn is not None
+            server.admit_device_token(msisdn)
         assert msisdn is not None
         lifetime = 600.0
         token = server.subjects.issue_operator_token(msisdn, lifetime)

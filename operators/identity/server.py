@@ -106,7 +106,9 @@ class IdentityServer:
         application's first); None tells nobody."""
         self._rate_plans = {"/token": _bucket_plan("/token", config.token_rate_limit),
                             "/bc-authorize": _bucket_plan("/bc-authorize",
-                                                          config.ciba_rate_limit)}
+                                                          config.ciba_rate_limit),
+                            "/admin/operator-tokens": _bucket_plan(
+                                "/admin/operator-tokens", config.operator_token_rate_limit)}
         self.issuer = config.issuer_url.rstrip("/")
         parts = urlsplit(self.issuer)
         self.audience = audience or f"{parts.scheme}://{parts.netloc}"
@@ -249,6 +251,14 @@ class IdentityServer:
             decision = self.throttle.check(client.client_id, plan)
             if not decision.allowed:
                 raise RateLimitedError(decision.retry_after)
+
+    def admit_device_token(self, msisdn: str) -> None:
+        """A device's own request for a TS.43 operator token, within its rate: each one is a
+        row until it expires, so an unlimited device could grow the table at will."""
+        plan = self._rate_plans["/admin/operator-tokens"]
+        decision = self.throttle.check(f"device:{msisdn}", plan)
+        if not decision.allowed:
+            raise RateLimitedError(decision.retry_after)
 
     def token(self, form: Mapping[str, str], authorization: str | None = None) -> dict[str, Any]:
         """``POST /token``: dispatch on ``grant_type``; returns the JSON token response."""

@@ -296,3 +296,30 @@ async def test_number_verification_answers_only_a_subscriber_the_network_authent
     proved = await harness.client.ciba(f"operatortoken:{ts43}", scope)
     answered = await verify(str(proved["access_token"]))
     assert answered.status_code == 200 and answered.json() == {"devicePhoneNumberVerified": True}
+
+
+async def test_a_device_asks_for_its_operator_tokens_within_a_rate(harness: Harness) -> None:
+    """Each TS.43 token is a stored row until it expires: a device may ask for its own at the
+    configured rate (10 at once, then one a second), then gets 429 with Retry-After; the
+    operator administrator is not limited, and the device's bucket refills on the clock."""
+    number = harness.number("approves")
+    subscriber = harness.operator.subscribers.get(number)
+    assert subscriber is not None and subscriber.ipv4
+    oauth = urlsplit(harness.operator.issuer).path
+    transport = httpx.ASGITransport(app=harness.http._transport.app,  # type: ignore[attr-defined]
+                                    client=(str(subscriber.ipv4), 5000))
+    async with httpx.AsyncClient(transport=transport,
+                                 base_url=str(harness.http.base_url)) as device:
+        for _ in range(10):
+            granted = await device.post(f"{oauth}/admin/operator-tokens", json={})
+            assert granted.status_code == 201, granted.text
+        refused = await device.post(f"{oauth}/admin/operator-tokens", json={})
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"] == "too_many_requests"
+        assert refused.headers["retry-after"] == "1"
+        admin = await harness.http.post(f"{oauth}/admin/operator-tokens", headers=ADMIN,
+                                        json={"phoneNumber": number})
+        assert admin.status_code == 201, "the administrator is not the device's bucket"
+        harness.clock.advance(1.0)
+        again = await device.post(f"{oauth}/admin/operator-tokens", json={})
+        assert again.status_code == 201, again.text
