@@ -226,3 +226,19 @@ async def test_number_verification_from_the_device_itself(
     with pytest.raises(OAuthClientError) as outsider:
         await app.authorization_code(http, f"number-verification:verify {FRAUD}", REDIRECT)
     assert outsider.value.error == "login_required"
+
+
+async def test_a_forwarded_for_header_does_not_make_a_device(served: tuple[str, Any]) -> None:
+    """The peer's address is the device's identity. uvicorn would take an ``X-Forwarded-For``
+    from a loopback peer as the client's address, letting any local process pass for any
+    subscriber; the operator's server reads the socket's address only."""
+    base, _ = served
+    handset = {"X-Forwarded-For": "127.0.0.2", "Forwarded": "for=127.0.0.2"}
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        claimed = await http.post("/oauth/admin/operator-tokens", json={}, headers=handset)
+        assert claimed.status_code == 401, claimed.text
+        assert claimed.json()["error"] == "login_required"
+    transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+    async with httpx.AsyncClient(transport=transport, base_url=base, timeout=10) as device:
+        own = await device.post("/oauth/admin/operator-tokens", json={})
+    assert own.status_code == 201, "the real device, from its own address, gets its token"
