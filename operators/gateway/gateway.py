@@ -312,20 +312,26 @@ class GatewayMiddleware:
     2xx that was not metered; a crash before that point loses the answer, not the event.
     The CAMARA operations take the same policies without FastAPI's stack in between
     (:class:`~operators.gateway.chain.GatewayApp`); every other request passes here. Under
-    ``oauth_path`` (the identity server's mount) a malformed correlator is refused in OAuth's
-    own error format (RFC 6749 §5.2), which is what an OAuth client reads there.
+    ``oauth_path`` (the identity server's mount) and at its RFC 8414 metadata location on the
+    origin, a malformed correlator is refused in OAuth's own error format (RFC 6749 §5.2),
+    which is what an OAuth client reads there.
     """
 
     def __init__(self, app: ASGIApp, gateway: Gateway, oauth_path: str | None = None) -> None:
         self.app = app
         self.gateway = gateway
         self.oauth_prefix = None if oauth_path is None else oauth_path.rstrip("/") + "/"
+        self.oauth_metadata = (None if oauth_path is None else
+                               "/.well-known/oauth-authorization-server" + oauth_path.rstrip("/"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.oauth_prefix is not None and scope["path"].startswith(self.oauth_prefix):
+        path = scope["path"]
+        if self.oauth_prefix is not None and (
+            path.startswith(self.oauth_prefix) or path == self.oauth_metadata
+        ):
             try:
                 correlator_for(_header(scope, b"x-correlator"))
             except CamaraError as error:

@@ -105,6 +105,11 @@ async def test_correlator_echoed_created_and_validated(harness: Harness) -> None
     assert token_endpoint.json()["error"] == "invalid_request"
     assert "x-correlator" in token_endpoint.json()["error_description"]
     assert token_endpoint.headers["cache-control"] == "no-store"
+    metadata = await harness.http.get(  # RFC 8414's location on the origin, outside the mount
+        f"/.well-known/oauth-authorization-server{oauth}",
+        headers={"x-correlator": "spaces are not allowed"},
+    )
+    assert metadata.status_code == 400 and metadata.json()["error"] == "invalid_request"
 
 
 async def test_metering_counts_each_success_once_and_no_rejection(harness: Harness) -> None:
