@@ -430,6 +430,13 @@ class OperatorConfig(_Strict):
         default_factory=AnalyticsConfig,
         description="live product analytics: usage buckets, anomaly monitor, alert webhook",
     )
+    corporate_idp_hosts: tuple[str, ...] | None = Field(
+        default=None,
+        description="hosts (a name or address, or host:port) an organisation may name as its"
+        " identity provider on the portal's trust page, which the operator then fetches from;"
+        " null allows any host but link-local, multicast, reserved and unspecified addresses"
+        " (a cloud's metadata service)",
+    )
     interactive_handsets: tuple[str, ...] = Field(
         default=(),
         description="numbers whose handset waits for a person to press Approve or Deny on the"

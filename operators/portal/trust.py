@@ -17,8 +17,10 @@ lives at ``/scim/v2`` where directories expect it, outside ``/portal``:
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import httpx
 from fastapi import APIRouter, Query, Request
@@ -120,7 +122,7 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         current = idps.get(developer.org_id)
         if not secret and current is not None and current.client_id == client_id:
             secret = current.client_secret  # left blank: keep the one on file
-        problem = _settings_problem(issuer, client_id, secret)
+        problem = _settings_problem(issuer, client_id, secret, host.config.corporate_idp_hosts)
         if problem is None:
             try:
                 await directory.metadata(issuer)
@@ -195,21 +197,69 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
     return router
 
 
-def _settings_problem(issuer: str, client_id: str, secret: str) -> str | None:
+def _settings_problem(issuer: str, client_id: str, secret: str,
+                      allowed_hosts: tuple[str, ...] | None) -> str | None:
     bad_issuer = "issuer: give the provider's issuer URL, e.g. https://idp.example.com."
     try:
         parts = urlsplit(issuer)
         parts.port  # noqa: B018 (a port that is not a number raises only when read)
     except ValueError:  # e.g. an unclosed IPv6 bracket
         return bad_issuer
-    if (parts.scheme not in ("http", "https") or not parts.netloc or parts.query
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.query
             or parts.fragment or len(issuer) > 500
             or any(char.isspace() or not char.isprintable() for char in issuer)):
         return bad_issuer
+    host_problem = _issuer_host_problem(parts, allowed_hosts)
+    if host_problem is not None:
+        return host_problem
     if not 1 <= len(client_id) <= 200:
         return "client_id: give the client id the provider registered the portal with."
     if not 1 <= len(secret) <= 500:
         return "client_secret: give the client secret the provider issued."
+    return None
+
+
+def _issuer_host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | None:
+    """Why the operator will not fetch from this issuer's host, if it will not.
+
+    Saving the trust settings makes the operator fetch the issuer's discovery document, so
+    the form must not become a way to reach what only the operator's own network can: with
+    ``allowed`` (the operator config's ``corporate_idp_hosts``) only those hosts; without it
+    (a simulator, whose providers run on loopback) any host but link-local (a cloud's
+    metadata service), multicast, reserved and unspecified addresses, however written.
+    A host *name* is not resolved here, so one that resolves to such an address passes: an
+    exposed deployment sets ``corporate_idp_hosts``.
+    """
+    host = (parts.hostname or "").lower()
+    if allowed is not None:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if host in allowed or f"{host}:{port}" in allowed:
+            return None
+        return ("issuer: this operator accepts identity providers only on "
+                f"{', '.join(allowed) or 'no host'}; ask the operator to add yours.")
+    address = _literal_address(host)
+    if address is None:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if (address.is_link_local or address.is_multicast or address.is_reserved
+            or address.is_unspecified):
+        return f"issuer: {host} is not an address an identity provider can be reached at."
+    return None
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` spells, in any form a resolver takes (``169.254.169.254``, but
+    also ``2852039166`` or ``0xa9.0xfe.0xa9.0xfe``), or None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(char in "0123456789abcdefx." for char in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
     return None
 
 

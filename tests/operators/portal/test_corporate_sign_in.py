@@ -321,3 +321,46 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found is not None
     return found.group(1)
+
+
+async def test_the_trust_page_fetches_from_no_metadata_service(world: TrustWorld) -> None:
+    """Saving the settings makes the operator fetch the issuer's discovery document: a
+    link-local address (a cloud's metadata service), however it is written, and multicast,
+    reserved or unspecified ones are refused before anything is fetched."""
+    async with world.signed_in(world.admin) as browser:
+        csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+        for inner in ("http://169.254.169.254", "http://2852039166", "http://0xa9.0xfe.0xa9.0xfe",
+                      "http://[::ffff:169.254.169.254]", "http://[fe80::1]:8080",
+                      "http://0.0.0.0:9000", "http://224.0.0.1"):
+            refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                "csrf": csrf, "issuer": inner, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+            assert refused.status_code == 400, inner
+            assert "is not an address an identity provider can be reached at" in refused.text
+        organisation = world.accounts.organisation(world.org_id)
+        assert organisation is not None and organisation.idp_issuer is None
+
+
+async def test_an_exposed_operator_names_the_providers_it_fetches_from(clock: FakeClock) -> None:
+    """With ``corporate_idp_hosts`` set, only those hosts (or host:port) are fetched from."""
+    idp_host = urlsplit(IDP).hostname
+    config = example_operator().model_copy(
+        update={"corporate_idp_hosts": (f"{idp_host}", "idp.other.example:8443")})
+    operator = Operator.from_config(config, clock=clock, monotonic=clock)
+    network = AsgiNetwork()
+    async with httpx.AsyncClient(transport=network, timeout=10.0) as http:
+        world = build_world(operator, clock, network, http)
+        async with world.signed_in(world.admin) as browser:
+            csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+            for elsewhere in ("http://127.0.0.1:9000", "https://idp.other.example",
+                              f"http://{idp_host}.evil.example"):
+                refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                    "csrf": csrf, "issuer": elsewhere, "client_id": CLIENT_ID,
+                    "client_secret": CLIENT_SECRET})
+                assert refused.status_code == 400, elsewhere
+                assert "accepts identity providers only on" in refused.text, elsewhere
+            saved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                "csrf": csrf, "issuer": IDP, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+            assert saved.status_code == 200 and 'id="federated"' in saved.text
+    operator.close()
