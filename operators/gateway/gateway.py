@@ -117,6 +117,13 @@ def replay_of(
             "INVALID_ARGUMENT",
             "x-correlator: this value was already used for another request; send a new one.",
         )
+    if stored.body is None:
+        return CamaraError(
+            400,
+            "INVALID_ARGUMENT",
+            "x-correlator: this value was already used for a call whose answer is no longer"
+            " kept; send a new one.",
+        )
     return ReplayedCall(stored.status, stored.body)
 
 
@@ -392,7 +399,7 @@ async def run_policies(
         start, *chunks = held
         body = b"".join(bytes(chunk.get("body", b"")) for chunk in chunks)
         try:
-            await gateway.meter(
+            counted = await gateway.meter(
                 call,
                 int(start["status"]),
                 body,
@@ -404,6 +411,12 @@ async def run_policies(
             log.exception("metering failed; the call is answered 503")
             answered[0] = 503
             await _send_error(send, unavailable("The call could not be metered."), correlator)
+            return
+        if not counted:
+            # Another call took this key while this one ran (the same correlator sent twice
+            # at once): its writes were undone with the unrecorded event, and it gets what a
+            # reuse gets, the first call's answer or a refusal, never an unbilled success.
+            answered[0] = await _send_taken_key(gateway, call, send, correlator)
             return
         await send(start)
         await send({"type": "http.response.body", "body": body})
@@ -479,6 +492,28 @@ def _header(scope: Scope, name: bytes) -> str | None:
         if key.lower() == name:
             return bytes(value).decode("latin-1")
     return None
+
+
+async def _send_taken_key(gateway: Gateway, call: MeteredCall, send: Send,
+                          correlator: str) -> int:
+    """Answer a call whose usage key another call took first; the status sent."""
+    context = call.context
+    stored = gateway.ledger.replay(context.client_id, context.correlator or "")
+    outcome = (replay_of(stored, call.operation, context, call.digest or SERVER_CHOSEN)
+               if stored is not None
+               else CamaraError(409, "CONFLICT", "x-correlator: another request under this"
+                                " value is in progress; send a new one."))
+    if isinstance(outcome, ReplayedCall) and outcome.body is not None:
+        headers = [(b"content-type", b"application/json"), (b"idempotent-replayed", b"true"),
+                   (b"x-correlator", correlator.encode()),
+                   (b"content-length", str(len(outcome.body)).encode())]
+        await send({"type": "http.response.start", "status": outcome.status,
+                    "headers": headers})
+        await send({"type": "http.response.body", "body": outcome.body})
+        return outcome.status
+    assert isinstance(outcome, CamaraError)
+    await _send_error(send, outcome, correlator)
+    return outcome.status
 
 
 async def _send_oauth_refusal(send: Send, description: str) -> None:

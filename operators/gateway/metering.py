@@ -132,7 +132,8 @@ class StoredAnswer:
     """A billed call's answer, kept for a client that sends its correlator again."""
 
     status: int
-    body: bytes
+    body: bytes | None
+    """None once housekeeping dropped it (past the replay window): the key stays taken."""
     operation: str
     msisdn: str | None
     digest: str | None
@@ -240,6 +241,8 @@ class UsageLedger:
                 try:
                     apply_effects(effects)
                     counted = self.db.execute(self._INSERT, (*_row(event), response)) == 1
+                    if not counted:  # a key already taken: the call's writes go with it
+                        self.db.execute("ROLLBACK TO call")
                 except sqlite3.Error as error:
                     if not self.db.in_transaction:
                         # SQLite undid the whole transaction by itself (a full disk, an I/O
@@ -254,18 +257,19 @@ class UsageLedger:
         return outcomes
 
     def replay(self, client_id: str, correlator: str) -> StoredAnswer | None:
-        """The answer already given for this key, if the call was billed and its answer is
-        still kept (housekeeping drops answers past their replay window; the event stays, so
-        a reuse after that runs again unbilled)."""
+        """The billed call already made under this key, if any: with its answer while it is
+        kept, without it once housekeeping dropped it past the replay window (the event, and
+        so the key, stays: a call run under it again could not be billed)."""
         row = self.db.one(
             "SELECT status, response, operation, msisdn, request_digest FROM usage_events"
-            " WHERE client_id = ? AND correlator = ? AND response IS NOT NULL",
+            " WHERE client_id = ? AND correlator = ?",
             (client_id, correlator),
         )
         if row is None:
             return None
-        return StoredAnswer(int(row["status"]), bytes(row["response"]), row["operation"],
-                            row["msisdn"], row["request_digest"])
+        response = row["response"]
+        return StoredAnswer(int(row["status"]), None if response is None else bytes(response),
+                            row["operation"], row["msisdn"], row["request_digest"])
 
     def events(self, client_id: str | None = None) -> list[UsageEvent]:
         sql = "SELECT * FROM usage_events"

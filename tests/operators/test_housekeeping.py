@@ -196,8 +196,8 @@ async def test_a_purge_removes_only_what_is_past_its_life(live: Live) -> None:
     assert housekeeping.purge()["usage_events"] == 1
     assert live.answers() == 0
     token = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
-    again = await live.call(token, "call-1")
-    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    again = await live.call(token, "call-1")  # its key is still taken: refused, not free
+    assert again.status_code == 400 and "idempotent-replayed" not in again.headers
     assert live.operator.gateway.ledger.totals() == {("fraud-app", "sim-swap"): 1}
 
 

@@ -178,6 +178,46 @@ async def test_a_correlator_reused_for_another_request_is_refused_not_replayed(
     assert ledger.totals() == {("fraud-app", "sim-swap"): 3}
 
 
+async def test_a_correlator_past_its_replay_window_is_refused_not_served_unbilled(
+    harness: Harness,
+) -> None:
+    """Housekeeping drops a stored answer after its replay window, but the usage event, and so
+    its key, stays: a call run under that correlator again could not be billed. It is refused;
+    a new correlator is served and billed."""
+    ledger = harness.operator.gateway.ledger
+    token = await harness.three_legged()
+    assert (await harness.check(token, headers={"x-correlator": "kept-1"})).status_code == 200
+    harness.clock.advance(2 * 86400)
+    assert harness.operator.housekeeping.purge()["usage_events"] == 1
+    token = await harness.three_legged()
+    again = await harness.check(token, headers={"x-correlator": "kept-1"})
+    assert again.status_code == 400, again.text
+    assert again.json()["code"] == "INVALID_ARGUMENT" and "no longer kept" in again.text
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 1}
+    fresh = await harness.check(token, headers={"x-correlator": "kept-2"})
+    assert fresh.status_code == 200
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 2}
+
+
+async def test_the_same_correlator_sent_twice_at_once_is_served_and_billed_once(
+    harness: Harness,
+) -> None:
+    """Both requests find no stored answer and run; the second to commit finds the key taken:
+    it is not answered as a fresh unbilled success but with the first one's stored answer."""
+    import asyncio
+
+    ledger = harness.operator.gateway.ledger
+    token = await harness.three_legged()
+    answers = await asyncio.gather(
+        *(harness.check(token, headers={"x-correlator": "twin-1"}) for _ in range(2)))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    replayed = [a.headers.get("idempotent-replayed") for a in answers]
+    assert replayed.count("true") == 1 and replayed.count(None) == 1
+    assert all(a.headers["x-correlator"] == "twin-1" for a in answers)
+    assert ledger.totals() == {("fraud-app", "sim-swap"): 1}
+
+
 async def test_backend_outage_answers_503_at_once(harness: Harness) -> None:
     token = await harness.three_legged()
     down = await harness.http.put(

@@ -103,3 +103,30 @@ def test_a_batch_fails_whole_when_sqlite_undoes_its_transaction() -> None:
         )
     assert [e.correlator for e in ledger.events()] == ["c-1"]
     assert not db.in_transaction
+
+
+def test_a_call_whose_key_is_taken_leaves_no_writes() -> None:
+    """A call recorded under a key another call took first is not billed, and its held
+    writes (a QoD session's row, say) are undone with it: it did not happen."""
+    db = Database()
+    db.ensure_schema("CREATE TABLE sessions (id TEXT PRIMARY KEY)")
+    ledger = UsageLedger(db)
+    first = (db, "INSERT INTO sessions (id) VALUES ('s-1')", ())
+    second = (db, "INSERT INTO sessions (id) VALUES ('s-2')", ())
+    outcomes = ledger.record_many(
+        [(event("twin"), b"{}", [first]), (event("twin"), b"{}", [second])]
+    )
+    assert outcomes == [True, False]
+    assert [row[0] for row in db.all("SELECT id FROM sessions")] == ["s-1"]
+
+
+def test_a_replay_lookup_knows_a_key_whose_answer_was_dropped() -> None:
+    db = Database()
+    ledger = UsageLedger(db)
+    ledger.record(event("c-1"), b'{"swapped": false}')
+    kept = ledger.replay("app-1", "c-1")
+    assert kept is not None and kept.body == b'{"swapped": false}'
+    db.execute("UPDATE usage_events SET response = NULL")  # what housekeeping does
+    dropped = ledger.replay("app-1", "c-1")
+    assert dropped is not None and dropped.body is None and dropped.status == 200
+    assert ledger.replay("app-1", "c-2") is None
