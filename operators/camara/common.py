@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -91,6 +92,13 @@ class Device(CamaraModel):
     networkAccessIdentifier: Annotated[str, StringConstraints(max_length=2048)] | None = None
     ipv4Address: DeviceIpv4Address | None = None
     ipv6Address: IPv6Address | None = None
+
+    @field_validator("ipv6Address")
+    @classmethod
+    def _no_zone(cls, value: IPv6Address | None) -> IPv6Address | None:
+        if value is not None and value.scope_id is not None:
+            raise ValueError("ipv6Address is an address (format: ipv6), with no zone")
+        return value
 
     @model_validator(mode="after")
     def _at_least_one(self) -> Device:
@@ -184,6 +192,10 @@ class IdentifierRules:
 
     ``ipv4_public_port``: whether a public address and port alone (a NAT binding) can be
     resolved; the simulated network keeps no NAT table, so by default it cannot.
+    ``mismatch``: whether a phone number and a private IPv4 address this operator gave another
+    subscriber are refused (422 ``IDENTIFIER_MISMATCH``). Only the device status APIs list
+    that code; the others (location, QoD, QoS profiles) say to answer for the identifier used
+    and return no error, so a two-legged client cannot learn whose address an IP is.
     """
 
     phone_number: bool = True
@@ -191,10 +203,12 @@ class IdentifierRules:
     ipv4_public_port: bool = False
     ipv6: bool = False
     network_access_identifier: bool = False
+    mismatch: bool = False
 
 
 PHONE_ONLY = IdentifierRules(ipv4=False)
 ANY_SUPPORTED = IdentifierRules()
+MISMATCH_CHECKED = IdentifierRules(mismatch=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +238,9 @@ def resolve_device(
     Three-legged (``context_msisdn`` set): the token names the device; a body that names it
     too is ``422 UNNECESSARY_IDENTIFIER`` even when it is the same device. Two-legged: the
     body must name it (``422 MISSING_IDENTIFIER``). Of several identifiers the first usable
-    one (phone number, then IPv4, then IPv6) is used; a phone number and a private IPv4 address
-    that this operator allocated to another subscriber are ``422 IDENTIFIER_MISMATCH`` (the
-    check ``CAMARA_common.yaml`` allows and the device-status features expect); none usable
+    one (phone number, then IPv4, then IPv6) is used; where ``rules.mismatch`` (the device
+    status APIs), a phone number and a private IPv4 address that this operator allocated to
+    another subscriber are ``422 IDENTIFIER_MISMATCH``; none usable
     is ``422 UNSUPPORTED_IDENTIFIER``; a device this operator does not serve is
     ``404 IDENTIFIER_NOT_FOUND``.
     """
@@ -246,7 +260,7 @@ def resolve_device(
     if device.phoneNumber is not None and rules.phone_number:
         if directory.get(device.phoneNumber) is None:
             raise _not_found()
-        if ip is not None and ip.privateAddress is not None and rules.ipv4:
+        if ip is not None and ip.privateAddress is not None and rules.mismatch:
             other = directory.by_ipv4(str(ip.privateAddress))
             if other is not None and str(other.msisdn) != device.phoneNumber:
                 raise CamaraError(

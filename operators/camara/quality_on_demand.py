@@ -50,18 +50,29 @@ class ApplicationServer(CamaraModel):
     ipv4Address: str | None = None
     ipv6Address: str | None = None
 
+    # An address/mask may have host bits set: "1.2.3.4/24" matches 1.2.3.0 to 1.2.3.255
+    # (quality-on-demand.yaml, ApplicationServerIpv4Address), hence strict=False.
+
     @field_validator("ipv4Address")
     @classmethod
     def _ipv4(cls, value: str | None) -> str | None:
         if value is not None:
-            (IPv4Network if "/" in value else IPv4Address)(value)  # raises ValueError
+            if "/" in value:
+                IPv4Network(value, strict=False)  # raises ValueError
+            else:
+                IPv4Address(value)
         return value
 
     @field_validator("ipv6Address")
     @classmethod
     def _ipv6(cls, value: str | None) -> str | None:
         if value is not None:
-            (IPv6Network if "/" in value else IPv6Address)(value)
+            if "%" in value:
+                raise ValueError("an IPv6 address has no zone here")
+            if "/" in value:
+                IPv6Network(value, strict=False)
+            else:
+                IPv6Address(value)
         return value
 
     @model_validator(mode="after")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from operators.camara.common import (
+    MISMATCH_CHECKED,
     PHONE_ONLY,
     Device,
     DeviceDirectory,
@@ -159,13 +160,13 @@ class Integrator:
     async def reachability_status(
         self, ctx: CallContext, body: RequestReachabilityStatus
     ) -> ReachabilityStatusResponse:
-        msisdn, _ = self._device(ctx, body.device)
+        msisdn, _ = self._device(ctx, body.device, MISMATCH_CHECKED)
         return await self._run(ops.reachability_status(msisdn))
 
     async def roaming_status(
         self, ctx: CallContext, body: RoamingStatusRequest
     ) -> RoamingStatusResponse:
-        msisdn, _ = self._device(ctx, body.device)
+        msisdn, _ = self._device(ctx, body.device, MISMATCH_CHECKED)
         return await self._run(ops.roaming_status(msisdn))
 
     # -- number verification ---------------------------------------------------------------
@@ -445,6 +446,7 @@ class Integrator:
 
     async def kyc_match(self, ctx: CallContext, body: KycMatchRequest) -> KycMatchResponse:
         """KYC's own rule: a three-legged call may repeat the number, but it must match."""
+        ops.refuse_empty_claim(body)
         if ctx.msisdn is not None:
             if body.phoneNumber is not None and body.phoneNumber != ctx.msisdn:
                 raise CamaraError(

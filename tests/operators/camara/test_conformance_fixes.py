@@ -86,3 +86,67 @@ async def test_verify_location_area_needs_its_area_type(
     body = {"device": {"phoneNumber": base.test_number("approves")}, "area": area}
     r = await client.post("/location-verification/v3/verify", json=body)
     assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
+
+
+async def test_only_device_status_refuses_identifiers_of_two_devices(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    """Location, QoD and QoS Profiles answer for the identifier they use and return no
+    error when another identifier names another device (their YAML: "No error should be
+    returned ... to prevent API consumers correlating different identifiers"); only the
+    device status APIs list IDENTIFIER_MISMATCH."""
+    number = base.test_number("approves")
+    other = base.get(base.test_number("unreachable"))
+    assert other is not None and other.ipv4
+    device = {"phoneNumber": number,
+              "ipv4Address": {"publicAddress": "84.125.93.10", "privateAddress": other.ipv4}}
+    area = {"areaType": "CIRCLE", "center": {"latitude": 40.4, "longitude": -3.7},
+            "radius": 1000}
+    verified = await client.post("/location-verification/v3/verify",
+                                 json={"device": device, "area": area})
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["device"] == {"phoneNumber": number}
+    session = await client.post(f"{QOD}/sessions", json={**_session(number), "device": device})
+    assert session.status_code == 201, session.text
+    assert session.json()["device"] == {"phoneNumber": number}
+    profiles = await client.post("/qos-profiles/v1/retrieve-qos-profiles",
+                                 json={"device": device})
+    assert profiles.status_code == 200, profiles.text
+    reachability = await client.post("/device-reachability-status/v1/retrieve",
+                                     json={"device": device})
+    assert (reachability.status_code, reachability.json()["code"]) == (422, "IDENTIFIER_MISMATCH")
+
+
+async def test_an_application_server_network_may_have_host_bits(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    """quality-on-demand.yaml: "1.2.3.4/24" matches 1.2.3.0 to 1.2.3.255 (so does an IPv6
+    address with its /64); a zone, an impossible mask or a non-address is still refused."""
+    number = base.test_number("approves")
+    for server in ({"ipv4Address": "1.2.3.4/24"},
+                   {"ipv6Address": "2001:db8:85a3:8d3:1319:8a2e:370:7344/64"}):
+        created = await client.post(f"{QOD}/sessions",
+                                    json=_session(number, applicationServer=server))
+        assert created.status_code == 201, created.text
+        assert created.json()["applicationServer"] == server
+        await client.delete(f"{QOD}/sessions/{created.json()['sessionId']}")
+    for server in ({"ipv4Address": "1.2.3.4/33"}, {"ipv6Address": "fe80::1%eth0"},
+                   {"ipv4Address": "example.com"}):
+        refused = await client.post(f"{QOD}/sessions",
+                                    json=_session(number, applicationServer=server))
+        assert (refused.status_code, refused.json()["code"]) == (400, "INVALID_ARGUMENT"), server
+
+
+async def test_a_device_ipv6_address_has_no_zone(client: httpx.AsyncClient) -> None:
+    r = await client.post("/device-roaming-status/v1/retrieve",
+                          json={"device": {"ipv6Address": "fe80::1%eth0"}})
+    assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
+
+
+async def test_kyc_empty_body_is_invalid_argument_two_legged_too(
+    client: httpx.AsyncClient,
+) -> None:
+    """kyc-match.feature 400.2: an empty body, with any valid token (two-legged here, where
+    no number names the device either), is 400 INVALID_ARGUMENT, not MISSING_IDENTIFIER."""
+    r = await client.post("/kyc-match/v0.3/match", json={})
+    assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
