@@ -26,13 +26,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 
 from operators import CamaraError, Database
 from operators.gateway import ThreatLimits
 from operators.integrator import CloudEventNotifier
 
 from .types import Clock
+
+_AWARE: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 PATH = "/qod-notifications/{sessionId}"
 """The relay endpoint at the hub's API root."""
@@ -122,9 +124,9 @@ class NotificationRelay:
             if credential.get("credentialType") != "ACCESSTOKEN":
                 return body  # refused by the operator (INVALID_CREDENTIAL)
             token = str(credential["accessToken"])
-            expires_at = datetime.fromisoformat(
-                str(credential["accessTokenExpiresUtc"]).replace("Z", "+00:00")
-            ).timestamp()
+            # as the operator's model read it: any RFC 3339 spelling (lower-case t and z),
+            # or a number of seconds
+            expires_at = _AWARE.validate_python(credential["accessTokenExpiresUtc"]).timestamp()
         secret = secrets.token_urlsafe(32)
         now = self.clock()
         self.db.execute("DELETE FROM aggregator_qod_relays WHERE expires_at < ?", (now,))

@@ -308,3 +308,35 @@ async def test_a_sink_the_operator_refuses_is_its_own_error(hub: Hub) -> None:
     assert response.status_code == 400 and response.json()["code"] == "INVALID_CREDENTIAL"
     rows = hub.fed.aggregator.db.all("SELECT * FROM aggregator_qod_relays")
     assert rows == [], "no relay left behind"
+
+
+async def test_any_expiry_spelling_the_operator_reads_is_relayed(hub: Hub) -> None:
+    """RFC 3339 allows a lower-case t and z, and the model also reads seconds: the hub takes
+    the credential's expiry as the operator's model does (it was a 500 at the hub)."""
+    hub.fed.network.add(AppSink.url, AppSink().app())
+    at = hub.fed.aggregator.clock() + 3600
+    spelled = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dt%H:%M:%Sz")
+    for expiry in (spelled, int(at)):
+        created = await hub.fed.http.post(
+            f"{hub.url}/quality-on-demand/v1/sessions",
+            json={
+                "device": {"phoneNumber": hub.number("telco-fr")},
+                "applicationServer": {"ipv4Address": "198.51.100.10"},
+                "qosProfile": "QOS_M",
+                "duration": 600,
+                "sink": AppSink.url,
+                "sinkCredential": {"credentialType": "ACCESSTOKEN", "accessToken": "t",
+                                   "accessTokenExpiresUtc": expiry,
+                                   "accessTokenType": "bearer"},
+            },
+            headers=hub.headers,
+        )
+        assert created.status_code == 201, (expiry, created.text)
+        relayed = hub.fed.aggregator.notifications.db.one(
+            "SELECT expires_at FROM aggregator_qod_relays WHERE session_id = ?",
+            (created.json()["sessionId"],))
+        assert relayed is not None and relayed[0] == int(at), "the application's own expiry"
+        deleted = await hub.fed.http.delete(
+            f"{hub.url}/quality-on-demand/v1/sessions/{created.json()['sessionId']}",
+            headers=hub.headers)
+        assert deleted.status_code == 204
