@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from operators import CamaraError
 from operators.gateway import ThreatLimits, read_json_object
 
-from .partner_answers import partner_json
+from .partner_answers import PARTNER_FAILURES, partner_json, partner_unavailable
 from .portability import PortabilityDatabase
 from .protection import Protection
 from .types import NetworkId
@@ -89,11 +89,22 @@ class HttpNetworkId:
         self.access_token = access_token
 
     async def __call__(self, number: str) -> NetworkId | None:
+        """The network serving ``number``, None when unknown (404); 503 UNAVAILABLE when the
+        register is down, refuses, or answers something else than a Network ID answer."""
+        try:
+            return await self._ask(number)
+        except PARTNER_FAILURES as error:
+            raise partner_unavailable(f"The Network ID service at {self.url}", error) from error
+
+    async def _ask(self, number: str) -> NetworkId | None:
         headers = ({"Authorization": f"Bearer {self.access_token}"}
                    if self.access_token else {})
         response = await self.http.post(self.url, json={"phoneNumber": number}, headers=headers)
         if response.status_code == 404:
             return None
         response.raise_for_status()
-        network = partner_json(response).get("networkId")
+        body = partner_json(response)
+        if not isinstance(body, dict):
+            raise ValueError("the answer is not a JSON object")
+        network = body.get("networkId")
         return str(network) if network else None

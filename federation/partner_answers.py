@@ -6,7 +6,13 @@ from typing import Any
 
 import httpx
 
-__all__ = ["partner_json"]
+from operators import CamaraError
+
+__all__ = ["PARTNER_FAILURES", "partner_json", "partner_unavailable"]
+
+PARTNER_FAILURES = (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError)
+"""What asking a partner can raise: no answer, an error status (``raise_for_status``), or an
+answer that is not the JSON object expected."""
 
 
 def partner_json(response: httpx.Response) -> Any:
@@ -17,3 +23,10 @@ def partner_json(response: httpx.Response) -> Any:
         return response.json()
     except RecursionError as error:
         raise ValueError(f"{response.url} answered JSON nested too deeply") from error
+
+
+def partner_unavailable(what: str, error: Exception) -> CamaraError:
+    """503 for a partner's service that failed, as the hub answers for a partner that is
+    down: the application's request was fine, and another try may find the partner back."""
+    detail = f" ({error.response.status_code})" if isinstance(error, httpx.HTTPStatusError) else ""
+    return CamaraError(503, "UNAVAILABLE", f"{what} could not answer{detail}.")

@@ -31,7 +31,7 @@ from operators.gateway import ThreatLimits, read_json
 
 from .config import FederatedOperator, FederationConfig
 from .network_id import E164_PATTERN
-from .partner_answers import partner_json
+from .partner_answers import PARTNER_FAILURES, partner_json, partner_unavailable
 from .portability import NumberingPlan
 from .protection import Protection
 from .telco_routing import RoutingRule, RoutingTable
@@ -323,6 +323,14 @@ class HttpSecondLevelFinder:
         """Drops a cached token the finder refused (401), so one retry gets a fresh one."""
 
     async def __call__(self, url: str, request: SearchRequest) -> SearchAnswer | None:
+        """The operator's answer, None when it serves nobody (404); 503 UNAVAILABLE when it
+        is down, refuses (429, 5xx) or answers something that is not a finder's answer."""
+        try:
+            return await self._search(url, request)
+        except PARTNER_FAILURES as error:
+            raise partner_unavailable(f"The Telco Finder at {url}", error) from error
+
+    async def _search(self, url: str, request: SearchRequest) -> SearchAnswer | None:
         token = await self.access_token(url) if self.access_token else None
         response = await self._post(url, request, token)
         if (
@@ -337,6 +345,8 @@ class HttpSecondLevelFinder:
             return None
         response.raise_for_status()
         body = partner_json(response)
+        if not isinstance(body, dict):
+            raise ValueError("the answer is not a JSON object")
         return SearchAnswer(str(body["operatorId"]), body.get("apiRoot"),
                             body.get("authProviderConfiguration"))
 
