@@ -102,7 +102,7 @@ from .notification_relay import LIMITS as NOTIFICATION_LIMITS
 from .notification_relay import PATH as NOTIFICATION_PATH
 from .notification_relay import NotificationRelay
 from .protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE, BearerProtection
-from .settlement import build_aggregator_statements_router
+from .settlement import build_aggregator_statements_router, operator_correlator
 from .telco_finder import (
     HttpSecondLevelFinder,
     SearchAnswer,
@@ -1115,7 +1115,7 @@ class Aggregator:
 def _scoped(call: _Admitted) -> str:
     """The correlator sent to the operator, which meters by (client, correlator) and sees the
     hub as one client for every application: scoped by application so two never collide."""
-    return f"{call.application}:{call.correlator}"[:256]
+    return operator_correlator(call.application, call.correlator)
 
 
 def _names_device(body: dict[str, Any]) -> bool:

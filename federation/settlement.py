@@ -25,6 +25,7 @@ sides: it then shows as a difference in both months, as a cut-off difference wou
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -70,8 +71,15 @@ def aggregator_client(aggregator: str) -> str:
 
 def operator_correlator(application: str, correlator: str) -> str:
     """The correlator an operator meters a hub call under: the application's correlator
-    scoped by the application (as the hub sends it), cut to what the operator keeps."""
-    return f"{application}:{correlator}"[:CORRELATOR_LIMIT]
+    scoped by the application (as the hub sends it), within what the operator keeps.
+
+    One too long to fit is sent as its digest (``sha256.`` and 64 hex digits, after the
+    application's id): cutting it would give two correlators that differ only past the cut
+    one key at the operator, which would replay the first call's answer for the second."""
+    scoped = f"{application}:{correlator}"
+    if len(scoped) <= CORRELATOR_LIMIT:
+        return scoped
+    return f"{application[:150]}:sha256.{hashlib.sha256(scoped.encode()).hexdigest()}"
 
 
 class SettledRecord(Protocol):

@@ -17,6 +17,7 @@ from federation.client import ApplicationClient, Endpoints, new_client_key
 from federation.config import BRAND_NUMBER, PORTED_NUMBER, FederationConfig
 from federation.data_centres import DATA_CENTRE_HEADER
 from federation.federation import Federation, quick_consent, start_federation
+from federation.settlement import operator_correlator
 from federation.trusted_issuers import issue_assertion
 
 FRAUD = "dpv:FraudPreventionAndDetection"
@@ -85,6 +86,22 @@ async def test_operator_meters_the_hub_under_the_same_correlator(world: World) -
     assert unauthorised.status_code == 401
     totals = (await world.fed.http.get(f"{world.hub}/admin/settlement", headers=ADMIN)).json()
     assert totals == [{"aggregator": "hub", "operator": "telco-fr", "calls": 1, "billable": 1}]
+
+
+async def test_long_correlators_that_differ_past_the_cut_stay_apart(world: World) -> None:
+    """Scoped by the application, a 256-character correlator no longer fits the operator's
+    key: two that differ only at their end were cut to one key, so the operator replayed the
+    first answer for the second (billed once, settled twice). Too long, it goes as a digest."""
+    number, other = world.number("telco-fr"), world.number("telco-fr", "recent-swap")
+    first, second = "a" * 255 + "1", "a" * 255 + "2"
+    assert (await world.check(number, first)).json() == {"swapped": False}
+    answered = await world.check(other, second)
+    assert answered.status_code == 200 and answered.json() == {"swapped": True}
+    assert "idempotent-replayed" not in answered.headers
+    keys = [e.correlator for e in world.fed.operator("telco-fr").gateway.ledger.events()]
+    assert len(set(keys)) == 2 and all(len(key) <= 256 for key in keys)
+    assert keys == [operator_correlator("app", first), operator_correlator("app", second)]
+    assert operator_correlator("app", "corr-1") == "app:corr-1", "a short one is kept as is"
 
 
 async def test_ported_number_served_by_the_operator_it_was_ported_to(world: World) -> None:
