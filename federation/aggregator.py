@@ -36,7 +36,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -856,7 +856,9 @@ class Aggregator:
         offers, with the first partner's definition (federation order); ``getQosProfile``
         answers that definition when every partner offers the name, else 404. With a device,
         ``retrieveQoSProfiles`` is routed to the serving operator like any device call.
-        The call is settled with the first partner, whose definition the answer carries.
+        Every partner asked meters the call it answered, so each is settled on its own row,
+        under the application's correlator suffixed with the partner's id (what the partner
+        is sent, scoped like any other): the hub's books and each operator's then agree.
         """
         operation = call.operation
         name = request.path_params.get("name")
@@ -868,12 +870,13 @@ class Aggregator:
         )
         answers: list[tuple[Partner, httpx.Response]] = []
         for partner in self.partners.values():
+            asked = replace(call, correlator=f"{call.correlator}/{partner.config.id}")
             try:
                 token = await self._hop(
                     TOKEN, partner.config.id, self._two_legged(partner, call.scope)
                 )
             except CamaraError as error:
-                self._settle(call, partner, partner.config.id, error.status)
+                self._settle(asked, partner, partner.config.id, error.status)
                 raise
             response = await self._call(
                 partner,
@@ -881,21 +884,20 @@ class Aggregator:
                 path or operation.template,
                 body if operation.request is not None else None,
                 token,
-                _scoped(call),
+                _scoped(asked),
                 label=operation.template,
             )
+            self._settle(asked, partner, partner.config.id, response.status_code)
             answers.append((partner, response))
-        first, first_response = answers[0]
+        first_response = answers[0][1]
         failed = next(
             (r for _, r in answers if r.status_code >= 300 and r.status_code != 404), None
         )
         if failed is not None:
-            self._settle(call, first, first.config.id, failed.status_code)
             return self._answer(request, call, failed, failed.content)
         if name is not None:  # getQosProfile: offered everywhere, or not found
             missing = next((r for _, r in answers if r.status_code == 404), None)
             chosen = missing if missing is not None else first_response
-            self._settle(call, first, first.config.id, chosen.status_code)
             return self._answer(request, call, chosen, chosen.content)
         lists = [_json_or_none(r) for _, r in answers]
         names = [
@@ -906,7 +908,6 @@ class Aggregator:
         common = set.intersection(*names) if names else set()
         head = lists[0] if isinstance(lists[0], list) else []
         profiles = [p for p in head if isinstance(p, dict) and p.get("name") in common]
-        self._settle(call, first, first.config.id, first_response.status_code)
         return self._answer(request, call, first_response, json.dumps(profiles).encode())
 
     async def _two_legged(self, partner: Partner, scope: str) -> str:

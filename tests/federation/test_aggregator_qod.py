@@ -25,6 +25,7 @@ from starlette.routing import Route
 from federation.config import FederationConfig
 from federation.data_centres import DATA_CENTRE_HEADER
 from federation.federation import Federation, quick_consent, start_federation
+from federation.settlement import operator_correlator
 
 SERVICE = "dpv:RequestedServiceProvision"
 QOD = " ".join(
@@ -165,14 +166,23 @@ async def test_qos_profiles_by_device_and_everywhere(hub: Hub) -> None:
     assert one.status_code == 200 and one.json()["name"] == "QOS_L"
     missing = await hub.fed.http.get(f"{profiles}/QOS_XL", headers=hub.headers)
     assert missing.status_code == 404 and missing.json()["code"] == "NOT_FOUND"
+    # Asked without a device, every partner answers and meters the call: each is settled
+    # on its own row, and each operator's books show exactly the hub's billable rows for it.
     settled = hub.fed.aggregator.settlement.calls()
-    assert [(c.operator, c.operation) for c in settled] == [
-        ("telco-es", "retrieveQoSProfiles"),
-        ("telco-es", "retrieveQoSProfiles"),
-        ("telco-es", "getQosProfile"),
-        ("telco-es", "getQosProfile"),
+    partners = list(hub.fed.aggregator.partners)
+    assert len(partners) > 1
+    assert [(c.operator, c.operation, c.billable) for c in settled] == [
+        ("telco-es", "retrieveQoSProfiles", True),
+        *((p, "retrieveQoSProfiles", True) for p in partners),
+        *((p, "getQosProfile", True) for p in partners),
+        *((p, "getQosProfile", False) for p in partners),
     ]
-    assert [c.billable for c in settled] == [True, True, True, False]
+    for partner in partners:
+        billed = {e.correlator for e in hub.fed.operator(partner).gateway.ledger.events()
+                  if e.client_id == "hub"}
+        owed = {operator_correlator(c.application, c.correlator) for c in settled
+                if c.operator == partner and c.billable}
+        assert billed == owed, partner
 
 
 async def test_data_centre_header_only_for_who_asks(hub: Hub) -> None:
