@@ -246,6 +246,15 @@ class SettlementLedger:
             for r in self.db.all(sql + " ORDER BY at, correlator", params)
         ]
 
+    def settled(self, application: str, correlator: str) -> tuple[str, str] | None:
+        """The (operator, operation) a call under this key was settled with, if any."""
+        row = self.db.one(
+            "SELECT operator, operation FROM aggregator_settlement"
+            " WHERE application = ? AND correlator = ?",
+            (application, correlator),
+        )
+        return None if row is None else (str(row["operator"]), str(row["operation"]))
+
     def totals(self) -> dict[str, dict[str, int]]:
         """Per partner operator: calls answered, billable calls, per application too."""
         rows = self.db.all(
@@ -344,6 +353,9 @@ class _Admitted:
     """The ``jti`` of the application's hub token."""
     sandbox: bool = False
     """A sandbox application of the hub's portal: it reaches the operators' test numbers only."""
+    settled_with: str | None = None
+    """The operator an earlier call under the same correlator was settled with: a retry must
+    go there too (another operator would bill a call the hub's books hold once)."""
 
 
 @dataclass
@@ -559,6 +571,8 @@ class Aggregator:
     async def forward(self, request: Request, operation_id: str) -> Response:
         """Serve one CAMARA call for an application (steps 1-5 of the module docstring)."""
         call = self._admit(request, operation_id)
+        if request.headers.get(CORRELATOR_HEADER):
+            call = self._retry_of(call)
         operation = call.operation
         if operation_id in SESSION_OPERATIONS:
             return await self._session_call(request, call)
@@ -589,6 +603,18 @@ class Aggregator:
             content = self._mine(call, partner, response)
         self._settle(call, partner, answer.operator_id, response.status_code)
         return self._answer(request, call, response, content)
+
+    def _retry_of(self, call: _Admitted) -> _Admitted:
+        """A correlator the application chose and already used: the hub's settlement row is
+        one per (application, correlator), so only the same operation at the same operator
+        may run under it again (the operator then replays, or refuses another request)."""
+        previous = self.settlement.settled(call.application, call.correlator)
+        if previous is None:
+            return call
+        operator, operation = previous
+        if operation != call.operation.operation_id:
+            raise _correlator_taken()
+        return replace(call, settled_with=operator)
 
     def _test_number(self, number: str) -> bool:
         """Whether some operator of the federation documents ``number`` as a test number (a
@@ -638,6 +664,8 @@ class Aggregator:
         self, request: Request, call: _Admitted, response: httpx.Response, content: bytes
     ) -> Response:
         headers = {CORRELATOR_HEADER: call.correlator}
+        if response.headers.get(REPLAYED_HEADER) == "true":  # the operator's stored answer
+            headers[REPLAYED_HEADER] = "true"
         site = response.headers.get(DATA_CENTRE_HEADER)
         if site and DATA_CENTRE_OPT_IN in request.headers:  # internal: only when asked
             headers[DATA_CENTRE_HEADER] = site
@@ -692,6 +720,8 @@ class Aggregator:
                     continue
                 self._settle(call, partner, answer.operator_id, error.status)
                 raise
+            if call.settled_with not in (None, partner.config.id):
+                raise _correlator_taken()
             response = await self._call(
                 partner, method, template, _without_device(body), token, _scoped(call)
             )
@@ -1111,6 +1141,18 @@ class Aggregator:
 
     def close(self) -> None:
         self.db.close()
+
+
+REPLAYED_HEADER = "idempotent-replayed"
+"""Set by an operator that answered with the stored answer of a call under this correlator."""
+
+
+def _correlator_taken() -> CamaraError:
+    return CamaraError(
+        400,
+        "INVALID_ARGUMENT",
+        "x-correlator: this value was already used for another request; send a new one.",
+    )
 
 
 def _scoped(call: _Admitted) -> str:

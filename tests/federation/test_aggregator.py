@@ -30,6 +30,7 @@ GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 class World:
     fed: Federation
     token: str
+    app: ApplicationClient
 
     @property
     def hub(self) -> str:
@@ -54,7 +55,7 @@ async def world(federation: FederationConfig, tmp_path: Path) -> AsyncIterator[W
     fed = await start_federation(quick_consent(federation), tmp_path, probes=False)
     app = await fed.register_application("app", SCOPE, [FRAUD, "dpv:ServiceProvision"])
     token = (await app.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
-    yield World(fed, token)
+    yield World(fed, token, app)
     await fed.stop()
 
 
@@ -102,6 +103,37 @@ async def test_long_correlators_that_differ_past_the_cut_stay_apart(world: World
     assert len(set(keys)) == 2 and all(len(key) <= 256 for key in keys)
     assert keys == [operator_correlator("app", first), operator_correlator("app", second)]
     assert operator_correlator("app", "corr-1") == "app:corr-1", "a short one is kept as is"
+
+
+async def test_a_correlator_reused_for_another_call_is_refused_by_the_hub(world: World) -> None:
+    """The hub settles one row per (application, correlator). Reused for another operation
+    after an unbilled answer, the operator (which kept nothing) would bill the second call
+    while the hub's row kept the first one's API; reused at another operator, that operator
+    would bill a call the hub's books already hold. Both are refused before any operator is
+    asked; the same call again still reaches the operator, which replays it."""
+    http, headers = world.fed.http, {"Authorization": f"Bearer {world.token}"}
+    fr, es = world.number("telco-fr"), world.number("telco-es")
+    refused = await http.post(f"{world.hub}/sim-swap/v2/check",
+                              json={"phoneNumber": fr, "maxAge": 9999},
+                              headers={**headers, "x-correlator": "reuse-1"})
+    assert refused.status_code == 400, refused.text
+    assert world.fed.aggregator.settlement.settled("app", "reuse-1") is not None
+    reach = await world.app.client_credentials(f"device-reachability-status:read {FRAUD}")
+    other_api = await http.post(
+        f"{world.hub}/device-reachability-status/v1/retrieve", json={"device": {"phoneNumber": fr}},
+        headers={"Authorization": f"Bearer {reach['access_token']}", "x-correlator": "reuse-1"})
+    assert other_api.status_code == 400 and "x-correlator" in other_api.json()["message"]
+    assert (await world.check(fr, "reuse-2")).status_code == 200
+    elsewhere = await world.check(es, "reuse-2")
+    assert elsewhere.status_code == 400 and "x-correlator" in elsewhere.json()["message"]
+    assert not world.fed.operator("telco-es").gateway.ledger.events(), "telco-es billed nothing"
+    again = await world.check(fr, "reuse-2")  # the same call: replayed by the operator
+    assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+    fr_events = world.fed.operator("telco-fr").gateway.ledger.events()
+    assert [e.correlator for e in fr_events] == ["app:reuse-2"]
+    settled = world.fed.aggregator.settlement.calls()
+    assert [(c.correlator, c.operation, c.billable) for c in settled] == [
+        ("reuse-1", "checkSimSwap", False), ("reuse-2", "checkSimSwap", True)]
 
 
 async def test_ported_number_served_by_the_operator_it_was_ported_to(world: World) -> None:

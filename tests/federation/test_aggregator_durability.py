@@ -67,10 +67,11 @@ async def stream(
             nonlocal done
             for n in range(CALLS_PER_WORKER):
                 correlator = f"hub-{worker}-{n}"
+                number = seen["numbers"][correlator] = numbers[(worker + n) % len(numbers)]
                 try:
                     r = await http.post(
                         f"{hub['apiRoot']}/sim-swap/v2/check",
-                        json={"phoneNumber": numbers[(worker + n) % len(numbers)]},
+                        json={"phoneNumber": number},
                         headers={"Authorization": f"Bearer {token}", "x-correlator": correlator},
                     )
                 except httpx.TransportError:
@@ -88,10 +89,11 @@ async def stream(
         assert killed.is_set()
 
 
-async def replay(hub: str, token: str, correlators: list[str], number: str) -> list[str]:
+async def replay(hub: str, token: str, calls: dict[str, str]) -> list[str]:
+    """Each call again, the same request under the same correlator (by correlator: number)."""
     flags = []
     async with httpx.AsyncClient(timeout=15.0) as http:
-        for correlator in correlators:
+        for correlator, number in calls.items():
             r = await http.post(
                 f"{hub}/sim-swap/v2/check", json={"phoneNumber": number},
                 headers={"Authorization": f"Bearer {token}", "x-correlator": correlator},
@@ -109,7 +111,7 @@ def test_sigkill_of_the_aggregator_loses_and_doubles_no_settlement(
     application = federation.register_demo_application()
     aggregator_id = federation.config.aggregators[0].id
     database = federation.run_dir / f"{aggregator_id}.sqlite3"
-    seen: dict[str, Any] = {"answered": {}, "cut_off": set()}
+    seen: dict[str, Any] = {"answered": {}, "cut_off": set(), "numbers": {}}
     asyncio.run(stream(federation, application, seen))
 
     federation.start_party(aggregator_id)  # the same port, the same database, the same key
@@ -124,8 +126,8 @@ def test_sigkill_of_the_aggregator_loses_and_doubles_no_settlement(
 
     described = descriptor(federation, application)
     sample = sorted(ok)[::10]
-    flags = asyncio.run(replay(described["aggregator"]["apiRoot"], seen["token"], sample,
-                               described["operators"][0]["testNumbers"]["recent-swap"]))
+    flags = asyncio.run(replay(described["aggregator"]["apiRoot"], seen["token"],
+                               {c: seen["numbers"][c] for c in sample}))
     after = settlement(database)
     assert after == rows  # replays add no row and change none
     print(
