@@ -371,7 +371,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.include_router(  # GET /admin/invoices?month=YYYY-MM[&by=organisation]
         build_invoice_admin_router(
             config, operator.gateway.admission.plans, operator.gateway.ledger, operator.clock,
-            owners=portal.accounts.owners,
+            owners=portal.accounts.owners, terms=portal.accounts.terms,
         )
     )
     install_api_docs(app)

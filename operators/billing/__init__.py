@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from operators.billing.months import Month, MonthError
     from operators.billing.pricing import TierCharge, price_calls
     from operators.billing.rating import (
+        ApplicationTerms,
         ChargeKind,
         EventId,
         LineItem,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CSV_COLUMNS",
     "ApplicationCharges",
+    "ApplicationTerms",
     "ChargeKind",
     "CustomerKind",
     "EventId",
@@ -92,7 +94,8 @@ _HOMES = {
     **dict.fromkeys(("Month", "MonthError"), "operators.billing.months"),
     **dict.fromkeys(("TierCharge", "price_calls"), "operators.billing.pricing"),
     **dict.fromkeys(
-        ("ChargeKind", "EventId", "LineItem", "rate_counted", "rate_month", "rate_subscription"),
+        ("ApplicationTerms", "ChargeKind", "EventId", "LineItem", "rate_counted", "rate_month",
+         "rate_subscription"),
         "operators.billing.rating",
     ),
 }

@@ -21,6 +21,7 @@ from operators.types import Clock
 
 from .invoices import application_invoices, invoices_json, organisation_invoices
 from .months import Month, MonthError
+from .rating import ApplicationTerms
 
 __all__ = ["build_invoice_admin_router"]
 
@@ -32,9 +33,11 @@ def build_invoice_admin_router(
     clock: Clock,
     *,
     owners: Callable[[], Mapping[str, str]] | None = None,
+    terms: Callable[[], ApplicationTerms] | None = None,
 ) -> APIRouter:
     """The admin router; ``clock`` is the epoch clock (what month is current, draft cut-off),
-    ``owners`` (client id -> organisation id) enables ``by=organisation``."""
+    ``owners`` (client id -> organisation id) enables ``by=organisation``, ``terms`` (the
+    portal's accounts) says when applications began and ended, as the portal's invoices do."""
     router = APIRouter(
         prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(config.admin_secret))]
     )
@@ -51,10 +54,12 @@ def build_invoice_admin_router(
             raise CamaraError(400, "INVALID_ARGUMENT", f"month: {month} has not begun")
         by = request.query_params.get("by", "application")
         events = usage.events()
+        known = None if terms is None else terms()
         if by == "application":
-            found = application_invoices(config, plans, events, month, now=now)
+            found = application_invoices(config, plans, events, month, now=now, terms=known)
         elif by == "organisation" and owners is not None:
-            found = organisation_invoices(config, plans, events, month, owners(), now=now)
+            found = organisation_invoices(config, plans, events, month, owners(), now=now,
+                                          terms=known)
         elif by == "organisation":
             raise CamaraError(
                 400, "INVALID_ARGUMENT", "by: this party keeps no organisations (no portal)"

@@ -31,7 +31,7 @@ from operators.gateway.subscriptions import PlanStore
 
 from .money import amount_text, price_text
 from .months import Month
-from .rating import ChargeKind, LineItem, rate_month
+from .rating import ApplicationTerms, ChargeKind, LineItem, rate_month
 
 __all__ = [
     "CSV_COLUMNS",
@@ -182,7 +182,7 @@ def _rated(
     events: Iterable[UsageEvent],
     month: Month,
     now: float,
-    since: Mapping[str, float] | None,
+    terms: ApplicationTerms | None,
     only: set[str] | None = None,
 ) -> tuple[InvoiceStatus, float, dict[str, list[LineItem]]]:
     status, as_of = _window(month, now)
@@ -194,8 +194,9 @@ def _rated(
         plans.history,
         month,
         subscribed=subscribed,
-        since=since,
+        since=None if terms is None else terms.since,
         until=None if status is InvoiceStatus.FINAL else as_of,
+        ended=None if terms is None else terms.ended,
     )
     per_application: dict[str, list[LineItem]] = {}
     for line in lines:
@@ -232,11 +233,12 @@ def application_invoices(
     month: Month,
     *,
     now: float,
-    since: Mapping[str, float] | None = None,
+    terms: ApplicationTerms | None = None,
 ) -> list[Invoice]:
     """One invoice per application with calls or a plan in ``month`` (draft if ``now`` is
-    in it), by client id."""
-    status, as_of, rated = _rated(plans, events, month, now, since)
+    in it), by client id; ``terms`` says when applications began and ended (their fees run
+    between), a whole month for one it does not name."""
+    status, as_of, rated = _rated(plans, events, month, now, terms)
     return [
         _invoice(
             config, CustomerKind.APPLICATION, client_id, month, status, as_of, [(client_id, lines)]
@@ -253,11 +255,11 @@ def organisation_invoices(
     owners: Mapping[str, str],
     *,
     now: float,
-    since: Mapping[str, float] | None = None,
+    terms: ApplicationTerms | None = None,
 ) -> list[Invoice]:
     """One invoice per organisation owning an application with charges in ``month``; an
     application no organisation owns is on no organisation's invoice."""
-    status, as_of, rated = _rated(plans, events, month, now, since, set(owners))
+    status, as_of, rated = _rated(plans, events, month, now, terms, set(owners))
     per_org: dict[str, list[tuple[str, list[LineItem]]]] = {}
     for client_id, lines in sorted(rated.items()):
         per_org.setdefault(owners[client_id], []).append((client_id, lines))
@@ -276,11 +278,11 @@ def organisation_invoice(
     owners: Mapping[str, str],
     *,
     now: float,
-    since: Mapping[str, float] | None = None,
+    terms: ApplicationTerms | None = None,
 ) -> Invoice:
     """``org_id``'s invoice for ``month`` (with no application line if nothing was owed)."""
     mine = {client_id: org for client_id, org in owners.items() if org == org_id}
-    found = organisation_invoices(config, plans, events, month, mine, now=now, since=since)
+    found = organisation_invoices(config, plans, events, month, mine, now=now, terms=terms)
     if found:
         return found[0]
     status, as_of = _window(month, now)

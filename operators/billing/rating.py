@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
@@ -39,6 +39,7 @@ from .months import Month
 from .pricing import TierCharge, price_calls
 
 __all__ = [
+    "ApplicationTerms",
     "ChargeKind",
     "EventId",
     "LineItem",
@@ -213,6 +214,16 @@ def rate_subscription(
     return lines
 
 
+@dataclass(frozen=True)
+class ApplicationTerms:
+    """When applications began (``since``: no fee before it) and, for those cut off (disabled
+    or suspended), ended (``ended``: no fee after it). An application in neither is billed
+    for the whole month."""
+
+    since: Mapping[str, float] = field(default_factory=dict)
+    ended: Mapping[str, float] = field(default_factory=dict)
+
+
 def rate_month(
     events: Iterable[UsageEvent],
     history: History,
@@ -221,11 +232,13 @@ def rate_month(
     subscribed: Iterable[tuple[str, str]] = (),
     since: Mapping[str, float] | None = None,
     until: float | None = None,
+    ended: Mapping[str, float] | None = None,
 ) -> list[LineItem]:
     """The lines of every API subscription with calls in ``month`` or an explicit plan
     (``subscribed``, e.g. the store's ``held()`` keys), ordered by application, API and time.
 
-    ``since`` maps an application to its creation (no fee before it); ``until`` cuts a draft.
+    ``since`` maps an application to its creation (no fee before it), ``ended`` one cut off
+    to when (no fee after it); ``until`` cuts a draft.
     """
     end = month.end if until is None else min(month.end, until)
     grouped: dict[tuple[str, str], list[UsageEvent]] = {}
@@ -244,10 +257,14 @@ def rate_month(
                 history(client_id, api),
                 month,
                 since=None if since is None else since.get(client_id),
-                until=until,
+                until=_earlier(until, None if ended is None else ended.get(client_id)),
             )
         )
     return lines
+
+
+def _earlier(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def rate_counted(

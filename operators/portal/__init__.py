@@ -22,7 +22,7 @@ from operators.portal.developers import (
 from operators.portal.host import PortalHost
 
 if TYPE_CHECKING:
-    from operators.portal.accounts import AccountError, DeveloperAccounts
+    from operators.portal.accounts import AccountError, DeveloperAccounts, application_terms
     from operators.portal.developer_portal import DeveloperPortal
     from operators.portal.guard import AdminRequired, FormRefused, PortalGuard, SignInRequired
     from operators.portal.login_throttle import LoginThrottle
@@ -49,6 +49,7 @@ __all__ = [
     "PortalGuard",
     "PortalHost",
     "SignInRequired",
+    "application_terms",
     "build_developer_portal_router",
     "install_developer_portal",
     "install_portal_handlers",
@@ -57,6 +58,7 @@ __all__ = [
 _HOMES = {
     "AccountError": "operators.portal.accounts",
     "DeveloperAccounts": "operators.portal.accounts",
+    "application_terms": "operators.portal.accounts",
     "AdminRequired": "operators.portal.guard",
     "FormRefused": "operators.portal.guard",
     "PortalGuard": "operators.portal.guard",

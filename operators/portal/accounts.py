@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from joserfc.jwk import ECKey
 
+from ..billing.rating import ApplicationTerms
 from ..camara import OPERATIONS
 from ..errors import OAuthError
 from ..identity import ClientRegistration, GrantType, IdentityServer
@@ -156,11 +157,26 @@ def _row_developer(row: sqlite3.Row) -> Developer:
     )
 
 
+def application_terms(db: Database) -> ApplicationTerms:
+    """:meth:`DeveloperAccounts.terms` of the portal's tables in ``db``, read as they are (a
+    database without a portal, or written before applications' ends were kept, has none)."""
+    columns = {row["name"] for row in db.all("PRAGMA table_info(portal_applications)")}
+    if not {"client_id", "created_at"} <= columns:
+        return ApplicationTerms()
+    ended = "ended_at" if "ended_at" in columns else "NULL AS ended_at"
+    rows = db.all(f"SELECT client_id, created_at, {ended} FROM portal_applications")
+    return ApplicationTerms(
+        {row["client_id"]: float(row["created_at"]) for row in rows},
+        {row["client_id"]: float(row["ended_at"]) for row in rows if row["ended_at"] is not None},
+    )
+
+
 def _row_application(row: sqlite3.Row) -> Application:
     return Application(
         client_id=row["client_id"], org_id=row["org_id"], developer_id=row["developer_id"],
         name=row["name"], environment=Environment(row["environment"]),
         status=ApplicationStatus(row["status"]), created_at=row["created_at"],
+        ended_at=row["ended_at"],
     )
 
 
@@ -175,6 +191,7 @@ class DeveloperAccounts:
         self.activity = activity
         """Where the developers' milestones go for the analytics (None: nowhere)."""
         db.ensure_schema(SCHEMA)
+        db.ensure_column("portal_applications", "ended_at", "REAL")
 
     def _note(self, kind: ActivityKind, developer_id: str, org_id: str, client_id: str = "",
               api: str = "", detail: str = "") -> None:
@@ -342,6 +359,11 @@ class DeveloperAccounts:
         rows = self.db.all("SELECT client_id, org_id FROM portal_applications")
         return {row["client_id"]: row["org_id"] for row in rows}
 
+    def terms(self) -> ApplicationTerms:
+        """When each portal application began and, if cut off, ended: what invoices bill
+        its plans' fees between, whoever draws them (the portal, the admin API, the CLI)."""
+        return application_terms(self.db)
+
     def application(self, client_id: str) -> Application | None:
         row = self.db.one("SELECT * FROM portal_applications WHERE client_id = ?", (client_id,))
         return None if row is None else _row_application(row)
@@ -486,9 +508,13 @@ class DeveloperAccounts:
                         (status.value, client_id))
 
     def _cut_off(self, client_id: str, status: ApplicationStatus) -> None:
-        """Disable the client and revoke its live tokens, together with the status change."""
+        """Disable the client and revoke its live tokens, together with the status change;
+        its plans end then (the first cut-off counts: suspending a disabled one changes
+        nothing), so no monthly fee runs on for an application nobody can use."""
         with self.db.transaction():
             self._set_status(client_id, status)
+            self.db.execute("UPDATE portal_applications SET ended_at = COALESCE(ended_at, ?)"
+                            " WHERE client_id = ?", (self.clock(), client_id))
             self.identity.clients.disable(client_id)
             # The token table is the identity server's; revoking here (rather than waiting for
             # expiry) makes introspection answer inactive at once, on top of the disabled client.

@@ -63,3 +63,5 @@ class Application:
     environment: Environment
     status: ApplicationStatus
     created_at: float
+    ended_at: float | None = None
+    """When it was disabled or suspended: it has held no plan, and paid no fee, since."""

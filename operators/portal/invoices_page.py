@@ -63,7 +63,7 @@ def build_invoice_pages(
             developer.org_id,
             {app.client_id: app.org_id for app in applications},
             now=host.clock(),
-            since={app.client_id: app.created_at for app in applications},
+            terms=accounts.terms(),
         )
 
     def month_asked(text: str) -> Month:

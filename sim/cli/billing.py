@@ -21,6 +21,7 @@ from rich.table import Table
 from operators import Database
 from operators.billing import Month, MonthError, application_invoices, invoices_csv, invoices_json
 from operators.gateway import PlanSubscriptions, UsageLedger
+from operators.portal import application_terms
 from sim.cli.options import (
     DEFAULT_ADMIN_SECRET,
     AdminSecretOption,
@@ -69,7 +70,8 @@ def _from_database(db: Path, config: Path | None, month: Month | None) -> dict[s
             raise typer.Exit(2)
         plans = PlanSubscriptions(operator, database)
         events = UsageLedger(database).events()
-        found = application_invoices(operator, plans, events, month, now=now)
+        found = application_invoices(operator, plans, events, month, now=now,
+                                     terms=application_terms(database))
     finally:
         database.close()
     return {

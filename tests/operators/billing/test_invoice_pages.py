@@ -128,3 +128,36 @@ async def test_a_past_month_is_final_with_the_drafts_number(portal: Portal) -> N
     assert draft["invoice_number"] == final["invoice_number"]
     listing = (await acme.browser.get("/portal/invoices")).text
     assert f'id="invoice-{month}"' in listing and f'id="invoice-{month.next()}"' in listing
+
+
+async def test_a_disabled_application_pays_its_fee_until_it_was_cut_off(portal: Portal) -> None:
+    """A disabled (or suspended) application can serve nothing: its plan's monthly fee runs
+    from its creation to its cut-off and not after. The portal, the admin API and the CLI
+    (the same terms) draw the same invoice."""
+    acme = await _customer(portal, "ada@acme.example", "Acme", 0)
+    september = Month.of(portal.clock())
+    created = portal.clock()
+    portal.operator.gateway.admission.plans.subscribe(acme.client_id, "sim-swap", "enterprise")
+    portal.clock.advance(3 * 86400)  # three of September's 30 days on enterprise: 200.00
+    portal.parts.accounts.disable_application(acme.org_id, acme.client_id)
+    application = portal.parts.accounts.application(acme.client_id)
+    assert application is not None and application.ended_at == created + 3 * 86400
+    portal.clock.now = september.end + 5 * 86400
+    assert (await acme.browser.sign_in("ada@acme.example")).status_code == 303
+
+    def fee(document: dict[str, object]) -> str:
+        return str(document["total"])
+
+    cut_off = json.loads((await acme.browser.get(f"/portal/invoices/{september}.json")).content)
+    assert fee(cut_off) == "200.00"
+    after = json.loads((await acme.browser.get(f"/portal/invoices/{september.next()}.json"))
+                       .content)
+    assert fee(after) == "0.00" and after["applications"] == [], "no fee once it was cut off"
+    admin = {"Authorization": f"Bearer {ADMIN_SECRET}"}
+    http = portal.http()
+    for month, total in ((september, "200.00"), (september.next(), None)):
+        answer = await http.get("/admin/invoices", params={"month": str(month)}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        mine = [i for i in answer.json()["invoices"]
+                if i["customer"]["id"] == acme.client_id]
+        assert [i["total"] for i in mine] == ([] if total is None else [total]), month
