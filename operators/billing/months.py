@@ -38,9 +38,12 @@ class Month:
 
     @classmethod
     def of(cls, at: float) -> Month:
-        """The UTC month holding epoch second ``at``."""
+        """The UTC month holding epoch second ``at``: always one whose :meth:`holds` is true,
+        even within half a microsecond of its end, where ``datetime`` rounds up into the
+        next month."""
         moment = datetime.fromtimestamp(at, UTC)
-        return cls(moment.year, moment.month)
+        month = cls(moment.year, moment.month)
+        return month.previous() if at < month.start else month
 
     @property
     def start(self) -> float:

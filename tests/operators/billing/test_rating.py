@@ -143,3 +143,14 @@ def test_counted_calls_price_like_their_events() -> None:
         (x.kind, x.tier, x.quantity, x.amount) for x in by_count
     ]
     assert Month.of(by_count[0].period_start) == MARCH
+
+
+@pytest.mark.parametrize("before_end", [2.4e-7, 4.9e-7, 1e-6, 1e-3, 1.0])
+def test_the_month_of_an_instant_holds_it_up_to_its_last_microsecond(before_end: float) -> None:
+    """``datetime`` rounds to the microsecond: within half of one of a month's end it named
+    the next month, one that does not hold the instant (an invoice, a rating period, a
+    'has not begun' refusal picked the wrong month there)."""
+    for month in (Month(2025, 3), Month(2024, 2), Month(2026, 12)):
+        at = month.end - before_end
+        assert Month.of(at) == month and Month.of(at).holds(at)
+        assert Month.of(month.end) == month.next() and Month.of(month.start) == month
