@@ -32,6 +32,7 @@ no subscribers); consent is collected on the serving operator, which is where th
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import time
 import uuid
@@ -381,14 +382,24 @@ def _device_target(body: dict[str, Any]) -> tuple[Target, str]:
             number = device["phoneNumber"]
         ipv4 = device.get("ipv4Address")
         if number is None and isinstance(ipv4, dict) and ipv4.get("publicAddress"):
+            # The Telco Finder routes by the public address (and port); a private address,
+            # CAMARA's other way to tell the device behind it, is for the serving operator,
+            # which resolves the device by it, as the token's subject does here.
+            public = {k: ipv4[k] for k in ("publicAddress", "publicPort") if k in ipv4}
+            private = ipv4.get("privateAddress")
             try:
-                target = Target.model_validate({"ipv4Address": ipv4})
-            except ValidationError as error:
+                target = Target.model_validate({"ipv4Address": public})
+                if private is not None:
+                    if not isinstance(private, str):
+                        raise ValueError("privateAddress is a string")
+                    private = str(ipaddress.IPv4Address(private))
+            except (ValidationError, ValueError) as error:
                 raise CamaraError(
                     400, "INVALID_ARGUMENT", "device.ipv4Address is not valid."
                 ) from error
-            return target, f"ipport:{ipv4['publicAddress']}"
-        if number is None and device.get("ipv6Address"):
+            return target, f"ipport:{private or ipv4['publicAddress']}"
+        if number is None and (device.get("ipv6Address")
+                               or device.get("networkAccessIdentifier")):
             raise CamaraError(
                 422,
                 "UNSUPPORTED_IDENTIFIER",

@@ -136,6 +136,33 @@ async def test_a_correlator_reused_for_another_call_is_refused_by_the_hub(world:
         ("reuse-1", "checkSimSwap", False), ("reuse-2", "checkSimSwap", True)]
 
 
+async def test_a_device_named_by_its_ipv4_addresses_is_routed(world: World) -> None:
+    """CAMARA's device ipv4Address is a public address with a private address or a public
+    port: the hub routes by the public one and the operator resolves the device by the
+    private one (the hub refused the private address as an unknown field). A network access
+    identifier alone is unsupported, as the operators answer; a bad private address is 400."""
+    device = world.fed.operator("telco-fr").subscribers.get(world.number("telco-fr"))
+    assert device is not None and device.ipv4
+    reach = await world.app.client_credentials(f"device-reachability-status:read {FRAUD}")
+    headers = {"Authorization": f"Bearer {reach['access_token']}"}
+    url = f"{world.hub}/device-reachability-status/v1/retrieve"
+
+    async def ask(named: dict[str, object]) -> httpx.Response:
+        return await world.fed.http.post(url, json={"device": named}, headers=headers)
+
+    both = {"publicAddress": device.ipv4, "privateAddress": device.ipv4}
+    answered = await ask({"ipv4Address": both})
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["reachable"] is True
+    port = await ask({"ipv4Address": {"publicAddress": device.ipv4, "publicPort": 40123}})
+    assert port.status_code == 200, port.text
+    nai = await ask({"networkAccessIdentifier": "123@example.org"})
+    assert (nai.status_code, nai.json()["code"]) == (422, "UNSUPPORTED_IDENTIFIER")
+    for private in ("not-an-ip", 7):
+        bad = await ask({"ipv4Address": {"publicAddress": device.ipv4, "privateAddress": private}})
+        assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_ARGUMENT"), private
+
+
 async def test_ported_number_served_by_the_operator_it_was_ported_to(world: World) -> None:
     response = await world.check(PORTED_NUMBER)
     assert response.status_code == 200, response.text
