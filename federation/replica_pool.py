@@ -104,6 +104,11 @@ class PoolPolicy:
     stop_timeout: float = 15.0
     """After SIGTERM, how long a replica may take to exit before SIGKILL."""
     request_timeout: float = 30.0
+    max_body_bytes: int = 1 << 20
+    """A request body larger is refused (413) unread: above every gateway's own limit, which
+    the replica applies; the pool holds each body whole, to send it again to another."""
+    body_timeout: float = 10.0
+    """A request body not complete this long after the call came is refused (408)."""
 
     @property
     def detection_window(self) -> float:
@@ -501,13 +506,39 @@ class ReplicaPool:
             return
         await self._forward(scope, receive, send)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _body(self, scope: Scope, receive: Receive, send: Send) -> bytes | None:
+        """The request's body, or None once a refusal was sent: too large (declared, or as it
+        arrives) or too slow, so a trickled or endless body cannot hold the pool's memory or
+        its every replica behind it."""
+        limit = self.policy.max_body_bytes
+        declared = next((v for k, v in scope.get("headers", []) if k.lower() == b"content-length"),
+                        None)
+        if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+            await _json(send, 413, _too_large(limit))
+            return None
         body = bytearray()
-        while True:
-            message = await receive()
-            body.extend(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.policy.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return None
+                    body.extend(message.get("body", b""))
+                    if len(body) > limit:
+                        await _json(send, 413, _too_large(limit))
+                        return None
+                    if not message.get("more_body", False):
+                        return bytes(body)
+        except TimeoutError:
+            await _json(send, 408, {"status": 408, "code": "REQUEST_TIMEOUT", "message":
+                                    f"The request body did not arrive within"
+                                    f" {self.policy.body_timeout:g} s."})
+            return None
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = await self._body(scope, receive, send)
+        if body is None:
+            return
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP]
         retry_safe = scope["method"] in ("GET", "HEAD") or any(
             k.lower() == b"x-correlator" for k, _ in headers
@@ -527,7 +558,7 @@ class ReplicaPool:
             tried.append(replica)
             request = self._http.build_request(
                 scope["method"], replica.origin + target.decode("latin-1"),
-                headers=headers, content=bytes(body),
+                headers=headers, content=body,
             )
             self._enter(replica)
             try:
@@ -601,6 +632,11 @@ class ReplicaPool:
                 await self.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _too_large(limit: int) -> dict[str, Any]:
+    return {"status": 413, "code": "PAYLOAD_TOO_LARGE",
+            "message": f"The request body exceeds {limit} bytes."}
 
 
 def _unavailable(message: str) -> dict[str, Any]:

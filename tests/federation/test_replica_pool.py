@@ -543,3 +543,55 @@ async def test_one_visitors_session_cookie_never_rides_on_the_next_visitors_requ
         server.shutdown()
         server.server_close()
         await pool.stop()
+
+
+def _bodied(clock: Any, **policy: Any) -> ScriptedPool:
+    pool = scripted(clock, replicas=1)
+    pool.policy = PoolPolicy(probe_interval=0.5, failures_to_down=2, restart_delay=3.0, **policy)
+    return pool
+
+
+async def _post(pool: ScriptedPool, receive: Any, headers: list[tuple[bytes, bytes]]
+                ) -> list[Any]:
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await pool({"type": "http", "method": "POST", "path": "/sim-swap/v2/check",
+                "headers": headers, "query_string": b""}, receive, send)
+    return sent
+
+
+async def test_a_body_too_large_is_refused_before_it_is_held(clock: Any) -> None:
+    """The pool holds a body whole (to send it to another replica): one past its limit is
+    refused, unread when its length is declared, as soon as it passes the limit otherwise."""
+    pool = _bodied(clock, max_body_bytes=1000)
+
+    async def unread() -> Any:
+        raise AssertionError("a declared oversized body is not read")
+
+    declared = await _post(pool, unread, [(b"content-length", b"5000000000")])
+    assert declared[0]["status"] == 413
+    assert json.loads(declared[1]["body"])["code"] == "PAYLOAD_TOO_LARGE"
+    chunks = 0
+
+    async def endless() -> Any:
+        nonlocal chunks
+        chunks += 1
+        return {"type": "http.request", "body": b"x" * 300, "more_body": True}
+
+    streamed = await _post(pool, endless, [])
+    assert streamed[0]["status"] == 413 and chunks == 4, "read up to just past the limit"
+
+
+async def test_a_body_that_never_completes_is_refused_in_time(clock: Any) -> None:
+    pool = _bodied(clock, body_timeout=0.05)
+    never = asyncio.Event()
+
+    async def trickle() -> Any:
+        await never.wait()
+
+    sent = await asyncio.wait_for(_post(pool, trickle, []), timeout=30)
+    assert sent[0]["status"] == 408
+    assert json.loads(sent[1]["body"])["code"] == "REQUEST_TIMEOUT"
