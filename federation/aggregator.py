@@ -166,6 +166,9 @@ _T = TypeVar("_T")
 TOKEN_MARGIN = 5.0
 """Seconds before its expiry a cached operator token is no longer used."""
 
+TOKEN_SWEEP = 1024
+"""Cached tokens at which the first sweep of the expired ones runs."""
+
 SETTLEMENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS aggregator_settlement (
     application TEXT NOT NULL,
@@ -479,6 +482,7 @@ class Aggregator:
         self.partners: dict[str, Partner] = {}
         self.finder: TelcoFinder | None = None
         self._tokens: dict[tuple[str, str, str, str], _CachedToken] = {}
+        self._sweep_at = TOKEN_SWEEP
         self.ready = False
 
     @property
@@ -951,6 +955,19 @@ class Aggregator:
         profiles = [p for p in head if isinstance(p, dict) and p.get("name") in common]
         return self._answer(request, call, first_response, json.dumps(profiles).encode())
 
+    def _keep_token(self, key: tuple[str, str, str, str], reply: Mapping[str, Any]) -> str:
+        """Cache a partner's token until shortly before it expires. One is kept per partner,
+        application, subscriber and scope, so the expired ones are swept whenever the cache
+        has doubled since the last sweep (amortised: a constant cost per token)."""
+        now = self.clock()
+        if len(self._tokens) >= self._sweep_at:
+            self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+            self._sweep_at = max(TOKEN_SWEEP, 2 * len(self._tokens))
+        token = str(reply["access_token"])
+        lifetime = float(reply.get("expires_in", 60))
+        self._tokens[key] = _CachedToken(token, now + lifetime - TOKEN_MARGIN)
+        return token
+
     async def _two_legged(self, partner: Partner, scope: str) -> str:
         """The hub's own client-credentials token at a partner (no subscriber named)."""
         key = (partner.config.id, "", "", scope)
@@ -963,10 +980,7 @@ class Aggregator:
             raise _refusal(partner.config.id, error) from error
         except httpx.TransportError as error:
             raise CamaraError(503, "UNAVAILABLE", f"{partner.config.id} is unreachable.") from error
-        token = str(reply["access_token"])
-        lifetime = float(reply.get("expires_in", 60))
-        self._tokens[key] = _CachedToken(token, self.clock() + lifetime - TOKEN_MARGIN)
-        return token
+        return self._keep_token(key, reply)
 
     async def _find(self, target: Target, mode: SearchMode) -> SearchAnswer:
         assert self.finder is not None, "the aggregator has not started"
@@ -1066,10 +1080,7 @@ class Aggregator:
                 "the subscriber's handset approved" if consent else "",
             )
         )
-        token = str(reply["access_token"])
-        lifetime = float(reply.get("expires_in", 60))
-        self._tokens[key] = _CachedToken(token, self.clock() + lifetime - TOKEN_MARGIN)
-        return token
+        return self._keep_token(key, reply)
 
     async def _call(
         self,

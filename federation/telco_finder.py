@@ -192,7 +192,11 @@ class TelcoFinder:
                 raise CamaraError(503, "UNAVAILABLE",
                                   "No Network Id service is known for this number's country.")
             network = await lookup(number)
-            if network is None:
+            holder = self.plan.holder(number)
+            if network is None or (holder is not None and network == holder.network):
+                # what SHALLOW answers without a record: keeping one for every number asked
+                # would grow the cache with the numbers (a client asking at random), not
+                # with the ports
                 self._cache.pop(number, None)
             else:
                 self._cache[number] = _Cached(network, self.clock())

@@ -163,6 +163,21 @@ async def test_a_device_named_by_its_ipv4_addresses_is_routed(world: World) -> N
         assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_ARGUMENT"), private
 
 
+async def test_expired_partner_tokens_do_not_pile_up(world: World) -> None:
+    """The hub caches a token per partner, application, subscriber and scope: expired ones
+    are swept as the cache grows, so it stays near the number of live tokens."""
+    hub = world.fed.aggregator
+    now = [1_000_000.0]
+    hub.clock = lambda: now[0]
+    for n in range(5000):
+        hub._keep_token(("telco-fr", "app", f"tel:+3360{n:07d}", "s"),
+                        {"access_token": f"t{n}", "expires_in": 60})
+        now[0] += 1.0  # about 55 live at any moment
+    assert len(hub._tokens) < 2 * 1024 + 60
+    live = [t for t in hub._tokens.values() if t.expires_at > now[0]]
+    assert len(live) >= 54
+
+
 async def test_ported_number_served_by_the_operator_it_was_ported_to(world: World) -> None:
     response = await world.check(PORTED_NUMBER)
     assert response.status_code == 200, response.text

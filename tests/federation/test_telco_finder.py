@@ -219,6 +219,25 @@ async def test_shallow_is_stale_right_after_a_port_and_deep_is_right(world: Worl
     assert world.network_id.lookups == lookups + 1, "SHALLOW never asks Network Id"
 
 
+async def test_deep_searches_of_unported_numbers_leave_no_records(world: World) -> None:
+    """DEEP asks Network Id; an answer that is the range holder (what SHALLOW answers without
+    a record) is not kept, so asking for many numbers does not grow the finder's records:
+    only ports do, and a number ported back home loses its record."""
+    kept = len(world.finder._cache)
+    for n in range(50):
+        number = f"+3460{n:07d}"
+        await world.search(by_number(number, portabilitySearchMode="DEEP"))
+    assert len(world.finder._cache) == kept, "no record for a number at its range holder"
+    home = world.operators["telco-es"].subscribers.test_number("never-swapped")
+    port_number(world.portability, home, "red-azul", world.operators)
+    away = await world.search(by_number(home, portabilitySearchMode="DEEP"))
+    assert away.status_code == 404 and len(world.finder._cache) == kept + 1
+    port_number(world.portability, home, "telco-es", world.operators)
+    assert await world.operator_of(by_number(home, portabilitySearchMode="DEEP")) == "telco-es"
+    assert len(world.finder._cache) == kept and await world.operator_of(by_number(home)) == (
+        "telco-es")
+
+
 async def test_port_out_of_the_federation(world: World) -> None:
     number = world.operators["telco-es"].subscribers.test_number("recent-swap")
     port_number(world.portability, number, "red-azul", world.operators)
