@@ -345,7 +345,12 @@ class Integrator:
                 self.notifier.remind(s.expires_at, self.sweep)
 
     def _ended(self, session: QodSession, info: StatusInfo) -> QodSession:
-        """The session turned UNAVAILABLE for ``info``: stored, and its sink told."""
+        """The session turned UNAVAILABLE for ``info``: stored, and its sink told. Ended by
+        the network, its ``expiresAt`` (and so its ``duration``) becomes when that was seen,
+        as quality-on-demand.yaml asks of an UNAVAILABLE session: the PCF keeps nothing of
+        a session it dropped, so the moment it was noticed is the latest it can have been."""
+        if info is StatusInfo.NETWORK_TERMINATED:
+            session = replace(session, expires_at=min(session.expires_at, self.calendar()))
         ended = replace(session, status=QosStatus.UNAVAILABLE, status_info=info)
         self.sessions.put(ended)
         self.notifier.status_changed(ended, QosStatus.UNAVAILABLE, info)

@@ -170,9 +170,12 @@ async def test_created_deleted_expired_and_terminated_sessions_are_notified(
     third = await integrator.create_session(CTX, body)
     held = integrator.sessions.get(str(third.sessionId))
     assert held is not None
+    clock.now += 10
     pcf.sessions.delete(held.pcf_id)  # the network ends it before its time
     ended = await integrator.get_session(CTX, str(third.sessionId))
     assert (ended.qosStatus, ended.statusInfo) == ("UNAVAILABLE", "NETWORK_TERMINATED")
+    # "the time when the session was terminated", not its planned end (YAML, expiresAt)
+    assert ended.expiresAt.timestamp() == clock.now and ended.duration == 10
     await notifier.drain()
     assert _event(sink, 5)["data"]["statusInfo"] == "NETWORK_TERMINATED"
     assert len(sink.received) == 6
