@@ -250,14 +250,16 @@ class SettlementLedger:
             for r in self.db.all(sql + " ORDER BY at, correlator", params)
         ]
 
-    def settled(self, application: str, correlator: str) -> tuple[str, str] | None:
-        """The (operator, operation) a call under this key was settled with, if any."""
+    def settled(self, application: str, correlator: str) -> tuple[str, str, bool] | None:
+        """The (operator, operation, billable) a call under this key was settled with."""
         row = self.db.one(
-            "SELECT operator, operation FROM aggregator_settlement"
+            "SELECT operator, operation, billable FROM aggregator_settlement"
             " WHERE application = ? AND correlator = ?",
             (application, correlator),
         )
-        return None if row is None else (str(row["operator"]), str(row["operation"]))
+        if row is None:
+            return None
+        return str(row["operator"]), str(row["operation"]), bool(row["billable"])
 
     def totals(self) -> dict[str, dict[str, int]]:
         """Per partner operator: calls answered, billable calls, per application too."""
@@ -358,8 +360,8 @@ class _Admitted:
     sandbox: bool = False
     """A sandbox application of the hub's portal: it reaches the operators' test numbers only."""
     settled_with: str | None = None
-    """The operator an earlier call under the same correlator was settled with: a retry must
-    go there too (another operator would bill a call the hub's books hold once)."""
+    """The operator that billed an earlier call under the same correlator: a retry must go
+    there too (another operator would bill a call the hub's books hold once)."""
 
 
 @dataclass
@@ -626,10 +628,12 @@ class Aggregator:
         previous = self.settlement.settled(call.application, call.correlator)
         if previous is None:
             return call
-        operator, operation = previous
+        operator, operation, billable = previous
         if operation != call.operation.operation_id:
             raise _correlator_taken()
-        return replace(call, settled_with=operator)
+        # an unbilled answer binds nobody: the retry may find the device elsewhere (a port
+        # the finder learns of), and the row then takes the operator that bills it
+        return replace(call, settled_with=operator) if billable else call
 
     def _test_number(self, number: str) -> bool:
         """Whether some operator of the federation documents ``number`` as a test number (a
@@ -735,8 +739,7 @@ class Aggregator:
                     continue
                 self._settle(call, partner, answer.operator_id, error.status)
                 raise
-            if call.settled_with not in (None, partner.config.id):
-                raise _correlator_taken()
+            _check_pinned(call, partner)
             response = await self._call(
                 partner, method, template, _without_device(body), token, _scoped(call)
             )
@@ -829,6 +832,7 @@ class Aggregator:
             self._settle(call, partner, routed.served_as, error.status)
             raise
         path = operation.template.replace("{sessionId}", routed.operator_session_id)
+        _check_pinned(call, partner)
         response = await self._call(
             partner, operation.method, path, body, token, _scoped(call), label=operation.template
         )
@@ -868,6 +872,7 @@ class Aggregator:
         operation = call.operation
         body = await self._body(request) if operation.request is not None else None
         self.tracer(Hop(call.application, self.id, f"{operation.method} {operation.template}"))
+        _check_pinned(call, partner)
         response = await self._call(
             partner, operation.method, operation.template, body, grant.access_token, _scoped(call)
         )
@@ -913,9 +918,17 @@ class Aggregator:
             if name is not None
             else None
         )
+        asked_of = {
+            partner.config.id: replace(call, correlator=f"{call.correlator}/{partner.config.id}")
+            for partner in self.partners.values()
+        }
+        for asked in asked_of.values():  # an application may have used such a key itself
+            previous = self.settlement.settled(asked.application, asked.correlator)
+            if previous is not None and previous[1] != operation.operation_id:
+                raise _correlator_taken()
         answers: list[tuple[Partner, httpx.Response]] = []
         for partner in self.partners.values():
-            asked = replace(call, correlator=f"{call.correlator}/{partner.config.id}")
+            asked = asked_of[partner.config.id]
             try:
                 token = await self._hop(
                     TOKEN, partner.config.id, self._two_legged(partner, call.scope)
@@ -1167,6 +1180,12 @@ class Aggregator:
 
 REPLAYED_HEADER = "idempotent-replayed"
 """Set by an operator that answered with the stored answer of a call under this correlator."""
+
+
+def _check_pinned(call: _Admitted, partner: Partner) -> None:
+    """Refuse a reused correlator bound for another operator than the one that billed it."""
+    if call.settled_with is not None and call.settled_with != partner.config.id:
+        raise _correlator_taken()
 
 
 def _correlator_taken() -> CamaraError:

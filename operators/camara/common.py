@@ -193,9 +193,10 @@ class IdentifierRules:
     ``ipv4_public_port``: whether a public address and port alone (a NAT binding) can be
     resolved; the simulated network keeps no NAT table, so by default it cannot.
     ``mismatch``: whether a phone number and a private IPv4 address this operator gave another
-    subscriber are refused (422 ``IDENTIFIER_MISMATCH``). Only the device status APIs list
-    that code; the others (location, QoD, QoS profiles) say to answer for the identifier used
-    and return no error, so a two-legged client cannot learn whose address an IP is.
+    subscriber are refused (422 ``IDENTIFIER_MISMATCH``). The device status APIs list that
+    code, and location retrieval's feature file expects it (its YAML does not); the others
+    (location verification, QoD, QoS profiles) say to answer for the identifier used and
+    return no error, so a two-legged client cannot learn whose address an IP is.
     """
 
     phone_number: bool = True
@@ -239,8 +240,8 @@ def resolve_device(
     too is ``422 UNNECESSARY_IDENTIFIER`` even when it is the same device. Two-legged: the
     body must name it (``422 MISSING_IDENTIFIER``). Of several identifiers the first usable
     one (phone number, then IPv4, then IPv6) is used; where ``rules.mismatch`` (the device
-    status APIs), a phone number and a private IPv4 address that this operator allocated to
-    another subscriber are ``422 IDENTIFIER_MISMATCH``; none usable
+    status APIs, location retrieval), a phone number and a private IPv4 address that this
+    operator allocated to another subscriber are ``422 IDENTIFIER_MISMATCH``; none usable
     is ``422 UNSUPPORTED_IDENTIFIER``; a device this operator does not serve is
     ``404 IDENTIFIER_NOT_FOUND``.
     """

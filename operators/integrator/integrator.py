@@ -207,7 +207,9 @@ class Integrator:
     async def retrieve_location(
         self, ctx: CallContext, body: RetrievalLocationRequest
     ) -> RetrievedLocation:
-        msisdn, device = self._device(ctx, body.device)
+        # location-retrieval.feature C01.08 expects IDENTIFIER_MISMATCH where its YAML says
+        # to return no error; the feature (which the conformance runner plays) is followed
+        msisdn, device = self._device(ctx, body.device, MISMATCH_CHECKED)
         flow = ops.retrieve_location(msisdn, body.maxAge, body.maxSurface, self.calendar(), device)
         return await self._run(flow)
 

@@ -41,13 +41,15 @@ def _revenue(source: AnalyticsSource, month: Month, now: float, names: Names) ->
     ledger = host.usage
     events = ledger.events() if ledger is not None else []
     final = now >= month.end
+    terms = source.accounts.terms()  # as the invoices take them: fees between these
     lines = rate_month(
         events,
         host.plans.history,
         month,
         subscribed=list(host.plans.held()),
-        since=source.created_at(),
+        since=terms.since,
         until=None if final else now,
+        ended=terms.ended,
     )
     table = revenue_table(lines, source.accounts.owners())
     return {

@@ -105,16 +105,6 @@ class AnalyticsSource:
         )
         return row is not None
 
-    def created_at(self) -> dict[str, float]:
-        """When each portal application was created (client id -> epoch seconds), as invoices
-        take it: no fee is due before."""
-        orgs = set(self.accounts.owners().values())
-        return {
-            app.client_id: app.created_at
-            for org_id in sorted(orgs)
-            for app in self.accounts.applications(org_id)
-        }
-
     # -- calls from the buckets table ------------------------------------------------------
 
     def daily(

@@ -43,6 +43,7 @@ from ..storage import Database
 from ..types import Clock
 from .accounts import AccountError, DeveloperAccounts
 from .developers import Developer
+from .idp_hosts import host_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS portal_org_idps (
@@ -144,9 +145,12 @@ class IdpDirectory:
     """
 
     def __init__(self, http: httpx.AsyncClient | None, clock: Clock = time.monotonic, *,
-                 fallback: Callable[[], httpx.AsyncClient | None] | None = None) -> None:
+                 fallback: Callable[[], httpx.AsyncClient | None] | None = None,
+                 allowed_hosts: tuple[str, ...] | None = None) -> None:
         self.http = http
         self.clock = clock
+        self.allowed_hosts = allowed_hosts
+        """The hosts the endpoints a discovery document names may be on (``host_problem``)."""
         self.fallback = fallback
         """Asked on first use when ``http`` is None (the party's own client, set at start-up
         in a federation); a real-HTTP client is made when it has none either."""
@@ -188,6 +192,13 @@ class IdpDirectory:
             value = document.get(name)
             if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
                 raise SignInRefusedError(502, f"{url} has no usable {name}.")
+            try:  # the operator itself posts to the token endpoint and fetches the keys
+                refused = host_problem(urlsplit(value), self.allowed_hosts)
+            except ValueError:  # a port that is not a number
+                refused = "its URL cannot be read"
+            if refused is not None:
+                raise SignInRefusedError(502, f"{url} names a {name} the operator will not"
+                                              f" use: {refused}")
         self._metadata[issuer] = (self.clock(), document)
         return document
 

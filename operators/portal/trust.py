@@ -17,10 +17,8 @@ lives at ``/scim/v2`` where directories expect it, outside ``/portal``:
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 from fastapi import APIRouter, Query, Request
@@ -39,6 +37,7 @@ from .corporate_sign_in import (
 from .developers import Developer
 from .guard import FormRefused, PortalGuard
 from .host import PortalHost
+from .idp_hosts import host_problem
 from .risc import EVENTS_PATH, ReceivedEvents, RiscReceiver, build_risc_router
 from .scim import ScimTokens, build_scim_router
 
@@ -57,7 +56,8 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
     """
     idps = OrganisationIdps(host.db, host.clock)
     directory = IdpDirectory(http, host.clock,
-                             fallback=lambda: host.identity.jwks_cache.http)
+                             fallback=lambda: host.identity.jwks_cache.http,
+                             allowed_hosts=host.config.corporate_idp_hosts)
     corporate = CorporateSignIn(accounts, idps, directory, origin=host.origin, clock=host.clock)
     tokens = ScimTokens(host.db, host.clock)
 
@@ -209,57 +209,13 @@ def _settings_problem(issuer: str, client_id: str, secret: str,
             or parts.fragment or len(issuer) > 500
             or any(char.isspace() or not char.isprintable() for char in issuer)):
         return bad_issuer
-    host_problem = _issuer_host_problem(parts, allowed_hosts)
-    if host_problem is not None:
-        return host_problem
+    refused_host = host_problem(parts, allowed_hosts)
+    if refused_host is not None:
+        return f"issuer: {refused_host}"
     if not 1 <= len(client_id) <= 200:
         return "client_id: give the client id the provider registered the portal with."
     if not 1 <= len(secret) <= 500:
         return "client_secret: give the client secret the provider issued."
-    return None
-
-
-def _issuer_host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | None:
-    """Why the operator will not fetch from this issuer's host, if it will not.
-
-    Saving the trust settings makes the operator fetch the issuer's discovery document, so
-    the form must not become a way to reach what only the operator's own network can: with
-    ``allowed`` (the operator config's ``corporate_idp_hosts``) only those hosts; without it
-    (a simulator, whose providers run on loopback) any host but link-local (a cloud's
-    metadata service), multicast, reserved and unspecified addresses, however written.
-    A host *name* is not resolved here, so one that resolves to such an address passes: an
-    exposed deployment sets ``corporate_idp_hosts``.
-    """
-    host = (parts.hostname or "").lower()
-    if allowed is not None:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if host in allowed or f"{host}:{port}" in allowed:
-            return None
-        return ("issuer: this operator accepts identity providers only on "
-                f"{', '.join(allowed) or 'no host'}; ask the operator to add yours.")
-    address = _literal_address(host)
-    if address is None:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if (address.is_link_local or address.is_multicast or address.is_reserved
-            or address.is_unspecified):
-        return f"issuer: {host} is not an address an identity provider can be reached at."
-    return None
-
-
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address ``host`` spells, in any form a resolver takes (``169.254.169.254``, but
-    also ``2852039166`` or ``0xa9.0xfe.0xa9.0xfe``), or None for a name."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if host and all(char in "0123456789abcdefx." for char in host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
     return None
 
 

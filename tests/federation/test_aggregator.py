@@ -123,17 +123,23 @@ async def test_a_correlator_reused_for_another_call_is_refused_by_the_hub(world:
         f"{world.hub}/device-reachability-status/v1/retrieve", json={"device": {"phoneNumber": fr}},
         headers={"Authorization": f"Bearer {reach['access_token']}", "x-correlator": "reuse-1"})
     assert other_api.status_code == 400 and "x-correlator" in other_api.json()["message"]
+    # that first answer was not billed: the same operation may go elsewhere under it
+    moved = await world.check(es, "reuse-1")
+    assert moved.status_code == 200, moved.text
+    assert world.fed.aggregator.settlement.settled("app", "reuse-1") == (
+        "telco-es", "checkSimSwap", True)
     assert (await world.check(fr, "reuse-2")).status_code == 200
     elsewhere = await world.check(es, "reuse-2")
     assert elsewhere.status_code == 400 and "x-correlator" in elsewhere.json()["message"]
-    assert not world.fed.operator("telco-es").gateway.ledger.events(), "telco-es billed nothing"
+    es_keys = [e.correlator for e in world.fed.operator("telco-es").gateway.ledger.events()]
+    assert es_keys == ["app:reuse-1"], "telco-es billed nothing under reuse-2"
     again = await world.check(fr, "reuse-2")  # the same call: replayed by the operator
     assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
     fr_events = world.fed.operator("telco-fr").gateway.ledger.events()
     assert [e.correlator for e in fr_events] == ["app:reuse-2"]
     settled = world.fed.aggregator.settlement.calls()
-    assert [(c.correlator, c.operation, c.billable) for c in settled] == [
-        ("reuse-1", "checkSimSwap", False), ("reuse-2", "checkSimSwap", True)]
+    assert [(c.correlator, c.operator, c.billable) for c in settled] == [
+        ("reuse-1", "telco-es", True), ("reuse-2", "telco-fr", True)]
 
 
 async def test_a_device_named_by_its_ipv4_addresses_is_routed(world: World) -> None:

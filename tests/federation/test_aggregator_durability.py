@@ -130,6 +130,7 @@ def test_sigkill_of_the_aggregator_loses_and_doubles_no_settlement(
                                {c: seen["numbers"][c] for c in sample}))
     after = settlement(database)
     assert after == rows  # replays add no row and change none
+    assert flags == ["true"] * len(sample), "each is the operator's stored answer, not a rerun"
     print(
         f"kill -9 of the aggregator: {len(seen['answered'])} calls answered ({len(ok)} 2xx), "
         f"{len(seen['cut_off'])} cut off by the kill; {len(rows)} settlement rows found, "

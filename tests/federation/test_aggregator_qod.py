@@ -350,3 +350,28 @@ async def test_any_expiry_spelling_the_operator_reads_is_relayed(hub: Hub) -> No
             f"{hub.url}/quality-on-demand/v1/sessions/{created.json()['sessionId']}",
             headers=hub.headers)
         assert deleted.status_code == 204
+
+
+async def test_a_correlator_billed_at_one_operator_is_refused_at_another(hub: Hub) -> None:
+    """Reading two sessions at two operators under one correlator: the second operator would
+    bill a call the hub's one row (billable at the first) cannot hold. A correlator an
+    application used itself in the '<correlator>/<partner>' form of a device-less QoS
+    Profiles call is refused there too, before any operator is asked."""
+    fr = (await hub.create(hub.number("telco-fr"))).json()["sessionId"]
+    es = (await hub.create(hub.number("telco-es"))).json()["sessionId"]
+    sessions = f"{hub.url}/quality-on-demand/v1/sessions"
+    read = await hub.fed.http.get(f"{sessions}/{fr}", headers={**hub.headers, "x-correlator": "g"})
+    assert read.status_code == 200, read.text
+    other = await hub.fed.http.get(f"{sessions}/{es}", headers={**hub.headers, "x-correlator": "g"})
+    assert other.status_code == 400 and "x-correlator" in other.json()["message"]
+    again = await hub.fed.http.get(f"{sessions}/{fr}", headers={**hub.headers, "x-correlator": "g"})
+    assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+    es_keys = [e.correlator for e in hub.fed.operator("telco-es").gateway.ledger.events()]
+    assert "qod-app:g" not in es_keys
+
+    own = await hub.fed.http.get(f"{sessions}/{fr}",
+                                 headers={**hub.headers, "x-correlator": "q/telco-fr"})
+    assert own.status_code == 200
+    fan_out = await hub.fed.http.post(f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
+                                      json={}, headers={**hub.headers, "x-correlator": "q"})
+    assert fan_out.status_code == 400 and "x-correlator" in fan_out.json()["message"]

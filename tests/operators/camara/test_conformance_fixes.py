@@ -94,7 +94,8 @@ async def test_only_device_status_refuses_identifiers_of_two_devices(
     """Location, QoD and QoS Profiles answer for the identifier they use and return no
     error when another identifier names another device (their YAML: "No error should be
     returned ... to prevent API consumers correlating different identifiers"); only the
-    device status APIs list IDENTIFIER_MISMATCH."""
+    device status APIs list IDENTIFIER_MISMATCH (and location retrieval's feature expects
+    it, which the conformance runner plays)."""
     number = base.test_number("approves")
     other = base.get(base.test_number("unreachable"))
     assert other is not None and other.ipv4
@@ -115,6 +116,8 @@ async def test_only_device_status_refuses_identifiers_of_two_devices(
     reachability = await client.post("/device-reachability-status/v1/retrieve",
                                      json={"device": device})
     assert (reachability.status_code, reachability.json()["code"]) == (422, "IDENTIFIER_MISMATCH")
+    retrieval = await client.post("/location-retrieval/v0.5/retrieve", json={"device": device})
+    assert (retrieval.status_code, retrieval.json()["code"]) == (422, "IDENTIFIER_MISMATCH")
 
 
 async def test_an_application_server_network_may_have_host_bits(

@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from operators.analytics.alerts import ALERT_KINDS
+from operators.billing import Month
 from operators.operator import portal_host
 from operators.portal import PortalHost, install_developer_portal
 from operators.portal.analytics_parameters import AnalyticsQueryError, parse_duration
@@ -155,6 +156,22 @@ async def test_overview_revenue_is_the_ratings_and_calls_are_the_buckets(
     assert active["calls"] == 4 + 30 * 2 + 300
     assert sum(d["calls"] for d in report["daily"]) == active["calls"]
     assert len(report["daily"]) == report["days"] == 30
+
+
+async def test_overview_revenue_has_no_fee_after_an_application_is_cut_off(
+    portal: Portal, seeded: Seeded
+) -> None:
+    """As on the invoices: a plan's monthly fee runs until the application is disabled."""
+    accounts = portal.parts.accounts
+    portal.operator.gateway.admission.plans.subscribe(seeded.bob_app, "sim-swap", "enterprise")
+    bob = accounts.application(seeded.bob_app)
+    assert bob is not None
+    accounts.disable_application(bob.org_id, seeded.bob_app)
+    month = Month.of(portal.clock())
+    portal.clock.now = month.end + 86_400  # the next month: Bob's fee has ended
+    report = (await portal.browser().get(BASE, headers=JSON)).json()
+    plans = {row["group"] for row in report["revenue"]["byPlan"]}
+    assert "enterprise" not in plans, report["revenue"]
 
 
 async def test_funnel_counts_each_step_and_lists_who_is_stuck(

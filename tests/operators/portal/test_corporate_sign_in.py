@@ -331,7 +331,8 @@ async def test_the_trust_page_fetches_from_no_metadata_service(world: TrustWorld
         csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
         for inner in ("http://169.254.169.254", "http://2852039166", "http://0xa9.0xfe.0xa9.0xfe",
                       "http://[::ffff:169.254.169.254]", "http://[fe80::1]:8080",
-                      "http://0.0.0.0:9000", "http://224.0.0.1"):
+                      "http://0.0.0.0:9000", "http://224.0.0.1", "http://[fd00:ec2::254]",
+                      "http://100.100.100.200"):
             refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
                 "csrf": csrf, "issuer": inner, "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET})
@@ -364,3 +365,27 @@ async def test_an_exposed_operator_names_the_providers_it_fetches_from(clock: Fa
                 "client_secret": CLIENT_SECRET})
             assert saved.status_code == 200 and 'id="federated"' in saved.text
     operator.close()
+
+
+async def test_a_provider_cannot_point_the_operator_at_a_metadata_service(
+    world: TrustWorld,
+) -> None:
+    """The operator posts to the token endpoint and fetches the keys a discovery document
+    names: a provider on a fine host naming a metadata address there is refused when the
+    settings are saved, before the operator ever posts to it."""
+    evil = "http://evil.corp.test"
+    document = {"issuer": evil, "authorization_endpoint": f"{evil}/authorize",
+                "token_endpoint": "http://169.254.169.254/latest/meta-data/",
+                "jwks_uri": f"{evil}/jwks"}
+    provider = FastAPI()
+    provider.get("/.well-known/openid-configuration")(lambda: document)
+    world.network.add(evil, provider)
+    async with world.signed_in(world.admin) as browser:
+        csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+        refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": evil, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        assert refused.status_code == 400
+        assert "names a token_endpoint the operator will not use" in refused.text
+        organisation = world.accounts.organisation(world.org_id)
+        assert organisation is not None and organisation.idp_issuer is None

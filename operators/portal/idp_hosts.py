@@ -1,0 +1,64 @@
+"""Which hosts the operator fetches from on an organisation's word (its identity provider).
+
+Saving the trust settings makes the operator fetch the issuer's discovery document, and a
+corporate sign-in posts to the token endpoint that document names: both are requests the
+operator makes to a URL a customer chose, so neither may reach what only the operator's own
+network can. With ``allowed`` (the operator config's ``corporate_idp_hosts``) only those
+hosts are fetched from; without it (a simulator, whose providers run on loopback) any host
+but link-local, multicast, reserved, unspecified and shared (CGNAT) addresses, however
+written, and the clouds' metadata addresses. A host *name* is not resolved here, so one
+that resolves to such an address passes: an exposed deployment sets ``corporate_idp_hosts``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import SplitResult
+
+__all__ = ["host_problem"]
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
+"""RFC 6598 shared address space: Alibaba's metadata service is 100.100.100.200."""
+
+_METADATA = frozenset({ipaddress.ip_address("fd00:ec2::254")})
+"""Cloud metadata addresses outside the ranges refused whole (AWS's IPv6 one)."""
+
+
+def host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | None:
+    """Why the operator will not fetch from this URL's host, or None if it will."""
+    host = (parts.hostname or "").lower()
+    if allowed is not None:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        names = {entry.lower() for entry in allowed}
+        if host in names or f"{host}:{port}" in names:
+            return None
+        return (f"this operator accepts identity providers only on "
+                f"{', '.join(allowed) or 'no host'}; ask the operator to add {host}.")
+    address = _literal_address(host)
+    if address is None:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if (address.is_link_local or address.is_multicast or address.is_reserved
+            or address.is_unspecified or address in _METADATA
+            or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)):
+        return f"{host} is not an address an identity provider can be reached at."
+    return None
+
+
+def _literal_address(host: str) -> Address | None:
+    """The address ``host`` spells, in any form a resolver takes (``169.254.169.254``, but
+    also ``2852039166`` or ``0xa9.0xfe.0xa9.0xfe``), or None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(char in "0123456789abcdefx." for char in host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
