@@ -922,9 +922,11 @@ class Aggregator:
             partner.config.id: replace(call, correlator=f"{call.correlator}/{partner.config.id}")
             for partner in self.partners.values()
         }
-        for asked in asked_of.values():  # an application may have used such a key itself
+        for partner_id, asked in asked_of.items():  # an application may have used such a key
             previous = self.settlement.settled(asked.application, asked.correlator)
-            if previous is not None and previous[1] != operation.operation_id:
+            if previous is not None and (
+                previous[1] != operation.operation_id or (previous[2] and previous[0] != partner_id)
+            ):
                 raise _correlator_taken()
         answers: list[tuple[Partner, httpx.Response]] = []
         for partner in self.partners.values():

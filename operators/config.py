@@ -432,10 +432,11 @@ class OperatorConfig(_Strict):
     )
     corporate_idp_hosts: tuple[str, ...] | None = Field(
         default=None,
-        description="hosts (a name or address, or host:port) an organisation may name as its"
-        " identity provider on the portal's trust page, which the operator then fetches from;"
-        " null allows any host but link-local, multicast, reserved and unspecified addresses"
-        " (a cloud's metadata service)",
+        description="hosts (a name or address, or host:port, an IPv6 one in brackets) the"
+        " operator fetches from on an organisation's word: the issuer it names on the portal's"
+        " trust page and the token endpoint and keys URL its discovery document names; null"
+        " allows any host but link-local, multicast, reserved, unspecified and shared (CGNAT)"
+        " addresses and the clouds' metadata addresses",
     )
     interactive_handsets: tuple[str, ...] = Field(
         default=(),

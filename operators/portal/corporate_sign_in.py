@@ -192,6 +192,8 @@ class IdpDirectory:
             value = document.get(name)
             if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
                 raise SignInRefusedError(502, f"{url} has no usable {name}.")
+            if name == "authorization_endpoint":
+                continue  # only browsers are sent there: the operator never fetches it
             try:  # the operator itself posts to the token endpoint and fetches the keys
                 refused = host_problem(urlsplit(value), self.allowed_hosts)
             except ValueError:  # a port that is not a number

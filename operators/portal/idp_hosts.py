@@ -33,7 +33,8 @@ def host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | N
     if allowed is not None:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         names = {entry.lower() for entry in allowed}
-        if host in names or f"{host}:{port}" in names:
+        with_port = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # IPv6 in brackets
+        if host in names or with_port in names:
             return None
         return (f"this operator accepts identity providers only on "
                 f"{', '.join(allowed) or 'no host'}; ask the operator to add {host}.")

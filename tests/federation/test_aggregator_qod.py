@@ -375,3 +375,12 @@ async def test_a_correlator_billed_at_one_operator_is_refused_at_another(hub: Hu
     fan_out = await hub.fed.http.post(f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
                                       json={}, headers={**hub.headers, "x-correlator": "q"})
     assert fan_out.status_code == 400 and "x-correlator" in fan_out.json()["message"]
+    # the same operation, billed by another operator than the one the fan-out would ask
+    by_device = await hub.fed.http.post(
+        f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
+        json={"device": {"phoneNumber": hub.number("telco-es")}},
+        headers={**hub.headers, "x-correlator": "q2/telco-fr"})
+    assert by_device.status_code == 200, by_device.text
+    fan_out = await hub.fed.http.post(f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
+                                      json={}, headers={**hub.headers, "x-correlator": "q2"})
+    assert fan_out.status_code == 400 and "x-correlator" in fan_out.json()["message"]

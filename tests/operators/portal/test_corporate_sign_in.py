@@ -27,6 +27,7 @@ from operators.portal import Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
 from operators.portal.corporate_sign_in import CALLBACK_PATH, OrganisationIdps
 from operators.portal.guard import PortalGuard
+from operators.portal.idp_hosts import host_problem
 from operators.portal.router import install_developer_portal
 from operators.portal.sessions import COOKIE
 from tests.operators.identity.conftest import FakeClock
@@ -389,3 +390,19 @@ async def test_a_provider_cannot_point_the_operator_at_a_metadata_service(
         assert "names a token_endpoint the operator will not use" in refused.text
         organisation = world.accounts.organisation(world.org_id)
         assert organisation is not None and organisation.idp_issuer is None
+        # the authorization endpoint is only where browsers are sent: not held to the rule
+        document["token_endpoint"] = f"{evil}/token"
+        document["authorization_endpoint"] = "http://100.100.1.1/authorize"
+        world.network.add(evil, provider)  # served afresh: the directory caches documents
+        world.clock.advance(3600)
+        saved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": evil, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        assert saved.status_code == 200, saved.text
+
+
+def test_an_allowed_host_may_name_its_port_an_ipv6_one_in_brackets() -> None:
+    assert host_problem(urlsplit("http://[::1]:8099"), ("[::1]:8099",)) is None
+    assert host_problem(urlsplit("http://[::1]:8098"), ("[::1]:8099",)) is not None
+    assert host_problem(urlsplit("https://IDP.example.com"), ("idp.EXAMPLE.com:443",)) is None
+    assert host_problem(urlsplit("http://idp.example.com"), ("idp.example.com:443",)) is not None
