@@ -67,6 +67,10 @@ class MeteredCall:
     digest: str | None = None
     """The request's fingerprint (see replay_of); SERVER_CHOSEN when the gateway made up the
     correlator."""
+    admitted_at: float | None = None
+    """When ``plan`` was taken (epoch): the usage event's time, so that rating, which picks
+    the plan period holding it, prices the call under the plan it was admitted under even
+    when the plan changed while it ran (None: when it is metered)."""
 
     @property
     def api(self) -> str:
@@ -276,7 +280,7 @@ class Gateway:
         except CamaraError as refusal:
             self.metrics.throttled.labels(context.client_id, refusal.code).inc()
             raise
-        state["call"] = MeteredCall(context, operation, plan, digest)
+        state["call"] = MeteredCall(context, operation, plan, digest, self.calendar())
         return context
 
     async def meter(
@@ -302,7 +306,7 @@ class Gateway:
                 price=call.plan.price_per_call,
                 currency=call.plan.currency,
                 status=status,
-                at=self.calendar(),
+                at=self.calendar() if call.admitted_at is None else call.admitted_at,
                 msisdn=context.msisdn or subject,
                 purpose=context.purpose,
                 request_digest=call.digest,

@@ -367,3 +367,32 @@ def test_the_request_fingerprint_tells_every_part_of_a_request_apart() -> None:
     assert request_digest(base, {"duration": 60, **body}, context) == same
     elsewhere = {**body, "sink": "https://hub.example/n/2", "sinkCredential": {"x": 1}}
     assert request_digest(base, elsewhere, context) == same
+
+
+async def test_a_call_is_metered_at_its_admission_under_the_plan_it_was_admitted_under(
+    harness: Harness,
+) -> None:
+    """Rating prices an event under the plan period holding its time: stamped when it was
+    metered, a call admitted on pay-as-you-go that finished after an upgrade was priced as an
+    enterprise call although its event names pay-as-you-go."""
+    from operators.billing import Month, rate_subscription
+    from operators.camara import operation_named
+    from operators.gateway.gateway import MeteredCall
+
+    gateway = harness.operator.gateway
+    plans = gateway.admission.plans
+    operation = operation_named("checkSimSwap")
+    admitted = harness.clock()
+    call = MeteredCall(CallContext(client_id="fraud-app", correlator="slow-1"), operation,
+                       plans.plan_for("fraud-app", "sim-swap"), "", gateway.calendar())
+    harness.clock.advance(5.0)  # the call runs; meanwhile the application upgrades
+    plans.subscribe("fraud-app", "sim-swap", "enterprise")
+    harness.clock.advance(5.0)
+    assert await gateway.meter(call, 200, b"{}")
+    (event,) = gateway.ledger.events()
+    assert event.at == gateway.calendar() - 10.0 and event.plan == "pay-as-you-go"
+    lines = rate_subscription("fraud-app", "sim-swap", [event],
+                              plans.history("fraud-app", "sim-swap"), Month.of(event.at))
+    priced = [line for line in lines if line.events]
+    assert [(line.plan, str(line.amount)) for line in priced] == [("pay-as-you-go", "0.01")]
+    assert admitted == harness.clock() - 10.0
