@@ -106,6 +106,21 @@ class Database:
             )
         self._conn.execute("PRAGMA foreign_keys=ON")
 
+    @classmethod
+    def snapshot_of(cls, path: str) -> Database:
+        """An in-memory copy of the database file at ``path``, read without a write or a
+        write lock on it: what a report on a live operator's file works on (the stores'
+        schema steps then run on the copy). The copy is whole; a report reading every row
+        would hold them all anyway."""
+        copy = cls()
+        source = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            with copy._lock:
+                source.backup(copy._conn)
+        finally:
+            source.close()
+        return copy
+
     def ensure_schema(self, ddl: str) -> None:
         with self._lock:
             self._conn.executescript(ddl)

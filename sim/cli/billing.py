@@ -61,7 +61,7 @@ def _from_database(db: Path, config: Path | None, month: Month | None) -> dict[s
         raise typer.Exit(2)
     require_operator_database(db, ("usage_events", "plan_subscriptions"), errors)
     operator = load_operator(config, errors)
-    database = Database(str(db))
+    database = Database.snapshot_of(str(db))  # a live operator's file is only read
     try:
         now = time.time()
         month = month or Month.of(now)

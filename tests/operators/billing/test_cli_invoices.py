@@ -162,3 +162,23 @@ def test_a_file_that_is_no_operator_database_is_named_and_left_as_it_was(
     written = runner.invoke(app, [*base, "--out", str(nested)])
     assert written.exit_code == 0, written.output
     assert json.loads(nested.read_text())["month"] == "2025-03"
+
+
+def test_the_database_is_only_read_even_while_the_operator_writes(
+    operator_files: tuple[Path, Path],
+) -> None:
+    """A report on a live operator's file: the operator holds a write transaction open (as
+    its group commit does), and the report still runs, on a copy, writing nothing to it (the
+    stores' schema steps took a write lock on the file, and waited on the operator's)."""
+    db_path, config_path = operator_files
+    expected = invoices_json(_library_payload(db_path, config_path))
+    live = Database(str(db_path))
+    with live.transaction():
+        live.execute("INSERT INTO plan_history (client_id, api, plan, from_at)"
+                     " VALUES ('app', 'sim-swap', 'growth', 1.0)")
+        args = ["invoices", "--db", str(db_path), "-c", str(config_path), "--month", "2025-03",
+                "--format", "json"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert result.output.encode() == expected, "the committed state only"
+    live.close()
