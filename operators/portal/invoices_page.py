@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..billing import (
+    ApplicationTerms,
     Invoice,
     Month,
     MonthError,
@@ -46,7 +47,8 @@ def build_invoice_pages(
     """The invoice pages of ``/portal`` (a :data:`~operators.portal.router.PageRouterFactory`)."""
     router = APIRouter(prefix="/portal", include_in_schema=False)
 
-    def invoice_of(developer: Developer, month: Month) -> Invoice:
+    def invoice_of(developer: Developer, month: Month,
+                   terms: ApplicationTerms | None = None) -> Invoice:
         if host.usage is None:
             raise FormRefused(
                 404,
@@ -63,7 +65,7 @@ def build_invoice_pages(
             developer.org_id,
             {app.client_id: app.org_id for app in applications},
             now=host.clock(),
-            terms=accounts.terms(),
+            terms=terms if terms is not None else accounts.terms(),
         )
 
     def month_asked(text: str) -> Month:
@@ -92,8 +94,9 @@ def build_invoice_pages(
             months.append(months[-1].previous())
         rows: list[dict[str, Any]] = []
         if host.usage is not None:
+            terms = accounts.terms()  # read once for the months listed
             for month in months:
-                invoice = invoice_of(developer, month)
+                invoice = invoice_of(developer, month, terms)
                 rows.append(
                     {
                         "month": str(month),
