@@ -20,7 +20,7 @@ from .admin_auth import admin_guard
 from .analytics.activity_log import ActivityLog
 from .analytics.monitor import AnalyticsMonitor
 from .analytics.usage_recorder import UsageRecorder
-from .billing import build_invoice_admin_router
+from .billing import IssuedInvoices, build_invoice_admin_router
 from .camara.consent_info import (
     RetrieveStatusRequestBody,
     RetrieveStatusResponseBody,
@@ -96,9 +96,12 @@ class Operator:
     them."""
     monitor: AnalyticsMonitor | None = field(init=False)
     """Scores the usage buckets as they close and sends alerts (None when disabled)."""
+    issued: IssuedInvoices = field(init=False)
+    """Closed months' invoices as first issued: the portal's and ``/admin/invoices``."""
 
     def __post_init__(self) -> None:
         self.handsets = HandsetInbox(self.db, clock=self.clock)
+        self.issued = IssuedInvoices(self.db)
         analytics = self.config.analytics
         self.activity = ActivityLog(self.db, self.clock, interval=analytics.flush_seconds)
         self.gateway.usage.on_first_success = self.activity.first_success
@@ -371,7 +374,7 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.include_router(  # GET /admin/invoices?month=YYYY-MM[&by=organisation]
         build_invoice_admin_router(
             config, operator.gateway.admission.plans, operator.gateway.ledger, operator.clock,
-            owners=portal.accounts.owners, terms=portal.accounts.terms,
+            owners=portal.accounts.owners, terms=portal.accounts.terms, issued=operator.issued,
         )
     )
     install_api_docs(app)
@@ -386,7 +389,8 @@ def portal_host(operator: Operator) -> PortalHost:
         plans=operator.gateway.admission.plans, clock=operator.clock,
         origin=operator.api_root, api_root=operator.api_root,
         apis=tuple(dict.fromkeys(op.api for op in OPERATIONS)),
-        usage=operator.gateway.ledger, statistics=operator.gateway.statistics,
+        usage=operator.gateway.ledger, issued=operator.issued,
+        statistics=operator.gateway.statistics,
         activity=operator.activity, kind="operator",
     )
 

@@ -4,7 +4,8 @@
 graduated or volume mode); :mod:`~operators.billing.rating` turns a month of usage events and
 plan history into line items, each listing the events it covers; :mod:`~operators.billing.
 invoices` groups lines per application or organisation into invoices with deterministic JSON
-and CSV; :mod:`~operators.billing.admin_api` serves them at ``/admin/invoices``. Money is
+and CSV; :mod:`~operators.billing.issued` keeps a closed month's invoices as first issued;
+:mod:`~operators.billing.admin_api` serves them at ``/admin/invoices``. Money is
 :class:`~decimal.Decimal`, rounded once per line (:mod:`~operators.billing.money`). The
 simulation prices its billable calls with :func:`rate_counted`.
 """
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
         organisation_invoice,
         organisation_invoices,
     )
+    from operators.billing.issued import LATE_USAGE, IssuedInvoices
     from operators.billing.money import amount_text, minor_units, round_line
     from operators.billing.months import Month, MonthError
     from operators.billing.pricing import TierCharge, price_calls
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSV_COLUMNS",
+    "LATE_USAGE",
     "ApplicationCharges",
     "ApplicationTerms",
     "ChargeKind",
@@ -52,6 +55,7 @@ __all__ = [
     "EventId",
     "Invoice",
     "InvoiceStatus",
+    "IssuedInvoices",
     "LineItem",
     "Month",
     "MonthError",
@@ -90,6 +94,7 @@ _HOMES = {
         ),
         "operators.billing.invoices",
     ),
+    **dict.fromkeys(("LATE_USAGE", "IssuedInvoices"), "operators.billing.issued"),
     **dict.fromkeys(("amount_text", "minor_units", "round_line"), "operators.billing.money"),
     **dict.fromkeys(("Month", "MonthError"), "operators.billing.months"),
     **dict.fromkeys(("TierCharge", "price_calls"), "operators.billing.pricing"),

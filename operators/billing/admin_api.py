@@ -20,6 +20,7 @@ from operators.gateway.subscriptions import PlanStore
 from operators.types import Clock
 
 from .invoices import application_invoices, invoices_json, organisation_invoices
+from .issued import IssuedInvoices
 from .months import Month, MonthError
 from .rating import ApplicationTerms
 
@@ -34,10 +35,12 @@ def build_invoice_admin_router(
     *,
     owners: Callable[[], Mapping[str, str]] | None = None,
     terms: Callable[[], ApplicationTerms] | None = None,
+    issued: IssuedInvoices | None = None,
 ) -> APIRouter:
     """The admin router; ``clock`` is the epoch clock (what month is current, draft cut-off),
     ``owners`` (client id -> organisation id) enables ``by=organisation``, ``terms`` (the
-    portal's accounts) says when applications began and ended, as the portal's invoices do."""
+    portal's accounts) says when applications began and ended, as the portal's invoices do,
+    and ``issued`` keeps closed months' invoices as first issued, as the portal's are."""
     router = APIRouter(
         prefix="/admin", tags=["admin"], dependencies=[Depends(admin_guard(config.admin_secret))]
     )
@@ -56,10 +59,13 @@ def build_invoice_admin_router(
         events = usage.events()
         known = None if terms is None else terms()
         if by == "application":
-            found = application_invoices(config, plans, events, month, now=now, terms=known)
+            found = application_invoices(
+                config, plans, events, month, now=now, terms=known, issued=issued
+            )
         elif by == "organisation" and owners is not None:
-            found = organisation_invoices(config, plans, events, month, owners(), now=now,
-                                          terms=known)
+            found = organisation_invoices(
+                config, plans, events, month, owners(), now=now, terms=known, issued=issued
+            )
         elif by == "organisation":
             raise CamaraError(
                 400, "INVALID_ARGUMENT", "by: this party keeps no organisations (no portal)"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from operators.config import OperatorConfig
 from operators.gateway.metering import UsageEvent
@@ -32,6 +32,9 @@ from operators.gateway.subscriptions import PlanStore
 from .money import amount_text, price_text
 from .months import Month
 from .rating import ApplicationTerms, ChargeKind, LineItem, rate_month
+
+if TYPE_CHECKING:
+    from .issued import IssuedInvoices
 
 __all__ = [
     "CSV_COLUMNS",
@@ -234,17 +237,22 @@ def application_invoices(
     *,
     now: float,
     terms: ApplicationTerms | None = None,
+    issued: IssuedInvoices | None = None,
 ) -> list[Invoice]:
     """One invoice per application with calls or a plan in ``month`` (draft if ``now`` is
     in it), by client id; ``terms`` says when applications began and ended (their fees run
-    between), a whole month for one it does not name."""
+    between), a whole month for one it does not name. With ``issued``, a closed month's
+    invoices are the ones first issued."""
     status, as_of, rated = _rated(plans, events, month, now, terms)
-    return [
+    drawn = [
         _invoice(
             config, CustomerKind.APPLICATION, client_id, month, status, as_of, [(client_id, lines)]
         )
         for client_id, lines in sorted(rated.items())
     ]
+    if issued is None:
+        return drawn
+    return issued.keep(drawn, month, CustomerKind.APPLICATION, now)
 
 
 def organisation_invoices(
@@ -256,17 +264,22 @@ def organisation_invoices(
     *,
     now: float,
     terms: ApplicationTerms | None = None,
+    issued: IssuedInvoices | None = None,
 ) -> list[Invoice]:
     """One invoice per organisation owning an application with charges in ``month``; an
-    application no organisation owns is on no organisation's invoice."""
+    application no organisation owns is on no organisation's invoice. With ``issued``, a
+    closed month's invoices (of the organisations in ``owners``) are the ones first issued."""
     status, as_of, rated = _rated(plans, events, month, now, terms, set(owners))
     per_org: dict[str, list[tuple[str, list[LineItem]]]] = {}
     for client_id, lines in sorted(rated.items()):
         per_org.setdefault(owners[client_id], []).append((client_id, lines))
-    return [
+    drawn = [
         _invoice(config, CustomerKind.ORGANISATION, org_id, month, status, as_of, charges)
         for org_id, charges in sorted(per_org.items())
     ]
+    if issued is None:
+        return drawn
+    return issued.keep(drawn, month, CustomerKind.ORGANISATION, now, set(owners.values()))
 
 
 def organisation_invoice(
@@ -279,14 +292,18 @@ def organisation_invoice(
     *,
     now: float,
     terms: ApplicationTerms | None = None,
+    issued: IssuedInvoices | None = None,
 ) -> Invoice:
-    """``org_id``'s invoice for ``month`` (with no application line if nothing was owed)."""
+    """``org_id``'s invoice for ``month`` (with no application line if nothing was owed);
+    with ``issued``, a closed month's as first issued, the one with nothing owed too."""
     mine = {client_id: org for client_id, org in owners.items() if org == org_id}
     found = organisation_invoices(config, plans, events, month, mine, now=now, terms=terms)
-    if found:
-        return found[0]
-    status, as_of = _window(month, now)
-    return _invoice(config, CustomerKind.ORGANISATION, org_id, month, status, as_of, [])
+    if not found:
+        status, as_of = _window(month, now)
+        found = [_invoice(config, CustomerKind.ORGANISATION, org_id, month, status, as_of, [])]
+    if issued is not None:
+        found = issued.keep(found, month, CustomerKind.ORGANISATION, now, {org_id})
+    return found[0]
 
 
 def invoices_json(documents: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> bytes:

@@ -19,6 +19,7 @@ from ..types import Clock
 
 if TYPE_CHECKING:
     from ..analytics.activity_log import ActivityLog
+    from ..billing import IssuedInvoices
     from ..gateway.call_statistics import CallStatistics
     from ..gateway.metering import UsageLedger
     from ..gateway.subscriptions import PlanStore
@@ -50,6 +51,9 @@ class PortalHost:
     usage: UsageLedger | None = None
     """The party's usage events; the aggregator has none of its own (its calls are metered by
     the operator that served them, and recorded for settlement)."""
+    issued: IssuedInvoices | None = None
+    """Closed months' invoices as first issued (with ``usage``): what the invoice pages give
+    for a past month once it is closed, so a later price change does not re-rate it."""
     statistics: CallStatistics | None = None
     """The gateway's call statistics, so the usage pages also show calls not yet written; None
     reads the statistics tables in ``db`` alone (a party without a gateway of its own)."""

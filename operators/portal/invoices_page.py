@@ -66,6 +66,7 @@ def build_invoice_pages(
             {app.client_id: app.org_id for app in applications},
             now=host.clock(),
             terms=terms if terms is not None else accounts.terms(),
+            issued=host.issued,
         )
 
     def month_asked(text: str) -> Month:

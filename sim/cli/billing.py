@@ -19,7 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from operators import Database
-from operators.billing import Month, MonthError, application_invoices, invoices_csv, invoices_json
+from operators.billing import (
+    IssuedInvoices,
+    Month,
+    MonthError,
+    application_invoices,
+    invoices_csv,
+    invoices_json,
+)
 from operators.gateway import PlanSubscriptions, UsageLedger
 from operators.portal import application_terms
 from sim.cli.options import (
@@ -70,8 +77,10 @@ def _from_database(db: Path, config: Path | None, month: Month | None) -> dict[s
             raise typer.Exit(2)
         plans = PlanSubscriptions(operator, database)
         events = UsageLedger(database).events()
-        found = application_invoices(operator, plans, events, month, now=now,
-                                     terms=application_terms(database))
+        found = application_invoices(
+            operator, plans, events, month, now=now, terms=application_terms(database),
+            issued=IssuedInvoices(database),  # the copy's: what the operator issued is read
+        )
     finally:
         database.close()
     return {
