@@ -96,7 +96,7 @@ class Sessions:
         if not cookie or len(cookie) > 1024 or cookie.count(".") != 1:
             return None
         body, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self.secret.mac("session", body)):
+        if not hmac.compare_digest(mac.encode(), self.secret.mac("session", body).encode()):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -127,4 +127,6 @@ class Sessions:
         return self.secret.mac("csrf", session.sid)
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        return bool(token) and hmac.compare_digest(
+            str(token).encode(), self.csrf_token(session).encode()
+        )

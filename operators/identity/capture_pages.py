@@ -148,7 +148,7 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
 
     def form_ok(request: Request, form: dict[str, str], cookie: str) -> bool:
         sent, held = form.get("csrf", ""), request.cookies.get(cookie, "")
-        return bool(sent) and bool(held) and secrets.compare_digest(sent, held)
+        return bool(sent) and bool(held) and secrets.compare_digest(sent.encode(), held.encode())
 
     @router.get("/{capture_id}")
     async def open_capture(capture_id: str, request: Request) -> Response:

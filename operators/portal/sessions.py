@@ -106,7 +106,7 @@ class DeveloperSessions:
         if not cookie or len(cookie) > MAX_COOKIE or cookie.count(".") != 1:
             return None
         body, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self.mac("session", body)):
+        if not hmac.compare_digest(mac.encode(), self.mac("session", body).encode()):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -128,7 +128,9 @@ class DeveloperSessions:
         return self.mac("csrf", session.sid)
 
     def csrf_ok(self, session: CookieSession, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+        return bool(token) and hmac.compare_digest(
+            str(token).encode(), self.csrf_token(session).encode()
+        )
 
 
 def _hash(sid: str) -> str:

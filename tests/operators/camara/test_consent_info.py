@@ -205,6 +205,8 @@ async def test_the_capture_page_refuses_what_a_forwarded_link_or_a_forged_form_t
     assert opened.status_code == 200 and "ending in" in opened.text
     csrf = re.search(r'name="csrf" value="([^"]+)"', opened.text)
     assert csrf is not None
+    non_ascii = await h.http.post(f"{path}/code", data={"csrf": "\u00e9", "code": "000000"})
+    assert non_ascii.status_code == 403, "a forged token, compared as bytes, not a 500"
     for _ in range(5):
         wrong = await h.http.post(f"{path}/code", data={"csrf": csrf.group(1), "code": "000000"})
         assert wrong.status_code == 400

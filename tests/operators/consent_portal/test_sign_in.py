@@ -228,3 +228,21 @@ async def test_an_unknown_page_is_a_404_page(browser: Browser) -> None:
         answer = await browser.http.get(path)
         assert answer.status_code == 404
         assert "no such page" in answer.text
+
+
+async def test_non_ascii_cookies_and_csrf_tokens_are_refused_not_500(
+    harness: Harness, browser: Browser
+) -> None:
+    """Session and CSRF MACs are compared as bytes: a non-ASCII value is a forgery, not a 500."""
+    await browser.sign_in(harness.number("approves"))
+    cookie = browser.http.cookies.get("ogsim_my")
+    assert cookie is not None
+    browser.http.cookies.clear()
+    answer = await browser.http.get(
+        "/my/consents", headers={"cookie": f"ogsim_my={cookie[:-1]}\u00e9".encode()}
+    )
+    assert answer.status_code == 303
+    browser.http.cookies.set("ogsim_my", cookie, domain="telco-es.ogsim.test", path="/my")
+    refused = await browser.http.post("/my/sign-out", data={"csrf": "\u00e9"})
+    assert refused.status_code == 403
+    assert await browser.signed_in()

@@ -92,3 +92,19 @@ async def test_no_page_or_form_answers_500(portal: Portal, developer: Browser) -
     assert not failures, failures[:5]
     # The input reached the handlers: refusals of several kinds, and answers that went through.
     assert {400, 404} <= seen and min(seen) < 400, sorted(seen)
+
+
+async def test_non_ascii_cookies_and_csrf_tokens_are_refused_not_500(
+    portal: Portal, developer: Browser
+) -> None:
+    """A MAC compared as text raises on a non-ASCII character: the session cookie and the
+    CSRF field are compared as bytes, so such a value is only a forgery."""
+    http = portal.http()
+    for cookie in ("abc.\u00e9", "\u00e9.abc"):
+        answer = await http.get("/portal", headers={"cookie": f"ogsim_dev={cookie}".encode()})
+        assert answer.status_code == 303 and "/portal/sign-in" in answer.headers["location"]
+    for token in ("\u00e9", "a\u202eb"):
+        answer = await developer.http.post(
+            "/portal/invitations", content=urlencode({"csrf": token}), headers=FORM
+        )
+        assert answer.status_code == 403, answer.text
