@@ -122,7 +122,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     async def invite(request: Request) -> Response:
         developer = guard.require(request)
         await guard.form(request)
-        code = accounts.invite(developer.org_id)
+        code = accounts.invite(developer.org_id, by=developer.developer_id)
         link = f"{host.origin}{PREFIX}/join?org={developer.org_id}&code={code}"
         return guard.page(request, "portal_invite.html",
                           {"heading": "Invite a colleague", "link": link})

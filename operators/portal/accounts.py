@@ -192,6 +192,7 @@ class DeveloperAccounts:
         """Where the developers' milestones go for the analytics (None: nowhere)."""
         db.ensure_schema(SCHEMA)
         db.ensure_column("portal_applications", "ended_at", "REAL")
+        db.ensure_column("portal_invitations", "created_by", "TEXT")
 
     def _note(self, kind: ActivityKind, developer_id: str, org_id: str, client_id: str = "",
               api: str = "", detail: str = "") -> None:
@@ -220,19 +221,40 @@ class DeveloperAccounts:
         self._note("signed_up", developer.developer_id, org_id)
         return developer
 
-    def invite(self, org_id: str) -> str:
-        """A one-use code a colleague joins ``org_id`` with; it expires after a week."""
-        if self.organisation(org_id) is None:
+    def invite(self, org_id: str, *, by: str) -> str:
+        """A one-use code a colleague joins ``org_id`` with; it expires after a week, and
+        with its sender's access: it is only good while developer ``by`` is active."""
+        organisation = self.organisation(org_id)
+        if organisation is None:
             raise AccountError(404, "organisation", "No such organisation.")
+        if organisation.idp_issuer is not None:
+            raise AccountError(400, "invitation", "Your organisation signs in through its "
+                               "identity provider: colleagues sign in there, uninvited.")
         code = secrets.token_urlsafe(18)
-        self.db.execute(
-            "INSERT INTO portal_invitations (code_hash, org_id, expires_at) VALUES (?, ?, ?)",
-            (_digest(code), org_id, self.clock() + INVITATION_LIFETIME))
+        with self.db.transaction():
+            self._require_active(by, org_id)
+            self.db.execute(
+                "INSERT INTO portal_invitations (code_hash, org_id, expires_at, created_by)"
+                " VALUES (?, ?, ?, ?)",
+                (_digest(code), org_id, self.clock() + INVITATION_LIFETIME, by))
         return code
+
+    def _require_active(self, developer_id: str, org_id: str) -> None:
+        """Refuse an action of a developer cut off (or moved) since their request began: the
+        kill switch may run while a form is still arriving."""
+        developer = self.developer(developer_id)
+        if developer is None or not developer.active or developer.org_id != org_id:
+            raise AccountError(403, "developer", "Your access to this organisation has ended.")
 
     def join(self, org_id: str, email: str, name: str, password: str, *,
              invitation: str) -> Developer:
-        """Join ``org_id`` with an unused, unexpired invitation code made for it."""
+        """Join ``org_id`` with an unused, unexpired invitation code made for it, by a
+        developer still active, unless the organisation signs in through its identity
+        provider (whose SCIM could never deprovision a password account)."""
+        organisation = self.organisation(org_id)
+        if organisation is not None and organisation.idp_issuer is not None:
+            raise AccountError(400, "invitation", f"{organisation.name} signs in through its "
+                               "identity provider: use its sign-in, not an invitation.")
         with self.db.transaction():
             row = self.db.one(
                 "SELECT * FROM portal_invitations WHERE code_hash = ? AND org_id = ?",
@@ -240,6 +262,12 @@ class DeveloperAccounts:
             if row is None or row["used_at"] is not None or row["expires_at"] <= self.clock():
                 raise AccountError(400, "invitation",
                                    "invitation: this code is unknown, used or expired.")
+            sender = row["created_by"]
+            inviter = None if sender is None else self.developer(sender)
+            if sender is not None and (inviter is None or not inviter.active):
+                raise AccountError(400, "invitation",
+                                   "invitation: whoever sent this code has left the "
+                                   "organisation; ask a colleague for a new one.")
             developer = self._add_developer(org_id, email, name, password=password)
             self.db.execute("UPDATE portal_invitations SET used_at = ? WHERE code_hash = ?",
                             (self.clock(), row["code_hash"]))
@@ -538,6 +566,9 @@ class DeveloperAccounts:
                 "UPDATE portal_developers SET active = 0,"
                 " deactivated_at = COALESCE(deactivated_at, ?) WHERE developer_id = ?",
                 (self.clock(), developer_id))
+            self.db.execute(  # a leaver's unused invitations would let them back in
+                "DELETE FROM portal_invitations WHERE created_by = ? AND used_at IS NULL",
+                (developer_id,))
             for row in self.db.all("SELECT * FROM portal_applications WHERE developer_id = ?"
                                    " ORDER BY rowid", (developer_id,)):
                 application = _row_application(row)

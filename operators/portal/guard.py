@@ -137,6 +137,14 @@ class PortalGuard:
         if session is None or not self.sessions.csrf_ok(session, form.get("csrf")):
             raise FormRefused(403, "This form has expired or did not come from this portal. "
                                    "Go back, reload the page and try again.")
+        signed_in: Developer | None = getattr(request.state, _DEVELOPER, None)
+        if signed_in is not None:
+            # The body may arrive seconds after the handler found its developer: one cut off
+            # meanwhile (the kill switch) gets nothing from the form.
+            now = self.accounts.developer(signed_in.developer_id)
+            if now is None or not now.active:
+                setattr(request.state, _DEVELOPER, None)
+                raise SignInRequired()
         return form
 
     def sign_in(self, response: Response, developer: Developer) -> None:

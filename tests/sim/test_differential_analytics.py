@@ -180,7 +180,8 @@ class LiveOperator:
             developer = self.accounts.sign_up(org_id, email, developer_id, PASSWORD)
             self.orgs[org_id] = developer.org_id
         else:
-            code = self.accounts.invite(org)
+            inviter = next(m for m in self.accounts.members(org) if m.active)
+            code = self.accounts.invite(org, by=inviter.developer_id)
             developer = self.accounts.join(org, email, developer_id, PASSWORD, invitation=code)
         self.developers[developer_id] = developer
 

@@ -57,19 +57,19 @@ def test_weak_password_duplicate_email_and_bad_fields_name_the_field(
 def test_an_invitation_lets_one_colleague_join_once_before_it_expires(
         accounts: DeveloperAccounts, clock: FakeClock) -> None:
     ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
-    code = accounts.invite(ada.org_id)
+    code = accounts.invite(ada.org_id, by=ada.developer_id)
     grace = accounts.join(ada.org_id, "grace@example.com", "Grace", PASSWORD, invitation=code)
     assert grace.org_id == ada.org_id
     with pytest.raises(AccountError, match="unknown, used or expired"):
         accounts.join(ada.org_id, "alan@example.com", "Alan", PASSWORD, invitation=code)
-    late = accounts.invite(ada.org_id)
+    late = accounts.invite(ada.org_id, by=ada.developer_id)
     clock.advance(8 * DAY)
     with pytest.raises(AccountError, match="unknown, used or expired"):
         accounts.join(ada.org_id, "alan@example.com", "Alan", PASSWORD, invitation=late)
     other = accounts.sign_up("Other", "bob@example.com", "Bob", PASSWORD)
     with pytest.raises(AccountError):
         accounts.join(other.org_id, "eve@example.com", "Eve", PASSWORD,
-                      invitation=accounts.invite(ada.org_id))
+                      invitation=accounts.invite(ada.org_id, by=ada.developer_id))
 
 
 def test_federated_developers_have_no_password(accounts: DeveloperAccounts) -> None:
@@ -111,7 +111,7 @@ def test_the_kill_switch_suspends_every_application_of_the_developer_only(
         portal: Portal, accounts: DeveloperAccounts) -> None:
     ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
     grace = accounts.join(ada.org_id, "grace@example.com", "Grace", PASSWORD,
-                          invitation=accounts.invite(ada.org_id))
+                          invitation=accounts.invite(ada.org_id, by=ada.developer_id))
     first, _ = accounts.create_application(ada, "One", ["sim-swap"], [FRAUD], None)
     second, _ = accounts.create_application(ada, "Two", ["sim-swap"], [FRAUD], None)
     kept, _ = accounts.create_application(grace, "Grace's", ["sim-swap"], [FRAUD], None)

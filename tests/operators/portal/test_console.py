@@ -231,7 +231,7 @@ async def test_no_token_for_a_disabled_or_suspended_application(
     assert ada is not None
     accounts.disable_application(ada.org_id, disabled)
     bob = accounts.join(ada.org_id, "bob@example.com", "Bob", "another long password",
-                        invitation=accounts.invite(ada.org_id))
+                        invitation=accounts.invite(ada.org_id, by=ada.developer_id))
     bobs, _ = accounts.create_application(bob, "Bob's", ["sim-swap"], [FRAUD], None)
     assert accounts.deactivate(bob.developer_id) == [bobs.client_id]
     for client_id, word in ((disabled, "disabled"), (bobs.client_id, "suspended")):

@@ -1,0 +1,87 @@
+"""A developer who leaves (the kill switch) gets nothing back through the portal: not by an
+invitation they sent before, not by a form they were still sending when they were cut off,
+and not by a password account in an organisation its identity provider deprovisions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from urllib.parse import urlencode
+
+import pytest
+
+from operators.portal import AccountError
+
+from .conftest import FORM, PASSWORD, Browser, Portal
+
+
+async def _join(portal: Portal, org_id: str, code: str, email: str) -> int:
+    browser = portal.browser("198.51.100.20")
+    answer = await browser.post(
+        "/portal/join",
+        {"org": org_id, "code": code, "email": email, "name": "Mallory", "password": PASSWORD},
+        csrf_from=f"/portal/join?org={org_id}&code={code}",
+    )
+    return answer.status_code
+
+
+async def test_a_leavers_unused_invitations_let_nobody_in(
+    portal: Portal, developer: Browser
+) -> None:
+    accounts = portal.parts.accounts
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    grace = accounts.join(ada.org_id, "grace@example.com", "Grace", PASSWORD,
+                          invitation=accounts.invite(ada.org_id, by=ada.developer_id))
+    kept = accounts.invite(grace.org_id, by=grace.developer_id)
+    for_later = accounts.invite(ada.org_id, by=ada.developer_id)
+    portal.parts.deactivate(grace.developer_id)  # Grace leaves, keeping her codes
+    assert await _join(portal, grace.org_id, kept, "back-door@example.com") == 400
+    assert accounts.by_email("back-door@example.com") is None
+    assert await _join(portal, ada.org_id, for_later, "alan@example.com") == 303, (
+        "a code sent by someone still there still works"
+    )
+
+
+def test_a_leaver_can_send_no_new_invitation(portal: Portal) -> None:
+    accounts = portal.parts.accounts
+    ada = accounts.sign_up("Acme", "ada@acme.example", "Ada", PASSWORD)
+    accounts.deactivate(ada.developer_id)
+    with pytest.raises(AccountError) as refused:
+        accounts.invite(ada.org_id, by=ada.developer_id)
+    assert refused.value.status == 403
+
+
+async def test_a_form_still_arriving_when_its_sender_is_cut_off_does_nothing(
+    portal: Portal, developer: Browser
+) -> None:
+    """The handler finds its developer before the body has come; the kill switch runs while
+    it trickles in; the form is then refused (sign in again), and no invitation is made."""
+    accounts = portal.parts.accounts
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    csrf = await developer.csrf("/portal")
+
+    async def trickled() -> AsyncIterator[bytes]:
+        yield b"x=1&"
+        portal.parts.deactivate(ada.developer_id)  # the company deprovisions her now
+        yield urlencode({"csrf": csrf}).encode()
+
+    answer = await developer.http.post("/portal/invitations", content=trickled(), headers=FORM)
+    assert answer.status_code == 303 and "/portal/sign-in" in answer.headers["location"]
+    assert "join?org=" not in answer.text
+    made = portal.operator.db.all("SELECT code_hash FROM portal_invitations")
+    assert made == []
+
+
+async def test_an_organisation_on_its_identity_provider_takes_no_password_joins(
+    portal: Portal, developer: Browser
+) -> None:
+    accounts = portal.parts.accounts
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    code = accounts.invite(ada.org_id, by=ada.developer_id)
+    accounts.set_idp(ada.org_id, "https://idp.acme.example")  # SCIM deprovisions from now on
+    assert await _join(portal, ada.org_id, code, "password-only@example.com") == 400
+    assert accounts.by_email("password-only@example.com") is None
+    answer = await developer.post("/portal/invitations", csrf_from="/portal")
+    assert answer.status_code == 400 and "identity provider" in answer.text
