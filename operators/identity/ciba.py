@@ -276,7 +276,7 @@ class CibaService:
         return self.tokens.issue(
             client.client_id, request, grant=GrantType.CIBA, msisdn=row["msisdn"],
             grant_ref=f"ciba:{auth_req_id}", consent_id=consent_id, auth_time=self.clock(),
-            by_network=bool(row["by_network"]),
+            by_network=bool(row["by_network"]), consent_party=row["consent_party"],
         )
 
     # -- the interactive handset ------------------------------------------------------------

@@ -221,6 +221,9 @@ async def test_consent_on_behalf_of_an_application_serves_only_that_application(
         clock.advance(2)
         polled = await poll(http, app, response.json()["auth_req_id"])
         assert polled.status_code == expected, polled.text
+        if expected == 200:  # the token serves shop-a, whose consent it holds, not the caller
+            claims = operator.server.verify_access_token(polled.json()["access_token"])
+            assert operator.server.token_context(claims).party == f"{app.client_id}/shop-a"
     assert polled.json()["error"] == "authorization_pending"  # shop-b's consent is asked for
     bad = await bc_authorize(http, app, login_hint=f"tel:{number}", scope=CONSENT_SCOPE,
                              on_behalf_of="not an id!")
