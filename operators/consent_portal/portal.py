@@ -15,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from ..identity import Consent
+from ..identity.capture_pages import application_name
 from ..web import page
 from ..web.pages import SECURITY_HEADERS
 from .objections import Objections
@@ -107,9 +108,8 @@ class Portal:
         """Withdraw through the consent store, as ``DELETE /consents/{id}`` does, and tell the
         subscriber's phone."""
         identity = self.operator.identity
-        revoked = identity.consents.revoke(consent.id, actor=PORTAL_ACTOR)
-        client = identity.clients.get(consent.client_id)
-        name = client.name if client is not None else consent.client_id
+        revoked = identity.withdraw_consent(consent.id, actor=PORTAL_ACTOR)
+        name = application_name(identity, consent.client_id)
         self.operator.handsets.send(
             consent.msisdn, "consent",
             f"You withdrew your consent to {name} for {purpose_words(consent.purpose).lower()}.",
@@ -133,7 +133,7 @@ class Portal:
                 client = identity.clients.get(consent.client_id)
                 app = apps[consent.client_id] = {
                     "client_id": consent.client_id,
-                    "name": client.name if client is not None else consent.client_id,
+                    "name": application_name(identity, consent.client_id),
                     "organisation": getattr(client, "organisation", None),
                     "consents": [], "active": False,
                 }

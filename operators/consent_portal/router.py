@@ -168,6 +168,7 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         for consent in mine:
             if consent.active(now):
                 portal.revoke(consent)
+        operator.identity.ciba.withdraw(session.msisdn, client_id)  # whatever its purpose
         return await consents_page(request, session, "Every consent to that application is "
                                                      "withdrawn.")
 
@@ -194,7 +195,8 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
                          methods=["POST"])
     router.add_api_route("/consents/{consent_id}/revoke", form_action(revoke_one),
                          methods=["POST"])
-    router.add_api_route("/applications/{client_id}/revoke", form_action(revoke_application),
+    # ``{client_id:path}``: an application an aggregator acts for is ``hub/app``
+    router.add_api_route("/applications/{client_id:path}/revoke", form_action(revoke_application),
                          methods=["POST"])
 
     async def receipt(request: Request, session: Session) -> Response:

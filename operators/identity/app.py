@@ -307,7 +307,7 @@ def build_identity_router(server: IdentityServer) -> APIRouter:
     async def revoke_consent(consent_id: str, request: Request) -> dict[str, Any]:
         actor, msisdn = consent_actor(request)
         owned(consent_id, actor, msisdn)
-        return server.consents.revoke(consent_id, actor=actor).view(server.clock())
+        return server.withdraw_consent(consent_id, actor=actor).view(server.clock())
 
     @router.get("/consents/{consent_id}/audit")
     async def consent_audit(consent_id: str, request: Request) -> list[dict[str, Any]]:

@@ -319,6 +319,25 @@ class CibaService:
         return Press.RECORDED
 
 
+    def withdraw(self, msisdn: str, party: str, purpose: str | None = None) -> int:
+        """Deny ``msisdn``'s pending requests from ``party`` for ``purpose`` (for any purpose
+        when None): a consent is
+        granted when the application collects an approved request, so without this a
+        subscriber who approved on the handset and then withdrew their consent to that
+        application would see it granted again at the next poll. Returns how many."""
+        with self.db.transaction():
+            rows = self.db.all(
+                "SELECT auth_req_id, scope FROM identity_ciba_requests"
+                " WHERE msisdn = ? AND consent_party = ? AND status = 'pending'",
+                (msisdn, party))
+            denied = [row["auth_req_id"] for row in rows
+                      if purpose is None or purpose in row["scope"].split()]
+            for auth_req_id in denied:
+                self.db.execute("UPDATE identity_ciba_requests SET status = 'denied'"
+                                " WHERE auth_req_id = ?", (auth_req_id,))
+        return len(denied)
+
+
 def _interactive(handset: str) -> bool:
     return HandsetBehaviour.model_validate_json(handset).mode is HandsetMode.INTERACTIVE
 

@@ -29,7 +29,7 @@ from .ciba import BackchannelResponse, CibaService
 from .client_auth import ClientAuthenticator, basic_credentials
 from .client_keys import ClientKeys
 from .clients import Client, ClientRegistration, ClientRegistry
-from .consent import ConsentStore
+from .consent import Consent, ConsentStore
 from .consent_capture import ConsentCaptures
 from .consent_info import ConsentInfo
 from .grant_standing import GrantFacts, TokenContext
@@ -342,6 +342,14 @@ class IdentityServer:
         if answer.get("active") and answer.get("client_id") != client.client_id:
             return {"active": False}
         return answer
+
+    def withdraw_consent(self, consent_id: str, *, actor: str) -> Consent:
+        """Revoke a consent and deny the pending CIBA requests it would have covered (one the
+        subscriber approved but the application has not collected included), together."""
+        with self.db.transaction():
+            revoked = self.consents.revoke(consent_id, actor=actor)
+            self.ciba.withdraw(revoked.msisdn, revoked.client_id, revoked.purpose)
+        return revoked
 
     def revoke(self, form: Mapping[str, str], authorization: str | None = None) -> None:
         """``POST /revoke`` (RFC 7009): unknown or foreign tokens are ignored silently."""

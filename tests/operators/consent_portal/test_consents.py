@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.operators.gateway.conftest import Harness
+import pytest
+
+from federation.client import OAuthClientError
+from tests.operators.gateway.conftest import FRAUD, Harness
 
 from .conftest import IDENTITY, Browser, BrowserFactory, ciba_consent
 
@@ -155,3 +158,57 @@ async def test_grant_again_is_only_for_ones_own_consent(
     assert refused.status_code == 404
     assert harness.operator.identity.captures.of(
         harness.number("approves"), consent.client_id, consent.purpose) == []
+
+
+async def test_withdrawing_denies_a_request_approved_but_not_yet_collected(
+    harness: Harness, browser: Browser
+) -> None:
+    """A CIBA consent is recorded when the application collects the approved request: a
+    withdrawal made between the handset's approval and that poll must stop it too."""
+    number = harness.number("approves")  # its handset approves as soon as it is asked
+    await ciba_consent(harness)
+    started = await harness.client.start_ciba(
+        f"tel:{number}", f"device-roaming-status:read {IDENTITY}"
+    )
+    await browser.sign_in(number)
+    assert (await browser.post("/my/applications/fraud-app/revoke")).status_code == 200
+    with pytest.raises(OAuthClientError) as refused:
+        await harness.client.poll_ciba(started["auth_req_id"])
+    assert refused.value.error == "access_denied"
+    consents = harness.operator.identity.consents.for_subscriber(number)
+    assert len(consents) == 1 and consents[0].revoked_at is not None, "nothing granted anew"
+
+
+async def test_withdrawing_one_consent_denies_its_purposes_pending_requests_only(
+    harness: Harness, browser: Browser
+) -> None:
+    number = harness.number("approves")
+    await ciba_consent(harness)
+    (consent,) = harness.operator.identity.consents.for_subscriber(number)
+    same = await harness.client.start_ciba(
+        f"tel:{number}", f"device-roaming-status:read {IDENTITY}"
+    )
+    other = await harness.client.start_ciba(f"tel:{number}", f"sim-swap:check {FRAUD}")
+    await browser.sign_in(number)
+    assert (await browser.post(f"/my/consents/{consent.id}/revoke")).status_code == 200
+    with pytest.raises(OAuthClientError) as refused:
+        await harness.client.poll_ciba(same["auth_req_id"])
+    assert refused.value.error == "access_denied"
+    assert "access_token" in await harness.client.poll_ciba(other["auth_req_id"])
+
+
+async def test_an_application_an_aggregator_acts_for_is_withdrawn_from_by_name(
+    harness: Harness, browser: Browser
+) -> None:
+    """Consents given through a hub are to ``hub/app``: the page names the application and
+    its withdraw-all form reaches it (the path holds a slash)."""
+    number = harness.number("approves")
+    await harness.client.ciba(f"tel:{number}", f"sim-swap:check {IDENTITY}",
+                              on_behalf_of="shop-a")
+    await browser.sign_in(number)
+    page = (await browser.http.get("/my/consents")).text
+    assert "shop-a (through Fraud app)" in page
+    answer = await browser.post("/my/applications/fraud-app/shop-a/revoke")
+    assert answer.status_code == 200 and "withdrawn" in answer.text
+    (consent,) = harness.operator.identity.consents.for_subscriber(number)
+    assert consent.client_id == "fraud-app/shop-a" and consent.revoked_at is not None

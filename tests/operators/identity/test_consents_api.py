@@ -76,3 +76,24 @@ async def test_unauthenticated_and_bad_requests(
                                headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert (await http.delete("/consents/cns-nope", auth=admin)).status_code == 404
+
+
+async def test_revoking_through_the_api_denies_the_pending_requests_it_covered(
+    http: httpx.AsyncClient, app: App, operator: Operator
+) -> None:
+    """``DELETE /consents/{id}`` withdraws as the portal does: a CIBA request for that
+    purpose, approved but not collected, is denied rather than granting the consent anew."""
+    admin = ("admin", operator.config.admin_secret)
+    number = operator.number("approves")
+    consent = operator.server.consents.grant(number, app.client_id, IV, (), actor="admin")
+    started = await http.post("/bc-authorize", data={
+        **app.auth("/bc-authorize"), "login_hint": f"tel:{number}",
+        "scope": f"openid number-verification:verify {IV}"})
+    assert started.status_code == 200, started.text
+    assert (await http.delete(f"/consents/{consent.id}", auth=admin)).status_code == 200
+    polled = await http.post("/token", data={
+        **app.auth(), "grant_type": "urn:openid:params:grant-type:ciba",
+        "auth_req_id": started.json()["auth_req_id"]})
+    assert polled.status_code == 400 and polled.json()["error"] == "access_denied"
+    assert [c.revoked_at is not None for c in operator.server.consents.for_subscriber(number)] \
+        == [True]
