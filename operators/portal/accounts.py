@@ -497,7 +497,7 @@ class DeveloperAccounts:
             raise AccountError(409, "application",
                                f"This application is {application.status}; only an active "
                                "sandbox application can ask for production.")
-        self._set_status(client_id, ApplicationStatus.PENDING_PRODUCTION)
+        self._move(client_id, ApplicationStatus.ACTIVE, ApplicationStatus.PENDING_PRODUCTION)
         self._note_application("production_requested", application)
 
     def pending_production(self) -> list[Application]:
@@ -510,10 +510,10 @@ class DeveloperAccounts:
         """An operator admin's yes: the application may call about any number from now on."""
         application = self._pending(client_id)
         with self.db.transaction():
+            self._move(client_id, ApplicationStatus.PENDING_PRODUCTION, ApplicationStatus.ACTIVE)
+            self.db.execute("UPDATE portal_applications SET environment = ? WHERE client_id = ?",
+                            (Environment.PRODUCTION.value, client_id))
             self.identity.clients.set_environment(client_id, Environment.PRODUCTION.value)
-            self.db.execute(
-                "UPDATE portal_applications SET environment = ?, status = ? WHERE client_id = ?",
-                (Environment.PRODUCTION.value, ApplicationStatus.ACTIVE.value, client_id))
         self._note_application("production_approved", application)
 
     def plan_changed(self, application: Application, api: str, plan: str) -> None:
@@ -523,13 +523,24 @@ class DeveloperAccounts:
     def refuse_production(self, client_id: str) -> None:
         """An operator admin's no: the application stays an active sandbox application."""
         self._pending(client_id)
-        self._set_status(client_id, ApplicationStatus.ACTIVE)
+        self._move(client_id, ApplicationStatus.PENDING_PRODUCTION, ApplicationStatus.ACTIVE)
 
     def _pending(self, client_id: str) -> Application:
         application = self.application(client_id)
         if application is None or application.status is not ApplicationStatus.PENDING_PRODUCTION:
             raise AccountError(404, "application", "No such pending production request.")
         return application
+
+    def _move(self, client_id: str, before: ApplicationStatus, after: ApplicationStatus) -> None:
+        """``before`` -> ``after`` only if the application is still ``before``: the status was
+        read outside this write, and the kill switch (another replica, or a request on this
+        one) may have suspended it since; a suspended application must not come back."""
+        moved = self.db.execute(
+            "UPDATE portal_applications SET status = ? WHERE client_id = ? AND status = ?",
+            (after.value, client_id, before.value))
+        if not moved:
+            raise AccountError(409, "application", "This application changed meanwhile "
+                               "(suspended or disabled?): reload the page.")
 
     def _set_status(self, client_id: str, status: ApplicationStatus) -> None:
         self.db.execute("UPDATE portal_applications SET status = ? WHERE client_id = ?",

@@ -120,8 +120,10 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         client_id = form.get("client_id", "").strip()
         secret = form.get("client_secret", "")
         current = idps.get(developer.org_id)
-        if not secret and current is not None and current.client_id == client_id:
-            secret = current.client_secret  # left blank: keep the one on file
+        if (not secret and current is not None and current.client_id == client_id
+                and current.issuer == issuer):
+            # left blank: keep the one on file, but never hand it to another issuer
+            secret = current.client_secret
         problem = _settings_problem(issuer, client_id, secret, host.config.corporate_idp_hosts)
         if problem is None:
             try:

@@ -197,3 +197,26 @@ def test_many_emails_from_one_address_are_throttled_and_success_clears_the_email
     for _ in range(4):
         throttle.failed("ada@example.com", None)
     assert throttle.retry_after("ada@example.com", None) is None
+
+
+def test_a_suspended_application_never_comes_back_through_a_production_decision(
+        portal: Portal, accounts: DeveloperAccounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator admin's decision reads the request, then writes; the kill switch may
+    suspend the application in between (another replica): the write must not revive it."""
+    for n, decide in enumerate((accounts.approve_production, accounts.refuse_production)):
+        ada = accounts.sign_up(f"Acme {n}", f"ada{n}@example.com", "Ada", PASSWORD)
+        app, _ = accounts.create_application(ada, "A", ["sim-swap"], [FRAUD], None)
+        accounts.request_production(ada.org_id, app.client_id)
+        pending = accounts.application(app.client_id)
+        assert pending is not None and pending.status is ApplicationStatus.PENDING_PRODUCTION
+        accounts.deactivate(ada.developer_id)  # suspended after the admin's page was read
+        monkeypatch.setattr(accounts, "application", lambda _id, seen=pending: seen)
+        with pytest.raises(AccountError) as refused:
+            decide(app.client_id)
+        assert refused.value.status == 409
+        monkeypatch.undo()
+        now = accounts.application(app.client_id)
+        assert now is not None and now.status is ApplicationStatus.SUSPENDED
+        assert now.environment is Environment.SANDBOX
+        client = portal.operator.identity.clients.get(app.client_id)
+        assert client is not None and client.environment == "sandbox" and client.disabled

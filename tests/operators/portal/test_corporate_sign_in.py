@@ -274,6 +274,14 @@ async def test_the_org_admin_configures_the_provider_on_the_trust_page(
         assert organisation is not None and organisation.idp_issuer == IDP
         stored = world.accounts.db.one("SELECT client_secret FROM portal_org_idps")
         assert stored is not None and CLIENT_SECRET not in stored[0], "sealed at rest"
+        # a blank secret keeps the one on file for the same issuer only: never sent elsewhere
+        moved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": "http://other-idp.test", "client_id": CLIENT_ID,
+            "client_secret": ""})
+        assert moved.status_code == 400 and "client_secret:" in moved.text
+        kept = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": IDP, "client_id": CLIENT_ID, "client_secret": ""})
+        assert kept.status_code == 200 and 'id="federated"' in kept.text
         token = await browser.post(f"{PORTAL}/portal/organisation/trust/scim-token",
                                    data={"csrf": csrf})
         shown = re.search(r'id="scim-token">(scim_[^<]+)<', token.text)
