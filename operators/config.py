@@ -434,7 +434,8 @@ class OperatorConfig(_Strict):
         default=None,
         description="hosts (a name or address, or host:port, an IPv6 one in brackets) the"
         " operator fetches from on an organisation's word: the issuer it names on the portal's"
-        " trust page and the token endpoint and keys URL its discovery document names; null"
+        " trust page and the token endpoint and keys URL its discovery document names (and"
+        " where its authorization endpoint sends browsers); null"
         " allows any host but link-local, multicast, reserved, unspecified and shared (CGNAT)"
         " addresses and the clouds' metadata addresses",
     )

@@ -192,15 +192,18 @@ class IdpDirectory:
             value = document.get(name)
             if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
                 raise SignInRefusedError(502, f"{url} has no usable {name}.")
-            if name == "authorization_endpoint":
-                continue  # only browsers are sent there: the operator never fetches it
+            if name == "authorization_endpoint" and self.allowed_hosts is None:
+                # only browsers are sent there (the operator never fetches it); with a list
+                # of hosts it is held to it too, or the portal would redirect anywhere
+                continue
             try:  # the operator itself posts to the token endpoint and fetches the keys
                 refused = host_problem(urlsplit(value), self.allowed_hosts)
             except ValueError:  # a port that is not a number
                 refused = "its URL cannot be read"
             if refused is not None:
-                raise SignInRefusedError(502, f"{url} names a {name} the operator will not"
-                                              f" use: {refused}")
+                article = "an" if name[0] in "aeiou" else "a"
+                raise SignInRefusedError(502, f"{url} names {article} {name} the operator"
+                                              f" will not use: {refused}")
         self._metadata[issuer] = (self.clock(), document)
         return document
 

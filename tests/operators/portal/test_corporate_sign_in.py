@@ -409,6 +409,33 @@ async def test_a_provider_cannot_point_the_operator_at_a_metadata_service(
         assert saved.status_code == 200, saved.text
 
 
+async def test_an_exposed_operator_redirects_browsers_only_to_the_hosts_it_names(
+    clock: FakeClock,
+) -> None:
+    """With ``corporate_idp_hosts`` set, a provider on a listed host whose document sends
+    browsers elsewhere is refused: the portal would be an open redirect to that host."""
+    listed = "http://idp.listed.test"
+    document = {"issuer": listed, "authorization_endpoint": "https://phish.example/authorize",
+                "token_endpoint": f"{listed}/token", "jwks_uri": f"{listed}/jwks"}
+    provider = FastAPI()
+    provider.get("/.well-known/openid-configuration")(lambda: document)
+    config = example_operator().model_copy(
+        update={"corporate_idp_hosts": (str(urlsplit(IDP).hostname), "idp.listed.test")})
+    operator = Operator.from_config(config, clock=clock, monotonic=clock)
+    network = AsgiNetwork()
+    async with httpx.AsyncClient(transport=network, timeout=10.0) as http:
+        world = build_world(operator, clock, network, http)
+        network.add(listed, provider)
+        async with world.signed_in(world.admin) as browser:
+            csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+            refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                "csrf": csrf, "issuer": listed, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+            assert refused.status_code == 400
+            assert "names an authorization_endpoint the operator will not use" in refused.text
+    operator.close()
+
+
 def test_an_allowed_host_may_name_its_port_an_ipv6_one_in_brackets() -> None:
     assert host_problem(urlsplit("http://[::1]:8099"), ("[::1]:8099",)) is None
     assert host_problem(urlsplit("http://[::1]:8098"), ("[::1]:8099",)) is not None
