@@ -276,6 +276,12 @@ class ClientRegistry:
                         " WHERE client_id = ?", (json.dumps(public), client_id))
         return self.get(client_id)
 
+    def withdraw_keys(self, client_id: str) -> None:
+        """Hold no key for the client: no assertion verifies until new keys are given (someone
+        who no longer should may hold the private key)."""
+        self.db.execute("UPDATE identity_clients SET jwks = ?, jwks_uri = NULL"
+                        " WHERE client_id = ?", (json.dumps({"keys": []}), client_id))
+
     def refer_keys(self, client_id: str, jwks_uri: str) -> Client | None:
         """Hold a client's keys by reference from now on (a partner registered by value
         before); its registered ``jwks`` is dropped, so only the URL's keys count."""

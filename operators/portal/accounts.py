@@ -193,6 +193,7 @@ class DeveloperAccounts:
         db.ensure_schema(SCHEMA)
         db.ensure_column("portal_applications", "ended_at", "REAL")
         db.ensure_column("portal_invitations", "created_by", "TEXT")
+        db.ensure_column("portal_applications", "keys_by", "TEXT")  # NULL: its creator
 
     def _note(self, kind: ActivityKind, developer_id: str, org_id: str, client_id: str = "",
               api: str = "", detail: str = "") -> None:
@@ -468,16 +469,23 @@ class DeveloperAccounts:
         client = self.identity.clients.get(client_id)
         return list(client.jwks.get("keys", [])) if client is not None else []
 
-    def rotate_key(self, org_id: str, client_id: str,
-                   jwks: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Replace the application's keys (generated, or the public JWK given); the old key is
-        refused from the next assertion on. Returns the new private JWK when generated."""
+    def rotate_key(self, org_id: str, client_id: str, jwks: dict[str, Any] | None, *,
+                   by: str | None = None) -> dict[str, Any] | None:
+        """Replace the application's keys (generated, or the public JWK given) on developer
+        ``by``'s word; the old key is refused from the next assertion on. Returns the new
+        private JWK when generated. Whoever set the keys holds the private one, so the kill
+        switch withdraws the keys they set, even on a colleague's application."""
         application = self._owned(org_id, client_id)
         if application.status in (ApplicationStatus.SUSPENDED, ApplicationStatus.DISABLED):
             raise AccountError(409, "application", f"This application is {application.status}.")
         public, private = self._keys(jwks)
         try:
-            self.identity.clients.replace_keys(client_id, public)
+            with self.db.transaction():
+                if by is not None:
+                    self._require_active(by, org_id)
+                self.identity.clients.replace_keys(client_id, public)
+                self.db.execute("UPDATE portal_applications SET keys_by = ? WHERE client_id = ?",
+                                (by, client_id))
         except OAuthError as refused:
             raise AccountError(400, "jwk", f"jwk: {refused.description}") from refused
         self._note_application("key_generated", application,
@@ -580,6 +588,7 @@ class DeveloperAccounts:
             self.db.execute(  # a leaver's unused invitations would let them back in
                 "DELETE FROM portal_invitations WHERE created_by = ? AND used_at IS NULL",
                 (developer_id,))
+            self._withdraw_keys_set_by(developer_id)
             for row in self.db.all("SELECT * FROM portal_applications WHERE developer_id = ?"
                                    " ORDER BY rowid", (developer_id,)):
                 application = _row_application(row)
@@ -594,6 +603,19 @@ class DeveloperAccounts:
             if application.status is not ApplicationStatus.SUSPENDED:  # not already noted
                 self._note_application("application_suspended", application)
         return [application.client_id for application in suspended]
+
+    def _withdraw_keys_set_by(self, developer_id: str) -> None:
+        """A colleague's application whose keys the leaver set (rotated) keeps running, but
+        not on a key the leaver holds: its keys are withdrawn and its live tokens revoked
+        until a colleague rotates them."""
+        for row in self.db.all(
+                "SELECT client_id FROM portal_applications WHERE keys_by = ?"
+                " AND developer_id != ? AND status != ? ORDER BY rowid",
+                (developer_id, developer_id, ApplicationStatus.DISABLED.value)):
+            self.identity.clients.withdraw_keys(row["client_id"])
+            self.identity.db.execute(
+                "UPDATE identity_access_tokens SET revoked_at = ?"
+                " WHERE client_id = ? AND revoked_at IS NULL", (self.clock(), row["client_id"]))
 
     def reactivate(self, developer_id: str) -> None:
         """Let a developer sign in again; their suspended applications stay suspended until an

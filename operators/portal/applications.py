@@ -134,7 +134,8 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
         developer = guard.require(request)
         application = owned(developer, client_id)
         form = await guard.form(request)
-        private = accounts.rotate_key(developer.org_id, application.client_id, read_jwk(form))
+        private = accounts.rotate_key(developer.org_id, application.client_id, read_jwk(form),
+                                      by=developer.developer_id)
         if private is not None:
             return key_page(request, application.client_id, private)
         return see_other(with_notice(f"{PREFIX}/{application.client_id}", "key-replaced"))

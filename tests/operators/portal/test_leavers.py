@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from operators.portal import AccountError
+from federation.client import OAuthClientError
+from operators.portal import AccountError, ApplicationStatus
 
-from .conftest import FORM, PASSWORD, Browser, Portal
+from .conftest import FORM, FRAUD, PASSWORD, Browser, Portal
 
 
 async def _join(portal: Portal, org_id: str, code: str, email: str) -> int:
@@ -85,3 +86,33 @@ async def test_an_organisation_on_its_identity_provider_takes_no_password_joins(
     assert accounts.by_email("password-only@example.com") is None
     answer = await developer.post("/portal/invitations", csrf_from="/portal")
     assert answer.status_code == 400 and "identity provider" in answer.text
+
+
+async def test_keys_a_leaver_set_on_a_colleagues_application_stop_working(
+    portal: Portal,
+) -> None:
+    """Grace rotated Ada's application's key and took the private key with her: the kill
+    switch withdraws that key (and the tokens it got) without suspending Ada's application,
+    which works again once Ada rotates."""
+    accounts = portal.parts.accounts
+    ada = accounts.sign_up("Acme", "ada@acme.example", "Ada", PASSWORD)
+    grace = accounts.join(ada.org_id, "grace@acme.example", "Grace", PASSWORD,
+                          invitation=accounts.invite(ada.org_id, by=ada.developer_id))
+    application, _ = accounts.create_application(ada, "Ada's", ["sim-swap"], [FRAUD], None)
+    graces_key = accounts.rotate_key(ada.org_id, application.client_id, None,
+                                     by=grace.developer_id)
+    assert graces_key is not None
+    leaver = await portal.application_client(application.client_id, graces_key)
+    token = (await leaver.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    portal.parts.deactivate(grace.developer_id)
+    with pytest.raises(OAuthClientError):
+        await leaver.client_credentials(f"sim-swap:check {FRAUD}")
+    introspected = portal.operator.identity.tokens.introspect(token)
+    assert introspected["active"] is False, "what her key got is revoked too"
+    still = accounts.application(application.client_id)
+    assert still is not None and still.status is ApplicationStatus.ACTIVE
+    adas_key = accounts.rotate_key(ada.org_id, application.client_id, None,
+                                   by=ada.developer_id)
+    assert adas_key is not None
+    owner = await portal.application_client(application.client_id, adas_key)
+    assert "access_token" in await owner.client_credentials(f"sim-swap:check {FRAUD}")
