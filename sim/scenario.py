@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -110,6 +112,31 @@ negative weight (which took every call from the others) is refused."""
 UNBOUNDED = 1_000_000_000
 """Stands for "no limit" where a policy object needs an integer (buffer slots, waiting room)."""
 
+MAX_REPLICAS = 1_000
+"""Most replicas of one tier in one data centre: each is built as an object before the run, so
+a slip of the finger (``replicas: 100000000``) was a MemoryError rather than an error naming
+the field."""
+
+MAX_WORKERS = 10_000
+"""Most parallel calls of one replica (the same reason)."""
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _safe_name(value: str) -> str:
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a usable name: it names files, so up to 64 letters, digits, '.',"
+            " '_' and '-', starting with a letter or digit"
+        )
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
+"""A scenario's or variant's name: it names files and folders (``runs/<name>``,
+``timeseries-<variant>.csv``), so no ``/``, spaces or leading dot (a variant ``a/b`` ran to
+its end and then failed writing its series)."""
+
 
 class _Model(BaseModel):
     # No infinities: an infinite rate made every gap between arrivals zero (a run that never
@@ -123,8 +150,10 @@ class _Model(BaseModel):
 class StationSpec(_Model):
     """A tier of replicas, each with ``workers`` parallel slots and a per-call service time."""
 
-    replicas: int = Field(default=2, ge=1)
-    workers: int = Field(default=64, ge=1, description="concurrent calls per replica")
+    replicas: int = Field(default=2, ge=1, le=MAX_REPLICAS)
+    workers: int = Field(
+        default=64, ge=1, le=MAX_WORKERS, description="concurrent calls per replica"
+    )
     service_time: ServiceTime = ExponentialServiceTime(mean=0.001)
     work_after_answer: float = Field(
         default=0.0,
@@ -153,9 +182,12 @@ class AggregatorSpec(_Model):
     this section the hub costs no time, as before it existed.
     """
 
-    replicas: int = Field(default=1, ge=1, description="aggregator processes")
+    replicas: int = Field(default=1, ge=1, le=MAX_REPLICAS, description="aggregator processes")
     workers: int = Field(
-        default=1, ge=1, description="hub calls each replica works on at once (live: one loop)"
+        default=1,
+        ge=1,
+        le=MAX_WORKERS,
+        description="hub calls each replica works on at once (live: one loop)",
     )
     service_time: ServiceTime = Field(
         description="the hub's own time per call: the finder's search, the operator's token"
@@ -206,6 +238,10 @@ class DataCentreSpec(_Model):
             raise ValueError(
                 f"gateway.replicas ({self.gateway.replicas}) is outside autoscale.min_replicas "
                 f"({scale.min_replicas}) .. autoscale.max_replicas ({scale.max_replicas})"
+            )
+        if scale is not None and scale.max_replicas > MAX_REPLICAS:
+            raise ValueError(
+                f"autoscale.max_replicas ({scale.max_replicas}) is above {MAX_REPLICAS}"
             )
         if scale is not None and scale.target > 1:
             raise ValueError(
@@ -557,7 +593,9 @@ class ReplicaFailure(_Fault):
     kind: Literal["replica_failure"] = "replica_failure"
     operator: str
     data_centre: str
-    replicas: int = Field(default=1, ge=1, description="how many replicas die (oldest first)")
+    replicas: int = Field(
+        default=1, ge=1, le=MAX_REPLICAS, description="how many replicas die (oldest first)"
+    )
 
     @model_validator(mode="after")
     def _instant(self) -> ReplicaFailure:
@@ -667,7 +705,10 @@ class Expectation(_Model):
 
     @property
     def label(self) -> str:
-        """A readable name for tables."""
+        """A readable name for tables: the ``name``, else every field that says what is
+        measured (not the bounds), those left at their defaults omitted; so two unnamed
+        expectations share a label only when they measure the same value (the scenario's
+        cross-check refuses a label given twice)."""
         if self.name:
             return self.name
         parts: list[str] = [self.metric]
@@ -679,6 +720,11 @@ class Expectation(_Model):
             parts.append(f"[{self.window[0]:g},{self.window[1]:g})")
             if self.relative_to:
                 parts.append(f"after {self.relative_to}")
+        defaults = type(self).model_fields
+        for key in ("reference", "level", "hold"):
+            value = getattr(self, key)
+            if value != defaults[key].default:
+                parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
         return " ".join(parts)
 
 
@@ -693,7 +739,7 @@ class VariantSpec(_Model):
 class ScenarioFile(_Model):
     """A scenario file as written, variants included (the JSON Schema describes this)."""
 
-    name: str
+    name: SafeName
     description: str = ""
     seed: int = 0
     duration: float = Field(gt=0, description="virtual seconds simulated")
@@ -704,14 +750,14 @@ class ScenarioFile(_Model):
     traffic: TrafficSpec
     faults: tuple[FaultSpec, ...] = ()
     expectations: tuple[Expectation, ...] = ()
-    variants: dict[str, VariantSpec] = Field(default_factory=dict)
+    variants: dict[SafeName, VariantSpec] = Field(default_factory=dict)
 
 
 class Scenario(_Model):
     """One runnable variant: the file with its variant's overrides applied."""
 
-    name: str
-    variant: str = "default"
+    name: SafeName
+    variant: SafeName = "default"
     description: str = ""
     seed: int = 0
     duration: float = Field(gt=0)
@@ -745,8 +791,15 @@ class Scenario(_Model):
 # -- loading -------------------------------------------------------------------------------
 
 
-def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list[str]:
-    """References between sections that pydantic cannot see: events, operators, plans."""
+def _cross_check(
+    path: Path,
+    node: yaml.Node | None,
+    scenario: Scenario,
+    expectations_at: tuple[str, ...] = ("expectations",),
+) -> list[str]:
+    """References between sections that pydantic cannot see: events, operators, plans;
+    expectation labels given twice (``expectations_at``: where the expectations were written,
+    the document's or a variant's own)."""
     problems: list[str] = []
     events = scenario.events()
     operators = scenario.topology.operators
@@ -757,23 +810,32 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
         where = f"{path}:{line}" if line else str(path)
         problems.append(f"{where}: {'.'.join(str(p) for p in loc)}: {message}")
 
+    labels: dict[str, int] = {}
     for index, expectation in enumerate(scenario.expectations):
+        first = labels.setdefault(expectation.label, index)
+        if first != index:
+            report(
+                (*expectations_at, index, "name"),
+                f"expectation {expectation.label!r} is already {'.'.join(expectations_at)}."
+                f"{first}: give each expectation its own name (one expectation can hold both"
+                " min and max)",
+            )
         for key in ("event", "relative_to"):
             name = getattr(expectation, key)
             if name is not None and name not in events:
                 known = ", ".join(sorted(events)) or "none"
-                report(("expectations", index, key), f"unknown event {name!r} (known: {known})")
+                report((*expectations_at, index, key), f"unknown event {name!r} (known: {known})")
         if expectation.operator is not None and expectation.operator not in operators:
             report(
-                ("expectations", index, "operator"), f"unknown operator {expectation.operator!r}"
+                (*expectations_at, index, "operator"), f"unknown operator {expectation.operator!r}"
             )
         if expectation.metric in CONSENT_METRICS and not any(
             isinstance(fault, ConsentRevocation) for fault in scenario.faults
         ):
-            report(("expectations", index, "metric"), "needs a consent_revocation fault")
+            report((*expectations_at, index, "metric"), "needs a consent_revocation fault")
         app_name = expectation.application
         if app_name is not None and app_name not in scenario.traffic.applications:
-            report(("expectations", index, "application"), f"unknown application {app_name!r}")
+            report((*expectations_at, index, "application"), f"unknown application {app_name!r}")
     for index, fault in enumerate(scenario.faults):
         operator = getattr(fault, "operator", None)
         if operator is not None and operator not in operators:
@@ -802,6 +864,20 @@ def _cross_check(path: Path, node: yaml.Node | None, scenario: Scenario) -> list
             elif fault.issuer == fault.operator:
                 report(("faults", index, "issuer"), "an operator cannot revoke itself")
     problems.extend(_check_numbering(path, node, scenario))
+    for op_id, op in operators.items():
+        # the operator config built from these (sim.tiers.operator) refuses them: say so here,
+        # naming the field, rather than as a traceback when the world is built
+        at = ("topology", "operators", op_id, "policies", "throttling", "plans")
+        seen: dict[str, int] = {}
+        for position, plan in enumerate(op.policies.throttling.plans):
+            if seen.setdefault(plan.name, position) != position:
+                report(
+                    (*at, position, "name"),
+                    f"plan {plan.name!r} is already plans.{seen[plan.name]}",
+                )
+        currencies = sorted({plan.currency for plan in op.policies.throttling.plans})
+        if len(currencies) > 1:
+            report(at, f"every plan is priced in one currency; found {', '.join(currencies)}")
     for app_id, app in scenario.traffic.applications.items():
         for operator in app.operators or {}:
             if operator not in operators:
@@ -869,6 +945,24 @@ def _check_numbering(path: Path, node: yaml.Node | None, scenario: Scenario) -> 
     )
     if not federated:
         return problems
+    owners: list[tuple[str, str, int]] = []
+    for op_id, op in operators.items():
+        for position, prefix in enumerate(op.number_ranges):
+            clash = next(
+                (
+                    (other, theirs)
+                    for theirs, other, _ in owners
+                    if other != op_id and (prefix.startswith(theirs) or theirs.startswith(prefix))
+                ),
+                None,
+            )
+            if clash is not None:
+                report(
+                    ("topology", "operators", op_id, "number_ranges", position),
+                    f"{prefix} overlaps {clash[1]} of {clash[0]}: the aggregator's Telco Finder"
+                    " needs each number to belong to one operator",
+                )
+            owners.append((prefix, op_id, position))
     networks: dict[tuple[str, str], str] = {}
     for op_id, op in operators.items():
         spec = topology.countries.get(op.country)
@@ -967,7 +1061,10 @@ def load_scenario(
                 for line in field_problems(source, node, error, line_for=overridden)
             )
             continue
-        problems.extend(_cross_check(source, node, scenario))
+        at = ("expectations",) if variant.expectations is None else (
+            "variants", name, "expectations"
+        )
+        problems.extend(_cross_check(source, node, scenario, at))
         scenarios.append(scenario)
     if problems:
         raise ConfigFileError(str(source), list(dict.fromkeys(problems)))

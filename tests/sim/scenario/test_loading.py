@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from operators.config_file import ConfigFileError
 from sim.cli.simulate import run, schema
-from sim.scenario import load_scenario
+from sim.scenario import Expectation, load_scenario
 
 from .conftest import SMALL
 
@@ -217,3 +217,98 @@ def test_an_alias_inside_its_own_anchor_is_a_message_not_a_crash(tmp_path: Path)
     with pytest.raises(ConfigFileError) as caught:
         load_scenario(path)
     assert "loop: Extra inputs are not permitted" in str(caught.value)
+
+
+# -- found by a read-only review: scenarios that loaded but went wrong later ------------------
+
+
+def _problems(tmp_path: Path, text: str, **overrides: object) -> str:
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(write(tmp_path, text), overrides=dict(overrides) or None)
+    return str(caught.value)
+
+
+def test_an_expectation_label_given_twice_is_refused_naming_it(tmp_path: Path) -> None:
+    text = SMALL + (
+        "  - {name: x, metric: availability, min: 0.5}\n"
+        "  - {name: x, metric: latency_p99, max: 1}\n"
+    )
+    message = _problems(tmp_path, text)
+    line = line_number(text, "name: x, metric: latency_p99")
+    assert f":{line}: expectations.2.name: expectation 'x' is already expectations.1" in message
+
+
+def test_a_variant_own_expectations_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    text = SMALL + (
+        "variants:\n"
+        "  one:\n"
+        "    expectations:\n"
+        "      - {metric: availability, min: 0.5}\n"
+        "      - {metric: availability, max: 0.99}\n"
+    )
+    message = _problems(tmp_path, text)
+    line = line_number(text, "max: 0.99")
+    assert f":{line}: variants.one.expectations.1.name: expectation 'availability'" in message
+
+
+def test_unnamed_expectations_that_measure_different_things_get_different_labels() -> None:
+    base = {"metric": "recovery_time", "event": "outage", "max": 5}
+    labels = {
+        Expectation.model_validate({**base, **extra}).label
+        for extra in ({}, {"reference": "start"}, {"level": 0.5}, {"hold": 10})
+    }
+    assert len(labels) == 4
+    assert Expectation.model_validate(base).label == "recovery_time event=outage"
+
+
+def test_overlapping_number_ranges_under_the_aggregator_are_named(tmp_path: Path) -> None:
+    text = SMALL.replace("      plan: free\n", "      plan: free\n      via_aggregator: true\n")
+    text = text.replace(
+        "traffic:\n",
+        "    telco-es2: {number_ranges: ['+346'], mnc: '08', subscribers: 20}\ntraffic:\n",
+    )
+    message = _problems(tmp_path, text)
+    line = line_number(text, "telco-es2:")
+    assert (
+        f":{line}: topology.operators.telco-es2.number_ranges.0: +346 overlaps +3460 of telco-es"
+    ) in message
+
+
+def test_plans_the_operator_config_refuses_are_named(tmp_path: Path) -> None:
+    plan = {"name": "enterprise", "rate_per_second": 10, "burst": 10}
+    twice = _problems(
+        tmp_path,
+        SMALL.replace("plan: free", "plan: enterprise"),
+        **{"topology.operators.telco-es.policies.throttling.plans": [plan, plan]},
+    )
+    assert "telco-es.policies.throttling.plans.1.name: plan 'enterprise' is already" in twice
+    mixed = _problems(
+        tmp_path,
+        SMALL.replace("plan: free", "plan: enterprise"),
+        **{
+            "topology.operators.telco-es.policies.throttling.plans": [
+                plan,
+                {**plan, "name": "other", "currency": "USD"},
+            ]
+        },
+    )
+    assert "throttling.plans: every plan is priced in one currency; found EUR, USD" in mixed
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "topology.operators.telco-es.data_centres.mad-1.gateway.replicas",
+        "topology.operators.telco-es.data_centres.mad-1.identity.workers",
+    ],
+)
+def test_tiers_too_large_to_build_are_refused(tmp_path: Path, key: str) -> None:
+    assert f"{key}: Input should be less than or equal to" in _problems(
+        tmp_path, SMALL, **{key: 100_000_000}
+    )
+
+
+@pytest.mark.parametrize("name", ["a/b", "../up", ".hidden", "two words", ""])
+def test_names_that_cannot_name_a_file_are_refused(tmp_path: Path, name: str) -> None:
+    assert "variants." in _problems(tmp_path, SMALL + f"variants:\n  {json.dumps(name)}: {{}}\n")
+    assert "name: Value error" in _problems(tmp_path, SMALL, name=name)
