@@ -51,6 +51,12 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
+def _interval(iv: Any) -> Measured:
+    if iv is None:
+        return Measured(None)
+    return Measured(_number(iv["mean"]), _number(iv["low"]), _number(iv["high"]))
+
+
 @dataclass(slots=True)
 class RunFolder:
     """A report folder read back: per variant, its metrics and its per-second series."""
@@ -59,6 +65,10 @@ class RunFolder:
     scenario: str
     replicated: bool
     metrics: dict[str, dict[str, Measured]] = field(default_factory=dict)
+    """Per variant, its totals by name."""
+    expectations: dict[str, dict[str, Measured]] = field(default_factory=dict)
+    """Per variant, its expectations' values by label: apart from the totals, since an
+    expectation may be named like one (``availability`` of one application)."""
     series: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     events: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
 
@@ -89,22 +99,22 @@ class RunFolder:
         folder = cls(path, str(data.get("scenario", path.name)), replicated)
         for variant, body in data.get("variants", {}).items():
             measured: dict[str, Measured] = {}
+            checks: dict[str, Measured] = {}
             if replicated:
                 for name, iv in body.get("metrics", {}).items():
-                    measured[name] = (
-                        Measured(None)
-                        if iv is None
-                        else Measured(_number(iv["mean"]), _number(iv["low"]), _number(iv["high"]))
-                    )
+                    measured[name] = _interval(iv)
+                for expectation in body.get("expectations", []):
+                    checks[expectation["name"]] = _interval(expectation.get("interval"))
             else:
                 for name, value in body.get("totals", {}).items():
                     measured[name] = Measured(_number(value))
                 for expectation in body.get("expectations", []):
-                    measured[expectation["name"]] = Measured(_number(expectation["value"]))
+                    checks[expectation["name"]] = Measured(_number(expectation["value"]))
                 folder.events[variant] = {
                     name: (float(span[0]), float(span[1]))
                     for name, span in body.get("events", {}).items()
                 }
+            folder.expectations[variant] = checks
             folder.metrics[variant] = measured
             csv_path = path / f"timeseries-{variant}.csv"
             if csv_path.exists():
@@ -139,6 +149,13 @@ class Difference:
     metric: str
     a: Measured
     b: Measured
+    expectation: bool = False
+    """``metric`` is an expectation's label, not a total's name."""
+
+    @property
+    def title(self) -> str:
+        """The row's name in a table: an expectation's marked as one."""
+        return f"expectation: {self.metric}" if self.expectation else self.metric
 
     @property
     def delta(self) -> float | None:
@@ -168,10 +185,17 @@ class Difference:
 
 
 def differences(a: RunFolder, b: RunFolder, variant_a: str, variant_b: str) -> list[Difference]:
-    """Every metric of either side, in A's order then B's extras."""
-    ma, mb = a.metrics[variant_a], b.metrics[variant_b]
-    names = list(dict.fromkeys([*ma, *mb]))
-    return [Difference(n, ma.get(n, Measured(None)), mb.get(n, Measured(None))) for n in names]
+    """Every total of either side, in A's order then B's extras; then every expectation."""
+    found: list[Difference] = []
+    for expectation, (ma, mb) in (
+        (False, (a.metrics[variant_a], b.metrics[variant_b])),
+        (True, (a.expectations.get(variant_a, {}), b.expectations.get(variant_b, {}))),
+    ):
+        for n in dict.fromkeys([*ma, *mb]):
+            found.append(
+                Difference(n, ma.get(n, Measured(None)), mb.get(n, Measured(None)), expectation)
+            )
+    return found
 
 
 def _plot(a: RunFolder, b: RunFolder, pairing: list[tuple[str, str]], path: Path) -> Path:
@@ -236,7 +260,7 @@ def compare_html(a: RunFolder, b: RunFolder, path: Path) -> Path:
             ["metric", "A", "B", "B - A", "change", "intervals"],
             [
                 [
-                    d.metric,
+                    d.title,
                     Cell(d.a.text(), "num"),
                     Cell(d.b.text(), "num"),
                     d.delta,

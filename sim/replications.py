@@ -6,7 +6,8 @@ A replication is one run of one variant with a seed derived from the scenario's 
 reduced in its worker to a small picklable :class:`RunDigest`; the digests of one variant
 give each metric's mean with a Student-t interval, and each expectation is judged on that
 interval: it passes when the whole interval lies within its bounds, fails when the whole
-interval lies outside, and is undecided (which does not pass) otherwise.
+interval lies outside or some replication had no value, and is undecided (which does not
+pass) otherwise.
 
 :func:`execute` runs tasks in this process (one worker), in local worker processes
 (``concurrent.futures``), or on a Dask distributed cluster given a scheduler address; results
@@ -101,19 +102,38 @@ Outcome = Literal["pass", "fail", "undecided"]
 
 @dataclass(frozen=True, slots=True)
 class IntervalVerdict:
-    """An expectation judged on the interval of its metric over replications."""
+    """An expectation judged on the interval of its metric over ``runs`` replications.
+
+    A replication where the value is undefined (a latency quantile over a window without a
+    call, a ratio of nothing) makes the expectation fail, whatever the interval of the
+    others. Dropping it would judge the mean of the replications that happened to have a
+    value: a sample selected by its outcome, so the interval no longer estimates the mean of
+    the quantity the expectation names, which is itself undefined when some runs have none.
+    Undecided would say that more replications could settle it, and they cannot: an undefined
+    value recurs with its own probability. So it fails, as a single run without a value does
+    (every replication is such a run); ``interval.n`` of ``runs`` shows how many had one.
+    """
 
     label: str
     metric: str
     interval: Interval | None
     min: float | None
     max: float | None
+    runs: int = 0
+    """Replications judged (``interval.n`` of them had a value); 0: as many as had one."""
+
+    @property
+    def undefined(self) -> int:
+        """Replications without a value."""
+        defined = 0 if self.interval is None else self.interval.n
+        return max(0, self.runs - defined)
 
     @property
     def outcome(self) -> Outcome:
-        """Pass: the whole interval within bounds; fail: wholly outside; else undecided."""
+        """Pass: the whole interval within bounds; fail: wholly outside, or a replication
+        without a value; else undecided."""
         iv = self.interval
-        if iv is None:
+        if iv is None or self.undefined:
             return "fail"
         low_ok = self.min is None or iv.low >= self.min
         high_ok = self.max is None or iv.high <= self.max
@@ -133,8 +153,9 @@ class IntervalVerdict:
 def judge(
     label: str, metric: str, values: Sequence[float | None], lo: float | None, hi: float | None
 ) -> IntervalVerdict:
-    """One expectation's verdict on the interval of ``values``."""
-    return IntervalVerdict(label, metric, interval(values), lo, hi)
+    """One expectation's verdict on the interval of ``values`` (one per replication; None
+    or NaN where a replication had no value, which fails it)."""
+    return IntervalVerdict(label, metric, interval(values), lo, hi, len(values))
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -171,7 +192,8 @@ class VerdictRow:
 
 @dataclass(frozen=True, slots=True)
 class RunDigest:
-    """What a worker sends back from one run: totals, expectation values, a few series."""
+    """What a worker sends back from one run: totals (``metrics``), expectation values
+    (``verdicts``, in the scenario's order), a few series."""
 
     point: int
     variant: str
@@ -199,10 +221,10 @@ def _number(value: float | None) -> float | None:
 
 
 def digest_result(result: RunResult, point: int = 0, replication: int = 0) -> RunDigest:
-    """Reduce a run to its digest (expectation values are also metrics, by label)."""
+    """Reduce a run to its digest: the totals as ``metrics``, the expectations' values apart
+    in ``verdicts`` (in the scenario's order), so an expectation named like a total does not
+    replace it."""
     metrics: dict[str, float | None] = {k: float(v) for k, v in result.totals().items()}
-    for v in result.verdicts:
-        metrics[v.label] = _number(v.value)
     rows = tuple(
         {"t": row["t"], **{key: _number(float(row.get(key, 0.0))) for key in SERIES}}
         for row in result.rows
@@ -314,6 +336,20 @@ class VariantSummary:
     def passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
+    def measures(self) -> list[str]:
+        """The names :meth:`measure` knows: expectation labels, then totals."""
+        return list(dict.fromkeys([*(v.label for v in self.verdicts), *self.metrics]))
+
+    def measure(self, name: str) -> Interval | None:
+        """The interval of an expectation's value by its label, else of a total by its name
+        (an expectation's label first: an unnamed whole-run ``availability`` expectation
+        measures the total of that name, a named one what it names); None if neither, or
+        if no replication had a value."""
+        for v in self.verdicts:
+            if v.label == name:
+                return v.interval
+        return self.metrics.get(name)
+
 
 def summarise(digests: Sequence[RunDigest]) -> list[VariantSummary]:
     """Group digests by (point, variant), in first-seen order, and take their intervals."""
@@ -330,11 +366,11 @@ def summarise(digests: Sequence[RunDigest]) -> list[VariantSummary]:
             judge(
                 v.label,
                 v.metric,
-                [next((w.value for w in run.verdicts if w.label == v.label), None) for run in runs],
+                [run.verdicts[i].value if i < len(run.verdicts) else None for run in runs],
                 v.min,
                 v.max,
             )
-            for v in first.verdicts
+            for i, v in enumerate(first.verdicts)
         )
         length = min(len(run.rows) for run in runs)
         t = [float(first.rows[i]["t"] or 0.0) for i in range(length)]

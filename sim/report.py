@@ -650,6 +650,8 @@ def replication_summary(summaries: Sequence[VariantSummary], confidence: float) 
                             "min": v.min,
                             "max": v.max,
                             "interval": _interval_json(v.interval),
+                            "replications": v.runs,
+                            "undefined": v.undefined,
                             "outcome": v.outcome,
                         }
                         for v in s.verdicts
@@ -734,7 +736,7 @@ def _plot_expectations(
                 ax.axis("off")
                 continue
             v = s.verdicts[row]
-            values = [next((w.value for w in d.verdicts if w.label == v.label), None) for d in runs]
+            values = [d.verdicts[row].value if row < len(d.verdicts) else None for d in runs]
             finite = [x for x in values if x is not None and math.isfinite(x)]
             ax.plot(finite, [0.0] * len(finite), "o", color="tab:gray", alpha=0.6, ms=4)
             iv = v.interval
@@ -785,13 +787,20 @@ def write_replication_report(
         json.dumps(digest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     names = list(dict.fromkeys(k for d in digests for k in d.metrics))
+    checks = list(dict.fromkeys(v.label for d in digests for v in d.verdicts))
     with (out / "replications.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["variant", "replication", "seed", *names])
+        # expectations after the totals, each column marked as one (its label may be a
+        # total's name: "availability" of one application, say)
+        writer.writerow(
+            ["variant", "replication", "seed", *names, *(f"expectation: {c}" for c in checks)]
+        )
         for d in digests:
+            values = {v.label: v.value for v in d.verdicts}
             writer.writerow(
                 [d.variant, d.replication, d.seed]
                 + ["" if (value := d.metrics.get(n)) is None else f"{value:.6g}" for n in names]
+                + ["" if (value := values.get(c)) is None else f"{value:.6g}" for c in checks]
             )
     for s in summaries:
         with (out / f"timeseries-{s.variant}.csv").open("w", newline="", encoding="utf-8") as fh:
@@ -865,7 +874,7 @@ def write_replication_report(
                     v.metric,
                     None if v.interval is None else v.interval.mean,
                     _interval_text(v.interval),
-                    None if v.interval is None else v.interval.n,
+                    f"{0 if v.interval is None else v.interval.n} of {v.runs}",
                     _bound(v.min, v.max),
                     verdict_cell(v.outcome),
                 ]

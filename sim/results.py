@@ -13,10 +13,32 @@ from typing import Any
 from sim.metrics import KeyStats, LittleCheck, TimeSeries
 from sim.scenario import Scenario
 
-__all__ = ["REPLICAS", "RunResult", "StationLittle", "Verdict"]
+__all__ = ["CONSENT_TOTALS", "REPLICAS", "TOTALS", "RunResult", "StationLittle", "Verdict"]
 
 REPLICAS = "replicas."
 """The prefix of the per-second gauges counting each data centre's gateway replicas."""
+
+TOTALS = (
+    "operations",
+    "completed",
+    "succeeded",
+    "attempts",
+    "throttled",
+    "availability",
+    "goodput_per_second",
+    "offered_per_second",
+    "retry_amplification",
+    "gateway_replica_hours",
+)
+"""The names of :meth:`RunResult.totals` in every run (known before it, so a sweep's
+``--metric`` is checked before its runs)."""
+
+CONSENT_TOTALS = (
+    "revoked_consent_refused",
+    "revoked_consent_successes_within_lag",
+    "revoked_consent_successes_after_lag",
+)
+"""The names :meth:`RunResult.totals` adds when a consent revocation wave ran."""
 
 
 @dataclass(frozen=True, slots=True)

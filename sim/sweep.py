@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from operators import ConfigFileError
 from sim.replications import (
@@ -40,16 +40,19 @@ from sim.replications import (
     plan_replications,
     summarise,
 )
-from sim.scenario import Scenario, load_scenario
+from sim.results import CONSENT_TOTALS, TOTALS
+from sim.scenario import ConsentRevocation, Scenario, load_scenario
 
 __all__ = [
     "Dimension",
     "SweepFile",
     "SweepPlan",
     "load_sweep_file",
+    "metric_names",
     "parse_vary",
     "plan_sweep",
     "write_sweep_report",
+    "yaml_problem",
 ]
 
 
@@ -101,8 +104,20 @@ def parse_vary(text: str) -> Dimension:
     items = _split_top_level(raw)
     if not items:
         raise ValueError(f"--vary {key.strip()}: no values")
-    values = tuple(yaml.safe_load(item) for item in items)
-    return Dimension(key.strip(), values, tuple(items))
+    values = []
+    for item in items:
+        try:
+            values.append(yaml.safe_load(item))
+        except yaml.YAMLError as error:
+            raise ValueError(f"--vary {key.strip()}: {yaml_problem(item, error)}") from error
+    return Dimension(key.strip(), tuple(values), tuple(items))
+
+
+def yaml_problem(raw: str, error: yaml.YAMLError) -> str:
+    """One line on why ``raw`` (a value given on the command line) is not YAML."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    hint = " (quote it: 'key=\"...\"')" if raw.strip()[:1] in "@`*&!|>%" else ""
+    return f"{raw!r} is not a YAML value: {problem}{hint}"
 
 
 def dimension(key: str, values: Sequence[Any] | Mapping[str, Any]) -> Dimension:
@@ -125,11 +140,23 @@ class SweepFile(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     vary: dict[str, list[Any] | dict[str, Any]] = Field(min_length=1)
 
+    @field_validator("vary")
+    @classmethod
+    def _values_to_vary(
+        cls, value: dict[str, list[Any] | dict[str, Any]]
+    ) -> dict[str, list[Any] | dict[str, Any]]:
+        empty = [key for key, values in value.items() if not values]
+        if empty:
+            raise ValueError(f"no values to vary for {', '.join(empty)} (the grid would be empty)")
+        return value
+
 
 def load_sweep_file(path: Path) -> tuple[SweepFile, Path] | None:
     """A sweep file and its scenario's path, or None when ``path`` is a scenario file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(str(path), [f"{path}: not UTF-8 text ({error.reason})"]) from error
     except (OSError, yaml.YAMLError) as error:
         raise ConfigFileError(str(path), [f"{path}: {error}"]) from error
     if not isinstance(data, dict) or "vary" not in data or "topology" in data:
@@ -217,6 +244,18 @@ def plan_sweep(
     return SweepPlan(source, tuple(dimensions), points, tuple(variants), tuple(tasks), replications)
 
 
+def metric_names(plan: SweepPlan) -> set[str]:
+    """What ``--metric`` may name, known before any run: every expectation's label at every
+    point and variant, and the totals (those of consent waves when a variant has one)."""
+    names = set(TOTALS)
+    for point in plan.variants:
+        for scenario in point:
+            names.update(e.label for e in scenario.expectations)
+            if any(isinstance(f, ConsentRevocation) for f in scenario.faults):
+                names.update(CONSENT_TOTALS)
+    return names
+
+
 # -- outputs --------------------------------------------------------------------------------
 
 
@@ -228,6 +267,11 @@ def _fmt(value: float | None) -> str:
     return f"{value:.6g}"
 
 
+EXPECTATION = "expectation: "
+"""Marks an expectation's column in sweep.csv and runs.csv, apart from the totals (an
+expectation may be named ``availability`` and measure one application's)."""
+
+
 def sweep_rows(plan: SweepPlan, summaries: Sequence[VariantSummary]) -> list[dict[str, str]]:
     """One row per (point, variant): the dimension labels, outcome, and each metric's interval."""
     rows = []
@@ -236,7 +280,11 @@ def sweep_rows(plan: SweepPlan, summaries: Sequence[VariantSummary]) -> list[dic
         row["variant"] = s.variant
         row["replications"] = str(len(s.seeds))
         row["expectations"] = "pass" if s.passed else "undecided" if _undecided(s) else "fail"
-        for name, iv in s.metrics.items():
+        columns = [
+            *s.metrics.items(),
+            *((f"{EXPECTATION}{v.label}", v.interval) for v in s.verdicts),
+        ]
+        for name, iv in columns:
             row[f"{name} mean"] = _fmt(None if iv is None else iv.mean)
             row[f"{name} low"] = _fmt(None if iv is None or iv.n < 2 else iv.low)
             row[f"{name} high"] = _fmt(None if iv is None or iv.n < 2 else iv.high)
@@ -264,6 +312,7 @@ def run_rows(plan: SweepPlan, digests: Sequence[RunDigest]) -> list[dict[str, st
         row: dict[str, str] = dict(plan.labels(d.point))
         row.update(variant=d.variant, replication=str(d.replication), seed=str(d.seed))
         row.update({name: _fmt(value) for name, value in d.metrics.items()})
+        row.update({f"{EXPECTATION}{v.label}": _fmt(v.value) for v in d.verdicts})
         rows.append(row)
     return rows
 
@@ -293,7 +342,7 @@ def _plot_line(
         mean, low, high = [], [], []
         for i in range(len(d.values)):
             s = next(x for x in summaries if x.variant == variant and plan.points[x.point][0] == i)
-            iv = s.metrics.get(metric)
+            iv = s.measure(metric)
             mean.append(math.nan if iv is None else iv.mean)
             low.append(math.nan if iv is None else iv.low)
             high.append(math.nan if iv is None else iv.high)
@@ -338,7 +387,7 @@ def _plot_heatmap(
             if s.variant != variant:
                 continue
             i, j = plan.points[s.point][0], plan.points[s.point][1]
-            iv = s.metrics.get(metric)
+            iv = s.measure(metric)
             if iv is not None and math.isfinite(iv.mean):
                 grid[j, i] = iv.mean if np.isnan(grid[j, i]) else grid[j, i]
             half = "" if iv is None or math.isnan(iv.half_width) else f"\n±{iv.half_width:.2g}"
@@ -389,7 +438,7 @@ def write_sweep_report(
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarise(digests)
     chosen = metric or default_metric(summaries)
-    known = {name for s in summaries for name in s.metrics}
+    known = {name for s in summaries for name in s.measures()}
     if chosen not in known:
         raise ValueError(f"unknown metric {chosen!r} (known: {', '.join(sorted(known))})")
     rows = sweep_rows(plan, summaries)
@@ -444,7 +493,7 @@ def write_sweep_report(
             [
                 *plan.labels(s.point).values(),
                 s.variant,
-                None if (iv := s.metrics.get(chosen)) is None else iv.mean,
+                None if (iv := s.measure(chosen)) is None else iv.mean,
                 "—" if iv is None or iv.n < 2 else f"[{iv.low:.4g}, {iv.high:.4g}]",
                 verdict_cell("pass" if s.passed else "undecided" if _undecided(s) else "fail"),
             ]

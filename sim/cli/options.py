@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -26,6 +27,7 @@ __all__ = [
     "ResultsAlias",
     "load_operator",
     "out_or_alias",
+    "probe_out",
     "refuse_unwritable",
     "require_operator_database",
 ]
@@ -103,6 +105,21 @@ def refuse_unwritable(path: Path, flag: str, console: Console, *, folder: bool =
         console.print(f"{flag}: {problem}", style="red", markup=False, highlight=False,
                       soft_wrap=True)
         raise typer.Exit(2)
+
+
+def probe_out(folder: Path, flag: str, console: Console) -> None:
+    """Exit 2 naming ``flag`` unless ``folder`` can be made and written now: made, and a file
+    created and removed in it, before a run whose results would otherwise be lost at its end
+    (permission bits do not tell: root passes them, a read-only mount does not)."""
+    refuse_unwritable(folder, flag, console)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        console.print(f"{flag}: cannot write in {folder} ({error.strerror or error})",
+                      style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from error
 
 
 def require_operator_database(db: Path, tables: tuple[str, ...], console: Console) -> None:

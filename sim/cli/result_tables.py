@@ -122,6 +122,7 @@ def print_summary(console: Console, s: VariantSummary) -> None:
     checks.add_column("expectation")
     checks.add_column("mean", justify="right")
     checks.add_column("95 % interval", justify="right")
+    checks.add_column("n", justify="right")
     checks.add_column("bound", justify="right")
     checks.add_column("result")
     colour = {"pass": "green", "fail": "red", "undecided": "yellow"}
@@ -139,6 +140,8 @@ def print_summary(console: Console, s: VariantSummary) -> None:
             v.label,
             "—" if iv is None else f"{iv.mean:.4g}",
             "—" if iv is None else _interval_text(iv.low, iv.high, iv.n),
+            # replications with a value of those run: one without fails the expectation
+            f"{0 if iv is None else iv.n}/{v.runs}",
             bound,
             f"[{colour[v.outcome]}]{v.outcome.upper()}[/{colour[v.outcome]}]",
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -34,7 +35,7 @@ from rich.table import Table
 
 from operators import ConfigFileError, parse_override
 from sim.business import is_business_file
-from sim.cli.options import refuse_unwritable
+from sim.cli.options import probe_out, refuse_unwritable
 from sim.cli.result_tables import print_result, print_summary
 from sim.compare import RunFolder, compare_html, compare_png, differences, pairs
 from sim.engine import World
@@ -49,7 +50,15 @@ from sim.replications import (
 )
 from sim.results import RunResult
 from sim.scenario import Scenario, load_scenario, scenario_json_schema
-from sim.sweep import Dimension, dimension, load_sweep_file, parse_vary, plan_sweep
+from sim.sweep import (
+    Dimension,
+    dimension,
+    load_sweep_file,
+    metric_names,
+    parse_vary,
+    plan_sweep,
+    yaml_problem,
+)
 from sim.validate import render as render_validation
 from sim.validate import run_validation
 
@@ -86,7 +95,17 @@ def _overrides(items: list[str]) -> dict[str, object]:
         try:
             key, value = parse_override(item)
         except ValueError as error:
-            console.print(f"[red]bad --set[/red]: {error}")
+            console.print(f"[red]bad --set[/red]: {error}", markup=False, highlight=False)
+            raise typer.Exit(2) from error
+        except yaml.YAMLError as error:
+            key, _, raw = item.partition("=")
+            console.print(
+                f"bad --set {key.strip()}: {yaml_problem(raw, error)}",
+                style="red",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(2) from error
         overrides[key] = value
     return overrides
@@ -149,7 +168,7 @@ def run(
         console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
     folder = out if out is not None else Path("runs") / variants[0].name
-    refuse_unwritable(folder, "--out", console)
+    probe_out(folder, "--out", console)
     for variant in variants:
         late = variant.events_after_the_end()
         if late:
@@ -228,7 +247,7 @@ def _run_business(
         console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
     folder = out if out is not None else Path("runs") / scenario.name
-    refuse_unwritable(folder, "--out", console)
+    probe_out(folder, "--out", console)
     if not run_business_file(scenario, console, folder, source):
         raise typer.Exit(1)
 
@@ -314,20 +333,24 @@ def sweep(
         raise typer.Exit(2) from error
     dimensions: dict[str, Dimension] = {}
     fixed: dict[str, Any] = {}
+    metric_flag = "--metric"
     source = scenario
     if found is not None:
         spec, source = found
         fixed.update(spec.set)
         dimensions.update({key: dimension(key, values) for key, values in spec.vary.items()})
         replications = replications or spec.replications
-        metric = metric or spec.metric
+        if metric is None and spec.metric is not None:
+            metric, metric_flag = spec.metric, f"metric (of {scenario})"
         duration = duration if duration is not None else spec.duration
     fixed.update(_overrides(set or []))
     for item in vary or []:
         try:
             d = parse_vary(item)
         except ValueError as error:
-            console.print(f"[red]bad --vary[/red]: {error}")
+            console.print(
+                f"bad {error}", style="red", markup=False, highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from error
         dimensions[d.key] = d
     if not dimensions:
@@ -347,8 +370,18 @@ def sweep(
         console.print(f"[red]invalid scenario[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
     name = plan.variants[0][0].name
+    known = metric_names(plan)
+    if metric is not None and metric not in known:
+        console.print(
+            f"bad {metric_flag}: unknown metric {metric!r} (known: {', '.join(sorted(known))})",
+            style="red",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
     folder = out if out is not None else Path("runs") / f"{name}-sweep"
-    refuse_unwritable(folder, "--out", console)
+    probe_out(folder, "--out", console)
     console.print(
         f"{name}: {len(plan.points)} points x {len(plan.variants[0])} variant(s) x "
         f"{count} replications = {len(plan.tasks)} runs"
@@ -358,9 +391,15 @@ def sweep(
 
     try:
         summaries, chosen, plot = write_sweep_report(plan, digests, folder, metric=metric)
-    except ValueError as error:
-        console.print(f"[red]bad --metric[/red]: {error}")
-        raise typer.Exit(2) from error
+    except ValueError as error:  # not measured after all: keep the runs, plot the default
+        console.print(
+            f"warning: {metric_flag}: {error}; plotting the default instead",
+            style="yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        summaries, chosen, plot = write_sweep_report(plan, digests, folder)
     table = Table(title=f"{chosen}: mean and 95 % interval at each point")
     for d in plan.dimensions:
         table.add_column(d.key.rsplit(".", 2)[-1] if len(d.key) > 24 else d.key)
@@ -369,7 +408,7 @@ def sweep(
     table.add_column("95 % interval", justify="right")
     table.add_column("expectations")
     for s in summaries:
-        iv = s.metrics.get(chosen)
+        iv = s.measure(chosen)
         outcomes = {v.outcome for v in s.verdicts}
         verdict = (
             "[green]pass[/green]"
@@ -419,7 +458,7 @@ def compare(
             table.add_column(column, justify="left" if column == "metric" else "right")
         for d in differences(a, b, va, vb):
             table.add_row(
-                d.metric,
+                d.title,
                 d.a.text(),
                 d.b.text(),
                 "—" if d.delta is None else f"{d.delta:+.4g}",
