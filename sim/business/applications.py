@@ -153,6 +153,9 @@ class Application:
     level_since: float = 0.0
     churn_since: float | None = None
     stopped: bool = False
+    ended: float | None = None
+    """Epoch second it stopped (its developer churned or was cut off): its fees end there,
+    as a live application's at its cut-off."""
     theft: Theft | None = None
     enumeration: Enumeration | None = None
     farming_per_day: float = 0.0

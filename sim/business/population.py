@@ -220,7 +220,6 @@ class Population:
         """The first successful call on ``sub``'s API: its traffic flows from now."""
         sub.since = self.env.now
         sub.first_pending = True
-        sub.period_start = self.epoch + self.env.now
         if app.ramp_from is None:
             app.ramp_from = self.env.now
             self.live.append(app)
@@ -321,15 +320,16 @@ class Population:
         self._emit("deactivated", dev)
 
     def stop(self, app: Application) -> None:
-        """No more traffic from ``app``; its plans end now (no fee from here on)."""
+        """No more traffic from ``app``; its plans end now (no fee from here on), as a live
+        application's end at its cut-off (:class:`operators.billing.ApplicationTerms`)."""
         if app.stopped:
             return
         app.stopped = True
+        app.ended = self.epoch + self.env.now
         if app in self.live:
             self.live.remove(app)
         for sub in app.subscriptions:
-            if sub.since is not None:
-                self.close_period(app, sub, self.epoch + self.env.now)
+            self.close_period(app, sub, self.epoch + self.env.now)
 
     # -- plans and bills -------------------------------------------------------------------
 

@@ -145,6 +145,5 @@ class BusinessWorld:
         for app in self.population.applications.values():
             if app.stopped:
                 continue
-            for sub in app.subscriptions:
-                if sub.since is not None:
-                    self.population.close_period(app, sub, now)
+            for sub in app.subscriptions:  # a plan's fee runs before the API's first call
+                self.population.close_period(app, sub, now)
