@@ -15,7 +15,10 @@ from typer.testing import CliRunner
 
 from sim.cli.simulate import compare, run, sweep
 from sim.compare import RunFolder, differences
+from sim.engine import World
 from sim.replications import RunDigest, VerdictRow, judge, summarise
+from sim.results import TOTALS
+from sim.sweep import metric_names, parse_vary, plan_sweep
 
 from .conftest import SMALL
 
@@ -196,3 +199,14 @@ def test_a_sweep_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     spec.write_bytes(b"\xff\xfe bad")
     code, output = _invoke("sweep", str(spec), "--vary", "seed=1", "--out", str(tmp_path))
     assert code == 2 and "not UTF-8 text" in output
+
+
+def test_the_totals_a_sweep_knows_before_running_are_those_a_run_reports(tmp_path: Path) -> None:
+    source = tmp_path / "small.yaml"
+    source.write_text(SMALL, encoding="utf-8")
+    plan = plan_sweep(source, [parse_vary("seed=1")])
+    result = World(plan.variants[0][0]).run()
+    assert set(TOTALS) == set(result.totals())
+    assert set(result.totals()) | {e.label for e in plan.variants[0][0].expectations} == (
+        metric_names(plan)
+    )
