@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 from operators.billing import ApplicationTerms, ChargeKind, LineItem, Month, rate_month
@@ -70,7 +71,7 @@ def test_a_simulated_applications_fees_are_what_the_operator_would_invoice(
             held = sorted(periods[app.client_id, sub.api], key=lambda p: p.start)
             now[0] = since[app.client_id]
             plans.subscribe(app.client_id, sub.api, held[0].plan.name)
-            for before, after in zip(held, held[1:], strict=False):
+            for before, after in pairwise(held):
                 if after.plan.name != before.plan.name:
                     now[0] = after.start
                     plans.subscribe(app.client_id, sub.api, after.plan.name)
