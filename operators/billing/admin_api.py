@@ -56,7 +56,7 @@ def build_invoice_admin_router(
         if month.start > now:
             raise CamaraError(400, "INVALID_ARGUMENT", f"month: {month} has not begun")
         by = request.query_params.get("by", "application")
-        events = usage.events()
+        events = usage.events(since=month.start, until=month.end)
         known = None if terms is None else terms()
         if by == "application":
             found = application_invoices(

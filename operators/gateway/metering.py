@@ -271,12 +271,20 @@ class UsageLedger:
         return StoredAnswer(int(row["status"]), None if response is None else bytes(response),
                             row["operation"], row["msisdn"], row["request_digest"])
 
-    def events(self, client_id: str | None = None) -> list[UsageEvent]:
+    def events(self, client_id: str | None = None, *, since: float | None = None,
+               until: float | None = None) -> list[UsageEvent]:
+        """The events (of ``client_id``), in call order; ``since``/``until`` keep those whose
+        time is in ``[since, until)``: a month's invoice reads its month, not the ledger."""
+        conditions: list[str] = []
+        params: list[str | float] = []
+        for condition, value in (("client_id = ?", client_id), ("at >= ?", since),
+                                 ("at < ?", until)):
+            if value is not None:
+                conditions.append(condition)
+                params.append(value)
         sql = "SELECT * FROM usage_events"
-        params: tuple[str, ...] = ()
-        if client_id is not None:
-            sql += " WHERE client_id = ?"
-            params = (client_id,)
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
         return [_event(row) for row in self.db.all(sql + " ORDER BY at, correlator", params)]
 
     def totals(self) -> dict[tuple[str, str], int]:

@@ -56,7 +56,8 @@ def build_invoice_pages(
                 "serve your calls invoice them.",
             )
         applications = accounts.applications(developer.org_id)
-        events = [e for app in applications for e in host.usage.events(app.client_id)]
+        events = [e for app in applications
+                  for e in host.usage.events(app.client_id, since=month.start, until=month.end)]
         return organisation_invoice(
             host.config,
             host.plans,

@@ -76,7 +76,7 @@ def _from_database(db: Path, config: Path | None, month: Month | None) -> dict[s
             errors.print(f"[red]--month: {month} has not begun[/red]")
             raise typer.Exit(2)
         plans = PlanSubscriptions(operator, database)
-        events = UsageLedger(database).events()
+        events = UsageLedger(database).events(since=month.start, until=month.end)
         found = application_invoices(
             operator, plans, events, month, now=now, terms=application_terms(database),
             issued=IssuedInvoices(database),  # the copy's: what the operator issued is read

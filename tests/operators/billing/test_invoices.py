@@ -156,3 +156,17 @@ def test_the_current_month_is_a_draft_to_date_with_the_final_number(tmp_path: Pa
     assert nobody.applications == () and nobody.total == 0
     with pytest.raises(ValueError, match="not begun"):
         organisation_invoice(plans.config, plans, [], MARCH.next(), "acme", OWNERS, now=now)
+
+
+def test_the_ledger_reads_one_months_events_for_its_invoice() -> None:
+    """An invoice reads its month's events, not the whole ledger, and rates them the same."""
+    from operators.gateway.metering import UsageLedger
+    from operators.storage import Database
+
+    ledger = UsageLedger(Database())
+    for i, at in enumerate((MARCH.start - 1, MARCH.start, MARCH.end - 0.5, MARCH.end)):
+        ledger.record(event("app", f"c{i}", at))
+    march = ledger.events(since=MARCH.start, until=MARCH.end)
+    assert [e.correlator for e in march] == ["c1", "c2"]
+    assert [e.correlator for e in ledger.events("app", since=MARCH.end)] == ["c3"]
+    assert [e.correlator for e in ledger.events("other", since=MARCH.start)] == []
