@@ -68,6 +68,8 @@ class BackendGuard:
             LoadShedder(s.shed_target) if s.shed_target is not None else NoShedding()
         )
         self._wakers: dict[int, Callable[[], None]] = {}
+        self._probes: dict[int, int] = {}
+        """Ticket id -> the breaker's HALF_OPEN stretch, for tickets admitted as its probes."""
         self.refused = 0
 
     def _refuse(self, why: str) -> CamaraError:
@@ -78,12 +80,16 @@ class BackendGuard:
         """A RUNNING or WAITING ticket, or ``503 UNAVAILABLE`` at once (shed, open, full)."""
         if not self.shedder.admit(self.buffer.waiting, self.max_concurrent):
             raise self._refuse("load shed")
-        if not self.breaker.try_acquire_permission():
+        breaker = self.breaker
+        if not breaker.try_acquire_permission():
             raise self._refuse("circuit open")
         ticket = self.buffer.request()
         if ticket.state is _REJECTED:
-            self.breaker.release_permission()
+            breaker.release_permission()
             raise self._refuse("request buffer full")
+        episode = breaker.probe_episode()
+        if episode is not None:
+            self._probes[ticket.id] = episode
         return ticket
 
     def on_promotion(self, ticket: Ticket, waker: Callable[[], None]) -> None:
@@ -99,7 +105,11 @@ class BackendGuard:
         """The caller went away, waiting or running: free what it held and learn nothing."""
         self._wakers.pop(ticket.id, None)
         self._wake(self.buffer.cancel(ticket))
-        self.breaker.release_permission()
+        # Only a probe frees a probe again, and only in its own HALF_OPEN stretch; a permit
+        # taken while CLOSED has nothing to give back.
+        episode = self._probes.pop(ticket.id, None) if self._probes else None
+        if episode is not None:
+            self.breaker.release_permission(episode)
 
     def finish(self, ticket: Ticket, outcome: Outcome) -> None:
         """Record how the call ended and free the slot for the next waiter."""
@@ -114,6 +124,8 @@ class BackendGuard:
         else:
             self.breaker.on_success(duration)
             self.shedder.record_service_time(duration)
+        if self._probes:
+            self._probes.pop(ticket.id, None)
         promoted = self.buffer.release(ticket)
         if promoted:
             self._wake(promoted)

@@ -225,6 +225,9 @@ class CircuitBreaker:
         self._window: _Window = self._closed_window(self._since)
         self._minimum = self._closed_minimum()
         self._free_probes = 0
+        self._episode = 0
+        """Which HALF_OPEN stretch this is (each entry counts one): a permit given back is a
+        probe again only in the stretch that gave it out."""
         self._not_permitted = 0
         self._cumulative_not_permitted = 0
 
@@ -280,6 +283,7 @@ class CircuitBreaker:
             self._window = _CountWindow(permitted)
             self._minimum = min(self._config.minimum_number_of_calls, permitted)
             self._free_probes = permitted
+            self._episode += 1
         elif to_state is not _OPEN:
             self._window = _CountWindow(1)  # DISABLED and FORCED_OPEN record nothing
         # OPEN keeps the metrics that tripped it, as resilience4j does, so late results count.
@@ -365,10 +369,18 @@ class CircuitBreaker:
             return self._refuse()
         return True
 
-    def release_permission(self) -> None:
-        """Give back a permit that was not used, or whose outcome is to be ignored."""
+    def probe_episode(self) -> int | None:
+        """The HALF_OPEN stretch a permit just acquired belongs to, or None when it is no
+        probe (any other state): what :meth:`release_permission` is told when it comes back."""
+        return self._episode if self._state is _HALF_OPEN else None
+
+    def release_permission(self, episode: int | None = None) -> None:
+        """Give back a permit that was not used, or whose outcome is to be ignored. With
+        ``episode`` (:meth:`probe_episode` when it was acquired) only a probe of the current
+        HALF_OPEN stretch frees a probe again: a permit from an earlier stretch, or one taken
+        while CLOSED, must not let one more probe through than ``permitted``."""
         self._advance(self._clock())
-        if self._state is _HALF_OPEN:
+        if self._state is _HALF_OPEN and (episode is None or episode == self._episode):
             permitted = self._config.permitted_number_of_calls_in_half_open_state
             self._free_probes = min(permitted, self._free_probes + 1)
 

@@ -287,3 +287,35 @@ async def test_a_qod_call_reads_only_its_own_numbers_sessions(
         await integrator.get_session(CTX, sid)
     assert gone.value.code == "NOT_FOUND"
     assert store.get(sid) is None and store.get(short) is None  # past the retention
+
+
+def test_a_half_open_breaker_lets_through_its_permitted_probes_and_no_more() -> None:
+    """A caller admitted while CLOSED that goes away during HALF_OPEN gives back no probe:
+    only a probe of the current HALF_OPEN stretch frees a probe again (RESILIENCE.md: HALF_OPEN
+    admits exactly the permitted number)."""
+    now = [0.0]
+    settings = GuardSettings(
+        max_concurrent=8,
+        max_waiting=0,
+        breaker=CircuitBreakerConfig(
+            minimum_number_of_calls=2, sliding_window_size=2, wait_duration_in_open_state=2,
+            permitted_number_of_calls_in_half_open_state=1,
+        ),
+    )
+    guard = BackendGuard("hlr", lambda: now[0], settings)
+    closed_era = guard.admit()
+    for _ in range(2):
+        failing = guard.admit()
+        guard.end(failing, True, 0.5)
+    assert guard.breaker.state == "OPEN"
+    now[0] = 3.0
+    probe = guard.admit()
+    assert guard.breaker.state == "HALF_OPEN"
+    guard.withdraw(closed_era)  # its caller timed out long ago
+    with pytest.raises(CamaraError) as refused:
+        guard.admit()
+    assert "circuit open" in refused.value.message
+    guard.withdraw(probe)  # the probe itself gave up: its place is free again
+    again = guard.admit()
+    guard.end(again, False, 0.1)
+    assert guard.breaker.state == "CLOSED"
