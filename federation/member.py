@@ -50,6 +50,7 @@ from .telco_finder import BrandFinder, build_telco_finder_router
 from .telco_routing import build_routing_table, build_telco_routing_router
 from .tracing import Tracer, no_trace
 from .trust import TrustGraph, UnknownPartyError
+from .trust_revocations import TrustRevocations
 from .trusted_issuers import PrepareAssertions, TrustedIssuers, party_registration
 from .types import Clock
 
@@ -186,8 +187,11 @@ class MemberOperator:
             sites[dc.name] = DataCentreSite(
                 operator_id,
                 dc.name,
-                _replica_app(federation, config, operator, policy, trust, jwks),
+                _replica_app(federation, config, operator, policy, jwks),
             )
+        revocations = TrustRevocations(next(iter(replicas.values())).db, operator_id, clock)
+        for policy in policies.values():
+            policy.revocations = revocations
         glb = GlobalLoadBalancer.for_operator(config, clock=monotonic, policy=health)
         front = LoadBalancedFront(
             operator_id,
@@ -266,14 +270,16 @@ class MemberOperator:
     # -- trust at run time --------------------------------------------------------------------
 
     def revoke(self, issuer: str) -> None:
-        """This operator stops trusting ``issuer``: its assertions and tokens are refused."""
-        self.trust.revoke(self.id, issuer)
+        """This operator stops trusting ``issuer``: its assertions and tokens are refused, by
+        every process serving it (the revocation is kept in its database)."""
+        policy = next(iter(self.policies.values()))
+        _revocations(policy).revoke(self.trust, issuer)
         url = self.trust.issuer_url(issuer)
         if url:
             self.jwks.forget(url)
 
     def reinstate(self, issuer: str) -> None:
-        self.trust.reinstate(self.id, issuer)
+        _revocations(next(iter(self.policies.values()))).reinstate(self.trust, issuer)
 
 
 async def _published_jwks_uri(http: httpx.AsyncClient, issuer: str) -> str:
@@ -296,7 +302,6 @@ def _replica_app(
     config: FederatedOperator,
     operator: Operator,
     policy: TrustedIssuers,
-    trust: TrustGraph,
     jwks: JwksCache,
 ) -> FastAPI:
     """The operator app of one data centre with the federation's routes and middleware."""
@@ -317,7 +322,7 @@ def _replica_app(
                 finder, BearerProtection(operator.identity, TELCO_FINDER_SCOPE)
             )
         )
-    app.include_router(_trust_router(config, trust, jwks))
+    app.include_router(_trust_router(config, policy, jwks))
     app.include_router(  # GET /admin/statements?month=YYYY-MM: what it served per aggregator
         build_operator_statements_router(
             federation, config.id, operator.gateway.ledger, config.admin_secret
@@ -331,8 +336,10 @@ def _replica_app(
     return app
 
 
-def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache) -> APIRouter:
-    """``/admin/trust``: whom this operator trusts now; revoke or reinstate at run time."""
+def _trust_router(config: FederatedOperator, policy: TrustedIssuers,
+                  jwks: JwksCache) -> APIRouter:
+    """``/admin/trust``: whom this operator trusts now; revoke or reinstate at run time (kept
+    in its database, so every process serving it, and a restart, sees the change)."""
     router = APIRouter(
         prefix="/admin/trust",
         tags=["federation"],
@@ -342,13 +349,14 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
 
     def checked(issuer: str) -> str:
         try:
-            trust.kind(issuer)
+            policy.trust.kind(issuer)
         except UnknownPartyError as error:
             raise CamaraError(404, "NOT_FOUND", f"no federation party {issuer!r}") from error
         return issuer
 
     @router.get("")
     def read() -> dict[str, Any]:
+        trust = policy.trust
         return {
             "party": me,
             "trusts": trust.trusted_by(me),
@@ -359,7 +367,8 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
     async def revoke(request: Request) -> dict[str, Any]:
         change = await read_model(request, TrustChange, TRUST_BODY_LIMITS)
         issuer = checked(change.issuer)
-        trust.revoke(me, issuer)
+        trust = policy.trust
+        _revocations(policy).revoke(trust, issuer)
         url = trust.issuer_url(issuer)
         if url:
             jwks.forget(url)
@@ -369,7 +378,14 @@ def _trust_router(config: FederatedOperator, trust: TrustGraph, jwks: JwksCache)
     async def reinstate(request: Request) -> dict[str, Any]:
         change = await read_model(request, TrustChange, TRUST_BODY_LIMITS)
         issuer = checked(change.issuer)
-        trust.reinstate(me, issuer)
+        trust = policy.trust
+        _revocations(policy).reinstate(trust, issuer)
         return {"party": me, "reinstated": issuer, "trusted": trust.trusts(me, issuer)}
 
     return router
+
+
+def _revocations(policy: TrustedIssuers) -> TrustRevocations:
+    revocations = policy.revocations
+    assert revocations is not None, "a member operator keeps its revocations (from_config)"
+    return revocations

@@ -107,6 +107,13 @@ class TrustGraph:
         else:
             self._revoked_pairs.discard((relying_party, issuer))
 
+    def set_revoked(self, relying_party: str, issuers: Iterable[str]) -> None:
+        """Make ``issuers`` exactly those ``relying_party`` has revoked (as another process
+        holding the same revocations says); unknown parties are left out."""
+        known = set(self.graph)
+        self._revoked_pairs = {pair for pair in self._revoked_pairs if pair[0] != relying_party}
+        self._revoked_pairs |= {(relying_party, issuer) for issuer in issuers if issuer in known}
+
     def is_revoked(self, relying_party: str, issuer: str) -> bool:
         return issuer in self._revoked_parties or (relying_party, issuer) in self._revoked_pairs
 

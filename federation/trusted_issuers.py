@@ -40,6 +40,7 @@ from operators.identity import (
 
 from .jwks_cache import JwksCache
 from .trust import TrustGraph
+from .trust_revocations import TrustRevocations
 from .types import Clock
 
 JWT_BEARER = GrantType.JWT_BEARER.value
@@ -72,10 +73,20 @@ class TrustedIssuers:
         fallback: AssertionIssuerPolicy | None = None,
     ) -> None:
         self.relying_party = relying_party
-        self.trust = trust
+        self._trust = trust
         self.jwks = jwks
         self.clients = clients
         self.fallback = fallback if fallback is not None else RegisteredClientIssuers(clients)
+        self.revocations: TrustRevocations | None = None
+        """Where this party's revocations are kept for every process serving it; None: only
+        in this process's graph (one process, the tests)."""
+
+    @property
+    def trust(self) -> TrustGraph:
+        """The graph, brought up to the revocations any process serving this party made."""
+        if self.revocations is not None:
+            self.revocations.sync(self._trust)
+        return self._trust
 
     @classmethod
     def for_identity(

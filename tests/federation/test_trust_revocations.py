@@ -1,0 +1,50 @@
+"""A trust revocation reaches every process serving the operator, and survives a restart.
+
+``ogsim up --autoscale`` serves one operator from several processes over one database file,
+and ``/admin/trust/revoke`` reaches one of them: the revocation is a row every process reads,
+so the others refuse the revoked party from their next check, and a replica started later
+does not trust it again. Two members built on one file stand for two such processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from federation.config import FederationConfig
+from federation.member import MemberOperator
+from tests.operators.identity.conftest import FakeClock
+
+
+def _member(federation: FederationConfig, path: Path, clock: FakeClock,
+            http: httpx.AsyncClient) -> MemberOperator:
+    return MemberOperator.build(federation, "telco-es", http, storage=str(path),
+                                clock=clock, monotonic=clock)
+
+
+def _trusts_hub(member: MemberOperator) -> bool:
+    return next(iter(member.policies.values())).is_trusted_client("hub")
+
+
+async def test_a_revocation_at_one_process_holds_at_every_other_and_after_a_restart(
+    federation: FederationConfig, tmp_path: Path
+) -> None:
+    clock, path = FakeClock(), tmp_path / "telco-es.sqlite3"
+    async with httpx.AsyncClient() as unused:
+        first, second = (_member(federation, path, clock, unused) for _ in range(2))
+        assert _trusts_hub(first) and _trusts_hub(second)
+        site = next(iter(first.front.sites.values()))
+        admin = {"Authorization": f"Bearer {first.config.admin_secret}"}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site),
+                                     base_url="http://telco-es") as http:
+            revoked = await http.post("/admin/trust/revoke", json={"issuer": "hub"},
+                                      headers=admin)
+        assert revoked.status_code == 200 and revoked.json()["trusted"] is False
+        assert not _trusts_hub(second), "the other process refuses the hub's tokens at once"
+        later = _member(federation, path, clock, unused)  # a replica started afterwards
+        assert not _trusts_hub(later)
+        second.reinstate("hub")
+        assert _trusts_hub(first) and _trusts_hub(later)
+        for member in (first, second, later):
+            member.close()
