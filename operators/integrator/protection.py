@@ -121,6 +121,10 @@ class BackendGuard:
         # surface, which the simulation's parity test watches on the very instance.
         if failed:
             self.breaker.on_error(duration)
+            if duration >= self.call_timeout:
+                # A timeout held its server at least this long: the shedder's estimate must
+                # see it, or behind a hung backend it keeps the last fast answer's and admits.
+                self.shedder.record_service_time(duration)
         else:
             self.breaker.on_success(duration)
             self.shedder.record_service_time(duration)

@@ -319,3 +319,22 @@ def test_a_half_open_breaker_lets_through_its_permitted_probes_and_no_more() -> 
     again = guard.admit()
     guard.end(again, False, 0.1)
     assert guard.breaker.state == "CLOSED"
+
+
+def test_the_shedder_learns_from_calls_that_timed_out() -> None:
+    """Behind a backend that stopped answering, the shedder's service-time estimate must
+    grow from the timeouts; before, it kept the last fast answer's and admitted everyone."""
+    settings = GuardSettings(max_concurrent=1, max_waiting=50, call_timeout=5.0, shed_target=0.5)
+    guard = BackendGuard("hlr", lambda: 0.0, settings)
+    fast = guard.admit()
+    guard.end(fast, False, 0.01)
+    for _ in range(3):
+        hung = guard.admit()
+        guard.end(hung, True, 5.0)  # held its server for the whole timeout
+    running = guard.admit()
+    waiting = guard.admit()  # the queue is empty before it: nothing to shed yet
+    with pytest.raises(CamaraError) as shed:
+        guard.admit()  # one waiter ahead of ~5 s each is far past the 0.5 s target
+    assert "load shed" in shed.value.message
+    guard.withdraw(waiting)
+    guard.end(running, False, 0.01)
