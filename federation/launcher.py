@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import yaml
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from operators import (
@@ -67,6 +70,12 @@ DEMO_SCOPE = (
     "device-reachability-status:read device-roaming-status:read"
 )
 DEMO_PURPOSES = ["dpv:FraudPreventionAndDetection", "dpv:ServiceProvision"]
+DEMO_KEY_FILE = "demo-app.key"
+"""The demo application's private key in the run directory, sealed like the signing keys."""
+NO_AGGREGATOR = (
+    "the federation config has no aggregators: a live federation needs at least one (the "
+    "demo application registers there and calls go through it)"
+)
 
 
 class PartyStartError(RuntimeError):
@@ -324,6 +333,9 @@ class FederationProcesses:
     one generated for this run (so a run directory is reopened only with a key given)."""
     autoscale: AutoscalerConfig | None = None
     """When set, each operator runs as a :class:`ReplicaPool` of processes scaled by it."""
+    interrupt: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set (by a signal handler) to give up starting: the start-up loops then raise
+    :class:`PartyStartError` at once instead of waiting for every party."""
 
     @classmethod
     def prepare(
@@ -333,6 +345,8 @@ class FederationProcesses:
         run_dir: Path,
         autoscale: AutoscalerConfig | None = None,
     ) -> FederationProcesses:
+        if not config.aggregators:
+            raise PartyStartError(NO_AGGREGATOR)
         run_dir.mkdir(parents=True, exist_ok=True)
         local = localize(config, base_port)
         path = run_dir / "federation.yaml"
@@ -346,18 +360,25 @@ class FederationProcesses:
         operators = {o.id for o in self.config.operators}
         for party in party_ports(self.config):
             if self.autoscale is None or party in operators:
+                self._check_interrupt()
                 self.start_party(party)
         if self.autoscale is None:
             return
         self.wait_serving(sorted(operators), timeout)
         for aggregator in self.config.aggregators:
+            self._check_interrupt()
             self.start_party(aggregator.id)
+
+    def _check_interrupt(self) -> None:
+        if self.interrupt.is_set():
+            raise PartyStartError("start-up interrupted")
 
     def wait_serving(self, parties: Sequence[str], timeout: float) -> None:
         """Block until each party serves its discovery document (ready or not)."""
         deadline = time.monotonic() + timeout
         pending = list(parties)
         while pending:
+            self._check_interrupt()
             party = pending[0]
             process = self.processes[party]
             if process.poll() is not None:
@@ -374,7 +395,7 @@ class FederationProcesses:
                     continue
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not serving after {timeout:.0f} s: {pending}")
-            time.sleep(0.2)
+            self.interrupt.wait(0.2)
 
     def start_party(self, party: str) -> None:
         """Start (or start again, after a crash) one party's process on its port.
@@ -414,6 +435,7 @@ class FederationProcesses:
         pending = dict(self.origins())
         while pending:
             for party, origin in list(pending.items()):
+                self._check_interrupt()
                 process = self.processes.get(party)
                 if process is not None and process.poll() is not None:
                     raise PartyStartError(
@@ -431,7 +453,7 @@ class FederationProcesses:
             if pending and time.monotonic() > deadline:
                 raise TimeoutError(f"not ready after {timeout:.0f} s: {sorted(pending)}")
             if pending:
-                time.sleep(0.2)
+                self.interrupt.wait(0.2)
 
     def stop(self, timeout: float = 30.0) -> dict[str, int | None]:
         """SIGTERM every party, wait, then kill any that lingers; returns the exit codes."""
@@ -449,24 +471,42 @@ class FederationProcesses:
         return codes
 
     def register_demo_application(self) -> dict[str, Any]:
-        """Register the demo application at the aggregator; its credentials, private key too."""
+        """Register the demo application at the aggregator; its credentials, private key too.
+
+        A run directory reopened (``ogsim up --run-dir`` again) holds the application already:
+        it is reused with the private key kept beside the databases (``demo-app.key``, sealed
+        with the run's key-encryption key), so a rerun starts as the first run did."""
+        if not self.config.aggregators:
+            raise PartyStartError(NO_AGGREGATOR)
+        self._check_interrupt()
         aggregator = self.config.aggregators[0]
-        key = new_client_key()
-        response = httpx.post(
-            f"{aggregator.issuer}/admin/clients",
-            headers={"Authorization": f"Bearer {aggregator.admin_secret}"},
-            json={
-                "client_id": DEMO_APPLICATION,
-                "client_name": "ogsim demo application",
-                "jwks": {"keys": [dict(key.as_dict(private=False))]},
-                "grant_types": ["client_credentials"],
-                "scope": DEMO_SCOPE,
-                "purposes": DEMO_PURPOSES,
-            },
-            timeout=5.0,
-        )
-        if response.status_code not in (200, 201):
-            raise PartyStartError(f"registering the demo application: {response.text}")
+        clients = f"{aggregator.issuer}/admin/clients"
+        headers = {"Authorization": f"Bearer {aggregator.admin_secret}"}
+        found = httpx.get(f"{clients}/{DEMO_APPLICATION}", headers=headers, timeout=5.0)
+        if found.status_code == 200:
+            key = self._kept_demo_key(found.json())
+        elif found.status_code == 404:
+            key = new_client_key()
+            response = httpx.post(
+                clients,
+                headers=headers,
+                json={
+                    "client_id": DEMO_APPLICATION,
+                    "client_name": "ogsim demo application",
+                    "jwks": {"keys": [dict(key.as_dict(private=False))]},
+                    "grant_types": ["client_credentials"],
+                    "scope": DEMO_SCOPE,
+                    "purposes": DEMO_PURPOSES,
+                },
+                timeout=5.0,
+            )
+            if response.status_code not in (200, 201):
+                raise PartyStartError(f"registering the demo application: {response.text}")
+            self._keep_demo_key(key)
+        else:
+            raise PartyStartError(
+                f"reading the demo application at {clients}: {found.status_code} {found.text}"
+            )
         return {
             "clientId": DEMO_APPLICATION,
             "authMethod": "private_key_jwt",
@@ -477,6 +517,45 @@ class FederationProcesses:
             "issuer": aggregator.issuer,
             "tokenEndpoint": f"{aggregator.issuer}/token",
         }
+
+
+    def _keep_demo_key(self, key: ECKey) -> None:
+        sealed = KeySealing.from_text(self.key_encryption_key).seal(
+            DEMO_APPLICATION, json.dumps(dict(key.as_dict(private=True)))
+        )
+        path = self.run_dir / DEMO_KEY_FILE
+        path.write_text(sealed)
+        path.chmod(0o600)
+
+    def _kept_demo_key(self, registered: dict[str, Any]) -> ECKey:
+        """The kept private key of the registered demo application; PartyStartError saying
+        why when the run directory does not hold the key the application is registered with."""
+        path = self.run_dir / DEMO_KEY_FILE
+        where = f"{DEMO_APPLICATION} is registered already in {self.run_dir} (an earlier run)"
+        if not path.exists():
+            raise PartyStartError(f"{where}, but its private key is not kept in {path}: "
+                                  "use a new --run-dir")
+        try:
+            text = KeySealing.from_text(self.key_encryption_key).open(
+                DEMO_APPLICATION, path.read_text()
+            )
+            key = ECKey.import_key(json.loads(text))
+        except (KeyEncryptionKeyError, JoseError, ValueError) as error:
+            raise PartyStartError(f"{where}; its kept private key {path}: {error}") from error
+        public = registered.get("jwks", {}).get("keys", [])
+        if key.thumbprint() not in {_thumbprint(jwk) for jwk in public}:
+            raise PartyStartError(f"{where} with another key than the one kept in {path}: "
+                                  "use a new --run-dir")
+        if registered.get("disabled"):
+            raise PartyStartError(f"{where} and disabled: use a new --run-dir")
+        return key
+
+
+def _thumbprint(jwk: dict[str, Any]) -> str | None:
+    try:
+        return str(ECKey.import_key(jwk).thumbprint())
+    except (JoseError, TypeError, ValueError):
+        return None
 
 
 def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> dict[str, Any]:

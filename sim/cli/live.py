@@ -14,10 +14,10 @@ import asyncio
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -57,6 +57,7 @@ from sim.cli.options import (
     DEFAULT_ADMIN_SECRET,
     OperatorConfigOption,
     load_operator,
+    redis_url,
     refuse_unwritable,
 )
 
@@ -87,7 +88,8 @@ def serve(
         Path | None, typer.Option(help="SQLite file for the operator's state (default: memory)")
     ] = None,
     redis: Annotated[
-        str | None, typer.Option(help="Redis URL for throttle counters shared by replicas")
+        str | None,
+        typer.Option(callback=redis_url, help="Redis URL for throttle counters shared by replicas"),
     ] = None,
 ) -> None:
     """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
@@ -153,7 +155,8 @@ def up(
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for every party")] = 60.0,
     redis: Annotated[
-        str | None, typer.Option(help="Redis URL for every operator's throttle counters")
+        str | None,
+        typer.Option(callback=redis_url, help="Redis URL for every operator's throttle counters"),
     ] = None,
     autoscale: Annotated[
         bool,
@@ -171,6 +174,11 @@ def up(
     except ConfigFileError as error:
         console.print(f"[red]invalid federation config[/red]\n{error}", soft_wrap=True)
         raise typer.Exit(2) from error
+    if not federation.aggregators:
+        console.print(f"[red]invalid federation config[/red]\n{config}: aggregators: none "
+                      "given; a live federation needs at least one (the demo application "
+                      "registers there and calls go through it)", soft_wrap=True)
+        raise typer.Exit(2)
     # before any process starts: an unwritable path used to fail only once all were up
     refuse_unwritable(descriptor_path, "--descriptor", console, folder=False)
     if run_dir is not None:
@@ -188,19 +196,21 @@ def up(
             markup=False,
         )
         raise typer.Exit(2)
-    scratch = None
+    scratch: Path | None = None
     if run_dir is None:
-        scratch = tempfile.TemporaryDirectory(prefix="ogsim-up-")
-        run_dir = Path(scratch.name)
+        scratch = run_dir = Path(tempfile.mkdtemp(prefix="ogsim-up-"))
     processes = FederationProcesses.prepare(
         federation, base_port, run_dir, autoscale=POOL_AUTOSCALER if autoscale else None
     )
-    stop = threading.Event()
+    stop = processes.interrupt  # a signal also ends the start-up, which waits on it
+    signalled: list[int] = []
 
     def on_signal(signum: int, _: FrameType | None) -> None:
+        signalled.append(signum)
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    failed = False
     try:
         processes.start()
         processes.wait_ready(timeout)
@@ -213,8 +223,14 @@ def up(
             for party, process in processes.processes.items():
                 if process.poll() is not None:
                     console.print(f"[red]{party} exited with {process.returncode}[/red]")
+                    failed = True
                     stop.set()
     except (PartyStartError, TimeoutError) as error:  # a port taken, a party that did not start
+        if signalled:
+            console.print(f"ogsim up: {signal.Signals(signalled[0]).name} during start-up; "
+                          "stopping the parties", style="red", soft_wrap=True, markup=False)
+            raise typer.Exit(128 + signalled[0]) from None
+        failed = True
         console.print(f"ogsim up: {error}", style="red", soft_wrap=True, markup=False)
         raise typer.Exit(1) from None
     finally:
@@ -222,8 +238,11 @@ def up(
         for s, handler in previous.items():
             signal.signal(s, handler)
         console.print(f"stopped: {', '.join(f'{p} ({c})' for p, c in codes.items())}")
-        if scratch is not None:
-            scratch.cleanup()
+        if scratch is not None and failed:  # its logs tell why
+            console.print(f"the parties' logs and databases are kept in {scratch}",
+                          soft_wrap=True, markup=False)
+        elif scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _print(described: dict[str, object], path: Path) -> None:

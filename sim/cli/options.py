@@ -28,6 +28,7 @@ __all__ = [
     "load_operator",
     "out_or_alias",
     "probe_out",
+    "redis_url",
     "refuse_unwritable",
     "require_operator_database",
 ]
@@ -56,6 +57,22 @@ ResultsAlias = Annotated[
 def out_or_alias(out: Path, results: Path | None) -> Path:
     """The folder given as ``--results`` (the old name) if any, else ``--out``."""
     return results if results is not None else out
+
+
+def redis_url(value: str | None) -> str | None:
+    """Checks ``--redis`` up front (a callback), as Redis's client parses it, so a typo is
+    named before any operator starts rather than a traceback from its first counter."""
+    if value is None:
+        return None
+    import redis  # the Redis client loads only when a URL is given
+
+    try:
+        redis.ConnectionPool.from_url(value)
+    except ValueError as error:
+        raise typer.BadParameter(
+            f"{value!r} is not a Redis URL ({error}); e.g. redis://127.0.0.1:6379/0"
+        ) from error
+    return value
 
 
 def load_operator(config: Path | None, console: Console) -> ServedOperatorConfig:

@@ -111,3 +111,35 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
+
+
+def test_sigterm_during_start_up_stops_the_parties_started_so_far(tmp_path: Path) -> None:
+    """The signal used to be noted only once every party was ready and the descriptor
+    written; now the start-up gives up at once and stops what it started."""
+    path = tmp_path / "federation.json"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "up", "--descriptor", str(path),
+         "--base-port", str(free_port_block(4)), "--run-dir", str(tmp_path / "run")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "run" / "hub.log").exists():  # the last party is starting
+            if up.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("ogsim up did not start its parties")
+            time.sleep(0.05)
+        up.send_signal(signal.SIGTERM)
+        try:
+            output, _ = up.communicate(timeout=STOP_BOUND)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"ogsim up still running {STOP_BOUND} s after SIGTERM\n{logs(tmp_path)}")
+        said = " ".join(output.decode().split())
+        assert up.returncode == 128 + signal.SIGTERM, said
+        assert "SIGTERM during start-up" in said and "stopped: telco-es (" in said, said
+        assert not path.exists(), "no descriptor of a federation that was stopped"
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait()
