@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,13 +78,20 @@ def federation_for_run(
     config: FederationConfig | None = None,
 ) -> Iterator[Path]:
     """The descriptor of a running federation: the given one, or one started for the run
-    (``config``, by default the built-in three operators)."""
+    (``config``, by default the built-in three operators) in ``results/federation``, made
+    afresh each time. Raises :class:`~federation.PartyStartError` or TimeoutError when the
+    started one does not come up."""
     if given is not None:
         yield given
         return
     port = base_port or free_port_block(8)
     federation = config if config is not None else default_federation()
-    processes = FederationProcesses.prepare(federation, port, results / "federation")
+    run_dir = results / "federation"
+    # Each run starts its own federation afresh: an earlier run's databases in the same
+    # folder are sealed under that run's key-encryption key, and its counts are not this run's.
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    processes = FederationProcesses.prepare(federation, port, run_dir)
     try:
         processes.start()
         processes.wait_ready(90)

@@ -25,6 +25,7 @@ import asyncio
 import csv
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from federation import PartyStartError
 from loadtests import (
     LOCUSTFILE,
     DescriptorError,
@@ -255,7 +257,8 @@ def loadtest(
         bool, typer.Option("--reconcile/--no-reconcile", help="compare counts afterwards")
     ] = True,
     base_port: Annotated[
-        int | None, typer.Option(help="first port of a federation started here")
+        int | None,
+        typer.Option(min=1024, max=65000, help="first port of a federation started here"),
     ] = None,
     admin_secret: AdminSecretOption = DEFAULT_ADMIN_SECRET,
     locustfile: Annotated[
@@ -266,7 +269,14 @@ def loadtest(
     folder = out_or_alias(out, results)
     refuse_unwritable(folder, "--results" if results is not None else "--out", console)
     folder.mkdir(parents=True, exist_ok=True)
-    with federation_for_run(descriptor, folder, base_port, say=console.print) as described:
+    with ExitStack() as started:
+        try:
+            described = started.enter_context(
+                federation_for_run(descriptor, folder, base_port, say=console.print)
+            )
+        except (PartyStartError, TimeoutError) as error:  # a port taken, a party not up
+            console.print(f"ogsim loadtest: {error}", style="red", soft_wrap=True, markup=False)
+            raise typer.Exit(1) from None
         run = run_locust(
             locustfile=locustfile,
             descriptor=described,

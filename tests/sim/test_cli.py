@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from federation import default_federation
+from federation.ports import free_port_block, listening_socket
+from operators.identity import KeySealing
 from sim.cli import app
 
 runner = CliRunner()
@@ -213,3 +218,50 @@ def test_a_run_shorter_than_its_story_warns_of_the_events_it_cuts_off(tmp_path: 
     long_enough = runner.invoke(app, ["run", str(failover), "--duration", "61", "--out",
                                       str(tmp_path / "out2")])
     assert "report in" in long_enough.output and "after the run's end" not in long_enough.output
+
+
+def test_live_start_up_problems_are_named_not_tracebacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of these was a traceback before (or, for the taken port, an uncaught error)."""
+
+    def never(*_: object, **__: object) -> None:
+        raise AssertionError("processes started despite a bad option")
+
+    monkeypatch.setattr("sim.cli.live.FederationProcesses.prepare", never)
+    for args in (["serve", "--redis", "foo"], ["up", "--redis", "redis://h:99999"]):
+        result = runner.invoke(app, args)
+        said = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "--redis" in said and "not a Redis URL" in said, said
+    lonely = tmp_path / "lonely.yaml"
+    data = default_federation().model_dump(mode="json")
+    spain = [c for c in data["countries"] if c["code"] == "ES"]
+    lonely.write_text(yaml.safe_dump({"operators": data["operators"][:1], "countries": spain}))
+    result = runner.invoke(app, ["up", "-c", str(lonely)])
+    assert result.exit_code == 2 and "aggregators: none given" in result.output, result.output
+    for port in ("70000", "80"):
+        result = runner.invoke(app, ["loadtest", "--out", str(tmp_path), "--base-port", port])
+        said = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "--base-port" in said, said
+    monkeypatch.undo()
+    port = str(free_port_block(1))
+    with listening_socket(int(port)):  # taken: the first operator cannot listen there
+        result = runner.invoke(app, ["loadtest", "--out", str(tmp_path / "out"), "--base-port",
+                                     port])
+    assert result.exit_code == 1 and f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_up_keeps_its_temporary_folder_when_a_party_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message pointed at a log in a folder deleted right after; now the folder stays."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv(KeySealing.ENV, "not-a-key")  # every party refuses it and exits 2
+    result = runner.invoke(app, ["up", "--base-port", str(free_port_block(4)),
+                                 "--descriptor", str(tmp_path / "federation.json")])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "exited with 2; see" in said, said
+    (scratch,) = tmp_path.glob("ogsim-up-*")
+    assert f"kept in {scratch}" in said
+    assert any("must be 32 random bytes" in log.read_text() for log in scratch.glob("*.log"))
