@@ -114,8 +114,10 @@ class DataCentreSite:
             "client": ("127.0.0.1", 1),
             "server": ("glb", 80),
         }
-        try:
-            await asyncio.wait_for(self(scope, receive, send), timeout)
+        if not self.available:  # unreachable: the probe fails as a call would, uncounted
+            return False
+        try:  # the app itself: a probe is not a call the site served
+            await asyncio.wait_for(self.app(scope, receive, send), timeout)
         except (TimeoutError, Exception):  # a probe that crashes is a failed probe
             return False
         return bool(status) and status[0] == 200
