@@ -137,8 +137,10 @@ class GuardedCall:
 
     def timed_out(self) -> CamaraError:
         """No answer within :attr:`timeout`: a failure, ``504`` to the flow."""
-        self._finish(failed=True)
-        return self.guard.timeout()
+        assert self.started is not None, "the call never started"
+        guard = self.guard
+        guard.time_out(self.ticket, guard.clock() - self.started)
+        return guard.timeout()
 
     def abandon(self) -> None:
         """The caller went away (a cancelled task): free what the call holds, learn nothing."""

@@ -121,10 +121,6 @@ class BackendGuard:
         # surface, which the simulation's parity test watches on the very instance.
         if failed:
             self.breaker.on_error(duration)
-            if duration >= self.call_timeout:
-                # A timeout held its server at least this long: the shedder's estimate must
-                # see it, or behind a hung backend it keeps the last fast answer's and admits.
-                self.shedder.record_service_time(duration)
         else:
             self.breaker.on_success(duration)
             self.shedder.record_service_time(duration)
@@ -133,6 +129,15 @@ class BackendGuard:
         promoted = self.buffer.release(ticket)
         if promoted:
             self._wake(promoted)
+
+    def time_out(self, ticket: Ticket, duration: float) -> None:
+        """A call that got no answer within :attr:`call_timeout`: a failure, and a service time
+        of the whole timeout for the shedder (the call held its server at least that long;
+        learning only from answers, behind a hung backend it kept the last fast answer's and
+        admitted everyone). The timeout itself, not the measured wait, so the asyncio and the
+        SimPy drivers, whose clocks round differently, feed it the same number."""
+        self.shedder.record_service_time(self.call_timeout)
+        self.end(ticket, True, duration)
 
     def timeout(self) -> CamaraError:
         return gateway_timeout(f"{self.name} did not answer within {self.call_timeout}s")

@@ -14,6 +14,8 @@ slidingWindowSize, minimumNumberOfCalls                 covered (count-based use
                                                         min(minimum, window size))
 permittedNumberOfCallsInHalfOpenState                   covered (the half-open window is a
                                                         count-based window of that size, judged
+                                                        once every probe is recorded, as
+                                                        RESILIENCE.md says; resilience4j judges
                                                         after min(minimum, permitted) results)
 waitDurationInOpenState                                 covered as a constant
 waitIntervalFunctionInOpenState                         not covered (no per-attempt backoff)
@@ -281,7 +283,7 @@ class CircuitBreaker:
         elif to_state is _HALF_OPEN:
             permitted = self._config.permitted_number_of_calls_in_half_open_state
             self._window = _CountWindow(permitted)
-            self._minimum = min(self._config.minimum_number_of_calls, permitted)
+            self._minimum = permitted  # judged when every probe is recorded (RESILIENCE.md)
             self._free_probes = permitted
             self._episode += 1
         elif to_state is not _OPEN:

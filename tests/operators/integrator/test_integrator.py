@@ -330,7 +330,7 @@ def test_the_shedder_learns_from_calls_that_timed_out() -> None:
     guard.end(fast, False, 0.01)
     for _ in range(3):
         hung = guard.admit()
-        guard.end(hung, True, 5.0)  # held its server for the whole timeout
+        guard.time_out(hung, 5.0)  # held its server for the whole timeout
     running = guard.admit()
     waiting = guard.admit()  # the queue is empty before it: nothing to shed yet
     with pytest.raises(CamaraError) as shed:

@@ -160,15 +160,19 @@ def test_half_open_reopens_when_probes_fail(fake_clock: FakeClock) -> None:
     assert not cb.try_acquire_permission()  # the wait restarted when it reopened
 
 
-def test_half_open_judges_after_min_of_minimum_and_permitted(fake_clock: FakeClock) -> None:
+def test_half_open_judges_once_every_probe_is_recorded(fake_clock: FakeClock) -> None:
+    """RESILIENCE.md: HALF_OPEN decides when its permitted probes are all recorded, even when
+    ``minimumNumberOfCalls`` is smaller (resilience4j would decide after two here)."""
     cb = breaker(
         fake_clock, minimum_number_of_calls=2, permitted_number_of_calls_in_half_open_state=4
     )
     trip(cb)
     fake_clock.advance(31.0)
-    assert cb.try_acquire_permission()
-    cb.on_success(0.1)
-    assert cb.state is HALF_OPEN
+    for _ in range(4):
+        assert cb.try_acquire_permission()
+    for _ in range(3):
+        cb.on_success(0.1)
+        assert cb.state is HALF_OPEN
     cb.on_success(0.1)
     assert cb.state is CLOSED
 

@@ -50,7 +50,7 @@ SETTINGS = GuardSettings(
     max_waiting=4,
     max_wait=0.2,
     call_timeout=0.25,
-    shed_target=0.12,
+    shed_target=0.15,  # every path taken: shed, buffered too long, timed out, open
     breaker=CircuitBreakerConfig(
         failure_rate_threshold=40.0,
         minimum_number_of_calls=10,
@@ -183,7 +183,8 @@ def tight(clock: Callable[[], float]) -> BackendGuard:
         max_concurrent=1,
         max_waiting=0,
         breaker=CircuitBreakerConfig(
-            minimum_number_of_calls=2, sliding_window_size=2, wait_duration_in_open_state=30
+            minimum_number_of_calls=2, sliding_window_size=2, wait_duration_in_open_state=30,
+            permitted_number_of_calls_in_half_open_state=2,
         ),
     )
     return BackendGuard("hlr", clock, settings)
