@@ -231,13 +231,10 @@ class MemberOperator:
 
     async def _register(self, party: str, deadline: float) -> None:
         """Register ``party`` with its ``jwks_uri`` (keys by reference: its rotations need no
-        re-registration), once it answers; a registration by value of an older database is
-        turned into one by reference."""
+        re-registration), once it answers; a registration by value of an older database, or
+        by an earlier run's address (another port), follows the one it publishes now."""
         clients = self.primary.identity.clients
         known = clients.get(party)
-        if known is not None and known.jwks_uri:
-            self.registered.append(party)
-            return
         issuer = self.federation.issuer_of(party)
         assert issuer is not None
         while True:
@@ -249,7 +246,8 @@ class MemberOperator:
                     raise TimeoutError(f"{self.id}: {party} published no keys in time") from None
                 await asyncio.sleep(0.2)
         if known is not None:
-            clients.refer_keys(party, jwks_uri)
+            if known.jwks_uri != jwks_uri:  # registered by value, or by an earlier run's port
+                clients.refer_keys(party, jwks_uri)
         else:
             purposes = [p.purpose for p in self.config.purposes]
             aggregator = any(a.id == party for a in self.federation.aggregators)
@@ -283,18 +281,28 @@ class MemberOperator:
 
 
 async def _published_jwks_uri(http: httpx.AsyncClient, issuer: str) -> str:
-    """A party's ``jwks_uri``, from its discovery document, once it publishes keys there."""
-    metadata = await http.get(issuer.rstrip("/") + "/.well-known/openid-configuration")
+    """A party's ``jwks_uri``, from its discovery document, once it publishes keys there: the
+    document must be the issuer's own and the keys on its origin, as the key cache demands."""
+    issuer = issuer.rstrip("/")
+    metadata = await http.get(issuer + "/.well-known/openid-configuration")
     metadata.raise_for_status()
-    jwks_uri = metadata.json()["jwks_uri"]
-    if not isinstance(jwks_uri, str):
-        raise ValueError(f"{issuer} names no jwks_uri")
+    document = metadata.json()
+    if not isinstance(document, dict) or str(document.get("issuer", "")).rstrip("/") != issuer:
+        raise ValueError(f"{issuer}'s discovery document names another issuer")
+    jwks_uri = document.get("jwks_uri")
+    if not isinstance(jwks_uri, str) or _origin(jwks_uri) != _origin(issuer):
+        raise ValueError(f"{issuer} names no jwks_uri on its own origin")
     response = await http.get(jwks_uri)
     response.raise_for_status()
     body = response.json()
     if not isinstance(body, dict) or not body.get("keys"):
         raise ValueError(f"{issuer} publishes no keys")
     return jwks_uri
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _replica_app(

@@ -5,6 +5,7 @@ authenticates with ``private_key_jwt`` and survives its own rotation. Fake clock
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -112,3 +113,41 @@ async def test_application_with_a_jwks_uri_uses_private_key_jwt_at_an_operator(
     with pytest.raises(OAuthClientError) as refused:
         await stranger.client_credentials(f"sim-swap:check {FRAUD}")
     assert refused.value.error == "invalid_client"
+
+
+async def test_a_partner_registered_at_an_earlier_runs_address_follows_its_current_one(
+    world: tuple[Federation, FakeClock],
+) -> None:
+    """A run folder reused on another port: the hub's stored ``jwks_uri`` names the old one,
+    where anything may listen now. The next start registers the address it publishes now."""
+    fed, _ = world
+    member = fed.members["telco-es"]
+    clients = member.primary.identity.clients
+    clients.refer_keys(fed.aggregator.id, "http://127.0.0.1:1/oauth/jwks")
+    await member._register(fed.aggregator.id, time.monotonic() + 30)
+    client = clients.get(fed.aggregator.id)
+    assert client is not None
+    assert client.jwks_uri == fed.aggregator.identity.metadata()["jwks_uri"]
+
+
+async def test_a_partners_keys_are_taken_only_from_its_own_document_and_origin() -> None:
+    """As the key cache demands: a discovery document naming another issuer, or keys on
+    another origin, is no registration (the partner is asked again until the deadline)."""
+    import httpx
+
+    from federation.member import _published_jwks_uri
+
+    issuer = "http://127.0.0.1:9101/oauth"
+    documents = [
+        {"issuer": "http://127.0.0.1:9999/oauth", "jwks_uri": f"{issuer}/jwks"},
+        {"issuer": issuer, "jwks_uri": "http://169.254.169.254/keys"},
+    ]
+    for document in documents:
+        def answer(request: httpx.Request, document: dict[str, str] = document) -> httpx.Response:
+            if request.url.path.endswith("openid-configuration"):
+                return httpx.Response(200, json=document)
+            return httpx.Response(200, json={"keys": [{"kty": "EC"}]})
+
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            with pytest.raises(ValueError):
+                await _published_jwks_uri(http, issuer)
