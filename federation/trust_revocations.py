@@ -11,8 +11,7 @@ each process brings its graph up to date from the rows whenever the table has ch
 
 from __future__ import annotations
 
-from operators.storage import Database
-from operators.types import Clock
+from operators import Clock, Database
 
 from .trust import TrustGraph
 
