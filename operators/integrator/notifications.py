@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +62,10 @@ class NoNotifications:
 
     def remind(self, at: float, sweep: Callable[[], Any]) -> None:
         return None
+
+
+DELIVERIES_KEPT = 1000
+"""How many deliveries' fates a notifier remembers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +126,12 @@ class CloudEventNotifier:
         self.backoff = backoff
         self.timeout = timeout
         self.sleep = sleep
-        self.deliveries: list[Delivery] = []
+        self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
+        """The latest deliveries' fates (a process serving for weeks keeps no more)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._reminders: set[asyncio.Task[None]] = set()
+        self._due: set[float] = set()
+        """The moments a reminder is pending for."""
 
     def status_changed(
         self, session: QodSession, status: QosStatus, info: StatusInfo | None = None
@@ -162,23 +170,35 @@ class CloudEventNotifier:
         self._owns_http = False
 
     def remind(self, at: float, sweep: Callable[[], Any]) -> None:
+        """Run ``sweep`` at ``at``, once: the sweep reminds again for every session still
+        running, so a reminder already pending for that moment is not made twice (each
+        expiry would otherwise double every later reminder)."""
+        if at in self._due:
+            return
+
         async def later() -> None:
-            await self.sleep(max(0.0, at - self.clock()))
+            try:
+                await self.sleep(max(0.0, at - self.clock()))
+            finally:
+                self._due.discard(at)
             result = sweep()
             if asyncio.iscoroutine(result):
                 await result
 
-        self._spawn(later(), self._reminders)
+        if self._spawn(later(), self._reminders):
+            self._due.add(at)
 
-    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]] | None = None) -> None:
+    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]] | None = None) -> bool:
+        """Run ``work`` on the running loop; False (and nothing runs) without one."""
         held = self._tasks if tasks is None else tasks
         try:
             task = asyncio.get_running_loop().create_task(work)
         except RuntimeError:  # no running loop (a synchronous caller): nothing to send with
             work.close()
-            return
+            return False
         held.add(task)
         task.add_done_callback(held.discard)
+        return True
 
     async def _deliver(self, sink: str, event: dict[str, Any], headers: dict[str, str]) -> None:
         if self.http is None:
@@ -192,7 +212,9 @@ class CloudEventNotifier:
                 status = response.status_code
                 if status < 500 and status != 429:
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError):
+                # unreachable, a URL httpx cannot use, a token with characters a header
+                # cannot carry: a failed attempt, recorded, never a task dying unseen
                 status = None
             if attempt < self.attempts:
                 await self.sleep(self.backoff * 2 ** (attempt - 1))

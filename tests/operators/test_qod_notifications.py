@@ -294,3 +294,32 @@ async def test_notifications_over_real_https_on_loopback(
         assert [d.status for d in notifier.deliveries] == [204, 204]
     finally:
         await notifier.aclose()
+
+
+def test_expiry_reminders_do_not_multiply_with_each_expiry() -> None:
+    """Each sweep reminds again for every session still running; a reminder already pending
+    for that moment is not made twice (ten sessions expiring in turn made 1,023 sweeps)."""
+    from operators.integrator.notifications import CloudEventNotifier
+    from tests.sim.virtual_time import run_in_virtual_time
+
+    expiries = [10.0 * (n + 1) for n in range(10)]
+    sweeps: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        notifier = CloudEventNotifier("https://op.example", clock=loop.time)
+
+        def sweep() -> None:
+            now = loop.time()
+            sweeps.append(now)
+            for at in expiries:  # what the integrator's sweep does for sessions still live
+                if at > now:
+                    notifier.remind(at, sweep)
+
+        for at in expiries:  # one reminder per session created
+            notifier.remind(at, sweep)
+        await asyncio.sleep(expiries[-1] + 1)
+        await notifier.aclose()
+
+    run_in_virtual_time(main())
+    assert sweeps == expiries
