@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 
-from operators import CamaraError, Database
+from operators import CamaraError, Database, sink_problem
 from operators.gateway import ThreatLimits
 from operators.integrator import CloudEventNotifier
 
@@ -117,6 +117,8 @@ class NotificationRelay:
             model.model_validate(body)
         except ValidationError:
             return body  # the operator answers its own error
+        if sink_problem(str(body["sink"])) is not None:
+            return body  # the operator refuses it (INVALID_SINK): the hub never posts there
         credential = body.get("sinkCredential")
         token: str | None = None
         expires_at = self.clock() + LIFETIME

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from operators.errors import CamaraError, OAuthError
     from operators.housekeeping import Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
+    from operators.outbound_hosts import host_problem, sink_problem
     from operators.served_config import ServedOperatorConfig
     from operators.serving import serve_until_stopped
     from operators.storage import Database
@@ -79,6 +80,7 @@ __all__ = [
     "default_purposes",
     "example_operator",
     "field_problems",
+    "host_problem",
     "is_admin",
     "lazy_face",
     "line_of",
@@ -87,6 +89,7 @@ __all__ = [
     "read_yaml_mapping",
     "serve_until_stopped",
     "set_dotted",
+    "sink_problem",
 ]
 
 _HOMES = {
@@ -116,6 +119,8 @@ _HOMES = {
     "Retention": "operators.housekeeping",
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",
+    "host_problem": "operators.outbound_hosts",
+    "sink_problem": "operators.outbound_hosts",
     "ServedOperatorConfig": "operators.served_config",
     "serve_until_stopped": "operators.serving",
     "cancel_and_wait": "operators.background",

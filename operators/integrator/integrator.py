@@ -66,6 +66,7 @@ from operators.camara.sim_swap import (
 )
 from operators.core import QosSessionRecord
 from operators.errors import CamaraError
+from operators.outbound_hosts import sink_problem
 from operators.types import Clock
 
 from . import operations as ops
@@ -245,6 +246,10 @@ class Integrator:
             raise CamaraError(
                 400, "INVALID_CREDENTIAL", "Only Access token is supported as sinkCredential."
             )
+        if body.sink is not None and (problem := sink_problem(body.sink)) is not None:
+            # the operator posts to it on the application's word: never where only its own
+            # network reaches (a metadata service, in any spelling)
+            raise CamaraError(400, "INVALID_SINK", f"sink: {problem}")
         msisdn, device = self._device(ctx, body.device)
         profile = self._profile(body.qosProfile)
         if profile is None:

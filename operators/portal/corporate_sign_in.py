@@ -39,11 +39,11 @@ from ..identity._jwt import (
     string,
     verify_with_any,
 )
+from ..outbound_hosts import host_problem
 from ..storage import Database
 from ..types import Clock
 from .accounts import AccountError, DeveloperAccounts
 from .developers import Developer
-from .idp_hosts import host_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS portal_org_idps (

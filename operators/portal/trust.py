@@ -24,6 +24,7 @@ import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from ..outbound_hosts import host_problem
 from ..web.pages import SECURITY_HEADERS
 from .accounts import DeveloperAccounts
 from .corporate_sign_in import (
@@ -37,7 +38,6 @@ from .corporate_sign_in import (
 from .developers import Developer
 from .guard import FormRefused, PortalGuard
 from .host import PortalHost
-from .idp_hosts import host_problem
 from .risc import EVENTS_PATH, ReceivedEvents, RiscReceiver, build_risc_router
 from .scim import ScimTokens, build_scim_router
 

@@ -384,3 +384,22 @@ async def test_a_correlator_billed_at_one_operator_is_refused_at_another(hub: Hu
     fan_out = await hub.fed.http.post(f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
                                       json={}, headers={**hub.headers, "x-correlator": "q2"})
     assert fan_out.status_code == 400 and "x-correlator" in fan_out.json()["message"]
+
+
+async def test_the_hub_relays_to_no_sink_the_operator_would_refuse(hub: Hub) -> None:
+    """A metadata address as the sink: the hub keeps no relay to it, and the operator's
+    400 INVALID_SINK reaches the application."""
+    created = await hub.fed.http.post(
+        f"{hub.url}/quality-on-demand/v1/sessions",
+        json={
+            "device": {"phoneNumber": hub.number("telco-fr")},
+            "applicationServer": {"ipv4Address": "198.51.100.10"},
+            "qosProfile": "QOS_M",
+            "duration": 600,
+            "sink": "https://[::ffff:a9fe:a9fe]/latest/meta-data/",
+        },
+        headers=hub.headers,
+    )
+    assert (created.status_code, created.json()["code"]) == (400, "INVALID_SINK")
+    relays = hub.fed.aggregator.db.all("SELECT sink FROM aggregator_qod_relays")
+    assert relays == []

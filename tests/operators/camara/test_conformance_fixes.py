@@ -153,3 +153,17 @@ async def test_kyc_empty_body_is_invalid_argument_two_legged_too(
     no number names the device either), is 400 INVALID_ARGUMENT, not MISSING_IDENTIFIER."""
     r = await client.post("/kyc-match/v0.3/match", json={})
     assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
+
+
+async def test_a_sink_where_only_the_operators_network_reaches_is_refused(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    """The operator posts notifications to the sink on the application's word: a metadata
+    service or another link-local address, however spelled, is 400 INVALID_SINK (the YAML's
+    code)."""
+    number = base.test_number("approves")
+    for sink in ("https://169.254.169.254/latest/meta-data/", "https://2852039166/x",
+                 "https://0xa9.0xfe.0xa9.0xfe/x", "https://[::ffff:169.254.169.254]/x",
+                 "https://[fd00:ec2::254]/x", "https://[::1/x", "https://100.100.100.200/x"):
+        r = await client.post(f"{QOD}/sessions", json=_session(number, sink=sink))
+        assert (r.status_code, r.json()["code"]) == (400, "INVALID_SINK"), sink

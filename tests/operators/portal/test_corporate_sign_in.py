@@ -23,11 +23,11 @@ from federation.corporate_idp import CorporateIdp, CorporateUser, create_corpora
 from federation.transport import AsgiNetwork
 from operators import Operator, example_operator
 from operators.camara import OPERATIONS
+from operators.outbound_hosts import host_problem
 from operators.portal import Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
 from operators.portal.corporate_sign_in import CALLBACK_PATH, OrganisationIdps
 from operators.portal.guard import PortalGuard
-from operators.portal.idp_hosts import host_problem
 from operators.portal.router import install_developer_portal
 from operators.portal.sessions import COOKIE
 from tests.operators.identity.conftest import FakeClock

@@ -1,10 +1,11 @@
-"""Which hosts the operator fetches from on an organisation's word (its identity provider).
+"""Which hosts the operator sends requests to on a third party's word.
 
-Saving the trust settings makes the operator fetch the issuer's discovery document, and a
-corporate sign-in posts to the token endpoint that document names: both are requests the
-operator makes to a URL a customer chose, so neither may reach what only the operator's own
-network can. With ``allowed`` (the operator config's ``corporate_idp_hosts``) only those
-hosts are fetched from; without it (a simulator, whose providers run on loopback) any host
+Saving the trust settings makes the operator fetch an organisation's chosen issuer's discovery
+document, and a corporate sign-in posts to the token endpoint that document names; a QoD
+session's ``sink`` makes the operator (or the aggregator) post notifications to a URL an
+application chose. None of them may reach what only the operator's own network can. With
+``allowed`` (the operator config's ``corporate_idp_hosts``, for identity providers) only those
+hosts are used; without it (a simulator, whose providers and sinks run on loopback) any host
 but link-local, multicast, reserved, unspecified and shared (CGNAT) addresses, however
 written, and the clouds' metadata addresses. A host *name* is not resolved here, so one
 that resolves to such an address passes: an exposed deployment sets ``corporate_idp_hosts``.
@@ -14,9 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["host_problem"]
+__all__ = ["host_problem", "sink_problem"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -25,6 +26,19 @@ _SHARED = ipaddress.IPv4Network("100.64.0.0/10")
 
 _METADATA = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 """Cloud metadata addresses outside the ranges refused whole (AWS's IPv6 one)."""
+
+
+def sink_problem(url: str) -> str | None:
+    """Why the operator will not post notifications to ``url`` (a QoD ``sink``), or None:
+    not an https URL it can read, or a host :func:`host_problem` refuses."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises only when read)
+    except ValueError:
+        return "not a URL the operator can send to"
+    if parts.scheme != "https" or not parts.hostname:
+        return "an https URL with a host is required"
+    return host_problem(parts, None)
 
 
 def host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | None:
