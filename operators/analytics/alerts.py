@@ -286,8 +286,8 @@ class WebhookSender:
             self.attempts += 1
             try:
                 answer = await self._client.post(self.url, content=body, headers=headers)
-            except httpx.TransportError:
-                continue
+            except httpx.HTTPError:  # unreachable, or an answer that cannot be read (a bad
+                continue              # gzip): a failed attempt, never the sender's end
             if answer.status_code < 300:
                 self.sent += 1
                 return

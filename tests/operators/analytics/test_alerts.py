@@ -136,6 +136,10 @@ def test_the_id_is_stable_per_alert_so_retries_deduplicate() -> None:
     assert first["webhook-id"] == retry["webhook-id"] != other["webhook-id"]
 
 
+BAD_GZIP = 999
+"""A script entry: answer 200 with a body that claims gzip and is not (unreadable)."""
+
+
 @dataclass
 class Receiver:
     """The alert consumer: records what arrives, answers from ``script`` then 200."""
@@ -148,6 +152,9 @@ class Receiver:
         body = await request.body()
         status = self.script.pop(0) if self.script else 200
         self.answered.append(status)
+        if status == BAD_GZIP:
+            return Response(b"not gzip at all", status_code=200,
+                            headers={"content-encoding": "gzip"})
         if status < 300:
             self.received.append((body, dict(request.headers)))
         return Response(status_code=status)
@@ -285,3 +292,18 @@ async def test_submit_from_another_thread_wakes_the_sender(
     await sender.stop()
     assert not client.is_closed  # a client passed in stays the caller's to close
     await client.aclose()
+
+
+async def test_an_answer_that_cannot_be_read_is_a_failed_attempt_not_the_senders_end(
+    receiver: Receiver, hook_url: str
+) -> None:
+    """A receiver answering a body httpx cannot decode (a bad gzip) made the sending task
+    die for good: every later alert queued up and was dropped unseen."""
+    receiver.script = [BAD_GZIP]
+    sender = WebhookSender(hook_url, SECRET, clock=lambda: NOW, backoff=0.01)
+    await sender.start()
+    sender.submit(_alert(client="first"))
+    sender.submit(_alert(client="second"))
+    await _until(lambda: sender.sent == 2)
+    await sender.stop()
+    assert receiver.answered == [BAD_GZIP, 200, 200]
