@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import math
 import os
 from contextlib import ExitStack
 from pathlib import Path
@@ -41,6 +42,7 @@ from loadtests import (
     camara_dir,
     federation_for_run,
     in_process_target,
+    load_descriptor,
     read_summary,
     reconcile_run,
     render,
@@ -182,6 +184,37 @@ def _print_summary(results: Path, summary: dict[str, Any]) -> None:
     )
 
 
+def _data_centre_failure(value: str | None) -> str | None:
+    """``--fail-data-centre``'s form, checked before anything starts."""
+    if value is None:
+        return None
+    target, at, after = value.partition("@")
+    operator, slash, centre = target.partition("/")
+    try:
+        wait = float(after) if at else 0.0
+    except ValueError:
+        wait = -1.0
+    if not (operator and slash and centre) or not (0 <= wait < math.inf):
+        raise typer.BadParameter(
+            f"{value!r} is not OPERATOR/DC@SECONDS, e.g. telco-es/madrid@10",
+            param_hint="'--fail-data-centre'",
+        )
+    return value
+
+
+def _no_such_data_centre(descriptor: Path, spec: str) -> str | None:
+    """Why the federation described has no data centre ``spec`` names, or None."""
+    operator_id, _, centre = spec.partition("@")[0].partition("/")
+    try:
+        operator = load_descriptor(descriptor).operator(operator_id)
+    except KeyError:
+        return f"the federation has no operator {operator_id!r}"
+    if centre not in operator.data_centres:
+        known = ", ".join(operator.data_centres) or "none"
+        return f"{operator_id} has no data centre {centre!r} (it has {known})"
+    return None
+
+
 def _reconcile(descriptor: Path, results: Path, admin_secret: str) -> bool:
     """Reconcile and print the report; a bad descriptor or a silent federation exits 2."""
     try:
@@ -244,7 +277,8 @@ def loadtest(
     ] = None,
     fail_data_centre: Annotated[
         str | None,
-        typer.Option(help="OPERATOR/DC@SECONDS: take a data centre down mid-run"),
+        typer.Option(help="OPERATOR/DC@SECONDS: take a data centre down mid-run",
+                     callback=_data_centre_failure),
     ] = None,
     stop_timeout: Annotated[
         float, typer.Option(help="seconds users get to finish their task at the end")
@@ -277,6 +311,10 @@ def loadtest(
         except (PartyStartError, TimeoutError) as error:  # a port taken, a party not up
             console.print(f"ogsim loadtest: {error}", style="red", soft_wrap=True, markup=False)
             raise typer.Exit(1) from None
+        if fail_data_centre and (problem := _no_such_data_centre(described, fail_data_centre)):
+            # Locust would only log it, and run the whole test without the outage
+            console.print(f"--fail-data-centre: {problem}", style="red", markup=False)
+            raise typer.Exit(2)
         run = run_locust(
             locustfile=locustfile,
             descriptor=described,

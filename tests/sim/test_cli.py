@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -265,3 +266,23 @@ def test_up_keeps_its_temporary_folder_when_a_party_fails(
     (scratch,) = tmp_path.glob("ogsim-up-*")
     assert f"kept in {scratch}" in said
     assert any("must be 32 random bytes" in log.read_text() for log in scratch.glob("*.log"))
+
+
+def test_a_data_centre_failure_is_checked_before_the_load_test_runs(tmp_path: Path) -> None:
+    """``--fail-data-centre`` was read only inside Locust, which logged a typo and ran the
+    whole test without the outage; now its form and its target are checked first."""
+    for spec in ("telco-es", "telco-es/madrid@soon", "telco-es/madrid@-3", "/madrid@1"):
+        result = runner.invoke(app, ["loadtest", "--out", str(tmp_path / "a"),
+                                     "--fail-data-centre", spec])
+        said = " ".join(result.output.replace("│", " ").split())
+        assert result.exit_code == 2 and "--fail-data-centre" in said, (spec, said)
+    described = tmp_path / "federation.json"
+    described.write_text(json.dumps({"operators": [{
+        "id": "telco-es", "country": "ES", "issuer": "http://127.0.0.1:9/oauth",
+        "apiRoot": "http://127.0.0.1:9", "dataCentres": ["madrid", "barcelona"],
+        "testNumbers": {}}]}))
+    for spec, named in (("telco-xx/madrid@1", "no operator 'telco-xx'"),
+                        ("telco-es/lisbon@1", "no data centre 'lisbon'")):
+        result = runner.invoke(app, ["loadtest", "--descriptor", str(described), "--out",
+                                     str(tmp_path / "b"), "--fail-data-centre", spec])
+        assert result.exit_code == 2 and named in result.output, result.output
