@@ -208,8 +208,10 @@ class CloudEventNotifier:
         while attempt < self.attempts:
             attempt += 1
             try:
-                response = await self.http.post(sink, json=event, headers=headers)
-                status = response.status_code
+                # the status is all a sink's answer is for: its body is never read, so a sink
+                # streaming without end holds no memory here
+                async with self.http.stream("POST", sink, json=event, headers=headers) as answer:
+                    status = answer.status_code
                 if status < 500 and status != 429:
                     break
             except (httpx.HTTPError, httpx.InvalidURL, UnicodeError, ValueError):

@@ -323,3 +323,30 @@ def test_expiry_reminders_do_not_multiply_with_each_expiry() -> None:
 
     run_in_virtual_time(main())
     assert sweeps == expiries
+
+
+async def test_a_sink_answering_without_end_holds_no_memory() -> None:
+    """A sink's answer is only its status: a body that never ends is never read (the whole
+    answer was read into memory before, for as long as the sink kept sending)."""
+    from operators.integrator.notifications import CloudEventNotifier
+
+    served: list[int] = []
+
+    class Endless(httpx.AsyncByteStream):  # 64 MiB stands for "without end"
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in range(1024):
+                served.append(chunk)
+                yield b"x" * 65536
+                await asyncio.sleep(0)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Endless())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    notifier = CloudEventNotifier("https://op.example", clock=lambda: 0.0, http=http)
+    try:
+        await notifier._deliver("https://app.example/sink", {"id": "1"}, {})
+    finally:
+        await http.aclose()
+    assert [(d.status, d.attempts) for d in notifier.deliveries] == [(200, 1)]
+    assert len(served) < 4, f"{len(served)} chunks of the answer were read"
