@@ -43,7 +43,12 @@ if TYPE_CHECKING:
     from federation.discovery_fallback import FIRST_SEARCH, Stale, next_search, stale_signal
     from federation.federation import Federation, quick_consent, running_federation
     from federation.global_load_balancer import GlobalLoadBalancer, HealthPolicy, HealthTracker
-    from federation.launcher import FederationProcesses, PartyStartError, descriptor
+    from federation.launcher import (
+        NO_AGGREGATOR,
+        FederationProcesses,
+        PartyStartError,
+        descriptor,
+    )
     from federation.network_id import NetworkIdService
     from federation.portability import PortabilityDatabase
     from federation.ports import free_port_block
@@ -64,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRST_SEARCH",
+    "NO_AGGREGATOR",
     "POOL_AUTOSCALER",
     "PORTED_NUMBER",
     "AggregatorConfig",
@@ -157,6 +163,7 @@ _HOMES = {
     "NoHealthyDataCentreError": "federation.balancer_errors",
     "FederationProcesses": "federation.launcher",
     "PartyStartError": "federation.launcher",
+    "NO_AGGREGATOR": "federation.launcher",
     "descriptor": "federation.launcher",
     "free_port_block": "federation.ports",
     "NetworkIdService": "federation.network_id",

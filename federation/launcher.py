@@ -345,8 +345,6 @@ class FederationProcesses:
         run_dir: Path,
         autoscale: AutoscalerConfig | None = None,
     ) -> FederationProcesses:
-        if not config.aggregators:
-            raise PartyStartError(NO_AGGREGATOR)
         run_dir.mkdir(parents=True, exist_ok=True)
         local = localize(config, base_port)
         path = run_dir / "federation.yaml"

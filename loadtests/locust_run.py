@@ -25,8 +25,10 @@ from typing import Any
 import httpx
 
 from federation import (
+    NO_AGGREGATOR,
     FederationConfig,
     FederationProcesses,
+    PartyStartError,
     default_federation,
     descriptor,
     free_port_block,
@@ -84,8 +86,10 @@ def federation_for_run(
     if given is not None:
         yield given
         return
-    port = base_port or free_port_block(8)
     federation = config if config is not None else default_federation()
+    if not federation.aggregators:  # refused before any party starts: the demo app needs one
+        raise PartyStartError(NO_AGGREGATOR)
+    port = base_port or free_port_block(8)
     run_dir = results / "federation"
     # Each run starts its own federation afresh: an earlier run's databases in the same
     # folder are sealed under that run's key-encryption key, and its counts are not this run's.

@@ -35,6 +35,8 @@ from federation.portability import PortabilityDatabase
 from federation.protection import open_access
 from federation.telco_finder import SearchAnswer, SearchRequest, build_telco_finder_router
 from federation.trust import TrustGraph
+from federation.trust_revocations import TrustRevocations
+from federation.trusted_issuers import TrustedIssuers
 from operators.camara import operation_at
 from operators.config import example_operator
 from operators.core import NetworkFunctionKind
@@ -127,7 +129,10 @@ def build_world() -> World:
     install_camara_error_handlers(fed)
     fed.include_router(build_network_id_router(network_id, open_access))
     fed.include_router(build_telco_finder_router(finder, open_access))
-    fed.include_router(_trust_router(member, trust, JwksCache(httpx.AsyncClient(), clock=clock)))
+    jwks = JwksCache(httpx.AsyncClient(), clock=clock)
+    policy = TrustedIssuers(member.id, trust, jwks, operator.identity.clients)
+    policy.revocations = TrustRevocations(operator.db, member.id, clock)
+    fed.include_router(_trust_router(member, policy, jwks))
 
     values = {"phone_number": number, "client_id": "nobody", "api": "sim-swap",
               "function": next(iter(NetworkFunctionKind)).value,
