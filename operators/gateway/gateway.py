@@ -462,9 +462,7 @@ def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int
     """Keep a CAMARA call about a known subscriber that was not billed, for their access log:
     a free operation's answer (their data was processed), or a refusal on their account (the
     grant no longer stands: a withdrawn consent, an untrusted party, a missing scope; or their
-    objection to a two-legged call's purpose), or a business answer given once the call was
-    admitted (a 422 such as a location too old for ``maxAge``: their data was read to give it;
-    a 404 about the token's own subscriber). Malformed requests and throttled calls are the
+    objection to a two-legged call's purpose). Malformed requests and throttled calls are the
     application's business and leave nothing, as any other refusal."""
     about = state.get("about")
     if about is None:
@@ -475,8 +473,7 @@ def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int
         return
     admitted = isinstance(state.get("call"), MeteredCall)
     refused_for_subscriber = status == 403 and (not admitted or token.msisdn is None)
-    business_answer = admitted and (status == 422 or (status == 404 and token.msisdn is not None))
-    if not (200 <= status < 300 or refused_for_subscriber or business_answer):
+    if not (200 <= status < 300 or refused_for_subscriber):
         return
     try:
         gateway.ledger.record_unbilled(

@@ -68,31 +68,3 @@ async def test_the_log_needs_a_session(browser: Browser) -> None:
     for path in ("/my/access-log", "/my/access-log.csv", "/my/access-log.json"):
         answer = await browser.http.get(path)
         assert answer.status_code == 303 and answer.headers["location"] == "/my/sign-in"
-
-
-async def test_a_business_answer_after_the_subscribers_data_was_read_is_logged(
-    harness: Harness, browser: Browser
-) -> None:
-    """A 422 given once the operator had looked the subscriber up (their location was read,
-    and found too old for ``maxAge``) processed their data: it is in their log, unbilled. A
-    malformed request, refused before anything was read, is not."""
-    number = harness.number("unreachable")
-    token = await harness.two_legged(f"location-verification:verify {FRAUD}")
-    area = {"areaType": "CIRCLE", "radius": 5000, "center": {"latitude": 40.4, "longitude": -3.7}}
-    stale = await harness.http.post(
-        "/location-verification/v3/verify",
-        json={"device": {"phoneNumber": number}, "area": area, "maxAge": 0},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert stale.status_code == 422, stale.text
-    malformed = await harness.http.post(
-        "/location-verification/v3/verify",
-        json={"device": {"phoneNumber": number}, "area": area, "maxAge": -5},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert malformed.status_code == 400, malformed.text
-    await browser.sign_in(number)
-    entries = (await browser.http.get("/my/access-log.json")).json()
-    assert [(e["api"], e["status"], e["billed"], e["outcome"]) for e in entries] == [
-        ("location-verification", 422, False, "answered: not applicable")
-    ]
