@@ -16,7 +16,6 @@ from fastapi.responses import RedirectResponse, Response
 
 from ..identity import Consent
 from ..identity.capture_pages import application_name
-from ..portal.login_throttle import LoginThrottle
 from ..web import page
 from ..web.pages import SECURITY_HEADERS
 from .objections import Objections
@@ -38,11 +37,6 @@ def _when(at: float | None, never: str = "never") -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-GUESSES = 10
-"""Wrong codes heard per number, and per client address, in :data:`GUESS_WINDOW`."""
-GUESS_WINDOW = 900.0
-
-
 @dataclass
 class Portal:
     """What the portal's routes share: the operator and the portal's own records."""
@@ -52,9 +46,6 @@ class Portal:
     codes: OneTimeCodes
     receipts: ReceiptIssuer
     objections: Objections
-    guesses: LoginThrottle
-    """Wrong codes per number and per client address: a code allows a few guesses and a
-    number a few codes, but without this one address could guess at thousands of numbers."""
 
     @classmethod
     def of(cls, operator: Operator) -> Portal:
@@ -67,7 +58,6 @@ class Portal:
             ReceiptIssuer(operator.identity, secret, operator.config.display_name,
                           f"{operator.api_root}/my/privacy", clock),
             Objections(operator.config, operator.subscribers),
-            LoginThrottle(clock, limit=GUESSES, window=GUESS_WINDOW),
         )
 
     # -- responses -------------------------------------------------------------------------

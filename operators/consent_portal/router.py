@@ -115,19 +115,9 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         if not CODE.match(code):
             return portal.render(request, session, "my_code.html", "Enter your code", 400,
                                  number=number, error="A code is six digits.")
-        address = request.client.host if request.client else None
-        wait = portal.guesses.retry_after(number, address)
-        if wait is not None:
-            minutes = max(1, round(wait / 60))
-            return portal.render(
-                request, session, "my_code.html", "Enter your code", 429, number=number,
-                error=f"Too many wrong codes. Try again in about {minutes} minute"
-                      f"{'s' if minutes != 1 else ''}.")
         outcome = portal.codes.check(number, code)
         if outcome is Check.ACCEPTED:
-            portal.guesses.succeeded(number)
             return portal.see_other(request, portal.sessions.signed_in(number), "/my/consents")
-        portal.guesses.failed(number, address)
         error = ("That code is not right. Check the last message on your phone."
                  if outcome is Check.WRONG else
                  "That code can no longer be used (expired, used, or too many tries). "

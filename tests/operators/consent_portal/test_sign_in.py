@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from operators.consent_portal.one_time_codes import MAX_ATTEMPTS, MAX_SENDS
-from operators.consent_portal.portal import GUESS_WINDOW, GUESSES
 from tests.operators.gateway.conftest import FakeClock, Harness
 
 from .conftest import Browser, BrowserFactory
@@ -247,27 +246,3 @@ async def test_non_ascii_cookies_and_csrf_tokens_are_refused_not_500(
     refused = await browser.http.post("/my/sign-out", data={"csrf": "\u00e9"})
     assert refused.status_code == 403
     assert await browser.signed_in()
-
-
-async def test_one_address_guessing_codes_at_many_numbers_is_slowed(
-    harness: Harness, browsers: BrowserFactory, clock: FakeClock
-) -> None:
-    """Each number allows a few wrong codes; without a count per client address one address
-    could spread its guesses over thousands of numbers and win some."""
-    guesser, subscriber = browsers("198.51.100.66"), browsers("203.0.113.99")
-    target = harness.number("approves")
-    await subscriber.ask_code(target)
-    for n in range(GUESSES):
-        number = f"+3461999{n:04d}"
-        await guesser.ask_code(number)
-        assert (await guesser.post("/my/sign-in/code", number=number, code="000000")) \
-            .status_code == 400
-    right = subscriber.last_code(target)
-    slowed = await guesser.post("/my/sign-in/code", number=target, code=right)
-    assert slowed.status_code == 429 and "Too many wrong codes" in slowed.text
-    assert not await guesser.signed_in(), "even the right code waits"
-    await subscriber.post("/my/sign-in/code", number=target, code=right)
-    assert await subscriber.signed_in(), "another address is not held up"
-    clock.advance(GUESS_WINDOW + 1)
-    await guesser.sign_in(target)
-    assert await guesser.signed_in()
