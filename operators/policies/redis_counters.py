@@ -97,8 +97,6 @@ local function bucket_load()
   if b.now > b.last then
     b.tokens = math.min(b.burst, b.tokens + (b.now - b.last) * b.rate)
     b.last = b.now
-  elseif b.now < b.last then
-    b.last = b.now
   end
 end
 local function bucket_retry_after()
