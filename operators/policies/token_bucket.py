@@ -64,10 +64,6 @@ class TokenBucket:
             capacity = self._capacity
             self._tokens = capacity if capacity <= tokens else tokens  # min(), without the call
             self._last = now
-        elif now < last:
-            # A wall clock stepped back (NTP): refill from the new time on, or the bucket
-            # would stay empty until the clock caught up while Retry-After said 1 s.
-            self._last = now
 
     def available_at(self, now: float) -> float:
         """Tokens in the bucket at ``now`` (fractional while refilling)."""

@@ -24,18 +24,6 @@ def test_refills_lazily_at_rate_up_to_burst(fake_clock: FakeClock) -> None:
     assert bucket.available() == 5.0
 
 
-def test_a_wall_clock_stepping_back_does_not_lock_the_bucket(fake_clock: FakeClock) -> None:
-    """An NTP step back an hour: the bucket refills from the new time on, as Retry-After says,
-    instead of staying empty until the clock has caught up."""
-    bucket = TokenBucket(rate=1.0, burst=2, clock=fake_clock)
-    fake_clock.now = 10_000.0
-    assert [bucket.try_acquire() for _ in range(3)] == [True, True, False]
-    fake_clock.now -= 3600.0
-    assert bucket.retry_after() == pytest.approx(1.0)
-    fake_clock.now += 2.0
-    assert bucket.try_acquire(), "two seconds after the step there are two tokens again"
-
-
 def test_acquire_is_all_or_nothing(fake_clock: FakeClock) -> None:
     bucket = TokenBucket(rate=1.0, burst=3, clock=fake_clock)
     assert bucket.try_acquire(2)
