@@ -58,7 +58,7 @@ from .integrator import (
     Integrator,
     build_live_integrator,
 )
-from .policies import ThrottlePolicy, gateway_throttle
+from .policies import Throttle, ThrottlePolicy, gateway_throttle
 from .portal import PortalHost, install_developer_portal
 from .request_body import openapi_body, read_model
 from .served_config import ServedOperatorConfig
@@ -156,6 +156,9 @@ class Operator:
             clock,
             issuer_policy=issuer_policy,
             client_gate=client_trusted,
+            # its buckets on the monotonic clock: a wall clock stepping back (NTP) would
+            # leave them empty until it caught up, while Retry-After said 1 s
+            throttle=Throttle(monotonic),
         )
         integrator, backends = build_live_integrator(
             subscribers,

@@ -211,3 +211,23 @@ def test_default_limits_are_generous() -> None:
     config = example_operator()
     assert config.token_rate_limit.burst >= 100 and config.ciba_rate_limit.burst >= 100
     assert json.loads(config.model_dump_json())["token_rate_limit"]["rate_per_second"] >= 50
+
+
+def test_an_operators_identity_buckets_ignore_its_wall_clock_stepping_back() -> None:
+    """The identity server's rate buckets run on the operator's monotonic clock: an NTP step
+    of the wall clock back an hour used to leave a bucket empty for that hour."""
+    from operators.identity.server import RateLimitedError
+    from operators.operator import Operator as LiveOperator
+
+    wall, steady = FakeClock(), FakeClock()
+    tight = ClientRateLimit(rate_per_second=1, burst=1)
+    config = example_operator().model_copy(update={"operator_token_rate_limit": tight})
+    operator = LiveOperator.from_config(config, clock=wall, monotonic=steady)
+    number = operator.subscribers.test_number("approves")
+    operator.identity.admit_device_token(number)
+    with pytest.raises(RateLimitedError):
+        operator.identity.admit_device_token(number)
+    wall.now -= 3600.0
+    steady.advance(1.0)
+    operator.identity.admit_device_token(number)  # a second later by the steady clock
+    operator.close()
