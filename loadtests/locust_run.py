@@ -94,6 +94,11 @@ def federation_for_run(
     # Each run starts its own federation afresh: an earlier run's databases in the same
     # folder are sealed under that run's key-encryption key, and its counts are not this run's.
     if run_dir.exists():
+        if not (run_dir / "federation.yaml").is_file():  # not one ogsim started: keep it
+            raise PartyStartError(
+                f"{run_dir} exists and is not a federation an earlier load test started "
+                "(no federation.yaml in it): give another --out"
+            )
         shutil.rmtree(run_dir)
     processes = FederationProcesses.prepare(federation, port, run_dir)
     try:

@@ -26,3 +26,17 @@ def test_a_federation_without_aggregators_is_named(tmp_path: Path) -> None:
     ):
         pass
     assert not list((tmp_path / "federation").glob("*.log")), "no party started"
+
+
+def test_a_federation_folder_ogsim_did_not_make_is_left_alone(tmp_path: Path) -> None:
+    """``--out .`` from the checkout has the ``federation`` package below it: a run makes
+    its federation afresh only in a folder an earlier run made (its federation.yaml)."""
+    theirs = tmp_path / "federation"
+    theirs.mkdir()
+    (theirs / "__init__.py").write_text("# somebody's code\n")
+    with (
+        pytest.raises(PartyStartError, match="is not a federation"),
+        federation_for_run(None, tmp_path, None),
+    ):
+        pass
+    assert (theirs / "__init__.py").read_text() == "# somebody's code\n"
