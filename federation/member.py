@@ -232,11 +232,17 @@ class MemberOperator:
     async def _register(self, party: str, deadline: float) -> None:
         """Register ``party`` with its ``jwks_uri`` (keys by reference: its rotations need no
         re-registration), once it answers; a registration by value of an older database, or
-        by an earlier run's address (another port), follows the one it publishes now."""
+        by an earlier run's address (another port than its issuer's now), follows the one it
+        publishes now."""
         clients = self.primary.identity.clients
         known = clients.get(party)
         issuer = self.federation.issuer_of(party)
         assert issuer is not None
+        if known is not None and known.jwks_uri and _origin(known.jwks_uri) == _origin(issuer):
+            # by reference on the partner's current address: nothing to wait for (a replica
+            # started mid-run, or with a partner down, starts at once)
+            self.registered.append(party)
+            return
         while True:
             try:
                 jwks_uri = await _published_jwks_uri(self.http, issuer)

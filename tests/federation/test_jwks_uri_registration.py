@@ -151,3 +151,25 @@ async def test_a_partners_keys_are_taken_only_from_its_own_document_and_origin()
         async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
             with pytest.raises(ValueError):
                 await _published_jwks_uri(http, issuer)
+
+
+async def test_a_partner_registered_at_its_current_address_is_not_waited_for(
+    world: tuple[Federation, FakeClock],
+) -> None:
+    """A replica started mid-run, or with the hub down, starts at once when the hub is
+    already registered by reference on the hub's current origin."""
+    import httpx
+
+    fed, _ = world
+    member = fed.members["telco-es"]
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("the hub is down", request=request)
+
+    reachable, member.http = member.http, httpx.AsyncClient(transport=httpx.MockTransport(down))
+    try:
+        await member._register(fed.aggregator.id, time.monotonic() - 1)  # no time to wait
+    finally:
+        await member.http.aclose()
+        member.http = reachable
+    assert fed.aggregator.id in member.registered
