@@ -149,12 +149,17 @@ async def test_the_capture_page_stops_offering_codes_once_three_were_sent(
             chrome.get(capture_url)
             wait_for(lambda: bool(chrome.find_elements(By.ID, "code")), "the code form")
             for _ in range(2):
-                chrome.find_element(By.ID, "resend").click()
+                resend = chrome.find_element(By.ID, "resend")
+                resend.click()
+                # the page before had the code form too: wait for the next one to replace it
+                wait_for(lambda resend=resend: _gone(resend), "the next page")
                 wait_for(lambda: bool(chrome.find_elements(By.ID, "code")), "the code form")
             wait_for(lambda: not chrome.find_elements(By.ID, "resend"), "no resend button")
             for _ in range(5):
+                posted = chrome.find_element(By.ID, "verify")
                 chrome.find_element(By.ID, "code").send_keys("000000")
-                chrome.find_element(By.ID, "verify").click()
+                posted.click()
+                wait_for(lambda posted=posted: _gone(posted), "the next page")
                 wait_for(lambda: bool(chrome.find_elements(By.ID, "error")), "the error")
             assert not chrome.find_elements(By.ID, "code"), "no form for a code that cannot come"
             chrome.save_screenshot(str(screenshot_folder(tmp_path) / "capture_no_codes.png"))
@@ -164,3 +169,16 @@ async def test_the_capture_page_stops_offering_codes_once_three_were_sent(
     assert "sent all the codes it may" in said
     codes = [m for m in served.operator.handsets.messages(number) if m.kind == "code"]
     assert len(codes) == 3
+
+
+def _gone(element: Any) -> bool:
+    """Whether ``element`` belongs to a page the browser has left (a form was posted): the
+    new page may carry an element of the same id, so waiting for that alone can read the
+    old page."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    return False
