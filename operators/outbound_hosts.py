@@ -3,12 +3,14 @@
 Saving the trust settings makes the operator fetch an organisation's chosen issuer's discovery
 document, and a corporate sign-in posts to the token endpoint that document names; a QoD
 session's ``sink`` makes the operator (or the aggregator) post notifications to a URL an
-application chose. None of them may reach what only the operator's own network can. With
-``allowed`` (the operator config's ``corporate_idp_hosts``, for identity providers) only those
-hosts are used; without it (a simulator, whose providers and sinks run on loopback) any host
-but link-local, multicast, reserved, unspecified and shared (CGNAT) addresses, however
-written, and the clouds' metadata addresses. A host *name* is not resolved here, so one
-that resolves to such an address passes: an exposed deployment sets ``corporate_idp_hosts``.
+application chose. With ``allowed`` (the operator config's ``corporate_idp_hosts``, for
+identity providers) only those hosts are used. Without it any host is used but link-local,
+multicast, reserved, unspecified and shared (CGNAT) addresses and the clouds' metadata
+addresses, in the spellings a resolver takes (decimal, hex, a trailing dot, IPv4-mapped and
+6to4 IPv6). Loopback and private addresses pass, because a simulator's providers and sinks run
+there: this keeps the cloud's metadata service out of reach, not every internal host. A host
+*name* is not resolved here, so one that resolves to such an address passes: an exposed
+deployment sets ``corporate_idp_hosts`` and filters egress.
 """
 
 from __future__ import annotations
@@ -52,15 +54,15 @@ def host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | N
             return None
         return (f"this operator accepts identity providers only on "
                 f"{', '.join(allowed) or 'no host'}; ask the operator to add {host}.")
-    address = _literal_address(host)
+    address = _literal_address(host.rstrip("."))
     if address is None:
         return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        address = address.ipv4_mapped or address.sixtofour or address
     if (address.is_link_local or address.is_multicast or address.is_reserved
             or address.is_unspecified or address in _METADATA
             or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)):
-        return f"{host} is not an address an identity provider can be reached at."
+        return f"{host} is not an address the operator sends requests to."
     return None
 
 

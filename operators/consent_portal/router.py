@@ -160,15 +160,16 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         assert session.msisdn is not None
         client_id = request.path_params["client_id"]
         now = operator.clock()
-        mine = [c for c in operator.identity.consents.for_subscriber(session.msisdn)
-                if c.client_id == client_id]
-        if not mine:
+        consents = operator.identity.consents
+        if not any(c.client_id == client_id for c in consents.for_subscriber(session.msisdn)):
             return portal.message(request, session, 404, "Not found",
                                   "You gave no consent to such an application.", "/my/consents")
-        for consent in mine:
-            if consent.active(now):
+        # its pending CIBA requests first, whatever their purpose: collected between the list
+        # and the revocations, an approved one would grant a consent nobody revokes
+        operator.identity.ciba.withdraw(session.msisdn, client_id)
+        for consent in consents.for_subscriber(session.msisdn):
+            if consent.client_id == client_id and consent.active(now):
                 portal.revoke(consent)
-        operator.identity.ciba.withdraw(session.msisdn, client_id)  # whatever its purpose
         return await consents_page(request, session, "Every consent to that application is "
                                                      "withdrawn.")
 

@@ -164,6 +164,7 @@ async def test_a_sink_where_only_the_operators_network_reaches_is_refused(
     number = base.test_number("approves")
     for sink in ("https://169.254.169.254/latest/meta-data/", "https://2852039166/x",
                  "https://0xa9.0xfe.0xa9.0xfe/x", "https://[::ffff:169.254.169.254]/x",
-                 "https://[fd00:ec2::254]/x", "https://[::1/x", "https://100.100.100.200/x"):
+                 "https://[fd00:ec2::254]/x", "https://[::1/x", "https://100.100.100.200/x",
+                 "https://169.254.169.254./x", "https://[2002:a9fe:a9fe::]/x"):
         r = await client.post(f"{QOD}/sessions", json=_session(number, sink=sink))
         assert (r.status_code, r.json()["code"]) == (400, "INVALID_SINK"), sink

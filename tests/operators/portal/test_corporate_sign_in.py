@@ -346,7 +346,7 @@ async def test_the_trust_page_fetches_from_no_metadata_service(world: TrustWorld
                 "csrf": csrf, "issuer": inner, "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET})
             assert refused.status_code == 400, inner
-            assert "is not an address an identity provider can be reached at" in refused.text
+            assert "is not an address the operator sends requests to" in refused.text
         organisation = world.accounts.organisation(world.org_id)
         assert organisation is not None and organisation.idp_issuer is None
 
