@@ -636,7 +636,8 @@ def replication_summary(summaries: Sequence[VariantSummary], confidence: float) 
         {
             "confidence": confidence,
             "judged_on": "interval: pass when the whole interval lies within the bounds, "
-            "fail when it lies wholly outside, undecided otherwise (not a pass)",
+            "fail when it lies wholly outside or a replication has no value, undecided "
+            "otherwise (not a pass)",
             "passed": all(s.passed for s in summaries),
             "variants": {
                 s.variant: {
