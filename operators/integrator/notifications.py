@@ -66,6 +66,8 @@ class NoNotifications:
 
 DELIVERIES_KEPT = 1000
 """How many deliveries' fates a notifier remembers."""
+IN_FLIGHT = 1000
+"""How many deliveries a notifier has under way at most (each may wait out its retries)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,11 @@ class CloudEventNotifier:
             if expires_at is not None and expires_at <= self.clock():
                 return  # the application's token has expired: it stops receiving (as the YAML)
             headers["authorization"] = f"Bearer {access_token}"
+        if len(self._tasks) >= IN_FLIGHT:
+            # sinks that stall (timeouts and retries) must not pile up tasks without end:
+            # past the bound a notification is recorded as not sent, and dropped
+            self.deliveries.append(Delivery(sink, event, 0, None))
+            return
         self._spawn(self._deliver(sink, event, headers))
 
     def use_http(self, http: httpx.AsyncClient) -> None:

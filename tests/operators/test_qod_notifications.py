@@ -350,3 +350,29 @@ async def test_a_sink_answering_without_end_holds_no_memory() -> None:
         await http.aclose()
     assert [(d.status, d.attempts) for d in notifier.deliveries] == [(200, 1)]
     assert len(served) < 4, f"{len(served)} chunks of the answer were read"
+
+
+async def test_deliveries_under_way_are_bounded() -> None:
+    """A sink that never answers holds each delivery through its retries: past the bound a
+    notification is recorded as not sent (0 attempts) instead of one more task."""
+    from operators.integrator import notifications
+
+    never = asyncio.Event()
+
+    class Stalling(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            await never.wait()
+            return httpx.Response(204)
+
+    http = httpx.AsyncClient(transport=Stalling())
+    notifier = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0,
+                                                http=http)
+    try:
+        for n in range(notifications.IN_FLIGHT + 5):
+            notifier.send("https://app.example/sink", {"id": str(n)})
+        await asyncio.sleep(0)
+        assert len(notifier._tasks) == notifications.IN_FLIGHT
+        assert [(d.attempts, d.status) for d in notifier.deliveries] == [(0, None)] * 5
+    finally:
+        await notifier.aclose()
+        await http.aclose()
