@@ -41,7 +41,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _origin(url: str) -> str:
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what same-origin rules compare."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
@@ -116,7 +117,7 @@ class FederatedOperator(ServedOperatorConfig):
     @property
     def api_root(self) -> str:
         """Where the operator's CAMARA APIs, routing table and second-level finder live."""
-        return _origin(self.issuer_url)
+        return origin_of(self.issuer_url)
 
     @property
     def auth_provider_configuration(self) -> str:
@@ -138,7 +139,7 @@ class AggregatorConfig(_Strict):
 
     @property
     def api_root(self) -> str:
-        return _origin(self.issuer)
+        return origin_of(self.issuer)
 
     @property
     def telco_finder_url(self) -> str:

@@ -39,7 +39,7 @@ from operators.integrator import CloudEventNotifier
 from operators.policies import gateway_throttle
 
 from .authorization_relay import callback_url
-from .config import FederatedOperator, FederationConfig
+from .config import FederatedOperator, FederationConfig, origin_of
 from .data_centres import DataCentreSite, LoadBalancedFront
 from .global_load_balancer import GlobalLoadBalancer, HealthPolicy
 from .jwks_cache import JwksCache
@@ -238,7 +238,7 @@ class MemberOperator:
         known = clients.get(party)
         issuer = self.federation.issuer_of(party)
         assert issuer is not None
-        if known is not None and known.jwks_uri and _origin(known.jwks_uri) == _origin(issuer):
+        if known is not None and known.jwks_uri and origin_of(known.jwks_uri) == origin_of(issuer):
             # by reference on the partner's current address: nothing to wait for (a replica
             # started mid-run, or with a partner down, starts at once)
             self.registered.append(party)
@@ -296,7 +296,7 @@ async def _published_jwks_uri(http: httpx.AsyncClient, issuer: str) -> str:
     if not isinstance(document, dict) or str(document.get("issuer", "")).rstrip("/") != issuer:
         raise ValueError(f"{issuer}'s discovery document names another issuer")
     jwks_uri = document.get("jwks_uri")
-    if not isinstance(jwks_uri, str) or _origin(jwks_uri) != _origin(issuer):
+    if not isinstance(jwks_uri, str) or origin_of(jwks_uri) != origin_of(issuer):
         raise ValueError(f"{issuer} names no jwks_uri on its own origin")
     response = await http.get(jwks_uri)
     response.raise_for_status()
@@ -304,11 +304,6 @@ async def _published_jwks_uri(http: httpx.AsyncClient, issuer: str) -> str:
     if not isinstance(body, dict) or not body.get("keys"):
         raise ValueError(f"{issuer} publishes no keys")
     return jwks_uri
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _replica_app(
