@@ -110,15 +110,16 @@ class TrustedIssuers:
         return None if party == self.relying_party else party
 
     def resolve(self, iss: str) -> AssertionIssuer | None:
-        party = self.trust.party_for_issuer(iss)
+        trust = self.trust  # brought up to date once per question
+        party = trust.party_for_issuer(iss)
         if party is None:
             return self.fallback.resolve(iss)
-        if party == self.relying_party or not self.trust.trusts(self.relying_party, party):
+        if party == self.relying_party or not trust.trusts(self.relying_party, party):
             return None
         client = self.clients.get(party)
         if client is None or client.disabled:
             return None
-        issuer_url = self.trust.issuer_url(party)
+        issuer_url = trust.issuer_url(party)
         keys = self.jwks.cached(issuer_url) if issuer_url else ()
         return AssertionIssuer(client, keys) if keys else None
 
@@ -154,8 +155,10 @@ class TrustedIssuers:
         True for ordinary applications; for a federation party, only while it is trusted, so
         a revocation also stops the tokens it obtained before.
         """
-        party = self.party_of(client_id)
-        return party is None or self.trust.trusts(self.relying_party, party)
+        trust = self.trust
+        party = trust.party_for_issuer(client_id)
+        return party is None or party == self.relying_party or trust.trusts(
+            self.relying_party, party)
 
 
 def party_registration(
