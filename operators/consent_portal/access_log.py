@@ -16,6 +16,7 @@ from typing import Any
 
 from ..gateway.metering import UsageLedger
 from ..identity import ClientRegistry
+from ..identity.capture_pages import application_name
 from .vocabulary import purpose_words
 
 _OUTCOMES = {
@@ -67,21 +68,24 @@ def entries(ledger: UsageLedger, clients: ClientRegistry, msisdn: str,
     billed, unbilled = ledger.about(msisdn)
     names: dict[str, str] = {}
 
-    def name(client_id: str) -> str:
-        if client_id not in names:
-            client = clients.get(client_id)
-            names[client_id] = client.name if client is not None else client_id
-        return names[client_id]
+    def name(client_id: str, party: str | None) -> str:
+        """The application the data went to: an aggregator's application by its own name."""
+        who = party or client_id
+        if who not in names:
+            names[who] = application_name(clients, who)
+        return names[who]
 
     rows: list[tuple[float, AccessEntry]] = []
     for e in billed:
         rows.append((e.at, AccessEntry(
-            _when(e.at), name(e.client_id), e.client_id, e.api, e.operation, e.purpose or "",
+            _when(e.at), name(e.client_id, e.party), e.client_id, e.api, e.operation,
+            e.purpose or "",
             purpose_words(e.purpose) if e.purpose else "", data_centre, outcome(e.status),
             e.status, True)))
     for u in unbilled:
         rows.append((u.at, AccessEntry(
-            _when(u.at), name(u.client_id), u.client_id, u.api, u.operation, u.purpose or "",
+            _when(u.at), name(u.client_id, u.party), u.client_id, u.api, u.operation,
+            u.purpose or "",
             purpose_words(u.purpose) if u.purpose else "", data_centre, outcome(u.status),
             u.status, False)))
     rows.sort(key=lambda r: r[0], reverse=True)

@@ -109,7 +109,7 @@ class Portal:
         subscriber's phone."""
         identity = self.operator.identity
         revoked = identity.withdraw_consent(consent.id, actor=PORTAL_ACTOR)
-        name = application_name(identity, consent.client_id)
+        name = application_name(identity.clients, consent.client_id)
         self.operator.handsets.send(
             consent.msisdn, "consent",
             f"You withdrew your consent to {name} for {purpose_words(consent.purpose).lower()}.",
@@ -133,7 +133,7 @@ class Portal:
                 client = identity.clients.get(consent.client_id)
                 app = apps[consent.client_id] = {
                     "client_id": consent.client_id,
-                    "name": application_name(identity, consent.client_id),
+                    "name": application_name(identity.clients, consent.client_id),
                     "organisation": getattr(client, "organisation", None),
                     "consents": [], "active": False,
                 }

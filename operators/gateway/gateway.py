@@ -310,6 +310,7 @@ class Gateway:
                 msisdn=context.msisdn or subject,
                 purpose=context.purpose,
                 request_digest=call.digest,
+                party=_beneficiary(context.client_id, context.party),
             ),
             body,
             effects,
@@ -458,6 +459,12 @@ def _fold_usage(
     )
 
 
+def _beneficiary(client_id: str, party: str | None) -> str | None:
+    """The application a call was made for, when not the calling client (an aggregator's
+    application), as the usage records keep it."""
+    return party if party and party != client_id else None
+
+
 def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int) -> None:
     """Keep a CAMARA call about a known subscriber that was not billed, for their access log:
     a free operation's answer (their data was processed), or a refusal on their account (the
@@ -485,6 +492,7 @@ def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int
                 token.purpose,
                 status,
                 gateway.calendar(),
+                _beneficiary(token.client_id, token.party),
             )
         )
     except Exception:  # the answer matters more than its trace in the access log

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS usage_events (
     msisdn TEXT,
     purpose TEXT,
     request_digest TEXT,
+    party TEXT,
     PRIMARY KEY (client_id, correlator)
 );
 CREATE INDEX IF NOT EXISTS usage_events_unpublished ON usage_events (published_at)
@@ -62,7 +63,8 @@ CREATE TABLE IF NOT EXISTS unbilled_calls (
     operation TEXT NOT NULL,
     purpose TEXT,
     status INTEGER NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    party TEXT
 );
 """
 SUBJECT_SCHEMA = """
@@ -125,6 +127,10 @@ class UsageEvent:
     purpose: str | None = None
     request_digest: str | None = None
     """The request's fingerprint, when the client chose the correlator (replays match it)."""
+    party: str | None = None
+    """The application the client called for, when not itself: an aggregator's call for one
+    of its applications (``hub/app``). The client is billed; the subscriber's access log names
+    the application their data went to."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,8 @@ class UnbilledCall:
     purpose: str | None
     status: int
     at: float
+    party: str | None = None
+    """As :attr:`UsageEvent.party`: the application an aggregator called for."""
 
 
 class UsageLedger:
@@ -165,19 +173,21 @@ class UsageLedger:
         for column in _SUBJECT_COLUMNS:
             db.ensure_column("usage_events", column, "TEXT")
         db.ensure_column("usage_events", "request_digest", "TEXT")
+        db.ensure_column("usage_events", "party", "TEXT")
+        db.ensure_column("unbilled_calls", "party", "TEXT")
         db.ensure_schema(SUBJECT_SCHEMA)
 
     _INSERT = (
         "INSERT OR IGNORE INTO usage_events (client_id, correlator, api, operation, plan,"
-        " price, currency, status, at, msisdn, purpose, request_digest, response)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " price, currency, status, at, msisdn, purpose, request_digest, party, response)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def record_unbilled(self, call: UnbilledCall) -> None:
         """Keep a call that was not billed but touched (or tried to touch) a subscriber."""
         self.db.execute(
-            "INSERT INTO unbilled_calls (client_id, msisdn, api, operation, purpose, status, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO unbilled_calls (client_id, msisdn, api, operation, purpose, status, at,"
+            " party) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 call.client_id,
                 call.msisdn,
@@ -186,6 +196,7 @@ class UsageLedger:
                 call.purpose,
                 call.status,
                 call.at,
+                call.party,
             ),
         )
 
@@ -206,6 +217,7 @@ class UsageLedger:
                 r["purpose"],
                 r["status"],
                 r["at"],
+                r["party"],
             )
             for r in self.db.all(
                 "SELECT * FROM unbilled_calls WHERE msisdn = ? ORDER BY at, id", (msisdn,)
@@ -326,6 +338,7 @@ def _row(event: UsageEvent) -> tuple[object, ...]:
         event.msisdn,
         event.purpose,
         event.request_digest,
+        event.party,
     )
 
 
@@ -342,6 +355,7 @@ def _event(row: sqlite3.Row) -> UsageEvent:
         at=row["at"],
         msisdn=row["msisdn"],
         purpose=row["purpose"],
+        party=row["party"],
     )
 
 

@@ -28,6 +28,7 @@ from .consent_capture import CAPTURE_LIFETIME, CaptureOutcome, CaptureRequest
 from .purposes import describe_purpose
 
 if TYPE_CHECKING:
+    from .clients import ClientRegistry
     from .server import IdentityServer
 
 __all__ = ["application_name", "build_capture_router", "sign_in_to_capture"]
@@ -69,14 +70,14 @@ def _set_cookie(response: Response, path: str, name: str, value: str, *, secure:
                         max_age=int(CAPTURE_LIFETIME))
 
 
-def application_name(server: IdentityServer, party: str) -> str:
+def application_name(clients: ClientRegistry, party: str) -> str:
     """What the subscriber reads for a consent party: the client's registered name, or for an
     application an aggregator acts for (``hub/app``), the application through the aggregator."""
-    client = server.clients.get(party)
+    client = clients.get(party)
     if client is not None:
         return client.name
     hub_id, _, application = party.partition("/")
-    hub = server.clients.get(hub_id)
+    hub = clients.get(hub_id)
     return f"{application} (through {hub.name if hub else hub_id})" if application else party
 
 
@@ -98,7 +99,7 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
         context = {
             "operator_name": server.config.display_name,
             "capture": capture,
-            "application": application_name(server, capture.client_id),
+            "application": application_name(server.clients, capture.client_id),
             "purpose_words": describe_purpose(capture.purpose),
             "ending": capture.msisdn[-2:],
             **extra,

@@ -7,7 +7,7 @@ import io
 
 from tests.operators.gateway.conftest import FRAUD, Harness
 
-from .conftest import Browser, ciba_consent
+from .conftest import IDENTITY, Browser, ciba_consent
 
 
 async def test_the_access_log_lists_answered_and_refused_calls(
@@ -68,3 +68,26 @@ async def test_the_log_needs_a_session(browser: Browser) -> None:
     for path in ("/my/access-log", "/my/access-log.csv", "/my/access-log.json"):
         answer = await browser.http.get(path)
         assert answer.status_code == 303 and answer.headers["location"] == "/my/sign-in"
+
+
+async def test_a_call_an_aggregator_made_for_an_application_names_that_application(
+    harness: Harness, browser: Browser
+) -> None:
+    """The aggregator is billed, but the subscriber's data went to the application it acted
+    for: the log names that application, billed answers and refusals alike."""
+    number = harness.number("approves")
+    token = await harness.client.ciba(f"tel:{number}", f"sim-swap:check {IDENTITY}",
+                                      on_behalf_of="shop-a")
+    assert (await harness.check(str(token["access_token"]))).status_code == 200
+    (consent,) = harness.operator.identity.consents.for_subscriber(number)
+    await browser.sign_in(number)
+    await browser.post(f"/my/consents/{consent.id}/revoke")
+    harness.clock.advance(1)
+    assert (await harness.check(str(token["access_token"]))).status_code == 403
+
+    rows = (await browser.http.get("/my/access-log.json")).json()
+    assert [(r["application"], r["client_id"], r["status"]) for r in rows] == [
+        ("shop-a (through Fraud app)", "fraud-app", 403),
+        ("shop-a (through Fraud app)", "fraud-app", 200),
+    ]
+    assert "shop-a (through Fraud app)" in (await browser.http.get("/my/access-log")).text
