@@ -20,7 +20,7 @@ from .admin_auth import admin_guard
 from .analytics.activity_log import ActivityLog
 from .analytics.monitor import AnalyticsMonitor
 from .analytics.usage_recorder import UsageRecorder
-from .billing import IssuedInvoices, build_invoice_admin_router
+from .billing import InvoiceRun, IssuedInvoices, build_invoice_admin_router
 from .camara.consent_info import (
     RetrieveStatusRequestBody,
     RetrieveStatusResponseBody,
@@ -98,10 +98,16 @@ class Operator:
     """Scores the usage buckets as they close and sends alerts (None when disabled)."""
     issued: IssuedInvoices = field(init=False)
     """Closed months' invoices as first issued: the portal's and ``/admin/invoices``."""
+    invoice_run: InvoiceRun = field(init=False)
+    """Issues each month's invoices when it closes, so a later config change cannot reach them."""
 
     def __post_init__(self) -> None:
         self.handsets = HandsetInbox(self.db, clock=self.clock)
         self.issued = IssuedInvoices(self.db)
+        self.invoice_run = InvoiceRun(
+            self.config, self.gateway.admission.plans, self.gateway.ledger, self.issued,
+            clock=self.clock, interval=self.config.housekeeping_interval,
+        )
         analytics = self.config.analytics
         self.activity = ActivityLog(self.db, self.clock, interval=analytics.flush_seconds)
         self.gateway.usage.on_first_success = self.activity.first_success
@@ -241,6 +247,7 @@ class Operator:
         """What runs beside the requests while the operator serves: the housekeeping, the
         writers of the call statistics, usage buckets and activities, the analytics monitor."""
         self.housekeeping.start()
+        self.invoice_run.start()
         await self.start_replica()
         if self.monitor is not None:
             await self.monitor.start()
@@ -256,6 +263,7 @@ class Operator:
         """Stop the background work and commit every usage event (and every call statistic,
         usage bucket and activity) still waiting."""
         await self.housekeeping.stop()
+        await self.invoice_run.stop()
         if self.monitor is not None:
             await self.monitor.stop()
         self.gateway.commits.flush()
@@ -374,6 +382,8 @@ def create_operator_app(operator: Operator) -> FastAPI:
     app.include_router(build_handset_router(operator))
     portal = install_developer_portal(app, portal_host(operator))
     operator.activity.owner_of = _owner_of(portal.accounts)
+    operator.invoice_run.owners = portal.accounts.owners
+    operator.invoice_run.terms = portal.accounts.terms
     app.include_router(  # GET /admin/invoices?month=YYYY-MM[&by=organisation]
         build_invoice_admin_router(
             config, operator.gateway.admission.plans, operator.gateway.ledger, operator.clock,

@@ -18,6 +18,7 @@ from operators.faces import lazy_face
 
 if TYPE_CHECKING:
     from operators.billing.admin_api import build_invoice_admin_router
+    from operators.billing.invoice_run import InvoiceRun
     from operators.billing.invoices import (
         CSV_COLUMNS,
         ApplicationCharges,
@@ -54,6 +55,7 @@ __all__ = [
     "CustomerKind",
     "EventId",
     "Invoice",
+    "InvoiceRun",
     "InvoiceStatus",
     "IssuedInvoices",
     "LineItem",
@@ -78,6 +80,7 @@ __all__ = [
 
 _HOMES = {
     "build_invoice_admin_router": "operators.billing.admin_api",
+    "InvoiceRun": "operators.billing.invoice_run",
     **dict.fromkeys(
         (
             "CSV_COLUMNS",

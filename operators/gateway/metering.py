@@ -299,6 +299,11 @@ class UsageLedger:
             sql += " WHERE " + " AND ".join(conditions)
         return [_event(row) for row in self.db.all(sql + " ORDER BY at, correlator", params)]
 
+    def first_at(self) -> float | None:
+        """When the oldest event was admitted (None for an empty ledger): where billing begins."""
+        row = self.db.one("SELECT MIN(at) AS first FROM usage_events")
+        return None if row is None or row["first"] is None else float(row["first"])
+
     def totals(self) -> dict[tuple[str, str], int]:
         """Billable calls per (client, api): what reconciliation compares with the clients."""
         rows = self.db.all(

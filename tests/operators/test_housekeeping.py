@@ -17,6 +17,7 @@ from operators.analytics.alerts import Alert
 from operators.analytics.monitor import AlertLog
 from operators.analytics.records import MAX_DISTINCT
 from operators.analytics.usage_recorder import UsageRecorder
+from operators.billing import LATE_USAGE, Month
 from operators.config import AnalyticsConfig, TokenLifetimes
 from operators.housekeeping import (
     ACCESS_LOG_RETENTION,
@@ -294,6 +295,28 @@ async def test_the_live_operator_purges_in_the_background_of_its_lifespan(live: 
     finally:
         await live.operator.stop()
     assert live.operator.housekeeping.purged["identity_access_tokens"] == 1
+
+
+async def test_the_live_operator_issues_a_closed_months_invoices_in_its_lifespan(
+    live: Live,
+) -> None:
+    """The month-end invoice run beside the housekeeping: a billed call's month, once closed,
+    is issued without anyone drawing its invoice."""
+    live.operator.invoice_run.interval = 0.01
+    token = (await live.client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    assert (await live.call(str(token), "billed-1")).status_code == 200
+    month = Month.of(live.clock())
+    live.clock.advance(month.end + LATE_USAGE - live.clock())
+    await live.operator.start()
+    try:
+        for _ in range(3000):  # a generous bound on a condition, not a timed assertion
+            if live.rows("billing_invoice_runs") == 1:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await live.operator.stop()
+    row = live.operator.db.one("SELECT customer, month FROM billing_issued_invoices")
+    assert row is not None and (row["customer"], row["month"]) == ("fraud-app", str(month))
 
 
 async def test_soak_a_busy_operator_keeps_its_database_bounded(tmp_path: Path) -> None:
