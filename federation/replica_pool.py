@@ -30,7 +30,9 @@ batch's commit; WAL with ``synchronous=NORMAL`` keeps a commit across a process'
 though not across the machine's power loss). A call in flight at the kill either committed
 (its repeat through another replica replays the stored answer) or did not (nothing billed).
 
-Admin API on the pool's port (operator admin credential): ``GET /admin/replicas``.
+Admin API on the pool's port (operator admin credential): ``GET /admin/replicas``; a
+data-centre switch (``POST /admin/data-centres/{name}/fail|recover``) goes to every replica
+(:mod:`federation.pool_data_centres`), each running its own front.
 Prometheus series of the pool (replicas by state, desired, in flight, answers, events,
 replica-seconds): ``GET /pool/metrics`` (:mod:`federation.pool_metrics`).
 """
@@ -55,6 +57,7 @@ from starlette.types import Message, Receive, Scope, Send
 from operators import cancel_and_wait, is_admin
 from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, ScaleDecision
 
+from .pool_data_centres import SiteSwitches, switch_of
 from .pool_metrics import POOL_METRICS_PATH, PoolTally, exposition
 from .ports import free_port
 from .transport import StatelessClient
@@ -162,6 +165,8 @@ class Replica:
     """Integral of ``in_flight`` over time since the last metric sample (call-seconds)."""
     changed: float = 0.0
     terminated_at: float | None = None
+    sites_version: int = 0
+    """The pool's data-centre switches this replica has applied (:class:`SiteSwitches`)."""
 
     @property
     def pid(self) -> int:
@@ -238,6 +243,7 @@ class ReplicaPool:
         self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
         self._stopping = False
+        self._switches = SiteSwitches(self.admin_secret)
 
     # -- views -------------------------------------------------------------------------------
 
@@ -333,6 +339,8 @@ class ReplicaPool:
             replica.starting = answer == 503
             if answer == 200:
                 replica.failures = 0
+                if self._switches.behind(replica) and not await self._level(replica):
+                    continue
                 if not replica.ever_ready:
                     replica.ever_ready = True
                     self._startup_failures = 0
@@ -352,6 +360,18 @@ class ReplicaPool:
             if (stuck or late) and not replica.draining:
                 self._note("killed", replica, "liveness probe" if stuck else "never ready")
                 replica.process.kill()
+
+    async def _level(self, replica: Replica) -> bool:
+        """Bring a replica to the data-centre switches its siblings applied; one that cannot
+        be is kept out of the rotation (it would serve a site the others call down)."""
+        assert self._http is not None
+        if await self._switches.sync(self._http, replica):
+            self._note("data centres synced", replica)
+            return True
+        if replica.in_rotation:
+            replica.in_rotation = False
+            self._note("out of rotation", replica, "its data centres could not be synced")
+        return False
 
     async def probe(self, replica: Replica) -> int | None:
         """The readiness probe's status code, ``None`` when the replica did not answer."""
@@ -500,6 +520,10 @@ class ReplicaPool:
                 return
             await _text(send, exposition(self))
             return
+        switch = switch_of(scope["method"], scope["path"])
+        if switch is not None:
+            await self._switch(scope, receive, send, *switch)
+            return
         if scope["path"] == READY_PATH and (self.failure or not self.serving()):
             status = 500 if self.failure else 503
             await _json(send, status, {"ready": False, "failure": self.failure})
@@ -599,6 +623,23 @@ class ReplicaPool:
                 return
             finally:
                 self._leave(replica)
+
+    async def _switch(self, scope: Scope, receive: Receive, send: Send, name: str,
+                      action: str) -> None:
+        """A data centre failed or recovered: at every replica, not at the one a rotation
+        would pick (each runs its own front)."""
+        if await self._body(scope, receive, send) is None:
+            return
+        authorization = next((v.decode("latin-1") for k, v in scope.get("headers", [])
+                              if k.lower() == b"authorization"), "")
+        assert self._http is not None
+        replicas = [r for r in self.members if r.alive() and not r.draining]
+        status, body = await self._switches.broadcast(
+            self._http, replicas, name, action, authorization)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     def _enter(self, replica: Replica) -> None:
         replica.account(self.clock())

@@ -190,7 +190,7 @@ async def test_the_pool_scales_up_and_heals_a_killed_replica_losing_no_usage_eve
 ) -> None:
     processes = pool_of(
         AutoscalerConfig(
-            target=0.5, min_replicas=1, max_replicas=2, readiness_delay=0, sync_period=1
+            target=0.1, min_replicas=1, max_replicas=2, readiness_delay=0, sync_period=1
         )
     )
     results: list[tuple[str, int]] = []
@@ -207,7 +207,9 @@ async def test_the_pool_scales_up_and_heals_a_killed_replica_losing_no_usage_eve
 
         callers = [asyncio.create_task(caller()) for _ in range(WORKERS)]
         try:
-            # Scale-up: four callers keep about one call in flight, twice the tiny target.
+            # Scale-up: four callers keep 0.4-1 call in flight (calls of 10-40 ms, 100 ms
+            # apart), four times the tiny target or more. At 0.5 a fast minute (11 ms calls,
+            # 0.4 in flight) never scaled up.
             before = await pool.wait_for("a second replica", lambda pids: len(pids) == 2)
             assert first < before
             scaled = len(results)
@@ -595,3 +597,68 @@ async def test_a_body_that_never_completes_is_refused_in_time(clock: Any) -> Non
     sent = await asyncio.wait_for(_post(pool, trickle, []), timeout=30)
     assert sent[0]["status"] == 408
     assert json.loads(sent[1]["body"])["code"] == "REQUEST_TIMEOUT"
+
+
+class _Site(BaseHTTPRequestHandler):
+    """A replica's data-centre admin: records each switch it is sent, answers as told."""
+
+    switches: list[tuple[int, str, str]]
+    status: dict[int, int]
+
+    def do_POST(self) -> None:
+        port = self.server.server_address[1]
+        self.switches.append((port, self.path, self.headers.get("Authorization") or ""))
+        code = self.status.get(port, 200)
+        body = json.dumps({"name": self.path.split("/")[3], "available": "recover" in self.path}
+                          if code == 200 else {"status": code}).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+async def test_a_data_centre_switch_reaches_every_replica_and_each_later_one(clock: Any) -> None:
+    """Each replica runs its own front: failing Madrid through the pool must fail it at all of
+    them, and a replica started afterwards takes the switch before it serves."""
+    _Site.switches, _Site.status = [], {}
+    pool = scripted(clock, replicas=2)
+    pool._http = httpx.AsyncClient()
+    servers: list[ThreadingHTTPServer] = []
+
+    def replica() -> Replica:
+        started = pool.spawn()
+        server = ThreadingHTTPServer(("127.0.0.1", started.port), _Site)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return started
+
+    try:
+        first, second = replica(), replica()
+        await pool.tick()
+        transport = httpx.ASGITransport(app=pool)
+        async with httpx.AsyncClient(transport=transport, base_url="http://front") as admin:
+            answer = await admin.post("/admin/data-centres/madrid/fail",
+                                      headers={"Authorization": "Bearer s"})
+        assert answer.status_code == 200
+        assert answer.json()["replicas"] == {"applied": 2, "of": 2}
+        assert sorted(_Site.switches) == sorted(
+            (r.port, "/admin/data-centres/madrid/fail", "Bearer s") for r in (first, second))
+
+        _Site.switches.clear()
+        late = replica()
+        _Site.status[late.port] = 500  # its admin fails: it must not serve Madrid meanwhile
+        await pool.tick()
+        assert late not in pool.serving()
+        del _Site.status[late.port]
+        await pool.tick()
+        assert late in pool.serving()
+        assert _Site.switches[-1] == (late.port, "/admin/data-centres/madrid/fail", "Bearer s")
+        assert {port for port, _, _ in _Site.switches} == {late.port}, "the others are level"
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        await pool._http.aclose()
