@@ -30,6 +30,7 @@ from operators.policies.counter_store import (
     QUOTA_EXCEEDED,
     TOO_MANY_REQUESTS,
     CounterDecision,
+    InMemoryCounterStore,
     Limits,
     ThrottleDecision,
 )
@@ -38,10 +39,17 @@ from operators.policies.quota import window_index
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["EXPIRY_SLACK", "RedisCounterStore"]
+__all__ = ["EXPIRY_SLACK", "OUTAGE_PAUSE", "RedisCounterStore"]
 
 EXPIRY_SLACK: Final = 60.0
 """Seconds a key outlives the moment it stops mattering (replicas' clocks need not agree)."""
+
+OUTAGE_PAUSE: Final = 5.0
+"""Seconds a store that could not reach Redis decides on its own before it asks Redis again.
+
+The client is synchronous and the gateway calls it on its event loop: asking a Redis that
+stopped answering would stall the loop for the whole socket timeout on every call. So one call
+per pause pays the timeout, and the others are decided at once by the process's own counters."""
 
 _PERIOD_SECONDS: Final = {
     QuotaPeriod.MINUTE: "60",
@@ -226,9 +234,12 @@ def _num(value: float) -> str:
 class RedisCounterStore:
     """Token buckets and quota windows in one Redis, atomic per call, shared by processes.
 
-    When Redis cannot be reached, :meth:`admit` (the gateway's call) fails open: the call is
-    admitted and :attr:`failures` counts it, since refusing every call for want of a counter
-    would turn a counter outage into an API outage. ``fail_open=False`` raises instead.
+    When Redis cannot be reached, :meth:`admit` (the gateway's call) fails open to counters of
+    this process's own, for :data:`OUTAGE_PAUSE` seconds before it asks Redis again, and
+    :attr:`failures` counts each call so decided: refusing every call for want of the shared
+    counter would turn a counter outage into an API outage, and admitting every call would let
+    one application flood the backends. Each replica then enforces the plan by itself, so the
+    replicas together admit up to their number times it. ``fail_open=False`` raises instead.
     :meth:`take_token` and :meth:`count_call` always raise ``redis.RedisError``.
     """
 
@@ -244,7 +255,10 @@ class RedisCounterStore:
         self._fail_open = fail_open
         self._errors: tuple[type[Exception], ...] = (redis.RedisError,)
         self.failures = 0
-        """Calls admitted without a counter because Redis could not be reached."""
+        """Calls decided by this process's own counters because Redis could not be reached."""
+        self._fallback = InMemoryCounterStore()
+        self._outage_since: float | None = None
+        """When (the bucket clock) Redis last could not be reached, during its pause."""
 
     @classmethod
     def from_url(
@@ -303,13 +317,19 @@ class RedisCounterStore:
         args = ["admit", self._slack, _num(now), _num(limits.rate), str(limits.burst)]
         if limits.quota is not None:
             args += self._quota_args(limits.quota, calendar_now)
+        since = self._outage_since
+        if since is not None and since <= now < since + OUTAGE_PAUSE:
+            self.failures += 1
+            return self._fallback.admit(key, limits, now, calendar_now)
         try:
             allowed, refused_by, retry_after, _ = self._run(key, args)
         except self._errors:
             if not self._fail_open:
                 raise
             self.failures += 1
-            return ALLOW
+            self._outage_since = now
+            return self._fallback.admit(key, limits, now, calendar_now)
+        self._outage_since = None
         if allowed:
             return ALLOW
         code = TOO_MANY_REQUESTS if refused_by == 1 else QUOTA_EXCEEDED

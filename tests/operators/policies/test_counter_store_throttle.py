@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import socket
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ from operators.policies import (
     Throttle,
     gateway_throttle,
 )
+from operators.policies.redis_counters import OUTAGE_PAUSE
 from tests.operators.policies.conftest import FakeClock
 
 _prefixes = itertools.count()
@@ -123,3 +125,37 @@ def test_an_unreachable_redis_fails_open_and_is_counted() -> None:
     strict = RedisCounterStore.from_url(f"redis://127.0.0.1:{port}/0", fail_open=False)
     with pytest.raises(redis.RedisError):
         Throttle(FakeClock(), store=strict).check("app", plan)
+
+
+class _DeadRedis:
+    """A client whose server stopped answering: each script call would cost the socket timeout
+    (counted here instead of waited)."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def register_script(self, _: str) -> Any:
+        def run(**_: Any) -> Any:
+            self.asked += 1
+            raise redis.TimeoutError("Timeout reading from socket")
+
+        return run
+
+
+def test_an_outage_costs_one_timeout_per_pause_and_the_plan_still_holds_per_process() -> None:
+    """The client is synchronous, on the gateway's event loop: a dead Redis is asked once per
+    pause, not once per call, and meanwhile this process's own counters enforce the plan."""
+    dead = _DeadRedis()
+    store = RedisCounterStore(cast(Any, dead))
+    clock = FakeClock()
+    throttle = Throttle(clock, store=store)
+    plan = Plan(name="free", rate_per_second=1.0, burst=2)
+    decisions = [throttle.check("app", plan).allowed for _ in range(10)]
+    assert decisions == [True, True] + [False] * 8, "the burst, then the local bucket refuses"
+    assert dead.asked == 1 and store.failures == 10
+    clock.advance(OUTAGE_PAUSE / 2)
+    throttle.check("app", plan)
+    assert dead.asked == 1, "still within the pause"
+    clock.advance(OUTAGE_PAUSE / 2)
+    throttle.check("app", plan)
+    assert dead.asked == 2, "the pause is over: Redis is asked again"
