@@ -27,6 +27,7 @@ from operators import (
     ServedOperatorConfig,
     default_purposes,
     load_yaml_model,
+    scheme_problem,
 )
 
 from .rate_card import RateCard, WholesaleRate
@@ -45,6 +46,16 @@ def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of ``url``: what same-origin rules compare."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _partner_issuer(issuer: str | None) -> str | None:
+    """A party's issuer as partners reach it: https, plain http only on a loopback host.
+    Partners fetch its keys there and post assertions to it, so over http elsewhere a man in
+    the middle could read them or swap the keys."""
+    refused = None if issuer is None else scheme_problem(issuer)
+    if refused is not None:
+        raise ValueError(f"{issuer}: {refused}")
+    return issuer
 
 
 class DataCentre(_Strict):
@@ -95,6 +106,8 @@ class FederatedOperator(ServedOperatorConfig):
     brands: tuple[Brand, ...] = ()
     ipv6_ranges: tuple[str, ...] = ()
 
+    _issuer = field_validator("issuer")(_partner_issuer)
+
     @field_validator("ipv6_ranges")
     @classmethod
     def _ipv6(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -136,6 +149,8 @@ class AggregatorConfig(_Strict):
     countries: tuple[str, ...] = Field(min_length=1)
     admin_secret: str = Field(default="admin-secret", min_length=8)
     storage: str = ":memory:"
+
+    _issuer = field_validator("issuer")(_partner_issuer)
 
     @property
     def api_root(self) -> str:

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from operators.errors import CamaraError, OAuthError
     from operators.housekeeping import Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
-    from operators.outbound_hosts import host_problem, sink_problem
+    from operators.outbound_hosts import host_problem, scheme_problem, sink_problem
     from operators.served_config import ServedOperatorConfig
     from operators.serving import serve_until_stopped
     from operators.storage import Database
@@ -87,6 +87,7 @@ __all__ = [
     "load_yaml_model",
     "parse_override",
     "read_yaml_mapping",
+    "scheme_problem",
     "serve_until_stopped",
     "set_dotted",
     "sink_problem",
@@ -120,6 +121,7 @@ _HOMES = {
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",
     "host_problem": "operators.outbound_hosts",
+    "scheme_problem": "operators.outbound_hosts",
     "sink_problem": "operators.outbound_hosts",
     "ServedOperatorConfig": "operators.served_config",
     "serve_until_stopped": "operators.serving",

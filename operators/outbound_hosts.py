@@ -11,6 +11,11 @@ addresses, in the spellings a resolver takes (decimal, hex, a trailing dot, IPv4
 there: this keeps the cloud's metadata service out of reach, not every internal host. A host
 *name* is not resolved here, so one that resolves to such an address passes: an exposed
 deployment sets ``corporate_idp_hosts`` and filters egress.
+
+Whatever the host, an identity provider's issuer and the endpoints its discovery document names,
+and a federation partner's issuer, carry client secrets, codes, tokens and the keys that vouch
+for them: :func:`scheme_problem` wants https for them, and lets plain http through only to a
+loopback host (where the demo and the tests run every party), which no network path can observe.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["host_problem", "sink_problem"]
+__all__ = ["host_problem", "scheme_problem", "sink_problem"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -59,11 +64,48 @@ def host_problem(parts: SplitResult, allowed: tuple[str, ...] | None) -> str | N
         return None
     if isinstance(address, ipaddress.IPv6Address):
         address = address.ipv4_mapped or address.sixtofour or address
+    if address.is_loopback:  # ::1 lies in ::/8, which counts as reserved
+        return None
     if (address.is_link_local or address.is_multicast or address.is_reserved
             or address.is_unspecified or address in _METADATA
             or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED)):
         return f"{host} is not an address the operator sends requests to."
     return None
+
+
+def scheme_problem(url: str | SplitResult) -> str | None:
+    """Why credentials must not travel to ``url`` (an issuer or an endpoint its discovery
+    document names), or None: https is required, plain http only on a loopback host, since on
+    any other a man in the middle would read secrets, codes and tokens and could swap the keys
+    that verify them."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else url
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return "not a URL the operator can send to."
+    scheme = parts.scheme.lower()
+    if scheme == "https" and parts.hostname:
+        return None
+    if scheme == "http" and _is_loopback(parts.hostname or ""):
+        return None
+    if scheme == "http":
+        return ("http:// is accepted only on a loopback host (127.0.0.0/8, ::1, localhost); "
+                "use https://.")
+    return "an https:// URL with a host is required."
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: ``localhost``, or an address in 127.0.0.0/8 or ::1
+    (also IPv4-mapped). Only the usual spellings: ``localhost.`` or a decimal address is
+    refused rather than guessed at, as what it reaches is the resolver's say."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def _literal_address(host: str) -> Address | None:

@@ -7,7 +7,9 @@ page. ``/portal/sign-in/corporate?org=...`` then runs the authorization code flo
 provider's own keys (its JWKS, found through its discovery document, never a token header),
 its ``iss``, ``aud``, ``exp``, ``iat`` and ``nonce``. The developer is linked by ``sub`` (which
 is also their SCIM id) and created on their first sign-in. A developer the provider has
-deprovisioned stays refused here even if the provider still lets them in.
+deprovisioned stays refused here even if the provider still lets them in. The issuer and the
+endpoints its document names must be https (plain http only on a loopback host): the client
+secret, codes and the keys that check tokens cross them.
 
 The pending flow lives in a table keyed by a hash of ``state`` and is bound to the browser
 that started it by a cookie holding ``state``: a callback arriving in another browser (a
@@ -39,7 +41,7 @@ from ..identity._jwt import (
     string,
     verify_with_any,
 )
-from ..outbound_hosts import host_problem
+from ..outbound_hosts import host_problem, scheme_problem
 from ..storage import Database
 from ..types import Clock
 from .accounts import AccountError, DeveloperAccounts
@@ -174,6 +176,10 @@ class IdpDirectory:
         cached = self._metadata.get(issuer)
         if cached is not None and self.clock() - cached[0] < METADATA_TTL:
             return cached[1]
+        refused = scheme_problem(issuer)  # settings saved before the rule still hold one
+        if refused is not None:
+            raise SignInRefusedError(502, f"The identity provider's issuer {issuer} will not be"
+                                          f" used: {refused}")
         url = f"{issuer}/.well-known/openid-configuration"
         try:
             response = await self.client().get(url, follow_redirects=False)
@@ -190,14 +196,20 @@ class IdpDirectory:
             raise SignInRefusedError(502, f"{url} names another issuer than {issuer}.")
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             value = document.get(name)
-            if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+            try:
+                parts = urlsplit(value) if isinstance(value, str) else None
+            except ValueError:  # e.g. an unclosed IPv6 bracket
+                parts = None
+            if parts is None or parts.scheme not in ("http", "https"):
                 raise SignInRefusedError(502, f"{url} has no usable {name}.")
-            if name == "authorization_endpoint" and self.allowed_hosts is None:
-                # only browsers are sent there (the operator never fetches it); with a list
-                # of hosts it is held to it too, or the portal would redirect anywhere
-                continue
-            try:  # the operator itself posts to the token endpoint and fetches the keys
-                refused = host_problem(urlsplit(value), self.allowed_hosts)
+            try:
+                # The operator posts to the token endpoint and fetches the keys; it only sends
+                # browsers to the authorization endpoint, which a list of hosts holds too (or
+                # the portal would redirect anywhere). All three are held to the scheme rule:
+                # a password, a code or the keys would cross them.
+                fetched = name != "authorization_endpoint" or self.allowed_hosts is not None
+                refused = ((host_problem(parts, self.allowed_hosts) if fetched else None)
+                           or scheme_problem(parts))
             except ValueError:  # a port that is not a number
                 refused = "its URL cannot be read"
             if refused is not None:
@@ -208,6 +220,11 @@ class IdpDirectory:
         return document
 
     async def keys(self, issuer: str, kid: str | None) -> tuple[Key, ...]:
+        """``issuer``'s keys (JwksError when they cannot be had): never over plain http off
+        loopback, where a man in the middle could hand over his own."""
+        refused = scheme_problem(issuer)
+        if refused is not None:
+            raise JwksError(f"{issuer}: {refused}")
         self.client()
         return await self.jwks.keys(issuer, kid)
 

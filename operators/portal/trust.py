@@ -24,7 +24,7 @@ import httpx
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from ..outbound_hosts import host_problem
+from ..outbound_hosts import host_problem, scheme_problem
 from ..web.pages import SECURITY_HEADERS
 from .accounts import DeveloperAccounts
 from .corporate_sign_in import (
@@ -211,9 +211,9 @@ def _settings_problem(issuer: str, client_id: str, secret: str,
             or parts.fragment or len(issuer) > 500
             or any(char.isspace() or not char.isprintable() for char in issuer)):
         return bad_issuer
-    refused_host = host_problem(parts, allowed_hosts)
-    if refused_host is not None:
-        return f"issuer: {refused_host}"
+    refused = host_problem(parts, allowed_hosts) or scheme_problem(parts)
+    if refused is not None:
+        return f"issuer: {refused}"
     if not 1 <= len(client_id) <= 200:
         return "client_id: give the client id the provider registered the portal with."
     if not 1 <= len(secret) <= 500:

@@ -149,3 +149,30 @@ def test_a_bad_core_is_named_at_its_field(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ConfigFileError, match=r"core\.location_server\.servers"):
         load_federation(path)
+
+
+@pytest.mark.parametrize(("party", "key"), [("operators", "issuer"), ("aggregators", "issuer")])
+def test_a_plain_http_issuer_off_loopback_is_named_at_its_key(
+    tmp_path: Path, party: str, key: str
+) -> None:
+    """Partners fetch a party's keys and post assertions at its issuer: over plain http off
+    loopback a man in the middle could read them or swap the keys."""
+    data = default_federation().model_dump(mode="json")
+    data[party][0][key] = "http://partner.example.net/oauth"
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigFileError,
+                       match=rf"federation\.yaml:\d+: {party}\.0\.{key}: .*http:// is accepted"
+                             r" only on a loopback host"):
+        load_federation(path)
+
+
+def test_https_issuers_and_plain_http_ones_on_loopback_are_accepted() -> None:
+    """``ogsim up`` runs every party on 127.0.0.1 over http; any host will do over https."""
+    data = default_federation().model_dump(mode="json")
+    data["operators"][0]["issuer"] = "http://127.0.0.1:8001/oauth"
+    data["operators"][1]["issuer"] = "http://localhost:8002/oauth"
+    data["operators"][2]["issuer"] = "https://telco-gb.example.net/oauth"
+    data["aggregators"][0]["issuer"] = "http://[::1]:8004/oauth"
+    config = FederationConfig.model_validate(data)
+    assert config.issuer_of("hub") == "http://[::1]:8004/oauth"

@@ -23,17 +23,18 @@ from federation.corporate_idp import CorporateIdp, CorporateUser, create_corpora
 from federation.transport import AsgiNetwork
 from operators import Operator, example_operator
 from operators.camara import OPERATIONS
+from operators.identity import JwksError
 from operators.outbound_hosts import host_problem
 from operators.portal import Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
-from operators.portal.corporate_sign_in import CALLBACK_PATH, OrganisationIdps
+from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, OrganisationIdps
 from operators.portal.guard import PortalGuard
 from operators.portal.router import install_developer_portal
 from operators.portal.sessions import COOKIE
 from tests.operators.identity.conftest import FakeClock
 
 PORTAL = "http://portal.operator.test"
-IDP = "http://idp.corp.test"
+IDP = "https://idp.corp.test"
 CLIENT_ID = "ogsim-portal"
 CLIENT_SECRET = "corp-issued-secret-0123456789"
 ADMIN_PASSWORD = "correct horse battery staple 42"
@@ -74,8 +75,8 @@ class TrustWorld:
         self.accounts.set_idp(self.org_id, IDP)
 
     async def corporate_sign_in(self, browser: httpx.AsyncClient, login: str,
-                                password: str) -> httpx.Response:
-        """The whole flow; the portal's answer to the callback."""
+                                password: str, idp: str = IDP) -> httpx.Response:
+        """The whole flow (with the provider at ``idp``); the portal's answer to the callback."""
         start = await browser.get(f"{PORTAL}/portal/sign-in/corporate",
                                   params={"org": self.org_id})
         assert start.status_code == 303, start.text
@@ -83,7 +84,7 @@ class TrustWorld:
         assert form.status_code == 200, form.text
         request_id = re.search(r'name="request" value="([^"]+)"', form.text)
         assert request_id is not None
-        back = await browser.post(f"{IDP}/authorize", data={
+        back = await browser.post(f"{idp}/authorize", data={
             "request": request_id.group(1), "username": login, "password": password})
         assert back.status_code == 303, back.text
         assert back.headers["location"].startswith(PORTAL + CALLBACK_PATH)
@@ -253,7 +254,7 @@ async def test_the_org_admin_configures_the_provider_on_the_trust_page(
         assert PORTAL + CALLBACK_PATH in page.text
         csrf = csrf_of(page.text)
         unreachable = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
-            "csrf": csrf, "issuer": "http://nowhere.test", "client_id": CLIENT_ID,
+            "csrf": csrf, "issuer": "https://nowhere.test", "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET})
         assert unreachable.status_code == 400 and "could not be read" in unreachable.text
         bad = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
@@ -276,7 +277,7 @@ async def test_the_org_admin_configures_the_provider_on_the_trust_page(
         assert stored is not None and CLIENT_SECRET not in stored[0], "sealed at rest"
         # a blank secret keeps the one on file for the same issuer only: never sent elsewhere
         moved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
-            "csrf": csrf, "issuer": "http://other-idp.test", "client_id": CLIENT_ID,
+            "csrf": csrf, "issuer": "https://other-idp.test", "client_id": CLIENT_ID,
             "client_secret": ""})
         assert moved.status_code == 400 and "client_secret:" in moved.text
         kept = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
@@ -382,7 +383,7 @@ async def test_a_provider_cannot_point_the_operator_at_a_metadata_service(
     """The operator posts to the token endpoint and fetches the keys a discovery document
     names: a provider on a fine host naming a metadata address there is refused when the
     settings are saved, before the operator ever posts to it."""
-    evil = "http://evil.corp.test"
+    evil = "https://evil.corp.test"
     document = {"issuer": evil, "authorization_endpoint": f"{evil}/authorize",
                 "token_endpoint": "http://169.254.169.254/latest/meta-data/",
                 "jwks_uri": f"{evil}/jwks"}
@@ -400,7 +401,7 @@ async def test_a_provider_cannot_point_the_operator_at_a_metadata_service(
         assert organisation is not None and organisation.idp_issuer is None
         # the authorization endpoint is only where browsers are sent: not held to the rule
         document["token_endpoint"] = f"{evil}/token"
-        document["authorization_endpoint"] = "http://100.100.1.1/authorize"
+        document["authorization_endpoint"] = "https://100.100.1.1/authorize"
         world.network.add(evil, provider)  # served afresh: the directory caches documents
         world.clock.advance(3600)
         saved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
@@ -414,7 +415,7 @@ async def test_an_exposed_operator_redirects_browsers_only_to_the_hosts_it_names
 ) -> None:
     """With ``corporate_idp_hosts`` set, a provider on a listed host whose document sends
     browsers elsewhere is refused: the portal would be an open redirect to that host."""
-    listed = "http://idp.listed.test"
+    listed = "https://idp.listed.test"
     document = {"issuer": listed, "authorization_endpoint": "https://phish.example/authorize",
                 "token_endpoint": f"{listed}/token", "jwks_uri": f"{listed}/jwks"}
     provider = FastAPI()
@@ -441,3 +442,108 @@ def test_an_allowed_host_may_name_its_port_an_ipv6_one_in_brackets() -> None:
     assert host_problem(urlsplit("http://[::1]:8098"), ("[::1]:8099",)) is not None
     assert host_problem(urlsplit("https://IDP.example.com"), ("idp.EXAMPLE.com:443",)) is None
     assert host_problem(urlsplit("http://idp.example.com"), ("idp.example.com:443",)) is not None
+
+
+def serve_provider(world: TrustWorld, issuer: str) -> CorporateIdp:
+    """Another provider (with Bob) on ``world``'s network, at ``issuer``."""
+    provider = CorporateIdp(issuer, "idp-admin-secret", clock=world.clock, http=world.http)
+    provider.add_user(CorporateUser("u-bob", "bob@corp.example", "Bob Builder", "bob-pw"))
+    provider.register_client(CLIENT_ID, CLIENT_SECRET, [PORTAL + CALLBACK_PATH])
+    world.network.add(issuer, create_corporate_idp_app(provider))
+    return provider
+
+
+async def test_a_plain_http_issuer_off_loopback_is_a_form_error(world: TrustWorld) -> None:
+    """The client secret, codes and the keys that check ID tokens would cross the network in
+    clear text: an issuer is https, plain http only on a loopback host (the demo's). The
+    provider answers at each of these, so nothing but the scheme refuses it."""
+    async with world.signed_in(world.admin) as browser:
+        csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+        for plain in ("http://idp.corp.example", "http://10.20.30.40:8443",
+                      "http://localhost.:8099", "http://[fd12::2]:8099"):
+            serve_provider(world, plain)
+            refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                "csrf": csrf, "issuer": plain, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+            assert refused.status_code == 400, plain
+            assert ("issuer: http:// is accepted only on a loopback host"
+                    in refused.text.replace("&#39;", "'")), plain
+            organisation = world.accounts.organisation(world.org_id)
+            assert organisation is not None and organisation.idp_issuer is None
+        for loopback in ("http://127.0.0.1:8099", "http://127.8.9.10", "http://localhost:8099",
+                         "http://[::1]:8099"):
+            serve_provider(world, loopback)
+            saved = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+                "csrf": csrf, "issuer": loopback, "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+            assert saved.status_code == 200 and 'id="federated"' in saved.text, loopback
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "u-bob", "bob-pw", "http://[::1]:8099")
+        assert answer.status_code == 303, "signed in over http on loopback"
+
+
+@pytest.mark.parametrize(("name", "url"), [
+    ("authorization_endpoint", "http://mixed.corp.test/authorize"),
+    ("token_endpoint", "http://mixed.corp.test/token"),
+    ("jwks_uri", "http://mixed.corp.test/jwks"),
+])
+async def test_a_discovery_document_naming_a_plain_http_endpoint_is_refused(
+    world: TrustWorld, name: str, url: str
+) -> None:
+    """An https issuer whose document sends the browser's password, the portal's client secret
+    or the key fetch over plain http off loopback is refused when the settings are saved."""
+    mixed = "https://mixed.corp.test"
+    document = {"issuer": mixed, "authorization_endpoint": f"{mixed}/authorize",
+                "token_endpoint": f"{mixed}/token", "jwks_uri": f"{mixed}/jwks", name: url}
+    provider = FastAPI()
+    provider.get("/.well-known/openid-configuration")(lambda: document)
+    world.network.add(mixed, provider)
+    async with world.signed_in(world.admin) as browser:
+        csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+        refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": mixed, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        assert refused.status_code == 400
+        assert f"{name} the operator will not use: http:// is accepted only on a loopback" in (
+            refused.text)
+        organisation = world.accounts.organisation(world.org_id)
+        assert organisation is not None and organisation.idp_issuer is None
+
+
+async def test_an_unreadable_endpoint_url_in_a_discovery_document_is_a_form_error(
+    world: TrustWorld,
+) -> None:
+    """An endpoint URL that cannot be parsed (an unclosed IPv6 bracket) was a 500."""
+    broken = "https://broken.corp.test"
+    document = {"issuer": broken, "authorization_endpoint": "https://[x/authorize",
+                "token_endpoint": f"{broken}/token", "jwks_uri": f"{broken}/jwks"}
+    provider = FastAPI()
+    provider.get("/.well-known/openid-configuration")(lambda: document)
+    world.network.add(broken, provider)
+    async with world.signed_in(world.admin) as browser:
+        csrf = csrf_of((await browser.get(f"{PORTAL}/portal/organisation/trust")).text)
+        refused = await browser.post(f"{PORTAL}/portal/organisation/trust", data={
+            "csrf": csrf, "issuer": broken, "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET})
+        assert refused.status_code == 400
+        assert "no usable authorization_endpoint" in refused.text
+
+
+async def test_a_plain_http_issuer_saved_before_the_rule_is_not_used(world: TrustWorld) -> None:
+    """Settings saved when any http issuer was accepted: sign-in stops at a page before the
+    browser is sent anywhere, and no key is fetched from that issuer (an ID token or a RISC
+    event naming it is refused)."""
+    plain = "http://idp.corp.example"
+    serve_provider(world, plain)
+    OrganisationIdps(world.accounts.db, world.clock).save(world.org_id, plain, CLIENT_ID,
+                                                         CLIENT_SECRET)
+    world.accounts.set_idp(world.org_id, plain)
+    async with world.browser() as browser:
+        start = await browser.get(f"{PORTAL}/portal/sign-in/corporate",
+                                  params={"org": world.org_id})
+        assert start.status_code == 502 and "location" not in start.headers
+        assert "http:// is accepted only on a loopback host" in start.text
+    directory = IdpDirectory(world.http, world.clock)
+    with pytest.raises(JwksError, match="loopback"):
+        await directory.keys(plain, None)
+    assert await directory.keys(IDP, None), "an https issuer's keys are fetched"
