@@ -5,11 +5,11 @@ An organisation that federates its developers' sign-in names its corporate ident
 page. ``/portal/sign-in/corporate?org=...`` then runs the authorization code flow with PKCE
 (S256), ``state`` and ``nonce``; the ID token that comes back is verified against the
 provider's own keys (its JWKS, found through its discovery document, never a token header),
-its ``iss``, ``aud``, ``exp``, ``iat`` and ``nonce``. The developer is linked by ``sub`` (which
-is also their SCIM id) and created on their first sign-in. A developer the provider has
-deprovisioned stays refused here even if the provider still lets them in. The issuer and the
-endpoints its document names must be https (plain http only on a loopback host): the client
-secret, codes and the keys that check tokens cross them.
+its ``iss``, ``aud``, ``exp``, ``iat`` and ``nonce``, and its ``email_verified`` must be true.
+The developer is linked by ``sub`` (which is also their SCIM id) and created on their first
+sign-in. A developer the provider has deprovisioned stays refused here even if the provider
+still lets them in. The issuer and the endpoints its document names must be https (plain http
+only on a loopback host): the client secret, codes and the keys that check tokens cross them.
 
 The pending flow lives in a table keyed by a hash of ``state`` and is bound to the browser
 that started it by a cookie holding ``state``: a callback arriving in another browser (a
@@ -272,6 +272,19 @@ def check_id_token(claims: dict[str, Any], settings: IdpSettings, nonce: str,
         raise JwtRejectedError("the ID token's subject is too long")
 
 
+def require_verified_email(claims: dict[str, Any]) -> None:
+    """Refuse (403) an ID token whose ``email_verified`` is not true (missing, false, or the
+    string "true"): the e-mail address decides which developer account, in which organisation,
+    the person gets, and a provider that lets users type any address would otherwise hand a
+    colleague's to whoever claims it first (OIDC Core §5.1, §5.7)."""
+    if claims.get("email_verified") is not True:
+        raise SignInRefusedError(
+            403, "Your organisation's identity provider has not verified this account's e-mail"
+                 " address (its ID token does not say email_verified: true), and the address"
+                 " decides which developer account you get. Ask your organisation to verify it,"
+                 " then sign in again.")
+
+
 class CorporateSignIn:
     """The authorization code flow from the portal's side, for one serving party."""
 
@@ -357,6 +370,7 @@ class CorporateSignIn:
         except JwtRejectedError as error:
             raise SignInRefusedError(401, f"The identity provider's ID token was refused: "
                                           f"{error}") from error
+        require_verified_email(claims)
         return self._developer(settings, claims)
 
     async def _redeem(self, settings: IdpSettings, code: str, verifier: str) -> str:

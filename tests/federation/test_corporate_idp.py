@@ -204,3 +204,27 @@ def test_the_demo_company_signs_in_its_two_employees(clock: FakeClock) -> None:
             "code_challenge_method": "S256"})
         user = login.split("@")[0]
         assert company.authenticate(request_id, login, f"{user}-password").startswith(REDIRECT)
+
+
+async def test_id_tokens_say_whether_the_company_verified_the_address(idp: Any) -> None:
+    """The portal signs in only a verified address (email_verified): the demo company's
+    employees have theirs verified, and its admin API can add one whose address is not."""
+    corporate, http = idp
+    metadata = (await http.get(f"{ISSUER}/.well-known/openid-configuration")).json()
+    assert "email_verified" in metadata["claims_supported"]
+    keys = KeySet.import_key_set(corporate.jwks())
+    answer = await redeem(http, code_of(await code_for(http)))
+    claims = jwt.decode(answer.json()["id_token"], keys, algorithms=["ES256"]).claims
+    assert claims["email_verified"] is True
+    added = await http.post(f"{ISSUER}/admin/users", headers={"Authorization": "Bearer idp-admin"},
+                            json={"user_id": "u-typo", "email": "typed@corp.example",
+                                  "name": "Typed", "password": "pw", "email_verified": False})
+    assert added.status_code == 201, added.text
+    unverified = jwt.decode(corporate.id_token(corporate.users["u-typo"], "portal", None), keys,
+                            algorithms=["ES256"]).claims
+    assert unverified["email_verified"] is False
+    company = example_corporate_idp(ISSUER, admin_secret="s")
+    assert all(user.email_verified for user in company.users.values())
+    demo = jwt.decode(company.id_token(company.users["ada"], "portal", None),
+                      KeySet.import_key_set(company.jwks()), algorithms=["ES256"]).claims
+    assert demo["email_verified"] is True

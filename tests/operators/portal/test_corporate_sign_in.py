@@ -547,3 +547,47 @@ async def test_a_plain_http_issuer_saved_before_the_rule_is_not_used(world: Trus
     with pytest.raises(JwksError, match="loopback"):
         await directory.keys(plain, None)
     assert await directory.keys(IDP, None), "an https issuer's keys are fetched"
+
+
+def without_email_verified(idp: CorporateIdp, user: CorporateUser, audience: str,
+                           nonce: str | None) -> str:
+    claims = jwt.decode(CorporateIdp.id_token(idp, user, audience, nonce), idp.key).claims
+    claims.pop("email_verified", None)
+    return idp.sign(claims, typ="JWT")
+
+
+UNVERIFIED_EMAILS: dict[str, Callable[[CorporateIdp, CorporateUser, str, str | None], str]] = {
+    "false": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, aud, nonce, email_verified=False),
+    "missing": without_email_verified,
+    "a string": lambda idp, user, aud, nonce: CorporateIdp.id_token(
+        idp, user, aud, nonce, email_verified="true"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNVERIFIED_EMAILS))
+async def test_an_email_the_provider_has_not_verified_signs_nobody_in(
+    world: TrustWorld, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """The address decides which developer account the person gets: a provider that lets
+    users type any address must not hand them a colleague's, so email_verified must be true."""
+    world.federate()
+    forge(world, monkeypatch, UNVERIFIED_EMAILS[case])
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "u-bob", "bob-pw")
+        assert answer.status_code == 403, answer.text
+        assert "has not verified this account" in answer.text.replace("&#39;", "'")
+        assert world.session_developer(browser) is None
+    assert world.accounts.by_external_subject(world.org_id, "u-bob") is None
+    assert [d.email for d in world.accounts.members(world.org_id)] == ["admin@corp.example"]
+
+
+async def test_an_unverified_user_of_the_provider_is_refused(world: TrustWorld) -> None:
+    """A user the provider itself marks unverified, through the whole flow."""
+    world.idp.add_user(CorporateUser("u-mal", "bob-boss@corp.example", "Mal", "mal-pw",
+                                     email_verified=False))
+    world.federate()
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "u-mal", "mal-pw")
+        assert answer.status_code == 403 and world.session_developer(browser) is None
+    assert world.accounts.by_external_subject(world.org_id, "u-mal") is None
