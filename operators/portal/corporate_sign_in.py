@@ -370,7 +370,6 @@ class CorporateSignIn:
         except JwtRejectedError as error:
             raise SignInRefusedError(401, f"The identity provider's ID token was refused: "
                                           f"{error}") from error
-        require_verified_email(claims)
         return self._developer(settings, claims)
 
     async def _redeem(self, settings: IdpSettings, code: str, verifier: str) -> str:
@@ -401,6 +400,9 @@ class CorporateSignIn:
         subject = str(claims["sub"])
         developer = self.accounts.by_external_subject(settings.org_id, subject)
         if developer is None:
+            # only where the address picks the account: a developer already linked by ``sub``
+            # signs in whatever the claim says (Entra ID, for one, omits it by default)
+            require_verified_email(claims)
             email, name = claims.get("email"), claims.get("name")
             if not isinstance(email, str):
                 raise SignInRefusedError(

@@ -591,3 +591,21 @@ async def test_an_unverified_user_of_the_provider_is_refused(world: TrustWorld) 
         answer = await world.corporate_sign_in(browser, "u-mal", "mal-pw")
         assert answer.status_code == 403 and world.session_developer(browser) is None
     assert world.accounts.by_external_subject(world.org_id, "u-mal") is None
+
+
+async def test_a_developer_already_linked_signs_in_without_the_claim(
+    world: TrustWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim matters where the address picks the account, at the first sign-in; a
+    provider that omits it later (Entra ID does by default) locks nobody out."""
+    world.federate()
+    async with world.browser() as browser:
+        assert (await world.corporate_sign_in(browser, "u-bob", "bob-pw")).status_code in (
+            200, 303)
+        linked = world.session_developer(browser)
+    assert linked is not None
+    forge(world, monkeypatch, without_email_verified)
+    async with world.browser() as browser:
+        await world.corporate_sign_in(browser, "u-bob", "bob-pw")
+        again = world.session_developer(browser)
+        assert again is not None and again == linked
