@@ -51,7 +51,8 @@ def origin_of(url: str) -> str:
 def _partner_issuer(issuer: str | None) -> str | None:
     """A party's issuer as partners reach it: https, plain http only on a loopback host.
     Partners fetch its keys there and post assertions to it, so over http elsewhere a man in
-    the middle could read them or swap the keys."""
+    the middle could read them or swap the keys. (An operator's is checked by
+    :class:`~operators.config.OperatorConfig` itself.)"""
     refused = None if issuer is None else scheme_problem(issuer)
     if refused is not None:
         raise ValueError(f"{issuer}: {refused}")
@@ -105,8 +106,6 @@ class FederatedOperator(ServedOperatorConfig):
     data_centres: tuple[DataCentre, ...] = (DataCentre(name="dc1"),)
     brands: tuple[Brand, ...] = ()
     ipv6_ranges: tuple[str, ...] = ()
-
-    _issuer = field_validator("issuer")(_partner_issuer)
 
     @field_validator("ipv6_ranges")
     @classmethod

@@ -19,6 +19,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from operators.outbound_hosts import scheme_problem
+
 if TYPE_CHECKING:
     from operators.analytics.settings import AnalyticsSettings
 
@@ -444,6 +446,16 @@ class OperatorConfig(_Strict):
         description="numbers whose handset waits for a person to press Approve or Deny on the"
         " handset page instead of answering by script (an admin change can still set it)",
     )
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        """Applications and partners fetch the keys and post credentials there: https, plain
+        http only on a loopback host (:func:`~operators.outbound_hosts.scheme_problem`)."""
+        refused = None if value is None else scheme_problem(value)
+        if refused is not None:
+            raise ValueError(f"{value}: {refused}")
+        return value
 
     @field_validator("number_ranges")
     @classmethod

@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import sim.cli.live
 from operators import Operator, ServedOperatorConfig, example_operator
+from operators.config import OperatorConfig
 from operators.core import CoreSpec, NetworkFunctionKind
 from operators.integrator import GuardedExecutor, GuardSettings
 from sim.cli import app
@@ -150,3 +152,15 @@ def test_a_bad_protection_or_core_is_named_at_its_field(
     result = runner.invoke(app, ["serve", "--config", str(path), "--port", "1"])
     assert result.exit_code == 2
     assert "core.location_server.servers" in result.output
+
+
+@pytest.mark.parametrize("issuer", ["http://telco-es.example/oauth", "ftp://127.0.0.1/oauth"])
+def test_an_operator_issuer_off_loopback_must_be_https(issuer: str) -> None:
+    """A lone ``ogsim serve`` publishes its keys and takes credentials at its issuer."""
+    document = example_operator().model_dump(mode="json")
+    with pytest.raises(ValidationError) as refused:
+        OperatorConfig.model_validate({**document, "issuer": issuer})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("issuer",) and "https" in error["msg"]
+    for fine in ("https://telco-es.example/oauth", "http://127.0.0.1:8100/oauth"):
+        assert OperatorConfig.model_validate({**document, "issuer": fine}).issuer == fine
