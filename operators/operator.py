@@ -39,7 +39,7 @@ from .gateway.authentication import BearerAuthenticator
 from .gateway.chain import GatewayApp
 from .gateway.errors import install_camara_error_handlers
 from .gateway.gateway import Gateway, GatewayMiddleware
-from .gateway.metering import UsageLedger, note_subject
+from .gateway.metering import UsageLedger, note_read, note_subject
 from .gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
 from .handset_app import HandsetInbox, build_handset_router
@@ -175,6 +175,7 @@ class Operator:
             clock=monotonic,
         )
         integrator.may_process = _purpose_check(config, subscribers)
+        backends.answered = note_read  # the access log shows a call that read data, any status
         integrator.sandbox_gate = _sandbox_gate(subscribers)
         integrator.consent_status = _consent_status(identity)
         admission = Admission(

@@ -36,6 +36,7 @@ from .admission import Admission
 from .authentication import BearerAuthenticator
 from .call_statistics import CALLER, CallStatistics
 from .metering import (
+    CallSubjects,
     GroupCommit,
     StoredAnswer,
     UnbilledCall,
@@ -465,9 +466,11 @@ def _beneficiary(client_id: str, party: str | None) -> str | None:
     return party if party and party != client_id else None
 
 
-def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int) -> None:
+def _log_unbilled(gateway: Gateway, state: Any, subjects: CallSubjects, status: int) -> None:
     """Keep a CAMARA call about a known subscriber that was not billed, for their access log:
-    a free operation's answer (their data was processed), or a refusal on their account (the
+    a free operation's answer or any answer once the network answered about them (their data
+    was processed: a location too old for ``maxAge`` is a 422 that read it), or a refusal on
+    their account (the
     grant no longer stands: a withdrawn consent, an untrusted party, a missing scope; or their
     objection to a two-legged call's purpose). Malformed requests and throttled calls are the
     application's business and leave nothing, as any other refusal."""
@@ -480,7 +483,7 @@ def _log_unbilled(gateway: Gateway, state: Any, subjects: list[str], status: int
         return
     admitted = isinstance(state.get("call"), MeteredCall)
     refused_for_subscriber = status == 403 and (not admitted or token.msisdn is None)
-    if not (200 <= status < 300 or refused_for_subscriber):
+    if not (200 <= status < 300 or refused_for_subscriber or (subjects.read and status < 500)):
         return
     try:
         gateway.ledger.record_unbilled(

@@ -75,7 +75,19 @@ CREATE INDEX IF NOT EXISTS unbilled_calls_subject ON unbilled_calls (msisdn, at)
 _SUBJECT_COLUMNS = ("msisdn", "purpose")
 """Columns added after the first release: a database file made before them gains them."""
 
-_call_subjects: ContextVar[list[str] | None] = ContextVar("ogsim_call_subjects", default=None)
+class CallSubjects(list[str]):
+    """The subscribers one call turned out to be about, and whether it read their data."""
+
+    __slots__ = ("read",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read = False
+        """A network function answered for the call: its subscriber's data was processed,
+        whatever the call's status (a 404 or 422 of the business is an access too)."""
+
+
+_call_subjects: ContextVar[CallSubjects | None] = ContextVar("ogsim_call_subjects", default=None)
 
 
 class _NotedSubjects:
@@ -84,10 +96,10 @@ class _NotedSubjects:
     __slots__ = ("subjects", "token")
 
     def __init__(self) -> None:
-        self.subjects: list[str] = []
-        self.token: Token[list[str] | None] | None = None
+        self.subjects = CallSubjects()
+        self.token: Token[CallSubjects | None] | None = None
 
-    def __enter__(self) -> list[str]:
+    def __enter__(self) -> CallSubjects:
         self.token = _call_subjects.set(self.subjects)
         return self.subjects
 
@@ -96,7 +108,7 @@ class _NotedSubjects:
             _call_subjects.reset(self.token)
 
 
-def noted_subjects() -> AbstractContextManager[list[str]]:
+def noted_subjects() -> AbstractContextManager[CallSubjects]:
     """Collect, for one API call, the subscribers a two-legged call turned out to be about
     (its token names nobody; the integrator learns the number from the body)."""
     return _NotedSubjects()
@@ -107,6 +119,14 @@ def note_subject(msisdn: str) -> None:
     subjects = _call_subjects.get()
     if subjects is not None and msisdn not in subjects:
         subjects.append(msisdn)
+
+
+def note_read() -> None:
+    """Say that the current call read its subscriber's data from the network (ignored outside
+    a call): the access log then shows it whatever the answer."""
+    subjects = _call_subjects.get()
+    if subjects is not None:
+        subjects.read = True
 
 
 @dataclass(frozen=True)

@@ -68,9 +68,11 @@ async def run_async(
     functions: Mapping[NetworkFunctionKind, AsyncFunction],
     guards: Mapping[NetworkFunctionKind, BackendGuard],
     meters: Mapping[NetworkFunctionKind, BackendMeter] = _UNMEASURED,
+    answered: Callable[[], None] | None = None,
 ) -> T:
     """Drive ``flow`` live: each backend call guarded, awaited, and bounded by its timeout;
-    a call reaching a function with a meter in ``meters`` is timed and counted there."""
+    a call reaching a function with a meter in ``meters`` is timed and counted there, and
+    ``answered`` is told of each answer a function gave."""
     step = next_call(flow, guards)
     while isinstance(step, GuardedCall):
         value: Any = None
@@ -80,6 +82,9 @@ async def run_async(
             value = await _guarded(step, functions[kind], meters.get(kind))
         except CamaraError as exc:
             error = exc
+        else:
+            if answered is not None:
+                answered()
         step = next_call(flow, guards, value, error)
     return step
 
@@ -152,6 +157,10 @@ class GuardedExecutor:
         for kind in self.functions:
             self.guards.setdefault(kind, BackendGuard(kind.value, clock, settings))
         self.meters: dict[NetworkFunctionKind, BackendMeter] = {}
+        self.answered: Callable[[], None] | None = None
+        """Called at each answer of a network function: the call read its subscriber's data,
+        whatever it answers in the end (the operator notes it for the access log); not when a
+        guard refused or a function failed."""
 
     def measure(self, metrics: BackendMetrics) -> None:
         """Time and count every function's calls in ``metrics`` from now on: the whole call
@@ -162,7 +171,7 @@ class GuardedExecutor:
                 function.meter = meter
 
     async def __call__(self, flow: Flow[T]) -> T:
-        return await run_async(flow, self.functions, self.guards, self.meters)
+        return await run_async(flow, self.functions, self.guards, self.meters, self.answered)
 
 
 def build_live_integrator(

@@ -91,3 +91,22 @@ async def test_a_call_an_aggregator_made_for_an_application_names_that_applicati
         ("shop-a (through Fraud app)", "fraud-app", 200),
     ]
     assert "shop-a (through Fraud app)" in (await browser.http.get("/my/access-log")).text
+
+
+async def test_a_business_refusal_after_the_network_answered_is_in_the_log(
+    harness: Harness, browser: Browser
+) -> None:
+    """A location too old for ``maxAge`` is a 422 that read the subscriber's location: an
+    access all the same."""
+    number = harness.number("unreachable")
+    token = await harness.two_legged(f"location-verification:verify {FRAUD}")
+    area = {"areaType": "CIRCLE", "radius": 5000, "center": {"latitude": 40.4, "longitude": -3.7}}
+    headers = {"Authorization": f"Bearer {token}"}
+    stale = await harness.http.post("/location-verification/v3/verify", headers=headers, json={
+        "device": {"phoneNumber": number}, "area": area, "maxAge": 0})
+    assert (stale.status_code, stale.json()["code"]) == (
+        422, "LOCATION_VERIFICATION.UNABLE_TO_FULFILL_MAX_AGE")
+    await browser.sign_in(number)
+    rows = (await browser.http.get("/my/access-log.json")).json()
+    assert [(r["api"], r["status"], r["outcome"]) for r in rows] == [
+        ("location-verification", 422, "answered: not applicable")]
