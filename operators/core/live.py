@@ -14,7 +14,7 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Generic, TypeVar
 
 from operators.types import Clock
@@ -60,6 +60,8 @@ class LiveNetworkFunction(Generic[Req, Rec]):
         self.occupancy = Occupancy(clock)
         self._free = spec.servers
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._unattended: set[asyncio.Task[None]] = set()
+        """Requests whose callers stopped waiting, still queued or in service."""
 
     @property
     def name(self) -> str:
@@ -86,7 +88,12 @@ class LiveNetworkFunction(Generic[Req, Rec]):
         return self.occupancy.snapshot()
 
     async def call(self, request: Req) -> Rec:
-        """Serve ``request``; raises a :class:`~operators.core.errors.BackendError` subclass."""
+        """Serve ``request``; raises a :class:`~operators.core.errors.BackendError` subclass.
+
+        A caller that stops waiting (its guard timed it out, or it went away) does not take
+        the request back: it keeps its place in the queue and then its server for the time it
+        drew, served for nobody, as a real backend would and as the simulated function does.
+        """
         draw = self.model.draw()
         occupancy = self.occupancy
         arrived = occupancy.offer()
@@ -99,18 +106,25 @@ class LiveNetworkFunction(Generic[Req, Rec]):
             if limit is not None and len(self._waiters) >= limit:
                 occupancy.reject()
                 raise BackendBusy(self.name, "all servers busy and waiting room full")
-            await self._wait_for_server()
+            waiter = self._enqueue()
+            try:
+                await asyncio.shield(waiter)  # the place is kept if this caller is cancelled
+            except asyncio.CancelledError:
+                self._leave_behind(self._queued_for_nobody(waiter, arrived, draw.duration))
+                raise
         else:
             self._free -= 1
-        started = occupancy.start(arrived, queued=queued)
+        started, hold = self._start(arrived, queued, draw.duration)
+        if draw.duration > 0:
+            ends = asyncio.get_running_loop().time() + hold
+            try:
+                await asyncio.sleep(hold)
+            except asyncio.CancelledError:
+                remaining = ends - asyncio.get_running_loop().time()
+                self._leave_behind(self._served_for_nobody(remaining, arrived, started))
+                raise
         ok = False
         try:
-            hold = draw.duration * self.time_scale
-            meter = self.meter
-            if meter is not None:
-                meter.served(hold)
-            if draw.duration > 0:
-                await asyncio.sleep(hold)
             if draw.outcome is Outcome.ERROR:
                 raise BackendFailure(self.name, "injected error")
             record = self.handler(request)
@@ -120,19 +134,51 @@ class LiveNetworkFunction(Generic[Req, Rec]):
             occupancy.depart(arrived, started, ok=ok)
             self._release()
 
-    async def _wait_for_server(self) -> None:
+    def _start(self, arrived: float, queued: bool, duration: float) -> tuple[float, float]:
+        """A server takes the call: its start time and how long it holds the server."""
+        started = self.occupancy.start(arrived, queued=queued)
+        hold = duration * self.time_scale
+        meter = self.meter
+        if meter is not None:
+            meter.served(hold)
+        return started, hold
+
+    def _enqueue(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         self.occupancy.enqueue()
+        return waiter
+
+    def _leave_behind(self, work: Coroutine[None, None, None]) -> None:
+        """Finish a caller's request without it (the task is kept until done)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._unattended.add(task)
+        task.add_done_callback(self._unattended.discard)
+
+    async def _queued_for_nobody(
+        self, waiter: asyncio.Future[None], arrived: float, duration: float
+    ) -> None:
         try:
             await waiter
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the loop is closing
             if waiter.done() and not waiter.cancelled():
                 self._release()  # a server was handed over just as we were cancelled
-            elif waiter in self._waiters:  # a releaser may already have skipped it
+            elif waiter in self._waiters:
                 self._waiters.remove(waiter)
             self.occupancy.abandon()
             raise
+        started, hold = self._start(arrived, True, duration)
+        await self._served_for_nobody(hold, arrived, started)
+
+    async def _served_for_nobody(self, remaining: float, arrived: float, started: float) -> None:
+        """The rest of a service nobody waits for: the handler's record is not made (its
+        effects, a QoS session say, are the answer's, and nobody gets the answer)."""
+        try:
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+        finally:
+            self.occupancy.depart(arrived, started, ok=True)
+            self._release()
 
     def _release(self) -> None:
         """Hand the server to the oldest live waiter, or put it back in the pool."""

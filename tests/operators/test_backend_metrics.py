@@ -135,6 +135,7 @@ def test_refused_failed_and_abandoned_calls_are_counted_by_outcome() -> None:
         holder.cancel()
         with pytest.raises(asyncio.CancelledError):
             await holder
+        await asyncio.sleep(1.0)  # the abandoned call holds its server for its service time
         station.function.set_faults(Faults(outage=True))
         with pytest.raises(CamaraError):
             await station.call()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -64,17 +65,47 @@ async def test_waiters_are_served_first_in_first_out() -> None:
     assert order == list(range(6))
 
 
-async def test_cancelled_waiter_frees_its_place() -> None:
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition`` with a generous bound (the services here last milliseconds)."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("the condition never held")
+
+
+async def test_a_cancelled_waiter_keeps_its_place_and_is_served_for_nobody() -> None:
+    """A caller that stops waiting leaves its request behind, as a real backend and the
+    simulated function do: its place in the queue, then a server for the time it drew."""
     nf = station(servers=1, queue_limit=1)
     first = asyncio.create_task(nf.call("a"))
     waiter = asyncio.create_task(nf.call("b"))
     await asyncio.sleep(0)
     waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert nf.queue_length == 1, "its place is kept"
+    with pytest.raises(BackendBusy):
+        await nf.call("c")  # the waiting room is still full
+    assert await first == "A"
+    await _until(lambda: nf.snapshot().served == 2)
+    assert (nf.in_service, nf.queue_length) == (0, 0)
+    assert await nf.call("c") == "C"
+
+
+async def test_a_call_cancelled_in_service_holds_its_server_until_its_time_is_up() -> None:
+    nf = station(servers=1, queue_limit=0)
+    holder = asyncio.create_task(nf.call("a"))
     await asyncio.sleep(0)
-    assert nf.queue_length == 0
-    assert await nf.call("c") == "C"  # the waiting place is free again
-    await first
-    assert nf.in_service == 0
+    holder.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holder
+    assert nf.in_service == 1
+    with pytest.raises(BackendBusy):
+        await nf.call("b")
+    await _until(lambda: nf.in_service == 0)
+    assert nf.snapshot().served == 1
+    assert await nf.call("b") == "B"
 
 
 async def test_faults_switch_at_run_time() -> None:
