@@ -48,15 +48,16 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _partner_issuer(issuer: str | None) -> str | None:
-    """A party's issuer as partners reach it: https, plain http only on a loopback host.
-    Partners fetch its keys there and post assertions to it, so over http elsewhere a man in
-    the middle could read them or swap the keys. (An operator's is checked by
-    :class:`~operators.config.OperatorConfig` itself.)"""
-    refused = None if issuer is None else scheme_problem(issuer)
+def _partner_url(url: str | None) -> str | None:
+    """A URL partners send secrets or personal data to: https, plain http only on a loopback
+    host. A party's issuer (partners fetch its keys there and post assertions to it) or a
+    country's Network Id service (the aggregator sends it subscribers' numbers): over http
+    elsewhere a man in the middle could read them or swap the keys. (An operator's issuer is
+    checked by :class:`~operators.config.OperatorConfig` itself.)"""
+    refused = None if url is None else scheme_problem(url)
     if refused is not None:
-        raise ValueError(f"{issuer}: {refused}")
-    return issuer
+        raise ValueError(f"{url}: {refused}")
+    return url
 
 
 class DataCentre(_Strict):
@@ -149,7 +150,7 @@ class AggregatorConfig(_Strict):
     admin_secret: str = Field(default="admin-secret", min_length=8)
     storage: str = ":memory:"
 
-    _issuer = field_validator("issuer")(_partner_issuer)
+    _issuer = field_validator("issuer")(_partner_url)
 
     @property
     def api_root(self) -> str:
@@ -218,6 +219,8 @@ class CountryConfig(_Strict):
         default=None, description="base URL of the Network Id service; where portability"
     )
     other_networks: tuple[OtherNetwork, ...] = ()
+
+    _network_id_scheme = field_validator("network_id_url")(_partner_url)
 
     @model_validator(mode="after")
     def _network_id(self) -> CountryConfig:

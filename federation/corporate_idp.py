@@ -39,7 +39,7 @@ from joserfc.jwk import ECKey
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from operators import OAuthError, is_admin
+from operators import OAuthError, is_admin, scheme_problem
 from operators.gateway import BodyRefusedError, ThreatLimits, read_body, read_model
 from operators.web import add_template_dir, page, static_files
 
@@ -548,6 +548,9 @@ def create_corporate_idp_app(idp: CorporateIdp) -> FastAPI:
     async def add_receiver(request: Request) -> dict[str, Any]:
         admin(request)
         new = await read_model(request, NewReceiver, ADMIN_LIMITS)
+        refused = scheme_problem(new.url)  # it is sent the SCIM token and users' addresses
+        if refused is not None:
+            raise OAuthError("invalid_request", f"url: {refused}")
         if new.kind == "scim":
             if not new.token:
                 raise OAuthError("invalid_request", "a SCIM receiver needs its token")

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from operators.errors import CamaraError, OAuthError
     from operators.housekeeping import Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
-    from operators.outbound_hosts import host_problem, scheme_problem, sink_problem
+    from operators.outbound_hosts import host_problem, is_loopback, scheme_problem, sink_problem
     from operators.served_config import ServedOperatorConfig
     from operators.serving import serve_until_stopped
     from operators.storage import Database
@@ -82,6 +82,7 @@ __all__ = [
     "field_problems",
     "host_problem",
     "is_admin",
+    "is_loopback",
     "lazy_face",
     "line_of",
     "load_yaml_model",
@@ -121,6 +122,7 @@ _HOMES = {
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",
     "host_problem": "operators.outbound_hosts",
+    "is_loopback": "operators.outbound_hosts",
     "scheme_problem": "operators.outbound_hosts",
     "sink_problem": "operators.outbound_hosts",
     "ServedOperatorConfig": "operators.served_config",

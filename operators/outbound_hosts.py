@@ -24,7 +24,7 @@ import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
 
-__all__ = ["host_problem", "scheme_problem", "sink_problem"]
+__all__ = ["host_problem", "is_loopback", "scheme_problem", "sink_problem"]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -85,7 +85,7 @@ def scheme_problem(url: str | SplitResult) -> str | None:
     scheme = parts.scheme.lower()
     if scheme == "https" and parts.hostname:
         return None
-    if scheme == "http" and _is_loopback(parts.hostname or ""):
+    if scheme == "http" and is_loopback(parts.hostname or ""):
         return None
     if scheme == "http":
         return ("http:// is accepted only on a loopback host (127.0.0.0/8, ::1, localhost); "
@@ -93,7 +93,7 @@ def scheme_problem(url: str | SplitResult) -> str | None:
     return "an https:// URL with a host is required."
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     """Whether ``host`` is this machine: ``localhost``, or an address in 127.0.0.0/8 or ::1
     (also IPv4-mapped). Only the usual spellings: ``localhost.`` or a decimal address is
     refused rather than guessed at, as what it reaches is the resolver's say."""

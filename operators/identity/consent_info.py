@@ -9,13 +9,13 @@ subscriber can change the answer, offers one capture URL on the operator's own p
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..config import OperatorConfig
 from ..errors import CamaraError
+from ..outbound_hosts import is_loopback
 from ..subscriber_base import SubscriberBase
 from ..types import Clock
 from .clients import Client, ClientRegistry
@@ -35,9 +35,6 @@ CAPTURE_WINDOW = 3600.0
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 _NEVER = frozenset({"javascript", "data", "file", "vbscript", "blob", "about", "ftp", "ws"})
-_LOOPBACK_NAMES = frozenset({"localhost"})
-
-
 @dataclass(frozen=True, slots=True)
 class ConsentInfoAnswer:
     statuses: list[ProcessingStatus]
@@ -74,7 +71,7 @@ def callback_refusal(url: str, client: Client | None) -> str | None:
     if scheme in ("http", "https"):
         if not host:
             return "the host is missing"
-        if scheme == "http" and not _loopback(host):
+        if scheme == "http" and not is_loopback(host):
             return "http is allowed on loopback addresses only"
     elif "." not in scheme and len(scheme) < 3:
         return "the scheme is not allowed"
@@ -84,15 +81,6 @@ def callback_refusal(url: str, client: Client | None) -> str | None:
     ):
         return "not on an origin the application registered"
     return None
-
-
-def _loopback(host: str) -> bool:
-    if host.lower() in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class ConsentInfo:

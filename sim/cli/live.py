@@ -11,7 +11,6 @@ prints an access token as an application gets it, for curl and for ``ogsim confo
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import os
 import shutil
@@ -50,6 +49,8 @@ from operators import (
     Operator,
     SubscriberBase,
     create_operator_app,
+    is_loopback,
+    scheme_problem,
     serve_until_stopped,
 )
 from operators.identity import KeyEncryptionKeyError, KeySealing
@@ -71,13 +72,6 @@ operator_app = typer.Typer(
 )
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def serve(
     config: OperatorConfigOption = None,
     host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = (
@@ -94,7 +88,7 @@ def serve(
 ) -> None:
     """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
     operator_config = load_operator(config, console)
-    if not _loopback(host) and operator_config.admin_secret == DEFAULT_ADMIN_SECRET:
+    if not is_loopback(host) and operator_config.admin_secret == DEFAULT_ADMIN_SECRET:
         console.print(
             f"[red]--host {host} is reachable from other machines and the admin secret is the "
             "default one: set admin_secret in the operator config first[/red]",
@@ -437,8 +431,12 @@ def corporate_idp(
     ] = "idp-admin-secret",
 ) -> None:
     """Serve the demo company's identity provider (OIDC sign-in, SCIM and RISC deprovisioning)."""
-    if not _loopback(host):
+    if not is_loopback(host):
         console.print(f"[red]--host {host}: the demo IdP serves loopback only[/red]")
+        raise typer.Exit(2)
+    refused = scheme_problem(portal)  # sign-in codes for the portal are sent back to it
+    if refused is not None:
+        console.print(f"[red]--portal {portal}: {refused}[/red]")
         raise typer.Exit(2)
     issuer = f"http://{host}:{port}"
     portal = portal.rstrip("/")

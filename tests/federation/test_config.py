@@ -167,6 +167,22 @@ def test_a_plain_http_issuer_off_loopback_is_named_at_its_key(
         load_federation(path)
 
 
+def test_a_plain_http_network_id_service_off_loopback_is_named_at_its_key(
+    tmp_path: Path,
+) -> None:
+    """The aggregator sends a country's Network Id service subscribers' numbers."""
+    data = default_federation().model_dump(mode="json")
+    index = next(i for i, c in enumerate(data["countries"]) if c["network_id_url"])
+    data["countries"][index]["network_id_url"] = "http://network-id.example.net"
+    path = tmp_path / "federation.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(ConfigFileError,
+                       match=rf"countries\.{index}\.network_id_url: .*http:// is accepted"):
+        load_federation(path)
+    data["countries"][index]["network_id_url"] = "http://127.0.0.1:8004/countries/es"
+    FederationConfig.model_validate(data)
+
+
 def test_https_issuers_and_plain_http_ones_on_loopback_are_accepted() -> None:
     """``ogsim up`` runs every party on 127.0.0.1 over http; any host will do over https."""
     data = default_federation().model_dump(mode="json")

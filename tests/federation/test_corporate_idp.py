@@ -194,6 +194,25 @@ async def test_the_admin_api_needs_the_admin_secret_and_a_known_user(idp: Any) -
     assert missing.status_code == 404
 
 
+@pytest.mark.parametrize("url", ["http://portal.example.net/scim", "ftp://portal.example.net"])
+async def test_a_receiver_off_loopback_must_be_https(idp: Any, url: str) -> None:
+    """A SCIM receiver is sent the bearer token and employees' addresses."""
+    company, http = idp
+    refused = await http.post(f"{ISSUER}/admin/receivers",
+                              headers={"Authorization": "Bearer idp-admin"},
+                              json={"kind": "scim", "url": url, "token": "t"})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_request"
+    assert "url:" in refused.json()["error_description"]
+    assert company.scim_receivers == []
+    accepted = await http.post(f"{ISSUER}/admin/receivers",
+                               headers={"Authorization": "Bearer idp-admin"},
+                               json={"kind": "scim", "url": "https://portal.example.net/scim",
+                                     "token": "t"})
+    assert accepted.status_code == 201
+    assert len(company.scim_receivers) == 1
+
+
 def test_the_demo_company_signs_in_its_two_employees(clock: FakeClock) -> None:
     company = example_corporate_idp(ISSUER, admin_secret="s", clock=clock)
     company.register_client("portal", SECRET, [REDIRECT])

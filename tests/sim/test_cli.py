@@ -86,6 +86,19 @@ def test_serve_refuses_a_public_address_with_the_default_admin_secret() -> None:
     assert "admin secret" in result.output
 
 
+def test_corporate_idp_refuses_a_plain_http_portal_off_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def serve(*_: object) -> None:
+        raise AssertionError("the IdP was served for a plain http portal")
+
+    monkeypatch.setattr("sim.cli.live.serve_until_stopped", serve)
+    result = runner.invoke(app, ["corporate-idp", "--portal", "http://portal.example.net",
+                                 "--port", "18998"])
+    assert result.exit_code == 2
+    assert "--portal" in result.output and "loopback" in result.output
+
+
 def test_the_commands_are_listed_by_role() -> None:
     listing = runner.invoke(app, ["--help"]).output
     for role, commands in {
