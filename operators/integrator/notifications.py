@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -68,6 +69,11 @@ DELIVERIES_KEPT = 1000
 """How many deliveries' fates a notifier remembers."""
 IN_FLIGHT = 1000
 """How many deliveries a notifier has under way at most (each may wait out its retries)."""
+IN_FLIGHT_PER_SINK = 100
+"""How many of them may go to one sink origin: an application whose endpoint stalls holds
+each of its deliveries through the timeout and the retries, and on its own would fill
+``IN_FLIGHT`` and have every other application's notifications dropped. A tenth leaves the
+rest to at least nine others, and is still far more than a sink that answers has under way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,8 @@ class CloudEventNotifier:
         self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
         """The latest deliveries' fates (a process serving for weeks keeps no more)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._per_origin: dict[str, int] = {}
+        """Deliveries under way per sink origin; an origin leaves when its count is zero."""
         self._reminders: set[asyncio.Task[None]] = set()
         self._due: set[float] = set()
         """The moments a reminder is pending for."""
@@ -162,12 +170,28 @@ class CloudEventNotifier:
             if expires_at is not None and expires_at <= self.clock():
                 return  # the application's token has expired: it stops receiving (as the YAML)
             headers["authorization"] = f"Bearer {access_token}"
-        if len(self._tasks) >= IN_FLIGHT:
-            # sinks that stall (timeouts and retries) must not pile up tasks without end:
-            # past the bound a notification is recorded as not sent, and dropped
+        origin = _origin(sink)
+        if (len(self._tasks) >= IN_FLIGHT
+                or self._per_origin.get(origin, 0) >= IN_FLIGHT_PER_SINK):
+            # sinks that stall (timeouts and retries) must not pile up tasks without end, nor
+            # one application's crowd out the others': past either bound a notification is
+            # recorded as not sent, and dropped
             self.deliveries.append(Delivery(sink, event, 0, None))
             return
-        self._spawn(self._deliver(sink, event, headers))
+        task = self._spawn(self._deliver(sink, event, headers))
+        if task is not None:
+            self._per_origin[origin] = self._per_origin.get(origin, 0) + 1
+            # a callback, not a finally in the delivery: a task cancelled before it first
+            # ran never runs its coroutine's finally
+            task.add_done_callback(lambda _: self._delivered(origin))
+
+    def _delivered(self, origin: str) -> None:
+        """One delivery to ``origin`` ended (sent, given up or cancelled)."""
+        left = self._per_origin[origin] - 1
+        if left:
+            self._per_origin[origin] = left
+        else:
+            del self._per_origin[origin]
 
     def use_http(self, http: httpx.AsyncClient) -> None:
         """Deliver with ``http`` (a federation member's own client), which stays its owner's."""
@@ -192,20 +216,22 @@ class CloudEventNotifier:
             if asyncio.iscoroutine(result):
                 await result
 
-        if self._spawn(later(), self._reminders):
+        if self._spawn(later(), self._reminders) is not None:
             self._due.add(at)
 
-    def _spawn(self, work: Any, tasks: set[asyncio.Task[None]] | None = None) -> bool:
-        """Run ``work`` on the running loop; False (and nothing runs) without one."""
+    def _spawn(
+        self, work: Any, tasks: set[asyncio.Task[None]] | None = None
+    ) -> asyncio.Task[None] | None:
+        """Run ``work`` on the running loop; None (and nothing runs) without one."""
         held = self._tasks if tasks is None else tasks
         try:
             task = asyncio.get_running_loop().create_task(work)
         except RuntimeError:  # no running loop (a synchronous caller): nothing to send with
             work.close()
-            return False
+            return None
         held.add(task)
         task.add_done_callback(held.discard)
-        return True
+        return task
 
     async def _deliver(self, sink: str, event: dict[str, Any], headers: dict[str, str]) -> None:
         if self.http is None:
@@ -244,3 +270,16 @@ class CloudEventNotifier:
                 await task
         if self.http is not None and self._owns_http:
             await self.http.aclose()
+
+
+def _origin(sink: str) -> str:
+    """``scheme://host:port`` of a sink, what its deliveries are counted under (a URL that
+    cannot be split is its own origin: its deliveries fail, but are counted all the same)."""
+    try:
+        parts = urlsplit(sink)
+        port = parts.port
+    except ValueError:
+        return sink
+    scheme = parts.scheme.lower()
+    port = port or {"http": 80, "https": 443}.get(scheme)
+    return f"{scheme}://{parts.hostname or ''}:{port or ''}"

@@ -368,11 +368,64 @@ async def test_deliveries_under_way_are_bounded() -> None:
     notifier = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0,
                                                 http=http)
     try:
-        for n in range(notifications.IN_FLIGHT + 5):
-            notifier.send("https://app.example/sink", {"id": str(n)})
+        for n in range(notifications.IN_FLIGHT + 5):  # over enough sinks to fill the bound
+            notifier.send(f"https://app{n % 20}.example/sink", {"id": str(n)})
         await asyncio.sleep(0)
         assert len(notifier._tasks) == notifications.IN_FLIGHT
         assert [(d.attempts, d.status) for d in notifier.deliveries] == [(0, None)] * 5
+    finally:
+        await notifier.aclose()
+        await http.aclose()
+
+
+async def test_a_stalling_sink_fills_only_its_own_share_of_the_bound() -> None:
+    """One application whose endpoint stalls must not have every other application's
+    notifications dropped: it gets ``IN_FLIGHT_PER_SINK`` deliveries under way, the others
+    still go out, and the count per origin is given back whatever ends a delivery."""
+    from operators.integrator import notifications
+
+    never = asyncio.Event()
+    answered: list[str] = []
+
+    class OneStalls(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.host == "stalls.example":
+                await never.wait()
+            answered.append(str(request.url))
+            return httpx.Response(204)
+
+    http = httpx.AsyncClient(transport=OneStalls())
+    notifier = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0,
+                                                http=http)
+    share = notifications.IN_FLIGHT_PER_SINK
+    try:
+        for n in range(share + 3):  # the same origin, however the path and port are written
+            sink = ("https://stalls.example/a" if n % 2 else "https://stalls.example:443/b")
+            notifier.send(sink, {"id": str(n)})
+        assert [(d.attempts, d.status) for d in notifier.deliveries] == [(0, None)] * 3
+        notifier.send("https://other.example/sink", {"id": "other"})
+        await _until(lambda: len(notifier.deliveries) == 4)
+        assert notifier.deliveries[-1].sink == "https://other.example/sink"
+        assert notifier.deliveries[-1].status == 204
+        assert notifier._per_origin == {"https://stalls.example:443": share}
+    finally:
+        await notifier.aclose()
+        await http.aclose()
+    await _until(lambda: not notifier._per_origin)  # cancelled deliveries give it back too
+
+
+async def test_the_count_per_sink_is_given_back_when_deliveries_end() -> None:
+    from operators.integrator import notifications
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
+    notifier = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0,
+                                                http=http)
+    try:
+        for n in range(notifications.IN_FLIGHT_PER_SINK * 2):
+            notifier.send("https://app.example/sink", {"id": str(n)})
+            await notifier.drain()
+        assert notifier._per_origin == {}
+        assert all(d.status == 204 for d in notifier.deliveries)
     finally:
         await notifier.aclose()
         await http.aclose()
