@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS portal_invitations (
     expires_at REAL NOT NULL,
     used_at REAL
 );
+CREATE TABLE IF NOT EXISTS portal_console_tokens (
+    jti TEXT PRIMARY KEY,
+    developer_id TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_console_tokens_developer
+    ON portal_console_tokens (developer_id);
 """
 
 INVITATION_LIFETIME = 7 * 24 * 3600.0
@@ -569,6 +576,17 @@ class DeveloperAccounts:
                 "UPDATE identity_access_tokens SET revoked_at = ?"
                 " WHERE client_id = ? AND revoked_at IS NULL", (self.clock(), client_id))
 
+    def note_console_token(self, developer_id: str, jti: str, expires_at: float) -> None:
+        """Remember who minted a console token: it may be for a colleague's application,
+        which stays live when they leave, so the kill switch revokes it by who minted it.
+        Rows of tokens already expired are dropped here (nothing is left to revoke)."""
+        with self.db.transaction():
+            self.db.execute("DELETE FROM portal_console_tokens WHERE expires_at <= ?",
+                            (self.clock(),))
+            self.db.execute("INSERT OR REPLACE INTO portal_console_tokens"
+                            " (jti, developer_id, expires_at) VALUES (?, ?, ?)",
+                            (jti, developer_id, expires_at))
+
     # -- the kill switch and the orphan report ----------------------------------------------
 
     def deactivate(self, developer_id: str) -> list[str]:
@@ -589,6 +607,7 @@ class DeveloperAccounts:
                 "DELETE FROM portal_invitations WHERE created_by = ? AND used_at IS NULL",
                 (developer_id,))
             self._withdraw_keys_set_by(developer_id)
+            self._revoke_console_tokens_of(developer_id)
             for row in self.db.all("SELECT * FROM portal_applications WHERE developer_id = ?"
                                    " ORDER BY rowid", (developer_id,)):
                 application = _row_application(row)
@@ -616,6 +635,16 @@ class DeveloperAccounts:
             self.identity.db.execute(
                 "UPDATE identity_access_tokens SET revoked_at = ?"
                 " WHERE client_id = ? AND revoked_at IS NULL", (self.clock(), row["client_id"]))
+
+    def _revoke_console_tokens_of(self, developer_id: str) -> None:
+        """Tokens the leaver minted in the console, whatever application they are for: a
+        colleague's stays live, and the leaver may have copied its token out of the page."""
+        now = self.clock()
+        for row in self.db.all("SELECT jti FROM portal_console_tokens"
+                               " WHERE developer_id = ? AND expires_at > ?", (developer_id, now)):
+            self.identity.tokens.revoke_jti(row["jti"])
+        self.db.execute("DELETE FROM portal_console_tokens WHERE developer_id = ?",
+                        (developer_id,))
 
     def reactivate(self, developer_id: str) -> None:
         """Let a developer sign in again; their suspended applications stay suspended until an

@@ -189,6 +189,8 @@ def mint_console_token(host: PortalHost, accounts: DeveloperAccounts, developer:
         issued = host.identity._client_credentials(client, {"scope": scope})
     except OAuthError as refused:
         raise ConsoleRefusal(400, refused.error, refused.description) from refused
+    accounts.note_console_token(developer.developer_id, issued.jti,
+                                accounts.clock() + issued.expires_in)
     return {**issued.response(), "client_id": client.client_id, "purpose": chosen}
 
 

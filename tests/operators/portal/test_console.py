@@ -25,10 +25,22 @@ from operators.camara import OPERATIONS
 from operators.camara.sim_swap import CreateCheckSimSwap
 from operators.config import example_operator
 from operators.operator import Operator, create_operator_app
-from operators.portal.console import BEARER_SCHEME, build_console_pages, console_document
+from operators.portal.console import (
+    BEARER_SCHEME,
+    build_console_pages,
+    console_document,
+    mint_console_token,
+)
 from operators.portal.developer_portal import DeveloperPortal
 from tests.browser.conftest import WAIT, chrome, wait_for
-from tests.operators.portal.conftest import FORM, FRAUD, PASSWORD, Browser, Portal
+from tests.operators.portal.conftest import (
+    FORM,
+    FRAUD,
+    PASSWORD,
+    Browser,
+    FakeClock,
+    Portal,
+)
 
 __all__ = ["chrome"]  # a fixture, found by name
 
@@ -243,6 +255,43 @@ async def test_no_token_for_a_disabled_or_suspended_application(
     assert f'<option value="{disabled}">' not in page.text
     assert f'<option value="{bobs.client_id}">' not in page.text
     assert "Not available here" in page.text
+
+
+async def test_a_leavers_console_tokens_for_a_colleagues_application_are_revoked(
+    portal: Portal, developer: Browser
+) -> None:
+    """Bob minted a console token for Ada's application (and could have copied it out of the
+    page); when Bob leaves, Ada's application stays live, and Bob's token must not."""
+    _serve(portal)
+    accounts = portal.parts.accounts
+    client_id = await _application(portal, developer, "ada@example.com")
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    bob = accounts.join(ada.org_id, "bob@example.com", "Bob", "another long password",
+                        invitation=accounts.invite(ada.org_id, by=ada.developer_id))
+    bobs_token = mint_console_token(portal.parts.host, accounts, bob, client_id)["access_token"]
+    adas_token = (await _token(developer, client_id)).json()["access_token"]
+    for token in (bobs_token, adas_token):
+        assert (await _check_sim_swap(portal, token)).status_code == 200
+    assert accounts.deactivate(bob.developer_id) == []  # Bob owns no application
+    refused = await _check_sim_swap(portal, bobs_token)
+    assert refused.status_code == 401, refused.text
+    assert (await _check_sim_swap(portal, adas_token)).status_code == 200
+    answer = await _token(developer, client_id)  # Ada's application still gets tokens
+    assert answer.status_code == 200, answer.text
+
+
+async def test_who_minted_an_expired_console_token_is_forgotten(
+    portal: Portal, developer: Browser, clock: FakeClock
+) -> None:
+    _serve(portal)
+    client_id = await _application(portal, developer, "ada@example.com")
+    first = await _token(developer, client_id)
+    db = portal.parts.accounts.db
+    assert db.one("SELECT COUNT(*) AS n FROM portal_console_tokens")["n"] == 1
+    clock.advance(first.json()["expires_in"] + 1)
+    assert (await _token(developer, client_id)).status_code == 200
+    assert db.one("SELECT COUNT(*) AS n FROM portal_console_tokens")["n"] == 1  # the new one
 
 
 async def test_a_purpose_the_application_cannot_use_two_legged_is_refused(
