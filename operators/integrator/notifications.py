@@ -274,12 +274,17 @@ class CloudEventNotifier:
 
 def _origin(sink: str) -> str:
     """``scheme://host:port`` of a sink, what its deliveries are counted under (a URL that
-    cannot be split is its own origin: its deliveries fail, but are counted all the same)."""
+    cannot be parsed, or has no scheme or host, is its own origin: its deliveries fail, but
+    are counted all the same, and not pooled with every other such sink's)."""
     try:
         parts = urlsplit(sink)
         port = parts.port
     except ValueError:
         return sink
-    scheme = parts.scheme.lower()
+    scheme, host = parts.scheme.lower(), parts.hostname
+    if not scheme or not host:
+        return sink
     port = port or {"http": 80, "https": 443}.get(scheme)
-    return f"{scheme}://{parts.hostname or ''}:{port or ''}"
+    if ":" in host:  # an IPv6 address keeps its brackets, so its port stays its own
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port or ''}"

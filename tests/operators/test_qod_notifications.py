@@ -429,3 +429,61 @@ async def test_the_count_per_sink_is_given_back_when_deliveries_end() -> None:
     finally:
         await notifier.aclose()
         await http.aclose()
+
+
+async def test_the_count_per_sink_is_given_back_however_a_delivery_ends() -> None:
+    """Failed deliveries, unparseable sinks (counted under their own string) and deliveries
+    cancelled by ``aclose``, while backing off or before they first ran, all give back their
+    count, so the count per origin neither leaks nor grows without end."""
+    from operators.integrator import notifications
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "down.example":
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(503 if request.url.host == "busy.example" else 204)
+
+    async def at_once(_: float) -> None:
+        return None
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+    failing = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0,
+                                               http=http, attempts=2, sleep=at_once)
+    sinks = ["https://down.example/s", "https://busy.example/s", "not a url", "https://[::1/x"]
+    try:
+        for sink in sinks:
+            failing.send(sink, {"id": sink})
+        assert failing._per_origin == {"https://down.example:443": 1,
+                                       "https://busy.example:443": 1,
+                                       "not a url": 1, "https://[::1/x": 1}
+        await failing.drain()
+        assert failing._per_origin == {}
+        assert {(d.sink, d.attempts, d.status) for d in failing.deliveries} == {
+            ("https://down.example/s", 2, None), ("https://busy.example/s", 2, 503),
+            ("not a url", 2, None), ("https://[::1/x", 2, None)}
+    finally:
+        await failing.aclose()
+
+    never = asyncio.Event()  # a retry's backoff waits until aclose cancels it
+    backing_off = 0
+
+    async def stalls(_: float) -> None:
+        nonlocal backing_off
+        backing_off += 1
+        await never.wait()
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer))  # aclose closed the first
+    stalled = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0,
+                                               http=http, sleep=stalls)
+    share = notifications.IN_FLIGHT_PER_SINK
+    try:
+        for n in range(share + 1):
+            stalled.send("https://busy.example/s", {"id": str(n)})
+        await _until(lambda: backing_off == share)
+        assert [(d.attempts, d.status) for d in stalled.deliveries] == [(0, None)]
+        stalled.send("https://late.example/s", {"id": "late"})  # cancelled before it runs
+        assert stalled._per_origin == {"https://busy.example:443": share,
+                                       "https://late.example:443": 1}
+    finally:
+        await stalled.aclose()
+        await http.aclose()
+    await _until(lambda: not stalled._per_origin and not stalled._tasks)
