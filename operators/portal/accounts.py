@@ -9,8 +9,11 @@ not there (:meth:`DeveloperAccounts.owned_application` answers None).
 
 :meth:`DeveloperAccounts.deactivate` is the kill switch: the developer is marked inactive, each
 application they own is suspended and its client disabled in the registry, and its live tokens
-are revoked. The identity server re-reads a token's grant whenever the clients table's version
-stamp moves, so the very next call with an existing token is refused, in every data centre
+are revoked; so are the live tokens of colleagues' applications whose keys they set, and the
+console tokens they minted for any application (the portal notes who minted each until it is
+no longer accepted). The identity server re-reads a token's grant whenever the version stamp of
+the tokens or clients table moves (:meth:`Database.version`, kept by triggers across
+connections), so the very next call with an existing token is refused, in every data centre
 sharing the database.
 """
 
@@ -576,16 +579,30 @@ class DeveloperAccounts:
                 "UPDATE identity_access_tokens SET revoked_at = ?"
                 " WHERE client_id = ? AND revoked_at IS NULL", (self.clock(), client_id))
 
-    def note_console_token(self, developer_id: str, jti: str, expires_at: float) -> None:
+    def note_console_token(self, developer: Developer, jti: str, accepted_until: float) -> None:
         """Remember who minted a console token: it may be for a colleague's application,
         which stays live when they leave, so the kill switch revokes it by who minted it.
-        Rows of tokens already expired are dropped here (nothing is left to revoke)."""
+
+        ``accepted_until`` is when the token stops being accepted (its expiry plus the clock
+        skew allowed); rows past theirs are dropped here, as nothing is left to revoke. If
+        the kill switch reached ``developer`` since their request began, the token is revoked
+        instead and :class:`AccountError` raised: the check and the note are one transaction,
+        so the kill switch either finds the row or is seen here, in any data centre.
+        """
         with self.db.transaction():
-            self.db.execute("DELETE FROM portal_console_tokens WHERE expires_at <= ?",
-                            (self.clock(),))
-            self.db.execute("INSERT OR REPLACE INTO portal_console_tokens"
-                            " (jti, developer_id, expires_at) VALUES (?, ?, ?)",
-                            (jti, developer_id, expires_at))
+            current = self.developer(developer.developer_id)
+            cut_off = (current is None or not current.active
+                       or current.org_id != developer.org_id)
+            if cut_off:
+                self.identity.tokens.revoke_jti(jti)
+            else:
+                self.db.execute("DELETE FROM portal_console_tokens WHERE expires_at <= ?",
+                                (self.clock(),))
+                self.db.execute("INSERT OR REPLACE INTO portal_console_tokens"
+                                " (jti, developer_id, expires_at) VALUES (?, ?, ?)",
+                                (jti, developer.developer_id, accepted_until))
+        if cut_off:  # raised after the commit, which the revocation must not be undone with
+            raise AccountError(403, "developer", "Your access to this organisation has ended.")
 
     # -- the kill switch and the orphan report ----------------------------------------------
 

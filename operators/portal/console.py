@@ -31,6 +31,7 @@ from ..config import OperatorConfig
 from ..errors import OAuthError
 from ..identity import Client
 from ..test_numbers import TestNumber
+from .accounts import AccountError
 from .developers import Application, ApplicationStatus, Developer, Environment
 from .guard import FormRefused, SignInRequired
 from .host import PortalHost
@@ -165,8 +166,8 @@ def mint_console_token(host: PortalHost, accounts: DeveloperAccounts, developer:
     applications: its API scopes and ``purpose`` (else its first two-legged purpose).
 
     Raises :class:`ConsoleRefusal` (404 for another organisation's application, as for none,
-    so the answer tells nothing about it; 403 for a suspended, disabled or production one;
-    400 when no purpose fits).
+    so the answer tells nothing about it; 403 for a suspended, disabled or production one,
+    or a developer cut off by the kill switch meanwhile; 400 when no purpose fits).
     """
     application = accounts.owned_application(developer.org_id, client_id)
     client = _usable(application, host.identity.clients.get(client_id)
@@ -189,8 +190,11 @@ def mint_console_token(host: PortalHost, accounts: DeveloperAccounts, developer:
         issued = host.identity._client_credentials(client, {"scope": scope})
     except OAuthError as refused:
         raise ConsoleRefusal(400, refused.error, refused.description) from refused
-    accounts.note_console_token(developer.developer_id, issued.jti,
-                                accounts.clock() + issued.expires_in)
+    accepted_until = accounts.clock() + issued.expires_in + host.config.lifetimes.clock_skew
+    try:
+        accounts.note_console_token(developer, issued.jti, accepted_until)
+    except AccountError as cut_off:  # the kill switch reached the developer meanwhile
+        raise ConsoleRefusal(403, "access_denied", cut_off.message) from cut_off
     return {**issued.response(), "client_id": client.client_id, "purpose": chosen}
 
 

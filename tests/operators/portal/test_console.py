@@ -24,14 +24,17 @@ from fastapi import FastAPI
 from operators.camara import OPERATIONS
 from operators.camara.sim_swap import CreateCheckSimSwap
 from operators.config import example_operator
+from operators.identity.tokens import IssuedToken
 from operators.operator import Operator, create_operator_app
 from operators.portal.console import (
     BEARER_SCHEME,
+    ConsoleRefusal,
     build_console_pages,
     console_document,
     mint_console_token,
 )
 from operators.portal.developer_portal import DeveloperPortal
+from operators.portal.developers import Developer
 from tests.browser.conftest import WAIT, chrome, wait_for
 from tests.operators.portal.conftest import (
     FORM,
@@ -264,11 +267,7 @@ async def test_a_leavers_console_tokens_for_a_colleagues_application_are_revoked
     page); when Bob leaves, Ada's application stays live, and Bob's token must not."""
     _serve(portal)
     accounts = portal.parts.accounts
-    client_id = await _application(portal, developer, "ada@example.com")
-    ada = accounts.by_email("ada@example.com")
-    assert ada is not None
-    bob = accounts.join(ada.org_id, "bob@example.com", "Bob", "another long password",
-                        invitation=accounts.invite(ada.org_id, by=ada.developer_id))
+    client_id, bob = await _colleague(portal, developer)
     bobs_token = mint_console_token(portal.parts.host, accounts, bob, client_id)["access_token"]
     adas_token = (await _token(developer, client_id)).json()["access_token"]
     for token in (bobs_token, adas_token):
@@ -281,6 +280,63 @@ async def test_a_leavers_console_tokens_for_a_colleagues_application_are_revoked
     assert answer.status_code == 200, answer.text
 
 
+async def _colleague(portal: Portal, developer: Browser) -> tuple[str, Developer]:
+    """Ada's (the ``developer``'s) application, and Bob, who joined her organisation."""
+    accounts = portal.parts.accounts
+    client_id = await _application(portal, developer, "ada@example.com")
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    bob = accounts.join(ada.org_id, "bob@example.com", "Bob", "another long password",
+                        invitation=accounts.invite(ada.org_id, by=ada.developer_id))
+    return client_id, bob
+
+
+async def test_a_console_token_minted_as_its_developer_is_cut_off_is_revoked(
+    portal: Portal, developer: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill switch (another data centre, say) lands after the console checked Bob's
+    session but before it noted his token: the token is not handed out, and is revoked."""
+    _serve(portal)
+    accounts = portal.parts.accounts
+    client_id, bob = await _colleague(portal, developer)
+    identity = portal.parts.host.identity
+    original = identity._client_credentials
+    minted: list[str] = []
+
+    def meanwhile_bob_leaves(*args: Any, **kwargs: Any) -> IssuedToken:
+        issued = original(*args, **kwargs)
+        minted.append(issued.access_token)
+        accounts.deactivate(bob.developer_id)
+        return issued
+
+    monkeypatch.setattr(identity, "_client_credentials", meanwhile_bob_leaves)
+    with pytest.raises(ConsoleRefusal) as refused:
+        mint_console_token(portal.parts.host, accounts, bob, client_id)
+    assert refused.value.status == 403
+    assert (await _check_sim_swap(portal, minted[0])).status_code == 401
+    monkeypatch.undo()
+    answer = await _token(developer, client_id)  # Ada's application is untouched
+    assert answer.status_code == 200, answer.text
+    assert (await _check_sim_swap(portal, answer.json()["access_token"])).status_code == 200
+
+
+async def test_a_leavers_console_token_is_revoked_in_its_clock_skew_grace(
+    portal: Portal, developer: Browser, clock: FakeClock
+) -> None:
+    """A token is still accepted for ``clock_skew`` seconds after its ``exp``: the kill
+    switch must reach it then too."""
+    _serve(portal)
+    accounts = portal.parts.accounts
+    client_id, bob = await _colleague(portal, developer)
+    bobs = mint_console_token(portal.parts.host, accounts, bob, client_id)
+    skew = portal.parts.host.config.lifetimes.clock_skew
+    assert skew > 1
+    clock.advance(bobs["expires_in"] + skew // 2)
+    assert (await _check_sim_swap(portal, bobs["access_token"])).status_code == 200
+    accounts.deactivate(bob.developer_id)
+    assert (await _check_sim_swap(portal, bobs["access_token"])).status_code == 401
+
+
 async def test_who_minted_an_expired_console_token_is_forgotten(
     portal: Portal, developer: Browser, clock: FakeClock
 ) -> None:
@@ -289,7 +345,7 @@ async def test_who_minted_an_expired_console_token_is_forgotten(
     first = await _token(developer, client_id)
     db = portal.parts.accounts.db
     assert db.one("SELECT COUNT(*) AS n FROM portal_console_tokens")["n"] == 1
-    clock.advance(first.json()["expires_in"] + 1)
+    clock.advance(first.json()["expires_in"] + portal.parts.host.config.lifetimes.clock_skew + 1)
     assert (await _token(developer, client_id)).status_code == 200
     assert db.one("SELECT COUNT(*) AS n FROM portal_console_tokens")["n"] == 1  # the new one
 

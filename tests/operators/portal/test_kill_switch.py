@@ -30,7 +30,9 @@ from federation.corporate_idp import ACCOUNT_DISABLED
 from federation.member import MemberOperator
 from federation.transport import AsgiNetwork
 from operators import Operator, example_operator
+from operators.operator import portal_host
 from operators.portal import ApplicationStatus
+from operators.portal.console import mint_console_token
 from operators.portal.risc import EVENTS_PATH
 from operators.portal.scim import ScimTokens
 from tests.operators.identity.conftest import FakeClock
@@ -340,6 +342,36 @@ async def test_the_next_call_after_deprovisioning_is_refused_in_every_data_centr
         suspended = world.accounts.application(application.client_id)
         assert suspended is not None and suspended.status is ApplicationStatus.SUSPENDED
         assert world.session_developer(browser) is None
+
+
+async def test_a_leavers_console_token_for_a_colleagues_application_dies_in_every_data_centre(
+    two_sites: TwoSites,
+) -> None:
+    """Bob minted a console token for Ada's application (and could copy it out of the page).
+    He leaves: his token is refused at both sites from the next call, while Ada's application,
+    which is not his, stays enabled and her token keeps working at both."""
+    world, names = two_sites.world, list(two_sites.sites)
+    bob_id = await signed_in_developer(world, "u-bob", "bob-pw")
+    bob = world.accounts.developer(bob_id)
+    assert bob is not None
+    application, _ = world.accounts.create_application(
+        world.admin, "Ada's fraud check", ["sim-swap"], ["dpv:FraudPreventionAndDetection"], None)
+    host = portal_host(two_sites.operator)
+    bobs, adas = (mint_console_token(host, world.accounts, developer, application.client_id)
+                  ["access_token"] for developer in (bob, world.admin))
+    number = two_sites.operator.subscribers.test_number("approves")
+    for site in names:
+        for token in (bobs, adas):
+            answer = await two_sites.call(site, token, number)
+            assert answer.status_code == 200, answer.text
+    assert world.accounts.deactivate(bob_id) == []  # Bob owns no application
+    for site in names:
+        refused = await two_sites.call(site, bobs, number)
+        assert refused.status_code == 401, (site, refused.text)
+        answer = await two_sites.call(site, adas, number)
+        assert answer.status_code == 200, (site, answer.text)
+    still = world.accounts.application(application.client_id)
+    assert still is not None and still.status is ApplicationStatus.ACTIVE
 
 
 async def test_the_orphan_report_needs_the_admin_and_lists_what_is_left_behind(
