@@ -113,7 +113,10 @@ def federation_config(
                 code=code,
                 calling_code=prefix,
                 portability=portable,
-                network_id_url=f"sim://network-id/{code.lower()}" if portable else None,
+                # never dialled (the simulated finder asks the Network Id in process); .invalid
+                # never resolves, and https passes the rule a live federation file is held to
+                network_id_url=(f"https://network-id.{code.lower()}.sim.invalid"
+                                if portable else None),
             )
         )
     members = tuple(
