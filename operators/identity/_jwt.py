@@ -18,6 +18,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import Key
 
 MAX_TOKEN_BYTES = 8 * 1024
+MAX_SECONDS = 1e12
+"""Largest time claim taken (about the year 33,700); NaN is not within it either."""
 ASYMMETRIC_ALGS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
@@ -33,11 +35,25 @@ class JwtRejectedError(ValueError):
     """A JWT failed a structural, cryptographic or claim check; the message says which."""
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_strict(data: str | bytes) -> Any:
+    """JSON as RFC 8259 has it, and nothing Python's parser lets through besides: no ``NaN``
+    or ``Infinity`` (every comparison with NaN is false, so a NaN ``iat`` would switch the time
+    checks off) and no lone surrogate from a ``\\ud800`` escape (such a string has no UTF-8:
+    storing or comparing it fails far from here). Raises ValueError (UnicodeError included)."""
+    value = json.loads(data, parse_constant=_refuse_constant)
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate cannot encode
+    return value
+
+
 def _b64json(segment: str) -> Any:
     padded = segment + "=" * (-len(segment) % 4)
     try:
-        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (binascii.Error, ValueError, UnicodeError, RecursionError) as error:
+        return loads_strict(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (binascii.Error, ValueError, RecursionError) as error:
         # RecursionError: JSON nested beyond the parser's depth, a forged header's easy 500
         raise JwtRejectedError("malformed JWT segment") from error
 
@@ -90,7 +106,7 @@ def verify(token: str, key: Key, alg: str) -> dict[str, Any]:
     except (ValueError, TypeError) as error:
         raise JwtRejectedError("signature rejected") from error
     try:
-        claims = json.loads(obj.payload)
+        claims = loads_strict(obj.payload)
     except (ValueError, TypeError, RecursionError) as error:
         raise JwtRejectedError("JWT payload is not JSON") from error
     if not isinstance(claims, dict):
@@ -115,6 +131,8 @@ def number(claims: dict[str, Any], name: str, *, required: bool = True) -> float
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise JwtRejectedError(f"'{name}' is not a number")
+    if not -MAX_SECONDS <= value <= MAX_SECONDS:  # an int of 400 digits has no float
+        raise JwtRejectedError(f"'{name}' is out of range")
     return float(value)
 
 

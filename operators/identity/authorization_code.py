@@ -274,4 +274,8 @@ class AuthorizationCodeFlow:
         if issued is None:  # lost a race with a concurrent redemption of the same code
             self.tokens.revoke_grant(f"code:{code_hash}")
             raise OAuthError("invalid_grant", "code already used")
+        lapsed = self.tokens.refusal_of(issued)
+        if lapsed is not None:  # consent withdrawn, or the subscriber left, since /authorize
+            self.tokens.revoke_jti(issued.jti)
+            raise OAuthError("invalid_grant", f"the grant no longer stands: {lapsed.description}")
         return issued

@@ -271,13 +271,20 @@ class CibaService:
                     request.api_scopes, actor="subscriber:handset",
                 )
             consent_id = consent.id
-        self.db.execute("UPDATE identity_ciba_requests SET status = 'issued'"
-                        " WHERE auth_req_id = ?", (auth_req_id,))
-        return self.tokens.issue(
+        issued = self.tokens.issue(
             client.client_id, request, grant=GrantType.CIBA, msisdn=row["msisdn"],
             grant_ref=f"ciba:{auth_req_id}", consent_id=consent_id, auth_time=self.clock(),
             by_network=bool(row["by_network"]), consent_party=row["consent_party"],
         )
+        lapsed = self.tokens.refusal_of(issued)
+        if lapsed is not None:  # e.g. the subscriber opted out after the request started
+            self.tokens.revoke_jti(issued.jti)
+            self.db.execute("UPDATE identity_ciba_requests SET status = 'denied'"
+                            " WHERE auth_req_id = ?", (auth_req_id,))
+            return OAuthError("access_denied", f"the grant no longer stands: {lapsed.description}")
+        self.db.execute("UPDATE identity_ciba_requests SET status = 'issued'"
+                        " WHERE auth_req_id = ?", (auth_req_id,))
+        return issued
 
     # -- the interactive handset ------------------------------------------------------------
 

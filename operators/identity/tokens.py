@@ -346,6 +346,12 @@ class TokenService:
         )
         return facts, valid_until
 
+    def refusal_of(self, issued: IssuedToken) -> TokenContextError | None:
+        """Why a token just issued would be refused at its first call, or None: the grant
+        behind it may have lapsed between the flow's start and its end (the subscriber opted
+        out, left, or withdrew consent meanwhile); the rule is the gateway's own."""
+        return grant_refusal(self.facts(self.verify(issued.access_token)), self.clock())
+
     # -- revoke and introspect ---------------------------------------------------------------
 
     def owner(self, token: str) -> str | None:

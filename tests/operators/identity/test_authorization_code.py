@@ -199,3 +199,20 @@ async def test_repeated_parameter(app: App, operator: Operator) -> None:
     async with operator.http(operator.ip_of("approves")) as device:
         query = redirected(await device.get("/authorize", params=params))
     assert query["error"] == "invalid_request"
+
+
+async def test_a_code_whose_consent_was_withdrawn_before_redemption_gives_no_token(
+    http: httpx.AsyncClient, app: App, operator: Operator
+) -> None:
+    """The subscriber consented at /authorize, then withdrew it before the application
+    redeemed the code: the token would be refused at its first call, so none is issued."""
+    code, verifier = await get_code(operator, app)
+    number = operator.number("approves")
+    (consent,) = operator.server.consents.for_subscriber(number)
+    operator.server.consents.revoke(consent.id, actor="subscriber:portal")
+    response = await redeem(http, app, code, verifier)
+    assert error(response) == (400, "invalid_grant")
+    assert "no longer stands" in response.json()["error_description"]
+    live = operator.server.db.one(
+        "SELECT COUNT(*) AS n FROM identity_access_tokens WHERE revoked_at IS NULL")
+    assert live["n"] == 0

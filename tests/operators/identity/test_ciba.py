@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from operators.subscriber_base import ChangeKind
+
 from .conftest import App, FakeClock, Operator, french_operator
 
 CONSENT_SCOPE = "openid number-verification:verify dpv:IdentityVerification"
@@ -228,3 +230,22 @@ async def test_consent_on_behalf_of_an_application_serves_only_that_application(
     bad = await bc_authorize(http, app, login_hint=f"tel:{number}", scope=CONSENT_SCOPE,
                              on_behalf_of="not an id!")
     assert error(bad) == (400, "invalid_request")
+
+
+async def test_a_subscriber_who_opts_out_before_the_poll_gets_no_token_issued(
+    http: httpx.AsyncClient, app: App, operator: Operator, clock: FakeClock
+) -> None:
+    """Legitimate interest, no prompt: the subscriber objected between /bc-authorize and the
+    poll, so the poll ends as a denial (the token would be refused at its first call)."""
+    number = operator.number("approves")
+    started = await start(http, app, number, scope="sim-swap:check dpv:FraudPreventionAndDetection")
+    operator.subscribers.record_change(number, ChangeKind.OPT_OUT, {"opt_out": True})
+    clock.advance(2)
+    response = await poll(http, app, started["auth_req_id"])
+    assert error(response) == (400, "access_denied")
+    assert "objected" in response.json()["error_description"]
+    live = operator.server.db.one(
+        "SELECT COUNT(*) AS n FROM identity_access_tokens WHERE revoked_at IS NULL")
+    assert live["n"] == 0
+    clock.advance(5)  # and it stays a denial
+    assert error(await poll(http, app, started["auth_req_id"])) == (400, "access_denied")

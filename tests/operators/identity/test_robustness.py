@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import httpx
 import pytest
+from joserfc import jws
 
-from .conftest import App, Operator
+from operators.identity.types import CLIENT_ASSERTION_TYPE
+
+from .conftest import App, Operator, b64
+from .conftest import token as token_at
+
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
@@ -53,3 +63,56 @@ async def test_garbage_everywhere(http: httpx.AsyncClient, app: App, operator: O
         response = await http.post("/admin/clients", content=content, auth=admin,
                                    headers={"content-type": "application/json"})
         assert response.status_code == 400, content
+
+
+def _forged(claims: bytes, header: bytes = b'{"alg":"ES256"}') -> str:
+    """A JWS whose segments are written byte for byte (what no JSON library would emit)."""
+    return f"{b64(header)}.{b64(claims)}.{b64(b'not a signature')}"
+
+
+@pytest.mark.parametrize("assertion", [
+    _forged(b'{"iss": "\\ud800", "sub": "x"}'),  # a lone surrogate: no UTF-8 to look up
+    _forged(b'{"iss": "app-one"}', b'{"alg": "ES256", "kid": "\\udfff"}'),
+    _forged(b'{"iss": "app-one", "exp": NaN}'),
+])
+async def test_an_unencodable_or_non_json_assertion_is_refused_everywhere(
+    http: httpx.AsyncClient, app: App, assertion: str
+) -> None:
+    """Unauthenticated and unsigned: each endpoint that reads a client JWT answers with an
+    OAuth error, never a 500 (the unverified ``iss`` used to reach SQLite)."""
+    for path in ("/token", "/bc-authorize", "/introspect", "/revoke"):
+        response = await http.post(path, data={
+            "client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": assertion,
+            "grant_type": "client_credentials", "token": "x"})
+        assert (response.status_code, response.json()["error"]) == (401, "invalid_client"), path
+    bearer = await http.post("/token", data={"grant_type": JWT_BEARER, "assertion": assertion})
+    assert (bearer.status_code, bearer.json()["error"]) == (400, "invalid_grant")
+    page = await http.get("/authorize", params={"client_id": app.client_id,
+                                                "request": assertion})
+    assert page.status_code == 400
+
+
+@pytest.mark.parametrize("claims", [
+    {"jti": "\ud800"},  # signed, so past the unverified read: the replay table's key
+    {"exp": 10**400},  # JSON takes it, float() cannot
+    {"iat": -10**400},
+    {"iat": math.nan},  # every comparison with NaN is false: the time checks were skipped
+    {"nbf": math.nan},
+    {"exp": math.inf},
+])
+async def test_a_signed_assertion_with_an_impossible_claim_is_refused(
+    http: httpx.AsyncClient, app: App, claims: dict[str, Any]
+) -> None:
+    scope = "sim-swap:check dpv:FraudPreventionAndDetection"
+    now = int(app.clock())
+    body = {"iss": app.client_id, "sub": app.client_id, "aud": app.server.token_endpoint,
+            "iat": now, "exp": now + 60, "jti": "j-1", **claims}
+    signed = jws.serialize_compact({"alg": "ES256", "kid": app.key.kid},
+                                   json.dumps(body).encode(), app.key)  # escapes, NaN as is
+    response = await http.post("/token", data={
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": signed,
+        "grant_type": "client_credentials", "scope": scope})
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert (await token_at(http, app, grant_type="client_credentials",
+                        scope=scope)).status_code == 200  # the same client, claims as usual
