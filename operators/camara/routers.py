@@ -124,11 +124,15 @@ async def _respond(
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=_JSON)
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+"""A UUID as JSON Schema's ``format: uuid`` (RFC 4122's text) has it: hyphenated, no braces,
+no ``urn:uuid:`` prefix, not 32 bare digits, all of which ``uuid.UUID`` would also take."""
+
+
 def _session_id(value: str) -> str:
-    try:
-        return str(UUID(value))
-    except ValueError as exc:
-        raise CamaraError(400, "INVALID_ARGUMENT", "sessionId must be a UUID") from exc
+    if not _UUID.fullmatch(value):
+        raise CamaraError(400, "INVALID_ARGUMENT", "sessionId must be a UUID")
+    return str(UUID(value))
 
 
 def _profile_name(value: str) -> str:

@@ -294,6 +294,17 @@ async def test_qod_refusals(client: httpx.AsyncClient, base: SubscriberBase) -> 
     assert r.json()["code"] == "QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE"
     r = await client.get("/quality-on-demand/v1/sessions/not-a-uuid")
     assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT")
+    created = await client.post("/quality-on-demand/v1/sessions", json=body("approves"))
+    assert created.status_code == 201, created.text
+    session = created.json()["sessionId"]
+    # format: uuid is the hyphenated text only; uuid.UUID also reads these spellings of it
+    for other in (f"urn:uuid:{session}", session.replace("-", ""), f"{{{session}}}"):
+        for method, path in (("GET", other), ("DELETE", other), ("POST", f"{other}/extend")):
+            r = await client.request(method, f"/quality-on-demand/v1/sessions/{path}",
+                                     json={"requestedAdditionalDuration": 60}
+                                     if method == "POST" else None)
+            assert (r.status_code, r.json()["code"]) == (400, "INVALID_ARGUMENT"), (method, path)
+    assert (await client.get(f"/quality-on-demand/v1/sessions/{session}")).status_code == 200
 
 
 async def test_qos_profiles(client: httpx.AsyncClient) -> None:
