@@ -305,6 +305,12 @@ class IdentityServer:
         if GrantType.CLIENT_CREDENTIALS not in client.grant_types:
             raise OAuthError("unauthorized_client", "client may not use client_credentials")
         request = parse_scope(self.config, client, form.get("scope"), purpose_required=False)
+        if request.purpose is None and any(s in camara_scopes() for s in request.api_scopes):
+            # every CAMARA operation reads or acts on subscribers' data, and the gateway
+            # refuses its tokens without a purpose, so none is issued (the federation's own
+            # telco-finder and routing scopes name no subscriber and need no purpose)
+            raise OAuthError("invalid_scope",
+                             "personal-data requests must name one dpv: purpose")
         if request.purpose is not None and not request.purpose.two_legged:
             raise OAuthError(
                 "invalid_scope",
@@ -398,3 +404,11 @@ class IdentityServer:
         """The grant behind a verified token as the records show it now, for the gateway's
         admission to decide on (with :func:`~operators.identity.grant_refusal`)."""
         return self.tokens.facts(claims)
+
+
+def camara_scopes() -> frozenset[str]:
+    """Every CAMARA API scope (imported here, not at the top: the operation table's package
+    imports this one)."""
+    from ..camara.scopes import ALL_SCOPES
+
+    return ALL_SCOPES

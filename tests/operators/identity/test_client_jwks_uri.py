@@ -9,6 +9,8 @@ import httpx
 
 from .conftest import ALL_GRANTS, API_SCOPES, REDIRECT, App, FakeClock, Operator, new_key
 
+FRAUD = "dpv:FraudPreventionAndDetection"
+
 JWKS_URI = "https://app.example/jwks.json"
 
 
@@ -36,7 +38,7 @@ def by_reference(operator: Operator, host: KeyHost, client_id: str = "ref-app") 
 
 async def client_credentials(http: httpx.AsyncClient, app: App) -> httpx.Response:
     return await http.post("/token", data={**app.auth(), "grant_type": "client_credentials",
-                                           "scope": "sim-swap:check"})
+                                           "scope": f"sim-swap:check {FRAUD}"})
 
 
 async def test_private_key_jwt_with_keys_by_reference_and_rotation(

@@ -23,6 +23,8 @@ from .test_access_tokens import LI_SCOPE
 from .test_authorization_code import pkce
 from .test_ciba import CONSENT_SCOPE
 
+FRAUD = "dpv:FraudPreventionAndDetection"
+
 OIDC_REQUIRED = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri",
                  "response_types_supported", "subject_types_supported",
                  "id_token_signing_alg_values_supported")
@@ -140,7 +142,7 @@ async def test_every_advertised_grant_works(
 
     async def client_credentials() -> httpx.Response:
         return await http.post("/token", data={**app.auth(), "grant_type": "client_credentials",
-                                               "scope": "sim-swap:check"})
+                                               "scope": f"sim-swap:check {FRAUD}"})
 
     async def authorization_code() -> httpx.Response:
         verifier, challenge = pkce()
@@ -237,7 +239,8 @@ async def test_every_advertised_auth_method_works_at_every_endpoint(
 ) -> None:
     tool, secret = operator.server.register_client({
         "client_id": "ops-tool", "client_name": "Ops", "tooling": True,
-        "token_endpoint_auth_method": "client_secret_basic", "scope": "sim-swap:check"})
+        "token_endpoint_auth_method": "client_secret_basic", "scope": "sim-swap:check",
+        "purposes": [FRAUD]})
     assert secret is not None
     for method in meta["token_endpoint_auth_methods_supported"]:
         def credentials(endpoint: str, method: str = method) -> dict[str, Any]:
@@ -247,7 +250,8 @@ async def test_every_advertised_auth_method_works_at_every_endpoint(
             return {"data": {}, "auth": (tool.client_id, secret)}
 
         issued = await http.post("/token", **_merge(credentials("/token"), {
-            "grant_type": "client_credentials", "scope": "sim-swap:check"}))
+            "grant_type": "client_credentials",
+             "scope": f"sim-swap:check {FRAUD}"}))
         verified_ok(issued)
         token = issued.json()["access_token"]
         introspected = await http.post("/introspect", **_merge(credentials("/introspect"),
@@ -300,7 +304,7 @@ async def test_every_advertised_client_signing_algorithm_works(
         signer = signers[alg] = Signer(operator, alg)
         issued = await http.post("/token", data={
             **signer.auth("/token"), "grant_type": "client_credentials",
-            "scope": "sim-swap:check"})
+            "scope": f"sim-swap:check {FRAUD}"})
         verified_ok(issued)
         token = issued.json()["access_token"]
         verified_ok(await http.post("/introspect", data={**signer.auth("/introspect"),

@@ -16,6 +16,8 @@ from operators.config import ClientRateLimit, example_operator
 from .conftest import App, FakeClock, Operator, build_operator
 from .test_ciba import CONSENT_SCOPE, bc_authorize, error
 
+FRAUD = "dpv:FraudPreventionAndDetection"
+
 IV = "dpv:IdentityVerification"
 JSON = {"content-type": "application/json"}
 
@@ -153,7 +155,8 @@ async def test_token_and_ciba_endpoints_are_rate_limited_per_client(
 ) -> None:
     operator = limited_operator(clock)
     first, second = operator.register("app-one"), operator.register("app-two")
-    form = ({"grant_type": "client_credentials", "scope": "sim-swap:check"}
+    form = ({"grant_type": "client_credentials",
+             "scope": f"sim-swap:check {FRAUD}"}
             if endpoint == "/token" else
             {"login_hint": f"tel:{operator.number('approves')}", "scope": CONSENT_SCOPE})
     async with operator.http() as http:
@@ -203,7 +206,7 @@ async def test_an_unauthenticated_flood_spends_no_client_budget(clock: FakeClock
                 "client_assertion": "a.b.c"})
             assert forged.status_code in (400, 401)
         ok = await http.post("/token", data={**app.auth(), "grant_type": "client_credentials",
-                                             "scope": "sim-swap:check"})
+                                             "scope": f"sim-swap:check {FRAUD}"})
         assert ok.status_code == 200, ok.text
 
 

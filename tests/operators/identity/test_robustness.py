@@ -116,3 +116,14 @@ async def test_a_signed_assertion_with_an_impossible_claim_is_refused(
     assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
     assert (await token_at(http, app, grant_type="client_credentials",
                         scope=scope)).status_code == 200  # the same client, claims as usual
+
+
+@pytest.mark.parametrize("scope", ["number-verification:verify",
+                                   "location-verification:verify sim-swap:check"])
+async def test_client_credentials_for_a_camara_api_needs_a_purpose(
+    http: httpx.AsyncClient, app: App, scope: str
+) -> None:
+    """The gateway refuses a purpose-less token for every CAMARA operation, so /token does
+    not issue one (SECURITY.md: 400 invalid_scope)."""
+    response = await token_at(http, app, grant_type="client_credentials", scope=scope)
+    assert (response.status_code, response.json()["error"]) == (400, "invalid_scope")
