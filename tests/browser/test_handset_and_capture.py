@@ -175,10 +175,16 @@ def _gone(element: Any) -> bool:
     """Whether ``element`` belongs to a page the browser has left (a form was posted): the
     new page may carry an element of the same id, so waiting for that alone can read the
     old page."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 
     try:
         element.is_enabled()
     except StaleElementReferenceException:
         return True
+    except WebDriverException as error:
+        # asked while the old document is being torn down, Chromium answers with an
+        # inspector error instead of a stale reference: the page has been left all the same
+        if "does not belong to the document" in str(error):
+            return True
+        raise
     return False
