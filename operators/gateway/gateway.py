@@ -24,6 +24,7 @@ from fastapi import Request
 
 from operators.analytics.usage_recorder import UsageRecorder
 from operators.camara import CallContext, Operation, operation_at
+from operators.camara.common import NOT_PARSED, parse_body
 from operators.camara.correlator import HEADER, correlator_for, render_error
 from operators.camara.json_body import PARSED_BODY
 from operators.config import Plan
@@ -246,6 +247,7 @@ class Gateway:
         headers = request.headers
         method = scope["method"]
         correlator = state.get("correlator") or correlator_for(headers.get(HEADER))
+        body = b""
         if method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
                 body = await read_body(request, self.limits)
@@ -264,9 +266,14 @@ class Gateway:
         if operation is not None:  # who the call is about, for the subscriber's access log
             state["about"] = (facts.token, operation)
         trusted = self.party_trusted is None or self.party_trusted(facts.token.client_id)
-        context = self.admission.authorize(
-            facts, operation, party_trusted=trusted, correlator=correlator
-        )
+        try:
+            context = self.admission.authorize(
+                facts, operation, party_trusted=trusted, correlator=correlator
+            )
+        except CamaraError as refusal:
+            if refusal.code == NOT_BY_NETWORK and operation is not None:
+                _malformed_body_first(operation, state, body)
+            raise
         assert operation is not None  # authorize refuses a route outside the table
         digest = SERVER_CHOSEN
         if headers.get(HEADER):
@@ -550,3 +557,17 @@ async def _send_error(send: Send, error: CamaraError, correlator: str | None = N
         }
     )
     await send({"type": "http.response.body", "body": response.body})
+
+
+NOT_BY_NETWORK = "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+
+
+def _malformed_body_first(
+    operation: Operation, state: MutableMapping[str, Any], body: bytes
+) -> None:
+    """Raise the 400 a malformed body gets, if it is one: CAMARA's Number Verification
+    scenario C02.01 ranks it above the token's "not authenticated by the mobile network"
+    (admission's refusal, which stands for a well-formed body)."""
+    if operation.request is not None:
+        parse_body(operation.request, body, out_of_range=operation.out_of_range,
+                   parsed=state.get(PARSED_BODY, NOT_PARSED))

@@ -249,6 +249,24 @@ async def test_two_legged_call_honours_the_subscribers_objection(harness: Harnes
     assert other.status_code == 200 and other.json() == {"swapped": True}
 
 
+@pytest.mark.parametrize("body", [{"phoneNumber": "123"}, {"phoneNumber": 5}, {},
+                                  {"phoneNumber": "+33612345678", "extra": 1}])
+async def test_a_malformed_number_verification_body_is_a_400_before_the_403(
+    harness: Harness, body: dict[str, object]
+) -> None:
+    """CAMARA's phone_number_verify_C02.01: a token that did not come from the network and
+    a body outside the schema is 400 INVALID_ARGUMENT; the same token with a well-formed body
+    is the 403 that admission decides."""
+    token = await harness.three_legged(scope=f"number-verification:verify {FRAUD}")
+    headers = {"Authorization": f"Bearer {token}"}
+    bad = await harness.http.post("/number-verification/v2/verify", json=body, headers=headers)
+    assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_ARGUMENT"), bad.text
+    good = await harness.http.post("/number-verification/v2/verify", headers=headers,
+                                   json={"phoneNumber": harness.number("approves")})
+    assert good.status_code == 403
+    assert good.json()["code"] == "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+
+
 async def test_number_verification_answers_only_a_subscriber_the_network_authenticated(
     harness: Harness,
 ) -> None:
