@@ -7,6 +7,8 @@ feature's file name (``qos-profiles-getQosProfile.feature`` → ``qos-profiles.y
 
 Outcomes: ``passed``; ``failed`` (a Then step saw a different response); ``skipped`` (the
 target cannot set up what the scenario assumes: :class:`~operators.conformance.target.Unsupported`);
+``deviates`` (failed where the scenario contradicts its own YAML:
+:data:`~loadtests.conformance.deviations.KNOWN_DEVIATIONS`; neither passed nor failed);
 ``error`` (an undefined step or an exception in the engine: never expected, counted as failed).
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 from gherkin.parser import Parser
 from gherkin.pickles.compiler import Compiler
 
+from .deviations import deviation_of
 from .openapi import ApiSpec, load_spec
 from .steps import StepLibrary, default_library
 from .target import Target, Unsupported
@@ -30,7 +33,7 @@ from .world import ApiUnderTest, StepFailed, World
 
 __all__ = ["ConformanceReport", "Scenario", "ScenarioResult", "load_scenarios", "run_conformance"]
 
-OUTCOMES = ("passed", "failed", "skipped", "error")
+OUTCOMES = ("passed", "failed", "skipped", "deviates", "error")
 _ASSERTION = re.compile(
     r"^(the (value of )?response|if the response|each item|in all items)", re.IGNORECASE
 )
@@ -91,11 +94,16 @@ class ConformanceReport:
         return self.count("skipped")
 
     @property
+    def deviates(self) -> int:
+        """Failed where the scenario contradicts its own YAML (see ``deviations``)."""
+        return self.count("deviates")
+
+    @property
     def apis(self) -> list[str]:
         return list(dict.fromkeys(r.scenario.api for r in self.results))
 
-    def per_api(self) -> list[tuple[str, int, int, int, int]]:
-        """(api, run, passed, failed, skipped) for each API in run order."""
+    def per_api(self) -> list[tuple[str, int, int, int, int, int]]:
+        """(api, run, passed, failed, skipped, deviates) for each API in run order."""
         rows = []
         for api in self.apis:
             counts = Counter(r.outcome for r in self.results if r.scenario.api == api)
@@ -106,18 +114,21 @@ class ConformanceReport:
                     counts["passed"],
                     counts["failed"] + counts["error"],
                     counts["skipped"],
+                    counts["deviates"],
                 )
             )
         return rows
 
     @property
     def pass_rate(self) -> float:
-        """Passed over executed (skips excluded); 0 when nothing ran."""
+        """Passed over executed (skips and known deviations excluded); 0 when nothing ran."""
         executed = self.passed + self.failed
         return self.passed / executed if executed else 0.0
 
     def summary(self) -> str:
         line = f"conformance: {self.passed} passed, {self.failed} failed, {self.skipped} skipped"
+        if self.deviates:
+            line += f", {self.deviates} contradict their YAML"
         return f"{line} (not served: {', '.join(self.unserved)})" if self.unserved else line
 
 
@@ -189,6 +200,9 @@ async def run_scenario(
         outcome, reason = "skipped", str(why)
     except StepFailed as failure:
         outcome, reason = "failed", str(failure)
+        known = deviation_of(scenario)
+        if known is not None:
+            outcome, reason = "deviates", f"the scenario {known.reason} ({reason})"
     except Exception as error:  # an engine bug or a transport failure: report, do not stop
         outcome = "error"
         reason = f"{type(error).__name__}: {error} " + "".join(

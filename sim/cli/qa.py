@@ -85,8 +85,9 @@ async def run_conformance_command(
 
     def show(result: ScenarioResult) -> None:
         if echo:
-            colour = {"passed": "green", "skipped": "yellow"}.get(result.outcome, "red")
-            line = f"[{colour}]{result.outcome:7}[/{colour}] {result.scenario.api} "
+            colour = {"passed": "green", "skipped": "yellow", "deviates": "yellow"}.get(
+                result.outcome, "red")
+            line = f"[{colour}]{result.outcome:8}[/{colour}] {result.scenario.api} "
             console.print(line + result.scenario.tag, soft_wrap=True, highlight=False)
 
     if base_url is None:
@@ -141,13 +142,15 @@ def conformance(
         )
     )
     table = Table(title="CAMARA conformance")
-    for column in ("API", "run", "passed", "failed", "skipped"):
+    for column in ("API", "run", "passed", "failed", "skipped", "contradict YAML"):
         table.add_column(column, justify="left" if column == "API" else "right")
-    for name, ran, passed, failed, skipped in report.per_api():
-        table.add_row(name, str(ran), str(passed), str(failed), str(skipped))
+    for name, *counts in report.per_api():
+        table.add_row(name, *(str(n) for n in counts))
     console.print(table)
     for result in report.results:
-        if result.outcome in {"failed", "error"} or (verbose and result.outcome == "skipped"):
+        if result.outcome in {"failed", "error", "deviates"} or (
+            verbose and result.outcome == "skipped"
+        ):
             console.print(
                 f"{result.outcome.upper()} {result.scenario.api} {result.scenario.tag}: "
                 f"{result.reason.splitlines()[0] if result.reason else ''}",

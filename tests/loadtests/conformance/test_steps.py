@@ -148,7 +148,7 @@ def test_the_summary_line_counts_errors_as_failures() -> None:
         ]
     )
     assert report.summary() == "conformance: 1 passed, 1 failed, 1 skipped"
-    assert report.per_api() == [("sim-swap", 3, 1, 1, 1)]
+    assert report.per_api() == [("sim-swap", 3, 1, 1, 1, 0)]
 
 
 async def test_the_token_command_gets_the_need_as_environment() -> None:
@@ -161,3 +161,33 @@ async def test_the_token_command_gets_the_need_as_environment() -> None:
     )
     with pytest.raises(Unsupported, match="cannot"):
         await CommandTokens("echo cannot >&2; exit 3").token(need)
+
+
+def test_a_known_deviation_covers_only_its_tag_and_outline_rows() -> None:
+    from loadtests.conformance.deviations import Deviation, deviation_of
+
+    row = Deviation("@outline", "reads $.b", step_contains="$.b")
+    whole = Deviation("@single", "wants JSON on a 204")
+
+    def scenario(tag: str, step: str) -> Scenario:
+        return Scenario("kyc-match", "f", "n", ("@kyc", tag), (("Outcome", step),), None)
+
+    assert deviation_of(scenario("@outline", "property $.b is 1"), [row, whole]) is row
+    assert deviation_of(scenario("@outline", "property $.a is 1"), [row, whole]) is None
+    assert deviation_of(scenario("@single", "anything"), [row, whole]) is whole
+    assert deviation_of(scenario("@other", "property $.b is 1"), [row, whole]) is None
+
+
+def test_deviations_are_counted_apart_from_failures() -> None:
+    scenario = Scenario("qos-profiles", "f", "n", ("@t",), (), None)
+    report = ConformanceReport(
+        [
+            ScenarioResult(scenario, "passed"),
+            ScenarioResult(scenario, "deviates", "the scenario wants an array"),
+            ScenarioResult(scenario, "failed", "status 500"),
+        ]
+    )
+    assert report.failed == 1 and report.deviates == 1 and report.pass_rate == 0.5
+    assert report.summary() == (
+        "conformance: 1 passed, 1 failed, 0 skipped, 1 contradict their YAML")
+    assert report.per_api() == [("qos-profiles", 3, 1, 1, 0, 1)]
