@@ -137,6 +137,8 @@ class CloudEventNotifier:
         self.deliveries: deque[Delivery] = deque(maxlen=DELIVERIES_KEPT)
         """The latest deliveries' fates (a process serving for weeks keeps no more)."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        """Set by :meth:`aclose`: what is sent afterwards is recorded as not sent."""
         self._per_origin: dict[str, int] = {}
         """Deliveries under way per sink origin; an origin leaves when its count is zero."""
         self._reminders: set[asyncio.Task[None]] = set()
@@ -171,11 +173,11 @@ class CloudEventNotifier:
                 return  # the application's token has expired: it stops receiving (as the YAML)
             headers["authorization"] = f"Bearer {access_token}"
         origin = _origin(sink)
-        if (len(self._tasks) >= IN_FLIGHT
+        if (self._closed or len(self._tasks) >= IN_FLIGHT
                 or self._per_origin.get(origin, 0) >= IN_FLIGHT_PER_SINK):
             # sinks that stall (timeouts and retries) must not pile up tasks without end, nor
-            # one application's crowd out the others': past either bound a notification is
-            # recorded as not sent, and dropped
+            # one application's crowd out the others': past either bound (or once closed, its
+            # client with it) a notification is recorded as not sent, and dropped
             self.deliveries.append(Delivery(sink, event, 0, None))
             return
         task = self._spawn(self._deliver(sink, event, headers))
@@ -204,7 +206,7 @@ class CloudEventNotifier:
         """Run ``sweep`` at ``at``, once: the sweep reminds again for every session still
         running, so a reminder already pending for that moment is not made twice (each
         expiry would otherwise double every later reminder)."""
-        if at in self._due:
+        if at in self._due or self._closed:
             return
 
         async def later() -> None:
@@ -262,6 +264,7 @@ class CloudEventNotifier:
 
     async def aclose(self) -> None:
         """Cancel what is under way and close its client (not one lent by ``use_http``)."""
+        self._closed = True
         pending = [*self._tasks, *self._reminders]
         for task in pending:
             task.cancel()

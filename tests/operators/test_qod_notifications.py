@@ -487,3 +487,20 @@ async def test_the_count_per_sink_is_given_back_however_a_delivery_ends() -> Non
         await stalled.aclose()
         await http.aclose()
     await _until(lambda: not stalled._per_origin and not stalled._tasks)
+
+
+async def test_a_notification_after_close_is_recorded_as_not_sent() -> None:
+    """A session ending during shutdown: nothing is sent with the closed client (which
+    raised in a task nobody awaited), and nothing is reminded."""
+    from operators.integrator import notifications
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(204)))
+    notifier = notifications.CloudEventNotifier("https://op.example", clock=lambda: 0.0)
+    notifier.use_http(http)
+    await notifier.aclose()
+    await http.aclose()
+    notifier.send("https://app.example/sink", {"id": "late"})
+    notifier.remind(10.0, lambda: None)
+    assert not notifier._tasks and not notifier._reminders and not notifier._per_origin
+    assert [(d.sink, d.attempts, d.status) for d in notifier.deliveries] == [
+        ("https://app.example/sink", 0, None)]
