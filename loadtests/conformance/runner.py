@@ -185,6 +185,7 @@ async def run_scenario(
     """Run one scenario's steps; send lazily before the first Then; always clean up."""
     world = World(ApiUnderTest(scenario.api, spec, scenario.operation_id), target, run_cache)
     outcome, reason = "passed", ""
+    text = ""  # the step under way: a failure is that step's
     try:
         for kind, text in scenario.steps:
             checks = kind == "Outcome" or (world.send_requested and _ASSERTION.match(text))
@@ -200,7 +201,7 @@ async def run_scenario(
         outcome, reason = "skipped", str(why)
     except StepFailed as failure:
         outcome, reason = "failed", str(failure)
-        known = deviation_of(scenario)
+        known = deviation_of(scenario, text)
         if known is not None:
             outcome, reason = "deviates", f"the scenario {known.reason} ({reason})"
     except Exception as error:  # an engine bug or a transport failure: report, do not stop
