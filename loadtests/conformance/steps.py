@@ -219,6 +219,10 @@ def prop_set_object(world: World, path: str, value: str) -> None:
 def prop_removed(world: World, path: str, *_: str) -> None:
     if path.lstrip("$.").split(".")[0] == (world.api.device_field or ""):
         world.device_explicit = True
+        if world.api.key == "kyc-match":
+            # a KYC request asks about some attribute, and the schema's default body has
+            # none: without one, removing the number leaves KYC_Match_400.2's empty body
+            world.deferred_edits.append(kyc_combination)
     world.body_edits.append((path, REMOVE))
 
 
