@@ -7,13 +7,26 @@ from typing import Annotated
 
 from pydantic import ConfigDict, StringConstraints, model_validator
 
+from operators.errors import CamaraError
+
 from .common import CamaraModel, PhoneNumber
 
 __all__ = [
+    "NOT_BY_NETWORK",
     "NumberVerificationMatchResponse",
     "NumberVerificationRequestBody",
     "NumberVerificationShareResponse",
+    "not_authenticated_by_network",
 ]
+
+NOT_BY_NETWORK = "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
+"""The code of a Number Verification call whose token the network did not authenticate."""
+
+
+def not_authenticated_by_network() -> CamaraError:
+    return CamaraError(
+        403, NOT_BY_NETWORK, "Client must authenticate via the mobile network to use this service"
+    )
 
 
 class NumberVerificationRequestBody(CamaraModel):

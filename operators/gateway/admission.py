@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from operators.camara import CallContext, Operation, scopes_satisfied
+from operators.camara.number_verification import not_authenticated_by_network
 from operators.config import Plan, PurposePolicy
 from operators.errors import CamaraError
 from operators.identity import GrantFacts, grant_refusal, objects_to
@@ -216,11 +217,7 @@ class Admission:
         if operation.network_authenticated and not token.by_network:
             # a tel: hint is the application's word for the number: verifying it would say
             # true for any number it claims (number-verification.yaml, the authentication)
-            raise CamaraError(
-                403,
-                "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",
-                "Client must authenticate via the mobile network to use this service",
-            )
+            raise not_authenticated_by_network()
         context = CallContext(
             client_id=token.client_id,
             msisdn=token.msisdn,

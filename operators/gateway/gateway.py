@@ -27,6 +27,7 @@ from operators.camara import CallContext, Operation, operation_at
 from operators.camara.common import NOT_PARSED, parse_body
 from operators.camara.correlator import HEADER, correlator_for, render_error
 from operators.camara.json_body import PARSED_BODY
+from operators.camara.number_verification import NOT_BY_NETWORK
 from operators.config import Plan
 from operators.errors import CamaraError, unavailable
 from operators.identity import IdentityServer
@@ -557,9 +558,6 @@ async def _send_error(send: Send, error: CamaraError, correlator: str | None = N
         }
     )
     await send({"type": "http.response.body", "body": response.body})
-
-
-NOT_BY_NETWORK = "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"
 
 
 def _malformed_body_first(

@@ -48,6 +48,7 @@ from operators.camara.number_verification import (
     NumberVerificationMatchResponse,
     NumberVerificationRequestBody,
     NumberVerificationShareResponse,
+    not_authenticated_by_network,
 )
 from operators.camara.qos_profiles import QosProfile, QosProfileDeviceRequest, QosProfileStatus
 from operators.camara.quality_on_demand import (
@@ -176,11 +177,7 @@ class Integrator:
         # How the token was obtained is admission's decision (Operation.network_authenticated,
         # made for the simulation too); here the device's number must come from the token.
         if ctx.msisdn is None:
-            raise CamaraError(
-                403,
-                "NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK",
-                "Client must authenticate via the mobile network to use this service",
-            )
+            raise not_authenticated_by_network()
         return ctx.msisdn
 
     async def verify_number(
