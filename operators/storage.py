@@ -189,6 +189,25 @@ class Database:
             self._note_write(sql)
             return changed
 
+    def returning(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
+    ) -> list[sqlite3.Row]:
+        """Run one writing statement with a ``RETURNING`` clause; the rows it changed.
+
+        What lets a store check and change a row in one statement, so that another process
+        sharing the file cannot act between the check and the change (a single-use secret
+        spent twice, a try beyond the limit). Every row is fetched before the lock is let go:
+        outside a transaction SQLite commits the statement only once it has run to its end.
+        """
+        with self._lock:
+            try:
+                rows = list(self._conn.execute(sql, params).fetchall())
+            except sqlite3.Error:
+                self._check_undone()
+                raise
+            self._note_write(sql)
+            return rows
+
     def effect(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         """A write that is an API call's effect: held while a gateway meters the call (so it
         commits in the same transaction as the usage event), run at once otherwise."""

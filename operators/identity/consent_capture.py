@@ -200,22 +200,36 @@ class ConsentCaptures:
         return 0 if capture is None else max(0, MAX_CODES - capture.codes_sent)
 
     def check_code(self, capture_id: str, code: str) -> bool:
-        """Whether ``code`` is the capture's live code; every try counts, right or wrong."""
-        row = self.db.one("SELECT * FROM identity_consent_captures WHERE id = ?", (capture_id,))
-        if row is None or row["code_hash"] is None:
+        """Whether ``code`` is the capture's live code; every try counts, right or wrong.
+
+        Several processes share the row, so the try is counted and the code used up by
+        conditional statements, never by reading the row and writing it back: two guesses
+        racing for the last try, or two right answers racing for one code, would otherwise
+        both pass the check read before either wrote."""
+        stored = self._spend_try(capture_id)
+        if stored is None or not hmac.compare_digest(stored, _hash(code, capture_id)):
             return False
-        if row["code_attempts"] >= MAX_CODE_ATTEMPTS or self.clock() >= row["code_expires_at"]:
-            return False
-        self.db.execute(
-            "UPDATE identity_consent_captures SET code_attempts = code_attempts + 1 WHERE id = ?",
-            (capture_id,),
+        return self._use_code(capture_id, stored)
+
+    def _spend_try(self, capture_id: str) -> str | None:
+        """Count one try when the live code has tries left; the code's hash to compare with,
+        or None (no code, expired, or its tries spent). Check and count are one statement."""
+        rows = self.db.returning(
+            "UPDATE identity_consent_captures SET code_attempts = code_attempts + 1"
+            " WHERE id = ? AND code_hash IS NOT NULL AND code_attempts < ?"
+            " AND code_expires_at > ? RETURNING code_hash",
+            (capture_id, MAX_CODE_ATTEMPTS, self.clock()),
         )
-        if not hmac.compare_digest(row["code_hash"], _hash(code, capture_id)):
-            return False
-        self.db.execute(
-            "UPDATE identity_consent_captures SET code_hash = NULL WHERE id = ?", (capture_id,)
+        return None if not rows else str(rows[0]["code_hash"])
+
+    def _use_code(self, capture_id: str, code_hash: str) -> bool:
+        """Use the code up; False when another request already did (only one of two right
+        answers wins), or a new code replaced it meanwhile."""
+        changed = self.db.execute(
+            "UPDATE identity_consent_captures SET code_hash = NULL WHERE id = ? AND code_hash = ?",
+            (capture_id, code_hash),
         )
-        return True
+        return changed == 1
 
     def codes_left(self, capture_id: str) -> int:
         capture = self.get(capture_id)

@@ -198,3 +198,19 @@ def test_a_transaction_sqlite_undid_by_itself_moves_the_stamp(tmp_path: Path) ->
     assert not first.in_transaction
     assert first.version("grants") != inside
     assert first.execute("UPDATE grants SET revoked = 1") == 0  # nothing was kept
+
+
+def test_returning_commits_its_write_and_moves_the_stamp(tmp_path: Path) -> None:
+    """A check-and-change in one statement: its rows back, committed for the other replica
+    (so it may write the row at once), and this handle's caches told."""
+    first, second = _pair(tmp_path)
+    first.insert("INSERT INTO grants (id, revoked) VALUES (1, 0)")
+    before = first.version("grants")
+    rows = first.returning("UPDATE grants SET revoked = 1 WHERE id = 1 AND revoked = 0"
+                           " RETURNING id")
+    assert [row["id"] for row in rows] == [1]
+    assert first.version("grants") != before
+    assert second.execute("UPDATE grants SET revoked = 2 WHERE revoked = 1") == 1
+    assert first.returning("UPDATE grants SET revoked = 1 WHERE revoked = 0 RETURNING id") == []
+    first.close()
+    second.close()
