@@ -23,13 +23,13 @@ import json
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..storage import Database
 from ..types import Clock
 from .consent_status import Capture
 
-__all__ = ["CaptureOutcome", "CaptureRequest", "ConsentCaptures"]
+__all__ = ["CaptureCap", "CaptureOutcome", "CaptureRequest", "ConsentCaptures"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS identity_consent_captures (
@@ -100,6 +100,24 @@ class CaptureRequest:
         return Capture(self.scopes, self.created_at, self.expires_at, self.decided_at, granted)
 
 
+@dataclass(frozen=True, slots=True)
+class CaptureCap:
+    """At most ``limit`` captures a client may ask about one subscriber since ``since``."""
+
+    since: float
+    limit: int
+
+
+class _Ask(NamedTuple):
+    """What a capture asks, as its row keeps it (``scopes`` the sorted JSON list)."""
+
+    client_id: str
+    msisdn: str
+    purpose: str
+    scopes: str
+    callback_url: str | None
+
+
 def _hash(secret: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}:{secret}".encode()).hexdigest()
 
@@ -123,21 +141,69 @@ class ConsentCaptures:
     ) -> CaptureRequest:
         """A new capture, or the pending one that already asks for the same (so asking twice
         does not send the subscriber two requests)."""
-        now = self.clock()
+        offered = self.offer_capped(client_id, msisdn, purpose, scopes, callback_url, cap=None)
+        assert offered is not None  # only a cap refuses a capture
+        return offered
+
+    def offer_capped(
+        self,
+        client_id: str,
+        msisdn: str,
+        purpose: str,
+        scopes: tuple[str, ...],
+        callback_url: str | None,
+        *,
+        cap: CaptureCap | None,
+    ) -> CaptureRequest | None:
+        """As :meth:`offer`, but None when the client already asked about this subscriber
+        ``cap.limit`` times since ``cap.since`` (and no pending capture asks the same).
+
+        Replicas share the rows, so the cap's count, the look for the same pending ask and
+        the new row are one conditional INSERT: counted first and inserted after, parallel
+        requests would all see the cap's last place free (more requests, each sending codes,
+        to the subscriber's phone than the cap allows), or two captures for one ask."""
         wanted = tuple(sorted(set(scopes)))
-        for pending in self.pending(client_id, msisdn, purpose):
-            if pending.scopes == wanted and pending.callback_url == callback_url:
-                return pending
+        ask = _Ask(client_id, msisdn, purpose, json.dumps(wanted), callback_url)
+        same = self._pending_same(ask)
+        if same is not None:
+            return same
         capture_id = f"cap-{secrets.token_urlsafe(18)}"
-        self.db.insert(
-            "INSERT INTO identity_consent_captures (id, client_id, msisdn, purpose, scopes,"
-            " callback_url, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (capture_id, client_id, msisdn, purpose, json.dumps(wanted), callback_url, now,
-             now + CAPTURE_LIFETIME),
+        if not self._insert_unless_asked_or_capped(capture_id, ask, cap):
+            return self._pending_same(ask)  # made meanwhile by another replica, or capped
+        return self.get(capture_id)
+
+    def _pending_same(self, ask: _Ask) -> CaptureRequest | None:
+        """The newest pending capture asking exactly what ``ask`` asks."""
+        row = self.db.one(
+            "SELECT * FROM identity_consent_captures WHERE client_id = ? AND msisdn = ?"
+            " AND purpose = ? AND scopes = ? AND callback_url IS ? AND outcome IS NULL"
+            " AND expires_at > ? ORDER BY created_at DESC LIMIT 1",
+            (*ask, self.clock()),
         )
-        found = self.get(capture_id)
-        assert found is not None
-        return found
+        return None if row is None else _capture(row)
+
+    def _insert_unless_asked_or_capped(
+        self, capture_id: str, ask: _Ask, cap: CaptureCap | None
+    ) -> bool:
+        """Insert the capture unless the same ask is pending or ``cap`` is reached, in one
+        statement (one write lock: no other replica's write between the checks and the row)."""
+        now = self.clock()
+        changed = self.db.execute(
+            "INSERT INTO identity_consent_captures (id, client_id, msisdn, purpose, scopes,"
+            " callback_url, created_at, expires_at)"
+            " SELECT :id, :client, :msisdn, :purpose, :scopes, :callback, :now, :expires"
+            " WHERE NOT EXISTS (SELECT 1 FROM identity_consent_captures WHERE client_id = :client"
+            " AND msisdn = :msisdn AND purpose = :purpose AND scopes = :scopes"
+            " AND callback_url IS :callback AND outcome IS NULL AND expires_at > :now)"
+            " AND (:limit IS NULL OR (SELECT COUNT(*) FROM identity_consent_captures"
+            " WHERE client_id = :client AND msisdn = :msisdn AND created_at >= :since) < :limit)",
+            {"id": capture_id, "client": ask.client_id, "msisdn": ask.msisdn,
+             "purpose": ask.purpose, "scopes": ask.scopes, "callback": ask.callback_url,
+             "now": now, "expires": now + CAPTURE_LIFETIME,
+             "limit": None if cap is None else cap.limit,
+             "since": None if cap is None else cap.since},
+        )
+        return changed == 1
 
     def get(self, capture_id: str) -> CaptureRequest | None:
         row = self.db.one("SELECT * FROM identity_consent_captures WHERE id = ?", (capture_id,))
@@ -155,15 +221,6 @@ class ConsentCaptures:
             (msisdn, client_id, purpose),
         )
         return [_capture(r) for r in rows]
-
-    def offered_since(self, client_id: str, msisdn: str, since: float) -> int:
-        """How many captures this client asked about this subscriber since ``since``."""
-        row = self.db.one(
-            "SELECT COUNT(*) AS n FROM identity_consent_captures WHERE client_id = ?"
-            " AND msisdn = ? AND created_at >= ?",
-            (client_id, msisdn, since),
-        )
-        return int(row["n"]) if row is not None else 0
 
     def keep_state(self, capture_id: str, state: str) -> None:
         """Remember the ``state`` the application opened the capture URL with (first one)."""

@@ -20,7 +20,7 @@ from ..subscriber_base import SubscriberBase
 from ..types import Clock
 from .clients import Client, ClientRegistry
 from .consent import ConsentRecords
-from .consent_capture import CaptureRequest, ConsentCaptures
+from .consent_capture import CaptureCap, CaptureRequest, ConsentCaptures
 from .consent_status import (
     CAPTURABLE,
     ProcessingStatus,
@@ -170,20 +170,16 @@ class ConsentInfo:
         if not open_items:
             return None
         scopes = tuple(sorted({scope for s in open_items for scope in s.scopes}))
-        pending = [c for c in self.captures.pending(client_id, msisdn, purpose)
-                   if c.scopes == scopes and c.callback_url == callback_url]
-        if pending:
-            return pending[-1]
-        since = self.clock() - CAPTURE_WINDOW
-        if self.captures.offered_since(client_id, msisdn, since) >= (
-            self.config.consent_captures_per_hour
-        ):
+        cap = CaptureCap(self.clock() - CAPTURE_WINDOW, self.config.consent_captures_per_hour)
+        capture = self.captures.offer_capped(client_id, msisdn, purpose, scopes, callback_url,
+                                             cap=cap)
+        if capture is None:
             raise _forbidden(
                 "CAPTURE_FREQUENCY_EXCEEDED",
                 "The frequency of consent capture requests has been exceeded. Please try again "
                 "later.",
             )
-        return self.captures.offer(client_id, msisdn, purpose, scopes, callback_url)
+        return capture
 
     def url_of(self, capture: CaptureRequest) -> str:
         return f"{self.capture_url}/{capture.id}"
