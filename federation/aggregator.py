@@ -661,9 +661,9 @@ class Aggregator:
 
     def _admit(self, request: Request, operation_id: str) -> _Admitted:
         """Authenticate and authorise the application's token as an operator gateway would."""
-        correlator = correlator_for(request.headers.get(CORRELATOR_HEADER))
-        claims = self.authenticator.authenticate(request.headers.get("authorization"))
         operation = operation_named(operation_id)
+        correlator = correlator_for(request.headers.get(CORRELATOR_HEADER), operation.correlator)
+        claims = self.authenticator.authenticate(request.headers.get("authorization"))
         context = self.admission.authorize(
             self.identity.grant_facts(claims), operation, correlator=correlator
         )
@@ -1201,7 +1201,7 @@ def _correlator_taken() -> CamaraError:
 def _scoped(call: _Admitted) -> str:
     """The correlator sent to the operator, which meters by (client, correlator) and sees the
     hub as one client for every application: scoped by application so two never collide."""
-    return operator_correlator(call.application, call.correlator)
+    return operator_correlator(call.application, call.correlator, call.operation.correlator)
 
 
 def _names_device(body: dict[str, Any]) -> bool:

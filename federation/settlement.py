@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from fastapi import APIRouter, Depends
 
 from operators import CamaraError, admin_guard
 from operators.billing import Month, MonthError
+from operators.camara import CORRELATOR_PATTERN, operation_named
 from operators.gateway import UsageEvent, UsageLedger
 
 from .config import FederationConfig
@@ -69,17 +71,35 @@ def aggregator_client(aggregator: str) -> str:
     return aggregator
 
 
-def operator_correlator(application: str, correlator: str) -> str:
+def operator_correlator(
+    application: str, correlator: str, pattern: re.Pattern[str] = CORRELATOR_PATTERN
+) -> str:
     """The correlator an operator meters a hub call under: the application's correlator
-    scoped by the application (as the hub sends it), within what the operator keeps.
+    scoped by the application (as the hub sends it), within what the operator's API takes
+    (``pattern``: the operation's, see ``Operation.correlator``).
 
     One too long to fit is sent as its digest (``sha256.`` and 64 hex digits, after the
     application's id): cutting it would give two correlators that differ only past the cut
-    one key at the operator, which would replay the first call's answer for the second."""
+    one key at the operator, which would replay the first call's answer for the second. An
+    API whose pattern takes no colon (Device Status, KYC Match: letters, digits and hyphens, at
+    most 55) gets the digest alone, ``sha256-`` and its first 48 hex digits (192 bits)."""
     scoped = f"{application}:{correlator}"
-    if len(scoped) <= CORRELATOR_LIMIT:
+    if len(scoped) <= CORRELATOR_LIMIT and pattern.match(scoped):
         return scoped
-    return f"{application[:150]}:sha256.{hashlib.sha256(scoped.encode()).hexdigest()}"
+    digest = hashlib.sha256(scoped.encode()).hexdigest()
+    named = f"{application[:150]}:sha256.{digest}"
+    if pattern.match(named):
+        return named
+    return f"sha256-{digest[:48]}"
+
+
+def _correlator_pattern(operation_id: str) -> re.Pattern[str]:
+    """The correlator pattern of a settled call's operation (the common one for an operation
+    the table no longer has, so old rows still reconcile as they were sent)."""
+    try:
+        return operation_named(operation_id).correlator
+    except KeyError:
+        return CORRELATOR_PATTERN
 
 
 class SettledRecord(Protocol):
@@ -266,7 +286,10 @@ def aggregator_statement(
     calls answered by that operator (whatever network the finder named: a brand, a port)."""
     records = (
         StatementRecord(
-            operator_correlator(c.application, c.correlator), c.api, c.operation, c.at,
+            operator_correlator(c.application, c.correlator, _correlator_pattern(c.operation)),
+            c.api,
+            c.operation,
+            c.at,
             c.served_as,
         )
         for c in calls

@@ -18,6 +18,7 @@ from operators.camara.common import (
 )
 from operators.camara.context import CallContext, get_call_context
 from operators.camara.correlator import HEADER as CORRELATOR_HEADER
+from operators.camara.correlator import PATTERN as CORRELATOR_PATTERN
 from operators.camara.correlator import correlator_for, echoable, render_error
 from operators.camara.kyc_match import KycMatchRequest
 from operators.camara.location import VerifyCircle
@@ -26,6 +27,7 @@ from operators.camara.operations import (
     OPERATIONS,
     WORKLOADS,
     Operation,
+    correlator_pattern,
     needs_consent,
     operation_at,
     operation_named,
@@ -39,6 +41,7 @@ __all__ = [
     "ALL_SCOPES",
     "BASE_PATHS",
     "CORRELATOR_HEADER",
+    "CORRELATOR_PATTERN",
     "OPERATIONS",
     "OPERATION_SCOPES",
     "WORKLOADS",
@@ -55,6 +58,7 @@ __all__ = [
     "VerifyCircle",
     "build_camara_routers",
     "correlator_for",
+    "correlator_pattern",
     "echoable",
     "get_call_context",
     "needs_consent",

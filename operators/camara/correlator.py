@@ -1,7 +1,8 @@
 """The ``x-correlator`` header and the CAMARA error answer that echoes it: one rule each.
 
-A correlator is echoed when it matches CAMARA_common's ``XCorrelator`` pattern, created
-when absent and refused (400) when malformed; every CAMARA error answer is rendered by
+A correlator is echoed when it matches its API's pattern (CAMARA_common's ``XCorrelator``, or
+the narrower one Device Status and KYC Match declare), created when absent and refused (400)
+when malformed; every CAMARA error answer is rendered by
 :func:`render_error`, whoever raised it (an endpoint, the gateway's chain, its middleware,
 the framework's own handlers).
 """
@@ -17,10 +18,23 @@ from starlette.responses import JSONResponse
 
 from operators.errors import CamaraError
 
-__all__ = ["HEADER", "PATTERN", "correlator_for", "echoable", "new_correlator", "render_error"]
+__all__ = [
+    "HEADER",
+    "PATTERN",
+    "SHORT_PATTERN",
+    "correlator_for",
+    "echoable",
+    "new_correlator",
+    "render_error",
+]
 
 HEADER = "x-correlator"
 PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{0,256}$")
+"""CAMARA_common's ``XCorrelator``, which most APIs reference."""
+SHORT_PATTERN = re.compile(r"^[a-zA-Z0-9-]{0,55}$")
+"""The x-correlator that Device Reachability Status, Device Roaming Status and KYC Match
+declare inline instead: letters, digits and hyphens, at most 55 (a UUID fits). A correlator
+the common pattern allows (``a:b``, 60 characters) is malformed for them."""
 
 
 def echoable(value: str | None) -> str | None:
@@ -84,12 +98,13 @@ def new_correlator() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def correlator_for(value: str | None) -> str:
-    """The correlator this call is known by; a new UUID when the client sent none."""
+def correlator_for(value: str | None, pattern: re.Pattern[str] = PATTERN) -> str:
+    """The correlator this call is known by; a new UUID when the client sent none. ``pattern``
+    is the called API's (see ``operators.camara.operations.correlator_pattern``)."""
     if value is None or value == "":
         return new_correlator()
-    if not PATTERN.match(value):
+    if not pattern.match(value):
         raise CamaraError(
-            400, "INVALID_ARGUMENT", "x-correlator does not match the CAMARA XCorrelator pattern."
+            400, "INVALID_ARGUMENT", f"x-correlator does not match the pattern {pattern.pattern}"
         )
     return value

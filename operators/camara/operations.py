@@ -13,6 +13,7 @@ basis the operator's config gives the call's purpose (``needs_consent``), as it 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -24,6 +25,7 @@ from operators.config import LegalBasis, OperatorConfig
 from operators.core import NetworkFunctionKind
 
 from .consent_info import RetrieveStatusRequestBody, RetrieveStatusResponseBody
+from .correlator import PATTERN, SHORT_PATTERN
 from .device_status import (
     ReachabilityStatusResponse,
     RequestReachabilityStatus,
@@ -57,6 +59,7 @@ __all__ = [
     "WORKLOADS",
     "Operation",
     "ScopeAlternatives",
+    "correlator_pattern",
     "needs_consent",
     "operation_at",
     "operation_named",
@@ -109,6 +112,8 @@ class Operation:
     """Only a token whose subscriber the mobile network authenticated is answered (Number
     Verification: the authorization code flow or a TS.43 operator token, not a ``tel:`` hint)."""
     tag: str = ""
+    correlator: re.Pattern[str] = PATTERN
+    """The pattern the API's ``x-correlator`` header must match (its YAML's)."""
 
     @property
     def template(self) -> str:
@@ -121,12 +126,16 @@ class Operation:
 
 
 def _api(
-    api: str, version: str, tag: str, *rows: tuple[str, str, str, dict[str, Any]]
+    api: str,
+    version: str,
+    tag: str,
+    *rows: tuple[str, str, str, dict[str, Any]],
+    correlator: re.Pattern[str] = PATTERN,
 ) -> list[Operation]:
     base = f"/{api}/{version}"
     return [
         Operation(api=api, base_path=base, operation_id=op_id, method=method, path=path,
-                  tag=tag, **fields)
+                  tag=tag, correlator=correlator, **fields)
         for op_id, method, path, fields in rows
     ]
 
@@ -163,6 +172,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             "scopes": (("device-reachability-status:read",),), "backends": (HLR,),
             "purpose": SERVICE, "service": "reachability_status",
             "request": RequestReachabilityStatus, "answer": ReachabilityStatusResponse}),
+        correlator=SHORT_PATTERN,
     ),
     *_api(
         "device-roaming-status", "v1", "Device Roaming Status",
@@ -170,6 +180,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
             "scopes": (("device-roaming-status:read",),), "backends": (HLR,),
             "purpose": SERVICE, "service": "roaming_status", "request": RoamingStatusRequest,
             "answer": RoamingStatusResponse}),
+        correlator=SHORT_PATTERN,
     ),
     *_api(
         "location-verification", "v3", "Location Verification",
@@ -229,11 +240,14 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         ("KYC_Match", "POST", "/match", {
             "scopes": (("kyc-match:match",),), "backends": (KYC,), "purpose": IDENTITY,
             "service": "kyc_match", "request": KycMatchRequest, "answer": KycMatchResponse}),
+        correlator=SHORT_PATTERN,
     ),
 )
 
 _BY_ID: Final = MappingProxyType({op.operation_id: op for op in OPERATIONS})
 _BY_ROUTE: Final = MappingProxyType({op.key: op for op in OPERATIONS})
+
+_CORRELATORS: Final = MappingProxyType({op.api: op.correlator for op in OPERATIONS})
 
 BASE_PATHS: Final = MappingProxyType({op.api: op.base_path for op in OPERATIONS})
 """API name -> its base path with the major version (``/sim-swap/v2``)."""
@@ -263,6 +277,13 @@ def operation_named(operation_id: str) -> Operation:
 def operation_at(method: str, template: str) -> Operation | None:
     """The operation a matched route serves (``template`` with the base path), if any."""
     return _BY_ROUTE.get((method.upper(), template))
+
+
+def correlator_pattern(path: str) -> re.Pattern[str]:
+    """The ``x-correlator`` pattern for a request to ``path``: its API's (the first segment),
+    or CAMARA_common's for a path outside the table (the identity server's, say), so the
+    gateway can refuse a malformed correlator before it routes the call."""
+    return _CORRELATORS.get(path.lstrip("/").split("/", 1)[0], PATTERN)
 
 
 def scopes_satisfied(operation: Operation | None, granted: Iterable[str]) -> bool:

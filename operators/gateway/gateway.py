@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import Request
 
 from operators.analytics.usage_recorder import UsageRecorder
-from operators.camara import CallContext, Operation, operation_at
+from operators.camara import CallContext, Operation, correlator_pattern, operation_at
 from operators.camara.common import NOT_PARSED, parse_body
 from operators.camara.correlator import HEADER, correlator_for, render_error
 from operators.camara.json_body import PARSED_BODY
@@ -247,7 +247,9 @@ class Gateway:
         state = scope.setdefault("state", {})
         headers = request.headers
         method = scope["method"]
-        correlator = state.get("correlator") or correlator_for(headers.get(HEADER))
+        correlator = state.get("correlator") or correlator_for(
+            headers.get(HEADER), correlator_pattern(scope["path"])
+        )
         body = b""
         if method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
@@ -369,7 +371,7 @@ async def run_policies(
     billable answer held until its usage event (with the call's held effects) is committed."""
     raw = _header(scope, b"x-correlator")
     try:
-        correlator = correlator_for(raw)
+        correlator = correlator_for(raw, correlator_pattern(scope["path"]))
     except CamaraError as error:
         await _send_error(send, error)
         return

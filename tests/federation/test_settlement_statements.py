@@ -38,6 +38,7 @@ from federation.settlement import (
 )
 from operators import ConfigFileError
 from operators.billing import MonthError
+from operators.camara import operation_named
 from tests.federation.conftest import FakeClock
 
 FRAUD = "dpv:FraudPreventionAndDetection"
@@ -404,3 +405,38 @@ def test_federation_config_without_a_rate_card_gets_the_default(
     data.pop("rate_card")
     card = FederationConfig.model_validate(data).rate_card
     assert card == RateCard() and card.price("hub", "telco-fr", "sim-swap").unit == Decimal("0.01")
+
+
+async def test_calls_to_an_api_with_a_narrow_correlator_reach_the_operator_and_reconcile(
+    script: Script,
+) -> None:
+    """Device Status takes only letters, digits and hyphens in its x-correlator: the hub's
+    ``application:correlator`` would be refused there (400), so it is sent as a digest that
+    fits, which both sides' statements then carry."""
+    app = await script.fed.register_application(
+        "reach", "device-reachability-status:read", [FRAUD]
+    )
+    app.clock = script.clock
+    token = (await app.client_credentials(f"device-reachability-status:read {FRAUD}"))[
+        "access_token"
+    ]
+    headers = {"Authorization": f"Bearer {token}", "x-correlator": "reach-1"}
+    url = f"{script.hub}/device-reachability-status/v1/retrieve"
+    body = {"device": {"phoneNumber": script.number("telco-fr")}}
+    first = await script.fed.http.post(url, json=body, headers=headers)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-correlator"] == "reach-1"
+    again = await script.fed.http.post(url, json=body, headers=headers)
+    assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
+    refused = await script.fed.http.post(
+        url, json=body, headers={**headers, "x-correlator": "urn:reach:2"}
+    )
+    assert refused.status_code == 400 and refused.json()["code"] == "INVALID_ARGUMENT"
+    events = script.fed.operator("telco-fr").gateway.ledger.events()
+    narrow = operation_named("getReachabilityStatus").correlator
+    assert [e.correlator for e in events] == [operator_correlator("reach", "reach-1", narrow)]
+    assert narrow.match(events[0].correlator)
+    (fr,) = [pair for pair in await script.statements(MARCH) if pair[0].operator == "telco-fr"]
+    check = reconcile_statements(*fr)
+    assert check.matches, check.as_json()
+    assert [(line.api, line.calls) for line in fr[0].lines] == [("device-reachability-status", 1)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from typing import Any
 
 import pytest
@@ -9,7 +11,12 @@ import yaml
 from fastapi.routing import APIRoute
 
 from loadtests.camara_definitions import camara_dir
-from operators.camara import OPERATION_SCOPES, build_camara_routers
+from operators.camara import (
+    OPERATION_SCOPES,
+    build_camara_routers,
+    correlator_pattern,
+    operation_at,
+)
 from operators.camara.device_status import ReachabilityStatusResponse, RoamingStatusResponse
 from operators.camara.kyc_match import KycMatchRequest, KycMatchResponse
 from operators.camara.location import VerifyLocationRequest, VerifyLocationResponse
@@ -160,3 +167,43 @@ def _error_codes(spec: dict[str, Any], op: dict[str, Any], status: str) -> set[s
 def test_error_codes_we_answer_are_declared(key: tuple[str, str], status: str, code: str) -> None:
     spec, op = _operations()[key]
     assert code in _error_codes(spec, op, status)
+
+
+def _correlator_pattern(spec: dict[str, Any], op: dict[str, Any]) -> str:
+    """The pattern of the operation's ``x-correlator`` parameter, following its $refs."""
+    for parameter in op.get("parameters", []):
+        if "$ref" in parameter:
+            parameter = spec["components"]["parameters"][parameter["$ref"].split("/")[-1]]
+        if parameter["name"] == "x-correlator":
+            return str(_schema(spec, parameter["schema"])["pattern"])
+    raise AssertionError("no x-correlator parameter")
+
+
+PROBES = [
+    *string.printable,
+    "b4333c46-49c0-4f62-80d7-f0ef930f1c46",
+    "a" * 55,
+    "a" * 56,
+    "a" * 256,
+    "a" * 257,
+    "urn:call/1",
+    "{a;b}",
+]
+
+
+def test_each_operation_takes_the_correlators_its_yaml_takes() -> None:
+    """Device Status and KYC Match declare a narrower x-correlator than CAMARA_common's; the
+    gateway answers each operation's own (compared on probes: the texts of the patterns
+    differ in how they escape a hyphen)."""
+    narrower = set()
+    for (method, path), (spec, op) in _operations().items():
+        declared = re.compile(_correlator_pattern(spec, op))
+        operation = operation_at(method, path)
+        assert operation is not None
+        served = operation.correlator
+        for probe in PROBES:
+            assert bool(served.match(probe)) == bool(declared.match(probe)), (path, probe)
+        assert correlator_pattern(path) is served
+        if not declared.match("a" * 56):
+            narrower.add(operation.api)
+    assert narrower == {"device-reachability-status", "device-roaming-status", "kyc-match"}

@@ -396,3 +396,28 @@ async def test_a_call_is_metered_at_its_admission_under_the_plan_it_was_admitted
     priced = [line for line in lines if line.events]
     assert [(line.plan, str(line.amount)) for line in priced] == [("pay-as-you-go", "0.01")]
     assert admitted == harness.clock() - 10.0
+
+
+async def test_device_status_refuses_a_correlator_only_the_common_pattern_allows(
+    harness: Harness,
+) -> None:
+    """Device Roaming Status declares ``^[a-zA-Z0-9-]{0,55}$`` for its x-correlator, not
+    CAMARA_common's: a colon or a 56th character is malformed there, while SIM Swap takes it."""
+    roaming = await harness.three_legged(scope=f"device-roaming-status:read {FRAUD}")
+    token = await harness.three_legged()
+    for value in ("urn:call-1", "c" * 56):
+        narrow = await harness.http.post(
+            "/device-roaming-status/v1/retrieve", json={},
+            headers={"Authorization": f"Bearer {roaming}", "x-correlator": value},
+        )
+        assert narrow.status_code == 400, narrow.text
+        assert narrow.json()["code"] == "INVALID_ARGUMENT"
+        assert "x-correlator" in narrow.json()["message"]
+        assert narrow.headers.get("x-correlator") != value
+        common = await harness.check(token, headers={"x-correlator": value})
+        assert common.status_code == 200 and common.headers["x-correlator"] == value
+    fits = await harness.http.post(
+        "/device-roaming-status/v1/retrieve", json={},
+        headers={"Authorization": f"Bearer {roaming}", "x-correlator": "c" * 55},
+    )
+    assert fits.status_code == 200 and fits.headers["x-correlator"] == "c" * 55
