@@ -86,6 +86,13 @@ CREATE TABLE IF NOT EXISTS portal_console_tokens (
 );
 CREATE INDEX IF NOT EXISTS portal_console_tokens_developer
     ON portal_console_tokens (developer_id);
+CREATE TABLE IF NOT EXISTS portal_key_holders (
+    client_id TEXT NOT NULL,
+    developer_id TEXT NOT NULL,
+    since REAL NOT NULL,
+    until REAL
+);
+CREATE INDEX IF NOT EXISTS portal_key_holders_developer ON portal_key_holders (developer_id);
 """
 
 INVITATION_LIFETIME = 7 * 24 * 3600.0
@@ -496,11 +503,24 @@ class DeveloperAccounts:
                 self.identity.clients.replace_keys(client_id, public)
                 self.db.execute("UPDATE portal_applications SET keys_by = ? WHERE client_id = ?",
                                 (by, client_id))
+                self._hand_keys_to(client_id, by)
         except OAuthError as refused:
             raise AccountError(400, "jwk", f"jwk: {refused.description}") from refused
         self._note_application("key_generated", application,
                                detail="generated" if private is not None else "uploaded")
         return private
+
+    def _hand_keys_to(self, client_id: str, developer_id: str | None) -> None:
+        """Note who holds the application's private key from now on (None: nobody the kill
+        switch knows of). The record outlives the next rotation: a rotation refuses the old
+        key, but the tokens its holder took with it stay live until they expire, so the kill
+        switch must still find them after a colleague rotated the key away."""
+        now = self.clock()
+        self.db.execute("UPDATE portal_key_holders SET until = ?"
+                        " WHERE client_id = ? AND until IS NULL", (now, client_id))
+        if developer_id is not None:
+            self.db.execute("INSERT INTO portal_key_holders (client_id, developer_id, since)"
+                            " VALUES (?, ?, ?)", (client_id, developer_id, now))
 
     def disable_application(self, org_id: str, client_id: str) -> None:
         """Turn the application off: its client is disabled and its live tokens revoked."""
@@ -624,6 +644,7 @@ class DeveloperAccounts:
                 "DELETE FROM portal_invitations WHERE created_by = ? AND used_at IS NULL",
                 (developer_id,))
             self._withdraw_keys_set_by(developer_id)
+            self._revoke_tokens_taken_with_keys_of(developer_id)
             self._revoke_console_tokens_of(developer_id)
             for row in self.db.all("SELECT * FROM portal_applications WHERE developer_id = ?"
                                    " ORDER BY rowid", (developer_id,)):
@@ -652,6 +673,22 @@ class DeveloperAccounts:
             self.identity.db.execute(
                 "UPDATE identity_access_tokens SET revoked_at = ?"
                 " WHERE client_id = ? AND revoked_at IS NULL", (self.clock(), row["client_id"]))
+
+    def _revoke_tokens_taken_with_keys_of(self, developer_id: str) -> None:
+        """Tokens a colleague's application was issued while the leaver held its key: the
+        leaver may have taken them, even if a colleague has rotated the key since (which
+        only refuses the key from the next assertion on). Tokens issued after that rotation
+        are the colleague's and stay live."""
+        now = self.clock()
+        for row in self.db.all(
+                "SELECT client_id, since, until FROM portal_key_holders WHERE developer_id = ?"
+                " ORDER BY rowid", (developer_id,)):
+            until = now if row["until"] is None else row["until"]
+            self.identity.db.execute(
+                "UPDATE identity_access_tokens SET revoked_at = ? WHERE client_id = ?"
+                " AND revoked_at IS NULL AND expires_at > ? AND issued_at >= ?"
+                " AND issued_at <= ?",
+                (now, row["client_id"], now, row["since"], until))
 
     def _revoke_console_tokens_of(self, developer_id: str) -> None:
         """Tokens the leaver minted in the console, whatever application they are for: a

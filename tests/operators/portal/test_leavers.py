@@ -116,3 +116,35 @@ async def test_keys_a_leaver_set_on_a_colleagues_application_stop_working(
     assert adas_key is not None
     owner = await portal.application_client(application.client_id, adas_key)
     assert "access_token" in await owner.client_credentials(f"sim-swap:check {FRAUD}")
+
+
+async def test_tokens_a_leaver_took_survive_no_rotation_after_they_held_the_key(
+    portal: Portal,
+) -> None:
+    """Grace rotated Ada's application's key and took a token with it; Ada rotated the key
+    again (so the application's keys are no longer Grace's). A rotation only refuses the old
+    key from then on: the kill switch still revokes what Grace got while she held it, and
+    leaves the tokens Ada got after her rotation alone."""
+    accounts = portal.parts.accounts
+    ada = accounts.sign_up("Acme", "ada@acme.example", "Ada", PASSWORD)
+    grace = accounts.join(ada.org_id, "grace@acme.example", "Grace", PASSWORD,
+                          invitation=accounts.invite(ada.org_id, by=ada.developer_id))
+    application, _ = accounts.create_application(ada, "Ada's", ["sim-swap"], [FRAUD], None)
+    client_id = application.client_id
+    graces_key = accounts.rotate_key(ada.org_id, client_id, None, by=grace.developer_id)
+    assert graces_key is not None
+    leaver = await portal.application_client(client_id, graces_key)
+    graces = (await leaver.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    portal.clock.advance(10)
+    adas_key = accounts.rotate_key(ada.org_id, client_id, None, by=ada.developer_id)
+    assert adas_key is not None
+    portal.clock.advance(10)
+    owner = await portal.application_client(client_id, adas_key)
+    adas = (await owner.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
+    portal.clock.advance(60)
+    assert portal.parts.deactivate(grace.developer_id) == []
+    tokens = portal.operator.identity.tokens
+    assert tokens.introspect(graces)["active"] is False, "taken while Grace held the key"
+    assert tokens.introspect(adas)["active"] is True, "taken with Ada's own key"
+    still = accounts.application(client_id)
+    assert still is not None and still.status is ApplicationStatus.ACTIVE
