@@ -85,6 +85,34 @@ def read_header(token: object) -> dict[str, Any]:
     return header
 
 
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+MIN_RSA_BITS = 2048
+"""Smallest RSA modulus a client may register (FAPI 2.0's floor)."""
+
+
+def registrable_key_problem(key: Key) -> str | None:
+    """Why a client's public key cannot be registered, or None. Signature checks refuse a
+    weak or mislabelled key anyway; refusing it at registration tells the developer now,
+    instead of at their first assertion, and keeps a bogus ``alg`` out of generated examples."""
+    if key.key_type == "RSA":
+        bits = int(getattr(key.raw_value, "key_size", 0))
+        if bits < MIN_RSA_BITS:
+            return f"an RSA key needs at least {MIN_RSA_BITS} bits (this one has {bits})"
+    kid = key.get("kid")
+    if kid is not None and not (isinstance(kid, str) and 0 < len(kid) <= 200):
+        return "a key's kid must be text of 1 to 200 characters"
+    alg = key.get("alg")
+    if alg is None:
+        return None
+    if alg not in ASYMMETRIC_ALGS or _ALG_KTY.get(str(alg)[:2]) != key.key_type:
+        return f"alg {alg!r} is not an asymmetric algorithm for a {key.key_type} key"
+    curve = _EC_CURVES.get(alg)
+    if curve is not None and key.get("crv") != curve:
+        return f"alg {alg} needs a {curve} key, not {key.get('crv')}"
+    return None
+
+
 def key_fits_alg(key: Key, alg: str) -> bool:
     """Whether ``alg`` may be used with ``key``: the key's own ``alg`` wins, else its type."""
     declared = key.get("alg")

@@ -18,6 +18,7 @@ from ..config import OperatorConfig
 from ..errors import OAuthError
 from ..storage import Database
 from ..types import Clock
+from ._jwt import registrable_key_problem
 from .types import OPENID, PURPOSE_PREFIX, AuthMethod, GrantType
 
 SCHEMA = """
@@ -144,7 +145,13 @@ def _public_jwks(value: dict[str, Any] | None) -> dict[str, Any]:
             raise _metadata_error("only asymmetric keys (EC, RSA, OKP) may be registered")
         if key.is_private:
             raise _metadata_error("register the public key only, never the private key")
+        refused = registrable_key_problem(key)
+        if refused is not None:
+            raise _metadata_error(refused)
         keys.append(dict(key.as_dict(private=False)))
+    kids = [key["kid"] for key in keys if "kid" in key]
+    if len(kids) != len(set(kids)):
+        raise _metadata_error("two keys have the same kid: an assertion could not name its key")
     return {"keys": keys}
 
 

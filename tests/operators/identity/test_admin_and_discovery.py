@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 import httpx
+from joserfc.jwk import RSAKey
 
 from .conftest import Operator, new_key
 
@@ -52,6 +56,26 @@ async def test_client_administration(http: httpx.AsyncClient, operator: Operator
     assert (await http.get("/admin/clients/ghost", auth=admin)).status_code == 404
 
 
+def weak_or_mislabelled_keys() -> dict[str, list[dict[str, Any]]]:
+    """Public keys a client may not register: a signature check would refuse each anyway,
+    but registration says why at once."""
+    def ec(**extra: Any) -> dict[str, Any]:
+        return {**new_key().as_dict(private=False), **extra}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # joserfc warns of the small key it is asked to make
+        small_rsa = RSAKey.generate_key(1024).as_dict(private=False)
+    return {
+        "1024-bit RSA": [dict(small_rsa)],
+        "alg none": [ec(alg="none")],
+        "alg HS256 on an EC key": [ec(alg="HS256")],
+        "alg RS256 on an EC key": [ec(alg="RS256")],
+        "alg ES384 on a P-256 key": [ec(alg="ES384")],
+        "kid a number": [ec(kid=7)],
+        "two keys, one kid": [ec(kid="same"), ec(kid="same")],
+    }
+
+
 async def test_client_metadata_is_validated(http: httpx.AsyncClient, operator: Operator) -> None:
     admin = ("admin", operator.config.admin_secret)
     key = new_key()
@@ -74,5 +98,10 @@ async def test_client_metadata_is_validated(http: httpx.AsyncClient, operator: O
         assert response.status_code == 400, body
         assert response.json()["error"] in ("invalid_client_metadata", "invalid_request"), body
     duplicate = {"client_id": "dup-app", "client_name": "dup", "jwks": public}
+    for name, keys in weak_or_mislabelled_keys().items():
+        response = await http.post(
+            "/admin/clients", json={"client_name": name, "jwks": {"keys": keys}}, auth=admin)
+        assert response.status_code == 400, name
+        assert response.json()["error"] == "invalid_client_metadata", name
     assert (await http.post("/admin/clients", json=duplicate, auth=admin)).status_code == 201
     assert (await http.post("/admin/clients", json=duplicate, auth=admin)).status_code == 400

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from pathlib import Path
 from urllib.parse import urlencode
+
+from joserfc.jwk import ECKey, RSAKey
 
 from federation.config import default_federation
 from federation.federation import quick_consent, start_federation
@@ -148,6 +151,14 @@ async def test_a_bad_jwk_is_refused_with_a_clear_message(portal: Portal,
     assert broken.status_code == 400 and "jwk:" in broken.text
     symmetric = await developer.create_application(jwk=json.dumps({"kty": "oct", "k": "AAAA"}))
     assert symmetric.status_code == 400
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # joserfc warns of the small key it is asked to make
+        small = RSAKey.generate_key(1024).as_dict(private=False)
+    weak = await developer.create_application(jwk=json.dumps(small))
+    assert weak.status_code == 400 and "at least 2048 bits" in weak.text
+    mislabelled = await developer.create_application(jwk=json.dumps(
+        {**ECKey.generate_key("P-256").as_dict(private=False), "alg": "HS256"}))
+    assert mislabelled.status_code == 400 and "alg" in mislabelled.text
     empty = await developer.create_application(jwk="")
     assert empty.status_code == 400 and "jwk: paste your public key" in empty.text
     assert portal.parts.accounts.applications(
