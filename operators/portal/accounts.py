@@ -211,6 +211,11 @@ class DeveloperAccounts:
         db.ensure_column("portal_applications", "ended_at", "REAL")
         db.ensure_column("portal_invitations", "created_by", "TEXT")
         db.ensure_column("portal_applications", "keys_by", "TEXT")  # NULL: its creator
+        db.ensure_column("portal_developers", "external_issuer", "TEXT")
+        # links made before their issuer was kept were made through the organisation's own
+        db.execute("UPDATE portal_developers SET external_issuer = (SELECT idp_issuer FROM"
+                       " portal_organisations o WHERE o.org_id = portal_developers.org_id)"
+                       " WHERE external_subject IS NOT NULL AND external_issuer IS NULL")
 
     def _note(self, kind: ActivityKind, developer_id: str, org_id: str, client_id: str = "",
               api: str = "", detail: str = "") -> None:
@@ -294,13 +299,38 @@ class DeveloperAccounts:
 
     def create_federated(self, org_id: str, external_subject: str, email: str,
                          name: str) -> Developer:
-        """A developer who signs in through the organisation's identity provider (no password)."""
-        if self.organisation(org_id) is None:
+        """A developer who signs in through the organisation's identity provider (no password),
+        linked to its subject at the organisation's current issuer.
+
+        A member of the organisation with this (verified) address who is not linked to that
+        issuer (one who joined by password before the organisation federated, or was linked at
+        a provider it left) is linked instead of refused: before, they could never sign in
+        through the provider, and its SCIM could never deprovision them."""
+        organisation = self.organisation(org_id)
+        if organisation is None:
             raise AccountError(404, "organisation", "No such organisation.")
         if not external_subject or len(external_subject) > 255:
             raise AccountError(400, "subject", "subject: the identity provider's subject is "
                                                "missing or too long.")
-        developer = self._add_developer(org_id, email, name, external_subject=external_subject)
+        issuer = organisation.idp_issuer
+        with self.db.transaction():
+            # a subject another provider gave the organisation once names nobody here now
+            self.db.execute("UPDATE portal_developers SET external_subject = NULL,"
+                            " external_issuer = NULL WHERE org_id = ? AND external_subject = ?"
+                            " AND external_issuer IS NOT ?", (org_id, external_subject, issuer))
+            linked = self.db.execute(
+                "UPDATE portal_developers SET external_subject = ?, external_issuer = ?,"
+                " password_hash = NULL WHERE org_id = ? AND email = ?"
+                " AND (external_subject IS NULL OR external_issuer IS NOT ?)",
+                (external_subject, issuer, org_id, normalise_email(email), issuer))
+            if linked:
+                found = self.by_external_subject(org_id, external_subject)
+                assert found is not None
+                return found
+            developer = self._add_developer(org_id, email, name,
+                                            external_subject=external_subject)
+            self.db.execute("UPDATE portal_developers SET external_issuer = ?"
+                            " WHERE developer_id = ?", (issuer, developer.developer_id))
         self._note("signed_up", developer.developer_id, org_id)
         return developer
 
@@ -352,7 +382,14 @@ class DeveloperAccounts:
         if not _verify_password(password, stored):
             return None
         developer = _row_developer(row)  # type: ignore[arg-type]
-        return developer if developer.active else None
+        if not developer.active:
+            return None
+        organisation = self.organisation(developer.org_id)
+        if organisation is not None and organisation.idp_issuer is not None:
+            # its provider's SCIM could never deprovision a password sign-in
+            raise AccountError(403, "email", f"{organisation.name} signs in through its "
+                               "identity provider: use its corporate sign-in.")
+        return developer
 
     def developer(self, developer_id: str) -> Developer | None:
         row = self.db.one("SELECT * FROM portal_developers WHERE developer_id = ?",
@@ -365,8 +402,13 @@ class DeveloperAccounts:
         return None if row is None else _row_developer(row)
 
     def by_external_subject(self, org_id: str, subject: str) -> Developer | None:
+        """The member linked to ``subject`` at the organisation's current identity provider: a
+        subject is only unique at its issuer, so one linked at a provider the organisation
+        left is not found (another provider may give someone else the same subject)."""
         row = self.db.one(
-            "SELECT * FROM portal_developers WHERE org_id = ? AND external_subject = ?",
+            "SELECT d.* FROM portal_developers d JOIN portal_organisations o"
+            " ON o.org_id = d.org_id AND d.external_issuer IS o.idp_issuer"
+            " WHERE d.org_id = ? AND d.external_subject = ?",
             (org_id, subject))
         return None if row is None else _row_developer(row)
 

@@ -25,7 +25,7 @@ from operators import Operator, example_operator
 from operators.camara import OPERATIONS
 from operators.identity import JwksError
 from operators.outbound_hosts import host_problem
-from operators.portal import Developer, PortalHost
+from operators.portal import AccountError, Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
 from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, OrganisationIdps
 from operators.portal.guard import PortalGuard
@@ -609,3 +609,52 @@ async def test_a_developer_already_linked_signs_in_without_the_claim(
         await world.corporate_sign_in(browser, "u-bob", "bob-pw")
         again = world.session_developer(browser)
         assert again is not None and again == linked
+
+
+async def test_a_password_member_is_linked_at_their_first_corporate_sign_in(
+    world: TrustWorld,
+) -> None:
+    """Bob joined by password before Corp federated its sign-in. Once it has, his password
+    no longer signs him in (his provider's SCIM could never deprovision it), and his first
+    corporate sign-in, with the address the provider vouches for, links his account instead
+    of refusing it as taken: same developer, same applications, no password left."""
+    invitation = world.accounts.invite(world.org_id, by=world.admin.developer_id)
+    bob = world.accounts.join(world.org_id, "bob@corp.example", "Bob", ADMIN_PASSWORD,
+                              invitation=invitation)
+    assert world.accounts.authenticate("bob@corp.example", ADMIN_PASSWORD) is not None
+    world.federate()
+    with pytest.raises(AccountError) as refused:
+        world.accounts.authenticate("bob@corp.example", ADMIN_PASSWORD)
+    assert refused.value.status == 403 and "identity provider" in refused.value.message
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "bob@corp.example", "bob-pw")
+        assert answer.status_code == 303, answer.text
+        assert world.session_developer(browser) == bob.developer_id
+    linked = world.accounts.by_external_subject(world.org_id, "u-bob")
+    assert linked is not None and linked.developer_id == bob.developer_id
+    world.accounts.set_idp(world.org_id, None)  # even with the provider gone, no password
+    assert world.accounts.authenticate("bob@corp.example", ADMIN_PASSWORD) is None
+
+
+async def test_a_subject_is_believed_only_at_the_provider_that_gave_it(
+    world: TrustWorld,
+) -> None:
+    """Corp moves its sign-in to another provider. A subject is unique only at its issuer:
+    the new provider's ``u-bob`` may be someone else, so it does not sign in as Bob; Bob is
+    linked again through the new provider by the address it vouches for."""
+    world.federate()
+    async with world.browser() as browser:
+        await world.corporate_sign_in(browser, "bob@corp.example", "bob-pw")
+    bob = world.accounts.by_external_subject(world.org_id, "u-bob")
+    assert bob is not None
+    world.accounts.set_idp(world.org_id, "https://idp.elsewhere.test")
+    assert world.accounts.by_external_subject(world.org_id, "u-bob") is None
+    stranger = world.accounts.create_federated(world.org_id, "u-bob", "mallory@corp.example",
+                                               "Mallory")
+    assert stranger.developer_id != bob.developer_id
+    found = world.accounts.by_external_subject(world.org_id, "u-bob")
+    assert found is not None and found.developer_id == stranger.developer_id
+    again = world.accounts.create_federated(world.org_id, "b-7", "bob@corp.example", "Bob")
+    assert again.developer_id == bob.developer_id
+    assert [m.email for m in world.accounts.members(world.org_id)] == [
+        "admin@corp.example", "bob@corp.example", "mallory@corp.example"]
