@@ -1,7 +1,8 @@
 """What a number of calls costs under one plan: per call, or in tiers (graduated or volume).
 
-The count is the calls of one API subscription within one plan period of one month (see
-:mod:`operators.billing.rating`). Semantics are Stripe's and Lago's:
+The count is the calls of one API subscription under one plan in one month, all the periods
+it held the plan that month together (:mod:`operators.billing.rating` shares the charges out
+among them). Semantics are Stripe's and Lago's:
 
 * no tiers: every call at ``price_per_call`` (one charge);
 * ``graduated``: the calls fill the bands in order; each band charges its calls at its own
@@ -30,10 +31,10 @@ __all__ = ["TierCharge", "price_calls"]
 class TierCharge:
     """The charge of ``calls`` calls in one band (``tier`` 1-based; None for a flat price).
 
-    ``first`` and ``last`` are the band's bounds as calls counted in the period (``last``
-    None for the open band); ``offset`` is how many of the period's calls, in order, come
-    before the ones charged here (graduated bands take consecutive calls; a volume charge
-    takes them all).
+    ``first`` and ``last`` are the band's bounds as calls counted under the plan in the
+    month (``last`` None for the open band); ``offset`` is how many of the counted calls, in
+    order, come before the ones charged here (graduated bands take consecutive calls; a
+    volume charge takes them all).
     """
 
     tier: int | None
@@ -50,7 +51,7 @@ class TierCharge:
 
 
 def price_calls(plan: Plan, calls: int) -> list[TierCharge]:
-    """The charges of ``calls`` calls made under ``plan`` in one period (none for no call)."""
+    """The charges of ``calls`` calls made under ``plan`` in one month (none for no call)."""
     if calls < 0:
         raise ValueError(f"a number of calls is never negative (got {calls})")
     if calls == 0:

@@ -11,11 +11,17 @@ The rules, for one API subscription (an application's calls of one API) in one m
 * The **monthly fee** is prorated to the second for each plan period within the month:
   ``fee * seconds held / seconds in the month``, the period's ends taken to the whole second
   (a period from the 10th 12:00:00.6 counts from 12:00:00). A draft stops at ``until``.
-* **Tiers count per plan period**: the calls made under a plan since it took effect in this
-  month fill its bands from the first; a change of plan starts the new plan's bands from
-  zero (a customer who upgrades mid-month is not priced on the calls of a plan they left,
-  and the old plan's bands do not carry over to prices they were never quoted). A change
-  back to the plan already held is no change and does not reset the count.
+* **Tiers count per plan and month**: a plan's bands are filled by the calls made under it
+  in the month, in call order, across all the periods it was held. A change to a plan not
+  yet held this month starts that plan's bands from zero (a customer who upgrades mid-month
+  is not priced on the calls of a plan they left, and the old plan's bands do not carry over
+  to prices they were never quoted); a return to a plan already held this month continues
+  its count from the calls made under it earlier in the month, so switching away and back
+  never starts its bands again (1000 calls cost the same whether the plan was held all month
+  or left for a second every 100 calls). A volume plan's calls in the month are all priced
+  at the band their total lands in. A band's flat fee is charged once, in the period of its
+  first call (volume: of the plan's first call). A new month starts every count from zero.
+  A change back to the plan already held is no change at all (one period).
 * Every line lists the usage events (``(client_id, correlator)``) it covers, in call order;
   each event of the month is in exactly one line, so a billed call traces to its event.
 * Amounts are exact until the line, which is rounded half to even to the currency's minor
@@ -25,8 +31,9 @@ The rules, for one API subscription (an application's calls of one API) in one m
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import StrEnum
 
@@ -163,16 +170,32 @@ def _period_lines(
     start: float,
     end: float,
     month: Month,
-    calls: int,
+    charges: Sequence[TierCharge],
     events: Sequence[EventId] | None,
 ) -> list[LineItem]:
+    """A period's fee line, then a line per charge of its calls (``offset`` into ``events``)."""
     lines = [fee] if (fee := _fee_line(client_id, api, plan, start, end, month)) else []
-    for charge in price_calls(plan, calls):
+    for charge in charges:
         covered = (
             () if events is None else tuple(events[charge.offset : charge.offset + charge.calls])
         )
         lines.append(_call_line(client_id, api, plan, start, end, charge, covered))
     return lines
+
+
+def _share(charges: Sequence[TierCharge], before: int, calls: int) -> list[TierCharge]:
+    """The part of a plan's charges for the month (all its calls, in order) that falls on the
+    ``calls`` calls after its first ``before``: one period's. Each charge is cut to those calls,
+    its ``offset`` made the period's own, and its flat fee kept only where its first call is."""
+    low, high = before, before + calls
+    shared: list[TierCharge] = []
+    for charge in charges:
+        first, last = max(low, charge.offset), min(high, charge.offset + charge.calls)
+        if last <= first:
+            continue
+        flat_fee = charge.flat_fee if first == charge.offset else Decimal(0)
+        shared.append(replace(charge, offset=first - low, calls=last - first, flat_fee=flat_fee))
+    return shared
 
 
 def rate_subscription(
@@ -203,14 +226,25 @@ def rate_subscription(
         if start <= event.at < end:
             mine.append(event)
     mine.sort(key=lambda e: (e.at, e.correlator))
-    lines: list[LineItem] = []
+    spans: list[tuple[Plan, float, float, list[EventId]]] = []
     for period in history:
         low = max(start, period.from_at)
         high = end if period.until is None else min(end, period.until)
         if high <= low:
             continue
         ids = [(e.client_id, e.correlator) for e in mine if low <= e.at < high]
-        lines.extend(_period_lines(client_id, api, period.plan, low, high, month, len(ids), ids))
+        spans.append((period.plan, low, high, ids))
+    # tiers count per plan and month: every period of a plan shares one count of its calls
+    totals: Counter[Plan] = Counter()
+    for plan, _, _, ids in spans:
+        totals[plan] += len(ids)
+    month_charges = {plan: price_calls(plan, calls) for plan, calls in totals.items()}
+    counted: Counter[Plan] = Counter()
+    lines: list[LineItem] = []
+    for plan, low, high, ids in spans:
+        charges = _share(month_charges[plan], counted[plan], len(ids))
+        counted[plan] += len(ids)
+        lines.extend(_period_lines(client_id, api, plan, low, high, month, charges, ids))
     return lines
 
 
@@ -273,6 +307,10 @@ def rate_counted(
     """The lines of ``calls`` calls made under ``plan`` held from ``start`` to ``end``, when
     only their number is known (the simulation's billable calls): one plan period, the fee
     prorated for the seconds held within the month ``start`` falls in, and no event ids.
-    The calls all count in that month."""
+    The calls all count in that month, and the plan's bands from zero: the period is taken to
+    be the plan's first in the month (a caller returning to a plan within a month would owe
+    the count :func:`rate_subscription` continues; the simulation's plans only move up their
+    ladder, and a month's end starts a new count anyway)."""
     month = Month.of(start)
-    return _period_lines(client_id, api, plan, start, min(end, month.end), month, calls, None)
+    charges = price_calls(plan, calls)
+    return _period_lines(client_id, api, plan, start, min(end, month.end), month, charges, None)

@@ -1,5 +1,6 @@
 """Rating against the plan in force at each call: proration to the second across a mid-month
-change, tiers counted per plan period, drafts, and every event in exactly one line."""
+change, tiers counted per plan and month (afresh for a new plan, continued on a return), drafts,
+and every event in exactly one line."""
 
 from __future__ import annotations
 
@@ -9,8 +10,15 @@ from decimal import Decimal
 
 import pytest
 
-from operators.billing import ChargeKind, Month, rate_counted, rate_month, rate_subscription
-from operators.config import Plan
+from operators.billing import (
+    ChargeKind,
+    LineItem,
+    Month,
+    rate_counted,
+    rate_month,
+    rate_subscription,
+)
+from operators.config import Plan, PriceTier
 from operators.gateway.subscriptions import InMemoryPlans
 
 from .support import DAY, MARCH, FakeClock, event, priced_operator
@@ -69,7 +77,7 @@ def test_proration_counts_whole_seconds_and_rounds_half_to_even() -> None:
     assert halves.amount == Decimal("0.02")
 
 
-def test_tiers_start_again_with_each_plan_period() -> None:
+def test_tiers_start_again_with_a_change_to_another_plan() -> None:
     plans, clock = _store()
     clock.now = MARCH.start
     plans.subscribe("app", "sim-swap", "growth")  # graduated: 1-5 at 0.10 + 1.00, then 0.05
@@ -87,6 +95,124 @@ def test_tiers_start_again_with_each_plan_period() -> None:
         ("bulk", 1, 3, Decimal("1.30")),  # counting again from one: 3 x 0.10 + 1.00
     ]
     assert calls[1].events == (("app", "e5"), ("app", "e6"))
+
+
+def _calls_total(lines: list[LineItem]) -> Decimal:
+    return sum((x.amount for x in lines if x.kind is ChargeKind.CALLS), Decimal(0))
+
+
+def test_leaving_a_plan_for_a_second_and_back_does_not_restart_its_bands() -> None:
+    """The reviewer's case: 'starter' (first 100 calls free, then 0.05) bills 1000 calls at
+    45.00 held all month; left for one second every 100 calls it billed 0.00, each return
+    filling the free band again. A return continues the plan's count instead."""
+    starter = Plan(
+        name="starter",
+        rate_per_second=50,
+        burst=100,
+        tiers=(
+            PriceTier(up_to=100, unit_price=Decimal(0)),
+            PriceTier(up_to=None, unit_price=Decimal("0.05")),
+        ),
+    )
+    config = priced_operator()
+
+    def bill(toggle: bool) -> list[LineItem]:
+        clock = FakeClock(MARCH.start)
+        plans = InMemoryPlans((*config.plans, starter), config.default_plan, clock)
+        plans.subscribe("app", "sim-swap", "starter")
+        events = []
+        for i in range(1000):
+            at = MARCH.start + 60 + i * 60
+            if toggle and i and i % 100 == 0:  # every 100 calls: away for one second
+                clock.now = at - 2
+                plans.subscribe("app", "sim-swap", "pay-as-you-go")
+                clock.now = at - 1
+                plans.subscribe("app", "sim-swap", "starter")
+            events.append(event("app", f"c{i}", at))
+        return rate_month(events, plans.history, MARCH, subscribed=plans.held())
+
+    held, toggled = bill(False), bill(True)
+    assert _calls_total(held) == _calls_total(toggled) == Decimal("45.00")
+    free = [x for x in toggled if x.kind is ChargeKind.CALLS and x.tier == 1]
+    assert [x.quantity for x in free] == [100]  # the free band once, in the first period
+    assert {x.tier for x in toggled if x.kind is ChargeKind.CALLS and x.plan == "starter"} == {
+        1,
+        2,
+    }
+
+
+@pytest.mark.parametrize("name", ["growth", "bulk"])
+def test_a_plan_returned_to_costs_what_holding_it_all_month_costs(name: str) -> None:
+    """Graduated or volume, flat fees included: a band's flat fee is charged once, however
+    often the plan is left and taken back, and each call is still in exactly one line."""
+
+    def bill(toggle: bool) -> list[LineItem]:
+        plans, clock = _store(MARCH.start)
+        plans.subscribe("app", "sim-swap", name)
+        events = []
+        for i in range(12):
+            at = MARCH.start + DAY * (i + 1)
+            if toggle and i % 2 == 0:
+                clock.now = at - 2
+                plans.subscribe("app", "sim-swap", "free")
+                clock.now = at - 1
+                plans.subscribe("app", "sim-swap", name)
+            events.append(event("app", f"c{i}", at))
+        return rate_month(events, plans.history, MARCH, subscribed=plans.held())
+
+    held, toggled = bill(False), bill(True)
+    # growth: 5 x 0.10 + 1.00 + 7 x 0.05 = 1.85; bulk: 12 calls land in band 2, 12 x 0.05
+    assert (
+        _calls_total(held)
+        == _calls_total(toggled)
+        == Decimal("1.85" if name == "growth" else "0.60")
+    )
+    assert sum(x.flat_fee for x in toggled) == sum(x.flat_fee for x in held)
+    covered = Counter(e for x in toggled for e in x.events)
+    assert set(covered) == {("app", f"c{i}") for i in range(12)} and set(covered.values()) == {1}
+
+
+def test_a_different_plan_starts_at_zero_and_a_return_continues_where_it_left_off() -> None:
+    plans, clock = _store()
+    plans.subscribe("app", "sim-swap", "growth")  # graduated: 1-5 at 0.10 + 1.00, then 0.05
+    clock.now = MARCH.start + 10 * DAY
+    plans.subscribe("app", "sim-swap", "bulk")  # the same bands in volume mode
+    clock.now = MARCH.start + 20 * DAY
+    plans.subscribe("app", "sim-swap", "growth")  # back: its count goes on from 3
+    first = [event("app", f"a{i}", MARCH.start + 100 + i) for i in range(3)]
+    other = [event("app", f"b{i}", MARCH.start + 11 * DAY + i) for i in range(3)]
+    back = [event("app", f"c{i}", MARCH.start + 21 * DAY + i) for i in range(4)]
+    lines = rate_subscription(
+        "app", "sim-swap", first + other + back, plans.history("app", "sim-swap"), MARCH
+    )
+    calls = [x for x in lines if x.kind is ChargeKind.CALLS]
+    assert [(c.plan, c.tier, c.quantity, c.flat_fee, c.amount) for c in calls] == [
+        ("growth", 1, 3, Decimal(1), Decimal("1.30")),  # calls 1-3 of growth's band 1
+        ("bulk", 1, 3, Decimal(1), Decimal("1.30")),  # another plan: its own bands from one
+        ("growth", 1, 2, Decimal(0), Decimal("0.20")),  # calls 4-5: band 1's fee already paid
+        ("growth", 2, 2, Decimal(0), Decimal("0.10")),  # calls 6-7
+    ]
+    assert calls[2].events == (("app", "c0"), ("app", "c1"))
+    assert (calls[3].tier_first, calls[3].tier_last) == (6, None)
+
+
+def test_a_new_month_starts_the_bands_at_zero() -> None:
+    february = Month(2025, 2)
+    plans, clock = _store(february.start)
+    plans.subscribe("app", "sim-swap", "growth")
+    feb_calls = [event("app", f"f{i}", february.start + DAY + i) for i in range(7)]
+    clock.now = MARCH.start + DAY  # away and back early in March
+    plans.subscribe("app", "sim-swap", "free")
+    clock.now = MARCH.start + DAY + 1
+    plans.subscribe("app", "sim-swap", "growth")
+    march_calls = [event("app", f"m{i}", MARCH.start + (i + 1) * 2 * DAY) for i in range(3)]
+    events = feb_calls + march_calls
+    in_feb = rate_month(events, plans.history, february, subscribed=plans.held())
+    in_march = rate_month(events, plans.history, MARCH, subscribed=plans.held())
+    assert [(x.tier, x.quantity) for x in in_feb if x.kind is ChargeKind.CALLS] == [(1, 5), (2, 2)]
+    assert [(x.tier, x.quantity, x.amount) for x in in_march if x.kind is ChargeKind.CALLS] == [
+        (1, 3, Decimal("1.30"))  # February's 7 calls do not count: band 1 again, its fee too
+    ]
 
 
 def test_a_draft_covers_the_month_to_date() -> None:
