@@ -56,7 +56,7 @@ def test_a_month_is_a_utc_calendar_month() -> None:
     assert not MARCH.holds(MARCH.end)
     assert Month.parse("2024-12").next() == Month(2025, 1)
     assert months_between(MARCH.start + 5, APRIL.start + 5) == [MARCH, APRIL]
-    for bad in ("2025-13", "2025-3", "March", "", "2025-03-01"):
+    for bad in ("2025-13", "2025-3", "March", "", "2025-03-01", "２０２５-０３", "2025-٠٣"):
         with pytest.raises(MonthError, match="YYYY-MM"):
             Month.parse(bad)
 
