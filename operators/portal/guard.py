@@ -64,7 +64,9 @@ class PortalGuard:
         self.host = host
         self.accounts = accounts
         self.sessions = DeveloperSessions(host.db, clock=host.clock)
-        self.throttle = throttle if throttle is not None else LoginThrottle(host.clock)
+        # in the party's database, not this process: replicas share the count of failures
+        self.throttle = (throttle if throttle is not None
+                         else LoginThrottle(host.db, clock=host.clock))
         self.secure = urlsplit(host.origin).scheme == "https"
 
     # -- the session ---------------------------------------------------------------------------

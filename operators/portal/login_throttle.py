@@ -1,76 +1,110 @@
 """Login throttling: too many failed sign-ins per email or per client address wait a while.
 
-A sliding window on a clock (a callable returning seconds): after ``limit`` failures within
-``window`` seconds for the same email, or for the same client address, sign-in is refused
-until the oldest of them leaves the window; the answer says how long (``Retry-After``). A
-success clears the email's failures (not the address's: one address guessing many accounts
-stays slow). Counting per email stops guessing one account from many addresses; counting per
-address stops one address guessing many accounts. Kept in memory, per process: a restart
-forgets it, which only ever lets a patient attacker start again.
+A sliding window on a clock (a callable returning epoch seconds): after ``limit`` failures
+within ``window`` seconds for the same email, or for the same client address, sign-in is
+refused until the oldest of them leaves the window; the answer says how long
+(``Retry-After``). A success clears the email's failures (not the address's: one address
+guessing many accounts stays slow). Counting per email stops guessing one account from many
+addresses; counting per address stops one address guessing many accounts.
+
+The failures are rows of the party's own database, one per failure and key, not memory of
+one process: the replicas of ``ogsim up --autoscale`` share that file, so password guesses
+spread over N replicas count once (in memory each replica allowed ``limit``, N times the
+limit in all), and a restart forgets nothing. Every failure deletes the rows that have left
+the window and keeps the table at :data:`MAX_ROWS` at most (the oldest go first), so an
+attacker with many emails and addresses cannot grow it without bound. Keys are stored as
+hashes: the table keeps what strangers typed into the email field, sometimes a password.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+import hashlib
 
+from ..storage import Database
 from ..types import Clock
 
-MAX_KEYS = 100_000
-"""Bounds the memory an attacker can make it use with many emails."""
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS portal_login_failures (
+    key TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS portal_login_failures_key ON portal_login_failures (key, at);
+CREATE INDEX IF NOT EXISTS portal_login_failures_at ON portal_login_failures (at);
+"""
+
+MAX_ROWS = 200_000
+"""Failure rows kept at most (two per failure with an address): bounds the table an attacker
+with many emails and addresses can make, at a few megabytes."""
 
 
-@dataclass
 class LoginThrottle:
-    """Failures per email and per address in a sliding window."""
+    """Failures per email and per address in a sliding window, in the party's database."""
 
-    clock: Clock
-    limit: int = 5
-    window: float = 15 * 60.0
-    _failures: dict[str, deque[float]] = field(default_factory=dict, init=False, repr=False)
+    def __init__(self, db: Database, *, clock: Clock, limit: int = 5,
+                 window: float = 15 * 60.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.limit = limit
+        self.window = window
+        db.ensure_schema(SCHEMA)
 
     def retry_after(self, email: str, address: str | None) -> float | None:
         """Seconds to wait before another attempt is heard, or None when one may try now."""
         now = self.clock()
-        waits = [self._wait(key, now) for key in self._keys(email, address)]
+        waits = [self._wait(key, now) for key in _keys(email, address)]
         return max((w for w in waits if w is not None), default=None)
 
     def failed(self, email: str, address: str | None) -> None:
+        """Count a failed sign-in against the email and the address (one row each)."""
         now = self.clock()
-        if len(self._failures) >= MAX_KEYS:
+        with self.db.transaction():
             self._forget_old(now)
-        for key in self._keys(email, address):
-            self._failures.setdefault(key, deque()).append(now)
+            for key in _keys(email, address):
+                self.db.execute("INSERT INTO portal_login_failures (key, at) VALUES (?, ?)",
+                                (key, now))
+            self._keep_bounded()
 
     def succeeded(self, email: str) -> None:
-        self._failures.pop(_email_key(email), None)
+        """Forget the email's failures; the address's stay counted."""
+        self.db.execute("DELETE FROM portal_login_failures WHERE key = ?", (_email_key(email),))
 
     def _wait(self, key: str, now: float) -> float | None:
-        times = self._failures.get(key)
-        if not times:
+        """Until the ``limit``-th newest failure of ``key`` in the window leaves it, or None
+        while fewer than ``limit`` are in it."""
+        row = self.db.one(
+            "SELECT at FROM portal_login_failures WHERE key = ? AND at > ?"
+            " ORDER BY at DESC LIMIT 1 OFFSET ?",
+            (key, now - self.window, self.limit - 1),
+        )
+        if row is None:
             return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        if len(times) < self.limit:
-            return None
-        return max(1.0, times[-self.limit] + self.window - now)
+        return max(1.0, float(row["at"]) + self.window - now)
 
     def _forget_old(self, now: float) -> None:
-        for key in [k for k, t in self._failures.items() if not t or t[-1] <= now - self.window]:
-            del self._failures[key]
-        if len(self._failures) >= MAX_KEYS:
-            self._failures.clear()
+        """Rows past the window count for nobody any more."""
+        self.db.execute("DELETE FROM portal_login_failures WHERE at <= ?", (now - self.window,))
 
-    @staticmethod
-    def _keys(email: str, address: str | None) -> list[str]:
-        keys = [_email_key(email)]
-        if address:
-            keys.append(f"address:{address}")
-        return keys
+    def _keep_bounded(self) -> None:
+        """Keep the newest :data:`MAX_ROWS` rows. Each row's rowid is above every older one's
+        (SQLite gives a new row the largest rowid plus one), so the rows at or below the
+        largest minus :data:`MAX_ROWS` are the oldest, found through the rowid alone."""
+        self.db.execute(
+            "DELETE FROM portal_login_failures WHERE rowid <="
+            " (SELECT MAX(rowid) FROM portal_login_failures) - ?",
+            (MAX_ROWS,),
+        )
+
+
+def _keys(email: str, address: str | None) -> list[str]:
+    keys = [_email_key(email)]
+    if address:
+        keys.append(_hashed(f"address:{address}"))
+    return keys
 
 
 def _email_key(email: str) -> str:
-    return f"email:{email.strip().lower()}"
+    return _hashed(f"email:{email.strip().lower()}")
+
+
+def _hashed(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()

@@ -8,6 +8,7 @@ import pytest
 from operators.portal import ApplicationStatus, Environment, LoginThrottle
 from operators.portal.accounts import AccountError, DeveloperAccounts
 from operators.portal.passwords import hash_password, verify_password
+from operators.storage import Database
 from tests.operators.portal.conftest import FRAUD, PASSWORD, FakeClock, Portal
 
 DAY = 86400.0
@@ -170,7 +171,7 @@ def test_production_request_then_approval_flips_the_client_environment(
 
 def test_the_throttle_counts_failures_per_email_and_per_address() -> None:
     clock = FakeClock()
-    throttle = LoginThrottle(clock, limit=5, window=900)
+    throttle = LoginThrottle(Database(), clock=clock, limit=5, window=900)
     for _ in range(4):
         throttle.failed("ada@example.com", "198.51.100.1")
         clock.advance(10)
@@ -186,7 +187,7 @@ def test_the_throttle_counts_failures_per_email_and_per_address() -> None:
 
 def test_many_emails_from_one_address_are_throttled_and_success_clears_the_email() -> None:
     clock = FakeClock()
-    throttle = LoginThrottle(clock, limit=5, window=900)
+    throttle = LoginThrottle(Database(), clock=clock, limit=5, window=900)
     for index in range(5):
         throttle.failed(f"user{index}@example.com", "198.51.100.9")
     assert throttle.retry_after("someone@example.com", "198.51.100.9") is not None
