@@ -171,10 +171,11 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
             response = view(request, capture, "capture_decide.html", csrf=secret)
             set_cookie(response, request, capture_id, SESSION_COOKIE, secret)
             return response
-        if not captures.has_live_code(capture_id) and not request.cookies.get(FORM_COOKIE):
+        if not request.cookies.get(FORM_COOKIE):
             # a page load (a link preview, a second device) sends a code only when none can
-            # still be entered: the three codes a capture may send stay the subscriber's
-            first = captures.new_code(capture_id)
+            # still be entered, checked in the statement that makes it (two loads at once at
+            # two replicas send one): the three codes a capture may send stay the subscriber's
+            first = captures.first_code(capture_id)
             if first is not None:
                 send_code(capture.msisdn, first)
         form_secret = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)

@@ -232,24 +232,34 @@ class ConsentCaptures:
     # -- proving who the subscriber is --------------------------------------------------------
 
     def new_code(self, capture_id: str) -> str | None:
-        """A fresh one-time code for the capture (the caller sends it to the handset); None
-        once the capture has sent :data:`MAX_CODES`."""
+        """A fresh one-time code for the capture, replacing any earlier one (the caller sends
+        it to the handset): what the subscriber's own "send a new code" asks for. None once
+        the capture has sent :data:`MAX_CODES`."""
+        return self._send_code(capture_id, unless_live=False)
+
+    def first_code(self, capture_id: str) -> str | None:
+        """As :meth:`new_code`, but only when no code can still be tried (none sent, expired,
+        or its tries spent): what a page load sends. None otherwise.
+
+        The check and the new code are one conditional UPDATE. Checked first and sent after,
+        two page loads at once (a link preview and the subscriber, at two replicas) both
+        found no live code and both sent one: the second replaced the first, so the message
+        the subscriber read no longer worked, and one of the capture's codes was wasted."""
+        return self._send_code(capture_id, unless_live=True)
+
+    def _send_code(self, capture_id: str, *, unless_live: bool) -> str | None:
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+        now = self.clock()
         changed = self.db.execute(
-            "UPDATE identity_consent_captures SET code_hash = ?, code_expires_at = ?,"
-            " code_attempts = 0, codes_sent = codes_sent + 1 WHERE id = ? AND codes_sent < ?",
-            (_hash(code, capture_id), self.clock() + CODE_LIFETIME, capture_id, MAX_CODES),
+            "UPDATE identity_consent_captures SET code_hash = :hash, code_expires_at = :expires,"
+            " code_attempts = 0, codes_sent = codes_sent + 1"
+            " WHERE id = :id AND codes_sent < :max_codes AND (NOT :unless_live"
+            " OR code_hash IS NULL OR code_expires_at <= :now OR code_attempts >= :max_tries)",
+            {"hash": _hash(code, capture_id), "expires": now + CODE_LIFETIME, "id": capture_id,
+             "max_codes": MAX_CODES, "unless_live": unless_live, "now": now,
+             "max_tries": MAX_CODE_ATTEMPTS},
         )
         return code if changed == 1 else None
-
-    def has_live_code(self, capture_id: str) -> bool:
-        """Whether the code last sent can still be tried (not expired, tries left)."""
-        row = self.db.one(
-            "SELECT code_hash, code_expires_at, code_attempts FROM identity_consent_captures"
-            " WHERE id = ?", (capture_id,))
-        return (row is not None and row["code_hash"] is not None
-                and self.clock() < row["code_expires_at"]
-                and row["code_attempts"] < MAX_CODE_ATTEMPTS)
 
     def codes_unsent(self, capture_id: str) -> int:
         """How many more codes the capture may send."""
