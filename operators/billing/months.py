@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 __all__ = ["Month", "MonthError"]
 
 _PATTERN = re.compile(r"^([0-9]{4})-([0-9]{2})$")
-"""ASCII digits only: ``\\d`` would take other scripts' digits (``２０２５-０３``), which ``int``
-reads, so one month had many URLs."""
+"""ASCII digits only: ``\\d`` would take other scripts' digits (full-width ``2025-03``),
+which ``int`` reads, so one month had many URLs."""
 
 
 class MonthError(ValueError):

@@ -56,7 +56,9 @@ def test_a_month_is_a_utc_calendar_month() -> None:
     assert not MARCH.holds(MARCH.end)
     assert Month.parse("2024-12").next() == Month(2025, 1)
     assert months_between(MARCH.start + 5, APRIL.start + 5) == [MARCH, APRIL]
-    for bad in ("2025-13", "2025-3", "March", "", "2025-03-01", "２０２５-０３", "2025-٠٣"):
+    full_width = "\uff12\uff10\uff12\uff15-\uff10\uff13"  # 2025-03 in full-width digits
+    arabic_indic = "2025-\u0660\u0663"
+    for bad in ("2025-13", "2025-3", "March", "", "2025-03-01", full_width, arabic_indic):
         with pytest.raises(MonthError, match="YYYY-MM"):
             Month.parse(bad)
 
