@@ -715,10 +715,28 @@ def runner(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="10,20,40,60,90,130,180")
-    parser.add_argument("--level-seconds", type=int, default=25)
-    parser.add_argument("--think-scale", type=float, default=0.2)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--levels",
+        default="10,20,40,60,90,130,180",
+        help="Locust users of each level of the ladder, comma-separated, lightest first (the"
+        " first is the light load whose p95 sets the bound)",
+    )
+    parser.add_argument(
+        "--level-seconds", type=int, default=25, help="seconds each level runs (default 25)"
+    )
+    parser.add_argument(
+        "--think-scale",
+        type=float,
+        default=0.2,
+        help="multiplies each user's think time (uniform 0.5 to 1.5 s); default 0.2",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Locust worker processes beside its master (default 1); they share the cores"
+        " with the servers",
+    )
     parser.add_argument(
         "--bare-max-users",
         type=int,

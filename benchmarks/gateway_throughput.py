@@ -854,8 +854,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="WAL checkpoints of the full chain's database: in the operator's checkpoint thread"
         " (as it serves), or inside the commits that fill the log (SQLite's own way)",
     )
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument(
+        "--server-cpu", type=int, default=0, help="CPU the server under test is pinned to"
+    )
+    parser.add_argument(
+        "--client-cpu", type=int, default=1, help="CPU wrk (the load generator) is pinned to"
+    )
     parser.add_argument(
         "--verbose", action="store_true", help="print wrk's and the servers' output"
     )
