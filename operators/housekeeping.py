@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from operators.background import cancel_and_wait
 
 from .config import AnalyticsConfig, TokenLifetimes
+from .portal.login_throttle import WINDOW as LOGIN_FAILURE_WINDOW
 from .storage import Database
 from .types import Clock, Seconds
 
@@ -72,6 +73,9 @@ class Retention:
     """After the call: the replay window of a billed call's stored answer."""
     portal_code: Seconds = 600.0
     """Past a portal sign-in code's expiry: its number's send throttle window is over."""
+    login_failure: Seconds = LOGIN_FAILURE_WINDOW
+    """After a failed developer sign-in: the throttle's window. Its row holds a hash of what
+    a stranger typed as an email (sometimes a password), kept no longer than it counts."""
     unbilled_call: Seconds = ACCESS_LOG_RETENTION
     """After the call: how long the access log shows an unbilled call."""
     analytics_history: Seconds = ANALYTICS_HISTORY
@@ -132,6 +136,11 @@ _PURGES = {
         "portal_code",
         "DELETE FROM portal_codes WHERE rowid IN (SELECT rowid FROM"
         " portal_codes WHERE expires_at < ? LIMIT ?)",
+    ),
+    "portal_login_failures": (
+        "login_failure",
+        "DELETE FROM portal_login_failures WHERE rowid IN (SELECT rowid FROM"
+        " portal_login_failures WHERE at <= ? LIMIT ?)",
     ),
     "unbilled_calls": (
         "unbilled_call",

@@ -12,8 +12,10 @@ one process: the replicas of ``ogsim up --autoscale`` share that file, so passwo
 spread over N replicas count once (in memory each replica allowed ``limit``, N times the
 limit in all), and a restart forgets nothing. Every failure deletes the rows that have left
 the window and keeps the table at :data:`MAX_ROWS` at most (the oldest go first), so an
-attacker with many emails and addresses cannot grow it without bound. Keys are stored as
-hashes: the table keeps what strangers typed into the email field, sometimes a password.
+attacker with many emails and addresses cannot grow it without bound; the operator's
+housekeeping deletes them past the window too, so a failure followed by none is not kept.
+Keys are stored as hashes: the table keeps what strangers typed into the email field,
+sometimes a password.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ CREATE INDEX IF NOT EXISTS portal_login_failures_key ON portal_login_failures (k
 CREATE INDEX IF NOT EXISTS portal_login_failures_at ON portal_login_failures (at);
 """
 
+WINDOW = 15 * 60.0
+"""Seconds a failure counts for: the default window, and how long housekeeping keeps a row
+(past it, no rule reads the row again)."""
+
 MAX_ROWS = 200_000
 """Failure rows kept at most (two per failure with an address): bounds the table an attacker
 with many emails and addresses can make, at a few megabytes."""
@@ -41,7 +47,7 @@ class LoginThrottle:
     """Failures per email and per address in a sliding window, in the party's database."""
 
     def __init__(self, db: Database, *, clock: Clock, limit: int = 5,
-                 window: float = 15 * 60.0) -> None:
+                 window: float = WINDOW) -> None:
         self.db = db
         self.clock = clock
         self.limit = limit

@@ -26,6 +26,8 @@ from operators.housekeeping import (
     REPLAY_WINDOW,
 )
 from operators.operator import Operator, create_operator_app
+from operators.portal.login_throttle import WINDOW as LOGIN_FAILURE_WINDOW
+from operators.portal.login_throttle import LoginThrottle
 from operators.storage import Database
 from tests.operators.gateway.conftest import ADMIN, FRAUD, SCOPES, FakeClock, gateway_config
 
@@ -127,6 +129,7 @@ def test_cutoffs_are_the_clock_minus_each_retention() -> None:
         "identity_operator_tokens": now,
         "usage_events": now - REPLAY_WINDOW,
         "portal_codes": now - 600,
+        "portal_login_failures": now - LOGIN_FAILURE_WINDOW,
         "unbilled_calls": now - ACCESS_LOG_RETENTION,
         "analytics_usage_buckets": now - ANALYTICS_HISTORY,
         "analytics_subscriber_keys": now - (3600 + 5 + KEYS_MARGIN),
@@ -200,6 +203,29 @@ async def test_a_purge_removes_only_what_is_past_its_life(live: Live) -> None:
     again = await live.call(token, "call-1")  # its key is still taken: refused, not free
     assert again.status_code == 400 and "idempotent-replayed" not in again.headers
     assert live.operator.gateway.ledger.totals() == {("fraud-app", "sim-swap"): 1}
+
+
+async def test_sign_in_failures_go_once_they_no_longer_count(live: Live) -> None:
+    """A failure followed by no other (the throttle deletes old rows only on a failure) is
+    still gone after the window: the row hashes what a stranger typed."""
+    throttle = LoginThrottle(live.operator.db, clock=live.clock)  # as the portal makes it
+    start = live.clock()
+    for _ in range(throttle.limit):
+        throttle.failed("ada@example.com", "198.51.100.4")
+    live.clock.now = start + 60
+    throttle.failed("grace@example.com", None)
+    assert live.rows("portal_login_failures") == 2 * throttle.limit + 1
+
+    housekeeping = live.operator.housekeeping
+    live.clock.now = start + LOGIN_FAILURE_WINDOW - 1
+    assert not housekeeping.purge().get("portal_login_failures")
+    assert throttle.retry_after("ada@example.com", None) is not None  # still counting
+    live.clock.now = start + LOGIN_FAILURE_WINDOW
+    assert housekeeping.purge()["portal_login_failures"] == 2 * throttle.limit
+    assert throttle.retry_after("ada@example.com", "198.51.100.4") is None
+    live.clock.now = start + 60 + LOGIN_FAILURE_WINDOW
+    assert housekeeping.purge()["portal_login_failures"] == 1
+    assert live.rows("portal_login_failures") == 0
 
 
 def _alert(at: float) -> Alert:
