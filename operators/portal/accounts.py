@@ -24,7 +24,7 @@ import re
 import secrets
 import sqlite3
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from joserfc.jwk import ECKey
 
@@ -170,7 +170,7 @@ def _row_developer(row: sqlite3.Row) -> Developer:
         developer_id=row["developer_id"], org_id=row["org_id"], email=row["email"],
         name=row["name"], active=bool(row["active"]), created_at=row["created_at"],
         last_seen_at=row["last_seen_at"], external_subject=row["external_subject"],
-        deactivated_at=row["deactivated_at"],
+        deactivated_at=row["deactivated_at"], external_issuer=row["external_issuer"],
     )
 
 
@@ -328,14 +328,14 @@ class DeveloperAccounts:
                 assert found is not None
                 return found
             developer = self._add_developer(org_id, email, name,
-                                            external_subject=external_subject)
-            self.db.execute("UPDATE portal_developers SET external_issuer = ?"
-                            " WHERE developer_id = ?", (issuer, developer.developer_id))
+                                            external_subject=external_subject,
+                                            external_issuer=issuer)
         self._note("signed_up", developer.developer_id, org_id)
         return developer
 
     def _add_developer(self, org_id: str, email: str, name: str, *, password: str | None = None,
-                       external_subject: str | None = None) -> Developer:
+                       external_subject: str | None = None,
+                       external_issuer: str | None = None) -> Developer:
         email = normalise_email(email)
         name = name.strip()
         if not EMAIL.match(email) or len(email) > 254:
@@ -360,9 +360,10 @@ class DeveloperAccounts:
                 raise AccountError(409, "subject", "subject: this person already has an account.")
             self.db.execute(
                 "INSERT INTO portal_developers (developer_id, org_id, email, name, password_hash,"
-                " active, created_at, last_seen_at, external_subject)"
-                " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)",
-                (developer_id, org_id, email, name, password_hash, now, now, external_subject))
+                " active, created_at, last_seen_at, external_subject, external_issuer)"
+                " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                (developer_id, org_id, email, name, password_hash, now, now, external_subject,
+                 external_issuer))
         developer = self.developer(developer_id)
         assert developer is not None
         return developer
@@ -748,19 +749,42 @@ class DeveloperAccounts:
         self.db.execute("UPDATE portal_developers SET active = 1, deactivated_at = NULL"
                         " WHERE developer_id = ?", (developer_id,))
 
-    def inactive_or_gone(self, days: float) -> list[tuple[Application, Developer | None]]:
-        """Applications not disabled by their organisation whose owner is deactivated, missing,
-        or not seen for ``days``: access nobody is looking after."""
+    def orphans(self, days: float) -> list[Orphan]:
+        """Applications not disabled by their organisation that nobody is looking after: their
+        owner is gone, deactivated, not seen for ``days``, or a member the organisation's
+        identity provider does not know (a password member not yet linked, or one linked at a
+        provider it left), whom its SCIM and RISC cannot deprovision when they leave."""
         cutoff = self.clock() - days * DAY
-        report: list[tuple[Application, Developer | None]] = []
+        providers: dict[str, str | None] = {}
+        report: list[Orphan] = []
         for row in self.db.all("SELECT * FROM portal_applications WHERE status != ?"
                                " ORDER BY rowid",
                                (ApplicationStatus.DISABLED.value,)):
             application = _row_application(row)
             owner = self.developer(application.developer_id)
-            if owner is None or not owner.active or owner.last_seen_at < cutoff:
-                report.append((application, owner))
+            if owner is None:
+                report.append(Orphan(application, None, "owner gone"))
+                continue
+            if not owner.active:
+                report.append(Orphan(application, owner, "owner deactivated"))
+                continue
+            if owner.org_id not in providers:
+                organisation = self.organisation(owner.org_id)
+                providers[owner.org_id] = organisation.idp_issuer if organisation else None
+            provider = providers[owner.org_id]
+            if provider is not None and owner.external_issuer != provider:
+                report.append(Orphan(application, owner, "owner outside the identity provider"))
+            elif owner.last_seen_at < cutoff:
+                report.append(Orphan(application, owner, "owner inactive"))
         return report
+
+
+class Orphan(NamedTuple):
+    """An application of the orphan report, its owner (None: gone) and why it is listed."""
+
+    application: Application
+    owner: Developer | None
+    reason: str
 
 
 def _digest(code: str) -> str:

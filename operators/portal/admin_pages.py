@@ -57,11 +57,11 @@ def build_admin_router(portal: DeveloperPortal) -> APIRouter:
             })
         orphans = [{
             "app": app,
-            "owner": (f"{owner.email}{'' if owner.active else ' (deactivated)'}"
-                      if owner is not None else "gone"),
+            "owner": owner.email if owner is not None else "gone",
+            "reason": reason,
             "last_seen": _when(owner.last_seen_at) if owner is not None else "never",
             "active": owner is not None and owner.active,
-        } for app, owner in accounts.inactive_or_gone(days)]
+        } for app, owner, reason in accounts.orphans(days)]
         return guard.page(request, "portal_admin.html", {
             "heading": "Developer portal administration", "pending": pending,
             "orphans": orphans, "days": f"{days:g}",

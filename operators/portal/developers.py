@@ -52,6 +52,9 @@ class Developer:
     external_subject: str | None = None
     """The ``sub`` (and SCIM user id) at the organisation's identity provider, if federated."""
     deactivated_at: float | None = None
+    external_issuer: str | None = None
+    """The provider that gave ``external_subject``: a member linked at a provider the
+    organisation has since left is no longer known to its current one."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ..outbound_hosts import host_problem, scheme_problem
 from ..web.pages import SECURITY_HEADERS
-from .accounts import DeveloperAccounts
+from .accounts import DeveloperAccounts, Orphan
 from .corporate_sign_in import (
     CALLBACK_PATH,
     STATE_COOKIE,
@@ -188,8 +188,7 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
                 raise ValueError(days)
         except ValueError:
             raise FormRefused(400, "days: give a number of days between 0 and 36500.") from None
-        rows = [_orphan_row(application, owner, host.clock())
-                for application, owner in accounts.inactive_or_gone(window)]
+        rows = [_orphan_row(orphan, host.clock()) for orphan in accounts.orphans(window)]
         if fmt == "json" or "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"days": window, "applications": rows},
                                 headers=SECURITY_HEADERS)
@@ -228,13 +227,8 @@ def _refused(request: Request, guard: PortalGuard, refused: SignInRefusedError) 
                       status_code=refused.status)
 
 
-def _orphan_row(application: Any, owner: Developer | None, now: float) -> dict[str, Any]:
-    if owner is None:
-        why = "owner gone"
-    elif not owner.active:
-        why = "owner deactivated"
-    else:
-        why = "owner inactive"
+def _orphan_row(orphan: Orphan, now: float) -> dict[str, Any]:
+    application, owner = orphan.application, orphan.owner
     return {
         "client_id": application.client_id,
         "name": application.name,
@@ -247,5 +241,5 @@ def _orphan_row(application: Any, owner: Developer | None, now: float) -> dict[s
         "last_seen_days": (round((now - owner.last_seen_at) / 86400, 1)
                            if owner is not None else None),
         "deactivated_at": owner.deactivated_at if owner is not None else None,
-        "reason": why,
+        "reason": orphan.reason,
     }

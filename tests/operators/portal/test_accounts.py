@@ -139,15 +139,16 @@ def test_the_orphan_report_lists_apps_of_deactivated_gone_or_unseen_owners(
     bob_app, _ = accounts.create_application(bob, "B", ["sim-swap"], [FRAUD], None)
     eve_app, _ = accounts.create_application(eve, "E", ["sim-swap"], [FRAUD], None)
     accounts.disable_application(eve.org_id, eve_app.client_id)
-    assert accounts.inactive_or_gone(30) == []
+    assert accounts.orphans(30) == []
     clock.advance(31 * DAY)
     accounts.touch(bob.developer_id)
     listed = [(app.client_id, owner.email if owner else None)
-              for app, owner in accounts.inactive_or_gone(30)]
+              for app, owner, _ in accounts.orphans(30)]
     assert listed == [(ada_app.client_id, "ada@example.com")], "Eve's own disabled app is off"
     accounts.touch(ada.developer_id)
     accounts.deactivate(bob.developer_id)
-    assert [app.client_id for app, _ in accounts.inactive_or_gone(30)] == [bob_app.client_id]
+    assert [(o.application.client_id, o.reason) for o in accounts.orphans(30)] == [
+        (bob_app.client_id, "owner deactivated")]
 
 
 def test_production_request_then_approval_flips_the_client_environment(

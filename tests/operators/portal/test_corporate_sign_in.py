@@ -658,3 +658,43 @@ async def test_a_subject_is_believed_only_at_the_provider_that_gave_it(
     assert again.developer_id == bob.developer_id
     assert [m.email for m in world.accounts.members(world.org_id)] == [
         "admin@corp.example", "bob@corp.example", "mallory@corp.example"]
+
+
+async def test_the_orphan_report_lists_owners_the_provider_does_not_know(
+    world: TrustWorld,
+) -> None:
+    """Once Corp signs in through its provider, an application of a member the provider has
+    not linked (Bob, who joined by password) is orphan access: when Bob leaves, Corp's SCIM
+    and RISC cannot deprovision him and his application keeps answering. His first corporate
+    sign-in takes it off the report; Corp moving to another provider puts it back."""
+    invitation = world.accounts.invite(world.org_id, by=world.admin.developer_id)
+    bob = world.accounts.join(world.org_id, "bob@corp.example", "Bob", ADMIN_PASSWORD,
+                              invitation=invitation)
+    purposes = ["dpv:FraudPreventionAndDetection"]
+    bobs, _ = world.accounts.create_application(bob, "Bob's app", ["sim-swap"], purposes, None)
+
+    def listed() -> list[tuple[str, str]]:
+        return [(o.application.client_id, o.reason) for o in world.accounts.orphans(30)]
+
+    assert listed() == [], "a password organisation's active members are looked after"
+    world.federate()
+    assert listed() == [(bobs.client_id, "owner outside the identity provider")]
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "bob@corp.example", "bob-pw")
+        assert answer.status_code == 303, answer.text
+    assert listed() == []
+    world.accounts.set_idp(world.org_id, "https://idp.elsewhere.test")
+    assert listed() == [(bobs.client_id, "owner outside the identity provider")]
+    url = f"{PORTAL}/portal/admin/orphans"
+    admin = {"Authorization": f"Bearer {world.accounts.identity.config.admin_secret}"}
+    async with world.browser() as http:
+        report = (await http.get(url, params={"days": 30, "format": "json"},
+                                 headers=admin)).json()
+        page = await http.get(f"{PORTAL}/portal/admin", headers=admin)
+    assert [(r["client_id"], r["reason"]) for r in report["applications"]] == [
+        (bobs.client_id, "owner outside the identity provider")]
+    assert page.status_code == 200 and "owner outside the identity provider" in page.text
+    world.accounts.set_idp(world.org_id, None)
+    assert listed() == [], "signing in by password again, Corp's members are its own to watch"
+    world.federate()
+    assert listed() == [], "back at the provider that linked him, Bob is known to it"
