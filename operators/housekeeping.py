@@ -73,6 +73,8 @@ class Retention:
     """After the call: the replay window of a billed call's stored answer."""
     portal_code: Seconds = 600.0
     """Past a portal sign-in code's expiry: its number's send throttle window is over."""
+    portal_link: Seconds = 0.0
+    """Past a portal invitation's or set-a-password link's expiry: it lets nobody in."""
     login_failure: Seconds = LOGIN_FAILURE_WINDOW
     """After a failed developer sign-in: the throttle's window. Its row holds a hash of what
     a stranger typed as an email (sometimes a password), kept no longer than it counts."""
@@ -136,6 +138,16 @@ _PURGES = {
         "portal_code",
         "DELETE FROM portal_codes WHERE rowid IN (SELECT rowid FROM"
         " portal_codes WHERE expires_at < ? LIMIT ?)",
+    ),
+    "portal_invitations": (
+        "portal_link",
+        "DELETE FROM portal_invitations WHERE rowid IN (SELECT rowid FROM"
+        " portal_invitations WHERE expires_at < ? LIMIT ?)",
+    ),
+    "portal_password_links": (
+        "portal_link",
+        "DELETE FROM portal_password_links WHERE rowid IN (SELECT rowid FROM"
+        " portal_password_links WHERE expires_at < ? LIMIT ?)",
     ),
     "portal_login_failures": (
         "login_failure",

@@ -17,6 +17,8 @@ from ..web.pages import SECURITY_HEADERS
 from .accounts import AccountError
 from .developer_portal import DeveloperPortal
 from .notices import notice_of
+from .password_links import PATH as PASSWORD_PATH
+from .password_links import PasswordLinks
 
 PREFIX = "/portal"
 
@@ -29,6 +31,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     """The routes a developer signs up, in and out with, and the home page."""
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     guard, accounts, host = portal.guard, portal.accounts, portal.host
+    links = PasswordLinks(host.db, accounts, host.clock)
 
     @router.get("", name="portal_home")
     def home(request: Request) -> Response:
@@ -156,6 +159,38 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
                 "values": {k: v for k, v in form.items() if k in ("name", "email")},
                 "error": refused.message,
             }, status_code=refused.status)
+        response = see_other(PREFIX)
+        guard.sign_in(response, developer)
+        return response
+
+    # -- set-a-password links (given when corporate sign-in stops) ---------------------------
+
+    def password_page(request: Request, code: str, *, status: int = 200,
+                      error: str | None = None) -> Response:
+        try:
+            developer = links.holder(code)
+        except AccountError as refused:
+            return guard.page(request, "portal_set_password.html", {
+                "heading": "Set a password", "error": refused.message, "developer": None,
+            }, status_code=refused.status)
+        return guard.page(request, "portal_set_password.html", {
+            "heading": "Set a password", "developer": developer, "code": code, "error": error,
+        }, status_code=status)
+
+    @router.get(PASSWORD_PATH.removeprefix(PREFIX))
+    def set_password_form(request: Request) -> Response:
+        return password_page(request, request.query_params.get("code", "")[:64])
+
+    @router.post(PASSWORD_PATH.removeprefix(PREFIX))
+    async def set_password(request: Request) -> Response:
+        form = await guard.form(request)
+        code = form.get("code", "")[:64]
+        try:
+            developer = links.redeem(code, form.get("password", ""))
+        except AccountError as refused:
+            if refused.field != "password":
+                return password_page(request, code)
+            return password_page(request, code, status=refused.status, error=refused.message)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response

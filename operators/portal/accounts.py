@@ -342,13 +342,7 @@ class DeveloperAccounts:
             raise AccountError(400, "email", "email: enter an address like ada@example.com.")
         if not 1 <= len(name) <= 200:
             raise AccountError(400, "name", "name: give your name (1-200 characters).")
-        password_hash = None
-        if password is not None:
-            try:
-                check_strength(password)
-            except WeakPasswordError as weak:
-                raise AccountError(400, "password", str(weak)) from weak
-            password_hash = hash_password(password)
+        password_hash = None if password is None else _strong_password_hash(password)
         now = self.clock()
         developer_id = f"dev-{secrets.token_hex(8)}"
         with self.db.transaction():
@@ -428,6 +422,12 @@ class DeveloperAccounts:
         """Federate (or stop federating) the organisation's sign-in with ``issuer``."""
         self.db.execute("UPDATE portal_organisations SET idp_issuer = ? WHERE org_id = ?",
                         (issuer, org_id))
+
+    def set_password(self, developer_id: str, password: str) -> None:
+        """Give the developer this password (AccountError naming ``password`` if weak). Only
+        a set-a-password link calls it: a portal password is otherwise chosen at sign-up."""
+        self.db.execute("UPDATE portal_developers SET password_hash = ? WHERE developer_id = ?",
+                        (_strong_password_hash(password), developer_id))
 
     def touch(self, developer_id: str) -> None:
         """Note that the developer was seen now (the orphan report reads it)."""
@@ -785,6 +785,14 @@ class Orphan(NamedTuple):
     application: Application
     owner: Developer | None
     reason: str
+
+
+def _strong_password_hash(password: str) -> str:
+    try:
+        check_strength(password)
+    except WeakPasswordError as weak:
+        raise AccountError(400, "password", str(weak)) from weak
+    return hash_password(password)
 
 
 def _digest(code: str) -> str:

@@ -38,6 +38,8 @@ from .corporate_sign_in import (
 from .developers import Developer
 from .guard import FormRefused, PortalGuard
 from .host import PortalHost
+from .password_links import PATH as PASSWORD_PATH
+from .password_links import PasswordLink, PasswordLinks
 from .risc import EVENTS_PATH, ReceivedEvents, RiscReceiver, build_risc_router
 from .scim import ScimTokens, build_scim_router
 
@@ -60,6 +62,7 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
                              allowed_hosts=host.config.corporate_idp_hosts)
     corporate = CorporateSignIn(accounts, idps, directory, origin=host.origin, clock=host.clock)
     tokens = ScimTokens(host.db, host.clock)
+    password_links = PasswordLinks(host.db, accounts, host.clock)
 
     def deprovision(developer_id: str) -> list[str]:
         suspended = accounts.deactivate(developer_id)
@@ -81,7 +84,8 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
 
     def trust_page(request: Request, developer: Developer, *, status: int = 200,
                    error: str | None = None, form: dict[str, str] | None = None,
-                   scim_token: str | None = None, notice: str | None = None) -> Response:
+                   scim_token: str | None = None, notice: str | None = None,
+                   links: list[PasswordLink] | None = None) -> Response:
         settings = idps.get(developer.org_id)
         admin = organisation_admin(developer)
         return guard.page(request, "trust.html", {
@@ -98,6 +102,8 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
             "error": error,
             "notice": notice,
             "form": form or {},
+            "password_links": [(link.developer, f"{origin}{PASSWORD_PATH}?code={link.code}")
+                               for link in links or ()],
         }, status_code=status)
 
     def require_org_admin(request: Request) -> Developer:
@@ -142,8 +148,8 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         await guard.form(request)
         developer = require_org_admin(request)
         idps.remove(developer.org_id)
-        accounts.set_idp(developer.org_id, None)
-        return trust_page(request, developer, notice="Corporate sign-in is off.")
+        links = password_links.stop_federating(developer.org_id)
+        return trust_page(request, developer, links=links, notice="Corporate sign-in is off.")
 
     @router.post(f"{TRUST_PATH}/scim-token")
     async def new_scim_token(request: Request) -> Response:

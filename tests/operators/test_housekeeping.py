@@ -26,8 +26,10 @@ from operators.housekeeping import (
     REPLAY_WINDOW,
 )
 from operators.operator import Operator, create_operator_app
+from operators.portal.accounts import INVITATION_LIFETIME, AccountError, DeveloperAccounts
 from operators.portal.login_throttle import WINDOW as LOGIN_FAILURE_WINDOW
 from operators.portal.login_throttle import LoginThrottle
+from operators.portal.password_links import LINK_LIFETIME, PasswordLinks
 from operators.storage import Database
 from tests.operators.gateway.conftest import ADMIN, FRAUD, SCOPES, FakeClock, gateway_config
 
@@ -129,6 +131,8 @@ def test_cutoffs_are_the_clock_minus_each_retention() -> None:
         "identity_operator_tokens": now,
         "usage_events": now - REPLAY_WINDOW,
         "portal_codes": now - 600,
+        "portal_invitations": now,
+        "portal_password_links": now,
         "portal_login_failures": now - LOGIN_FAILURE_WINDOW,
         "unbilled_calls": now - ACCESS_LOG_RETENTION,
         "analytics_usage_buckets": now - ANALYTICS_HISTORY,
@@ -226,6 +230,33 @@ async def test_sign_in_failures_go_once_they_no_longer_count(live: Live) -> None
     live.clock.now = start + 60 + LOGIN_FAILURE_WINDOW
     assert housekeeping.purge()["portal_login_failures"] == 1
     assert live.rows("portal_login_failures") == 0
+
+
+def test_invitations_and_password_links_go_once_expired(live: Live) -> None:
+    """Neither lets anybody in past its expiry, used or not; kept, they only grow."""
+    accounts = DeveloperAccounts(live.operator.db, live.operator.identity, live.clock)
+    ada = accounts.sign_up("Corp", "ada@corp.example", "Ada", "a strong enough password")
+    start = live.clock()
+    invitation = accounts.invite(ada.org_id, by=ada.developer_id)
+    accounts.set_idp(ada.org_id, "https://idp.corp.test")
+    accounts.create_federated(ada.org_id, "u-bob", "bob@corp.example", "Bob")
+    live.clock.now = start + 60
+    links = PasswordLinks(live.operator.db, accounts, live.clock)
+    (link,) = links.stop_federating(ada.org_id)
+
+    housekeeping = live.operator.housekeeping
+    live.clock.now = start + INVITATION_LIFETIME
+    assert not housekeeping.purge().get("portal_invitations")
+    live.clock.now = start + INVITATION_LIFETIME + 1
+    assert housekeeping.purge()["portal_invitations"] == 1
+    with pytest.raises(AccountError, match="unknown, used or expired"):
+        accounts.join(ada.org_id, "eve@corp.example", "Eve", "a strong enough password",
+                      invitation=invitation)
+    assert links.holder(link.code).email == "bob@corp.example"
+    assert not housekeeping.purge().get("portal_password_links")
+    live.clock.now = start + 60 + LINK_LIFETIME + 1
+    assert housekeeping.purge()["portal_password_links"] == 1
+    assert live.rows("portal_password_links") == live.rows("portal_invitations") == 0
 
 
 def _alert(at: float) -> Alert:

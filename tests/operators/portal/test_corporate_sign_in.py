@@ -29,6 +29,7 @@ from operators.portal import AccountError, Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
 from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, OrganisationIdps
 from operators.portal.guard import PortalGuard
+from operators.portal.password_links import LINK_LIFETIME, PasswordLinks
 from operators.portal.router import install_developer_portal
 from operators.portal.sessions import COOKIE
 from tests.operators.identity.conftest import FakeClock
@@ -698,3 +699,69 @@ async def test_the_orphan_report_lists_owners_the_provider_does_not_know(
     assert listed() == [], "signing in by password again, Corp's members are its own to watch"
     world.federate()
     assert listed() == [], "back at the provider that linked him, Bob is known to it"
+
+
+async def test_stopping_corporate_sign_in_gives_each_passwordless_member_a_link(
+    world: TrustWorld,
+) -> None:
+    """Bob and Eve only ever signed in through Corp's provider, so they have no portal
+    password. When the admin stops corporate sign-in, the page shows the admin a link for
+    each (none for the admin, who has a password): before, nothing let them in again. A link
+    sets a strong password once; a weak one spends nothing."""
+    world.federate()
+    for login, password in (("u-bob", "bob-pw"), ("u-eve", "eve-pw")):
+        async with world.browser() as browser:
+            assert (await world.corporate_sign_in(browser, login, password)).status_code == 303
+    async with world.signed_in(world.admin) as admin:
+        page = await admin.post(f"{PORTAL}/portal/organisation/trust/remove",
+                                data={"csrf": world.csrf(admin)})
+    assert page.status_code == 200 and "Corporate sign-in is off." in page.text
+    links = dict(re.findall(r"&lt;([^&]+)&gt;</td><td><code class=\"password-link\">([^<]+)<",
+                            page.text))
+    assert sorted(links) == ["bob@corp.example", "eve@corp.example"]
+    new_password = "bobs own password 2026"
+    async with world.browser() as bob:
+        form = await bob.get(links["bob@corp.example"].replace("&amp;", "&"))
+        assert form.status_code == 200 and 'id="link-email">bob@corp.example<' in form.text
+        code = re.search(r'name="code" value="([^"]+)"', form.text)
+        assert code is not None
+        weak = await bob.post(f"{PORTAL}/portal/password", data={
+            "csrf": csrf_of(form.text), "code": code.group(1), "password": "short"})
+        assert weak.status_code == 400 and "password" in weak.text
+        assert world.session_developer(bob) is None
+        done = await bob.post(f"{PORTAL}/portal/password", data={
+            "csrf": csrf_of(form.text), "code": code.group(1), "password": new_password})
+        assert done.status_code == 303 and done.headers["location"] == "/portal"
+        signed_in = world.session_developer(bob)
+        again = await bob.post(f"{PORTAL}/portal/password", data={
+            "csrf": world.csrf(bob), "code": code.group(1), "password": "someone else's 2026"})
+        assert again.status_code == 400 and "unknown, used or expired" in again.text
+    found = world.accounts.authenticate("bob@corp.example", new_password)
+    assert found is not None and found.developer_id == signed_in
+    assert world.accounts.authenticate("bob@corp.example", "someone else's 2026") is None
+
+
+async def test_a_password_link_is_void_once_federated_again_expired_or_its_member_gone(
+    world: TrustWorld, clock: FakeClock,
+) -> None:
+    """Federating again voids every link (the provider decides who signs in again); so does
+    a week, or the member's deprovisioning; a deactivated member gets no new link."""
+    world.federate()
+    bob = world.accounts.create_federated(world.org_id, "u-bob", "bob@corp.example", "Bob")
+    eve = world.accounts.create_federated(world.org_id, "u-eve", "eve@corp.example", "Eve")
+    links = PasswordLinks(world.accounts.db, world.accounts, clock)
+    first = {link.developer.email: link.code for link in links.stop_federating(world.org_id)}
+    assert links.holder(first["bob@corp.example"]).developer_id == bob.developer_id
+    world.federate()
+    with pytest.raises(AccountError, match="identity provider again"):
+        links.redeem(first["bob@corp.example"], "a strong enough password")
+    second = {link.developer.email: link.code for link in links.stop_federating(world.org_id)}
+    world.accounts.deactivate(eve.developer_id)
+    with pytest.raises(AccountError, match="no longer active"):
+        links.redeem(second["eve@corp.example"], "a strong enough password")
+    clock.advance(LINK_LIFETIME)
+    with pytest.raises(AccountError, match="unknown, used or expired"):
+        links.redeem(second["bob@corp.example"], "a strong enough password")
+    assert world.accounts.authenticate("bob@corp.example", "a strong enough password") is None
+    assert [link.developer.email for link in links.stop_federating(world.org_id)] == [
+        "bob@corp.example"], "the deactivated Eve gets no link"

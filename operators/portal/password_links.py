@@ -1,0 +1,121 @@
+"""One-use links that let a member set a portal password when corporate sign-in stops.
+
+A member whom the organisation's identity provider signed in has no portal password:
+:meth:`DeveloperAccounts.create_federated` never gives one, and linking a password member to
+the provider clears theirs (so that only the provider, whose SCIM and RISC deprovision, can let
+them in). When the organisation's admin stops corporate sign-in, nothing would let those
+members in again, the admin included. Stopping it therefore gives each active member without a
+password a link, shown once to the admin who stopped it, as invitations are: the portal sends
+no mail.
+
+A link is good once, for a week, while its member is active and while the organisation signs
+in with passwords: federating again voids every link, and a leaver's link lets nobody in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import NamedTuple
+
+from ..storage import Database
+from ..types import Clock
+from .accounts import AccountError, DeveloperAccounts
+from .developers import Developer
+from .passwords import WeakPasswordError, check_strength
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS portal_password_links (
+    code_hash TEXT PRIMARY KEY,
+    developer_id TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    used_at REAL
+);
+CREATE INDEX IF NOT EXISTS portal_password_links_developer
+    ON portal_password_links (developer_id);
+"""
+
+LINK_LIFETIME = 7 * 24 * 3600.0
+"""As long as an invitation: the admin hands links over by hand."""
+
+PATH = "/portal/password"
+
+
+class PasswordLink(NamedTuple):
+    """A member without a password and the code of the link that lets them set one."""
+
+    developer: Developer
+    code: str
+
+
+class PasswordLinks:
+    """Issues and redeems the set-a-password links of one party's portal."""
+
+    def __init__(self, db: Database, accounts: DeveloperAccounts, clock: Clock) -> None:
+        self.db = db
+        self.accounts = accounts
+        self.clock = clock
+        db.ensure_schema(SCHEMA)
+
+    def stop_federating(self, org_id: str) -> list[PasswordLink]:
+        """Turn the organisation's corporate sign-in off and give every active member who has
+        no password a link, in one transaction: a member the provider signs in meanwhile is
+        either linked before (and gets a link) or refused after."""
+        links: list[PasswordLink] = []
+        with self.db.transaction():
+            self.accounts.set_idp(org_id, None)
+            rows = self.db.all(
+                "SELECT developer_id FROM portal_developers WHERE org_id = ? AND active = 1"
+                " AND password_hash IS NULL ORDER BY rowid", (org_id,))
+            for row in rows:
+                developer = self.accounts.developer(row["developer_id"])
+                assert developer is not None
+                code = secrets.token_urlsafe(18)
+                self.db.execute(
+                    "INSERT INTO portal_password_links (code_hash, developer_id, expires_at)"
+                    " VALUES (?, ?, ?)",
+                    (_digest(code), developer.developer_id, self.clock() + LINK_LIFETIME))
+                links.append(PasswordLink(developer, code))
+        return links
+
+    def holder(self, code: str) -> Developer:
+        """The member a link is for, if it can still be used; AccountError (400) otherwise."""
+        row = self.db.one("SELECT * FROM portal_password_links WHERE code_hash = ?",
+                          (_digest(code),))
+        if row is None or row["used_at"] is not None or row["expires_at"] <= self.clock():
+            raise AccountError(400, "code", "code: this link is unknown, used or expired; ask "
+                                            "your organisation's admin for a new one.")
+        developer = self.accounts.developer(row["developer_id"])
+        if developer is None or not developer.active:
+            raise AccountError(400, "code", "code: this link's account is no longer active.")
+        organisation = self.accounts.organisation(developer.org_id)
+        if organisation is not None and organisation.idp_issuer is not None:
+            raise AccountError(400, "code", f"code: {organisation.name} signs in through its "
+                                            "identity provider again: use its corporate "
+                                            "sign-in.")
+        return developer
+
+    def redeem(self, code: str, password: str) -> Developer:
+        """Set the link's member's password and spend the link (and any other of theirs).
+
+        The link is spent by one conditional statement, so two submissions of it set one
+        password; the strength is checked first, so a weak password spends nothing, and the
+        slow hash runs outside any transaction."""
+        developer = self.holder(code)
+        try:
+            check_strength(password)
+        except WeakPasswordError as weak:
+            raise AccountError(400, "password", str(weak)) from weak
+        spent = self.db.execute(
+            "UPDATE portal_password_links SET used_at = ? WHERE developer_id = ?"
+            " AND used_at IS NULL AND code_hash = ? AND expires_at > ?",
+            (self.clock(), developer.developer_id, _digest(code), self.clock()))
+        if not spent:
+            raise AccountError(400, "code", "code: this link was used meanwhile.")
+        self.db.execute("UPDATE portal_password_links SET used_at = ? WHERE developer_id = ?"
+                        " AND used_at IS NULL", (self.clock(), developer.developer_id))
+        self.accounts.set_password(developer.developer_id, password)
+        return developer
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
