@@ -2,9 +2,9 @@
 
 The portal, the token endpoint and the gateway note milestones as they happen; the log keeps
 them, append-only, in the operator's database. Noting one is as cheap as the call statistics'
-tally: :meth:`ActivityLog.record` appends to a list on the event loop, and a worker thread
-writes the pending ones in one transaction every ``interval`` seconds (and at stop; a failed
-write keeps them pending).
+tally: :meth:`ActivityLog.record` appends to a list (under a lock: the portal notes sign-ups
+from its password threads), and a worker thread writes the pending ones in one transaction
+every ``interval`` seconds (and at stop; a failed write keeps them pending).
 
 "First" milestones (``first_token`` per application, ``first_success`` per application and
 API) are kept once, whoever notes them first: each carries a key the table holds UNIQUE
@@ -21,6 +21,7 @@ organisation ids.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -97,17 +98,22 @@ class ActivityLog(BatchWriter[list[Activity]]):
         self.owner_of = owner_of
         self._pending: list[Activity] = []
         self._firsts: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        """Milestones are noted on the event loop and in the portal's password threads (a
+        sign-up), and taken for writing on the loop: an append must not land in a batch
+        already taken, nor a first be noted twice."""
 
     # -- noting ---------------------------------------------------------------------------
 
     def record(self, activity: Activity) -> None:
         """Keep one milestone (appended to the pending list; nothing is written here)."""
-        if activity.kind in FIRST_KINDS:
-            seen = (activity.kind, activity.client_id, activity.api)
-            if seen in self._firsts:
-                return
-            self._firsts.add(seen)
-        self._pending.append(activity)
+        with self._lock:
+            if activity.kind in FIRST_KINDS:
+                seen = (activity.kind, activity.client_id, activity.api)
+                if seen in self._firsts:
+                    return
+                self._firsts.add(seen)
+            self._pending.append(activity)
 
     def note(
         self,
@@ -167,11 +173,13 @@ class ActivityLog(BatchWriter[list[Activity]]):
                 self.db.execute(_INSERT, row)
 
     def _take(self) -> list[Activity]:
-        batch, self._pending = self._pending, []
+        with self._lock:
+            batch, self._pending = self._pending, []
         return batch
 
     def _put_back(self, batch: list[Activity]) -> None:
-        self._pending[:0] = batch
+        with self._lock:
+            self._pending[:0] = batch
 
     def _count(self, batch: list[Activity]) -> int:
         return len(batch)

@@ -8,7 +8,12 @@ the password).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -16,11 +21,18 @@ from fastapi.responses import RedirectResponse, Response
 from ..web.pages import SECURITY_HEADERS
 from .accounts import AccountError
 from .developer_portal import DeveloperPortal
+from .login_throttle import Attempt
 from .notices import notice_of
 from .password_links import PATH as PASSWORD_PATH
 from .password_links import PasswordLinks
 
 PREFIX = "/portal"
+PASSWORD_THREADS = 2
+"""Password hashes (scrypt, about 16 MiB and tens of milliseconds each) computed at once per
+portal: off the event loop, which also serves the operator's APIs, and bounded, so a flood
+of sign-ins neither stalls the APIs nor takes the memory of forty threads."""
+
+T = TypeVar("T")
 
 
 def see_other(location: str) -> RedirectResponse:
@@ -32,6 +44,13 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     guard, accounts, host = portal.guard, portal.accounts, portal.host
     links = PasswordLinks(host.db, accounts, host.clock)
+    hashing = ThreadPoolExecutor(PASSWORD_THREADS, thread_name_prefix="portal-passwords")
+
+    async def off_loop(work: Callable[..., T], *args: str) -> T:
+        """``work(*args)`` (which hashes or checks a password) in the portal's password
+        threads; its exception, an AccountError say, is raised here."""
+        return await asyncio.get_running_loop().run_in_executor(
+            hashing, functools.partial(work, *args))
 
     @router.get("", name="portal_home")
     def home(request: Request) -> Response:
@@ -66,8 +85,9 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     async def sign_up(request: Request) -> Response:
         form = await guard.form(request)
         try:
-            developer = accounts.sign_up(form.get("organisation", ""), form.get("email", ""),
-                                         form.get("name", ""), form.get("password", ""))
+            developer = await off_loop(accounts.sign_up, form.get("organisation", ""),
+                                       form.get("email", ""), form.get("name", ""),
+                                       form.get("password", ""))
         except AccountError as refused:
             values = {k: v for k, v in form.items() if k in ("organisation", "name", "email")}
             return guard.page(request, "portal_sign_up.html", {
@@ -91,23 +111,22 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         form = await guard.form(request)
         email = form.get("email", "").strip()[:254]
         address = request.client.host if request.client else None
-        wait = guard.throttle.retry_after(email, address)
-        if wait is not None:
-            seconds = math.ceil(wait)
+        attempt = guard.throttle.attempt(email, address)  # counted as failed until it is not
+        if not isinstance(attempt, Attempt):
+            seconds = math.ceil(attempt)
             throttled = guard.page(request, "portal_sign_in.html", {
                 "heading": "Sign in", "email": email,
                 "error": f"Too many failed sign-ins. Try again in {_minutes(seconds)}.",
             }, status_code=429)
             throttled.headers["Retry-After"] = str(seconds)
             return throttled
-        developer = accounts.authenticate(email, form.get("password", ""))
+        developer = await off_loop(accounts.authenticate, email, form.get("password", ""))
         if developer is None:
-            guard.throttle.failed(email, address)
             return guard.page(request, "portal_sign_in.html", {
                 "heading": "Sign in", "email": email,
                 "error": "Wrong email or password (or the account is no longer active).",
             }, status_code=401)
-        guard.throttle.succeeded(email)
+        guard.throttle.succeeded(email, attempt)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response
@@ -150,8 +169,9 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         if organisation is None:
             raise AccountError(404, "invitation", "This invitation is not for any organisation.")
         try:
-            developer = accounts.join(org_id, form.get("email", ""), form.get("name", ""),
-                                      form.get("password", ""), invitation=form.get("code", ""))
+            developer = await off_loop(
+                functools.partial(accounts.join, invitation=form.get("code", "")), org_id,
+                form.get("email", ""), form.get("name", ""), form.get("password", ""))
         except AccountError as refused:
             return guard.page(request, "portal_join.html", {
                 "heading": f"Join {organisation.name}", "org_id": org_id,
@@ -186,7 +206,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         form = await guard.form(request)
         code = form.get("code", "")[:64]
         try:
-            developer = links.redeem(code, form.get("password", ""))
+            developer = await off_loop(links.redeem, code, form.get("password", ""))
         except AccountError as refused:
             if refused.field != "password":
                 return password_page(request, code)

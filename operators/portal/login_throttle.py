@@ -21,6 +21,7 @@ sometimes a password.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from ..storage import Database
 from ..types import Clock
@@ -43,6 +44,13 @@ MAX_ROWS = 200_000
 with many emails and addresses can make, at a few megabytes."""
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt let through, already counted as a failure until it succeeds."""
+
+    rowids: tuple[int, ...]
+
+
 class LoginThrottle:
     """Failures per email and per address in a sliding window, in the party's database."""
 
@@ -60,6 +68,28 @@ class LoginThrottle:
         waits = [self._wait(key, now) for key in _keys(email, address)]
         return max((w for w in waits if w is not None), default=None)
 
+    def attempt(self, email: str, address: str | None) -> Attempt | float:
+        """Let one sign-in attempt be heard, counted as a failure at once (Attempt), or the
+        seconds to wait (float).
+
+        The limit is checked and the try counted in one transaction: checked first and
+        counted after the password (:meth:`retry_after`, then :meth:`failed`), guesses sent
+        at once to several replicas all passed the check before any was counted, and each
+        scrypt check takes long enough for many to be under way. :meth:`succeeded` takes
+        the count back."""
+        now = self.clock()
+        with self.db.transaction():
+            wait = self.retry_after(email, address)
+            if wait is not None:
+                return wait
+            self._forget_old(now)
+            rowids = tuple(
+                self.db.insert("INSERT INTO portal_login_failures (key, at) VALUES (?, ?)",
+                               (key, now))
+                for key in _keys(email, address))
+            self._keep_bounded()
+        return Attempt(rowids)
+
     def failed(self, email: str, address: str | None) -> None:
         """Count a failed sign-in against the email and the address (one row each)."""
         now = self.clock()
@@ -70,9 +100,14 @@ class LoginThrottle:
                                 (key, now))
             self._keep_bounded()
 
-    def succeeded(self, email: str) -> None:
-        """Forget the email's failures; the address's stay counted."""
-        self.db.execute("DELETE FROM portal_login_failures WHERE key = ?", (_email_key(email),))
+    def succeeded(self, email: str, attempt: Attempt | None = None) -> None:
+        """Forget the email's failures, and ``attempt`` (the address's other failures stay
+        counted)."""
+        with self.db.transaction():
+            self.db.execute("DELETE FROM portal_login_failures WHERE key = ?",
+                            (_email_key(email),))
+            for rowid in attempt.rowids if attempt is not None else ():
+                self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ?", (rowid,))
 
     def _wait(self, key: str, now: float) -> float | None:
         """Until the ``limit``-th newest failure of ``key`` in the window leaves it, or None

@@ -4,6 +4,9 @@ bounds on the throttle's table."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import pytest
 import operators.portal.login_throttle as login_throttle
 from operators.config import TokenLifetimes, example_operator
 from operators.operator import Operator, create_operator_app
-from operators.portal import LoginThrottle
+from operators.portal import Developer, LoginThrottle
+from operators.portal.accounts import DeveloperAccounts
 from operators.storage import Database
 from tests.operators.portal.conftest import ADMIN_SECRET, FakeClock, Portal
 
@@ -114,3 +118,45 @@ def test_rows_past_the_window_go_and_many_emails_cannot_grow_the_table(
     assert throttle.retry_after("ada@example.com", None) is None
     throttle.failed("ada@example.com", None)
     assert throttle.retry_after("ada@example.com", None) == 900
+
+
+async def test_guesses_under_way_at_once_count_before_their_passwords_are_checked(
+        replica: Replica, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the limit was checked before the password and a failure counted after it, so
+    guesses sent at once (each scrypt check takes tens of milliseconds) all passed the check
+    before any was counted. Now a guess counts as it is let through: with one failure behind
+    and four guesses in their password checks at two replicas, the next sign-in is refused at
+    both, the right password too, and each replica's event loop serves pages meanwhile (the
+    checks run in the portal's password threads, not on the loop)."""
+    first, second = replica(), replica()
+    assert (await first.browser().sign_up(EMAIL)).status_code == 303
+    await _fail(first, 1, clock, first_address=1)
+    checking, counted, release = [], threading.Lock(), threading.Event()
+    authenticate = DeveloperAccounts.authenticate
+
+    def held(self: DeveloperAccounts, email: str, password: str) -> Developer | None:
+        with counted:
+            checking.append(email)
+        release.wait(5)  # bounded: code that checks on the loop would stall it this long
+        return authenticate(self, email, password)
+
+    monkeypatch.setattr(DeveloperAccounts, "authenticate", held)
+    guesses = [asyncio.create_task(portal.browser(f"198.51.100.{20 + n}").sign_in(
+                   EMAIL, "not the password"))
+               for n, portal in enumerate((first, first, second, second))]
+    deadline = time.monotonic() + 60
+    while len(checking) < len(guesses) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    try:
+        assert len(checking) == len(guesses)
+        assert not any(guess.done() for guess in guesses), "all four are still being checked"
+        for portal in (first, second):
+            page = await portal.browser().get("/portal/sign-in")
+            assert page.status_code == 200
+            refused = await portal.browser("198.51.100.99").sign_in(EMAIL)
+            assert refused.status_code == 429, "five guesses counted, four of them unfinished"
+        assert not any(guess.done() for guess in guesses)
+    finally:
+        release.set()
+    assert [(await guess).status_code for guess in guesses] == [401] * 4
+    assert len(checking) == len(guesses), "the refused sign-ins checked no password"
