@@ -149,9 +149,12 @@ class PortalGuard:
                 raise SignInRequired()
         return form
 
-    def sign_in(self, response: Response, developer: Developer) -> None:
-        """Start a new session (new ``sid``) for ``developer`` and set its cookie."""
-        session = self.sessions.start(developer.developer_id)
+    def sign_in(self, response: Response, developer: Developer, *,
+                issuer: str | None = None) -> None:
+        """Start a new session (new ``sid``) for ``developer`` and set its cookie; ``issuer``
+        is the identity provider that vouched for them (:class:`IssuerNotTrustedError` when
+        their organisation no longer names it)."""
+        session = self.sessions.start(developer.developer_id, issuer)
         self.accounts.touch(developer.developer_id)
         self._set_cookie(response, session)
 
@@ -168,6 +171,11 @@ class PortalGuard:
     def end_sessions(self, developer_id: str) -> int:
         """Sign a developer out everywhere (the kill switch calls it)."""
         return self.sessions.end_all(developer_id)
+
+    def end_provider_sessions(self, request: Request, org_id: str, trusted: str | None) -> int:
+        """Sign out the organisation's members whom a provider other than ``trusted`` signed
+        in (any provider, for None), except the admin making the change in ``request``."""
+        return self.sessions.end_vouched_elsewhere(org_id, trusted, keep=self._session(request))
 
     def _set_cookie(self, response: Response, session: CookieSession) -> None:
         max_age = max(1, int(session.expires_at - self.host.clock()))

@@ -8,6 +8,11 @@ whose row is ended or gone is worth nothing even though its signature still veri
 visitor who has not signed in gets an anonymous session too, so the sign-in and sign-up forms
 carry a CSRF token; signing in always starts a new ``sid`` (no session fixation). The CSRF
 token is an HMAC of the ``sid``: nothing to store, useless with another session's cookie.
+
+A session an organisation's identity provider started records that provider's issuer. It
+lasts no longer than the organisation's trust in it: it starts only while the organisation
+names that issuer, and stopping or changing corporate sign-in ends it, as the provider's
+own deprovisioning (SCIM, RISC) could no longer reach it.
 """
 
 from __future__ import annotations
@@ -39,10 +44,15 @@ CREATE TABLE IF NOT EXISTS portal_dev_sessions (
     developer_id TEXT NOT NULL,
     created_at REAL NOT NULL,
     expires_at REAL NOT NULL,
-    ended_at REAL
+    ended_at REAL,
+    issuer TEXT
 );
 CREATE INDEX IF NOT EXISTS portal_dev_sessions_developer ON portal_dev_sessions (developer_id);
 """
+
+
+class IssuerNotTrustedError(Exception):
+    """The organisation stopped trusting the provider while its sign-in was under way."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,7 @@ class DeveloperSessions:
         self.db = db
         self.clock = clock
         db.ensure_schema(SCHEMA)
+        db.ensure_column("portal_dev_sessions", "issuer", "TEXT")
         db.execute("INSERT OR IGNORE INTO portal_dev_secret (id, secret) VALUES (1, ?)",
                    (secrets.token_bytes(32),))
         row = db.one("SELECT secret FROM portal_dev_secret WHERE id = 1")
@@ -75,14 +86,32 @@ class DeveloperSessions:
     def anonymous(self) -> CookieSession:
         return CookieSession(secrets.token_urlsafe(18), self.clock() + ANONYMOUS_LIFETIME)
 
-    def start(self, developer_id: str) -> CookieSession:
-        """A new signed-in session (fresh ``sid``) with its row."""
+    def start(self, developer_id: str, issuer: str | None = None) -> CookieSession:
+        """A new signed-in session (fresh ``sid``) with its row; ``issuer`` names the identity
+        provider that vouched for the developer (None: a portal password or link).
+
+        A provider's session is written only while the developer's organisation still names
+        that issuer, in the same statement (else :class:`IssuerNotTrustedError`): a sign-in
+        that passed its checks just before the admin stopped corporate sign-in cannot leave
+        a session behind that stopping it did not end.
+        """
         session = CookieSession(secrets.token_urlsafe(18), self.clock() + SIGNED_IN_LIFETIME,
                                 developer_id)
-        self.db.execute(
-            "INSERT INTO portal_dev_sessions (sid_hash, developer_id, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?)",
-            (_hash(session.sid), developer_id, self.clock(), session.expires_at))
+        row = (_hash(session.sid), developer_id, self.clock(), session.expires_at, issuer)
+        if issuer is None:
+            self.db.execute(
+                "INSERT INTO portal_dev_sessions"
+                " (sid_hash, developer_id, created_at, expires_at, issuer) VALUES (?, ?, ?, ?, ?)",
+                row)
+            return session
+        written = self.db.execute(
+            "INSERT INTO portal_dev_sessions"
+            " (sid_hash, developer_id, created_at, expires_at, issuer) SELECT ?, ?, ?, ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM portal_developers d JOIN portal_organisations o"
+            " ON o.org_id = d.org_id WHERE d.developer_id = ? AND o.idp_issuer = ?)",
+            (*row, developer_id, issuer))
+        if not written:
+            raise IssuerNotTrustedError(issuer)
         return session
 
     def end(self, session: CookieSession) -> None:
@@ -94,6 +123,17 @@ class DeveloperSessions:
         return self.db.execute("UPDATE portal_dev_sessions SET ended_at = ?"
                                " WHERE developer_id = ? AND ended_at IS NULL",
                                (self.clock(), developer_id))
+
+    def end_vouched_elsewhere(self, org_id: str, trusted: str | None,
+                              keep: CookieSession | None = None) -> int:
+        """End the sessions of the organisation's members that an identity provider other
+        than ``trusted`` started (every provider's, when ``trusted`` is None), but ``keep``
+        (the admin's own, who is handing out the set-a-password links)."""
+        return self.db.execute(
+            "UPDATE portal_dev_sessions SET ended_at = ? WHERE ended_at IS NULL"
+            " AND issuer IS NOT NULL AND issuer IS NOT ? AND sid_hash IS NOT ?"
+            " AND developer_id IN (SELECT developer_id FROM portal_developers WHERE org_id = ?)",
+            (self.clock(), trusted, None if keep is None else _hash(keep.sid), org_id))
 
     def encode(self, session: CookieSession) -> str:
         payload = json.dumps({"sid": session.sid, "signed": session.developer_id is not None,

@@ -42,6 +42,7 @@ from .password_links import PATH as PASSWORD_PATH
 from .password_links import PasswordLink, PasswordLinks
 from .risc import EVENTS_PATH, ReceivedEvents, RiscReceiver, build_risc_router
 from .scim import ScimTokens, build_scim_router
+from .sessions import IssuerNotTrustedError
 
 TRUST_PATH = "/portal/organisation/trust"
 ORPHANS_PATH = "/portal/admin/orphans"
@@ -141,6 +142,7 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
                               form={"issuer": issuer, "client_id": client_id})
         idps.save(developer.org_id, issuer, client_id, secret)
         accounts.set_idp(developer.org_id, issuer)
+        guard.end_provider_sessions(request, developer.org_id, issuer)
         return trust_page(request, developer, notice=f"Developers now sign in with {issuer}.")
 
     @router.post(f"{TRUST_PATH}/remove")
@@ -149,6 +151,7 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         developer = require_org_admin(request)
         idps.remove(developer.org_id)
         links = password_links.stop_federating(developer.org_id)
+        guard.end_provider_sessions(request, developer.org_id, None)
         return trust_page(request, developer, links=links, notice="Corporate sign-in is off.")
 
     @router.post(f"{TRUST_PATH}/scim-token")
@@ -179,7 +182,11 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
             response = _refused(request, guard, refused)
         else:
             response = RedirectResponse("/portal", status_code=303, headers=SECURITY_HEADERS)
-            guard.sign_in(response, developer)
+            try:
+                guard.sign_in(response, developer, issuer=developer.external_issuer)
+            except IssuerNotTrustedError:
+                response = _refused(request, guard, SignInRefusedError(
+                    403, "Your organisation stopped signing in with this identity provider."))
         response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH, httponly=True,
                                samesite="lax", secure=guard.secure)
         return response

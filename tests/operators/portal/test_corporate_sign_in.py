@@ -31,7 +31,7 @@ from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, Orga
 from operators.portal.guard import PortalGuard
 from operators.portal.password_links import LINK_LIFETIME, PasswordLinks
 from operators.portal.router import install_developer_portal
-from operators.portal.sessions import COOKIE
+from operators.portal.sessions import COOKIE, IssuerNotTrustedError
 from tests.operators.identity.conftest import FakeClock
 
 PORTAL = "http://portal.operator.test"
@@ -765,3 +765,62 @@ async def test_a_password_link_is_void_once_federated_again_expired_or_its_membe
     assert world.accounts.authenticate("bob@corp.example", "a strong enough password") is None
     assert [link.developer.email for link in links.stop_federating(world.org_id)] == [
         "bob@corp.example"], "the deactivated Eve gets no link"
+
+
+async def test_stopping_or_changing_corporate_sign_in_ends_the_sessions_it_started(
+    world: TrustWorld,
+) -> None:
+    """Bob and Eve are signed in through Corp's provider; the admin is signed in too. Stopping
+    corporate sign-in signs Bob and Eve out (the provider's SCIM and RISC no longer reach
+    them) but not the admin handing out the links, nor a password session; moving to another
+    provider ends the old one's sessions the same way. Before, their sessions lasted the
+    rest of their working day."""
+    world.federate()
+    browsers = {}
+    for login, password in (("u-bob", "bob-pw"), ("u-eve", "eve-pw")):
+        browser = world.browser()
+        assert (await world.corporate_sign_in(browser, login, password)).status_code == 303
+        assert world.session_developer(browser) is not None
+        browsers[login] = browser
+    admin = world.signed_in(world.admin)
+    try:
+        page = await admin.post(f"{PORTAL}/portal/organisation/trust/remove",
+                                data={"csrf": world.csrf(admin)})
+        assert page.status_code == 200 and "Corporate sign-in is off." in page.text
+        for login, browser in browsers.items():
+            assert world.session_developer(browser) is None, login
+            home = await browser.get(f"{PORTAL}/portal")
+            assert home.status_code == 303 and "sign-in" in home.headers["location"], login
+        assert world.session_developer(admin) == world.admin.developer_id
+        assert (await admin.get(f"{PORTAL}/portal")).status_code == 200
+
+        world.federate()
+        bob = world.browser()
+        assert (await world.corporate_sign_in(bob, "u-bob", "bob-pw")).status_code == 303
+        world.accounts.set_idp(world.org_id, "https://idp.elsewhere.test")
+        assert world.guard.sessions.end_vouched_elsewhere(
+            world.org_id, "https://idp.elsewhere.test") == 1
+        assert world.session_developer(bob) is None
+        assert world.session_developer(admin) == world.admin.developer_id, "a password session"
+        await bob.aclose()
+    finally:
+        await admin.aclose()
+        for browser in browsers.values():
+            await browser.aclose()
+
+
+async def test_a_corporate_sign_in_finishing_after_the_provider_was_dropped_starts_no_session(
+    world: TrustWorld,
+) -> None:
+    """A callback that found Bob while Corp still trusted its provider, but writes his session
+    after the admin stopped corporate sign-in, is refused: no session outlives the trust."""
+    world.federate()
+    bob = world.accounts.create_federated(world.org_id, "u-bob", "bob@corp.example", "Bob")
+    world.accounts.set_idp(world.org_id, None)
+    with pytest.raises(IssuerNotTrustedError):
+        world.guard.sessions.start(bob.developer_id, IDP)
+    world.accounts.set_idp(world.org_id, "https://idp.elsewhere.test")
+    with pytest.raises(IssuerNotTrustedError):
+        world.guard.sessions.start(bob.developer_id, IDP)
+    world.accounts.set_idp(world.org_id, IDP)
+    assert world.guard.sessions.start(bob.developer_id, IDP).developer_id == bob.developer_id
