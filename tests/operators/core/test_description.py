@@ -45,6 +45,24 @@ def test_draws_are_reproducible_from_a_seed() -> None:
     assert first != other
 
 
+@pytest.mark.parametrize(
+    "distribution",
+    [
+        ExponentialServiceTime(mean=0.04),
+        LognormalServiceTime(mean=0.05, sigma=0.8),
+        ConstantServiceTime(value=0.01),
+        EmpiricalServiceTime(samples=(0.01, 0.02, 0.09)),
+    ],
+)
+def test_a_sampler_draws_exactly_what_sample_draws(distribution: ServiceTime) -> None:
+    """The simulation's backends draw through ``sampler()`` (worked out once, written out);
+    a scenario's results stay what ``sample`` and ``Random``'s own methods would give."""
+    sample, reference = distribution.sampler(), random.Random(5)
+    rng = random.Random(5)
+    assert [sample(rng) for _ in range(2_000)] == [
+        distribution.sample(reference) for _ in range(2_000)]
+
+
 def test_empirical_draws_only_its_samples_and_all_of_them() -> None:
     samples = (0.5, 1.5, 4.0)
     spec = EmpiricalServiceTime(samples=samples)
