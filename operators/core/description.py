@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from . import samplers
+from .samplers import Sampler
 
 __all__ = [
     "ConstantServiceTime",
@@ -34,10 +36,6 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-Sampler = Callable[[random.Random], float]
-"""Draws one service time from a stream: a distribution with its parameters worked out."""
-
-
 class ExponentialServiceTime(_Spec):
     """Memoryless service, the M in M/M/c: what queueing theory can check exactly."""
 
@@ -48,18 +46,8 @@ class ExponentialServiceTime(_Spec):
         return rng.expovariate(1.0 / self.mean)
 
     def sampler(self) -> Sampler:
-        """:meth:`sample` with the rate divided once (the same float, so the same draws).
-
-        ``Random.expovariate``'s own formula written out, as :func:`sim.traffic.arrival_times`
-        does: the same bits give the same float, and each draw of a simulated backend call
-        saves the interpreter a frame.
-        """
-        rate, log = 1.0 / self.mean, math.log
-
-        def sample(rng: random.Random) -> float:
-            return -log(1.0 - rng.random()) / rate  # rng.expovariate(rate)
-
-        return sample
+        """:meth:`sample` with the rate divided once (the same float, so the same draws)."""
+        return samplers.exponential(1.0 / self.mean)
 
 
 class LognormalServiceTime(_Spec):
@@ -79,12 +67,7 @@ class LognormalServiceTime(_Spec):
 
     def sampler(self) -> Sampler:
         """:meth:`sample` with ``mu`` worked out once (the same float, so the same draws)."""
-        mu, sigma = math.log(self.mean) - self.sigma**2 / 2, self.sigma
-
-        def sample(rng: random.Random) -> float:
-            return rng.lognormvariate(mu, sigma)
-
-        return sample
+        return samplers.lognormal(math.log(self.mean) - self.sigma**2 / 2, self.sigma)
 
 
 class ConstantServiceTime(_Spec):
@@ -102,7 +85,7 @@ class ConstantServiceTime(_Spec):
 
     def sampler(self) -> Sampler:
         """:meth:`sample` as a plain function."""
-        return self.sample
+        return samplers.constant(self.value)
 
 
 class EmpiricalServiceTime(_Spec):
@@ -127,7 +110,7 @@ class EmpiricalServiceTime(_Spec):
 
     def sampler(self) -> Sampler:
         """:meth:`sample` as a plain function."""
-        return self.sample
+        return samplers.empirical(self.samples)
 
 
 ServiceTime = Annotated[
