@@ -19,16 +19,15 @@ from operators.core import (
 
 SERVICE_TIME: TypeAdapter[ServiceTime] = TypeAdapter(ServiceTime)
 
+DISTRIBUTIONS = [
+    ExponentialServiceTime(mean=0.02),
+    LognormalServiceTime(mean=0.05, sigma=0.8),
+    ConstantServiceTime(value=0.01),
+    EmpiricalServiceTime(samples=(0.01, 0.02, 0.09)),
+]
 
-@pytest.mark.parametrize(
-    "distribution",
-    [
-        ExponentialServiceTime(mean=0.02),
-        LognormalServiceTime(mean=0.05, sigma=0.8),
-        ConstantServiceTime(value=0.01),
-        EmpiricalServiceTime(samples=(0.01, 0.02, 0.09)),
-    ],
-)
+
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
 def test_sample_mean_matches_declared_mean(distribution: ServiceTime) -> None:
     rng = random.Random(3)
     draws = [distribution.sample(rng) for _ in range(40_000)]
@@ -45,15 +44,7 @@ def test_draws_are_reproducible_from_a_seed() -> None:
     assert first != other
 
 
-@pytest.mark.parametrize(
-    "distribution",
-    [
-        ExponentialServiceTime(mean=0.04),
-        LognormalServiceTime(mean=0.05, sigma=0.8),
-        ConstantServiceTime(value=0.01),
-        EmpiricalServiceTime(samples=(0.01, 0.02, 0.09)),
-    ],
-)
+@pytest.mark.parametrize("distribution", DISTRIBUTIONS)
 def test_a_sampler_draws_exactly_what_sample_draws(distribution: ServiceTime) -> None:
     """The simulation's backends draw through ``sampler()`` (worked out once, written out);
     a scenario's results stay what ``sample`` and ``Random``'s own methods would give."""
