@@ -142,8 +142,9 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
                               form={"issuer": issuer, "client_id": client_id})
         idps.save(developer.org_id, issuer, client_id, secret)
         accounts.set_idp(developer.org_id, issuer)
-        guard.end_provider_sessions(request, developer.org_id, issuer)
-        return trust_page(request, developer, notice=f"Developers now sign in with {issuer}.")
+        ended = guard.end_provider_sessions(request, developer.org_id, issuer)
+        return trust_page(request, developer, notice=f"Developers now sign in with {issuer}."
+                          + _signed_out(ended))
 
     @router.post(f"{TRUST_PATH}/remove")
     async def remove_trust(request: Request) -> Response:
@@ -151,8 +152,9 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
         developer = require_org_admin(request)
         idps.remove(developer.org_id)
         links = password_links.stop_federating(developer.org_id)
-        guard.end_provider_sessions(request, developer.org_id, None)
-        return trust_page(request, developer, links=links, notice="Corporate sign-in is off.")
+        ended = guard.end_provider_sessions(request, developer.org_id, None)
+        return trust_page(request, developer, links=links,
+                          notice="Corporate sign-in is off." + _signed_out(ended))
 
     @router.post(f"{TRUST_PATH}/scim-token")
     async def new_scim_token(request: Request) -> Response:
@@ -231,6 +233,14 @@ def _settings_problem(issuer: str, client_id: str, secret: str,
     if not 1 <= len(secret) <= 500:
         return "client_secret: give the client secret the provider issued."
     return None
+
+
+def _signed_out(sessions: int) -> str:
+    """What the notice adds about the sessions a provider the organisation left had started."""
+    if not sessions:
+        return ""
+    plural = "session" if sessions == 1 else "sessions"
+    return f" Ended {sessions} portal {plural} started by a provider no longer trusted."
 
 
 def _refused(request: Request, guard: PortalGuard, refused: SignInRefusedError) -> Response:

@@ -787,6 +787,7 @@ async def test_stopping_or_changing_corporate_sign_in_ends_the_sessions_it_start
         page = await admin.post(f"{PORTAL}/portal/organisation/trust/remove",
                                 data={"csrf": world.csrf(admin)})
         assert page.status_code == 200 and "Corporate sign-in is off." in page.text
+        assert "Ended 2 portal sessions started by a provider no longer trusted." in page.text
         for login, browser in browsers.items():
             assert world.session_developer(browser) is None, login
             home = await browser.get(f"{PORTAL}/portal")
