@@ -235,12 +235,13 @@ class DeveloperAccounts:
         org_name = org_name.strip()
         if not 1 <= len(org_name) <= 200:
             raise AccountError(400, "organisation", "organisation: give a name (1-200 characters).")
+        password_hash = self._new_password_hash(email, name, password)
         with self.db.transaction():
             org_id = f"org-{secrets.token_hex(6)}"
             self.db.execute(
                 "INSERT INTO portal_organisations (org_id, name, created_at) VALUES (?, ?, ?)",
                 (org_id, org_name, self.clock()))
-            developer = self._add_developer(org_id, email, name, password=password)
+            developer = self._add_developer(org_id, email, name, password_hash=password_hash)
         self._note("signed_up", developer.developer_id, org_id)
         return developer
 
@@ -278,6 +279,7 @@ class DeveloperAccounts:
         if organisation is not None and organisation.idp_issuer is not None:
             raise AccountError(400, "invitation", f"{organisation.name} signs in through its "
                                "identity provider: use its sign-in, not an invitation.")
+        password_hash = self._new_password_hash(email, name, password)
         with self.db.transaction():
             row = self.db.one(
                 "SELECT * FROM portal_invitations WHERE code_hash = ? AND org_id = ?",
@@ -291,7 +293,7 @@ class DeveloperAccounts:
                 raise AccountError(400, "invitation",
                                    "invitation: whoever sent this code has left the "
                                    "organisation; ask a colleague for a new one.")
-            developer = self._add_developer(org_id, email, name, password=password)
+            developer = self._add_developer(org_id, email, name, password_hash=password_hash)
             self.db.execute("UPDATE portal_invitations SET used_at = ? WHERE code_hash = ?",
                             (self.clock(), row["code_hash"]))
         self._note("signed_up", developer.developer_id, org_id)
@@ -333,22 +335,30 @@ class DeveloperAccounts:
         self._note("signed_up", developer.developer_id, org_id)
         return developer
 
-    def _add_developer(self, org_id: str, email: str, name: str, *, password: str | None = None,
+    def _new_password_hash(self, email: str, name: str, password: str) -> str:
+        """The hash a password member is created with, worked out before any transaction.
+
+        scrypt takes tens of milliseconds and a transaction holds the database's lock (and
+        SQLite's write lock) throughout: hashed inside one, each sign-up stalled every other
+        request of the operator, and every replica's writes, for the hash's length. The cheap
+        refusals come first (a bad address or name, an address already taken), so a sign-up
+        bound to fail costs no hash; the transaction checks the address again."""
+        _check_identity(email, name)
+        if self.db.one("SELECT 1 FROM portal_developers WHERE email = ?",
+                       (normalise_email(email),)):
+            raise _address_taken()
+        return _strong_password_hash(password)
+
+    def _add_developer(self, org_id: str, email: str, name: str, *,
+                       password_hash: str | None = None,
                        external_subject: str | None = None,
                        external_issuer: str | None = None) -> Developer:
-        email = normalise_email(email)
-        name = name.strip()
-        if not EMAIL.match(email) or len(email) > 254:
-            raise AccountError(400, "email", "email: enter an address like ada@example.com.")
-        if not 1 <= len(name) <= 200:
-            raise AccountError(400, "name", "name: give your name (1-200 characters).")
-        password_hash = None if password is None else _strong_password_hash(password)
+        email, name = _check_identity(email, name)
         now = self.clock()
         developer_id = f"dev-{secrets.token_hex(8)}"
         with self.db.transaction():
             if self.db.one("SELECT 1 FROM portal_developers WHERE email = ?", (email,)):
-                raise AccountError(409, "email", "email: an account with this address exists; "
-                                                 "sign in instead.")
+                raise _address_taken()
             if external_subject is not None and self.by_external_subject(org_id,
                                                                          external_subject):
                 raise AccountError(409, "subject", "subject: this person already has an account.")
@@ -785,6 +795,22 @@ class Orphan(NamedTuple):
     application: Application
     owner: Developer | None
     reason: str
+
+
+def _check_identity(email: str, name: str) -> tuple[str, str]:
+    """The normalised address and trimmed name of a new member; AccountError naming the field."""
+    email = normalise_email(email)
+    name = name.strip()
+    if not EMAIL.match(email) or len(email) > 254:
+        raise AccountError(400, "email", "email: enter an address like ada@example.com.")
+    if not 1 <= len(name) <= 200:
+        raise AccountError(400, "name", "name: give your name (1-200 characters).")
+    return email, name
+
+
+def _address_taken() -> AccountError:
+    return AccountError(409, "email", "email: an account with this address exists; "
+                                      "sign in instead.")
 
 
 def _strong_password_hash(password: str) -> str:

@@ -55,6 +55,28 @@ def test_weak_password_duplicate_email_and_bad_fields_name_the_field(
     assert email.value.field == "email"
 
 
+def test_a_new_members_password_is_hashed_outside_any_transaction(
+        accounts: DeveloperAccounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scrypt takes tens of milliseconds; a transaction holds the database's lock and SQLite's
+    write lock, so a hash inside one stalled every request of the operator and every replica's
+    writes. Sign-up and join hash first; an address already taken costs no hash at all."""
+    db = accounts.db
+    hashed: list[bool] = []
+
+    def spying_hash(password: str) -> str:
+        hashed.append(db._conn.in_transaction)
+        return hash_password(password)
+
+    monkeypatch.setattr("operators.portal.accounts.hash_password", spying_hash)
+    ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
+    code = accounts.invite(ada.org_id, by=ada.developer_id)
+    accounts.join(ada.org_id, "bob@example.com", "Bob", PASSWORD, invitation=code)
+    assert hashed == [False, False], "each hash ran with no transaction open"
+    with pytest.raises(AccountError) as taken:
+        accounts.sign_up("Other", "ADA@example.com", "Ada II", PASSWORD)
+    assert taken.value.status == 409 and len(hashed) == 2, "a taken address is refused unhashed"
+
+
 def test_an_invitation_lets_one_colleague_join_once_before_it_expires(
         accounts: DeveloperAccounts, clock: FakeClock) -> None:
     ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
