@@ -433,12 +433,6 @@ class DeveloperAccounts:
         self.db.execute("UPDATE portal_organisations SET idp_issuer = ? WHERE org_id = ?",
                         (issuer, org_id))
 
-    def set_password(self, developer_id: str, password: str) -> None:
-        """Give the developer this password (AccountError naming ``password`` if weak). Only
-        a set-a-password link calls it: a portal password is otherwise chosen at sign-up."""
-        self.db.execute("UPDATE portal_developers SET password_hash = ? WHERE developer_id = ?",
-                        (_strong_password_hash(password), developer_id))
-
     def touch(self, developer_id: str) -> None:
         """Note that the developer was seen now (the orphan report reads it)."""
         self.db.execute("UPDATE portal_developers SET last_seen_at = ? WHERE developer_id = ?",

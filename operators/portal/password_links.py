@@ -9,7 +9,8 @@ password a link, shown once to the admin who stopped it, as invitations are: the
 no mail.
 
 A link is good once, for a week, while its member is active and while the organisation signs
-in with passwords: federating again voids every link, and a leaver's link lets nobody in.
+in with passwords: federating again voids every link (and the next stop gives new ones), and
+a leaver's link lets nobody in.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..storage import Database
 from ..types import Clock
 from .accounts import AccountError, DeveloperAccounts
 from .developers import Developer
-from .passwords import WeakPasswordError, check_strength
+from .passwords import WeakPasswordError, check_strength, hash_password
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS portal_password_links (
@@ -60,10 +61,21 @@ class PasswordLinks:
     def stop_federating(self, org_id: str) -> list[PasswordLink]:
         """Turn the organisation's corporate sign-in off and give every active member who has
         no password a link, in one transaction: a member the provider signs in meanwhile is
-        either linked before (and gets a link) or refused after."""
+        either linked before (and gets a link) or refused after. Links an earlier stop gave
+        are void from now; an organisation already signing in with passwords gets none."""
         links: list[PasswordLink] = []
         with self.db.transaction():
-            self.accounts.set_idp(org_id, None)
+            stopped = self.db.execute(
+                "UPDATE portal_organisations SET idp_issuer = NULL WHERE org_id = ?"
+                " AND idp_issuer IS NOT NULL", (org_id,))
+            if not stopped:  # already off (a second click): the links given then still stand
+                return links
+            # an earlier stop's unused links die with this one: who saw them then (an admin the
+            # provider has since deprovisioned) must not set a member's password now
+            self.db.execute(
+                "UPDATE portal_password_links SET used_at = ? WHERE used_at IS NULL AND"
+                " developer_id IN (SELECT developer_id FROM portal_developers WHERE org_id = ?)",
+                (self.clock(), org_id))
             rows = self.db.all(
                 "SELECT developer_id FROM portal_developers WHERE org_id = ? AND active = 1"
                 " AND password_hash IS NULL ORDER BY rowid", (org_id,))
@@ -98,24 +110,35 @@ class PasswordLinks:
     def redeem(self, code: str, password: str) -> Developer:
         """Set the link's member's password and spend the link (and any other of theirs).
 
-        The link is spent by one conditional statement, so two submissions of it set one
-        password; the strength is checked first, so a weak password spends nothing, and the
-        slow hash runs outside any transaction."""
+        The strength is checked first, so a weak password spends nothing, and the slow hash
+        runs before the transaction. Then one conditional statement spends the link only while
+        it is unused and unexpired, its member active and the organisation signing in with
+        passwords: two submissions set one password, and a member deactivated or an
+        organisation federated meanwhile gets none."""
         developer = self.holder(code)
         try:
             check_strength(password)
         except WeakPasswordError as weak:
             raise AccountError(400, "password", str(weak)) from weak
-        spent = self.db.execute(
-            "UPDATE portal_password_links SET used_at = ? WHERE developer_id = ?"
-            " AND used_at IS NULL AND code_hash = ? AND expires_at > ?",
-            (self.clock(), developer.developer_id, _digest(code), self.clock()))
-        if not spent:
-            raise AccountError(400, "code", "code: this link was used meanwhile.")
-        self.db.execute("UPDATE portal_password_links SET used_at = ? WHERE developer_id = ?"
-                        " AND used_at IS NULL", (self.clock(), developer.developer_id))
-        self.accounts.set_password(developer.developer_id, password)
+        password_hash = hash_password(password)
+        now = self.clock()
+        with self.db.transaction():
+            spent = self.db.execute(
+                "UPDATE portal_password_links SET used_at = ? WHERE code_hash = ?"
+                " AND developer_id = ? AND used_at IS NULL AND expires_at > ?"
+                " AND EXISTS (SELECT 1 FROM portal_developers d JOIN portal_organisations o"
+                " ON o.org_id = d.org_id WHERE d.developer_id = ? AND d.active = 1"
+                " AND o.idp_issuer IS NULL)",
+                (now, _digest(code), developer.developer_id, now, developer.developer_id))
+            if not spent:
+                raise AccountError(400, "code", "code: this link was used, or its account or "
+                                                "organisation changed, meanwhile.")
+            self.db.execute("UPDATE portal_password_links SET used_at = ? WHERE developer_id = ?"
+                            " AND used_at IS NULL", (now, developer.developer_id))
+            self.db.execute("UPDATE portal_developers SET password_hash = ? WHERE developer_id = ?",
+                            (password_hash, developer.developer_id))
         return developer
+
 
 def _digest(code: str) -> str:
     return hashlib.sha256(code.encode()).hexdigest()

@@ -25,7 +25,7 @@ from operators import Operator, example_operator
 from operators.camara import OPERATIONS
 from operators.identity import JwksError
 from operators.outbound_hosts import host_problem
-from operators.portal import AccountError, Developer, PortalHost
+from operators.portal import AccountError, Developer, PortalHost, password_links
 from operators.portal.accounts import DeveloperAccounts
 from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, OrganisationIdps
 from operators.portal.guard import PortalGuard
@@ -763,6 +763,7 @@ async def test_a_password_link_is_void_once_federated_again_expired_or_its_membe
     with pytest.raises(AccountError, match="unknown, used or expired"):
         links.redeem(second["bob@corp.example"], "a strong enough password")
     assert world.accounts.authenticate("bob@corp.example", "a strong enough password") is None
+    world.federate()
     assert [link.developer.email for link in links.stop_federating(world.org_id)] == [
         "bob@corp.example"], "the deactivated Eve gets no link"
 
@@ -825,3 +826,51 @@ async def test_a_corporate_sign_in_finishing_after_the_provider_was_dropped_star
         world.guard.sessions.start(bob.developer_id, IDP)
     world.accounts.set_idp(world.org_id, IDP)
     assert world.guard.sessions.start(bob.developer_id, IDP).developer_id == bob.developer_id
+
+
+async def test_an_earlier_stops_links_die_with_the_next_stop(
+    world: TrustWorld, clock: FakeClock,
+) -> None:
+    """Stop, federate again, stop again within the week: the first stop's links stay void
+    (whoever saw them, an admin the provider has since deprovisioned, say, must not set a
+    member's password). A second click on stop gives no second set of links. Before, the
+    first links worked again once the organisation signed in with passwords."""
+    world.federate()
+    world.accounts.create_federated(world.org_id, "u-bob", "bob@corp.example", "Bob")
+    links = PasswordLinks(world.accounts.db, world.accounts, clock)
+    (first,) = links.stop_federating(world.org_id)
+    world.federate()
+    (second,) = links.stop_federating(world.org_id)
+    assert links.stop_federating(world.org_id) == [], "already off: no new links"
+    with pytest.raises(AccountError, match="unknown, used or expired"):
+        links.redeem(first.code, "an old link's password 2026")
+    assert links.redeem(second.code, "the new link's password 2026").email == "bob@corp.example"
+    assert world.accounts.authenticate("bob@corp.example", "the new link's password 2026")
+
+
+@pytest.mark.parametrize("meanwhile", ["deactivated", "federated"])
+async def test_a_link_whose_member_or_organisation_changed_while_hashing_sets_nothing(
+    world: TrustWorld, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, meanwhile: str,
+) -> None:
+    """The link is checked, then the password hashed (tens of milliseconds), then spent: a
+    member deactivated, or an organisation federated again, in between gets no password.
+    Before, the spend and the password did not look again."""
+    world.federate()
+    bob = world.accounts.create_federated(world.org_id, "u-bob", "bob@corp.example", "Bob")
+    links = PasswordLinks(world.accounts.db, world.accounts, clock)
+    (link,) = links.stop_federating(world.org_id)
+    real_hash = password_links.hash_password
+
+    def hash_while_it_changes(password: str) -> str:
+        if meanwhile == "deactivated":
+            world.accounts.deactivate(bob.developer_id)
+        else:
+            world.federate()
+        return real_hash(password)
+
+    monkeypatch.setattr(password_links, "hash_password", hash_while_it_changes)
+    with pytest.raises(AccountError, match="changed, meanwhile"):
+        links.redeem(link.code, "a strong enough password")
+    row = world.accounts.db.one("SELECT password_hash FROM portal_developers"
+                                " WHERE developer_id = ?", (bob.developer_id,))
+    assert row is not None and row["password_hash"] is None
