@@ -188,13 +188,14 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     def password_page(request: Request, code: str, *, status: int = 200,
                       error: str | None = None) -> Response:
         try:
-            developer = links.holder(code)
+            holder = links.holder(code)
         except AccountError as refused:
             return guard.page(request, "portal_set_password.html", {
-                "heading": "Set a password", "error": refused.message, "developer": None,
+                "heading": "Set a password", "error": refused.message, "holder": None,
             }, status_code=refused.status)
+        # not "developer": that is who is signed in, for portal_base.html's navigation
         return guard.page(request, "portal_set_password.html", {
-            "heading": "Set a password", "developer": developer, "code": code, "error": error,
+            "heading": "Set a password", "holder": holder, "code": code, "error": error,
         }, status_code=status)
 
     @router.get(PASSWORD_PATH.removeprefix(PREFIX))

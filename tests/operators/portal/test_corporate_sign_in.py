@@ -723,6 +723,7 @@ async def test_stopping_corporate_sign_in_gives_each_passwordless_member_a_link(
     async with world.browser() as bob:
         form = await bob.get(links["bob@corp.example"].replace("&amp;", "&"))
         assert form.status_code == 200 and 'id="link-email">bob@corp.example<' in form.text
+        assert 'id="signed-in-as"' not in form.text, "the visitor is not shown as signed in"
         code = re.search(r'name="code" value="([^"]+)"', form.text)
         assert code is not None
         weak = await bob.post(f"{PORTAL}/portal/password", data={
