@@ -48,7 +48,10 @@ with many emails and addresses can make, at a few megabytes."""
 class Attempt:
     """A sign-in attempt let through, already counted as a failure until it succeeds."""
 
-    rowids: tuple[int, ...]
+    rows: tuple[tuple[int, str, float], ...]
+    """Each row it counted, as (rowid, key, at): a rowid alone may name another row by the
+    time the attempt is taken back (SQLite reuses the largest rowid once it is deleted, as
+    a successful sign-in for the same email deletes it)."""
 
 
 class LoginThrottle:
@@ -83,12 +86,12 @@ class LoginThrottle:
             if wait is not None:
                 return wait
             self._forget_old(now)
-            rowids = tuple(
-                self.db.insert("INSERT INTO portal_login_failures (key, at) VALUES (?, ?)",
-                               (key, now))
+            rows = tuple(
+                (self.db.insert("INSERT INTO portal_login_failures (key, at) VALUES (?, ?)",
+                                (key, now)), key, now)
                 for key in _keys(email, address))
             self._keep_bounded()
-        return Attempt(rowids)
+        return Attempt(rows)
 
     def failed(self, email: str, address: str | None) -> None:
         """Count a failed sign-in against the email and the address (one row each)."""
@@ -106,8 +109,9 @@ class LoginThrottle:
         with self.db.transaction():
             self.db.execute("DELETE FROM portal_login_failures WHERE key = ?",
                             (_email_key(email),))
-            for rowid in attempt.rowids if attempt is not None else ():
-                self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ?", (rowid,))
+            for row in attempt.rows if attempt is not None else ():
+                self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ? AND key = ?"
+                                " AND at = ?", row)
 
     def _wait(self, key: str, now: float) -> float | None:
         """Until the ``limit``-th newest failure of ``key`` in the window leaves it, or None

@@ -120,6 +120,20 @@ def test_rows_past_the_window_go_and_many_emails_cannot_grow_the_table(
     assert throttle.retry_after("ada@example.com", None) == 900
 
 
+def test_taking_an_attempt_back_deletes_its_own_rows_only(clock: FakeClock) -> None:
+    """An attempt from no known address counts one row. A success for the same email deletes
+    it meanwhile; SQLite then gives the next row (a guess at Bob) the same rowid. Taking the
+    attempt back must not delete Bob's failure, as deleting by rowid alone did."""
+    throttle = LoginThrottle(Database(), clock=clock, limit=1, window=900)
+    attempt = throttle.attempt("ada@example.com", None)
+    assert not isinstance(attempt, float)
+    throttle.succeeded("ada@example.com")  # another sign-in of Ada's, at once
+    clock.advance(1)
+    throttle.failed("bob@example.com", None)
+    throttle.succeeded("ada@example.com", attempt)
+    assert throttle.retry_after("bob@example.com", None) is not None, "Bob's failure counts"
+
+
 async def test_guesses_under_way_at_once_count_before_their_passwords_are_checked(
         replica: Replica, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Before, the limit was checked before the password and a failure counted after it, so
