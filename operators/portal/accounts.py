@@ -314,8 +314,15 @@ class DeveloperAccounts:
         if not external_subject or len(external_subject) > 255:
             raise AccountError(400, "subject", "subject: the identity provider's subject is "
                                                "missing or too long.")
-        issuer = organisation.idp_issuer
         with self.db.transaction():
+            # read again inside: the admin may have stopped or moved corporate sign-in since
+            # this sign-in began, and a member made then would have no password and no link
+            row = self.db.one("SELECT idp_issuer FROM portal_organisations WHERE org_id = ?",
+                              (org_id,))
+            issuer = None if row is None else row["idp_issuer"]
+            if issuer is None:
+                raise AccountError(403, "organisation", f"{organisation.name} no longer signs "
+                                   "in through an identity provider.")
             # a subject another provider gave the organisation once names nobody here now
             self.db.execute("UPDATE portal_developers SET external_subject = NULL,"
                             " external_issuer = NULL WHERE org_id = ? AND external_subject = ?"

@@ -820,6 +820,9 @@ async def test_a_corporate_sign_in_finishing_after_the_provider_was_dropped_star
     world.federate()
     bob = world.accounts.create_federated(world.org_id, "u-bob", "bob@corp.example", "Bob")
     world.accounts.set_idp(world.org_id, None)
+    with pytest.raises(AccountError, match="no longer signs in"):
+        world.accounts.create_federated(world.org_id, "u-eve", "eve@corp.example", "Eve")
+    assert world.accounts.by_email("eve@corp.example") is None, "no member without a way in"
     with pytest.raises(IssuerNotTrustedError):
         world.guard.sessions.start(bob.developer_id, IDP)
     world.accounts.set_idp(world.org_id, "https://idp.elsewhere.test")
