@@ -354,7 +354,7 @@ class DeveloperAccounts:
         if self.db.one("SELECT 1 FROM portal_developers WHERE email = ?",
                        (normalise_email(email),)):
             raise _address_taken()
-        return _strong_password_hash(password)
+        return strong_password_hash(password)
 
     def _add_developer(self, org_id: str, email: str, name: str, *,
                        password_hash: str | None = None,
@@ -814,7 +814,8 @@ def _address_taken() -> AccountError:
                                       "sign in instead.")
 
 
-def _strong_password_hash(password: str) -> str:
+def strong_password_hash(password: str) -> str:
+    """The hash of a password strong enough; AccountError naming ``password`` otherwise."""
     try:
         check_strength(password)
     except WeakPasswordError as weak:

@@ -21,9 +21,8 @@ from typing import NamedTuple
 
 from ..storage import Database
 from ..types import Clock
-from .accounts import AccountError, DeveloperAccounts
+from .accounts import AccountError, DeveloperAccounts, strong_password_hash
 from .developers import Developer
-from .passwords import WeakPasswordError, check_strength, hash_password
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS portal_password_links (
@@ -116,11 +115,7 @@ class PasswordLinks:
         passwords: two submissions set one password, and a member deactivated or an
         organisation federated meanwhile gets none."""
         developer = self.holder(code)
-        try:
-            check_strength(password)
-        except WeakPasswordError as weak:
-            raise AccountError(400, "password", str(weak)) from weak
-        password_hash = hash_password(password)
+        password_hash = strong_password_hash(password)
         now = self.clock()
         with self.db.transaction():
             spent = self.db.execute(

@@ -19,13 +19,14 @@ from fastapi import FastAPI
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
+import operators.portal.accounts as accounts_module
 from federation.corporate_idp import CorporateIdp, CorporateUser, create_corporate_idp_app
 from federation.transport import AsgiNetwork
 from operators import Operator, example_operator
 from operators.camara import OPERATIONS
 from operators.identity import JwksError
 from operators.outbound_hosts import host_problem
-from operators.portal import AccountError, Developer, PortalHost, password_links
+from operators.portal import AccountError, Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
 from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, OrganisationIdps
 from operators.portal.guard import PortalGuard
@@ -863,7 +864,7 @@ async def test_a_link_whose_member_or_organisation_changed_while_hashing_sets_no
     bob = world.accounts.create_federated(world.org_id, "u-bob", "bob@corp.example", "Bob")
     links = PasswordLinks(world.accounts.db, world.accounts, clock)
     (link,) = links.stop_federating(world.org_id)
-    real_hash = password_links.hash_password
+    real_hash = accounts_module.hash_password
 
     def hash_while_it_changes(password: str) -> str:
         if meanwhile == "deactivated":
@@ -872,7 +873,7 @@ async def test_a_link_whose_member_or_organisation_changed_while_hashing_sets_no
             world.federate()
         return real_hash(password)
 
-    monkeypatch.setattr(password_links, "hash_password", hash_while_it_changes)
+    monkeypatch.setattr(accounts_module, "hash_password", hash_while_it_changes)
     with pytest.raises(AccountError, match="changed, meanwhile"):
         links.redeem(link.code, "a strong enough password")
     row = world.accounts.db.one("SELECT password_hash FROM portal_developers"
