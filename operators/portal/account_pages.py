@@ -8,12 +8,8 @@ the password).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import math
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -25,14 +21,9 @@ from .login_throttle import Attempt
 from .notices import notice_of
 from .password_links import PATH as PASSWORD_PATH
 from .password_links import PasswordLinks
+from .password_work import PasswordsBusyError
 
 PREFIX = "/portal"
-PASSWORD_THREADS = 2
-"""Password hashes (scrypt, about 16 MiB and tens of milliseconds each) computed at once per
-portal: off the event loop, which also serves the operator's APIs, and bounded, so a flood
-of sign-ins neither stalls the APIs nor takes the memory of forty threads."""
-
-T = TypeVar("T")
 
 
 def see_other(location: str) -> RedirectResponse:
@@ -44,13 +35,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     guard, accounts, host = portal.guard, portal.accounts, portal.host
     links = PasswordLinks(host.db, accounts, host.clock)
-    hashing = ThreadPoolExecutor(PASSWORD_THREADS, thread_name_prefix="portal-passwords")
-
-    async def off_loop(work: Callable[..., T], *args: str) -> T:
-        """``work(*args)`` (which hashes or checks a password) in the portal's password
-        threads; its exception, an AccountError say, is raised here."""
-        return await asyncio.get_running_loop().run_in_executor(
-            hashing, functools.partial(work, *args))
+    off_loop = portal.passwords.run
 
     @router.get("", name="portal_home")
     def home(request: Request) -> Response:
@@ -90,10 +75,10 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
                                        form.get("password", ""))
         except AccountError as refused:
             values = {k: v for k, v in form.items() if k in ("organisation", "name", "email")}
-            return guard.page(request, "portal_sign_up.html", {
+            return with_retry_after(guard.page(request, "portal_sign_up.html", {
                 "heading": "Create a developer account", "values": values,
                 "error": refused.message, "error_field": refused.field,
-            }, status_code=refused.status)
+            }, status_code=refused.status), refused)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response
@@ -111,6 +96,12 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         form = await guard.form(request)
         email = form.get("email", "").strip()[:254]
         address = request.client.host if request.client else None
+        try:
+            portal.passwords.check_room()  # before the throttle counts the attempt
+        except PasswordsBusyError as busy:
+            return with_retry_after(guard.page(request, "portal_sign_in.html", {
+                "heading": "Sign in", "email": email, "error": busy.message,
+            }, status_code=busy.status), busy)
         attempt = guard.throttle.attempt(email, address)  # counted as failed until it is not
         if not isinstance(attempt, Attempt):
             seconds = math.ceil(attempt)
@@ -173,12 +164,12 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
                 functools.partial(accounts.join, invitation=form.get("code", "")), org_id,
                 form.get("email", ""), form.get("name", ""), form.get("password", ""))
         except AccountError as refused:
-            return guard.page(request, "portal_join.html", {
+            return with_retry_after(guard.page(request, "portal_join.html", {
                 "heading": f"Join {organisation.name}", "org_id": org_id,
                 "org_name": organisation.name, "code": form.get("code", ""),
                 "values": {k: v for k, v in form.items() if k in ("name", "email")},
                 "error": refused.message,
-            }, status_code=refused.status)
+            }, status_code=refused.status), refused)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response
@@ -211,12 +202,21 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         except AccountError as refused:
             if refused.field != "password":
                 return password_page(request, code)
-            return password_page(request, code, status=refused.status, error=refused.message)
+            return with_retry_after(
+                password_page(request, code, status=refused.status, error=refused.message),
+                refused)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response
 
     return router
+
+
+def with_retry_after(response: Response, refused: AccountError) -> Response:
+    """``response``, with ``Retry-After`` when it answers busy password threads."""
+    if isinstance(refused, PasswordsBusyError):
+        response.headers["Retry-After"] = str(refused.retry_after)
+    return response
 
 
 def _minutes(seconds: int) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .accounts import DeveloperAccounts
 from .guard import PortalGuard
 from .host import PortalHost
+from .password_work import PasswordWork
 
 
 @dataclass
@@ -16,11 +17,17 @@ class DeveloperPortal:
     host: PortalHost
     accounts: DeveloperAccounts
     guard: PortalGuard
+    passwords: PasswordWork = field(default_factory=PasswordWork)
+    """Where sign-up, sign-in, join and set-a-password hash and check passwords."""
 
     @classmethod
     def of(cls, host: PortalHost) -> DeveloperPortal:
         accounts = DeveloperAccounts(host.db, host.identity, host.clock, activity=host.activity)
         return cls(host, accounts, PortalGuard(host, accounts))
+
+    def close(self) -> None:
+        """Stop the password threads (at the app's shutdown)."""
+        self.passwords.close()
 
     def deactivate(self, developer_id: str) -> list[str]:
         """The kill switch with sign-out everywhere (what deprovisioning calls): the developer

@@ -9,8 +9,10 @@ that turn :class:`SignInRequired`, :class:`FormRefused`, :class:`AdminRequired` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,6 +31,7 @@ from .first_call import build_first_call_pages
 from .guard import AdminRequired, FormRefused, PortalGuard, SignInRequired
 from .host import PortalHost
 from .invoices_page import build_invoice_pages
+from .password_work import PasswordsBusyError
 from .trust import build_trust_pages
 from .usage import build_usage_pages
 
@@ -78,7 +81,24 @@ def install_developer_portal(
     app.include_router(build_developer_portal_router(host, extra, portal=portal))
     app.state.developer_portal = portal
     install_portal_handlers(app)
+    _close_at_shutdown(app, portal)
     return portal
+
+
+def _close_at_shutdown(app: FastAPI, portal: DeveloperPortal) -> None:
+    """Wrap ``app``'s lifespan so the portal's password threads stop after the app's own
+    shutdown (the operator's and the aggregator's apps alike, whatever their lifespan)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(lifespan_app: FastAPI) -> AsyncIterator[Any]:
+        try:
+            async with inner(lifespan_app) as state:
+                yield state
+        finally:
+            portal.close()
+
+    app.router.lifespan_context = lifespan
 
 
 def _guard_of(request: Request) -> PortalGuard | None:
@@ -111,7 +131,9 @@ def install_portal_handlers(app: FastAPI) -> None:
 
     async def on_account(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, AccountError)
-        return problem_page(request, exc.status, exc.message)
+        busy = exc if isinstance(exc, PasswordsBusyError) else None
+        return problem_page(request, exc.status, exc.message,
+                            None if busy is None else {"Retry-After": str(busy.retry_after)})
 
     async def on_admin(request: Request, exc: Exception) -> Response:
         return problem_page(request, 401, "This page needs the operator admin credential.",

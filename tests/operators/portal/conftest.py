@@ -166,6 +166,7 @@ async def portal(clock: FakeClock) -> AsyncIterator[Portal]:
     yield served
     for http in served.opened:
         await http.aclose()
+    served.parts.close()
 
 
 @pytest.fixture
