@@ -766,24 +766,29 @@ class DeveloperAccounts:
         identity provider does not know (a password member not yet linked, or one linked at a
         provider it left), whom its SCIM and RISC cannot deprovision when they leave."""
         cutoff = self.clock() - days * DAY
-        providers: dict[str, str | None] = {}
+        kept = (ApplicationStatus.DISABLED.value,)
+        # three reads whatever the number of applications (not three per application); an
+        # owner deleted between them is reported gone, which they are by then
+        applications = self.db.all(
+            "SELECT * FROM portal_applications WHERE status != ? ORDER BY rowid", kept)
+        owners = self.db.all(
+            "SELECT * FROM portal_developers WHERE developer_id IN"
+            " (SELECT developer_id FROM portal_applications WHERE status != ?)", kept)
+        organisations = self.db.all(
+            "SELECT org_id, idp_issuer FROM portal_organisations WHERE org_id IN"
+            " (SELECT org_id FROM portal_developers WHERE developer_id IN"
+            "  (SELECT developer_id FROM portal_applications WHERE status != ?))", kept)
+        by_id = {row["developer_id"]: _row_developer(row) for row in owners}
+        providers = {row["org_id"]: row["idp_issuer"] for row in organisations}
         report: list[Orphan] = []
-        for row in self.db.all("SELECT * FROM portal_applications WHERE status != ?"
-                               " ORDER BY rowid",
-                               (ApplicationStatus.DISABLED.value,)):
-            application = _row_application(row)
-            owner = self.developer(application.developer_id)
+        for application in map(_row_application, applications):
+            owner = by_id.get(application.developer_id)
             if owner is None:
                 report.append(Orphan(application, None, "owner gone"))
-                continue
-            if not owner.active:
+            elif not owner.active:
                 report.append(Orphan(application, owner, "owner deactivated"))
-                continue
-            if owner.org_id not in providers:
-                organisation = self.organisation(owner.org_id)
-                providers[owner.org_id] = organisation.idp_issuer if organisation else None
-            provider = providers[owner.org_id]
-            if provider is not None and owner.external_issuer != provider:
+            elif (provider := providers.get(owner.org_id)) is not None \
+                    and owner.external_issuer != provider:
                 report.append(Orphan(application, owner, "owner outside the identity provider"))
             elif owner.last_seen_at < cutoff:
                 report.append(Orphan(application, owner, "owner inactive"))

@@ -3,6 +3,8 @@ and the login throttle on a fake clock."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from operators.portal import ApplicationStatus, Environment, LoginThrottle
@@ -171,6 +173,42 @@ def test_the_orphan_report_lists_apps_of_deactivated_gone_or_unseen_owners(
     accounts.deactivate(bob.developer_id)
     assert [(o.application.client_id, o.reason) for o in accounts.orphans(30)] == [
         (bob_app.client_id, "owner deactivated")]
+
+
+def test_the_orphan_report_reads_as_often_for_forty_applications_as_for_one(
+        accounts: DeveloperAccounts, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, it read each application's owner and organisation one query at a time."""
+    reads: list[str] = []
+    for method in ("all", "one"):
+        original = getattr(Database, method)
+
+        def counted(self: Database, sql: str, *args: object,
+                    _original: Callable[..., object] = original) -> object:
+            reads.append(sql)
+            return _original(self, sql, *args)
+
+        monkeypatch.setattr(Database, method, counted)
+
+    def reads_of_report() -> tuple[int, list[str]]:
+        reads.clear()
+        report = accounts.orphans(30)
+        return len(reads), [o.reason for o in report]
+
+    ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
+    accounts.create_application(ada, "A0", ["sim-swap"], [FRAUD], None)
+    clock.advance(31 * DAY)
+    one = reads_of_report()
+    for n in range(1, 40):
+        owner = accounts.sign_up(f"Org {n}", f"dev{n}@example.com", f"Dev {n}", PASSWORD)
+        accounts.create_application(owner, f"A{n}", ["sim-swap"], [FRAUD], None)
+        if n % 2:
+            accounts.deactivate(owner.developer_id)
+    clock.advance(31 * DAY)
+    count, reasons = reads_of_report()
+    assert one == (one[0], ["owner inactive"])
+    assert count == one[0] <= 3
+    assert reasons == ["owner inactive"] + ["owner deactivated", "owner inactive"] * 19 \
+        + ["owner deactivated"]
 
 
 def test_production_request_then_approval_flips_the_client_environment(
