@@ -22,6 +22,7 @@ a Redis Cluster hash tag: both hashes of a key live on one node, as a script nee
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from operators.config import Quota, QuotaPeriod
@@ -39,17 +40,18 @@ from operators.policies.quota import window_index
 if TYPE_CHECKING:
     import redis
 
-__all__ = ["EXPIRY_SLACK", "OUTAGE_PAUSE", "RedisCounterStore"]
+__all__ = ["EXPIRY_SLACK", "PROBE_INTERVAL", "RedisCounterStore"]
 
 EXPIRY_SLACK: Final = 60.0
 """Seconds a key outlives the moment it stops mattering (replicas' clocks need not agree)."""
 
-OUTAGE_PAUSE: Final = 5.0
-"""Seconds a store that could not reach Redis decides on its own before it asks Redis again.
+PROBE_INTERVAL: Final = 1.0
+"""Wall-clock seconds between a probe's pings while Redis cannot be reached.
 
 The client is synchronous and the gateway calls it on its event loop: asking a Redis that
-stopped answering would stall the loop for the whole socket timeout on every call. So one call
-per pause pays the timeout, and the others are decided at once by the process's own counters."""
+stopped answering would stall the loop for the whole socket timeout. So the call that finds
+Redis gone pays the timeout once; from then on every call is decided at once by the process's
+own counters, and a thread of the store's (not the loop) pings Redis until it answers."""
 
 _PERIOD_SECONDS: Final = {
     QuotaPeriod.MINUTE: "60",
@@ -235,16 +237,18 @@ class RedisCounterStore:
     """Token buckets and quota windows in one Redis, atomic per call, shared by processes.
 
     When Redis cannot be reached, :meth:`admit` (the gateway's call) fails open to counters of
-    this process's own, for :data:`OUTAGE_PAUSE` seconds before it asks Redis again, and
-    :attr:`failures` counts each call so decided: refusing every call for want of the shared
-    counter would turn a counter outage into an API outage, and admitting every call would let
-    one application flood the backends. Each replica then enforces the plan by itself, so the
-    replicas together admit up to their number times it. ``fail_open=False`` raises instead.
+    this process's own until a probe thread's ping gets an answer (every
+    :data:`PROBE_INTERVAL` seconds), and :attr:`failures` counts each call so decided:
+    refusing every call for want of the shared counter would turn a counter outage into an API
+    outage, and admitting every call would let one application flood the backends. Each
+    replica then enforces the plan by itself, so the replicas together admit up to their
+    number times it. ``fail_open=False`` raises instead.
     :meth:`take_token` and :meth:`count_call` always raise ``redis.RedisError``.
     """
 
     def __init__(
-        self, client: redis.Redis, *, prefix: str = "ogsim:", fail_open: bool = True
+        self, client: redis.Redis, *, prefix: str = "ogsim:", fail_open: bool = True,
+        probe_interval: float = PROBE_INTERVAL,
     ) -> None:
         import redis
 
@@ -257,8 +261,17 @@ class RedisCounterStore:
         self.failures = 0
         """Calls decided by this process's own counters because Redis could not be reached."""
         self._fallback = InMemoryCounterStore()
-        self._outage_since: float | None = None
-        """When (the bucket clock) Redis last could not be reached, during its pause."""
+        self._probe_interval = probe_interval
+        self._outage_lock = threading.Lock()
+        self._probe: threading.Thread | None = None
+        """The thread pinging Redis while it is out; None while Redis answers."""
+        self._closed = threading.Event()
+
+    @property
+    def in_outage(self) -> bool:
+        """Whether calls are decided by this process's counters (Redis could not be reached
+        and has not answered a ping since)."""
+        return self._probe is not None
 
     @classmethod
     def from_url(
@@ -317,8 +330,7 @@ class RedisCounterStore:
         args = ["admit", self._slack, _num(now), _num(limits.rate), str(limits.burst)]
         if limits.quota is not None:
             args += self._quota_args(limits.quota, calendar_now)
-        since = self._outage_since
-        if since is not None and since <= now < since + OUTAGE_PAUSE:
+        if self._probe is not None:
             self.failures += 1
             return self._fallback.admit(key, limits, now, calendar_now)
         try:
@@ -327,13 +339,38 @@ class RedisCounterStore:
             if not self._fail_open:
                 raise
             self.failures += 1
-            self._outage_since = now
+            self._start_probe()
             return self._fallback.admit(key, limits, now, calendar_now)
-        self._outage_since = None
         if allowed:
             return ALLOW
         code = TOO_MANY_REQUESTS if refused_by == 1 else QUOTA_EXCEEDED
         return ThrottleDecision(False, code, retry_after)
+
+    def _start_probe(self) -> None:
+        with self._outage_lock:
+            if self._probe is None and not self._closed.is_set():
+                self._probe = threading.Thread(target=self._ping_until_answered, daemon=True,
+                                               name="redis-counters-probe")
+                self._probe.start()
+
+    def _ping_until_answered(self) -> None:
+        """Ping Redis every interval; once it answers, calls go to it again."""
+        while not self._closed.wait(self._probe_interval):
+            try:
+                self._client.ping()
+            except self._errors:
+                continue
+            break
+        with self._outage_lock:
+            self._probe = None
+
+    def close(self) -> None:
+        """Stop the probe (if Redis is out) and close the connections."""
+        self._closed.set()
+        probe = self._probe
+        if probe is not None:
+            probe.join()
+        self._client.close()
 
     def _scan(self, pattern: str) -> list[bytes]:
         return list(self._client.scan_iter(match=pattern, count=1000))

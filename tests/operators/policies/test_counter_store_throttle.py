@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
@@ -17,7 +18,6 @@ from operators.policies import (
     Throttle,
     gateway_throttle,
 )
-from operators.policies.redis_counters import OUTAGE_PAUSE
 from tests.operators.policies.conftest import FakeClock
 
 _prefixes = itertools.count()
@@ -122,40 +122,73 @@ def test_an_unreachable_redis_fails_open_and_is_counted() -> None:
     plan = Plan(name="free", rate_per_second=1.0, burst=1)
     assert throttle.check("app", plan).allowed
     assert store.failures == 1
+    store.close()  # its probe would ping the empty port for the rest of the run
     strict = RedisCounterStore.from_url(f"redis://127.0.0.1:{port}/0", fail_open=False)
     with pytest.raises(redis.RedisError):
         Throttle(FakeClock(), store=strict).check("app", plan)
 
 
-class _DeadRedis:
-    """A client whose server stopped answering: each script call would cost the socket timeout
-    (counted here instead of waited)."""
+class _FlakyRedis:
+    """A real client whose server can be made unreachable: while ``down``, each script call
+    and ping raises the timeout a dead server gives (counted here instead of waited)."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.down = False
         self.asked = 0
+        self.pinged = 0
 
-    def register_script(self, _: str) -> Any:
-        def run(**_: Any) -> Any:
+    def register_script(self, source: str) -> Any:
+        script = self.client.register_script(source)
+
+        def run(**kwargs: Any) -> Any:
             self.asked += 1
-            raise redis.TimeoutError("Timeout reading from socket")
+            if self.down:
+                raise redis.TimeoutError("Timeout reading from socket")
+            return script(**kwargs)
 
         return run
 
+    def ping(self) -> bool:
+        self.pinged += 1
+        if self.down:
+            raise redis.TimeoutError("Timeout reading from socket")
+        return bool(self.client.ping())
 
-def test_an_outage_costs_one_timeout_per_pause_and_the_plan_still_holds_per_process() -> None:
-    """The client is synchronous, on the gateway's event loop: a dead Redis is asked once per
-    pause, not once per call, and meanwhile this process's own counters enforce the plan."""
-    dead = _DeadRedis()
-    store = RedisCounterStore(cast(Any, dead))
+    def close(self) -> None:
+        self.client.close()
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 60  # comes within milliseconds; generous for a busy machine
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert condition()
+
+
+def test_an_outage_costs_one_timeout_and_a_probe_brings_redis_back(redis_server: str) -> None:
+    """The client is synchronous, on the gateway's event loop: a dead Redis is asked once, then
+    a thread pings it (before, the loop asked again every 5 s, paying the timeout each time);
+    meanwhile this process's own counters enforce the plan, and once a ping is answered the
+    calls go to Redis again."""
+    flaky = _FlakyRedis(redis.Redis.from_url(redis_server))
+    store = RedisCounterStore(cast(Any, flaky), prefix=f"flaky{next(_prefixes)}:",
+                              probe_interval=0.01)
     clock = FakeClock()
     throttle = Throttle(clock, store=store)
     plan = Plan(name="free", rate_per_second=1.0, burst=2)
-    decisions = [throttle.check("app", plan).allowed for _ in range(10)]
-    assert decisions == [True, True] + [False] * 8, "the burst, then the local bucket refuses"
-    assert dead.asked == 1 and store.failures == 10
-    clock.advance(OUTAGE_PAUSE / 2)
-    throttle.check("app", plan)
-    assert dead.asked == 1, "still within the pause"
-    clock.advance(OUTAGE_PAUSE / 2)
-    throttle.check("app", plan)
-    assert dead.asked == 2, "the pause is over: Redis is asked again"
+    try:
+        flaky.down = True
+        decisions = [throttle.check("app", plan).allowed for _ in range(10)]
+        assert decisions == [True, True] + [False] * 8, "the burst, then the local bucket"
+        assert flaky.asked == 1 and store.failures == 10 and store.in_outage
+        _until(lambda: flaky.pinged >= 3)
+        clock.advance(60)
+        assert throttle.check("app", plan).allowed, "the local bucket refilled"
+        assert flaky.asked == 1, "the loop never asked the dead server again"
+        flaky.down = False
+        _until(lambda: not store.in_outage)
+        assert throttle.check("app", plan).allowed
+        assert flaky.asked == 2 and store.failures == 11, "decided by Redis again"
+    finally:
+        store.close()
