@@ -17,8 +17,9 @@ from fastapi.responses import RedirectResponse, Response
 from ..web.pages import SECURITY_HEADERS
 from .accounts import AccountError
 from .developer_portal import DeveloperPortal
+from .email_confirmation import PATH as CONFIRM_PATH
 from .login_throttle import Attempt
-from .notices import notice_of
+from .notices import notice_of, with_notice
 from .password_links import PATH as PASSWORD_PATH
 from .password_links import PasswordLinks
 from .password_work import PasswordsBusyError
@@ -34,6 +35,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     """The routes a developer signs up, in and out with, and the home page."""
     router = APIRouter(prefix=PREFIX, include_in_schema=False)
     guard, accounts, host = portal.guard, portal.accounts, portal.host
+    confirmations = portal.confirmations
     links = PasswordLinks(host.db, accounts, host.clock)
     off_loop = portal.passwords.run
 
@@ -79,6 +81,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
                 "heading": "Create a developer account", "values": values,
                 "error": refused.message, "error_field": refused.field,
             }, status_code=refused.status), refused)
+        confirmations.send(developer)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response
@@ -170,9 +173,45 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
                 "values": {k: v for k, v in form.items() if k in ("name", "email")},
                 "error": refused.message,
             }, status_code=refused.status), refused)
+        confirmations.send(developer)
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response
+
+    # -- address confirmation ------------------------------------------------------------------
+
+    @router.get(CONFIRM_PATH.removeprefix(PREFIX))
+    def confirm_email_form(request: Request) -> Response:
+        code = request.query_params.get("code", "")[:64]
+        try:
+            holder = confirmations.holder(code)
+        except AccountError as refused:
+            return guard.page(request, "portal_confirm_email.html", {
+                "heading": "Confirm your address", "error": refused.message,
+            }, status_code=refused.status)
+        return guard.page(request, "portal_confirm_email.html", {
+            "heading": "Confirm your address", "holder": holder, "code": code,
+        })
+
+    @router.post(CONFIRM_PATH.removeprefix(PREFIX))
+    async def confirm_email(request: Request) -> Response:
+        form = await guard.form(request)
+        try:
+            confirmed = confirmations.confirm(form.get("code", "")[:64])
+        except AccountError as refused:
+            return guard.page(request, "portal_confirm_email.html", {
+                "heading": "Confirm your address", "error": refused.message,
+            }, status_code=refused.status)
+        return guard.page(request, "portal_confirm_email.html", {
+            "heading": "Address confirmed", "confirmed": confirmed,
+        })
+
+    @router.post("/email/confirmation")
+    async def send_confirmation(request: Request) -> Response:
+        developer = guard.require(request)
+        await guard.form(request)
+        confirmations.send(developer)
+        return see_other(with_notice(PREFIX, "confirmation-sent"))
 
     # -- set-a-password links (given when corporate sign-in stops) ---------------------------
 

@@ -171,6 +171,7 @@ def _row_developer(row: sqlite3.Row) -> Developer:
         name=row["name"], active=bool(row["active"]), created_at=row["created_at"],
         last_seen_at=row["last_seen_at"], external_subject=row["external_subject"],
         deactivated_at=row["deactivated_at"], external_issuer=row["external_issuer"],
+        email_confirmed=bool(row["email_confirmed"]),
     )
 
 
@@ -212,6 +213,8 @@ class DeveloperAccounts:
         db.ensure_column("portal_invitations", "created_by", "TEXT")
         db.ensure_column("portal_applications", "keys_by", "TEXT")  # NULL: its creator
         db.ensure_column("portal_developers", "external_issuer", "TEXT")
+        # 1 for every member from before addresses were confirmed: they keep what they had
+        db.ensure_column("portal_developers", "email_confirmed", "INTEGER NOT NULL DEFAULT 1")
         # links made before their issuer was kept were made through the organisation's own
         db.execute("UPDATE portal_developers SET external_issuer = (SELECT idp_issuer FROM"
                        " portal_organisations o WHERE o.org_id = portal_developers.org_id)"
@@ -329,7 +332,7 @@ class DeveloperAccounts:
                             " AND external_issuer IS NOT ?", (org_id, external_subject, issuer))
             linked = self.db.execute(
                 "UPDATE portal_developers SET external_subject = ?, external_issuer = ?,"
-                " password_hash = NULL WHERE org_id = ? AND email = ?"
+                " password_hash = NULL, email_confirmed = 1 WHERE org_id = ? AND email = ?"
                 " AND (external_subject IS NULL OR external_issuer IS NOT ?)",
                 (external_subject, issuer, org_id, normalise_email(email), issuer))
             if linked:
@@ -369,12 +372,15 @@ class DeveloperAccounts:
             if external_subject is not None and self.by_external_subject(org_id,
                                                                          external_subject):
                 raise AccountError(409, "subject", "subject: this person already has an account.")
+            # the identity provider vouched for its address (email_verified); a typed one is
+            # confirmed by the link mailed to it
+            confirmed = external_subject is not None
             self.db.execute(
                 "INSERT INTO portal_developers (developer_id, org_id, email, name, password_hash,"
-                " active, created_at, last_seen_at, external_subject, external_issuer)"
-                " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                " active, created_at, last_seen_at, external_subject, external_issuer,"
+                " email_confirmed) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
                 (developer_id, org_id, email, name, password_hash, now, now, external_subject,
-                 external_issuer))
+                 external_issuer, int(confirmed)))
         developer = self.developer(developer_id)
         assert developer is not None
         return developer
@@ -581,8 +587,14 @@ class DeveloperAccounts:
         self._owned(org_id, client_id)
         self._cut_off(client_id, ApplicationStatus.DISABLED)
 
-    def request_production(self, org_id: str, client_id: str) -> None:
+    def request_production(self, org_id: str, client_id: str, *, by: str) -> None:
+        """Ask for production on behalf of developer ``by``, whose address must be confirmed:
+        the operator's production customers are people it can reach."""
         application = self._owned(org_id, client_id)
+        requester = self.developer(by)
+        if requester is None or not requester.email_confirmed:
+            raise AccountError(403, "email", "email: confirm your address (follow the link we "
+                                             "sent you) before asking for production.")
         if application.environment is Environment.PRODUCTION:
             raise AccountError(409, "application", "This application is already in production.")
         if application.status is not ApplicationStatus.ACTIVE:

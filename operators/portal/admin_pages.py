@@ -20,6 +20,7 @@ from .notices import notice_of, with_notice
 
 PREFIX = "/portal/admin"
 DEFAULT_ORPHAN_DAYS = 90.0
+OUTBOX_SHOWN = 100
 
 
 def _when(at: float) -> str:
@@ -66,6 +67,15 @@ def build_admin_router(portal: DeveloperPortal) -> APIRouter:
             "heading": "Developer portal administration", "pending": pending,
             "orphans": orphans, "days": f"{days:g}",
             "notice": notice_of(request.query_params),
+        })
+
+    @router.get("/outbox")
+    def outbox(request: Request) -> Response:
+        guard.require_admin(request)
+        messages = [{**message._asdict(), "sent": _when(message.sent_at)}
+                    for message in portal.outbox.messages(limit=OUTBOX_SHOWN)]
+        return guard.page(request, "portal_outbox.html", {
+            "heading": "Outbox", "messages": messages, "shown": OUTBOX_SHOWN,
         })
 
     @router.post("/production/{client_id}/approve")

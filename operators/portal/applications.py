@@ -162,7 +162,8 @@ def build_application_router(portal: DeveloperPortal) -> APIRouter:
         developer = guard.require(request)
         application = owned(developer, client_id)
         await guard.form(request)
-        accounts.request_production(developer.org_id, application.client_id)
+        accounts.request_production(developer.org_id, application.client_id,
+                                    by=developer.developer_id)
         return see_other(with_notice(f"{PREFIX}/{application.client_id}", "production-requested"))
 
     @router.post("/{client_id}/disable")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .accounts import DeveloperAccounts
+from .email_confirmation import EmailConfirmations
 from .guard import PortalGuard
 from .host import PortalHost
+from .outbox import Outbox
 from .password_work import PasswordWork
 
 
@@ -17,13 +19,20 @@ class DeveloperPortal:
     host: PortalHost
     accounts: DeveloperAccounts
     guard: PortalGuard
+    outbox: Outbox
+    """The party's mail, read by the operator admin on ``/portal/admin/outbox``."""
+    confirmations: EmailConfirmations
+    """The links that confirm a typed address."""
     passwords: PasswordWork = field(default_factory=PasswordWork)
     """Where sign-up, sign-in, join and set-a-password hash and check passwords."""
 
     @classmethod
     def of(cls, host: PortalHost) -> DeveloperPortal:
         accounts = DeveloperAccounts(host.db, host.identity, host.clock, activity=host.activity)
-        return cls(host, accounts, PortalGuard(host, accounts))
+        outbox = Outbox(host.db, host.clock)
+        confirmations = EmailConfirmations(host.db, accounts, outbox, host.clock,
+                                           origin=host.origin, sender=host.config.display_name)
+        return cls(host, accounts, PortalGuard(host, accounts), outbox, confirmations)
 
     def close(self) -> None:
         """Stop the password threads (at the app's shutdown)."""

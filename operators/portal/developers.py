@@ -55,6 +55,9 @@ class Developer:
     external_issuer: str | None = None
     """The provider that gave ``external_subject``: a member linked at a provider the
     organisation has since left is no longer known to its current one."""
+    email_confirmed: bool = True
+    """Whether the address is known to be theirs: confirmed by the link mailed to it, or
+    vouched for by the organisation's identity provider."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ NOTICES = {
     "production-approved": "Production approved.",
     "production-refused": "Production refused.",
     "developer-deactivated": "Developer deactivated; {count} application(s) suspended.",
+    "confirmation-sent": "A new confirmation link is on its way to your address.",
 }
 
 

@@ -15,7 +15,6 @@ a leaver's link lets nobody in.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import NamedTuple
 
@@ -23,6 +22,7 @@ from ..storage import Database
 from ..types import Clock
 from .accounts import AccountError, DeveloperAccounts, strong_password_hash
 from .developers import Developer
+from .passwords import code_digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS portal_password_links (
@@ -85,14 +85,14 @@ class PasswordLinks:
                 self.db.execute(
                     "INSERT INTO portal_password_links (code_hash, developer_id, expires_at)"
                     " VALUES (?, ?, ?)",
-                    (_digest(code), developer.developer_id, self.clock() + LINK_LIFETIME))
+                    (code_digest(code), developer.developer_id, self.clock() + LINK_LIFETIME))
                 links.append(PasswordLink(developer, code))
         return links
 
     def holder(self, code: str) -> Developer:
         """The member a link is for, if it can still be used; AccountError (400) otherwise."""
         row = self.db.one("SELECT * FROM portal_password_links WHERE code_hash = ?",
-                          (_digest(code),))
+                          (code_digest(code),))
         if row is None or row["used_at"] is not None or row["expires_at"] <= self.clock():
             raise AccountError(400, "code", "code: this link is unknown, used or expired; ask "
                                             "your organisation's admin for a new one.")
@@ -124,7 +124,7 @@ class PasswordLinks:
                 " AND EXISTS (SELECT 1 FROM portal_developers d JOIN portal_organisations o"
                 " ON o.org_id = d.org_id WHERE d.developer_id = ? AND d.active = 1"
                 " AND o.idp_issuer IS NULL)",
-                (now, _digest(code), developer.developer_id, now, developer.developer_id))
+                (now, code_digest(code), developer.developer_id, now, developer.developer_id))
             if not spent:
                 raise AccountError(400, "code", "code: this link was used, or its account or "
                                                 "organisation changed, meanwhile.")
@@ -133,7 +133,3 @@ class PasswordLinks:
             self.db.execute("UPDATE portal_developers SET password_hash = ? WHERE developer_id = ?",
                             (password_hash, developer.developer_id))
         return developer
-
-
-def _digest(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()

@@ -58,6 +58,12 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate, bytes.fromhex(key))
 
 
+def code_digest(code: str) -> str:
+    """How a one-use link's code is stored: SHA-256 is enough for random codes (no salt, no
+    slow hash), and a leaked table then opens no link."""
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
 @cache
 def dummy_hash() -> str:
     """Checked against when an email is unknown, so a miss costs as long as a wrong password."""

@@ -67,6 +67,7 @@ async def test_portal_actions_become_milestones_and_calls_become_buckets(
             f"{page}/plans", {"api": "sim-swap", "plan": "enterprise"}, csrf_from=page
         )
     ).status_code == 303
+    assert (await developer.confirm_email(portal, "ada@example.com")).status_code == 200
     assert (await developer.post(f"{page}/production", csrf_from=page)).status_code == 303
     portal.parts.accounts.approve_production(client_id)
     ada = portal.parts.accounts.by_email("ada@example.com")

@@ -24,6 +24,7 @@ from joserfc.jwk import ECKey
 from federation.client import ApplicationClient
 from operators.config import TokenLifetimes, example_operator
 from operators.operator import Operator, create_operator_app
+from operators.portal import Developer
 from operators.portal.developer_portal import DeveloperPortal
 
 START = 1_790_000_000.0
@@ -33,6 +34,7 @@ PASSWORD = "correct horse battery"
 ADMIN_SECRET = "admin-secret"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _CLIENT_ID = re.compile(r'id="client-id">([^<]+)<')
+_CONFIRM = re.compile(r"https?://[^/\s]+(/portal/email/confirm\?code=[\w-]+)")
 _PRIVATE = re.compile(r'href="data:application/jwk\+json;base64,([^"]+)"')
 
 
@@ -103,6 +105,13 @@ class Browser:
     async def sign_out(self) -> httpx.Response:
         return await self.post("/portal/sign-out", csrf_from="/portal")
 
+    async def confirm_email(self, portal: Portal, email: str) -> httpx.Response:
+        """Follow the newest confirmation link in the outbox for ``email``, as its owner
+        would: open the link, press the button."""
+        path = confirmation_path(portal, email)
+        return await self.post(path.split("?")[0], {"code": path.split("code=")[1]},
+                               csrf_from=path)
+
     async def create_application(self, name: str = "Fraud checks",
                                  apis: tuple[str, ...] = ("sim-swap",),
                                  purposes: tuple[str, ...] = (FRAUD,),
@@ -150,6 +159,22 @@ class Portal:
 
     def test_number(self, role: str = "approves") -> str:
         return self.operator.subscribers.test_number(role)  # type: ignore[arg-type]
+
+
+def confirmation_path(portal: Portal, email: str) -> str:
+    """The path (and code) of the newest confirmation link mailed to ``email``."""
+    messages = portal.parts.outbox.messages(email)
+    assert messages, f"no mail to {email}"
+    found = _CONFIRM.search(messages[0].body)
+    assert found is not None, messages[0].body
+    return found.group(1)
+
+
+def confirm_address(portal: Portal, developer: Developer) -> None:
+    """Mail ``developer`` a confirmation link and follow it (for tests below the pages)."""
+    portal.parts.confirmations.send(developer)
+    code = confirmation_path(portal, developer.email).split("code=")[1]
+    portal.parts.confirmations.confirm(code)
 
 
 @pytest.fixture

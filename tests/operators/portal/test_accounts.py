@@ -11,7 +11,13 @@ from operators.portal import ApplicationStatus, Environment, LoginThrottle
 from operators.portal.accounts import AccountError, DeveloperAccounts
 from operators.portal.passwords import hash_password, verify_password
 from operators.storage import Database
-from tests.operators.portal.conftest import FRAUD, PASSWORD, FakeClock, Portal
+from tests.operators.portal.conftest import (
+    FRAUD,
+    PASSWORD,
+    FakeClock,
+    Portal,
+    confirm_address,
+)
 
 DAY = 86400.0
 
@@ -215,11 +221,15 @@ def test_production_request_then_approval_flips_the_client_environment(
         portal: Portal, accounts: DeveloperAccounts) -> None:
     ada = accounts.sign_up("Acme", "ada@example.com", "Ada", PASSWORD)
     app, _ = accounts.create_application(ada, "A", ["sim-swap"], [FRAUD], None)
-    accounts.request_production(ada.org_id, app.client_id)
+    with pytest.raises(AccountError) as unconfirmed:
+        accounts.request_production(ada.org_id, app.client_id, by=ada.developer_id)
+    assert (unconfirmed.value.status, unconfirmed.value.field) == (403, "email")
+    confirm_address(portal, ada)
+    accounts.request_production(ada.org_id, app.client_id, by=ada.developer_id)
     assert accounts.pending_production() == [accounts.application(app.client_id)]
     accounts.refuse_production(app.client_id)
     assert accounts.pending_production() == []
-    accounts.request_production(ada.org_id, app.client_id)
+    accounts.request_production(ada.org_id, app.client_id, by=ada.developer_id)
     accounts.approve_production(app.client_id)
     approved = accounts.application(app.client_id)
     assert approved is not None and approved.environment is Environment.PRODUCTION
@@ -227,7 +237,7 @@ def test_production_request_then_approval_flips_the_client_environment(
     client = portal.operator.identity.clients.get(app.client_id)
     assert client is not None and client.environment == "production"
     with pytest.raises(AccountError):
-        accounts.request_production(ada.org_id, app.client_id)
+        accounts.request_production(ada.org_id, app.client_id, by=ada.developer_id)
 
 
 def test_the_throttle_counts_failures_per_email_and_per_address() -> None:
@@ -268,7 +278,8 @@ def test_a_suspended_application_never_comes_back_through_a_production_decision(
     for n, decide in enumerate((accounts.approve_production, accounts.refuse_production)):
         ada = accounts.sign_up(f"Acme {n}", f"ada{n}@example.com", "Ada", PASSWORD)
         app, _ = accounts.create_application(ada, "A", ["sim-swap"], [FRAUD], None)
-        accounts.request_production(ada.org_id, app.client_id)
+        confirm_address(portal, ada)
+        accounts.request_production(ada.org_id, app.client_id, by=ada.developer_id)
         pending = accounts.application(app.client_id)
         assert pending is not None and pending.status is ApplicationStatus.PENDING_PRODUCTION
         accounts.deactivate(ada.developer_id)  # suspended after the admin's page was read

@@ -175,6 +175,7 @@ async def test_admin_pages_need_the_admin_credential(portal: Portal,
     assert wrong.status_code == 401
     created = await developer.create_application()
     client_id = client_id_of(created.text)
+    assert (await developer.confirm_email(portal, "ada@example.com")).status_code == 200
     asked_production = await developer.post(f"/portal/applications/{client_id}/production",
                                             csrf_from=f"/portal/applications/{client_id}")
     assert asked_production.status_code == 303
