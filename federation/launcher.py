@@ -50,6 +50,7 @@ from operators import (
 )
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from operators.policies import AutoscalerConfig
+from operators.portal import close_developer_portal
 
 from .aggregator import Aggregator, create_aggregator_app
 from .client import new_client_key
@@ -217,17 +218,15 @@ def build_party(
         housekeeping.start()
         await aggregator.start()
 
+    app = create_aggregator_app(aggregator, extra_routers=routers)
+
     async def stop_aggregator() -> None:
         await housekeeping.stop()
         await http.aclose()
         aggregator.close()
+        close_developer_portal(app)  # PartyApp answers the app's lifespan itself
 
-    return PartyApp(
-        create_aggregator_app(aggregator, extra_routers=routers),
-        start_aggregator,
-        stop_aggregator,
-        lambda: aggregator.ready,
-    )
+    return PartyApp(app, start_aggregator, stop_aggregator, lambda: aggregator.ready)
 
 
 def partner_urls(config: FederationConfig) -> list[str]:

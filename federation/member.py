@@ -37,6 +37,7 @@ from operators.gateway import ThreatLimits, openapi_body, read_model
 from operators.identity import SubjectResolver, UnknownSubjectError
 from operators.integrator import CloudEventNotifier
 from operators.policies import gateway_throttle
+from operators.portal import close_developer_portal
 
 from .authorization_relay import callback_url
 from .config import FederatedOperator, FederationConfig, origin_of
@@ -270,6 +271,8 @@ class MemberOperator:
     def close(self) -> None:
         for operator in self.replicas.values():
             operator.close()
+        for site in self.front.sites.values():  # their lifespans are answered by ogsim up
+            close_developer_portal(site.app)
 
     # -- trust at run time --------------------------------------------------------------------
 

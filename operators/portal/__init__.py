@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from operators.portal.router import (
         PageRouterFactory,
         build_developer_portal_router,
+        close_developer_portal,
         install_developer_portal,
         install_portal_handlers,
     )
@@ -51,6 +52,7 @@ __all__ = [
     "SignInRequired",
     "application_terms",
     "build_developer_portal_router",
+    "close_developer_portal",
     "install_developer_portal",
     "install_portal_handlers",
 ]
@@ -67,6 +69,7 @@ _HOMES = {
     "DeveloperPortal": "operators.portal.developer_portal",
     "PageRouterFactory": "operators.portal.router",
     "build_developer_portal_router": "operators.portal.router",
+    "close_developer_portal": "operators.portal.router",
     "install_developer_portal": "operators.portal.router",
     "install_portal_handlers": "operators.portal.router",
 }

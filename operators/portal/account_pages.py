@@ -239,7 +239,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         try:
             developer = await off_loop(links.redeem, code, form.get("password", ""))
         except AccountError as refused:
-            if refused.field != "password":
+            if refused.field == "code":  # the link's own page says what is wrong with it
                 return password_page(request, code)
             return with_retry_after(
                 password_page(request, code, status=refused.status, error=refused.message),

@@ -8,13 +8,13 @@ answers 503 with ``Retry-After`` (how long the queue ahead takes at the recent p
 the cheap answer an operator gives an overload, instead of a slow one for everybody.
 
 The admission count is kept on the event loop (every caller awaits :meth:`PasswordWork.run`
-from it), so it needs no lock; the threads only run the work.
+from it, and a thread's end is handed back to the loop), so it needs no lock.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -41,7 +41,7 @@ class PasswordsBusyError(AccountError):
 
     def __init__(self, retry_after: int) -> None:
         unit = "second" if retry_after == 1 else "seconds"
-        super().__init__(503, "password", "The portal is busy checking other passwords. "
+        super().__init__(503, "form", "The portal is busy checking other passwords. "
                                           f"Try again in {retry_after} {unit}.")
         self.retry_after = retry_after
 
@@ -72,14 +72,25 @@ class PasswordWork:
 
     async def run(self, work: Callable[..., T], *args: str) -> T:
         """``work(*args)`` in a password thread; its exception (an AccountError, say) is
-        raised here. Raises :class:`PasswordsBusyError` when the queue is full."""
+        raised here. Raises :class:`PasswordsBusyError` when the queue is full.
+
+        The slot is given back when the work ends, not when this call does: a request
+        cancelled meanwhile (its client gone, a shutdown) leaves its hash running, and the
+        bound counts it until it finishes (or, still waiting, is cancelled with it)."""
         self.check_room()
+        loop = asyncio.get_running_loop()
+        future = self._pool.submit(self._timed, work, *args)
         self.admitted += 1
-        try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._pool, functools.partial(self._timed, work, *args))
-        finally:
-            self.admitted -= 1
+        future.add_done_callback(lambda _: self._release_on(loop))
+        return await asyncio.wrap_future(future)
+
+    def _release_on(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the slot back on ``loop`` (called from the thread that ran the work)."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody counts any more
+            loop.call_soon_threadsafe(self._release)
+
+    def _release(self) -> None:
+        self.admitted -= 1
 
     def _timed(self, work: Callable[..., T], *args: str) -> T:
         started = time.perf_counter()

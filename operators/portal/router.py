@@ -85,6 +85,14 @@ def install_developer_portal(
     return portal
 
 
+def close_developer_portal(app: object) -> None:
+    """Stop the password threads of the portal mounted on ``app``, if any: for a server that
+    answers the app's lifespan itself instead of running it (``ogsim up``'s parties)."""
+    portal = getattr(getattr(app, "state", None), "developer_portal", None)
+    if isinstance(portal, DeveloperPortal):
+        portal.close()
+
+
 def _close_at_shutdown(app: FastAPI, portal: DeveloperPortal) -> None:
     """Wrap ``app``'s lifespan so the portal's password threads stop after the app's own
     shutdown (the operator's and the aggregator's apps alike, whatever their lifespan)."""

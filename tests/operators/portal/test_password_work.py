@@ -59,6 +59,28 @@ async def test_a_full_queue_is_refused_at_once_and_room_comes_back() -> None:
         work.close()
 
 
+async def test_a_cancelled_request_keeps_its_slot_until_its_hash_ends() -> None:
+    """Before, cancelling the waiting request gave its slot back while its hash still ran, so
+    one more hash than the bound could be admitted."""
+    work = PasswordWork(threads=1, waiting=0)
+    release, started = threading.Event(), []
+    held = _held(release, started)
+    try:
+        running = asyncio.create_task(work.run(held, "first"))
+        await _until(lambda: started == ["first"])
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        with pytest.raises(PasswordsBusyError):
+            await work.run(held, "second")
+        release.set()
+        await _until(lambda: work.admitted == 0)
+        assert await work.run(str.upper, "third") == "THIRD"
+    finally:
+        release.set()
+        work.close()
+
+
 def test_retry_after_is_the_queue_ahead_at_the_recent_pace() -> None:
     work = PasswordWork(threads=2, waiting=10)
     work.mean_seconds = 0.5
