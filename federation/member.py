@@ -36,7 +36,7 @@ from operators.camara import OPERATION_SCOPES
 from operators.gateway import ThreatLimits, openapi_body, read_model
 from operators.identity import SubjectResolver, UnknownSubjectError
 from operators.integrator import CloudEventNotifier
-from operators.policies import gateway_throttle
+from operators.policies import Throttle, gateway_throttle
 from operators.portal import close_developer_portal
 
 from .authorization_relay import callback_url
@@ -113,6 +113,8 @@ class MemberOperator:
     http: httpx.AsyncClient
     ready: bool = False
     registered: list[str] = field(default_factory=list)
+    throttle: Throttle | None = None
+    """The throttle the replicas share (closed with them)."""
 
     @property
     def id(self) -> str:
@@ -202,7 +204,9 @@ class MemberOperator:
             tracer=tracer,
             clock=monotonic,
         )
-        return cls(federation, config, replicas, policies, trust, jwks, front, http)
+        member = cls(federation, config, replicas, policies, trust, jwks, front, http)
+        member.throttle = shared_throttle
+        return member
 
     # -- start-up and shut-down ---------------------------------------------------------------
 
@@ -273,6 +277,8 @@ class MemberOperator:
             operator.close()
         for site in self.front.sites.values():  # their lifespans are answered by ogsim up
             close_developer_portal(site.app)
+        if self.throttle is not None:
+            self.throttle.close()
 
     # -- trust at run time --------------------------------------------------------------------
 

@@ -98,6 +98,9 @@ class Operator:
     """Scores the usage buckets as they close and sends alerts (None when disabled)."""
     issued: IssuedInvoices = field(init=False)
     """Closed months' invoices as first issued: the portal's and ``/admin/invoices``."""
+    owned_throttle: Throttle | None = field(init=False, default=None)
+    """The throttle :meth:`from_config` built (closed with the operator); None when the
+    caller passed one in, which is the caller's to close (replicas sharing it)."""
     invoice_run: InvoiceRun = field(init=False)
     """Issues each month's invoices when it closes, so a later config change cannot reach them."""
 
@@ -178,15 +181,12 @@ class Operator:
         backends.answered = note_read  # the access log shows a call that read data, any status
         integrator.sandbox_gate = _sandbox_gate(subscribers)
         integrator.consent_status = _consent_status(identity)
-        admission = Admission(
-            PlanSubscriptions(config, db, clock),
-            throttle
-            if throttle is not None
-            else gateway_throttle(
+        owned = None
+        if throttle is None:
+            throttle = owned = gateway_throttle(
                 config.redis_url, monotonic=monotonic, calendar=clock, namespace=config.id
-            ),
-            clock,
-        )
+            )
+        admission = Admission(PlanSubscriptions(config, db, clock), throttle, clock)
         gateway = Gateway(
             BearerAuthenticator(identity, clock),
             identity,
@@ -202,6 +202,7 @@ class Operator:
             ),
         )
         operator = cls(config, db, subscribers, identity, integrator, backends, gateway, clock)
+        operator.owned_throttle = owned
         operator._expose_backend_gauges()
         backends.measure(BackendMetrics(gateway.metrics.registry, buckets=LATENCY_BUCKETS))
         return operator
@@ -279,6 +280,8 @@ class Operator:
         self.gateway.usage.flush()
         self.activity.flush()
         self.checkpoints.stop()
+        if self.owned_throttle is not None:
+            self.owned_throttle.close()
         self.db.close()
 
 

@@ -107,6 +107,10 @@ class CounterStore(Protocol):
         """Drop every counter whose key starts with ``prefix``."""
         ...
 
+    def close(self) -> None:
+        """Release what the store holds outside the process's memory (connections, threads)."""
+        ...
+
     @property
     def tracked(self) -> int:
         """Number of keys with a bucket or a quota."""
@@ -200,6 +204,9 @@ class InMemoryCounterStore:
         counters.bucket_for(limits.rate, limits.burst, now)
         counters.limits = limits
         return counters
+
+    def close(self) -> None:
+        """Nothing to release: the counters are the process's own."""
 
     def forget(self, prefix: str) -> None:
         """Drop every counter whose key starts with ``prefix``."""

@@ -271,7 +271,7 @@ class RedisCounterStore:
     def in_outage(self) -> bool:
         """Whether calls are decided by this process's counters (Redis could not be reached
         and has not answered a ping since)."""
-        return self._probe is not None
+        return self._probe is not None or self._closed.is_set()
 
     @classmethod
     def from_url(
@@ -330,7 +330,7 @@ class RedisCounterStore:
         args = ["admit", self._slack, _num(now), _num(limits.rate), str(limits.burst)]
         if limits.quota is not None:
             args += self._quota_args(limits.quota, calendar_now)
-        if self._probe is not None:
+        if self._probe is not None or self._closed.is_set():
             self.failures += 1
             return self._fallback.admit(key, limits, now, calendar_now)
         try:
@@ -360,12 +360,14 @@ class RedisCounterStore:
                 self._client.ping()
             except self._errors:
                 continue
-            break
-        with self._outage_lock:
-            self._probe = None
+            with self._outage_lock:
+                self._probe = None
+            return
+        # closed during the outage: it is not over, and the closed client is not asked again
 
     def close(self) -> None:
-        """Stop the probe (if Redis is out) and close the connections."""
+        """Stop the probe (if Redis is out) and close the connections; calls after it are
+        decided by the process's own counters."""
         self._closed.set()
         probe = self._probe
         if probe is not None:

@@ -75,6 +75,10 @@ class Throttle:
         """Where the buckets and quotas are kept."""
         return self._store
 
+    def close(self) -> None:
+        """Close the store (a Redis store's connections and outage probe)."""
+        self._store.close()
+
     # Not ``__len__``: an empty throttle must stay truthy, or ``throttle or NoThrottle()`` drops it.
     @property
     def tracked(self) -> int:

@@ -192,3 +192,35 @@ def test_an_outage_costs_one_timeout_and_a_probe_brings_redis_back(redis_server:
         assert flaky.asked == 2 and store.failures == 11, "decided by Redis again"
     finally:
         store.close()
+
+
+def test_closing_during_an_outage_stops_the_probe_and_asks_redis_no_more(
+        redis_server: str) -> None:
+    """Before, the probe ended on close as if Redis had answered: the store said the outage
+    was over and the next call asked the closed client."""
+    flaky = _FlakyRedis(redis.Redis.from_url(redis_server))
+    store = RedisCounterStore(cast(Any, flaky), prefix=f"flaky{next(_prefixes)}:",
+                              probe_interval=0.01)
+    throttle = Throttle(FakeClock(), store=store)
+    plan = Plan(name="free", rate_per_second=1.0, burst=2)
+    flaky.down = True
+    assert throttle.check("app", plan).allowed
+    _until(lambda: flaky.pinged >= 1)
+    store.close()
+    pinged = flaky.pinged
+    assert store.in_outage
+    assert throttle.check("app", plan).allowed
+    assert flaky.asked == 1 and flaky.pinged == pinged, "neither the loop nor a probe asks"
+
+
+def test_an_operator_closes_the_redis_store_it_built(redis_server: str) -> None:
+    from operators.config import example_operator
+    from operators.operator import Operator
+
+    operator = Operator.from_config(example_operator().model_copy(
+        update={"redis_url": redis_server}))
+    assert operator.owned_throttle is not None
+    store = operator.owned_throttle.store
+    assert isinstance(store, RedisCounterStore) and not store.in_outage
+    operator.close()
+    assert store.in_outage, "closed: decided by the process's own counters from now on"
