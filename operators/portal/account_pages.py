@@ -22,9 +22,11 @@ from .login_throttle import Attempt
 from .notices import notice_of, with_notice
 from .password_links import PATH as PASSWORD_PATH
 from .password_links import PasswordLinks
+from .password_reset import PasswordResets
 from .password_work import PasswordsBusyError
 
 PREFIX = "/portal"
+FORGOT_PATH = "/password/forgot"
 
 
 def see_other(location: str) -> RedirectResponse:
@@ -37,6 +39,8 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     guard, accounts, host = portal.guard, portal.accounts, portal.host
     confirmations = portal.confirmations
     links = PasswordLinks(host.db, accounts, host.clock)
+    resets = PasswordResets(links, accounts, portal.outbox, origin=host.origin,
+                            sender=host.config.display_name)
     off_loop = portal.passwords.run
 
     @router.get("", name="portal_home")
@@ -226,7 +230,23 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         # not "developer": that is who is signed in, for portal_base.html's navigation
         return guard.page(request, "portal_set_password.html", {
             "heading": "Set a password", "holder": holder, "code": code, "error": error,
+            "reset": links.mailed(code),
         }, status_code=status)
+
+    @router.get(FORGOT_PATH)
+    def forgot_password_form(request: Request) -> Response:
+        return guard.page(request, "portal_forgot_password.html",
+                          {"heading": "Forgot your password?"})
+
+    @router.post(FORGOT_PATH)
+    async def forgot_password(request: Request) -> Response:
+        form = await guard.form(request)
+        email = form.get("email", "").strip()[:254]
+        resets.ask(email)
+        # the same answer whoever the address belongs to, if anyone
+        return guard.page(request, "portal_forgot_password.html", {
+            "heading": "Forgot your password?", "asked": email,
+        })
 
     @router.get(PASSWORD_PATH.removeprefix(PREFIX))
     def set_password_form(request: Request) -> Response:
@@ -244,6 +264,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
             return with_retry_after(
                 password_page(request, code, status=refused.status, error=refused.message),
                 refused)
+        guard.end_sessions(developer.developer_id)  # a new password ends the old sessions
         response = see_other(PREFIX)
         guard.sign_in(response, developer)
         return response

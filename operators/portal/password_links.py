@@ -11,6 +11,10 @@ no mail.
 A link is good once, for a week, while its member is active and while the organisation signs
 in with passwords: federating again voids every link (and the next stop gives new ones), and
 a leaver's link lets nobody in.
+
+The same links reset a forgotten password (:mod:`operators.portal.password_reset`): those are
+mailed to the member's address, good for an hour, and following one also confirms the
+address (whoever read the mail holds it).
 """
 
 from __future__ import annotations
@@ -56,6 +60,30 @@ class PasswordLinks:
         self.accounts = accounts
         self.clock = clock
         db.ensure_schema(SCHEMA)
+        db.ensure_column("portal_password_links", "mailed", "INTEGER NOT NULL DEFAULT 0")
+        db.ensure_column("portal_password_links", "created_at", "REAL")
+
+    def issue(self, developer_id: str, lifetime: float, *, mailed: bool = False) -> str:
+        """A new link's code for the member (inside the caller's transaction, if any)."""
+        code = secrets.token_urlsafe(18)
+        now = self.clock()
+        self.db.execute(
+            "INSERT INTO portal_password_links (code_hash, developer_id, expires_at, mailed,"
+            " created_at) VALUES (?, ?, ?, ?, ?)",
+            (code_digest(code), developer_id, now + lifetime, int(mailed), now))
+        return code
+
+    def last_mailed(self, developer_id: str) -> float | None:
+        """When the member was last mailed a link (None: never)."""
+        row = self.db.one("SELECT MAX(created_at) AS at FROM portal_password_links"
+                          " WHERE developer_id = ? AND mailed = 1", (developer_id,))
+        return None if row is None else row["at"]
+
+    def mailed(self, code: str) -> bool:
+        """Whether the link was mailed (a reset) rather than shown to an admin."""
+        row = self.db.one("SELECT mailed FROM portal_password_links WHERE code_hash = ?",
+                          (code_digest(code),))
+        return row is not None and bool(row["mailed"])
 
     def stop_federating(self, org_id: str) -> list[PasswordLink]:
         """Turn the organisation's corporate sign-in off and give every active member who has
@@ -81,12 +109,8 @@ class PasswordLinks:
             for row in rows:
                 developer = self.accounts.developer(row["developer_id"])
                 assert developer is not None
-                code = secrets.token_urlsafe(18)
-                self.db.execute(
-                    "INSERT INTO portal_password_links (code_hash, developer_id, expires_at)"
-                    " VALUES (?, ?, ?)",
-                    (code_digest(code), developer.developer_id, self.clock() + LINK_LIFETIME))
-                links.append(PasswordLink(developer, code))
+                links.append(PasswordLink(developer, self.issue(developer.developer_id,
+                                                                LINK_LIFETIME)))
         return links
 
     def holder(self, code: str) -> Developer:
@@ -95,7 +119,8 @@ class PasswordLinks:
                           (code_digest(code),))
         if row is None or row["used_at"] is not None or row["expires_at"] <= self.clock():
             raise AccountError(400, "code", "code: this link is unknown, used or expired; ask "
-                                            "your organisation's admin for a new one.")
+                                            "for a new one (Forgot your password? on the "
+                                            "sign-in page), or your organisation's admin.")
         developer = self.accounts.developer(row["developer_id"])
         if developer is None or not developer.active:
             raise AccountError(400, "code", "code: this link's account is no longer active.")
@@ -132,4 +157,9 @@ class PasswordLinks:
                             " AND used_at IS NULL", (now, developer.developer_id))
             self.db.execute("UPDATE portal_developers SET password_hash = ? WHERE developer_id = ?",
                             (password_hash, developer.developer_id))
+            # a mailed link was read at the member's address: that confirms it
+            self.db.execute(
+                "UPDATE portal_developers SET email_confirmed = 1 WHERE developer_id = ? AND"
+                " EXISTS (SELECT 1 FROM portal_password_links WHERE code_hash = ? AND mailed = 1)",
+                (developer.developer_id, code_digest(code)))
         return developer
