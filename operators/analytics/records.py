@@ -37,6 +37,7 @@ MAX_SOURCES = 32
 
 ActivityKind = Literal[
     "signed_up",
+    "email_confirmed",
     "application_created",
     "key_generated",
     "first_token",

@@ -226,6 +226,10 @@ class DeveloperAccounts:
             self.activity.note(kind, developer_id=developer_id, org_id=org_id,
                                client_id=client_id, api=api, detail=detail)
 
+    def note_email_confirmed(self, developer: Developer) -> None:
+        """The milestone of a member's address confirmed (by a mailed link), for funnels."""
+        self._note("email_confirmed", developer.developer_id, developer.org_id)
+
     def _note_application(self, kind: ActivityKind, application: Application,
                           api: str = "", detail: str = "") -> None:
         self._note(kind, application.developer_id, application.org_id, application.client_id,

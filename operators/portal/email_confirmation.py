@@ -122,4 +122,5 @@ class EmailConfirmations:
                             " WHERE developer_id = ?", (developer.developer_id,))
         confirmed = self.accounts.developer(developer.developer_id)
         assert confirmed is not None
+        self.accounts.note_email_confirmed(confirmed)
         return confirmed

@@ -158,8 +158,11 @@ class PasswordLinks:
             self.db.execute("UPDATE portal_developers SET password_hash = ? WHERE developer_id = ?",
                             (password_hash, developer.developer_id))
             # a mailed link was read at the member's address: that confirms it
-            self.db.execute(
+            confirmed = self.db.execute(
                 "UPDATE portal_developers SET email_confirmed = 1 WHERE developer_id = ? AND"
-                " EXISTS (SELECT 1 FROM portal_password_links WHERE code_hash = ? AND mailed = 1)",
+                " email_confirmed = 0 AND EXISTS (SELECT 1 FROM portal_password_links"
+                " WHERE code_hash = ? AND mailed = 1)",
                 (developer.developer_id, code_digest(code)))
+        if confirmed:
+            self.accounts.note_email_confirmed(developer)
         return developer

@@ -85,6 +85,7 @@ async def test_portal_actions_become_milestones_and_calls_become_buckets(
         ("first_success", client_id, "sim-swap", ""),
         ("key_generated", client_id, "", "generated"),
         ("plan_changed", client_id, "sim-swap", "enterprise"),
+        ("email_confirmed", "", "", ""),
         ("production_requested", client_id, "", ""),
         ("production_approved", client_id, "", ""),
         ("deactivated", "", "", ""),

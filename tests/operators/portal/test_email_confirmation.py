@@ -63,6 +63,9 @@ async def test_sign_up_mails_a_link_and_production_waits_for_it(
     assert _confirmed(portal)
     assert 'id="confirm-address"' not in (await developer.get("/portal")).text
     assert await _ask_production(developer, client_id) == 303
+    portal.operator.activity.flush()
+    kinds = [activity.kind for activity in portal.operator.activity.read()]
+    assert kinds.count("email_confirmed") == 1, "a milestone of the funnel"
 
 
 async def test_a_link_is_good_once_for_a_day_and_only_while_its_member_is_active(

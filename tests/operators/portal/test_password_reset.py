@@ -52,6 +52,8 @@ async def test_a_mailed_link_sets_a_new_password_and_ends_the_other_sessions(
     assert (await portal.browser().sign_in(EMAIL, NEW_PASSWORD)).status_code == 303
     ada = portal.parts.accounts.by_email(EMAIL)
     assert ada is not None and ada.email_confirmed, "the mail was read at the address"
+    portal.operator.activity.flush()
+    assert [a.kind for a in portal.operator.activity.read()].count("email_confirmed") == 1
     assert await _set(portal.browser(), path, "yet another passphrase") == 400, "used once"
 
 
