@@ -221,10 +221,10 @@ def build_party(
     app = create_aggregator_app(aggregator, extra_routers=routers)
 
     async def stop_aggregator() -> None:
-        await housekeeping.stop()
+        close_developer_portal(app)  # PartyApp answers the app's lifespan itself; first:
+        await housekeeping.stop()  # a hash under way still writes to the database
         await http.aclose()
         aggregator.close()
-        close_developer_portal(app)  # PartyApp answers the app's lifespan itself
 
     return PartyApp(app, start_aggregator, stop_aggregator, lambda: aggregator.ready)
 

@@ -273,10 +273,10 @@ class MemberOperator:
             await operator.stop()
 
     def close(self) -> None:
+        for site in self.front.sites.values():  # their lifespans are answered by ogsim up;
+            close_developer_portal(site.app)  # first: a hash under way still writes
         for operator in self.replicas.values():
             operator.close()
-        for site in self.front.sites.values():  # their lifespans are answered by ogsim up
-            close_developer_portal(site.app)
         if self.throttle is not None:
             self.throttle.close()
 

@@ -13,6 +13,7 @@ import math
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.background import BackgroundTask
 
 from ..web.pages import SECURITY_HEADERS
 from .accounts import AccountError
@@ -242,11 +243,13 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     async def forgot_password(request: Request) -> Response:
         form = await guard.form(request)
         email = form.get("email", "").strip()[:254]
-        resets.ask(email)
-        # the same answer whoever the address belongs to, if anyone
-        return guard.page(request, "portal_forgot_password.html", {
+        # the same answer whoever the address belongs to, if anyone, and as soon: the mail
+        # (a lookup, and for a member a link and a message written) goes after the answer
+        answer = guard.page(request, "portal_forgot_password.html", {
             "heading": "Forgot your password?", "asked": email,
         })
+        answer.background = BackgroundTask(resets.ask, email)
+        return answer
 
     @router.get(PASSWORD_PATH.removeprefix(PREFIX))
     def set_password_form(request: Request) -> Response:

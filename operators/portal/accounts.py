@@ -23,7 +23,7 @@ import hashlib
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from joserfc.jwk import ECKey
@@ -213,12 +213,30 @@ class DeveloperAccounts:
         db.ensure_column("portal_invitations", "created_by", "TEXT")
         db.ensure_column("portal_applications", "keys_by", "TEXT")  # NULL: its creator
         db.ensure_column("portal_developers", "external_issuer", "TEXT")
-        # 1 for every member from before addresses were confirmed: they keep what they had
-        db.ensure_column("portal_developers", "email_confirmed", "INTEGER NOT NULL DEFAULT 1")
+        self._voiders: dict[str, Callable[[str], None]] = {}
+        self._add_email_confirmed()
         # links made before their issuer was kept were made through the organisation's own
         db.execute("UPDATE portal_developers SET external_issuer = (SELECT idp_issuer FROM"
                        " portal_organisations o WHERE o.org_id = portal_developers.org_id)"
                        " WHERE external_subject IS NOT NULL AND external_issuer IS NULL")
+
+    def _add_email_confirmed(self) -> None:
+        """The column, defaulting to unconfirmed (an insert that forgets it, such as a
+        replica of the release before sharing the file, fails closed), with every member
+        already there confirmed: they keep what they had. One transaction, so a second
+        process adding it meanwhile waits and then finds it."""
+        with self.db.transaction():
+            columns = {row["name"] for row in self.db.all("PRAGMA table_info(portal_developers)")}
+            if "email_confirmed" not in columns:
+                self.db.execute("ALTER TABLE portal_developers ADD COLUMN email_confirmed"
+                                " INTEGER NOT NULL DEFAULT 0")
+                self.db.execute("UPDATE portal_developers SET email_confirmed = 1")
+
+    def void_at_deactivation(self, name: str, voider: Callable[[str], None]) -> None:
+        """Have ``voider(developer_id)`` run inside :meth:`deactivate`'s transaction: it spends
+        the developer's links of its kind (``name``), which would otherwise work again if the
+        developer were reactivated (SCIM ``active: true``)."""
+        self._voiders[name] = voider
 
     def _note(self, kind: ActivityKind, developer_id: str, org_id: str, client_id: str = "",
               api: str = "", detail: str = "") -> None:
@@ -713,6 +731,8 @@ class DeveloperAccounts:
             self.db.execute(  # a leaver's unused invitations would let them back in
                 "DELETE FROM portal_invitations WHERE created_by = ? AND used_at IS NULL",
                 (developer_id,))
+            for voider in self._voiders.values():
+                voider(developer_id)
             self._withdraw_keys_set_by(developer_id)
             self._revoke_tokens_taken_with_keys_of(developer_id)
             self._revoke_console_tokens_of(developer_id)
@@ -827,6 +847,8 @@ def _check_identity(email: str, name: str) -> tuple[str, str]:
         raise AccountError(400, "email", "email: enter an address like ada@example.com.")
     if not 1 <= len(name) <= 200:
         raise AccountError(400, "name", "name: give your name (1-200 characters).")
+    if any(ch < " " or ch == "\x7f" for ch in name):  # it heads mail sent to the address
+        raise AccountError(400, "name", "name: no line breaks or control characters.")
     return email, name
 
 

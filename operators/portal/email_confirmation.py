@@ -57,6 +57,11 @@ class EmailConfirmations:
         self.sender = sender
         """Who the message says it is from (the party's display name)."""
         db.ensure_schema(SCHEMA)
+        accounts.void_at_deactivation("confirmation links", self._void)
+
+    def _void(self, developer_id: str) -> None:
+        self.db.execute("UPDATE portal_email_codes SET used_at = ? WHERE developer_id = ?"
+                        " AND used_at IS NULL", (self.clock(), developer_id))
 
     def send(self, developer: Developer) -> None:
         """Mail a new link to ``developer``'s address; AccountError when it is confirmed
@@ -118,9 +123,11 @@ class EmailConfirmations:
                                                 "changed, meanwhile.")
             self.db.execute("UPDATE portal_email_codes SET used_at = ? WHERE developer_id = ?"
                             " AND used_at IS NULL", (now, developer.developer_id))
-            self.db.execute("UPDATE portal_developers SET email_confirmed = 1"
-                            " WHERE developer_id = ?", (developer.developer_id,))
+            changed = self.db.execute("UPDATE portal_developers SET email_confirmed = 1"
+                                      " WHERE developer_id = ? AND email_confirmed = 0",
+                                      (developer.developer_id,))
         confirmed = self.accounts.developer(developer.developer_id)
         assert confirmed is not None
-        self.accounts.note_email_confirmed(confirmed)
+        if changed:  # not when a reset link confirmed it meanwhile
+            self.accounts.note_email_confirmed(confirmed)
         return confirmed

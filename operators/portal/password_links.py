@@ -62,6 +62,11 @@ class PasswordLinks:
         db.ensure_schema(SCHEMA)
         db.ensure_column("portal_password_links", "mailed", "INTEGER NOT NULL DEFAULT 0")
         db.ensure_column("portal_password_links", "created_at", "REAL")
+        accounts.void_at_deactivation("password links", self._void)
+
+    def _void(self, developer_id: str) -> None:
+        self.db.execute("UPDATE portal_password_links SET used_at = ? WHERE developer_id = ?"
+                        " AND used_at IS NULL", (self.clock(), developer_id))
 
     def issue(self, developer_id: str, lifetime: float, *, mailed: bool = False) -> str:
         """A new link's code for the member (inside the caller's transaction, if any)."""

@@ -170,6 +170,39 @@ def test_members_from_before_confirmation_keep_what_they_had(clock: FakeClock) -
     assert old is not None and old.email_confirmed
     new = accounts.sign_up("New", "new@example.com", "New", PASSWORD)
     assert not new.email_confirmed
+    db.execute("INSERT INTO portal_developers (developer_id, org_id, email, name, created_at,"
+               " last_seen_at) VALUES ('dev-r', 'org-old', 'r@example.com', 'R', 1, 1)")
+    replica = accounts.developer("dev-r")  # as a replica of the release before inserts it
+    assert replica is not None and not replica.email_confirmed, "forgetting the column fails closed"
+
+
+async def test_a_leaver_taken_back_finds_their_old_links_spent(
+        portal: Portal, developer: Browser) -> None:
+    """Before, deactivation left them working: reactivated (SCIM ``active: true``), the
+    member's old reset and confirmation links opened the account again."""
+    ada = portal.parts.accounts.by_email(EMAIL)
+    assert ada is not None
+    confirm = confirmation_path(portal, EMAIL)
+    await portal.browser().post("/portal/password/forgot", {"email": EMAIL},
+                                csrf_from="/portal/password/forgot")
+    reset = next(m for m in portal.parts.outbox.messages(EMAIL)
+                 if m.subject.startswith("Choose")).body.split("/portal/password?code=")[1]
+    portal.parts.deactivate(ada.developer_id)
+    portal.parts.accounts.reactivate(ada.developer_id)
+    assert await _post_code(portal, confirm) == 400
+    stranger = portal.browser()
+    reset_answer = await stranger.post("/portal/password", {
+        "code": reset.split()[0], "password": "a password for the taking"})
+    assert reset_answer.status_code == 400
+    assert not _confirmed(portal)
+
+
+async def test_a_name_with_a_line_break_is_refused(portal: Portal) -> None:
+    """It heads the mail sent to a typed address: no room for a second paragraph."""
+    refused = await portal.browser().sign_up("victim@example.com",
+                                             name="Eve\nUrgent: sign in at http://evil.test")
+    assert refused.status_code == 400 and "line breaks" in refused.text
+    assert portal.parts.outbox.messages("victim@example.com") == []
 
 
 async def test_the_outbox_page_is_the_admins_and_shows_the_mail(
