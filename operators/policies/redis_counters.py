@@ -296,7 +296,16 @@ class RedisCounterStore:
         base = f"{self._prefix}{{{key}}}"
         return [base + ":b", base + ":q"]
 
+    def _open_client(self) -> redis.Redis:
+        """The client, unless the store is closed: redis-py would quietly reconnect."""
+        if self._closed.is_set():
+            import redis
+
+            raise redis.ConnectionError("the counter store is closed")
+        return self._client
+
     def _run(self, key: str, args: list[str]) -> tuple[bool, int, float, float]:
+        self._open_client()
         reply: Any = self._script(keys=self._keys(key), args=args)
         allowed, refused_by, retry_after, remaining = reply
         return bool(allowed), int(refused_by), float(retry_after), float(remaining)
@@ -375,13 +384,13 @@ class RedisCounterStore:
         self._client.close()
 
     def _scan(self, pattern: str) -> list[bytes]:
-        return list(self._client.scan_iter(match=pattern, count=1000))
+        return list(self._open_client().scan_iter(match=pattern, count=1000))
 
     def forget(self, prefix: str) -> None:
         """Drop every counter whose key starts with ``prefix``."""
         names = self._scan(f"{_glob_escape(self._prefix + '{' + prefix)}*")
         if names:
-            self._client.delete(*names)
+            self._open_client().delete(*names)
 
     @property
     def tracked(self) -> int:

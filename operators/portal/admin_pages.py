@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from .account_pages import see_other
-from .accounts import AccountError
+from .accounts import AccountError, normalise_email
 from .developer_portal import DeveloperPortal
 from .notices import notice_of, with_notice
 
@@ -72,10 +72,12 @@ def build_admin_router(portal: DeveloperPortal) -> APIRouter:
     @router.get("/outbox")
     def outbox(request: Request) -> Response:
         guard.require_admin(request)
+        recipient = normalise_email(request.query_params.get("to", "")[:254]) or None
         messages = [{**message._asdict(), "sent": _when(message.sent_at)}
-                    for message in portal.outbox.messages(limit=OUTBOX_SHOWN)]
+                    for message in portal.outbox.messages(recipient, limit=OUTBOX_SHOWN)]
         return guard.page(request, "portal_outbox.html", {
             "heading": "Outbox", "messages": messages, "shown": OUTBOX_SHOWN,
+            "recipient": recipient or "",
         })
 
     @router.post("/production/{client_id}/approve")

@@ -211,6 +211,11 @@ def test_closing_during_an_outage_stops_the_probe_and_asks_redis_no_more(
     assert store.in_outage
     assert throttle.check("app", plan).allowed
     assert flaky.asked == 1 and flaky.pinged == pinged, "neither the loop nor a probe asks"
+    with pytest.raises(redis.ConnectionError, match="closed"):
+        store.take_token("app", 1.0, 1, 0.0)
+    with pytest.raises(redis.ConnectionError, match="closed"):
+        store.forget("app")
+    assert flaky.asked == 1, "not reconnected behind the owner's back"
 
 
 def test_an_operator_closes_the_redis_store_it_built(redis_server: str) -> None:

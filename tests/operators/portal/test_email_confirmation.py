@@ -211,6 +211,12 @@ async def test_the_outbox_page_is_the_admins_and_shows_the_mail(
     page = await portal.browser().get("/portal/admin/outbox", headers=ADMIN)
     assert page.status_code == 200
     assert EMAIL in page.text and "/portal/email/confirm?code=" in page.text
+    for n in range(3):
+        portal.parts.outbox.send(f"noise{n}@example.com", "Noise", f"noise {n}")
+    only = await portal.browser().get("/portal/admin/outbox", params={"to": " Ada@Example.com"},
+                                      headers=ADMIN)
+    assert only.status_code == 200 and "/portal/email/confirm?code=" in only.text
+    assert "noise" not in only.text, "one recipient's mail, however much else came since"
 
 
 def test_the_outbox_keeps_the_newest_messages_only(
