@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS portal_outbox (
     body TEXT NOT NULL,
     sent_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS portal_outbox_recipient ON portal_outbox (recipient, message_id);
 """
 
 MAX_MESSAGES = 10_000
@@ -56,6 +57,13 @@ class Outbox:
             self.db.execute(
                 "DELETE FROM portal_outbox WHERE message_id <="
                 " (SELECT MAX(message_id) FROM portal_outbox) - ?", (MAX_MESSAGES,))
+
+    def last_sent(self, recipient: str, subject: str) -> float | None:
+        """When ``recipient`` was last sent a message with this subject (None: never, or no
+        longer kept)."""
+        row = self.db.one("SELECT MAX(sent_at) AS at FROM portal_outbox"
+                          " WHERE recipient = ? AND subject = ?", (recipient, subject))
+        return None if row is None else row["at"]
 
     def messages(self, recipient: str | None = None, limit: int = 100) -> list[Message]:
         """The newest messages first, to ``recipient`` only if given."""

@@ -61,7 +61,6 @@ class PasswordLinks:
         self.clock = clock
         db.ensure_schema(SCHEMA)
         db.ensure_column("portal_password_links", "mailed", "INTEGER NOT NULL DEFAULT 0")
-        db.ensure_column("portal_password_links", "created_at", "REAL")
         accounts.void_at_deactivation("password links", self._void)
 
     def _void(self, developer_id: str) -> None:
@@ -71,18 +70,11 @@ class PasswordLinks:
     def issue(self, developer_id: str, lifetime: float, *, mailed: bool = False) -> str:
         """A new link's code for the member (inside the caller's transaction, if any)."""
         code = secrets.token_urlsafe(18)
-        now = self.clock()
         self.db.execute(
-            "INSERT INTO portal_password_links (code_hash, developer_id, expires_at, mailed,"
-            " created_at) VALUES (?, ?, ?, ?, ?)",
-            (code_digest(code), developer_id, now + lifetime, int(mailed), now))
+            "INSERT INTO portal_password_links (code_hash, developer_id, expires_at, mailed)"
+            " VALUES (?, ?, ?, ?)",
+            (code_digest(code), developer_id, self.clock() + lifetime, int(mailed)))
         return code
-
-    def last_mailed(self, developer_id: str) -> float | None:
-        """When the member was last mailed a link (None: never)."""
-        row = self.db.one("SELECT MAX(created_at) AS at FROM portal_password_links"
-                          " WHERE developer_id = ? AND mailed = 1", (developer_id,))
-        return None if row is None else row["at"]
 
     def mailed(self, code: str) -> bool:
         """Whether the link was mailed (a reset) rather than shown to an admin."""

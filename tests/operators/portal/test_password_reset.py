@@ -91,6 +91,9 @@ async def test_a_federated_member_is_told_to_use_corporate_sign_in(
                 if m.subject.startswith("Choose a new password"))
     assert f"/portal/sign-in/corporate?org={ada.org_id}" in note.body
     assert _reset_paths(portal, EMAIL) == [], "no link that would set a password"
+    await _ask(portal, EMAIL)
+    notes = [m for m in portal.parts.outbox.messages(EMAIL) if m.subject == note.subject]
+    assert len(notes) == 1, "one note a minute too"
 
 
 async def test_a_deactivated_member_is_mailed_nothing(portal: Portal, developer: Browser) -> None:
