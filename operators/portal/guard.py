@@ -21,10 +21,10 @@ from fastapi.responses import HTMLResponse, Response
 from ..admin_auth import is_admin as _is_admin
 from ..request_body import BodyRefusedError, ThreatLimits, read_body
 from ..web import page
-from .accounts import DeveloperAccounts
+from .accounts import AccountError, DeveloperAccounts
 from .developers import Developer
 from .login_throttle import LoginThrottle
-from .sessions import COOKIE, CookieSession, DeveloperSessions
+from .sessions import COOKIE, CookieSession, DeveloperSessions, MemberNotActiveError
 
 if TYPE_CHECKING:
     from .host import PortalHost
@@ -153,8 +153,12 @@ class PortalGuard:
                 issuer: str | None = None) -> None:
         """Start a new session (new ``sid``) for ``developer`` and set its cookie; ``issuer``
         is the identity provider that vouched for them (:class:`IssuerNotTrustedError` when
-        their organisation no longer names it)."""
-        session = self.sessions.start(developer.developer_id, issuer)
+        their organisation no longer names it). A member deactivated while their sign-in ran
+        gets no session: :class:`AccountError` (403), which the portal shows as a page."""
+        try:
+            session = self.sessions.start(developer.developer_id, issuer)
+        except MemberNotActiveError:
+            raise AccountError(403, "account", "This account is no longer active.") from None
         self.accounts.touch(developer.developer_id)
         self._set_cookie(response, session)
 

@@ -51,8 +51,16 @@ CREATE INDEX IF NOT EXISTS portal_dev_sessions_developer ON portal_dev_sessions 
 """
 
 
-class IssuerNotTrustedError(Exception):
+class SessionRefusedError(Exception):
+    """A session that may not start after all: something changed while its sign-in ran."""
+
+
+class IssuerNotTrustedError(SessionRefusedError):
     """The organisation stopped trusting the provider while its sign-in was under way."""
+
+
+class MemberNotActiveError(SessionRefusedError):
+    """The member was deactivated (or removed) while their sign-in was under way."""
 
 
 @dataclass(frozen=True)
@@ -90,29 +98,30 @@ class DeveloperSessions:
         """A new signed-in session (fresh ``sid``) with its row; ``issuer`` names the identity
         provider that vouched for the developer (None: a portal password or link).
 
-        A provider's session is written only while the developer's organisation still names
-        that issuer, in the same statement (else :class:`IssuerNotTrustedError`): a sign-in
-        that passed its checks just before the admin stopped corporate sign-in cannot leave
-        a session behind that stopping it did not end.
+        The row is written only while the developer is active and, for a provider's session,
+        while their organisation still names that issuer, in the same statement
+        (:class:`MemberNotActiveError`, :class:`IssuerNotTrustedError`): a sign-in that passed
+        its checks just before a deactivation, or before the admin stopped corporate sign-in,
+        cannot leave a session behind that the change did not end (and that would work again
+        were the member reactivated).
         """
         session = CookieSession(secrets.token_urlsafe(18), self.clock() + SIGNED_IN_LIFETIME,
                                 developer_id)
         row = (_hash(session.sid), developer_id, self.clock(), session.expires_at, issuer)
-        if issuer is None:
-            self.db.execute(
-                "INSERT INTO portal_dev_sessions"
-                " (sid_hash, developer_id, created_at, expires_at, issuer) VALUES (?, ?, ?, ?, ?)",
-                row)
-            return session
         written = self.db.execute(
             "INSERT INTO portal_dev_sessions"
             " (sid_hash, developer_id, created_at, expires_at, issuer) SELECT ?, ?, ?, ?, ?"
             " WHERE EXISTS (SELECT 1 FROM portal_developers d JOIN portal_organisations o"
-            " ON o.org_id = d.org_id WHERE d.developer_id = ? AND o.idp_issuer = ?)",
-            (*row, developer_id, issuer))
-        if not written:
-            raise IssuerNotTrustedError(issuer)
-        return session
+            " ON o.org_id = d.org_id WHERE d.developer_id = ? AND d.active = 1"
+            " AND (? IS NULL OR o.idp_issuer = ?))",
+            (*row, developer_id, issuer, issuer))
+        if written:
+            return session
+        active = self.db.one("SELECT 1 FROM portal_developers WHERE developer_id = ?"
+                             " AND active = 1", (developer_id,))
+        if active is None:
+            raise MemberNotActiveError(developer_id)
+        raise IssuerNotTrustedError(issuer)
 
     def end(self, session: CookieSession) -> None:
         self.db.execute("UPDATE portal_dev_sessions SET ended_at = ? WHERE sid_hash = ?"

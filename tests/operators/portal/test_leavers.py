@@ -11,6 +11,8 @@ import pytest
 
 from federation.client import OAuthClientError
 from operators.portal import AccountError, ApplicationStatus
+from operators.portal.developers import Developer
+from operators.portal.password_links import PasswordLinks
 
 from .conftest import FORM, FRAUD, PASSWORD, Browser, Portal
 
@@ -148,3 +150,60 @@ async def test_tokens_a_leaver_took_survive_no_rotation_after_they_held_the_key(
     assert tokens.introspect(adas)["active"] is True, "taken with Ada's own key"
     still = accounts.application(client_id)
     assert still is not None and still.status is ApplicationStatus.ACTIVE
+
+
+async def test_a_sign_in_that_ends_after_its_member_is_cut_off_leaves_no_session(
+    portal: Portal, developer: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kill switch lands while the password is being checked: the sign-in is refused,
+    and no session is written that would work again were the member reactivated."""
+    accounts = portal.parts.accounts
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    checked = accounts.authenticate
+
+    def cut_off_while_checking(email: str, password: str) -> Developer | None:
+        found = checked(email, password)
+        portal.parts.deactivate(ada.developer_id)
+        return found
+
+    monkeypatch.setattr(accounts, "authenticate", cut_off_while_checking)
+    late = portal.browser("198.51.100.30")
+    answer = await late.sign_in("ada@example.com")
+    assert answer.status_code == 403 and "no longer active" in answer.text
+    accounts.reactivate(ada.developer_id)
+    assert (await late.get("/portal")).status_code == 303, "no session was left behind"
+    live = portal.operator.db.one("SELECT COUNT(*) AS n FROM portal_dev_sessions"
+                                  " WHERE developer_id = ? AND ended_at IS NULL",
+                                  (ada.developer_id,))
+    assert live is not None and live["n"] == 0
+
+
+async def test_a_password_set_as_its_member_is_cut_off_leaves_no_session(
+    portal: Portal, developer: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reset link is redeemed, then the kill switch lands before the new session is
+    written: the page says the account is no longer active, and reactivation brings back
+    no session."""
+    accounts = portal.parts.accounts
+    ada = accounts.by_email("ada@example.com")
+    assert ada is not None
+    redeem = PasswordLinks.redeem
+
+    def cut_off_after_redeeming(links: PasswordLinks, code: str, password: str) -> Developer:
+        redeemed = redeem(links, code, password)
+        portal.parts.deactivate(ada.developer_id)
+        return redeemed
+
+    monkeypatch.setattr(PasswordLinks, "redeem", cut_off_after_redeeming)
+    asked = await portal.browser().post("/portal/password/forgot", {"email": ada.email},
+                                        csrf_from="/portal/password/forgot")
+    assert asked.status_code == 200
+    (message,) = portal.parts.outbox.messages(ada.email)[:1]
+    code = message.body.split("code=")[1].split()[0]
+    setter = portal.browser("198.51.100.31")
+    answer = await setter.post("/portal/password", {"code": code, "password": "a new passphrase"},
+                               csrf_from="/portal/sign-in")
+    assert answer.status_code == 403 and "no longer active" in answer.text
+    accounts.reactivate(ada.developer_id)
+    assert (await setter.get("/portal")).status_code == 303, "no session was left behind"
