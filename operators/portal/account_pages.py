@@ -19,11 +19,11 @@ from ..web.pages import SECURITY_HEADERS
 from .accounts import AccountError
 from .developer_portal import DeveloperPortal
 from .email_confirmation import PATH as CONFIRM_PATH
-from .login_throttle import Attempt
+from .login_throttle import Attempt, LoginThrottle
 from .notices import notice_of, with_notice
 from .password_links import PATH as PASSWORD_PATH
 from .password_links import PasswordLinks
-from .password_reset import PasswordResets
+from .password_reset import ASKS_PER_ADDRESS, PasswordResets
 from .password_work import PasswordsBusyError
 
 PREFIX = "/portal"
@@ -42,6 +42,10 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     links = PasswordLinks(host.db, accounts, host.clock)
     resets = PasswordResets(links, accounts, portal.outbox, origin=host.origin,
                             sender=host.config.display_name)
+    # per client address, whoever the addresses asked about are: the per-member interval
+    # alone lets one client who knows many members' addresses fill the outbox
+    reset_asks = LoginThrottle(host.db, clock=host.clock, limit=ASKS_PER_ADDRESS,
+                               scope="password-reset:")
     off_loop = portal.passwords.run
 
     @router.get("", name="portal_home")
@@ -243,6 +247,17 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
     async def forgot_password(request: Request) -> Response:
         form = await guard.form(request)
         email = form.get("email", "").strip()[:254]
+        address = request.client.host if request.client else None
+        counted = reset_asks.attempt(None, address)
+        if not isinstance(counted, Attempt):
+            seconds = math.ceil(counted)
+            busy = guard.page(request, "portal_forgot_password.html", {
+                "heading": "Forgot your password?",
+                "error": f"Too many reset requests from your address. "
+                         f"Try again in {_minutes(seconds)}.",
+            }, status_code=429)
+            busy.headers["Retry-After"] = str(seconds)
+            return busy
         # the same answer whoever the address belongs to, if anyone, and as soon: the mail
         # (a lookup, and for a member a link and a message written) goes after the answer
         answer = guard.page(request, "portal_forgot_password.html", {

@@ -16,6 +16,9 @@ attacker with many emails and addresses cannot grow it without bound; the operat
 housekeeping deletes them past the window too, so a failure followed by none is not kept.
 Keys are stored as hashes: the table keeps what strangers typed into the email field,
 sometimes a password.
+
+Another form that strangers may send over and over (asking for a password reset) uses the
+same table under a ``scope`` of its own, so its counts and sign-in's never mix.
 """
 
 from __future__ import annotations
@@ -58,20 +61,23 @@ class LoginThrottle:
     """Failures per email and per address in a sliding window, in the party's database."""
 
     def __init__(self, db: Database, *, clock: Clock, limit: int = 5,
-                 window: float = WINDOW) -> None:
+                 window: float = WINDOW, scope: str = "") -> None:
         self.db = db
         self.clock = clock
         self.limit = limit
         self.window = window
+        self.scope = scope
+        """Prefix of this throttle's keys: "" for sign-in (the rows written before scopes)."""
         db.ensure_schema(SCHEMA)
 
-    def retry_after(self, email: str, address: str | None) -> float | None:
-        """Seconds to wait before another attempt is heard, or None when one may try now."""
+    def retry_after(self, email: str | None, address: str | None) -> float | None:
+        """Seconds to wait before another attempt is heard, or None when one may try now
+        (``email`` None: counted per address only)."""
         now = self.clock()
-        waits = [self._wait(key, now) for key in _keys(email, address)]
+        waits = [self._wait(key, now) for key in self._keys(email, address)]
         return max((w for w in waits if w is not None), default=None)
 
-    def attempt(self, email: str, address: str | None) -> Attempt | float:
+    def attempt(self, email: str | None, address: str | None) -> Attempt | float:
         """Let one sign-in attempt be heard, counted as a failure at once (Attempt), or the
         seconds to wait (float).
 
@@ -89,7 +95,7 @@ class LoginThrottle:
             rows = tuple(
                 (self.db.insert("INSERT INTO portal_login_failures (key, at) VALUES (?, ?)",
                                 (key, now)), key, now)
-                for key in _keys(email, address))
+                for key in self._keys(email, address))
             self._keep_bounded()
         return Attempt(rows)
 
@@ -98,7 +104,7 @@ class LoginThrottle:
         now = self.clock()
         with self.db.transaction():
             self._forget_old(now)
-            for key in _keys(email, address):
+            for key in self._keys(email, address):
                 self.db.execute("INSERT INTO portal_login_failures (key, at) VALUES (?, ?)",
                                 (key, now))
             self._keep_bounded()
@@ -108,7 +114,7 @@ class LoginThrottle:
         counted)."""
         with self.db.transaction():
             self.db.execute("DELETE FROM portal_login_failures WHERE key = ?",
-                            (_email_key(email),))
+                            (self._key("email", email.strip().lower()),))
             for row in attempt.rows if attempt is not None else ():
                 self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ? AND key = ?"
                                 " AND at = ?", row)
@@ -140,16 +146,11 @@ class LoginThrottle:
         )
 
 
-def _keys(email: str, address: str | None) -> list[str]:
-    keys = [_email_key(email)]
-    if address:
-        keys.append(_hashed(f"address:{address}"))
-    return keys
+    def _keys(self, email: str | None, address: str | None) -> list[str]:
+        keys = [] if email is None else [self._key("email", email.strip().lower())]
+        if address:
+            keys.append(self._key("address", address))
+        return keys
 
-
-def _email_key(email: str) -> str:
-    return _hashed(f"email:{email.strip().lower()}")
-
-
-def _hashed(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    def _key(self, kind: str, value: str) -> str:
+        return hashlib.sha256(f"{self.scope}{kind}:{value}".encode()).hexdigest()

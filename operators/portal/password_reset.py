@@ -5,7 +5,9 @@ nothing about who has an account. Only a member who signs in with a password get
 (a set-a-password link, :class:`~operators.portal.password_links.PasswordLinks`, mailed and
 good for :data:`RESET_LIFETIME`); a member of an organisation that signs in through its
 identity provider is mailed a note saying so instead. At most one mail per member per
-:data:`RESET_INTERVAL`, so the form cannot be used to flood a mailbox.
+:data:`RESET_INTERVAL`, so the form cannot be used to flood a mailbox, and at most
+:data:`ASKS_PER_ADDRESS` requests per client address in a window, so it cannot flood the
+outbox either.
 
 Because the link was read at the member's address, following it also confirms the address;
 the portal then ends the member's other sessions, as a new password should.
@@ -22,6 +24,10 @@ from .password_links import PATH, PasswordLinks
 
 RESET_LIFETIME = 3600.0
 RESET_INTERVAL = 60.0
+ASKS_PER_ADDRESS = 10
+"""Reset requests one client address may send in the sign-in throttle's window (15 minutes),
+whoever they name: past it the form answers 429, so knowing many members' addresses does not
+let one client fill the outbox."""
 SUBJECT = "Choose a new password for the developer portal"
 CORPORATE_PATH = "/portal/sign-in/corporate"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from operators.portal.password_reset import RESET_INTERVAL, RESET_LIFETIME
+from operators.portal.login_throttle import WINDOW
+from operators.portal.password_reset import ASKS_PER_ADDRESS, RESET_INTERVAL, RESET_LIFETIME
 from tests.operators.portal.conftest import PASSWORD, Browser, FakeClock, Portal
 
 EMAIL = "ada@example.com"
@@ -102,3 +103,28 @@ async def test_a_deactivated_member_is_mailed_nothing(portal: Portal, developer:
     portal.parts.deactivate(ada.developer_id)
     await _ask(portal, EMAIL)
     assert _reset_paths(portal, EMAIL) == []
+
+
+async def test_one_client_address_asks_a_bounded_number_of_times_whoever_it_names(
+        portal: Portal, developer: Browser, clock: FakeClock) -> None:
+    """Knowing many members' addresses, one client could add a mail a minute per member to
+    the outbox: past ASKS_PER_ADDRESS asks in the window the form answers 429, and mails
+    nothing, whether or not the address it names has an account."""
+    flooder = portal.browser("198.51.100.40")
+    for n in range(ASKS_PER_ADDRESS):
+        answer = await flooder.post("/portal/password/forgot", {"email": f"m{n}@example.com"},
+                                    csrf_from="/portal/password/forgot")
+        assert answer.status_code == 200
+    refused = await flooder.post("/portal/password/forgot", {"email": EMAIL},
+                                 csrf_from="/portal/password/forgot")
+    assert refused.status_code == 429 and 'id="error"' in refused.text
+    assert 0 < int(refused.headers["Retry-After"]) <= WINDOW
+    assert _reset_paths(portal, EMAIL) == [], "nothing mailed for a refused ask"
+    assert (await portal.browser("198.51.100.40").sign_in(EMAIL, PASSWORD)).status_code == 303, (
+        "sign-in from that address is counted apart")
+    await _ask(portal, EMAIL)  # another client address is heard
+    assert len(_reset_paths(portal, EMAIL)) == 1
+    clock.advance(WINDOW)
+    again = await flooder.post("/portal/password/forgot", {"email": "m0@example.com"},
+                               csrf_from="/portal/password/forgot")
+    assert again.status_code == 200, "heard again once the window has passed"
