@@ -123,7 +123,16 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
             }, status_code=429)
             throttled.headers["Retry-After"] = str(seconds)
             return throttled
-        developer = await off_loop(accounts.authenticate, email, form.get("password", ""))
+        try:
+            developer = await off_loop(accounts.authenticate, email, form.get("password", ""))
+        except AccountError as refused:
+            if isinstance(refused, PasswordsBusyError):
+                guard.throttle.unheard(attempt)  # filled up since check_room: not a guess
+            else:  # the right password, for an organisation on its identity provider
+                guard.throttle.succeeded(email, attempt)
+            return with_retry_after(guard.page(request, "portal_sign_in.html", {
+                "heading": "Sign in", "email": email, "error": refused.message,
+            }, status_code=refused.status), refused)
         if developer is None:
             return guard.page(request, "portal_sign_in.html", {
                 "heading": "Sign in", "email": email,

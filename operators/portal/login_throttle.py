@@ -115,9 +115,18 @@ class LoginThrottle:
         with self.db.transaction():
             self.db.execute("DELETE FROM portal_login_failures WHERE key = ?",
                             (self._key("email", email.strip().lower()),))
-            for row in attempt.rows if attempt is not None else ():
-                self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ? AND key = ?"
-                                " AND at = ?", row)
+            self._take_back(attempt)
+
+    def unheard(self, attempt: Attempt) -> None:
+        """Take back an attempt that was never judged (the password threads were busy): it
+        was no guess, and the earlier failures stay counted."""
+        with self.db.transaction():
+            self._take_back(attempt)
+
+    def _take_back(self, attempt: Attempt | None) -> None:
+        for row in attempt.rows if attempt is not None else ():
+            self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ? AND key = ?"
+                            " AND at = ?", row)
 
     def _wait(self, key: str, now: float) -> float | None:
         """Until the ``limit``-th newest failure of ``key`` in the window leaves it, or None

@@ -81,6 +81,26 @@ async def test_sign_in_is_throttled_with_retry_after_until_the_window_passes(
     assert (await browser.sign_in("ada@example.com", PASSWORD)).status_code == 303
 
 
+async def test_the_right_password_of_an_organisation_on_its_provider_is_no_failed_guess(
+        portal: Portal, developer: Browser) -> None:
+    """A member whose organisation has moved to corporate sign-in types the password they
+    had: the page points them there, and however often they do, it is never counted as a
+    guess (it was, and after five they were refused their own provider's hint with 429)."""
+    ada = portal.parts.accounts.by_email("ada@example.com")
+    assert ada is not None
+    portal.parts.accounts.set_idp(ada.org_id, "https://idp.acme.example")
+    browser = portal.browser("198.51.100.79")
+    for _ in range(7):
+        answer = await browser.sign_in("ada@example.com", PASSWORD)
+        assert answer.status_code == 403 and "use its corporate sign-in" in answer.text
+        assert 'value="ada@example.com"' in answer.text
+    assert (await browser.get("/portal")).headers["location"] == "/portal/sign-in"
+    for _ in range(5):
+        assert (await browser.sign_in("ada@example.com", "guess guess")).status_code == 401
+    assert (await browser.sign_in("ada@example.com", PASSWORD)).status_code == 429, (
+        "wrong passwords are still counted")
+
+
 async def test_forms_without_the_session_csrf_token_are_refused(
         portal: Portal, developer: Browser) -> None:
     fields = {"name": "X", "api:sim-swap": "on", "key": "generate"}
