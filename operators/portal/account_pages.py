@@ -261,7 +261,7 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
         if not isinstance(counted, Attempt):
             seconds = math.ceil(counted)
             busy = guard.page(request, "portal_forgot_password.html", {
-                "heading": "Forgot your password?",
+                "heading": "Forgot your password?", "email": email,
                 "error": f"Too many reset requests from your address. "
                          f"Try again in {_minutes(seconds)}.",
             }, status_code=429)

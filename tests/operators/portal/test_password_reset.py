@@ -118,6 +118,7 @@ async def test_one_client_address_asks_a_bounded_number_of_times_whoever_it_name
     refused = await flooder.post("/portal/password/forgot", {"email": EMAIL},
                                  csrf_from="/portal/password/forgot")
     assert refused.status_code == 429 and 'id="error"' in refused.text
+    assert f'value="{EMAIL}"' in refused.text, "what was typed is kept"
     assert 0 < int(refused.headers["Retry-After"]) <= WINDOW
     assert _reset_paths(portal, EMAIL) == [], "nothing mailed for a refused ask"
     assert (await portal.browser("198.51.100.40").sign_in(EMAIL, PASSWORD)).status_code == 303, (
