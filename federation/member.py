@@ -326,7 +326,8 @@ def _replica_app(
     app = create_operator_app(operator)
     table = build_routing_table(config, federation)
     app.include_router(
-        build_telco_routing_router(table, BearerProtection(operator.identity, TELCO_ROUTING_SCOPE))
+        build_telco_routing_router(table, BearerProtection(
+            operator.identity, TELCO_ROUTING_SCOPE, party_trusted=policy.is_trusted_client))
     )
     if config.brands:
         subscribers = operator.subscribers
@@ -337,7 +338,8 @@ def _replica_app(
         )
         app.include_router(
             build_telco_finder_router(
-                finder, BearerProtection(operator.identity, TELCO_FINDER_SCOPE)
+                finder, BearerProtection(operator.identity, TELCO_FINDER_SCOPE,
+                                         party_trusted=policy.is_trusted_client)
             )
         )
     app.include_router(_trust_router(config, policy, jwks))

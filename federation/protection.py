@@ -6,7 +6,9 @@ endpoint owner's authorization server (an operator's, or the aggregator's own); 
 endpoint's :class:`BearerProtection` dependency verifies it against that server — signature,
 issuer, audience, expiry, then whether the grant still stands — and checks the scope.
 Failures are CAMARA errors: 401 ``UNAUTHENTICATED`` without a valid token, 403
-``PERMISSION_DENIED`` when it lacks the scope or its grant was withdrawn.
+``PERMISSION_DENIED`` when it lacks the scope, its grant was withdrawn, or it was issued to a
+federation party the owner no longer trusts (the gateway's trust gate, asked here too: a
+revocation stops the tokens the party obtained before it, not only new ones).
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ class BearerProtection:
     an operator's CPU under the load test. Whether the grant still stands is asked every time.
     """
 
-    def __init__(self, identity: IdentityServer, scope: str, cache_size: int = 1_000) -> None:
+    def __init__(self, identity: IdentityServer, scope: str, cache_size: int = 1_000, *,
+                 party_trusted: Callable[[str], bool] | None = None) -> None:
         self.identity = identity
         self.scope = scope
         self.authenticator = BearerAuthenticator(identity, identity.clock, cache_size)
+        self.party_trusted = party_trusted
+        """Whether tokens issued to a client id may still be honoured (None: all may)."""
 
     async def __call__(self, request: Request) -> TokenContext:
         header = request.headers.get("authorization", "")
@@ -64,6 +69,9 @@ class BearerProtection:
                 raise CamaraError(403, "PERMISSION_DENIED", error.description) from error
             raise _unauthenticated(
                 "Request not authenticated due to invalid or expired credentials.") from error
+        if self.party_trusted is not None and not self.party_trusted(context.client_id):
+            raise CamaraError(403, "PERMISSION_DENIED",
+                              "The party this token was issued to is no longer trusted.")
         if self.scope not in context.scopes:
             raise CamaraError(403, "PERMISSION_DENIED",
                               f"The access token does not carry the scope {self.scope}.")

@@ -11,10 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from joserfc.jwk import ECKey
 
 from federation.config import FederationConfig
 from federation.member import MemberOperator
+from federation.protection import TELCO_ROUTING_SCOPE
+from federation.trusted_issuers import party_registration
+from operators.identity import GrantType
+from operators.identity.purposes import ScopeRequest
 from tests.operators.identity.conftest import FakeClock
+
+ROUTING = "/telco-routing/v1/routing"
 
 
 def _member(federation: FederationConfig, path: Path, clock: FakeClock,
@@ -48,3 +55,35 @@ async def test_a_revocation_at_one_process_holds_at_every_other_and_after_a_rest
         assert _trusts_hub(first) and _trusts_hub(later)
         for member in (first, second, later):
             member.close()
+
+
+async def test_a_revoked_partys_earlier_token_opens_no_federation_endpoint(
+    federation: FederationConfig, tmp_path: Path
+) -> None:
+    """Telco Routing is guarded by a bearer token too: a token the hub obtained before the
+    revocation is refused there (403 PERMISSION_DENIED, as at the gateway) until it is
+    reinstated. Before, only the gateway asked the trust gate."""
+    clock = FakeClock()
+    async with httpx.AsyncClient() as unused:
+        member = _member(federation, tmp_path / "telco-es.sqlite3", clock, unused)
+        identity = next(iter(member.replicas.values())).identity
+        if identity.clients.get("hub") is None:
+            key = ECKey.generate_key("P-256", private=True, auto_kid=True)
+            identity.register_client(party_registration(
+                "hub", {"keys": [key.as_dict(private=False)]}, scope=TELCO_ROUTING_SCOPE,
+                purposes=[]))
+        token = identity.tokens.issue("hub", ScopeRequest(None, (TELCO_ROUTING_SCOPE,), False),
+                                      grant=GrantType.CLIENT_CREDENTIALS).access_token
+        bearer = {"Authorization": f"Bearer {token}"}
+        admin = {"Authorization": f"Bearer {member.config.admin_secret}"}
+        site = next(iter(member.front.sites.values()))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site),
+                                     base_url="http://telco-es") as http:
+            assert (await http.get(ROUTING, headers=bearer)).status_code == 200
+            await http.post("/admin/trust/revoke", json={"issuer": "hub"}, headers=admin)
+            refused = await http.get(ROUTING, headers=bearer)
+            assert refused.status_code == 403
+            assert refused.json()["code"] == "PERMISSION_DENIED"
+            member.reinstate("hub")
+            assert (await http.get(ROUTING, headers=bearer)).status_code == 200
+        member.close()
