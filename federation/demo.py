@@ -39,6 +39,7 @@ from federation.federation import Federation, quick_consent, running_federation
 from federation.global_load_balancer import HealthPolicy
 from federation.tracing import Hop, TraceLog, mermaid
 from operators import cancel_and_wait
+from operators.handset_app.pairing import phone_link
 
 APP = "antifraud-app"
 FRAUD = "dpv:FraudPreventionAndDetection"
@@ -354,7 +355,7 @@ async def _asked_in_person(
     lifetime = operator.lifetimes.ciba_request
     bound = min(interactive.timeout, lifetime)
     async with _served(fed.members[CONSENTING_OPERATOR].front, interactive) as (origin, serving):
-        url = f"{origin}/handset/{number}"
+        url = phone_link(origin, operator.admin_secret, number)
         story.say(
             f"  [bold yellow]{number}'s handset now waits for a person.[/bold yellow] Open\n"
             f"    {url}\n  and press [bold]Approve[/bold] (waiting up to {bound:.0f} s)"

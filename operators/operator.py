@@ -43,6 +43,7 @@ from .gateway.metering import UsageLedger, note_read, note_subject
 from .gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
 from .handset_app import HandsetInbox, build_handset_router
+from .handset_app.pairing import phone_link
 from .housekeeping import Housekeeping, Retention
 from .identity import (
     AssertionIssuerPolicy,
@@ -472,6 +473,14 @@ def _operations_router(operator: Operator) -> APIRouter:
         plan = operator.gateway.admission.plans.subscribe(client_id, api, wanted.plan)
         operator.activity.note("plan_changed", client_id=client_id, api=api, detail=plan.name)
         return {"clientId": client_id, "api": api, "plan": plan.name}
+
+    @admin.get("/handsets/{phone_number}")
+    def handset_link(phone_number: str) -> dict[str, str]:
+        """The link that opens a simulated phone in a browser (its holder's, to hand out)."""
+        if operator.subscribers.get(phone_number) is None:
+            raise CamaraError(404, "NOT_FOUND", "This operator serves no such phone number.")
+        return {"phoneNumber": phone_number,
+                "url": phone_link(operator.api_root, config.admin_secret, phone_number)}
 
     @admin.get("/handsets/{phone_number}/messages")
     def handset_messages(phone_number: str) -> list[dict[str, object]]:

@@ -1,10 +1,10 @@
 """CSRF protection of the handset's buttons without a login: a signed double-submit token.
 
-The handset page is a demo surface anyone on the operator's network can open (a simulated
-phone has no owner to log in), so the token cannot prove who presses; it proves the press
-came from the page itself. The browser gets a random nonce in a ``SameSite=Strict`` cookie and
-each form carries ``HMAC(key, nonce, number)``: another site can neither read the cookie nor
-forge the field, so it cannot approve a prompt by posting a form behind a visitor's back.
+Who may open the phone is :mod:`.pairing`'s question; this token answers another one: that
+the press came from the page itself. The browser gets a random nonce in a ``SameSite=Strict``
+cookie and each form carries ``HMAC(key, nonce, number)``: another site can neither read the
+cookie nor forge the field, so it cannot approve a prompt by posting a form behind a visitor's
+back.
 Nothing is stored, so every data centre of the operator checks a token any other one issued.
 """
 

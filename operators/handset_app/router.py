@@ -1,12 +1,13 @@
 """Routes of the handset page: one subscriber's simulated phone at ``/handset/{number}``.
 
-A demo surface, not a subscriber login: a simulated phone has no owner to authenticate, so
-anyone who can reach the operator can open any number's handset. It is kept safe in what it
-lets a visitor do: it shows only that number's pending prompts on an *interactive* handset
-(a scripted one answers by itself), a decision is recorded once (pressing again changes
-nothing), a press needs the page's own CSRF token (:mod:`.csrf`), and bad input gets a 4xx
-page, never a 500. ``/handset/{number}/messages`` is the same phone as JSON, for tests and for
-the page's own reload script (``/static/handset.js``).
+The phone shows one-time codes and answers consent prompts, so it opens only for its holder,
+the operator admin, or whoever was handed its link (:mod:`.pairing`); anyone else gets a 403
+that says how to open it, the same for a number the operator does not serve. Once open, it
+shows only that number's pending prompts on an *interactive* handset (a scripted one answers
+by itself), a decision is recorded once (pressing again changes nothing), a press needs the
+page's own CSRF token (:mod:`.csrf`), and bad input gets a 4xx page, never a 500.
+``/handset/{number}/messages`` is the same phone as JSON, for tests and for the page's own
+reload script (``/static/handset.js``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from urllib.parse import parse_qsl, quote
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from ..admin_auth import is_admin
 from ..identity import Press, Verdict
 from ..request_body import BodyRefusedError, ThreatLimits, read_body
 from ..web import page
-from . import csrf
+from . import csrf, pairing
 from .view import handset_view
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ PRESS_LIMITS = ThreatLimits(max_body_bytes=2048)
 """A button's form: two short fields."""
 DECISIONS = {"approve": Verdict.APPROVED, "deny": Verdict.DENIED}
 NO_STORE = {"cache-control": "no-store"}
+CLOSED = ("This phone opens with its own link (the operator admin gets it from GET "
+          "/admin/handsets/<number>), from the phone's own data connection, or with the "
+          "operator admin's credential.")
 
 
 def build_handset_router(operator: Operator) -> APIRouter:
@@ -44,11 +49,26 @@ def build_handset_router(operator: Operator) -> APIRouter:
                     {"operator_name": operator.config.display_name, "message": message},
                     status_code=status)
 
+    secret = operator.config.admin_secret
+
     def served(number: str) -> bool:
         return bool(PHONE_NUMBER.match(number)) and operator.subscribers.get(number) is not None
 
+    def opens(request: Request, number: str) -> bool:
+        """Whether this request may open ``number``'s phone (asked before whether the number
+        is served, so a stranger learns nothing about which numbers are)."""
+        if (pairing.key_matches(secret, number, request.query_params.get("key"))
+                or pairing.key_matches(secret, number,
+                                       request.cookies.get(pairing.cookie_name(number)))
+                or is_admin(request.headers.get("authorization"), secret)):
+            return True
+        holder = operator.identity.subscriber_at(request.client.host if request.client else None)
+        return holder is not None and holder.msisdn == number
+
     @router.get("/{number}")
     def phone(number: str, request: Request) -> Response:
+        if not opens(request, number):
+            return problem(request, 403, CLOSED)
         if not served(number):
             return problem(request, 404, "This operator has no phone with that number.")
         nonce = csrf.usable_nonce(request.cookies.get(csrf.COOKIE)) or csrf.new_nonce()
@@ -62,10 +82,17 @@ def build_handset_router(operator: Operator) -> APIRouter:
         response = page(request, "handset.html", context)
         response.set_cookie(csrf.COOKIE, nonce, path="/handset", httponly=True,
                             samesite="strict")
+        link_key = request.query_params.get("key")
+        if pairing.key_matches(secret, number, link_key):  # reloads and buttons carry none
+            response.set_cookie(pairing.cookie_name(number), link_key or "", path="/handset",
+                                httponly=True, samesite="strict")
         return response
 
     @router.get("/{number}/messages")
-    def messages(number: str) -> Response:
+    def messages(number: str, request: Request) -> Response:
+        if not opens(request, number):
+            return JSONResponse({"error": "forbidden", "message": CLOSED}, status_code=403,
+                                headers=NO_STORE)
         if not served(number):
             return JSONResponse({"error": "not_found", "message": "no such phone"},
                                 status_code=404, headers=NO_STORE)
@@ -73,6 +100,8 @@ def build_handset_router(operator: Operator) -> APIRouter:
 
     @router.post("/{number}/prompts/{auth_req_id}")
     async def press(number: str, auth_req_id: str, request: Request) -> Response:
+        if not opens(request, number):
+            return problem(request, 403, CLOSED)
         if not served(number):
             return problem(request, 404, "This operator has no phone with that number.")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

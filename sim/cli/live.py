@@ -53,6 +53,7 @@ from operators import (
     scheme_problem,
     serve_until_stopped,
 )
+from operators.handset_app.pairing import phone_link
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from sim.cli.options import (
     DEFAULT_ADMIN_SECRET,
@@ -121,8 +122,10 @@ def serve(
     table.add_row("consent portal (subscribers)", f"{origin}/my")
     table.add_row("metrics (Prometheus)", f"{origin}/metrics")
     table.add_row("admin credential", f"Authorization: Bearer {operator_config.admin_secret}")
+    secret = operator_config.admin_secret
     for test, number in operator.subscribers.test_numbers():
-        table.add_row(f"test number: {test.role}", number)
+        table.add_row(f"test number: {test.role}",
+                      f"{number} · its phone: {phone_link(origin, secret, number)}")
     console.print(table)
     try:
         serve_until_stopped(create_operator_app(operator), host, port)  # until Ctrl-C/SIGTERM

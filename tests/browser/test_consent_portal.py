@@ -19,6 +19,7 @@ from joserfc.jwk import KeySet
 
 from federation.client import ApplicationClient, new_client_key
 from operators.consent_portal.receipts import TYP
+from operators.handset_app.pairing import phone_link
 
 from .conftest import WAIT, Served, screenshot_folder, wait_for
 
@@ -65,7 +66,7 @@ async def test_subscriber_withdraws_a_ciba_consent_in_the_browser(
         wait_for(lambda: bool(chrome.find_elements(By.ID, "code")), "the code form")
         portal = chrome.current_window_handle
         chrome.switch_to.new_window("tab")
-        chrome.get(f"{served.base}/handset/{number}")
+        chrome.get(phone_link(served.base, served.operator.config.admin_secret, number))
         codes = chrome.find_elements(By.CSS_SELECTOR, '.message[data-kind="code"] p')
         assert codes, "the handset shows no code"
         code = re.search(r"\b(\d{6})\b", codes[0].text)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from federation.client import ApplicationClient, new_client_key
+from operators.handset_app.pairing import phone_link
 
 from .conftest import WAIT, Served, screenshot_folder, wait_for
 
@@ -56,7 +57,7 @@ async def test_a_person_approves_a_ciba_prompt_on_the_handset_page(
             f"tel:{number}", f"sim-swap:check {IDENTITY}", binding_message="BB-4711"))
 
         def person() -> None:
-            chrome.get(f"{served.base}/handset/{number}")
+            chrome.get(phone_link(served.base, served.operator.config.admin_secret, number))
             wait_for(lambda: bool(chrome.find_elements(By.CSS_SELECTOR, "section.prompt")),
                      "the prompt on the handset (the page refreshes itself)")
             prompt = chrome.find_element(By.CSS_SELECTOR, "section.prompt")
@@ -99,7 +100,7 @@ async def test_consent_captured_on_the_operators_page_returns_to_the_application
             wait_for(lambda: bool(chrome.find_elements(By.ID, "code")), "the code form")
             page = chrome.current_window_handle
             chrome.switch_to.new_window("tab")
-            chrome.get(f"{served.base}/handset/{number}")
+            chrome.get(phone_link(served.base, served.operator.config.admin_secret, number))
             texts = [m.text for m in chrome.find_elements(
                 By.CSS_SELECTOR, '.message[data-kind="code"] p')]
             code = next((c for t in texts for c in re.findall(r"\b\d{6}\b", t)), None)

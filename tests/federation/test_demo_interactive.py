@@ -54,9 +54,14 @@ def test_the_demo_waits_for_approve_pressed_on_the_handset(tmp_path: Path) -> No
     demo = DemoThread(tmp_path, timeout=BOUND)
     demo.start()
     _eventually("the handset URL", lambda: demo.url is not None or not demo.is_alive())
-    url = demo.url
-    assert url is not None, demo.error
+    link = demo.url
+    assert link is not None, demo.error
+    url, _, key = link.partition("?")
+    assert key.startswith("key="), "the phone's own link: it opens for no one else"
     with httpx.Client(timeout=10.0) as person:
+        assert person.get(url).status_code == 403, "without its key"
+        assert person.get(link).status_code == 200  # the page keeps the key in a cookie
+
         def prompted() -> bool:
             return bool(person.get(f"{url}/messages").json()["prompts"])
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from operators.config import example_operator
-from operators.handset_app import csrf
+from operators.handset_app import csrf, pairing
 from operators.operator import Operator, create_operator_app
 from tests.operators.identity.conftest import ALL_GRANTS, API_SCOPES, App, FakeClock, new_key
 
@@ -52,9 +52,18 @@ class Live:
         return await self.http.post(f"{self.issuer}/token", data={
             **self.app.auth(), "grant_type": CIBA, "auth_req_id": auth_req_id})
 
+    def link(self, number: str) -> str:
+        """The phone's link, as the operator hands it out (its path and key)."""
+        key = pairing.phone_key(self.operator.config.admin_secret, number)
+        return f"/handset/{number}?key={key}"
+
+    async def page(self, number: str) -> httpx.Response:
+        """Open the phone through its link, as a browser does (keeping its cookies)."""
+        return await self.http.get(self.link(number))
+
     async def csrf(self, number: str) -> str:
         """Open the handset page as a browser does (keeping its cookie); the form's token."""
-        page = await self.http.get(f"/handset/{number}")
+        page = await self.page(number)
         assert page.status_code == 200, page.text
         found = CSRF.search(page.text)
         if found is not None:
@@ -70,6 +79,8 @@ class Live:
                                     data={"csrf": token, "decision": decision})
 
     async def feed(self, number: str) -> dict[str, Any]:
+        """The phone as JSON, as the page's script reads it (with the link's cookie)."""
+        await self.page(number)
         response = await self.http.get(f"/handset/{number}/messages")
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 
 from operators.config import example_operator
+from operators.handset_app import pairing
 from operators.operator import Operator
 
 from .conftest import Live, make_interactive
@@ -21,7 +24,7 @@ async def test_a_pressed_approve_is_the_handsets_answer(live: Live) -> None:
     assert prompt["application"] == "Corner <b>Shop</b>"
     assert prompt["purpose_words"] == "Verifying your identity"
     assert prompt["scopes"] == ["number-verification:verify"]
-    page = await live.http.get(f"/handset/{number}")
+    page = await live.page(number)
     assert "Order 4217" in page.text and "Verifying your identity" in page.text
     assert "Corner &lt;b&gt;Shop&lt;/b&gt;" in page.text  # autoescaped
     assert "<script src=\"/static/handset.js\">" in page.text
@@ -92,9 +95,13 @@ async def test_bad_input_is_a_4xx_page(live: Live) -> None:
     other = live.number("approves")
     assert (await live.press(other, auth_req_id, "approve", await live.csrf(other))
             ).status_code == 404
-    for path in ("/handset/12345", "/handset/+999999999999999999", "/handset/%00",
-                 "/handset/+33999/messages"):
-        assert (await live.http.get(path)).status_code == 404, path
+    secret = live.operator.config.admin_secret
+    for number_, tail in (("12345", ""), ("+999999999999999999", ""), ("\x00", ""),
+                          ("+33999", "/messages")):
+        path = f"/handset/{quote(number_, safe='+')}{tail}"
+        key = {"key": pairing.phone_key(secret, number_)}
+        assert (await live.http.get(path, params=key)).status_code == 404, path
+        assert (await live.http.get(path)).status_code == 403, "the same for no such phone"
     assert (await live.poll(auth_req_id)).json()["error"] == "authorization_pending"
 
 
@@ -105,7 +112,7 @@ async def test_codes_and_notices_from_the_inbox(live: Live) -> None:
     before = (await live.feed(number))["version"]
     feed = await live.feed(number)
     assert [m["kind"] for m in feed["messages"]] == ["consent", "code"]
-    page = await live.http.get(f"/handset/{number}")
+    page = await live.page(number)
     assert "Your code is 482913" in page.text and "You granted Shop access" in page.text
     live.operator.handsets.send(number, "code", "Your code is 000111")
     assert (await live.feed(number))["version"] != before  # the page's script reloads
