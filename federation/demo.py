@@ -39,7 +39,7 @@ from federation.federation import Federation, quick_consent, running_federation
 from federation.global_load_balancer import HealthPolicy
 from federation.tracing import Hop, TraceLog, mermaid
 from operators import cancel_and_wait
-from operators.handset_app.pairing import phone_link
+from operators.handset_app import phone_link
 
 APP = "antifraud-app"
 FRAUD = "dpv:FraudPreventionAndDetection"

@@ -48,6 +48,7 @@ from operators import (
     cancel_and_wait,
     serve_until_stopped,
 )
+from operators.handset_app import phone_link
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from operators.policies import AutoscalerConfig
 from operators.portal import close_developer_portal
@@ -578,6 +579,9 @@ def descriptor(processes: FederationProcesses, application: dict[str, Any]) -> d
                 "consentPortal": operator.api_root + "/my",
                 "brands": [b.id for b in operator.brands],
                 "testNumbers": {t.role: plan.test_number(t) for t in TEST_NUMBERS},
+                "handsets": {  # the links that open the test numbers' simulated phones
+                    t.role: phone_link(operator.api_root, operator.admin_secret,
+                                       plan.test_number(t)) for t in TEST_NUMBERS},
                 "pid": processes.processes[operator.id].pid
                 if operator.id in processes.processes
                 else None,

@@ -42,8 +42,7 @@ from .gateway.gateway import Gateway, GatewayMiddleware
 from .gateway.metering import UsageLedger, note_read, note_subject
 from .gateway.metrics import LATENCY_BUCKETS, GatewayMetrics
 from .gateway.subscriptions import PlanSubscriptions
-from .handset_app import HandsetInbox, build_handset_router
-from .handset_app.pairing import phone_link
+from .handset_app import HandsetInbox, build_handset_router, phone_link
 from .housekeeping import Housekeeping, Retention
 from .identity import (
     AssertionIssuerPolicy,

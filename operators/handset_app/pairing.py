@@ -45,6 +45,7 @@ def key_matches(secret: str, msisdn: str, key: str | None) -> bool:
 
 
 def phone_path(msisdn: str) -> str:
+    """The phone's page, without its key (what the page's own links and forms use)."""
     return f"/handset/{quote(msisdn, safe='+')}"
 
 

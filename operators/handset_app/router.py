@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -77,7 +77,7 @@ def build_handset_router(operator: Operator) -> APIRouter:
             "operator_name": view.operator_name,
             "phone": view,
             "csrf": csrf.form_token(key, nonce, number),
-            "base": f"/handset/{quote(number, safe='+')}",
+            "base": pairing.phone_path(number),
         }
         response = page(request, "handset.html", context)
         response.set_cookie(csrf.COOKIE, nonce, path="/handset", httponly=True,
@@ -85,7 +85,8 @@ def build_handset_router(operator: Operator) -> APIRouter:
         link_key = request.query_params.get("key")
         if pairing.key_matches(secret, number, link_key):  # reloads and buttons carry none
             response.set_cookie(pairing.cookie_name(number), link_key or "", path="/handset",
-                                httponly=True, samesite="strict")
+                                httponly=True, samesite="strict",
+                                secure=request.url.scheme == "https")
         return response
 
     @router.get("/{number}/messages")
@@ -122,6 +123,6 @@ def build_handset_router(operator: Operator) -> APIRouter:
         outcome = operator.identity.ciba.press(number, auth_req_id, decision)
         if outcome is Press.GONE:
             return problem(request, 404, "This prompt is no longer waiting for an answer.")
-        return RedirectResponse(f"/handset/{quote(number, safe='+')}", status_code=303)
+        return RedirectResponse(pairing.phone_path(number), status_code=303)
 
     return router

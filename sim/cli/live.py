@@ -53,7 +53,7 @@ from operators import (
     scheme_problem,
     serve_until_stopped,
 )
-from operators.handset_app.pairing import phone_link
+from operators.handset_app import phone_link
 from operators.identity import KeyEncryptionKeyError, KeySealing
 from sim.cli.options import (
     DEFAULT_ADMIN_SECRET,
@@ -248,7 +248,8 @@ def _print(described: dict[str, object], path: Path) -> None:
         table.add_column(column)
     for operator in described["operators"]:  # type: ignore[attr-defined]
         table.add_row(operator["id"], operator["issuer"], operator["developerPortal"],
-                      operator["testNumbers"]["approves"])
+                      f'{operator["testNumbers"]["approves"]}\nits phone: '
+                      f'{operator["handsets"]["approves"]}')
     for aggregator in described["aggregators"]:  # type: ignore[attr-defined]
         table.add_row(aggregator["id"], aggregator["issuer"], aggregator["developerPortal"], "-")
     console.print(table)

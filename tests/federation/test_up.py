@@ -88,6 +88,9 @@ async def test_up_starts_calls_and_stops_the_processes(tmp_path: Path) -> None:
                 response = await http.post(url, json={"phoneNumber": number}, headers=headers)
                 assert response.status_code == 200, (operator["id"], response.text)
                 assert response.json() == {"swapped": True}
+            phone = described["operators"][0]["handsets"]["approves"]
+            assert (await http.get(phone.partition("?")[0])).status_code == 403
+            assert (await http.get(phone)).status_code == 200, "the descriptor's link opens it"
             ported = await http.post(url, json={"phoneNumber": PORTED_NUMBER}, headers=headers)
             assert ported.status_code == 200, ported.text
             settlement = await http.get(
