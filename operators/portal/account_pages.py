@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.background import BackgroundTask
 
 from ..web.pages import SECURITY_HEADERS
-from .accounts import AccountError
+from .accounts import AccountError, CorporateSignInOnlyError
 from .developer_portal import DeveloperPortal
 from .email_confirmation import PATH as CONFIRM_PATH
 from .login_throttle import Attempt, LoginThrottle
@@ -125,14 +125,11 @@ def build_account_router(portal: DeveloperPortal) -> APIRouter:
             return throttled
         try:
             developer = await off_loop(accounts.authenticate, email, form.get("password", ""))
-        except AccountError as refused:
-            if isinstance(refused, PasswordsBusyError):
-                guard.throttle.unheard(attempt)  # filled up since check_room: not a guess
-            else:  # the right password, for an organisation on its identity provider
-                guard.throttle.succeeded(email, attempt)
-            return with_retry_after(guard.page(request, "portal_sign_in.html", {
+        except CorporateSignInOnlyError as refused:  # the right password: no guess to count
+            guard.throttle.succeeded(email, attempt)
+            return guard.page(request, "portal_sign_in.html", {
                 "heading": "Sign in", "email": email, "error": refused.message,
-            }, status_code=refused.status), refused)
+            }, status_code=refused.status)
         if developer is None:
             return guard.page(request, "portal_sign_in.html", {
                 "heading": "Sign in", "email": email,

@@ -116,6 +116,15 @@ class AccountError(Exception):
         self.message = message
 
 
+class CorporateSignInOnlyError(AccountError):
+    """The right password of a member whose organisation signs in through its identity
+    provider: refused (403), though it is no guess for the sign-in throttle to count."""
+
+    def __init__(self, organisation: str) -> None:
+        super().__init__(403, "email", f"{organisation} signs in through its identity provider:"
+                         " use its corporate sign-in.")
+
+
 def scopes_for(apis: Iterable[str]) -> list[str]:
     """Every scope the operation table accepts for operations of ``apis``."""
     wanted = set(apis)
@@ -427,8 +436,7 @@ class DeveloperAccounts:
         organisation = self.organisation(developer.org_id)
         if organisation is not None and organisation.idp_issuer is not None:
             # its provider's SCIM could never deprovision a password sign-in
-            raise AccountError(403, "email", f"{organisation.name} signs in through its "
-                               "identity provider: use its corporate sign-in.")
+            raise CorporateSignInOnlyError(organisation.name)
         return developer
 
     def developer(self, developer_id: str) -> Developer | None:

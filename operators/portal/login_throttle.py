@@ -43,8 +43,8 @@ WINDOW = 15 * 60.0
 (past it, no rule reads the row again)."""
 
 MAX_ROWS = 200_000
-"""Failure rows kept at most (two per failure with an address): bounds the table an attacker
-with many emails and addresses can make, at a few megabytes."""
+"""Failure rows kept at most (two per failure with an address), every scope's together: bounds
+the table an attacker with many emails and addresses can make, at a few megabytes."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,9 @@ class LoginThrottle:
 
     def __init__(self, db: Database, *, clock: Clock, limit: int = 5,
                  window: float = WINDOW, scope: str = "") -> None:
+        if not 0 < window <= WINDOW:
+            # the table keeps a row for WINDOW, whoever wrote it (housekeeping as well)
+            raise ValueError(f"window: between 0 and {WINDOW:g} seconds, not {window!r}")
         self.db = db
         self.clock = clock
         self.limit = limit
@@ -115,18 +118,9 @@ class LoginThrottle:
         with self.db.transaction():
             self.db.execute("DELETE FROM portal_login_failures WHERE key = ?",
                             (self._key("email", email.strip().lower()),))
-            self._take_back(attempt)
-
-    def unheard(self, attempt: Attempt) -> None:
-        """Take back an attempt that was never judged (the password threads were busy): it
-        was no guess, and the earlier failures stay counted."""
-        with self.db.transaction():
-            self._take_back(attempt)
-
-    def _take_back(self, attempt: Attempt | None) -> None:
-        for row in attempt.rows if attempt is not None else ():
-            self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ? AND key = ?"
-                            " AND at = ?", row)
+            for row in attempt.rows if attempt is not None else ():
+                self.db.execute("DELETE FROM portal_login_failures WHERE rowid = ? AND key = ?"
+                                " AND at = ?", row)
 
     def _wait(self, key: str, now: float) -> float | None:
         """Until the ``limit``-th newest failure of ``key`` in the window leaves it, or None
@@ -141,8 +135,9 @@ class LoginThrottle:
         return max(1.0, float(row["at"]) + self.window - now)
 
     def _forget_old(self, now: float) -> None:
-        """Rows past the window count for nobody any more."""
-        self.db.execute("DELETE FROM portal_login_failures WHERE at <= ?", (now - self.window,))
+        """Rows past :data:`WINDOW` count for nobody any more (not past this throttle's own
+        window: the rows of every scope are in the table, and another may read further back)."""
+        self.db.execute("DELETE FROM portal_login_failures WHERE at <= ?", (now - WINDOW,))
 
     def _keep_bounded(self) -> None:
         """Keep the newest :data:`MAX_ROWS` rows. Each row's rowid is above every older one's
@@ -153,7 +148,6 @@ class LoginThrottle:
             " (SELECT MAX(rowid) FROM portal_login_failures) - ?",
             (MAX_ROWS,),
         )
-
 
     def _keys(self, email: str | None, address: str | None) -> list[str]:
         keys = [] if email is None else [self._key("email", email.strip().lower())]

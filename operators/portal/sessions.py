@@ -119,7 +119,7 @@ class DeveloperSessions:
             return session
         active = self.db.one("SELECT 1 FROM portal_developers WHERE developer_id = ?"
                              " AND active = 1", (developer_id,))
-        if active is None:
+        if active is None or issuer is None:
             raise MemberNotActiveError(developer_id)
         raise IssuerNotTrustedError(issuer)
 

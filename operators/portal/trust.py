@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ..outbound_hosts import host_problem, scheme_problem
 from ..web.pages import SECURITY_HEADERS
-from .accounts import DeveloperAccounts, Orphan
+from .accounts import AccountError, DeveloperAccounts, Orphan
 from .corporate_sign_in import (
     CALLBACK_PATH,
     STATE_COOKIE,
@@ -189,6 +189,8 @@ def build_trust_pages(host: PortalHost, accounts: DeveloperAccounts, guard: Port
             except IssuerNotTrustedError:
                 response = _refused(request, guard, SignInRefusedError(
                     403, "Your organisation stopped signing in with this identity provider."))
+            except AccountError as gone:  # deactivated while the provider was answering
+                response = _refused(request, guard, SignInRefusedError(gone.status, gone.message))
         response.delete_cookie(STATE_COOKIE, path=CALLBACK_PATH, httponly=True,
                                samesite="lax", secure=guard.secure)
         return response

@@ -28,7 +28,12 @@ from operators.identity import JwksError
 from operators.outbound_hosts import host_problem
 from operators.portal import AccountError, Developer, PortalHost
 from operators.portal.accounts import DeveloperAccounts
-from operators.portal.corporate_sign_in import CALLBACK_PATH, IdpDirectory, OrganisationIdps
+from operators.portal.corporate_sign_in import (
+    CALLBACK_PATH,
+    CorporateSignIn,
+    IdpDirectory,
+    OrganisationIdps,
+)
 from operators.portal.guard import PortalGuard
 from operators.portal.password_links import LINK_LIFETIME, PasswordLinks
 from operators.portal.router import install_developer_portal
@@ -236,6 +241,32 @@ async def test_a_deactivated_developer_cannot_sign_in_again(world: TrustWorld) -
     async with world.browser() as browser:
         answer = await world.corporate_sign_in(browser, "u-bob", "bob-pw")
         assert answer.status_code == 403 and "deactivated" in answer.text
+        assert world.session_developer(browser) is None
+
+
+async def test_a_member_deactivated_while_the_provider_answers_gets_the_refusal_page(
+    world: TrustWorld, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SCIM deactivates Bob while his callback is being checked: the callback's own refusal
+    page (403, the state cookie dropped), and no session."""
+    world.federate()
+    async with world.browser() as browser:
+        await world.corporate_sign_in(browser, "u-bob", "bob-pw")
+    bob = world.accounts.by_external_subject(world.org_id, "u-bob")
+    assert bob is not None
+    finish = CorporateSignIn.finish
+
+    async def deprovisioned_meanwhile(self: CorporateSignIn, params: dict[str, str],
+                                      cookie_state: str | None) -> Developer:
+        found = await finish(self, params, cookie_state)
+        world.accounts.deactivate(bob.developer_id)
+        return found
+
+    monkeypatch.setattr(CorporateSignIn, "finish", deprovisioned_meanwhile)
+    async with world.browser() as browser:
+        answer = await world.corporate_sign_in(browser, "u-bob", "bob-pw")
+        assert answer.status_code == 403 and "Corporate sign-in did not work" in answer.text
+        assert "no longer active" in answer.text
         assert world.session_developer(browser) is None
 
 

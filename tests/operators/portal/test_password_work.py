@@ -5,7 +5,6 @@ app's shutdown."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -121,43 +120,6 @@ async def test_sign_in_past_the_queue_is_503_and_spends_no_throttle_attempt(
         release.set()
     assert [(await sign_in).status_code for sign_in in under_way] == [401, 401]
     assert len(checking) == 2, "the refused sign-ins checked no password"
-    signed_in = await portal.browser("198.51.100.99").sign_in(EMAIL, PASSWORD)
-    assert signed_in.status_code == 303, "two failures counted, not seven"
-
-
-async def test_a_sign_in_whose_queue_fills_after_its_check_spends_no_attempt_either(
-        portal: Portal, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The queue had room when the sign-in looked (``check_room``) and none when it asked:
-    the 503 takes back the attempt the throttle had counted."""
-    assert (await portal.browser().sign_up(EMAIL)).status_code == 303
-    passwords = portal.parts.passwords
-    passwords.waiting = 0
-    release, checking = threading.Event(), []
-    authenticate = DeveloperAccounts.authenticate
-
-    def held(self: DeveloperAccounts, email: str, password: str) -> Developer | None:
-        checking.append(email)
-        release.wait(BOUND)
-        return authenticate(self, email, password)
-
-    monkeypatch.setattr(DeveloperAccounts, "authenticate", held)
-    under_way = [asyncio.create_task(portal.browser(f"198.51.100.{n}").sign_in(
-                     EMAIL, "not the password")) for n in (1, 2)]
-    try:
-        await _until(lambda: len(checking) == 2)
-        real, looks = passwords.check_room, itertools.count()
-        # the handler's look (first of each pair) finds room; the queue's own, in run, none
-        monkeypatch.setattr(passwords, "check_room",
-                            lambda: None if next(looks) % 2 == 0 else real())
-        for n in range(5):
-            busy = await portal.browser(f"198.51.100.{10 + n}").sign_in(EMAIL)
-            assert busy.status_code == 503
-            assert int(busy.headers["Retry-After"]) >= 1
-            assert f'value="{EMAIL}"' in busy.text
-        assert next(looks) == 10, "each sign-in looked twice"
-    finally:
-        release.set()
-    assert [(await sign_in).status_code for sign_in in under_way] == [401, 401]
     signed_in = await portal.browser("198.51.100.99").sign_in(EMAIL, PASSWORD)
     assert signed_in.status_code == 303, "two failures counted, not seven"
 
