@@ -11,17 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 from joserfc.jwk import ECKey
 
-from federation.config import FederationConfig
+from federation.config import BRAND_NUMBER, FederationConfig
 from federation.member import MemberOperator
-from federation.protection import TELCO_ROUTING_SCOPE
+from federation.protection import TELCO_FINDER_SCOPE, TELCO_ROUTING_SCOPE
 from federation.trusted_issuers import party_registration
 from operators.identity import GrantType
 from operators.identity.purposes import ScopeRequest
 from tests.operators.identity.conftest import FakeClock
 
 ROUTING = "/telco-routing/v1/routing"
+FINDER = "/telco-finder/v1/search"
 
 
 def _member(federation: FederationConfig, path: Path, clock: FakeClock,
@@ -57,33 +59,45 @@ async def test_a_revocation_at_one_process_holds_at_every_other_and_after_a_rest
             member.close()
 
 
+@pytest.mark.parametrize("endpoint", ["telco-routing", "telco-finder"])
 async def test_a_revoked_partys_earlier_token_opens_no_federation_endpoint(
-    federation: FederationConfig, tmp_path: Path
+    federation: FederationConfig, tmp_path: Path, endpoint: str
 ) -> None:
-    """Telco Routing is guarded by a bearer token too: a token the hub obtained before the
-    revocation is refused there (403 PERMISSION_DENIED, as at the gateway) until it is
-    reinstated. Before, only the gateway asked the trust gate."""
+    """Telco Routing and Telco Finder (telco-gb's, for its brand) are guarded by a bearer
+    token too: a token the hub obtained before the revocation is refused there (403
+    PERMISSION_DENIED, as at the gateway) until it is reinstated. Before, only the gateway
+    asked the trust gate."""
+    party, scope = (("telco-es", TELCO_ROUTING_SCOPE) if endpoint == "telco-routing"
+                    else ("telco-gb", TELCO_FINDER_SCOPE))
     clock = FakeClock()
     async with httpx.AsyncClient() as unused:
-        member = _member(federation, tmp_path / "telco-es.sqlite3", clock, unused)
+        member = MemberOperator.build(federation, party, unused,
+                                      storage=str(tmp_path / f"{party}.sqlite3"),
+                                      clock=clock, monotonic=clock)
         identity = next(iter(member.replicas.values())).identity
         if identity.clients.get("hub") is None:
             key = ECKey.generate_key("P-256", private=True, auto_kid=True)
             identity.register_client(party_registration(
-                "hub", {"keys": [key.as_dict(private=False)]}, scope=TELCO_ROUTING_SCOPE,
-                purposes=[]))
-        token = identity.tokens.issue("hub", ScopeRequest(None, (TELCO_ROUTING_SCOPE,), False),
+                "hub", {"keys": [key.as_dict(private=False)]}, scope=scope, purposes=[]))
+        token = identity.tokens.issue("hub", ScopeRequest(None, (scope,), False),
                                       grant=GrantType.CLIENT_CREDENTIALS).access_token
         bearer = {"Authorization": f"Bearer {token}"}
         admin = {"Authorization": f"Bearer {member.config.admin_secret}"}
         site = next(iter(member.front.sites.values()))
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=site),
-                                     base_url="http://telco-es") as http:
-            assert (await http.get(ROUTING, headers=bearer)).status_code == 200
+                                     base_url=f"http://{party}") as http:
+
+            async def call() -> httpx.Response:
+                if endpoint == "telco-routing":
+                    return await http.get(ROUTING, headers=bearer)
+                return await http.post(FINDER, headers=bearer,
+                                       json={"target": {"phoneNumber": BRAND_NUMBER}})
+
+            assert (await call()).status_code == 200
             await http.post("/admin/trust/revoke", json={"issuer": "hub"}, headers=admin)
-            refused = await http.get(ROUTING, headers=bearer)
+            refused = await call()
             assert refused.status_code == 403
             assert refused.json()["code"] == "PERMISSION_DENIED"
             member.reinstate("hub")
-            assert (await http.get(ROUTING, headers=bearer)).status_code == 200
+            assert (await call()).status_code == 200
         member.close()
