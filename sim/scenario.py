@@ -382,25 +382,31 @@ class TopologySpec(_Model):
 # -- traffic -------------------------------------------------------------------------------
 
 
+MAX_RATE = 1_000_000.0
+"""Calls per second one application may offer (before spikes): far above what any modelled
+backend serves, and low enough that a typo (1e12) is refused instead of filling the memory
+with a run that cannot end."""
+
+
 class PoissonArrivals(_Model):
     """Exponential gaps at ``rate`` calls per second."""
 
     process: Literal["poisson"] = "poisson"
-    rate: float = Field(gt=0)
+    rate: float = Field(gt=0, le=MAX_RATE)
 
 
 class ConstantArrivals(_Model):
     """Evenly spaced calls at ``rate`` per second."""
 
     process: Literal["constant"] = "constant"
-    rate: float = Field(gt=0)
+    rate: float = Field(gt=0, le=MAX_RATE)
 
 
 class DiurnalArrivals(_Model):
     """A Poisson process whose rate follows a cosine day: ``rate * (1 + amplitude*cos(...))``."""
 
     process: Literal["diurnal"] = "diurnal"
-    rate: float = Field(gt=0, description="mean calls per second")
+    rate: float = Field(gt=0, le=MAX_RATE, description="mean calls per second")
     amplitude: float = Field(default=0.5, ge=0, le=1)
     period: float = Field(default=86400.0, gt=0)
     peak_at: float = Field(default=0.0, description="seconds of the run at which rate peaks")
@@ -417,7 +423,7 @@ class Spike(_Model):
     name: str | None = None
     at: float = Field(ge=0)
     duration: float = Field(gt=0)
-    factor: float = Field(gt=0)
+    factor: float = Field(gt=0, le=10_000)
 
 
 class RetryBudgetSpec(_Model):
@@ -728,6 +734,27 @@ class Expectation(_Model):
         return " ".join(parts)
 
 
+EARLIEST_START = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
+"""The calendar a run may start in: months, weeks and usage buckets are counted from the Unix
+epoch, and a run must end before Python's datetimes do."""
+
+
+def start_in_range(value: datetime) -> datetime:
+    """A run's ``start``, in UTC when it names no zone, or ValueError outside the range.
+
+    Checked when the file is read: before, a start in 1969 failed only once the run was over,
+    while its results were being summed by month, and the run was lost.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not EARLIEST_START <= value <= LATEST_START:
+        raise ValueError(
+            f"start must lie between {EARLIEST_START:%Y-%m-%d} and {LATEST_START:%Y-%m-%d} "
+            "(buckets, weeks and months are counted from the Unix epoch)")
+    return value
+
+
 class VariantSpec(_Model):
     """One way to run the scenario: dotted overrides of the document and its expectations."""
 
@@ -752,6 +779,8 @@ class ScenarioFile(_Model):
     expectations: tuple[Expectation, ...] = ()
     variants: dict[SafeName, VariantSpec] = Field(default_factory=dict)
 
+    _start = field_validator("start")(start_in_range)
+
 
 class Scenario(_Model):
     """One runnable variant: the file with its variant's overrides applied."""
@@ -766,6 +795,8 @@ class Scenario(_Model):
     traffic: TrafficSpec
     faults: tuple[FaultSpec, ...] = ()
     expectations: tuple[Expectation, ...] = ()
+
+    _start = field_validator("start")(start_in_range)
 
     def events(self) -> dict[str, tuple[float, float]]:
         """Named faults and spikes as ``name -> (start, end)`` (end capped at the duration)."""

@@ -66,7 +66,8 @@ class Dimension:
 
 
 def _split_top_level(text: str) -> list[str]:
-    """Split at commas outside brackets, braces and quotes (``{a: 1, b: 2},3`` is two)."""
+    """Split at commas outside brackets, braces and quotes (``{a: 1, b: 2},3`` is two);
+    empty parts are kept, for the caller to refuse."""
     parts: list[str] = []
     depth = 0
     quote: str | None = None
@@ -87,7 +88,7 @@ def _split_top_level(text: str) -> list[str]:
             continue
         current.append(char)
     parts.append("".join(current).strip())
-    return [p for p in parts if p]
+    return parts
 
 
 def _label(value: Any) -> str:
@@ -102,8 +103,10 @@ def parse_vary(text: str) -> Dimension:
     if not sep or not key.strip():
         raise ValueError(f"--vary {text!r} is not of the form key=v1,v2,...")
     items = _split_top_level(raw)
-    if not items:
+    if not any(items):
         raise ValueError(f"--vary {key.strip()}: no values")
+    if not all(items):  # "1,,2": a value was lost between the commas, not meant to be dropped
+        raise ValueError(f"--vary {key.strip()}: an empty value in {raw!r}")
     values = []
     for item in items:
         try:

@@ -122,7 +122,8 @@ class AutoscalerConfig(BaseModel):
     utilisation of 0.6, 40 calls per second).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no infinities: an infinite window or period never decides again
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     target: float = Field(gt=0)
     min_replicas: int = Field(default=1, ge=1)

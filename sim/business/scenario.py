@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from operators import ConfigFileError, Plan, default_plans, line_of, read_yaml_mapping
-from sim.scenario import field_problems, read_document
+from sim.scenario import field_problems, read_document, start_in_range
 
 if TYPE_CHECKING:
     from operators.analytics import AnalyticsSettings
@@ -133,8 +133,10 @@ class DevelopersSpec(_Model):
     from sign-up to the first token; ``never_integrate`` is the share that never gets one.
     """
 
-    total: int | None = Field(default=None, ge=1, description="expected arrivals in all")
-    rate_per_day: float | None = Field(default=None, gt=0, description="arrivals per day")
+    total: int | None = Field(default=None, ge=1, le=1_000_000,
+                              description="expected arrivals in all")
+    rate_per_day: float | None = Field(default=None, gt=0, le=10_000,
+                                       description="arrivals per day")
     arrival_days: float | None = Field(default=None, gt=0, description="default: the run")
     never_integrate: float = Field(default=0.2, ge=0, le=1)
     integration_delay: Delay = LognormalDelay()
@@ -388,10 +390,6 @@ class SweepSpec(_Model):
 
 # -- the scenario --------------------------------------------------------------------------
 
-EARLIEST_START = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
-
-
 class BusinessScenario(_Model):
     """A simulated API business over ``days`` from ``start`` (a whole UTC hour)."""
 
@@ -430,13 +428,7 @@ class BusinessScenario(_Model):
     @field_validator("start")
     @classmethod
     def _whole_hour(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        if not EARLIEST_START <= value <= LATEST_START:
-            raise ValueError(
-                f"start must lie between {EARLIEST_START:%Y-%m-%d} and {LATEST_START:%Y-%m-%d} "
-                "(buckets, weeks and months are counted from the Unix epoch)"
-            )
+        value = start_in_range(value)
         if value.timestamp() % 3600:
             raise ValueError("start must be a whole hour (buckets are hours since the epoch)")
         return value

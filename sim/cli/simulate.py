@@ -87,6 +87,8 @@ def scheduler_address(value: str | None) -> str | None:
     return value
 
 console = Console()
+MAX_REPLICATIONS = 10_000
+"""More is a typo: each replication's plan is made before the first runs."""
 
 
 def _overrides(items: list[str]) -> dict[str, object]:
@@ -95,7 +97,7 @@ def _overrides(items: list[str]) -> dict[str, object]:
         try:
             key, value = parse_override(item)
         except ValueError as error:
-            console.print(f"[red]bad --set[/red]: {error}", markup=False, highlight=False)
+            console.print(f"bad --set: {error}", style="red", markup=False, highlight=False)
             raise typer.Exit(2) from error
         except yaml.YAMLError as error:
             key, _, raw = item.partition("=")
@@ -150,7 +152,8 @@ def run(
         Path | None, typer.Option(help="report folder (default: runs/<scenario name>)")
     ] = None,
     replications: Annotated[
-        int, typer.Option(min=1, help="independent replications (seeds derived from --seed)")
+        int, typer.Option(min=1, max=MAX_REPLICATIONS,
+                          help="independent replications (seeds derived from --seed)")
     ] = 1,
     workers: Annotated[int | None, typer.Option(min=1, help=WORKERS_HELP)] = None,
     scheduler: Annotated[
@@ -303,7 +306,8 @@ def sweep(
         ),
     ] = None,
     replications: Annotated[
-        int | None, typer.Option(min=1, help="replications per grid point (default 1)")
+        int | None,
+        typer.Option(min=1, max=MAX_REPLICATIONS, help="replications per grid point (default 1)"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="output folder (default: runs/<scenario name>-sweep)")
@@ -344,14 +348,18 @@ def sweep(
             metric, metric_flag = spec.metric, f"metric (of {scenario})"
         duration = duration if duration is not None else spec.duration
     fixed.update(_overrides(set or []))
+    varied: list[str] = []
     for item in vary or []:
         try:
             d = parse_vary(item)
+            if d.key in varied:  # the later one silently replaced the earlier
+                raise ValueError(f"--vary {d.key} is given twice: put its values in one flag")
         except ValueError as error:
             console.print(
                 f"bad {error}", style="red", markup=False, highlight=False, soft_wrap=True
             )
             raise typer.Exit(2) from error
+        varied.append(d.key)
         dimensions[d.key] = d
     if not dimensions:
         console.print("[red]nothing to sweep[/red]: give --vary key=v1,v2,... or a sweep file")
@@ -479,7 +487,9 @@ def compare(
 def validate(
     quick: Annotated[bool, typer.Option(help="a short run for tests (seconds)")] = False,
     seed: Annotated[int, typer.Option(help="seed of every replication")] = 1,
-    replications: Annotated[int, typer.Option(min=2, help="SimPy replications per model")] = 10,
+    replications: Annotated[
+        int, typer.Option(min=2, max=MAX_REPLICATIONS, help="SimPy replications per model")
+    ] = 10,
     live: Annotated[
         bool, typer.Option(help="also time the live asyncio function (on wall time, machine-bound)")
     ] = True,

@@ -72,6 +72,14 @@ def test_a_bad_field_is_named_with_its_line(tmp_path: Path) -> None:
     )
 
 
+def test_a_developer_count_no_run_could_hold_is_refused(tmp_path: Path) -> None:
+    """A billion developers ran out the memory (or the patience) with no error."""
+    bad = SMALL.replace("  total: 150", "  total: 1000000000")
+    with pytest.raises(ConfigFileError) as caught:
+        load_business_scenario(_write(tmp_path, bad))
+    assert "developers.total: Input should be less than or equal to 1000000" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

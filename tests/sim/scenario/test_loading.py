@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from operators.config_file import ConfigFileError
-from sim.cli.simulate import run, schema
+from sim.cli.simulate import run, schema, sweep
 from sim.scenario import Expectation, load_scenario
 
 from .conftest import SMALL
@@ -312,3 +312,45 @@ def test_tiers_too_large_to_build_are_refused(tmp_path: Path, key: str) -> None:
 def test_names_that_cannot_name_a_file_are_refused(tmp_path: Path, name: str) -> None:
     assert "variants." in _problems(tmp_path, SMALL + f"variants:\n  {json.dumps(name)}: {{}}\n")
     assert "name: Value error" in _problems(tmp_path, SMALL, name=name)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        # 1969 failed only after the run, while its results were summed by month: run lost
+        ("start", "1969-12-31T00:00:00Z", "start: Value error, start must lie between 1970"),
+        ("start", "9999-12-31T00:00:00Z", "start: Value error, start must lie between 1970"),
+        # a typo in the exponent: memory filled before the run could begin
+        ("traffic.applications.bank.arrival.rate", 1e12,
+         "traffic.applications.bank.arrival.poisson.rate: Input should be less than or equal"),
+        ("topology.operators.telco-es.policies.circuit_breaker.sliding_window_size",
+         10_000_000_000, "sliding_window_size: Input should be less than or equal to 100000"),
+        ("topology.operators.telco-es.policies.circuit_breaker.wait_duration_in_open_state",
+         float("inf"), "wait_duration_in_open_state: Input should be a finite number"),
+    ],
+)
+def test_starts_and_sizes_a_run_cannot_survive_are_refused_before_it_starts(
+    small: Path, key: str, value: object, named: str
+) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(small, overrides={key: value})
+    assert named in str(caught.value)
+
+
+def test_vary_values_lost_or_given_twice_are_refused(small: Path, tmp_path: Path) -> None:
+    app = typer.Typer()
+    app.command("sweep")(sweep)
+    app.command("run")(run)
+    out = str(tmp_path / "sweep")
+    for flags, said in (
+        (["--vary", "seed=1,,2"], "--vary seed: an empty value in '1,,2'"),
+        (["--vary", "seed=1,2", "--vary", "seed=3,4"], "--vary seed is given twice"),
+    ):
+        result = CliRunner().invoke(app, ["sweep", str(small), "--out", out, "--metric",
+                                          "completed", *flags])
+        assert result.exit_code == 2 and said in result.output, result.output
+    bad_set = CliRunner().invoke(app, ["run", str(small), "--out", out, "--set", "novalue"])
+    assert bad_set.exit_code == 2 and "[red]" not in bad_set.output, bad_set.output
+    many = CliRunner().invoke(app, ["run", str(small), "--out", out,
+                                    "--replications", "100000000"])
+    assert many.exit_code == 2 and "--replications" in many.output
