@@ -59,6 +59,7 @@ from .config import FederationConfig, load_federation
 from .federation import network_id_apps
 from .global_load_balancer import HealthPolicy
 from .member import MemberOperator
+from .pool_peer import PoolPeer
 from .portability import PortabilityDatabase
 from .ports import listening_socket
 from .replica_pool import ReplicaPool
@@ -194,7 +195,9 @@ def build_party(
             await http.aclose()
             member.close()
 
-        return PartyApp(member.front, member.start, stop_member, lambda: member.ready)
+        # behind ``--autoscale``'s pool, the client's address comes vouched for by the pool
+        front = PoolPeer(member.front, config.operator(party).admin_secret)
+        return PartyApp(front, member.start, stop_member, lambda: member.ready)
     aggregator = Aggregator(
         config.aggregator(party), config, http, storage=str(run_dir / f"{party}.sqlite3")
     )

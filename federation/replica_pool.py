@@ -59,6 +59,7 @@ from operators.policies import Autoscaler, AutoscalerConfig, ReplicaSample, Scal
 
 from .pool_data_centres import SiteSwitches, switch_of
 from .pool_metrics import POOL_METRICS_PATH, PoolTally, exposition
+from .pool_peer import vouched_headers
 from .ports import free_port
 from .transport import StatelessClient
 from .types import Clock
@@ -563,7 +564,9 @@ class ReplicaPool:
         body = await self._body(scope, receive, send)
         if body is None:
             return
-        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP]
+        headers = vouched_headers(  # the replica sees the client's address, not the pool's
+            [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP],
+            self.admin_secret, scope.get("client"))
         retry_safe = scope["method"] in ("GET", "HEAD") or any(
             k.lower() == b"x-correlator" for k, _ in headers
         )

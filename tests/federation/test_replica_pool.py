@@ -32,6 +32,7 @@ from federation.client import ApplicationClient, new_client_key
 from federation.config import FederationConfig, default_federation
 from federation.launcher import FederationProcesses
 from federation.pool_metrics import POOL_METRICS_PATH
+from federation.pool_peer import vouched_headers
 from federation.ports import free_port_block
 from federation.replica_pool import PoolPolicy, Replica, ReplicaPool
 from operators import TEST_NUMBERS, NumberPlan
@@ -541,6 +542,42 @@ async def test_one_visitors_session_cookie_never_rides_on_the_next_visitors_requ
             assert (await alice.get("/my/")).text == "ogsim_my=alice-session"
         async with httpx.AsyncClient(transport=transport, base_url="http://front") as bob:
             assert (await bob.get("/my/")).text == "<none>"
+    finally:
+        server.shutdown()
+        server.server_close()
+        await pool.stop()
+
+
+class _PeerEchoReplica(BaseHTTPRequestHandler):
+    """A replica that answers with the peer header the pool sent it."""
+
+    def do_GET(self) -> None:
+        body = (self.headers.get("x-ogsim-peer") or "<none>").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+async def test_the_pool_vouches_for_each_clients_address(clock: Any) -> None:
+    """Each client's own address reaches the replica with the pool's HMAC, and a header the
+    client made up does not (the replica's PoolPeer believes only the pool's)."""
+    pool = scripted(clock, replicas=1)
+    await pool.start()
+    (replica,) = pool.members
+    replica.in_rotation = True
+    server = ThreadingHTTPServer(("127.0.0.1", replica.port), _PeerEchoReplica)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for address in ("198.51.100.8", "203.0.113.9"):
+            transport = httpx.ASGITransport(app=pool, client=(address, 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://front") as http:
+                seen = (await http.get("/", headers={"x-ogsim-peer": "10.8.0.2 forged"})).text
+            ((_, vouched),) = vouched_headers([], pool.admin_secret, (address, 1234))
+            assert seen == vouched.decode()
     finally:
         server.shutdown()
         server.server_close()
