@@ -46,7 +46,8 @@ def build_handset_router(operator: Operator) -> APIRouter:
 
     def problem(request: Request, status: int, message: str) -> Response:
         return page(request, "handset_error.html",
-                    {"operator_name": operator.config.display_name, "message": message},
+                    {"operator_name": operator.config.display_name, "message": message,
+                     "retry": message != CLOSED},  # a closed phone: going back opens nothing
                     status_code=status)
 
     secret = operator.config.admin_secret
