@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         seconds,
         thresholds,
     )
-    from loadtests.reconciliation import Reconciliation, reconcile, render
+    from loadtests.reconciliation import Reconciliation, RunFileError, reconcile, render
 
 __all__ = [
     "CAMARA_DIR_VARIABLE",
@@ -43,6 +43,7 @@ __all__ = [
     "DescriptorError",
     "LocustRun",
     "Reconciliation",
+    "RunFileError",
     "camara_dir",
     "federation_for_run",
     "in_process_target",
@@ -72,6 +73,7 @@ _HOMES = {
     "seconds": "loadtests.locust_run",
     "thresholds": "loadtests.locust_run",
     "Reconciliation": "loadtests.reconciliation",
+    "RunFileError": "loadtests.reconciliation",
     "reconcile": "loadtests.reconciliation",
     "render": "loadtests.reconciliation",
 }

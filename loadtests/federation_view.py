@@ -92,8 +92,16 @@ def load_descriptor(path: str | Path) -> Descriptor:
             f"no federation descriptor at {path}: start one with "
             f"`ogsim up --descriptor {path}` or set OGSIM_DESCRIPTOR"
         )
+    if not path.is_file():
+        raise DescriptorError(f"{path} is not a file: give the descriptor `ogsim up` wrote")
     try:
-        return _parse(json.loads(path.read_text(encoding="utf-8")), path)
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:  # unreadable: permissions, a device, gone meanwhile
+        raise DescriptorError(
+            f"cannot read the federation descriptor {path}: {error.strerror or error}"
+        ) from error
+    try:
+        return _parse(json.loads(text), path)
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise DescriptorError(
             f"{path} is not a federation descriptor written by `ogsim up` "

@@ -10,6 +10,7 @@ here prints or parses command-line options; callers decide what to show.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -40,8 +41,10 @@ from .reconciliation import Reconciliation, reconcile
 __all__ = [
     "LOCUSTFILE",
     "RECONCILIATION",
+    "RESULT_FILES",
     "SUMMARY",
     "LocustRun",
+    "clear_results",
     "federation_for_run",
     "read_summary",
     "reconcile_run",
@@ -54,6 +57,18 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 """The installed package's locustfile, wherever the command is started from."""
 SUMMARY = "summary.json"
 RECONCILIATION = "reconciliation.json"
+RESULT_FILES = (
+    SUMMARY,
+    RECONCILIATION,
+    "run.json",
+    "report.html",
+    "locust.log",
+    "locust_*.csv",
+    "locust-worker-*.log",
+    "calls-*.json",
+)
+"""What a run writes in its results folder (names and patterns): all removed before the next
+run there starts, so that a run that fails early cannot be read as the earlier one."""
 
 
 def seconds(text: str) -> float:
@@ -176,9 +191,9 @@ def run_locust(
     what it needed can end the run early (SIGTERM: Locust quits as at its run time's end),
     then each worker process as it starts (whose CPU is where the users' work is done).
     """
-    results.mkdir(parents=True, exist_ok=True)
-    for stale in [*results.glob("calls-*.json"), results / "run.json"]:
-        stale.unlink(missing_ok=True)
+    if not 0 <= stop_timeout < math.inf:  # NaN fails both comparisons
+        raise ValueError(f"stop_timeout must be a number of seconds >= 0, not {stop_timeout}")
+    clear_results(results)
     run_id = run_id or secrets.token_hex(4)
     env = _locust_env(descriptor, results, run_id, seed, shape, fail_data_centre, shape_env or {})
     env.update(extra_env or {})
@@ -257,13 +272,27 @@ def run_locust(
     return LocustRun(command, code, [c.returncode for c in children])
 
 
+def clear_results(results: Path) -> None:
+    """Remove an earlier run's :data:`RESULT_FILES` from ``results`` (made if missing); other
+    files there are left alone."""
+    results.mkdir(parents=True, exist_ok=True)
+    for pattern in RESULT_FILES:
+        for stale in results.glob(pattern):
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
+
+
 def read_summary(results: Path) -> dict[str, Any]:
-    """What the locustfile's master (or local runner) wrote at quitting."""
+    """What the locustfile's master (or local runner) wrote at quitting; FileNotFoundError
+    when it wrote none, ValueError when it is not the summary's JSON object."""
     path = results / SUMMARY
     if not path.exists():
         raise FileNotFoundError(f"{path} missing: Locust did not finish (see locust.log)")
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("served"), dict):
+        raise ValueError(f"{path} is not the summary the locustfile writes")
+    checked: dict[str, Any] = data
+    return checked
 
 
 def thresholds(
@@ -283,7 +312,9 @@ def reconcile_run(described: Path, results: Path, admin_secret: str) -> Reconcil
     """Reconcile a run's counts with the federation's, and keep the report beside the run.
 
     Raises :class:`~loadtests.federation_view.DescriptorError` or FileNotFoundError for a
-    bad descriptor or run folder, :class:`httpx.TransportError` when the federation is down.
+    bad descriptor or run folder, :class:`~loadtests.reconciliation.RunFileError` (a
+    ValueError) for a damaged run file, :class:`httpx.TransportError` when the federation is
+    down.
     """
     view = load_descriptor(described)
     with httpx.Client(timeout=15.0) as http:

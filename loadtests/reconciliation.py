@@ -123,14 +123,71 @@ class Reconciliation:
         }
 
 
+class RunFileError(ValueError):
+    """A run's ``run.json`` or ``calls-*.json`` that is not what the locustfile writes; names
+    the file, so a damaged run folder is reported rather than a traceback from deep inside."""
+
+
 def read_run(results: Path) -> dict[str, Any]:
+    """The run file the master (or local runner) wrote at the start, checked before use."""
     path = results / RUN_FILE
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: the run's master (or local runner) writes it when the test starts"
         )
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # a folder, unreadable, not UTF-8, not JSON
+        raise RunFileError(f"{path} cannot be read as a run file: {error}") from error
+    problem = _run_problem(data)
+    if problem is not None:
+        raise RunFileError(f"{path} is not a run file `ogsim loadtest` writes: {problem}")
+    checked: dict[str, Any] = data
+    return checked
+
+
+def _run_problem(data: Any) -> str | None:
+    """What is wrong with a parsed run file (the fields :func:`reconcile` reads), or None."""
+    if not isinstance(data, dict):
+        return f"a JSON object is expected, not {type(data).__name__}"
+    if not isinstance(data.get("runId"), str) or not data["runId"]:
+        return "runId is missing or not a string"
+    started = data.get("startedAt")
+    if started is not None and (isinstance(started, bool) or not isinstance(started, int | float)):
+        return "startedAt is not a number"
+    if not isinstance(data.get("aggregatorApplication"), str | None):
+        return "aggregatorApplication is not a string"
+    baseline = data.get("baseline", {})
+    if not isinstance(baseline, dict):
+        return "baseline is not an object of operator -> usage rows"
+    for operator, rows in baseline.items():
+        if not isinstance(rows, list) or not all(_usage_row(row) for row in rows):
+            return f"baseline of {operator} is not a list of usage rows (clientId, api, calls)"
+    return None
+
+
+def _usage_row(row: Any) -> bool:
+    """Whether ``row`` is one of ``GET /admin/usage``'s rows."""
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("clientId"), str)
+        and isinstance(row.get("api"), str)
+        and isinstance(row.get("calls"), int)
+        and not isinstance(row.get("calls"), bool)
+    )
+
+
+def _merged(results: Path, run_id: str) -> MergedTally:
+    """Every process's counters of the run; a damaged counter file is a RunFileError."""
+    try:
+        return merge(results, run_id=run_id)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise RunFileError(
+            f"the call counters {results / 'calls-*.json'} cannot be added up "
+            f"({type(error).__name__}: {error})"
+        ) from error
 
 
 def _usage(rows: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
@@ -147,7 +204,7 @@ def reconcile(
     """Compare the counters in ``results`` with what the federation recorded."""
     run = read_run(results)
     run_id = run["runId"]
-    tally: MergedTally = merge(results, run_id=run_id)
+    tally = _merged(results, run_id)
     headers = {"Authorization": f"Bearer {admin_secret}"}
     ours = f"lt-{run_id}-"
     hub = descriptor.aggregator.id if descriptor.aggregator else None

@@ -13,7 +13,14 @@ implementation. ogsim's own operator as an in-process target is
 """
 
 from .openapi import ApiSpec, Operation, load_spec
-from .runner import ConformanceReport, Scenario, ScenarioResult, load_scenarios, run_conformance
+from .runner import (
+    ConformanceReport,
+    Scenario,
+    ScenarioResult,
+    available_apis,
+    load_scenarios,
+    run_conformance,
+)
 from .steps import StepLibrary, default_library
 from .target import (
     AdminEnvironment,
@@ -42,6 +49,7 @@ __all__ = [
     "TokenSource",
     "Unsupported",
     "World",
+    "available_apis",
     "default_library",
     "load_scenarios",
     "load_spec",

@@ -31,7 +31,14 @@ from .steps import StepLibrary, default_library
 from .target import Target, Unsupported
 from .world import ApiUnderTest, StepFailed, World
 
-__all__ = ["ConformanceReport", "Scenario", "ScenarioResult", "load_scenarios", "run_conformance"]
+__all__ = [
+    "ConformanceReport",
+    "Scenario",
+    "ScenarioResult",
+    "available_apis",
+    "load_scenarios",
+    "run_conformance",
+]
 
 OUTCOMES = ("passed", "failed", "skipped", "deviates", "error")
 _ASSERTION = re.compile(
@@ -140,6 +147,12 @@ def _feature_specs(camara_dir: Path) -> Iterable[tuple[Path, Path]]:
             if feature.stem.startswith(candidate.stem):
                 yield feature, candidate
                 break
+
+
+def available_apis(camara_dir: Path) -> list[str]:
+    """The APIs (YAML names) with scenarios in ``camara_dir``, sorted: what ``apis`` may name
+    (a name outside them selects nothing, so callers check it first)."""
+    return sorted({yaml_path.stem for _, yaml_path in _feature_specs(camara_dir)})
 
 
 def load_scenarios(

@@ -100,13 +100,22 @@ class CommandTokens:
     ``OGSIM_CLIENT`` (``primary`` / ``secondary``), ``OGSIM_EXPIRED`` (``1`` for an expired
     token) and ``OGSIM_NETWORK`` (``1``: the network must have authenticated the subscriber).
     The command prints the access token on stdout; a non-zero exit means "cannot"
-    and skips the scenario with the command's stderr as the reason.
+    and skips the scenario with the command's stderr as the reason. Each refusal is kept in
+    :attr:`refusals`, so that a command that never gives a token (a typo, a wrong key) is told
+    apart from one that cannot give some kinds.
     """
 
     def __init__(self, command: str, timeout: float = 60.0) -> None:
         self.command = command
         self.timeout = timeout
         self._cache: dict[TokenNeed, str] = {}
+        self.refusals: list[str] = []
+        """Why the command gave no token, once per time it was run and refused."""
+
+    @property
+    def given(self) -> int:
+        """How many distinct tokens the command has printed."""
+        return len(self._cache)
 
     async def token(self, need: TokenNeed) -> str:
         if need in self._cache:
@@ -130,6 +139,7 @@ class CommandTokens:
         token = out.decode().strip()
         if process.returncode != 0 or not token:
             why = err.decode().strip()[:200] or f"exit {process.returncode}"
+            self.refusals.append(why)
             raise Unsupported(f"token command cannot provide {need.scope!r}: {why}")
         self._cache[need] = token
         return token
