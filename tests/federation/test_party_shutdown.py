@@ -12,11 +12,15 @@ import pytest
 
 from federation.config import default_federation
 from federation.launcher import build_party, localize
+from federation.pool_peer import PoolPeer
 from operators.portal import DeveloperPortal
 
 
 def _portals(app: Any) -> list[DeveloperPortal]:
-    """The portal of a party's app: the aggregator's, or each data centre's of an operator."""
+    """The portal of a party's app: the aggregator's, or each data centre's of an operator
+    (behind the PoolPeer that takes a vouched client address)."""
+    if isinstance(app, PoolPeer):
+        app = app.app
     apps = [site.app for site in app.sites.values()] if hasattr(app, "sites") else [app]
     return [each.state.developer_portal for each in apps]
 
