@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -29,6 +30,17 @@ CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 MAX_REDIRECTS = 5
 """Redirects a device follows before it reaches the client's redirect URI."""
+
+
+class ClientKeyError(ValueError):
+    """A JWK file that cannot sign a client assertion here (not a P-256 private EC key).
+
+    A ValueError, so a caller that catches a file's bad contents catches this too."""
+
+
+class DiscoveryError(ValueError):
+    """An issuer whose discovery document is not OpenID provider metadata (no JSON, or the
+    endpoints missing): a wrong URL that answered, told apart from one that did not."""
 
 
 class OAuthClientError(Exception):
@@ -39,6 +51,16 @@ class OAuthClientError(Exception):
         self.status = status
         self.error = error
         self.description = description
+
+
+REQUIRED_METADATA = (
+    "issuer",
+    "token_endpoint",
+    "backchannel_authentication_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+)
+"""The discovery document's members an application client cannot work without."""
 
 
 @dataclass(frozen=True)
@@ -53,14 +75,22 @@ class Endpoints:
     authorization: str = ""
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> Endpoints:
+    def from_metadata(cls, metadata: Any) -> Endpoints:
+        """The endpoints of a discovery document; :class:`DiscoveryError` naming what is
+        missing when it is no OpenID provider's (a KeyError used to say only a key's name)."""
+        if not isinstance(metadata, dict):
+            raise DiscoveryError("its discovery document is not a JSON object")
+        missing = [name for name in REQUIRED_METADATA if not isinstance(metadata.get(name), str)]
+        if missing:
+            raise DiscoveryError(f"its discovery document has no {', '.join(missing)}")
+        authorization = metadata.get("authorization_endpoint")
         return cls(
             issuer=metadata["issuer"],
             token=metadata["token_endpoint"],
             backchannel=metadata["backchannel_authentication_endpoint"],
             introspection=metadata["introspection_endpoint"],
             revocation=metadata["revocation_endpoint"],
-            authorization=metadata.get("authorization_endpoint", ""),
+            authorization=authorization if isinstance(authorization, str) else "",
         )
 
 
@@ -96,9 +126,16 @@ class ApplicationClient:
     async def discover(
         cls, client_id: str, key: ECKey, issuer: str, http: httpx.AsyncClient
     ) -> ApplicationClient:
+        """The client of ``issuer``'s endpoints, read from its discovery document; raises
+        :class:`DiscoveryError` when what answered there is not an OpenID provider."""
         response = await http.get(issuer.rstrip("/") + "/.well-known/openid-configuration")
         response.raise_for_status()
-        return cls(client_id, key, Endpoints.from_metadata(response.json()), http)
+        try:
+            endpoints = Endpoints.from_metadata(response.json())
+        except ValueError as error:  # no JSON at all, or not a provider's metadata
+            why = error if isinstance(error, DiscoveryError) else "its answer is not JSON"
+            raise DiscoveryError(f"{issuer} is not an OpenID provider ({why})") from error
+        return cls(client_id, key, endpoints, http)
 
     def assertion(self, audience: str, lifetime: int = 60, **claims: Any) -> str:
         """A single-use client assertion (fresh ``jti``) for ``audience``."""
@@ -116,7 +153,9 @@ class ApplicationClient:
             return self.signer(body)
         if self.key is None:
             raise ValueError("an ApplicationClient needs a key or a signer")
-        return jwt.encode({"alg": "ES256", "kid": self.key.kid}, body, self.key)
+        # a JWK need not have a kid: without one, the server tries each of the client's keys
+        header = {"alg": "ES256"} if self.key.kid is None else {"alg": "ES256", "kid": self.key.kid}
+        return jwt.encode(header, body, self.key)
 
     def _auth(self, endpoint: str) -> dict[str, str]:
         return {
@@ -273,12 +312,42 @@ def _json(response: httpx.Response) -> dict[str, Any]:
 
 
 def load_client_key(path: Path) -> ECKey:
-    """An application's private signing key from a JWK file (JSON, as ``jwk.as_dict(True)``)."""
-    data = json.loads(path.read_text())
-    key = ECKey.import_key(data)
-    if not key.is_private:
-        raise ValueError(f"{path} holds a public key: private_key_jwt needs the private one")
-    return key
+    """An application's private signing key from a JWK file (JSON, as ``jwk.as_dict(True)``).
+
+    Assertions are signed ES256, so only a private P-256 EC key will do: anything else raises
+    :class:`ClientKeyError` saying what the file holds, before a request is sent (joserfc's
+    own errors named a member, or came only at the first signature). OSError when unreadable.
+    """
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as error:
+        raise ClientKeyError(f"not a JWK: the file is not JSON ({error})") from error
+    problem = _client_key_problem(data)
+    if problem is not None:
+        raise ClientKeyError(f"not a P-256 private EC JWK: {problem}")
+    try:
+        return ECKey.import_key(data)
+    except (JoseError, ValueError) as error:
+        raise ClientKeyError(f"not a P-256 private EC JWK: {error}") from error
+
+
+def _client_key_problem(data: object) -> str | None:
+    """What keeps ``data`` from being a private P-256 EC JWK, or None."""
+    if not isinstance(data, dict):
+        return "the file holds no JSON object"
+    if data.get("kty") != "EC":
+        return f"kty is {data.get('kty')!r}, and assertions are signed ES256 (kty 'EC')"
+    if data.get("crv") != "P-256":
+        return f"crv is {data.get('crv')!r}, and ES256 signs with 'P-256'"
+    if "d" not in data:
+        return "it is a public key (no 'd'): private_key_jwt needs the private one"
+    missing = [name for name in ("x", "y", "d") if not isinstance(data.get(name), str)]
+    if missing:
+        return f"{', '.join(missing)} must be base64url text"
+    kid = data.get("kid")
+    if kid is not None and not (isinstance(kid, str) and kid):
+        return "kid, when given, must be text"
+    return None
 
 
 async def fetch_operator_token(
@@ -291,11 +360,14 @@ async def fetch_operator_token(
         headers={"Authorization": f"Bearer {admin_secret}"},
         json={"phoneNumber": phone_number},
     )
+    body = _json(response)
     if response.status_code != 201:
-        body = _json(response)
         raise OAuthClientError(response.status_code, str(body.get("error", "http_error")),
                                str(body.get("error_description", "")))
-    return str(response.json()["operatorToken"])
+    token = body.get("operatorToken")
+    if not isinstance(token, str):  # what answered is not an operator's admin API
+        raise OAuthClientError(response.status_code, "http_error", "no operatorToken answered")
+    return token
 
 
 async def fetch_access_token(
@@ -313,8 +385,9 @@ async def fetch_access_token(
     With ``operator_token`` (a TS.43 temporary token, which Number Verification needs) or
     ``phone_number`` the token is three-legged (CIBA, ``login_hint=operatortoken:...`` or
     ``tel:...``, polled to its end), otherwise two-legged (client credentials). Raises
-    :class:`OAuthClientError` when the server refuses and :class:`httpx.HTTPError` when it
-    cannot be reached.
+    :class:`OAuthClientError` when the server refuses, :class:`httpx.HTTPError` when it
+    cannot be reached and :class:`DiscoveryError` (a ValueError) when what answers at
+    ``issuer`` is not an OpenID provider.
     """
     async with contextlib.AsyncExitStack() as stack:
         if http is None:

@@ -26,7 +26,7 @@ from sim.analytics_plots import (
     funnel_plot,
     revenue_plot,
 )
-from sim.cli.analytics_fetch import Report, Source, console, fetch, write_outputs
+from sim.cli.analytics_fetch import Page, Report, Source, console, fetch, write_outputs
 from sim.cli.options import DEFAULT_ADMIN_SECRET, AdminSecretOption, OperatorConfigOption
 
 __all__ = ["app"]
@@ -42,6 +42,13 @@ UrlOption = Annotated[
 CsvOption = Annotated[Path | None, typer.Option("--csv", help="also write the table as CSV here")]
 JsonOption = Annotated[Path | None, typer.Option("--json", help="also write the JSON here")]
 PngOption = Annotated[Path | None, typer.Option("--png", help="also draw it into this PNG")]
+
+FUNNEL = Page("/funnel", "funnel", ("api", "windowText", "steps"))
+COHORTS = Page("/cohorts", "cohorts", ("since", "weeks", "cohorts"))
+ANOMALIES = Page("/anomalies", "anomalies", ("total", "days", "counts", "perDay", "alerts"))
+SEGMENTS = Page("/segments", "segments", ("segments",))
+REVENUE = Page("", "overview", ("from", "revenue", "activeApplications"))
+"""The pages the commands read, with the members their tables and plots use."""
 
 
 def _share(value: float | None) -> str:
@@ -242,7 +249,7 @@ def funnel(
     source = Source(db, config, url, admin_secret)
     report, text = fetch(
         source,
-        "/funnel",
+        FUNNEL,
         {"api": api, "window": window, "steps": steps},
         (csv_file, json_file, png_file),
     )
@@ -264,7 +271,7 @@ def cohorts(
     """Retention by sign-up week: the share active (a successful call) in each week after."""
     source = Source(db, config, url, admin_secret)
     weeks_text = None if weeks is None else str(weeks)
-    report, text = fetch(source, "/cohorts", {"weeks": weeks_text}, (csv_file, json_file, png_file))
+    report, text = fetch(source, COHORTS, {"weeks": weeks_text}, (csv_file, json_file, png_file))
     _print_cohorts(report)
     write_outputs(report, text, csv_file, json_file, png_file, _draw_cohorts)
 
@@ -290,7 +297,7 @@ def anomalies(
     """The alerts the operator's monitor raised, newest first."""
     source = Source(db, config, url, admin_secret)
     params = {"kind": kind, "application": application, "days": None if days is None else str(days)}
-    report, text = fetch(source, "/anomalies", params, (csv_file, json_file, png_file))
+    report, text = fetch(source, ANOMALIES, params, (csv_file, json_file, png_file))
     _print_anomalies(report)
     write_outputs(report, text, csv_file, json_file, png_file, _draw_anomalies)
 
@@ -310,7 +317,7 @@ def segments(
 ) -> None:
     """Churn risk, power users, upsell candidates and dormant applications, with reasons."""
     source = Source(db, config, url, admin_secret)
-    report, text = fetch(source, "/segments", {"segment": segment}, (csv_file, json_file, None))
+    report, text = fetch(source, SEGMENTS, {"segment": segment}, (csv_file, json_file, None))
     _print_segments(report)
     write_outputs(report, text, csv_file, json_file, None, None)
 
@@ -334,7 +341,7 @@ def revenue(
     """Revenue per API, plan and organisation (rated as invoices are) and active applications."""
     source = Source(db, config, url, admin_secret)
     params = {"month": month, "days": None if days is None else str(days)}
-    report, text = fetch(source, "", params, (csv_file, json_file, png_file))
+    report, text = fetch(source, REVENUE, params, (csv_file, json_file, png_file))
     _print_revenue(report)
     write_outputs(report, text, csv_file, json_file, png_file, _draw_revenue)
 

@@ -29,7 +29,7 @@ from rich.console import Console
 from operators import Operator, create_operator_app
 from sim.cli.options import load_operator
 
-__all__ = ["BASE", "Report", "Source", "fail", "fetch", "write_outputs"]
+__all__ = ["BASE", "Page", "Report", "Source", "fail", "fetch", "image_problem", "write_outputs"]
 
 BASE = "/portal/admin/analytics"
 
@@ -50,6 +50,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     can be copied whole."""
     errors.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One analytics page: its path under :data:`BASE`, the ``report`` its JSON names and the
+    members a command reads, so an answer without them is refused before it is printed."""
+
+    path: str
+    report: str
+    members: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,9 @@ def _refused(answer: httpx.Response, where: str) -> NoReturn:
     try:
         body = answer.json()
     except ValueError:
-        body = {"message": answer.text.strip()}
+        body = None
+    if not isinstance(body, dict):  # not the pages' error body: say what was answered
+        body = {"message": answer.text.strip()[:200]}
     parameter = body.get("parameter")
     if answer.status_code in (400, 404) and parameter:
         message = str(body.get("message", "")).removeprefix(f"{parameter}: ")
@@ -186,25 +198,69 @@ def check_outputs(csv_file: Path | None, json_file: Path | None, png_file: Path 
             fail(f"{flag}: {path} is a directory; give a file name")
         if not path.parent.is_dir():
             fail(f"{flag}: no directory {path.parent} to write {path.name} into")
+    if png_file is not None:
+        problem = image_problem(png_file)
+        if problem is not None:
+            fail(f"--png: {problem}")
+
+
+UNDRAWABLE = frozenset({"pgf"})
+"""Formats matplotlib lists but cannot write without other programs (pgf needs LaTeX)."""
+
+
+def image_problem(path: Path) -> str | None:
+    """Why matplotlib cannot draw into ``path``, judged by its extension, or None (none:
+    matplotlib draws a PNG); its own ValueError came only after the page was read."""
+    suffix = path.suffix.lower().removeprefix(".")
+    if not suffix:
+        return None
+    from matplotlib.backend_bases import FigureCanvasBase  # only when --png is given
+
+    drawable = sorted(set(FigureCanvasBase.get_supported_filetypes()) - UNDRAWABLE)
+    if suffix in drawable:
+        return None
+    return f"{path.name}: cannot draw a .{suffix} file; give .png (or {', '.join(drawable)})"
 
 
 def fetch(
     source: Source,
-    path: str,
+    page: Page,
     params: dict[str, str | None],
     outputs: tuple[Path | None, Path | None, Path | None] = (None, None, None),
 ) -> tuple[Report, str]:
-    """The page's JSON report and its CSV; exits naming a refused flag (the outputs' too)."""
+    """The page's JSON report and its CSV; exits naming a refused flag (the outputs' too), or
+    saying the URL is not an operator's when its answer is not the page's."""
     source.check()
     check_outputs(*outputs)
     given = {k: v for k, v in params.items() if v is not None}
     fetcher = _from_db if source.db is not None else _from_url
-    answers = fetcher(source, f"{BASE}{path}", given)
+    answers = fetcher(source, f"{BASE}{page.path}", given)
+    where = source.url or str(source.db)
     for answer in answers:
         if answer.status_code != 200:
-            _refused(answer, source.url or str(source.db))
-    report: Report = answers[0].json()
-    return report, answers[1].text
+            _refused(answer, where)
+    return _report(answers[0], page, where), answers[1].text
+
+
+def _report(answer: httpx.Response, page: Page, where: str) -> Report:
+    """The JSON of ``page`` in ``answer``; exit 1 when it is not (a server that answered 200
+    with other text or JSON ended in a JSONDecodeError or a KeyError)."""
+    try:
+        report = answer.json()
+    except ValueError:
+        report = None
+    problem = _report_problem(report, page)
+    if problem is not None:
+        fail(f"{where} did not answer as an ogsim operator's admin API ({problem})", 1)
+    return dict(report)
+
+
+def _report_problem(report: Any, page: Page) -> str | None:
+    """What keeps ``report`` from being ``page``'s JSON, or None."""
+    if not isinstance(report, dict) or report.get("report") != page.report:
+        return f"no {page.report} report"
+    missing = [member for member in page.members if member not in report]
+    return f"its {page.report} report has no {', '.join(missing)}" if missing else None
 
 
 def _write(flag: str, path: Path, write: Callable[[Path], object], what: str) -> None:

@@ -110,8 +110,37 @@ def _from_admin_api(url: str, secret: str, month: Month | None) -> dict[str, Any
             message = answer.text
         errors.print(f"[red]{url} answered {answer.status_code}: {message}[/red]")
         raise typer.Exit(1)
-    payload: dict[str, Any] = answer.json()
-    return payload
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = None
+    problem = _invoices_problem(payload)
+    if problem is not None:
+        errors.print(f"{url} did not answer as an ogsim operator's admin API ({problem})",
+                     style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    return dict(payload)
+
+
+INVOICE_KEYS = ("invoice_number", "customer", "month", "status", "currency", "applications")
+"""What the table and the CSV read of each invoice document."""
+
+
+def _invoices_problem(payload: Any) -> str | None:
+    """What keeps ``payload`` from being ``GET /admin/invoices``'s answer, or None: checked
+    before it is printed or written (other JSON ended in a KeyError, other text in a
+    JSONDecodeError)."""
+    if not isinstance(payload, dict):
+        return "no JSON object"
+    missing = [key for key in ("month", "status", "invoices") if key not in payload]
+    if missing:
+        return f"no {', '.join(missing)}"
+    invoices = payload["invoices"]
+    if not isinstance(invoices, list) or not all(
+        isinstance(doc, dict) and all(key in doc for key in INVOICE_KEYS) for doc in invoices
+    ):
+        return "invoices is not a list of invoice documents"
+    return None
 
 
 def _print_tables(payload: dict[str, Any]) -> None:
@@ -192,9 +221,20 @@ def invoices(
     if out is None:
         typer.echo(data.decode(), nl=False)
     else:
+        _write(out, data)
+        console.print(f"{len(payload['invoices'])} invoice(s) for {payload['month']} in {out}")
+
+
+def _write(out: Path, data: bytes) -> None:
+    """Write ``--out``; exit 2 naming it when the file cannot be made after all (permission
+    bits, all that was checked first, pass root in /proc or on a read-only mount)."""
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)
-        console.print(f"{len(payload['invoices'])} invoice(s) for {payload['month']} in {out}")
+    except OSError as error:
+        errors.print(f"--out: cannot write {out} ({error.strerror or error})", style="red",
+                     markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from error
 
 
 app = typer.Typer()

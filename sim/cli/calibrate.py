@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,11 +28,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from loadtests import LOCUSTFILE, federation_for_run, load_descriptor, read_summary, run_locust
+from loadtests import (
+    LOCUSTFILE,
+    DescriptorError,
+    federation_for_run,
+    load_descriptor,
+    read_summary,
+    run_locust,
+)
 from operators import ConfigFileError
 from sim.calibration import Calibration, WhatIf, calibrate
 from sim.calibration_live import (
     HUB,
+    LiveBackends,
     LiveStep,
     Party,
     cpu_seconds,
@@ -40,7 +48,7 @@ from sim.calibration_live import (
     live_backends,
     measure_step,
 )
-from sim.cli.options import refuse_unwritable
+from sim.cli.options import probe_out, refuse_unwritable
 
 __all__ = [
     "LEVELS",
@@ -388,6 +396,70 @@ def render_what_if(calibration: Calibration) -> Table:
     return table
 
 
+Measured = tuple[dict[str, LiveBackends], list[LiveStep], LiveStep | None]
+"""What live gave: each operator's backends, the ladder's steps, the federation step."""
+
+
+def _measure_live(
+    descriptor: Path | None,
+    users: int,
+    levels: tuple[float, ...],
+    seconds: int,
+    *,
+    saturating_workers: int,
+    federation_users: int | None,
+    federation_seconds: int,
+) -> Measured:
+    """The ladder (and, given ``federation_users``, the federation step) against the
+    federation ``descriptor`` describes, or one started for the run and stopped after it."""
+    with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
+        results = Path(scratch)
+        with federation_for_run(descriptor, results, None, console.print) as described:
+            try:
+                backends = live_backends(load_descriptor(described).run_dir)
+            except ConfigFileError as error:  # the run folder's federation file is broken
+                console.print(str(error), style="red", markup=False, soft_wrap=True)
+                raise typer.Exit(2) from error
+            steps = live_ladder(
+                described, results, users, levels, seconds,
+                saturating_workers=saturating_workers,
+            )
+            realistic = None
+            if federation_users is not None:
+                realistic = federation_step(
+                    described, results, federation_users, federation_seconds,
+                    FEDERATION_WARM_UP,
+                )
+    return backends, steps, realistic
+
+
+def _check_descriptor(descriptor: Path | None) -> None:
+    """Exit 2 naming ``--descriptor`` unless it is one ``ogsim up`` wrote: checked before
+    the out folder is made (a missing or broken file used to end in a traceback)."""
+    if descriptor is None:
+        return
+    try:
+        load_descriptor(descriptor)
+    except DescriptorError as error:
+        console.print(f"--descriptor: {error}", style="red", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(2) from error
+
+
+def _unreachable(descriptor: Path | None, error: httpx.HTTPError) -> NoReturn:
+    """Exit saying the federation cannot be measured (no answer, or not ogsim's metrics): 2
+    naming ``--descriptor`` when it is the one given (its parties are down, or it describes
+    something else), 1 when it is the one started here (a party that stopped)."""
+    if descriptor is not None:
+        console.print(f"--descriptor: cannot measure the federation in {descriptor} ({error}):"
+                      " is it up? `ogsim up` starts one", style="red", markup=False,
+                      highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from error
+    console.print(f"cannot measure the federation started for the calibration ({error})",
+                  style="red", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(1) from error
+
+
 def calibrate_command(
     descriptor: Annotated[
         Path | None,
@@ -447,29 +519,20 @@ def calibrate_command(
     levels = tuple(sorted(level)) if level else (QUICK_LEVELS if quick else LEVELS)
     seconds = step_seconds or (5 if quick else 25)
     refuse_unwritable(out, "--out", console)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="ogsim-calibrate-") as scratch:
-        results = Path(scratch)
-        with federation_for_run(descriptor, results, None, console.print) as described:
-            try:
-                backends = live_backends(load_descriptor(described).run_dir)
-            except ConfigFileError as error:  # the run folder's federation file is broken
-                console.print(str(error), style="red", markup=False, soft_wrap=True)
-                raise typer.Exit(2) from error
-            steps = live_ladder(
-                described,
-                results,
-                users,
-                levels,
-                seconds,
-                saturating_workers=0 if quick else SATURATING_WORKERS,
-            )
-            realistic = None
-            if federation:
-                window = federation_seconds or (15 if quick else 60)
-                realistic = federation_step(
-                    described, results, federation_users, window, FEDERATION_WARM_UP
-                )
+    _check_descriptor(descriptor)
+    probe_out(out, "--out", console)  # made and written in now: the run lasts minutes
+    try:
+        backends, steps, realistic = _measure_live(
+            descriptor,
+            users,
+            levels,
+            seconds,
+            saturating_workers=0 if quick else SATURATING_WORKERS,
+            federation_users=federation_users if federation else None,
+            federation_seconds=federation_seconds or (15 if quick else 60),
+        )
+    except httpx.HTTPError as error:
+        _unreachable(descriptor, error)
     questions = None
     if what_if:
         questions = WhatIf(

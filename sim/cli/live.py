@@ -15,11 +15,12 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import httpx
 import typer
@@ -102,6 +103,8 @@ def serve(
         updates["storage"] = str(storage)
     if redis is not None:
         updates["redis_url"] = redis
+    if storage is not None and storage.is_dir():
+        _refuse("--storage", f"{storage} is a folder; give a database file name")
     try:
         # A database file keeps the signing keys, sealed with a key it must be given.
         KeySealing.for_database(str(updates.get("storage", ":memory:")), required=True)
@@ -109,6 +112,8 @@ def serve(
     except KeyEncryptionKeyError as error:
         console.print(str(error), style="red", soft_wrap=True, markup=False)
         raise typer.Exit(2) from error
+    except (sqlite3.Error, OSError) as error:  # the only database it opens is --storage's
+        _refuse("--storage", f"{storage} cannot be the operator's SQLite database ({error})")
     table = Table(title=f"{operator_config.display_name} ({operator_config.id})")
     table.add_column("what")
     table.add_column("where")
@@ -178,6 +183,7 @@ def up(
         raise typer.Exit(2)
     # before any process starts: an unwritable path used to fail only once all were up
     refuse_unwritable(descriptor_path, "--descriptor", console, folder=False)
+    _probe_file(descriptor_path, "--descriptor")
     if run_dir is not None:
         refuse_unwritable(run_dir, "--run-dir", console)
     if redis is not None:
@@ -213,8 +219,7 @@ def up(
         processes.wait_ready(timeout)
         application = processes.register_demo_application()
         described = descriptor(processes, application)
-        descriptor_path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor_path.write_text(json.dumps(described, indent=2))
+        _write_descriptor(descriptor_path, described)
         _print(described, descriptor_path)
         while not stop.wait(0.5):
             for party, process in processes.processes.items():
@@ -240,6 +245,38 @@ def up(
                           soft_wrap=True, markup=False)
         elif scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _refuse(flag: str, problem: str) -> NoReturn:
+    """Exit 2 with ``flag: problem``, as the shared options report a flag they refuse."""
+    console.print(f"{flag}: {problem}", style="red", markup=False, highlight=False,
+                  soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _probe_file(path: Path, flag: str) -> None:
+    """Exit 2 naming ``flag`` unless ``path`` can be opened for writing now: opened (its
+    folder made) and, when it was not there, removed again. Permission bits do not tell (root
+    passes them in /proc and on a read-only mount), and the descriptor is written only once
+    every party is up."""
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as error:
+        _refuse(flag, f"cannot write {path} ({error.strerror or error})")
+
+
+def _write_descriptor(path: Path, described: dict[str, object]) -> None:
+    """Write the descriptor; should the file have become unwritable since it was probed, exit
+    2 naming ``--descriptor`` (the parties are then stopped) rather than in a traceback."""
+    try:
+        path.write_text(json.dumps(described, indent=2))
+    except OSError as error:
+        _refuse("--descriptor", f"cannot write {path} ({error.strerror or error})")
 
 
 def _print(described: dict[str, object], path: Path) -> None:
@@ -397,8 +434,8 @@ def token(
         wanted.append(purpose)
     try:
         private = load_client_key(key)
-    except (OSError, ValueError) as error:
-        typer.echo(f"cannot read the key {key}: {error}", err=True)
+    except (OSError, ValueError) as error:  # ValueError: the file's JSON is no P-256 private JWK
+        typer.echo(f"--key: cannot read the key {key}: {error}", err=True)
         raise typer.Exit(2) from error
     try:
         ts43 = (asyncio.run(_operator_token(issuer, admin_secret, number))
@@ -415,7 +452,20 @@ def token(
     except httpx.HTTPError as error:
         typer.echo(f"{issuer} cannot be reached: {error}", err=True)
         raise typer.Exit(2) from error
-    sys.stdout.write(f"{answer['access_token']}\n")
+    except ValueError as error:  # federation.client's DiscoveryError: it names the issuer
+        typer.echo(f"--issuer: {error}", err=True)
+        raise typer.Exit(2) from error
+    sys.stdout.write(f"{_access_token(issuer, answer)}\n")
+
+
+def _access_token(issuer: str, answer: dict[str, object]) -> str:
+    """The token of a token endpoint's answer; exit 1 saying so when there is none (a server
+    answering 200 with other JSON used to end in a KeyError)."""
+    value = answer.get("access_token")
+    if not isinstance(value, str) or not value:
+        typer.echo(f"{issuer} answered its token request without an access_token", err=True)
+        raise typer.Exit(1)
+    return value
 
 
 async def _operator_token(issuer: str, admin_secret: str, number: str) -> str:

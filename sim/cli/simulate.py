@@ -476,11 +476,16 @@ def compare(
     if a.replicated or b.replicated:
         console.print("* the two 95 % intervals are disjoint")
     target = out if out is not None else Path(f"compare-{run_a.name}-{run_b.name}.html")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix.lower() == ".png":
-        compare_png(a, b, target)
-    else:
-        compare_html(a, b, target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix.lower() == ".png":
+            compare_png(a, b, target)
+        else:
+            compare_html(a, b, target)
+    except OSError as error:  # permission bits pass root in /proc or on a read-only mount
+        console.print(f"--out: cannot write {target} ({error.strerror or error})",
+                      style="red", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from error
     console.print(f"comparison in {target}")
 
 
