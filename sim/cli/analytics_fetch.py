@@ -191,9 +191,13 @@ async def _ask(app: Any, secret: str, path: str, params: dict[str, str]) -> list
 def check_outputs(csv_file: Path | None, json_file: Path | None, png_file: Path | None) -> None:
     """Exit naming the flag of an output file that cannot be written where it is asked for
     (before anything is read)."""
+    seen: dict[Path, str] = {}
     for flag, path in (("--csv", csv_file), ("--json", json_file), ("--png", png_file)):
         if path is None:
             continue
+        if path.resolve() in seen:  # the second write replaced the first without a word
+            fail(f"{flag}: {path} is also {seen[path.resolve()]}'s file; give each its own")
+        seen[path.resolve()] = flag
         if path.is_dir():
             fail(f"{flag}: {path} is a directory; give a file name")
         if not path.parent.is_dir():

@@ -155,7 +155,9 @@ def up(
         Path | None,
         typer.Option(help="databases and logs of the parties (default: a temporary folder)"),
     ] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for every party")] = 60.0,
+    timeout: Annotated[
+        float, typer.Option(min=1, max=3600, help="seconds to wait for every party")
+    ] = 60.0,
     redis: Annotated[
         str | None,
         typer.Option(callback=redis_url, help="Redis URL for every operator's throttle counters"),

@@ -69,6 +69,22 @@ def test_analytics_refuses_a_plot_it_cannot_draw_before_reading(tmp_path: Path) 
     assert not plot.exists()
 
 
+def test_analytics_refuses_one_file_for_two_outputs(tmp_path: Path) -> None:
+    """--csv F --json F wrote one over the other without a word."""
+    same = tmp_path / "out.txt"
+    result = runner.invoke(app, ["analytics", "funnel", "--url", "http://127.0.0.1:9",
+                                 "--csv", str(same), "--json", str(same)], env=WIDE)
+    said = _said(result.output)
+    assert result.exit_code == 2 and "--json:" in said and "--csv's file" in said, said
+    assert not same.exists()
+
+
+def test_up_refuses_a_timeout_it_cannot_keep_before_starting_anything() -> None:
+    for timeout in ("-1", "0", "1e9"):
+        result = runner.invoke(app, ["up", "--timeout", timeout], env=WIDE)
+        assert result.exit_code == 2 and "--timeout" in _said(result.output), result.output
+
+
 @pytest.mark.parametrize("name", ["f.png", "f.PNG", "f.svg", "f.pdf", "f"])
 def test_a_plot_matplotlib_draws_is_accepted(name: str) -> None:
     assert image_problem(Path(name)) is None
