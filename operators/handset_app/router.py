@@ -44,11 +44,15 @@ def build_handset_router(operator: Operator) -> APIRouter:
     router = APIRouter(prefix="/handset", include_in_schema=False)
     key = csrf.signing_key(operator.config.admin_secret)
 
-    def problem(request: Request, status: int, message: str) -> Response:
+    def problem(request: Request, status: int, message: str, *, retry: bool = True) -> Response:
+        """The phone's error page; ``retry`` says going back to the phone may help."""
         return page(request, "handset_error.html",
                     {"operator_name": operator.config.display_name, "message": message,
-                     "retry": message != CLOSED},  # a closed phone: going back opens nothing
-                    status_code=status)
+                     "retry": retry}, status_code=status)
+
+    def closed(request: Request) -> Response:
+        """A phone this request may not open: going back to it opens nothing."""
+        return problem(request, 403, CLOSED, retry=False)
 
     secret = operator.config.admin_secret
 
@@ -69,7 +73,7 @@ def build_handset_router(operator: Operator) -> APIRouter:
     @router.get("/{number}")
     def phone(number: str, request: Request) -> Response:
         if not opens(request, number):
-            return problem(request, 403, CLOSED)
+            return closed(request)
         if not served(number):
             return problem(request, 404, "This operator has no phone with that number.")
         nonce = csrf.usable_nonce(request.cookies.get(csrf.COOKIE)) or csrf.new_nonce()
@@ -103,7 +107,7 @@ def build_handset_router(operator: Operator) -> APIRouter:
     @router.post("/{number}/prompts/{auth_req_id}")
     async def press(number: str, auth_req_id: str, request: Request) -> Response:
         if not opens(request, number):
-            return problem(request, 403, CLOSED)
+            return closed(request)
         if not served(number):
             return problem(request, 404, "This operator has no phone with that number.")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -32,6 +32,7 @@ async def test_a_stranger_opens_no_phone(live: Live) -> None:
         for refused in (page, feed):
             assert refused.status_code == 403 and CODE not in refused.text
             assert "/admin/handsets/" in refused.text, "it says how the phone opens"
+        assert "try again" not in page.text, "going back to a closed phone opens nothing"
         wrong = pairing.phone_key(live.operator.config.admin_secret, live.number("approves"))
         assert (await stranger.get(f"/handset/{number}", params={"key": wrong})
                 ).status_code == 403, "another phone's key"
