@@ -124,37 +124,92 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw) if raw.strip() else raw
 
 
+def dotted_parts(key: str) -> list[str]:
+    """The parts of a dotted path; a part in double quotes keeps its dots
+    (``apis."sim-swap.check"``). An unclosed quote or an empty part is a :class:`ValueError`."""
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = False
+    closed = False  # the part just ended with a closing quote: only a dot may follow
+    for char in key:
+        if char == '"' and (quoted or not current):
+            quoted, closed = not quoted, quoted
+            if not quoted and not current:
+                raise ValueError(f"empty quoted part in {key!r}")
+        elif char == "." and not quoted:
+            if not current and not closed:
+                raise ValueError(f"empty part in {key!r}")
+            parts.append("".join(current))
+            current, closed = [], False
+        elif closed:
+            raise ValueError(f"text after a closing quote in {key!r}")
+        else:
+            current.append(char)
+    if quoted:
+        raise ValueError(f"unclosed quote in {key!r}")
+    if not current and not closed:
+        raise ValueError(f"empty part in {key!r}")
+    parts.append("".join(current))
+    return parts
+
+
+def _take_key(target: dict[str, Any], parts: list[str], at: int, quoted: bool) -> int:
+    """How many parts from ``at`` name one key of ``target``: the longest run of them that,
+    joined by dots, is a key already there (API names such as ``sim-swap.check`` are keys
+    with dots), else one."""
+    if not quoted:
+        for end in range(len(parts), at + 1, -1):
+            if ".".join(parts[at:end]) in target:
+                return end - at
+    return 1
+
+
 def set_dotted(
     data: dict[str, Any], key: str, value: Any, *, named: Collection[str] = ()
 ) -> None:
     """Set ``a.b.0.c`` inside nested dicts and lists, creating mappings where missing.
+
+    A key that holds dots is reached as it stands when it is already in the document
+    (``traffic.applications.bank.apis.sim-swap.check``), or in double quotes
+    (``apis."location-verification.verify"``), which also adds one.
 
     Under a key in ``named`` (a mapping of entries by name: operators, data centres) a path
     may add a whole entry (``data_centres.mad-3``) but not reach into one that is not there:
     with every field defaulted, ``data_centres.mad1.gateway.replicas`` would silently add a
     data centre for a typo of ``mad-1``. That raises :class:`ValueError` naming the known ones.
     """
-    parts = key.split(".")
+    parts = dotted_parts(key)
+    quoted = key.count('"') > 0
     target: Any = data
     parent = ""
     made = False  # the mapping under ``parent`` was made by this path (the model's default
     # stands there, unknown here: an operator without data_centres gets dc1, say)
-    for part in parts[:-1]:
+    at = 0
+    while True:
         if isinstance(target, list):
+            part = parts[at]
+            if at == len(parts) - 1:
+                target[int(part)] = value
+                return
             target = target[int(part)]
             made = False
-        else:
-            if parent in named and part not in target and not made:
-                known = ", ".join(map(str, target)) or "none"
-                raise ValueError(f"no {parent} entry {part!r} (known: {known})")
-            made = part not in target
-            target = target.setdefault(part, {})
+            at += 1
+            parent = part
+            continue
+        if not isinstance(target, dict):
+            raise TypeError(f"{parent or 'the top level'} is not a mapping")
+        span = _take_key(target, parts, at, quoted)
+        part = ".".join(parts[at : at + span])
+        at += span
+        if at == len(parts):
+            target[part] = value
+            return
+        if parent in named and part not in target and not made:
+            known = ", ".join(map(str, target)) or "none"
+            raise ValueError(f"no {parent} entry {part!r} (known: {known})")
+        made = part not in target
+        target = target.setdefault(part, {})
         parent = part
-    last = parts[-1]
-    if isinstance(target, list):
-        target[int(last)] = value
-    else:
-        target[last] = value
 
 
 def line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:

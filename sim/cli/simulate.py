@@ -146,7 +146,11 @@ def run(
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     set: Annotated[
         list[str] | None,
-        typer.Option("--set", help="override a field: dotted.key=value (repeatable)"),
+        typer.Option(
+            "--set",
+            help='override a field: dotted.key=value (repeatable); quote a new key that holds'
+            ' dots: apis."a.b"=1',
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="report folder (default: runs/<scenario name>)")

@@ -140,6 +140,34 @@ def test_a_set_path_through_a_misspelt_name_adds_nothing(small: Path, tmp_path: 
     assert default.topology.operators["telco-es"].data_centres["dc1"].gateway.replicas == 4
 
 
+def test_a_set_path_reaches_an_api_name_that_holds_dots(small: Path) -> None:
+    """API names are keys with dots: a path reaches one that is there as it stands, and a
+    new one in double quotes; before, both made a mapping under ``sim-swap`` (refused)."""
+    (scenario,) = load_scenario(small, overrides={
+        "traffic.applications.bank.apis.sim-swap.check": 0.2,
+        'traffic.applications.hobby.apis."number-verification.verify"': 0.5,
+    })
+    assert scenario.traffic.applications["bank"].apis == {
+        "sim-swap.check": 0.2, "kyc-match.match": 0.3}
+    assert scenario.traffic.applications["hobby"].apis == {
+        "device-reachability-status": 1.0, "number-verification.verify": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("key", "named"),
+    [
+        ("traffic..bank", "empty part in 'traffic..bank'"),
+        ('traffic.applications."bank', "unclosed quote"),
+        ('traffic.applications."ba"nk.plan', "text after a closing quote"),
+    ],
+)
+def test_a_malformed_set_path_is_named(small: Path, key: str, named: str) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load_scenario(small, overrides={key: 1})
+    assert f"--set {key}: cannot apply" in str(caught.value)
+    assert named in str(caught.value)
+
+
 def test_variants_apply_their_overrides_and_expectations(tmp_path: Path) -> None:
     text = SMALL + (
         "variants:\n"
