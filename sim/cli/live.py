@@ -11,6 +11,7 @@ prints an access token as an application gets it, for curl and for ``ogsim confo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import shutil
@@ -90,6 +91,7 @@ def serve(
 ) -> None:
     """Serve one operator (CAMARA APIs behind its gateway, identity server, admin API)."""
     operator_config = load_operator(config, console)
+    _check_listen_host(host)
     if not is_loopback(host) and operator_config.admin_secret == DEFAULT_ADMIN_SECRET:
         console.print(
             f"[red]--host {host} is reachable from other machines and the admin secret is the "
@@ -247,6 +249,17 @@ def up(
                           soft_wrap=True, markup=False)
         elif scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_listen_host(host: str) -> None:
+    """Exit 2 when ``--host`` is spelt as an address but is none (``999.1.1.1``, ``::g``):
+    it would otherwise be refused as reachable from other machines, or looked up as a name.
+    Names are left to the resolver, as uvicorn takes them."""
+    if not host or set(host) <= set("0123456789.") or ":" in host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            _refuse("--host", f"{host!r} is not an IP address")
 
 
 def _refuse(flag: str, problem: str) -> NoReturn:

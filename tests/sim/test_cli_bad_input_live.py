@@ -121,6 +121,15 @@ def test_serve_names_a_storage_that_is_no_database(tmp_path: Path, sealed: None)
     assert other.read_text() == "id: telco-es\n"  # the wrong file is left as it was
 
 
+@pytest.mark.parametrize("host", ["999.1.1.1", "10.0.0", "::g", "1::2::3", ""])
+def test_serve_names_a_host_that_is_no_address(host: str, sealed: None) -> None:
+    """Before, ``999.1.1.1`` was refused as reachable from other machines."""
+    result = runner.invoke(app, ["serve", "--host", host, "--port", "9"], env=WIDE)
+    said = _said(result.output)
+    assert result.exit_code == 2, said
+    assert f"--host: {host!r} is not an IP address" in said, said
+
+
 def test_up_probes_its_descriptor_before_any_party_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
