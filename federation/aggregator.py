@@ -169,6 +169,11 @@ TOKEN_MARGIN = 5.0
 TOKEN_SWEEP = 1024
 """Cached tokens at which the first sweep of the expired ones runs."""
 
+CONSENT_WAIT = 30.0
+"""Seconds a call waits for the subscriber to answer an operator's consent prompt (CIBA).
+The prompt stays open after that, until the operator lets it expire, and the call's retry
+waits on the same prompt: the subscriber is asked once, not once per retry."""
+
 SETTLEMENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS aggregator_settlement (
     application TEXT NOT NULL,
@@ -426,8 +431,20 @@ def _without_device(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _refusal(operator: str, error: OAuthClientError) -> CamaraError:
+    """What the application is told when an operator's authorization server turned the
+    aggregator down. Only a refusal about the request is the application's 403 or 404: the
+    operator limiting the aggregator's own token requests is a 429 to back off from (with the
+    operator's ``Retry-After``), and a server that failed is a 503."""
     if error.status >= 500:
         return CamaraError(503, "UNAVAILABLE", f"{operator}'s authorization server failed.")
+    if error.status == 429 or error.error == "too_many_requests":
+        wait = {} if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+        return CamaraError(
+            429,
+            "TOO_MANY_REQUESTS",
+            f"{operator} is limiting the aggregator's token requests; retry later.",
+            headers=wait,
+        )
     if error.error == "unknown_user_id" or "unknown subject" in error.description:
         return CamaraError(404, "IDENTIFIER_NOT_FOUND", "Device identifier not found.")
     return CamaraError(
@@ -450,6 +467,7 @@ class Aggregator:
         clock: Clock = time.time,
         storage: str | None = None,
         tracer: Tracer = no_trace,
+        consent_wait: float = CONSENT_WAIT,
     ) -> None:
         identity_config = config.identity_config()
         if storage is not None:
@@ -485,6 +503,10 @@ class Aggregator:
         self.finder: TelcoFinder | None = None
         self._tokens: dict[tuple[str, str, str, str], _CachedToken] = {}
         self._sweep_at = TOKEN_SWEEP
+        self.consent_wait = consent_wait
+        self._consents: dict[tuple[str, str, str, str], asyncio.Task[dict[str, Any]]] = {}
+        """The CIBA rounds under way, by the token they will give: calls that need the same
+        token wait on one round (one prompt on the subscriber's handset)."""
         self.ready = False
 
     @property
@@ -682,6 +704,15 @@ class Aggregator:
     def _answer(
         self, request: Request, call: _Admitted, response: httpx.Response, content: bytes
     ) -> Response:
+        """The operator's answer, passed on as it is, with the call's correlator; an error
+        that is no CAMARA ErrorInfo (a proxy's HTML page, a crash's plain text) is the
+        serving side failing, told as a 503 the application can act on."""
+        if response.status_code >= 400 and not _is_error_info(content):
+            raise CamaraError(
+                503,
+                "UNAVAILABLE",
+                f"The serving operator failed ({response.status_code}, not a CAMARA error).",
+            )
         headers = {CORRELATOR_HEADER: call.correlator}
         if response.headers.get(REPLAYED_HEADER) == "true":  # the operator's stored answer
             headers[REPLAYED_HEADER] = "true"
@@ -1064,12 +1095,7 @@ class Aggregator:
         started = time.perf_counter()
         try:
             if consent:
-                reply = await partner.client.ciba(
-                    subject,
-                    scope,
-                    binding_message=f"{self.id}/{application}"[:64],
-                    on_behalf_of=application,
-                )
+                reply = await self._consent(partner, key)
             else:
                 reply = await partner.client.jwt_bearer(subject, scope, on_behalf_of=application)
         except OAuthClientError as error:
@@ -1096,6 +1122,45 @@ class Aggregator:
             )
         )
         return self._keep_token(key, reply)
+
+    async def _consent(
+        self, partner: Partner, key: tuple[str, str, str, str]
+    ) -> dict[str, Any]:
+        """The token of the CIBA round for ``key`` (operator, application, subscriber, scope),
+        started unless one is under way, waited for at most :attr:`consent_wait` seconds.
+
+        A round outlives the call that started it (it is shielded), so a retry finds it, and
+        it ends by itself when the operator answers or lets the request expire."""
+        round_ = self._consents.get(key)
+        if round_ is None:
+            _, application, subject, scope = key
+            round_ = asyncio.ensure_future(
+                partner.client.ciba(
+                    subject,
+                    scope,
+                    binding_message=f"{self.id}/{application}"[:64],
+                    on_behalf_of=application,
+                )
+            )
+            self._consents[key] = round_
+            round_.add_done_callback(lambda done: self._round_ended(key, done))
+        try:
+            return await asyncio.wait_for(asyncio.shield(round_), self.consent_wait)
+        except TimeoutError as error:
+            raise CamaraError(
+                504,
+                "TIMEOUT",
+                f"The subscriber has not answered {partner.config.id}'s consent request in"
+                f" {self.consent_wait:g} s; it stays open for a while: retry the call.",
+            ) from error
+
+    def _round_ended(
+        self, key: tuple[str, str, str, str], done: asyncio.Task[dict[str, Any]]
+    ) -> None:
+        if self._consents.get(key) is done:
+            del self._consents[key]
+        if not done.cancelled():
+            done.exception()  # seen here: a round whose callers all left may end in an error
 
     async def _call(
         self,
@@ -1173,7 +1238,12 @@ class Aggregator:
         )
 
     async def stop(self) -> None:
-        """Cancel the notifications under way (the HTTP client is its owner's)."""
+        """Cancel the notifications and consent rounds under way (the HTTP client is its
+        owner's)."""
+        rounds = list(self._consents.values())
+        for round_ in rounds:
+            round_.cancel()
+        await asyncio.gather(*rounds, return_exceptions=True)
         await self.notifier.aclose()
 
     def close(self) -> None:
@@ -1217,6 +1287,21 @@ def _json_or_none(response: httpx.Response) -> Any:
 
 def _grant_text(consent: bool, subject: str) -> str:
     return f"CIBA {subject}" if consent else f"token (JWT bearer, sub {subject})"
+
+
+def _is_error_info(content: bytes) -> bool:
+    """Whether ``content`` is a CAMARA ErrorInfo: a JSON object with a number ``status`` and a
+    text ``code`` and ``message``."""
+    try:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
+        return False
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("status"), int)
+        and isinstance(body.get("code"), str)
+        and isinstance(body.get("message"), str)
+    )
 
 
 def _code(response: httpx.Response) -> str:

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -44,13 +45,63 @@ class DiscoveryError(ValueError):
 
 
 class OAuthClientError(Exception):
-    """The authorization server answered with an OAuth error."""
+    """The authorization server answered with an OAuth error, or with a success that is no
+    answer of its kind (``invalid_response``, status 502)."""
 
-    def __init__(self, status: int, error: str, description: str = "") -> None:
+    def __init__(
+        self, status: int, error: str, description: str = "", retry_after: int | None = None
+    ) -> None:
         super().__init__(f"{status} {error}: {description}".rstrip(": "))
         self.status = status
         self.error = error
         self.description = description
+        self.retry_after = retry_after
+        """The server's ``Retry-After`` in seconds, when it gave one (a rate limit)."""
+
+
+INVALID_RESPONSE = "invalid_response"
+
+
+def _invalid(endpoint: str, problem: str) -> OAuthClientError:
+    return OAuthClientError(502, INVALID_RESPONSE, f"{endpoint} answered {problem}")
+
+
+def _seconds(value: object) -> bool:
+    """Whether ``value`` is a JSON number of seconds (not a boolean, finite, not negative)."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _token_answer(endpoint: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """``reply`` when it is a token response (RFC 6749 5.1): a string ``access_token`` and,
+    if given, a number ``expires_in``. A server that answers 200 with anything else failed:
+    its caller would otherwise fail later, far from the cause, on a missing key."""
+    token = reply.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise _invalid(endpoint, "a success without an access_token")
+    if "expires_in" in reply and not _seconds(reply["expires_in"]):
+        raise _invalid(endpoint, f"expires_in {reply['expires_in']!r}, not a number of seconds")
+    return reply
+
+
+def _ciba_answer(endpoint: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """``reply`` when it is a backchannel authentication response (CIBA 7.3): a string
+    ``auth_req_id``, a number ``expires_in`` and, if given, a number ``interval``."""
+    if not isinstance(reply.get("auth_req_id"), str) or not reply["auth_req_id"]:
+        raise _invalid(endpoint, "a success without an auth_req_id")
+    for field in ("expires_in", "interval"):
+        if (field in reply or field == "expires_in") and not _seconds(reply.get(field)):
+            raise _invalid(endpoint, f"{field} {reply.get(field)!r}, not a number of seconds")
+    return reply
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    value = response.headers.get("retry-after", "")
+    return int(value) if value.isdigit() else None
 
 
 REQUIRED_METADATA = (
@@ -163,7 +214,12 @@ class ApplicationClient:
             "client_assertion": self.assertion(endpoint),
         }
 
-    async def _post(self, endpoint: str, form: dict[str, str]) -> dict[str, Any]:
+    async def _post(
+        self, endpoint: str, form: dict[str, str], *, answers: bool = True
+    ) -> dict[str, Any]:
+        """POST ``form`` with the client's assertion; the answer's JSON object. An error
+        status raises :class:`OAuthClientError` with the server's error; so does a success
+        whose body is no JSON object, where one is expected (``answers``)."""
         response = await self.http.post(endpoint, data={**self._auth(endpoint), **form})
         if response.status_code >= 400:
             body = _json(response)
@@ -171,12 +227,23 @@ class ApplicationClient:
                 response.status_code,
                 str(body.get("error", "http_error")),
                 str(body.get("error_description", "")),
+                _retry_after(response),
             )
-        return _json(response)
+        if not answers:
+            return {}
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise _invalid(endpoint, f"{response.status_code} without a JSON object")
+        return answer
 
     async def client_credentials(self, scope: str) -> dict[str, Any]:
-        return await self._post(
-            self.endpoints.token, {"grant_type": "client_credentials", "scope": scope}
+        endpoint = self.endpoints.token
+        return _token_answer(
+            endpoint,
+            await self._post(endpoint, {"grant_type": "client_credentials", "scope": scope}),
         )
 
     async def start_ciba(
@@ -193,11 +260,14 @@ class ApplicationClient:
             form["binding_message"] = binding_message
         if on_behalf_of:
             form["on_behalf_of"] = on_behalf_of
-        return await self._post(self.endpoints.backchannel, form)
+        endpoint = self.endpoints.backchannel
+        return _ciba_answer(endpoint, await self._post(endpoint, form))
 
     async def poll_ciba(self, auth_req_id: str) -> dict[str, Any]:
-        return await self._post(
-            self.endpoints.token, {"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id}
+        endpoint = self.endpoints.token
+        return _token_answer(
+            endpoint,
+            await self._post(endpoint, {"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id}),
         )
 
     async def ciba(
@@ -235,9 +305,11 @@ class ApplicationClient:
         An aggregator names the application it asks for in the signed ``on_behalf_of`` claim,
         so the operator keeps that application's consents apart from any other's."""
         extra: dict[str, Any] = {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
-        assertion = self.assertion(self.endpoints.token, sub=subject, scope=scope, **extra)
-        return await self._post(
-            self.endpoints.token, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
+        endpoint = self.endpoints.token
+        assertion = self.assertion(endpoint, sub=subject, scope=scope, **extra)
+        return _token_answer(
+            endpoint,
+            await self._post(endpoint, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}),
         )
 
     async def authorization_code(
@@ -286,21 +358,20 @@ class ApplicationClient:
 
     async def redeem_code(self, code: str, redirect_uri: str, verifier: str) -> dict[str, Any]:
         """The ``authorization_code`` grant: a code, the redirect URI and the PKCE verifier."""
-        return await self._post(
-            self.endpoints.token,
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": verifier,
-            },
-        )
+        endpoint = self.endpoints.token
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        }
+        return _token_answer(endpoint, await self._post(endpoint, form))
 
     async def introspect(self, token: str) -> dict[str, Any]:
         return await self._post(self.endpoints.introspection, {"token": token})
 
     async def revoke(self, token: str) -> None:
-        await self._post(self.endpoints.revocation, {"token": token})
+        await self._post(self.endpoints.revocation, {"token": token}, answers=False)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
