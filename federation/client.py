@@ -101,7 +101,7 @@ def _ciba_answer(endpoint: str, reply: dict[str, Any]) -> dict[str, Any]:
 
 def _retry_after(response: httpx.Response) -> int | None:
     value = response.headers.get("retry-after", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 REQUIRED_METADATA = (

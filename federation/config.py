@@ -34,7 +34,7 @@ from .rate_card import RateCard, WholesaleRate
 from .types import NetworkId
 
 _ID = r"^[a-z][a-z0-9_-]{1,31}$"
-E164_NUMBER = re.compile(r"^\+[1-9]\d{4,14}$")
+E164_NUMBER = re.compile(r"^\+[1-9][0-9]{4,14}$")
 """A full E.164 number: ``+`` then 5 to 15 digits, no separators."""
 
 
@@ -205,7 +205,7 @@ class OtherNetwork(_Strict):
 
     id: str = Field(pattern=_ID)
     display_name: str = ""
-    network: NetworkId = Field(pattern=r"^\d{5,6}$")
+    network: NetworkId = Field(pattern=r"^[0-9]{5,6}$")
     number_ranges: tuple[str, ...] = Field(min_length=1)
 
 
@@ -213,7 +213,7 @@ class CountryConfig(_Strict):
     """A country's numbering: whether numbers port, and where its Network Id service lives."""
 
     code: str = Field(pattern=r"^[A-Z]{2}$")
-    calling_code: str = Field(pattern=r"^\+[1-9]\d{0,2}$")
+    calling_code: str = Field(pattern=r"^\+[1-9][0-9]{0,2}$")
     portability: bool = False
     network_id_url: str | None = Field(
         default=None, description="base URL of the Network Id service; where portability"

@@ -67,7 +67,7 @@ class RoutingRule(_Wire):
             if not E164_PREFIX.match(prefix):
                 raise ValueError(f"msisdnPrefix {prefix!r} is not an E.164 prefix")
         for network in self.network or ():
-            if not (network.isdigit() and len(network) in (5, 6)):
+            if not (network.isascii() and network.isdigit() and len(network) in (5, 6)):
                 raise ValueError(f"network {network!r} is not MCC+MNC")
         return self
 

@@ -75,7 +75,7 @@ def seconds(text: str) -> float:
     """Locust's time spans: ``90``, ``30s``, ``5m``, ``1h30m``; ValueError for anything else."""
     total, number = 0.0, ""
     for char in text.strip():
-        if char.isdigit() or char == ".":
+        if char in "0123456789.":  # isdigit() takes other scripts' digits, which Locust does not
             number += char
             continue
         factor = {"s": 1, "m": 60, "h": 3600}.get(char)

@@ -24,7 +24,7 @@ from operators.outbound_hosts import scheme_problem
 if TYPE_CHECKING:
     from operators.analytics.settings import AnalyticsSettings
 
-E164_PREFIX = re.compile(r"^\+[1-9]\d{0,13}$")
+E164_PREFIX = re.compile(r"^\+[1-9][0-9]{0,13}$")
 
 
 class LegalBasis(StrEnum):
@@ -381,8 +381,8 @@ class OperatorConfig(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_-]{1,31}$")
     display_name: str
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
-    mcc: str = Field(pattern=r"^\d{3}$")
-    mnc: str = Field(pattern=r"^\d{2,3}$")
+    mcc: str = Field(pattern=r"^[0-9]{3}$")
+    mnc: str = Field(pattern=r"^[0-9]{2,3}$")
     number_ranges: tuple[str, ...] = Field(min_length=1)
     number_digits: int = Field(default=11, ge=8, le=15, description="digits after the '+'")
     ipv4_ranges: tuple[str, ...] = ("10.0.0.0/16",)

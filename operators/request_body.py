@@ -97,7 +97,7 @@ async def read_body(request: Request, limits: ThreatLimits) -> bytes:
         return cached
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.strip().isdigit():
+        if not (declared.isascii() and declared.strip().isdigit()):
             raise BodyRefusedError(400, "Content-Length is not a number.")
         if int(declared) > limits.max_body_bytes:
             raise _too_large(limits)  # refused before a byte of the body is read

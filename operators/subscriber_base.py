@@ -128,7 +128,7 @@ class NumberPlan:
             if not msisdn.startswith(prefix) or len(msisdn) != self.digits + 1:
                 continue
             digits = msisdn[len(prefix) :]
-            if not digits.isdigit():
+            if not (digits.isascii() and digits.isdigit()):  # int() takes other scripts' too
                 return None, None
             suffix = int(digits)
             if suffix < RESERVED_SUFFIXES:

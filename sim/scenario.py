@@ -326,8 +326,8 @@ class OperatorSpec(_Model):
 
     display_name: str | None = None
     country: str = Field(default="ES", pattern=r"^[A-Z]{2}$")
-    mcc: str = Field(default="214", pattern=r"^\d{3}$")
-    mnc: str = Field(default="07", pattern=r"^\d{2,3}$")
+    mcc: str = Field(default="214", pattern=r"^[0-9]{3}$")
+    mnc: str = Field(default="07", pattern=r"^[0-9]{2,3}$")
     number_ranges: tuple[str, ...] = Field(min_length=1)
     number_digits: int = Field(default=11, ge=8, le=15)
     subscribers: int = Field(
@@ -346,7 +346,7 @@ class OperatorSpec(_Model):
 class CountrySpec(_Model):
     """A country's numbering, for operator discovery: its calling code and portability."""
 
-    calling_code: str = Field(pattern=r"^\+[1-9]\d{0,2}$")
+    calling_code: str = Field(pattern=r"^\+[1-9][0-9]{0,2}$")
     portability: bool = False
 
 

@@ -11,8 +11,8 @@ from ..request_body import BodyRefusedError, ThreatLimits, read_body
 
 FORM_LIMITS = ThreatLimits(max_body_bytes=4096,
                            allowed_content_types=("application/x-www-form-urlencoded",))
-NUMBER = re.compile(r"^\+[1-9]\d{6,14}$")
-CODE = re.compile(r"^\d{6}$")
+NUMBER = re.compile(r"^\+[1-9][0-9]{6,14}$")
+CODE = re.compile(r"^[0-9]{6}$")
 
 
 class FormError(Exception):

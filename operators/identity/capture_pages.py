@@ -199,7 +199,7 @@ def build_capture_router(server: IdentityServer, send_code: SendCode) -> APIRout
             return RedirectResponse(str(request.url_for("open_capture", capture_id=capture_id)),
                                     status_code=303)
         code = form.get("code", "").strip()
-        if not (code.isdigit() and captures.check_code(capture_id, code)):
+        if not (code.isascii() and code.isdigit() and captures.check_code(capture_id, code)):
             if captures.codes_left(capture_id):
                 error = "That code is not right."
             elif captures.codes_unsent(capture_id):

@@ -29,9 +29,9 @@ CREATE TABLE IF NOT EXISTS identity_operator_tokens (
 OPERATOR_TOKEN = "operatortoken:"
 """The prefix of a TS.43 temporary token's subject: the SIM, through the network, proved
 who the subscriber is."""
-TEL = re.compile(r"^tel:(\+[1-9]\d{6,14})$")
+TEL = re.compile(r"^tel:(\+[1-9][0-9]{6,14})$")
 IPPORT = re.compile(
-    r"^ipport:(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<v4>[0-9.]+))(?::(?P<port>\d{1,5}))?$"
+    r"^ipport:(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<v4>[0-9.]+))(?::(?P<port>[0-9]{1,5}))?$"
 )
 
 

@@ -29,7 +29,7 @@ __all__ = [
 
 MAX_DAYS = 366
 MAX_WINDOW = 90 * DAY
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw]?)$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY, "w": 7 * DAY}
 
 
@@ -64,7 +64,7 @@ def whole_number(params: Mapping[str, str], name: str, default: int, low: int, h
     raw = params.get(name, "").strip()
     if not raw:
         return default
-    if not re.fullmatch(r"\d{1,6}", raw) or not low <= int(raw) <= high:
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not low <= int(raw) <= high:
         raise AnalyticsQueryError(
             400, name, f"{raw[:40]!r} is not a whole number from {low} to {high}."
         )

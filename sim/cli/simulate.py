@@ -79,7 +79,7 @@ def scheduler_address(value: str | None) -> str | None:
     scheme, sep, rest = value.rpartition("://")
     host, colon, port = rest.rpartition(":")
     if (
-        not (colon and host and port.isdigit() and 0 < int(port) < 65536)
+        not (colon and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536)
         or (sep and not scheme.isalpha())
         or any(char.isspace() or char == "/" for char in host)
     ):
