@@ -63,9 +63,15 @@ class Portal:
     # -- responses -------------------------------------------------------------------------
 
     def session_of(self, request: Request) -> Session:
-        """The browser's session, or a new anonymous one."""
+        """The browser's session, or a new anonymous one: also when the number it signed in
+        with is no longer served here (ported out, or no longer a subscriber), whose records
+        are no longer this operator's to show to whoever holds the cookie."""
         session = self.sessions.decode(request.cookies.get(COOKIE))
-        return session if session is not None else self.sessions.anonymous()
+        if session is None or (
+            session.msisdn is not None and self.operator.subscribers.get(session.msisdn) is None
+        ):
+            return self.sessions.anonymous()
+        return session
 
     def keep(self, request: Request, response: Response, session: Session) -> Response:
         """Set the session cookie on ``response``: HttpOnly, SameSite=Lax, under /my."""
@@ -104,9 +110,12 @@ class Portal:
         consent = self.operator.identity.consents.get(consent_id)
         return consent if consent is not None and consent.msisdn == msisdn else None
 
-    def revoke(self, consent: Consent) -> None:
+    def revoke(self, consent: Consent) -> bool:
         """Withdraw through the consent store, as ``DELETE /consents/{id}`` does, and tell the
-        subscriber's phone."""
+        subscriber's phone; whether it was withdrawn now (a consent withdrawn before is left
+        as it is, and the phone is not told again)."""
+        if consent.revoked_at is not None:
+            return False
         identity = self.operator.identity
         revoked = identity.withdraw_consent(consent.id, actor=PORTAL_ACTOR)
         name = application_name(identity.clients, consent.client_id)
@@ -116,6 +125,7 @@ class Portal:
             consent_id=revoked.id, client_id=consent.client_id, purpose=consent.purpose,
             action="revoked",
         )
+        return True
 
     def applications(self, msisdn: str) -> list[dict[str, Any]]:
         """The subscriber's consents grouped by application, newest application first."""

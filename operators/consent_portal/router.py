@@ -151,7 +151,8 @@ def build_consent_portal_router(operator: Operator) -> APIRouter:
         if consent is None:
             return portal.message(request, session, 404, "Not found",
                                   "You have no such consent.", "/my/consents")
-        portal.revoke(consent)
+        if not portal.revoke(consent):
+            return await consents_page(request, session, "That consent was already withdrawn.")
         return await consents_page(request, session,
                                    f"Consent withdrawn: {purpose_words(consent.purpose)}.")
 

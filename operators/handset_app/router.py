@@ -86,7 +86,7 @@ def build_handset_router(operator: Operator) -> APIRouter:
         }
         response = page(request, "handset.html", context)
         response.set_cookie(csrf.COOKIE, nonce, path="/handset", httponly=True,
-                            samesite="strict")
+                            samesite="strict", secure=request.url.scheme == "https")
         link_key = request.query_params.get("key")
         if pairing.key_matches(secret, number, link_key):  # reloads and buttons carry none
             response.set_cookie(pairing.cookie_name(number), link_key or "", path="/handset",

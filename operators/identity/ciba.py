@@ -65,7 +65,11 @@ SLOW_DOWN_STEP = 5
 MAX_REQUESTED_EXPIRY = 3600
 """The largest ``requested_expiry`` accepted (seconds); the answer never exceeds the
 operator's own ``ciba_request`` lifetime."""
-_BENEFICIARY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_BENEFICIARY = re.compile(r"^(?=.*[A-Za-z0-9])[A-Za-z0-9._:-]{1,64}$")
+"""An application an aggregator acts for: a letter or digit at least, so that no ``.`` or
+``..`` becomes a path segment of the consent portal's links (a browser drops those)."""
+MAX_BINDING_MESSAGE = 64
+"""Characters of a ``binding_message`` shown on the handset (CIBA Core §7.1: short, plain)."""
 _SECONDS = re.compile(r"^[1-9][0-9]{0,3}$")
 
 
@@ -78,6 +82,19 @@ def requested_expiry(value: str | None, lifetime: int) -> int:
         raise OAuthError("invalid_request", "requested_expiry must be a positive integer of"
                          f" seconds, at most {MAX_REQUESTED_EXPIRY}")
     return min(int(value), lifetime)
+
+
+def binding_message(value: str | None) -> str | None:
+    """CIBA Core §7.1 ``binding_message``, shown on the subscriber's handset: at most
+    :data:`MAX_BINDING_MESSAGE` printable characters. Line breaks, control and bidi
+    formatting characters (which can reverse what the subscriber reads) are refused with
+    ``invalid_binding_message`` (§13), as is a message too long to be a code to compare."""
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_BINDING_MESSAGE or not value.isprintable():
+        raise OAuthError("invalid_binding_message", f"binding_message must be at most"
+                         f" {MAX_BINDING_MESSAGE} printable characters on one line")
+    return value
 
 
 def consent_party(client_id: str, on_behalf_of: str | None) -> str:
@@ -171,6 +188,7 @@ class CibaService:
         request = parse_scope(self.config, client, form.get("scope"), purpose_required=True)
         assert request.purpose is not None
         party = consent_party(client.client_id, form.get("on_behalf_of"))
+        message = binding_message(form.get("binding_message"))
         # From here on, every request does the same work whoever the hint names, so that
         # neither the answer nor its latency tells whether the number is served here or
         # whether its subscriber objected (CAMARA IdentityAndConsentManagement #258).
@@ -193,7 +211,7 @@ class CibaService:
             " handset, status, by_network)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
             (auth_req_id, client.client_id, party, msisdn, " ".join(request.scopes),
-             form.get("binding_message"), now, now + expires_in,
+             message, now, now + expires_in,
              lifetimes.ciba_interval, now, int(prompt), handset,
              int(hint.startswith(OPERATOR_TOKEN))),
         )
