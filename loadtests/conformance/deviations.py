@@ -42,6 +42,13 @@ class Deviation:
 
 KNOWN_DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
+        "@location_retrieval_C01.08_device_identifiers_mismatch",
+        "wants 422 IDENTIFIER_MISMATCH, which location-retrieval.yaml does not define: it asks"
+        " that identifiers of different devices get no error, so that no API consumer can"
+        " correlate them",
+        "the response status code is 422",
+    ),
+    Deviation(
         "@qos_profiles_getQosProfile_01_generic_success_scenario",
         "checks each item of a response array, but qos-profiles.yaml answers getQosProfile "
         "with one QosProfile object (and the same scenario reads $.name off it)",

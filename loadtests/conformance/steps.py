@@ -895,12 +895,12 @@ def register_qod(lib: StepLibrary) -> None:
     add(
         r"an existing QoS session created by operation createSession with provided values for "
         r'"sink" and "sinkCredential".*',
-        _skip("ogsim sends no QoS status notifications to sinks"),
+        _skip("the runner has no HTTPS sink to receive the QoS status notifications ogsim sends"),
     )
     add(
         r"a QoS session has been created successfully and includes a valid sink and "
         r"sinkCredentials",
-        _skip("ogsim sends no QoS status notifications to sinks"),
+        _skip("the runner has no HTTPS sink to receive the QoS status notifications ogsim sends"),
     )
     add(r'an existing QoS session with qosStatus not "AVAILABLE"', session_expired)
     add(
