@@ -1315,7 +1315,7 @@ def default_library() -> StepLibrary:
     add(
         r"a device for which the service is not applicable, provided in the request body or "
         r"identified by the access token",
-        _service_not_applicable,
+        _no_profiles_device,
     )
     # environment: device status
     add(
@@ -1510,9 +1510,22 @@ async def _service_not_applicable(world: World, *_: str) -> None:
         "quality-on-demand": "unreachable",
     }
     role = applicable.get(world.api.key)
+    if role is None and world.api.key == "qos-profiles":
+        raise Unsupported(
+            "a device with no data connection has no QoS profile here (200 [], as the same"
+            " feature's scenario 06 asks), not this scenario's 422"
+        )
     if role is None:
         raise Unsupported(f"every ogsim subscriber is eligible for {world.api.key}")
     world.role = role
+
+
+async def _no_profiles_device(world: World, *args: str) -> None:
+    """QoS Profiles' scenario 06: a device with no data connection, which has no profile."""
+    if world.api.key == "qos-profiles":
+        world.role = "unreachable"
+        return
+    await _service_not_applicable(world, *args)
 
 
 async def _nv_phone(world: World, path: str) -> None:

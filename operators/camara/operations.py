@@ -221,7 +221,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     *_api(
         "qos-profiles", "v1", "QoS Profiles",
         ("retrieveQoSProfiles", "POST", "/retrieve-qos-profiles", {
-            "scopes": (("qos-profiles:read",),), "backends": (), "purpose": SERVICE,
+            "scopes": (("qos-profiles:read",),), "backends": (HLR,), "purpose": SERVICE,
             "service": "retrieve_qos_profiles", "request": QosProfileDeviceRequest,
             "answer": QosProfile, "many": True, "out_of_range": True}),
         ("getQosProfile", "GET", "/qos-profiles/{name}", {

@@ -220,8 +220,11 @@ class Integrator:
     async def retrieve_qos_profiles(
         self, ctx: CallContext, body: QosProfileDeviceRequest
     ) -> list[QosProfile]:
-        if body.device is not None:  # optional here: no device means every profile
-            self._device(ctx, body.device)
+        if body.device is not None or ctx.msisdn is not None:  # none named: every profile
+            msisdn, _ = self._device(ctx, body.device)
+            # a device with no data connection has no profile (qos-profiles feature 06)
+            if not await self._run(ops.has_data_connectivity(msisdn)):
+                return []
         # none matching is an empty list: a 404 is for an unknown device only
         return [
             p

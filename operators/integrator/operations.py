@@ -245,10 +245,16 @@ def retrieve_location(
 # -- quality on demand ---------------------------------------------------------------------
 
 
+def has_data_connectivity(msisdn: str) -> Flow[bool]:
+    """Whether the device is attached for data, which QoD and QoS profiles need (unknown when
+    the HLR is down: taken as attached, so an HLR outage refuses no one)."""
+    hlr = yield from _optional_hlr(msisdn)
+    return hlr is None or (hlr.ms_state is MsState.ATTACHED and hlr.gprs_attached)
+
+
 def require_data_connectivity(msisdn: str) -> Flow[None]:
     """QoD applies only to a device attached for data (unknown when the HLR is down: allowed)."""
-    hlr = yield from _optional_hlr(msisdn)
-    if hlr is not None and not (hlr.ms_state is MsState.ATTACHED and hlr.gprs_attached):
+    if not (yield from has_data_connectivity(msisdn)):
         raise CamaraError(
             422,
             "SERVICE_NOT_APPLICABLE",

@@ -170,3 +170,20 @@ async def test_a_sink_where_only_the_operators_network_reaches_is_refused(
                  "https://169.254.169.254./x", "https://[2002:a9fe:a9fe::]/x"):
         r = await client.post(f"{QOD}/sessions", json=_session(number, sink=sink))
         assert (r.status_code, r.json()["code"]) == (400, "INVALID_SINK"), sink
+
+
+async def test_a_device_with_no_data_connection_has_no_qos_profile(
+    client: httpx.AsyncClient, base: SubscriberBase
+) -> None:
+    """QoD refuses the device (422 SERVICE_NOT_APPLICABLE, no data connectivity); QoS Profiles
+    listed every profile for it. Now it lists none, as qos-profiles feature 06 asks."""
+    detached = base.test_number("unreachable")
+    attached = base.test_number("approves")
+    url = "/qos-profiles/v1/retrieve-qos-profiles"
+    none = await client.post(url, json={"device": {"phoneNumber": detached}})
+    assert none.status_code == 200 and none.json() == [], none.text
+    every = await client.post(url, json={"device": {"phoneNumber": attached}})
+    assert every.status_code == 200 and len(every.json()) >= 1, every.text
+    assert (await client.post(url, json={})).json() == every.json(), "no device: every profile"
+    refused = await client.post(f"{QOD}/sessions", json=_session(detached))
+    assert (refused.status_code, refused.json()["code"]) == (422, "SERVICE_NOT_APPLICABLE")
