@@ -15,6 +15,7 @@ from operators import lazy_face
 if TYPE_CHECKING:
     from federation.balancer_errors import NoHealthyDataCentreError
     from federation.client import (
+        INVALID_RESPONSE,
         ApplicationClient,
         Endpoints,
         OAuthClientError,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FIRST_SEARCH",
+    "INVALID_RESPONSE",
     "NO_AGGREGATOR",
     "POOL_AUTOSCALER",
     "PORTED_NUMBER",
@@ -132,6 +134,7 @@ _HOMES = {
     "ApplicationClient": "federation.client",
     "Endpoints": "federation.client",
     "OAuthClientError": "federation.client",
+    "INVALID_RESPONSE": "federation.client",
     "fetch_access_token": "federation.client",
     "fetch_operator_token": "federation.client",
     "load_client_key": "federation.client",

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from federation import (
+    INVALID_RESPONSE,
     POOL_AUTOSCALER,
     FederationProcesses,
     Interactive,
@@ -462,7 +463,11 @@ def token(
             )
         )
     except OAuthClientError as error:
-        typer.echo(f"{issuer} refused: {error}", err=True)
+        if error.error == INVALID_RESPONSE:  # a success that is no token answer: no refusal
+            typer.echo(f"{issuer} answered its token request wrongly: {error.description}",
+                       err=True)
+        else:
+            typer.echo(f"{issuer} refused: {error}", err=True)
         raise typer.Exit(1) from error
     except httpx.HTTPError as error:
         typer.echo(f"{issuer} cannot be reached: {error}", err=True)
@@ -470,17 +475,7 @@ def token(
     except ValueError as error:  # federation.client's DiscoveryError: it names the issuer
         typer.echo(f"--issuer: {error}", err=True)
         raise typer.Exit(2) from error
-    sys.stdout.write(f"{_access_token(issuer, answer)}\n")
-
-
-def _access_token(issuer: str, answer: dict[str, object]) -> str:
-    """The token of a token endpoint's answer; exit 1 saying so when there is none (a server
-    answering 200 with other JSON used to end in a KeyError)."""
-    value = answer.get("access_token")
-    if not isinstance(value, str) or not value:
-        typer.echo(f"{issuer} answered its token request without an access_token", err=True)
-        raise typer.Exit(1)
-    return value
+    sys.stdout.write(f"{answer['access_token']}\n")  # the client checked there is one
 
 
 async def _operator_token(issuer: str, admin_secret: str, number: str) -> str:

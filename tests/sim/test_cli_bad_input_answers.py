@@ -125,7 +125,8 @@ def test_token_says_so_when_the_token_answer_has_no_token(
                                  "--key", str(key_file)], env=WIDE)
     said = _said(result.output)
     assert result.exit_code == 1, said
-    assert f"{issuer} answered its token request without an access_token" in said, said
+    assert f"{issuer} answered its token request wrongly:" in said, said
+    assert "answered a success without an access_token" in said and "refused" not in said, said
     assert canned.asked == [DISCOVERY, "/oauth/token_endpoint"]
 
 
