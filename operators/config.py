@@ -6,10 +6,11 @@ import ipaddress
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -54,6 +55,32 @@ class Quota(_Strict):
     window: Literal["fixed", "sliding"] = "fixed"
 
 
+PRICE_DIGITS = 14
+PRICE_PLACES = 6
+"""A plan's price has at most 14 digits, 6 of them after the point (under 10^8), as the rate
+card's Money: finite and small enough that every invoice line is a decimal the billing can
+round (an infinite or 1e27 price ended invoicing in decimal.InvalidOperation)."""
+MAX_PRICE = 10 ** (PRICE_DIGITS - PRICE_PLACES)
+
+
+def _price_places(value: float) -> float:
+    exact = Decimal(repr(value))  # as billing reads it (operators.billing.money.decimal_of)
+    if exact != exact.quantize(Decimal(1).scaleb(-PRICE_PLACES)):
+        raise ValueError(f"at most {PRICE_PLACES} digits after the decimal point (not {value!r})")
+    return value
+
+
+Price = Annotated[
+    float, Field(ge=0, lt=MAX_PRICE, allow_inf_nan=False), AfterValidator(_price_places)
+]
+"""A float price (``price_per_call``, ``monthly_fee``) bounded as :data:`PRICE_DIGITS` says."""
+
+Money = Annotated[
+    Decimal, Field(ge=0, max_digits=PRICE_DIGITS, decimal_places=PRICE_PLACES)
+]
+"""A decimal price (a tier's), bounded as :data:`PRICE_DIGITS` says."""
+
+
 class PriceTier(_Strict):
     """One band of a tiered price: calls up to and including ``up_to`` (open when null).
 
@@ -65,8 +92,8 @@ class PriceTier(_Strict):
         default=None, gt=0, description="last call of the band (counted from the first of the"
         " month or plan period); null for the open last band"
     )
-    unit_price: Decimal = Field(default=Decimal(0), ge=0, description="price of each call")
-    flat_fee: Decimal = Field(default=Decimal(0), ge=0, description="owed once for the band")
+    unit_price: Money = Field(default=Decimal(0), description="price of each call")
+    flat_fee: Money = Field(default=Decimal(0), description="owed once for the band")
 
 
 class TierMode(StrEnum):
@@ -93,8 +120,8 @@ class Plan(_Strict):
     rate_per_second: float = Field(gt=0, description="sustained token-bucket rate")
     burst: int = Field(gt=0, description="token-bucket capacity")
     quota: Quota | None = None
-    price_per_call: float = Field(default=0.0, ge=0, description="flat price of each call")
-    monthly_fee: float = Field(default=0.0, ge=0, description="per API subscription and month")
+    price_per_call: Price = Field(default=0.0, description="flat price of each call")
+    monthly_fee: Price = Field(default=0.0, description="per API subscription and month")
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code")
     tiers: tuple[PriceTier, ...] = Field(
         default=(), description="tiered prices per call instead of price_per_call"

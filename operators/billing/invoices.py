@@ -200,6 +200,10 @@ def _rated(
         since=None if terms is None else terms.since,
         until=None if status is InvoiceStatus.FINAL else as_of,
         ended=None if terms is None else terms.ended,
+        apis=None if terms is None else {
+            client_id: apis for client_id, apis in terms.apis.items()
+            if only is None or client_id in only
+        },
     )
     per_application: dict[str, list[LineItem]] = {}
     for line in lines:

@@ -91,6 +91,13 @@ class IssuedInvoices:
                         now,
                     ),
                 )
+        return self.issued(month, kind, customers)
+
+    def issued(
+        self, month: Month, kind: CustomerKind, customers: Collection[str] | None = None
+    ) -> list[Invoice]:
+        """``month``'s invoices of ``kind`` issued so far (of the ``customers`` asked, all when
+        None), ordered by customer; only read: nothing is issued by asking."""
         rows = self.db.all(
             "SELECT customer, record FROM billing_issued_invoices"
             " WHERE month = ? AND customer_kind = ? ORDER BY customer",

@@ -252,10 +252,13 @@ def rate_subscription(
 class ApplicationTerms:
     """When applications began (``since``: no fee before it) and, for those cut off (disabled
     or suspended), ended (``ended``: no fee after it). An application in neither is billed
-    for the whole month."""
+    for the whole month. ``apis`` are the APIs each application was created for: it holds a
+    plan for each from its creation (the default plan until it subscribes to another), so
+    that plan's fee is owed in a month without calls too."""
 
     since: Mapping[str, float] = field(default_factory=dict)
     ended: Mapping[str, float] = field(default_factory=dict)
+    apis: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def rate_month(
@@ -267,9 +270,12 @@ def rate_month(
     since: Mapping[str, float] | None = None,
     until: float | None = None,
     ended: Mapping[str, float] | None = None,
+    apis: Mapping[str, Iterable[str]] | None = None,
 ) -> list[LineItem]:
-    """The lines of every API subscription with calls in ``month`` or an explicit plan
-    (``subscribed``, e.g. the store's ``held()`` keys), ordered by application, API and time.
+    """The lines of every API subscription with calls in ``month``, an explicit plan
+    (``subscribed``, e.g. the store's ``held()`` keys) or a plan held from the application's
+    creation (``apis``: application -> the APIs it was created for, on the default plan
+    unless subscribed; :attr:`ApplicationTerms.apis`), ordered by application, API and time.
 
     ``since`` maps an application to its creation (no fee before it), ``ended`` one cut off
     to when (no fee after it); ``until`` cuts a draft.
@@ -281,6 +287,9 @@ def rate_month(
             grouped.setdefault((event.client_id, event.api), []).append(event)
     for pair in subscribed:
         grouped.setdefault(pair, [])
+    for client_id, held in (apis or {}).items():
+        for api in held:
+            grouped.setdefault((client_id, api), [])
     lines: list[LineItem] = []
     for client_id, api in sorted(grouped):
         lines.extend(

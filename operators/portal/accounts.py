@@ -20,10 +20,12 @@ sharing the database.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable
+from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from joserfc.jwk import ECKey
@@ -184,17 +186,39 @@ def _row_developer(row: sqlite3.Row) -> Developer:
     )
 
 
+@cache
+def _api_scopes(api: str) -> frozenset[str]:
+    return frozenset(scopes_for([api]))
+
+
+def _created_for(scopes: str | None) -> tuple[str, ...]:
+    """The APIs whose scopes a client holds (its ``scopes`` column), as the application
+    pages list them: what the application was created for."""
+    held = frozenset(json.loads(scopes)) if scopes else frozenset()
+    return tuple(api for api in API_NAMES if _api_scopes(api) & held)
+
+
 def application_terms(db: Database) -> ApplicationTerms:
     """:meth:`DeveloperAccounts.terms` of the portal's tables in ``db``, read as they are (a
-    database without a portal, or written before applications' ends were kept, has none)."""
+    database without a portal, or written before applications' ends were kept, has none):
+    each application's creation, end and the APIs it holds a plan for from its creation
+    (its client's scopes in the registry beside it)."""
     columns = {row["name"] for row in db.all("PRAGMA table_info(portal_applications)")}
     if not {"client_id", "created_at"} <= columns:
         return ApplicationTerms()
-    ended = "ended_at" if "ended_at" in columns else "NULL AS ended_at"
-    rows = db.all(f"SELECT client_id, created_at, {ended} FROM portal_applications")
+    ended = "a.ended_at" if "ended_at" in columns else "NULL AS ended_at"
+    registry = db.one("SELECT 1 AS found FROM sqlite_master WHERE name = 'identity_clients'")
+    scopes, join = (
+        ("c.scopes", " LEFT JOIN identity_clients c ON c.client_id = a.client_id")
+        if registry is not None else ("NULL AS scopes", "")
+    )
+    rows = db.all(
+        f"SELECT a.client_id, a.created_at, {ended}, {scopes} FROM portal_applications a{join}"
+    )
     return ApplicationTerms(
         {row["client_id"]: float(row["created_at"]) for row in rows},
         {row["client_id"]: float(row["ended_at"]) for row in rows if row["ended_at"] is not None},
+        {row["client_id"]: _created_for(row["scopes"]) for row in rows},
     )
 
 

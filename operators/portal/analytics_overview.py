@@ -1,9 +1,11 @@
 """The analytics overview: revenue of a month, the applications with calls, calls per day.
 
-Revenue is rated by the billing code (:func:`operators.billing.rate_month`) from the
-metering's usage events and the plan history, with each application's creation taken from the
-portal's applications, as invoices take it, so the overview and the invoices agree. Calls come
-from the usage buckets table, the bucket under way included.
+Revenue is the lines of the month's invoices per application: once a closed month's invoices
+are issued, the issued ones (:class:`operators.billing.IssuedInvoices`, frozen at the close,
+so a later price change moves neither); before that, rated by the billing code
+(:func:`operators.billing.application_invoices`) from the metering's usage events and the plan
+history, with each application's creation, end and APIs taken from the portal's applications,
+as invoices take them. Calls come from the usage buckets table, the bucket under way included.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from ..analytics.revenue import RevenueRow, revenue_table
 from ..analytics.settings import DAY
-from ..billing import Month, rate_month
+from ..billing import CustomerKind, Invoice, Month, application_invoices
 from .analytics_parameters import date_text, iso, month_param, whole_number
 from .analytics_source import AnalyticsSource, Names
 
@@ -36,21 +38,23 @@ def _revenue_rows(rows: Iterable[RevenueRow], names: Names | None) -> list[dict[
     ]
 
 
-def _revenue(source: AnalyticsSource, month: Month, now: float, names: Names) -> dict[str, Any]:
+def _invoices(source: AnalyticsSource, month: Month, now: float) -> list[Invoice]:
+    """``month``'s invoices per application: as issued once the closed month's are, else
+    rated now (an open month, or a closed one not issued yet) without issuing them."""
     host = source.host
+    if host.issued is not None and host.issued.closed(month, now):
+        issued = host.issued.issued(month, CustomerKind.APPLICATION)
+        if issued:
+            return issued
     ledger = host.usage
-    events = ledger.events() if ledger is not None else []
-    final = now >= month.end
+    events = ledger.events(since=month.start, until=month.end) if ledger is not None else []
     terms = source.accounts.terms()  # as the invoices take them: fees between these
-    lines = rate_month(
-        events,
-        host.plans.history,
-        month,
-        subscribed=list(host.plans.held()),
-        since=terms.since,
-        until=None if final else now,
-        ended=terms.ended,
-    )
+    return application_invoices(host.config, host.plans, events, month, now=now, terms=terms)
+
+
+def _revenue(source: AnalyticsSource, month: Month, now: float, names: Names) -> dict[str, Any]:
+    final = now >= month.end
+    lines = [line for invoice in _invoices(source, month, now) for line in invoice.lines]
     table = revenue_table(lines, source.accounts.owners())
     return {
         "month": str(month),

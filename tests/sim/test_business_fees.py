@@ -1,6 +1,7 @@
 """The simulated business's monthly fees are what the operator's billing would invoice for
 the same applications: each plan's fee from the application's creation (not its first call)
-until it stopped, as a live application's runs until its cut-off (``ApplicationTerms``)."""
+until it stopped, as a live application's runs until its cut-off (``ApplicationTerms``), the
+default plan's too, held from the creation for the APIs the application was created for."""
 
 from __future__ import annotations
 
@@ -89,4 +90,37 @@ def test_a_simulated_applications_fees_are_what_the_operator_would_invoice(
     assert sum(simulated.values(), Decimal(0)) > 0, "enterprise plans carry a fee"
     assert ended, "some applications stopped, so cut-offs are compared too"
     assert len({key[2] for key in simulated}) >= 2, "the run crosses months' ends"
+    assert simulated == _fees(live)
+
+
+def test_a_default_plans_fee_runs_from_creation_without_a_subscription(tmp_path: Path) -> None:
+    """The applications' plan is the operator's default: live, none subscribes to it, each
+    holds it for the APIs it was created for (``ApplicationTerms.apis``), and the operator
+    invoices the fees the simulation earned, months without calls included."""
+    path = tmp_path / "fees.yaml"
+    path.write_text(FEES, encoding="utf-8")
+    scenario = load_business_scenario(path)
+    world = BusinessWorld(scenario)
+    world.run()
+    population, end = world.population, world.now
+    plans = InMemoryPlans(scenario.plans, "enterprise")
+    terms = ApplicationTerms(
+        {app.client_id: scenario.epoch + app.created
+         for app in population.applications.values()},
+        {app.client_id: app.ended
+         for app in population.applications.values() if app.ended is not None},
+        {app.client_id: tuple(sub.api for sub in app.subscriptions)
+         for app in population.applications.values()},
+    )  # fmt: skip
+    assert {p.plan.name for p in population.closed} == {"enterprise"}, "the default throughout"
+    live: list[LineItem] = []
+    month = Month.of(scenario.epoch)
+    while month.start < end:
+        live += rate_month(
+            [], plans.history, month, subscribed=plans.held(), since=terms.since,
+            ended=terms.ended, apis=terms.apis, until=end if month.holds(end) else None,
+        )  # fmt: skip
+        month = month.next()
+    simulated = _fees(rate_periods(population.closed))
+    assert sum(simulated.values(), Decimal(0)) > 0
     assert simulated == _fees(live)

@@ -87,3 +87,49 @@ def test_existing_plans_keep_their_fields_and_defaults(tmp_path: Path) -> None:
     (plan,) = load_yaml_model(path, OperatorConfig).plans
     assert plan == Plan.model_validate(plan.model_dump(mode="json"))  # a YAML round trip
     assert str(plan.tiers[0].unit_price) == "0.0006"
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ("    price_per_call: .inf\n", "plans.0.price_per_call", "finite number"),
+        ("    price_per_call: .nan\n", "plans.0.price_per_call", "finite number"),
+        ("    price_per_call: 1e27\n", "plans.0.price_per_call", "less than 100000000"),
+        ("    monthly_fee: 1e30\n", "plans.0.monthly_fee", "less than 100000000"),
+        ("    monthly_fee: .inf\n", "plans.0.monthly_fee", "finite number"),
+        ("    price_per_call: 0.0000001\n", "plans.0.price_per_call", "at most 6 digits after"),
+        ("    tiers:\n      - {unit_price: 1e30}\n", "plans.0.tiers.0.unit_price", "14 digits"),
+        ("    tiers:\n      - {flat_fee: 1e30}\n", "plans.0.tiers.0.flat_fee", "14 digits"),
+    ],
+)
+def test_prices_no_invoice_can_hold_are_refused_naming_the_field_and_line(
+    tmp_path: Path, line: str, field: str, reason: str
+) -> None:
+    """An infinite or huge price (as the rate card's Money: finite, 14 digits, 6 after the
+    point) was accepted and ended invoicing in decimal.InvalidOperation (a 500)."""
+    message = _refusal(tmp_path, line)
+    at = 13 if "tiers" in field else 12  # the price's own line
+    assert f"operator.yaml:{at}: {field}:" in message, message
+    assert reason in message, message
+
+
+def test_the_bounds_are_the_rate_cards_and_the_largest_price_allowed_invoices(
+    tmp_path: Path,
+) -> None:
+    from operators.billing import Month, application_invoices
+    from operators.gateway.metering import UsageEvent
+    from operators.gateway.subscriptions import InMemoryPlans
+
+    assert "less than 100000000" in _refusal(tmp_path, "    monthly_fee: 100000000\n")
+    path = tmp_path / "operator.yaml"
+    path.write_text(HEAD + "    price_per_call: 99999999.999999\n    monthly_fee: 0.000001\n")
+    config = load_yaml_model(path, OperatorConfig)
+    (plan,) = config.plans
+    assert (plan.price_per_call, plan.monthly_fee) == (99999999.999999, 0.000001)
+    month = Month(2025, 3)
+    events = [UsageEvent("a", f"c{k}", "sim-swap", "checkSimSwap", "tiered", 0.0, "EUR", 200,
+                         month.start + k) for k in range(1000)]  # fmt: skip
+    (invoice,) = application_invoices(
+        config, InMemoryPlans.of(config), events, month, now=month.end + 7200
+    )
+    assert invoice.document()["total"] == "100000000000.00"  # 1000 calls; a fee of 0.00
