@@ -70,10 +70,19 @@ def recovery_time(
     origin = start if reference == "start" else end
     after = [row for row in rows if row["t"] - 1 >= origin]
     streak = 0
-    for position, row in enumerate(after):
-        streak = streak + 1 if _availability(row) >= threshold else 0
+    first: Row | None = None
+    for row in after:
+        if not row["completed"] and not row["offered"]:
+            continue  # nothing asked, nothing answered: no sign either way
+        # a second whose calls were asked but none answered (all waiting on a blackhole)
+        # is no recovery: before, it read as fully available
+        if row["completed"] and _availability(row) >= threshold:
+            first = row if streak == 0 else first
+            streak += 1
+        else:
+            streak = 0
         if streak >= hold:
-            first = after[position - hold + 1]
+            assert first is not None
             return max(0.0, first["t"] - 1 - origin)
     return math.inf
 

@@ -58,11 +58,19 @@ _OFFSET = _MAPPING._offset
 _log, _ceil = math.log, math.ceil
 
 
+_SMALLEST = _MAPPING.min_possible
+"""The smallest latency the mapping indexes; a latency of 0 (every tier at zero service
+time) is counted in its bucket, whose value is 0 to any printed precision."""
+
+
 def _keys(latencies: Iterable[float]) -> list[int]:
     """The sketch's bucket index of each latency (``_MAPPING.key``, without its two calls)."""
-    if _OFFSET == 0.0:  # this mapping's: int(ceil(x) + 0.0) is ceil(x)
-        return [_ceil(_log(value, 2) * _MULTIPLIER) for value in latencies]
-    return [int(_ceil(_log(value, 2) * _MULTIPLIER) + _OFFSET) for value in latencies]
+    try:
+        if _OFFSET == 0.0:  # this mapping's: int(ceil(x) + 0.0) is ceil(x)
+            return [_ceil(_log(value, 2) * _MULTIPLIER) for value in latencies]
+        return [int(_ceil(_log(value, 2) * _MULTIPLIER) + _OFFSET) for value in latencies]
+    except ValueError:  # log(0): rare, so the common path pays no comparison for it
+        return _keys([value if value > _SMALLEST else _SMALLEST for value in latencies])
 
 
 def _flush(buckets: Counter[int], *sketches: DDSketch) -> None:
