@@ -94,13 +94,16 @@ def _measure(
     events = result.events
     if metric == "recovery_time":
         assert expectation.event is not None
-        return recovery_time(
-            table,
-            events[expectation.event],
-            expectation.reference,
-            expectation.level,
-            expectation.hold,
+        event = events[expectation.event]
+        found = recovery_time(
+            table, event, expectation.reference, expectation.level, expectation.hold
         )
+        if math.isinf(found) and expectation.min is not None:
+            origin = event[0] if expectation.reference == "start" else event[1]
+            observed = (table[-1]["t"] if table else 0.0) - origin
+            if observed < expectation.min:
+                return None  # the run ended first: "no recovery within min" was not seen
+        return found
     if metric in REPLICA_METRICS:
         window = resolve_window(expectation, events)
         return result.replica_measure(metric, expectation.operator, *window)

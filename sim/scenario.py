@@ -668,8 +668,9 @@ class Expectation(_Model):
     (operator, application, api) apply to whole-run metrics only. ``recovery_time`` is the
     time from the ``reference`` point of ``event`` until per-second availability is back to
     ``level`` of its pre-event value for ``hold`` seconds (infinite if it never is within the
-    run); a second whose calls were asked but none answered is not available, and a second
-    with neither counts for nothing.
+    run, undefined when the run ends before a ``min`` bound's time: unseen, not passed); a
+    second whose calls were asked but none answered is not available, and a second with
+    neither counts for nothing.
     """
 
     name: str | None = None

@@ -104,3 +104,16 @@ def test_a_latency_of_zero_is_counted_not_a_crash(tmp_path: Path) -> None:
     result = run_scenario(scenario)
     assert result.calls > 150
     assert all(verdict.passed for verdict in result.verdicts), result.verdicts
+
+
+def test_no_recovery_within_a_bound_the_run_did_not_reach_is_not_a_pass(tmp_path: Path) -> None:
+    """Before, a run that ended 23 s after the cut read "never recovered" (inf) and passed
+    "no recovery within 60 s"; it saw too little to say, so the measure is undefined. A run
+    long enough to see the bound out still passes it."""
+    text = PARTITIONED.replace(
+        "{name: recovered at once, metric: recovery_time, event: cut, reference: start, max: 5}",
+        "{name: down a minute, metric: recovery_time, event: cut, reference: end, min: 60}",
+    ).replace("duration: 120", "duration: 83")
+    (short,) = load_scenario(_write(tmp_path, text))
+    (verdict,) = run_scenario(short).verdicts
+    assert verdict.value is None and not verdict.passed
