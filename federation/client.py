@@ -239,12 +239,13 @@ class ApplicationClient:
             raise _invalid(endpoint, f"{response.status_code} without a JSON object")
         return answer
 
-    async def client_credentials(self, scope: str) -> dict[str, Any]:
+    async def _grant(self, form: dict[str, str]) -> dict[str, Any]:
+        """A token request at the token endpoint: its answer, checked to be a token."""
         endpoint = self.endpoints.token
-        return _token_answer(
-            endpoint,
-            await self._post(endpoint, {"grant_type": "client_credentials", "scope": scope}),
-        )
+        return _token_answer(endpoint, await self._post(endpoint, form))
+
+    async def client_credentials(self, scope: str) -> dict[str, Any]:
+        return await self._grant({"grant_type": "client_credentials", "scope": scope})
 
     async def start_ciba(
         self,
@@ -264,11 +265,7 @@ class ApplicationClient:
         return _ciba_answer(endpoint, await self._post(endpoint, form))
 
     async def poll_ciba(self, auth_req_id: str) -> dict[str, Any]:
-        endpoint = self.endpoints.token
-        return _token_answer(
-            endpoint,
-            await self._post(endpoint, {"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id}),
-        )
+        return await self._grant({"grant_type": CIBA_GRANT, "auth_req_id": auth_req_id})
 
     async def ciba(
         self,
@@ -305,12 +302,8 @@ class ApplicationClient:
         An aggregator names the application it asks for in the signed ``on_behalf_of`` claim,
         so the operator keeps that application's consents apart from any other's."""
         extra: dict[str, Any] = {"on_behalf_of": on_behalf_of} if on_behalf_of else {}
-        endpoint = self.endpoints.token
-        assertion = self.assertion(endpoint, sub=subject, scope=scope, **extra)
-        return _token_answer(
-            endpoint,
-            await self._post(endpoint, {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}),
-        )
+        assertion = self.assertion(self.endpoints.token, sub=subject, scope=scope, **extra)
+        return await self._grant({"grant_type": JWT_BEARER_GRANT, "assertion": assertion})
 
     async def authorization_code(
         self, device: httpx.AsyncClient, scope: str, redirect_uri: str
@@ -358,14 +351,12 @@ class ApplicationClient:
 
     async def redeem_code(self, code: str, redirect_uri: str, verifier: str) -> dict[str, Any]:
         """The ``authorization_code`` grant: a code, the redirect URI and the PKCE verifier."""
-        endpoint = self.endpoints.token
-        form = {
+        return await self._grant({
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": redirect_uri,
             "code_verifier": verifier,
-        }
-        return _token_answer(endpoint, await self._post(endpoint, form))
+        })
 
     async def introspect(self, token: str) -> dict[str, Any]:
         return await self._post(self.endpoints.introspection, {"token": token})
