@@ -20,8 +20,11 @@ CAMARA APIs at the aggregator's URL with the aggregator's token (client credenti
    passes the answer back unchanged (status, CAMARA ``code``, body), and maps failures of
    its own hops to CAMARA errors: nobody serves the number → 404 ``IDENTIFIER_NOT_FOUND``,
    a refused token request → 403 ``PERMISSION_DENIED``, an unreachable operator → 503;
-5. records the call for settlement exactly once per application and ``x-correlator`` (the
-   same correlator goes to the operator, whose ledger is idempotent on it too).
+5. records the call for settlement exactly once per application and key: the application's
+   ``Idempotency-Key``, else one the hub chose (the same key, scoped by the application, goes
+   to the operator as its ``Idempotency-Key``, so the operator's ledger and the hub's books
+   hold the call under one key). The application's ``x-correlator`` goes along as it came:
+   it correlates, and one value may span a whole flow.
 
 Settlement is read per partner operator at ``GET /admin/settlement`` (aggregator admin
 credential), and as priced monthly statements at ``GET /admin/statements?month=YYYY-MM``
@@ -55,7 +58,15 @@ from operators import (
     SubscriberBase,
     admin_guard,
 )
-from operators.camara import CORRELATOR_HEADER, Operation, correlator_for, operation_named
+from operators.camara import (
+    CORRELATOR_HEADER,
+    IDEMPOTENCY_HEADER,
+    Operation,
+    correlator_for,
+    idempotency_key,
+    new_correlator,
+    operation_named,
+)
 from operators.gateway import (
     Admission,
     BearerAuthenticator,
@@ -196,6 +207,8 @@ class SettledCall:
 
     application: str
     correlator: str
+    """The call's key (the application's ``Idempotency-Key``, else one the hub chose): the
+    column's name dates from when the ``x-correlator`` was that key."""
     operator: str
     served_as: str
     api: str
@@ -213,7 +226,7 @@ class SettlementLedger:
         db.ensure_schema(SETTLEMENT_SCHEMA)
 
     def record(self, call: SettledCall) -> bool:
-        """Record a call once; a retry with the same correlator may only turn it billable."""
+        """Record a call once; a retry under the same key may only turn it billable."""
         changed = self.db.execute(
             "INSERT INTO aggregator_settlement (application, correlator, operator, served_as,"
             " api, operation, status, billable, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -353,9 +366,13 @@ def _routed(row: Any) -> RoutedSession:
 
 @dataclass(frozen=True)
 class _Admitted:
-    """One application call the hub admitted: who, what, under which correlator and scope."""
+    """One application call the hub admitted: who, what, under which correlator, key and
+    scope."""
 
     correlator: str
+    key: str
+    """What the call is settled under: the application's ``Idempotency-Key``, else one the
+    hub chose."""
     application: str
     operation: Operation
     purpose: str
@@ -365,8 +382,8 @@ class _Admitted:
     sandbox: bool = False
     """A sandbox application of the hub's portal: it reaches the operators' test numbers only."""
     settled_with: str | None = None
-    """The operator that billed an earlier call under the same correlator: a retry must go
-    there too (another operator would bill a call the hub's books hold once)."""
+    """The operator that billed an earlier call under the same key: a retry must go there
+    too (another operator would bill a call the hub's books hold once)."""
 
 
 @dataclass
@@ -610,7 +627,7 @@ class Aggregator:
     async def forward(self, request: Request, operation_id: str) -> Response:
         """Serve one CAMARA call for an application (steps 1-5 of the module docstring)."""
         call = self._admit(request, operation_id)
-        if request.headers.get(CORRELATOR_HEADER):
+        if request.headers.get(IDEMPOTENCY_HEADER):
             call = self._retry_of(call)
         operation = call.operation
         if operation_id in SESSION_OPERATIONS:
@@ -644,15 +661,15 @@ class Aggregator:
         return self._answer(request, call, response, content)
 
     def _retry_of(self, call: _Admitted) -> _Admitted:
-        """A correlator the application chose and already used: the hub's settlement row is
-        one per (application, correlator), so only the same operation at the same operator
-        may run under it again (the operator then replays, or refuses another request)."""
-        previous = self.settlement.settled(call.application, call.correlator)
+        """An idempotency key the application already used: the hub's settlement row is one
+        per (application, key), so only the same operation at the same operator may run under
+        it again (the operator then replays, or refuses another request)."""
+        previous = self.settlement.settled(call.application, call.key)
         if previous is None:
             return call
         operator, operation, billable = previous
         if operation != call.operation.operation_id:
-            raise _correlator_taken()
+            raise _key_taken()
         # an unbilled answer binds nobody: the retry may find the device elsewhere (a port
         # the finder learns of), and the row then takes the operator that bills it
         return replace(call, settled_with=operator) if billable else call
@@ -685,6 +702,9 @@ class Aggregator:
         """Authenticate and authorise the application's token as an operator gateway would."""
         operation = operation_named(operation_id)
         correlator = correlator_for(request.headers.get(CORRELATOR_HEADER), operation.correlator)
+        key = idempotency_key(request.headers.get(IDEMPOTENCY_HEADER))
+        if key is None:  # a correlator the hub made up is unique already
+            key = new_correlator() if request.headers.get(CORRELATOR_HEADER) else correlator
         claims = self.authenticator.authenticate(request.headers.get("authorization"))
         context = self.admission.authorize(
             self.identity.grant_facts(claims), operation, correlator=correlator
@@ -693,6 +713,7 @@ class Aggregator:
         scope = " ".join((*operation.scopes[0], context.purpose))
         return _Admitted(
             correlator,
+            key,
             context.client_id,
             operation,
             context.purpose,
@@ -772,7 +793,7 @@ class Aggregator:
                 raise
             _check_pinned(call, partner)
             response = await self._call(
-                partner, method, template, _without_device(body), token, _scoped(call)
+                partner, method, template, _without_device(body), token, call
             )
             if response.status_code in (401, 403):
                 self._tokens.pop((partner.config.id, application, subject, call.scope), None)
@@ -865,7 +886,7 @@ class Aggregator:
         path = operation.template.replace("{sessionId}", routed.operator_session_id)
         _check_pinned(call, partner)
         response = await self._call(
-            partner, operation.method, path, body, token, _scoped(call), label=operation.template
+            partner, operation.method, path, body, token, call, label=operation.template
         )
         if response.status_code in (401, 403):
             key = (partner.config.id, call.application, routed.subject, call.scope)
@@ -905,7 +926,7 @@ class Aggregator:
         self.tracer(Hop(call.application, self.id, f"{operation.method} {operation.template}"))
         _check_pinned(call, partner)
         response = await self._call(
-            partner, operation.method, operation.template, body, grant.access_token, _scoped(call)
+            partner, operation.method, operation.template, body, grant.access_token, call
         )
         self._settle(call, partner, grant.served_as, response.status_code)
         return self._answer(request, call, response, response.content)
@@ -938,8 +959,8 @@ class Aggregator:
         answers that definition when every partner offers the name, else 404. With a device,
         ``retrieveQoSProfiles`` is routed to the serving operator like any device call.
         Every partner asked meters the call it answered, so each is settled on its own row,
-        under the application's correlator suffixed with the partner's id (what the partner
-        is sent, scoped like any other): the hub's books and each operator's then agree.
+        under the call's key suffixed with the partner's id (what the partner is sent, scoped
+        like any other): the hub's books and each operator's then agree.
         """
         operation = call.operation
         name = request.path_params.get("name")
@@ -950,15 +971,15 @@ class Aggregator:
             else None
         )
         asked_of = {
-            partner.config.id: replace(call, correlator=f"{call.correlator}/{partner.config.id}")
+            partner.config.id: replace(call, key=f"{call.key}/{partner.config.id}")
             for partner in self.partners.values()
         }
         for partner_id, asked in asked_of.items():  # an application may have used such a key
-            previous = self.settlement.settled(asked.application, asked.correlator)
+            previous = self.settlement.settled(asked.application, asked.key)
             if previous is not None and (
                 previous[1] != operation.operation_id or (previous[2] and previous[0] != partner_id)
             ):
-                raise _correlator_taken()
+                raise _key_taken()
         answers: list[tuple[Partner, httpx.Response]] = []
         for partner in self.partners.values():
             asked = asked_of[partner.config.id]
@@ -975,7 +996,7 @@ class Aggregator:
                 path or operation.template,
                 body if operation.request is not None else None,
                 token,
-                _scoped(asked),
+                asked,
                 label=operation.template,
             )
             self._settle(asked, partner, partner.config.id, response.status_code)
@@ -1169,10 +1190,12 @@ class Aggregator:
         path: str,
         body: dict[str, Any] | None,
         token: str,
-        correlator: str,
+        call: _Admitted,
         *,
         label: str | None = None,
     ) -> httpx.Response:
+        """Send one call to an operator's gateway under the application's correlator and the
+        call's key scoped by the application (:func:`_scoped`)."""
         operator = partner.config
         template = label or path
         started = time.perf_counter()
@@ -1186,7 +1209,8 @@ class Aggregator:
                     json=body,
                     headers={
                         "Authorization": f"Bearer {token}",
-                        CORRELATOR_HEADER: correlator,
+                        CORRELATOR_HEADER: call.correlator,
+                        IDEMPOTENCY_HEADER: _scoped(call),
                         DATA_CENTRE_OPT_IN: "1",  # for the hub's own trace, not the application
                     },
                 ),
@@ -1226,7 +1250,7 @@ class Aggregator:
         self.settlement.record(
             SettledCall(
                 call.application,
-                call.correlator,
+                call.key,
                 partner.config.id,
                 served_as,
                 operation.api,
@@ -1251,27 +1275,28 @@ class Aggregator:
 
 
 REPLAYED_HEADER = "idempotent-replayed"
-"""Set by an operator that answered with the stored answer of a call under this correlator."""
+"""Set by an operator that answered with the stored answer of a call under this key."""
 
 
 def _check_pinned(call: _Admitted, partner: Partner) -> None:
-    """Refuse a reused correlator bound for another operator than the one that billed it."""
+    """Refuse a reused idempotency key bound for another operator than the one that billed
+    it."""
     if call.settled_with is not None and call.settled_with != partner.config.id:
-        raise _correlator_taken()
+        raise _key_taken()
 
 
-def _correlator_taken() -> CamaraError:
+def _key_taken() -> CamaraError:
     return CamaraError(
         400,
         "INVALID_ARGUMENT",
-        "x-correlator: this value was already used for another request; send a new one.",
+        "Idempotency-Key: this value was already used for another request; send a new one.",
     )
 
 
 def _scoped(call: _Admitted) -> str:
-    """The correlator sent to the operator, which meters by (client, correlator) and sees the
-    hub as one client for every application: scoped by application so two never collide."""
-    return operator_correlator(call.application, call.correlator, call.operation.correlator)
+    """The key sent to the operator, which meters by (client, key) and sees the hub as one
+    client for every application: scoped by application so two never collide."""
+    return operator_correlator(call.application, call.key, call.operation.correlator)
 
 
 def _names_device(body: dict[str, Any]) -> bool:

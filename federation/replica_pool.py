@@ -10,8 +10,8 @@ of the single party process. The pool is two things in one process:
   (a passive check, as Envoy's outlier detection does). While no replica is ready, one still
   starting (its probe answers 503) serves, as a lone party process does: under ``ogsim up``
   its partners' start-up needs its discovery document. A request whose connection was refused
-  goes to another replica; so does one that carries an ``x-correlator`` (or is a GET) and lost
-  its connection before any answer, since the gateway's metering answers a repeated correlator
+  goes to another replica; so does one that carries an ``Idempotency-Key`` (or is a GET) and
+  lost its connection before any answer, since the gateway's metering answers a repeated key
   with the answer it already committed instead of billing twice.
 * a **supervisor**: it starts the replicas (``python -m federation.launcher party`` on a
   loopback port of their own, all with the same federation file, database file and Redis URL,
@@ -568,7 +568,7 @@ class ReplicaPool:
             [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP],
             self.admin_secret, scope.get("client"))
         retry_safe = scope["method"] in ("GET", "HEAD") or any(
-            k.lower() == b"x-correlator" for k, _ in headers
+            k.lower() == b"idempotency-key" for k, _ in headers
         )
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):

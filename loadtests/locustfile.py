@@ -671,11 +671,17 @@ class CamaraApp(FastHttpUser):
         through_aggregator: bool = False,
         retry_transport: bool = True,
     ) -> Outcome | None:
-        """One call as a careful client makes it: same correlator across its retries."""
+        """One call as a careful client makes it: the same correlator and idempotency key
+        across its retries (the key is what makes a retry of a call the server did answer
+        come back replayed instead of billed twice)."""
         tally = self.load_run.tally
         tally.calls[type(self).__name__] += 1
         correlator = tally.correlator()
-        headers = {"Authorization": f"Bearer {token}", "x-correlator": correlator}
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "x-correlator": correlator,
+            "Idempotency-Key": correlator,
+        }
         label = f"{name} (unserved)" if unserved else name
         outcome: Outcome | None = None
         for attempt in range(DATA_CENTRE_RETRIES + 1):

@@ -4,7 +4,7 @@ Throttling (429) and protective refusals (503 from an open breaker, a full reque
 shed load) are the federation doing its job: they are reported under their own request type
 and are not failures. A 503 from a data centre that is down (or from a front with none
 healthy) is a real failure the client sees; a client may retry it with the same
-``x-correlator``, which the gateways and the aggregator count once.
+``Idempotency-Key``, which the gateways and the aggregator count once.
 """
 
 from __future__ import annotations

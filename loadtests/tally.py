@@ -3,8 +3,9 @@
 Each Locust process that runs users keeps one :class:`Tally` and writes it to
 ``<counts dir>/calls-<node>.json`` when its users have stopped; :func:`merge` adds the files
 of every process (the local runner, or each worker in distributed mode). A call is counted
-once per ``x-correlator`` however many times it was retried. Calls through the aggregator
-also keep their correlators, to compare one by one with the settlement records.
+once per ``x-correlator`` however many times it was retried (each call sends it as its
+``Idempotency-Key`` too, which the gateways and the aggregator meter once). Calls through the
+aggregator also keep their correlators, to compare one by one with the settlement records.
 """
 
 from __future__ import annotations

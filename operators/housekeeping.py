@@ -7,7 +7,7 @@ weight. :class:`Housekeeping` decides, from its clock alone, what is past its li
 (:meth:`Housekeeping.cutoffs`, pure), deletes it in short batches (:meth:`Housekeeping.purge`),
 and runs itself periodically in the live operator (:meth:`Housekeeping.start`). Usage events
 are billing records and stay; only the stored answer body of a call past its replay window
-goes, after which the correlator no longer replays (the event still makes a reuse unbilled).
+goes, after which the idempotency key no longer replays (the event still makes a reuse unbilled).
 
 The analytics' usage buckets and alerts go once older than its history window
 (``analytics.retention_days``: the admin pages replay 13 weeks, the monitor at most that).
@@ -33,7 +33,7 @@ from .types import Clock, Seconds
 log = logging.getLogger(__name__)
 
 REPLAY_WINDOW: Seconds = 24 * 3600.0
-"""How long a billed call's answer is kept for a client reusing its correlator: a day, as
+"""How long a billed call's answer is kept for a client reusing its idempotency key: a day, as
 payment APIs keep idempotency keys (a retry storm or a restarted batch comes within hours)."""
 
 ACCESS_LOG_RETENTION: Seconds = 90 * 86400.0

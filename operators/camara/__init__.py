@@ -18,8 +18,15 @@ from operators.camara.common import (
 )
 from operators.camara.context import CallContext, get_call_context
 from operators.camara.correlator import HEADER as CORRELATOR_HEADER
+from operators.camara.correlator import (
+    IDEMPOTENCY_HEADER,
+    correlator_for,
+    echoable,
+    idempotency_key,
+    new_correlator,
+    render_error,
+)
 from operators.camara.correlator import PATTERN as CORRELATOR_PATTERN
-from operators.camara.correlator import correlator_for, echoable, render_error
 from operators.camara.kyc_match import KycMatchRequest
 from operators.camara.location import VerifyCircle
 from operators.camara.operations import (
@@ -42,6 +49,7 @@ __all__ = [
     "BASE_PATHS",
     "CORRELATOR_HEADER",
     "CORRELATOR_PATTERN",
+    "IDEMPOTENCY_HEADER",
     "OPERATIONS",
     "OPERATION_SCOPES",
     "WORKLOADS",
@@ -61,7 +69,9 @@ __all__ = [
     "correlator_pattern",
     "echoable",
     "get_call_context",
+    "idempotency_key",
     "needs_consent",
+    "new_correlator",
     "operation_at",
     "operation_named",
     "parse_body",

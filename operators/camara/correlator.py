@@ -1,10 +1,17 @@
-"""The ``x-correlator`` header and the CAMARA error answer that echoes it: one rule each.
+"""The ``x-correlator`` and ``Idempotency-Key`` headers and the CAMARA error answer that
+echoes the correlator: one rule each.
 
 A correlator is echoed when it matches its API's pattern (CAMARA_common's ``XCorrelator``, or
 the narrower one Device Status and KYC Match declare), created when absent and refused (400)
 when malformed; every CAMARA error answer is rendered by
 :func:`render_error`, whoever raised it (an endpoint, the gateway's chain, its middleware,
 the framework's own handlers).
+
+The correlator only correlates (CAMARA_common: "a correlation id for the different services"):
+a client may send one value across a whole flow, and a second call under it is a new call. A
+call is run at most once only when the client asks for that with an ``Idempotency-Key``
+(draft-ietf-httpapi-idempotency-key-header), which the gateway meters the call under and which
+replays the first answer to a retry of the same request.
 """
 
 from __future__ import annotations
@@ -20,10 +27,13 @@ from operators.errors import CamaraError
 
 __all__ = [
     "HEADER",
+    "IDEMPOTENCY_HEADER",
+    "KEY_PATTERN",
     "PATTERN",
     "SHORT_PATTERN",
     "correlator_for",
     "echoable",
+    "idempotency_key",
     "new_correlator",
     "render_error",
 ]
@@ -35,6 +45,10 @@ SHORT_PATTERN = re.compile(r"^[a-zA-Z0-9-]{0,55}$")
 """The x-correlator that Device Reachability Status, Device Roaming Status and KYC Match
 declare inline instead: letters, digits and hyphens, at most 55 (a UUID fits). A correlator
 the common pattern allows (``a:b``, 60 characters) is malformed for them."""
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+KEY_PATTERN = re.compile(r"^[a-zA-Z0-9\-_:;./<>{}]{1,256}$")
+"""An ``Idempotency-Key``: what a correlator may be (a UUID fits), never empty."""
 
 
 def echoable(value: str | None) -> str | None:
@@ -106,5 +120,19 @@ def correlator_for(value: str | None, pattern: re.Pattern[str] = PATTERN) -> str
     if not pattern.match(value):
         raise CamaraError(
             400, "INVALID_ARGUMENT", f"x-correlator does not match the pattern {pattern.pattern}"
+        )
+    return value
+
+
+def idempotency_key(value: str | None) -> str | None:
+    """The ``Idempotency-Key`` a client sent (None when it sent none): the key its call is
+    metered under, so a retry under it gets the first answer instead of running twice."""
+    if value is None:
+        return None
+    if not KEY_PATTERN.match(value):
+        raise CamaraError(
+            400,
+            "INVALID_ARGUMENT",
+            f"Idempotency-Key does not match the pattern {KEY_PATTERN.pattern}",
         )
     return value

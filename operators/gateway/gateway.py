@@ -25,7 +25,14 @@ from fastapi import Request
 from operators.analytics.usage_recorder import UsageRecorder
 from operators.camara import CallContext, Operation, correlator_pattern, operation_at
 from operators.camara.common import NOT_PARSED, parse_body
-from operators.camara.correlator import HEADER, correlator_for, render_error
+from operators.camara.correlator import (
+    HEADER,
+    IDEMPOTENCY_HEADER,
+    correlator_for,
+    idempotency_key,
+    new_correlator,
+    render_error,
+)
 from operators.camara.json_body import PARSED_BODY
 from operators.camara.number_verification import NOT_BY_NETWORK
 from operators.config import Plan
@@ -67,9 +74,12 @@ class MeteredCall:
     context: CallContext
     operation: Operation
     plan: Plan
+    key: str
+    """The key the call is metered under: the client's ``Idempotency-Key``, else one the
+    gateway chose (the correlator it made up, when the client sent none)."""
     digest: str | None = None
-    """The request's fingerprint (see replay_of); SERVER_CHOSEN when the gateway made up the
-    correlator."""
+    """The request's fingerprint (see replay_of); SERVER_CHOSEN when the gateway chose the
+    key."""
     admitted_at: float | None = None
     """When ``plan`` was taken (epoch): the usage event's time, so that rating, which picks
     the plan period holding it, prices the call under the plan it was admitted under even
@@ -85,14 +95,14 @@ DELIVERY_FIELDS = frozenset({"sink", "sinkCredential"})
 session its own sink and credential, and a retry must still find its first answer."""
 
 SERVER_CHOSEN = ""
-"""The fingerprint kept for a correlator the gateway made up: nothing replays under it."""
+"""The fingerprint kept for a key the gateway chose: nothing replays under it."""
 
 
 def request_digest(scope: Scope, document: Any, context: CallContext) -> str:
     """A fingerprint of what was asked: method, path (a session id in it), query, the parsed
     body (the number a two-legged call is about; keys in order, delivery fields left out),
-    the subscriber of a three-legged token and the party it acts for. A correlator replays
-    only the request it was first used for."""
+    the subscriber of a three-legged token and the party it acts for. An idempotency key
+    replays only the request it was first used for."""
     if isinstance(document, dict):
         document = {k: v for k, v in document.items() if k not in DELIVERY_FIELDS}
     digest = hashlib.sha256()
@@ -106,13 +116,13 @@ def request_digest(scope: Scope, document: Any, context: CallContext) -> str:
 def replay_of(
     stored: StoredAnswer, operation: Operation, context: CallContext, digest: str
 ) -> Exception:
-    """The stored answer to send again, or the refusal of a correlator reused for another
-    request: another request's answer would be wrong (a QoD session's creation replayed to a
-    deletion that then never ran, one number's SIM swap answered for another), and running
-    the call would bill nothing, its key being taken. Answers stored before requests were
-    fingerprinted are matched on the operation and the token's subscriber; one kept for a
-    correlator the gateway made up (echoed to the client, who may send it back) never
-    replays."""
+    """The stored answer to send again, or the refusal of an idempotency key reused for
+    another request: another request's answer would be wrong (a QoD session's creation
+    replayed to a deletion that then never ran, one number's SIM swap answered for another),
+    and running the call would bill nothing, its key being taken. Answers stored before
+    requests were fingerprinted are matched on the operation and the token's subscriber; one
+    kept under a key the gateway chose (a correlator it made up and echoed, which the client
+    may send back as its key) never replays."""
     if stored.digest is not None:
         other = stored.digest == SERVER_CHOSEN or stored.digest != digest
     else:
@@ -122,20 +132,21 @@ def replay_of(
         return CamaraError(
             400,
             "INVALID_ARGUMENT",
-            "x-correlator: this value was already used for another request; send a new one.",
+            "Idempotency-Key: this value was already used for another request; send a new one.",
         )
     if stored.body is None:
         return CamaraError(
             400,
             "INVALID_ARGUMENT",
-            "x-correlator: this value was already used for a call whose answer is no longer"
+            "Idempotency-Key: this value was already used for a call whose answer is no longer"
             " kept; send a new one.",
         )
     return ReplayedCall(stored.status, stored.body)
 
 
 class ReplayedCall(Exception):  # noqa: N818 - a control-flow signal, not a failure
-    """A correlator the client reused for a call already answered and billed: replay it."""
+    """An idempotency key the client reused for a call already answered and billed: replay
+    it."""
 
     def __init__(self, status: int, body: bytes) -> None:
         super().__init__(status)
@@ -250,6 +261,7 @@ class Gateway:
         correlator = state.get("correlator") or correlator_for(
             headers.get(HEADER), correlator_pattern(scope["path"])
         )
+        key = idempotency_key(headers.get(IDEMPOTENCY_HEADER))
         body = b""
         if method in _BODY_METHODS:
             try:  # bounded in size (by the declared length before reading) and in time
@@ -279,19 +291,22 @@ class Gateway:
             raise
         assert operation is not None  # authorize refuses a route outside the table
         digest = SERVER_CHOSEN
-        if headers.get(HEADER):
-            # The client chose this correlator: if it already paid for this very request under
-            # it, it gets that answer again; the call is neither run nor billed a second time.
+        if key is not None:
+            # The client asked for at most once: if it already paid for this very request
+            # under this key, it gets that answer again; the call is neither run nor billed a
+            # second time.
             digest = request_digest(scope, state.get(PARSED_BODY), context)
-            stored = self.ledger.replay(context.client_id, correlator)
+            stored = self.ledger.replay(context.client_id, key)
             if stored is not None:
                 raise replay_of(stored, operation, context, digest)
+        else:  # a correlator the gateway made up is unique already, and findable by the client
+            key = new_correlator() if headers.get(HEADER) else correlator
         try:
             plan = self.admission.rate(context.client_id, operation.api)
         except CamaraError as refusal:
             self.metrics.throttled.labels(context.client_id, refusal.code).inc()
             raise
-        state["call"] = MeteredCall(context, operation, plan, digest, self.calendar())
+        state["call"] = MeteredCall(context, operation, plan, key, digest, self.calendar())
         return context
 
     async def meter(
@@ -310,7 +325,7 @@ class Gateway:
         return await self.commits.record(
             UsageEvent(
                 client_id=context.client_id,
-                correlator=context.correlator or "",
+                correlator=call.key,
                 api=call.api,
                 operation=call.operation.operation_id,
                 plan=call.plan.name,
@@ -429,9 +444,10 @@ async def run_policies(
             await _send_error(send, unavailable("The call could not be metered."), correlator)
             return
         if not counted:
-            # Another call took this key while this one ran (the same correlator sent twice
-            # at once): its writes were undone with the unrecorded event, and it gets what a
-            # reuse gets, the first call's answer or a refusal, never an unbilled success.
+            # Another call took this key while this one ran (the same idempotency key sent
+            # twice at once): its writes were undone with the unrecorded event, and it gets
+            # what a reuse gets, the first call's answer or a refusal, never an unbilled
+            # success.
             answered[0] = await _send_taken_key(gateway, call, send, correlator)
             return
         await send(start)
@@ -523,11 +539,11 @@ async def _send_taken_key(gateway: Gateway, call: MeteredCall, send: Send,
                           correlator: str) -> int:
     """Answer a call whose usage key another call took first; the status sent."""
     context = call.context
-    stored = gateway.ledger.replay(context.client_id, context.correlator or "")
+    stored = gateway.ledger.replay(context.client_id, call.key)
     outcome = (replay_of(stored, call.operation, context, call.digest or SERVER_CHOSEN)
                if stored is not None
-               else CamaraError(409, "CONFLICT", "x-correlator: another request under this"
-                                " value is in progress; send a new one."))
+               else CamaraError(409, "CONFLICT", "Idempotency-Key: another request under"
+                                " this value is in progress; retry it later."))
     if isinstance(outcome, ReplayedCall) and outcome.body is not None:
         headers = [(b"content-type", b"application/json"), (b"idempotent-replayed", b"true"),
                    (b"x-correlator", correlator.encode()),

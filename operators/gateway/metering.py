@@ -1,10 +1,12 @@
-"""Metering: exactly one usage event per billable call, idempotent on the call's correlator.
+"""Metering: exactly one usage event per billable call, under the call's key.
 
+The key is the client's ``Idempotency-Key``, else one the gateway chose; the ``correlator``
+column holds it (it held the ``x-correlator`` before that header was left to correlate only).
 An event is committed before the call's answer leaves the gateway (group-committed with the
-events of calls finishing together), together with that answer, so a client reusing its
-correlator gets the same answer back instead of a second, unbilled call, and together with the
-call's own effects (a QoD session row, say, held through ``Database.effect``): the effect and
-its event land in one transaction or neither does.
+events of calls finishing together), together with that answer, so a client retrying under
+its idempotency key gets the same answer back instead of a second, unbilled call, and together
+with the call's own effects (a QoD session row, say, held through ``Database.effect``): the
+effect and its event land in one transaction or neither does.
 
 The table is also an outbox for whoever bills or settles later: ``unpublished`` and
 ``mark_published`` are its read side, and the key makes a republished event count once.
@@ -131,7 +133,8 @@ def note_read() -> None:
 
 @dataclass(frozen=True)
 class UsageEvent:
-    """One billable call; ``(client_id, correlator)`` is its idempotency key."""
+    """One billable call; ``(client_id, correlator)`` is its key (``correlator``: the
+    client's ``Idempotency-Key``, else one the gateway chose)."""
 
     client_id: str
     correlator: str
@@ -146,7 +149,7 @@ class UsageEvent:
     """The subscriber whose data the call processed, when one is known (GDPR access log)."""
     purpose: str | None = None
     request_digest: str | None = None
-    """The request's fingerprint, when the client chose the correlator (replays match it)."""
+    """The request's fingerprint, when the client chose the key (replays match it)."""
     party: str | None = None
     """The application the client called for, when not itself: an aggregator's call for one
     of its applications (``hub/app``). The client is billed; the subscriber's access log names
@@ -155,7 +158,7 @@ class UsageEvent:
 
 @dataclass(frozen=True)
 class StoredAnswer:
-    """A billed call's answer, kept for a client that sends its correlator again."""
+    """A billed call's answer, kept for a client that sends its idempotency key again."""
 
     status: int
     body: bytes | None

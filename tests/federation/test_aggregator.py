@@ -38,8 +38,8 @@ class World:
 
     async def check(self, number: str, correlator: str | None = None) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
-        if correlator:
-            headers["x-correlator"] = correlator
+        if correlator:  # a careful client: its retries carry the same idempotency key
+            headers["x-correlator"] = headers["Idempotency-Key"] = correlator
         return await self.fed.http.post(
             f"{self.hub}/sim-swap/v2/check",
             json={"phoneNumber": number, "maxAge": 24},
@@ -74,7 +74,7 @@ async def test_one_application_reaches_every_operator(world: World) -> None:
     assert {c.application for c in calls} == {"app"}
 
 
-async def test_operator_meters_the_hub_under_the_same_correlator(world: World) -> None:
+async def test_operator_meters_the_hub_under_the_same_key(world: World) -> None:
     number = world.number("telco-fr")
     assert (await world.check(number, "corr-1")).status_code == 200
     assert (await world.check(number, "corr-1")).status_code == 200  # a retry
@@ -87,6 +87,30 @@ async def test_operator_meters_the_hub_under_the_same_correlator(world: World) -
     assert unauthorised.status_code == 401
     totals = (await world.fed.http.get(f"{world.hub}/admin/settlement", headers=ADMIN)).json()
     assert totals == [{"aggregator": "hub", "operator": "telco-fr", "calls": 1, "billable": 1}]
+
+
+async def test_one_correlator_spans_a_flow_through_the_hub(world: World) -> None:
+    """Without an Idempotency-Key the correlator only correlates: one value across two APIs
+    is served by both, it reaches the operator as the application sent it, and the same
+    request again is a new call, billed and settled again, not a stored answer."""
+    http, fr = world.fed.http, world.number("telco-fr")
+    flow = {"x-correlator": "journey-1"}
+    first = await http.post(f"{world.hub}/sim-swap/v2/check", json={"phoneNumber": fr},
+                            headers={"Authorization": f"Bearer {world.token}", **flow})
+    assert first.status_code == 200 and first.headers["x-correlator"] == "journey-1"
+    reach = await world.app.client_credentials(f"device-reachability-status:read {FRAUD}")
+    second = await http.post(
+        f"{world.hub}/device-reachability-status/v1/retrieve", json={"device": {"phoneNumber": fr}},
+        headers={"Authorization": f"Bearer {reach['access_token']}", **flow})
+    assert second.status_code == 200, second.text
+    assert second.headers["x-correlator"] == "journey-1"
+    again = await http.post(f"{world.hub}/sim-swap/v2/check", json={"phoneNumber": fr},
+                            headers={"Authorization": f"Bearer {world.token}", **flow})
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    settled = world.fed.aggregator.settlement.calls("telco-fr")
+    assert [c.api for c in settled].count("sim-swap") == 2 and len(settled) == 3
+    events = world.fed.operator("telco-fr").gateway.ledger.events()
+    assert len(events) == 3 and len({e.correlator for e in events}) == 3
 
 
 async def test_long_correlators_that_differ_past_the_cut_stay_apart(world: World) -> None:
@@ -105,8 +129,8 @@ async def test_long_correlators_that_differ_past_the_cut_stay_apart(world: World
     assert operator_correlator("app", "corr-1") == "app:corr-1", "a short one is kept as is"
 
 
-async def test_a_correlator_reused_for_another_call_is_refused_by_the_hub(world: World) -> None:
-    """The hub settles one row per (application, correlator). Reused for another operation
+async def test_a_key_reused_for_another_call_is_refused_by_the_hub(world: World) -> None:
+    """The hub settles one row per (application, idempotency key). Reused for another operation
     after an unbilled answer, the operator (which kept nothing) would bill the second call
     while the hub's row kept the first one's API; reused at another operator, that operator
     would bill a call the hub's books already hold. Both are refused before any operator is
@@ -115,14 +139,14 @@ async def test_a_correlator_reused_for_another_call_is_refused_by_the_hub(world:
     fr, es = world.number("telco-fr"), world.number("telco-es")
     refused = await http.post(f"{world.hub}/sim-swap/v2/check",
                               json={"phoneNumber": fr, "maxAge": 9999},
-                              headers={**headers, "x-correlator": "reuse-1"})
+                              headers={**headers, "Idempotency-Key": "reuse-1"})
     assert refused.status_code == 400, refused.text
     assert world.fed.aggregator.settlement.settled("app", "reuse-1") is not None
     reach = await world.app.client_credentials(f"device-reachability-status:read {FRAUD}")
     other_api = await http.post(
         f"{world.hub}/device-reachability-status/v1/retrieve", json={"device": {"phoneNumber": fr}},
-        headers={"Authorization": f"Bearer {reach['access_token']}", "x-correlator": "reuse-1"})
-    assert other_api.status_code == 400 and "x-correlator" in other_api.json()["message"]
+        headers={"Authorization": f"Bearer {reach['access_token']}", "Idempotency-Key": "reuse-1"})
+    assert other_api.status_code == 400 and "Idempotency-Key" in other_api.json()["message"]
     # that first answer was not billed: the same operation may go elsewhere under it
     moved = await world.check(es, "reuse-1")
     assert moved.status_code == 200, moved.text
@@ -130,7 +154,7 @@ async def test_a_correlator_reused_for_another_call_is_refused_by_the_hub(world:
         "telco-es", "checkSimSwap", True)
     assert (await world.check(fr, "reuse-2")).status_code == 200
     elsewhere = await world.check(es, "reuse-2")
-    assert elsewhere.status_code == 400 and "x-correlator" in elsewhere.json()["message"]
+    assert elsewhere.status_code == 400 and "Idempotency-Key" in elsewhere.json()["message"]
     es_keys = [e.correlator for e in world.fed.operator("telco-es").gateway.ledger.events()]
     assert es_keys == ["app:reuse-1"], "telco-es billed nothing under reuse-2"
     again = await world.check(fr, "reuse-2")  # the same call: replayed by the operator

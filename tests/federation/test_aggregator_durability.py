@@ -72,7 +72,8 @@ async def stream(
                     r = await http.post(
                         f"{hub['apiRoot']}/sim-swap/v2/check",
                         json={"phoneNumber": number},
-                        headers={"Authorization": f"Bearer {token}", "x-correlator": correlator},
+                        headers={"Authorization": f"Bearer {token}", "x-correlator": correlator,
+                                 "Idempotency-Key": correlator},
                     )
                 except httpx.TransportError:
                     seen["cut_off"].add(correlator)
@@ -96,7 +97,8 @@ async def replay(hub: str, token: str, calls: dict[str, str]) -> list[str]:
         for correlator, number in calls.items():
             r = await http.post(
                 f"{hub}/sim-swap/v2/check", json={"phoneNumber": number},
-                headers={"Authorization": f"Bearer {token}", "x-correlator": correlator},
+                headers={"Authorization": f"Bearer {token}", "x-correlator": correlator,
+                         "Idempotency-Key": correlator},
             )
             assert r.status_code == 200, r.text
             flags.append(r.headers.get("idempotent-replayed", ""))

@@ -362,35 +362,36 @@ async def test_any_expiry_spelling_the_operator_reads_is_relayed(hub: Hub) -> No
         assert deleted.status_code == 204
 
 
-async def test_a_correlator_billed_at_one_operator_is_refused_at_another(hub: Hub) -> None:
-    """Reading two sessions at two operators under one correlator: the second operator would
-    bill a call the hub's one row (billable at the first) cannot hold. A correlator an
-    application used itself in the '<correlator>/<partner>' form of a device-less QoS
-    Profiles call is refused there too, before any operator is asked."""
+async def test_a_key_billed_at_one_operator_is_refused_at_another(hub: Hub) -> None:
+    """Reading two sessions at two operators under one idempotency key: the second operator
+    would bill a call the hub's one row (billable at the first) cannot hold. A key an
+    application used itself in the '<key>/<partner>' form of a device-less QoS Profiles call
+    is refused there too, before any operator is asked."""
     fr = (await hub.create(hub.number("telco-fr"))).json()["sessionId"]
     es = (await hub.create(hub.number("telco-es"))).json()["sessionId"]
     sessions = f"{hub.url}/quality-on-demand/v1/sessions"
-    read = await hub.fed.http.get(f"{sessions}/{fr}", headers={**hub.headers, "x-correlator": "g"})
+    keyed = {**hub.headers, "Idempotency-Key": "g"}
+    read = await hub.fed.http.get(f"{sessions}/{fr}", headers=keyed)
     assert read.status_code == 200, read.text
-    other = await hub.fed.http.get(f"{sessions}/{es}", headers={**hub.headers, "x-correlator": "g"})
-    assert other.status_code == 400 and "x-correlator" in other.json()["message"]
-    again = await hub.fed.http.get(f"{sessions}/{fr}", headers={**hub.headers, "x-correlator": "g"})
+    other = await hub.fed.http.get(f"{sessions}/{es}", headers=keyed)
+    assert other.status_code == 400 and "Idempotency-Key" in other.json()["message"]
+    again = await hub.fed.http.get(f"{sessions}/{fr}", headers=keyed)
     assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true"
     es_keys = [e.correlator for e in hub.fed.operator("telco-es").gateway.ledger.events()]
     assert "qod-app:g" not in es_keys
 
     own = await hub.fed.http.get(f"{sessions}/{fr}",
-                                 headers={**hub.headers, "x-correlator": "q/telco-fr"})
+                                 headers={**hub.headers, "Idempotency-Key": "q/telco-fr"})
     assert own.status_code == 200
     fan_out = await hub.fed.http.post(f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
-                                      json={}, headers={**hub.headers, "x-correlator": "q"})
-    assert fan_out.status_code == 400 and "x-correlator" in fan_out.json()["message"]
+                                      json={}, headers={**hub.headers, "Idempotency-Key": "q"})
+    assert fan_out.status_code == 400 and "Idempotency-Key" in fan_out.json()["message"]
     # the same operation, billed by another operator than the one the fan-out would ask
     by_device = await hub.fed.http.post(
         f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
         json={"device": {"phoneNumber": hub.number("telco-es")}},
-        headers={**hub.headers, "x-correlator": "q2/telco-fr"})
+        headers={**hub.headers, "Idempotency-Key": "q2/telco-fr"})
     assert by_device.status_code == 200, by_device.text
     fan_out = await hub.fed.http.post(f"{hub.url}/qos-profiles/v1/retrieve-qos-profiles",
-                                      json={}, headers={**hub.headers, "x-correlator": "q2"})
-    assert fan_out.status_code == 400 and "x-correlator" in fan_out.json()["message"]
+                                      json={}, headers={**hub.headers, "Idempotency-Key": "q2"})
+    assert fan_out.status_code == 400 and "Idempotency-Key" in fan_out.json()["message"]

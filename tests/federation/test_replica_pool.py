@@ -154,7 +154,8 @@ class Pool:
             response = await self.http.post(
                 self.url,
                 json={"phoneNumber": self.number},
-                headers={**self.headers, "x-correlator": correlator},
+                headers={**self.headers, "x-correlator": correlator,
+                         "Idempotency-Key": correlator},
             )
         except httpx.HTTPError:
             return correlator, None

@@ -209,7 +209,8 @@ class Script:
         return await self.fed.http.post(
             f"{self.hub}/sim-swap/v2/check",
             json={"phoneNumber": number, "maxAge": 24},
-            headers={"Authorization": f"Bearer {self.token}", "x-correlator": correlator},
+            headers={"Authorization": f"Bearer {self.token}", "x-correlator": correlator,
+                     "Idempotency-Key": correlator},
         )
 
     def number(self, operator: str, role: str = "approves") -> str:
@@ -422,7 +423,8 @@ async def test_calls_to_an_api_with_a_narrow_correlator_reach_the_operator_and_r
     token = (await app.client_credentials(f"device-reachability-status:read {FRAUD}"))[
         "access_token"
     ]
-    headers = {"Authorization": f"Bearer {token}", "x-correlator": "reach-1"}
+    headers = {"Authorization": f"Bearer {token}", "x-correlator": "reach-1",
+               "Idempotency-Key": "reach-1"}
     url = f"{script.hub}/device-reachability-status/v1/retrieve"
     body = {"device": {"phoneNumber": script.number("telco-fr")}}
     first = await script.fed.http.post(url, json=body, headers=headers)

@@ -3,7 +3,7 @@ of concurrent calls, restarted on the same database, and ``ogsim serve`` stopped
 
 Every call that got a 2xx has exactly one usage event; an event whose answer no client saw
 belongs to a call cut off by the kill; every acknowledged client registration, consent grant
-and revocation and QoD session is there after the restart; a correlator replayed after the
+and revocation and QoD session is there after the restart; an idempotency key replayed after the
 restart gets the stored answer (``Idempotent-Replayed: true``) and no second event. Loopback
 only, bounded in calls and time; conditions are waited for with generous bounds.
 """
@@ -187,7 +187,7 @@ async def stream(served: Served, numbers: list[str], seen: Seen) -> None:
                         f"{base}/sim-swap/v2/check",
                         json=body,
                         headers={"Authorization": f"Bearer {tokens[app.client_id]}",
-                                 "x-correlator": key[1]},
+                                 "x-correlator": key[1], "Idempotency-Key": key[1]},
                     )
                 except httpx.TransportError:
                     seen.cut_off.add(key)
@@ -222,7 +222,8 @@ async def stream(served: Served, numbers: list[str], seen: Seen) -> None:
                         r = await http.post(
                             f"{base}/quality-on-demand/v1/sessions",
                             headers={"Authorization": f"Bearer {qod}",
-                                     "x-correlator": f"qod-{n}"},
+                                     "x-correlator": f"qod-{n}",
+                                     "Idempotency-Key": f"qod-{n}"},
                             json={"device": {"phoneNumber": numbers[-1 - n // 4]},
                                   "applicationServer": {"ipv4Address": "198.51.100.1"},
                                   "qosProfile": "QOS_E", "duration": 3600},
@@ -295,7 +296,7 @@ async def check_after_restart(served: Served, seen: Seen) -> None:
             r = await http.post(
                 f"{base}/sim-swap/v2/check", json=seen.sent[(client_id, correlator)],
                 headers={"Authorization": f"Bearer {tokens[client_id]}",
-                         "x-correlator": correlator},
+                         "x-correlator": correlator, "Idempotency-Key": correlator},
             )
             assert r.headers.get("idempotent-replayed") == "true", (correlator, r.text)
             assert (r.status_code, r.content) == ok[(client_id, correlator)]

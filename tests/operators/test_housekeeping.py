@@ -75,7 +75,8 @@ class Live:
         return await self.http.post(
             "/sim-swap/v2/check",
             json={"phoneNumber": self.operator.subscribers.test_number("recent-swap")},
-            headers={"Authorization": f"Bearer {token}", "x-correlator": correlator},
+            headers={"Authorization": f"Bearer {token}", "x-correlator": correlator,
+                     "Idempotency-Key": correlator},
         )
 
 

@@ -46,9 +46,10 @@ async def _answers(direct: bool) -> tuple[list[tuple[Any, ...]], int, bool]:
             two = (await client.client_credentials(f"sim-swap:check {FRAUD}"))["access_token"]
             bearer = {"Authorization": f"Bearer {three}"}
             json_type = {"Content-Type": "application/json"}
+            keyed = {"x-correlator": "c-1", "Idempotency-Key": "k-1"}
             calls: list[tuple[str, str, dict[str, str], bytes]] = [
-                ("POST", "/sim-swap/v2/check", {**bearer, "x-correlator": "c-1"}, b"{}"),
-                ("POST", "/sim-swap/v2/check", {**bearer, "x-correlator": "c-1"}, b"{}"),
+                ("POST", "/sim-swap/v2/check", {**bearer, **keyed}, b"{}"),
+                ("POST", "/sim-swap/v2/check", {**bearer, **keyed}, b"{}"),
                 ("POST", "/sim-swap/v2/check", bearer, b'{"maxAge": 24}'),
                 ("POST", "/sim-swap/v2/check", {}, b"{}"),
                 ("POST", "/sim-swap/v2/check", {**bearer, "x-correlator": "bad value!"}, b"{}"),
@@ -97,7 +98,7 @@ async def test_the_chain_answers_as_fastapis_stack_did() -> None:
     assert direct_events == stacked_events == 3  # the first check (replayed once), two others
     statuses = [answer[2] for answer in direct]
     assert statuses[:4] == [200, 200, 200, 401]
-    assert direct[1][5] == "true"  # the reused correlator got its stored answer back
+    assert direct[1][5] == "true"  # the reused idempotency key got its stored answer back
 
 
 @pytest.mark.parametrize(

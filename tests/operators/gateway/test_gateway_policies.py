@@ -117,11 +117,13 @@ async def test_metering_counts_each_success_once_and_no_rejection(harness: Harne
     token = await harness.three_legged()
     for i in range(4):
         assert (await harness.check(token, headers={"x-correlator": f"c-{i}"})).status_code == 200
-    # a client retrying with the same correlator is billed once, and the call is not run again
-    first = await harness.check(token, headers={"x-correlator": "c-9"})
+    # a client retrying with the same idempotency key is billed once, and the call is not run
+    # again
+    keyed = {"x-correlator": "c-9", "Idempotency-Key": "k-9"}
+    first = await harness.check(token, headers=keyed)
     hlr = harness.operator.backends.functions[NetworkFunctionKind.SIM_DATA_REGISTER]
     served = hlr.snapshot().served  # type: ignore[attr-defined]
-    again = await harness.check(token, headers={"x-correlator": "c-9"})
+    again = await harness.check(token, headers=keyed)
     assert again.status_code == 200 and again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
     assert again.headers["x-correlator"] == "c-9"
@@ -136,7 +138,7 @@ async def test_metering_counts_each_success_once_and_no_rejection(harness: Harne
     assert (event.operation, event.plan, event.status) == ("checkSimSwap", "pay-as-you-go", 200)
 
 
-async def test_a_correlator_reused_for_another_request_is_refused_not_replayed(
+async def test_an_idempotency_key_reused_for_another_request_is_refused_not_replayed(
     harness: Harness,
 ) -> None:
     """Only the same operation about the same subscriber gets the stored answer: another
@@ -144,62 +146,103 @@ async def test_a_correlator_reused_for_another_request_is_refused_not_replayed(
     bill nothing, its key being taken."""
     ledger = harness.operator.gateway.ledger
     token = await harness.three_legged()
-    first = await harness.check(token, headers={"x-correlator": "flow-1"})
+    first = await harness.check(token, headers={"Idempotency-Key": "flow-1"})
     assert first.status_code == 200
     roaming = await harness.three_legged(scope=f"device-roaming-status:read {FRAUD}")
     other_operation = await harness.http.post(
         "/device-roaming-status/v1/retrieve", json={},
-        headers={"Authorization": f"Bearer {roaming}", "x-correlator": "flow-1"},
+        headers={"Authorization": f"Bearer {roaming}", "Idempotency-Key": "flow-1"},
     )
     assert other_operation.status_code == 400, other_operation.text
     assert other_operation.json()["code"] == "INVALID_ARGUMENT"
-    assert "x-correlator" in other_operation.json()["message"]
+    assert "Idempotency-Key" in other_operation.json()["message"]
     assert "idempotent-replayed" not in other_operation.headers
     someone_else = await harness.three_legged(role="recent-swap")
-    other_subject = await harness.check(someone_else, headers={"x-correlator": "flow-1"})
+    other_subject = await harness.check(someone_else, headers={"Idempotency-Key": "flow-1"})
     assert other_subject.status_code == 400 and "idempotent-replayed" not in other_subject.headers
-    same = await harness.check(token, headers={"x-correlator": "flow-1"})
+    same = await harness.check(token, headers={"Idempotency-Key": "flow-1"})
     assert same.status_code == 200 and same.headers["idempotent-replayed"] == "true"
     # two-legged, the body says whom the call is about: another number is another request
     two = await harness.two_legged()
     about_a = {"maxAge": 240, "phoneNumber": harness.number("approves")}
     about_b = {"maxAge": 240, "phoneNumber": harness.number("recent-swap")}
-    first_a = await harness.check(two, about_a, headers={"x-correlator": "flow-2"})
+    first_a = await harness.check(two, about_a, headers={"Idempotency-Key": "flow-2"})
     assert first_a.status_code == 200, first_a.text
-    other_number = await harness.check(two, about_b, headers={"x-correlator": "flow-2"})
+    other_number = await harness.check(two, about_b, headers={"Idempotency-Key": "flow-2"})
     assert other_number.status_code == 400 and "idempotent-replayed" not in other_number.headers
-    again_a = await harness.check(two, about_a, headers={"x-correlator": "flow-2"})
+    again_a = await harness.check(two, about_a, headers={"Idempotency-Key": "flow-2"})
     assert again_a.headers["idempotent-replayed"] == "true" and again_a.json() == first_a.json()
-    # a correlator the gateway made up, echoed and sent back, replays nothing
+    # a correlator the gateway made up (the key it metered the call under), echoed and sent
+    # back as a key, replays nothing
     made_up = await harness.check(two, about_a)
     echoed = made_up.headers["x-correlator"]
-    sent_back = await harness.check(two, about_b, headers={"x-correlator": echoed})
+    sent_back = await harness.check(two, about_b, headers={"Idempotency-Key": echoed})
     assert sent_back.status_code == 400 and "idempotent-replayed" not in sent_back.headers
     assert ledger.totals() == {("fraud-app", "sim-swap"): 3}
 
 
-async def test_a_correlator_past_its_replay_window_is_refused_not_served_unbilled(
+async def test_one_correlator_spans_a_flow_and_each_call_under_it_runs(
+    harness: Harness,
+) -> None:
+    """The x-correlator correlates (CAMARA_common): a client may send one value across a
+    whole flow. A second API under it is served, and the same request under it again is a
+    new call, run and billed, never an old stored answer; only an Idempotency-Key replays."""
+    ledger = harness.operator.gateway.ledger
+    flow = {"x-correlator": "journey-7"}
+    token = await harness.three_legged()
+    first = await harness.check(token, headers=flow)
+    assert first.status_code == 200 and first.headers["x-correlator"] == "journey-7"
+    roaming = await harness.three_legged(scope=f"device-roaming-status:read {FRAUD}")
+    second_api = await harness.http.post(
+        "/device-roaming-status/v1/retrieve", json={},
+        headers={"Authorization": f"Bearer {roaming}", **flow},
+    )
+    assert second_api.status_code == 200, second_api.text
+    assert second_api.headers["x-correlator"] == "journey-7"
+    hlr = harness.operator.backends.functions[NetworkFunctionKind.SIM_DATA_REGISTER]
+    served = hlr.snapshot().served  # type: ignore[attr-defined]
+    again = await harness.check(token, headers=flow)
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+    assert hlr.snapshot().served == served + 1  # type: ignore[attr-defined]
+    assert ledger.totals() == {
+        ("fraud-app", "sim-swap"): 2, ("fraud-app", "device-roaming-status"): 1,
+    }
+
+
+async def test_a_malformed_idempotency_key_is_refused_naming_the_header(
+    harness: Harness,
+) -> None:
+    token = await harness.three_legged()
+    for bad in ("spaces are not allowed", "k" * 257):
+        refused = await harness.check(token, headers={"Idempotency-Key": bad})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "INVALID_ARGUMENT"
+        assert "Idempotency-Key" in refused.json()["message"]
+    assert harness.operator.gateway.ledger.totals() == {}
+
+
+async def test_a_key_past_its_replay_window_is_refused_not_served_unbilled(
     harness: Harness,
 ) -> None:
     """Housekeeping drops a stored answer after its replay window, but the usage event, and so
-    its key, stays: a call run under that correlator again could not be billed. It is refused;
-    a new correlator is served and billed."""
+    its key, stays: a call run under that idempotency key again could not be billed. It is
+    refused; a new key is served and billed."""
     ledger = harness.operator.gateway.ledger
     token = await harness.three_legged()
-    assert (await harness.check(token, headers={"x-correlator": "kept-1"})).status_code == 200
+    assert (await harness.check(token, headers={"Idempotency-Key": "kept-1"})).status_code == 200
     harness.clock.advance(2 * 86400)
     assert harness.operator.housekeeping.purge()["usage_events"] == 1
     token = await harness.three_legged()
-    again = await harness.check(token, headers={"x-correlator": "kept-1"})
+    again = await harness.check(token, headers={"Idempotency-Key": "kept-1"})
     assert again.status_code == 400, again.text
     assert again.json()["code"] == "INVALID_ARGUMENT" and "no longer kept" in again.text
     assert ledger.totals() == {("fraud-app", "sim-swap"): 1}
-    fresh = await harness.check(token, headers={"x-correlator": "kept-2"})
+    fresh = await harness.check(token, headers={"Idempotency-Key": "kept-2"})
     assert fresh.status_code == 200
     assert ledger.totals() == {("fraud-app", "sim-swap"): 2}
 
 
-async def test_the_same_correlator_sent_twice_at_once_is_served_and_billed_once(
+async def test_the_same_key_sent_twice_at_once_is_served_and_billed_once(
     harness: Harness,
 ) -> None:
     """Both requests find no stored answer and run; the second to commit finds the key taken:
@@ -209,7 +252,8 @@ async def test_the_same_correlator_sent_twice_at_once_is_served_and_billed_once(
     ledger = harness.operator.gateway.ledger
     token = await harness.three_legged()
     answers = await asyncio.gather(
-        *(harness.check(token, headers={"x-correlator": "twin-1"}) for _ in range(2)))
+        *(harness.check(token, headers={"x-correlator": "twin-1", "Idempotency-Key": "twin-1"})
+          for _ in range(2)))
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].json() == answers[1].json()
     replayed = [a.headers.get("idempotent-replayed") for a in answers]
@@ -384,7 +428,8 @@ async def test_a_call_is_metered_at_its_admission_under_the_plan_it_was_admitted
     operation = operation_named("checkSimSwap")
     admitted = harness.clock()
     call = MeteredCall(CallContext(client_id="fraud-app", correlator="slow-1"), operation,
-                       plans.plan_for("fraud-app", "sim-swap"), "", gateway.calendar())
+                       plans.plan_for("fraud-app", "sim-swap"), "slow-1", "",
+                       gateway.calendar())
     harness.clock.advance(5.0)  # the call runs; meanwhile the application upgrades
     plans.subscribe("fraud-app", "sim-swap", "enterprise")
     harness.clock.advance(5.0)
