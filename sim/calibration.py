@@ -327,7 +327,7 @@ def _level_rows(
         result = run_scenario(scenario)
         p50, p95 = simulated_latency(result)
         live_p50, live_p95 = _live_latency(step)
-        goodput = result.totals()["goodput_per_second"]
+        goodput = result.counts()["goodput_per_second"]
         rows.append(
             Row(
                 level,

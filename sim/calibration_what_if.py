@@ -189,7 +189,7 @@ class WhatIfRow:
 def what_if_row(scenario: Scenario, result: RunResult, latency: tuple[float, float]) -> WhatIfRow:
     """The row of one variant's run; ``latency`` is its successful calls' p50 and p95 in
     seconds."""
-    totals = result.totals()
+    totals = result.counts()
     p50, p95 = latency
     _, counts = result.replica_counts()
     offered = totals["offered_per_second"]

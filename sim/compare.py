@@ -3,7 +3,9 @@
 A folder is what ``ogsim run`` wrote: ``summary.json`` and ``timeseries-<variant>.csv``, from
 a single run (each metric's value) or from ``--replications`` (each metric's mean and 95 %
 interval; the time series are per-second means). Variants are paired by name; two folders
-with one variant each are paired whatever their names.
+with one variant each are paired whatever their names. Runs of different scenarios, seeds or
+durations can be compared, but their totals are then not like for like: :func:`mismatches`
+says so. Each time-series point is drawn at the middle of the second it counts.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Difference", "RunFolder", "compare_html", "compare_png", "differences", "pairs"]
+from sim.metrics import row_midpoint
+
+__all__ = [
+    "Difference",
+    "RunFolder",
+    "compare_html",
+    "compare_png",
+    "differences",
+    "mismatches",
+    "pairs",
+]
 
 SERIES = (
     ("goodput", "goodput (ops/s)"),
@@ -64,6 +76,10 @@ class RunFolder:
     path: Path
     scenario: str
     replicated: bool
+    duration: float | None = None
+    """Virtual seconds simulated, as summary.json says (None if it does not)."""
+    seed: int | None = None
+    """The run's seed, or a replicated run's base seed (None if summary.json has none)."""
     metrics: dict[str, dict[str, Measured]] = field(default_factory=dict)
     """Per variant, its totals by name."""
     expectations: dict[str, dict[str, Measured]] = field(default_factory=dict)
@@ -96,7 +112,14 @@ class RunFolder:
     @classmethod
     def _parse(cls, path: Path, data: dict[str, Any]) -> RunFolder:
         replicated = "confidence" in data
-        folder = cls(path, str(data.get("scenario", path.name)), replicated)
+        seed = data.get("base_seed" if replicated else "seed")
+        folder = cls(
+            path,
+            str(data.get("scenario", path.name)),
+            replicated,
+            _number(data.get("duration")),
+            None if seed is None else int(seed),
+        )
         for variant, body in data.get("variants", {}).items():
             measured: dict[str, Measured] = {}
             checks: dict[str, Measured] = {}
@@ -130,6 +153,28 @@ def _read_series(path: Path) -> dict[str, list[float]]:
         column: [float(row[column]) if row[column] not in ("", None) else math.nan for row in rows]
         for column in columns
     }
+
+
+def mismatches(a: RunFolder, b: RunFolder) -> list[str]:
+    """Lines saying what differs between the two runs besides what they were run to compare:
+    the scenario, the seed and the duration (totals over 300 s against totals over 150 s are
+    no like-for-like comparison, and the table alone does not show it)."""
+    found = []
+    if a.scenario != b.scenario:
+        found.append(f"the runs are of different scenarios: A {a.scenario}, B {b.scenario}")
+    if a.duration != b.duration:
+        found.append(
+            f"the runs differ in duration: A {_seconds(a.duration)}, B {_seconds(b.duration)};"
+            " counts and time series cover different spans"
+        )
+    if a.seed != b.seed:
+        kind = "base seed" if a.replicated and b.replicated else "seed"
+        found.append(f"the runs differ in {kind}: A {a.seed}, B {b.seed}")
+    return found
+
+
+def _seconds(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:g} s"
 
 
 def pairs(a: RunFolder, b: RunFolder) -> list[tuple[str, str]]:
@@ -214,7 +259,8 @@ def _plot(a: RunFolder, b: RunFolder, pairing: list[tuple[str, str]], path: Path
             ax = axes[row][column]
             for series, name, style in ((sa, f"A {va}", "-"), (sb, f"B {vb}", "--")):
                 if key in series and "t" in series:
-                    ax.plot(series["t"], series[key], style, lw=1.0, label=name)
+                    middles = [row_midpoint(t) for t in series["t"]]
+                    ax.plot(middles, series[key], style, lw=1.0, label=name)
             for events, colour in (
                 (a.events.get(va, {}), "tab:red"),
                 (b.events.get(vb, {}), "tab:purple"),
@@ -226,7 +272,7 @@ def _plot(a: RunFolder, b: RunFolder, pairing: list[tuple[str, str]], path: Path
                 ax.set_title(f"{va} vs {vb}", fontsize=9)
                 ax.legend(fontsize=7)
             if row == len(SERIES) - 1:
-                ax.set_xlabel("virtual time (s)")
+                ax.set_xlabel("virtual time (s), each second drawn at its middle")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -248,6 +294,8 @@ def compare_html(a: RunFolder, b: RunFolder, path: Path) -> Path:
     doc = HtmlDocument(f"compare {a.scenario} (A) with {b.scenario} (B)")
     doc.paragraph(f"A: {a.path}{' (replicated)' if a.replicated else ''}")
     doc.paragraph(f"B: {b.path}{' (replicated)' if b.replicated else ''}")
+    for line in mismatches(a, b):
+        doc.paragraph(f"warning: {line}", note=True)
     if a.replicated or b.replicated:
         doc.paragraph(
             "Replicated runs show each metric's mean and 95 % interval; 'distinct' marks "

@@ -2,9 +2,11 @@
 
 ``World(scenario)`` assembles the operators' tiers, the applications and the fault timeline
 on one ``simpy.Environment``; ``run()`` advances it in slices (reporting progress), closes a
-metrics row at every whole second, then checks Little's law and the expectations. Random
-streams are seeded by name from the scenario seed (``random.Random("seed:app:arrivals")``),
-so a component's draws do not depend on how many other components exist or their order.
+metrics row at every whole second and, for a run that ends inside a second, one for that last
+part (so a 10.5 s run's rows count its last half second, as its totals do), then checks
+Little's law and the expectations. Random streams are seeded by name from the scenario seed
+(``random.Random("seed:app:arrivals")``), so a component's draws do not depend on how many
+other components exist or their order.
 
 The operators share one federation :class:`~federation.trust.TrustGraph` (each trusts the
 aggregator until a fault revokes it); when an application calls through the aggregator or
@@ -180,14 +182,26 @@ class World:
             self.env, federation, register, self.operators, self.partitions, hub, seed
         )
 
+    def _gauges(self) -> dict[str, float]:
+        """Every operator's gauges (queues, breakers, replicas), sampled now."""
+        gauges: dict[str, float] = {}
+        for op in self.operators.values():
+            gauges.update(op.gauges())
+        return gauges
+
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
         env = self.env
         while True:
             yield env.timeout(1.0)
-            gauges: dict[str, float] = {}
-            for op in self.operators.values():
-                gauges.update(op.gauges())
-            self.metrics.close_second(env.now, gauges)
+            self.metrics.close_second(env.now, self._gauges())
+
+    def _close_trailing_part(self) -> None:
+        """Close the row of ``[floor(duration), duration)`` for a run that ends inside a
+        second: the ticker closes whole seconds only, so that part's calls were in the totals
+        but in no row (a 0.5 s run had no row, and its availability read undefined)."""
+        duration = self.scenario.duration
+        if duration > math.floor(duration):
+            self.metrics.close_second(duration, self._gauges())
 
     def run(self, progress: Progress | None = None, slices: int = 100) -> RunResult:
         """Run to the scenario's duration and judge it."""
@@ -201,6 +215,7 @@ class World:
                 _run_until(self.env, t + 1e-9)
                 if progress is not None:
                     progress(t)
+        self._close_trailing_part()
         return self._result()
 
     def _result(self) -> RunResult:

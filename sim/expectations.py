@@ -1,10 +1,16 @@
 """Judging a run: each scenario expectation measured on the streamed metrics, pass or fail.
 
-Window metrics read the per-second rows (a row stamped ``t`` covers ``[t-1, t)``); filtered
-metrics read the per-(operator, API, application) totals; latency quantiles come from
-DDSketches (windows registered before the run, or key sketches merged after it). Recovery
-time is measured from an event's start or end until per-second availability is back to
-``level`` of its value in the minute before the event, and stays there ``hold`` seconds.
+Window metrics read the per-second rows (a row stamped ``t`` covers ``[ceil(t) - 1, t)``: a
+second, or the part of one a run ends in); filtered metrics read the per-(operator, API,
+application) totals; latency quantiles come from DDSketches (windows registered before the
+run, or key sketches merged after it). Recovery time is measured from an event's start or end
+until per-second availability is back to ``level`` of its value in the minute before the
+event, and stays there ``hold`` seconds.
+
+A window that reaches past the run's end (a ``--duration`` shorter than the story) is
+measured over the part the run covered and its verdict says so; one the run never reached is
+undefined, so it fails instead of reading whatever nothing measures.
+:func:`windows_past_the_end` names them before a run, for a warning.
 """
 
 from __future__ import annotations
@@ -14,11 +20,18 @@ from collections.abc import Mapping, Sequence
 
 from ddsketch import DDSketch
 
-from sim.metrics import RELATIVE_ACCURACY, Metrics, quantile
+from sim.metrics import RELATIVE_ACCURACY, Metrics, quantile, row_span, row_start
 from sim.results import RunResult, Verdict
 from sim.scenario import CONSENT_METRICS, REPLICA_METRICS, Expectation, Scenario
 
-__all__ = ["Verdict", "evaluate", "recovery_time", "resolve_window"]
+__all__ = [
+    "Verdict",
+    "evaluate",
+    "recovery_time",
+    "resolve_window",
+    "window_note",
+    "windows_past_the_end",
+]
 
 
 def resolve_window(
@@ -37,13 +50,57 @@ def resolve_window(
     return expectation.window[0] + shift, expectation.window[1] + shift
 
 
+def _past_the_end(
+    expectation: Expectation, events: dict[str, tuple[float, float]], duration: float
+) -> tuple[float, float] | None:
+    """The expectation's absolute window when it reaches past the run's end, else None."""
+    if expectation.window is None:
+        return None
+    start, end = resolve_window(expectation, events)
+    return (start, end) if end > duration else None
+
+
+def window_note(
+    expectation: Expectation, events: dict[str, tuple[float, float]], duration: float
+) -> str | None:
+    """What to say of an expectation whose window reaches past the run's end, else None.
+
+    The rows stop at the end, so such a window was silently shortened (or emptied): said
+    here, naming the window and the run's duration.
+    """
+    window = _past_the_end(expectation, events, duration)
+    if window is None:
+        return None
+    start, end = window
+    span = f"window [{start:g}, {end:g}) s"
+    if start >= duration:
+        return f"{span} starts at or after the run's end ({duration:g} s): not measured"
+    return (
+        f"{span} reaches past the run's end ({duration:g} s): measured over "
+        f"[{start:g}, {duration:g}) only"
+    )
+
+
+def windows_past_the_end(scenario: Scenario) -> list[str]:
+    """Each expectation whose window reaches past the run's end, with what is done about it
+    (for a warning before the run: a shorter ``--duration`` than the story's)."""
+    events = scenario.events()
+    found = []
+    for expectation in scenario.expectations:
+        note = window_note(expectation, events, scenario.duration)
+        if note is not None:
+            found.append(f"{expectation.label!r}: {note}")
+    return found
+
+
 Row = Mapping[str, float]
 MEASURES = ("t", "offered", "attempts", "completed", "goodput", "throttled")
 """The columns expectations read (rows of these only, not of every gauge)."""
 
 
 def _rows(rows: Sequence[Row], start: float, end: float) -> list[Row]:
-    return [row for row in rows if row["t"] - 1 >= start and row["t"] <= end]
+    """The rows whose whole interval lies within ``[start, end)``."""
+    return [row for row in rows if row_start(row["t"]) >= start and row["t"] <= end]
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -68,7 +125,7 @@ def recovery_time(
     baseline = sum(row["goodput"] for row in before) / completed if completed else 1.0
     threshold = level * baseline
     origin = start if reference == "start" else end
-    after = [row for row in rows if row["t"] - 1 >= origin]
+    after = [row for row in rows if row_start(row["t"]) >= origin]
     streak = 0
     first: Row | None = None
     for row in after:
@@ -83,7 +140,7 @@ def recovery_time(
             streak = 0
         if streak >= hold:
             assert first is not None
-            return max(0.0, first["t"] - 1 - origin)
+            return max(0.0, row_start(first["t"]) - origin)
     return math.inf
 
 
@@ -143,7 +200,8 @@ def _measure(
         attempts = sum(r["attempts"] for r in rows)
         throttled = sum(r["throttled"] for r in rows)
         if metric == "goodput":
-            return ok / len(rows) if rows else None
+            # per second of the rows' time: the run's trailing part of a second is shorter
+            return ok / sum(row_span(r["t"]) for r in rows) if rows else None
         sketch = DDSketch(relative_accuracy=RELATIVE_ACCURACY)
         if metric.startswith("latency"):
             if expectation.window is None:
@@ -168,10 +226,19 @@ def _measure(
     raise ValueError(f"unknown metric {metric!r}")  # pragma: no cover - Literal is exhaustive
 
 
+def _judge(
+    expectation: Expectation, result: RunResult, metrics: Metrics, table: Sequence[Row]
+) -> Verdict:
+    """One expectation's verdict; undefined over a window the run never reached, whatever
+    an empty selection of rows or a sketch would read."""
+    e, duration = expectation, result.scenario.duration
+    window = _past_the_end(e, result.events, duration)
+    unreached = window is not None and window[0] >= duration
+    value = None if unreached else _measure(e, result, metrics, table)
+    return Verdict(e.label, e.metric, value, e.min, e.max, window_note(e, result.events, duration))
+
+
 def evaluate(scenario: Scenario, result: RunResult, metrics: Metrics) -> list[Verdict]:
     """Every expectation of ``scenario`` judged on ``result``."""
     table = result.series.rows(MEASURES) if scenario.expectations else []
-    return [
-        Verdict(e.label, e.metric, _measure(e, result, metrics, table), e.min, e.max)
-        for e in scenario.expectations
-    ]
+    return [_judge(e, result, metrics, table) for e in scenario.expectations]

@@ -2,18 +2,19 @@
 
 Nothing is kept per call beyond its second. A call only adds to the running totals of its
 (operator, API, application) key and, when answered, keeps its latency as a number until the
-second closes. At each whole second the engine closes a row: its counts are what the keys'
-totals grew by since the last row (per application and operator labels included, in the
-order the labels first showed), and the second's latencies are counted into DDSketch buckets
-(mergeable, 1 % relative accuracy, the sketches' own logarithmic mapping) for the keys, the
-windows and the row's p50/p99, which are read off the bucket counts with a sketch's own
-arithmetic. Buckets go into the keys' and windows' DDSketches as weighted adds when the run
-is judged (bucket for bucket, the same sketch as adding each value; only its sum, min and
-max are those of the bucket values). Rows, with sampled gauges (queues, breaker states,
-utilisation), go into a :class:`TimeSeries`, a column of doubles per measure (8 bytes a
-value, where a dict per row costs some 15 kB). Memory therefore grows only with the
-simulated duration, by about a kilobyte a simulated second, and with the number of keys;
-never with the number of calls.
+second closes. At each whole second the engine closes a row, and at the run's end one more
+for a run that ends inside a second (a row stamped ``t`` covers ``[ceil(t) - 1, t)``, see
+:func:`row_start`): its counts are what the keys' totals grew by since the last row (per
+application and operator labels included, in the order the labels first showed), and the
+second's latencies are counted into DDSketch buckets (mergeable, 1 % relative accuracy, the
+sketches' own logarithmic mapping) for the keys, the windows and the row's p50/p99, which
+are read off the bucket counts with a sketch's own arithmetic. Buckets go into the keys' and
+windows' DDSketches as weighted adds when the run is judged (bucket for bucket, the same
+sketch as adding each value; only its sum, min and max are those of the bucket values).
+Rows, with sampled gauges (queues, breaker states, utilisation), go into a
+:class:`TimeSeries`, a column of doubles per measure (8 bytes a value, where a dict per row
+costs some 15 kB). Memory therefore grows only with the simulated duration, by about a
+kilobyte a simulated second, and with the number of keys; never with the number of calls.
 
 Little's law is checked on the client side: the time-average number of operations in flight
 (the area under N(t) divided by the elapsed time) against the completion rate times the mean
@@ -40,6 +41,9 @@ __all__ = [
     "TimeSeries",
     "Window",
     "quantile",
+    "row_midpoint",
+    "row_span",
+    "row_start",
 ]
 
 RELATIVE_ACCURACY = 0.01
@@ -133,6 +137,23 @@ def _quantiles(buckets: Counter[int], qs: tuple[float, ...]) -> list[float | Non
                 break
         found.append(float(_MAPPING.value(chosen)))
     return found
+
+
+def row_start(t: float) -> float:
+    """Where the row stamped ``t`` begins: rows close at whole seconds and, for a run that
+    ends inside one, at its end, so a row covers ``[ceil(t) - 1, t)`` (a 10.5 s run's last
+    row, stamped 10.5, covers [10, 10.5)); no row is longer than a second."""
+    return float(math.ceil(t) - 1)
+
+
+def row_span(t: float) -> float:
+    """The seconds the row stamped ``t`` covers: 1, or less for a run's trailing part."""
+    return t - row_start(t)
+
+
+def row_midpoint(t: float) -> float:
+    """The middle of the interval the row stamped ``t`` measures, where a plot puts it."""
+    return (row_start(t) + t) / 2.0
 
 
 def quantile(sketch: DDSketch, q: float) -> float | None:
@@ -417,7 +438,11 @@ class Metrics:
                 _flush(window.pending, window.latency)
 
     def close_second(self, at: float, gauges: dict[str, float]) -> None:
-        """Turn the second since the last row into a row, with gauges sampled now."""
+        """Turn the time since the last row into a row stamped ``at``, with gauges sampled now.
+
+        A whole second, or the part of one a run ends in (closed by the engine at the end,
+        so that the trailing part counts in the rows as it does in the totals).
+        """
         ok_by: dict[str, int] = {}
         for stats in self._answering:  # first, while the marks are the last row's
             answered = stats.ok - stats.marks[4]

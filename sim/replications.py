@@ -224,7 +224,12 @@ def digest_result(result: RunResult, point: int = 0, replication: int = 0) -> Ru
     """Reduce a run to its digest: the totals as ``metrics``, the expectations' values apart
     in ``verdicts`` (in the scenario's order), so an expectation named like a total does not
     replace it."""
-    metrics: dict[str, float | None] = {k: float(v) for k, v in result.totals().items()}
+    metrics: dict[str, float | None] = {
+        # an undefined total (availability of a run where nothing completed) stays None:
+        # its interval leaves it out instead of averaging a made-up 0 in
+        k: None if v is None else float(v)
+        for k, v in result.totals().items()
+    }
     rows = tuple(
         {"t": row["t"], **{key: _number(float(row.get(key, 0.0))) for key in SERIES}}
         for row in result.rows

@@ -3,7 +3,10 @@
 ``summary.json`` holds only virtual-time results, rounded and with sorted keys, so the same
 scenario and seed give the same bytes (wall-clock figures go to the terminal only). Plots use
 matplotlib's Agg backend, one column per variant, so the thundering herd's collapse and
-recovery sit side by side; faults and spikes are shaded.
+recovery sit side by side; faults and spikes are shaded. A row stamped ``t`` (as the CSVs
+keep it) counts ``[ceil(t) - 1, t)``: the plots draw its counts and latencies at the middle of
+that interval (per second, so a run's trailing part of a second is not a dip), and gauges
+(queues, breakers, replicas), which are sampled at ``t``, at ``t``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from ddsketch import DDSketch
 from matplotlib.axes import Axes
 
 from sim.html_report import Figure, HtmlDocument, verdict_cell
-from sim.metrics import RELATIVE_ACCURACY, quantile
+from sim.metrics import RELATIVE_ACCURACY, quantile, row_midpoint, row_span
 from sim.results import RunResult
 from sim.revenue import revenue, revenue_totals
 from sim.scenario import ConsentRevocation, ReplicaFailure, Scenario
@@ -227,6 +230,24 @@ def _series(rows: list[dict[str, float]], key: str) -> list[float]:
     return [row.get(key, 0.0) for row in rows]
 
 
+MIDDLE = "virtual time (s), each second drawn at its middle"
+"""The x label of plots of what a second counted (drawn where it was counted)."""
+SAMPLED = "virtual time (s), sampled at each second's end"
+"""The x label of plots of gauges (sampled as a row closes, at its stamp)."""
+
+
+def _middles(rows: list[dict[str, float]]) -> list[float]:
+    """Where each row's counts belong on a time axis: the middle of the interval they count
+    (before, at its end, so a spike from 60 s showed from 61 s)."""
+    return [row_midpoint(row["t"]) for row in rows]
+
+
+def _per_second(rows: list[dict[str, float]], key: str) -> list[float]:
+    """A count column as a rate: each row's count over the seconds it covers (1, or less for
+    a run's trailing part of a second)."""
+    return [row.get(key, 0.0) / row_span(row["t"]) for row in rows]
+
+
 def _grid(results: Sequence[RunResult], title: str) -> tuple[Any, list[Axes]]:
     fig, axes = plt.subplots(
         1, len(results), figsize=(6.5 * len(results), 4), sharey=True, squeeze=False
@@ -238,19 +259,20 @@ def _grid(results: Sequence[RunResult], title: str) -> tuple[Any, list[Axes]]:
 def _plot_goodput(results: Sequence[RunResult], out: Path) -> None:
     fig, axes = _grid(results, "offered load, attempts and goodput (per second)")
     for ax, result in zip(axes, results, strict=True):
-        t = _series(result.rows, "t")
+        rows = result.rows
+        t = _middles(rows)
         ax.plot(
             t,
-            _series(result.rows, "attempts"),
+            _per_second(rows, "attempts"),
             label="attempts (with retries)",
             lw=0.8,
             color="tab:gray",
         )
-        ax.plot(t, _series(result.rows, "offered"), label="offered", lw=1.0, color="tab:blue")
-        ax.plot(t, _series(result.rows, "goodput"), label="goodput", lw=1.4, color="tab:green")
+        ax.plot(t, _per_second(rows, "offered"), label="offered", lw=1.0, color="tab:blue")
+        ax.plot(t, _per_second(rows, "goodput"), label="goodput", lw=1.4, color="tab:green")
         _shade(ax, result)
         ax.set_title(result.scenario.variant)
-        ax.set_xlabel("virtual time (s)")
+        ax.set_xlabel(MIDDLE)
         ax.legend(fontsize=7, loc="upper right")
     axes[0].set_ylabel("operations / s")
     fig.tight_layout()
@@ -261,12 +283,12 @@ def _plot_goodput(results: Sequence[RunResult], out: Path) -> None:
 def _plot_latency(results: Sequence[RunResult], out: Path) -> None:
     fig, axes = _grid(results, "latency of successful operations (s)")
     for ax, result in zip(axes, results, strict=True):
-        t = _series(result.rows, "t")
+        t = _middles(result.rows)
         ax.plot(t, _series(result.rows, "latency_p50"), label="p50", lw=1.0)
         ax.plot(t, _series(result.rows, "latency_p99"), label="p99", lw=1.0)
         _shade(ax, result)
         ax.set_title(result.scenario.variant)
-        ax.set_xlabel("virtual time (s)")
+        ax.set_xlabel(MIDDLE)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "latency.png", dpi=100)
@@ -294,7 +316,7 @@ def _plot_prefixed(
             ax.legend(fontsize=6)
         _shade(ax, result)
         ax.set_title(result.scenario.variant)
-        ax.set_xlabel("virtual time (s)")
+        ax.set_xlabel(SAMPLED)
     fig.tight_layout()
     fig.savefig(out / name, dpi=100)
     plt.close(fig)
@@ -333,13 +355,13 @@ def _plot_replicas(results: Sequence[RunResult], out: Path) -> None:
                 label=f"{where} ready",
             )
         load = ax.twinx()
-        load.plot(t, _series(rows, "offered"), lw=0.6, color="tab:gray", alpha=0.4)
+        load.plot(_middles(rows), _per_second(rows, "offered"), lw=0.6, color="tab:gray", alpha=0.4)
         ax.set_zorder(load.get_zorder() + 1)  # the replicas in front of the load
         ax.patch.set_visible(False)
         load.set_ylabel("offered operations / s", color="tab:gray", fontsize=8)
         _shade(ax, result)
         ax.set_title(result.scenario.variant)
-        ax.set_xlabel("virtual time (s)")
+        ax.set_xlabel("virtual time (s): replicas sampled at each second's end, load at its middle")
         ax.legend(fontsize=7, loc="upper left")
     # One scale for all the variants' panels (they share it), set once all are drawn: a
     # limit set on the first panel alone (a fixed single replica) hid a scaled one's 70.
@@ -522,6 +544,9 @@ def _run_html(
                 for v in result.verdicts
             ],
         )
+        for v in result.verdicts:
+            if v.note is not None:
+                doc.paragraph(f"{v.label}: {v.note}", note=True)
         doc.heading("Summary", level=3)
         doc.table(["measure", "value"], [[k, v] for k, v in result.totals().items()])
         little = result.little
@@ -674,12 +699,23 @@ def _interval_text(iv: Interval | None) -> str:
     return f"[{iv.low:.4g}, {iv.high:.4g}]"
 
 
-def _band(ax: Axes, t: list[float], series: list[Interval | None], label: str, color: str) -> None:
-    mean = [math.nan if iv is None else iv.mean for iv in series]
-    low = [math.nan if iv is None else iv.low for iv in series]
-    high = [math.nan if iv is None else iv.high for iv in series]
-    ax.plot(t, mean, label=label, lw=1.2, color=color)
-    ax.fill_between(t, low, high, color=color, alpha=0.2, lw=0)
+def _band(
+    ax: Axes,
+    t: list[float],
+    series: list[Interval | None],
+    label: str,
+    color: str,
+    per_second: bool,
+) -> None:
+    """One measure's mean and interval per row, drawn at the middle of the row's interval;
+    a count as a rate (``per_second``: over the seconds its row covers)."""
+    scale = [row_span(at) if per_second else 1.0 for at in t]
+    mean = [math.nan if iv is None else iv.mean / k for iv, k in zip(series, scale, strict=True)]
+    low = [math.nan if iv is None else iv.low / k for iv, k in zip(series, scale, strict=True)]
+    high = [math.nan if iv is None else iv.high / k for iv, k in zip(series, scale, strict=True)]
+    middles = [row_midpoint(at) for at in t]
+    ax.plot(middles, mean, label=label, lw=1.2, color=color)
+    ax.fill_between(middles, low, high, color=color, alpha=0.2, lw=0)
 
 
 def _shade_events(ax: Axes, events: Mapping[str, tuple[float, float]]) -> None:
@@ -702,6 +738,7 @@ def _plot_bands(
     keys: tuple[tuple[str, str, str], ...],
     title: str,
     name: str,
+    per_second: bool = False,
 ) -> None:
     fig, axes = plt.subplots(
         1, len(summaries), figsize=(6.5 * len(summaries), 4), sharey=True, squeeze=False
@@ -709,10 +746,10 @@ def _plot_bands(
     fig.suptitle(title)
     for ax, s in zip(axes[0], summaries, strict=True):
         for key, label, color in keys:
-            _band(ax, s.t, s.series[key], label, color)
+            _band(ax, s.t, s.series[key], label, color, per_second)
         _shade_events(ax, s.events)
         ax.set_title(f"{s.variant} ({len(s.seeds)} replications)")
-        ax.set_xlabel("virtual time (s)")
+        ax.set_xlabel(MIDDLE)
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(out / name, dpi=100)
@@ -826,6 +863,7 @@ def write_replication_report(
         ),
         f"mean per second with its {confidence:.0%} interval over replications",
         "goodput.png",
+        per_second=True,
     )
     _plot_bands(
         summaries,

@@ -10,10 +10,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.metrics import KeyStats, LittleCheck, TimeSeries
+from sim.metrics import KeyStats, LittleCheck, TimeSeries, row_span, row_start
 from sim.scenario import Scenario
 
-__all__ = ["CONSENT_TOTALS", "REPLICAS", "TOTALS", "RunResult", "StationLittle", "Verdict"]
+__all__ = [
+    "CONSENT_TOTALS",
+    "RATIOS",
+    "REPLICAS",
+    "TOTALS",
+    "RunResult",
+    "StationLittle",
+    "Verdict",
+]
 
 REPLICAS = "replicas."
 """The prefix of the per-second gauges counting each data centre's gateway replicas."""
@@ -33,6 +41,10 @@ TOTALS = (
 """The names of :meth:`RunResult.totals` in every run (known before it, so a sweep's
 ``--metric`` is checked before its runs)."""
 
+RATIOS = ("availability", "retry_amplification")
+"""The totals that are ratios of counts, undefined (None) when the count below is 0: a run in
+which no operation completed has no availability, which is not an availability of 0."""
+
 CONSENT_TOTALS = (
     "revoked_consent_refused",
     "revoked_consent_successes_within_lag",
@@ -50,6 +62,9 @@ class Verdict:
     value: float | None
     min: float | None
     max: float | None
+    note: str | None = None
+    """What the reader must know to read the value: a window the run covered only in part
+    (measured over what it covered) or not at all (undefined)."""
 
     @property
     def passed(self) -> bool:
@@ -68,6 +83,7 @@ class Verdict:
             "min": self.min,
             "max": self.max,
             "passed": self.passed,
+            **({"note": self.note} if self.note is not None else {}),
         }
 
 
@@ -123,29 +139,40 @@ class RunResult:
     def passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
 
-    def totals(self) -> dict[str, float]:
-        """Whole-run counts and ratios over every key."""
-        offered = sum(k.offered for k in self.keys.values())
-        completed = sum(k.completed for k in self.keys.values())
-        ok = sum(k.ok for k in self.keys.values())
-        attempts = sum(k.attempts for k in self.keys.values())
-        throttled = sum(k.throttled for k in self.keys.values())
+    def counts(self) -> dict[str, float]:
+        """The totals that are always defined: whole-run counts over every key, rates over
+        the run's duration, replica-hours and (with a wave) the revoked-consent counts."""
+        keys = self.keys.values()
+        offered = sum(k.offered for k in keys)
+        ok = sum(k.ok for k in keys)
         duration = self.scenario.duration
         return {
             "operations": offered,
-            "completed": completed,
+            "completed": sum(k.completed for k in keys),
             "succeeded": ok,
-            "attempts": attempts,
-            "throttled": throttled,
-            "availability": ok / completed if completed else 0.0,
+            "attempts": sum(k.attempts for k in keys),
+            "throttled": sum(k.throttled for k in keys),
             "goodput_per_second": ok / duration,
             "offered_per_second": offered / duration,
-            "retry_amplification": attempts / offered if offered else 0.0,
             "gateway_replica_hours": sum(
                 stats["replica_hours"] for stats in self.replicas().values()
             ),
             **self.consent_totals(),
         }
+
+    def totals(self) -> dict[str, float | None]:
+        """Whole-run counts and ratios over every key (:data:`TOTALS`, then any consent
+        counts); a ratio of nothing is None (see :data:`RATIOS`), for readers to show as
+        undefined and leave out of means, where it read 0.0 (a run in which nothing
+        completed had an availability of 0)."""
+        counts = self.counts()
+        offered, completed = counts["operations"], counts["completed"]
+        found: dict[str, float | None] = {
+            **counts,
+            "availability": counts["succeeded"] / completed if completed else None,
+            "retry_amplification": counts["attempts"] / offered if offered else None,
+        }
+        return {name: found[name] for name in dict.fromkeys([*TOTALS, *counts])}
 
     def consent_totals(self, operator: str | None = None) -> dict[str, int]:
         """Revoked-consent counts over every operator with a wave (or one): none if no wave."""
@@ -160,7 +187,7 @@ class RunResult:
     def replica_counts(self, operator: str | None = None) -> tuple[list[float], list[float]]:
         """Times and gateway replicas per second (every replica that costs: starting, ready,
         draining, failed until replaced), summed over the data centres of ``operator`` or of
-        every operator; the count is sampled as each second closes."""
+        every operator; the count is sampled as each row closes (``t``, its end)."""
         columns = [
             name
             for name in self.series.names
@@ -172,21 +199,28 @@ class RunResult:
             counts = [a + b for a, b in zip(counts, self.series.column(name), strict=True)]
         return self.series.column("t"), counts
 
+    def _spans(self) -> list[float]:
+        """The seconds each row covers: 1, and less for a run's trailing part of a second."""
+        return [row_span(t) for t in self.series.column("t")]
+
     def replicas(self) -> dict[str, dict[str, float]]:
         """Per ``operator/data centre``: gateway replica-hours, the fewest, most and mean
-        replicas per second (replica-hours count each per-second sample as one second)."""
+        replicas per second (each row's sample counts for the time its row covers: a
+        second, or the run's trailing part of one)."""
         found: dict[str, dict[str, float]] = {}
+        spans = self._spans()
         for name in self.series.names:
             if not name.startswith(REPLICAS):
                 continue
             operator, data_centre = name[len(REPLICAS) :].rsplit(".", 1)
             counts = self.series.column(name)
             if counts:
+                seconds = _weighted(counts, spans)
                 found[f"{operator}/{data_centre}"] = {
-                    "replica_hours": sum(counts) / 3600.0,
+                    "replica_hours": seconds / 3600.0,
                     "min": int(min(counts)),  # counts, whichever way the series stores them
                     "max": int(max(counts)),
-                    "mean": sum(counts) / len(counts),
+                    "mean": seconds / sum(spans),
                 }
         return dict(sorted(found.items()))
 
@@ -194,15 +228,28 @@ class RunResult:
         self, metric: str, operator: str | None, start: float, end: float
     ) -> float | None:
         """A replica expectation's value: replica-hours, or the per-second count's max, min
-        or mean over the rows of ``[start, end)`` (a row stamped t covers [t-1, t))."""
+        or time-weighted mean over the rows within ``[start, end)`` (see
+        :func:`~sim.metrics.row_start`)."""
         times, counts = self.replica_counts(operator)
+        spans = self._spans()
         if metric == "replica_hours":
-            return sum(counts) / 3600.0
-        window = [c for t, c in zip(times, counts, strict=True) if t - 1 >= start and t <= end]
-        if not window:
+            return _weighted(counts, spans) / 3600.0
+        inside = [
+            (c, span)
+            for t, c, span in zip(times, counts, spans, strict=True)
+            if row_start(t) >= start and t <= end
+        ]
+        if not inside:
             return None
+        window = [c for c, _ in inside]
         if metric == "replicas_max":
             return max(window)
         if metric == "replicas_min":
             return min(window)
-        return sum(window) / len(window)
+        return _weighted(window, [span for _, span in inside]) / sum(span for _, span in inside)
+
+
+def _weighted(counts: list[float], spans: list[float]) -> float:
+    """Replica-seconds: each sample times the seconds its row covers (whole seconds times 1,
+    so a run of whole seconds sums exactly as it did when each sample counted one second)."""
+    return sum(c * span for c, span in zip(counts, spans, strict=True))

@@ -13,6 +13,13 @@ from sim.revenue import revenue, revenue_totals
 __all__ = ["print_result", "print_summary"]
 
 
+def _total_text(value: float | None) -> str:
+    """A total as the table shows it: "—" for an undefined ratio (nothing to divide by)."""
+    if value is None:
+        return "—"
+    return f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+
+
 def print_result(console: Console, result: RunResult, wall: float) -> None:
     """One variant's run: totals, Little's law per station, settlement, expectations."""
     scenario = result.scenario
@@ -21,7 +28,7 @@ def print_result(console: Console, result: RunResult, wall: float) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in totals.items():
-        table.add_row(key, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}")
+        table.add_row(key, _total_text(value))
     rate = result.calls / wall if wall > 0 else 0.0
     table.add_row("wall time (s)", f"{wall:.2f}")
     table.add_row("simulated operations / wall s", f"{rate:,.0f}")
@@ -98,6 +105,15 @@ def print_result(console: Console, result: RunResult, wall: float) -> None:
             v.label, shown, bound, "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
         )
     console.print(checks)
+    for v in result.verdicts:
+        if v.note is not None:
+            console.print(
+                f"note: {v.label}: {v.note}",
+                style="yellow",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _interval_text(low: float, high: float, n: int) -> str:

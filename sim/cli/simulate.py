@@ -37,8 +37,16 @@ from operators import ConfigFileError, parse_override
 from sim.business import is_business_file
 from sim.cli.options import probe_out, refuse_unwritable
 from sim.cli.result_tables import print_result, print_summary
-from sim.compare import RunFolder, compare_html, compare_png, differences, pairs
+from sim.compare import (
+    RunFolder,
+    compare_html,
+    compare_png,
+    differences,
+    mismatches,
+    pairs,
+)
 from sim.engine import World
+from sim.expectations import windows_past_the_end
 from sim.replications import (
     CONFIDENCE,
     RunDigest,
@@ -113,6 +121,32 @@ def _overrides(items: list[str]) -> dict[str, object]:
     return overrides
 
 
+def _warn_past_the_end(variants: list[Scenario]) -> None:
+    """Before a run: the events and expectation windows a run this short does not reach (a
+    ``--duration`` shorter than the story), each said once."""
+    said: set[str] = set()
+    for variant in variants:
+        late = variant.events_after_the_end()
+        lines = []
+        if late:
+            lines.append(
+                f"{variant.variant}: {', '.join(late)}: after the run's end "
+                f"({variant.duration:g} s); it does not happen, and expectations about it "
+                "cannot be judged"
+            )
+        lines.extend(f"{variant.variant}: {line}" for line in windows_past_the_end(variant))
+        for line in lines:
+            if line not in said:
+                said.add(line)
+                console.print(
+                    f"warning: {line}",
+                    style="yellow",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+
 def run_tasks(
     tasks: list[RunTask], *, workers: int | None, scheduler: str | None, label: str
 ) -> list[RunDigest]:
@@ -176,15 +210,7 @@ def run(
         raise typer.Exit(2) from error
     folder = out if out is not None else Path("runs") / variants[0].name
     probe_out(folder, "--out", console)
-    for variant in variants:
-        late = variant.events_after_the_end()
-        if late:
-            console.print(
-                f"[yellow]warning[/yellow]: {variant.variant}: {', '.join(late)}: after the"
-                f" run's end ({variant.duration:g} s); it does not happen, and expectations"
-                " about it cannot be judged",
-                soft_wrap=True,
-            )
+    _warn_past_the_end(variants)
     shown: dict[str, object] = dict(overrides)
     if duration is not None:
         shown["duration"] = duration
@@ -394,6 +420,7 @@ def sweep(
         raise typer.Exit(2)
     folder = out if out is not None else Path("runs") / f"{name}-sweep"
     probe_out(folder, "--out", console)
+    _warn_past_the_end([variant for point in plan.variants for variant in point])
     console.print(
         f"{name}: {len(plan.points)} points x {len(plan.variants[0])} variant(s) x "
         f"{count} replications = {len(plan.tasks)} runs"
@@ -464,6 +491,10 @@ def compare(
             f"{', '.join(b.metrics)})"
         )
         raise typer.Exit(2)
+    for line in mismatches(a, b):
+        console.print(
+            f"warning: {line}", style="yellow", markup=False, highlight=False, soft_wrap=True
+        )
     for va, vb in pairing:
         table = Table(title=f"{va} (A: {run_a}) vs {vb} (B: {run_b})")
         for column in ("metric", "A", "B", "B - A", "change"):
