@@ -175,9 +175,11 @@ def area_around(truth: SubscriberTruth, radius: int = 5000) -> Area:
 
 
 def area_far_from(truth: SubscriberTruth, radius: int = 5000) -> Area:
-    """A circle on the other side of the planet: the device cannot be in it."""
-    longitude = truth.longitude + 180 if truth.longitude <= 0 else truth.longitude - 180
-    return Area(round(-truth.latitude, 6), round(longitude, 6), radius)
+    """A circle some 60 km north (south, near the pole) of the device: it cannot be in it,
+    and the circle is still where its network has cells (the other side of the planet is
+    no operator's coverage: 422 AREA_NOT_COVERED, not FALSE)."""
+    step = 0.55 if truth.latitude < 85 else -0.55
+    return Area(round(truth.latitude + step, 6), round(truth.longitude, 6), radius)
 
 
 def location_verification(truth: SubscriberTruth, area: Area) -> Check:

@@ -823,6 +823,15 @@ class AntiFraudApp(CamaraApp):
         )
 
 
+AREA_NOT_COVERED = (422, "LOCATION_VERIFICATION.AREA_NOT_COVERED")
+
+
+def _abroad(subscriber: SubscriberTruth) -> tuple[tuple[int, str], ...]:
+    """What Location Verification may also answer for an area around a roaming device: its
+    home network has no cell in the visited country (near the border it may)."""
+    return (AREA_NOT_COVERED,) if subscriber.roaming_country else ()
+
+
 class LocationApp(CamaraApp):
     """Location verification and retrieval, two-legged, for the operator's subscribers."""
 
@@ -866,6 +875,8 @@ class LocationApp(CamaraApp):
             operation="verifyLocation",
             body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
             check=answers.location_verification(subscriber, area),
+            # a roaming device's area is abroad, where its home network may have no cell
+            allowed=_abroad(subscriber),
         )
 
     @task(2)
@@ -1056,6 +1067,7 @@ class AggregatorApp(CamaraApp):
             operation=operation,
             body=body,
             check=check,
+            allowed=_abroad(subscriber) if api == "location-verification" else (),
             through_aggregator=True,
         )
 
@@ -1157,6 +1169,7 @@ class StolenKeyApp(CamaraApp):
             operation="verifyLocation",
             body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
             check=answers.location_verification(subscriber, area),
+            allowed=_abroad(subscriber),
         )
 
 

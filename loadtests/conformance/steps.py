@@ -387,19 +387,32 @@ async def area_where_located(world: World, path: str, *_: str) -> None:
 
 
 async def area_where_not_located(world: World, path: str) -> None:
+    """A 2 km circle some 60 km north (south, near the pole) of the device: still within the
+    network that locates it (the antipode is no operator's coverage), nowhere near it."""
     location = (await _subscriber(world))["location"]
-    latitude = -location["latitude"]
-    longitude = location["longitude"] + (180 if location["longitude"] < 0 else -180)
+    step = 0.55 if location["latitude"] < 85 else -0.55
     world.body_edits.append(
         (
             path,
             {
                 "areaType": "CIRCLE",
-                "center": {"latitude": latitude, "longitude": longitude},
+                "center": {
+                    "latitude": location["latitude"] + step,
+                    "longitude": location["longitude"],
+                },
                 "radius": 2000,
             },
         )
     )
+
+
+UNCOVERED = {"latitude": -48.8767, "longitude": -123.3933}
+"""Point Nemo, the ocean's pole of inaccessibility: 2,688 km from the nearest land, so within
+no operator's coverage."""
+
+
+async def area_not_covered(world: World, path: str) -> None:
+    world.body_edits.append((path, {"areaType": "CIRCLE", "center": UNCOVERED, "radius": 2000}))
 
 
 def nv_body(kind: str) -> Handler:
@@ -1109,7 +1122,7 @@ def register_location(lib: StepLibrary) -> None:
     add(
         r"the request body property " + Q + r" is set to an area not covered by the "
         r"implementation",
-        _skip("the simulated network covers every area"),
+        area_not_covered,
     )
     add(
         r"there is a minimum radius allowed by the implementation",

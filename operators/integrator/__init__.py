@@ -7,6 +7,7 @@ call written once (:class:`GuardedCall`, :func:`next_call`) with the asyncio dri
 :class:`BackendGuard` / :class:`GuardSettings` (breaker, buffer and shedder per backend).
 """
 
+from operators.integrator.coverage import Coverage
 from operators.integrator.flow import BackendCall, Flow, GuardedCall, next_call
 from operators.integrator.integrator import EXPIRED_RETENTION, ConsentStatusSource, Integrator
 from operators.integrator.live import GuardedExecutor, build_live_integrator, run_async
@@ -35,6 +36,7 @@ __all__ = [
     "BackendGuard",
     "CloudEventNotifier",
     "ConsentStatusSource",
+    "Coverage",
     "Flow",
     "GuardSettings",
     "GuardedCall",

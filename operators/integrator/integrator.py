@@ -71,6 +71,7 @@ from operators.outbound_hosts import sink_problem
 from operators.types import Clock
 
 from . import operations as ops
+from .coverage import Coverage
 from .flow import Flow
 from .notifications import NoNotifications, QodNotifier
 from .qod_sessions import MemoryQodSessions, QodSession, QodSessionStore, due_to_change
@@ -105,10 +106,13 @@ class Integrator:
         sessions: QodSessionStore | None = None,
         may_process: Callable[[str, str | None], bool] | None = None,
         notifier: QodNotifier | None = None,
+        coverage: Coverage | None = None,
     ) -> None:
         """``may_process(msisdn, purpose)`` is asked for every device a two-legged call names,
         so a subscriber's objection (opt-out) binds calls whose token names no subscriber.
-        ``notifier`` hears each QoD session's status changes (default: nobody)."""
+        ``notifier`` hears each QoD session's status changes (default: nobody); ``coverage``
+        is where the network can locate a device (default: everywhere)."""
+        self.coverage = coverage
         self.notifier: QodNotifier = notifier if notifier is not None else NoNotifications()
         self.may_process = may_process
         self.directory = directory
@@ -199,7 +203,9 @@ class Integrator:
     ) -> VerifyLocationResponse:
         msisdn, device = self._device(ctx, body.device)
         return await self._run(
-            ops.verify_location(msisdn, body.area, body.maxAge, self.calendar(), device)
+            ops.verify_location(
+                msisdn, body.area, body.maxAge, self.calendar(), device, self.coverage
+            )
         )
 
     async def retrieve_location(

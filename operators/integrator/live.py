@@ -44,6 +44,7 @@ from operators.errors import CamaraError
 from operators.subscriber_base import SubscriberBase
 from operators.types import Clock
 
+from .coverage import Coverage
 from .flow import Flow, GuardedCall, next_call
 from .integrator import Integrator
 from .notifications import CloudEventNotifier, QodNotifier
@@ -221,6 +222,7 @@ def build_live_integrator(
         notifier=notifier
         if notifier is not None
         else CloudEventNotifier(_sessions_url(subscribers), clock=subscribers.clock),
+        coverage=Coverage.of_country(subscribers.config.country),
     )
     return integrator, executor
 

@@ -55,6 +55,7 @@ from operators.core import (
 from operators.core.hlr import country_of_mcc
 from operators.errors import CamaraError
 
+from .coverage import Coverage
 from .flow import BackendCall, Flow
 from .geometry import OverlapKind, circle_overlap, distance_m
 from .kyc_matching import jaro_winkler, normalise
@@ -178,8 +179,19 @@ def verify_location(
     max_age: int | None,
     now: float,
     device: DeviceResponse | None = None,
+    coverage: Coverage | None = None,
 ) -> Flow[VerifyLocationResponse]:
-    """TRUE / FALSE / PARTIAL (+matchRate) from the position estimate against the circle."""
+    """TRUE / FALSE / PARTIAL (+matchRate) from the position estimate against the circle;
+    an area no cell of the network reaches (``coverage``; None: all) cannot be verified,
+    and is refused before the device is looked for."""
+    if coverage is not None and not coverage.reaches(
+        area.center.latitude, area.center.longitude, area.radius
+    ):
+        raise CamaraError(
+            422,
+            "LOCATION_VERIFICATION.AREA_NOT_COVERED",
+            "The requested area is outside this operator's network coverage.",
+        )
     hlr = yield from _optional_hlr(msisdn)
     estimate: PositionEstimate = yield BackendCall(GMLC, MsisdnQuery(msisdn))
     age, fix_time = _fix_age(estimate, hlr, now)

@@ -52,6 +52,7 @@ from operators.core import (
 from operators.integrator import (
     BackendCall,
     BackendGuard,
+    Coverage,
     Flow,
     GuardedCall,
     GuardSettings,
@@ -82,7 +83,9 @@ __all__ = [
     "build_core",
     "build_guards",
     "new_caller",
+    "operations_for",
     "run_flow",
+    "workload_circle",
 ]
 
 
@@ -194,11 +197,39 @@ def _workload(steps: tuple[Step, ...]) -> Callable[[Caller], Flow[Any]]:
     return flow
 
 
-OPERATIONS: Mapping[str, Callable[[Caller], Flow[Any]]] = {
-    name: _workload(tuple(STEPS[op] for op in operation_ids))
-    for name, operation_ids in WORKLOADS.items()
-}
-"""Workload name (a scenario's API) -> its flow: the table's operations in order."""
+def workload_circle(coverage: Coverage | None) -> VerifyCircle:
+    """The area the simulated workload verifies: Madrid's circle where the network reaches it,
+    else the same circle around the network's first covered place (a French network cannot
+    verify an area in Madrid: it would answer AREA_NOT_COVERED, which no workload asks for)."""
+    centre = _CIRCLE.center
+    if coverage is None or coverage.reaches(centre.latitude, centre.longitude, _CIRCLE.radius):
+        return _CIRCLE
+    latitude, longitude = coverage.centre()
+    return VerifyCircle(
+        areaType="CIRCLE",
+        center=Point(latitude=latitude, longitude=longitude),
+        radius=_CIRCLE.radius,
+    )
+
+
+@functools.cache
+def operations_for(coverage: Coverage | None) -> Mapping[str, Callable[[Caller], Flow[Any]]]:
+    """Workload name (a scenario's API) -> its flow for a network with this coverage: the
+    table's operations in order, Location Verification judged against the coverage as live."""
+    circle = workload_circle(coverage)
+
+    def verify(caller: Caller, _: object = None) -> Flow[Any]:
+        return verify_location(caller.msisdn, circle, None, caller.now, None, coverage)
+
+    steps = {**STEPS, "verifyLocation": verify}
+    return {
+        name: _workload(tuple(steps[op] for op in operation_ids))
+        for name, operation_ids in WORKLOADS.items()
+    }
+
+
+OPERATIONS = operations_for(None)
+"""The flows for a network whose coverage is not modelled (it reaches everywhere)."""
 
 
 def build_core(

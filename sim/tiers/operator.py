@@ -41,7 +41,7 @@ from operators.camara import WORKLOADS, Operation, needs_consent, operation_name
 from operators.core import Faults, NetworkFunctionKind
 from operators.gateway import Admission, InMemoryPlans, objection, sandbox_refusal
 from operators.identity import Consent, GrantFacts, GrantType, TokenContext
-from operators.integrator import BackendGuard, Flow
+from operators.integrator import BackendGuard, Coverage, Flow
 from operators.policies import (
     CircuitBreakerState,
     NoThrottle,
@@ -54,12 +54,12 @@ from sim.tiers.consent import ConsentReplicas
 from sim.tiers.deadlines import Deadlines
 from sim.tiers.gateway_pool import GatewayPool, Replica, ReplicaState
 from sim.tiers.integrator import (
-    OPERATIONS,
     CachedSubscriberBase,
     Caller,
     build_core,
     build_guards,
     new_caller,
+    operations_for,
     run_flow,
 )
 from sim.tiers.network_function import CallbackNetworkFunction
@@ -371,6 +371,8 @@ class SimOperator:
         self.calendar = calendar(env, start.timestamp())
         self.subscribers = CachedSubscriberBase(self.config, self.calendar, start)
         self.numbers = list(self.subscribers.numbers())
+        self.flows = operations_for(Coverage.of_country(self.config.country))
+        """Each workload's flow as this network runs it (its coverage, as the live one's)."""
         self.lines = [
             Line(
                 number,
@@ -547,7 +549,7 @@ class SimOperator:
         if found is None:
             work = self.work(client.purpose, request.api)
             two_legged = not (request.via or client.three_legged or work.consent)
-            found = by_api[request.api] = _Terms(work, OPERATIONS[request.api], two_legged)
+            found = by_api[request.api] = _Terms(work, self.flows[request.api], two_legged)
             self._subscribe(client, work.operation.api)
         return found
 

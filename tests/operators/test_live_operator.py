@@ -162,12 +162,24 @@ async def test_each_test_number_answers_each_api_as_documented(
     verified = await http.post(
         "/location-verification/v3/verify", json={"area": area}, headers=auth
     )
-    assert verified.status_code == 200 and verified.json()["verificationResult"] == "TRUE"
-    far = {**area, "center": {"latitude": -33.86, "longitude": 151.2}}  # Sydney
-    elsewhere = await http.post(
-        "/location-verification/v3/verify", json={"area": far}, headers=auth
+    if country is None:
+        assert verified.status_code == 200 and verified.json()["verificationResult"] == "TRUE"
+        # some 60 km north: within the network's coverage, nowhere near the device
+        away = {**area, "center": {**area["center"], "latitude": where["latitude"] + 0.55}}
+        elsewhere = await http.post(
+            "/location-verification/v3/verify", json={"area": away}, headers=auth
+        )
+        assert elsewhere.json()["verificationResult"] == "FALSE"
+    else:  # abroad: the home network has no cell there
+        assert verified.json()["code"] == "LOCATION_VERIFICATION.AREA_NOT_COVERED"
+    sydney = {**area, "center": {"latitude": -33.86, "longitude": 151.2}}
+    uncovered = await http.post(
+        "/location-verification/v3/verify", json={"area": sydney}, headers=auth
     )
-    assert elsewhere.json()["verificationResult"] == "FALSE"
+    assert (uncovered.status_code, uncovered.json()["code"]) == (
+        422,
+        "LOCATION_VERIFICATION.AREA_NOT_COVERED",
+    )
 
     person = subscriber["identity"]
     kyc = await http.post(

@@ -37,9 +37,11 @@ from federation.federation import Federation, quick_consent, start_federation
 from federation.portability import PortabilityDatabase
 from federation.trust import TrustGraph
 from operators.core import Faults, NetworkFunctionKind
+from operators.integrator import Coverage
 from operators.subscriber_base import ChangeKind
 from sim.scenario import DataCentreSpec, OperatorSpec
 from sim.tiers.aggregator import SimAggregator
+from sim.tiers.integrator import workload_circle
 from sim.tiers.operator import AGGREGATOR, Answer, Client, Line, SimOperator
 from sim.traffic import billable_calls
 
@@ -58,6 +60,10 @@ BODIES: dict[str, Callable[[str | None], dict[str, Any]]] = {
     "sim-swap.check": lambda n: {"maxAge": 240, **({"phoneNumber": n} if n else {})},
     "device-reachability-status": lambda n: {"device": {"phoneNumber": n}} if n else {},
     "device-roaming-status": lambda n: {"device": {"phoneNumber": n}} if n else {},
+    "location-verification.verify": lambda n: {
+        "area": workload_circle(None).model_dump(),
+        **({"device": {"phoneNumber": n}} if n else {}),
+    },
     "kyc-match.match": lambda n: {
         "givenName": "Ana",
         "familyName": "Garcia",
@@ -71,6 +77,7 @@ PATHS = {
     "device-roaming-status": "/device-roaming-status/v1/retrieve",
     "kyc-match.match": "/kyc-match/v0.3/match",
     "number-verification.verify": "/number-verification/v2/verify",
+    "location-verification.verify": "/location-verification/v3/verify",
 }
 SCOPES = {
     "sim-swap.check": "sim-swap:check",
@@ -78,6 +85,7 @@ SCOPES = {
     "device-roaming-status": "device-roaming-status:read",
     "kyc-match.match": "kyc-match:match",
     "number-verification.verify": "number-verification:verify",
+    "location-verification.verify": "location-verification:verify",
 }
 VERIFY = "number-verification.verify"
 """Answered only for a subscriber the network authenticated: live, a TS.43 operator token;
@@ -152,6 +160,7 @@ class Call:
     purpose: str
     three_legged: bool = False
     ipv4: str = "0.0.0.0"  # the device's address, where the network authenticates it
+    area: dict[str, Any] | None = None  # Location Verification's area, when not Madrid's
 
 
 SANDBOX_APPS = {"lab"}  # a developer portal's sandbox application at telco-es
@@ -211,13 +220,16 @@ class Live:
             if call.app == "market"
             else self.fed.members["telco-es"].api_root
         )
+        body = (
+            {"phoneNumber": call.number}  # the number to verify, not whom it is about
+            if call.api == VERIFY
+            else BODIES[call.api](None if call.three_legged else call.number)
+        )
+        if call.area is not None:
+            body["area"] = call.area
         response = await self.fed.http.post(
             root + PATHS[call.api],
-            json=(
-                {"phoneNumber": call.number}  # the number to verify, not whom it is about
-                if call.api == VERIFY
-                else BODIES[call.api](None if call.three_legged else call.number)
-            ),
+            json=body,
             headers={"Authorization": f"Bearer {await self.token(call)}"},
         )
         code = None if response.status_code < 300 else response.json().get("code")
@@ -482,6 +494,18 @@ async def test_live_and_simulated_answer_every_call_alike(worlds: Worlds) -> Non
         None,
     )
 
+    # Location Verification asks each network about an area it covers (the simulation's
+    # workload circle, Madrid's or the network's own); both judge it against the network's
+    # coverage.
+    paris = workload_circle(Coverage.of_country("FR")).model_dump()
+    assert await worlds.both(
+        "location, covered", Call("shop", "location-verification.verify", approves, FRAUD)
+    ) == (200, None)
+    assert await worlds.both(
+        "hub, location in France",
+        Call("market", "location-verification.verify", fr, FRAUD, area=paris),
+    ) == (200, None)
+
     # The live ledger lists rows by time (one fake instant here), so compare them as sets of
     # rows with their multiplicity.
     assert sorted(worlds.live.rows()) == sorted(worlds.sim.settled)
@@ -493,4 +517,11 @@ async def test_live_and_simulated_answer_every_call_alike(worlds: Worlds) -> Non
         ("market", "movil-es", False),
         ("market", "movil-es", True),
         ("market", "telco-fr", True),
+        ("market", "telco-fr", True),
     ]
+    # the area the simulation never asks of the French network (Madrid's) is not covered
+    # there, live: the same check, refusing before the device is looked for
+    madrid_of_fr = await worlds.live.call(
+        Call("market", "location-verification.verify", fr, FRAUD)
+    )
+    assert madrid_of_fr == (422, "LOCATION_VERIFICATION.AREA_NOT_COVERED")
