@@ -10,9 +10,11 @@ of the single party process. The pool is two things in one process:
   (a passive check, as Envoy's outlier detection does). While no replica is ready, one still
   starting (its probe answers 503) serves, as a lone party process does: under ``ogsim up``
   its partners' start-up needs its discovery document. A request whose connection was refused
-  goes to another replica; so does one that carries an ``Idempotency-Key`` (or is a GET) and
-  lost its connection before any answer, since the gateway's metering answers a repeated key
-  with the answer it already committed instead of billing twice.
+  goes to another replica; so does one that carries an ``Idempotency-Key`` and lost its
+  connection before any answer, since the gateway's metering answers a repeated key with the
+  answer it already committed instead of billing twice. A GET or HEAD without one is given a
+  key of the pool's own, the same on every attempt (a GET may be billable: a QoD session read),
+  so that it may be retried too; any other request without a key is not retried.
 * a **supervisor**: it starts the replicas (``python -m federation.launcher party`` on a
   loopback port of their own, all with the same federation file, database file and Redis URL,
   so tokens, clients, usage events and throttle counters are shared), notices a process that
@@ -46,6 +48,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -567,9 +570,10 @@ class ReplicaPool:
         headers = vouched_headers(  # the replica sees the client's address, not the pool's
             [(k, v) for k, v in scope.get("headers", []) if k.lower() not in HOP_BY_HOP],
             self.admin_secret, scope.get("client"))
-        retry_safe = scope["method"] in ("GET", "HEAD") or any(
-            k.lower() == b"idempotency-key" for k, _ in headers
-        )
+        retry_safe = any(k.lower() == b"idempotency-key" for k, _ in headers)
+        if not retry_safe and scope["method"] in ("GET", "HEAD"):
+            headers.append((b"idempotency-key", f"pool-{uuid.uuid4()}".encode()))
+            retry_safe = True
         target = scope.get("raw_path") or scope["path"].encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]

@@ -10,8 +10,9 @@ ported to (the donor network no longer serves it and is not a party to the call)
 paid is ``operator``: the one that served the call. Each operator's usage ledger
 (:class:`~operators.gateway.UsageLedger`) holds the same billable calls as events of one
 client, the aggregator (members register a federation party under its own id, and the hub
-authenticates with its id everywhere: :func:`aggregator_client`), under the correlator the hub
-sent, ``application:correlator`` (:func:`operator_correlator`).
+authenticates with its id everywhere: :func:`aggregator_client`), under the key the hub sent as
+its ``Idempotency-Key``, ``application:key`` (:func:`operator_correlator`; the key is the
+application's own ``Idempotency-Key``, else one the hub chose).
 
 A :class:`Statement` is one side's account of one (aggregator, operator) pair for one
 calendar month (UTC, by that side's own timestamp of each call): billable calls per API,
@@ -49,7 +50,7 @@ Books = Literal["aggregator", "operator"]
 """Whose records a statement was drawn from."""
 
 CORRELATOR_LIMIT = 256
-"""The longest correlator an operator keeps (the hub cuts its scoped correlator to it)."""
+"""The longest key an operator takes (a longer scoped key goes as its digest)."""
 
 
 class StatementError(ValueError):

@@ -126,9 +126,14 @@ def correlator_for(value: str | None, pattern: re.Pattern[str] = PATTERN) -> str
 
 def idempotency_key(value: str | None) -> str | None:
     """The ``Idempotency-Key`` a client sent (None when it sent none): the key its call is
-    metered under, so a retry under it gets the first answer instead of running twice."""
+    metered under, so a retry under it gets the first answer instead of running twice.
+
+    The draft makes the value a quoted string (``"8e03978e-..."``); the quotes are dropped, so
+    the quoted and the bare spelling are one key."""
     if value is None:
         return None
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
     if not KEY_PATTERN.match(value):
         raise CamaraError(
             400,

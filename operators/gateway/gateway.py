@@ -123,8 +123,15 @@ def replay_of(
     requests were fingerprinted are matched on the operation and the token's subscriber; one
     kept under a key the gateway chose (a correlator it made up and echoed, which the client
     may send back as its key) never replays."""
+    if stored.digest == SERVER_CHOSEN:
+        return CamaraError(
+            400,
+            "INVALID_ARGUMENT",
+            "Idempotency-Key: this value is one the gateway chose for another call; send a key"
+            " of your own.",
+        )
     if stored.digest is not None:
-        other = stored.digest == SERVER_CHOSEN or stored.digest != digest
+        other = stored.digest != digest
     else:
         other_subject = context.msisdn is not None and stored.msisdn != context.msisdn
         other = stored.operation != operation.operation_id or other_subject
@@ -299,7 +306,7 @@ class Gateway:
             stored = self.ledger.replay(context.client_id, key)
             if stored is not None:
                 raise replay_of(stored, operation, context, digest)
-        else:  # a correlator the gateway made up is unique already, and findable by the client
+        else:  # a correlator the gateway made up is unique already (and echoed to the client)
             key = new_correlator() if headers.get(HEADER) else correlator
         try:
             plan = self.admission.rate(context.client_id, operation.api)

@@ -79,7 +79,7 @@ async def test_operator_meters_the_hub_under_the_same_key(world: World) -> None:
     assert (await world.check(number, "corr-1")).status_code == 200
     assert (await world.check(number, "corr-1")).status_code == 200  # a retry
     ledger = world.fed.operator("telco-fr").gateway.ledger
-    # the hub scopes the correlator by application, so two applications never collide
+    # the hub scopes the key by application, so two applications never collide
     assert [(e.client_id, e.correlator) for e in ledger.events()] == [("hub", "app:corr-1")]
     settled = world.fed.aggregator.settlement.calls("telco-fr")
     assert len(settled) == 1 and settled[0].correlator == "corr-1"

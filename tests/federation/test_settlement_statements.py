@@ -413,9 +413,10 @@ def test_federation_config_without_a_rate_card_gets_the_default(
 async def test_calls_to_an_api_with_a_narrow_correlator_reach_the_operator_and_reconcile(
     script: Script,
 ) -> None:
-    """Device Status takes only letters, digits and hyphens in its x-correlator: the hub's
-    ``application:correlator`` would be refused there (400), so it is sent as a digest that
-    fits, which both sides' statements then carry."""
+    """Device Status takes only letters, digits and hyphens in its x-correlator, which the
+    hub passes on as the application sent it; the key the operator meters under is scoped
+    the same way as the settlement's (a digest for this API's pattern), which both sides'
+    statements then carry."""
     app = await script.fed.register_application(
         "reach", "device-reachability-status:read", [FRAUD]
     )

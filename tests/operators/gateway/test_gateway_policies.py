@@ -176,8 +176,12 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused_not_repl
     # back as a key, replays nothing
     made_up = await harness.check(two, about_a)
     echoed = made_up.headers["x-correlator"]
-    sent_back = await harness.check(two, about_b, headers={"Idempotency-Key": echoed})
+    sent_back = await harness.check(two, about_a, headers={"Idempotency-Key": echoed})
     assert sent_back.status_code == 400 and "idempotent-replayed" not in sent_back.headers
+    assert "gateway chose" in sent_back.json()["message"]
+    # the draft's quoted spelling is the same key as the bare one
+    quoted = await harness.check(two, about_a, headers={"Idempotency-Key": '"flow-2"'})
+    assert quoted.headers["idempotent-replayed"] == "true" and quoted.json() == first_a.json()
     assert ledger.totals() == {("fraud-app", "sim-swap"): 3}
 
 
