@@ -97,6 +97,7 @@ from loadtests.response_times import use_whole_milliseconds
 from loadtests.shapes import shape_from_env
 from loadtests.tally import Key, Tally
 from operators.camara import operation_named
+from operators.integrator import Coverage
 
 log = logging.getLogger("ogsim.loadtest")
 
@@ -826,10 +827,17 @@ class AntiFraudApp(CamaraApp):
 AREA_NOT_COVERED = (422, "LOCATION_VERIFICATION.AREA_NOT_COVERED")
 
 
-def _abroad(subscriber: SubscriberTruth) -> tuple[tuple[int, str], ...]:
-    """What Location Verification may also answer for an area around a roaming device: its
-    home network has no cell in the visited country (near the border it may)."""
-    return (AREA_NOT_COVERED,) if subscriber.roaming_country else ()
+def _uncovered(
+    run: LoadRun, subscriber: SubscriberTruth, area: answers.Area
+) -> tuple[tuple[int, str], ...]:
+    """Location Verification's answer for an area the serving network has no cell in (the
+    operator's own coverage model): a device roaming abroad, or placed there before its
+    roaming ended, is asked about an area its home network cannot verify."""
+    country = next(o.country for o in run.descriptor.operators if o.id == subscriber.operator)
+    coverage = Coverage.of_country(country)
+    if coverage is None or coverage.reaches(area.latitude, area.longitude, area.radius):
+        return ()
+    return (AREA_NOT_COVERED,)
 
 
 class LocationApp(CamaraApp):
@@ -875,8 +883,7 @@ class LocationApp(CamaraApp):
             operation="verifyLocation",
             body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
             check=answers.location_verification(subscriber, area),
-            # a roaming device's area is abroad, where its home network may have no cell
-            allowed=_abroad(subscriber),
+            allowed=_uncovered(self.load_run, subscriber, area),
         )
 
     @task(2)
@@ -1046,6 +1053,7 @@ class AggregatorApp(CamaraApp):
         subscriber = self.pick(self.load_run.pool.usable(self.pick_operator()))
         number = subscriber.number
         check: answers.Check
+        allowed: tuple[tuple[int, str], ...] = ()
         if api == "sim-swap":
             body = {"phoneNumber": number, "maxAge": 240}
             check = answers.sim_swap_check(subscriber, 240, datetime.now(UTC))
@@ -1059,6 +1067,7 @@ class AggregatorApp(CamaraApp):
             area = answers.area_around(subscriber)
             body = {"device": {"phoneNumber": number}, "area": area.wire()}
             check = answers.location_verification(subscriber, area)
+            allowed = _uncovered(self.load_run, subscriber, area)
         self.camara(
             key=(subscriber.operator, self.aggregator_id, api),
             url=self.api_root + path,
@@ -1067,7 +1076,7 @@ class AggregatorApp(CamaraApp):
             operation=operation,
             body=body,
             check=check,
-            allowed=_abroad(subscriber) if api == "location-verification" else (),
+            allowed=allowed,
             through_aggregator=True,
         )
 
@@ -1169,7 +1178,7 @@ class StolenKeyApp(CamaraApp):
             operation="verifyLocation",
             body={"device": {"phoneNumber": subscriber.number}, "area": area.wire()},
             check=answers.location_verification(subscriber, area),
-            allowed=_abroad(subscriber),
+            allowed=_uncovered(self.load_run, subscriber, area),
         )
 
 
