@@ -45,6 +45,7 @@ compares them with each operator's metering and the aggregator's settlement.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -825,6 +826,8 @@ class AntiFraudApp(CamaraApp):
 
 
 AREA_NOT_COVERED = (422, "LOCATION_VERIFICATION.AREA_NOT_COVERED")
+_coverage_of = functools.cache(Coverage.of_country)
+"""A country's coverage, built once per process (it scans the gazetteer), not per call."""
 
 
 def _uncovered(
@@ -834,7 +837,7 @@ def _uncovered(
     operator's own coverage model): a device roaming abroad, or placed there before its
     roaming ended, is asked about an area its home network cannot verify."""
     country = next(o.country for o in run.descriptor.operators if o.id == subscriber.operator)
-    coverage = Coverage.of_country(country)
+    coverage = _coverage_of(country)
     if coverage is None or coverage.reaches(area.latitude, area.longitude, area.radius):
         return ()
     return (AREA_NOT_COVERED,)
