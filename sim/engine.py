@@ -51,12 +51,27 @@ Progress = Callable[[float], None]
 
 @contextmanager
 def _collector_at_ease(threshold: int = 50_000) -> Iterator[None]:
-    """Let the cycle collector's young generation fill up to ``threshold`` objects."""
+    """Let the cycle collector's young generation fill up to ``threshold`` objects, and keep
+    its full collections off the heap that was there before the run.
+
+    A built world is about a million objects (the subscriber bases, the gazetteer, the
+    models) that live as long as the run, and a process may still hold an earlier world's
+    cyclic garbage. Each full collection during the run walked all of it: three of them cost
+    a protected thundering herd about a fifth of its time when it ran after the unprotected
+    variant. Freezing that heap (``gc.freeze``) leaves the collector the objects the run
+    itself makes; it is given back, and collectable again, when the run ends. A process that
+    froze its own heap already keeps its freeze untouched.
+    """
     saved = gc.get_threshold()
     gc.set_threshold(max(threshold, saved[0]), *saved[1:])
+    freezing = gc.get_freeze_count() == 0
+    if freezing:
+        gc.freeze()
     try:
         yield
     finally:
+        if freezing:
+            gc.unfreeze()
         gc.set_threshold(*saved)
 
 
