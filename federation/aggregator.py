@@ -50,6 +50,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 
 from operators import (
+    REPLAY_WINDOW,
     TEST_NUMBERS,
     CamaraError,
     Database,
@@ -168,6 +169,7 @@ CREATE TABLE IF NOT EXISTS aggregator_qod_sessions (
     operator_session_id TEXT NOT NULL,
     subject TEXT NOT NULL,
     created_at REAL NOT NULL,
+    deleted_at REAL,
     UNIQUE (operator, operator_session_id)
 );
 """
@@ -310,11 +312,18 @@ class RoutedSession:
 
 
 class SessionTable:
-    """The hub's QoD sessions in its database (kept across restarts): hub id → operator's id."""
+    """The hub's QoD sessions in its database (kept across restarts): hub id → operator's id.
 
-    def __init__(self, db: Database) -> None:
+    A deleted session stays as a tombstone for the replay window: a DELETE retried under its
+    Idempotency-Key must still reach the operator that replays its 204; every other request
+    finds the session gone.
+    """
+
+    def __init__(self, db: Database, clock: Clock = time.time) -> None:
         self.db = db
+        self.clock = clock
         db.ensure_schema(SESSION_SCHEMA)
+        db.ensure_column("aggregator_qod_sessions", "deleted_at", "REAL")
 
     def add(self, session: RoutedSession, at: float) -> RoutedSession:
         """Record a session, once: the same operator session keeps the hub id it first got."""
@@ -337,20 +346,43 @@ class SessionTable:
         return found
 
     def get(self, session_id: str) -> RoutedSession | None:
+        """The session, unless it was deleted."""
         row = self.db.one(
-            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ?", (session_id,)
+            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ? AND deleted_at IS NULL",
+            (session_id,),
+        )
+        return None if row is None else _routed(row)
+
+    def deleted(self, session_id: str) -> RoutedSession | None:
+        """The session's tombstone, while a retried DELETE may still be replayed."""
+        row = self.db.one(
+            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ? AND deleted_at > ?",
+            (session_id, self.clock() - REPLAY_WINDOW),
         )
         return None if row is None else _routed(row)
 
     def at_operator(self, operator: str, operator_session_id: str) -> RoutedSession | None:
         row = self.db.one(
-            "SELECT * FROM aggregator_qod_sessions WHERE operator = ? AND operator_session_id = ?",
+            "SELECT * FROM aggregator_qod_sessions WHERE operator = ? AND operator_session_id = ?"
+            " AND deleted_at IS NULL",
             (operator, operator_session_id),
         )
         return None if row is None else _routed(row)
 
     def forget(self, session_id: str) -> None:
-        self.db.execute("DELETE FROM aggregator_qod_sessions WHERE session_id = ?", (session_id,))
+        """The session is gone at its operator: a tombstone now, and tombstones past the
+        replay window are dropped."""
+        now = self.clock()
+        with self.db.transaction():
+            self.db.execute(
+                "UPDATE aggregator_qod_sessions SET deleted_at = ?"
+                " WHERE session_id = ? AND deleted_at IS NULL",
+                (now, session_id),
+            )
+            self.db.execute(
+                "DELETE FROM aggregator_qod_sessions WHERE deleted_at <= ?",
+                (now - REPLAY_WINDOW,),
+            )
 
 
 def _routed(row: Any) -> RoutedSession:
@@ -384,6 +416,8 @@ class _Admitted:
     settled_with: str | None = None
     """The operator that billed an earlier call under the same key: a retry must go there
     too (another operator would bill a call the hub's books hold once)."""
+    retried: bool = False
+    """The hub settled an earlier call of this operation under the same key."""
 
 
 @dataclass
@@ -503,7 +537,9 @@ class Aggregator:
         # Authorises like an operator's gateway; throttling is the operators' (plans are theirs).
         self.admission = Admission(InMemoryPlans.of(identity_config), NoThrottle(), clock)
         self.settlement = SettlementLedger(self.db)
-        self.sessions = SessionTable(self.db)
+        self.sessions = SessionTable(self.db, clock)
+        self._keys_under_way: set[tuple[str, str]] = set()
+        """(application, key) of the keyed calls being served now."""
         self.notifier = CloudEventNotifier(
             f"{config.api_root}/quality-on-demand/v1/sessions", clock=clock
         )
@@ -627,8 +663,27 @@ class Aggregator:
     async def forward(self, request: Request, operation_id: str) -> Response:
         """Serve one CAMARA call for an application (steps 1-5 of the module docstring)."""
         call = self._admit(request, operation_id)
-        if request.headers.get(IDEMPOTENCY_HEADER):
-            call = self._retry_of(call)
+        if not request.headers.get(IDEMPOTENCY_HEADER):
+            return await self._serve(request, call)
+        call = self._retry_of(call)
+        # One request at a time under an application's key: two at once, bound for two
+        # operators, would each be billed by its operator, and the hub's books hold one.
+        under_way = (call.application, call.key)
+        if under_way in self._keys_under_way:
+            raise CamaraError(
+                409,
+                "CONFLICT",
+                "Idempotency-Key: another request under this value is in progress;"
+                " retry it later.",
+            )
+        self._keys_under_way.add(under_way)
+        try:
+            return await self._serve(request, call)
+        finally:
+            self._keys_under_way.discard(under_way)
+
+    async def _serve(self, request: Request, call: _Admitted) -> Response:
+        operation_id = call.operation.operation_id
         operation = call.operation
         if operation_id in SESSION_OPERATIONS:
             return await self._session_call(request, call)
@@ -672,7 +727,7 @@ class Aggregator:
             raise _key_taken()
         # an unbilled answer binds nobody: the retry may find the device elsewhere (a port
         # the finder learns of), and the row then takes the operator that bills it
-        return replace(call, settled_with=operator) if billable else call
+        return replace(call, settled_with=operator if billable else None, retried=True)
 
     def _test_number(self, number: str) -> bool:
         """Whether some operator of the federation documents ``number`` as a test number (a
@@ -860,6 +915,8 @@ class Aggregator:
         """A call about a session the hub created: sent to the operator that holds it."""
         session_id = str(request.path_params.get("sessionId", ""))
         routed = self.sessions.get(session_id)
+        if routed is None and call.retried and call.operation.operation_id == "deleteSession":
+            routed = self.sessions.deleted(session_id)  # its operator replays the 204
         if routed is None:
             raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
         if routed.application != call.application:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         set_dotted,
     )
     from operators.errors import CamaraError, OAuthError
-    from operators.housekeeping import Housekeeping, Retention
+    from operators.housekeeping import REPLAY_WINDOW, Housekeeping, Retention
     from operators.operator import Operator, create_operator_app
     from operators.outbound_hosts import host_problem, is_loopback, scheme_problem, sink_problem
     from operators.served_config import ServedOperatorConfig
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "E164_PREFIX",
+    "REPLAY_WINDOW",
     "TEST_NUMBERS",
     "CamaraError",
     "Change",
@@ -118,6 +119,7 @@ _HOMES = {
     "CamaraError": "operators.errors",
     "OAuthError": "operators.errors",
     "Housekeeping": "operators.housekeeping",
+    "REPLAY_WINDOW": "operators.housekeeping",
     "Retention": "operators.housekeeping",
     "Operator": "operators.operator",
     "create_operator_app": "operators.operator",

@@ -1,0 +1,126 @@
+"""An application's Idempotency-Key at the hub, where two requests meet or a retry follows a
+delete.
+
+Two requests under one key at the same moment, bound for two operators, were each served
+and billed by its operator while the hub's books (one row per application and key) held one;
+a DELETE of a QoD session retried under its key got 404, because the hub had forgotten the
+session after the first delete, where the operator would have replayed its 204.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from federation.aggregator import RoutedSession, SessionTable
+from federation.config import FederationConfig
+from federation.federation import Federation, quick_consent, start_federation
+from operators import REPLAY_WINDOW, Database
+
+FRAUD = "dpv:FraudPreventionAndDetection"
+SERVICE = "dpv:RequestedServiceProvision"
+QOD = " ".join(f"quality-on-demand:sessions:{s}" for s in ("create", "read", "delete"))
+
+
+@pytest.fixture
+async def fed(federation: FederationConfig, tmp_path: Path) -> AsyncIterator[Federation]:
+    started = await start_federation(quick_consent(federation), tmp_path, probes=False)
+    yield started
+    await started.stop()
+
+
+async def _bearer(fed: Federation, scope: str, purposes: list[str]) -> dict[str, str]:
+    app = await fed.register_application("app", scope, purposes)
+    token = (await app.client_credentials(f"{scope} {purposes[0]}"))["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _number(fed: Federation, operator: str) -> str:
+    return fed.operator(operator).subscribers.test_number("approves")
+
+
+def _billed(fed: Federation, operator: str) -> int:
+    """Usage events: one per billed call."""
+    return len(fed.operator(operator).gateway.ledger.events())
+
+
+async def test_one_key_sent_twice_at_once_to_two_operators_is_billed_once(fed: Federation) -> None:
+    headers = {**await _bearer(fed, "sim-swap:check", [FRAUD]), "Idempotency-Key": "twice"}
+    hub = fed.aggregator.api_root
+
+    async def check(number: str) -> httpx.Response:
+        return await fed.http.post(
+            f"{hub}/sim-swap/v2/check", json={"phoneNumber": number}, headers=headers
+        )
+
+    answers = await asyncio.gather(check(_number(fed, "telco-es")), check(_number(fed, "telco-fr")))
+
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses[0] == 200 and statuses[1] in (400, 409), [a.text for a in answers]
+    refused = next(answer for answer in answers if answer.status_code != 200)
+    assert "Idempotency-Key" in refused.json()["message"]
+    assert _billed(fed, "telco-es") + _billed(fed, "telco-fr") == 1
+    settled = fed.aggregator.settlement.calls()
+    assert len(settled) == 1 and settled[0].billable
+
+
+async def test_a_delete_retried_under_its_key_gets_the_first_answer(fed: Federation) -> None:
+    headers = await _bearer(fed, QOD, [SERVICE])
+    sessions = f"{fed.aggregator.api_root}/quality-on-demand/v1/sessions"
+    created = await fed.http.post(
+        sessions,
+        json={
+            "device": {"phoneNumber": _number(fed, "telco-fr")},
+            "applicationServer": {"ipv4Address": "198.51.100.10"},
+            "qosProfile": "QOS_M",
+            "duration": 600,
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    session = f"{sessions}/{created.json()['sessionId']}"
+    keyed = {**headers, "Idempotency-Key": "delete-1"}
+
+    first = await fed.http.delete(session, headers=keyed)
+    retried = await fed.http.delete(session, headers=keyed)
+
+    assert first.status_code == 204, first.text
+    assert retried.status_code == 204, retried.text
+    assert retried.headers.get("idempotent-replayed") == "true"
+    # the session is gone for every other request
+    read = await fed.http.get(session, headers=headers)
+    assert read.status_code == 404
+    other_key = await fed.http.delete(session, headers={**headers, "Idempotency-Key": "d-2"})
+    assert other_key.status_code == 404
+    unkeyed = await fed.http.delete(session, headers=headers)
+    assert unkeyed.status_code == 404
+    deletes = [c for c in fed.aggregator.settlement.calls() if c.operation == "deleteSession"]
+    assert len(deletes) == 1
+
+
+def test_a_tombstone_lasts_the_replay_window_and_is_then_dropped(tmp_path: Path) -> None:
+    now = [1_000.0]
+    table = SessionTable(Database(str(tmp_path / "hub.db")), lambda: now[0])
+    for session_id in ("s-1", "s-2"):
+        table.add(
+            RoutedSession(
+                session_id, "app", "telco-fr", "telco-fr", f"op-{session_id}", "tel:+33600000001"
+            ),
+            now[0],
+        )
+
+    table.forget("s-1")
+    now[0] += REPLAY_WINDOW - 1
+    assert table.get("s-1") is None and table.at_operator("telco-fr", "op-s-1") is None
+    assert table.deleted("s-1") is not None
+    table.forget("s-1")  # a replayed delete: the tombstone keeps its first time
+    now[0] += 2
+    assert table.deleted("s-1") is None
+
+    table.forget("s-2")
+    rows = table.db.all("SELECT session_id FROM aggregator_qod_sessions")
+    assert [row["session_id"] for row in rows] == ["s-2"]
