@@ -418,6 +418,9 @@ class _Admitted:
     too (another operator would bill a call the hub's books hold once)."""
     retried: bool = False
     """The hub settled an earlier call of this operation under the same key."""
+    fanned_out: bool = False
+    """A device-less QoS Profiles call went to every partner under this key (its rows are
+    ``<key>/<partner>``): only that call may run under it again."""
 
 
 @dataclass
@@ -685,13 +688,20 @@ class Aggregator:
     async def _serve(self, request: Request, call: _Admitted) -> Response:
         operation_id = call.operation.operation_id
         operation = call.operation
+        if call.fanned_out and operation.api != "qos-profiles":
+            raise _key_taken()
         if operation_id in SESSION_OPERATIONS:
             return await self._session_call(request, call)
         if operation.api == RELAYED_API:
             return await self._relayed_call(request, call)
         body = await self._body(request) if operation.request is not None else {}
-        if operation.api == "qos-profiles" and not _names_device(body):
-            return await self._everywhere(request, call, body)
+        if operation.api == "qos-profiles":
+            if not _names_device(body):
+                if call.retried:  # the key holds a call that named a device
+                    raise _key_taken()
+                return await self._everywhere(request, call, body)
+            if call.fanned_out:
+                raise _key_taken()
         if operation_id == "retrieveStatus":
             self._check_callback(call, body)
         session_id: str | None = None
@@ -721,7 +731,11 @@ class Aggregator:
         it again (the operator then replays, or refuses another request)."""
         previous = self.settlement.settled(call.application, call.key)
         if previous is None:
-            return call
+            fanned_out = any(
+                self.settlement.settled(call.application, f"{call.key}/{partner}")
+                for partner in self.partners
+            )
+            return replace(call, fanned_out=fanned_out)
         operator, operation, billable = previous
         if operation != call.operation.operation_id:
             raise _key_taken()

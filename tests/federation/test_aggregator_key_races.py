@@ -124,3 +124,33 @@ def test_a_tombstone_lasts_the_replay_window_and_is_then_dropped(tmp_path: Path)
     table.forget("s-2")
     rows = table.db.all("SELECT session_id FROM aggregator_qod_sessions")
     assert [row["session_id"] for row in rows] == ["s-2"]
+
+
+async def test_a_key_holds_either_a_qos_profiles_fan_out_or_a_device_call(
+    fed: Federation,
+) -> None:
+    """A device-less QoS Profiles call is settled per partner (``<key>/<partner>``), a call
+    naming a device under the key itself: under one key, the second was served and billed
+    as if the key were new."""
+    headers = await _bearer(fed, "qos-profiles:read", [SERVICE])
+    profiles = f"{fed.aggregator.api_root}/qos-profiles/v1/retrieve-qos-profiles"
+    device = {"device": {"phoneNumber": _number(fed, "telco-es")}}
+
+    by_device = await fed.http.post(
+        profiles, json=device, headers={**headers, "Idempotency-Key": "p1"}
+    )
+    fan_out = await fed.http.post(profiles, json={}, headers={**headers, "Idempotency-Key": "p1"})
+    assert by_device.status_code == 200, by_device.text
+    assert fan_out.status_code == 400 and "Idempotency-Key" in fan_out.json()["message"]
+
+    fan_out = await fed.http.post(profiles, json={}, headers={**headers, "Idempotency-Key": "p2"})
+    by_device = await fed.http.post(
+        profiles, json=device, headers={**headers, "Idempotency-Key": "p2"}
+    )
+    assert fan_out.status_code == 200, fan_out.text
+    assert by_device.status_code == 400 and "Idempotency-Key" in by_device.json()["message"]
+    again = await fed.http.post(profiles, json={}, headers={**headers, "Idempotency-Key": "p2"})
+    assert again.status_code == 200  # the fan-out itself, retried, still runs
+
+    keys = sorted(call.correlator for call in fed.aggregator.settlement.calls())
+    assert keys == ["p1", "p2/telco-es", "p2/telco-fr", "p2/telco-gb"]
