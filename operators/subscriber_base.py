@@ -19,7 +19,7 @@ import random
 import threading
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -220,7 +220,7 @@ class SubscriberBase:
         if index is None and test is None and not ported_in:
             return None
         base = self._generate(msisdn, index, test)
-        subscriber = _apply(base, changes, self.reference_time)
+        subscriber = _apply(base, changes, self.reference_time, self._place)
         if not subscriber.active:
             return None
         if index is None and test is None:  # ported in: the device address it was given here
@@ -427,6 +427,16 @@ class SubscriberBase:
         msin_digits = 15 - len(self.config.network)
         return self.config.network + str(int(msisdn[1:]) % 10**msin_digits).zfill(msin_digits)
 
+    def _place(self, msisdn: str, country: str | None, when: datetime) -> Location:
+        """A place in ``country`` (home when None) for a device that crossed a border at
+        ``when``: drawn like a generated one, from the number and the crossing, so every
+        replica and every run puts it in the same place."""
+        key = f"{self.config.seed}:{msisdn}:{country}:{when.timestamp()}"
+        with self._faker_lock:
+            self._faker.seed_instance(key)
+            placed = self._location(random.Random(key), country or self.config.country)
+        return placed.model_copy(update={"observed_at": when})
+
     def _location(self, rng: random.Random, country: str) -> Location:
         place = self._faker.local_latlng(country_code=country, coords_only=True)
         if place is None:
@@ -495,8 +505,22 @@ def _handset(rng: random.Random) -> HandsetBehaviour:
     return HandsetBehaviour(answer=HandsetAnswer.APPROVE, delay=round(rng.uniform(10, 30), 1))
 
 
-def _apply(subscriber: Subscriber, changes: list[Change], reference: datetime) -> Subscriber:
-    """Fold the change log over the generated subscriber, oldest first."""
+Placer = Callable[[str, str | None, datetime], Location]
+"""Where a device that crossed a border is: (number, country visited or None for home, when)."""
+
+
+def _apply(
+    subscriber: Subscriber,
+    changes: list[Change],
+    reference: datetime,
+    place: Placer | None = None,
+) -> Subscriber:
+    """Fold the change log over the generated subscriber, oldest first.
+
+    A roaming change moves the device too (with ``place``): the flag alone left a subscriber
+    who came home located abroad, so the network read "not roaming" and placed it in a
+    country it has no cell in.
+    """
     for change in changes:
         p = change.payload
         when = datetime.fromtimestamp(change.effective_at, UTC).replace(microsecond=0)
@@ -509,6 +533,8 @@ def _apply(subscriber: Subscriber, changes: list[Change], reference: datetime) -
                 if country is not None and (not isinstance(country, str) or len(country) != 2):
                     raise ValueError("roaming.country must be an ISO 3166-1 alpha-2 code or null")
                 update = {"roaming_country": country}
+                if place is not None and country != subscriber.roaming_country:
+                    update["location"] = place(subscriber.msisdn, country, when)
             case ChangeKind.CONNECTIVITY:
                 update = {"connectivity": tuple(Connectivity(c) for c in p["connectivity"])}
             case ChangeKind.LOCATION:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from operators.config import OperatorConfig, example_operator
+from operators.integrator import Coverage
 from operators.storage import Database
 from operators.subscriber import Connectivity, HandsetAnswer, Subscriber
 from operators.subscriber_base import ChangeKind, SubscriberBase
@@ -231,3 +232,32 @@ def test_a_kept_subscriber_changes_when_a_change_falls_due_or_is_written_elsewhe
     there.record_change(number, ChangeKind.ROAMING, {"country": None})
     back = here.get(number)
     assert back is not None and back.roaming_country is None
+
+
+def test_crossing_a_border_moves_the_device_too(clock: FakeClock) -> None:
+    """Roaming changes moved the flag alone: a subscriber who came home read 'not roaming'
+    but was still located abroad, where its home network has no cell."""
+    base = make_base(example_operator(), clock)  # a Spanish network
+    spain, france = Coverage.of_country("ES"), Coverage.of_country("FR")
+    assert spain is not None and france is not None
+    number = base.test_number("approves")
+
+    def located(subscriber: Subscriber | None) -> tuple[float, float]:
+        assert subscriber is not None and subscriber.location is not None
+        return subscriber.location.latitude, subscriber.location.longitude
+
+    assert spain.reaches(*located(base.get(number)), 1.0)
+    base.record_change(number, ChangeKind.ROAMING, {"country": "FR"})
+    abroad = base.get(number)
+    assert abroad is not None and abroad.roaming_country == "FR"
+    assert france.reaches(*located(abroad), 1.0) and not spain.reaches(*located(abroad), 1.0)
+    assert abroad.location is not None
+    assert abroad.location.observed_at == datetime.fromtimestamp(clock.now, UTC)
+
+    clock.now += 3600
+    base.record_change(number, ChangeKind.ROAMING, {"country": None})
+    home = base.get(number)
+    assert home is not None and not home.roaming
+    assert spain.reaches(*located(home), 1.0) and not france.reaches(*located(home), 1.0)
+    # the same log read by another replica places the device in the same spot
+    assert located(make_base(example_operator(), clock, base.db).get(number)) == located(home)
