@@ -17,31 +17,13 @@ import pytest
 from sim.engine import World
 from sim.scenario import load_scenario
 
-TINY = """
-name: tiny
-seed: 3
-duration: 4
-topology:
-  operators:
-    telco-es:
-      number_ranges: ["+3460"]
-      data_centres:
-        mad-1: {}
-traffic:
-  applications:
-    app:
-      plan: enterprise
-      purpose: dpv:RequestedServiceProvision
-      arrival: {process: poisson, rate: 20}
-      apis: {device-roaming-status: 1.0}
-"""
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.yaml"
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY, encoding="utf-8")
-    (scenario,) = load_scenario(path)
+def world() -> World:
+    """The shipped baseline federation, for a few seconds."""
+    (scenario,) = load_scenario(SCENARIO, duration=4)
     return World(scenario)
 
 
