@@ -930,7 +930,9 @@ class Aggregator:
         session_id = str(request.path_params.get("sessionId", ""))
         routed = self.sessions.get(session_id)
         if routed is None and call.retried and call.operation.operation_id == "deleteSession":
-            routed = self.sessions.deleted(session_id)  # its operator replays the 204
+            gone = self.sessions.deleted(session_id)  # its operator replays the 204
+            if gone is not None and gone.application == call.application:
+                routed = gone  # another application is told nothing of it: 404
         if routed is None:
             raise CamaraError(404, "NOT_FOUND", "The specified resource is not found.")
         if routed.application != call.application:

@@ -43,6 +43,15 @@ def _number(fed: Federation, operator: str) -> str:
     return fed.operator(operator).subscribers.test_number("approves")
 
 
+def _session_body(fed: Federation, operator: str = "telco-fr") -> dict[str, object]:
+    return {
+        "device": {"phoneNumber": _number(fed, operator)},
+        "applicationServer": {"ipv4Address": "198.51.100.10"},
+        "qosProfile": "QOS_M",
+        "duration": 600,
+    }
+
+
 def _billed(fed: Federation, operator: str) -> int:
     """Usage events: one per billed call."""
     return len(fed.operator(operator).gateway.ledger.events())
@@ -71,16 +80,7 @@ async def test_one_key_sent_twice_at_once_to_two_operators_is_billed_once(fed: F
 async def test_a_delete_retried_under_its_key_gets_the_first_answer(fed: Federation) -> None:
     headers = await _bearer(fed, QOD, [SERVICE])
     sessions = f"{fed.aggregator.api_root}/quality-on-demand/v1/sessions"
-    created = await fed.http.post(
-        sessions,
-        json={
-            "device": {"phoneNumber": _number(fed, "telco-fr")},
-            "applicationServer": {"ipv4Address": "198.51.100.10"},
-            "qosProfile": "QOS_M",
-            "duration": 600,
-        },
-        headers=headers,
-    )
+    created = await fed.http.post(sessions, json=_session_body(fed), headers=headers)
     assert created.status_code == 201, created.text
     session = f"{sessions}/{created.json()['sessionId']}"
     keyed = {**headers, "Idempotency-Key": "delete-1"}
@@ -100,6 +100,30 @@ async def test_a_delete_retried_under_its_key_gets_the_first_answer(fed: Federat
     assert unkeyed.status_code == 404
     deletes = [c for c in fed.aggregator.settlement.calls() if c.operation == "deleteSession"]
     assert len(deletes) == 1
+
+
+async def test_another_application_learns_nothing_of_a_deleted_session(fed: Federation) -> None:
+    """Another application that deleted a session of its own under a key, then names this
+    application's deleted session under that key, gets 404 as for any unknown id (not the
+    403 that would say the id was someone's)."""
+    first = await _bearer(fed, QOD, [SERVICE])
+    other_app = await fed.register_application("other", QOD, [SERVICE])
+    token = (await other_app.client_credentials(f"{QOD} {SERVICE}"))["access_token"]
+    second = {"Authorization": f"Bearer {token}"}
+    sessions = f"{fed.aggregator.api_root}/quality-on-demand/v1/sessions"
+    ids = []
+    for headers, operator in ((first, "telco-fr"), (second, "telco-es")):
+        created = await fed.http.post(sessions, json=_session_body(fed, operator), headers=headers)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["sessionId"])
+    mine, theirs = ids
+    assert (await fed.http.delete(f"{sessions}/{mine}", headers=first)).status_code == 204
+    keyed = {**second, "Idempotency-Key": "k"}
+    assert (await fed.http.delete(f"{sessions}/{theirs}", headers=keyed)).status_code == 204
+
+    probe = await fed.http.delete(f"{sessions}/{mine}", headers=keyed)
+
+    assert probe.status_code == 404, probe.text
 
 
 def test_a_tombstone_lasts_the_replay_window_and_is_then_dropped(tmp_path: Path) -> None:
