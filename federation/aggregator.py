@@ -341,9 +341,14 @@ class SessionTable:
                 at,
             ),
         )
-        found = self.at_operator(session.operator, session.operator_session_id)
-        assert found is not None
-        return found
+        # Read back tombstones too: a create replayed after its session was deleted finds the
+        # row it first made (its hub id), not none.
+        row = self.db.one(
+            "SELECT * FROM aggregator_qod_sessions WHERE operator = ? AND operator_session_id = ?",
+            (session.operator, session.operator_session_id),
+        )
+        assert row is not None  # inserted just now, or there already
+        return _routed(row)
 
     def get(self, session_id: str) -> RoutedSession | None:
         """The session, unless it was deleted."""

@@ -178,3 +178,23 @@ async def test_a_key_holds_either_a_qos_profiles_fan_out_or_a_device_call(
 
     keys = sorted(call.correlator for call in fed.aggregator.settlement.calls())
     assert keys == ["p1", "p2/telco-es", "p2/telco-fr", "p2/telco-gb"]
+
+
+async def test_a_create_retried_under_its_key_after_the_delete_is_replayed(
+    fed: Federation,
+) -> None:
+    """The operator replays its 201 with the same session id; the hub's row for it was a
+    tombstone, which the read-back after the insert skipped (an assertion, a 500)."""
+    headers = await _bearer(fed, QOD, [SERVICE])
+    sessions = f"{fed.aggregator.api_root}/quality-on-demand/v1/sessions"
+    keyed = {**headers, "Idempotency-Key": "create-1"}
+    created = await fed.http.post(sessions, json=_session_body(fed), headers=keyed)
+    assert created.status_code == 201, created.text
+    session_id = created.json()["sessionId"]
+    assert (await fed.http.delete(f"{sessions}/{session_id}", headers=headers)).status_code == 204
+
+    again = await fed.http.post(sessions, json=_session_body(fed), headers=keyed)
+
+    assert again.status_code == 201, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["sessionId"] == session_id
