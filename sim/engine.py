@@ -58,14 +58,18 @@ def _collector_at_ease(threshold: int = 50_000) -> Iterator[None]:
     models) that live as long as the run, and a process may still hold an earlier world's
     cyclic garbage. Each full collection during the run walked all of it: three of them cost
     a protected thundering herd about a fifth of its time when it ran after the unprotected
-    variant. Freezing that heap (``gc.freeze``) leaves the collector the objects the run
-    itself makes; it is given back, and collectable again, when the run ends. A process that
-    froze its own heap already keeps its freeze untouched.
+    variant. The heap is collected once and then frozen (``gc.freeze``), so the collector
+    walks only the objects the run itself makes, and an earlier world's garbage is freed
+    rather than kept alive for the run (a calibration loop would otherwise hold every world
+    it built). The heap is given back, and collectable again, when the run ends. A process
+    that froze its own heap already keeps its freeze untouched; one that freezes part of the
+    heap during the run gets it back thawed, since ``gc.unfreeze`` cannot tell freezes apart.
     """
     saved = gc.get_threshold()
     gc.set_threshold(max(threshold, saved[0]), *saved[1:])
     freezing = gc.get_freeze_count() == 0
     if freezing:
+        gc.collect()
         gc.freeze()
     try:
         yield

@@ -9,6 +9,7 @@ gives it back when it ends.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,26 @@ def test_the_collector_settings_are_restored_after_a_failed_run(world: World, th
 
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == threshold
+
+
+class _Garbage:
+    """A cycle the reference counts alone never free."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_left_before_the_run_is_freed_rather_than_frozen(
+    world: World, thawed: None
+) -> None:
+    garbage = _Garbage()
+    freed = weakref.ref(garbage)
+    del garbage
+    gc.disable()  # no collection of its own may free it before the run starts
+    try:
+        alive_during: list[bool] = []
+        world.run(lambda _: alive_during.append(freed() is not None), slices=2)
+    finally:
+        gc.enable()
+
+    assert alive_during == [False, False]
