@@ -39,7 +39,8 @@ import ipaddress
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -674,21 +675,28 @@ class Aggregator:
         if not request.headers.get(IDEMPOTENCY_HEADER):
             return await self._serve(request, call)
         call = self._retry_of(call)
-        # One request at a time under an application's key: two at once, bound for two
-        # operators, would each be billed by its operator, and the hub's books hold one.
-        under_way = (call.application, call.key)
-        if under_way in self._keys_under_way:
+        with self._holding(call.application, [call.key]):
+            return await self._serve(request, call)
+
+    @contextmanager
+    def _holding(self, application: str, keys: list[str]) -> Iterator[None]:
+        """One request at a time under each of an application's keys: two at once, bound for
+        two operators, would each be billed by its operator, and the hub's books hold one.
+        A device-less QoS Profiles call holds the keys it settles at each partner too
+        (``<key>/<partner>``), which an application may also send as keys of its own."""
+        held = [(application, key) for key in keys]
+        if any(pair in self._keys_under_way for pair in held):
             raise CamaraError(
                 409,
                 "CONFLICT",
                 "Idempotency-Key: another request under this value is in progress;"
                 " retry it later.",
             )
-        self._keys_under_way.add(under_way)
+        self._keys_under_way.update(held)
         try:
-            return await self._serve(request, call)
+            yield
         finally:
-            self._keys_under_way.discard(under_way)
+            self._keys_under_way.difference_update(held)
 
     async def _serve(self, request: Request, call: _Admitted) -> Response:
         operation_id = call.operation.operation_id
@@ -1052,6 +1060,21 @@ class Aggregator:
             partner.config.id: replace(call, key=f"{call.key}/{partner.config.id}")
             for partner in self.partners.values()
         }
+        with self._holding(call.application, [asked.key for asked in asked_of.values()]):
+            return await self._ask_everywhere(request, call, body, path, asked_of)
+
+    async def _ask_everywhere(
+        self,
+        request: Request,
+        call: _Admitted,
+        body: dict[str, Any],
+        path: str | None,
+        asked_of: dict[str, _Admitted],
+    ) -> Response:
+        """Each partner asked in turn, each settled on its own row; then one answer made of
+        theirs (see :meth:`_everywhere`)."""
+        operation = call.operation
+        name = request.path_params.get("name")
         for partner_id, asked in asked_of.items():  # an application may have used such a key
             previous = self.settlement.settled(asked.application, asked.key)
             if previous is not None and (

@@ -198,3 +198,25 @@ async def test_a_create_retried_under_its_key_after_the_delete_is_replayed(
     assert again.status_code == 201, again.text
     assert again.headers.get("idempotent-replayed") == "true"
     assert again.json()["sessionId"] == session_id
+
+
+async def test_a_fan_out_and_a_device_call_under_its_partner_key_at_once_are_billed_as_held(
+    fed: Federation,
+) -> None:
+    """A fan-out under ``k`` settles ``k/telco-es`` at telco-es; an application's own call
+    under the literal key ``k/telco-es`` for a device of telco-fr, at the same moment, was
+    served and billed by telco-fr too, while the hub's books held one row for the two."""
+    headers = await _bearer(fed, "qos-profiles:read", [SERVICE])
+    profiles = f"{fed.aggregator.api_root}/qos-profiles/v1/retrieve-qos-profiles"
+    device = {"device": {"phoneNumber": _number(fed, "telco-fr")}}
+
+    answers = await asyncio.gather(
+        fed.http.post(profiles, json={}, headers={**headers, "Idempotency-Key": "k"}),
+        fed.http.post(profiles, json=device, headers={**headers, "Idempotency-Key": "k/telco-es"}),
+    )
+
+    assert any(answer.status_code == 200 for answer in answers), [a.text for a in answers]
+    assert all(answer.status_code in (200, 400, 409) for answer in answers)
+    billed = sum(_billed(fed, operator) for operator in ("telco-es", "telco-fr", "telco-gb"))
+    held = [call for call in fed.aggregator.settlement.calls() if call.billable]
+    assert billed == len(held), (billed, [(c.correlator, c.operator) for c in held])
