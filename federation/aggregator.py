@@ -186,7 +186,9 @@ TOKEN_SWEEP = 1024
 CONSENT_WAIT = 30.0
 """Seconds a call waits for the subscriber to answer an operator's consent prompt (CIBA).
 The prompt stays open after that, until the operator lets it expire, and the call's retry
-waits on the same prompt: the subscriber is asked once, not once per retry."""
+waits on the same prompt: the subscriber is asked once, not once per retry. A retry under
+the call's Idempotency-Key sent while the call itself is still waiting gets 409 (one request
+at a time under a key); once the call has answered, the retry joins the prompt."""
 
 SETTLEMENT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS aggregator_settlement (
@@ -282,6 +284,19 @@ class SettlementLedger:
             return None
         return str(row["operator"]), str(row["operation"]), bool(row["billable"])
 
+    def any_settled(self, application: str, correlators: list[str]) -> bool:
+        """Whether a call under any of these keys was settled: one query for the keys of a
+        fan-out, which every first call under a new key asks about."""
+        if not correlators:
+            return False
+        marks = ", ".join("?" * len(correlators))
+        row = self.db.one(
+            "SELECT 1 FROM aggregator_settlement"
+            f" WHERE application = ? AND correlator IN ({marks}) LIMIT 1",
+            (application, *correlators),
+        )
+        return row is not None
+
     def totals(self) -> dict[str, dict[str, int]]:
         """Per partner operator: calls answered, billable calls, per application too."""
         rows = self.db.all(
@@ -315,9 +330,9 @@ class RoutedSession:
 class SessionTable:
     """The hub's QoD sessions in its database (kept across restarts): hub id → operator's id.
 
-    A deleted session stays as a tombstone for the replay window: a DELETE retried under its
-    Idempotency-Key must still reach the operator that replays its 204; every other request
-    finds the session gone.
+    A deleted session stays as a tombstone for the replay window, with the key its DELETE
+    was sent under: a DELETE retried under that Idempotency-Key must still reach the operator
+    that replays its 204; every other request finds the session gone.
     """
 
     def __init__(self, db: Database, clock: Clock = time.time) -> None:
@@ -325,6 +340,11 @@ class SessionTable:
         self.clock = clock
         db.ensure_schema(SESSION_SCHEMA)
         db.ensure_column("aggregator_qod_sessions", "deleted_at", "REAL")
+        db.ensure_column("aggregator_qod_sessions", "deleted_under", "TEXT")
+        db.ensure_schema(  # the purge of old tombstones, at each delete, reads no live row
+            "CREATE INDEX IF NOT EXISTS aggregator_qod_sessions_deleted"
+            " ON aggregator_qod_sessions (deleted_at);"
+        )
 
     def add(self, session: RoutedSession, at: float) -> RoutedSession:
         """Record a session, once: the same operator session keeps the hub id it first got."""
@@ -359,11 +379,13 @@ class SessionTable:
         )
         return None if row is None else _routed(row)
 
-    def deleted(self, session_id: str) -> RoutedSession | None:
-        """The session's tombstone, while a retried DELETE may still be replayed."""
+    def deleted(self, session_id: str, key: str) -> RoutedSession | None:
+        """The session's tombstone, while a DELETE retried under ``key``, the key it was
+        deleted under, may still be replayed."""
         row = self.db.one(
-            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ? AND deleted_at > ?",
-            (session_id, self.clock() - REPLAY_WINDOW),
+            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ? AND deleted_under = ?"
+            " AND deleted_at > ?",
+            (session_id, key, self.clock() - REPLAY_WINDOW),
         )
         return None if row is None else _routed(row)
 
@@ -375,15 +397,15 @@ class SessionTable:
         )
         return None if row is None else _routed(row)
 
-    def forget(self, session_id: str) -> None:
-        """The session is gone at its operator: a tombstone now, and tombstones past the
-        replay window are dropped."""
+    def forget(self, session_id: str, deleted_under: str | None = None) -> None:
+        """The session is gone at its operator (deleted under the key ``deleted_under``, or
+        found gone): a tombstone now, and tombstones past the replay window are dropped."""
         now = self.clock()
         with self.db.transaction():
             self.db.execute(
-                "UPDATE aggregator_qod_sessions SET deleted_at = ?"
+                "UPDATE aggregator_qod_sessions SET deleted_at = ?, deleted_under = ?"
                 " WHERE session_id = ? AND deleted_at IS NULL",
-                (now, session_id),
+                (now, deleted_under, session_id),
             )
             self.db.execute(
                 "DELETE FROM aggregator_qod_sessions WHERE deleted_at <= ?",
@@ -744,9 +766,8 @@ class Aggregator:
         it again (the operator then replays, or refuses another request)."""
         previous = self.settlement.settled(call.application, call.key)
         if previous is None:
-            fanned_out = any(
-                self.settlement.settled(call.application, f"{call.key}/{partner}")
-                for partner in self.partners
+            fanned_out = self.settlement.any_settled(
+                call.application, [f"{call.key}/{partner}" for partner in self.partners]
             )
             return replace(call, fanned_out=fanned_out)
         operator, operation, billable = previous
@@ -943,7 +964,7 @@ class Aggregator:
         session_id = str(request.path_params.get("sessionId", ""))
         routed = self.sessions.get(session_id)
         if routed is None and call.retried and call.operation.operation_id == "deleteSession":
-            gone = self.sessions.deleted(session_id)  # its operator replays the 204
+            gone = self.sessions.deleted(session_id, call.key)  # its operator replays the 204
             if gone is not None and gone.application == call.application:
                 routed = gone  # another application is told nothing of it: 404
         if routed is None:
@@ -977,10 +998,9 @@ class Aggregator:
         if response.status_code in (401, 403):
             key = (partner.config.id, call.application, routed.subject, call.scope)
             self._tokens.pop(key, None)
-        if response.status_code == 404 or (
-            operation.operation_id == "deleteSession" and response.status_code < 300
-        ):
-            self.sessions.forget(session_id)  # gone at the operator: gone here
+        deleted = operation.operation_id == "deleteSession" and response.status_code < 300
+        if deleted or response.status_code == 404:  # gone at the operator: gone here
+            self.sessions.forget(session_id, call.key if deleted else None)
         content = response.content
         info = _json_or_none(response) if response.status_code < 300 else None
         if isinstance(info, dict) and "sessionId" in info:

@@ -137,17 +137,23 @@ def test_a_tombstone_lasts_the_replay_window_and_is_then_dropped(tmp_path: Path)
             now[0],
         )
 
-    table.forget("s-1")
+    table.forget("s-1", "key-1")
     now[0] += REPLAY_WINDOW - 1
     assert table.get("s-1") is None and table.at_operator("telco-fr", "op-s-1") is None
-    assert table.deleted("s-1") is not None
-    table.forget("s-1")  # a replayed delete: the tombstone keeps its first time
+    assert table.deleted("s-1", "key-1") is not None
+    assert table.deleted("s-1", "key-2") is None  # only the delete's own key replays it
+    table.forget("s-1", "key-1")  # a replayed delete: the tombstone keeps its first time
     now[0] += 2
-    assert table.deleted("s-1") is None
+    assert table.deleted("s-1", "key-1") is None
 
     table.forget("s-2")
     rows = table.db.all("SELECT session_id FROM aggregator_qod_sessions")
     assert [row["session_id"] for row in rows] == ["s-2"]
+    # the purge, at every delete, finds the old tombstones by an index, not a table scan
+    (plan,) = table.db.all(
+        "EXPLAIN QUERY PLAN DELETE FROM aggregator_qod_sessions WHERE deleted_at <= ?", (0.0,)
+    )
+    assert "USING INDEX" in plan["detail"]
 
 
 async def test_a_key_holds_either_a_qos_profiles_fan_out_or_a_device_call(
@@ -220,3 +226,25 @@ async def test_a_fan_out_and_a_device_call_under_its_partner_key_at_once_are_bil
     billed = sum(_billed(fed, operator) for operator in ("telco-es", "telco-fr", "telco-gb"))
     held = [call for call in fed.aggregator.settlement.calls() if call.billable]
     assert billed == len(held), (billed, [(c.correlator, c.operator) for c in held])
+
+
+async def test_a_key_that_deleted_one_session_finds_another_deleted_session_gone(
+    fed: Federation,
+) -> None:
+    """The key that deleted ``s1``, sent again to delete ``s2`` (deleted under another key),
+    reached ``s2``'s tombstone, and its operator refused the reused key with a 400."""
+    headers = await _bearer(fed, QOD, [SERVICE])
+    sessions = f"{fed.aggregator.api_root}/quality-on-demand/v1/sessions"
+    ids = []
+    for operator in ("telco-fr", "telco-es"):
+        created = await fed.http.post(sessions, json=_session_body(fed, operator), headers=headers)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["sessionId"])
+    first, second = ids
+    keyed = {**headers, "Idempotency-Key": "delete-first"}
+    assert (await fed.http.delete(f"{sessions}/{first}", headers=keyed)).status_code == 204
+    assert (await fed.http.delete(f"{sessions}/{second}", headers=headers)).status_code == 204
+
+    probe = await fed.http.delete(f"{sessions}/{second}", headers=keyed)
+
+    assert probe.status_code == 404, probe.text
