@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faker import Faker
 
@@ -44,6 +44,9 @@ from .subscriber import (
 )
 from .test_numbers import RESERVED_SUFFIXES, TEST_NUMBERS, TestNumber, by_suffix
 from .types import Clock
+
+if TYPE_CHECKING:
+    from .integrator.coverage import Coverage
 
 LOCALES = {
     "ES": "es_ES",
@@ -376,14 +379,26 @@ class SubscriberBase:
         with self._faker_lock:
             self._faker.seed_instance(f"{self.config.seed}:{key}")
             subscriber = self._draw(msisdn, rng, index, test)
-        if test is not None:
-            subscriber = subscriber.model_copy(
-                update=test.overrides(self.reference_time, self.config.country)
-            )
+            if test is not None:
+                subscriber = self._as_test_number(subscriber, test, rng)
         if msisdn in self.config.interactive_handsets:
             handset = subscriber.handset.model_copy(update={"mode": HandsetMode.INTERACTIVE})
             subscriber = subscriber.model_copy(update={"handset": handset})
         return subscriber
+
+    def _as_test_number(
+        self, drawn: Subscriber, test: TestNumber, rng: random.Random
+    ) -> Subscriber:
+        """The drawn subscriber with the test number's fixed behaviour. A test number whose
+        roaming differs from the draw's is placed again, in the country it is in: the
+        ``roaming`` number was flagged abroad but located at home."""
+        subscriber = drawn.model_copy(
+            update=test.overrides(self.reference_time, self.config.country)
+        )
+        if subscriber.roaming_country == drawn.roaming_country:
+            return subscriber
+        country = subscriber.roaming_country or self.config.country
+        return subscriber.model_copy(update={"location": self._location(rng, country)})
 
     def _draw(
         self, msisdn: str, rng: random.Random, index: int | None, test: TestNumber | None
@@ -427,14 +442,28 @@ class SubscriberBase:
         msin_digits = 15 - len(self.config.network)
         return self.config.network + str(int(msisdn[1:]) % 10**msin_digits).zfill(msin_digits)
 
-    def _place(self, msisdn: str, country: str | None, when: datetime) -> Location:
-        """A place in ``country`` (home when None) for a device that crossed a border at
-        ``when``: drawn like a generated one, from the number and the crossing, so every
-        replica and every run puts it in the same place."""
-        key = f"{self.config.seed}:{msisdn}:{country}:{when.timestamp()}"
+    def _place(
+        self, subscriber: Subscriber, country: str | None, when: datetime
+    ) -> Location | None:
+        """Where a device that crossed into ``country`` (home when None) at ``when`` is.
+
+        A location already in that country stays (a scenario that put the device in Paris,
+        then marked it roaming in France, keeps it in Paris); so does any location when the
+        gazetteer has no place of the country. Otherwise a place is drawn like a generated
+        one, from the number and the crossing, so every replica and every run puts the
+        device in the same place.
+        """
+        entered = country or self.config.country
+        coverage = _coverage_of(entered)
+        here = subscriber.location
+        if coverage is None or (
+            here is not None and coverage.reaches(here.latitude, here.longitude, 0.0)
+        ):
+            return here
+        key = f"{self.config.seed}:{subscriber.msisdn}:{country}:{when.timestamp()}"
         with self._faker_lock:
             self._faker.seed_instance(key)
-            placed = self._location(random.Random(key), country or self.config.country)
+            placed = self._location(random.Random(key), entered)
         return placed.model_copy(update={"observed_at": when})
 
     def _location(self, rng: random.Random, country: str) -> Location:
@@ -505,8 +534,27 @@ def _handset(rng: random.Random) -> HandsetBehaviour:
     return HandsetBehaviour(answer=HandsetAnswer.APPROVE, delay=round(rng.uniform(10, 30), 1))
 
 
-Placer = Callable[[str, str | None, datetime], Location]
-"""Where a device that crossed a border is: (number, country visited or None for home, when)."""
+Placer = Callable[[Subscriber, str | None, datetime], "Location | None"]
+"""Where a device that crossed a border is: (the subscriber before the crossing, the country
+visited or None for home, when)."""
+
+
+@lru_cache(maxsize=64)
+def _coverage_of(country: str) -> Coverage | None:
+    """A network's coverage in ``country``: the places a device there can be."""
+    from .integrator.coverage import Coverage  # the integrator package imports this module
+
+    return Coverage.of_country(country)
+
+
+def _is_country_code(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and len(value) == 2
+        and value.isascii()
+        and value.isalpha()
+        and value.isupper()
+    )
 
 
 def _apply(
@@ -530,11 +578,14 @@ def _apply(
                 update = {"sim_swaps": (*subscriber.sim_swaps, when)}
             case ChangeKind.ROAMING:
                 country = p.get("country")
-                if country is not None and (not isinstance(country, str) or len(country) != 2):
-                    raise ValueError("roaming.country must be an ISO 3166-1 alpha-2 code or null")
+                if country is not None and not _is_country_code(country):
+                    raise ValueError(
+                        "roaming.country must be an upper-case ISO 3166-1 alpha-2 code"
+                        " (like 'FR') or null"
+                    )
                 update = {"roaming_country": country}
                 if place is not None and country != subscriber.roaming_country:
-                    update["location"] = place(subscriber.msisdn, country, when)
+                    update["location"] = place(subscriber, country, when)
             case ChangeKind.CONNECTIVITY:
                 update = {"connectivity": tuple(Connectivity(c) for c in p["connectivity"])}
             case ChangeKind.LOCATION:

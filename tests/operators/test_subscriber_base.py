@@ -261,3 +261,57 @@ def test_crossing_a_border_moves_the_device_too(clock: FakeClock) -> None:
     assert spain.reaches(*located(home), 1.0) and not france.reaches(*located(home), 1.0)
     # the same log read by another replica places the device in the same spot
     assert located(make_base(example_operator(), clock, base.db).get(number)) == located(home)
+
+
+def test_a_device_placed_in_the_country_it_then_roams_in_stays_where_it_was_put(
+    clock: FakeClock,
+) -> None:
+    """A scenario that put a Spanish device in Paris and then marked it roaming in France
+    found it moved to another French town."""
+    base = make_base(example_operator(), clock)
+    number = base.test_number("approves")
+    paris = {"latitude": 48.8566, "longitude": 2.3522, "accuracy": 50.0}
+    base.record_change(number, ChangeKind.LOCATION, paris)
+    clock.now += 60
+    base.record_change(number, ChangeKind.ROAMING, {"country": "FR"})
+
+    roaming = base.get(number)
+
+    assert roaming is not None and roaming.roaming_country == "FR"
+    assert roaming.location is not None
+    assert (roaming.location.latitude, roaming.location.longitude) == (48.8566, 2.3522)
+
+
+@pytest.mark.parametrize("country", ["fr", "F1", "FRA", "", 33])
+def test_a_roaming_country_that_is_no_upper_case_iso_code_is_refused(
+    clock: FakeClock, country: object
+) -> None:
+    """A lower-case ``fr`` matched no place of the gazetteer, and the device was put at a
+    random point on Earth."""
+    base = make_base(example_operator(), clock)
+    number = base.test_number("approves")
+
+    with pytest.raises(ValueError, match=r"roaming\.country"):
+        base.record_change(number, ChangeKind.ROAMING, {"country": country})
+
+    assert base.changes(number) == []
+
+
+@pytest.mark.parametrize("operator", ["ES", "FR"])
+def test_each_test_number_is_located_in_the_country_it_is_in(
+    clock: FakeClock, operator: str
+) -> None:
+    """The ``roaming`` number was flagged as roaming in France but located in Spain; a test
+    number the draw made roaming was flagged at home but located abroad."""
+    config = example_operator()
+    if operator == "FR":
+        config = config.model_copy(update={"country": "FR"})
+    base = make_base(config, clock)
+    for test in TEST_NUMBERS:
+        subscriber = base.get(base.test_number(test.role))
+        assert subscriber is not None and subscriber.location is not None, test.role
+        country = subscriber.roaming_country or config.country
+        coverage = Coverage.of_country(country)
+        assert coverage is not None
+        location = subscriber.location
+        assert coverage.reaches(location.latitude, location.longitude, 0.0), (test.role, country)
