@@ -332,7 +332,8 @@ class SessionTable:
 
     A deleted session stays as a tombstone for the replay window, with the key its DELETE
     was sent under: a DELETE retried under that Idempotency-Key must still reach the operator
-    that replays its 204; every other request finds the session gone.
+    that replays its 204; every other request finds the session gone. Tombstones past the
+    window are dropped at each delete and by the hub's housekeeping.
     """
 
     def __init__(self, db: Database, clock: Clock = time.time) -> None:

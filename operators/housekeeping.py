@@ -134,6 +134,11 @@ _PURGES = {
         "UPDATE usage_events SET response = NULL WHERE rowid IN (SELECT rowid FROM"
         " usage_events WHERE response IS NOT NULL AND at < ? LIMIT ?)",
     ),
+    "aggregator_qod_sessions": (  # the hub's: a deleted session's tombstone (federation)
+        "idempotent_answer",
+        "DELETE FROM aggregator_qod_sessions WHERE rowid IN (SELECT rowid FROM"
+        " aggregator_qod_sessions WHERE deleted_at < ? LIMIT ?)",
+    ),
     "portal_codes": (
         "portal_code",
         "DELETE FROM portal_codes WHERE rowid IN (SELECT rowid FROM"

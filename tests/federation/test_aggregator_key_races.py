@@ -20,6 +20,8 @@ from federation.aggregator import RoutedSession, SessionTable
 from federation.config import FederationConfig
 from federation.federation import Federation, quick_consent, start_federation
 from operators import REPLAY_WINDOW, Database
+from operators.config import TokenLifetimes
+from operators.housekeeping import Housekeeping, Retention
 
 FRAUD = "dpv:FraudPreventionAndDetection"
 SERVICE = "dpv:RequestedServiceProvision"
@@ -248,3 +250,28 @@ async def test_a_key_that_deleted_one_session_finds_another_deleted_session_gone
     probe = await fed.http.delete(f"{sessions}/{second}", headers=keyed)
 
     assert probe.status_code == 404, probe.text
+
+
+def test_the_hub_s_housekeeping_drops_tombstones_past_the_replay_window(tmp_path: Path) -> None:
+    """Tombstones were dropped only when another session was deleted: a hub whose last
+    sessions were deleted kept them for ever."""
+    now = [1_000.0]
+    table = SessionTable(Database(str(tmp_path / "hub.db")), lambda: now[0])
+    for session_id in ("old", "live"):
+        table.add(
+            RoutedSession(
+                session_id, "app", "telco-fr", "telco-fr", f"op-{session_id}", "tel:+33600000001"
+            ),
+            now[0],
+        )
+    table.forget("old", "key")
+    housekeeping = Housekeeping(
+        table.db, Retention.for_lifetimes(TokenLifetimes()), clock=lambda: now[0]
+    )
+    assert housekeeping.purge()["aggregator_qod_sessions"] == 0
+
+    now[0] += REPLAY_WINDOW + 1
+
+    assert housekeeping.purge()["aggregator_qod_sessions"] == 1
+    rows = table.db.all("SELECT session_id FROM aggregator_qod_sessions")
+    assert [row["session_id"] for row in rows] == ["live"]

@@ -131,6 +131,7 @@ def test_cutoffs_are_the_clock_minus_each_retention() -> None:
         "identity_seen_jti": now,
         "identity_operator_tokens": now,
         "usage_events": now - REPLAY_WINDOW,
+        "aggregator_qod_sessions": now - REPLAY_WINDOW,
         "portal_codes": now - 600,
         "portal_invitations": now,
         "portal_password_links": now,
