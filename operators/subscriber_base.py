@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from faker import Faker
+from faker.providers.address import Provider as AddressProvider
 
 from .config import OperatorConfig
 from .request_body import unencodable
@@ -47,6 +48,12 @@ from .types import Clock
 
 if TYPE_CHECKING:
     from .integrator.coverage import Coverage
+
+PLACED_WITHIN = 10_000.0
+"""Metres from a place of its country within which a device is in that country: a generated
+device is put within 0.05 degrees of a place (about 7 km at most in Europe)."""
+_COUNTRY_CODES = frozenset(AddressProvider.alpha_2_country_codes)
+"""ISO 3166-1 alpha-2, upper case (Faker's list)."""
 
 LOCALES = {
     "ES": "es_ES",
@@ -448,16 +455,17 @@ class SubscriberBase:
         """Where a device that crossed into ``country`` (home when None) at ``when`` is.
 
         A location already in that country stays (a scenario that put the device in Paris,
-        then marked it roaming in France, keeps it in Paris); so does any location when the
-        gazetteer has no place of the country. Otherwise a place is drawn like a generated
-        one, from the number and the crossing, so every replica and every run puts the
-        device in the same place.
+        then marked it roaming in France, keeps it in Paris): within :data:`PLACED_WITHIN` of
+        one of its places, as a generated device is. So does any location when the gazetteer
+        has no place of the country. Otherwise a place is drawn like a generated one, from
+        the number and the crossing, so every replica and every run puts the device in the
+        same place.
         """
         entered = country or self.config.country
-        coverage = _coverage_of(entered)
+        places = _places_of(entered)
         here = subscriber.location
-        if coverage is None or (
-            here is not None and coverage.reaches(here.latitude, here.longitude, 0.0)
+        if places is None or (
+            here is not None and places.reaches(here.latitude, here.longitude, 0.0)
         ):
             return here
         key = f"{self.config.seed}:{subscriber.msisdn}:{country}:{when.timestamp()}"
@@ -540,21 +548,16 @@ visited or None for home, when)."""
 
 
 @lru_cache(maxsize=64)
-def _coverage_of(country: str) -> Coverage | None:
-    """A network's coverage in ``country``: the places a device there can be."""
+def _places_of(country: str) -> Coverage | None:
+    """Where a device in ``country`` is: near one of its places, as a generated one is put.
+    Not the network's coverage, whose cells reach well into the neighbouring countries."""
     from .integrator.coverage import Coverage  # the integrator package imports this module
 
-    return Coverage.of_country(country)
+    return Coverage.of_country(country, reach=PLACED_WITHIN)
 
 
 def _is_country_code(value: object) -> bool:
-    return (
-        isinstance(value, str)
-        and len(value) == 2
-        and value.isascii()
-        and value.isalpha()
-        and value.isupper()
-    )
+    return isinstance(value, str) and value in _COUNTRY_CODES
 
 
 def _apply(
@@ -580,8 +583,8 @@ def _apply(
                 country = p.get("country")
                 if country is not None and not _is_country_code(country):
                     raise ValueError(
-                        "roaming.country must be an upper-case ISO 3166-1 alpha-2 code"
-                        " (like 'FR') or null"
+                        "roaming.country must be an ISO 3166-1 alpha-2 country code in upper"
+                        " case (like 'FR') or null"
                     )
                 update = {"roaming_country": country}
                 if place is not None and country != subscriber.roaming_country:

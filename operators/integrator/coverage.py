@@ -7,8 +7,10 @@ location-verification.yaml answers with 422 ``LOCATION_VERIFICATION.AREA_NOT_COV
 than ``FALSE``. The model: cells within :data:`CELL_REACH` of each of the country's places in
 the same gazetteer the subscriber base puts its subscribers' homes at (Faker's, within 6 km of
 a place), so every generated home is covered and the open sea, other continents and most of
-the neighbours are not. A roaming subscriber abroad is out of the home network's coverage, as
-a home operator cannot page a device on a visited network.
+the neighbours are not. A roaming subscriber is placed in the country it visits, so mostly out
+of the home network's coverage, as a home operator cannot page a device on a visited network;
+the model asks only where the area is, so a roaming device near the border (within the cells'
+reach of home) can still be verified by its home network.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from faker.providers.geo import Provider as Gazetteer
 
 from operators.config import OperatorConfig, example_operator
 from operators.integrator import Coverage
+from operators.integrator.geometry import distance_m
 from operators.storage import Database
 from operators.subscriber import Connectivity, HandsetAnswer, Subscriber
 from operators.subscriber_base import ChangeKind, SubscriberBase
@@ -282,12 +284,12 @@ def test_a_device_placed_in_the_country_it_then_roams_in_stays_where_it_was_put(
     assert (roaming.location.latitude, roaming.location.longitude) == (48.8566, 2.3522)
 
 
-@pytest.mark.parametrize("country", ["fr", "F1", "FRA", "", 33])
+@pytest.mark.parametrize("country", ["fr", "F1", "FRA", "", "ZZ", 33])
 def test_a_roaming_country_that_is_no_upper_case_iso_code_is_refused(
     clock: FakeClock, country: object
 ) -> None:
     """A lower-case ``fr`` matched no place of the gazetteer, and the device was put at a
-    random point on Earth."""
+    random point on Earth; ``ZZ`` was taken for a country."""
     base = make_base(example_operator(), clock)
     number = base.test_number("approves")
 
@@ -295,6 +297,17 @@ def test_a_roaming_country_that_is_no_upper_case_iso_code_is_refused(
         base.record_change(number, ChangeKind.ROAMING, {"country": country})
 
     assert base.changes(number) == []
+
+
+def _country_at(subscriber: Subscriber | None) -> str:
+    """The country of the gazetteer place nearest the subscriber's device."""
+    assert subscriber is not None and subscriber.location is not None
+    here = subscriber.location
+    nearest = min(
+        Gazetteer.land_coords,
+        key=lambda p: distance_m(here.latitude, here.longitude, float(p[0]), float(p[1])),
+    )
+    return str(nearest[3])
 
 
 @pytest.mark.parametrize("operator", ["ES", "FR"])
@@ -309,9 +322,21 @@ def test_each_test_number_is_located_in_the_country_it_is_in(
     base = make_base(config, clock)
     for test in TEST_NUMBERS:
         subscriber = base.get(base.test_number(test.role))
-        assert subscriber is not None and subscriber.location is not None, test.role
+        assert subscriber is not None
         country = subscriber.roaming_country or config.country
-        coverage = Coverage.of_country(country)
-        assert coverage is not None
-        location = subscriber.location
-        assert coverage.reaches(location.latitude, location.longitude, 0.0), (test.role, country)
+        assert _country_at(subscriber) == country, test.role
+
+
+def test_every_device_crossing_a_border_ends_up_in_the_country_it_entered(
+    clock: FakeClock,
+) -> None:
+    """A device within the visited network's cell reach (120 km, well into the home country)
+    was taken to be there already, and stayed at home while flagged abroad."""
+    base = make_base(example_operator(), clock)  # a Spanish network
+    numbers = list(base.numbers(limit=120))
+    for number in numbers:
+        base.record_change(number, ChangeKind.ROAMING, {"country": "FR"})
+
+    assert {number: _country_at(base.get(number)) for number in numbers} == dict.fromkeys(
+        numbers, "FR"
+    )
