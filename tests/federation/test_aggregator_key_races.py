@@ -128,16 +128,23 @@ async def test_another_application_learns_nothing_of_a_deleted_session(fed: Fede
     assert probe.status_code == 404, probe.text
 
 
-def test_a_tombstone_lasts_the_replay_window_and_is_then_dropped(tmp_path: Path) -> None:
-    now = [1_000.0]
+def _table_of(tmp_path: Path, now: list[float], *session_ids: str) -> SessionTable:
+    """A hub's session table on the clock ``now[0]``, with these sessions of one application
+    at telco-fr."""
     table = SessionTable(Database(str(tmp_path / "hub.db")), lambda: now[0])
-    for session_id in ("s-1", "s-2"):
+    for session_id in session_ids:
         table.add(
             RoutedSession(
                 session_id, "app", "telco-fr", "telco-fr", f"op-{session_id}", "tel:+33600000001"
             ),
             now[0],
         )
+    return table
+
+
+def test_a_tombstone_lasts_the_replay_window_and_is_then_dropped(tmp_path: Path) -> None:
+    now = [1_000.0]
+    table = _table_of(tmp_path, now, "s-1", "s-2")
 
     table.forget("s-1", "key-1")
     now[0] += REPLAY_WINDOW - 1
@@ -256,14 +263,7 @@ def test_the_hub_s_housekeeping_drops_tombstones_past_the_replay_window(tmp_path
     """Tombstones were dropped only when another session was deleted: a hub whose last
     sessions were deleted kept them for ever."""
     now = [1_000.0]
-    table = SessionTable(Database(str(tmp_path / "hub.db")), lambda: now[0])
-    for session_id in ("old", "live"):
-        table.add(
-            RoutedSession(
-                session_id, "app", "telco-fr", "telco-fr", f"op-{session_id}", "tel:+33600000001"
-            ),
-            now[0],
-        )
+    table = _table_of(tmp_path, now, "old", "live")
     table.forget("old", "key")
     housekeeping = Housekeeping(
         table.db, Retention.for_lifetimes(TokenLifetimes()), clock=lambda: now[0]
