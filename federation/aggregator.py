@@ -382,10 +382,11 @@ class SessionTable:
 
     def deleted(self, session_id: str, key: str) -> RoutedSession | None:
         """The session's tombstone, while a DELETE retried under ``key``, the key it was
-        deleted under, may still be replayed."""
+        deleted under, may still be replayed. A tombstone from before keys were kept (NULL)
+        answers any key, as then; one of a session found gone (``''``) answers none."""
         row = self.db.one(
-            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ? AND deleted_under = ?"
-            " AND deleted_at > ?",
+            "SELECT * FROM aggregator_qod_sessions WHERE session_id = ?"
+            " AND (deleted_under = ? OR deleted_under IS NULL) AND deleted_at > ?",
             (session_id, key, self.clock() - REPLAY_WINDOW),
         )
         return None if row is None else _routed(row)
@@ -406,7 +407,7 @@ class SessionTable:
             self.db.execute(
                 "UPDATE aggregator_qod_sessions SET deleted_at = ?, deleted_under = ?"
                 " WHERE session_id = ? AND deleted_at IS NULL",
-                (now, deleted_under, session_id),
+                (now, deleted_under or "", session_id),
             )
             self.db.execute(
                 "DELETE FROM aggregator_qod_sessions WHERE deleted_at <= ?",

@@ -275,3 +275,17 @@ def test_the_hub_s_housekeeping_drops_tombstones_past_the_replay_window(tmp_path
     assert housekeeping.purge()["aggregator_qod_sessions"] == 1
     rows = table.db.all("SELECT session_id FROM aggregator_qod_sessions")
     assert [row["session_id"] for row in rows] == ["live"]
+
+
+def test_a_tombstone_from_before_keys_were_kept_still_replays_its_delete(tmp_path: Path) -> None:
+    """A hub upgraded within a day of a delete: the tombstone has no key, and the DELETE
+    retried under its key must still reach the operator's replay, not the hub's 404."""
+    now = [1_000.0]
+    table = _table_of(tmp_path, now, "old", "gone")
+    table.db.execute(
+        "UPDATE aggregator_qod_sessions SET deleted_at = ? WHERE session_id = 'old'", (now[0],)
+    )
+    table.forget("gone")  # found gone at its operator (404): no key deleted it
+
+    assert table.deleted("old", "any-key") is not None
+    assert table.deleted("gone", "any-key") is None
