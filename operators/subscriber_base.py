@@ -356,9 +356,11 @@ class SubscriberBase:
             payload = json.loads(row["payload"])
             if not isinstance(payload, dict) or unencodable(payload):
                 raise ValueError("payload is not an object of encodable strings")
-            change = Change(
-                row["msisdn"], ChangeKind(row["kind"]), payload, float(row["effective_at"])
-            )
+            kind = ChangeKind(row["kind"])
+            if kind is ChangeKind.ROAMING and isinstance(payload.get("country"), str):
+                # stored before codes had to be upper case: 'fr' was France all along
+                payload = {**payload, "country": payload["country"].upper()}
+            change = Change(row["msisdn"], kind, payload, float(row["effective_at"]))
             probe = self._generate(change.msisdn, *self.plan.locate(change.msisdn))
             _apply(probe, [change], self.reference_time)
         except (KeyError, TypeError, ValueError, OverflowError, OSError) as error:

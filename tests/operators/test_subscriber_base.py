@@ -340,3 +340,22 @@ def test_every_device_crossing_a_border_ends_up_in_the_country_it_entered(
     assert {number: _country_at(base.get(number)) for number in numbers} == dict.fromkeys(
         numbers, "FR"
     )
+
+
+def test_a_lower_case_roaming_country_stored_by_an_older_version_still_reads(
+    clock: FakeClock,
+) -> None:
+    """Codes had to be two characters, not upper case: a stored 'fr' is France, not a row
+    to skip (which would have ended the subscriber's roaming on upgrade)."""
+    base = make_base(example_operator(), clock)
+    number = base.test_number("approves")
+    base.db.insert(
+        "INSERT INTO subscriber_changes (msisdn, kind, payload, effective_at, recorded_at)"
+        " VALUES (?, 'roaming', '{\"country\": \"fr\"}', ?, ?)",
+        (number, clock.now, clock.now),
+    )
+
+    roaming = base.get(number)
+
+    assert roaming is not None and roaming.roaming_country == "FR"
+    assert _country_at(roaming) == "FR"
