@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pycountry
 from faker import Faker
-from faker.providers.address import Provider as AddressProvider
+from faker.providers.geo import Provider as Gazetteer
 
 from .config import OperatorConfig
 from .request_body import unencodable
@@ -46,14 +47,12 @@ from .subscriber import (
 from .test_numbers import RESERVED_SUFFIXES, TEST_NUMBERS, TestNumber, by_suffix
 from .types import Clock
 
-if TYPE_CHECKING:
-    from .integrator.coverage import Coverage
-
-PLACED_WITHIN = 10_000.0
-"""Metres from a place of its country within which a device is in that country: a generated
-device is put within 0.05 degrees of a place (about 7 km at most in Europe)."""
-_COUNTRY_CODES = frozenset(AddressProvider.alpha_2_country_codes)
-"""ISO 3166-1 alpha-2, upper case (Faker's list)."""
+_PLACES: tuple[tuple[float, float, str], ...] = tuple(
+    (float(lat), float(lon), code) for lat, lon, _name, code, _zone in Gazetteer.land_coords
+)
+"""The gazetteer subscribers are placed by (Faker's): latitude, longitude, country code."""
+_COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | {p[2] for p in _PLACES}
+"""ISO 3166-1 alpha-2 (pycountry's), and the user-assigned codes the gazetteer uses (XK)."""
 
 LOCALES = {
     "ES": "es_ES",
@@ -457,17 +456,15 @@ class SubscriberBase:
         """Where a device that crossed into ``country`` (home when None) at ``when`` is.
 
         A location already in that country stays (a scenario that put the device in Paris,
-        then marked it roaming in France, keeps it in Paris): within :data:`PLACED_WITHIN` of
-        one of its places, as a generated device is. So does any location when the gazetteer
-        has no place of the country. Otherwise a place is drawn like a generated one, from
-        the number and the crossing, so every replica and every run puts the device in the
-        same place.
+        then marked it roaming in France, keeps it in Paris): one whose nearest place in the
+        gazetteer is of that country. So does any location when the gazetteer has no place of
+        the country. Otherwise a place is drawn like a generated one, from the number and the
+        crossing, so every replica and every run puts the device in the same place.
         """
         entered = country or self.config.country
-        places = _places_of(entered)
         here = subscriber.location
-        if places is None or (
-            here is not None and places.reaches(here.latitude, here.longitude, 0.0)
+        if not _has_places(entered) or (
+            here is not None and _country_at(here.latitude, here.longitude) == entered
         ):
             return here
         key = f"{self.config.seed}:{subscriber.msisdn}:{country}:{when.timestamp()}"
@@ -549,13 +546,23 @@ Placer = Callable[[Subscriber, str | None, datetime], "Location | None"]
 visited or None for home, when)."""
 
 
-@lru_cache(maxsize=64)
-def _places_of(country: str) -> Coverage | None:
-    """Where a device in ``country`` is: near one of its places, as a generated one is put.
-    Not the network's coverage, whose cells reach well into the neighbouring countries."""
-    from .integrator.coverage import Coverage  # the integrator package imports this module
+@lru_cache(maxsize=256)
+def _has_places(country: str) -> bool:
+    return any(code == country for _, _, code in _PLACES)
 
-    return Coverage.of_country(country, reach=PLACED_WITHIN)
+
+def _country_at(latitude: float, longitude: float) -> str:
+    """The country of the gazetteer place nearest the point: which side of a border it is on
+    (a distance to the country's places would not tell: Gronau, DE, is 6 km from Losser, NL).
+    Nearest on the local flat projection, which ranks places as the great circle does at the
+    distances that decide."""
+    scale = math.cos(math.radians(latitude))
+
+    def squared(place: tuple[float, float, str]) -> float:
+        east = ((place[1] - longitude + 180.0) % 360.0 - 180.0) * scale
+        return (place[0] - latitude) ** 2 + east**2
+
+    return min(_PLACES, key=squared)[2]
 
 
 def _is_country_code(value: object) -> bool:
