@@ -265,19 +265,26 @@ def test_crossing_a_border_moves_the_device_too(clock: FakeClock) -> None:
     assert located(make_base(example_operator(), clock, base.db).get(number)) == located(home)
 
 
+def _placed_then_roaming(
+    clock: FakeClock, place: tuple[float, float], country: str
+) -> Subscriber | None:
+    """A Spanish subscriber put at ``place`` (a LOCATION change), then roaming in ``country``
+    a minute later."""
+    base = make_base(example_operator(), clock)
+    number = base.test_number("approves")
+    at = {"latitude": place[0], "longitude": place[1], "accuracy": 50.0}
+    base.record_change(number, ChangeKind.LOCATION, at)
+    clock.now += 60
+    base.record_change(number, ChangeKind.ROAMING, {"country": country})
+    return base.get(number)
+
+
 def test_a_device_placed_in_the_country_it_then_roams_in_stays_where_it_was_put(
     clock: FakeClock,
 ) -> None:
     """A scenario that put a Spanish device in Paris and then marked it roaming in France
     found it moved to another French town."""
-    base = make_base(example_operator(), clock)
-    number = base.test_number("approves")
-    paris = {"latitude": 48.8566, "longitude": 2.3522, "accuracy": 50.0}
-    base.record_change(number, ChangeKind.LOCATION, paris)
-    clock.now += 60
-    base.record_change(number, ChangeKind.ROAMING, {"country": "FR"})
-
-    roaming = base.get(number)
+    roaming = _placed_then_roaming(clock, (48.8566, 2.3522), "FR")  # Paris
 
     assert roaming is not None and roaming.roaming_country == "FR"
     assert roaming.location is not None
@@ -364,14 +371,9 @@ def test_a_lower_case_roaming_country_stored_by_an_older_version_still_reads(
 def test_a_device_a_few_kilometres_from_the_border_is_moved_across_it(clock: FakeClock) -> None:
     """Gronau (DE) is 6 km from Losser (NL): a device there, roaming into the Netherlands, was
     taken to be in the Netherlands already, and stayed in Germany."""
-    base = make_base(example_operator(), clock)
-    number = base.test_number("approves")
-    gronau = {"latitude": 52.21099, "longitude": 7.02238, "accuracy": 50.0}
-    base.record_change(number, ChangeKind.LOCATION, gronau)
-    clock.now += 60
-    base.record_change(number, ChangeKind.ROAMING, {"country": "NL"})
+    roaming = _placed_then_roaming(clock, (52.21099, 7.02238), "NL")  # Gronau
 
-    assert _country_at(base.get(number)) == "NL"
+    assert _country_at(roaming) == "NL"
 
 
 @pytest.mark.parametrize("country", ["HK", "PR", "RE", "XK"])
