@@ -51,7 +51,9 @@ _PLACES: tuple[tuple[float, float, str], ...] = tuple(
     (float(lat), float(lon), code) for lat, lon, _name, code, _zone in Gazetteer.land_coords
 )
 """The gazetteer subscribers are placed by (Faker's): latitude, longitude, country code."""
-_COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | {p[2] for p in _PLACES}
+_PLACE_COUNTRIES = frozenset(code for _, _, code in _PLACES)
+"""The countries the gazetteer has a place of."""
+_COUNTRY_CODES = frozenset(c.alpha_2 for c in pycountry.countries) | _PLACE_COUNTRIES
 """ISO 3166-1 alpha-2 (pycountry's), and the user-assigned codes the gazetteer uses (XK)."""
 
 LOCALES = {
@@ -463,7 +465,7 @@ class SubscriberBase:
         """
         entered = country or self.config.country
         here = subscriber.location
-        if not _has_places(entered) or (
+        if entered not in _PLACE_COUNTRIES or (
             here is not None and _country_at(here.latitude, here.longitude) == entered
         ):
             return here
@@ -544,11 +546,6 @@ def _handset(rng: random.Random) -> HandsetBehaviour:
 Placer = Callable[[Subscriber, str | None, datetime], "Location | None"]
 """Where a device that crossed a border is: (the subscriber before the crossing, the country
 visited or None for home, when)."""
-
-
-@lru_cache(maxsize=256)
-def _has_places(country: str) -> bool:
-    return any(code == country for _, _, code in _PLACES)
 
 
 def _country_at(latitude: float, longitude: float) -> str:
