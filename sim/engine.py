@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
+import weakref
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,27 +50,39 @@ Progress = Callable[[float], None]
 """Called with the virtual time reached, after each slice of the run."""
 
 
+_worlds: weakref.WeakSet[World] = weakref.WeakSet()
+"""Every world still in memory, alive or uncollected garbage."""
+
+
 @contextmanager
-def _collector_at_ease(threshold: int = 50_000) -> Iterator[None]:
+def _collector_at_ease(world: World, threshold: int = 50_000) -> Iterator[None]:
     """Let the cycle collector's young generation fill up to ``threshold`` objects, and keep
     its full collections off the heap that was there before the run.
 
-    A built world is about a million objects (the subscriber bases, the gazetteer, the
-    models) that live as long as the run, and a process may still hold an earlier world's
-    cyclic garbage. Each full collection during the run walked all of it: three of them cost
-    a protected thundering herd about a fifth of its time when it ran after the unprotected
-    variant. The heap is collected once and then frozen (``gc.freeze``), so the collector
-    walks only the objects the run itself makes, and an earlier world's garbage is freed
-    rather than kept alive for the run (a calibration loop would otherwise hold every world
-    it built). The heap is given back, and collectable again, when the run ends. A process
-    that froze its own heap already keeps its freeze untouched; one that freezes part of the
-    heap during the run gets it back thawed, since ``gc.unfreeze`` cannot tell freezes apart.
+    A built world and the modules it imports are over a hundred thousand objects that live
+    as long as the run, and a process may still hold an earlier world's cyclic garbage. Each
+    full collection during the run walked all of it: three of them cost a protected
+    thundering herd about a fifth of its time when it ran after the unprotected variant. The
+    heap is collected and then frozen (``gc.freeze``), so the collector walks only the
+    objects the run itself makes. The heap is given back, and collectable again, when the run
+    ends. A process that froze its own heap already keeps its freeze untouched; one that
+    freezes part of the heap during the run gets it back thawed, since ``gc.unfreeze`` cannot
+    tell freezes apart.
+
+    What is collected first depends on what garbage can be there. The young generations
+    always: they hold what was dropped since the last collection, and are small. The whole
+    heap only while another world is still in memory: an earlier world's garbage is in the
+    old generation, and freezing it would keep it through this run and, in a calibration
+    loop, through every later one (the old generation is rarely collected). Walking the whole
+    heap costs about 60 ms here even when it frees nothing, a tenth of a short run's time;
+    what else the old generation holds as garbage is only kept until the run ends.
     """
     saved = gc.get_threshold()
     gc.set_threshold(max(threshold, saved[0]), *saved[1:])
     freezing = gc.get_freeze_count() == 0
     if freezing:
-        gc.collect()
+        others = any(other is not world for other in _worlds)
+        gc.collect(2 if others else 1)
         gc.freeze()
     try:
         yield
@@ -133,6 +146,7 @@ class World:
     """Every simulated party of one scenario variant on one environment."""
 
     def __init__(self, scenario: Scenario) -> None:
+        _worlds.add(self)
         self.scenario = scenario
         self.env = env = simpy.Environment()
         seed = f"{scenario.seed}"
@@ -227,7 +241,7 @@ class World:
         duration = self.scenario.duration
         step = max(1.0, math.ceil(duration / slices))
         t = 0.0
-        with _collector_at_ease():
+        with _collector_at_ease(self):
             while t < duration:
                 t = min(duration, t + step)
                 # A hair past a whole second, so the ticker closes the last row before we stop.

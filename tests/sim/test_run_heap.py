@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sim import engine
 from sim.engine import World
 from sim.scenario import load_scenario
 
@@ -96,3 +97,56 @@ def test_garbage_left_before_the_run_is_freed_rather_than_frozen(
         gc.enable()
 
     assert alive_during == [False, False]
+
+
+def _collections_at_start(world: World) -> list[int]:
+    """The generations the collector walked between the run's start and its first slice."""
+    seen: list[int] = []
+    started = [False]
+
+    def observe(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and not started[0]:
+            seen.append(info["generation"])
+
+    def first_slice(_: float) -> None:
+        started[0] = True
+
+    gc.callbacks.append(observe)
+    try:
+        world.run(first_slice, slices=2)
+    finally:
+        gc.callbacks.remove(observe)
+    return seen
+
+
+def test_an_earlier_worlds_garbage_is_freed_before_the_run(thawed: None) -> None:
+    (scenario,) = load_scenario(SCENARIO, duration=2)
+    earlier = World(scenario)
+    earlier.run()
+    gc.collect()  # the earlier world is old now, where only a full collection reaches it
+    freed = weakref.ref(earlier)
+    later = World(scenario)
+    del earlier
+    gc.disable()
+    try:
+        alive_during: list[bool] = []
+        later.run(lambda _: alive_during.append(freed() is not None), slices=2)
+    finally:
+        gc.enable()
+
+    assert alive_during == [False, False]
+
+
+def test_a_world_alone_in_memory_is_not_made_to_walk_the_whole_heap(
+    thawed: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Alone by construction: a world an earlier test left in this worker is not counted.
+    monkeypatch.setattr(engine, "_worlds", weakref.WeakSet())
+    (scenario,) = load_scenario(SCENARIO, duration=2)
+    world = World(scenario)
+
+    walked = _collections_at_start(world)
+
+    # The young generations are collected, for garbage dropped since the build; the old
+    # one, over a hundred thousand live objects, only when another world may be garbage.
+    assert walked and max(walked) < 2
