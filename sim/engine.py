@@ -50,8 +50,10 @@ Progress = Callable[[float], None]
 """Called with the virtual time reached, after each slice of the run."""
 
 
-_worlds: weakref.WeakSet[World] = weakref.WeakSet()
-"""Every world still in memory, alive or uncollected garbage."""
+_worlds: weakref.WeakSet[simpy.Environment] = weakref.WeakSet()
+"""The environment of every world still in memory, alive or uncollected garbage (a world
+dies with its environment, which its processes refer to; the environment, unlike a world
+compiled by mypyc, can be weakly referred to)."""
 
 
 @contextmanager
@@ -81,7 +83,7 @@ def _collector_at_ease(world: World, threshold: int = 50_000) -> Iterator[None]:
     gc.set_threshold(max(threshold, saved[0]), *saved[1:])
     freezing = gc.get_freeze_count() == 0
     if freezing:
-        others = any(other is not world for other in _worlds)
+        others = any(env is not world.env for env in _worlds)
         gc.collect(2 if others else 1)
         gc.freeze()
     try:
@@ -146,9 +148,9 @@ class World:
     """Every simulated party of one scenario variant on one environment."""
 
     def __init__(self, scenario: Scenario) -> None:
-        _worlds.add(self)
         self.scenario = scenario
         self.env = env = simpy.Environment()
+        _worlds.add(env)
         seed = f"{scenario.seed}"
         self.metrics = Metrics(clock(env))
         topology = scenario.topology
