@@ -121,14 +121,44 @@ def source_digest(root: Path = ROOT) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_scenario(path: Path, out: Path) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "sim.cli", "run", str(ROOT / CHECK_SCENARIO), "--out", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(path), "MPLBACKEND": "Agg"},
-        check=True,
+def _environment(path: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(path), "MPLBACKEND": "Agg"}
+
+
+def imported_from(path: Path, cwd: Path) -> str:
+    """The file :data:`PROBE` is imported from with ``path`` first on the path, run in ``cwd``.
+
+    Run from the checkout, ``python -m`` and ``-c`` put the current folder before
+    ``PYTHONPATH``, so the checkout's pure modules would shadow the copy's extensions: every
+    run of the copy goes from a scratch folder, and this says what it really imports.
+    """
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import {PROBE} as m; print(m.__file__)"],
+        cwd=cwd,
+        env=_environment(path),
         capture_output=True,
+        text=True,
+        check=True,
     )
+    return probe.stdout.strip()
+
+
+def run_scenario(path: Path, out: Path, cwd: Path) -> None:
+    """The check scenario's run with ``path`` first on the path, its results in ``out``."""
+    compiled = path != ROOT
+    where = imported_from(path, cwd)
+    extension = not where.endswith(".py")
+    if where.startswith(str(path)) and extension == compiled:
+        subprocess.run(
+            [sys.executable, "-m", "sim.cli", "run", str(ROOT / CHECK_SCENARIO), "--out", str(out)],
+            cwd=cwd,
+            env=_environment(path),
+            check=True,
+            capture_output=True,
+        )
+        return
+    build = "the copy's extension" if compiled else "the checkout's source"
+    sys.exit(f"the check would import {PROBE} from {where}, not {build}")
 
 
 def same_results(pure: Path, compiled: Path) -> list[str]:
@@ -155,17 +185,8 @@ PROBE = "sim.tiers.timers"
 
 def run_tests(out: Path) -> int:
     """Run :data:`TEST_PATHS` against the copy at ``out``; pytest's exit status."""
-    env = {**os.environ, "PYTHONPATH": str(out), "MPLBACKEND": "Agg"}
     with tempfile.TemporaryDirectory(prefix="ogsim-compiled-tests-") as scratch:
-        probe = subprocess.run(
-            [sys.executable, "-c", f"import {PROBE} as m; print(m.__file__)"],
-            cwd=scratch,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        where = probe.stdout.strip()
+        where = imported_from(out, Path(scratch))
         if not where.startswith(str(out)) or where.endswith(".py"):
             sys.exit(f"the tests would import {PROBE} from {where}, not the copy's extension")
         print(f"testing the copy ({PROBE} from {Path(where).name}): {' '.join(TEST_PATHS)}")
@@ -182,7 +203,7 @@ def run_tests(out: Path) -> int:
             "no:cacheprovider",
             *(str(ROOT / path) for path in TEST_PATHS),
         ]
-        return subprocess.run(argv, cwd=scratch, env=env, check=False).returncode
+        return subprocess.run(argv, cwd=scratch, env=_environment(out), check=False).returncode
 
 
 def main() -> None:
@@ -215,8 +236,8 @@ def main() -> None:
         print(f"checking {CHECK_SCENARIO}: pure and compiled runs must agree byte for byte")
         with tempfile.TemporaryDirectory(prefix="ogsim-compiled-") as scratch:
             pure, compiled = Path(scratch) / "pure", Path(scratch) / "compiled"
-            run_scenario(ROOT, pure)
-            run_scenario(out, compiled)
+            run_scenario(ROOT, pure, Path(scratch))
+            run_scenario(out, compiled, Path(scratch))
             differing = same_results(pure, compiled)
         if differing:
             sys.exit(f"the compiled copy's results differ: {', '.join(differing)}")
