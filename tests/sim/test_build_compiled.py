@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from build_compiled import MODULES, PACKAGES  # noqa: E402
+from build_compiled import MODULES, PACKAGES, imported_from, run_scenario  # noqa: E402
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -87,3 +87,16 @@ def test_the_installed_setuptools_reads_the_project_file() -> None:
 
     project = read_configuration(ROOT / "pyproject.toml")["project"]
     assert project["name"] == "ogsim" and project["license"] == "Apache-2.0"
+
+
+def test_the_check_refuses_to_run_a_copy_that_the_checkout_would_shadow(tmp_path: Path) -> None:
+    """Run from the checkout, ``python -m`` imports the checkout's modules before the copy's:
+    the check said "identical" of the pure build compared with itself. A copy that is not
+    what the run would import stops the build instead."""
+    copy = tmp_path / "copy"  # a copy with no modules: whatever runs comes from elsewhere
+    copy.mkdir()
+
+    assert imported_from(copy, ROOT).startswith(str(ROOT / "sim"))
+    with pytest.raises(SystemExit, match="not the copy's extension"):
+        run_scenario(copy, tmp_path / "out", ROOT)
+    assert not (tmp_path / "out").exists()  # refused before the scenario ran
