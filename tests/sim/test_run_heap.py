@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,14 +89,20 @@ def test_garbage_left_before_the_run_is_freed_rather_than_frozen(
     garbage = _Garbage()
     freed = weakref.ref(garbage)
     del garbage
-    gc.disable()  # no collection of its own may free it before the run starts
+
+    assert _alive_during_run(world, freed) == [False, False]
+
+
+def _alive_during_run(world: World, garbage: Callable[[], object]) -> list[bool]:
+    """Whether ``garbage`` was still in memory at each slice of a run of ``world``; no
+    collection but the run's own may free it before the run starts."""
+    alive_during: list[bool] = []
+    gc.disable()
     try:
-        alive_during: list[bool] = []
-        world.run(lambda _: alive_during.append(freed() is not None), slices=2)
+        world.run(lambda _: alive_during.append(garbage() is not None), slices=2)
     finally:
         gc.enable()
-
-    assert alive_during == [False, False]
+    return alive_during
 
 
 def _collections_at_start(world: World) -> list[int]:
@@ -127,14 +133,8 @@ def test_an_earlier_worlds_garbage_is_freed_before_the_run(thawed: None) -> None
     freed = weakref.ref(earlier.env)  # a world compiled by mypyc takes no weak reference
     later = World(scenario)
     del earlier
-    gc.disable()
-    try:
-        alive_during: list[bool] = []
-        later.run(lambda _: alive_during.append(freed() is not None), slices=2)
-    finally:
-        gc.enable()
 
-    assert alive_during == [False, False]
+    assert _alive_during_run(later, freed) == [False, False]
 
 
 def test_a_world_alone_in_memory_is_not_made_to_walk_the_whole_heap(
